@@ -1,0 +1,52 @@
+"""Shaping metric series for plotting: smoothing and downsampling, so long runs stay fast."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MAX_POINTS = 1000
+
+
+def smooth(values: Sequence[float], weight: float = 0.9) -> list[float]:
+    """Exponential moving average with bias correction (the TensorBoard smoothing)."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = weight * avg + (1.0 - weight) * v
+        out.append(avg / (1.0 - weight ** i))
+    return out
+
+
+def downsample(xs: Sequence[float], ys: Sequence[float],
+               max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+    """Average consecutive points into at most ``max_points`` buckets."""
+    n = len(xs)
+    if n <= max_points:
+        return list(xs), list(ys)
+    out_x, out_y = [], []
+    for b in range(max_points):
+        lo, hi = b * n // max_points, (b + 1) * n // max_points
+        if hi > lo:
+            out_x.append(sum(xs[lo:hi]) / (hi - lo))
+            out_y.append(sum(ys[lo:hi]) / (hi - lo))
+    return out_x, out_y
+
+
+def loss_curve(steps: Sequence[dict], max_points: int = MAX_POINTS,
+               weight: float = 0.9) -> tuple[list[float], list[float]]:
+    """Smoothed, downsampled (step, loss) of a run's step rows."""
+    rows = [r for r in steps if r.get("loss") is not None]
+    xs = [float(r["step"]) for r in rows]
+    ys = smooth([float(r["loss"]) for r in rows], weight)
+    return downsample(xs, ys, max_points)
+
+
+def epoch_marks(steps: Sequence[dict]) -> list[tuple[float, int]]:
+    """(first step of the epoch, epoch) for each epoch boundary in the step rows."""
+    marks, last = [], None
+    for r in steps:
+        e = r.get("epoch")
+        if e is not None and e != last:
+            if last is not None:
+                marks.append((float(r["step"]), int(e)))
+            last = e
+    return marks

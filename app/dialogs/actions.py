@@ -1,0 +1,114 @@
+"""Small forms for the run actions that take a choice: pick an epoch, extract embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from app.protocols_list import default_extract, protocols
+
+_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{ width: 80; height: auto; border: thick $primary; background: $surface; padding: 1 2; }}
+{name} Horizontal {{ height: auto; margin-top: 1; }}
+{name} Button {{ width: 1fr; margin: 0 1; }}
+{name} #error {{ color: $error; }}
+"""
+
+
+class PickDialog(ModalScreen[int | bool]):
+    """Which epoch params.yml should point at: the lowest EER (the default) or a chosen one."""
+
+    DEFAULT_CSS = _CSS.format(name="PickDialog")
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, epochs: list[int]) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Pick the epoch to use (params.yml and the database)")
+            yield Select([("lowest EER", "best")] + [(f"epoch {e}", str(e)) for e in self.epochs],
+                         value="best", allow_blank=False, id="epoch")
+            with Horizontal():
+                yield Button("Pick", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "ok":
+            self.dismiss(False)
+            return
+        value = self.query_one("#epoch", Select).value
+        self.dismiss(True if value == "best" else int(str(value)))
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class ExtractDialog(ModalScreen[dict | None]):
+    """Protocol, subset, step and epoch of an extraction (``spkemb-engine apply``)."""
+
+    DEFAULT_CSS = _CSS.format(name="ExtractDialog")
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, database_yml: Path | None) -> None:
+        super().__init__()
+        self.database_yml = database_yml
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Extract embeddings with a sliding window (spkemb-engine apply)")
+            yield Select([], prompt="protocol (loading…)", id="protocol")
+            yield Input("test", placeholder="subset", id="subset")
+            yield Input("0.1", placeholder="step, as a fraction of the window", id="step", type="number")
+            yield Input("", placeholder="epoch (blank: the picked best)", id="epoch", type="integer")
+            yield Static("", id="error")
+            with Horizontal():
+                yield Button("Extract", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True)
+    def _load(self) -> None:
+        try:
+            names = protocols(self.database_yml)
+        except Exception as e:  # noqa: BLE001 - shown in the dialog
+            self.app.call_from_thread(self.query_one("#error", Static).update, str(e))
+            return
+        self.app.call_from_thread(self._fill, names)
+
+    def _fill(self, names: list[str]) -> None:
+        select = self.query_one("#protocol", Select)
+        select.set_options([(n, n) for n in names])
+        default = default_extract(names)
+        if default:
+            select.value = default
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "ok":
+            self.dismiss(None)
+            return
+        protocol = self.query_one("#protocol", Select).value
+        error = self.query_one("#error", Static)
+        if protocol is Select.NULL:
+            error.update("choose a protocol")
+            return
+        try:
+            step = float(self.query_one("#step", Input).value)
+        except ValueError:
+            error.update("step: a number such as 0.1")
+            return
+        epoch = self.query_one("#epoch", Input).value.strip()
+        self.dismiss({"protocol": str(protocol), "subset": self.query_one("#subset", Input).value.strip() or "test",
+                      "step": step, "epoch": int(epoch) if epoch else None})
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,166 @@
+"""Launching and stopping ``spkemb-engine`` commands as detached child processes.
+
+Every command is an argument list run with the same interpreter (``python -m engine``), in its
+own session so that closing the TUI sends it no hang-up (DESIGN.md, "Processes"), with its
+output in a log file beside the run. Progress comes back through the runs database only.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+#: children this TUI started; polled so that an exited child does not linger as a zombie
+#: (a zombie still has a /proc entry and would look alive to the lost-run check)
+_CHILDREN: list[subprocess.Popen] = []
+
+
+def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
+    """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (DESIGN.md, "Directories")."""
+    return Path(exp_dir) / "train" / f"{protocol}.{subset}"
+
+
+def val_dir(trn: str | Path, protocol: str, subset: str) -> Path:
+    """VAL_DIR = TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET."""
+    return Path(trn) / "validate_equal_error_rate" / f"{protocol}.{subset}"
+
+
+def _common(db: str | Path | None, database: str | Path | None) -> list[str]:
+    args = []
+    if db:
+        args += ["--db", str(db)]
+    if database:
+        args += ["--database", str(database)]
+    return args
+
+
+def engine_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "engine", *args]
+
+
+def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to: int | None = None,
+               device: str | None = None, parallel: int | None = None, resume: bool = False,
+               db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+    args = ["train", "--subset", subset]
+    if to is not None:
+        args += ["--to", str(to)]
+    if device:
+        args += ["--device", device]
+    if parallel is not None:
+        args += ["--parallel", str(parallel)]
+    if resume:
+        args.append("--resume")
+    return engine_argv(*args, *_common(db, database), str(exp_dir), protocol)
+
+
+def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every: int = 1,
+                  to: int | None = None, device: str | None = None,
+                  db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+    args = ["validate", "--subset", subset, "--every", str(every)]
+    if to is not None:
+        args += ["--to", str(to)]
+    if device:
+        args += ["--device", device]
+    return engine_argv(*args, *_common(db, database), str(trn), protocol)
+
+
+def pick_argv(val: str | Path, *, epoch: int | None = None, db: str | Path | None = None) -> list[str]:
+    args = ["pick"]
+    if epoch is not None:
+        args += ["--epoch", str(epoch)]
+    return engine_argv(*args, *_common(db, None), str(val))
+
+
+def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: float = 0.1,
+               epoch: int | None = None, device: str | None = None,
+               db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+    args = ["apply", "--subset", subset, "--step", str(step)]
+    if epoch is not None:
+        args += ["--epoch", str(epoch)]
+    if device:
+        args += ["--device", device]
+    return engine_argv(*args, *_common(db, database), str(val), protocol)
+
+
+def launch(argv: list[str], log_path: str | Path, *, cwd: str | Path | None = None) -> int:
+    """Start ``argv`` detached, appending its output to ``log_path``; returns its pid."""
+    log_path = Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=cwd, start_new_session=True, close_fds=True)
+    _CHILDREN.append(proc)
+    return proc.pid
+
+
+def run_quick(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:
+    """Run a short engine command (``pick``) to completion; returns (exit code, stderr or stdout)."""
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                         stdin=subprocess.DEVNULL)
+    return out.returncode, (out.stderr.strip() or out.stdout.strip())
+
+
+#: exit codes of children that ended, by pid
+_EXITED: dict[int, int] = {}
+
+
+def reap() -> None:
+    """Collect the exit status of children that ended."""
+    for proc in list(_CHILDREN):
+        code = proc.poll()
+        if code is not None:
+            _CHILDREN.remove(proc)
+            _EXITED[proc.pid] = code
+
+
+def _start_time(pid: int) -> float | None:
+    from engine.store.liveness import process_start_time
+
+    return process_start_time(pid)
+
+
+def stop(run: dict) -> str | None:
+    """Send SIGTERM to a run's process; returns why not, or None when sent.
+
+    The run's pid start time is checked first, so a pid the system reused for another
+    program is never signalled.
+    """
+    pid = run.get("pid")
+    if not pid:
+        return "the run has no process id recorded"
+    host = run.get("host")
+    if host and host != socket.gethostname():
+        return f"the run is on host {host}; stop it there (kill -TERM {pid})"
+    reap()
+    started = run.get("pid_start")
+    now_started = _start_time(int(pid))
+    if now_started is None:
+        return f"process {pid} is gone"
+    if started and abs(float(started) - now_started) > 2.0:
+        return f"process {pid} is another program now (the run's process is gone)"
+    try:
+        os.kill(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return f"process {pid} is gone"
+    except PermissionError:
+        return f"not allowed to signal process {pid}"
+    return None
+
+
+def exited(pid: int) -> bool:
+    """Whether a child this TUI started has ended (it is reaped as a side effect)."""
+    reap()
+    return pid in _EXITED
+
+
+def record_launch(app_pending: list[dict], argv: list[str], log_path: Path, *, kind: str, what: str,
+                  protocol: str, subset: str, device: str | None, now: float) -> int:
+    """Launch ``argv`` and remember it until its run shows up in the database."""
+    pid = launch(argv, log_path)
+    app_pending.append({"pid": pid, "argv": argv, "log": str(log_path), "kind": kind, "what": what,
+                        "protocol": protocol, "subset": subset, "device": device, "started_at": now})
+    return pid

@@ -1,0 +1,166 @@
+"""Reads of the runs database for the TUI, run in worker threads.
+
+Each call opens the store, reads in short transactions and closes it again: no cursor or
+connection is held across refreshes, so WAL checkpoints are never held back (DESIGN.md,
+"How the database is written").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from engine.store import open_store
+
+
+@contextmanager
+def store_at(path: Path, readonly: bool = True) -> Iterator[Any]:
+    store = open_store(path, readonly=readonly)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+class SummaryCache:
+    """Last loss per run, kept between refreshes so that only running runs are read again."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loss: dict[int, tuple[int, float | None]] = {}  # run id -> (last step read, last loss)
+
+
+def _best_by_train_run(runs: list[dict]) -> dict[int, dict]:
+    """The validate run with the best EER for each training run it validates."""
+    best: dict[int, dict] = {}
+    for r in runs:
+        parent = r.get("parent_id")
+        if r.get("kind") == "validate" and parent is not None and r.get("best_eer") is not None:
+            if parent not in best or r["best_eer"] < best[parent]["best_eer"]:
+                best[parent] = r
+    return best
+
+
+def _last_loss(store: Any, run: dict, cache: SummaryCache) -> float | None:
+    run_id = int(run["id"])
+    with cache.lock:
+        seen = cache.loss.get(run_id)
+    if seen is not None and (run.get("status") != "running" or (run.get("step") or 0) <= seen[0]):
+        return seen[1]
+    if seen is None and run.get("status") != "running":
+        epochs = store.epochs(run_id)
+        if epochs:
+            value = (int(run.get("step") or 0), epochs[-1].get("loss"))
+            with cache.lock:
+                cache.loss[run_id] = value
+            return value[1]
+    since = seen[0] if seen is not None else max(-1, int(run.get("step") or 0) - 1000)
+    rows = store.steps(run_id, since_step=since)
+    last = rows[-1] if rows else None
+    value = (int(last["step"]), last.get("loss")) if last else (since, seen[1] if seen else None)
+    with cache.lock:
+        cache.loss[run_id] = value
+    return value[1]
+
+
+def read_runs(path: Path, cache: SummaryCache) -> list[dict]:
+    """Every run with its last loss and best EER (a training run takes its validation's best)."""
+    with store_at(path) as store:
+        runs = store.runs()
+        best = _best_by_train_run(runs)
+        out = []
+        for run in runs:
+            row = dict(run)
+            if row.get("kind") == "train":
+                row["last_loss"] = _last_loss(store, row, cache)
+                val = best.get(int(row["id"]))
+                if val is not None:
+                    row["best_eer"], row["best_epoch"] = val["best_eer"], val["best_epoch"]
+            else:
+                row["last_loss"] = None
+            out.append(row)
+    return out
+
+
+def mark_lost(path: Path) -> list[int]:
+    """Turn running runs whose process is gone into ``lost`` (a short write transaction)."""
+    with store_at(path, readonly=False) as store:
+        return list(store.mark_lost())
+
+
+def read_detail(path: Path, run_id: int, since_step: int) -> dict[str, Any]:
+    """One run and everything recorded about it, for the run detail screen.
+
+    For a training run: its steps after ``since_step``, epochs, checkpoints, the
+    validations of its checkpoints and the validate/apply runs that hang off it.
+    """
+    with store_at(path) as store:
+        run = store.run(run_id)
+        if run is None:
+            return {"run": None}
+        train = run
+        if run.get("kind") != "train" and run.get("parent_id") is not None:
+            parent = store.run(int(run["parent_id"]))
+            if parent is not None and parent.get("kind") == "train":
+                train = parent
+            elif parent is not None and parent.get("parent_id") is not None:
+                grand = store.run(int(parent["parent_id"]))
+                train = grand if grand is not None and grand.get("kind") == "train" else train
+        train_id = int(train["id"])
+        all_runs = store.runs()
+        children = [r for r in all_runs if r.get("parent_id") == train_id]
+        grandchildren = [r for r in all_runs
+                         if r.get("parent_id") in {c["id"] for c in children}]
+        validations = store.validations(train_run_id=train_id)
+        return {
+            "run": run,
+            "train": train,
+            "steps": store.steps(train_id, since_step=since_step),
+            "epochs": store.epochs(train_id),
+            "checkpoints": store.checkpoints(train_id),
+            "validations": validations,
+            "validators": [r for r in children if r.get("kind") == "validate"],
+            "applies": [r for r in children + grandchildren if r.get("kind") == "apply"],
+            "problems": store.problems(train_id) + [p for v in children for p in store.problems(int(v["id"]))],
+        }
+
+
+def read_curves(path: Path, run_ids: list[int]) -> list[dict[str, Any]]:
+    """Steps, validations and config of several runs, for the compare screen."""
+    out = []
+    with store_at(path) as store:
+        for run_id in run_ids:
+            run = store.run(run_id)
+            if run is None:
+                continue
+            config = run.get("config")
+            if isinstance(config, str):
+                try:
+                    config = json.loads(config)
+                except ValueError:
+                    config = {}
+            out.append({"run": run, "steps": store.steps(run_id) if run.get("kind") == "train" else [],
+                        "validations": store.validations(train_run_id=run_id)
+                        if run.get("kind") == "train" else store.validations(run_id),
+                        "config": config or {}})
+    return out
+
+
+def run_query(path: Path, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
+    """A read-only SQL query (the store refuses writes on a read-only connection)."""
+    with store_at(path) as store:
+        columns, rows = store.query(sql, limit=limit)
+        return list(columns), [tuple(r) for r in rows]
+
+
+def used_by_runs(path: Path, exp_dir: Path) -> list[int]:
+    """Ids of runs that used the config of ``exp_dir``."""
+    if not path.exists():
+        return []
+    target = exp_dir.resolve()
+    with store_at(path) as store:
+        return [int(r["id"]) for r in store.runs()
+                if r.get("exp_dir") and Path(r["exp_dir"]).resolve() == target]

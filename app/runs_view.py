@@ -1,0 +1,97 @@
+"""How a run row reads in the tables: pure formatting, no I/O."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+STATUSES = ("running", "completed", "failed", "stopped", "lost")
+
+#: (column key, header) of the runs table
+COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("protocol", "protocol"),
+           ("status", "status"), ("epoch", "epoch"), ("loss", "last loss"), ("eer", "best EER @ epoch"),
+           ("device", "device"), ("started", "started"), ("duration", "duration")]
+
+STATUS_STYLE = {"running": "bold green", "completed": "cyan", "failed": "bold red",
+                "stopped": "yellow", "lost": "bold magenta"}
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return ""
+    s = int(seconds)
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def started(ts: float | None) -> str:
+    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+def epoch_text(run: dict[str, Any]) -> str:
+    epoch, target = run.get("epoch"), run.get("target_epoch")
+    if run.get("kind") == "apply":
+        done, total = run.get("progress"), run.get("progress_total")
+        return f"{done or 0}/{total} files" if total else ""
+    if epoch is None and target is None:
+        return ""
+    return f"{'' if epoch is None else epoch}/{'' if target is None else target}"
+
+
+def eer_text(run: dict[str, Any]) -> str:
+    eer, epoch = run.get("best_eer"), run.get("best_epoch")
+    if eer is None:
+        return ""
+    return f"{100 * eer:.2f} % @ {epoch}"
+
+
+def protocol_text(run: dict[str, Any]) -> str:
+    protocol, subset = run.get("protocol") or "", run.get("subset")
+    return f"{protocol}.{subset}" if subset else protocol
+
+
+def cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
+    """The text of each column of the runs table for one run."""
+    end = run.get("ended_at") or (now if run.get("status") == "running" else run.get("heartbeat_at"))
+    start = run.get("started_at")
+    loss = run.get("last_loss")
+    return (str(run["id"]), run.get("name") or "", run.get("kind") or "", protocol_text(run),
+            run.get("status") or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
+            eer_text(run), run.get("device") or "", started(start),
+            duration(None if start is None or end is None else end - start))
+
+
+def sort_value(run: dict[str, Any], column: str, now: float) -> Any:
+    """A value that sorts the column the way a reader expects (numbers as numbers)."""
+    value: Any
+    if column == "id":
+        value = run["id"]
+    elif column == "loss":
+        value = run.get("last_loss")
+    elif column == "eer":
+        value = run.get("best_eer")
+    elif column == "epoch":
+        value = run.get("epoch")
+    elif column in ("started", "duration"):
+        start = run.get("started_at") or 0.0
+        value = start if column == "started" else (run.get("ended_at") or now) - start
+    elif column == "protocol":
+        value = protocol_text(run)
+    else:
+        value = run.get(column) or ""
+    # None last, whichever the type
+    return (value is None, value if value is not None else 0)
+
+
+def matches(run: dict[str, Any], text: str, status: str | None) -> bool:
+    """Whether a run passes the filter box (all words, any column) and the status choice."""
+    if status and run.get("status") != status:
+        return False
+    if not text:
+        return True
+    hay = " ".join(str(run.get(k) or "") for k in
+                   ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host")).lower()
+    return all(word in hay for word in text.lower().split())

@@ -1,0 +1,1 @@
+"""One screen per module: runs (home), run_detail, configs, launch, compare, query."""

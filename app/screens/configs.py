@@ -1,0 +1,238 @@
+"""Configs: start from a template or an experiment, edit one field per parameter, save config.yml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.syntax import Syntax
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+
+from app import reader
+from app.experiments import find_experiments, flatten, from_text, next_free, to_text, unflatten
+from engine.config import FIELD_SPECS, TEMPLATES, config_from_dict, config_to_dict, dump_yaml, \
+    parse_config, template_text, validate_field
+from engine.errors import ConfigError
+
+SPECS = {}
+for _spec in FIELD_SPECS:
+    SPECS.setdefault(_spec.key, _spec)
+
+
+def _short(section: str, name: Any) -> str:
+    spec = SPECS.get(f"{section}.name")
+    for choice in spec.choices if spec else ():
+        if str(name) == choice or str(name).endswith("." + choice):
+            return choice
+    return str(name)
+
+
+class ConfigsScreen(Screen):
+    DEFAULT_CSS = """
+    ConfigsScreen #body { height: 1fr; }
+    ConfigsScreen #form { width: 3fr; }
+    ConfigsScreen #preview { width: 2fr; border: round $primary-darken-2; }
+    ConfigsScreen .field { height: auto; }
+    ConfigsScreen .field Label { width: 42; padding: 1 1 0 0; }
+    ConfigsScreen .field Input, ConfigsScreen .field Select { width: 1fr; }
+    ConfigsScreen .field-error { color: $error; padding-left: 42; height: auto; }
+    ConfigsScreen #status { height: auto; padding: 0 1; }
+    """
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+s", "save", "Save"),
+                ("ctrl+l", "save_launch", "Save & launch")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: list[str] = []
+        self.gen = 0
+        self.data: dict[str, Any] | None = None
+        self.source_exp: Path | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="toolbar"):
+            yield Select([(f"template: {t}", f"template:{t}") for t in TEMPLATES], value="template:demo",
+                         allow_blank=False, id="source")
+            yield Input(placeholder="experiment folder (EXP_DIR)", id="exp-dir")
+        yield Static("", id="status")
+        with Horizontal(id="body"):
+            yield VerticalScroll(id="form")
+            yield VerticalScroll(Static("", id="yaml"), id="preview")
+        with Horizontal(classes="toolbar"):
+            yield Button("Save", variant="primary", id="save")
+            yield Button("Save & launch", id="save-launch")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#preview").border_title = "config.yml preview"
+        self.query_one("#exp-dir", Input).value = "experiments/exp1"
+        self._find()
+        self._load_source("template:demo")
+
+    @work(thread=True)
+    def _find(self) -> None:
+        exps = find_experiments(self.app.workspace.root, self.app.db_path)
+        self.app.call_from_thread(self._add_experiments, exps)
+
+    def _add_experiments(self, exps: list[Path]) -> None:
+        select = self.query_one("#source", Select)
+        value = select.value
+        options = [(f"template: {t}", f"template:{t}") for t in TEMPLATES]
+        options += [(f"experiment: {self.app.workspace.show(p)}", f"exp:{p}") for p in exps]
+        with self.prevent(Select.Changed):
+            select.set_options(options)
+            select.value = value
+
+    @on(Select.Changed, "#source")
+    def _source_changed(self, event: Select.Changed) -> None:
+        self._load_source(str(event.value))
+
+    def _load_source(self, source: str) -> None:
+        kind, _, name = source.partition(":")
+        try:
+            if kind == "template":
+                text, origin = template_text(name), f"template {name}"
+                self.source_exp = None
+                exp = next_free(self.app.workspace.root / "experiments" / f"{name}")
+            else:
+                path = Path(name) / "config.yml"
+                text, origin = path.read_text(encoding="utf-8"), str(path)
+                self.source_exp = Path(name)
+                exp = Path(name)
+            cfg = parse_config(text, origin)
+        except (OSError, ConfigError) as e:
+            self.app.error(f"cannot load {source}: {e}")
+            return
+        self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
+        self._build_form(config_to_dict(cfg))
+
+    def _build_form(self, data: dict[str, Any]) -> None:
+        form = self.query_one("#form", VerticalScroll)
+        form.remove_children()
+        flat = flatten(data)
+        self.gen += 1
+        self.keys = list(flat)
+        rows = []
+        for i, (key, value) in enumerate(flat.items()):
+            section = key.split(".")[0].split("[")[0]
+            spec = SPECS.get(key) or SPECS.get(f"{section}.params.{key.rsplit('.', 1)[-1]}")
+            if key.endswith(".name") and key.count(".") == 1 and SPECS.get(key):
+                choices = SPECS[key].choices
+                short = _short(section, value)
+                options = [(c, c) for c in choices] + ([] if short in choices else [(short, short)])
+                widget = Select(options, value=short, allow_blank=False, id=self.fid(i))
+            else:
+                widget = Input(to_text(value), id=self.fid(i))
+            if spec is not None:
+                widget.tooltip = spec.help
+            rows.append(Vertical(Horizontal(Label(key), widget, classes="field"),
+                                 Static("", id=self.eid(i), classes="field-error"), classes="field"))
+        form.mount_all(rows)
+        self.call_after_refresh(self._validate)
+
+    def fid(self, i: int) -> str:
+        return f"f{self.gen}-{i}"
+
+    def eid(self, i: int) -> str:
+        return f"e{self.gen}-{i}"
+
+    def field(self, key: str):
+        """The input widget of a form field."""
+        return self.query_one(f"#{self.fid(self.keys.index(key))}")
+
+    def field_error(self, key: str) -> Static:
+        return self.query_one(f"#{self.eid(self.keys.index(key))}", Static)
+
+    def _form_data(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {}
+        for i, key in enumerate(self.keys):
+            widget = self.query_one(f"#{self.fid(i)}")
+            flat[key] = str(widget.value) if isinstance(widget, Select) else from_text(widget.value)
+        return unflatten(flat)
+
+    @on(Input.Changed, "#form Input")
+    @on(Select.Changed, "#form Select")
+    def _field_changed(self) -> None:
+        self._validate()
+
+    def _validate(self) -> bool:
+        """Check each field, then the whole config the way ``config check`` does; show the YAML."""
+        if not self.keys:
+            return False
+        try:
+            data = self._form_data()
+        except NoMatches:  # the form is being rebuilt
+            return False
+        ok = True
+        for i, key in enumerate(self.keys):
+            error = ""
+            widget = self.query_one(f"#{self.fid(i)}")
+            section = key.split(".")[0]
+            if key in SPECS and isinstance(widget, Input):
+                name = data.get(section, {}).get("name") if isinstance(data.get(section), dict) else None
+                error = validate_field(key, widget.value, _short(section, name) if name else None) or ""
+            self.query_one(f"#{self.eid(i)}", Static).update(error)
+            ok = ok and not error
+        status = self.query_one("#status", Static)
+        try:
+            config_from_dict(data, source="config.yml")
+        except ConfigError as e:
+            ok = False
+            status.update(f"[red]{e}[/red]")
+            if e.key in self.keys:
+                cell = self.field_error(e.key)
+                cell.update(str(e))
+        else:
+            if ok:
+                status.update("[green]valid[/green] — the same checks as `spkemb-engine config check`")
+            else:
+                status.update("[red]fix the fields marked in red[/red]")
+        self.data = data
+        self.query_one("#yaml", Static).update(Syntax(dump_yaml(data), "yaml", theme="ansi_dark"))
+        return ok
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        elif event.button.id == "save-launch":
+            self.action_save_launch()
+
+    def action_save(self) -> Path | None:
+        """Write EXP_DIR/config.yml; a config runs already used is never changed in place."""
+        if not self._validate() or self.data is None:
+            self.app.error("The config has errors: fix the fields marked in red before saving.")
+            return None
+        text = self.query_one("#exp-dir", Input).value.strip()
+        if not text:
+            self.app.error("Give the experiment folder (EXP_DIR) to save config.yml in.")
+            return None
+        exp = Path(text).expanduser()
+        if not exp.is_absolute():
+            exp = self.app.workspace.root / exp
+        used = reader.used_by_runs(self.app.db_path, exp) if (exp / "config.yml").exists() else []
+        if used:
+            new = next_free(exp)
+            self.app.notify(f"{self.app.workspace.show(exp)} was used by run(s) "
+                            f"{', '.join('#' + str(u) for u in used)}: saved as the new experiment "
+                            f"{self.app.workspace.show(new)} so history stays as it was.")
+            exp = new
+        try:
+            exp.mkdir(parents=True, exist_ok=True)
+            (exp / "config.yml").write_text(dump_yaml(self.data), encoding="utf-8")
+        except OSError as e:
+            self.app.blocking_error("Config not saved", f"cannot write {exp / 'config.yml'}: {e}")
+            return None
+        self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
+        self.app.notify(f"saved {self.app.workspace.show(exp / 'config.yml')}")
+        return exp
+
+    def action_save_launch(self) -> None:
+        exp = self.action_save()
+        if exp is not None:
+            self.app.pop_screen()
+            self.app.action_go_launch(str(exp))

@@ -1,0 +1,151 @@
+"""Launch: train an experiment on a protocol, optionally with the validation watcher beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+
+from app import processes
+from app.experiments import find_experiments
+from app.gpus import device_options
+from app.protocols_list import default_train, protocols
+
+
+def _row(label: str, widget) -> Horizontal:
+    return Horizontal(Label(label), widget, classes="launch-row")
+
+
+class LaunchScreen(Screen):
+    DEFAULT_CSS = """
+    LaunchScreen .launch-row { height: auto; }
+    LaunchScreen .launch-row Label { width: 30; padding: 1 1 0 1; }
+    LaunchScreen .launch-row Input, LaunchScreen .launch-row Select { width: 1fr; }
+    LaunchScreen #command { height: auto; padding: 1; color: $text-muted; }
+    """
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+l", "launch", "Launch")]
+
+    def __init__(self, exp_dir: str | None = None) -> None:
+        super().__init__()
+        self.exp_dir = exp_dir
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll():
+            yield _row("experiment (EXP_DIR)", Select([], prompt="experiment", id="exp"))
+            yield _row("protocol", Select([], prompt="protocol (loading…)", id="protocol"))
+            yield _row("subset", Input("train", id="subset"))
+            yield _row("train up to epoch (--to)", Input("10", id="to", type="integer"))
+            yield _row("device", Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device"))
+            yield _row("data workers (--parallel)", Input("2", id="parallel", type="integer"))
+            yield _row("validate beside training", Checkbox("validate", True, id="validate"))
+            yield _row("validation subset", Input("development", id="val-subset"))
+            yield _row("validate every N epochs", Input("1", id="every", type="integer"))
+            yield Static("", id="command")
+            with Vertical(classes="toolbar"):
+                yield Button("Launch", variant="primary", id="launch")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._discover()
+
+    @work(thread=True)
+    def _discover(self) -> None:
+        ws = self.app.workspace
+        exps = find_experiments(ws.root, ws.db_path)
+        self.app.call_from_thread(self._fill_exps, exps)
+        try:
+            names = protocols(ws.database_yml)
+            self.app.call_from_thread(self._fill_protocols, names, None)
+        except Exception as e:  # noqa: BLE001 - shown as a notification
+            self.app.call_from_thread(self._fill_protocols, [], str(e))
+        self.app.call_from_thread(self._fill_devices, device_options())
+
+    def _fill_exps(self, exps: list[Path]) -> None:
+        if self.exp_dir and Path(self.exp_dir).resolve() not in exps:
+            exps = [Path(self.exp_dir).resolve(), *exps]
+        select = self.query_one("#exp", Select)
+        select.set_options([(self.app.workspace.show(p), str(p)) for p in exps])
+        if self.exp_dir:
+            select.value = str(Path(self.exp_dir).resolve())
+        elif exps:
+            select.value = str(exps[0])
+        if not exps:
+            self.app.notify("No experiment folder with a config.yml yet: create one in Configs (n).",
+                            severity="warning")
+
+    def _fill_protocols(self, names: list[str], error: str | None) -> None:
+        select = self.query_one("#protocol", Select)
+        if error:
+            self.app.error(f"cannot list protocols: {error}")
+        select.set_options([(n, n) for n in names])
+        default = default_train(names)
+        if default:
+            select.value = default
+
+    def _fill_devices(self, options: list[tuple[str, str]]) -> None:
+        self.query_one("#device", Select).set_options(options)
+        self.query_one("#device", Select).value = options[-1][1] if len(options) > 1 else "cpu"
+
+    def _int(self, widget_id: str, name: str) -> int | None:
+        text = self.query_one(widget_id, Input).value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            self.app.error(f"{name}: a whole number, got {text!r}")
+            return None
+
+    def commands(self) -> tuple[list[str], list[str] | None, Path, Path | None] | None:
+        """The train (and validate) argument lists and their log files, or None (error notified)."""
+        exp = self.query_one("#exp", Select).value
+        protocol = self.query_one("#protocol", Select).value
+        if exp is Select.NULL or protocol is Select.NULL:
+            self.app.error("Choose an experiment and a protocol first.")
+            return None
+        to, parallel, every = self._int("#to", "epochs"), self._int("#parallel", "workers"), self._int("#every", "every")
+        if to is None or parallel is None or every is None:
+            return None
+        ws = self.app.workspace
+        subset = self.query_one("#subset", Input).value.strip() or "train"
+        device = str(self.query_one("#device", Select).value)
+        trn = processes.trn_dir(str(exp), str(protocol), subset)
+        train = processes.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
+                                     parallel=parallel, db=ws.db_path, database=ws.database_yml)
+        if not self.query_one("#validate", Checkbox).value:
+            return train, None, trn / "train.log", None
+        val_subset = self.query_one("#val-subset", Input).value.strip() or "development"
+        val = processes.val_dir(trn, str(protocol), val_subset)
+        validate = processes.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,
+                                           device=device, db=ws.db_path, database=ws.database_yml)
+        return train, validate, trn / "train.log", val / "validate.log"
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "launch":
+            self.action_launch()
+
+    def action_launch(self) -> None:
+        cmds = self.commands()
+        if cmds is None:
+            return
+        train, validate, train_log, val_log = cmds
+        protocol = str(self.query_one("#protocol", Select).value)
+        device = str(self.query_one("#device", Select).value)
+        exp = Path(str(self.query_one("#exp", Select).value))
+        try:
+            processes.record_launch(self.app.pending, train, train_log, kind="train", what=f"{exp.name} train",
+                                    protocol=protocol, subset=self.query_one("#subset", Input).value.strip(),
+                                    device=device, now=self.app.now())
+            if validate is not None and val_log is not None:
+                processes.record_launch(self.app.pending, validate, val_log, kind="validate",
+                                        what=f"{exp.name} validate", protocol=protocol,
+                                        subset=self.query_one("#val-subset", Input).value.strip(),
+                                        device=device, now=self.app.now())
+        except OSError as e:
+            self.app.blocking_error("Cannot launch", f"{' '.join(train)}\n\n{e}")
+            return
+        self.app.notify(f"launched: {' '.join(train[3:])}\nlog: {self.app.workspace.show(train_log)}")
+        self.app.pop_screen()

@@ -1,0 +1,258 @@
+"""One run: live loss and EER plots, epoch table, log tail, data problems, and the actions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from app import processes, reader
+from app.messages import DetailLoaded
+from app.runs_view import duration, eer_text, epoch_text, protocol_text
+from app.widgets.epoch_table import EpochTable
+from app.widgets.log_tail import LogTail
+from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
+
+
+class RunDetailScreen(Screen):
+    BINDINGS = [
+        ("escape", "app.pop_screen", "Back"),
+        ("x", "stop", "Stop"),
+        ("r", "resume", "Resume"),
+        ("v", "validate", "Validate"),
+        ("V", "stop_validation", "Stop validation"),
+        ("p", "pick", "Pick best"),
+        ("e", "extract", "Extract"),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.steps: list[dict] = []
+        self.data: dict = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading…", id="summary")
+        with Horizontal(id="plots"):
+            yield LossPlot(id="loss")
+            yield EerPlot(id="eer")
+        with Horizontal(id="lower"):
+            yield EpochTable(id="epochs")
+            with Vertical(id="side"):
+                yield Static("", id="extractions")
+                yield Static("", id="problems")
+        yield LogTail(id="log", interval=self.app.refresh_interval)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._poll()
+        self.set_interval(self.app.refresh_interval, self._poll)
+
+    def _poll(self) -> None:
+        self._load(self.run_id, int(self.steps[-1]["step"]) if self.steps else -1)
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _load(self, run_id: int, since_step: int) -> None:
+        try:
+            data = reader.read_detail(self.app.db_path, run_id, since_step)
+        except Exception as e:  # noqa: BLE001 - shown in the UI, never raised
+            self.post_message(DetailLoaded(run_id, error=str(e)))
+            return
+        self.post_message(DetailLoaded(run_id, data))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        summary = self.query_one("#summary", Static)
+        if message.error:
+            summary.update(f"Cannot read run #{self.run_id}: {message.error}")
+            return
+        data = message.data
+        run = data.get("run")
+        if run is None:
+            summary.update(f"Run #{self.run_id} is not in {self.app.db_path}.")
+            return
+        new = [s for s in data["steps"] if not self.steps or s["step"] > self.steps[-1]["step"]]
+        self.steps.extend(new)
+        self.data = data
+        self._summary(run, data)
+        if new or not self.query_one(LossPlot).series:
+            self.query_one(LossPlot).set_series([LossSeries(run.get("name") or f"#{run['id']}", self.steps)])
+        best = self._best_epoch()
+        self.query_one(EerPlot).set_series([EerSeries("EER", data["validations"], best)])
+        self.query_one(EpochTable).set_rows(data["epochs"], data["validations"], data["checkpoints"], best)
+        self._side(data)
+        self.query_one(LogTail).follow(self._log_path(run, data))
+
+    def _best_epoch(self) -> int | None:
+        chosen = [v for v in self.data.get("validators", []) if v.get("best_epoch") is not None]
+        return int(chosen[0]["best_epoch"]) if chosen else None
+
+    def _log_path(self, run: dict, data: dict) -> str | None:
+        if run.get("log_path"):
+            return run["log_path"]
+        out = run.get("out_dir")
+        if out:
+            name = {"train": "train.log", "validate": "validate.log"}.get(run.get("kind"), "apply.log")
+            return str(Path(out) / name)
+        return None
+
+    def _summary(self, run: dict, data: dict) -> None:
+        ws = self.app.workspace
+        train = data["train"]
+        end = run.get("ended_at") or (self.app.now() if run.get("status") == "running" else None)
+        lines = [
+            f"[b]#{run['id']} {run.get('name') or ''}[/b]  {run.get('kind')}  [b]{run.get('status')}[/b]"
+            f"  {protocol_text(run)}  epoch {epoch_text(train)}  device {run.get('device') or '?'}"
+            f"  pid {run.get('pid')}@{run.get('host')}"
+            f"  {duration(None if end is None or run.get('started_at') is None else end - run['started_at'])}",
+            f"experiment {ws.show(train.get('exp_dir'))}   TRN_DIR {ws.show(train.get('out_dir'))}",
+        ]
+        best = [v for v in data["validators"] if v.get("best_eer") is not None]
+        if best:
+            lines.append(f"best EER {eer_text(best[0])} ({best[0].get('best_how')}) "
+                         f"VAL_DIR {ws.show(best[0].get('out_dir'))}")
+        if run.get("reason"):
+            lines.append(f"[red]reason: {run['reason']}[/red]")
+        self.query_one("#summary", Static).update("\n".join(lines))
+
+    def _side(self, data: dict) -> None:
+        ws = self.app.workspace
+        ext = ["[b]extractions[/b]"]
+        for a in data["applies"]:
+            total = a.get("progress_total")
+            progress = f"{int(a.get('progress') or 0)}/{int(total)} files" if total else ""
+            ext.append(f"#{a['id']} {a.get('status')} {a.get('protocol')}.{a.get('subset')} {progress}")
+            ext.append(f"  → {ws.show(a.get('out_dir'))}")
+        if len(ext) == 1:
+            ext.append("none yet — press e to extract embeddings")
+        self.query_one("#extractions", Static).update("\n".join(ext))
+        probs = ["[b]data problems[/b]"]
+        for p in data["problems"][:20]:
+            probs.append(f"{'FATAL ' if p.get('fatal') else ''}{ws.show(p.get('path'))}: {p.get('problem')}")
+        if len(probs) == 1:
+            probs.append("none recorded")
+        self.query_one("#problems", Static).update("\n".join(probs))
+
+    # ---- actions --------------------------------------------------------------
+
+    def _launch(self, argv: list[str], log: Path, *, kind: str, what: str, protocol: str, subset: str,
+                device: str | None) -> None:
+        try:
+            processes.record_launch(self.app.pending, argv, log, kind=kind, what=what, protocol=protocol,
+                                    subset=subset, device=device, now=self.app.now())
+        except OSError as e:
+            self.app.blocking_error(f"Cannot start {kind}", f"{' '.join(argv)}\n\n{e}")
+            return
+        self.app.notify(f"{what} started; log: {self.app.workspace.show(log)}")
+
+    def _train(self) -> dict | None:
+        return self.data.get("train")
+
+    def action_stop(self) -> None:
+        run = self.data.get("run")
+        if not run or run.get("status") != "running":
+            self.app.notify("This run is not running.", severity="warning")
+            return
+        why = processes.stop(run)
+        if why:
+            self.app.error(f"run #{run['id']} not stopped: {why}")
+        else:
+            self.app.notify(f"SIGTERM sent to run #{run['id']}: it checkpoints and stops.")
+
+    def action_resume(self) -> None:
+        train = self._train()
+        if not train or train.get("status") == "running":
+            self.app.notify("Only a stopped, failed or lost training run can be resumed.", severity="warning")
+            return
+        ws = self.app.workspace
+        argv = processes.train_argv(train["exp_dir"], train["protocol"], subset=train.get("subset") or "train",
+                                    to=train.get("target_epoch"), device=train.get("device"), resume=True,
+                                    db=ws.db_path, database=ws.database_yml)
+        self._launch(argv, Path(train["out_dir"]) / "train.log", kind="train", what=f"resume of #{train['id']}",
+                     protocol=train["protocol"], subset=train.get("subset") or "train", device=train.get("device"))
+
+    def action_validate(self) -> None:
+        train = self._train()
+        if not train:
+            return
+        running = [v for v in self.data.get("validators", []) if v.get("status") == "running"]
+        if running:
+            self.app.notify(f"validation run #{running[0]['id']} is already running.", severity="warning")
+            return
+        ws = self.app.workspace
+        subset = "development"
+        val = processes.val_dir(train["out_dir"], train["protocol"], subset)
+        argv = processes.validate_argv(train["out_dir"], train["protocol"], subset=subset,
+                                       to=train.get("target_epoch"), device=train.get("device"),
+                                       db=ws.db_path, database=ws.database_yml)
+        self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train['id']}",
+                     protocol=train["protocol"], subset=subset, device=train.get("device"))
+
+    def action_stop_validation(self) -> None:
+        running = [v for v in self.data.get("validators", []) if v.get("status") == "running"]
+        if not running:
+            self.app.notify("No validation is running for this run.", severity="warning")
+        for v in running:
+            why = processes.stop(v)
+            if why:
+                self.app.error(f"validation #{v['id']} not stopped: {why}")
+            else:
+                self.app.notify(f"SIGTERM sent to validation #{v['id']}.")
+
+    def _val_dir(self) -> str | None:
+        vals = [v for v in self.data.get("validators", []) if v.get("out_dir")]
+        if vals:
+            return vals[0]["out_dir"]
+        run = self.data.get("run") or {}
+        return run.get("out_dir") if run.get("kind") == "validate" else None
+
+    def action_pick(self) -> None:
+        from app.dialogs.actions import PickDialog
+
+        val = self._val_dir()
+        epochs = sorted({int(v["epoch"]) for v in self.data.get("validations", [])})
+        if val is None or not epochs:
+            self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
+            return
+        self.app.push_screen(PickDialog(epochs), lambda epoch: self._pick(val, epoch))
+
+    def _pick(self, val: str, epoch: int | None | bool) -> None:
+        if epoch is False:
+            return
+        self._run_pick(val, None if epoch is True else epoch)
+
+    @work(thread=True, group="pick")
+    def _run_pick(self, val: str, epoch: int | None) -> None:
+        argv = processes.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path)
+        try:
+            code, out = processes.run_quick(argv)
+        except Exception as e:  # noqa: BLE001 - reported, never raised
+            code, out = 1, str(e)
+        if code == 0:
+            self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else "best epoch picked")
+        else:
+            self.app.call_from_thread(self.app.error, f"pick failed: {out}")
+
+    def action_extract(self) -> None:
+        from app.dialogs.actions import ExtractDialog
+
+        val = self._val_dir()
+        if val is None:
+            self.app.notify("Validate first: extraction uses the best validated epoch.", severity="warning")
+            return
+        self.app.push_screen(ExtractDialog(self.app.workspace.database_yml),
+                             lambda choice: self._extract(val, choice))
+
+    def _extract(self, val: str, choice: dict | None) -> None:
+        if not choice:
+            return
+        ws = self.app.workspace
+        argv = processes.apply_argv(val, choice["protocol"], subset=choice["subset"], step=choice["step"],
+                                    epoch=choice.get("epoch"), device="cpu", db=ws.db_path,
+                                    database=ws.database_yml)
+        self._launch(argv, Path(val) / "apply.log", kind="apply", what="extraction",
+                     protocol=choice["protocol"], subset=choice["subset"], device="cpu")

@@ -1,0 +1,196 @@
+"""Home screen: every run of the workspace, refreshed live, sortable and filterable."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+
+from app import processes, reader
+from app.messages import RunsLoaded
+from app.runs_view import COLUMNS, STATUSES, matches
+from app.widgets.runs_table import RunsTable
+
+#: refreshes between two lost-run checks (each is a short write transaction)
+LOST_CHECK_EVERY = 5
+
+
+def empty_help(db_path: Path) -> str:
+    return (f"No runs yet in {db_path}.\n\n"
+            "What to do next:\n"
+            "  n   create an experiment config from a template (Configs)\n"
+            "  l   launch a training run on a protocol of your database.yml (Launch)\n"
+            "or, for a self-contained demo:  spkemb-engine demo-workspace DIR && "
+            "spkemb-tui --workspace DIR")
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        ("enter", "open", "Open"),
+        ("n", "app.go_configs", "Configs"),
+        ("l", "app.go_launch", "Launch"),
+        ("space", "mark", "Mark"),
+        ("c", "compare", "Compare"),
+        ("s", "app.go_query", "SQL"),
+        ("x", "stop", "Stop run"),
+        ("o", "sort", "Sort"),
+        ("slash", "filter", "Filter"),
+        ("q", "app.quit", "Quit"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = reader.SummaryCache()
+        self.runs: list[dict] = []
+        self.loaded = False
+        self._refreshes = 0
+        self._reported: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(classes="toolbar"):
+            yield Input(placeholder="filter: words matched against name, kind, protocol, device, dir…",
+                        id="filter")
+            yield Select([(s, s) for s in STATUSES], prompt="any status", id="status", allow_blank=True)
+        yield Static("", id="message", classes="hint")
+        yield RunsTable(id="runs")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(RunsTable).focus()
+        self.refresh_runs()
+        self.set_interval(self.app.refresh_interval, self.refresh_runs)
+
+    def on_screen_resume(self) -> None:
+        self.refresh_runs()
+
+    def refresh_runs(self) -> None:
+        self._refreshes += 1
+        self._load(self._refreshes % LOST_CHECK_EVERY == 1)
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _load(self, check_lost: bool) -> None:
+        path = self.app.db_path
+        start = time.perf_counter()
+        if not path.exists():
+            self.post_message(RunsLoaded([], missing=True))
+            return
+        try:
+            processes.reap()
+            if check_lost and (not self.loaded or any(r.get("status") == "running" for r in self.runs)):
+                reader.mark_lost(path)
+            rows = reader.read_runs(path, self.cache)
+        except Exception as e:  # noqa: BLE001 - any failure to read is shown, never raised
+            self.post_message(RunsLoaded([], error=str(e)))
+            return
+        self.post_message(RunsLoaded(rows, seconds=time.perf_counter() - start))
+
+    def _pending_rows(self, rows: list[dict]) -> list[dict]:
+        """Launches whose process has not recorded its run yet, shown as ``starting``."""
+        pids = {r.get("pid") for r in rows}
+        still = []
+        for p in self.app.pending:
+            if p["pid"] in pids:
+                continue
+            if processes.exited(p["pid"]):
+                self.app.error(f"{p['what']} exited before recording its run: see {p['log']}")
+                continue
+            still.append(p)
+        self.app.pending = still
+        return [{"id": -i - 1, "name": p["what"], "kind": p["kind"], "protocol": p["protocol"],
+                 "subset": p.get("subset"), "status": "starting", "started_at": p["started_at"],
+                 "device": p.get("device")} for i, p in enumerate(still)]
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        note = self.query_one("#message", Static)
+        if message.error:
+            text = f"Cannot read the runs database {self.app.db_path}: {message.error}"
+            note.update(text)
+            note.set_class(True, "error-text")
+            if self._reported != message.error:
+                self._reported = message.error
+                self.app.blocking_error("Runs database unreadable", text + "\n\nNothing was changed in the file.")
+            return
+        self._reported = None
+        note.set_class(False, "error-text")
+        self.runs = message.rows
+        rows = message.rows + self._pending_rows(message.rows)
+        self.loaded = True
+        if message.missing or not rows:
+            note.update(empty_help(self.app.db_path))
+        else:
+            running = sum(1 for r in rows if r.get("status") == "running")
+            note.update(f"{len(rows)} runs, {running} running — {self.app.workspace.show(self.app.db_path)}")
+        self._show(rows)
+
+    def _show(self, rows: list[dict] | None = None) -> None:
+        if rows is None:
+            rows = self.runs + self._pending_rows(self.runs)
+        text = self.query_one("#filter", Input).value.strip()
+        status = self.query_one("#status", Select).value
+        status = None if status is Select.NULL else str(status)
+        self.query_one(RunsTable).set_runs([r for r in rows if matches(r, text, status)], self.app.now())
+
+    @on(Input.Changed, "#filter")
+    @on(Select.Changed, "#status")
+    def _filter_changed(self) -> None:
+        self._show()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(RunsTable).focus()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.query_one(RunsTable).sort_by(str(event.column_key.value))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run_id = self.query_one(RunsTable).current_run_id
+        if run_id is not None and run_id > 0:
+            self.app.action_open_run(run_id)
+
+    def action_mark(self) -> None:
+        self.query_one(RunsTable).toggle_mark()
+
+    def action_sort(self) -> None:
+        table = self.query_one(RunsTable)
+        table.sort_by(COLUMNS[table.cursor_column][0])
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_compare(self) -> None:
+        from app.screens.compare import CompareScreen
+
+        marked = sorted(self.query_one(RunsTable).marked)
+        if len(marked) < 2:
+            self.app.notify("Mark two or more runs with space, then press c.", severity="warning")
+            return
+        self.app.push_screen(CompareScreen(marked))
+
+    def action_stop(self) -> None:
+        from app.dialogs import ConfirmDialog
+
+        run_id = self.query_one(RunsTable).current_run_id
+        run = next((r for r in self.runs if r["id"] == run_id), None)
+        if run is None or run.get("status") != "running":
+            self.app.notify("Only a running run can be stopped.", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                why = processes.stop(run)
+                if why:
+                    self.app.error(f"run #{run_id} not stopped: {why}")
+                else:
+                    self.app.notify(f"SIGTERM sent to run #{run_id}: it checkpoints and stops.")
+
+        self.app.push_screen(ConfirmDialog(f"Stop run #{run_id} ({run.get('name') or run.get('kind')})? "
+                                           "It writes a checkpoint and can be resumed."), answer)

@@ -1,0 +1,85 @@
+"""The tail of a run's log file, followed from a thread worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.widgets import Log
+
+from app.messages import LogLines
+
+FIRST_READ = 64 * 1024
+MAX_READ = 1024 * 1024
+
+
+class LogTail(Log):
+    """Follows a log file: reads only what was appended since the last look."""
+
+    DEFAULT_CSS = """
+    LogTail { height: 1fr; min-height: 5; border: round $primary-darken-2; }
+    """
+
+    def __init__(self, path: str | Path | None = None, interval: float = 1.0, **kwargs) -> None:
+        super().__init__(max_lines=1000, **kwargs)
+        self.path = str(path) if path else None
+        self.interval = interval
+        self._offset: int | None = None
+        self._partial = ""
+        self._error: str | None = None
+
+    def on_mount(self) -> None:
+        self.border_title = "log"
+        self.follow(self.path)
+        self.set_interval(self.interval, self._poll)
+
+    def follow(self, path: str | Path | None) -> None:
+        """Start following another file (or none)."""
+        path = str(path) if path else None
+        if path == self.path and self._offset is not None:
+            return
+        self.path, self._offset, self._partial, self._error = path, None, "", None
+        self.clear()
+        if path is None:
+            self.write_line("(no log for this run)")
+        else:
+            self.border_title = f"log  {Path(path).name}"
+            self._poll()
+
+    def _poll(self) -> None:
+        if self.path:
+            self._read(self.path, self._offset)
+
+    @work(thread=True, exclusive=True, group="log-tail")
+    def _read(self, path: str, offset: int | None) -> None:
+        try:
+            with open(path, "rb") as f:
+                size = f.seek(0, 2)
+                if offset is None or offset > size:
+                    offset = max(0, size - FIRST_READ)
+                f.seek(offset)
+                data = f.read(MAX_READ)
+        except FileNotFoundError:
+            self.post_message(LogLines(path, [], error=None))
+            return
+        except OSError as e:
+            self.post_message(LogLines(path, [], error=f"cannot read {path}: {e.strerror or e}"))
+            return
+        self._offset = offset + len(data)
+        text = self._partial + data.decode("utf-8", errors="replace").replace("\r", "\n")
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        if lines:
+            self.post_message(LogLines(path, lines))
+
+    def on_log_lines(self, message: LogLines) -> None:
+        message.stop()
+        if message.path != self.path:
+            return
+        if message.error:
+            if message.error != self._error:
+                self._error = message.error
+                self.write_line(f"[log unreadable] {message.error}")
+                self.app.notify(message.error, severity="error")
+            return
+        self.write_lines([line for line in message.lines if line.strip()])

@@ -1,0 +1,118 @@
+"""Loss and EER plots drawn with textual-plotext."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from textual_plotext import PlotextPlot
+
+from app.curves import epoch_marks, loss_curve
+
+COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]
+
+
+@dataclass
+class LossSeries:
+    label: str
+    steps: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class EerSeries:
+    label: str
+    validations: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+
+
+class LossPlot(PlotextPlot):
+    """Per-step training loss, smoothed and downsampled, with a dotted line at each new epoch."""
+
+    DEFAULT_CSS = """
+    LossPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.series: list[LossSeries] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = "loss"
+        self.draw()
+
+    def set_series(self, series: Sequence[LossSeries]) -> None:
+        self.series = list(series)
+        self.draw()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.xlabel("step")
+        drawn = False
+        for i, s in enumerate(self.series):
+            xs, ys = loss_curve(s.steps)
+            if not xs:
+                continue
+            drawn = True
+            plt.plot(xs, ys, label=s.label if len(self.series) > 1 else None,
+                     color=COLORS[i % len(COLORS)], marker="braille")
+            if len(self.series) == 1:
+                for x, _ in epoch_marks(s.steps)[-50:]:
+                    plt.vline(x, "gray")
+        if not drawn:
+            plt.title("no training steps recorded yet")
+        self.refresh()
+
+
+class EerPlot(PlotextPlot):
+    """EER (%) per validated epoch with its bootstrap confidence interval; the best epoch marked."""
+
+    DEFAULT_CSS = """
+    EerPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.series: list[EerSeries] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = "EER % per epoch"
+        self.draw()
+
+    def set_series(self, series: Sequence[EerSeries]) -> None:
+        self.series = list(series)
+        self.draw()
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.xlabel("epoch")
+        drawn = False
+        single = len(self.series) == 1
+        for i, s in enumerate(self.series):
+            rows = sorted((v for v in s.validations if v.get("eer") is not None), key=lambda v: v["epoch"])
+            if not rows:
+                continue
+            drawn = True
+            xs = [int(v["epoch"]) for v in rows]
+            ys = [100.0 * float(v["eer"]) for v in rows]
+            color = COLORS[i % len(COLORS)]
+            plt.plot(xs, ys, label=s.label if not single else None, color=color, marker="dot")
+            if single and all(v.get("eer_low") is not None for v in rows):
+                plt.plot(xs, [100.0 * float(v["eer_low"]) for v in rows], color="gray", marker="dot")
+                plt.plot(xs, [100.0 * float(v["eer_high"]) for v in rows], color="gray", marker="dot")
+            best = s.best_epoch
+            if best is None:
+                best = min(rows, key=lambda v: v["eer"])["epoch"]
+            for v in rows:
+                if v["epoch"] == best:
+                    plt.scatter([int(best)], [100.0 * float(v["eer"])], color="red", marker="X")
+                    if single:
+                        plt.title(f"best epoch {best}: EER {100.0 * float(v['eer']):.2f} %")
+        if not drawn:
+            plt.title("no validated epoch yet")
+        self.refresh()

@@ -1,0 +1,83 @@
+"""The table of runs: updated in place on each refresh, sortable by any column."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from app.runs_view import COLUMNS, STATUS_STYLE, cells, sort_value
+
+
+class RunsTable(DataTable):
+    DEFAULT_CSS = """
+    RunsTable { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.sort_column = "id"
+        self.sort_reverse = True
+        self.marked: set[int] = set()
+        self._order: list[int] = []
+        self._cells: dict[int, tuple] = {}
+        self._runs: list[dict[str, Any]] = []
+        self._now = 0.0
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    @property
+    def current_run_id(self) -> int | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        return int(key.value) if key.value is not None else None
+
+    def sort_by(self, column: str) -> None:
+        """Sort by a column; sorting by the same column again reverses the order."""
+        if column == self.sort_column:
+            self.sort_reverse = not self.sort_reverse
+        else:
+            self.sort_column, self.sort_reverse = column, column in ("id", "started", "duration")
+        self.set_runs(self._runs, self._now, force=True)
+
+    def toggle_mark(self) -> None:
+        run_id = self.current_run_id
+        if run_id is None:
+            return
+        self.marked ^= {run_id}
+        self.set_runs(self._runs, self._now, force=True)
+
+    def _styled(self, run_id: int, row: tuple) -> list:
+        out: list = list(row)
+        out[4] = Text(row[4], style=STATUS_STYLE.get(row[4], ""))
+        if run_id in self.marked:
+            out[0] = Text(f"✓ {row[0]}", style="bold reverse")
+        return out
+
+    def set_runs(self, runs: list[dict[str, Any]], now: float, force: bool = False) -> None:
+        """Show these runs: cells that changed are updated, rows re-added only when the order changed."""
+        self._runs, self._now = runs, now
+        ordered = sorted(runs, key=lambda r: sort_value(r, self.sort_column, now), reverse=self.sort_reverse)
+        order = [int(r["id"]) for r in ordered]
+        new_cells = {int(r["id"]): cells(r, now) for r in ordered}
+        if order == self._order and not force:
+            keys = [k for k, _ in COLUMNS]
+            for run_id in order:
+                old, new = self._cells.get(run_id), new_cells[run_id]
+                if old != new:
+                    styled = self._styled(run_id, new)
+                    for i, key in enumerate(keys):
+                        if old is None or old[i] != new[i]:
+                            self.update_cell(str(run_id), key, styled[i])
+        else:
+            current = self.current_run_id
+            self.clear()
+            for run_id in order:
+                self.add_row(*self._styled(run_id, new_cells[run_id]), key=str(run_id))
+            if current in new_cells:
+                self.move_cursor(row=order.index(current))
+        self._order, self._cells = order, new_cells

@@ -1,0 +1,61 @@
+"""Where the TUI looks for its runs database and its database.yml (DESIGN.md defaults)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The folders and files one TUI session works on."""
+
+    root: Path
+    db_path: Path
+    database_yml: Path | None
+
+    def show(self, path: str | Path | None) -> str:
+        """A path as the user should read it: relative to the workspace when inside it."""
+        if not path:
+            return ""
+        p = Path(path)
+        try:
+            return str(p.resolve().relative_to(self.root))
+        except (ValueError, OSError):
+            return str(p)
+
+
+def _database_yml(root: Path, explicit: str | None) -> Path | None:
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    candidates = [root / "data" / "database.yml", root / "database.yml"]
+    env = os.environ.get("PYANNOTE_DATABASE_CONFIG")
+    if env:
+        candidates.append(Path(env).expanduser())
+    candidates += [Path.cwd() / "database.yml", Path.home() / ".pyannote" / "database.yml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
+def resolve_workspace(workspace: str | Path | None = None, db: str | None = None,
+                      database: str | None = None) -> Workspace:
+    """Resolve ``--workspace``, ``--db`` and ``--database`` the way the engine does.
+
+    The database is ``--db``, else ``WORKSPACE/runs.db`` when it exists, else the engine's
+    default (``$SPKEMB_DB``, else ``experiments/runs.db`` under the workspace).
+    """
+    root = Path(workspace or ".").expanduser().resolve()
+    if db:
+        db_path = Path(db).expanduser()
+    elif (root / "runs.db").exists():
+        db_path = root / "runs.db"
+    elif os.environ.get("SPKEMB_DB"):
+        db_path = Path(os.environ["SPKEMB_DB"]).expanduser()
+    else:
+        db_path = root / "experiments" / "runs.db"
+    if not db_path.is_absolute():
+        db_path = Path.cwd() / db_path
+    return Workspace(root=root, db_path=db_path, database_yml=_database_yml(root, database))

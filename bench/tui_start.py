@@ -1,0 +1,104 @@
+"""Time to the first painted runs screen, and of one live refresh, on a large runs database.
+
+A database of 1,000 runs (10 of them running) and 1,000,000 training-step rows is written
+once through the store's schema; then the TUI is started headless (Textual's ``run_test``)
+until the runs table holds every run, and one refresh is timed. Goals: < 0.5 s and < 50 ms.
+Prints one summary line and writes bench/results/tui_start.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.store import open_store  # noqa: E402
+
+RUNS, STEPS_PER_RUN, RUNNING = 1000, 1000, 10
+
+
+def build(path: Path) -> None:
+    """Fill the database with direct executemany into the store's tables (fast to build)."""
+    with open_store(path) as store:
+        conn = store.db.conn
+        now = time.time()
+        conn.execute("BEGIN")
+        runs = []
+        for i in range(1, RUNS + 1):
+            status = "running" if i > RUNS - RUNNING else "completed"
+            runs.append((i, f"run-{i}", "train", status, f"/exp/{i}", f"/exp/{i}/train/P.train", "P", "train",
+                         "{}", "[]", "localhost", os.getpid(), None, "cpu", now - 3600, None, now, 10, 10,
+                         STEPS_PER_RUN - 1))
+        conn.executemany("INSERT INTO runs (id, name, kind, status, exp_dir, out_dir, protocol, subset, config, "
+                         "command, host, pid, pid_start, device, started_at, ended_at, heartbeat_at, epoch, "
+                         "target_epoch, step) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", runs)
+        conn.executemany("INSERT INTO train_steps (run_id, step, epoch, loss, lr, chunks_per_s, time) "
+                         "VALUES (?,?,?,?,?,?,?)",
+                         ((r, s, s // 100, 10.0 / (1 + s), 0.01, 100.0, now) for r in range(1, RUNS + 1)
+                          for s in range(STEPS_PER_RUN)))
+        conn.executemany("INSERT INTO train_epochs (run_id, epoch, loss, lr, chunks_per_s, seconds, time) "
+                         "VALUES (?,?,?,?,?,?,?)",
+                         ((r, e, 1.0 / e, 0.01, 100.0, 60.0, now) for r in range(1, RUNS + 1) for e in range(1, 11)))
+        conn.execute("COMMIT")
+
+
+async def measure(path: Path) -> dict[str, float]:
+    from app.app import make_app
+    from app.widgets.runs_table import RunsTable
+
+    start = time.perf_counter()
+    app = make_app(path.parent, db=path, refresh_interval=3600)
+    async with app.run_test(size=(120, 36)) as pilot:
+        table = None
+        while table is None or table.row_count < RUNS:
+            await pilot.pause(0.005)
+            table = app.screen.query_one(RunsTable) if app.screen.query(RunsTable) else None
+        first_paint = time.perf_counter() - start
+        screen = app.screen
+        refreshes = []
+        for _ in range(5):
+            seen = []
+            original = screen.on_runs_loaded
+
+            def spy(message, original=original, seen=seen):
+                original(message)
+                seen.append(time.perf_counter())
+
+            screen.on_runs_loaded = spy
+            t0 = time.perf_counter()
+            screen.refresh_runs()
+            while not seen:
+                await pilot.pause(0.001)
+            refreshes.append(seen[0] - t0)
+            screen.on_runs_loaded = original
+    return {"first_paint_s": first_paint, "refresh_s": sorted(refreshes)[len(refreshes) // 2]}
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "runs.db"
+        t = time.perf_counter()
+        build(path)
+        build_s = time.perf_counter() - t
+        result = asyncio.run(measure(path))
+    result.update({"runs": RUNS, "step_rows": RUNS * STEPS_PER_RUN, "build_s": build_s,
+                   "goal_first_paint_s": 0.5, "goal_refresh_s": 0.05,
+                   "machine": f"{platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}",
+                   "torch_imported": "torch" in sys.modules})
+    out = Path(__file__).resolve().parent / "results" / "tui_start.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"tui_start: first paint {result['first_paint_s'] * 1000:.0f} ms (goal 500), "
+          f"refresh {result['refresh_s'] * 1000:.1f} ms (goal 50), {RUNS} runs / "
+          f"{RUNS * STEPS_PER_RUN:,} step rows, torch imported: {result['torch_imported']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,293 @@
+"""Reading audio with soundfile: metadata once per path, random crops that read only their frames.
+
+Real corpora (VoxCeleb, AMI, MUSAN) are 16 kHz mono wav/flac, so the hot path is a seek and
+one ``read`` into a float32 buffer on a file handle kept open by the worker. Other rates are
+resampled (torchaudio, imported only then, so that importing this module stays torch-free),
+other channel counts are averaged to mono, and unreadable files raise ``AudioError`` naming
+the path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile as sf
+
+from engine.errors import AudioError
+
+#: open SoundFile handles kept per process; a worker crops from a few hundred files at a time
+HANDLES_PER_PROCESS = 128
+
+_INT16_SCALE = np.float32(1.0 / 32768.0)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What soundfile says about one file, read once per path and process."""
+
+    frames: int
+    samplerate: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds."""
+        return self.frames / self.samplerate
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unusable thing (a file, or a speaker of a file), named by path with the reason."""
+
+    path: str
+    problem: str
+    fatal: bool = False
+
+
+_INFO: dict[str, AudioInfo] = {}
+
+
+def _fail(path: str, what: str, error: BaseException | None = None) -> AudioError:
+    reason = f": {error}" if error is not None else ""
+    return AudioError(f"audio file {path} {what}{reason} — fix or replace the file, "
+                      f"or remove it from the protocol", path=path)
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Frames, sample rate and channels of an audio file (cached per path).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Audio file readable by soundfile (wav, flac, ogg, ...).
+
+    Returns
+    -------
+    AudioInfo
+
+    Raises
+    ------
+    AudioError
+        When the file is missing, unreadable or empty; the message names the path.
+    """
+    key = str(path)
+    info = _INFO.get(key)
+    if info is not None:
+        return info
+    if not os.path.exists(key):
+        raise _fail(key, "does not exist")
+    try:
+        raw = sf.info(key)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise _fail(key, "cannot be read as audio", e) from e
+    if raw.frames <= 0:
+        raise _fail(key, "holds no audio frames")
+    if raw.samplerate <= 0 or raw.channels <= 0:
+        raise _fail(key, f"has an unusable format ({raw.samplerate} Hz, {raw.channels} channels)")
+    info = AudioInfo(frames=int(raw.frames), samplerate=int(raw.samplerate), channels=int(raw.channels))
+    _INFO[key] = info
+    return info
+
+
+def check_files(paths: Iterable[str | os.PathLike]) -> list[Problem]:
+    """Check every file once with soundfile.info: exists, readable, frames > 0, rate, channels.
+
+    Parameters
+    ----------
+    paths : iterable of str or PathLike
+        Audio files; duplicates are checked once.
+
+    Returns
+    -------
+    list of Problem
+        One per unusable file, named by path, in the order first seen; empty when all are fine.
+    """
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for path in paths:
+        key = str(path)
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            audio_info(key)
+        except AudioError as e:
+            problems.append(Problem(path=key, problem=str(e)))
+    return problems
+
+
+class _Handles:
+    """A small LRU of open SoundFile handles, private to one process.
+
+    A DataLoader worker forked from a parent that already held handles must not share their
+    file offsets with it: the cache is emptied whenever the process id changes.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pid = os.getpid()
+        self.files: OrderedDict[str, sf.SoundFile] = OrderedDict()
+        self._scratch = np.empty((0, 1), dtype=np.int16)
+
+    def get(self, path: str) -> sf.SoundFile:
+        if self.pid != os.getpid():
+            # inherited from the parent by fork: forget without closing (the parent owns them)
+            self.files = OrderedDict()
+            self.pid = os.getpid()
+        handle = self.files.get(path)
+        if handle is not None:
+            self.files.move_to_end(path)
+            return handle
+        try:
+            handle = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, OSError) as e:
+            if not os.path.exists(path):
+                raise _fail(path, "does not exist") from e
+            raise _fail(path, "cannot be read as audio", e) from e
+        self.files[path] = handle
+        if len(self.files) > self.size:
+            _, oldest = self.files.popitem(last=False)
+            oldest.close()
+        return handle
+
+    def scratch(self, frames: int, channels: int) -> np.ndarray:
+        """A reusable (frames, channels) int16 buffer."""
+        if self._scratch.shape[0] < frames or self._scratch.shape[1] != channels:
+            self._scratch = np.empty((max(frames, self._scratch.shape[0]), channels), dtype=np.int16)
+        return self._scratch[:frames]
+
+    def close(self) -> None:
+        if self.pid == os.getpid():
+            for handle in self.files.values():
+                handle.close()
+        self.files = OrderedDict()
+
+
+_HANDLES = _Handles(HANDLES_PER_PROCESS)
+
+
+def close_handles() -> None:
+    """Close the file handles this process keeps open (tests, end of a command)."""
+    _HANDLES.close()
+
+
+def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Read ``frames`` frames from ``start`` as (frames,) mono float32; zero-padded past the end."""
+    handle = _HANDLES.get(path)
+    if out is None:
+        out = np.empty(frames, dtype=np.float32)
+    try:
+        handle.seek(start)
+        if handle.subtype == "PCM_16":
+            # libsndfile's own int16 -> float32 conversion is ~3x slower than reading the
+            # integers and scaling them with numpy by the same 1/32768
+            scratch = _HANDLES.scratch(frames, handle.channels)
+            data = handle.read(frames, dtype="int16", always_2d=True, out=scratch)
+            n = len(data)
+            if handle.channels == 1:
+                np.multiply(data[:, 0], _INT16_SCALE, out=out[:n])
+            else:
+                # downmix by averaging channels (as pyannote.audio's RawAudio(mono=True))
+                np.multiply(data.mean(axis=1, dtype=np.float32), _INT16_SCALE, out=out[:n])
+        elif handle.channels == 1:
+            # straight into the caller's buffer: no intermediate copy
+            n = len(handle.read(frames, dtype="float32", out=out[:frames]))
+        else:
+            data = handle.read(frames, dtype="float32", always_2d=True)
+            n = len(data)
+            np.mean(data, axis=1, out=out[:n])
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise _fail(path, f"could not be read at frame {start}", e) from e
+    if n < frames:
+        out[n:frames] = 0.0
+    return out
+
+
+def num_samples(duration_s: float, sample_rate: int) -> int:
+    """Number of samples of a chunk of ``duration_s`` seconds (rounded, as everywhere here)."""
+    return int(round(duration_s * sample_rate))
+
+
+def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample_rate: int,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """Read ``duration_s`` seconds from ``start_s`` as mono float32 at ``sample_rate``.
+
+    Only the frames of the crop are read (seek + read on a handle kept open by this process).
+    Multi-channel files are averaged to mono; other sample rates are resampled with
+    ``torchaudio.functional.resample``. Parts of the crop past the end of the file are zeros.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Audio file.
+    start_s, duration_s : float
+        Crop start and duration, in seconds.
+    sample_rate : int
+        Sample rate of the returned waveform.
+    out : np.ndarray, optional
+        (num_samples(duration_s, sample_rate),) float32 buffer to fill instead of allocating.
+
+    Returns
+    -------
+    np.ndarray
+        (num_samples(duration_s, sample_rate),) float32 waveform.
+
+    Raises
+    ------
+    AudioError
+        When the file is missing or unreadable; the message names the path.
+    """
+    key = str(path)
+    n = num_samples(duration_s, sample_rate)
+    info = audio_info(key)
+    if info.samplerate == sample_rate:
+        start = max(0, int(round(start_s * sample_rate)))
+        return _read_frames(key, start, n, out)
+    native_start = max(0, int(math.floor(start_s * info.samplerate)))
+    native_n = int(math.ceil(duration_s * info.samplerate))
+    native = _read_frames(key, native_start, native_n)
+    resampled = _resample(native, info.samplerate, sample_rate)
+    if out is None:
+        out = np.zeros(n, dtype=np.float32)
+    m = min(n, len(resampled))
+    out[:m] = resampled[:m]
+    out[m:n] = 0.0
+    return out
+
+
+def read_file(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Read a whole file as mono float32 at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Audio file.
+    sample_rate : int
+        Sample rate of the returned waveform (other rates are resampled).
+
+    Returns
+    -------
+    np.ndarray
+        (samples,) float32 waveform.
+    """
+    key = str(path)
+    info = audio_info(key)
+    native = _read_frames(key, 0, info.frames)
+    if info.samplerate == sample_rate:
+        return native
+    return _resample(native, info.samplerate, sample_rate)
+
+
+def _resample(waveform: np.ndarray, orig: int, new: int) -> np.ndarray:
+    # imported here: reading 16 kHz corpora (and importing this module) never pays for torch
+    import torch
+    import torchaudio.functional as AF
+
+    resampled = AF.resample(torch.from_numpy(np.ascontiguousarray(waveform)), orig, new)
+    return resampled.numpy().astype(np.float32, copy=False)
+

@@ -1,0 +1,151 @@
+"""Self-describing checkpoints, written so that a reader never sees half of one.
+
+A checkpoint holds everything needed to continue exactly: the embedding network,
+the loss's classifier, the optimizer, the epoch and step, the position in the
+batch sequence, every RNG state, the resolved config and the package version.
+It is written to a temporary file in the same folder, fsynced, renamed, and the
+folder fsynced; only then may its database row be inserted (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import re
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.errors import CheckpointError
+
+WEIGHTS = "weights"
+RESUME = "resume.pt"
+_EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
+_TMP_PREFIX = ".tmp-"
+
+
+def epoch_path(trn_dir: Path, epoch: int) -> Path:
+    """``TRN_DIR/weights/{epoch:04d}.pt``, the checkpoint at the end of ``epoch``."""
+    return Path(trn_dir) / WEIGHTS / f"{epoch:04d}.pt"
+
+
+def resume_path(trn_dir: Path) -> Path:
+    """``TRN_DIR/weights/resume.pt``, the mid-epoch checkpoint written when a run is stopped."""
+    return Path(trn_dir) / WEIGHTS / RESUME
+
+
+def package_version() -> str:
+    try:
+        return version("spkemb")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG the training process draws from."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{path.name}")
+    payload = {**payload, "version": package_version()}
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def sweep_stale(trn_dir: Path) -> list[Path]:
+    """Remove temporary files left by a writer that was killed mid-save."""
+    folder = Path(trn_dir) / WEIGHTS
+    removed = []
+    if folder.is_dir():
+        for tmp in folder.glob(f"{_TMP_PREFIX}*"):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Raises
+    ------
+    CheckpointError
+        When the file is missing, truncated or not one of ours.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist: train first, or pick an epoch that has one")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as e:  # torch raises several unrelated types for a damaged file
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e}): it is damaged; "
+                              "delete it and resume from an earlier one") from e
+    if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
+        raise CheckpointError(f"{path} is not a spkemb checkpoint (no model/config inside)")
+    return payload
+
+
+def epochs_on_disk(trn_dir: Path) -> list[int]:
+    """Epochs whose end-of-epoch checkpoint file exists, in order."""
+    folder = Path(trn_dir) / WEIGHTS
+    if not folder.is_dir():
+        return []
+    found = (_EPOCH_FILE.match(p.name) for p in folder.iterdir())
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def latest_checkpoint(trn_dir: Path) -> Path | None:
+    """The checkpoint to resume from: the newer of ``resume.pt`` and the last epoch's file."""
+    epochs = epochs_on_disk(trn_dir)
+    last = epoch_path(trn_dir, epochs[-1]) if epochs else None
+    mid = resume_path(trn_dir)
+    if not mid.is_file():
+        return last
+    if last is None:
+        return mid
+    mid_step = load_checkpoint(mid)["step"]
+    last_step = load_checkpoint(last)["step"]
+    return mid if mid_step > last_step else last
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

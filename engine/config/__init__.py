@@ -1,0 +1,35 @@
+"""The experiment config (``EXP_DIR/config.yml``, the pyannote.audio 1.x tutorial's format).
+
+Parsed once into frozen dataclasses (:mod:`engine.config.schema`); the table of what
+is accepted lives in :mod:`engine.config.specs`. Torch-free.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from engine.config.check import cmd_check
+from engine.config.dump import config_diff, config_from_dict, config_to_dict, dump_config, dump_yaml
+from engine.config.parse import load_config, parse_config
+from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
+                                  FeatureExtraction, OptimizerConfig, ReverbConfig, SchedulerConfig,
+                                  SincNetConfig, TaskConfig, TDNNConfig)
+from engine.config.specs import FIELD_SPECS, FieldSpec, config_fields, validate_field
+
+TEMPLATES = ("tutorial", "demo")
+
+
+def template_text(name: str) -> str:
+    """Text of a shipped config: ``tutorial`` (the tutorial's, verbatim) or ``demo`` (CPU-sized)."""
+    if name not in TEMPLATES:
+        raise ValueError(f"unknown template {name!r}; accepted: {', '.join(TEMPLATES)}")
+    return resources.files("engine").joinpath("templates", f"{name}.yml").read_text(encoding="utf-8")
+
+
+__all__ = [
+    "ArchitectureConfig", "AugmentationConfig", "Config", "EmbeddingConfig", "FIELD_SPECS",
+    "FeatureExtraction", "FieldSpec", "OptimizerConfig", "ReverbConfig", "SchedulerConfig",
+    "SincNetConfig", "TDNNConfig", "TEMPLATES", "TaskConfig", "cmd_check", "config_diff",
+    "config_fields", "config_from_dict", "config_to_dict", "dump_config", "dump_yaml", "load_config",
+    "parse_config", "template_text", "validate_field",
+]

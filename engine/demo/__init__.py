@@ -1,0 +1,99 @@
+"""A synthetic demo corpus laid out like VoxCeleb, MUSAN and AMI, so everything runs with no download.
+
+Torch-free: numpy and soundfile only. ``make_demo_corpus`` writes the corpus and its
+database.yml; ``make_demo_workspace`` adds a CPU-sized config.yml and a runs database for
+``make demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from engine.demo.layout import MARKER, Progress, plan, write_corpus
+from engine.demo.workspace import make_demo_workspace
+from engine.errors import SpkembError
+
+__all__ = ["cmd_demo_data", "cmd_demo_workspace", "make_demo_corpus", "make_demo_workspace"]
+
+PROTOCOLS = ("Demo.SpeakerVerification.Voices", "Demo.Collection.BackgroundNoise",
+             "Demo.Collection.Music", "Demo.SpeakerDiarization.Meetings")
+
+
+def make_demo_corpus(root: str | os.PathLike, speakers: int = 60, seed: int = 0,
+                     progress: Progress | None = None) -> Path:
+    """Synthesize the demo corpus under ``root`` and return its database.yml.
+
+    Parameters
+    ----------
+    root : path
+        A new or empty folder, or one holding an earlier demo corpus (rewritten).
+    speakers : int
+        Number of speakers (at least 6): two thirds train, the rest split into development
+        and test speakers, all three groups disjoint.
+    seed : int
+        Same seed, same bytes.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each audio file is written.
+
+    Returns
+    -------
+    Path
+        ``root / "database.yml"``, which defines the protocols listed in ``PROTOCOLS``.
+
+    Raises
+    ------
+    SpkembError
+        When ``root`` is a non-empty folder that is not a demo corpus, or ``speakers`` < 6.
+    """
+    root = Path(root).expanduser()
+    if root.exists() and not root.is_dir():
+        raise SpkembError(f"{root} is a file — give demo-data a new or empty folder")
+    yml = root / "database.yml"
+    if root.is_dir() and any(root.iterdir()):
+        if not (yml.is_file() and yml.read_text().startswith(MARKER)):
+            raise SpkembError(f"{root} is not empty and holds no demo corpus — give demo-data "
+                              f"a new or empty folder so that nothing of yours is overwritten")
+    p = plan(speakers, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    return write_corpus(root, p, seed, progress)
+
+
+def _progress_bar(description: str):  # -> (rich Progress, callback)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    """``spkemb-engine demo-data DIR [--speakers N] [--seed S]``."""
+    bar, update = _progress_bar("synthesizing audio files")
+    with bar:
+        yml = make_demo_corpus(args.dir, speakers=args.speakers, seed=args.seed, progress=update)
+    print(f"demo corpus written: {yml}", file=sys.stderr)
+    print(f"protocols: {', '.join(PROTOCOLS)}", file=sys.stderr)
+    print(f"use it with --database {yml} (or export PYANNOTE_DATABASE_CONFIG={yml})", file=sys.stderr)
+    return 0
+
+
+def cmd_demo_workspace(args: argparse.Namespace) -> int:
+    """``spkemb-engine demo-workspace DIR``: corpus, config.yml, runs.db and README.txt."""
+    root = Path(args.dir).expanduser()
+    if (root / "config.yml").is_file() and (root / "data" / "database.yml").is_file():
+        print(f"demo workspace {root} already exists: left as it is", file=sys.stderr)
+        return 0
+    bar, update = _progress_bar("synthesizing the demo corpus")
+    with bar:
+        made = make_demo_workspace(args.dir, speakers=args.speakers, seed=args.seed, progress=update)
+    print(f"demo workspace ready: {made} (next steps in {Path(made) / 'README.txt'})", file=sys.stderr)
+    return 0

@@ -1,0 +1,389 @@
+"""A source–filter voice synthesizer: speech-like, speaker-specific, vectorised numpy.
+
+The source is a glottal pulse train (Rosenberg 1971 pulse shape, per-speaker open and speed
+quotients, hence spectral tilt) with jitter and shimmer, plus aspiration noise; the filter is a
+cascade of five second-order resonators (Klatt 1980, "Software for a cascade/parallel formant
+synthesizer", JASA 67(3)) whose formants follow phone targets scaled by the speaker's
+vocal-tract length. Fricatives and bursts are band-shaped noise.
+
+Time-varying filtering is done in the short-time Fourier domain: every 8 ms frame of the
+excitation is multiplied by that frame's resonator response, evaluated exactly on the FFT bins,
+and the frames are overlap-added. That keeps the whole synthesis in a handful of array
+operations per utterance, without per-sample Python loops or scipy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+HOP = 128                     # 8 ms between spectral frames
+WIN = 512                     # 32 ms analysis window
+NFFT = 1024                   # zero padding leaves room for the filters' impulse responses
+_FREQS = np.fft.rfftfreq(NFFT, 1.0 / SAMPLE_RATE)
+_Z1 = np.exp(-2j * np.pi * _FREQS / SAMPLE_RATE).astype(np.complex64)
+_Z2 = _Z1 * _Z1
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
+_LOG2F = np.log2(np.maximum(_FREQS, 20.0)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Phone:
+    """One phone's targets: formants F1-F3 (Hz, adult male reference), kind, duration, level."""
+
+    kind: str                          # vowel, glide, nasal, fricative, stop
+    formants: tuple[float, float, float]
+    ms: float                          # mean duration at speaking rate 1
+    voiced: bool = True
+    noise_hz: float = 0.0              # centre of the frication / burst band
+    noise_oct: float = 1.0             # its width in octaves
+    level: float = 1.0
+
+
+# Vowel formants: Peterson & Barney (1952) male averages; consonant "formants" are the loci
+# the vowel transitions move towards (Delattre et al. 1955).
+PHONES: dict[str, Phone] = {
+    "i": Phone("vowel", (270, 2290, 3010), 110), "I": Phone("vowel", (390, 1990, 2550), 80),
+    "e": Phone("vowel", (530, 1840, 2480), 100), "ae": Phone("vowel", (660, 1720, 2410), 130),
+    "a": Phone("vowel", (730, 1090, 2440), 130), "o": Phone("vowel", (570, 840, 2410), 120),
+    "U": Phone("vowel", (440, 1020, 2240), 80), "u": Phone("vowel", (300, 870, 2240), 110),
+    "V": Phone("vowel", (640, 1190, 2390), 90), "er": Phone("vowel", (490, 1350, 1690), 120),
+    "l": Phone("glide", (360, 1300, 2700), 60, level=0.6), "r": Phone("glide", (420, 1300, 1600), 60, level=0.6),
+    "w": Phone("glide", (300, 700, 2200), 55, level=0.5), "j": Phone("glide", (280, 2200, 2900), 55, level=0.5),
+    "m": Phone("nasal", (250, 1000, 2200), 70, level=0.3), "n": Phone("nasal", (250, 1600, 2600), 65, level=0.3),
+    "s": Phone("fricative", (400, 1700, 2600), 110, False, 6000, 0.7, 0.5),
+    "S": Phone("fricative", (400, 1900, 2500), 110, False, 3500, 0.8, 0.55),
+    "f": Phone("fricative", (400, 1000, 2300), 100, False, 4500, 2.0, 0.15),
+    "z": Phone("fricative", (400, 1700, 2600), 90, True, 6000, 0.7, 0.3),
+    "v": Phone("fricative", (400, 1000, 2300), 80, True, 4500, 2.0, 0.1),
+    "h": Phone("fricative", (500, 1500, 2500), 70, False, 0.0, 0.0, 0.25),
+    "p": Phone("stop", (400, 900, 2300), 90, False, 1200, 1.5, 0.4),
+    "t": Phone("stop", (400, 1700, 2600), 90, False, 4500, 1.2, 0.6),
+    "k": Phone("stop", (400, 2000, 2400), 95, False, 2500, 1.0, 0.6),
+    "b": Phone("stop", (400, 900, 2300), 70, True, 1200, 1.5, 0.25),
+    "d": Phone("stop", (400, 1700, 2600), 70, True, 4500, 1.2, 0.3),
+    "g": Phone("stop", (400, 2000, 2400), 75, True, 2500, 1.0, 0.3),
+}
+VOWELS = [p for p, ph in PHONES.items() if ph.kind == "vowel"]
+ONSETS = [p for p, ph in PHONES.items() if ph.kind != "vowel"]
+CODAS = ["m", "n", "s", "z", "t", "d", "k", "l", "r", "f"]
+_VOWEL_INDEX = {v: i for i, v in enumerate(VOWELS)}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker: everything that makes it sound like itself."""
+
+    f0: float                  # mean fundamental frequency (Hz)
+    f0_range: float            # pitch accent size (semitones)
+    vtl: float                 # formant scale: 1 / relative vocal-tract length
+    vowel_shift: np.ndarray    # (vowels, 3) idiosyncratic formant factors (accent, anatomy)
+    high_formants: tuple[float, float]  # F4, F5 (Hz): mostly anatomy, little phonetics
+    bandwidth: float           # formant bandwidth factor
+    open_quotient: float       # Rosenberg pulse shape -> spectral tilt
+    speed_quotient: float
+    breath: float              # aspiration noise mixed into voicing
+    jitter: float              # relative period perturbation
+    shimmer: float             # relative pulse amplitude perturbation
+    rate: float                # speaking rate (phones per second factor)
+    fric_shift: float          # fricative band centre factor
+    vowel_prefs: np.ndarray    # probabilities of each vowel (lexical habits)
+
+
+def random_voice(rng: np.random.Generator) -> Voice:
+    """Draw a speaker: female or male-like source, vocal-tract length, habits."""
+    female = rng.random() < 0.5
+    f0 = float(np.exp(rng.normal(np.log(205.0 if female else 115.0), 0.13)))
+    vtl = float(rng.normal(1.16 if female else 1.0, 0.05))
+    prefs = rng.dirichlet(np.full(len(VOWELS), 2.0))
+    return Voice(
+        f0=f0, f0_range=float(rng.uniform(1.0, 4.0)), vtl=vtl,
+        vowel_shift=np.exp(rng.normal(0.0, 0.06, (len(VOWELS), 3))),
+        high_formants=(float(3500 * vtl * np.exp(rng.normal(0, 0.05))),
+                       float(4500 * vtl * np.exp(rng.normal(0, 0.05)))),
+        bandwidth=float(rng.uniform(0.7, 1.5)),
+        open_quotient=float(rng.uniform(0.4, 0.75)), speed_quotient=float(rng.uniform(1.5, 4.0)),
+        breath=float(rng.uniform(0.01, 0.12) * (1.6 if female else 1.0)),
+        jitter=float(rng.uniform(0.003, 0.015)), shimmer=float(rng.uniform(0.02, 0.08)),
+        rate=float(rng.uniform(0.8, 1.25)), fric_shift=float(rng.uniform(0.85, 1.15)),
+        vowel_prefs=prefs,
+    )
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A recording channel: smooth equaliser (dB per FFT bin), level and background noise."""
+
+    eq_db: np.ndarray          # (NFFT // 2 + 1,)
+    peak: float                # peak amplitude of the written file
+    snr_db: float              # speech-to-background-noise ratio
+    noise_tilt: float          # background noise colour (0 white, 1 pink, 2 brown)
+    f0_shift: float = 0.0      # semitones: a speaker's pitch differs a little from day to day
+    effort: float = 0.0        # spectral tilt change (dB per octave above 500 Hz)
+
+
+def random_channel(rng: np.random.Generator, strength: float = 1.0) -> Channel:
+    """A session's channel: a few random log-frequency ripples, optional band limits."""
+    x = np.clip((_LOG2F - np.log2(100.0)) / np.log2(80.0), 0.0, 1.0)    # 100 Hz..8 kHz -> 0..1
+    eq = np.zeros_like(x)
+    for k in range(1, 5):
+        eq += rng.normal(0.0, 3.0 / k) * np.cos(np.pi * k * x + rng.uniform(0, 2 * np.pi))
+    eq += rng.normal(0.0, 2.0) * (x - 0.5) * 2          # overall brightness of the microphone
+    if rng.random() < 0.3:                               # telephone-like or cheap microphone
+        cutoff = rng.uniform(3400, 7000)
+        eq -= 24.0 * np.clip(np.log2(np.maximum(_FREQS, 1.0) / cutoff), 0.0, None)
+    if rng.random() < 0.5:
+        cutoff = rng.uniform(80, 300)
+        eq -= 12.0 * np.clip(np.log2(cutoff / np.maximum(_FREQS, 1.0)), 0.0, 3.0)
+    return Channel(eq_db=(strength * eq).astype(np.float32), peak=float(rng.uniform(0.3, 0.9)),
+                   snr_db=float(rng.uniform(20.0, 40.0)), noise_tilt=float(rng.uniform(0.0, 2.0)),
+                   f0_shift=float(rng.normal(0.0, 0.6) * strength),
+                   effort=float(rng.normal(0.0, 1.0) * strength))
+
+
+# ---------------------------------------------------------------- phone sequences and tracks
+
+def _phones(rng: np.random.Generator, voice: Voice, seconds: float) -> list[tuple[str, float, bool, bool]]:
+    """A babble of syllables (C)V(C) in words and phrases filling about ``seconds``.
+
+    Returns (phone or "#" for a pause, duration in s, stressed, phrase-final) tuples.
+    """
+    out: list[tuple[str, float, bool, bool]] = [("#", rng.uniform(0.05, 0.25), False, False)]
+    total = out[0][1]
+    while total < seconds:
+        words = int(rng.integers(2, 7))
+        for w in range(words):
+            syllables = int(rng.integers(1, 4))
+            stress = int(rng.integers(syllables))
+            for s in range(syllables):
+                final = w == words - 1 and s == syllables - 1
+                parts = []
+                if rng.random() < 0.8:
+                    parts.append(ONSETS[rng.integers(len(ONSETS))])
+                parts.append(VOWELS[rng.choice(len(VOWELS), p=voice.vowel_prefs)])
+                if rng.random() < 0.35:
+                    parts.append(CODAS[rng.integers(len(CODAS))])
+                for p in parts:
+                    ms = PHONES[p].ms * rng.uniform(0.7, 1.3) / voice.rate
+                    if PHONES[p].kind == "vowel" and s == stress:
+                        ms *= 1.35
+                    if final:
+                        ms *= 1.3                    # phrase-final lengthening
+                    out.append((p, ms / 1000.0, s == stress, final and PHONES[p].kind == "vowel"))
+                    total += ms / 1000.0
+        pause = rng.uniform(0.15, 0.5)
+        out.append(("#", pause, False, False))
+        total += pause
+    return out
+
+
+def _smooth(x: np.ndarray, width: int) -> np.ndarray:
+    """Moving average along the first axis (edges held), for coarticulation."""
+    if width <= 1:
+        return x
+    pad = np.concatenate([np.repeat(x[:1], width // 2, 0), x, np.repeat(x[-1:], width - 1 - width // 2, 0)])
+    c = np.cumsum(pad, axis=0, dtype=np.float64)
+    c = np.concatenate([np.zeros_like(c[:1]), c])
+    return ((c[width:] - c[:-width]) / width).astype(np.float32)
+
+
+@dataclass
+class Tracks:
+    """Frame-rate control tracks (one row every HOP samples)."""
+
+    formants: np.ndarray       # (frames, 5) Hz
+    bandwidths: np.ndarray     # (frames, 5) Hz
+    voicing: np.ndarray        # (frames,) amplitude of the pulse train
+    aspiration: np.ndarray     # (frames,) noise through the vocal tract
+    frication: np.ndarray      # (frames,) band noise amplitude
+    fric_hz: np.ndarray        # (frames,) band centre
+    fric_oct: np.ndarray       # (frames,) band width (octaves)
+    semitones: np.ndarray      # (frames,) pitch relative to the speaker's mean
+    speech: list[tuple[float, float]]  # phrase spans (s)
+
+
+def _tracks(rng: np.random.Generator, voice: Voice, n_frames: int) -> Tracks:
+    seconds = n_frames * HOP / SAMPLE_RATE
+    seq = _phones(rng, voice, seconds)
+    F = np.zeros((n_frames, 5), np.float32)
+    F[:, 3:] = voice.high_formants
+    F[:, :3] = np.array(PHONES["V"].formants) * voice.vtl
+    av, ah, af = (np.zeros(n_frames, np.float32) for _ in range(3))
+    fc = np.full(n_frames, 4000.0, np.float32)
+    fo = np.ones(n_frames, np.float32)
+    st = np.zeros(n_frames, np.float32)
+    speech: list[tuple[float, float]] = []
+    phrase_start = None
+    t = 0
+    frames_per_s = SAMPLE_RATE / HOP
+    for p, dur, stressed, final in seq:
+        n = max(1, int(round(dur * frames_per_s)))
+        a, b = t, min(t + n, n_frames)
+        if a >= n_frames:
+            break
+        t += n
+        if p == "#":
+            if phrase_start is not None:
+                speech.append((phrase_start / frames_per_s, a / frames_per_s))
+                phrase_start = None
+            continue
+        if phrase_start is None:
+            phrase_start = a
+        ph = PHONES[p]
+        target = np.array(ph.formants, np.float32) * voice.vtl
+        if ph.kind == "vowel":
+            target = target * voice.vowel_shift[_VOWEL_INDEX[p]]
+        F[a:b, :3] = target
+        if ph.kind in ("vowel", "glide", "nasal"):
+            av[a:b] = ph.level * (1.4 if stressed else 1.0)
+            ah[a:b] = voice.breath * av[a:b]
+            if stressed:       # pitch accent: a bump centred on the stressed vowel
+                centre, width = (a + b) / 2, max(b - a, 6)
+                idx = np.arange(max(0, a - width), min(n_frames, b + width))
+                st[idx] += voice.f0_range * rng.uniform(0.5, 1.3) * np.exp(-0.5 * ((idx - centre) / (width / 2)) ** 2)
+            if final:
+                st[a:b] += np.linspace(0, -2.0 if rng.random() < 0.85 else 2.5, b - a)
+        elif ph.kind == "fricative":
+            av[a:b] = 0.25 if ph.voiced else 0.0
+            if ph.noise_hz:
+                af[a:b] = ph.level
+                fc[a:b], fo[a:b] = ph.noise_hz * voice.fric_shift, ph.noise_oct
+            else:
+                ah[a:b] = ph.level                     # /h/: noise through the tract
+        else:                                          # stop: closure, burst, aspiration
+            closure = max(1, int(0.6 * (b - a)))
+            av[a:a + closure] = 0.12 if ph.voiced else 0.0
+            burst = slice(a + closure, min(b, a + closure + 2))
+            af[burst], fc[burst], fo[burst] = ph.level, ph.noise_hz * voice.fric_shift, ph.noise_oct
+            if not ph.voiced:
+                ah[a + closure + 2:b] = 0.3
+    if phrase_start is not None:
+        speech.append((phrase_start / frames_per_s, min(t, n_frames) / frames_per_s))
+    # declination over each phrase (Pierrehumbert 1980) and a slow random drift
+    st += np.linspace(1.0, -1.0, n_frames) * rng.uniform(0.5, 2.0)
+    st += _smooth(rng.normal(0, 0.6, n_frames).astype(np.float32), 25)
+    B = np.array([70, 90, 140, 220, 280], np.float32) * voice.bandwidth
+    F = _smooth(F, 6)
+    return Tracks(formants=F, bandwidths=np.broadcast_to(B, F.shape),
+                  voicing=_smooth(av, 3), aspiration=_smooth(ah, 3), frication=_smooth(af, 2),
+                  fric_hz=fc, fric_oct=fo, semitones=_smooth(st, 5), speech=speech)
+
+
+# ---------------------------------------------------------------- signal generation
+
+def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
+    """Frames centred on t * HOP, Hann-windowed, zero-padded to NFFT: (frames, bins) complex64."""
+    pad = np.zeros(n_frames * HOP + WIN, np.float32)
+    pad[WIN // 2:WIN // 2 + len(x)] = x
+    frames = np.lib.stride_tricks.sliding_window_view(pad, WIN)[::HOP][:n_frames] * _WINDOW
+    return np.fft.rfft(frames, NFFT, axis=1).astype(np.complex64, copy=False)
+
+
+def _istft(spec: np.ndarray, n_samples: int) -> np.ndarray:
+    """Overlap-add of the NFFT-long frames (Hann at 1/4 overlap sums to 2)."""
+    frames = np.fft.irfft(spec, NFFT, axis=1).astype(np.float32, copy=False)
+    n_frames = frames.shape[0]
+    k = NFFT // HOP
+    blocks = frames.reshape(n_frames, k, HOP)
+    out = np.zeros((n_frames + k, HOP), np.float32)
+    for j in range(k):
+        out[j:j + n_frames] += blocks[:, j]
+    return out.reshape(-1)[WIN // 2:WIN // 2 + n_samples] / 2.0
+
+
+def _resonators(F: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Cascade of 2nd-order resonators with unit gain at 0 Hz (Klatt 1980), on the FFT bins."""
+    r = np.exp(-np.pi * B / SAMPLE_RATE).astype(np.float32)            # (frames, formants)
+    c = (-2.0 * r * np.cos(2 * np.pi * F / SAMPLE_RATE)).astype(np.float32)
+    r2 = r * r
+    num = np.prod(1.0 + c + r2, axis=1, keepdims=True)
+    den = np.ones((F.shape[0], _FREQS.size), np.complex64)
+    for k in range(F.shape[1]):
+        den *= 1.0 + c[:, k:k + 1] * _Z1 + r2[:, k:k + 1] * _Z2
+    return num / den
+
+
+def _glottal_pulse(voice: Voice, f0: float) -> np.ndarray:
+    """Derivative of a Rosenberg (1971) glottal flow pulse (lip radiation included), unit energy."""
+    period = SAMPLE_RATE / f0
+    open_len = voice.open_quotient * period
+    rise = open_len * voice.speed_quotient / (1 + voice.speed_quotient)
+    fall = open_len - rise
+    n = np.arange(int(np.ceil(open_len)) + 2, dtype=np.float64)
+    flow = np.where(n < rise, 0.5 * (1 - np.cos(np.pi * n / rise)),
+                    np.where(n < open_len, np.cos(0.5 * np.pi * (n - rise) / max(fall, 1e-3)), 0.0))
+    d = np.diff(flow, prepend=0.0)
+    return (d / np.sqrt(np.sum(d * d))).astype(np.float32)
+
+
+def fast_size(n: int) -> int:
+    """The smallest 2**a * 3**b >= n: FFT lengths with large prime factors are very slow."""
+    best = 1 << max(0, (n - 1).bit_length())
+    three = 1
+    while three < best:
+        size = three << max(0, (-(-n // three) - 1).bit_length())
+        best = min(best, size)
+        three *= 3
+    return best
+
+
+def colored_noise(rng: np.random.Generator, n: int, tilt: float) -> np.ndarray:
+    """Unit-variance noise with power falling as 1 / f**tilt (0 white, 1 pink, 2 brown)."""
+    size = fast_size(n)
+    spec = np.fft.rfft(rng.standard_normal(size).astype(np.float32))
+    f = np.maximum(np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE), 20.0)
+    x = np.fft.irfft(spec * (f ** (-tilt / 2)).astype(np.float32), size)[:n].astype(np.float32)
+    return x / (np.std(x) + 1e-9)
+
+
+def synthesize(rng: np.random.Generator, voice: Voice, channel: Channel, n_samples: int,
+               background: bool = True) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """One utterance of babble by ``voice`` through ``channel``.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The only source of randomness (same state, same samples).
+    voice, channel : Voice, Channel
+    n_samples : int
+        Exact length at 16 kHz.
+    background : bool
+        Add the channel's background noise.
+
+    Returns
+    -------
+    waveform : np.ndarray
+        (n_samples,) float32, peak ``channel.peak``.
+    speech : list of (start, end)
+        Phrase spans in seconds (speech between pauses).
+    """
+    n_frames = n_samples // HOP + 2
+    tr = _tracks(rng, voice, n_frames)
+    # pulse train: one impulse per glottal period, with jitter and shimmer
+    f0_frames = voice.f0 * 2.0 ** ((tr.semitones + channel.f0_shift) / 12.0)
+    pos = np.arange(n_samples, dtype=np.float32) / HOP
+    f0 = np.interp(pos, np.arange(n_frames), f0_frames).astype(np.float64)
+    phase = np.cumsum(f0 / SAMPLE_RATE)
+    idx = np.flatnonzero(np.diff(np.floor(phase))) + 1
+    idx = idx + np.round(rng.normal(0, voice.jitter, idx.size) * SAMPLE_RATE / f0[idx]).astype(np.int64)
+    idx = np.clip(idx, 0, n_samples - 1)
+    amp = np.interp(idx / HOP, np.arange(n_frames), tr.voicing) * (1 + voice.shimmer * rng.standard_normal(idx.size))
+    pulses = np.zeros(n_samples, np.float32)
+    np.add.at(pulses, idx, (amp * np.sqrt(SAMPLE_RATE / f0[idx])).astype(np.float32))
+    noise = rng.standard_normal(n_samples).astype(np.float32)
+
+    tract = _resonators(tr.formants, tr.bandwidths)
+    glottal = np.fft.rfft(_glottal_pulse(voice, voice.f0), NFFT).astype(np.complex64)
+    effort = 10.0 ** (channel.effort * np.clip(_LOG2F - np.log2(500.0), 0, None) / 20.0)
+    fric = np.exp(-0.5 * ((_LOG2F[None, :] - np.log2(tr.fric_hz)[:, None]) / tr.fric_oct[:, None]) ** 2)
+    gain = (10.0 ** (channel.eq_db / 20.0)).astype(np.float32)
+    spec = _stft(pulses, n_frames) * (tract * (glottal * effort))
+    spec += _stft(noise, n_frames) * (tract * tr.aspiration[:, None] + fric * tr.frication[:, None])
+    x = _istft(spec * gain, n_samples)
+    if background:
+        level = np.sqrt(np.mean(x ** 2)) * 10.0 ** (-channel.snr_db / 20.0)
+        x = x + level * colored_noise(rng, n_samples, channel.noise_tilt)
+    x *= channel.peak / (np.max(np.abs(x)) + 1e-9)
+    return x.astype(np.float32), tr.speech

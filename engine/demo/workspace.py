@@ -1,0 +1,107 @@
+"""The workspace ``make demo`` opens: corpus, CPU-sized config.yml, runs.db, README.txt."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from engine.demo.layout import MARKER, Progress, plan, write_corpus
+from engine.errors import ConfigError, SpkembError
+
+TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "demo.yml"
+
+README = """\
+spkemb demo workspace
+=====================
+
+data/          a synthetic corpus in the VoxCeleb / MUSAN / AMI layouts (data/database.yml)
+config.yml     a CPU-sized SincTDNN + additive angular margin config (this folder is the EXP_DIR)
+runs.db        the runs database: every run, metric and checkpoint
+
+Next
+----
+Open the terminal interface on this workspace (from the repository: `make demo`):
+
+    spkemb-tui --workspace {dir}
+
+or run the engine by hand, from this folder:
+
+    cd {dir}
+    spkemb-engine train --db runs.db --database data/database.yml --to 10 . Demo.SpeakerVerification.Voices
+    spkemb-engine validate --db runs.db --database data/database.yml \\
+        train/Demo.SpeakerVerification.Voices.train Demo.SpeakerVerification.Voices
+    spkemb-engine apply --db runs.db --database data/database.yml \\
+        train/Demo.SpeakerVerification.Voices.train/validate_equal_error_rate/Demo.SpeakerVerification.Voices.test \\
+        Demo.SpeakerDiarization.Meetings
+    spkemb-engine runs --db runs.db
+
+Protocols: Demo.SpeakerVerification.Voices (train / development / test, with trials),
+Demo.Collection.BackgroundNoise, Demo.Collection.Music, Demo.SpeakerDiarization.Meetings.
+The audio is synthetic (a source-filter voice model), so EERs here say nothing about real speech.
+"""
+
+
+def _corpus(data: Path, speakers: int, seed: int, progress: Progress | None) -> None:
+    """Write the corpus into ``data`` atomically: a folder beside it, renamed when complete."""
+    yml = data / "database.yml"
+    if yml.is_file():
+        return
+    if data.exists():
+        raise SpkembError(f"{data} exists but holds no database.yml — move it away and run "
+                          f"demo-workspace again")
+    partial = data.with_name(data.name + ".partial")
+    if partial.exists() and (partial / "voxceleb").exists():
+        shutil.rmtree(partial)          # our own interrupted attempt
+    partial.mkdir(parents=True, exist_ok=True)
+    write_corpus(partial, plan(speakers, seed), seed, progress)
+    os.replace(partial, data)
+
+
+def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 0,
+                        progress: Progress | None = None) -> Path:
+    """Create the demo workspace in ``dir``; parts that already exist are left alone.
+
+    Parameters
+    ----------
+    dir : path
+        Workspace folder: ``data/`` (corpus), ``config.yml``, ``runs.db``, ``database.yml``
+        (points at ``data/database.yml``) and ``README.txt``.
+    speakers, seed : int
+        As for ``make_demo_corpus``.
+    progress : callable, optional
+        ``progress(done, total)`` after each audio file.
+
+    Returns
+    -------
+    Path
+        The workspace folder.
+
+    Raises
+    ------
+    ConfigError
+        When the packaged demo config (engine/templates/demo.yml) is missing.
+    """
+    root = Path(dir).expanduser().resolve()
+    config = root / "config.yml"
+    if not config.exists() and not TEMPLATE.is_file():
+        raise ConfigError(f"the demo config template {TEMPLATE} is missing — reinstall spkemb "
+                          f"(`make clean && make`)")
+    root.mkdir(parents=True, exist_ok=True)
+    _corpus(root / "data", speakers, seed, progress)
+    pointer = root / "database.yml"
+    if not pointer.exists():
+        pointer.write_text(f"{MARKER}\n# The corpus is described in data/database.yml.\n"
+                           "Requirements:\n  - data/database.yml\n")
+    db = root / "runs.db"
+    if not db.exists():
+        from engine.store import open_store
+
+        open_store(db).close()
+    readme = root / "README.txt"
+    if not readme.exists():
+        readme.write_text(README.format(dir=root))
+    if not config.exists():
+        # written last: the Makefile takes config.yml as the sign of a finished workspace
+        shutil.copyfile(TEMPLATE, config)
+    return root

@@ -1,0 +1,61 @@
+"""PyTorch's own DistributedDataParallel, as torchrun starts it; nothing home-made.
+
+Under ``torchrun`` the environment carries RANK, WORLD_SIZE and LOCAL_RANK; a plain
+``spkemb-engine train`` is a world of one. Rank 0 alone writes checkpoints and
+database rows; every rank agrees on stopping at a step boundary, because a signal
+may reach only some of them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def init_world(device: torch.device) -> World:
+    """Join the process group torchrun prepared (gloo on CPU, nccl on GPU)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    return World(rank=dist.get_rank(), size=dist.get_world_size(),
+                 local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def agree(flag: bool, world: World, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any rank (an all-reduce of one number)."""
+    if not world.distributed:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def barrier(world: World) -> None:
+    if world.distributed:
+        dist.barrier()
+
+
+def shutdown(world: World) -> None:
+    if world.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,53 @@
+"""The one error hierarchy of the engine.
+
+Every error carries the message a user needs: what was wrong, where (file, key,
+line, path) and the fix. The CLI turns them into one stderr line and exit code 2
+in one place (``engine.cli.main``); library code only raises.
+"""
+
+from __future__ import annotations
+
+
+class SpkembError(Exception):
+    """Base class: ``str(error)`` is the whole message shown to the user."""
+
+    exit_code: int = 2
+
+
+class ConfigError(SpkembError):
+    """A config.yml that cannot be used: names the key, its line and what is accepted."""
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None,
+                 line: int | None = None) -> None:
+        where = ""
+        if source is not None:
+            where = source + (f":{line}" if line is not None else "")
+            where += f": {key}: " if key else ": "
+        elif key:
+            where = f"{key}: "
+        super().__init__(where + message)
+        self.source, self.key, self.line = source, key, line
+
+
+class ProtocolError(SpkembError):
+    """A pyannote.database protocol or database.yml that cannot be resolved."""
+
+
+class AudioError(SpkembError):
+    """An audio file that is missing, unreadable, empty or of an unusable format."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class StoreError(SpkembError):
+    """The runs database cannot be opened or used (corrupt, newer schema, locked)."""
+
+
+class CheckpointError(SpkembError):
+    """A checkpoint that is missing, half-written or from another model."""
+
+
+class TrainingError(SpkembError):
+    """Training cannot go on (non-finite loss, no usable speaker, ...)."""

@@ -1,0 +1,122 @@
+"""Classifier heads over the training speakers: each forward(embeddings, labels) -> (loss, logits).
+
+The embedding network is trained as the penultimate layer of a speaker classifier
+(pyannote.audio 1.x ``embedding/approaches``); the head is thrown away after training.
+``logits`` are the scaled scores the cross-entropy saw (margin included on the target class).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CosineClassifier(nn.Module):
+    """Cosine between L2-normalised embeddings and L2-normalised class centres."""
+
+    def __init__(self, embedding_dim: int, n_classes: int) -> None:
+        super().__init__()
+        self.embedding_dim, self.n_classes = embedding_dim, n_classes
+        self.weight = nn.Parameter(torch.empty(n_classes, embedding_dim))
+        nn.init.xavier_uniform_(self.weight)  # as pyannote 1.x ArcLinear
+
+    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(batch, embedding_dim) -> (batch, n_classes) cosines."""
+        return F.normalize(embeddings, dim=1) @ F.normalize(self.weight, dim=1).t()
+
+
+class AdditiveAngularMarginLoss(CosineClassifier):
+    """ArcFace: cross-entropy over ``s * cos(theta_y + m)`` for the target, ``s * cos(theta_j)`` otherwise.
+
+    Deng et al., "ArcFace: Additive Angular Margin Loss for Deep Face Recognition", CVPR 2019.
+
+    ``cos(theta + m)`` is computed as ``cos(theta) cos(m) - sin(theta) sin(m)`` on a cosine
+    clamped to ``[-1 + eps, 1 - eps]`` (eps = 1e-4, pyannote 1.x ``ArcLinear``), so that
+    neither ``sin`` nor its gradient blows up at theta = 0 or pi. Past ``theta = pi - m``,
+    ``cos(theta + m)`` would grow again; there the target logit becomes
+    ``cos(theta) - m sin(m)`` (insightface's ``th``/``mm``), monotonic in theta.
+    With ``easy_margin`` the margin applies only where ``cos(theta) > 0``.
+
+    Parameters
+    ----------
+    embedding_dim, n_classes : int
+    margin : float
+        Angular margin m, in radians.
+    s : float
+        Scale of the logits.
+    easy_margin : bool
+        Apply the margin only to angles below pi / 2.
+    """
+
+    eps = 1e-4
+
+    def __init__(self, embedding_dim: int, n_classes: int, *, margin: float = 0.1, s: float = 7.0,
+                 easy_margin: bool = False) -> None:
+        super().__init__(embedding_dim, n_classes)
+        self.margin, self.s, self.easy_margin = margin, s, easy_margin
+        self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
+        self.th = math.cos(math.pi - margin)
+        self.mm = math.sin(math.pi - margin) * margin
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
+        cosine = self.cosine(embeddings)  # (batch, n_classes)
+        target = cosine.gather(1, labels.view(-1, 1)).clamp(-1 + self.eps, 1 - self.eps)  # (batch, 1)
+        sine = torch.sqrt(1.0 - target * target)
+        phi = target * self.cos_m - sine * self.sin_m  # cos(theta + m)
+        if self.easy_margin:
+            phi = torch.where(target > 0, phi, target)
+        else:
+            phi = torch.where(target > self.th, phi, target - self.mm)
+        one_hot = F.one_hot(labels, self.n_classes).to(cosine.dtype)
+        logits = self.s * (cosine + one_hot * (phi - cosine.gather(1, labels.view(-1, 1))))
+        return F.cross_entropy(logits, labels), logits
+
+
+class AdditiveMarginLoss(CosineClassifier):
+    """CosFace: cross-entropy over ``s * (cos(theta_y) - m)`` for the target, ``s * cos(theta_j)`` otherwise.
+
+    Wang et al., "CosFace: Large Margin Cosine Loss for Deep Face Recognition", CVPR 2018
+    (also AM-Softmax, Wang et al., IEEE SPL 2018).
+
+    Parameters
+    ----------
+    embedding_dim, n_classes : int
+    margin : float
+        Cosine margin m.
+    s : float
+        Scale of the logits.
+    """
+
+    def __init__(self, embedding_dim: int, n_classes: int, *, margin: float = 0.1, s: float = 7.0) -> None:
+        super().__init__(embedding_dim, n_classes)
+        self.margin, self.s = margin, s
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
+        cosine = self.cosine(embeddings)  # (batch, n_classes)
+        one_hot = F.one_hot(labels, self.n_classes).to(cosine.dtype)
+        logits = self.s * (cosine - self.margin * one_hot)
+        return F.cross_entropy(logits, labels), logits
+
+
+class Softmax(nn.Module):
+    """Plain linear classifier without bias and cross-entropy (pyannote 1.x ``Classification``).
+
+    Parameters
+    ----------
+    embedding_dim, n_classes : int
+    """
+
+    def __init__(self, embedding_dim: int, n_classes: int) -> None:
+        super().__init__()
+        self.embedding_dim, self.n_classes = embedding_dim, n_classes
+        self.classifier = nn.Linear(embedding_dim, n_classes, bias=False)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
+        logits = self.classifier(embeddings)
+        return F.cross_entropy(logits, labels), logits

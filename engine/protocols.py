@@ -1,0 +1,227 @@
+"""pyannote.database protocols, resolved from one database.yml the way the tutorial does.
+
+The database.yml is ``--database FILE``, else ``$PYANNOTE_DATABASE_CONFIG`` (one path, or
+several separated by ``;`` as pyannote.database accepts), else ``./database.yml``, else
+``~/.pyannote/database.yml``. The YAML is read by pyannote.database's own ``Registry`` (a
+private one per database.yml, so the process-wide registry and whatever it loaded at import
+time never leak in). Torch-free: the TUI lists protocols through this module.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ProtocolError
+
+SUBSETS = ("train", "development", "test")
+
+_REGISTRIES: dict[tuple[tuple[str, float], ...], Any] = {}
+
+
+def database_paths(database: str | os.PathLike | None = None) -> list[Path]:
+    """The database.yml file(s) to use, in pyannote's order of precedence.
+
+    Parameters
+    ----------
+    database : str or PathLike, optional
+        Explicit database.yml (``--database``); it must exist.
+
+    Returns
+    -------
+    list of Path
+        One or more existing database.yml files.
+
+    Raises
+    ------
+    ProtocolError
+        When the explicit or environment file is missing, or when none is found at all.
+    """
+    if database is not None:
+        path = Path(database).expanduser()
+        if not path.is_file():
+            raise ProtocolError(f"database file {path} does not exist — check --database")
+        return [path.resolve()]
+    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "").strip()
+    if env:
+        paths = [Path(p).expanduser() for p in env.split(";") if p.strip()]
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise ProtocolError(f"PYANNOTE_DATABASE_CONFIG names {', '.join(missing)}, which does not "
+                                f"exist — fix the variable or pass --database FILE")
+        return [p.resolve() for p in paths]
+    for path in (Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser()):
+        if path.is_file():
+            return [path.resolve()]
+    raise ProtocolError("no database.yml found — pass --database FILE, set PYANNOTE_DATABASE_CONFIG, "
+                        "or create ./database.yml (`spkemb-engine demo-data DIR` writes one)")
+
+
+def _where(paths: list[Path]) -> str:
+    return ", ".join(str(p) for p in paths)
+
+
+def get_registry(database: str | os.PathLike | None = None) -> Any:
+    """A pyannote.database ``Registry`` holding the protocols of the resolved database.yml.
+
+    Cached per (path, modification time), so that an edited database.yml is read again.
+    """
+    paths = database_paths(database)
+    try:
+        # pyannote.database loads ./database.yml, ~/.pyannote/database.yml and
+        # $PYANNOTE_DATABASE_CONFIG into its global registry when first imported
+        from pyannote.database.registry import Registry
+    except Exception as e:
+        raise ProtocolError(f"pyannote.database could not load a default database file "
+                            f"(./database.yml, ~/.pyannote/database.yml or $PYANNOTE_DATABASE_CONFIG): "
+                            f"{e} — fix that file") from e
+    key = tuple((str(p), p.stat().st_mtime) for p in paths)
+    registry = _REGISTRIES.get(key)
+    if registry is not None:
+        return registry
+    registry = Registry()
+    for path in paths:
+        try:
+            registry.load_database(path)
+        except Exception as e:  # yaml, missing lists, unknown loaders: all are the yml's fault
+            raise ProtocolError(f"database file {path} cannot be loaded: {e} — fix the file "
+                                f"(format: https://github.com/pyannote/pyannote-database)") from e
+    _REGISTRIES[key] = registry
+    return registry
+
+
+def list_protocols(database: str | os.PathLike | None = None) -> list[str]:
+    """Names (``Database.Task.Protocol``) of every protocol of the resolved database.yml, sorted."""
+    registry = get_registry(database)
+    try:
+        return sorted(registry)
+    except Exception as e:
+        raise ProtocolError(f"protocols of {_where(database_paths(database))} cannot be listed: {e} "
+                            f"— fix the database file") from e
+
+
+def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
+    """Preprocessor giving file['audio'] as a path string.
+
+    A file the templates do not find gets the path it was expected at, so that
+    ``check_files`` reports it as missing by path rather than failing the whole listing.
+    """
+    from pyannote.database import FileFinder
+
+    finder = FileFinder(registry=registry)
+
+    def audio(file: Any) -> str:
+        database = file["database"]
+        templates = registry.sources.get(database)
+        if not templates:
+            raise ProtocolError(f"database {database} has no entry under 'Databases:' in "
+                                f"{_where(paths)} — add e.g. `{database}: /path/to/{{uri}}.wav`")
+        try:
+            return str(finder(file))
+        except FileNotFoundError:
+            return templates[0].format(uri=file["uri"], database=database)
+
+    return audio
+
+
+def load_protocol(name: str, database: str | os.PathLike | None = None,
+                  preprocessors: dict[str, Any] | None = None) -> Any:
+    """Load a pyannote.database protocol whose files carry a resolved ``file['audio']`` path.
+
+    Parameters
+    ----------
+    name : str
+        ``Database.Task.Protocol``, e.g. ``VoxCeleb.SpeakerVerification.VoxCeleb1``.
+    database : str or PathLike, optional
+        database.yml (``--database``); see ``database_paths`` for the default.
+    preprocessors : dict, optional
+        Extra pyannote.database preprocessors (``audio`` is set here unless given).
+
+    Returns
+    -------
+    pyannote.database.Protocol
+
+    Raises
+    ------
+    ProtocolError
+        When no database.yml is found or the protocol is not in it (the message lists the
+        protocols it holds).
+    """
+    paths = database_paths(database)
+    registry = get_registry(database)
+    parts = name.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise ProtocolError(f"protocol name {name!r} is not of the form Database.Task.Protocol "
+                            f"(e.g. VoxCeleb.SpeakerVerification.VoxCeleb1)")
+    known = list_protocols(database)
+    if name not in known:
+        listing = ", ".join(known) if known else "none"
+        raise ProtocolError(f"protocol {name} is not defined in {_where(paths)} (it defines: {listing}) "
+                            f"— check the name or add it under 'Protocols:'")
+    prep = {"audio": _audio_finder(registry, paths)}
+    prep.update(preprocessors or {})
+    try:
+        return registry.get_protocol(name, preprocessors=prep)
+    except Exception as e:
+        raise ProtocolError(f"protocol {name} of {_where(paths)} cannot be loaded: {e}") from e
+
+
+def subset_files(protocol: Any, subset: str) -> list[Any]:
+    """Every file of one subset of a protocol, as a list.
+
+    Raises
+    ------
+    ProtocolError
+        When the protocol has no such subset, or one of its lists cannot be read.
+    """
+    name = getattr(protocol, "name", type(protocol).__name__)
+    if subset not in SUBSETS:
+        raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
+    try:
+        return list(getattr(protocol, subset)())
+    except NotImplementedError as e:
+        raise ProtocolError(f"protocol {name} has no {subset} subset — choose another --subset") from e
+    except FileNotFoundError as e:
+        raise ProtocolError(f"protocol {name}, subset {subset}: {e} — fix the path in database.yml") from e
+
+
+def speech_regions(file: Any, exclusive: bool = True) -> dict[str, Any]:
+    """Speech of each speaker of a file: ``annotation`` ∩ ``annotated``, as Timelines.
+
+    Parameters
+    ----------
+    file : ProtocolFile or dict
+        With ``annotation`` (pyannote.core.Annotation) and optionally ``annotated``
+        (Timeline; the annotation's extent when absent).
+    exclusive : bool, optional
+        Remove the regions where another speaker talks too (default), so that every training
+        chunk is single-speaker speech (DESIGN: "Chunks are cropped from single-speaker speech
+        regions").
+
+    Returns
+    -------
+    dict
+        Speaker label -> pyannote.core.Timeline of merged regions (possibly empty).
+    """
+    from pyannote.core import Timeline
+
+    with warnings.catch_warnings():
+        # pyannote.database crops annotation to annotated itself and warns that it did
+        warnings.filterwarnings("ignore", message='Existing precomputed key "annotation"')
+        annotation = file["annotation"]
+    if "annotated" in file:
+        annotated = file["annotated"]
+    else:
+        annotated = Timeline([annotation.get_timeline().extent()]) if annotation else Timeline()
+    annotation = annotation.crop(annotated, mode="intersection")
+    overlap = annotation.get_overlap() if exclusive else Timeline()
+    regions: dict[str, Any] = {}
+    for label in annotation.labels():
+        timeline = annotation.label_timeline(label).support()
+        if exclusive and overlap:
+            timeline = timeline.extrude(overlap)
+        regions[str(label)] = timeline
+    return regions

@@ -1,0 +1,88 @@
+"""Where a training process's records go: one run of the database, or of an event file.
+
+Only rank 0 records; the other ranks of a DistributedDataParallel run get a recorder
+that drops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.audio import Problem
+from engine.config import Config, config_to_dict
+from engine.distributed import World
+from engine.store.events import recorder as open_writer
+
+
+class Recorder:
+    """The records of one run, bound to its id."""
+
+    def __init__(self, writer: Any, run_id: int) -> None:
+        self.writer, self.run_id = writer, run_id
+        self._finished = False
+
+    def started(self, *, target_epoch: int, epoch: int, step: int) -> None:
+        self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
+
+    def steps(self, rows: list[dict]) -> None:
+        self.writer.add_steps(self.run_id, rows)
+
+    def epoch(self, **fields: Any) -> None:
+        self.writer.add_epoch(self.run_id, **fields)
+
+    def checkpoint(self, *, epoch: int, step: int, path: Path, partial: bool) -> None:
+        self.writer.add_checkpoint(self.run_id, epoch=epoch, step=step, path=str(path), partial=partial)
+
+    def heartbeat(self, **position: Any) -> None:
+        self.writer.heartbeat(self.run_id, **position)
+
+    def problems(self, problems: Sequence[Problem], fatal: bool = False) -> None:
+        for p in problems:
+            self.writer.add_problem(self.run_id, path=p.path, problem=p.problem, fatal=fatal)
+
+    def finish(self, status: str, reason: str | None = None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self.writer.set_status(self.run_id, status, reason)
+        self.writer.close()
+
+
+class NullRecorder(Recorder):
+    def __init__(self) -> None:
+        super().__init__(None, -1)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("started", "steps", "epoch", "checkpoint", "heartbeat", "problems", "finish"):
+            return lambda *a, **k: None
+        return super().__getattribute__(name)
+
+
+def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn_dir: Path, device: str,
+                  problems: Sequence[Problem], kind: str = "train") -> Recorder:
+    """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing."""
+    if not world.is_main:
+        return NullRecorder()
+    trn_dir.mkdir(parents=True, exist_ok=True)
+    writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
+    exp_dir = Path(args.exp_dir).resolve()
+    log = trn_dir / "train.log"
+    fields = dict(command=list(sys.argv), device=device + (f" x{world.size}" if world.distributed else ""),
+                  target_epoch=args.to)
+    previous = None
+    if args.resume and hasattr(writer, "find_runs"):
+        previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
+    if previous is not None and hasattr(writer, "reopen_run"):
+        run_id = previous["id"]
+        writer.reopen_run(run_id, **fields)
+    else:
+        run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(),
+                                   protocol=args.protocol, subset=args.subset, config=config_to_dict(config),
+                                   name=exp_dir.name, log_path=log if log.exists() else None, **fields)
+    recorder = Recorder(writer, run_id)
+    recorder.problems(problems)
+    return recorder

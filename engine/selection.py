@@ -1,0 +1,223 @@
+"""The best epoch of a validation directory: params.yml, score files and ``spkemb-engine pick``.
+
+torch-free (the TUI's "pick this epoch" runs it). ``VAL_DIR/params.yml`` always names one
+validated epoch::
+
+    epoch: 221
+    equal_error_rate: 0.0436
+    min_dcf_0.01: 0.41
+    min_dcf_0.05: 0.27
+    eer_ci_95: [0.041, 0.046]
+
+It is replaced atomically (temporary file, fsync, rename, fsync of the folder), so a reader
+(``apply``, the TUI) sees the old file or the new one, never half of one.
+
+The per-epoch results come from the runs database (``validations`` rows of the validate
+run whose ``out_dir`` is VAL_DIR) or, when there is none (event-file mode, a copied
+folder), are recomputed from ``VAL_DIR/scores/{epoch:04d}.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from engine.errors import SpkembError
+
+PARAMS = "params.yml"
+SCORES = "scores"
+_SCORE_FILE = re.compile(r"^(\d{4,})\.txt$")
+KEYS = ("epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95")
+
+
+def params_path(val_dir: str | Path) -> Path:
+    return Path(val_dir) / PARAMS
+
+
+def scores_path(val_dir: str | Path, epoch: int) -> Path:
+    """``VAL_DIR/scores/{epoch:04d}.txt``."""
+    return Path(val_dir) / SCORES / f"{epoch:04d}.txt"
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Replace ``path`` by ``text`` atomically: temporary file beside it, fsync, rename, fsync folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def read_params(val_dir: str | Path) -> dict[str, Any] | None:
+    """The content of ``VAL_DIR/params.yml``, or None when there is none yet."""
+    path = params_path(val_dir)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        return None
+    except yaml.YAMLError as e:
+        raise SpkembError(f"{path} is not valid YAML ({e}); rewrite it with "
+                          f"`spkemb-engine pick {val_dir}`") from e
+    if not isinstance(params, dict) or "epoch" not in params:
+        raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val_dir}`")
+    return params
+
+
+def write_params(val_dir: str | Path, result: dict[str, Any]) -> Path:
+    """Point ``VAL_DIR/params.yml`` at one epoch's result (keys :data:`KEYS`), atomically."""
+    params = {"epoch": int(result["epoch"]),
+              "equal_error_rate": float(result["equal_error_rate"])}
+    for key in ("min_dcf_0.01", "min_dcf_0.05"):
+        if result.get(key) is not None:
+            params[key] = float(result[key])
+    if result.get("eer_ci_95") is not None:
+        params["eer_ci_95"] = [float(v) for v in result["eer_ci_95"]]
+    return atomic_write_text(params_path(val_dir), yaml.safe_dump(params, sort_keys=False))
+
+
+def write_scores(path: str | Path, rows: Iterable[tuple[int, float, str, str]]) -> Path:
+    """Write ``reference score uri1 uri2`` lines (reference 1 = target trial) atomically."""
+    text = "".join(f"{int(ref)} {score:.6f} {uri1} {uri2}\n" for ref, score, uri1, uri2 in rows)
+    return atomic_write_text(path, text)
+
+
+def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(is_target, scores) of a scores file written by :func:`write_scores`."""
+    refs, scores = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            try:
+                refs.append(int(fields[0]))
+                scores.append(float(fields[1]))
+            except (ValueError, IndexError) as e:
+                raise SpkembError(f"{path}:{n}: expected `reference score uri1 uri2`, got "
+                                  f"{line.strip()!r}; delete the file and validate again") from e
+    return np.asarray(refs, dtype=bool), np.asarray(scores, dtype=np.float64)
+
+
+def result_from_scores(epoch: int, is_target: np.ndarray, scores: np.ndarray,
+                       n_bootstrap: int = 1000) -> dict[str, Any]:
+    """Every figure of one epoch: EER (+ threshold, 95 % interval), minDCF at 0.01 and 0.05."""
+    from engine.metrics import bootstrap_eer_ci, equal_error_rate, min_dcf
+
+    eer, threshold = equal_error_rate(scores, is_target)
+    return {"epoch": int(epoch), "equal_error_rate": eer, "threshold": threshold,
+            "min_dcf_0.01": min_dcf(scores, is_target, 0.01),
+            "min_dcf_0.05": min_dcf(scores, is_target, 0.05),
+            "eer_ci_95": list(bootstrap_eer_ci(scores, is_target, n=n_bootstrap)),
+            "n_trials": int(scores.size)}
+
+
+def results_from_scores(val_dir: str | Path) -> list[dict[str, Any]]:
+    """One result per ``VAL_DIR/scores/*.txt`` file, recomputed, in epoch order."""
+    folder = Path(val_dir) / SCORES
+    found = sorted((int(m.group(1)), p) for p in folder.glob("*.txt")
+                   if (m := _SCORE_FILE.match(p.name))) if folder.is_dir() else []
+    return [result_from_scores(epoch, *read_scores(path)) for epoch, path in found]
+
+
+def _row_to_result(row: dict[str, Any]) -> dict[str, Any]:
+    ci = None if row.get("eer_low") is None else [row["eer_low"], row["eer_high"]]
+    return {"epoch": int(row["epoch"]), "equal_error_rate": float(row["eer"]),
+            "min_dcf_0.01": row.get("mindcf_01"), "min_dcf_0.05": row.get("mindcf_005"),
+            "eer_ci_95": ci, "threshold": row.get("threshold"), "n_trials": row.get("n_trials")}
+
+
+def validate_runs(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
+    """Validate runs recorded for VAL_DIR, newest first (matched on the resolved path)."""
+    wanted = {str(Path(val_dir)), str(Path(val_dir).resolve())}
+    runs = [r for r in store.runs(kind="validate") if r.get("out_dir") in wanted]
+    return sorted(runs, key=lambda r: r["id"], reverse=True)
+
+
+def results_from_store(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
+    """The validations of every validate run of VAL_DIR; for an epoch validated twice, the latest."""
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for run in reversed(validate_runs(store, val_dir)):
+        for row in store.validations(run["id"]):
+            by_epoch[int(row["epoch"])] = _row_to_result(row)
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def choose(results: list[dict[str, Any]], epoch: int | None = None) -> dict[str, Any]:
+    """The result of ``epoch``, or the lowest-EER one (the earlier epoch on a tie)."""
+    if not results:
+        raise SpkembError("no validated epoch yet: run `spkemb-engine validate TRN_DIR PROTOCOL` first")
+    if epoch is None:
+        return min(results, key=lambda r: (r["equal_error_rate"], r["epoch"]))
+    for result in results:
+        if result["epoch"] == epoch:
+            return result
+    validated = ", ".join(str(r["epoch"]) for r in results)
+    raise SpkembError(f"epoch {epoch} has not been validated (validated: {validated}); "
+                      "pick one of those, or validate it first")
+
+
+def pick_best(val_dir: str | Path, epoch: int | None = None, store: Any = None) -> dict[str, Any]:
+    """Point ``VAL_DIR/params.yml`` at ``epoch`` (default: the lowest EER) and return its result.
+
+    Parameters
+    ----------
+    val_dir : str or Path
+        Validation directory.
+    epoch : int, optional
+        A validated epoch to choose by hand.
+    store : engine.store.Store, optional
+        Runs database; its validations are used when it has any for VAL_DIR, the score files
+        otherwise.
+
+    Returns
+    -------
+    dict
+        The chosen epoch's result (the keys of params.yml, plus threshold and n_trials).
+    """
+    results = results_from_store(store, val_dir) if store is not None else []
+    if not results:
+        results = results_from_scores(val_dir)
+    result = choose(results, epoch)
+    write_params(val_dir, result)
+    return result
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    """``spkemb-engine pick [--epoch E] VAL_DIR``."""
+    from engine.store import default_db_path, open_store
+
+    val_dir = Path(args.val_dir)
+    if not val_dir.is_dir():
+        raise SpkembError(f"{val_dir} is not a directory: pass the VAL_DIR that "
+                          "`spkemb-engine validate` wrote (TRN_DIR/validate_equal_error_rate/...)")
+    db = default_db_path(args.db)
+    store = open_store(db) if db.exists() else None
+    result = pick_best(val_dir, args.epoch, store=store)
+    if store is not None:
+        runs = validate_runs(store, val_dir)
+        if runs:
+            store.set_best(runs[0]["id"], epoch=result["epoch"], eer=result["equal_error_rate"],
+                           how="lowest-eer" if args.epoch is None else "manual")
+    print(f"{params_path(val_dir)}: epoch {result['epoch']}, "
+          f"EER {100 * result['equal_error_rate']:.2f} %")
+    return 0

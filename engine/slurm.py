@@ -1,0 +1,94 @@
+"""``spkemb-engine sbatch``: a SLURM batch script that trains under ``srun torchrun``.
+
+The script asks SLURM for a warning signal before the time limit (``--signal``),
+forwards it to the training step as SIGTERM (the engine checkpoints and records
+``stopped``), then requeues the job; a requeued job finds the checkpoints and
+resumes. Preemption with ``PreemptMode=REQUEUE`` sends SIGTERM the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from engine.errors import SpkembError
+
+#: seconds of warning before the time limit: saving fits well inside it
+WARNING_SECONDS = 180
+
+
+def _train_arguments(args: argparse.Namespace) -> list[str]:
+    argv = ["--subset", args.subset, "--parallel", str(args.parallel), "--seed", str(args.seed),
+            "--log-every", str(args.log_every)]
+    if args.to is not None:
+        argv += ["--to", str(args.to)]
+    for flag, value in (("--db", args.db), ("--database", args.database)):
+        if value:
+            argv += [flag, str(Path(value).resolve())]
+    if args.strict:
+        argv.append("--strict")
+    if args.events:
+        argv.append("--events")
+    return argv + [str(Path(args.exp_dir).resolve()), args.protocol]
+
+
+def batch_script(args: argparse.Namespace) -> str:
+    """The text of the batch script for the parsed ``sbatch`` arguments."""
+    exp_dir = Path(args.exp_dir).resolve()
+    trn_dir = exp_dir / "train" / f"{args.protocol}.{args.subset}"
+    directives = [
+        f"--job-name=spkemb-{exp_dir.name}",
+        f"--nodes={args.nodes}",
+        "--ntasks-per-node=1",
+        f"--gpus-per-node={args.gpus_per_node}",
+        f"--cpus-per-task={args.cpus_per_task}",
+        f"--time={args.time}",
+        f"--signal=B:USR1@{WARNING_SECONDS}",
+        "--requeue",
+        "--open-mode=append",
+        f"--output={trn_dir}/slurm-%j.out",
+    ]
+    if args.partition:
+        directives.append(f"--partition={args.partition}")
+    train = shlex.join(_train_arguments(args))
+    header = "\n".join(f"#SBATCH {d}" for d in directives)
+    return f"""#!/bin/bash
+{header}
+# Written by `spkemb-engine sbatch`. Submit with: sbatch THIS_FILE
+set -euo pipefail
+mkdir -p {shlex.quote(str(trn_dir))}
+head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+resume=()
+if compgen -G {shlex.quote(str(trn_dir))}'/weights/*.pt' > /dev/null; then resume=(--resume); fi
+
+# Before the time limit SLURM sends USR1 to this script: pass it on as SIGTERM (the
+# engine finishes the step, checkpoints, records `stopped`), then requeue the job.
+requeue() {{
+    kill -TERM "$step_pid" 2>/dev/null || true
+    wait "$step_pid" || true
+    scontrol requeue "$SLURM_JOB_ID"
+}}
+trap requeue USR1
+
+srun --kill-on-bad-exit=1 torchrun \\
+    --nnodes="$SLURM_NNODES" --nproc_per_node={args.gpus_per_node} \\
+    --rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head_node:29500" \\
+    -m engine train "${{resume[@]}}" {train} &
+step_pid=$!
+wait "$step_pid"
+"""
+
+
+def cmd_sbatch(args: argparse.Namespace) -> int:
+    if not (Path(args.exp_dir) / "config.yml").is_file():
+        raise SpkembError(f"{args.exp_dir}/config.yml does not exist: create the experiment's config first "
+                          "(spkemb-tui, or copy experiments/tutorial/config.yml)")
+    script = batch_script(args)
+    if args.output:
+        Path(args.output).write_text(script)
+        print(f"wrote {args.output}; submit it with: sbatch {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(script)
+    return 0

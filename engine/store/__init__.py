@@ -1,0 +1,19 @@
+"""The runs database: one SQLite file (WAL) written by every engine process, read by the TUI.
+
+Never imports torch. Everything SQL lives in this package; see ``Store`` for the
+methods and ``EXAMPLE_QUERIES`` for queries worth knowing.
+"""
+
+from __future__ import annotations
+
+from engine.store.db import default_db_path
+from engine.store.events import EventWriter, import_events, recorder
+from engine.store.liveness import HEARTBEAT_INTERVAL
+from engine.store.netfs import is_network_fs
+from engine.store.queries import EXAMPLE_QUERIES
+from engine.store.runs import RUN_KINDS, RUN_STATUSES, Store, open_store
+
+__all__ = [
+    "EXAMPLE_QUERIES", "HEARTBEAT_INTERVAL", "RUN_KINDS", "RUN_STATUSES", "EventWriter", "Store",
+    "default_db_path", "import_events", "is_network_fs", "open_store", "recorder",
+]

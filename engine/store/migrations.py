@@ -1,0 +1,157 @@
+"""Numbered schema migrations of the runs database; never edit one, add the next.
+
+sqlite-utils' ``Migrations`` records each applied migration by name in
+``_sqlite_migrations``. ``migrate`` applies the pending ones under one write lock
+(``BEGIN IMMEDIATE``) and re-checks what is pending once it holds it, so that ten
+processes opening a fresh file together apply each migration exactly once.
+``PRAGMA user_version`` mirrors the number applied, for people using ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from engine.errors import StoreError
+
+MIGRATION_SET = "spkemb"
+
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    """Runs and everything a run records."""
+    db["runs"].create({
+        "id": int, "name": str, "kind": str, "status": str,
+        "exp_dir": str, "out_dir": str, "protocol": str, "subset": str,
+        "config": str, "command": str, "parent_id": int,
+        "host": str, "pid": int, "pid_start": float, "slurm_job_id": str, "device": str,
+        "started_at": float, "ended_at": float, "heartbeat_at": float,
+        "epoch": int, "target_epoch": int, "step": int, "progress": float, "progress_total": float,
+        "best_epoch": int, "best_eer": float, "best_how": str, "reason": str, "log_path": str,
+    }, pk="id", not_null={"kind", "status"}, foreign_keys=[("parent_id", "runs", "id")])
+    db["train_steps"].create({
+        "id": int, "run_id": int, "step": int, "epoch": int, "loss": float, "lr": float,
+        "chunks_per_s": float, "time": float,
+    }, pk="id", not_null={"run_id", "step"}, foreign_keys=[("run_id", "runs", "id")])
+    db["train_epochs"].create({
+        "id": int, "run_id": int, "epoch": int, "loss": float, "lr": float,
+        "chunks_per_s": float, "seconds": float, "time": float,
+    }, pk="id", not_null={"run_id", "epoch"}, foreign_keys=[("run_id", "runs", "id")])
+    db["checkpoints"].create({
+        "id": int, "run_id": int, "epoch": int, "step": int, "path": str, "partial": int,
+        "time": float,
+    }, pk="id", not_null={"run_id", "path"}, foreign_keys=[("run_id", "runs", "id")])
+    db["validations"].create({
+        "id": int, "run_id": int, "train_run_id": int, "epoch": int, "eer": float,
+        "eer_low": float, "eer_high": float, "mindcf_01": float, "mindcf_005": float,
+        "threshold": float, "n_trials": int, "scores_path": str, "time": float,
+    }, pk="id", not_null={"run_id", "epoch"},
+        foreign_keys=[("run_id", "runs", "id"), ("train_run_id", "runs", "id")])
+    db["extractions"].create({
+        "id": int, "run_id": int, "epoch": int, "protocol": str, "subset": str, "out_dir": str,
+        "mode": str, "step": float, "duration": float, "files": int, "audio_seconds": float,
+        "wall_seconds": float, "time": float,
+    }, pk="id", not_null={"run_id"}, foreign_keys=[("run_id", "runs", "id")])
+    db["data_problems"].create({
+        "id": int, "run_id": int, "path": str, "problem": str, "fatal": int, "time": float,
+    }, pk="id", not_null={"run_id", "path", "problem"}, foreign_keys=[("run_id", "runs", "id")])
+
+
+@migrations()
+def m002_indexes_and_event_imports(db: Database) -> None:
+    """Indexes for the TUI's polling queries; bookkeeping that makes event import idempotent."""
+    db["train_steps"].create_index(["run_id", "step"])
+    db["train_epochs"].create_index(["run_id", "epoch"])
+    db["checkpoints"].create_index(["run_id", "epoch"])
+    db["validations"].create_index(["run_id", "epoch"])
+    db["validations"].create_index(["train_run_id"])
+    db["extractions"].create_index(["run_id"])
+    db["data_problems"].create_index(["run_id"])
+    db["runs"].create_index(["status"])
+    db["runs"].create_index(["out_dir"])
+    db["event_imports"].create({
+        "uid": str, "run_id": int, "path": str, "seq": int, "imported_at": float,
+    }, pk="uid", not_null={"run_id", "seq"}, foreign_keys=[("run_id", "runs", "id")])
+
+
+def known_migrations() -> list[str]:
+    """Names of the migrations this release knows, in order."""
+    return [m.name for m in migrations._migrations]
+
+
+def _applied(db: Database) -> list[str]:
+    return [m.name for m in migrations.applied(db)]
+
+
+def _check_not_newer(path: Path, applied: list[str]) -> None:
+    unknown = [name for name in applied if name not in known_migrations()]
+    if unknown:
+        raise StoreError(
+            f"the runs database {path} was written by a newer spkemb (schema migrations "
+            f"{', '.join(unknown)} are unknown to this release, which knows "
+            f"{len(known_migrations())}): upgrade spkemb (pip install -U spkemb), or pass "
+            "--db with another file")
+
+
+def pending(db: Database, path: Path) -> list[str]:
+    """Migrations not yet applied to ``db``; refuses a file from a newer release.
+
+    Raises
+    ------
+    StoreError
+        The file records migrations this release does not know.
+    """
+    applied = _applied(db)
+    _check_not_newer(path, applied)
+    return [name for name in known_migrations() if name not in applied]
+
+
+def migrate(db: Database, path: Path, *, stop_before: str | None = None) -> list[str]:
+    """Apply the pending migrations, one process at a time.
+
+    Parameters
+    ----------
+    db
+        A connection in autocommit mode (``engine.store.db.connect``).
+    path
+        The file, for error messages.
+    stop_before
+        Leave this migration and the later ones pending (for tests of old files).
+
+    Returns
+    -------
+    list[str]
+        The migrations this call applied (empty when another process did them).
+
+    Raises
+    ------
+    StoreError
+        The file is from a newer release, or a migration failed.
+    """
+    if not pending(db, path):
+        return []
+    try:
+        # the write lock first, then look again: another opener may have migrated
+        # while we waited for it.
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            todo = pending(db, path)
+            if stop_before in todo:
+                todo = todo[:todo.index(stop_before)]
+            if todo:
+                migrations.apply(db, stop_before=stop_before)
+                db.conn.execute(f"PRAGMA user_version = {len(_applied(db))}")
+            db.conn.execute("COMMIT")
+        except BaseException:
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            raise
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot upgrade the schema of the runs database {path}: {e}; "
+                         "make sure no other program holds it locked, or pass --db") from e
+    return todo

@@ -1,0 +1,30 @@
+"""Example queries, shown in the README and offered by the TUI's Query screen."""
+
+from __future__ import annotations
+
+#: title -> SQL (plain SQLite, runs in the ``sqlite3`` shell, datasette or ``Store.query``)
+EXAMPLE_QUERIES: dict[str, str] = {
+    "best EER per run": """\
+SELECT v.run_id AS validate_run, v.train_run_id AS train_run, r.protocol, r.subset,
+       v.epoch AS best_epoch, MIN(v.eer) AS best_eer, COUNT(*) AS epochs_validated
+FROM validations AS v JOIN runs AS r ON r.id = v.run_id
+GROUP BY v.run_id
+ORDER BY best_eer""",
+    "runs still running": """\
+SELECT id, kind, name, protocol, subset, epoch, target_epoch, step, host, pid,
+       datetime(started_at, 'unixepoch', 'localtime') AS started,
+       ROUND((julianday('now') - 2440587.5) * 86400.0 - heartbeat_at, 1) AS heartbeat_age_s
+FROM runs
+WHERE status = 'running'
+ORDER BY started_at""",
+    "last loss of each training run": """\
+SELECT r.id AS run, r.name, r.status, s.step, s.epoch, s.loss, s.chunks_per_s
+FROM runs AS r JOIN train_steps AS s ON s.run_id = r.id
+WHERE r.kind = 'train'
+  AND s.id = (SELECT id FROM train_steps WHERE run_id = r.id ORDER BY step DESC, id DESC LIMIT 1)
+ORDER BY r.id DESC""",
+    "data problems": """\
+SELECT p.run_id AS run, r.kind, p.path, p.problem, p.fatal
+FROM data_problems AS p JOIN runs AS r ON r.id = p.run_id
+ORDER BY p.id DESC""",
+}

@@ -1,0 +1,148 @@
+"""Reading the runs database: every ``Store`` query, each one short read with no cursor kept.
+
+Each call fetches all its rows at once, so no read transaction (WAL snapshot)
+outlives it: a long-lived reader would stop WAL checkpoints and let the WAL grow
+without bound (https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from engine.errors import StoreError
+
+_JSON_COLUMNS = ("config", "command")
+
+
+def _abs(path: str | os.PathLike[str] | None) -> str | None:
+    return None if path is None else os.path.abspath(os.fspath(path))
+
+
+def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    for column in _JSON_COLUMNS:
+        if row.get(column) is not None:
+            row[column] = json.loads(row[column])
+    return row
+
+
+class StoreReads:
+    """The readers of ``Store`` (see there); rows are plain dicts."""
+
+    db: Database
+    path: Path
+    readonly: bool
+    _lock: threading.RLock
+
+    def _error(self, e: sqlite3.DatabaseError) -> StoreError:
+        if "locked" in str(e) or "busy" in str(e):
+            return StoreError(f"the runs database {self.path} stayed locked by another process "
+                              f"for over a minute ({e}); find the program holding it (fuser "
+                              f"{self.path}) or pass --db with another file")
+        return StoreError(f"runs database {self.path}: {e}")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            try:
+                cursor = self.db.conn.execute(sql, tuple(params))
+                columns = [d[0] for d in cursor.description]
+                return [dict(zip(columns, row)) for row in cursor.fetchall()]
+            except sqlite3.DatabaseError as e:
+                raise self._error(e) from e
+
+    def runs(self, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, optionally of one status and/or kind."""
+        return self.find_runs(status=status, kind=kind)
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        """One run, or None."""
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return _decode_run(rows[0]) if rows else None
+
+    def find_runs(self, *, out_dir: str | os.PathLike[str] | None = None, kind: str | None = None,
+                  status: str | None = None, exp_dir: str | os.PathLike[str] | None = None,
+                  protocol: str | None = None, subset: str | None = None) -> list[dict[str, Any]]:
+        """Runs matching every given field (paths compared as absolute paths), newest first."""
+        where = {"out_dir": _abs(out_dir), "kind": kind, "status": status,
+                 "exp_dir": _abs(exp_dir), "protocol": protocol, "subset": subset}
+        where = {k: v for k, v in where.items() if v is not None}
+        clause = " AND ".join(f"{k} = ?" for k in where) or "1"
+        rows = self._read(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC", tuple(where.values()))
+        return [_decode_run(r) for r in rows]
+
+    def steps(self, run_id: int, since_step: int = -1) -> list[dict[str, Any]]:
+        """Training steps of a run after ``since_step``, in step order."""
+        return self._read("SELECT step, epoch, loss, lr, chunks_per_s, time FROM train_steps "
+                          "WHERE run_id = ? AND step > ? ORDER BY step, id", (run_id, since_step))
+
+    def epochs(self, run_id: int) -> list[dict[str, Any]]:
+        """Per-epoch training summaries of a run, in epoch order."""
+        return self._read("SELECT epoch, loss, lr, chunks_per_s, seconds, time FROM train_epochs "
+                          "WHERE run_id = ? ORDER BY epoch", (run_id,))
+
+    def checkpoints(self, run_id: int) -> list[dict[str, Any]]:
+        """Checkpoints of a run, oldest first (``partial`` as bool)."""
+        rows = self._read("SELECT epoch, step, path, partial, time FROM checkpoints "
+                          "WHERE run_id = ? ORDER BY id", (run_id,))
+        for row in rows:
+            row["partial"] = bool(row["partial"])
+        return rows
+
+    def validations(self, run_id: int | None = None, *,
+                    train_run_id: int | None = None) -> list[dict[str, Any]]:
+        """EER rows of a validate run, or of every validate run of a training run, by epoch."""
+        if (run_id is None) == (train_run_id is None):
+            raise StoreError("validations(): give run_id or train_run_id, not both or neither")
+        column, value = ("run_id", run_id) if run_id is not None else ("train_run_id", train_run_id)
+        return self._read(f"SELECT * FROM validations WHERE {column} = ? ORDER BY epoch, id", (value,))
+
+    def extractions(self, run_id: int) -> list[dict[str, Any]]:
+        """Extractions recorded by an apply run."""
+        return self._read("SELECT * FROM extractions WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def problems(self, run_id: int) -> list[dict[str, Any]]:
+        """Data problems recorded by a run."""
+        return self._read("SELECT * FROM data_problems WHERE run_id = ? ORDER BY id", (run_id,))
+
+    def query(self, sql: str, params: Sequence[Any] = (),
+              limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run one read-only SQL statement (the TUI's Query screen); returns (columns, rows).
+
+        Raises
+        ------
+        StoreError
+            The statement is not valid SQL, or tries to write.
+        """
+        with self._lock:
+            conn = self.db.conn
+            was_in_transaction = conn.in_transaction
+            conn.execute("PRAGMA query_only = ON")
+            try:
+                cursor = conn.execute(sql, tuple(params))
+                if conn.in_transaction and not was_in_transaction:  # BEGIN, SAVEPOINT
+                    conn.execute("ROLLBACK")
+                    raise StoreError(f"query on {self.path}: only statements that read are "
+                                     "allowed here (SELECT, WITH, PRAGMA, EXPLAIN)")
+                columns = [d[0] for d in cursor.description or ()]
+                rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+                cursor.close()
+            except (sqlite3.DatabaseError, sqlite3.Warning, sqlite3.ProgrammingError) as e:
+                if conn.in_transaction and not was_in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"query on {self.path} failed: {e}") from e
+            finally:
+                if not self.readonly:
+                    conn.execute("PRAGMA query_only = OFF")
+        return columns, rows
+
+    def imported(self, uid: str) -> tuple[int, int] | None:
+        """(run id, last imported seq) of the event-file run ``uid``, or None if never imported."""
+        rows = self._read("SELECT run_id, seq FROM event_imports WHERE uid = ?", (uid,))
+        return (rows[0]["run_id"], rows[0]["seq"]) if rows else None

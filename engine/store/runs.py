@@ -1,0 +1,340 @@
+"""The ``Store``: every read and write of the runs database, and nothing else writes SQL.
+
+Writes follow the rules of DESIGN.md: each is one short ``BEGIN IMMEDIATE``
+transaction (a deferred transaction that later upgrades to a write fails with
+SQLITE_BUSY at once instead of waiting, https://www.sqlite.org/lang_transaction.html),
+metrics arrive in batches, and reads fetch everything at once so that no cursor
+(and no WAL snapshot) outlives the call.
+
+Writer methods take an optional ``_at`` (unix time of the event, default now) and
+``create_run`` an optional ``_origin`` (host, pid, ...): only ``import_events``
+uses them, to replay an event file with its original times.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from engine.errors import StoreError
+from engine.store import liveness
+from engine.store.db import connect
+from engine.store.migrations import migrate, pending
+from engine.store.netfs import is_network_fs
+from engine.store.reads import StoreReads, _abs
+
+RUN_KINDS = ("train", "validate", "apply")
+RUN_STATUSES = ("running", "completed", "failed", "stopped", "lost")
+ENDED_STATUSES = ("completed", "failed", "stopped", "lost")
+
+
+def _open_queue(path: Path) -> int:
+    """The lock file on which writers of this host queue for the write lock (-1: none).
+
+    SQLite's busy handler polls: it sleeps 1, 2, 5 ... up to 100 ms between tries,
+    so with eight writers the write lock sat idle most of the time (bench/store.py:
+    eight writers together slower than one alone). Writers first queue on an
+    ``flock`` of ``runs.db-lock``, which the kernel hands to the next waiter as
+    soon as it is released; ``busy_timeout`` still covers other programs.
+    """
+    if is_network_fs(path):
+        return -1
+    try:
+        return os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return -1  # e.g. a read-only folder: SQLite's own locking still works
+
+
+class Store(StoreReads):
+    """The runs database of one process (see ``open_store``).
+
+    One connection, usable from several threads (calls are serialised by a lock).
+    Reads return plain ``dict`` rows; ``run``/``runs``/``find_runs`` decode the
+    ``config`` and ``command`` JSON columns.
+    """
+
+    def __init__(self, db: Database, path: Path, *, readonly: bool = False) -> None:
+        self.db, self.path, self.readonly = db, Path(path), readonly
+        self._lock = threading.RLock()
+        self._queue_fd = -1 if readonly else _open_queue(self.path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self.db.close()
+            if self._queue_fd >= 0:
+                os.close(self._queue_fd)
+                self._queue_fd = -1
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` write transaction; nested calls join the outer one."""
+        if self.readonly:
+            raise StoreError(f"the runs database {self.path} was opened read-only; open it with "
+                             "open_store(path) to write")
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                yield conn
+                return
+            if self._queue_fd >= 0:
+                fcntl.flock(self._queue_fd, fcntl.LOCK_EX)
+            try:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.DatabaseError as e:
+                    raise self._error(e) from e
+                try:
+                    yield conn
+                except sqlite3.DatabaseError as e:
+                    conn.execute("ROLLBACK")
+                    raise self._error(e) from e
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                else:
+                    conn.execute("COMMIT")
+            finally:
+                if self._queue_fd >= 0:
+                    fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
+
+    # ---- writers ----------------------------------------------------------------
+
+    def create_run(self, *, kind: str, exp_dir: str | os.PathLike[str] | None,
+                   out_dir: str | os.PathLike[str] | None, protocol: str | None,
+                   subset: str | None, config: dict[str, Any] | None, command: list[str],
+                   device: str | None, target_epoch: int | None = None,
+                   parent_id: int | None = None, name: str | None = None,
+                   log_path: str | os.PathLike[str] | None = None, _at: float | None = None,
+                   _origin: dict[str, Any] | None = None) -> int:
+        """Record a new ``running`` run of this process; returns its id.
+
+        Host, pid, the pid's start time (``/proc``) and ``$SLURM_JOB_ID`` are taken
+        from the calling process, so that ``mark_lost`` can tell when it dies.
+        """
+        if kind not in RUN_KINDS:
+            raise StoreError(f"unknown run kind {kind!r}: use one of {', '.join(RUN_KINDS)}")
+        now = time.time() if _at is None else _at
+        pid = os.getpid()
+        origin = {"host": liveness.hostname(), "pid": pid,
+                  "pid_start": liveness.process_start_time(pid),
+                  "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "started_at": now}
+        origin.update(_origin or {})
+        row = {"name": name, "kind": kind, "status": "running", "exp_dir": _abs(exp_dir),
+               "out_dir": _abs(out_dir), "protocol": protocol, "subset": subset,
+               "config": json.dumps(config, default=str),
+               "command": json.dumps([str(c) for c in command]), "parent_id": parent_id,
+               "device": device, "heartbeat_at": now, "target_epoch": target_epoch,
+               "log_path": _abs(log_path), **origin}
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        with self.transaction() as conn:
+            cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
+                                  tuple(row.values()))
+            return int(cursor.lastrowid)
+
+    def set_status(self, run_id: int, status: str, reason: str | None = None, *,
+                   _at: float | None = None) -> None:
+        """Set a run's status; an ended status (completed, failed, stopped, lost) sets ``ended_at``."""
+        if status not in RUN_STATUSES:
+            raise StoreError(f"unknown run status {status!r}: use one of {', '.join(RUN_STATUSES)}")
+        now = time.time() if _at is None else _at
+        ended = now if status in ENDED_STATUSES else None
+        with self.transaction() as conn:
+            cursor = conn.execute("UPDATE runs SET status = ?, reason = ?, ended_at = ?, "
+                                  "heartbeat_at = MAX(COALESCE(heartbeat_at, 0), ?) WHERE id = ?",
+                                  (status, reason, ended, now, run_id))
+            if cursor.rowcount == 0:
+                raise StoreError(f"no run {run_id} in {self.path}")
+
+    def heartbeat(self, run_id: int, *, epoch: int | None = None, step: int | None = None,
+                  progress: float | None = None, progress_total: float | None = None,
+                  _at: float | None = None) -> None:
+        """Say the run is alive, with its position; a run marked ``lost`` becomes ``running`` again."""
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET heartbeat_at = ?, epoch = COALESCE(?, epoch), "
+                "step = COALESCE(?, step), progress = COALESCE(?, progress), "
+                "progress_total = COALESCE(?, progress_total), "
+                "ended_at = CASE status WHEN 'lost' THEN NULL ELSE ended_at END, "
+                "reason = CASE status WHEN 'lost' THEN NULL ELSE reason END, "
+                "status = CASE status WHEN 'lost' THEN 'running' ELSE status END WHERE id = ?",
+                (now, epoch, step, progress, progress_total, run_id))
+
+    def add_steps(self, run_id: int, rows: list[dict[str, Any]], *, _at: float | None = None) -> None:
+        """Insert a batch of training steps in one transaction; also beats the heart.
+
+        Each row: ``step`` (required), ``epoch``, ``loss``, ``lr``, ``chunks_per_s``,
+        ``time`` (unix seconds, default now).
+        """
+        if not rows:
+            return
+        now = time.time() if _at is None else _at
+        values = [(run_id, r["step"], r.get("epoch"), r.get("loss"), r.get("lr"),
+                   r.get("chunks_per_s"), r.get("time", now)) for r in rows]
+        last = max(rows, key=lambda r: r["step"])
+        with self.transaction() as conn:
+            conn.executemany("INSERT INTO train_steps (run_id, step, epoch, loss, lr, chunks_per_s, "
+                             "time) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+            conn.execute("UPDATE runs SET heartbeat_at = MAX(COALESCE(heartbeat_at, 0), ?), "
+                         "step = ?, epoch = COALESCE(?, epoch) WHERE id = ?",
+                         (now, last["step"], last.get("epoch"), run_id))
+
+    def add_epoch(self, run_id: int, *, epoch: int, loss: float | None, lr: float | None,
+                  chunks_per_s: float | None, seconds: float | None,
+                  _at: float | None = None) -> None:
+        """Record (or replace, after a resume) the summary of one training epoch."""
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM train_epochs WHERE run_id = ? AND epoch = ?", (run_id, epoch))
+            conn.execute("INSERT INTO train_epochs (run_id, epoch, loss, lr, chunks_per_s, seconds, "
+                         "time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, epoch, loss, lr, chunks_per_s, seconds, now))
+
+    def add_checkpoint(self, run_id: int, *, epoch: int, step: int | None,
+                       path: str | os.PathLike[str], partial: bool,
+                       _at: float | None = None) -> None:
+        """Record a checkpoint already on disk (the row is the commit marker watchers trust)."""
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (run_id, epoch, step, _abs(path), int(bool(partial)), now))
+
+    def add_validation(self, run_id: int, *, train_run_id: int | None, epoch: int, eer: float,
+                       eer_low: float | None, eer_high: float | None, mindcf_01: float | None,
+                       mindcf_005: float | None, threshold: float | None, n_trials: int | None,
+                       scores_path: str | os.PathLike[str] | None,
+                       _at: float | None = None) -> None:
+        """Record (or replace) the EER of one epoch, on the validate run ``run_id``."""
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM validations WHERE run_id = ? AND epoch = ?", (run_id, epoch))
+            conn.execute("INSERT INTO validations (run_id, train_run_id, epoch, eer, eer_low, "
+                         "eer_high, mindcf_01, mindcf_005, threshold, n_trials, scores_path, time) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, train_run_id, epoch, eer, eer_low, eer_high, mindcf_01,
+                          mindcf_005, threshold, n_trials, _abs(scores_path), now))
+
+    def set_best(self, run_id: int, *, epoch: int, eer: float | None, how: str,
+                 _at: float | None = None) -> None:
+        """Record the epoch a validate run points at (``how``: 'lowest-eer' or 'manual')."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE runs SET best_epoch = ?, best_eer = ?, best_how = ? WHERE id = ?",
+                         (epoch, eer, how, run_id))
+
+    def add_extraction(self, run_id: int, *, epoch: int, protocol: str, subset: str,
+                       out_dir: str | os.PathLike[str], mode: str, step: float, duration: float,
+                       files: int, audio_seconds: float, wall_seconds: float,
+                       _at: float | None = None) -> None:
+        """Record one finished extraction (``apply``) of a protocol subset."""
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO extractions (run_id, epoch, protocol, subset, out_dir, mode, "
+                         "step, duration, files, audio_seconds, wall_seconds, time) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, epoch, protocol, subset, _abs(out_dir), mode, step, duration,
+                          files, audio_seconds, wall_seconds, now))
+
+    def add_problem(self, run_id: int, *, path: str | os.PathLike[str], problem: str, fatal: bool,
+                    _at: float | None = None) -> None:
+        """Record a data file that could not be used, and why."""
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO data_problems (run_id, path, problem, fatal, time) "
+                         "VALUES (?, ?, ?, ?, ?)", (run_id, os.fspath(path), problem, int(fatal), now))
+
+    def mark_lost(self, *, now: float | None = None) -> list[int]:
+        """Set ``lost`` on running runs whose heartbeat is stale and whose process is gone.
+
+        Stale means older than ``liveness.LOST_AFTER`` (3 heartbeat intervals) for
+        a run of this host whose pid + start time no longer exists, and older than
+        ``liveness.REMOTE_LOST_AFTER`` for a run of another host, which cannot be
+        checked. Returns the ids marked.
+        """
+        now = time.time() if now is None else now
+        candidates = self._read("SELECT id, host, pid, pid_start, heartbeat_at FROM runs "
+                                "WHERE status = 'running' AND heartbeat_at < ?",
+                                (now - liveness.LOST_AFTER,))
+        lost = []
+        for run in candidates:
+            alive = liveness.is_alive(run["host"], run["pid"], run["pid_start"])
+            if alive is False or (alive is None
+                                  and run["heartbeat_at"] < now - liveness.REMOTE_LOST_AFTER):
+                lost.append(run)
+        marked = []
+        if lost:
+            with self.transaction() as conn:
+                for run in lost:
+                    reason = (f"no heartbeat since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run['heartbeat_at']))}"
+                              f" and process {run['pid']} on {run['host']} is gone")
+                    # the heartbeat test again: the run may have beaten since we looked
+                    cursor = conn.execute("UPDATE runs SET status = 'lost', ended_at = ?, reason = ? "
+                                          "WHERE id = ? AND status = 'running' AND heartbeat_at = ?",
+                                          (run["heartbeat_at"], reason, run["id"], run["heartbeat_at"]))
+                    if cursor.rowcount:
+                        marked.append(run["id"])
+        return marked
+
+    def record_import(self, uid: str, run_id: int, path: str | os.PathLike[str], seq: int) -> None:
+        """Remember that event file records of run ``uid`` up to ``seq`` are in run ``run_id``."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO event_imports (uid, run_id, path, seq, imported_at) "
+                         "VALUES (?, ?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET seq = excluded.seq, "
+                         "path = excluded.path, imported_at = excluded.imported_at",
+                         (uid, run_id, os.fspath(path), seq, time.time()))
+
+
+def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store:
+    """Open (creating and migrating unless ``readonly``) the runs database at ``path``.
+
+    Parameters
+    ----------
+    path
+        The database file (see ``default_db_path``).
+    readonly
+        For watchers such as the TUI: writes are refused, the file must exist. A file
+        of an older schema is still upgraded once, by a short-lived writer.
+
+    Raises
+    ------
+    StoreError
+        Missing file (readonly), not a database, or written by a newer release.
+    """
+    path = Path(path)
+    if readonly:
+        db = connect(path, readonly=True)
+        try:
+            todo = pending(db, path)
+        except BaseException:
+            db.close()
+            raise
+        if todo:
+            db.close()
+            open_store(path).close()
+            db = connect(path, readonly=True)
+        return Store(db, path, readonly=True)
+    db = connect(path)
+    try:
+        migrate(db, path)
+    except BaseException:
+        db.close()
+        raise
+    return Store(db, path)

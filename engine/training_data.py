@@ -1,0 +1,88 @@
+"""Everything training reads from disk, resolved once before the first step.
+
+The protocol is listed once, every file checked once with ``soundfile.info``, the
+speech of every speaker indexed once; batches are then drawn from that index by
+loader workers for the whole run (never a protocol re-scan per batch).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from engine.audio import Problem
+from engine.augment import build_augmentation
+from engine.batches import BatchLoader, SpeakerIndex, batches_per_epoch, build_index, make_loader
+from engine.config import Config
+from engine.distributed import World
+from engine.protocols import load_protocol, subset_files
+
+
+@dataclass
+class TrainingData:
+    config: Config
+    index: SpeakerIndex
+    augment: Any
+    seed: int
+    world: World
+    workers: int
+    pin_memory: bool
+    problems: list[Problem] = field(default_factory=list)
+    _loader: BatchLoader | None = None
+    _iter: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+    _next: tuple[int, int] | None = None
+
+    @property
+    def speakers(self) -> list[str]:
+        return self.index.speakers
+
+    @property
+    def batches_per_epoch(self) -> int:
+        t = self.config.task
+        return batches_per_epoch(t.per_epoch, t.duration, t.per_fold, t.per_label)
+
+    @property
+    def batch_size(self) -> int:
+        """Chunks of this rank's share of a batch."""
+        return self.config.task.batch_size // self.world.size
+
+    def loader_for(self, epoch0: int, start: int) -> BatchLoader:
+        """One endless loader (persistent workers) from 0-based ``epoch0``, batch ``start``."""
+        if self._loader is None or self._next != (epoch0, start):
+            self._loader = make_loader(self.index, self.config, workers=self.workers, seed=self.seed,
+                                       rank=self.world.rank, world=self.world.size, epoch=epoch0,
+                                       start_batch=start, epochs=None, augment=self.augment,
+                                       pin_memory=self.pin_memory)
+            self._iter = iter(self._loader)
+        return self._loader
+
+    def batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches ``start, start + 1, …`` of 1-based ``epoch``."""
+        loader = self.loader_for(epoch - 1, start)
+        assert self._iter is not None
+        for k in range(start, loader.batches_per_epoch):
+            batch = next(self._iter)
+            nxt = (epoch - 1, k + 1) if k + 1 < loader.batches_per_epoch else (epoch, 0)
+            self._next = nxt
+            yield batch
+
+
+def prepare_training_data(config: Config, protocol: str, subset: str, *, database: str | None,
+                          strict: bool, seed: int, world: World, workers: int = 0,
+                          pin_memory: bool = False) -> TrainingData:
+    """List, check and index the training files; build the augmentation."""
+    files = subset_files(load_protocol(protocol, database), subset)
+    index = build_index(files, config.task.duration, label_min_duration=config.task.label_min_duration,
+                        strict=strict)
+    augment = build_augmentation(config.augmentation, sample_rate=config.sample_rate, database=database)
+    problems = list(index.problems) + list(getattr(augment, "problems", None) or [])
+    return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,
+                        workers=workers, pin_memory=pin_memory, problems=problems)
+
+
+def default_workers() -> int:
+    return max(0, min(4, (os.cpu_count() or 1) - 1))

@@ -1,0 +1,93 @@
+"""What training shows and records of its progress: step rows, chunks/s, a progress bar.
+
+Losses stay on the device until a row batch is taken, so a GPU run synchronises
+once per logging interval rather than once per step.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from engine.distributed import World
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    loss: float
+    lr: float
+    chunks_per_s: float
+    seconds: float
+
+
+class TrainingReport:
+    def __init__(self, world: World, target: int, batches_per_epoch: int, batch_size: int) -> None:
+        self.world, self.target = world, target
+        self.batches_per_epoch, self.batch_size = batches_per_epoch, batch_size
+        self.console = Console(file=sys.stderr)
+        self.live = world.is_main and self.console.is_terminal
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[target]}"), BarColumn(),
+            MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+            TextColumn("{task.fields[speed]:.0f} chunks/s"), TimeRemainingColumn(),
+            console=self.console, disable=not self.live)
+        self.task = self.progress.add_task("train", total=batches_per_epoch, epoch=0, target=target,
+                                           loss=float("nan"), speed=0.0)
+        self._pending: list[tuple[int, int, torch.Tensor, float]] = []
+        self._last = time.monotonic()
+
+    def __enter__(self) -> TrainingReport:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def start_epoch(self, epoch: int, start_batch: int) -> None:
+        self.epoch, self._t0 = epoch, time.monotonic()
+        self._loss_sum, self._steps, self._lr = 0.0, 0, 0.0
+        self.progress.update(self.task, completed=start_batch, epoch=epoch)
+        self._last = time.monotonic()
+
+    def add(self, epoch: int, step: int, loss: torch.Tensor, lr: float) -> None:
+        self._pending.append((epoch, step, loss, lr))
+
+    def due(self, interval: float) -> bool:
+        return time.monotonic() - self._last >= interval
+
+    def take_rows(self) -> list[dict]:
+        """The pending steps as database rows (one device sync for all of them)."""
+        if not self._pending:
+            return []
+        now = time.monotonic()
+        losses = torch.stack([p[2] for p in self._pending]).float().cpu().tolist()
+        speed = len(self._pending) * self.batch_size * self.world.size / max(now - self._last, 1e-9)
+        wall = time.time()
+        rows = [{"step": step, "epoch": epoch, "loss": loss, "lr": lr, "chunks_per_s": speed, "time": wall}
+                for (epoch, step, _, lr), loss in zip(self._pending, losses)]
+        self._loss_sum += sum(losses)
+        self._steps += len(rows)
+        self._lr = rows[-1]["lr"]
+        self._pending.clear()
+        self._last = now
+        self.progress.update(self.task, advance=len(rows), loss=rows[-1]["loss"], speed=speed)
+        return rows
+
+    def end_epoch(self) -> EpochSummary:
+        seconds = time.monotonic() - self._t0
+        summary = EpochSummary(loss=self._loss_sum / max(self._steps, 1), lr=self._lr,
+                               chunks_per_s=self._steps * self.batch_size * self.world.size / max(seconds, 1e-9),
+                               seconds=seconds)
+        if self.world.is_main and not self.live:
+            self.note(f"epoch {self.epoch}/{self.target}  loss {summary.loss:.4f}  lr {summary.lr:.4g}  "
+                      f"{summary.chunks_per_s:.0f} chunks/s  {summary.seconds:.1f} s")
+        return summary
+
+    def note(self, text: str) -> None:
+        if self.world.is_main:
+            self.console.print(text, highlight=False)

@@ -1,0 +1,109 @@
+"""Fixtures of the TUI tests: runs databases filled through engine.store, a fixed clock."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.store import open_store
+
+#: the clock of every TUI test: 2024-05-01 12:00:00 UTC
+NOW = 1714564800.0
+
+
+@pytest.fixture(autouse=True)
+def _utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Times print the same everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def fill_db(path: Path, root: Path) -> dict[str, int]:
+    """Two finished training runs with steps, epochs, checkpoints and validations; one failed."""
+    ids = {}
+    with open_store(path) as store:
+        for i, (name, margin, status) in enumerate([("aam-m0.2", 0.2, "completed"),
+                                                    ("aam-m0.1", 0.1, "completed"),
+                                                    ("softmax", None, "failed")]):
+            exp = root / "experiments" / name
+            trn = exp / "train" / "Demo.SpeakerVerification.Voices.train"
+            config = {"task": {"name": "AdditiveAngularMarginLoss" if margin else "Softmax",
+                               "params": {"margin": margin} if margin else {}},
+                      "scheduler": {"name": "ConstantScheduler", "params": {"learning_rate": 0.01}}}
+            start = NOW - 7200 + 600 * i
+            run = store.create_run(kind="train", exp_dir=exp, out_dir=trn,
+                                   protocol="Demo.SpeakerVerification.Voices", subset="train",
+                                   config=config, command=["spkemb-engine", "train"], device="cpu",
+                                   target_epoch=3, name=name, _at=start)
+            ids[name] = run
+            rows = [{"step": s, "epoch": s // 20, "loss": 10.0 / (1 + s / (10 + i)) + 0.01 * (s % 3),
+                     "lr": 0.01, "chunks_per_s": 100.0, "time": start + s} for s in range(60)]
+            store.add_steps(run, rows, _at=start + 60)
+            for epoch in range(3 if status == "completed" else 1):
+                store.add_epoch(run, epoch=epoch + 1, loss=rows[20 * epoch + 19]["loss"], lr=0.01,
+                                chunks_per_s=100.0, seconds=20.0)
+                store.add_checkpoint(run, epoch=epoch + 1, step=20 * (epoch + 1),
+                                     path=str(trn / "weights" / f"{epoch + 1:04d}.pt"), partial=False)
+            store.heartbeat(run, epoch=3, step=59)
+            store.set_status(run, status, reason=None if status == "completed" else "NaN loss")
+            if status == "completed":
+                val_dir = trn / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development"
+                val = store.create_run(kind="validate", exp_dir=exp, out_dir=val_dir,
+                                       protocol="Demo.SpeakerVerification.Voices", subset="development",
+                                       config=config, command=["spkemb-engine", "validate"], device="cpu",
+                                       target_epoch=3, parent_id=run, name=f"{name} validate",
+                                       _at=start + 30)
+                for epoch, eer in [(1, 0.30 + 0.02 * i), (2, 0.21 + 0.02 * i), (3, 0.24 + 0.02 * i)]:
+                    store.add_validation(val, train_run_id=run, epoch=epoch, eer=eer, eer_low=eer - 0.03,
+                                         eer_high=eer + 0.03, mindcf_01=0.9 - 0.1 * epoch,
+                                         mindcf_005=0.8, threshold=0.5, n_trials=400,
+                                         scores_path=str(val_dir / "scores" / f"{epoch:04d}.txt"))
+                store.set_best(val, epoch=2, eer=0.21 + 0.02 * i, how="lowest-eer")
+                store.set_status(val, "completed")
+                ids[f"{name} validate"] = val
+    fix_times(path)
+    return ids
+
+
+def fix_times(path: Path) -> None:
+    """Pin the times that the store takes from the clock, so snapshots do not move."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE runs SET heartbeat_at = started_at + 1800, "
+                 "ended_at = CASE WHEN status = 'running' THEN NULL ELSE started_at + 1800 END, "
+                 "host = 'testhost', pid = 4242")
+    conn.commit()
+    conn.close()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace folder (cwd) with a filled runs.db."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("SPKEMB_DB", raising=False)
+    fill_db(root / "runs.db", root)
+    return root
+
+
+def make(root: Path, **kwargs):
+    from app.app import make_app
+
+    return make_app(root, now=lambda: NOW, **kwargs)
+
+
+async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
+    """Let the app run until ``predicate()`` is true (workers report through messages)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached within the timeout")
+        await pilot.pause(0.05)
+
+
+os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")

@@ -1,0 +1,80 @@
+"""The TUI's boundaries: no torch, GPUs from nvidia-smi text, detached engine processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app import processes
+from app.__main__ import build_parser
+from app.gpus import parse_nvidia_smi
+from app.workspace import resolve_workspace
+
+
+def test_app_never_imports_torch() -> None:
+    code = ("import sys, app, app.app, app.screens.runs, app.screens.run_detail, app.screens.configs, "
+            "app.screens.launch, app.screens.compare, app.screens.query, engine.store; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
+
+
+def test_nvidia_smi_lines_become_devices() -> None:
+    gpus = parse_nvidia_smi("0, NVIDIA H100 80GB HBM3, 81559 MiB\n1, NVIDIA A100-SXM4-40GB, 40960 MiB\n")
+    assert [(g.index, g.memory_mib) for g in gpus] == [(0, 81559), (1, 40960)]
+    assert gpus[0].label == "cuda:0  NVIDIA H100 80GB HBM3 (80 GiB)"
+    assert parse_nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate\n") == []
+
+
+def test_engine_command_runs_detached_with_its_log(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yml"
+    bad.write_text("task:\n  name: NoSuchLoss\n")
+    argv = processes.engine_argv("config", "check", str(bad))
+    assert argv[:3] == [sys.executable, "-m", "engine"]
+    log = tmp_path / "out" / "check.log"
+    pid = processes.launch(argv, log, cwd=Path(__file__).resolve().parents[2])
+    assert os.getsid(pid) == pid  # its own session: closing the TUI sends it no hang-up
+    deadline = time.monotonic() + 60
+    while not processes.exited(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert "architecture: missing section" in log.read_text()
+
+
+def test_command_lines_follow_the_engine_cli(tmp_path: Path) -> None:
+    from engine.cli import build_parser as engine_parser
+
+    train = processes.train_argv(tmp_path, "Demo.SpeakerVerification.Voices", to=3, device="cpu",
+                                 parallel=0, db=tmp_path / "runs.db", database=tmp_path / "database.yml")
+    args = engine_parser().parse_args(train[3:])
+    assert (args.command, args.to, args.parallel, args.exp_dir) == ("train", 3, 0, str(tmp_path))
+    trn = processes.trn_dir(tmp_path, "Demo.SpeakerVerification.Voices", "train")
+    val = processes.val_dir(trn, "Demo.SpeakerVerification.Voices", "development")
+    args = engine_parser().parse_args(processes.validate_argv(trn, "Demo.SpeakerVerification.Voices",
+                                                              subset="development", every=2)[3:])
+    assert (args.command, args.every, args.subset) == ("validate", 2, "development")
+    args = engine_parser().parse_args(processes.apply_argv(val, "Demo.SpeakerDiarization.Meetings",
+                                                           step=0.25)[3:])
+    assert (args.command, args.step, args.val_dir) == ("apply", 0.25, str(val))
+    args = engine_parser().parse_args(processes.pick_argv(val, epoch=2)[3:])
+    assert (args.command, args.epoch) == ("pick", 2)
+
+
+def test_workspace_defaults(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SPKEMB_DB", raising=False)
+    monkeypatch.delenv("PYANNOTE_DATABASE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    ws = resolve_workspace(tmp_path)
+    assert ws.db_path == tmp_path / "experiments" / "runs.db" and ws.database_yml is None
+    (tmp_path / "runs.db").touch()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "database.yml").write_text("Databases: {}\n")
+    ws = resolve_workspace(tmp_path)
+    assert ws.db_path == tmp_path / "runs.db"
+    assert ws.database_yml == tmp_path / "data" / "database.yml"
+    args = build_parser().parse_args(["--workspace", "w", "--db", "x.db", "--database", "d.yml"])
+    assert (args.workspace, args.db, args.database) == ("w", "x.db", "d.yml")

@@ -1,0 +1,101 @@
+"""Runs screen: rows, filter, sort, empty and corrupt databases, lost runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.screens.runs import RunsScreen
+from app.widgets.runs_table import RunsTable
+from tests.app.conftest import make, wait_for
+
+
+async def test_runs_table_shows_every_run(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        cells = [table.get_row_at(i) for i in range(table.row_count)]
+        names = {str(c[1]) for c in cells}
+        assert {"aam-m0.2", "aam-m0.1", "softmax", "aam-m0.2 validate"} <= names
+        train = next(c for c in cells if str(c[1]) == "aam-m0.2")
+        assert str(train[4]) == "completed"
+        assert str(train[7]) == "21.00 % @ 2"
+        assert str(train[5]) == "3/3"
+
+
+async def test_filter_by_text_and_status(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        await pilot.press("slash")
+        await pilot.press(*"softmax")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert str(table.get_row_at(0)[1]) == "softmax"
+        app.screen.query_one("#filter").value = ""
+        app.screen.query_one("#status").value = "completed"
+        await wait_for(pilot, lambda: table.row_count == 4)
+        assert all(str(table.get_row_at(i)[4]) == "completed" for i in range(4))
+
+
+async def test_sort_by_loss_column(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        table.sort_by("loss")
+        losses = [str(table.get_row_at(i)[6]) for i in range(table.row_count)]
+        numbers = [float(x) for x in losses if x]
+        assert numbers == sorted(numbers) and len(numbers) == 3
+        table.sort_by("loss")
+        again = [float(str(table.get_row_at(i)[6])) for i in range(table.row_count) if str(table.get_row_at(i)[6])]
+        assert again == sorted(numbers, reverse=True)
+
+
+async def test_missing_database_explains_what_to_do(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SPKEMB_DB", raising=False)
+    app = make(tmp_path)
+    async with app.run_test(size=(140, 36)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, RunsScreen)
+        await wait_for(pilot, lambda: screen.loaded)
+        text = str(screen.query_one("#message").render())
+        assert "No runs yet" in text and "launch" in text
+    assert not (tmp_path / "experiments" / "runs.db").exists()
+
+
+async def test_corrupt_database_is_reported_and_left_alone(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "runs.db"
+    garbage = b"this is not a sqlite file" * 100
+    db.write_bytes(garbage)
+    app = make(tmp_path)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ErrorDialog")
+        assert "Runs database unreadable" in str(app.screen.query_one("#title").render())
+        await pilot.press("escape")
+    assert db.read_bytes() == garbage
+
+
+async def test_dead_process_turns_lost(workspace: Path) -> None:
+    import subprocess
+    import sys
+
+    from engine.store import open_store
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    with open_store(workspace / "runs.db") as store:
+        run = store.create_run(kind="train", exp_dir=workspace, out_dir=workspace / "t", protocol="P",
+                               subset="train", config={}, command=["x"], device="cpu", name="ghost")
+    conn = __import__("sqlite3").connect(workspace / "runs.db")
+    conn.execute("UPDATE runs SET pid = ?, heartbeat_at = heartbeat_at - 600 WHERE id = ?", (proc.pid, run))
+    conn.commit()
+    conn.close()
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: any(str(table.get_row_at(i)[1]) == "ghost" and
+                                          str(table.get_row_at(i)[4]) == "lost"
+                                          for i in range(table.row_count)))

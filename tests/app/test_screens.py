@@ -1,0 +1,127 @@
+"""Run detail, configs, compare and query screens driven with the pilot on a filled database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from app.screens.compare import CompareScreen
+from app.screens.configs import ConfigsScreen
+from app.screens.query import QueryScreen
+from app.screens.run_detail import RunDetailScreen
+from app.widgets.epoch_table import EpochTable
+from app.widgets.plots import EerPlot, LossPlot
+from app.widgets.runs_table import RunsTable
+from tests.app.conftest import make, wait_for
+
+
+async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "aam-m0.2")
+        table.move_cursor(row=row)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one(EpochTable).row_count == 3)
+        assert len(screen.steps) == 60
+        assert len(screen.query_one(LossPlot).series[0].steps) == 60
+        assert screen.query_one(EerPlot).series[0].best_epoch == 2
+        epochs = screen.query_one(EpochTable)
+        best = [epochs.get_row_at(i) for i in range(3) if epochs.get_row_at(i)[-1] == "★"]
+        assert best and best[0][0] == "2" and best[0][2] == "21.00"
+        summary = str(screen.query_one("#summary").render())
+        assert "experiments/aam-m0.2" in summary and "completed" in summary
+
+
+async def test_query_returns_rows_and_refuses_writes(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        screen = app.screen
+        screen.query_one("#examples").value = "best EER per run"
+        result = screen.query_one("#result")
+        await wait_for(pilot, lambda: result.row_count == 2)
+        assert "best_eer" in [str(c.label) for c in result.columns.values()]
+        screen.query_one("#sql").text = "DELETE FROM runs"
+        await pilot.press("ctrl+r")
+        status = screen.query_one("#query-status")
+        await wait_for(pilot, lambda: "failed" in str(status.render()) or "readonly" in str(status.render()))
+    from engine.store import open_store
+    with open_store(workspace / "runs.db", readonly=True) as store:
+        assert len(store.runs()) == 5
+
+
+def _field(screen: ConfigsScreen, key: str):
+    return screen.field(key)
+
+
+async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        margin = _field(screen, "task.params.margin")
+        margin.value = "abc"
+        error = screen.field_error("task.params.margin")
+        await wait_for(pilot, lambda: "number" in str(error.render()))
+        assert screen.action_save() is None
+        margin.value = "0.3"
+        await wait_for(pilot, lambda: str(error.render()) == "")
+        screen.query_one("#exp-dir").value = str(workspace / "experiments" / "new-exp")
+        saved = screen.action_save()
+        assert saved == workspace / "experiments" / "new-exp"
+        config = yaml.safe_load((saved / "config.yml").read_text())
+        assert config["task"]["params"]["margin"] == 0.3
+        from engine.config import load_config
+        assert load_config(saved / "config.yml").task.margin == 0.3
+
+
+async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> None:
+    from engine.config import template_text
+
+    exp = workspace / "experiments" / "aam-m0.2"
+    exp.mkdir(parents=True)
+    original = template_text("demo")
+    (exp / "config.yml").write_text(original)
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: f"exp:{exp}" in [str(v) for _, v in screen.query_one("#source")._options])
+        screen.query_one("#source").value = f"exp:{exp}"
+        await wait_for(pilot, lambda: screen.query_one("#exp-dir").value == "experiments/aam-m0.2")
+        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        await pilot.pause(0.2)
+        _field(screen, "task.params.margin").value = "0.25"
+        await pilot.pause(0.1)
+        saved = screen.action_save()
+    assert saved == workspace / "experiments" / "aam-m0.2-2"
+    assert (exp / "config.yml").read_text() == original
+    assert yaml.safe_load((saved / "config.yml").read_text())["task"]["params"]["margin"] == 0.25
+
+
+async def test_compare_overlays_runs_and_lists_config_differences(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        for name in ("aam-m0.2", "aam-m0.1"):
+            table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        diff = app.screen.query_one("#diff")
+        await wait_for(pilot, lambda: diff.row_count >= 1)
+        rows = [diff.get_row_at(i) for i in range(diff.row_count)]
+        assert ["task.params.margin", "0.2", "0.1"] in [[str(c) for c in r] for r in rows] or \
+            ["task.params.margin", "0.1", "0.2"] in [[str(c) for c in r] for r in rows]
+        assert len(app.screen.query_one(LossPlot).series) == 2
+        assert all(len(s.validations) == 3 for s in app.screen.query_one(EerPlot).series)

@@ -1,0 +1,59 @@
+"""The look of the main screens, pinned at 120x36 with fixed data and a fixed clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.screens.query import QueryScreen
+from app.screens.run_detail import RunDetailScreen
+from app.widgets.epoch_table import EpochTable
+from app.widgets.runs_table import RunsTable
+from tests.app.conftest import make, wait_for
+
+SIZE = (120, 36)
+
+
+async def _runs_loaded(pilot) -> None:
+    table = pilot.app.screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: table.row_count == 5)
+    await pilot.pause(0.2)
+
+
+def test_runs_screen(workspace: Path, snap_compare) -> None:
+    assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=_runs_loaded)
+
+
+def test_run_detail_screen(workspace: Path, snap_compare) -> None:
+    async def open_detail(pilot) -> None:
+        await _runs_loaded(pilot)
+        table = pilot.app.screen.query_one(RunsTable)
+        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "aam-m0.1"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: pilot.app.screen.query_one(EpochTable).row_count == 3)
+        await pilot.pause(0.3)
+
+    assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_detail)
+
+
+def test_query_screen(workspace: Path, snap_compare) -> None:
+    async def run_query(pilot) -> None:
+        await _runs_loaded(pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
+        pilot.app.screen.query_one("#examples").value = "best EER per run"
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#result").row_count == 2)
+        pilot.app.screen.query_one("#result").focus()
+        await pilot.pause(0.2)
+
+    assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=run_query)
+
+
+def test_configs_screen(workspace: Path, snap_compare) -> None:
+    async def open_configs(pilot) -> None:
+        await _runs_loaded(pilot)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: "task.params.margin" in getattr(pilot.app.screen, "keys", []))
+        await pilot.pause(0.5)
+
+    assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_configs)

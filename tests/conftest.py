@@ -1,0 +1,86 @@
+"""Session-wide fixtures: a tiny demo corpus registered for the whole session, a tiny config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: a config of the tutorial's shape, sized so a CPU trains a few steps in seconds
+TINY_CONFIG = """\
+feature_extraction:
+   name: pyannote.audio.features.RawAudio
+   params:
+      sample_rate: 16000
+
+data_augmentation:
+   name: pyannote.audio.augmentation.noise.AddNoise
+   params:
+     snr_min: 5
+     snr_max: 15
+     collection:
+       - Demo.Collection.BackgroundNoise
+       - Demo.Collection.Music
+
+architecture:
+   name: pyannote.audio.models.SincTDNN
+   params:
+      sincnet:
+         stride: [5, 1, 1]
+         waveform_normalize: True
+         instance_normalize: True
+      tdnn:
+         embedding_dim: 32
+         hidden_dim: 64
+      embedding:
+         batch_normalize: False
+         unit_normalize: False
+
+task:
+   name: AdditiveAngularMarginLoss
+   params:
+      margin: 0.05
+      s: 10
+      duration: 1.0
+      per_fold: 4
+      per_label: 2
+      per_epoch: 0.0002
+
+scheduler:
+   name: ConstantScheduler
+   params:
+      learning_rate: 0.01
+"""
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic corpus (12 speakers) with its database.yml; returns the database.yml path."""
+    from engine.demo import make_demo_corpus
+
+    root = tmp_path_factory.mktemp("demo-corpus")
+    return make_demo_corpus(root, speakers=12, seed=0)
+
+
+@pytest.fixture
+def tiny_exp(tmp_path: Path) -> Path:
+    """An experiment directory holding the tiny config."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    return exp
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh runs database path, also exported as SPKEMB_DB for subprocesses."""
+    path = tmp_path / "runs.db"
+    monkeypatch.setenv("SPKEMB_DB", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_user_database_yml(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep ~/.pyannote/database.yml of the machine out of the tests."""
+    monkeypatch.setenv("HOME", os.environ.get("SPKEMB_TEST_HOME", str(tmp_path / "home")))

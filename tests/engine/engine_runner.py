@@ -1,0 +1,44 @@
+"""Run the real engine as a subprocess, the way the TUI and users do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+
+def engine_env(db: Path | None = None, database: Path | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["OMP_NUM_THREADS"] = "1"
+    if db is not None:
+        env["SPKEMB_DB"] = str(db)
+    if database is not None:
+        env["PYANNOTE_DATABASE_CONFIG"] = str(database)
+    return env
+
+
+def run_engine(*args: str, db: Path | None = None, database: Path | None = None,
+               timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
+                          env=engine_env(db, database), timeout=timeout)
+
+
+def start_engine(*args: str, db: Path | None = None, database: Path | None = None,
+                 log: Path | None = None) -> subprocess.Popen:
+    out = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "engine", *args], stdout=out, stderr=subprocess.STDOUT,
+                            env=engine_env(db, database), start_new_session=True)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 120, what: str = "condition") -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

@@ -1,0 +1,118 @@
+"""engine.audio: crops read exactly, other rates and channel counts converted, bad files named."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from data_corpus import RAMP, RATE, ramp
+from engine.audio import audio_info, check_files, read_crop, read_file
+from engine.errors import AudioError
+
+
+@pytest.fixture
+def ramp_wav(tmp_path: Path) -> str:
+    path = tmp_path / "ramp.wav"
+    sf.write(path, ramp(3.0), RATE, subtype="FLOAT")
+    return str(path)
+
+
+def test_crop_starts_at_its_frame_and_has_its_length(ramp_wav: str) -> None:
+    crop = read_crop(ramp_wav, 1.25, 0.5, RATE)
+    assert crop.dtype == np.float32 and crop.shape == (8000,)
+    np.testing.assert_allclose(crop, np.arange(20000, 28000) * RAMP, rtol=1e-6)
+    out = np.full(8000, 7.0, dtype=np.float32)
+    assert read_crop(ramp_wav, 0.0, 0.5, RATE, out=out) is out
+    assert out[0] == 0.0 and out[-1] == pytest.approx(7999 * RAMP)
+
+
+def test_crop_past_the_end_is_zero_padded(ramp_wav: str) -> None:
+    crop = read_crop(ramp_wav, 2.75, 0.5, RATE)
+    assert crop[3999] == pytest.approx(47999 * RAMP)
+    assert not crop[4000:].any()
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("fmt", ["wav", "flac"])
+def test_16_bit_files_read_as_libsndfile_scales_them(tmp_path: Path, channels: int, fmt: str) -> None:
+    rng = np.random.default_rng(0)
+    samples = rng.integers(-32768, 32767, size=(RATE, channels)).astype(np.int16)
+    path = tmp_path / f"pcm16.{fmt}"
+    sf.write(path, samples, RATE, subtype="PCM_16")
+    expected = sf.read(path, dtype="float32", always_2d=True)[0].mean(axis=1)
+    np.testing.assert_allclose(read_crop(path, 0.25, 0.5, RATE), expected[4000:12000], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(read_file(path, RATE), expected, rtol=1e-6, atol=1e-7)
+
+
+def test_stereo_44k_is_downmixed_and_resampled(tmp_path: Path) -> None:
+    t = np.arange(int(2.0 * 44100)) / 44100
+    tone = np.sin(2 * np.pi * 440 * t)
+    path = tmp_path / "stereo.flac"
+    sf.write(path, np.stack([0.6 * tone, 0.2 * tone], axis=1), 44100)
+    info = audio_info(path)
+    assert (info.samplerate, info.channels) == (44100, 2)
+
+    crop = read_crop(path, 0.5, 1.0, RATE)
+    assert crop.shape == (RATE,)
+    expected = 0.4 * np.sin(2 * np.pi * 440 * (0.5 + np.arange(RATE) / RATE))
+    # away from the crop's edges, where the resampling filter lacks context
+    np.testing.assert_allclose(crop[200:-200], expected[200:-200], atol=0.01)
+
+    whole = read_file(path, RATE)
+    assert whole.shape == (2 * RATE,)
+    assert np.sqrt(np.mean(whole[1000:-1000] ** 2)) == pytest.approx(0.4 / np.sqrt(2), rel=0.01)
+
+
+def test_check_files_names_every_bad_file(tmp_path: Path, ramp_wav: str) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"this is not a RIFF file at all" * 20)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, dtype=np.float32), RATE)
+    missing = tmp_path / "missing.wav"
+    problems = check_files([ramp_wav, corrupt, empty, missing, corrupt])
+    assert [p.path for p in problems] == [str(corrupt), str(empty), str(missing)]
+    assert "cannot be read as audio" in problems[0].problem
+    assert "no audio frames" in problems[1].problem
+    assert "does not exist" in problems[2].problem
+    assert all(p.path in p.problem for p in problems)
+
+
+def test_reading_a_corrupt_file_raises_naming_it(tmp_path: Path) -> None:
+    corrupt = tmp_path / "garbage.wav"
+    corrupt.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(AudioError) as error:
+        read_crop(corrupt, 0.0, 0.1, RATE)
+    assert error.value.path == str(corrupt) and str(corrupt) in str(error.value)
+
+
+def _hammer(path: str, seed: int) -> int:
+    """Random crops of a 30 s ramp; returns how many did not start where asked."""
+    rng = np.random.default_rng(seed)
+    wrong = 0
+    for _ in range(3000):
+        frame = int(rng.integers(0, 29 * RATE))
+        wrong += abs(read_crop(path, frame / RATE, 0.01, RATE)[0] - frame * RAMP) > 1e-6
+    return wrong
+
+
+def _child(path: str, queue: multiprocessing.Queue) -> None:
+    queue.put(_hammer(path, 1))
+
+
+def test_a_forked_worker_does_not_share_the_parents_file_offsets(tmp_path: Path) -> None:
+    # the parent holds an open handle when it forks; both then crop at the same time: a
+    # shared file offset would make some crops start at the other process's position
+    path = str(tmp_path / "long.wav")
+    sf.write(path, ramp(30.0), RATE, subtype="FLOAT")
+    read_crop(path, 0.0, 0.01, RATE)
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(path, queue))
+    child.start()
+    assert _hammer(path, 2) == 0
+    assert queue.get(timeout=60) == 0
+    child.join(timeout=60)

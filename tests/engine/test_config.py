@@ -1,0 +1,335 @@
+"""engine.config: the tutorial's config loads verbatim; every bad config names its key and line."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.config import (FIELD_SPECS, Config, config_diff, config_from_dict, config_to_dict,
+                           dump_config, load_config, parse_config, template_text, validate_field)
+from engine.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: the config.yml of the pyannote.audio 1.x speaker embedding tutorial, verbatim
+TUTORIAL = """\
+# Since we are training an end-to-end model, the
+# feature extraction step simply returns the raw
+# waveform.
+feature_extraction:
+   name: pyannote.audio.features.RawAudio
+   params:
+      sample_rate: 16000
+
+# add background noise and music from MUSAN
+data_augmentation:
+   name: pyannote.audio.augmentation.noise.AddNoise
+   params:
+     snr_min: 5
+     snr_max: 15
+     collection:
+       - MUSAN.Collection.BackgroundNoise
+       - MUSAN.Collection.Music
+
+# use SincTDNN architecture (basically an x-vector
+# but where filters are learned instead of being handcrafted)
+architecture:
+   name: pyannote.audio.models.SincTDNN
+   params:
+      sincnet:
+         stride: [5, 1, 1]
+         waveform_normalize: True
+         instance_normalize: True
+      tdnn:
+         embedding_dim: 512
+      embedding:
+         batch_normalize: False
+         unit_normalize: False
+
+# we use additive angular margin loss
+task:
+   name: AdditiveAngularMarginLoss
+   params:
+      margin: 0.05
+      s: 10
+      duration: 2.0   # train on 2s audio chunks
+      per_fold: 256   # number of speakers per batch
+      per_label: 1    # number of sample per speaker
+      per_epoch: 5    # one epoch = 5 days worth of audio
+
+scheduler:
+   name: ConstantScheduler
+   params:
+      learning_rate: 0.01
+"""
+
+
+def line_of(text: str, needle: str) -> int:
+    """1-based line where ``needle`` (which may span lines) first starts in ``text``."""
+    return text[:text.index(needle)].count("\n") + 1
+
+
+def test_shipped_tutorial_files_are_the_tutorial_verbatim() -> None:
+    assert template_text("tutorial") == TUTORIAL
+    assert (REPO / "experiments" / "tutorial" / "config.yml").read_text() == TUTORIAL
+
+
+def test_tutorial_config_resolves_to_its_values() -> None:
+    cfg = parse_config(TUTORIAL, "tutorial.yml")
+    assert cfg.sample_rate == 16000
+    assert cfg.augmentation is not None and cfg.augmentation.noise
+    assert cfg.augmentation.collection == ("MUSAN.Collection.BackgroundNoise", "MUSAN.Collection.Music")
+    assert (cfg.augmentation.snr_min, cfg.augmentation.snr_max) == (5.0, 15.0)
+    assert cfg.augmentation.reverb is None
+    assert cfg.architecture.sincnet.stride == (5, 1, 1)
+    assert cfg.architecture.sincnet.sample_rate == 16000
+    assert cfg.architecture.tdnn.embedding_dim == 512 and cfg.architecture.tdnn.hidden_dim == 512
+    assert not cfg.architecture.embedding.unit_normalize
+    task = cfg.task
+    assert task.loss == "AdditiveAngularMarginLoss"
+    assert (task.margin, task.s, task.duration) == (0.05, 10.0, 2.0)
+    assert isinstance(task.s, float)
+    assert (task.per_fold, task.per_label, task.per_epoch, task.batch_size) == (256, 1, 5.0, 256)
+    assert cfg.scheduler.name == "ConstantScheduler"
+    assert cfg.scheduler.learning_rate == cfg.scheduler.min_lr == cfg.scheduler.max_lr == 0.01
+    assert cfg.optimizer.momentum == 0.9
+
+
+def test_demo_config_loads_and_is_cpu_sized() -> None:
+    cfg = parse_config(template_text("demo"), "demo.yml")
+    assert cfg.augmentation.collection == ("Demo.Collection.BackgroundNoise", "Demo.Collection.Music")
+    assert cfg.architecture.tdnn.hidden_dim < 512
+    assert cfg.task.per_fold * cfg.task.per_label <= 64
+    assert cfg.task.per_epoch < 0.1
+
+
+def test_config_is_frozen_and_hashable() -> None:
+    cfg = parse_config(TUTORIAL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.task.margin = 0.3  # type: ignore[misc]
+    assert len({cfg, parse_config(TUTORIAL)}) == 1
+
+
+def test_minimal_config_gets_pyannote_defaults() -> None:
+    cfg = parse_config("architecture:\n  name: SincTDNN\ntask:\n  name: AdditiveAngularMarginLoss\n")
+    assert cfg == Config()
+    assert (cfg.task.margin, cfg.task.s, cfg.task.per_fold, cfg.task.per_epoch) == (0.1, 7.0, 32, 7.0)
+    assert cfg.feature_extraction.sample_rate == 16000 and cfg.augmentation is None
+    assert cfg.scheduler.name == "ConstantScheduler" and cfg.scheduler.learning_rate == 0.01
+
+
+def test_additive_margin_loss_has_its_own_defaults_and_softmax_no_margin() -> None:
+    am = parse_config("architecture: {name: SincTDNN}\ntask: {name: AdditiveMarginLoss}\n")
+    assert (am.task.margin, am.task.s) == (0.35, 30.0)
+    with pytest.raises(ConfigError) as e:
+        parse_config("architecture: {name: SincTDNN}\ntask: {name: Softmax, params: {margin: 0.1}}\n")
+    assert e.value.key == "task.params.margin"
+
+
+@pytest.mark.parametrize("text", [
+    TUTORIAL,
+    template_text("demo"),
+    TUTORIAL.replace("name: ConstantScheduler", "name: CyclicScheduler"),
+    TUTORIAL.replace("per_epoch: 5", "per_epoch: 5\n\noptimizer:\n   name: SGD\n   params:\n      nesterov: false"),
+    "architecture: {name: SincTDNN}\ntask: {name: Softmax}\n",
+    "architecture: {name: SincTDNN}\ntask: {name: AdditiveAngularMarginLoss}\ndata_augmentation:\n"
+    "  - {name: AddNoise, params: {collection: A.Collection.N}}\n"
+    "  - {name: AddReverb, params: {collection: [R.Collection.RIR], probability: 0.3}}\n",
+    "architecture: {name: SincTDNN}\ntask: {name: AdditiveAngularMarginLoss}\ndata_augmentation:\n"
+    "  name: AddReverb\n  params: {collection: [R.Collection.RIR]}\n",
+])
+def test_round_trip(text: str) -> None:
+    cfg = parse_config(text)
+    dumped = dump_config(cfg)
+    assert parse_config(dumped) == cfg
+    assert dump_config(parse_config(dumped)) == dumped
+    assert config_from_dict(config_to_dict(cfg)) == cfg
+
+
+def test_resolved_dict_uses_full_names_and_fills_every_default() -> None:
+    d = config_to_dict(parse_config(TUTORIAL))
+    assert d["task"]["name"] == "pyannote.audio.embedding.approaches.AdditiveAngularMarginLoss"
+    assert d["scheduler"]["name"] == "pyannote.audio.train.schedulers.ConstantScheduler"
+    assert d["architecture"]["params"]["tdnn"] == {"embedding_dim": 512, "hidden_dim": 512}
+    assert d["task"]["params"]["label_min_duration"] == 0.0
+    assert d["architecture"]["params"]["sincnet"]["stride"] == [5, 1, 1]
+    assert "stride: [5, 1, 1]" in dump_config(parse_config(TUTORIAL))
+
+
+def test_augmentation_list_combines_noise_and_reverb() -> None:
+    cfg = parse_config(
+        "architecture: {name: SincTDNN}\ntask: {name: AdditiveAngularMarginLoss}\ndata_augmentation:\n"
+        "  - name: pyannote.audio.augmentation.noise.AddNoise\n"
+        "    params: {snr_min: 0, snr_max: 10, collection: [MUSAN.Collection.Music]}\n"
+        "  - name: pyannote.audio.augmentation.reverb.AddReverb\n"
+        "    params: {collection: RIRS.Collection.Simulated, probability: 0.25}\n")
+    aug = cfg.augmentation
+    assert aug.noise and aug.collection == ("MUSAN.Collection.Music",) and aug.snr_min == 0.0
+    assert aug.reverb.collection == ("RIRS.Collection.Simulated",) and aug.reverb.probability == 0.25
+    assert isinstance(config_to_dict(cfg)["data_augmentation"], list)
+
+
+def test_cyclic_scheduler_runs_from_a_tenth_of_the_rate_as_pyannote() -> None:
+    cfg = parse_config(TUTORIAL.replace("name: ConstantScheduler", "name: CyclicScheduler"))
+    assert (cfg.scheduler.min_lr, cfg.scheduler.max_lr, cfg.scheduler.epochs_per_cycle) == (0.001, 0.01, 10)
+    with pytest.raises(ConfigError) as e:
+        parse_config(TUTORIAL.replace("name: ConstantScheduler", "name: CyclicScheduler")
+                     .replace("learning_rate: 0.01", "learning_rate: 0.01\n      min_lr: 0.1"))
+    assert e.value.key == "scheduler.params.min_lr"
+
+
+def _bad(old: str, new: str) -> str:
+    assert old in TUTORIAL
+    return TUTORIAL.replace(old, new, 1)
+
+
+BAD = [  # (id, text, key, line needle or None, words in the message)
+    ("bad-yaml", _bad("   name: SincTDNN".replace("SincTDNN", "pyannote.audio.models.SincTDNN"),
+                      "   name: [pyannote.audio.models.SincTDNN"), None, "   params:\n      sincnet",
+     ["invalid YAML", "column 10", "flow sequence on line 22"]),
+    ("unknown-section", _bad("scheduler:\n", "schedule:\n"), "schedule", "schedule:",
+     ["unknown section", "scheduler"]),
+    ("unknown-name", _bad("name: AdditiveAngularMarginLoss", "name: ArcFace"), "task.name", "ArcFace",
+     ["unknown name", "AdditiveAngularMarginLoss", "Softmax"]),
+    ("unknown-param", _bad("      margin: 0.05", "      margins: 0.05"), "task.params.margins", "margins:",
+     ["unknown parameter", "per_fold"]),
+    ("unknown-arch-param", _bad("embedding_dim: 512", "embeding_dim: 512"),
+     "architecture.params.tdnn.embeding_dim", "embeding_dim", ["unknown parameter", "hidden_dim"]),
+    ("wrong-type-int", _bad("per_fold: 256", "per_fold: many"), "task.params.per_fold", "per_fold:",
+     ["expected an integer", "'many'"]),
+    ("wrong-type-float-int", _bad("per_fold: 256", "per_fold: 25.6"), "task.params.per_fold", "per_fold:",
+     ["integer"]),
+    ("bool-is-not-int", _bad("embedding_dim: 512", "embedding_dim: true"),
+     "architecture.params.tdnn.embedding_dim", "embedding_dim", ["expected an integer", "true"]),
+    ("wrong-type-bool", _bad("unit_normalize: False", "unit_normalize: 0"),
+     "architecture.params.embedding.unit_normalize", "unit_normalize", ["true or false"]),
+    ("negative-snr-range", _bad("snr_max: 15", "snr_max: 2"), "data_augmentation.params.snr_max", "snr_max",
+     ["snr_min", "snr_max", "empty SNR range"]),
+    ("margin-too-large", _bad("margin: 0.05", "margin: 2.0"), "task.params.margin", "margin:", ["pi/2"]),
+    ("margin-negative", _bad("margin: 0.05", "margin: -0.1"), "task.params.margin", "margin:", ["[0.0"]),
+    ("scale-zero", _bad("s: 10", "s: 0"), "task.params.s", "s: 0", ["greater than 0"]),
+    ("duration-zero", _bad("duration: 2.0", "duration: 0"), "task.params.duration", "duration:",
+     ["greater than 0"]),
+    ("per-fold-zero", _bad("per_fold: 256", "per_fold: 0"), "task.params.per_fold", "per_fold:", ["at least 2"]),
+    ("per-label-zero", _bad("per_label: 1", "per_label: 0"), "task.params.per_label", "per_label:",
+     ["at least 1"]),
+    ("per-epoch-negative", _bad("per_epoch: 5", "per_epoch: -5"), "task.params.per_epoch", "per_epoch:",
+     ["greater than 0"]),
+    ("stride-two-items", _bad("stride: [5, 1, 1]", "stride: [5, 1]"), "architecture.params.sincnet.stride",
+     "stride:", ["3 positive integers", "2 items"]),
+    ("stride-zero", _bad("stride: [5, 1, 1]", "stride: [5, 0, 1]"), "architecture.params.sincnet.stride",
+     "stride:", ["3 positive integers"]),
+    ("learning-rate-auto", _bad("learning_rate: 0.01", "learning_rate: auto"), "scheduler.params.learning_rate",
+     "learning_rate", ["expected a number", "AutoLR"]),
+    ("sample-rate-negative", _bad("sample_rate: 16000", "sample_rate: -16000"),
+     "feature_extraction.params.sample_rate", "sample_rate", ["greater than 0"]),
+    ("collection-empty", _bad("     collection:\n       - MUSAN.Collection.BackgroundNoise\n"
+                              "       - MUSAN.Collection.Music", "     collection: []"),
+     "data_augmentation.params.collection", "collection:", ["Collection protocol"]),
+    ("collection-not-protocol", _bad("- MUSAN.Collection.Music", "- musan/music"),
+     "data_augmentation.params.collection", "collection:", ["Database.Collection.Name"]),
+    ("duplicate-key", _bad("      s: 10", "      s: 10\n      s: 20"), "task.params.s", "s: 20", ["twice"]),
+    ("section-not-mapping", _bad("scheduler:\n   name: ConstantScheduler\n   params:\n      learning_rate: 0.01",
+                                 "scheduler: constant"), "scheduler", "scheduler:", ["mapping"]),
+    ("section-extra-key", _bad("   name: ConstantScheduler", "   name: ConstantScheduler\n   lr: 0.1"),
+     "scheduler.lr", "lr: 0.1", ["only `name` and `params`"]),
+    ("missing-task", TUTORIAL[:TUTORIAL.index("# we use additive")], "task", None, ["missing section"]),
+]
+
+
+@pytest.mark.parametrize("text,key,needle,words", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_config_is_rejected_with_key_and_line(text: str, key: str | None, needle: str | None,
+                                                   words: list[str]) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, "exp/config.yml")
+    err = e.value
+    assert err.key == key
+    assert err.source == "exp/config.yml"
+    if needle is not None:
+        assert err.line == line_of(text, needle)
+        assert str(err).startswith(f"exp/config.yml:{err.line}: ")
+    for word in words:
+        assert word in str(err), str(err)
+
+
+def test_empty_and_non_mapping_configs_are_rejected() -> None:
+    with pytest.raises(ConfigError, match="empty"):
+        parse_config("# nothing\n")
+    with pytest.raises(ConfigError, match="mapping of sections"):
+        parse_config("- a\n- b\n")
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nope.yml: no such file"):
+        load_config(tmp_path / "nope.yml")
+
+
+def test_config_diff_lists_changed_keys() -> None:
+    a = config_to_dict(parse_config(TUTORIAL))
+    b = config_to_dict(parse_config(_bad("margin: 0.05", "margin: 0.2")))
+    assert config_diff(a, a) == []
+    assert config_diff(a, b) == [("task.params.margin", 0.05, 0.2)]
+    c = config_to_dict(dataclasses.replace(parse_config(TUTORIAL), augmentation=None))
+    diff = dict((k, (x, y)) for k, x, y in config_diff(a, c))
+    assert diff["data_augmentation.params.snr_max"] == (15.0, None)
+
+
+def test_field_specs_cover_every_resolved_key_and_validate_like_the_parser() -> None:
+    keys = {f.key for f in FIELD_SPECS}
+    flat = [k for k, _, _ in config_diff(config_to_dict(parse_config(TUTORIAL)), {})]
+    assert set(flat) <= keys
+    margin = next(f for f in FIELD_SPECS if f.key == "task.params.margin"
+                  and "AdditiveAngularMarginLoss" in f.names)
+    assert margin.default == 0.1 and margin.kind == "float"
+    assert validate_field("task.params.margin", "0.05") is None
+    assert "pi/2" in validate_field("task.params.margin", str(math.pi))
+    assert validate_field("task.params.margin", "0.9", name="AdditiveMarginLoss") is None
+    assert "integer" in validate_field("task.params.per_fold", "true")
+    assert validate_field("architecture.params.sincnet.stride", "[5, 1, 1]") is None
+    assert "3 positive integers" in validate_field("architecture.params.sincnet.stride", "[5, 1]")
+    assert "unknown name" in validate_field("task.name", "ArcFace")
+    assert validate_field("task.name", "pyannote.audio.embedding.approaches.Softmax") is None
+    assert "unknown field" in validate_field("task.params.nope", "1")
+
+
+def _engine(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_config_check_prints_resolved_config(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TUTORIAL)
+    done = _engine("config", "check", str(exp / "config.yml"))
+    assert done.returncode == 0, done.stderr
+    assert parse_config(done.stdout) == parse_config(TUTORIAL)
+    assert "pyannote.audio.embedding.approaches.AdditiveAngularMarginLoss" in done.stdout
+    assert _engine("config", "check", str(exp)).stdout == done.stdout
+
+
+def test_cli_config_check_rejects_bad_config_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yml"
+    text = _bad("margin: 0.05", "margin: 3")
+    bad.write_text(text)
+    done = _engine("config", "check", str(bad))
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert f"{bad}:{line_of(text, 'margin:')}: task.params.margin:" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    missing = _engine("config", "check", str(tmp_path / "nope.yml"))
+    assert missing.returncode == 2 and "nope.yml: no such file" in missing.stderr
+
+
+def test_config_module_does_not_import_torch() -> None:
+    code = "import sys, engine.config; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

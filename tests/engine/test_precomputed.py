@@ -1,0 +1,84 @@
+"""engine.Precomputed reads apply's output as the tutorial's snippet does, without torch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from pyannote.core import Segment, SlidingWindowFeature
+
+from engine.errors import SpkembError
+
+
+def write_extraction(root: Path, uris: dict[str, int], dim: int = 4) -> dict[str, np.ndarray]:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "metadata.yml").write_text(yaml.safe_dump(
+        {"start": 0.0, "duration": 2.0, "step": 0.2, "dimension": dim, "epoch": 3, "mode": "exact"}))
+    arrays = {}
+    for uri, n in uris.items():
+        path = root / f"{uri}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays[uri] = np.arange(n * dim, dtype=np.float32).reshape(n, dim)
+        np.save(path, arrays[uri])
+    return arrays
+
+
+def test_tutorial_snippet(tmp_path: Path):
+    from engine import Precomputed
+
+    arrays = write_extraction(tmp_path / "apply" / "3", {"meeting": 291, "EN2001/mix": 20})
+    precomputed = Precomputed(tmp_path / "apply" / "3")
+    embeddings = precomputed({"uri": "meeting", "audio": "/nowhere.wav"})
+    assert isinstance(embeddings, SlidingWindowFeature)
+
+    window, embedding = next(iter(embeddings))
+    assert (window.start, window.end) == (0.0, 2.0)
+    assert np.array_equal(embedding, arrays["meeting"][0])
+
+    # pyannote's "loose" crop: every window that meets [10, 20], boundaries included —
+    # starts 8.0 (ends at 10.0) to 20.0, i.e. rows 40 to 100
+    fX = embeddings.crop(Segment(10, 20))
+    assert fX.shape == (61, 4)
+    assert np.array_equal(fX, arrays["meeting"][40:101])
+    sw = embeddings.sliding_window
+    assert sw[40].end == pytest.approx(10.0) and sw[100].start == pytest.approx(20.0)
+    assert sw[39].end < 10.0 and sw[101].start > 20.0
+
+    # nested uris are folders
+    assert precomputed("EN2001/mix").data.shape == (20, 4)
+    assert precomputed.dimension == 4 and precomputed.metadata["epoch"] == 3
+
+
+def test_import_stays_torch_free(tmp_path: Path):
+    write_extraction(tmp_path, {"a": 3})
+    code = ("import sys; from engine import Precomputed; "
+            f"x = Precomputed({str(tmp_path)!r})('a'); "
+            "assert x.data.shape == (3, 4); assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_file_and_metadata_are_named(tmp_path: Path):
+    from engine import Precomputed
+
+    with pytest.raises(SpkembError, match="metadata.yml does not exist"):
+        Precomputed(tmp_path)
+    write_extraction(tmp_path, {"a": 3})
+    with pytest.raises(SpkembError, match="no embeddings for 'b'"):
+        Precomputed(tmp_path)({"uri": "b"})
+    np.save(tmp_path / "c.npy", np.zeros((3, 5), np.float32))
+    with pytest.raises(SpkembError, match=r"shape \(3, 5\)"):
+        Precomputed(tmp_path)("c")
+
+
+def test_reads_pyannote_nested_metadata(tmp_path: Path):
+    from engine import Precomputed
+
+    (tmp_path / "metadata.yml").write_text(yaml.safe_dump(
+        {"dimension": 2, "sliding_window": {"start": 0.5, "duration": 3.0, "step": 0.75}}))
+    np.save(tmp_path / "x.npy", np.zeros((4, 2)))
+    sw = Precomputed(tmp_path)("x").sliding_window
+    assert (sw.start, sw.duration, sw.step) == (0.5, 3.0, 0.75)

@@ -1,0 +1,116 @@
+"""engine.protocols: database.yml resolution, protocol loading, speech regions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyannote.core import Annotation, Segment, Timeline
+
+from data_corpus import make_corpus
+from engine.audio import check_files
+from engine.errors import ProtocolError
+from engine.protocols import (database_paths, list_protocols, load_protocol, speech_regions,
+                              subset_files)
+
+VOICES = "Tiny.SpeakerVerification.Voices"
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_corpus(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("PYANNOTE_DATABASE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_explicit_database_gives_files_with_resolved_audio(corpus: Path) -> None:
+    files = subset_files(load_protocol(VOICES, str(corpus)), "train")
+    assert [f["uri"] for f in files][:2] == ["alice_0", "alice_1"]
+    assert files[0]["audio"] == str(corpus.parent / "wav" / "alice_0.wav")
+    assert all(Path(f["audio"]).is_file() for f in files)
+
+
+def test_environment_then_cwd_then_home(corpus: Path, monkeypatch: pytest.MonkeyPatch,
+                                        tmp_path: Path) -> None:
+    home = Path(os.environ["HOME"]) / ".pyannote"
+    home.mkdir(parents=True)
+    (home / "database.yml").write_text(corpus.read_text().replace("wav/", f"{corpus.parent}/wav/"))
+    assert database_paths() == [(home / "database.yml").resolve()]
+    (tmp_path / "database.yml").write_text(corpus.read_text())
+    assert database_paths() == [(tmp_path / "database.yml").resolve()]
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(corpus))
+    assert database_paths() == [corpus.resolve()]
+    assert VOICES in list_protocols()
+
+
+def test_no_database_anywhere_names_the_fixes() -> None:
+    with pytest.raises(ProtocolError, match="--database FILE, set PYANNOTE_DATABASE_CONFIG"):
+        load_protocol(VOICES)
+
+
+def test_missing_explicit_and_environment_files_are_named(monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    with pytest.raises(ProtocolError, match="nowhere.yml does not exist"):
+        load_protocol(VOICES, str(tmp_path / "nowhere.yml"))
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(tmp_path / "gone.yml"))
+    with pytest.raises(ProtocolError, match="PYANNOTE_DATABASE_CONFIG names .*gone.yml"):
+        load_protocol(VOICES)
+
+
+def test_unknown_protocol_names_itself_the_file_and_what_exists(corpus: Path) -> None:
+    with pytest.raises(ProtocolError) as error:
+        load_protocol("Tiny.SpeakerVerification.Voicez", str(corpus))
+    message = str(error.value)
+    assert "Tiny.SpeakerVerification.Voicez" in message and str(corpus.resolve()) in message
+    assert VOICES in message and "Noise.Collection.Background" in message
+    with pytest.raises(ProtocolError, match="Database.Task.Protocol"):
+        load_protocol("Voices", str(corpus))
+
+
+def test_broken_yaml_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("Protocols: [unclosed\n")
+    with pytest.raises(ProtocolError, match="broken.yml cannot be loaded"):
+        list_protocols(str(broken))
+
+
+def test_missing_subset_is_an_error(corpus: Path) -> None:
+    with pytest.raises(ProtocolError, match="no development subset"):
+        subset_files(load_protocol(VOICES, str(corpus)), "development")
+
+
+def test_missing_audio_gets_its_expected_path_and_is_reported(corpus: Path) -> None:
+    (corpus.parent / "lists" / "ghost.lst").write_text("ghost\n")
+    yml = corpus.parent / "ghost.yml"
+    yml.write_text("Databases:\n  Tiny: wav/{uri}.wav\nProtocols:\n  Tiny:\n    Collection:\n"
+                   "      Ghosts:\n        uri: lists/ghost.lst\n")
+    (file,) = list(load_protocol("Tiny.Collection.Ghosts", str(yml)).files())
+    assert file["audio"] == str(corpus.parent / "wav" / "ghost.wav")
+    (problem,) = check_files([file["audio"]])
+    assert problem.path == file["audio"] and "does not exist" in problem.problem
+
+
+def test_speech_regions_intersect_annotated_and_drop_overlap() -> None:
+    annotation = Annotation(uri="m")
+    annotation[Segment(0.5, 3.0)] = "alice"
+    annotation[Segment(2.0, 4.5)] = "bob"
+    annotation[Segment(6.0, 9.0)] = "alice"
+    file = {"uri": "m", "annotation": annotation, "annotated": Timeline([Segment(0, 8)])}
+    regions = speech_regions(file)
+    assert list(regions["alice"]) == [Segment(0.5, 2.0), Segment(6.0, 8.0)]
+    assert list(regions["bob"]) == [Segment(3.0, 4.5)]
+    shared = speech_regions(file, exclusive=False)
+    assert list(shared["alice"]) == [Segment(0.5, 3.0), Segment(6.0, 8.0)]
+
+
+def test_protocol_and_audio_modules_do_not_import_torch() -> None:
+    code = ("import sys, engine.protocols, engine.audio\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -1,0 +1,87 @@
+"""`spkemb-engine runs` in a real subprocess: table, JSON, CSV, filters, lost runs, errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.store import open_store
+from engine.store.liveness import LOST_AFTER
+
+
+def engine(*args: str, env_db: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, COLUMNS="200")
+    if env_db is not None:
+        env["SPKEMB_DB"] = str(env_db)
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def filled_db(tmp_path: Path) -> Path:
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        train = store.create_run(kind="train", exp_dir="e", out_dir="e/train/P.train", protocol="P",
+                                 subset="train", config={"k": [1, 2]}, command=["spkemb-engine", "train"],
+                                 device="cpu", target_epoch=10, name="baseline")
+        store.heartbeat(train, epoch=3, step=120)
+        val = store.create_run(kind="validate", exp_dir="e", out_dir="e/val", protocol="P", subset="test",
+                               config={}, command=["spkemb-engine", "validate"], device="cpu",
+                               parent_id=train)
+        store.set_best(val, epoch=3, eer=0.0425, how="lowest-eer")
+        store.set_status(val, "completed")
+        gone = store.create_run(kind="apply", exp_dir="e", out_dir="e/apply", protocol="P", subset="test",
+                                config={}, command=["spkemb-engine", "apply"], device="cpu",
+                                _origin={"pid": 2 ** 22 + 17, "pid_start": 1.0})
+        store.heartbeat(gone, _at=time.time() - LOST_AFTER - 10)
+    return db
+
+
+def test_runs_json(filled_db: Path) -> None:
+    out = engine("runs", "--format", "json", "--db", str(filled_db))
+    assert out.returncode == 0, out.stderr
+    runs = json.loads(out.stdout)
+    assert [(r["id"], r["kind"], r["status"]) for r in runs] == [
+        (3, "apply", "lost"), (2, "validate", "completed"), (1, "train", "running")]
+    assert runs[2]["config"] == {"k": [1, 2]} and runs[2]["step"] == 120
+    assert runs[1]["best_eer"] == 0.0425
+
+
+def test_runs_filters_and_env_db(filled_db: Path) -> None:
+    out = engine("runs", "--format", "json", "--status", "completed", env_db=filled_db)
+    assert out.returncode == 0, out.stderr
+    assert [r["id"] for r in json.loads(out.stdout)] == [2]
+    out = engine("runs", "--format", "json", "--kind", "train", env_db=filled_db)
+    assert [r["id"] for r in json.loads(out.stdout)] == [1]
+
+
+def test_runs_csv(filled_db: Path) -> None:
+    out = engine("runs", "--format", "csv", "--db", str(filled_db))
+    assert out.returncode == 0, out.stderr
+    rows = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert [r["id"] for r in rows] == ["3", "2", "1"]
+    assert {"kind", "status", "heartbeat_at", "best_eer", "log_path"} <= set(rows[0])
+    assert json.loads(rows[2]["command"]) == ["spkemb-engine", "train"]
+
+
+def test_runs_table(filled_db: Path) -> None:
+    out = engine("runs", "--db", str(filled_db))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any("baseline" in line and "running" in line and "3/10" in line for line in lines)
+    assert any("validate" in line and "4.25% @3" in line for line in lines)
+    assert any("apply" in line and "lost" in line for line in lines)
+
+
+def test_runs_without_a_database(tmp_path: Path) -> None:
+    out = engine("runs", "--db", str(tmp_path / "none.db"))
+    assert out.returncode == 2
+    assert f"no runs database at {tmp_path / 'none.db'}" in out.stderr
+    assert not (tmp_path / "none.db").exists()

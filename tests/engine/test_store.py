@@ -1,0 +1,230 @@
+"""The runs database on real SQLite files: schema, writers, readers, example queries."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.store import EXAMPLE_QUERIES, default_db_path, open_store
+from engine.store.liveness import process_start_time
+from engine.store.netfs import is_network_fs
+
+EXPECTED_COLUMNS = {
+    "runs": ["id", "name", "kind", "status", "exp_dir", "out_dir", "protocol", "subset", "config",
+             "command", "parent_id", "host", "pid", "pid_start", "slurm_job_id", "device",
+             "started_at", "ended_at", "heartbeat_at", "epoch", "target_epoch", "step", "progress",
+             "progress_total", "best_epoch", "best_eer", "best_how", "reason", "log_path"],
+    "train_steps": ["id", "run_id", "step", "epoch", "loss", "lr", "chunks_per_s", "time"],
+    "train_epochs": ["id", "run_id", "epoch", "loss", "lr", "chunks_per_s", "seconds", "time"],
+    "checkpoints": ["id", "run_id", "epoch", "step", "path", "partial", "time"],
+    "validations": ["id", "run_id", "train_run_id", "epoch", "eer", "eer_low", "eer_high",
+                    "mindcf_01", "mindcf_005", "threshold", "n_trials", "scores_path", "time"],
+    "extractions": ["id", "run_id", "epoch", "protocol", "subset", "out_dir", "mode", "step",
+                    "duration", "files", "audio_seconds", "wall_seconds", "time"],
+    "data_problems": ["id", "run_id", "path", "problem", "fatal", "time"],
+    "event_imports": ["uid", "run_id", "path", "seq", "imported_at"],
+    "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
+}
+
+
+def new_run(store, kind: str = "train", out_dir: str = "exp/train/P.train", **extra) -> int:
+    fields = dict(kind=kind, exp_dir="exp", out_dir=out_dir, protocol="Demo.SpeakerVerification.Voices",
+                  subset="train", config={"task": {"margin": 0.2}}, command=["spkemb-engine", kind],
+                  device="cpu")
+    fields.update(extra)
+    return store.create_run(**fields)
+
+
+def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        _, tables = store.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        assert sorted(t for (t,) in tables) == sorted(EXPECTED_COLUMNS)
+        for table, expected in EXPECTED_COLUMNS.items():
+            _, info = store.query(f"PRAGMA table_info({table})")
+            assert [row[1] for row in info] == expected, table
+        assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
+        assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
+        assert store.query("PRAGMA user_version")[1] == [(2,)]
+
+
+def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SPKEMB_DB", raising=False)
+    assert default_db_path() == Path("experiments/runs.db")
+    monkeypatch.setenv("SPKEMB_DB", str(tmp_path / "env.db"))
+    assert default_db_path() == tmp_path / "env.db"
+    assert default_db_path(str(tmp_path / "flag.db")) == tmp_path / "flag.db"
+
+
+def test_create_run_records_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.chdir(tmp_path)
+    with open_store(tmp_path / "runs.db") as store:
+        before = time.time()
+        run_id = new_run(store, target_epoch=5, name="first", log_path="train.log")
+        run = store.run(run_id)
+    assert run["status"] == "running" and run["kind"] == "train" and run["name"] == "first"
+    assert run["pid"] == os.getpid()
+    assert run["pid_start"] == pytest.approx(process_start_time(os.getpid()), abs=2)
+    assert run["slurm_job_id"] == "4242"
+    assert run["config"] == {"task": {"margin": 0.2}}
+    assert run["command"] == ["spkemb-engine", "train"]
+    assert run["out_dir"] == str(tmp_path / "exp/train/P.train")
+    assert run["log_path"] == str(tmp_path / "train.log")
+    assert run["started_at"] >= before and run["heartbeat_at"] == run["started_at"]
+    assert run["ended_at"] is None and run["target_epoch"] == 5
+
+
+def test_training_records_round_trip(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        run_id = new_run(store)
+        store.add_steps(run_id, [{"step": s, "epoch": 0, "loss": 10.0 - s, "lr": 0.01,
+                                  "chunks_per_s": 100.0, "time": 1000.0 + s} for s in range(10)])
+        store.add_steps(run_id, [{"step": 10, "epoch": 1, "loss": 0.5}])
+        assert [r["step"] for r in store.steps(run_id, since_step=7)] == [8, 9, 10]
+        assert store.steps(run_id)[3] == {"step": 3, "epoch": 0, "loss": 7.0, "lr": 0.01,
+                                          "chunks_per_s": 100.0, "time": 1003.0}
+        assert store.run(run_id)["step"] == 10 and store.run(run_id)["epoch"] == 1
+
+        store.add_epoch(run_id, epoch=1, loss=2.0, lr=0.01, chunks_per_s=90.0, seconds=30.0)
+        store.add_epoch(run_id, epoch=1, loss=1.5, lr=0.01, chunks_per_s=95.0, seconds=29.0)
+        assert [(e["epoch"], e["loss"]) for e in store.epochs(run_id)] == [(1, 1.5)]
+
+        store.add_checkpoint(run_id, epoch=1, step=10, path=tmp_path / "weights/0001.pt", partial=False)
+        store.add_checkpoint(run_id, epoch=1, step=12, path=tmp_path / "weights/resume.pt", partial=True)
+        assert [(c["path"], c["partial"]) for c in store.checkpoints(run_id)] == [
+            (str(tmp_path / "weights/0001.pt"), False), (str(tmp_path / "weights/resume.pt"), True)]
+
+        store.heartbeat(run_id, epoch=2, step=20, progress=3.0, progress_total=8.0)
+        run = store.run(run_id)
+        assert (run["epoch"], run["step"], run["progress"], run["progress_total"]) == (2, 20, 3.0, 8.0)
+        store.heartbeat(run_id)
+        assert store.run(run_id)["step"] == 20
+
+        store.add_problem(run_id, path="/data/a.wav", problem="unreadable", fatal=False)
+        assert store.problems(run_id)[0]["path"] == "/data/a.wav"
+
+        store.set_status(run_id, "stopped", reason="SIGTERM")
+        run = store.run(run_id)
+        assert run["status"] == "stopped" and run["reason"] == "SIGTERM" and run["ended_at"] is not None
+        with pytest.raises(StoreError, match="unknown run status 'done'"):
+            store.set_status(run_id, "done")
+        with pytest.raises(StoreError, match="no run 999"):
+            store.set_status(999, "failed")
+
+
+def test_validation_records_and_best(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        train_id = new_run(store)
+        val_id = new_run(store, kind="validate", out_dir="exp/train/P.train/validate", parent_id=train_id)
+        for epoch, eer in [(1, 0.20), (2, 0.12), (3, 0.15)]:
+            store.add_validation(val_id, train_run_id=train_id, epoch=epoch, eer=eer, eer_low=eer - 0.01,
+                                 eer_high=eer + 0.01, mindcf_01=0.5, mindcf_005=0.6, threshold=0.3,
+                                 n_trials=40, scores_path=f"scores/{epoch:04d}.txt")
+        store.set_best(val_id, epoch=2, eer=0.12, how="lowest-eer")
+        assert [v["epoch"] for v in store.validations(val_id)] == [1, 2, 3]
+        assert [v["eer"] for v in store.validations(train_run_id=train_id)] == [0.20, 0.12, 0.15]
+        assert (store.run(val_id)["best_epoch"], store.run(val_id)["best_how"]) == (2, "lowest-eer")
+        assert [r["id"] for r in store.find_runs(out_dir="exp/train/P.train", kind="train")] == [train_id]
+        assert [r["id"] for r in store.runs()] == [val_id, train_id]
+        assert [r["id"] for r in store.runs(kind="validate")] == [val_id]
+        store.add_extraction(val_id, epoch=2, protocol="P", subset="test", out_dir="apply/2", mode="exact",
+                             step=0.1, duration=2.0, files=3, audio_seconds=60.0, wall_seconds=4.0)
+        assert store.extractions(val_id)[0]["files"] == 3
+
+
+def test_example_queries_on_a_real_database(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        train_id = new_run(store)
+        val_id = new_run(store, kind="validate", out_dir="val", parent_id=train_id)
+        other_val = new_run(store, kind="validate", out_dir="val2")
+        for run, epochs in [(val_id, [(1, 0.3), (2, 0.1), (3, 0.2)]), (other_val, [(5, 0.25)])]:
+            for epoch, eer in epochs:
+                store.add_validation(run, train_run_id=train_id, epoch=epoch, eer=eer, eer_low=None,
+                                     eer_high=None, mindcf_01=None, mindcf_005=None, threshold=None,
+                                     n_trials=10, scores_path=None)
+        store.set_status(other_val, "completed")
+
+        columns, rows = store.query(EXAMPLE_QUERIES["best EER per run"])
+        best = [dict(zip(columns, row)) for row in rows]
+        assert [(b["validate_run"], b["best_epoch"], b["best_eer"]) for b in best] == [
+            (val_id, 2, 0.1), (other_val, 5, 0.25)]
+
+        columns, rows = store.query(EXAMPLE_QUERIES["runs still running"])
+        running = [dict(zip(columns, row)) for row in rows]
+        assert [r["id"] for r in running] == [train_id, val_id]
+        assert all(0 <= r["heartbeat_age_s"] < 60 for r in running)
+        for sql in EXAMPLE_QUERIES.values():
+            store.query(sql)
+
+
+def test_query_refuses_writes_and_bad_sql(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        run_id = new_run(store)
+        with pytest.raises(StoreError, match="readonly"):
+            store.query("DELETE FROM runs")
+        with pytest.raises(StoreError, match="syntax error"):
+            store.query("SELEC 1")
+        with pytest.raises(StoreError, match="only statements that read"):
+            store.query("BEGIN")
+        assert store.query("SELECT COUNT(*) FROM runs", limit=1) == (["COUNT(*)"], [(1,)])
+        assert store.run(run_id) is not None
+        store.set_status(run_id, "completed")  # writes still work after a refused query
+        assert store.run(run_id)["status"] == "completed"
+
+
+def test_readonly_store(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with pytest.raises(StoreError, match="no runs database at"):
+        open_store(path, readonly=True)
+    assert not path.exists()
+    with open_store(path) as writer:
+        run_id = new_run(writer)
+    with open_store(path, readonly=True) as reader:
+        assert reader.run(run_id)["status"] == "running"
+        with pytest.raises(StoreError, match="read-only"):
+            reader.set_status(run_id, "failed")
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match=f"{path}.*not a database"):
+        open_store(path)
+
+
+def test_network_filesystems_from_mounts_text(tmp_path: Path) -> None:
+    mounts = ("/dev/sda1 / ext4 rw 0 0\n"
+              "server:/export /mnt/shared nfs4 rw 0 0\n"
+              "lnet@o2ib:/scratch /scratch lustre rw 0 0\n"
+              "/dev/sdb1 /mnt/shared/local ext4 rw 0 0\n"
+              "beegfs_nodev /beegfs beegfs rw 0 0\n")
+    assert is_network_fs("/mnt/shared/exp/runs.db", mounts)
+    assert is_network_fs("/scratch/u/runs.db", mounts)
+    assert is_network_fs("/beegfs/x/runs.db", mounts)
+    assert not is_network_fs("/mnt/shared/local/runs.db", mounts)
+    assert not is_network_fs("/mnt/sharedX/runs.db", mounts)
+    assert not is_network_fs(tmp_path / "runs.db", mounts)
+
+
+def test_import_engine_store_leaves_torch_out() -> None:
+    code = ("import sys, engine.store, engine.store.report, engine.store.events; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_sqlite3_shell_compatible_wal_file(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    with open_store(path) as store:
+        run_id = new_run(store)
+        store.add_steps(run_id, [{"step": 1, "loss": 1.0}])
+        conn = sqlite3.connect(path)  # a plain reader, as sqlite3/datasette would be
+        assert conn.execute("SELECT COUNT(*) FROM train_steps").fetchone() == (1,)
+        conn.close()

@@ -1,0 +1,141 @@
+"""Real training subprocesses on the demo corpus: loss goes down, signals, resume, torchrun."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.checkpoints import load_checkpoint
+from engine.store import open_store
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import engine_env, run_engine, start_engine, wait_for
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+
+
+def trn_dir(exp: Path) -> Path:
+    return exp / "train" / f"{PROTOCOL}.train"
+
+
+def train_runs(db: Path) -> list[dict]:
+    if not db.exists():
+        return []
+    return open_store(db, readonly=True).runs(kind="train")
+
+
+def make_exp(root: Path, name: str, per_epoch: float = 0.0002) -> Path:
+    exp = root / name
+    exp.mkdir(parents=True)
+    (exp / "config.yml").write_text(TINY_CONFIG.replace("per_epoch: 0.0002", f"per_epoch: {per_epoch}"))
+    return exp
+
+
+@pytest.mark.slow
+def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpus: Path) -> None:
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.0015), tmp_path / "runs.db"
+    done = run_engine("train", "--to", "4", "--parallel", "1", "--device", "cpu", "--log-every", "0",
+                      str(exp), PROTOCOL, db=db, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == [
+        "0001.pt", "0002.pt", "0003.pt", "0004.pt"]
+    store = open_store(db, readonly=True)
+    (run,) = store.runs(kind="train")
+    assert run["status"] == "completed" and run["epoch"] == 4 and run["target_epoch"] == 4
+    assert run["out_dir"] == str(trn_dir(exp))
+    epochs = store.epochs(run["id"])
+    assert [e["epoch"] for e in epochs] == [1, 2, 3, 4]
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    steps = store.steps(run["id"])
+    assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
+    assert all(s["lr"] == pytest.approx(0.01) and s["chunks_per_s"] > 0 for s in steps)
+    assert [c["epoch"] for c in store.checkpoints(run["id"]) if not c["partial"]] == [1, 2, 3, 4]
+    saved = load_checkpoint(trn_dir(exp) / "weights" / "0004.pt")
+    assert saved["epoch"] == 4 and saved["config"]["task"]["params"]["per_label"] == 2
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_records_stopped(tmp_path: Path, demo_corpus: Path) -> None:
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.01), tmp_path / "runs.db"
+    proc = start_engine("train", "--to", "50", "--parallel", "1", "--device", "cpu", "--log-every", "0",
+                        str(exp), PROTOCOL, db=db, database=demo_corpus, log=tmp_path / "train.log")
+    run = wait_for(lambda: next((r for r in train_runs(db) if (r["step"] or 0) >= 2), None),
+                   what="two training steps")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, (tmp_path / "train.log").read_text()
+    store = open_store(db, readonly=True)
+    stopped = store.run(run["id"])
+    assert stopped["status"] == "stopped"
+    (partial,) = [c for c in store.checkpoints(run["id"]) if c["partial"]]
+    saved = load_checkpoint(Path(partial["path"]))
+    assert saved["step"] == stopped["step"] == partial["step"] >= 2
+    assert not list((trn_dir(exp) / "weights").glob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: Path) -> None:
+    args = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
+    whole, db_whole = make_exp(tmp_path, "whole"), tmp_path / "whole.db"
+    done = run_engine("train", "--to", "2", *args, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+
+    cut, db_cut = make_exp(tmp_path, "cut"), tmp_path / "cut.db"
+    proc = start_engine("train", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut, database=demo_corpus,
+                        log=tmp_path / "cut.log")
+    wait_for(lambda: next((r for r in train_runs(db_cut) if (r["step"] or 0) >= 1), None), what="a step")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0
+    resumed = run_engine("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
+                         database=demo_corpus)
+    assert resumed.returncode == 0, resumed.stderr
+
+    def losses(db: Path) -> dict[int, float]:
+        store = open_store(db, readonly=True)
+        return {s["step"]: s["loss"] for r in store.runs(kind="train") for s in store.steps(r["id"])}
+
+    assert losses(db_cut) == pytest.approx(losses(db_whole), rel=1e-6)
+    a = load_checkpoint(trn_dir(whole) / "weights" / "0002.pt")["model"]
+    b = load_checkpoint(trn_dir(cut) / "weights" / "0002.pt")["model"]
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_on_cpu(tmp_path: Path, demo_corpus: Path) -> None:
+    exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "engine",
+                           "train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp), PROTOCOL],
+                          capture_output=True, text=True, env=engine_env(db, demo_corpus), timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [p.name for p in (trn_dir(exp) / "weights").glob("*.pt")] == ["0001.pt"]
+    (run,) = train_runs(db)
+    assert run["status"] == "completed"
+    assert load_checkpoint(trn_dir(exp) / "weights" / "0001.pt")["world_size"] == 2
+
+
+def test_corrupt_wav_is_named(tmp_path: Path, demo_corpus: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    victim = sorted((corpus / "voxceleb").rglob("*.wav"))[0]
+    victim.write_bytes(b"RIFF\x00\x00garbage, not a wav file at all")
+    exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
+    strict = run_engine("train", "--to", "1", "--parallel", "0", "--strict", str(exp), PROTOCOL,
+                        db=db, database=corpus / "database.yml")
+    assert strict.returncode == 2
+    assert str(victim) in strict.stderr
+    assert not (trn_dir(exp) / "weights").exists() or not list((trn_dir(exp) / "weights").glob("*.pt"))
+
+
+def test_bad_config_is_one_clear_error(tmp_path: Path, demo_corpus: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG.replace("margin: 0.05", "margin: -1"))
+    done = run_engine("train", "--to", "1", str(exp), PROTOCOL, db=tmp_path / "runs.db", database=demo_corpus)
+    assert done.returncode == 2
+    assert "margin" in done.stderr and "Traceback" not in done.stderr
