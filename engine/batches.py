@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from engine.audio import Problem, audio_info, num_samples, read_crop
+from engine.audio import Problem, audio_info, check_files, num_samples, read_crop
 from engine.errors import AudioError, TrainingError
-from engine.protocols import speech_regions
+from engine.protocols import speech_intervals
 
 SECONDS_PER_DAY = 24 * 60 * 60
 
@@ -97,24 +97,28 @@ def build_index(files: Iterable[Any], duration: float, *, label_min_duration: fl
     usable: dict[str, list[tuple[int, float, float]]] = {}
     heard: dict[str, list[float]] = {}
     where: dict[str, str] = {}
-    for file in files:
-        path = str(file["audio"])
-        try:
-            extent = audio_info(path).duration
-        except AudioError as e:
-            if strict:
-                raise
-            problems.append(Problem(path=path, problem=str(e)))
+    files = list(files)
+    audio = [str(file["audio"]) for file in files]
+    # every file checked once, before anything is indexed (soundfile.info in threads: on a
+    # network filesystem the latency of a million opens dominates)
+    bad = {p.path: p for p in check_files(audio)}
+    if strict and bad:
+        first = next(iter(bad.values()))
+        raise AudioError(first.problem, path=first.path)
+    problems.extend(bad.values())
+    for file, path in zip(files, audio):
+        if path in bad:
             continue
+        extent = audio_info(path).duration
         f = len(paths)
         paths.append(path)
         uris.append(str(file["uri"]))
-        for label, timeline in speech_regions(file).items():
+        for label, intervals in speech_intervals(file).items():
             where.setdefault(label, path)
             spoken = heard.setdefault(label, [])
             regions = usable.setdefault(label, [])
-            for segment in timeline:
-                start, end = max(0.0, segment.start), min(extent, segment.end)
+            for start, end in intervals:
+                start, end = max(0.0, start), min(extent, end)
                 if end <= start:
                     continue
                 spoken.append(end - start)

@@ -186,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpkembError as e:
         print(f"spkemb-engine {_handler_name(args)}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:
+        # `spkemb-engine runs | head`: the reader left; say nothing more
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(f"spkemb-engine {_handler_name(args)}: interrupted", file=sys.stderr)
         return 130

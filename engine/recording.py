@@ -21,11 +21,17 @@ from engine.store.events import recorder as open_writer
 class Recorder:
     """The records of one run, bound to its id."""
 
-    def __init__(self, writer: Any, run_id: int) -> None:
+    def __init__(self, writer: Any, run_id: int, *, reopen: dict[str, Any] | None = None,
+                 problems: Sequence[Problem] = ()) -> None:
         self.writer, self.run_id = writer, run_id
+        self._reopen, self._problems = reopen, list(problems)
         self._finished = False
 
     def started(self, *, target_epoch: int, epoch: int, step: int) -> None:
+        """Training is about to run from ``step``: a resumed run is reopened from there."""
+        if self._reopen is not None:
+            self.writer.reopen_run(self.run_id, from_step=step, **{**self._reopen, "target_epoch": target_epoch})
+        self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
 
     def steps(self, rows: list[dict]) -> None:
@@ -74,15 +80,11 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
     fields = dict(command=list(sys.argv), device=device + (f" x{world.size}" if world.distributed else ""),
                   target_epoch=args.to)
     previous = None
-    if args.resume and hasattr(writer, "find_runs"):
+    if args.resume and hasattr(writer, "find_runs"):  # an event file cannot look back
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
-    if previous is not None and hasattr(writer, "reopen_run"):
-        run_id = previous["id"]
-        writer.reopen_run(run_id, **fields)
-    else:
-        run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(),
-                                   protocol=args.protocol, subset=args.subset, config=config_to_dict(config),
-                                   name=exp_dir.name, log_path=log if log.exists() else None, **fields)
-    recorder = Recorder(writer, run_id)
-    recorder.problems(problems)
-    return recorder
+    if previous is not None:
+        return Recorder(writer, previous["id"], reopen=fields, problems=problems)
+    run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
+                               subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
+                               log_path=log if log.exists() else None, **fields)
+    return Recorder(writer, run_id, problems=problems)

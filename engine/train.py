@@ -61,6 +61,8 @@ class EmbeddingTrainer(nn.Module):
 def cmd_train(args: argparse.Namespace) -> int:
     exp_dir = Path(args.exp_dir)
     config = load_config(exp_dir / "config.yml")
+    if args.to is None and not args.resume:
+        args.to = DEFAULT_EPOCHS
     trn_dir = trn_dir_for(exp_dir, args.protocol, args.subset)
     device = pick_device(args.device)
     world = init_world(device)

@@ -96,5 +96,6 @@ def music(rng: np.random.Generator, n: int) -> np.ndarray:
             h = start + beat // 2
             if h < n:
                 m = min(n - h, 800)
-                x[h:h + m] += 0.2 * _highpass(rng.standard_normal(m).astype(np.float32), 6000) * np.exp(-np.arange(m) / 200)
+                click = _highpass(rng.standard_normal(m).astype(np.float32), 6000)
+                x[h:h + m] += 0.2 * click * np.exp(-np.arange(m) / 200)
     return (0.5 * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)

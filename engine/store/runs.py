@@ -149,6 +149,25 @@ class Store(StoreReads):
                                   tuple(row.values()))
             return int(cursor.lastrowid)
 
+    def reopen_run(self, run_id: int, *, from_step: int, command: list[str], device: str | None,
+                   target_epoch: int | None = None) -> None:
+        """Make an ended run ``running`` again in this process (``train --resume``).
+
+        Steps after ``from_step`` (recorded after the checkpoint being resumed from, by a
+        process that died) are deleted: they are about to be trained again.
+        """
+        pid = os.getpid()
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, host = ?, pid = ?, "
+                "pid_start = ?, slurm_job_id = ?, command = ?, device = ?, heartbeat_at = ?, step = ?, "
+                "target_epoch = COALESCE(?, target_epoch) WHERE id = ?",
+                (liveness.hostname(), pid, liveness.process_start_time(pid), os.environ.get("SLURM_JOB_ID"),
+                 json.dumps([str(c) for c in command]), device, time.time(), from_step, target_epoch, run_id))
+            if cursor.rowcount == 0:
+                raise StoreError(f"no run {run_id} in {self.path}")
+            conn.execute("DELETE FROM train_steps WHERE run_id = ? AND step > ?", (run_id, from_step))
+
     def set_status(self, run_id: int, status: str, reason: str | None = None, *,
                    _at: float | None = None) -> None:
         """Set a run's status; an ended status (completed, failed, stopped, lost) sets ``ended_at``."""

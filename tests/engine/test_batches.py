@@ -145,3 +145,13 @@ def test_impossible_folds_are_refused(index, files) -> None:
     bigger = dataclasses.replace(CONFIG, task=dataclasses.replace(CONFIG.task, duration=6.0))
     with pytest.raises(TrainingError, match="no speaker has a speech region of at least 6 s"):
         make_loader(files, bigger, workers=0, seed=0)
+
+
+def test_the_demo_corpus_feeds_the_loader(demo_corpus: Path) -> None:
+    files = subset_files(load_protocol("Demo.SpeakerVerification.Voices", str(demo_corpus)), "train")
+    config = Config(task=TaskConfig(duration=1.0, per_fold=4, per_label=2, per_epoch=0.0002))
+    loader = make_loader(files, config, workers=0, seed=0)
+    assert not loader.problems and len(loader.speakers) >= 4
+    waveforms, labels = next(iter(loader))
+    assert waveforms.shape == (8, RATE) and len(set(labels.tolist())) == 4
+    assert float(waveforms.abs().mean()) > 0

@@ -7,14 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from pyannote.core import Annotation, Segment, Timeline
 
 from data_corpus import make_corpus
 from engine.audio import check_files
 from engine.errors import ProtocolError
-from engine.protocols import (database_paths, list_protocols, load_protocol, speech_regions,
-                              subset_files)
+from engine.protocols import (database_paths, list_protocols, load_protocol, speech_intervals,
+                              speech_regions, subset_files)
 
 VOICES = "Tiny.SpeakerVerification.Voices"
 
@@ -114,3 +115,22 @@ def test_protocol_and_audio_modules_do_not_import_torch() -> None:
     code = ("import sys, engine.protocols, engine.audio\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_plain_intervals_agree_with_pyannote_core_on_random_annotations() -> None:
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        annotation = Annotation(uri=f"r{trial}")
+        for track in range(rng.integers(1, 12)):
+            # a half-second grid: touching, nested and identical turns of one or several speakers
+            start = float(rng.integers(0, 40)) / 2
+            segment = Segment(start, start + float(rng.integers(1, 10)) / 2)
+            annotation[segment, track] = str(rng.choice(list("abc")))
+        annotated = Timeline([Segment(float(a), float(a) + float(rng.integers(1, 15)))
+                              for a in rng.integers(0, 25, size=rng.integers(1, 4))])
+        file = {"uri": "r", "annotation": annotation, "annotated": annotated}
+        kept = annotation.crop(annotated.support(), mode="intersection")
+        overlap = kept.get_overlap()
+        for label, intervals in speech_intervals(file).items():
+            expected = kept.label_timeline(label).support().extrude(overlap)
+            assert intervals == [(s.start, s.end) for s in expected if s.duration > 0], (trial, label)

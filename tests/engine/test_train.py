@@ -99,6 +99,8 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: P
         return {s["step"]: s["loss"] for r in store.runs(kind="train") for s in store.steps(r["id"])}
 
     assert losses(db_cut) == pytest.approx(losses(db_whole), rel=1e-6)
+    (run,) = open_store(db_cut, readonly=True).runs(kind="train")
+    assert run["status"] == "completed" and run["epoch"] == 2
     a = load_checkpoint(trn_dir(whole) / "weights" / "0002.pt")["model"]
     b = load_checkpoint(trn_dir(cut) / "weights" / "0002.pt")["model"]
     assert a.keys() == b.keys()

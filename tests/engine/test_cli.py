@@ -1,0 +1,67 @@
+"""Every command has help text; sbatch writes a script bash accepts; bad input exits 2 without a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.cli import HANDLERS
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_engine
+
+
+@pytest.mark.parametrize("command", sorted(HANDLERS))
+def test_every_command_has_help(command: str) -> None:
+    done = run_engine(*command.split(), "--help")
+    assert done.returncode == 0, done.stderr
+    assert "usage: spkemb-engine" in done.stdout
+    assert len(done.stdout.splitlines()) > 3
+
+
+def test_top_level_help_lists_every_command() -> None:
+    done = run_engine("--help")
+    assert done.returncode == 0
+    for command in {c.split()[0] for c in HANDLERS}:
+        assert command in done.stdout
+
+
+def test_spkemb_engine_script_is_installed() -> None:
+    script = Path(sys.executable).with_name("spkemb-engine")
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "train" in done.stdout
+
+
+def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    out = tmp_path / "train.sbatch"
+    done = run_engine("sbatch", "--nodes", "2", "--gpus-per-node", "4", "--to", "250", "-o", str(out),
+                      str(exp), "VoxCeleb.SpeakerVerification.VoxCeleb2")
+    assert done.returncode == 0, done.stderr
+    script = out.read_text()
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script
+    assert "#SBATCH --requeue" in script and "#SBATCH --signal=B:USR1@" in script
+    assert "srun --kill-on-bad-exit=1 torchrun" in script and "--nproc_per_node=4" in script
+    assert "-m engine train" in script and "--to 250" in script
+    assert "scontrol requeue" in script
+    assert subprocess.run(["bash", "-n", str(out)]).returncode == 0
+
+
+def test_sbatch_without_config_names_the_file(tmp_path: Path) -> None:
+    done = run_engine("sbatch", str(tmp_path / "nope"), "X.Y.Z")
+    assert done.returncode == 2
+    assert "config.yml" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_unknown_protocol_is_one_clear_error(tmp_path: Path, demo_corpus: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    done = run_engine("train", "--to", "1", str(exp), "Demo.SpeakerVerification.Nope",
+                      db=tmp_path / "runs.db", database=demo_corpus)
+    assert done.returncode == 2
+    assert "Demo.SpeakerVerification.Nope" in done.stderr and "Traceback" not in done.stderr
