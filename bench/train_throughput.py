@@ -1,11 +1,15 @@
-"""Training throughput: how many chunks per second the data pipeline delivers.
+"""Training throughput: the data pipeline alone, the model step alone, the whole loop.
 
 Over the demo corpus (written to a temporary folder unless --data names one): first the raw
 crop rate of one core (``read_crop`` of random chunks, no loader), then ``make_loader`` with
-each --parallel N, a warm-up, then timed batches. Prints one line per measurement and writes
-bench/results/train_throughput.json.
+each --parallel N, a warm-up, then timed batches; then the model step alone (forward, loss,
+backward, SGD step on batches already on the device) for --config's network; then the whole
+loop, a real ``spkemb-engine train`` subprocess for one epoch, its chunks/s read back from the
+runs database. Prints one line per measurement, the data/model ratio (goal >= 3 on CPU), and
+writes bench/results/train_throughput.json.
 
     .venv/bin/python bench/train_throughput.py [--parallel 0,1,2] [--seconds 5] [--augment]
+        [--config demo|tutorial|FILE] [--device cpu|cuda] [--loop-parallel N]
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 from engine.audio import read_crop  # noqa: E402
 from engine.augment import build_augmentation  # noqa: E402
 from engine.batches import SpeakerIndex, build_index, make_loader  # noqa: E402
-from engine.config import AugmentationConfig, Config, TaskConfig  # noqa: E402
+from engine.config import (TEMPLATES, AugmentationConfig, Config, TaskConfig,  # noqa: E402
+                           parse_config, template_text)
 from engine.demo import make_demo_corpus  # noqa: E402
 from engine.protocols import load_protocol, subset_files  # noqa: E402
 
@@ -75,6 +80,71 @@ def data_chunks_per_s(index: SpeakerIndex, config: Config, *, workers: int, seco
     return rate
 
 
+def model_chunks_per_s(config: Config, *, device: str, speakers: int, seconds: float,
+                       warmup: int = 3) -> float:
+    """Training steps on random batches already on the device: what the model consumes."""
+    import torch
+
+    from engine.model import build_loss, build_model
+    from engine.train import EmbeddingTrainer
+
+    dev = torch.device(device)
+    net = EmbeddingTrainer(build_model(config), build_loss(config, n_classes=speakers)).to(dev)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    batch = config.task.batch_size
+    samples = int(round(config.task.duration * config.sample_rate))
+    waveforms = torch.randn(batch, samples, device=dev)
+    labels = torch.randint(0, speakers, (batch,), device=dev)
+    amp = (torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda"
+           else torch.autocast("cpu", enabled=False))
+
+    def step() -> torch.Tensor:
+        with amp:
+            loss = net(waveforms, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    for _ in range(warmup):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    steps, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds or steps < 2:
+        step()
+        steps += 1
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * batch / (time.perf_counter() - began)
+
+
+def loop_chunks_per_s(config_text: str, database: Path, *, device: str, workers: int,
+                      batches: int, work: Path) -> float:
+    """A real ``spkemb-engine train --to 1`` of ``batches`` batches; chunks/s of its epoch row."""
+    import re
+    import subprocess
+
+    from engine.store import open_store
+
+    cfg = parse_config(config_text, "bench")
+    per_epoch = batches * cfg.task.batch_size * cfg.task.duration / 86400
+    text = re.sub(r"per_epoch:\s*[0-9.e-]+", f"per_epoch: {per_epoch:.8f}", config_text)
+    text = text.replace("MUSAN.Collection.", "Demo.Collection.")  # the demo corpus has its own
+    exp = work / "loop-exp"
+    exp.mkdir(parents=True, exist_ok=True)
+    (exp / "config.yml").write_text(text)
+    db = work / "loop.db"
+    done = subprocess.run([sys.executable, "-m", "engine", "train", "--to", "1", "--parallel", str(workers),
+                           "--device", device, "--db", str(db), "--database", str(database), str(exp),
+                           PROTOCOL], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"the training loop failed:\n{done.stderr[-2000:]}")
+    store = open_store(db, readonly=True)
+    (run,) = store.runs(kind="train")
+    return float(store.epochs(run["id"])[0]["chunks_per_s"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="demo corpus folder (default: a temporary one)")
@@ -84,8 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=2.0, help="chunk duration (default: 2.0 s)")
     parser.add_argument("--per-fold", type=int, default=32, help="speakers per batch (default: 32)")
     parser.add_argument("--augment", action="store_true", help="also measure with AddNoise on")
+    parser.add_argument("--config", default="demo",
+                        help="network of the model step and loop: demo, tutorial or a config.yml (default: demo)")
+    parser.add_argument("--device", default="cpu", help="device of the model step and loop (default: cpu)")
+    parser.add_argument("--loop-parallel", type=int, default=1, help="--parallel of the loop run (default: 1)")
+    parser.add_argument("--loop-batches", type=int, default=12, help="batches of the loop run (default: 12)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
     args = parser.parse_args(argv)
+    config_text = (template_text(args.config) if args.config in TEMPLATES
+                   else Path(args.config).read_text())
+    model_config = parse_config(config_text, args.config)
 
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "demo"
@@ -129,6 +207,26 @@ def main(argv: list[str] | None = None) -> int:
         results["data_chunks_per_s"] = loader_rates
         if noisy_rates:
             results["data_chunks_per_s_addnoise"] = noisy_rates
+
+        # the model step and the loop use --config's own chunks (duration, batch)
+        model_rate = model_chunks_per_s(model_config, device=args.device, speakers=len(index.speakers),
+                                        seconds=args.seconds)
+        best_data = max(loader_rates.values()) * args.duration / model_config.task.duration
+        results["model"] = {"config": args.config, "device": args.device,
+                            "chunk_seconds": model_config.task.duration,
+                            "batch": model_config.task.batch_size,
+                            "model_chunks_per_s": round(model_rate, 1),
+                            "data_over_model": round(best_data / model_rate, 2)}
+        print(f"model step ({args.config}, {args.device}, batch {model_config.task.batch_size} x "
+              f"{model_config.task.duration:g} s): {model_rate:,.1f} chunks/s")
+        print(f"data pipeline / model step: {best_data / model_rate:.1f}x (goal >= 3x on CPU)")
+        loop_rate = loop_chunks_per_s(config_text, database,
+                                      device=args.device, workers=args.loop_parallel,
+                                      batches=args.loop_batches, work=Path(tmp))
+        results["model"]["loop_chunks_per_s"] = round(loop_rate, 1)
+        results["model"]["loop_parallel"] = args.loop_parallel
+        print(f"whole loop (spkemb-engine train, --parallel {args.loop_parallel}): {loop_rate:,.1f} chunks/s "
+              f"({loop_rate / model_rate:.2f} of the model step alone)")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -64,20 +64,12 @@ async def measure(path: Path) -> dict[str, float]:
         screen = app.screen
         refreshes = []
         for _ in range(5):
-            seen = []
-            original = screen.on_runs_loaded
-
-            def spy(message, original=original, seen=seen):
-                original(message)
-                seen.append(time.perf_counter())
-
-            screen.on_runs_loaded = spy
+            shown = screen.shown
             t0 = time.perf_counter()
             screen.refresh_runs()
-            while not seen:
+            while screen.shown == shown:
                 await pilot.pause(0.001)
-            refreshes.append(seen[0] - t0)
-            screen.on_runs_loaded = original
+            refreshes.append(time.perf_counter() - t0)
     return {"first_paint_s": first_paint, "refresh_s": sorted(refreshes)[len(refreshes) // 2]}
 
 

@@ -36,15 +36,22 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.nn.utils import parametrize
 
 from engine.audio import audio_info, num_samples, read_crop
+from engine.checkpoints import load_checkpoint
+from engine.config import Config, config_from_dict
+from engine.errors import CheckpointError
+from engine.model import build_model
 
 MODES = ("plain", "exact", "shared")
 
@@ -100,6 +107,39 @@ def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+def progress_bar(*columns: Any) -> Progress:
+    """A rich progress bar on stderr; silent when stderr is not a terminal (a log file)."""
+    console = Console(stderr=True)
+    return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
+                    console=console, transient=True, disable=not console.is_terminal)
+
+
+def pick_device(name: str | None) -> torch.device:
+    """``--device``: the requested one, else the first GPU, else the CPU."""
+    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise CheckpointError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
+    return device
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:
+    """The network of a checkpoint, ready for extraction (see :func:`inference_model`).
+
+    Returns
+    -------
+    model, config, payload
+        The network on ``device``, the checkpoint's resolved config, and the whole checkpoint.
+    """
+    payload = load_checkpoint(Path(path), map_location="cpu")
+    config = config_from_dict(payload["config"], source=f"{path} (config)")
+    model = build_model(config)
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} does not fit the network its config describes: {e}") from e
+    return inference_model(model, device), config, payload
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> np.ndarray:
@@ -195,10 +235,9 @@ def _first_block(model: nn.Module, span: torch.Tensor, rel: np.ndarray, window: 
             v = sincx[:, p:p + groups * pool].reshape(sincx.shape[0], groups, pool)
             vmin, vmax = torch.aminmax(v, dim=-1)  # (channel, group)
             sel = np.flatnonzero((phase == r) & (frame % pool == p))
-            index = torch.from_numpy(frame[sel] // pool).to(span.device)
-            # (channel, windows, n_pool): whole rows copied from a strided view
-            hi = vmax.unfold(1, n_pool, 1).index_select(1, index).transpose(0, 1)
-            lo = vmin.unfold(1, n_pool, 1).index_select(1, index).transpose(0, 1)
+            # (windows, channel, n_pool): one slice copy per window
+            hi = torch.stack([vmax[:, j:j + n_pool] for j in frame[sel] // pool])
+            lo = torch.stack([vmin[:, j:j + n_pool] for j in frame[sel] // pool])
             hi = torch.addcmul(c_t[sel], a_t[sel], hi)
             lo = torch.addcmul(c_t[sel], a_t[sel], lo)
             if block.rectify:
@@ -265,21 +304,29 @@ def embed_shared(model: nn.Module, signal: Signal, starts: np.ndarray, window: i
             j1 = min(j0 + per_block, n_total)
             span = signal.read(j0 * step, (j1 - 1 - j0) * step + field)
             frames = model.frames(torch.from_numpy(span).to(device)[None])[0]  # (frame, channel)
-            frames = frames.double().cpu().numpy()
+            frames = frames.float().cpu().numpy()
             if carry1 is None:
                 carry1 = carry2 = np.zeros(frames.shape[1])
-            # prefix sums at positions j0 .. j1: s1[q - j0] = sum of frames [0, q)
-            s1 = np.concatenate([carry1[None], carry1 + np.cumsum(frames, axis=0)])
-            s2 = np.concatenate([carry2[None], carry2 + np.cumsum(frames * frames, axis=0)])
-            carry1, carry2 = s1[-1], s2[-1]
-            while hi < len(starts) and first[hi] < j1:
-                start_sums[hi] = (s1[first[hi] - j0], s2[first[hi] - j0])
-                hi += 1
+            # prefix sums (float64) at the block positions that some window starts or ends at:
+            # prefix[q] = sum of the file's frames [0, q), for q in j0 .. j1
+            new_hi = hi + int(np.searchsorted(first[hi:], j1))
+            wanted = np.concatenate([first[hi:new_hi], last[lo:new_hi]]) - j0
+            edges = np.unique(np.concatenate([[0], wanted[(wanted >= 0) & (wanted <= j1 - j0)], [j1 - j0]]))
+            seg1 = np.add.reduceat(frames, edges[:-1], axis=0, dtype=np.float64)
+            seg2 = np.add.reduceat(frames * frames, edges[:-1], axis=0, dtype=np.float64)
+            p1 = np.concatenate([carry1[None], carry1 + np.cumsum(seg1, axis=0)])
+            p2 = np.concatenate([carry2[None], carry2 + np.cumsum(seg2, axis=0)])
+            s1 = {int(q) + j0: p1[k] for k, q in enumerate(edges)}
+            s2 = {int(q) + j0: p2[k] for k, q in enumerate(edges)}
+            carry1, carry2 = p1[-1], p2[-1]
+            for i in range(hi, new_hi):
+                start_sums[i] = (s1[first[i]], s2[first[i]])
+            hi = new_hi
             done = [i for i in range(lo, hi) if last[i] <= j1]
             for part in _chunks(len(done), batch):
                 idx = done[part]
-                e1 = np.stack([s1[last[i] - j0] - start_sums[i][0] for i in idx])
-                e2 = np.stack([s2[last[i] - j0] - start_sums[i][1] for i in idx])
+                e1 = np.stack([s1[last[i]] - start_sums[i][0] for i in idx])
+                e2 = np.stack([s2[last[i]] - start_sums[i][1] for i in idx])
                 mean = e1 / n_window
                 var = np.maximum((e2 - n_window * mean * mean) / (n_window - 1), 0.0)  # unbiased
                 mean_t = torch.from_numpy(mean).to(device, torch.float32)

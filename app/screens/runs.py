@@ -48,6 +48,8 @@ class RunsScreen(Screen):
         self.cache = reader.SummaryCache()
         self.runs: list[dict] = []
         self.loaded = False
+        #: refreshes shown so far (the bench and the tests wait on it)
+        self.shown = 0
         self._refreshes = 0
         self._reported: str | None = None
 
@@ -127,6 +129,7 @@ class RunsScreen(Screen):
             running = sum(1 for r in rows if r.get("status") == "running")
             note.update(f"{len(rows)} runs, {running} running — {self.app.workspace.show(self.app.db_path)}")
         self._show(rows)
+        self.shown += 1
 
     def _show(self, rows: list[dict] | None = None) -> None:
         if rows is None:

@@ -41,7 +41,8 @@ def make_corpus(root: Path) -> Path:
             uris.append(uri)
             sf.write(root / "wav" / f"{uri}.wav", ramp(FILE_SECONDS), RATE, subtype="FLOAT")
             for start, end in SPEECH:
-                rttm.append(f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} <NA> <NA> {speaker} <NA> <NA>")
+                rttm.append(f"SPEAKER {uri} 1 {start:.3f} {end - start:.3f} "
+                            f"<NA> <NA> {speaker} <NA> <NA>")
             uem.append(f"{uri} 1 {ANNOTATED[0]:.3f} {ANNOTATED[1]:.3f}")
     uris.append("eve_0")
     sf.write(root / "wav" / "eve_0.wav", ramp(2.0), RATE, subtype="FLOAT")
@@ -58,8 +59,8 @@ def make_corpus(root: Path) -> Path:
 
     rng = np.random.default_rng(0)
     for uri, seconds in (("white", 3.0), ("blip", 0.3)):
-        sf.write(root / "noise" / f"{uri}.wav", (0.1 * rng.standard_normal(int(seconds * RATE))).astype(np.float32),
-                 RATE, subtype="FLOAT")
+        noise = (0.1 * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
+        sf.write(root / "noise" / f"{uri}.wav", noise, RATE, subtype="FLOAT")
     (root / "lists" / "noise.lst").write_text("white\nblip\n")
 
     database = root / "database.yml"

@@ -1,0 +1,115 @@
+"""Committed checkpoints of a training directory, as a watcher beside training sees them.
+
+The commit marker of a checkpoint is its record (DESIGN.md): the file is renamed into
+place and fsynced before its row is inserted, so a reader that trusts rows never reads
+half a file. Three sources, the first one that knows the training run wins:
+
+1. the runs database: the newest ``train`` run whose ``out_dir`` is TRN_DIR, its
+   ``checkpoints`` rows with ``partial = 0`` and its status;
+2. ``TRN_DIR/events.jsonl`` (a training run on a network filesystem): its
+   ``add_checkpoint`` and ``set_status`` records;
+3. neither: the ``weights/{epoch:04d}.pt`` files whose size has not changed between two
+   looks at least a second apart and whose last change is older than a second. Without
+   a record, nobody says when training ends: the run counts as ended (see ``validate``).
+
+torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.store.events import EVENTS_FILE, read_events
+
+#: end-of-epoch checkpoint files (engine.checkpoints.epoch_path; temporary files never match)
+EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
+#: a checkpoint file must be this old (seconds) and of stable size to be trusted without a record
+SETTLE_SECONDS = 1.0
+
+
+@dataclass
+class Snapshot:
+    """What the watcher saw: complete checkpoints by epoch, whether training has ended."""
+
+    checkpoints: dict[int, Path]
+    ended: bool
+    train_run: dict[str, Any] | None = None
+    source: str = "files"
+    #: checkpoint files seen but not trusted yet (no record, size not settled)
+    pending: bool = False
+
+
+@dataclass
+class CheckpointWatcher:
+    """Look for committed end-of-epoch checkpoints of ``trn_dir`` (see module doc)."""
+
+    trn_dir: Path
+    store: Any = None
+    _sizes: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+    def train_run(self) -> dict[str, Any] | None:
+        """The newest training run recorded in the database for this TRN_DIR."""
+        if self.store is None:
+            return None
+        runs = self.store.find_runs(out_dir=self.trn_dir, kind="train")
+        return runs[0] if runs else None
+
+    def poll(self) -> Snapshot:
+        """Look once. The status is read before the checkpoints, so that "ended" implies that
+        the checkpoints returned are all the run will ever write."""
+        run = self.train_run()
+        if run is not None:
+            ended = run["status"] != "running"
+            rows = self.store.checkpoints(run["id"])
+            ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"]}
+            return Snapshot(ckpts, ended, run, "database")
+        events = Path(self.trn_dir) / EVENTS_FILE
+        if events.is_file():
+            snapshot = self._from_events(events)
+            if snapshot is not None:
+                return snapshot
+        settled, pending = self._settled_files()
+        return Snapshot(settled, True, None, "files", pending)
+
+    def _from_events(self, path: Path) -> Snapshot | None:
+        records = read_events(path)
+        target = os.path.abspath(self.trn_dir)
+        uid = None
+        for r in records:
+            if (r["op"] == "create_run" and r["args"].get("kind") == "train"
+                    and r["args"].get("out_dir") == target):
+                uid = r["run"]
+        if uid is None:
+            return None
+        ended, ckpts = False, {}
+        for r in records:
+            if r["run"] != uid:
+                continue
+            if r["op"] == "set_status":
+                ended = r["args"]["status"] != "running"
+            elif r["op"] == "add_checkpoint" and not r["args"].get("partial"):
+                ckpts[int(r["args"]["epoch"])] = Path(r["args"]["path"])
+        return Snapshot(ckpts, ended, None, "events")
+
+    def _settled_files(self) -> tuple[dict[int, Path], bool]:
+        now, settled, pending = time.time(), {}, False
+        folder = Path(self.trn_dir) / "weights"
+        names = os.listdir(folder) if folder.is_dir() else []
+        for epoch, path in ((int(m.group(1)), folder / n) for n in names if (m := EPOCH_FILE.match(n))):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            seen = self._sizes.get(epoch)
+            if seen is None or seen[0] != stat.st_size:
+                self._sizes[epoch] = seen = (stat.st_size, now)
+            if now - seen[1] >= SETTLE_SECONDS and now - stat.st_mtime >= SETTLE_SECONDS:
+                settled[epoch] = path
+            else:
+                pending = True
+        return settled, pending

@@ -1,0 +1,182 @@
+"""Extraction: exact = plain, shared = exact without per-window normalisation, apply's files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from engine.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
+                          snap_starts, window_starts)
+from engine.model import SincTDNN
+
+SR = 16000
+
+
+def network(normalize: bool, seed: int = 0) -> torch.nn.Module:
+    """The tutorial's SincTDNN shape (stride 5, 1, 1), narrow TDNN, non-trivial norm parameters."""
+    torch.manual_seed(seed)
+    model = SincTDNN(stride=(5, 1, 1), waveform_normalize=normalize, instance_normalize=normalize,
+                     embedding_dim=24, hidden_dim=48)
+    for module in model.modules():
+        if isinstance(module, torch.nn.InstanceNorm1d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+    return inference_model(model)
+
+
+def speechlike(seconds: float, seed: int = 0) -> np.ndarray:
+    """Noise bursts of changing loudness with a DC offset: windows differ in mean and variance."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    envelope = np.repeat(rng.uniform(0.01, 0.5, size=n // 800 + 1), 800)[:n]
+    return (rng.normal(size=n) * envelope + 0.02).astype(np.float32)
+
+
+@pytest.mark.parametrize("hop", [1600, 1603])  # 0.1 s, and a hop that is no multiple of the stride
+def test_exact_equals_plain_per_window(hop: int):
+    model = network(normalize=True)
+    signal = ArraySignal(speechlike(5.0))
+    starts = window_starts(signal.n_samples, SR, hop)
+    plain = embed_plain(model, signal, starts, SR, batch=16)
+    exact = embed_exact(model, signal, starts, SR, batch=7)
+    assert plain.shape == exact.shape == (len(starts), 24)
+    assert np.abs(exact - plain).max() <= 1e-4
+    assert np.abs(plain).max() > 1e-2  # not trivially equal
+
+
+def test_shared_equals_exact_without_per_window_normalisation():
+    model = network(normalize=False, seed=1)
+    signal = ArraySignal(speechlike(7.3, seed=1))
+    starts = window_starts(signal.n_samples, SR, 1600)
+    snapped = snap_starts(model, signal.n_samples, starts, SR) * model.frame_step
+    exact = embed_exact(model, signal, snapped, SR)
+    # blocks of 2 s: the frames of most windows come from two blocks
+    shared = embed_shared(model, signal, starts, SR, batch=5, block_seconds=2.0)
+    assert np.abs(shared - exact).max() <= 1e-4
+    # snapping moves a window by at most half a frame
+    assert np.abs(snapped - starts).max() <= model.frame_step // 2 + 1
+
+
+def test_shared_approximates_the_normalising_network():
+    model = network(normalize=True)
+    signal = ArraySignal(speechlike(6.0))
+    starts = window_starts(signal.n_samples, SR, 1600)
+    exact = embed_exact(model, signal, starts, SR)
+    shared = embed_shared(model, signal, starts, SR)
+    cosine = (exact * shared).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(shared, axis=1)
+    assert shared.shape == exact.shape
+    assert cosine.min() > 0.5
+
+
+def test_a_file_shorter_than_a_window_is_one_window():
+    model = network(normalize=True)
+    x = speechlike(0.6)
+    for embed in (embed_plain, embed_exact, embed_shared):
+        rows = embed(model, ArraySignal(x), window_starts(len(x), SR, 1600), SR)
+        assert rows.shape == (1, 24)
+        assert np.allclose(rows, embed_plain(model, ArraySignal(x), np.zeros(1, np.int64), SR), atol=1e-5)
+    tiny = embed_exact(model, ArraySignal(x[:500]), np.zeros(1, np.int64), SR)  # tiled up to min_samples
+    assert np.isfinite(tiny).all()
+
+
+def write_model_dir(tmp_path: Path, duration: float) -> Path:
+    """A TRN_DIR with one checkpoint and its VAL_DIR with params.yml; returns VAL_DIR."""
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from conftest import TINY_CONFIG
+
+    from engine.checkpoints import epoch_path, save_checkpoint
+    from engine.config import config_to_dict, parse_config
+    from engine.model import build_model
+    from engine.selection import write_params
+
+    config = parse_config(TINY_CONFIG.replace("duration: 1.0", f"duration: {duration}"), "tiny")
+    trn_dir = tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train"
+    torch.manual_seed(0)
+    save_checkpoint(epoch_path(trn_dir, 7), {"model": build_model(config).state_dict(),
+                                             "config": config_to_dict(config), "epoch": 7, "step": 70})
+    val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
+    write_params(val_dir, {"epoch": 7, "equal_error_rate": 0.2})
+    return val_dir
+
+
+def run_engine(*argv: str, database: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}
+    return subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_apply_writes_one_row_per_window_and_its_metadata(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    from engine import Precomputed
+    from engine.protocols import load_protocol
+    from engine.store import open_store
+
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    done = run_engine("apply", "--step", "0.25", "--batch", "16", str(val_dir),
+                      "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    assert "x real time (exact" in done.stderr
+
+    out = val_dir / "apply" / "7"
+    metadata = yaml.safe_load((out / "metadata.yml").read_text())
+    assert metadata["duration"] == 1.0 and metadata["step"] == 0.25
+    assert metadata["epoch"] == 7 and metadata["mode"] == "exact" and metadata["dimension"] == 32
+    assert len(metadata["checkpoint_sha256"]) == 64
+
+    files = list(load_protocol("Demo.SpeakerDiarization.Meetings", demo_corpus).test())
+    precomputed = Precomputed(out)
+    audio = 0.0
+    for f in files:
+        info = sf.info(f["audio"])
+        audio += info.duration
+        rows = np.load(out / f"{f['uri']}.npy")
+        assert rows.shape == ((info.frames - SR) // 4000 + 1, 32)
+        # the last window ends inside the file, one more would not
+        windows = precomputed(f)
+        assert windows.sliding_window[len(rows) - 1].end <= info.duration
+        assert windows.sliding_window[len(rows)].end > info.duration
+        assert np.isfinite(rows).all()
+
+    store = open_store(db_path)
+    run = store.find_runs(kind="apply")[0]
+    assert run["status"] == "completed" and run["out_dir"] == str(out)
+    extraction = store.extractions(run["id"])[0]
+    assert extraction["files"] == len(files) and extraction["mode"] == "exact"
+    assert extraction["audio_seconds"] == pytest.approx(audio)
+
+
+@pytest.mark.slow
+def test_apply_short_files_and_shared_mode(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    from engine.protocols import load_protocol
+
+    val_dir = write_model_dir(tmp_path, duration=4.0)  # longer than half of the utterances
+    done = run_engine("apply", "--shared", "--subset", "development", str(val_dir),
+                      "Demo.SpeakerVerification.Voices", database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    out = val_dir / "apply" / "7"
+    assert yaml.safe_load((out / "metadata.yml").read_text())["mode"] == "shared"
+    window, hop = 4 * SR, int(0.1 * 4 * SR)
+    short = 0
+    for f in load_protocol("Demo.SpeakerVerification.Voices", demo_corpus).development():
+        frames = sf.info(f["audio"]).frames
+        rows = np.load(out / f"{f['uri']}.npy")  # nested uris: speaker/video/utterance.npy
+        expected = 1 if frames <= window else (frames - window) // hop + 1
+        assert rows.shape == (expected, 32), f["uri"]
+        short += frames <= window
+    assert short > 0
+
+
+def test_apply_without_params_names_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    val_dir = tmp_path / "val"
+    val_dir.mkdir()
+    done = run_engine("apply", str(val_dir), "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
+    assert done.returncode == 2
+    assert "params.yml does not exist: validate first" in done.stderr

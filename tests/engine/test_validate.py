@@ -1,0 +1,237 @@
+"""validate beside a (real or scripted) training run, params.yml and `spkemb-engine pick`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from engine.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
+                              write_params, write_scores)
+from engine.store import open_store
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+TESTS = Path(__file__).parents[1]
+
+#: writes checkpoints of the tiny config the way training does, each after a pause; before
+#: each one, half of its bytes sit at the final path for a while, with no row: a reader that
+#: trusted files instead of rows would load a truncated checkpoint and fail
+WRITER = """
+import io, sys, time, torch
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from conftest import TINY_CONFIG
+from engine.checkpoints import epoch_path, save_checkpoint
+from engine.config import config_to_dict, parse_config
+from engine.model import build_model
+from engine.store import open_store
+
+trn_dir, epochs, pause = Path({trn_dir!r}), {epochs!r}, {pause!r}
+config = parse_config(TINY_CONFIG, "tiny")
+store = open_store({db!r})
+run = store.create_run(kind="train", exp_dir=trn_dir.parent.parent, out_dir=trn_dir, protocol="P.Q.R",
+                       subset="train", config=config_to_dict(config), command=["writer"], device="cpu",
+                       target_epoch=max(epochs))
+print("ready", flush=True)
+for epoch in epochs:
+    time.sleep(pause)
+    torch.manual_seed(epoch)
+    payload = {{"model": build_model(config).state_dict(), "config": config_to_dict(config),
+               "epoch": epoch, "step": 10 * epoch}}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    path = epoch_path(trn_dir, epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    time.sleep(pause)
+    save_checkpoint(path, payload)
+    store.add_checkpoint(run, epoch=epoch, step=10 * epoch, path=path, partial=False)
+store.set_status(run, "completed")
+"""
+
+
+def engine(*argv: str, database: Path, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}
+    return subprocess.Popen([sys.executable, "-m", "engine", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+
+
+def start_writer(trn_dir: Path, db: Path, epochs: list[int], pause: float) -> subprocess.Popen:
+    code = WRITER.format(tests=str(TESTS), trn_dir=str(trn_dir), epochs=epochs, pause=pause, db=str(db))
+    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    return writer
+
+
+def val_dir_of(trn_dir: Path, subset: str = "test") -> Path:
+    return trn_dir / "validate_equal_error_rate" / f"{PROTOCOL}.{subset}"
+
+
+@pytest.mark.slow
+def test_validate_follows_checkpoints_as_they_are_committed(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    writer = start_writer(trn_dir, db_path, [1, 2, 3], pause=1.0)
+    validate = engine("validate", "--chronological", "--poll", "0.2", str(trn_dir), PROTOCOL,
+                      database=demo_corpus)
+    out, err = validate.communicate(timeout=300)
+    assert writer.wait(timeout=60) == 0
+    assert validate.returncode == 0, err
+
+    store = open_store(db_path)
+    train = store.find_runs(kind="train")[0]
+    run = store.find_runs(kind="validate")[0]
+    assert run["status"] == "completed" and run["parent_id"] == train["id"]
+    rows = store.validations(run["id"])
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [r["epoch"] for r in sorted(rows, key=lambda r: r["time"])] == [1, 2, 3]  # chronological
+    checkpoint_times = {c["epoch"]: c["time"] for c in store.checkpoints(train["id"])}
+    assert all(r["time"] >= checkpoint_times[r["epoch"]] for r in rows)
+    assert all(r["train_run_id"] == train["id"] and r["n_trials"] == 48 for r in rows)
+    assert all(r["eer_low"] <= r["eer"] <= r["eer_high"] for r in rows)
+
+    val_dir = val_dir_of(trn_dir)
+    best = min(rows, key=lambda r: (r["eer"], r["epoch"]))
+    params = read_params(val_dir)
+    assert params["epoch"] == best["epoch"] == run["best_epoch"]
+    assert params["equal_error_rate"] == pytest.approx(best["eer"])
+    assert set(params) == {"epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95"}
+    is_target, scores = read_scores(scores_path(val_dir, 2))
+    assert len(scores) == 48 and is_target.any() and (~is_target).any()
+    assert np.all(np.abs(scores) <= 1.0 + 1e-6)
+    assert not list(val_dir.rglob(".tmp-*"))
+
+
+@pytest.mark.slow
+def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    writer = start_writer(trn_dir, db_path, [1, 2, 3, 4, 5], pause=0.0)
+    assert writer.wait(timeout=120) == 0
+    # the training run is still "running" for validate only if it says so: make it say so
+    store = open_store(db_path)
+    train = store.find_runs(kind="train")[0]
+    store.set_status(train["id"], "running")
+    validate = engine("validate", "--every", "2", "--to", "4", "--poll", "0.2", str(trn_dir), PROTOCOL,
+                      database=demo_corpus)
+    _, err = validate.communicate(timeout=300)
+    assert validate.returncode == 0, err  # stopped because epoch 4 (--to) exists, not because training ended
+    run = store.find_runs(kind="validate")[0]
+    rows = sorted(store.validations(run["id"]), key=lambda r: r["time"])
+    assert [r["epoch"] for r in rows] == [4, 2]  # newest first; 0-based multiples of --every
+
+
+def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    first_trial = (corpus / "voxceleb" / "lists" / "test.trial.txt").read_text().split()[1]
+    missing = corpus / "voxceleb" / "wav" / f"{first_trial}.wav"
+    missing.unlink()
+
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120)
+    val_dir = val_dir_of(trn_dir)
+    write_params(val_dir, {"epoch": 1, "equal_error_rate": 0.25})
+    write_scores(scores_path(val_dir, 1), [(1, 0.5, "a", "b"), (0, 0.1, "a", "c")])
+    before = {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()}
+
+    validate = engine("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
+    _, err = validate.communicate(timeout=300)
+    assert validate.returncode == 2
+    assert str(missing) in err and "does not exist" in err
+    assert {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()} == before
+
+    store = open_store(db_path)
+    run = store.find_runs(kind="validate")[0]
+    assert run["status"] == "failed" and str(missing) in run["reason"]
+    assert store.problems(run["id"])[0]["path"] == str(missing)
+    assert store.validations(run["id"]) == []
+
+
+def test_file_mode_trusts_only_settled_checkpoints(tmp_path: Path, demo_corpus: Path):
+    """Without a database row (event files elsewhere, a copied folder), files whose size settled."""
+    from engine.watch import CheckpointWatcher
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "0001.pt").write_bytes(b"x" * 10)
+    (weights / ".tmp-1-0002.pt").write_bytes(b"x" * 10)
+    watcher = CheckpointWatcher(tmp_path)
+    first = watcher.poll()
+    assert first.checkpoints == {} and first.pending and first.source == "files"
+    os.utime(weights / "0001.pt", (time.time() - 5, time.time() - 5))
+    time.sleep(1.1)
+    assert watcher.poll().checkpoints == {1: weights / "0001.pt"}
+    with open(weights / "0001.pt", "ab") as f:  # still growing: not trusted again until settled
+        f.write(b"more")
+    assert watcher.poll().checkpoints == {}
+
+
+def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
+    val_dir = tmp_path / "val"
+    rng = np.random.default_rng(0)
+    is_target = rng.random(400) < 0.5
+    for epoch, separation in ((1, 0.5), (2, 3.0), (3, 1.5)):
+        scores = rng.normal(size=400) + separation * is_target
+        write_scores(scores_path(val_dir, epoch),
+                     [(t, s, f"u{i}", f"v{i}") for i, (t, s) in enumerate(zip(is_target, scores))])
+    results = results_from_scores(val_dir)
+    assert [r["epoch"] for r in results] == [1, 2, 3]
+    assert results[1]["equal_error_rate"] < results[2]["equal_error_rate"] < results[0]["equal_error_rate"]
+
+    assert pick_best(val_dir)["epoch"] == 2  # no database: from the score files
+    params = read_params(val_dir)
+    assert params["epoch"] == 2 and len(params["eer_ci_95"]) == 2
+    assert params["eer_ci_95"][0] <= params["equal_error_rate"] <= params["eer_ci_95"][1]
+
+    # a database that knows VAL_DIR: its rows win, `pick --epoch` records a manual choice
+    store = open_store(db_path)
+    run = store.create_run(kind="validate", exp_dir=tmp_path, out_dir=val_dir, protocol=PROTOCOL,
+                           subset="test", config=None, command=["t"], device="cpu")
+    for epoch, eer in ((1, 0.3), (2, 0.2), (3, 0.1)):
+        store.add_validation(run, train_run_id=None, epoch=epoch, eer=eer, eer_low=eer - 0.01,
+                             eer_high=eer + 0.01, mindcf_01=0.5, mindcf_005=0.4, threshold=0.0,
+                             n_trials=400, scores_path=None)
+    done = subprocess.run([sys.executable, "-m", "engine", "pick", str(val_dir)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_params(val_dir)["epoch"] == 3
+    done = subprocess.run([sys.executable, "-m", "engine", "pick", "--epoch", "1", str(val_dir)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((val_dir / "params.yml").read_text()) == {
+        "epoch": 1, "equal_error_rate": 0.3, "min_dcf_0.01": 0.5, "min_dcf_0.05": 0.4,
+        "eer_ci_95": [pytest.approx(0.29), pytest.approx(0.31)]}
+    assert store.run(run)["best_epoch"] == 1 and store.run(run)["best_how"] == "manual"
+    done = subprocess.run([sys.executable, "-m", "engine", "pick", "--epoch", "9", str(val_dir)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "epoch 9 has not been validated (validated: 1, 2, 3)" in done.stderr
+    assert read_params(val_dir)["epoch"] == 1
+
+
+@pytest.mark.slow
+def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    sys.path.insert(0, str(TESTS))
+    from conftest import TINY_CONFIG
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    train = engine("train", "--to", "3", "--parallel", "0", str(exp), PROTOCOL, database=demo_corpus)
+    trn_dir = exp / "train" / f"{PROTOCOL}.train"
+    store = open_store(db_path)
+    deadline = time.time() + 120
+    while not store.find_runs(kind="train") and time.time() < deadline:
+        time.sleep(0.2)
+    validate = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    _, train_err = train.communicate(timeout=600)
+    assert train.returncode == 0, train_err
+    _, err = validate.communicate(timeout=600)
+    assert validate.returncode == 0, err
+    run = store.find_runs(kind="validate")[0]
+    assert sorted(r["epoch"] for r in store.validations(run["id"])) == [1, 2, 3]
+    assert read_params(val_dir_of(trn_dir))["epoch"] in (1, 2, 3)
