@@ -158,9 +158,27 @@ def exited(pid: int) -> bool:
 
 
 def record_launch(app_pending: list[dict], argv: list[str], log_path: Path, *, kind: str, what: str,
-                  protocol: str, subset: str, device: str | None, now: float) -> int:
-    """Launch ``argv`` and remember it until its run shows up in the database."""
-    pid = launch(argv, log_path)
-    app_pending.append({"pid": pid, "argv": argv, "log": str(log_path), "kind": kind, "what": what,
-                        "protocol": protocol, "subset": subset, "device": device, "started_at": now})
+                  protocol: str, subset: str, device: str | None, now: float,
+                  after: int | None = None) -> int | None:
+    """Launch ``argv`` and remember it until its run shows up in the database.
+
+    With ``after`` (a pid), the launch waits until that process has recorded its run: a
+    validation watcher started before its training run exists would find nothing to watch.
+    """
+    pid = None if after is not None else launch(argv, log_path)
+    app_pending.append({"pid": pid, "after": after, "argv": argv, "log": str(log_path), "kind": kind,
+                        "what": what, "protocol": protocol, "subset": subset, "device": device,
+                        "started_at": now})
     return pid
+
+
+def start_deferred(entry: dict, recorded_pids: set) -> str | None:
+    """Start a deferred launch once the run it waits for is recorded; returns why it was dropped."""
+    after = entry.get("after")
+    if entry.get("pid") is not None or after is None:
+        return None
+    if after in recorded_pids:
+        entry["pid"] = launch(entry["argv"], entry["log"])
+    elif exited(after):
+        return f"{entry['what']} not started: the process it waited for ended first"
+    return None

@@ -147,6 +147,9 @@ class Trainer:
         if self.args.resume:
             self.restore()
         self.recorder.started(target_epoch=self.target, epoch=self.epoch, step=self.step)
+        if self.step == 0:
+            # weights/0000.pt: the untrained network, so that validation measures where training started
+            self.save(partial=False)
         report = TrainingReport(self.world, self.target, self.data.batches_per_epoch, self.data.batch_size)
         self.stop.install()
         try:

@@ -136,14 +136,14 @@ class LaunchScreen(Screen):
         device = str(self.query_one("#device", Select).value)
         exp = Path(str(self.query_one("#exp", Select).value))
         try:
-            processes.record_launch(self.app.pending, train, train_log, kind="train", what=f"{exp.name} train",
+            pid = processes.record_launch(self.app.pending, train, train_log, kind="train", what=f"{exp.name} train",
                                     protocol=protocol, subset=self.query_one("#subset", Input).value.strip(),
                                     device=device, now=self.app.now())
             if validate is not None and val_log is not None:
                 processes.record_launch(self.app.pending, validate, val_log, kind="validate",
                                         what=f"{exp.name} validate", protocol=protocol,
                                         subset=self.query_one("#val-subset", Input).value.strip(),
-                                        device=device, now=self.app.now())
+                                        device=device, now=self.app.now(), after=pid)
         except OSError as e:
             self.app.blocking_error("Cannot launch", f"{' '.join(train)}\n\n{e}")
             return

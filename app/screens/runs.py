@@ -97,9 +97,13 @@ class RunsScreen(Screen):
         pids = {r.get("pid") for r in rows}
         still = []
         for p in self.app.pending:
-            if p["pid"] in pids:
+            dropped = processes.start_deferred(p, pids)
+            if dropped:
+                self.app.error(dropped)
                 continue
-            if processes.exited(p["pid"]):
+            if p["pid"] is not None and p["pid"] in pids:
+                continue
+            if p["pid"] is not None and processes.exited(p["pid"]):
                 self.app.error(f"{p['what']} exited before recording its run: see {p['log']}")
                 continue
             still.append(p)

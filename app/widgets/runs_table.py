@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
 from app.runs_view import COLUMNS, STATUS_STYLE, cells, sort_value
+
+
+#: rows added before the first paint; the others follow at once after it
+FIRST_ROWS = 100
 
 
 class RunsTable(DataTable):
@@ -24,6 +29,10 @@ class RunsTable(DataTable):
         self._cells: dict[int, tuple] = {}
         self._runs: list[dict[str, Any]] = []
         self._now = 0.0
+        self._added: set[int] = set()
+        self._generation = 0
+        #: perf_counter time of the first refresh that showed rows (bench/tui_start.py reads it)
+        self.first_paint_at: float | None = None
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -68,7 +77,7 @@ class RunsTable(DataTable):
             keys = [k for k, _ in COLUMNS]
             for run_id in order:
                 old, new = self._cells.get(run_id), new_cells[run_id]
-                if old != new:
+                if old != new and run_id in self._added:
                     styled = self._styled(run_id, new)
                     for i, key in enumerate(keys):
                         if old is None or old[i] != new[i]:
@@ -76,8 +85,30 @@ class RunsTable(DataTable):
         else:
             current = self.current_run_id
             self.clear()
-            for run_id in order:
-                self.add_row(*self._styled(run_id, new_cells[run_id]), key=str(run_id))
-            if current in new_cells:
+            self._added = set()
+            self._generation += 1
+            # a first screenful now, the rest after the first paint: measuring every cell
+            # of a thousand rows takes longer than the user should wait for the table
+            self._add(order[:FIRST_ROWS], new_cells)
+            if order and self.first_paint_at is None:
+                self.call_after_refresh(self._painted)
+            if len(order) > FIRST_ROWS:
+                self.call_after_refresh(self._add_rest, self._generation, order[FIRST_ROWS:])
+            if current in self._added:
                 self.move_cursor(row=order.index(current))
         self._order, self._cells = order, new_cells
+
+    def _add(self, run_ids: list[int], cells_by_id: dict[int, tuple]) -> None:
+        for run_id in run_ids:
+            self.add_row(*self._styled(run_id, cells_by_id[run_id]), key=str(run_id))
+            self._added.add(run_id)
+
+    def _painted(self) -> None:
+        self.first_paint_at = time.perf_counter()
+
+    def _add_rest(self, generation: int, run_ids: list[int]) -> None:
+        """Add the remaining rows a chunk per refresh, so the screen stays responsive."""
+        if generation == self._generation:
+            self._add(run_ids[:FIRST_ROWS], self._cells)
+            if len(run_ids) > FIRST_ROWS:
+                self.call_after_refresh(self._add_rest, generation, run_ids[FIRST_ROWS:])

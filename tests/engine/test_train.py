@@ -43,7 +43,7 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
                       str(exp), PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == [
-        "0001.pt", "0002.pt", "0003.pt", "0004.pt"]
+        "0000.pt", "0001.pt", "0002.pt", "0003.pt", "0004.pt"]
     store = open_store(db, readonly=True)
     (run,) = store.runs(kind="train")
     assert run["status"] == "completed" and run["epoch"] == 4 and run["target_epoch"] == 4
@@ -54,7 +54,7 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
     steps = store.steps(run["id"])
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
     assert all(s["lr"] == pytest.approx(0.01) and s["chunks_per_s"] > 0 for s in steps)
-    assert [c["epoch"] for c in store.checkpoints(run["id"]) if not c["partial"]] == [1, 2, 3, 4]
+    assert [c["epoch"] for c in store.checkpoints(run["id"]) if not c["partial"]] == [0, 1, 2, 3, 4]
     saved = load_checkpoint(trn_dir(exp) / "weights" / "0004.pt")
     assert saved["epoch"] == 4 and saved["config"]["task"]["params"]["per_label"] == 2
 
@@ -115,7 +115,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, demo_corpus: Path) -> Non
                            "train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp), PROTOCOL],
                           capture_output=True, text=True, env=engine_env(db, demo_corpus), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [p.name for p in (trn_dir(exp) / "weights").glob("*.pt")] == ["0001.pt"]
+    assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == ["0000.pt", "0001.pt"]
     (run,) = train_runs(db)
     assert run["status"] == "completed"
     assert load_checkpoint(trn_dir(exp) / "weights" / "0001.pt")["world_size"] == 2
