@@ -54,6 +54,9 @@ def test_configs_screen(workspace: Path, snap_compare) -> None:
         await _runs_loaded(pilot)
         await pilot.press("n")
         await wait_for(pilot, lambda: "task.params.margin" in getattr(pilot.app.screen, "keys", []))
+        # the tutorial's config is shipped verbatim, so this picture does not move with the demo's
+        pilot.app.screen.query_one("#source").value = "template:tutorial"
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#exp-dir").value == "experiments/tutorial")
         await pilot.pause(0.5)
 
     assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_configs)
