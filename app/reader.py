@@ -8,7 +8,6 @@ connection is held across refreshes, so WAL checkpoints are never held back (DES
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,14 +24,6 @@ def store_at(path: Path, readonly: bool = True) -> Iterator[Any]:
         store.close()
 
 
-class SummaryCache:
-    """Last loss per run, kept between refreshes so that only running runs are read again."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.loss: dict[int, tuple[int, float | None]] = {}  # run id -> (last step read, last loss)
-
-
 def _best_by_train_run(runs: list[dict]) -> dict[int, dict]:
     """The validate run with the best EER for each training run it validates."""
     best: dict[int, dict] = {}
@@ -44,38 +35,17 @@ def _best_by_train_run(runs: list[dict]) -> dict[int, dict]:
     return best
 
 
-def _last_loss(store: Any, run: dict, cache: SummaryCache) -> float | None:
-    run_id = int(run["id"])
-    with cache.lock:
-        seen = cache.loss.get(run_id)
-    if seen is not None and (run.get("status") != "running" or (run.get("step") or 0) <= seen[0]):
-        return seen[1]
-    if seen is None and run.get("status") != "running":
-        epochs = store.epochs(run_id)
-        if epochs:
-            value = (int(run.get("step") or 0), epochs[-1].get("loss"))
-            with cache.lock:
-                cache.loss[run_id] = value
-            return value[1]
-    since = seen[0] if seen is not None else max(-1, int(run.get("step") or 0) - 1000)
-    rows = store.steps(run_id, since_step=since)
-    last = rows[-1] if rows else None
-    value = (int(last["step"]), last.get("loss")) if last else (since, seen[1] if seen else None)
-    with cache.lock:
-        cache.loss[run_id] = value
-    return value[1]
-
-
-def read_runs(path: Path, cache: SummaryCache) -> list[dict]:
+def read_runs(path: Path) -> list[dict]:
     """Every run with its last loss and best EER (a training run takes its validation's best)."""
     with store_at(path) as store:
         runs = store.runs()
+        losses = store.last_losses()
         best = _best_by_train_run(runs)
         out = []
         for run in runs:
             row = dict(run)
             if row.get("kind") == "train":
-                row["last_loss"] = _last_loss(store, row, cache)
+                row["last_loss"] = losses.get(int(row["id"]))
                 val = best.get(int(row["id"]))
                 if val is not None:
                     row["best_eer"], row["best_epoch"] = val["best_eer"], val["best_epoch"]

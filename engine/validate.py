@@ -37,6 +37,10 @@ from engine.watch import CheckpointWatcher
 VALIDATION_STEP = 0.25
 
 
+#: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
+STARTUP_GRACE = 60.0
+
+
 def val_dir_for(trn_dir: str | Path, protocol: str, subset: str) -> Path:
     """``TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}``, as in the tutorial."""
     return Path(trn_dir) / "validate_equal_error_rate" / f"{protocol}.{subset}"
@@ -188,7 +192,7 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
           device: Any, stop: StopRequest) -> None:
     validated: set[int] = set()
     best: dict[str, Any] | None = None
-    beat = 0.0
+    beat, began = 0.0, time.monotonic()
     print(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
           f"{args.subset} -> {val_dir}", file=sys.stderr)
     while True:
@@ -215,7 +219,9 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
             writer.heartbeat(run_id, epoch=epoch, progress=len(validated))
             continue
         reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
-        if (snap.ended and not snap.pending) or reached:
+        # started together with train, we may look before it has recorded its run: wait for it
+        starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
+        if (snap.ended and not snap.pending and not starting) or reached:
             if best is None:
                 print("validate: no checkpoint to evaluate in range", file=sys.stderr)
             return

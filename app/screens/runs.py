@@ -45,7 +45,6 @@ class RunsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.cache = reader.SummaryCache()
         self.runs: list[dict] = []
         self.loaded = False
         #: refreshes shown so far (the bench and the tests wait on it)
@@ -86,7 +85,7 @@ class RunsScreen(Screen):
             processes.reap()
             if check_lost and (not self.loaded or any(r.get("status") == "running" for r in self.runs)):
                 reader.mark_lost(path)
-            rows = reader.read_runs(path, self.cache)
+            rows = reader.read_runs(path)
         except Exception as e:  # noqa: BLE001 - any failure to read is shown, never raised
             self.post_message(RunsLoaded([], error=str(e)))
             return

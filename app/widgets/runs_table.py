@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from app.runs_view import COLUMNS, STATUS_STYLE, cells, sort_value
 
 
-#: rows added before the first paint; the others follow at once after it
+#: rows added before the first paint (more than a tall terminal shows); the others follow a chunk per refresh
 FIRST_ROWS = 100
 
 

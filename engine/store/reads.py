@@ -57,6 +57,13 @@ class StoreReads:
             except sqlite3.DatabaseError as e:
                 raise self._error(e) from e
 
+    def last_losses(self) -> dict[int, float | None]:
+        """The loss of each training run's latest recorded step, in one indexed query."""
+        rows = self._read("SELECT r.id AS run_id, s.loss AS loss FROM runs AS r "
+                          "JOIN train_steps AS s ON s.run_id = r.id AND s.step = r.step "
+                          "WHERE r.kind = 'train'")
+        return {int(r["run_id"]): r["loss"] for r in rows}
+
     def runs(self, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest first, optionally of one status and/or kind."""
         return self.find_runs(status=status, kind=kind)
