@@ -36,10 +36,12 @@ import yaml
 from engine.audio import check_files, num_samples
 from engine.checkpoints import epoch_path, file_sha256
 from engine.embed import FileSignal, embed, load_model, pick_device, progress_bar, window_starts
-from engine.errors import AudioError, SpkembError
+from engine.errors import SpkembError
 from engine.precomputed import embedding_path
 from engine.protocols import load_protocol, subset_files
-from engine.selection import atomic_write_text, read_params
+from engine.recording import recorded_end, refuse_problems
+from engine.atomic import atomic_write_text
+from engine.selection import read_params
 from engine.stopping import StopRequest
 from engine.store import recorder
 
@@ -91,14 +93,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
                                command=list(sys.argv), device=str(device), target_epoch=epoch,
                                parent_id=parents[0]["id"] if parents else None,
                                name=f"apply {args.protocol}.{args.subset}")
-    problems = check_files(str(f["audio"]) for f in files)
-    if problems:
-        for p in problems:
-            writer.add_problem(run_id, path=p.path, problem=p.problem, fatal=True)
-        message = f"{len(problems)} file(s) of {args.protocol} {args.subset} cannot be used; first: {problems[0].problem}"
-        writer.set_status(run_id, "failed", message)
-        writer.close()
-        raise AudioError(message, path=problems[0].path)
+    refuse_problems(writer, run_id, check_files(str(f["audio"]) for f in files),
+                    f"{args.protocol} {args.subset}")
 
     metadata = {"start": 0.0, "duration": window / sample_rate, "step": hop / sample_rate,
                 "dimension": int(model.dimension), "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
@@ -108,9 +104,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
     atomic_write_text(out_dir / "metadata.yml", yaml.safe_dump(metadata, sort_keys=False))
 
     stop = StopRequest().install()
-    status, reason = "failed", None
     started, audio_seconds = time.monotonic(), 0.0
-    try:
+    with recorded_end(writer, run_id, stop):
         signals = [(f["uri"], FileSignal(str(f["audio"]), sample_rate)) for f in files]
         total = sum(s.n_samples for _, s in signals) / sample_rate
         with progress_bar() as progress:
@@ -129,18 +124,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                               out_dir=out_dir, mode=mode, step=hop / sample_rate,
                               duration=window / sample_rate, files=len(signals),
                               audio_seconds=audio_seconds, wall_seconds=wall)
-        status = "completed"
         print(f"apply: {len(signals)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
               f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({mode}, {device}) -> {out_dir}",
               file=sys.stderr)
-    except KeyboardInterrupt:
-        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-        raise
-    except BaseException as e:
-        reason = str(e) or type(e).__name__
-        raise
-    finally:
-        stop.restore()
-        writer.set_status(run_id, status, reason)
-        writer.close()
     return 0

@@ -10,7 +10,6 @@ folder fsynced; only then may its database row be inserted (DESIGN.md).
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import re
 from importlib.metadata import PackageNotFoundError, version
@@ -20,12 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.atomic import TMP_PREFIX, atomic_write
 from engine.errors import CheckpointError
 
 WEIGHTS = "weights"
 RESUME = "resume.pt"
 _EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
-_TMP_PREFIX = ".tmp-"
 
 
 def epoch_path(trn_dir: Path, epoch: int) -> Path:
@@ -65,27 +64,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{_TMP_PREFIX}{os.getpid()}-{path.name}")
     payload = {**payload, "version": package_version()}
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f), mode="wb")
 
 
 def sweep_stale(trn_dir: Path) -> list[Path]:
@@ -93,7 +75,7 @@ def sweep_stale(trn_dir: Path) -> list[Path]:
     folder = Path(trn_dir) / WEIGHTS
     removed = []
     if folder.is_dir():
-        for tmp in folder.glob(f"{_TMP_PREFIX}*"):
+        for tmp in folder.glob(f"{TMP_PREFIX}*"):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

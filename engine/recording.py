@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from engine.audio import Problem
 from engine.config import Config, config_to_dict
 from engine.distributed import World
+from engine.errors import AudioError
+from engine.stopping import StopRequest
 from engine.store.events import recorder as open_writer
 
 
@@ -88,3 +91,34 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
                                log_path=log if log.exists() else None, **fields)
     return Recorder(writer, run_id, problems=problems)
+
+
+def refuse_problems(writer: Any, run_id: int, problems: Sequence[Problem], what: str) -> None:
+    """Unusable input files are fatal: record each one and the failure, then raise naming the first."""
+    if not problems:
+        return
+    for p in problems:
+        writer.add_problem(run_id, path=p.path, problem=p.problem, fatal=True)
+    message = f"{len(problems)} file(s) of {what} cannot be used; first: {problems[0].problem}"
+    writer.set_status(run_id, "failed", message)
+    writer.close()
+    raise AudioError(message, path=problems[0].path)
+
+
+@contextmanager
+def recorded_end(writer: Any, run_id: int, stop: StopRequest) -> Iterator[None]:
+    """Record how the block ended: completed, stopped (by a signal) or failed (with the reason)."""
+    status, reason = "failed", None
+    try:
+        yield
+        status = "completed"
+    except KeyboardInterrupt:
+        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
+        raise
+    except BaseException as e:
+        reason = str(e) or type(e).__name__
+        raise
+    finally:
+        stop.restore()
+        writer.set_status(run_id, status, reason)
+        writer.close()

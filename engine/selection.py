@@ -20,7 +20,6 @@ folder), are recomputed from ``VAL_DIR/scores/{epoch:04d}.txt``.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from engine.atomic import atomic_write_text
 from engine.errors import SpkembError
 
 PARAMS = "params.yml"
@@ -44,28 +44,6 @@ def params_path(val_dir: str | Path) -> Path:
 def scores_path(val_dir: str | Path, epoch: int) -> Path:
     """``VAL_DIR/scores/{epoch:04d}.txt``."""
     return Path(val_dir) / SCORES / f"{epoch:04d}.txt"
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Replace ``path`` by ``text`` atomically: temporary file beside it, fsync, rename, fsync folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return path
 
 
 def read_params(val_dir: str | Path) -> dict[str, Any] | None:

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 from rich.progress import MofNCompleteColumn
+
 from engine.audio import check_files, num_samples, read_file
 from engine.embed import (ArraySignal, embed_exact, embed_short, load_model, pick_device,
                           progress_bar, window_starts)
-from engine.errors import AudioError, ProtocolError
+from engine.errors import ProtocolError
 from engine.protocols import load_protocol
+from engine.recording import recorded_end, refuse_problems
 from engine.selection import result_from_scores, scores_path, write_params, write_scores
 from engine.stopping import StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
@@ -159,31 +161,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         name=trn_dir.parent.parent.name)
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (DESIGN.md).
-    problems = check_files(files.values())
-    if problems:
-        for p in problems:
-            writer.add_problem(run_id, path=p.path, problem=p.problem, fatal=True)
-        message = (f"{len(problems)} trial file(s) of {args.protocol} {args.subset} cannot be used; "
-                   f"first: {problems[0].problem}")
-        writer.set_status(run_id, "failed", message)
-        writer.close()
-        raise AudioError(message, path=problems[0].path)
+    refuse_problems(writer, run_id, check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
 
     stop = StopRequest().install()
-    status, reason = "failed", None
-    try:
+    with recorded_end(writer, run_id, stop):
         _loop(args, watcher, writer, run_id, train_run, val_dir, trials, files, device, stop)
-        status = "completed"
-    except KeyboardInterrupt:
-        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-        raise
-    except BaseException as e:
-        reason = str(e) or type(e).__name__
-        raise
-    finally:
-        stop.restore()
-        writer.set_status(run_id, status, reason)
-        writer.close()
     return 0
 
 
