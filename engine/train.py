@@ -166,6 +166,7 @@ class Trainer:
         epoch = self.epoch + 1
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _no_autocast()
         report.start_epoch(epoch, self.batch)
+        stopping = False
         for waveforms, labels in self.data.batches(epoch=epoch, start=self.batch):
             lr = learning_rate(self.config.scheduler, self.step, self.data.batches_per_epoch)
             for group in self.optimizer.param_groups:
@@ -180,18 +181,24 @@ class Trainer:
             self.batch += 1
             self.step += 1
             self.record(report, epoch, loss.detach(), lr)
-            if agree(self.stop.requested, self.world, self.device):
+            stopping = agree(self.stop.requested, self.world, self.device)
+            if stopping and self.batch < self.data.batches_per_epoch:
                 self.flush(report)
                 self.save(partial=True)
                 report.note(f"stopped by {self.stop.name or 'a signal on another rank'} at epoch {epoch} "
                             f"step {self.step}; resume with --resume")
                 return False
+            if stopping:  # after the epoch's last step: its end-of-epoch checkpoint is the resume point
+                break
         self.flush(report)
         self.epoch, self.batch = epoch, 0
         summary = report.end_epoch()
         self.recorder.epoch(epoch=epoch, loss=summary.loss, lr=summary.lr,
                             chunks_per_s=summary.chunks_per_s, seconds=summary.seconds)
         self.save(partial=False)
+        if stopping:
+            report.note(f"stopped at the end of epoch {epoch}; resume with --resume")
+            return False
         return True
 
     def record(self, report: TrainingReport, epoch: int, loss: torch.Tensor, lr: float) -> None:

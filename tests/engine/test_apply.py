@@ -16,6 +16,7 @@ import yaml
 from engine.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
                           snap_starts, window_starts)
 from engine.model import SincTDNN
+from tests.conftest import TINY_CONFIG
 
 SR = 16000
 
@@ -89,9 +90,6 @@ def test_a_file_shorter_than_a_window_is_one_window():
 
 def write_model_dir(tmp_path: Path, duration: float) -> Path:
     """A TRN_DIR with one checkpoint and its VAL_DIR with params.yml; returns VAL_DIR."""
-    sys.path.insert(0, str(Path(__file__).parents[1]))
-    from conftest import TINY_CONFIG
-
     from engine.checkpoints import epoch_path, save_checkpoint
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model

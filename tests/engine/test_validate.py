@@ -16,6 +16,7 @@ import yaml
 from engine.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
                               write_params, write_scores)
 from engine.store import open_store
+from tests.conftest import TINY_CONFIG
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 TESTS = Path(__file__).parents[1]
@@ -32,6 +33,7 @@ from engine.checkpoints import epoch_path, save_checkpoint
 from engine.config import config_to_dict, parse_config
 from engine.model import build_model
 from engine.store import open_store
+from tests.conftest import TINY_CONFIG
 
 trn_dir, epochs, pause = Path({trn_dir!r}), {epochs!r}, {pause!r}
 config = parse_config(TINY_CONFIG, "tiny")
@@ -215,9 +217,6 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
 
 @pytest.mark.slow
 def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Path, db_path: Path):
-    sys.path.insert(0, str(TESTS))
-    from conftest import TINY_CONFIG
-
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG)
