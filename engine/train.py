@@ -71,7 +71,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
     data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
-                                 strict=args.strict, seed=args.seed, world=world)
+                                 strict=args.strict, seed=args.seed, world=world, workers=args.parallel,
+                                 pin_memory=device.type == "cuda")
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
                              device=str(device), problems=data.problems)
     try:

@@ -7,7 +7,6 @@ loader workers for the whole run (never a protocol re-scan per batch).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +82,3 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,
                         workers=workers, pin_memory=pin_memory, problems=problems)
 
-
-def default_workers() -> int:
-    return max(0, min(4, (os.cpu_count() or 1) - 1))

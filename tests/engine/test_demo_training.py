@@ -1,0 +1,33 @@
+"""The demo config really learns speakers: a few epochs beat the untrained network by far."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.demo import make_demo_workspace
+from engine.store import open_store
+from tests.engine.engine_runner import run_engine
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+
+
+@pytest.mark.slow
+def test_three_demo_epochs_separate_test_speakers_far_better_than_none(tmp_path: Path) -> None:
+    ws = make_demo_workspace(tmp_path / "ws")
+    db, database = ws / "runs.db", ws / "data" / "database.yml"
+    trained = run_engine("train", "--to", "3", "--parallel", "1", str(ws), PROTOCOL, db=db, database=database,
+                         timeout=1200)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    trn_dir = ws / "train" / f"{PROTOCOL}.train"
+    validated = run_engine("validate", "--every", "3", "--to", "3", "--chronological", str(trn_dir), PROTOCOL,
+                           db=db, database=database, timeout=600)
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    store = open_store(db, readonly=True)
+    (run,) = store.runs(kind="validate")
+    untrained, trained3 = sorted(store.validations(run["id"]), key=lambda r: r["epoch"])
+    assert (untrained["epoch"], trained3["epoch"]) == (0, 3)
+    assert untrained["eer"] > 0.35                       # an untrained network is far from separating them
+    assert trained3["eer"] < untrained["eer"] - 0.1      # three epochs of training: much better,
+    assert trained3["eer_high"] < untrained["eer_low"]   # and not by the luck of the trials
