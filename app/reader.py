@@ -38,7 +38,7 @@ def _best_by_train_run(runs: list[dict]) -> dict[int, dict]:
 def read_runs(path: Path) -> list[dict]:
     """Every run with its last loss and best EER (a training run takes its validation's best)."""
     with store_at(path) as store:
-        runs = store.runs()
+        runs = store.run_summaries()
         losses = store.last_losses()
         best = _best_by_train_run(runs)
         out = []

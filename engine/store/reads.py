@@ -68,6 +68,11 @@ class StoreReads:
         """Runs, newest first, optionally of one status and/or kind."""
         return self.find_runs(status=status, kind=kind)
 
+    def run_summaries(self) -> list[dict[str, Any]]:
+        """Every run, newest first, without its config and command (what a runs list shows)."""
+        columns = ", ".join(c for c in self.db["runs"].columns_dict if c not in _JSON_COLUMNS)
+        return self._read(f"SELECT {columns} FROM runs ORDER BY id DESC")
+
     def run(self, run_id: int) -> dict[str, Any] | None:
         """One run, or None."""
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
