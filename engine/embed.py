@@ -182,9 +182,10 @@ def _gather(x: torch.Tensor, rel: np.ndarray, window: int) -> torch.Tensor:
     return x[index]  # (batch, window)
 
 
-def embed_plain(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
-                batch: int = 128) -> np.ndarray:
-    """Every window through the whole network (pyannote.audio 1.x); (windows, dim) float32."""
+def _by_span(model: nn.Module, signal: Signal, starts: np.ndarray, window: int, batch: int,
+             embed_span: Callable[[torch.Tensor, np.ndarray], torch.Tensor]) -> np.ndarray:
+    """Batches of ``batch`` windows; each batch reads the one span of audio its windows cover
+    and ``embed_span(span, starts relative to the span)`` embeds them."""
     if signal.n_samples <= window:
         return embed_short(model, signal.read(0, signal.n_samples))
     device, out = _device(model), []
@@ -192,8 +193,15 @@ def embed_plain(model: nn.Module, signal: Signal, starts: np.ndarray, window: in
         for part in _chunks(len(starts), batch):
             s = starts[part]
             span = torch.from_numpy(signal.read(int(s[0]), int(s[-1] - s[0]) + window)).to(device)
-            out.append(model(_gather(span, s - s[0], window)).float().cpu())
+            out.append(embed_span(span, s - s[0]).float().cpu())
     return torch.cat(out).numpy()
+
+
+def embed_plain(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
+                batch: int = 128) -> np.ndarray:
+    """Every window through the whole network (pyannote.audio 1.x); (windows, dim) float32."""
+    return _by_span(model, signal, starts, window, batch,
+                    lambda span, rel: model(_gather(span, rel, window)))
 
 
 def _first_block(model: nn.Module, span: torch.Tensor, rel: np.ndarray, window: int) -> torch.Tensor:
@@ -261,16 +269,8 @@ def _after_first_pool(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
 def embed_exact(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
                 batch: int = 128) -> np.ndarray:
     """Same embeddings as :func:`embed_plain`, sharing the first block's window-independent work."""
-    if signal.n_samples <= window:
-        return embed_short(model, signal.read(0, signal.n_samples))
-    device, out = _device(model), []
-    with torch.inference_mode(), _autocast(device):
-        for part in _chunks(len(starts), batch):
-            s = starts[part]
-            span = torch.from_numpy(signal.read(int(s[0]), int(s[-1] - s[0]) + window)).to(device)
-            y = _first_block(model, span, s - s[0], window)
-            out.append(_after_first_pool(model, y).float().cpu())
-    return torch.cat(out).numpy()
+    return _by_span(model, signal, starts, window, batch,
+                    lambda span, rel: _after_first_pool(model, _first_block(model, span, rel, window)))
 
 
 def snap_starts(model: nn.Module, n_samples: int, starts: np.ndarray, window: int) -> np.ndarray:

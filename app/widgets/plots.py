@@ -25,25 +25,35 @@ class EerSeries:
     best_epoch: int | None = None
 
 
-class LossPlot(PlotextPlot):
+class SeriesPlot(PlotextPlot):
+    """A plotext plot of one or more series, redrawn whenever they are replaced."""
+
+    TITLE = ""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.series: list = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = self.TITLE
+        self.draw()
+
+    def set_series(self, series: Sequence) -> None:
+        self.series = list(series)
+        self.draw()
+
+    def draw(self) -> None:
+        raise NotImplementedError
+
+
+class LossPlot(SeriesPlot):
     """Per-step training loss, smoothed and downsampled, with a dotted line at each new epoch."""
 
     DEFAULT_CSS = """
     LossPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
     """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.series: list[LossSeries] = []
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.border_title = "loss"
-        self.draw()
-
-    def set_series(self, series: Sequence[LossSeries]) -> None:
-        self.series = list(series)
-        self.draw()
+    TITLE = "loss"
 
     def draw(self) -> None:
         plt = self.plt
@@ -66,25 +76,13 @@ class LossPlot(PlotextPlot):
         self.refresh()
 
 
-class EerPlot(PlotextPlot):
+class EerPlot(SeriesPlot):
     """EER (%) per validated epoch with its bootstrap confidence interval; the best epoch marked."""
 
     DEFAULT_CSS = """
     EerPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
     """
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.series: list[EerSeries] = []
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.border_title = "EER % per epoch"
-        self.draw()
-
-    def set_series(self, series: Sequence[EerSeries]) -> None:
-        self.series = list(series)
-        self.draw()
+    TITLE = "EER % per epoch"
 
     def draw(self) -> None:
         plt = self.plt
