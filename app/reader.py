@@ -13,6 +13,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.store import open_store
+from engine.store.events import EVENTS_FILE, import_events
+
+#: where runs whose database was on a network filesystem leave their event files, under an EXP_DIR
+EVENT_FILES = (f"train/*/{EVENTS_FILE}", f"train/*/validate_equal_error_rate/*/{EVENTS_FILE}",
+               f"train/*/validate_equal_error_rate/*/apply/{EVENTS_FILE}")
 
 
 @contextmanager
@@ -53,6 +58,16 @@ def read_runs(path: Path) -> list[dict]:
                 row["last_loss"] = None
             out.append(row)
     return out
+
+
+def ingest_events(path: Path, exp_dirs: list[Path]) -> int:
+    """Bring the event files of these experiments into the database (DESIGN.md: runs on NFS,
+    Lustre, GPFS or BeeGFS write them instead); idempotent. Returns the records added."""
+    files = sorted({f for exp in exp_dirs for pattern in EVENT_FILES for f in Path(exp).glob(pattern)})
+    if not files:
+        return 0
+    with store_at(path, readonly=False) as store:
+        return sum(import_events(f, store)["records"] for f in files)
 
 
 def mark_lost(path: Path) -> list[int]:

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from app import processes, reader
+from app.experiments import find_experiments
 from app.messages import RunsLoaded
 from app.runs_view import COLUMNS, STATUSES, matches
 from app.widgets.runs_table import RunsTable
@@ -83,6 +84,8 @@ class RunsScreen(Screen):
             return
         try:
             processes.reap()
+            if check_lost and self.loaded:
+                reader.ingest_events(path, find_experiments(self.app.workspace.root, path))
             if check_lost and (not self.loaded or any(r.get("status") == "running" for r in self.runs)):
                 reader.mark_lost(path)
             rows = reader.read_runs(path)

@@ -99,3 +99,24 @@ async def test_dead_process_turns_lost(workspace: Path) -> None:
         await wait_for(pilot, lambda: any(str(table.get_row_at(i)[1]) == "ghost" and
                                           str(table.get_row_at(i)[4]) == "lost"
                                           for i in range(table.row_count)))
+
+
+async def test_runs_written_to_event_files_are_ingested(workspace: Path) -> None:
+    """A run whose database sat on a network filesystem wrote events.jsonl: the TUI imports it."""
+    from engine.store.events import EventWriter
+    from tests.conftest import TINY_CONFIG
+
+    exp = workspace / "nfs-exp"
+    trn = exp / "train" / "Demo.SpeakerVerification.Voices.train"
+    trn.mkdir(parents=True)
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    with EventWriter(trn / "events.jsonl") as events:
+        run = events.create_run(kind="train", exp_dir=exp, out_dir=trn, protocol="Demo.SpeakerVerification.Voices",
+                                subset="train", config={}, command=["train"], device="cpu", name="from-nfs")
+        events.add_steps(run, [{"step": 1, "epoch": 1, "loss": 2.5}])
+        events.set_status(run, "completed")
+    app = make(workspace, refresh_interval=0.2)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for(pilot, lambda: any(r.get("name") == "from-nfs" for r in app.screen.runs), timeout=20)
+        (row,) = [r for r in app.screen.runs if r.get("name") == "from-nfs"]
+        assert row["status"] == "completed" and row["last_loss"] == 2.5
