@@ -1,7 +1,7 @@
-"""Where a training process's records go: one run of the database, or of an event file.
+"""Where an engine process's records go: one run of the database, or of an event file.
 
-Only rank 0 records; the other ranks of a DistributedDataParallel run get a recorder
-that drops everything.
+Only rank 0 of training records; the other ranks of a DistributedDataParallel run get a
+recorder that drops everything. Validation and extraction share the end-of-run bookkeeping.
 """
 
 from __future__ import annotations
@@ -61,21 +61,18 @@ class Recorder:
         self.writer.close()
 
 
-class NullRecorder(Recorder):
-    def __init__(self) -> None:
-        super().__init__(None, -1)
+class _NullWriter:
+    """Takes every record and keeps none."""
 
-    def __getattribute__(self, name: str) -> Any:
-        if name in ("started", "steps", "epoch", "checkpoint", "heartbeat", "problems", "finish"):
-            return lambda *a, **k: None
-        return super().__getattribute__(name)
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
 
 
 def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn_dir: Path, device: str,
                   problems: Sequence[Problem], kind: str = "train") -> Recorder:
     """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing."""
     if not world.is_main:
-        return NullRecorder()
+        return Recorder(_NullWriter(), -1)
     trn_dir.mkdir(parents=True, exist_ok=True)
     writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
     exp_dir = Path(args.exp_dir).resolve()
