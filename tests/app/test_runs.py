@@ -72,7 +72,9 @@ async def test_corrupt_database_is_reported_and_left_alone(tmp_path: Path, monke
     db.write_bytes(garbage)
     app = make(tmp_path)
     async with app.run_test(size=(140, 36)) as pilot:
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ErrorDialog")
+        # the dialog becomes the screen before its widgets are mounted: wait for both
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ErrorDialog"
+                       and bool(app.screen.query("#title")))
         assert "Runs database unreadable" in str(app.screen.query_one("#title").render())
         await pilot.press("escape")
     assert db.read_bytes() == garbage
