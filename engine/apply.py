@@ -35,7 +35,8 @@ import yaml
 
 from engine.audio import check_files, num_samples
 from engine.checkpoints import epoch_path, file_sha256
-from engine.embed import FileSignal, embed, load_model, pick_device, progress_bar, window_starts
+from engine.distributed import pick_device
+from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
 from engine.precomputed import embedding_path
 from engine.protocols import load_protocol, subset_files

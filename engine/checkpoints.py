@@ -120,9 +120,9 @@ def latest_checkpoint(trn_dir: Path) -> Path | None:
         return last
     if last is None:
         return mid
-    mid_step = load_checkpoint(mid)["step"]
-    last_step = load_checkpoint(last)["step"]
-    return mid if mid_step > last_step else last
+    # one run writes both in sequence, so the later file is the later state; comparing times
+    # spares loading two checkpoints (tens of MB each) only to read their step
+    return mid if mid.stat().st_mtime_ns > last.stat().st_mtime_ns else last
 
 
 def file_sha256(path: Path) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from engine.errors import SpkembError
+
 
 @dataclass(frozen=True)
 class World:
@@ -28,6 +30,19 @@ class World:
     @property
     def distributed(self) -> bool:
         return self.size > 1
+
+
+def pick_device(name: str | None, world: World | None = None) -> torch.device:
+    """The requested device, else the first GPU, else the CPU; under torchrun, this rank's GPU."""
+    if name is None:
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SpkembError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
+        if device.index is None:
+            device = torch.device("cuda", world.local_rank if world else 0)
+    return device
 
 
 def init_world(device: torch.device) -> World:

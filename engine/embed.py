@@ -116,14 +116,6 @@ def progress_bar(*columns: Any) -> Progress:
                     console=console, transient=True, disable=not console.is_terminal)
 
 
-def pick_device(name: str | None) -> torch.device:
-    """``--device``: the requested one, else the first GPU, else the CPU."""
-    device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise CheckpointError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
-    return device
-
-
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:
     """The network of a checkpoint, ready for extraction (see :func:`inference_model`).
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from engine import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
-from engine.distributed import World, agree, barrier, init_world, shutdown
+from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import SpkembError, TrainingError
 from engine.recording import Recorder, open_recorder
 from engine.schedulers import learning_rate
@@ -30,19 +30,6 @@ DEFAULT_EPOCHS = 100
 def trn_dir_for(exp_dir: Path, protocol: str, subset: str) -> Path:
     """``EXP_DIR/train/{PROTOCOL}.{subset}``, as in the tutorial."""
     return Path(exp_dir) / "train" / f"{protocol}.{subset}"
-
-
-def pick_device(name: str | None, world: World | None = None) -> torch.device:
-    """The requested device, else the first GPU, else the CPU; under torchrun, this rank's GPU."""
-    if name is None:
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", world.local_rank if world else 0)
-    return device
 
 
 class EmbeddingTrainer(nn.Module):

@@ -25,7 +25,8 @@ import numpy as np
 from rich.progress import MofNCompleteColumn
 
 from engine.audio import check_files, num_samples, read_file
-from engine.embed import (ArraySignal, embed_exact, embed_short, load_model, pick_device,
+from engine.distributed import pick_device
+from engine.embed import (ArraySignal, embed_exact, embed_short, load_model,
                           progress_bar, window_starts)
 from engine.errors import ProtocolError
 from engine.protocols import load_protocol
