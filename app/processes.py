@@ -68,6 +68,18 @@ def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every
     return engine_argv(*args, *_common(db, database), str(trn), protocol)
 
 
+def validation_settings(validator: dict | None) -> tuple[str, int]:
+    """(subset, every) of a validate run's command line; the Launch screen's defaults without one."""
+    subset, every = "development", 1
+    command = (validator or {}).get("command") or []
+    for flag, value in zip(command, command[1:]):
+        if flag == "--subset":
+            subset = value
+        elif flag == "--every" and str(value).isdigit():
+            every = int(value)
+    return subset, every
+
+
 def pick_argv(val: str | Path, *, epoch: int | None = None, db: str | Path | None = None) -> list[str]:
     args = ["pick"]
     if epoch is not None:

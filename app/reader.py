@@ -8,6 +8,8 @@ connection is held across refreshes, so WAL checkpoints are never held back (DES
 from __future__ import annotations
 
 import json
+import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,24 +42,61 @@ def _best_by_train_run(runs: list[dict]) -> dict[int, dict]:
     return best
 
 
+def _with_derived(runs: list[dict]) -> list[dict]:
+    """The rows a runs list shows: a training run takes its validation's best EER and epoch."""
+    best = _best_by_train_run(runs)
+    out = []
+    for run in runs:
+        row = dict(run)
+        if row.get("kind") == "train":
+            val = best.get(int(row["id"]))
+            if val is not None:
+                row["best_eer"], row["best_epoch"] = val["best_eer"], val["best_epoch"]
+        else:
+            row["last_loss"] = None
+        out.append(row)
+    return out
+
+
 def read_runs(path: Path) -> list[dict]:
     """Every run with its last loss and best EER (a training run takes its validation's best)."""
     with store_at(path) as store:
-        runs = store.run_summaries()
-        losses = store.last_losses()
-        best = _best_by_train_run(runs)
-        out = []
-        for run in runs:
-            row = dict(run)
-            if row.get("kind") == "train":
-                row["last_loss"] = losses.get(int(row["id"]))
-                val = best.get(int(row["id"]))
-                if val is not None:
-                    row["best_eer"], row["best_epoch"] = val["best_eer"], val["best_epoch"]
-            else:
-                row["last_loss"] = None
-            out.append(row)
-    return out
+        rows, _, _ = store.runs_changed_since(0)
+    return _with_derived(rows)
+
+
+class RunsFeed:
+    """Every run of one database, kept up to date by reading only the runs changed since the
+    last read (``runs.changed``, bumped by triggers on every write).
+
+    A refresh of a workspace of a thousand runs of which ten are training reads ten rows. The
+    whole table is read again when the file no longer matches what was seen: another file at
+    the path, fewer runs than known (rows deleted) or a change counter gone backwards.
+    Safe to call from several worker threads: reads are serialised.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._runs: dict[int, dict] = {}
+        self._changed = 0
+        self._file: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def read(self) -> list[dict]:
+        """Every run, newest first, as ``read_runs`` gives them."""
+        with self._lock, store_at(self.path) as store:
+            stat = os.stat(self.path)
+            if (stat.st_dev, stat.st_ino) != self._file:
+                self._file, self._runs, self._changed = (stat.st_dev, stat.st_ino), {}, 0
+            rows, newest, count = store.runs_changed_since(self._changed)
+            if newest < self._changed or len(self._runs.keys() | {int(r["id"]) for r in rows}) != count:
+                self._runs = {}
+                rows, newest, count = store.runs_changed_since(0)
+            for row in rows:
+                self._runs[int(row["id"])] = row
+            self._changed = newest
+            runs = [self._runs[k] for k in sorted(self._runs, reverse=True)]
+        return _with_derived(runs)
 
 
 def ingest_events(path: Path, exp_dirs: list[Path]) -> int:
@@ -113,8 +152,10 @@ def read_detail(path: Path, run_id: int, since_step: int) -> dict[str, Any]:
         }
 
 
-def read_curves(path: Path, run_ids: list[int]) -> list[dict[str, Any]]:
-    """Steps, validations and config of several runs, for the compare screen."""
+def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """Steps (after ``since[run_id]``, default all), validations and config of several runs, for
+    the compare screen."""
+    since = since or {}
     out = []
     with store_at(path) as store:
         for run_id in run_ids:
@@ -127,9 +168,10 @@ def read_curves(path: Path, run_ids: list[int]) -> list[dict[str, Any]]:
                     config = json.loads(config)
                 except ValueError:
                     config = {}
-            out.append({"run": run, "steps": store.steps(run_id) if run.get("kind") == "train" else [],
-                        "validations": store.validations(train_run_id=run_id)
-                        if run.get("kind") == "train" else store.validations(run_id),
+            train = run.get("kind") == "train"
+            out.append({"run": run, "steps": store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
+                        "validations": store.validations(train_run_id=run_id) if train
+                        else store.validations(run_id),
                         "config": config or {}})
     return out
 

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate in epoch order (default: newest checkpoint first)")
     p.add_argument("--whole-file", action="store_true",
                    help="embed each trial file in one pass instead of averaging sliding windows")
+    p.add_argument("--rescore", action="store_true",
+                   help="embed every epoch again, even those VAL_DIR already holds scores for "
+                        "(default: reuse them when made the same way, from the same checkpoint)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=int, default=64, metavar="B", help="windows per batch (default: 64)")
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",

@@ -17,6 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from engine.distributed import World
 
 
+#: seconds between two progress lines when stderr is not a terminal (a log file)
+NOTE_EVERY = 30.0
+
+
 @dataclass(frozen=True)
 class EpochSummary:
     loss: float
@@ -40,9 +44,14 @@ class TrainingReport:
                                            loss=float("nan"), speed=0.0)
         self._pending: list[tuple[int, int, torch.Tensor, float]] = []
         self._last = time.monotonic()
+        self._batch = 0
+        self._noted = time.monotonic()
 
     def __enter__(self) -> TrainingReport:
         self.progress.start()
+        if not self.live:
+            self.note(f"train: up to epoch {self.target}, {self.batches_per_epoch} batches of "
+                      f"{self.batch_size * self.world.size} chunks per epoch")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -52,7 +61,8 @@ class TrainingReport:
         self.epoch, self._t0 = epoch, time.monotonic()
         self._loss_sum, self._steps, self._lr = 0.0, 0, 0.0
         self.progress.update(self.task, completed=start_batch, epoch=epoch)
-        self._last = time.monotonic()
+        self._last = self._noted = time.monotonic()
+        self._batch = start_batch
 
     def add(self, epoch: int, step: int, loss: torch.Tensor, lr: float) -> None:
         self._pending.append((epoch, step, loss, lr))
@@ -76,6 +86,12 @@ class TrainingReport:
         self._pending.clear()
         self._last = now
         self.progress.update(self.task, advance=len(rows), loss=rows[-1]["loss"], speed=speed)
+        self._batch += len(rows)
+        if not self.live and now - self._noted >= NOTE_EVERY:
+            # no progress bar in a log file (the TUI's log panel): a line now and then instead
+            self._noted = now
+            self.note(f"epoch {self.epoch}/{self.target}  batch {self._batch}/{self.batches_per_epoch}  "
+                      f"loss {rows[-1]['loss']:.4f}  {speed:.0f} chunks/s")
         return rows
 
     def end_epoch(self) -> EpochSummary:

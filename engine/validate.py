@@ -22,22 +22,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from rich.progress import MofNCompleteColumn
 
+from engine.atomic import atomic_write_text
 from engine.audio import check_files, num_samples, read_file
 from engine.distributed import pick_device
 from engine.embed import (ArraySignal, embed_exact, embed_short, load_model,
                           progress_bar, window_starts)
-from engine.errors import ProtocolError
+from engine.errors import ProtocolError, SpkembError
 from engine.protocols import load_protocol
 from engine.recording import recorded_end, refuse_problems
-from engine.selection import result_from_scores, scores_path, write_params, write_scores
+from engine.selection import (read_params, read_scores, result_from_scores, scores_path, write_params,
+                              write_scores)
 from engine.stopping import StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
 from engine.watch import CheckpointWatcher
 
 #: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
 VALIDATION_STEP = 0.25
+
+#: VAL_DIR/scores/method.yml: how the scores beside it were made (they are reused only if the same)
+METHOD = Path("scores") / "method.yml"
 
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
@@ -144,7 +150,7 @@ def _in_range(epoch: int, args: argparse.Namespace) -> bool:
 def cmd_validate(args: argparse.Namespace) -> int:
     """``spkemb-engine validate``: see the module docstring."""
     trn_dir = Path(args.trn_dir)
-    if not trn_dir.is_dir():
+    if not _wait_for_training_dir(trn_dir):
         raise ProtocolError(f"{trn_dir} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
                             "writes (EXP_DIR/train/PROTOCOL.SUBSET)")
     val_dir = val_dir_for(trn_dir, args.protocol, args.subset)
@@ -170,6 +176,25 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wait_for_training_dir(trn_dir: Path) -> bool:
+    """Whether TRN_DIR exists, waiting for it while a training run of EXP_DIR may be creating it.
+
+    `train` and `validate` started together (two shells, a job script) race: validate waits up
+    to ``STARTUP_GRACE`` when TRN_DIR sits in an experiment (EXP_DIR/config.yml), and fails at
+    once on a path that cannot be one (a typo).
+    """
+    if trn_dir.is_dir():
+        return True
+    if trn_dir.parent.name != "train" or not (trn_dir.parent.parent / "config.yml").is_file():
+        return False
+    print(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn_dir} (training is starting?)",
+          file=sys.stderr, flush=True)
+    deadline = time.monotonic() + STARTUP_GRACE
+    while not trn_dir.is_dir() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return trn_dir.is_dir()
+
+
 def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run_id: int,
           train_run: dict | None, val_dir: Path, trials: list, files: dict[str, str],
           device: Any, stop: StopRequest) -> None:
@@ -178,6 +203,9 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
     beat, began = 0.0, time.monotonic()
     print(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
           f"{args.subset} -> {val_dir}", file=sys.stderr)
+    reusable = not args.rescore and same_method(val_dir, _method(args))
+    # params.yml is weighed as it is on disk once its epochs were scored the way this run scores
+    trusted = reusable
     while True:
         if stop.requested:
             raise KeyboardInterrupt
@@ -186,26 +214,31 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
         todo = sorted(e for e in snap.checkpoints if e not in validated and _in_range(e, args))
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
-            result = validate_epoch(args, snap.checkpoints[epoch], epoch, val_dir, trials, files,
-                                    device, stop)
+            result = reused_result(val_dir, epoch, snap.checkpoints[epoch], trials) if reusable else None
+            scored = result is None
+            if scored:
+                result = validate_epoch(args, snap.checkpoints[epoch], epoch, val_dir, trials, files,
+                                        device, stop)
+                write_method(val_dir, _method(args))
             validated.add(epoch)
             writer.add_validation(run_id, train_run_id=train_id, epoch=epoch,
                                   eer=result["equal_error_rate"], eer_low=result["eer_ci_95"][0],
                                   eer_high=result["eer_ci_95"][1], mindcf_01=result["min_dcf_0.01"],
                                   mindcf_005=result["min_dcf_0.05"], threshold=result["threshold"],
                                   n_trials=result["n_trials"], scores_path=result["scores_path"])
-            if best is None or (result["equal_error_rate"], result["epoch"]) < (
-                    best["equal_error_rate"], best["epoch"]):
+            # epochs scored before are already weighed in params.yml (or picked by hand over)
+            if (scored or _params_or_none(val_dir) is None) and _better(val_dir, result, best, trust_file=trusted):
                 best = result
                 write_params(val_dir, best)
                 writer.set_best(run_id, epoch=epoch, eer=result["equal_error_rate"], how="lowest-eer")
+            trusted = trusted or scored
             writer.heartbeat(run_id, epoch=epoch, progress=len(validated))
             continue
         reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
         # started together with train, we may look before it has recorded its run: wait for it
         starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
         if (snap.ended and not snap.pending and not starting) or reached:
-            if best is None:
+            if not validated:
                 print("validate: no checkpoint to evaluate in range", file=sys.stderr)
             return
         now = time.monotonic()
@@ -216,6 +249,67 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
                 watcher.store.mark_lost()
             beat = now
         time.sleep(args.poll)
+
+
+def _method(args: argparse.Namespace) -> dict[str, Any]:
+    """How file embeddings are made: scores made another way are not comparable."""
+    return {"embedding": "whole-file" if args.whole_file else "windows", "hop": VALIDATION_STEP}
+
+
+def same_method(val_dir: Path, method: dict[str, Any]) -> bool:
+    """Whether the scores already in VAL_DIR were made the way this run makes them."""
+    try:
+        return yaml.safe_load((val_dir / METHOD).read_text()) == method
+    except (OSError, yaml.YAMLError):
+        return False
+
+
+def write_method(val_dir: Path, method: dict[str, Any]) -> None:
+    atomic_write_text(val_dir / METHOD, yaml.safe_dump(method, sort_keys=True))
+
+
+def reused_result(val_dir: Path, epoch: int, checkpoint: Path,
+                  trials: list[tuple[int, str, str]]) -> dict[str, Any] | None:
+    """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
+
+    Reused only when its scores file is newer than the checkpoint and scores exactly these
+    trials; a validation resumed beside a resumed training run then embeds only new epochs.
+    """
+    path = scores_path(val_dir, epoch)
+    try:
+        if path.stat().st_mtime < checkpoint.stat().st_mtime:
+            return None
+        with open(path) as f:
+            pairs = [tuple(line.split()[2:4]) for line in f if line.strip()]
+        if pairs != [(u1, u2) for _, u1, u2 in trials]:
+            return None
+        result = result_from_scores(epoch, *read_scores(path))
+    except (OSError, ValueError, SpkembError):
+        return None
+    result["scores_path"] = str(path)
+    print(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % (scored before, in {path}; "
+          "--rescore to embed again)", file=sys.stderr, flush=True)
+    return result
+
+
+def _better(val_dir: Path, result: dict[str, Any], best: dict[str, Any] | None, *, trust_file: bool) -> bool:
+    """Whether params.yml should point at this epoch: a lower EER than the epoch it names now.
+
+    With ``trust_file``, that is the epoch in params.yml, read again each time (``spkemb-engine
+    pick`` may have changed it meanwhile); otherwise (scores made another way) this run's best.
+    """
+    current = _params_or_none(val_dir) if trust_file else best
+    return current is None or (result["equal_error_rate"], result["epoch"]) < (
+        current["equal_error_rate"], current["epoch"])
+
+
+def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
+    """params.yml as it is now; None when absent or damaged (the validation then rewrites it)."""
+    try:
+        return read_params(val_dir)
+    except SpkembError as e:
+        print(f"validate: {e}", file=sys.stderr, flush=True)
+        return None
 
 
 def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: int, val_dir: Path,
@@ -233,8 +327,9 @@ def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: int, val_d
     scores = cosine_scores(embeddings, trials)
     path = write_scores(scores_path(val_dir, epoch),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores)))
-    is_target = np.array([ref for ref, _, _ in trials], dtype=bool)
-    result = result_from_scores(epoch, is_target, scores)
+    # the figures come from the scores as written (six decimals), so that the file alone gives
+    # them back: `pick`, a later validation reusing this epoch, anyone with the file
+    result = result_from_scores(epoch, *read_scores(path))
     result["scores_path"] = str(path)
     low, high = result["eer_ci_95"]
     print(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % "

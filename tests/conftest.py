@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,11 +76,32 @@ def tiny_exp(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh runs database path, also exported as SPKEMB_DB for subprocesses."""
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh runs database path, also exported as SPKEMB_DB for subprocesses.
+
+    Engine processes still running in it when the test ends (a test that failed half-way)
+    are killed, so that they do not slow down the tests after it.
+    """
     path = tmp_path / "runs.db"
     monkeypatch.setenv("SPKEMB_DB", str(path))
-    return path
+    yield path
+    _kill_running(path)
+
+
+def _kill_running(path: Path) -> None:
+    from engine.store import open_store
+    from engine.store.liveness import process_start_time
+
+    if not path.exists():
+        return
+    with open_store(path, readonly=True) as store:
+        running = store.runs(status="running")
+    for run in running:
+        pid = run.get("pid")
+        # runs a test recorded in-process carry the pid of pytest itself
+        if pid and pid != os.getpid() and run.get("pid_start") is not None and process_start_time(pid) == run["pid_start"]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture(autouse=True)

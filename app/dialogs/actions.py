@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from app.gpus import device_options
 from app.protocols_list import default_extract, protocols
 
 _CSS = """
@@ -52,14 +53,16 @@ class PickDialog(ModalScreen[int | bool]):
 
 
 class ExtractDialog(ModalScreen[dict | None]):
-    """Protocol, subset, step and epoch of an extraction (``spkemb-engine apply``)."""
+    """Protocol, subset, step, epoch and device of an extraction (``spkemb-engine apply``)."""
 
     DEFAULT_CSS = _CSS.format(name="ExtractDialog")
     BINDINGS = [("escape", "cancel", "Cancel")]
 
-    def __init__(self, database_yml: Path | None) -> None:
+    def __init__(self, database_yml: Path | None, device: str | None = None) -> None:
         super().__init__()
         self.database_yml = database_yml
+        #: the device offered first: the training run's, when this machine still has it
+        self.device = device or "cpu"
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -68,6 +71,7 @@ class ExtractDialog(ModalScreen[dict | None]):
             yield Input("test", placeholder="subset", id="subset")
             yield Input("0.1", placeholder="step, as a fraction of the window", id="step", type="number")
             yield Input("", placeholder="epoch (blank: the picked best)", id="epoch", type="integer")
+            yield Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device")
             yield Static("", id="error")
             with Horizontal():
                 yield Button("Extract", variant="primary", id="ok")
@@ -78,12 +82,20 @@ class ExtractDialog(ModalScreen[dict | None]):
 
     @work(thread=True)
     def _load(self) -> None:
+        self.app.call_from_thread(self._fill_devices, device_options())
         try:
             names = protocols(self.database_yml)
         except Exception as e:  # noqa: BLE001 - shown in the dialog
             self.app.call_from_thread(self.query_one("#error", Static).update, str(e))
             return
         self.app.call_from_thread(self._fill, names)
+
+    def _fill_devices(self, options: list[tuple[str, str]]) -> None:
+        select = self.query_one("#device", Select)
+        select.set_options(options)
+        values = [value for _, value in options]
+        wanted = "cuda:0" if self.device == "cuda" else self.device
+        select.value = wanted if wanted in values else "cpu"
 
     def _fill(self, names: list[str]) -> None:
         select = self.query_one("#protocol", Select)
@@ -108,7 +120,8 @@ class ExtractDialog(ModalScreen[dict | None]):
             return
         epoch = self.query_one("#epoch", Input).value.strip()
         self.dismiss({"protocol": str(protocol), "subset": self.query_one("#subset", Input).value.strip() or "test",
-                      "step": step, "epoch": int(epoch) if epoch else None})
+                      "step": step, "epoch": int(epoch) if epoch else None,
+                      "device": str(self.query_one("#device", Select).value)})
 
     def action_cancel(self) -> None:
         self.dismiss(None)

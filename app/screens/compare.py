@@ -39,6 +39,9 @@ class CompareScreen(Screen):
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()
         self.run_ids = run_ids
+        #: every step read so far, by run (each refresh reads only the steps after these)
+        self.steps: dict[int, list[dict]] = {i: [] for i in run_ids}
+        self._shown: tuple | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -51,25 +54,46 @@ class CompareScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#diff").border_title = "config differences"
-        self._load()
+        self._poll()
+        # runs still training keep growing their curves here too
+        self.set_interval(self.app.refresh_interval, self._poll)
 
-    @work(thread=True)
-    def _load(self) -> None:
+    def _poll(self) -> None:
+        self._load({i: int(s[-1]["step"]) for i, s in self.steps.items() if s})
+
+    @work(thread=True, exclusive=True, group="compare")
+    def _load(self, since: dict[int, int]) -> None:
         try:
-            runs = reader.read_curves(self.app.db_path, self.run_ids)
+            runs = reader.read_curves(self.app.db_path, self.run_ids, since)
         except Exception as e:  # noqa: BLE001 - reported
             self.app.call_from_thread(self.app.error, f"cannot read the runs: {e}")
             return
-        self.app.call_from_thread(self._show, runs)
+        self.app.call_from_thread(self._show, runs, since)
 
-    def _show(self, runs: list[dict]) -> None:
+    def _show(self, runs: list[dict], since: dict[int, int]) -> None:
+        for r in runs:
+            steps = self.steps.setdefault(int(r["run"]["id"]), [])
+            last = int(steps[-1]["step"]) if steps else -1
+            if last == since.get(int(r["run"]["id"]), -1):  # not a stale read
+                steps.extend(s for s in r["steps"] if s["step"] > last)
+        shown = tuple((len(self.steps.get(int(r["run"]["id"]), [])),
+                       tuple((v["epoch"], v["eer"]) for v in r["validations"])) for r in runs)
+        if shown == self._shown:
+            return
+        first = self._shown is None
+        self._shown = shown
         labels = [f"#{r['run']['id']} {r['run'].get('name') or ''}".strip() for r in runs]
-        self.query_one(LossPlot).set_series([LossSeries(label, r["steps"]) for label, r in zip(labels, runs)])
+        self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(int(r["run"]["id"]), []))
+                                             for label, r in zip(labels, runs)])
         self.query_one(EerPlot).set_series([EerSeries(label, r["validations"]) for label, r in zip(labels, runs)])
+        if first:
+            self._show_differences(labels, [r["config"] for r in runs])
+
+    def _show_differences(self, labels: list[str], configs: list[dict]) -> None:
         table = self.query_one("#diff", DataTable)
         table.clear(columns=True)
         table.add_columns("key", *labels)
-        rows = config_differences([r["config"] for r in runs])
+        rows = config_differences(configs)
         for key, values in rows:
             table.add_row(key, *["—" if v is None else str(v) for v in values])
         if not rows:

@@ -75,6 +75,9 @@ class RunDetailScreen(Screen):
         if run is None:
             summary.update(f"Run #{self.run_id} is not in {self.app.db_path}.")
             return
+        # a launch waiting for this run's process (validation beside a resume) starts once it is recorded
+        for entry in self.app.pending:
+            processes.start_deferred(entry, {data["train"].get("pid")})
         new = [s for s in data["steps"] if not self.steps or s["step"] > self.steps[-1]["step"]]
         self.steps.extend(new)
         self.data = data
@@ -140,14 +143,17 @@ class RunDetailScreen(Screen):
     # ---- actions --------------------------------------------------------------
 
     def _launch(self, argv: list[str], log: Path, *, kind: str, what: str, protocol: str, subset: str,
-                device: str | None) -> None:
+                device: str | None, after: int | None = None) -> int | None:
+        """Start an engine command (once process ``after`` has recorded its run, if given); its pid."""
         try:
-            processes.record_launch(self.app.pending, argv, log, kind=kind, what=what, protocol=protocol,
-                                    subset=subset, device=device, now=self.app.now())
+            pid = processes.record_launch(self.app.pending, argv, log, kind=kind, what=what, protocol=protocol,
+                                          subset=subset, device=device, now=self.app.now(), after=after)
         except OSError as e:
             self.app.blocking_error(f"Cannot start {kind}", f"{' '.join(argv)}\n\n{e}")
-            return
-        self.app.notify(f"{what} started; log: {self.app.workspace.show(log)}")
+            return None
+        self.app.notify(f"{what} {'started' if after is None else 'starts with it'}; "
+                        f"log: {self.app.workspace.show(log)}")
+        return pid
 
     def _train(self) -> dict | None:
         return self.data.get("train")
@@ -172,25 +178,33 @@ class RunDetailScreen(Screen):
         argv = processes.train_argv(train["exp_dir"], train["protocol"], subset=train.get("subset") or "train",
                                     to=train.get("target_epoch"), device=train.get("device"), resume=True,
                                     db=ws.db_path, database=ws.database_yml)
-        self._launch(argv, Path(train["out_dir"]) / "train.log", kind="train", what=f"resume of #{train['id']}",
-                     protocol=train["protocol"], subset=train.get("subset") or "train", device=train.get("device"))
+        pid = self._launch(argv, Path(train["out_dir"]) / "train.log", kind="train",
+                           what=f"resume of #{train['id']}", protocol=train["protocol"],
+                           subset=train.get("subset") or "train", device=train.get("device"))
+        validators = self.data.get("validators", [])
+        if pid is not None and validators and not any(v.get("status") == "running" for v in validators):
+            # it was validated beside training: so it is again, once the resumed process has taken
+            # the run back (before, the watcher would see it stopped and end); scored epochs are reused
+            self.action_validate(after=pid)
 
-    def action_validate(self) -> None:
+    def action_validate(self, after: int | None = None) -> None:
         train = self._train()
         if not train:
             return
-        running = [v for v in self.data.get("validators", []) if v.get("status") == "running"]
+        validators = self.data.get("validators", [])
+        running = [v for v in validators if v.get("status") == "running"]
         if running:
             self.app.notify(f"validation run #{running[0]['id']} is already running.", severity="warning")
             return
         ws = self.app.workspace
-        subset = "development"
+        # as the last validation of this run did, else the Launch screen's defaults
+        subset, every = processes.validation_settings(validators[0] if validators else None)
         val = processes.val_dir(train["out_dir"], train["protocol"], subset)
-        argv = processes.validate_argv(train["out_dir"], train["protocol"], subset=subset,
+        argv = processes.validate_argv(train["out_dir"], train["protocol"], subset=subset, every=every,
                                        to=train.get("target_epoch"), device=train.get("device"),
                                        db=ws.db_path, database=ws.database_yml)
         self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train['id']}",
-                     protocol=train["protocol"], subset=subset, device=train.get("device"))
+                     protocol=train["protocol"], subset=subset, device=train.get("device"), after=after)
 
     def action_stop_validation(self) -> None:
         running = [v for v in self.data.get("validators", []) if v.get("status") == "running"]
@@ -244,7 +258,8 @@ class RunDetailScreen(Screen):
         if val is None:
             self.app.notify("Validate first: extraction uses the best validated epoch.", severity="warning")
             return
-        self.app.push_screen(ExtractDialog(self.app.workspace.database_yml),
+        device = (self._train() or {}).get("device")
+        self.app.push_screen(ExtractDialog(self.app.workspace.database_yml, device),
                              lambda choice: self._extract(val, choice))
 
     def _extract(self, val: str, choice: dict | None) -> None:
@@ -252,7 +267,7 @@ class RunDetailScreen(Screen):
             return
         ws = self.app.workspace
         argv = processes.apply_argv(val, choice["protocol"], subset=choice["subset"], step=choice["step"],
-                                    epoch=choice.get("epoch"), device="cpu", db=ws.db_path,
+                                    epoch=choice.get("epoch"), device=choice["device"], db=ws.db_path,
                                     database=ws.database_yml)
         self._launch(argv, Path(val) / "apply.log", kind="apply", what="extraction",
-                     protocol=choice["protocol"], subset=choice["subset"], device="cpu")
+                     protocol=choice["protocol"], subset=choice["subset"], device=choice["device"])

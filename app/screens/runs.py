@@ -52,6 +52,7 @@ class RunsScreen(Screen):
         self.shown = 0
         self._refreshes = 0
         self._reported: str | None = None
+        self._feed: reader.RunsFeed | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -88,7 +89,9 @@ class RunsScreen(Screen):
                 reader.ingest_events(path, find_experiments(self.app.workspace.root, path))
             if check_lost and (not self.loaded or any(r.get("status") == "running" for r in self.runs)):
                 reader.mark_lost(path)
-            rows = reader.read_runs(path)
+            if self._feed is None or self._feed.path != path:
+                self._feed = reader.RunsFeed(path)
+            rows = self._feed.read()
         except Exception as e:  # noqa: BLE001 - any failure to read is shown, never raised
             self.post_message(RunsLoaded([], error=str(e)))
             return

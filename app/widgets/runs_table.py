@@ -29,6 +29,7 @@ class RunsTable(DataTable):
         self.marked: set[int] = set()
         self._order: list[int] = []
         self._cells: dict[int, tuple] = {}
+        self._cell_cache: dict[int, tuple[tuple, tuple]] = {}
         self._runs: list[dict[str, Any]] = []
         self._now = 0.0
         self._added: set[int] = set()
@@ -74,7 +75,7 @@ class RunsTable(DataTable):
         self._runs, self._now = runs, now
         ordered = sorted(runs, key=lambda r: sort_value(r, self.sort_column, now), reverse=self.sort_reverse)
         order = [int(r["id"]) for r in ordered]
-        new_cells = {int(r["id"]): cells(r, now) for r in ordered}
+        new_cells = {int(r["id"]): self._cells_of(r, now) for r in ordered}
         if order == self._order and not force:
             keys = [k for k, _ in COLUMNS]
             for run_id in order:
@@ -99,6 +100,17 @@ class RunsTable(DataTable):
             if current in self._added:
                 self.move_cursor(row=order.index(current))
         self._order, self._cells = order, new_cells
+
+    def _cells_of(self, run: dict[str, Any], now: float) -> tuple:
+        """The cells of a run, formatted again only when the run changed (or, running, always:
+        its duration grows). Formatting a thousand rows is most of a refresh's main-thread time."""
+        if run.get("status") == "running" or run.get("changed") is None:
+            return cells(run, now)
+        key = (run["changed"], run.get("last_loss"), run.get("best_eer"), run.get("best_epoch"))
+        cached = self._cell_cache.get(int(run["id"]))
+        if cached is None or cached[0] != key:
+            cached = self._cell_cache[int(run["id"])] = (key, cells(run, now))
+        return cached[1]
 
     def _add(self, run_ids: list[int], cells_by_id: dict[int, tuple]) -> None:
         for run_id in run_ids:

@@ -79,6 +79,28 @@ def m002_indexes_and_event_imports(db: Database) -> None:
     }, pk="uid", not_null={"run_id", "seq"}, foreign_keys=[("run_id", "runs", "id")])
 
 
+@migrations()
+def m003_runs_change_counter(db: Database) -> None:
+    """``runs.changed``: a counter bumped by every insert or update of a run, by triggers.
+
+    Writers take the write lock one at a time, so the counter grows in commit order: a
+    reader that has seen every change up to N finds the next ones with ``changed > N``
+    (the TUI's live refresh reads those rows only). Triggers rather than writer code, so
+    that a run changed by hand with ``sqlite3`` shows up too; ``recursive_triggers`` is off
+    (SQLite's default), so the triggers' own updates do not fire them again.
+    """
+    db["runs"].add_column("changed", int)
+    db.execute("UPDATE runs SET changed = id")
+    db["runs"].create_index(["changed"])
+    db.execute("CREATE TRIGGER runs_changed_on_insert AFTER INSERT ON runs BEGIN "
+               "UPDATE runs SET changed = (SELECT COALESCE(MAX(changed), 0) + 1 FROM runs) "
+               "WHERE id = NEW.id; END")
+    db.execute("CREATE TRIGGER runs_changed_on_update AFTER UPDATE ON runs "
+               "WHEN NEW.changed IS OLD.changed BEGIN "
+               "UPDATE runs SET changed = (SELECT COALESCE(MAX(changed), 0) + 1 FROM runs) "
+               "WHERE id = NEW.id; END")
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

@@ -57,12 +57,36 @@ class StoreReads:
             except sqlite3.DatabaseError as e:
                 raise self._error(e) from e
 
-    def last_losses(self) -> dict[int, float | None]:
-        """The loss of each training run's latest recorded step, in one indexed query."""
-        rows = self._read("SELECT r.id AS run_id, s.loss AS loss FROM runs AS r "
-                          "JOIN train_steps AS s ON s.run_id = r.id AND s.step = r.step "
-                          "WHERE r.kind = 'train'")
-        return {int(r["run_id"]): r["loss"] for r in rows}
+    def runs_changed_since(self, changed: int = 0) -> tuple[list[dict[str, Any]], int, int]:
+        """Summaries of the runs changed after the change counter ``changed`` (0: every run).
+
+        Each row is a run without its config and command, plus ``last_loss`` (the loss of a
+        training run's latest step). Returns ``(rows, newest change, number of runs)``, all
+        read in one short transaction so that the three agree (one WAL snapshot).
+        """
+        columns = ", ".join(f"r.{c}" for c in self._run_summary_columns())
+        with self._lock:
+            conn = self.db.conn
+            try:
+                conn.execute("BEGIN")
+                try:
+                    cursor = conn.execute(
+                        f"SELECT {columns}, s.loss AS last_loss FROM runs AS r "
+                        "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
+                        "WHERE r.changed > ? ORDER BY r.id DESC", (changed,))
+                    names = [d[0] for d in cursor.description]
+                    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+                    newest, count = conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
+                finally:
+                    conn.execute("COMMIT")
+            except sqlite3.DatabaseError as e:
+                raise self._error(e) from e
+        return rows, int(newest), int(count)
+
+    def _run_summary_columns(self) -> list[str]:
+        if not hasattr(self, "_summary_columns"):
+            self._summary_columns = [c for c in self.db["runs"].columns_dict if c not in _JSON_COLUMNS]
+        return self._summary_columns
 
     def runs(self, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest first, optionally of one status and/or kind."""
@@ -70,8 +94,7 @@ class StoreReads:
 
     def run_summaries(self) -> list[dict[str, Any]]:
         """Every run, newest first, without its config and command (what a runs list shows)."""
-        columns = ", ".join(c for c in self.db["runs"].columns_dict if c not in _JSON_COLUMNS)
-        return self._read(f"SELECT {columns} FROM runs ORDER BY id DESC")
+        return self._read(f"SELECT {', '.join(self._run_summary_columns())} FROM runs ORDER BY id DESC")
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         """One run, or None."""

@@ -53,6 +53,10 @@ async def _launch(pilot, exp: Path, to: int, validate: bool) -> None:
 
 async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus: Path, tiny_exp: Path,
                                                     db_path: Path) -> None:
+    # epochs of a few seconds, so that the stop below lands while training runs (with the tiny
+    # config's three batches, all four epochs can be over before the first EER shows)
+    config = tiny_exp / "config.yml"
+    config.write_text(config.read_text().replace("per_epoch: 0.0002", "per_epoch: 0.005"))
     app = _app(tmp_path, db_path, demo_corpus)
     async with app.run_test(size=(140, 44)) as pilot:
         await _launch(pilot, tiny_exp, to=4, validate=True)
@@ -75,6 +79,10 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
         await pilot.press("x")
         await wait_for(pilot, lambda: _runs(db_path, kind="train")[-1]["status"] == "stopped", timeout=120)
         await wait_for(pilot, lambda: detail.data["train"]["status"] == "stopped", timeout=30)
+        # its validation ends too, once it has scored what training left
+        await wait_for(pilot, lambda: all(v["status"] != "running" for v in _runs(db_path, kind="validate")),
+                       timeout=300)
+        await wait_for(pilot, lambda: all(v["status"] != "running" for v in detail.data["validators"]), timeout=30)
         await pilot.press("r")
         await wait_for(pilot, lambda: any(r["status"] in ("running", "completed")
                                           for r in _runs(db_path, kind="train")), timeout=120)
@@ -82,11 +90,17 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
                        timeout=400)
         await wait_for(pilot, lambda: detail.query_one(EpochTable).row_count >= 2, timeout=60)
 
+        # the resume started the validation beside it again, in the same VAL_DIR; it ends with training
+        await wait_for(pilot, lambda: len(_runs(db_path, kind="validate")) == 2
+                       and all(v["status"] == "completed" for v in _runs(db_path, kind="validate")), timeout=400)
         validators = _runs(db_path, kind="validate")
-        await wait_for(pilot, lambda: any(v["status"] == "completed" for v in _runs(db_path, kind="validate")),
-                       timeout=400)
+        assert validators[0]["out_dir"] == validators[1]["out_dir"]
         val_dir = Path(validators[0]["out_dir"])
-        await wait_for(pilot, lambda: detail.data.get("validators"), timeout=30)
+        with open_store(db_path, readonly=True) as store:
+            assert {v["epoch"] for v in store.validations(validators[0]["id"])} == {0, 1, 2, 3, 4}
+        # the screen shows the last validations one refresh after the database has them
+        await wait_for(pilot, lambda: {0, 1, 2, 3, 4} <= {v["epoch"] for v in detail.data.get("validations", [])},
+                       timeout=30)
         await pilot.press("p")
         await wait_for(pilot, lambda: app.screen.query("#epoch"))
         app.screen.query_one("#epoch").value = "1"

@@ -122,3 +122,46 @@ async def test_runs_written_to_event_files_are_ingested(workspace: Path) -> None
         await wait_for(pilot, lambda: any(r.get("name") == "from-nfs" for r in app.screen.runs), timeout=20)
         (row,) = [r for r in app.screen.runs if r.get("name") == "from-nfs"]
         assert row["status"] == "completed" and row["last_loss"] == 2.5
+
+
+def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace: Path) -> None:
+    import shutil
+    import sqlite3
+
+    from app.reader import RunsFeed, read_runs
+    from engine.store import open_store
+
+    db = workspace / "runs.db"
+    feed = RunsFeed(db)
+    assert feed.read() == read_runs(db)
+    with open_store(db) as store:
+        train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.1")
+        store.add_steps(train["id"], [{"step": 60, "epoch": 3, "loss": 0.125}])
+        val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
+        store.set_best(val["id"], epoch=3, eer=0.05, how="manual")
+    runs = {r["id"]: r for r in feed.read()}
+    assert runs[train["id"]]["last_loss"] == 0.125
+    assert (runs[train["id"]]["best_eer"], runs[train["id"]]["best_epoch"]) == (0.05, 3)
+    assert list(runs.values()) == read_runs(db)
+
+    # a run deleted by hand: the feed reads the whole table again
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DELETE FROM runs WHERE name = 'softmax'")
+    conn.commit()
+    conn.close()
+    assert "softmax" not in {r["name"] for r in feed.read()}
+    assert feed.read() == read_runs(db)
+
+    # another file moved to the path: read whole, even though its counter is further on
+    other = workspace / "other.db"
+    with open_store(other) as store:
+        for _ in range(30):
+            run = store.create_run(kind="train", exp_dir="e", out_dir="o", protocol="P", subset="train",
+                                   config={}, command=["train"], device="cpu", name="elsewhere")
+            store.heartbeat(run, epoch=1)
+    shutil.copy(other, workspace / "moved.db")
+    (workspace / "moved.db").replace(db)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    assert {r["name"] for r in feed.read()} == {"elsewhere"}

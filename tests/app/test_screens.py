@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -123,5 +124,56 @@ async def test_compare_overlays_runs_and_lists_config_differences(workspace: Pat
         rows = [diff.get_row_at(i) for i in range(diff.row_count)]
         assert ["task.params.margin", "0.2", "0.1"] in [[str(c) for c in r] for r in rows] or \
             ["task.params.margin", "0.1", "0.2"] in [[str(c) for c in r] for r in rows]
-        assert len(app.screen.query_one(LossPlot).series) == 2
-        assert all(len(s.validations) == 3 for s in app.screen.query_one(EerPlot).series)
+        loss, eer = app.screen.query_one(LossPlot), app.screen.query_one(EerPlot)
+        assert len(loss.series) == 2 and [len(s.steps) for s in loss.series] == [60, 60]
+        assert all(len(s.validations) == 3 for s in eer.series)
+
+        # a run that goes on training: its curves grow on the open screen
+        from engine.store import open_store
+
+        with open_store(workspace / "runs.db") as store:
+            run = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.1")
+            val = next(r for r in store.runs(kind="validate") if r["parent_id"] == run["id"])
+            store.add_steps(run["id"], [{"step": 60 + s, "epoch": 4, "loss": 0.5} for s in range(20)])
+            store.add_validation(val["id"], train_run_id=run["id"], epoch=4, eer=0.15, eer_low=0.1, eer_high=0.2,
+                                 mindcf_01=0.5, mindcf_005=0.4, threshold=0.5, n_trials=400, scores_path=None)
+        grown = next(i for i, s in enumerate(loss.series) if "aam-m0.1" in s.label)
+        await wait_for(pilot, lambda: len(loss.series[grown].steps) == 80)
+        assert [s["step"] for s in loss.series[grown].steps] == list(range(80))
+        await wait_for(pilot, lambda: len(eer.series[grown].validations) == 4)
+        assert len(loss.series[1 - grown].steps) == 60
+
+
+async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, tmp_path: Path,
+                                                              monkeypatch) -> None:
+    import sqlite3
+
+    from app.dialogs.actions import ExtractDialog
+
+    # a stand-in nvidia-smi on PATH, run for real by the dialog's worker
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 81559 MiB'\necho '1, NVIDIA H100 80GB HBM3, 81559 MiB'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    conn = sqlite3.connect(workspace / "runs.db")
+    conn.execute("UPDATE runs SET device = 'cuda:1' WHERE name = 'aam-m0.2'")
+    conn.commit()
+    conn.close()
+
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "aam-m0.2"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: app.screen.data.get("validators"))
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
+        device = app.screen.query_one("#device")
+        await wait_for(pilot, lambda: device.value == "cuda:1")
+        assert [value for _, value in device._options] == ["cpu", "cuda:0", "cuda:1"]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))

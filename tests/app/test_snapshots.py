@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.screens.compare import CompareScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
@@ -60,3 +61,18 @@ def test_configs_screen(workspace: Path, snap_compare) -> None:
         await pilot.pause(0.5)
 
     assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_configs)
+
+
+def test_compare_screen(workspace: Path, snap_compare) -> None:
+    async def compare(pilot) -> None:
+        await _runs_loaded(pilot)
+        table = pilot.app.screen.query_one(RunsTable)
+        for name in ("aam-m0.2", "aam-m0.1"):
+            table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#diff").row_count == 1)
+        await pilot.pause(0.3)
+
+    assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=compare)

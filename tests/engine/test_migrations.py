@@ -47,6 +47,9 @@ def test_old_file_migrates_without_losing_rows(tmp_path: Path) -> None:
         assert store.query("PRAGMA user_version")[1] == [(len(known_migrations()),)]
         store.add_steps(run_id, [{"step": 25, "loss": 0.01}])  # and it keeps working
         assert len(store.steps(run_id)) == 26
+        # the old run has a change counter, and writes move it past every earlier change
+        rows, newest, count = store.runs_changed_since(0)
+        assert count == 1 and rows[0]["changed"] == newest and rows[0]["last_loss"] == 0.01
 
 
 def test_readonly_open_upgrades_an_old_file(tmp_path: Path) -> None:

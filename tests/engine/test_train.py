@@ -42,6 +42,8 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
     done = run_engine("train", "--to", "4", "--parallel", "1", "--device", "cpu", "--log-every", "0",
                       str(exp), PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
+    # stderr is a pipe here, as it is a log file under the TUI: plain lines, no progress bar
+    assert done.stderr.startswith("train: up to epoch 4, ") and "epoch 4/4  loss" in done.stderr
     assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == [
         "0000.pt", "0001.pt", "0002.pt", "0003.pt", "0004.pt"]
     store = open_store(db, readonly=True)

@@ -41,6 +41,7 @@ store = open_store({db!r})
 run = store.create_run(kind="train", exp_dir=trn_dir.parent.parent, out_dir=trn_dir, protocol="P.Q.R",
                        subset="train", config=config_to_dict(config), command=["writer"], device="cpu",
                        target_epoch=max(epochs))
+trn_dir.mkdir(parents=True, exist_ok=True)  # as train does when it starts
 print("ready", flush=True)
 for epoch in epochs:
     time.sleep(pause)
@@ -126,6 +127,62 @@ def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: P
     run = store.find_runs(kind="validate")[0]
     rows = sorted(store.validations(run["id"]), key=lambda r: r["time"])
     assert [r["epoch"] for r in rows] == [4, 2]  # newest first; 0-based multiples of --every
+
+
+@pytest.mark.slow
+def test_a_second_validation_reuses_scored_epochs_and_keeps_a_pick(tmp_path: Path, demo_corpus: Path,
+                                                                   db_path: Path):
+    """As after `train --resume`: epochs already scored are read back, not embedded again; only a
+    new epoch with a lower EER moves params.yml off the epoch the user picked."""
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    assert start_writer(trn_dir, db_path, [1, 2, 3], pause=0.0).wait(timeout=120) == 0
+    first = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    val_dir = val_dir_of(trn_dir)
+    scores = {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)}
+    results = {r["epoch"]: r["equal_error_rate"] for r in results_from_scores(val_dir)}
+    worst = max(results, key=lambda e: (results[e], e))
+    pick = engine("pick", "--epoch", str(worst), str(val_dir), database=demo_corpus)
+    assert pick.wait(timeout=60) == 0
+    stamps = {e: scores_path(val_dir, e).stat().st_mtime_ns for e in (1, 2, 3)}
+
+    second = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    _, err = second.communicate(timeout=300)
+    assert second.returncode == 0, err
+    assert err.count("scored before") == 3 and "embedding" not in err
+    assert {e: scores_path(val_dir, e).stat().st_mtime_ns for e in (1, 2, 3)} == stamps
+    assert read_params(val_dir)["epoch"] == worst  # the pick stands: no new epoch was validated
+    with open_store(db_path, readonly=True) as store:
+        newest = store.find_runs(kind="validate")[0]
+        assert sorted(r["epoch"] for r in store.validations(newest["id"])) == [1, 2, 3]
+        assert {r["epoch"]: r["eer"] for r in store.validations(newest["id"])} == results
+
+    again = engine("validate", "--rescore", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert "scored before" not in err
+    assert {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)} == scores  # same network, same scores
+    assert read_params(val_dir)["epoch"] == min(results, key=lambda e: (results[e], e)), err
+
+
+def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    trn_dir = exp / "train" / f"{PROTOCOL}.train"
+    validate = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    time.sleep(2.0)
+    assert validate.poll() is None  # still waiting
+    assert start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120) == 0
+    _, err = validate.communicate(timeout=120)
+    assert validate.returncode == 0, err
+    assert "waiting up to" in err and "epoch 1: EER" in err
+
+    # a path that cannot be a TRN_DIR fails at once, naming it
+    typo = engine("validate", str(tmp_path / "nowhere"), PROTOCOL, database=demo_corpus)
+    _, err = typo.communicate(timeout=60)
+    assert typo.returncode == 2 and "nowhere is not a directory" in err
 
 
 def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path):
