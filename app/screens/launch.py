@@ -69,7 +69,7 @@ class LaunchScreen(Screen):
         if self.exp_dir and Path(self.exp_dir).resolve() not in exps:
             exps = [Path(self.exp_dir).resolve(), *exps]
         select = self.query_one("#exp", Select)
-        select.set_options([(self.app.workspace.show(p), str(p)) for p in exps])
+        select.set_options([(self._label(p), str(p)) for p in exps])
         if self.exp_dir:
             select.value = str(Path(self.exp_dir).resolve())
         elif exps:
@@ -77,6 +77,10 @@ class LaunchScreen(Screen):
         if not exps:
             self.app.notify("No experiment folder with a config.yml yet: create one in Configs (n).",
                             severity="warning")
+
+    def _label(self, exp: Path) -> str:
+        shown = self.app.workspace.show(exp)
+        return f"{exp.name} (the workspace folder)" if shown == "." else shown
 
     def _fill_protocols(self, names: list[str], error: str | None) -> None:
         select = self.query_one("#protocol", Select)

@@ -21,13 +21,16 @@ from app.widgets.runs_table import RunsTable
 LOST_CHECK_EVERY = 5
 
 
-def empty_help(db_path: Path) -> str:
-    return (f"No runs yet in {db_path}.\n\n"
+def empty_help(db_path: Path, database_yml: Path | None) -> str:
+    text = (f"No runs yet in {db_path}.\n\n"
             "What to do next:\n"
             "  n   create an experiment config from a template (Configs)\n"
-            "  l   launch a training run on a protocol of your database.yml (Launch)\n"
-            "or, for a self-contained demo:  spkemb-engine demo-workspace DIR && "
-            "spkemb-tui --workspace DIR")
+            "  l   launch a training run on a protocol of your database.yml (Launch)")
+    if database_yml is None:
+        # nothing to train on yet: say where data comes from
+        text += ("\nNo database.yml found (--database, $PYANNOTE_DATABASE_CONFIG, ./database.yml); "
+                 "for a self-contained demo:  spkemb-engine demo-workspace DIR && spkemb-tui --workspace DIR")
+    return text
 
 
 class RunsScreen(Screen):
@@ -133,7 +136,7 @@ class RunsScreen(Screen):
         rows = message.rows + self._pending_rows(message.rows)
         self.loaded = True
         if message.missing or not rows:
-            note.update(empty_help(self.app.db_path))
+            note.update(empty_help(self.app.db_path, self.app.workspace.database_yml))
         else:
             running = sum(1 for r in rows if r.get("status") == "running")
             note.update(f"{len(rows)} runs, {running} running — {self.app.workspace.show(self.app.db_path)}")

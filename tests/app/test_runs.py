@@ -55,13 +55,20 @@ async def test_sort_by_loss_column(workspace: Path) -> None:
 async def test_missing_database_explains_what_to_do(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SPKEMB_DB", raising=False)
-    app = make(tmp_path)
-    async with app.run_test(size=(140, 36)) as pilot:
-        screen = app.screen
-        assert isinstance(screen, RunsScreen)
-        await wait_for(pilot, lambda: screen.loaded)
-        text = str(screen.query_one("#message").render())
-        assert "No runs yet" in text and "launch" in text
+    monkeypatch.delenv("PYANNOTE_DATABASE_CONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for has_data in (False, True):
+        if has_data:
+            (tmp_path / "database.yml").write_text("Protocols: {}\n")
+        app = make(tmp_path)
+        async with app.run_test(size=(140, 36)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, RunsScreen)
+            await wait_for(pilot, lambda: screen.loaded)
+            text = str(screen.query_one("#message").render())
+            assert "No runs yet" in text and "launch" in text
+            # where data comes from is said only when there is no database.yml to train on
+            assert ("demo-workspace" in text) is not has_data
     assert not (tmp_path / "experiments" / "runs.db").exists()
 
 
@@ -165,3 +172,57 @@ def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace:
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     assert {r["name"] for r in feed.read()} == {"elsewhere"}
+
+
+async def test_database_of_a_newer_release_is_reported_and_left_alone(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+    import sqlite3
+
+    from engine.store import open_store
+
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        store.create_run(kind="train", exp_dir="e", out_dir="o", protocol="P", subset="train", config={},
+                         command=["train"], device="cpu")
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+                 "VALUES ('spkemb', 'm099_from_the_future', '2030-01-01')")
+    conn.commit()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    app = make(tmp_path)
+    async with app.run_test(size=(140, 36)) as pilot:
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ErrorDialog"
+                       and bool(app.screen.query("#title")))
+        text = str(app.screen.query_one("#message").render()) if app.screen.query("#message") else ""
+        assert "newer spkemb" in text and "m099_from_the_future" in text
+        await pilot.press("escape")
+        assert app.screen.query_one(RunsTable).row_count == 0
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+
+
+async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> None:
+    import sqlite3
+
+    from app.screens.run_detail import RunDetailScreen
+    from app.widgets.log_tail import LogTail
+
+    log = workspace / "a-folder-not-a-log"
+    log.mkdir()
+    conn = sqlite3.connect(workspace / "runs.db")
+    conn.execute("UPDATE runs SET log_path = ? WHERE name = 'softmax'", (str(log),))
+    conn.commit()
+    conn.close()
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "softmax"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        tail = app.screen.query_one(LogTail)
+        await wait_for(pilot, lambda: any("[log unreadable]" in line for line in tail.lines))
+        assert any(str(log) in line and "Is a directory" in line for line in tail.lines)
+        assert str(app.screen.query_one("#summary").render()).startswith("#5 softmax")
