@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,8 +23,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse paths that cannot work before the screen is taken over (exit 2, one line)."""
+    if args.workspace is not None and not Path(args.workspace).expanduser().is_dir():
+        parser.error(f"--workspace {args.workspace} is not a folder: pass an existing folder "
+                     "(or create it first)")
+    if args.db is not None and Path(args.db).expanduser().is_dir():
+        parser.error(f"--db {args.db} is a folder: pass a file, e.g. {Path(args.db) / 'runs.db'}")
+    if args.database is not None and not Path(args.database).expanduser().is_file():
+        parser.error(f"--database {args.database} does not exist: pass your pyannote database.yml")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_paths(parser, args)
     from app.app import make_app
 
     make_app(args.workspace, args.db, args.database).run()

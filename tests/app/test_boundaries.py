@@ -78,3 +78,16 @@ def test_workspace_defaults(tmp_path: Path, monkeypatch) -> None:
     assert ws.database_yml == tmp_path / "data" / "database.yml"
     args = build_parser().parse_args(["--workspace", "w", "--db", "x.db", "--database", "d.yml"])
     assert (args.workspace, args.db, args.database) == ("w", "x.db", "d.yml")
+
+
+def test_paths_that_cannot_work_are_refused_before_the_screen_is_taken(tmp_path: Path) -> None:
+    cases = [(["--workspace", str(tmp_path / "missing")], "is not a folder"),
+             (["--db", str(tmp_path)], "is a folder"),
+             (["--database", str(tmp_path / "none.yml")], "does not exist")]
+    for argv, message in cases:
+        out = subprocess.run([sys.executable, "-m", "app", *argv], capture_output=True, text=True, timeout=60,
+                             cwd=Path(__file__).resolve().parents[2], stdin=subprocess.DEVNULL)
+        assert out.returncode == 2, argv
+        assert message in out.stderr and argv[1] in out.stderr
+        assert "\x1b[" not in out.stdout  # nothing was drawn
+    assert not (tmp_path / "missing").exists()
