@@ -70,7 +70,7 @@ async def measure(path: Path) -> dict[str, float]:
 
     start = time.perf_counter()
     app = make_app(path.parent, db=path, refresh_interval=3600)
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(120, 36)):
         table = None
         while table is None or table.first_paint_at is None:
             await asyncio.sleep(0.005)  # not pilot.pause(): see the refresh loop below

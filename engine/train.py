@@ -8,7 +8,6 @@ never knows whether they reach SQLite or an event file.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch

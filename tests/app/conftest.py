@@ -106,4 +106,16 @@ async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
         await pilot.pause(0.05)
 
 
+async def open_run(pilot, name: str, runs: int = 5) -> None:
+    """From the Runs screen, once its ``runs`` rows are shown, open the run called ``name``."""
+    from app.screens.run_detail import RunDetailScreen
+    from app.widgets.runs_table import RunsTable
+
+    table = pilot.app.screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: table.row_count == runs)
+    table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen))
+
+
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, open_run, wait_for
 
 
 async def test_runs_table_shows_every_run(workspace: Path) -> None:
@@ -206,7 +206,6 @@ async def test_database_of_a_newer_release_is_reported_and_left_alone(tmp_path: 
 async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> None:
     import sqlite3
 
-    from app.screens.run_detail import RunDetailScreen
     from app.widgets.log_tail import LogTail
 
     log = workspace / "a-folder-not-a-log"
@@ -217,11 +216,7 @@ async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> N
     conn.close()
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 5)
-        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "softmax"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await open_run(pilot, "softmax")
         tail = app.screen.query_one(LogTail)
         await wait_for(pilot, lambda: any("[log unreadable]" in line for line in tail.lines))
         assert any(str(log) in line and "Is a directory" in line for line in tail.lines)

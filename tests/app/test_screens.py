@@ -14,18 +14,13 @@ from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, LossPlot
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, open_run, wait_for
 
 
 async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 5)
-        row = next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "aam-m0.2")
-        table.move_cursor(row=row)
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await open_run(pilot, "aam-m0.2")
         screen = app.screen
         await wait_for(pilot, lambda: screen.query_one(EpochTable).row_count == 3)
         assert len(screen.steps) == 60
@@ -164,11 +159,7 @@ async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, 
 
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 5)
-        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "aam-m0.2"))
-        await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data.get("validators"))
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
