@@ -207,7 +207,8 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
     # figures earlier validate runs of VAL_DIR recorded (this run is one of them, with none yet)
     recorded = {r["epoch"]: r for r in results_from_store(watcher.store, val_dir)} \
         if reusable and watcher.store is not None else {}
-    # params.yml is weighed as it is on disk once its epochs were scored the way this run scores
+    # once VAL_DIR's scores are made the way this run makes them (method.yml says so), params.yml
+    # is weighed as it is on disk; before, against this run's own best
     trusted = reusable
     while True:
         if stop.requested:
@@ -223,19 +224,21 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
             if scored:
                 result = validate_epoch(args, snap.checkpoints[epoch], epoch, val_dir, trials, files,
                                         device, stop)
-                write_method(val_dir, _method(args))
             validated.add(epoch)
             writer.add_validation(run_id, train_run_id=train_id, epoch=epoch,
                                   eer=result["equal_error_rate"], eer_low=result["eer_ci_95"][0],
                                   eer_high=result["eer_ci_95"][1], mindcf_01=result["min_dcf_0.01"],
                                   mindcf_005=result["min_dcf_0.05"], threshold=result["threshold"],
                                   n_trials=result["n_trials"], scores_path=result["scores_path"])
+            current = _params_or_none(val_dir) if trusted else best
             # epochs scored before are already weighed in params.yml (or picked by hand over)
-            if (scored or _params_or_none(val_dir) is None) and _better(val_dir, result, best, trust_file=trusted):
+            if (scored or current is None) and _lower(result, current):
                 best = result
                 write_params(val_dir, best)
                 writer.set_best(run_id, epoch=epoch, eer=result["equal_error_rate"], how="lowest-eer")
-            trusted = trusted or scored
+            if scored and not trusted:
+                write_method(val_dir, _method(args))
+                trusted = True
             writer.heartbeat(run_id, epoch=epoch, progress=len(validated))
             continue
         reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
@@ -301,13 +304,9 @@ def reused_result(val_dir: Path, epoch: int, checkpoint: Path, trials: list[tupl
     return result
 
 
-def _better(val_dir: Path, result: dict[str, Any], best: dict[str, Any] | None, *, trust_file: bool) -> bool:
-    """Whether params.yml should point at this epoch: a lower EER than the epoch it names now.
-
-    With ``trust_file``, that is the epoch in params.yml, read again each time (``spkemb-engine
-    pick`` may have changed it meanwhile); otherwise (scores made another way) this run's best.
-    """
-    current = _params_or_none(val_dir) if trust_file else best
+def _lower(result: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """Whether params.yml should move to this epoch: a lower EER (the earlier epoch on a tie)
+    than the epoch it names now (``pick`` may have changed it meanwhile), or none yet."""
     return current is None or (result["equal_error_rate"], result["epoch"]) < (
         current["equal_error_rate"], current["epoch"])
 
