@@ -1,0 +1,49 @@
+"""The run-folder layout: one module spells it, and it refuses paths that leave their folder."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.layout import (ExperimentDir, TrainingDir, ValidationDir, checkpoint_label, contained,
+                           parse_checkpoint_name)
+
+
+def test_the_tutorial_directories(tmp_path):
+    exp = ExperimentDir(tmp_path)
+    trn = exp.training("VoxCeleb.SpeakerVerification.VoxCeleb2", "train")
+    assert trn.root == tmp_path / "train" / "VoxCeleb.SpeakerVerification.VoxCeleb2.train"
+    assert trn.checkpoint(7) == trn.root / "weights" / "0007.pt"
+    assert trn.checkpoint("avg-top5") == trn.root / "weights" / "avg-top5.pt"
+    val = trn.validation("VoxCeleb.SpeakerVerification.VoxCeleb1", "test")
+    assert val.root == trn.root / "validate_equal_error_rate" / "VoxCeleb.SpeakerVerification.VoxCeleb1.test"
+    assert val.params == val.root / "params.yml"
+    assert val.score_file(12) == val.root / "scores" / "0012.txt"
+    assert val.extraction(12).root == val.root / "apply" / "12"
+    assert val.extraction(12).validation == val and val.training == trn and trn.experiment == exp
+
+
+def test_checkpoint_index_lists_epochs_and_named_weights(tmp_path):
+    trn = TrainingDir(tmp_path)
+    trn.weights.mkdir()
+    for name in ("0000.pt", "0003.pt", "0010.pt", "resume.pt", "avg-last2.pt", ".tmp-x.pt", "notes.txt"):
+        (trn.weights / name).write_bytes(b"")
+    assert trn.epochs() == [0, 3, 10]
+    assert trn.named_checkpoints() == ["avg-last2"]
+
+
+def test_checkpoint_names():
+    assert checkpoint_label(3) == "0003" and parse_checkpoint_name("0003") == 3
+    assert parse_checkpoint_name("avg-top5") == "avg-top5"
+    assert parse_checkpoint_name("../x") is None
+    with pytest.raises(ValueError):
+        checkpoint_label("../../etc")
+
+
+@pytest.mark.parametrize("uri", ["../x", "a/../../x", "/etc/passwd", "", "a//b", "./a", "a\x00b", "a\\..\\b"])
+def test_contained_refuses_what_leaves_the_folder(tmp_path, uri):
+    assert contained(tmp_path, uri) is None
+    assert ValidationDir(tmp_path).extraction(1).embeddings(uri) is None
+
+
+def test_contained_keeps_nested_uris(tmp_path):
+    assert contained(tmp_path, "id10001/1zcIwhmdeo4/00001.npy") == tmp_path / "id10001/1zcIwhmdeo4/00001.npy"
