@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.layout import ExperimentDir, TrainingDir
+
 #: children this TUI started; polled so that an exited child does not linger as a zombie
 #: (a zombie still has a /proc entry and would look alive to the lost-run check)
 _CHILDREN: list[subprocess.Popen] = []
@@ -21,12 +23,12 @@ _CHILDREN: list[subprocess.Popen] = []
 
 def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
     """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (DESIGN.md, "Directories")."""
-    return Path(exp_dir) / "train" / f"{protocol}.{subset}"
+    return ExperimentDir(Path(exp_dir)).training(protocol, subset).root
 
 
 def val_dir(trn: str | Path, protocol: str, subset: str) -> Path:
     """VAL_DIR = TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET."""
-    return Path(trn) / "validate_equal_error_rate" / f"{protocol}.{subset}"
+    return TrainingDir(Path(trn)).validation(protocol, subset).root
 
 
 def _common(db: str | Path | None, database: str | Path | None) -> list[str]:

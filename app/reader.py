@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.store import open_store
-from engine.store.events import EVENTS_FILE, import_events
+from engine.layout import EVENT_GLOBS
+from engine.store.events import import_events
 
 #: where runs whose database was on a network filesystem leave their event files, under an EXP_DIR
-EVENT_FILES = (f"train/*/{EVENTS_FILE}", f"train/*/validate_equal_error_rate/*/{EVENTS_FILE}",
-               f"train/*/validate_equal_error_rate/*/apply/{EVENTS_FILE}")
+EVENT_FILES = EVENT_GLOBS
 
 
 @contextmanager

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,17 @@ import torch
 
 from engine.atomic import TMP_PREFIX, atomic_write
 from engine.errors import CheckpointError
-
-WEIGHTS = "weights"
-RESUME = "resume.pt"
-_EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
+from engine.layout import CheckpointName, TrainingDir
 
 
-def epoch_path(trn_dir: Path, epoch: int) -> Path:
-    """``TRN_DIR/weights/{epoch:04d}.pt``, the checkpoint at the end of ``epoch``."""
-    return Path(trn_dir) / WEIGHTS / f"{epoch:04d}.pt"
+def epoch_path(trn_dir: Path, epoch: CheckpointName) -> Path:
+    """The checkpoint at the end of ``epoch`` (or the named one, e.g. ``avg-top5``)."""
+    return TrainingDir(Path(trn_dir)).checkpoint(epoch)
 
 
 def resume_path(trn_dir: Path) -> Path:
-    """``TRN_DIR/weights/resume.pt``, the mid-epoch checkpoint written when a run is stopped."""
-    return Path(trn_dir) / WEIGHTS / RESUME
+    """The mid-epoch checkpoint written when a run is stopped."""
+    return TrainingDir(Path(trn_dir)).resume
 
 
 def package_version() -> str:
@@ -72,7 +68,7 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
 
 def sweep_stale(trn_dir: Path) -> list[Path]:
     """Remove temporary files left by a writer that was killed mid-save."""
-    folder = Path(trn_dir) / WEIGHTS
+    folder = TrainingDir(Path(trn_dir)).weights
     removed = []
     if folder.is_dir():
         for tmp in folder.glob(f"{TMP_PREFIX}*"):
@@ -104,11 +100,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
 
 def epochs_on_disk(trn_dir: Path) -> list[int]:
     """Epochs whose end-of-epoch checkpoint file exists, in order."""
-    folder = Path(trn_dir) / WEIGHTS
-    if not folder.is_dir():
-        return []
-    found = (_EPOCH_FILE.match(p.name) for p in folder.iterdir())
-    return sorted(int(m.group(1)) for m in found if m)
+    return TrainingDir(Path(trn_dir)).epochs()
 
 
 def latest_checkpoint(trn_dir: Path) -> Path | None:

@@ -23,13 +23,17 @@ import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
 from engine.errors import SpkembError
+from engine.layout import ExtractionDir
 
 __all__ = ["Precomputed", "read_metadata", "embedding_path"]
 
 
 def embedding_path(root: str | Path, uri: str) -> Path:
     """Where the embeddings of ``uri`` live under ``root`` (``a/b`` -> ``root/a/b.npy``)."""
-    return Path(root) / f"{uri}.npy"
+    path = ExtractionDir(Path(root)).embeddings(uri)
+    if path is None:
+        raise SpkembError(f"uri {uri!r} would lead outside {root}: it is not a file of this extraction")
+    return path
 
 
 def read_metadata(root: str | Path) -> dict[str, Any]:
@@ -37,7 +41,7 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
 
     Also accepts pyannote.audio 1.x's nested ``sliding_window: {start, duration, step}``.
     """
-    path = Path(root) / "metadata.yml"
+    path = ExtractionDir(Path(root)).metadata
     try:
         metadata = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError as e:

@@ -30,20 +30,19 @@ import yaml
 
 from engine.atomic import atomic_write_text
 from engine.errors import SpkembError
+from engine.layout import CheckpointName, ValidationDir
 
-PARAMS = "params.yml"
-SCORES = "scores"
 _SCORE_FILE = re.compile(r"^(\d{4,})\.txt$")
 KEYS = ("epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95")
 
 
 def params_path(val_dir: str | Path) -> Path:
-    return Path(val_dir) / PARAMS
+    return ValidationDir(Path(val_dir)).params
 
 
-def scores_path(val_dir: str | Path, epoch: int) -> Path:
-    """``VAL_DIR/scores/{epoch:04d}.txt``."""
-    return Path(val_dir) / SCORES / f"{epoch:04d}.txt"
+def scores_path(val_dir: str | Path, epoch: CheckpointName) -> Path:
+    """The score file of one epoch (or named checkpoint)."""
+    return ValidationDir(Path(val_dir)).score_file(epoch)
 
 
 def read_params(val_dir: str | Path) -> dict[str, Any] | None:
@@ -111,7 +110,7 @@ def result_from_scores(epoch: int, is_target: np.ndarray, scores: np.ndarray,
 
 def results_from_scores(val_dir: str | Path) -> list[dict[str, Any]]:
     """One result per ``VAL_DIR/scores/*.txt`` file, recomputed, in epoch order."""
-    folder = Path(val_dir) / SCORES
+    folder = ValidationDir(Path(val_dir)).scores
     found = sorted((int(m.group(1)), p) for p in folder.glob("*.txt")
                    if (m := _SCORE_FILE.match(p.name))) if folder.is_dir() else []
     return [result_from_scores(epoch, *read_scores(path)) for epoch, path in found]

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import SpkembError
+from engine.layout import ExperimentDir
 
 #: seconds of warning before the time limit: saving fits well inside it
 WARNING_SECONDS = 180
@@ -37,7 +38,8 @@ def _train_arguments(args: argparse.Namespace) -> list[str]:
 def batch_script(args: argparse.Namespace) -> str:
     """The text of the batch script for the parsed ``sbatch`` arguments."""
     exp_dir = Path(args.exp_dir).resolve()
-    trn_dir = exp_dir / "train" / f"{args.protocol}.{args.subset}"
+    trn = ExperimentDir(exp_dir).training(args.protocol, args.subset)
+    trn_dir = trn.root
     directives = [
         f"--job-name=spkemb-{exp_dir.name}",
         f"--nodes={args.nodes}",
@@ -61,7 +63,7 @@ set -euo pipefail
 mkdir -p {shlex.quote(str(trn_dir))}
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 resume=()
-if compgen -G {shlex.quote(str(trn_dir))}'/weights/*.pt' > /dev/null; then resume=(--resume); fi
+if compgen -G {shlex.quote(str(trn.weights))}'/*.pt' > /dev/null; then resume=(--resume); fi
 
 # Before the time limit SLURM sends USR1 to this script: pass it on as SIGTERM (the
 # engine finishes the step, checkpoints, records `stopped`), then requeue the job.
@@ -82,8 +84,9 @@ wait "$step_pid"
 
 
 def cmd_sbatch(args: argparse.Namespace) -> int:
-    if not (Path(args.exp_dir) / "config.yml").is_file():
-        raise SpkembError(f"{args.exp_dir}/config.yml does not exist: create the experiment's config first "
+    config = ExperimentDir(Path(args.exp_dir)).config
+    if not config.is_file():
+        raise SpkembError(f"{config} does not exist: create the experiment's config first "
                           "(spkemb-tui, or copy experiments/tutorial/config.yml)")
     script = batch_script(args)
     if args.output:

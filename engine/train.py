@@ -17,6 +17,7 @@ from engine import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
 from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import SpkembError, TrainingError
+from engine.layout import ExperimentDir
 from engine.recording import Recorder, open_recorder
 from engine.schedulers import learning_rate
 from engine.stopping import StopRequest
@@ -27,8 +28,8 @@ DEFAULT_EPOCHS = 100
 
 
 def trn_dir_for(exp_dir: Path, protocol: str, subset: str) -> Path:
-    """``EXP_DIR/train/{PROTOCOL}.{subset}``, as in the tutorial."""
-    return Path(exp_dir) / "train" / f"{protocol}.{subset}"
+    """TRN_DIR of ``protocol``'s ``subset`` in ``exp_dir``, as in the tutorial."""
+    return ExperimentDir(Path(exp_dir)).training(protocol, subset).root
 
 
 class EmbeddingTrainer(nn.Module):

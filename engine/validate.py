@@ -31,6 +31,7 @@ from engine.distributed import pick_device
 from engine.embed import (ArraySignal, embed_exact, embed_short, load_model,
                           progress_bar, window_starts)
 from engine.errors import ProtocolError, SpkembError
+from engine.layout import TrainingDir, ValidationDir
 from engine.protocols import load_protocol
 from engine.recording import recorded_end, refuse_problems
 from engine.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
@@ -42,17 +43,13 @@ from engine.watch import CheckpointWatcher
 #: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
 VALIDATION_STEP = 0.25
 
-#: VAL_DIR/scores/method.yml: how the scores beside it were made (they are reused only if the same)
-METHOD = Path("scores") / "method.yml"
-
-
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
 STARTUP_GRACE = 60.0
 
 
 def val_dir_for(trn_dir: str | Path, protocol: str, subset: str) -> Path:
-    """``TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}``, as in the tutorial."""
-    return Path(trn_dir) / "validate_equal_error_rate" / f"{protocol}.{subset}"
+    """VAL_DIR of ``trn_dir`` for ``protocol``'s ``subset``, as in the tutorial."""
+    return TrainingDir(Path(trn_dir)).validation(protocol, subset).root
 
 
 def load_trials(protocol_name: str, subset: str, database: str | None
@@ -185,7 +182,7 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
     """
     if trn_dir.is_dir():
         return True
-    if trn_dir.parent.name != "train" or not (trn_dir.parent.parent / "config.yml").is_file():
+    if not TrainingDir(trn_dir).in_experiment():
         return False
     print(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn_dir} (training is starting?)",
           file=sys.stderr, flush=True)
@@ -266,13 +263,13 @@ def _method(args: argparse.Namespace) -> dict[str, Any]:
 def same_method(val_dir: Path, method: dict[str, Any]) -> bool:
     """Whether the scores already in VAL_DIR were made the way this run makes them."""
     try:
-        return yaml.safe_load((val_dir / METHOD).read_text()) == method
+        return yaml.safe_load(ValidationDir(val_dir).method.read_text()) == method
     except (OSError, yaml.YAMLError):
         return False
 
 
 def write_method(val_dir: Path, method: dict[str, Any]) -> None:
-    atomic_write_text(val_dir / METHOD, yaml.safe_dump(method, sort_keys=True))
+    atomic_write_text(ValidationDir(val_dir).method, yaml.safe_dump(method, sort_keys=True))
 
 
 def reused_result(val_dir: Path, epoch: int, checkpoint: Path, trials: list[tuple[int, str, str]],

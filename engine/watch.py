@@ -18,16 +18,14 @@ torch-free.
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.store.events import EVENTS_FILE, read_events
+from engine.layout import TrainingDir
+from engine.store.events import read_events
 
-#: end-of-epoch checkpoint files (engine.checkpoints.epoch_path; temporary files never match)
-EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
 #: a checkpoint file must be this old (seconds) and of stable size to be trusted without a record
 SETTLE_SECONDS = 1.0
 
@@ -68,7 +66,7 @@ class CheckpointWatcher:
             rows = self.store.checkpoints(run["id"])
             ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"]}
             return Snapshot(ckpts, ended, run, "database")
-        events = Path(self.trn_dir) / EVENTS_FILE
+        events = TrainingDir(Path(self.trn_dir)).events
         if events.is_file():
             snapshot = self._from_events(events)
             if snapshot is not None:
@@ -98,9 +96,8 @@ class CheckpointWatcher:
 
     def _settled_files(self) -> tuple[dict[int, Path], bool]:
         now, settled, pending = time.time(), {}, False
-        folder = Path(self.trn_dir) / "weights"
-        names = os.listdir(folder) if folder.is_dir() else []
-        for epoch, path in ((int(m.group(1)), folder / n) for n in names if (m := EPOCH_FILE.match(n))):
+        trn = TrainingDir(Path(self.trn_dir))
+        for epoch, path in ((e, trn.checkpoint(e)) for e in trn.epochs()):
             try:
                 stat = path.stat()
             except FileNotFoundError:

@@ -14,6 +14,7 @@ from app import processes
 from app.experiments import find_experiments
 from app.gpus import device_options
 from app.protocols_list import default_train, protocols
+from engine.layout import TrainingDir, ValidationDir
 
 
 def _row(label: str, widget) -> Horizontal:
@@ -120,12 +121,12 @@ class LaunchScreen(Screen):
         train = processes.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
                                      parallel=parallel, db=ws.db_path, database=ws.database_yml)
         if not self.query_one("#validate", Checkbox).value:
-            return train, None, trn / "train.log", None
+            return train, None, TrainingDir(trn).log, None
         val_subset = self.query_one("#val-subset", Input).value.strip() or "development"
         val = processes.val_dir(trn, str(protocol), val_subset)
         validate = processes.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,
                                            device=device, db=ws.db_path, database=ws.database_yml)
-        return train, validate, trn / "train.log", val / "validate.log"
+        return train, validate, TrainingDir(trn).log, ValidationDir(val).log
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "launch":

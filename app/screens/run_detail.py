@@ -16,6 +16,8 @@ from app.runs_view import duration, eer_text, epoch_text, protocol_text
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
+from engine import layout
+from engine.layout import TrainingDir, ValidationDir
 
 
 class RunDetailScreen(Screen):
@@ -99,7 +101,7 @@ class RunDetailScreen(Screen):
             return run["log_path"]
         out = run.get("out_dir")
         if out:
-            name = {"train": "train.log", "validate": "validate.log"}.get(run.get("kind"), "apply.log")
+            name = {"train": layout.TRAIN_LOG, "validate": layout.VALIDATE_LOG}.get(run.get("kind"), layout.APPLY_LOG)
             return str(Path(out) / name)
         return None
 
@@ -178,7 +180,7 @@ class RunDetailScreen(Screen):
         argv = processes.train_argv(train["exp_dir"], train["protocol"], subset=train.get("subset") or "train",
                                     to=train.get("target_epoch"), device=train.get("device"), resume=True,
                                     db=ws.db_path, database=ws.database_yml)
-        pid = self._launch(argv, Path(train["out_dir"]) / "train.log", kind="train",
+        pid = self._launch(argv, TrainingDir(Path(train["out_dir"])).log, kind="train",
                            what=f"resume of #{train['id']}", protocol=train["protocol"],
                            subset=train.get("subset") or "train", device=train.get("device"))
         validators = self.data.get("validators", [])
@@ -269,5 +271,5 @@ class RunDetailScreen(Screen):
         argv = processes.apply_argv(val, choice["protocol"], subset=choice["subset"], step=choice["step"],
                                     epoch=choice.get("epoch"), device=choice["device"], db=ws.db_path,
                                     database=ws.database_yml)
-        self._launch(argv, Path(val) / "apply.log", kind="apply", what="extraction",
+        self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
                      protocol=choice["protocol"], subset=choice["subset"], device=choice["device"])

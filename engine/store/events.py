@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import StoreError
+from engine.layout import EVENTS
 from engine.store import liveness
 from engine.store.db import default_db_path
 from engine.store.netfs import is_network_fs
 from engine.store.runs import Store, open_store
 
-EVENTS_FILE = "events.jsonl"
+EVENTS_FILE = EVENTS
 FORMAT_VERSION = 1
 
 #: writer methods an event file may replay (create_run aside)
