@@ -10,7 +10,8 @@ idempotently: each line carries its run's ``uid`` and a sequence number, and the
 database remembers the last sequence number it imported per uid.
 
 Line format: ``{"v": 1, "run": UID, "seq": N, "t": UNIX_TIME, "op": METHOD, "args": {...}}``
-where METHOD is a ``Store`` writer method and ``args`` its keyword arguments.
+where METHOD is a ``Store`` writer method and ``args`` its keyword arguments, checked
+against that method's signature before anything is written (``event_records``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +31,11 @@ from engine.errors import StoreError
 from engine.layout import EVENTS
 from engine.store import liveness
 from engine.store.db import default_db_path
+from engine.store.event_records import FORMAT_VERSION, BadRecord, EventRecord, parse_record
 from engine.store.netfs import is_network_fs
 from engine.store.runs import Store, open_store
 
 EVENTS_FILE = EVENTS
-FORMAT_VERSION = 1
-
-#: writer methods an event file may replay (create_run aside)
-RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_checkpoint",
-                     "add_validation", "set_best", "add_extraction", "add_problem"})
 _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint"})
 _PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path"})
 _ID_ARGS = ("parent_id", "train_run_id")
@@ -176,6 +175,26 @@ def recorder(db_path: str | os.PathLike[str] | None, *, events_path: str | os.Pa
     return open_store(path)
 
 
+def _parse_events(path: Path) -> tuple[list[EventRecord], str | None]:
+    """The records of an event file up to its first bad complete line, and what names that line.
+
+    A torn last line (no newline yet: a writer still writing, or killed) is left out.
+    """
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as e:
+        raise StoreError(f"cannot read the event file {path}: {e}") from e
+    records = []
+    for number, line in enumerate(text.split("\n")[:-1], 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(parse_record(line, number))
+        except BadRecord as e:
+            return records, f"{path}:{number}: not a spkemb event record ({e})"
+    return records, None
+
+
 def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Complete records of an event file (a torn last line, still being written, is left out).
 
@@ -184,29 +203,56 @@ def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     StoreError
         The file is missing, or a complete line is not an event record.
     """
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as e:
-        raise StoreError(f"cannot read the event file {path}: {e}") from e
-    lines = text.split("\n")[:-1]  # the part after the last newline is incomplete
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            ok = isinstance(record, dict) and {"run", "seq", "op", "args"} <= record.keys()
-        except json.JSONDecodeError:
-            ok = False
-        if not ok or (record["op"] != "create_run" and record["op"] not in RUN_OPS):
-            raise StoreError(f"{path}:{number}: not a spkemb event record; the file is damaged: "
-                             "delete that line and import again")
-        records.append(record)
-    return records
+    records, bad = _parse_events(Path(path))
+    if bad is not None:
+        raise StoreError(f"{bad}; the file is damaged: delete or fix that line and import again")
+    return [r.as_dict() for r in records]
 
 
-def import_events(path: str | os.PathLike[str], store: Store) -> dict[str, int]:
+def _checkpoint_problem(checkpoint: str, trn_dir: str | None) -> str | None:
+    """Why a recorded checkpoint cannot be a checkpoint row (None: it can)."""
+    if not trn_dir:
+        return f"checkpoint {checkpoint}: its run has no folder to hold it"
+    real, folder = os.path.realpath(checkpoint), os.path.realpath(trn_dir)
+    if os.path.commonpath([real, folder]) != folder:
+        return f"checkpoint {checkpoint} is outside its run's folder {trn_dir}"
+    if not os.path.isfile(real):
+        return f"checkpoint {checkpoint} does not exist"
+    return None
+
+
+def _start_run(path: Path, uid: str, first: EventRecord, store: Store) -> int:
+    """The database id of a run first seen in this file (its ``create_run`` record)."""
+    if first.op != "create_run" or first.seq != 1:
+        raise StoreError(f"{path}: run {uid} has no create_run record (seq 1); the "
+                         "file is truncated at its start and cannot be imported")
+    args = dict(first.args)
+    for key in _ID_ARGS:
+        if args.get(key) is not None and store.run(args[key]) is None:
+            args[key] = None  # an id of another database means nothing here
+    return store.create_run(**args, _at=first.t)
+
+
+def _replay(path: Path, run_id: int, records: list[EventRecord], store: Store,
+            warn: Callable[[str], None]) -> None:
+    """Apply ``records`` (new ones, in order) to the run ``run_id``."""
+    trn_dir = None
+    for record in records:
+        args = dict(record.args)
+        if record.op == "add_validation" and args.get("train_run_id") is not None \
+                and store.run(args["train_run_id"]) is None:
+            args["train_run_id"] = None
+        if record.op == "add_checkpoint":
+            trn_dir = trn_dir or store.run(run_id)["out_dir"]
+            problem = _checkpoint_problem(args["path"], trn_dir)
+            if problem is not None:  # a row would tell validate and watchers to load it
+                warn(f"{path}:{record.line}: {problem}: not recorded as a checkpoint")
+                continue
+        getattr(store, record.op)(run_id, **args, _at=record.t)
+
+
+def import_events(path: str | os.PathLike[str], store: Store, *,
+                  warn: Callable[[str], None] | None = None) -> dict[str, int]:
     """Replay the records of an event file not yet in ``store``, in one transaction.
 
     Parameters
@@ -215,48 +261,46 @@ def import_events(path: str | os.PathLike[str], store: Store) -> dict[str, int]:
         An event file written by ``EventWriter``.
     store
         A writable local runs database.
+    warn
+        Told (one line naming ``FILE:LINE``) of each record skipped: a checkpoint
+        whose file is missing or outside its run's folder.
 
     Returns
     -------
     dict[str, int]
         ``{"records": new records imported, "runs": runs touched}``. Importing the
         same file again adds nothing; a file that grew adds only the new lines.
+
+    Raises
+    ------
+    StoreError
+        A complete line is not a valid record: ``FILE:LINE: what is wrong``, raised
+        after the records before that line are imported.
     """
     path = Path(path)
-    by_run: dict[str, list[dict[str, Any]]] = {}
-    for record in read_events(path):
-        by_run.setdefault(record["run"], []).append(record)
+    records, bad = _parse_events(path)
+    by_run: dict[str, list[EventRecord]] = {}
+    for record in records:
+        by_run.setdefault(record.run, []).append(record)
     new = touched = 0
     with store.transaction():
-        for uid, records in by_run.items():
-            records.sort(key=lambda r: r["seq"])
+        for uid, run_records in by_run.items():
+            run_records.sort(key=lambda r: r.seq)
             known = store.imported(uid)
             if known is None:
-                first = records[0]
-                if first["op"] != "create_run":
-                    raise StoreError(f"{path}: run {uid} has no create_run record (seq 1); the "
-                                     "file is truncated at its start and cannot be imported")
-                args = dict(first["args"])
-                for key in _ID_ARGS:
-                    if args.get(key) is not None and store.run(args[key]) is None:
-                        args[key] = None  # an id of another database means nothing here
-                run_id = store.create_run(**args, _at=first["t"])
-                last = first["seq"]
+                run_id, last = _start_run(path, uid, run_records[0], store), run_records[0].seq
                 new += 1
             else:
                 run_id, last = known
-            todo = [r for r in records if r["seq"] > last]
-            for record in todo:
-                args = dict(record["args"])
-                if record["op"] == "add_validation" and args.get("train_run_id") is not None \
-                        and store.run(args["train_run_id"]) is None:
-                    args["train_run_id"] = None
-                getattr(store, record["op"])(run_id, **args, _at=record["t"])
+            todo = [r for r in run_records if r.seq > last]
+            _replay(path, run_id, todo, store, warn or (lambda line: None))
             if todo or known is None:
-                last = max([last] + [r["seq"] for r in todo])
-                store.record_import(uid, run_id, path, last)
+                store.record_import(uid, run_id, path, max([last] + [r.seq for r in todo]))
                 touched += 1
             new += len(todo)
+    if bad is not None:
+        raise StoreError(f"{bad}; the {new} new records before it are imported: fix or delete "
+                         "that line and import again")
     return {"records": new, "runs": touched}
 
 
@@ -277,6 +321,10 @@ def _event_files(paths: list[str]) -> list[Path]:
     return files
 
 
+def _warn(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``spkemb-engine import PATH... [--db FILE]``: ingest event files into a local database."""
     db = default_db_path(args.db)
@@ -286,6 +334,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     files = _event_files(args.paths)
     with open_store(db) as store:
         for path in files:
-            result = import_events(path, store)
+            result = import_events(path, store, warn=_warn)
             print(f"{path}: {result['records']} new records, {result['runs']} runs updated")
     return 0

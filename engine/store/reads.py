@@ -18,6 +18,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from engine.errors import StoreError
+from engine.store import readonly
 
 _JSON_COLUMNS = ("config", "command")
 
@@ -150,32 +151,15 @@ class StoreReads:
               limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run one read-only SQL statement (the TUI's Query screen); returns (columns, rows).
 
+        It runs on a connection of its own that SQLite keeps from writing, attaching
+        or changing settings (``engine.store.readonly``), whatever this store may do.
+
         Raises
         ------
         StoreError
-            The statement is not valid SQL, or tries to write.
+            The statement is not valid SQL, is more than one, or does more than read.
         """
-        with self._lock:
-            conn = self.db.conn
-            was_in_transaction = conn.in_transaction
-            conn.execute("PRAGMA query_only = ON")
-            try:
-                cursor = conn.execute(sql, tuple(params))
-                if conn.in_transaction and not was_in_transaction:  # BEGIN, SAVEPOINT
-                    conn.execute("ROLLBACK")
-                    raise StoreError(f"query on {self.path}: only statements that read are "
-                                     "allowed here (SELECT, WITH, PRAGMA, EXPLAIN)")
-                columns = [d[0] for d in cursor.description or ()]
-                rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
-                cursor.close()
-            except (sqlite3.DatabaseError, sqlite3.Warning, sqlite3.ProgrammingError) as e:
-                if conn.in_transaction and not was_in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"query on {self.path} failed: {e}") from e
-            finally:
-                if not self.readonly:
-                    conn.execute("PRAGMA query_only = OFF")
-        return columns, rows
+        return readonly.query(self.path, sql, params, limit)
 
     def imported(self, uid: str) -> tuple[int, int] | None:
         """(run id, last imported seq) of the event-file run ``uid``, or None if never imported."""

@@ -46,7 +46,11 @@ async def test_query_returns_rows_and_refuses_writes(workspace: Path) -> None:
         screen.query_one("#sql").text = "DELETE FROM runs"
         await pilot.press("ctrl+r")
         status = screen.query_one("#query-status")
-        await wait_for(pilot, lambda: "failed" in str(status.render()) or "readonly" in str(status.render()))
+        await wait_for(pilot, lambda: "read-only: DELETE is not allowed" in str(status.render()))
+        screen.query_one("#sql").text = "ATTACH DATABASE 'x.db' AS x"  # relative to the cwd: workspace
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: "read-only: ATTACH is not allowed" in str(status.render()))
+        assert not (workspace / "x.db").exists()
     from engine.store import open_store
     with open_store(workspace / "runs.db", readonly=True) as store:
         assert len(store.runs()) == 5

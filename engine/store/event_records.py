@@ -1,0 +1,167 @@
+"""One line of an event file, checked field by field before anything of it reaches the database.
+
+The arguments an operation may carry are those of the ``Store`` writer method of
+that name, with their annotated types: one schema, read from the signatures, so
+that the event format cannot drift from the writers it replays. A line that does
+not fit is a ``BadRecord`` naming the field and what was wrong with it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from engine.store.runs import RUN_KINDS, RUN_STATUSES, Store
+
+FORMAT_VERSION = 1
+
+#: writer methods an event file may replay (create_run aside)
+RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_checkpoint",
+                     "add_validation", "set_best", "add_extraction", "add_problem"})
+
+#: arguments that take one of a few words
+_CHOICES: dict[str, tuple[str, ...]] = {"kind": RUN_KINDS, "status": RUN_STATUSES}
+
+#: one row of ``add_steps`` (``Store.add_steps``): name -> (type, required)
+_STEP_ROW: dict[str, tuple[Any, bool]] = {
+    "step": (int, True), "epoch": (int | None, False), "loss": (float | None, False),
+    "lr": (float | None, False), "chunks_per_s": (float | None, False), "time": (float, False)}
+
+#: ``create_run``'s ``_origin``: where the run really ran (it becomes columns of ``runs``)
+_ORIGIN: dict[str, tuple[Any, bool]] = {
+    "host": (str | None, False), "pid": (int | None, False), "pid_start": (float | None, False),
+    "slurm_job_id": (str | None, False), "started_at": (float, False)}
+
+
+class BadRecord(ValueError):
+    """A line that is not a usable event record; ``str()`` says what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One line of an event file: ``op`` on the run ``run`` with the keyword arguments ``args``."""
+
+    line: int
+    run: str
+    seq: int
+    t: float
+    op: str
+    args: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as it is written in the file."""
+        return {"run": self.run, "seq": self.seq, "t": self.t, "op": self.op, "args": self.args}
+
+
+def _schema(op: str) -> dict[str, tuple[Any, bool]]:
+    """name -> (annotated type, required) of the keyword arguments of ``Store.<op>``."""
+    method = getattr(Store, op)
+    hints = typing.get_type_hints(method)
+    fields = {}
+    for name, param in inspect.signature(method).parameters.items():
+        if name in ("self", "run_id", "_at"):
+            continue
+        fields[name] = (hints[name], param.default is inspect.Parameter.empty)
+    return fields
+
+
+_SCHEMAS = {op: _schema(op) for op in RUN_OPS | {"create_run"}}
+
+
+def _type_name(hint: Any) -> str:
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    origin = typing.get_origin(hint)
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "an object", os.PathLike: "a path"}
+    return names.get(origin or hint, "a value")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a JSON value fits an annotation of the writers (bool is no number here)."""
+    if hint is Any:
+        return True
+    if hint is type(None) or hint is None:
+        return value is None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        return any(_fits(value, h) for h in args)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin is os.PathLike:
+        return isinstance(value, str) and value != ""
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, args[1])
+                                               for k, v in value.items())
+    raise TypeError(f"event records cannot check values of type {hint!r}")  # a new writer argument
+
+
+def _check_fields(values: Any, schema: dict[str, tuple[Any, bool]], where: str) -> None:
+    if not isinstance(values, dict):
+        raise BadRecord(f"{where} must be an object, not {json.dumps(values)[:40]}")
+    unknown = sorted(values.keys() - schema.keys())
+    if unknown:
+        raise BadRecord(f"{where}: unknown argument {unknown[0]!r} (known: {', '.join(schema)})")
+    missing = [name for name, (_, required) in schema.items() if required and name not in values]
+    if missing:
+        raise BadRecord(f"{where}: missing argument {missing[0]!r}")
+    for name, value in values.items():
+        hint = schema[name][0]
+        if not _fits(value, hint):
+            raise BadRecord(f"{where}: {name} must be {_type_name(hint)}, not {json.dumps(value)[:40]}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise BadRecord(f"{where}: {name} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
+
+
+def _check_args(op: str, args: dict[str, Any]) -> None:
+    where = f"{op} args"
+    _check_fields(args, _SCHEMAS[op], where)
+    if op == "add_steps":
+        for i, row in enumerate(args["rows"]):
+            _check_fields(row, _STEP_ROW, f"{where}: rows[{i}]")
+    if op == "create_run" and args.get("_origin") is not None:
+        _check_fields(args["_origin"], _ORIGIN, f"{where}: _origin")
+
+
+def parse_record(text: str, line: int) -> EventRecord:
+    """The record on one line of an event file.
+
+    Raises
+    ------
+    BadRecord
+        Not JSON, not an object, or a field missing or of the wrong type.
+    """
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        raise BadRecord("not JSON") from None
+    if not isinstance(record, dict):
+        raise BadRecord("not a JSON object")
+    if record.get("v", FORMAT_VERSION) != FORMAT_VERSION:
+        raise BadRecord(f"format version {record['v']!r} is not {FORMAT_VERSION}: import it with the "
+                        "spkemb version that wrote it")
+    for key, hint in (("run", str), ("seq", int), ("t", float), ("op", str), ("args", dict[str, Any])):
+        if key not in record:
+            raise BadRecord(f"no {key!r} field")
+        if not _fits(record[key], hint):
+            raise BadRecord(f"{key} must be {_type_name(hint)}, not {json.dumps(record[key])[:40]}")
+    op = record["op"]
+    if op not in _SCHEMAS:
+        raise BadRecord(f"unknown op {op!r} (known: create_run, {', '.join(sorted(RUN_OPS))})")
+    if record["seq"] < 1 or not record["run"]:
+        raise BadRecord("seq must be 1 or more and run a non-empty id")
+    _check_args(op, record["args"])
+    return EventRecord(line, record["run"], record["seq"], float(record["t"]), op, record["args"])

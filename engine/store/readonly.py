@@ -1,0 +1,141 @@
+"""Read-only SQL on the runs database: the TUI's Query screen and ``Store.query``.
+
+``PRAGMA query_only`` is not enough: ATTACH still creates files, VACUUM INTO
+leaves an empty one, and ``PRAGMA journal_mode=DELETE`` (or ``query_only=OFF``)
+is obeyed. Each query therefore runs on its own read-only URI connection
+(``mode=ro``: SQLite never opens the database file for writing) with an
+authorizer (https://www.sqlite.org/c3ref/set_authorizer.html) that lets through
+reads only; it is consulted while a statement is compiled, so a refused
+statement never runs.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import StoreError
+from engine.store.db import BUSY_TIMEOUT_MS
+
+#: SQLite statements that are not reads, refused before SQLite sees them: the authorizer is
+#: never asked about some (REINDEX) or names them by a step (VACUUM INTO attaches its file);
+#: SELECT, WITH, VALUES, EXPLAIN and PRAGMA are left to the authorizer, typos to SQLite
+_WRITE_KEYWORDS = frozenset({
+    "ALTER", "ANALYZE", "ATTACH", "BEGIN", "COMMIT", "CREATE", "DELETE", "DETACH", "DROP", "END",
+    "INSERT", "REINDEX", "RELEASE", "REPLACE", "ROLLBACK", "SAVEPOINT", "UPDATE", "VACUUM",
+})
+
+#: PRAGMAs that only report, allowed without a value (``PRAGMA journal_mode``, not ``= DELETE``)
+_REPORTING_PRAGMAS = frozenset({
+    "application_id", "busy_timeout", "collation_list", "compile_options", "data_version",
+    "database_list", "encoding", "foreign_keys", "freelist_count", "function_list", "journal_mode",
+    "module_list", "page_count", "page_size", "pragma_list", "schema_version", "user_version",
+})
+#: PRAGMAs that only report and take a table or index name (or a row limit) as their argument
+_REPORTING_PRAGMAS_WITH_ARG = frozenset({
+    "foreign_key_check", "foreign_key_list", "index_info", "index_list", "index_xinfo",
+    "integrity_check", "quick_check", "table_info", "table_list", "table_xinfo",
+})
+
+_SCHEMA_TABLES = frozenset({"sqlite_master", "sqlite_temp_master", "sqlite_schema"})
+_ALLOWED_ACTIONS = frozenset({sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE})
+
+#: action code -> what a refusal names (https://www.sqlite.org/c3ref/c_alter_table.html)
+_ACTION_NAMES = {
+    sqlite3.SQLITE_INSERT: "INSERT", sqlite3.SQLITE_UPDATE: "UPDATE", sqlite3.SQLITE_DELETE: "DELETE",
+    sqlite3.SQLITE_ATTACH: "ATTACH", sqlite3.SQLITE_DETACH: "DETACH",
+    sqlite3.SQLITE_ALTER_TABLE: "ALTER TABLE", sqlite3.SQLITE_ANALYZE: "ANALYZE",
+    sqlite3.SQLITE_REINDEX: "REINDEX", sqlite3.SQLITE_CREATE_VTABLE: "CREATE VIRTUAL TABLE",
+    sqlite3.SQLITE_DROP_VTABLE: "DROP VIRTUAL TABLE",
+}
+
+_HELP = "the query box only reads: one SELECT, WITH, VALUES, EXPLAIN or reporting PRAGMA"
+_COMMENT = re.compile(r"\s*(--[^\n]*(\n|$)|/\*.*?(\*/|$))", re.S)
+
+
+def _first_keyword(sql: str) -> str:
+    """The first word of ``sql`` after leading comments and blanks, upper-cased."""
+    rest = sql
+    while (match := _COMMENT.match(rest)) and match.end() > 0:
+        rest = rest[match.end():]
+    word = re.match(r"\s*([A-Za-z_]+)", rest)
+    return word.group(1).upper() if word else ""
+
+
+def _refusal(action: int, arg1: str | None, arg2: str | None) -> str | None:
+    """None when the authorizer may allow ``action``; else what to name in the refusal."""
+    if action in _ALLOWED_ACTIONS:
+        return None
+    if action == sqlite3.SQLITE_UPDATE and arg1 in _SCHEMA_TABLES:
+        # asked once per connection when a table-valued PRAGMA (pragma_table_info) is
+        # first used; an UPDATE of the schema itself is still refused (mode=ro, no writable_schema)
+        return None
+    if action == sqlite3.SQLITE_FUNCTION:
+        return None if arg2 != "load_extension" else "load_extension()"
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if (arg2 is None and name in _REPORTING_PRAGMAS) or name in _REPORTING_PRAGMAS_WITH_ARG:
+            return None
+        return f"PRAGMA {name}" + ("" if arg2 is None else f"={arg2}")
+    if action == sqlite3.SQLITE_TRANSACTION:
+        return (arg1 or "BEGIN").upper()
+    if action == sqlite3.SQLITE_SAVEPOINT:
+        return "SAVEPOINT"
+    # the CREATE/DROP codes (1..17) are all schema changes: one name for them
+    return _ACTION_NAMES.get(action, "a schema change" if 1 <= action <= 17 else f"action {action}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    try:
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"cannot open {path} to read it: {e}") from e
+
+
+def query(path: Path, sql: str, params: Sequence[Any] = (),
+          limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run one statement that only reads ``path``; returns (columns, rows).
+
+    Raises
+    ------
+    StoreError
+        ``read-only: X is not allowed`` for a statement that would write, attach,
+        change a setting or open a transaction, or for more than one statement;
+        ``query on PATH failed: ...`` for SQL that SQLite rejects.
+    """
+    keyword = _first_keyword(sql)
+    if keyword in _WRITE_KEYWORDS:
+        raise StoreError(f"read-only: {keyword} is not allowed ({_HELP})")
+    refused: list[str] = []
+
+    def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
+                  _trigger: str | None) -> int:
+        what = _refusal(action, arg1, arg2)
+        if what is None:
+            return sqlite3.SQLITE_OK
+        refused.append(what)
+        return sqlite3.SQLITE_DENY
+
+    conn = _connect(Path(path))
+    try:
+        conn.set_authorizer(authorize)
+        cursor = conn.execute(sql, tuple(params))
+        columns = [d[0] for d in cursor.description or ()]
+        rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+        cursor.close()
+    except (sqlite3.DatabaseError, sqlite3.Warning, sqlite3.ProgrammingError) as e:
+        if refused:
+            raise StoreError(f"read-only: {refused[0]} is not allowed ({_HELP})") from e
+        if "readonly database" in str(e):  # mode=ro caught what the authorizer let through
+            raise StoreError(f"read-only: writing is not allowed ({_HELP})") from e
+        if "one statement" in str(e):
+            raise StoreError(f"read-only: one statement at a time ({_HELP})") from e
+        raise StoreError(f"query on {path} failed: {e}") from e
+    finally:
+        conn.close()
+    return columns, rows

@@ -1,0 +1,136 @@
+"""Event files damaged line by line: each bad record is named as FILE:LINE, what came before is kept."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.store import EventWriter, import_events, open_store
+from tests.engine.test_events import write_training
+
+
+def _set(key: str, value) -> Callable[[dict], None]:
+    return lambda record: record["args"].__setitem__(key, value)
+
+
+#: (op of the line to damage, damage, what the message names)
+DAMAGE = [
+    ("add_steps", lambda r: r.__setitem__("seq", "x"), "seq must be an integer"),
+    ("add_steps", _set("rows", "1,2,3"), "rows must be a list"),
+    ("add_steps", lambda r: r["args"]["rows"][3].__setitem__("step", "13"), "rows[3]: step must be an integer"),
+    ("add_steps", lambda r: r["args"]["rows"][0].pop("step"), "rows[0]: missing argument 'step'"),
+    ("add_epoch", _set("momentum", 0.9), "unknown argument 'momentum'"),
+    ("add_epoch", lambda r: r["args"].pop("loss"), "missing argument 'loss'"),
+    ("add_epoch", _set("_at", 0), "unknown argument '_at'"),
+    ("heartbeat", _set("step", 1.5), "step must be an integer or null"),
+    ("add_checkpoint", _set("partial", "no"), "partial must be true or false"),
+    ("add_checkpoint", _set("path", 7), "path must be a string or a path"),
+    ("add_problem", _set("fatal", None), "fatal must be true or false"),
+    ("set_status", _set("status", "done"), "status must be one of running, completed"),
+    ("set_status", lambda r: r.__setitem__("args", ["completed"]), "args must be an object"),
+    ("set_status", lambda r: r.__setitem__("op", "drop_table"), "unknown op 'drop_table'"),
+    ("set_status", lambda r: r.pop("run"), "no 'run' field"),
+    ("set_status", lambda r: r.__setitem__("t", "yesterday"), "t must be a number"),
+]
+
+
+@pytest.fixture()
+def event_file(tmp_path: Path) -> Path:
+    """A real event file: two epochs of a training run, then its end."""
+    trn_dir = tmp_path / "exp/train/P.train"
+    with EventWriter(trn_dir / "events.jsonl") as writer:
+        run_id = write_training(writer, trn_dir, range(1, 3))
+        writer.set_status(run_id, "completed")
+    return trn_dir / "events.jsonl"
+
+
+def _damage(path: Path, op: str, how: Callable[[dict], None]) -> int:
+    """Damage the last line of ``op`` in place; returns its line number."""
+    lines = path.read_text().splitlines()
+    number = max(i for i, line in enumerate(lines, 1) if json.loads(line)["op"] == op)
+    record = json.loads(lines[number - 1])
+    how(record)
+    lines[number - 1] = json.dumps(record)
+    path.write_text("\n".join(lines) + "\n")
+    return number
+
+
+@pytest.mark.parametrize("op, how, named", DAMAGE, ids=[f"{op}:{named}" for op, _, named in DAMAGE])
+def test_a_bad_record_is_named_and_what_came_before_is_imported(event_file: Path, op, how, named) -> None:
+    number = _damage(event_file, op, how)
+    lines = event_file.read_text().splitlines()
+    mended = lines[:number - 1] + lines[number:]
+    steps_before, steps_after = (sum(len(json.loads(line)["args"]["rows"]) for line in part
+                                     if json.loads(line)["op"] == "add_steps")
+                                 for part in (lines[:number - 1], mended))
+    with open_store(event_file.parent / "runs.db") as store:
+        with pytest.raises(StoreError) as bad:
+            import_events(event_file, store)
+        message = str(bad.value)
+        assert message.startswith(f"{event_file}:{number}: ") and named in message, message
+        (run,) = store.runs()
+        assert len(store.steps(run["id"])) == steps_before
+
+        # the line mended (here: deleted), the rest comes in once
+        event_file.write_text("\n".join(mended) + "\n")
+        assert import_events(event_file, store)["records"] == len(lines) - number
+        assert import_events(event_file, store)["records"] == 0
+        assert len(store.runs()) == 1 and len(store.steps(run["id"])) == steps_after
+
+
+def test_a_bad_origin_cannot_name_columns(event_file: Path) -> None:
+    number = _damage(event_file, "create_run", lambda r: r["args"]["_origin"].__setitem__(
+        "status) VALUES (1); DROP TABLE runs; --", 1))
+    with open_store(event_file.parent / "runs.db") as store:
+        with pytest.raises(StoreError, match=f"^{event_file}:{number}: .*unknown argument 'status"):
+            import_events(event_file, store)
+        assert store.runs() == []
+
+
+def test_import_command_exits_2_with_one_line(event_file: Path) -> None:
+    number = _damage(event_file, "add_epoch", _set("seconds", "2.0"))
+    db = event_file.parent / "local.db"
+    done = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert done.stderr.startswith(f"spkemb-engine import: error: {event_file}:{number}: ")
+    assert "seconds must be a number" in done.stderr
+    with open_store(db, readonly=True) as store:
+        assert len(store.runs()) == 1
+
+
+def test_missing_or_outside_checkpoints_become_no_rows(event_file: Path, tmp_path: Path) -> None:
+    trn_dir = event_file.parent
+    (trn_dir / "weights/0002.pt").unlink()  # recorded, then lost
+    outside = tmp_path / "elsewhere.pt"
+    outside.write_bytes(b"not this run's")
+    lines = event_file.read_text().splitlines()
+    uid = json.loads(lines[0])["run"]
+    with EventWriter(event_file) as writer:  # the same run goes on in the same file
+        writer._uids[1], writer._seq[uid] = uid, len(lines)
+        writer.add_checkpoint(1, epoch=3, step=39, path=outside, partial=False)
+        writer.add_checkpoint(1, epoch=4, step=49, path=trn_dir / "weights/../../../../elsewhere.pt",
+                              partial=False)
+    numbers = [i for i, line in enumerate(event_file.read_text().splitlines(), 1)
+               if json.loads(line)["op"] == "add_checkpoint"]
+    db = tmp_path / "local.db"
+    done = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    warnings = done.stderr.strip().splitlines()
+    assert [w.split(": ")[1] for w in warnings] == [f"{event_file}:{n}" for n in numbers[1:]]
+    assert "does not exist" in warnings[0] and "outside" in warnings[1] and "outside" in warnings[2]
+    with open_store(db, readonly=True) as store:
+        (run,) = store.runs()
+        assert [c["epoch"] for c in store.checkpoints(run["id"])] == [1]
+        assert run["status"] == "completed" and len(store.steps(run["id"])) == 20
+    again = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
+                           capture_output=True, text=True)
+    assert again.returncode == 0 and again.stderr == "" and "0 new records" in again.stdout

@@ -1,0 +1,100 @@
+"""``Store.query`` is read-only at the SQLite level: hostile statements on a real WAL file change nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.errors import StoreError
+from engine.store import EXAMPLE_QUERIES, open_store
+from tests.engine.test_store import new_run
+
+#: statement -> what the refusal names
+HOSTILE = {
+    "ATTACH DATABASE 'x.db' AS x": "ATTACH",
+    "VACUUM INTO 'copy.db'": "VACUUM",
+    "VACUUM": "VACUUM",
+    "PRAGMA journal_mode=DELETE": "PRAGMA journal_mode=DELETE",
+    "PRAGMA query_only=OFF": "PRAGMA query_only=OFF",
+    "PRAGMA locking_mode=EXCLUSIVE": "PRAGMA locking_mode=EXCLUSIVE",
+    "PRAGMA wal_checkpoint(TRUNCATE)": "PRAGMA wal_checkpoint=TRUNCATE",
+    "PRAGMA wal_checkpoint": "PRAGMA wal_checkpoint",
+    "PRAGMA user_version = 99": "PRAGMA user_version=99",
+    "BEGIN IMMEDIATE": "BEGIN",
+    "SAVEPOINT s": "SAVEPOINT",
+    "DELETE FROM runs": "DELETE",
+    "WITH x AS (SELECT 1) UPDATE runs SET name = 'x'": "UPDATE",
+    "  -- a comment\n INSERT INTO runs (name) VALUES ('x')": "INSERT",
+    "CREATE TEMP TABLE t (a)": "CREATE",
+    "DROP TABLE runs": "DROP",
+    "REINDEX": "REINDEX",
+    "ANALYZE": "ANALYZE",
+    "SELECT 1; DELETE FROM runs": "one statement at a time",
+    "SELECT load_extension('x')": "load_extension()",
+}
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of the folder but the WAL index (-shm), which readers update by design."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.endswith("-shm")}
+
+
+@pytest.fixture()
+def live_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A WAL database with rows in its -wal, held open by a writer as a running engine would;
+    the working directory is its folder, where a relative ATTACH or VACUUM INTO would write."""
+    folder = tmp_path / "db"
+    path = folder / "runs.db"
+    writer = open_store(path)
+    train_id = new_run(writer)
+    val_id = new_run(writer, kind="validate", out_dir="val", parent_id=train_id)
+    writer.add_validation(val_id, train_run_id=train_id, epoch=1, eer=0.2, eer_low=None, eer_high=None,
+                          mindcf_01=None, mindcf_005=None, threshold=None, n_trials=10, scores_path=None)
+    assert (folder / "runs.db-wal").stat().st_size > 0
+    monkeypatch.chdir(folder)
+    yield path
+    writer.close()
+
+
+def test_hostile_statements_are_refused_and_change_no_byte(live_db: Path) -> None:
+    folder = live_db.parent
+    before = _snapshot(folder)
+    with open_store(live_db, readonly=True) as reader:
+        for sql, named in HOSTILE.items():
+            with pytest.raises(StoreError) as refused:
+                reader.query(sql)
+            message = str(refused.value)
+            assert message.startswith("read-only: ") and named in message, (sql, message)
+            assert "\n" not in message
+            assert _snapshot(folder) == before, sql  # no byte changed, no file created
+        assert reader.query("PRAGMA journal_mode") == (["journal_mode"], [("wal",)])
+        assert reader.query("SELECT COUNT(*) FROM runs") == (["COUNT(*)"], [(2,)])
+    assert _snapshot(folder) == before
+
+
+def test_a_writable_store_queries_read_only_too(live_db: Path) -> None:
+    with open_store(live_db) as store:
+        before = _snapshot(live_db.parent)
+        for sql in ("ATTACH DATABASE 'x.db' AS x", "PRAGMA journal_mode=DELETE", "PRAGMA query_only=OFF"):
+            with pytest.raises(StoreError, match="^read-only: "):
+                store.query(sql)
+        assert _snapshot(live_db.parent) == before
+        new_run(store)  # the store's own connection still writes
+        assert store.query("SELECT COUNT(*) FROM runs")[1] == [(3,)]
+
+
+def test_reads_still_work(live_db: Path) -> None:
+    with open_store(live_db, readonly=True) as reader:
+        for title, sql in EXAMPLE_QUERIES.items():
+            columns, _ = reader.query(sql)
+            assert columns, title
+        columns, rows = reader.query(EXAMPLE_QUERIES["best EER per run"])
+        assert [dict(zip(columns, r))["best_eer"] for r in rows] == [0.2]
+        counted = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT i FROM n"
+        assert reader.query(counted)[1] == [(1,), (2,), (3,)]
+        assert reader.query("/* why */ SELECT kind FROM runs WHERE id = ?;", (1,))[1] == [("train",)]
+        assert "name" in [r[1] for r in reader.query("PRAGMA table_info(runs)")[1]]
+        assert reader.query("SELECT COUNT(*) FROM pragma_table_info('runs')")[1][0][0] > 10
+        assert reader.query("EXPLAIN QUERY PLAN SELECT * FROM runs")[1]
+        assert reader.query("VALUES (1), (2)", limit=1)[1] == [(1,)]
