@@ -14,19 +14,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.safe_paths import contained_path
+
 #: children this TUI started; polled so that an exited child does not linger as a zombie
 #: (a zombie still has a /proc entry and would look alive to the lost-run check)
 _CHILDREN: list[subprocess.Popen] = []
 
 
 def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
-    """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (DESIGN.md, "Directories")."""
-    return Path(exp_dir) / "train" / f"{protocol}.{subset}"
+    """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (DESIGN.md, "Directories"); PathError if it would leave it."""
+    return contained_path(Path(exp_dir) / "train", f"{protocol}.{subset}",
+                          what=f"subset {subset!r}", fix="type train, development or test")
 
 
 def val_dir(trn: str | Path, protocol: str, subset: str) -> Path:
-    """VAL_DIR = TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET."""
-    return Path(trn) / "validate_equal_error_rate" / f"{protocol}.{subset}"
+    """VAL_DIR = TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET; PathError if it would leave it."""
+    return contained_path(Path(trn) / "validate_equal_error_rate", f"{protocol}.{subset}",
+                          what=f"validation subset {subset!r}", fix="type train, development or test")
 
 
 def _common(db: str | Path | None, database: str | Path | None) -> list[str]:

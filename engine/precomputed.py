@@ -23,13 +23,18 @@ import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
 from engine.errors import SpkembError
+from engine.safe_paths import contained_path
 
 __all__ = ["Precomputed", "read_metadata", "embedding_path"]
 
 
 def embedding_path(root: str | Path, uri: str) -> Path:
-    """Where the embeddings of ``uri`` live under ``root`` (``a/b`` -> ``root/a/b.npy``)."""
-    return Path(root) / f"{uri}.npy"
+    """Where the embeddings of ``uri`` live under ``root`` (``a/b`` -> ``root/a/b.npy``).
+
+    A uri that could lead outside ``root`` (``../x``, ``/x``) raises ``PathError``.
+    """
+    return contained_path(root, f"{uri}.npy", what=f"uri {uri!r}",
+                          fix="no extraction writes such a file; fix the uri")
 
 
 def read_metadata(root: str | Path) -> dict[str, Any]:

@@ -18,17 +18,20 @@ from engine.config import Config, config_to_dict, load_config
 from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import SpkembError, TrainingError
 from engine.recording import Recorder, open_recorder
+from engine.safe_paths import contained_path
 from engine.schedulers import learning_rate
 from engine.stopping import StopRequest
 from engine.training_data import TrainingData, prepare_training_data
-from engine.training_report import TrainingReport
+from engine.training_report import TrainingReport, report_skipped
 
 DEFAULT_EPOCHS = 100
 
 
 def trn_dir_for(exp_dir: Path, protocol: str, subset: str) -> Path:
-    """``EXP_DIR/train/{PROTOCOL}.{subset}``, as in the tutorial."""
-    return Path(exp_dir) / "train" / f"{protocol}.{subset}"
+    """``EXP_DIR/train/{PROTOCOL}.{subset}``, as in the tutorial (never outside EXP_DIR/train)."""
+    return contained_path(Path(exp_dir) / "train", f"{protocol}.{subset}",
+                          what=f"protocol and subset {protocol}.{subset}",
+                          fix="check PROTOCOL and --subset")
 
 
 class EmbeddingTrainer(nn.Module):
@@ -59,6 +62,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
                                  strict=args.strict, seed=args.seed, world=world, workers=args.parallel,
                                  pin_memory=device.type == "cuda")
+    report_skipped(data.problems, world, f"{args.protocol} {args.subset}")
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
                              device=str(device), problems=data.problems)
     try:
