@@ -69,3 +69,79 @@ def test_apply_refuses_a_uri_that_leaves_its_output_folder(tmp_path: Path, db_pa
     written = {p for p in set(tmp_path.rglob("*")) - before if p != db_path and not p.name.startswith("runs.db")}
     assert not [p for p in written if p.suffix == ".npy"]
     assert not (val_dir / "apply").exists()
+
+
+def copy_corpus(demo_corpus: Path, tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    return corpus / "database.yml"
+
+
+def tiny_exp_in(root: Path) -> Path:
+    from tests.conftest import TINY_CONFIG
+
+    exp = root / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    return exp
+
+
+def test_a_trial_list_cut_mid_line_is_named_by_file_and_line(tmp_path: Path, demo_corpus: Path,
+                                                             db_path: Path) -> None:
+    database = copy_corpus(demo_corpus, tmp_path)
+    trial_file = database.parent / "voxceleb" / "lists" / "test.trial.txt"
+    lines = trial_file.read_text().splitlines()
+    cut = " ".join(lines[-1].split()[:2])  # `1 uri1`: the second uri lost
+    trial_file.write_text("\n".join(lines[:-1] + [cut]))
+    trn_dir = tiny_exp_in(tmp_path) / "train" / "Demo.SpeakerVerification.Voices.train"
+    trn_dir.mkdir(parents=True)
+    done = run_engine("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"{trial_file}:{len(lines)}: malformed trial line {cut!r}" in error
+    assert "nan" not in error
+
+
+def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    database = copy_corpus(demo_corpus, tmp_path)
+    database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))
+    exp = tiny_exp_in(tmp_path)
+    done = run_engine("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                      database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"{database.parent / 'voxceleb' / 'wave'}/id" in error  # the path it looked for
+    assert f"the folder {database.parent / 'voxceleb' / 'wave'}" in error and "Databases:" in error
+    assert "no speaker has" not in error
+
+
+@pytest.mark.slow
+def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path: Path, demo_corpus: Path,
+                                                                         db_path: Path) -> None:
+    from app import processes
+
+    database = copy_corpus(demo_corpus, tmp_path)
+    wavs = sorted((database.parent / "voxceleb" / "wav").rglob("*.wav"))
+    train_uris = set((database.parent / "voxceleb" / "lists" / "train.lst").read_text().split())
+    unreadable, missing, empty = [w for w in wavs
+                                  if str(w.relative_to(w.parents[2]))[:-4] in train_uris][:3]
+    unreadable.write_bytes(b"RIFF\x00\x00 not a wav file")
+    missing.unlink()
+    sf.write(empty, np.zeros(0, np.float32), SR)
+    exp = tiny_exp_in(tmp_path)
+    trn_dir = exp / "train" / "Demo.SpeakerVerification.Voices.train"
+    log = trn_dir / "train.log"
+    argv = processes.train_argv(str(exp), "Demo.SpeakerVerification.Voices", subset="train", to=1,
+                                device="cpu", parallel=0, db=db_path, database=database)
+    pid = processes.launch(argv, log)
+    assert os.waitpid(pid, 0)[1] == 0, log.read_text()
+    text = log.read_text()
+    warnings = [line for line in text.splitlines() if line.startswith("train: warning:")]
+    for path in (unreadable, missing, empty):
+        assert len([w for w in warnings if str(path) in w]) == 1, (path, warnings)
+    assert "skipped 3 unusable file(s) and 0 speaker(s)" in warnings[-1]
+    from engine.store import open_store
+
+    with open_store(db_path, readonly=True) as store:
+        (run,) = store.runs(kind="train")
+        assert run["status"] == "completed"
