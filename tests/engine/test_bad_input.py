@@ -145,3 +145,49 @@ def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path
     with open_store(db_path, readonly=True) as store:
         (run,) = store.runs(kind="train")
         assert run["status"] == "completed"
+
+
+def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
+    """For each command, arguments a user could give that it cannot work with."""
+    from tests.conftest import TINY_CONFIG
+
+    file = tmp / "a-file"
+    file.write_text("not a folder\n")
+    broken = tmp / "broken"
+    broken.mkdir()
+    (broken / "config.yml").write_text("task: [\n")
+    good = tmp / "good"
+    good.mkdir()
+    (good / "config.yml").write_text(TINY_CONFIG)
+    val = tmp / "val"
+    (val / "scores").mkdir(parents=True)
+    (val / "scores" / "0001.txt").write_text("1 0.9 a b\n1 0.8 a c\n")  # no non-target trial
+    (tmp / "events.jsonl").write_text('{"hello": 1}\n')
+    (tmp / "unknown.yml").write_text(TINY_CONFIG + "colour: blue\n")
+    protocol = "Demo.SpeakerVerification.Voices"
+    return {
+        "train": ["train", str(broken), protocol],
+        "validate": ["validate", str(file), protocol],
+        "apply": ["apply", str(broken), protocol],
+        "pick": ["pick", str(val)],
+        "runs": ["runs", "--db", str(file)],
+        "import": ["import", str(tmp / "events.jsonl")],
+        "config check": ["config", "check", str(tmp / "unknown.yml")],
+        "model-summary": ["model-summary", str(tmp / "nowhere")],
+        "demo-data": ["demo-data", "--speakers", "3", str(file / "corpus")],
+        "demo-workspace": ["demo-workspace", "--speakers", "3", str(file / "ws")],
+        "sbatch": ["sbatch", "-o", str(file / "job.sh"), str(good), protocol],
+    }
+
+
+@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "runs", "import", "config check",
+                                     "model-summary", "demo-data", "demo-workspace", "sbatch"])
+def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus: Path, command: str) -> None:
+    argv = _bad_inputs(tmp_path)[command]
+    done = run_engine(*argv, db=tmp_path / "runs.db", database=demo_corpus, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and done.stderr.strip().splitlines()[-1] == errors[0], output
+    assert errors[0].startswith(f"spkemb-engine {command}: error: ")
