@@ -38,8 +38,8 @@ from engine.checkpoints import epoch_path, file_sha256
 from engine.distributed import pick_device
 from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
-from engine.precomputed import embedding_path
 from engine.protocols import load_protocol, subset_files
+from engine.layout import ExtractionDir
 from engine.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
 from engine.selection import read_params
@@ -66,6 +66,11 @@ def resolve_epoch(val_dir: Path, epoch: int | None) -> int:
     return int(params["epoch"])
 
 
+def output_paths(out_dir: Path, files: list, source: str) -> list[Path]:
+    """``out_dir/{uri}.npy`` of every file, refusing before any work a uri that would leave out_dir."""
+    return [ExtractionDir(out_dir).embeddings(str(f["uri"]), source=source) for f in files]
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val_dir = Path(args.val_dir)
@@ -86,6 +91,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     window = num_samples(config.task.duration, sample_rate)
     hop = max(1, int(round(args.step * window)))
     out_dir = val_dir / "apply" / str(epoch)
+    outputs = output_paths(out_dir, files, f"protocol {args.protocol} ({args.subset})")
 
     writer = recorder(args.db, events_path=val_dir / "apply" / "events.jsonl")
     parents = writer.find_runs(out_dir=val_dir, kind="validate") if hasattr(writer, "find_runs") else []
@@ -107,16 +113,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
     stop = StopRequest().install()
     started, audio_seconds = time.monotonic(), 0.0
     with recorded_end(writer, run_id, stop):
-        signals = [(f["uri"], FileSignal(str(f["audio"]), sample_rate)) for f in files]
+        signals = [(path, FileSignal(str(f["audio"]), sample_rate)) for f, path in zip(files, outputs)]
         total = sum(s.n_samples for _, s in signals) / sample_rate
         with progress_bar() as progress:
             task = progress.add_task(f"apply epoch {epoch} ({mode})", total=total)
-            for i, (uri, signal) in enumerate(signals):
+            for i, (path, signal) in enumerate(signals):
                 if stop.requested:
                     raise KeyboardInterrupt
                 starts = window_starts(signal.n_samples, window, hop)
                 rows = embed(model, signal, starts, window, mode=mode, batch=args.batch)
-                _save(embedding_path(out_dir, uri), rows)
+                _save(path, rows)
                 audio_seconds += signal.n_samples / sample_rate
                 progress.update(task, completed=audio_seconds)
                 writer.heartbeat(run_id, progress=i + 1, progress_total=len(signals))

@@ -51,6 +51,7 @@ class Problem:
     path: str
     problem: str
     fatal: bool = False
+    kind: str = "file"  # or "speaker": a readable file, one of whose speakers is unusable
 
 
 _INFO: dict[str, AudioInfo] = {}

@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from engine.errors import SpkembError
+from engine.errors import FileAccessError, SpkembError
 
 #: command name -> "module:function" taking the parsed namespace, returning an exit code
 HANDLERS: dict[str, str] = {
@@ -196,6 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"spkemb-engine {_handler_name(args)}: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        # the system refused a read or a write that no library code turned into a SpkembError
+        error = FileAccessError.from_os_error(e)
+        print(f"spkemb-engine {_handler_name(args)}: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -51,3 +51,19 @@ class CheckpointError(SpkembError):
 
 class TrainingError(SpkembError):
     """Training cannot go on (non-finite loss, no usable speaker, ...)."""
+
+
+class PathError(SpkembError):
+    """A name read from a file or typed by a user that would become a path outside its folder."""
+
+
+class FileAccessError(SpkembError):
+    """A file or folder the command needs cannot be read or written: a missing or read-only
+    folder, permissions, a full disk. The CLI makes one from any ``OSError`` that reaches it."""
+
+    @classmethod
+    def from_os_error(cls, error: OSError) -> FileAccessError:
+        where = " -> ".join(str(f) for f in (error.filename, error.filename2) if f is not None)
+        what = error.strerror or str(error) or type(error).__name__
+        return cls(f"{where + ': ' if where else ''}{what} — check that the path exists, that you may "
+                   "read and write there, and that its disk has space")

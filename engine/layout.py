@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.safe_paths import contained_path, unsafe_reason
+
 CONFIG = "config.yml"
 TRAIN = "train"
 WEIGHTS = "weights"
@@ -67,17 +69,16 @@ def parse_checkpoint_name(text: str) -> CheckpointName | None:
 
 
 def contained(root: Path, relative: str) -> Path | None:
-    """``root/relative`` when it stays inside ``root`` (no ``..``, no absolute part), else None.
+    """``root/relative`` when it stays inside ``root`` (see :mod:`engine.safe_paths`), else None."""
+    return None if unsafe_reason(relative) or "\\" in relative else Path(root) / relative
 
-    Uris and names come from files others wrote (protocol lists, event files); they must never
-    make a path outside the folder the command writes into.
-    """
-    if not relative or "\x00" in relative or os.path.isabs(relative) or "\\" in relative:
-        return None
-    parts = relative.split("/")
-    if any(p in ("..", ".", "") for p in parts):
-        return None
-    return Path(root).joinpath(*parts)
+
+def _run_folder(root: Path, protocol: str, subset: str) -> Path:
+    """``root/{protocol}.{subset}``; a protocol or subset that would leave ``root`` raises PathError."""
+    fix = "check PROTOCOL and --subset"
+    contained_path(root, protocol, what=f"protocol {protocol!r}", fix=fix)
+    contained_path(root, subset, what=f"subset {subset!r}", fix=fix)
+    return contained_path(root, f"{protocol}.{subset}", what=f"protocol and subset {protocol}.{subset}", fix=fix)
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class ExperimentDir:
         return self.root / CONFIG
 
     def training(self, protocol: str, subset: str) -> TrainingDir:
-        return TrainingDir(self.root / TRAIN / f"{protocol}.{subset}")
+        return TrainingDir(_run_folder(self.root / TRAIN, protocol, subset))
 
     def training_dirs(self) -> list[TrainingDir]:
         folder = self.root / TRAIN
@@ -151,7 +152,7 @@ class TrainingDir:
         return names
 
     def validation(self, protocol: str, subset: str) -> ValidationDir:
-        return ValidationDir(self.root / VALIDATE / f"{protocol}.{subset}")
+        return ValidationDir(_run_folder(self.root / VALIDATE, protocol, subset))
 
     def validation_dirs(self) -> list[ValidationDir]:
         folder = self.root / VALIDATE
@@ -228,15 +229,16 @@ class ExtractionDir:
     def validation(self) -> ValidationDir:
         return ValidationDir(self.root.parent.parent)
 
-    def embeddings(self, uri: str) -> Path | None:
-        """``{uri}.npy`` inside this folder; None when the uri would lead outside it."""
-        return _with_suffix(contained(self.root, uri), ".npy")
+    def embeddings(self, uri: str, *, source: str = "") -> Path:
+        """``{uri}.npy`` inside this folder; PathError for a uri that would lead outside it."""
+        return self._file(uri, ".npy", source)
 
-    def rttm(self, uri: str) -> Path | None:
-        """``{uri}.rttm`` beside the embeddings (the diarization check); None for an escaping uri."""
-        return _with_suffix(contained(self.root, uri), ".rttm")
+    def rttm(self, uri: str, *, source: str = "") -> Path:
+        """``{uri}.rttm`` beside the embeddings (the diarization check); PathError for an escaping uri."""
+        return self._file(uri, ".rttm", source)
 
-
-def _with_suffix(path: Path | None, suffix: str) -> Path | None:
-    # appended, not replaced: a uri may hold dots (ES2004a.Mix-Headset)
-    return None if path is None else path.with_name(path.name + suffix)
+    def _file(self, uri: str, suffix: str, source: str) -> Path:
+        what = f"uri {uri!r}" + (f" of {source}" if source else "")
+        contained_path(self.root, uri, what=what, fix="fix that line of the protocol's uri list (database.yml)")
+        # appended, not replaced: a uri may hold dots (ES2004a.Mix-Headset)
+        return self.root / f"{uri}{suffix}"

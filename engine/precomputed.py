@@ -30,10 +30,7 @@ __all__ = ["Precomputed", "read_metadata", "embedding_path"]
 
 def embedding_path(root: str | Path, uri: str) -> Path:
     """Where the embeddings of ``uri`` live under ``root`` (``a/b`` -> ``root/a/b.npy``)."""
-    path = ExtractionDir(Path(root)).embeddings(uri)
-    if path is None:
-        raise SpkembError(f"uri {uri!r} would lead outside {root}: it is not a file of this extraction")
-    return path
+    return ExtractionDir(Path(root)).embeddings(uri)
 
 
 def read_metadata(root: str | Path) -> dict[str, Any]:

@@ -96,16 +96,25 @@ def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def result_from_scores(epoch: int, is_target: np.ndarray, scores: np.ndarray,
-                       n_bootstrap: int = 1000) -> dict[str, Any]:
-    """Every figure of one epoch: EER (+ threshold, 95 % interval), minDCF at 0.01 and 0.05."""
+                       n_bootstrap: int = 1000, source: str | Path | None = None) -> dict[str, Any]:
+    """Every figure of one epoch: EER (+ threshold, 95 % interval), minDCF at 0.01 and 0.05.
+
+    Scores no EER can be computed from (NaN, trials of one kind) raise ``SpkembError`` naming
+    ``source`` (the scores file).
+    """
     from engine.metrics import bootstrap_eer_ci, equal_error_rate, min_dcf
 
-    eer, threshold = equal_error_rate(scores, is_target)
-    return {"epoch": int(epoch), "equal_error_rate": eer, "threshold": threshold,
-            "min_dcf_0.01": min_dcf(scores, is_target, 0.01),
-            "min_dcf_0.05": min_dcf(scores, is_target, 0.05),
-            "eer_ci_95": list(bootstrap_eer_ci(scores, is_target, n=n_bootstrap)),
-            "n_trials": int(scores.size)}
+    try:
+        eer, threshold = equal_error_rate(scores, is_target)
+        return {"epoch": int(epoch), "equal_error_rate": eer, "threshold": threshold,
+                "min_dcf_0.01": min_dcf(scores, is_target, 0.01),
+                "min_dcf_0.05": min_dcf(scores, is_target, 0.05),
+                "eer_ci_95": list(bootstrap_eer_ci(scores, is_target, n=n_bootstrap)),
+                "n_trials": int(scores.size)}
+    except ValueError as e:
+        where = source if source is not None else f"the scores of epoch {epoch}"
+        raise SpkembError(f"{where}: no EER can be computed: {e} — check the trial list, then delete "
+                          "the scores file and validate that epoch again") from e
 
 
 def results_from_scores(val_dir: str | Path) -> list[dict[str, Any]]:
@@ -113,7 +122,7 @@ def results_from_scores(val_dir: str | Path) -> list[dict[str, Any]]:
     folder = ValidationDir(Path(val_dir)).scores
     found = sorted((int(m.group(1)), p) for p in folder.glob("*.txt")
                    if (m := _SCORE_FILE.match(p.name))) if folder.is_dir() else []
-    return [result_from_scores(epoch, *read_scores(path)) for epoch, path in found]
+    return [result_from_scores(epoch, *read_scores(path), source=path) for epoch, path in found]
 
 
 def _row_to_result(row: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -122,13 +123,15 @@ def build_index(files: Iterable[Any], duration: float, *, label_min_duration: fl
             if strict:
                 raise TrainingError(message + " — lower task duration, or drop the speaker "
                                     "from the protocol (or train without --strict)")
-            problems.append(Problem(path=where[label], problem=message))
+            problems.append(Problem(path=where[label], problem=message, kind="speaker"))
         elif total < label_min_duration:
             problems.append(Problem(path=where[label], problem=(
                 f"speaker {label!r} has {total:.2f} s of usable speech, less than "
-                f"label_min_duration={label_min_duration:g} s: skipped")))
+                f"label_min_duration={label_min_duration:g} s: skipped"), kind="speaker"))
         else:
             speakers.append(label)
+    if not paths and bad:
+        raise _nothing_readable(list(bad.values()))
     if not speakers:
         raise TrainingError(f"no speaker has a speech region of at least {duration:g} s "
                             f"in {len(paths)} readable file(s) — check the protocol's annotation "
@@ -147,3 +150,17 @@ def build_index(files: Iterable[Any], duration: float, *, label_min_duration: fl
         seg_file=table[:, 0].astype(np.int32), seg_start=table[:, 1],
         seg_span=np.maximum(0.0, lengths - duration), cumulative=np.cumsum(lengths),
         speech=speech, problems=problems)
+
+
+def _nothing_readable(problems: list[Problem]) -> AudioError:
+    """Every training file is unusable: name the first path looked for, and the folder missing."""
+    first = problems[0]
+    folder, parent = None, Path(first.path).parent
+    while not parent.exists() and parent != parent.parent:
+        folder, parent = parent, parent.parent
+    if folder is not None:
+        return AudioError(f"none of the {len(problems)} training file(s) can be read: {first.path} does "
+                          f"not exist, nor does the folder {folder} — fix the audio path template "
+                          "of that database under `Databases:` in database.yml", path=first.path)
+    return AudioError(f"none of the {len(problems)} training file(s) can be read; first: {first.problem}",
+                      path=first.path)

@@ -22,7 +22,7 @@ from engine.recording import Recorder, open_recorder
 from engine.schedulers import learning_rate
 from engine.stopping import StopRequest
 from engine.training_data import TrainingData, prepare_training_data
-from engine.training_report import TrainingReport
+from engine.training_report import TrainingReport, report_skipped
 
 DEFAULT_EPOCHS = 100
 
@@ -60,6 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
                                  strict=args.strict, seed=args.seed, world=world, workers=args.parallel,
                                  pin_memory=device.type == "cuda")
+    report_skipped(data.problems, world, f"{args.protocol} {args.subset}")
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
                              device=str(device), problems=data.problems)
     try:

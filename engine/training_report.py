@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from engine.audio import Problem
 from engine.distributed import World
 
 
@@ -27,6 +29,25 @@ class EpochSummary:
     lr: float
     chunks_per_s: float
     seconds: float
+
+
+def report_skipped(problems: Sequence[Problem], world: World, what: str) -> None:
+    """One warning line per skipped file or speaker, then their count, on stderr (rank 0).
+
+    A run launched by the TUI writes stderr to ``TRN_DIR/train.log``: the lines land there too.
+    Long paths are never wrapped and never read as rich markup (``[...]`` in a file name).
+    """
+    if not world.is_main or not problems:
+        return
+    console = Console(file=sys.stderr)
+    for p in problems:
+        where = "" if p.path in p.problem else f"{p.path}: "
+        console.print(f"train: warning: {where}{p.problem}", markup=False, highlight=False, soft_wrap=True)
+    files = sum(p.kind == "file" for p in problems)
+    speakers = len(problems) - files
+    console.print(f"train: warning: skipped {files} unusable file(s) and {speakers} speaker(s) while preparing {what} "
+                  "(listed above, and in the run's data problems); --strict stops at the first instead",
+                  markup=False, highlight=False, soft_wrap=True)
 
 
 class TrainingReport:

@@ -38,6 +38,7 @@ from engine.selection import (read_params, read_scores, result_from_scores, resu
                               write_params, write_scores)
 from engine.stopping import StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
+from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.watch import CheckpointWatcher
 
 #: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
@@ -61,20 +62,23 @@ def load_trials(protocol_name: str, subset: str, database: str | None
         raise ProtocolError(f"protocol {protocol_name} has no {subset}_trial(): validate needs a "
                             "speaker verification protocol with trials (e.g. "
                             "VoxCeleb.SpeakerVerification.VoxCeleb1)")
+    path = trial_file(method)
+    if path is not None:
+        check_trial_file(path)
+    source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"
     trials, files = [], {}
     try:
-        for trial in method():
-            uris = []
+        for number, trial in enumerate(method(), 1):
+            trials.append(check_trial(trial, number, source))
             for key in ("file1", "file2"):
                 f = trial[key]
                 files.setdefault(f["uri"], str(f["audio"]))
-                uris.append(f["uri"])
-            trials.append((int(bool(trial["reference"])), uris[0], uris[1]))
     except (NotImplementedError, FileNotFoundError) as e:
         raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({e}); "
                             "check the `trial:` entry of database.yml") from e
     if not trials:
         raise ProtocolError(f"protocol {protocol_name} lists no {subset} trial")
+    check_both_kinds(trials, source)
     return trials, files
 
 
@@ -334,7 +338,7 @@ def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: int, val_d
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores)))
     # the figures come from the scores as written (six decimals), so that the file alone gives
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
-    result = result_from_scores(epoch, *read_scores(path))
+    result = result_from_scores(epoch, *read_scores(path), source=path)
     result["scores_path"] = str(path)
     low, high = result["eer_ci_95"]
     print(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rich.syntax import Syntax
@@ -17,7 +17,8 @@ from app import reader
 from app.experiments import find_experiments, flatten, from_text, next_free, to_text, unflatten
 from engine.config import FIELD_SPECS, TEMPLATES, config_from_dict, config_to_dict, dump_yaml, \
     parse_config, template_text, validate_field
-from engine.errors import ConfigError
+from engine.errors import ConfigError, PathError
+from engine.safe_paths import contained_path
 
 SPECS = {}
 for _spec in FIELD_SPECS:
@@ -30,6 +31,25 @@ def _short(section: str, name: Any) -> str:
         if str(name) == choice or str(name).endswith("." + choice):
             return choice
     return str(name)
+
+
+def experiment_folder(root: Path, text: str) -> Path | str:
+    """The experiment folder typed in the form, inside the workspace; else why it is refused."""
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        try:  # a folder of the workspace typed in full is fine
+            text = str(path.resolve().relative_to(root))
+        except ValueError:
+            return (f"experiment folder {text!r} is outside the workspace {root}: give a folder "
+                    "inside it, e.g. experiments/exp1")
+    relative = str(PurePosixPath(text))  # "./a//b/" is "a/b"; ".." stays and is refused
+    if relative == ".":  # the workspace itself holds the experiment
+        return root
+    try:
+        return contained_path(root, relative, what=f"experiment folder {text!r}",
+                              fix="give a folder inside the workspace, e.g. experiments/exp1")
+    except PathError as e:
+        return str(e)
 
 
 class ConfigsScreen(Screen):
@@ -211,9 +231,10 @@ class ConfigsScreen(Screen):
         if not text:
             self.app.error("Give the experiment folder (EXP_DIR) to save config.yml in.")
             return None
-        exp = Path(text).expanduser()
-        if not exp.is_absolute():
-            exp = self.app.workspace.root / exp
+        exp = experiment_folder(self.app.workspace.root, text)
+        if isinstance(exp, str):
+            self.app.error(exp)
+            return None
         used = reader.used_by_runs(self.app.db_path, exp) if (exp / "config.yml").exists() else []
         if used:
             new = next_free(exp)

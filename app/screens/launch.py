@@ -15,6 +15,7 @@ from app.experiments import find_experiments
 from app.gpus import device_options
 from app.protocols_list import default_train, protocols
 from engine.layout import TrainingDir, ValidationDir
+from engine.errors import PathError
 
 
 def _row(label: str, widget) -> Horizontal:
@@ -117,13 +118,18 @@ class LaunchScreen(Screen):
         ws = self.app.workspace
         subset = self.query_one("#subset", Input).value.strip() or "train"
         device = str(self.query_one("#device", Select).value)
-        trn = processes.trn_dir(str(exp), str(protocol), subset)
+        val_subset = self.query_one("#val-subset", Input).value.strip() or "development"
+        validating = self.query_one("#validate", Checkbox).value
+        try:  # typed subsets become folders: none may lead outside the experiment
+            trn = processes.trn_dir(str(exp), str(protocol), subset)
+            val = processes.val_dir(trn, str(protocol), val_subset) if validating else None
+        except PathError as e:
+            self.app.error(str(e))
+            return None
         train = processes.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
                                      parallel=parallel, db=ws.db_path, database=ws.database_yml)
-        if not self.query_one("#validate", Checkbox).value:
+        if val is None:
             return train, None, TrainingDir(trn).log, None
-        val_subset = self.query_one("#val-subset", Input).value.strip() or "development"
-        val = processes.val_dir(trn, str(protocol), val_subset)
         validate = processes.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,
                                            device=device, db=ws.db_path, database=ws.database_yml)
         return train, validate, TrainingDir(trn).log, ValidationDir(val).log

@@ -18,6 +18,7 @@ from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine import layout
 from engine.layout import TrainingDir, ValidationDir
+from engine.errors import PathError
 
 
 class RunDetailScreen(Screen):
@@ -201,7 +202,11 @@ class RunDetailScreen(Screen):
         ws = self.app.workspace
         # as the last validation of this run did, else the Launch screen's defaults
         subset, every = processes.validation_settings(validators[0] if validators else None)
-        val = processes.val_dir(train["out_dir"], train["protocol"], subset)
+        try:
+            val = processes.val_dir(train["out_dir"], train["protocol"], subset)
+        except PathError as e:
+            self.app.error(str(e))
+            return
         argv = processes.validate_argv(train["out_dir"], train["protocol"], subset=subset, every=every,
                                        to=train.get("target_epoch"), device=train.get("device"),
                                        db=ws.db_path, database=ws.database_yml)

@@ -172,3 +172,45 @@ async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, 
         assert [value for _, value in device._options] == ["cpu", "cuda:0", "cuda:1"]
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+
+
+def _errors(app) -> list[str]:
+    return [str(n.message) for n in app._notifications if n.severity == "error"]
+
+
+async def test_config_form_refuses_a_folder_outside_the_workspace(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        for typed in ("../escaped", "experiments/../../escaped", str(workspace.parent / "escaped")):
+            screen.query_one("#exp-dir").value = typed
+            assert screen.action_save() is None
+            await wait_for(pilot, lambda: any(repr(typed) in e for e in _errors(app)))
+        assert not (workspace.parent / "escaped").exists()
+        assert [e for e in _errors(app) if "'..'" in e and "experiments/exp1" in e]
+        screen.query_one("#exp-dir").value = "./experiments//mine/"  # harmless spellings still save
+        assert screen.action_save() == workspace / "experiments" / "mine"
+
+
+async def test_launch_refuses_a_subset_that_leaves_the_experiment(tmp_path: Path, demo_corpus: Path,
+                                                                 tiny_exp: Path) -> None:
+    from app.app import make_app
+    from app.screens.launch import LaunchScreen
+
+    app = make_app(tmp_path, db=tmp_path / "runs.db", database=demo_corpus, now=lambda: 0.0)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#protocol").value == "Demo.SpeakerVerification.Voices",
+                       timeout=60)
+        await wait_for(pilot, lambda: str(tiny_exp.resolve()) in [v for _, v in screen.query_one("#exp")._options])
+        screen.query_one("#exp").value = str(tiny_exp.resolve())
+        screen.query_one("#subset").value = "../../../escaped"
+        screen.action_launch()
+        await wait_for(pilot, lambda: any("'../../../escaped'" in e for e in _errors(app)))
+        assert isinstance(app.screen, LaunchScreen) and not app.pending
+    assert not list(tmp_path.rglob("train.log")) and not (tmp_path.parent / "escaped").exists()

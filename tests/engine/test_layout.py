@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.errors import PathError
+
 from engine.layout import (ExperimentDir, TrainingDir, ValidationDir, checkpoint_label, contained,
                            parse_checkpoint_name)
 
@@ -42,7 +44,17 @@ def test_checkpoint_names():
 @pytest.mark.parametrize("uri", ["../x", "a/../../x", "/etc/passwd", "", "a//b", "./a", "a\x00b", "a\\..\\b"])
 def test_contained_refuses_what_leaves_the_folder(tmp_path, uri):
     assert contained(tmp_path, uri) is None
-    assert ValidationDir(tmp_path).extraction(1).embeddings(uri) is None
+    if "\\" not in uri:  # a backslash is an ordinary file-name character on POSIX
+        with pytest.raises(PathError, match="is refused"):
+            ValidationDir(tmp_path).extraction(1).embeddings(uri, source="P (test)")
+
+
+@pytest.mark.parametrize("protocol,subset", [("../../x", "train"), ("Demo.X.Y", "../../../escaped"), ("/abs", "t")])
+def test_run_folders_refuse_names_that_leave_the_experiment(tmp_path, protocol, subset):
+    with pytest.raises(PathError, match="is refused"):
+        ExperimentDir(tmp_path).training(protocol, subset)
+    with pytest.raises(PathError, match="is refused"):
+        TrainingDir(tmp_path).validation(protocol, subset)
 
 
 def test_contained_keeps_nested_uris(tmp_path):

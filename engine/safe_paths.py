@@ -1,0 +1,64 @@
+"""Names from files and users become paths only inside the folder they belong in.
+
+A uri of a protocol list, a protocol or subset name, an experiment name typed in the TUI:
+each is joined below a folder the command owns (``VAL_DIR/apply/EPOCH``, ``EXP_DIR/train``,
+the workspace). ``contained_path`` is the one place that joins them, and it refuses any name
+that could leave that folder, so that no input can make a command write anywhere else.
+torch-free: the TUI uses it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+
+__all__ = ["contained_path", "unsafe_reason"]
+
+#: what a safe name is, for the messages
+SAFE = "a relative path without '..', empty parts or NUL"
+
+
+def unsafe_reason(relative: str) -> str | None:
+    """Why ``relative`` cannot be joined below a folder safely, or None when it can."""
+    if not relative:
+        return "it is empty"
+    if "\0" in relative:
+        return "it holds a NUL character"
+    if PurePosixPath(relative).is_absolute() or relative.startswith("~"):
+        return "it is absolute"
+    parts = relative.split("/")
+    if ".." in parts:
+        return "it climbs out with '..'"
+    if "" in parts or "." in parts:
+        return "it has an empty part ('//', a trailing '/' or '.')"
+    return None
+
+
+def contained_path(root: str | os.PathLike[str], relative: str | os.PathLike[str], *,
+                   what: str = "name", fix: str = "") -> Path:
+    """``root / relative``, refusing a ``relative`` that could lead outside ``root``.
+
+    Parameters
+    ----------
+    root
+        The folder the command owns.
+    relative
+        A name from a file or a user (``a/b/c.npy`` is fine: nested names become folders).
+    what
+        How the message names the input, e.g. ``"uri '../x' of protocol P (test)"``.
+    fix
+        What the user should do, appended to the message.
+
+    Raises
+    ------
+    PathError
+        Naming ``what``, why it is refused and where it would have been written.
+    """
+    from engine.errors import PathError
+
+    text = os.fspath(relative)
+    reason = unsafe_reason(text)
+    if reason is not None:
+        raise PathError(f"{what} is refused: {reason}, so it could be written outside {root} "
+                        f"(a name must be {SAFE})" + (f" — {fix}" if fix else ""))
+    return Path(root) / text

@@ -1,0 +1,1 @@
+"""Validation: speaker-verification trials, their embeddings and scores."""

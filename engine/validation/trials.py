@@ -1,0 +1,79 @@
+"""Trial lists checked line by line before pyannote.database reads them.
+
+pyannote.database reads a trial file with pandas (``read_table(sep=r"\\s+")``): a line cut
+short becomes a row of NaN, whose uri then names a phantom audio file (``…/wav/nan.wav does
+not exist``), and a line with a fourth field shifts the columns. Checking the file first
+names the file and the line instead. torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import ProtocolError
+
+#: how a trial line reads
+TRIAL_LINE = "`reference uri1 uri2` (reference 1 for a target trial, 0 for a non-target one)"
+#: a reference as pandas may give it (int, bool, float when a NaN is in its column), as text
+_REFERENCES = {"0": 0, "1": 1, "false": 0, "true": 1, "0.0": 0, "1.0": 1}
+
+
+def trial_file(method: Callable[..., Any]) -> Path | None:
+    """The file behind a ``{subset}_trial`` method of a database.yml protocol, when it has one.
+
+    pyannote.database binds the subset's entries and the database.yml path to the method
+    (a ``functools.partial``); a protocol written in Python has neither, and gets None.
+    """
+    keywords = getattr(method, "keywords", None) or {}
+    entries, database_yml = keywords.get("entries"), keywords.get("database_yml")
+    if not isinstance(entries, dict) or "trial" not in entries or database_yml is None:
+        return None
+    from pyannote.database.custom import resolve_path
+
+    try:
+        return resolve_path(Path(entries["trial"]), Path(database_yml))
+    except FileNotFoundError:
+        return None  # pyannote.database says so itself, naming the path
+
+
+def check_trial_file(path: str | Path) -> None:
+    """Refuse a trial file with a malformed line, naming ``FILE:LINE`` and the line.
+
+    Raises
+    ------
+    ProtocolError
+        A non-blank line that is not three fields with a 0/1 reference.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for number, line in enumerate(f, 1):
+                fields = line.split()
+                if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES):
+                    raise ProtocolError(f"{path}:{number}: malformed trial line {line.strip()!r}: "
+                                        f"expected {TRIAL_LINE} — fix or delete that line")
+    except OSError as e:
+        raise ProtocolError(f"trial file {path} cannot be read: {e}") from e
+
+
+def check_trial(trial: Any, number: int, source: str) -> tuple[int, str, str]:
+    """``(reference, uri1, uri2)`` of one trial a protocol yields, refusing a malformed one.
+
+    The net behind ``check_trial_file``, for protocols whose file ``trial_file`` cannot find.
+    """
+    reference = _REFERENCES.get(str(trial["reference"]).strip().lower())
+    uris = [trial[key]["uri"] for key in ("file1", "file2")]
+    # pandas reads a missing field as a float NaN (and a numeric uri as an int, which is fine)
+    if reference is None or not all(u is not None and not isinstance(u, float) and str(u) for u in uris):
+        raise ProtocolError(f"{source}: trial {number} is malformed (reference {trial['reference']!r}, "
+                            f"uris {uris[0]!r} and {uris[1]!r}): expected {TRIAL_LINE} — fix the trial list")
+    return reference, uris[0], uris[1]
+
+
+def check_both_kinds(trials: list[tuple[int, str, str]], source: str) -> None:
+    """An EER needs target and non-target trials: refuse a list of only one kind."""
+    targets = sum(reference for reference, _, _ in trials)
+    if targets in (0, len(trials)):
+        raise ProtocolError(f"{source}: {targets} of the {len(trials)} trials are target trials: an EER "
+                            "needs both target (1) and non-target (0) trials — fix the trial list")

@@ -1,0 +1,193 @@
+"""Hostile and damaged input: one line naming the thing and the fix, exit 2, nothing written
+outside the folders a command owns (issue 10)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.engine.engine_runner import run_engine
+
+SR = 16000
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../x", "/tmp/x", "a//b", "a/", "", "a\0b", "~/x", "./a"])
+def test_contained_path_refuses_names_that_could_leave_the_folder(tmp_path: Path, name: str) -> None:
+    from engine.errors import PathError
+    from engine.safe_paths import contained_path
+
+    with pytest.raises(PathError, match="is refused"):
+        contained_path(tmp_path, name, what=f"uri {name!r}")
+
+
+def test_contained_path_keeps_nested_names_below_the_folder(tmp_path: Path) -> None:
+    from engine.safe_paths import contained_path
+
+    assert contained_path(tmp_path, "id1/video/00001.npy") == tmp_path / "id1" / "video" / "00001.npy"
+    assert contained_path(tmp_path, "a..b.npy") == tmp_path / "a..b.npy"  # dots inside a name are fine
+
+
+def write_wav(path: Path, seconds: float = 1.5) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    sf.write(path, (0.1 * rng.standard_normal(int(seconds * SR))).astype(np.float32), SR)
+
+
+def escaping_protocol(root: Path, evil: str) -> Path:
+    """A database.yml whose Evil.SpeakerDiarization.Escape test list holds ``good`` and ``evil``,
+    both real wav files (the evil one where its ``../`` template leads); returns the yml."""
+    corpus = root / "deep" / "er" / "corpus"
+    write_wav(corpus / "wav" / "good.wav")
+    write_wav(Path(os.path.normpath(corpus / "wav" / f"{evil}.wav")))
+    (corpus / "lists").mkdir(parents=True)
+    (corpus / "lists" / "test.lst").write_text(f"good\n{evil}\n")
+    database = corpus / "database.yml"
+    database.write_text("Databases:\n  Evil: wav/{uri}.wav\n"
+                        "Protocols:\n  Evil:\n    SpeakerDiarization:\n      Escape:\n"
+                        "        test:\n          uri: lists/test.lst\n")
+    return database
+
+
+def test_apply_refuses_a_uri_that_leaves_its_output_folder(tmp_path: Path, db_path: Path) -> None:
+    from tests.engine.test_apply import write_model_dir
+
+    evil = "../../../../../../x"
+    database = escaping_protocol(tmp_path, evil)
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    before = set(tmp_path.rglob("*"))
+    done = run_engine("apply", "--step", "0.5", str(val_dir),
+                      "Evil.SpeakerDiarization.Escape", database=database)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"uri {evil!r}" in error and "Evil.SpeakerDiarization.Escape" in error and "'..'" in error
+    written = {p for p in set(tmp_path.rglob("*")) - before if p != db_path and not p.name.startswith("runs.db")}
+    assert not [p for p in written if p.suffix == ".npy"]
+    assert not (val_dir / "apply").exists()
+
+
+def copy_corpus(demo_corpus: Path, tmp_path: Path) -> Path:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    return corpus / "database.yml"
+
+
+def tiny_exp_in(root: Path) -> Path:
+    from tests.conftest import TINY_CONFIG
+
+    exp = root / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    return exp
+
+
+def test_a_trial_list_cut_mid_line_is_named_by_file_and_line(tmp_path: Path, demo_corpus: Path,
+                                                             db_path: Path) -> None:
+    database = copy_corpus(demo_corpus, tmp_path)
+    trial_file = database.parent / "voxceleb" / "lists" / "test.trial.txt"
+    lines = trial_file.read_text().splitlines()
+    cut = " ".join(lines[-1].split()[:2])  # `1 uri1`: the second uri lost
+    trial_file.write_text("\n".join(lines[:-1] + [cut]))
+    trn_dir = tiny_exp_in(tmp_path) / "train" / "Demo.SpeakerVerification.Voices.train"
+    trn_dir.mkdir(parents=True)
+    done = run_engine("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"{trial_file}:{len(lines)}: malformed trial line {cut!r}" in error
+    assert "nan" not in error
+
+
+def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    database = copy_corpus(demo_corpus, tmp_path)
+    database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))
+    exp = tiny_exp_in(tmp_path)
+    done = run_engine("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                      database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"{database.parent / 'voxceleb' / 'wave'}/id" in error  # the path it looked for
+    assert f"the folder {database.parent / 'voxceleb' / 'wave'}" in error and "Databases:" in error
+    assert "no speaker has" not in error
+
+
+@pytest.mark.slow
+def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path: Path, demo_corpus: Path,
+                                                                         db_path: Path) -> None:
+    from app import processes
+
+    database = copy_corpus(demo_corpus, tmp_path)
+    wavs = sorted((database.parent / "voxceleb" / "wav").rglob("*.wav"))
+    train_uris = set((database.parent / "voxceleb" / "lists" / "train.lst").read_text().split())
+    unreadable, missing, empty = [w for w in wavs
+                                  if str(w.relative_to(w.parents[2]))[:-4] in train_uris][:3]
+    unreadable.write_bytes(b"RIFF\x00\x00 not a wav file")
+    missing.unlink()
+    sf.write(empty, np.zeros(0, np.float32), SR)
+    exp = tiny_exp_in(tmp_path)
+    trn_dir = exp / "train" / "Demo.SpeakerVerification.Voices.train"
+    log = trn_dir / "train.log"
+    argv = processes.train_argv(str(exp), "Demo.SpeakerVerification.Voices", subset="train", to=1,
+                                device="cpu", parallel=0, db=db_path, database=database)
+    pid = processes.launch(argv, log)
+    assert os.waitpid(pid, 0)[1] == 0, log.read_text()
+    text = log.read_text()
+    warnings = [line for line in text.splitlines() if line.startswith("train: warning:")]
+    for path in (unreadable, missing, empty):
+        assert len([w for w in warnings if str(path) in w]) == 1, (path, warnings)
+    assert "skipped 3 unusable file(s) and 0 speaker(s)" in warnings[-1]
+    from engine.store import open_store
+
+    with open_store(db_path, readonly=True) as store:
+        (run,) = store.runs(kind="train")
+        assert run["status"] == "completed"
+
+
+def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
+    """For each command, arguments a user could give that it cannot work with."""
+    from tests.conftest import TINY_CONFIG
+
+    file = tmp / "a-file"
+    file.write_text("not a folder\n")
+    broken = tmp / "broken"
+    broken.mkdir()
+    (broken / "config.yml").write_text("task: [\n")
+    good = tmp / "good"
+    good.mkdir()
+    (good / "config.yml").write_text(TINY_CONFIG)
+    val = tmp / "val"
+    (val / "scores").mkdir(parents=True)
+    (val / "scores" / "0001.txt").write_text("1 0.9 a b\n1 0.8 a c\n")  # no non-target trial
+    (tmp / "events.jsonl").write_text('{"hello": 1}\n')
+    (tmp / "unknown.yml").write_text(TINY_CONFIG + "colour: blue\n")
+    protocol = "Demo.SpeakerVerification.Voices"
+    return {
+        "train": ["train", str(broken), protocol],
+        "validate": ["validate", str(file), protocol],
+        "apply": ["apply", str(broken), protocol],
+        "pick": ["pick", str(val)],
+        "runs": ["runs", "--db", str(file)],
+        "import": ["import", str(tmp / "events.jsonl")],
+        "config check": ["config", "check", str(tmp / "unknown.yml")],
+        "model-summary": ["model-summary", str(tmp / "nowhere")],
+        "demo-data": ["demo-data", "--speakers", "3", str(file / "corpus")],
+        "demo-workspace": ["demo-workspace", "--speakers", "3", str(file / "ws")],
+        "sbatch": ["sbatch", "-o", str(file / "job.sh"), str(good), protocol],
+    }
+
+
+@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "runs", "import", "config check",
+                                     "model-summary", "demo-data", "demo-workspace", "sbatch"])
+def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus: Path, command: str) -> None:
+    argv = _bad_inputs(tmp_path)[command]
+    done = run_engine(*argv, db=tmp_path / "runs.db", database=demo_corpus, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1 and done.stderr.strip().splitlines()[-1] == errors[0], output
+    assert errors[0].startswith(f"spkemb-engine {command}: error: ")
