@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from engine.config.schema import MarginSchedule
+from engine.config.recipe_values import FACTORS_WORDS, SCHEDULE_WORDS, margin_schedule, speed_factors
 
 #: sections of the tutorial's format, in the order they are written
 SECTIONS = ("feature_extraction", "data_augmentation", "architecture", "task", "scheduler", "optimizer")
@@ -30,14 +30,10 @@ TYPE_WORDS = {
     "stride": "a list of 3 positive integers, e.g. [5, 1, 1]",
     "protocols": "a Collection protocol name or a list of them, e.g. [MUSAN.Collection.Music]",
     "choice": "a name",
-    "factors": "a list of speed factors, e.g. [0.9, 1.0, 1.1]",
-    "margin_schedule": ("nothing (null: a constant margin) or a mapping such as {increase_start_epoch: 20, "
-                        "fix_start_epoch: 40, increase_type: exp}"),
+    "factors": FACTORS_WORDS,
+    "margin_schedule": SCHEDULE_WORDS,
 }
 
-#: the keys of a margin_scheduler mapping and the increase types it accepts (WeSpeaker's names)
-MARGIN_SCHEDULE_KEYS = ("increase_start_epoch", "fix_start_epoch", "increase_type")
-INCREASE_TYPES = ("exp", "linear")
 
 
 class Invalid(ValueError):
@@ -99,48 +95,12 @@ def coerce(kind: str, value: Any) -> Any:
                 raise Invalid(f"{describe(name)} is not a Collection protocol name: write "
                               "Database.Collection.Name, e.g. MUSAN.Collection.BackgroundNoise")
         return tuple(names)
-    if kind == "factors":
-        return _factors(value)
-    if kind == "margin_schedule":
-        return _margin_schedule(value)
+    if kind in ("factors", "margin_schedule"):
+        try:
+            return (speed_factors if kind == "factors" else margin_schedule)(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
     raise AssertionError(kind)
-
-
-def _factors(value: Any) -> tuple[float, ...]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise Invalid(f"expected {TYPE_WORDS['factors']}, got {describe(value)}")
-    factors = []
-    for item in value:
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0.5 <= item <= 2.0:
-            raise Invalid(f"expected {TYPE_WORDS['factors']} (each in [0.5, 2]), got {describe(item)} among them")
-        factors.append(float(item))
-    if len(set(factors)) != len(factors):
-        raise Invalid(f"a factor appears twice in {factors}; list each once")
-    return tuple(factors)
-
-
-def _margin_schedule(value: Any) -> MarginSchedule | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise Invalid(f"expected {TYPE_WORDS['margin_schedule']}, got {describe(value)}")
-    unknown = [k for k in value if k not in MARGIN_SCHEDULE_KEYS]
-    if unknown:
-        raise Invalid(f"unknown key {unknown[0]!r} of margin_scheduler; accepted: {', '.join(MARGIN_SCHEDULE_KEYS)}")
-    default = MarginSchedule()
-    start = value.get("increase_start_epoch", default.increase_start_epoch)
-    fix = value.get("fix_start_epoch", default.fix_start_epoch)
-    for key, epoch in (("increase_start_epoch", start), ("fix_start_epoch", fix)):
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
-            raise Invalid(f"margin_scheduler {key} must be an epoch number (1 or more), got {describe(epoch)}")
-    if fix < start:
-        raise Invalid(f"margin_scheduler fix_start_epoch ({fix}) is before increase_start_epoch ({start}); "
-                      "the ramp must end after it starts")
-    kind = value.get("increase_type", default.increase_type)
-    if kind not in INCREASE_TYPES:
-        raise Invalid(f"margin_scheduler increase_type must be one of {', '.join(INCREASE_TYPES)}, "
-                      f"got {describe(kind)}")
-    return MarginSchedule(increase_start_epoch=start, fix_start_epoch=fix, increase_type=kind)
 
 
 def positive(value: float) -> str | None:
