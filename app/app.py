@@ -72,10 +72,10 @@ class SpkembApp(App[None]):
 
         self.push_screen(ConfigsScreen())
 
-    def action_go_launch(self, exp_dir: str | None = None) -> None:
+    def action_go_launch(self, exp_dir: str | None = None, init_from: str | None = None) -> None:
         from app.screens.launch import LaunchScreen
 
-        self.push_screen(LaunchScreen(exp_dir=exp_dir))
+        self.push_screen(LaunchScreen(exp_dir=exp_dir, init_from=init_from))
 
     def action_go_query(self) -> None:
         from app.screens.query import QueryScreen

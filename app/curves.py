@@ -50,3 +50,9 @@ def epoch_marks(steps: Sequence[dict]) -> list[tuple[float, int]]:
                 marks.append((float(r["step"]), int(e)))
             last = e
     return marks
+
+
+def margin_curve(steps: Sequence[dict], max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+    """Downsampled (step, margin in force) of a run's step rows; empty when none is recorded."""
+    rows = [r for r in steps if r.get("margin") is not None]
+    return downsample([float(r["step"]) for r in rows], [float(r["margin"]) for r in rows], max_points)

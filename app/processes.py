@@ -46,8 +46,11 @@ def engine_argv(*args: str) -> list[str]:
 
 def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to: int | None = None,
                device: str | None = None, parallel: int | None = None, resume: bool = False,
-               db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+               db: str | Path | None = None, database: str | Path | None = None,
+               init_from: str | Path | None = None, init_classifier: bool = False) -> list[str]:
     args = ["train", "--subset", subset]
+    if init_from is not None:  # a fork: start from another run's checkpoint
+        args += ["--init-from", str(init_from)] + (["--init-classifier"] if init_classifier else [])
     if to is not None:
         args += ["--to", str(to)]
     if device:

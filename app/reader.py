@@ -139,7 +139,10 @@ def read_detail(path: Path, run_id: int, since_step: int) -> dict[str, Any]:
         grandchildren = [r for r in all_runs
                          if r.get("parent_id") in {c["id"] for c in children}]
         validations = store.validations(train_run_id=train_id)
+        # a fork's parent (train --init-from), for its lineage and config diff
+        init_parent = store.run(int(train["init_run_id"])) if train.get("init_run_id") is not None else None
         return {
+            "init_parent": init_parent,
             "run": run,
             "train": train,
             "steps": store.steps(train_id, since_step=since_step),

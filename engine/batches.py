@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.audio import Problem, num_samples, read_crop
+from engine.data.speed import SpeedPerturb, speed_vocabulary
 from engine.errors import TrainingError
 from engine.speech_index import SpeakerIndex, build_index
 
@@ -40,9 +41,10 @@ Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 class BatchPlan:
     """What one batch holds, before any audio is read (rows of the whole batch)."""
 
-    labels: np.ndarray  # (batch,) int64, index into SpeakerIndex.speakers
+    labels: np.ndarray  # (batch,) int64, training class: speaker + n_speakers * speed index
     files: np.ndarray  # (batch,) int32, index into SpeakerIndex.paths
     starts: np.ndarray  # (batch,) float64, chunk start in seconds
+    speeds: np.ndarray | None = None  # (batch,) int64, index into the speed factors
 
 
 def batches_per_epoch(per_epoch: float, duration: float, per_fold: int, per_label: int) -> int:
@@ -73,11 +75,15 @@ class SpeakerBatches(Dataset):
         This process's share of each batch under DistributedDataParallel.
     augment : callable, optional
         Applied to each chunk with a generator seeded by (seed, epoch, batch, row).
+    speeds : sequence of float, optional
+        Speed perturbation factors (``SpeedPerturb``): each chunk's factor is drawn with a
+        generator seeded by (seed, 3, epoch, batch), and each factor's copy of a speaker is
+        a class of its own (``speakers`` lists them all).
     """
 
     def __init__(self, index: SpeakerIndex, *, per_fold: int, per_label: int, per_epoch: float,
                  sample_rate: int, seed: int, rank: int = 0, world: int = 1,
-                 augment: Augment | None = None) -> None:
+                 augment: Augment | None = None, speeds: Sequence[float] = ()) -> None:
         n = len(index.speakers)
         if per_fold > n:
             raise TrainingError(f"task per_fold={per_fold} asks for more distinct speakers per batch "
@@ -92,6 +98,7 @@ class SpeakerBatches(Dataset):
         self.sample_rate, self.seed = sample_rate, seed
         self.rank, self.world = rank, world
         self.augment = augment
+        self.speed = SpeedPerturb(speeds, sample_rate) if speeds else None
         self.batch_size = batch
         self.samples = num_samples(index.duration, sample_rate)
         self.batches_per_epoch = batches_per_epoch(per_epoch, index.duration, per_fold, per_label)
@@ -101,8 +108,10 @@ class SpeakerBatches(Dataset):
 
     @property
     def speakers(self) -> list[str]:
-        """The label vocabulary: label ``i`` is ``speakers[i]``."""
-        return self.index.speakers
+        """The label vocabulary: label ``i`` is ``speakers[i]`` (speed-perturbed copies included)."""
+        if self.speed is None:
+            return self.index.speakers
+        return speed_vocabulary(self.index.speakers, self.speed.factors)
 
     def __len__(self) -> int:
         return self.batches_per_epoch
@@ -123,6 +132,10 @@ class SpeakerBatches(Dataset):
         ix = self.index
         g = epoch * self.batches_per_epoch + k
         labels = np.repeat(self._fold(g), self.per_label)
+        speeds, needed = None, ix.duration
+        if self.speed is not None:  # its own generator: the other draws stay those of a run without it
+            speeds = self.speed.draw(np.random.default_rng([self.seed, 3, epoch, k]), len(labels))
+            needed = self.speed.input_seconds(speeds, self.samples)
         rng = np.random.default_rng([self.seed, 1, epoch, k])
         # a region with probability proportional to its duration (1.x's weighted random_segment)
         low = np.where(ix.offsets[labels] > 0, ix.cumulative[np.maximum(ix.offsets[labels] - 1, 0)], 0.0)
@@ -130,18 +143,24 @@ class SpeakerBatches(Dataset):
         u = low + rng.random(len(labels)) * (high - low)
         rows = np.searchsorted(ix.cumulative, u, side="right")
         rows = np.clip(rows, ix.offsets[labels], ix.offsets[labels + 1] - 1)
-        # then a chunk start uniformly inside it (1.x's random_subsegment)
-        starts = ix.seg_start[rows] + rng.random(len(labels)) * ix.seg_span[rows]
-        return BatchPlan(labels=labels.astype(np.int64), files=ix.seg_file[rows], starts=starts)
+        # then a chunk start uniformly inside it (1.x's random_subsegment); a sped-up chunk
+        # reads more audio, so it has less room (none past the region's end when it fits)
+        span = np.maximum(0.0, ix.seg_span[rows] + ix.duration - needed)
+        starts = ix.seg_start[rows] + rng.random(len(labels)) * span
+        if speeds is not None:
+            labels = labels + len(ix.speakers) * speeds
+        return BatchPlan(labels=labels.astype(np.int64), files=ix.seg_file[rows], starts=starts, speeds=speeds)
 
     def sample_plan(self, epoch: int, k: int) -> list[dict[str, Any]]:
         """This rank's chunks of batch ``k`` of ``epoch``: uri, path, speaker, start, duration."""
         plan = self.plan(epoch, k)
         ix = self.index
-        return [{"uri": ix.uris[f], "path": ix.paths[f], "speaker": ix.speakers[int(s)],
-                 "label": int(s), "start": float(t), "duration": ix.duration}
-                for s, f, t in zip(plan.labels[self.share], plan.files[self.share],
-                                   plan.starts[self.share])]
+        vocabulary = self.speakers
+        return [{"uri": ix.uris[f], "path": ix.paths[f], "speaker": vocabulary[int(s)],
+                 "label": int(s), "start": float(t), "duration": ix.duration,
+                 "speed": 1.0 if plan.speeds is None else self.speed.factors[int(plan.speeds[row])]}
+                for row, s, f, t in zip(range(self.share.start, self.share.stop), plan.labels[self.share],
+                                        plan.files[self.share], plan.starts[self.share])]
 
     def batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """This rank's share of batch ``k`` of ``epoch`` as numpy arrays."""
@@ -150,8 +169,11 @@ class SpeakerBatches(Dataset):
         waveforms = np.empty((len(rows), self.samples), dtype=np.float32)
         paths, duration = self.index.paths, self.index.duration
         for i, row in enumerate(rows):
-            read_crop(paths[plan.files[row]], plan.starts[row], duration, self.sample_rate,
-                      out=waveforms[i])
+            if plan.speeds is not None:
+                self.speed.read(paths[plan.files[row]], plan.starts[row], int(plan.speeds[row]), waveforms[i])
+            else:
+                read_crop(paths[plan.files[row]], plan.starts[row], duration, self.sample_rate,
+                          out=waveforms[i])
             if self.augment is not None:
                 rng = np.random.default_rng([self.seed, 2, epoch, k, row])
                 waveforms[i] = self.augment(waveforms[i], rng)
@@ -249,8 +271,8 @@ def make_loader(files: Sequence[Any] | SpeakerIndex, cfg: Any, *, workers: int, 
     files : sequence of ProtocolFile, or SpeakerIndex
         The training subset's files, or an index already built from them (``build_index``).
     cfg : engine.config.Config
-        Uses ``task`` (duration, per_fold, per_label, per_epoch, label_min_duration) and
-        ``feature_extraction.sample_rate``.
+        Uses ``task`` (duration, per_fold, per_label, per_epoch, label_min_duration),
+        ``feature_extraction.sample_rate`` and ``augmentation.speeds`` (SpeedPerturb).
     workers : int
         Loader worker processes (0: load in this process).
     seed : int
@@ -280,8 +302,10 @@ def make_loader(files: Sequence[Any] | SpeakerIndex, cfg: Any, *, workers: int, 
     else:
         index = build_index(files, task.duration, label_min_duration=task.label_min_duration,
                             strict=strict)
+    aug = cfg.augmentation
     dataset = SpeakerBatches(index, per_fold=task.per_fold, per_label=task.per_label,
                              per_epoch=task.per_epoch, sample_rate=cfg.feature_extraction.sample_rate,
-                             seed=seed, rank=rank, world=world, augment=augment)
+                             seed=seed, rank=rank, world=world, augment=augment,
+                             speeds=aug.speeds if aug is not None else ())
     return BatchLoader(dataset, epoch=epoch, start_batch=start_batch, epochs=epochs,
                        workers=workers, pin_memory=pin_memory, prefetch=prefetch)

@@ -57,6 +57,11 @@ def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", action="store_true",
                    help="write an event file in TRN_DIR instead of the database "
                         "(automatic when the database is on a network filesystem)")
+    p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
+                   help="start from this checkpoint's network (e.g. TRN_DIR/weights/0040.pt of another "
+                        "experiment with the same architecture): a fine-tuning fork, recorded as such")
+    p.add_argument("--init-classifier", action="store_true",
+                   help="with --init-from: also reuse its classifier (the training classes must be the same)")
     _db_options(p)
     p.add_argument("exp_dir", metavar="EXP_DIR", help="experiment directory holding config.yml")
     p.add_argument("protocol", metavar="PROTOCOL",

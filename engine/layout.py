@@ -68,6 +68,16 @@ def parse_checkpoint_name(text: str) -> CheckpointName | None:
     return text if NAMED_CHECKPOINT.match(text) else None
 
 
+def checkpoint_file(path: Path) -> tuple[TrainingDir, CheckpointName] | None:
+    """The training dir and checkpoint name of ``TRN_DIR/weights/{0007,avg-top5}.pt``, else None."""
+    path = Path(path)
+    m = _EPOCH_FILE.match(path.name) or _NAMED_FILE.match(path.name)
+    if m is None or path.parent.name != WEIGHTS:
+        return None
+    name = m.group(1)
+    return TrainingDir(path.parent.parent), int(name) if name.isdigit() else name
+
+
 def contained(root: Path, relative: str) -> Path | None:
     """``root/relative`` when it stays inside ``root`` (see :mod:`engine.safe_paths`), else None."""
     return None if unsafe_reason(relative) or "\\" in relative else Path(root) / relative

@@ -69,8 +69,12 @@ class _NullWriter:
 
 
 def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn_dir: Path, device: str,
-                  problems: Sequence[Problem], kind: str = "train") -> Recorder:
-    """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing."""
+                  problems: Sequence[Problem], kind: str = "train", init: Any = None) -> Recorder:
+    """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing.
+
+    ``init`` (an :class:`engine.training.init_from.InitFrom`) is the checkpoint a forked run
+    starts from; the new run records its lineage.
+    """
     if not world.is_main:
         return Recorder(_NullWriter(), -1)
     trn_dir.mkdir(parents=True, exist_ok=True)
@@ -84,9 +88,10 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)
+    lineage = init.lineage(writer) if init is not None else {}
     run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
-                               log_path=log if log.exists() else None, **fields)
+                               log_path=log if log.exists() else None, **fields, **lineage)
     return Recorder(writer, run_id, problems=problems)
 
 

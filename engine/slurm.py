@@ -32,6 +32,10 @@ def _train_arguments(args: argparse.Namespace) -> list[str]:
         argv.append("--strict")
     if args.events:
         argv.append("--events")
+    if getattr(args, "init_from", None):
+        argv += ["--init-from", str(Path(args.init_from).resolve())]
+        if args.init_classifier:
+            argv.append("--init-classifier")
     return argv + [str(Path(args.exp_dir).resolve()), args.protocol]
 
 

@@ -19,8 +19,9 @@ from engine.distributed import World, agree, barrier, init_world, pick_device, s
 from engine.errors import SpkembError, TrainingError
 from engine.layout import ExperimentDir
 from engine.recording import Recorder, open_recorder
-from engine.schedulers import learning_rate
+from engine.schedulers import learning_rate, margin_at
 from engine.stopping import StopRequest
+from engine.training.init_from import InitFrom, load_init
 from engine.training_data import TrainingData, prepare_training_data
 from engine.training_report import TrainingReport, report_skipped
 
@@ -54,6 +55,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     world = init_world(device)
     device = pick_device(args.device, world)
+    if getattr(args, "init_classifier", False) and not getattr(args, "init_from", None):
+        raise TrainingError("--init-classifier needs --init-from CHECKPOINT (the run whose classifier to reuse)")
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
@@ -61,10 +64,13 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  strict=args.strict, seed=args.seed, world=world, workers=args.parallel,
                                  pin_memory=device.type == "cuda")
     report_skipped(data.problems, world, f"{args.protocol} {args.subset}")
+    # a resumed fork continues from its own checkpoints: its lineage is recorded already
+    init = None if args.resume or not getattr(args, "init_from", None) else load_init(
+        args.init_from, config=config, speakers=data.speakers, classifier=args.init_classifier)
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
-                             device=str(device), problems=data.problems)
+                             device=str(device), problems=data.problems, init=init)
     try:
-        status = Trainer(args, config, data, trn_dir, device, world, recorder).fit()
+        status = Trainer(args, config, data, trn_dir, device, world, recorder, init).fit()
     except BaseException as e:
         reason = str(e) if isinstance(e, SpkembError) else f"{type(e).__name__}: {e}"
         recorder.finish("stopped" if isinstance(e, KeyboardInterrupt) else "failed", reason)
@@ -79,20 +85,23 @@ class Trainer:
     """Holds what one training process needs; :meth:`fit` is the loop."""
 
     def __init__(self, args: argparse.Namespace, config: Config, data: TrainingData, trn_dir: Path,
-                 device: torch.device, world: World, recorder: Recorder) -> None:
+                 device: torch.device, world: World, recorder: Recorder, init: InitFrom | None = None) -> None:
         from engine.model import build_loss, build_model
 
         self.args, self.config, self.data, self.trn_dir = args, config, data, trn_dir
         self.device, self.world, self.recorder = device, world, recorder
         torch.manual_seed(args.seed)
-        self.model = build_model(config).to(device)
-        self.loss = build_loss(config, n_classes=len(data.speakers)).to(device)
+        self.model = build_model(config)
+        self.loss = build_loss(config, n_classes=len(data.speakers))
+        if init is not None:  # before DDP wraps them: every rank loads the same weights
+            init.apply(self.model, self.loss)
+        self.model, self.loss = self.model.to(device), self.loss.to(device)
         self.net: nn.Module = EmbeddingTrainer(self.model, self.loss)
         if world.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
         opt = config.optimizer
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=learning_rate(config.scheduler, 0, 1),
+        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=learning_rate(config.scheduler, 0, 1, 1),
                                          momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
                                          weight_decay=opt.weight_decay)
         self.epoch, self.batch, self.step = 0, 0, 0   # completed epochs, batches of the current one
@@ -157,9 +166,13 @@ class Trainer:
         report.start_epoch(epoch, self.batch)
         stopping = False
         for waveforms, labels in self.data.batches(epoch=epoch, start=self.batch):
-            lr = learning_rate(self.config.scheduler, self.step, self.data.batches_per_epoch)
+            # both schedules are pure functions of the step: a resumed run needs no scheduler state
+            lr = learning_rate(self.config.scheduler, self.step, self.data.batches_per_epoch, self.target)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
+            m = margin_at(self.config.task, self.step, self.data.batches_per_epoch)
+            if m is not None:
+                self.loss.set_margin(m)
             waveforms = waveforms.to(self.device, non_blocking=True)  # (batch, sample)
             labels = labels.to(self.device, non_blocking=True)        # (batch,)
             with amp:
@@ -169,7 +182,7 @@ class Trainer:
             self.optimizer.step()
             self.batch += 1
             self.step += 1
-            self.record(report, epoch, loss.detach(), lr)
+            self.record(report, epoch, loss.detach(), lr, m)
             stopping = agree(self.stop.requested, self.world, self.device)
             if stopping and self.batch < self.data.batches_per_epoch:
                 self.flush(report)
@@ -190,9 +203,10 @@ class Trainer:
             return False
         return True
 
-    def record(self, report: TrainingReport, epoch: int, loss: torch.Tensor, lr: float) -> None:
+    def record(self, report: TrainingReport, epoch: int, loss: torch.Tensor, lr: float,
+               margin: float | None) -> None:
         """Keep the loss on the device; look at it (one sync) only once per logging interval."""
-        report.add(epoch, self.step, loss, lr)
+        report.add(epoch, self.step, loss, lr, margin)
         if report.due(self.args.log_every):
             self.flush(report)
 

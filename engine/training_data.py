@@ -17,6 +17,7 @@ from engine.audio import Problem
 from engine.augment import build_augmentation
 from engine.batches import BatchLoader, SpeakerIndex, batches_per_epoch, build_index, make_loader
 from engine.config import Config
+from engine.data.speed import speed_vocabulary
 from engine.distributed import World
 from engine.protocols import load_protocol, subset_files
 
@@ -37,7 +38,11 @@ class TrainingData:
 
     @property
     def speakers(self) -> list[str]:
-        return self.index.speakers
+        """The training classes: the speakers, and their speed-perturbed copies (SpeedPerturb)."""
+        aug = self.config.augmentation
+        if aug is None or not aug.speeds:
+            return self.index.speakers
+        return speed_vocabulary(self.index.speakers, aug.speeds)
 
     @property
     def batches_per_epoch(self) -> int:

@@ -63,7 +63,7 @@ class TrainingReport:
             console=self.console, disable=not self.live)
         self.task = self.progress.add_task("train", total=batches_per_epoch, epoch=0, target=target,
                                            loss=float("nan"), speed=0.0)
-        self._pending: list[tuple[int, int, torch.Tensor, float]] = []
+        self._pending: list[tuple[int, int, torch.Tensor, float, float | None]] = []
         self._last = time.monotonic()
         self._batch = 0
         self._noted = time.monotonic()
@@ -85,8 +85,8 @@ class TrainingReport:
         self._last = self._noted = time.monotonic()
         self._batch = start_batch
 
-    def add(self, epoch: int, step: int, loss: torch.Tensor, lr: float) -> None:
-        self._pending.append((epoch, step, loss, lr))
+    def add(self, epoch: int, step: int, loss: torch.Tensor, lr: float, margin: float | None = None) -> None:
+        self._pending.append((epoch, step, loss, lr, margin))
 
     def due(self, interval: float) -> bool:
         return time.monotonic() - self._last >= interval
@@ -99,8 +99,9 @@ class TrainingReport:
         losses = torch.stack([p[2] for p in self._pending]).float().cpu().tolist()
         speed = len(self._pending) * self.batch_size * self.world.size / max(now - self._last, 1e-9)
         wall = time.time()
-        rows = [{"step": step, "epoch": epoch, "loss": loss, "lr": lr, "chunks_per_s": speed, "time": wall}
-                for (epoch, step, _, lr), loss in zip(self._pending, losses)]
+        rows = [{"step": step, "epoch": epoch, "loss": loss, "lr": lr, "margin": margin,
+                 "chunks_per_s": speed, "time": wall}
+                for (epoch, step, _, lr, margin), loss in zip(self._pending, losses)]
         self._loss_sum += sum(losses)
         self._steps += len(rows)
         self._lr = rows[-1]["lr"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,8 +18,11 @@ from app import reader
 from app.experiments import find_experiments, flatten, from_text, next_free, to_text, unflatten
 from engine.config import FIELD_SPECS, TEMPLATES, config_from_dict, config_to_dict, dump_yaml, \
     parse_config, template_text, validate_field
+from engine.config.specs import find_component
 from engine.errors import ConfigError, PathError
 from engine.safe_paths import contained_path
+
+_SECTION_NAME = re.compile(r"^([a-z_]+)(\[\d+\])?\.name$")
 
 SPECS = {}
 for _spec in FIELD_SPECS:
@@ -66,17 +70,20 @@ class ConfigsScreen(Screen):
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+s", "save", "Save"),
                 ("ctrl+l", "save_launch", "Save & launch")]
 
-    def __init__(self) -> None:
+    def __init__(self, fork: tuple[dict[str, Any], Path, str] | None = None) -> None:
+        """``fork``: (the parent's config, the experiment folder to suggest, the checkpoint to start from)."""
         super().__init__()
         self.keys: list[str] = []
         self.gen = 0
         self.data: dict[str, Any] | None = None
         self.source_exp: Path | None = None
+        self.fork = fork
+        self.init_from = fork[2] if fork else None
 
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(classes="toolbar"):
-            yield Select([(f"template: {t}", f"template:{t}") for t in TEMPLATES], value="template:demo",
+            yield Select(self._base_options(), value="fork:" if self.fork else "template:demo",
                          allow_blank=False, id="source")
             yield Input(placeholder="experiment folder (EXP_DIR)", id="exp-dir")
         yield Static("", id="status")
@@ -88,11 +95,15 @@ class ConfigsScreen(Screen):
             yield Button("Save & launch", id="save-launch")
         yield Footer()
 
+    def _base_options(self) -> list[tuple[str, str]]:
+        fork = [("fork: the parent run's config", "fork:")] if self.fork else []
+        return fork + [(f"template: {t}", f"template:{t}") for t in TEMPLATES]
+
     def on_mount(self) -> None:
         self.query_one("#preview").border_title = "config.yml preview"
         self.query_one("#exp-dir", Input).value = "experiments/exp1"
         self._find()
-        self._load_source("template:demo")
+        self._load_source("fork:" if self.fork else "template:demo")
 
     @work(thread=True)
     def _find(self) -> None:
@@ -102,7 +113,7 @@ class ConfigsScreen(Screen):
     def _add_experiments(self, exps: list[Path]) -> None:
         select = self.query_one("#source", Select)
         value = select.value
-        options = [(f"template: {t}", f"template:{t}") for t in TEMPLATES]
+        options = self._base_options()
         options += [(f"experiment: {self.app.workspace.show(p)}", f"exp:{p}") for p in exps]
         with self.prevent(Select.Changed):
             select.set_options(options)
@@ -114,6 +125,9 @@ class ConfigsScreen(Screen):
 
     def _load_source(self, source: str) -> None:
         kind, _, name = source.partition(":")
+        if kind == "fork" and self.fork is not None:
+            self._load_fork(*self.fork)
+            return
         try:
             if kind == "template":
                 text, origin = template_text(name), f"template {name}"
@@ -130,6 +144,18 @@ class ConfigsScreen(Screen):
             return
         self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
         self._build_form(config_to_dict(cfg))
+
+    def _load_fork(self, config: dict[str, Any], exp: Path, init_from: str) -> None:
+        """The parent run's config, in a new experiment folder named after it and the epoch."""
+        try:
+            data = config_to_dict(config_from_dict(config, source="the parent run's config"))
+        except ConfigError as e:
+            self.app.error(f"cannot load the parent run's config: {e}")
+            return
+        self.source_exp = None
+        self.query_one("#exp-dir", Input).value = self.app.workspace.show(next_free(exp))
+        self.sub_title = f"fork from {self.app.workspace.show(init_from)}"
+        self._build_form(data)
 
     def _build_form(self, data: dict[str, Any]) -> None:
         form = self.query_one("#form", VerticalScroll)
@@ -176,9 +202,30 @@ class ConfigsScreen(Screen):
         return unflatten(flat)
 
     @on(Input.Changed, "#form Input")
-    @on(Select.Changed, "#form Select")
     def _field_changed(self) -> None:
         self._validate()
+
+    @on(Select.Changed, "#form Select")
+    def _name_changed(self, event: Select.Changed) -> None:
+        """Another name for a section: its fields become that name's parameters, at their defaults."""
+        key = next((k for i, k in enumerate(self.keys) if self.fid(i) == event.select.id), None)
+        match = _SECTION_NAME.match(key or "")
+        comp = find_component(match.group(1), str(event.value)) if match else None
+        try:
+            data = self._form_data()
+        except NoMatches:
+            return
+        node = data.get(match.group(1)) if match else None
+        if match and match.group(2) and isinstance(node, list):
+            node = node[int(match.group(2)[1:-1])]
+        if comp is None or comp.groups or not isinstance(node, dict) or set(node.get("params") or {}) == {
+                p.name for p in comp.params}:
+            self._validate()
+            return
+        node["params"] = {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
+                          for p in comp.params if p.default is not None or not p.required}
+        # not from inside the handler of a Select the rebuild removes
+        self.call_after_refresh(self._build_form, data)
 
     def _validate(self) -> bool:
         """Check each field, then the whole config the way ``config check`` does; show the YAML."""
@@ -256,4 +303,4 @@ class ConfigsScreen(Screen):
         exp = self.action_save()
         if exp is not None:
             self.app.pop_screen()
-            self.app.action_go_launch(str(exp))
+            self.app.action_go_launch(str(exp), init_from=self.init_from)

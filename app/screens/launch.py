@@ -31,13 +31,17 @@ class LaunchScreen(Screen):
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+l", "launch", "Launch")]
 
-    def __init__(self, exp_dir: str | None = None) -> None:
+    def __init__(self, exp_dir: str | None = None, init_from: str | None = None) -> None:
         super().__init__()
         self.exp_dir = exp_dir
+        self.init_from = init_from  # a fork: train starts from this checkpoint
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
+            if self.init_from:
+                yield _row("start from (--init-from)", Static(self.app.workspace.show(self.init_from), id="init-from"))
+                yield _row("reuse its classifier", Checkbox("--init-classifier", False, id="init-classifier"))
             yield _row("experiment (EXP_DIR)", Select([], prompt="experiment", id="exp"))
             yield _row("protocol", Select([], prompt="protocol (loading…)", id="protocol"))
             yield _row("subset", Input("train", id="subset"))
@@ -126,8 +130,10 @@ class LaunchScreen(Screen):
         except PathError as e:
             self.app.error(str(e))
             return None
+        classifier = bool(self.init_from) and self.query_one("#init-classifier", Checkbox).value
         train = processes.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
-                                     parallel=parallel, db=ws.db_path, database=ws.database_yml)
+                                     parallel=parallel, db=ws.db_path, database=ws.database_yml,
+                                     init_from=self.init_from, init_classifier=classifier)
         if val is None:
             return train, None, TrainingDir(trn).log, None
         validate = processes.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from app import processes, reader
+from app.lineage import lineage_lines
 from app.messages import DetailLoaded
 from app.runs_view import duration, eer_text, epoch_text, protocol_text
 from app.widgets.epoch_table import EpochTable
@@ -30,6 +31,7 @@ class RunDetailScreen(Screen):
         ("V", "stop_validation", "Stop validation"),
         ("p", "pick", "Pick best"),
         ("e", "extract", "Extract"),
+        ("f", "fork", "Fork from epoch"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -117,6 +119,7 @@ class RunDetailScreen(Screen):
             f"  {duration(None if end is None or run.get('started_at') is None else end - run['started_at'])}",
             f"experiment {ws.show(train.get('exp_dir'))}   TRN_DIR {ws.show(train.get('out_dir'))}",
         ]
+        lines += lineage_lines(train, data.get("init_parent"), ws.show)
         best = [v for v in data["validators"] if v.get("best_eer") is not None]
         if best:
             lines.append(f"best EER {eer_text(best[0])} ({best[0].get('best_how')}) "
@@ -278,3 +281,25 @@ class RunDetailScreen(Screen):
                                     database=ws.database_yml)
         self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
                      protocol=choice["protocol"], subset=choice["subset"], device=choice["device"])
+
+    def action_fork(self) -> None:
+        """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""
+        from app.screens.configs import ConfigsScreen
+
+        train = self._train()
+        table = self.query_one(EpochTable)
+        if not train or not table.row_count:
+            self.app.notify("No epoch to fork from yet.", severity="warning")
+            return
+        epoch = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        paths = [c["path"] for c in self.data.get("checkpoints", [])
+                 if not c.get("partial") and int(c["epoch"]) == epoch]
+        if not paths or not Path(paths[-1]).is_file():
+            self.app.notify(f"Epoch {epoch} has no checkpoint file to start from.", severity="warning")
+            return
+        config = train.get("config")
+        if not isinstance(config, dict):
+            self.app.error(f"run #{train['id']} has no recorded config to start the fork from")
+            return
+        exp = Path(train["exp_dir"])
+        self.app.push_screen(ConfigsScreen(fork=(config, exp.parent / f"{exp.name}-fork-e{epoch}", paths[-1])))

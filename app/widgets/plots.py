@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from textual_plotext import PlotextPlot
 
-from app.curves import epoch_marks, loss_curve
+from app.curves import epoch_marks, loss_curve, margin_curve
 
 COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]
 
@@ -48,7 +48,11 @@ class SeriesPlot(PlotextPlot):
 
 
 class LossPlot(SeriesPlot):
-    """Per-step training loss, smoothed and downsampled, with a dotted line at each new epoch."""
+    """Per-step training loss, smoothed and downsampled, with a dotted line at each new epoch.
+
+    For a single run whose margin varies (a margin schedule), the margin in force is drawn
+    beside it on the right-hand axis.
+    """
 
     DEFAULT_CSS = """
     LossPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
@@ -71,6 +75,10 @@ class LossPlot(SeriesPlot):
             if len(self.series) == 1:
                 for x, _ in epoch_marks(s.steps)[-50:]:
                     plt.vline(x, "gray")
+                mx, my = margin_curve(s.steps)
+                if my and min(my) != max(my):
+                    plt.plot(mx, my, label="margin (right axis)", color="yellow", marker="dot", yside="right")
+                    plt.title("loss, and the margin in force (right)")
         if not drawn:
             plt.title("no training steps recorded yet")
         self.refresh()

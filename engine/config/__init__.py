@@ -12,7 +12,7 @@ from engine.config.check import cmd_check
 from engine.config.dump import config_diff, config_from_dict, config_to_dict, dump_config, dump_yaml
 from engine.config.parse import load_config, parse_config
 from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
-                                  FeatureExtraction, OptimizerConfig, ReverbConfig, SchedulerConfig,
+                                  FeatureExtraction, MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
 from engine.config.specs import FIELD_SPECS, FieldSpec, config_fields, validate_field
 
@@ -28,7 +28,7 @@ def template_text(name: str) -> str:
 
 __all__ = [
     "ArchitectureConfig", "AugmentationConfig", "Config", "EmbeddingConfig", "FIELD_SPECS",
-    "FeatureExtraction", "FieldSpec", "OptimizerConfig", "ReverbConfig", "SchedulerConfig",
+    "FeatureExtraction", "FieldSpec", "MarginSchedule", "OptimizerConfig", "ReverbConfig", "SchedulerConfig",
     "SincNetConfig", "TDNNConfig", "TEMPLATES", "TaskConfig", "cmd_check", "config_diff",
     "config_fields", "config_from_dict", "config_to_dict", "dump_config", "dump_yaml", "load_config",
     "parse_config", "template_text", "validate_field",

@@ -26,7 +26,7 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     dict
         ``{section: {name, params}}`` with full ``pyannote.audio.*`` names and every
         default written out; lists, never tuples, so that it is also JSON.
-        ``data_augmentation`` is a list when both AddNoise and AddReverb are on, and is
+        ``data_augmentation`` is a list when several of SpeedPerturb, AddNoise and AddReverb are on, and is
         left out when there is no augmentation.
     """
     out: dict[str, Any] = {
@@ -35,12 +35,15 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     aug = cfg.augmentation
     if aug is not None:
         items = []
+        if aug.speeds:  # first: the order the chunks go through (speed, reverberation, noise)
+            items.append(_section("data_augmentation", "SpeedPerturb", {"factors": list(aug.speeds)}))
         if aug.noise:
             items.append(_section("data_augmentation", "AddNoise", {
                 "snr_min": aug.snr_min, "snr_max": aug.snr_max, "collection": list(aug.collection)}))
         if aug.reverb is not None:
             items.append(_section("data_augmentation", "AddReverb", {
                 "collection": list(aug.reverb.collection), "probability": aug.reverb.probability}))
+
         if items:
             out["data_augmentation"] = items[0] if len(items) == 1 else items
     arch = cfg.architecture
@@ -54,12 +57,19 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
     task = cfg.task
     params: dict[str, Any] = {}
     if task.loss != "Softmax":
-        params.update(margin=task.margin, s=task.s)
+        ramp = task.margin_scheduler
+        # written even when null, so that the config form offers it
+        params.update(margin=task.margin, s=task.s, margin_scheduler=None if ramp is None else {
+            "increase_start_epoch": ramp.increase_start_epoch, "fix_start_epoch": ramp.fix_start_epoch,
+            "increase_type": ramp.increase_type})
     params.update(duration=task.duration, per_fold=task.per_fold, per_label=task.per_label,
                   per_epoch=task.per_epoch, label_min_duration=task.label_min_duration)
     out["task"] = _section("task", task.loss, params)
     sched = cfg.scheduler
     params = {"learning_rate": sched.learning_rate}
+    if sched.name == "ExponentialDecrease":
+        params = {"initial_lr": sched.initial_lr, "final_lr": sched.final_lr,
+                  "warm_up_epoch": sched.warm_up_epoch}
     if sched.name == "CyclicScheduler":
         params.update(min_lr=sched.min_lr, max_lr=sched.max_lr, epochs_per_cycle=sched.epochs_per_cycle)
     out["scheduler"] = _section("scheduler", sched.name, params)
@@ -131,5 +141,6 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, An
     _flatten(a, "", flat_a)
     _flatten(b, "", flat_b)
     keys = list(dict.fromkeys([*flat_a, *flat_b]))
-    return [(k, flat_a.get(k), flat_b.get(k)) for k in keys
-            if k not in flat_a or k not in flat_b or flat_a[k] != flat_b[k]]
+    # a key written as null on one side and left out on the other (a config of an older
+    # release, without margin_scheduler) means the same thing: no difference
+    return [(k, flat_a.get(k), flat_b.get(k)) for k in keys if flat_a.get(k) != flat_b.get(k)]

@@ -165,6 +165,7 @@ def _augmentation(src: Source) -> AugmentationConfig | None:
         (item, f"data_augmentation[{i}]") for i, item in enumerate(value)]
     noise: dict[str, Any] | None = None
     reverb: ReverbConfig | None = None
+    speeds: tuple[float, ...] = ()
     seen: dict[str, str] = {}
     for item, path in items:
         comp, values, written, params_path = _read_section(src, "data_augmentation", item, path)
@@ -179,12 +180,14 @@ def _augmentation(src: Source) -> AugmentationConfig | None:
                                 f"empty SNR range: snr_min ({values['snr_min']:g}) is above snr_max "
                                 f"({values['snr_max']:g}); make snr_min <= snr_max")
             noise = values
+        elif comp.name == "SpeedPerturb":
+            speeds = values["factors"]
         else:
             reverb = ReverbConfig(collection=values["collection"], probability=values["probability"])
     if noise is None:
-        return AugmentationConfig(reverb=reverb)
+        return AugmentationConfig(reverb=reverb, speeds=speeds)
     return AugmentationConfig(collection=noise["collection"], snr_min=noise["snr_min"],
-                              snr_max=noise["snr_max"], reverb=reverb)
+                              snr_max=noise["snr_max"], reverb=reverb, speeds=speeds)
 
 
 def _architecture(src: Source, sample_rate: int) -> ArchitectureConfig:
@@ -200,7 +203,7 @@ def _architecture(src: Source, sample_rate: int) -> ArchitectureConfig:
 
 def _task(src: Source) -> TaskConfig:
     comp, v, _, _ = _section(src, "task")
-    margin = {k: v[k] for k in ("margin", "s") if k in v}
+    margin = {k: v[k] for k in ("margin", "s", "margin_scheduler") if k in v}
     return TaskConfig(loss=comp.name, duration=v["duration"], per_fold=v["per_fold"],
                       per_label=v["per_label"], per_epoch=v["per_epoch"],
                       label_min_duration=v["label_min_duration"], **margin)
@@ -208,6 +211,14 @@ def _task(src: Source) -> TaskConfig:
 
 def _scheduler(src: Source) -> SchedulerConfig:
     comp, v, written, params_path = _section(src, "scheduler")
+    if comp.name == "ExponentialDecrease":
+        if v["final_lr"] > v["initial_lr"]:
+            key = "final_lr" if "final_lr" in written else "initial_lr"
+            raise src.error(f"{params_path}.{key}",
+                            f"final_lr ({v['final_lr']:g}) is above initial_lr ({v['initial_lr']:g}): "
+                            "ExponentialDecrease decays; lower final_lr")
+        return SchedulerConfig(name=comp.name, initial_lr=v["initial_lr"], final_lr=v["final_lr"],
+                               warm_up_epoch=v["warm_up_epoch"])
     lr = v["learning_rate"]
     if comp.name == "ConstantScheduler":
         return SchedulerConfig(name=comp.name, learning_rate=lr, min_lr=lr, max_lr=lr)

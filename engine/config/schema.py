@@ -17,6 +17,14 @@ leaves a parameter out means what it meant there:
 - ``CyclicScheduler(epochs_per_cycle=10)`` whose rate runs from 0.1 x to 1 x the base
   rate and back (pyannote/audio/train/schedulers.py; Smith, "Cyclical Learning Rates for
   Training Neural Networks", WACV 2017).
+
+The modern recipe's parts (issue 13) take WeSpeaker's defaults
+(wenet-e2e/wespeaker ``examples/voxceleb/v2/conf/*.yaml``, ``wespeaker/utils/schedulers.py``):
+
+- ``ExponentialDecrease(initial_lr=0.1, final_lr=5e-5, warm_up_epoch=6)``, warmed up from 0;
+- ``MarginScheduler(increase_start_epoch=20, fix_start_epoch=40, increase_type='exp')`` from
+  a margin of 0 to the task's margin;
+- speed perturbation with factors ``[0.9, 1.0, 1.1]``, each a class of its own.
 """
 
 from __future__ import annotations
@@ -40,12 +48,16 @@ class ReverbConfig:
 
 @dataclass(frozen=True)
 class AugmentationConfig:
-    """Data augmentation; additive noise is on when ``collection`` is not empty."""
+    """Data augmentation; additive noise is on when ``collection`` is not empty.
+
+    ``speeds`` are the ``SpeedPerturb`` factors (empty: no speed perturbation).
+    """
 
     collection: tuple[str, ...] = ()
     snr_min: float = 5.0
     snr_max: float = 20.0
     reverb: ReverbConfig | None = None
+    speeds: tuple[float, ...] = ()
 
     @property
     def noise(self) -> bool:
@@ -83,6 +95,16 @@ class ArchitectureConfig:
 
 
 @dataclass(frozen=True)
+class MarginSchedule:
+    """WeSpeaker's ``MarginScheduler``: margin 0 before ``increase_start_epoch``, rising to the
+    task's margin until ``fix_start_epoch`` (exponentially or linearly), then fixed (1-based epochs)."""
+
+    increase_start_epoch: int = 20
+    fix_start_epoch: int = 40
+    increase_type: str = "exp"
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     """The loss and how training chunks are drawn (``per_epoch`` is in days of audio)."""
 
@@ -94,6 +116,7 @@ class TaskConfig:
     per_label: int = 1
     per_epoch: float = 7.0
     label_min_duration: float = 0.0
+    margin_scheduler: MarginSchedule | None = None
 
     @property
     def batch_size(self) -> int:
@@ -103,13 +126,19 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    """Learning rate schedule; ``min_lr``/``max_lr`` equal ``learning_rate`` when constant."""
+    """Learning rate schedule; ``min_lr``/``max_lr`` equal ``learning_rate`` when constant.
+
+    ``initial_lr``, ``final_lr`` and ``warm_up_epoch`` are ``ExponentialDecrease``'s.
+    """
 
     name: str = "ConstantScheduler"
     learning_rate: float = 0.01
     min_lr: float = 0.01
     max_lr: float = 0.01
     epochs_per_cycle: int = 10
+    initial_lr: float = 0.1
+    final_lr: float = 5e-5
+    warm_up_epoch: int = 6
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from engine.config.recipe_values import FACTORS_WORDS, SCHEDULE_WORDS, margin_schedule, speed_factors
+
 #: sections of the tutorial's format, in the order they are written
 SECTIONS = ("feature_extraction", "data_augmentation", "architecture", "task", "scheduler", "optimizer")
 REQUIRED_SECTIONS = ("architecture", "task")
@@ -28,7 +30,10 @@ TYPE_WORDS = {
     "stride": "a list of 3 positive integers, e.g. [5, 1, 1]",
     "protocols": "a Collection protocol name or a list of them, e.g. [MUSAN.Collection.Music]",
     "choice": "a name",
+    "factors": FACTORS_WORDS,
+    "margin_schedule": SCHEDULE_WORDS,
 }
+
 
 
 class Invalid(ValueError):
@@ -90,6 +95,11 @@ def coerce(kind: str, value: Any) -> Any:
                 raise Invalid(f"{describe(name)} is not a Collection protocol name: write "
                               "Database.Collection.Name, e.g. MUSAN.Collection.BackgroundNoise")
         return tuple(names)
+    if kind in ("factors", "margin_schedule"):
+        try:
+            return (speed_factors if kind == "factors" else margin_schedule)(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
     raise AssertionError(kind)
 
 
@@ -174,6 +184,11 @@ _TASK_COMMON = (
 _AAM = (Param("margin", "float", 0.1, "angular margin m in radians, cos(theta + m)",
               in_range(0.0, math.pi / 2, high_text="pi/2")),
         Param("s", "float", 7.0, "logit scale", positive))
+# WeSpeaker's MarginScheduler (wespeaker/utils/schedulers.py): the margin rises from 0 to
+# `margin` between two epochs; null keeps it constant, as pyannote 1.x.
+_MARGIN_SCHEDULER = Param("margin_scheduler", "margin_schedule", None,
+                          "ramp the margin from 0 up to `margin`: {increase_start_epoch, fix_start_epoch, "
+                          "increase_type: exp|linear}, or null for a constant margin (WeSpeaker)")
 # Additive margin softmax (Wang et al., IEEE SPL 2018): cos(theta) - m, with m = 0.35 and
 # s = 30 the paper's values (pyannote 1.x has no such loss to take defaults from).
 _AM = (Param("margin", "float", 0.35, "cosine margin m, cos(theta) - m", in_range(0.0, 1.0)),
@@ -198,6 +213,10 @@ COMPONENTS: tuple[Component, ...] = (
                Param("probability", "float", 0.5, "share of chunks reverberated",
                      in_range(0.0, 1.0, high_open=False))),
               "convolve chunks with a random room impulse response (spkemb extension)"),
+    Component("data_augmentation", "SpeedPerturb", "SpeedPerturb",
+              (Param("factors", "factors", (0.9, 1.0, 1.1),
+                     "speed factors; each factor's copy of a speaker is a training class of its own"),),
+              "speed perturbation by resampling, each factor a new class (WeSpeaker, 3D-Speaker)"),
     Component("architecture", "SincTDNN", "pyannote.audio.models.SincTDNN",
               (Param("sincnet.stride", "stride", (1, 1, 1), "stride of the 3 SincNet convolutions"),
                Param("sincnet.waveform_normalize", "bool", True, "standardize each waveform"),
@@ -210,9 +229,9 @@ COMPONENTS: tuple[Component, ...] = (
                Param("embedding.unit_normalize", "bool", False, "scale embeddings to unit length")),
               "SincNet front end, x-vector TDNN, statistics pooling"),
     Component("task", "AdditiveAngularMarginLoss", _LOSS + "AdditiveAngularMarginLoss",
-              _AAM + _TASK_COMMON, "additive angular margin loss (ArcFace)"),
+              _AAM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive angular margin loss (ArcFace)"),
     Component("task", "AdditiveMarginLoss", _LOSS + "AdditiveMarginLoss",
-              _AM + _TASK_COMMON, "additive margin softmax loss (CosFace / AM-softmax)"),
+              _AM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive margin softmax loss (CosFace / AM-softmax)"),
     Component("task", "Softmax", _LOSS + "Softmax", _TASK_COMMON, "plain softmax cross-entropy"),
     Component("scheduler", "ConstantScheduler", _SCHED + "ConstantScheduler",
               (Param("learning_rate", "float", 0.01, "learning rate", positive),),
@@ -224,6 +243,12 @@ COMPONENTS: tuple[Component, ...] = (
                Param("max_lr", "float", 0.01, "peak learning rate (same as learning_rate)", positive),
                Param("epochs_per_cycle", "int", 10, "epochs per learning-rate cycle", at_least(1))),
               "learning rate cycling between min_lr and max_lr (Smith, WACV 2017)"),
+    Component("scheduler", "ExponentialDecrease", "ExponentialDecrease",
+              (Param("initial_lr", "float", 0.1, "learning rate at step 0 of the decay", positive),
+               Param("final_lr", "float", 5e-5, "learning rate at the end of the last epoch (--to)",
+                     positive),
+               Param("warm_up_epoch", "int", 6, "epochs of linear warm-up from 0", at_least(0))),
+              "linear warm-up, then exponential decay from initial_lr to final_lr at --to (WeSpeaker)"),
     Component("optimizer", "SGD", "torch.optim.SGD",
               (Param("momentum", "float", 0.9, "SGD momentum", in_range(0.0, 1.0)),
                Param("nesterov", "bool", True, "Nesterov momentum (needs momentum > 0)"),
@@ -253,7 +278,7 @@ def component(section: str, name: str) -> Component:
 
 
 def accepted_names(section: str) -> str:
-    return ", ".join(f"{c.name} ({c.full})" for c in components(section))
+    return ", ".join(c.name if c.full == c.name else f"{c.name} ({c.full})" for c in components(section))
 
 
 @dataclass(frozen=True)

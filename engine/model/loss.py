@@ -56,7 +56,12 @@ class AdditiveAngularMarginLoss(CosineClassifier):
     def __init__(self, embedding_dim: int, n_classes: int, *, margin: float = 0.1, s: float = 7.0,
                  easy_margin: bool = False) -> None:
         super().__init__(embedding_dim, n_classes)
-        self.margin, self.s, self.easy_margin = margin, s, easy_margin
+        self.s, self.easy_margin = s, easy_margin
+        self.set_margin(margin)
+
+    def set_margin(self, margin: float) -> None:
+        """Use margin ``margin`` from the next forward on (a margin schedule sets it every step)."""
+        self.margin = margin
         self.cos_m, self.sin_m = math.cos(margin), math.sin(margin)
         self.th = math.cos(math.pi - margin)
         self.mm = math.sin(math.pi - margin) * margin
@@ -94,6 +99,10 @@ class AdditiveMarginLoss(CosineClassifier):
     def __init__(self, embedding_dim: int, n_classes: int, *, margin: float = 0.1, s: float = 7.0) -> None:
         super().__init__(embedding_dim, n_classes)
         self.margin, self.s = margin, s
+
+    def set_margin(self, margin: float) -> None:
+        """Use margin ``margin`` from the next forward on (a margin schedule sets it every step)."""
+        self.margin = margin
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""

@@ -38,7 +38,7 @@ from engine.store.runs import Store, open_store
 EVENTS_FILE = EVENTS
 _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint"})
 _PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path"})
-_ID_ARGS = ("parent_id", "train_run_id")
+_ID_ARGS = ("parent_id", "train_run_id", "init_run_id")
 
 
 class EventWriter:

@@ -101,6 +101,20 @@ def m003_runs_change_counter(db: Database) -> None:
                "WHERE id = NEW.id; END")
 
 
+@migrations()
+def m004_margin_and_lineage(db: Database) -> None:
+    """``train_steps.margin``: the loss margin in force at each step (a margin schedule varies it);
+    a forked run's lineage: ``runs.init_from`` (the checkpoint it started from), ``init_epoch``
+    (that checkpoint's epoch) and ``init_run_id`` (the run that wrote it, when known).
+
+    ``parent_id`` stays the validate/apply -> train link; a fork is another relation.
+    """
+    db["train_steps"].add_column("margin", float)
+    db["runs"].add_column("init_from", str)
+    db["runs"].add_column("init_epoch", int)
+    db["runs"].add_column("init_run_id", int)
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

@@ -115,7 +115,7 @@ class StoreReads:
 
     def steps(self, run_id: int, since_step: int = -1) -> list[dict[str, Any]]:
         """Training steps of a run after ``since_step``, in step order."""
-        return self._read("SELECT step, epoch, loss, lr, chunks_per_s, time FROM train_steps "
+        return self._read("SELECT step, epoch, loss, lr, margin, chunks_per_s, time FROM train_steps "
                           "WHERE run_id = ? AND step > ? ORDER BY step, id", (run_id, since_step))
 
     def epochs(self, run_id: int) -> list[dict[str, Any]]:

@@ -121,9 +121,13 @@ class Store(StoreReads):
                    subset: str | None, config: dict[str, Any] | None, command: list[str],
                    device: str | None, target_epoch: int | None = None,
                    parent_id: int | None = None, name: str | None = None,
-                   log_path: str | os.PathLike[str] | None = None, _at: float | None = None,
-                   _origin: dict[str, Any] | None = None) -> int:
+                   log_path: str | os.PathLike[str] | None = None, init_from: str | None = None,
+                   init_epoch: int | None = None, init_run_id: int | None = None,
+                   _at: float | None = None, _origin: dict[str, Any] | None = None) -> int:
         """Record a new ``running`` run of this process; returns its id.
+
+        ``init_from``, ``init_epoch`` and ``init_run_id`` are a forked run's lineage
+        (``train --init-from``): the checkpoint, its epoch and the run that wrote it.
 
         Host, pid, the pid's start time (``/proc``) and ``$SLURM_JOB_ID`` are taken
         from the calling process, so that ``mark_lost`` can tell when it dies.
@@ -141,7 +145,8 @@ class Store(StoreReads):
                "config": json.dumps(config, default=str),
                "command": json.dumps([str(c) for c in command]), "parent_id": parent_id,
                "device": device, "heartbeat_at": now, "target_epoch": target_epoch,
-               "log_path": _abs(log_path), **origin}
+               "log_path": _abs(log_path), "init_from": _abs(init_from), "init_epoch": init_epoch,
+               "init_run_id": init_run_id, **origin}
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
         with self.transaction() as conn:
@@ -200,18 +205,18 @@ class Store(StoreReads):
     def add_steps(self, run_id: int, rows: list[dict[str, Any]], *, _at: float | None = None) -> None:
         """Insert a batch of training steps in one transaction; also beats the heart.
 
-        Each row: ``step`` (required), ``epoch``, ``loss``, ``lr``, ``chunks_per_s``,
+        Each row: ``step`` (required), ``epoch``, ``loss``, ``lr``, ``margin``, ``chunks_per_s``,
         ``time`` (unix seconds, default now).
         """
         if not rows:
             return
         now = time.time() if _at is None else _at
-        values = [(run_id, r["step"], r.get("epoch"), r.get("loss"), r.get("lr"),
+        values = [(run_id, r["step"], r.get("epoch"), r.get("loss"), r.get("lr"), r.get("margin"),
                    r.get("chunks_per_s"), r.get("time", now)) for r in rows]
         last = max(rows, key=lambda r: r["step"])
         with self.transaction() as conn:
-            conn.executemany("INSERT INTO train_steps (run_id, step, epoch, loss, lr, chunks_per_s, "
-                             "time) VALUES (?, ?, ?, ?, ?, ?, ?)", values)
+            conn.executemany("INSERT INTO train_steps (run_id, step, epoch, loss, lr, margin, chunks_per_s, "
+                             "time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
             conn.execute("UPDATE runs SET heartbeat_at = MAX(COALESCE(heartbeat_at, 0), ?), "
                          "step = ?, epoch = COALESCE(?, epoch) WHERE id = ?",
                          (now, last["step"], last.get("epoch"), run_id))

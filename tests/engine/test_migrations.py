@@ -15,13 +15,16 @@ from engine.store.runs import Store
 
 
 def make_old_file(path: Path) -> int:
-    """A file with only the first migration applied, holding a run with steps."""
+    """A file with only the first migration applied, holding a run with steps (rows of that release)."""
     db = connect(path)
     assert migrate(db, path, stop_before="m002_indexes_and_event_imports") == ["m001_initial"]
     store = Store(db, path)
-    run_id = store.create_run(kind="train", exp_dir="e", out_dir="o", protocol="P", subset="train",
-                              config={"a": 1}, command=["train"], device="cpu")
-    store.add_steps(run_id, [{"step": s, "loss": 1.0 / (s + 1)} for s in range(25)])
+    with store.transaction() as conn:
+        run_id = int(conn.execute(
+            "INSERT INTO runs (kind, status, exp_dir, out_dir, protocol, subset, config, command, device) "
+            "VALUES ('train', 'running', 'e', 'o', 'P', 'train', '{\"a\": 1}', '[\"train\"]', 'cpu')").lastrowid)
+        conn.executemany("INSERT INTO train_steps (run_id, step, loss) VALUES (?, ?, ?)",
+                         [(run_id, s, 1.0 / (s + 1)) for s in range(25)])
     store.add_epoch(run_id, epoch=1, loss=0.5, lr=0.01, chunks_per_s=10.0, seconds=3.0)
     store.close()
     return run_id
@@ -45,8 +48,10 @@ def test_old_file_migrates_without_losing_rows(tmp_path: Path) -> None:
                                  "AND tbl_name = 'train_steps'")
         assert ("idx_train_steps_run_id_step",) in indexes
         assert store.query("PRAGMA user_version")[1] == [(len(known_migrations()),)]
-        store.add_steps(run_id, [{"step": 25, "loss": 0.01}])  # and it keeps working
-        assert len(store.steps(run_id)) == 26
+        store.add_steps(run_id, [{"step": 25, "loss": 0.01, "margin": 0.2}])  # and it keeps working
+        assert len(store.steps(run_id)) == 26 and store.steps(run_id)[-1]["margin"] == 0.2
+        assert store.steps(run_id)[0]["margin"] is None  # rows of the old release have none
+        assert store.run(run_id)["init_from"] is None
         # the old run has a change counter, and writes move it past every earlier change
         rows, newest, count = store.runs_changed_since(0)
         assert count == 1 and rows[0]["changed"] == newest and rows[0]["last_loss"] == 0.01

@@ -20,8 +20,9 @@ EXPECTED_COLUMNS = {
     "runs": ["id", "name", "kind", "status", "exp_dir", "out_dir", "protocol", "subset", "config",
              "command", "parent_id", "host", "pid", "pid_start", "slurm_job_id", "device",
              "started_at", "ended_at", "heartbeat_at", "epoch", "target_epoch", "step", "progress",
-             "progress_total", "best_epoch", "best_eer", "best_how", "reason", "log_path", "changed"],
-    "train_steps": ["id", "run_id", "step", "epoch", "loss", "lr", "chunks_per_s", "time"],
+             "progress_total", "best_epoch", "best_eer", "best_how", "reason", "log_path", "changed",
+             "init_from", "init_epoch", "init_run_id"],
+    "train_steps": ["id", "run_id", "step", "epoch", "loss", "lr", "chunks_per_s", "time", "margin"],
     "train_epochs": ["id", "run_id", "epoch", "loss", "lr", "chunks_per_s", "seconds", "time"],
     "checkpoints": ["id", "run_id", "epoch", "step", "path", "partial", "time"],
     "validations": ["id", "run_id", "train_run_id", "epoch", "eer", "eer_low", "eer_high",
@@ -51,7 +52,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(3,)]
+        assert store.query("PRAGMA user_version")[1] == [(4,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -84,12 +85,12 @@ def test_create_run_records_identity(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_training_records_round_trip(tmp_path: Path) -> None:
     with open_store(tmp_path / "runs.db") as store:
         run_id = new_run(store)
-        store.add_steps(run_id, [{"step": s, "epoch": 0, "loss": 10.0 - s, "lr": 0.01,
+        store.add_steps(run_id, [{"step": s, "epoch": 0, "loss": 10.0 - s, "lr": 0.01, "margin": 0.1 * s,
                                   "chunks_per_s": 100.0, "time": 1000.0 + s} for s in range(10)])
         store.add_steps(run_id, [{"step": 10, "epoch": 1, "loss": 0.5}])
         assert [r["step"] for r in store.steps(run_id, since_step=7)] == [8, 9, 10]
         assert store.steps(run_id)[3] == {"step": 3, "epoch": 0, "loss": 7.0, "lr": 0.01,
-                                          "chunks_per_s": 100.0, "time": 1003.0}
+                                          "margin": pytest.approx(0.3), "chunks_per_s": 100.0, "time": 1003.0}
         assert store.run(run_id)["step"] == 10 and store.run(run_id)["epoch"] == 1
 
         store.add_epoch(run_id, epoch=1, loss=2.0, lr=0.01, chunks_per_s=90.0, seconds=30.0)

@@ -1,0 +1,47 @@
+"""A forked run's lineage (``train --init-from``) as the run detail shows it: parent, epoch, config diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.config import config_diff
+
+#: config differences listed before "and N more"
+MAX_DIFF_LINES = 8
+
+
+def _value(value: Any) -> str:
+    return "—" if value is None else str(value)
+
+
+def lineage_lines(train: dict[str, Any], parent: dict[str, Any] | None, show: Any = str) -> list[str]:
+    """Lines saying where a forked run started and how its config differs from its parent's.
+
+    Parameters
+    ----------
+    train
+        The training run (a runs row, config decoded).
+    parent
+        The run that wrote the checkpoint it started from, when the database knows it.
+    show
+        How a path is shown (the workspace's ``show``).
+    """
+    if not train.get("init_from"):
+        return []
+    epoch = train.get("init_epoch")
+    where = f"epoch {epoch}" if epoch is not None else "a checkpoint"
+    if parent is None:
+        return [f"forked from {where} of a run this database does not hold: {show(train['init_from'])}"]
+    lines = [f"forked from [b]#{parent['id']} {parent.get('name') or ''}[/b] {where} "
+             f"({show(train['init_from'])})"]
+    mine, theirs = train.get("config"), parent.get("config")
+    if not isinstance(mine, dict) or not isinstance(theirs, dict):
+        return lines
+    diff = config_diff(theirs, mine)
+    if not diff:
+        lines.append("  same config as the parent")
+    for key, a, b in diff[:MAX_DIFF_LINES]:
+        lines.append(f"  {key}: {_value(a)} → {_value(b)}")
+    if len(diff) > MAX_DIFF_LINES:
+        lines.append(f"  … and {len(diff) - MAX_DIFF_LINES} more differences")
+    return lines

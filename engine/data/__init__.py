@@ -1,0 +1,1 @@
+"""Training data: what turns protocol files into batches (speed perturbation, ...)."""

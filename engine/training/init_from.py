@@ -1,0 +1,89 @@
+"""``train --init-from CHECKPOINT``: start a new run from another run's network ("fork").
+
+The new run has its own config and experiment; only the network's weights (and, with
+``--init-classifier``, the loss's classifier) come from the checkpoint. The optimizer,
+the step and the schedules start afresh, as WeSpeaker's large-margin fine-tuning stage
+does (``wespeaker/bin/train.py --checkpoint`` with a new config). The run records where
+it came from: the checkpoint path, its epoch and the run that wrote it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from engine import checkpoints as ckpt
+from engine.config import Config, config_diff, config_to_dict
+from engine.errors import TrainingError
+from engine.layout import checkpoint_file
+
+#: sections whose difference makes a network's weights meaningless in the new run
+_NETWORK_SECTIONS = ("architecture", "feature_extraction")
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """A checkpoint to start from, checked against the new run's config and speakers."""
+
+    path: Path
+    epoch: int | None
+    model: dict[str, Any]
+    loss: dict[str, Any] | None  # the classifier, only with --init-classifier
+
+    def apply(self, model: nn.Module, loss: nn.Module) -> None:
+        """Load the weights into the new run's network (and classifier)."""
+        model.load_state_dict(self.model)
+        if self.loss is not None:
+            loss.load_state_dict(self.loss)
+
+    def lineage(self, writer: Any) -> dict[str, Any]:
+        """What the new run records of its parent: checkpoint path, epoch, and run id when known."""
+        return {"init_from": str(self.path), "init_epoch": self.epoch, "init_run_id": parent_run_id(writer, self.path)}
+
+
+def load_init(path: str | Path, *, config: Config, speakers: list[str], classifier: bool) -> InitFrom:
+    """Read ``path`` and check it can start a run of ``config`` on ``speakers``.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, damaged or not a spkemb checkpoint.
+    TrainingError
+        Its network differs from ``config``'s (named by the first differing key), or, with
+        ``classifier``, it was trained on other classes or with another loss.
+    """
+    path = Path(path).resolve()
+    saved = ckpt.load_checkpoint(path)
+    ours = config_to_dict(config)
+    for section in _NETWORK_SECTIONS:
+        diff = config_diff({section: saved["config"].get(section)}, {section: ours[section]})
+        if diff:
+            key, theirs, mine = diff[0]
+            raise TrainingError(f"--init-from {path}: its network differs from this experiment's config "
+                                f"({key}: {theirs!r} there, {mine!r} here); fork with the same "
+                                f"{section} section")
+    loss = None
+    if classifier:
+        if saved.get("speakers") != speakers:
+            theirs = saved.get("speakers") or []
+            raise TrainingError(f"--init-classifier: {path} classifies {len(theirs)} classes and this run "
+                                f"{len(speakers)} (or other ones): its classifier cannot be reused; "
+                                "drop --init-classifier to start a new classifier")
+        if saved["config"]["task"]["name"] != ours["task"]["name"]:
+            raise TrainingError(f"--init-classifier: {path} was trained with {saved['config']['task']['name']} "
+                                f"and this run uses {ours['task']['name']}; drop --init-classifier")
+        loss = saved["loss"]
+    epoch = saved.get("epoch") if isinstance(saved.get("epoch"), int) else None
+    return InitFrom(path=path, epoch=epoch, model=saved["model"], loss=loss)
+
+
+def parent_run_id(writer: Any, path: Path) -> int | None:
+    """The training run that wrote ``path``, when the runs database knows it (event files cannot look)."""
+    found = checkpoint_file(path)
+    if found is None or not hasattr(writer, "find_runs"):
+        return None
+    runs = writer.find_runs(out_dir=found[0].root.resolve(), kind="train")
+    return int(runs[0]["id"]) if runs else None

@@ -1,0 +1,121 @@
+"""Forks in the TUI: lineage and config diff in the run detail, the margin beside the loss, and the
+epoch table's "fork from this epoch" action through the config form to the launch command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.screens.configs import ConfigsScreen
+from app.screens.launch import LaunchScreen
+from app.widgets.epoch_table import EpochTable
+from app.widgets.plots import LossPlot
+from engine.config import config_to_dict, parse_config, template_text
+from engine.store import open_store
+from tests.app.conftest import NOW, make, open_run, wait_for
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+
+
+def add_fork(root: Path) -> tuple[int, int, Path]:
+    """A parent run with a real checkpoint file at epoch 1, and a fork of it with a margin ramp."""
+    parent_config = config_to_dict(parse_config(template_text("demo")))
+    child_config = config_to_dict(parse_config(template_text("demo").replace("margin: 0.05", "margin: 0.3")))
+    assert parent_config != child_config
+    with open_store(root / "runs.db") as store:
+        exp = root / "experiments" / "parent"
+        trn = exp / "train" / f"{PROTOCOL}.train"
+        checkpoint = trn / "weights" / "0001.pt"
+        checkpoint.parent.mkdir(parents=True)
+        checkpoint.write_bytes(b"weights")
+        parent = store.create_run(kind="train", exp_dir=exp, out_dir=trn, protocol=PROTOCOL, subset="train",
+                                  config=parent_config, command=["spkemb-engine", "train"], device="cpu",
+                                  target_epoch=2, name="parent", _at=NOW - 600)
+        for epoch in (1, 2):
+            store.add_epoch(parent, epoch=epoch, loss=1.0 / epoch, lr=0.01, chunks_per_s=10.0, seconds=1.0)
+            store.add_checkpoint(parent, epoch=epoch, step=10 * epoch, path=trn / "weights" / f"{epoch:04d}.pt",
+                                 partial=False)
+        store.set_status(parent, "completed")
+        child_exp = root / "experiments" / "parent-fork-e1"
+        child = store.create_run(kind="train", exp_dir=child_exp, out_dir=child_exp / "train" / f"{PROTOCOL}.train",
+                                 protocol=PROTOCOL, subset="train", config=child_config,
+                                 command=["spkemb-engine", "train"], device="cpu", target_epoch=2,
+                                 name="parent-fork-e1", init_from=str(checkpoint), init_epoch=1,
+                                 init_run_id=parent, _at=NOW - 300)
+        store.add_steps(child, [{"step": s, "epoch": 1 + s // 10, "loss": 2.0 - 0.05 * s, "lr": 0.01,
+                                 "margin": min(0.3, 0.03 * s)} for s in range(1, 21)])
+        store.set_status(child, "completed")
+    return parent, child, checkpoint
+
+
+async def test_run_detail_shows_the_lineage_the_config_diff_and_the_margin(workspace: Path) -> None:
+    parent, child, checkpoint = add_fork(workspace)
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "parent-fork-e1", runs=7)
+        screen = app.screen
+        summary = screen.query_one("#summary")
+        await wait_for(pilot, lambda: "forked from" in str(summary.render()))
+        text = str(summary.render())
+        assert f"forked from #{parent} parent epoch 1" in text
+        assert "experiments/parent/train" in text and "task.params.margin: 0.05 → 0.3" in text
+        series = screen.query_one(LossPlot).series[0]
+        assert [s["margin"] for s in series.steps][:3] == [0.03, 0.06, 0.09]
+
+
+async def test_fork_from_an_epoch_opens_the_prefilled_form_then_launches_with_init_from(workspace: Path) -> None:
+    parent, _, checkpoint = add_fork(workspace)
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "parent", runs=7)
+        table = app.screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        table.move_cursor(row=[table.get_row_at(i)[0] for i in range(2)].index("1"))
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in form.keys)
+        assert form.field("task.params.margin").value == "0.05"  # the parent's config
+        assert form.query_one("#exp-dir").value == "experiments/parent-fork-e1"
+        form.field("task.params.margin").value = "0.4"
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith("parent-fork-e1"))
+        launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
+        launch.query_one("#protocol").value = PROTOCOL
+        launch.query_one("#init-classifier").value = True
+        train, *_ = launch.commands()
+        i = train.index("--init-from")
+        assert train[i + 1] == str(checkpoint) and "--init-classifier" in train
+    saved = parse_config((workspace / "experiments" / "parent-fork-e1" / "config.yml").read_text())
+    assert saved.task.margin == 0.4
+
+
+async def test_config_form_offers_the_recipe_entries(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: "scheduler.name" in form.keys)
+        # another scheduler name: its own parameters, at their (WeSpeaker) defaults
+        form.field("scheduler.name").value = "ExponentialDecrease"
+        await wait_for(pilot, lambda: "scheduler.params.initial_lr" in form.keys
+                       and form.query(f"#{form.fid(form.keys.index('scheduler.params.initial_lr'))}"))
+        await pilot.pause(0.2)
+        assert "scheduler.params.learning_rate" not in form.keys
+        assert form.field("scheduler.params.warm_up_epoch").value == "6"
+        # the margin ramp: null (constant) until a mapping is typed in; checked like `config check`
+        ramp = form.field("task.params.margin_scheduler")
+        assert ramp.value == "null"
+        ramp.value = "{increase_start_epoch: 3, fix_start_epoch: 2}"
+        error = form.field_error("task.params.margin_scheduler")
+        await wait_for(pilot, lambda: "before increase_start_epoch" in str(error.render()))
+        ramp.value = "{increase_start_epoch: 2, fix_start_epoch: 4, increase_type: linear}"
+        await wait_for(pilot, lambda: str(error.render()) == "")
+        form.query_one("#exp-dir").value = str(workspace / "experiments" / "recipe")
+        saved = form.action_save()
+    cfg = parse_config((saved / "config.yml").read_text())
+    assert cfg.scheduler.name == "ExponentialDecrease" and cfg.scheduler.initial_lr == 0.1
+    assert cfg.task.margin_scheduler.fix_start_epoch == 4

@@ -1,0 +1,152 @@
+"""Real training subprocesses with the recipe's parts: margin ramp, ExponentialDecrease, SpeedPerturb,
+exact resume, and forks (--init-from)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.checkpoints import load_checkpoint
+from engine.config import load_config
+from engine.schedulers import learning_rate, margin_at
+from engine.store import open_store
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_engine, start_engine, wait_for
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+ARGS = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
+
+#: 5 batches an epoch (0.0004 day of 8 one-second chunks); the margin ramps up during epoch 2; speed perturbation before the noise
+RECIPE = (TINY_CONFIG
+          .replace("per_epoch: 0.0002", "per_epoch: 0.0004")
+          .replace("      margin: 0.05\n", "      margin: 0.2\n      margin_scheduler: "
+                   "{increase_start_epoch: 2, fix_start_epoch: 3, increase_type: linear}\n")
+          .replace("data_augmentation:\n   name: pyannote.audio.augmentation.noise.AddNoise\n   params:\n",
+                   "data_augmentation:\n - name: SpeedPerturb\n   params: {factors: [1.0, 0.9, 1.1]}\n"
+                   " - name: pyannote.audio.augmentation.noise.AddNoise\n   params:\n")
+          .replace("   name: ConstantScheduler\n   params:\n      learning_rate: 0.01\n",
+                   "   name: ExponentialDecrease\n   params: {initial_lr: 0.02, final_lr: 0.002, "
+                   "warm_up_epoch: 1}\n"))
+
+
+def make_exp(root: Path, name: str, text: str = RECIPE) -> Path:
+    exp = root / name
+    exp.mkdir(parents=True)
+    (exp / "config.yml").write_text(text)
+    return exp
+
+
+def weights(exp: Path, name: str) -> Path:
+    return exp / "train" / f"{PROTOCOL}.train" / "weights" / name
+
+
+def train_runs(db: Path) -> list[dict]:
+    return open_store(db, readonly=True).runs(kind="train") if db.exists() else []
+
+
+@pytest.mark.slow
+def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: Path) -> None:
+    assert "margin_scheduler" in RECIPE and "SpeedPerturb" in RECIPE and "ExponentialDecrease" in RECIPE
+    whole, db_whole = make_exp(tmp_path, "whole"), tmp_path / "whole.db"
+    done = run_engine("train", "--to", "3", *ARGS, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+
+    cut, db_cut = make_exp(tmp_path, "cut"), tmp_path / "cut.db"
+    proc = start_engine("train", "--to", "3", *ARGS, str(cut), PROTOCOL, db=db_cut, database=demo_corpus,
+                        log=tmp_path / "cut.log")
+    # stopped during epoch 2, while the margin ramps up
+    wait_for(lambda: next((r for r in train_runs(db_cut) if (r["step"] or 0) >= 7), None), what="7 steps")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, (tmp_path / "cut.log").read_text()
+    assert open_store(db_cut, readonly=True).runs(kind="train")[0]["status"] == "stopped"
+    resumed = run_engine("train", "--resume", "--to", "3", *ARGS, str(cut), PROTOCOL, db=db_cut,
+                         database=demo_corpus)
+    assert resumed.returncode == 0, resumed.stderr
+
+    def steps(db: Path) -> list[dict]:
+        store = open_store(db, readonly=True)
+        (run,) = store.runs(kind="train")
+        return store.steps(run["id"])
+
+    a, b = steps(db_whole), steps(db_cut)
+    assert [s["step"] for s in a] == [s["step"] for s in b] == list(range(1, 16))
+    assert [(s["loss"], s["lr"], s["margin"]) for s in a] == [(s["loss"], s["lr"], s["margin"]) for s in b]
+    # the recorded margin and learning rate are the schedules' (row of step n: the n-th step, 0-based n - 1)
+    cfg = load_config(whole / "config.yml")
+    assert [s["margin"] for s in a] == pytest.approx([margin_at(cfg.task, s["step"] - 1, 5) for s in a])
+    assert [s["margin"] for s in a][:6] == [0.0] * 6 and a[-1]["margin"] == pytest.approx(0.2)
+    assert 0.0 < a[7]["margin"] < 0.2
+    assert [s["lr"] for s in a] == pytest.approx([learning_rate(cfg.scheduler, s["step"] - 1, 5, 3) for s in a])
+    one, two = load_checkpoint(weights(whole, "0003.pt")), load_checkpoint(weights(cut, "0003.pt"))
+    for part in ("model", "loss"):
+        assert all(torch.equal(one[part][k], two[part][k]) for k in one[part])
+    # speed-perturbed classes: 8 demo training speakers x 3 factors, in the checkpoint's vocabulary
+    speakers = one["speakers"]
+    plain = [s for s in speakers if not s.startswith("sp")]
+    assert speakers == plain + [f"sp0.9-{s}" for s in plain] + [f"sp1.1-{s}" for s in plain]
+    assert one["loss"]["weight"].shape[0] == len(speakers) == 3 * len(plain)
+
+
+@pytest.mark.slow
+def test_fork_starts_from_the_parents_weights_and_records_its_lineage(tmp_path: Path, demo_corpus: Path) -> None:
+    db = tmp_path / "runs.db"
+    parent = make_exp(tmp_path, "parent", TINY_CONFIG)
+    done = run_engine("train", "--to", "1", *ARGS, str(parent), PROTOCOL, db=db, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    source = weights(parent, "0001.pt")
+
+    # large-margin fine-tuning: its own config (margin, chunk duration, learning rate), same network
+    child = make_exp(tmp_path, "child", TINY_CONFIG.replace("margin: 0.05", "margin: 0.3")
+                     .replace("duration: 1.0", "duration: 1.5").replace("learning_rate: 0.01", "learning_rate: 0.001"))
+    done = run_engine("train", "--init-from", str(source), "--init-classifier", "--to", "1", *ARGS, str(child),
+                      PROTOCOL, db=db, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    start, theirs = load_checkpoint(weights(child, "0000.pt")), load_checkpoint(source)
+    for part in ("model", "loss"):
+        assert all(torch.equal(start[part][k], theirs[part][k]) for k in theirs[part])
+    assert start["config"]["task"]["params"]["margin"] == 0.3
+    store = open_store(db, readonly=True)
+    runs = {r["name"]: r for r in store.runs(kind="train")}
+    assert runs["child"]["init_from"] == str(source.resolve())
+    assert (runs["child"]["init_epoch"], runs["child"]["init_run_id"]) == (1, runs["parent"]["id"])
+    assert runs["parent"]["init_from"] is None and runs["child"]["status"] == "completed"
+
+    # without --init-classifier a fresh classifier; the network still the parent's
+    fresh = make_exp(tmp_path, "fresh", TINY_CONFIG)
+    done = run_engine("train", "--init-from", str(source), "--to", "1", *ARGS, str(fresh), PROTOCOL, db=db,
+                      database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    start = load_checkpoint(weights(fresh, "0000.pt"))
+    assert all(torch.equal(start["model"][k], theirs["model"][k]) for k in theirs["model"])
+    assert not torch.equal(start["loss"]["weight"], theirs["loss"]["weight"])
+
+
+@pytest.mark.slow
+def test_a_fork_that_cannot_use_the_checkpoint_is_one_clear_error(tmp_path: Path, demo_corpus: Path) -> None:
+    db = tmp_path / "runs.db"
+    parent = make_exp(tmp_path, "parent", TINY_CONFIG.replace("per_epoch: 0.0002", "per_epoch: 0.0001"))
+    assert run_engine("train", "--to", "1", *ARGS, str(parent), PROTOCOL, db=db,
+                      database=demo_corpus).returncode == 0
+    source = str(weights(parent, "0001.pt"))
+    cases = [  # (config, extra options, words of the message)
+        (RECIPE, ["--init-classifier"], ["--init-classifier", "classes", "drop --init-classifier"]),
+        (TINY_CONFIG.replace("embedding_dim: 32", "embedding_dim: 16"), [],
+         ["architecture.params.tdnn.embedding_dim", "32", "16", "same architecture"]),
+    ]
+    for i, (text, extra, words) in enumerate(cases):
+        exp = make_exp(tmp_path, f"bad{i}", text)
+        done = run_engine("train", "--init-from", source, *extra, "--to", "1", *ARGS, str(exp), PROTOCOL,
+                          db=db, database=demo_corpus)
+        assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "Traceback" not in done.stderr and all(w in done.stderr for w in words), done.stderr
+        assert not (exp / "train" / f"{PROTOCOL}.train" / "weights").exists()
+    missing = run_engine("train", "--init-from", str(tmp_path / "nope.pt"), "--to", "1", *ARGS,
+                         str(make_exp(tmp_path, "m", TINY_CONFIG)), PROTOCOL, db=db, database=demo_corpus)
+    assert missing.returncode == 2 and "nope.pt does not exist" in missing.stderr
+    alone = run_engine("train", "--init-classifier", "--to", "1", *ARGS, str(make_exp(tmp_path, "a", TINY_CONFIG)),
+                       PROTOCOL, db=db, database=demo_corpus)
+    assert alone.returncode == 2 and "--init-classifier needs --init-from" in alone.stderr
+    assert [r["name"] for r in train_runs(db)] == ["parent"]
