@@ -51,3 +51,13 @@ class CheckpointError(SpkembError):
 
 class TrainingError(SpkembError):
     """Training cannot go on (non-finite loss, no usable speaker, ...)."""
+
+
+class DiskFull(SpkembError):
+    """A write found no space left (ENOSPC, EDQUOT): names the folder; what was there is kept."""
+
+    def __init__(self, folder: str, *, writing: str) -> None:
+        super().__init__(f"no space left on the device of {folder} while writing {writing}; the earlier "
+                         "files are intact: free some space there (or move the experiment), then run the "
+                         "command again (train: add --resume)")
+        self.folder = folder
