@@ -4,8 +4,9 @@ A small tmpfs cannot be mounted without root, so the disk fills up here instead:
 ``SPKEMB_FAULT_ENOSPC_AT``-th checkpoint temporary file opened for writing (``.tmp-*.pt``)
 takes its first bytes, then every write to it fails with ``OSError(ENOSPC)``, as on a full
 disk. With ``SPKEMB_FAULT_DB_FULL=1`` every other file stops growing at that moment too
-(``RLIMIT_FSIZE`` = 0), so that SQLite cannot write the runs database either. Only the OS
-calls fail; the engine's own code runs unchanged.
+(``RLIMIT_FSIZE`` = 0), so that SQLite cannot write the runs database either; with
+``SPKEMB_FAULT_NO_WRITES=1`` that holds from the start. Only the OS calls fail; the
+engine's own code runs unchanged.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class _FillingFile:
         self._file.close()
 
 
-def _disk_full() -> None:
-    if os.environ.get("SPKEMB_FAULT_DB_FULL") == "1":
+def _disk_full(now: bool = False) -> None:
+    if now or os.environ.get("SPKEMB_FAULT_DB_FULL") == "1":
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails (EFBIG)
         resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
@@ -63,7 +64,7 @@ def _faulty_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
     name = Path(os.fspath(file)).name if isinstance(file, (str, os.PathLike)) else ""
     if "w" in mode and name.startswith(TMP_PREFIX) and name.endswith(".pt"):
         _opened += 1
-        if _opened == int(os.environ["SPKEMB_FAULT_ENOSPC_AT"]):
+        if _opened == int(os.environ.get("SPKEMB_FAULT_ENOSPC_AT", "0")):
             return _FillingFile(f, room=4096)
     return f
 
@@ -72,5 +73,7 @@ if __name__ == "__main__":
     from engine.cli import main
 
     builtins.open = _faulty_open
+    if os.environ.get("SPKEMB_FAULT_NO_WRITES") == "1":
+        _disk_full(now=True)
     sys.argv[0] = "spkemb-engine"
     sys.exit(main(sys.argv[1:]))
