@@ -19,14 +19,15 @@ from tests.engine.engine_runner import engine_env
 from tests.engine.test_train import PROTOCOL, make_exp, trn_dir
 
 
-def run_faulty(*args: str, db: Path, database: Path | None = None, **faults: str) -> subprocess.CompletedProcess:
+def run_faulty(*args: str, db: Path, database: Path | None = None,
+               **faults: str) -> subprocess.CompletedProcess:
     env = {**engine_env(db, database), **{f"SPKEMB_FAULT_{k.upper()}": v for k, v in faults.items()}}
     return subprocess.run([sys.executable, "-m", "tests.engine.faults", *args], capture_output=True, text=True,
                           env=env, timeout=300)
 
 
-def train_until_disk_full(tmp_path: Path, demo_corpus: Path, **faults: str) -> tuple[subprocess.CompletedProcess,
-                                                                                   Path, Path]:
+def train_until_disk_full(tmp_path: Path, demo_corpus: Path,
+                          **faults: str) -> tuple[subprocess.CompletedProcess, Path, Path]:
     exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
     # the second checkpoint (weights/0001.pt, after weights/0000.pt) hits the full disk
     done = run_faulty("train", "--to", "2", "--parallel", "0", "--device", "cpu", "--log-every", "0",

@@ -49,7 +49,8 @@ def test_resume_from_step_0_keeps_the_untrained_checkpoint(tmp_path: Path, demo_
     untrained = trn_dir(exp) / "weights" / "0000.pt"
     before = untrained.stat().st_mtime_ns, untrained.read_bytes()
 
-    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
+                         database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
     assert (untrained.stat().st_mtime_ns, untrained.read_bytes()) == before
     store = open_store(db, readonly=True)
@@ -73,7 +74,8 @@ def test_stop_and_resume_leave_true_records(tmp_path: Path, demo_corpus: Path,
     (partial,) = [c for c in store.checkpoints(stopped["id"]) if c["partial"]]  # a mid-epoch stop
 
     monkeypatch.delenv("SLURM_JOB_ID")
-    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
+                         database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
     run = store.run(stopped["id"])
     assert run["status"] == "completed" and run["reason"] is None
