@@ -6,10 +6,13 @@ folder (so the rename itself survives a crash). torch-free.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
+
+from engine.errors import DiskFull
 
 #: prefix of the temporary files, so that a sweep can find those of a killed writer
 TMP_PREFIX = ".tmp-"
@@ -28,13 +31,42 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
-    with open(tmp, mode) as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        # the half-written file must not stay on a disk that may be full; `path` is untouched
+        tmp.unlink(missing_ok=True)
+        if _no_space(e):
+            raise DiskFull(str(path.parent), writing=path.name) from e
+        raise
     fsync_dir(path.parent)
     return path
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _no_space(error: BaseException) -> bool:
+    """Whether ``error`` comes from a full disk or quota, however deeply wrapped.
+
+    torch.save turns the OSError of a failed write into a RuntimeError ("unexpected pos"),
+    keeping the OSError only as its ``__context__``: walk the whole chain.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [error]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in _NO_SPACE:
+            return True
+        todo += [e.__cause__, e.__context__]
+    return False
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

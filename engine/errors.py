@@ -67,3 +67,13 @@ class FileAccessError(SpkembError):
         what = error.strerror or str(error) or type(error).__name__
         return cls(f"{where + ': ' if where else ''}{what} — check that the path exists, that you may "
                    "read and write there, and that its disk has space")
+
+
+class DiskFull(SpkembError):
+    """A write found no space left (ENOSPC, EDQUOT): names the folder; what was there is kept."""
+
+    def __init__(self, folder: str, *, writing: str) -> None:
+        super().__init__(f"no space left on the device of {folder} while writing {writing}; the earlier "
+                         "files are intact: free some space there (or move the experiment), then run the "
+                         "command again (train: add --resume)")
+        self.folder = folder

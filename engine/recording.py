@@ -46,6 +46,17 @@ class Recorder:
     def checkpoint(self, *, epoch: int, step: int, path: Path, partial: bool) -> None:
         self.writer.add_checkpoint(self.run_id, epoch=epoch, step=step, path=str(path), partial=partial)
 
+    def remove_checkpoint(self, *, path: Path) -> None:
+        """The file at ``path`` is about to be deleted (a superseded ``resume.pt``)."""
+        self.writer.remove_checkpoint(self.run_id, path=str(path))
+
+    def recorded_epochs(self) -> set[int] | None:
+        """Epochs with an end-of-epoch checkpoint row; None when the writer cannot read back."""
+        if not callable(getattr(self.writer, "checkpoints", None)):
+            return None
+        rows = self.writer.checkpoints(self.run_id) or []
+        return {int(r["epoch"]) for r in rows if not r["partial"]}
+
     def heartbeat(self, **position: Any) -> None:
         self.writer.heartbeat(self.run_id, **position)
 

@@ -1,4 +1,5 @@
-"""SIGTERM and SIGINT ask training to stop at the next step boundary, never mid-step."""
+"""SIGTERM, SIGINT and SIGUSR1 (SLURM's warning before the time limit) ask training to stop at
+the next step boundary, never mid-step."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ from types import FrameType
 
 
 class StopRequest:
-    """Set by SIGTERM/SIGINT; the loop reads it between steps and checkpoints before leaving."""
+    """Set by SIGTERM/SIGINT/SIGUSR1; the loop reads it between steps and checkpoints before leaving."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
         self._previous: dict[int, object] = {}
 
     def install(self) -> StopRequest:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

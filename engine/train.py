@@ -8,6 +8,8 @@ never knows whether they reach SQLite or an event file.
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 from engine import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
 from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
-from engine.errors import SpkembError, TrainingError
+from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
 from engine.layout import ExperimentDir
 from engine.recording import Recorder, open_recorder
 from engine.schedulers import learning_rate, margin_at
@@ -69,16 +71,36 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.init_from, config=config, speakers=data.speakers, classifier=args.init_classifier)
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
                              device=str(device), problems=data.problems, init=init)
+    trainer = None
     try:
-        status = Trainer(args, config, data, trn_dir, device, world, recorder, init).fit()
+        trainer = Trainer(args, config, data, trn_dir, device, world, recorder, init)
+        status = trainer.fit()
     except BaseException as e:
-        reason = str(e) if isinstance(e, SpkembError) else f"{type(e).__name__}: {e}"
-        recorder.finish("stopped" if isinstance(e, KeyboardInterrupt) else "failed", reason)
+        if isinstance(e, KeyboardInterrupt):
+            status, reason = "stopped", "stopped by a second SIGINT, mid-step: no checkpoint of that step"
+        else:
+            status, reason = "failed", str(e) if isinstance(e, SpkembError) else f"{type(e).__name__}: {e}"
+        try:
+            recorder.finish(status, reason)
+        except Exception as record_error:  # noqa: BLE001 - the first error is the one to raise
+            _say_unrecorded(status, record_error)
         raise
     finally:
         shutdown(world)
-    recorder.finish(status)
+    try:
+        recorder.finish(status, trainer.reason)
+    except Exception as e:  # noqa: BLE001 - a full disk gives a raw sqlite3 error
+        _say_unrecorded(status, e)
+        raise StoreError(f"training ended ({status}) but the runs database could not record it: {e}") from e
     return 0
+
+
+def _say_unrecorded(status: str, error: BaseException) -> None:
+    """The database could not take the run's end (a full disk): the run stays `running` there
+    until a reader finds this process gone and shows it `lost` (engine.store.liveness)."""
+    print(f"train: could not record the run as {status} ({type(error).__name__}: {error}); the database "
+          "shows it running until `spkemb-engine runs` or the TUI finds this process gone and marks it lost",
+          file=sys.stderr)
 
 
 class Trainer:
@@ -107,6 +129,10 @@ class Trainer:
         self.epoch, self.batch, self.step = 0, 0, 0   # completed epochs, batches of the current one
         self.target = args.to or DEFAULT_EPOCHS
         self.stop = StopRequest()
+        #: why the run ended early (the run's ``reason``), None when it ran to its target
+        self.reason: str | None = None
+        #: loss sum, steps and seconds of the resumed epoch before the checkpoint (TrainingReport)
+        self.carried: dict | None = None
 
     # -- checkpoints ---------------------------------------------------------------------
     def state(self) -> dict:
@@ -129,14 +155,40 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.epoch, self.batch, self.step = saved["epoch"], saved["batch"], saved["step"]
         self.target = self.args.to or saved.get("target", self.target)
+        self.carried = saved.get("epoch_so_far") if self.batch else None
         ckpt.set_rng_state(saved["rng"])
 
-    def save(self, partial: bool) -> None:
+    def save(self, partial: bool, so_far: dict | None = None) -> None:
         if self.world.is_main:
             path = ckpt.resume_path(self.trn_dir) if partial else ckpt.epoch_path(self.trn_dir, self.epoch)
-            ckpt.save_checkpoint(path, self.state())
+            ckpt.save_checkpoint(path, {**self.state(), "epoch_so_far": so_far})
             self.recorder.checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial)
+            mid = ckpt.resume_path(self.trn_dir)
+            if not partial and mid.exists():
+                # superseded by this later checkpoint: the row first, so no row names a missing file
+                self.recorder.remove_checkpoint(path=mid)
+                mid.unlink(missing_ok=True)
         barrier(self.world)
+
+    def reconcile(self) -> None:
+        """Record the epoch checkpoints renamed into place by a process killed before their row.
+
+        Without a row, ``validate`` (which trusts rows) would skip the epoch for ever.
+        """
+        recorded = self.recorder.recorded_epochs() if self.world.is_main else None
+        if recorded is None:  # another rank, or an event file that cannot look back
+            return
+        for epoch in ckpt.epochs_on_disk(self.trn_dir):
+            if epoch in recorded:
+                continue
+            path = ckpt.epoch_path(self.trn_dir, epoch)
+            try:
+                saved = ckpt.load_checkpoint(path)
+            except CheckpointError as e:
+                print(f"train: warning: epoch {epoch} has a checkpoint file but no record, and the file "
+                      f"is unusable, so validate will skip epoch {epoch}: {e}", file=sys.stderr)
+                continue
+            self.recorder.checkpoint(epoch=epoch, step=saved["step"], path=path, partial=False)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> str:
@@ -145,8 +197,11 @@ class Trainer:
         if self.args.resume:
             self.restore()
         self.recorder.started(target_epoch=self.target, epoch=self.epoch, step=self.step)
-        if self.step == 0:
+        if self.args.resume:
+            self.reconcile()
+        if self.step == 0 and not ckpt.epoch_path(self.trn_dir, 0).is_file():
             # weights/0000.pt: the untrained network, so that validation measures where training started
+            # (written once: a run resumed from it has it already, recorded by reconcile if need be)
             self.save(partial=False)
         report = TrainingReport(self.world, self.target, self.data.batches_per_epoch, self.data.batch_size)
         self.stop.install()
@@ -163,7 +218,8 @@ class Trainer:
         """One epoch from the current position; False when stopped by a signal (after checkpointing)."""
         epoch = self.epoch + 1
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _no_autocast()
-        report.start_epoch(epoch, self.batch)
+        report.start_epoch(epoch, self.batch, self.carried)
+        self.carried = None
         stopping = False
         for waveforms, labels in self.data.batches(epoch=epoch, start=self.batch):
             # both schedules are pure functions of the step: a resumed run needs no scheduler state
@@ -186,9 +242,9 @@ class Trainer:
             stopping = agree(self.stop.requested, self.world, self.device)
             if stopping and self.batch < self.data.batches_per_epoch:
                 self.flush(report)
-                self.save(partial=True)
-                report.note(f"stopped by {self.stop.name or 'a signal on another rank'} at epoch {epoch} "
-                            f"step {self.step}; resume with --resume")
+                self.save(partial=True, so_far=report.so_far())
+                self.reason = self.stop_reason(f"at epoch {epoch} step {self.step}")
+                report.note(f"{self.reason}; resume with --resume")
                 return False
             if stopping:  # after the epoch's last step: its end-of-epoch checkpoint is the resume point
                 break
@@ -199,9 +255,16 @@ class Trainer:
                             chunks_per_s=summary.chunks_per_s, seconds=summary.seconds)
         self.save(partial=False)
         if stopping:
-            report.note(f"stopped at the end of epoch {epoch}; resume with --resume")
+            self.reason = self.stop_reason(f"at the end of epoch {epoch}")
+            report.note(f"{self.reason}; resume with --resume")
             return False
         return True
+
+    def stop_reason(self, where: str) -> str:
+        """The run's ``reason`` when a signal stopped it: which signal, where, under which SLURM job."""
+        slurm = os.environ.get("SLURM_JOB_ID")
+        return (f"stopped by {self.stop.name or 'a signal on another rank'} {where}"
+                + (f" (SLURM job {slurm})" if slurm else ""))
 
     def record(self, report: TrainingReport, epoch: int, loss: torch.Tensor, lr: float,
                margin: float | None) -> None:

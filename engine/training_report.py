@@ -78,9 +78,13 @@ class TrainingReport:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
-    def start_epoch(self, epoch: int, start_batch: int) -> None:
+    def start_epoch(self, epoch: int, start_batch: int, carried: dict | None = None) -> None:
+        """Start (or, with ``carried`` from :meth:`so_far` of a stopped run, continue) an epoch."""
         self.epoch, self._t0 = epoch, time.monotonic()
-        self._loss_sum, self._steps, self._lr = 0.0, 0, 0.0
+        carried = carried or {}
+        # a resumed epoch's summary covers its steps before the stop too, not only those after
+        self._loss_sum, self._steps = float(carried.get("loss_sum", 0.0)), int(carried.get("steps", 0))
+        self._earlier_seconds, self._lr = float(carried.get("seconds", 0.0)), 0.0
         self.progress.update(self.task, completed=start_batch, epoch=epoch)
         self._last = self._noted = time.monotonic()
         self._batch = start_batch
@@ -116,8 +120,13 @@ class TrainingReport:
                       f"loss {rows[-1]['loss']:.4f}  {speed:.0f} chunks/s")
         return rows
 
+    def so_far(self) -> dict:
+        """The current epoch's loss sum, steps and seconds, for a mid-epoch checkpoint."""
+        return {"loss_sum": self._loss_sum, "steps": self._steps,
+                "seconds": self._earlier_seconds + time.monotonic() - self._t0}
+
     def end_epoch(self) -> EpochSummary:
-        seconds = time.monotonic() - self._t0
+        seconds = self._earlier_seconds + time.monotonic() - self._t0
         summary = EpochSummary(loss=self._loss_sum / max(self._steps, 1), lr=self._lr,
                                chunks_per_s=self._steps * self.batch_size * self.world.size / max(seconds, 1e-9),
                                seconds=seconds)

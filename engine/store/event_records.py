@@ -21,7 +21,7 @@ from engine.store.runs import RUN_KINDS, RUN_STATUSES, Store
 FORMAT_VERSION = 1
 
 #: writer methods an event file may replay (create_run aside)
-RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_checkpoint",
+RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_checkpoint", "remove_checkpoint",
                      "add_validation", "set_best", "add_extraction", "add_problem"})
 
 #: arguments that take one of a few words
@@ -30,7 +30,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {"kind": RUN_KINDS, "status": RUN_STATUSE
 #: one row of ``add_steps`` (``Store.add_steps``): name -> (type, required)
 _STEP_ROW: dict[str, tuple[Any, bool]] = {
     "step": (int, True), "epoch": (int | None, False), "loss": (float | None, False),
-    "lr": (float | None, False), "chunks_per_s": (float | None, False), "time": (float, False)}
+    "lr": (float | None, False), "margin": (float | None, False), "chunks_per_s": (float | None, False),
+    "time": (float, False)}
 
 #: ``create_run``'s ``_origin``: where the run really ran (it becomes columns of ``runs``)
 _ORIGIN: dict[str, tuple[Any, bool]] = {

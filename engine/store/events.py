@@ -78,7 +78,7 @@ class EventWriter:
         for key in _PATH_ARGS & args.keys():
             if args[key] is not None:
                 args[key] = os.path.abspath(os.fspath(args[key]))
-        if op == "add_checkpoint":
+        if op in ("add_checkpoint", "remove_checkpoint"):
             args["path"] = os.path.abspath(os.fspath(args["path"]))
         with self._lock:
             seq = self._seq[uid] = self._seq.get(uid, 0) + 1
@@ -133,6 +133,10 @@ class EventWriter:
     def add_checkpoint(self, run_id: int, **fields: Any) -> None:
         """As ``Store.add_checkpoint``."""
         self._op("add_checkpoint", run_id, **fields)
+
+    def remove_checkpoint(self, run_id: int, **fields: Any) -> None:
+        """As ``Store.remove_checkpoint``."""
+        self._op("remove_checkpoint", run_id, **fields)
 
     def add_validation(self, run_id: int, **fields: Any) -> None:
         """As ``Store.add_validation``."""

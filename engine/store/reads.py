@@ -11,6 +11,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlite_utils import Database
 
 from engine.errors import StoreError
 from engine.store import readonly
+from engine.store import liveness
 
 _JSON_COLUMNS = ("config", "command")
 
@@ -47,7 +49,27 @@ class StoreReads:
             return StoreError(f"the runs database {self.path} stayed locked by another process "
                               f"for over a minute ({e}); find the program holding it (fuser "
                               f"{self.path}) or pass --db with another file")
+        if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return StoreError(f"runs database {self.path}: no space left on its device ({e}); free some "
+                              "space there, or pass --db with a file on another disk")
         return StoreError(f"runs database {self.path}: {e}")
+
+    def lost_runs(self, *, now: float | None = None) -> list[dict[str, Any]]:
+        """Running runs that ``Store.mark_lost`` would mark lost (id, heartbeat_at, reason); no write."""
+        now = time.time() if now is None else now
+        candidates = self._read("SELECT id, host, pid, pid_start, heartbeat_at FROM runs "
+                                "WHERE status = 'running' AND heartbeat_at < ?",
+                                (now - liveness.LOST_AFTER,))
+        lost = []
+        for run in candidates:
+            alive = liveness.is_alive(run["host"], run["pid"], run["pid_start"])
+            if alive is False or (alive is None
+                                  and run["heartbeat_at"] < now - liveness.REMOTE_LOST_AFTER):
+                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["heartbeat_at"]))
+                lost.append({"id": run["id"], "heartbeat_at": run["heartbeat_at"],
+                             "reason": f"no heartbeat since {since} and process {run['pid']} "
+                                       f"on {run['host']} is gone"})
+        return lost
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._lock:

@@ -88,10 +88,24 @@ def _print_csv(runs: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def list_runs(store: Store, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-    """Runs newest first, after marking the dead ones ``lost`` when the store is writable."""
+    """Runs newest first, after marking the dead ones ``lost`` when the store is writable.
+
+    When that write fails (the database's disk is full), the dead runs are still shown ``lost``.
+    """
+    lost: dict[int, dict[str, Any]] = {}
     if not store.readonly:
-        store.mark_lost()
-    return store.runs(status=status, kind=kind)
+        try:
+            store.mark_lost()
+        except StoreError as e:
+            lost = {r["id"]: r for r in store.lost_runs()}
+            print(f"runs: warning: cannot record that {len(lost)} run(s) are lost ({e}); shown lost here",
+                  file=sys.stderr)
+    runs = store.runs(status=None if lost else status, kind=kind)
+    for run in runs:
+        if run["id"] in lost:
+            dead = lost[run["id"]]
+            run.update(status="lost", reason=dead["reason"], ended_at=dead["heartbeat_at"])
+    return [r for r in runs if status is None or r["status"] == status]
 
 
 def cmd_runs(args: argparse.Namespace) -> int:

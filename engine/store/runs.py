@@ -109,7 +109,12 @@ class Store(StoreReads):
                     conn.execute("ROLLBACK")
                     raise
                 else:
-                    conn.execute("COMMIT")
+                    try:
+                        conn.execute("COMMIT")
+                    except sqlite3.DatabaseError as e:  # e.g. a full disk: the WAL cannot grow
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise self._error(e) from e
             finally:
                 if self._queue_fd >= 0:
                     fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
@@ -235,12 +240,23 @@ class Store(StoreReads):
     def add_checkpoint(self, run_id: int, *, epoch: int, step: int | None,
                        path: str | os.PathLike[str], partial: bool,
                        _at: float | None = None) -> None:
-        """Record a checkpoint already on disk (the row is the commit marker watchers trust)."""
+        """Record a checkpoint already on disk (the row is the commit marker watchers trust).
+
+        It replaces the run's earlier rows of the same file (``resume.pt`` written again, an
+        epoch's file recorded again after a resume): they describe content that is gone.
+        """
         now = time.time() if _at is None else _at
         with self.transaction() as conn:
+            conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND path = ?", (run_id, _abs(path)))
             conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time) "
                          "VALUES (?, ?, ?, ?, ?, ?)",
                          (run_id, epoch, step, _abs(path), int(bool(partial)), now))
+
+    def remove_checkpoint(self, run_id: int, *, path: str | os.PathLike[str],
+                          _at: float | None = None) -> None:
+        """Forget the run's rows of a checkpoint file about to be deleted (a superseded resume.pt)."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND path = ?", (run_id, _abs(path)))
 
     def add_validation(self, run_id: int, *, train_run_id: int | None, epoch: int, eer: float,
                        eer_low: float | None, eer_high: float | None, mindcf_01: float | None,
@@ -293,26 +309,15 @@ class Store(StoreReads):
         ``liveness.REMOTE_LOST_AFTER`` for a run of another host, which cannot be
         checked. Returns the ids marked.
         """
-        now = time.time() if now is None else now
-        candidates = self._read("SELECT id, host, pid, pid_start, heartbeat_at FROM runs "
-                                "WHERE status = 'running' AND heartbeat_at < ?",
-                                (now - liveness.LOST_AFTER,))
-        lost = []
-        for run in candidates:
-            alive = liveness.is_alive(run["host"], run["pid"], run["pid_start"])
-            if alive is False or (alive is None
-                                  and run["heartbeat_at"] < now - liveness.REMOTE_LOST_AFTER):
-                lost.append(run)
+        lost = self.lost_runs(now=now)
         marked = []
         if lost:
             with self.transaction() as conn:
                 for run in lost:
-                    reason = (f"no heartbeat since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run['heartbeat_at']))}"
-                              f" and process {run['pid']} on {run['host']} is gone")
                     # the heartbeat test again: the run may have beaten since we looked
                     cursor = conn.execute("UPDATE runs SET status = 'lost', ended_at = ?, reason = ? "
                                           "WHERE id = ? AND status = 'running' AND heartbeat_at = ?",
-                                          (run["heartbeat_at"], reason, run["id"], run["heartbeat_at"]))
+                                          (run["heartbeat_at"], run["reason"], run["id"], run["heartbeat_at"]))
                     if cursor.rowcount:
                         marked.append(run["id"])
         return marked

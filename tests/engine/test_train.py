@@ -72,7 +72,7 @@ def test_sigterm_checkpoints_and_records_stopped(tmp_path: Path, demo_corpus: Pa
     assert proc.wait(timeout=120) == 0, (tmp_path / "train.log").read_text()
     store = open_store(db, readonly=True)
     stopped = store.run(run["id"])
-    assert stopped["status"] == "stopped"
+    assert stopped["status"] == "stopped" and stopped["reason"].startswith("stopped by SIGTERM at epoch 1 step")
     (partial,) = [c for c in store.checkpoints(run["id"]) if c["partial"]]
     saved = load_checkpoint(Path(partial["path"]))
     assert saved["step"] == stopped["step"] == partial["step"] >= 2

@@ -1,0 +1,89 @@
+"""Records that must end right after kills, stops and resumes (real subprocesses and signals)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine.store import open_store
+from engine.watch import CheckpointWatcher
+from tests.engine.engine_runner import run_engine, start_engine, wait_for
+from tests.engine.test_train import PROTOCOL, make_exp, train_runs, trn_dir
+
+ARGS = ("--parallel", "0", "--device", "cpu", "--log-every", "0")
+
+
+def test_resume_records_checkpoints_whose_row_was_never_written(tmp_path: Path, demo_corpus: Path) -> None:
+    exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
+    done = run_engine("train", "--to", "2", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    weights = trn_dir(exp) / "weights"
+    # killed between rename and row, twice; and one of the two files got damaged since
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM checkpoints WHERE epoch IN (1, 2)")
+    conn.close()
+    (weights / "0001.pt").write_bytes((weights / "0001.pt").read_bytes()[:1000])
+
+    resumed = run_engine("train", "--resume", "--to", "2", *ARGS, str(exp), PROTOCOL, db=db,
+                         database=demo_corpus)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "epoch 1" in resumed.stderr and str(weights / "0001.pt") in resumed.stderr
+    store = open_store(db, readonly=True)
+    (run,) = store.runs(kind="train")
+    rows = store.checkpoints(run["id"])
+    assert sorted((c["epoch"], c["step"]) for c in rows) == [(0, 0), (2, run["step"])]
+    snapshot = CheckpointWatcher(trn_dir(exp), store).poll()   # what validate sees
+    assert sorted(snapshot.checkpoints) == [0, 2]
+
+
+@pytest.mark.slow
+def test_resume_from_step_0_keeps_the_untrained_checkpoint(tmp_path: Path, demo_corpus: Path) -> None:
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.001), tmp_path / "runs.db"
+    proc = start_engine("train", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    wait_for(lambda: any((r["step"] or 0) >= 1 for r in train_runs(db)), what="a step after weights/0000.pt")
+    proc.send_signal(signal.SIGKILL)  # no resume.pt: the run resumes from weights/0000.pt, step 0
+    proc.wait(timeout=60)
+    untrained = trn_dir(exp) / "weights" / "0000.pt"
+    before = untrained.stat().st_mtime_ns, untrained.read_bytes()
+
+    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
+                         database=demo_corpus)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (untrained.stat().st_mtime_ns, untrained.read_bytes()) == before
+    store = open_store(db, readonly=True)
+    (run,) = store.runs(kind="train")
+    assert sorted(c["epoch"] for c in store.checkpoints(run["id"])) == [0, 1]
+
+
+@pytest.mark.slow
+def test_stop_and_resume_leave_true_records(tmp_path: Path, demo_corpus: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.001), tmp_path / "runs.db"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    proc = start_engine("train", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    wait_for(lambda: any((r["step"] or 0) >= 2 for r in train_runs(db)), what="two steps")
+    proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit
+    assert proc.wait(timeout=120) == 0
+    store = open_store(db, readonly=True)
+    (stopped,) = store.runs(kind="train")
+    assert stopped["status"] == "stopped"
+    assert stopped["reason"] == f"stopped by SIGUSR1 at epoch 1 step {stopped['step']} (SLURM job 4242)"
+    (partial,) = [c for c in store.checkpoints(stopped["id"]) if c["partial"]]  # a mid-epoch stop
+
+    monkeypatch.delenv("SLURM_JOB_ID")
+    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
+                         database=demo_corpus)
+    assert resumed.returncode == 0, resumed.stderr
+    run = store.run(stopped["id"])
+    assert run["status"] == "completed" and run["reason"] is None
+    # resume.pt is superseded by weights/0001.pt: neither its row nor its file stays
+    assert [(c["epoch"], c["partial"]) for c in store.checkpoints(run["id"])] == [(0, False), (1, False)]
+    assert not Path(partial["path"]).exists()
+    # the epoch's summary covers all its steps, before and after the stop
+    steps = store.steps(run["id"])
+    assert [s["step"] for s in steps] == list(range(1, run["step"] + 1)) and run["step"] > partial["step"]
+    (epoch,) = store.epochs(run["id"])
+    assert epoch["loss"] == pytest.approx(sum(s["loss"] for s in steps) / len(steps), rel=1e-9)
