@@ -1,0 +1,1 @@
+"""Training: the loop, its schedules and what is made from its checkpoints."""

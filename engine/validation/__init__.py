@@ -1,0 +1,1 @@
+"""Validation: scoring trials of checkpoints, and normalising the scores."""
