@@ -173,6 +173,7 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
             named_done[name] = _mtime(snap.named[name])
             _score(args, writer, run_id, train_id, name, snap.named[name], val_dir, trials, files, device, stop,
                    norm, recorded.get(name), reusable)
+            writer.heartbeat(run_id)
             continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
