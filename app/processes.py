@@ -85,7 +85,7 @@ def validation_settings(validator: dict | None) -> tuple[str, int]:
     return subset, every
 
 
-def pick_argv(val: str | Path, *, epoch: int | None = None, db: str | Path | None = None) -> list[str]:
+def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path | None = None) -> list[str]:
     args = ["pick"]
     if epoch is not None:
         args += ["--epoch", str(epoch)]

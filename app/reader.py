@@ -52,6 +52,7 @@ def _with_derived(runs: list[dict]) -> list[dict]:
             val = best.get(int(row["id"]))
             if val is not None:
                 row["best_eer"], row["best_epoch"] = val["best_eer"], val["best_epoch"]
+                row["best_checkpoint"] = val.get("best_checkpoint")
         else:
             row["last_loss"] = None
         out.append(row)

@@ -42,7 +42,7 @@ def epoch_text(run: dict[str, Any]) -> str:
 
 
 def eer_text(run: dict[str, Any]) -> str:
-    eer, epoch = run.get("best_eer"), run.get("best_epoch")
+    eer, epoch = run.get("best_eer"), run.get("best_checkpoint") or run.get("best_epoch")
     if eer is None:
         return ""
     return f"{100 * eer:.2f} % @ {epoch}"

@@ -1,6 +1,7 @@
 """``spkemb-engine apply``: sliding-window embeddings of every file of a protocol subset.
 
-Loads the epoch ``VAL_DIR/params.yml`` points at (or ``--epoch``), slides a window of the
+Loads the epoch ``VAL_DIR/params.yml`` points at (or ``--epoch``: a number, or averaged
+weights such as ``avg-top5``, written to ``apply/avg-top5/``), slides a window of the
 task's ``duration`` with a hop of ``step × duration`` over each file of ``PROTOCOL.{subset}()``
 and writes ``VAL_DIR/apply/{epoch}/{uri}.npy`` (one row per window, nested uris as folders)
 with ``metadata.yml``::
@@ -34,10 +35,12 @@ import numpy as np
 import yaml
 
 from engine.audio import check_files, num_samples
-from engine.checkpoints import epoch_path, file_sha256
+from engine.checkpoints import file_sha256
 from engine.distributed import pick_device
 from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
+from engine.layout import CheckpointName, TrainingDir, ValidationDir
+from engine.precomputed import embedding_path
 from engine.protocols import load_protocol, subset_files
 from engine.layout import ExtractionDir
 from engine.recording import recorded_end, refuse_problems
@@ -55,15 +58,15 @@ def _save(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def resolve_epoch(val_dir: Path, epoch: int | None) -> int:
-    """``--epoch``, else the epoch of ``VAL_DIR/params.yml``."""
+def resolve_epoch(val_dir: Path, epoch: CheckpointName | None) -> CheckpointName:
+    """``--epoch``, else the epoch (or averaged weights, ``avg-top5``) of ``VAL_DIR/params.yml``."""
     if epoch is not None:
         return epoch
     params = read_params(val_dir)
     if params is None:
         raise SpkembError(f"{val_dir / 'params.yml'} does not exist: validate first "
                           "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
-    return int(params["epoch"])
+    return params["epoch"]
 
 
 def output_paths(out_dir: Path, files: list, source: str) -> list[Path]:
@@ -81,23 +84,26 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
                           "duration and must be > 0 (e.g. 0.1)")
     epoch = resolve_epoch(val_dir, args.epoch)
-    checkpoint = epoch_path(val_dir.parent.parent, epoch)
+    checkpoint = TrainingDir(val_dir.parent.parent).checkpoint(epoch)
     device = pick_device(args.device)
-    model, config, _ = load_model(checkpoint, device)
+    model, config, payload = load_model(checkpoint, device)
+    # averaged weights (avg-top5) are recorded by name, with the last epoch they average
+    named = epoch if isinstance(epoch, str) else None
+    last_epoch = int(payload.get("epoch") or 0) if named else epoch
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
     mode = "shared" if args.shared else "exact"
 
     sample_rate = config.feature_extraction.sample_rate
     window = num_samples(config.task.duration, sample_rate)
     hop = max(1, int(round(args.step * window)))
-    out_dir = val_dir / "apply" / str(epoch)
+    out_dir = ValidationDir(val_dir).extraction(epoch).root
     outputs = output_paths(out_dir, files, f"protocol {args.protocol} ({args.subset})")
 
     writer = recorder(args.db, events_path=val_dir / "apply" / "events.jsonl")
     parents = writer.find_runs(out_dir=val_dir, kind="validate") if hasattr(writer, "find_runs") else []
     run_id = writer.create_run(kind="apply", exp_dir=val_dir.parent.parent.parent.parent, out_dir=out_dir,
                                protocol=args.protocol, subset=args.subset, config=None,
-                               command=list(sys.argv), device=str(device), target_epoch=epoch,
+                               command=list(sys.argv), device=str(device), target_epoch=last_epoch,
                                parent_id=parents[0]["id"] if parents else None,
                                name=f"apply {args.protocol}.{args.subset}")
     refuse_problems(writer, run_id, check_files(str(f["audio"]) for f in files),
@@ -127,7 +133,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 progress.update(task, completed=audio_seconds)
                 writer.heartbeat(run_id, progress=i + 1, progress_total=len(signals))
         wall = time.monotonic() - started
-        writer.add_extraction(run_id, epoch=epoch, protocol=args.protocol, subset=args.subset,
+        writer.add_extraction(run_id, epoch=last_epoch, checkpoint_name=named,
+                              protocol=args.protocol, subset=args.subset,
                               out_dir=out_dir, mode=mode, step=hop / sample_rate,
                               duration=window / sample_rate, files=len(signals),
                               audio_seconds=audio_seconds, wall_seconds=wall)

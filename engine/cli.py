@@ -20,6 +20,7 @@ HANDLERS: dict[str, str] = {
     "validate": "engine.validate:cmd_validate",
     "apply": "engine.apply:cmd_apply",
     "pick": "engine.selection:cmd_pick",
+    "average": "engine.training.average:cmd_average",
     "runs": "engine.store.report:cmd_runs",
     "import": "engine.store.events:cmd_import",
     "demo-data": "engine.demo:cmd_demo_data",
@@ -28,6 +29,17 @@ HANDLERS: dict[str, str] = {
     "model-summary": "engine.model.summary:cmd_model_summary",
     "sbatch": "engine.slurm:cmd_sbatch",
 }
+
+
+def checkpoint_name(text: str) -> int | str:
+    """``--epoch``: an epoch number, or averaged weights by name (avg-lastN, avg-topK)."""
+    from engine.layout import parse_checkpoint_name
+
+    name = parse_checkpoint_name(text)
+    if name is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an epoch number nor averaged weights "
+                                         "(avg-lastN, avg-topK)")
+    return name
 
 
 def _db_options(p: argparse.ArgumentParser, database: bool = True) -> None:
@@ -96,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rescore", action="store_true",
                    help="embed every epoch again, even those VAL_DIR already holds scores for "
                         "(default: reuse them when made the same way, from the same checkpoint)")
+    p.add_argument("--score-norm", choices=["asnorm"], default=None,
+                   help="also report figures after adaptive S-norm against the training speakers")
+    p.add_argument("--cohort-size", type=int, default=300, metavar="N",
+                   help="AS-norm: the N cohort speakers most similar to each side (default: 300)")
+    p.add_argument("--cohort-files", type=int, default=3, metavar="F",
+                   help="AS-norm: training files averaged per cohort speaker (default: 3)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=int, default=64, metavar="B", help="windows per batch (default: 64)")
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
@@ -109,8 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "VAL_DIR/apply/EPOCH/{uri}.npy.")
     p.add_argument("--step", type=float, default=0.1, help="window step as a fraction of its duration (default: 0.1)")
     p.add_argument("--subset", default="test", help="subset to extract (default: test)")
-    p.add_argument("--epoch", type=int, default=None, metavar="E",
-                   help="epoch to use (default: params.yml's best epoch)")
+    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
+                   help="epoch, or averaged weights such as avg-top5, to use (default: params.yml's)")
     p.add_argument("--shared", action="store_true",
                    help="compute frame-level layers once per file and pool each window from running "
                         "sums (fast; approximate when the network normalises each window)")
@@ -122,9 +140,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pick", help="choose the epoch params.yml points at",
                        description="Point VAL_DIR/params.yml at the lowest-EER epoch, or at --epoch.")
-    p.add_argument("--epoch", type=int, default=None, metavar="E", help="a validated epoch (default: lowest EER)")
+    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
+                   help="a validated epoch, or validated averaged weights such as avg-top5 (default: the "
+                        "epoch of lowest EER)")
     _db_options(p, database=False)
     p.add_argument("val_dir", metavar="VAL_DIR")
+
+    p = sub.add_parser("average", help="average the weights of several epochs (weights/avg-lastN.pt, avg-topK.pt)",
+                       description="Average the embedding network of the last N epochs of TRN_DIR, or of "
+                                   "the K epochs of lowest validated EER of VAL_DIR, into "
+                                   "TRN_DIR/weights/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
+    which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
+    _db_options(p, database=False)
+    p.add_argument("dir", metavar="DIR", help="TRN_DIR (with --last) or VAL_DIR (with --top)")
 
     p = sub.add_parser("runs", help="list the runs of the database",
                        description="List runs (newest first) as a table, JSON or CSV.")

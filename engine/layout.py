@@ -7,7 +7,8 @@
               weights/{epoch:04d}.pt  weights/resume.pt  weights/avg-last10.pt ...
               train.log  events.jsonl
     VAL_DIR = TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}/
-              params.yml  scores/{epoch:04d}.txt  scores/method.yml  validate.log  events.jsonl
+              params.yml  scores/{epoch:04d}.txt  scores/{epoch:04d}.asnorm.txt  scores/method.yml
+              validate.log  events.jsonl
     VAL_DIR/apply/{epoch}/{uri}.npy  metadata.yml     (VAL_DIR/apply/: apply.log, events.jsonl)
 
 Value types that know their paths; the engine and the TUI both use them and nothing else builds
@@ -207,6 +208,10 @@ class ValidationDir:
 
     def score_file(self, name: CheckpointName) -> Path:
         return self.scores / f"{checkpoint_label(name)}.txt"
+
+    def normalised_score_file(self, name: CheckpointName) -> Path:
+        """The same trials' scores after AS-norm (``validate --score-norm asnorm``)."""
+        return self.scores / f"{checkpoint_label(name)}.asnorm.txt"
 
     @property
     def apply_root(self) -> Path:

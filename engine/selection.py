@@ -1,7 +1,7 @@
 """The best epoch of a validation directory: params.yml, score files and ``spkemb-engine pick``.
 
 torch-free (the TUI's "pick this epoch" runs it). ``VAL_DIR/params.yml`` always names one
-validated epoch::
+validated epoch (or, picked by hand, validated averaged weights: ``epoch: avg-top5``)::
 
     epoch: 221
     equal_error_rate: 0.0436
@@ -20,7 +20,6 @@ folder), are recomputed from ``VAL_DIR/scores/{epoch:04d}.txt``.
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,8 @@ import yaml
 
 from engine.atomic import atomic_write_text
 from engine.errors import SpkembError
-from engine.layout import CheckpointName, ValidationDir
+from engine.layout import CheckpointName, ValidationDir, parse_checkpoint_name
 
-_SCORE_FILE = re.compile(r"^(\d{4,})\.txt$")
 KEYS = ("epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95")
 
 
@@ -41,7 +39,7 @@ def params_path(val_dir: str | Path) -> Path:
 
 
 def scores_path(val_dir: str | Path, epoch: CheckpointName) -> Path:
-    """The score file of one epoch (or named checkpoint)."""
+    """``VAL_DIR/scores/{epoch:04d}.txt`` (``scores/avg-top5.txt`` for averaged weights)."""
     return ValidationDir(Path(val_dir)).score_file(epoch)
 
 
@@ -55,14 +53,16 @@ def read_params(val_dir: str | Path) -> dict[str, Any] | None:
     except yaml.YAMLError as e:
         raise SpkembError(f"{path} is not valid YAML ({e}); rewrite it with "
                           f"`spkemb-engine pick {val_dir}`") from e
-    if not isinstance(params, dict) or "epoch" not in params:
+    if not isinstance(params, dict) or parse_checkpoint_name(str(params.get("epoch", ""))) is None:
         raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val_dir}`")
+    params["epoch"] = parse_checkpoint_name(str(params["epoch"]))
     return params
 
 
 def write_params(val_dir: str | Path, result: dict[str, Any]) -> Path:
     """Point ``VAL_DIR/params.yml`` at one epoch's result (keys :data:`KEYS`), atomically."""
-    params = {"epoch": int(result["epoch"]),
+    epoch = result["epoch"]
+    params = {"epoch": epoch if isinstance(epoch, str) else int(epoch),
               "equal_error_rate": float(result["equal_error_rate"])}
     for key in ("min_dcf_0.01", "min_dcf_0.05"):
         if result.get(key) is not None:
@@ -95,7 +95,7 @@ def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(refs, dtype=bool), np.asarray(scores, dtype=np.float64)
 
 
-def result_from_scores(epoch: int, is_target: np.ndarray, scores: np.ndarray,
+def result_from_scores(epoch: CheckpointName, is_target: np.ndarray, scores: np.ndarray,
                        n_bootstrap: int = 1000, source: str | Path | None = None) -> dict[str, Any]:
     """Every figure of one epoch: EER (+ threshold, 95 % interval), minDCF at 0.01 and 0.05.
 
@@ -106,7 +106,8 @@ def result_from_scores(epoch: int, is_target: np.ndarray, scores: np.ndarray,
 
     try:
         eer, threshold = equal_error_rate(scores, is_target)
-        return {"epoch": int(epoch), "equal_error_rate": eer, "threshold": threshold,
+        return {"epoch": epoch if isinstance(epoch, str) else int(epoch), "equal_error_rate": eer,
+                "threshold": threshold,
                 "min_dcf_0.01": min_dcf(scores, is_target, 0.01),
                 "min_dcf_0.05": min_dcf(scores, is_target, 0.05),
                 "eer_ci_95": list(bootstrap_eer_ci(scores, is_target, n=n_bootstrap)),
@@ -118,18 +119,32 @@ def result_from_scores(epoch: int, is_target: np.ndarray, scores: np.ndarray,
 
 
 def results_from_scores(val_dir: str | Path) -> list[dict[str, Any]]:
-    """One result per ``VAL_DIR/scores/*.txt`` file, recomputed, in epoch order."""
+    """One result per ``VAL_DIR/scores/*.txt`` file (epochs, then averaged weights), recomputed."""
     folder = ValidationDir(Path(val_dir)).scores
-    found = sorted((int(m.group(1)), p) for p in folder.glob("*.txt")
-                   if (m := _SCORE_FILE.match(p.name))) if folder.is_dir() else []
-    return [result_from_scores(epoch, *read_scores(path), source=path) for epoch, path in found]
+    names = [(parse_checkpoint_name(p.stem), p) for p in folder.glob("*.txt")] if folder.is_dir() else []
+    found = sorted(((n, p) for n, p in names if n is not None), key=lambda np_: _order(np_[0]))
+    return [result_from_scores(name, *read_scores(path), source=path) for name, path in found]
+
+
+def _order(name: CheckpointName) -> tuple[int, int, str]:
+    """Epochs in order, then named checkpoints by name."""
+    return (0, name, "") if isinstance(name, int) else (1, 0, name)
 
 
 def _row_to_result(row: dict[str, Any]) -> dict[str, Any]:
     ci = None if row.get("eer_low") is None else [row["eer_low"], row["eer_high"]]
-    return {"epoch": int(row["epoch"]), "equal_error_rate": float(row["eer"]),
-            "min_dcf_0.01": row.get("mindcf_01"), "min_dcf_0.05": row.get("mindcf_005"),
-            "eer_ci_95": ci, "threshold": row.get("threshold"), "n_trials": row.get("n_trials")}
+    result = {"epoch": row.get("checkpoint_name") or int(row["epoch"]), "last_epoch": int(row["epoch"]),
+              "equal_error_rate": float(row["eer"]),
+              "min_dcf_0.01": row.get("mindcf_01"), "min_dcf_0.05": row.get("mindcf_005"),
+              "eer_ci_95": ci, "threshold": row.get("threshold"), "n_trials": row.get("n_trials")}
+    if row.get("eer_asnorm") is not None:
+        low, high = row.get("eer_asnorm_low"), row.get("eer_asnorm_high")
+        result["asnorm"] = {"cohort_size": row.get("cohort_size"), "equal_error_rate": row["eer_asnorm"],
+                            "eer_ci_95": None if low is None else [low, high],
+                            "min_dcf_0.01": row.get("mindcf_01_asnorm"),
+                            "min_dcf_0.05": row.get("mindcf_005_asnorm"),
+                            "threshold": row.get("threshold_asnorm")}
+    return result
 
 
 def validate_runs(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
@@ -140,20 +155,24 @@ def validate_runs(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def results_from_store(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
-    """The validations of every validate run of VAL_DIR; for an epoch validated twice, the latest."""
-    by_epoch: dict[int, dict[str, Any]] = {}
+    """The validations of every validate run of VAL_DIR (epochs, then averaged weights); for one
+    validated twice, the latest."""
+    by_name: dict[CheckpointName, dict[str, Any]] = {}
     for run in reversed(validate_runs(store, val_dir)):
         for row in store.validations(run["id"]):
-            by_epoch[int(row["epoch"])] = _row_to_result(row)
-    return [by_epoch[e] for e in sorted(by_epoch)]
+            result = _row_to_result(row)
+            by_name[result["epoch"]] = result
+    return [by_name[e] for e in sorted(by_name, key=_order)]
 
 
-def choose(results: list[dict[str, Any]], epoch: int | None = None) -> dict[str, Any]:
-    """The result of ``epoch``, or the lowest-EER one (the earlier epoch on a tie)."""
-    if not results:
+def choose(results: list[dict[str, Any]], epoch: CheckpointName | None = None) -> dict[str, Any]:
+    """The result of ``epoch`` (a number or a name such as ``avg-top5``), or the lowest-EER epoch
+    (the earlier on a tie; averaged weights are chosen by name only)."""
+    epochs = [r for r in results if isinstance(r["epoch"], int)]
+    if epoch is None and not epochs:
         raise SpkembError("no validated epoch yet: run `spkemb-engine validate TRN_DIR PROTOCOL` first")
     if epoch is None:
-        return min(results, key=lambda r: (r["equal_error_rate"], r["epoch"]))
+        return min(epochs, key=lambda r: (r["equal_error_rate"], r["epoch"]))
     for result in results:
         if result["epoch"] == epoch:
             return result
@@ -162,15 +181,15 @@ def choose(results: list[dict[str, Any]], epoch: int | None = None) -> dict[str,
                       "pick one of those, or validate it first")
 
 
-def pick_best(val_dir: str | Path, epoch: int | None = None, store: Any = None) -> dict[str, Any]:
+def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: Any = None) -> dict[str, Any]:
     """Point ``VAL_DIR/params.yml`` at ``epoch`` (default: the lowest EER) and return its result.
 
     Parameters
     ----------
     val_dir : str or Path
         Validation directory.
-    epoch : int, optional
-        A validated epoch to choose by hand.
+    epoch : int or str, optional
+        A validated epoch, or validated averaged weights (``avg-top5``), to choose by hand.
     store : engine.store.Store, optional
         Runs database; its validations are used when it has any for VAL_DIR, the score files
         otherwise.
@@ -202,8 +221,10 @@ def cmd_pick(args: argparse.Namespace) -> int:
     if store is not None:
         runs = validate_runs(store, val_dir)
         if runs:
-            store.set_best(runs[0]["id"], epoch=result["epoch"], eer=result["equal_error_rate"],
-                           how="lowest-eer" if args.epoch is None else "manual")
+            named = isinstance(result["epoch"], str)
+            store.set_best(runs[0]["id"], epoch=result.get("last_epoch") if named else result["epoch"],
+                           eer=result["equal_error_rate"], how="lowest-eer" if args.epoch is None else "manual",
+                           checkpoint=result["epoch"] if named else None)
     print(f"{params_path(val_dir)}: epoch {result['epoch']}, "
           f"EER {100 * result['equal_error_rate']:.2f} %")
     return 0

@@ -4,7 +4,12 @@ For every committed checkpoint (``engine.watch``) in range, newest first unless
 ``--chronological``: embed every file of ``PROTOCOL.{subset}_trial()`` once, score each
 trial by the cosine similarity of its two file embeddings, write
 ``VAL_DIR/scores/{epoch:04d}.txt``, a ``validations`` row, and keep ``VAL_DIR/params.yml``
-on the best epoch so far.
+on the best epoch so far. Averaged weights (``weights/avg-top5.pt``, ``spkemb-engine average``)
+are scored the same way once the epochs in range are done (``scores/avg-top5.txt``, a row with
+``checkpoint_name``); params.yml moves to them only by ``pick --epoch avg-top5``.
+
+``--score-norm asnorm`` also normalises each score by adaptive S-norm against the training
+speakers (``engine.validation``) and records both figures (``scores/{epoch:04d}.asnorm.txt``).
 
 A file's embedding is the mean of the embeddings of ``task.duration``-long windows sliding
 with a hop of ``duration / 4`` (pyannote.audio 1.x: ``step=0.25`` in
@@ -21,17 +26,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from rich.progress import MofNCompleteColumn
 
 from engine.atomic import atomic_write_text
-from engine.audio import check_files, num_samples, read_file
+from engine.audio import check_files
 from engine.distributed import pick_device
-from engine.embed import (ArraySignal, embed_exact, embed_short, load_model,
-                          progress_bar, window_starts)
+from engine.embed import load_model, progress_bar
 from engine.errors import ProtocolError, SpkembError
-from engine.layout import TrainingDir, ValidationDir
+from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.protocols import load_protocol
 from engine.recording import recorded_end, refuse_problems
 from engine.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
@@ -39,10 +42,11 @@ from engine.selection import (read_params, read_scores, result_from_scores, resu
 from engine.stopping import StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
+from engine.validation.normalised import (ScoreNorm, asnorm_columns, asnorm_result, prepare_score_norm,
+                                          report_asnorm)
+from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.watch import CheckpointWatcher
 
-#: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
-VALIDATION_STEP = 0.25
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
 STARTUP_GRACE = 60.0
@@ -82,66 +86,6 @@ def load_trials(protocol_name: str, subset: str, database: str | None
     return trials, files
 
 
-def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_rate: int,
-                batch: int, whole_file: bool, progress: Any = None, task: Any = None,
-                stop: StopRequest | None = None) -> dict[str, np.ndarray]:
-    """One embedding per file: the mean over its sliding windows (or one pass, ``whole_file``).
-
-    Files are packed one after the other into one signal (each starting on a multiple of the
-    first convolution's stride times its pooling, so that they share its phases) until a batch
-    of windows is full, and embedded together by ``engine.embed.embed_exact``.
-    """
-    window = num_samples(duration, sample_rate)
-    hop = max(1, num_samples(VALIDATION_STEP * duration, sample_rate))
-    block = model.sincnet.blocks[0]
-    align = block.conv.stride * block.pool.kernel_size
-    out: dict[str, np.ndarray] = {}
-    pending: list[tuple[str, np.ndarray]] = []
-
-    def flush() -> None:
-        offsets, starts, owners, pieces, at = [], [], [], [], 0
-        for i, (uri, x) in enumerate(pending):
-            local = window_starts(len(x), window, hop)
-            starts.append(at + local)
-            owners.append(np.full(len(local), i))
-            pieces += [x, np.zeros(-len(x) % align, np.float32)]
-            offsets.append(at)
-            at += len(x) + (-len(x) % align)
-        rows = embed_exact(model, ArraySignal(np.concatenate(pieces)), np.concatenate(starts),
-                           window, batch=batch)
-        owner = np.concatenate(owners)
-        for i, (uri, _) in enumerate(pending):
-            out[uri] = rows[owner == i].astype(np.float64).mean(axis=0)
-        pending.clear()
-
-    n_windows = 0
-    for uri, path in files.items():
-        if stop is not None and stop.requested:
-            raise KeyboardInterrupt
-        x = read_file(path, sample_rate)
-        if whole_file or len(x) <= window:
-            out[uri] = embed_short(model, x)[0].astype(np.float64)
-        else:
-            pending.append((uri, x))
-            n_windows += len(window_starts(len(x), window, hop))
-            if n_windows >= batch:
-                flush()
-                n_windows = 0
-        if progress is not None:
-            progress.advance(task)
-    if pending:
-        flush()
-    return out
-
-
-def cosine_scores(embeddings: dict[str, np.ndarray], trials: list[tuple[int, str, str]]) -> np.ndarray:
-    """Cosine similarity of the two file embeddings of each trial."""
-    a = np.stack([embeddings[u1] for _, u1, _ in trials])
-    b = np.stack([embeddings[u2] for _, _, u2 in trials])
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
-
-
 def _in_range(epoch: int, args: argparse.Namespace) -> bool:
     first = args.from_epoch or 0
     return (epoch >= first and (args.to is None or epoch <= args.to)
@@ -154,6 +98,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not _wait_for_training_dir(trn_dir):
         raise ProtocolError(f"{trn_dir} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
                             "writes (EXP_DIR/train/PROTOCOL.SUBSET)")
+    if args.score_norm is not None and (args.cohort_size < 1 or args.cohort_files < 1):
+        raise SpkembError(f"--cohort-size {args.cohort_size} --cohort-files {args.cohort_files}: both must be "
+                          "at least 1 (e.g. --cohort-size 300 --cohort-files 3)")
     val_dir = val_dir_for(trn_dir, args.protocol, args.subset)
     trials, files = load_trials(args.protocol, args.subset, args.database)
     device = pick_device(args.device)
@@ -170,10 +117,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (DESIGN.md).
     refuse_problems(writer, run_id, check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
+    norm = None if args.score_norm is None else prepare_score_norm(
+        trn_dir, train_run, args.database, size=args.cohort_size, per_speaker=args.cohort_files,
+        writer=writer, run_id=run_id)
 
     stop = StopRequest().install()
     with recorded_end(writer, run_id, stop):
-        _loop(args, watcher, writer, run_id, train_run, val_dir, trials, files, device, stop)
+        _loop(args, watcher, writer, run_id, train_run, val_dir, trials, files, device, stop, norm)
     return 0
 
 
@@ -198,8 +148,9 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
 
 def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run_id: int,
           train_run: dict | None, val_dir: Path, trials: list, files: dict[str, str],
-          device: Any, stop: StopRequest) -> None:
+          device: Any, stop: StopRequest, norm: ScoreNorm | None = None) -> None:
     validated: set[int] = set()
+    named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: dict[str, Any] | None = None
     beat, began = 0.0, time.monotonic()
     print(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
@@ -217,20 +168,19 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
         snap = watcher.poll()
         train_id = snap.train_run["id"] if snap.train_run else (train_run or {}).get("id")
         todo = sorted(e for e in snap.checkpoints if e not in validated and _in_range(e, args))
+        named = [n for n, p in sorted(snap.named.items()) if named_done.get(n) != _mtime(p)]
+        if not todo and named:
+            name = named[0]
+            named_done[name] = _mtime(snap.named[name])
+            _score(args, writer, run_id, train_id, name, snap.named[name], val_dir, trials, files, device, stop,
+                   norm, recorded.get(name), reusable)
+            writer.heartbeat(run_id)
+            continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
-            result = reused_result(val_dir, epoch, snap.checkpoints[epoch], trials, recorded.get(epoch)) \
-                if reusable else None
-            scored = result is None
-            if scored:
-                result = validate_epoch(args, snap.checkpoints[epoch], epoch, val_dir, trials, files,
-                                        device, stop)
+            result, scored = _score(args, writer, run_id, train_id, epoch, snap.checkpoints[epoch], val_dir,
+                                    trials, files, device, stop, norm, recorded.get(epoch), reusable)
             validated.add(epoch)
-            writer.add_validation(run_id, train_run_id=train_id, epoch=epoch,
-                                  eer=result["equal_error_rate"], eer_low=result["eer_ci_95"][0],
-                                  eer_high=result["eer_ci_95"][1], mindcf_01=result["min_dcf_0.01"],
-                                  mindcf_005=result["min_dcf_0.05"], threshold=result["threshold"],
-                                  n_trials=result["n_trials"], scores_path=result["scores_path"])
             current = _params_or_none(val_dir) if trusted else best
             # epochs scored before are already weighed in params.yml (or picked by hand over)
             if (scored or current is None) and _lower(result, current):
@@ -259,6 +209,33 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
         time.sleep(args.poll)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
+def _score(args: argparse.Namespace, writer: Any, run_id: int, train_id: int | None, name: CheckpointName,
+           checkpoint: Path, val_dir: Path, trials: list, files: dict[str, str], device: Any,
+           stop: StopRequest, norm: ScoreNorm | None, recorded: dict[str, Any] | None,
+           reusable: bool) -> tuple[dict[str, Any], bool]:
+    """Score one checkpoint (or reuse its earlier figures) and record them; (result, scored)."""
+    result = reused_result(val_dir, name, checkpoint, trials, recorded, norm) if reusable else None
+    scored = result is None
+    if scored:
+        result = validate_epoch(args, checkpoint, name, val_dir, trials, files, device, stop, norm)
+    named = isinstance(name, str)
+    writer.add_validation(run_id, train_run_id=train_id, epoch=result["last_epoch"] if named else name,
+                          checkpoint_name=name if named else None,
+                          eer=result["equal_error_rate"], eer_low=result["eer_ci_95"][0],
+                          eer_high=result["eer_ci_95"][1], mindcf_01=result["min_dcf_0.01"],
+                          mindcf_005=result["min_dcf_0.05"], threshold=result["threshold"],
+                          n_trials=result["n_trials"], scores_path=result["scores_path"],
+                          asnorm=asnorm_columns(result.get("asnorm")))
+    return result, scored
+
+
 def _method(args: argparse.Namespace) -> dict[str, Any]:
     """How file embeddings are made: scores made another way are not comparable."""
     return {"embedding": "whole-file" if args.whole_file else "windows", "hop": VALIDATION_STEP}
@@ -276,12 +253,14 @@ def write_method(val_dir: Path, method: dict[str, Any]) -> None:
     atomic_write_text(ValidationDir(val_dir).method, yaml.safe_dump(method, sort_keys=True))
 
 
-def reused_result(val_dir: Path, epoch: int, checkpoint: Path, trials: list[tuple[int, str, str]],
-                  recorded: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
+                  recorded: dict[str, Any] | None = None, norm: ScoreNorm | None = None) -> dict[str, Any] | None:
     """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
 
     Reused only when its scores file is newer than the checkpoint and scores exactly these
     trials; a validation resumed beside a resumed training run then embeds only new epochs.
+    With ``norm``, and for averaged weights, only figures the database recorded complete (AS-norm
+    with the same cohort size; the last epoch averaged) are reused.
     The figures are the ``recorded`` ones (the database's) when they are complete, else they
     are computed again from the scores file (its bootstrap takes about 2 s for 37,720 trials).
     """
@@ -295,6 +274,10 @@ def reused_result(val_dir: Path, epoch: int, checkpoint: Path, trials: list[tupl
             return None
         complete = recorded is not None and recorded.get("eer_ci_95") is not None and all(
             recorded.get(k) is not None for k in ("min_dcf_0.01", "min_dcf_0.05", "threshold"))
+        if norm is not None and (not complete or (recorded.get("asnorm") or {}).get("cohort_size") != norm.size):
+            return None
+        if isinstance(epoch, str) and not complete:
+            return None
         result = dict(recorded) if complete else result_from_scores(epoch, *read_scores(path))
     except (OSError, ValueError, SpkembError):
         return None
@@ -308,8 +291,11 @@ def reused_result(val_dir: Path, epoch: int, checkpoint: Path, trials: list[tupl
 def _lower(result: dict[str, Any], current: dict[str, Any] | None) -> bool:
     """Whether params.yml should move to this epoch: a lower EER (the earlier epoch on a tie)
     than the epoch it names now (``pick`` may have changed it meanwhile), or none yet."""
-    return current is None or (result["equal_error_rate"], result["epoch"]) < (
-        current["equal_error_rate"], current["epoch"])
+    def key(r: dict[str, Any]) -> tuple[float, int]:
+        # averaged weights picked by hand stay on a tie
+        return r["equal_error_rate"], r["epoch"] if isinstance(r["epoch"], int) else -1
+
+    return current is None or key(result) < key(current)
 
 
 def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
@@ -321,18 +307,23 @@ def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: int, val_dir: Path,
+def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
                    trials: list[tuple[int, str, str]], files: dict[str, str], device: Any,
-                   stop: StopRequest) -> dict[str, Any]:
+                   stop: StopRequest, norm: ScoreNorm | None = None) -> dict[str, Any]:
     """Embed, score, write the scores file; returns the epoch's result (selection keys)."""
     started = time.monotonic()
-    model, config, _ = load_model(checkpoint, device)
+    model, config, payload = load_model(checkpoint, device)
     sample_rate = config.feature_extraction.sample_rate
     with progress_bar(MofNCompleteColumn()) as progress:
         task = progress.add_task(f"epoch {epoch}: embedding", total=len(files))
         embeddings = embed_files(model, files, duration=config.task.duration, sample_rate=sample_rate,
                                  batch=args.batch, whole_file=args.whole_file, progress=progress,
                                  task=task, stop=stop)
+        if norm is not None:
+            task = progress.add_task(f"epoch {epoch}: cohort", total=len(norm.cohort.files))
+            cohort = embed_files(model, norm.cohort.files, duration=config.task.duration,
+                                 sample_rate=sample_rate, batch=args.batch, whole_file=args.whole_file,
+                                 progress=progress, task=task, stop=stop)
     scores = cosine_scores(embeddings, trials)
     path = write_scores(scores_path(val_dir, epoch),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores)))
@@ -340,9 +331,14 @@ def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: int, val_d
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
     result = result_from_scores(epoch, *read_scores(path), source=path)
     result["scores_path"] = str(path)
+    result["last_epoch"] = int(payload.get("epoch") or 0)
+    if norm is not None:
+        result["asnorm"] = asnorm_result(norm, epoch, val_dir, cohort, embeddings, trials, scores)
     low, high = result["eer_ci_95"]
     print(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % "
           f"[95 % CI {100 * low:.2f}, {100 * high:.2f}]  minDCF(0.01) {result['min_dcf_0.01']:.3f}  "
           f"minDCF(0.05) {result['min_dcf_0.05']:.3f}  ({len(trials)} trials, "
           f"{math.ceil(time.monotonic() - started)} s)", file=sys.stderr, flush=True)
+    if norm is not None:
+        report_asnorm(epoch, result["asnorm"], norm)
     return result

@@ -12,6 +12,9 @@ half a file. Three sources, the first one that knows the training run wins:
    looks at least a second apart and whose last change is older than a second. Without
    a record, nobody says when training ends: the run counts as ended (see ``validate``).
 
+Averaged weights (``weights/avg-top5.pt``, ``spkemb-engine average``) are listed apart, by name,
+from the files: they are renamed into place whole, and their rows must never stand for an epoch.
+
 torch-free.
 """
 
@@ -40,6 +43,8 @@ class Snapshot:
     source: str = "files"
     #: checkpoint files seen but not trusted yet (no record, size not settled)
     pending: bool = False
+    #: averaged weights by name (avg-top5 -> weights/avg-top5.pt)
+    named: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,15 +69,17 @@ class CheckpointWatcher:
         if run is not None:
             ended = run["status"] != "running"
             rows = self.store.checkpoints(run["id"])
-            ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"]}
-            return Snapshot(ckpts, ended, run, "database")
-        events = TrainingDir(Path(self.trn_dir)).events
-        if events.is_file():
-            snapshot = self._from_events(events)
-            if snapshot is not None:
-                return snapshot
-        settled, pending = self._settled_files()
-        return Snapshot(settled, True, None, "files", pending)
+            ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"] and not r.get("name")}
+            snapshot = Snapshot(ckpts, ended, run, "database")
+        else:
+            events = TrainingDir(Path(self.trn_dir)).events
+            snapshot = self._from_events(events) if events.is_file() else None
+            if snapshot is None:
+                settled, pending = self._settled_files()
+                snapshot = Snapshot(settled, True, None, "files", pending)
+        trn = TrainingDir(Path(self.trn_dir))
+        snapshot.named = {name: trn.checkpoint(name) for name in trn.named_checkpoints()}
+        return snapshot
 
     def _from_events(self, path: Path) -> Snapshot | None:
         records = read_events(path)
@@ -90,7 +97,7 @@ class CheckpointWatcher:
                 continue
             if r["op"] == "set_status":
                 ended = r["args"]["status"] != "running"
-            elif r["op"] == "add_checkpoint" and not r["args"].get("partial"):
+            elif r["op"] == "add_checkpoint" and not r["args"].get("partial") and not r["args"].get("name"):
                 ckpts[int(r["args"]["epoch"])] = Path(r["args"]["path"])
         return Snapshot(ckpts, ended, None, "events")
 

@@ -22,20 +22,22 @@ _CSS = """
 """
 
 
-class PickDialog(ModalScreen[int | bool]):
-    """Which epoch params.yml should point at: the lowest EER (the default) or a chosen one."""
+class PickDialog(ModalScreen[int | str | bool]):
+    """Which epoch params.yml should point at: the lowest EER (the default), a chosen epoch or
+    validated averaged weights (``avg-top5``)."""
 
     DEFAULT_CSS = _CSS.format(name="PickDialog")
     BINDINGS = [("escape", "cancel", "Cancel")]
 
-    def __init__(self, epochs: list[int]) -> None:
+    def __init__(self, epochs: list[int | str]) -> None:
         super().__init__()
         self.epochs = epochs
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Pick the epoch to use (params.yml and the database)")
-            yield Select([("lowest EER", "best")] + [(f"epoch {e}", str(e)) for e in self.epochs],
+            yield Select([("lowest EER", "best")] + [(f"epoch {e}" if isinstance(e, int) else e, str(e))
+                                                    for e in self.epochs],
                          value="best", allow_blank=False, id="epoch")
             with Horizontal():
                 yield Button("Pick", variant="primary", id="ok")
@@ -46,7 +48,8 @@ class PickDialog(ModalScreen[int | bool]):
             self.dismiss(False)
             return
         value = self.query_one("#epoch", Select).value
-        self.dismiss(True if value == "best" else int(str(value)))
+        value = str(value)
+        self.dismiss(True if value == "best" else int(value) if value.isdigit() else value)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

@@ -14,6 +14,7 @@ from app import processes, reader
 from app.lineage import lineage_lines
 from app.messages import DetailLoaded
 from app.runs_view import duration, eer_text, epoch_text, protocol_text
+from app.validation_view import best_marker, comparison_lines, figures
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -32,6 +33,7 @@ class RunDetailScreen(Screen):
         ("p", "pick", "Pick best"),
         ("e", "extract", "Extract"),
         ("f", "fork", "Fork from epoch"),
+        ("n", "toggle_norm", "Raw/AS-norm"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -39,6 +41,8 @@ class RunDetailScreen(Screen):
         self.run_id = run_id
         self.steps: list[dict] = []
         self.data: dict = {}
+        #: the EER plot and epoch table show AS-norm figures instead of raw ones
+        self.asnorm = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -89,15 +93,32 @@ class RunDetailScreen(Screen):
         self._summary(run, data)
         if new or not self.query_one(LossPlot).series:
             self.query_one(LossPlot).set_series([LossSeries(run.get("name") or f"#{run['id']}", self.steps)])
-        best = self._best_epoch()
-        self.query_one(EerPlot).set_series([EerSeries("EER", data["validations"], best)])
-        self.query_one(EpochTable).set_rows(data["epochs"], data["validations"], data["checkpoints"], best)
+        self._validations()
         self._side(data)
         self.query_one(LogTail).follow(self._log_path(run, data))
 
-    def _best_epoch(self) -> int | None:
-        chosen = [v for v in self.data.get("validators", []) if v.get("best_epoch") is not None]
-        return int(chosen[0]["best_epoch"]) if chosen else None
+    def _best_epoch(self) -> int | str | None:
+        chosen = [best_marker(v) for v in self.data.get("validators", [])]
+        return next((c for c in chosen if c is not None), None)
+
+    def _validations(self) -> None:
+        """EER plot and epoch table, with raw or AS-norm figures (``n`` toggles)."""
+        rows = figures(self.data.get("validations", []), self.asnorm)
+        best = self._best_epoch()
+        what = " (AS-norm)" if self.asnorm else ""
+        plot, table = self.query_one(EerPlot), self.query_one(EpochTable)
+        plot.border_title, table.border_title = f"{EerPlot.TITLE}{what}", f"epochs{what}"
+        plot.set_series([EerSeries("EER", rows, best)])
+        table.set_rows(self.data.get("epochs", []), rows, self.data.get("checkpoints", []), best)
+
+    def action_toggle_norm(self) -> None:
+        if not self.asnorm and not any(v.get("eer_asnorm") is not None for v in self.data.get("validations", [])):
+            self.app.notify("No AS-norm figures: validate with --score-norm asnorm.", severity="warning")
+            return
+        self.asnorm = not self.asnorm
+        self._validations()
+        if self.data.get("run"):
+            self._summary(self.data["run"], self.data)
 
     def _log_path(self, run: dict, data: dict) -> str | None:
         if run.get("log_path"):
@@ -124,6 +145,7 @@ class RunDetailScreen(Screen):
         if best:
             lines.append(f"best EER {eer_text(best[0])} ({best[0].get('best_how')}) "
                          f"VAL_DIR {ws.show(best[0].get('out_dir'))}")
+        lines += comparison_lines(figures(data.get("validations", []), self.asnorm))
         if run.get("reason"):
             lines.append(f"[red]reason: {run['reason']}[/red]")
         self.query_one("#summary", Static).update("\n".join(lines))
@@ -238,19 +260,21 @@ class RunDetailScreen(Screen):
         from app.dialogs.actions import PickDialog
 
         val = self._val_dir()
-        epochs = sorted({int(v["epoch"]) for v in self.data.get("validations", [])})
+        validations = self.data.get("validations", [])
+        epochs = sorted({int(v["epoch"]) for v in validations if not v.get("checkpoint_name")})
+        epochs += sorted({v["checkpoint_name"] for v in validations if v.get("checkpoint_name")})
         if val is None or not epochs:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
             return
         self.app.push_screen(PickDialog(epochs), lambda epoch: self._pick(val, epoch))
 
-    def _pick(self, val: str, epoch: int | None | bool) -> None:
+    def _pick(self, val: str, epoch: int | str | None | bool) -> None:
         if epoch is False:
             return
         self._run_pick(val, None if epoch is True else epoch)
 
     @work(thread=True, group="pick")
-    def _run_pick(self, val: str, epoch: int | None) -> None:
+    def _run_pick(self, val: str, epoch: int | str | None) -> None:
         argv = processes.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path)
         try:
             code, out = processes.run_quick(argv)

@@ -22,7 +22,7 @@ class LossSeries:
 class EerSeries:
     label: str
     validations: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
+    best_epoch: int | str | None = None
 
 
 class SeriesPlot(PlotextPlot):
@@ -85,7 +85,11 @@ class LossPlot(SeriesPlot):
 
 
 class EerPlot(SeriesPlot):
-    """EER (%) per validated epoch with its bootstrap confidence interval; the best epoch marked."""
+    """EER (%) per validated epoch with its bootstrap confidence interval; the best epoch marked.
+
+    Averaged weights (``avg-top5``) are points of their own at the last epoch they average,
+    named in the legend, off the per-epoch line.
+    """
 
     DEFAULT_CSS = """
     EerPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
@@ -100,25 +104,33 @@ class EerPlot(SeriesPlot):
         drawn = False
         single = len(self.series) == 1
         for i, s in enumerate(self.series):
-            rows = sorted((v for v in s.validations if v.get("eer") is not None), key=lambda v: v["epoch"])
-            if not rows:
+            valid = [v for v in s.validations if v.get("eer") is not None]
+            rows = sorted((v for v in valid if not v.get("checkpoint_name")), key=lambda v: v["epoch"])
+            named = sorted((v for v in valid if v.get("checkpoint_name")), key=lambda v: v["checkpoint_name"])
+            if not rows and not named:
                 continue
             drawn = True
-            xs = [int(v["epoch"]) for v in rows]
-            ys = [100.0 * float(v["eer"]) for v in rows]
             color = COLORS[i % len(COLORS)]
-            plt.plot(xs, ys, label=s.label if not single else None, color=color, marker="dot")
-            if single and all(v.get("eer_low") is not None for v in rows):
-                plt.plot(xs, [100.0 * float(v["eer_low"]) for v in rows], color="gray", marker="dot")
-                plt.plot(xs, [100.0 * float(v["eer_high"]) for v in rows], color="gray", marker="dot")
+            if rows:
+                xs = [int(v["epoch"]) for v in rows]
+                ys = [100.0 * float(v["eer"]) for v in rows]
+                plt.plot(xs, ys, label=s.label if not single else None, color=color, marker="dot")
+                if single and all(v.get("eer_low") is not None for v in rows):
+                    plt.plot(xs, [100.0 * float(v["eer_low"]) for v in rows], color="gray", marker="dot")
+                    plt.plot(xs, [100.0 * float(v["eer_high"]) for v in rows], color="gray", marker="dot")
+            for k, v in enumerate(named):
+                label = f"{v['checkpoint_name']} {100.0 * float(v['eer']):.2f} %"
+                plt.scatter([int(v["epoch"])], [100.0 * float(v["eer"])], marker="+", label=label if single else None,
+                            color=COLORS[(k + 1) % len(COLORS)] if single else color)
             best = s.best_epoch
-            if best is None:
+            if best is None and rows:
                 best = min(rows, key=lambda v: v["eer"])["epoch"]
-            for v in rows:
-                if v["epoch"] == best:
-                    plt.scatter([int(best)], [100.0 * float(v["eer"])], color="red", marker="X")
+            for v in rows + named:
+                if (v.get("checkpoint_name") or v["epoch"]) == best:
+                    plt.scatter([int(v["epoch"])], [100.0 * float(v["eer"])], color="red", marker="X")
                     if single:
-                        plt.title(f"best epoch {best}: EER {100.0 * float(v['eer']):.2f} %")
+                        what = best if isinstance(best, str) else f"epoch {best}"
+                        plt.title(f"best {what}: EER {100.0 * float(v['eer']):.2f} %")
         if not drawn:
             plt.title("no validated epoch yet")
         self.refresh()

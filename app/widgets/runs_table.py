@@ -106,7 +106,8 @@ class RunsTable(DataTable):
         its duration grows). Formatting a thousand rows is most of a refresh's main-thread time."""
         if run.get("status") == "running" or run.get("changed") is None:
             return cells(run, now)
-        key = (run["changed"], run.get("last_loss"), run.get("best_eer"), run.get("best_epoch"))
+        key = (run["changed"], run.get("last_loss"), run.get("best_eer"), run.get("best_epoch"),
+               run.get("best_checkpoint"))
         cached = self._cell_cache.get(int(run["id"]))
         if cached is None or cached[0] != key:
             cached = self._cell_cache[int(run["id"])] = (key, cells(run, now))

@@ -115,6 +115,26 @@ def m004_margin_and_lineage(db: Database) -> None:
     db["runs"].add_column("init_run_id", int)
 
 
+@migrations()
+def m005_named_checkpoints_and_score_norm(db: Database) -> None:
+    """Weights averaged over epochs (``avg-top5``) beside epoch numbers; AS-norm figures.
+
+    A named checkpoint keeps ``epoch`` (the last epoch it averages, so that plots can place it)
+    and adds its ``name``; ``averaged`` lists the epochs that went in (JSON). A validation of one
+    has the same name in ``checkpoint_name`` (NULL for an epoch). The ``*_asnorm`` columns hold
+    the figures after adaptive S-norm with a cohort of ``cohort_size`` (NULL when not asked).
+    """
+    db["checkpoints"].add_column("name", str)
+    db["checkpoints"].add_column("averaged", str)
+    for column, kind in (("checkpoint_name", str), ("cohort_size", int), ("eer_asnorm", float),
+                         ("eer_asnorm_low", float), ("eer_asnorm_high", float),
+                         ("mindcf_01_asnorm", float), ("mindcf_005_asnorm", float),
+                         ("threshold_asnorm", float)):
+        db["validations"].add_column(column, kind)
+    db["extractions"].add_column("checkpoint_name", str)
+    db["runs"].add_column("best_checkpoint", str)
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

@@ -8,8 +8,18 @@ EXAMPLE_QUERIES: dict[str, str] = {
 SELECT v.run_id AS validate_run, v.train_run_id AS train_run, r.protocol, r.subset,
        v.epoch AS best_epoch, MIN(v.eer) AS best_eer, COUNT(*) AS epochs_validated
 FROM validations AS v JOIN runs AS r ON r.id = v.run_id
+WHERE v.checkpoint_name IS NULL
 GROUP BY v.run_id
 ORDER BY best_eer""",
+    "averaged weights against the best epoch": """\
+SELECT a.run_id AS validate_run, a.checkpoint_name, a.eer, a.eer_low, a.eer_high,
+       b.epoch AS best_epoch, b.eer AS best_eer, b.eer_low AS best_low, b.eer_high AS best_high
+FROM validations AS a
+JOIN validations AS b ON b.run_id = a.run_id AND b.checkpoint_name IS NULL
+ AND b.id = (SELECT id FROM validations WHERE run_id = a.run_id AND checkpoint_name IS NULL
+             ORDER BY eer, epoch LIMIT 1)
+WHERE a.checkpoint_name IS NOT NULL
+ORDER BY a.run_id, a.checkpoint_name""",
     "runs still running": """\
 SELECT id, kind, name, protocol, subset, epoch, target_epoch, step, host, pid,
        datetime(started_at, 'unixepoch', 'localtime') AS started,

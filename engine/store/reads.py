@@ -146,8 +146,8 @@ class StoreReads:
                           "WHERE run_id = ? ORDER BY epoch", (run_id,))
 
     def checkpoints(self, run_id: int) -> list[dict[str, Any]]:
-        """Checkpoints of a run, oldest first (``partial`` as bool)."""
-        rows = self._read("SELECT epoch, step, path, partial, time FROM checkpoints "
+        """Checkpoints of a run, oldest first (``partial`` as bool; ``name`` set on averaged weights)."""
+        rows = self._read("SELECT epoch, step, path, partial, time, name, averaged FROM checkpoints "
                           "WHERE run_id = ? ORDER BY id", (run_id,))
         for row in rows:
             row["partial"] = bool(row["partial"])

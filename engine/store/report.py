@@ -38,7 +38,8 @@ def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
         "status": f"[{_STATUS_STYLE.get(run['status'], '')}]{run['status']}",
         "name": run["name"] or "", "protocol.subset": f"{run['protocol'] or ''}.{run['subset'] or ''}",
         "epoch": epoch, "step": "" if run["step"] is None else str(run["step"]),
-        "best EER": "" if run["best_eer"] is None else f"{100 * run['best_eer']:.2f}% @{run['best_epoch']}",
+        "best EER": "" if run["best_eer"] is None else
+        f"{100 * run['best_eer']:.2f}% @{run.get('best_checkpoint') or run['best_epoch']}",
         "started": _when(run["started_at"]),
         "duration": _duration(end - (run["started_at"] or end)),
         "host:pid": f"{run['host']}:{run['pid']}", "out_dir": run["out_dir"] or "",

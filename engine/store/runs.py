@@ -36,6 +36,9 @@ from engine.store.reads import StoreReads, _abs
 RUN_KINDS = ("train", "validate", "apply")
 RUN_STATUSES = ("running", "completed", "failed", "stopped", "lost")
 ENDED_STATUSES = ("completed", "failed", "stopped", "lost")
+#: the figures of a validation after adaptive S-norm (``add_validation(asnorm=...)``)
+ASNORM_COLUMNS = ("cohort_size", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high", "mindcf_01_asnorm",
+                  "mindcf_005_asnorm", "threshold_asnorm")
 
 
 def _open_queue(path: Path) -> int:
@@ -238,19 +241,22 @@ class Store(StoreReads):
                          (run_id, epoch, loss, lr, chunks_per_s, seconds, now))
 
     def add_checkpoint(self, run_id: int, *, epoch: int, step: int | None,
-                       path: str | os.PathLike[str], partial: bool,
-                       _at: float | None = None) -> None:
+                       path: str | os.PathLike[str], partial: bool, name: str | None = None,
+                       averaged: list[int] | None = None, _at: float | None = None) -> None:
         """Record a checkpoint already on disk (the row is the commit marker watchers trust).
 
-        It replaces the run's earlier rows of the same file (``resume.pt`` written again, an
-        epoch's file recorded again after a resume): they describe content that is gone.
+        Weights averaged over epochs (``spkemb-engine average``) carry their ``name``
+        (``avg-top5``), the epochs that went in (``averaged``) and, as ``epoch``, the last of them.
         """
         now = time.time() if _at is None else _at
         with self.transaction() as conn:
+            # earlier rows of the same file (resume.pt written again, an epoch's file recorded again
+            # after a resume) describe content that is gone
             conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND path = ?", (run_id, _abs(path)))
-            conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
-                         (run_id, epoch, step, _abs(path), int(bool(partial)), now))
+            conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time, name, averaged) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (run_id, epoch, step, _abs(path), int(bool(partial)), now, name,
+                          None if averaged is None else json.dumps([int(e) for e in averaged])))
 
     def remove_checkpoint(self, run_id: int, *, path: str | os.PathLike[str],
                           _at: float | None = None) -> None:
@@ -261,37 +267,48 @@ class Store(StoreReads):
     def add_validation(self, run_id: int, *, train_run_id: int | None, epoch: int, eer: float,
                        eer_low: float | None, eer_high: float | None, mindcf_01: float | None,
                        mindcf_005: float | None, threshold: float | None, n_trials: int | None,
-                       scores_path: str | os.PathLike[str] | None,
-                       _at: float | None = None) -> None:
-        """Record (or replace) the EER of one epoch, on the validate run ``run_id``."""
+                       scores_path: str | os.PathLike[str] | None, checkpoint_name: str | None = None,
+                       asnorm: dict[str, Any] | None = None, _at: float | None = None) -> None:
+        """Record (or replace) the EER of one epoch, or of one named checkpoint, on the validate run.
+
+        ``checkpoint_name`` names averaged weights (``avg-top5``; ``epoch`` is then the last epoch
+        averaged). ``asnorm`` holds the figures after adaptive S-norm: the ``ASNORM_COLUMNS``.
+        """
         now = time.time() if _at is None else _at
+        norm = {k: (asnorm or {}).get(k) for k in ASNORM_COLUMNS}
         with self.transaction() as conn:
-            conn.execute("DELETE FROM validations WHERE run_id = ? AND epoch = ?", (run_id, epoch))
+            conn.execute("DELETE FROM validations WHERE run_id = ? AND epoch = ? AND checkpoint_name IS ?",
+                         (run_id, epoch, checkpoint_name))
             conn.execute("INSERT INTO validations (run_id, train_run_id, epoch, eer, eer_low, "
-                         "eer_high, mindcf_01, mindcf_005, threshold, n_trials, scores_path, time) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         "eer_high, mindcf_01, mindcf_005, threshold, n_trials, scores_path, time, "
+                         f"checkpoint_name, {', '.join(norm)}) "
+                         f"VALUES ({', '.join('?' * (13 + len(norm)))})",
                          (run_id, train_run_id, epoch, eer, eer_low, eer_high, mindcf_01,
-                          mindcf_005, threshold, n_trials, _abs(scores_path), now))
+                          mindcf_005, threshold, n_trials, _abs(scores_path), now, checkpoint_name,
+                          *norm.values()))
 
     def set_best(self, run_id: int, *, epoch: int, eer: float | None, how: str,
-                 _at: float | None = None) -> None:
-        """Record the epoch a validate run points at (``how``: 'lowest-eer' or 'manual')."""
+                 checkpoint: str | None = None, _at: float | None = None) -> None:
+        """Record the epoch a validate run points at (``how``: 'lowest-eer' or 'manual').
+
+        ``checkpoint`` names averaged weights picked by hand (``epoch``: the last one averaged).
+        """
         with self.transaction() as conn:
-            conn.execute("UPDATE runs SET best_epoch = ?, best_eer = ?, best_how = ? WHERE id = ?",
-                         (epoch, eer, how, run_id))
+            conn.execute("UPDATE runs SET best_epoch = ?, best_eer = ?, best_how = ?, best_checkpoint = ? "
+                         "WHERE id = ?", (epoch, eer, how, checkpoint, run_id))
 
     def add_extraction(self, run_id: int, *, epoch: int, protocol: str, subset: str,
                        out_dir: str | os.PathLike[str], mode: str, step: float, duration: float,
                        files: int, audio_seconds: float, wall_seconds: float,
-                       _at: float | None = None) -> None:
+                       checkpoint_name: str | None = None, _at: float | None = None) -> None:
         """Record one finished extraction (``apply``) of a protocol subset."""
         now = time.time() if _at is None else _at
         with self.transaction() as conn:
             conn.execute("INSERT INTO extractions (run_id, epoch, protocol, subset, out_dir, mode, "
-                         "step, duration, files, audio_seconds, wall_seconds, time) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         "step, duration, files, audio_seconds, wall_seconds, time, checkpoint_name) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (run_id, epoch, protocol, subset, _abs(out_dir), mode, step, duration,
-                          files, audio_seconds, wall_seconds, now))
+                          files, audio_seconds, wall_seconds, now, checkpoint_name))
 
     def add_problem(self, run_id: int, *, path: str | os.PathLike[str], problem: str, fatal: bool,
                     _at: float | None = None) -> None:

@@ -1,1 +1,1 @@
-"""Training: the loop's parts that are not the loop (starting from another run's checkpoint, ...)."""
+"""Training: the loop, its schedules, starting from another run's checkpoint, and what is made from its checkpoints."""

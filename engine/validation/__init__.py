@@ -1,1 +1,1 @@
-"""Validation: speaker-verification trials, their embeddings and scores."""
+"""Validation: speaker-verification trials, their embeddings and scores, and normalising the scores."""

@@ -214,3 +214,43 @@ async def test_launch_refuses_a_subset_that_leaves_the_experiment(tmp_path: Path
         await wait_for(pilot, lambda: any("'../../../escaped'" in e for e in _errors(app)))
         assert isinstance(app.screen, LaunchScreen) and not app.pending
     assert not list(tmp_path.rglob("train.log")) and not (tmp_path.parent / "escaped").exists()
+
+
+async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnorm(workspace: Path) -> None:
+    """An avg-top2 validated with AS-norm: its row comes first with the comparison; `n` swaps the figures."""
+    from engine.store import open_store
+
+    with open_store(workspace / "runs.db") as store:
+        train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.2")
+        val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
+        store.add_checkpoint(train["id"], epoch=3, step=None, path=f"{train['out_dir']}/weights/avg-top2.pt",
+                             partial=False, name="avg-top2", averaged=[2, 3])
+        for epoch, name, eer, norm in [(1, None, 0.30, 0.25), (2, None, 0.21, 0.20), (3, None, 0.24, 0.19),
+                                       (3, "avg-top2", 0.10, 0.12)]:
+            store.add_validation(val["id"], train_run_id=train["id"], epoch=epoch, checkpoint_name=name, eer=eer,
+                                 eer_low=eer - 0.03, eer_high=eer + 0.03, mindcf_01=0.5, mindcf_005=0.6,
+                                 threshold=0.1, n_trials=400, scores_path=None,
+                                 asnorm={"cohort_size": 3, "eer_asnorm": norm, "eer_asnorm_low": norm - 0.1,
+                                         "eer_asnorm_high": norm + 0.1, "mindcf_01_asnorm": 0.4})
+    app = make(workspace)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        screen = app.screen
+        table = screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        first = table.get_row_at(0)
+        assert first[0] == "avg-top2" and first[2] == "10.00" and first[5] == "avg-top2.pt"
+        assert first[6] == "-11.00 vs 2: better"   # 7–13 % lies below the best epoch's 18–24 %
+        summary = str(screen.query_one("#summary").render())
+        assert "avg-top2: EER 10.00 % [7.00, 13.00] vs best epoch 2: 21.00 % [18.00, 24.00] — better" in summary
+        plot = screen.query_one(EerPlot)
+        assert [v.get("checkpoint_name") for v in plot.series[0].validations].count("avg-top2") == 1
+
+        await pilot.press("n")
+        await wait_for(pilot, lambda: table.get_row_at(0)[2] == "12.00")
+        assert table.border_title == "epochs (AS-norm)" and "AS-norm" in plot.border_title
+        assert table.get_row_at(1)[2] == "19.00" and table.get_row_at(0)[6] == "-7.00 vs 3: no clear difference"
+        summary = str(screen.query_one("#summary").render())
+        assert "vs best epoch 3: 19.00 % [9.00, 29.00] — no clear difference (intervals overlap)" in summary
+        await pilot.press("n")
+        await wait_for(pilot, lambda: table.get_row_at(0)[2] == "10.00")

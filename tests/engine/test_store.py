@@ -21,14 +21,16 @@ EXPECTED_COLUMNS = {
              "command", "parent_id", "host", "pid", "pid_start", "slurm_job_id", "device",
              "started_at", "ended_at", "heartbeat_at", "epoch", "target_epoch", "step", "progress",
              "progress_total", "best_epoch", "best_eer", "best_how", "reason", "log_path", "changed",
-             "init_from", "init_epoch", "init_run_id"],
+             "init_from", "init_epoch", "init_run_id", "best_checkpoint"],
     "train_steps": ["id", "run_id", "step", "epoch", "loss", "lr", "chunks_per_s", "time", "margin"],
     "train_epochs": ["id", "run_id", "epoch", "loss", "lr", "chunks_per_s", "seconds", "time"],
-    "checkpoints": ["id", "run_id", "epoch", "step", "path", "partial", "time"],
+    "checkpoints": ["id", "run_id", "epoch", "step", "path", "partial", "time", "name", "averaged"],
     "validations": ["id", "run_id", "train_run_id", "epoch", "eer", "eer_low", "eer_high",
-                    "mindcf_01", "mindcf_005", "threshold", "n_trials", "scores_path", "time"],
+                    "mindcf_01", "mindcf_005", "threshold", "n_trials", "scores_path", "time",
+                    "checkpoint_name", "cohort_size", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high",
+                    "mindcf_01_asnorm", "mindcf_005_asnorm", "threshold_asnorm"],
     "extractions": ["id", "run_id", "epoch", "protocol", "subset", "out_dir", "mode", "step",
-                    "duration", "files", "audio_seconds", "wall_seconds", "time"],
+                    "duration", "files", "audio_seconds", "wall_seconds", "time", "checkpoint_name"],
     "data_problems": ["id", "run_id", "path", "problem", "fatal", "time"],
     "event_imports": ["uid", "run_id", "path", "seq", "imported_at"],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
@@ -52,7 +54,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(4,)]
+        assert store.query("PRAGMA user_version")[1] == [(5,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -138,6 +140,35 @@ def test_validation_records_and_best(tmp_path: Path) -> None:
         store.add_extraction(val_id, epoch=2, protocol="P", subset="test", out_dir="apply/2", mode="exact",
                              step=0.1, duration=2.0, files=3, audio_seconds=60.0, wall_seconds=4.0)
         assert store.extractions(val_id)[0]["files"] == 3
+
+
+def test_named_checkpoints_and_asnorm_figures(tmp_path: Path) -> None:
+    """An average (avg-top2) is recorded beside the epoch it ends on without replacing it."""
+    with open_store(tmp_path / "runs.db") as store:
+        train_id = new_run(store)
+        val_id = new_run(store, kind="validate", out_dir="val", parent_id=train_id)
+        store.add_checkpoint(train_id, epoch=3, step=30, path="w/0003.pt", partial=False)
+        store.add_checkpoint(train_id, epoch=3, step=None, path="w/avg-top2.pt", partial=False,
+                             name="avg-top2", averaged=[2, 3])
+        named = [c for c in store.checkpoints(train_id) if c["name"]]
+        assert [(c["epoch"], c["name"], c["averaged"]) for c in named] == [(3, "avg-top2", "[2, 3]")]
+        figures = dict(eer_low=None, eer_high=None, mindcf_01=0.5, mindcf_005=0.4, threshold=0.1,
+                       n_trials=10, scores_path=None)
+        store.add_validation(val_id, train_run_id=train_id, epoch=3, eer=0.2, **figures)
+        for eer in (0.3, 0.1):  # validated twice: the second replaces the first, not the epoch's row
+            store.add_validation(val_id, train_run_id=train_id, epoch=3, eer=eer, checkpoint_name="avg-top2",
+                                 asnorm={"cohort_size": 5, "eer_asnorm": eer / 2, "mindcf_01_asnorm": 0.3},
+                                 **figures)
+        rows = store.validations(val_id)
+        assert [(r["checkpoint_name"], r["eer"]) for r in rows] == [(None, 0.2), ("avg-top2", 0.1)]
+        assert (rows[1]["cohort_size"], rows[1]["eer_asnorm"], rows[1]["mindcf_01_asnorm"]) == (5, 0.05, 0.3)
+        assert rows[0]["eer_asnorm"] is None
+        columns, found = store.query(EXAMPLE_QUERIES["best EER per run"])
+        assert [dict(zip(columns, r))["best_eer"] for r in found] == [0.2]  # epochs only
+        columns, found = store.query(EXAMPLE_QUERIES["averaged weights against the best epoch"])
+        assert [(r[1], r[2], r[5], r[6]) for r in found] == [("avg-top2", 0.1, 3, 0.2)]
+        store.set_best(val_id, epoch=3, eer=0.1, how="manual", checkpoint="avg-top2")
+        assert store.run(val_id)["best_checkpoint"] == "avg-top2"
 
 
 def test_example_queries_on_a_real_database(tmp_path: Path) -> None:

@@ -1,0 +1,141 @@
+"""``spkemb-engine average``: weights averaged over several epochs, as a checkpoint of their own.
+
+WeSpeaker and 3D-Speaker average the last 10 checkpoints blindly; here the average is one more
+checkpoint, ``TRN_DIR/weights/avg-last{N}.pt`` (the last N epochs on disk) or ``avg-top{K}.pt``
+(the K epochs of lowest validated EER in a VAL_DIR), that ``validate`` scores beside the epochs,
+so that whether it beats the best single epoch is measured, with intervals.
+
+The embedding network's floating-point tensors (weights and batch-norm running statistics) are
+averaged; integer buffers (``num_batches_tracked``) are taken from the last epoch. The file is
+written atomically like every checkpoint, records the epochs that went in (``averaged``), and
+its ``checkpoints`` row (``name``, ``averaged``) is inserted only once it is in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.checkpoints import load_checkpoint, save_checkpoint
+from engine.errors import CheckpointError, SpkembError
+from engine.layout import TrainingDir, ValidationDir
+
+
+def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of floating-point tensors; other tensors from the last state.
+
+    Sums are taken in float64 so that the mean of K float32 tensors does not depend on their order.
+
+    Raises
+    ------
+    CheckpointError
+        The states do not hold the same tensors (another network).
+    """
+    if not states:
+        raise ValueError("nothing to average")
+    last = states[-1]
+    for state in states[:-1]:
+        if state.keys() != last.keys() or any(state[k].shape != last[k].shape for k in last):
+            raise CheckpointError("the checkpoints to average hold different networks (their tensors "
+                                  "differ in names or shapes): average epochs of one training run")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in last.items():
+        if value.is_floating_point():
+            total = sum(s[key].to(torch.float64) for s in states)
+            out[key] = (total / len(states)).to(value.dtype)
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def last_epochs(trn: TrainingDir, n: int) -> list[int]:
+    """The last ``n`` epochs whose checkpoint is in ``TRN_DIR/weights``."""
+    epochs = trn.epochs()
+    if n < 1:
+        raise SpkembError(f"--last {n}: average at least one epoch (e.g. --last 10)")
+    if len(epochs) < n:
+        raise SpkembError(f"--last {n}: {trn.weights} holds {len(epochs)} epoch checkpoint(s); "
+                          f"pass TRN_DIR of a training run with at least {n} epochs, or a smaller N")
+    return epochs[-n:]
+
+
+def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int, float]]:
+    """The ``k`` validated epochs of lowest EER (the earlier on a tie), with their EER, in epoch order."""
+    from engine.selection import results_from_scores, results_from_store
+
+    if k < 1:
+        raise SpkembError(f"--top {k}: average at least one epoch (e.g. --top 5)")
+    results = results_from_store(store, val.root) if store is not None else []
+    if not results:
+        results = results_from_scores(val.root)
+    ranked = sorted((r for r in results if isinstance(r["epoch"], int)),
+                    key=lambda r: (r["equal_error_rate"], r["epoch"]))
+    if len(ranked) < k:
+        raise SpkembError(f"--top {k}: {val.root} holds {len(ranked)} validated epoch(s); validate more "
+                          "epochs first (`spkemb-engine validate TRN_DIR PROTOCOL`), or pass a smaller K")
+    return sorted((int(r["epoch"]), float(r["equal_error_rate"])) for r in ranked[:k])
+
+
+def write_average(trn: TrainingDir, name: str, epochs: list[int], how: dict[str, Any]) -> Path:
+    """Average the networks of ``epochs`` into ``weights/{name}.pt``; returns its path."""
+    states, payload = [], {}
+    for epoch in epochs:
+        payload = load_checkpoint(trn.checkpoint(epoch))
+        states.append(payload["model"])
+    model = average_state_dicts(states)
+    # no optimizer, loss or RNG state: averaged weights are scored and applied, never resumed
+    out = {"model": model, "config": payload["config"], "epoch": epochs[-1], "step": payload.get("step"),
+           "averaged": {"name": name, "epochs": list(epochs), **how}}
+    return save_checkpoint(trn.checkpoint(name), out)
+
+
+def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], path: Path) -> str:
+    """The checkpoints row, on the training run of TRN_DIR; what was recorded, in words."""
+    from engine.store import default_db_path, is_network_fs, open_store
+
+    db_path = default_db_path(db)
+    if not db_path.exists() or is_network_fs(db_path):
+        return f"no row recorded ({db_path} is not a local runs database)"
+    with open_store(db_path) as store:
+        runs = store.find_runs(out_dir=trn.root, kind="train")
+        if not runs:
+            return f"no row recorded ({db_path} has no training run of {trn.root})"
+        store.add_checkpoint(runs[0]["id"], epoch=epochs[-1], step=None, path=path, partial=False,
+                             name=name, averaged=epochs)
+        return f"recorded on run #{runs[0]['id']}"
+
+
+def cmd_average(args: argparse.Namespace) -> int:
+    """``spkemb-engine average (--last N TRN_DIR | --top K VAL_DIR)``: see the module docstring."""
+    folder = Path(args.dir)
+    if not folder.is_dir():
+        raise SpkembError(f"{folder} is not a directory: pass TRN_DIR (--last) or VAL_DIR (--top)")
+    if args.last is not None:
+        trn, epochs = TrainingDir(folder), last_epochs(TrainingDir(folder), args.last)
+        name, how, eers = f"avg-last{args.last}", {"how": "last"}, {}
+    else:
+        val = ValidationDir(folder)
+        if not val.is_validation_dir():
+            raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
+                              "scored in TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET")
+        trn, top = val.training, top_epochs(val, args.top, _store_or_none(args.db))
+        epochs, eers = [e for e, _ in top], dict(top)
+        name, how = f"avg-top{args.top}", {"how": "top", "validation": str(val.root.resolve()), "eer": eers}
+    missing = [e for e in epochs if not trn.checkpoint(e).is_file()]
+    if missing:
+        raise CheckpointError(f"checkpoints of epoch(s) {', '.join(map(str, missing))} are not in {trn.weights} "
+                              "(deleted?): average other epochs")
+    path = write_average(trn, name, epochs, how)
+    said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
+    print(f"{path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, path)}")
+    return 0
+
+
+def _store_or_none(db: str | None) -> Any:
+    from engine.store import default_db_path, open_store
+
+    path = default_db_path(db)
+    return open_store(path, readonly=True) if path.exists() else None

@@ -1,0 +1,91 @@
+"""The AS-norm cohort: one mean embedding per training speaker.
+
+As in WeSpeaker's recipes, the cohort is made of the speakers the network was trained on; each
+is represented by the mean embedding of a bounded number of its training files (the first ones
+of the protocol's list, so that the cohort is the same at every epoch). The training protocol
+and subset are those of the TRN_DIR's training run (its database row, else the folder name,
+``EXP_DIR/train/{PROTOCOL}.{subset}``). A file belongs to the speaker who speaks most in it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.audio import Problem, check_files
+from engine.errors import ProtocolError
+from engine.protocols import load_protocol, speech_intervals, subset_files
+
+#: training files embedded per cohort speaker (WeSpeaker averages all; a few keep validation cheap)
+COHORT_FILES = 3
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """Training speakers and the files whose embeddings are averaged for each."""
+
+    protocol: str
+    subset: str
+    speakers: list[str]
+    files: dict[str, str]           # uri -> audio path
+    speaker_of: dict[str, int]      # uri -> index into speakers
+    problems: list[Problem] = field(default_factory=list)
+
+
+def training_protocol(trn_dir: Path, train_run: dict[str, Any] | None) -> tuple[str, str]:
+    """(protocol, subset) the network of TRN_DIR was trained on."""
+    if train_run and train_run.get("protocol") and train_run.get("subset"):
+        return str(train_run["protocol"]), str(train_run["subset"])
+    protocol, _, subset = Path(trn_dir).name.rpartition(".")
+    if protocol.count(".") != 2 or not subset:
+        raise ProtocolError(f"cannot tell the training protocol of {trn_dir} (no training run recorded, and "
+                            "the folder is not named PROTOCOL.SUBSET): AS-norm needs the training speakers")
+    return protocol, subset
+
+
+def _main_speaker(file: Any) -> str | None:
+    speech = {label: sum(e - s for s, e in ivs) for label, ivs in speech_intervals(file).items()}
+    speech = {label: seconds for label, seconds in speech.items() if seconds > 0}
+    return max(speech, key=lambda label: (speech[label], label)) if speech else None
+
+
+def cohort_files(protocol: str, subset: str, database: str | None, *, size: int,
+                 per_speaker: int = COHORT_FILES) -> Cohort:
+    """Up to ``per_speaker`` readable files of each training speaker of ``protocol.subset``.
+
+    Raises
+    ------
+    ProtocolError
+        Fewer usable training speakers than ``size`` (the top-N of AS-norm).
+    """
+    chosen: dict[str, list[tuple[str, str]]] = {}
+    for f in subset_files(load_protocol(protocol, database), subset):
+        speaker = _main_speaker(f)
+        if speaker is not None and len(chosen.setdefault(speaker, [])) < per_speaker:
+            chosen[speaker].append((str(f["uri"]), str(f["audio"])))
+    problems = check_files(path for files in chosen.values() for _, path in files)
+    bad = {p.path for p in problems}
+    speakers, files, speaker_of = [], {}, {}
+    for speaker in sorted(chosen):
+        usable = [(uri, path) for uri, path in chosen[speaker] if path not in bad]
+        if usable:
+            for uri, path in usable:
+                files[uri], speaker_of[uri] = path, len(speakers)
+            speakers.append(speaker)
+    if len(speakers) < size:
+        raise ProtocolError(f"--cohort-size {size}: {protocol} {subset} has {len(speakers)} training speaker(s) "
+                            f"with a readable file; pass --cohort-size {max(1, len(speakers))} or less")
+    return Cohort(protocol, subset, speakers, files, speaker_of, problems)
+
+
+def speaker_means(embeddings: dict[str, np.ndarray], cohort: Cohort) -> np.ndarray:
+    """(speakers, dimension): the mean embedding of each cohort speaker's files."""
+    dim = len(next(iter(embeddings.values())))
+    sums, counts = np.zeros((len(cohort.speakers), dim)), np.zeros(len(cohort.speakers))
+    for uri, speaker in cohort.speaker_of.items():
+        sums[speaker] += embeddings[uri]
+        counts[speaker] += 1
+    return sums / counts[:, None]

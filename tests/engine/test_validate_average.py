@@ -1,0 +1,73 @@
+"""Averaged weights validated beside the epochs, with AS-norm, then picked and applied by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from engine.layout import TrainingDir
+from engine.selection import read_params, read_scores, result_from_scores
+from engine.store import open_store
+from tests.engine.engine_runner import run_engine
+from tests.engine.test_average import PROTOCOL, write_epochs
+
+
+@pytest.mark.slow
+def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, demo_corpus: Path,
+                                                               db_path: Path) -> None:
+    trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
+    write_epochs(trn, [1, 2, 3])
+    with open_store(db_path) as store:
+        train_id = store.create_run(kind="train", exp_dir=trn.root.parent.parent, out_dir=trn.root,
+                                    protocol=PROTOCOL, subset="train", config=None, command=["t"], device="cpu")
+        for epoch in (1, 2, 3):
+            store.add_checkpoint(train_id, epoch=epoch, step=10 * epoch, path=trn.checkpoint(epoch), partial=False)
+        store.set_status(train_id, "completed")
+    val = trn.validation(PROTOCOL, "test")
+
+    first = run_engine("validate", "--poll", "0.2", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert first.returncode == 0, first.stderr
+    done = run_engine("average", "--top", "2", str(val.root), db=db_path)
+    assert done.returncode == 0, done.stderr
+
+    # a second validation with AS-norm: epochs scored again (no AS-norm figures yet), and the average
+    second = run_engine("validate", "--poll", "0.2", "--score-norm", "asnorm", "--cohort-size", "3",
+                        "--cohort-files", "1", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert second.returncode == 0, second.stderr
+    assert "AS-norm, top 3 of 8 training speakers" in second.stderr
+    with open_store(db_path) as store:
+        run = store.find_runs(kind="validate")[0]
+        rows = store.validations(run["id"])
+        named = [c for c in store.checkpoints(train_id) if c["name"]]
+    top2 = [int(e) for e in yaml.safe_load(named[0]["averaged"])]
+    assert [(r["checkpoint_name"], r["epoch"]) for r in rows] == sorted(
+        [(None, 1), (None, 2), (None, 3), ("avg-top2", max(top2))], key=lambda r: (r[1], r[0] is not None))
+    assert all(r["cohort_size"] == 3 and r["eer_asnorm_low"] <= r["eer_asnorm"] <= r["eer_asnorm_high"]
+               for r in rows)
+    avg = next(r for r in rows if r["checkpoint_name"])
+    assert avg["scores_path"] == str(val.score_file("avg-top2").resolve())
+    is_target, normed = read_scores(val.normalised_score_file("avg-top2"))
+    assert len(normed) == 48 and not np.allclose(normed, read_scores(val.score_file("avg-top2"))[1])
+    assert avg["eer_asnorm"] == pytest.approx(result_from_scores("avg-top2", is_target, normed)["equal_error_rate"])
+    assert isinstance(read_params(val.root)["epoch"], int)  # the automatic choice stays on epochs
+
+    picked = run_engine("pick", "--epoch", "avg-top2", str(val.root), db=db_path)
+    assert picked.returncode == 0, picked.stderr
+    assert read_params(val.root)["epoch"] == "avg-top2"
+    with open_store(db_path) as store:
+        assert store.find_runs(kind="validate")[0]["best_checkpoint"] == "avg-top2"
+    refused = run_engine("pick", "--epoch", "avg-top9", str(val.root), db=db_path)
+    assert refused.returncode == 2 and "avg-top9 has not been validated" in refused.stderr
+
+    applied = run_engine("apply", "--subset", "test", str(val.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert applied.returncode == 0, applied.stderr
+    out = val.extraction("avg-top2")
+    assert yaml.safe_load(out.metadata.read_text())["epoch"] == "avg-top2"
+    assert list(out.root.rglob("*.npy"))
+    with open_store(db_path) as store:
+        apply_run = store.find_runs(kind="apply")[0]
+        extraction = store.extractions(apply_run["id"])[0]
+    assert (extraction["checkpoint_name"], extraction["epoch"]) == ("avg-top2", max(top2))
