@@ -50,3 +50,18 @@ def epoch_marks(steps: Sequence[dict]) -> list[tuple[float, int]]:
                 marks.append((float(r["step"]), int(e)))
             last = e
     return marks
+
+
+
+
+def integer_ticks(values: Sequence[int], max_ticks: int = 10) -> list[int]:
+    """Whole-number ticks over ``values`` (epochs), every 1, 2, 5, 10, 20, 50... epochs, at most ``max_ticks``."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    step, scale = 1, 1
+    while (high - low) // step + 1 > max_ticks:
+        step = next((m * scale for m in (2, 5, 10) if (high - low) // (m * scale) + 1 <= max_ticks), 10 * scale)
+        scale *= 10
+    first = -(-low // step) * step  # the first multiple of step at or after low
+    return list(range(first, high + 1, step)) or [low]
