@@ -1,0 +1,1 @@
+"""Validation: speaker-verification scores of checkpoints and what is drawn from them."""
