@@ -12,7 +12,7 @@ with ``metadata.yml``::
     epoch: 221
     checkpoint: .../weights/0221.pt
     checkpoint_sha256: ...
-    mode: exact           # or shared (--shared)
+    mode: exact           # or shared (--shared), onnxruntime (--runtime onnxruntime)
     sample_rate: 16000
 
 Window ``i`` covers ``[i × step, i × step + duration]``; a file of ``n`` samples has
@@ -28,7 +28,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -66,6 +69,42 @@ def resolve_epoch(val_dir: Path, epoch: int | None) -> int:
     return int(params["epoch"])
 
 
+@dataclass(frozen=True)
+class Extractor:
+    """How apply embeds: the path (exact, shared, onnxruntime), where, and the network's figures."""
+
+    mode: str
+    device: str
+    sample_rate: int
+    duration: float
+    dimension: int
+    #: (signal, window starts in samples, window in samples) -> (windows, dimension) float32
+    embed: Callable[[Any, np.ndarray, int], np.ndarray]
+
+
+def _extractor(args: argparse.Namespace, checkpoint: Path, epoch: int) -> Extractor:
+    """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime."""
+    runtime = args.runtime
+    if runtime == "onnxruntime":
+        from engine.extraction.onnx_runtime import onnx_embedder
+
+        if args.shared:
+            raise SpkembError("--shared is a path of the torch runtime; onnxruntime runs every window "
+                              "through the exported network (drop --shared, or use --runtime torch)")
+        ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu")
+        return Extractor("onnxruntime", f"{args.device or 'cpu'} (onnxruntime)", ort.sample_rate, ort.duration,
+                         ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch))
+    if args.model is not None:
+        raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
+                          "or drop --model to use the checkpoint")
+    device = pick_device(args.device)
+    model, config, _ = load_model(checkpoint, device)
+    mode = "shared" if args.shared else "exact"
+    return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
+                     int(model.dimension),
+                     lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch))
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val_dir = Path(args.val_dir)
@@ -77,13 +116,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
                           "duration and must be > 0 (e.g. 0.1)")
     epoch = resolve_epoch(val_dir, args.epoch)
     checkpoint = epoch_path(val_dir.parent.parent, epoch)
-    device = pick_device(args.device)
-    model, config, _ = load_model(checkpoint, device)
+    extractor = _extractor(args, checkpoint, epoch)
+    device, mode = extractor.device, extractor.mode
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
-    mode = "shared" if args.shared else "exact"
 
-    sample_rate = config.feature_extraction.sample_rate
-    window = num_samples(config.task.duration, sample_rate)
+    sample_rate = extractor.sample_rate
+    window = num_samples(extractor.duration, sample_rate)
     hop = max(1, int(round(args.step * window)))
     out_dir = val_dir / "apply" / str(epoch)
 
@@ -98,7 +136,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                     f"{args.protocol} {args.subset}")
 
     metadata = {"start": 0.0, "duration": window / sample_rate, "step": hop / sample_rate,
-                "dimension": int(model.dimension), "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
+                "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
                 "checkpoint_sha256": file_sha256(checkpoint), "mode": mode, "sample_rate": sample_rate,
                 "protocol": args.protocol, "subset": args.subset}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,7 +153,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 if stop.requested:
                     raise KeyboardInterrupt
                 starts = window_starts(signal.n_samples, window, hop)
-                rows = embed(model, signal, starts, window, mode=mode, batch=args.batch)
+                rows = extractor.embed(signal, starts, window)
                 _save(embedding_path(out_dir, uri), rows)
                 audio_seconds += signal.n_samples / sample_rate
                 progress.update(task, completed=audio_seconds)
