@@ -84,8 +84,7 @@ class Extractor:
 
 def _extractor(args: argparse.Namespace, checkpoint: Path, epoch: int) -> Extractor:
     """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime."""
-    runtime = args.runtime
-    if runtime == "onnxruntime":
+    if args.runtime == "onnxruntime":
         from engine.extraction.onnx_runtime import onnx_embedder
 
         if args.shared:

@@ -12,7 +12,7 @@ from app.screens.configs import ConfigsScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
-from app.widgets.plots import EerPlot, LossPlot
+from app.widgets.plots import EerPlot, EerSeries, LossPlot
 from app.widgets.runs_table import RunsTable
 from tests.app.conftest import make, open_run, wait_for
 
@@ -241,3 +241,26 @@ async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path)
         labels = sorted(s.label for s in app.screen.query_one(DetPlot).shown)
         assert labels == ["#1 aam-m0.2 @2", "#3 aam-m0.1 @2"]
         assert not app.screen.problems
+
+
+async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -> None:
+    from textual.app import App
+
+    class Host(App):
+        def compose(self):
+            yield EerPlot()
+
+    app = Host()
+    async with app.run_test(size=(70, 20)) as pilot:
+        plot = app.query_one(EerPlot)
+        plot.set_series([EerSeries("EER", [{"epoch": 4, "eer": 0.20, "eer_low": 0.15, "eer_high": 0.25}], 4)])
+        await pilot.pause()
+        lines = plot.render().plain.splitlines()
+        ticks = lines[-2].split()  # the x axis labels, above "epoch"
+        assert ticks == ["4"], lines
+        assert lines[-1].strip() == "epoch"
+        # the interval is one vertical bar through the point, not dotted bands across the width
+        bar = [line for line in lines if "│" in line[5:-1]]
+        assert len(bar) >= 5 and "•" not in "".join(lines[1:-3])
+        columns = {line.index("│", 5) for line in bar}
+        assert len(columns) == 1
