@@ -56,3 +56,16 @@ def margin_curve(steps: Sequence[dict], max_points: int = MAX_POINTS) -> tuple[l
     """Downsampled (step, margin in force) of a run's step rows; empty when none is recorded."""
     rows = [r for r in steps if r.get("margin") is not None]
     return downsample([float(r["step"]) for r in rows], [float(r["margin"]) for r in rows], max_points)
+
+
+def integer_ticks(values: Sequence[int], max_ticks: int = 10) -> list[int]:
+    """Whole-number ticks over ``values`` (epochs), every 1, 2, 5, 10, 20, 50... epochs, at most ``max_ticks``."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    step, scale = 1, 1
+    while (high - low) // step + 1 > max_ticks:
+        step = next((m * scale for m in (2, 5, 10) if (high - low) // (m * scale) + 1 <= max_ticks), 10 * scale)
+        scale *= 10
+    first = -(-low // step) * step  # the first multiple of step at or after low
+    return list(range(first, high + 1, step)) or [low]

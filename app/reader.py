@@ -173,10 +173,12 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
                 except ValueError:
                     config = {}
             train = run.get("kind") == "train"
+            validators = ([r for r in store.runs(kind="validate") if r.get("parent_id") == run_id] if train
+                          else [run] if run.get("kind") == "validate" else [])
             out.append({"run": run, "steps": store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
                         "validations": store.validations(train_run_id=run_id) if train
                         else store.validations(run_id),
-                        "config": config or {}})
+                        "validators": validators, "config": config or {}})
     return out
 
 

@@ -1,4 +1,4 @@
-"""Extraction speed: plain per-window vs exact vs shared, side by side in one run.
+"""Extraction speed: plain per-window vs exact vs shared vs onnxruntime, side by side in one run.
 
 On one demo meeting (the demo corpus is written to a temporary folder unless --data names
 one), for the tutorial's network (SincTDNN, stride (5, 1, 1), both normalisations, 512-wide
@@ -6,7 +6,11 @@ TDNN and embedding; random weights unless --checkpoint) with a 2 s window and st
 a warm-up, then each path timed --repeat times (best kept). Reports real-time factors,
 the maximum deviation of exact from plain, cosine similarities of shared to exact, and the
 demo EER (test trials, file embedding = mean of windows) by exact vs shared embeddings.
-Writes bench/results/extract.json.
+The onnxruntime path is the network exported to ONNX (``spkemb-engine export``) run by
+onnxruntime with --threads intra-op threads over the same windows (the plain path's work);
+its real-time factor is also given per thread and per second of audio through the network
+(windows x window duration), the unit of WeSpeaker's runtime README (ResNet34: RTF 0.061 per
+thread on CPU). Writes bench/results/extract.json.
 
     .venv/bin/python bench/extract.py [--threads 2] [--seconds 60] [--repeat 2]
         [--data DIR] [--checkpoint weights/NNNN.pt] [--device cpu|cuda]
@@ -34,12 +38,17 @@ from engine.audio import read_file  # noqa: E402
 from engine.demo import make_demo_corpus  # noqa: E402
 from engine.embed import (ArraySignal, embed_exact, embed_plain, embed_shared,  # noqa: E402
                           inference_model, load_model, window_starts)
+from engine.extraction.export import export_checkpoint, onnx_bytes  # noqa: E402
+from engine.extraction.exported import METADATA_FORMAT  # noqa: E402
+from engine.extraction.onnx_runtime import OnnxEmbedder  # noqa: E402
 from engine.metrics import equal_error_rate  # noqa: E402
 from engine.model import SincTDNN  # noqa: E402
 from engine.protocols import load_protocol  # noqa: E402
 from engine.validate import cosine_scores, load_trials  # noqa: E402
 
 SR = 16000
+#: WeSpeaker runtime README (runtime/onnxruntime): ResNet34, RTF per thread on CPU
+WESPEAKER_RTF = 0.061
 
 
 def machine(device: torch.device, threads: int) -> dict[str, Any]:
@@ -87,6 +96,21 @@ def demo_eer(model: torch.nn.Module, database: Path, window: int, hop: int) -> d
     return {mode: equal_error_rate(cosine_scores(emb, trials), is_target)[0] for mode, emb in by_mode.items()}
 
 
+def onnx_path(model: torch.nn.Module, checkpoint: str | None, duration: float, threads: int) -> OnnxEmbedder:
+    """The network exported to ONNX in a temporary file (what `spkemb-engine export` writes), in onnxruntime."""
+    folder = Path(tempfile.mkdtemp(prefix="spkemb-bench-onnx-"))
+    path = folder / "embedding.onnx"
+    if checkpoint:
+        export_checkpoint(Path(checkpoint), "bench", "onnx", path)
+    else:  # random weights: no checkpoint to name in the metadata
+        metadata = {"spkemb.format": METADATA_FORMAT, "spkemb.config": "", "spkemb.sample_rate": str(SR),
+                    "spkemb.duration": repr(duration), "spkemb.dimension": str(model.dimension),
+                    "spkemb.min_samples": str(model.min_samples), "spkemb.checkpoint": "none (random weights)",
+                    "spkemb.checkpoint_sha256": "", "spkemb.epoch": "", "spkemb.version": "bench"}
+        path.write_bytes(onnx_bytes(model, metadata))
+    return OnnxEmbedder(path, threads=threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -124,7 +148,9 @@ def main() -> None:
     starts = window_starts(signal.n_samples, window, hop)
     seconds = signal.n_samples / SR
 
-    paths = {"plain": embed_plain, "exact": embed_exact, "shared": embed_shared}
+    ort_model = onnx_path(model, args.checkpoint, duration, args.threads)
+    paths = {"plain": embed_plain, "exact": embed_exact, "shared": embed_shared,
+             "onnxruntime": lambda _, signal, starts, window, batch: ort_model.embed(signal, starts, window, batch)}
     for fn in paths.values():  # warm-up
         fn(model, ArraySignal(x[: 4 * window]), window_starts(4 * window, window, hop), window, batch=args.batch)
     wall, out = {}, {}
@@ -134,6 +160,10 @@ def main() -> None:
               flush=True)
     rtf = {name: seconds / w for name, w in wall.items()}
     deviation = float(np.abs(out["exact"] - out["plain"]).max())
+    ort_deviation = float(np.abs(out["onnxruntime"] - out["plain"]).max())
+    # seconds of compute per second of audio through the network, per thread (WeSpeaker's unit)
+    network_seconds = len(starts) * duration
+    ort_rtf_per_thread = wall["onnxruntime"] * args.threads / network_seconds
     cos = cosines(out["shared"], out["exact"])
     eer = demo_eer(model, database, window, int(round(0.25 * window)))
     result = {
@@ -142,6 +172,12 @@ def main() -> None:
         "weights": args.checkpoint or "random (seed 0), tutorial architecture",
         "real_time_factor": rtf,
         "exact_over_plain": rtf["exact"] / rtf["plain"], "shared_over_exact": rtf["shared"] / rtf["exact"],
+        "onnxruntime_over_plain": rtf["onnxruntime"] / rtf["plain"],
+        "onnxruntime_over_exact": rtf["onnxruntime"] / rtf["exact"],
+        "max_abs_deviation_onnxruntime_vs_plain": ort_deviation,
+        "onnxruntime_rtf_per_thread_of_network_audio": ort_rtf_per_thread,
+        "torch_plain_rtf_per_thread_of_network_audio": wall["plain"] * args.threads / network_seconds,
+        "wespeaker_resnet34_rtf_per_thread_anchor": WESPEAKER_RTF,
         "max_abs_deviation_exact_vs_plain": deviation,
         "max_abs_embedding_plain": float(np.abs(out["plain"]).max()),
         "cosine_shared_vs_exact": {"mean": float(cos.mean()), "min": float(cos.min())},
@@ -151,6 +187,10 @@ def main() -> None:
     print(f"exact/plain {result['exact_over_plain']:.2f}x  shared/exact {result['shared_over_exact']:.1f}x  "
           f"max |exact - plain| {deviation:.2e}  cos(shared, exact) mean {cos.mean():.4f} min {cos.min():.4f}  "
           f"demo EER exact {100 * eer['exact']:.1f} % shared {100 * eer['shared']:.1f} %")
+    print(f"onnxruntime/plain {result['onnxruntime_over_plain']:.2f}x  onnxruntime/exact "
+          f"{result['onnxruntime_over_exact']:.2f}x  max |onnxruntime - plain| {ort_deviation:.2e}  "
+          f"RTF per thread of network audio: onnxruntime {ort_rtf_per_thread:.4f}, torch plain "
+          f"{result['torch_plain_rtf_per_thread_of_network_audio']:.4f} (WeSpeaker ResNet34 {WESPEAKER_RTF})")
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -13,7 +13,7 @@ with ``metadata.yml``::
     epoch: 221
     checkpoint: .../weights/0221.pt
     checkpoint_sha256: ...
-    mode: exact           # or shared (--shared)
+    mode: exact           # or shared (--shared), onnxruntime (--runtime onnxruntime)
     sample_rate: 16000
 
 Window ``i`` covers ``[i × step, i × step + duration]``; a file of ``n`` samples has
@@ -29,7 +29,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -39,10 +42,8 @@ from engine.checkpoints import file_sha256
 from engine.distributed import pick_device
 from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
-from engine.layout import CheckpointName, TrainingDir, ValidationDir
-from engine.precomputed import embedding_path
+from engine.layout import CheckpointName, ExtractionDir, TrainingDir, ValidationDir
 from engine.protocols import load_protocol, subset_files
-from engine.layout import ExtractionDir
 from engine.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
 from engine.selection import read_params
@@ -74,6 +75,52 @@ def output_paths(out_dir: Path, files: list, source: str) -> list[Path]:
     return [ExtractionDir(out_dir).embeddings(str(f["uri"]), source=source) for f in files]
 
 
+@dataclass(frozen=True)
+class Extractor:
+    """How apply embeds: the path (exact, shared, onnxruntime), where, and the network's figures."""
+
+    mode: str
+    device: str
+    sample_rate: int
+    duration: float
+    dimension: int
+    #: (signal, window starts in samples, window in samples) -> (windows, dimension) float32
+    embed: Callable[[Any, np.ndarray, int], np.ndarray]
+    #: the epoch the checkpoint was saved at (an average's last epoch), when already read
+    saved_epoch: int | None = None
+
+    def last_epoch(self, checkpoint: Path) -> int:
+        """The epoch ``checkpoint`` was saved at: for averaged weights, the last epoch they average."""
+        if self.saved_epoch is not None:
+            return self.saved_epoch
+        from engine.checkpoints import load_checkpoint
+
+        return int(load_checkpoint(checkpoint).get("epoch") or 0)
+
+
+def _extractor(args: argparse.Namespace, checkpoint: Path, epoch: CheckpointName) -> Extractor:
+    """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime."""
+    if args.runtime == "onnxruntime":
+        from engine.extraction.onnx_runtime import onnx_embedder
+
+        if args.shared:
+            raise SpkembError("--shared is a path of the torch runtime; onnxruntime runs every window "
+                              "through the exported network (drop --shared, or use --runtime torch)")
+        ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu")
+        return Extractor("onnxruntime", f"{args.device or 'cpu'} (onnxruntime)", ort.sample_rate, ort.duration,
+                         ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch))
+    if args.model is not None:
+        raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
+                          "or drop --model to use the checkpoint")
+    device = pick_device(args.device)
+    model, config, payload = load_model(checkpoint, device)
+    mode = "shared" if args.shared else "exact"
+    return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
+                     int(model.dimension),
+                     lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch),
+                     saved_epoch=int(payload.get("epoch") or 0))
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val_dir = Path(args.val_dir)
@@ -85,16 +132,15 @@ def cmd_apply(args: argparse.Namespace) -> int:
                           "duration and must be > 0 (e.g. 0.1)")
     epoch = resolve_epoch(val_dir, args.epoch)
     checkpoint = TrainingDir(val_dir.parent.parent).checkpoint(epoch)
-    device = pick_device(args.device)
-    model, config, payload = load_model(checkpoint, device)
+    extractor = _extractor(args, checkpoint, epoch)
+    device, mode = extractor.device, extractor.mode
     # averaged weights (avg-top5) are recorded by name, with the last epoch they average
     named = epoch if isinstance(epoch, str) else None
-    last_epoch = int(payload.get("epoch") or 0) if named else epoch
+    last_epoch = extractor.last_epoch(checkpoint) if named else epoch
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
-    mode = "shared" if args.shared else "exact"
 
-    sample_rate = config.feature_extraction.sample_rate
-    window = num_samples(config.task.duration, sample_rate)
+    sample_rate = extractor.sample_rate
+    window = num_samples(extractor.duration, sample_rate)
     hop = max(1, int(round(args.step * window)))
     out_dir = ValidationDir(val_dir).extraction(epoch).root
     outputs = output_paths(out_dir, files, f"protocol {args.protocol} ({args.subset})")
@@ -110,7 +156,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                     f"{args.protocol} {args.subset}")
 
     metadata = {"start": 0.0, "duration": window / sample_rate, "step": hop / sample_rate,
-                "dimension": int(model.dimension), "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
+                "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
                 "checkpoint_sha256": file_sha256(checkpoint), "mode": mode, "sample_rate": sample_rate,
                 "protocol": args.protocol, "subset": args.subset}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,7 +173,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
                 if stop.requested:
                     raise KeyboardInterrupt
                 starts = window_starts(signal.n_samples, window, hop)
-                rows = embed(model, signal, starts, window, mode=mode, batch=args.batch)
+                rows = extractor.embed(signal, starts, window)
                 _save(path, rows)
                 audio_seconds += signal.n_samples / sample_rate
                 progress.update(task, completed=audio_seconds)

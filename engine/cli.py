@@ -21,6 +21,7 @@ HANDLERS: dict[str, str] = {
     "apply": "engine.apply:cmd_apply",
     "pick": "engine.selection:cmd_pick",
     "average": "engine.training.average:cmd_average",
+    "export": "engine.extraction.export:cmd_export",
     "runs": "engine.store.report:cmd_runs",
     "import": "engine.store.events:cmd_import",
     "demo-data": "engine.demo:cmd_demo_data",
@@ -132,11 +133,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared", action="store_true",
                    help="compute frame-level layers once per file and pool each window from running "
                         "sums (fast; approximate when the network normalises each window)")
+    p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"],
+                   help="torch (default), or onnxruntime running the network exported to ONNX")
+    p.add_argument("--model", default=None, metavar="FILE",
+                   help="with --runtime onnxruntime: a file from `spkemb-engine export` of the same "
+                        "checkpoint (default: export it to a temporary file)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=int, default=128, metavar="B", help="windows per batch (default: 128)")
     _db_options(p)
     p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
     p.add_argument("protocol", metavar="PROTOCOL", help="protocol whose files to embed")
+
+    p = sub.add_parser("export", help="the embedding network of one checkpoint as ONNX or TorchScript",
+                       description="Write the embedding network alone (variable-length input, weight norm "
+                                   "folded, sinc filters fixed) with its config, sample rate and checkpoint "
+                                   "sha256 in the file's metadata.")
+    p.add_argument("--epoch", default=None, metavar="E",
+                   help="an epoch number or avg-lastN/avg-topK (default: params.yml's epoch)")
+    p.add_argument("--format", default=None, choices=["onnx", "torchscript"],
+                   help="default: from FILE's suffix (.onnx; .pt or .ts for TorchScript)")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
 
     p = sub.add_parser("pick", help="choose the epoch params.yml points at",
                        description="Point VAL_DIR/params.yml at the lowest-EER epoch, or at --epoch.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -11,6 +13,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from app import reader
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.config import config_diff
+
+if TYPE_CHECKING:
+    from app.screens.det import DetSource
 
 
 def config_differences(configs: list[dict]) -> list[tuple[str, list]]:
@@ -34,7 +39,7 @@ class CompareScreen(Screen):
     CompareScreen #plots { height: 2fr; }
     CompareScreen #diff { height: 1fr; border: round $primary-darken-2; }
     """
-    BINDINGS = [("escape", "app.pop_screen", "Back")]
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("d", "det", "DET")]
 
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()
@@ -42,6 +47,8 @@ class CompareScreen(Screen):
         #: every step read so far, by run (each refresh reads only the steps after these)
         self.steps: dict[int, list[dict]] = {i: [] for i in run_ids}
         self._shown: tuple | None = None
+        #: the latest read of each run (its validations and validate runs, for the DET view)
+        self.runs: list[dict] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -71,6 +78,7 @@ class CompareScreen(Screen):
         self.app.call_from_thread(self._show, runs, since)
 
     def _show(self, runs: list[dict], since: dict[int, int]) -> None:
+        self.runs = runs
         for r in runs:
             steps = self.steps.setdefault(int(r["run"]["id"]), [])
             last = int(steps[-1]["step"]) if steps else -1
@@ -98,3 +106,32 @@ class CompareScreen(Screen):
             table.add_row(key, *["—" if v is None else str(v) for v in values])
         if not rows:
             table.add_row("(same config)", *["" for _ in labels])
+
+    def action_det(self) -> None:
+        """DET curves and score histograms of the picked epoch of the first two runs, overlaid."""
+        from app.screens.det import DetScreen
+
+        sources = [source for r in self.runs if (source := det_source(r)) is not None][:2]
+        if not sources:
+            self.app.notify("None of these runs has a validated epoch yet.", severity="warning")
+            return
+        self.app.push_screen(DetScreen(sources))
+
+
+def det_source(read: dict) -> DetSource | None:
+    """The picked epoch of one compared run (else its lowest-EER one) and the VAL_DIR that scored it."""
+    from app.screens.det import DetSource
+
+    validators = [v for v in read.get("validators", []) if v.get("out_dir")]
+    by_id = {v["id"]: v for v in validators}
+    picked = [v for v in validators if v.get("best_epoch") is not None]
+    run = read["run"]
+    label = f"#{run['id']} {run.get('name') or ''}".strip()
+    if picked:
+        best = min(picked, key=lambda v: v.get("best_eer") if v.get("best_eer") is not None else 1.0)
+        return DetSource(f"{label} @{best['best_epoch']}", best["out_dir"], int(best["best_epoch"]))
+    scored = [v for v in read.get("validations", []) if v.get("eer") is not None and v.get("run_id") in by_id]
+    if not scored:
+        return None
+    row = min(scored, key=lambda v: (v["eer"], v["epoch"]))
+    return DetSource(f"{label} @{row['epoch']}", by_id[row["run_id"]]["out_dir"], int(row["epoch"]))

@@ -34,6 +34,7 @@ class RunDetailScreen(Screen):
         ("e", "extract", "Extract"),
         ("f", "fork", "Fork from epoch"),
         ("n", "toggle_norm", "Raw/AS-norm"),
+        ("d", "det", "DET"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -284,6 +285,34 @@ class RunDetailScreen(Screen):
             self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else "best epoch picked")
         else:
             self.app.call_from_thread(self.app.error, f"pick failed: {out}")
+
+    def action_det(self) -> None:
+        """DET curve and score histograms of the epoch under the cursor, beside the picked epoch."""
+        from app.screens.det import DetScreen, DetSource
+
+        val = self._val_dir()
+        table = self.query_one(EpochTable)
+        validated = {int(v["epoch"]) for v in self.data.get("validations", [])}
+        if val is None or not validated or not table.row_count:
+            self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
+            return
+        epoch = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        if epoch not in validated:
+            self.app.notify(f"Epoch {epoch} has not been validated.", severity="warning")
+            return
+        best = self._best_epoch()
+        sources = [DetSource(f"epoch {epoch}" + (" (picked)" if epoch == best else ""),
+                             self._scored_in(epoch) or val, epoch)]
+        if best is not None and best != epoch and best in validated:
+            sources.append(DetSource(f"epoch {best} (picked)", self._scored_in(best) or val, best))
+        self.app.push_screen(DetScreen(sources))
+
+    def _scored_in(self, epoch: int) -> str | None:
+        """VAL_DIR of the validate run that recorded ``epoch`` last (a run may be validated on two subsets)."""
+        out_dirs = {v["id"]: v.get("out_dir") for v in self.data.get("validators", [])}
+        rows = [v for v in self.data.get("validations", []) if int(v["epoch"]) == epoch]
+        found = [out_dirs.get(v.get("run_id")) for v in sorted(rows, key=lambda v: v.get("run_id") or 0)]
+        return next((d for d in reversed(found) if d), None)
 
     def action_extract(self) -> None:
         from app.dialogs.actions import ExtractDialog

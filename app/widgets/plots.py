@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from textual_plotext import PlotextPlot
 
-from app.curves import epoch_marks, loss_curve, margin_curve
+from app.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
 
 COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]
 
@@ -103,6 +103,7 @@ class EerPlot(SeriesPlot):
         plt.xlabel("epoch")
         drawn = False
         single = len(self.series) == 1
+        epochs: set[int] = set()
         for i, s in enumerate(self.series):
             valid = [v for v in s.validations if v.get("eer") is not None]
             rows = sorted((v for v in valid if not v.get("checkpoint_name")), key=lambda v: v["epoch"])
@@ -110,16 +111,22 @@ class EerPlot(SeriesPlot):
             if not rows and not named:
                 continue
             drawn = True
+            xs = [int(v["epoch"]) for v in rows]
+            ys = [100.0 * float(v["eer"]) for v in rows]
+            epochs.update(xs)
             color = COLORS[i % len(COLORS)]
+            if single:
+                # the 95 % interval as an error bar on each epoch (bands drawn between one or two
+                # epochs spread across the whole width and read as lines)
+                for v in rows:
+                    if v.get("eer_low") is not None and v.get("eer_high") is not None:
+                        plt.plot([int(v["epoch"])] * 2, [100.0 * float(v["eer_low"]), 100.0 * float(v["eer_high"])],
+                                 color="gray", marker="│")
             if rows:
-                xs = [int(v["epoch"]) for v in rows]
-                ys = [100.0 * float(v["eer"]) for v in rows]
                 plt.plot(xs, ys, label=s.label if not single else None, color=color, marker="dot")
-                if single and all(v.get("eer_low") is not None for v in rows):
-                    plt.plot(xs, [100.0 * float(v["eer_low"]) for v in rows], color="gray", marker="dot")
-                    plt.plot(xs, [100.0 * float(v["eer_high"]) for v in rows], color="gray", marker="dot")
             for k, v in enumerate(named):
                 label = f"{v['checkpoint_name']} {100.0 * float(v['eer']):.2f} %"
+                epochs.add(int(v["epoch"]))
                 plt.scatter([int(v["epoch"])], [100.0 * float(v["eer"])], marker="+", label=label if single else None,
                             color=COLORS[(k + 1) % len(COLORS)] if single else color)
             best = s.best_epoch
@@ -133,4 +140,8 @@ class EerPlot(SeriesPlot):
                         plt.title(f"best {what}: EER {100.0 * float(v['eer']):.2f} %")
         if not drawn:
             plt.title("no validated epoch yet")
+        else:
+            # whole epochs only, and half an epoch of margin: one epoch is not drawn on [-1, 1]
+            plt.xticks(integer_ticks(sorted(epochs)))
+            plt.xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         self.refresh()

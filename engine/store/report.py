@@ -50,6 +50,46 @@ def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
 _COLUMNS = ["id", "kind", "status", "epoch", "step", "best EER", "started", "protocol.subset",
             "duration", "name", "host:pid", "out_dir"]
 _RIGHT = {"id", "epoch", "step", "best EER", "duration"}
+_PROTOCOL = "protocol.subset"
+_MIN_PROTOCOL = 24
+
+
+def elide_middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters by replacing its middle with an ellipsis."""
+    if len(text) <= width:
+        return text
+    if width < 2:
+        return "…"[:width]
+    head = width // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[len(text) - tail:] if tail else "")
+
+
+def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], int]:
+    """The columns that fit a terminal of ``terminal`` characters, and the protocol's width.
+
+    The protocol is always shown, with room for at least ``_MIN_PROTOCOL`` of its characters
+    before any column after it; on a narrow terminal it loses its middle, not its ends (four
+    folded lines of it do not read).
+    """
+    def need(name: str) -> int:
+        # a column takes its text, 2 of padding and 1 of rule
+        return max([len(name)] + [len(_plain(row[name])) for row in rows]) + 3
+
+    # the table's edges add 2 and pad_edge=False takes 2 off: the columns sum to the width + 1
+    room = terminal + 1
+    reserve = min(_MIN_PROTOCOL + 3, need(_PROTOCOL))
+    columns, width = [], reserve
+    for name in _COLUMNS:
+        if name == _PROTOCOL:
+            width = min(room, width - reserve + need(name))
+        elif columns and width + need(name) > room:
+            continue
+        else:
+            width += need(name)
+        columns.append(name)
+    others = sum(need(name) for name in columns if name != _PROTOCOL)
+    return columns, max(_MIN_PROTOCOL, room - others - 3)
 
 
 def _print_table(runs: list[dict[str, Any]], db: str) -> None:
@@ -60,17 +100,13 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
     console = Console()
     now = time.time()
     rows = [_cells(run, now) for run in runs]
-    columns, width = [], 0
-    for name in _COLUMNS:
-        need = max([len(name)] + [len(_plain(row[name])) for row in rows]) + 2
-        if columns and width + need > console.width and name != "protocol.subset":
-            continue
-        columns.append(name)
-        width += need
+    columns, protocol_width = _fit_columns(rows, console.width)
     table = Table(title=f"runs in {db}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in columns:
-        table.add_column(name, justify="right" if name in _RIGHT else "left", overflow="fold")
+        table.add_column(name, justify="right" if name in _RIGHT else "left",
+                         overflow="fold", no_wrap=name == _PROTOCOL)
     for row in rows:
+        row = {**row, _PROTOCOL: elide_middle(row[_PROTOCOL], protocol_width)}
         table.add_row(*(row[name] for name in columns))
     console.print(table)
     if not runs:

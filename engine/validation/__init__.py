@@ -1,1 +1,1 @@
-"""Validation: speaker-verification trials, their embeddings and scores, and normalising the scores."""
+"""Validation: speaker-verification trials, their embeddings and scores, normalising the scores, and what is drawn from them (DET)."""

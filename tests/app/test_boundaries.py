@@ -16,7 +16,8 @@ from app.workspace import resolve_workspace
 
 def test_app_never_imports_torch() -> None:
     code = ("import sys, app, app.app, app.screens.runs, app.screens.run_detail, app.screens.configs, "
-            "app.screens.launch, app.screens.compare, app.screens.query, engine.store; "
+            "app.screens.launch, app.screens.compare, app.screens.query, app.screens.det, app.widgets.det_plots, "
+            "engine.store; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])

@@ -12,7 +12,7 @@ from app.screens.configs import ConfigsScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
-from app.widgets.plots import EerPlot, LossPlot
+from app.widgets.plots import EerPlot, EerSeries, LossPlot
 from app.widgets.runs_table import RunsTable
 from tests.app.conftest import make, open_run, wait_for
 
@@ -254,3 +254,99 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
         assert "vs best epoch 3: 19.00 % [9.00, 29.00] — no clear difference (intervals overlap)" in summary
         await pilot.press("n")
         await wait_for(pilot, lambda: table.get_row_at(0)[2] == "10.00")
+
+
+def _write_scores(val_dir: Path, epoch: int, seed: int) -> None:
+    import numpy as np
+
+    from engine.layout import ValidationDir
+    from engine.selection import write_scores
+
+    rng = np.random.default_rng(seed)
+    val = ValidationDir(val_dir)
+    val.scores.mkdir(parents=True, exist_ok=True)
+    rows = [(1, float(s), f"t{i}", f"u{i}") for i, s in enumerate(rng.normal(0.6, 0.2, 50))]
+    rows += [(0, float(s), f"n{i}", f"m{i}") for i, s in enumerate(rng.normal(0.1, 0.2, 150))]
+    write_scores(val.score_file(epoch), rows)
+
+
+async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
+    from app.screens.det import DetScreen
+    from app.widgets.det_plots import DetPlot, ScoreHistogramPlot
+    from engine.metrics import equal_error_rate
+    from engine.selection import read_scores
+
+    val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
+               / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")
+    _write_scores(val_dir, 3, seed=3)
+    _write_scores(val_dir, 2, seed=2)
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        detail = app.screen
+        epochs = detail.query_one(EpochTable)
+        await wait_for(pilot, lambda: epochs.row_count == 3)
+        epochs.move_cursor(row=0)  # epoch 3 (newest first); epoch 2 is the picked one
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
+        det = app.screen
+        assert [s.label for s in det.query_one(DetPlot).shown] == ["epoch 3", "epoch 2 (picked)"]
+        assert len(det.query_one(ScoreHistogramPlot).shown) == 2
+        is_target, scores = read_scores(val_dir / "scores" / "0003.txt")
+        eer = equal_error_rate(scores, is_target)[0]
+        summary = str(det.query_one("#det-summary").render())
+        assert f"epoch 3: EER {100 * eer:.2f} %" in summary and "50 target / 150 non-target" in summary
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is detail)
+
+        epochs.move_cursor(row=2)  # epoch 1: validated, but its score file is gone
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.problems)
+        assert "0001.txt does not exist" in app.screen.problems[0]
+        assert [s.label for s in app.screen.shown] == ["epoch 2 (picked)"]
+
+
+async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path) -> None:
+    from app.screens.det import DetScreen
+    from app.widgets.det_plots import DetPlot
+
+    for name, seed in (("aam-m0.2", 5), ("aam-m0.1", 6)):
+        _write_scores(workspace / "experiments" / name / "train" / "Demo.SpeakerVerification.Voices.train"
+                      / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development", 2, seed)
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: table.row_count == 5)
+        for name in ("aam-m0.2", "aam-m0.1"):
+            table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+            await pilot.press("space")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(app.screen.runs) == 2)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
+        labels = sorted(s.label for s in app.screen.query_one(DetPlot).shown)
+        assert labels == ["#1 aam-m0.2 @2", "#3 aam-m0.1 @2"]
+        assert not app.screen.problems
+
+
+async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -> None:
+    from textual.app import App
+
+    class Host(App):
+        def compose(self):
+            yield EerPlot()
+
+    app = Host()
+    async with app.run_test(size=(70, 20)) as pilot:
+        plot = app.query_one(EerPlot)
+        plot.set_series([EerSeries("EER", [{"epoch": 4, "eer": 0.20, "eer_low": 0.15, "eer_high": 0.25}], 4)])
+        await pilot.pause()
+        lines = plot.render().plain.splitlines()
+        ticks = lines[-2].split()  # the x axis labels, above "epoch"
+        assert ticks == ["4"], lines
+        assert lines[-1].strip() == "epoch"
+        # the interval is one vertical bar through the point, not dotted bands across the width
+        bar = [line for line in lines if "│" in line[5:-1]]
+        assert len(bar) >= 5 and "•" not in "".join(lines[1:-3])
+        columns = {line.index("│", 5) for line in bar}
+        assert len(columns) == 1

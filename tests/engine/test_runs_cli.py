@@ -85,3 +85,32 @@ def test_runs_without_a_database(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"no runs database at {tmp_path / 'none.db'}" in out.stderr
     assert not (tmp_path / "none.db").exists()
+
+
+def test_runs_table_at_80_columns_elides_the_protocol_in_the_middle(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    protocol = "VoxCeleb.SpeakerVerification.VoxCeleb2"
+    with open_store(db) as store:
+        train = store.create_run(kind="train", exp_dir="e", out_dir="e/train/x", protocol=protocol,
+                                 subset="train", config={}, command=["spkemb-engine", "train"],
+                                 device="cpu", target_epoch=10, name="baseline")
+        store.heartbeat(train, epoch=3, step=120)
+        val = store.create_run(kind="validate", exp_dir="e", out_dir="e/val", protocol=protocol,
+                               subset="test", config={}, command=["spkemb-engine", "validate"],
+                               device="cpu", parent_id=train)
+        store.set_best(val, epoch=3, eer=0.0425, how="lowest-eer")
+    env = dict(os.environ, COLUMNS="80")
+    out = subprocess.run([sys.executable, "-m", "engine", "runs", "--db", str(db)], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    rows = [line for line in lines if line.lstrip().startswith(("1 ", "2 "))]
+    assert len(rows) == 2  # one line per run: nothing folded onto a second line
+    train_row = next(r for r in rows if "train " in r).split()
+    val_row = next(r for r in rows if "validate" in r).split()
+    elided = [cell for cell in train_row + val_row if "…" in cell]
+    assert len(elided) == 2
+    assert elided[0].startswith("VoxCeleb.Spe") and elided[0].endswith("Celeb2.train")
+    assert elided[1].startswith("VoxCeleb.Spe") and elided[1].endswith("leb2.test")
+    assert "4.25%" in val_row and "running" in train_row

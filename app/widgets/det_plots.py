@@ -1,0 +1,120 @@
+"""DET curves and score histograms of validated epochs, drawn with textual-plotext."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from textual_plotext import PlotextPlot
+
+from engine.validation.det import EpochScores, common_edges, probit, probit_ticks, score_histograms, thinned
+
+#: (curve, target histogram, non-target histogram) colour of the first, second... epoch shown
+COLORS = [("cyan", "green", "red"), ("orange", "blue", "magenta"), ("yellow", "white", "gray")]
+EER_MARKER, DCF_MARKER = "●", "◆"
+
+
+@dataclass
+class Shown:
+    """One epoch on the DET view: its label and its trials."""
+
+    label: str
+    epoch: EpochScores
+
+
+class _Plot(PlotextPlot):
+    TITLE = ""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.shown: list[Shown] = []
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.border_title = self.TITLE
+        self.draw()
+
+    def show(self, shown: list[Shown]) -> None:
+        self.shown = list(shown)
+        self.draw()
+
+    def draw(self) -> None:
+        raise NotImplementedError
+
+
+class DetPlot(_Plot):
+    """Miss vs false-alarm rate on probit axes, labelled in %; the EER (●) and minDCF (◆) points marked."""
+
+    DEFAULT_CSS = """
+    DetPlot { width: 1fr; height: 1fr; min-height: 10; border: round $primary-darken-2; }
+    """
+    TITLE = "DET  (● EER  ◆ minDCF 0.01)"
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if not self.shown:
+            plt.title("no scores to draw")
+            self.refresh()
+            return
+        plt.xlabel("false alarm %")
+        plt.ylabel("miss %")
+        curves = [s.epoch.curve for s in self.shown]
+        low = min(min(c.probit_fa().min(), c.probit_miss().min()) for c in curves)
+        # the same range on both axes (equal error rates lie on the diagonal), from half a trial to
+        # 50 % as NIST's DET plots, or further for a network that does not separate the speakers yet
+        high = float(probit(min(max(0.5, 2 * max(c.eer for c in curves)), 0.95), 1))
+        plt.plot([low, high], [low, high], color="gray", marker="dot")
+        for i, (s, curve) in enumerate(zip(self.shown, curves)):
+            x, y = curve.probit_fa(), curve.probit_miss()
+            keep = thinned(x, y)
+            plt.plot(x[keep].tolist(), y[keep].tolist(), color=COLORS[i % len(COLORS)][0], marker="braille",
+                     label=s.label if len(self.shown) > 1 else None)
+        for i, curve in enumerate(curves):  # drawn last, so that no curve hides them
+            color = COLORS[i % len(COLORS)][0]
+            dcf_miss, dcf_fa = curve.min_dcf_point
+            plt.scatter([float(probit(curve.eer, curve.n_nontarget))], [float(probit(curve.eer, curve.n_target))],
+                        color=color, marker=EER_MARKER)
+            plt.scatter([float(probit(dcf_fa, curve.n_nontarget))], [float(probit(dcf_miss, curve.n_target))],
+                        color=color, marker=DCF_MARKER)
+        positions, labels = probit_ticks(low, high)
+        plt.xticks(positions, labels)
+        plt.yticks(positions, labels)
+        plt.xlim(low, high)
+        plt.ylim(low, high)
+        self.refresh()
+
+
+class ScoreHistogramPlot(_Plot):
+    """Target and non-target score distributions (fraction of each class per bin), the EER threshold marked."""
+
+    DEFAULT_CSS = """
+    ScoreHistogramPlot { width: 1fr; height: 1fr; min-height: 10; border: round $primary-darken-2; }
+    """
+    TITLE = "scores  (target, non-target; | EER threshold)"
+
+    def draw(self) -> None:
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if not self.shown:
+            plt.title("no scores to draw")
+            self.refresh()
+            return
+        plt.xlabel("score")
+        plt.ylabel("% of trials")
+        # about two bins per square root of the smaller class: smooth enough for 100 trials, 40 at most
+        smallest = min(min(s.epoch.curve.n_target, s.epoch.curve.n_nontarget) for s in self.shown)
+        edges = common_edges([s.epoch.scores for s in self.shown], bins=int(np.clip(2 * np.sqrt(smallest), 8, 40)))
+        for i, s in enumerate(self.shown):
+            _, target_color, nontarget_color = COLORS[i % len(COLORS)]
+            h = score_histograms(s.epoch.scores, s.epoch.is_target, edges)
+            prefix = f"{s.label} " if len(self.shown) > 1 else ""
+            centres = h.centres.tolist()
+            plt.plot(centres, (100 * h.target).tolist(), color=target_color, marker="braille",
+                     label=f"{prefix}target")
+            plt.plot(centres, (100 * h.nontarget).tolist(), color=nontarget_color, marker="braille",
+                     label=f"{prefix}non-target")
+            plt.vline(s.epoch.curve.eer_threshold, COLORS[i % len(COLORS)][0])
+        self.refresh()

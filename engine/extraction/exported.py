@@ -1,0 +1,56 @@
+"""What ``spkemb-engine export`` writes, read back without torch: names and metadata of an exported network.
+
+An exported file is ONNX (metadata in the model's ``metadata_props``) or TorchScript (a zip
+archive; metadata in ``extra/metadata.json``); see :mod:`engine.extraction.export`.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+from engine.errors import SpkembError
+
+INPUT, OUTPUT = "waveform", "embedding"
+#: the name of the metadata file inside a TorchScript archive
+TORCHSCRIPT_METADATA = "metadata.json"
+METADATA_FORMAT = "1"
+
+
+def is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files; ONNX models are protobuf."""
+    return zipfile.is_zipfile(path)
+
+
+def _torchscript_metadata(path: Path) -> dict[str, str]:
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.endswith(f"/extra/{TORCHSCRIPT_METADATA}")]
+        return json.loads(archive.read(names[0])) if names else {}
+
+
+def _onnx_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The ``spkemb.*`` metadata of an exported file (ONNX or TorchScript).
+
+    Raises
+    ------
+    SpkembError
+        When the file is missing, not a model, or was not written by ``spkemb-engine export``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpkembError(f"{path} does not exist: write it with `spkemb-engine export VAL_DIR -o {path}`")
+    try:
+        metadata = _torchscript_metadata(path) if is_torchscript(path) else _onnx_metadata(path)
+    except Exception as e:  # onnx, zipfile and json raise unrelated types for a damaged file
+        raise SpkembError(f"{path} is not a readable ONNX or TorchScript model ({e}): export it again") from e
+    if not isinstance(metadata, dict) or metadata.get("spkemb.format") != METADATA_FORMAT:
+        raise SpkembError(f"{path} was not written by `spkemb-engine export` (no spkemb metadata): "
+                          "export the network again with it")
+    return metadata

@@ -1,0 +1,119 @@
+"""Sliding-window embeddings through onnxruntime, from a file written by ``spkemb-engine export``.
+
+The ONNX graph is the whole network, so this is the *plain* path (every window through the
+network, pyannote.audio 1.x) run by onnxruntime instead of torch: batches of windows are
+gathered from one span of audio read per batch, as :func:`engine.embed.embed_plain` does, and
+a file no longer than one window is one window (tiled up to ``min_samples`` when shorter than
+the network needs). The sample rate, window duration and the checkpoint come from the file's
+metadata, not from a checkpoint; this module needs no torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from engine.errors import SpkembError
+from engine.extraction.exported import INPUT, is_torchscript, read_metadata
+
+
+class OnnxEmbedder:
+    """An exported embedding network in an onnxruntime session.
+
+    Parameters
+    ----------
+    path : Path
+        An ``.onnx`` file written by ``spkemb-engine export``.
+    threads : int, optional
+        onnxruntime's intra-op threads (default: its own choice, one per core).
+    device : str
+        ``cpu``, or ``cuda``/``cuda:N`` when onnxruntime has its CUDA provider.
+    """
+
+    def __init__(self, path: Path, *, threads: int | None = None, device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.metadata = read_metadata(self.path)
+        if is_torchscript(self.path):
+            raise SpkembError(f"{self.path} is a TorchScript file: onnxruntime needs the ONNX export "
+                              "(`spkemb-engine export VAL_DIR --format onnx -o FILE.onnx`)")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise SpkembError(f"--device {device}: this onnxruntime has no CUDA provider "
+                                  f"(it has {', '.join(ort.get_available_providers())}); use --device cpu, "
+                                  "or install onnxruntime-gpu")
+            index = int(device.split(":")[1]) if ":" in device else 0
+            providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        self.sample_rate = int(self.metadata["spkemb.sample_rate"])
+        self.duration = float(self.metadata["spkemb.duration"])
+        self.dimension = int(self.metadata["spkemb.dimension"])
+        self.min_samples = int(self.metadata["spkemb.min_samples"])
+
+    @property
+    def config(self) -> dict:
+        """The resolved config the network was trained with."""
+        return yaml.safe_load(self.metadata["spkemb.config"])
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, samples) float32 -> (batch, dimension) float32."""
+        return self.session.run(None, {INPUT: np.ascontiguousarray(windows, dtype=np.float32)})[0]
+
+    def embed(self, signal, starts: np.ndarray, window: int, batch: int = 128) -> np.ndarray:
+        """Embeddings of the windows ``starts`` (samples) of ``signal``: (windows, dimension) float32.
+
+        ``signal`` is an :class:`engine.embed.Signal` (``n_samples``, ``read(start, n)``).
+        """
+        if signal.n_samples <= window:
+            whole = signal.read(0, signal.n_samples)
+            if whole.shape[0] < self.min_samples:
+                whole = np.resize(whole, self.min_samples)  # np.resize repeats the signal
+            return self(whole[None])
+        out = []
+        offsets = np.arange(window)
+        for first in range(0, len(starts), batch):
+            s = starts[first:first + batch]
+            span = signal.read(int(s[0]), int(s[-1] - s[0]) + window)
+            out.append(self(span[(s - s[0])[:, None] + offsets]))  # (batch, window) gathered
+        return np.concatenate(out)
+
+
+def onnx_embedder(checkpoint: Path, name: str | int, model_file: Path | None, *, device: str = "cpu",
+                  threads: int | None = None) -> OnnxEmbedder:
+    """The network of ``checkpoint`` in onnxruntime: from ``model_file`` (checked to come from that
+    checkpoint), else exported to a temporary file on the fly.
+
+    Raises
+    ------
+    SpkembError
+        When ``model_file`` was exported from another checkpoint (or another version of it).
+    """
+    import tempfile
+
+    from engine.checkpoints import file_sha256
+
+    if model_file is not None:
+        embedder = OnnxEmbedder(Path(model_file), device=device, threads=threads)
+        wanted = file_sha256(checkpoint)
+        if embedder.metadata["spkemb.checkpoint_sha256"] != wanted:
+            raise SpkembError(
+                f"--model {model_file} was exported from {embedder.metadata['spkemb.checkpoint']} "
+                f"(epoch {embedder.metadata['spkemb.epoch']}, sha256 "
+                f"{embedder.metadata['spkemb.checkpoint_sha256'][:12]}…), not from {checkpoint} "
+                f"(sha256 {wanted[:12]}…): pass the --epoch it was exported from, or export it again")
+        return embedder
+    from engine.extraction.export import export_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="spkemb-export-") as folder:
+        path = Path(folder) / "embedding.onnx"
+        export_checkpoint(checkpoint, name, "onnx", path)
+        # the session holds the model in memory: the file may go
+        return OnnxEmbedder(path, device=device, threads=threads)

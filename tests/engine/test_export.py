@@ -1,0 +1,173 @@
+"""Export: ONNX and TorchScript files equal PyTorch on several input lengths, carry their metadata,
+and drive extraction through onnxruntime."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import yaml
+
+from engine.checkpoints import epoch_path, file_sha256, save_checkpoint
+from engine.config import config_from_dict, config_to_dict, parse_config
+from engine.embed import ArraySignal, embed_plain, load_model, window_starts
+from engine.extraction.export import export_checkpoint
+from engine.extraction.exported import read_metadata
+from engine.extraction.onnx_runtime import OnnxEmbedder
+from engine.model import build_model
+from engine.selection import write_params
+from tests.conftest import TINY_CONFIG
+
+SR = 16000
+
+
+def write_val_dir(tmp_path: Path, *, embedding_norms: bool = False) -> Path:
+    """TRN_DIR with checkpoint 7 of the tiny network (norm parameters moved off their defaults)
+    and a VAL_DIR whose params.yml points at it; returns VAL_DIR."""
+    text = TINY_CONFIG
+    if embedding_norms:
+        text = text.replace("batch_normalize: False", "batch_normalize: True")
+        text = text.replace("unit_normalize: False", "unit_normalize: True")
+    config = parse_config(text, "tiny")
+    torch.manual_seed(0)
+    model = build_model(config)
+    for module in model.modules():
+        if isinstance(module, torch.nn.InstanceNorm1d):
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.3, 0.3)
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 2.0)
+    trn_dir = tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train"
+    save_checkpoint(epoch_path(trn_dir, 7), {"model": model.state_dict(), "config": config_to_dict(config),
+                                             "epoch": 7, "step": 70})
+    val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
+    write_params(val_dir, {"epoch": 7, "equal_error_rate": 0.2})
+    return val_dir
+
+
+def checkpoint_of(val_dir: Path) -> Path:
+    return val_dir.parent.parent / "weights" / "0007.pt"
+
+
+def run_engine(*argv: str, database: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    if database is not None:
+        env["PYANNOTE_DATABASE_CONFIG"] = str(database)
+    return subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("embedding_norms", [False, True])
+def test_onnx_and_torchscript_equal_pytorch_on_several_lengths(tmp_path: Path, embedding_norms: bool) -> None:
+    val_dir = write_val_dir(tmp_path, embedding_norms=embedding_norms)
+    checkpoint = checkpoint_of(val_dir)
+    model, _, _ = load_model(checkpoint)
+    export_checkpoint(checkpoint, 7, "onnx", tmp_path / "net.onnx")
+    export_checkpoint(checkpoint, 7, "torchscript", tmp_path / "net.pt")
+    session = ort.InferenceSession(str(tmp_path / "net.onnx"), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(str(tmp_path / "net.pt"))
+    rng = np.random.default_rng(0)
+    # the shortest input the network takes, lengths no multiple of any stride, and 3 s
+    for samples in (model.min_samples, 8000, 16001, 23457, 3 * SR):
+        x = (rng.normal(size=(3, samples)) * rng.uniform(0.05, 0.5, size=(3, 1)) + 0.02).astype(np.float32)
+        with torch.inference_mode():
+            reference = model(torch.from_numpy(x)).numpy()
+            from_script = scripted(torch.from_numpy(x)).numpy()
+        from_onnx = session.run(None, {"waveform": x})[0]
+        assert from_onnx.shape == from_script.shape == reference.shape == (3, 32)
+        assert np.abs(from_onnx - reference).max() <= 1e-4, samples
+        assert np.abs(from_script - reference).max() <= 1e-4, samples
+        assert np.abs(reference).max() > 1e-2  # not trivially equal
+
+    # a plain graph: weight norm folded (no g/v pair), sinc filters a fixed conv weight (no cut-offs)
+    names = {i.name for i in onnx.load(str(tmp_path / "net.onnx")).graph.initializer}
+    assert not any("parametrizations" in n or "low_hz_" in n or "band_hz_" in n for n in names)
+
+
+def test_export_command_writes_the_metadata(tmp_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    out = tmp_path / "exported" / "net.onnx"
+    out.parent.mkdir()
+    done = run_engine("export", str(val_dir), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert f"-> {out} (onnx" in done.stderr
+    metadata = read_metadata(out)
+    checkpoint = checkpoint_of(val_dir)
+    assert metadata["spkemb.checkpoint_sha256"] == file_sha256(checkpoint)
+    assert metadata["spkemb.checkpoint"] == str(checkpoint.resolve())
+    assert (metadata["spkemb.epoch"], metadata["spkemb.sample_rate"], metadata["spkemb.dimension"]) == ("7", "16000",
+                                                                                                        "32")
+    config = config_from_dict(yaml.safe_load(metadata["spkemb.config"]))
+    assert config == parse_config(TINY_CONFIG, "tiny")
+    assert int(metadata["spkemb.min_samples"]) == load_model(checkpoint)[0].min_samples
+
+    # TorchScript keeps the same metadata in the archive
+    export_checkpoint(checkpoint, 7, "torchscript", tmp_path / "net.ts")
+    assert read_metadata(tmp_path / "net.ts") == {**metadata, "spkemb.version": metadata["spkemb.version"]}
+
+
+def test_export_refuses_bad_requests_with_one_line(tmp_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    done = run_engine("export", str(val_dir), "--epoch", "avg-top5", "-o", str(tmp_path / "x.onnx"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "avg-top5.pt does not exist" in done.stderr
+    done = run_engine("export", str(val_dir), "-o", str(tmp_path / "net.bin"))
+    assert done.returncode == 2 and "pass --format onnx or --format torchscript" in done.stderr
+    done = run_engine("export", str(val_dir), "--epoch", "last", "-o", str(tmp_path / "x.onnx"))
+    assert done.returncode == 2 and "expected an epoch number or a name such as avg-top5" in done.stderr
+    assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.bin"))
+
+
+def test_onnxruntime_windows_equal_the_plain_torch_path(tmp_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    checkpoint = checkpoint_of(val_dir)
+    export_checkpoint(checkpoint, 7, "onnx", tmp_path / "net.onnx")
+    embedder = OnnxEmbedder(tmp_path / "net.onnx", threads=1)
+    model, _, _ = load_model(checkpoint)
+    rng = np.random.default_rng(1)
+    signal = ArraySignal((rng.normal(size=int(4.3 * SR)) * 0.2).astype(np.float32))
+    starts = window_starts(signal.n_samples, SR, 1603)
+    rows = embedder.embed(signal, starts, SR, batch=5)
+    assert rows.shape == (len(starts), 32)
+    assert np.abs(rows - embed_plain(model, signal, starts, SR)).max() <= 1e-4
+    short = ArraySignal(signal.samples[:700])  # shorter than the network's minimum: tiled, as in torch
+    one = embedder.embed(short, np.zeros(1, np.int64), SR)
+    assert np.abs(one - embed_plain(model, short, np.zeros(1, np.int64), SR)).max() <= 1e-4
+
+
+def test_apply_refuses_a_model_exported_from_another_checkpoint(tmp_path: Path, demo_corpus: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    other = write_val_dir(tmp_path / "other", embedding_norms=True)
+    export_checkpoint(checkpoint_of(other), 7, "onnx", tmp_path / "other.onnx")
+    done = run_engine("apply", "--runtime", "onnxruntime", "--model", str(tmp_path / "other.onnx"), str(val_dir),
+                      "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "was exported from" in done.stderr and "pass the --epoch it was exported from" in done.stderr
+    assert not (val_dir / "apply" / "7").exists()
+
+
+@pytest.mark.slow
+def test_apply_through_onnxruntime_equals_the_torch_extraction(tmp_path: Path, demo_corpus: Path,
+                                                               db_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    done = run_engine("apply", "--step", "0.5", str(val_dir), "Demo.SpeakerDiarization.Meetings",
+                      database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    torch_rows = {p.name: np.load(p) for p in (val_dir / "apply" / "7").glob("*.npy")}
+    done = run_engine("apply", "--step", "0.5", "--runtime", "onnxruntime", str(val_dir),
+                      "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    assert "(onnxruntime, cpu (onnxruntime))" in done.stderr
+    metadata = yaml.safe_load((val_dir / "apply" / "7" / "metadata.yml").read_text())
+    assert metadata["mode"] == "onnxruntime" and metadata["dimension"] == 32
+    assert torch_rows
+    for name, rows in torch_rows.items():
+        assert np.abs(np.load(val_dir / "apply" / "7" / name) - rows).max() <= 1e-4
