@@ -45,8 +45,13 @@ from engine.config.values import Invalid, at_least, coerce, in_range, positive
 SECTIONS = ("feature_extraction", "data_augmentation", "architecture", "task", "scheduler", "optimizer")
 REQUIRED_SECTIONS = ("architecture", "task")
 
+class _AsDefault:
+    def __repr__(self) -> str:
+        return "AS_DEFAULT"
+
+
 #: a row's ``absent`` when not given: the field's default is the row's default
-AS_DEFAULT: Any = type("AsDefault", (), {"__repr__": lambda self: "AS_DEFAULT"})()
+AS_DEFAULT: Any = _AsDefault()
 
 
 @dataclass(frozen=True)
