@@ -1,7 +1,9 @@
 """The experiment config (``EXP_DIR/config.yml``, the pyannote.audio 1.x tutorial's format).
 
-Parsed once into frozen dataclasses (:mod:`engine.config.schema`); the table of what
-is accepted lives in :mod:`engine.config.specs`. Torch-free.
+Parsed once into frozen dataclasses (:mod:`engine.config.schema`). The table of what is
+accepted (:mod:`engine.config.specs`) is the one source of each parameter: the dataclasses'
+fields and defaults, the parser, the dump and the TUI's form (:mod:`engine.config.form`) all
+read it. Torch-free.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from importlib import resources
 
 from engine.config.check import cmd_check
 from engine.config.dump import config_diff, config_from_dict, config_to_dict, dump_config, dump_yaml
+from engine.config.form import FIELD_SPECS, FieldSpec, config_fields, validate_field
 from engine.config.parse import load_config, parse_config
 from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
                                   FeatureExtraction, MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
-from engine.config.specs import FIELD_SPECS, FieldSpec, config_fields, validate_field
 
 TEMPLATES = ("tutorial", "demo")
 

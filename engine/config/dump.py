@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import yaml
 
-from engine.config.schema import Config
+from engine.config.schema import AugmentationConfig, Config
 from engine.config.specs import component
 
 
-def _section(section: str, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    return {"name": component(section, name).full, "params": params}
+def _plain(value: Any) -> Any:
+    """A field's value as plain data: lists, never tuples, and a mapping for a nested dataclass."""
+    if isinstance(value, tuple):
+        return list(value)
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def _section(section: str, name: str, source: Any) -> dict[str, Any]:
+    """``{name, params}`` of component ``name``: each of its parameters read from ``source``
+    (a group's parameter from the attribute named after the group), in the table's order."""
+    comp = component(section, name)
+    params: dict[str, Any] = {}
+    for p in comp.params:
+        if p.group is None:
+            params[p.name] = _plain(getattr(source, p.field))
+        else:
+            params.setdefault(p.group, {})[p.field] = _plain(getattr(getattr(source, p.group), p.field))
+    return {"name": comp.full, "params": params}
+
+
+def _augmentations(aug: AugmentationConfig) -> list[dict[str, Any]]:
+    # in the order the chunks go through them (speed, reverberation, noise)
+    parts = (("SpeedPerturb", aug if aug.speeds else None), ("AddNoise", aug if aug.noise else None),
+             ("AddReverb", aug.reverb))
+    return [_section("data_augmentation", name, source) for name, source in parts if source is not None]
 
 
 def config_to_dict(cfg: Config) -> dict[str, Any]:
@@ -29,53 +55,15 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
         ``data_augmentation`` is a list when several of SpeedPerturb, AddNoise and AddReverb are on, and is
         left out when there is no augmentation.
     """
-    out: dict[str, Any] = {
-        "feature_extraction": _section("feature_extraction", "RawAudio",
-                                       {"sample_rate": cfg.feature_extraction.sample_rate})}
-    aug = cfg.augmentation
-    if aug is not None:
-        items = []
-        if aug.speeds:  # first: the order the chunks go through (speed, reverberation, noise)
-            items.append(_section("data_augmentation", "SpeedPerturb", {"factors": list(aug.speeds)}))
-        if aug.noise:
-            items.append(_section("data_augmentation", "AddNoise", {
-                "snr_min": aug.snr_min, "snr_max": aug.snr_max, "collection": list(aug.collection)}))
-        if aug.reverb is not None:
-            items.append(_section("data_augmentation", "AddReverb", {
-                "collection": list(aug.reverb.collection), "probability": aug.reverb.probability}))
-
-        if items:
-            out["data_augmentation"] = items[0] if len(items) == 1 else items
-    arch = cfg.architecture
-    out["architecture"] = _section("architecture", "SincTDNN", {
-        "sincnet": {"stride": list(arch.sincnet.stride),
-                    "waveform_normalize": arch.sincnet.waveform_normalize,
-                    "instance_normalize": arch.sincnet.instance_normalize},
-        "tdnn": {"embedding_dim": arch.tdnn.embedding_dim, "hidden_dim": arch.tdnn.hidden_dim},
-        "embedding": {"batch_normalize": arch.embedding.batch_normalize,
-                      "unit_normalize": arch.embedding.unit_normalize}})
-    task = cfg.task
-    params: dict[str, Any] = {}
-    if task.loss != "Softmax":
-        ramp = task.margin_scheduler
-        # written even when null, so that the config form offers it
-        params.update(margin=task.margin, s=task.s, margin_scheduler=None if ramp is None else {
-            "increase_start_epoch": ramp.increase_start_epoch, "fix_start_epoch": ramp.fix_start_epoch,
-            "increase_type": ramp.increase_type})
-    params.update(duration=task.duration, per_fold=task.per_fold, per_label=task.per_label,
-                  per_epoch=task.per_epoch, label_min_duration=task.label_min_duration)
-    out["task"] = _section("task", task.loss, params)
-    sched = cfg.scheduler
-    params = {"learning_rate": sched.learning_rate}
-    if sched.name == "ExponentialDecrease":
-        params = {"initial_lr": sched.initial_lr, "final_lr": sched.final_lr,
-                  "warm_up_epoch": sched.warm_up_epoch}
-    if sched.name == "CyclicScheduler":
-        params.update(min_lr=sched.min_lr, max_lr=sched.max_lr, epochs_per_cycle=sched.epochs_per_cycle)
-    out["scheduler"] = _section("scheduler", sched.name, params)
-    opt = cfg.optimizer
-    out["optimizer"] = _section("optimizer", "SGD", {
-        "momentum": opt.momentum, "nesterov": opt.nesterov, "weight_decay": opt.weight_decay})
+    out: dict[str, Any] = {"feature_extraction": _section("feature_extraction", "RawAudio", cfg.feature_extraction)}
+    items = _augmentations(cfg.augmentation) if cfg.augmentation is not None else []
+    if items:
+        out["data_augmentation"] = items[0] if len(items) == 1 else items
+    out["architecture"] = _section("architecture", "SincTDNN", cfg.architecture)
+    # a margin loss writes margin_scheduler even when null, so that the config form offers it
+    out["task"] = _section("task", cfg.task.loss, cfg.task)
+    out["scheduler"] = _section("scheduler", cfg.scheduler.name, cfg.scheduler)
+    out["optimizer"] = _section("optimizer", "SGD", cfg.optimizer)
     return out
 
 

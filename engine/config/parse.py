@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from engine.config.rules import RuleBroken, apply_rules
 from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
                                   FeatureExtraction, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
-from engine.config.specs import (REQUIRED_SECTIONS, SECTION_DEFAULTS, SECTIONS, Component, Invalid,
-                                 accepted_names, component, describe, find_component)
+from engine.config.specs import (REQUIRED_SECTIONS, SECTION_DEFAULTS, SECTIONS, Component, accepted_names,
+                                 component, find_component)
+from engine.config.values import Invalid, describe
 from engine.config.yamlsrc import Source, read_yaml
 from engine.errors import ConfigError
 
@@ -79,15 +81,20 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         if key not in data:
             raise ConfigError(f"missing section; add `{key}:` with its name and params ({_EXAMPLE})",
                               source=source, key=key)
-    features = _feature_extraction(src)
-    return Config(
-        feature_extraction=features,
-        augmentation=_augmentation(src),
-        architecture=_architecture(src, features.sample_rate),
-        task=_task(src),
-        scheduler=_scheduler(src),
-        optimizer=_optimizer(src),
-    )
+    return _config(src)
+
+
+def _config(src: Source) -> Config:
+    """Every section's dataclass, read in the order the sections are written."""
+    features = FeatureExtraction(**_fields(src, "feature_extraction")[1])
+    augmentation = _augmentation(src)
+    architecture = _architecture(src, features.sample_rate)
+    loss, task = _fields(src, "task")
+    scheduler, schedule = _fields(src, "scheduler")
+    optimizer = OptimizerConfig(**_fields(src, "optimizer")[1])
+    return Config(feature_extraction=features, augmentation=augmentation, architecture=architecture,
+                  task=TaskConfig(loss=loss.name, **task),
+                  scheduler=SchedulerConfig(name=scheduler.name, **schedule), optimizer=optimizer)
 
 
 def _read_section(src: Source, section: str, value: Any, path: str) -> tuple[Component, dict[str, Any],
@@ -152,9 +159,21 @@ def _section(src: Source, section: str) -> tuple[Component, dict[str, Any], set[
     return comp, {p.name: p.default for p in comp.params}, set(), f"{section}.params"
 
 
-def _feature_extraction(src: Source) -> FeatureExtraction:
-    _, values, _, _ = _section(src, "feature_extraction")
-    return FeatureExtraction(sample_rate=values["sample_rate"])
+def _by_field(src: Source, comp: Component, values: dict[str, Any], written: set[str],
+              params_path: str) -> dict[str, Any]:
+    """The component's values keyed by config dataclass field, after the rules between them."""
+    by_field = {p.field: values[p.name] for p in comp.params}
+    try:
+        return apply_rules(comp.name, by_field, {p.field for p in comp.params if p.name in written})
+    except RuleBroken as e:
+        name = next(p.name for p in comp.params if p.field == e.key)
+        raise src.error(f"{params_path}.{name}", e.message) from None
+
+
+def _fields(src: Source, section: str) -> tuple[Component, dict[str, Any]]:
+    """The section's component and the fields of its dataclass."""
+    comp, values, written, params_path = _section(src, section)
+    return comp, _by_field(src, comp, values, written, params_path)
 
 
 def _augmentation(src: Source) -> AugmentationConfig | None:
@@ -163,9 +182,7 @@ def _augmentation(src: Source) -> AugmentationConfig | None:
         return None
     items = [(value, "data_augmentation")] if not isinstance(value, list) else [
         (item, f"data_augmentation[{i}]") for i, item in enumerate(value)]
-    noise: dict[str, Any] | None = None
-    reverb: ReverbConfig | None = None
-    speeds: tuple[float, ...] = ()
+    fields: dict[str, Any] = {}
     seen: dict[str, str] = {}
     for item, path in items:
         comp, values, written, params_path = _read_section(src, "data_augmentation", item, path)
@@ -173,74 +190,18 @@ def _augmentation(src: Source) -> AugmentationConfig | None:
             raise src.error(f"{path}.name",
                             f"{comp.name} appears twice (also at {seen[comp.name]}); keep one")
         seen[comp.name] = path
-        if comp.name == "AddNoise":
-            if values["snr_min"] > values["snr_max"]:
-                key = "snr_max" if "snr_max" in written else "snr_min"
-                raise src.error(f"{params_path}.{key}",
-                                f"empty SNR range: snr_min ({values['snr_min']:g}) is above snr_max "
-                                f"({values['snr_max']:g}); make snr_min <= snr_max")
-            noise = values
-        elif comp.name == "SpeedPerturb":
-            speeds = values["factors"]
+        part = _by_field(src, comp, values, written, params_path)
+        if comp.name == "AddReverb":  # the one augmentation with a config of its own
+            fields["reverb"] = ReverbConfig(**part)
         else:
-            reverb = ReverbConfig(collection=values["collection"], probability=values["probability"])
-    if noise is None:
-        return AugmentationConfig(reverb=reverb, speeds=speeds)
-    return AugmentationConfig(collection=noise["collection"], snr_min=noise["snr_min"],
-                              snr_max=noise["snr_max"], reverb=reverb, speeds=speeds)
+            fields.update(part)
+    return AugmentationConfig(**fields)
 
 
 def _architecture(src: Source, sample_rate: int) -> ArchitectureConfig:
-    _, v, _, _ = _section(src, "architecture")
-    return ArchitectureConfig(
-        sincnet=SincNetConfig(stride=v["sincnet.stride"], waveform_normalize=v["sincnet.waveform_normalize"],
-                              instance_normalize=v["sincnet.instance_normalize"], sample_rate=sample_rate),
-        tdnn=TDNNConfig(embedding_dim=v["tdnn.embedding_dim"], hidden_dim=v["tdnn.hidden_dim"]),
-        embedding=EmbeddingConfig(batch_normalize=v["embedding.batch_normalize"],
-                                  unit_normalize=v["embedding.unit_normalize"]),
-    )
+    comp, v, _, _ = _section(src, "architecture")
 
-
-def _task(src: Source) -> TaskConfig:
-    comp, v, _, _ = _section(src, "task")
-    margin = {k: v[k] for k in ("margin", "s", "margin_scheduler") if k in v}
-    return TaskConfig(loss=comp.name, duration=v["duration"], per_fold=v["per_fold"],
-                      per_label=v["per_label"], per_epoch=v["per_epoch"],
-                      label_min_duration=v["label_min_duration"], **margin)
-
-
-def _scheduler(src: Source) -> SchedulerConfig:
-    comp, v, written, params_path = _section(src, "scheduler")
-    if comp.name == "ExponentialDecrease":
-        if v["final_lr"] > v["initial_lr"]:
-            key = "final_lr" if "final_lr" in written else "initial_lr"
-            raise src.error(f"{params_path}.{key}",
-                            f"final_lr ({v['final_lr']:g}) is above initial_lr ({v['initial_lr']:g}): "
-                            "ExponentialDecrease decays; lower final_lr")
-        return SchedulerConfig(name=comp.name, initial_lr=v["initial_lr"], final_lr=v["final_lr"],
-                               warm_up_epoch=v["warm_up_epoch"])
-    lr = v["learning_rate"]
-    if comp.name == "ConstantScheduler":
-        return SchedulerConfig(name=comp.name, learning_rate=lr, min_lr=lr, max_lr=lr)
-    if "max_lr" in written:
-        if "learning_rate" in written and v["max_lr"] != lr:
-            raise src.error(f"{params_path}.max_lr",
-                            f"max_lr ({v['max_lr']:g}) differs from learning_rate ({lr:g}), which is "
-                            "the same thing for CyclicScheduler; keep one of them")
-        lr = v["max_lr"]
-    # pyannote.audio 1.x cycles from 0.1 x the base rate up to it (train/schedulers.py).
-    min_lr = v["min_lr"] if "min_lr" in written else lr / 10
-    if min_lr > lr:
-        raise src.error(f"{params_path}.min_lr",
-                        f"min_lr ({min_lr:g}) is above the peak learning rate ({lr:g}); lower it")
-    return SchedulerConfig(name=comp.name, learning_rate=lr, min_lr=min_lr, max_lr=lr,
-                           epochs_per_cycle=v["epochs_per_cycle"])
-
-
-def _optimizer(src: Source) -> OptimizerConfig:
-    _, v, written, params_path = _section(src, "optimizer")
-    if v["nesterov"] and v["momentum"] == 0:
-        key = "nesterov" if "nesterov" in written else "momentum"
-        raise src.error(f"{params_path}.{key}", "Nesterov momentum needs momentum > 0; "
-                                                "set nesterov: false or a momentum such as 0.9")
-    return OptimizerConfig(momentum=v["momentum"], nesterov=v["nesterov"], weight_decay=v["weight_decay"])
+    def part(group: str) -> dict[str, Any]:
+        return {p.field: v[p.name] for p in comp.params if p.group == group}
+    return ArchitectureConfig(sincnet=SincNetConfig(**part("sincnet"), sample_rate=sample_rate),
+                              tdnn=TDNNConfig(**part("tdnn")), embedding=EmbeddingConfig(**part("embedding")))

@@ -1,28 +1,31 @@
 """Values of the modern recipe's config entries (issue 13): SpeedPerturb factors, a margin ramp.
 
 Each reader returns the typed value or raises ValueError saying what is expected; the config
-table (:mod:`engine.config.specs`) turns that into its ``Invalid``.
+table (:mod:`engine.config.values`) turns that into its ``Invalid``. ``MarginSchedule`` is the
+typed value of a ``margin_scheduler`` entry.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any
 
-from engine.config.schema import MarginSchedule
+from engine.config.values import FACTORS_WORDS, SCHEDULE_WORDS, describe
+
+
+@dataclass(frozen=True)
+class MarginSchedule:
+    """WeSpeaker's ``MarginScheduler``: margin 0 before ``increase_start_epoch``, rising to the
+    task's margin until ``fix_start_epoch`` (exponentially or linearly), then fixed (1-based epochs)."""
+
+    increase_start_epoch: int = 20
+    fix_start_epoch: int = 40
+    increase_type: str = "exp"
+
 
 #: the keys of a margin_scheduler mapping and the increase types it accepts (WeSpeaker's names)
-MARGIN_SCHEDULE_KEYS = ("increase_start_epoch", "fix_start_epoch", "increase_type")
+MARGIN_SCHEDULE_KEYS = tuple(f.name for f in fields(MarginSchedule))
 INCREASE_TYPES = ("exp", "linear")
-FACTORS_WORDS = "a list of speed factors, e.g. [0.9, 1.0, 1.1]"
-SCHEDULE_WORDS = ("nothing (null: a constant margin) or a mapping such as {increase_start_epoch: 20, "
-                  "fix_start_epoch: 40, increase_type: exp}")
-
-
-def describe(value: Any) -> str:
-    """How a YAML value reads in an error message (as ``engine.config.specs.describe``)."""
-    from engine.config.specs import describe as specs_describe
-
-    return specs_describe(value)
 
 
 def speed_factors(value: Any) -> tuple[float, ...]:

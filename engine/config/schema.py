@@ -1,63 +1,83 @@
-"""The typed config: frozen (hashable) dataclasses with their defaults in code.
+"""The typed config: frozen (hashable) dataclasses whose fields and defaults come from the spec table.
 
-Defaults are pyannote.audio 1.x's own wherever it has one, so that a config that
-leaves a parameter out means what it meant there:
-
-- ``AdditiveAngularMarginLoss(duration=None, per_label=1, per_fold=32, per_epoch=7,
-  label_min_duration=0., margin=0.1, s=7.0)``
-  (pyannote/audio/embedding/approaches/arcface_loss.py, 1.x). ``duration=None`` (variable
-  length chunks) is not supported here: the default is the tutorial's 2 s.
-- ``SincNet(waveform_normalize=True, sample_rate=16000, stride=[1, 1, 1],
-  instance_normalize=True, ...)`` (pyannote/audio/models/sincnet.py, 1.x).
-- ``XVectorNet(input_dim, embedding_dim=512)`` with 512-wide frame layers
-  (pyannote/audio/models/tdnn.py); ``hidden_dim`` is this engine's extension.
-- ``Embedding(batch_normalize=False, unit_normalize=False)`` (pyannote/audio/models/models.py).
-- ``AddNoise(collection='MUSAN.Collection.BackgroundNoise', snr_min=5, snr_max=20)``
-  (pyannote/audio/augmentation/noise.py).
-- ``CyclicScheduler(epochs_per_cycle=10)`` whose rate runs from 0.1 x to 1 x the base
-  rate and back (pyannote/audio/train/schedulers.py; Smith, "Cyclical Learning Rates for
-  Training Neural Networks", WACV 2017).
-
-The modern recipe's parts (issue 13) take WeSpeaker's defaults
-(wenet-e2e/wespeaker ``examples/voxceleb/v2/conf/*.yaml``, ``wespeaker/utils/schedulers.py``):
-
-- ``ExponentialDecrease(initial_lr=0.1, final_lr=5e-5, warm_up_epoch=6)``, warmed up from 0;
-- ``MarginScheduler(increase_start_epoch=20, fix_start_epoch=40, increase_type='exp')`` from
-  a margin of 0 to the task's margin;
-- speed perturbation with factors ``[0.9, 1.0, 1.1]``, each a class of its own.
+Each parameter is a row of :mod:`engine.config.specs`; :func:`table_fields` turns the rows of a
+section into typed fields with the row's default, so a class here only declares what is not
+a parameter (the chosen name, a nested part) and the properties derived from its fields.
+Where the defaults come from is told in :mod:`engine.config.specs`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-@dataclass(frozen=True)
+from engine.config.recipe_values import MarginSchedule
+from engine.config.rules import apply_rules
+from engine.config.specs import Param, components, reference_component
+from engine.config.values import KIND_TYPES
+
+
+def _rows(section: str, names: tuple[str, ...], group: str | None) -> list[Param]:
+    return [p for c in components(section) if not names or c.name in names
+            for p in c.params if p.group == group]
+
+
+def table_defaults(section: str, names: tuple[str, ...] = (), group: str | None = None) -> dict[str, Any]:
+    """Each field of ``section``'s parameters (of components ``names``, in sub-mapping ``group``) and
+    its default: what a left-out section resolves to, i.e. its reference component's defaults after
+    its rules; a field that component lacks takes the default of the first row that fills it."""
+    rows = _rows(section, names, group)
+    defaults: dict[str, Any] = {}
+    for p in rows:
+        defaults.setdefault(p.field, p.field_default)
+    ref = reference_component(section)
+    if ref is not None and (not names or ref.name in names):
+        own = {p.field: p.field_default for p in ref.params if p.group == group}
+        resolved = apply_rules(ref.name, own, set())
+        defaults.update((k, v) for k, v in resolved.items() if k in defaults)
+    return defaults
+
+
+def table_fields(section: str, *names: str, group: str | None = None) -> Callable[[type], type]:
+    """Make a frozen dataclass of a class, adding one typed field per parameter of the spec table.
+
+    The class's own annotated fields come first; then each field :func:`table_defaults` finds for
+    ``section`` (only components ``names`` if given; only ``group.*`` parameters if given), annotated
+    with its kind's type. Two rows filling one field (a margin in two losses) must agree on the kind.
+    """
+    def make(cls: type) -> type:
+        annotations = dict(cls.__dict__.get("__annotations__", {}))
+        kinds: dict[str, str] = {}
+        for p in _rows(section, names, group):
+            if kinds.setdefault(p.field, p.kind) != p.kind:
+                raise TypeError(f"{cls.__name__}.{p.field}: rows of kinds {kinds[p.field]} and {p.kind}")
+        for name, default in table_defaults(section, names, group).items():
+            annotations[name] = KIND_TYPES[kinds[name]]
+            setattr(cls, name, default)
+        cls.__annotations__ = annotations
+        return dataclass(frozen=True)(cls)
+    return make
+
+
+@table_fields("feature_extraction")
 class FeatureExtraction:
     """``RawAudio``: the network reads the waveform itself."""
 
-    sample_rate: int = 16000
 
-
-@dataclass(frozen=True)
+@table_fields("data_augmentation", "AddReverb")
 class ReverbConfig:
     """``AddReverb``: convolve a chunk with a random room impulse response."""
 
-    collection: tuple[str, ...] = ()
-    probability: float = 0.5
 
-
-@dataclass(frozen=True)
+@table_fields("data_augmentation", "AddNoise", "SpeedPerturb")
 class AugmentationConfig:
     """Data augmentation; additive noise is on when ``collection`` is not empty.
 
     ``speeds`` are the ``SpeedPerturb`` factors (empty: no speed perturbation).
     """
 
-    collection: tuple[str, ...] = ()
-    snr_min: float = 5.0
-    snr_max: float = 20.0
     reverb: ReverbConfig | None = None
-    speeds: tuple[float, ...] = ()
 
     @property
     def noise(self) -> bool:
@@ -65,24 +85,20 @@ class AugmentationConfig:
         return bool(self.collection)
 
 
-@dataclass(frozen=True)
+@table_fields("architecture", group="sincnet")
 class SincNetConfig:
-    stride: tuple[int, int, int] = (1, 1, 1)
-    waveform_normalize: bool = True
-    instance_normalize: bool = True
-    sample_rate: int = 16000
+    # the feature extraction's, which the SincNet filters are designed for
+    sample_rate: int = FeatureExtraction.sample_rate
 
 
-@dataclass(frozen=True)
+@table_fields("architecture", group="tdnn")
 class TDNNConfig:
-    embedding_dim: int = 512
-    hidden_dim: int = 512
+    pass
 
 
-@dataclass(frozen=True)
+@table_fields("architecture", group="embedding")
 class EmbeddingConfig:
-    batch_normalize: bool = False
-    unit_normalize: bool = False
+    pass
 
 
 @dataclass(frozen=True)
@@ -94,29 +110,11 @@ class ArchitectureConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
 
 
-@dataclass(frozen=True)
-class MarginSchedule:
-    """WeSpeaker's ``MarginScheduler``: margin 0 before ``increase_start_epoch``, rising to the
-    task's margin until ``fix_start_epoch`` (exponentially or linearly), then fixed (1-based epochs)."""
-
-    increase_start_epoch: int = 20
-    fix_start_epoch: int = 40
-    increase_type: str = "exp"
-
-
-@dataclass(frozen=True)
+@table_fields("task")
 class TaskConfig:
     """The loss and how training chunks are drawn (``per_epoch`` is in days of audio)."""
 
-    loss: str = "AdditiveAngularMarginLoss"
-    margin: float = 0.1
-    s: float = 7.0
-    duration: float = 2.0
-    per_fold: int = 32
-    per_label: int = 1
-    per_epoch: float = 7.0
-    label_min_duration: float = 0.0
-    margin_scheduler: MarginSchedule | None = None
+    loss: str = reference_component("task").name
 
     @property
     def batch_size(self) -> int:
@@ -124,30 +122,19 @@ class TaskConfig:
         return self.per_fold * self.per_label
 
 
-@dataclass(frozen=True)
+@table_fields("scheduler")
 class SchedulerConfig:
     """Learning rate schedule; ``min_lr``/``max_lr`` equal ``learning_rate`` when constant.
 
     ``initial_lr``, ``final_lr`` and ``warm_up_epoch`` are ``ExponentialDecrease``'s.
     """
 
-    name: str = "ConstantScheduler"
-    learning_rate: float = 0.01
-    min_lr: float = 0.01
-    max_lr: float = 0.01
-    epochs_per_cycle: int = 10
-    initial_lr: float = 0.1
-    final_lr: float = 5e-5
-    warm_up_epoch: int = 6
+    name: str = reference_component("scheduler").name
 
 
-@dataclass(frozen=True)
+@table_fields("optimizer")
 class OptimizerConfig:
     """SGD settings (optional ``optimizer`` section; not part of pyannote's format)."""
-
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -164,3 +151,8 @@ class Config:
     @property
     def sample_rate(self) -> int:
         return self.feature_extraction.sample_rate
+
+
+__all__ = ["ArchitectureConfig", "AugmentationConfig", "Config", "EmbeddingConfig", "FeatureExtraction",
+           "MarginSchedule", "OptimizerConfig", "ReverbConfig", "SchedulerConfig", "SincNetConfig",
+           "TDNNConfig", "TaskConfig", "table_defaults", "table_fields"]

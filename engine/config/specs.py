@@ -1,130 +1,67 @@
 """What a config.yml may say: every section, name and parameter, its type, default and range.
 
-One table serves the parser (``engine.config.parse``) and the TUI's config form
-(:func:`config_fields`, :func:`validate_field`), so both apply exactly the same rules.
+This table is the one source of each parameter: the config dataclasses
+(:mod:`engine.config.schema`) take their fields and defaults from it, the parser
+(:mod:`engine.config.parse`) reads by it, :mod:`engine.config.dump` writes by it and the
+TUI's config form (:mod:`engine.config.form`) shows it. Adding a parameter is adding a row.
+
+Defaults are pyannote.audio 1.x's own wherever it has one, so that a config that
+leaves a parameter out means what it meant there:
+
+- ``AdditiveAngularMarginLoss(duration=None, per_label=1, per_fold=32, per_epoch=7,
+  label_min_duration=0., margin=0.1, s=7.0)``
+  (pyannote/audio/embedding/approaches/arcface_loss.py, 1.x). ``duration=None`` (variable
+  length chunks) is not supported here: the default is the tutorial's 2 s.
+- ``SincNet(waveform_normalize=True, sample_rate=16000, stride=[1, 1, 1],
+  instance_normalize=True, ...)`` (pyannote/audio/models/sincnet.py, 1.x).
+- ``XVectorNet(input_dim, embedding_dim=512)`` with 512-wide frame layers
+  (pyannote/audio/models/tdnn.py); ``hidden_dim`` is this engine's extension.
+- ``Embedding(batch_normalize=False, unit_normalize=False)`` (pyannote/audio/models/models.py).
+- ``AddNoise(collection='MUSAN.Collection.BackgroundNoise', snr_min=5, snr_max=20)``
+  (pyannote/audio/augmentation/noise.py).
+- ``CyclicScheduler(epochs_per_cycle=10)`` whose rate runs from 0.1 x to 1 x the base
+  rate and back (pyannote/audio/train/schedulers.py; Smith, "Cyclical Learning Rates for
+  Training Neural Networks", WACV 2017).
+
+The modern recipe's parts (issue 13) take WeSpeaker's defaults
+(wenet-e2e/wespeaker ``examples/voxceleb/v2/conf/*.yaml``, ``wespeaker/utils/schedulers.py``):
+
+- ``ExponentialDecrease(initial_lr=0.1, final_lr=5e-5, warm_up_epoch=6)``, warmed up from 0;
+- ``MarginScheduler(increase_start_epoch=20, fix_start_epoch=40, increase_type='exp')`` from
+  a margin of 0 to the task's margin;
+- speed perturbation with factors ``[0.9, 1.0, 1.1]``, each a class of its own.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
-from engine.config.recipe_values import FACTORS_WORDS, SCHEDULE_WORDS, margin_schedule, speed_factors
+from engine.config.values import Invalid, at_least, coerce, in_range, positive
 
 #: sections of the tutorial's format, in the order they are written
 SECTIONS = ("feature_extraction", "data_augmentation", "architecture", "task", "scheduler", "optimizer")
 REQUIRED_SECTIONS = ("architecture", "task")
 
-#: a pyannote.database Collection protocol, e.g. MUSAN.Collection.BackgroundNoise
-COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]+\.Collection\.[A-Za-z0-9_-]+$")
-
-TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "bool": "true or false",
-    "stride": "a list of 3 positive integers, e.g. [5, 1, 1]",
-    "protocols": "a Collection protocol name or a list of them, e.g. [MUSAN.Collection.Music]",
-    "choice": "a name",
-    "factors": FACTORS_WORDS,
-    "margin_schedule": SCHEDULE_WORDS,
-}
+class _AsDefault:
+    def __repr__(self) -> str:
+        return "AS_DEFAULT"
 
 
-
-class Invalid(ValueError):
-    """A value that breaks its parameter's rule; the message says what is expected."""
-
-
-def describe(value: Any) -> str:
-    """How a YAML value reads in an error message."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value)
-
-
-def _number(value: Any, kind: str) -> Any:
-    # bool is a subclass of int in Python; in a config `true` is never a number.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise Invalid(f"expected {TYPE_WORDS[kind]}, got {describe(value)}")
-    if kind == "int":
-        if not isinstance(value, int):
-            raise Invalid(f"expected an integer, got {value!r}")
-        return value
-    if not math.isfinite(value):
-        raise Invalid(f"expected a finite number, got {value!r}")
-    return float(value)
-
-
-def coerce(kind: str, value: Any) -> Any:
-    """``value`` as the Python value of ``kind``, or :class:`Invalid` saying what is expected."""
-    if kind in ("int", "float"):
-        return _number(value, kind)
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise Invalid(f"expected true or false, got {describe(value)}")
-        return value
-    if kind == "stride":
-        if not isinstance(value, (list, tuple)) or len(value) != 3:
-            raise Invalid(f"expected {TYPE_WORDS['stride']}, got {describe(value)}"
-                          + (f" of {len(value)} items" if isinstance(value, (list, tuple)) else ""))
-        items = []
-        for item in value:
-            if isinstance(item, bool) or not isinstance(item, int) or item < 1:
-                raise Invalid(f"expected {TYPE_WORDS['stride']}, got {describe(item)} among them")
-            items.append(item)
-        return tuple(items)
-    if kind == "protocols":
-        names = [value] if isinstance(value, str) else value
-        if not isinstance(names, (list, tuple)) or not names:
-            raise Invalid(f"expected {TYPE_WORDS['protocols']}, got {describe(value)}")
-        for name in names:
-            if not isinstance(name, str) or not COLLECTION_PATTERN.match(name):
-                raise Invalid(f"{describe(name)} is not a Collection protocol name: write "
-                              "Database.Collection.Name, e.g. MUSAN.Collection.BackgroundNoise")
-        return tuple(names)
-    if kind in ("factors", "margin_schedule"):
-        try:
-            return (speed_factors if kind == "factors" else margin_schedule)(value)
-        except ValueError as e:
-            raise Invalid(str(e)) from None
-    raise AssertionError(kind)
-
-
-def positive(value: float) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def at_least(low: float) -> Callable[[float], str | None]:
-    return lambda value: None if value >= low else f"must be at least {low}"
-
-
-def in_range(low: float, high: float, high_open: bool = True,
-             high_text: str | None = None) -> Callable[[float], str | None]:
-    top = high_text or str(high)
-
-    def check(value: float) -> str | None:
-        if value < low or value > high or (high_open and value == high):
-            return f"must be in [{low}, {top}{')' if high_open else ']'}"
-        return None
-    return check
+#: a row's ``absent`` when not given: the field's default is the row's default
+AS_DEFAULT: Any = _AsDefault()
 
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of one component (architecture ones are ``group.name``)."""
+    """One parameter of one component (architecture ones are ``group.name``).
+
+    ``field`` is the attribute of the config dataclass it fills (the name's last part unless
+    given); ``absent`` is that attribute's value when the component is not chosen, where it
+    differs from ``default`` (an augmentation that is off).
+    """
 
     name: str
     kind: str
@@ -132,6 +69,22 @@ class Param:
     help: str
     check: Callable[[Any], str | None] | None = None
     required: bool = False
+    field: str = ""
+    absent: Any = AS_DEFAULT
+
+    def __post_init__(self) -> None:
+        if not self.field:
+            object.__setattr__(self, "field", self.name.rsplit(".", 1)[-1])
+
+    @property
+    def group(self) -> str | None:
+        """The sub-mapping (``sincnet``, ``tdnn``, ``embedding``) the parameter sits in, if any."""
+        return self.name.split(".", 1)[0] if "." in self.name else None
+
+    @property
+    def field_default(self) -> Any:
+        """The config dataclass attribute's default."""
+        return self.default if self.absent is AS_DEFAULT else self.absent
 
     def value(self, raw: Any) -> Any:
         """The typed, range-checked value of ``raw`` (raises :class:`Invalid`)."""
@@ -205,17 +158,19 @@ COMPONENTS: tuple[Component, ...] = (
               (Param("snr_min", "float", 5.0, "lowest signal-to-noise ratio in dB"),
                Param("snr_max", "float", 20.0, "highest signal-to-noise ratio in dB"),
                Param("collection", "protocols", ("MUSAN.Collection.BackgroundNoise",),
-                     "Collection protocols whose files are the noises")),
+                     "Collection protocols whose files are the noises", absent=())),
               "add a random noise file at a random SNR in [snr_min, snr_max]"),
     Component("data_augmentation", "AddReverb", "pyannote.audio.augmentation.reverb.AddReverb",
               (Param("collection", "protocols", None,
-                     "Collection protocols whose files are room impulse responses", required=True),
+                     "Collection protocols whose files are room impulse responses", required=True,
+                     absent=()),
                Param("probability", "float", 0.5, "share of chunks reverberated",
                      in_range(0.0, 1.0, high_open=False))),
               "convolve chunks with a random room impulse response (spkemb extension)"),
     Component("data_augmentation", "SpeedPerturb", "SpeedPerturb",
               (Param("factors", "factors", (0.9, 1.0, 1.1),
-                     "speed factors; each factor's copy of a speaker is a training class of its own"),),
+                     "speed factors; each factor's copy of a speaker is a training class of its own",
+                     field="speeds", absent=()),),
               "speed perturbation by resampling, each factor a new class (WeSpeaker, 3D-Speaker)"),
     Component("architecture", "SincTDNN", "pyannote.audio.models.SincTDNN",
               (Param("sincnet.stride", "stride", (1, 1, 1), "stride of the 3 SincNet convolutions"),
@@ -265,6 +220,16 @@ def components(section: str) -> tuple[Component, ...]:
     return tuple(c for c in COMPONENTS if c.section == section)
 
 
+def reference_component(section: str) -> Component | None:
+    """The component whose defaults are the section's dataclass defaults: the one a left-out
+    section resolves to, else the first of a required section; None for ``data_augmentation``,
+    which is off when left out."""
+    name = SECTION_DEFAULTS[section]
+    if name is None:
+        return components(section)[0] if section in REQUIRED_SECTIONS else None
+    return component(section, name)
+
+
 def find_component(section: str, name: Any) -> Component | None:
     """The component ``name`` (short, or full ``pyannote.audio.*``) designates in ``section``."""
     return next((c for c in components(section) if name in (c.name, c.full)), None)
@@ -279,72 +244,3 @@ def component(section: str, name: str) -> Component:
 
 def accepted_names(section: str) -> str:
     return ", ".join(c.name if c.full == c.name else f"{c.name} ({c.full})" for c in components(section))
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """One field of the config form, keyed as in :func:`engine.config.config_to_dict`.
-
-    ``names`` lists the section names the field applies to (empty for a ``*.name`` field);
-    the same key can appear twice when two names give it different defaults.
-    """
-
-    key: str
-    kind: str
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    names: tuple[str, ...] = ()
-
-
-def config_fields() -> list[FieldSpec]:
-    """Every field of a config: each section's ``name`` (with its choices) and each parameter."""
-    fields: list[FieldSpec] = []
-    for section in SECTIONS:
-        names = tuple(c.name for c in components(section))
-        default = SECTION_DEFAULTS[section] or names[0]
-        fields.append(FieldSpec(f"{section}.name", "choice", default,
-                                f"which {section.replace('_', ' ')} to use", choices=names))
-        merged: dict[tuple[str, Any, str], list[str]] = {}
-        for comp in components(section):
-            for p in comp.params:
-                merged.setdefault((p.name, p.default, p.help), []).append(comp.name)
-        for (name, default, help_), users in merged.items():
-            p = next(p for c in components(section) for p in c.params if p.name == name)
-            fields.append(FieldSpec(f"{section}.params.{name}", p.kind, default, help_,
-                                    names=tuple(users)))
-    return fields
-
-
-def validate_field(key: str, text: str, name: str | None = None) -> str | None:
-    """The problem with ``text`` typed in field ``key`` (for section name ``name``), or None.
-
-    ``text`` is read as YAML (``0.05``, ``true``, ``[5, 1, 1]``); the type and range rules
-    are those of ``spkemb-engine config check``. Rules between fields (snr_min <= snr_max)
-    are checked when the whole config is parsed.
-    """
-    section, _, rest = key.partition(".")
-    if section not in SECTIONS:
-        return f"unknown section {section!r}; accepted: {', '.join(SECTIONS)}"
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        return f"not a YAML value: {getattr(e, 'problem', None) or e}"
-    if rest == "name":
-        if find_component(section, value) is None:
-            return f"unknown name {describe(value)}; accepted: {accepted_names(section)}"
-        return None
-    param_name = rest.removeprefix("params.")
-    comps = [c for c in components(section) if name is None or find_component(section, name) is c]
-    params = [p for c in comps if (p := c.param(param_name)) is not None]
-    if not params:
-        return f"unknown field {key!r}"
-    try:
-        params[0].value(value)
-    except Invalid as e:
-        return str(e)
-    return None
-
-
-#: :func:`config_fields`, computed once
-FIELD_SPECS: tuple[FieldSpec, ...] = tuple(config_fields())

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from engine.config import parse_config
+from engine.config import parse_config, template_text
 from engine.errors import AudioError
 from engine.model import SincTDNN, build_model
 from engine.model.sincnet import SincConv1d, hz_to_mel
@@ -19,38 +19,8 @@ from tests.conftest import TINY_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: the architecture and task of the tutorial's config.yml (the rest does not change the network)
-TUTORIAL_CONFIG = """\
-feature_extraction:
-   name: pyannote.audio.features.RawAudio
-   params:
-      sample_rate: 16000
-architecture:
-   name: pyannote.audio.models.SincTDNN
-   params:
-      sincnet:
-         stride: [5, 1, 1]
-         waveform_normalize: True
-         instance_normalize: True
-      tdnn:
-         embedding_dim: 512
-      embedding:
-         batch_normalize: False
-         unit_normalize: False
-task:
-   name: AdditiveAngularMarginLoss
-   params:
-      margin: 0.05
-      s: 10
-      duration: 2.0
-      per_fold: 256
-      per_label: 1
-      per_epoch: 5
-scheduler:
-   name: ConstantScheduler
-   params:
-      learning_rate: 0.01
-"""
+#: the tutorial's config.yml
+TUTORIAL_CONFIG = template_text("tutorial")
 
 #: SincNet 42,682 + TDNN frame layers 2,763,704 + segment6 1,536,512 (pyannote 1.x's unused
 #: segment7, 262,656 more, is left out)

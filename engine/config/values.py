@@ -1,0 +1,133 @@
+"""The kinds of value a config parameter may hold: how each is read, typed and range-checked."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+#: a pyannote.database Collection protocol, e.g. MUSAN.Collection.BackgroundNoise
+COLLECTION_PATTERN = re.compile(r"^[A-Za-z0-9_-]+\.Collection\.[A-Za-z0-9_-]+$")
+
+FACTORS_WORDS = "a list of speed factors, e.g. [0.9, 1.0, 1.1]"
+SCHEDULE_WORDS = ("nothing (null: a constant margin) or a mapping such as {increase_start_epoch: 20, "
+                  "fix_start_epoch: 40, increase_type: exp}")
+
+TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "stride": "a list of 3 positive integers, e.g. [5, 1, 1]",
+    "protocols": "a Collection protocol name or a list of them, e.g. [MUSAN.Collection.Music]",
+    "choice": "a name",
+    "factors": FACTORS_WORDS,
+    "margin_schedule": SCHEDULE_WORDS,
+}
+
+#: the Python type of each kind, as the config dataclasses' fields are annotated
+KIND_TYPES = {
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "stride": "tuple[int, int, int]",
+    "protocols": "tuple[str, ...]",
+    "factors": "tuple[float, ...]",
+    "margin_schedule": "MarginSchedule | None",
+}
+
+
+class Invalid(ValueError):
+    """A value that breaks its parameter's rule; the message says what is expected."""
+
+
+def describe(value: Any) -> str:
+    """How a YAML value reads in an error message."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+def _number(value: Any, kind: str) -> Any:
+    # bool is a subclass of int in Python; in a config `true` is never a number.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Invalid(f"expected {TYPE_WORDS[kind]}, got {describe(value)}")
+    if kind == "int":
+        if not isinstance(value, int):
+            raise Invalid(f"expected an integer, got {value!r}")
+        return value
+    if not math.isfinite(value):
+        raise Invalid(f"expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _stride(value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        raise Invalid(f"expected {TYPE_WORDS['stride']}, got {describe(value)}"
+                      + (f" of {len(value)} items" if isinstance(value, (list, tuple)) else ""))
+    items = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+            raise Invalid(f"expected {TYPE_WORDS['stride']}, got {describe(item)} among them")
+        items.append(item)
+    return tuple(items)
+
+
+def _protocols(value: Any) -> tuple[str, ...]:
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not names:
+        raise Invalid(f"expected {TYPE_WORDS['protocols']}, got {describe(value)}")
+    for name in names:
+        if not isinstance(name, str) or not COLLECTION_PATTERN.match(name):
+            raise Invalid(f"{describe(name)} is not a Collection protocol name: write "
+                          "Database.Collection.Name, e.g. MUSAN.Collection.BackgroundNoise")
+    return tuple(names)
+
+
+def coerce(kind: str, value: Any) -> Any:
+    """``value`` as the Python value of ``kind``, or :class:`Invalid` saying what is expected."""
+    from engine.config.recipe_values import margin_schedule, speed_factors
+
+    if kind in ("int", "float"):
+        return _number(value, kind)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise Invalid(f"expected true or false, got {describe(value)}")
+        return value
+    if kind == "stride":
+        return _stride(value)
+    if kind == "protocols":
+        return _protocols(value)
+    if kind in ("factors", "margin_schedule"):
+        try:
+            return (speed_factors if kind == "factors" else margin_schedule)(value)
+        except ValueError as e:
+            raise Invalid(str(e)) from None
+    raise AssertionError(kind)
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def at_least(low: float) -> Callable[[float], str | None]:
+    return lambda value: None if value >= low else f"must be at least {low}"
+
+
+def in_range(low: float, high: float, high_open: bool = True,
+             high_text: str | None = None) -> Callable[[float], str | None]:
+    top = high_text or str(high)
+
+    def check(value: float) -> str | None:
+        if value < low or value > high or (high_open and value == high):
+            return f"must be in [{low}, {top}{')' if high_open else ']'}"
+        return None
+    return check
