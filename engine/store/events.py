@@ -35,9 +35,10 @@ FORMAT_VERSION = 1
 
 #: writer methods an event file may replay (create_run aside)
 RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_checkpoint",
-                     "add_validation", "set_best", "add_extraction", "add_problem"})
+                     "add_validation", "set_best", "add_extraction", "add_problem",
+                     "add_diarization"})
 _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint"})
-_PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path"})
+_PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path", "checkpoint"})
 _ID_ARGS = ("parent_id", "train_run_id")
 
 
@@ -150,6 +151,10 @@ class EventWriter:
         """As ``Store.add_problem``."""
         self._op("add_problem", run_id, **fields)
 
+    def add_diarization(self, run_id: int, **fields: Any) -> None:
+        """As ``Store.add_diarization`` (of the extraction this run wrote)."""
+        self._op("add_diarization", run_id, **fields)
+
 
 def recorder(db_path: str | os.PathLike[str] | None, *, events_path: str | os.PathLike[str],
              events: bool = False) -> Store | EventWriter:
@@ -247,9 +252,9 @@ def import_events(path: str | os.PathLike[str], store: Store) -> dict[str, int]:
             todo = [r for r in records if r["seq"] > last]
             for record in todo:
                 args = dict(record["args"])
-                if record["op"] == "add_validation" and args.get("train_run_id") is not None \
-                        and store.run(args["train_run_id"]) is None:
-                    args["train_run_id"] = None
+                for key in ("train_run_id", "validate_run_id"):
+                    if args.get(key) is not None and store.run(args[key]) is None:
+                        args[key] = None  # an id of another database means nothing here
                 getattr(store, record["op"])(run_id, **args, _at=record["t"])
             if todo or known is None:
                 last = max([last] + [r["seq"] for r in todo])

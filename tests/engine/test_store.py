@@ -27,7 +27,13 @@ EXPECTED_COLUMNS = {
     "validations": ["id", "run_id", "train_run_id", "epoch", "eer", "eer_low", "eer_high",
                     "mindcf_01", "mindcf_005", "threshold", "n_trials", "scores_path", "time"],
     "extractions": ["id", "run_id", "epoch", "protocol", "subset", "out_dir", "mode", "step",
-                    "duration", "files", "audio_seconds", "wall_seconds", "time"],
+                    "duration", "files", "audio_seconds", "wall_seconds", "time", "checkpoint",
+                    "checkpoint_sha256", "checkpoint_name", "validate_run_id", "chosen_by"],
+    "diarizations": ["id", "run_id", "extraction_id", "out_dir", "epoch", "protocol", "subset", "collar",
+                     "skip_overlap", "num_speakers", "threshold", "tuned_on", "linkage", "frame_rule",
+                     "files", "der", "missed", "false_alarm", "confusion", "total", "time"],
+    "diarization_files": ["id", "diarization_id", "uri", "der", "missed", "false_alarm", "confusion",
+                          "total", "speakers", "speakers_found", "rttm_path"],
     "data_problems": ["id", "run_id", "path", "problem", "fatal", "time"],
     "event_imports": ["uid", "run_id", "path", "seq", "imported_at"],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
@@ -51,7 +57,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(3,)]
+        assert store.query("PRAGMA user_version")[1] == [(4,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

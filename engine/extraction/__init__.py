@@ -1,0 +1,1 @@
+"""Extraction and what is done with extracted embeddings (the diarization check)."""
