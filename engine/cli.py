@@ -152,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["running", "completed", "failed", "stopped", "lost"], help="only runs with this status")
     p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default: table)")
+    p.add_argument("--stale", action="store_true",
+                   help="list the stale extractions instead: made from an epoch that params.yml no longer points at")
     _db_options(p, database=False)
 
     p = sub.add_parser("import", help="ingest event files written on a network filesystem",
