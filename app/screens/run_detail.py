@@ -12,7 +12,7 @@ from textual.widgets import Footer, Header, Static
 
 from app import processes, reader
 from app.messages import DetailLoaded
-from app.runs_view import duration, eer_text, epoch_text, protocol_text
+from app.runs_view import der_text, duration, eer_text, epoch_text, protocol_text
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -128,7 +128,15 @@ class RunDetailScreen(Screen):
         for a in data["applies"]:
             total = a.get("progress_total")
             progress = f"{int(a.get('progress') or 0)}/{int(total)} files" if total else ""
-            ext.append(f"#{a['id']} {a.get('status')} {a.get('protocol')}.{a.get('subset')} {progress}")
+            epoch = f"epoch {a['target_epoch']} " if a.get("target_epoch") is not None else ""
+            ext.append(f"#{a['id']} {a.get('status')} {a.get('protocol')}.{a.get('subset')} {epoch}{progress}")
+            check = data.get("der", {}).get(a["id"])
+            if check is not None:
+                ext.append(f"  {der_text(check)}")
+            stale = data.get("stale", {}).get(a["id"])
+            if stale is not None:
+                ext.append(f"  [b yellow]stale[/]: params.yml now points at epoch {stale['current_epoch']} "
+                           "— press e to extract again")
             ext.append(f"  → {ws.show(a.get('out_dir'))}")
         if len(ext) == 1:
             ext.append("none yet — press e to extract embeddings")
@@ -268,6 +276,6 @@ class RunDetailScreen(Screen):
         ws = self.app.workspace
         argv = processes.apply_argv(val, choice["protocol"], subset=choice["subset"], step=choice["step"],
                                     epoch=choice.get("epoch"), device=choice["device"], db=ws.db_path,
-                                    database=ws.database_yml)
+                                    database=ws.database_yml, diarize=bool(choice.get("diarize")))
         self._launch(argv, Path(val) / "apply.log", kind="apply", what="extraction",
                      protocol=choice["protocol"], subset=choice["subset"], device=choice["device"])
