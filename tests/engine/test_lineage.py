@@ -76,3 +76,31 @@ def test_a_revalidation_of_the_same_val_dir_decides(tmp_path: Path, db_path: Pat
                                  subset="development", config={}, command=["validate"], device="cpu")
         store.set_best(again, epoch=1, eer=0.1, how="lowest-eer")
         assert [r["current_epoch"] for r in store.stale_extractions()] == [1]
+
+
+def test_event_files_carry_lineage_and_der(tmp_path: Path) -> None:
+    from engine.store import EventWriter, import_events
+
+    out = tmp_path / "val" / "apply" / "3"
+    with EventWriter(tmp_path / "events.jsonl") as writer:
+        run = writer.create_run(kind="apply", exp_dir=None, out_dir=out, protocol="M.S.P", subset="test",
+                                config=None, command=["apply"], device="cpu")
+        writer.add_extraction(run, epoch=3, protocol="M.S.P", subset="test", out_dir=out, mode="exact", step=0.1,
+                              duration=1.0, files=1, audio_seconds=9.0, wall_seconds=1.0, checkpoint="w/0003.pt",
+                              checkpoint_sha256="cd" * 32, checkpoint_name="3", validate_run_id=77,
+                              chosen_by="--epoch")
+        writer.add_diarization(run, out_dir=out, epoch=3, protocol="M.S.P", subset="test", collar=0.0,
+                               skip_overlap=False, num_speakers="oracle", threshold=None, tuned_on=None,
+                               linkage="average/cosine", frame_rule="majority", der=0.25, missed=1.0,
+                               false_alarm=0.0, confusion=1.5, total=10.0,
+                               files=[{"uri": "m1", "der": 0.25, "missed": 1.0, "false_alarm": 0.0,
+                                       "confusion": 1.5, "total": 10.0, "speakers": 2, "speakers_found": 2,
+                                       "rttm_path": str(out / "m1.rttm")}])
+    with open_store(tmp_path / "runs.db") as store:
+        import_events(tmp_path / "events.jsonl", store)
+        (extraction,) = store.extractions(store.find_runs(kind="apply")[0]["id"])
+        assert extraction["checkpoint_sha256"] == "cd" * 32 and extraction["chosen_by"] == "--epoch"
+        assert extraction["validate_run_id"] is None  # an id of the other database means nothing here
+        (check,) = store.diarizations(out)
+        assert check["extraction_id"] == extraction["id"] and check["der"] == 0.25
+        assert store.diarization_files(check["id"])[0]["uri"] == "m1"
