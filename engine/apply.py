@@ -97,8 +97,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
     refuse_problems(writer, run_id, check_files(str(f["audio"]) for f in files),
                     f"{args.protocol} {args.subset}")
     if args.diarize:  # refused before hours of extraction, not after
-        from engine.extraction.check import require_references
+        from engine.extraction.check import check_settings, request_from_args, require_references
 
+        check_settings(request_from_args(args, val_dir).settings, args.subset)
         require_references(files, args.protocol, args.subset)
 
     sha256 = file_sha256(checkpoint)

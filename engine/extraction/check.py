@@ -106,9 +106,6 @@ def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[Fi
 
 
 def _tune(request: DiarizeRequest, protocol: Any, precomputed: Precomputed) -> tuple[float, str]:
-    if request.subset == "development":
-        raise SpkembError("--num-speakers tuned tunes the threshold on the development subset: score "
-                          "another subset (--subset test), or use --num-speakers oracle")
     try:
         dev = subset_files(protocol, "development")
     except ProtocolError as e:
@@ -116,6 +113,17 @@ def _tune(request: DiarizeRequest, protocol: Any, precomputed: Precomputed) -> t
     require_references(dev, request.protocol, "development")
     threshold, _ = tune_threshold(_prepare(precomputed, dev, "development"), request.settings)
     return threshold, f"{request.protocol}.development"
+
+
+def check_settings(settings: DerSettings, subset: str) -> None:
+    """Refuse settings that cannot give a fair DER (before any extraction is paid for)."""
+    if settings.num_speakers not in NUM_SPEAKERS:
+        raise SpkembError(f"--num-speakers {settings.num_speakers}: use oracle or tuned")
+    if not settings.collar >= 0:
+        raise SpkembError(f"--collar {settings.collar}: a collar is a duration >= 0 seconds")
+    if settings.num_speakers == "tuned" and subset == "development":
+        raise SpkembError("--num-speakers tuned tunes the threshold on the development subset: score "
+                          "another subset (--subset test), or use --num-speakers oracle")
 
 
 def run_check(request: DiarizeRequest) -> DiarizationReport:
@@ -127,10 +135,7 @@ def run_check(request: DiarizeRequest) -> DiarizationReport:
         Not an extraction folder, a protocol without speaker turns, embeddings missing for a
         file, or a uri that would leave the folder; nothing is written then.
     """
-    if request.settings.num_speakers not in NUM_SPEAKERS:
-        raise SpkembError(f"--num-speakers {request.settings.num_speakers}: use oracle or tuned")
-    if request.settings.collar < 0:
-        raise SpkembError(f"--collar {request.settings.collar}: a collar is a duration >= 0 seconds")
+    check_settings(request.settings, request.subset)
     precomputed = Precomputed(request.extraction.root)
     protocol = load_protocol(request.protocol, request.database)
     files = subset_files(protocol, request.subset)

@@ -192,3 +192,13 @@ def test_diarize_refuses_what_it_cannot_score(tmp_path: Path, demo_corpus: Path,
     done = run_engine("diarize", str(folder), "NoRef.SpeakerDiarization.Meetings", database=tmp_path / "database.yml")
     assert done.returncode == 2 and "speaker turns" in done.stderr, done.stderr
     assert not list(folder.rglob("*.rttm"))
+
+
+def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    done = run_engine("apply", "--diarize", "--subset", "development", "--num-speakers", "tuned", str(val_dir),
+                      MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "tunes the threshold on the development subset" in done.stderr
+    done = run_engine("apply", "--diarize", "--collar", "-1", str(val_dir), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "--collar -1.0" in done.stderr
+    assert not list((val_dir / "apply").rglob("*.npy"))
