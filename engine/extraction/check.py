@@ -63,8 +63,8 @@ class DiarizationReport:
         width = max([len(f.uri) for f in self.files] + [5])
         out = [f"{f.uri:<{width}}  {f.components.text()}  speakers {f.speakers} -> {f.speakers_found}"
                for f in self.files]
-        how = (f"oracle number of speakers" if s.num_speakers == "oracle"
-               else f"cosine threshold {self.threshold:.2f} tuned on {self.tuned_on}")
+        how = ("oracle number of speakers" if s.num_speakers == "oracle"
+               else f"threshold {self.threshold:.3f} tuned on {self.tuned_on}")
         out.append(f"{'total':<{width}}  {self.total.text()}  over {len(self.files)} files "
                    f"(collar {s.collar:g} s, overlap {'skipped' if s.skip_overlap else 'scored'}, {how})")
         return out

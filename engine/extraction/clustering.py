@@ -1,10 +1,13 @@
-"""Agglomerative clustering of one file's window embeddings (scipy), on cosine distance.
+"""Agglomerative clustering of one file's window embeddings (scipy), in cosine geometry.
 
-Average linkage on cosine distance (``scipy.cluster.hierarchy.linkage(X, "average", "cosine")``):
-the usual choice for speaker embeddings (centroid and Ward linkage assume Euclidean geometry,
-which a cosine-scored embedding does not have). The tree is cut either into a given number of
-clusters (``maxclust``: the oracle number of speakers) or at a cosine distance threshold
-(``distance``: tuned on a development subset). Torch-free.
+Rows are scaled to unit length, so that the Euclidean distance between two of them,
+``sqrt(2 (1 - cos))``, is a monotone function of their cosine distance, then merged with Ward's
+linkage (``scipy.cluster.hierarchy.linkage(X, "ward")``). Ward rather than average linkage:
+measured on the demo meetings (bench/diarize_der.py), average linkage on cosine distance cut into
+the oracle number of speakers leaves one giant cluster and a few outlier windows (DER 59 % for
+the trained demo network), Ward gives clusters of speaker size (36 %). The tree is cut either
+into a given number of clusters (``maxclust``: the oracle number of speakers) or at a merge
+height (``distance``: a threshold tuned on a development subset). Torch-free.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-LINKAGE = "average"
-METRIC = "cosine"
+LINKAGE = "ward"
+METRIC = "unit-norm"
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,10 @@ class Tree:
 
     n: int
     merges: np.ndarray | None
+
+    def heights(self) -> np.ndarray:
+        """Merge heights (where the tree can be cut)."""
+        return np.empty(0) if self.merges is None else self.merges[:, 2]
 
     def cut(self, *, n_clusters: int | None = None, threshold: float | None = None) -> np.ndarray:
         """Cluster index (0, 1, ...) of each row: ``n_clusters`` clusters, or merges below ``threshold``.
@@ -42,10 +49,10 @@ class Tree:
 
 
 def build_tree(embeddings: np.ndarray) -> Tree:
-    """Average-linkage tree of ``embeddings`` ``(rows, dimension)`` on cosine distance.
+    """Ward tree of ``embeddings`` ``(rows, dimension)`` scaled to unit length.
 
-    Rows of zeros (a dead network) have no direction; they are nudged by a tiny constant so
-    that the cosine distance stays defined (every such row is then at distance 0 of the others).
+    Rows of zeros (a dead network) have no direction and stay at the origin, at distance 1 of
+    every unit row.
     """
     x = np.asarray(embeddings, dtype=np.float64)
     if x.ndim != 2:
@@ -53,5 +60,5 @@ def build_tree(embeddings: np.ndarray) -> Tree:
     if len(x) < 2:
         return Tree(len(x), None)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = np.where(norms > 1e-12, x, x + 1e-6)
-    return Tree(len(x), linkage(x, method=LINKAGE, metric=METRIC))
+    x = x / np.maximum(norms, 1e-12)
+    return Tree(len(x), linkage(x, method=LINKAGE))

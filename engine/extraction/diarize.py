@@ -5,9 +5,10 @@ What is judged is the embedding, nothing else (Bredin 2017, "TristouNet"; the tu
 
 - speech activity is the reference's (oracle SAD): speech = ``annotation`` ∩ ``annotated``;
 - a window is clustered when at least half of it is speech (:data:`MIN_SPEECH`);
-- the clustered windows of a file are grouped by average-linkage agglomerative clustering on
-  cosine distance (``engine.extraction.clustering``, scipy), into the oracle number of speakers
-  or at a cosine-distance threshold tuned on the protocol's development subset;
+- the clustered windows of a file are grouped by agglomerative clustering (Ward linkage on
+  unit-length embeddings, i.e. in cosine geometry; ``engine.extraction.clustering``, scipy), into
+  the oracle number of speakers or at a merge-height threshold tuned on the protocol's
+  development subset;
 - frames are ``step`` long (the extraction's hop); a frame takes the label most of the clustered
   windows that contain it carry (majority), a tie going to the window whose centre is nearest
   the frame's; a speech frame inside no clustered window takes the nearest window's label;
@@ -38,8 +39,8 @@ from engine.extraction.clustering import LINKAGE, METRIC, Tree, build_tree
 #: a window is clustered when this fraction of it is reference speech
 MIN_SPEECH = 0.5
 FRAME_RULE = "majority"
-#: cosine distances tried when tuning the threshold on the development subset
-THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 40))
+#: thresholds tried when tuning: this many quantiles of the development trees' merge heights
+N_THRESHOLDS = 100
 NUM_SPEAKERS = ("oracle", "tuned")
 
 
@@ -209,15 +210,22 @@ def score(items: Sequence[FileInput], settings: DerSettings,
 
 
 def tune_threshold(items: Sequence[FileInput], settings: DerSettings) -> tuple[float, Components]:
-    """The cosine-distance threshold of :data:`THRESHOLDS` with the lowest total DER on ``items``."""
+    """The merge-height threshold with the lowest total DER on ``items`` (the development files).
+
+    Tried: :data:`N_THRESHOLDS` quantiles of the merge heights of every development tree, and
+    one above the highest (a single cluster per file).
+    """
     if not items:
         raise SpkembError("no development file to tune the clustering threshold on")
+    heights = np.concatenate([item.tree.heights() for item in items] + [np.zeros(1)])
+    candidates = np.unique(np.round(np.quantile(heights, np.linspace(0, 1, N_THRESHOLDS)), 6))
+    candidates = np.append(candidates, heights.max() + 1e-6)
     tuned = DerSettings(settings.collar, settings.skip_overlap, "tuned")
     best: tuple[float, Components] | None = None
-    for threshold in THRESHOLDS:
-        _, total = score(items, tuned, threshold)
+    for threshold in candidates:
+        _, total = score(items, tuned, float(threshold))
         if best is None or total.der < best[1].der:
-            best = (threshold, total)
+            best = (float(threshold), total)
     assert best is not None
     return best
 
