@@ -94,10 +94,13 @@ def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path
 
 def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: float = 0.1,
                epoch: int | None = None, device: str | None = None,
-               db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+               db: str | Path | None = None, database: str | Path | None = None,
+               diarize: bool = False) -> list[str]:
     args = ["apply", "--subset", subset, "--step", str(step)]
     if epoch is not None:
         args += ["--epoch", str(epoch)]
+    if diarize:
+        args.append("--diarize")
     if device:
         args += ["--device", device]
     return engine_argv(*args, *_common(db, database), str(val), protocol)

@@ -142,6 +142,7 @@ def read_detail(path: Path, run_id: int, since_step: int) -> dict[str, Any]:
         validations = store.validations(train_run_id=train_id)
         # a fork's parent (train --init-from), for its lineage and config diff
         init_parent = store.run(int(train["init_run_id"])) if train.get("init_run_id") is not None else None
+        applies = [r for r in children + grandchildren if r.get("kind") == "apply"]
         return {
             "init_parent": init_parent,
             "run": run,
@@ -151,9 +152,23 @@ def read_detail(path: Path, run_id: int, since_step: int) -> dict[str, Any]:
             "checkpoints": store.checkpoints(train_id),
             "validations": validations,
             "validators": [r for r in children if r.get("kind") == "validate"],
-            "applies": [r for r in children + grandchildren if r.get("kind") == "apply"],
+            "applies": applies,
+            **extraction_checks(store, [int(a["id"]) for a in applies]),
             "problems": store.problems(train_id) + [p for v in children for p in store.problems(int(v["id"]))],
         }
+
+
+def extraction_checks(store: Any, apply_ids: list[int]) -> dict[str, dict[int, dict]]:
+    """For these apply runs: the latest diarization check of each (``der``) and the stale ones
+    (``stale``: the row of the ``stale_extractions`` view, with the epoch params.yml points at now)."""
+    wanted = set(apply_ids)
+    der = {}
+    for run_id in apply_ids:
+        rows = store.diarizations(run_id=run_id)
+        if rows:
+            der[run_id] = rows[0]
+    stale = {int(r["apply_run_id"]): r for r in store.stale_extractions() if r["apply_run_id"] in wanted}
+    return {"der": der, "stale": stale}
 
 
 def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = None) -> list[dict[str, Any]]:

@@ -48,6 +48,15 @@ def eer_text(run: dict[str, Any]) -> str:
     return f"{100 * eer:.2f} % @ {epoch}"
 
 
+def der_text(check: dict[str, Any]) -> str:
+    """``DER 12.34 % (missed …, false alarm …, confusion …) oracle`` of a ``diarizations`` row."""
+    total = check.get("total") or 0.0
+    share = (lambda s: 100 * (s or 0.0) / total) if total > 0 else (lambda s: 0.0)
+    how = "oracle speakers" if check.get("num_speakers") == "oracle" else f"threshold {check.get('threshold') or 0:.2f}"
+    return (f"DER {100 * check['der']:.2f} % (missed {share(check.get('missed')):.2f} %, false alarm "
+            f"{share(check.get('false_alarm')):.2f} %, confusion {share(check.get('confusion')):.2f} %) {how}")
+
+
 def protocol_text(run: dict[str, Any]) -> str:
     protocol, subset = run.get("protocol") or "", run.get("subset")
     return f"{protocol}.{subset}" if subset else protocol

@@ -154,10 +154,16 @@ def cmd_apply(args: argparse.Namespace) -> int:
                                name=f"apply {args.protocol}.{args.subset}")
     refuse_problems(writer, run_id, check_files(str(f["audio"]) for f in files),
                     f"{args.protocol} {args.subset}")
+    if args.diarize:  # refused before hours of extraction, not after
+        from engine.extraction.check import check_settings, request_from_args, require_references
 
+        check_settings(request_from_args(args, val_dir).settings, args.subset)
+        require_references(files, args.protocol, args.subset)
+
+    sha256 = file_sha256(checkpoint)
     metadata = {"start": 0.0, "duration": window / sample_rate, "step": hop / sample_rate,
                 "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
-                "checkpoint_sha256": file_sha256(checkpoint), "mode": mode, "sample_rate": sample_rate,
+                "checkpoint_sha256": sha256, "mode": mode, "sample_rate": sample_rate,
                 "protocol": args.protocol, "subset": args.subset}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metadata.yml", yaml.safe_dump(metadata, sort_keys=False))
@@ -183,8 +189,23 @@ def cmd_apply(args: argparse.Namespace) -> int:
                               protocol=args.protocol, subset=args.subset,
                               out_dir=out_dir, mode=mode, step=hop / sample_rate,
                               duration=window / sample_rate, files=len(signals),
-                              audio_seconds=audio_seconds, wall_seconds=wall)
+                              audio_seconds=audio_seconds, wall_seconds=wall,
+                              checkpoint=checkpoint.resolve(), checkpoint_sha256=sha256,
+                              validate_run_id=parents[0]["id"] if parents else None,
+                              chosen_by="params.yml" if args.epoch is None else "--epoch")
         print(f"apply: {len(signals)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
               f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({mode}, {device}) -> {out_dir}",
               file=sys.stderr)
+        if args.diarize:
+            _diarize(args, out_dir, writer, run_id)
     return 0
+
+
+def _diarize(args: argparse.Namespace, out_dir: Path, writer: object, run_id: int) -> None:
+    """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
+    from engine.extraction.check import request_from_args, run_check
+
+    report = run_check(request_from_args(args, out_dir))
+    for line in report.lines():
+        print(line)
+    writer.add_diarization(run_id, **report.record())

@@ -19,6 +19,7 @@ HANDLERS: dict[str, str] = {
     "train": "engine.train:cmd_train",
     "validate": "engine.validate:cmd_validate",
     "apply": "engine.apply:cmd_apply",
+    "diarize": "engine.extraction.check:cmd_diarize",
     "pick": "engine.selection:cmd_pick",
     "average": "engine.training.average:cmd_average",
     "export": "engine.extraction.export:cmd_export",
@@ -50,6 +51,17 @@ def _db_options(p: argparse.ArgumentParser, database: bool = True) -> None:
         p.add_argument("--database", metavar="FILE",
                        help="pyannote database.yml (default: $PYANNOTE_DATABASE_CONFIG, "
                             "else ./database.yml, else ~/.pyannote/database.yml)")
+
+
+def _der_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--collar", type=float, default=0.0, metavar="SECONDS",
+                   help="forgiveness collar, whole width around each reference boundary, as pyannote.metrics "
+                        "counts it (default: 0, pyannote's full AMI practice; 0.5 = NIST md-eval's 0.25 s)")
+    p.add_argument("--skip-overlap", action="store_true",
+                   help="leave overlapped speech out of the score (default: scored)")
+    p.add_argument("--num-speakers", default="oracle", choices=["oracle", "tuned"],
+                   help="clusters per file: the reference's number of speakers (default), or a cosine "
+                        "threshold tuned on the protocol's development subset (extracted into the same folder)")
 
 
 def _train_options(p: argparse.ArgumentParser) -> None:
@@ -140,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "checkpoint (default: export it to a temporary file)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=int, default=128, metavar="B", help="windows per batch (default: 128)")
+    p.add_argument("--diarize", action="store_true",
+                   help="then run the diarization check (as `spkemb-engine diarize`) on the extracted subset")
+    _der_options(p)
     _db_options(p)
     p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
     p.add_argument("protocol", metavar="PROTOCOL", help="protocol whose files to embed")
@@ -154,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: from FILE's suffix (.onnx; .pt or .ts for TorchScript)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
     p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
+    p = sub.add_parser("diarize", help="diarization check of an extraction: RTTMs and DER",
+                       description="Cluster each file's window embeddings (oracle speech regions, "
+                                   "average-linkage cosine clustering), write {uri}.rttm beside the "
+                                   ".npy files and print the diarization error rate (pyannote.metrics).")
+    p.add_argument("--subset", default="test", help="subset to score (default: test)")
+    _der_options(p)
+    _db_options(p)
+    p.add_argument("extraction", metavar="EXTRACTION_DIR", help="VAL_DIR/apply/EPOCH, written by apply")
+    p.add_argument("protocol", metavar="PROTOCOL", help="speaker diarization protocol with reference RTTMs")
 
     p = sub.add_parser("pick", help="choose the epoch params.yml points at",
                        description="Point VAL_DIR/params.yml at the lowest-EER epoch, or at --epoch.")
@@ -179,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["running", "completed", "failed", "stopped", "lost"], help="only runs with this status")
     p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default: table)")
+    p.add_argument("--stale", action="store_true",
+                   help="list the stale extractions instead: made from an epoch that params.yml no longer points at")
     _db_options(p, database=False)
 
     p = sub.add_parser("import", help="ingest event files written on a network filesystem",

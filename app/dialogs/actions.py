@@ -8,7 +8,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from app.gpus import device_options
 from app.protocols_list import default_extract, protocols
@@ -75,6 +75,7 @@ class ExtractDialog(ModalScreen[dict | None]):
             yield Input("0.1", placeholder="step, as a fraction of the window", id="step", type="number")
             yield Input("", placeholder="epoch (blank: the picked best)", id="epoch", type="integer")
             yield Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device")
+            yield Checkbox("then the diarization check (DER, RTTMs)", False, id="diarize")
             yield Static("", id="error")
             with Horizontal():
                 yield Button("Extract", variant="primary", id="ok")
@@ -107,6 +108,11 @@ class ExtractDialog(ModalScreen[dict | None]):
         if default:
             select.value = default
 
+    def on_select_changed(self, event: Select.Changed) -> None:
+        # a speaker diarization protocol has reference turns to score the embeddings against
+        if event.select.id == "protocol" and event.value is not Select.NULL:
+            self.query_one("#diarize", Checkbox).value = ".SpeakerDiarization." in str(event.value)
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "ok":
             self.dismiss(None)
@@ -124,7 +130,8 @@ class ExtractDialog(ModalScreen[dict | None]):
         epoch = self.query_one("#epoch", Input).value.strip()
         self.dismiss({"protocol": str(protocol), "subset": self.query_one("#subset", Input).value.strip() or "test",
                       "step": step, "epoch": int(epoch) if epoch else None,
-                      "device": str(self.query_one("#device", Select).value)})
+                      "device": str(self.query_one("#device", Select).value),
+                      "diarize": self.query_one("#diarize", Checkbox).value})
 
     def action_cancel(self) -> None:
         self.dismiss(None)

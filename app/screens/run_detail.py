@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Static
 from app import processes, reader
 from app.lineage import lineage_lines
 from app.messages import DetailLoaded
-from app.runs_view import duration, eer_text, epoch_text, protocol_text
+from app.runs_view import der_text, duration, eer_text, epoch_text, protocol_text
 from app.validation_view import best_marker, comparison_lines, figures
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
@@ -157,7 +157,15 @@ class RunDetailScreen(Screen):
         for a in data["applies"]:
             total = a.get("progress_total")
             progress = f"{int(a.get('progress') or 0)}/{int(total)} files" if total else ""
-            ext.append(f"#{a['id']} {a.get('status')} {a.get('protocol')}.{a.get('subset')} {progress}")
+            epoch = f"epoch {a['target_epoch']} " if a.get("target_epoch") is not None else ""
+            ext.append(f"#{a['id']} {a.get('status')} {a.get('protocol')}.{a.get('subset')} {epoch}{progress}")
+            check = data.get("der", {}).get(a["id"])
+            if check is not None:
+                ext.append(f"  {der_text(check)}")
+            stale = data.get("stale", {}).get(a["id"])
+            if stale is not None:
+                ext.append(f"  [b yellow]stale[/]: params.yml now points at epoch {stale['current_epoch']} "
+                           "— press e to extract again")
             ext.append(f"  → {ws.show(a.get('out_dir'))}")
         if len(ext) == 1:
             ext.append("none yet — press e to extract embeddings")
@@ -331,7 +339,7 @@ class RunDetailScreen(Screen):
         ws = self.app.workspace
         argv = processes.apply_argv(val, choice["protocol"], subset=choice["subset"], step=choice["step"],
                                     epoch=choice.get("epoch"), device=choice["device"], db=ws.db_path,
-                                    database=ws.database_yml)
+                                    database=ws.database_yml, diarize=bool(choice.get("diarize")))
         self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
                      protocol=choice["protocol"], subset=choice["subset"], device=choice["device"])
 

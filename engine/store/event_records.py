@@ -22,7 +22,7 @@ FORMAT_VERSION = 1
 
 #: writer methods an event file may replay (create_run aside)
 RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_checkpoint", "remove_checkpoint",
-                     "add_validation", "set_best", "add_extraction", "add_problem"})
+                     "add_validation", "set_best", "add_extraction", "add_problem", "add_diarization"})
 
 #: arguments that take one of a few words
 _CHOICES: dict[str, tuple[str, ...]] = {"kind": RUN_KINDS, "status": RUN_STATUSES}

@@ -37,7 +37,7 @@ from engine.store.runs import Store, open_store
 
 EVENTS_FILE = EVENTS
 _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint"})
-_PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path"})
+_PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path", "checkpoint"})
 _ID_ARGS = ("parent_id", "train_run_id", "init_run_id")
 
 
@@ -154,6 +154,10 @@ class EventWriter:
         """As ``Store.add_problem``."""
         self._op("add_problem", run_id, **fields)
 
+    def add_diarization(self, run_id: int, **fields: Any) -> None:
+        """As ``Store.add_diarization`` (of the extraction this run wrote)."""
+        self._op("add_diarization", run_id, **fields)
+
 
 def recorder(db_path: str | os.PathLike[str] | None, *, events_path: str | os.PathLike[str],
              events: bool = False) -> Store | EventWriter:
@@ -243,9 +247,9 @@ def _replay(path: Path, run_id: int, records: list[EventRecord], store: Store,
     trn_dir = None
     for record in records:
         args = dict(record.args)
-        if record.op == "add_validation" and args.get("train_run_id") is not None \
-                and store.run(args["train_run_id"]) is None:
-            args["train_run_id"] = None
+        for key in ("train_run_id", "validate_run_id"):
+            if args.get(key) is not None and store.run(args[key]) is None:
+                args[key] = None  # an id of another database means nothing here
         if record.op == "add_checkpoint":
             trn_dir = trn_dir or store.run(run_id)["out_dir"]
             problem = _checkpoint_problem(args["path"], trn_dir)

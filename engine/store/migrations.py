@@ -135,6 +135,53 @@ def m005_named_checkpoints_and_score_norm(db: Database) -> None:
     db["runs"].add_column("best_checkpoint", str)
 
 
+@migrations()
+def m006_diarization_and_lineage(db: Database) -> None:
+    """The diarization check of extractions, and where each extraction's weights came from.
+
+    ``diarizations``: one row per ``diarize`` (or ``apply --diarize``) of an extraction folder:
+    the settings (collar, skip_overlap, oracle or tuned number of speakers, the threshold) and
+    the total DER with its components in seconds; ``diarization_files``: the same per file.
+    ``extractions`` gain the checkpoint (path, sha256, name) and the validate run whose
+    params.yml chose it; the view ``stale_extractions`` lists extractions whose epoch is no
+    longer the one that VAL_DIR's newest validate run points at (an epoch, or averaged weights
+    such as ``avg-top5``: ``runs.best_checkpoint``).
+    """
+    db["diarizations"].create({
+        "id": int, "run_id": int, "extraction_id": int, "out_dir": str, "epoch": int,
+        "protocol": str, "subset": str, "collar": float, "skip_overlap": int,
+        "num_speakers": str, "threshold": float, "tuned_on": str, "linkage": str, "frame_rule": str,
+        "files": int, "der": float, "missed": float, "false_alarm": float, "confusion": float,
+        "total": float, "time": float,
+    }, pk="id", not_null={"out_dir", "der"},
+        foreign_keys=[("run_id", "runs", "id"), ("extraction_id", "extractions", "id")])
+    db["diarization_files"].create({
+        "id": int, "diarization_id": int, "uri": str, "der": float, "missed": float,
+        "false_alarm": float, "confusion": float, "total": float, "speakers": int,
+        "speakers_found": int, "rttm_path": str,
+    }, pk="id", not_null={"diarization_id", "uri"},
+        foreign_keys=[("diarization_id", "diarizations", "id")])
+    db["diarizations"].create_index(["out_dir"])
+    db["diarizations"].create_index(["run_id"])
+    db["diarization_files"].create_index(["diarization_id"])
+    for column, kind in (("checkpoint", str), ("checkpoint_sha256", str),
+                         ("validate_run_id", int), ("chosen_by", str)):
+        db["extractions"].add_column(column, kind)
+    # the validation an extraction followed is the newest validate run of the same VAL_DIR
+    # (validate and pick record params.yml's epoch there as best_epoch)
+    db.execute("""CREATE VIEW stale_extractions AS
+SELECT e.id AS extraction_id, e.run_id AS apply_run_id, e.protocol, e.subset,
+       e.epoch AS extracted_epoch, cur.best_epoch AS current_epoch, cur.id AS validate_run_id,
+       e.checkpoint, e.checkpoint_sha256, e.out_dir, e.time
+FROM extractions AS e
+JOIN runs AS chose ON chose.id = e.validate_run_id
+JOIN runs AS cur ON cur.id = (SELECT MAX(id) FROM runs WHERE kind = 'validate'
+                              AND out_dir = chose.out_dir AND best_epoch IS NOT NULL)
+WHERE cur.best_epoch IS NOT e.epoch
+   OR COALESCE(cur.best_checkpoint, '')
+      IS NOT (CASE WHEN e.checkpoint_name LIKE 'avg-%' THEN e.checkpoint_name ELSE '' END)""")
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

@@ -165,6 +165,23 @@ class StoreReads:
         """Extractions recorded by an apply run."""
         return self._read("SELECT * FROM extractions WHERE run_id = ? ORDER BY id", (run_id,))
 
+    def diarizations(self, out_dir: str | os.PathLike[str] | None = None, *,
+                     run_id: int | None = None) -> list[dict[str, Any]]:
+        """Diarization checks of an extraction folder or of an apply run, newest first."""
+        if (out_dir is None) == (run_id is None):
+            raise StoreError("diarizations(): give out_dir or run_id, not both or neither")
+        column, value = ("out_dir", _abs(out_dir)) if out_dir is not None else ("run_id", run_id)
+        return self._read(f"SELECT * FROM diarizations WHERE {column} = ? ORDER BY id DESC", (value,))
+
+    def diarization_files(self, diarization_id: int) -> list[dict[str, Any]]:
+        """Per-file DER of one diarization check, by uri."""
+        return self._read("SELECT * FROM diarization_files WHERE diarization_id = ? ORDER BY uri",
+                          (diarization_id,))
+
+    def stale_extractions(self) -> list[dict[str, Any]]:
+        """Extractions whose epoch is no longer the one their VAL_DIR points at (the view)."""
+        return self._read("SELECT * FROM stale_extractions ORDER BY extraction_id DESC")
+
     def problems(self, run_id: int) -> list[dict[str, Any]]:
         """Data problems recorded by a run."""
         return self._read("SELECT * FROM data_problems WHERE run_id = ? ORDER BY id", (run_id,))

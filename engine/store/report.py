@@ -152,6 +152,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB "
                          "(the first train/validate/apply run creates it)")
     # someone else's database we may only read: list it without marking lost runs
+    if args.stale:
+        return _print_stale(db, args.format)
     with open_store(db, readonly=not os.access(db, os.W_OK)) as store:
         runs = list_runs(store, status=args.status, kind=args.kind)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
@@ -161,4 +163,34 @@ def cmd_runs(args: argparse.Namespace) -> int:
         _print_csv(runs, columns)
     else:
         _print_table(runs, str(db))
+    return 0
+
+
+_STALE_COLUMNS = ["extraction_id", "apply_run_id", "protocol", "subset", "extracted_epoch", "current_epoch",
+                  "validate_run_id", "out_dir"]
+
+
+def _print_stale(db: os.PathLike[str], fmt: str) -> int:
+    """``runs --stale``: the rows of the ``stale_extractions`` view."""
+    with open_store(db, readonly=True) as store:
+        rows = store.stale_extractions()
+    if fmt == "json":
+        print(json.dumps(rows, indent=2))
+    elif fmt == "csv":
+        _print_csv(rows, list(rows[0]) if rows else _STALE_COLUMNS)
+    else:
+        from rich import box
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"stale extractions in {db}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for name in ("extraction", "apply run", "protocol.subset", "epoch", "now", "out_dir"):
+            table.add_column(name, overflow="fold")
+        for r in rows:
+            table.add_row(str(r["extraction_id"]), str(r["apply_run_id"]), f"{r['protocol']}.{r['subset']}",
+                          str(r["extracted_epoch"]), str(r["current_epoch"]), r["out_dir"] or "")
+        console = Console()
+        console.print(table)
+        if not rows:
+            console.print("no stale extraction: every extraction uses the epoch its params.yml points at")
     return 0

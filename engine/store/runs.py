@@ -300,15 +300,63 @@ class Store(StoreReads):
     def add_extraction(self, run_id: int, *, epoch: int, protocol: str, subset: str,
                        out_dir: str | os.PathLike[str], mode: str, step: float, duration: float,
                        files: int, audio_seconds: float, wall_seconds: float,
-                       checkpoint_name: str | None = None, _at: float | None = None) -> None:
-        """Record one finished extraction (``apply``) of a protocol subset."""
+                       checkpoint: str | os.PathLike[str] | None = None,
+                       checkpoint_sha256: str | None = None, checkpoint_name: str | None = None,
+                       validate_run_id: int | None = None, chosen_by: str | None = None,
+                       _at: float | None = None) -> None:
+        """Record one finished extraction (``apply``) of a protocol subset, with its lineage.
+
+        ``checkpoint`` (path, sha256, name) is the file the embeddings came from;
+        ``validate_run_id`` the validate run of VAL_DIR whose params.yml chose it and
+        ``chosen_by`` how (``params.yml`` or ``--epoch``).
+        """
         now = time.time() if _at is None else _at
         with self.transaction() as conn:
             conn.execute("INSERT INTO extractions (run_id, epoch, protocol, subset, out_dir, mode, "
-                         "step, duration, files, audio_seconds, wall_seconds, time, checkpoint_name) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         "step, duration, files, audio_seconds, wall_seconds, time, checkpoint, "
+                         "checkpoint_sha256, checkpoint_name, validate_run_id, chosen_by) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (run_id, epoch, protocol, subset, _abs(out_dir), mode, step, duration,
-                          files, audio_seconds, wall_seconds, now, checkpoint_name))
+                          files, audio_seconds, wall_seconds, now, _abs(checkpoint),
+                          checkpoint_sha256, checkpoint_name, validate_run_id, chosen_by))
+
+    def add_diarization(self, run_id: int | None, *, out_dir: str | os.PathLike[str], epoch: int | None,
+                        protocol: str, subset: str, collar: float, skip_overlap: bool,
+                        num_speakers: str, threshold: float | None, tuned_on: str | None,
+                        linkage: str, frame_rule: str, der: float, missed: float,
+                        false_alarm: float, confusion: float, total: float,
+                        files: list[dict[str, Any]], _at: float | None = None) -> int:
+        """Record a diarization check of the extraction folder ``out_dir``; returns its id.
+
+        ``run_id`` is the apply run that wrote the embeddings (None: taken from the newest
+        extraction recorded for ``out_dir`` and ``subset``, if any). Components are seconds;
+        ``der`` a fraction. ``files``: one dict per file with ``uri``, ``der``, ``missed``,
+        ``false_alarm``, ``confusion``, ``total``, ``speakers``, ``speakers_found``, ``rttm_path``.
+        """
+        now = time.time() if _at is None else _at
+        with self.transaction() as conn:
+            found = conn.execute("SELECT id, run_id FROM extractions WHERE out_dir = ? AND subset = ? "
+                                 "AND protocol = ? ORDER BY id DESC LIMIT 1",
+                                 (_abs(out_dir), subset, protocol)).fetchone()
+            extraction_id = found[0] if found else None
+            if run_id is None and found:
+                run_id = found[1]
+            cursor = conn.execute(
+                "INSERT INTO diarizations (run_id, extraction_id, out_dir, epoch, protocol, subset, collar, "
+                "skip_overlap, num_speakers, threshold, tuned_on, linkage, frame_rule, files, der, missed, "
+                "false_alarm, confusion, total, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?)",
+                (run_id, extraction_id, _abs(out_dir), epoch, protocol, subset, collar, int(skip_overlap),
+                 num_speakers, threshold, tuned_on, linkage, frame_rule, len(files), der, missed,
+                 false_alarm, confusion, total, now))
+            diarization_id = int(cursor.lastrowid)
+            conn.executemany(
+                "INSERT INTO diarization_files (diarization_id, uri, der, missed, false_alarm, confusion, "
+                "total, speakers, speakers_found, rttm_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(diarization_id, f["uri"], f["der"], f["missed"], f["false_alarm"], f["confusion"],
+                  f["total"], f.get("speakers"), f.get("speakers_found"), _abs(f.get("rttm_path")))
+                 for f in files])
+            return diarization_id
 
     def add_problem(self, run_id: int, *, path: str | os.PathLike[str], problem: str, fatal: bool,
                     _at: float | None = None) -> None:

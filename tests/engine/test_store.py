@@ -30,7 +30,13 @@ EXPECTED_COLUMNS = {
                     "checkpoint_name", "cohort_size", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high",
                     "mindcf_01_asnorm", "mindcf_005_asnorm", "threshold_asnorm"],
     "extractions": ["id", "run_id", "epoch", "protocol", "subset", "out_dir", "mode", "step",
-                    "duration", "files", "audio_seconds", "wall_seconds", "time", "checkpoint_name"],
+                    "duration", "files", "audio_seconds", "wall_seconds", "time", "checkpoint_name",
+                    "checkpoint", "checkpoint_sha256", "validate_run_id", "chosen_by"],
+    "diarizations": ["id", "run_id", "extraction_id", "out_dir", "epoch", "protocol", "subset", "collar",
+                     "skip_overlap", "num_speakers", "threshold", "tuned_on", "linkage", "frame_rule",
+                     "files", "der", "missed", "false_alarm", "confusion", "total", "time"],
+    "diarization_files": ["id", "diarization_id", "uri", "der", "missed", "false_alarm", "confusion",
+                          "total", "speakers", "speakers_found", "rttm_path"],
     "data_problems": ["id", "run_id", "path", "problem", "fatal", "time"],
     "event_imports": ["uid", "run_id", "path", "seq", "imported_at"],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
@@ -54,7 +60,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(5,)]
+        assert store.query("PRAGMA user_version")[1] == [(6,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

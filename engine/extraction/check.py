@@ -1,0 +1,181 @@
+"""``spkemb-engine diarize`` (and ``apply --diarize``): the diarization check of an extraction folder.
+
+Reads ``VAL_DIR/apply/EPOCH`` with ``engine.Precomputed``, clusters and scores each file of
+``PROTOCOL.{subset}()`` (``engine.extraction.diarize``), writes ``{uri}.rttm`` beside each
+``{uri}.npy``, prints per-file and total DER and records them in the runs database
+(``diarizations``, ``diarization_files``). Torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.atomic import atomic_write_text
+from engine.errors import ProtocolError, SpkembError
+from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, FileDer, FileInput,
+                                       describe, prepare, score, tune_threshold)
+from engine.layout import ExtractionDir
+from engine.precomputed import Precomputed
+from engine.protocols import load_protocol, subset_files
+
+
+@dataclass(frozen=True)
+class DiarizeRequest:
+    """What ``spkemb-engine diarize`` was asked (the CLI's arguments, typed)."""
+
+    extraction: ExtractionDir
+    protocol: str
+    subset: str = "test"
+    settings: DerSettings = DerSettings()
+    database: str | None = None
+    db: str | None = None
+
+
+@dataclass(frozen=True)
+class DiarizationReport:
+    """Per-file and total DER of one extraction folder, and how the speakers were counted."""
+
+    request: DiarizeRequest
+    files: list[FileDer]
+    total: Components
+    threshold: float | None
+    tuned_on: str | None
+    rttms: dict[str, Path]
+    epoch: int | None
+
+    def record(self) -> dict[str, Any]:
+        """The keyword arguments of ``Store.add_diarization`` (and of its event-file twin)."""
+        s, t = self.request.settings, self.total
+        return {"out_dir": str(self.request.extraction.root), "epoch": self.epoch,
+                "protocol": self.request.protocol, "subset": self.request.subset, "collar": s.collar,
+                "skip_overlap": s.skip_overlap, "num_speakers": s.num_speakers, "threshold": self.threshold,
+                "tuned_on": self.tuned_on, **describe(), "der": t.der, "missed": t.missed,
+                "false_alarm": t.false_alarm, "confusion": t.confusion, "total": t.total,
+                "files": [f.record(str(self.rttms[f.uri].resolve())) for f in self.files]}
+
+    def lines(self) -> list[str]:
+        """``uri  DER 12.34 % (missed …)`` per file, then the total and the conventions."""
+        s = self.request.settings
+        width = max([len(f.uri) for f in self.files] + [5])
+        out = [f"{f.uri:<{width}}  {f.components.text()}  speakers {f.speakers} -> {f.speakers_found}"
+               for f in self.files]
+        how = ("oracle number of speakers" if s.num_speakers == "oracle"
+               else f"threshold {self.threshold:.3f} tuned on {self.tuned_on}")
+        out.append(f"{'total':<{width}}  {self.total.text()}  over {len(self.files)} files "
+                   f"(collar {s.collar:g} s, overlap {'skipped' if s.skip_overlap else 'scored'}, {how})")
+        return out
+
+
+def _turns(file: Any) -> int:
+    annotation = file["annotation"] if "annotation" in file else None
+    return len(annotation) if annotation is not None else 0
+
+
+def require_references(files: list[Any], protocol: str, subset: str) -> None:
+    """Refuse a protocol subset without speaker turns before anything is computed.
+
+    pyannote.database gives a file of a diarization protocol without an RTTM an empty
+    annotation: a subset none of whose files has a turn has no reference to score against.
+    """
+    if not any(_turns(f) for f in files):
+        raise SpkembError(f"{protocol} {subset} has no reference speaker turns in any of its "
+                          f"{len(files)} files: the diarization check needs a speaker diarization "
+                          "protocol whose files have them (annotation: an RTTM in database.yml)")
+
+
+def _rttm_paths(extraction: ExtractionDir, files: list[Any]) -> dict[str, Path]:
+    paths = {}
+    for f in files:
+        path = extraction.rttm(f["uri"])
+        if path is None or " " in f["uri"]:
+            raise SpkembError(f"uri {f['uri']!r} cannot name an RTTM inside {extraction.root} (it would "
+                              "leave the folder, or holds a space, which RTTM lines cannot): fix the protocol's uri list")
+        paths[f["uri"]] = path
+    return paths
+
+
+def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[FileInput]:
+    try:
+        return [prepare(f, precomputed(f)) for f in files]
+    except SpkembError as e:
+        raise SpkembError(f"{e} (the diarization check of the {subset} subset reads them)") from e
+
+
+def _tune(request: DiarizeRequest, protocol: Any, precomputed: Precomputed) -> tuple[float, str]:
+    try:
+        dev = subset_files(protocol, "development")
+    except ProtocolError as e:
+        raise SpkembError(f"{e}; without a development subset use --num-speakers oracle") from e
+    require_references(dev, request.protocol, "development")
+    threshold, _ = tune_threshold(_prepare(precomputed, dev, "development"), request.settings)
+    return threshold, f"{request.protocol}.development"
+
+
+def check_settings(settings: DerSettings, subset: str) -> None:
+    """Refuse settings that cannot give a fair DER (before any extraction is paid for)."""
+    if settings.num_speakers not in NUM_SPEAKERS:
+        raise SpkembError(f"--num-speakers {settings.num_speakers}: use oracle or tuned")
+    if not settings.collar >= 0:
+        raise SpkembError(f"--collar {settings.collar}: a collar is a duration >= 0 seconds")
+    if settings.num_speakers == "tuned" and subset == "development":
+        raise SpkembError("--num-speakers tuned tunes the threshold on the development subset: score "
+                          "another subset (--subset test), or use --num-speakers oracle")
+
+
+def run_check(request: DiarizeRequest) -> DiarizationReport:
+    """Cluster, score and write ``{uri}.rttm`` for every file of the request's subset.
+
+    Raises
+    ------
+    SpkembError
+        Not an extraction folder, a protocol without speaker turns, embeddings missing for a
+        file, or a uri that would leave the folder; nothing is written then.
+    """
+    check_settings(request.settings, request.subset)
+    precomputed = Precomputed(request.extraction.root)
+    protocol = load_protocol(request.protocol, request.database)
+    files = subset_files(protocol, request.subset)
+    require_references(files, request.protocol, request.subset)
+    rttms = _rttm_paths(request.extraction, files)
+    items = _prepare(precomputed, files, request.subset)
+    threshold = tuned_on = None
+    if request.settings.num_speakers == "tuned":
+        threshold, tuned_on = _tune(request, protocol, precomputed)
+    results, total = score(items, request.settings, threshold)
+    for result in results:
+        rttms[result.uri].parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(rttms[result.uri], result.hypothesis.to_rttm())
+    epoch = precomputed.metadata.get("epoch")
+    return DiarizationReport(request, results, total, threshold, tuned_on, rttms,
+                             int(epoch) if isinstance(epoch, int) else None)
+
+
+def request_from_args(args: argparse.Namespace, extraction: Path) -> DiarizeRequest:
+    """The typed request of ``diarize`` (or of ``apply --diarize``) from parsed arguments."""
+    settings = DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
+    return DiarizeRequest(ExtractionDir(Path(extraction)), args.protocol, args.subset, settings,
+                          args.database, args.db)
+
+
+def cmd_diarize(args: argparse.Namespace) -> int:
+    """``spkemb-engine diarize VAL_DIR/apply/EPOCH PROTOCOL``: see the module docstring."""
+    from engine.store import default_db_path, is_network_fs, open_store
+
+    folder = Path(args.extraction)
+    if not folder.is_dir():
+        raise SpkembError(f"{folder} is not a directory: pass the folder `spkemb-engine apply` wrote "
+                          "(VAL_DIR/apply/EPOCH)")
+    report = run_check(request_from_args(args, folder))
+    for line in report.lines():
+        print(line)
+    db = default_db_path(args.db)
+    if is_network_fs(db):
+        print(f"diarize: {db} is on a network filesystem: not recorded (the RTTMs are written)", file=sys.stderr)
+        return 0
+    with open_store(db) as store:
+        store.add_diarization(None, **report.record())
+    return 0

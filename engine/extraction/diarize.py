@@ -1,0 +1,235 @@
+"""The diarization check: cluster each file's window embeddings, score with pyannote.metrics.
+
+What is judged is the embedding, nothing else (Bredin 2017, "TristouNet"; the tutorial's
+"we can then use these extracted embeddings" step):
+
+- speech activity is the reference's (oracle SAD): speech = ``annotation`` ∩ ``annotated``;
+- a window is clustered when at least half of it is speech (:data:`MIN_SPEECH`);
+- the clustered windows of a file are grouped by agglomerative clustering (Ward linkage on
+  unit-length embeddings, i.e. in cosine geometry; ``engine.extraction.clustering``, scipy), into
+  the oracle number of speakers or at a merge-height threshold tuned on the protocol's
+  development subset;
+- frames are ``step`` long (the extraction's hop); a frame takes the label most of the clustered
+  windows that contain it carry (majority), a tie going to the window whose centre is nearest
+  the frame's; a speech frame inside no clustered window takes the nearest window's label;
+- the hypothesis is the frames cropped to the reference speech, one speaker at a time: false
+  alarm is zero by construction, missed speech is the overlapped speech a single label cannot
+  cover, confusion is what the embedding got wrong.
+
+Scored with ``pyannote.metrics.diarization.DiarizationErrorRate(collar, skip_overlap)`` inside
+``annotated`` (the UEM). Its defaults are pyannote's "full" AMI MixHeadset practice: no
+forgiveness collar (``collar=0``), overlapped speech scored (``skip_overlap=False``). pyannote's
+``collar`` is the whole width around each reference boundary: NIST md-eval's ±0.25 s is
+``collar=0.5``. Torch-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature, Timeline
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+from engine.errors import SpkembError
+from engine.extraction.clustering import LINKAGE, METRIC, Tree, build_tree
+
+#: a window is clustered when this fraction of it is reference speech
+MIN_SPEECH = 0.5
+FRAME_RULE = "majority"
+#: thresholds tried when tuning: this many quantiles of the development trees' merge heights
+N_THRESHOLDS = 100
+NUM_SPEAKERS = ("oracle", "tuned")
+
+
+@dataclass(frozen=True)
+class DerSettings:
+    """How a diarization is scored and how many speakers are looked for."""
+
+    collar: float = 0.0
+    skip_overlap: bool = False
+    num_speakers: str = "oracle"
+
+    def metric(self) -> DiarizationErrorRate:
+        return DiarizationErrorRate(collar=self.collar, skip_overlap=self.skip_overlap)
+
+
+@dataclass(frozen=True)
+class Components:
+    """DER and its parts; the parts in seconds of the scored reference."""
+
+    der: float
+    missed: float
+    false_alarm: float
+    confusion: float
+    total: float
+
+    @classmethod
+    def of(cls, metric: DiarizationErrorRate, parts: dict[str, float]) -> Components:
+        return cls(der=float(metric.compute_metric(parts)), missed=float(parts["missed detection"]),
+                   false_alarm=float(parts["false alarm"]), confusion=float(parts["confusion"]),
+                   total=float(parts["total"]))
+
+    def text(self) -> str:
+        """``DER 12.34 % (missed 1.00 %, false alarm 0.00 %, confusion 11.34 %)``."""
+        share = (lambda s: 100 * s / self.total) if self.total > 0 else (lambda s: 0.0)
+        return (f"DER {100 * self.der:.2f} % (missed {share(self.missed):.2f} %, false alarm "
+                f"{share(self.false_alarm):.2f} %, confusion {share(self.confusion):.2f} %)")
+
+
+@dataclass(frozen=True)
+class FileDer:
+    uri: str
+    components: Components
+    speakers: int
+    speakers_found: int
+    hypothesis: Annotation = field(repr=False, compare=False)
+
+    def record(self, rttm_path: str | None) -> dict[str, Any]:
+        """The row of ``diarization_files`` (``Store.add_diarization``)."""
+        c = self.components
+        return {"uri": self.uri, "der": c.der, "missed": c.missed, "false_alarm": c.false_alarm,
+                "confusion": c.confusion, "total": c.total, "speakers": self.speakers,
+                "speakers_found": self.speakers_found, "rttm_path": rttm_path}
+
+
+@dataclass(frozen=True)
+class FileInput:
+    """One file made ready for clustering: reference, UEM, speech and its clustered windows."""
+
+    uri: str
+    reference: Annotation
+    annotated: Timeline
+    speech: Timeline
+    window: SlidingWindow
+    n_windows: int
+    clustered: np.ndarray  # indices of the windows that enter clustering
+    tree: Tree
+
+    @property
+    def speakers(self) -> int:
+        return len(self.reference.crop(self.annotated).labels())
+
+
+def _cumulative(speech: Timeline, t: np.ndarray) -> np.ndarray:
+    """Seconds of ``speech`` before each time of ``t`` (exact: piecewise linear)."""
+    bounds = [(s.start, s.end) for s in speech]
+    if not bounds:
+        return np.zeros_like(t)
+    xp = np.array([x for b in bounds for x in b])
+    fp = np.concatenate([[0.0], np.cumsum([e - s for s, e in bounds])]).repeat(2)[1:-1]
+    return np.interp(t, xp, fp)
+
+
+def speech_fraction(window: SlidingWindow, n: int, speech: Timeline) -> np.ndarray:
+    """Fraction of each of the ``n`` windows covered by ``speech``."""
+    starts = window.start + window.step * np.arange(n)
+    covered = _cumulative(speech, starts + window.duration) - _cumulative(speech, starts)
+    return covered / window.duration
+
+
+def prepare(file: Any, embeddings: SlidingWindowFeature) -> FileInput:
+    """Reference, UEM, speech and the clustering tree of one protocol file."""
+    uri = file["uri"]
+    if "annotation" not in file or file["annotation"] is None:
+        raise SpkembError(f"file {uri} has no reference annotation: the diarization check needs a "
+                          "protocol with speaker turns (an RTTM under 'annotation:' in database.yml)")
+    reference: Annotation = file["annotation"]
+    annotated = file["annotated"] if "annotated" in file else Timeline([reference.get_timeline().extent()],
+                                                                       uri=uri)
+    speech = reference.crop(annotated).get_timeline().support()
+    data, window = np.asarray(embeddings.data), embeddings.sliding_window
+    fraction = speech_fraction(window, len(data), speech)
+    clustered = np.flatnonzero(fraction >= MIN_SPEECH)
+    if clustered.size == 0:  # short turns only: every window that holds some speech
+        clustered = np.flatnonzero(fraction > 0)
+    return FileInput(uri, reference, annotated, speech, window, len(data), clustered,
+                     build_tree(data[clustered]))
+
+
+def frame_labels(item: FileInput, labels: np.ndarray, end: float) -> np.ndarray:
+    """Cluster of each ``step``-long frame up to ``end`` (majority of the covering windows)."""
+    w = item.window
+    n_frames = max(0, int(np.ceil((end - w.start) / w.step - 1e-9)))
+    if item.clustered.size == 0 or n_frames == 0:
+        return np.full(n_frames, -1, dtype=np.int64)
+    votes = np.zeros((item.n_windows, int(labels.max()) + 1))
+    votes[item.clustered, labels] = 1.0
+    cumulative = np.vstack([np.zeros((1, votes.shape[1])), np.cumsum(votes, axis=0)])
+    per = max(1, int(np.floor(w.duration / w.step + 1e-9)))  # windows containing a frame
+    k = np.arange(n_frames)
+    hi, lo = np.clip(k + 1, 0, item.n_windows), np.clip(k - per + 1, 0, item.n_windows)
+    counts = cumulative[hi] - cumulative[lo]
+    # ties (and frames with no vote) go to the clustered window whose centre is nearest
+    centres = w.start + w.step * item.clustered + w.duration / 2
+    frame_centres = w.start + w.step * (k + 0.5)
+    right = np.clip(np.searchsorted(centres, frame_centres), 1, len(centres) - 1) if len(centres) > 1 else \
+        np.zeros(n_frames, dtype=np.int64)
+    left = np.maximum(right - 1, 0)
+    nearest = np.where(np.abs(centres[left] - frame_centres) <= np.abs(centres[right] - frame_centres), left, right)
+    counts[k, labels[nearest]] += 0.5
+    return counts.argmax(axis=1)
+
+
+def hypothesis(item: FileInput, labels: np.ndarray) -> Annotation:
+    """The frames' labels as an Annotation, cropped to the reference speech (oracle SAD)."""
+    w = item.window
+    frames = frame_labels(item, labels, item.annotated.extent().end)
+    annotation = Annotation(uri=item.uri)
+    change = np.flatnonzero(np.diff(frames)) + 1
+    for a, b in zip(np.concatenate([[0], change]), np.concatenate([change, [len(frames)]])):
+        if b > a and frames[a] >= 0:
+            annotation[Segment(w.start + a * w.step, w.start + b * w.step)] = f"spk{int(frames[a]):02d}"
+    return annotation.crop(item.speech, mode="intersection").support()
+
+
+def cluster(item: FileInput, settings: DerSettings, threshold: float | None) -> np.ndarray:
+    """Cluster of each clustered window: oracle number of speakers, or the tuned threshold."""
+    if settings.num_speakers == "oracle":
+        return item.tree.cut(n_clusters=item.speakers)
+    return item.tree.cut(threshold=threshold)
+
+
+def score(items: Sequence[FileInput], settings: DerSettings,
+          threshold: float | None = None) -> tuple[list[FileDer], Components]:
+    """Per-file and total DER of ``items`` (pyannote.metrics accumulates the total)."""
+    metric = settings.metric()
+    results = []
+    for item in items:
+        hyp = hypothesis(item, cluster(item, settings, threshold))
+        parts = metric(item.reference, hyp, uem=item.annotated, detailed=True)
+        results.append(FileDer(item.uri, Components.of(metric, parts), item.speakers,
+                               len(hyp.labels()), hyp))
+    parts = [r.components for r in results]
+    total = Components(der=float(abs(metric)) if results else 0.0,
+                       missed=sum(c.missed for c in parts), false_alarm=sum(c.false_alarm for c in parts),
+                       confusion=sum(c.confusion for c in parts), total=sum(c.total for c in parts))
+    return results, total
+
+
+def tune_threshold(items: Sequence[FileInput], settings: DerSettings) -> tuple[float, Components]:
+    """The merge-height threshold with the lowest total DER on ``items`` (the development files).
+
+    Tried: :data:`N_THRESHOLDS` quantiles of the merge heights of every development tree, and
+    one above the highest (a single cluster per file).
+    """
+    if not items:
+        raise SpkembError("no development file to tune the clustering threshold on")
+    heights = np.concatenate([item.tree.heights() for item in items] + [np.zeros(1)])
+    candidates = np.unique(np.round(np.quantile(heights, np.linspace(0, 1, N_THRESHOLDS)), 6))
+    candidates = np.append(candidates, heights.max() + 1e-6)
+    tuned = DerSettings(settings.collar, settings.skip_overlap, "tuned")
+    best: tuple[float, Components] | None = None
+    for threshold in candidates:
+        _, total = score(items, tuned, float(threshold))
+        if best is None or total.der < best[1].der:
+            best = (float(threshold), total)
+    assert best is not None
+    return best
+
+
+def describe() -> dict[str, str]:
+    """The fixed conventions recorded with every diarization."""
+    return {"linkage": f"{LINKAGE}/{METRIC}", "frame_rule": FRAME_RULE}

@@ -1,0 +1,204 @@
+"""The diarization check: clustering, frame labels and DER (pyannote.metrics is the judge), RTTMs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature, Timeline
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+from engine.extraction.clustering import build_tree
+from engine.extraction.diarize import DerSettings, prepare, score, tune_threshold
+from engine.store import open_store
+from tests.engine.test_apply import run_engine, write_model_dir
+
+MEETINGS = "Demo.SpeakerDiarization.Meetings"
+WINDOW = SlidingWindow(start=0.0, duration=1.0, step=0.5)
+VOICE = {"A": [1.0, 0.0, 0.2], "B": [0.0, 1.0, 0.2], "C": [0.3, 0.3, -1.0]}
+
+
+def turns(*spans: tuple[float, float, str], uri: str = "m1") -> Annotation:
+    reference = Annotation(uri=uri)
+    for start, end, label in spans:
+        reference[Segment(start, end)] = label
+    return reference
+
+
+def file_of(reference: Annotation, end: float) -> dict:
+    return {"uri": reference.uri, "annotation": reference, "annotated": Timeline([Segment(0, end)], uri=reference.uri)}
+
+
+def embeddings(speaker_at, n: int) -> SlidingWindowFeature:
+    """One row per window: the voice of the speaker at the window's centre."""
+    return SlidingWindowFeature(np.array([VOICE[speaker_at(WINDOW[i].middle)] for i in range(n)]), WINDOW)
+
+
+def who(reference: Annotation):
+    def at(t: float) -> str:
+        return next(label for segment, _, label in reference.itertracks(yield_label=True)
+                    if segment.start <= t < segment.end)
+    return at
+
+
+ABA = turns((0, 4, "A"), (4, 8, "B"), (8, 10, "A"))
+
+
+def test_perfect_labelling_scores_zero():
+    item = prepare(file_of(ABA, 10), embeddings(who(ABA), 19))
+    (result,), total = score([item], DerSettings())
+    assert total.der == 0.0 and total.total == 10.0
+    assert result.speakers == result.speakers_found == 2
+    # the hypothesis is the reference up to the names of the speakers
+    assert DiarizationErrorRate()(ABA, result.hypothesis, uem=item.annotated) == 0.0
+
+
+def test_a_known_wrong_labelling_scores_what_pyannote_says():
+    # the last two seconds of A sound like B: they join B's cluster
+    wrong = embeddings(lambda t: "B" if t >= 8 else who(ABA)(t), 19)
+    item = prepare(file_of(ABA, 10), wrong)
+    (result,), total = score([item], DerSettings())
+    assert total.confusion == pytest.approx(2.0) and total.missed == total.false_alarm == 0.0
+    assert total.der == pytest.approx(0.2)
+    expected = turns((0, 4, "x"), (4, 10, "y"))
+    assert total.der == pytest.approx(DiarizationErrorRate()(ABA, expected, uem=item.annotated))
+    # a collar of 0.5 s (±0.25 s around the boundaries 0, 4, 8, 10) removes 1.5 s, 1.5 s of them confused
+    _, total = score([item], DerSettings(collar=0.5))
+    assert total.total == pytest.approx(8.5) and total.der == pytest.approx(1.5 / 8.5)
+    assert total.der == pytest.approx(DiarizationErrorRate(collar=0.5)(ABA, expected, uem=item.annotated))
+
+
+def test_overlap_is_missed_unless_skipped():
+    reference = turns((0, 5, "A"), (4, 9, "B"), (9, 10, "A"))
+    item = prepare(file_of(reference, 10), embeddings(lambda t: "A" if t < 4.5 or t >= 9 else "B", 19))
+    _, total = score([item], DerSettings())
+    assert total.missed == pytest.approx(1.0) and total.false_alarm == 0.0  # one label per frame
+    assert total.total == pytest.approx(11.0)
+    _, skipped = score([item], DerSettings(skip_overlap=True))
+    assert skipped.missed == 0.0 and skipped.total == pytest.approx(9.0)
+
+
+def test_threshold_tuning_finds_the_number_of_speakers():
+    reference = turns((0, 3, "A"), (3, 6, "B"), (6, 9, "C"), (9, 12, "A"))
+    item = prepare(file_of(reference, 12), embeddings(who(reference), 23))
+    threshold, total = tune_threshold([item], DerSettings())
+    assert total.der == 0.0
+    (result,), _ = score([item], DerSettings(num_speakers="tuned"), threshold)
+    assert result.speakers_found == 3
+
+
+def test_clustering_cuts_by_count_and_by_distance():
+    x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0, 0]], dtype=float)
+    tree = build_tree(x)
+    labels = tree.cut(n_clusters=2)
+    assert labels[0] == labels[1] != labels[2] == labels[3]
+    assert len(set(tree.cut(threshold=1e-3))) == 5
+    assert build_tree(x[:1]).cut(n_clusters=3).tolist() == [0]
+
+
+def test_oracle_embeddings_on_a_demo_meeting(demo_corpus: Path):
+    """Embeddings that know the speaker: only overlapped speech is missed, nothing falsely alarmed."""
+    from engine.protocols import load_protocol
+
+    (meeting, *_) = list(load_protocol(MEETINGS, demo_corpus).test())
+    reference, annotated = meeting["annotation"], meeting["annotated"]
+    n = int((annotated.extent().end - WINDOW.duration) // WINDOW.step) + 1
+
+    def loudest(t: float) -> str:
+        window = Segment(t - 0.5, t + 0.5)
+        talk = {label: reference.label_timeline(label).crop(window).duration() for label in reference.labels()}
+        best = max(talk, key=talk.get)
+        return best if talk[best] > 0 else sorted(talk)[0]
+
+    voices = {label: np.eye(8)[i] for i, label in enumerate(sorted(reference.labels()))}
+    data = np.array([voices[loudest(WINDOW[i].middle)] for i in range(n)])
+    item = prepare(meeting, SlidingWindowFeature(data, WINDOW))
+    (result,), total = score([item], DerSettings())
+    speech = reference.crop(annotated).get_timeline().support().duration()
+    assert total.false_alarm == 0.0
+    # one label per frame: where k speakers overlap, k - 1 of them are missed
+    assert total.missed == pytest.approx(total.total - speech, abs=1e-3) and total.missed > 0
+    assert total.confusion / total.total < 0.1
+    assert result.speakers_found == result.speakers == len(reference.labels())
+
+
+@pytest.mark.slow
+def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path, demo_corpus: Path,
+                                                                 db_path: Path):
+    from pyannote.database.util import load_rttm
+
+    from engine.protocols import load_protocol
+
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    done = run_engine("apply", "--step", "0.5", "--batch", "16", "--diarize", str(val_dir), MEETINGS,
+                      database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    out = val_dir / "apply" / "7"
+    files = list(load_protocol(MEETINGS, demo_corpus).test())
+    for f in files:
+        hypothesis = load_rttm(out / f"{f['uri']}.rttm")[f["uri"]]
+        assert hypothesis.uri == f["uri"]
+        # oracle speech: the hypothesis lies inside the reference speech and covers it
+        speech = f["annotation"].crop(f["annotated"]).get_timeline().support()
+        assert hypothesis.get_timeline().support().duration() == pytest.approx(speech.duration(), abs=1e-3)
+        assert len(hypothesis.labels()) == len(f["annotation"].labels())
+        assert f"{f['uri']}" in done.stdout
+    assert "total" in done.stdout and " DER " in done.stdout and "%" in done.stdout
+
+    with open_store(db_path, readonly=True) as store:
+        (apply_run,) = store.find_runs(kind="apply")
+        (diarization,) = store.diarizations(out)
+        assert diarization["run_id"] == apply_run["id"] and diarization["extraction_id"] is not None
+        assert diarization["num_speakers"] == "oracle" and diarization["collar"] == 0.0
+        assert diarization["epoch"] == 7 and diarization["files"] == len(files)
+        rows = store.diarization_files(diarization["id"])
+        assert sorted(r["uri"] for r in rows) == sorted(f["uri"] for f in files)
+        assert 0.0 <= diarization["der"] == pytest.approx(
+            sum(r["missed"] + r["false_alarm"] + r["confusion"] for r in rows) / sum(r["total"] for r in rows))
+        extraction = store.extractions(apply_run["id"])[0]
+        assert extraction["checkpoint_sha256"] == yaml.safe_load((out / "metadata.yml").read_text())["checkpoint_sha256"]
+        assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] == "7"
+
+    # again, standalone, with a collar and the threshold tuned on the development meeting
+    dev = run_engine("apply", "--step", "0.5", "--subset", "development", str(val_dir), MEETINGS,
+                     database=demo_corpus)
+    assert dev.returncode == 0, dev.stderr
+    again = run_engine("diarize", "--collar", "0.5", "--num-speakers", "tuned", str(out), MEETINGS,
+                       database=demo_corpus)
+    assert again.returncode == 0, again.stderr
+    assert f"tuned on {MEETINGS}.development" in again.stdout
+    with open_store(db_path, readonly=True) as store:
+        latest = store.diarizations(out)[0]
+        assert latest["num_speakers"] == "tuned" and latest["threshold"] > 0 and latest["collar"] == 0.5
+        assert latest["tuned_on"] == f"{MEETINGS}.development"
+
+
+def test_diarize_refuses_what_it_cannot_score(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    folder = tmp_path / "nothing"
+    folder.mkdir()
+    done = run_engine("diarize", str(folder), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "metadata.yml does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+    (folder / "metadata.yml").write_text(yaml.safe_dump({"start": 0.0, "duration": 1.0, "step": 0.5}))
+    done = run_engine("diarize", str(folder), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "no embeddings for" in done.stderr and "apply" in done.stderr
+    # a diarization protocol whose files have no reference turns
+    (tmp_path / "uris.lst").write_text("ES2004a\n")
+    (tmp_path / "database.yml").write_text(
+        "Databases:\n  NoRef: /nowhere/{uri}.wav\nProtocols:\n  NoRef:\n    SpeakerDiarization:\n"
+        "      Meetings:\n        test:\n          uri: uris.lst\n")
+    done = run_engine("diarize", str(folder), "NoRef.SpeakerDiarization.Meetings", database=tmp_path / "database.yml")
+    assert done.returncode == 2 and "speaker turns" in done.stderr, done.stderr
+    assert not list(folder.rglob("*.rttm"))
+
+
+def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    done = run_engine("apply", "--diarize", "--subset", "development", "--num-speakers", "tuned", str(val_dir),
+                      MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "tunes the threshold on the development subset" in done.stderr
+    done = run_engine("apply", "--diarize", "--collar", "-1", str(val_dir), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "--collar -1.0" in done.stderr
+    assert not list((val_dir / "apply").rglob("*.npy"))
