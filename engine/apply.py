@@ -146,7 +146,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     outputs = output_paths(out_dir, files, f"protocol {args.protocol} ({args.subset})")
 
     writer = recorder(args.db, events_path=val_dir / "apply" / "events.jsonl")
-    parents = writer.find_runs(out_dir=val_dir, kind="validate") if hasattr(writer, "find_runs") else []
+    parents = writer.find_runs(out_dir=val_dir, kind="validate")
     run_id = writer.create_run(kind="apply", exp_dir=val_dir.parent.parent.parent.parent, out_dir=out_dir,
                                protocol=args.protocol, subset=args.subset, config=None,
                                command=list(sys.argv), device=str(device), target_epoch=last_epoch,

@@ -19,6 +19,7 @@ from engine.distributed import World
 from engine.errors import AudioError
 from engine.stopping import StopRequest
 from engine.store.events import recorder as open_writer
+from engine.store.writer import NullWriter
 
 
 class Recorder:
@@ -52,7 +53,7 @@ class Recorder:
 
     def recorded_epochs(self) -> set[int] | None:
         """Epochs with an end-of-epoch checkpoint row; None when the writer cannot read back."""
-        if not callable(getattr(self.writer, "checkpoints", None)):
+        if not self.writer.reads_back:
             return None
         rows = self.writer.checkpoints(self.run_id) or []
         return {int(r["epoch"]) for r in rows if not r["partial"]}
@@ -72,13 +73,6 @@ class Recorder:
         self.writer.close()
 
 
-class _NullWriter:
-    """Takes every record and keeps none."""
-
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
-
-
 def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn_dir: Path, device: str,
                   problems: Sequence[Problem], kind: str = "train", init: Any = None) -> Recorder:
     """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing.
@@ -87,7 +81,7 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
     starts from; the new run records its lineage.
     """
     if not world.is_main:
-        return Recorder(_NullWriter(), -1)
+        return Recorder(NullWriter(), -1)
     trn_dir.mkdir(parents=True, exist_ok=True)
     writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
     exp_dir = Path(args.exp_dir).resolve()
@@ -95,7 +89,7 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
     fields = dict(command=list(sys.argv), device=device + (f" x{world.size}" if world.distributed else ""),
                   target_epoch=args.to)
     previous = None
-    if args.resume and hasattr(writer, "find_runs"):  # an event file cannot look back
+    if args.resume:  # an event file finds nothing: a resumed run is a new run there
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)

@@ -106,7 +106,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
 
     writer = recorder(args.db, events_path=val_dir / "events.jsonl")
-    store = writer if hasattr(writer, "find_runs") else None
+    store = writer if writer.reads_back else None
     watcher = CheckpointWatcher(trn_dir, store)
     train_run = watcher.train_run()
     run_id = writer.create_run(

@@ -34,6 +34,7 @@ from engine.store.db import default_db_path
 from engine.store.event_records import FORMAT_VERSION, BadRecord, EventRecord, parse_record
 from engine.store.netfs import is_network_fs
 from engine.store.runs import Store, open_store
+from engine.store.writer import RunWriter
 
 EVENTS_FILE = EVENTS
 _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint"})
@@ -49,6 +50,9 @@ class EventWriter:
     path
         The event file (created with its folder; appended to if it exists).
     """
+
+    #: an event file is written, never read back by the run that writes it
+    reads_back = False
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -158,9 +162,14 @@ class EventWriter:
         """As ``Store.add_diarization`` (of the extraction this run wrote)."""
         self._op("add_diarization", run_id, **fields)
 
+    def find_runs(self, *, out_dir: str | os.PathLike[str] | None = None,
+                  kind: str | None = None) -> list[dict[str, Any]]:
+        """Nothing: an event file cannot look back at runs recorded elsewhere."""
+        return []
+
 
 def recorder(db_path: str | os.PathLike[str] | None, *, events_path: str | os.PathLike[str],
-             events: bool = False) -> Store | EventWriter:
+             events: bool = False) -> RunWriter:
     """The writer a run should use: the database, or an event file where the database cannot work.
 
     Parameters
@@ -174,8 +183,9 @@ def recorder(db_path: str | os.PathLike[str] | None, *, events_path: str | os.Pa
 
     Returns
     -------
-    Store | EventWriter
-        Both have the writer methods (``create_run``, ``add_steps``, ...) and ``close``.
+    RunWriter
+        A ``Store`` or an ``EventWriter``: the writer methods (``create_run``, ``add_steps``, ...),
+        ``find_runs`` and ``close``.
     """
     path = default_db_path(db_path)
     if events or is_network_fs(path):

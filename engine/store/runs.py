@@ -63,8 +63,11 @@ class Store(StoreReads):
 
     One connection, usable from several threads (calls are serialised by a lock).
     Reads return plain ``dict`` rows; ``run``/``runs``/``find_runs`` decode the
-    ``config`` and ``command`` JSON columns.
+    ``config`` and ``command`` JSON columns. A :class:`engine.store.writer.RunWriter`.
     """
+
+    #: the database reads back what any process wrote (find_runs, checkpoints, validations)
+    reads_back = True
 
     def __init__(self, db: Database, path: Path, *, readonly: bool = False) -> None:
         self.db, self.path, self.readonly = db, Path(path), readonly

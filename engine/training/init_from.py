@@ -19,6 +19,7 @@ from engine import checkpoints as ckpt
 from engine.config import Config, config_diff, config_to_dict
 from engine.errors import TrainingError
 from engine.layout import checkpoint_file
+from engine.store.writer import RunWriter
 
 #: sections whose difference makes a network's weights meaningless in the new run
 _NETWORK_SECTIONS = ("architecture", "feature_extraction")
@@ -80,10 +81,10 @@ def load_init(path: str | Path, *, config: Config, speakers: list[str], classifi
     return InitFrom(path=path, epoch=epoch, model=saved["model"], loss=loss)
 
 
-def parent_run_id(writer: Any, path: Path) -> int | None:
+def parent_run_id(writer: RunWriter, path: Path) -> int | None:
     """The training run that wrote ``path``, when the runs database knows it (event files cannot look)."""
     found = checkpoint_file(path)
-    if found is None or not hasattr(writer, "find_runs"):
+    if found is None:
         return None
     runs = writer.find_runs(out_dir=found[0].root.resolve(), kind="train")
     return int(runs[0]["id"]) if runs else None
