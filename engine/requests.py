@@ -1,0 +1,198 @@
+"""What each command is asked to do: one frozen, typed request per ``spkemb-engine`` command.
+
+``engine.cli`` turns the command line into one of these; nothing below it sees argparse. The
+field names are the command's option names (``--log-every`` -> ``log_every``), so a request reads
+like the command line that made it. Torch-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from typing import TypeVar
+
+from engine.layout import CheckpointName
+
+R = TypeVar("R", bound="Request")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Request:
+    """Options every command that records a run shares."""
+
+    @classmethod
+    def from_namespace(cls: type[R], args: argparse.Namespace) -> R:
+        """The request of parsed arguments; argparse's own keys (the command's name) are left out."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainRequest(Request):
+    """``spkemb-engine train``."""
+
+    exp_dir: str
+    protocol: str
+    subset: str = "train"
+    to: int | None = None
+    parallel: int = 2
+    device: str | None = None
+    seed: int = 0
+    resume: bool = False
+    strict: bool = False
+    log_every: float = 2.0
+    events: bool = False
+    init_from: str | None = None
+    init_classifier: bool = False
+    reindex: bool = False
+    db: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SbatchRequest(TrainRequest):
+    """``spkemb-engine sbatch``: a batch script running ``train`` with the same options."""
+
+    nodes: int = 1
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    time: str = "2-00:00:00"
+    partition: str | None = None
+    output: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateRequest(Request):
+    """``spkemb-engine validate``."""
+
+    trn_dir: str
+    protocol: str
+    subset: str = "test"
+    from_epoch: int | None = None
+    to: int | None = None
+    every: int = 1
+    chronological: bool = False
+    whole_file: bool = False
+    rescore: bool = False
+    score_norm: str | None = None
+    cohort_size: int = 300
+    cohort_files: int = 3
+    device: str | None = None
+    batch: int = 64
+    poll: float = 2.0
+    db: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiarizationOptions(Request):
+    """How the diarization check scores (``diarize``, ``apply --diarize``)."""
+
+    collar: float = 0.0
+    skip_overlap: bool = False
+    num_speakers: str = "oracle"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApplyRequest(DiarizationOptions):
+    """``spkemb-engine apply``."""
+
+    val_dir: str
+    protocol: str
+    step: float = 0.1
+    subset: str = "test"
+    epoch: CheckpointName | None = None
+    shared: bool = False
+    runtime: str = "torch"
+    model: str | None = None
+    device: str | None = None
+    batch: int = 128
+    diarize: bool = False
+    db: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiarizeRequest(DiarizationOptions):
+    """``spkemb-engine diarize``."""
+
+    extraction: str
+    protocol: str
+    subset: str = "test"
+    db: str | None = None
+    database: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportRequest(Request):
+    """``spkemb-engine export``."""
+
+    val_dir: str
+    output: str
+    epoch: str | None = None
+    format: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PickRequest(Request):
+    """``spkemb-engine pick``."""
+
+    val_dir: str
+    epoch: CheckpointName | None = None
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class AverageRequest(Request):
+    """``spkemb-engine average``: ``last`` epochs of a TRN_DIR or ``top`` epochs of a VAL_DIR."""
+
+    dir: str
+    last: int | None = None
+    top: int | None = None
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunsRequest(Request):
+    """``spkemb-engine runs``."""
+
+    status: str | None = None
+    kind: str | None = None
+    format: str = "table"
+    stale: bool = False
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportRequest(Request):
+    """``spkemb-engine import``."""
+
+    paths: tuple[str, ...]
+    db: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paths", tuple(self.paths))
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoRequest(Request):
+    """``spkemb-engine demo-data`` and ``demo-workspace``."""
+
+    dir: str
+    speakers: int = 60
+    seed: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigCheckRequest(Request):
+    """``spkemb-engine config check``."""
+
+    file: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSummaryRequest(Request):
+    """``spkemb-engine model-summary``."""
+
+    config: str
