@@ -4,7 +4,7 @@ Both train the demo network on the demo corpus (a demo workspace, temporary unle
 one) for the same number of epochs (same steps, same batch) with the same seed:
 
 - tutorial: the demo config as it is (constant learning rate 0.01, fixed margin 0.05, AddNoise);
-- full: ExponentialDecrease with a one-epoch warm-up (initial_lr 0.05 -> final_lr 0.0005, the same
+- full: ExponentialDecrease with a one-epoch warm-up (initial_lr 0.05 -> final_lr 0.0005, about the same
   mean learning rate as the constant 0.01 over the run), the margin ramped from 0 to 0.2 (WeSpeaker's
   final margin) between epochs 2 and 4, SpeedPerturb [0.9, 1.0, 1.1] before the same AddNoise.
 
