@@ -18,11 +18,12 @@ from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config
                                   FeatureExtraction, MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
 
-TEMPLATES = ("tutorial", "demo")
+TEMPLATES = ("tutorial", "demo", "recipe")
 
 
 def template_text(name: str) -> str:
-    """Text of a shipped config: ``tutorial`` (the tutorial's, verbatim) or ``demo`` (CPU-sized)."""
+    """Text of a shipped config: ``tutorial`` (the tutorial's, verbatim), ``demo`` (CPU-sized) or
+    ``recipe`` (the tutorial's network with WeSpeaker's VoxCeleb recipe: schedules, speed perturbation)."""
     if name not in TEMPLATES:
         raise ValueError(f"unknown template {name!r}; accepted: {', '.join(TEMPLATES)}")
     return resources.files("engine").joinpath("templates", f"{name}.yml").read_text(encoding="utf-8")

@@ -83,6 +83,27 @@ async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
         assert load_config(saved / "config.yml").task.margin == 0.3
 
 
+async def test_config_form_offers_the_recipe_template_beside_tutorial_and_demo(workspace: Path) -> None:
+    from engine.config import load_config, parse_config, template_text
+
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        screen = app.screen
+        sources = [str(v) for _, v in screen.query_one("#source")._options]
+        assert {"template:tutorial", "template:demo", "template:recipe"} <= set(sources)
+        screen.query_one("#source").value = "template:recipe"
+        await wait_for(pilot, lambda: "scheduler.params.warm_up_epoch" in screen.keys)
+        assert _field(screen, "data_augmentation[0].name").value == "SpeedPerturb"
+        assert _field(screen, "task.params.margin_scheduler.increase_type").value == "exp"
+        assert screen.query_one("#exp-dir").value == "experiments/recipe"
+        await pilot.pause(0.2)
+        saved = screen.action_save()
+    assert saved == workspace / "experiments" / "recipe"
+    assert load_config(saved / "config.yml") == parse_config(template_text("recipe"))
+
+
 async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> None:
     from engine.config import template_text
 

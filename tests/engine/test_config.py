@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (FIELD_SPECS, Config, config_diff, config_from_dict, config_to_dict,
+from engine.config import (FIELD_SPECS, Config, MarginSchedule, config_diff, config_from_dict, config_to_dict,
                            dump_config, load_config, parse_config, template_text, validate_field)
 from engine.errors import ConfigError
 
@@ -64,6 +64,23 @@ def test_demo_config_loads_and_is_cpu_sized() -> None:
     assert cfg.task.per_epoch < 0.1
 
 
+def test_recipe_template_is_the_tutorial_network_with_wespeakers_recipe(tmp_path: Path) -> None:
+    text = template_text("recipe")
+    (tmp_path / "config.yml").write_text(text)
+    done = _engine("config", "check", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    cfg = parse_config(done.stdout)
+    assert cfg == parse_config(text, "recipe.yml")
+    assert cfg.architecture == parse_config(TUTORIAL).architecture
+    assert cfg.augmentation.speeds == (0.9, 1.0, 1.1) and cfg.augmentation.noise
+    task = cfg.task
+    assert (task.margin, task.s, task.duration, task.batch_size) == (0.2, 32.0, 2.0, 256)
+    assert task.margin_scheduler == MarginSchedule(increase_start_epoch=20, fix_start_epoch=40, increase_type="exp")
+    assert cfg.scheduler.name == "ExponentialDecrease"
+    assert (cfg.scheduler.initial_lr, cfg.scheduler.final_lr, cfg.scheduler.warm_up_epoch) == (0.1, 5e-5, 6)
+    assert cfg.optimizer.weight_decay == 1e-4
+
+
 def test_config_is_frozen_and_hashable() -> None:
     cfg = parse_config(TUTORIAL)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -90,6 +107,7 @@ def test_additive_margin_loss_has_its_own_defaults_and_softmax_no_margin() -> No
 @pytest.mark.parametrize("text", [
     TUTORIAL,
     template_text("demo"),
+    template_text("recipe"),
     TUTORIAL.replace("name: ConstantScheduler", "name: CyclicScheduler"),
     TUTORIAL.replace("per_epoch: 5", "per_epoch: 5\n\noptimizer:\n   name: SGD\n   params:\n      nesterov: false"),
     "architecture: {name: SincTDNN}\ntask: {name: Softmax}\n",
