@@ -25,7 +25,6 @@ block of frames) at a time, so memory does not grow with a file's length.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -46,6 +45,7 @@ from engine.layout import CheckpointName, ExtractionDir, TrainingDir, Validation
 from engine.protocols import load_protocol, subset_files
 from engine.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
+from engine.requests import ApplyRequest
 from engine.selection import read_params
 from engine.stopping import StopRequest
 from engine.store import recorder
@@ -98,7 +98,7 @@ class Extractor:
         return int(load_checkpoint(checkpoint).get("epoch") or 0)
 
 
-def _extractor(args: argparse.Namespace, checkpoint: Path, epoch: CheckpointName) -> Extractor:
+def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName) -> Extractor:
     """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime."""
     if args.runtime == "onnxruntime":
         from engine.extraction.onnx_runtime import onnx_embedder
@@ -121,7 +121,7 @@ def _extractor(args: argparse.Namespace, checkpoint: Path, epoch: CheckpointName
                      saved_epoch=int(payload.get("epoch") or 0))
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
+def cmd_apply(args: ApplyRequest) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val_dir = Path(args.val_dir)
     if not val_dir.is_dir():
@@ -201,7 +201,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _diarize(args: argparse.Namespace, out_dir: Path, writer: object, run_id: int) -> None:
+def _diarize(args: ApplyRequest, out_dir: Path, writer: object, run_id: int) -> None:
     """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
     from engine.extraction.check import request_from_args, run_check
 

@@ -1,8 +1,8 @@
-"""``spkemb-engine``: the headless engine's command line.
+"""``spkemb-engine``: command line -> typed request -> the command's handler; errors -> one line.
 
-The parser lives here; each command's work lives in the module that owns it and
-is imported only when that command runs, so that ``runs`` or ``config check``
-never pay for importing torch.
+The options live in ``engine.arguments``; each command's work lives in the module that owns
+it and is imported only when that command runs, so that ``runs`` or ``config check`` never pay
+for importing torch. This is the one place where an error becomes a message and an exit status.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from engine import requests
+from engine.arguments import build_parser
 from engine.errors import FileAccessError, SpkembError
 
-#: command name -> "module:function" taking the parsed namespace, returning an exit code
+__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "request_of"]
+
+#: command name -> "module:function" taking the command's request, returning an exit code
 HANDLERS: dict[str, str] = {
     "train": "engine.train:cmd_train",
     "validate": "engine.validate:cmd_validate",
@@ -33,223 +37,29 @@ HANDLERS: dict[str, str] = {
 }
 
 
-def checkpoint_name(text: str) -> int | str:
-    """``--epoch``: an epoch number, or averaged weights by name (avg-lastN, avg-topK)."""
-    from engine.layout import parse_checkpoint_name
-
-    name = parse_checkpoint_name(text)
-    if name is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither an epoch number nor averaged weights "
-                                         "(avg-lastN, avg-topK)")
-    return name
-
-
-def _db_options(p: argparse.ArgumentParser, database: bool = True) -> None:
-    p.add_argument("--db", metavar="FILE",
-                   help="runs database (default: $SPKEMB_DB, else experiments/runs.db)")
-    if database:
-        p.add_argument("--database", metavar="FILE",
-                       help="pyannote database.yml (default: $PYANNOTE_DATABASE_CONFIG, "
-                            "else ./database.yml, else ~/.pyannote/database.yml)")
-
-
-def _der_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collar", type=float, default=0.0, metavar="SECONDS",
-                   help="forgiveness collar, whole width around each reference boundary, as pyannote.metrics "
-                        "counts it (default: 0, pyannote's full AMI practice; 0.5 = NIST md-eval's 0.25 s)")
-    p.add_argument("--skip-overlap", action="store_true",
-                   help="leave overlapped speech out of the score (default: scored)")
-    p.add_argument("--num-speakers", default="oracle", choices=["oracle", "tuned"],
-                   help="clusters per file: the reference's number of speakers (default), or a cosine "
-                        "threshold tuned on the protocol's development subset (extracted into the same folder)")
+#: command name -> the request its handler takes
+REQUESTS: dict[str, type[requests.Request]] = {
+    "train": requests.TrainRequest,
+    "validate": requests.ValidateRequest,
+    "apply": requests.ApplyRequest,
+    "diarize": requests.DiarizeRequest,
+    "pick": requests.PickRequest,
+    "average": requests.AverageRequest,
+    "export": requests.ExportRequest,
+    "runs": requests.RunsRequest,
+    "import": requests.ImportRequest,
+    "demo-data": requests.DemoRequest,
+    "demo-workspace": requests.DemoRequest,
+    "config check": requests.ConfigCheckRequest,
+    "model-summary": requests.ModelSummaryRequest,
+    "sbatch": requests.SbatchRequest,
+}
 
 
-def _train_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--subset", default="train", help="protocol subset to train on (default: train)")
-    p.add_argument("--to", type=int, default=None, metavar="E",
-                   help="train up to epoch E (default: 100, or the resumed run's target)")
-    p.add_argument("--parallel", type=int, default=2, metavar="N",
-                   help="data loading worker processes (default: 2; 0 loads in the main process)")
-    p.add_argument("--device", default=None, metavar="D",
-                   help="cpu, cuda or cuda:N (default: cuda if one is visible, else cpu)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the newest checkpoint in TRN_DIR")
-    p.add_argument("--strict", action="store_true",
-                   help="stop on the first unreadable file or too-short speaker instead of skipping it")
-    p.add_argument("--log-every", type=float, default=2.0, metavar="SECONDS",
-                   help="seconds between metric writes to the database (default: 2)")
-    p.add_argument("--events", action="store_true",
-                   help="write an event file in TRN_DIR instead of the database "
-                        "(automatic when the database is on a network filesystem)")
-    p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
-                   help="start from this checkpoint's network (e.g. TRN_DIR/weights/0040.pt of another "
-                        "experiment with the same architecture): a fine-tuning fork, recorded as such")
-    p.add_argument("--init-classifier", action="store_true",
-                   help="with --init-from: also reuse its classifier (the training classes must be the same)")
-    _db_options(p)
-    p.add_argument("exp_dir", metavar="EXP_DIR", help="experiment directory holding config.yml")
-    p.add_argument("protocol", metavar="PROTOCOL",
-                   help="pyannote.database protocol, e.g. VoxCeleb.SpeakerVerification.VoxCeleb2")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="spkemb-engine",
-        description="Train, validate and apply SincTDNN speaker embeddings; every run is "
-                    "recorded in a SQLite database.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser("train", help="train a speaker embedding (TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET)",
-                       description="Train the config's network on PROTOCOL's SUBSET files. "
-                                   "Works under torchrun for DistributedDataParallel.")
-    _train_options(p)
-
-    p = sub.add_parser("validate", help="speaker-verification EER of each checkpoint, beside training",
-                       description="Evaluate checkpoints of TRN_DIR by EER and minDCF on PROTOCOL's "
-                                   "SUBSET trials, waiting for new ones while training runs.")
-    p.add_argument("--subset", default="test", help="trial subset (default: test)")
-    p.add_argument("--from", dest="from_epoch", type=int, default=None, metavar="E",
-                   help="first epoch to evaluate (default: the first checkpoint)")
-    p.add_argument("--to", type=int, default=None, metavar="E",
-                   help="last epoch to evaluate (default: the training run's target)")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="evaluate every N epochs (default: 1)")
-    p.add_argument("--chronological", action="store_true",
-                   help="evaluate in epoch order (default: newest checkpoint first)")
-    p.add_argument("--whole-file", action="store_true",
-                   help="embed each trial file in one pass instead of averaging sliding windows")
-    p.add_argument("--rescore", action="store_true",
-                   help="embed every epoch again, even those VAL_DIR already holds scores for "
-                        "(default: reuse them when made the same way, from the same checkpoint)")
-    p.add_argument("--score-norm", choices=["asnorm"], default=None,
-                   help="also report figures after adaptive S-norm against the training speakers")
-    p.add_argument("--cohort-size", type=int, default=300, metavar="N",
-                   help="AS-norm: the N cohort speakers most similar to each side (default: 300)")
-    p.add_argument("--cohort-files", type=int, default=3, metavar="F",
-                   help="AS-norm: training files averaged per cohort speaker (default: 3)")
-    p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
-    p.add_argument("--batch", type=int, default=64, metavar="B", help="windows per batch (default: 64)")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
-                   help="seconds between looks for new checkpoints (default: 2)")
-    _db_options(p)
-    p.add_argument("trn_dir", metavar="TRN_DIR", help="training directory (EXP_DIR/train/PROTOCOL.SUBSET)")
-    p.add_argument("protocol", metavar="PROTOCOL", help="speaker verification protocol with trials")
-
-    p = sub.add_parser("apply", help="sliding-window embeddings of every file of a protocol",
-                       description="Extract embeddings with the best (or a chosen) epoch into "
-                                   "VAL_DIR/apply/EPOCH/{uri}.npy.")
-    p.add_argument("--step", type=float, default=0.1, help="window step as a fraction of its duration (default: 0.1)")
-    p.add_argument("--subset", default="test", help="subset to extract (default: test)")
-    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
-                   help="epoch, or averaged weights such as avg-top5, to use (default: params.yml's)")
-    p.add_argument("--shared", action="store_true",
-                   help="compute frame-level layers once per file and pool each window from running "
-                        "sums (fast; approximate when the network normalises each window)")
-    p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"],
-                   help="torch (default), or onnxruntime running the network exported to ONNX")
-    p.add_argument("--model", default=None, metavar="FILE",
-                   help="with --runtime onnxruntime: a file from `spkemb-engine export` of the same "
-                        "checkpoint (default: export it to a temporary file)")
-    p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
-    p.add_argument("--batch", type=int, default=128, metavar="B", help="windows per batch (default: 128)")
-    p.add_argument("--diarize", action="store_true",
-                   help="then run the diarization check (as `spkemb-engine diarize`) on the extracted subset")
-    _der_options(p)
-    _db_options(p)
-    p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
-    p.add_argument("protocol", metavar="PROTOCOL", help="protocol whose files to embed")
-
-    p = sub.add_parser("export", help="the embedding network of one checkpoint as ONNX or TorchScript",
-                       description="Write the embedding network alone (variable-length input, weight norm "
-                                   "folded, sinc filters fixed) with its config, sample rate and checkpoint "
-                                   "sha256 in the file's metadata.")
-    p.add_argument("--epoch", default=None, metavar="E",
-                   help="an epoch number or avg-lastN/avg-topK (default: params.yml's epoch)")
-    p.add_argument("--format", default=None, choices=["onnx", "torchscript"],
-                   help="default: from FILE's suffix (.onnx; .pt or .ts for TorchScript)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
-    p = sub.add_parser("diarize", help="diarization check of an extraction: RTTMs and DER",
-                       description="Cluster each file's window embeddings (oracle speech regions, "
-                                   "average-linkage cosine clustering), write {uri}.rttm beside the "
-                                   ".npy files and print the diarization error rate (pyannote.metrics).")
-    p.add_argument("--subset", default="test", help="subset to score (default: test)")
-    _der_options(p)
-    _db_options(p)
-    p.add_argument("extraction", metavar="EXTRACTION_DIR", help="VAL_DIR/apply/EPOCH, written by apply")
-    p.add_argument("protocol", metavar="PROTOCOL", help="speaker diarization protocol with reference RTTMs")
-
-    p = sub.add_parser("pick", help="choose the epoch params.yml points at",
-                       description="Point VAL_DIR/params.yml at the lowest-EER epoch, or at --epoch.")
-    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
-                   help="a validated epoch, or validated averaged weights such as avg-top5 (default: the "
-                        "epoch of lowest EER)")
-    _db_options(p, database=False)
-    p.add_argument("val_dir", metavar="VAL_DIR")
-
-    p = sub.add_parser("average", help="average the weights of several epochs (weights/avg-lastN.pt, avg-topK.pt)",
-                       description="Average the embedding network of the last N epochs of TRN_DIR, or of "
-                                   "the K epochs of lowest validated EER of VAL_DIR, into "
-                                   "TRN_DIR/weights/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
-    which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
-    _db_options(p, database=False)
-    p.add_argument("dir", metavar="DIR", help="TRN_DIR (with --last) or VAL_DIR (with --top)")
-
-    p = sub.add_parser("runs", help="list the runs of the database",
-                       description="List runs (newest first) as a table, JSON or CSV.")
-    p.add_argument("--status", default=None,
-                   choices=["running", "completed", "failed", "stopped", "lost"], help="only runs with this status")
-    p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
-    p.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default: table)")
-    p.add_argument("--stale", action="store_true",
-                   help="list the stale extractions instead: made from an epoch that params.yml no longer points at")
-    _db_options(p, database=False)
-
-    p = sub.add_parser("import", help="ingest event files written on a network filesystem",
-                       description="Bring the JSON-lines event files of runs that could not use the "
-                                   "database (NFS, Lustre, GPFS, BeeGFS) into a local database.")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="event files, or directories searched for events.jsonl")
-    _db_options(p, database=False)
-
-    p = sub.add_parser("demo-data", help="synthesize a small corpus in the real datasets' layouts",
-                       description="Write VoxCeleb-, MUSAN- and AMI-style synthetic data and its database.yml.")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--speakers", type=int, default=60, metavar="N",
-                   help="number of speakers, two thirds for training (default: 60)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-
-    p = sub.add_parser("demo-workspace", help="prepare the demo workspace that `make demo` opens",
-                       description="Corpus, CPU-sized config.yml and runs.db in DIR.")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--speakers", type=int, default=60, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
-
-    p = sub.add_parser("config", help="config.yml tools")
-    config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    c = config_sub.add_parser("check", help="validate a config.yml and print it resolved",
-                              description="Print the resolved config (defaults filled in), or name "
-                                          "the offending key and line and exit 2.")
-    c.add_argument("file", metavar="FILE")
-
-    p = sub.add_parser("model-summary", help="layer table and parameter count of a config's network",
-                       description="Print each layer's output shape for one `duration`-long chunk "
-                                   "and its parameters, then `parameters: N`.")
-    p.add_argument("config", metavar="CONFIG", help="config.yml, or an experiment directory")
-
-    p = sub.add_parser("sbatch", help="write a SLURM batch script for `srun torchrun ... train`",
-                       description="Write (or print) a SLURM batch script that trains under "
-                                   "srun torchrun, requeued on preemption.")
-    p.add_argument("--nodes", type=int, default=1)
-    p.add_argument("--gpus-per-node", type=int, default=1)
-    p.add_argument("--cpus-per-task", type=int, default=8)
-    p.add_argument("--time", default="2-00:00:00", help="SLURM time limit (default: 2-00:00:00)")
-    p.add_argument("--partition", default=None)
-    p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the script here (default: stdout)")
-    _train_options(p)
-    return parser
+def request_of(argv: Sequence[str]) -> requests.Request:
+    """The typed request an argument list makes (argparse exits 2 on a bad one, as ever)."""
+    args = build_parser().parse_args(argv)
+    return REQUESTS[_handler_name(args)].from_namespace(args)
 
 
 def _handler_name(args: argparse.Namespace) -> str:
@@ -260,10 +70,11 @@ def _handler_name(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module_name, func_name = HANDLERS[_handler_name(args)].split(":")
+    command = _handler_name(args)
+    module_name, func_name = HANDLERS[command].split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
-        return int(handler(args) or 0)
+        return int(handler(REQUESTS[command].from_namespace(args)) or 0)
     except SpkembError as e:
         print(f"spkemb-engine {_handler_name(args)}: error: {e}", file=sys.stderr)
         return e.exit_code

@@ -19,7 +19,6 @@ folder), are recomputed from ``VAL_DIR/scores/{epoch:04d}.txt``.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import yaml
 from engine.atomic import atomic_write_text
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir, parse_checkpoint_name
+from engine.requests import PickRequest
 
 KEYS = ("epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95")
 
@@ -207,7 +207,7 @@ def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: A
     return result
 
 
-def cmd_pick(args: argparse.Namespace) -> int:
+def cmd_pick(args: PickRequest) -> int:
     """``spkemb-engine pick [--epoch E] VAL_DIR``."""
     from engine.store import default_db_path, open_store
 

@@ -8,19 +8,19 @@ resumes. Preemption with ``PreemptMode=REQUEUE`` sends SIGTERM the same way.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 from pathlib import Path
 
 from engine.errors import SpkembError
 from engine.layout import ExperimentDir
+from engine.requests import SbatchRequest
 
 #: seconds of warning before the time limit: saving fits well inside it
 WARNING_SECONDS = 180
 
 
-def _train_arguments(args: argparse.Namespace) -> list[str]:
+def _train_arguments(args: SbatchRequest) -> list[str]:
     argv = ["--subset", args.subset, "--parallel", str(args.parallel), "--seed", str(args.seed),
             "--log-every", str(args.log_every)]
     if args.to is not None:
@@ -39,7 +39,7 @@ def _train_arguments(args: argparse.Namespace) -> list[str]:
     return argv + [str(Path(args.exp_dir).resolve()), args.protocol]
 
 
-def batch_script(args: argparse.Namespace) -> str:
+def batch_script(args: SbatchRequest) -> str:
     """The text of the batch script for the parsed ``sbatch`` arguments."""
     exp_dir = Path(args.exp_dir).resolve()
     trn = ExperimentDir(exp_dir).training(args.protocol, args.subset)
@@ -87,7 +87,7 @@ wait "$step_pid"
 """
 
 
-def cmd_sbatch(args: argparse.Namespace) -> int:
+def cmd_sbatch(args: SbatchRequest) -> int:
     config = ExperimentDir(Path(args.exp_dir)).config
     if not config.is_file():
         raise SpkembError(f"{config} does not exist: create the experiment's config first "

@@ -19,7 +19,6 @@ shorter than a window is one window. ``--whole-file`` embeds each file in one pa
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -37,6 +36,7 @@ from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.protocols import load_protocol
 from engine.recording import recorded_end, refuse_problems
+from engine.requests import ValidateRequest
 from engine.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                               write_params, write_scores)
 from engine.stopping import StopRequest
@@ -86,13 +86,13 @@ def load_trials(protocol_name: str, subset: str, database: str | None
     return trials, files
 
 
-def _in_range(epoch: int, args: argparse.Namespace) -> bool:
+def _in_range(epoch: int, args: ValidateRequest) -> bool:
     first = args.from_epoch or 0
     return (epoch >= first and (args.to is None or epoch <= args.to)
             and (epoch - first) % max(1, args.every) == 0)
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def cmd_validate(args: ValidateRequest) -> int:
     """``spkemb-engine validate``: see the module docstring."""
     trn_dir = Path(args.trn_dir)
     if not _wait_for_training_dir(trn_dir):
@@ -146,7 +146,7 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
     return trn_dir.is_dir()
 
 
-def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run_id: int,
+def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id: int,
           train_run: dict | None, val_dir: Path, trials: list, files: dict[str, str],
           device: Any, stop: StopRequest, norm: ScoreNorm | None = None) -> None:
     validated: set[int] = set()
@@ -216,7 +216,7 @@ def _mtime(path: Path) -> float:
         return -1.0
 
 
-def _score(args: argparse.Namespace, writer: Any, run_id: int, train_id: int | None, name: CheckpointName,
+def _score(args: ValidateRequest, writer: Any, run_id: int, train_id: int | None, name: CheckpointName,
            checkpoint: Path, val_dir: Path, trials: list, files: dict[str, str], device: Any,
            stop: StopRequest, norm: ScoreNorm | None, recorded: dict[str, Any] | None,
            reusable: bool) -> tuple[dict[str, Any], bool]:
@@ -236,7 +236,7 @@ def _score(args: argparse.Namespace, writer: Any, run_id: int, train_id: int | N
     return result, scored
 
 
-def _method(args: argparse.Namespace) -> dict[str, Any]:
+def _method(args: ValidateRequest) -> dict[str, Any]:
     """How file embeddings are made: scores made another way are not comparable."""
     return {"embedding": "whole-file" if args.whole_file else "windows", "hop": VALIDATION_STEP}
 
@@ -307,7 +307,7 @@ def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def validate_epoch(args: argparse.Namespace, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
+def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
                    trials: list[tuple[int, str, str]], files: dict[str, str], device: Any,
                    stop: StopRequest, norm: ScoreNorm | None = None) -> dict[str, Any]:
     """Embed, score, write the scores file; returns the epoch's result (selection keys)."""

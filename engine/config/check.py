@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from engine.config.dump import dump_config
 from engine.config.parse import load_config
+from engine.requests import ConfigCheckRequest
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+def cmd_check(args: ConfigCheckRequest) -> int:
     """Print ``args.file`` (a config.yml, or an experiment directory holding one) resolved.
 
     Returns 0; a bad config raises ConfigError, which the CLI prints and exits 2 with.

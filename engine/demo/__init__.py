@@ -7,7 +7,6 @@ database.yml; ``make_demo_workspace`` adds a CPU-sized config.yml and a runs dat
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from engine.demo.layout import MARKER, Progress, plan, write_corpus
 from engine.demo.workspace import make_demo_workspace
 from engine.errors import SpkembError
+from engine.requests import DemoRequest
 
 __all__ = ["cmd_demo_data", "cmd_demo_workspace", "make_demo_corpus", "make_demo_workspace"]
 
@@ -75,7 +75,7 @@ def _progress_bar(description: str):  # -> (rich Progress, callback)
     return bar, update
 
 
-def cmd_demo_data(args: argparse.Namespace) -> int:
+def cmd_demo_data(args: DemoRequest) -> int:
     """``spkemb-engine demo-data DIR [--speakers N] [--seed S]``."""
     bar, update = _progress_bar("synthesizing audio files")
     with bar:
@@ -86,7 +86,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo_workspace(args: argparse.Namespace) -> int:
+def cmd_demo_workspace(args: DemoRequest) -> int:
     """``spkemb-engine demo-workspace DIR``: corpus, config.yml, runs.db and README.txt."""
     root = Path(args.dir).expanduser()
     if (root / "config.yml").is_file() and (root / "data" / "database.yml").is_file():

@@ -8,7 +8,6 @@ Reads ``VAL_DIR/apply/EPOCH`` with ``engine.Precomputed``, clusters and scores e
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +20,12 @@ from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, Fi
 from engine.layout import ExtractionDir
 from engine.precomputed import Precomputed
 from engine.protocols import load_protocol, subset_files
+from engine.requests import DiarizationOptions, DiarizeRequest
 
 
 @dataclass(frozen=True)
-class DiarizeRequest:
-    """What ``spkemb-engine diarize`` was asked (the CLI's arguments, typed)."""
+class DiarizationJob:
+    """One diarization check: the extraction folder, the protocol subset and how to score."""
 
     extraction: ExtractionDir
     protocol: str
@@ -39,7 +39,7 @@ class DiarizeRequest:
 class DiarizationReport:
     """Per-file and total DER of one extraction folder, and how the speakers were counted."""
 
-    request: DiarizeRequest
+    request: DiarizationJob
     files: list[FileDer]
     total: Components
     threshold: float | None
@@ -105,7 +105,7 @@ def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[Fi
         raise SpkembError(f"{e} (the diarization check of the {subset} subset reads them)") from e
 
 
-def _tune(request: DiarizeRequest, protocol: Any, precomputed: Precomputed) -> tuple[float, str]:
+def _tune(request: DiarizationJob, protocol: Any, precomputed: Precomputed) -> tuple[float, str]:
     try:
         dev = subset_files(protocol, "development")
     except ProtocolError as e:
@@ -126,7 +126,7 @@ def check_settings(settings: DerSettings, subset: str) -> None:
                           "another subset (--subset test), or use --num-speakers oracle")
 
 
-def run_check(request: DiarizeRequest) -> DiarizationReport:
+def run_check(request: DiarizationJob) -> DiarizationReport:
     """Cluster, score and write ``{uri}.rttm`` for every file of the request's subset.
 
     Raises
@@ -154,14 +154,14 @@ def run_check(request: DiarizeRequest) -> DiarizationReport:
                              int(epoch) if isinstance(epoch, int) else None)
 
 
-def request_from_args(args: argparse.Namespace, extraction: Path) -> DiarizeRequest:
-    """The typed request of ``diarize`` (or of ``apply --diarize``) from parsed arguments."""
+def request_from_args(args: DiarizationOptions, extraction: Path) -> DiarizationJob:
+    """The check that ``diarize`` (or ``apply --diarize``) was asked for, on ``extraction``."""
     settings = DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
-    return DiarizeRequest(ExtractionDir(Path(extraction)), args.protocol, args.subset, settings,
+    return DiarizationJob(ExtractionDir(Path(extraction)), args.protocol, args.subset, settings,
                           args.database, args.db)
 
 
-def cmd_diarize(args: argparse.Namespace) -> int:
+def cmd_diarize(args: DiarizeRequest) -> int:
     """``spkemb-engine diarize VAL_DIR/apply/EPOCH PROTOCOL``: see the module docstring."""
     from engine.store import default_db_path, is_network_fs, open_store
 

@@ -22,7 +22,6 @@ Metadata (ONNX ``metadata_props``; TorchScript ``_extra_files["metadata.json"]``
 
 from __future__ import annotations
 
-import argparse
 import copy
 import io
 import json
@@ -44,6 +43,7 @@ from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.layout import CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.sincnet import SincConv1d
+from engine.requests import ExportRequest
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -179,7 +179,7 @@ def _format(fmt: str | None, output: Path) -> str:
                       f"{output.suffix or '(none)'} does not say which)")
 
 
-def cmd_export(args: argparse.Namespace) -> int:
+def cmd_export(args: ExportRequest) -> int:
     """``spkemb-engine export VAL_DIR [--epoch E|avg-...] [--format onnx|torchscript] -o FILE``."""
     val_dir = ValidationDir(Path(args.val_dir))
     if not val_dir.root.is_dir():

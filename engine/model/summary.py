@@ -6,7 +6,6 @@ training speaker) depends on the protocol and is thrown away after training.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from engine.errors import ConfigError
 from engine.model.embedding import SincTDNN
+from engine.requests import ModelSummaryRequest
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -119,7 +119,7 @@ def _config_path(arg: str) -> Path:
     return path
 
 
-def cmd_model_summary(args: argparse.Namespace) -> int:
+def cmd_model_summary(args: ModelSummaryRequest) -> int:
     """Print the layer table of ``args.config``'s network, then ``parameters: N`` as the last line."""
     from rich.console import Console
     from rich.table import Table

@@ -16,7 +16,6 @@ against that method's signature before anything is written (``event_records``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 from engine.errors import StoreError
 from engine.layout import EVENTS
+from engine.requests import ImportRequest
 from engine.store import liveness
 from engine.store.db import default_db_path
 from engine.store.event_records import FORMAT_VERSION, BadRecord, EventRecord, parse_record
@@ -343,7 +343,7 @@ def _warn(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
+def cmd_import(args: ImportRequest) -> int:
     """``spkemb-engine import PATH... [--db FILE]``: ingest event files into a local database."""
     db = default_db_path(args.db)
     if is_network_fs(db):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import os
@@ -11,6 +10,7 @@ import time
 from typing import Any
 
 from engine.errors import StoreError
+from engine.requests import RunsRequest
 from engine.store.db import default_db_path
 from engine.store.runs import Store, open_store
 
@@ -145,7 +145,7 @@ def list_runs(store: Store, status: str | None = None, kind: str | None = None) 
     return [r for r in runs if status is None or r["status"] == status]
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def cmd_runs(args: RunsRequest) -> int:
     """``spkemb-engine runs [--db FILE] [--status S] [--kind K] [--format table|json|csv]``."""
     db = default_db_path(args.db)
     if not db.exists():

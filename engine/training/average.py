@@ -13,7 +13,6 @@ its ``checkpoints`` row (``name``, ``averaged``) is inserted only once it is in 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from engine.checkpoints import load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import TrainingDir, ValidationDir
+from engine.requests import AverageRequest
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -108,7 +108,7 @@ def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], path
         return f"recorded on run #{runs[0]['id']}"
 
 
-def cmd_average(args: argparse.Namespace) -> int:
+def cmd_average(args: AverageRequest) -> int:
     """``spkemb-engine average (--last N TRN_DIR | --top K VAL_DIR)``: see the module docstring."""
     folder = Path(args.dir)
     if not folder.is_dir():

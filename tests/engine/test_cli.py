@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from engine.cli import HANDLERS
+from engine.cli import HANDLERS, REQUESTS, build_parser, request_of
+from engine.requests import TrainRequest
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("command", sorted(HANDLERS))
@@ -65,3 +71,41 @@ def test_unknown_protocol_is_one_clear_error(tmp_path: Path, demo_corpus: Path) 
                       db=tmp_path / "runs.db", database=demo_corpus)
     assert done.returncode == 2
     assert "Demo.SpeakerVerification.Nope" in done.stderr and "Traceback" not in done.stderr
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Every command's parser, by its name in HANDLERS (`config check` included)."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                nested = _subparsers(sub)
+                found.update({f"{name} {n}": p for n, p in nested.items()} if nested else {name: sub})
+    return found
+
+
+@pytest.mark.parametrize("command", sorted(HANDLERS))
+def test_every_option_is_a_field_of_the_command_request(command: str) -> None:
+    parser = _subparsers(build_parser())[command]
+    options = {a.dest for a in parser._actions if a.dest not in ("help", "config_command")}
+    fields = {f.name for f in dataclasses.fields(REQUESTS[command])}
+    assert options == fields
+
+
+@pytest.mark.parametrize("command", sorted(HANDLERS))
+def test_every_handler_takes_its_typed_request(command: str) -> None:
+    """Read from the source, so that this test imports no torch: the handler's one argument is
+    annotated with the request class, and no module below the CLI names argparse."""
+    module, function = HANDLERS[command].split(":")
+    path = REPO / Path(*module.split(".")).with_suffix(".py")
+    sources = [path] if path.exists() else sorted(path.with_suffix("").glob("*.py"))  # a package re-exports
+    handler = next(n for source in sources for n in ast.walk(ast.parse(source.read_text()))
+                   if isinstance(n, ast.FunctionDef) and n.name == function)
+    assert [ast.unparse(a.annotation) for a in handler.args.args] == [REQUESTS[command].__name__]
+
+
+def test_requests_are_frozen_and_parsed_once() -> None:
+    request = request_of(["train", "--to", "3", "--log-every", "5", "exp", "Demo.SpeakerVerification.Voices"])
+    assert isinstance(request, TrainRequest) and request.to == 3 and request.log_every == 5.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.to = 4  # type: ignore[misc]
