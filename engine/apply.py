@@ -41,7 +41,7 @@ from engine.checkpoints import file_sha256
 from engine.distributed import pick_device
 from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
-from engine.layout import CheckpointName, ExtractionDir, TrainingDir, ValidationDir
+from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, TrainingDir, ValidationDir
 from engine.protocols import load_protocol, subset_files
 from engine.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
@@ -65,7 +65,7 @@ def resolve_epoch(val_dir: Path, epoch: CheckpointName | None) -> CheckpointName
         return epoch
     params = read_params(val_dir)
     if params is None:
-        raise SpkembError(f"{val_dir / 'params.yml'} does not exist: validate first "
+        raise SpkembError(f"{ValidationDir(val_dir).params} does not exist: validate first "
                           "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
     return params["epoch"]
 
@@ -126,7 +126,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     val_dir = Path(args.val_dir)
     if not val_dir.is_dir():
         raise SpkembError(f"{val_dir} is not a directory: pass the VAL_DIR that `spkemb-engine "
-                          "validate` writes (TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET)")
+                          f"validate` writes ({VAL_DIR_SHAPE})")
     if not 0.0 < args.step:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
                           "duration and must be > 0 (e.g. 0.1)")
@@ -192,7 +192,7 @@ def cmd_apply(args: ApplyRequest) -> int:
                               audio_seconds=audio_seconds, wall_seconds=wall,
                               checkpoint=checkpoint.resolve(), checkpoint_sha256=sha256,
                               validate_run_id=parents[0]["id"] if parents else None,
-                              chosen_by="params.yml" if args.epoch is None else "--epoch")
+                              chosen_by=PARAMS if args.epoch is None else "--epoch")
         print(f"apply: {len(signals)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
               f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({mode}, {device}) -> {out_dir}",
               file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from engine.layout import PARAMS, WEIGHTS
+
 
 def checkpoint_name(text: str) -> int | str:
     """``--epoch``: an epoch number, or averaged weights by name (avg-lastN, avg-topK)."""
@@ -59,7 +61,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                    help="write an event file in TRN_DIR instead of the database "
                         "(automatic when the database is on a network filesystem)")
     p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
-                   help="start from this checkpoint's network (e.g. TRN_DIR/weights/0040.pt of another "
+                   help=f"start from this checkpoint's network (e.g. TRN_DIR/{WEIGHTS}/0040.pt of another "
                         "experiment with the same architecture): a fine-tuning fork, recorded as such")
     p.add_argument("--init-classifier", action="store_true",
                    help="with --init-from: also reuse its classifier (the training classes must be the same)")
@@ -141,7 +143,7 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=float, default=0.1, help="window step as a fraction of its duration (default: 0.1)")
     p.add_argument("--subset", default="test", help="subset to extract (default: test)")
     p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
-                   help="epoch, or averaged weights such as avg-top5, to use (default: params.yml's)")
+                   help=f"epoch, or averaged weights such as avg-top5, to use (default: {PARAMS}'s)")
     p.add_argument("--shared", action="store_true",
                    help="compute frame-level layers once per file and pool each window from running "
                         "sums (fast; approximate when the network normalises each window)")
@@ -156,7 +158,7 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
                    help="then run the diarization check (as `spkemb-engine diarize`) on the extracted subset")
     _der_options(p)
     _db_options(p)
-    p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
+    p.add_argument("val_dir", metavar="VAL_DIR", help=f"validation directory holding {PARAMS}")
     p.add_argument("protocol", metavar="PROTOCOL", help="protocol whose files to embed")
 
 
@@ -167,11 +169,11 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                                    "folded, sinc filters fixed) with its config, sample rate and checkpoint "
                                    "sha256 in the file's metadata.")
     p.add_argument("--epoch", default=None, metavar="E",
-                   help="an epoch number or avg-lastN/avg-topK (default: params.yml's epoch)")
+                   help=f"an epoch number or avg-lastN/avg-topK (default: {PARAMS}'s epoch)")
     p.add_argument("--format", default=None, choices=["onnx", "torchscript"],
                    help="default: from FILE's suffix (.onnx; .pt or .ts for TorchScript)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
-    p.add_argument("val_dir", metavar="VAL_DIR", help="validation directory holding params.yml")
+    p.add_argument("val_dir", metavar="VAL_DIR", help=f"validation directory holding {PARAMS}")
 
 
 
@@ -189,8 +191,8 @@ def _add_diarize(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_pick(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pick", help="choose the epoch params.yml points at",
-                       description="Point VAL_DIR/params.yml at the lowest-EER epoch, or at --epoch.")
+    p = sub.add_parser("pick", help=f"choose the epoch {PARAMS} points at",
+                       description=f"Point VAL_DIR/{PARAMS} at the lowest-EER epoch, or at --epoch.")
     p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
                    help="a validated epoch, or validated averaged weights such as avg-top5 (default: the "
                         "epoch of lowest EER)")
@@ -200,10 +202,10 @@ def _add_pick(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_average(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("average", help="average the weights of several epochs (weights/avg-lastN.pt, avg-topK.pt)",
+    p = sub.add_parser("average", help=f"average the weights of several epochs ({WEIGHTS}/avg-lastN.pt, avg-topK.pt)",
                        description="Average the embedding network of the last N epochs of TRN_DIR, or of "
                                    "the K epochs of lowest validated EER of VAL_DIR, into "
-                                   "TRN_DIR/weights/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
+                                   f"TRN_DIR/{WEIGHTS}/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
     which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
@@ -220,7 +222,7 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default: table)")
     p.add_argument("--stale", action="store_true",
-                   help="list the stale extractions instead: made from an epoch that params.yml no longer points at")
+                   help=f"list the stale extractions instead: made from an epoch that {PARAMS} no longer points at")
     _db_options(p, database=False)
 
 

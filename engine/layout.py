@@ -48,6 +48,9 @@ _EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
 _NAMED_FILE = re.compile(r"^(avg-(?:last|top)\d+)\.pt$")
 NAMED_CHECKPOINT = re.compile(r"^avg-(?:last|top)\d+$")
 
+#: how messages name a VAL_DIR
+VAL_DIR_SHAPE = f"TRN_DIR/{VALIDATE}/PROTOCOL.SUBSET"
+
 # the event files of a workspace experiment, relative to EXP_DIR (the TUI imports them)
 EVENT_GLOBS = (f"{TRAIN}/*/{EVENTS}", f"{TRAIN}/*/{VALIDATE}/*/{EVENTS}", f"{TRAIN}/*/{VALIDATE}/*/{APPLY}/{EVENTS}")
 

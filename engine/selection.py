@@ -28,7 +28,7 @@ import yaml
 
 from engine.atomic import atomic_write_text
 from engine.errors import SpkembError
-from engine.layout import CheckpointName, ValidationDir, parse_checkpoint_name
+from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, parse_checkpoint_name
 from engine.requests import PickRequest
 
 KEYS = ("epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95")
@@ -214,7 +214,7 @@ def cmd_pick(args: PickRequest) -> int:
     val_dir = Path(args.val_dir)
     if not val_dir.is_dir():
         raise SpkembError(f"{val_dir} is not a directory: pass the VAL_DIR that "
-                          "`spkemb-engine validate` wrote (TRN_DIR/validate_equal_error_rate/...)")
+                          f"`spkemb-engine validate` wrote ({VAL_DIR_SHAPE})")
     db = default_db_path(args.db)
     store = open_store(db) if db.exists() else None
     result = pick_best(val_dir, args.epoch, store=store)

@@ -12,6 +12,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from app.gpus import device_options
 from app.protocols_list import default_extract, protocols
+from engine.layout import PARAMS
 
 _CSS = """
 {name} {{ align: center middle; }}
@@ -35,7 +36,7 @@ class PickDialog(ModalScreen[int | str | bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Pick the epoch to use (params.yml and the database)")
+            yield Label(f"Pick the epoch to use ({PARAMS} and the database)")
             yield Select([("lowest EER", "best")] + [(f"epoch {e}" if isinstance(e, int) else e, str(e))
                                                     for e in self.epochs],
                          value="best", allow_blank=False, id="epoch")

@@ -164,7 +164,7 @@ class RunDetailScreen(Screen):
                 ext.append(f"  {der_text(check)}")
             stale = data.get("stale", {}).get(a["id"])
             if stale is not None:
-                ext.append(f"  [b yellow]stale[/]: params.yml now points at epoch {stale['current_epoch']} "
+                ext.append(f"  [b yellow]stale[/]: {layout.PARAMS} now points at epoch {stale['current_epoch']} "
                            "— press e to extract again")
             ext.append(f"  → {ws.show(a.get('out_dir'))}")
         if len(ext) == 1:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from engine.demo.layout import MARKER, Progress, plan, write_corpus
 from engine.errors import ConfigError, SpkembError
+from engine.layout import ExperimentDir
+
+VOICES = "Demo.SpeakerVerification.Voices"
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "templates" / "demo.yml"
 
@@ -32,7 +35,7 @@ or run the engine by hand, from this folder:
     spkemb-engine validate --db runs.db --database data/database.yml \\
         train/Demo.SpeakerVerification.Voices.train Demo.SpeakerVerification.Voices
     spkemb-engine apply --db runs.db --database data/database.yml \\
-        train/Demo.SpeakerVerification.Voices.train/validate_equal_error_rate/Demo.SpeakerVerification.Voices.test \\
+        {val_dir} \\
         Demo.SpeakerDiarization.Meetings
     spkemb-engine runs --db runs.db
 
@@ -100,7 +103,8 @@ def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 
         open_store(db).close()
     readme = root / "README.txt"
     if not readme.exists():
-        readme.write_text(README.format(dir=root))
+        val_dir = ExperimentDir(Path(".")).training(VOICES, "train").validation(VOICES, "test").root
+        readme.write_text(README.format(dir=root, val_dir=val_dir))
     if not config.exists():
         # written last: the Makefile takes config.yml as the sign of a finished workspace
         shutil.copyfile(TEMPLATE, config)

@@ -41,7 +41,7 @@ from engine.config import Config, dump_config
 from engine.embed import load_model
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
-from engine.layout import CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
+from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.sincnet import SincConv1d
 from engine.requests import ExportRequest
 
@@ -184,7 +184,7 @@ def cmd_export(args: ExportRequest) -> int:
     val_dir = ValidationDir(Path(args.val_dir))
     if not val_dir.root.is_dir():
         raise SpkembError(f"{val_dir.root} is not a directory: pass the VAL_DIR that `spkemb-engine validate` "
-                          "writes (TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET)")
+                          f"writes ({VAL_DIR_SHAPE})")
     output = Path(args.output)
     fmt = _format(args.format, output)
     if not output.parent.is_dir():

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from engine.errors import StoreError
+from engine.layout import PARAMS
 from engine.requests import RunsRequest
 from engine.store.db import default_db_path
 from engine.store.runs import Store, open_store
@@ -192,5 +193,5 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
         console = Console()
         console.print(table)
         if not rows:
-            console.print("no stale extraction: every extraction uses the epoch its params.yml points at")
+            console.print(f"no stale extraction: every extraction uses the epoch its {PARAMS} points at")
     return 0

@@ -20,7 +20,7 @@ import torch
 
 from engine.checkpoints import load_checkpoint, save_checkpoint
 from engine.errors import CheckpointError, SpkembError
-from engine.layout import TrainingDir, ValidationDir
+from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
 from engine.requests import AverageRequest
 
 
@@ -120,7 +120,7 @@ def cmd_average(args: AverageRequest) -> int:
         val = ValidationDir(folder)
         if not val.is_validation_dir():
             raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
-                              "scored in TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET")
+                              f"scored in {VAL_DIR_SHAPE}")
         trn, top = val.training, top_epochs(val, args.top, _store_or_none(args.db))
         epochs, eers = [e for e, _ in top], dict(top)
         name, how = f"avg-top{args.top}", {"how": "top", "validation": str(val.root.resolve()), "eer": eers}
