@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +177,22 @@ def subset_files(protocol: Any, subset: str) -> list[Any]:
     ProtocolError
         When the protocol has no such subset, or one of its lists cannot be read.
     """
+    return list(iter_subset(protocol, subset))
+
+
+def iter_subset(protocol: Any, subset: str) -> Iterator[Any]:
+    """The files of one subset of a protocol, one at a time (``subset_files`` without the list).
+
+    Raises
+    ------
+    ProtocolError
+        When the protocol has no such subset, or one of its lists cannot be read.
+    """
     name = getattr(protocol, "name", type(protocol).__name__)
     if subset not in SUBSETS:
         raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
     try:
-        return list(getattr(protocol, subset)())
+        yield from getattr(protocol, subset)()
     except NotImplementedError as e:
         raise ProtocolError(f"protocol {name} has no {subset} subset — choose another --subset") from e
     except FileNotFoundError as e:
