@@ -25,15 +25,27 @@ class Recorder:
     """The records of one run, bound to its id."""
 
     def __init__(self, writer: Any, run_id: int, *, reopen: dict[str, Any] | None = None,
-                 problems: Sequence[Problem] = ()) -> None:
+                 problems: Sequence[Problem] = (), indexing: bool = False) -> None:
         self.writer, self.run_id = writer, run_id
         self._reopen, self._problems = reopen, list(problems)
+        self._indexing = indexing
         self._finished = False
+
+    def indexing(self, done: int, total: int | None) -> None:
+        """Progress of the phase under way before the first step (files listed, checked)."""
+        self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
+
+    def indexed(self, problems: Sequence[Problem]) -> None:
+        """The data is ready; these files and speakers were left out (recorded at ``started``)."""
+        self._problems = list(problems)
 
     def started(self, *, target_epoch: int, epoch: int, step: int) -> None:
         """Training is about to run from ``step``: a resumed run is reopened from there."""
         if self._reopen is not None:
             self.writer.reopen_run(self.run_id, from_step=step, **{**self._reopen, "target_epoch": target_epoch})
+        elif self._indexing:
+            self.writer.set_status(self.run_id, "running")
+        self._indexing = False
         self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
 
@@ -69,8 +81,12 @@ class _NullWriter:
 
 
 def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn_dir: Path, device: str,
-                  problems: Sequence[Problem], kind: str = "train") -> Recorder:
-    """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing."""
+                  problems: Sequence[Problem] = (), kind: str = "train", indexing: bool = False) -> Recorder:
+    """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing.
+
+    With ``indexing`` the run is recorded ``indexing`` from now until ``Recorder.started``:
+    the data is listed and checked before the first step, with the run already visible.
+    """
     if not world.is_main:
         return Recorder(_NullWriter(), -1)
     trn_dir.mkdir(parents=True, exist_ok=True)
@@ -83,11 +99,14 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
     if args.resume and hasattr(writer, "find_runs"):  # an event file cannot look back
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
+        if indexing:
+            writer.reopen_run(previous["id"], from_step=None, status="indexing", **fields)
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)
+    status = {"status": "indexing"} if indexing else {}
     run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
-                               log_path=log if log.exists() else None, **fields)
-    return Recorder(writer, run_id, problems=problems)
+                               log_path=log if log.exists() else None, **fields, **status)
+    return Recorder(writer, run_id, problems=problems, indexing=indexing)
 
 
 def refuse_problems(writer: Any, run_id: int, problems: Sequence[Problem], what: str) -> None:

@@ -15,11 +15,12 @@ from torch import nn
 
 from engine import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
+from engine.data.progress import IndexProgress
 from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import SpkembError, TrainingError
 from engine.recording import Recorder, open_recorder
 from engine.schedulers import learning_rate
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.training_data import TrainingData, prepare_training_data
 from engine.training_report import TrainingReport
 
@@ -56,18 +57,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
-    data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
-                                 strict=args.strict, seed=args.seed, world=world, workers=args.parallel,
-                                 pin_memory=device.type == "cuda")
-    recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
-                             device=str(device), problems=data.problems)
+    stop = StopRequest().install()
+    # the run is recorded (`indexing`) before the data is listed: visible from the start
+    recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir, device=str(device),
+                             indexing=True)
+    progress = IndexProgress(quiet=not world.is_main, beat=recorder.indexing)
     try:
-        status = Trainer(args, config, data, trn_dir, device, world, recorder).fit()
+        with stop.immediately():
+            data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
+                                         strict=args.strict, seed=args.seed, world=world,
+                                         workers=args.parallel, pin_memory=device.type == "cuda",
+                                         reindex=getattr(args, "reindex", False), progress=progress)
+        recorder.indexed(data.problems)
+        status = Trainer(args, config, data, trn_dir, device, world, recorder, stop).fit()
+    except Interrupted as e:
+        # stopped before the first step: nothing to checkpoint; an ordinary stop (exit 0)
+        where = progress.where()
+        recorder.finish("stopped", f"stopped by {e.signame} before the first step"
+                                   + (f" ({where})" if where else ""))
+        progress.note(f"stopped by {e.signame} before the first step; nothing to resume from yet")
+        return 0
     except BaseException as e:
         reason = str(e) if isinstance(e, SpkembError) else f"{type(e).__name__}: {e}"
         recorder.finish("stopped" if isinstance(e, KeyboardInterrupt) else "failed", reason)
         raise
     finally:
+        stop.restore()
         shutdown(world)
     recorder.finish(status)
     return 0
@@ -77,7 +92,8 @@ class Trainer:
     """Holds what one training process needs; :meth:`fit` is the loop."""
 
     def __init__(self, args: argparse.Namespace, config: Config, data: TrainingData, trn_dir: Path,
-                 device: torch.device, world: World, recorder: Recorder) -> None:
+                 device: torch.device, world: World, recorder: Recorder,
+                 stop: StopRequest | None = None) -> None:
         from engine.model import build_loss, build_model
 
         self.args, self.config, self.data, self.trn_dir = args, config, data, trn_dir
@@ -95,7 +111,7 @@ class Trainer:
                                          weight_decay=opt.weight_decay)
         self.epoch, self.batch, self.step = 0, 0, 0   # completed epochs, batches of the current one
         self.target = args.to or DEFAULT_EPOCHS
-        self.stop = StopRequest()
+        self.stop = stop or StopRequest()
 
     # -- checkpoints ---------------------------------------------------------------------
     def state(self) -> dict:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.store.events import EVENTS_FILE, read_events
+from engine.store.runs import LIVE_STATUSES
 
 #: end-of-epoch checkpoint files (engine.checkpoints.epoch_path; temporary files never match)
 EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
@@ -64,7 +65,7 @@ class CheckpointWatcher:
         the checkpoints returned are all the run will ever write."""
         run = self.train_run()
         if run is not None:
-            ended = run["status"] != "running"
+            ended = run["status"] not in LIVE_STATUSES
             rows = self.store.checkpoints(run["id"])
             ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"]}
             return Snapshot(ckpts, ended, run, "database")
@@ -91,7 +92,7 @@ class CheckpointWatcher:
             if r["run"] != uid:
                 continue
             if r["op"] == "set_status":
-                ended = r["args"]["status"] != "running"
+                ended = r["args"]["status"] not in LIVE_STATUSES
             elif r["op"] == "add_checkpoint" and not r["args"].get("partial"):
                 ckpts[int(r["args"]["epoch"])] = Path(r["args"]["path"])
         return Snapshot(ckpts, ended, None, "events")

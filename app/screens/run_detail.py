@@ -12,7 +12,7 @@ from textual.widgets import Footer, Header, Static
 
 from app import processes, reader
 from app.messages import DetailLoaded
-from app.runs_view import duration, eer_text, epoch_text, protocol_text
+from app.runs_view import LIVE, duration, eer_text, epoch_text, protocol_text
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -106,7 +106,7 @@ class RunDetailScreen(Screen):
     def _summary(self, run: dict, data: dict) -> None:
         ws = self.app.workspace
         train = data["train"]
-        end = run.get("ended_at") or (self.app.now() if run.get("status") == "running" else None)
+        end = run.get("ended_at") or (self.app.now() if run.get("status") in LIVE else None)
         lines = [
             f"[b]#{run['id']} {run.get('name') or ''}[/b]  {run.get('kind')}  [b]{run.get('status')}[/b]"
             f"  {protocol_text(run)}  epoch {epoch_text(train)}  device {run.get('device') or '?'}"
@@ -160,7 +160,7 @@ class RunDetailScreen(Screen):
 
     def action_stop(self) -> None:
         run = self.data.get("run")
-        if not run or run.get("status") != "running":
+        if not run or run.get("status") not in LIVE:
             self.app.notify("This run is not running.", severity="warning")
             return
         why = processes.stop(run)
@@ -171,7 +171,7 @@ class RunDetailScreen(Screen):
 
     def action_resume(self) -> None:
         train = self._train()
-        if not train or train.get("status") == "running":
+        if not train or train.get("status") in LIVE:
             self.app.notify("Only a stopped, failed or lost training run can be resumed.", severity="warning")
             return
         ws = self.app.workspace
