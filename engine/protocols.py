@@ -290,8 +290,19 @@ def speech_intervals(file: Any, exclusive: bool = True) -> dict[str, list[Interv
     turns: dict[str, list[Interval]] = {}
     for segment, _, label in annotation.itertracks(yield_label=True):
         turns.setdefault(str(label), []).append((segment.start, segment.end))
-    if "annotated" in file:
-        allowed = _merge([(s.start, s.end) for s in file["annotated"]])
+    annotated = [(s.start, s.end) for s in file["annotated"]] if "annotated" in file else None
+    return intervals_of(turns, annotated, exclusive)
+
+
+def intervals_of(turns: dict[str, list[Interval]], annotated: list[Interval] | None,
+                 exclusive: bool = True) -> dict[str, list[Interval]]:
+    """``speech_intervals`` of plain numbers: speaker -> turns, and the annotated parts (or None).
+
+    The one implementation behind both the pyannote.database listing and the fast reader of
+    ``engine.data.fast_listing``, so that the two cannot differ after parsing.
+    """
+    if annotated is not None:
+        allowed = _merge(annotated)
     else:
         allowed = _merge([iv for ivs in turns.values() for iv in ivs])
         allowed = [(allowed[0][0], allowed[-1][1])] if allowed else []
