@@ -43,7 +43,7 @@ from engine.protocols import load_protocol, subset_files
 from engine.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
 from engine.selection import read_params
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.store import recorder
 
 
@@ -113,7 +113,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
             task = progress.add_task(f"apply epoch {epoch} ({mode})", total=total)
             for i, (uri, signal) in enumerate(signals):
                 if stop.requested:
-                    raise KeyboardInterrupt
+                    raise Interrupted(stop.name)
                 starts = window_starts(signal.n_samples, window, hop)
                 rows = embed(model, signal, starts, window, mode=mode, batch=args.batch)
                 _save(embedding_path(out_dir, uri), rows)

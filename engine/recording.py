@@ -17,7 +17,7 @@ from engine.audio import Problem
 from engine.config import Config, config_to_dict
 from engine.distributed import World
 from engine.errors import AudioError
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.store.events import recorder as open_writer
 
 
@@ -123,11 +123,19 @@ def refuse_problems(writer: Any, run_id: int, problems: Sequence[Problem], what:
 
 @contextmanager
 def recorded_end(writer: Any, run_id: int, stop: StopRequest) -> Iterator[None]:
-    """Record how the block ended: completed, stopped (by a signal) or failed (with the reason)."""
+    """Record how the block ended: completed, stopped (by a signal) or failed (with the reason).
+
+    A requested stop (``Interrupted``: SIGTERM, or a first Ctrl-C, seen between two pieces of
+    work) ends the block quietly, so that the command exits 0 as ``train`` does; a second
+    Ctrl-C (a bare KeyboardInterrupt) still propagates.
+    """
     status, reason = "failed", None
     try:
         yield
         status = "completed"
+    except Interrupted:
+        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
+        print(reason, file=sys.stderr)
     except KeyboardInterrupt:
         status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
         raise

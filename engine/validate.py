@@ -35,7 +35,7 @@ from engine.protocols import load_protocol
 from engine.recording import recorded_end, refuse_problems
 from engine.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                               write_params, write_scores)
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
 from engine.watch import CheckpointWatcher
 
@@ -116,7 +116,7 @@ def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_ra
     n_windows = 0
     for uri, path in files.items():
         if stop is not None and stop.requested:
-            raise KeyboardInterrupt
+            raise Interrupted(stop.name)
         x = read_file(path, sample_rate)
         if whole_file or len(x) <= window:
             out[uri] = embed_short(model, x)[0].astype(np.float64)
@@ -212,7 +212,7 @@ def _loop(args: argparse.Namespace, watcher: CheckpointWatcher, writer: Any, run
     trusted = reusable
     while True:
         if stop.requested:
-            raise KeyboardInterrupt
+            raise Interrupted(stop.name)
         snap = watcher.poll()
         train_id = snap.train_run["id"] if snap.train_run else (train_run or {}).get("id")
         todo = sorted(e for e in snap.checkpoints if e not in validated and _in_range(e, args))

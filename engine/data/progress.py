@@ -78,7 +78,7 @@ class IndexProgress:
                             TaskProgressColumn(), TimeRemainingColumn(), console=self.console,
                             disable=not self.live, transient=True)
         self.current: Phase | None = None
-        self.stopped_at = ""
+        self.activity = ""
 
     @contextmanager
     def phase(self, name: str, total: int | None = None, unit: str = "files") -> Iterator[Phase]:
@@ -94,7 +94,7 @@ class IndexProgress:
             yield phase
             phase.finish(phase.summary)  # type: ignore[attr-defined]
         except BaseException:
-            self.stopped_at = phase.status()
+            self.activity = phase.status()
             raise
         finally:
             if self.live:
@@ -103,7 +103,7 @@ class IndexProgress:
 
     def where(self) -> str:
         """The phase under way, with its counts (for a stop's reason)."""
-        return self.current.status() if self.current is not None else self.stopped_at
+        return self.current.status() if self.current is not None else self.activity
 
     def note(self, text: str) -> None:
         if not self.quiet:

@@ -96,9 +96,9 @@ def training_table(request: IndexRequest, progress: IndexProgress, root: Path | 
                              f"{len(checked.problems):,} unusable")
         with progress.phase("indexing", total=len(listed.paths)) as phase:
             table = assemble(listed, checked)
-            del listed, checked
             table.info = {"protocol": request.protocol, "subset": request.subset, "key": key,
-                          "reader": reader, "built_at": time.time(),
+                          "reader": reader, "built_at": time.time(), "listed": len(listed.paths),
+                          "checks_reused": checked.reused,
                           "database_yml": str(source.database_yml) if source else None}
             try:
                 _publish(table, home, folder)
@@ -118,8 +118,10 @@ def _loaded(folder: Path, progress: IndexProgress) -> IndexTable:
 
 def _wait_for(folder: Path, newer_than: float | None, progress: IndexProgress) -> None:
     progress.note(f"index: waiting for another process to build {folder}")
+    progress.activity = "waiting for another process to build the index"
     while not _fresh(folder, newer_than):
         time.sleep(POLL)
+    progress.activity = ""
 
 
 @contextmanager
@@ -131,6 +133,7 @@ def _build_lock(home: Path, progress: IndexProgress) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             progress.note(f"index: another process is building the index of {home.name}; waiting for it")
+            progress.activity = "waiting for another process to build the index"
             while True:  # polled, not blocking: a stop request raises in the sleep
                 time.sleep(POLL)
                 try:
@@ -138,6 +141,7 @@ def _build_lock(home: Path, progress: IndexProgress) -> Iterator[None]:
                     break
                 except BlockingIOError:
                     continue
+            progress.activity = ""
         yield
     finally:
         os.close(fd)  # releases the lock
