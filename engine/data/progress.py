@@ -64,7 +64,8 @@ class Phase:
         if self.task is not None:
             self.owner.bar.remove_task(self.task)
         extra = f", {summary}" if summary else ""
-        self.owner.note(f"{self.name}: {self.done:,} {self.unit} in {seconds:.1f} s{extra}")
+        rate = f" ({self.done / seconds:,.0f} {self.unit}/s)" if seconds > 0 and self.done else ""
+        self.owner.note(f"{self.name}: {self.done:,} {self.unit} in {seconds:.1f} s{rate}{extra}")
 
 
 class IndexProgress:

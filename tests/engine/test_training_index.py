@@ -10,6 +10,8 @@ import fcntl
 import io
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 
 from engine.batches import SpeakerBatches
+from engine.data.cache_key import subset_source
 from engine.data.fast_listing import list_fast
 from engine.data.listing import list_with_pyannote
 from engine.data.progress import IndexProgress
@@ -26,7 +29,9 @@ from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
 from engine.protocols import get_registry, load_protocol, subset_files
 from engine.speech_index import derive_index, table_from_files
-from engine.data.cache_key import subset_source
+from engine.store import open_store
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import start_engine, wait_for
 
 FILES = 3000
 
@@ -241,3 +246,61 @@ def test_a_second_process_waits_for_the_first_instead_of_building(scaled: Path, 
     built = [err for _, err in results if "listing" in err]
     loaded = [err for _, err in results if "from the cache" in err]
     assert len(built) == 1 and len(loaded) == 2
+
+
+def train_exp(root: Path, name: str) -> Path:
+    exp = root / name
+    exp.mkdir(parents=True)
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    return exp
+
+
+@pytest.mark.slow
+def test_train_logs_the_indexing_phases_and_a_second_experiment_loads_the_cache(
+        scaled: Path, demo_corpus: Path, tmp_path: Path, db_path: Path) -> None:
+    databases = f"{scaled};{demo_corpus}"  # the augmentation's noise comes from the demo corpus
+    logs = []
+    for name in ("one", "two"):
+        exp = train_exp(tmp_path, name)
+        log = exp / "train" / f"{PROTOCOL}.train" / "train.log"
+        log.parent.mkdir(parents=True)
+        proc = start_engine("train", "--to", "1", "--parallel", "1", "--device", "cpu", str(exp), PROTOCOL,
+                            db=db_path, database=databases, log=log)
+        assert proc.wait(timeout=300) == 0, log.read_text()
+        logs.append(log.read_text())
+    first, second = logs
+    # a log file gets lines: each phase's start, and its end with the count and the rate
+    assert re.search(r"^listing Scale\.SpeakerVerification\.VoxCeleb2 train: 3,000 files in [\d.]+ s "
+                     r"\([\d,]+ files/s\), read by fast$", first, re.M), first
+    assert re.search(r"^checking audio files: 3,000 files in .* 0 unusable$", first, re.M), first
+    assert re.search(r"^indexing: 3,000 files in .* 16 speakers, cached in ", first, re.M), first
+    assert "listing" not in second and "3,000 files, 16 speakers from the cache" in second
+    runs = open_store(db_path, readonly=True).runs(kind="train")
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+
+
+def test_sigterm_while_indexing_records_stopped_and_exits_0(scaled: Path, demo_corpus: Path, tmp_path: Path,
+                                                            db_path: Path) -> None:
+    # another builder holds the index's lock: train waits there, indexing, until stopped
+    home = Path(os.environ["SPKEMB_CACHE"]) / "index" / f"{PROTOCOL}.train"
+    home.mkdir(parents=True, exist_ok=True)
+    lock = os.open(home / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        exp = train_exp(tmp_path, "exp")
+        log = tmp_path / "train.log"
+        proc = start_engine("train", "--to", "1", "--device", "cpu", str(exp), PROTOCOL, db=db_path,
+                            database=f"{scaled};{demo_corpus}", log=log)
+        wait_for(lambda: "waiting for it" in log.read_text(), what="train waiting for the index")
+        (run,) = open_store(db_path, readonly=True).runs(kind="train")
+        assert run["status"] == "indexing" and run["pid"] == proc.pid  # visible before the first step
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        os.close(lock)
+    run = open_store(db_path, readonly=True).run(run["id"])
+    assert run["status"] == "stopped"
+    assert run["reason"] == ("stopped by SIGTERM before the first step "
+                             "(waiting for another process to build the index)")
+    assert "Traceback" not in log.read_text()
+    assert not (exp / "train" / f"{PROTOCOL}.train" / "weights").exists()
