@@ -184,6 +184,7 @@ def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: in
         print(f"{name}: {key} {out[key]['seconds']:.1f} s, {out[key]['peak_rss_mb']:.0f} MB", flush=True)
     shutil.rmtree(cache)
     db = base / "runs.db"
+    db.unlink(missing_ok=True)
     for key, exp_name in (("train_first", "exp-first"), ("train_later", "exp-later")):
         exp = base / exp_name
         shutil.rmtree(exp, ignore_errors=True)
