@@ -31,7 +31,7 @@ class Recorder:
         self._indexing = indexing
         self._finished = False
 
-    def indexing(self, done: int, total: int | None) -> None:
+    def indexing(self, done: int | None, total: int | None) -> None:
         """Progress of the phase under way before the first step (files listed, checked)."""
         self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
 

@@ -22,7 +22,8 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgress
 LINE_EVERY = 10.0
 BEAT_EVERY = 2.0
 
-Beat = Callable[[int, int | None], None]
+#: (done, total) of the phase under way; (None, None) only says "alive"
+Beat = Callable[[int | None, int | None], None]
 
 
 def _eta(done: int, total: int | None, seconds: float) -> str:
@@ -80,6 +81,7 @@ class IndexProgress:
                             disable=not self.live, transient=True)
         self.current: Phase | None = None
         self.activity = ""
+        self._ticked = time.monotonic()
 
     @contextmanager
     def phase(self, name: str, total: int | None = None, unit: str = "files") -> Iterator[Phase]:
@@ -101,6 +103,13 @@ class IndexProgress:
             if self.live:
                 self.bar.stop()
             self.current = None
+
+    def tick(self) -> None:
+        """Say the process is alive while it waits (for another builder): a heartbeat when due."""
+        now = time.monotonic()
+        if self.beat is not None and now - self._ticked >= BEAT_EVERY:
+            self._ticked = now
+            self.beat(None, None)
 
     def where(self) -> str:
         """The phase under way, with its counts (for a stop's reason)."""

@@ -120,6 +120,7 @@ def _wait_for(folder: Path, newer_than: float | None, progress: IndexProgress) -
     progress.note(f"index: waiting for another process to build {folder}")
     progress.activity = "waiting for another process to build the index"
     while not _fresh(folder, newer_than):
+        progress.tick()
         time.sleep(POLL)
     progress.activity = ""
 
@@ -135,6 +136,7 @@ def _build_lock(home: Path, progress: IndexProgress) -> Iterator[None]:
             progress.note(f"index: another process is building the index of {home.name}; waiting for it")
             progress.activity = "waiting for another process to build the index"
             while True:  # polled, not blocking: a stop request raises in the sleep
+                progress.tick()
                 time.sleep(POLL)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
