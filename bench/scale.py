@@ -226,10 +226,15 @@ def main() -> None:
     if not (demo / "database.yml").is_file():
         make_demo_corpus(demo, speakers=60, seed=0)
     sources = sorted((demo / "voxceleb" / "wav").rglob("*.wav"))
-    results = {"machine": machine(), "sizes": {}}
+    out = Path(args.out)
+    # sizes measured by an earlier invocation stay in the file (each with its date and load)
+    results = json.loads(out.read_text()) if out.is_file() else {"sizes": {}}
+    results["machine"] = machine()
     for name in sizes:
-        results["sizes"][name] = measure(name, SIZES[name], root, sources, args.pyannote_max, args.batches)
-        Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        at = {"measured_at": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": os.getloadavg()[0]}
+        results["sizes"][name] = {**at, **measure(name, SIZES[name], root, sources, args.pyannote_max,
+                                                  args.batches)}
+        out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
 
