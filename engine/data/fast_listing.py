@@ -156,8 +156,11 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     paths = _audio_paths(uris, templates, source.database)
     if paths is None:
         return None
+    # the columns pyannote.database uses, parsed by the same parser with the same dtypes;
+    # the others (and the repeated "SPEAKER") are not kept as a million Python strings each
     rttm = _read(source.resolve(e["annotation"]), _RTTM_NAMES,
-                 {"uri": str, "start": float, "duration": float, "speaker": str}, keep_default_na=True)
+                 {"type": "category", "uri": str, "start": float, "duration": float, "speaker": str},
+                 keep_default_na=True, usecols=["type", "uri", "start", "duration", "speaker"])
     start = rttm["start"].to_numpy(np.float64)
     end = start + rttm["duration"].to_numpy(np.float64)
     # the rows an Annotation keeps: SPEAKER lines, non-empty segments (Segment.__bool__)
@@ -166,7 +169,7 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     labels = rttm["speaker"].to_numpy(object)[rows]
     r_order, r_lo, r_hi = _grouped(rttm["uri"].to_numpy(object)[rows], uris)
     uem = _read(source.resolve(e["annotated"]), ["uri", "NA1", "start", "end"],
-                {"uri": str, "start": float, "end": float})
+                {"uri": str, "start": float, "end": float}, usecols=["uri", "start", "end"])
     u_start, u_end = uem["start"].to_numpy(np.float64), uem["end"].to_numpy(np.float64)
     u_keep = np.flatnonzero(uem["uri"].notna().to_numpy() & ((u_end - u_start) > SEGMENT_PRECISION))
     u_order, u_lo, u_hi = _grouped(uem["uri"].to_numpy(object)[u_keep], uris)

@@ -95,10 +95,12 @@ def training_table(request: IndexRequest, progress: IndexProgress, root: Path | 
             phase.summary = (f"{checked.reused:,} unchanged since the last index, "
                              f"{len(checked.problems):,} unusable")
         with progress.phase("indexing", total=len(listed.paths)) as phase:
+            listed_n, reused = len(listed.paths), checked.reused
             table = assemble(listed, checked)
+            del listed, checked  # the table holds what is kept: free the rest before writing
             table.info = {"protocol": request.protocol, "subset": request.subset, "key": key,
-                          "reader": reader, "built_at": time.time(), "listed": len(listed.paths),
-                          "checks_reused": checked.reused,
+                          "reader": reader, "built_at": time.time(), "listed": listed_n,
+                          "checks_reused": reused,
                           "database_yml": str(source.database_yml) if source else None}
             try:
                 _publish(table, home, folder)

@@ -21,8 +21,7 @@ import soundfile as sf
 from engine.errors import SpkembError
 
 #: VoxCeleb2 dev: 5,994 speakers, 1,092,009 files (about 182 per speaker, 7.5 per session)
-VOXCELEB2_FILES = 1_092_009
-FILES_PER_SPEAKER = 182.2
+VOXCELEB2_FILES, VOXCELEB2_SPEAKERS = 1_092_009, 5_994
 FILES_PER_SESSION = 7.5
 #: VoxCeleb1-O: 37,720 trials over 4,874 files of 40 speakers
 TEST_FILES, TEST_SPEAKERS, TRIALS = 4_874, 40, 37_720
@@ -121,7 +120,7 @@ def make_scaled_protocol(root: str | os.PathLike, sources: list[Path], files: in
     sources : list of Path
         Real wav files every entry is a hard link to (e.g. the demo corpus's).
     files : int
-        Training files; speakers are ``files / 182`` as in VoxCeleb2 (at least 2).
+        Training files; speakers in VoxCeleb2's proportion (5,994 at 1,092,009 files; at least 2).
     test_files, trials : int, optional
         Size of the test subset and its trial list (VoxCeleb1-O's by default).
     seed : int, optional
@@ -138,7 +137,7 @@ def make_scaled_protocol(root: str | os.PathLike, sources: list[Path], files: in
     if not sources:
         raise SpkembError("no source wav files to link to — run `spkemb-engine demo-data DIR` first")
     rng = np.random.default_rng(seed)
-    speakers = max(2, int(round(files / FILES_PER_SPEAKER)))
+    speakers = max(2, int(round(files * VOXCELEB2_SPEAKERS / VOXCELEB2_FILES)))
     train = _layout(files, speakers, 1, rng)
     test = _layout(test_files, min(TEST_SPEAKERS, max(1, test_files)), 10_001 + speakers, rng)
     base = root / "voxceleb2"
