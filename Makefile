@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/extract.py
 	$(PY) bench/tui_start.py
+	$(PY) bench/scale.py --sizes 10k,100k
 
 clean:
 	rm -rf $(VENV) .pytest_cache

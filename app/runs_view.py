@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-STATUSES = ("running", "completed", "failed", "stopped", "lost")
+STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
+#: a process at work (``indexing``: training before its first step)
+LIVE = ("running", "indexing")
 
 #: (column key, header) of the runs table
 COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("protocol", "protocol"),
            ("status", "status"), ("epoch", "epoch"), ("loss", "last loss"), ("eer", "best EER @ epoch"),
            ("device", "device"), ("started", "started"), ("duration", "duration")]
 
-STATUS_STYLE = {"running": "bold green", "completed": "cyan", "failed": "bold red",
+STATUS_STYLE = {"running": "bold green", "indexing": "green", "completed": "cyan", "failed": "bold red",
                 "stopped": "yellow", "lost": "bold magenta"}
 
 
@@ -33,7 +35,8 @@ def started(ts: float | None) -> str:
 
 def epoch_text(run: dict[str, Any]) -> str:
     epoch, target = run.get("epoch"), run.get("target_epoch")
-    if run.get("kind") == "apply":
+    if run.get("kind") == "apply" or run.get("status") == "indexing":
+        # apply: files embedded; indexing: files of the phase under way (listing, checking)
         done, total = run.get("progress"), run.get("progress_total")
         return f"{done or 0}/{total} files" if total else ""
     if epoch is None and target is None:
@@ -64,7 +67,7 @@ def protocol_text(run: dict[str, Any]) -> str:
 
 def cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
     """The text of each column of the runs table for one run."""
-    end = run.get("ended_at") or (now if run.get("status") == "running" else run.get("heartbeat_at"))
+    end = run.get("ended_at") or (now if run.get("status") in LIVE else run.get("heartbeat_at"))
     start = run.get("started_at")
     loss = run.get("last_loss")
     return (str(run["id"]), run.get("name") or "", run.get("kind") or "", protocol_text(run),

@@ -6,10 +6,14 @@ each --parallel N, a warm-up, then timed batches; then the model step alone (for
 backward, SGD step on batches already on the device) for --config's network; then the whole
 loop, a real ``spkemb-engine train`` subprocess for one epoch, its chunks/s read back from the
 runs database. Prints one line per measurement, the data/model ratio (goal >= 3 on CPU), and
-writes bench/results/train_throughput.json.
+writes bench/results/train_throughput.json. With --database and --protocol the loader and the
+loop read that protocol's train subset instead (through the cached training index; several
+database.yml files may be joined with ';', as in $PYANNOTE_DATABASE_CONFIG): bench/gpu.sh
+points them at a hard-linked VoxCeleb2-shaped protocol.
 
     .venv/bin/python bench/train_throughput.py [--parallel 0,1,2] [--seconds 5] [--augment]
         [--config demo|tutorial|FILE] [--device cpu|cuda] [--loop-parallel N]
+        [--database YML[;YML] --protocol NAME]
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ from engine.batches import SpeakerIndex, build_index, make_loader  # noqa: E402
 from engine.config import (TEMPLATES, AugmentationConfig, Config, TaskConfig,  # noqa: E402
                            parse_config, template_text)
 from engine.demo import make_demo_corpus  # noqa: E402
+from engine.data.progress import IndexProgress  # noqa: E402
+from engine.data.training_index import IndexRequest, training_table  # noqa: E402
 from engine.protocols import load_protocol, subset_files  # noqa: E402
+from engine.speech_index import derive_index  # noqa: E402
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 NOISE = ("Demo.Collection.BackgroundNoise", "Demo.Collection.Music")
@@ -119,8 +126,8 @@ def model_chunks_per_s(config: Config, *, device: str, speakers: int, seconds: f
     return steps * batch / (time.perf_counter() - began)
 
 
-def loop_chunks_per_s(config_text: str, database: Path, *, device: str, workers: int,
-                      batches: int, work: Path) -> float:
+def loop_chunks_per_s(config_text: str, database: str, *, device: str, workers: int,
+                      batches: int, work: Path, protocol: str = PROTOCOL) -> float:
     """A real ``spkemb-engine train --to 1`` of ``batches`` batches; chunks/s of its epoch row."""
     import re
     import subprocess
@@ -135,9 +142,10 @@ def loop_chunks_per_s(config_text: str, database: Path, *, device: str, workers:
     exp.mkdir(parents=True, exist_ok=True)
     (exp / "config.yml").write_text(text)
     db = work / "loop.db"
+    env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}  # one file, or several joined by ';'
     done = subprocess.run([sys.executable, "-m", "engine", "train", "--to", "1", "--parallel", str(workers),
-                           "--device", device, "--db", str(db), "--database", str(database), str(exp),
-                           PROTOCOL], capture_output=True, text=True)
+                           "--device", device, "--db", str(db), str(exp), protocol],
+                          capture_output=True, text=True, env=env)
     if done.returncode != 0:
         raise SystemExit(f"the training loop failed:\n{done.stderr[-2000:]}")
     store = open_store(db, readonly=True)
@@ -159,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="device of the model step and loop (default: cpu)")
     parser.add_argument("--loop-parallel", type=int, default=1, help="--parallel of the loop run (default: 1)")
     parser.add_argument("--loop-batches", type=int, default=12, help="batches of the loop run (default: 12)")
+    parser.add_argument("--database", default=None,
+                        help="database.yml of --protocol (several joined by ';'); default: the demo corpus")
+    parser.add_argument("--protocol", default=PROTOCOL, help=f"protocol to train on (default: {PROTOCOL})")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_throughput.json"))
     args = parser.parse_args(argv)
     config_text = (template_text(args.config) if args.config in TEMPLATES
@@ -168,18 +179,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "demo"
         database = data / "database.yml"
-        if not database.is_file():
+        if args.database is None and not database.is_file():
             make_demo_corpus(data, speakers=args.speakers, seed=0)
         began = time.perf_counter()
-        files = subset_files(load_protocol(PROTOCOL, str(database)), "train")
         task = TaskConfig(duration=args.duration, per_fold=args.per_fold, per_label=1, per_epoch=7.0)
-        index = build_index(files, task.duration)
+        if args.database is None:
+            files = subset_files(load_protocol(PROTOCOL, str(database)), "train")
+            index = build_index(files, task.duration)
+        else:
+            database = args.database
+            os.environ["PYANNOTE_DATABASE_CONFIG"] = database
+            table = training_table(IndexRequest(args.protocol, "train"), IndexProgress(quiet=True))
+            files = table.paths
+            index = derive_index(table, task.duration)
         index_s = time.perf_counter() - began
         per_fold = min(task.per_fold, len(index.speakers))
         config = Config(task=TaskConfig(duration=task.duration, per_fold=per_fold, per_label=1,
                                         per_epoch=7.0))
         results: dict[str, Any] = {
-            "machine": machine(), "files": len(files), "speakers": len(index.speakers),
+            "machine": machine(), "protocol": args.protocol, "files": len(files), "speakers": len(index.speakers),
             "speech_seconds": round(index.total_speech, 1), "index_seconds": round(index_s, 3),
             "chunk_seconds": task.duration, "batch": per_fold, "sample_rate": config.sample_rate}
         print(f"index: {len(files)} files, {len(index.speakers)} speakers in {index_s:.2f} s")
@@ -194,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         augment = None
         if args.augment:
             augment = build_augmentation(AugmentationConfig(collection=NOISE, snr_min=5, snr_max=20),
-                                         sample_rate=config.sample_rate, database=str(database))
+                                         sample_rate=config.sample_rate,
+                                         database=None if args.database else str(database))
         for workers in (int(w) for w in args.parallel.split(",")):
             rate = data_chunks_per_s(index, config, workers=workers, seconds=args.seconds)
             loader_rates[str(workers)] = round(rate, 1)
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model step ({args.config}, {args.device}, batch {model_config.task.batch_size} x "
               f"{model_config.task.duration:g} s): {model_rate:,.1f} chunks/s")
         print(f"data pipeline / model step: {best_data / model_rate:.1f}x (goal >= 3x on CPU)")
-        loop_rate = loop_chunks_per_s(config_text, database,
+        loop_rate = loop_chunks_per_s(config_text, str(database), protocol=args.protocol,
                                       device=args.device, workers=args.loop_parallel,
                                       batches=args.loop_batches, work=Path(tmp))
         results["model"]["loop_chunks_per_s"] = round(loop_rate, 1)

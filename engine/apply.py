@@ -47,7 +47,7 @@ from engine.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
 from engine.requests import ApplyRequest
 from engine.selection import read_params
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.store import recorder
 
 
@@ -177,7 +177,7 @@ def cmd_apply(args: ApplyRequest) -> int:
             task = progress.add_task(f"apply epoch {epoch} ({mode})", total=total)
             for i, (path, signal) in enumerate(signals):
                 if stop.requested:
-                    raise KeyboardInterrupt
+                    raise Interrupted(stop.name)
                 starts = window_starts(signal.n_samples, window, hop)
                 rows = extractor.embed(signal, starts, window)
                 _save(path, rows)

@@ -100,7 +100,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                        description="Train the config's network on PROTOCOL's SUBSET files. "
                                    "Works under torchrun for DistributedDataParallel.")
     _train_options(p)
-
+    p.add_argument("--reindex", action="store_true",
+                   help="list and check the protocol's files again instead of loading the cached index "
+                        "(kept in $SPKEMB_CACHE/index, default ~/.cache/spkemb/index)")
 
 
 def _add_validate(sub: argparse._SubParsersAction) -> None:
@@ -218,7 +220,8 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list the runs of the database",
                        description="List runs (newest first) as a table, JSON or CSV.")
     p.add_argument("--status", default=None,
-                   choices=["running", "completed", "failed", "stopped", "lost"], help="only runs with this status")
+                   choices=["running", "indexing", "completed", "failed", "stopped", "lost"],
+                   help="only runs with this status")
     p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default: table)")
     p.add_argument("--stale", action="store_true",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +177,22 @@ def subset_files(protocol: Any, subset: str) -> list[Any]:
     ProtocolError
         When the protocol has no such subset, or one of its lists cannot be read.
     """
+    return list(iter_subset(protocol, subset))
+
+
+def iter_subset(protocol: Any, subset: str) -> Iterator[Any]:
+    """The files of one subset of a protocol, one at a time (``subset_files`` without the list).
+
+    Raises
+    ------
+    ProtocolError
+        When the protocol has no such subset, or one of its lists cannot be read.
+    """
     name = getattr(protocol, "name", type(protocol).__name__)
     if subset not in SUBSETS:
         raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
     try:
-        return list(getattr(protocol, subset)())
+        yield from getattr(protocol, subset)()
     except NotImplementedError as e:
         raise ProtocolError(f"protocol {name} has no {subset} subset — choose another --subset") from e
     except FileNotFoundError as e:
@@ -279,8 +290,19 @@ def speech_intervals(file: Any, exclusive: bool = True) -> dict[str, list[Interv
     turns: dict[str, list[Interval]] = {}
     for segment, _, label in annotation.itertracks(yield_label=True):
         turns.setdefault(str(label), []).append((segment.start, segment.end))
-    if "annotated" in file:
-        allowed = _merge([(s.start, s.end) for s in file["annotated"]])
+    annotated = [(s.start, s.end) for s in file["annotated"]] if "annotated" in file else None
+    return intervals_of(turns, annotated, exclusive)
+
+
+def intervals_of(turns: dict[str, list[Interval]], annotated: list[Interval] | None,
+                 exclusive: bool = True) -> dict[str, list[Interval]]:
+    """``speech_intervals`` of plain numbers: speaker -> turns, and the annotated parts (or None).
+
+    The one implementation behind both the pyannote.database listing and the fast reader of
+    ``engine.data.fast_listing``, so that the two cannot differ after parsing.
+    """
+    if annotated is not None:
+        allowed = _merge(annotated)
     else:
         allowed = _merge([iv for ivs in turns.values() for iv in ivs])
         allowed = [(allowed[0][0], allowed[-1][1])] if allowed else []

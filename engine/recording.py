@@ -6,7 +6,6 @@ recorder that drops everything. Validation and extraction share the end-of-run b
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +16,8 @@ from engine.audio import Problem
 from engine.config import Config, config_to_dict
 from engine.distributed import World
 from engine.errors import AudioError
-from engine.stopping import StopRequest
+from engine.requests import TrainRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.store.events import recorder as open_writer
 from engine.store.writer import NullWriter
 
@@ -26,15 +26,27 @@ class Recorder:
     """The records of one run, bound to its id."""
 
     def __init__(self, writer: Any, run_id: int, *, reopen: dict[str, Any] | None = None,
-                 problems: Sequence[Problem] = ()) -> None:
+                 problems: Sequence[Problem] = (), indexing: bool = False) -> None:
         self.writer, self.run_id = writer, run_id
         self._reopen, self._problems = reopen, list(problems)
+        self._indexing = indexing
         self._finished = False
+
+    def indexing(self, done: int | None, total: int | None) -> None:
+        """Progress of the phase under way before the first step (files listed, checked)."""
+        self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
+
+    def indexed(self, problems: Sequence[Problem]) -> None:
+        """The data is ready; these files and speakers were left out (recorded at ``started``)."""
+        self._problems = list(problems)
 
     def started(self, *, target_epoch: int, epoch: int, step: int) -> None:
         """Training is about to run from ``step``: a resumed run is reopened from there."""
         if self._reopen is not None:
             self.writer.reopen_run(self.run_id, from_step=step, **{**self._reopen, "target_epoch": target_epoch})
+        elif self._indexing:
+            self.writer.set_status(self.run_id, "running")
+        self._indexing = False
         self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
 
@@ -73,12 +85,15 @@ class Recorder:
         self.writer.close()
 
 
-def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn_dir: Path, device: str,
-                  problems: Sequence[Problem], kind: str = "train", init: Any = None) -> Recorder:
+def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: Path, device: str,
+                  problems: Sequence[Problem] = (), kind: str = "train", init: Any = None,
+                  indexing: bool = False) -> Recorder:
     """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing.
 
     ``init`` (an :class:`engine.training.init_from.InitFrom`) is the checkpoint a forked run
-    starts from; the new run records its lineage.
+    starts from; the new run records its lineage. With ``indexing`` the run is recorded
+    ``indexing`` from now until ``Recorder.started``: the data is listed and checked before the
+    first step, with the run already visible.
     """
     if not world.is_main:
         return Recorder(NullWriter(), -1)
@@ -92,12 +107,15 @@ def open_recorder(args: argparse.Namespace, *, world: World, config: Config, trn
     if args.resume:  # an event file finds nothing: a resumed run is a new run there
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
+        if indexing:
+            writer.reopen_run(previous["id"], from_step=None, status="indexing", **fields)
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)
     lineage = init.lineage(writer) if init is not None else {}
+    status = {"status": "indexing"} if indexing else {}
     run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
-                               log_path=log if log.exists() else None, **fields, **lineage)
-    return Recorder(writer, run_id, problems=problems)
+                               log_path=log if log.exists() else None, **fields, **lineage, **status)
+    return Recorder(writer, run_id, problems=problems, indexing=indexing)
 
 
 def refuse_problems(writer: Any, run_id: int, problems: Sequence[Problem], what: str) -> None:
@@ -114,11 +132,19 @@ def refuse_problems(writer: Any, run_id: int, problems: Sequence[Problem], what:
 
 @contextmanager
 def recorded_end(writer: Any, run_id: int, stop: StopRequest) -> Iterator[None]:
-    """Record how the block ended: completed, stopped (by a signal) or failed (with the reason)."""
+    """Record how the block ended: completed, stopped (by a signal) or failed (with the reason).
+
+    A requested stop (``Interrupted``: SIGTERM, or a first Ctrl-C, seen between two pieces of
+    work) ends the block quietly, so that the command exits 0 as ``train`` does; a second
+    Ctrl-C (a bare KeyboardInterrupt) still propagates.
+    """
     status, reason = "failed", None
     try:
         yield
         status = "completed"
+    except Interrupted:
+        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
+        print(reason, file=sys.stderr)
     except KeyboardInterrupt:
         status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
         raise

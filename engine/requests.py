@@ -29,8 +29,8 @@ class Request:
 
 
 @dataclass(frozen=True, kw_only=True)
-class TrainRequest(Request):
-    """``spkemb-engine train``."""
+class TrainOptions(Request):
+    """The options of ``train`` that ``sbatch`` passes on to it."""
 
     exp_dir: str
     protocol: str
@@ -45,13 +45,20 @@ class TrainRequest(Request):
     events: bool = False
     init_from: str | None = None
     init_classifier: bool = False
-    reindex: bool = False
     db: str | None = None
     database: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
-class SbatchRequest(TrainRequest):
+class TrainRequest(TrainOptions):
+    """``spkemb-engine train``."""
+
+    #: list and check the protocol again instead of loading the cached index
+    reindex: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class SbatchRequest(TrainOptions):
     """``spkemb-engine sbatch``: a batch script running ``train`` with the same options."""
 
     nodes: int = 1

@@ -4,6 +4,10 @@ Every file is checked once (``soundfile.info``); the speech of each speaker (ann
 annotated, without overlapped speech) is kept where a region holds at least one chunk, as in
 pyannote.audio 1.x's ``SpeechSegmentGenerator._load_metadata``. Batches are then drawn from
 these flat arrays by the loader workers for the whole run: no protocol re-scan per batch.
+
+The index is derived from an ``engine.data.table.IndexTable`` (the cached columns) by
+``derive_index``, for a chunk duration: the same function whether the table was just built
+or memory-mapped from the cache, so that both give the same batches.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio import Problem, audio_info, check_files
+from engine.audio import Problem
+from engine.data.columns import StringColumn
+from engine.data.file_checks import check_files
+from engine.data.table import IndexTable, ListedBuilder, assemble
 from engine.errors import AudioError, TrainingError
 from engine.protocols import speech_intervals
 
@@ -27,13 +34,14 @@ class SpeakerIndex:
     Segments of all speakers are stored flat, speaker after speaker; speaker ``s`` owns rows
     ``offsets[s]:offsets[s + 1]``. ``cumulative`` is the running sum of segment durations,
     so that drawing a segment with probability proportional to its duration is one
-    ``searchsorted``.
+    ``searchsorted``. Paths and uris are string columns (two arrays each), shared by forked
+    loader workers without copying.
     """
 
     duration: float
     speakers: list[str]
-    paths: list[str]
-    uris: list[str]
+    paths: StringColumn
+    uris: StringColumn
     offsets: np.ndarray  # (speakers + 1,) int64
     seg_file: np.ndarray  # (segments,) int32, index into paths
     seg_start: np.ndarray  # (segments,) float64, seconds
@@ -48,14 +56,38 @@ class SpeakerIndex:
         return float(self.speech.sum())
 
 
+def table_from_files(files: Iterable[Any]) -> IndexTable:
+    """List and check protocol files (pyannote ProtocolFiles) into an index table, uncached."""
+    builder = ListedBuilder()
+    for file in files:
+        builder.add(str(file["uri"]), str(file["audio"]), speech_intervals(file))
+    listed = builder.build()
+    return assemble(listed, check_files(listed.paths))
+
+
 def build_index(files: Iterable[Any], duration: float, *, label_min_duration: float = 0.0,
                 strict: bool = False) -> SpeakerIndex:
-    """Gather every speaker's speech regions long enough for one chunk.
+    """Gather every speaker's speech regions long enough for one chunk (uncached).
 
     Parameters
     ----------
     files : iterable of ProtocolFile
         Training files with ``uri``, ``audio``, ``annotation`` and ``annotated``.
+    duration, label_min_duration, strict
+        As in ``derive_index``.
+    """
+    return derive_index(table_from_files(files), duration, label_min_duration=label_min_duration,
+                        strict=strict)
+
+
+def derive_index(table: IndexTable, duration: float, *, label_min_duration: float = 0.0,
+                 strict: bool = False) -> SpeakerIndex:
+    """The speakers and regions of ``table`` usable for chunks of ``duration`` seconds.
+
+    Parameters
+    ----------
+    table : IndexTable
+        Readable files and every speaker's speech regions (``engine.data``).
     duration : float
         Chunk duration in seconds; shorter regions are skipped.
     label_min_duration : float, optional
@@ -77,78 +109,55 @@ def build_index(files: Iterable[Any], duration: float, *, label_min_duration: fl
         With ``strict``, on a speaker without speech enough for a chunk; always when no
         speaker is left.
     """
-    paths: list[str] = []
-    uris: list[str] = []
-    problems: list[Problem] = []
-    # speaker -> list of (file index, start, end); and all its speech, for the reports
-    usable: dict[str, list[tuple[int, float, float]]] = {}
-    heard: dict[str, list[float]] = {}
-    where: dict[str, str] = {}
-    files = list(files)
-    audio = [str(file["audio"]) for file in files]
-    # every file checked once, before anything is indexed (soundfile.info in threads: on a
-    # network filesystem the latency of a million opens dominates)
-    bad = {p.path: p for p in check_files(audio)}
-    if strict and bad:
-        first = next(iter(bad.values()))
+    if strict and table.problems:
+        first = table.problems[0]
         raise AudioError(first.problem, path=first.path)
-    problems.extend(bad.values())
-    for file, path in zip(files, audio):
-        if path in bad:
-            continue
-        extent = audio_info(path).duration
-        f = len(paths)
-        paths.append(path)
-        uris.append(str(file["uri"]))
-        for label, intervals in speech_intervals(file).items():
-            where.setdefault(label, path)
-            spoken = heard.setdefault(label, [])
-            regions = usable.setdefault(label, [])
-            for start, end in intervals:
-                start, end = max(0.0, start), min(extent, end)
-                if end <= start:
-                    continue
-                spoken.append(end - start)
-                if end - start >= duration:
-                    regions.append((f, start, end))
-
-    speakers: list[str] = []
-    for label in sorted(usable):
-        regions = usable[label]
-        total = sum(end - start for _, start, end in regions)
-        if not regions:
-            longest = max(heard[label], default=0.0)
+    problems = list(table.problems)
+    lengths = table.reg_end - table.reg_start
+    usable = lengths >= duration
+    n_labels = len(table.labels)
+    # the table's regions are sorted by label: each label's rows are one slice
+    bounds = np.searchsorted(table.reg_label, np.arange(n_labels + 1))
+    kept = np.zeros(n_labels, dtype=bool)
+    for s in range(n_labels):
+        a, b = bounds[s], bounds[s + 1]
+        ok = usable[a:b]
+        label = table.labels[s]
+        if not ok.any():
+            heard = lengths[a:b]
             message = (f"speaker {label!r} has no speech region of at least {duration:g} s "
-                       f"(longest {longest:.2f} s, {sum(heard[label]):.2f} s in all): skipped")
+                       f"(longest {heard.max(initial=0.0):.2f} s, {heard.sum():.2f} s in all): skipped")
             if strict:
                 raise TrainingError(message + " — lower task duration, or drop the speaker "
                                     "from the protocol (or train without --strict)")
-            problems.append(Problem(path=where[label], problem=message, kind="speaker"))
-        elif total < label_min_duration:
-            problems.append(Problem(path=where[label], problem=(
+            problems.append(Problem(path=table.paths[table.label_file[s]], problem=message, kind="speaker"))
+            continue
+        total = float(lengths[a:b][ok].sum())
+        if total < label_min_duration:
+            problems.append(Problem(path=table.paths[table.label_file[s]], problem=(
                 f"speaker {label!r} has {total:.2f} s of usable speech, less than "
                 f"label_min_duration={label_min_duration:g} s: skipped"), kind="speaker"))
         else:
-            speakers.append(label)
-    if not paths and bad:
-        raise _nothing_readable(list(bad.values()))
-    if not speakers:
+            kept[s] = True
+    if not len(table.paths) and problems:
+        raise _nothing_readable([p for p in problems if p.kind == "file"] or problems)
+    if not kept.any():
         raise TrainingError(f"no speaker has a speech region of at least {duration:g} s "
-                            f"in {len(paths)} readable file(s) — check the protocol's annotation "
+                            f"in {len(table.paths)} readable file(s) — check the protocol's annotation "
                             f"and annotated, or lower task duration")
-
-    offsets = np.zeros(len(speakers) + 1, dtype=np.int64)
-    rows: list[tuple[int, float, float]] = []
-    for s, label in enumerate(speakers):
-        rows.extend(usable[label])
-        offsets[s + 1] = len(rows)
-    table = np.array(rows, dtype=np.float64)
-    lengths = table[:, 2] - table[:, 1]
-    speech = np.array([lengths[offsets[s]:offsets[s + 1]].sum() for s in range(len(speakers))])
+    rows = np.flatnonzero(usable & kept[table.reg_label])
+    new_id = np.cumsum(kept) - 1
+    counts = np.bincount(new_id[table.reg_label[rows]], minlength=int(kept.sum()))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    seg_lengths = lengths[rows]
+    speech = np.array([seg_lengths[offsets[s]:offsets[s + 1]].sum() for s in range(len(counts))])
     return SpeakerIndex(
-        duration=duration, speakers=speakers, paths=paths, uris=uris, offsets=offsets,
-        seg_file=table[:, 0].astype(np.int32), seg_start=table[:, 1],
-        seg_span=np.maximum(0.0, lengths - duration), cumulative=np.cumsum(lengths),
+        duration=duration, speakers=[table.labels[s] for s in np.flatnonzero(kept)],
+        paths=table.paths, uris=table.uris, offsets=offsets,
+        seg_file=np.ascontiguousarray(table.reg_file[rows], dtype=np.int32),
+        seg_start=np.ascontiguousarray(table.reg_start[rows]),
+        seg_span=np.maximum(0.0, seg_lengths - duration), cumulative=np.cumsum(seg_lengths),
         speech=speech, problems=problems)
 
 

@@ -7,7 +7,7 @@ never knows whether they reach SQLite or an event file.
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -17,22 +17,19 @@ from torch import nn
 
 from engine import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
+from engine.data.progress import IndexProgress
 from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
 from engine.layout import ExperimentDir
 from engine.recording import Recorder, open_recorder
+from engine.requests import TrainRequest
 from engine.schedulers import learning_rate, margin_at
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.training.init_from import InitFrom, load_init
 from engine.training_data import TrainingData, prepare_training_data
 from engine.training_report import TrainingReport, report_skipped
 
 DEFAULT_EPOCHS = 100
-
-
-def trn_dir_for(exp_dir: Path, protocol: str, subset: str) -> Path:
-    """TRN_DIR of ``protocol``'s ``subset`` in ``exp_dir``, as in the tutorial."""
-    return ExperimentDir(Path(exp_dir)).training(protocol, subset).root
 
 
 class EmbeddingTrainer(nn.Module):
@@ -48,33 +45,48 @@ class EmbeddingTrainer(nn.Module):
         return loss
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    exp_dir = Path(args.exp_dir)
-    config = load_config(exp_dir / "config.yml")
+def cmd_train(args: TrainRequest) -> int:
+    exp_dir = ExperimentDir(Path(args.exp_dir))
+    config = load_config(exp_dir.config)
     if args.to is None and not args.resume:
-        args.to = DEFAULT_EPOCHS
-    trn_dir = trn_dir_for(exp_dir, args.protocol, args.subset)
+        args = dataclasses.replace(args, to=DEFAULT_EPOCHS)
+    trn_dir = exp_dir.training(args.protocol, args.subset).root
     device = pick_device(args.device)
     world = init_world(device)
     device = pick_device(args.device, world)
-    if getattr(args, "init_classifier", False) and not getattr(args, "init_from", None):
+    if args.init_classifier and not args.init_from:
         raise TrainingError("--init-classifier needs --init-from CHECKPOINT (the run whose classifier to reuse)")
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
-    data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
-                                 strict=args.strict, seed=args.seed, world=world, workers=args.parallel,
-                                 pin_memory=device.type == "cuda")
-    report_skipped(data.problems, world, f"{args.protocol} {args.subset}")
     # a resumed fork continues from its own checkpoints: its lineage is recorded already
-    init = None if args.resume or not getattr(args, "init_from", None) else load_init(
-        args.init_from, config=config, speakers=data.speakers, classifier=args.init_classifier)
-    recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir,
-                             device=str(device), problems=data.problems, init=init)
+    init = None if args.resume or not args.init_from else load_init(
+        args.init_from, config=config, classifier=args.init_classifier)
+    stop = StopRequest().install()
+    # the run is recorded (`indexing`) before the data is listed: visible from the start
+    recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir, device=str(device),
+                             init=init, indexing=True)
+    progress = IndexProgress(quiet=not world.is_main, beat=recorder.indexing)
     trainer = None
     try:
-        trainer = Trainer(args, config, data, trn_dir, device, world, recorder, init)
+        with stop.immediately():
+            data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
+                                         strict=args.strict, seed=args.seed, world=world,
+                                         workers=args.parallel, pin_memory=device.type == "cuda",
+                                         reindex=args.reindex, progress=progress)
+        report_skipped(data.problems, world, f"{args.protocol} {args.subset}")
+        if init is not None:
+            init.check_classes(data.speakers)
+        recorder.indexed(data.problems)
+        trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init)
         status = trainer.fit()
+    except Interrupted as e:
+        # stopped before the first step: nothing to checkpoint; an ordinary stop (exit 0)
+        where = progress.where()
+        recorder.finish("stopped", f"stopped by {e.signame} before the first step"
+                                   + (f" ({where})" if where else ""))
+        progress.note(f"stopped by {e.signame} before the first step; nothing to resume from yet")
+        return 0
     except BaseException as e:
         if isinstance(e, KeyboardInterrupt):
             status, reason = "stopped", "stopped by a second SIGINT, mid-step: no checkpoint of that step"
@@ -86,6 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             _say_unrecorded(status, record_error)
         raise
     finally:
+        stop.restore()
         shutdown(world)
     try:
         recorder.finish(status, trainer.reason)
@@ -106,8 +119,9 @@ def _say_unrecorded(status: str, error: BaseException) -> None:
 class Trainer:
     """Holds what one training process needs; :meth:`fit` is the loop."""
 
-    def __init__(self, args: argparse.Namespace, config: Config, data: TrainingData, trn_dir: Path,
-                 device: torch.device, world: World, recorder: Recorder, init: InitFrom | None = None) -> None:
+    def __init__(self, args: TrainRequest, config: Config, data: TrainingData, trn_dir: Path,
+                 device: torch.device, world: World, recorder: Recorder,
+                 stop: StopRequest | None = None, init: InitFrom | None = None) -> None:
         from engine.model import build_loss, build_model
 
         self.args, self.config, self.data, self.trn_dir = args, config, data, trn_dir
@@ -128,7 +142,7 @@ class Trainer:
                                          weight_decay=opt.weight_decay)
         self.epoch, self.batch, self.step = 0, 0, 0   # completed epochs, batches of the current one
         self.target = args.to or DEFAULT_EPOCHS
-        self.stop = StopRequest()
+        self.stop = stop or StopRequest()
         #: why the run ended early (the run's ``reason``), None when it ran to its target
         self.reason: str | None = None
         #: loss sum, steps and seconds of the resumed epoch before the checkpoint (TrainingReport)

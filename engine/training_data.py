@@ -1,8 +1,9 @@
 """Everything training reads from disk, resolved once before the first step.
 
 The protocol is listed once, every file checked once with ``soundfile.info``, the
-speech of every speaker indexed once; batches are then drawn from that index by
-loader workers for the whole run (never a protocol re-scan per batch).
+speech of every speaker indexed once and cached (``engine.data``); batches are then
+drawn from that index by loader workers for the whole run (never a protocol re-scan
+per batch), and later starts load the cached index.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import torch
 
 from engine.audio import Problem
 from engine.augment import build_augmentation
-from engine.batches import BatchLoader, SpeakerIndex, batches_per_epoch, build_index, make_loader
+from engine.batches import BatchLoader, SpeakerIndex, batches_per_epoch, make_loader
 from engine.config import Config
+from engine.data.progress import IndexProgress
 from engine.data.speed import speed_vocabulary
+from engine.data.training_index import IndexRequest, training_table
 from engine.distributed import World
-from engine.protocols import load_protocol, subset_files
+from engine.speech_index import derive_index
 
 
 @dataclass
@@ -77,11 +80,23 @@ class TrainingData:
 
 def prepare_training_data(config: Config, protocol: str, subset: str, *, database: str | None,
                           strict: bool, seed: int, world: World, workers: int = 0,
-                          pin_memory: bool = False) -> TrainingData:
-    """List, check and index the training files; build the augmentation."""
-    files = subset_files(load_protocol(protocol, database), subset)
-    index = build_index(files, config.task.duration, label_min_duration=config.task.label_min_duration,
-                        strict=strict)
+                          pin_memory: bool = False, reindex: bool = False,
+                          progress: IndexProgress | None = None) -> TrainingData:
+    """The training files' index (from the cache, else listed, checked and cached); the augmentation.
+
+    Under torchrun the local rank 0 of each node builds a missing index, the other ranks wait
+    for it; all of them then memory-map the same cached columns.
+    """
+    progress = progress or IndexProgress(quiet=not world.is_main)
+    request = IndexRequest(protocol=protocol, subset=subset, database=database, reindex=reindex,
+                           builder=world.local_rank == 0)
+    table = training_table(request, progress)
+    index = derive_index(table, config.task.duration, label_min_duration=config.task.label_min_duration,
+                         strict=strict)
+    speech = index.total_speech
+    amount = f"{speech / 3600:,.1f} h" if speech >= 3600 else f"{speech:,.0f} s"
+    progress.note(f"index: {len(index.speakers):,} speakers with {amount} of usable speech "
+                  f"in {len(index.paths):,} files")
     augment = build_augmentation(config.augmentation, sample_rate=config.sample_rate, database=database)
     problems = list(index.problems) + list(getattr(augment, "problems", None) or [])
     return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,

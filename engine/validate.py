@@ -39,7 +39,7 @@ from engine.recording import recorded_end, refuse_problems
 from engine.requests import ValidateRequest
 from engine.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                               write_params, write_scores)
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.validation.normalised import (ScoreNorm, asnorm_columns, asnorm_result, prepare_score_norm,
@@ -164,7 +164,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
     trusted = reusable
     while True:
         if stop.requested:
-            raise KeyboardInterrupt
+            raise Interrupted(stop.name)
         snap = watcher.poll()
         train_id = snap.train_run["id"] if snap.train_run else (train_run or {}).get("id")
         todo = sorted(e for e in snap.checkpoints if e not in validated and _in_range(e, args))

@@ -28,6 +28,7 @@ from typing import Any
 
 from engine.layout import TrainingDir
 from engine.store.events import read_events
+from engine.store.runs import LIVE_STATUSES
 
 #: a checkpoint file must be this old (seconds) and of stable size to be trusted without a record
 SETTLE_SECONDS = 1.0
@@ -67,7 +68,7 @@ class CheckpointWatcher:
         the checkpoints returned are all the run will ever write."""
         run = self.train_run()
         if run is not None:
-            ended = run["status"] != "running"
+            ended = run["status"] not in LIVE_STATUSES
             rows = self.store.checkpoints(run["id"])
             ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"] and not r.get("name")}
             snapshot = Snapshot(ckpts, ended, run, "database")
@@ -96,7 +97,7 @@ class CheckpointWatcher:
             if r["run"] != uid:
                 continue
             if r["op"] == "set_status":
-                ended = r["args"]["status"] != "running"
+                ended = r["args"]["status"] not in LIVE_STATUSES
             elif r["op"] == "add_checkpoint" and not r["args"].get("partial") and not r["args"].get("name"):
                 ckpts[int(r["args"]["epoch"])] = Path(r["args"]["path"])
         return Snapshot(ckpts, ended, None, "events")

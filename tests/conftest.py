@@ -30,6 +30,19 @@ def _tiny(text: str) -> str:
 TINY_CONFIG = _tiny(template_text("tutorial"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Cached training indexes of the session go to a temporary folder, never to ~/.cache."""
+    root = tmp_path_factory.mktemp("spkemb-cache")
+    previous = os.environ.get("SPKEMB_CACHE")
+    os.environ["SPKEMB_CACHE"] = str(root)
+    yield root
+    if previous is None:
+        os.environ.pop("SPKEMB_CACHE", None)
+    else:
+        os.environ["SPKEMB_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic corpus (12 speakers) with its database.yml; returns the database.yml path."""

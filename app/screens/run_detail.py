@@ -13,7 +13,7 @@ from textual.widgets import Footer, Header, Static
 from app import processes, reader
 from app.lineage import lineage_lines
 from app.messages import DetailLoaded
-from app.runs_view import der_text, duration, eer_text, epoch_text, protocol_text
+from app.runs_view import LIVE, der_text, duration, eer_text, epoch_text, protocol_text
 from app.validation_view import best_marker, comparison_lines, figures
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
@@ -133,7 +133,7 @@ class RunDetailScreen(Screen):
     def _summary(self, run: dict, data: dict) -> None:
         ws = self.app.workspace
         train = data["train"]
-        end = run.get("ended_at") or (self.app.now() if run.get("status") == "running" else None)
+        end = run.get("ended_at") or (self.app.now() if run.get("status") in LIVE else None)
         lines = [
             f"[b]#{run['id']} {run.get('name') or ''}[/b]  {run.get('kind')}  [b]{run.get('status')}[/b]"
             f"  {protocol_text(run)}  epoch {epoch_text(train)}  device {run.get('device') or '?'}"
@@ -197,7 +197,7 @@ class RunDetailScreen(Screen):
 
     def action_stop(self) -> None:
         run = self.data.get("run")
-        if not run or run.get("status") != "running":
+        if not run or run.get("status") not in LIVE:
             self.app.notify("This run is not running.", severity="warning")
             return
         why = processes.stop(run)
@@ -208,7 +208,7 @@ class RunDetailScreen(Screen):
 
     def action_resume(self) -> None:
         train = self._train()
-        if not train or train.get("status") == "running":
+        if not train or train.get("status") in LIVE:
             self.app.notify("Only a stopped, failed or lost training run can be resumed.", severity="warning")
             return
         ws = self.app.workspace

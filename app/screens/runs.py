@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from app import processes, reader
 from app.experiments import find_experiments
 from app.messages import RunsLoaded
-from app.runs_view import COLUMNS, STATUSES, matches
+from app.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.runs_table import RunsTable
 
 #: refreshes between two lost-run checks (each is a short write transaction)
@@ -90,7 +90,7 @@ class RunsScreen(Screen):
             processes.reap()
             if check_lost and self.loaded:
                 reader.ingest_events(path, find_experiments(self.app.workspace.root, path))
-            if check_lost and (not self.loaded or any(r.get("status") == "running" for r in self.runs)):
+            if check_lost and (not self.loaded or any(r.get("status") in LIVE for r in self.runs)):
                 reader.mark_lost(path)
             if self._feed is None or self._feed.path != path:
                 self._feed = reader.RunsFeed(path)
@@ -138,7 +138,7 @@ class RunsScreen(Screen):
         if message.missing or not rows:
             note.update(empty_help(self.app.db_path, self.app.workspace.database_yml))
         else:
-            running = sum(1 for r in rows if r.get("status") == "running")
+            running = sum(1 for r in rows if r.get("status") in LIVE)
             note.update(f"{len(rows)} runs, {running} running — {self.app.workspace.show(self.app.db_path)}")
         self._show(rows)
         self.shown += 1
@@ -195,7 +195,7 @@ class RunsScreen(Screen):
 
         run_id = self.query_one(RunsTable).current_run_id
         run = next((r for r in self.runs if r["id"] == run_id), None)
-        if run is None or run.get("status") != "running":
+        if run is None or run.get("status") not in LIVE:
             self.app.notify("Only a running run can be stopped.", severity="warning")
             return
 

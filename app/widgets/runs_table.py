@@ -8,7 +8,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import DataTable
 
-from app.runs_view import COLUMNS, STATUS_STYLE, cells, sort_value
+from app.runs_view import COLUMNS, LIVE, STATUS_STYLE, cells, sort_value
 
 
 #: rows added before the first paint (more than a tall terminal shows); the others follow a chunk per refresh
@@ -104,7 +104,7 @@ class RunsTable(DataTable):
     def _cells_of(self, run: dict[str, Any], now: float) -> tuple:
         """The cells of a run, formatted again only when the run changed (or, running, always:
         its duration grows). Formatting a thousand rows is most of a refresh's main-thread time."""
-        if run.get("status") == "running" or run.get("changed") is None:
+        if run.get("status") in LIVE or run.get("changed") is None:
             return cells(run, now)
         key = (run["changed"], run.get("last_loss"), run.get("best_eer"), run.get("best_epoch"),
                run.get("best_checkpoint"))

@@ -11,9 +11,9 @@ from engine.store.events import EventWriter, import_events, recorder
 from engine.store.liveness import HEARTBEAT_INTERVAL
 from engine.store.netfs import is_network_fs
 from engine.store.queries import EXAMPLE_QUERIES
-from engine.store.runs import RUN_KINDS, RUN_STATUSES, Store, open_store
+from engine.store.runs import LIVE_STATUSES, RUN_KINDS, RUN_STATUSES, Store, open_store
 
 __all__ = [
-    "EXAMPLE_QUERIES", "HEARTBEAT_INTERVAL", "RUN_KINDS", "RUN_STATUSES", "EventWriter", "Store",
+    "EXAMPLE_QUERIES", "HEARTBEAT_INTERVAL", "LIVE_STATUSES", "RUN_KINDS", "RUN_STATUSES", "EventWriter", "Store",
     "default_db_path", "import_events", "is_network_fs", "open_store", "recorder",
 ]

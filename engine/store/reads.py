@@ -55,10 +55,11 @@ class StoreReads:
         return StoreError(f"runs database {self.path}: {e}")
 
     def lost_runs(self, *, now: float | None = None) -> list[dict[str, Any]]:
-        """Running runs that ``Store.mark_lost`` would mark lost (id, heartbeat_at, reason); no write."""
+        """Running (or indexing) runs that ``Store.mark_lost`` would mark lost (id, heartbeat_at,
+        reason); no write."""
         now = time.time() if now is None else now
         candidates = self._read("SELECT id, host, pid, pid_start, heartbeat_at FROM runs "
-                                "WHERE status = 'running' AND heartbeat_at < ?",
+                                "WHERE status IN ('running', 'indexing') AND heartbeat_at < ?",
                                 (now - liveness.LOST_AFTER,))
         lost = []
         for run in candidates:

@@ -15,7 +15,7 @@ from engine.requests import RunsRequest
 from engine.store.db import default_db_path
 from engine.store.runs import Store, open_store
 
-_STATUS_STYLE = {"running": "bold cyan", "completed": "green", "failed": "bold red",
+_STATUS_STYLE = {"running": "bold cyan", "indexing": "cyan", "completed": "green", "failed": "bold red",
                  "stopped": "yellow", "lost": "magenta"}
 
 

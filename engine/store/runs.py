@@ -34,7 +34,9 @@ from engine.store.netfs import is_network_fs
 from engine.store.reads import StoreReads, _abs
 
 RUN_KINDS = ("train", "validate", "apply")
-RUN_STATUSES = ("running", "completed", "failed", "stopped", "lost")
+RUN_STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
+#: statuses of a run whose process is at work: ``indexing`` is training before its first step
+LIVE_STATUSES = ("running", "indexing")
 ENDED_STATUSES = ("completed", "failed", "stopped", "lost")
 #: the figures of a validation after adaptive S-norm (``add_validation(asnorm=...)``)
 ASNORM_COLUMNS = ("cohort_size", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high", "mindcf_01_asnorm",
@@ -133,9 +135,9 @@ class Store(StoreReads):
                    device: str | None, target_epoch: int | None = None,
                    parent_id: int | None = None, name: str | None = None,
                    log_path: str | os.PathLike[str] | None = None, init_from: str | None = None,
-                   init_epoch: int | None = None, init_run_id: int | None = None,
+                   init_epoch: int | None = None, init_run_id: int | None = None, status: str = "running",
                    _at: float | None = None, _origin: dict[str, Any] | None = None) -> int:
-        """Record a new ``running`` run of this process; returns its id.
+        """Record a new ``running`` (or ``indexing``) run of this process; returns its id.
 
         ``init_from``, ``init_epoch`` and ``init_run_id`` are a forked run's lineage
         (``train --init-from``): the checkpoint, its epoch and the run that wrote it.
@@ -145,13 +147,15 @@ class Store(StoreReads):
         """
         if kind not in RUN_KINDS:
             raise StoreError(f"unknown run kind {kind!r}: use one of {', '.join(RUN_KINDS)}")
+        if status not in LIVE_STATUSES:
+            raise StoreError(f"a new run is {' or '.join(LIVE_STATUSES)}, not {status!r}")
         now = time.time() if _at is None else _at
         pid = os.getpid()
         origin = {"host": liveness.hostname(), "pid": pid,
                   "pid_start": liveness.process_start_time(pid),
                   "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "started_at": now}
         origin.update(_origin or {})
-        row = {"name": name, "kind": kind, "status": "running", "exp_dir": _abs(exp_dir),
+        row = {"name": name, "kind": kind, "status": status, "exp_dir": _abs(exp_dir),
                "out_dir": _abs(out_dir), "protocol": protocol, "subset": subset,
                "config": json.dumps(config, default=str),
                "command": json.dumps([str(c) for c in command]), "parent_id": parent_id,
@@ -165,24 +169,29 @@ class Store(StoreReads):
                                   tuple(row.values()))
             return int(cursor.lastrowid)
 
-    def reopen_run(self, run_id: int, *, from_step: int, command: list[str], device: str | None,
-                   target_epoch: int | None = None) -> None:
-        """Make an ended run ``running`` again in this process (``train --resume``).
+    def reopen_run(self, run_id: int, *, from_step: int | None, command: list[str], device: str | None,
+                   target_epoch: int | None = None, status: str = "running") -> None:
+        """Make an ended run ``running`` (or ``indexing``) again in this process (``train --resume``).
 
         Steps after ``from_step`` (recorded after the checkpoint being resumed from, by a
-        process that died) are deleted: they are about to be trained again.
+        process that died) are deleted: they are about to be trained again. ``from_step``
+        None (the checkpoint not read yet, while indexing) keeps the steps and the position.
         """
+        if status not in LIVE_STATUSES:
+            raise StoreError(f"a reopened run is {' or '.join(LIVE_STATUSES)}, not {status!r}")
         pid = os.getpid()
         with self.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE runs SET status = 'running', reason = NULL, ended_at = NULL, host = ?, pid = ?, "
-                "pid_start = ?, slurm_job_id = ?, command = ?, device = ?, heartbeat_at = ?, step = ?, "
-                "target_epoch = COALESCE(?, target_epoch) WHERE id = ?",
-                (liveness.hostname(), pid, liveness.process_start_time(pid), os.environ.get("SLURM_JOB_ID"),
-                 json.dumps([str(c) for c in command]), device, time.time(), from_step, target_epoch, run_id))
+                "UPDATE runs SET status = ?, reason = NULL, ended_at = NULL, host = ?, pid = ?, "
+                "pid_start = ?, slurm_job_id = ?, command = ?, device = ?, heartbeat_at = ?, "
+                "step = COALESCE(?, step), target_epoch = COALESCE(?, target_epoch) WHERE id = ?",
+                (status, liveness.hostname(), pid, liveness.process_start_time(pid),
+                 os.environ.get("SLURM_JOB_ID"), json.dumps([str(c) for c in command]), device, time.time(),
+                 from_step, target_epoch, run_id))
             if cursor.rowcount == 0:
                 raise StoreError(f"no run {run_id} in {self.path}")
-            conn.execute("DELETE FROM train_steps WHERE run_id = ? AND step > ?", (run_id, from_step))
+            if from_step is not None:
+                conn.execute("DELETE FROM train_steps WHERE run_id = ? AND step > ?", (run_id, from_step))
 
     def set_status(self, run_id: int, status: str, reason: str | None = None, *,
                    _at: float | None = None) -> None:
@@ -384,7 +393,7 @@ class Store(StoreReads):
                 for run in lost:
                     # the heartbeat test again: the run may have beaten since we looked
                     cursor = conn.execute("UPDATE runs SET status = 'lost', ended_at = ?, reason = ? "
-                                          "WHERE id = ? AND status = 'running' AND heartbeat_at = ?",
+                                          "WHERE id = ? AND status IN ('running', 'indexing') AND heartbeat_at = ?",
                                           (run["heartbeat_at"], run["reason"], run["id"], run["heartbeat_at"]))
                     if cursor.rowcount:
                         marked.append(run["id"])

@@ -33,6 +33,14 @@ class InitFrom:
     epoch: int | None
     model: dict[str, Any]
     loss: dict[str, Any] | None  # the classifier, only with --init-classifier
+    classes: list[str]  # the training classes of the checkpoint's run
+
+    def check_classes(self, speakers: list[str]) -> None:
+        """With ``--init-classifier``, the new run must train the same classes (known once indexed)."""
+        if self.loss is not None and self.classes != speakers:
+            raise TrainingError(f"--init-classifier: {self.path} classifies {len(self.classes)} classes and this "
+                                f"run {len(speakers)} (or other ones): its classifier cannot be reused; "
+                                "drop --init-classifier to start a new classifier")
 
     def apply(self, model: nn.Module, loss: nn.Module) -> None:
         """Load the weights into the new run's network (and classifier)."""
@@ -45,8 +53,8 @@ class InitFrom:
         return {"init_from": str(self.path), "init_epoch": self.epoch, "init_run_id": parent_run_id(writer, self.path)}
 
 
-def load_init(path: str | Path, *, config: Config, speakers: list[str], classifier: bool) -> InitFrom:
-    """Read ``path`` and check it can start a run of ``config`` on ``speakers``.
+def load_init(path: str | Path, *, config: Config, classifier: bool) -> InitFrom:
+    """Read ``path`` and check it can start a run of ``config`` (before the data is indexed).
 
     Raises
     ------
@@ -54,7 +62,7 @@ def load_init(path: str | Path, *, config: Config, speakers: list[str], classifi
         The file is missing, damaged or not a spkemb checkpoint.
     TrainingError
         Its network differs from ``config``'s (named by the first differing key), or, with
-        ``classifier``, it was trained on other classes or with another loss.
+        ``classifier``, it was trained with another loss.
     """
     path = Path(path).resolve()
     saved = ckpt.load_checkpoint(path)
@@ -68,17 +76,15 @@ def load_init(path: str | Path, *, config: Config, speakers: list[str], classifi
                                 f"{section} section")
     loss = None
     if classifier:
-        if saved.get("speakers") != speakers:
-            theirs = saved.get("speakers") or []
-            raise TrainingError(f"--init-classifier: {path} classifies {len(theirs)} classes and this run "
-                                f"{len(speakers)} (or other ones): its classifier cannot be reused; "
-                                "drop --init-classifier to start a new classifier")
         if saved["config"]["task"]["name"] != ours["task"]["name"]:
             raise TrainingError(f"--init-classifier: {path} was trained with {saved['config']['task']['name']} "
                                 f"and this run uses {ours['task']['name']}; drop --init-classifier")
-        loss = saved["loss"]
+        loss = saved.get("loss")
+        if loss is None:
+            raise TrainingError(f"--init-classifier: {path} holds no classifier (averaged weights keep the "
+                                "network only); fork from an epoch checkpoint, or drop --init-classifier")
     epoch = saved.get("epoch") if isinstance(saved.get("epoch"), int) else None
-    return InitFrom(path=path, epoch=epoch, model=saved["model"], loss=loss)
+    return InitFrom(path=path, epoch=epoch, model=saved["model"], loss=loss, classes=saved.get("speakers") or [])
 
 
 def parent_run_id(writer: RunWriter, path: Path) -> int | None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.audio import num_samples, read_file
 from engine.embed import ArraySignal, embed_exact, embed_short, window_starts
-from engine.stopping import StopRequest
+from engine.stopping import Interrupted, StopRequest
 
 #: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
 VALIDATION_STEP = 0.25
@@ -55,7 +55,7 @@ def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_ra
     n_windows = 0
     for uri, path in files.items():
         if stop is not None and stop.requested:
-            raise KeyboardInterrupt
+            raise Interrupted(stop.name)
         x = read_file(path, sample_rate)
         if whole_file or len(x) <= window:
             out[uri] = embed_short(model, x)[0].astype(np.float64)

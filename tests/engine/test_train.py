@@ -43,7 +43,9 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
                       str(exp), PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     # stderr is a pipe here, as it is a log file under the TUI: plain lines, no progress bar
-    assert done.stderr.startswith("train: up to epoch 4, ") and "epoch 4/4  loss" in done.stderr
+    # the index first (listed, or loaded from the session's cache), as lines too; then training
+    assert done.stderr.startswith(("listing Demo.SpeakerVerification.Voices train: ", "index: "))
+    assert "\ntrain: up to epoch 4, " in done.stderr and "epoch 4/4  loss" in done.stderr
     assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == [
         "0000.pt", "0001.pt", "0002.pt", "0003.pt", "0004.pt"]
     store = open_store(db, readonly=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -294,3 +295,23 @@ def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Pa
     rows = store.validations(run["id"])
     best = min(rows, key=lambda r: (r["eer"], r["epoch"]))
     assert read_params(val_dir_of(trn_dir))["epoch"] == best["epoch"]
+
+
+def test_sigterm_stops_validation_with_exit_0_as_train(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    # a training run still indexing (no checkpoint yet): validation waits for it, as for a running one
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    trn_dir.mkdir(parents=True)
+    store = open_store(db_path)
+    store.create_run(kind="train", exp_dir=trn_dir.parent.parent, out_dir=trn_dir, protocol=PROTOCOL,
+                     subset="train", config=None, command=["train"], device="cpu", status="indexing")
+    validate = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    deadline = time.monotonic() + 120
+    while not store.find_runs(kind="validate") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert validate.poll() is None  # still waiting for the indexing run's checkpoints
+    validate.send_signal(signal.SIGTERM)
+    _, err = validate.communicate(timeout=60)
+    assert validate.returncode == 0, err
+    (run,) = store.find_runs(kind="validate")
+    assert run["status"] == "stopped" and run["reason"] == "stopped by SIGTERM"

@@ -1,0 +1,60 @@
+"""Listing a subset through pyannote.database: every file's uri, audio path and speech regions.
+
+pyannote.database is the source of truth: it resolves the protocol, reads the uri list and
+builds each file's ``annotation`` and ``annotated``, and its FileFinder gives the audio path.
+``speech_intervals`` turns each file into per-speaker regions (annotation ∩ annotated, without
+overlapped speech), collected into flat arrays as they come (``ListedBuilder``).
+``engine.data.fast_listing`` reads the same files faster when it can give the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from engine.data.cache_key import SubsetSource
+from engine.data.table import Listed, ListedBuilder
+from engine.protocols import iter_subset, speech_intervals
+
+#: set to "pyannote" to list through pyannote.database's ProtocolFiles even where the fast
+#: reader applies (for comparing the two)
+READER_ENV = "SPKEMB_INDEX_READER"
+
+
+def count_lines(path: os.PathLike | str) -> int | None:
+    """Lines of a text file (the uri list's size, for an ETA), or None when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            return sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b""))
+    except OSError:
+        return None
+
+
+def list_with_pyannote(protocol: Any, subset: str, advance: Callable[[int], None]) -> Listed:
+    """Every file of the subset, through pyannote.database's ProtocolFiles."""
+    builder = ListedBuilder()
+    for file in iter_subset(protocol, subset):
+        builder.add(str(file["uri"]), str(file["audio"]), speech_intervals(file))
+        advance(1)
+    return builder.build()
+
+
+def expected_files(source: SubsetSource | None) -> int | None:
+    """How many files the subset's uri list holds (None when unknown)."""
+    if source is None:
+        return None
+    uri = source.entries.get("uri", source.entries.get("uris"))
+    return count_lines(source.resolve(uri)) if isinstance(uri, str) else None
+
+
+def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_templates: list[str],
+                advance: Callable[[int], None]) -> tuple[Listed, str]:
+    """The subset's files and regions, and which reader listed them (``fast`` or ``pyannote``)."""
+    from engine.data import fast_listing
+
+    if source is not None and os.environ.get(READER_ENV, "") != "pyannote":
+        listed = fast_listing.list_fast(source, audio_templates, advance)
+        if listed is not None:
+            return listed, "fast"
+    return list_with_pyannote(protocol, subset, advance), "pyannote"

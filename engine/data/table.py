@@ -1,0 +1,186 @@
+"""The training index as columns: what a listing found, and what the cache keeps.
+
+``Listed`` is what listing a subset yields (before any audio file is opened): every file's
+uri and audio path, and each speaker's speech regions in it. ``assemble`` joins it with the
+file checks into an ``IndexTable``: readable files only, regions clipped to each file's
+duration, speakers sorted. An ``IndexTable`` is saved as one ``.npy`` per column in a
+folder and loaded memory-mapped, so that every process of a run shares the same pages.
+"""
+
+from __future__ import annotations
+
+import json
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.audio import Problem
+from engine.data.columns import StringColumn, StringColumnBuilder
+
+#: bump when the meaning of a column changes: caches of another format are rebuilt
+FORMAT = 1
+
+_ARRAYS = ("duration", "frames", "sample_rate", "mtime_ns", "size", "label_file",
+           "reg_label", "reg_file", "reg_start", "reg_end")
+_STRINGS = ("uris", "paths", "labels")
+
+
+@dataclass
+class Listed:
+    """A subset as listed: files in protocol order, regions in (file, label, start) order.
+
+    ``mentions`` pair a file with every label its annotation names, even one whose turns all
+    fall outside ``annotated``: such a speaker is reported, not silently dropped.
+    """
+
+    uris: StringColumn
+    paths: StringColumn
+    labels: list[str]  # label id -> label, in order of first mention
+    men_file: np.ndarray  # (mentions,) int32
+    men_label: np.ndarray  # (mentions,) int32
+    reg_file: np.ndarray  # (regions,) int32
+    reg_label: np.ndarray  # (regions,) int32
+    reg_start: np.ndarray  # (regions,) float64, seconds
+    reg_end: np.ndarray  # (regions,) float64
+
+
+class ListedBuilder:
+    """Collects a listing file by file into compact arrays (no per-file object kept)."""
+
+    def __init__(self) -> None:
+        self.uris, self.paths = StringColumnBuilder(), StringColumnBuilder()
+        self.label_ids: dict[str, int] = {}
+        self.men_file, self.men_label = array("i"), array("i")
+        self.reg_file, self.reg_label = array("i"), array("i")
+        self.reg_start, self.reg_end = array("d"), array("d")
+
+    def __len__(self) -> int:
+        return len(self.uris)
+
+    def add(self, uri: str, path: str, regions: dict[str, list[tuple[float, float]]]) -> None:
+        f = len(self.uris)
+        self.uris.append(uri)
+        self.paths.append(path)
+        for label, intervals in regions.items():
+            s = self.label_ids.setdefault(label, len(self.label_ids))
+            self.men_file.append(f)
+            self.men_label.append(s)
+            for start, end in intervals:
+                self.reg_file.append(f)
+                self.reg_label.append(s)
+                self.reg_start.append(start)
+                self.reg_end.append(end)
+
+    def build(self) -> Listed:
+        return Listed(uris=self.uris.build(), paths=self.paths.build(), labels=list(self.label_ids),
+                      men_file=np.frombuffer(self.men_file, dtype=np.int32).copy(),
+                      men_label=np.frombuffer(self.men_label, dtype=np.int32).copy(),
+                      reg_file=np.frombuffer(self.reg_file, dtype=np.int32).copy(),
+                      reg_label=np.frombuffer(self.reg_label, dtype=np.int32).copy(),
+                      reg_start=np.frombuffer(self.reg_start, dtype=np.float64).copy(),
+                      reg_end=np.frombuffer(self.reg_end, dtype=np.float64).copy())
+
+
+@dataclass
+class Checked:
+    """What the file checks found, one row per listed file."""
+
+    frames: np.ndarray  # (files,) int64; 0 where unusable
+    sample_rate: np.ndarray  # (files,) int32
+    mtime_ns: np.ndarray  # (files,) int64
+    size: np.ndarray  # (files,) int64
+    problems: dict[int, str]  # listed file -> why it cannot be used
+    reused: int = 0  # files whose check was taken from an earlier index
+
+
+@dataclass
+class IndexTable:
+    """Readable files, their speakers' speech regions (clipped to the audio), sorted speakers."""
+
+    uris: StringColumn
+    paths: StringColumn
+    duration: np.ndarray  # (files,) float64 seconds: frames / sample rate
+    frames: np.ndarray  # (files,) int64
+    sample_rate: np.ndarray  # (files,) int32
+    mtime_ns: np.ndarray  # (files,) int64, when checked
+    size: np.ndarray  # (files,) int64, when checked
+    labels: StringColumn  # (speakers,) sorted
+    label_file: np.ndarray  # (speakers,) int32: first file that names the speaker
+    reg_label: np.ndarray  # (regions,) int32, sorted (label, then file order, then start)
+    reg_file: np.ndarray  # (regions,) int32
+    reg_start: np.ndarray  # (regions,) float64
+    reg_end: np.ndarray  # (regions,) float64
+    problems: list[Problem] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def assemble(listed: Listed, checked: Checked) -> IndexTable:
+    """Join a listing and its file checks: unreadable files out, regions clipped, labels sorted."""
+    n = len(listed.uris)
+    ok = np.ones(n, dtype=bool)
+    ok[list(checked.problems)] = False
+    problems = [Problem(path=listed.paths[i], problem=checked.problems[i]) for i in sorted(checked.problems)]
+    keep = np.flatnonzero(ok)
+    renum = np.cumsum(ok, dtype=np.int64) - 1  # listed file -> readable file
+    duration = checked.frames[keep] / checked.sample_rate[keep].astype(np.float64)
+
+    men = ok[listed.men_file]
+    present = np.unique(listed.men_label[men])
+    names = [listed.labels[i] for i in present]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    new_label = np.full(len(listed.labels), -1, dtype=np.int32)
+    new_label[present[order]] = np.arange(len(order), dtype=np.int32)
+    label_file = np.full(len(order), np.iinfo(np.int32).max, dtype=np.int64)
+    np.minimum.at(label_file, new_label[listed.men_label[men]], renum[listed.men_file[men]])
+
+    rows = ok[listed.reg_file]
+    files = renum[listed.reg_file[rows]]
+    start = np.maximum(0.0, listed.reg_start[rows])
+    end = np.minimum(duration[files], listed.reg_end[rows])
+    inside = end > start
+    label = new_label[listed.reg_label[rows]][inside]
+    # stable: within a speaker, regions stay in file order, then in time order
+    by_label = np.argsort(label, kind="stable")
+    return IndexTable(
+        uris=listed.uris.take(keep), paths=listed.paths.take(keep), duration=duration,
+        frames=checked.frames[keep],
+        sample_rate=checked.sample_rate[keep].astype(np.int32), mtime_ns=checked.mtime_ns[keep],
+        size=checked.size[keep], labels=StringColumn.from_strings(names[i] for i in order),
+        label_file=label_file.astype(np.int32), reg_label=label[by_label].astype(np.int32),
+        reg_file=files[inside][by_label].astype(np.int32), reg_start=start[inside][by_label],
+        reg_end=end[inside][by_label], problems=problems)
+
+
+def save_table(table: IndexTable, folder: Path) -> None:
+    """Write every column of ``table`` into ``folder`` (which must exist and be empty)."""
+    for name in _STRINGS:
+        getattr(table, name).save(folder, name)
+    for name in _ARRAYS:
+        np.save(folder / f"{name}.npy", np.asarray(getattr(table, name)))
+    meta = {"format": FORMAT, "info": table.info,
+            "problems": [{"path": p.path, "problem": p.problem} for p in table.problems]}
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def read_meta(folder: Path) -> dict[str, Any] | None:
+    """The cache folder's meta.json, or None when absent, unreadable or of another format."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+
+
+def load_table(folder: Path, mmap: bool = True) -> IndexTable:
+    """The table saved in ``folder``, its columns memory-mapped (read-only) unless ``mmap`` is False."""
+    meta = read_meta(folder)
+    if meta is None:
+        raise OSError(f"{folder} holds no index of format {FORMAT}")
+    mode = "r" if mmap else None
+    columns: dict[str, Any] = {name: StringColumn.load(folder, name, mmap) for name in _STRINGS}
+    columns.update({name: np.load(folder / f"{name}.npy", mmap_mode=mode) for name in _ARRAYS})
+    problems = [Problem(path=p["path"], problem=p["problem"]) for p in meta.get("problems", [])]
+    return IndexTable(**columns, problems=problems, info=meta.get("info", {}))

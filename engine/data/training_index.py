@@ -1,0 +1,190 @@
+"""The cached training index: listed and checked once per protocol subset, then loaded.
+
+The cache lives in ``$SPKEMB_CACHE/index`` (default ``${XDG_CACHE_HOME:-~/.cache}/spkemb/index``),
+one folder per protocol subset and, inside, one per key (``cache_key``): a changed list,
+RTTM or UEM changes the key, and the next start builds again, checking with ``soundfile``
+only the files new or changed since the previous index. A build is written into a temporary
+folder and renamed into place; a lock file makes a second builder wait for the first. Under
+torchrun the local rank 0 of each node builds and the other ranks wait for the folder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.data.cache_key import cache_key, subset_source
+from engine.data.file_checks import check_files
+from engine.data.listing import expected_files, list_subset
+from engine.data.progress import IndexProgress
+from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
+from engine.errors import SpkembError
+from engine.protocols import get_registry, load_protocol
+
+CACHE_ENV = "SPKEMB_CACHE"
+POLL = 0.2
+
+
+def cache_root() -> Path:
+    """Where cached indexes live: ``$SPKEMB_CACHE/index``, else the user's cache folder."""
+    env = os.environ.get(CACHE_ENV, "").strip()
+    if env:
+        return Path(env).expanduser() / "index"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "spkemb" / "index"
+
+
+@dataclass(frozen=True)
+class IndexRequest:
+    protocol: str
+    subset: str
+    database: str | None = None
+    reindex: bool = False  # build again, checking every file
+    builder: bool = True  # False: wait for another process (rank) to build
+
+
+def _fresh(folder: Path, newer_than: float | None) -> bool:
+    meta = read_meta(folder)
+    return meta is not None and (newer_than is None or meta["info"].get("built_at", 0) >= newer_than)
+
+
+def training_table(request: IndexRequest, progress: IndexProgress, root: Path | None = None) -> IndexTable:
+    """The subset's index: loaded from the cache, or built (listed, checked) and cached first.
+
+    Raises
+    ------
+    ProtocolError
+        When the protocol or its lists cannot be read.
+    SpkembError
+        When the cache folder cannot be written.
+    """
+    t0 = time.time()
+    protocol = load_protocol(request.protocol, request.database)
+    source = subset_source(protocol, request.subset)
+    templates = [str(t) for t in get_registry(request.database).sources.get(request.protocol.split(".")[0], [])]
+    key = cache_key(request.protocol, request.subset, protocol, source, templates)
+    home = (root or cache_root()) / f"{request.protocol}.{request.subset}"
+    folder = home / key
+    newer_than = t0 if request.reindex else None
+    if _fresh(folder, newer_than):
+        return _loaded(folder, progress)
+    if not request.builder:
+        _wait_for(folder, newer_than, progress)
+        return _loaded(folder, progress)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SpkembError(f"cannot create the index cache folder {home}: {e} — set {CACHE_ENV} "
+                          f"to a writable folder") from e
+    with _build_lock(home, progress):
+        if _fresh(folder, newer_than):  # built by the process we waited for
+            return _loaded(folder, progress)
+        earlier = None if request.reindex else _newest_other(home, key)
+        with progress.phase(f"listing {request.protocol} {request.subset}",
+                            total=expected_files(source)) as phase:
+            listed, reader = list_subset(protocol, source, request.subset, templates, phase.advance)
+            phase.summary = f"read by {reader}"
+        with progress.phase("checking audio files", total=len(listed.paths)) as phase:
+            checked = check_files(listed.paths, earlier=earlier, advance=phase.advance)
+            phase.summary = (f"{checked.reused:,} unchanged since the last index, "
+                             f"{len(checked.problems):,} unusable")
+        with progress.phase("indexing", total=len(listed.paths)) as phase:
+            listed_n, reused = len(listed.paths), checked.reused
+            table = assemble(listed, checked)
+            del listed, checked  # the table holds what is kept: free the rest before writing
+            table.info = {"protocol": request.protocol, "subset": request.subset, "key": key,
+                          "reader": reader, "built_at": time.time(), "listed": listed_n,
+                          "checks_reused": reused,
+                          "database_yml": str(source.database_yml) if source else None}
+            try:
+                _publish(table, home, folder)
+            except OSError as e:
+                raise SpkembError(f"cannot write the index cache {folder}: {e} — free some space, "
+                                  f"or set {CACHE_ENV} to another folder") from e
+            phase.advance(len(table.paths))
+            phase.summary = f"{len(table.labels):,} speakers, cached in {folder}"
+    return load_table(folder)
+
+
+def _loaded(folder: Path, progress: IndexProgress) -> IndexTable:
+    table = load_table(folder)
+    progress.note(f"index: {len(table.paths):,} files, {len(table.labels):,} speakers from the cache {folder}")
+    return table
+
+
+def _wait_for(folder: Path, newer_than: float | None, progress: IndexProgress) -> None:
+    progress.note(f"index: waiting for another process to build {folder}")
+    progress.activity = "waiting for another process to build the index"
+    while not _fresh(folder, newer_than):
+        progress.tick()
+        time.sleep(POLL)
+    progress.activity = ""
+
+
+@contextmanager
+def _build_lock(home: Path, progress: IndexProgress) -> Iterator[None]:
+    """Hold the subset's lock file; a second builder waits here, then finds the index built."""
+    fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress.note(f"index: another process is building the index of {home.name}; waiting for it")
+            progress.activity = "waiting for another process to build the index"
+            while True:  # polled, not blocking: a stop request raises in the sleep
+                progress.tick()
+                time.sleep(POLL)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    continue
+            progress.activity = ""
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _newest_other(home: Path, key: str) -> IndexTable | None:
+    """The newest complete index of the same subset under another key (for reusing its checks)."""
+    best, best_at = None, -1.0
+    for folder in home.iterdir():
+        if folder.name == key or folder.name.startswith("."):
+            continue
+        meta = read_meta(folder)
+        if meta is not None and meta["info"].get("built_at", 0) > best_at:
+            best, best_at = folder, meta["info"]["built_at"]
+    try:
+        return load_table(best) if best is not None else None
+    except OSError:
+        return None
+
+
+def _publish(table: IndexTable, home: Path, folder: Path) -> None:
+    """Write into a temporary folder, fsync, rename into place; drop older indexes of the subset."""
+    tmp = home / f".tmp-{os.getpid()}-{folder.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_table(table, tmp)
+        for path in tmp.iterdir():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+        old = None
+        if folder.exists():  # --reindex: the same key built again
+            old = home / f".old-{os.getpid()}-{folder.name}"
+            os.rename(folder, old)
+        os.rename(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for other in home.iterdir():
+        # earlier keys, and leftovers of killed builders (we hold the lock: nobody else is writing)
+        if other != folder and other.name != ".lock":
+            shutil.rmtree(other, ignore_errors=True)

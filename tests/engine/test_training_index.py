@@ -1,0 +1,306 @@
+"""The cached training index (engine.data): built once, hit after, invalidated, shared, same batches.
+
+The protocol is VoxCeleb2-shaped (``engine.demo.scaled``): a few thousand hard links to the
+demo corpus's wav files, with the real layout and RTTM/UEM lists.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.batches import SpeakerBatches
+from engine.data.cache_key import subset_source
+from engine.data.fast_listing import list_fast
+from engine.data.listing import list_with_pyannote
+from engine.data.progress import IndexProgress
+from engine.data.table import Listed
+from engine.data.training_index import IndexRequest, training_table
+from engine.demo.scaled import PROTOCOL, make_scaled_protocol
+from engine.protocols import get_registry, load_protocol, subset_files
+from engine.speech_index import derive_index, table_from_files
+from engine.store import open_store
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import start_engine, wait_for
+
+FILES = 3000
+
+
+def sources(demo_corpus: Path) -> list[Path]:
+    return sorted((demo_corpus.parent / "voxceleb" / "wav").rglob("*.wav"))
+
+
+@pytest.fixture
+def scaled(tmp_path: Path, demo_corpus: Path) -> Path:
+    """A fresh 3,000-file VoxCeleb2-shaped protocol; returns its database.yml."""
+    return make_scaled_protocol(tmp_path / "vox2", sources(demo_corpus), FILES, test_files=20, trials=40)
+
+
+def build(yml: Path, root: Path, **kwargs) -> tuple[object, str]:
+    out = io.StringIO()
+    table = training_table(IndexRequest(PROTOCOL, "train", str(yml), **kwargs), IndexProgress(file=out), root)
+    return table, out.getvalue()
+
+
+def lists(yml: Path) -> Path:
+    return yml.parent / "voxceleb2" / "lists"
+
+
+def test_built_once_then_loaded_from_the_cache(scaled: Path, tmp_path: Path) -> None:
+    table, log = build(scaled, tmp_path / "cache")
+    assert "listing Scale.SpeakerVerification.VoxCeleb2 train: 3,000 files in" in log
+    assert "checking audio files: 3,000 files in" in log and "read by fast" in log
+    assert len(table.paths) == FILES and len(table.labels) == 16 and not table.problems
+    again, log = build(scaled, tmp_path / "cache")
+    assert "listing" not in log and "checking" not in log
+    assert "3,000 files, 16 speakers from the cache" in log
+    assert isinstance(again.reg_start, np.memmap) and isinstance(again.paths.data, np.memmap)
+    assert again.info["key"] == table.info["key"]
+    assert np.array_equal(again.reg_end, table.reg_end) and again.uris.tolist() == table.uris.tolist()
+    home = tmp_path / "cache" / f"{PROTOCOL}.train"
+    assert sorted(p.name for p in home.iterdir()) == [".lock", table.info["key"]]
+    # --reindex builds again, checking every file
+    fresh, log = build(scaled, tmp_path / "cache", reindex=True)
+    assert "listing" in log and fresh.info["checks_reused"] == 0
+
+
+@pytest.mark.parametrize("edit", ["list", "rttm", "uem"])
+def test_a_changed_list_rttm_or_uem_rebuilds_checking_only_new_files(scaled: Path, tmp_path: Path,
+                                                                     edit: str) -> None:
+    first, _ = build(scaled, tmp_path / "cache")
+    folder = lists(scaled)
+    if edit == "list":  # one file less
+        lines = (folder / "train.lst").read_text().splitlines()
+        (folder / "train.lst").write_text("\n".join(lines[:-1]) + "\n")
+    elif edit == "rttm":  # the first file's turn ends earlier
+        text = (folder / "train.rttm").read_text()
+        line = text.splitlines()[0]
+        fields = line.split()
+        fields[4] = f"{float(fields[4]) - 1.0:.3f}"
+        (folder / "train.rttm").write_text(text.replace(line, " ".join(fields), 1))
+    else:  # the first file is annotated from 0.5 s on
+        text = (folder / "train.uem").read_text()
+        line = text.splitlines()[0]
+        (folder / "train.uem").write_text(text.replace(line, line.replace(" 1 0.000 ", " 1 0.500 "), 1))
+    second, log = build(scaled, tmp_path / "cache")
+    assert "listing" in log and second.info["key"] != first.info["key"]
+    assert second.info["checks_reused"] == len(second.paths)  # no audio file changed
+    if edit == "list":
+        assert len(second.paths) == FILES - 1
+    elif edit == "rttm":
+        assert second.reg_end[second.reg_file == 0][0] == pytest.approx(first.reg_end[first.reg_file == 0][0] - 1)
+    else:
+        assert second.reg_start[second.reg_file == 0][0] == 0.5
+    # the earlier key's folder is gone: one index per subset
+    assert len([p for p in (tmp_path / "cache" / f"{PROTOCOL}.train").iterdir() if p.name != ".lock"]) == 1
+
+
+def test_a_changed_audio_file_is_checked_again(scaled: Path, tmp_path: Path) -> None:
+    build(scaled, tmp_path / "cache")
+    with open(lists(scaled) / "train.lst", "a") as f:
+        f.write("id99999/newsession1/00001\n")  # a listed file that does not exist
+    table, log = build(scaled, tmp_path / "cache")
+    (problem,) = table.problems
+    assert problem.path.endswith("id99999/newsession1/00001.wav") and "does not exist" in problem.problem
+    assert table.info["checks_reused"] == FILES and "1 unusable" in log
+
+
+def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
+    build(scaled, tmp_path / "cache")
+    cached, _ = build(scaled, tmp_path / "cache")  # memory-mapped from the cache
+    files = subset_files(load_protocol(PROTOCOL, str(scaled)), "train")
+    fresh = table_from_files(files)  # pyannote.database's ProtocolFiles, no cache
+    a, b = (SpeakerBatches(derive_index(t, 2.0), per_fold=8, per_label=2, per_epoch=0.01,
+                           sample_rate=16000, seed=5) for t in (cached, fresh))
+    assert a.speakers == b.speakers
+    for epoch, k in [(0, 0), (0, 7), (3, 2)]:
+        pa, pb = a.plan(epoch, k), b.plan(epoch, k)
+        assert np.array_equal(pa.labels, pb.labels) and np.array_equal(pa.files, pb.files)
+        assert np.array_equal(pa.starts, pb.starts)  # bitwise
+        assert a.sample_plan(epoch, k) == b.sample_plan(epoch, k)
+    wa, la = a.batch(1, 1)
+    wb, lb = b.batch(1, 1)
+    assert np.array_equal(wa, wb) and np.array_equal(la, lb)
+
+
+TRICKY_RTTM = """\
+SPEAKER a 1 0.000 3.000 <NA> <NA> s1 <NA> <NA>
+SPEAKER a 1 2.000 3.000 <NA> <NA> s2 <NA> <NA>
+SPEAKER a 1 6.000 1.000 <NA> <NA> s1 <NA> <NA>
+SPKR-INFO a 1 <NA> <NA> <NA> unknown s3 <NA> <NA>
+SPEAKER b 1 0.500 1.000 <NA> <NA> s1 <NA> <NA>
+SPEAKER b 1 8.000 1.000 <NA> <NA> s4 <NA> <NA>
+SPEAKER c 1 0.000 0.000 <NA> <NA> s1 <NA> <NA>
+SPEAKER c 1 1.000 -1.000 <NA> <NA> s2 <NA> <NA>
+SPEAKER c 1 1.000 2.000 <NA> <NA> NA <NA> <NA>
+SPEAKER e 1 0.000 4.000 <NA> <NA> s5 <NA> <NA>
+SPEAKER f 1 0.9999995 2.0 <NA> <NA> s1 <NA> <NA>
+SPEAKER f 1 0.0 1.0000004 <NA> <NA> s2 <NA> <NA>
+SPEAKER g 1 0.000 2.000 <NA> <NA> s6 <NA> <NA>
+SPEAKER g 1 0.000 2.000 <NA> <NA> s6 <NA> <NA>
+SPEAKER x 1 0.000 2.000 <NA> <NA> s9 <NA> <NA>
+"""
+TRICKY_UEM = """\
+a 1 0.000 4.000
+a 1 5.000 10.000
+b 1 0.000 5.000
+c 1 0.000 9.000
+d 1 0.000 3.000
+f 1 1.000 5.000
+f 1 5.0000002 6.0
+g 1 0.000 2.000
+g 1 1.000 2.000
+"""
+
+
+def tricky_protocol(root: Path, demo_corpus: Path, seed: int = 0) -> Path:
+    """Lists made to trip a reader: overlaps, crops, missing rows, microsecond boundaries, NA labels."""
+    rng = np.random.default_rng(seed)
+    uris = ["a", "b", "c", "d", "e", "f", "g", "a"]  # d: no RTTM; e: no UEM; a listed twice
+    rttm, uem = [TRICKY_RTTM], [TRICKY_UEM]
+    for i in range(300):  # random files on a millisecond grid
+        uri = f"r{i:03d}"
+        uris.append(uri)
+        for _ in range(int(rng.integers(0, 5))):
+            start, length = rng.integers(0, 8000), rng.integers(0, 3000)
+            rttm.append(f"SPEAKER {uri} 1 {start / 1000:.3f} {length / 1000:.3f} <NA> <NA> "
+                        f"v{int(rng.integers(0, 6))} <NA> <NA>\n")
+        for _ in range(int(rng.integers(0, 3))):
+            start, length = rng.integers(0, 8000), rng.integers(0, 6000)
+            uem.append(f"{uri} 1 {start / 1000:.3f} {(start + length) / 1000:.3f}\n")
+    (root / "lists").mkdir(parents=True)
+    (root / "lists" / "train.lst").write_text("\n".join(uris) + "\n")
+    (root / "lists" / "train.rttm").write_text("".join(rttm))
+    (root / "lists" / "train.uem").write_text("".join(uem))
+    wav = sources(demo_corpus)[0]
+    yml = root / "database.yml"
+    yml.write_text(f"Databases:\n  T: {wav.parent}/{{uri}}.wav\nProtocols:\n  T:\n    SpeakerVerification:\n"
+                   "      P:\n        scope: global\n        train:\n          uri: lists/train.lst\n"
+                   "          annotation: lists/train.rttm\n          annotated: lists/train.uem\n")
+    return yml
+
+
+def canonical(listed: Listed) -> tuple:
+    regions = [(int(f), listed.labels[s], a, b) for f, s, a, b in
+               zip(listed.reg_file, listed.reg_label, listed.reg_start.tolist(), listed.reg_end.tolist())]
+    mentions = sorted((int(f), listed.labels[s]) for f, s in zip(listed.men_file, listed.men_label))
+    return listed.uris.tolist(), listed.paths.tolist(), sorted(regions), mentions
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_fast_reader_lists_exactly_what_pyannote_database_lists(tmp_path: Path, demo_corpus: Path,
+                                                                    seed: int) -> None:
+    yml = tricky_protocol(tmp_path / "tricky", demo_corpus, seed)
+    protocol = load_protocol("T.SpeakerVerification.P", str(yml))
+    templates = [str(t) for t in get_registry(str(yml)).sources["T"]]
+    fast = list_fast(subset_source(protocol, "train"), templates, lambda n: None)
+    reference = list_with_pyannote(protocol, "train", lambda n: None)
+    assert fast is not None
+    assert canonical(fast) == canonical(reference)
+    # what the tricky rows mean: s4 of b is cropped away (b's annotated does not cover it)...
+    uris, _, regions, mentions = canonical(fast)
+    assert (1, "s4") not in mentions and (1, "s1") in mentions
+    # ...s5 of e (no annotated) stays, with no region; the NA speaker is "nan", as str(NaN)
+    assert (4, "s5") in mentions and not [r for r in regions if r[0] == 4]
+    assert (2, "nan") in mentions
+
+
+BUILDER = """
+import json, sys
+from engine.data.progress import IndexProgress
+from engine.data.training_index import IndexRequest, training_table
+yml, root, builder = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+table = training_table(IndexRequest("{protocol}", "train", yml, builder=builder), IndexProgress(), __import__("pathlib").Path(root))
+print(json.dumps({{"files": len(table.paths), "key": table.info["key"]}}), flush=True)
+"""
+
+
+def test_a_second_process_waits_for_the_first_instead_of_building(scaled: Path, tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    home = root / f"{PROTOCOL}.train"
+    home.mkdir(parents=True)
+    # hold the lock as a builder would: both processes must wait, then exactly one builds
+    lock = os.open(home / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    code = BUILDER.format(protocol=PROTOCOL)
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(scaled), str(root), flag],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for flag in ("1", "1", "0")]  # two builders and a rank that never builds
+    waiting = [p.stderr.readline() for p in procs]
+    assert all("waiting" in line for line in waiting), waiting
+    os.close(lock)
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in results]
+    outputs = [json.loads(out) for out, _ in results]
+    assert all(o == outputs[0] for o in outputs) and outputs[0]["files"] == FILES
+    built = [err for _, err in results if "listing" in err]
+    loaded = [err for _, err in results if "from the cache" in err]
+    assert len(built) == 1 and len(loaded) == 2
+
+
+def train_exp(root: Path, name: str) -> Path:
+    exp = root / name
+    exp.mkdir(parents=True)
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    return exp
+
+
+@pytest.mark.slow
+def test_train_logs_the_indexing_phases_and_a_second_experiment_loads_the_cache(
+        scaled: Path, demo_corpus: Path, tmp_path: Path, db_path: Path) -> None:
+    databases = f"{scaled};{demo_corpus}"  # the augmentation's noise comes from the demo corpus
+    logs = []
+    for name in ("one", "two"):
+        exp = train_exp(tmp_path, name)
+        log = exp / "train" / f"{PROTOCOL}.train" / "train.log"
+        log.parent.mkdir(parents=True)
+        proc = start_engine("train", "--to", "1", "--parallel", "1", "--device", "cpu", str(exp), PROTOCOL,
+                            db=db_path, database=databases, log=log)
+        assert proc.wait(timeout=300) == 0, log.read_text()
+        logs.append(log.read_text())
+    first, second = logs
+    # a log file gets lines: each phase's start, and its end with the count and the rate
+    assert re.search(r"^listing Scale\.SpeakerVerification\.VoxCeleb2 train: 3,000 files in [\d.]+ s "
+                     r"\([\d,]+ files/s\), read by fast$", first, re.M), first
+    assert re.search(r"^checking audio files: 3,000 files in .* 0 unusable$", first, re.M), first
+    assert re.search(r"^indexing: 3,000 files in .* 16 speakers, cached in ", first, re.M), first
+    assert "listing" not in second and "3,000 files, 16 speakers from the cache" in second
+    runs = open_store(db_path, readonly=True).runs(kind="train")
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+
+
+def test_sigterm_while_indexing_records_stopped_and_exits_0(scaled: Path, demo_corpus: Path, tmp_path: Path,
+                                                            db_path: Path) -> None:
+    # another builder holds the index's lock: train waits there, indexing, until stopped
+    home = Path(os.environ["SPKEMB_CACHE"]) / "index" / f"{PROTOCOL}.train"
+    home.mkdir(parents=True, exist_ok=True)
+    lock = os.open(home / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        exp = train_exp(tmp_path, "exp")
+        log = tmp_path / "train.log"
+        proc = start_engine("train", "--to", "1", "--device", "cpu", str(exp), PROTOCOL, db=db_path,
+                            database=f"{scaled};{demo_corpus}", log=log)
+        wait_for(lambda: "waiting for it" in log.read_text(), what="train waiting for the index")
+        (run,) = open_store(db_path, readonly=True).runs(kind="train")
+        assert run["status"] == "indexing" and run["pid"] == proc.pid  # visible before the first step
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        os.close(lock)
+    run = open_store(db_path, readonly=True).run(run["id"])
+    assert run["status"] == "stopped"
+    assert run["reason"] == ("stopped by SIGTERM before the first step "
+                             "(waiting for another process to build the index)")
+    assert "Traceback" not in log.read_text()
+    assert not (exp / "train" / f"{PROTOCOL}.train" / "weights").exists()
