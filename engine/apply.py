@@ -38,6 +38,7 @@ import yaml
 
 from engine.audio import check_files, num_samples
 from engine.checkpoints import file_sha256
+from engine.console import out, say
 from engine.distributed import pick_device
 from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
@@ -193,9 +194,8 @@ def cmd_apply(args: ApplyRequest) -> int:
                               checkpoint=checkpoint.resolve(), checkpoint_sha256=sha256,
                               validate_run_id=parents[0]["id"] if parents else None,
                               chosen_by=PARAMS if args.epoch is None else "--epoch")
-        print(f"apply: {len(signals)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
-              f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({mode}, {device}) -> {out_dir}",
-              file=sys.stderr)
+        say(f"apply: {len(signals)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
+            f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({mode}, {device}) -> {out_dir}")
         if args.diarize:
             _diarize(args, out_dir, writer, run_id)
     return 0
@@ -207,5 +207,5 @@ def _diarize(args: ApplyRequest, out_dir: Path, writer: object, run_id: int) -> 
 
     report = run_check(request_from_args(args, out_dir))
     for line in report.lines():
-        print(line)
+        out(line)
     writer.add_diarization(run_id, **report.record())

@@ -42,11 +42,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn
 from torch import nn
 from torch.nn.utils import parametrize
 
+from engine import console
 from engine.audio import audio_info, num_samples, read_crop
 from engine.checkpoints import load_checkpoint
 from engine.config import Config, config_from_dict
@@ -110,10 +110,8 @@ def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.
 
 
 def progress_bar(*columns: Any) -> Progress:
-    """A rich progress bar on stderr; silent when stderr is not a terminal (a log file)."""
-    console = Console(stderr=True)
-    return Progress(TextColumn("{task.description}"), BarColumn(), *columns, TimeRemainingColumn(),
-                    console=console, transient=True, disable=not console.is_terminal)
+    """A rich progress bar on stderr (``engine.console``): description, bar, ``columns``, ETA."""
+    return console.progress_bar(TextColumn("{task.description}"), BarColumn(), *columns)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:

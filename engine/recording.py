@@ -14,6 +14,7 @@ from typing import Any
 
 from engine.audio import Problem
 from engine.config import Config, config_to_dict
+from engine.console import say
 from engine.distributed import World
 from engine.errors import AudioError
 from engine.requests import TrainRequest
@@ -144,7 +145,7 @@ def recorded_end(writer: Any, run_id: int, stop: StopRequest) -> Iterator[None]:
         status = "completed"
     except Interrupted:
         status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-        print(reason, file=sys.stderr)
+        say(reason)
     except KeyboardInterrupt:
         status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
         raise

@@ -27,6 +27,7 @@ import numpy as np
 import yaml
 
 from engine.atomic import atomic_write_text
+from engine.console import out
 from engine.errors import SpkembError
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, parse_checkpoint_name
 from engine.requests import PickRequest
@@ -225,6 +226,6 @@ def cmd_pick(args: PickRequest) -> int:
             store.set_best(runs[0]["id"], epoch=result.get("last_epoch") if named else result["epoch"],
                            eer=result["equal_error_rate"], how="lowest-eer" if args.epoch is None else "manual",
                            checkpoint=result["epoch"] if named else None)
-    print(f"{params_path(val_dir)}: epoch {result['epoch']}, "
-          f"EER {100 * result['equal_error_rate']:.2f} %")
+    out(f"{params_path(val_dir)}: epoch {result['epoch']}, "
+        f"EER {100 * result['equal_error_rate']:.2f} %")
     return 0

@@ -12,6 +12,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import ExperimentDir
 from engine.requests import SbatchRequest
@@ -95,7 +96,7 @@ def cmd_sbatch(args: SbatchRequest) -> int:
     script = batch_script(args)
     if args.output:
         Path(args.output).write_text(script)
-        print(f"wrote {args.output}; submit it with: sbatch {args.output}", file=sys.stderr)
+        say(f"wrote {args.output}; submit it with: sbatch {args.output}")
     else:
         sys.stdout.write(script)
     return 0

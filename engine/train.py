@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 
 from engine import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
+from engine.console import say
 from engine.data.progress import IndexProgress
 from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
@@ -111,9 +111,8 @@ def cmd_train(args: TrainRequest) -> int:
 def _say_unrecorded(status: str, error: BaseException) -> None:
     """The database could not take the run's end (a full disk): the run stays `running` there
     until a reader finds this process gone and shows it `lost` (engine.store.liveness)."""
-    print(f"train: could not record the run as {status} ({type(error).__name__}: {error}); the database "
-          "shows it running until `spkemb-engine runs` or the TUI finds this process gone and marks it lost",
-          file=sys.stderr)
+    say(f"train: could not record the run as {status} ({type(error).__name__}: {error}); the database "
+        "shows it running until `spkemb-engine runs` or the TUI finds this process gone and marks it lost")
 
 
 class Trainer:
@@ -199,8 +198,8 @@ class Trainer:
             try:
                 saved = ckpt.load_checkpoint(path)
             except CheckpointError as e:
-                print(f"train: warning: epoch {epoch} has a checkpoint file but no record, and the file "
-                      f"is unusable, so validate will skip epoch {epoch}: {e}", file=sys.stderr)
+                say(f"train: warning: epoch {epoch} has a checkpoint file but no record, and the file "
+                    f"is unusable, so validate will skip epoch {epoch}: {e}")
                 continue
             self.recorder.checkpoint(epoch=epoch, step=saved["step"], path=path, partial=False)
 

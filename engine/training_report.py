@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
 from engine.audio import Problem
+from engine.console import progress_bar
 from engine.distributed import World
 
 
@@ -56,11 +57,11 @@ class TrainingReport:
         self.batches_per_epoch, self.batch_size = batches_per_epoch, batch_size
         self.console = Console(file=sys.stderr)
         self.live = world.is_main and self.console.is_terminal
-        self.progress = Progress(
+        self.progress = progress_bar(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[target]}"), BarColumn(),
             MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-            TextColumn("{task.fields[speed]:.0f} chunks/s"), TimeRemainingColumn(),
-            console=self.console, disable=not self.live)
+            TextColumn("{task.fields[speed]:.0f} chunks/s"),
+            console=self.console, live=self.live, transient=False)
         self.task = self.progress.add_task("train", total=batches_per_epoch, epoch=0, target=target,
                                            loss=float("nan"), speed=0.0)
         self._pending: list[tuple[int, int, torch.Tensor, float, float | None]] = []

@@ -30,6 +30,7 @@ from rich.progress import MofNCompleteColumn
 
 from engine.atomic import atomic_write_text
 from engine.audio import check_files
+from engine.console import say
 from engine.distributed import pick_device
 from engine.embed import load_model, progress_bar
 from engine.errors import ProtocolError, SpkembError
@@ -138,8 +139,7 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
         return True
     if not TrainingDir(trn_dir).in_experiment():
         return False
-    print(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn_dir} (training is starting?)",
-          file=sys.stderr, flush=True)
+    say(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn_dir} (training is starting?)")
     deadline = time.monotonic() + STARTUP_GRACE
     while not trn_dir.is_dir() and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -153,8 +153,8 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: dict[str, Any] | None = None
     beat, began = 0.0, time.monotonic()
-    print(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
-          f"{args.subset} -> {val_dir}", file=sys.stderr)
+    say(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
+        f"{args.subset} -> {val_dir}")
     reusable = not args.rescore and same_method(val_dir, _method(args))
     # figures earlier validate runs of VAL_DIR recorded (this run is one of them, with none yet)
     recorded = {r["epoch"]: r for r in results_from_store(watcher.store, val_dir)} \
@@ -197,7 +197,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
         starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
         if (snap.ended and not snap.pending and not starting) or reached:
             if not validated:
-                print("validate: no checkpoint to evaluate in range", file=sys.stderr)
+                say("validate: no checkpoint to evaluate in range")
             return
         now = time.monotonic()
         if now - beat >= HEARTBEAT_INTERVAL:
@@ -283,8 +283,8 @@ def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials
         return None
     result["n_trials"] = len(pairs)
     result["scores_path"] = str(path)
-    print(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % (scored before, in {path}; "
-          "--rescore to embed again)", file=sys.stderr, flush=True)
+    say(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % (scored before, in {path}; "
+        "--rescore to embed again)")
     return result
 
 
@@ -303,7 +303,7 @@ def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
     try:
         return read_params(val_dir)
     except SpkembError as e:
-        print(f"validate: {e}", file=sys.stderr, flush=True)
+        say(f"validate: {e}")
         return None
 
 
@@ -335,10 +335,10 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
     if norm is not None:
         result["asnorm"] = asnorm_result(norm, epoch, val_dir, cohort, embeddings, trials, scores)
     low, high = result["eer_ci_95"]
-    print(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % "
-          f"[95 % CI {100 * low:.2f}, {100 * high:.2f}]  minDCF(0.01) {result['min_dcf_0.01']:.3f}  "
-          f"minDCF(0.05) {result['min_dcf_0.05']:.3f}  ({len(trials)} trials, "
-          f"{math.ceil(time.monotonic() - started)} s)", file=sys.stderr, flush=True)
+    say(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % "
+        f"[95 % CI {100 * low:.2f}, {100 * high:.2f}]  minDCF(0.01) {result['min_dcf_0.01']:.3f}  "
+        f"minDCF(0.05) {result['min_dcf_0.05']:.3f}  ({len(trials)} trials, "
+        f"{math.ceil(time.monotonic() - started)} s)")
     if norm is not None:
         report_asnorm(epoch, result["asnorm"], norm)
     return result

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from typing import IO
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                           TimeRemainingColumn)
+from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn
+
+from engine.console import progress_bar
 
 #: seconds between two progress lines in a log file, and between two database heartbeats
 LINE_EVERY = 10.0
@@ -76,9 +77,8 @@ class IndexProgress:
         self.console = Console(file=file or sys.stderr, highlight=False)
         self.quiet, self.beat = quiet, beat
         self.live = not quiet and self.console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TaskProgressColumn(), TimeRemainingColumn(), console=self.console,
-                            disable=not self.live, transient=True)
+        self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TaskProgressColumn(), console=self.console, live=self.live)
         self.current: Phase | None = None
         self.activity = ""
         self._ticked = time.monotonic()

@@ -62,11 +62,13 @@ def make_demo_corpus(root: str | os.PathLike, speakers: int = 60, seed: int = 0,
 
 
 def _progress_bar(description: str):  # -> (rich Progress, callback)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=Console(stderr=True), transient=False)
+    from engine.console import progress_bar
+
+    # drawn even into a pipe: demo-data is short, and its last frame says what was written
+    bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                       TimeElapsedColumn(), live=True, transient=False)
     task = bar.add_task(description, total=None)
 
     def update(done: int, total: int) -> None:

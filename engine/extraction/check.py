@@ -8,12 +8,12 @@ Reads ``VAL_DIR/apply/EPOCH`` with ``engine.Precomputed``, clusters and scores e
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_write_text
+from engine.console import out, say
 from engine.errors import ProtocolError, SpkembError
 from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, FileDer, FileInput,
                                        describe, prepare, score, tune_threshold)
@@ -171,10 +171,10 @@ def cmd_diarize(args: DiarizeRequest) -> int:
                           "(VAL_DIR/apply/EPOCH)")
     report = run_check(request_from_args(args, folder))
     for line in report.lines():
-        print(line)
+        out(line)
     db = default_db_path(args.db)
     if is_network_fs(db):
-        print(f"diarize: {db} is on a network filesystem: not recorded (the RTTMs are written)", file=sys.stderr)
+        say(f"diarize: {db} is on a network filesystem: not recorded (the RTTMs are written)")
         return 0
     with open_store(db) as store:
         store.add_diarization(None, **report.record())

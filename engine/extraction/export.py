@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ from torch import nn
 from engine.atomic import atomic_write
 from engine.checkpoints import file_sha256, package_version
 from engine.config import Config, dump_config
+from engine.console import say
 from engine.embed import load_model
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
@@ -194,8 +194,7 @@ def cmd_export(args: ExportRequest) -> int:
     name = resolve_name(val_dir, args.epoch)
     checkpoint = val_dir.training.checkpoint(name)
     metadata = export_checkpoint(checkpoint, name, fmt, output)
-    print(f"export: {checkpoint_label(name)} ({checkpoint}, sha256 {metadata['spkemb.checkpoint_sha256'][:12]}…) "
-          f"-> {output} ({fmt}, {output.stat().st_size / 1e6:.1f} MB; input {INPUT} (batch, samples) at "
-          f"{metadata['spkemb.sample_rate']} Hz, at least {metadata['spkemb.min_samples']} samples)",
-          file=sys.stderr)
+    say(f"export: {checkpoint_label(name)} ({checkpoint}, sha256 {metadata['spkemb.checkpoint_sha256'][:12]}…) "
+        f"-> {output} ({fmt}, {output.stat().st_size / 1e6:.1f} MB; input {INPUT} (batch, samples) at "
+        f"{metadata['spkemb.sample_rate']} Hz, at least {metadata['spkemb.min_samples']} samples)")
     return 0

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.console import out
 from engine.errors import ConfigError
 from engine.model.embedding import SincTDNN
 from engine.requests import ModelSummaryRequest
@@ -144,9 +145,9 @@ def cmd_model_summary(args: ModelSummaryRequest) -> int:
                       f"{row.parameters:,}" if row.parameters else "")
     console = Console(width=max(Console().width, 110))
     console.print(table)
-    print(f"frames per chunk: {model.num_frames(samples)}; frame step: {model.frame_step} samples "
-          f"({1000 * model.frame_step / rate:g} ms); receptive field: {model.receptive_field} samples "
-          f"({1000 * model.receptive_field / rate:g} ms); shortest input: {model.min_samples} samples")
-    print(f"forward GFLOP per chunk: {forward_flops(model, samples) / 1e9:.3f}")
-    print(f"parameters: {count_parameters(model)}")
+    out(f"frames per chunk: {model.num_frames(samples)}; frame step: {model.frame_step} samples "
+        f"({1000 * model.frame_step / rate:g} ms); receptive field: {model.receptive_field} samples "
+        f"({1000 * model.receptive_field / rate:g} ms); shortest input: {model.min_samples} samples")
+    out(f"forward GFLOP per chunk: {forward_flops(model, samples) / 1e9:.3f}")
+    out(f"parameters: {count_parameters(model)}")
     return 0

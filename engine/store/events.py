@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 import uuid
@@ -26,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.console import out, say
 from engine.errors import StoreError
 from engine.layout import EVENTS
 from engine.requests import ImportRequest
@@ -340,7 +340,7 @@ def _event_files(paths: list[str]) -> list[Path]:
 
 
 def _warn(line: str) -> None:
-    print(f"warning: {line}", file=sys.stderr)
+    say(f"warning: {line}")
 
 
 def cmd_import(args: ImportRequest) -> int:
@@ -353,5 +353,5 @@ def cmd_import(args: ImportRequest) -> int:
     with open_store(db) as store:
         for path in files:
             result = import_events(path, store, warn=_warn)
-            print(f"{path}: {result['records']} new records, {result['runs']} runs updated")
+            out(f"{path}: {result['records']} new records, {result['runs']} runs updated")
     return 0

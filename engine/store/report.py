@@ -9,6 +9,7 @@ import sys
 import time
 from typing import Any
 
+from engine.console import out, say
 from engine.errors import StoreError
 from engine.layout import PARAMS
 from engine.requests import RunsRequest
@@ -136,8 +137,7 @@ def list_runs(store: Store, status: str | None = None, kind: str | None = None) 
             store.mark_lost()
         except StoreError as e:
             lost = {r["id"]: r for r in store.lost_runs()}
-            print(f"runs: warning: cannot record that {len(lost)} run(s) are lost ({e}); shown lost here",
-                  file=sys.stderr)
+            say(f"runs: warning: cannot record that {len(lost)} run(s) are lost ({e}); shown lost here")
     runs = store.runs(status=None if lost else status, kind=kind)
     for run in runs:
         if run["id"] in lost:
@@ -159,7 +159,7 @@ def cmd_runs(args: RunsRequest) -> int:
         runs = list_runs(store, status=args.status, kind=args.kind)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
     if args.format == "json":
-        print(json.dumps(runs, indent=2))
+        out(json.dumps(runs, indent=2))
     elif args.format == "csv":
         _print_csv(runs, columns)
     else:
@@ -176,7 +176,7 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
     with open_store(db, readonly=True) as store:
         rows = store.stale_extractions()
     if fmt == "json":
-        print(json.dumps(rows, indent=2))
+        out(json.dumps(rows, indent=2))
     elif fmt == "csv":
         _print_csv(rows, list(rows[0]) if rows else _STALE_COLUMNS)
     else:

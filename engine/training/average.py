@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from engine.checkpoints import load_checkpoint, save_checkpoint
+from engine.console import out
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
 from engine.requests import AverageRequest
@@ -130,7 +131,7 @@ def cmd_average(args: AverageRequest) -> int:
                               "(deleted?): average other epochs")
     path = write_average(trn, name, epochs, how)
     said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
-    print(f"{path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, path)}")
+    out(f"{path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, path)}")
     return 0
 
 

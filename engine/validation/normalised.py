@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.selection import read_scores, result_from_scores, write_scores
@@ -63,14 +63,14 @@ def prepare_score_norm(trn_dir: Path, train_run: dict[str, Any] | None, database
         raise
     for p in cohort.problems:
         writer.add_problem(run_id, path=p.path, problem=p.problem, fatal=False)
-    print(f"validate: AS-norm, top {size} of {len(cohort.speakers)} training speakers of {protocol} {subset} "
-          f"({len(cohort.files)} files)", file=sys.stderr)
+    say(f"validate: AS-norm, top {size} of {len(cohort.speakers)} training speakers of {protocol} {subset} "
+        f"({len(cohort.files)} files)")
     return ScoreNorm(cohort, size)
 
 
 def report_asnorm(name: CheckpointName, result: dict[str, Any], norm: ScoreNorm) -> None:
     """One stderr line with the AS-norm figures of a checkpoint."""
     low, high = result["eer_ci_95"]
-    print(f"epoch {name}: AS-norm EER {100 * result['equal_error_rate']:.2f} % [95 % CI {100 * low:.2f}, "
-          f"{100 * high:.2f}]  minDCF(0.01) {result['min_dcf_0.01']:.3f}  (top {norm.size} of "
-          f"{len(norm.cohort.speakers)} speakers)", file=sys.stderr, flush=True)
+    say(f"epoch {name}: AS-norm EER {100 * result['equal_error_rate']:.2f} % [95 % CI {100 * low:.2f}, "
+        f"{100 * high:.2f}]  minDCF(0.01) {result['min_dcf_0.01']:.3f}  (top {norm.size} of "
+        f"{len(norm.cohort.speakers)} speakers)")
