@@ -10,7 +10,7 @@ EXTRACT_DEFAULTS = ("Demo.SpeakerDiarization.Meetings", "AMI.SpeakerDiarization.
 
 def protocols(database_yml: Path | None) -> list[str]:
     """Every protocol the registry knows; raises the engine's ProtocolError when it cannot."""
-    from engine.protocols import list_protocols
+    from engine.data.protocols import list_protocols
 
     return list_protocols(str(database_yml) if database_yml else None)
 

@@ -59,7 +59,7 @@ scheduler: {name: ConstantScheduler, params: {learning_rate: 0.01}}
 PYANNOTE = """
 import resource, sys, time, warnings
 warnings.filterwarnings("ignore")
-from engine.protocols import load_protocol
+from engine.data.protocols import load_protocol
 t = time.perf_counter()
 n = 0
 for f in load_protocol({protocol!r}, {yml!r}).train():
@@ -73,7 +73,7 @@ INDEX = """
 import resource, sys, time
 from engine.data.progress import IndexProgress
 from engine.data.training_index import IndexRequest, training_table
-from engine.speech_index import derive_index
+from engine.data.speech_index import derive_index
 t = time.perf_counter()
 table = training_table(IndexRequest({protocol!r}, "train", {yml!r}), IndexProgress())
 index = derive_index(table, 2.0)
@@ -87,8 +87,8 @@ import os, time
 from engine.config import parse_config
 from engine.data.progress import IndexProgress
 from engine.data.training_index import IndexRequest, training_table
-from engine.batches import make_loader
-from engine.speech_index import derive_index
+from engine.data.batches import make_loader
+from engine.data.speech_index import derive_index
 
 def uss(pid):
     fields = dict(line.split(":", 1) for line in open(f"/proc/{{pid}}/smaps_rollup") if ":" in line)

@@ -10,6 +10,6 @@ __all__ = ["Precomputed"]
 def __getattr__(name: str) -> Any:
     # lazy, so that `from engine import Precomputed` reads embeddings without torch (PEP 562)
     if name == "Precomputed":
-        from engine.precomputed import Precomputed
+        from engine.extraction.precomputed import Precomputed
         return Precomputed
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

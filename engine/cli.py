@@ -20,12 +20,12 @@ __all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "request_of"]
 
 #: command name -> "module:function" taking the command's request, returning an exit code
 HANDLERS: dict[str, str] = {
-    "train": "engine.train:cmd_train",
-    "validate": "engine.validate:cmd_validate",
-    "apply": "engine.apply:cmd_apply",
+    "train": "engine.training.train:cmd_train",
+    "validate": "engine.validation.validate:cmd_validate",
+    "apply": "engine.extraction.apply:cmd_apply",
     "diarize": "engine.extraction.check:cmd_diarize",
-    "pick": "engine.selection:cmd_pick",
-    "average": "engine.training.average:cmd_average",
+    "pick": "engine.validation.selection:cmd_pick",
+    "average": "engine.validation.average:cmd_average",
     "export": "engine.extraction.export:cmd_export",
     "runs": "engine.store.report:cmd_runs",
     "import": "engine.store.events:cmd_import",
@@ -33,7 +33,7 @@ HANDLERS: dict[str, str] = {
     "demo-workspace": "engine.demo:cmd_demo_workspace",
     "config check": "engine.config:cmd_check",
     "model-summary": "engine.model.summary:cmd_model_summary",
-    "sbatch": "engine.slurm:cmd_sbatch",
+    "sbatch": "engine.training.slurm:cmd_sbatch",
 }
 
 

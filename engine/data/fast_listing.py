@@ -28,7 +28,7 @@ import numpy as np
 from engine.data.cache_key import SubsetSource, is_template
 from engine.data.table import Listed, ListedBuilder
 from engine.errors import ProtocolError
-from engine.protocols import _intersect, _merge, intervals_of, speech_intervals
+from engine.data.protocols import _intersect, _merge, intervals_of, speech_intervals
 
 #: boundaries closer than this (and segments shorter) go through pyannote.core's objects
 DELICATE = 1e-5
@@ -84,7 +84,7 @@ def _grouped(uris: Any, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def _audio_paths(uris: list[str], templates: list[str], database: str) -> list[str] | None:
-    """What ``engine.protocols``'s audio preprocessor (pyannote's FileFinder) gives each uri."""
+    """What ``engine.data.protocols``'s audio preprocessor (pyannote's FileFinder) gives each uri."""
     single = len(templates) == 1
     paths = []
     for uri in uris:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from engine.audio import read_crop
+from engine.data.audio import read_crop
 
 #: extra input samples read on each side of the chunk, so that the resampling filter's edges
 #: (about 6 zero crossings wide at these ratios, zeros beyond) never reach the kept samples

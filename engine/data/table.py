@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio import Problem
+from engine.data.audio import Problem
 from engine.data.columns import StringColumn, StringColumnBuilder
 
 #: bump when the meaning of a column changes: caches of another format are rebuilt

@@ -25,7 +25,7 @@ from engine.data.listing import expected_files, list_subset
 from engine.data.progress import IndexProgress
 from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
 from engine.errors import SpkembError
-from engine.protocols import get_registry, load_protocol
+from engine.data.protocols import get_registry, load_protocol
 
 CACHE_ENV = "SPKEMB_CACHE"
 POLL = 0.2

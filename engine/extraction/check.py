@@ -18,8 +18,8 @@ from engine.errors import ProtocolError, SpkembError
 from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, FileDer, FileInput,
                                        describe, prepare, score, tune_threshold)
 from engine.layout import ExtractionDir
-from engine.precomputed import Precomputed
-from engine.protocols import load_protocol, subset_files
+from engine.extraction.precomputed import Precomputed
+from engine.data.protocols import load_protocol, subset_files
 from engine.requests import DiarizationOptions, DiarizeRequest
 
 

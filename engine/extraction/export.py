@@ -5,7 +5,7 @@ mode, for any input length: ``waveform`` (batch, samples) float32 at the config'
 -> ``embedding`` (batch, dimension), both axes of the input dynamic. Two changes make it a
 plain feed-forward graph, and neither changes a number:
 
-* weight normalisation (TDNN layers) is folded into the weights (:func:`engine.embed.inference_model`);
+* weight normalisation (TDNN layers) is folded into the weights (:func:`engine.validation.embed.inference_model`);
 * the sinc filters, recomputed from their cut-off frequencies at every call in training, are
   computed once and exported as the weight of a plain ``conv1d`` (Ravanelli & Bengio 2018 eq. 4
   depends on the two cut-offs only, which are fixed once trained).
@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.atomic import atomic_write
-from engine.checkpoints import file_sha256, package_version
+from engine.process.checkpoints import file_sha256, package_version
 from engine.config import Config, dump_config
 from engine.console import say
-from engine.embed import load_model
+from engine.validation.embed import load_model
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
@@ -147,7 +147,7 @@ def torchscript_bytes(model: nn.Module, metadata: dict[str, str]) -> bytes:
 
 def resolve_name(val_dir: ValidationDir, text: str | None) -> CheckpointName:
     """``--epoch`` (an epoch number or avg-lastN/avg-topK), else the epoch of params.yml."""
-    from engine.selection import read_params
+    from engine.validation.selection import read_params
 
     if text is not None:
         name = parse_checkpoint_name(text)

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from engine import checkpoints as ckpt
+from engine.process import checkpoints as ckpt
 from engine.config import Config, config_diff, config_to_dict
 from engine.errors import TrainingError
 from engine.layout import checkpoint_file

@@ -5,9 +5,9 @@ torch-free (numpy and scipy only): the TUI imports it to draw them.
 A DET curve (Martin et al., "The DET curve in assessment of detection task performance",
 Eurospeech 1997) plots the miss rate against the false-alarm rate over every threshold, both
 on a normal-deviate (probit) scale, on which the two Gaussian score distributions give a
-straight line. The operating points are those of :func:`engine.metrics.roc_curve` (accept when
+straight line. The operating points are those of :func:`engine.validation.metrics.roc_curve` (accept when
 ``score >= threshold``; one point per distinct score, plus "reject everything"); the EER and
-minDCF points are the ones :mod:`engine.metrics` reports for that epoch.
+minDCF points are the ones :mod:`engine.validation.metrics` reports for that epoch.
 
 Probabilities 0 and 1 have no probit: they are drawn at ``0.5 / n`` and ``1 - 0.5 / n`` for
 ``n`` the trials of that class (half a trial beyond the smallest rate the trials can show).
@@ -23,7 +23,7 @@ from scipy.special import ndtri
 
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir, checkpoint_label
-from engine.metrics import equal_error_rate, roc_curve
+from engine.validation.metrics import equal_error_rate, roc_curve
 
 #: the prior of a target trial of the minDCF point drawn on the curve (NIST SRE 2008-2010's 0.01)
 P_TARGET = 0.01
@@ -98,7 +98,7 @@ def det_curve(scores: np.ndarray, is_target: np.ndarray, p_target: float = P_TAR
         True for target trials.
     p_target : float
         Prior of a target trial for the minDCF point (costs 1 and 1, normalised as
-        :func:`engine.metrics.min_dcf`).
+        :func:`engine.validation.metrics.min_dcf`).
 
     Returns
     -------
@@ -157,7 +157,7 @@ def common_edges(score_sets: list[np.ndarray], bins: int = 40) -> np.ndarray:
 
 def read_trials(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(scores, is_target) of a ``reference score uri1 uri2`` file."""
-    from engine.selection import read_scores
+    from engine.validation.selection import read_scores
 
     is_target, scores = read_scores(path)
     return scores, is_target

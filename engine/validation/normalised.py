@@ -11,7 +11,7 @@ import numpy as np
 from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
-from engine.selection import read_scores, result_from_scores, write_scores
+from engine.validation.selection import read_scores, result_from_scores, write_scores
 from engine.validation.cohort import Cohort, speaker_means
 from engine.validation.score_norm import asnorm_scores
 

@@ -19,10 +19,10 @@ MEETINGS = "Demo.SpeakerDiarization.Meetings"
 
 def two_epochs(root: Path, db: Path) -> int:
     """A training run with real checkpoints at epochs 1 and 2, validated (epoch 1 picked); its id."""
-    from engine.checkpoints import epoch_path, save_checkpoint
+    from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model
-    from engine.selection import write_params
+    from engine.validation.selection import write_params
 
     exp = root / "exp"
     exp.mkdir()

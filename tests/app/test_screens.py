@@ -281,7 +281,7 @@ def _write_scores(val_dir: Path, epoch: int, seed: int) -> None:
     import numpy as np
 
     from engine.layout import ValidationDir
-    from engine.selection import write_scores
+    from engine.validation.selection import write_scores
 
     rng = np.random.default_rng(seed)
     val = ValidationDir(val_dir)
@@ -294,8 +294,8 @@ def _write_scores(val_dir: Path, epoch: int, seed: int) -> None:
 async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
     from app.screens.det import DetScreen
     from app.widgets.det_plots import DetPlot, ScoreHistogramPlot
-    from engine.metrics import equal_error_rate
-    from engine.selection import read_scores
+    from engine.validation.metrics import equal_error_rate
+    from engine.validation.selection import read_scores
 
     val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
                / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")

@@ -13,7 +13,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from engine.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
+from engine.validation.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
                           snap_starts, window_starts)
 from engine.model import SincTDNN
 from tests.conftest import TINY_CONFIG
@@ -90,10 +90,10 @@ def test_a_file_shorter_than_a_window_is_one_window():
 
 def write_model_dir(tmp_path: Path, duration: float) -> Path:
     """A TRN_DIR with one checkpoint and its VAL_DIR with params.yml; returns VAL_DIR."""
-    from engine.checkpoints import epoch_path, save_checkpoint
+    from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model
-    from engine.selection import write_params
+    from engine.validation.selection import write_params
 
     config = parse_config(TINY_CONFIG.replace("duration: 1.0", f"duration: {duration}"), "tiny")
     trn_dir = tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train"
@@ -114,7 +114,7 @@ def run_engine(*argv: str, database: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_apply_writes_one_row_per_window_and_its_metadata(tmp_path: Path, demo_corpus: Path, db_path: Path):
     from engine import Precomputed
-    from engine.protocols import load_protocol
+    from engine.data.protocols import load_protocol
     from engine.store import open_store
 
     val_dir = write_model_dir(tmp_path, duration=1.0)
@@ -153,7 +153,7 @@ def test_apply_writes_one_row_per_window_and_its_metadata(tmp_path: Path, demo_c
 
 @pytest.mark.slow
 def test_apply_short_files_and_shared_mode(tmp_path: Path, demo_corpus: Path, db_path: Path):
-    from engine.protocols import load_protocol
+    from engine.data.protocols import load_protocol
 
     val_dir = write_model_dir(tmp_path, duration=4.0)  # longer than half of the utterances
     done = run_engine("apply", "--shared", "--subset", "development", str(val_dir),

@@ -1,4 +1,4 @@
-"""engine.audio: crops read exactly, other rates and channel counts converted, bad files named."""
+"""engine.data.audio: crops read exactly, other rates and channel counts converted, bad files named."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from data_corpus import RAMP, RATE, ramp
-from engine.audio import audio_info, check_files, read_crop, read_file
+from engine.data.audio import audio_info, check_files, read_crop, read_file
 from engine.errors import AudioError
 
 

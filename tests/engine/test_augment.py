@@ -1,4 +1,4 @@
-"""engine.augment: noise at the requested SNR, reverberation keeping the level, determinism."""
+"""engine.data.augment: noise at the requested SNR, reverberation keeping the level, determinism."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import soundfile as sf
 import torch
 
 from data_corpus import RATE, make_corpus
-from engine.augment import AddNoise, AddReverb, build_augmentation, collection_paths
-from engine.batches import build_index, make_loader
+from engine.data.augment import AddNoise, AddReverb, build_augmentation, collection_paths
+from engine.data.batches import build_index, make_loader
 from engine.config import AugmentationConfig, Config, ReverbConfig, TaskConfig
 from engine.errors import AudioError
-from engine.protocols import load_protocol, subset_files
+from engine.data.protocols import load_protocol, subset_files
 
 NOISE = "Noise.Collection.Background"
 

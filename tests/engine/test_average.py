@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoints import load_checkpoint, save_checkpoint
+from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.config import config_to_dict, parse_config
 from engine.layout import TrainingDir
 from engine.model import build_model

@@ -12,7 +12,7 @@ from scipy.stats import norm
 
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
-from engine.selection import write_scores
+from engine.validation.selection import write_scores
 from engine.validation.det import (common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms,
                                    thinned)
 

@@ -100,7 +100,7 @@ def test_clustering_cuts_by_count_and_by_distance():
 
 def test_oracle_embeddings_on_a_demo_meeting(demo_corpus: Path):
     """Embeddings that know the speaker: only overlapped speech is missed, nothing falsely alarmed."""
-    from engine.protocols import load_protocol
+    from engine.data.protocols import load_protocol
 
     (meeting, *_) = list(load_protocol(MEETINGS, demo_corpus).test())
     reference, annotated = meeting["annotation"], meeting["annotated"]
@@ -129,7 +129,7 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
                                                                  db_path: Path):
     from pyannote.database.util import load_rttm
 
-    from engine.protocols import load_protocol
+    from engine.data.protocols import load_protocol
 
     val_dir = write_model_dir(tmp_path, duration=1.0)
     done = run_engine("apply", "--step", "0.5", "--batch", "16", "--diarize", str(val_dir), MEETINGS,

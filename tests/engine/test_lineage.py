@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.selection import write_params
+from engine.validation.selection import write_params
 from engine.store import open_store
 from tests.engine.engine_runner import run_engine
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.metrics import bootstrap_eer_ci, equal_error_rate, min_dcf, roc_curve
+from engine.validation.metrics import bootstrap_eer_ci, equal_error_rate, min_dcf, roc_curve
 
 
 def brute_force_points(scores, is_target):

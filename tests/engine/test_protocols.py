@@ -1,4 +1,4 @@
-"""engine.protocols: database.yml resolution, protocol loading, speech regions."""
+"""engine.data.protocols: database.yml resolution, protocol loading, speech regions."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from pyannote.core import Annotation, Segment, Timeline
 
 from data_corpus import make_corpus
-from engine.audio import check_files
+from engine.data.audio import check_files
 from engine.errors import ProtocolError
-from engine.protocols import (database_paths, list_protocols, load_protocol, speech_intervals,
+from engine.data.protocols import (database_paths, list_protocols, load_protocol, speech_intervals,
                               speech_regions, subset_files)
 
 VOICES = "Tiny.SpeakerVerification.Voices"
@@ -112,7 +112,7 @@ def test_speech_regions_intersect_annotated_and_drop_overlap() -> None:
 
 
 def test_protocol_and_audio_modules_do_not_import_torch() -> None:
-    code = ("import sys, engine.protocols, engine.audio\n"
+    code = ("import sys, engine.data.protocols, engine.data.audio\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from engine.checkpoints import load_checkpoint
+from engine.process.checkpoints import load_checkpoint
 from engine.config import load_config
 from engine.layout import ExperimentDir
-from engine.schedulers import learning_rate, margin_at
+from engine.training.schedulers import learning_rate, margin_at
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine

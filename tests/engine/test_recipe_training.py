@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoints import load_checkpoint
+from engine.process.checkpoints import load_checkpoint
 from engine.config import load_config
-from engine.schedulers import learning_rate, margin_at
+from engine.training.schedulers import learning_rate, margin_at
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, start_engine, wait_for

@@ -11,7 +11,7 @@ from engine.config import FIELD_SPECS, MarginSchedule, TaskConfig, config_diff, 
     parse_config, validate_field
 from engine.errors import ConfigError
 from engine.model.loss import AdditiveAngularMarginLoss
-from engine.schedulers import learning_rate, margin_at
+from engine.training.schedulers import learning_rate, margin_at
 
 BASE = "architecture: {name: SincTDNN}\ntask: {name: AdditiveAngularMarginLoss}\n"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoints import load_checkpoint
+from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import engine_env, run_engine, start_engine, wait_for

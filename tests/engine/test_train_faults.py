@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from engine.checkpoints import load_checkpoint
+from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER
 from tests.engine.engine_runner import engine_env

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.store import open_store
-from engine.watch import CheckpointWatcher
+from engine.validation.watch import CheckpointWatcher
 from tests.engine.engine_runner import run_engine, start_engine, wait_for
 from tests.engine.test_train import PROTOCOL, make_exp, train_runs, trn_dir
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from engine.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
+from engine.validation.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
                               write_params, write_scores)
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
@@ -30,7 +30,7 @@ import io, sys, time, torch
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from conftest import TINY_CONFIG
-from engine.checkpoints import epoch_path, save_checkpoint
+from engine.process.checkpoints import epoch_path, save_checkpoint
 from engine.config import config_to_dict, parse_config
 from engine.model import build_model
 from engine.store import open_store
@@ -215,7 +215,7 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
 
 def test_file_mode_trusts_only_settled_checkpoints(tmp_path: Path, demo_corpus: Path):
     """Without a database row (event files elsewhere, a copied folder), files whose size settled."""
-    from engine.watch import CheckpointWatcher
+    from engine.validation.watch import CheckpointWatcher
 
     weights = tmp_path / "weights"
     weights.mkdir()

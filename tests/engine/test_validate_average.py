@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from engine.layout import TrainingDir
-from engine.selection import read_params, read_scores, result_from_scores
+from engine.validation.selection import read_params, read_scores, result_from_scores
 from engine.store import open_store
 from tests.engine.engine_runner import run_engine
 from tests.engine.test_average import PROTOCOL, write_epochs

@@ -1,6 +1,6 @@
 """``spkemb-engine validate``: EER and minDCF of each checkpoint, beside training.
 
-For every committed checkpoint (``engine.watch``) in range, newest first unless
+For every committed checkpoint (``engine.validation.watch``) in range, newest first unless
 ``--chronological``: embed every file of ``PROTOCOL.{subset}_trial()`` once, score each
 trial by the cosine similarity of its two file embeddings, write
 ``VAL_DIR/scores/{epoch:04d}.txt``, a ``validations`` row, and keep ``VAL_DIR/params.yml``
@@ -13,7 +13,7 @@ speakers (``engine.validation``) and records both figures (``scores/{epoch:04d}.
 
 A file's embedding is the mean of the embeddings of ``task.duration``-long windows sliding
 with a hop of ``duration / 4`` (pyannote.audio 1.x: ``step=0.25`` in
-``_validate_epoch_verification``), computed by the exact path of ``engine.embed``; a file
+``_validate_epoch_verification``), computed by the exact path of ``engine.validation.embed``; a file
 shorter than a window is one window. ``--whole-file`` embeds each file in one pass.
 """
 
@@ -29,24 +29,24 @@ import yaml
 from rich.progress import MofNCompleteColumn
 
 from engine.atomic import atomic_write_text
-from engine.audio import check_files
+from engine.data.audio import check_files
 from engine.console import say
-from engine.distributed import pick_device
-from engine.embed import load_model, progress_bar
+from engine.process.distributed import pick_device
+from engine.validation.embed import load_model, progress_bar
 from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
-from engine.protocols import load_protocol
-from engine.recording import recorded_end, refuse_problems
+from engine.data.protocols import load_protocol
+from engine.process.recording import recorded_end, refuse_problems
 from engine.requests import ValidateRequest
-from engine.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
+from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                               write_params, write_scores)
-from engine.stopping import Interrupted, StopRequest
+from engine.process.stopping import Interrupted, StopRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.validation.normalised import (ScoreNorm, asnorm_columns, asnorm_result, prepare_score_norm,
                                           report_asnorm)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
-from engine.watch import CheckpointWatcher
+from engine.validation.watch import CheckpointWatcher
 
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet

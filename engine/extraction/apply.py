@@ -36,19 +36,19 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.audio import check_files, num_samples
-from engine.checkpoints import file_sha256
+from engine.data.audio import check_files, num_samples
+from engine.process.checkpoints import file_sha256
 from engine.console import out, say
-from engine.distributed import pick_device
-from engine.embed import FileSignal, embed, load_model, progress_bar, window_starts
+from engine.process.distributed import pick_device
+from engine.validation.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.errors import SpkembError
 from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, TrainingDir, ValidationDir
-from engine.protocols import load_protocol, subset_files
-from engine.recording import recorded_end, refuse_problems
+from engine.data.protocols import load_protocol, subset_files
+from engine.process.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
 from engine.requests import ApplyRequest
-from engine.selection import read_params
-from engine.stopping import Interrupted, StopRequest
+from engine.validation.selection import read_params
+from engine.process.stopping import Interrupted, StopRequest
 from engine.store import recorder
 
 
@@ -94,7 +94,7 @@ class Extractor:
         """The epoch ``checkpoint`` was saved at: for averaged weights, the last epoch they average."""
         if self.saved_epoch is not None:
             return self.saved_epoch
-        from engine.checkpoints import load_checkpoint
+        from engine.process.checkpoints import load_checkpoint
 
         return int(load_checkpoint(checkpoint).get("epoch") or 0)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio import Problem, audio_info, check_files, read_crop, read_file
+from engine.data.audio import Problem, audio_info, check_files, read_crop, read_file
 from engine.errors import AudioError, ConfigError, ProtocolError
 
 #: guards the RMS normalisations against silent pieces
@@ -175,7 +175,7 @@ class Chain:
 
 def collection_paths(names: Sequence[str], database: str | os.PathLike | None = None) -> list[str]:
     """Audio paths of every file of the given Collection protocols."""
-    from engine.protocols import load_protocol
+    from engine.data.protocols import load_protocol
 
     paths: list[str] = []
     for name in names:

@@ -15,9 +15,9 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-from engine.audio import Problem
+from engine.data.audio import Problem
 from engine.console import progress_bar
-from engine.distributed import World
+from engine.process.distributed import World
 
 
 #: seconds between two progress lines when stderr is not a terminal (a log file)

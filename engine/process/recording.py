@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.audio import Problem
+from engine.data.audio import Problem
 from engine.config import Config, config_to_dict
 from engine.console import say
-from engine.distributed import World
+from engine.process.distributed import World
 from engine.errors import AudioError
 from engine.requests import TrainRequest
-from engine.stopping import Interrupted, StopRequest
+from engine.process.stopping import Interrupted, StopRequest
 from engine.store.events import recorder as open_writer
 from engine.store.writer import NullWriter
 

@@ -1,7 +1,7 @@
 """``spkemb-engine train``: one plain training loop, the steps in order.
 
 data -> forward -> loss -> backward -> step -> record -> checkpoint. Progress leaves
-the loop as small records that a :class:`engine.recording.Recorder` writes; the loop
+the loop as small records that a :class:`engine.process.recording.Recorder` writes; the loop
 never knows whether they reach SQLite or an event file.
 """
 
@@ -14,20 +14,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine import checkpoints as ckpt
+from engine.process import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
 from engine.console import say
 from engine.data.progress import IndexProgress
-from engine.distributed import World, agree, barrier, init_world, pick_device, shutdown
+from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
 from engine.layout import ExperimentDir
-from engine.recording import Recorder, open_recorder
+from engine.process.recording import Recorder, open_recorder
 from engine.requests import TrainRequest
-from engine.schedulers import learning_rate, margin_at
-from engine.stopping import Interrupted, StopRequest
+from engine.training.schedulers import learning_rate, margin_at
+from engine.process.stopping import Interrupted, StopRequest
 from engine.training.init_from import InitFrom, load_init
-from engine.training_data import TrainingData, prepare_training_data
-from engine.training_report import TrainingReport, report_skipped
+from engine.training.training_data import TrainingData, prepare_training_data
+from engine.training.report import TrainingReport, report_skipped
 
 DEFAULT_EPOCHS = 100
 

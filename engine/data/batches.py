@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from engine.audio import Problem, num_samples, read_crop
+from engine.data.audio import Problem, num_samples, read_crop
 from engine.data.speed import SpeedPerturb, speed_vocabulary
 from engine.errors import TrainingError
-from engine.speech_index import SpeakerIndex, build_index
+from engine.data.speech_index import SpeakerIndex, build_index
 
 __all__ = ["BatchLoader", "BatchPlan", "SpeakerBatches", "SpeakerIndex", "batches_per_epoch",
            "build_index", "make_loader"]
@@ -284,7 +284,7 @@ def make_loader(files: Sequence[Any] | SpeakerIndex, cfg: Any, *, workers: int, 
     epochs : int or None, optional
         Epochs to cover from ``epoch`` (the first one from ``start_batch``); None: endless.
     augment : callable, optional
-        Per-chunk augmentation (``engine.augment``).
+        Per-chunk augmentation (``engine.data.augment``).
     pin_memory : bool, optional
         Pin batches for faster host-to-GPU copies.
     strict : bool, optional

@@ -103,7 +103,7 @@ def result_from_scores(epoch: CheckpointName, is_target: np.ndarray, scores: np.
     Scores no EER can be computed from (NaN, trials of one kind) raise ``SpkembError`` naming
     ``source`` (the scores file).
     """
-    from engine.metrics import bootstrap_eer_ci, equal_error_rate, min_dcf
+    from engine.validation.metrics import bootstrap_eer_ci, equal_error_rate, min_dcf
 
     try:
         eer, threshold = equal_error_rate(scores, is_target)

@@ -1,6 +1,6 @@
 """Speaker-verification metrics: ROC, equal error rate, minDCF and a bootstrap interval of the EER.
 
-numpy only (the TUI and ``engine.selection`` import it without torch).
+numpy only (the TUI and ``engine.validation.selection`` import it without torch).
 
 Conventions
 -----------

@@ -47,8 +47,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from engine import console
-from engine.audio import audio_info, num_samples, read_crop
-from engine.checkpoints import load_checkpoint
+from engine.data.audio import audio_info, num_samples, read_crop
+from engine.process.checkpoints import load_checkpoint
 from engine.config import Config, config_from_dict
 from engine.errors import CheckpointError
 from engine.model import build_model

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from engine.checkpoints import load_checkpoint, save_checkpoint
+from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.console import out
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
@@ -65,7 +65,7 @@ def last_epochs(trn: TrainingDir, n: int) -> list[int]:
 
 def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int, float]]:
     """The ``k`` validated epochs of lowest EER (the earlier on a tie), with their EER, in epoch order."""
-    from engine.selection import results_from_scores, results_from_store
+    from engine.validation.selection import results_from_scores, results_from_store
 
     if k < 1:
         raise SpkembError(f"--top {k}: average at least one epoch (e.g. --top 5)")

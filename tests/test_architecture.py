@@ -1,0 +1,100 @@
+"""The layering the README's "Architecture" section describes, enforced on the code itself.
+
+- a package imports only packages of a lower layer (or modules of its own package);
+- the torch-free layers (layout, config, store, the TUI) import no torch;
+- the run-folder layout is spelled in engine/layout.py alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: lowest first; a package may import from any package of a lower rank
+LAYERS = {
+    "engine.errors": 0, "engine.safe_paths": 1, "engine.console": 1, "engine.atomic": 1,
+    "engine.layout": 2, "engine.requests": 3,
+    "engine.config": 4, "engine.store": 4,
+    "engine.data": 5, "engine.model": 5, "engine.demo": 5,
+    "engine.process": 6,
+    "engine.training": 7,
+    "engine.validation": 8,
+    "engine.extraction": 9,
+    "engine.arguments": 10, "engine.cli": 11, "engine.__main__": 12, "engine": 12,
+    "app": 13,
+}
+TORCH_FREE = ("engine", "engine.layout", "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
+              "engine.requests", "engine.arguments", "engine.cli", "engine.config", "engine.store",
+              "engine.validation.det",
+              "engine.validation.selection", "engine.validation.metrics", "engine.extraction.precomputed", "app")
+LAYOUT_WORDS = ("validate_equal_error_rate", "weights/", "params.yml")
+
+
+def _modules() -> list[Path]:
+    return sorted(p for top in ("engine", "app") for p in (ROOT / top).rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> tuple[str, int] | None:
+    for prefix in sorted(LAYERS, key=len, reverse=True):
+        if module == prefix or module.startswith(prefix + "."):
+            return prefix, LAYERS[prefix]
+    return None
+
+
+def _imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append(node.module)
+            found += [f"{node.module}.{a.name}" for a in node.names if node.module == "engine"]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+    return found
+
+
+def test_packages_import_only_lower_layers():
+    wrong = []
+    for path in _modules():
+        here = _layer(_module_name(path))
+        assert here is not None, f"{path} belongs to no layer: add its package to LAYERS and the README"
+        for imported in _imports(path):
+            there = _layer(imported) if imported.split(".")[0] in ("engine", "app") else None
+            if there is None or there[0] == here[0] or imported == "engine":
+                continue
+            if there[1] >= here[1]:
+                wrong.append(f"{path.relative_to(ROOT)} imports {imported} ({there[0]} is not below {here[0]})")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("module", TORCH_FREE)
+def test_torch_free_layers_import_no_torch(module):
+    code = f"import sys, {module}; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "False", f"{module} imports torch"
+
+
+def _strings(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), str(path))
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+
+
+def test_the_run_layout_is_spelled_in_one_module():
+    wrong = [f"{path.relative_to(ROOT)}:{line}: {text!r}"
+             for path in _modules() if path != ROOT / "engine" / "layout.py"
+             for line, text in _strings(path) if any(word in text for word in LAYOUT_WORDS)]
+    assert not wrong, "spell these through engine.layout:\n" + "\n".join(wrong)
