@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.store import open_store
 from engine.layout import EVENT_GLOBS
+from engine.store import open_store
 from engine.store.events import import_events
 
 #: where runs whose database was on a network filesystem leave their event files, under an EXP_DIR

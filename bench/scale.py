@@ -72,8 +72,8 @@ print({{"files": n, "seconds": time.perf_counter() - t,
 INDEX = """
 import resource, sys, time
 from engine.data.progress import IndexProgress
-from engine.data.training_index import IndexRequest, training_table
 from engine.data.speech_index import derive_index
+from engine.data.training_index import IndexRequest, training_table
 t = time.perf_counter()
 table = training_table(IndexRequest({protocol!r}, "train", {yml!r}), IndexProgress())
 index = derive_index(table, 2.0)
@@ -85,10 +85,10 @@ print({{"files": len(table.paths), "speakers": len(index.speakers), "reader": ta
 WORKERS = """
 import os, time
 from engine.config import parse_config
-from engine.data.progress import IndexProgress
-from engine.data.training_index import IndexRequest, training_table
 from engine.data.batches import make_loader
+from engine.data.progress import IndexProgress
 from engine.data.speech_index import derive_index
+from engine.data.training_index import IndexRequest, training_table
 
 def uss(pid):
     fields = dict(line.split(":", 1) for line in open(f"/proc/{{pid}}/smaps_rollup") if ":" in line)

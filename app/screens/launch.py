@@ -14,8 +14,8 @@ from app import processes
 from app.experiments import find_experiments
 from app.gpus import device_options
 from app.protocols_list import default_train, protocols
-from engine.layout import TrainingDir, ValidationDir
 from engine.errors import PathError
+from engine.layout import TrainingDir, ValidationDir
 
 
 def _row(label: str, widget) -> Horizontal:

@@ -19,8 +19,8 @@ from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine import layout
-from engine.layout import TrainingDir, ValidationDir
 from engine.errors import PathError
+from engine.layout import TrainingDir, ValidationDir
 
 
 class RunDetailScreen(Screen):

@@ -24,9 +24,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from engine.data.audio import Problem, num_samples, read_crop
+from engine.data.speech_index import SpeakerIndex, build_index
 from engine.data.speed import SpeedPerturb, speed_vocabulary
 from engine.errors import TrainingError
-from engine.data.speech_index import SpeakerIndex, build_index
 
 __all__ = ["BatchLoader", "BatchPlan", "SpeakerBatches", "SpeakerIndex", "batches_per_epoch",
            "build_index", "make_loader"]

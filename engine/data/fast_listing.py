@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from engine.data.cache_key import SubsetSource, is_template
+from engine.data.protocols import _intersect, _merge, intervals_of, speech_intervals
 from engine.data.table import Listed, ListedBuilder
 from engine.errors import ProtocolError
-from engine.data.protocols import _intersect, _merge, intervals_of, speech_intervals
 
 #: boundaries closer than this (and segments shorter) go through pyannote.core's objects
 DELICATE = 1e-5

@@ -22,9 +22,9 @@ import numpy as np
 from engine.data.audio import Problem
 from engine.data.columns import StringColumn
 from engine.data.file_checks import check_files
+from engine.data.protocols import speech_intervals
 from engine.data.table import IndexTable, ListedBuilder, assemble
 from engine.errors import AudioError, TrainingError
-from engine.data.protocols import speech_intervals
 
 
 @dataclass

@@ -23,9 +23,9 @@ from engine.data.cache_key import cache_key, subset_source
 from engine.data.file_checks import check_files
 from engine.data.listing import expected_files, list_subset
 from engine.data.progress import IndexProgress
+from engine.data.protocols import get_registry, load_protocol
 from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
 from engine.errors import SpkembError
-from engine.data.protocols import get_registry, load_protocol
 
 CACHE_ENV = "SPKEMB_CACHE"
 POLL = 0.2

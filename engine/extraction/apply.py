@@ -36,20 +36,21 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.data.audio import check_files, num_samples
-from engine.process.checkpoints import file_sha256
-from engine.console import out, say
-from engine.process.distributed import pick_device
-from engine.validation.embed import FileSignal, embed, load_model, progress_bar, window_starts
-from engine.errors import SpkembError
-from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, TrainingDir, ValidationDir
-from engine.data.protocols import load_protocol, subset_files
-from engine.process.recording import recorded_end, refuse_problems
 from engine.atomic import atomic_write_text
-from engine.requests import ApplyRequest
-from engine.validation.selection import read_params
+from engine.console import out, say
+from engine.data.audio import check_files, num_samples
+from engine.data.protocols import load_protocol, subset_files
+from engine.errors import SpkembError
+from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, ValidationDir
+from engine.process.checkpoints import file_sha256
+from engine.process.distributed import pick_device
+from engine.process.recording import recorded_end, refuse_problems
 from engine.process.stopping import Interrupted, StopRequest
+from engine.requests import ApplyRequest
 from engine.store import recorder
+from engine.store.writer import RunWriter
+from engine.validation.embed import FileSignal, embed, load_model, progress_bar, window_starts
+from engine.validation.selection import read_params
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -124,33 +125,24 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName) -> E
 
 def cmd_apply(args: ApplyRequest) -> int:
     """``spkemb-engine apply``: see the module docstring."""
-    val_dir = Path(args.val_dir)
-    if not val_dir.is_dir():
-        raise SpkembError(f"{val_dir} is not a directory: pass the VAL_DIR that `spkemb-engine "
-                          f"validate` writes ({VAL_DIR_SHAPE})")
-    if not 0.0 < args.step:
-        raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
-                          "duration and must be > 0 (e.g. 0.1)")
-    epoch = resolve_epoch(val_dir, args.epoch)
-    checkpoint = TrainingDir(val_dir.parent.parent).checkpoint(epoch)
+    val = _validation_dir(args)
+    epoch = resolve_epoch(val.root, args.epoch)
+    checkpoint = val.training.checkpoint(epoch)
     extractor = _extractor(args, checkpoint, epoch)
-    device, mode = extractor.device, extractor.mode
     # averaged weights (avg-top5) are recorded by name, with the last epoch they average
     named = epoch if isinstance(epoch, str) else None
     last_epoch = extractor.last_epoch(checkpoint) if named else epoch
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
-
-    sample_rate = extractor.sample_rate
-    window = num_samples(extractor.duration, sample_rate)
+    window = num_samples(extractor.duration, extractor.sample_rate)
     hop = max(1, int(round(args.step * window)))
-    out_dir = ValidationDir(val_dir).extraction(epoch).root
-    outputs = output_paths(out_dir, files, f"protocol {args.protocol} ({args.subset})")
+    extraction = val.extraction(epoch)
+    outputs = output_paths(extraction.root, files, f"protocol {args.protocol} ({args.subset})")
 
-    writer = recorder(args.db, events_path=val_dir / "apply" / "events.jsonl")
-    parents = writer.find_runs(out_dir=val_dir, kind="validate")
-    run_id = writer.create_run(kind="apply", exp_dir=val_dir.parent.parent.parent.parent, out_dir=out_dir,
+    writer = recorder(args.db, events_path=val.apply_events)
+    parents = writer.find_runs(out_dir=val.root, kind="validate")
+    run_id = writer.create_run(kind="apply", exp_dir=val.training.experiment.root, out_dir=extraction.root,
                                protocol=args.protocol, subset=args.subset, config=None,
-                               command=list(sys.argv), device=str(device), target_epoch=last_epoch,
+                               command=list(sys.argv), device=str(extractor.device), target_epoch=last_epoch,
                                parent_id=parents[0]["id"] if parents else None,
                                name=f"apply {args.protocol}.{args.subset}")
     refuse_problems(writer, run_id, check_files(str(f["audio"]) for f in files),
@@ -158,50 +150,77 @@ def cmd_apply(args: ApplyRequest) -> int:
     if args.diarize:  # refused before hours of extraction, not after
         from engine.extraction.check import check_settings, request_from_args, require_references
 
-        check_settings(request_from_args(args, val_dir).settings, args.subset)
+        check_settings(request_from_args(args, val.root).settings, args.subset)
         require_references(files, args.protocol, args.subset)
-
-    sha256 = file_sha256(checkpoint)
-    metadata = {"start": 0.0, "duration": window / sample_rate, "step": hop / sample_rate,
-                "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
-                "checkpoint_sha256": sha256, "mode": mode, "sample_rate": sample_rate,
-                "protocol": args.protocol, "subset": args.subset}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "metadata.yml", yaml.safe_dump(metadata, sort_keys=False))
+    sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop)
 
     stop = StopRequest().install()
-    started, audio_seconds = time.monotonic(), 0.0
     with recorded_end(writer, run_id, stop):
-        signals = [(path, FileSignal(str(f["audio"]), sample_rate)) for f, path in zip(files, outputs)]
-        total = sum(s.n_samples for _, s in signals) / sample_rate
-        with progress_bar() as progress:
-            task = progress.add_task(f"apply epoch {epoch} ({mode})", total=total)
-            for i, (path, signal) in enumerate(signals):
-                if stop.requested:
-                    raise Interrupted(stop.name)
-                starts = window_starts(signal.n_samples, window, hop)
-                rows = extractor.embed(signal, starts, window)
-                _save(path, rows)
-                audio_seconds += signal.n_samples / sample_rate
-                progress.update(task, completed=audio_seconds)
-                writer.heartbeat(run_id, progress=i + 1, progress_total=len(signals))
-        wall = time.monotonic() - started
+        audio_seconds, wall = _extract(extractor, files, outputs, window, hop, writer, run_id, stop,
+                                       f"apply epoch {epoch} ({extractor.mode})")
+        rate = extractor.sample_rate
         writer.add_extraction(run_id, epoch=last_epoch, checkpoint_name=named,
                               protocol=args.protocol, subset=args.subset,
-                              out_dir=out_dir, mode=mode, step=hop / sample_rate,
-                              duration=window / sample_rate, files=len(signals),
+                              out_dir=extraction.root, mode=extractor.mode, step=hop / rate,
+                              duration=window / rate, files=len(files),
                               audio_seconds=audio_seconds, wall_seconds=wall,
                               checkpoint=checkpoint.resolve(), checkpoint_sha256=sha256,
                               validate_run_id=parents[0]["id"] if parents else None,
                               chosen_by=PARAMS if args.epoch is None else "--epoch")
-        say(f"apply: {len(signals)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
-            f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({mode}, {device}) -> {out_dir}")
+        say(f"apply: {len(files)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
+            f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({extractor.mode}, {extractor.device}) "
+            f"-> {extraction.root}")
         if args.diarize:
-            _diarize(args, out_dir, writer, run_id)
+            _diarize(args, extraction.root, writer, run_id)
     return 0
 
 
-def _diarize(args: ApplyRequest, out_dir: Path, writer: object, run_id: int) -> None:
+def _validation_dir(args: ApplyRequest) -> ValidationDir:
+    """VAL_DIR, checked, and the step, checked: before any work."""
+    val = ValidationDir(Path(args.val_dir))
+    if not val.root.is_dir():
+        raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that `spkemb-engine "
+                          f"validate` writes ({VAL_DIR_SHAPE})")
+    if not 0.0 < args.step:
+        raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
+                          "duration and must be > 0 (e.g. 0.1)")
+    return val
+
+
+def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,
+                    checkpoint: Path, window: int, hop: int) -> str:
+    """metadata.yml of the extraction (the sliding window and where the weights came from); the sha256."""
+    sha256 = file_sha256(checkpoint)
+    rate = extractor.sample_rate
+    metadata = {"start": 0.0, "duration": window / rate, "step": hop / rate,
+                "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
+                "checkpoint_sha256": sha256, "mode": extractor.mode, "sample_rate": rate,
+                "protocol": args.protocol, "subset": args.subset}
+    extraction.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
+    return sha256
+
+
+def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int, hop: int,
+             writer: RunWriter, run_id: int, stop: StopRequest, label: str) -> tuple[float, float]:
+    """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock)."""
+    rate = extractor.sample_rate
+    started, audio_seconds = time.monotonic(), 0.0
+    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs)]
+    total = sum(s.n_samples for _, s in signals) / rate
+    with progress_bar() as progress:
+        task = progress.add_task(label, total=total)
+        for i, (path, signal) in enumerate(signals):
+            if stop.requested:
+                raise Interrupted(stop.name)
+            _save(path, extractor.embed(signal, window_starts(signal.n_samples, window, hop), window))
+            audio_seconds += signal.n_samples / rate
+            progress.update(task, completed=audio_seconds)
+            writer.heartbeat(run_id, progress=i + 1, progress_total=len(signals))
+    return audio_seconds, time.monotonic() - started
+
+
+def _diarize(args: ApplyRequest, out_dir: Path, writer: RunWriter, run_id: int) -> None:
     """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
     from engine.extraction.check import request_from_args, run_check
 

@@ -35,15 +35,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.atomic import atomic_write
-from engine.process.checkpoints import file_sha256, package_version
 from engine.config import Config, dump_config
 from engine.console import say
-from engine.validation.embed import load_model
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.sincnet import SincConv1d
+from engine.process.checkpoints import file_sha256, package_version
 from engine.requests import ExportRequest
+from engine.validation.embed import load_model
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}

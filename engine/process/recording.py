@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.data.audio import Problem
 from engine.config import Config, config_to_dict
 from engine.console import say
-from engine.process.distributed import World
+from engine.data.audio import Problem
 from engine.errors import AudioError
-from engine.requests import TrainRequest
+from engine.process.distributed import World
 from engine.process.stopping import Interrupted, StopRequest
+from engine.requests import TrainRequest
 from engine.store.events import recorder as open_writer
 from engine.store.writer import NullWriter
 

@@ -32,7 +32,7 @@ from engine.store.db import connect
 from engine.store.migrations import migrate, pending
 from engine.store.netfs import is_network_fs
 from engine.store.reads import StoreReads, _abs
-from engine.store.results import ASNORM_COLUMNS, StoreResults
+from engine.store.results import StoreResults
 
 RUN_KINDS = ("train", "validate", "apply")
 RUN_STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")

@@ -15,10 +15,10 @@ from typing import Any
 
 from torch import nn
 
-from engine.process import checkpoints as ckpt
 from engine.config import Config, config_diff, config_to_dict
 from engine.errors import TrainingError
 from engine.layout import checkpoint_file
+from engine.process import checkpoints as ckpt
 from engine.store.writer import RunWriter
 
 #: sections whose difference makes a network's weights meaningless in the new run

@@ -15,8 +15,8 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-from engine.data.audio import Problem
 from engine.console import progress_bar
+from engine.data.audio import Problem
 from engine.process.distributed import World
 
 

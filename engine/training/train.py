@@ -14,20 +14,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.process import checkpoints as ckpt
 from engine.config import Config, config_to_dict, load_config
 from engine.console import say
 from engine.data.progress import IndexProgress
-from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
 from engine.layout import ExperimentDir
+from engine.process import checkpoints as ckpt
+from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.process.recording import Recorder, open_recorder
-from engine.requests import TrainRequest
-from engine.training.schedulers import learning_rate, margin_at
 from engine.process.stopping import Interrupted, StopRequest
+from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
-from engine.training.training_data import TrainingData, prepare_training_data
 from engine.training.report import TrainingReport, report_skipped
+from engine.training.schedulers import learning_rate, margin_at
+from engine.training.training_data import TrainingData, prepare_training_data
 
 DEFAULT_EPOCHS = 100
 

@@ -14,15 +14,15 @@ from typing import Any
 
 import torch
 
+from engine.config import Config
 from engine.data.audio import Problem
 from engine.data.augment import build_augmentation
 from engine.data.batches import BatchLoader, SpeakerIndex, batches_per_epoch, make_loader
-from engine.config import Config
 from engine.data.progress import IndexProgress
+from engine.data.speech_index import derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
 from engine.process.distributed import World
-from engine.data.speech_index import derive_index
 
 
 @dataclass

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.console import out
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
+from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.requests import AverageRequest
 
 

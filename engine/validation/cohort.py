@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from engine.data.audio import Problem, check_files
-from engine.errors import ProtocolError
 from engine.data.protocols import load_protocol, speech_intervals, subset_files
+from engine.errors import ProtocolError
 
 #: training files embedded per cohort speaker (WeSpeaker averages all; a few keep validation cheap)
 COHORT_FILES = 3

@@ -47,11 +47,11 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from engine import console
-from engine.data.audio import audio_info, num_samples, read_crop
-from engine.process.checkpoints import load_checkpoint
 from engine.config import Config, config_from_dict
+from engine.data.audio import audio_info, num_samples, read_crop
 from engine.errors import CheckpointError
 from engine.model import build_model
+from engine.process.checkpoints import load_checkpoint
 
 MODES = ("plain", "exact", "shared")
 

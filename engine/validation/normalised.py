@@ -11,9 +11,9 @@ import numpy as np
 from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
-from engine.validation.selection import read_scores, result_from_scores, write_scores
 from engine.validation.cohort import Cohort, speaker_means
 from engine.validation.score_norm import asnorm_scores
+from engine.validation.selection import read_scores, result_from_scores, write_scores
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from engine.data.audio import num_samples, read_file
-from engine.validation.embed import ArraySignal, embed_exact, embed_short, window_starts
 from engine.process.stopping import Interrupted, StopRequest
+from engine.validation.embed import ArraySignal, embed_exact, embed_short, window_starts
 
 #: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
 VALIDATION_STEP = 0.25

@@ -29,23 +29,23 @@ import yaml
 from rich.progress import MofNCompleteColumn
 
 from engine.atomic import atomic_write_text
-from engine.data.audio import check_files
 from engine.console import say
-from engine.process.distributed import pick_device
-from engine.validation.embed import load_model, progress_bar
+from engine.data.audio import check_files
+from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
-from engine.data.protocols import load_protocol
+from engine.process.distributed import pick_device
 from engine.process.recording import recorded_end, refuse_problems
-from engine.requests import ValidateRequest
-from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
-                              write_params, write_scores)
 from engine.process.stopping import Interrupted, StopRequest
+from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL, recorder
-from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
+from engine.validation.embed import load_model, progress_bar
 from engine.validation.normalised import (ScoreNorm, asnorm_columns, asnorm_result, prepare_score_norm,
                                           report_asnorm)
+from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
+                              write_params, write_scores)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
+from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.validation.watch import CheckpointWatcher
 
 

@@ -13,9 +13,9 @@ import soundfile as sf
 import torch
 import yaml
 
+from engine.model import SincTDNN
 from engine.validation.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
                           snap_starts, window_starts)
-from engine.model import SincTDNN
 from tests.conftest import TINY_CONFIG
 
 SR = 16000

@@ -11,11 +11,11 @@ import soundfile as sf
 import torch
 
 from data_corpus import RATE, make_corpus
+from engine.config import AugmentationConfig, Config, ReverbConfig, TaskConfig
 from engine.data.augment import AddNoise, AddReverb, build_augmentation, collection_paths
 from engine.data.batches import build_index, make_loader
-from engine.config import AugmentationConfig, Config, ReverbConfig, TaskConfig
-from engine.errors import AudioError
 from engine.data.protocols import load_protocol, subset_files
+from engine.errors import AudioError
 
 NOISE = "Noise.Collection.Background"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.config import config_to_dict, parse_config
 from engine.layout import TrainingDir
 from engine.model import build_model
+from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
-from engine.data.batches import SpeakerBatches, batches_per_epoch, build_index, make_loader
 from engine.config import Config, TaskConfig
-from engine.errors import AudioError, TrainingError
+from engine.data.batches import SpeakerBatches, batches_per_epoch, build_index, make_loader
 from engine.data.protocols import load_protocol, speech_regions, subset_files
+from engine.errors import AudioError, TrainingError
 
 VOICES = "Tiny.SpeakerVerification.Voices"
 CONFIG = Config(task=TaskConfig(duration=1.0, per_fold=3, per_label=2, per_epoch=0.0005))

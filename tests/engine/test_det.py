@@ -12,9 +12,9 @@ from scipy.stats import norm
 
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
-from engine.validation.selection import write_scores
 from engine.validation.det import (common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms,
                                    thinned)
+from engine.validation.selection import write_scores
 
 
 def trials(seed: int = 0, n_target: int = 60, n_nontarget: int = 240) -> tuple[np.ndarray, np.ndarray]:

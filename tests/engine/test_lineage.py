@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.validation.selection import write_params
 from engine.store import open_store
+from engine.validation.selection import write_params
 from tests.engine.engine_runner import run_engine
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"

@@ -13,9 +13,9 @@ from pyannote.core import Annotation, Segment, Timeline
 
 from data_corpus import make_corpus
 from engine.data.audio import check_files
-from engine.errors import ProtocolError
 from engine.data.protocols import (database_paths, list_protocols, load_protocol, speech_intervals,
                               speech_regions, subset_files)
+from engine.errors import ProtocolError
 
 VOICES = "Tiny.SpeakerVerification.Voices"
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 import yaml
 
-from engine.process.checkpoints import load_checkpoint
 from engine.config import load_config
 from engine.layout import ExperimentDir
-from engine.training.schedulers import learning_rate, margin_at
+from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
+from engine.training.schedulers import learning_rate, margin_at
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine
 

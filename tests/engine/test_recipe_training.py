@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.process.checkpoints import load_checkpoint
 from engine.config import load_config
-from engine.training.schedulers import learning_rate, margin_at
+from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
+from engine.training.schedulers import learning_rate, margin_at
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, start_engine, wait_for
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
-from engine.data.batches import SpeakerBatches, build_index, make_loader
 from engine.config import AugmentationConfig, Config, TaskConfig, parse_config
-from engine.errors import ConfigError
+from engine.data.batches import SpeakerBatches, build_index, make_loader
 from engine.data.protocols import load_protocol, speech_regions, subset_files
+from engine.errors import ConfigError
 
 VOICES = "Tiny.SpeakerVerification.Voices"
 FACTORS = (0.9, 1.0, 1.1)

@@ -24,11 +24,11 @@ from engine.data.cache_key import subset_source
 from engine.data.fast_listing import list_fast
 from engine.data.listing import list_with_pyannote
 from engine.data.progress import IndexProgress
+from engine.data.protocols import get_registry, load_protocol, subset_files
+from engine.data.speech_index import derive_index, table_from_files
 from engine.data.table import Listed
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
-from engine.data.protocols import get_registry, load_protocol, subset_files
-from engine.data.speech_index import derive_index, table_from_files
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import start_engine, wait_for

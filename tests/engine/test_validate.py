@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import yaml
 
+from engine.store import open_store
 from engine.validation.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
                               write_params, write_scores)
-from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -30,9 +30,9 @@ import io, sys, time, torch
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from conftest import TINY_CONFIG
-from engine.process.checkpoints import epoch_path, save_checkpoint
 from engine.config import config_to_dict, parse_config
 from engine.model import build_model
+from engine.process.checkpoints import epoch_path, save_checkpoint
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from engine.layout import TrainingDir
-from engine.validation.selection import read_params, read_scores, result_from_scores
 from engine.store import open_store
+from engine.validation.selection import read_params, read_scores, result_from_scores
 from tests.engine.engine_runner import run_engine
 from tests.engine.test_average import PROTOCOL, write_epochs
 
