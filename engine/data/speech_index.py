@@ -115,6 +115,32 @@ def derive_index(table: IndexTable, duration: float, *, label_min_duration: floa
     problems = list(table.problems)
     lengths = table.reg_end - table.reg_start
     usable = lengths >= duration
+    kept = _kept_speakers(table, lengths, usable, duration, label_min_duration, strict, problems)
+    if not len(table.paths) and problems:
+        raise _nothing_readable([p for p in problems if p.kind == "file"] or problems)
+    if not kept.any():
+        raise TrainingError(f"no speaker has a speech region of at least {duration:g} s "
+                            f"in {len(table.paths)} readable file(s) — check the protocol's annotation "
+                            f"and annotated, or lower task duration")
+    rows = np.flatnonzero(usable & kept[table.reg_label])
+    new_id = np.cumsum(kept) - 1
+    counts = np.bincount(new_id[table.reg_label[rows]], minlength=int(kept.sum()))
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    seg_lengths = lengths[rows]
+    speech = np.array([seg_lengths[offsets[s]:offsets[s + 1]].sum() for s in range(len(counts))])
+    return SpeakerIndex(
+        duration=duration, speakers=[table.labels[s] for s in np.flatnonzero(kept)],
+        paths=table.paths, uris=table.uris, offsets=offsets,
+        seg_file=np.ascontiguousarray(table.reg_file[rows], dtype=np.int32),
+        seg_start=np.ascontiguousarray(table.reg_start[rows]),
+        seg_span=np.maximum(0.0, seg_lengths - duration), cumulative=np.cumsum(seg_lengths),
+        speech=speech, problems=problems)
+
+
+def _kept_speakers(table: IndexTable, lengths: np.ndarray, usable: np.ndarray, duration: float,
+                   label_min_duration: float, strict: bool, problems: list[Problem]) -> np.ndarray:
+    """Which labels keep a usable region and enough speech; the others are added to ``problems``."""
     n_labels = len(table.labels)
     # the table's regions are sorted by label: each label's rows are one slice
     bounds = np.searchsorted(table.reg_label, np.arange(n_labels + 1))
@@ -139,26 +165,7 @@ def derive_index(table: IndexTable, duration: float, *, label_min_duration: floa
                 f"label_min_duration={label_min_duration:g} s: skipped"), kind="speaker"))
         else:
             kept[s] = True
-    if not len(table.paths) and problems:
-        raise _nothing_readable([p for p in problems if p.kind == "file"] or problems)
-    if not kept.any():
-        raise TrainingError(f"no speaker has a speech region of at least {duration:g} s "
-                            f"in {len(table.paths)} readable file(s) — check the protocol's annotation "
-                            f"and annotated, or lower task duration")
-    rows = np.flatnonzero(usable & kept[table.reg_label])
-    new_id = np.cumsum(kept) - 1
-    counts = np.bincount(new_id[table.reg_label[rows]], minlength=int(kept.sum()))
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    seg_lengths = lengths[rows]
-    speech = np.array([seg_lengths[offsets[s]:offsets[s + 1]].sum() for s in range(len(counts))])
-    return SpeakerIndex(
-        duration=duration, speakers=[table.labels[s] for s in np.flatnonzero(kept)],
-        paths=table.paths, uris=table.uris, offsets=offsets,
-        seg_file=np.ascontiguousarray(table.reg_file[rows], dtype=np.int32),
-        seg_start=np.ascontiguousarray(table.reg_start[rows]),
-        seg_span=np.maximum(0.0, seg_lengths - duration), cumulative=np.cumsum(seg_lengths),
-        speech=speech, problems=problems)
+    return kept
 
 
 def _nothing_readable(problems: list[Problem]) -> AudioError:
