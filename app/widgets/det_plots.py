@@ -41,6 +41,19 @@ class _Plot(PlotextPlot):
     def draw(self) -> None:
         raise NotImplementedError
 
+    def _start(self, xlabel: str, ylabel: str) -> bool:
+        """A blank figure with its axis labels; False (and a note) when there is nothing to draw."""
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if not self.shown:
+            plt.title("no scores to draw")
+            self.refresh()
+            return False
+        plt.xlabel(xlabel)
+        plt.ylabel(ylabel)
+        return True
+
 
 class DetPlot(_Plot):
     """Miss vs false-alarm rate on probit axes, labelled in %; the EER (●) and minDCF (◆) points marked."""
@@ -51,15 +64,9 @@ class DetPlot(_Plot):
     TITLE = "DET  (● EER  ◆ minDCF 0.01)"
 
     def draw(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        if not self.shown:
-            plt.title("no scores to draw")
-            self.refresh()
+        if not self._start("false alarm %", "miss %"):
             return
-        plt.xlabel("false alarm %")
-        plt.ylabel("miss %")
+        plt = self.plt
         curves = [s.epoch.curve for s in self.shown]
         low = min(min(c.probit_fa().min(), c.probit_miss().min()) for c in curves)
         # the same range on both axes (equal error rates lie on the diagonal), from half a trial to
@@ -95,15 +102,9 @@ class ScoreHistogramPlot(_Plot):
     TITLE = "scores  (target, non-target; | EER threshold)"
 
     def draw(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        if not self.shown:
-            plt.title("no scores to draw")
-            self.refresh()
+        if not self._start("score", "% of trials"):
             return
-        plt.xlabel("score")
-        plt.ylabel("% of trials")
+        plt = self.plt
         # about two bins per square root of the smaller class: smooth enough for 100 trials, 40 at most
         smallest = min(min(s.epoch.curve.n_target, s.epoch.curve.n_nontarget) for s in self.shown)
         edges = common_edges([s.epoch.scores for s in self.shown], bins=int(np.clip(2 * np.sqrt(smallest), 8, 40)))
