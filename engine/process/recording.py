@@ -88,8 +88,8 @@ class Recorder:
 
 def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: Path, device: str,
                   problems: Sequence[Problem] = (), kind: str = "train", init: Any = None,
-                  indexing: bool = False) -> Recorder:
-    """Rank 0: a new run (or, with ``--resume``, the run being resumed); other ranks: nothing.
+                  indexing: bool = False, resuming: bool = False) -> Recorder:
+    """Rank 0: a new run (or, ``resuming``, the run being resumed); other ranks: nothing.
 
     ``init`` (an :class:`engine.training.init_from.InitFrom`) is the checkpoint a forked run
     starts from; the new run records its lineage. With ``indexing`` the run is recorded
@@ -105,7 +105,7 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
     fields = dict(command=list(sys.argv), device=device + (f" x{world.size}" if world.distributed else ""),
                   target_epoch=args.to)
     previous = None
-    if args.resume:  # an event file finds nothing: a resumed run is a new run there
+    if resuming:  # an event file finds nothing: a resumed run is a new run there
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
         if indexing:

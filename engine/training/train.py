@@ -26,6 +26,7 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
 from engine.training.report import TrainingReport, report_skipped
+from engine.training.resume import ResumePoint, resume_point
 from engine.training.schedulers import learning_rate, margin_at
 from engine.training.training_data import TrainingData, prepare_training_data
 
@@ -59,13 +60,14 @@ def cmd_train(args: TrainRequest) -> int:
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
+    resume = resume_point(trn_dir, device) if args.resume else None
     # a resumed fork continues from its own checkpoints: its lineage is recorded already
-    init = None if args.resume or not args.init_from else load_init(
+    init = None if resume is not None or not args.init_from else load_init(
         args.init_from, config=config, classifier=args.init_classifier)
     stop = StopRequest().install()
     # the run is recorded (`indexing`) before the data is listed: visible from the start
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir, device=str(device),
-                             init=init, indexing=True)
+                             init=init, indexing=True, resuming=resume is not None)
     progress = IndexProgress(quiet=not world.is_main, beat=recorder.indexing)
     trainer = None
     try:
@@ -78,7 +80,7 @@ def cmd_train(args: TrainRequest) -> int:
         if init is not None:
             init.check_classes(data.speakers)
         recorder.indexed(data.problems)
-        trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init)
+        trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init, resume)
         status = trainer.fit()
     except Interrupted as e:
         # stopped before the first step: nothing to checkpoint; an ordinary stop (exit 0)
@@ -120,11 +122,13 @@ class Trainer:
 
     def __init__(self, args: TrainRequest, config: Config, data: TrainingData, trn_dir: Path,
                  device: torch.device, world: World, recorder: Recorder,
-                 stop: StopRequest | None = None, init: InitFrom | None = None) -> None:
+                 stop: StopRequest | None = None, init: InitFrom | None = None,
+                 resume: ResumePoint | None = None) -> None:
         from engine.model import build_loss, build_model
 
         self.args, self.config, self.data, self.trn_dir = args, config, data, trn_dir
         self.device, self.world, self.recorder = device, world, recorder
+        self.resume = resume
         torch.manual_seed(args.seed)
         self.model = build_model(config)
         self.loss = build_loss(config, n_classes=len(data.speakers))
@@ -155,20 +159,17 @@ class Trainer:
                 "seed": self.args.seed, "speakers": self.data.speakers, "rng": ckpt.rng_state(),
                 "world_size": self.world.size}
 
-    def restore(self) -> None:
-        path = ckpt.latest_checkpoint(self.trn_dir)
-        if path is None:
-            raise TrainingError(f"--resume: {self.trn_dir} has no checkpoint yet; train without --resume")
-        saved = ckpt.load_checkpoint(path, map_location=self.device)
+    def restore(self, resume: ResumePoint) -> None:
+        saved = resume.saved
         if saved["speakers"] != self.data.speakers:
-            raise TrainingError(f"--resume: {path} was trained on other speakers than {self.args.protocol} "
+            raise TrainingError(f"--resume: {resume.path} was trained on other speakers than {self.args.protocol} "
                                 f"{self.args.subset} lists now; resume with the same protocol and files")
         self.model.load_state_dict(saved["model"])
         self.loss.load_state_dict(saved["loss"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        self.epoch, self.batch, self.step = saved["epoch"], saved["batch"], saved["step"]
-        self.target = self.args.to or saved.get("target", self.target)
-        self.carried = saved.get("epoch_so_far") if self.batch else None
+        self.epoch, self.batch, self.step = resume.epoch, resume.batch, resume.step
+        self.target = self.args.to or resume.target or self.target
+        self.carried = resume.carried
         ckpt.set_rng_state(saved["rng"])
 
     def save(self, partial: bool, so_far: dict | None = None) -> None:
@@ -207,10 +208,10 @@ class Trainer:
     def fit(self) -> str:
         if self.world.is_main:
             ckpt.sweep_stale(self.trn_dir)
-        if self.args.resume:
-            self.restore()
+        if self.resume is not None:
+            self.restore(self.resume)
         self.recorder.started(target_epoch=self.target, epoch=self.epoch, step=self.step)
-        if self.args.resume:
+        if self.resume is not None:
             self.reconcile()
         if self.step == 0 and not ckpt.epoch_path(self.trn_dir, 0).is_file():
             # weights/0000.pt: the untrained network, so that validation measures where training started
