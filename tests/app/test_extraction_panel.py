@@ -1,4 +1,5 @@
-"""The extraction panel: extract with the diarization check, see its DER, pick another epoch, see it stale."""
+"""The extraction panel: extract with the diarization check, see its DER, pick another epoch, see it stale,
+then open the DET view of an epoch."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import pytest
 import torch
 
 from app.dialogs.actions import ExtractDialog, PickDialog
+from app.screens.det import DetScreen
 from app.screens.run_detail import RunDetailScreen
+from app.widgets.det_plots import DetPlot
+from app.widgets.epoch_table import EpochTable
 from engine.store import open_store
 from tests.app.conftest import make, wait_for
 from tests.conftest import TINY_CONFIG
@@ -22,7 +26,8 @@ def two_epochs(root: Path, db: Path) -> int:
     from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model
-    from engine.validation.selection import write_params
+    from engine.layout import ValidationDir
+    from engine.validation.selection import write_params, write_scores
 
     exp = root / "exp"
     exp.mkdir()
@@ -44,6 +49,10 @@ def two_epochs(root: Path, db: Path) -> int:
             store.add_checkpoint(train, epoch=epoch, step=10 * epoch, path=path, partial=False)
             store.add_validation(val, train_run_id=train, epoch=epoch, eer=eer, eer_low=None, eer_high=None,
                                  mindcf_01=None, mindcf_005=None, threshold=None, n_trials=48, scores_path=None)
+            # the score file the DET view draws: targets above non-targets, overlapping by ``eer``
+            rows = [(1, 1.0 - eer + 0.02 * i, f"t{i}", f"u{i}") for i in range(24)]
+            rows += [(0, 0.02 * i, f"n{i}", f"m{i}") for i in range(24)]
+            write_scores(ValidationDir(val_dir).score_file(epoch), rows)
         store.set_best(val, epoch=1, eer=0.2, how="lowest-eer")
         for run in (train, val):
             store.set_status(run, "completed")
@@ -80,3 +89,11 @@ async def test_extract_shows_der_then_stale_after_pick(tmp_path: Path, demo_corp
         await wait_for(pilot, lambda: "stale" in str(panel.render()), timeout=120)
         assert "params.yml now points at epoch 2" in str(panel.render())
         assert "press e to extract again" in str(panel.render())
+
+        epochs = detail.query_one(EpochTable)
+        row = next(i for i in range(epochs.row_count) if str(epochs.get_row_at(i)[0]).strip() == "1")
+        epochs.move_cursor(row=row)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.shown)
+        labels = [s.label for s in app.screen.query_one(DetPlot).shown]
+        assert labels[0] == "epoch 1" and "epoch 2 (picked)" in labels
