@@ -32,7 +32,7 @@ DAMAGE = [
     ("add_checkpoint", _set("partial", "no"), "partial must be true or false"),
     ("add_checkpoint", _set("path", 7), "path must be a string or a path"),
     ("add_problem", _set("fatal", None), "fatal must be true or false"),
-    ("set_status", _set("status", "done"), "status must be one of running, completed"),
+    ("set_status", _set("status", "done"), "status must be one of running, indexing, completed"),
     ("set_status", lambda r: r.__setitem__("args", ["completed"]), "args must be an object"),
     ("set_status", lambda r: r.__setitem__("op", "drop_table"), "unknown op 'drop_table'"),
     ("set_status", lambda r: r.pop("run"), "no 'run' field"),
