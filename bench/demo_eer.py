@@ -11,7 +11,6 @@ epoch and the ratio trained / untrained EER, and writes bench/results/demo_eer.j
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from results_io import write_results  # noqa: E402
 
 from engine.store import open_store  # noqa: E402
 
@@ -65,10 +66,7 @@ def main(argv: list[str] | None = None) -> int:
               "per_epoch": [{k: r[k] for k in ("epoch", "eer", "eer_low", "eer_high", "mindcf_01", "mindcf_005")}
                             for r in rows],
               "untrained_eer": untrained["eer"], "best_eer": best["eer"], "best_epoch": best["epoch"]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -14,7 +14,6 @@ per (epoch, mode), the ratio trained / untrained, and writes bench/results/diari
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from results_io import write_results  # noqa: E402
 
 from engine.store import open_store  # noqa: E402
 
@@ -93,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({after['der'] / before['der']:.2f} of untrained)")
     result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "epochs": args.epochs,
               "train_seconds": round(train_s, 1), "linkage": "ward on unit-length embeddings", "collar": 0.0, "skip_overlap": False, "results": results}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -35,6 +35,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results_io import write_results  # noqa: E402
+
 from engine.config import template_text  # noqa: E402
 from engine.layout import ExperimentDir, TrainingDir  # noqa: E402
 from engine.store import open_store  # noqa: E402
@@ -174,10 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": info, "epochs": args.epochs, "seed": args.seed, "batch": 32,
               "selection": "best epoch and average --top by development EER; figures on the test trials",
               "top": args.top, "last": args.last, "configs": configs, "results": results}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    write_results(args.out, result)
     return 0
 
 
