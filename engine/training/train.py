@@ -90,14 +90,7 @@ def cmd_train(args: TrainRequest) -> int:
         progress.note(f"stopped by {e.signame} before the first step; nothing to resume from yet")
         return 0
     except BaseException as e:
-        if isinstance(e, KeyboardInterrupt):
-            status, reason = "stopped", "stopped by a second SIGINT, mid-step: no checkpoint of that step"
-        else:
-            status, reason = "failed", str(e) if isinstance(e, SpkembError) else f"{type(e).__name__}: {e}"
-        try:
-            recorder.finish(status, reason)
-        except Exception as record_error:  # noqa: BLE001 - the first error is the one to raise
-            _say_unrecorded(status, record_error)
+        _record_failure(recorder, e)
         raise
     finally:
         stop.restore()
@@ -108,6 +101,18 @@ def cmd_train(args: TrainRequest) -> int:
         _say_unrecorded(status, e)
         raise StoreError(f"training ended ({status}) but the runs database could not record it: {e}") from e
     return 0
+
+
+def _record_failure(recorder: Recorder, error: BaseException) -> None:
+    """The run's end after an exception: ``failed`` with the error, or ``stopped`` by a second Ctrl-C."""
+    if isinstance(error, KeyboardInterrupt):
+        status, reason = "stopped", "stopped by a second SIGINT, mid-step: no checkpoint of that step"
+    else:
+        status, reason = "failed", str(error) if isinstance(error, SpkembError) else f"{type(error).__name__}: {error}"
+    try:
+        recorder.finish(status, reason)
+    except Exception as record_error:  # noqa: BLE001 - the first error is the one to raise
+        _say_unrecorded(status, record_error)
 
 
 def _say_unrecorded(status: str, error: BaseException) -> None:

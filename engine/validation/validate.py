@@ -46,7 +46,7 @@ from engine.validation.selection import (read_params, read_scores, result_from_s
                               write_params, write_scores)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
-from engine.validation.watch import CheckpointWatcher
+from engine.validation.watch import CheckpointWatcher, Snapshot
 
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
@@ -192,10 +192,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
                 trusted = True
             writer.heartbeat(run_id, epoch=epoch, progress=len(validated))
             continue
-        reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
-        # started together with train, we may look before it has recorded its run: wait for it
-        starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
-        if (snap.ended and not snap.pending and not starting) or reached:
+        if _finished(args, snap, began):
             if not validated:
                 say("validate: no checkpoint to evaluate in range")
             return
@@ -207,6 +204,14 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
                 watcher.store.mark_lost()
             beat = now
         time.sleep(args.poll)
+
+
+def _finished(args: ValidateRequest, snap: Snapshot, began: float) -> bool:
+    """Whether nothing more will come: training has ended (or reached ``--to``)."""
+    reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
+    # started together with train, we may look before it has recorded its run: wait for it
+    starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
+    return (snap.ended and not snap.pending and not starting) or reached
 
 
 def _mtime(path: Path) -> float:
