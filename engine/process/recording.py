@@ -20,13 +20,13 @@ from engine.process.distributed import World
 from engine.process.stopping import Interrupted, StopRequest
 from engine.requests import TrainRequest
 from engine.store.events import recorder as open_writer
-from engine.store.writer import NullWriter
+from engine.store.writer import NullWriter, RunWriter
 
 
 class Recorder:
     """The records of one run, bound to its id."""
 
-    def __init__(self, writer: Any, run_id: int, *, reopen: dict[str, Any] | None = None,
+    def __init__(self, writer: RunWriter, run_id: int, *, reopen: dict[str, Any] | None = None,
                  problems: Sequence[Problem] = (), indexing: bool = False) -> None:
         self.writer, self.run_id = writer, run_id
         self._reopen, self._problems = reopen, list(problems)
@@ -69,7 +69,8 @@ class Recorder:
         if not self.writer.reads_back:
             return None
         rows = self.writer.checkpoints(self.run_id) or []
-        return {int(r["epoch"]) for r in rows if not r["partial"]}
+        # averaged weights carry the last epoch they average: not that epoch's own checkpoint
+        return {int(r["epoch"]) for r in rows if not r["partial"] and not r.get("name")}
 
     def heartbeat(self, **position: Any) -> None:
         self.writer.heartbeat(self.run_id, **position)
