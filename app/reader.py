@@ -177,6 +177,7 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
     since = since or {}
     out = []
     with store_at(path) as store:
+        validate_runs: list[dict] | None = None  # read once, when a training run needs its validators
         for run_id in run_ids:
             run = store.run(run_id)
             if run is None:
@@ -188,7 +189,9 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
                 except ValueError:
                     config = {}
             train = run.get("kind") == "train"
-            validators = ([r for r in store.runs(kind="validate") if r.get("parent_id") == run_id] if train
+            if train and validate_runs is None:
+                validate_runs = store.runs(kind="validate")
+            validators = ([r for r in validate_runs if r.get("parent_id") == run_id] if train
                           else [run] if run.get("kind") == "validate" else [])
             out.append({"run": run, "steps": store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
                         "validations": store.validations(train_run_id=run_id) if train

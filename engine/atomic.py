@@ -7,6 +7,7 @@ folder (so the rename itself survives a crash). torch-free.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,15 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's content, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w") -> Path:
     """Replace ``path`` by what ``write(file)`` writes, atomically."""
     path = Path(path)
@@ -40,7 +50,7 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w")
     except BaseException as e:
         # the half-written file must not stay on a disk that may be full; `path` is untouched
         tmp.unlink(missing_ok=True)
-        if _no_space(e):
+        if no_space(e):
             raise DiskFull(str(path.parent), writing=path.name) from e
         raise
     fsync_dir(path.parent)
@@ -50,7 +60,7 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w")
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
-def _no_space(error: BaseException) -> bool:
+def no_space(error: BaseException) -> bool:
     """Whether ``error`` comes from a full disk or quota, however deeply wrapped.
 
     torch.save turns the OSError of a failed write into a RuntimeError ("unexpected pos"),

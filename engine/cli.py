@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from engine import requests
 from engine.arguments import build_parser
+from engine.console import say
 from engine.errors import FileAccessError, SpkembError
 
 __all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "request_of"]
@@ -76,19 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(REQUESTS[command].from_namespace(args)) or 0)
     except SpkembError as e:
-        print(f"spkemb-engine {_handler_name(args)}: error: {e}", file=sys.stderr)
+        say(f"spkemb-engine {_handler_name(args)}: error: {e}")
         return e.exit_code
     except BrokenPipeError:
         # `spkemb-engine runs | head`: the reader left; say nothing more
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        print(f"spkemb-engine {_handler_name(args)}: interrupted", file=sys.stderr)
+        say(f"spkemb-engine {_handler_name(args)}: interrupted")
         return 130
     except OSError as e:
         # the system refused a read or a write that no library code turned into a SpkembError
         error = FileAccessError.from_os_error(e)
-        print(f"spkemb-engine {_handler_name(args)}: error: {error}", file=sys.stderr)
+        say(f"spkemb-engine {_handler_name(args)}: error: {error}")
         return error.exit_code
 
 

@@ -9,10 +9,11 @@ a log file (where commands write plain progress lines through ``say`` instead).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+if TYPE_CHECKING:  # rich is imported when a bar is drawn: `say` and `out` stay cheap for every command
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn
 
 
 def say(line: str) -> None:
@@ -27,6 +28,8 @@ def out(line: str = "") -> None:
 
 def stderr_console(**options: Any) -> Console:
     """A rich console on stderr (what progress bars and rich tables for people draw on)."""
+    from rich.console import Console
+
     return Console(file=sys.stderr, **options)
 
 
@@ -36,6 +39,8 @@ def progress_bar(*columns: ProgressColumn | str, console: Console | None = None,
 
     Drawn only when ``live`` (default: stderr is a terminal); in a log file it stays silent.
     """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     console = console or stderr_console()
     live = console.is_terminal if live is None else live
     return Progress(*(columns or (TextColumn("{task.description}"), BarColumn())), TimeRemainingColumn(),

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from engine.atomic import file_sha256
 from engine.data.table import FORMAT
 
 HASH_WHOLE = 256 << 20
@@ -76,12 +77,10 @@ def describe_file(path: Path) -> dict[str, Any]:
         st = path.stat()
     except OSError:
         return {"path": str(path), "missing": True}
+    if st.st_size <= HASH_WHOLE:
+        return {"path": str(path), "size": st.st_size, "sha256": file_sha256(path)}
     digest = hashlib.sha256()
     with open(path, "rb") as f:
-        if st.st_size <= HASH_WHOLE:
-            for block in iter(functools.partial(f.read, 1 << 20), b""):
-                digest.update(block)
-            return {"path": str(path), "size": st.st_size, "sha256": digest.hexdigest()}
         digest.update(f.read(HASH_PART))
         f.seek(st.st_size - HASH_PART)
         digest.update(f.read(HASH_PART))

@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.atomic import fsync_dir, no_space
 from engine.data.cache_key import cache_key, subset_source
 from engine.data.file_checks import check_files
 from engine.data.listing import expected_files, list_subset
 from engine.data.progress import IndexProgress
 from engine.data.protocols import get_registry, load_protocol
 from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
-from engine.errors import SpkembError
+from engine.errors import DiskFull, SpkembError
 
 CACHE_ENV = "SPKEMB_CACHE"
 POLL = 0.2
@@ -181,8 +182,11 @@ def _publish(table: IndexTable, home: Path, folder: Path) -> None:
             old = home / f".old-{os.getpid()}-{folder.name}"
             os.rename(folder, old)
         os.rename(tmp, folder)
-    except BaseException:
+        fsync_dir(home)  # so that the rename itself survives a crash
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if no_space(e):
+            raise DiskFull(str(home), writing=f"the index {folder.name}") from e
         raise
     for other in home.iterdir():
         # earlier keys, and leftovers of killed builders (we hold the lock: nobody else is writing)

@@ -8,9 +8,9 @@ database.yml; ``make_demo_workspace`` adds a CPU-sized config.yml and a runs dat
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
+from engine.console import say
 from engine.demo.layout import MARKER, Progress, plan, write_corpus
 from engine.demo.workspace import make_demo_workspace
 from engine.errors import SpkembError
@@ -82,9 +82,9 @@ def cmd_demo_data(args: DemoRequest) -> int:
     bar, update = _progress_bar("synthesizing audio files")
     with bar:
         yml = make_demo_corpus(args.dir, speakers=args.speakers, seed=args.seed, progress=update)
-    print(f"demo corpus written: {yml}", file=sys.stderr)
-    print(f"protocols: {', '.join(PROTOCOLS)}", file=sys.stderr)
-    print(f"use it with --database {yml} (or export PYANNOTE_DATABASE_CONFIG={yml})", file=sys.stderr)
+    say(f"demo corpus written: {yml}")
+    say(f"protocols: {', '.join(PROTOCOLS)}")
+    say(f"use it with --database {yml} (or export PYANNOTE_DATABASE_CONFIG={yml})")
     return 0
 
 
@@ -92,10 +92,10 @@ def cmd_demo_workspace(args: DemoRequest) -> int:
     """``spkemb-engine demo-workspace DIR``: corpus, config.yml, runs.db and README.txt."""
     root = Path(args.dir).expanduser()
     if (root / "config.yml").is_file() and (root / "data" / "database.yml").is_file():
-        print(f"demo workspace {root} already exists: left as it is", file=sys.stderr)
+        say(f"demo workspace {root} already exists: left as it is")
         return 0
     bar, update = _progress_bar("synthesizing the demo corpus")
     with bar:
         made = make_demo_workspace(args.dir, speakers=args.speakers, seed=args.seed, progress=update)
-    print(f"demo workspace ready: {made} (next steps in {Path(made) / 'README.txt'})", file=sys.stderr)
+    say(f"demo workspace ready: {made} (next steps in {Path(made) / 'README.txt'})")
     return 0

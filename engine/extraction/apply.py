@@ -50,7 +50,7 @@ from engine.requests import ApplyRequest
 from engine.store import recorder
 from engine.store.writer import RunWriter
 from engine.validation.embed import FileSignal, embed, load_model, progress_bar, window_starts
-from engine.validation.selection import read_params
+from engine.validation.selection import chosen_checkpoint
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -59,17 +59,6 @@ def _save(path: Path, array: np.ndarray) -> None:
     with open(tmp, "wb") as f:
         np.save(f, array)
     os.replace(tmp, path)
-
-
-def resolve_epoch(val_dir: Path, epoch: CheckpointName | None) -> CheckpointName:
-    """``--epoch``, else the epoch (or averaged weights, ``avg-top5``) of ``VAL_DIR/params.yml``."""
-    if epoch is not None:
-        return epoch
-    params = read_params(val_dir)
-    if params is None:
-        raise SpkembError(f"{ValidationDir(val_dir).params} does not exist: validate first "
-                          "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
-    return params["epoch"]
 
 
 def output_paths(out_dir: Path, files: list, source: str) -> list[Path]:
@@ -126,7 +115,7 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName) -> E
 def cmd_apply(args: ApplyRequest) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val = _validation_dir(args)
-    epoch = resolve_epoch(val.root, args.epoch)
+    epoch = chosen_checkpoint(val.root, args.epoch)
     checkpoint = val.training.checkpoint(epoch)
     extractor = _extractor(args, checkpoint, epoch)
     # averaged weights (avg-top5) are recorded by name, with the last epoch they average

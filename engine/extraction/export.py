@@ -146,19 +146,13 @@ def torchscript_bytes(model: nn.Module, metadata: dict[str, str]) -> bytes:
 
 
 def resolve_name(val_dir: ValidationDir, text: str | None) -> CheckpointName:
-    """``--epoch`` (an epoch number or avg-lastN/avg-topK), else the epoch of params.yml."""
-    from engine.validation.selection import read_params
+    """``--epoch`` (an epoch number or avg-lastN/avg-topK), else what params.yml names."""
+    from engine.validation.selection import chosen_checkpoint
 
-    if text is not None:
-        name = parse_checkpoint_name(text)
-        if name is None:
-            raise SpkembError(f"--epoch {text!r}: expected an epoch number or a name such as avg-top5")
-        return name
-    params = read_params(val_dir.root)
-    if params is None:
-        raise SpkembError(f"{val_dir.params} does not exist: validate first "
-                          "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
-    return int(params["epoch"])
+    name = None if text is None else parse_checkpoint_name(text)
+    if text is not None and name is None:
+        raise SpkembError(f"--epoch {text!r}: expected an epoch number or a name such as avg-top5")
+    return chosen_checkpoint(val_dir.root, name)
 
 
 def export_checkpoint(checkpoint: Path, name: CheckpointName, fmt: str, output: Path) -> dict[str, str]:

@@ -9,7 +9,6 @@ folder fsynced; only then may its database row be inserted (DESIGN.md).
 
 from __future__ import annotations
 
-import hashlib
 import random
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.atomic import TMP_PREFIX, atomic_write
+from engine.atomic import TMP_PREFIX, atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
 from engine.layout import CheckpointName, TrainingDir
 
@@ -116,10 +115,3 @@ def latest_checkpoint(trn_dir: Path) -> Path | None:
     # spares loading two checkpoints (tens of MB each) only to read their step
     return mid if mid.stat().st_mtime_ns > last.stat().st_mtime_ns else last
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

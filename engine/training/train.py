@@ -7,6 +7,7 @@ never knows whether they reach SQLite or an event file.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -236,7 +237,7 @@ class Trainer:
     def train_epoch(self, report: TrainingReport) -> bool:
         """One epoch from the current position; False when stopped by a signal (after checkpointing)."""
         epoch = self.epoch + 1
-        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _no_autocast()
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
         report.start_epoch(epoch, self.batch, self.carried)
         self.carried = None
         stopping = False
@@ -308,13 +309,5 @@ class Trainer:
 
 def _finite(x: float) -> bool:
     return x == x and x not in (float("inf"), float("-inf"))
-
-
-class _no_autocast:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 

@@ -13,6 +13,7 @@ its ``checkpoints`` row (``name``, ``averaged``) is inserted only once it is in 
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -122,7 +123,8 @@ def cmd_average(args: AverageRequest) -> int:
         if not val.is_validation_dir():
             raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
                               f"scored in {VAL_DIR_SHAPE}")
-        trn, top = val.training, top_epochs(val, args.top, _store_or_none(args.db))
+        with _store_or_none(args.db) as store:
+            trn, top = val.training, top_epochs(val, args.top, store)
         epochs, eers = [e for e, _ in top], dict(top)
         name, how = f"avg-top{args.top}", {"how": "top", "validation": str(val.root.resolve()), "eer": eers}
     missing = [e for e in epochs if not trn.checkpoint(e).is_file()]
@@ -135,8 +137,9 @@ def cmd_average(args: AverageRequest) -> int:
     return 0
 
 
-def _store_or_none(db: str | None) -> Any:
+def _store_or_none(db: str | None) -> AbstractContextManager[Any]:
+    """The runs database read-only, closed after use; None (in a ``with``) when there is none."""
     from engine.store import default_db_path, open_store
 
     path = default_db_path(db)
-    return open_store(path, readonly=True) if path.exists() else None
+    return open_store(path, readonly=True) if path.exists() else nullcontext()

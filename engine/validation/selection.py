@@ -60,6 +60,18 @@ def read_params(val_dir: str | Path) -> dict[str, Any] | None:
     return params
 
 
+def chosen_checkpoint(val_dir: str | Path, epoch: CheckpointName | None) -> CheckpointName:
+    """``epoch`` when given (``--epoch``), else what ``VAL_DIR/params.yml`` names (an epoch, or
+    averaged weights such as ``avg-top5``)."""
+    if epoch is not None:
+        return epoch
+    params = read_params(val_dir)
+    if params is None:
+        raise SpkembError(f"{params_path(val_dir)} does not exist: validate first "
+                          "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
+    return params["epoch"]
+
+
 def write_params(val_dir: str | Path, result: dict[str, Any]) -> Path:
     """Point ``VAL_DIR/params.yml`` at one epoch's result (keys :data:`KEYS`), atomically."""
     epoch = result["epoch"]
