@@ -37,18 +37,18 @@ import numpy as np
 import yaml
 
 from engine.atomic import atomic_write_text
-from engine.console import out, say
+from engine.console import out
 from engine.data.audio import check_files, num_samples
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
 from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, ValidationDir
 from engine.process.checkpoints import file_sha256
 from engine.process.distributed import pick_device
-from engine.process.recording import recorded_end, refuse_problems
+from engine.process.recording import Recorder, open_run
 from engine.process.stopping import Interrupted, StopRequest
+from engine.records import Extraction
 from engine.requests import ApplyRequest
-from engine.store import recorder
-from engine.store.writer import RunWriter
+from engine.store import recorder as open_writer
 from engine.validation.embed import FileSignal, embed, load_model, progress_bar, window_starts
 from engine.validation.selection import chosen_checkpoint
 
@@ -127,15 +127,14 @@ def cmd_apply(args: ApplyRequest) -> int:
     extraction = val.extraction(epoch)
     outputs = output_paths(extraction.root, files, f"protocol {args.protocol} ({args.subset})")
 
-    writer = recorder(args.db, events_path=val.apply_events)
+    writer = open_writer(args.db, events_path=val.apply_events)
     parents = writer.find_runs(out_dir=val.root, kind="validate")
-    run_id = writer.create_run(kind="apply", exp_dir=val.training.experiment.root, out_dir=extraction.root,
-                               protocol=args.protocol, subset=args.subset, config=None,
-                               command=list(sys.argv), device=str(extractor.device), target_epoch=last_epoch,
-                               parent_id=parents[0]["id"] if parents else None,
-                               name=f"apply {args.protocol}.{args.subset}")
-    refuse_problems(writer, run_id, check_files(str(f["audio"]) for f in files),
-                    f"{args.protocol} {args.subset}")
+    recorder = open_run(writer, kind="apply", exp_dir=val.training.experiment.root, out_dir=extraction.root,
+                        protocol=args.protocol, subset=args.subset, config=None,
+                        command=list(sys.argv), device=str(extractor.device), target_epoch=last_epoch,
+                        parent_id=parents[0]["id"] if parents else None,
+                        name=f"apply {args.protocol}.{args.subset}")
+    recorder.refuse(check_files(str(f["audio"]) for f in files), f"{args.protocol} {args.subset}")
     if args.diarize:  # refused before hours of extraction, not after
         from engine.extraction.check import check_settings, request_from_args, require_references
 
@@ -144,23 +143,18 @@ def cmd_apply(args: ApplyRequest) -> int:
     sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop)
 
     stop = StopRequest().install()
-    with recorded_end(writer, run_id, stop):
-        audio_seconds, wall = _extract(extractor, files, outputs, window, hop, writer, run_id, stop,
+    with recorder.ended(stop):
+        audio_seconds, wall = _extract(extractor, files, outputs, window, hop, recorder, stop,
                                        f"apply epoch {epoch} ({extractor.mode})")
         rate = extractor.sample_rate
-        writer.add_extraction(run_id, epoch=last_epoch, checkpoint_name=named,
-                              protocol=args.protocol, subset=args.subset,
-                              out_dir=extraction.root, mode=extractor.mode, step=hop / rate,
-                              duration=window / rate, files=len(files),
-                              audio_seconds=audio_seconds, wall_seconds=wall,
-                              checkpoint=checkpoint.resolve(), checkpoint_sha256=sha256,
-                              validate_run_id=parents[0]["id"] if parents else None,
-                              chosen_by=PARAMS if args.epoch is None else "--epoch")
-        say(f"apply: {len(files)} files, {audio_seconds:.1f} s of audio in {wall:.1f} s: "
-            f"{audio_seconds / max(wall, 1e-9):.1f}x real time ({extractor.mode}, {extractor.device}) "
-            f"-> {extraction.root}")
+        recorder.extraction(Extraction(
+            epoch=last_epoch, checkpoint_name=named, protocol=args.protocol, subset=args.subset,
+            out_dir=extraction.root, mode=extractor.mode, step=hop / rate, duration=window / rate,
+            files=len(files), audio_seconds=audio_seconds, wall_seconds=wall, checkpoint=checkpoint.resolve(),
+            checkpoint_sha256=sha256, validate_run_id=parents[0]["id"] if parents else None,
+            chosen_by=PARAMS if args.epoch is None else "--epoch"), device=extractor.device)
         if args.diarize:
-            _diarize(args, extraction.root, writer, run_id)
+            _diarize(args, extraction.root, recorder)
     return 0
 
 
@@ -191,7 +185,7 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
 
 
 def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int, hop: int,
-             writer: RunWriter, run_id: int, stop: StopRequest, label: str) -> tuple[float, float]:
+             recorder: Recorder, stop: StopRequest, label: str) -> tuple[float, float]:
     """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock)."""
     rate = extractor.sample_rate
     started, audio_seconds = time.monotonic(), 0.0
@@ -205,15 +199,15 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
             _save(path, extractor.embed(signal, window_starts(signal.n_samples, window, hop), window))
             audio_seconds += signal.n_samples / rate
             progress.update(task, completed=audio_seconds)
-            writer.heartbeat(run_id, progress=i + 1, progress_total=len(signals))
+            recorder.heartbeat(progress=i + 1, progress_total=len(signals))
     return audio_seconds, time.monotonic() - started
 
 
-def _diarize(args: ApplyRequest, out_dir: Path, writer: RunWriter, run_id: int) -> None:
+def _diarize(args: ApplyRequest, out_dir: Path, recorder: Recorder) -> None:
     """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
     from engine.extraction.check import request_from_args, run_check
 
     report = run_check(request_from_args(args, out_dir))
     for line in report.lines():
         out(line)
-    writer.add_diarization(run_id, **report.record())
+    recorder.diarization(**report.record())

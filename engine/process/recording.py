@@ -1,7 +1,8 @@
-"""Where an engine process's records go: one run of the database, or of an event file.
+"""Where an engine process's records go: one run of the database (or of an event file), and the console.
 
-Only rank 0 of training records; the other ranks of a DistributedDataParallel run get a
-recorder that drops everything. Validation and extraction share the end-of-run bookkeeping.
+A command reports through one :class:`Recorder`: typed records (``engine.records``) that it
+writes to the run and says in words. Only rank 0 of training records; the other ranks of a
+DistributedDataParallel run get a recorder that drops everything.
 """
 
 from __future__ import annotations
@@ -18,13 +19,19 @@ from engine.data.audio import Problem
 from engine.errors import AudioError
 from engine.process.distributed import World
 from engine.process.stopping import Interrupted, StopRequest
+from engine.records import Checkpoint, EpochSummary, Extraction, Figures, ValidationResult
 from engine.requests import TrainRequest
 from engine.store.events import recorder as open_writer
 from engine.store.writer import NullWriter, RunWriter
 
 
 class Recorder:
-    """The records of one run, bound to its id."""
+    """The records of one run, bound to its id: each goes to the writer and, in words, to the console.
+
+    Every command (train, validate, apply) reports through one: the run's rows reach the database
+    or the event file, and the lines a user reads (stderr, the TUI's log panel) are said here,
+    from the same records.
+    """
 
     def __init__(self, writer: RunWriter, run_id: int, *, reopen: dict[str, Any] | None = None,
                  problems: Sequence[Problem] = (), indexing: bool = False) -> None:
@@ -33,6 +40,7 @@ class Recorder:
         self._indexing = indexing
         self._finished = False
 
+    # -- training ----------------------------------------------------------------------
     def indexing(self, done: int | None, total: int | None) -> None:
         """Progress of the phase under way before the first step (files listed, checked)."""
         self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
@@ -54,11 +62,11 @@ class Recorder:
     def steps(self, rows: list[dict]) -> None:
         self.writer.add_steps(self.run_id, rows)
 
-    def epoch(self, **fields: Any) -> None:
-        self.writer.add_epoch(self.run_id, **fields)
+    def epoch(self, summary: EpochSummary) -> None:
+        self.writer.add_epoch(self.run_id, summary)
 
-    def checkpoint(self, *, epoch: int, step: int, path: Path, partial: bool) -> None:
-        self.writer.add_checkpoint(self.run_id, epoch=epoch, step=step, path=str(path), partial=partial)
+    def checkpoint(self, checkpoint: Checkpoint) -> None:
+        self.writer.add_checkpoint(self.run_id, checkpoint)
 
     def remove_checkpoint(self, *, path: Path) -> None:
         """The file at ``path`` is about to be deleted (a superseded ``resume.pt``)."""
@@ -72,6 +80,32 @@ class Recorder:
         # averaged weights carry the last epoch they average: not that epoch's own checkpoint
         return {int(r["epoch"]) for r in rows if not r["partial"] and not r.get("name")}
 
+    # -- validation and extraction -------------------------------------------------------
+    def validation(self, result: ValidationResult, *, train_run_id: int | None, how: str,
+                   cohort_speakers: int | None = None) -> None:
+        """The figures of one checkpoint; ``how`` ends the line (trials and seconds, or where they came from)."""
+        self.writer.add_validation(self.run_id, result, train_run_id=train_run_id)
+        say(f"epoch {result.checkpoint}: EER {_figures(result)}  ({how})")
+        if result.asnorm is not None:
+            say(f"epoch {result.checkpoint}: AS-norm EER {_figures(result.asnorm)}  (top "
+                f"{result.asnorm.cohort_size} of {cohort_speakers or '?'} speakers)")
+
+    def best(self, result: ValidationResult, how: str) -> None:
+        """The checkpoint the validation points at now (``how``: lowest-eer or manual)."""
+        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,
+                             checkpoint=result.checkpoint_name)
+
+    def extraction(self, extraction: Extraction, device: str) -> None:
+        """One finished extraction, and its speed."""
+        self.writer.add_extraction(self.run_id, extraction)
+        e = extraction
+        say(f"apply: {e.files} files, {e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
+            f"{e.audio_seconds / max(e.wall_seconds, 1e-9):.1f}x real time ({e.mode}, {device}) -> {e.out_dir}")
+
+    def diarization(self, **fields: Any) -> None:
+        self.writer.add_diarization(self.run_id, **fields)
+
+    # -- any run -------------------------------------------------------------------------
     def heartbeat(self, **position: Any) -> None:
         self.writer.heartbeat(self.run_id, **position)
 
@@ -79,12 +113,62 @@ class Recorder:
         for p in problems:
             self.writer.add_problem(self.run_id, path=p.path, problem=p.problem, fatal=fatal)
 
+    def refuse(self, problems: Sequence[Problem], what: str) -> None:
+        """Unusable input files are fatal: record each one and the failure, then raise naming the first."""
+        if not problems:
+            return
+        self.problems(problems, fatal=True)
+        message = f"{len(problems)} file(s) of {what} cannot be used; first: {problems[0].problem}"
+        self.finish("failed", message)
+        raise AudioError(message, path=problems[0].path)
+
     def finish(self, status: str, reason: str | None = None) -> None:
         if self._finished:
             return
         self._finished = True
         self.writer.set_status(self.run_id, status, reason)
         self.writer.close()
+
+    @contextmanager
+    def ended(self, stop: StopRequest) -> Iterator[None]:
+        """Record how the block ended: completed, stopped (by a signal) or failed (with the reason).
+
+        A requested stop (``Interrupted``: SIGTERM, or a first Ctrl-C, seen between two pieces of
+        work) ends the block quietly, so that the command exits 0 as ``train`` does; a second
+        Ctrl-C (a bare KeyboardInterrupt) still propagates.
+        """
+        status, reason = "failed", None
+        try:
+            yield
+            status = "completed"
+        except Interrupted:
+            status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
+            say(reason)
+        except KeyboardInterrupt:
+            status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
+            raise
+        except BaseException as e:
+            reason = str(e) or type(e).__name__
+            raise
+        finally:
+            stop.restore()
+            self.finish(status, reason)
+
+
+def _figures(f: Figures) -> str:
+    """``4.36 % [95 % CI 4.10, 4.62]  minDCF(0.01) 0.410  minDCF(0.05) 0.270`` (what is known of it)."""
+    text = f"{100 * f.eer:.2f} %"
+    if f.eer_ci_95 is not None:
+        text += f" [95 % CI {100 * f.eer_ci_95[0]:.2f}, {100 * f.eer_ci_95[1]:.2f}]"
+    for p_target, value in (("0.01", f.mindcf_01), ("0.05", f.mindcf_005)):
+        if value is not None:
+            text += f"  minDCF({p_target}) {value:.3f}"
+    return text
+
+
+def open_run(writer: RunWriter, **fields: Any) -> Recorder:
+    """A new run of ``writer`` (the fields of ``create_run``), recorded through the returned recorder."""
+    return Recorder(writer, writer.create_run(**fields))
 
 
 def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: Path, device: str,
@@ -118,42 +202,3 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
                                log_path=log if log.exists() else None, **fields, **lineage, **status)
     return Recorder(writer, run_id, problems=problems, indexing=indexing)
-
-
-def refuse_problems(writer: Any, run_id: int, problems: Sequence[Problem], what: str) -> None:
-    """Unusable input files are fatal: record each one and the failure, then raise naming the first."""
-    if not problems:
-        return
-    for p in problems:
-        writer.add_problem(run_id, path=p.path, problem=p.problem, fatal=True)
-    message = f"{len(problems)} file(s) of {what} cannot be used; first: {problems[0].problem}"
-    writer.set_status(run_id, "failed", message)
-    writer.close()
-    raise AudioError(message, path=problems[0].path)
-
-
-@contextmanager
-def recorded_end(writer: Any, run_id: int, stop: StopRequest) -> Iterator[None]:
-    """Record how the block ended: completed, stopped (by a signal) or failed (with the reason).
-
-    A requested stop (``Interrupted``: SIGTERM, or a first Ctrl-C, seen between two pieces of
-    work) ends the block quietly, so that the command exits 0 as ``train`` does; a second
-    Ctrl-C (a bare KeyboardInterrupt) still propagates.
-    """
-    status, reason = "failed", None
-    try:
-        yield
-        status = "completed"
-    except Interrupted:
-        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-        say(reason)
-    except KeyboardInterrupt:
-        status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-        raise
-    except BaseException as e:
-        reason = str(e) or type(e).__name__
-        raise
-    finally:
-        stop.restore()
-        writer.set_status(run_id, status, reason)
-        writer.close()

@@ -1,13 +1,15 @@
 """One line of an event file, checked field by field before anything of it reaches the database.
 
 The arguments an operation may carry are those of the ``Store`` writer method of
-that name, with their annotated types: one schema, read from the signatures, so
-that the event format cannot drift from the writers it replays. A line that does
+that name, with their annotated types (a typed record's fields for a record argument):
+one schema, read from the signatures and the records, so that the event format cannot
+drift from the writers it replays. A line that does
 not fit is a ``BadRecord`` naming the field and what was wrong with it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -16,6 +18,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
+from engine.records import ASNORM_COLUMNS, from_args, record_class
 from engine.store.runs import RUN_KINDS, RUN_STATUSES, Store
 
 FORMAT_VERSION = 1
@@ -59,16 +62,40 @@ class EventRecord:
         return {"run": self.run, "seq": self.seq, "t": self.t, "op": self.op, "args": self.args}
 
 
-def _schema(op: str) -> dict[str, tuple[Any, bool]]:
-    """name -> (annotated type, required) of the keyword arguments of ``Store.<op>``."""
+def _params(op: str) -> list[tuple[str, Any, bool]]:
+    """(name, annotated type, required) of the arguments of ``Store.<op>`` after ``run_id``."""
     method = getattr(Store, op)
     hints = typing.get_type_hints(method)
+    return [(name, hints[name], param.default is inspect.Parameter.empty)
+            for name, param in inspect.signature(method).parameters.items() if name not in ("self", "run_id", "_at")]
+
+
+def _record_schema(cls: type) -> dict[str, tuple[Any, bool]]:
+    """name -> (annotated type, required) of the fields of a record class."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+            for f in dataclasses.fields(cls)}
+
+
+def _schema(op: str) -> dict[str, tuple[Any, bool]]:
+    """name -> (annotated type, required) of the keyword arguments of ``Store.<op>`` in an event
+    line: a typed record (``engine.records``) travels as its fields, beside the other arguments."""
     fields = {}
-    for name, param in inspect.signature(method).parameters.items():
-        if name in ("self", "run_id", "_at"):
-            continue
-        fields[name] = (hints[name], param.default is inspect.Parameter.empty)
+    for name, hint, required in _params(op):
+        record = record_class(hint)
+        fields.update(_record_schema(record) if record is not None else {name: (hint, required)})
     return fields
+
+
+def store_call(op: str, args: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The positional records and keyword arguments of ``Store.<op>`` for checked event ``args``."""
+    args, records = dict(args), []
+    for _, hint, _ in _params(op):
+        record = record_class(hint)
+        if record is not None:
+            names = {f.name for f in dataclasses.fields(record)}
+            records.append(from_args(record, {k: args.pop(k) for k in list(args) if k in names}))
+    return records, args
 
 
 _SCHEMAS = {op: _schema(op) for op in RUN_OPS | {"create_run"}}
@@ -107,6 +134,8 @@ def _fits(value: Any, hint: Any) -> bool:
     if origin is dict:
         return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, args[1])
                                                for k, v in value.items())
+    if record_class(hint) is hint:  # a nested record: an object, its fields checked by _check_fields
+        return isinstance(value, dict)
     raise TypeError(f"event records cannot check values of type {hint!r}")  # a new writer argument
 
 
@@ -125,6 +154,18 @@ def _check_fields(values: Any, schema: dict[str, tuple[Any, bool]], where: str) 
             raise BadRecord(f"{where}: {name} must be {_type_name(hint)}, not {json.dumps(value)[:40]}")
         if name in _CHOICES and value not in _CHOICES[name]:
             raise BadRecord(f"{where}: {name} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
+        nested = record_class(hint)
+        if nested is not None and isinstance(value, dict):
+            _check_fields(value, _record_schema(nested), f"{where}: {name}")
+
+
+def _upgrade(op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Arguments as this version writes them: files written before the typed records named the
+    AS-norm figures of ``add_validation`` by their database columns (``eer_asnorm``)."""
+    norm = args.get("asnorm")
+    if op == "add_validation" and isinstance(norm, dict) and "eer_asnorm" in norm:
+        args = {**args, "asnorm": {field: norm[column] for field, column in ASNORM_COLUMNS.items() if column in norm}}
+    return args
 
 
 def _check_args(op: str, args: dict[str, Any]) -> None:
@@ -164,5 +205,6 @@ def parse_record(text: str, line: int) -> EventRecord:
         raise BadRecord(f"unknown op {op!r} (known: create_run, {', '.join(sorted(RUN_OPS))})")
     if record["seq"] < 1 or not record["run"]:
         raise BadRecord("seq must be 1 or more and run a non-empty id")
-    _check_args(op, record["args"])
-    return EventRecord(line, record["run"], record["seq"], float(record["t"]), op, record["args"])
+    args = _upgrade(op, record["args"])
+    _check_args(op, args)
+    return EventRecord(line, record["run"], record["seq"], float(record["t"]), op, args)

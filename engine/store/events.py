@@ -28,10 +28,11 @@ from typing import Any
 from engine.console import out, say
 from engine.errors import StoreError
 from engine.layout import EVENTS
+from engine.records import Checkpoint, EpochSummary, Extraction, ValidationResult, as_args
 from engine.requests import ImportRequest
 from engine.store import liveness
 from engine.store.db import default_db_path
-from engine.store.event_records import FORMAT_VERSION, BadRecord, EventRecord, parse_record
+from engine.store.event_records import FORMAT_VERSION, BadRecord, EventRecord, parse_record, store_call
 from engine.store.netfs import is_network_fs
 from engine.store.runs import Store, open_store
 from engine.store.writer import RunWriter
@@ -130,29 +131,29 @@ class EventWriter:
         if rows:
             self._op("add_steps", run_id, rows=rows)
 
-    def add_epoch(self, run_id: int, **fields: Any) -> None:
+    def add_epoch(self, run_id: int, summary: EpochSummary) -> None:
         """As ``Store.add_epoch``."""
-        self._op("add_epoch", run_id, **fields)
+        self._op("add_epoch", run_id, **as_args(summary))
 
-    def add_checkpoint(self, run_id: int, **fields: Any) -> None:
+    def add_checkpoint(self, run_id: int, checkpoint: Checkpoint) -> None:
         """As ``Store.add_checkpoint``."""
-        self._op("add_checkpoint", run_id, **fields)
+        self._op("add_checkpoint", run_id, **as_args(checkpoint))
 
     def remove_checkpoint(self, run_id: int, **fields: Any) -> None:
         """As ``Store.remove_checkpoint``."""
         self._op("remove_checkpoint", run_id, **fields)
 
-    def add_validation(self, run_id: int, **fields: Any) -> None:
+    def add_validation(self, run_id: int, result: ValidationResult, *, train_run_id: int | None = None) -> None:
         """As ``Store.add_validation``."""
-        self._op("add_validation", run_id, **fields)
+        self._op("add_validation", run_id, **as_args(result), train_run_id=train_run_id)
 
     def set_best(self, run_id: int, **fields: Any) -> None:
         """As ``Store.set_best``."""
         self._op("set_best", run_id, **fields)
 
-    def add_extraction(self, run_id: int, **fields: Any) -> None:
+    def add_extraction(self, run_id: int, extraction: Extraction) -> None:
         """As ``Store.add_extraction``."""
-        self._op("add_extraction", run_id, **fields)
+        self._op("add_extraction", run_id, **as_args(extraction))
 
     def add_problem(self, run_id: int, **fields: Any) -> None:
         """As ``Store.add_problem``."""
@@ -266,7 +267,8 @@ def _replay(path: Path, run_id: int, records: list[EventRecord], store: Store,
             if problem is not None:  # a row would tell validate and watchers to load it
                 warn(f"{path}:{record.line}: {problem}: not recorded as a checkpoint")
                 continue
-        getattr(store, record.op)(run_id, **args, _at=record.t)
+        records, kwargs = store_call(record.op, args)
+        getattr(store, record.op)(run_id, *records, **kwargs, _at=record.t)
 
 
 def import_events(path: str | os.PathLike[str], store: Store, *,

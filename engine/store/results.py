@@ -12,12 +12,9 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
+from engine.errors import StoreError
+from engine.records import Extraction, ValidationResult, as_args
 from engine.store.reads import _abs
-
-#: the figures of a validation after adaptive S-norm (``add_validation(asnorm=...)``)
-ASNORM_COLUMNS = ("cohort_size", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high", "mindcf_01_asnorm",
-                  "mindcf_005_asnorm", "threshold_asnorm")
-
 
 class StoreResults:
     """Writers of validation, extraction and diarization rows (see ``Store``)."""
@@ -25,28 +22,23 @@ class StoreResults:
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:  # provided by Store
         raise NotImplementedError
 
-    def add_validation(self, run_id: int, *, train_run_id: int | None, epoch: int, eer: float,
-                       eer_low: float | None, eer_high: float | None, mindcf_01: float | None,
-                       mindcf_005: float | None, threshold: float | None, n_trials: int | None,
-                       scores_path: str | os.PathLike[str] | None, checkpoint_name: str | None = None,
-                       asnorm: dict[str, Any] | None = None, _at: float | None = None) -> None:
-        """Record (or replace) the EER of one epoch, or of one named checkpoint, on the validate run.
+    def add_validation(self, run_id: int, result: ValidationResult, *, train_run_id: int | None = None,
+                       _at: float | None = None) -> None:
+        """Record (or replace) the figures of one epoch, or of one named checkpoint, on the validate run.
 
-        ``checkpoint_name`` names averaged weights (``avg-top5``; ``epoch`` is then the last epoch
-        averaged). ``asnorm`` holds the figures after adaptive S-norm: the ``ASNORM_COLUMNS``.
+        ``train_run_id`` is the training run that wrote the checkpoint (None: not recorded here).
         """
+        if result.epoch is None:
+            raise StoreError(f"the validation of {result.checkpoint} names no epoch: record the last "
+                             "epoch its weights hold")
         now = time.time() if _at is None else _at
-        norm = {k: (asnorm or {}).get(k) for k in ASNORM_COLUMNS}
+        columns = {"run_id": run_id, "train_run_id": train_run_id, **result.columns(), "time": now}
+        columns["scores_path"] = _abs(columns["scores_path"])
         with self.transaction() as conn:
             conn.execute("DELETE FROM validations WHERE run_id = ? AND epoch = ? AND checkpoint_name IS ?",
-                         (run_id, epoch, checkpoint_name))
-            conn.execute("INSERT INTO validations (run_id, train_run_id, epoch, eer, eer_low, "
-                         "eer_high, mindcf_01, mindcf_005, threshold, n_trials, scores_path, time, "
-                         f"checkpoint_name, {', '.join(norm)}) "
-                         f"VALUES ({', '.join('?' * (13 + len(norm)))})",
-                         (run_id, train_run_id, epoch, eer, eer_low, eer_high, mindcf_01,
-                          mindcf_005, threshold, n_trials, _abs(scores_path), now, checkpoint_name,
-                          *norm.values()))
+                         (run_id, result.epoch, result.checkpoint_name))
+            conn.execute(f"INSERT INTO validations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         tuple(columns.values()))
 
     def set_best(self, run_id: int, *, epoch: int, eer: float | None, how: str,
                  checkpoint: str | None = None, _at: float | None = None) -> None:
@@ -58,28 +50,15 @@ class StoreResults:
             conn.execute("UPDATE runs SET best_epoch = ?, best_eer = ?, best_how = ?, best_checkpoint = ? "
                          "WHERE id = ?", (epoch, eer, how, checkpoint, run_id))
 
-    def add_extraction(self, run_id: int, *, epoch: int, protocol: str, subset: str,
-                       out_dir: str | os.PathLike[str], mode: str, step: float, duration: float,
-                       files: int, audio_seconds: float, wall_seconds: float,
-                       checkpoint: str | os.PathLike[str] | None = None,
-                       checkpoint_sha256: str | None = None, checkpoint_name: str | None = None,
-                       validate_run_id: int | None = None, chosen_by: str | None = None,
-                       _at: float | None = None) -> None:
-        """Record one finished extraction (``apply``) of a protocol subset, with its lineage.
-
-        ``checkpoint`` (path, sha256, name) is the file the embeddings came from;
-        ``validate_run_id`` the validate run of VAL_DIR whose params.yml chose it and
-        ``chosen_by`` how (``params.yml`` or ``--epoch``).
-        """
+    def add_extraction(self, run_id: int, extraction: Extraction, *, _at: float | None = None) -> None:
+        """Record one finished extraction (``apply``) of a protocol subset, with its lineage."""
         now = time.time() if _at is None else _at
+        columns = {"run_id": run_id, **as_args(extraction), "time": now}
+        for key in ("out_dir", "checkpoint"):
+            columns[key] = _abs(columns[key])
         with self.transaction() as conn:
-            conn.execute("INSERT INTO extractions (run_id, epoch, protocol, subset, out_dir, mode, "
-                         "step, duration, files, audio_seconds, wall_seconds, time, checkpoint, "
-                         "checkpoint_sha256, checkpoint_name, validate_run_id, chosen_by) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (run_id, epoch, protocol, subset, _abs(out_dir), mode, step, duration,
-                          files, audio_seconds, wall_seconds, now, _abs(checkpoint),
-                          checkpoint_sha256, checkpoint_name, validate_run_id, chosen_by))
+            conn.execute(f"INSERT INTO extractions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                         tuple(columns.values()))
 
     def add_diarization(self, run_id: int | None, *, out_dir: str | os.PathLike[str], epoch: int | None,
                         protocol: str, subset: str, collar: float, skip_overlap: bool,

@@ -27,6 +27,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from engine.errors import StoreError
+from engine.records import Checkpoint, EpochSummary
 from engine.store import liveness
 from engine.store.db import connect
 from engine.store.migrations import migrate, pending
@@ -239,34 +240,28 @@ class Store(StoreReads, StoreResults):
                          "step = ?, epoch = COALESCE(?, epoch) WHERE id = ?",
                          (now, last["step"], last.get("epoch"), run_id))
 
-    def add_epoch(self, run_id: int, *, epoch: int, loss: float | None, lr: float | None,
-                  chunks_per_s: float | None, seconds: float | None,
-                  _at: float | None = None) -> None:
+    def add_epoch(self, run_id: int, summary: EpochSummary, *, _at: float | None = None) -> None:
         """Record (or replace, after a resume) the summary of one training epoch."""
         now = time.time() if _at is None else _at
         with self.transaction() as conn:
-            conn.execute("DELETE FROM train_epochs WHERE run_id = ? AND epoch = ?", (run_id, epoch))
+            conn.execute("DELETE FROM train_epochs WHERE run_id = ? AND epoch = ?", (run_id, summary.epoch))
             conn.execute("INSERT INTO train_epochs (run_id, epoch, loss, lr, chunks_per_s, seconds, "
                          "time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (run_id, epoch, loss, lr, chunks_per_s, seconds, now))
+                         (run_id, summary.epoch, summary.loss, summary.lr, summary.chunks_per_s,
+                          summary.seconds, now))
 
-    def add_checkpoint(self, run_id: int, *, epoch: int, step: int | None,
-                       path: str | os.PathLike[str], partial: bool, name: str | None = None,
-                       averaged: list[int] | None = None, _at: float | None = None) -> None:
-        """Record a checkpoint already on disk (the row is the commit marker watchers trust).
-
-        Weights averaged over epochs (``spkemb-engine average``) carry their ``name``
-        (``avg-top5``), the epochs that went in (``averaged``) and, as ``epoch``, the last of them.
-        """
+    def add_checkpoint(self, run_id: int, checkpoint: Checkpoint, *, _at: float | None = None) -> None:
+        """Record a checkpoint already on disk (the row is the commit marker watchers trust)."""
         now = time.time() if _at is None else _at
+        c = checkpoint
         with self.transaction() as conn:
             # earlier rows of the same file (resume.pt written again, an epoch's file recorded again
             # after a resume) describe content that is gone
-            conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND path = ?", (run_id, _abs(path)))
+            conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND path = ?", (run_id, _abs(c.path)))
             conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time, name, averaged) "
                          "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (run_id, epoch, step, _abs(path), int(bool(partial)), now, name,
-                          None if averaged is None else json.dumps([int(e) for e in averaged])))
+                         (run_id, c.epoch, c.step, _abs(c.path), int(bool(c.partial)), now, c.name,
+                          None if c.averaged is None else json.dumps([int(e) for e in c.averaged])))
 
     def remove_checkpoint(self, run_id: int, *, path: str | os.PathLike[str],
                           _at: float | None = None) -> None:

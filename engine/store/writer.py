@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol, runtime_checkable
 
+from engine.records import Checkpoint, EpochSummary, Extraction, ValidationResult
+
 
 @runtime_checkable
 class RunWriter(Protocol):
-    """The writer methods every run uses (arguments as ``Store``'s)."""
+    """The writer methods every run uses (arguments as ``Store``'s; typed records from ``engine.records``)."""
 
     #: whether ``find_runs`` and the reads see earlier records (only the database does)
     reads_back: bool
@@ -28,17 +30,17 @@ class RunWriter(Protocol):
 
     def add_steps(self, run_id: int, rows: list[dict[str, Any]]) -> None: ...
 
-    def add_epoch(self, run_id: int, **fields: Any) -> None: ...
+    def add_epoch(self, run_id: int, summary: EpochSummary) -> None: ...
 
-    def add_checkpoint(self, run_id: int, **fields: Any) -> None: ...
+    def add_checkpoint(self, run_id: int, checkpoint: Checkpoint) -> None: ...
 
     def remove_checkpoint(self, run_id: int, **fields: Any) -> None: ...
 
-    def add_validation(self, run_id: int, **fields: Any) -> None: ...
+    def add_validation(self, run_id: int, result: ValidationResult, *, train_run_id: int | None = None) -> None: ...
 
     def set_best(self, run_id: int, **fields: Any) -> None: ...
 
-    def add_extraction(self, run_id: int, **fields: Any) -> None: ...
+    def add_extraction(self, run_id: int, extraction: Extraction) -> None: ...
 
     def add_diarization(self, run_id: int, **fields: Any) -> Any: ...
 
@@ -67,22 +69,22 @@ class NullWriter:
     def add_steps(self, run_id: int, rows: list[dict[str, Any]]) -> None:
         pass
 
-    def add_epoch(self, run_id: int, **fields: Any) -> None:
+    def add_epoch(self, run_id: int, summary: EpochSummary) -> None:
         pass
 
-    def add_checkpoint(self, run_id: int, **fields: Any) -> None:
+    def add_checkpoint(self, run_id: int, checkpoint: Checkpoint) -> None:
         pass
 
     def remove_checkpoint(self, run_id: int, **fields: Any) -> None:
         pass
 
-    def add_validation(self, run_id: int, **fields: Any) -> None:
+    def add_validation(self, run_id: int, result: ValidationResult, *, train_run_id: int | None = None) -> None:
         pass
 
     def set_best(self, run_id: int, **fields: Any) -> None:
         pass
 
-    def add_extraction(self, run_id: int, **fields: Any) -> None:
+    def add_extraction(self, run_id: int, extraction: Extraction) -> None:
         pass
 
     def add_diarization(self, run_id: int, **fields: Any) -> None:

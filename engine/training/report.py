@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from rich.console import Console
@@ -18,18 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 from engine.console import progress_bar
 from engine.data.audio import Problem
 from engine.process.distributed import World
+from engine.records import EpochSummary
 
 
 #: seconds between two progress lines when stderr is not a terminal (a log file)
 NOTE_EVERY = 30.0
-
-
-@dataclass(frozen=True)
-class EpochSummary:
-    loss: float
-    lr: float
-    chunks_per_s: float
-    seconds: float
 
 
 def report_skipped(problems: Sequence[Problem], world: World, what: str) -> None:
@@ -128,7 +120,7 @@ class TrainingReport:
 
     def end_epoch(self) -> EpochSummary:
         seconds = self._earlier_seconds + time.monotonic() - self._t0
-        summary = EpochSummary(loss=self._loss_sum / max(self._steps, 1), lr=self._lr,
+        summary = EpochSummary(epoch=self.epoch, loss=self._loss_sum / max(self._steps, 1), lr=self._lr,
                                chunks_per_s=self._steps * self.batch_size * self.world.size / max(seconds, 1e-9),
                                seconds=seconds)
         if self.world.is_main and not self.live:

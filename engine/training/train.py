@@ -24,6 +24,7 @@ from engine.process import checkpoints as ckpt
 from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.process.recording import Recorder, open_recorder
 from engine.process.stopping import Interrupted, StopRequest
+from engine.records import Checkpoint
 from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
 from engine.training.report import TrainingReport, report_skipped
@@ -182,7 +183,7 @@ class Trainer:
         if self.world.is_main:
             path = ckpt.resume_path(self.trn_dir) if partial else ckpt.epoch_path(self.trn_dir, self.epoch)
             ckpt.save_checkpoint(path, {**self.state(), "epoch_so_far": so_far})
-            self.recorder.checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial)
+            self.recorder.checkpoint(Checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial))
             mid = ckpt.resume_path(self.trn_dir)
             if not partial and mid.exists():
                 # superseded by this later checkpoint: the row first, so no row names a missing file
@@ -208,7 +209,7 @@ class Trainer:
                 say(f"train: warning: epoch {epoch} has a checkpoint file but no record, and the file "
                     f"is unusable, so validate will skip epoch {epoch}: {e}")
                 continue
-            self.recorder.checkpoint(epoch=epoch, step=saved["step"], path=path, partial=False)
+            self.recorder.checkpoint(Checkpoint(epoch=epoch, step=saved["step"], path=path, partial=False))
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> str:
@@ -271,8 +272,7 @@ class Trainer:
         self.flush(report)
         self.epoch, self.batch = epoch, 0
         summary = report.end_epoch()
-        self.recorder.epoch(epoch=epoch, loss=summary.loss, lr=summary.lr,
-                            chunks_per_s=summary.chunks_per_s, seconds=summary.seconds)
+        self.recorder.epoch(summary)
         self.save(partial=False)
         if stopping:
             self.reason = self.stop_reason(f"at the end of epoch {epoch}")

@@ -22,6 +22,7 @@ import torch
 from engine.console import out
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
+from engine.records import Checkpoint, ValidationResult
 from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.requests import AverageRequest
 
@@ -73,12 +74,11 @@ def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int,
     results = results_from_store(store, val.root) if store is not None else []
     if not results:
         results = results_from_scores(val.root)
-    ranked = sorted((r for r in results if isinstance(r["epoch"], int)),
-                    key=lambda r: (r["equal_error_rate"], r["epoch"]))
+    ranked = sorted((r for r in results if r.checkpoint_name is None), key=ValidationResult.ranked)
     if len(ranked) < k:
         raise SpkembError(f"--top {k}: {val.root} holds {len(ranked)} validated epoch(s); validate more "
                           "epochs first (`spkemb-engine validate TRN_DIR PROTOCOL`), or pass a smaller K")
-    return sorted((int(r["epoch"]), float(r["equal_error_rate"])) for r in ranked[:k])
+    return sorted((int(r.checkpoint), r.eer) for r in ranked[:k])
 
 
 def write_average(trn: TrainingDir, name: str, epochs: list[int], how: dict[str, Any]) -> Path:
@@ -105,8 +105,8 @@ def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], path
         runs = store.find_runs(out_dir=trn.root, kind="train")
         if not runs:
             return f"no row recorded ({db_path} has no training run of {trn.root})"
-        store.add_checkpoint(runs[0]["id"], epoch=epochs[-1], step=None, path=path, partial=False,
-                             name=name, averaged=epochs)
+        store.add_checkpoint(runs[0]["id"], Checkpoint(epoch=epochs[-1], step=None, path=path, partial=False,
+                                                       name=name, averaged=epochs))
         return f"recorded on run #{runs[0]['id']}"
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from engine.data.audio import Problem, check_files
 from engine.data.protocols import load_protocol, speech_intervals, subset_files
 from engine.errors import ProtocolError
+from engine.records import Run
 
 #: training files embedded per cohort speaker (WeSpeaker averages all; a few keep validation cheap)
 COHORT_FILES = 3
@@ -35,10 +36,10 @@ class Cohort:
     problems: list[Problem] = field(default_factory=list)
 
 
-def training_protocol(trn_dir: Path, train_run: dict[str, Any] | None) -> tuple[str, str]:
+def training_protocol(trn_dir: Path, train_run: Run | None) -> tuple[str, str]:
     """(protocol, subset) the network of TRN_DIR was trained on."""
-    if train_run and train_run.get("protocol") and train_run.get("subset"):
-        return str(train_run["protocol"]), str(train_run["subset"])
+    if train_run is not None and train_run.protocol and train_run.subset:
+        return train_run.protocol, train_run.subset
     protocol, _, subset = Path(trn_dir).name.rpartition(".")
     if protocol.count(".") != 2 or not subset:
         raise ProtocolError(f"cannot tell the training protocol of {trn_dir} (no training run recorded, and "

@@ -29,10 +29,12 @@ import yaml
 from engine.atomic import atomic_write_text
 from engine.console import out
 from engine.errors import SpkembError
+from engine.records import Figures, ValidationResult
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, parse_checkpoint_name
 from engine.requests import PickRequest
 
-KEYS = ("epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95")
+#: params.yml's key of each figure of a :class:`ValidationResult` (the file's own words)
+PARAMS_KEYS = {"eer": "equal_error_rate", "mindcf_01": "min_dcf_0.01", "mindcf_005": "min_dcf_0.05"}
 
 
 def params_path(val_dir: str | Path) -> Path:
@@ -44,8 +46,8 @@ def scores_path(val_dir: str | Path, epoch: CheckpointName) -> Path:
     return ValidationDir(Path(val_dir)).score_file(epoch)
 
 
-def read_params(val_dir: str | Path) -> dict[str, Any] | None:
-    """The content of ``VAL_DIR/params.yml``, or None when there is none yet."""
+def read_params(val_dir: str | Path) -> ValidationResult | None:
+    """What ``VAL_DIR/params.yml`` names and its figures, or None when there is none yet."""
     path = params_path(val_dir)
     try:
         params = yaml.safe_load(path.read_text())
@@ -54,10 +56,18 @@ def read_params(val_dir: str | Path) -> dict[str, Any] | None:
     except yaml.YAMLError as e:
         raise SpkembError(f"{path} is not valid YAML ({e}); rewrite it with "
                           f"`spkemb-engine pick {val_dir}`") from e
-    if not isinstance(params, dict) or parse_checkpoint_name(str(params.get("epoch", ""))) is None:
+    name = parse_checkpoint_name(str(params.get("epoch", ""))) if isinstance(params, dict) else None
+    if name is None:
         raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val_dir}`")
-    params["epoch"] = parse_checkpoint_name(str(params["epoch"]))
-    return params
+    try:
+        figures = {field: float(params[key]) for field, key in PARAMS_KEYS.items() if params.get(key) is not None}
+        low, high = (float(v) for v in params["eer_ci_95"]) if params.get("eer_ci_95") else (None, None)
+        return ValidationResult(epoch=name if isinstance(name, int) else None,
+                                checkpoint_name=name if isinstance(name, str) else None,
+                                eer_low=low, eer_high=high, **figures)
+    except (TypeError, ValueError) as e:
+        raise SpkembError(f"{path}: its figures are not numbers ({e}); rewrite it with "
+                          f"`spkemb-engine pick {val_dir}`") from e
 
 
 def chosen_checkpoint(val_dir: str | Path, epoch: CheckpointName | None) -> CheckpointName:
@@ -69,19 +79,17 @@ def chosen_checkpoint(val_dir: str | Path, epoch: CheckpointName | None) -> Chec
     if params is None:
         raise SpkembError(f"{params_path(val_dir)} does not exist: validate first "
                           "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
-    return params["epoch"]
+    return params.checkpoint
 
 
-def write_params(val_dir: str | Path, result: dict[str, Any]) -> Path:
-    """Point ``VAL_DIR/params.yml`` at one epoch's result (keys :data:`KEYS`), atomically."""
-    epoch = result["epoch"]
-    params = {"epoch": epoch if isinstance(epoch, str) else int(epoch),
-              "equal_error_rate": float(result["equal_error_rate"])}
-    for key in ("min_dcf_0.01", "min_dcf_0.05"):
-        if result.get(key) is not None:
-            params[key] = float(result[key])
-    if result.get("eer_ci_95") is not None:
-        params["eer_ci_95"] = [float(v) for v in result["eer_ci_95"]]
+def write_params(val_dir: str | Path, result: ValidationResult) -> Path:
+    """Point ``VAL_DIR/params.yml`` at one checkpoint's result, atomically."""
+    params: dict[str, Any] = {"epoch": result.checkpoint}
+    for field, key in PARAMS_KEYS.items():
+        if getattr(result, field) is not None:
+            params[key] = float(getattr(result, field))
+    if result.eer_ci_95 is not None:
+        params["eer_ci_95"] = [float(v) for v in result.eer_ci_95]
     return atomic_write_text(params_path(val_dir), yaml.safe_dump(params, sort_keys=False))
 
 
@@ -108,9 +116,9 @@ def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(refs, dtype=bool), np.asarray(scores, dtype=np.float64)
 
 
-def result_from_scores(epoch: CheckpointName, is_target: np.ndarray, scores: np.ndarray,
-                       n_bootstrap: int = 1000, source: str | Path | None = None) -> dict[str, Any]:
-    """Every figure of one epoch: EER (+ threshold, 95 % interval), minDCF at 0.01 and 0.05.
+def figures_from_scores(is_target: np.ndarray, scores: np.ndarray, n_bootstrap: int = 1000,
+                        source: str | Path | None = None) -> Figures:
+    """Every figure of one list of scores: EER (+ threshold, 95 % interval), minDCF at 0.01 and 0.05.
 
     Scores no EER can be computed from (NaN, trials of one kind) raise ``SpkembError`` naming
     ``source`` (the scores file).
@@ -119,19 +127,26 @@ def result_from_scores(epoch: CheckpointName, is_target: np.ndarray, scores: np.
 
     try:
         eer, threshold = equal_error_rate(scores, is_target)
-        return {"epoch": epoch if isinstance(epoch, str) else int(epoch), "equal_error_rate": eer,
-                "threshold": threshold,
-                "min_dcf_0.01": min_dcf(scores, is_target, 0.01),
-                "min_dcf_0.05": min_dcf(scores, is_target, 0.05),
-                "eer_ci_95": list(bootstrap_eer_ci(scores, is_target, n=n_bootstrap)),
-                "n_trials": int(scores.size)}
+        low, high = bootstrap_eer_ci(scores, is_target, n=n_bootstrap)
+        return Figures(eer=eer, eer_low=low, eer_high=high, threshold=threshold,
+                       mindcf_01=min_dcf(scores, is_target, 0.01), mindcf_005=min_dcf(scores, is_target, 0.05))
     except ValueError as e:
-        where = source if source is not None else f"the scores of epoch {epoch}"
+        where = source if source is not None else "the scores"
         raise SpkembError(f"{where}: no EER can be computed: {e} — check the trial list, then delete "
                           "the scores file and validate that epoch again") from e
 
 
-def results_from_scores(val_dir: str | Path) -> list[dict[str, Any]]:
+def result_from_scores(name: CheckpointName, is_target: np.ndarray, scores: np.ndarray, n_bootstrap: int = 1000,
+                       source: str | Path | None = None, last_epoch: int | None = None) -> ValidationResult:
+    """The result of the checkpoint ``name`` (an epoch, or averaged weights ending at ``last_epoch``)."""
+    figures = figures_from_scores(is_target, scores, n_bootstrap, source or f"the scores of epoch {name}")
+    named = isinstance(name, str)
+    return ValidationResult(**vars(figures), epoch=last_epoch if named else int(name),
+                            checkpoint_name=name if named else None, n_trials=int(scores.size),
+                            scores_path=None if source is None else str(source))
+
+
+def results_from_scores(val_dir: str | Path) -> list[ValidationResult]:
     """One result per ``VAL_DIR/scores/*.txt`` file (epochs, then averaged weights), recomputed."""
     folder = ValidationDir(Path(val_dir)).scores
     names = [(parse_checkpoint_name(p.stem), p) for p in folder.glob("*.txt")] if folder.is_dir() else []
@@ -144,22 +159,6 @@ def _order(name: CheckpointName) -> tuple[int, int, str]:
     return (0, name, "") if isinstance(name, int) else (1, 0, name)
 
 
-def _row_to_result(row: dict[str, Any]) -> dict[str, Any]:
-    ci = None if row.get("eer_low") is None else [row["eer_low"], row["eer_high"]]
-    result = {"epoch": row.get("checkpoint_name") or int(row["epoch"]), "last_epoch": int(row["epoch"]),
-              "equal_error_rate": float(row["eer"]),
-              "min_dcf_0.01": row.get("mindcf_01"), "min_dcf_0.05": row.get("mindcf_005"),
-              "eer_ci_95": ci, "threshold": row.get("threshold"), "n_trials": row.get("n_trials")}
-    if row.get("eer_asnorm") is not None:
-        low, high = row.get("eer_asnorm_low"), row.get("eer_asnorm_high")
-        result["asnorm"] = {"cohort_size": row.get("cohort_size"), "equal_error_rate": row["eer_asnorm"],
-                            "eer_ci_95": None if low is None else [low, high],
-                            "min_dcf_0.01": row.get("mindcf_01_asnorm"),
-                            "min_dcf_0.05": row.get("mindcf_005_asnorm"),
-                            "threshold": row.get("threshold_asnorm")}
-    return result
-
-
 def validate_runs(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
     """Validate runs recorded for VAL_DIR, newest first (matched on the resolved path)."""
     wanted = {str(Path(val_dir)), str(Path(val_dir).resolve())}
@@ -167,34 +166,34 @@ def validate_runs(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
     return sorted(runs, key=lambda r: r["id"], reverse=True)
 
 
-def results_from_store(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
+def results_from_store(store: Any, val_dir: str | Path) -> list[ValidationResult]:
     """The validations of every validate run of VAL_DIR (epochs, then averaged weights); for one
     validated twice, the latest."""
-    by_name: dict[CheckpointName, dict[str, Any]] = {}
+    by_name: dict[CheckpointName, ValidationResult] = {}
     for run in reversed(validate_runs(store, val_dir)):
         for row in store.validations(run["id"]):
-            result = _row_to_result(row)
-            by_name[result["epoch"]] = result
+            result = ValidationResult.from_row(row)
+            by_name[result.checkpoint] = result
     return [by_name[e] for e in sorted(by_name, key=_order)]
 
 
-def choose(results: list[dict[str, Any]], epoch: CheckpointName | None = None) -> dict[str, Any]:
+def choose(results: list[ValidationResult], epoch: CheckpointName | None = None) -> ValidationResult:
     """The result of ``epoch`` (a number or a name such as ``avg-top5``), or the lowest-EER epoch
     (the earlier on a tie; averaged weights are chosen by name only)."""
-    epochs = [r for r in results if isinstance(r["epoch"], int)]
+    epochs = [r for r in results if r.checkpoint_name is None]
     if epoch is None and not epochs:
         raise SpkembError("no validated epoch yet: run `spkemb-engine validate TRN_DIR PROTOCOL` first")
     if epoch is None:
-        return min(epochs, key=lambda r: (r["equal_error_rate"], r["epoch"]))
+        return min(epochs, key=ValidationResult.ranked)
     for result in results:
-        if result["epoch"] == epoch:
+        if result.checkpoint == epoch:
             return result
-    validated = ", ".join(str(r["epoch"]) for r in results)
+    validated = ", ".join(str(r.checkpoint) for r in results)
     raise SpkembError(f"epoch {epoch} has not been validated (validated: {validated}); "
                       "pick one of those, or validate it first")
 
 
-def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: Any = None) -> dict[str, Any]:
+def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: Any = None) -> ValidationResult:
     """Point ``VAL_DIR/params.yml`` at ``epoch`` (default: the lowest EER) and return its result.
 
     Parameters
@@ -209,8 +208,8 @@ def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: A
 
     Returns
     -------
-    dict
-        The chosen epoch's result (the keys of params.yml, plus threshold and n_trials).
+    ValidationResult
+        The chosen checkpoint's result.
     """
     results = results_from_store(store, val_dir) if store is not None else []
     if not results:
@@ -234,10 +233,7 @@ def cmd_pick(args: PickRequest) -> int:
     if store is not None:
         runs = validate_runs(store, val_dir)
         if runs:
-            named = isinstance(result["epoch"], str)
-            store.set_best(runs[0]["id"], epoch=result.get("last_epoch") if named else result["epoch"],
-                           eer=result["equal_error_rate"], how="lowest-eer" if args.epoch is None else "manual",
-                           checkpoint=result["epoch"] if named else None)
-    out(f"{params_path(val_dir)}: epoch {result['epoch']}, "
-        f"EER {100 * result['equal_error_rate']:.2f} %")
+            store.set_best(runs[0]["id"], epoch=result.epoch, eer=result.eer,
+                           how="lowest-eer" if args.epoch is None else "manual", checkpoint=result.checkpoint_name)
+    out(f"{params_path(val_dir)}: epoch {result.checkpoint}, EER {100 * result.eer:.2f} %")
     return 0

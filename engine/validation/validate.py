@@ -19,6 +19,7 @@ shorter than a window is one window. ``--whole-file`` embeds each file in one pa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -35,15 +36,16 @@ from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.process.distributed import pick_device
-from engine.process.recording import recorded_end, refuse_problems
+from engine.process.recording import Recorder, open_run
 from engine.process.stopping import Interrupted, StopRequest
+from engine.records import Run, ValidationResult
 from engine.requests import ValidateRequest
-from engine.store import HEARTBEAT_INTERVAL, recorder
+from engine.store import HEARTBEAT_INTERVAL
+from engine.store.events import recorder as open_writer
 from engine.validation.embed import load_model, progress_bar
-from engine.validation.normalised import (ScoreNorm, asnorm_columns, asnorm_result, prepare_score_norm,
-                                          report_asnorm)
+from engine.validation.normalised import ScoreNorm, asnorm_result, prepare_score_norm
 from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
-                              write_params, write_scores)
+                                         write_params, write_scores)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.validation.watch import CheckpointWatcher, Snapshot
@@ -106,25 +108,24 @@ def cmd_validate(args: ValidateRequest) -> int:
     trials, files = load_trials(args.protocol, args.subset, args.database)
     device = pick_device(args.device)
 
-    writer = recorder(args.db, events_path=val_dir / "events.jsonl")
-    store = writer if writer.reads_back else None
-    watcher = CheckpointWatcher(trn_dir, store)
+    writer = open_writer(args.db, events_path=val_dir / "events.jsonl")
+    watcher = CheckpointWatcher(trn_dir, writer if writer.reads_back else None)
     train_run = watcher.train_run()
-    run_id = writer.create_run(
-        kind="validate", exp_dir=trn_dir.parent.parent, out_dir=val_dir, protocol=args.protocol,
-        subset=args.subset, config=train_run["config"] if train_run else None, command=list(sys.argv),
-        device=str(device), target_epoch=args.to, parent_id=train_run["id"] if train_run else None,
+    recorder = open_run(
+        writer, kind="validate", exp_dir=trn_dir.parent.parent, out_dir=val_dir, protocol=args.protocol,
+        subset=args.subset, config=train_run.config if train_run else None, command=list(sys.argv),
+        device=str(device), target_epoch=args.to, parent_id=train_run.id if train_run else None,
         name=trn_dir.parent.parent.name)
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (DESIGN.md).
-    refuse_problems(writer, run_id, check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
+    recorder.refuse(check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
     norm = None if args.score_norm is None else prepare_score_norm(
         trn_dir, train_run, args.database, size=args.cohort_size, per_speaker=args.cohort_files,
-        writer=writer, run_id=run_id)
+        recorder=recorder)
 
     stop = StopRequest().install()
-    with recorded_end(writer, run_id, stop):
-        _loop(args, watcher, writer, run_id, train_run, val_dir, trials, files, device, stop, norm)
+    with recorder.ended(stop):
+        _loop(args, watcher, recorder, train_run, val_dir, trials, files, device, stop, norm)
     return 0
 
 
@@ -146,18 +147,18 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
     return trn_dir.is_dir()
 
 
-def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id: int,
-          train_run: dict | None, val_dir: Path, trials: list, files: dict[str, str],
-          device: Any, stop: StopRequest, norm: ScoreNorm | None = None) -> None:
+def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder, train_run: Run | None,
+          val_dir: Path, trials: list, files: dict[str, str], device: Any, stop: StopRequest,
+          norm: ScoreNorm | None = None) -> None:
     validated: set[int] = set()
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
-    best: dict[str, Any] | None = None
+    best: ValidationResult | None = None
     beat, began = 0.0, time.monotonic()
     say(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
         f"{args.subset} -> {val_dir}")
     reusable = not args.rescore and same_method(val_dir, _method(args))
     # figures earlier validate runs of VAL_DIR recorded (this run is one of them, with none yet)
-    recorded = {r["epoch"]: r for r in results_from_store(watcher.store, val_dir)} \
+    recorded = {r.checkpoint: r for r in results_from_store(watcher.store, val_dir)} \
         if reusable and watcher.store is not None else {}
     # once VAL_DIR's scores are made the way this run makes them (method.yml says so), params.yml
     # is weighed as it is on disk; before, against this run's own best
@@ -166,19 +167,20 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
         if stop.requested:
             raise Interrupted(stop.name)
         snap = watcher.poll()
-        train_id = snap.train_run["id"] if snap.train_run else (train_run or {}).get("id")
+        train = snap.train_run or train_run
+        train_id = train.id if train is not None else None
         todo = sorted(e for e in snap.checkpoints if e not in validated and _in_range(e, args))
         named = [n for n, p in sorted(snap.named.items()) if named_done.get(n) != _mtime(p)]
         if not todo and named:
             name = named[0]
             named_done[name] = _mtime(snap.named[name])
-            _score(args, writer, run_id, train_id, name, snap.named[name], val_dir, trials, files, device, stop,
+            _score(args, recorder, train_id, name, snap.named[name], val_dir, trials, files, device, stop,
                    norm, recorded.get(name), reusable)
-            writer.heartbeat(run_id)
+            recorder.heartbeat()
             continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
-            result, scored = _score(args, writer, run_id, train_id, epoch, snap.checkpoints[epoch], val_dir,
+            result, scored = _score(args, recorder, train_id, epoch, snap.checkpoints[epoch], val_dir,
                                     trials, files, device, stop, norm, recorded.get(epoch), reusable)
             validated.add(epoch)
             current = _params_or_none(val_dir) if trusted else best
@@ -186,11 +188,11 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
             if (scored or current is None) and _lower(result, current):
                 best = result
                 write_params(val_dir, best)
-                writer.set_best(run_id, epoch=epoch, eer=result["equal_error_rate"], how="lowest-eer")
+                recorder.best(result, how="lowest-eer")
             if scored and not trusted:
                 write_method(val_dir, _method(args))
                 trusted = True
-            writer.heartbeat(run_id, epoch=epoch, progress=len(validated))
+            recorder.heartbeat(epoch=epoch, progress=len(validated))
             continue
         if _finished(args, snap, began):
             if not validated:
@@ -198,7 +200,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, writer: Any, run_id
             return
         now = time.monotonic()
         if now - beat >= HEARTBEAT_INTERVAL:
-            writer.heartbeat(run_id)
+            recorder.heartbeat()
             if watcher.store is not None:
                 # a training process that died without saying so becomes `lost`: we stop then
                 watcher.store.mark_lost()
@@ -221,23 +223,21 @@ def _mtime(path: Path) -> float:
         return -1.0
 
 
-def _score(args: ValidateRequest, writer: Any, run_id: int, train_id: int | None, name: CheckpointName,
+def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name: CheckpointName,
            checkpoint: Path, val_dir: Path, trials: list, files: dict[str, str], device: Any,
-           stop: StopRequest, norm: ScoreNorm | None, recorded: dict[str, Any] | None,
-           reusable: bool) -> tuple[dict[str, Any], bool]:
+           stop: StopRequest, norm: ScoreNorm | None, recorded: ValidationResult | None,
+           reusable: bool) -> tuple[ValidationResult, bool]:
     """Score one checkpoint (or reuse its earlier figures) and record them; (result, scored)."""
     result = reused_result(val_dir, name, checkpoint, trials, recorded, norm) if reusable else None
     scored = result is None
-    if scored:
+    if not scored:
+        how = f"scored before, in {result.scores_path}; --rescore to embed again"
+    else:
+        started = time.monotonic()
         result = validate_epoch(args, checkpoint, name, val_dir, trials, files, device, stop, norm)
-    named = isinstance(name, str)
-    writer.add_validation(run_id, train_run_id=train_id, epoch=result["last_epoch"] if named else name,
-                          checkpoint_name=name if named else None,
-                          eer=result["equal_error_rate"], eer_low=result["eer_ci_95"][0],
-                          eer_high=result["eer_ci_95"][1], mindcf_01=result["min_dcf_0.01"],
-                          mindcf_005=result["min_dcf_0.05"], threshold=result["threshold"],
-                          n_trials=result["n_trials"], scores_path=result["scores_path"],
-                          asnorm=asnorm_columns(result.get("asnorm")))
+        how = f"{len(trials)} trials, {math.ceil(time.monotonic() - started)} s"
+    recorder.validation(result, train_run_id=train_id, how=how,
+                        cohort_speakers=None if norm is None else len(norm.cohort.speakers))
     return result, scored
 
 
@@ -259,7 +259,8 @@ def write_method(val_dir: Path, method: dict[str, Any]) -> None:
 
 
 def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
-                  recorded: dict[str, Any] | None = None, norm: ScoreNorm | None = None) -> dict[str, Any] | None:
+                  recorded: ValidationResult | None = None,
+                  norm: ScoreNorm | None = None) -> ValidationResult | None:
     """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
 
     Reused only when its scores file is newer than the checkpoint and scores exactly these
@@ -277,33 +278,24 @@ def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials
             pairs = [tuple(line.split()[2:4]) for line in f if line.strip()]
         if pairs != [(u1, u2) for _, u1, u2 in trials]:
             return None
-        complete = recorded is not None and recorded.get("eer_ci_95") is not None and all(
-            recorded.get(k) is not None for k in ("min_dcf_0.01", "min_dcf_0.05", "threshold"))
-        if norm is not None and (not complete or (recorded.get("asnorm") or {}).get("cohort_size") != norm.size):
+        complete = recorded is not None and recorded.complete
+        if norm is not None and (not complete or recorded.asnorm is None or recorded.asnorm.cohort_size != norm.size):
             return None
         if isinstance(epoch, str) and not complete:
             return None
-        result = dict(recorded) if complete else result_from_scores(epoch, *read_scores(path))
+        result = recorded if complete else result_from_scores(epoch, *read_scores(path))
     except (OSError, ValueError, SpkembError):
         return None
-    result["n_trials"] = len(pairs)
-    result["scores_path"] = str(path)
-    say(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % (scored before, in {path}; "
-        "--rescore to embed again)")
-    return result
+    return dataclasses.replace(result, n_trials=len(pairs), scores_path=str(path))
 
 
-def _lower(result: dict[str, Any], current: dict[str, Any] | None) -> bool:
+def _lower(result: ValidationResult, current: ValidationResult | None) -> bool:
     """Whether params.yml should move to this epoch: a lower EER (the earlier epoch on a tie)
     than the epoch it names now (``pick`` may have changed it meanwhile), or none yet."""
-    def key(r: dict[str, Any]) -> tuple[float, int]:
-        # averaged weights picked by hand stay on a tie
-        return r["equal_error_rate"], r["epoch"] if isinstance(r["epoch"], int) else -1
-
-    return current is None or key(result) < key(current)
+    return current is None or result.ranked() < current.ranked()
 
 
-def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
+def _params_or_none(val_dir: Path) -> ValidationResult | None:
     """params.yml as it is now; None when absent or damaged (the validation then rewrites it)."""
     try:
         return read_params(val_dir)
@@ -314,9 +306,8 @@ def _params_or_none(val_dir: Path) -> dict[str, Any] | None:
 
 def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
                    trials: list[tuple[int, str, str]], files: dict[str, str], device: Any,
-                   stop: StopRequest, norm: ScoreNorm | None = None) -> dict[str, Any]:
-    """Embed, score, write the scores file; returns the epoch's result (selection keys)."""
-    started = time.monotonic()
+                   stop: StopRequest, norm: ScoreNorm | None = None) -> ValidationResult:
+    """Embed, score, write the scores file; returns the checkpoint's result."""
     model, config, payload = load_model(checkpoint, device)
     sample_rate = config.feature_extraction.sample_rate
     with progress_bar(MofNCompleteColumn()) as progress:
@@ -334,16 +325,8 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores)))
     # the figures come from the scores as written (six decimals), so that the file alone gives
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
-    result = result_from_scores(epoch, *read_scores(path), source=path)
-    result["scores_path"] = str(path)
-    result["last_epoch"] = int(payload.get("epoch") or 0)
+    result = result_from_scores(epoch, *read_scores(path), source=path, last_epoch=int(payload.get("epoch") or 0))
     if norm is not None:
-        result["asnorm"] = asnorm_result(norm, epoch, val_dir, cohort, embeddings, trials, scores)
-    low, high = result["eer_ci_95"]
-    say(f"epoch {epoch}: EER {100 * result['equal_error_rate']:.2f} % "
-        f"[95 % CI {100 * low:.2f}, {100 * high:.2f}]  minDCF(0.01) {result['min_dcf_0.01']:.3f}  "
-        f"minDCF(0.05) {result['min_dcf_0.05']:.3f}  ({len(trials)} trials, "
-        f"{math.ceil(time.monotonic() - started)} s)")
-    if norm is not None:
-        report_asnorm(epoch, result["asnorm"], norm)
+        result = dataclasses.replace(
+            result, asnorm=asnorm_result(norm, epoch, val_dir, cohort, embeddings, trials, scores))
     return result

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.layout import TrainingDir
+from engine.records import Run
 from engine.store.events import read_events
 from engine.store.runs import LIVE_STATUSES
 
@@ -40,7 +41,7 @@ class Snapshot:
 
     checkpoints: dict[int, Path]
     ended: bool
-    train_run: dict[str, Any] | None = None
+    train_run: Run | None = None
     source: str = "files"
     #: checkpoint files seen but not trusted yet (no record, size not settled)
     pending: bool = False
@@ -56,20 +57,20 @@ class CheckpointWatcher:
     store: Any = None
     _sizes: dict[int, tuple[int, float]] = field(default_factory=dict)
 
-    def train_run(self) -> dict[str, Any] | None:
+    def train_run(self) -> Run | None:
         """The newest training run recorded in the database for this TRN_DIR."""
         if self.store is None:
             return None
         runs = self.store.find_runs(out_dir=self.trn_dir, kind="train")
-        return runs[0] if runs else None
+        return Run.from_row(runs[0]) if runs else None
 
     def poll(self) -> Snapshot:
         """Look once. The status is read before the checkpoints, so that "ended" implies that
         the checkpoints returned are all the run will ever write."""
         run = self.train_run()
         if run is not None:
-            ended = run["status"] not in LIVE_STATUSES
-            rows = self.store.checkpoints(run["id"])
+            ended = run.status not in LIVE_STATUSES
+            rows = self.store.checkpoints(run.id)
             ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"] and not r.get("name")}
             snapshot = Snapshot(ckpts, ended, run, "database")
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.records import Checkpoint, EpochSummary, ValidationResult
 from engine.store import open_store
 
 #: the clock of every TUI test: 2024-05-01 12:00:00 UTC
@@ -43,10 +44,10 @@ def fill_db(path: Path, root: Path) -> dict[str, int]:
                      "lr": 0.01, "chunks_per_s": 100.0, "time": start + s} for s in range(60)]
             store.add_steps(run, rows, _at=start + 60)
             for epoch in range(3 if status == "completed" else 1):
-                store.add_epoch(run, epoch=epoch + 1, loss=rows[20 * epoch + 19]["loss"], lr=0.01,
-                                chunks_per_s=100.0, seconds=20.0)
-                store.add_checkpoint(run, epoch=epoch + 1, step=20 * (epoch + 1),
-                                     path=str(trn / "weights" / f"{epoch + 1:04d}.pt"), partial=False)
+                store.add_epoch(run, EpochSummary(epoch=epoch + 1, loss=rows[20 * epoch + 19]["loss"], lr=0.01,
+                                chunks_per_s=100.0, seconds=20.0))
+                store.add_checkpoint(run, Checkpoint(epoch=epoch + 1, step=20 * (epoch + 1),
+                                     path=str(trn / "weights" / f"{epoch + 1:04d}.pt"), partial=False))
             store.heartbeat(run, epoch=3, step=59)
             store.set_status(run, status, reason=None if status == "completed" else "NaN loss")
             if status == "completed":
@@ -57,10 +58,10 @@ def fill_db(path: Path, root: Path) -> dict[str, int]:
                                        target_epoch=3, parent_id=run, name=f"{name} validate",
                                        _at=start + 30)
                 for epoch, eer in [(1, 0.30 + 0.02 * i), (2, 0.21 + 0.02 * i), (3, 0.24 + 0.02 * i)]:
-                    store.add_validation(val, train_run_id=run, epoch=epoch, eer=eer, eer_low=eer - 0.03,
+                    store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, eer_low=eer - 0.03,
                                          eer_high=eer + 0.03, mindcf_01=0.9 - 0.1 * epoch,
                                          mindcf_005=0.8, threshold=0.5, n_trials=400,
-                                         scores_path=str(val_dir / "scores" / f"{epoch:04d}.txt"))
+                                         scores_path=str(val_dir / "scores" / f"{epoch:04d}.txt")), train_run_id=run)
                 store.set_best(val, epoch=2, eer=0.21 + 0.02 * i, how="lowest-eer")
                 store.set_status(val, "completed")
                 ids[f"{name} validate"] = val

@@ -13,6 +13,7 @@ from app.screens.det import DetScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.det_plots import DetPlot
 from app.widgets.epoch_table import EpochTable
+from engine.records import Checkpoint, ValidationResult
 from engine.store import open_store
 from tests.app.conftest import make, wait_for
 from tests.conftest import TINY_CONFIG
@@ -46,9 +47,9 @@ def two_epochs(root: Path, db: Path) -> int:
             path = epoch_path(trn, epoch)
             save_checkpoint(path, {"model": build_model(config).state_dict(), "config": config_to_dict(config),
                                    "epoch": epoch, "step": 10 * epoch})
-            store.add_checkpoint(train, epoch=epoch, step=10 * epoch, path=path, partial=False)
-            store.add_validation(val, train_run_id=train, epoch=epoch, eer=eer, eer_low=None, eer_high=None,
-                                 mindcf_01=None, mindcf_005=None, threshold=None, n_trials=48, scores_path=None)
+            store.add_checkpoint(train, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))
+            store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, eer_low=None, eer_high=None,
+                                 mindcf_01=None, mindcf_005=None, threshold=None, n_trials=48, scores_path=None), train_run_id=train)
             # the score file the DET view draws: targets above non-targets, overlapping by ``eer``
             rows = [(1, 1.0 - eer + 0.02 * i, f"t{i}", f"u{i}") for i in range(24)]
             rows += [(0, 0.02 * i, f"n{i}", f"m{i}") for i in range(24)]
@@ -56,7 +57,7 @@ def two_epochs(root: Path, db: Path) -> int:
         store.set_best(val, epoch=1, eer=0.2, how="lowest-eer")
         for run in (train, val):
             store.set_status(run, "completed")
-    write_params(val_dir, {"epoch": 1, "equal_error_rate": 0.2})
+    write_params(val_dir, ValidationResult(epoch=1, eer=0.2))
     return train
 
 

@@ -14,6 +14,7 @@ from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot
 from app.widgets.runs_table import RunsTable
+from engine.records import AsNormFigures, Checkpoint, ValidationResult
 from tests.app.conftest import make, open_run, wait_for
 
 
@@ -155,8 +156,8 @@ async def test_compare_overlays_runs_and_lists_config_differences(workspace: Pat
             run = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.1")
             val = next(r for r in store.runs(kind="validate") if r["parent_id"] == run["id"])
             store.add_steps(run["id"], [{"step": 60 + s, "epoch": 4, "loss": 0.5} for s in range(20)])
-            store.add_validation(val["id"], train_run_id=run["id"], epoch=4, eer=0.15, eer_low=0.1, eer_high=0.2,
-                                 mindcf_01=0.5, mindcf_005=0.4, threshold=0.5, n_trials=400, scores_path=None)
+            store.add_validation(val["id"], ValidationResult(epoch=4, eer=0.15, eer_low=0.1, eer_high=0.2,
+                                 mindcf_01=0.5, mindcf_005=0.4, threshold=0.5, n_trials=400, scores_path=None), train_run_id=run["id"])
         grown = next(i for i, s in enumerate(loss.series) if "aam-m0.1" in s.label)
         await wait_for(pilot, lambda: len(loss.series[grown].steps) == 80)
         assert [s["step"] for s in loss.series[grown].steps] == list(range(80))
@@ -244,15 +245,15 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
     with open_store(workspace / "runs.db") as store:
         train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.2")
         val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
-        store.add_checkpoint(train["id"], epoch=3, step=None, path=f"{train['out_dir']}/weights/avg-top2.pt",
-                             partial=False, name="avg-top2", averaged=[2, 3])
+        store.add_checkpoint(train["id"], Checkpoint(epoch=3, step=None, path=f"{train['out_dir']}/weights/avg-top2.pt",
+                             partial=False, name="avg-top2", averaged=[2, 3]))
         for epoch, name, eer, norm in [(1, None, 0.30, 0.25), (2, None, 0.21, 0.20), (3, None, 0.24, 0.19),
                                        (3, "avg-top2", 0.10, 0.12)]:
-            store.add_validation(val["id"], train_run_id=train["id"], epoch=epoch, checkpoint_name=name, eer=eer,
+            store.add_validation(val["id"], ValidationResult(epoch=epoch, checkpoint_name=name, eer=eer,
                                  eer_low=eer - 0.03, eer_high=eer + 0.03, mindcf_01=0.5, mindcf_005=0.6,
                                  threshold=0.1, n_trials=400, scores_path=None,
-                                 asnorm={"cohort_size": 3, "eer_asnorm": norm, "eer_asnorm_low": norm - 0.1,
-                                         "eer_asnorm_high": norm + 0.1, "mindcf_01_asnorm": 0.4})
+                                 asnorm=AsNormFigures(cohort_size=3, eer=norm, eer_low=norm - 0.1,
+                                                             eer_high=norm + 0.1, mindcf_01=0.4)), train_run_id=train["id"])
     app = make(workspace)
     async with app.run_test(size=(160, 40)) as pilot:
         await open_run(pilot, "aam-m0.2")

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from engine.model import SincTDNN
+from engine.records import ValidationResult
 from engine.validation.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
                           snap_starts, window_starts)
 from tests.conftest import TINY_CONFIG
@@ -101,7 +102,7 @@ def write_model_dir(tmp_path: Path, duration: float) -> Path:
     save_checkpoint(epoch_path(trn_dir, 7), {"model": build_model(config).state_dict(),
                                              "config": config_to_dict(config), "epoch": 7, "step": 70})
     val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
-    write_params(val_dir, {"epoch": 7, "equal_error_rate": 0.2})
+    write_params(val_dir, ValidationResult(epoch=7, eer=0.2))
     return val_dir
 
 

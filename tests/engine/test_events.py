@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.records import AsNormFigures, Checkpoint, EpochSummary, Extraction, ValidationResult, as_args
 from engine.store import EventWriter, Store, import_events, open_store, recorder
 
 
@@ -21,11 +22,11 @@ def write_training(writer, trn_dir: Path, epochs: range) -> int:
         writer.add_steps(run_id, [{"step": epoch * 10 + i, "epoch": epoch, "loss": 1.0 / (i + 1)}
                                   for i in range(10)])
         writer.heartbeat(run_id, epoch=epoch, step=epoch * 10 + 9)
-        writer.add_epoch(run_id, epoch=epoch, loss=0.3, lr=0.01, chunks_per_s=50.0, seconds=2.0)
+        writer.add_epoch(run_id, EpochSummary(epoch=epoch, loss=0.3, lr=0.01, chunks_per_s=50.0, seconds=2.0))
         weights = trn_dir / f"weights/{epoch:04d}.pt"  # on disk before its record, as train does
         weights.parent.mkdir(parents=True, exist_ok=True)
         weights.write_bytes(b"weights of epoch %d" % epoch)
-        writer.add_checkpoint(run_id, epoch=epoch, step=epoch * 10 + 9, path=weights, partial=False)
+        writer.add_checkpoint(run_id, Checkpoint(epoch=epoch, step=epoch * 10 + 9, path=weights, partial=False))
     writer.add_problem(run_id, path="/data/x.wav", problem="empty", fatal=False)
     return run_id
 
@@ -125,3 +126,55 @@ def test_import_command(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "engine", "import", str(tmp_path / "nope"),
                               "--db", str(db)], capture_output=True, text=True)
     assert missing.returncode == 2 and "no such event file or folder" in missing.stderr
+
+
+def test_typed_records_cross_an_event_file_unchanged(tmp_path: Path) -> None:
+    """A validation with AS-norm figures and an extraction, written to an event file and imported,
+    read back as the records that were written; a line in the earlier spelling of AS-norm (by
+    database column) still imports."""
+    val_dir = tmp_path / "val"
+    result = ValidationResult(epoch=3, checkpoint_name="avg-top2", eer=0.2, eer_low=0.15, eer_high=0.25,
+                              mindcf_01=0.5, mindcf_005=0.4, threshold=0.1, n_trials=40,
+                              scores_path=str(val_dir / "scores/avg-top2.txt"),
+                              asnorm=AsNormFigures(cohort_size=5, eer=0.1, eer_low=0.05, eer_high=0.15,
+                                                   mindcf_01=0.3, mindcf_005=0.2, threshold=0.4))
+    extraction = Extraction(epoch=3, checkpoint_name="avg-top2", protocol="P", subset="test",
+                            out_dir=str(val_dir / "apply/avg-top2"), mode="exact", step=0.1, duration=2.0,
+                            files=2, audio_seconds=60.0, wall_seconds=3.0)
+    events = val_dir / "events.jsonl"
+    with EventWriter(events) as writer:
+        run_id = writer.create_run(kind="validate", exp_dir=tmp_path, out_dir=val_dir, protocol="P",
+                                   subset="test", config=None, command=["validate"], device="cpu")
+        writer.add_validation(run_id, result, train_run_id=None)
+        writer.add_extraction(run_id, extraction)
+    old = json.loads(events.read_text().splitlines()[1])
+    old["args"]["asnorm"] = {"cohort_size": 5, "eer_asnorm": 0.1, "mindcf_01_asnorm": 0.3}
+    old["args"]["epoch"], old["args"]["checkpoint_name"], old["seq"] = 4, None, 4
+    with events.open("a") as f:
+        f.write(json.dumps(old) + "\n")
+
+    with open_store(tmp_path / "runs.db") as store:
+        assert import_events(events, store) == {"records": 4, "runs": 1}
+        (run,) = store.runs()
+        named, upgraded = (ValidationResult.from_row(r) for r in sorted(store.validations(run["id"]),
+                                                                         key=lambda r: r["epoch"]))
+        assert named == result
+        assert upgraded.asnorm == AsNormFigures(cohort_size=5, eer=0.1, mindcf_01=0.3)
+        (row,) = store.extractions(run["id"])
+        assert {k: row[k] for k in as_args(extraction)} == as_args(extraction)
+
+
+def test_a_record_with_a_wrong_nested_field_is_refused_by_line(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    with EventWriter(events) as writer:
+        run_id = writer.create_run(kind="validate", exp_dir=tmp_path, out_dir=tmp_path, protocol="P",
+                                   subset="test", config=None, command=["validate"], device="cpu")
+        writer.add_validation(run_id, ValidationResult(epoch=1, eer=0.2,
+                                                       asnorm=AsNormFigures(cohort_size=3, eer=0.1)))
+    lines = events.read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["args"]["asnorm"]["eer"] = "low"
+    events.write_text(lines[0] + "\n" + json.dumps(bad) + "\n")
+    with open_store(tmp_path / "runs.db") as store:
+        with pytest.raises(StoreError, match=r"events.jsonl:2: .*asnorm: eer must be a number"):
+            import_events(events, store)

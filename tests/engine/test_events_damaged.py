@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.records import Checkpoint
 from engine.store import EventWriter, import_events, open_store
 from tests.engine.test_events import write_training
 
@@ -115,9 +116,9 @@ def test_missing_or_outside_checkpoints_become_no_rows(event_file: Path, tmp_pat
     uid = json.loads(lines[0])["run"]
     with EventWriter(event_file) as writer:  # the same run goes on in the same file
         writer._uids[1], writer._seq[uid] = uid, len(lines)
-        writer.add_checkpoint(1, epoch=3, step=39, path=outside, partial=False)
-        writer.add_checkpoint(1, epoch=4, step=49, path=trn_dir / "weights/../../../../elsewhere.pt",
-                              partial=False)
+        writer.add_checkpoint(1, Checkpoint(epoch=3, step=39, path=outside, partial=False))
+        writer.add_checkpoint(1, Checkpoint(epoch=4, step=49, path=trn_dir / "weights/../../../../elsewhere.pt",
+                              partial=False))
     numbers = [i for i, line in enumerate(event_file.read_text().splitlines(), 1)
                if json.loads(line)["op"] == "add_checkpoint"]
     db = tmp_path / "local.db"

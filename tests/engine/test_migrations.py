@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.records import EpochSummary
 from engine.store import open_store
 from engine.store.db import connect
 from engine.store.migrations import known_migrations, migrate
@@ -25,7 +26,7 @@ def make_old_file(path: Path) -> int:
             "VALUES ('train', 'running', 'e', 'o', 'P', 'train', '{\"a\": 1}', '[\"train\"]', 'cpu')").lastrowid)
         conn.executemany("INSERT INTO train_steps (run_id, step, loss) VALUES (?, ?, ?)",
                          [(run_id, s, 1.0 / (s + 1)) for s in range(25)])
-    store.add_epoch(run_id, epoch=1, loss=0.5, lr=0.01, chunks_per_s=10.0, seconds=3.0)
+    store.add_epoch(run_id, EpochSummary(epoch=1, loss=0.5, lr=0.01, chunks_per_s=10.0, seconds=3.0))
     store.close()
     return run_id
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.records import ValidationResult
 from engine.store import EXAMPLE_QUERIES, open_store
 from tests.engine.test_store import new_run
 
@@ -49,8 +50,8 @@ def live_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     writer = open_store(path)
     train_id = new_run(writer)
     val_id = new_run(writer, kind="validate", out_dir="val", parent_id=train_id)
-    writer.add_validation(val_id, train_run_id=train_id, epoch=1, eer=0.2, eer_low=None, eer_high=None,
-                          mindcf_01=None, mindcf_005=None, threshold=None, n_trials=10, scores_path=None)
+    writer.add_validation(val_id, ValidationResult(epoch=1, eer=0.2, eer_low=None, eer_high=None,
+                          mindcf_01=None, mindcf_005=None, threshold=None, n_trials=10, scores_path=None), train_run_id=train_id)
     assert (folder / "runs.db-wal").stat().st_size > 0
     monkeypatch.chdir(folder)
     yield path

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
+from engine.records import AsNormFigures, Checkpoint, EpochSummary, Extraction, ValidationResult
 from engine.store import EXAMPLE_QUERIES, default_db_path, open_store
 from engine.store.liveness import process_start_time
 from engine.store.netfs import is_network_fs
@@ -101,12 +102,12 @@ def test_training_records_round_trip(tmp_path: Path) -> None:
                                           "margin": pytest.approx(0.3), "chunks_per_s": 100.0, "time": 1003.0}
         assert store.run(run_id)["step"] == 10 and store.run(run_id)["epoch"] == 1
 
-        store.add_epoch(run_id, epoch=1, loss=2.0, lr=0.01, chunks_per_s=90.0, seconds=30.0)
-        store.add_epoch(run_id, epoch=1, loss=1.5, lr=0.01, chunks_per_s=95.0, seconds=29.0)
+        store.add_epoch(run_id, EpochSummary(epoch=1, loss=2.0, lr=0.01, chunks_per_s=90.0, seconds=30.0))
+        store.add_epoch(run_id, EpochSummary(epoch=1, loss=1.5, lr=0.01, chunks_per_s=95.0, seconds=29.0))
         assert [(e["epoch"], e["loss"]) for e in store.epochs(run_id)] == [(1, 1.5)]
 
-        store.add_checkpoint(run_id, epoch=1, step=10, path=tmp_path / "weights/0001.pt", partial=False)
-        store.add_checkpoint(run_id, epoch=1, step=12, path=tmp_path / "weights/resume.pt", partial=True)
+        store.add_checkpoint(run_id, Checkpoint(epoch=1, step=10, path=tmp_path / "weights/0001.pt", partial=False))
+        store.add_checkpoint(run_id, Checkpoint(epoch=1, step=12, path=tmp_path / "weights/resume.pt", partial=True))
         assert [(c["path"], c["partial"]) for c in store.checkpoints(run_id)] == [
             (str(tmp_path / "weights/0001.pt"), False), (str(tmp_path / "weights/resume.pt"), True)]
 
@@ -133,9 +134,9 @@ def test_validation_records_and_best(tmp_path: Path) -> None:
         train_id = new_run(store)
         val_id = new_run(store, kind="validate", out_dir="exp/train/P.train/validate", parent_id=train_id)
         for epoch, eer in [(1, 0.20), (2, 0.12), (3, 0.15)]:
-            store.add_validation(val_id, train_run_id=train_id, epoch=epoch, eer=eer, eer_low=eer - 0.01,
+            store.add_validation(val_id, ValidationResult(epoch=epoch, eer=eer, eer_low=eer - 0.01,
                                  eer_high=eer + 0.01, mindcf_01=0.5, mindcf_005=0.6, threshold=0.3,
-                                 n_trials=40, scores_path=f"scores/{epoch:04d}.txt")
+                                 n_trials=40, scores_path=f"scores/{epoch:04d}.txt"), train_run_id=train_id)
         store.set_best(val_id, epoch=2, eer=0.12, how="lowest-eer")
         assert [v["epoch"] for v in store.validations(val_id)] == [1, 2, 3]
         assert [v["eer"] for v in store.validations(train_run_id=train_id)] == [0.20, 0.12, 0.15]
@@ -143,8 +144,8 @@ def test_validation_records_and_best(tmp_path: Path) -> None:
         assert [r["id"] for r in store.find_runs(out_dir="exp/train/P.train", kind="train")] == [train_id]
         assert [r["id"] for r in store.runs()] == [val_id, train_id]
         assert [r["id"] for r in store.runs(kind="validate")] == [val_id]
-        store.add_extraction(val_id, epoch=2, protocol="P", subset="test", out_dir="apply/2", mode="exact",
-                             step=0.1, duration=2.0, files=3, audio_seconds=60.0, wall_seconds=4.0)
+        store.add_extraction(val_id, Extraction(epoch=2, protocol="P", subset="test", out_dir="apply/2", mode="exact",
+                             step=0.1, duration=2.0, files=3, audio_seconds=60.0, wall_seconds=4.0))
         assert store.extractions(val_id)[0]["files"] == 3
 
 
@@ -153,18 +154,18 @@ def test_named_checkpoints_and_asnorm_figures(tmp_path: Path) -> None:
     with open_store(tmp_path / "runs.db") as store:
         train_id = new_run(store)
         val_id = new_run(store, kind="validate", out_dir="val", parent_id=train_id)
-        store.add_checkpoint(train_id, epoch=3, step=30, path="w/0003.pt", partial=False)
-        store.add_checkpoint(train_id, epoch=3, step=None, path="w/avg-top2.pt", partial=False,
-                             name="avg-top2", averaged=[2, 3])
+        store.add_checkpoint(train_id, Checkpoint(epoch=3, step=30, path="w/0003.pt", partial=False))
+        store.add_checkpoint(train_id, Checkpoint(epoch=3, step=None, path="w/avg-top2.pt", partial=False,
+                             name="avg-top2", averaged=[2, 3]))
         named = [c for c in store.checkpoints(train_id) if c["name"]]
         assert [(c["epoch"], c["name"], c["averaged"]) for c in named] == [(3, "avg-top2", "[2, 3]")]
         figures = dict(eer_low=None, eer_high=None, mindcf_01=0.5, mindcf_005=0.4, threshold=0.1,
                        n_trials=10, scores_path=None)
-        store.add_validation(val_id, train_run_id=train_id, epoch=3, eer=0.2, **figures)
+        store.add_validation(val_id, ValidationResult(epoch=3, eer=0.2, **figures), train_run_id=train_id)
         for eer in (0.3, 0.1):  # validated twice: the second replaces the first, not the epoch's row
-            store.add_validation(val_id, train_run_id=train_id, epoch=3, eer=eer, checkpoint_name="avg-top2",
-                                 asnorm={"cohort_size": 5, "eer_asnorm": eer / 2, "mindcf_01_asnorm": 0.3},
-                                 **figures)
+            store.add_validation(val_id, ValidationResult(epoch=3, eer=eer, checkpoint_name="avg-top2",
+                                 asnorm=AsNormFigures(cohort_size=5, eer=eer / 2, mindcf_01=0.3),
+                                 **figures), train_run_id=train_id)
         rows = store.validations(val_id)
         assert [(r["checkpoint_name"], r["eer"]) for r in rows] == [(None, 0.2), ("avg-top2", 0.1)]
         assert (rows[1]["cohort_size"], rows[1]["eer_asnorm"], rows[1]["mindcf_01_asnorm"]) == (5, 0.05, 0.3)
@@ -184,9 +185,9 @@ def test_example_queries_on_a_real_database(tmp_path: Path) -> None:
         other_val = new_run(store, kind="validate", out_dir="val2")
         for run, epochs in [(val_id, [(1, 0.3), (2, 0.1), (3, 0.2)]), (other_val, [(5, 0.25)])]:
             for epoch, eer in epochs:
-                store.add_validation(run, train_run_id=train_id, epoch=epoch, eer=eer, eer_low=None,
+                store.add_validation(run, ValidationResult(epoch=epoch, eer=eer, eer_low=None,
                                      eer_high=None, mindcf_01=None, mindcf_005=None, threshold=None,
-                                     n_trials=10, scores_path=None)
+                                     n_trials=10, scores_path=None), train_run_id=train_id)
         store.set_status(other_val, "completed")
 
         columns, rows = store.query(EXAMPLE_QUERIES["best EER per run"])

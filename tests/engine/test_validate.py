@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import yaml
 
+from engine.layout import ValidationDir
+from engine.records import ValidationResult
 from engine.store import open_store
 from engine.validation.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
                               write_params, write_scores)
@@ -33,6 +35,7 @@ from conftest import TINY_CONFIG
 from engine.config import config_to_dict, parse_config
 from engine.model import build_model
 from engine.process.checkpoints import epoch_path, save_checkpoint
+from engine.records import Checkpoint
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 
@@ -56,7 +59,7 @@ for epoch in epochs:
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     time.sleep(pause)
     save_checkpoint(path, payload)
-    store.add_checkpoint(run, epoch=epoch, step=10 * epoch, path=path, partial=False)
+    store.add_checkpoint(run, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))
 store.set_status(run, "completed")
 """
 
@@ -103,9 +106,10 @@ def test_validate_follows_checkpoints_as_they_are_committed(tmp_path: Path, demo
     val_dir = val_dir_of(trn_dir)
     best = min(rows, key=lambda r: (r["eer"], r["epoch"]))
     params = read_params(val_dir)
-    assert params["epoch"] == best["epoch"] == run["best_epoch"]
-    assert params["equal_error_rate"] == pytest.approx(best["eer"])
-    assert set(params) == {"epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95"}
+    assert params.checkpoint == best["epoch"] == run["best_epoch"]
+    assert params.eer == pytest.approx(best["eer"])
+    written = yaml.safe_load(ValidationDir(val_dir).params.read_text())
+    assert set(written) == {"epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95"}
     is_target, scores = read_scores(scores_path(val_dir, 2))
     assert len(scores) == 48 and is_target.any() and (~is_target).any()
     assert np.all(np.abs(scores) <= 1.0 + 1e-6)
@@ -142,7 +146,7 @@ def test_a_second_validation_reuses_scored_epochs_and_keeps_a_pick(tmp_path: Pat
     assert first.returncode == 0, err
     val_dir = val_dir_of(trn_dir)
     scores = {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)}
-    results = {r["epoch"]: r["equal_error_rate"] for r in results_from_scores(val_dir)}
+    results = {r.checkpoint: r.eer for r in results_from_scores(val_dir)}
     worst = max(results, key=lambda e: (results[e], e))
     pick = engine("pick", "--epoch", str(worst), str(val_dir), database=demo_corpus)
     assert pick.wait(timeout=60) == 0
@@ -153,7 +157,7 @@ def test_a_second_validation_reuses_scored_epochs_and_keeps_a_pick(tmp_path: Pat
     assert second.returncode == 0, err
     assert err.count("scored before") == 3 and "embedding" not in err
     assert {e: scores_path(val_dir, e).stat().st_mtime_ns for e in (1, 2, 3)} == stamps
-    assert read_params(val_dir)["epoch"] == worst  # the pick stands: no new epoch was validated
+    assert read_params(val_dir).checkpoint == worst  # the pick stands: no new epoch was validated
     with open_store(db_path, readonly=True) as store:
         newest = store.find_runs(kind="validate")[0]
         assert sorted(r["epoch"] for r in store.validations(newest["id"])) == [1, 2, 3]
@@ -164,7 +168,7 @@ def test_a_second_validation_reuses_scored_epochs_and_keeps_a_pick(tmp_path: Pat
     assert again.returncode == 0, err
     assert "scored before" not in err
     assert {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)} == scores  # same network, same scores
-    assert read_params(val_dir)["epoch"] == min(results, key=lambda e: (results[e], e)), err
+    assert read_params(val_dir).checkpoint == min(results, key=lambda e: (results[e], e)), err
 
 
 def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo_corpus: Path, db_path: Path):
@@ -196,7 +200,7 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
     trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
     start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120)
     val_dir = val_dir_of(trn_dir)
-    write_params(val_dir, {"epoch": 1, "equal_error_rate": 0.25})
+    write_params(val_dir, ValidationResult(epoch=1, eer=0.25))
     write_scores(scores_path(val_dir, 1), [(1, 0.5, "a", "b"), (0, 0.1, "a", "c")])
     before = {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()}
 
@@ -241,25 +245,25 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
         write_scores(scores_path(val_dir, epoch),
                      [(t, s, f"u{i}", f"v{i}") for i, (t, s) in enumerate(zip(is_target, scores))])
     results = results_from_scores(val_dir)
-    assert [r["epoch"] for r in results] == [1, 2, 3]
-    assert results[1]["equal_error_rate"] < results[2]["equal_error_rate"] < results[0]["equal_error_rate"]
+    assert [r.checkpoint for r in results] == [1, 2, 3]
+    assert results[1].eer < results[2].eer < results[0].eer
 
-    assert pick_best(val_dir)["epoch"] == 2  # no database: from the score files
+    assert pick_best(val_dir).checkpoint == 2  # no database: from the score files
     params = read_params(val_dir)
-    assert params["epoch"] == 2 and len(params["eer_ci_95"]) == 2
-    assert params["eer_ci_95"][0] <= params["equal_error_rate"] <= params["eer_ci_95"][1]
+    assert params.checkpoint == 2 and len(params.eer_ci_95) == 2
+    assert params.eer_ci_95[0] <= params.eer <= params.eer_ci_95[1]
 
     # a database that knows VAL_DIR: its rows win, `pick --epoch` records a manual choice
     store = open_store(db_path)
     run = store.create_run(kind="validate", exp_dir=tmp_path, out_dir=val_dir, protocol=PROTOCOL,
                            subset="test", config=None, command=["t"], device="cpu")
     for epoch, eer in ((1, 0.3), (2, 0.2), (3, 0.1)):
-        store.add_validation(run, train_run_id=None, epoch=epoch, eer=eer, eer_low=eer - 0.01,
+        store.add_validation(run, ValidationResult(epoch=epoch, eer=eer, eer_low=eer - 0.01,
                              eer_high=eer + 0.01, mindcf_01=0.5, mindcf_005=0.4, threshold=0.0,
-                             n_trials=400, scores_path=None)
+                             n_trials=400, scores_path=None), train_run_id=None)
     done = subprocess.run([sys.executable, "-m", "engine", "pick", str(val_dir)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert read_params(val_dir)["epoch"] == 3
+    assert read_params(val_dir).checkpoint == 3
     done = subprocess.run([sys.executable, "-m", "engine", "pick", "--epoch", "1", str(val_dir)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -270,7 +274,7 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
     done = subprocess.run([sys.executable, "-m", "engine", "pick", "--epoch", "9", str(val_dir)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "epoch 9 has not been validated (validated: 1, 2, 3)" in done.stderr
-    assert read_params(val_dir)["epoch"] == 1
+    assert read_params(val_dir).checkpoint == 1
 
 
 @pytest.mark.slow
@@ -294,7 +298,7 @@ def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Pa
     assert sorted(r["epoch"] for r in store.validations(run["id"])) == [0, 1, 2, 3]
     rows = store.validations(run["id"])
     best = min(rows, key=lambda r: (r["eer"], r["epoch"]))
-    assert read_params(val_dir_of(trn_dir))["epoch"] == best["epoch"]
+    assert read_params(val_dir_of(trn_dir)).checkpoint == best["epoch"]
 
 
 def test_sigterm_stops_validation_with_exit_0_as_train(tmp_path: Path, demo_corpus: Path, db_path: Path):

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from engine.layout import TrainingDir
+from engine.records import Checkpoint
 from engine.store import open_store
 from engine.validation.selection import read_params, read_scores, result_from_scores
 from tests.engine.engine_runner import run_engine
@@ -24,7 +25,7 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
         train_id = store.create_run(kind="train", exp_dir=trn.root.parent.parent, out_dir=trn.root,
                                     protocol=PROTOCOL, subset="train", config=None, command=["t"], device="cpu")
         for epoch in (1, 2, 3):
-            store.add_checkpoint(train_id, epoch=epoch, step=10 * epoch, path=trn.checkpoint(epoch), partial=False)
+            store.add_checkpoint(train_id, Checkpoint(epoch=epoch, step=10 * epoch, path=trn.checkpoint(epoch), partial=False))
         store.set_status(train_id, "completed")
     val = trn.validation(PROTOCOL, "test")
 
@@ -51,12 +52,12 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
     assert avg["scores_path"] == str(val.score_file("avg-top2").resolve())
     is_target, normed = read_scores(val.normalised_score_file("avg-top2"))
     assert len(normed) == 48 and not np.allclose(normed, read_scores(val.score_file("avg-top2"))[1])
-    assert avg["eer_asnorm"] == pytest.approx(result_from_scores("avg-top2", is_target, normed)["equal_error_rate"])
-    assert isinstance(read_params(val.root)["epoch"], int)  # the automatic choice stays on epochs
+    assert avg["eer_asnorm"] == pytest.approx(result_from_scores("avg-top2", is_target, normed).eer)
+    assert isinstance(read_params(val.root).checkpoint, int)  # the automatic choice stays on epochs
 
     picked = run_engine("pick", "--epoch", "avg-top2", str(val.root), db=db_path)
     assert picked.returncode == 0, picked.stderr
-    assert read_params(val.root)["epoch"] == "avg-top2"
+    assert read_params(val.root).checkpoint == "avg-top2"
     with open_store(db_path) as store:
         assert store.find_runs(kind="validate")[0]["best_checkpoint"] == "avg-top2"
     refused = run_engine("pick", "--epoch", "avg-top9", str(val.root), db=db_path)
