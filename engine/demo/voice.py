@@ -20,16 +20,9 @@ from typing import NamedTuple
 import numpy as np
 
 from engine.demo.phones import CODAS, ONSETS, PHONES, VOWELS, VOWEL_INDEX, Phone
+from engine.demo.spectral import (FREQS, HOP, LOG2F, NFFT, SAMPLE_RATE, colored_noise, istft,
+                                  resonators, stft)
 
-SAMPLE_RATE = 16000
-HOP = 128                     # 8 ms between spectral frames
-WIN = 512                     # 32 ms analysis window
-NFFT = 1024                   # zero padding leaves room for the filters' impulse responses
-_FREQS = np.fft.rfftfreq(NFFT, 1.0 / SAMPLE_RATE)
-_Z1 = np.exp(-2j * np.pi * _FREQS / SAMPLE_RATE).astype(np.complex64)
-_Z2 = _Z1 * _Z1
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
-_LOG2F = np.log2(np.maximum(_FREQS, 20.0)).astype(np.float32)
 _FRAMES_PER_S = SAMPLE_RATE / HOP
 
 
@@ -87,22 +80,21 @@ class Channel:
 
 def random_channel(rng: np.random.Generator, strength: float = 1.0) -> Channel:
     """A session's channel: a few random log-frequency ripples, optional band limits."""
-    x = np.clip((_LOG2F - np.log2(100.0)) / np.log2(80.0), 0.0, 1.0)    # 100 Hz..8 kHz -> 0..1
+    x = np.clip((LOG2F - np.log2(100.0)) / np.log2(80.0), 0.0, 1.0)    # 100 Hz..8 kHz -> 0..1
     eq = np.zeros_like(x)
     for k in range(1, 5):
         eq += rng.normal(0.0, 3.0 / k) * np.cos(np.pi * k * x + rng.uniform(0, 2 * np.pi))
     eq += rng.normal(0.0, 2.0) * (x - 0.5) * 2          # overall brightness of the microphone
     if rng.random() < 0.3:                               # telephone-like or cheap microphone
         cutoff = rng.uniform(3400, 7000)
-        eq -= 24.0 * np.clip(np.log2(np.maximum(_FREQS, 1.0) / cutoff), 0.0, None)
+        eq -= 24.0 * np.clip(np.log2(np.maximum(FREQS, 1.0) / cutoff), 0.0, None)
     if rng.random() < 0.5:
         cutoff = rng.uniform(80, 300)
-        eq -= 12.0 * np.clip(np.log2(cutoff / np.maximum(_FREQS, 1.0)), 0.0, 3.0)
+        eq -= 12.0 * np.clip(np.log2(cutoff / np.maximum(FREQS, 1.0)), 0.0, 3.0)
     return Channel(eq_db=(strength * eq).astype(np.float32), peak=float(rng.uniform(0.3, 0.9)),
                    snr_db=float(rng.uniform(20.0, 40.0)), noise_tilt=float(rng.uniform(0.0, 2.0)),
                    f0_shift=float(rng.normal(0.0, 0.6) * strength),
                    effort=float(rng.normal(0.0, 1.0) * strength))
-
 
 
 def _phones(rng: np.random.Generator, voice: Voice, seconds: float) -> list[tuple[str, float, bool, bool]]:
@@ -291,39 +283,6 @@ def _tracks(rng: np.random.Generator, voice: Voice, n_frames: int) -> Tracks:
     return _coarticulated(tr)
 
 
-
-def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
-    """Frames centred on t * HOP, Hann-windowed, zero-padded to NFFT: (frames, bins) complex64."""
-    pad = np.zeros(n_frames * HOP + WIN, np.float32)
-    pad[WIN // 2:WIN // 2 + len(x)] = x
-    frames = np.lib.stride_tricks.sliding_window_view(pad, WIN)[::HOP][:n_frames] * _WINDOW
-    return np.fft.rfft(frames, NFFT, axis=1).astype(np.complex64, copy=False)
-
-
-def _istft(spec: np.ndarray, n_samples: int) -> np.ndarray:
-    """Overlap-add of the NFFT-long frames (Hann at 1/4 overlap sums to 2)."""
-    frames = np.fft.irfft(spec, NFFT, axis=1).astype(np.float32, copy=False)
-    n_frames = frames.shape[0]
-    k = NFFT // HOP
-    blocks = frames.reshape(n_frames, k, HOP)
-    out = np.zeros((n_frames + k, HOP), np.float32)
-    for j in range(k):
-        out[j:j + n_frames] += blocks[:, j]
-    return out.reshape(-1)[WIN // 2:WIN // 2 + n_samples] / 2.0
-
-
-def _resonators(F: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Cascade of 2nd-order resonators with unit gain at 0 Hz (Klatt 1980), on the FFT bins."""
-    r = np.exp(-np.pi * B / SAMPLE_RATE).astype(np.float32)            # (frames, formants)
-    c = (-2.0 * r * np.cos(2 * np.pi * F / SAMPLE_RATE)).astype(np.float32)
-    r2 = r * r
-    num = np.prod(1.0 + c + r2, axis=1, keepdims=True)
-    den = np.ones((F.shape[0], _FREQS.size), np.complex64)
-    for k in range(F.shape[1]):
-        den *= 1.0 + c[:, k:k + 1] * _Z1 + r2[:, k:k + 1] * _Z2
-    return num / den
-
-
 def _glottal_pulse(voice: Voice, f0: float) -> np.ndarray:
     """Derivative of a Rosenberg (1971) glottal flow pulse (lip radiation included), unit energy."""
     period = SAMPLE_RATE / f0
@@ -335,26 +294,6 @@ def _glottal_pulse(voice: Voice, f0: float) -> np.ndarray:
                     np.where(n < open_len, np.cos(0.5 * np.pi * (n - rise) / max(fall, 1e-3)), 0.0))
     d = np.diff(flow, prepend=0.0)
     return (d / np.sqrt(np.sum(d * d))).astype(np.float32)
-
-
-def fast_size(n: int) -> int:
-    """The smallest 2**a * 3**b >= n: FFT lengths with large prime factors are very slow."""
-    best = 1 << max(0, (n - 1).bit_length())
-    three = 1
-    while three < best:
-        size = three << max(0, (-(-n // three) - 1).bit_length())
-        best = min(best, size)
-        three *= 3
-    return best
-
-
-def colored_noise(rng: np.random.Generator, n: int, tilt: float) -> np.ndarray:
-    """Unit-variance noise with power falling as 1 / f**tilt (0 white, 1 pink, 2 brown)."""
-    size = fast_size(n)
-    spec = np.fft.rfft(rng.standard_normal(size).astype(np.float32))
-    f = np.maximum(np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE), 20.0)
-    x = np.fft.irfft(spec * (f ** (-tilt / 2)).astype(np.float32), size)[:n].astype(np.float32)
-    return x / (np.std(x) + 1e-9)
 
 
 def synthesize(rng: np.random.Generator, voice: Voice, channel: Channel, n_samples: int,
@@ -393,14 +332,14 @@ def synthesize(rng: np.random.Generator, voice: Voice, channel: Channel, n_sampl
     np.add.at(pulses, idx, (amp * np.sqrt(SAMPLE_RATE / f0[idx])).astype(np.float32))
     noise = rng.standard_normal(n_samples).astype(np.float32)
 
-    tract = _resonators(tr.formants, tr.bandwidths)
+    tract = resonators(tr.formants, tr.bandwidths)
     glottal = np.fft.rfft(_glottal_pulse(voice, voice.f0), NFFT).astype(np.complex64)
-    effort = 10.0 ** (channel.effort * np.clip(_LOG2F - np.log2(500.0), 0, None) / 20.0)
-    fric = np.exp(-0.5 * ((_LOG2F[None, :] - np.log2(tr.fric_hz)[:, None]) / tr.fric_oct[:, None]) ** 2)
+    effort = 10.0 ** (channel.effort * np.clip(LOG2F - np.log2(500.0), 0, None) / 20.0)
+    fric = np.exp(-0.5 * ((LOG2F[None, :] - np.log2(tr.fric_hz)[:, None]) / tr.fric_oct[:, None]) ** 2)
     gain = (10.0 ** (channel.eq_db / 20.0)).astype(np.float32)
-    spec = _stft(pulses, n_frames) * (tract * (glottal * effort))
-    spec += _stft(noise, n_frames) * (tract * tr.aspiration[:, None] + fric * tr.frication[:, None])
-    x = _istft(spec * gain, n_samples)
+    spec = stft(pulses, n_frames) * (tract * (glottal * effort))
+    spec += stft(noise, n_frames) * (tract * tr.aspiration[:, None] + fric * tr.frication[:, None])
+    x = istft(spec * gain, n_samples)
     if background:
         level = np.sqrt(np.mean(x ** 2)) * 10.0 ** (-channel.snr_db / 20.0)
         x = x + level * colored_noise(rng, n_samples, channel.noise_tilt)
