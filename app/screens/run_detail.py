@@ -11,14 +11,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from app import processes, reader
-from app.lineage import lineage_lines
 from app.messages import DetailLoaded
-from app.runs_view import LIVE, der_text, duration, eer_text, epoch_text, protocol_text
-from app.validation_view import best_marker, comparison_lines, figures
+from app.run_detail_view import extraction_lines, log_path, problem_lines, summary_lines
+from app.runs_view import LIVE
+from app.validation_view import best_marker, figures
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
-from engine import layout
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir
 
@@ -96,7 +95,7 @@ class RunDetailScreen(Screen):
             self.query_one(LossPlot).set_series([LossSeries(run.get("name") or f"#{run['id']}", self.steps)])
         self._validations()
         self._side(data)
-        self.query_one(LogTail).follow(self._log_path(run, data))
+        self.query_one(LogTail).follow(log_path(run))
 
     def _best_epoch(self) -> int | str | None:
         chosen = [best_marker(v) for v in self.data.get("validators", [])]
@@ -121,61 +120,14 @@ class RunDetailScreen(Screen):
         if self.data.get("run"):
             self._summary(self.data["run"], self.data)
 
-    def _log_path(self, run: dict, data: dict) -> str | None:
-        if run.get("log_path"):
-            return run["log_path"]
-        out = run.get("out_dir")
-        if out:
-            name = {"train": layout.TRAIN_LOG, "validate": layout.VALIDATE_LOG}.get(run.get("kind"), layout.APPLY_LOG)
-            return str(Path(out) / name)
-        return None
-
     def _summary(self, run: dict, data: dict) -> None:
-        ws = self.app.workspace
-        train = data["train"]
-        end = run.get("ended_at") or (self.app.now() if run.get("status") in LIVE else None)
-        lines = [
-            f"[b]#{run['id']} {run.get('name') or ''}[/b]  {run.get('kind')}  [b]{run.get('status')}[/b]"
-            f"  {protocol_text(run)}  epoch {epoch_text(train)}  device {run.get('device') or '?'}"
-            f"  pid {run.get('pid')}@{run.get('host')}"
-            f"  {duration(None if end is None or run.get('started_at') is None else end - run['started_at'])}",
-            f"experiment {ws.show(train.get('exp_dir'))}   TRN_DIR {ws.show(train.get('out_dir'))}",
-        ]
-        lines += lineage_lines(train, data.get("init_parent"), ws.show)
-        best = [v for v in data["validators"] if v.get("best_eer") is not None]
-        if best:
-            lines.append(f"best EER {eer_text(best[0])} ({best[0].get('best_how')}) "
-                         f"VAL_DIR {ws.show(best[0].get('out_dir'))}")
-        lines += comparison_lines(figures(data.get("validations", []), self.asnorm))
-        if run.get("reason"):
-            lines.append(f"[red]reason: {run['reason']}[/red]")
+        lines = summary_lines(run, data, asnorm=self.asnorm, now=self.app.now, show=self.app.workspace.show)
         self.query_one("#summary", Static).update("\n".join(lines))
 
     def _side(self, data: dict) -> None:
-        ws = self.app.workspace
-        ext = ["[b]extractions[/b]"]
-        for a in data["applies"]:
-            total = a.get("progress_total")
-            progress = f"{int(a.get('progress') or 0)}/{int(total)} files" if total else ""
-            epoch = f"epoch {a['target_epoch']} " if a.get("target_epoch") is not None else ""
-            ext.append(f"#{a['id']} {a.get('status')} {a.get('protocol')}.{a.get('subset')} {epoch}{progress}")
-            check = data.get("der", {}).get(a["id"])
-            if check is not None:
-                ext.append(f"  {der_text(check)}")
-            stale = data.get("stale", {}).get(a["id"])
-            if stale is not None:
-                ext.append(f"  [b yellow]stale[/]: {layout.PARAMS} now points at epoch {stale['current_epoch']} "
-                           "— press e to extract again")
-            ext.append(f"  → {ws.show(a.get('out_dir'))}")
-        if len(ext) == 1:
-            ext.append("none yet — press e to extract embeddings")
-        self.query_one("#extractions", Static).update("\n".join(ext))
-        probs = ["[b]data problems[/b]"]
-        for p in data["problems"][:20]:
-            probs.append(f"{'FATAL ' if p.get('fatal') else ''}{ws.show(p.get('path'))}: {p.get('problem')}")
-        if len(probs) == 1:
-            probs.append("none recorded")
-        self.query_one("#problems", Static).update("\n".join(probs))
+        show = self.app.workspace.show
+        self.query_one("#extractions", Static).update("\n".join(extraction_lines(data, show)))
+        self.query_one("#problems", Static).update("\n".join(problem_lines(data, show)))
 
     # ---- actions --------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from engine.demo import meetings, sounds, voice
+from engine.demo import meetings, sounds, spectral, voice
 from engine.errors import SpkembError
 
 MARKER = "# Written by `spkemb-engine demo-data`: a synthetic corpus, see README (Demo corpus)."
@@ -70,7 +70,7 @@ class Plan:
 
 def _samples(seconds: float) -> int:
     """Whole milliseconds, so that RTTM/UEM times (3 decimals) match the audio exactly."""
-    return int(round(seconds * 1000)) * voice.SAMPLE_RATE // 1000
+    return int(round(seconds * 1000)) * spectral.SAMPLE_RATE // 1000
 
 
 def plan(speakers: int, seed: int) -> Plan:
@@ -131,7 +131,7 @@ def trials(utts: list[Utterance], rng: np.random.Generator) -> list[tuple[int, U
 
 def _write_wav(path: Path, x: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, x, voice.SAMPLE_RATE, subtype="PCM_16")
+    sf.write(path, x, spectral.SAMPLE_RATE, subtype="PCM_16")
 
 
 def _write_lines(path: Path, lines: list[str]) -> None:
@@ -206,9 +206,9 @@ def write_corpus(root: Path, p: Plan, seed: int, progress: Progress | None = Non
             tick()
         _write_lines(vox / "lists" / f"{subset}.lst", [u.uri for u in utts])
         _write_lines(vox / "lists" / f"{subset}.rttm",
-                     [_rttm(u.uri, 0.0, u.samples / voice.SAMPLE_RATE, u.speaker) for u in utts])
+                     [_rttm(u.uri, 0.0, u.samples / spectral.SAMPLE_RATE, u.speaker) for u in utts])
         _write_lines(vox / "lists" / f"{subset}.uem",
-                     [f"{u.uri} 1 0.000 {u.samples / voice.SAMPLE_RATE:.3f}" for u in utts])
+                     [f"{u.uri} 1 0.000 {u.samples / spectral.SAMPLE_RATE:.3f}" for u in utts])
         if subset != "train":
             tr = trials(utts, _rng(seed, 5, 0 if subset == "development" else 1))
             _write_lines(vox / "lists" / f"{subset}.trial.txt", [f"{r} {a.uri} {b.uri}" for r, a, b in tr])
@@ -232,7 +232,7 @@ def write_corpus(root: Path, p: Plan, seed: int, progress: Progress | None = Non
             _write_wav(root / "amicorpus" / uri / "audio" / f"{uri}.Mix-Headset.wav", x)
             _write_lines(root / "ami" / "rttms" / subset / f"{uri}.rttm",
                          [_rttm(uri, t.start, t.end, t.speaker) for t in turns])
-            _write_lines(root / "ami" / "uems" / subset / f"{uri}.uem", [f"{uri} 1 0.000 {n / voice.SAMPLE_RATE:.3f}"])
+            _write_lines(root / "ami" / "uems" / subset / f"{uri}.uem", [f"{uri} 1 0.000 {n / spectral.SAMPLE_RATE:.3f}"])
             tick()
         _write_lines(root / "ami" / "lists" / f"{subset}.meetings.txt", [uri for uri, _, _ in meets])
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.demo.voice import SAMPLE_RATE, Voice, colored_noise, random_channel, synthesize
+from engine.demo.spectral import SAMPLE_RATE, colored_noise
+from engine.demo.voice import Voice, random_channel, synthesize
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.demo.voice import SAMPLE_RATE, colored_noise, fast_size
+from engine.demo.spectral import SAMPLE_RATE, colored_noise, fast_size
 
 NOISE_KINDS = ("white", "pink", "brown", "hum", "fan", "rain", "beeps", "traffic")
 

@@ -14,21 +14,16 @@ operations per utterance, without per-sample Python loops or scipy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
-from engine.demo.phones import CODAS, ONSETS, PHONES, VOWELS, VOWEL_INDEX
+from engine.demo.phones import CODAS, ONSETS, PHONES, VOWELS, VOWEL_INDEX, Phone
+from engine.demo.spectral import (FREQS, HOP, LOG2F, NFFT, SAMPLE_RATE, colored_noise, istft,
+                                  resonators, stft)
 
-SAMPLE_RATE = 16000
-HOP = 128                     # 8 ms between spectral frames
-WIN = 512                     # 32 ms analysis window
-NFFT = 1024                   # zero padding leaves room for the filters' impulse responses
-_FREQS = np.fft.rfftfreq(NFFT, 1.0 / SAMPLE_RATE)
-_Z1 = np.exp(-2j * np.pi * _FREQS / SAMPLE_RATE).astype(np.complex64)
-_Z2 = _Z1 * _Z1
-_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)
-_LOG2F = np.log2(np.maximum(_FREQS, 20.0)).astype(np.float32)
+_FRAMES_PER_S = SAMPLE_RATE / HOP
 
 
 @dataclass(frozen=True)
@@ -85,22 +80,21 @@ class Channel:
 
 def random_channel(rng: np.random.Generator, strength: float = 1.0) -> Channel:
     """A session's channel: a few random log-frequency ripples, optional band limits."""
-    x = np.clip((_LOG2F - np.log2(100.0)) / np.log2(80.0), 0.0, 1.0)    # 100 Hz..8 kHz -> 0..1
+    x = np.clip((LOG2F - np.log2(100.0)) / np.log2(80.0), 0.0, 1.0)    # 100 Hz..8 kHz -> 0..1
     eq = np.zeros_like(x)
     for k in range(1, 5):
         eq += rng.normal(0.0, 3.0 / k) * np.cos(np.pi * k * x + rng.uniform(0, 2 * np.pi))
     eq += rng.normal(0.0, 2.0) * (x - 0.5) * 2          # overall brightness of the microphone
     if rng.random() < 0.3:                               # telephone-like or cheap microphone
         cutoff = rng.uniform(3400, 7000)
-        eq -= 24.0 * np.clip(np.log2(np.maximum(_FREQS, 1.0) / cutoff), 0.0, None)
+        eq -= 24.0 * np.clip(np.log2(np.maximum(FREQS, 1.0) / cutoff), 0.0, None)
     if rng.random() < 0.5:
         cutoff = rng.uniform(80, 300)
-        eq -= 12.0 * np.clip(np.log2(cutoff / np.maximum(_FREQS, 1.0)), 0.0, 3.0)
+        eq -= 12.0 * np.clip(np.log2(cutoff / np.maximum(FREQS, 1.0)), 0.0, 3.0)
     return Channel(eq_db=(strength * eq).astype(np.float32), peak=float(rng.uniform(0.3, 0.9)),
                    snr_db=float(rng.uniform(20.0, 40.0)), noise_tilt=float(rng.uniform(0.0, 2.0)),
                    f0_shift=float(rng.normal(0.0, 0.6) * strength),
                    effort=float(rng.normal(0.0, 1.0) * strength))
-
 
 
 def _phones(rng: np.random.Generator, voice: Voice, seconds: float) -> list[tuple[str, float, bool, bool]]:
@@ -162,104 +156,131 @@ class Tracks:
     speech: list[tuple[float, float]]  # phrase spans (s)
 
 
-def _tracks(rng: np.random.Generator, voice: Voice, n_frames: int) -> Tracks:
-    seconds = n_frames * HOP / SAMPLE_RATE
-    seq = _phones(rng, voice, seconds)
+class _Segment(NamedTuple):
+    """One phone (or "#" for a pause) on the frame grid: frames ``start:end``."""
+
+    phone: str
+    start: int
+    end: int
+    stressed: bool
+    final: bool
+
+
+def _segments(seq: list[tuple[str, float, bool, bool]], n_frames: int) -> list[_Segment]:
+    """Lay ``seq`` (from ``_phones``) end to end on the frame grid, cut at ``n_frames``."""
+    out: list[_Segment] = []
+    t = 0
+    for p, dur, stressed, final in seq:
+        if t >= n_frames:
+            break
+        n = max(1, int(round(dur * _FRAMES_PER_S)))
+        out.append(_Segment(p, t, min(t + n, n_frames), stressed, final))
+        t += n
+    return out
+
+
+def _phrase_spans(segments: list[_Segment]) -> list[tuple[float, float]]:
+    """The spans of speech between pauses, in seconds."""
+    spans: list[tuple[float, float]] = []
+    start = None
+    for seg in segments:
+        if seg.phone == "#":
+            if start is not None:
+                spans.append((start / _FRAMES_PER_S, seg.start / _FRAMES_PER_S))
+                start = None
+        elif start is None:
+            start = seg.start
+    if start is not None:
+        spans.append((start / _FRAMES_PER_S, segments[-1].end / _FRAMES_PER_S))
+    return spans
+
+
+def _neutral_tracks(voice: Voice, n_frames: int, speech: list[tuple[float, float]]) -> Tracks:
+    """Unsmoothed tracks of silence through a neutral (schwa) vocal tract, at the mean pitch."""
     F = np.zeros((n_frames, 5), np.float32)
     F[:, 3:] = voice.high_formants
     F[:, :3] = np.array(PHONES["V"].formants) * voice.vtl
-    av, ah, af = (np.zeros(n_frames, np.float32) for _ in range(3))
-    fc = np.full(n_frames, 4000.0, np.float32)
-    fo = np.ones(n_frames, np.float32)
-    st = np.zeros(n_frames, np.float32)
-    speech: list[tuple[float, float]] = []
-    phrase_start = None
-    t = 0
-    frames_per_s = SAMPLE_RATE / HOP
-    for p, dur, stressed, final in seq:
-        n = max(1, int(round(dur * frames_per_s)))
-        a, b = t, min(t + n, n_frames)
-        if a >= n_frames:
-            break
-        t += n
-        if p == "#":
-            if phrase_start is not None:
-                speech.append((phrase_start / frames_per_s, a / frames_per_s))
-                phrase_start = None
-            continue
-        if phrase_start is None:
-            phrase_start = a
-        ph = PHONES[p]
-        target = np.array(ph.formants, np.float32) * voice.vtl
-        if ph.kind == "vowel":
-            target = target * voice.vowel_shift[VOWEL_INDEX[p]]
-        F[a:b, :3] = target
-        if ph.kind in ("vowel", "glide", "nasal"):
-            av[a:b] = ph.level * (1.4 if stressed else 1.0)
-            ah[a:b] = voice.breath * av[a:b]
-            if stressed:       # pitch accent: a bump centred on the stressed vowel
-                centre, width = (a + b) / 2, max(b - a, 6)
-                idx = np.arange(max(0, a - width), min(n_frames, b + width))
-                st[idx] += voice.f0_range * rng.uniform(0.5, 1.3) * np.exp(-0.5 * ((idx - centre) / (width / 2)) ** 2)
-            if final:
-                st[a:b] += np.linspace(0, -2.0 if rng.random() < 0.85 else 2.5, b - a)
-        elif ph.kind == "fricative":
-            av[a:b] = 0.25 if ph.voiced else 0.0
-            if ph.noise_hz:
-                af[a:b] = ph.level
-                fc[a:b], fo[a:b] = ph.noise_hz * voice.fric_shift, ph.noise_oct
-            else:
-                ah[a:b] = ph.level                     # /h/: noise through the tract
-        else:                                          # stop: closure, burst, aspiration
-            closure = max(1, int(0.6 * (b - a)))
-            av[a:a + closure] = 0.12 if ph.voiced else 0.0
-            burst = slice(a + closure, min(b, a + closure + 2))
-            af[burst], fc[burst], fo[burst] = ph.level, ph.noise_hz * voice.fric_shift, ph.noise_oct
-            if not ph.voiced:
-                ah[a + closure + 2:b] = 0.3
-    if phrase_start is not None:
-        speech.append((phrase_start / frames_per_s, min(t, n_frames) / frames_per_s))
-    # declination over each phrase (Pierrehumbert 1980) and a slow random drift
-    st += np.linspace(1.0, -1.0, n_frames) * rng.uniform(0.5, 2.0)
-    st += _smooth(rng.normal(0, 0.6, n_frames).astype(np.float32), 25)
     B = np.array([70, 90, 140, 220, 280], np.float32) * voice.bandwidth
-    F = _smooth(F, 6)
     return Tracks(formants=F, bandwidths=np.broadcast_to(B, F.shape),
-                  voicing=_smooth(av, 3), aspiration=_smooth(ah, 3), frication=_smooth(af, 2),
-                  fric_hz=fc, fric_oct=fo, semitones=_smooth(st, 5), speech=speech)
+                  voicing=np.zeros(n_frames, np.float32), aspiration=np.zeros(n_frames, np.float32),
+                  frication=np.zeros(n_frames, np.float32),
+                  fric_hz=np.full(n_frames, 4000.0, np.float32), fric_oct=np.ones(n_frames, np.float32),
+                  semitones=np.zeros(n_frames, np.float32), speech=speech)
 
 
-
-def _stft(x: np.ndarray, n_frames: int) -> np.ndarray:
-    """Frames centred on t * HOP, Hann-windowed, zero-padded to NFFT: (frames, bins) complex64."""
-    pad = np.zeros(n_frames * HOP + WIN, np.float32)
-    pad[WIN // 2:WIN // 2 + len(x)] = x
-    frames = np.lib.stride_tricks.sliding_window_view(pad, WIN)[::HOP][:n_frames] * _WINDOW
-    return np.fft.rfft(frames, NFFT, axis=1).astype(np.complex64, copy=False)
-
-
-def _istft(spec: np.ndarray, n_samples: int) -> np.ndarray:
-    """Overlap-add of the NFFT-long frames (Hann at 1/4 overlap sums to 2)."""
-    frames = np.fft.irfft(spec, NFFT, axis=1).astype(np.float32, copy=False)
-    n_frames = frames.shape[0]
-    k = NFFT // HOP
-    blocks = frames.reshape(n_frames, k, HOP)
-    out = np.zeros((n_frames + k, HOP), np.float32)
-    for j in range(k):
-        out[j:j + n_frames] += blocks[:, j]
-    return out.reshape(-1)[WIN // 2:WIN // 2 + n_samples] / 2.0
+def _place_sonorant(rng: np.random.Generator, voice: Voice, tr: Tracks, ph: Phone, seg: _Segment) -> None:
+    """Vowel, glide or nasal: voicing with breath, a pitch accent if stressed, a final fall or rise."""
+    a, b = seg.start, seg.end
+    tr.voicing[a:b] = ph.level * (1.4 if seg.stressed else 1.0)
+    tr.aspiration[a:b] = voice.breath * tr.voicing[a:b]
+    if seg.stressed:       # pitch accent: a bump centred on the stressed vowel
+        centre, width = (a + b) / 2, max(b - a, 6)
+        idx = np.arange(max(0, a - width), min(len(tr.semitones), b + width))
+        tr.semitones[idx] += voice.f0_range * rng.uniform(0.5, 1.3) * np.exp(-0.5 * ((idx - centre) / (width / 2)) ** 2)
+    if seg.final:
+        tr.semitones[a:b] += np.linspace(0, -2.0 if rng.random() < 0.85 else 2.5, b - a)
 
 
-def _resonators(F: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Cascade of 2nd-order resonators with unit gain at 0 Hz (Klatt 1980), on the FFT bins."""
-    r = np.exp(-np.pi * B / SAMPLE_RATE).astype(np.float32)            # (frames, formants)
-    c = (-2.0 * r * np.cos(2 * np.pi * F / SAMPLE_RATE)).astype(np.float32)
-    r2 = r * r
-    num = np.prod(1.0 + c + r2, axis=1, keepdims=True)
-    den = np.ones((F.shape[0], _FREQS.size), np.complex64)
-    for k in range(F.shape[1]):
-        den *= 1.0 + c[:, k:k + 1] * _Z1 + r2[:, k:k + 1] * _Z2
-    return num / den
+def _place_fricative(voice: Voice, tr: Tracks, ph: Phone, seg: _Segment) -> None:
+    """Band noise (weakly voiced if the fricative is), or /h/: noise through the tract."""
+    a, b = seg.start, seg.end
+    tr.voicing[a:b] = 0.25 if ph.voiced else 0.0
+    if ph.noise_hz:
+        tr.frication[a:b] = ph.level
+        tr.fric_hz[a:b], tr.fric_oct[a:b] = ph.noise_hz * voice.fric_shift, ph.noise_oct
+    else:
+        tr.aspiration[a:b] = ph.level
+
+
+def _place_stop(voice: Voice, tr: Tracks, ph: Phone, seg: _Segment) -> None:
+    """Closure (a voice bar if voiced), a two-frame burst, then aspiration if voiceless."""
+    a, b = seg.start, seg.end
+    closure = max(1, int(0.6 * (b - a)))
+    tr.voicing[a:a + closure] = 0.12 if ph.voiced else 0.0
+    burst = slice(a + closure, min(b, a + closure + 2))
+    tr.frication[burst], tr.fric_hz[burst], tr.fric_oct[burst] = ph.level, ph.noise_hz * voice.fric_shift, ph.noise_oct
+    if not ph.voiced:
+        tr.aspiration[a + closure + 2:b] = 0.3
+
+
+def _place_phone(rng: np.random.Generator, voice: Voice, tr: Tracks, seg: _Segment) -> None:
+    """Write one phone's formant targets and sources into its frames of ``tr``."""
+    ph = PHONES[seg.phone]
+    target = np.array(ph.formants, np.float32) * voice.vtl
+    if ph.kind == "vowel":
+        target = target * voice.vowel_shift[VOWEL_INDEX[seg.phone]]
+    tr.formants[seg.start:seg.end, :3] = target
+    if ph.kind in ("vowel", "glide", "nasal"):
+        _place_sonorant(rng, voice, tr, ph, seg)
+    elif ph.kind == "fricative":
+        _place_fricative(voice, tr, ph, seg)
+    else:
+        _place_stop(voice, tr, ph, seg)
+
+
+def _add_intonation(rng: np.random.Generator, semitones: np.ndarray) -> None:
+    """Declination over the utterance (Pierrehumbert 1980) and a slow random drift, in place."""
+    n_frames = len(semitones)
+    semitones += np.linspace(1.0, -1.0, n_frames) * rng.uniform(0.5, 2.0)
+    semitones += _smooth(rng.normal(0, 0.6, n_frames).astype(np.float32), 25)
+
+
+def _coarticulated(tr: Tracks) -> Tracks:
+    """Smooth the step-wise targets into the glides between phones."""
+    return replace(tr, formants=_smooth(tr.formants, 6), voicing=_smooth(tr.voicing, 3),
+                   aspiration=_smooth(tr.aspiration, 3), frication=_smooth(tr.frication, 2),
+                   semitones=_smooth(tr.semitones, 5))
+
+
+def _tracks(rng: np.random.Generator, voice: Voice, n_frames: int) -> Tracks:
+    """Control tracks for ``n_frames`` frames of babble by ``voice``."""
+    segments = _segments(_phones(rng, voice, n_frames * HOP / SAMPLE_RATE), n_frames)
+    tr = _neutral_tracks(voice, n_frames, speech=_phrase_spans(segments))
+    for seg in segments:
+        if seg.phone != "#":
+            _place_phone(rng, voice, tr, seg)
+    _add_intonation(rng, tr.semitones)
+    return _coarticulated(tr)
 
 
 def _glottal_pulse(voice: Voice, f0: float) -> np.ndarray:
@@ -273,26 +294,6 @@ def _glottal_pulse(voice: Voice, f0: float) -> np.ndarray:
                     np.where(n < open_len, np.cos(0.5 * np.pi * (n - rise) / max(fall, 1e-3)), 0.0))
     d = np.diff(flow, prepend=0.0)
     return (d / np.sqrt(np.sum(d * d))).astype(np.float32)
-
-
-def fast_size(n: int) -> int:
-    """The smallest 2**a * 3**b >= n: FFT lengths with large prime factors are very slow."""
-    best = 1 << max(0, (n - 1).bit_length())
-    three = 1
-    while three < best:
-        size = three << max(0, (-(-n // three) - 1).bit_length())
-        best = min(best, size)
-        three *= 3
-    return best
-
-
-def colored_noise(rng: np.random.Generator, n: int, tilt: float) -> np.ndarray:
-    """Unit-variance noise with power falling as 1 / f**tilt (0 white, 1 pink, 2 brown)."""
-    size = fast_size(n)
-    spec = np.fft.rfft(rng.standard_normal(size).astype(np.float32))
-    f = np.maximum(np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE), 20.0)
-    x = np.fft.irfft(spec * (f ** (-tilt / 2)).astype(np.float32), size)[:n].astype(np.float32)
-    return x / (np.std(x) + 1e-9)
 
 
 def synthesize(rng: np.random.Generator, voice: Voice, channel: Channel, n_samples: int,
@@ -331,14 +332,14 @@ def synthesize(rng: np.random.Generator, voice: Voice, channel: Channel, n_sampl
     np.add.at(pulses, idx, (amp * np.sqrt(SAMPLE_RATE / f0[idx])).astype(np.float32))
     noise = rng.standard_normal(n_samples).astype(np.float32)
 
-    tract = _resonators(tr.formants, tr.bandwidths)
+    tract = resonators(tr.formants, tr.bandwidths)
     glottal = np.fft.rfft(_glottal_pulse(voice, voice.f0), NFFT).astype(np.complex64)
-    effort = 10.0 ** (channel.effort * np.clip(_LOG2F - np.log2(500.0), 0, None) / 20.0)
-    fric = np.exp(-0.5 * ((_LOG2F[None, :] - np.log2(tr.fric_hz)[:, None]) / tr.fric_oct[:, None]) ** 2)
+    effort = 10.0 ** (channel.effort * np.clip(LOG2F - np.log2(500.0), 0, None) / 20.0)
+    fric = np.exp(-0.5 * ((LOG2F[None, :] - np.log2(tr.fric_hz)[:, None]) / tr.fric_oct[:, None]) ** 2)
     gain = (10.0 ** (channel.eq_db / 20.0)).astype(np.float32)
-    spec = _stft(pulses, n_frames) * (tract * (glottal * effort))
-    spec += _stft(noise, n_frames) * (tract * tr.aspiration[:, None] + fric * tr.frication[:, None])
-    x = _istft(spec * gain, n_samples)
+    spec = stft(pulses, n_frames) * (tract * (glottal * effort))
+    spec += stft(noise, n_frames) * (tract * tr.aspiration[:, None] + fric * tr.frication[:, None])
+    x = istft(spec * gain, n_samples)
     if background:
         level = np.sqrt(np.mean(x ** 2)) * 10.0 ** (-channel.snr_db / 20.0)
         x = x + level * colored_noise(rng, n_samples, channel.noise_tilt)
