@@ -71,11 +71,11 @@ print({{"files": n, "seconds": time.perf_counter() - t,
 
 INDEX = """
 import resource, sys, time
-from engine.data.progress import IndexProgress
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
+from engine.progress import Progress
 t = time.perf_counter()
-table = training_table(IndexRequest({protocol!r}, "train", {yml!r}), IndexProgress())
+table = training_table(IndexRequest({protocol!r}, "train", {yml!r}), Progress())
 index = derive_index(table, 2.0)
 print({{"files": len(table.paths), "speakers": len(index.speakers), "reader": table.info.get("reader"),
         "seconds": time.perf_counter() - t,
@@ -86,16 +86,16 @@ WORKERS = """
 import os, time
 from engine.config import parse_config
 from engine.data.batches import make_loader
-from engine.data.progress import IndexProgress
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
+from engine.progress import Progress
 
 def uss(pid):
     fields = dict(line.split(":", 1) for line in open(f"/proc/{{pid}}/smaps_rollup") if ":" in line)
     return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
 
 config = parse_config(open({config!r}).read(), "bench")
-index = derive_index(training_table(IndexRequest({protocol!r}, "train", {yml!r}), IndexProgress(quiet=True)), 2.0)
+index = derive_index(training_table(IndexRequest({protocol!r}, "train", {yml!r}), Progress(quiet=True)), 2.0)
 loader = make_loader(index, config, workers=2, seed=0, epochs=None)
 marks = {{}}
 for k, _ in enumerate(loader, 1):

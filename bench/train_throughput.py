@@ -38,11 +38,11 @@ from engine.config import (TEMPLATES, AugmentationConfig, Config, TaskConfig,  #
 from engine.data.audio import read_crop  # noqa: E402
 from engine.data.augment import build_augmentation  # noqa: E402
 from engine.data.batches import SpeakerIndex, build_index, make_loader  # noqa: E402
-from engine.data.progress import IndexProgress  # noqa: E402
 from engine.data.protocols import load_protocol, subset_files  # noqa: E402
 from engine.data.speech_index import derive_index  # noqa: E402
 from engine.data.training_index import IndexRequest, training_table  # noqa: E402
 from engine.demo import make_demo_corpus  # noqa: E402
+from engine.progress import Progress  # noqa: E402
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 NOISE = ("Demo.Collection.BackgroundNoise", "Demo.Collection.Music")
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             database = args.database
             os.environ["PYANNOTE_DATABASE_CONFIG"] = database
-            table = training_table(IndexRequest(args.protocol, "train"), IndexProgress(quiet=True))
+            table = training_table(IndexRequest(args.protocol, "train"), Progress(quiet=True))
             files = table.paths
             index = derive_index(table, task.duration)
         index_s = time.perf_counter() - began

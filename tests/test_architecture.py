@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: lowest first; a package may import from any package of a lower rank
 LAYERS = {
-    "engine.errors": 0, "engine.safe_paths": 1, "engine.console": 1, "engine.atomic": 1,
+    "engine.errors": 0, "engine.safe_paths": 1, "engine.console": 1, "engine.atomic": 1, "engine.progress": 2,
     "engine.layout": 2, "engine.requests": 3, "engine.records": 3,
     "engine.config": 4, "engine.store": 4,
     "engine.data": 5, "engine.model": 5, "engine.demo": 5,
@@ -29,7 +29,7 @@ LAYERS = {
     "engine.arguments": 10, "engine.cli": 11, "engine.__main__": 12, "engine": 12,
     "app": 13,
 }
-TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
+TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress", "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
               "engine.requests", "engine.arguments", "engine.cli", "engine.config", "engine.store",
               "engine.validation.det",
               "engine.validation.selection", "engine.validation.metrics", "engine.extraction.precomputed", "app")

@@ -23,10 +23,10 @@ from engine.atomic import fsync_dir, no_space
 from engine.data.cache_key import cache_key, subset_source
 from engine.data.file_checks import check_files
 from engine.data.listing import expected_files, list_subset
-from engine.data.progress import IndexProgress
 from engine.data.protocols import get_registry, load_protocol
 from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
 from engine.errors import DiskFull, SpkembError
+from engine.progress import Progress
 
 CACHE_ENV = "SPKEMB_CACHE"
 POLL = 0.2
@@ -55,7 +55,7 @@ def _fresh(folder: Path, newer_than: float | None) -> bool:
     return meta is not None and (newer_than is None or meta["info"].get("built_at", 0) >= newer_than)
 
 
-def training_table(request: IndexRequest, progress: IndexProgress, root: Path | None = None) -> IndexTable:
+def training_table(request: IndexRequest, progress: Progress, root: Path | None = None) -> IndexTable:
     """The subset's index: loaded from the cache, or built (listed, checked) and cached first.
 
     Raises
@@ -113,13 +113,13 @@ def training_table(request: IndexRequest, progress: IndexProgress, root: Path | 
     return load_table(folder)
 
 
-def _loaded(folder: Path, progress: IndexProgress) -> IndexTable:
+def _loaded(folder: Path, progress: Progress) -> IndexTable:
     table = load_table(folder)
     progress.note(f"index: {len(table.paths):,} files, {len(table.labels):,} speakers from the cache {folder}")
     return table
 
 
-def _wait_for(folder: Path, newer_than: float | None, progress: IndexProgress) -> None:
+def _wait_for(folder: Path, newer_than: float | None, progress: Progress) -> None:
     progress.note(f"index: waiting for another process to build {folder}")
     progress.activity = "waiting for another process to build the index"
     while not _fresh(folder, newer_than):
@@ -129,7 +129,7 @@ def _wait_for(folder: Path, newer_than: float | None, progress: IndexProgress) -
 
 
 @contextmanager
-def _build_lock(home: Path, progress: IndexProgress) -> Iterator[None]:
+def _build_lock(home: Path, progress: Progress) -> Iterator[None]:
     """Hold the subset's lock file; a second builder waits here, then finds the index built."""
     fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 
 from engine.console import say
-from engine.demo.layout import MARKER, Progress, plan, write_corpus
+from engine.demo.layout import MARKER, OnProgress, plan, write_corpus
 from engine.demo.workspace import make_demo_workspace
 from engine.errors import SpkembError
+from engine.progress import Progress
 from engine.requests import DemoRequest
 
 __all__ = ["cmd_demo_data", "cmd_demo_workspace", "make_demo_corpus", "make_demo_workspace"]
@@ -23,7 +24,7 @@ PROTOCOLS = ("Demo.SpeakerVerification.Voices", "Demo.Collection.BackgroundNoise
 
 
 def make_demo_corpus(root: str | os.PathLike, speakers: int = 60, seed: int = 0,
-                     progress: Progress | None = None) -> Path:
+                     progress: OnProgress | None = None) -> Path:
     """Synthesize the demo corpus under ``root`` and return its database.yml.
 
     Parameters
@@ -61,27 +62,10 @@ def make_demo_corpus(root: str | os.PathLike, speakers: int = 60, seed: int = 0,
     return write_corpus(root, p, seed, progress)
 
 
-def _progress_bar(description: str):  # -> (rich Progress, callback)
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    from engine.console import progress_bar
-
-    # drawn even into a pipe: demo-data is short, and its last frame says what was written
-    bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TimeElapsedColumn(), live=True, transient=False)
-    task = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return bar, update
-
-
 def cmd_demo_data(args: DemoRequest) -> int:
     """``spkemb-engine demo-data DIR [--speakers N] [--seed S]``."""
-    bar, update = _progress_bar("synthesizing audio files")
-    with bar:
-        yml = make_demo_corpus(args.dir, speakers=args.speakers, seed=args.seed, progress=update)
+    with Progress().phase("synthesizing audio files") as phase:
+        yml = make_demo_corpus(args.dir, speakers=args.speakers, seed=args.seed, progress=phase.reach)
     say(f"demo corpus written: {yml}")
     say(f"protocols: {', '.join(PROTOCOLS)}")
     say(f"use it with --database {yml} (or export PYANNOTE_DATABASE_CONFIG={yml})")
@@ -94,8 +78,7 @@ def cmd_demo_workspace(args: DemoRequest) -> int:
     if (root / "config.yml").is_file() and (root / "data" / "database.yml").is_file():
         say(f"demo workspace {root} already exists: left as it is")
         return 0
-    bar, update = _progress_bar("synthesizing the demo corpus")
-    with bar:
-        made = make_demo_workspace(args.dir, speakers=args.speakers, seed=args.seed, progress=update)
+    with Progress().phase("synthesizing the demo corpus") as phase:
+        made = make_demo_workspace(args.dir, speakers=args.speakers, seed=args.seed, progress=phase.reach)
     say(f"demo workspace ready: {made} (next steps in {Path(made) / 'README.txt'})")
     return 0

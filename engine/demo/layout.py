@@ -37,7 +37,7 @@ TEST_MEETINGS = ("ES2004a", "IS1009a")
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _YOUTUBE = _ALNUM + "-_"
 
-Progress = Callable[[int, int], None]
+OnProgress = Callable[[int, int], None]
 
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
@@ -182,7 +182,7 @@ def database_yml() -> str:
             + ami["development"] + ami["test"])
 
 
-def write_corpus(root: Path, p: Plan, seed: int, progress: Progress | None = None) -> Path:
+def write_corpus(root: Path, p: Plan, seed: int, progress: OnProgress | None = None) -> Path:
     """Synthesize and write every file of plan ``p`` under ``root``; return the database.yml path."""
     voices = {spk: voice.random_voice(_rng(seed, 2, int(spk[2:])))
               for members in p.groups.values() for spk in members}

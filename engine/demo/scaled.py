@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import os
 import string
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from engine.demo.layout import OnProgress
 from engine.errors import SpkembError
 
 #: VoxCeleb2 dev: 5,994 speakers, 1,092,009 files (about 182 per speaker, 7.5 per session)
@@ -28,8 +28,6 @@ TEST_FILES, TEST_SPEAKERS, TRIALS = 4_874, 40, 37_720
 
 DATABASE = "Scale"
 PROTOCOL = "Scale.SpeakerVerification.VoxCeleb2"
-
-Progress = Callable[[int, int], None]
 
 
 def _session(rng: np.random.Generator) -> str:
@@ -51,7 +49,7 @@ def _layout(files: int, speakers: int, first_id: int, rng: np.random.Generator) 
 
 
 def _link_all(root: Path, rows: list[tuple[str, str]], sources: list[Path],
-              progress: Progress | None) -> list[float]:
+              progress: OnProgress | None) -> list[float]:
     """Hard-link every uri's wav to a source file; returns each file's duration."""
     seconds = [sf.info(str(s)).duration for s in sources]
     durations: list[float] = []
@@ -110,7 +108,7 @@ def database_yml() -> str:
 
 def make_scaled_protocol(root: str | os.PathLike, sources: list[Path], files: int, *,
                          test_files: int = TEST_FILES, trials: int = TRIALS, seed: int = 0,
-                         progress: Progress | None = None) -> Path:
+                         progress: OnProgress | None = None) -> Path:
     """Write a VoxCeleb2-shaped protocol of ``files`` training files under ``root``.
 
     Parameters

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from engine.demo.layout import MARKER, Progress, plan, write_corpus
+from engine.demo.layout import MARKER, OnProgress, plan, write_corpus
 from engine.errors import ConfigError, SpkembError
 from engine.layout import ExperimentDir
 
@@ -45,7 +45,7 @@ The audio is synthetic (a source-filter voice model), so EERs here say nothing a
 """
 
 
-def _corpus(data: Path, speakers: int, seed: int, progress: Progress | None) -> None:
+def _corpus(data: Path, speakers: int, seed: int, progress: OnProgress | None) -> None:
     """Write the corpus into ``data`` atomically: a folder beside it, renamed when complete."""
     yml = data / "database.yml"
     if yml.is_file():
@@ -62,7 +62,7 @@ def _corpus(data: Path, speakers: int, seed: int, progress: Progress | None) -> 
 
 
 def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 0,
-                        progress: Progress | None = None) -> Path:
+                        progress: OnProgress | None = None) -> Path:
     """Create the demo workspace in ``dir``; parts that already exist are left alone.
 
     Parameters

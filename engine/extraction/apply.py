@@ -49,7 +49,7 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction
 from engine.requests import ApplyRequest
 from engine.store import recorder as open_writer
-from engine.validation.embed import FileSignal, embed, load_model, progress_bar, window_starts
+from engine.validation.embed import FileSignal, embed, load_model, window_starts
 from engine.validation.selection import chosen_checkpoint
 
 
@@ -191,14 +191,13 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     started, audio_seconds = time.monotonic(), 0.0
     signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs)]
     total = sum(s.n_samples for _, s in signals) / rate
-    with progress_bar() as progress:
-        task = progress.add_task(label, total=total)
+    with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
         for i, (path, signal) in enumerate(signals):
             if stop.requested:
                 raise Interrupted(stop.name)
             _save(path, extractor.embed(signal, window_starts(signal.n_samples, window, hop), window))
             audio_seconds += signal.n_samples / rate
-            progress.update(task, completed=audio_seconds)
+            phase.advance(signal.n_samples / rate, f"{i + 1}/{len(signals)} files")
             recorder.heartbeat(progress=i + 1, progress_total=len(signals))
     return audio_seconds, time.monotonic() - started
 

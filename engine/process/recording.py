@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import Config, config_to_dict
-from engine.console import say
 from engine.data.audio import Problem
 from engine.errors import AudioError
 from engine.process.distributed import World
 from engine.process.stopping import Interrupted, StopRequest
+from engine.progress import Phase, Progress
 from engine.records import Checkpoint, EpochSummary, Extraction, Figures, ValidationResult
 from engine.requests import TrainRequest
 from engine.store.events import recorder as open_writer
@@ -34,23 +34,43 @@ class Recorder:
     """
 
     def __init__(self, writer: RunWriter, run_id: int, *, reopen: dict[str, Any] | None = None,
-                 problems: Sequence[Problem] = (), indexing: bool = False) -> None:
+                 problems: Sequence[Problem] = (), indexing: bool = False, quiet: bool = False) -> None:
         self.writer, self.run_id = writer, run_id
         self._reopen, self._problems = reopen, list(problems)
         self._indexing = indexing
         self._finished = False
+        self.quiet = quiet
+        #: where long work shows its progress (a bar on a terminal, lines in a log)
+        self.progress = Progress(quiet=quiet, beat=self._beat)
+        self._target = 0
+        self._epoch: Phase | None = None
+
+    def say(self, line: str) -> None:
+        """A line for the person watching (nothing on ranks other than 0)."""
+        self.progress.note(line)
 
     # -- training ----------------------------------------------------------------------
-    def indexing(self, done: int | None, total: int | None) -> None:
-        """Progress of the phase under way before the first step (files listed, checked)."""
-        self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
+    def _beat(self, done: int | None, total: int | None) -> None:
+        # the run's progress columns count files while indexing; later phases leave them alone
+        if self._indexing:
+            self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
 
-    def indexed(self, problems: Sequence[Problem]) -> None:
-        """The data is ready; these files and speakers were left out (recorded at ``started``)."""
+    def indexed(self, problems: Sequence[Problem], what: str) -> None:
+        """The data is ready; these files and speakers of ``what`` were left out: one warning line
+        each, then their count (the rows are recorded at ``started``)."""
         self._problems = list(problems)
+        for p in problems:
+            where = "" if p.path in p.problem else f"{p.path}: "
+            self.say(f"train: warning: {where}{p.problem}")
+        if problems:
+            files = sum(p.kind == "file" for p in problems)
+            self.say(f"train: warning: skipped {files} unusable file(s) and {len(problems) - files} speaker(s) "
+                     f"while preparing {what} (listed above, and in the run's data problems); --strict stops "
+                     "at the first instead")
 
-    def started(self, *, target_epoch: int, epoch: int, step: int) -> None:
-        """Training is about to run from ``step``: a resumed run is reopened from there."""
+    def started(self, *, target_epoch: int, epoch: int, step: int, batches: int, chunks: int) -> None:
+        """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch): a resumed
+        run is reopened from there."""
         if self._reopen is not None:
             self.writer.reopen_run(self.run_id, from_step=step, **{**self._reopen, "target_epoch": target_epoch})
         elif self._indexing:
@@ -58,12 +78,31 @@ class Recorder:
         self._indexing = False
         self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
+        self._target = target_epoch
+        self.say(f"train: up to epoch {target_epoch}, {batches} batches of {chunks} chunks per epoch")
+
+    def start_epoch(self, epoch: int, batches: int, done: int) -> None:
+        """Epoch ``epoch`` runs, from its batch ``done`` (a resumed epoch) to ``batches``."""
+        self._epoch = self.progress.open(f"epoch {epoch}/{self._target}", batches, "batches", done=done)
 
     def steps(self, rows: list[dict]) -> None:
+        """Training steps (``add_steps`` rows); the bar shows the last loss and the speed."""
         self.writer.add_steps(self.run_id, rows)
+        if self._epoch is not None and rows:
+            last = rows[-1]
+            self._epoch.advance(len(rows), f"loss {last['loss']:.4f}  {last['chunks_per_s']:.0f} chunks/s")
 
     def epoch(self, summary: EpochSummary) -> None:
+        """The end of an epoch: its row, and its line."""
         self.writer.add_epoch(self.run_id, summary)
+        self._end_epoch()
+        self.say(f"epoch {summary.epoch}/{self._target}  loss {summary.loss:.4f}  lr {summary.lr:.4g}  "
+                 f"{summary.chunks_per_s:.0f} chunks/s  {summary.seconds:.1f} s")
+
+    def _end_epoch(self) -> None:
+        if self._epoch is not None:
+            self.progress.close(self._epoch, said=False)
+            self._epoch = None
 
     def checkpoint(self, checkpoint: Checkpoint) -> None:
         self.writer.add_checkpoint(self.run_id, checkpoint)
@@ -85,9 +124,9 @@ class Recorder:
                    cohort_speakers: int | None = None) -> None:
         """The figures of one checkpoint; ``how`` ends the line (trials and seconds, or where they came from)."""
         self.writer.add_validation(self.run_id, result, train_run_id=train_run_id)
-        say(f"epoch {result.checkpoint}: EER {_figures(result)}  ({how})")
+        self.say(f"epoch {result.checkpoint}: EER {_figures(result)}  ({how})")
         if result.asnorm is not None:
-            say(f"epoch {result.checkpoint}: AS-norm EER {_figures(result.asnorm)}  (top "
+            self.say(f"epoch {result.checkpoint}: AS-norm EER {_figures(result.asnorm)}  (top "
                 f"{result.asnorm.cohort_size} of {cohort_speakers or '?'} speakers)")
 
     def best(self, result: ValidationResult, how: str) -> None:
@@ -99,7 +138,7 @@ class Recorder:
         """One finished extraction, and its speed."""
         self.writer.add_extraction(self.run_id, extraction)
         e = extraction
-        say(f"apply: {e.files} files, {e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
+        self.say(f"apply: {e.files} files, {e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
             f"{e.audio_seconds / max(e.wall_seconds, 1e-9):.1f}x real time ({e.mode}, {device}) -> {e.out_dir}")
 
     def diarization(self, **fields: Any) -> None:
@@ -123,6 +162,8 @@ class Recorder:
         raise AudioError(message, path=problems[0].path)
 
     def finish(self, status: str, reason: str | None = None) -> None:
+        """The run's end; its writer is closed."""
+        self._end_epoch()
         if self._finished:
             return
         self._finished = True
@@ -143,7 +184,7 @@ class Recorder:
             status = "completed"
         except Interrupted:
             status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-            say(reason)
+            self.say(reason)
         except KeyboardInterrupt:
             status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
             raise
@@ -182,7 +223,7 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
     first step, with the run already visible.
     """
     if not world.is_main:
-        return Recorder(NullWriter(), -1)
+        return Recorder(NullWriter(), -1, quiet=True)
     trn_dir.mkdir(parents=True, exist_ok=True)
     writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
     exp_dir = Path(args.exp_dir).resolve()

@@ -17,7 +17,6 @@ from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
 from engine.console import say
-from engine.data.progress import IndexProgress
 from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
 from engine.layout import ExperimentDir
 from engine.process import checkpoints as ckpt
@@ -27,7 +26,7 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Checkpoint
 from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
-from engine.training.report import TrainingReport, report_skipped
+from engine.training.meter import EpochMeter
 from engine.training.resume import ResumePoint, resume_point
 from engine.training.schedulers import learning_rate, margin_at
 from engine.training.training_data import TrainingData, prepare_training_data
@@ -70,7 +69,7 @@ def cmd_train(args: TrainRequest) -> int:
     # the run is recorded (`indexing`) before the data is listed: visible from the start
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir, device=str(device),
                              init=init, indexing=True, resuming=resume is not None)
-    progress = IndexProgress(quiet=not world.is_main, beat=recorder.indexing)
+    progress = recorder.progress
     trainer = None
     try:
         with stop.immediately():
@@ -78,10 +77,9 @@ def cmd_train(args: TrainRequest) -> int:
                                          strict=args.strict, seed=args.seed, world=world,
                                          workers=args.parallel, pin_memory=device.type == "cuda",
                                          reindex=args.reindex, progress=progress)
-        report_skipped(data.problems, world, f"{args.protocol} {args.subset}")
+        recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
         if init is not None:
             init.check_classes(data.speakers)
-        recorder.indexed(data.problems)
         trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init, resume)
         status = trainer.fit()
     except Interrupted as e:
@@ -155,7 +153,7 @@ class Trainer:
         self.stop = stop or StopRequest()
         #: why the run ended early (the run's ``reason``), None when it ran to its target
         self.reason: str | None = None
-        #: loss sum, steps and seconds of the resumed epoch before the checkpoint (TrainingReport)
+        #: loss sum, steps and seconds of the resumed epoch before the checkpoint (EpochMeter)
         self.carried: dict | None = None
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -217,29 +215,30 @@ class Trainer:
             ckpt.sweep_stale(self.trn_dir)
         if self.resume is not None:
             self.restore(self.resume)
-        self.recorder.started(target_epoch=self.target, epoch=self.epoch, step=self.step)
+        self.recorder.started(target_epoch=self.target, epoch=self.epoch, step=self.step,
+                              batches=self.data.batches_per_epoch, chunks=self.data.batch_size * self.world.size)
         if self.resume is not None:
             self.reconcile()
         if self.step == 0 and not ckpt.epoch_path(self.trn_dir, 0).is_file():
             # weights/0000.pt: the untrained network, so that validation measures where training started
             # (written once: a run resumed from it has it already, recorded by reconcile if need be)
             self.save(partial=False)
-        report = TrainingReport(self.world, self.target, self.data.batches_per_epoch, self.data.batch_size)
+        meter = EpochMeter(self.data.batch_size * self.world.size)
         self.stop.install()
         try:
-            with report:
-                while self.epoch < self.target:
-                    if not self.train_epoch(report):
-                        return "stopped"
+            while self.epoch < self.target:
+                if not self.train_epoch(meter):
+                    return "stopped"
             return "completed"
         finally:
             self.stop.restore()
 
-    def train_epoch(self, report: TrainingReport) -> bool:
+    def train_epoch(self, meter: EpochMeter) -> bool:
         """One epoch from the current position; False when stopped by a signal (after checkpointing)."""
         epoch = self.epoch + 1
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
-        report.start_epoch(epoch, self.batch, self.carried)
+        meter.start_epoch(epoch, self.carried)
+        self.recorder.start_epoch(epoch, self.data.batches_per_epoch, done=self.batch)
         self.carried = None
         stopping = False
         for waveforms, labels in self.data.batches(epoch=epoch, start=self.batch):
@@ -259,24 +258,24 @@ class Trainer:
             self.optimizer.step()
             self.batch += 1
             self.step += 1
-            self.record(report, epoch, loss.detach(), lr, m)
+            self.record(meter, epoch, loss.detach(), lr, m)
             stopping = agree(self.stop.requested, self.world, self.device)
             if stopping and self.batch < self.data.batches_per_epoch:
-                self.flush(report)
-                self.save(partial=True, so_far=report.so_far())
+                self.flush(meter)
+                self.save(partial=True, so_far=meter.so_far())
                 self.reason = self.stop_reason(f"at epoch {epoch} step {self.step}")
-                report.note(f"{self.reason}; resume with --resume")
+                self.recorder.say(f"{self.reason}; resume with --resume")
                 return False
             if stopping:  # after the epoch's last step: its end-of-epoch checkpoint is the resume point
                 break
-        self.flush(report)
+        self.flush(meter)
         self.epoch, self.batch = epoch, 0
-        summary = report.end_epoch()
+        summary = meter.end_epoch()
         self.recorder.epoch(summary)
         self.save(partial=False)
         if stopping:
             self.reason = self.stop_reason(f"at the end of epoch {epoch}")
-            report.note(f"{self.reason}; resume with --resume")
+            self.recorder.say(f"{self.reason}; resume with --resume")
             return False
         return True
 
@@ -286,15 +285,15 @@ class Trainer:
         return (f"stopped by {self.stop.name or 'a signal on another rank'} {where}"
                 + (f" (SLURM job {slurm})" if slurm else ""))
 
-    def record(self, report: TrainingReport, epoch: int, loss: torch.Tensor, lr: float,
+    def record(self, meter: EpochMeter, epoch: int, loss: torch.Tensor, lr: float,
                margin: float | None) -> None:
         """Keep the loss on the device; look at it (one sync) only once per logging interval."""
-        report.add(epoch, self.step, loss, lr, margin)
-        if report.due(self.args.log_every):
-            self.flush(report)
+        meter.add(epoch, self.step, loss, lr, margin)
+        if meter.due(self.args.log_every):
+            self.flush(meter)
 
-    def flush(self, report: TrainingReport) -> None:
-        rows = report.take_rows()
+    def flush(self, meter: EpochMeter) -> None:
+        rows = meter.take_rows()
         if not rows:
             return
         bad = next((r for r in rows if not _finite(r["loss"])), None)

@@ -18,11 +18,11 @@ from engine.config import Config
 from engine.data.audio import Problem
 from engine.data.augment import build_augmentation
 from engine.data.batches import BatchLoader, SpeakerIndex, batches_per_epoch, make_loader
-from engine.data.progress import IndexProgress
 from engine.data.speech_index import derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
 from engine.process.distributed import World
+from engine.progress import Progress
 
 
 @dataclass
@@ -81,13 +81,13 @@ class TrainingData:
 def prepare_training_data(config: Config, protocol: str, subset: str, *, database: str | None,
                           strict: bool, seed: int, world: World, workers: int = 0,
                           pin_memory: bool = False, reindex: bool = False,
-                          progress: IndexProgress | None = None) -> TrainingData:
+                          progress: Progress | None = None) -> TrainingData:
     """The training files' index (from the cache, else listed, checked and cached); the augmentation.
 
     Under torchrun the local rank 0 of each node builds a missing index, the other ranks wait
     for it; all of them then memory-map the same cached columns.
     """
-    progress = progress or IndexProgress(quiet=not world.is_main)
+    progress = progress or Progress(quiet=not world.is_main)
     request = IndexRequest(protocol=protocol, subset=subset, database=database, reindex=reindex,
                            builder=world.local_rank == 0)
     table = training_table(request, progress)

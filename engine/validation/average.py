@@ -22,8 +22,8 @@ import torch
 from engine.console import out
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
-from engine.records import Checkpoint, ValidationResult
 from engine.process.checkpoints import load_checkpoint, save_checkpoint
+from engine.records import Checkpoint, ValidationResult
 from engine.requests import AverageRequest
 
 

@@ -37,16 +37,14 @@ import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn
 from torch import nn
 from torch.nn.utils import parametrize
 
-from engine import console
 from engine.config import Config, config_from_dict
 from engine.data.audio import audio_info, num_samples, read_crop
 from engine.errors import CheckpointError
@@ -107,11 +105,6 @@ def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.
     for p in model.parameters():
         p.requires_grad_(False)
     return model
-
-
-def progress_bar(*columns: Any) -> Progress:
-    """A rich progress bar on stderr (``engine.console``): description, bar, ``columns``, ETA."""
-    return console.progress_bar(TextColumn("{task.description}"), BarColumn(), *columns)
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:

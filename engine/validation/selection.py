@@ -29,8 +29,8 @@ import yaml
 from engine.atomic import atomic_write_text
 from engine.console import out
 from engine.errors import SpkembError
-from engine.records import Figures, ValidationResult
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, parse_checkpoint_name
+from engine.records import Figures, ValidationResult
 from engine.requests import PickRequest
 
 #: params.yml's key of each figure of a :class:`ValidationResult` (the file's own words)

@@ -14,6 +14,7 @@ import numpy as np
 
 from engine.data.audio import num_samples, read_file
 from engine.process.stopping import Interrupted, StopRequest
+from engine.progress import Phase
 from engine.validation.embed import ArraySignal, embed_exact, embed_short, window_starts
 
 #: hop between validation windows, as a fraction of the window (pyannote.audio 1.x)
@@ -21,7 +22,7 @@ VALIDATION_STEP = 0.25
 
 
 def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_rate: int,
-                batch: int, whole_file: bool, progress: Any = None, task: Any = None,
+                batch: int, whole_file: bool, phase: Phase | None = None,
                 stop: StopRequest | None = None) -> dict[str, np.ndarray]:
     """One embedding per file: the mean over its sliding windows (or one pass, ``whole_file``).
 
@@ -65,8 +66,8 @@ def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_ra
             if n_windows >= batch:
                 flush()
                 n_windows = 0
-        if progress is not None:
-            progress.advance(task)
+        if phase is not None:
+            phase.advance()
     if pending:
         flush()
     return out

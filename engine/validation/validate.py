@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.progress import MofNCompleteColumn
 
 from engine.atomic import atomic_write_text
 from engine.console import say
@@ -38,11 +37,12 @@ from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.process.distributed import pick_device
 from engine.process.recording import Recorder, open_run
 from engine.process.stopping import Interrupted, StopRequest
+from engine.progress import Progress
 from engine.records import Run, ValidationResult
 from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.store.events import recorder as open_writer
-from engine.validation.embed import load_model, progress_bar
+from engine.validation.embed import load_model
 from engine.validation.normalised import ScoreNorm, asnorm_result, prepare_score_norm
 from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                                          write_params, write_scores)
@@ -234,7 +234,8 @@ def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name
         how = f"scored before, in {result.scores_path}; --rescore to embed again"
     else:
         started = time.monotonic()
-        result = validate_epoch(args, checkpoint, name, val_dir, trials, files, device, stop, norm)
+        result = validate_epoch(args, checkpoint, name, val_dir, trials, files, device, stop, norm,
+                                progress=recorder.progress)
         how = f"{len(trials)} trials, {math.ceil(time.monotonic() - started)} s"
     recorder.validation(result, train_run_id=train_id, how=how,
                         cohort_speakers=None if norm is None else len(norm.cohort.speakers))
@@ -306,20 +307,20 @@ def _params_or_none(val_dir: Path) -> ValidationResult | None:
 
 def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
                    trials: list[tuple[int, str, str]], files: dict[str, str], device: Any,
-                   stop: StopRequest, norm: ScoreNorm | None = None) -> ValidationResult:
+                   stop: StopRequest, norm: ScoreNorm | None = None, *,
+                   progress: Progress | None = None) -> ValidationResult:
     """Embed, score, write the scores file; returns the checkpoint's result."""
     model, config, payload = load_model(checkpoint, device)
     sample_rate = config.feature_extraction.sample_rate
-    with progress_bar(MofNCompleteColumn()) as progress:
-        task = progress.add_task(f"epoch {epoch}: embedding", total=len(files))
+    progress = progress or Progress()
+    with progress.phase(f"epoch {epoch}: embedding", len(files), said=False) as phase:
         embeddings = embed_files(model, files, duration=config.task.duration, sample_rate=sample_rate,
-                                 batch=args.batch, whole_file=args.whole_file, progress=progress,
-                                 task=task, stop=stop)
-        if norm is not None:
-            task = progress.add_task(f"epoch {epoch}: cohort", total=len(norm.cohort.files))
+                                 batch=args.batch, whole_file=args.whole_file, phase=phase, stop=stop)
+    if norm is not None:
+        with progress.phase(f"epoch {epoch}: cohort", len(norm.cohort.files), said=False) as phase:
             cohort = embed_files(model, norm.cohort.files, duration=config.task.duration,
                                  sample_rate=sample_rate, batch=args.batch, whole_file=args.whole_file,
-                                 progress=progress, task=task, stop=stop)
+                                 phase=phase, stop=stop)
     scores = cosine_scores(embeddings, trials)
     path = write_scores(scores_path(val_dir, epoch),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores)))

@@ -23,12 +23,12 @@ from engine.data.batches import SpeakerBatches
 from engine.data.cache_key import subset_source
 from engine.data.fast_listing import list_fast
 from engine.data.listing import list_with_pyannote
-from engine.data.progress import IndexProgress
 from engine.data.protocols import get_registry, load_protocol, subset_files
 from engine.data.speech_index import derive_index, table_from_files
 from engine.data.table import Listed
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
+from engine.progress import Progress
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import start_engine, wait_for
@@ -48,7 +48,7 @@ def scaled(tmp_path: Path, demo_corpus: Path) -> Path:
 
 def build(yml: Path, root: Path, **kwargs) -> tuple[object, str]:
     out = io.StringIO()
-    table = training_table(IndexRequest(PROTOCOL, "train", str(yml), **kwargs), IndexProgress(file=out), root)
+    table = training_table(IndexRequest(PROTOCOL, "train", str(yml), **kwargs), Progress(file=out), root)
     return table, out.getvalue()
 
 
@@ -217,10 +217,10 @@ def test_the_fast_reader_lists_exactly_what_pyannote_database_lists(tmp_path: Pa
 
 BUILDER = """
 import json, sys
-from engine.data.progress import IndexProgress
 from engine.data.training_index import IndexRequest, training_table
+from engine.progress import Progress
 yml, root, builder = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-table = training_table(IndexRequest("{protocol}", "train", yml, builder=builder), IndexProgress(), __import__("pathlib").Path(root))
+table = training_table(IndexRequest("{protocol}", "train", yml, builder=builder), Progress(), __import__("pathlib").Path(root))
 print(json.dumps({{"files": len(table.paths), "key": table.info["key"]}}), flush=True)
 """
 

@@ -1,0 +1,155 @@
+"""Progress of long work, the one way every command shows it: counts, rate and ETA.
+
+A command's work is a sequence of phases (listing and checking files before the first step,
+an epoch's batches, embedding a trial list, extracting a subset). On a terminal each phase is a
+rich progress bar (built by ``engine.console.progress_bar``); otherwise (stderr is ``train.log``
+under the TUI, or a SLURM output file) a line when a phase starts, every ``LINE_EVERY`` seconds,
+and when it ends. A ``beat`` callback receives ``(done, total)`` at most every ``BEAT_EVERY``
+seconds: the run's row in the database shows the same progress (``engine.process.recording``
+passes its heartbeat).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import IO
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn
+
+from engine.console import progress_bar
+
+#: seconds between two progress lines in a log file, and between two database heartbeats
+LINE_EVERY = 10.0
+BEAT_EVERY = 2.0
+
+#: (done, total) of the phase under way; (None, None) only says "alive"
+Beat = Callable[[int | None, int | None], None]
+
+
+def _eta(done: float, total: float | None, seconds: float) -> str:
+    if not total or done <= 0 or done >= total:
+        return ""
+    left = (total - done) * seconds / done
+    return f", ETA {int(left) // 60}:{int(left) % 60:02d}"
+
+
+class Phase:
+    """One phase (listing, checking, an epoch…): ``advance(n)`` as work gets done.
+
+    ``detail`` is a few words on how it goes (``loss 1.2345  480 chunks/s``), shown beside the
+    counts.
+    """
+
+    def __init__(self, owner: Progress, name: str, total: float | None, unit: str, done: float = 0) -> None:
+        self.owner, self.name, self.total, self.unit = owner, name, total, unit
+        self.done, self.detail, self.summary = done, "", ""
+        self.t0 = self._line_at = self._beat_at = time.monotonic()
+        self._from = done
+        self.task = owner.bar.add_task(name, total=total, completed=done, detail="") if owner.live else None
+
+    def advance(self, n: float = 1, detail: str | None = None) -> None:
+        self.done += n
+        if detail is not None:
+            self.detail = detail
+        now = time.monotonic()
+        if self.task is not None:
+            self.owner.bar.update(self.task, completed=self.done, detail=self.detail)
+        elif now - self._line_at >= LINE_EVERY:
+            self._line_at = now
+            self.owner.note(self.status(now))
+        if self.owner.beat is not None and now - self._beat_at >= BEAT_EVERY:
+            self._beat_at = now
+            self.owner.beat(self.done, self.total)
+
+    def reach(self, done: float, total: float | None = None) -> None:
+        """Advance to ``done`` of ``total`` (work that reports its counts rather than its steps)."""
+        if total is not None:
+            self.total = total
+            if self.task is not None:
+                self.owner.bar.update(self.task, total=total)
+        self.advance(done - self.done)
+
+    def status(self, now: float | None = None) -> str:
+        seconds = (now or time.monotonic()) - self.t0
+        rate = (self.done - self._from) / seconds if seconds > 0 else 0.0
+        of = f"/{self.total:,.0f}" if self.total is not None else ""
+        eta = _eta(self.done - self._from, None if self.total is None else self.total - self._from, seconds)
+        detail = f"  {self.detail}" if self.detail else ""
+        return f"{self.name}: {self.done:,.0f}{of} {self.unit} ({rate:,.0f} {self.unit}/s{eta}){detail}"
+
+    def finish(self, said: bool = True) -> None:
+        """The phase is over: its bar goes, and (``said``) a line says what it did."""
+        seconds = time.monotonic() - self.t0
+        if self.task is not None:
+            self.owner.bar.remove_task(self.task)
+        if not said:
+            return
+        done = self.done - self._from
+        extra = f", {self.summary}" if self.summary else ""
+        rate = f" ({done / seconds:,.0f} {self.unit}/s)" if seconds > 0 and done else ""
+        self.owner.note(f"{self.name}: {done:,.0f} {self.unit} in {seconds:.1f} s{rate}{extra}")
+
+
+class Progress:
+    """Where a command's phases report; silent when ``quiet`` (ranks other than 0)."""
+
+    def __init__(self, *, quiet: bool = False, beat: Beat | None = None, file: IO[str] | None = None) -> None:
+        self.console = Console(file=file or sys.stderr, highlight=False)
+        self.quiet, self.beat = quiet, beat
+        self.live = not quiet and self.console.is_terminal
+        self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TaskProgressColumn(), TextColumn("{task.fields[detail]}"),
+                                console=self.console, live=self.live)
+        self.current: Phase | None = None
+        self.activity = ""
+        self._ticked = time.monotonic()
+
+    def open(self, name: str, total: float | None = None, unit: str = "files", *, done: float = 0) -> Phase:
+        """Start a phase from ``done`` (a resumed epoch's batches); :meth:`close` ends it."""
+        phase = Phase(self, name, total, unit, done)
+        self.current = phase
+        if self.live:
+            self.bar.start()
+        elif not self.quiet:
+            self.note(f"{name}: {'{:,.0f} '.format(total) if total is not None else ''}{unit}…")
+        return phase
+
+    def close(self, phase: Phase, said: bool = True) -> None:
+        """End ``phase``: with ``said``, a line of what it did (``phase.summary`` adds to it)."""
+        phase.finish(said)
+        if self.live:
+            self.bar.stop()
+        self.current = None
+
+    @contextmanager
+    def phase(self, name: str, total: float | None = None, unit: str = "files", *,
+              said: bool = True) -> Iterator[Phase]:
+        """A phase for the length of a block; a stop or an error leaves its counts in :meth:`where`."""
+        phase = self.open(name, total, unit)
+        try:
+            yield phase
+        except BaseException:
+            self.activity = phase.status()
+            self.close(phase, said=False)
+            raise
+        self.close(phase, said)
+
+    def tick(self) -> None:
+        """Say the process is alive while it waits (for another builder): a heartbeat when due."""
+        now = time.monotonic()
+        if self.beat is not None and now - self._ticked >= BEAT_EVERY:
+            self._ticked = now
+            self.beat(None, None)
+
+    def where(self) -> str:
+        """The phase under way, with its counts (for a stop's reason)."""
+        return self.current.status() if self.current is not None else self.activity
+
+    def note(self, text: str) -> None:
+        """A line for the person watching; never wrapped, never read as markup (``[...]`` in a path)."""
+        if not self.quiet:
+            self.console.print(text, soft_wrap=True, markup=False)
