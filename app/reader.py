@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from engine.layout import EVENT_GLOBS
 from engine.store import open_store
-from engine.store.events import import_events
+from engine.store.importing import import_events
 
 #: where runs whose database was on a network filesystem leave their event files, under an EXP_DIR
 EVENT_FILES = EVENT_GLOBS

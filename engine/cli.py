@@ -29,7 +29,7 @@ HANDLERS: dict[str, str] = {
     "average": "engine.validation.average:cmd_average",
     "export": "engine.extraction.export:cmd_export",
     "runs": "engine.store.report:cmd_runs",
-    "import": "engine.store.events:cmd_import",
+    "import": "engine.store.importing:cmd_import",
     "demo-data": "engine.demo:cmd_demo_data",
     "demo-workspace": "engine.demo:cmd_demo_workspace",
     "config check": "engine.config:cmd_check",

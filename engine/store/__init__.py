@@ -7,7 +7,8 @@ methods and ``EXAMPLE_QUERIES`` for queries worth knowing.
 from __future__ import annotations
 
 from engine.store.db import default_db_path
-from engine.store.events import EventWriter, import_events, recorder
+from engine.store.events import EventWriter, recorder
+from engine.store.importing import import_events
 from engine.store.liveness import HEARTBEAT_INTERVAL
 from engine.store.netfs import is_network_fs
 from engine.store.queries import EXAMPLE_QUERIES

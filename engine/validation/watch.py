@@ -28,7 +28,7 @@ from typing import Any
 
 from engine.layout import TrainingDir
 from engine.records import Run
-from engine.store.events import read_events
+from engine.store.importing import read_events
 from engine.store.runs import LIVE_STATUSES
 
 #: a checkpoint file must be this old (seconds) and of stable size to be trusted without a record

@@ -3,7 +3,8 @@
 import inspect
 
 from engine.store import open_store
-from engine.store.events import EventWriter, read_events
+from engine.store.events import EventWriter
+from engine.store.importing import read_events
 from engine.store.writer import NullWriter, RunWriter
 
 WRITER_METHODS = [name for name, _ in inspect.getmembers(RunWriter, inspect.isfunction) if not name.startswith("_")]
