@@ -28,8 +28,8 @@ from engine.data.speech_index import SpeakerIndex, build_index
 from engine.data.speed import SpeedPerturb, speed_vocabulary
 from engine.errors import TrainingError
 
-__all__ = ["BatchLoader", "BatchPlan", "Position", "SpeakerBatches", "SpeakerIndex", "batches_per_epoch",
-           "build_index", "make_loader"]
+__all__ = ["BatchLoader", "BatchPlan", "Position", "SpeakerBatches", "SpeakerIndex",
+           "batches_per_epoch", "build_index", "make_loader"]
 
 SECONDS_PER_DAY = 24 * 60 * 60
 
