@@ -17,7 +17,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -28,8 +28,8 @@ from engine.data.speech_index import SpeakerIndex, build_index
 from engine.data.speed import SpeedPerturb, speed_vocabulary
 from engine.errors import TrainingError
 
-__all__ = ["BatchLoader", "BatchPlan", "SpeakerBatches", "SpeakerIndex", "batches_per_epoch",
-           "build_index", "make_loader"]
+__all__ = ["BatchLoader", "BatchPlan", "Position", "SpeakerBatches", "SpeakerIndex",
+           "batches_per_epoch", "build_index", "make_loader"]
 
 SECONDS_PER_DAY = 24 * 60 * 60
 
@@ -45,6 +45,17 @@ class BatchPlan:
     files: np.ndarray  # (batch,) int32, index into SpeakerIndex.paths
     starts: np.ndarray  # (batch,) float64, chunk start in seconds
     speeds: np.ndarray | None = None  # (batch,) int64, index into the speed factors
+
+
+class Position(NamedTuple):
+    """A place in the batch sequence: batch ``batch`` of 0-based ``epoch``.
+
+    As a resume point it reads "``epoch`` epochs completed, ``batch`` batches of the next one
+    done", which is the same pair: the batch that comes next.
+    """
+
+    epoch: int
+    batch: int
 
 
 def batches_per_epoch(per_epoch: float, duration: float, per_fold: int, per_label: int) -> int:
@@ -203,10 +214,10 @@ def _worker_init(_: int) -> None:
 class BatchLoader:
     """Iterates this rank's batches from (epoch, start_batch) on, with worker processes.
 
-    Yields ``(waveforms (share, samples) float32, labels (share,) int64)`` tensors. After each
-    batch, ``position`` is its (epoch, batch) and ``state_dict()`` the resume point (the next
-    batch); ``make_loader(..., epoch=state['epoch'], start_batch=state['batch'])`` goes on
-    exactly there.
+    Yields ``(waveforms (share, samples) float32, labels (share,) int64)`` tensors. The loader
+    is where a run stands in the batch sequence: ``upcoming`` is the batch it yields next (the
+    resume point), ``position`` the one it yielded last; ``make_loader(..., epoch=e,
+    start_batch=k)`` with ``(e, k) = upcoming`` goes on exactly there.
     """
 
     def __init__(self, dataset: SpeakerBatches, *, epoch: int, start_batch: int,
@@ -217,7 +228,7 @@ class BatchLoader:
         self.dataset = dataset
         self.first = epoch * bpe + start_batch
         self.stop = None if epochs is None else (epoch + epochs) * bpe
-        self.position: tuple[int, int] | None = None
+        # the one cursor: the global number of the next batch to yield (its pair is ``upcoming``)
         self._next = self.first
         sampler: Iterable[int] = (_Endless(self.first) if self.stop is None
                                   else range(self.first, self.stop))
@@ -241,22 +252,33 @@ class BatchLoader:
         """Files and speakers left out when the index was built."""
         return self.dataset.index.problems
 
+    @property
+    def upcoming(self) -> Position:
+        """The batch yielded next: where a run stopped now would resume."""
+        return Position(*divmod(self._next, self.dataset.batches_per_epoch))
+
+    @property
+    def position(self) -> Position | None:
+        """The batch yielded last; None before the first."""
+        if self._next == self.first:
+            return None
+        return Position(*divmod(self._next - 1, self.dataset.batches_per_epoch))
+
     def __len__(self) -> int:
         if self.stop is None:
             raise TypeError("an endless loader (epochs=None) has no length")
         return self.stop - self.first
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = self.first
+        self._next = self.first  # every iteration starts over, as the sampler does
         for waveforms, labels in self.loader:
-            self.position = divmod(g, self.dataset.batches_per_epoch)
-            g += 1
-            self._next = g
+            # counted as it leaves: batches the workers prepared ahead are not yet the run's
+            self._next += 1
             yield waveforms, labels
 
     def state_dict(self) -> dict[str, int]:
         """Where to resume: the (epoch, batch) after the last one yielded, and the seed."""
-        epoch, k = divmod(self._next, self.dataset.batches_per_epoch)
+        epoch, k = self.upcoming
         return {"epoch": epoch, "batch": k, "seed": self.dataset.seed}
 
 

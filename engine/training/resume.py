@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from engine.data.batches import Position
 from engine.errors import TrainingError
 from engine.process import checkpoints as ckpt
 
@@ -33,6 +34,11 @@ class ResumePoint:
     def batch(self) -> int:
         """Batches of the next epoch already done (0 at an epoch's end)."""
         return int(self.saved["batch"])
+
+    @property
+    def position(self) -> Position:
+        """The batch the resumed run draws first."""
+        return Position(self.epoch, self.batch)
 
     @property
     def step(self) -> int:

@@ -148,7 +148,7 @@ class Trainer:
         self.optimizer = torch.optim.SGD(self.net.parameters(), lr=learning_rate(config.scheduler, 0, 1, 1),
                                          momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
                                          weight_decay=opt.weight_decay)
-        self.epoch, self.batch, self.step = 0, 0, 0   # completed epochs, batches of the current one
+        self.step = 0   # optimizer steps: the schedules' clock (the batch position is self.data's)
         self.target = args.to or DEFAULT_EPOCHS
         self.stop = stop or StopRequest()
         #: why the run ended early (the run's ``reason``), None when it ran to its target
@@ -156,11 +156,23 @@ class Trainer:
         #: loss sum, steps and seconds of the resumed epoch before the checkpoint (EpochMeter)
         self.carried: dict | None = None
 
+    # -- where the run stands: the data loader counts batches, nobody else does -----------
+    @property
+    def epoch(self) -> int:
+        """Completed epochs."""
+        return self.data.position.epoch
+
+    @property
+    def batch(self) -> int:
+        """Batches of the current epoch done (0 between epochs)."""
+        return self.data.position.batch
+
     # -- checkpoints ---------------------------------------------------------------------
     def state(self) -> dict:
+        epoch, batch = self.data.position
         return {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "config": config_to_dict(self.config),
-                "epoch": self.epoch, "batch": self.batch, "step": self.step, "target": self.target,
+                "epoch": epoch, "batch": batch, "step": self.step, "target": self.target,
                 "seed": self.args.seed, "speakers": self.data.speakers, "rng": ckpt.rng_state(),
                 "world_size": self.world.size}
 
@@ -172,7 +184,8 @@ class Trainer:
         self.model.load_state_dict(saved["model"])
         self.loss.load_state_dict(saved["loss"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        self.epoch, self.batch, self.step = resume.epoch, resume.batch, resume.step
+        self.data.seek(resume.position)
+        self.step = resume.step
         self.target = self.args.to or resume.target or self.target
         self.carried = resume.carried
         ckpt.set_rng_state(saved["rng"])
@@ -241,7 +254,7 @@ class Trainer:
         self.recorder.start_epoch(epoch, self.data.batches_per_epoch, done=self.batch)
         self.carried = None
         stopping = False
-        for waveforms, labels in self.data.batches(epoch=epoch, start=self.batch):
+        for waveforms, labels in self.data.batches():
             # both schedules are pure functions of the step: a resumed run needs no scheduler state
             lr = learning_rate(self.config.scheduler, self.step, self.data.batches_per_epoch, self.target)
             for group in self.optimizer.param_groups:
@@ -256,11 +269,10 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self.batch += 1
             self.step += 1
             self.record(meter, epoch, loss.detach(), lr, m)
             stopping = agree(self.stop.requested, self.world, self.device)
-            if stopping and self.batch < self.data.batches_per_epoch:
+            if stopping and self.batch:  # mid-epoch: the epoch's last batch moved the data to batch 0
                 self.flush(meter)
                 self.save(partial=True, so_far=meter.so_far())
                 self.reason = self.stop_reason(f"at epoch {epoch} step {self.step}")
@@ -268,10 +280,8 @@ class Trainer:
                 return False
             if stopping:  # after the epoch's last step: its end-of-epoch checkpoint is the resume point
                 break
-        self.flush(meter)
-        self.epoch, self.batch = epoch, 0
-        summary = meter.end_epoch()
-        self.recorder.epoch(summary)
+        self.flush(meter)  # the data stands at (epoch, 0) now: where this epoch's checkpoint resumes
+        self.recorder.epoch(meter.end_epoch())
         self.save(partial=False)
         if stopping:
             self.reason = self.stop_reason(f"at the end of epoch {epoch}")

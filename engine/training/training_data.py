@@ -17,7 +17,7 @@ import torch
 from engine.config import Config
 from engine.data.audio import Problem
 from engine.data.augment import build_augmentation
-from engine.data.batches import BatchLoader, SpeakerIndex, batches_per_epoch, make_loader
+from engine.data.batches import BatchLoader, Position, SpeakerIndex, batches_per_epoch, make_loader
 from engine.data.speech_index import derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
@@ -35,9 +35,9 @@ class TrainingData:
     workers: int
     pin_memory: bool
     problems: list[Problem] = field(default_factory=list)
+    # the one loader of the run (persistent workers); it alone knows which batch comes next
     _loader: BatchLoader | None = None
     _iter: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
-    _next: tuple[int, int] | None = None
 
     @property
     def speakers(self) -> list[str]:
@@ -57,25 +57,30 @@ class TrainingData:
         """Chunks of this rank's share of a batch."""
         return self.config.task.batch_size // self.world.size
 
-    def loader_for(self, epoch0: int, start: int) -> BatchLoader:
-        """One endless loader (persistent workers) from 0-based ``epoch0``, batch ``start``."""
-        if self._loader is None or self._next != (epoch0, start):
-            self._loader = make_loader(self.index, self.config, workers=self.workers, seed=self.seed,
-                                       rank=self.world.rank, world=self.world.size, epoch=epoch0,
-                                       start_batch=start, epochs=None, augment=self.augment,
-                                       pin_memory=self.pin_memory)
-            self._iter = iter(self._loader)
-        return self._loader
+    @property
+    def position(self) -> Position:
+        """The batch that comes next: completed epochs, batches of the next one done."""
+        if self._loader is None:  # nothing drawn and no seek: the start of the sequence
+            return Position(0, 0)
+        return self._loader.upcoming
 
-    def batches(self, epoch: int, start: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """This rank's batches ``start, start + 1, …`` of 1-based ``epoch``."""
-        loader = self.loader_for(epoch - 1, start)
-        assert self._iter is not None
-        for k in range(start, loader.batches_per_epoch):
-            batch = next(self._iter)
-            nxt = (epoch - 1, k + 1) if k + 1 < loader.batches_per_epoch else (epoch, 0)
-            self._next = nxt
-            yield batch
+    def seek(self, at: Position) -> None:
+        """Continue the batch sequence at ``at`` (a resume point), with a new endless loader."""
+        self._loader = make_loader(self.index, self.config, workers=self.workers, seed=self.seed,
+                                   rank=self.world.rank, world=self.world.size, epoch=at.epoch,
+                                   start_batch=at.batch, epochs=None, augment=self.augment,
+                                   pin_memory=self.pin_memory)
+        self._iter = iter(self._loader)
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches from ``position`` to the end of its epoch."""
+        if self._loader is None:  # a run not resumed: from the first batch
+            self.seek(Position(0, 0))
+        assert self._loader is not None and self._iter is not None
+        epoch = self._loader.upcoming.epoch
+        # the loader moves to (epoch + 1, 0) as it hands over the epoch's last batch
+        while self._loader.upcoming.epoch == epoch:
+            yield next(self._iter)
 
 
 def prepare_training_data(config: Config, protocol: str, subset: str, *, database: str | None,
