@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from engine.layout import ExperimentDir, TrainingDir
+from engine.records import Run
 
 #: children this TUI started; polled so that an exited child does not linger as a zombie
 #: (a zombie still has a /proc entry and would look alive to the lost-run check)
@@ -73,10 +74,10 @@ def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every
     return engine_argv(*args, *_common(db, database), str(trn), protocol)
 
 
-def validation_settings(validator: dict | None) -> tuple[str, int]:
+def validation_settings(validator: Run | None) -> tuple[str, int]:
     """(subset, every) of a validate run's command line; the Launch screen's defaults without one."""
     subset, every = "development", 1
-    command = (validator or {}).get("command") or []
+    command = (None if validator is None else validator.command) or []
     for flag, value in zip(command, command[1:]):
         if flag == "--subset":
             subset = value
@@ -143,20 +144,20 @@ def _start_time(pid: int) -> float | None:
     return process_start_time(pid)
 
 
-def stop(run: dict) -> str | None:
+def stop(run: Run) -> str | None:
     """Send SIGTERM to a run's process; returns why not, or None when sent.
 
     The run's pid start time is checked first, so a pid the system reused for another
     program is never signalled.
     """
-    pid = run.get("pid")
+    pid = run.pid
     if not pid:
         return "the run has no process id recorded"
-    host = run.get("host")
+    host = run.host
     if host and host != socket.gethostname():
         return f"the run is on host {host}; stop it there (kill -TERM {pid})"
     reap()
-    started = run.get("pid_start")
+    started = run.pid_start
     now_started = _start_time(int(pid))
     if now_started is None:
         return f"process {pid} is gone"
