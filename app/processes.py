@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.layout import ExperimentDir, TrainingDir
@@ -178,7 +179,27 @@ def exited(pid: int) -> bool:
     return pid in _EXITED
 
 
-def record_launch(app_pending: list[dict], argv: list[str], log_path: Path, *, kind: str, what: str,
+@dataclass
+class PendingLaunch:
+    """A command this TUI launched whose run is not in the database yet (the runs list shows it
+    as ``starting``). Mutable: a deferred launch gets its ``pid`` when it starts."""
+
+    argv: list[str]
+    log: str
+    kind: str
+    #: what the user reads about it (``resume of #3``)
+    what: str
+    protocol: str
+    subset: str
+    device: str | None
+    started_at: float
+    #: its process; None while it waits for ``after``
+    pid: int | None = None
+    #: the process whose run must be recorded before this one starts
+    after: int | None = None
+
+
+def record_launch(app_pending: list[PendingLaunch], argv: list[str], log_path: Path, *, kind: str, what: str,
                   protocol: str, subset: str, device: str | None, now: float,
                   after: int | None = None) -> int | None:
     """Launch ``argv`` and remember it until its run shows up in the database.
@@ -187,19 +208,18 @@ def record_launch(app_pending: list[dict], argv: list[str], log_path: Path, *, k
     validation watcher started before its training run exists would find nothing to watch.
     """
     pid = None if after is not None else launch(argv, log_path)
-    app_pending.append({"pid": pid, "after": after, "argv": argv, "log": str(log_path), "kind": kind,
-                        "what": what, "protocol": protocol, "subset": subset, "device": device,
-                        "started_at": now})
+    app_pending.append(PendingLaunch(argv=argv, log=str(log_path), kind=kind, what=what, protocol=protocol,
+                                     subset=subset, device=device, started_at=now, pid=pid, after=after))
     return pid
 
 
-def start_deferred(entry: dict, recorded_pids: set) -> str | None:
+def start_deferred(entry: PendingLaunch, recorded_pids: set[int | None]) -> str | None:
     """Start a deferred launch once the run it waits for is recorded; returns why it was dropped."""
-    after = entry.get("after")
-    if entry.get("pid") is not None or after is None:
+    after = entry.after
+    if entry.pid is not None or after is None:
         return None
     if after in recorded_pids:
-        entry["pid"] = launch(entry["argv"], entry["log"])
+        entry.pid = launch(entry.argv, entry.log)
     elif exited(after):
-        return f"{entry['what']} not started: the process it waited for ended first"
+        return f"{entry.what} not started: the process it waited for ended first"
     return None

@@ -110,15 +110,15 @@ class RunsScreen(Screen):
             if dropped:
                 self.app.error(dropped)
                 continue
-            if p["pid"] is not None and p["pid"] in pids:
+            if p.pid is not None and p.pid in pids:
                 continue
-            if p["pid"] is not None and processes.exited(p["pid"]):
-                self.app.error(f"{p['what']} exited before recording its run: see {p['log']}")
+            if p.pid is not None and processes.exited(p.pid):
+                self.app.error(f"{p.what} exited before recording its run: see {p.log}")
                 continue
             still.append(p)
         self.app.pending = still
-        return [RunSummary(id=-i - 1, name=p["what"], kind=p["kind"], protocol=p["protocol"], subset=p.get("subset"),
-                           status="starting", out_dir=None, started_at=p["started_at"], device=p.get("device"))
+        return [RunSummary(id=-i - 1, name=p.what, kind=p.kind, protocol=p.protocol, subset=p.subset,
+                           status="starting", out_dir=None, started_at=p.started_at, device=p.device)
                 for i, p in enumerate(still)]
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
