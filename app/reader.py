@@ -150,7 +150,7 @@ class RunDetail:
     validations: list[RecordedValidation]
     #: the validate runs of ``train``, newest first
     validators: list[Run]
-    #: the apply runs of ``train`` and of its validate runs, newest first
+    #: the apply runs of ``train`` (newest first), then those of its validate runs
     applies: list[Run]
     #: the latest diarization check of each apply run, by its id
     der: dict[int, DiarizationCheck]
