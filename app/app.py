@@ -6,11 +6,15 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.command import Hit, Hits, Provider
 
 from app.workspace import Workspace, resolve_workspace
+
+if TYPE_CHECKING:
+    from app.processes import PendingLaunch
 
 
 class SpkembCommands(Provider):
@@ -44,8 +48,8 @@ class SpkembApp(App[None]):
         self.workspace = workspace
         self.now = now
         self.refresh_interval = refresh_interval
-        #: launches not yet seen in the database: dicts with pid, argv, log, what, started_at
-        self.pending: list[dict] = []
+        #: launches not yet seen in the database
+        self.pending: list[PendingLaunch] = []
         self.sub_title = workspace.show(workspace.db_path)
 
     @property

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from app import reader
+from engine.records import Run
 
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 
@@ -21,9 +22,9 @@ def find_experiments(root: Path, db_path: Path) -> list[Path]:
     if db_path.exists():
         try:
             with reader.store_at(db_path) as store:
-                for run in store.run_summaries():
-                    exp = run.get("exp_dir")
-                    if run["kind"] == "train" and exp and (Path(exp) / "config.yml").is_file():
+                for run in map(Run.from_row, store.run_summaries()):
+                    exp = run.exp_dir
+                    if run.kind == "train" and exp and (Path(exp) / "config.yml").is_file():
                         found.add(Path(exp).resolve())
         except Exception:  # noqa: BLE001 - an unreadable db is reported by the runs screen
             pass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine.config import config_diff
+from engine.records import Run
 
 #: config differences listed before "and N more"
 MAX_DIFF_LINES = 8
@@ -14,27 +15,26 @@ def _value(value: Any) -> str:
     return "—" if value is None else str(value)
 
 
-def lineage_lines(train: dict[str, Any], parent: dict[str, Any] | None, show: Any = str) -> list[str]:
+def lineage_lines(train: Run, parent: Run | None, show: Any = str) -> list[str]:
     """Lines saying where a forked run started and how its config differs from its parent's.
 
     Parameters
     ----------
     train
-        The training run (a runs row, config decoded).
+        The training run (its config decoded).
     parent
         The run that wrote the checkpoint it started from, when the database knows it.
     show
         How a path is shown (the workspace's ``show``).
     """
-    if not train.get("init_from"):
+    if not train.init_from:
         return []
-    epoch = train.get("init_epoch")
+    epoch = train.init_epoch
     where = f"epoch {epoch}" if epoch is not None else "a checkpoint"
     if parent is None:
-        return [f"forked from {where} of a run this database does not hold: {show(train['init_from'])}"]
-    lines = [f"forked from [b]#{parent['id']} {parent.get('name') or ''}[/b] {where} "
-             f"({show(train['init_from'])})"]
-    mine, theirs = train.get("config"), parent.get("config")
+        return [f"forked from {where} of a run this database does not hold: {show(train.init_from)}"]
+    lines = [f"forked from [b]#{parent.id} {parent.name or ''}[/b] {where} ({show(train.init_from)})"]
+    mine, theirs = train.config, parent.config
     if not isinstance(mine, dict) or not isinstance(theirs, dict):
         return lines
     diff = config_diff(theirs, mine)

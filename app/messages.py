@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from app.reader import RunDetail, RunSummary
 
 
 @dataclass
 class RunsLoaded(Message):
     """A fresh read of the runs table (or why it could not be read)."""
 
-    rows: list[dict[str, Any]]
+    rows: list[RunSummary]
     error: str | None = None
     missing: bool = False
     seconds: float = 0.0
@@ -20,10 +23,10 @@ class RunsLoaded(Message):
 
 @dataclass
 class DetailLoaded(Message):
-    """A fresh read of one run's metrics."""
+    """A fresh read of one run's metrics (``data`` None: the database has no such run)."""
 
     run_id: int
-    data: dict[str, Any] = field(default_factory=dict)
+    data: RunDetail | None = None
     error: str | None = None
 
 

@@ -12,9 +12,11 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.layout import ExperimentDir, TrainingDir
+from engine.records import Run
 
 #: children this TUI started; polled so that an exited child does not linger as a zombie
 #: (a zombie still has a /proc entry and would look alive to the lost-run check)
@@ -73,10 +75,10 @@ def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every
     return engine_argv(*args, *_common(db, database), str(trn), protocol)
 
 
-def validation_settings(validator: dict | None) -> tuple[str, int]:
+def validation_settings(validator: Run | None) -> tuple[str, int]:
     """(subset, every) of a validate run's command line; the Launch screen's defaults without one."""
     subset, every = "development", 1
-    command = (validator or {}).get("command") or []
+    command = (None if validator is None else validator.command) or []
     for flag, value in zip(command, command[1:]):
         if flag == "--subset":
             subset = value
@@ -143,20 +145,20 @@ def _start_time(pid: int) -> float | None:
     return process_start_time(pid)
 
 
-def stop(run: dict) -> str | None:
+def stop(run: Run) -> str | None:
     """Send SIGTERM to a run's process; returns why not, or None when sent.
 
     The run's pid start time is checked first, so a pid the system reused for another
     program is never signalled.
     """
-    pid = run.get("pid")
+    pid = run.pid
     if not pid:
         return "the run has no process id recorded"
-    host = run.get("host")
+    host = run.host
     if host and host != socket.gethostname():
         return f"the run is on host {host}; stop it there (kill -TERM {pid})"
     reap()
-    started = run.get("pid_start")
+    started = run.pid_start
     now_started = _start_time(int(pid))
     if now_started is None:
         return f"process {pid} is gone"
@@ -177,7 +179,27 @@ def exited(pid: int) -> bool:
     return pid in _EXITED
 
 
-def record_launch(app_pending: list[dict], argv: list[str], log_path: Path, *, kind: str, what: str,
+@dataclass
+class PendingLaunch:
+    """A command this TUI launched whose run is not in the database yet (the runs list shows it
+    as ``starting``). Mutable: a deferred launch gets its ``pid`` when it starts."""
+
+    argv: list[str]
+    log: str
+    kind: str
+    #: what the user reads about it (``resume of #3``)
+    what: str
+    protocol: str
+    subset: str
+    device: str | None
+    started_at: float
+    #: its process; None while it waits for ``after``
+    pid: int | None = None
+    #: the process whose run must be recorded before this one starts
+    after: int | None = None
+
+
+def record_launch(app_pending: list[PendingLaunch], argv: list[str], log_path: Path, *, kind: str, what: str,
                   protocol: str, subset: str, device: str | None, now: float,
                   after: int | None = None) -> int | None:
     """Launch ``argv`` and remember it until its run shows up in the database.
@@ -186,19 +208,18 @@ def record_launch(app_pending: list[dict], argv: list[str], log_path: Path, *, k
     validation watcher started before its training run exists would find nothing to watch.
     """
     pid = None if after is not None else launch(argv, log_path)
-    app_pending.append({"pid": pid, "after": after, "argv": argv, "log": str(log_path), "kind": kind,
-                        "what": what, "protocol": protocol, "subset": subset, "device": device,
-                        "started_at": now})
+    app_pending.append(PendingLaunch(argv=argv, log=str(log_path), kind=kind, what=what, protocol=protocol,
+                                     subset=subset, device=device, started_at=now, pid=pid, after=after))
     return pid
 
 
-def start_deferred(entry: dict, recorded_pids: set) -> str | None:
+def start_deferred(entry: PendingLaunch, recorded_pids: set[int | None]) -> str | None:
     """Start a deferred launch once the run it waits for is recorded; returns why it was dropped."""
-    after = entry.get("after")
-    if entry.get("pid") is not None or after is None:
+    after = entry.after
+    if entry.pid is not None or after is None:
         return None
     if after in recorded_pids:
-        entry["pid"] = launch(entry["argv"], entry["log"])
+        entry.pid = launch(entry.argv, entry.log)
     elif exited(after):
-        return f"{entry['what']} not started: the process it waited for ended first"
+        return f"{entry.what} not started: the process it waited for ended first"
     return None

@@ -7,14 +7,18 @@ connection is held across refreshes, so WAL checkpoints are never held back (DES
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from engine.layout import EVENT_GLOBS
+from engine.records import (Checkpoint, DataProblem, DiarizationCheck, EpochSummary, RecordedValidation, Run,
+                            StaleExtraction, row_record)
 from engine.store import open_store
 from engine.store.importing import import_events
 
@@ -31,59 +35,66 @@ def store_at(path: Path, readonly: bool = True) -> Iterator[Any]:
         store.close()
 
 
-def _best_by_train_run(runs: list[dict]) -> dict[int, dict]:
+@dataclass(frozen=True, kw_only=True)
+class RunSummary(Run):
+    """A run as the runs list shows it: without its config and command, with its latest loss.
+
+    A training run shows the best EER and epoch its validation picked.
+    """
+
+    #: the loss of a training run's latest step (None for other kinds)
+    last_loss: float | None = None
+
+
+def _best_by_train_run(runs: list[RunSummary]) -> dict[int, RunSummary]:
     """The validate run with the best EER for each training run it validates."""
-    best: dict[int, dict] = {}
+    best: dict[int, RunSummary] = {}
     for r in runs:
-        parent = r.get("parent_id")
-        if r.get("kind") == "validate" and parent is not None and r.get("best_eer") is not None:
-            if parent not in best or r["best_eer"] < best[parent]["best_eer"]:
+        parent = r.parent_id
+        if r.kind == "validate" and parent is not None and r.best_eer is not None:
+            if parent not in best or r.best_eer < best[parent].best_eer:  # type: ignore[operator]
                 best[parent] = r
     return best
 
 
-def _with_derived(runs: list[dict]) -> list[dict]:
+def _with_derived(runs: list[RunSummary]) -> list[RunSummary]:
     """The rows a runs list shows: a training run takes its validation's best EER and epoch."""
     best = _best_by_train_run(runs)
     out = []
     for run in runs:
-        row = dict(run)
-        if row.get("kind") == "train":
-            val = best.get(int(row["id"]))
-            if val is not None:
-                row["best_eer"], row["best_epoch"] = val["best_eer"], val["best_epoch"]
-                row["best_checkpoint"] = val.get("best_checkpoint")
-        else:
-            row["last_loss"] = None
-        out.append(row)
+        val = best.get(run.id) if run.kind == "train" else None
+        if val is not None:
+            run = dataclasses.replace(run, best_eer=val.best_eer, best_epoch=val.best_epoch,
+                                      best_checkpoint=val.best_checkpoint)
+        out.append(run)
     return out
 
 
-def read_runs(path: Path) -> list[dict]:
+def read_runs(path: Path) -> list[RunSummary]:
     """Every run with its last loss and best EER (a training run takes its validation's best)."""
     with store_at(path) as store:
         rows, _, _ = store.runs_changed_since(0)
-    return _with_derived(rows)
+    return _with_derived([RunSummary.from_row(r) for r in rows])
 
 
 class RunsFeed:
     """Every run of one database, kept up to date by reading only the runs changed since the
     last read (``runs.changed``, bumped by triggers on every write).
 
-    A refresh of a workspace of a thousand runs of which ten are training reads ten rows. The
-    whole table is read again when the file no longer matches what was seen: another file at
-    the path, fewer runs than known (rows deleted) or a change counter gone backwards.
-    Safe to call from several worker threads: reads are serialised.
+    A refresh of a workspace of a thousand runs of which ten are training reads ten rows (and
+    makes records of those ten only). The whole table is read again when the file no longer
+    matches what was seen: another file at the path, fewer runs than known (rows deleted) or a
+    change counter gone backwards. Safe to call from several worker threads: reads are serialised.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._runs: dict[int, dict] = {}
+        self._runs: dict[int, RunSummary] = {}
         self._changed = 0
         self._file: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[RunSummary]:
         """Every run, newest first, as ``read_runs`` gives them."""
         with self._lock, store_at(self.path) as store:
             stat = os.stat(self.path)
@@ -94,7 +105,8 @@ class RunsFeed:
                 self._runs = {}
                 rows, newest, count = store.runs_changed_since(0)
             for row in rows:
-                self._runs[int(row["id"])] = row
+                run = RunSummary.from_row(row)
+                self._runs[run.id] = run
             self._changed = newest
             runs = [self._runs[k] for k in sorted(self._runs, reverse=True)]
         return _with_derived(runs)
@@ -116,87 +128,143 @@ def mark_lost(path: Path) -> list[int]:
         return list(store.mark_lost())
 
 
-def read_detail(path: Path, run_id: int, since_step: int) -> dict[str, Any]:
-    """One run and everything recorded about it, for the run detail screen.
+#: a ``train_steps`` row (step, epoch, loss, lr, margin, chunks_per_s, time): steps stay plain rows,
+#: being many (a long run has a million) and read by the plots a column at a time
+StepRow = dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunDetail:
+    """One run and everything recorded about it, as the run detail screen shows it."""
+
+    run: Run
+    #: the training run it belongs to (itself, for a training run)
+    train: Run
+    #: the run a fork started from (``train --init-from``), when the database holds it
+    init_parent: Run | None
+    #: steps of ``train`` after the step asked for
+    steps: list[StepRow]
+    epochs: list[EpochSummary]
+    checkpoints: list[Checkpoint]
+    #: validations of ``train``'s checkpoints, by every validate run of it
+    validations: list[RecordedValidation]
+    #: the validate runs of ``train``, newest first
+    validators: list[Run]
+    #: the apply runs of ``train`` (newest first), then those of its validate runs
+    applies: list[Run]
+    #: the latest diarization check of each apply run, by its id
+    der: dict[int, DiarizationCheck]
+    #: the stale extraction of each apply run whose checkpoint is no longer the one picked, by its id
+    stale: dict[int, StaleExtraction]
+    problems: list[DataProblem]
+
+
+def _training_run(store: Any, run: Run) -> Run:
+    """The training run that ``run`` belongs to: itself, its parent, or its grandparent (apply)."""
+    if run.kind == "train" or run.parent_id is None:
+        return run
+    parent = store.run(run.parent_id)
+    if parent is not None and parent["kind"] == "train":
+        return Run.from_row(parent)
+    if parent is not None and parent["parent_id"] is not None:
+        grand = store.run(int(parent["parent_id"]))
+        if grand is not None and grand["kind"] == "train":
+            return Run.from_row(grand)
+    return run
+
+
+def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
+    """One run and everything recorded about it, for the run detail screen (None: no such run).
 
     For a training run: its steps after ``since_step``, epochs, checkpoints, the
     validations of its checkpoints and the validate/apply runs that hang off it.
     """
     with store_at(path) as store:
-        run = store.run(run_id)
-        if run is None:
-            return {"run": None}
-        train = run
-        if run.get("kind") != "train" and run.get("parent_id") is not None:
-            parent = store.run(int(run["parent_id"]))
-            if parent is not None and parent.get("kind") == "train":
-                train = parent
-            elif parent is not None and parent.get("parent_id") is not None:
-                grand = store.run(int(parent["parent_id"]))
-                train = grand if grand is not None and grand.get("kind") == "train" else train
-        train_id = int(train["id"])
+        row = store.run(run_id)
+        if row is None:
+            return None
+        run = Run.from_row(row)
+        train = _training_run(store, run)
         all_runs = store.runs()
-        children = [r for r in all_runs if r.get("parent_id") == train_id]
-        grandchildren = [r for r in all_runs
-                         if r.get("parent_id") in {c["id"] for c in children}]
-        validations = store.validations(train_run_id=train_id)
+        children = [Run.from_row(r) for r in all_runs if r["parent_id"] == train.id]
+        child_ids = {c.id for c in children}
+        grandchildren = [Run.from_row(r) for r in all_runs if r["parent_id"] in child_ids]
         # a fork's parent (train --init-from), for its lineage and config diff
-        init_parent = store.run(int(train["init_run_id"])) if train.get("init_run_id") is not None else None
-        applies = [r for r in children + grandchildren if r.get("kind") == "apply"]
-        return {
-            "init_parent": init_parent,
-            "run": run,
-            "train": train,
-            "steps": store.steps(train_id, since_step=since_step),
-            "epochs": store.epochs(train_id),
-            "checkpoints": store.checkpoints(train_id),
-            "validations": validations,
-            "validators": [r for r in children if r.get("kind") == "validate"],
-            "applies": applies,
-            **extraction_checks(store, [int(a["id"]) for a in applies]),
-            "problems": store.problems(train_id) + [p for v in children for p in store.problems(int(v["id"]))],
-        }
+        parent = store.run(train.init_run_id) if train.init_run_id is not None else None
+        applies = [r for r in children + grandchildren if r.kind == "apply"]
+        validators = [r for r in children if r.kind == "validate"]
+        der, stale = extraction_checks(store, [a.id for a in applies])
+        problems = store.problems(train.id) + [p for v in children for p in store.problems(v.id)]
+        return RunDetail(
+            run=run, train=train, init_parent=None if parent is None else Run.from_row(parent),
+            steps=store.steps(train.id, since_step=since_step),
+            epochs=[EpochSummary.from_row(r) for r in store.epochs(train.id)],
+            checkpoints=[Checkpoint.from_row(r) for r in store.checkpoints(train.id)],
+            validations=[RecordedValidation.from_row(r) for r in store.validations(train_run_id=train.id)],
+            validators=validators, applies=applies, der=der, stale=stale,
+            problems=[DataProblem.from_row(p) for p in problems])
 
 
-def extraction_checks(store: Any, apply_ids: list[int]) -> dict[str, dict[int, dict]]:
-    """For these apply runs: the latest diarization check of each (``der``) and the stale ones
-    (``stale``: the row of the ``stale_extractions`` view, with the epoch params.yml points at now)."""
+def extraction_checks(store: Any, apply_ids: list[int]
+                      ) -> tuple[dict[int, DiarizationCheck], dict[int, StaleExtraction]]:
+    """For these apply runs: the latest diarization check of each, and the stale ones (with the
+    epoch params.yml points at now), by apply run id."""
     wanted = set(apply_ids)
     der = {}
     for run_id in apply_ids:
         rows = store.diarizations(run_id=run_id)
         if rows:
-            der[run_id] = rows[0]
-    stale = {int(r["apply_run_id"]): r for r in store.stale_extractions() if r["apply_run_id"] in wanted}
-    return {"der": der, "stale": stale}
+            der[run_id] = row_record(DiarizationCheck, rows[0])
+    stale = {int(r["apply_run_id"]): row_record(StaleExtraction, r)
+             for r in store.stale_extractions() if r["apply_run_id"] in wanted}
+    return der, stale
 
 
-def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, kw_only=True)
+class RunCurves:
+    """What the compare screen shows of one run: its curves, validate runs and config."""
+
+    run: Run
+    #: steps after the step asked for (none for a validate run)
+    steps: list[StepRow]
+    validations: list[RecordedValidation]
+    #: the validate runs that scored ``validations`` (the run itself, for a validate run)
+    validators: list[Run]
+    config: dict[str, Any]
+
+
+def _config(run: Run) -> dict[str, Any]:
+    """A run's config as a dict (empty when it has none, or an unreadable one)."""
+    config: Any = run.config
+    if isinstance(config, str):  # written as JSON text twice by hand: still shown
+        try:
+            config = json.loads(config)
+        except ValueError:
+            config = {}
+    return config if isinstance(config, dict) else {}
+
+
+def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = None) -> list[RunCurves]:
     """Steps (after ``since[run_id]``, default all), validations and config of several runs, for
     the compare screen."""
     since = since or {}
     out = []
     with store_at(path) as store:
-        validate_runs: list[dict] | None = None  # read once, when a training run needs its validators
+        validate_runs: list[Run] | None = None  # read once, when a training run needs its validators
         for run_id in run_ids:
-            run = store.run(run_id)
-            if run is None:
+            row = store.run(run_id)
+            if row is None:
                 continue
-            config = run.get("config")
-            if isinstance(config, str):
-                try:
-                    config = json.loads(config)
-                except ValueError:
-                    config = {}
-            train = run.get("kind") == "train"
+            run = Run.from_row(row)
+            train = run.kind == "train"
             if train and validate_runs is None:
-                validate_runs = store.runs(kind="validate")
-            validators = ([r for r in validate_runs if r.get("parent_id") == run_id] if train
-                          else [run] if run.get("kind") == "validate" else [])
-            out.append({"run": run, "steps": store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
-                        "validations": store.validations(train_run_id=run_id) if train
-                        else store.validations(run_id),
-                        "validators": validators, "config": config or {}})
+                validate_runs = [Run.from_row(r) for r in store.runs(kind="validate")]
+            validators = ([r for r in validate_runs or [] if r.parent_id == run_id] if train
+                          else [run] if run.kind == "validate" else [])
+            rows = store.validations(train_run_id=run_id) if train else store.validations(run_id)
+            out.append(RunCurves(run=run, steps=store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
+                                 validations=[RecordedValidation.from_row(r) for r in rows],
+                                 validators=validators, config=_config(run)))
     return out
 
 
@@ -214,4 +282,4 @@ def used_by_runs(path: Path, exp_dir: Path) -> list[int]:
     target = exp_dir.resolve()
     with store_at(path) as store:
         return [int(r["id"]) for r in store.runs()
-                if r.get("exp_dir") and Path(r["exp_dir"]).resolve() == target]
+                if r["exp_dir"] and Path(r["exp_dir"]).resolve() == target]

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from engine.records import DiarizationCheck, Run
+
+if TYPE_CHECKING:
+    from app.reader import RunSummary
 
 STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
 #: a process at work (``indexing``: training before its first step)
@@ -33,77 +38,80 @@ def started(ts: float | None) -> str:
     return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
 
 
-def epoch_text(run: dict[str, Any]) -> str:
-    epoch, target = run.get("epoch"), run.get("target_epoch")
-    if run.get("kind") == "apply" or run.get("status") == "indexing":
+def epoch_text(run: Run) -> str:
+    epoch, target = run.epoch, run.target_epoch
+    if run.kind == "apply" or run.status == "indexing":
         # apply: files embedded; indexing: files of the phase under way (listing, checking)
-        done, total = run.get("progress"), run.get("progress_total")
+        done, total = run.progress, run.progress_total
         return f"{done or 0}/{total} files" if total else ""
     if epoch is None and target is None:
         return ""
     return f"{'' if epoch is None else epoch}/{'' if target is None else target}"
 
 
-def eer_text(run: dict[str, Any]) -> str:
-    eer, epoch = run.get("best_eer"), run.get("best_checkpoint") or run.get("best_epoch")
+def eer_text(run: Run) -> str:
+    eer, epoch = run.best_eer, run.best_checkpoint or run.best_epoch
     if eer is None:
         return ""
     return f"{100 * eer:.2f} % @ {epoch}"
 
 
-def der_text(check: dict[str, Any]) -> str:
-    """``DER 12.34 % (missed …, false alarm …, confusion …) oracle`` of a ``diarizations`` row."""
-    total = check.get("total") or 0.0
+def der_text(check: DiarizationCheck) -> str:
+    """``DER 12.34 % (missed …, false alarm …, confusion …) oracle`` of a diarization check."""
+    total = check.total or 0.0
     share = (lambda s: 100 * (s or 0.0) / total) if total > 0 else (lambda s: 0.0)
-    how = "oracle speakers" if check.get("num_speakers") == "oracle" else f"threshold {check.get('threshold') or 0:.2f}"
-    return (f"DER {100 * check['der']:.2f} % (missed {share(check.get('missed')):.2f} %, false alarm "
-            f"{share(check.get('false_alarm')):.2f} %, confusion {share(check.get('confusion')):.2f} %) {how}")
+    how = "oracle speakers" if check.num_speakers == "oracle" else f"threshold {check.threshold or 0:.2f}"
+    return (f"DER {100 * check.der:.2f} % (missed {share(check.missed):.2f} %, false alarm "
+            f"{share(check.false_alarm):.2f} %, confusion {share(check.confusion):.2f} %) {how}")
 
 
-def protocol_text(run: dict[str, Any]) -> str:
-    protocol, subset = run.get("protocol") or "", run.get("subset")
+def protocol_text(run: Run) -> str:
+    protocol, subset = run.protocol or "", run.subset
     return f"{protocol}.{subset}" if subset else protocol
 
 
-def cells(run: dict[str, Any], now: float) -> tuple[str, ...]:
+def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     """The text of each column of the runs table for one run."""
-    end = run.get("ended_at") or (now if run.get("status") in LIVE else run.get("heartbeat_at"))
-    start = run.get("started_at")
-    loss = run.get("last_loss")
-    return (str(run["id"]), run.get("name") or "", run.get("kind") or "", protocol_text(run),
-            run.get("status") or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
-            eer_text(run), run.get("device") or "", started(start),
+    end = run.ended_at or (now if run.status in LIVE else run.heartbeat_at)
+    start = run.started_at
+    loss = run.last_loss
+    return (str(run.id), run.name or "", run.kind or "", protocol_text(run),
+            run.status or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
+            eer_text(run), run.device or "", started(start),
             duration(None if start is None or end is None else end - start))
 
 
-def sort_value(run: dict[str, Any], column: str, now: float) -> Any:
+def sort_value(run: RunSummary, column: str, now: float) -> Any:
     """A value that sorts the column the way a reader expects (numbers as numbers)."""
     value: Any
     if column == "id":
-        value = run["id"]
+        value = run.id
     elif column == "loss":
-        value = run.get("last_loss")
+        value = run.last_loss
     elif column == "eer":
-        value = run.get("best_eer")
+        value = run.best_eer
     elif column == "epoch":
-        value = run.get("epoch")
+        value = run.epoch
     elif column in ("started", "duration"):
-        start = run.get("started_at") or 0.0
-        value = start if column == "started" else (run.get("ended_at") or now) - start
+        start = run.started_at or 0.0
+        value = start if column == "started" else (run.ended_at or now) - start
     elif column == "protocol":
         value = protocol_text(run)
-    else:
-        value = run.get(column) or ""
+    else:  # a column shown as the run's field of that name (name, kind, status, device)
+        value = getattr(run, column, None) or ""
     # None last, whichever the type
     return (value is None, value if value is not None else 0)
 
 
-def matches(run: dict[str, Any], text: str, status: str | None) -> bool:
+#: the fields the filter box matches its words against
+FILTERED = ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host")
+
+
+def matches(run: Run, text: str, status: str | None) -> bool:
     """Whether a run passes the filter box (all words, any column) and the status choice."""
-    if status and run.get("status") != status:
+    if status and run.status != status:
         return False
     if not text:
         return True
-    hay = " ".join(str(run.get(k) or "") for k in
-                   ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host")).lower()
+    hay = " ".join(str(getattr(run, k) or "") for k in FILTERED).lower()
     return all(word in hay for word in text.lower().split())

@@ -2,8 +2,8 @@
 
 torch-free and free of the database: the writers (``engine.store.writer.RunWriter``: the
 SQLite store, the event file) take these records, the validation builds and compares them,
-the TUI reads their figures. Field names are the database's column names (``validations``,
-``train_epochs``, ``checkpoints``, ``extractions``) and the keyword arguments of the event
+the TUI reads them back from database rows (``from_row``). Field names are the column names
+(``runs``, ``validations``, ``train_epochs``, ``checkpoints``, ...) and the keyword arguments of the event
 files' ``args`` (format 1), so that a record crosses each boundary without being renamed;
 ``params.yml``'s own keys (``equal_error_rate``, ``min_dcf_0.01``) are spelled only where
 that file is read and written (``engine.validation.selection``).
@@ -12,8 +12,11 @@ that file is read and written (``engine.validation.selection``).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import os
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -32,6 +35,11 @@ class EpochSummary:
     chunks_per_s: float | None
     seconds: float | None
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> EpochSummary:
+        """The summary a ``train_epochs`` row holds (its ``time`` left out)."""
+        return row_record(cls, row)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Checkpoint:
@@ -47,6 +55,13 @@ class Checkpoint:
     partial: bool
     name: str | None = None
     averaged: list[int] | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Checkpoint:
+        """The checkpoint a ``checkpoints`` row holds (``averaged`` is JSON there, ``partial`` 0 or 1)."""
+        averaged = row.get("averaged")
+        return cls(epoch=int(row["epoch"]), step=row.get("step"), path=row["path"], partial=bool(row["partial"]),
+                   name=row.get("name"), averaged=json.loads(averaged) if isinstance(averaged, str) else averaged)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,7 +134,7 @@ class ValidationResult(Figures):
         return row
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ValidationResult:
+    def from_row(cls, row: Mapping[str, Any]) -> ValidationResult:
         """The result a ``validations`` row holds."""
         asnorm = None
         if row.get("eer_asnorm") is not None:
@@ -128,6 +143,32 @@ class ValidationResult(Figures):
                    eer_low=row.get("eer_low"), eer_high=row.get("eer_high"), mindcf_01=row.get("mindcf_01"),
                    mindcf_005=row.get("mindcf_005"), threshold=row.get("threshold"),
                    n_trials=row.get("n_trials"), scores_path=row.get("scores_path"), asnorm=asnorm)
+
+    def normalised(self) -> ValidationResult | None:
+        """This result with its AS-norm figures in place of the raw ones (None without any)."""
+        if self.asnorm is None:
+            return None
+        n = self.asnorm
+        return dataclasses.replace(self, eer=n.eer, eer_low=n.eer_low, eer_high=n.eer_high, mindcf_01=n.mindcf_01,
+                                   mindcf_005=n.mindcf_005, threshold=n.threshold)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedValidation(ValidationResult):
+    """A validation as the runs database holds it: the result and the validate run that recorded it.
+
+    Kept apart from ``ValidationResult`` because the writers give the run themselves: a result
+    that carried one would write it as one of its columns.
+    """
+
+    run_id: int
+    train_run_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RecordedValidation:
+        result = ValidationResult.from_row(row)
+        return cls(**{name: getattr(result, name) for name in field_names(ValidationResult)},
+                   run_id=int(row["run_id"]), train_run_id=row.get("train_run_id"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +198,11 @@ class Extraction:
 
 @dataclass(frozen=True, kw_only=True)
 class Run:
-    """The columns of a ``runs`` row that the engine acts on (the TUI shows every column)."""
+    """A ``runs`` row: what a run is, where its process is, how far it got and what it picked.
+
+    ``config`` and ``command`` are decoded from their JSON; times are Unix seconds. Reads that
+    leave columns out (the runs list leaves out config and command) leave their fields None.
+    """
 
     id: int
     kind: str
@@ -168,18 +213,105 @@ class Run:
     protocol: str | None = None
     subset: str | None = None
     config: dict[str, Any] | None = None
+    command: list[str] | None = None
     epoch: int | None = None
     step: int | None = None
     target_epoch: int | None = None
     parent_id: int | None = None
+    # the process, and how it ended
+    host: str | None = None
+    pid: int | None = None
+    pid_start: float | None = None
+    slurm_job_id: str | None = None
+    device: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    reason: str | None = None
+    log_path: str | None = None
+    # files done of the phase under way (apply, indexing)
+    progress: float | None = None
+    progress_total: float | None = None
+    # what a validate run picked (``best_checkpoint``: averaged weights, by name)
+    best_epoch: int | None = None
+    best_eer: float | None = None
+    best_how: str | None = None
+    best_checkpoint: str | None = None
+    # a fork (``train --init-from``): the checkpoint it started from, its epoch and run
+    init_from: str | None = None
+    init_epoch: int | None = None
+    init_run_id: int | None = None
+    #: the database's change counter of this row (``runs.changed``), None for a run not read from it
+    changed: int | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Run:
+    def from_row(cls, row: Mapping[str, Any]) -> Run:
         """The run of a row of ``Store.runs``/``find_runs`` (other columns are left out)."""
-        return cls(**{f.name: row.get(f.name) for f in dataclasses.fields(cls)})
+        return cls(**{name: row.get(name) for name in field_names(cls)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiarizationCheck:
+    """A diarization check of an extraction folder (a ``diarizations`` row, read by ``row_record``).
+
+    ``der`` is a fraction, its parts seconds of ``total``; ``num_speakers`` is ``oracle`` or how
+    the number was found, ``threshold`` the clustering threshold when it was not the oracle.
+    """
+
+    der: float
+    out_dir: str | None = None
+    run_id: int | None = None
+    epoch: int | None = None
+    protocol: str | None = None
+    subset: str | None = None
+    num_speakers: str | None = None
+    threshold: float | None = None
+    missed: float | None = None
+    false_alarm: float | None = None
+    confusion: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaleExtraction:
+    """An extraction whose epoch is no longer the one its VAL_DIR points at (a ``stale_extractions``
+    row, read by ``row_record``)."""
+
+    extraction_id: int
+    apply_run_id: int
+    extracted_epoch: int | None
+    current_epoch: int | None
+    protocol: str | None = None
+    subset: str | None = None
+    out_dir: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataProblem:
+    """A data file a run could not use, and why (a ``data_problems`` row)."""
+
+    run_id: int
+    path: str
+    problem: str
+    fatal: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DataProblem:
+        return cls(run_id=int(row["run_id"]), path=row["path"], problem=row["problem"], fatal=bool(row["fatal"]))
 
 
 R = TypeVar("R")
+
+
+@functools.cache
+def field_names(cls: type) -> tuple[str, ...]:
+    """The field names of a record class (cached: rows are converted by the thousand)."""
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def row_record(cls: type[R], row: Mapping[str, Any]) -> R:
+    """The record of class ``cls`` from a database row: its columns by field name, others left out."""
+    return cls(**{name: row[name] for name in field_names(cls) if name in row})
 
 
 def as_args(record: Any) -> dict[str, Any]:

@@ -11,8 +11,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from app import reader
+from app.reader import RunCurves, StepRow
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.config import config_diff
+from engine.records import Run
 
 if TYPE_CHECKING:
     from app.screens.det import DetSource
@@ -45,10 +47,10 @@ class CompareScreen(Screen):
         super().__init__()
         self.run_ids = run_ids
         #: every step read so far, by run (each refresh reads only the steps after these)
-        self.steps: dict[int, list[dict]] = {i: [] for i in run_ids}
+        self.steps: dict[int, list[StepRow]] = {i: [] for i in run_ids}
         self._shown: tuple | None = None
         #: the latest read of each run (its validations and validate runs, for the DET view)
-        self.runs: list[dict] = []
+        self.runs: list[RunCurves] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -77,25 +79,25 @@ class CompareScreen(Screen):
             return
         self.app.call_from_thread(self._show, runs, since)
 
-    def _show(self, runs: list[dict], since: dict[int, int]) -> None:
+    def _show(self, runs: list[RunCurves], since: dict[int, int]) -> None:
         self.runs = runs
         for r in runs:
-            steps = self.steps.setdefault(int(r["run"]["id"]), [])
+            steps = self.steps.setdefault(r.run.id, [])
             last = int(steps[-1]["step"]) if steps else -1
-            if last == since.get(int(r["run"]["id"]), -1):  # not a stale read
-                steps.extend(s for s in r["steps"] if s["step"] > last)
-        shown = tuple((len(self.steps.get(int(r["run"]["id"]), [])),
-                       tuple((v["epoch"], v["eer"]) for v in r["validations"])) for r in runs)
+            if last == since.get(r.run.id, -1):  # not a stale read
+                steps.extend(s for s in r.steps if s["step"] > last)
+        shown = tuple((len(self.steps.get(r.run.id, [])), tuple((v.epoch, v.eer) for v in r.validations))
+                      for r in runs)
         if shown == self._shown:
             return
         first = self._shown is None
         self._shown = shown
-        labels = [f"#{r['run']['id']} {r['run'].get('name') or ''}".strip() for r in runs]
-        self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(int(r["run"]["id"]), []))
+        labels = [_label(r.run) for r in runs]
+        self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(r.run.id, []))
                                              for label, r in zip(labels, runs)])
-        self.query_one(EerPlot).set_series([EerSeries(label, r["validations"]) for label, r in zip(labels, runs)])
+        self.query_one(EerPlot).set_series([EerSeries(label, r.validations) for label, r in zip(labels, runs)])
         if first:
-            self._show_differences(labels, [r["config"] for r in runs])
+            self._show_differences(labels, [r.config for r in runs])
 
     def _show_differences(self, labels: list[str], configs: list[dict]) -> None:
         table = self.query_one("#diff", DataTable)
@@ -118,20 +120,23 @@ class CompareScreen(Screen):
         self.app.push_screen(DetScreen(sources))
 
 
-def det_source(read: dict) -> DetSource | None:
+def _label(run: Run) -> str:
+    return f"#{run.id} {run.name or ''}".strip()
+
+
+def det_source(read: RunCurves) -> DetSource | None:
     """The picked epoch of one compared run (else its lowest-EER one) and the VAL_DIR that scored it."""
     from app.screens.det import DetSource
 
-    validators = [v for v in read.get("validators", []) if v.get("out_dir")]
-    by_id = {v["id"]: v for v in validators}
-    picked = [v for v in validators if v.get("best_epoch") is not None]
-    run = read["run"]
-    label = f"#{run['id']} {run.get('name') or ''}".strip()
+    validators = [v for v in read.validators if v.out_dir]
+    by_id = {v.id: v for v in validators}
+    picked = [v for v in validators if v.best_epoch is not None]
+    label = _label(read.run)
     if picked:
-        best = min(picked, key=lambda v: v.get("best_eer") if v.get("best_eer") is not None else 1.0)
-        return DetSource(f"{label} @{best['best_epoch']}", best["out_dir"], int(best["best_epoch"]))
-    scored = [v for v in read.get("validations", []) if v.get("eer") is not None and v.get("run_id") in by_id]
+        best = min(picked, key=lambda v: v.best_eer if v.best_eer is not None else 1.0)
+        return DetSource(f"{label} @{best.best_epoch}", best.out_dir, int(best.best_epoch))
+    scored = [v for v in read.validations if v.eer is not None and v.run_id in by_id]
     if not scored:
         return None
-    row = min(scored, key=lambda v: (v["eer"], v["epoch"]))
-    return DetSource(f"{label} @{row['epoch']}", by_id[row["run_id"]]["out_dir"], int(row["epoch"]))
+    row = min(scored, key=lambda v: (v.eer, v.epoch))
+    return DetSource(f"{label} @{row.epoch}", by_id[row.run_id].out_dir, int(row.epoch))

@@ -12,14 +12,16 @@ from textual.widgets import Footer, Header, Static
 
 from app import processes, reader
 from app.messages import DetailLoaded
+from app.reader import RunDetail, StepRow
 from app.run_detail_view import extraction_lines, log_path, problem_lines, summary_lines
 from app.runs_view import LIVE
-from app.validation_view import best_marker, figures
+from app.validation_view import best_marker, figures, has_asnorm
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir
+from engine.records import RecordedValidation, Run
 
 
 class RunDetailScreen(Screen):
@@ -39,8 +41,9 @@ class RunDetailScreen(Screen):
     def __init__(self, run_id: int) -> None:
         super().__init__()
         self.run_id = run_id
-        self.steps: list[dict] = []
-        self.data: dict = {}
+        self.steps: list[StepRow] = []
+        #: the latest read (None until the first one arrives)
+        self.data: RunDetail | None = None
         #: the EER plot and epoch table show AS-norm figures instead of raw ones
         self.asnorm = False
 
@@ -80,51 +83,51 @@ class RunDetailScreen(Screen):
             summary.update(f"Cannot read run #{self.run_id}: {message.error}")
             return
         data = message.data
-        run = data.get("run")
-        if run is None:
+        if data is None:
             summary.update(f"Run #{self.run_id} is not in {self.app.db_path}.")
             return
+        run = data.run
         # a launch waiting for this run's process (validation beside a resume) starts once it is recorded
         for entry in self.app.pending:
-            processes.start_deferred(entry, {data["train"].get("pid")})
-        new = [s for s in data["steps"] if not self.steps or s["step"] > self.steps[-1]["step"]]
+            processes.start_deferred(entry, {data.train.pid})
+        new = [s for s in data.steps if not self.steps or s["step"] > self.steps[-1]["step"]]
         self.steps.extend(new)
         self.data = data
-        self._summary(run, data)
+        self._summary(data)
         if new or not self.query_one(LossPlot).series:
-            self.query_one(LossPlot).set_series([LossSeries(run.get("name") or f"#{run['id']}", self.steps)])
-        self._validations()
+            self.query_one(LossPlot).set_series([LossSeries(run.name or f"#{run.id}", self.steps)])
+        self._validations(data)
         self._side(data)
         self.query_one(LogTail).follow(log_path(run))
 
     def _best_epoch(self) -> int | str | None:
-        chosen = [best_marker(v) for v in self.data.get("validators", [])]
+        chosen = [best_marker(v) for v in self.data.validators] if self.data else []
         return next((c for c in chosen if c is not None), None)
 
-    def _validations(self) -> None:
+    def _validations(self, data: RunDetail) -> None:
         """EER plot and epoch table, with raw or AS-norm figures (``n`` toggles)."""
-        rows = figures(self.data.get("validations", []), self.asnorm)
+        rows = figures(data.validations, self.asnorm)
         best = self._best_epoch()
         what = " (AS-norm)" if self.asnorm else ""
         plot, table = self.query_one(EerPlot), self.query_one(EpochTable)
         plot.border_title, table.border_title = f"{EerPlot.TITLE}{what}", f"epochs{what}"
         plot.set_series([EerSeries("EER", rows, best)])
-        table.set_rows(self.data.get("epochs", []), rows, self.data.get("checkpoints", []), best)
+        table.set_rows(data.epochs, rows, data.checkpoints, best)
 
     def action_toggle_norm(self) -> None:
-        if not self.asnorm and not any(v.get("eer_asnorm") is not None for v in self.data.get("validations", [])):
+        data = self.data
+        if data is None or (not self.asnorm and not has_asnorm(data.validations)):
             self.app.notify("No AS-norm figures: validate with --score-norm asnorm.", severity="warning")
             return
         self.asnorm = not self.asnorm
-        self._validations()
-        if self.data.get("run"):
-            self._summary(self.data["run"], self.data)
+        self._validations(data)
+        self._summary(data)
 
-    def _summary(self, run: dict, data: dict) -> None:
-        lines = summary_lines(run, data, asnorm=self.asnorm, now=self.app.now, show=self.app.workspace.show)
+    def _summary(self, data: RunDetail) -> None:
+        lines = summary_lines(data.run, data, asnorm=self.asnorm, now=self.app.now, show=self.app.workspace.show)
         self.query_one("#summary", Static).update("\n".join(lines))
 
-    def _side(self, data: dict) -> None:
+    def _side(self, data: RunDetail) -> None:
         show = self.app.workspace.show
         self.query_one("#extractions", Static).update("\n".join(extraction_lines(data, show)))
         self.query_one("#problems", Static).update("\n".join(problem_lines(data, show)))
@@ -144,34 +147,39 @@ class RunDetailScreen(Screen):
                         f"log: {self.app.workspace.show(log)}")
         return pid
 
-    def _train(self) -> dict | None:
-        return self.data.get("train")
+    def _train(self) -> Run | None:
+        return None if self.data is None else self.data.train
+
+    def _validators(self) -> list[Run]:
+        return [] if self.data is None else self.data.validators
+
+    def _validations_read(self) -> list[RecordedValidation]:
+        return [] if self.data is None else self.data.validations
 
     def action_stop(self) -> None:
-        run = self.data.get("run")
-        if not run or run.get("status") not in LIVE:
+        run = None if self.data is None else self.data.run
+        if run is None or run.status not in LIVE:
             self.app.notify("This run is not running.", severity="warning")
             return
         why = processes.stop(run)
         if why:
-            self.app.error(f"run #{run['id']} not stopped: {why}")
+            self.app.error(f"run #{run.id} not stopped: {why}")
         else:
-            self.app.notify(f"SIGTERM sent to run #{run['id']}: it checkpoints and stops.")
+            self.app.notify(f"SIGTERM sent to run #{run.id}: it checkpoints and stops.")
 
     def action_resume(self) -> None:
         train = self._train()
-        if not train or train.get("status") in LIVE:
+        if not train or train.status in LIVE:
             self.app.notify("Only a stopped, failed or lost training run can be resumed.", severity="warning")
             return
         ws = self.app.workspace
-        argv = processes.train_argv(train["exp_dir"], train["protocol"], subset=train.get("subset") or "train",
-                                    to=train.get("target_epoch"), device=train.get("device"), resume=True,
-                                    db=ws.db_path, database=ws.database_yml)
-        pid = self._launch(argv, TrainingDir(Path(train["out_dir"])).log, kind="train",
-                           what=f"resume of #{train['id']}", protocol=train["protocol"],
-                           subset=train.get("subset") or "train", device=train.get("device"))
-        validators = self.data.get("validators", [])
-        if pid is not None and validators and not any(v.get("status") == "running" for v in validators):
+        subset = train.subset or "train"
+        argv = processes.train_argv(train.exp_dir, train.protocol, subset=subset, to=train.target_epoch,
+                                    device=train.device, resume=True, db=ws.db_path, database=ws.database_yml)
+        pid = self._launch(argv, TrainingDir(Path(train.out_dir)).log, kind="train", what=f"resume of #{train.id}",
+                           protocol=train.protocol, subset=subset, device=train.device)
+        validators = self._validators()
+        if pid is not None and validators and not any(v.status == "running" for v in validators):
             # it was validated beside training: so it is again, once the resumed process has taken
             # the run back (before, the watcher would see it stopped and end); scored epochs are reused
             self.action_validate(after=pid)
@@ -180,50 +188,50 @@ class RunDetailScreen(Screen):
         train = self._train()
         if not train:
             return
-        validators = self.data.get("validators", [])
-        running = [v for v in validators if v.get("status") == "running"]
+        validators = self._validators()
+        running = [v for v in validators if v.status == "running"]
         if running:
-            self.app.notify(f"validation run #{running[0]['id']} is already running.", severity="warning")
+            self.app.notify(f"validation run #{running[0].id} is already running.", severity="warning")
             return
         ws = self.app.workspace
         # as the last validation of this run did, else the Launch screen's defaults
         subset, every = processes.validation_settings(validators[0] if validators else None)
         try:
-            val = processes.val_dir(train["out_dir"], train["protocol"], subset)
+            val = processes.val_dir(train.out_dir, train.protocol, subset)
         except PathError as e:
             self.app.error(str(e))
             return
-        argv = processes.validate_argv(train["out_dir"], train["protocol"], subset=subset, every=every,
-                                       to=train.get("target_epoch"), device=train.get("device"),
+        argv = processes.validate_argv(train.out_dir, train.protocol, subset=subset, every=every,
+                                       to=train.target_epoch, device=train.device,
                                        db=ws.db_path, database=ws.database_yml)
-        self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train['id']}",
-                     protocol=train["protocol"], subset=subset, device=train.get("device"), after=after)
+        self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train.id}",
+                     protocol=train.protocol, subset=subset, device=train.device, after=after)
 
     def action_stop_validation(self) -> None:
-        running = [v for v in self.data.get("validators", []) if v.get("status") == "running"]
+        running = [v for v in self._validators() if v.status == "running"]
         if not running:
             self.app.notify("No validation is running for this run.", severity="warning")
         for v in running:
             why = processes.stop(v)
             if why:
-                self.app.error(f"validation #{v['id']} not stopped: {why}")
+                self.app.error(f"validation #{v.id} not stopped: {why}")
             else:
-                self.app.notify(f"SIGTERM sent to validation #{v['id']}.")
+                self.app.notify(f"SIGTERM sent to validation #{v.id}.")
 
     def _val_dir(self) -> str | None:
-        vals = [v for v in self.data.get("validators", []) if v.get("out_dir")]
+        vals = [v for v in self._validators() if v.out_dir]
         if vals:
-            return vals[0]["out_dir"]
-        run = self.data.get("run") or {}
-        return run.get("out_dir") if run.get("kind") == "validate" else None
+            return vals[0].out_dir
+        run = None if self.data is None else self.data.run
+        return run.out_dir if run is not None and run.kind == "validate" else None
 
     def action_pick(self) -> None:
         from app.dialogs.actions import PickDialog
 
         val = self._val_dir()
-        validations = self.data.get("validations", [])
-        epochs = sorted({int(v["epoch"]) for v in validations if not v.get("checkpoint_name")})
-        epochs += sorted({v["checkpoint_name"] for v in validations if v.get("checkpoint_name")})
+        validations = self._validations_read()
+        epochs: list[int | str] = sorted({int(v.epoch) for v in validations if not v.checkpoint_name})
+        epochs += sorted({v.checkpoint_name for v in validations if v.checkpoint_name})
         if val is None or not epochs:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
             return
@@ -252,7 +260,7 @@ class RunDetailScreen(Screen):
 
         val = self._val_dir()
         table = self.query_one(EpochTable)
-        validated = {int(v["epoch"]) for v in self.data.get("validations", [])}
+        validated = {int(v.epoch) for v in self._validations_read()}
         if val is None or not validated or not table.row_count:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
             return
@@ -269,9 +277,9 @@ class RunDetailScreen(Screen):
 
     def _scored_in(self, epoch: int) -> str | None:
         """VAL_DIR of the validate run that recorded ``epoch`` last (a run may be validated on two subsets)."""
-        out_dirs = {v["id"]: v.get("out_dir") for v in self.data.get("validators", [])}
-        rows = [v for v in self.data.get("validations", []) if int(v["epoch"]) == epoch]
-        found = [out_dirs.get(v.get("run_id")) for v in sorted(rows, key=lambda v: v.get("run_id") or 0)]
+        out_dirs = {v.id: v.out_dir for v in self._validators()}
+        rows = [v for v in self._validations_read() if v.epoch == epoch]
+        found = [out_dirs.get(v.run_id) for v in sorted(rows, key=lambda v: v.run_id)]
         return next((d for d in reversed(found) if d), None)
 
     def action_extract(self) -> None:
@@ -281,7 +289,8 @@ class RunDetailScreen(Screen):
         if val is None:
             self.app.notify("Validate first: extraction uses the best validated epoch.", severity="warning")
             return
-        device = (self._train() or {}).get("device")
+        train = self._train()
+        device = None if train is None else train.device
         self.app.push_screen(ExtractDialog(self.app.workspace.database_yml, device),
                              lambda choice: self._extract(val, choice))
 
@@ -305,14 +314,13 @@ class RunDetailScreen(Screen):
             self.app.notify("No epoch to fork from yet.", severity="warning")
             return
         epoch = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        paths = [c["path"] for c in self.data.get("checkpoints", [])
-                 if not c.get("partial") and int(c["epoch"]) == epoch]
+        paths = [c.path for c in (self.data.checkpoints if self.data else []) if not c.partial and c.epoch == epoch]
         if not paths or not Path(paths[-1]).is_file():
             self.app.notify(f"Epoch {epoch} has no checkpoint file to start from.", severity="warning")
             return
-        config = train.get("config")
+        config = train.config
         if not isinstance(config, dict):
-            self.app.error(f"run #{train['id']} has no recorded config to start the fork from")
+            self.app.error(f"run #{train.id} has no recorded config to start the fork from")
             return
-        exp = Path(train["exp_dir"])
+        exp = Path(train.exp_dir)
         self.app.push_screen(ConfigsScreen(fork=(config, exp.parent / f"{exp.name}-fork-e{epoch}", paths[-1])))

@@ -14,6 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 from app import processes, reader
 from app.experiments import find_experiments
 from app.messages import RunsLoaded
+from app.reader import RunSummary
 from app.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.runs_table import RunsTable
 
@@ -49,7 +50,7 @@ class RunsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.runs: list[dict] = []
+        self.runs: list[RunSummary] = []
         self.loaded = False
         #: refreshes shown so far (the bench and the tests wait on it)
         self.shown = 0
@@ -90,7 +91,7 @@ class RunsScreen(Screen):
             processes.reap()
             if check_lost and self.loaded:
                 reader.ingest_events(path, find_experiments(self.app.workspace.root, path))
-            if check_lost and (not self.loaded or any(r.get("status") in LIVE for r in self.runs)):
+            if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
                 reader.mark_lost(path)
             if self._feed is None or self._feed.path != path:
                 self._feed = reader.RunsFeed(path)
@@ -100,25 +101,25 @@ class RunsScreen(Screen):
             return
         self.post_message(RunsLoaded(rows, seconds=time.perf_counter() - start))
 
-    def _pending_rows(self, rows: list[dict]) -> list[dict]:
-        """Launches whose process has not recorded its run yet, shown as ``starting``."""
-        pids = {r.get("pid") for r in rows}
+    def _pending_rows(self, rows: list[RunSummary]) -> list[RunSummary]:
+        """Launches whose process has not recorded its run yet, shown as ``starting`` (negative ids)."""
+        pids = {r.pid for r in rows}
         still = []
         for p in self.app.pending:
             dropped = processes.start_deferred(p, pids)
             if dropped:
                 self.app.error(dropped)
                 continue
-            if p["pid"] is not None and p["pid"] in pids:
+            if p.pid is not None and p.pid in pids:
                 continue
-            if p["pid"] is not None and processes.exited(p["pid"]):
-                self.app.error(f"{p['what']} exited before recording its run: see {p['log']}")
+            if p.pid is not None and processes.exited(p.pid):
+                self.app.error(f"{p.what} exited before recording its run: see {p.log}")
                 continue
             still.append(p)
         self.app.pending = still
-        return [{"id": -i - 1, "name": p["what"], "kind": p["kind"], "protocol": p["protocol"],
-                 "subset": p.get("subset"), "status": "starting", "started_at": p["started_at"],
-                 "device": p.get("device")} for i, p in enumerate(still)]
+        return [RunSummary(id=-i - 1, name=p.what, kind=p.kind, protocol=p.protocol, subset=p.subset,
+                           status="starting", out_dir=None, started_at=p.started_at, device=p.device)
+                for i, p in enumerate(still)]
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         note = self.query_one("#message", Static)
@@ -138,12 +139,12 @@ class RunsScreen(Screen):
         if message.missing or not rows:
             note.update(empty_help(self.app.db_path, self.app.workspace.database_yml))
         else:
-            running = sum(1 for r in rows if r.get("status") in LIVE)
+            running = sum(1 for r in rows if r.status in LIVE)
             note.update(f"{len(rows)} runs, {running} running — {self.app.workspace.show(self.app.db_path)}")
         self._show(rows)
         self.shown += 1
 
-    def _show(self, rows: list[dict] | None = None) -> None:
+    def _show(self, rows: list[RunSummary] | None = None) -> None:
         if rows is None:
             rows = self.runs + self._pending_rows(self.runs)
         text = self.query_one("#filter", Input).value.strip()
@@ -194,8 +195,8 @@ class RunsScreen(Screen):
         from app.dialogs import ConfirmDialog
 
         run_id = self.query_one(RunsTable).current_run_id
-        run = next((r for r in self.runs if r["id"] == run_id), None)
-        if run is None or run.get("status") not in LIVE:
+        run = next((r for r in self.runs if r.id == run_id), None)
+        if run is None or run.status not in LIVE:
             self.app.notify("Only a running run can be stopped.", severity="warning")
             return
 
@@ -207,5 +208,5 @@ class RunsScreen(Screen):
                 else:
                     self.app.notify(f"SIGTERM sent to run #{run_id}: it checkpoints and stops.")
 
-        self.app.push_screen(ConfirmDialog(f"Stop run #{run_id} ({run.get('name') or run.get('kind')})? "
+        self.app.push_screen(ConfirmDialog(f"Stop run #{run_id} ({run.name or run.kind})? "
                                            "It writes a checkpoint and can be resumed."), answer)

@@ -5,15 +5,26 @@ Averaged weights (``avg-top5``) come first, each with its EER next to the best e
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual.widgets import DataTable
 
 from app.validation_view import versus_best
+from engine.records import Checkpoint, EpochSummary, ValidationResult
 
 
-def _f(value, fmt: str) -> str:
+def _f(value: float | None, fmt: str) -> str:
     return "" if value is None else format(value, fmt)
+
+
+@dataclass
+class _Row:
+    """What one row gathers of an epoch (or of averaged weights): loss, validation, checkpoint file."""
+
+    loss: float | None = None
+    val: ValidationResult | None = None
+    ckpt: str = ""
 
 
 class EpochTable(DataTable):
@@ -27,28 +38,29 @@ class EpochTable(DataTable):
         self.zebra_stripes = True
         self.add_columns("epoch", "loss", "EER %", "95% CI", "minDCF 0.01", "checkpoint", "vs best epoch", "best")
 
-    def set_rows(self, epochs: list[dict], validations: list[dict], checkpoints: list[dict],
-                 best_epoch: int | str | None) -> None:
-        by_epoch: dict[int | str, dict] = {}
+    def set_rows(self, epochs: list[EpochSummary], validations: list[ValidationResult],
+                 checkpoints: list[Checkpoint], best_epoch: int | str | None) -> None:
+        """One row per epoch and per averaged checkpoint (named ones first, then epochs newest first)."""
+        by_epoch: dict[int | str, _Row] = {}
         for e in epochs:
-            by_epoch.setdefault(int(e["epoch"]), {})["loss"] = e.get("loss")
+            by_epoch.setdefault(e.epoch, _Row()).loss = e.loss
         for v in validations:
-            by_epoch.setdefault(v.get("checkpoint_name") or int(v["epoch"]), {})["val"] = v
+            by_epoch.setdefault(v.checkpoint, _Row()).val = v
         for c in checkpoints:
-            if not c.get("partial"):
-                by_epoch.setdefault(c.get("name") or int(c["epoch"]), {})["ckpt"] = Path(c["path"]).name
+            if not c.partial:
+                by_epoch.setdefault(c.name or c.epoch, _Row()).ckpt = Path(c.path).name
         versus = versus_best(validations)
         cursor = self.cursor_row
         self.clear()
         names = sorted(k for k in by_epoch if isinstance(k, str))
         for epoch in names + sorted((k for k in by_epoch if isinstance(k, int)), reverse=True):
             row = by_epoch[epoch]
-            v = row.get("val") or {}
-            eer = v.get("eer")
-            ci = (f"{100 * v['eer_low']:.2f}–{100 * v['eer_high']:.2f}"
-                  if v.get("eer_low") is not None and v.get("eer_high") is not None else "")
-            self.add_row(str(epoch), _f(row.get("loss"), ".4f"), _f(None if eer is None else 100 * eer, ".2f"),
-                         ci, _f(v.get("mindcf_01"), ".4f"), row.get("ckpt", ""),
+            v = row.val
+            eer = None if v is None else v.eer
+            ci = (f"{100 * v.eer_low:.2f}–{100 * v.eer_high:.2f}"
+                  if v is not None and v.eer_low is not None and v.eer_high is not None else "")
+            self.add_row(str(epoch), _f(row.loss, ".4f"), _f(None if eer is None else 100 * eer, ".2f"),
+                         ci, _f(None if v is None else v.mindcf_01, ".4f"), row.ckpt,
                          versus.get(epoch, "") if isinstance(epoch, str) else "",
                          "★" if best_epoch is not None and epoch == best_epoch else "", key=str(epoch))
         if self.row_count:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual_plotext import PlotextPlot
 
 from app.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
+from engine.records import ValidationResult
 
 COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]
 
@@ -15,13 +17,14 @@ COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"
 @dataclass
 class LossSeries:
     label: str
-    steps: list[dict] = field(default_factory=list)
+    #: ``train_steps`` rows (``reader.StepRow``)
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class EerSeries:
     label: str
-    validations: list[dict] = field(default_factory=list)
+    validations: list[ValidationResult] = field(default_factory=list)
     best_epoch: int | str | None = None
 
 
@@ -105,39 +108,39 @@ class EerPlot(SeriesPlot):
         single = len(self.series) == 1
         epochs: set[int] = set()
         for i, s in enumerate(self.series):
-            valid = [v for v in s.validations if v.get("eer") is not None]
-            rows = sorted((v for v in valid if not v.get("checkpoint_name")), key=lambda v: v["epoch"])
-            named = sorted((v for v in valid if v.get("checkpoint_name")), key=lambda v: v["checkpoint_name"])
+            valid = [v for v in s.validations if v.eer is not None]
+            rows = sorted((v for v in valid if not v.checkpoint_name), key=lambda v: v.epoch)
+            named = sorted((v for v in valid if v.checkpoint_name), key=lambda v: v.checkpoint_name)
             if not rows and not named:
                 continue
             drawn = True
-            xs = [int(v["epoch"]) for v in rows]
-            ys = [100.0 * float(v["eer"]) for v in rows]
+            xs = [int(v.epoch) for v in rows]
+            ys = [100.0 * float(v.eer) for v in rows]
             epochs.update(xs)
             color = COLORS[i % len(COLORS)]
             if single:
                 # the 95 % interval as an error bar on each epoch (bands drawn between one or two
                 # epochs spread across the whole width and read as lines)
                 for v in rows:
-                    if v.get("eer_low") is not None and v.get("eer_high") is not None:
-                        plt.plot([int(v["epoch"])] * 2, [100.0 * float(v["eer_low"]), 100.0 * float(v["eer_high"])],
+                    if v.eer_low is not None and v.eer_high is not None:
+                        plt.plot([int(v.epoch)] * 2, [100.0 * float(v.eer_low), 100.0 * float(v.eer_high)],
                                  color="gray", marker="│")
             if rows:
                 plt.plot(xs, ys, label=s.label if not single else None, color=color, marker="dot")
             for k, v in enumerate(named):
-                label = f"{v['checkpoint_name']} {100.0 * float(v['eer']):.2f} %"
-                epochs.add(int(v["epoch"]))
-                plt.scatter([int(v["epoch"])], [100.0 * float(v["eer"])], marker="+", label=label if single else None,
+                label = f"{v.checkpoint_name} {100.0 * float(v.eer):.2f} %"
+                epochs.add(int(v.epoch))
+                plt.scatter([int(v.epoch)], [100.0 * float(v.eer)], marker="+", label=label if single else None,
                             color=COLORS[(k + 1) % len(COLORS)] if single else color)
             best = s.best_epoch
             if best is None and rows:
-                best = min(rows, key=lambda v: v["eer"])["epoch"]
+                best = min(rows, key=lambda v: v.eer).epoch
             for v in rows + named:
-                if (v.get("checkpoint_name") or v["epoch"]) == best:
-                    plt.scatter([int(v["epoch"])], [100.0 * float(v["eer"])], color="red", marker="X")
+                if (v.checkpoint_name or v.epoch) == best:
+                    plt.scatter([int(v.epoch)], [100.0 * float(v.eer)], color="red", marker="X")
                     if single:
                         what = best if isinstance(best, str) else f"epoch {best}"
-                        plt.title(f"best {what}: EER {100.0 * float(v['eer']):.2f} %")
+                        plt.title(f"best {what}: EER {100.0 * float(v.eer):.2f} %")
         if not drawn:
             plt.title("no validated epoch yet")
         else:

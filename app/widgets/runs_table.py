@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rich.text import Text
 from textual.widgets import DataTable
 
+from app.reader import RunSummary
 from app.runs_view import COLUMNS, LIVE, STATUS_STYLE, cells, sort_value
 
 
@@ -30,7 +30,7 @@ class RunsTable(DataTable):
         self._order: list[int] = []
         self._cells: dict[int, tuple] = {}
         self._cell_cache: dict[int, tuple[tuple, tuple]] = {}
-        self._runs: list[dict[str, Any]] = []
+        self._runs: list[RunSummary] = []
         self._now = 0.0
         self._added: set[int] = set()
         self._generation = 0
@@ -70,12 +70,12 @@ class RunsTable(DataTable):
             out[0] = Text(f"✓ {row[0]}", style="bold reverse")
         return out
 
-    def set_runs(self, runs: list[dict[str, Any]], now: float, force: bool = False) -> None:
+    def set_runs(self, runs: list[RunSummary], now: float, force: bool = False) -> None:
         """Show these runs: cells that changed are updated, rows re-added only when the order changed."""
         self._runs, self._now = runs, now
         ordered = sorted(runs, key=lambda r: sort_value(r, self.sort_column, now), reverse=self.sort_reverse)
-        order = [int(r["id"]) for r in ordered]
-        new_cells = {int(r["id"]): self._cells_of(r, now) for r in ordered}
+        order = [r.id for r in ordered]
+        new_cells = {r.id: self._cells_of(r, now) for r in ordered}
         if order == self._order and not force:
             keys = [k for k, _ in COLUMNS]
             for run_id in order:
@@ -101,16 +101,15 @@ class RunsTable(DataTable):
                 self.move_cursor(row=order.index(current))
         self._order, self._cells = order, new_cells
 
-    def _cells_of(self, run: dict[str, Any], now: float) -> tuple:
+    def _cells_of(self, run: RunSummary, now: float) -> tuple:
         """The cells of a run, formatted again only when the run changed (or, running, always:
         its duration grows). Formatting a thousand rows is most of a refresh's main-thread time."""
-        if run.get("status") in LIVE or run.get("changed") is None:
+        if run.status in LIVE or run.changed is None:
             return cells(run, now)
-        key = (run["changed"], run.get("last_loss"), run.get("best_eer"), run.get("best_epoch"),
-               run.get("best_checkpoint"))
-        cached = self._cell_cache.get(int(run["id"]))
+        key = (run.changed, run.last_loss, run.best_eer, run.best_epoch, run.best_checkpoint)
+        cached = self._cell_cache.get(run.id)
         if cached is None or cached[0] != key:
-            cached = self._cell_cache[int(run["id"])] = (key, cells(run, now))
+            cached = self._cell_cache[run.id] = (key, cells(run, now))
         return cached[1]
 
     def _add(self, run_ids: list[int], cells_by_id: dict[int, tuple]) -> None:

@@ -78,11 +78,11 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
 
         await pilot.press("x")
         await wait_for(pilot, lambda: _runs(db_path, kind="train")[-1]["status"] == "stopped", timeout=120)
-        await wait_for(pilot, lambda: detail.data["train"]["status"] == "stopped", timeout=30)
+        await wait_for(pilot, lambda: detail.data.train.status == "stopped", timeout=30)
         # its validation ends too, once it has scored what training left
         await wait_for(pilot, lambda: all(v["status"] != "running" for v in _runs(db_path, kind="validate")),
                        timeout=300)
-        await wait_for(pilot, lambda: all(v["status"] != "running" for v in detail.data["validators"]), timeout=30)
+        await wait_for(pilot, lambda: all(v.status != "running" for v in detail.data.validators), timeout=30)
         await pilot.press("r")
         await wait_for(pilot, lambda: any(r["status"] in ("running", "completed")
                                           for r in _runs(db_path, kind="train")), timeout=120)
@@ -99,7 +99,7 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
         with open_store(db_path, readonly=True) as store:
             assert {v["epoch"] for v in store.validations(validators[0]["id"])} == {0, 1, 2, 3, 4}
         # the screen shows the last validations one refresh after the database has them
-        await wait_for(pilot, lambda: {0, 1, 2, 3, 4} <= {v["epoch"] for v in detail.data.get("validations", [])},
+        await wait_for(pilot, lambda: {0, 1, 2, 3, 4} <= {v.epoch for v in detail.data.validations},
                        timeout=30)
         await pilot.press("p")
         await wait_for(pilot, lambda: app.screen.query("#epoch"))

@@ -69,7 +69,7 @@ async def test_extract_shows_der_then_stale_after_pick(tmp_path: Path, demo_corp
         app.action_open_run(train)
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         detail = app.screen
-        await wait_for(pilot, lambda: detail.data.get("validators"))
+        await wait_for(pilot, lambda: detail.data and detail.data.validators)
         panel = detail.query_one("#extractions")
 
         await pilot.press("e")

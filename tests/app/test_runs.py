@@ -126,9 +126,9 @@ async def test_runs_written_to_event_files_are_ingested(workspace: Path) -> None
         events.set_status(run, "completed")
     app = make(workspace, refresh_interval=0.2)
     async with app.run_test(size=(140, 36)) as pilot:
-        await wait_for(pilot, lambda: any(r.get("name") == "from-nfs" for r in app.screen.runs), timeout=20)
-        (row,) = [r for r in app.screen.runs if r.get("name") == "from-nfs"]
-        assert row["status"] == "completed" and row["last_loss"] == 2.5
+        await wait_for(pilot, lambda: any(r.name == "from-nfs" for r in app.screen.runs), timeout=20)
+        (row,) = [r for r in app.screen.runs if r.name == "from-nfs"]
+        assert row.status == "completed" and row.last_loss == 2.5
 
 
 def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace: Path) -> None:
@@ -146,9 +146,9 @@ def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace:
         store.add_steps(train["id"], [{"step": 60, "epoch": 3, "loss": 0.125}])
         val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
         store.set_best(val["id"], epoch=3, eer=0.05, how="manual")
-    runs = {r["id"]: r for r in feed.read()}
-    assert runs[train["id"]]["last_loss"] == 0.125
-    assert (runs[train["id"]]["best_eer"], runs[train["id"]]["best_epoch"]) == (0.05, 3)
+    runs = {r.id: r for r in feed.read()}
+    assert runs[train["id"]].last_loss == 0.125
+    assert (runs[train["id"]].best_eer, runs[train["id"]].best_epoch) == (0.05, 3)
     assert list(runs.values()) == read_runs(db)
 
     # a run deleted by hand: the feed reads the whole table again
@@ -157,7 +157,7 @@ def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace:
     conn.execute("DELETE FROM runs WHERE name = 'softmax'")
     conn.commit()
     conn.close()
-    assert "softmax" not in {r["name"] for r in feed.read()}
+    assert "softmax" not in {r.name for r in feed.read()}
     assert feed.read() == read_runs(db)
 
     # another file moved to the path: read whole, even though its counter is further on
@@ -171,7 +171,7 @@ def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace:
     (workspace / "moved.db").replace(db)
     for suffix in ("-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    assert {r["name"] for r in feed.read()} == {"elsewhere"}
+    assert {r.name for r in feed.read()} == {"elsewhere"}
 
 
 async def test_database_of_a_newer_release_is_reported_and_left_alone(tmp_path: Path, monkeypatch) -> None:

@@ -186,7 +186,7 @@ async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, 
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await open_run(pilot, "aam-m0.2")
-        await wait_for(pilot, lambda: app.screen.data.get("validators"))
+        await wait_for(pilot, lambda: app.screen.data and app.screen.data.validators)
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
         device = app.screen.query_one("#device")
@@ -266,7 +266,7 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
         summary = str(screen.query_one("#summary").render())
         assert "avg-top2: EER 10.00 % [7.00, 13.00] vs best epoch 2: 21.00 % [18.00, 24.00] — better" in summary
         plot = screen.query_one(EerPlot)
-        assert [v.get("checkpoint_name") for v in plot.series[0].validations].count("avg-top2") == 1
+        assert [v.checkpoint_name for v in plot.series[0].validations].count("avg-top2") == 1
 
         await pilot.press("n")
         await wait_for(pilot, lambda: table.get_row_at(0)[2] == "12.00")
@@ -361,7 +361,7 @@ async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -
     app = Host()
     async with app.run_test(size=(70, 20)) as pilot:
         plot = app.query_one(EerPlot)
-        plot.set_series([EerSeries("EER", [{"epoch": 4, "eer": 0.20, "eer_low": 0.15, "eer_high": 0.25}], 4)])
+        plot.set_series([EerSeries("EER", [ValidationResult(epoch=4, eer=0.20, eer_low=0.15, eer_high=0.25)], 4)])
         await pilot.pause()
         lines = plot.render().plain.splitlines()
         ticks = lines[-2].split()  # the x axis labels, above "epoch"
