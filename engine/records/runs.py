@@ -1,0 +1,138 @@
+"""Runs and what they produce, as the database holds them: a run, an extraction, a DER check, a data problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.records.fields import PathText, field_names
+
+
+@dataclass(frozen=True, kw_only=True)
+class Extraction:
+    """One finished ``apply`` of a protocol subset, with the checkpoint it came from.
+
+    ``checkpoint`` (path, sha256, name) is the file the embeddings came from; ``validate_run_id``
+    the validate run whose params.yml chose it and ``chosen_by`` how (``params.yml``, ``--epoch``).
+    """
+
+    epoch: int
+    protocol: str
+    subset: str
+    out_dir: PathText
+    mode: str
+    step: float
+    duration: float
+    files: int
+    audio_seconds: float
+    wall_seconds: float
+    checkpoint: PathText | None = None
+    checkpoint_sha256: str | None = None
+    checkpoint_name: str | None = None
+    validate_run_id: int | None = None
+    chosen_by: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    """A ``runs`` row: what a run is, where its process is, how far it got and what it picked.
+
+    ``config`` and ``command`` are decoded from their JSON; times are Unix seconds. Reads that
+    leave columns out (the runs list leaves out config and command) leave their fields None.
+    """
+
+    id: int
+    kind: str
+    status: str
+    out_dir: str | None
+    exp_dir: str | None = None
+    name: str | None = None
+    protocol: str | None = None
+    subset: str | None = None
+    config: dict[str, Any] | None = None
+    command: list[str] | None = None
+    epoch: int | None = None
+    step: int | None = None
+    target_epoch: int | None = None
+    parent_id: int | None = None
+    # the process, and how it ended
+    host: str | None = None
+    pid: int | None = None
+    pid_start: float | None = None
+    slurm_job_id: str | None = None
+    device: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    reason: str | None = None
+    log_path: str | None = None
+    # files done of the phase under way (apply, indexing)
+    progress: float | None = None
+    progress_total: float | None = None
+    # what a validate run picked (``best_checkpoint``: averaged weights, by name)
+    best_epoch: int | None = None
+    best_eer: float | None = None
+    best_how: str | None = None
+    best_checkpoint: str | None = None
+    # a fork (``train --init-from``): the checkpoint it started from, its epoch and run
+    init_from: str | None = None
+    init_epoch: int | None = None
+    init_run_id: int | None = None
+    #: the database's change counter of this row (``runs.changed``), None for a run not read from it
+    changed: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Run:
+        """The run of a row of ``Store.runs``/``find_runs`` (other columns are left out)."""
+        return cls(**{name: row.get(name) for name in field_names(cls)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiarizationCheck:
+    """A diarization check of an extraction folder (a ``diarizations`` row, read by ``row_record``).
+
+    ``der`` is a fraction, its parts seconds of ``total``; ``num_speakers`` is ``oracle`` or how
+    the number was found, ``threshold`` the clustering threshold when it was not the oracle.
+    """
+
+    der: float
+    out_dir: str | None = None
+    run_id: int | None = None
+    epoch: int | None = None
+    protocol: str | None = None
+    subset: str | None = None
+    num_speakers: str | None = None
+    threshold: float | None = None
+    missed: float | None = None
+    false_alarm: float | None = None
+    confusion: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaleExtraction:
+    """An extraction whose epoch is no longer the one its VAL_DIR points at (a ``stale_extractions``
+    row, read by ``row_record``)."""
+
+    extraction_id: int
+    apply_run_id: int
+    extracted_epoch: int | None
+    current_epoch: int | None
+    protocol: str | None = None
+    subset: str | None = None
+    out_dir: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataProblem:
+    """A data file a run could not use, and why (a ``data_problems`` row)."""
+
+    run_id: int
+    path: str
+    problem: str
+    fatal: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> DataProblem:
+        return cls(run_id=int(row["run_id"]), path=row["path"], problem=row["problem"], fatal=bool(row["fatal"]))

@@ -1,0 +1,118 @@
+"""What validation records: the figures of a checkpoint's trial scores, raw and after AS-norm."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.layout import CheckpointName
+from engine.records.fields import PathText, as_args, field_names
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figures:
+    """Speaker-verification figures of one list of trial scores."""
+
+    eer: float
+    eer_low: float | None = None
+    eer_high: float | None = None
+    mindcf_01: float | None = None
+    mindcf_005: float | None = None
+    threshold: float | None = None
+
+    @property
+    def eer_ci_95(self) -> tuple[float, float] | None:
+        """The 95 % bootstrap interval of the EER, when it was computed."""
+        return None if self.eer_low is None or self.eer_high is None else (self.eer_low, self.eer_high)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every figure is there (a params.yml or an old row may hold only the EER)."""
+        return None not in (self.eer_low, self.eer_high, self.mindcf_01, self.mindcf_005, self.threshold)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AsNormFigures(Figures):
+    """The figures of the same trials after adaptive S-norm against the top ``cohort_size``."""
+
+    cohort_size: int | None
+
+
+#: the ``validations`` column of each AS-norm figure (the raw figures have the plain names)
+ASNORM_COLUMNS: dict[str, str] = {
+    "cohort_size": "cohort_size", "eer": "eer_asnorm", "eer_low": "eer_asnorm_low",
+    "eer_high": "eer_asnorm_high", "mindcf_01": "mindcf_01_asnorm", "mindcf_005": "mindcf_005_asnorm",
+    "threshold": "threshold_asnorm"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidationResult(Figures):
+    """The figures of one validated checkpoint: an epoch, or averaged weights (``avg-top5``).
+
+    ``epoch`` is the epoch, or for averaged weights the last epoch averaged (None only when
+    read from a params.yml that names averaged weights, which does not say).
+    """
+
+    epoch: int | None
+    checkpoint_name: str | None = None
+    n_trials: int | None = None
+    scores_path: PathText | None = None
+    asnorm: AsNormFigures | None = None
+
+    @property
+    def checkpoint(self) -> CheckpointName:
+        """What was validated: the epoch, or the averaged weights' name."""
+        if self.checkpoint_name is not None:
+            return self.checkpoint_name
+        assert self.epoch is not None, "a validation of an epoch has its epoch"
+        return self.epoch
+
+    def ranked(self) -> tuple[float, int]:
+        """Sort key of the lowest EER, the earlier epoch on a tie (named weights first on a tie)."""
+        return self.eer, self.epoch if self.checkpoint_name is None and self.epoch is not None else -1
+
+    def columns(self) -> dict[str, Any]:
+        """The ``validations`` columns of this result (AS-norm figures in their own columns)."""
+        row = {k: v for k, v in as_args(self).items() if k != "asnorm"}
+        norm = as_args(self.asnorm) if self.asnorm is not None else {}
+        row.update({column: norm.get(field) for field, column in ASNORM_COLUMNS.items()})
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ValidationResult:
+        """The result a ``validations`` row holds."""
+        asnorm = None
+        if row.get("eer_asnorm") is not None:
+            asnorm = AsNormFigures(**{field: row.get(column) for field, column in ASNORM_COLUMNS.items()})
+        return cls(epoch=int(row["epoch"]), checkpoint_name=row.get("checkpoint_name"), eer=float(row["eer"]),
+                   eer_low=row.get("eer_low"), eer_high=row.get("eer_high"), mindcf_01=row.get("mindcf_01"),
+                   mindcf_005=row.get("mindcf_005"), threshold=row.get("threshold"),
+                   n_trials=row.get("n_trials"), scores_path=row.get("scores_path"), asnorm=asnorm)
+
+    def normalised(self) -> ValidationResult | None:
+        """This result with its AS-norm figures in place of the raw ones (None without any)."""
+        if self.asnorm is None:
+            return None
+        n = self.asnorm
+        return dataclasses.replace(self, eer=n.eer, eer_low=n.eer_low, eer_high=n.eer_high, mindcf_01=n.mindcf_01,
+                                   mindcf_005=n.mindcf_005, threshold=n.threshold)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedValidation(ValidationResult):
+    """A validation as the runs database holds it: the result and the validate run that recorded it.
+
+    Kept apart from ``ValidationResult`` because the writers give the run themselves: a result
+    that carried one would write it as one of its columns.
+    """
+
+    run_id: int
+    train_run_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RecordedValidation:
+        result = ValidationResult.from_row(row)
+        return cls(**{name: getattr(result, name) for name in field_names(ValidationResult)},
+                   run_id=int(row["run_id"]), train_run_id=row.get("train_run_id"))
