@@ -7,6 +7,7 @@ without bound (https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_fi
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -88,7 +89,7 @@ class StoreReads:
         training run's latest step). Returns ``(rows, newest change, number of runs)``, all
         read in one short transaction so that the three agree (one WAL snapshot).
         """
-        columns = ", ".join(f"r.{c}" for c in self._run_summary_columns())
+        columns = ", ".join(f"r.{c}" for c in self._summary_columns)
         with self._lock:
             conn = self.db.conn
             try:
@@ -107,10 +108,10 @@ class StoreReads:
                 raise self._error(e) from e
         return rows, int(newest), int(count)
 
-    def _run_summary_columns(self) -> list[str]:
-        if not hasattr(self, "_summary_columns"):
-            self._summary_columns = [c for c in self.db["runs"].columns_dict if c not in _JSON_COLUMNS]
-        return self._summary_columns
+    @functools.cached_property
+    def _summary_columns(self) -> list[str]:
+        """The runs columns a runs list reads (the schema is fixed once the store is open)."""
+        return [c for c in self.db["runs"].columns_dict if c not in _JSON_COLUMNS]
 
     def runs(self, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
         """Runs, newest first, optionally of one status and/or kind."""
@@ -118,7 +119,7 @@ class StoreReads:
 
     def run_summaries(self) -> list[dict[str, Any]]:
         """Every run, newest first, without its config and command (what a runs list shows)."""
-        return self._read(f"SELECT {', '.join(self._run_summary_columns())} FROM runs ORDER BY id DESC")
+        return self._read(f"SELECT {', '.join(self._summary_columns)} FROM runs ORDER BY id DESC")
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         """One run, or None."""
