@@ -217,8 +217,8 @@ class Trainer:
             try:
                 saved = ckpt.load_checkpoint(path)
             except CheckpointError as e:
-                say(f"train: warning: epoch {epoch} has a checkpoint file but no record, and the file "
-                    f"is unusable, so validate will skip epoch {epoch}: {e}")
+                self.recorder.say(f"train: warning: epoch {epoch} has a checkpoint file but no record, and "
+                                  f"the file is unusable, so validate will skip epoch {epoch}: {e}")
                 continue
             self.recorder.checkpoint(Checkpoint(epoch=epoch, step=saved["step"], path=path, partial=False))
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.process.recording import Recorder
@@ -50,6 +49,6 @@ def prepare_score_norm(trn_dir: Path, train_run: Run | None, database: str | Non
         recorder.finish("failed", str(e))
         raise
     recorder.problems(cohort.problems)
-    say(f"validate: AS-norm, top {size} of {len(cohort.speakers)} training speakers of {protocol} {subset} "
+    recorder.say(f"validate: AS-norm, top {size} of {len(cohort.speakers)} training speakers of {protocol} {subset} "
         f"({len(cohort.files)} files)")
     return ScoreNorm(cohort, size)

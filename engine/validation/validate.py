@@ -154,7 +154,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: ValidationResult | None = None
     beat, began = 0.0, time.monotonic()
-    say(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
+    recorder.say(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
         f"{args.subset} -> {val_dir}")
     reusable = not args.rescore and same_method(val_dir, _method(args))
     # figures earlier validate runs of VAL_DIR recorded (this run is one of them, with none yet)
@@ -196,7 +196,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             continue
         if _finished(args, snap, began):
             if not validated:
-                say("validate: no checkpoint to evaluate in range")
+                recorder.say("validate: no checkpoint to evaluate in range")
             return
         now = time.monotonic()
         if now - beat >= HEARTBEAT_INTERVAL:
