@@ -95,12 +95,15 @@ def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path
 
 
 def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: float = 0.1,
-               epoch: int | None = None, device: str | None = None,
+               epoch: int | None = None, device: str | None = None, path: str = "exact",
                db: str | Path | None = None, database: str | Path | None = None,
                diarize: bool = False) -> list[str]:
+    """``spkemb-engine apply`` of VAL_DIR; ``path``: exact, shared (``--shared``) or onnxruntime
+    (``--runtime onnxruntime``, the checkpoint exported on the fly)."""
     args = ["apply", "--subset", subset, "--step", str(step)]
     if epoch is not None:
         args += ["--epoch", str(epoch)]
+    args += {"exact": [], "shared": ["--shared"], "onnxruntime": ["--runtime", "onnxruntime"]}[path]
     if diarize:
         args.append("--diarize")
     if device:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual import work
@@ -56,8 +57,26 @@ class PickDialog(ModalScreen[int | str | bool]):
         self.dismiss(False)
 
 
-class ExtractDialog(ModalScreen[dict | None]):
-    """Protocol, subset, step, epoch and device of an extraction (``spkemb-engine apply``)."""
+#: the ways ``apply`` can compute the windows' embeddings (README "Three extraction paths")
+EXTRACTION_PATHS = [("exact (default)", "exact"), ("shared: frame-level layers once per file, approximate", "shared"),
+                    ("onnxruntime: the network exported on the fly", "onnxruntime")]
+
+
+@dataclass(frozen=True)
+class ExtractChoice:
+    """What the Extract dialog asks ``spkemb-engine apply`` for."""
+
+    protocol: str
+    subset: str
+    step: float
+    epoch: int | None
+    device: str
+    path: str
+    diarize: bool
+
+
+class ExtractDialog(ModalScreen[ExtractChoice | None]):
+    """Protocol, subset, step, epoch, device and path of an extraction (``spkemb-engine apply``)."""
 
     DEFAULT_CSS = _CSS.format(name="ExtractDialog")
     BINDINGS = [("escape", "cancel", "Cancel")]
@@ -76,6 +95,7 @@ class ExtractDialog(ModalScreen[dict | None]):
             yield Input("0.1", placeholder="step, as a fraction of the window", id="step", type="number")
             yield Input("", placeholder="epoch (blank: the picked best)", id="epoch", type="integer")
             yield Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device")
+            yield Select(EXTRACTION_PATHS, value="exact", allow_blank=False, id="path")
             yield Checkbox("then the diarization check (DER, RTTMs)", False, id="diarize")
             yield Static("", id="error")
             with Horizontal():
@@ -129,10 +149,12 @@ class ExtractDialog(ModalScreen[dict | None]):
             error.update("step: a number such as 0.1")
             return
         epoch = self.query_one("#epoch", Input).value.strip()
-        self.dismiss({"protocol": str(protocol), "subset": self.query_one("#subset", Input).value.strip() or "test",
-                      "step": step, "epoch": int(epoch) if epoch else None,
-                      "device": str(self.query_one("#device", Select).value),
-                      "diarize": self.query_one("#diarize", Checkbox).value})
+        subset = self.query_one("#subset", Input).value.strip() or "test"
+        self.dismiss(ExtractChoice(protocol=str(protocol), subset=subset, step=step,
+                                   epoch=int(epoch) if epoch else None,
+                                   device=str(self.query_one("#device", Select).value),
+                                   path=str(self.query_one("#path", Select).value),
+                                   diarize=self.query_one("#diarize", Checkbox).value))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

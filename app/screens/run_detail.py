@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
@@ -22,6 +23,9 @@ from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir
 from engine.records import RecordedValidation, Run
+
+if TYPE_CHECKING:  # the dialogs are imported when opened
+    from app.dialogs.actions import ExtractChoice
 
 
 class RunDetailScreen(Screen):
@@ -294,15 +298,15 @@ class RunDetailScreen(Screen):
         self.app.push_screen(ExtractDialog(self.app.workspace.database_yml, device),
                              lambda choice: self._extract(val, choice))
 
-    def _extract(self, val: str, choice: dict | None) -> None:
-        if not choice:
+    def _extract(self, val: str, choice: ExtractChoice | None) -> None:
+        if choice is None:
             return
         ws = self.app.workspace
-        argv = processes.apply_argv(val, choice["protocol"], subset=choice["subset"], step=choice["step"],
-                                    epoch=choice.get("epoch"), device=choice["device"], db=ws.db_path,
-                                    database=ws.database_yml, diarize=bool(choice.get("diarize")))
+        argv = processes.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step,
+                                    epoch=choice.epoch, device=choice.device, path=choice.path, db=ws.db_path,
+                                    database=ws.database_yml, diarize=choice.diarize)
         self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
-                     protocol=choice["protocol"], subset=choice["subset"], device=choice["device"])
+                     protocol=choice.protocol, subset=choice.subset, device=choice.device)
 
     def action_fork(self) -> None:
         """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""

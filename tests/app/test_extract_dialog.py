@@ -1,0 +1,54 @@
+"""The Extract dialog: its choices, the extraction path among them, become the `apply` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import App
+
+from app import processes
+from app.dialogs.actions import ExtractChoice, ExtractDialog
+from engine.cli import build_parser
+from tests.app.conftest import wait_for
+
+MEETINGS = "Demo.SpeakerDiarization.Meetings"
+
+
+class Host(App):
+    """An app that opens the dialog and keeps what it answers."""
+
+    def __init__(self, database_yml: Path) -> None:
+        super().__init__()
+        self.database_yml = database_yml
+        self.answers: list[ExtractChoice | None] = []
+
+    def on_mount(self) -> None:
+        self.push_screen(ExtractDialog(self.database_yml), self.answers.append)
+
+
+async def test_the_extraction_path_reaches_apply(demo_corpus: Path, tmp_path: Path) -> None:
+    app = Host(demo_corpus)
+    async with app.run_test(size=(120, 40)) as pilot:
+        dialog = app.screen
+        await wait_for(pilot, lambda: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
+        path = dialog.query_one("#path")
+        assert [value for _, value in path._options] == ["exact", "shared", "onnxruntime"]
+        assert path.value == "exact"
+        path.value = "onnxruntime"
+        dialog.query_one("#step").value = "0.25"
+        dialog.query_one("#epoch").value = "3"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: app.answers)
+    choice = app.answers[0]
+    assert choice == ExtractChoice(protocol=MEETINGS, subset="test", step=0.25, epoch=3, device="cpu",
+                                   path="onnxruntime", diarize=True)
+
+    val = tmp_path / "val"
+    argv = processes.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step, epoch=choice.epoch,
+                                device=choice.device, path=choice.path, diarize=choice.diarize)
+    args = build_parser().parse_args(argv[3:])
+    assert (args.runtime, args.shared, args.epoch, args.step, args.diarize) == ("onnxruntime", False, 3, 0.25, True)
+    shared = build_parser().parse_args(processes.apply_argv(val, MEETINGS, path="shared")[3:])
+    assert (shared.runtime, shared.shared) == ("torch", True)
+    exact = build_parser().parse_args(processes.apply_argv(val, MEETINGS)[3:])
+    assert (exact.runtime, exact.shared) == ("torch", False)
