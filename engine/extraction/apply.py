@@ -79,6 +79,8 @@ class Extractor:
     embed: Callable[[Any, np.ndarray, int], np.ndarray]
     #: the epoch the checkpoint was saved at (an average's last epoch), when already read
     saved_epoch: int | None = None
+    #: the checkpoint's sha256, when reading the network already hashed it (an onnxruntime export)
+    checkpoint_sha256: str | None = None
 
     def last_epoch(self, checkpoint: Path) -> int:
         """The epoch ``checkpoint`` was saved at: for averaged weights, the last epoch they average."""
@@ -99,7 +101,8 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName) -> E
                               "through the exported network (drop --shared, or use --runtime torch)")
         ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu")
         return Extractor("onnxruntime", f"{args.device or 'cpu'} (onnxruntime)", ort.sample_rate, ort.duration,
-                         ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch))
+                         ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch),
+                         checkpoint_sha256=ort.metadata["spkemb.checkpoint_sha256"])
     if args.model is not None:
         raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
                           "or drop --model to use the checkpoint")
@@ -173,7 +176,7 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
 def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,
                     checkpoint: Path, window: int, hop: int) -> str:
     """metadata.yml of the extraction (the sliding window and where the weights came from); the sha256."""
-    sha256 = file_sha256(checkpoint)
+    sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
     rate = extractor.sample_rate
     metadata = {"start": 0.0, "duration": window / rate, "step": hop / rate,
                 "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),

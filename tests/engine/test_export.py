@@ -169,6 +169,8 @@ def test_apply_through_onnxruntime_equals_the_torch_extraction(tmp_path: Path, d
     assert "(onnxruntime, cpu (onnxruntime))" in done.stderr
     metadata = yaml.safe_load((val_dir / "apply" / "7" / "metadata.yml").read_text())
     assert metadata["mode"] == "onnxruntime" and metadata["dimension"] == 32
+    # the hash the export computed is the one recorded, and it is the checkpoint's
+    assert metadata["checkpoint_sha256"] == file_sha256(checkpoint_of(val_dir))
     assert torch_rows
     for name, rows in torch_rows.items():
         assert np.abs(np.load(val_dir / "apply" / "7" / name) - rows).max() <= 1e-4
