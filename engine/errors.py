@@ -77,3 +77,11 @@ class DiskFull(SpkembError):
                          "files are intact: free some space there (or move the experiment), then run the "
                          "command again (train: add --resume)")
         self.folder = folder
+
+
+def yaml_problem(error: Exception) -> str:
+    """A YAML parse error in one line, ``line 1, column 17: expected ',' or ']', but got '<stream end>'``
+    (PyYAML's own message spans several lines and quotes the text)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error).splitlines()[0]
+    return (f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else "") + problem

@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
-from engine.errors import SpkembError
+from engine.errors import SpkembError, yaml_problem
 from engine.layout import ExtractionDir
 
 __all__ = ["Precomputed", "read_metadata", "embedding_path"]
@@ -45,15 +45,23 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
         raise SpkembError(f"{path} does not exist: is {root} an extraction directory written "
                           "by `spkemb-engine apply` (VAL_DIR/apply/EPOCH)?") from e
     except yaml.YAMLError as e:
-        raise SpkembError(f"{path} is not valid YAML ({e}); run `spkemb-engine apply` again") from e
-    window = metadata.get("sliding_window", metadata)
+        raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); run `spkemb-engine apply` again") from e
+    window = metadata.get("sliding_window", metadata) if isinstance(metadata, dict) else None
+    if not isinstance(window, dict):
+        raise SpkembError(f"{path} holds no sliding window (duration, step); run `spkemb-engine apply` again")
     missing = [k for k in ("duration", "step") if k not in window]
     if missing:
         raise SpkembError(f"{path} lacks {', '.join(missing)}; run `spkemb-engine apply` again")
-    metadata = dict(metadata)
-    metadata.update(start=float(window.get("start", 0.0)), duration=float(window["duration"]),
-                    step=float(window["step"]))
-    return metadata
+    try:
+        sliding = {"start": float(window.get("start", 0.0)), "duration": float(window["duration"]),
+                   "step": float(window["step"])}
+    except (TypeError, ValueError):
+        raise SpkembError(f"{path}: the sliding window's start, duration and step must be numbers; "
+                          "run `spkemb-engine apply` again") from None
+    if sliding["duration"] <= 0 or sliding["step"] <= 0:
+        raise SpkembError(f"{path}: the sliding window's duration and step must be > 0; "
+                          "run `spkemb-engine apply` again")
+    return {**metadata, **sliding}
 
 
 class Precomputed:

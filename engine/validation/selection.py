@@ -28,7 +28,7 @@ import yaml
 
 from engine.atomic import atomic_write_text
 from engine.console import out
-from engine.errors import SpkembError
+from engine.errors import SpkembError, yaml_problem
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, parse_checkpoint_name
 from engine.records import Figures, ValidationResult
 from engine.requests import PickRequest
@@ -54,7 +54,7 @@ def read_params(val_dir: str | Path) -> ValidationResult | None:
     except FileNotFoundError:
         return None
     except yaml.YAMLError as e:
-        raise SpkembError(f"{path} is not valid YAML ({e}); rewrite it with "
+        raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); rewrite it with "
                           f"`spkemb-engine pick {val_dir}`") from e
     name = parse_checkpoint_name(str(params.get("epoch", ""))) if isinstance(params, dict) else None
     if name is None:

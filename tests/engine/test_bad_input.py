@@ -191,3 +191,42 @@ def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus:
     errors = [line for line in done.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 1 and done.stderr.strip().splitlines()[-1] == errors[0], output
     assert errors[0].startswith(f"spkemb-engine {command}: error: ")
+
+
+@pytest.mark.parametrize("text, says", [
+    ("epoch: [unclosed", "is not valid YAML"),
+    ("equal_error_rate: 0.1\n", "names no epoch"),
+    ("epoch: 3\nequal_error_rate: low\n", "its figures are not numbers"),
+    ("epoch: 3\nequal_error_rate: 0.1\neer_ci_95: [0.1]\n", "its figures are not numbers"),
+])
+def test_a_damaged_params_yml_is_named_with_its_fix(tmp_path: Path, demo_corpus: Path, text: str, says: str) -> None:
+    """apply reads params.yml to choose its checkpoint: a damaged one is one line, exit 2, nothing extracted."""
+    val_dir = tmp_path / "exp/train/P.S.T.train/validate_equal_error_rate/P.S.T.development"
+    val_dir.mkdir(parents=True)
+    (val_dir / "params.yml").write_text(text)
+    done = run_engine("apply", str(val_dir), "Demo.SpeakerDiarization.Meetings", database=demo_corpus,
+                      db=tmp_path / "runs.db")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert str(val_dir / "params.yml") in line and says in line and "spkemb-engine pick" in line
+    assert sorted(p.name for p in val_dir.iterdir()) == ["params.yml"]
+
+
+@pytest.mark.parametrize("text, says", [
+    ("duration: [2.0\n", "is not valid YAML (line 2, column 1"),
+    ("- 1\n- 2\n", "holds no sliding window"),
+    ("sliding_window: 2.0\n", "holds no sliding window"),
+    ("duration: 2.0\n", "lacks step"),
+    ("duration: long\nstep: 0.1\n", "must be numbers"),
+    ("duration: 2.0\nstep: 0\n", "must be > 0"),
+])
+def test_a_damaged_extraction_metadata_is_named(tmp_path: Path, text: str, says: str) -> None:
+    """Precomputed (the embeddings as a pyannote feature) reads metadata.yml first: one line naming it."""
+    from engine.errors import SpkembError
+    from engine.extraction.precomputed import Precomputed
+
+    (tmp_path / "metadata.yml").write_text(text)
+    with pytest.raises(SpkembError) as raised:
+        Precomputed(tmp_path)
+    message = str(raised.value)
+    assert "\n" not in message and str(tmp_path / "metadata.yml") in message and says in message
