@@ -79,9 +79,15 @@ class DiskFull(SpkembError):
         self.folder = folder
 
 
-def yaml_problem(error: Exception) -> str:
+def yaml_problem(error: Exception, *, with_file: bool = False) -> str:
     """A YAML parse error in one line, ``line 1, column 17: expected ',' or ']', but got '<stream end>'``
-    (PyYAML's own message spans several lines and quotes the text)."""
+    (PyYAML's own message spans several lines and quotes the text); ``with_file`` starts it with the
+    file the parser read, when it read one. Any other error: its first line."""
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    problem = getattr(error, "problem", None) or getattr(error, "context", None) or str(error).splitlines()[0]
-    return (f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else "") + problem
+    problem = (getattr(error, "problem", None) or getattr(error, "context", None)
+               or (str(error).splitlines() or [type(error).__name__])[0])
+    if mark is None:
+        return problem
+    name = str(getattr(mark, "name", "") or "")
+    where = f"{name}, " if with_file and name and not name.startswith("<") else ""
+    return f"{where}line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ProtocolError
+from engine.errors import ProtocolError, yaml_problem
 
 SUBSETS = ("train", "development", "test")
 
@@ -77,7 +77,7 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
     except Exception as e:
         raise ProtocolError(f"pyannote.database could not load a default database file "
                             f"(./database.yml, ~/.pyannote/database.yml or $PYANNOTE_DATABASE_CONFIG): "
-                            f"{e} — fix that file") from e
+                            f"{yaml_problem(e, with_file=True)} — fix that file") from e
     key = tuple((str(p), p.stat().st_mtime) for p in paths)
     registry = _REGISTRIES.get(key)
     if registry is not None:
@@ -87,7 +87,7 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
         try:
             registry.load_database(path)
         except Exception as e:  # yaml, missing lists, unknown loaders: all are the yml's fault
-            raise ProtocolError(f"database file {path} cannot be loaded: {e} — fix the file "
+            raise ProtocolError(f"database file {path} cannot be loaded: {yaml_problem(e)} — fix the file "
                                 f"(format: https://github.com/pyannote/pyannote-database)") from e
     _REGISTRIES[key] = registry
     return registry

@@ -80,7 +80,8 @@ def load_trials(protocol_name: str, subset: str, database: str | None
             for key in ("file1", "file2"):
                 f = trial[key]
                 files.setdefault(f["uri"], str(f["audio"]))
-    except (NotImplementedError, FileNotFoundError) as e:
+    except (NotImplementedError, AttributeError, FileNotFoundError) as e:
+        # pyannote.database says "not implemented" for a subset without a `trial:` list
         raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({e}); "
                             "check the `trial:` entry of database.yml") from e
     if not trials:

@@ -230,3 +230,23 @@ def test_a_damaged_extraction_metadata_is_named(tmp_path: Path, text: str, says:
         Precomputed(tmp_path)
     message = str(raised.value)
     assert "\n" not in message and str(tmp_path / "metadata.yml") in message and says in message
+
+
+@pytest.mark.parametrize("yml, says", [
+    ("Databases:\n  Demo: [unclosed\n", "database.yml, line 3, column 1: expected ',' or ']'"),
+    ("Databases:\n  Demo: /nowhere/{uri}.wav\nProtocols:\n  Demo:\n    SpeakerVerification:\n      Voices:\n"
+     "        train:\n          uri: train.lst\n", "test trials cannot be read"),
+])
+def test_validate_names_a_database_yml_it_cannot_use(tmp_path: Path, yml: str, says: str) -> None:
+    """A database.yml that is not YAML, or a protocol without trials: one line, exit 2, no traceback."""
+    database = tmp_path / "database.yml"
+    database.write_text(yml)
+    (tmp_path / "train.lst").write_text("a\n")
+    trn_dir = tmp_path / "exp/train/Demo.SpeakerVerification.Voices.train"
+    trn_dir.mkdir(parents=True)
+    done = run_engine("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database,
+                      db=tmp_path / "runs.db")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("spkemb-engine validate: error:")]
+    assert len(errors) == 1 and says in errors[0], done.stderr
+    assert sorted(p.name for p in trn_dir.iterdir()) == []
