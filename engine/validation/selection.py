@@ -188,7 +188,7 @@ def choose(results: list[ValidationResult], epoch: CheckpointName | None = None)
     for result in results:
         if result.checkpoint == epoch:
             return result
-    validated = ", ".join(str(r.checkpoint) for r in results)
+    validated = ", ".join(str(r.checkpoint) for r in results) or "none yet"
     raise SpkembError(f"epoch {epoch} has not been validated (validated: {validated}); "
                       "pick one of those, or validate it first")
 
