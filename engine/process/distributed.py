@@ -9,7 +9,8 @@ may reach only some of them.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -22,6 +23,8 @@ class World:
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    #: the gloo group the ranks agree on stopping through (None: the default group, gloo itself)
+    control: Any = field(default=None, compare=False)
 
     @property
     def is_main(self) -> bool:
@@ -53,16 +56,20 @@ def init_world(device: torch.device) -> World:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
+    # on GPUs the stop flag goes through a gloo group of its own: a one-number all-reduce on the
+    # GPU would make the host wait for the step's kernels (``.item()``) at every step
+    control = dist.new_group(backend="gloo") if backend == "nccl" else None
     return World(rank=dist.get_rank(), size=dist.get_world_size(),
-                 local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+                 local_rank=int(os.environ.get("LOCAL_RANK", "0")), control=control)
 
 
-def agree(flag: bool, world: World, device: torch.device) -> bool:
-    """True on every rank when ``flag`` is true on any rank (an all-reduce of one number)."""
+def agree(flag: bool, world: World) -> bool:
+    """True on every rank when ``flag`` is true on any rank: a one-number all-reduce on the CPU
+    (through ``world.control`` under nccl), which never waits for the GPU."""
     if not world.distributed:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    t = torch.tensor([1.0 if flag else 0.0])
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=world.control)
     return bool(t.item() > 0)
 
 

@@ -271,7 +271,7 @@ class Trainer:
             self.optimizer.step()
             self.step += 1
             self.record(meter, epoch, loss.detach(), lr, m)
-            stopping = agree(self.stop.requested, self.world, self.device)
+            stopping = agree(self.stop.requested, self.world)
             if stopping and self.batch:  # mid-epoch: the epoch's last batch moved the data to batch 0
                 self.flush(meter)
                 self.save(partial=True, so_far=meter.so_far())

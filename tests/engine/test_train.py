@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -65,7 +66,7 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
 
 @pytest.mark.slow
 def test_sigterm_checkpoints_and_records_stopped(tmp_path: Path, demo_corpus: Path) -> None:
-    exp, db = make_exp(tmp_path, "exp", per_epoch=0.01), tmp_path / "runs.db"
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db"
     proc = start_engine("train", "--to", "50", "--parallel", "1", "--device", "cpu", "--log-every", "0",
                         str(exp), PROTOCOL, db=db, database=demo_corpus, log=tmp_path / "train.log")
     run = wait_for(lambda: next((r for r in train_runs(db) if (r["step"] or 0) >= 2), None),
@@ -123,6 +124,42 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, demo_corpus: Path) -> Non
     (run,) = train_runs(db)
     assert run["status"] == "completed"
     assert load_checkpoint(trn_dir(exp) / "weights" / "0001.pt")["world_size"] == 2
+
+
+def _rank_pid(torchrun_pid: int, rank: int) -> int | None:
+    """The pid of the worker of ``rank`` that torchrun started (from /proc: its children's RANK)."""
+    for child in Path(f"/proc/{torchrun_pid}/task/{torchrun_pid}/children").read_text().split():
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return int(child)
+    return None
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_both_at_the_same_step(tmp_path: Path, demo_corpus: Path) -> None:
+    """SIGTERM reaching rank 1 alone: the ranks agree, rank 0 checkpoints mid-epoch and records why."""
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.Popen([str(torchrun), "--nproc_per_node", "2", "--master_port", "29519", "-m", "engine",
+                             "train", "--to", "3", "--parallel", "0", "--device", "cpu", "--log-every", "0.1",
+                             str(exp), PROTOCOL], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=engine_env(db, demo_corpus))
+    try:
+        wait_for(lambda: any((r["step"] or 0) >= 2 and r["status"] == "running" for r in train_runs(db)),
+                 timeout=240, what="the first steps")
+        worker = wait_for(lambda: _rank_pid(proc.pid, 1), timeout=30, what="rank 1's process")
+        os.kill(worker, signal.SIGTERM)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err[-3000:]
+    (run,) = train_runs(db)
+    assert run["status"] == "stopped" and "a signal on another rank" in run["reason"], run["reason"]
+    saved = load_checkpoint(trn_dir(exp) / "weights" / "resume.pt")
+    assert saved["world_size"] == 2 and 0 < saved["batch"] and saved["step"] == run["step"]
 
 
 def test_corrupt_wav_is_named(tmp_path: Path, demo_corpus: Path) -> None:
