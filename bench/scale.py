@@ -11,7 +11,10 @@ in its own process so that peak memory is its own:
 - ``train_first`` / ``train_later``: ``spkemb-engine train --parallel 2`` to its first
   recorded step, with an empty cache and then with another experiment on the same cache;
 - ``workers``: private memory (USS) of the 2 loader workers after a few batches and after many,
-  over the cached index (flat, not growing per chunk).
+  over the cached index (flat, not growing per chunk);
+- ``torchrun``: ``torchrun --nproc_per_node 2 … train --parallel 2`` on the cached index, the
+  private memory of every process it runs (torchrun, 2 ranks, 2 loader workers each) after 20
+  steps and after ``--rank-steps``: what the whole distributed run costs, and whether it grows.
 
 Writes bench/results/scale.json and prints the ratios against the goals.
 
@@ -58,6 +61,11 @@ scheduler: {name: ConstantScheduler, params: {learning_rate: 0.01}}
 
 PYANNOTE = """
 import resource, sys, time, warnings
+
+def peak_mb():
+    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark over fork and exec into
+    # ru_maxrss, so a child of a big benchmark process would report the parent's size
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 warnings.filterwarnings("ignore")
 from engine.data.protocols import load_protocol
 t = time.perf_counter()
@@ -66,11 +74,16 @@ for f in load_protocol({protocol!r}, {yml!r}).train():
     f["annotation"], f["annotated"]
     n += 1
 print({{"files": n, "seconds": time.perf_counter() - t,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})
+        "peak_rss_mb": peak_mb()}})
 """
 
 INDEX = """
 import resource, sys, time
+
+def peak_mb():
+    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark over fork and exec into
+    # ru_maxrss, so a child of a big benchmark process would report the parent's size
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
 from engine.progress import Progress
@@ -79,7 +92,7 @@ table = training_table(IndexRequest({protocol!r}, "train", {yml!r}), Progress())
 index = derive_index(table, 2.0)
 print({{"files": len(table.paths), "speakers": len(index.speakers), "reader": table.info.get("reader"),
         "seconds": time.perf_counter() - t,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}})
+        "peak_rss_mb": peak_mb()}})
 """
 
 WORKERS = """
@@ -162,7 +175,63 @@ def to_first_step(exp: Path, yml: Path, cache: Path, db: Path) -> dict[str, Any]
     return {"seconds": seconds, "peak_rss_mb": peak / 1024, "row_seen_indexing": indexing_seen, "exit": rc}
 
 
-def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: int, batches: int) -> dict[str, Any]:
+def uss_mb(pid: int) -> float | None:
+    """Private memory of a process (USS, from smaps_rollup); None when it is gone."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in lines if ":" in line)
+    return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo.extend(children.get(p, []))
+    return found
+
+
+def torchrun_memory(exp: Path, yml: Path, cache: Path, db: Path, steps: int) -> dict[str, Any]:
+    """torchrun, 2 ranks × 2 loader workers: every process's private memory after 20 and ``steps`` steps."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    log = exp / "torchrun.log"
+    proc = subprocess.Popen([str(torchrun), "--nproc_per_node", "2", "--master_port", "29531", "-m", "engine",
+                             "train", "--to", "100", "--parallel", "2", "--device", "cpu", "--log-every", "0",
+                             str(exp), PROTOCOL], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            env=env(cache, db, yml), cwd=ROOT)
+    marks: dict[str, Any] = {}
+    try:
+        for target in (20, steps):
+            while True:
+                if proc.poll() is not None:
+                    raise SystemExit(f"torchrun ended early (rc {proc.returncode}):\n{log.read_text()[-3000:]}")
+                runs = open_store(db, readonly=True).runs(kind="train") if db.exists() else []
+                if any(r["out_dir"] == str(exp / "train" / f"{PROTOCOL}.train") and (r["step"] or 0) >= target
+                       for r in runs):
+                    break
+                time.sleep(0.5)
+            sizes = sorted((m for m in map(uss_mb, process_tree(proc.pid)) if m is not None), reverse=True)
+            marks[str(target)] = {"processes": len(sizes), "total_uss_mb": round(sum(sizes), 1),
+                                  "uss_mb": [round(m, 1) for m in sizes]}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=600)
+    return {"steps": marks}
+
+
+def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: int, batches: int,
+            rank_steps: int) -> dict[str, Any]:
     base = root / name
     yml = base / "database.yml"
     lst = base / "voxceleb2" / "lists" / "train.lst"
@@ -198,6 +267,15 @@ def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: in
     out["workers"] = child(WORKERS.format(protocol=PROTOCOL, yml=str(yml), config=str(config),
                                           points=points, late=batches), cache)
     print(f"{name}: loader workers' private memory {out['workers']['worker_uss_mb']}", flush=True)
+    if rank_steps:
+        exp = base / "exp-torchrun"
+        shutil.rmtree(exp, ignore_errors=True)
+        exp.mkdir()
+        (exp / "config.yml").write_text(CONFIG)
+        out["torchrun"] = torchrun_memory(exp, yml, cache, db, rank_steps)
+        print(f"{name}: torchrun, 2 ranks x 2 workers, private memory of all processes "
+              + ", ".join(f"after {k} steps {v['total_uss_mb']:.0f} MB ({v['processes']} processes)"
+                          for k, v in out["torchrun"]["steps"].items()), flush=True)
     if "pyannote" in out:
         p = out["pyannote"]["seconds"]
         out["ratios"] = {"index_first_over_pyannote": out["index_first"]["seconds"] / p,
@@ -214,6 +292,8 @@ def main() -> None:
     parser.add_argument("--pyannote-max", type=int, default=VOXCELEB2_FILES,
                         help="skip the pyannote.database baseline above this many files")
     parser.add_argument("--batches", type=int, default=1000, help="batches for the workers' memory (default 1000)")
+    parser.add_argument("--rank-steps", type=int, default=300,
+                        help="steps of the torchrun run whose memory is measured (0: skip it; default 300)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "scale.json"))
     args = parser.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
@@ -233,7 +313,7 @@ def main() -> None:
     for name in sizes:
         at = {"measured_at": time.strftime("%Y-%m-%d %H:%M"), "load_average_1min": os.getloadavg()[0]}
         results["sizes"][name] = {**at, **measure(name, SIZES[name], root, sources, args.pyannote_max,
-                                                  args.batches)}
+                                                  args.batches, args.rank_steps)}
         out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {args.out}")
 
