@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from engine.demo import make_demo_corpus  # noqa: E402
 from engine.demo.scaled import PROTOCOL, VOXCELEB2_FILES, make_scaled_protocol  # noqa: E402
 from engine.store import open_store  # noqa: E402
+from procmem import peak_mb, process_tree, uss_mb  # noqa: E402
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1.09M": VOXCELEB2_FILES}
 CONFIG = """\
@@ -60,12 +61,8 @@ scheduler: {name: ConstantScheduler, params: {learning_rate: 0.01}}
 """
 
 PYANNOTE = """
-import resource, sys, time, warnings
-
-def peak_mb():
-    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark over fork and exec into
-    # ru_maxrss, so a child of a big benchmark process would report the parent's size
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+import time, warnings
+from procmem import peak_mb
 warnings.filterwarnings("ignore")
 from engine.data.protocols import load_protocol
 t = time.perf_counter()
@@ -78,12 +75,8 @@ print({{"files": n, "seconds": time.perf_counter() - t,
 """
 
 INDEX = """
-import resource, sys, time
-
-def peak_mb():
-    # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark over fork and exec into
-    # ru_maxrss, so a child of a big benchmark process would report the parent's size
-    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]) / 1024
+import time
+from procmem import peak_mb
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
 from engine.progress import Progress
@@ -102,10 +95,7 @@ from engine.data.batches import make_loader
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
 from engine.progress import Progress
-
-def uss(pid):
-    fields = dict(line.split(":", 1) for line in open(f"/proc/{{pid}}/smaps_rollup") if ":" in line)
-    return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
+from procmem import uss_mb
 
 config = parse_config(open({config!r}).read(), "bench")
 index = derive_index(training_table(IndexRequest({protocol!r}, "train", {yml!r}), Progress(quiet=True)), 2.0)
@@ -114,7 +104,7 @@ marks = {{}}
 for k, _ in enumerate(loader, 1):
     if k in {points}:
         pids = [w.pid for w in loader.loader._iterator._workers]
-        marks[k] = [round(uss(p), 1) for p in pids]
+        marks[k] = [round(uss_mb(p), 1) for p in pids]
     if k == {late}:
         break
 print({{"batches": {late}, "chunks": {late} * 64, "worker_uss_mb": {{str(k): v for k, v in marks.items()}}}})
@@ -130,7 +120,9 @@ def machine() -> dict[str, Any]:
 
 
 def env(cache: Path, db: Path | None = None, database: Path | None = None) -> dict[str, str]:
-    e = {**os.environ, "PYTHONPATH": str(ROOT), "SPKEMB_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    # the bench folder too: the children measure themselves with procmem
+    e = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'bench'}", "SPKEMB_CACHE": str(cache),
+         "OMP_NUM_THREADS": "1"}
     if db is not None:
         e["SPKEMB_DB"] = str(db)
     if database is not None:
@@ -159,8 +151,7 @@ def to_first_step(exp: Path, yml: Path, cache: Path, db: Path) -> dict[str, Any]
                             stderr=subprocess.STDOUT, env=env(cache, db, yml), cwd=ROOT)
     peak, seconds, indexing_seen = 0, None, False
     while proc.poll() is None:
-        status = Path(f"/proc/{proc.pid}/status").read_text() if Path(f"/proc/{proc.pid}/status").exists() else ""
-        peak = max([peak] + [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")])
+        peak = max(peak, peak_mb(proc.pid) or 0)
         runs = open_store(db, readonly=True).runs(kind="train") if db.exists() else []
         run = next((r for r in runs if r["out_dir"] and r["out_dir"].startswith(str(exp))), None)
         indexing_seen |= bool(run and run["status"] == "indexing")
@@ -172,34 +163,7 @@ def to_first_step(exp: Path, yml: Path, cache: Path, db: Path) -> dict[str, Any]
     rc = proc.wait(timeout=600)
     if seconds is None:
         raise SystemExit(f"train ended before its first step (rc {rc}):\n{log.read_text()[-3000:]}")
-    return {"seconds": seconds, "peak_rss_mb": peak / 1024, "row_seen_indexing": indexing_seen, "exit": rc}
-
-
-def uss_mb(pid: int) -> float | None:
-    """Private memory of a process (USS, from smaps_rollup); None when it is gone."""
-    try:
-        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
-    except OSError:
-        return None
-    fields = dict(line.split(":", 1) for line in lines if ":" in line)
-    return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty")) / 1024
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        found.append(p)
-        todo.extend(children.get(p, []))
-    return found
+    return {"seconds": seconds, "peak_rss_mb": peak, "row_seen_indexing": indexing_seen, "exit": rc}
 
 
 def torchrun_memory(exp: Path, yml: Path, cache: Path, db: Path, steps: int) -> dict[str, Any]:
