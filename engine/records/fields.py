@@ -39,9 +39,14 @@ def _as_value(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def from_args(cls: type[R], args: dict[str, Any]) -> R:
     """The record of class ``cls`` from the arguments ``as_args`` wrote (already checked)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     values = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name not in args:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.records.fields import PathText, field_names
+from engine.records.fields import PathText, row_record
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +85,7 @@ class Run:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Run:
         """The run of a row of ``Store.runs``/``find_runs`` (other columns are left out)."""
-        return cls(**{name: row.get(name) for name in field_names(cls)})
+        return row_record(cls, row)
 
 
 @dataclass(frozen=True, kw_only=True)

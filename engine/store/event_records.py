@@ -10,6 +10,7 @@ not fit is a ``BadRecord`` naming the field and what was wrong with it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import json
 import os
@@ -62,8 +63,10 @@ class EventRecord:
         return {"run": self.run, "seq": self.seq, "t": self.t, "op": self.op, "args": self.args}
 
 
+@functools.cache
 def _params(op: str) -> list[tuple[str, Any, bool]]:
-    """(name, annotated type, required) of the arguments of ``Store.<op>`` after ``run_id``."""
+    """(name, annotated type, required) of the arguments of ``Store.<op>`` after ``run_id`` (cached:
+    an import replays every record of a file through ``store_call``)."""
     method = getattr(Store, op)
     hints = typing.get_type_hints(method)
     return [(name, hints[name], param.default is inspect.Parameter.empty)
