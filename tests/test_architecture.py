@@ -29,7 +29,8 @@ LAYERS = {
     "engine.arguments": 10, "engine.cli": 11, "engine.__main__": 12, "engine": 12,
     "app": 13,
 }
-TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress", "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
+TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
+              "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
               "engine.requests", "engine.arguments", "engine.cli", "engine.config", "engine.store",
               "engine.validation.det",
               "engine.validation.selection", "engine.validation.metrics", "engine.extraction.precomputed", "app")

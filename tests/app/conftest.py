@@ -119,4 +119,20 @@ async def open_run(pilot, name: str, runs: int = 5) -> None:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen))
 
 
+async def compare_runs(pilot, names: tuple[str, ...], runs: int = 5) -> None:
+    """From the Runs screen, once its ``runs`` rows are shown, mark the runs called ``names`` and
+    open the Compare screen on them."""
+    from app.screens.compare import CompareScreen
+    from app.widgets.runs_table import RunsTable
+
+    table = pilot.app.screen.query_one(RunsTable)
+    await wait_for(pilot, lambda: table.row_count == runs)
+    for name in names:
+        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+        await pilot.press("space")
+    await pilot.press("c")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen)
+                   and len(pilot.app.screen.runs) == len(names))
+
+
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")

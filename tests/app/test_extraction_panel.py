@@ -48,8 +48,7 @@ def two_epochs(root: Path, db: Path) -> int:
             save_checkpoint(path, {"model": build_model(config).state_dict(), "config": config_to_dict(config),
                                    "epoch": epoch, "step": 10 * epoch})
             store.add_checkpoint(train, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))
-            store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, eer_low=None, eer_high=None,
-                                 mindcf_01=None, mindcf_005=None, threshold=None, n_trials=48, scores_path=None), train_run_id=train)
+            store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, n_trials=48), train_run_id=train)
             # the score file the DET view draws: targets above non-targets, overlapping by ``eer``
             rows = [(1, 1.0 - eer + 0.02 * i, f"t{i}", f"u{i}") for i in range(24)]
             rows += [(0, 0.02 * i, f"n{i}", f"m{i}") for i in range(24)]

@@ -32,9 +32,10 @@ def add_fork(root: Path) -> tuple[int, int, Path]:
                                   config=parent_config, command=["spkemb-engine", "train"], device="cpu",
                                   target_epoch=2, name="parent", _at=NOW - 600)
         for epoch in (1, 2):
-            store.add_epoch(parent, EpochSummary(epoch=epoch, loss=1.0 / epoch, lr=0.01, chunks_per_s=10.0, seconds=1.0))
-            store.add_checkpoint(parent, Checkpoint(epoch=epoch, step=10 * epoch, path=trn / "weights" / f"{epoch:04d}.pt",
-                                 partial=False))
+            store.add_epoch(parent, EpochSummary(epoch=epoch, loss=1.0 / epoch, lr=0.01, chunks_per_s=10.0,
+                                                 seconds=1.0))
+            store.add_checkpoint(parent, Checkpoint(epoch=epoch, step=10 * epoch, partial=False,
+                                                    path=trn / "weights" / f"{epoch:04d}.pt"))
         store.set_status(parent, "completed")
         child_exp = root / "experiments" / "parent-fork-e1"
         child = store.create_run(kind="train", exp_dir=child_exp, out_dir=child_exp / "train" / f"{PROTOCOL}.train",

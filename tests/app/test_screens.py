@@ -7,15 +7,13 @@ from pathlib import Path
 
 import yaml
 
-from app.screens.compare import CompareScreen
 from app.screens.configs import ConfigsScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot
-from app.widgets.runs_table import RunsTable
 from engine.records import AsNormFigures, Checkpoint, ValidationResult
-from tests.app.conftest import make, open_run, wait_for
+from tests.app.conftest import compare_runs, make, open_run, wait_for
 
 
 async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
@@ -133,13 +131,7 @@ async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> 
 async def test_compare_overlays_runs_and_lists_config_differences(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 5)
-        for name in ("aam-m0.2", "aam-m0.1"):
-            table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
-            await pilot.press("space")
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
         diff = app.screen.query_one("#diff")
         await wait_for(pilot, lambda: diff.row_count >= 1)
         rows = [diff.get_row_at(i) for i in range(diff.row_count)]
@@ -157,7 +149,9 @@ async def test_compare_overlays_runs_and_lists_config_differences(workspace: Pat
             val = next(r for r in store.runs(kind="validate") if r["parent_id"] == run["id"])
             store.add_steps(run["id"], [{"step": 60 + s, "epoch": 4, "loss": 0.5} for s in range(20)])
             store.add_validation(val["id"], ValidationResult(epoch=4, eer=0.15, eer_low=0.1, eer_high=0.2,
-                                 mindcf_01=0.5, mindcf_005=0.4, threshold=0.5, n_trials=400, scores_path=None), train_run_id=run["id"])
+                                                             mindcf_01=0.5, mindcf_005=0.4, threshold=0.5,
+                                                             n_trials=400),
+                                 train_run_id=run["id"])
         grown = next(i for i, s in enumerate(loss.series) if "aam-m0.1" in s.label)
         await wait_for(pilot, lambda: len(loss.series[grown].steps) == 80)
         assert [s["step"] for s in loss.series[grown].steps] == list(range(80))
@@ -249,11 +243,12 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
                              partial=False, name="avg-top2", averaged=[2, 3]))
         for epoch, name, eer, norm in [(1, None, 0.30, 0.25), (2, None, 0.21, 0.20), (3, None, 0.24, 0.19),
                                        (3, "avg-top2", 0.10, 0.12)]:
+            asnorm = AsNormFigures(cohort_size=3, eer=norm, eer_low=norm - 0.1, eer_high=norm + 0.1, mindcf_01=0.4)
             store.add_validation(val["id"], ValidationResult(epoch=epoch, checkpoint_name=name, eer=eer,
-                                 eer_low=eer - 0.03, eer_high=eer + 0.03, mindcf_01=0.5, mindcf_005=0.6,
-                                 threshold=0.1, n_trials=400, scores_path=None,
-                                 asnorm=AsNormFigures(cohort_size=3, eer=norm, eer_low=norm - 0.1,
-                                                             eer_high=norm + 0.1, mindcf_01=0.4)), train_run_id=train["id"])
+                                                             eer_low=eer - 0.03, eer_high=eer + 0.03, mindcf_01=0.5,
+                                                             mindcf_005=0.6, threshold=0.1, n_trials=400,
+                                                             asnorm=asnorm),
+                                 train_run_id=train["id"])
     app = make(workspace)
     async with app.run_test(size=(160, 40)) as pilot:
         await open_run(pilot, "aam-m0.2")
@@ -337,13 +332,7 @@ async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path)
                       / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development", 2, seed)
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 5)
-        for name in ("aam-m0.2", "aam-m0.1"):
-            table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
-            await pilot.press("space")
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and len(app.screen.runs) == 2)
+        await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
         labels = sorted(s.label for s in app.screen.query_one(DetPlot).shown)

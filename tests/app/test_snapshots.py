@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.screens.compare import CompareScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import compare_runs, make, wait_for
 
 SIZE = (120, 36)
 
@@ -66,12 +65,7 @@ def test_configs_screen(workspace: Path, snap_compare) -> None:
 def test_compare_screen(workspace: Path, snap_compare) -> None:
     async def compare(pilot) -> None:
         await _runs_loaded(pilot)
-        table = pilot.app.screen.query_one(RunsTable)
-        for name in ("aam-m0.2", "aam-m0.1"):
-            table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
-            await pilot.press("space")
-        await pilot.press("c")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen))
+        await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#diff").row_count == 1)
         await pilot.pause(0.3)
 

@@ -84,8 +84,7 @@ def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Pa
         val_id = store.create_run(kind="validate", exp_dir=None, out_dir=val.root, protocol=PROTOCOL, subset="test",
                                   config=None, command=["v"], device="cpu", parent_id=run_id)
         for epoch, eer in [(1, 0.3), (2, 0.1), (3, 0.4), (4, 0.2)]:
-            store.add_validation(val_id, ValidationResult(epoch=epoch, eer=eer, eer_low=None, eer_high=None,
-                                 mindcf_01=None, mindcf_005=None, threshold=None, n_trials=4, scores_path=None), train_run_id=run_id)
+            store.add_validation(val_id, ValidationResult(epoch=epoch, eer=eer, n_trials=4), train_run_id=run_id)
     done = run_engine("average", "--top", "2", str(val.root), db=db_path)
     assert done.returncode == 0, done.stderr
     saved = load_checkpoint(trn.checkpoint("avg-top2"))

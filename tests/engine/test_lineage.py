@@ -23,8 +23,7 @@ def validated(db: Path, root: Path) -> tuple[Path, int]:
         val = store.create_run(kind="validate", exp_dir=root / "exp", out_dir=val_dir, protocol=PROTOCOL,
                                subset="development", config={}, command=["validate"], device="cpu", parent_id=train)
         for epoch, eer in ((1, 0.3), (2, 0.2), (3, 0.25)):
-            store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, eer_low=None, eer_high=None,
-                                 mindcf_01=None, mindcf_005=None, threshold=None, n_trials=10, scores_path=None), train_run_id=train)
+            store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, n_trials=10), train_run_id=train)
         store.set_best(val, epoch=2, eer=0.2, how="lowest-eer")
         store.set_status(val, "completed")
     write_params(val_dir, ValidationResult(epoch=2, eer=0.2))
@@ -35,10 +34,11 @@ def extracted(db: Path, val_dir: Path, val: int, epoch: int) -> int:
     with open_store(db) as store:
         run = store.create_run(kind="apply", exp_dir=None, out_dir=val_dir / "apply" / str(epoch), protocol="M.S.P",
                                subset="test", config=None, command=["apply"], device="cpu", parent_id=val)
-        store.add_extraction(run, Extraction(epoch=epoch, protocol="M.S.P", subset="test", out_dir=val_dir / "apply" / str(epoch),
-                             mode="exact", step=0.1, duration=1.0, files=2, audio_seconds=60.0, wall_seconds=1.0,
-                             checkpoint=val_dir / f"{epoch:04d}.pt", checkpoint_sha256="ab" * 32,
-                             checkpoint_name=str(epoch), validate_run_id=val, chosen_by="params.yml"))
+        store.add_extraction(run, Extraction(epoch=epoch, protocol="M.S.P", subset="test",
+                                             out_dir=val_dir / "apply" / str(epoch), mode="exact", step=0.1,
+                                             duration=1.0, files=2, audio_seconds=60.0, wall_seconds=1.0,
+                                             checkpoint=val_dir / f"{epoch:04d}.pt", checkpoint_sha256="ab" * 32,
+                                             checkpoint_name=str(epoch), validate_run_id=val, chosen_by="params.yml"))
         store.set_status(run, "completed")
     return run
 
@@ -86,10 +86,10 @@ def test_event_files_carry_lineage_and_der(tmp_path: Path) -> None:
     with EventWriter(tmp_path / "events.jsonl") as writer:
         run = writer.create_run(kind="apply", exp_dir=None, out_dir=out, protocol="M.S.P", subset="test",
                                 config=None, command=["apply"], device="cpu")
-        writer.add_extraction(run, Extraction(epoch=3, protocol="M.S.P", subset="test", out_dir=out, mode="exact", step=0.1,
-                              duration=1.0, files=1, audio_seconds=9.0, wall_seconds=1.0, checkpoint="w/0003.pt",
-                              checkpoint_sha256="cd" * 32, checkpoint_name="3", validate_run_id=77,
-                              chosen_by="--epoch"))
+        writer.add_extraction(run, Extraction(epoch=3, protocol="M.S.P", subset="test", out_dir=out, mode="exact",
+                                              step=0.1, duration=1.0, files=1, audio_seconds=9.0, wall_seconds=1.0,
+                                              checkpoint="w/0003.pt", checkpoint_sha256="cd" * 32, checkpoint_name="3",
+                                              validate_run_id=77, chosen_by="--epoch"))
         writer.add_diarization(run, out_dir=out, epoch=3, protocol="M.S.P", subset="test", collar=0.0,
                                skip_overlap=False, num_speakers="oracle", threshold=None, tuned_on=None,
                                linkage="average/cosine", frame_rule="majority", der=0.25, missed=1.0,

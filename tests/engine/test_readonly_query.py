@@ -50,8 +50,7 @@ def live_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     writer = open_store(path)
     train_id = new_run(writer)
     val_id = new_run(writer, kind="validate", out_dir="val", parent_id=train_id)
-    writer.add_validation(val_id, ValidationResult(epoch=1, eer=0.2, eer_low=None, eer_high=None,
-                          mindcf_01=None, mindcf_005=None, threshold=None, n_trials=10, scores_path=None), train_run_id=train_id)
+    writer.add_validation(val_id, ValidationResult(epoch=1, eer=0.2, n_trials=10), train_run_id=train_id)
     assert (folder / "runs.db-wal").stat().st_size > 0
     monkeypatch.chdir(folder)
     yield path

@@ -25,7 +25,8 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
         train_id = store.create_run(kind="train", exp_dir=trn.root.parent.parent, out_dir=trn.root,
                                     protocol=PROTOCOL, subset="train", config=None, command=["t"], device="cpu")
         for epoch in (1, 2, 3):
-            store.add_checkpoint(train_id, Checkpoint(epoch=epoch, step=10 * epoch, path=trn.checkpoint(epoch), partial=False))
+            store.add_checkpoint(train_id, Checkpoint(epoch=epoch, step=10 * epoch, path=trn.checkpoint(epoch),
+                                                      partial=False))
         store.set_status(train_id, "completed")
     val = trn.validation(PROTOCOL, "test")
 
