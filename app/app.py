@@ -16,6 +16,9 @@ from app.workspace import Workspace, resolve_workspace
 if TYPE_CHECKING:
     from app.processes import PendingLaunch
 
+#: seconds a query of the Query screen may run unless ``spkemb-tui --query-time-limit`` says otherwise
+QUERY_TIME_LIMIT_S = 5.0
+
 
 class SpkembCommands(Provider):
     """Command palette entries: every screen and the main actions."""
@@ -43,11 +46,13 @@ class SpkembApp(App[None]):
     BINDINGS = [("ctrl+q", "quit", "Quit")]
 
     def __init__(self, workspace: Workspace, *, now: Callable[[], float] = time.time,
-                 refresh_interval: float = 1.0) -> None:
+                 refresh_interval: float = 1.0, query_time_limit: float | None = QUERY_TIME_LIMIT_S) -> None:
         super().__init__()
         self.workspace = workspace
         self.now = now
         self.refresh_interval = refresh_interval
+        #: seconds a query of the Query screen may run (None: no limit)
+        self.query_time_limit = query_time_limit
         #: launches not yet seen in the database
         self.pending: list[PendingLaunch] = []
         self.sub_title = workspace.show(workspace.db_path)
@@ -111,8 +116,8 @@ class SpkembApp(App[None]):
 
 def make_app(workspace: str | Path | None = None, db: str | Path | None = None,
              database: str | Path | None = None, *, now: Callable[[], float] = time.time,
-             refresh_interval: float = 1.0) -> SpkembApp:
+             refresh_interval: float = 1.0, query_time_limit: float | None = QUERY_TIME_LIMIT_S) -> SpkembApp:
     """The TUI for a workspace; shared by ``spkemb-tui`` and the tests (which fix ``now``)."""
     ws = resolve_workspace(workspace, None if db is None else str(db),
                            None if database is None else str(database))
-    return SpkembApp(ws, now=now, refresh_interval=refresh_interval)
+    return SpkembApp(ws, now=now, refresh_interval=refresh_interval, query_time_limit=query_time_limit)

@@ -46,3 +46,7 @@ class QueryDone(Message):
     columns: list[str]
     rows: list[tuple]
     error: str | None = None
+    #: more rows than the limit: ``rows`` holds the first ones only
+    truncated: bool = False
+    #: which run of the query screen this answers (a result of a superseded run is dropped)
+    number: int = 0

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from engine.layout import EVENT_GLOBS
 from engine.records import (Checkpoint, DataProblem, DiarizationCheck, EpochSummary, RecordedValidation, Run,
                             StaleExtraction, row_record)
-from engine.store import open_store
+from engine.store import QueryResult, QueryStop, open_store, read_only_reason
 from engine.store.importing import import_events
 
 #: where runs whose database was on a network filesystem leave their event files, under an EXP_DIR
@@ -116,14 +116,17 @@ def ingest_events(path: Path, exp_dirs: list[Path]) -> int:
     """Bring the event files of these experiments into the database (DESIGN.md: runs on NFS,
     Lustre, GPFS or BeeGFS write them instead); idempotent. Returns the records added."""
     files = sorted({f for exp in exp_dirs for pattern in EVENT_FILES for f in Path(exp).glob(pattern)})
-    if not files:
+    if not files or read_only_reason(path) is not None:  # a database we may only read records nothing
         return 0
     with store_at(path, readonly=False) as store:
         return sum(import_events(f, store)["records"] for f in files)
 
 
 def mark_lost(path: Path) -> list[int]:
-    """Turn running runs whose process is gone into ``lost`` (a short write transaction)."""
+    """Turn running runs whose process is gone into ``lost`` (a short write transaction); nothing
+    on a database this process may only read (read-only file, folder or media)."""
+    if read_only_reason(path) is not None:
+        return []
     with store_at(path, readonly=False) as store:
         return list(store.mark_lost())
 
@@ -268,11 +271,12 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
     return out
 
 
-def run_query(path: Path, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple]]:
-    """A read-only SQL query (the store refuses writes on a read-only connection)."""
+def run_query(path: Path, sql: str, *, limit: int | None, time_limit: float | None,
+              stop: QueryStop | None = None) -> QueryResult:
+    """A read-only SQL query (the store runs it on a read-only connection of its own)."""
     with store_at(path) as store:
-        columns, rows = store.query(sql, limit=limit)
-        return list(columns), [tuple(r) for r in rows]
+        result = store.query(sql, limit=limit, time_limit=time_limit, stop=stop)
+        return QueryResult(list(result.columns), [tuple(r) for r in result.rows], result.truncated)
 
 
 def used_by_runs(path: Path, exp_dir: Path) -> list[int]:

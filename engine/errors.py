@@ -45,6 +45,17 @@ class StoreError(SpkembError):
     """The runs database cannot be opened or used (corrupt, newer schema, locked)."""
 
 
+class QueryStopped(StoreError):
+    """A read-only SQL query stopped before its end: its time limit passed, or it was interrupted.
+
+    ``seconds`` is the limit that passed, or how long it ran before the interruption.
+    """
+
+    def __init__(self, message: str, *, seconds: float, interrupted: bool) -> None:
+        super().__init__(message)
+        self.seconds, self.interrupted = seconds, interrupted
+
+
 class CheckpointError(SpkembError):
     """A checkpoint that is missing, half-written or from another model."""
 

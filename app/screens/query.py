@@ -1,4 +1,9 @@
-"""Query: read-only SQL over the runs database, with the README's example queries."""
+"""Query: read-only SQL over the runs database, with the README's example queries.
+
+A query runs in a thread worker, with the app's time limit (``spkemb-tui
+--query-time-limit``). Escape stops it; leaving the screen or quitting the app stops it
+too, since a thread cannot be cancelled and the app's exit waits for its workers.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,19 @@ from textual.widgets import DataTable, Footer, Header, Select, Static, TextArea
 
 from app import reader
 from app.messages import QueryDone
-from engine.store import EXAMPLE_QUERIES
+from engine.errors import QueryStopped
+from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop
 
-#: rows shown at most (the query itself is not limited, only what is fetched)
-MAX_ROWS = 1000
+#: rows shown at most (the store stops fetching there and says that there were more)
+MAX_ROWS = DEFAULT_ROW_LIMIT
+
+
+def stopped_message(error: QueryStopped) -> str:
+    """The one line under the box when a query did not finish."""
+    if error.interrupted:
+        return f"query stopped after {error.seconds:.1f} s (interrupted)"
+    return (f"query stopped after {error.seconds:g} s (time limit; narrow it with WHERE or LIMIT, "
+            "or start spkemb-tui with --query-time-limit SECONDS)")
 
 
 class QueryScreen(Screen):
@@ -21,7 +35,14 @@ class QueryScreen(Screen):
     QueryScreen #result { height: 1fr; }
     QueryScreen #query-status { height: auto; padding: 0 1; }
     """
-    BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+r", "run", "Run query")]
+    BINDINGS = [("escape", "stop_or_back", "Back"), ("ctrl+r", "run", "Run query")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: the running query's stop switch (None: no query running)
+        self._stop: QueryStop | None = None
+        #: how many queries this screen started: a result answers the latest one or is dropped
+        self._number = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -35,6 +56,18 @@ class QueryScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#sql").focus()
 
+    def on_unmount(self) -> None:
+        self._stop_query()
+
+    @property
+    def running(self) -> bool:
+        """A query of this screen is running."""
+        return self._stop is not None
+
+    def _stop_query(self) -> None:
+        if self._stop is not None:
+            self._stop.stop()
+
     @on(Select.Changed, "#examples")
     def _example(self, event: Select.Changed) -> None:
         if event.value is not Select.NULL:
@@ -42,22 +75,39 @@ class QueryScreen(Screen):
             self.action_run()
 
     def action_run(self) -> None:
-        self.query_one("#query-status", Static).update("running…")
-        self._run(self.query_one("#sql", TextArea).text)
+        self._stop_query()  # its thread would run on after a new query replaced it
+        self._number += 1
+        self._stop = QueryStop()
+        self.query_one("#query-status", Static).update("running… (escape stops it)")
+        self._run(self.query_one("#sql", TextArea).text, self._stop, self._number)
+
+    def action_stop_or_back(self) -> None:
+        """Escape: stop the running query, or go back when none runs."""
+        if self.running:
+            self._stop_query()
+        else:
+            self.app.pop_screen()
 
     @work(thread=True, exclusive=True)
-    def _run(self, sql: str) -> None:
+    def _run(self, sql: str, stop: QueryStop, number: int) -> None:
         if not self.app.db_path.exists():
-            self.post_message(QueryDone([], [], error=f"no runs database at {self.app.db_path} yet"))
+            self.post_message(QueryDone([], [], error=f"no runs database at {self.app.db_path} yet", number=number))
             return
         try:
-            columns, rows = reader.run_query(self.app.db_path, sql, limit=MAX_ROWS)
-        except Exception as e:  # noqa: BLE001 - shown under the box
-            self.post_message(QueryDone([], [], error=str(e)))
+            result = reader.run_query(self.app.db_path, sql, limit=MAX_ROWS, time_limit=self.app.query_time_limit,
+                                      stop=stop)
+        except QueryStopped as e:
+            self.post_message(QueryDone([], [], error=stopped_message(e), number=number))
             return
-        self.post_message(QueryDone(columns, rows))
+        except Exception as e:  # noqa: BLE001 - shown under the box
+            self.post_message(QueryDone([], [], error=str(e), number=number))
+            return
+        self.post_message(QueryDone(result.columns, result.rows, truncated=result.truncated, number=number))
 
     def on_query_done(self, message: QueryDone) -> None:
+        if message.number != self._number:
+            return  # a query replaced by a newer one
+        self._stop = None
         status = self.query_one("#query-status", Static)
         table = self.query_one("#result", DataTable)
         table.clear(columns=True)
@@ -66,5 +116,7 @@ class QueryScreen(Screen):
             return
         table.add_columns(*message.columns)
         table.add_rows([["" if v is None else str(v) for v in row] for row in message.rows])
-        more = " (first rows only)" if len(message.rows) >= MAX_ROWS else ""
-        status.update(f"{len(message.rows)} rows{more}")
+        if message.truncated:
+            status.update(f"first {len(message.rows):,} rows (the query has more: narrow it with WHERE or LIMIT)")
+        else:
+            status.update(f"{len(message.rows)} rows")

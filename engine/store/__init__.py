@@ -6,15 +6,17 @@ methods and ``EXAMPLE_QUERIES`` for queries worth knowing.
 
 from __future__ import annotations
 
-from engine.store.db import default_db_path
+from engine.store.db import default_db_path, read_only_reason
 from engine.store.events import EventWriter, recorder
 from engine.store.importing import import_events
 from engine.store.liveness import HEARTBEAT_INTERVAL
 from engine.store.netfs import is_network_fs
 from engine.store.queries import EXAMPLE_QUERIES
+from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 from engine.store.runs import LIVE_STATUSES, RUN_KINDS, RUN_STATUSES, Store, open_store
 
 __all__ = [
-    "EXAMPLE_QUERIES", "HEARTBEAT_INTERVAL", "LIVE_STATUSES", "RUN_KINDS", "RUN_STATUSES", "EventWriter", "Store",
-    "default_db_path", "import_events", "is_network_fs", "open_store", "recorder",
+    "DEFAULT_ROW_LIMIT", "DEFAULT_TIME_LIMIT_S", "EXAMPLE_QUERIES", "HEARTBEAT_INTERVAL", "LIVE_STATUSES",
+    "RUN_KINDS", "RUN_STATUSES", "EventWriter", "QueryResult", "QueryStop", "Store", "default_db_path",
+    "import_events", "is_network_fs", "open_store", "read_only_reason", "recorder",
 ]

@@ -65,6 +65,99 @@ def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     return DEFAULT_DB
 
 
+def _sidecars(path: Path) -> tuple[Path, Path]:
+    """The WAL file and the WAL index of ``path`` (https://www.sqlite.org/walformat.html)."""
+    return Path(f"{path}-wal"), Path(f"{path}-shm")
+
+
+def _on_read_only_media(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def read_only_reason(path: Path) -> str | None:
+    """Why this process cannot write the runs database at ``path`` (None: it can).
+
+    Writing needs the file (or, to create it, its nearest existing folder) and, in WAL
+    mode, the ``-wal`` and ``-shm`` next to it, which SQLite creates in the folder when
+    they are missing. ``os.access`` answers for this process: root passes permission
+    bits (as it writes past them) but not a read-only mount.
+    """
+    path = Path(path).absolute()
+    target = path if path.exists() else _nearest_existing(path.parent)
+    if _on_read_only_media(target):
+        return f"{target} is on a read-only file system"
+    if not path.exists():
+        return None if os.access(target, os.W_OK) else f"the folder {target} is not writable"
+    if not os.access(path, os.W_OK):
+        return f"the file is not writable (mode {path.stat().st_mode & 0o777:04o})"
+    wal, shm = _sidecars(path)
+    if not os.access(path.parent, os.W_OK) and not (wal.exists() and shm.exists()):
+        return f"its folder {path.parent} is not writable (SQLite creates {wal.name} and {shm.name} there)"
+    return None
+
+
+def read_only_uri(path: Path) -> str:
+    """The SQLite URI that reads ``path`` without writing, creating or locking anything it cannot.
+
+    ``mode=ro`` (https://www.sqlite.org/uri.html) reads alongside writers: it takes
+    read locks and reads the WAL through its index. But on a database this process
+    cannot write it still creates ``-wal`` and ``-shm`` in a writable folder (owned by
+    the reader, left behind, in the way of the owner's next writer), and on read-only
+    media it cannot open a WAL database whose ``-shm`` is missing at all. So:
+
+    - writable, or a ``-wal`` exists (a writer is at work, or left commits there):
+      ``mode=ro``; SQLite finds the ``-wal`` and ``-shm`` it needs and creates nothing;
+    - not writable and no ``-wal``: ``immutable=1``, which opens the main file without
+      locks, ``-wal`` or ``-shm``. That is only correct while no writer changes the
+      file. No writer has it open now (a WAL writer keeps its ``-wal`` while open), and
+      on read-only media or for a file without write permission none can start; for
+      someone else's writable file one could start during this read, but it writes to
+      a new ``-wal`` and touches the main file only at a checkpoint (1000 pages, or its
+      close): the read sees the state before it; readers open a connection per read
+      (the TUI's every refresh), so the next one sees the ``-wal`` and uses ``mode=ro``.
+    """
+    path = Path(path)
+    wal, _ = _sidecars(path)
+    if read_only_reason(path) is None or wal.exists():
+        return f"{path.absolute().as_uri()}?mode=ro"
+    return f"{path.absolute().as_uri()}?immutable=1"
+
+
+def read_only_error(path: Path, reason: str) -> StoreError:
+    """The one line a run that must record into a read-only database stops with."""
+    return StoreError(f"runs database {path} is read-only ({reason}): pass --db FILE to record this run "
+                      "elsewhere, or fix its permissions (or mount) so that it can be written")
+
+
+def _connect_read_only(path: Path, reason: str) -> sqlite3.Connection:
+    """A connection to a database this process cannot write (``connect(readonly=True)``)."""
+    wal, shm = _sidecars(path)
+    if wal.exists() and not shm.exists() and not os.access(path.parent, os.W_OK):
+        raise StoreError(f"cannot read the runs database {path}: {reason}, and SQLite cannot read its "
+                         f"{wal.name} without a {shm.name}; copy {path.name} and {wal.name} to a writable "
+                         "folder and pass --db with the copy")
+    conn = sqlite3.connect(read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000,
+                           isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only = ON")
+        conn.execute("PRAGMA schema_version").fetchone()  # reads the header: not a database fails here
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def connect(path: Path, *, readonly: bool = False) -> Database:
     """Open ``path`` with the pragmas every spkemb process uses.
 
@@ -74,7 +167,8 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         The database file. Created (with its folder) unless ``readonly``.
     readonly
         Refuse every write on this connection (``PRAGMA query_only``) and never
-        create the file.
+        create the file. A file this process cannot write is opened through
+        ``read_only_uri``: nothing is created next to it.
 
     Returns
     -------
@@ -85,8 +179,9 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
     Raises
     ------
     StoreError
-        The file is missing (readonly), its folder cannot be created, or it is not
-        a SQLite database.
+        The file is missing (readonly), cannot be written (not readonly: checked
+        before SQLite opens it, which would leave an empty ``-wal`` and ``-shm``),
+        its folder cannot be created, or it is not a SQLite database.
     """
     path = Path(path)
     if readonly and not path.exists():
@@ -98,7 +193,12 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         except OSError as e:
             raise StoreError(f"cannot create the folder of the runs database {path}: {e}; "
                              "pass --db with a writable location") from e
+    reason = read_only_reason(path)
+    if reason is not None and not readonly:
+        raise read_only_error(path, reason)
     try:
+        if reason is not None:
+            return Database(_connect_read_only(path, reason), execute_plugins=False)
         # isolation_level=None: the sqlite3 module never opens implicit (deferred)
         # transactions; the store says BEGIN IMMEDIATE itself before any write.
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

@@ -3,7 +3,8 @@
 ``PRAGMA query_only`` is not enough: ATTACH still creates files, VACUUM INTO
 leaves an empty one, and ``PRAGMA journal_mode=DELETE`` (or ``query_only=OFF``)
 is obeyed. Each query therefore runs on its own read-only URI connection
-(``mode=ro``: SQLite never opens the database file for writing) with an
+(``mode=ro``: SQLite never opens the database file for writing; ``immutable=1`` for a
+file this process cannot write, see ``engine.store.db.read_only_uri``) with an
 authorizer (https://www.sqlite.org/c3ref/set_authorizer.html) that lets through
 reads only; it is consulted while a statement is compiled, so a refused
 statement never runs.
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StoreError
-from engine.store.db import BUSY_TIMEOUT_MS
+from engine.errors import QueryStopped, StoreError
+from engine.store.db import BUSY_TIMEOUT_MS, read_only_uri
 
 #: SQLite statements that are not reads, refused before SQLite sees them: the authorizer is
 #: never asked about some (REINDEX) or names them by a step (VACUUM INTO attaches its file);
@@ -89,20 +93,88 @@ def _refusal(action: int, arg1: str | None, arg2: str | None) -> str | None:
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    uri = f"{path.absolute().as_uri()}?mode=ro"
     try:
-        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+        return sqlite3.connect(read_only_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
     except sqlite3.DatabaseError as e:
         raise StoreError(f"cannot open {path} to read it: {e}") from e
 
 
-def query(path: Path, sql: str, params: Sequence[Any] = (),
-          limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run one statement that only reads ``path``; returns (columns, rows).
+#: rows ``query`` returns at most unless told otherwise: 10 M rows took 1.95 GB
+DEFAULT_ROW_LIMIT = 10_000
+#: seconds a query may run unless told otherwise (the TUI passes its own, shorter limit)
+DEFAULT_TIME_LIMIT_S = 30.0
+#: SQLite virtual-machine instructions between two looks at the clock and the stop flag
+#: (well under a millisecond of work; https://www.sqlite.org/c3ref/progress_handler.html)
+_CHECK_EVERY = 10_000
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What a query returned: its columns, its rows and whether rows were left out.
+
+    Unpacks and indexes as the ``(columns, rows)`` pair that ``query`` returned before
+    it had a row limit, so ``columns, rows = store.query(sql)`` keeps working.
+    """
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    #: the statement had more rows than the limit: ``rows`` holds the first ``limit`` only
+    truncated: bool = False
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.columns, self.rows))
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.columns, self.rows)[index]
+
+
+class QueryStop:
+    """Stops a running ``query`` from another thread (the TUI's Escape key, or its exit).
+
+    ``stop`` may come before, during or after the query: before, the query stops at its
+    first look at the flag; during, ``sqlite3_interrupt`` also ends work the progress
+    handler does not see (a long sort); after, it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._stopped = False
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Stop the query now (from any thread); it raises ``QueryStopped`` with ``interrupted``."""
+        with self._lock:
+            self._stopped = True
+            if self._conn is not None:
+                self._conn.interrupt()
+
+    def _attach(self, conn: sqlite3.Connection | None) -> None:
+        with self._lock:
+            self._conn = conn
+
+
+def query(path: Path, sql: str, params: Sequence[Any] = (), limit: int | None = DEFAULT_ROW_LIMIT, *,
+          time_limit: float | None = DEFAULT_TIME_LIMIT_S, stop: QueryStop | None = None) -> QueryResult:
+    """Run one statement that only reads ``path``.
+
+    Parameters
+    ----------
+    limit
+        Rows returned at most (None: every row); the result says when some were left out.
+    time_limit
+        Seconds the statement may run, fetching included (None: no limit).
+    stop
+        Lets another thread stop the statement (``QueryStop.stop``).
 
     Raises
     ------
+    QueryStopped
+        ``query stopped after N s (time limit; ...)`` or ``query stopped after N s (interrupted)``.
     StoreError
         ``read-only: X is not allowed`` for a statement that would write, attach,
         change a setting or open a transaction, or for more than one statement;
@@ -112,6 +184,7 @@ def query(path: Path, sql: str, params: Sequence[Any] = (),
     if keyword in _WRITE_KEYWORDS:
         raise StoreError(f"read-only: {keyword} is not allowed ({_HELP})")
     refused: list[str] = []
+    stop = stop or QueryStop()
 
     def authorize(action: int, arg1: str | None, arg2: str | None, _db: str | None,
                   _trigger: str | None) -> int:
@@ -121,14 +194,37 @@ def query(path: Path, sql: str, params: Sequence[Any] = (),
         refused.append(what)
         return sqlite3.SQLITE_DENY
 
+    started = time.monotonic()
+    deadline = None if time_limit is None else started + time_limit
+    timed_out = False
+
+    def progress() -> int:
+        # a non-zero return makes SQLite abandon the statement (SQLITE_INTERRUPT)
+        nonlocal timed_out
+        if stop.stopped:
+            return 1
+        if deadline is not None and time.monotonic() > deadline:
+            timed_out = True
+            return 1
+        return 0
+
     conn = _connect(Path(path))
+    stop._attach(conn)
     try:
         conn.set_authorizer(authorize)
+        conn.set_progress_handler(progress, _CHECK_EVERY)
         cursor = conn.execute(sql, tuple(params))
         columns = [d[0] for d in cursor.description or ()]
-        rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit)
+        rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit + 1)
         cursor.close()
     except (sqlite3.DatabaseError, sqlite3.Warning, sqlite3.ProgrammingError) as e:
+        if stop.stopped:
+            raise QueryStopped(f"query stopped after {time.monotonic() - started:.1f} s (interrupted)",
+                               seconds=time.monotonic() - started, interrupted=True) from e
+        if timed_out:
+            raise QueryStopped(f"query stopped after {time_limit:g} s (time limit; narrow it with WHERE or "
+                               "LIMIT, or allow it more time)", seconds=float(time_limit or 0),
+                               interrupted=False) from e
         if refused:
             raise StoreError(f"read-only: {refused[0]} is not allowed ({_HELP})") from e
         if "readonly database" in str(e):  # mode=ro caught what the authorizer let through
@@ -137,5 +233,7 @@ def query(path: Path, sql: str, params: Sequence[Any] = (),
             raise StoreError(f"read-only: one statement at a time ({_HELP})") from e
         raise StoreError(f"query on {path} failed: {e}") from e
     finally:
+        stop._attach(None)
         conn.close()
-    return columns, rows
+    truncated = limit is not None and len(rows) > limit
+    return QueryResult(columns, rows[:limit] if truncated else rows, truncated)

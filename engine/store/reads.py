@@ -188,19 +188,37 @@ class StoreReads:
         """Data problems recorded by a run."""
         return self._read("SELECT * FROM data_problems WHERE run_id = ? ORDER BY id", (run_id,))
 
-    def query(self, sql: str, params: Sequence[Any] = (),
-              limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one read-only SQL statement (the TUI's Query screen); returns (columns, rows).
+    def query(self, sql: str, params: Sequence[Any] = (), limit: int | None = readonly.DEFAULT_ROW_LIMIT, *,
+              time_limit: float | None = readonly.DEFAULT_TIME_LIMIT_S,
+              stop: readonly.QueryStop | None = None) -> readonly.QueryResult:
+        """Run one read-only SQL statement (the TUI's Query screen).
 
         It runs on a connection of its own that SQLite keeps from writing, attaching
         or changing settings (``engine.store.readonly``), whatever this store may do.
 
+        Parameters
+        ----------
+        limit
+            Rows returned at most (``DEFAULT_ROW_LIMIT``, 10,000; None: every row):
+            ``truncated`` in the result says when some were left out.
+        time_limit
+            Seconds the statement may run (``DEFAULT_TIME_LIMIT_S``; None: no limit).
+        stop
+            A ``QueryStop`` through which another thread can stop the statement.
+
+        Returns
+        -------
+        QueryResult
+            ``columns``, ``rows`` and ``truncated``; unpacks as ``columns, rows``.
+
         Raises
         ------
+        QueryStopped
+            The time limit passed, or ``stop`` was used.
         StoreError
             The statement is not valid SQL, is more than one, or does more than read.
         """
-        return readonly.query(self.path, sql, params, limit)
+        return readonly.query(self.path, sql, params, limit, time_limit=time_limit, stop=stop)
 
     def imported(self, uid: str) -> tuple[int, int] | None:
         """(run id, last imported seq) of the event-file run ``uid``, or None if never imported."""

@@ -13,7 +13,7 @@ from engine.console import out, say
 from engine.errors import StoreError
 from engine.layout import PARAMS
 from engine.requests import RunsRequest
-from engine.store.db import default_db_path
+from engine.store.db import default_db_path, read_only_reason
 from engine.store.runs import Store, open_store
 
 _STATUS_STYLE = {"running": "bold cyan", "indexing": "cyan", "completed": "green", "failed": "bold red",
@@ -155,7 +155,7 @@ def cmd_runs(args: RunsRequest) -> int:
     # someone else's database we may only read: list it without marking lost runs
     if args.stale:
         return _print_stale(db, args.format)
-    with open_store(db, readonly=not os.access(db, os.W_OK)) as store:
+    with open_store(db, readonly=read_only_reason(db) is not None) as store:
         runs = list_runs(store, status=args.status, kind=args.kind)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
     if args.format == "json":

@@ -29,7 +29,7 @@ from sqlite_utils import Database
 from engine.errors import StoreError
 from engine.records import Checkpoint, EpochSummary
 from engine.store import liveness
-from engine.store.db import connect
+from engine.store.db import connect, read_only_reason
 from engine.store.migrations import migrate, pending
 from engine.store.netfs import is_network_fs
 from engine.store.reads import StoreReads, _abs
@@ -333,6 +333,11 @@ def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store
             raise
         if todo:
             db.close()
+            reason = read_only_reason(path)
+            if reason is not None:
+                raise StoreError(f"runs database {path} needs an upgrade to this release's schema but is "
+                                 f"read-only ({reason}): open it once where it can be written (any "
+                                 "spkemb-engine command with --db), or copy it to a writable folder")
             open_store(path).close()
             db = connect(path, readonly=True)
         return Store(db, path, readonly=True)

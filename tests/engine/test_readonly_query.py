@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
-from engine.errors import StoreError
+from engine.errors import QueryStopped, StoreError
 from engine.records import ValidationResult
-from engine.store import EXAMPLE_QUERIES, open_store
+from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop, open_store
 from tests.engine.test_store import new_run
 
 #: statement -> what the refusal names
@@ -68,8 +69,8 @@ def test_hostile_statements_are_refused_and_change_no_byte(live_db: Path) -> Non
             assert message.startswith("read-only: ") and named in message, (sql, message)
             assert "\n" not in message
             assert _snapshot(folder) == before, sql  # no byte changed, no file created
-        assert reader.query("PRAGMA journal_mode") == (["journal_mode"], [("wal",)])
-        assert reader.query("SELECT COUNT(*) FROM runs") == (["COUNT(*)"], [(2,)])
+        assert tuple(reader.query("PRAGMA journal_mode")) == (["journal_mode"], [("wal",)])
+        assert tuple(reader.query("SELECT COUNT(*) FROM runs")) == (["COUNT(*)"], [(2,)])
     assert _snapshot(folder) == before
 
 
@@ -98,3 +99,46 @@ def test_reads_still_work(live_db: Path) -> None:
         assert reader.query("SELECT COUNT(*) FROM pragma_table_info('runs')")[1][0][0] > 10
         assert reader.query("EXPLAIN QUERY PLAN SELECT * FROM runs")[1]
         assert reader.query("VALUES (1), (2)", limit=1)[1] == [(1,)]
+
+
+#: a query that never ends on its own
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+
+
+@pytest.mark.timeout(60)
+def test_an_endless_query_stops_at_its_time_limit(live_db: Path) -> None:
+    with open_store(live_db, readonly=True) as reader:
+        with pytest.raises(QueryStopped) as stopped:
+            reader.query(ENDLESS, time_limit=0.3)
+        assert str(stopped.value).startswith("query stopped after 0.3 s (time limit; ")
+        assert "\n" not in str(stopped.value) and not stopped.value.interrupted
+        assert reader.query("SELECT COUNT(*) FROM runs").rows == [(2,)]  # the store reads on
+
+
+@pytest.mark.timeout(60)
+def test_an_endless_query_stops_when_another_thread_says_so(live_db: Path) -> None:
+    stop = QueryStop()
+    timer = threading.Timer(0.3, stop.stop)
+    timer.start()
+    try:
+        with open_store(live_db, readonly=True) as reader, pytest.raises(QueryStopped) as stopped:
+            reader.query(ENDLESS, time_limit=None, stop=stop)
+    finally:
+        timer.cancel()
+    assert stopped.value.interrupted and "(interrupted)" in str(stopped.value)
+
+
+def _counting(n: int) -> str:
+    return f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) SELECT x FROM c"
+
+
+def test_query_returns_the_default_row_limit_and_says_there_were_more(live_db: Path) -> None:
+    assert DEFAULT_ROW_LIMIT == 10_000
+    with open_store(live_db, readonly=True) as reader:
+        result = reader.query(_counting(DEFAULT_ROW_LIMIT + 5))
+        assert len(result.rows) == DEFAULT_ROW_LIMIT and result.truncated
+        assert result.rows[-1] == (DEFAULT_ROW_LIMIT,)
+        everything = reader.query(_counting(DEFAULT_ROW_LIMIT + 5), limit=None)
+        assert len(everything.rows) == DEFAULT_ROW_LIMIT + 5 and not everything.truncated
+        exact = reader.query(_counting(DEFAULT_ROW_LIMIT))
+        assert len(exact.rows) == DEFAULT_ROW_LIMIT and not exact.truncated

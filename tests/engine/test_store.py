@@ -212,7 +212,7 @@ def test_query_refuses_writes_and_bad_sql(tmp_path: Path) -> None:
             store.query("SELEC 1")
         with pytest.raises(StoreError, match="^read-only: BEGIN is not allowed"):
             store.query("BEGIN")
-        assert store.query("SELECT COUNT(*) FROM runs", limit=1) == (["COUNT(*)"], [(1,)])
+        assert tuple(store.query("SELECT COUNT(*) FROM runs", limit=1)) == (["COUNT(*)"], [(1,)])
         assert store.run(run_id) is not None
         store.set_status(run_id, "completed")  # writes still work after a refused query
         assert store.run(run_id)["status"] == "completed"
