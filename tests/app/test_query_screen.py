@@ -1,0 +1,105 @@
+"""The Query screen's queries end: at the time limit, on Escape, and when the app quits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.screens.query import QueryScreen
+from tests.app.conftest import make, wait_for
+
+#: a query that never ends on its own
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
+#: a query that ends on its own, but seconds later (so that the tests end even where it is not stopped)
+SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000000) SELECT count(*) FROM c"
+
+
+async def _start(pilot, sql: str) -> QueryScreen:
+    await pilot.press("s")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
+    screen = pilot.app.screen
+    screen.query_one("#sql").text = sql
+    await pilot.press("ctrl+r")
+    return screen
+
+
+def _status(screen: QueryScreen) -> str:
+    return str(screen.query_one("#query-status").render())
+
+
+@pytest.mark.timeout(120)
+async def test_an_endless_query_stops_at_the_time_limit(workspace: Path) -> None:
+    app = make(workspace, query_time_limit=0.5)
+    async with app.run_test(size=(140, 36)) as pilot:
+        screen = await _start(pilot, ENDLESS)
+        await wait_for(pilot, lambda: "query stopped" in _status(screen), timeout=60)
+        assert _status(screen).startswith("query stopped after 0.5 s (time limit; ")
+        assert "--query-time-limit" in _status(screen)
+        screen.query_one("#examples").value = "best EER per run"  # the screen still queries
+        await wait_for(pilot, lambda: screen.query_one("#result").row_count == 2)
+
+
+@pytest.mark.timeout(120)
+async def test_escape_stops_a_running_query_and_stays(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        screen = await _start(pilot, SLOW)
+        await wait_for(pilot, lambda: "running" in _status(screen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "(interrupted)" in _status(screen), timeout=30)
+        assert app.screen is screen and _status(screen).startswith("query stopped after ")
+        await pilot.press("escape")  # nothing runs: Escape goes back
+        await wait_for(pilot, lambda: not isinstance(app.screen, QueryScreen))
+
+
+async def test_the_result_says_when_rows_were_left_out(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        screen = await _start(pilot, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                                     "WHERE x < 10001) SELECT x FROM c")
+        await wait_for(pilot, lambda: screen.query_one("#result").row_count > 0, timeout=30)
+        assert screen.query_one("#result").row_count == 10_000
+        assert _status(screen).startswith("first 10,000 rows (")
+
+
+#: the child: open the Query screen, start the endless query, quit with ctrl+q, print "quit"
+_CHILD = f"""
+import asyncio, sys
+from pathlib import Path
+from tests.app.conftest import make, wait_for
+from app.screens.query import QueryScreen
+
+async def main() -> None:
+    app = make(Path(sys.argv[1]))
+    async with app.run_test(size=(140, 36)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        app.screen.query_one("#sql").text = {ENDLESS!r}
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: "running" in str(app.screen.query_one("#query-status").render()))
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+q")
+    print("quit", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_quitting_while_a_query_runs_ends_the_app(workspace: Path) -> None:
+    # in a child process: an app whose exit waits for the query's thread would hang this one
+    env = dict(os.environ, TZ="UTC", TEXTUAL_ANIMATIONS="none")
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(workspace)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    try:
+        out, err = child.communicate(timeout=120)  # a guard against a hang, not a measure of speed
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        pytest.fail("the app did not end within 120 s of ctrl+q while a query ran")
+    assert child.returncode == 0 and out.strip() == "quit", err
