@@ -20,10 +20,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--database", metavar="FILE", default=None,
                    help="pyannote database.yml (default: WORKSPACE/data/database.yml if present, else "
                         "$PYANNOTE_DATABASE_CONFIG, else ./database.yml, else ~/.pyannote/database.yml)")
-    p.add_argument("--query-time-limit", metavar="SECONDS", type=float, default=None,
+    p.add_argument("--query-time-limit", metavar="SECONDS", type=_seconds, default=None,
                    help="seconds a query of the Query screen may run before it is stopped (default: 5; "
                         "0: no limit)")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):  # not: also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds: pass 0 (no limit) or more, "
+                                         "e.g. --query-time-limit 30")
+    return value
+
+
+def query_time_limit(args: argparse.Namespace) -> float | None:
+    """The Query screen's time limit in seconds (None: no limit)."""
+    from app.app import QUERY_TIME_LIMIT_S
+
+    if args.query_time_limit is None:
+        return QUERY_TIME_LIMIT_S
+    return args.query_time_limit or None
 
 
 def check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -35,19 +55,15 @@ def check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error(f"--db {args.db} is a folder: pass a file, e.g. {Path(args.db) / 'runs.db'}")
     if args.database is not None and not Path(args.database).expanduser().is_file():
         parser.error(f"--database {args.database} does not exist: pass your pyannote database.yml")
-    if args.query_time_limit is not None and not args.query_time_limit >= 0:  # also refuses nan
-        parser.error(f"--query-time-limit {args.query_time_limit:g} is not a number of seconds: pass 0 "
-                     "(no limit) or more, e.g. --query-time-limit 30")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_paths(parser, args)
-    from app.app import QUERY_TIME_LIMIT_S, make_app
+    from app.app import make_app
 
-    limit = QUERY_TIME_LIMIT_S if args.query_time_limit is None else args.query_time_limit or None
-    make_app(args.workspace, args.db, args.database, query_time_limit=limit).run()
+    make_app(args.workspace, args.db, args.database, query_time_limit=query_time_limit(args)).run()
     return 0
 
 

@@ -103,3 +103,18 @@ def test_quitting_while_a_query_runs_ends_the_app(workspace: Path) -> None:
         child.communicate()
         pytest.fail("the app did not end within 120 s of ctrl+q while a query ran")
     assert child.returncode == 0 and out.strip() == "quit", err
+
+
+def test_the_time_limit_is_an_option_of_spkemb_tui(capsys: pytest.CaptureFixture[str]) -> None:
+    from app.__main__ import build_parser, query_time_limit
+
+    parser = build_parser()
+    assert query_time_limit(parser.parse_args([])) == 5.0
+    assert query_time_limit(parser.parse_args(["--query-time-limit", "30"])) == 30.0
+    assert query_time_limit(parser.parse_args(["--query-time-limit", "0"])) is None
+    for bad in ("-1", "soon", "nan"):
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args(["--query-time-limit", bad])
+        assert exited.value.code == 2
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error.startswith("spkemb-tui: error: argument --query-time-limit: ") and "pass 0" in error
