@@ -134,9 +134,9 @@ def read_only_uri(path: Path) -> str:
 
 
 def read_only_error(path: Path, reason: str) -> StoreError:
-    """The one line a run that must record into a read-only database stops with."""
-    return StoreError(f"runs database {path} is read-only ({reason}): pass --db FILE to record this run "
-                      "elsewhere, or fix its permissions (or mount) so that it can be written")
+    """The one line a command that must record into a read-only database stops with."""
+    return StoreError(f"runs database {path} is read-only ({reason}): pass --db FILE to record elsewhere, "
+                      "or fix its permissions (or mount) so that it can be written")
 
 
 def _connect_read_only(path: Path, reason: str) -> sqlite3.Connection:
