@@ -101,11 +101,12 @@ def test_reads_still_work(live_db: Path) -> None:
         assert reader.query("VALUES (1), (2)", limit=1)[1] == [(1,)]
 
 
-#: a query that never ends on its own
+#: a query that never ends on its own; a test that runs it would hang in C where it is not
+#: stopped, out of reach of a signal: the thread method of pytest-timeout ends such a run
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(60, method="thread")
 def test_an_endless_query_stops_at_its_time_limit(live_db: Path) -> None:
     with open_store(live_db, readonly=True) as reader:
         with pytest.raises(QueryStopped) as stopped:
@@ -115,7 +116,7 @@ def test_an_endless_query_stops_at_its_time_limit(live_db: Path) -> None:
         assert reader.query("SELECT COUNT(*) FROM runs").rows == [(2,)]  # the store reads on
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(60, method="thread")
 def test_an_endless_query_stops_when_another_thread_says_so(live_db: Path) -> None:
     stop = QueryStop()
     timer = threading.Timer(0.3, stop.stop)
