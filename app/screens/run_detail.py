@@ -310,6 +310,7 @@ class RunDetailScreen(Screen):
 
     def action_fork(self) -> None:
         """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""
+        from app.experiments import fork_folder
         from app.screens.configs import ConfigsScreen
 
         train = self._train()
@@ -326,5 +327,5 @@ class RunDetailScreen(Screen):
         if not isinstance(config, dict):
             self.app.error(f"run #{train.id} has no recorded config to start the fork from")
             return
-        exp = Path(train.exp_dir)
-        self.app.push_screen(ConfigsScreen(fork=(config, exp.parent / f"{exp.name}-fork-e{epoch}", paths[-1])))
+        folder = fork_folder(self.app.workspace.root, Path(train.exp_dir), epoch)
+        self.app.push_screen(ConfigsScreen(fork=(config, folder, paths[-1])))
