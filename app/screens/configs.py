@@ -57,6 +57,14 @@ def experiment_folder(root: Path, text: str) -> Path | str:
         return str(e)
 
 
+def _from_cwd(path: Path) -> str:
+    """``path`` as a shell in the working directory would name it: relative when below it."""
+    try:
+        return str(path.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(path)
+
+
 class ConfigsScreen(Screen):
     DEFAULT_CSS = """
     ConfigsScreen #body { height: 1fr; }
@@ -218,7 +226,8 @@ class ConfigsScreen(Screen):
         if isinstance(exp, str):
             shown.update(Text(exp, style="red"))
         else:
-            shown.update(Text(f"saves {exp / 'config.yml'}  (relative to the workspace {self.app.workspace.root})"))
+            shown.update(Text(f"saves {_from_cwd(exp / 'config.yml')}  (the folder is relative to the workspace "
+                              f"{_from_cwd(self.app.workspace.root)})"))
 
     @on(Input.Changed, "#form Input")
     def _field_changed(self) -> None:
