@@ -164,7 +164,7 @@ class LaunchScreen(Screen):
         device = str(self.query_one("#device", Select).value)
         exp = Path(str(self.query_one("#exp", Select).value))
         try:
-            pid = processes.record_launch(self.app.pending, train, train_log, kind="train", what=f"{exp.name} train",
+            pid = processes.record_launch(self.app.pending, train, train_log, kind="train", what=exp.name,
                                     protocol=protocol, subset=self.query_one("#subset", Input).value.strip(),
                                     device=device, now=self.app.now())
             if validate is not None and val_log is not None:

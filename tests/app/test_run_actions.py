@@ -133,3 +133,28 @@ async def test_pick_lists_each_epoch_with_its_eer(workspace: Path) -> None:
         labels = [str(label) for label, _ in app.screen.query_one("#epoch")._options]
         assert labels[1:] == ["epoch 1: EER 30.00 %", "epoch 2: EER 21.00 %", "epoch 3: EER 24.00 %"]
         await pilot.press("escape")
+
+
+async def test_header_says_picked_and_the_lowest_eer_and_an_extraction_its_own_epoch(workspace: Path) -> None:
+    with open_store(workspace / "runs.db") as store:
+        train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.2")
+        val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
+        store.set_best(val["id"], epoch=3, eer=0.24, how="manual")
+        apply = store.create_run(kind="apply", exp_dir=train["exp_dir"], out_dir=Path(val["out_dir"]) / "apply" / "1",
+                                 protocol=MEETINGS, subset="test", config=None, command=["spkemb-engine", "apply"],
+                                 device="cpu", target_epoch=1, parent_id=val["id"], name="apply")
+        store.heartbeat(apply, progress=2.0, progress_total=2.0)
+        store.set_status(apply, "completed")
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2", runs=6)
+        summary = app.screen.query_one("#summary")
+        await wait_for(pilot, lambda: "picked" in str(summary.render()))
+        text = str(summary.render())
+        assert "picked EER 24.00 % @ 3 (picked by hand); lowest EER 21.00 % @ 2" in text
+        assert "epoch 3/3" in text
+        await pilot.press("escape")
+        await open_run(pilot, "apply", runs=6)
+        summary = app.screen.query_one("#summary")
+        await wait_for(pilot, lambda: "apply" in str(summary.render()))
+        assert "epoch 1  2/2 files" in str(summary.render()) and "3/3" not in str(summary.render())
