@@ -15,8 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="workspace folder (default: the current folder); its runs.db and "
                         "data/database.yml are used when present")
     p.add_argument("--db", metavar="FILE", default=None,
-                   help="runs database (default: WORKSPACE/runs.db if present, else $SPKEMB_DB, "
-                        "else WORKSPACE/experiments/runs.db)")
+                   help="runs database (default: $SPKEMB_DB, else WORKSPACE/runs.db if present, "
+                        "else WORKSPACE/experiments/runs.db; the engine's commands follow the same rule)")
     p.add_argument("--database", metavar="FILE", default=None,
                    help="pyannote database.yml (default: WORKSPACE/data/database.yml if present, else "
                         "$PYANNOTE_DATABASE_CONFIG, else ./database.yml, else ~/.pyannote/database.yml)")

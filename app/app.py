@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual.app import App
-from textual.command import Hit, Hits, Provider
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hits
+from textual.screen import Screen
+from textual.system_commands import SystemCommandsProvider
 
 from app.workspace import Workspace, resolve_workspace
 
@@ -20,30 +23,35 @@ if TYPE_CHECKING:
 QUERY_TIME_LIMIT_S = 5.0
 
 
-class SpkembCommands(Provider):
-    """Command palette entries: every screen and the main actions."""
+#: the app's own commands, first in the palette: (name, help, action)
+APP_COMMANDS = [
+    ("Runs", "show every run", "go_runs"),
+    ("Configs", "create or edit an experiment config", "go_configs"),
+    ("Launch", "start a training run (and its validation)", "go_launch"),
+    ("Query", "read-only SQL over the runs database", "go_query"),
+    ("Compare", "overlay the curves of the marked runs", "go_compare"),
+    ("Help", "the keys of this screen (?)", "help"),
+]
 
-    COMMANDS = [
-        ("Runs", "show every run", "go_runs"),
-        ("Configs", "create or edit an experiment config", "go_configs"),
-        ("Launch", "start a training run (and its validation)", "go_launch"),
-        ("Query", "read-only SQL over the runs database", "go_query"),
-        ("Compare", "overlay the curves of the marked runs", "go_compare"),
-    ]
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, action in self.COMMANDS:
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), partial(self.app.run_action, action), help=help_text)
+class AppCommandsFirst(SystemCommandsProvider):
+    """The palette before anything is typed: the app's commands in their order, then Textual's."""
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback, discover in self.app.get_system_commands(self.screen):
+            if discover:
+                yield DiscoveryHit(name, callback, help=help_text)
 
 
 class SpkembApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "spkemb"
-    COMMANDS = App.COMMANDS | {SpkembCommands}
-    BINDINGS = [("ctrl+q", "quit", "Quit")]
+    COMMANDS = {AppCommandsFirst}
+    BINDINGS = [
+        # every screen's footer shows its own way out (q or escape); ctrl+q works everywhere, unshown
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help", show=True),
+    ]
 
     def __init__(self, workspace: Workspace, *, now: Callable[[], float] = time.time,
                  refresh_interval: float = 1.0, query_time_limit: float | None = QUERY_TIME_LIMIT_S) -> None:
@@ -102,6 +110,20 @@ class SpkembApp(App[None]):
         from app.screens.run_detail import RunDetailScreen
 
         self.push_screen(RunDetailScreen(run_id))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette: the app's own commands first, then Textual's (theme, screenshot, …)."""
+        for name, help_text, action in APP_COMMANDS:
+            yield SystemCommand(name, help_text, partial(self.run_action, action))
+        yield from super().get_system_commands(screen)
+
+    def action_help(self) -> None:
+        from app.dialogs import HelpScreen, screen_keys
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+            return
+        self.push_screen(HelpScreen(self.screen.__class__.__name__.removesuffix("Screen"), screen_keys(self.screen)))
 
     def error(self, message: str) -> None:
         """A transient problem: a red notification."""

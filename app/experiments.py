@@ -91,3 +91,16 @@ def next_free(exp_dir: Path) -> Path:
     while (exp_dir.parent / f"{exp_dir.name}-{i}" / "config.yml").exists():
         i += 1
     return exp_dir.parent / f"{exp_dir.name}-{i}"
+
+
+def fork_folder(root: Path, parent_exp: Path, epoch: int) -> Path:
+    """Where a fork of ``parent_exp`` from ``epoch`` is suggested: beside the parent when that is
+    inside the workspace ``root``, else (the parent is the workspace itself, as in the demo, or
+    lies outside it) under ``root/experiments``; never a folder that already holds a config."""
+    name = f"{parent_exp.name}-fork-e{epoch}"
+    beside = parent_exp.parent / name
+    try:
+        beside.resolve().relative_to(root.resolve())
+    except ValueError:
+        beside = root / "experiments" / name
+    return next_free(beside)

@@ -64,27 +64,50 @@ def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to:
     return engine_argv(*args, *_common(db, database), str(exp_dir), protocol)
 
 
+@dataclass(frozen=True)
+class ScoreNorm:
+    """AS-norm settings of a validation (``--score-norm asnorm --cohort-size N --cohort-files F``)."""
+
+    cohort_size: int = 300
+    cohort_files: int = 3
+
+
 def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every: int = 1,
                   to: int | None = None, device: str | None = None,
-                  db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+                  db: str | Path | None = None, database: str | Path | None = None,
+                  score_norm: ScoreNorm | None = None) -> list[str]:
     args = ["validate", "--subset", subset, "--every", str(every)]
     if to is not None:
         args += ["--to", str(to)]
     if device:
         args += ["--device", device]
+    if score_norm is not None:
+        args += ["--score-norm", "asnorm", "--cohort-size", str(score_norm.cohort_size),
+                 "--cohort-files", str(score_norm.cohort_files)]
     return engine_argv(*args, *_common(db, database), str(trn), protocol)
 
 
-def validation_settings(validator: Run | None) -> tuple[str, int]:
-    """(subset, every) of a validate run's command line; the Launch screen's defaults without one."""
-    subset, every = "development", 1
-    command = (None if validator is None else validator.command) or []
-    for flag, value in zip(command, command[1:]):
-        if flag == "--subset":
-            subset = value
-        elif flag == "--every" and str(value).isdigit():
-            every = int(value)
-    return subset, every
+@dataclass(frozen=True)
+class ValidationChoice:
+    """What a validation is asked for: the trial subset, how often, and AS-norm or raw scores."""
+
+    subset: str = "development"
+    every: int = 1
+    score_norm: ScoreNorm | None = None
+
+
+def validation_settings(validator: Run | None) -> ValidationChoice:
+    """The settings of a validate run's command line; the Launch screen's defaults without one."""
+    from engine.arguments import build_parser
+
+    if validator is None or not validator.command:
+        return ValidationChoice()
+    try:  # the engine's own parser reads its own command line (sys.argv: the program, then the command)
+        args = build_parser().parse_args(list(validator.command)[1:])
+    except SystemExit:  # a command line the parser no longer reads: the defaults
+        return ValidationChoice()
+    norm = ScoreNorm(args.cohort_size, args.cohort_files) if args.score_norm else None
+    return ValidationChoice(args.subset, args.every, norm)
 
 
 def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path | None = None) -> list[str]:
@@ -94,10 +117,23 @@ def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path
     return engine_argv(*args, *_common(db, None), str(val))
 
 
+@dataclass(frozen=True)
+class DiarizationSettings:
+    """How the diarization check scores an extraction (``--collar``, ``--skip-overlap``, ``--num-speakers``)."""
+
+    collar: float = 0.0
+    skip_overlap: bool = False
+    num_speakers: str = "oracle"
+
+    def argv(self) -> list[str]:
+        return (["--collar", str(self.collar)] + (["--skip-overlap"] if self.skip_overlap else [])
+                + ["--num-speakers", self.num_speakers])
+
+
 def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: float = 0.1,
                epoch: int | None = None, device: str | None = None, path: str = "exact",
                db: str | Path | None = None, database: str | Path | None = None,
-               diarize: bool = False) -> list[str]:
+               diarize: bool = False, diarization: DiarizationSettings | None = None) -> list[str]:
     """``spkemb-engine apply`` of VAL_DIR; ``path``: exact, shared (``--shared``) or onnxruntime
     (``--runtime onnxruntime``, the checkpoint exported on the fly)."""
     args = ["apply", "--subset", subset, "--step", str(step)]
@@ -106,9 +142,17 @@ def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: fl
     args += {"exact": [], "shared": ["--shared"], "onnxruntime": ["--runtime", "onnxruntime"]}[path]
     if diarize:
         args.append("--diarize")
+        args += (diarization or DiarizationSettings()).argv()
     if device:
         args += ["--device", device]
     return engine_argv(*args, *_common(db, database), str(val), protocol)
+
+
+def average_argv(folder: str | Path, *, last: int | None = None, top: int | None = None,
+                 db: str | Path | None = None) -> list[str]:
+    """``spkemb-engine average --last N TRN_DIR`` or ``--top K VAL_DIR``."""
+    how = ["--last", str(last)] if last is not None else ["--top", str(top)]
+    return engine_argv("average", *how, *_common(db, None), str(folder))
 
 
 def launch(argv: list[str], log_path: str | Path, *, cwd: str | Path | None = None) -> int:

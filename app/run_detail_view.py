@@ -27,7 +27,7 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
     end = run.ended_at or (now() if run.status in LIVE else None)
     lines = [
         f"[b]#{run.id} {run.name or ''}[/b]  {run.kind}  [b]{run.status}[/b]"
-        f"  {protocol_text(run)}  epoch {epoch_text(train)}  device {run.device or '?'}"
+        f"  {protocol_text(run)}  {progress_text(run, train)}  device {run.device or '?'}"
         f"  pid {run.pid}@{run.host}"
         f"  {duration(None if end is None or run.started_at is None else end - run.started_at)}",
         f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}",
@@ -35,11 +35,30 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
     lines += lineage_lines(train, data.init_parent, show)
     best = [v for v in data.validators if v.best_eer is not None]
     if best:
-        lines.append(f"best EER {eer_text(best[0])} ({best[0].best_how}) VAL_DIR {show(best[0].out_dir)}")
+        lines.append(f"{picked_text(best[0], data)}  VAL_DIR {show(best[0].out_dir)}")
     lines += comparison_lines(figures(data.validations, asnorm))
     if run.reason:
         lines.append(f"[red]reason: {run.reason}[/red]")
     return lines
+
+
+def progress_text(run: Run, train: Run) -> str:
+    """Where the run is: an extraction's epoch and files, else the training's epoch of its target."""
+    if run.kind == "apply":
+        extracted = run.best_checkpoint or run.target_epoch
+        return f"epoch {'?' if extracted is None else extracted}  {epoch_text(run)}".rstrip()
+    return f"epoch {epoch_text(train)}"
+
+
+def picked_text(validator: Run, data: RunDetail) -> str:
+    """The epoch params.yml points at, and the lowest EER when that is another epoch (a pick by hand)."""
+    how = "lowest EER" if validator.best_how == "lowest-eer" else "picked by hand"
+    text = f"picked EER {eer_text(validator)} ({how})"
+    scored = [v for v in data.validations if v.run_id == validator.id] or data.validations
+    lowest = min(scored, key=lambda v: (v.eer, v.epoch), default=None)
+    if lowest is not None and lowest.eer < (validator.best_eer or 0.0):
+        text += f"; lowest EER {100 * lowest.eer:.2f} % @ {lowest.checkpoint_name or lowest.epoch}"
+    return text
 
 
 def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[str]:
@@ -47,7 +66,7 @@ def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[
     ext = ["[b]extractions[/b]"]
     for a in data.applies:
         total = a.progress_total
-        progress = f"{int(a.progress or 0)}/{int(total)} files" if total else ""
+        progress = epoch_text(a)
         epoch = f"epoch {a.target_epoch} " if a.target_epoch is not None else ""
         ext.append(f"#{a.id} {a.status} {a.protocol}.{a.subset} {epoch}{progress}")
         check = data.der.get(a.id)

@@ -43,7 +43,7 @@ def epoch_text(run: Run) -> str:
     if run.kind == "apply" or run.status == "indexing":
         # apply: files embedded; indexing: files of the phase under way (listing, checking)
         done, total = run.progress, run.progress_total
-        return f"{done or 0}/{total} files" if total else ""
+        return f"{int(done or 0)}/{int(total)} files" if total else ""
     if epoch is None and target is None:
         return ""
     return f"{'' if epoch is None else epoch}/{'' if target is None else target}"

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.store.db import default_db_path
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -44,18 +46,11 @@ def resolve_workspace(workspace: str | Path | None = None, db: str | None = None
                       database: str | None = None) -> Workspace:
     """Resolve ``--workspace``, ``--db`` and ``--database`` the way the engine does.
 
-    The database is ``--db``, else ``WORKSPACE/runs.db`` when it exists, else the engine's
-    default (``$SPKEMB_DB``, else ``experiments/runs.db`` under the workspace).
+    The database follows the engine's one rule (``default_db_path``): ``--db``, else
+    ``$SPKEMB_DB``, else ``WORKSPACE/runs.db`` when it exists, else ``WORKSPACE/experiments/runs.db``.
     """
     root = Path(workspace or ".").expanduser().resolve()
-    if db:
-        db_path = Path(db).expanduser()
-    elif (root / "runs.db").exists():
-        db_path = root / "runs.db"
-    elif os.environ.get("SPKEMB_DB"):
-        db_path = Path(os.environ["SPKEMB_DB"]).expanduser()
-    else:
-        db_path = root / "experiments" / "runs.db"
+    db_path = default_db_path(db, workspace=root)
     if not db_path.is_absolute():
         db_path = Path.cwd() / db_path
     return Workspace(root=root, db_path=db_path, database_yml=_database_yml(root, database))

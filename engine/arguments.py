@@ -24,7 +24,8 @@ def checkpoint_name(text: str) -> int | str:
 
 def _db_options(p: argparse.ArgumentParser, database: bool = True) -> None:
     p.add_argument("--db", metavar="FILE",
-                   help="runs database (default: $SPKEMB_DB, else experiments/runs.db)")
+                   help="runs database (default: $SPKEMB_DB, else ./runs.db when it exists, "
+                        "else experiments/runs.db)")
     if database:
         p.add_argument("--database", metavar="FILE",
                        help="pyannote database.yml (default: $PYANNOTE_DATABASE_CONFIG, "
@@ -182,7 +183,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _add_diarize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("diarize", help="diarization check of an extraction: RTTMs and DER",
                        description="Cluster each file's window embeddings (oracle speech regions, "
-                                   "average-linkage cosine clustering), write {uri}.rttm beside the "
+                                   "Ward-linkage clustering of unit-length embeddings, i.e. in cosine geometry), write {uri}.rttm beside the "
                                    ".npy files and print the diarization error rate (pyannote.metrics).")
     p.add_argument("--subset", default="test", help="subset to score (default: test)")
     _der_options(p)

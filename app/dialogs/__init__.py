@@ -1,6 +1,7 @@
-"""Modal dialogs: blocking errors and confirmations."""
+"""Modal dialogs: blocking errors, confirmations and the keys of a screen."""
 
 from app.dialogs.confirm import ConfirmDialog
 from app.dialogs.error import ErrorDialog
+from app.dialogs.help import HelpScreen, KeyHelp, screen_keys
 
-__all__ = ["ConfirmDialog", "ErrorDialog"]
+__all__ = ["ConfirmDialog", "ErrorDialog", "HelpScreen", "KeyHelp", "screen_keys"]

@@ -11,35 +11,34 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from app.dialogs.form_rows import DIALOG_CSS, labelled
 from app.gpus import device_options
+from app.processes import DiarizationSettings
 from app.protocols_list import default_extract, protocols
+from app.widgets.tick_box import TickBox
 from engine.layout import PARAMS
 
-_CSS = """
-{name} {{ align: center middle; }}
-{name} > Vertical {{ width: 80; height: auto; border: thick $primary; background: $surface; padding: 1 2; }}
-{name} Horizontal {{ height: auto; margin-top: 1; }}
-{name} Button {{ width: 1fr; margin: 0 1; }}
-{name} #error {{ color: $error; }}
-"""
+def _epoch_label(epoch: int | str, eer: float | None) -> str:
+    name = f"epoch {epoch}" if isinstance(epoch, int) else str(epoch)
+    return name if eer is None else f"{name}: EER {100 * eer:.2f} %"
 
 
 class PickDialog(ModalScreen[int | str | bool]):
     """Which epoch params.yml should point at: the lowest EER (the default), a chosen epoch or
     validated averaged weights (``avg-top5``)."""
 
-    DEFAULT_CSS = _CSS.format(name="PickDialog")
+    DEFAULT_CSS = DIALOG_CSS.format(name="PickDialog")
     BINDINGS = [("escape", "cancel", "Cancel")]
 
-    def __init__(self, epochs: list[int | str]) -> None:
+    def __init__(self, epochs: list[tuple[int | str, float | None]]) -> None:
+        """``epochs``: each validated epoch (or averaged weights) with its EER."""
         super().__init__()
         self.epochs = epochs
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Pick the epoch to use ({PARAMS} and the database)")
-            yield Select([("lowest EER", "best")] + [(f"epoch {e}" if isinstance(e, int) else e, str(e))
-                                                    for e in self.epochs],
+            yield Select([("lowest EER", "best")] + [(_epoch_label(e, eer), str(e)) for e, eer in self.epochs],
                          value="best", allow_blank=False, id="epoch")
             with Horizontal():
                 yield Button("Pick", variant="primary", id="ok")
@@ -62,6 +61,10 @@ EXTRACTION_PATHS = [("exact (default)", "exact"), ("shared: frame-level layers o
                     ("onnxruntime: the network exported on the fly", "onnxruntime")]
 
 
+#: how many clusters the diarization check cuts each file into (``--num-speakers``)
+NUM_SPEAKERS = [("the reference's number (oracle)", "oracle"), ("a threshold tuned on development", "tuned")]
+
+
 @dataclass(frozen=True)
 class ExtractChoice:
     """What the Extract dialog asks ``spkemb-engine apply`` for."""
@@ -73,12 +76,13 @@ class ExtractChoice:
     device: str
     path: str
     diarize: bool
+    diarization: DiarizationSettings = DiarizationSettings()
 
 
 class ExtractDialog(ModalScreen[ExtractChoice | None]):
     """Protocol, subset, step, epoch, device and path of an extraction (``spkemb-engine apply``)."""
 
-    DEFAULT_CSS = _CSS.format(name="ExtractDialog")
+    DEFAULT_CSS = DIALOG_CSS.format(name="ExtractDialog")
     BINDINGS = [("escape", "cancel", "Cancel")]
 
     def __init__(self, database_yml: Path | None, device: str | None = None) -> None:
@@ -90,13 +94,18 @@ class ExtractDialog(ModalScreen[ExtractChoice | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Extract embeddings with a sliding window (spkemb-engine apply)")
-            yield Select([], prompt="protocol (loading…)", id="protocol")
-            yield Input("test", placeholder="subset", id="subset")
-            yield Input("0.1", placeholder="step, as a fraction of the window", id="step", type="number")
-            yield Input("", placeholder="epoch (blank: the picked best)", id="epoch", type="integer")
-            yield Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device")
-            yield Select(EXTRACTION_PATHS, value="exact", allow_blank=False, id="path")
-            yield Checkbox("then the diarization check (DER, RTTMs)", False, id="diarize")
+            yield labelled("protocol", Select([], prompt="protocol (loading…)", id="protocol"))
+            yield labelled("subset", Input("test", placeholder="subset", id="subset"))
+            yield labelled("step (fraction of window)", Input("0.1", placeholder="e.g. 0.1", id="step", type="number"))
+            yield labelled("epoch", Input("", placeholder="blank: the picked epoch", id="epoch", type="integer"))
+            yield labelled("device", Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device"))
+            yield labelled("path", Select(EXTRACTION_PATHS, value="exact", allow_blank=False, id="path"))
+            yield TickBox("then the diarization check (DER, RTTMs)", False, id="diarize")
+            yield labelled("DER collar (s)", Input("0", placeholder="0 (0.5 = NIST's 0.25 s)", id="collar",
+                                                   type="number"))
+            yield TickBox("leave overlapped speech out of the DER", False, id="skip-overlap")
+            yield labelled("speakers per file", Select(NUM_SPEAKERS, value="oracle", allow_blank=False,
+                                                       id="num-speakers"))
             yield Static("", id="error")
             with Horizontal():
                 yield Button("Extract", variant="primary", id="ok")
@@ -148,13 +157,24 @@ class ExtractDialog(ModalScreen[ExtractChoice | None]):
         except ValueError:
             error.update("step: a number such as 0.1")
             return
+        try:
+            collar = float(self.query_one("#collar", Input).value or 0)
+        except ValueError:
+            error.update("collar: seconds, such as 0 or 0.5")
+            return
+        if collar < 0:
+            error.update("collar: seconds, 0 or more")
+            return
         epoch = self.query_one("#epoch", Input).value.strip()
         subset = self.query_one("#subset", Input).value.strip() or "test"
+        diarization = DiarizationSettings(collar=collar, skip_overlap=self.query_one("#skip-overlap", Checkbox).value,
+                                          num_speakers=str(self.query_one("#num-speakers", Select).value))
         self.dismiss(ExtractChoice(protocol=str(protocol), subset=subset, step=step,
                                    epoch=int(epoch) if epoch else None,
                                    device=str(self.query_one("#device", Select).value),
                                    path=str(self.query_one("#path", Select).value),
-                                   diarize=self.query_one("#diarize", Checkbox).value))
+                                   diarize=self.query_one("#diarize", Checkbox).value,
+                                   diarization=diarization))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from rich.syntax import Syntax
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -56,6 +57,14 @@ def experiment_folder(root: Path, text: str) -> Path | str:
         return str(e)
 
 
+def _from_cwd(path: Path) -> str:
+    """``path`` as a shell in the working directory would name it: relative when below it."""
+    try:
+        return str(path.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return str(path)
+
+
 class ConfigsScreen(Screen):
     DEFAULT_CSS = """
     ConfigsScreen #body { height: 1fr; }
@@ -66,6 +75,8 @@ class ConfigsScreen(Screen):
     ConfigsScreen .field Input, ConfigsScreen .field Select { width: 1fr; }
     ConfigsScreen .field-error { color: $error; padding-left: 42; height: auto; }
     ConfigsScreen #status { height: auto; padding: 0 1; }
+    ConfigsScreen #exp-dir-label { padding: 1 1 0 2; }
+    ConfigsScreen #exp-dir-resolved { height: auto; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+s", "save", "Save"),
                 ("ctrl+l", "save_launch", "Save & launch")]
@@ -85,7 +96,9 @@ class ConfigsScreen(Screen):
         with Horizontal(classes="toolbar"):
             yield Select(self._base_options(), value="fork:" if self.fork else "template:demo",
                          allow_blank=False, id="source")
-            yield Input(placeholder="experiment folder (EXP_DIR)", id="exp-dir")
+            yield Label("EXP_DIR", id="exp-dir-label")
+            yield Input(placeholder="experiment folder, relative to the workspace", id="exp-dir")
+        yield Static("", id="exp-dir-resolved")
         yield Static("", id="status")
         with Horizontal(id="body"):
             yield VerticalScroll(id="form")
@@ -200,6 +213,21 @@ class ConfigsScreen(Screen):
             widget = self.query_one(f"#{self.fid(i)}")
             flat[key] = str(widget.value) if isinstance(widget, Select) else from_text(widget.value)
         return unflatten(flat)
+
+    @on(Input.Changed, "#exp-dir")
+    def _exp_dir_changed(self, event: Input.Changed) -> None:
+        """Say where config.yml will go: the folder is read relative to the workspace."""
+        shown = self.query_one("#exp-dir-resolved", Static)
+        text = event.value.strip()
+        if not text:
+            shown.update("[red]give the experiment folder (EXP_DIR), relative to the workspace[/red]")
+            return
+        exp = experiment_folder(self.app.workspace.root, text)
+        if isinstance(exp, str):
+            shown.update(Text(exp, style="red"))
+        else:
+            shown.update(Text(f"saves {_from_cwd(exp / 'config.yml')}  (the folder is relative to the workspace "
+                              f"{_from_cwd(self.app.workspace.root)})"))
 
     @on(Input.Changed, "#form Input")
     def _field_changed(self) -> None:

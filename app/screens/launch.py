@@ -11,9 +11,11 @@ from textual.screen import Screen
 from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
 
 from app import processes
+from app.dialogs.validate import SCORE_NORMS
 from app.experiments import find_experiments
 from app.gpus import device_options
 from app.protocols_list import default_train, protocols
+from app.widgets.tick_box import TickBox
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir
 
@@ -41,16 +43,19 @@ class LaunchScreen(Screen):
         with VerticalScroll():
             if self.init_from:
                 yield _row("start from (--init-from)", Static(self.app.workspace.show(self.init_from), id="init-from"))
-                yield _row("reuse its classifier", Checkbox("--init-classifier", False, id="init-classifier"))
+                yield _row("reuse its classifier", TickBox("--init-classifier", False, id="init-classifier"))
             yield _row("experiment (EXP_DIR)", Select([], prompt="experiment", id="exp"))
             yield _row("protocol", Select([], prompt="protocol (loading…)", id="protocol"))
             yield _row("subset", Input("train", id="subset"))
             yield _row("train up to epoch (--to)", Input("10", id="to", type="integer"))
             yield _row("device", Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device"))
             yield _row("data workers (--parallel)", Input("2", id="parallel", type="integer"))
-            yield _row("validate beside training", Checkbox("validate", True, id="validate"))
+            yield _row("validate beside training", TickBox("validate", True, id="validate"))
             yield _row("validation subset", Input("development", id="val-subset"))
             yield _row("validate every N epochs", Input("1", id="every", type="integer"))
+            yield _row("validation scores", Select(SCORE_NORMS, value="none", allow_blank=False, id="norm"))
+            yield _row("AS-norm cohort speakers", Input("300", id="cohort-size", type="integer"))
+            yield _row("AS-norm files per speaker", Input("3", id="cohort-files", type="integer"))
             yield Static("", id="command")
             with Vertical(classes="toolbar"):
                 yield Button("Launch", variant="primary", id="launch")
@@ -136,8 +141,14 @@ class LaunchScreen(Screen):
                                      init_from=self.init_from, init_classifier=classifier)
         if val is None:
             return train, None, TrainingDir(trn).log, None
+        norm = None
+        if self.query_one("#norm", Select).value == "asnorm":
+            size, files = self._int("#cohort-size", "cohort speakers"), self._int("#cohort-files", "files per speaker")
+            if size is None or files is None:
+                return None
+            norm = processes.ScoreNorm(size, files)
         validate = processes.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,
-                                           device=device, db=ws.db_path, database=ws.database_yml)
+                                           device=device, db=ws.db_path, database=ws.database_yml, score_norm=norm)
         return train, validate, TrainingDir(trn).log, ValidationDir(val).log
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -153,7 +164,7 @@ class LaunchScreen(Screen):
         device = str(self.query_one("#device", Select).value)
         exp = Path(str(self.query_one("#exp", Select).value))
         try:
-            pid = processes.record_launch(self.app.pending, train, train_log, kind="train", what=f"{exp.name} train",
+            pid = processes.record_launch(self.app.pending, train, train_log, kind="train", what=exp.name,
                                     protocol=protocol, subset=self.query_one("#subset", Input).value.strip(),
                                     device=device, now=self.app.now())
             if validate is not None and val_log is not None:

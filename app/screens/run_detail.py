@@ -26,6 +26,8 @@ from engine.records import RecordedValidation, Run
 
 if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.dialogs.actions import ExtractChoice
+    from app.dialogs.average import AverageChoice
+    from app.processes import ValidationChoice
 
 
 class RunDetailScreen(Screen):
@@ -40,6 +42,7 @@ class RunDetailScreen(Screen):
         ("f", "fork", "Fork from epoch"),
         ("n", "toggle_norm", "Raw/AS-norm"),
         ("d", "det", "DET"),
+        ("a", "average", "Average epochs"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -189,6 +192,10 @@ class RunDetailScreen(Screen):
             self.action_validate(after=pid)
 
     def action_validate(self, after: int | None = None) -> None:
+        """Validate the training run: asked first (subset, every, AS-norm), prefilled from its last validation;
+        beside a resume (``after``) as that validation was, without asking."""
+        from app.dialogs.validate import ValidateDialog
+
         train = self._train()
         if not train:
             return
@@ -197,19 +204,26 @@ class RunDetailScreen(Screen):
         if running:
             self.app.notify(f"validation run #{running[0].id} is already running.", severity="warning")
             return
+        last = processes.validation_settings(validators[0] if validators else None)
+        if after is not None:
+            self._validate(train, last, after)
+        else:
+            self.app.push_screen(ValidateDialog(last), lambda choice: self._validate(train, choice, None))
+
+    def _validate(self, train: Run, choice: ValidationChoice | None, after: int | None) -> None:
+        if choice is None:
+            return
         ws = self.app.workspace
-        # as the last validation of this run did, else the Launch screen's defaults
-        subset, every = processes.validation_settings(validators[0] if validators else None)
         try:
-            val = processes.val_dir(train.out_dir, train.protocol, subset)
+            val = processes.val_dir(train.out_dir, train.protocol, choice.subset)
         except PathError as e:
             self.app.error(str(e))
             return
-        argv = processes.validate_argv(train.out_dir, train.protocol, subset=subset, every=every,
-                                       to=train.target_epoch, device=train.device,
-                                       db=ws.db_path, database=ws.database_yml)
+        argv = processes.validate_argv(train.out_dir, train.protocol, subset=choice.subset, every=choice.every,
+                                       to=train.target_epoch, device=train.device, db=ws.db_path,
+                                       database=ws.database_yml, score_norm=choice.score_norm)
         self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train.id}",
-                     protocol=train.protocol, subset=subset, device=train.device, after=after)
+                     protocol=train.protocol, subset=choice.subset, device=train.device, after=after)
 
     def action_stop_validation(self) -> None:
         running = [v for v in self._validators() if v.status == "running"]
@@ -234,8 +248,9 @@ class RunDetailScreen(Screen):
 
         val = self._val_dir()
         validations = self._validations_read()
-        epochs: list[int | str] = sorted({int(v.epoch) for v in validations if not v.checkpoint_name})
-        epochs += sorted({v.checkpoint_name for v in validations if v.checkpoint_name})
+        eers: dict[int | str, float | None] = {v.checkpoint_name or int(v.epoch): v.eer for v in validations}
+        epochs = sorted((e, eer) for e, eer in eers.items() if isinstance(e, int))
+        epochs += sorted((e, eer) for e, eer in eers.items() if isinstance(e, str))
         if val is None or not epochs:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
             return
@@ -244,19 +259,38 @@ class RunDetailScreen(Screen):
     def _pick(self, val: str, epoch: int | str | None | bool) -> None:
         if epoch is False:
             return
-        self._run_pick(val, None if epoch is True else epoch)
+        epoch = None if epoch is True else epoch
+        self._run_engine(processes.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path), "pick")
 
-    @work(thread=True, group="pick")
-    def _run_pick(self, val: str, epoch: int | str | None) -> None:
-        argv = processes.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path)
+    def action_average(self) -> None:
+        from app.dialogs.average import AverageDialog
+
+        train = self._train()
+        if train is None or not train.out_dir:
+            self.app.notify("No training run to average.", severity="warning")
+            return
+        self.app.push_screen(AverageDialog(validated=self._val_dir() is not None and bool(self._validations_read())),
+                             lambda choice: self._average(train, choice))
+
+    def _average(self, train: Run, choice: AverageChoice | None) -> None:
+        if choice is None:
+            return
+        folder = self._val_dir() if choice.how == "top" else train.out_dir
+        top, last = (choice.count, None) if choice.how == "top" else (None, choice.count)
+        self._run_engine(processes.average_argv(str(folder), top=top, last=last, db=self.app.workspace.db_path),
+                         "average")
+
+    @work(thread=True, group="quick")
+    def _run_engine(self, argv: list[str], what: str) -> None:
+        """A short engine command (pick, average): its last line as a notification."""
         try:
             code, out = processes.run_quick(argv)
         except Exception as e:  # noqa: BLE001 - reported, never raised
             code, out = 1, str(e)
         if code == 0:
-            self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else "best epoch picked")
+            self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else f"{what} done")
         else:
-            self.app.call_from_thread(self.app.error, f"pick failed: {out}")
+            self.app.call_from_thread(self.app.error, f"{what} failed: {out}")
 
     def action_det(self) -> None:
         """DET curve and score histograms of the epoch under the cursor, beside the picked epoch."""
@@ -304,12 +338,14 @@ class RunDetailScreen(Screen):
         ws = self.app.workspace
         argv = processes.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step,
                                     epoch=choice.epoch, device=choice.device, path=choice.path, db=ws.db_path,
-                                    database=ws.database_yml, diarize=choice.diarize)
+                                    database=ws.database_yml, diarize=choice.diarize,
+                                    diarization=choice.diarization)
         self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
                      protocol=choice.protocol, subset=choice.subset, device=choice.device)
 
     def action_fork(self) -> None:
         """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""
+        from app.experiments import fork_folder
         from app.screens.configs import ConfigsScreen
 
         train = self._train()
@@ -326,5 +362,5 @@ class RunDetailScreen(Screen):
         if not isinstance(config, dict):
             self.app.error(f"run #{train.id} has no recorded config to start the fork from")
             return
-        exp = Path(train.exp_dir)
-        self.app.push_screen(ConfigsScreen(fork=(config, exp.parent / f"{exp.name}-fork-e{epoch}", paths[-1])))
+        folder = fork_folder(self.app.workspace.root, Path(train.exp_dir), epoch)
+        self.app.push_screen(ConfigsScreen(fork=(config, folder, paths[-1])))

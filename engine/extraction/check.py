@@ -178,4 +178,5 @@ def cmd_diarize(args: DiarizeRequest) -> int:
         return 0
     with open_store(db) as store:
         store.add_diarization(None, **report.record())
+    out(f"recorded in {db}")
     return 0

@@ -39,30 +39,40 @@ from engine.store.netfs import is_network_fs  # noqa: E402
 #: milliseconds a statement waits for a lock before SQLITE_BUSY reaches the caller
 BUSY_TIMEOUT_MS = 60_000
 
-#: where the database lives when neither --db nor $SPKEMB_DB says otherwise
+#: the runs database of a workspace (a folder such as the one ``demo-workspace`` makes)
+WORKSPACE_DB = "runs.db"
+
+#: where the database lives when neither --db, $SPKEMB_DB nor a workspace's runs.db says otherwise
 DEFAULT_DB = Path("experiments") / "runs.db"
 
 
-def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Resolve the runs database path.
+def default_db_path(explicit: str | os.PathLike[str] | None = None,
+                    workspace: str | os.PathLike[str] | None = None) -> Path:
+    """Resolve the runs database path: the one rule of the TUI and every command.
 
     Parameters
     ----------
     explicit
         The ``--db`` option; wins when given.
+    workspace
+        The folder worked in: the TUI's ``--workspace``; the working directory when None.
 
     Returns
     -------
     Path
-        ``explicit``, else ``$SPKEMB_DB``, else ``experiments/runs.db`` (relative to
-        the working directory).
+        ``explicit``, else ``$SPKEMB_DB``, else ``WORKSPACE/runs.db`` when that file exists,
+        else ``WORKSPACE/experiments/runs.db``. Relative to the working directory when
+        no workspace is given, as the user typed it.
     """
     if explicit:
         return Path(explicit).expanduser()
     env = os.environ.get("SPKEMB_DB")
     if env:
         return Path(env).expanduser()
-    return DEFAULT_DB
+    root = Path(workspace).expanduser() if workspace is not None else Path()
+    if (root / WORKSPACE_DB).is_file():
+        return root / WORKSPACE_DB
+    return root / DEFAULT_DB
 
 
 def _sidecars(path: Path) -> tuple[Path, Path]:

@@ -99,8 +99,10 @@ def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], path
     from engine.store import default_db_path, is_network_fs, open_store
 
     db_path = default_db_path(db)
-    if not db_path.exists() or is_network_fs(db_path):
-        return f"no row recorded ({db_path} is not a local runs database)"
+    if not db_path.exists():
+        return f"no row recorded (no runs database at {db_path}: pass the training run's --db)"
+    if is_network_fs(db_path):
+        return f"no row recorded ({db_path} is on a network filesystem: record on a local disk)"
     with open_store(db_path) as store:
         runs = store.find_runs(out_dir=trn.root, kind="train")
         if not runs:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.process.recording import Recorder
 from engine.records import AsNormFigures, Run
@@ -34,21 +33,19 @@ def asnorm_result(norm: ScoreNorm, name: CheckpointName, val_dir: Path, cohort_e
     return AsNormFigures(**vars(figures_from_scores(*read_scores(path), source=path)), cohort_size=norm.size)
 
 
-def prepare_score_norm(trn_dir: Path, train_run: Run | None, database: str | None, *, size: int,
-                       per_speaker: int, recorder: Recorder) -> ScoreNorm:
-    """The AS-norm cohort of TRN_DIR's training speakers; unreadable cohort files are recorded and left out.
-
-    A cohort that cannot be made (no training protocol, fewer speakers than ``size``) fails the run.
-    """
+def cohort_of(trn_dir: Path, train_run: Run | None, database: str | None, *, size: int,
+              per_speaker: int) -> Cohort:
+    """The AS-norm cohort of TRN_DIR's training speakers, made before the validate run is recorded, so that
+    a cohort that cannot be made (no training protocol, fewer speakers than ``size``) is refused, not failed."""
     from engine.validation.cohort import cohort_files, training_protocol
 
-    try:
-        protocol, subset = training_protocol(trn_dir, train_run)
-        cohort = cohort_files(protocol, subset, database, size=size, per_speaker=per_speaker)
-    except SpkembError as e:
-        recorder.finish("failed", str(e))
-        raise
+    protocol, subset = training_protocol(trn_dir, train_run)
+    return cohort_files(protocol, subset, database, size=size, per_speaker=per_speaker)
+
+
+def prepare_score_norm(cohort: Cohort, size: int, recorder: Recorder) -> ScoreNorm:
+    """AS-norm over ``cohort``: its unreadable files are recorded (and left out), and said."""
     recorder.problems(cohort.problems)
-    recorder.say(f"validate: AS-norm, top {size} of {len(cohort.speakers)} training speakers of {protocol} {subset} "
-        f"({len(cohort.files)} files)")
+    recorder.say(f"validate: AS-norm, top {size} of {len(cohort.speakers)} training speakers of {cohort.protocol} "
+                 f"{cohort.subset} ({len(cohort.files)} files)")
     return ScoreNorm(cohort, size)

@@ -43,7 +43,7 @@ from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.store.events import recorder as open_writer
 from engine.validation.embed import load_model
-from engine.validation.normalised import ScoreNorm, asnorm_result, prepare_score_norm
+from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
 from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                                          write_params, write_scores)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
@@ -112,17 +112,18 @@ def cmd_validate(args: ValidateRequest) -> int:
     writer = open_writer(args.db, events_path=val_dir / "events.jsonl")
     watcher = CheckpointWatcher(trn_dir, writer if writer.reads_back else None)
     train_run = watcher.train_run()
+    cohort = None if args.score_norm is None else cohort_of(
+        trn_dir, train_run, args.database, size=args.cohort_size, per_speaker=args.cohort_files)
+    experiment = trn_dir.resolve().parent.parent
     recorder = open_run(
-        writer, kind="validate", exp_dir=trn_dir.parent.parent, out_dir=val_dir, protocol=args.protocol,
+        writer, kind="validate", exp_dir=experiment, out_dir=val_dir, protocol=args.protocol,
         subset=args.subset, config=train_run.config if train_run else None, command=list(sys.argv),
         device=str(device), target_epoch=args.to, parent_id=train_run.id if train_run else None,
-        name=trn_dir.parent.parent.name)
+        name=f"{experiment.name} validate")
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (DESIGN.md).
     recorder.refuse(check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
-    norm = None if args.score_norm is None else prepare_score_norm(
-        trn_dir, train_run, args.database, size=args.cohort_size, per_speaker=args.cohort_files,
-        recorder=recorder)
+    norm = None if cohort is None else prepare_score_norm(cohort, args.cohort_size, recorder)
 
     stop = StopRequest().install()
     with recorder.ended(stop):

@@ -121,3 +121,56 @@ async def test_config_form_offers_the_recipe_entries(workspace: Path) -> None:
     cfg = parse_config((saved / "config.yml").read_text())
     assert cfg.scheduler.name == "ExponentialDecrease" and cfg.scheduler.initial_lr == 0.1
     assert cfg.task.margin_scheduler.fix_start_epoch == 4
+
+
+async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_inside_it(workspace: Path) -> None:
+    """The demo workspace is the parent's EXP_DIR: a fork beside it would be outside the workspace."""
+    config = config_to_dict(parse_config(template_text("demo")))
+    (workspace / "config.yml").write_text(template_text("demo"))
+    trn = workspace / "train" / f"{PROTOCOL}.train"
+    (trn / "weights").mkdir(parents=True)
+    (trn / "weights" / "0001.pt").write_bytes(b"weights")
+    with open_store(workspace / "runs.db") as store:
+        run = store.create_run(kind="train", exp_dir=workspace, out_dir=trn, protocol=PROTOCOL, subset="train",
+                               config=config, command=["spkemb-engine", "train"], device="cpu", target_epoch=1,
+                               name="demo", _at=NOW - 60)
+        store.add_epoch(run, EpochSummary(epoch=1, loss=1.0, lr=0.01, chunks_per_s=10.0, seconds=1.0))
+        store.add_checkpoint(run, Checkpoint(epoch=1, step=10, partial=False, path=trn / "weights" / "0001.pt"))
+        store.set_status(run, "completed")
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "demo", runs=6)
+        table = app.screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in form.keys)
+        expected = f"experiments/{workspace.name}-fork-e1"
+        assert form.query_one("#exp-dir").value == expected
+        resolved = form.query_one("#exp-dir-resolved")
+        await wait_for(pilot, lambda: f"saves {expected}/config.yml" in str(resolved.render()))
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith(f"{workspace.name}-fork-e1"))
+        launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
+        launch.query_one("#protocol").value = PROTOCOL
+        train, *_ = launch.commands()
+        assert str(workspace / expected) in train and "--init-from" in train
+    assert (workspace / expected / "config.yml").is_file()
+
+
+async def test_config_form_says_where_a_relative_folder_goes(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        resolved = form.query_one("#exp-dir-resolved")
+        form.query_one("#exp-dir").value = "experiments/demo/m02"
+        await wait_for(pilot, lambda: "saves experiments/demo/m02/config.yml" in str(resolved.render()))
+        assert "relative to the workspace ." in str(resolved.render())
+        form.query_one("#exp-dir").value = "../elsewhere"
+        await wait_for(pilot, lambda: "elsewhere" in str(resolved.render())
+                       and "inside the workspace" in str(resolved.render()))

@@ -114,3 +114,11 @@ def test_runs_table_at_80_columns_elides_the_protocol_in_the_middle(tmp_path: Pa
     assert elided[0].startswith("VoxCeleb.Spe") and elided[0].endswith("Celeb2.train")
     assert elided[1].startswith("VoxCeleb.Spe") and elided[1].endswith("leb2.test")
     assert "4.25%" in val_row and "running" in train_row
+
+
+def test_runs_inside_a_workspace_reads_its_runs_db(filled_db: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SPKEMB_DB"}
+    out = subprocess.run([sys.executable, "-m", "engine", "runs", "--format", "json"], capture_output=True, text=True,
+                         env=env, cwd=filled_db.parent)
+    assert out.returncode == 0, out.stderr
+    assert {run["name"] for run in json.loads(out.stdout)} >= {"baseline"}

@@ -295,3 +295,17 @@ def test_every_write_to_a_run_bumps_its_change_counter(tmp_path: Path) -> None:
         rows, _, _ = store.runs_changed_since(seen)
         assert [(r["id"], r["name"]) for r in rows] == [(first, "renamed")]
         assert "config" not in rows[0]
+
+
+def test_default_db_path_prefers_the_workspace_runs_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from app.workspace import resolve_workspace
+
+    monkeypatch.delenv("SPKEMB_DB", raising=False)
+    assert default_db_path(workspace=tmp_path) == tmp_path / "experiments" / "runs.db"
+    (tmp_path / "runs.db").touch()
+    assert default_db_path(workspace=tmp_path) == tmp_path / "runs.db"
+    assert resolve_workspace(tmp_path).db_path == tmp_path / "runs.db"
+    # an explicit choice beats a file found by looking: the same order for the TUI and the engine
+    monkeypatch.setenv("SPKEMB_DB", str(tmp_path / "env.db"))
+    assert default_db_path(workspace=tmp_path) == tmp_path / "env.db"
+    assert resolve_workspace(tmp_path).db_path == tmp_path / "env.db"

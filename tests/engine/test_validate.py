@@ -319,3 +319,32 @@ def test_sigterm_stops_validation_with_exit_0_as_train(tmp_path: Path, demo_corp
     assert validate.returncode == 0, err
     (run,) = store.find_runs(kind="validate")
     assert run["status"] == "stopped" and run["reason"] == "stopped by SIGTERM"
+
+
+def test_a_cohort_that_cannot_be_made_is_refused_before_any_run_is_recorded(tmp_path: Path, demo_corpus: Path,
+                                                                             db_path: Path):
+    trn_dir = tmp_path / "demo" / "train" / f"{PROTOCOL}.train"
+    with open_store(db_path) as store:
+        store.create_run(kind="train", exp_dir=trn_dir.parent.parent, out_dir=trn_dir, protocol=PROTOCOL,
+                         subset="train", config=None, command=["t"], device="cpu", name="demo")
+    trn_dir.mkdir(parents=True)
+    validate = engine("validate", "--score-norm", "asnorm", "--cohort-size", "300", str(trn_dir), PROTOCOL,
+                      database=demo_corpus)
+    _, err = validate.communicate(timeout=120)
+    assert validate.returncode == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--cohort-size 300" in err and "training speaker" in err
+    with open_store(db_path, readonly=True) as store:
+        assert store.find_runs(kind="validate") == []  # refused: no failed run left behind
+
+
+def test_a_headless_validation_is_named_after_its_experiment(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    trn_dir = tmp_path / "demo" / "train" / f"{PROTOCOL}.train"
+    start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120)
+    env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(demo_corpus)}
+    # from inside the experiment, as the demo workspace's README shows: TRN_DIR is relative there
+    done = subprocess.run([sys.executable, "-m", "engine", "validate", "--to", "1",
+                           f"train/{PROTOCOL}.train", PROTOCOL], capture_output=True, text=True, env=env,
+                          cwd=tmp_path / "demo", timeout=300)
+    assert done.returncode == 0, done.stderr
+    with open_store(db_path, readonly=True) as store:
+        assert [r["name"] for r in store.find_runs(kind="validate")] == ["demo validate"]

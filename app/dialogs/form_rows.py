@@ -1,0 +1,39 @@
+"""What the small forms share: their look, a labelled field, a whole number read from a field."""
+
+from __future__ import annotations
+
+from textual.containers import Horizontal
+from textual.widget import Widget
+from textual.widgets import Label, Static
+
+#: the look of every small form; ``{name}`` is the dialog's class name
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{ width: 90; height: auto; max-height: 100%; overflow-y: auto; border: thick $primary; background: $surface; padding: 1 2; }}
+{name} Horizontal {{ height: auto; margin-top: 1; }}
+{name} .form-row {{ margin-top: 1; }}
+{name} .form-row Label {{ width: 28; padding: 0 1 0 0; }}
+{name} .form-row Input, {name} .form-row Select {{ width: 1fr; }}
+{name} Button {{ width: 1fr; margin: 0 1; }}
+{name} #error {{ color: $error; }}
+"""
+
+
+def labelled(label: str, widget: Widget) -> Horizontal:
+    """A field with its name in front of it, one line high (a compact input or select)."""
+    if hasattr(widget, "compact"):
+        widget.compact = True
+    return Horizontal(Label(label), widget, classes="form-row")
+
+
+def whole_number(text: str, name: str, error: Static, *, least: int = 1) -> int | None:
+    """``text`` as a whole number of at least ``least``; else None, and why in ``error``."""
+    try:
+        value = int(text.strip())
+    except ValueError:
+        error.update(f"{name}: a whole number, got {text.strip()!r}")
+        return None
+    if value < least:
+        error.update(f"{name}: at least {least}, got {value}")
+        return None
+    return value

@@ -1,0 +1,66 @@
+"""The `?` screen: every key of the screen it was opened from, and what it does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import DataTable, Label
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    """One key of a screen: as the footer names it, and what it does."""
+
+    key: str
+    description: str
+
+
+def screen_keys(screen: Screen) -> list[KeyHelp]:
+    """Every key that does something on ``screen`` now: its own, its focused widget's, the app's.
+
+    Keys without a description (Textual's internal ones) are left out; the footer hides some
+    keys (``show=False``), this list does not.
+    """
+    seen: dict[str, KeyHelp] = {}
+    for key, active in screen.active_bindings.items():
+        binding = active.binding
+        if not binding.description or not active.enabled or binding.system:
+            continue
+        shown = screen.app.get_key_display(binding)
+        seen.setdefault(shown, KeyHelp(shown, binding.description))
+    return list(seen.values())
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical {
+        width: 70; max-width: 95%; height: auto; max-height: 90%; border: thick $accent;
+        background: $surface; padding: 1 2;
+    }
+    HelpScreen #title { text-style: bold; margin-bottom: 1; }
+    HelpScreen DataTable { height: auto; max-height: 30; }
+    HelpScreen #hint { color: $text-muted; margin-top: 1; }
+    """
+    BINDINGS = [("escape", "close", "Close"), ("question_mark", "close", "Close"), ("q", "close", "Close")]
+
+    def __init__(self, title: str, keys: list[KeyHelp]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.keys = keys
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Keys of {self.title_text}", id="title")
+            table: DataTable[str] = DataTable(cursor_type="row", zebra_stripes=True)
+            table.add_columns("key", "what it does")
+            for key in self.keys:
+                table.add_row(key.key, key.description)
+            yield table
+            yield Label("ctrl+p: every command · escape or ?: close", id="hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

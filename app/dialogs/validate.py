@@ -1,0 +1,59 @@
+"""The Validate dialog: trial subset, how often, and raw or AS-norm scores (``spkemb-engine validate``)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
+from app.processes import ScoreNorm, ValidationChoice
+
+#: the score back-ends a validation can record (README "AS-norm")
+SCORE_NORMS = [("raw cosine scores", "none"), ("raw and AS-norm scores (--score-norm asnorm)", "asnorm")]
+
+
+class ValidateDialog(ModalScreen[ValidationChoice | None]):
+    """Prefilled with the run's last validation, so that `v` then Enter validates as before."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="ValidateDialog")
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def __init__(self, last: ValidationChoice) -> None:
+        super().__init__()
+        self.last = last
+
+    def compose(self) -> ComposeResult:
+        norm = self.last.score_norm
+        with Vertical():
+            yield Label("Validate the run's checkpoints (spkemb-engine validate)")
+            yield labelled("trial subset", Input(self.last.subset, id="subset"))
+            yield labelled("every N epochs", Input(str(self.last.every), id="every", type="integer"))
+            yield labelled("scores", Select(SCORE_NORMS, value="asnorm" if norm else "none",
+                                            allow_blank=False, id="norm"))
+            cohort = norm or ScoreNorm()
+            yield labelled("AS-norm cohort speakers", Input(str(cohort.cohort_size), id="cohort-size", type="integer"))
+            yield labelled("AS-norm files per speaker", Input(str(cohort.cohort_files), id="cohort-files",
+                                                              type="integer"))
+            yield Static("", id="error")
+            with Horizontal():
+                yield Button("Validate", variant="primary", id="ok")
+                yield Button("Cancel", id="cancel")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "ok":
+            self.dismiss(None)
+            return
+        error = self.query_one("#error", Static)
+        every = whole_number(self.query_one("#every", Input).value, "every N epochs", error)
+        size = whole_number(self.query_one("#cohort-size", Input).value, "cohort speakers", error)
+        files = whole_number(self.query_one("#cohort-files", Input).value, "files per speaker", error)
+        if every is None or size is None or files is None:
+            return
+        asnorm = self.query_one("#norm", Select).value == "asnorm"
+        subset = self.query_one("#subset", Input).value.strip() or "development"
+        self.dismiss(ValidationChoice(subset, every, ScoreNorm(size, files) if asnorm else None))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

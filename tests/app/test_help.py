@@ -1,0 +1,50 @@
+"""`?` lists the keys of the screen it is pressed on; the palette starts with the app's own commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.command import CommandList, CommandPalette
+from textual.widgets import DataTable
+
+from app.dialogs import HelpScreen
+from app.screens.runs import RunsScreen
+from tests.app.conftest import make, open_run, wait_for
+
+
+async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        table = app.screen.query_one(DataTable)
+        rows = {tuple(table.get_row_at(i)) for i in range(table.row_count)}
+        assert ("n", "Configs") in rows and ("x", "Stop run") in rows and ("/", "Filter") in rows
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await open_run(pilot, "aam-m0.2")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "RunDetail" in str(app.screen.query_one("#title").render())
+        await pilot.press("escape")
+
+
+async def test_footer_shows_quit_once(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        shown = [b.binding.description for b in app.screen.active_bindings.values() if b.binding.show]
+        assert shown.count("Quit") == 1
+
+
+async def test_palette_starts_with_the_app_commands(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        commands = app.screen.query_one(CommandList)
+        await wait_for(pilot, lambda: commands.option_count >= 6)
+        first = [str(commands.get_option_at_index(i).prompt).split("\n")[0] for i in range(6)]
+        assert [line.split()[0] for line in first] == ["Runs", "Configs", "Launch", "Query", "Compare", "Help"]

@@ -1,0 +1,160 @@
+"""What the CLI can do, the TUI can: AS-norm validation (Launch and `v`), the diarization settings of an
+extraction, averaging epochs, picking among epochs shown with their EERs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from textual.widgets import Select
+
+from app import processes
+from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
+from app.dialogs.average import AverageDialog
+from app.dialogs.validate import ValidateDialog
+from app.screens.launch import LaunchScreen
+from app.screens.run_detail import RunDetailScreen
+from engine.cli import build_parser
+from engine.layout import TrainingDir
+from engine.store import open_store
+from tests.app.conftest import make, open_run, wait_for
+from tests.app.test_extract_dialog import MEETINGS, Host
+
+VOICES = "Demo.SpeakerVerification.Voices"
+
+
+async def test_v_asks_how_to_validate_prefilled_with_the_last_validation(workspace: Path) -> None:
+    conn = sqlite3.connect(workspace / "runs.db")
+    conn.execute("UPDATE runs SET command = ? WHERE name = 'aam-m0.2 validate'",
+                 ('["engine/__main__.py", "validate", "--subset", "development", "--every", "2", "--score-norm", '
+                  '"asnorm", "--cohort-size", "40", "x/train/P.train", "P"]',))
+    conn.commit()
+    conn.close()
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: app.screen.data and app.screen.data.validators)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
+        dialog = app.screen
+        assert dialog.query_one("#every").value == "2" and dialog.query_one("#norm").value == "asnorm"
+        assert dialog.query_one("#cohort-size").value == "40" and dialog.query_one("#cohort-files").value == "3"
+        dialog.query_one("#cohort-size").value = "0"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: "at least 1" in str(dialog.query_one("#error").render()))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+    assert not app.pending  # cancelled: nothing launched
+
+
+def test_asnorm_choice_reaches_validate(tmp_path: Path) -> None:
+    argv = processes.validate_argv(tmp_path / "trn", VOICES, subset="test", every=3,
+                                   score_norm=processes.ScoreNorm(cohort_size=50, cohort_files=2))
+    args = build_parser().parse_args(argv[3:])
+    assert (args.score_norm, args.cohort_size, args.cohort_files, args.every) == ("asnorm", 50, 2, 3)
+    raw = build_parser().parse_args(processes.validate_argv(tmp_path / "trn", VOICES)[3:])
+    assert raw.score_norm is None
+    # and read back from a recorded command line: what `v` offers next time
+    from engine.records import Run
+
+    recorded = Run(id=1, kind="validate", status="completed", out_dir="v", command=["engine/__main__.py", *argv[3:]])
+    assert processes.validation_settings(recorded) == processes.ValidationChoice(
+        "test", 3, processes.ScoreNorm(50, 2))
+
+
+async def test_launch_offers_asnorm_validation(workspace: Path) -> None:
+    (workspace / "experiments" / "aam-m0.2" / "config.yml").parent.mkdir(parents=True, exist_ok=True)
+    (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")
+    app = make(workspace)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
+        launch.query_one("#protocol").set_options([(VOICES, VOICES)])
+        launch.query_one("#protocol").value = VOICES
+        launch.query_one("#norm").value = "asnorm"
+        launch.query_one("#cohort-size").value = "20"
+        _, validate, *_ = launch.commands()
+    args = build_parser().parse_args(validate[3:])
+    assert (args.score_norm, args.cohort_size, args.cohort_files) == ("asnorm", 20, 3)
+
+
+async def test_extract_dialog_sets_the_diarization_check(demo_corpus: Path, tmp_path: Path) -> None:
+    app = Host(demo_corpus)
+    async with app.run_test(size=(120, 44)) as pilot:
+        dialog = app.screen
+        assert isinstance(dialog, ExtractDialog)
+        await wait_for(pilot, lambda: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
+        dialog.query_one("#collar").value = "0.5"
+        dialog.query_one("#skip-overlap").value = True
+        dialog.query_one("#num-speakers").value = "tuned"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: app.answers)
+    choice: ExtractChoice = app.answers[0]
+    assert choice.diarization == processes.DiarizationSettings(collar=0.5, skip_overlap=True, num_speakers="tuned")
+    argv = processes.apply_argv(tmp_path / "val", MEETINGS, diarize=choice.diarize, diarization=choice.diarization)
+    args = build_parser().parse_args(argv[3:])
+    assert (args.diarize, args.collar, args.skip_overlap, args.num_speakers) == (True, 0.5, True, "tuned")
+
+
+async def test_average_from_the_run_detail_writes_and_records_the_averaged_weights(workspace: Path) -> None:
+    from tests.engine.test_average import write_epochs
+
+    with open_store(workspace / "runs.db", readonly=True) as store:
+        run = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.1")
+    trn = TrainingDir(Path(run["out_dir"]))
+    write_epochs(trn, [1, 2, 3])
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "aam-m0.1")
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AverageDialog))
+        dialog = app.screen
+        assert dialog.query_one("#how").value == "top"  # validated: the lowest EERs first
+        dialog.query_one("#how").value = "last"
+        dialog.query_one("#count").value = "2"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: any("mean of epochs 2, 3" in str(n.message) for n in app._notifications),
+                       timeout=120)
+    assert trn.checkpoint("avg-last2").is_file()
+    with open_store(workspace / "runs.db", readonly=True) as store:
+        assert [r["name"] for r in store.checkpoints(run["id"]) if r["name"]] == ["avg-last2"]
+
+
+async def test_pick_lists_each_epoch_with_its_eer(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: app.screen.data and app.screen.data.validations)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog))
+        labels = [str(label) for label, _ in app.screen.query_one("#epoch")._options]
+        assert labels[1:] == ["epoch 1: EER 30.00 %", "epoch 2: EER 21.00 %", "epoch 3: EER 24.00 %"]
+        await pilot.press("escape")
+
+
+async def test_header_says_picked_and_the_lowest_eer_and_an_extraction_its_own_epoch(workspace: Path) -> None:
+    with open_store(workspace / "runs.db") as store:
+        train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.2")
+        val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
+        store.set_best(val["id"], epoch=3, eer=0.24, how="manual")
+        apply = store.create_run(kind="apply", exp_dir=train["exp_dir"], out_dir=Path(val["out_dir"]) / "apply" / "1",
+                                 protocol=MEETINGS, subset="test", config=None, command=["spkemb-engine", "apply"],
+                                 device="cpu", target_epoch=1, parent_id=val["id"], name="apply")
+        store.heartbeat(apply, progress=2.0, progress_total=2.0)
+        store.set_status(apply, "completed")
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2", runs=6)
+        summary = app.screen.query_one("#summary")
+        await wait_for(pilot, lambda: "picked" in str(summary.render()))
+        text = str(summary.render())
+        assert "picked EER 24.00 % @ 3 (picked by hand); lowest EER 21.00 % @ 2" in text
+        assert "epoch 3/3" in text
+        await pilot.press("escape")
+        await open_run(pilot, "apply", runs=6)
+        summary = app.screen.query_one("#summary")
+        await wait_for(pilot, lambda: "apply" in str(summary.render()))
+        assert "epoch 1  2/2 files" in str(summary.render()) and "3/3" not in str(summary.render())
