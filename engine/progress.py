@@ -79,7 +79,7 @@ class Phase:
         of = f"/{self.total:,.0f}" if self.total is not None else ""
         eta = _eta(self.done - self._from, None if self.total is None else self.total - self._from, seconds)
         detail = f"  {self.detail}" if self.detail else ""
-        return f"{self.name}: {self.done:,.0f}{of} {self.unit} ({rate:,.0f} {self.unit}/s{eta}){detail}"
+        return f"{self.name}: {self.done:,.0f}{of} {self.unit} ({per_second(rate)} {self.unit}/s{eta}){detail}"
 
     def finish(self, said: bool = True) -> None:
         """The phase is over: its bar goes, and (``said``) a line says what it did."""
@@ -90,8 +90,13 @@ class Phase:
             return
         done = self.done - self._from
         extra = f", {self.summary}" if self.summary else ""
-        rate = f" ({done / seconds:,.0f} {self.unit}/s)" if seconds > 0 and done else ""
+        rate = f" ({per_second(done / seconds)} {self.unit}/s)" if seconds > 0 and done else ""
         self.owner.note(f"{self.name}: {done:,.0f} {self.unit} in {seconds:.1f} s{rate}{extra}")
+
+
+def per_second(rate: float) -> str:
+    """A rate as people read it: whole numbers from 10 up, two significant digits below (``0.25``, not ``0``)."""
+    return f"{rate:,.0f}" if rate >= 10 or rate == 0 else f"{rate:.2g}"
 
 
 class Progress:

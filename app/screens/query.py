@@ -119,4 +119,4 @@ class QueryScreen(Screen):
         if message.truncated:
             status.update(f"first {len(message.rows):,} rows (the query has more: narrow it with WHERE or LIMIT)")
         else:
-            status.update(f"{len(message.rows)} rows")
+            status.update(f"{len(message.rows)} row{'' if len(message.rows) == 1 else 's'}")

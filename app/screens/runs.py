@@ -34,6 +34,15 @@ def empty_help(db_path: Path, database_yml: Path | None) -> str:
     return text
 
 
+def runs_count(rows: list[RunSummary], shown: list[RunSummary], where: str) -> str:
+    """``10 runs, 1 running`` — or, under a filter, what of it is shown: ``2 of 10 runs shown (0 running)``."""
+    running = sum(1 for r in shown if r.status in LIVE)
+    plural = "run" if len(rows) == 1 else "runs"
+    if len(shown) == len(rows):
+        return f"{len(rows)} {plural}, {running} running — {where}"
+    return f"{len(shown)} of {len(rows)} {plural} shown by the filter ({running} running) — {where}"
+
+
 class RunsScreen(Screen):
     BINDINGS = [
         ("enter", "open", "Open"),
@@ -138,19 +147,19 @@ class RunsScreen(Screen):
         self.loaded = True
         if message.missing or not rows:
             note.update(empty_help(self.app.db_path, self.app.workspace.database_yml))
-        else:
-            running = sum(1 for r in rows if r.status in LIVE)
-            note.update(f"{len(rows)} runs, {running} running — {self.app.workspace.show(self.app.db_path)}")
-        self._show(rows)
+        self._show(rows, count=not (message.missing or not rows))
         self.shown += 1
 
-    def _show(self, rows: list[RunSummary] | None = None) -> None:
+    def _show(self, rows: list[RunSummary] | None = None, *, count: bool = True) -> None:
         if rows is None:
             rows = self.runs + self._pending_rows(self.runs)
         text = self.query_one("#filter", Input).value.strip()
         status = self.query_one("#status", Select).value
         status = None if status is Select.NULL else str(status)
-        self.query_one(RunsTable).set_runs([r for r in rows if matches(r, text, status)], self.app.now())
+        shown = [r for r in rows if matches(r, text, status)]
+        self.query_one(RunsTable).set_runs(shown, self.app.now())
+        if count and rows:
+            self.query_one("#message", Static).update(runs_count(rows, shown, self.app.workspace.show(self.app.db_path)))
 
     @on(Input.Changed, "#filter")
     @on(Select.Changed, "#status")

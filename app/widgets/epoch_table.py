@@ -36,7 +36,7 @@ class EpochTable(DataTable):
         self.border_title = "epochs"
         self.cursor_type = "row"
         self.zebra_stripes = True
-        self.add_columns("epoch", "loss", "EER %", "95% CI", "minDCF 0.01", "checkpoint", "vs best epoch", "best")
+        self.add_columns("epoch", "loss", "EER %", "95% CI", "minDCF 0.01", "file", "vs best", "pick")
 
     def set_rows(self, epochs: list[EpochSummary], validations: list[ValidationResult],
                  checkpoints: list[Checkpoint], best_epoch: int | str | None) -> None:

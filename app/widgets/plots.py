@@ -130,7 +130,9 @@ class EerPlot(SeriesPlot):
             for k, v in enumerate(named):
                 label = f"{v.checkpoint_name} {100.0 * float(v.eer):.2f} %"
                 epochs.add(int(v.epoch))
-                plt.scatter([int(v.epoch)], [100.0 * float(v.eer)], marker="+", label=label if single else None,
+                # in a comparison the legend names whose averaged weights a point is
+                plt.scatter([int(v.epoch)], [100.0 * float(v.eer)], marker="+",
+                            label=label if single else f"{s.label}: {label}",
                             color=COLORS[(k + 1) % len(COLORS)] if single else color)
             best = s.best_epoch
             if best is None and rows:

@@ -126,8 +126,9 @@ class Recorder:
         self.writer.add_validation(self.run_id, result, train_run_id=train_run_id)
         self.say(f"epoch {result.checkpoint}: EER {_figures(result)}  ({how})")
         if result.asnorm is not None:
+            of = f" of {cohort_speakers}" if cohort_speakers else ""  # reused figures: the cohort was not made
             self.say(f"epoch {result.checkpoint}: AS-norm EER {_figures(result.asnorm)}  (top "
-                f"{result.asnorm.cohort_size} of {cohort_speakers or '?'} speakers)")
+                     f"{result.asnorm.cohort_size}{of} cohort speakers)")
 
     def best(self, result: ValidationResult, how: str) -> None:
         """The checkpoint the validation points at now (``how``: lowest-eer or manual)."""

@@ -99,9 +99,9 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
     now = time.time()
     rows = [_cells(run, now) for run in runs]
+    console = _console(sum(max([len(name)] + [len(_plain(row[name])) for row in rows]) + 3 for name in _COLUMNS))
     columns, protocol_width = _fit_columns(rows, console.width)
     table = Table(title=f"runs in {db}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in columns:
@@ -113,6 +113,17 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
     console.print(table)
     if not runs:
         console.print("no runs yet")
+
+
+def _console(full_width: int) -> Any:
+    """The terminal's console; into a pipe or a file (no terminal, no $COLUMNS) as wide as the whole table,
+    so that nothing is dropped or folded where nobody reads at 80 columns."""
+    from rich.console import Console
+
+    console = Console()
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console
+    return Console(width=max(full_width, 80))
 
 
 def _plain(markup: str) -> str:
@@ -181,16 +192,20 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
         _print_csv(rows, list(rows[0]) if rows else _STALE_COLUMNS)
     else:
         from rich import box
-        from rich.console import Console
         from rich.table import Table
 
+        cells = [[str(r["extraction_id"]), str(r["apply_run_id"]), f"{r['protocol']}.{r['subset']}",
+                  str(r["extracted_epoch"]), str(r["current_epoch"]), r["out_dir"] or ""] for r in rows]
+        names = ("extraction", "apply run", "protocol.subset", "epoch", "now", "out_dir")
+        widths = [max([len(name)] + [len(row[i]) for row in cells]) + 3 for i, name in enumerate(names)]
+        console = _console(sum(widths))
+        # a folder loses its middle, not its ends, and stays on one line (folded, it does not read)
+        room = max(16, console.width + 1 - sum(widths[:-1]) - 3)
         table = Table(title=f"stale extractions in {db}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for name in ("extraction", "apply run", "protocol.subset", "epoch", "now", "out_dir"):
-            table.add_column(name, overflow="fold")
-        for r in rows:
-            table.add_row(str(r["extraction_id"]), str(r["apply_run_id"]), f"{r['protocol']}.{r['subset']}",
-                          str(r["extracted_epoch"]), str(r["current_epoch"]), r["out_dir"] or "")
-        console = Console()
+        for name in names:
+            table.add_column(name, overflow="fold", no_wrap=name == "out_dir")
+        for row in cells:
+            table.add_row(*row[:-1], elide_middle(row[-1], room))
         console.print(table)
         if not rows:
             console.print(f"no stale extraction: every extraction uses the epoch its {PARAMS} points at")

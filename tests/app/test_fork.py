@@ -158,6 +158,9 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
         launch.query_one("#protocol").value = PROTOCOL
         train, *_ = launch.commands()
         assert str(workspace / expected) in train and "--init-from" in train
+        path = launch.query_one("#init-from")
+        label = path.parent.query_one("Label")
+        assert path.content_region.y == label.content_region.y  # the path on its label's line
     assert (workspace / expected / "config.yml").is_file()
 
 

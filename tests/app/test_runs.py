@@ -32,6 +32,7 @@ async def test_filter_by_text_and_status(workspace: Path) -> None:
         await pilot.press(*"softmax")
         await wait_for(pilot, lambda: table.row_count == 1)
         assert str(table.get_row_at(0)[1]) == "softmax"
+        assert str(app.screen.query_one("#message").render()).startswith("1 of 5 runs shown by the filter (0 running)")
         app.screen.query_one("#filter").value = ""
         app.screen.query_one("#status").value = "completed"
         await wait_for(pilot, lambda: table.row_count == 4)

@@ -361,3 +361,21 @@ async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -
         assert len(bar) >= 5 and "•" not in "".join(lines[1:-3])
         columns = {line.index("│", 5) for line in bar}
         assert len(columns) == 1
+
+
+async def test_compare_legend_names_the_averaged_weights(workspace: Path) -> None:
+    import html
+
+    from engine.store import open_store
+
+    with open_store(workspace / "runs.db") as store:
+        train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.2")
+        val = next(r for r in store.runs(kind="validate") if r["parent_id"] == train["id"])
+        store.add_validation(val["id"], ValidationResult(epoch=3, checkpoint_name="avg-top2", eer=0.10),
+                             train_run_id=train["id"])
+    app = make(workspace)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
+        await pilot.pause(0.5)
+        text = html.unescape(app.export_screenshot()).replace("\xa0", " ")
+    assert "aam-m0.2: avg-top2 10.00 %" in text

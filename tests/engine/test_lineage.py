@@ -105,3 +105,22 @@ def test_event_files_carry_lineage_and_der(tmp_path: Path) -> None:
         (check,) = store.diarizations(out)
         assert check["extraction_id"] == extraction["id"] and check["der"] == 0.25
         assert store.diarization_files(check["id"])[0]["uri"] == "m1"
+
+
+def test_stale_table_keeps_each_extraction_on_one_line_at_80_columns(tmp_path: Path, db_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    deep = tmp_path / "a-rather-long-experiment-folder-name" / "and-another-level-of-folders"
+    val_dir, val = validated(db_path, deep)
+    extracted(db_path, val_dir, val, epoch=2)
+    assert run_engine("pick", "--epoch", "3", str(val_dir), "--db", str(db_path)).returncode == 0
+    env = dict(os.environ, COLUMNS="80")
+    done = subprocess.run([sys.executable, "-m", "engine", "runs", "--stale", "--db", str(db_path)],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    (row,) = [line for line in lines if "M.S.P.test" in line]
+    assert "…" in row and row.rstrip().endswith("apply/2")  # the folder's middle goes, its end stays

@@ -122,3 +122,14 @@ def test_runs_inside_a_workspace_reads_its_runs_db(filled_db: Path) -> None:
                          env=env, cwd=filled_db.parent)
     assert out.returncode == 0, out.stderr
     assert {run["name"] for run in json.loads(out.stdout)} >= {"baseline"}
+
+
+def test_runs_into_a_pipe_keeps_every_column(filled_db: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = subprocess.run([sys.executable, "-m", "engine", "runs", "--db", str(filled_db)], capture_output=True,
+                         text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    header = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("id"))
+    for column in ("best EER", "protocol.subset", "host:pid", "out_dir"):
+        assert column in header
+    assert "4.25% @3" in out.stdout
