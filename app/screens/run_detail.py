@@ -30,6 +30,10 @@ if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.processes import ValidationChoice
 
 
+#: training runs that `r` continues: a completed run has nothing left to train
+RESUMABLE = ("stopped", "failed", "lost")
+
+
 class RunDetailScreen(Screen):
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
@@ -175,9 +179,14 @@ class RunDetailScreen(Screen):
             self.app.notify(f"SIGTERM sent to run #{run.id}: it checkpoints and stops.")
 
     def action_resume(self) -> None:
+        run = None if self.data is None else self.data.run
+        if run is not None and run.kind == "validate" and run.status not in LIVE:
+            self.action_validate()  # a validation "resumes" as a new one: the scored epochs are reused
+            return
         train = self._train()
-        if not train or train.status in LIVE:
-            self.app.notify("Only a stopped, failed or lost training run can be resumed.", severity="warning")
+        if not train or train.status not in RESUMABLE:
+            state = "" if train is None else f" (#{train.id} is {train.status})"
+            self.app.notify(f"Only a stopped, failed or lost training run can be resumed{state}.", severity="warning")
             return
         ws = self.app.workspace
         subset = train.subset or "train"

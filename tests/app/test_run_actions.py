@@ -158,3 +158,20 @@ async def test_header_says_picked_and_the_lowest_eer_and_an_extraction_its_own_e
         summary = app.screen.query_one("#summary")
         await wait_for(pilot, lambda: "apply" in str(summary.render()))
         assert "epoch 1  2/2 files" in str(summary.render()) and "3/3" not in str(summary.render())
+
+
+async def test_r_resumes_no_completed_training_and_validates_again_from_a_validate_run(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: any("is completed" in str(n.message) for n in app._notifications))
+        assert not app.pending
+        await pilot.press("escape")
+        await open_run(pilot, "aam-m0.2 validate")
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
+        await pilot.press("escape")
+    assert not app.pending
