@@ -3,12 +3,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := experiments/demo
 
-.PHONY: test test-fast demo bench clean
+.PHONY: test test-fast demo bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 test: $(STAMP)
@@ -23,6 +23,10 @@ $(DEMO)/config.yml: $(STAMP)
 demo: $(DEMO)/config.yml
 	$(VENV)/bin/spkemb-tui --workspace $(DEMO)
 
+# the docs site (mkdocs.yml, docs/) into site/; --strict: a broken link or a warning fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/train_throughput.py
@@ -31,4 +35,4 @@ bench: $(STAMP)
 	$(PY) bench/scale.py --sizes 10k,100k
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

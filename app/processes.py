@@ -1,7 +1,7 @@
 """Launching and stopping ``spkemb-engine`` commands as detached child processes.
 
 Every command is an argument list run with the same interpreter (``python -m engine``), in its
-own session so that closing the TUI sends it no hang-up (DESIGN.md, "Processes"), with its
+own session so that closing the TUI sends it no hang-up (docs/tui.md), with its
 output in a log file beside the run. Progress comes back through the runs database only.
 """
 
@@ -24,7 +24,7 @@ _CHILDREN: list[subprocess.Popen] = []
 
 
 def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
-    """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (DESIGN.md, "Directories")."""
+    """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (docs/directories.md)."""
     return ExperimentDir(Path(exp_dir)).training(protocol, subset).root
 
 

@@ -1,8 +1,8 @@
 """Reads of the runs database for the TUI, run in worker threads.
 
 Each call opens the store, reads in short transactions and closes it again: no cursor or
-connection is held across refreshes, so WAL checkpoints are never held back (DESIGN.md,
-"How the database is written").
+connection is held across refreshes, so WAL checkpoints are never held back (docs/database.md,
+"Many processes, one file").
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class RunsFeed:
 
 
 def ingest_events(path: Path, exp_dirs: list[Path]) -> int:
-    """Bring the event files of these experiments into the database (DESIGN.md: runs on NFS,
+    """Bring the event files of these experiments into the database (docs/database.md: runs on NFS,
     Lustre, GPFS or BeeGFS write them instead); idempotent. Returns the records added."""
     files = sorted({f for exp in exp_dirs for pattern in EVENT_FILES for f in Path(exp).glob(pattern)})
     if not files or read_only_reason(path) is not None:  # a database we may only read records nothing

@@ -1,4 +1,4 @@
-"""Where the TUI looks for its runs database and its database.yml (DESIGN.md defaults)."""
+"""Where the TUI looks for its runs database and its database.yml (the defaults of docs/tui.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The run-folder layout (DESIGN.md, "Directories"): the one module that spells its paths.
+"""The run-folder layout (docs/directories.md): the one module that spells its paths.
 
 ::
 

@@ -1,4 +1,4 @@
-"""The layering the README's "Architecture" section describes, enforced on the code itself.
+"""The layering docs/architecture.md describes, enforced on the code itself.
 
 - a package imports only packages of a lower layer (or modules of its own package);
 - the torch-free layers (layout, config, store, the TUI) import no torch;
@@ -68,7 +68,7 @@ def test_packages_import_only_lower_layers():
     wrong = []
     for path in _modules():
         here = _layer(_module_name(path))
-        assert here is not None, f"{path} belongs to no layer: add its package to LAYERS and the README"
+        assert here is not None, f"{path} belongs to no layer: add its package to LAYERS and docs/architecture.md"
         for imported in _imports(path):
             there = _layer(imported) if imported.split(".")[0] in ("engine", "app") else None
             if there is None or there[0] == here[0] or imported == "engine":

@@ -56,7 +56,7 @@ class PickDialog(ModalScreen[int | str | bool]):
         self.dismiss(False)
 
 
-#: the ways ``apply`` can compute the windows' embeddings (README "Three extraction paths")
+#: the ways ``apply`` can compute the windows' embeddings (docs/extraction.md, "Three extraction paths")
 EXTRACTION_PATHS = [("exact (default)", "exact"), ("shared: frame-level layers once per file, approximate", "shared"),
                     ("onnxruntime: the network exported on the fly", "onnxruntime")]
 

@@ -1,4 +1,4 @@
-"""Query: read-only SQL over the runs database, with the README's example queries.
+"""Query: read-only SQL over the runs database, with the example queries of docs/database.md.
 
 A query runs in a thread worker, with the app's time limit (``spkemb-tui
 --query-time-limit``). Escape stops it; leaving the screen or quitting the app stops it

@@ -275,8 +275,7 @@ def speech_intervals(file: Any, exclusive: bool = True) -> dict[str, list[Interv
         (Timeline; the annotation's extent when absent).
     exclusive : bool, optional
         Remove the regions where another speaker talks too (default), so that every training
-        chunk is single-speaker speech (DESIGN: "Chunks are cropped from single-speaker speech
-        regions").
+        chunk is single-speaker speech (docs/data.md, "How training chunks are drawn").
 
     Returns
     -------

@@ -4,7 +4,7 @@ A checkpoint holds everything needed to continue exactly: the embedding network,
 the loss's classifier, the optimizer, the epoch and step, the position in the
 batch sequence, every RNG state, the resolved config and the package version.
 It is written to a temporary file in the same folder, fsynced, renamed, and the
-folder fsynced; only then may its database row be inserted (DESIGN.md).
+folder fsynced; only then may its database row be inserted (docs/training.md, "Checkpoints").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Example queries, shown in the README and offered by the TUI's Query screen."""
+"""Example queries, shown in docs/database.md (generated from this dict) and offered by the TUI's Query screen."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ``Store``: every read and write of the runs database, and nothing else writes SQL.
 
-Writes follow the rules of DESIGN.md: each is one short ``BEGIN IMMEDIATE``
+Writes follow the rules of docs/database.md ("Many processes, one file"): each is one short ``BEGIN IMMEDIATE``
 transaction (a deferred transaction that later upgrades to a write fails with
 SQLITE_BUSY at once instead of waiting, https://www.sqlite.org/lang_transaction.html),
 metrics arrive in batches, and reads fetch everything at once so that no cursor

@@ -121,7 +121,7 @@ def cmd_validate(args: ValidateRequest) -> int:
         device=str(device), target_epoch=args.to, parent_id=train_run.id if train_run else None,
         name=f"{experiment.name} validate")
     # A trial file that cannot be read is fatal before any work: an EER over a silently
-    # shrunk trial list is comparable with nothing (DESIGN.md).
+    # shrunk trial list is comparable with nothing (docs/validation.md).
     recorder.refuse(check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
     norm = None if cohort is None else prepare_score_norm(cohort, args.cohort_size, recorder)
 

@@ -1,6 +1,6 @@
 """Committed checkpoints of a training directory, as a watcher beside training sees them.
 
-The commit marker of a checkpoint is its record (DESIGN.md): the file is renamed into
+The commit marker of a checkpoint is its record (docs/validation.md): the file is renamed into
 place and fsynced before its row is inserted, so a reader that trusts rows never reads
 half a file. Three sources, the first one that knows the training run wins:
 
