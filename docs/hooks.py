@@ -66,6 +66,16 @@ def _default(action: argparse.Action) -> str:
     return str(action.default)
 
 
+def _expand(action: argparse.Action, prog: str) -> str:
+    """The help text as ``--help`` prints it (argparse expands ``%(default)s`` and the like)."""
+    if not action.help or action.help == argparse.SUPPRESS:
+        return ""
+    try:
+        return action.help % {**vars(action), "prog": prog}
+    except (KeyError, TypeError, ValueError):
+        return action.help
+
+
 def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
     exclusive = {id(a): group for group in parser._mutually_exclusive_groups for a in group._group_actions}
     rows = []
@@ -86,7 +96,7 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
             group = exclusive[id(action)]
             others = [o.option_strings[0] for o in group._group_actions if o is not action]
             notes.append(("required, " if group.required else "") + "not with " + ", ".join(f"`{o}`" for o in others))
-        help_ = (action.help or "") % {"default": action.default} if action.help else ""
+        help_ = _expand(action, parser.prog)
         if notes:
             help_ = (help_ + " (" if help_ else "(") + "; ".join(notes) + ")"
         rows.append(f"| {name} | {_code(_cell(_default(action)))} | {_cell(help_)} |")
@@ -96,7 +106,7 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
 def _command_section(prog: str, parser: argparse.ArgumentParser, help_: str, level: int) -> list[str]:
     out = [f"{'#' * level} `{prog}`", ""]
     if help_:
-        out += [help_[0].upper() + help_[1:] + ".", ""]
+        out += [f"*{help_}*", ""]
     usage = parser.format_usage().removeprefix("usage: ").strip()
     out += ["```", re.sub(r"\s+", " ", usage), "```", ""]
     if parser.description:
