@@ -143,3 +143,23 @@ def _collect(done: set[Future], pending: dict[Future, int], frames: np.ndarray, 
         if advance is not None:
             advance(len(results))
     return reused
+
+
+def changed_since(table: IndexTable) -> np.ndarray:
+    """Rows of ``table`` whose file's size or mtime is not what the index saw (or that are gone).
+
+    One ``os.stat`` per file, compared with the index's columns as arrays: a cheap look at the
+    whole training set before the first step (about a second per million files on a local disk).
+    """
+    n = len(table.paths)
+    size = np.full(n, -1, dtype=np.int64)
+    mtime = np.full(n, -1, dtype=np.int64)
+    data, offsets = np.asarray(table.paths.data).tobytes(), np.asarray(table.paths.offsets).tolist()
+    stat = os.stat
+    for i in range(n):
+        try:
+            st = stat(data[offsets[i]:offsets[i + 1]])
+        except OSError:
+            continue
+        size[i], mtime[i] = st.st_size, st.st_mtime_ns
+    return np.flatnonzero((size != np.asarray(table.size)) | (mtime != np.asarray(table.mtime_ns)))

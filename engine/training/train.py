@@ -255,6 +255,8 @@ class Trainer:
         self.carried = None
         stopping = False
         for waveforms, labels in self.data.batches():
+            # files that changed since indexing, met by this batch (its chunks were drawn elsewhere)
+            self.recorder.unreadable(self.data.found(), strict=self.args.strict)
             # both schedules are pure functions of the step: a resumed run needs no scheduler state
             lr = learning_rate(self.config.scheduler, self.step, self.data.batches_per_epoch, self.target)
             for group in self.optimizer.param_groups:

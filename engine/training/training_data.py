@@ -35,6 +35,7 @@ class TrainingData:
     workers: int
     pin_memory: bool
     problems: list[Problem] = field(default_factory=list)
+    strict: bool = False
     # the one loader of the run (persistent workers); it alone knows which batch comes next
     _loader: BatchLoader | None = None
     _iter: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -72,6 +73,10 @@ class TrainingData:
                                    pin_memory=self.pin_memory)
         self._iter = iter(self._loader)
 
+    def found(self) -> list[Problem]:
+        """Files found unusable while reading the batches handed out since the last call."""
+        return self._loader.take_found() if self._loader is not None else []
+
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's batches from ``position`` to the end of its epoch."""
         if self._loader is None:  # a run not resumed: from the first batch
@@ -105,5 +110,5 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     augment = build_augmentation(config.augmentation, sample_rate=config.sample_rate, database=database)
     problems = list(index.problems) + list(getattr(augment, "problems", None) or [])
     return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,
-                        workers=workers, pin_memory=pin_memory, problems=problems)
+                        workers=workers, pin_memory=pin_memory, problems=problems, strict=strict)
 
