@@ -77,7 +77,8 @@ def _fail(path: str, what: str, error: BaseException | None = None) -> AudioErro
                       f"or remove it from the protocol", path=path)
 
 
-def _changed(path: str, what: str) -> AudioError:
+def changed_error(path: str, what: str) -> AudioError:
+    """The error of a file whose size, mtime, length or rate is not what the training index saw."""
     return AudioError(f"audio file {path} changed since the training index was built ({what}) — restore it, "
                       "or run train with --reindex to check every file again", path=path)
 
@@ -89,9 +90,9 @@ def _check_unchanged(path: str, indexed: Indexed) -> None:
     except OSError as e:
         raise _fail(path, "cannot be found any more", e) from e
     if st.st_size != indexed.size:
-        raise _changed(path, f"{st.st_size:,} bytes, {indexed.size:,} when indexed")
+        raise changed_error(path, f"{st.st_size:,} bytes, {indexed.size:,} when indexed")
     if st.st_mtime_ns != indexed.mtime_ns:
-        raise _changed(path, "modified since")
+        raise changed_error(path, "modified since")
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -256,7 +257,7 @@ def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = No
         raise _fail(path, f"could not be read at frame {start}", e) from e
     if n < frames:
         if indexed is not None and start + n < min(indexed.frames, start + frames):
-            raise _changed(path, f"it ends at frame {start + n:,}, {indexed.frames:,} when indexed")
+            raise changed_error(path, f"it ends at frame {start + n:,}, {indexed.frames:,} when indexed")
         out[n:frames] = 0.0
     return out
 
@@ -307,7 +308,7 @@ def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample
     handle = _HANDLES.get(key)
     rate = handle.samplerate
     if indexed is not None and (handle.frames != indexed.frames or rate != indexed.samplerate):
-        raise _changed(key, f"{handle.frames:,} frames at {rate} Hz, {indexed.frames:,} at "
+        raise changed_error(key, f"{handle.frames:,} frames at {rate} Hz, {indexed.frames:,} at "
                             f"{indexed.samplerate} Hz when indexed")
     if rate == sample_rate:
         start = max(0, int(round(start_s * sample_rate)))

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 import numpy as np
 
-from engine.data.audio import CHECK_THREADS, probe
+from engine.data.audio import CHECK_THREADS, Problem, changed_error, probe
 from engine.data.table import Checked, IndexTable
 from engine.errors import AudioError
 
@@ -163,3 +163,20 @@ def changed_since(table: IndexTable) -> np.ndarray:
             continue
         size[i], mtime[i] = st.st_size, st.st_mtime_ns
     return np.flatnonzero((size != np.asarray(table.size)) | (mtime != np.asarray(table.mtime_ns)))
+
+
+def changed_problems(table: IndexTable) -> list[Problem]:
+    """``changed_since`` as problems, one per file, naming what changed (the same words as a read)."""
+    problems = []
+    for row in changed_since(table):
+        path = table.paths[row]
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            problems.append(Problem(path=path, problem=f"audio file {path} cannot be found any more: {e} — fix or "
+                                    "replace the file, or remove it from the protocol"))
+            continue
+        size = int(table.size[row])
+        what = (f"{st.st_size:,} bytes, {size:,} when indexed" if st.st_size != size else "modified since")
+        problems.append(Problem(path=path, problem=str(changed_error(path, what))))
+    return problems

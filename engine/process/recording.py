@@ -44,9 +44,9 @@ class Recorder:
         self.progress = Progress(quiet=quiet, beat=self._beat)
         self._target = 0
         self._epoch: Phase | None = None
-        #: files found unusable while training (said and recorded once each)
+        #: files said unusable (at indexing, at the start, or where read: said and recorded once each)
         self._unreadable: set[str] = set()
-        self._unreadable_said = 0
+        self._read_unusable, self._read_said = 0, 0  # found where read, and how many of them were counted
 
     def say(self, line: str) -> None:
         """A line for the person watching (nothing on ranks other than 0)."""
@@ -62,6 +62,7 @@ class Recorder:
         """The data is ready; these files and speakers of ``what`` were left out: one warning line
         each, then their count (the rows are recorded at ``started``)."""
         self._problems = list(problems)
+        self._unreadable.update(p.path for p in problems if p.kind == "file")  # said once
         for p in problems:
             where = "" if p.path in p.problem else f"{p.path}: "
             self.say(f"train: warning: {where}{p.problem}")
@@ -77,6 +78,7 @@ class Recorder:
         ``strict`` the first one ends the run. A chunk that found nothing readable ends it always."""
         fatal = next((p for p in problems if p.fatal), None)
         new = [p for p in problems if not p.fatal and p.path not in self._unreadable]
+        self._read_unusable += len(new)
         for p in new:
             self._unreadable.add(p.path)
             where = "" if p.path in p.problem else f"{p.path}: "
@@ -120,9 +122,9 @@ class Recorder:
         self._end_epoch()
         self.say(f"epoch {summary.epoch}/{self._target}  loss {summary.loss:.4f}  lr {summary.lr:.4g}  "
                  f"{summary.chunks_per_s:.0f} chunks/s  {summary.seconds:.1f} s")
-        if len(self._unreadable) > self._unreadable_said:
-            self._unreadable_said = len(self._unreadable)
-            self.say(f"train: warning: {len(self._unreadable)} training file(s) found unusable while reading "
+        if self._read_unusable > self._read_said:
+            self._read_said = self._read_unusable
+            self.say(f"train: warning: {self._read_unusable} training file(s) found unusable while reading "
                      "them so far (listed above, and in the run's data problems): their chunks were drawn from "
                      "other speech; --strict stops at the first instead, --reindex checks every file again")
 

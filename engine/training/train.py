@@ -77,6 +77,8 @@ def cmd_train(args: TrainRequest) -> int:
                                          strict=args.strict, seed=args.seed, world=world,
                                          workers=args.parallel, pin_memory=device.type == "cuda",
                                          reindex=args.reindex, progress=progress)
+        if args.strict:  # files changed since the cached index saw them: recorded, then fatal
+            recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
         recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
         if init is not None:
             init.check_classes(data.speakers)

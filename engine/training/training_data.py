@@ -18,6 +18,7 @@ from engine.config import Config
 from engine.data.audio import Problem
 from engine.data.augment import build_augmentation
 from engine.data.batches import BatchLoader, Position, SpeakerIndex, batches_per_epoch, make_loader
+from engine.data.file_checks import changed_problems
 from engine.data.speech_index import derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
@@ -35,7 +36,8 @@ class TrainingData:
     workers: int
     pin_memory: bool
     problems: list[Problem] = field(default_factory=list)
-    strict: bool = False
+    #: files whose size or mtime changed since the cached index saw them (among ``problems``)
+    changed: list[Problem] = field(default_factory=list)
     # the one loader of the run (persistent workers); it alone knows which batch comes next
     _loader: BatchLoader | None = None
     _iter: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -95,7 +97,9 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     """The training files' index (from the cache, else listed, checked and cached); the augmentation.
 
     Under torchrun the local rank 0 of each node builds a missing index, the other ranks wait
-    for it; all of them then memory-map the same cached columns.
+    for it; all of them then memory-map the same cached columns. Files whose size or mtime
+    changed since the index saw them are named as problems (their chunks are drawn elsewhere
+    where they are read; ``train --strict`` refuses them).
     """
     progress = progress or Progress(quiet=not world.is_main)
     request = IndexRequest(protocol=protocol, subset=subset, database=database, reindex=reindex,
@@ -103,12 +107,15 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     table = training_table(request, progress)
     index = derive_index(table, config.task.duration, label_min_duration=config.task.label_min_duration,
                          strict=strict)
+    # a cached index is trusted for what it says of the files only while they stay as it saw them:
+    # one stat each (vectorised against its columns) names those that changed since
+    changed = changed_problems(table) if world.is_main else []
     speech = index.total_speech
     amount = f"{speech / 3600:,.1f} h" if speech >= 3600 else f"{speech:,.0f} s"
     progress.note(f"index: {len(index.speakers):,} speakers with {amount} of usable speech "
                   f"in {len(index.paths):,} files")
     augment = build_augmentation(config.augmentation, sample_rate=config.sample_rate, database=database)
-    problems = list(index.problems) + list(getattr(augment, "problems", None) or [])
+    problems = list(index.problems) + changed + list(getattr(augment, "problems", None) or [])
     return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,
-                        workers=workers, pin_memory=pin_memory, problems=problems, strict=strict)
+                        workers=workers, pin_memory=pin_memory, problems=problems, changed=changed)
 
