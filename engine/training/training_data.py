@@ -8,6 +8,7 @@ per batch), and later starts load the cached index.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,12 +105,15 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     progress = progress or Progress(quiet=not world.is_main)
     request = IndexRequest(protocol=protocol, subset=subset, database=database, reindex=reindex,
                            builder=world.local_rank == 0)
+    began = time.time()
     table = training_table(request, progress)
     index = derive_index(table, config.task.duration, label_min_duration=config.task.label_min_duration,
                          strict=strict)
     # a cached index is trusted for what it says of the files only while they stay as it saw them:
     # one stat each (vectorised against its columns) names those that changed since
-    changed = changed_problems(table) if world.is_main else []
+    # (an index built just now stat'ed every file moments ago: nothing to look at again)
+    built_now = table.info.get("built_at", 0) >= began
+    changed = changed_problems(table) if world.is_main and not built_now else []
     speech = index.total_speech
     amount = f"{speech / 3600:,.1f} h" if speech >= 3600 else f"{speech:,.0f} s"
     progress.note(f"index: {len(index.speakers):,} speakers with {amount} of usable speech "
