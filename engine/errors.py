@@ -7,6 +7,8 @@ in one place (``engine.cli.main``); library code only raises.
 
 from __future__ import annotations
 
+import os
+
 
 class SpkembError(Exception):
     """Base class: ``str(error)`` is the whole message shown to the user."""
@@ -58,6 +60,17 @@ class QueryStopped(StoreError):
 
 class CheckpointError(SpkembError):
     """A checkpoint that is missing, half-written or from another model."""
+
+
+class CacheError(SpkembError):
+    """A cache entry (the training index) that is damaged or altered: names the folder and what is
+    wrong with it. The cache's user builds the entry again; the message reaches a user only if the
+    rebuilt entry is damaged too."""
+
+    def __init__(self, message: str, *, folder: str | os.PathLike | None = None) -> None:
+        super().__init__(f"the cached index {folder} is damaged: {message}" if folder is not None else message)
+        self.folder = None if folder is None else str(folder)
+        self.reason = message
 
 
 class TrainingError(SpkembError):

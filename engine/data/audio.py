@@ -54,6 +54,20 @@ class Problem:
     kind: str = "file"  # or "speaker": a readable file, one of whose speakers is unusable
 
 
+@dataclass(frozen=True)
+class Indexed:
+    """What the training index saw of a file: a read that finds it otherwise raises ``AudioError``.
+
+    Files change after indexing (a copy cut short, a disk that lost blocks, a file rewritten):
+    the index's regions then point at audio that is no longer there, or no longer the same.
+    """
+
+    frames: int
+    samplerate: int
+    size: int
+    mtime_ns: int
+
+
 _INFO: dict[str, AudioInfo] = {}
 
 
@@ -61,6 +75,24 @@ def _fail(path: str, what: str, error: BaseException | None = None) -> AudioErro
     reason = f": {error}" if error is not None else ""
     return AudioError(f"audio file {path} {what}{reason} — fix or replace the file, "
                       f"or remove it from the protocol", path=path)
+
+
+def changed_error(path: str, what: str) -> AudioError:
+    """The error of a file whose size, mtime, length or rate is not what the training index saw."""
+    return AudioError(f"audio file {path} changed since the training index was built ({what}) — restore it, "
+                      "or run train with --reindex to check every file again", path=path)
+
+
+def _check_unchanged(path: str, indexed: Indexed) -> None:
+    """The file's size and mtime are still those the index saw (one stat: cheap beside a read)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise _fail(path, "cannot be found any more", e) from e
+    if st.st_size != indexed.size:
+        raise changed_error(path, f"{st.st_size:,} bytes, {indexed.size:,} when indexed")
+    if st.st_mtime_ns != indexed.mtime_ns:
+        raise changed_error(path, "modified since")
 
 
 def audio_info(path: str | os.PathLike) -> AudioInfo:
@@ -194,8 +226,10 @@ def close_handles() -> None:
     _HANDLES.close()
 
 
-def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Read ``frames`` frames from ``start`` as (frames,) mono float32; zero-padded past the end."""
+def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = None,
+                 indexed: Indexed | None = None) -> np.ndarray:
+    """Read ``frames`` frames from ``start`` as (frames,) mono float32; zero-padded past the end
+    (past the end the index saw, with ``indexed``: a file cut short since raises)."""
     handle = _HANDLES.get(path)
     if out is None:
         out = np.empty(frames, dtype=np.float32)
@@ -222,6 +256,8 @@ def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = No
     except (sf.LibsndfileError, RuntimeError) as e:
         raise _fail(path, f"could not be read at frame {start}", e) from e
     if n < frames:
+        if indexed is not None and start + n < min(indexed.frames, start + frames):
+            raise changed_error(path, f"it ends at frame {start + n:,}, {indexed.frames:,} when indexed")
         out[n:frames] = 0.0
     return out
 
@@ -232,7 +268,7 @@ def num_samples(duration_s: float, sample_rate: int) -> int:
 
 
 def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample_rate: int,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, indexed: Indexed | None = None) -> np.ndarray:
     """Read ``duration_s`` seconds from ``start_s`` as mono float32 at ``sample_rate``.
 
     Only the frames of the crop are read (seek + read on a handle kept open by this process).
@@ -249,6 +285,9 @@ def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample
         Sample rate of the returned waveform.
     out : np.ndarray, optional
         (num_samples(duration_s, sample_rate),) float32 buffer to fill instead of allocating.
+    indexed : Indexed, optional
+        What the training index saw of the file: a file of another size, mtime, length or
+        rate now raises instead of being read.
 
     Returns
     -------
@@ -258,19 +297,25 @@ def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample
     Raises
     ------
     AudioError
-        When the file is missing or unreadable; the message names the path.
+        When the file is missing or unreadable, or (``indexed``) changed; the message names the path.
     """
     key = str(path)
     n = num_samples(duration_s, sample_rate)
+    if indexed is not None:
+        _check_unchanged(key, indexed)
     # the rate from the open handle, not from audio_info: a worker cropping from a million
     # files would otherwise keep a growing per-path cache for the whole run
-    rate = _HANDLES.get(key).samplerate
+    handle = _HANDLES.get(key)
+    rate = handle.samplerate
+    if indexed is not None and (handle.frames != indexed.frames or rate != indexed.samplerate):
+        raise changed_error(key, f"{handle.frames:,} frames at {rate} Hz, {indexed.frames:,} at "
+                            f"{indexed.samplerate} Hz when indexed")
     if rate == sample_rate:
         start = max(0, int(round(start_s * sample_rate)))
-        return _read_frames(key, start, n, out)
+        return _read_frames(key, start, n, out, indexed)
     native_start = max(0, int(math.floor(start_s * rate)))
     native_n = int(math.ceil(duration_s * rate))
-    native = _read_frames(key, native_start, native_n)
+    native = _read_frames(key, native_start, native_n, indexed=indexed)
     resampled = _resample(native, rate, sample_rate)
     if out is None:
         out = np.zeros(n, dtype=np.float32)

@@ -9,6 +9,9 @@ An epoch is ``per_epoch`` days of audio.
 Unlike 1.x, batch ``k`` of epoch ``e`` is a pure function of ``(seed, e, k)`` (its random
 generators are seeded with that tuple), so that a run resumed at any batch, with any number
 of loader workers, and on any number of ranks, sees exactly the batches it would have seen.
+A file found unusable when read (gone, cut short, rewritten since the index was built) is not
+a worker's traceback: its chunk is drawn again (``SpeakerBatches.redraw``, seeded the same
+way) and the problem travels with the batch to the main process, which warns and records it.
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from torch.utils.data import DataLoader, Dataset
 from engine.data.audio import Problem, num_samples, read_crop
 from engine.data.speech_index import SpeakerIndex, build_index
 from engine.data.speed import SpeedPerturb, speed_vocabulary
-from engine.errors import TrainingError
+from engine.errors import AudioError, TrainingError
 
 __all__ = ["BatchLoader", "BatchPlan", "Position", "SpeakerBatches", "SpeakerIndex",
            "batches_per_epoch", "build_index", "make_loader"]
 
 SECONDS_PER_DAY = 24 * 60 * 60
+#: chunks drawn again at the same speaker (then as many at any speaker) for a file unusable now
+REDRAWS = 16
 
 #: an augmentation: (waveform (samples,) float32, rng) -> waveform of the same shape
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -175,25 +180,73 @@ class SpeakerBatches(Dataset):
 
     def batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """This rank's share of batch ``k`` of ``epoch`` as numpy arrays."""
+        waveforms, labels, _ = self.checked_batch(epoch, k)
+        return waveforms, labels
+
+    def checked_batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+        """``batch``, and the files found unusable on the way (their chunks drawn again, ``redraw``)."""
         plan = self.plan(epoch, k)
         rows = range(self.share.start, self.share.stop)
         waveforms = np.empty((len(rows), self.samples), dtype=np.float32)
-        paths, duration = self.index.paths, self.index.duration
+        labels = plan.labels[self.share].copy()
+        problems: list[Problem] = []
         for i, row in enumerate(rows):
-            if plan.speeds is not None:
-                self.speed.read(paths[plan.files[row]], plan.starts[row], int(plan.speeds[row]), waveforms[i])
-            else:
-                read_crop(paths[plan.files[row]], plan.starts[row], duration, self.sample_rate,
-                          out=waveforms[i])
+            speed = None if plan.speeds is None else int(plan.speeds[row])
+            label, f, start = int(labels[i]), int(plan.files[row]), float(plan.starts[row])
+            for attempt in range(1, 2 * REDRAWS + 2):
+                try:
+                    self._read(f, start, speed, waveforms[i])
+                    break
+                except AudioError as e:
+                    problems.append(Problem(path=self.index.paths[f], problem=str(e)))
+                if attempt > 2 * REDRAWS:  # nothing readable left to draw from: the run must stop
+                    waveforms[i] = 0.0
+                    problems.append(Problem(path=self.index.paths[f], fatal=True, problem=(
+                        f"no readable chunk found for row {row} of batch {k} of epoch {epoch} after "
+                        f"{attempt} tries: the training files changed since the index was built — check "
+                        "the disk, then run train with --reindex")))
+                    break
+                label, f, start = self.redraw(epoch, k, row, attempt, label, speed)
+            labels[i] = label
             if self.augment is not None:
                 rng = np.random.default_rng([self.seed, 2, epoch, k, row])
                 waveforms[i] = self.augment(waveforms[i], rng)
-        return waveforms, plan.labels[self.share]
+        return waveforms, labels, problems
 
-    def __getitem__(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _read(self, f: int, start: float, speed: int | None, out: np.ndarray) -> None:
+        path, files = self.index.paths[f], self.index.files
+        indexed = files[f] if files is not None else None
+        if speed is not None:
+            self.speed.read(path, start, speed, out, indexed=indexed)
+        else:
+            read_crop(path, start, self.index.duration, self.sample_rate, out=out, indexed=indexed)
+
+    def redraw(self, epoch: int, k: int, row: int, attempt: int, label: int,
+               speed: int | None) -> tuple[int, int, float]:
+        """Another chunk for ``row``, whose file could not be read: (label, file, start).
+
+        A pure function of (seed, epoch, batch, row, attempt), so that a batch with an unusable
+        file is the same batch in every worker and after a resume: ``REDRAWS`` tries at the
+        same speaker (1.x's weighted region, uniform start), then at speakers drawn uniformly.
+        """
+        ix = self.index
+        n = len(ix.speakers)
+        rng = np.random.default_rng([self.seed, 4, epoch, k, row, attempt])
+        s = label % n if attempt <= REDRAWS else int(rng.integers(n))
+        lo, hi = int(ix.offsets[s]), int(ix.offsets[s + 1])
+        low = ix.cumulative[lo - 1] if lo > 0 else 0.0
+        u = low + rng.random() * (ix.cumulative[hi - 1] - low)
+        r = min(max(int(np.searchsorted(ix.cumulative, u, side="right")), lo), hi - 1)
+        needed = ix.duration if speed is None else float(self.speed.input_seconds(np.array([speed]), self.samples)[0])
+        span = max(0.0, ix.seg_span[r] + ix.duration - needed)
+        start = float(ix.seg_start[r] + rng.random() * span)
+        return s + n * (speed or 0), int(ix.seg_file[r]), start
+
+    def __getitem__(self, g: int) -> tuple[torch.Tensor, torch.Tensor, list[Problem]]:
+        # the problems travel with the batch: a worker process cannot warn or record
         epoch, k = divmod(int(g), self.batches_per_epoch)
-        waveforms, labels = self.batch(epoch, k)
-        return torch.from_numpy(waveforms), torch.from_numpy(labels)
+        waveforms, labels, problems = self.checked_batch(epoch, k)
+        return torch.from_numpy(waveforms), torch.from_numpy(labels), problems
 
 
 class _Endless:
@@ -230,6 +283,7 @@ class BatchLoader:
         self.stop = None if epochs is None else (epoch + epochs) * bpe
         # the one cursor: the global number of the next batch to yield (its pair is ``upcoming``)
         self._next = self.first
+        self.found: list[Problem] = []
         sampler: Iterable[int] = (_Endless(self.first) if self.stop is None
                                   else range(self.first, self.stop))
         self.loader = DataLoader(
@@ -271,10 +325,17 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self._next = self.first  # every iteration starts over, as the sampler does
-        for waveforms, labels in self.loader:
+        for waveforms, labels, problems in self.loader:
             # counted as it leaves: batches the workers prepared ahead are not yet the run's
             self._next += 1
+            self.found.extend(problems)
             yield waveforms, labels
+
+    def take_found(self) -> list[Problem]:
+        """Files found unusable while reading the batches yielded since the last call (repeats
+        included: each chunk that met one); their chunks were drawn again elsewhere."""
+        found, self.found = self.found, []
+        return found
 
     def state_dict(self) -> dict[str, int]:
         """Where to resume: the (epoch, batch) after the last one yielded, and the seed."""

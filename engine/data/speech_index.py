@@ -19,12 +19,27 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.audio import Problem
+from engine.data.audio import Indexed, Problem
 from engine.data.columns import StringColumn
 from engine.data.file_checks import check_files
 from engine.data.protocols import speech_intervals
 from engine.data.table import IndexTable, ListedBuilder, assemble
 from engine.errors import AudioError, TrainingError
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What the index saw of each file (its columns, memory-mapped from the cache when loaded)."""
+
+    frames: np.ndarray  # (files,) int64
+    sample_rate: np.ndarray  # (files,) int32
+    size: np.ndarray  # (files,) int64
+    mtime_ns: np.ndarray  # (files,) int64
+
+    def __getitem__(self, f: int | np.integer) -> Indexed:
+        f = int(f)
+        return Indexed(frames=int(self.frames[f]), samplerate=int(self.sample_rate[f]), size=int(self.size[f]),
+                       mtime_ns=int(self.mtime_ns[f]))
 
 
 @dataclass
@@ -49,6 +64,8 @@ class SpeakerIndex:
     cumulative: np.ndarray  # (segments,) float64
     speech: np.ndarray  # (speakers,) float64, usable seconds of each speaker
     problems: list[Problem] = field(default_factory=list)
+    #: what the index saw of each file: a read that finds a file otherwise skips it (None: no check)
+    files: FileFacts | None = None
 
     @property
     def total_speech(self) -> float:
@@ -135,7 +152,9 @@ def derive_index(table: IndexTable, duration: float, *, label_min_duration: floa
         seg_file=np.ascontiguousarray(table.reg_file[rows], dtype=np.int32),
         seg_start=np.ascontiguousarray(table.reg_start[rows]),
         seg_span=np.maximum(0.0, seg_lengths - duration), cumulative=np.cumsum(seg_lengths),
-        speech=speech, problems=problems)
+        speech=speech, problems=problems,
+        files=FileFacts(frames=table.frames, sample_rate=table.sample_rate, size=table.size,
+                        mtime_ns=table.mtime_ns))
 
 
 def _kept_speakers(table: IndexTable, lengths: np.ndarray, usable: np.ndarray, duration: float,

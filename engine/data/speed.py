@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from engine.data.audio import read_crop
+from engine.data.audio import Indexed, read_crop
 
 #: extra input samples read on each side of the chunk, so that the resampling filter's edges
 #: (about 6 zero crossings wide at these ratios, zeros beyond) never reach the kept samples
@@ -98,18 +98,21 @@ class SpeedPerturb:
         needed = np.array([self.input_samples(i, samples) for i in range(len(self.factors))])
         return needed[index] / self.sample_rate
 
-    def read(self, path: str | os.PathLike, start: float, index: int, out: np.ndarray) -> np.ndarray:
-        """Fill ``out`` (samples,) with the chunk from ``start`` seconds at factor ``index``."""
+    def read(self, path: str | os.PathLike, start: float, index: int, out: np.ndarray,
+             indexed: Indexed | None = None) -> np.ndarray:
+        """Fill ``out`` (samples,) with the chunk from ``start`` seconds at factor ``index``
+        (``indexed``: as ``read_crop``)."""
         samples = len(out)
         if self.factors[index] == 1.0:
-            return read_crop(path, start, samples / self.sample_rate, self.sample_rate, out=out)
+            return read_crop(path, start, samples / self.sample_rate, self.sample_rate, out=out, indexed=indexed)
         import torch
         import torchaudio.functional as AF
 
         frame = int(round(start * self.sample_rate))
         left_in, left_out = self.context[index] if frame >= self.context[index][0] else (0, 0)
         n = left_in + self.input_samples(index, samples)
-        raw = read_crop(path, (frame - left_in) / self.sample_rate, n / self.sample_rate, self.sample_rate)
+        raw = read_crop(path, (frame - left_in) / self.sample_rate, n / self.sample_rate, self.sample_rate,
+                        indexed=indexed)
         with _one_thread():
             fast = AF.resample(torch.from_numpy(raw), self.rates[index], self.sample_rate)
         out[:] = fast[left_out:left_out + samples].numpy()

@@ -4,7 +4,8 @@
 uri and audio path, and each speaker's speech regions in it. ``assemble`` joins it with the
 file checks into an ``IndexTable``: readable files only, regions clipped to each file's
 duration, speakers sorted. An ``IndexTable`` is saved as one ``.npy`` per column in a
-folder and loaded memory-mapped, so that every process of a run shares the same pages.
+folder, with a manifest written last, and loaded memory-mapped after the manifest's check, so
+that every process of a run shares the same pages and none trains on a damaged column.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ import numpy as np
 
 from engine.data.audio import Problem
 from engine.data.columns import StringColumn, StringColumnBuilder
+from engine.data.manifest import open_checked, write_manifest
+from engine.errors import CacheError
 
 #: bump when the meaning of a column changes: caches of another format are rebuilt
-FORMAT = 1
+#: (2: a manifest checked on load)
+FORMAT = 2
 
 _ARRAYS = ("duration", "frames", "sample_rate", "mtime_ns", "size", "label_file",
            "reg_label", "reg_file", "reg_start", "reg_end")
@@ -154,8 +158,14 @@ def assemble(listed: Listed, checked: Checked) -> IndexTable:
         reg_end=end[inside][by_label], problems=problems)
 
 
+def _column_files() -> list[str]:
+    return ([f"{name}.{part}.npy" for name in _STRINGS for part in ("data", "offsets")]
+            + [f"{name}.npy" for name in _ARRAYS])
+
+
 def save_table(table: IndexTable, folder: Path) -> None:
-    """Write every column of ``table`` into ``folder`` (which must exist and be empty)."""
+    """Write every column of ``table`` into ``folder`` (which must exist and be empty), then its
+    manifest, last (``engine.data.manifest``): a folder without one is not an index."""
     for name in _STRINGS:
         getattr(table, name).save(folder, name)
     for name in _ARRAYS:
@@ -163,10 +173,12 @@ def save_table(table: IndexTable, folder: Path) -> None:
     meta = {"format": FORMAT, "info": table.info,
             "problems": [{"path": p.path, "problem": p.problem} for p in table.problems]}
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))
+    write_manifest(folder, key=str(table.info.get("key", folder.name)), format=FORMAT)
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:
-    """The cache folder's meta.json, or None when absent, unreadable or of another format."""
+    """The cache folder's meta.json, unchecked (``load_table`` checks it), or None when absent,
+    unreadable or of another format: enough to tell whether an entry is recent."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
@@ -174,13 +186,26 @@ def read_meta(folder: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
 
 
-def load_table(folder: Path, mmap: bool = True) -> IndexTable:
-    """The table saved in ``folder``, its columns memory-mapped (read-only) unless ``mmap`` is False."""
-    meta = read_meta(folder)
-    if meta is None:
-        raise OSError(f"{folder} holds no index of format {FORMAT}")
-    mode = "r" if mmap else None
-    columns: dict[str, Any] = {name: StringColumn.load(folder, name, mmap) for name in _STRINGS}
-    columns.update({name: np.load(folder / f"{name}.npy", mmap_mode=mode) for name in _ARRAYS})
-    problems = [Problem(path=p["path"], problem=p["problem"]) for p in meta.get("problems", [])]
-    return IndexTable(**columns, problems=problems, info=meta.get("info", {}))
+def load_table(folder: Path, mmap: bool = True, *, key: str | None = None) -> IndexTable:
+    """The table saved in ``folder``, checked against its manifest, its columns memory-mapped
+    (read-only) unless ``mmap`` is False.
+
+    Raises
+    ------
+    CacheError
+        When a file of ``folder`` is missing, damaged or altered, or the manifest does not
+        describe an index of ``key`` (default: the folder's name) in this format.
+    """
+    opened = open_checked(folder, _column_files() + ["meta.json"], key=key or folder.name, format=FORMAT,
+                          mmap=mmap)
+    try:
+        meta = json.loads(opened.texts["meta.json"])
+        problems = [Problem(path=p["path"], problem=p["problem"]) for p in meta.get("problems", [])]
+        info = dict(meta.get("info", {}))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise CacheError(f"meta.json is not an index's ({type(e).__name__}: {e})", folder=folder) from e
+    a = opened.arrays
+    columns: dict[str, Any] = {name: StringColumn(a[f"{name}.data.npy"], a[f"{name}.offsets.npy"])
+                               for name in _STRINGS}
+    columns.update({name: a[f"{name}.npy"] for name in _ARRAYS})
+    return IndexTable(**columns, problems=problems, info=info)

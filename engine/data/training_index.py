@@ -4,12 +4,16 @@ The cache lives in ``$SPKEMB_CACHE/index`` (default ``${XDG_CACHE_HOME:-~/.cache
 one folder per protocol subset and, inside, one per key (``cache_key``): a changed list,
 RTTM or UEM changes the key, and the next start builds again, checking with ``soundfile``
 only the files new or changed since the previous index. A build is written into a temporary
-folder and renamed into place; a lock file makes a second builder wait for the first. Under
-torchrun the local rank 0 of each node builds and the other ranks wait for the folder.
+folder (``.tmp-PID-KEY``), its manifest last, and renamed into place; a lock file makes a second
+builder wait for the first. Every load checks the entry against its manifest
+(``engine.data.manifest``): a damaged or altered entry is said in one warning line and built
+again, never trained on. Temporary folders of builders that died are swept at the next start.
+Under torchrun the local rank 0 of each node builds and the other ranks wait for the folder.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -23,13 +27,16 @@ from engine.atomic import fsync_dir, no_space
 from engine.data.cache_key import cache_key, subset_source
 from engine.data.file_checks import check_files
 from engine.data.listing import expected_files, list_subset
+from engine.data.manifest import MANIFEST
 from engine.data.protocols import get_registry, load_protocol
 from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
-from engine.errors import DiskFull, SpkembError
+from engine.errors import CacheError, DiskFull, SpkembError
 from engine.progress import Progress
 
 CACHE_ENV = "SPKEMB_CACHE"
 POLL = 0.2
+#: a temporary folder of a builder this old is stale even if its pid is alive (another machine)
+STALE_AFTER = 24 * 3600
 
 
 def cache_root() -> Path:
@@ -55,8 +62,31 @@ def _fresh(folder: Path, newer_than: float | None) -> bool:
     return meta is not None and (newer_than is None or meta["info"].get("built_at", 0) >= newer_than)
 
 
+def _cached(folder: Path, newer_than: float | None, progress: Progress, warned: list[str]) -> IndexTable | None:
+    """The entry at ``folder`` when present, recent enough and intact; else None.
+
+    A damaged or altered entry (``CacheError``) is said once in ``warned``'s life (one warning
+    line naming the folder) and left to be rebuilt: never trained on.
+    """
+    if not os.path.lexists(folder):
+        return None
+    if newer_than is not None and not _fresh(folder, newer_than):
+        return None  # --reindex: built again whatever it holds
+    try:
+        table = load_table(folder)
+    except CacheError as e:
+        if not warned:
+            warned.append(e.reason)
+            progress.note(f"train: warning: the cached index {folder} is damaged ({e.reason}): building it "
+                          f"again (--reindex does so too)")
+        return None
+    _said_loaded(table, folder, progress)
+    return table
+
+
 def training_table(request: IndexRequest, progress: Progress, root: Path | None = None) -> IndexTable:
-    """The subset's index: loaded from the cache, or built (listed, checked) and cached first.
+    """The subset's index: loaded from the cache (checked against its manifest), or built
+    (listed, checked) and cached first; a damaged entry is said in one line and built again.
 
     Raises
     ------
@@ -73,19 +103,23 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
     home = (root or cache_root()) / f"{request.protocol}.{request.subset}"
     folder = home / key
     newer_than = t0 if request.reindex else None
-    if _fresh(folder, newer_than):
-        return _loaded(folder, progress)
+    warned: list[str] = []
+    table = _cached(folder, newer_than, progress, warned)
+    if table is not None:
+        if request.builder:
+            sweep_stale(home)
+        return table
     if not request.builder:
-        _wait_for(folder, newer_than, progress)
-        return _loaded(folder, progress)
+        return _wait_for(folder, newer_than, progress)
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise SpkembError(f"cannot create the index cache folder {home}: {e} — set {CACHE_ENV} "
                           f"to a writable folder") from e
     with _build_lock(home, progress):
-        if _fresh(folder, newer_than):  # built by the process we waited for
-            return _loaded(folder, progress)
+        table = _cached(folder, newer_than, progress, warned)  # built by the process we waited for
+        if table is not None:
+            return table
         earlier = None if request.reindex else _newest_other(home, key)
         with progress.phase(f"listing {request.protocol} {request.subset}",
                             total=expected_files(source)) as phase:
@@ -113,19 +147,42 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
     return load_table(folder)
 
 
-def _loaded(folder: Path, progress: Progress) -> IndexTable:
-    table = load_table(folder)
-    progress.note(f"index: {len(table.paths):,} files, {len(table.labels):,} speakers from the cache {folder}")
-    return table
+def _signature(folder: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(folder / MANIFEST)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _wait_for(folder: Path, newer_than: float | None, progress: Progress) -> None:
+def _wait_for(folder: Path, newer_than: float | None, progress: Progress) -> IndexTable:
+    """Wait for the builder of this node to write ``folder``; then its table, checked.
+
+    The manifest is checked again only when it changed (a new entry was renamed into place):
+    polling never hashes the same damaged entry twice.
+    """
     progress.note(f"index: waiting for another process to build {folder}")
     progress.activity = "waiting for another process to build the index"
-    while not _fresh(folder, newer_than):
+    seen = None
+    while True:
+        now = _signature(folder)
+        if now is not None and now != seen:
+            seen = now
+            if _fresh(folder, newer_than):
+                try:
+                    table = load_table(folder)
+                    break
+                except CacheError:
+                    pass  # damaged, or replaced while read: the builder writes it again
         progress.tick()
         time.sleep(POLL)
     progress.activity = ""
+    _said_loaded(table, folder, progress)
+    return table
+
+
+def _said_loaded(table: IndexTable, folder: Path, progress: Progress) -> None:
+    progress.note(f"index: {len(table.paths):,} files, {len(table.labels):,} speakers from the cache {folder}")
 
 
 @contextmanager
@@ -163,7 +220,7 @@ def _newest_other(home: Path, key: str) -> IndexTable | None:
             best, best_at = folder, meta["info"]["built_at"]
     try:
         return load_table(best) if best is not None else None
-    except OSError:
+    except CacheError:  # damaged: its checks are not reused (the folder goes with the next publish)
         return None
 
 
@@ -178,7 +235,7 @@ def _publish(table: IndexTable, home: Path, folder: Path) -> None:
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
         old = None
-        if folder.exists():  # --reindex: the same key built again
+        if os.path.lexists(folder):  # --reindex, or a damaged entry: the same key built again
             old = home / f".old-{os.getpid()}-{folder.name}"
             os.rename(folder, old)
         os.rename(tmp, folder)
@@ -191,4 +248,68 @@ def _publish(table: IndexTable, home: Path, folder: Path) -> None:
     for other in home.iterdir():
         # earlier keys, and leftovers of killed builders (we hold the lock: nobody else is writing)
         if other != folder and other.name != ".lock":
-            shutil.rmtree(other, ignore_errors=True)
+            _remove(other)
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder, or whatever stands in its place (a damaged entry may be a file)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _builder_pid(name: str) -> int | None:
+    """The pid in ``.tmp-PID-KEY`` / ``.old-PID-KEY`` (how ``_publish`` names its folders)."""
+    parts = name.split("-", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def sweep_stale(home: Path, now: float | None = None) -> list[Path]:
+    """Delete the temporary folders (``.tmp-*``, ``.old-*``) of builders that died; return them.
+
+    Only while nobody builds (the lock is free, taken without waiting), and only a folder whose
+    builder is not a live process of this machine or that is older than ``STALE_AFTER`` (a
+    builder of another machine sharing the cache). A cache hit runs it: leftovers of a killed
+    build do not wait for the next build to go.
+    """
+    try:
+        names = [p for p in home.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+    except OSError:
+        return []
+    if not names:
+        return []
+    try:
+        fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return []
+    removed = []
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return []  # a build is under way: its folder is not stale
+        now = time.time() if now is None else now
+        for path in names:
+            pid = _builder_pid(path.name)
+            try:
+                age = now - path.lstat().st_mtime
+            except OSError:
+                continue
+            if pid is None or not _alive(pid) or age > STALE_AFTER:
+                _remove(path)
+                removed.append(path)
+    finally:
+        os.close(fd)
+    return removed

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.config import Config, config_to_dict
 from engine.data.audio import Problem
-from engine.errors import AudioError
+from engine.errors import AudioError, TrainingError
 from engine.process.distributed import World
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Phase, Progress
@@ -44,6 +44,9 @@ class Recorder:
         self.progress = Progress(quiet=quiet, beat=self._beat)
         self._target = 0
         self._epoch: Phase | None = None
+        #: files said unusable (at indexing, at the start, or where read: said and recorded once each)
+        self._unreadable: set[str] = set()
+        self._read_unusable, self._read_said = 0, 0  # found where read, and how many of them were counted
 
     def say(self, line: str) -> None:
         """A line for the person watching (nothing on ranks other than 0)."""
@@ -59,6 +62,7 @@ class Recorder:
         """The data is ready; these files and speakers of ``what`` were left out: one warning line
         each, then their count (the rows are recorded at ``started``)."""
         self._problems = list(problems)
+        self._unreadable.update(p.path for p in problems if p.kind == "file")  # said once
         for p in problems:
             where = "" if p.path in p.problem else f"{p.path}: "
             self.say(f"train: warning: {where}{p.problem}")
@@ -67,6 +71,26 @@ class Recorder:
             self.say(f"train: warning: skipped {files} unusable file(s) and {len(problems) - files} speaker(s) "
                      f"while preparing {what} (listed above, and in the run's data problems); --strict stops "
                      "at the first instead")
+
+    def unreadable(self, problems: Sequence[Problem], *, strict: bool) -> None:
+        """Training files found unusable where they were read (changed since the index was built):
+        each new one is said in the indexing's warning line and recorded as a data problem; with
+        ``strict`` the first one ends the run. A chunk that found nothing readable ends it always."""
+        fatal = next((p for p in problems if p.fatal), None)
+        new = [p for p in problems if not p.fatal and p.path not in self._unreadable]
+        self._read_unusable += len(new)
+        for p in new:
+            self._unreadable.add(p.path)
+            where = "" if p.path in p.problem else f"{p.path}: "
+            self.say(f"train: warning: {where}{p.problem}")
+        if strict and new:
+            self.problems(new[:1], fatal=True)
+            raise AudioError(f"{new[0].problem} (found while training; without --strict its chunks are drawn "
+                             "from other speech)", path=new[0].path)
+        self.problems(new)
+        if fatal is not None:
+            self.problems([fatal], fatal=True)
+            raise TrainingError(fatal.problem)
 
     def started(self, *, target_epoch: int, epoch: int, step: int, batches: int, chunks: int) -> None:
         """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch): a resumed
@@ -98,6 +122,11 @@ class Recorder:
         self._end_epoch()
         self.say(f"epoch {summary.epoch}/{self._target}  loss {summary.loss:.4f}  lr {summary.lr:.4g}  "
                  f"{summary.chunks_per_s:.0f} chunks/s  {summary.seconds:.1f} s")
+        if self._read_unusable > self._read_said:
+            self._read_said = self._read_unusable
+            self.say(f"train: warning: {self._read_unusable} training file(s) found unusable while reading "
+                     "them so far (listed above, and in the run's data problems): their chunks were drawn from "
+                     "other speech; --strict stops at the first instead, --reindex checks every file again")
 
     def _end_epoch(self) -> None:
         if self._epoch is not None:

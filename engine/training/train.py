@@ -77,6 +77,8 @@ def cmd_train(args: TrainRequest) -> int:
                                          strict=args.strict, seed=args.seed, world=world,
                                          workers=args.parallel, pin_memory=device.type == "cuda",
                                          reindex=args.reindex, progress=progress)
+        if args.strict:  # files changed since the cached index saw them: recorded, then fatal
+            recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
         recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
         if init is not None:
             init.check_classes(data.speakers)
@@ -255,6 +257,8 @@ class Trainer:
         self.carried = None
         stopping = False
         for waveforms, labels in self.data.batches():
+            # files that changed since indexing, met by this batch (its chunks were drawn elsewhere)
+            self.recorder.unreadable(self.data.found(), strict=self.args.strict)
             # both schedules are pure functions of the step: a resumed run needs no scheduler state
             lr = learning_rate(self.config.scheduler, self.step, self.data.batches_per_epoch, self.target)
             for group in self.optimizer.param_groups:

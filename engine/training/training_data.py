@@ -8,6 +8,7 @@ per batch), and later starts load the cached index.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from engine.config import Config
 from engine.data.audio import Problem
 from engine.data.augment import build_augmentation
 from engine.data.batches import BatchLoader, Position, SpeakerIndex, batches_per_epoch, make_loader
+from engine.data.file_checks import changed_problems
 from engine.data.speech_index import derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
@@ -35,6 +37,8 @@ class TrainingData:
     workers: int
     pin_memory: bool
     problems: list[Problem] = field(default_factory=list)
+    #: files whose size or mtime changed since the cached index saw them (among ``problems``)
+    changed: list[Problem] = field(default_factory=list)
     # the one loader of the run (persistent workers); it alone knows which batch comes next
     _loader: BatchLoader | None = None
     _iter: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
@@ -72,6 +76,10 @@ class TrainingData:
                                    pin_memory=self.pin_memory)
         self._iter = iter(self._loader)
 
+    def found(self) -> list[Problem]:
+        """Files found unusable while reading the batches handed out since the last call."""
+        return self._loader.take_found() if self._loader is not None else []
+
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This rank's batches from ``position`` to the end of its epoch."""
         if self._loader is None:  # a run not resumed: from the first batch
@@ -90,20 +98,28 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     """The training files' index (from the cache, else listed, checked and cached); the augmentation.
 
     Under torchrun the local rank 0 of each node builds a missing index, the other ranks wait
-    for it; all of them then memory-map the same cached columns.
+    for it; all of them then memory-map the same cached columns. Files whose size or mtime
+    changed since the index saw them are named as problems (their chunks are drawn elsewhere
+    where they are read; ``train --strict`` refuses them).
     """
     progress = progress or Progress(quiet=not world.is_main)
     request = IndexRequest(protocol=protocol, subset=subset, database=database, reindex=reindex,
                            builder=world.local_rank == 0)
+    began = time.time()
     table = training_table(request, progress)
     index = derive_index(table, config.task.duration, label_min_duration=config.task.label_min_duration,
                          strict=strict)
+    # a cached index is trusted for what it says of the files only while they stay as it saw them:
+    # one stat each (vectorised against its columns) names those that changed since
+    # (an index built just now stat'ed every file moments ago: nothing to look at again)
+    built_now = table.info.get("built_at", 0) >= began
+    changed = changed_problems(table) if world.is_main and not built_now else []
     speech = index.total_speech
     amount = f"{speech / 3600:,.1f} h" if speech >= 3600 else f"{speech:,.0f} s"
     progress.note(f"index: {len(index.speakers):,} speakers with {amount} of usable speech "
                   f"in {len(index.paths):,} files")
     augment = build_augmentation(config.augmentation, sample_rate=config.sample_rate, database=database)
-    problems = list(index.problems) + list(getattr(augment, "problems", None) or [])
+    problems = list(index.problems) + changed + list(getattr(augment, "problems", None) or [])
     return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,
-                        workers=workers, pin_memory=pin_memory, problems=problems)
+                        workers=workers, pin_memory=pin_memory, problems=problems, changed=changed)
 

@@ -155,3 +155,32 @@ def test_the_demo_corpus_feeds_the_loader(demo_corpus: Path) -> None:
     waveforms, labels = next(iter(loader))
     assert waveforms.shape == (8, RATE) and len(set(labels.tolist())) == 4
     assert float(waveforms.abs().mean()) > 0
+
+
+@pytest.mark.parametrize("how", ["shortened", "gone"])
+def test_a_file_damaged_after_indexing_is_drawn_again_the_same_way_everywhere(tmp_path: Path, how: str) -> None:
+    import soundfile as sf
+
+    root = make_corpus(tmp_path / "tiny")
+    index = build_index(subset_files(load_protocol(VOICES, str(root)), "train"), 1.0)
+    before, labels = dataset(index).batch(0, 0)
+    plan = dataset(index).plan(0, 0)
+    path = index.paths[plan.files[0]]
+    if how == "shortened":  # still a valid file, cut to 0.5 s: every crop of the index reaches past it
+        audio, rate = sf.read(path, dtype="float32")
+        sf.write(path, audio[:rate // 2], rate, subtype="FLOAT")
+    else:
+        Path(path).unlink()
+    hit = np.flatnonzero(plan.files == plan.files[0])
+    waveforms, again, problems = dataset(index).checked_batch(0, 0)
+    assert {p.path for p in problems} == {path} and not any(p.fatal for p in problems)
+    assert len(problems) >= len(hit)
+    # the other rows are untouched; the damaged ones hold another chunk of the same speaker
+    others = np.setdiff1d(np.arange(len(labels)), hit)
+    assert np.array_equal(waveforms[others], before[others]) and np.array_equal(again, labels)
+    assert not np.array_equal(waveforms[hit], before[hit])
+    # a pure function of (seed, epoch, batch): the same in a loader worker, reported to this process
+    loader = make_loader(index, CONFIG, workers=1, seed=0, epochs=1)
+    w, lab = next(iter(loader))
+    assert np.array_equal(w.numpy(), waveforms) and np.array_equal(lab.numpy(), again)
+    assert {p.path for p in loader.take_found()} == {path}

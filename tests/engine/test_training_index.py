@@ -304,3 +304,66 @@ def test_sigterm_while_indexing_records_stopped_and_exits_0(scaled: Path, demo_c
                              "(waiting for another process to build the index)")
     assert "Traceback" not in log.read_text()
     assert not (exp / "train" / f"{PROTOCOL}.train" / "weights").exists()
+
+
+def _damage(folder: Path, how: str) -> None:
+    """Damage one entry of the cache as a disk, a user or a crash could."""
+    column = folder / "reg_label.npy"
+    if how == "truncate":
+        with open(column, "r+b") as f:
+            f.truncate(column.stat().st_size // 2)
+    elif how == "empty":
+        column.write_bytes(b"")
+    elif how == "alter":  # still a valid column: the last speaker's regions given to another one
+        labels = np.load(column, mmap_mode="r+")
+        last = labels.max()
+        labels[labels == last] = last - 1
+        labels.flush()
+        del labels
+    elif how == "folder":
+        column.unlink()
+        column.mkdir()
+    elif how == "missing":
+        (folder / "paths.offsets.npy").unlink()
+    elif how == "manifest":
+        manifest = folder / "manifest.json"
+        manifest.write_text(manifest.read_text()[:-40])
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["truncate", "empty", "alter", "folder", "missing", "manifest"])
+def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_path: Path, how: str) -> None:
+    first, _ = build(scaled, tmp_path / "cache")
+    folder = tmp_path / "cache" / f"{PROTOCOL}.train" / first.info["key"]
+    speakers = len(derive_index(first, 2.0).speakers)
+    assert speakers == 16
+    key, labels, paths = first.info["key"], np.array(first.reg_label), first.paths.tolist()
+    del first  # memory-mapped: a truncated column must not be read through it (SIGBUS)
+    _damage(folder, how)
+    again, log = build(scaled, tmp_path / "cache")
+    warnings = [line for line in log.splitlines() if "warning" in line]
+    assert len(warnings) == 1, log
+    assert warnings[0].startswith(f"train: warning: the cached index {folder} is damaged ")
+    assert "Traceback" not in log and "listing" in log  # built again, not trained on
+    assert len(derive_index(again, 2.0).speakers) == speakers
+    assert np.array_equal(again.reg_label, labels) and again.paths.tolist() == paths
+    # the rebuilt entry is whole: the next start loads it without a word
+    third, log = build(scaled, tmp_path / "cache")
+    assert "warning" not in log and "from the cache" in log
+    assert sorted(p.name for p in folder.parent.iterdir()) == [".lock", key]
+
+
+def test_temporary_folders_of_dead_builders_are_swept_at_the_next_start(scaled: Path, tmp_path: Path) -> None:
+    first, _ = build(scaled, tmp_path / "cache")
+    home = tmp_path / "cache" / f"{PROTOCOL}.train"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    stale = home / f".tmp-{int(dead.stdout)}-{first.info['key']}"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "paths.data.npy").write_bytes(b"half")
+    live = home / f".tmp-{os.getpid()}-{first.info['key']}"  # a builder still at work
+    live.mkdir()
+    _, log = build(scaled, tmp_path / "cache")
+    assert "from the cache" in log
+    assert not stale.exists() and live.exists()
