@@ -16,6 +16,7 @@ compared with the one recorded in its database row (:class:`Trust`) before they 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import pickle
@@ -29,16 +30,25 @@ from typing import Any
 
 import numpy as np
 import torch
-
 from torch import nn
 
 from engine.atomic import TMP_PREFIX, atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
 from engine.layout import CheckpointName, TrainingDir
 
-#: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt:
-#: an array of a plain dtype; nothing of these runs other code (torch's own documented list)
-_LEGACY_NUMPY = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+#: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
+#: array of a plain dtype; none of these runs other code: torch's own documented list), also under
+#: the name numpy 1 pickled it by
+_reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
+_LEGACY_NUMPY = [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
+                 type(np.dtype(np.uint32))]
+
+
+def _legacy_numpy() -> contextlib.AbstractContextManager[Any]:
+    """The weights-only unpickler with :data:`_LEGACY_NUMPY` allowed (torch < 2.5 cannot: such files
+    are then refused, as any other object would be)."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    return allow(_LEGACY_NUMPY) if allow is not None else contextlib.nullcontext()
 
 
 def epoch_path(trn_dir: Path, epoch: CheckpointName) -> Path:
@@ -192,7 +202,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     if trust is not None:
         trust.check(path, digest)
     try:
-        with torch.serialization.safe_globals(_LEGACY_NUMPY):
+        with _legacy_numpy():
             payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise _refusal(path, e) or _damaged(path, e) from e

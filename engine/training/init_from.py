@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from engine.config import Config, config_diff, config_to_dict
@@ -95,8 +96,11 @@ def load_init(path: str | Path, *, config: Config, classifier: bool, trust: ckpt
             raise TrainingError(f"--init-classifier: {path} holds no classifier (averaged weights keep the "
                                 "network only); fork from an epoch checkpoint, or drop --init-classifier")
     # the network is cheap to build: a checkpoint whose tensors are not what its config says
-    # (edited, or from another release) is told now rather than after indexing
-    ckpt.fit_state(build_model(config), saved["model"], path, _FIX)
+    # (edited, or from another release) is told now rather than after indexing; built on a forked
+    # RNG, so that the run draws exactly what it drew before this check existed
+    with torch.random.fork_rng(devices=[]):
+        network = build_model(config)
+    ckpt.fit_state(network, saved["model"], path, _FIX)
     epoch = saved.get("epoch") if isinstance(saved.get("epoch"), int) else None
     return InitFrom(path=path, epoch=epoch, sha256=loaded.sha256, model=saved["model"], loss=loss,
                     classes=saved.get("speakers") or [])
