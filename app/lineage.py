@@ -31,9 +31,11 @@ def lineage_lines(train: Run, parent: Run | None, show: Any = str) -> list[str]:
         return []
     epoch = train.init_epoch
     where = f"epoch {epoch}" if epoch is not None else "a checkpoint"
+    # the file's hash as the fork read it: whether the parent's checkpoint is still that one can be checked
+    sha = f", sha256 {train.init_sha256[:12]}…" if train.init_sha256 else ""
     if parent is None:
-        return [f"forked from {where} of a run this database does not hold: {show(train.init_from)}"]
-    lines = [f"forked from [b]#{parent.id} {parent.name or ''}[/b] {where} ({show(train.init_from)})"]
+        return [f"forked from {where} of a run this database does not hold: {show(train.init_from)}{sha}"]
+    lines = [f"forked from [b]#{parent.id} {parent.name or ''}[/b] {where} ({show(train.init_from)}{sha})"]
     mine, theirs = train.config, parent.config
     if not isinstance(mine, dict) or not isinstance(theirs, dict):
         return lines

@@ -32,6 +32,12 @@ def _db_options(p: argparse.ArgumentParser, database: bool = True) -> None:
                             "else ./database.yml, else ~/.pyannote/database.yml)")
 
 
+def _trust_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="use a checkpoint even if its file changed since the runs database recorded its "
+                        "sha256 (default: refuse it)")
+
+
 def _der_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--collar", type=float, default=0.0, metavar="SECONDS",
                    help="forgiveness collar, whole width around each reference boundary, as pyannote.metrics "
@@ -66,6 +72,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                         "experiment with the same architecture): a fine-tuning fork, recorded as such")
     p.add_argument("--init-classifier", action="store_true",
                    help="with --init-from: also reuse its classifier (the training classes must be the same)")
+    _trust_option(p)
     _db_options(p)
     p.add_argument("exp_dir", metavar="EXP_DIR", help="experiment directory holding config.yml")
     p.add_argument("protocol", metavar="PROTOCOL",
@@ -133,6 +140,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=64, metavar="B", help="windows per batch (default: 64)")
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
                    help="seconds between looks for new checkpoints (default: 2)")
+    _trust_option(p)
     _db_options(p)
     p.add_argument("trn_dir", metavar="TRN_DIR", help="training directory (EXP_DIR/train/PROTOCOL.SUBSET)")
     p.add_argument("protocol", metavar="PROTOCOL", help="speaker verification protocol with trials")
@@ -160,6 +168,7 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--diarize", action="store_true",
                    help="then run the diarization check (as `spkemb-engine diarize`) on the extracted subset")
     _der_options(p)
+    _trust_option(p)
     _db_options(p)
     p.add_argument("val_dir", metavar="VAL_DIR", help=f"validation directory holding {PARAMS}")
     p.add_argument("protocol", metavar="PROTOCOL", help="protocol whose files to embed")
@@ -176,6 +185,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, choices=["onnx", "torchscript"],
                    help="default: from FILE's suffix (.onnx; .pt or .ts for TorchScript)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    _trust_option(p)
+    _db_options(p, database=False)
     p.add_argument("val_dir", metavar="VAL_DIR", help=f"validation directory holding {PARAMS}")
 
 
@@ -212,6 +223,7 @@ def _add_average(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
     which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
+    _trust_option(p)
     _db_options(p, database=False)
     p.add_argument("dir", metavar="DIR", help="TRN_DIR (with --last) or VAL_DIR (with --top)")
 

@@ -45,6 +45,8 @@ class TrainOptions(Request):
     events: bool = False
     init_from: str | None = None
     init_classifier: bool = False
+    #: use a checkpoint whose file changed since its row recorded its sha256
+    trust_checkpoint: bool = False
     db: str | None = None
     database: str | None = None
 
@@ -88,6 +90,7 @@ class ValidateRequest(Request):
     device: str | None = None
     batch: int = 64
     poll: float = 2.0
+    trust_checkpoint: bool = False
     db: str | None = None
     database: str | None = None
 
@@ -116,6 +119,7 @@ class ApplyRequest(DiarizationOptions):
     device: str | None = None
     batch: int = 128
     diarize: bool = False
+    trust_checkpoint: bool = False
     db: str | None = None
     database: str | None = None
 
@@ -139,6 +143,8 @@ class ExportRequest(Request):
     output: str
     epoch: str | None = None
     format: str | None = None
+    trust_checkpoint: bool = False
+    db: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +163,7 @@ class AverageRequest(Request):
     dir: str
     last: int | None = None
     top: int | None = None
+    trust_checkpoint: bool = False
     db: str | None = None
 
 

@@ -42,14 +42,14 @@ from engine.data.audio import check_files, num_samples
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
 from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, ValidationDir
-from engine.process.checkpoints import file_sha256
+from engine.process.checkpoints import Trust, file_sha256
 from engine.process.distributed import pick_device
 from engine.process.recording import Recorder, open_run
 from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction
 from engine.requests import ApplyRequest
 from engine.store import recorder as open_writer
-from engine.validation.embed import FileSignal, embed, load_model, window_starts
+from engine.validation.embed import FileSignal, embed, load_network, window_starts
 from engine.validation.selection import chosen_checkpoint
 
 
@@ -79,27 +79,28 @@ class Extractor:
     embed: Callable[[Any, np.ndarray, int], np.ndarray]
     #: the epoch the checkpoint was saved at (an average's last epoch), when already read
     saved_epoch: int | None = None
-    #: the checkpoint's sha256, when reading the network already hashed it (an onnxruntime export)
+    #: the checkpoint's sha256, when reading the network already hashed it
     checkpoint_sha256: str | None = None
 
-    def last_epoch(self, checkpoint: Path) -> int:
+    def last_epoch(self, checkpoint: Path, trust: Trust | None = None) -> int:
         """The epoch ``checkpoint`` was saved at: for averaged weights, the last epoch they average."""
         if self.saved_epoch is not None:
             return self.saved_epoch
         from engine.process.checkpoints import load_checkpoint
 
-        return int(load_checkpoint(checkpoint).get("epoch") or 0)
+        return int(load_checkpoint(checkpoint, trust=trust).get("epoch") or 0)
 
 
-def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName) -> Extractor:
-    """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime."""
+def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trust: Trust) -> Extractor:
+    """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime
+    (the checkpoint checked against its row by ``trust``)."""
     if args.runtime == "onnxruntime":
         from engine.extraction.onnx_runtime import onnx_embedder
 
         if args.shared:
             raise SpkembError("--shared is a path of the torch runtime; onnxruntime runs every window "
                               "through the exported network (drop --shared, or use --runtime torch)")
-        ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu")
+        ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu", trust=trust)
         return Extractor("onnxruntime", f"{args.device or 'cpu'} (onnxruntime)", ort.sample_rate, ort.duration,
                          ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch),
                          checkpoint_sha256=ort.metadata["spkemb.checkpoint_sha256"])
@@ -107,12 +108,14 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName) -> E
         raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
                           "or drop --model to use the checkpoint")
     device = pick_device(args.device)
-    model, config, payload = load_model(checkpoint, device)
+    network = load_network(checkpoint, device, trust=trust)
+    model, config = network.model, network.config
     mode = "shared" if args.shared else "exact"
     return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
                      int(model.dimension),
                      lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch),
-                     saved_epoch=int(payload.get("epoch") or 0))
+                     saved_epoch=int(network.checkpoint.payload.get("epoch") or 0),
+                     checkpoint_sha256=network.checkpoint.sha256)
 
 
 def cmd_apply(args: ApplyRequest) -> int:
@@ -120,10 +123,11 @@ def cmd_apply(args: ApplyRequest) -> int:
     val = _validation_dir(args)
     epoch = chosen_checkpoint(val.root, args.epoch)
     checkpoint = val.training.checkpoint(epoch)
-    extractor = _extractor(args, checkpoint, epoch)
+    trust = Trust(args.db, accept_changed=args.trust_checkpoint)
+    extractor = _extractor(args, checkpoint, epoch, trust)
     # averaged weights (avg-top5) are recorded by name, with the last epoch they average
     named = epoch if isinstance(epoch, str) else None
-    last_epoch = extractor.last_epoch(checkpoint) if named else epoch
+    last_epoch = extractor.last_epoch(checkpoint, trust) if named else epoch
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
     window = num_samples(extractor.duration, extractor.sample_rate)
     hop = max(1, int(round(args.step * window)))

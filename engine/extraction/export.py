@@ -41,9 +41,9 @@ from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.sincnet import SincConv1d
-from engine.process.checkpoints import file_sha256, package_version
+from engine.process.checkpoints import Trust, file_sha256, package_version
 from engine.requests import ExportRequest
-from engine.validation.embed import load_model
+from engine.validation.embed import load_network
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -86,8 +86,10 @@ def exportable(model: nn.Module) -> ExportedEmbedding:
     return ExportedEmbedding(model).eval()
 
 
-def export_metadata(config: Config, model: nn.Module, checkpoint: Path, name: CheckpointName) -> dict[str, str]:
-    """The ``spkemb.*`` metadata of an exported network (see the module docstring)."""
+def export_metadata(config: Config, model: nn.Module, checkpoint: Path, name: CheckpointName,
+                    sha256: str | None = None) -> dict[str, str]:
+    """The ``spkemb.*`` metadata of an exported network (see the module docstring); ``sha256`` is the
+    checkpoint's when its bytes were hashed as they were read (else the file is hashed now)."""
     return {
         "spkemb.format": METADATA_FORMAT,
         "spkemb.config": dump_config(config),
@@ -96,7 +98,7 @@ def export_metadata(config: Config, model: nn.Module, checkpoint: Path, name: Ch
         "spkemb.dimension": str(int(model.dimension)),
         "spkemb.min_samples": str(int(model.min_samples)),
         "spkemb.checkpoint": str(Path(checkpoint).resolve()),
-        "spkemb.checkpoint_sha256": file_sha256(checkpoint),
+        "spkemb.checkpoint_sha256": sha256 or file_sha256(checkpoint),
         "spkemb.epoch": str(name),
         "spkemb.version": package_version(),
     }
@@ -155,10 +157,13 @@ def resolve_name(val_dir: ValidationDir, text: str | None) -> CheckpointName:
     return chosen_checkpoint(val_dir.root, name)
 
 
-def export_checkpoint(checkpoint: Path, name: CheckpointName, fmt: str, output: Path) -> dict[str, str]:
-    """Write the network of ``checkpoint`` to ``output`` as ``fmt`` (atomically); its metadata."""
-    model, config, _ = load_model(checkpoint, "cpu")
-    metadata = export_metadata(config, model, checkpoint, name)
+def export_checkpoint(checkpoint: Path, name: CheckpointName, fmt: str, output: Path, *,
+                      trust: Trust | None = None) -> dict[str, str]:
+    """Write the network of ``checkpoint`` (checked against its row by ``trust``) to ``output`` as
+    ``fmt`` (atomically); its metadata."""
+    network = load_network(checkpoint, "cpu", trust=trust)
+    model, config = network.model, network.config
+    metadata = export_metadata(config, model, checkpoint, name, network.checkpoint.sha256)
     data = onnx_bytes(model, metadata) if fmt == "onnx" else torchscript_bytes(model, metadata)
     atomic_write(output, lambda f: f.write(data), mode="wb")
     return metadata
@@ -187,7 +192,8 @@ def cmd_export(args: ExportRequest) -> int:
         raise SpkembError(f"-o {output} is a directory: name the file to write, e.g. {output / 'embedding.onnx'}")
     name = resolve_name(val_dir, args.epoch)
     checkpoint = val_dir.training.checkpoint(name)
-    metadata = export_checkpoint(checkpoint, name, fmt, output)
+    metadata = export_checkpoint(checkpoint, name, fmt, output,
+                                 trust=Trust(args.db, accept_changed=args.trust_checkpoint))
     say(f"export: {checkpoint_label(name)} ({checkpoint}, sha256 {metadata['spkemb.checkpoint_sha256'][:12]}…) "
         f"-> {output} ({fmt}, {output.stat().st_size / 1e6:.1f} MB; input {INPUT} (batch, samples) at "
         f"{metadata['spkemb.sample_rate']} Hz, at least {metadata['spkemb.min_samples']} samples)")

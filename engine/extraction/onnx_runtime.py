@@ -11,12 +11,16 @@ metadata, not from a checkpoint; this module needs no torch.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
 
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, is_torchscript, read_metadata
+
+if TYPE_CHECKING:
+    from engine.process.checkpoints import Trust
 
 
 class OnnxEmbedder:
@@ -87,14 +91,17 @@ class OnnxEmbedder:
 
 
 def onnx_embedder(checkpoint: Path, name: str | int, model_file: Path | None, *, device: str = "cpu",
-                  threads: int | None = None) -> OnnxEmbedder:
+                  threads: int | None = None, trust: Trust | None = None) -> OnnxEmbedder:
     """The network of ``checkpoint`` in onnxruntime: from ``model_file`` (checked to come from that
-    checkpoint), else exported to a temporary file on the fly.
+    checkpoint), else exported to a temporary file on the fly; the checkpoint checked against its
+    row by ``trust``.
 
     Raises
     ------
     SpkembError
         When ``model_file`` was exported from another checkpoint (or another version of it).
+    CheckpointError
+        When the checkpoint changed since its row recorded it (or cannot be read to export it).
     """
     import tempfile
 
@@ -103,6 +110,8 @@ def onnx_embedder(checkpoint: Path, name: str | int, model_file: Path | None, *,
     if model_file is not None:
         embedder = OnnxEmbedder(Path(model_file), device=device, threads=threads)
         wanted = file_sha256(checkpoint)
+        if trust is not None:
+            trust.check(Path(checkpoint), wanted)
         if embedder.metadata["spkemb.checkpoint_sha256"] != wanted:
             raise SpkembError(
                 f"--model {model_file} was exported from {embedder.metadata['spkemb.checkpoint']} "
@@ -114,6 +123,6 @@ def onnx_embedder(checkpoint: Path, name: str | int, model_file: Path | None, *,
 
     with tempfile.TemporaryDirectory(prefix="spkemb-export-") as folder:
         path = Path(folder) / "embedding.onnx"
-        export_checkpoint(checkpoint, name, "onnx", path)
+        export_checkpoint(checkpoint, name, "onnx", path, trust=trust)
         # the session holds the model in memory: the file may go
         return OnnxEmbedder(path, device=device, threads=threads)

@@ -5,21 +5,50 @@ the loss's classifier, the optimizer, the epoch and step, the position in the
 batch sequence, every RNG state, the resolved config and the package version.
 It is written to a temporary file in the same folder, fsynced, renamed, and the
 folder fsynced; only then may its database row be inserted (docs/training.md, "Checkpoints").
+
+A checkpoint is read as data only (``torch.load(weights_only=True)``): tensors, numbers, text,
+lists and dicts. A file carrying any other pickled object (which could run code while loading)
+is refused before the object is built. The RNG states are therefore stored as plain numbers;
+files of earlier releases, which held numpy's state as an array, are still read, with exactly the
+numpy types that rebuild an array allowed. The file's bytes are read once: their sha256 is
+compared with the one recorded in its database row (:class:`Trust`) before they are unpickled.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
+import pickle
 import random
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from engine.atomic import TMP_PREFIX, atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
 from engine.layout import CheckpointName, TrainingDir
+
+#: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
+#: array of a plain dtype; none of these runs other code: torch's own documented list), also under
+#: the name numpy 1 pickled it by
+_reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
+_LEGACY_NUMPY = [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
+                 type(np.dtype(np.uint32))]
+
+
+def _legacy_numpy() -> contextlib.AbstractContextManager[Any]:
+    """The weights-only unpickler with :data:`_LEGACY_NUMPY` allowed (torch < 2.5 cannot: such files
+    are then refused, as any other object would be)."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    return allow(_LEGACY_NUMPY) if allow is not None else contextlib.nullcontext()
 
 
 def epoch_path(trn_dir: Path, epoch: CheckpointName) -> Path:
@@ -40,10 +69,12 @@ def package_version() -> str:
 
 
 def rng_state() -> dict[str, Any]:
-    """Every RNG the training process draws from."""
+    """Every RNG the training process draws from, as tensors and plain numbers (weights-only loadable)."""
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [int(version), [int(k) for k in internal], gauss],
+        "numpy": [str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -52,17 +83,37 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore :func:`rng_state`'s states (also those of earlier releases: tuples and a numpy array)."""
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(k) for k in internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+@dataclass(frozen=True)
+class Saved:
+    """A checkpoint written: where, and the sha256 of its bytes (for its database row)."""
+
+    path: Path
+    sha256: str
+
+
+def write_checkpoint(path: Path, payload: dict[str, Any]) -> Saved:
+    """Write ``payload`` to ``path`` atomically; the bytes are hashed as written, not read back."""
+    payload = {**payload, "version": package_version()}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()
+    return Saved(atomic_write(path, lambda f: f.write(data), mode="wb"), digest)
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
-    payload = {**payload, "version": package_version()}
-    return atomic_write(path, lambda f: torch.save(payload, f), mode="wb")
+    return write_checkpoint(path, payload).path
 
 
 def sweep_stale(trn_dir: Path) -> list[Path]:
@@ -76,25 +127,132 @@ def sweep_stale(trn_dir: Path) -> list[Path]:
     return removed
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
+@dataclass(frozen=True)
+class Trust:
+    """What a command checks a checkpoint against before using it: the sha256 its row in the
+    runs database ``db`` recorded (``--db``; None: the default database), unless
+    ``accept_changed`` (``--trust-checkpoint``)."""
+
+    db: str | None = None
+    accept_changed: bool = False
+
+    def recorded(self, path: Path) -> str | None:
+        """The sha256 recorded with ``path``'s newest row; None without a database, row or hash.
+
+        A database on a network filesystem is not opened (runs there record to event files, which
+        ``import`` brings in; SQLite's locks are not to be trusted there).
+        """
+        from engine.store import default_db_path, is_network_fs, open_store
+
+        db = default_db_path(self.db)
+        if not db.is_file() or is_network_fs(db):
+            return None
+        with open_store(db, readonly=True) as store:
+            return store.checkpoint_sha256(path)
+
+    def check(self, path: Path, sha256: str) -> None:
+        """Refuse ``path`` whose bytes (``sha256``) are not those its row recorded."""
+        recorded = self.recorded(path)
+        if recorded is None or recorded == sha256 or self.accept_changed:
+            return
+        raise CheckpointError(f"checkpoint {path} changed since it was recorded (sha256 {recorded[:12]}… "
+                              f"recorded, {sha256[:12]}… now): --trust-checkpoint to use it anyway, or put back "
+                              "the file that was recorded (or train/average again to write a new one)")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A checkpoint read: its path, the sha256 of the bytes read, and what they hold."""
+
+    path: Path
+    sha256: str
+    payload: dict[str, Any]
+
+
+def _refusal(path: Path, error: pickle.UnpicklingError) -> CheckpointError | None:
+    """One line for a file that the weights-only unpickler refused (None: another error)."""
+    text = str(error)
+    if "Weights only load failed" not in text:
+        return None
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    what = f"a pickled {found.group(1)}" if found else "a pickled object that is no tensor, number or text"
+    return CheckpointError(f"checkpoint {path} holds {what}, which could run code when loaded, and was refused "
+                           "unread: spkemb checkpoints hold weights only; do not use this file (delete it, or "
+                           "replace it with one spkemb wrote)")
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
+                    trust: Trust | None = None) -> Loaded:
+    """Read a checkpoint written by :func:`save_checkpoint`, as data only, checked against ``trust``.
 
     Raises
     ------
     CheckpointError
-        When the file is missing, truncated or not one of ours.
+        When the file is missing, truncated, not one of ours, holds a pickled object other
+        than data, or differs from the one its database row recorded.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist: train first, or pick an epoch that has one")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
+        data = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror or e}): check its permissions") from e
+    digest = hashlib.sha256(data).hexdigest()
+    if trust is not None:
+        trust.check(path, digest)
+    try:
+        with _legacy_numpy():
+            payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise _refusal(path, e) or _damaged(path, e) from e
     except Exception as e:  # torch raises several unrelated types for a damaged file
-        raise CheckpointError(f"checkpoint {path} cannot be read ({e}): it is damaged; "
-                              "delete it and resume from an earlier one") from e
+        raise _damaged(path, e) from e
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not a spkemb checkpoint (no model/config inside)")
-    return payload
+    return Loaded(path, digest, payload)
+
+
+def _damaged(path: Path, error: Exception) -> CheckpointError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return CheckpointError(f"checkpoint {path} cannot be read ({first}): it is damaged; "
+                           "delete it and resume from an earlier one")
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
+                    trust: Trust | None = None) -> dict[str, Any]:
+    """What :func:`read_checkpoint` reads, without its hash."""
+    return read_checkpoint(path, map_location, trust=trust).payload
+
+
+def _shape(value: Any) -> str:
+    return str(list(value.shape)) if isinstance(value, torch.Tensor) else "absent" if value is None else \
+        type(value).__name__
+
+
+def first_difference(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    """The first tensor two state dicts do not share with the same shape: (name, its shape in
+    ``theirs``, in ``ours``), shapes as ``[512, 60]`` or ``absent``; None when they agree."""
+    for key in [*ours, *(k for k in theirs if k not in ours)]:
+        a, b = theirs.get(key), ours.get(key)
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape):
+            return key, _shape(a), _shape(b)
+    return None
+
+
+def fit_state(module: nn.Module, state: Mapping[str, Any], path: Path, fix: str) -> None:
+    """Refuse, in one line, a state dict whose tensors are not ``module``'s (names and shapes).
+
+    Raises
+    ------
+    CheckpointError
+        Naming ``path``, the first differing tensor, both shapes, and ``fix``.
+    """
+    differs = first_difference(state, module.state_dict())
+    if differs is not None:
+        key, theirs, mine = differs
+        raise CheckpointError(f"checkpoint {path} does not fit this network: {key} is {theirs} there and "
+                              f"{mine} here; {fix}")
 
 
 def epochs_on_disk(trn_dir: Path) -> list[int]:

@@ -75,10 +75,11 @@ class Run:
     best_eer: float | None = None
     best_how: str | None = None
     best_checkpoint: str | None = None
-    # a fork (``train --init-from``): the checkpoint it started from, its epoch and run
+    # a fork (``train --init-from``): the checkpoint it started from, its epoch, run and sha256
     init_from: str | None = None
     init_epoch: int | None = None
     init_run_id: int | None = None
+    init_sha256: str | None = None
     #: the database's change counter of this row (``runs.changed``), None for a run not read from it
     changed: int | None = None
 

@@ -31,7 +31,8 @@ class Checkpoint:
     """A checkpoint file already on disk (its row is the commit marker that watchers trust).
 
     Averaged weights (``spkemb-engine average``) carry their ``name`` (``avg-top5``), the epochs
-    that went in (``averaged``) and, as ``epoch``, the last of them.
+    that went in (``averaged``) and, as ``epoch``, the last of them. ``sha256`` is the file's as
+    written (None in rows and event files of earlier releases).
     """
 
     epoch: int
@@ -40,10 +41,12 @@ class Checkpoint:
     partial: bool
     name: str | None = None
     averaged: list[int] | None = None
+    sha256: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Checkpoint:
         """The checkpoint a ``checkpoints`` row holds (``averaged`` is JSON there, ``partial`` 0 or 1)."""
         averaged = row.get("averaged")
         return cls(epoch=int(row["epoch"]), step=row.get("step"), path=row["path"], partial=bool(row["partial"]),
-                   name=row.get("name"), averaged=json.loads(averaged) if isinstance(averaged, str) else averaged)
+                   name=row.get("name"), averaged=json.loads(averaged) if isinstance(averaged, str) else averaged,
+                   sha256=row.get("sha256"))

@@ -182,6 +182,17 @@ WHERE cur.best_epoch IS NOT e.epoch
       IS NOT (CASE WHEN e.checkpoint_name LIKE 'avg-%' THEN e.checkpoint_name ELSE '' END)""")
 
 
+@migrations()
+def m007_checkpoint_hashes(db: Database) -> None:
+    """``checkpoints.sha256``: the hash of the file as written, so that a file replaced under its row
+    is noticed before it is used; ``runs.init_sha256``: that of the checkpoint a fork started from.
+
+    Rows of earlier releases keep NULL (nothing to compare: their files are used as they are).
+    """
+    db["checkpoints"].add_column("sha256", str)
+    db["runs"].add_column("init_sha256", str)
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

@@ -149,11 +149,20 @@ class StoreReads:
 
     def checkpoints(self, run_id: int) -> list[dict[str, Any]]:
         """Checkpoints of a run, oldest first (``partial`` as bool; ``name`` set on averaged weights)."""
-        rows = self._read("SELECT epoch, step, path, partial, time, name, averaged FROM checkpoints "
+        rows = self._read("SELECT epoch, step, path, partial, time, name, averaged, sha256 FROM checkpoints "
                           "WHERE run_id = ? ORDER BY id", (run_id,))
         for row in rows:
             row["partial"] = bool(row["partial"])
         return rows
+
+    def checkpoint_sha256(self, path: str | os.PathLike[str]) -> str | None:
+        """The sha256 recorded with the newest row of the file ``path`` (by its absolute or real
+        path); None when no row, or only rows of earlier releases, name it."""
+        names = sorted({os.path.abspath(path), os.path.realpath(path)})
+        marks = ", ".join("?" * len(names))
+        rows = self._read(f"SELECT sha256 FROM checkpoints WHERE path IN ({marks}) AND sha256 IS NOT NULL "
+                          "ORDER BY id DESC LIMIT 1", tuple(names))
+        return rows[0]["sha256"] if rows else None
 
     def validations(self, run_id: int | None = None, *,
                     train_run_id: int | None = None) -> list[dict[str, Any]]:

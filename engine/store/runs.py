@@ -134,12 +134,13 @@ class Store(StoreReads, StoreResults):
                    device: str | None, target_epoch: int | None = None,
                    parent_id: int | None = None, name: str | None = None,
                    log_path: str | os.PathLike[str] | None = None, init_from: str | None = None,
-                   init_epoch: int | None = None, init_run_id: int | None = None, status: str = "running",
+                   init_epoch: int | None = None, init_run_id: int | None = None,
+                   init_sha256: str | None = None, status: str = "running",
                    _at: float | None = None, _origin: dict[str, Any] | None = None) -> int:
         """Record a new ``running`` (or ``indexing``) run of this process; returns its id.
 
-        ``init_from``, ``init_epoch`` and ``init_run_id`` are a forked run's lineage
-        (``train --init-from``): the checkpoint, its epoch and the run that wrote it.
+        ``init_from``, ``init_epoch``, ``init_run_id`` and ``init_sha256`` are a forked run's lineage
+        (``train --init-from``): the checkpoint, its epoch, the run that wrote it and its hash.
 
         Host, pid, the pid's start time (``/proc``) and ``$SLURM_JOB_ID`` are taken
         from the calling process, so that ``mark_lost`` can tell when it dies.
@@ -160,7 +161,7 @@ class Store(StoreReads, StoreResults):
                "command": json.dumps([str(c) for c in command]), "parent_id": parent_id,
                "device": device, "heartbeat_at": now, "target_epoch": target_epoch,
                "log_path": _abs(log_path), "init_from": _abs(init_from), "init_epoch": init_epoch,
-               "init_run_id": init_run_id, **origin}
+               "init_run_id": init_run_id, "init_sha256": init_sha256, **origin}
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
         with self.transaction() as conn:
@@ -258,10 +259,10 @@ class Store(StoreReads, StoreResults):
             # earlier rows of the same file (resume.pt written again, an epoch's file recorded again
             # after a resume) describe content that is gone
             conn.execute("DELETE FROM checkpoints WHERE run_id = ? AND path = ?", (run_id, _abs(c.path)))
-            conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time, name, averaged) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            conn.execute("INSERT INTO checkpoints (run_id, epoch, step, path, partial, time, name, averaged, "
+                         "sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          (run_id, c.epoch, c.step, _abs(c.path), int(bool(c.partial)), now, c.name,
-                          None if c.averaged is None else json.dumps([int(e) for e in c.averaged])))
+                          None if c.averaged is None else json.dumps([int(e) for e in c.averaged]), c.sha256))
 
     def remove_checkpoint(self, run_id: int, *, path: str | os.PathLike[str],
                           _at: float | None = None) -> None:

@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from engine.config import Config, config_diff, config_to_dict
 from engine.errors import TrainingError
 from engine.layout import checkpoint_file
+from engine.model import build_model
 from engine.process import checkpoints as ckpt
 from engine.store.writer import RunWriter
+
+_FIX = ("fork from a checkpoint of this config's architecture (or set config.yml's architecture and "
+        "feature_extraction to those of the checkpoint's run)")
 
 #: sections whose difference makes a network's weights meaningless in the new run
 _NETWORK_SECTIONS = ("architecture", "feature_extraction")
@@ -31,6 +36,7 @@ class InitFrom:
 
     path: Path
     epoch: int | None
+    sha256: str  # of the file as read
     model: dict[str, Any]
     loss: dict[str, Any] | None  # the classifier, only with --init-classifier
     classes: list[str]  # the training classes of the checkpoint's run
@@ -44,28 +50,34 @@ class InitFrom:
 
     def apply(self, model: nn.Module, loss: nn.Module) -> None:
         """Load the weights into the new run's network (and classifier)."""
+        ckpt.fit_state(model, self.model, self.path, _FIX)
         model.load_state_dict(self.model)
         if self.loss is not None:
+            ckpt.fit_state(loss, self.loss, self.path, "drop --init-classifier to start a new classifier")
             loss.load_state_dict(self.loss)
 
     def lineage(self, writer: Any) -> dict[str, Any]:
-        """What the new run records of its parent: checkpoint path, epoch, and run id when known."""
-        return {"init_from": str(self.path), "init_epoch": self.epoch, "init_run_id": parent_run_id(writer, self.path)}
+        """What the new run records of its parent: checkpoint path, epoch, sha256, and run id when known."""
+        return {"init_from": str(self.path), "init_epoch": self.epoch, "init_sha256": self.sha256,
+                "init_run_id": parent_run_id(writer, self.path)}
 
 
-def load_init(path: str | Path, *, config: Config, classifier: bool) -> InitFrom:
-    """Read ``path`` and check it can start a run of ``config`` (before the data is indexed).
+def load_init(path: str | Path, *, config: Config, classifier: bool, trust: ckpt.Trust | None = None) -> InitFrom:
+    """Read ``path`` (checked against its row by ``trust``) and check it can start a run of ``config``
+    (before the data is indexed).
 
     Raises
     ------
     CheckpointError
-        The file is missing, damaged or not a spkemb checkpoint.
+        The file is missing, damaged, not a spkemb checkpoint, changed since its row recorded it,
+        or its tensors are not those of ``config``'s network (the first differing one named).
     TrainingError
         Its network differs from ``config``'s (named by the first differing key), or, with
         ``classifier``, it was trained with another loss.
     """
     path = Path(path).resolve()
-    saved = ckpt.load_checkpoint(path)
+    loaded = ckpt.read_checkpoint(path, trust=trust)
+    saved = loaded.payload
     ours = config_to_dict(config)
     for section in _NETWORK_SECTIONS:
         diff = config_diff({section: saved["config"].get(section)}, {section: ours[section]})
@@ -83,8 +95,15 @@ def load_init(path: str | Path, *, config: Config, classifier: bool) -> InitFrom
         if loss is None:
             raise TrainingError(f"--init-classifier: {path} holds no classifier (averaged weights keep the "
                                 "network only); fork from an epoch checkpoint, or drop --init-classifier")
+    # the network is cheap to build: a checkpoint whose tensors are not what its config says
+    # (edited, or from another release) is told now rather than after indexing; built on a forked
+    # RNG, so that the run draws exactly what it drew before this check existed
+    with torch.random.fork_rng(devices=[]):
+        network = build_model(config)
+    ckpt.fit_state(network, saved["model"], path, _FIX)
     epoch = saved.get("epoch") if isinstance(saved.get("epoch"), int) else None
-    return InitFrom(path=path, epoch=epoch, model=saved["model"], loss=loss, classes=saved.get("speakers") or [])
+    return InitFrom(path=path, epoch=epoch, sha256=loaded.sha256, model=saved["model"], loss=loss,
+                    classes=saved.get("speakers") or [])
 
 
 def parent_run_id(writer: RunWriter, path: Path) -> int | None:

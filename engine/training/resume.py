@@ -55,17 +55,18 @@ class ResumePoint:
         return self.saved.get("epoch_so_far") if self.batch else None
 
 
-def resume_point(trn_dir: Path, device: torch.device | str = "cpu") -> ResumePoint:
-    """The newest complete checkpoint of ``trn_dir``, loaded.
+def resume_point(trn_dir: Path, device: torch.device | str = "cpu", *,
+                 trust: ckpt.Trust | None = None) -> ResumePoint:
+    """The newest complete checkpoint of ``trn_dir``, loaded (checked against its row by ``trust``).
 
     Raises
     ------
     TrainingError
         When TRN_DIR holds no checkpoint yet.
     CheckpointError
-        When the newest one cannot be read.
+        When the newest one cannot be read, or changed since its row recorded it.
     """
     path = ckpt.latest_checkpoint(trn_dir)
     if path is None:
         raise TrainingError(f"--resume: {trn_dir} has no checkpoint yet; train without --resume")
-    return ResumePoint(path, ckpt.load_checkpoint(path, map_location=device))
+    return ResumePoint(path, ckpt.load_checkpoint(path, map_location=device, trust=trust))

@@ -33,6 +33,8 @@ def _train_arguments(args: SbatchRequest) -> list[str]:
         argv.append("--strict")
     if args.events:
         argv.append("--events")
+    if args.trust_checkpoint:
+        argv.append("--trust-checkpoint")
     if getattr(args, "init_from", None):
         argv += ["--init-from", str(Path(args.init_from).resolve())]
         if args.init_classifier:

@@ -61,10 +61,11 @@ def cmd_train(args: TrainRequest) -> int:
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
-    resume = resume_point(trn_dir, device) if args.resume else None
+    trust = ckpt.Trust(args.db, accept_changed=args.trust_checkpoint)
+    resume = resume_point(trn_dir, device, trust=trust) if args.resume else None
     # a resumed fork continues from its own checkpoints: its lineage is recorded already
     init = None if resume is not None or not args.init_from else load_init(
-        args.init_from, config=config, classifier=args.init_classifier)
+        args.init_from, config=config, classifier=args.init_classifier, trust=trust)
     stop = StopRequest().install()
     # the run is recorded (`indexing`) before the data is listed: visible from the start
     recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir, device=str(device),
@@ -183,6 +184,9 @@ class Trainer:
         if saved["speakers"] != self.data.speakers:
             raise TrainingError(f"--resume: {resume.path} was trained on other speakers than {self.args.protocol} "
                                 f"{self.args.subset} lists now; resume with the same protocol and files")
+        fix = "resume with the config.yml it was trained with"
+        ckpt.fit_state(self.model, saved["model"], resume.path, fix)
+        ckpt.fit_state(self.loss, saved["loss"], resume.path, fix)
         self.model.load_state_dict(saved["model"])
         self.loss.load_state_dict(saved["loss"])
         self.optimizer.load_state_dict(saved["optimizer"])
@@ -195,8 +199,9 @@ class Trainer:
     def save(self, partial: bool, so_far: dict | None = None) -> None:
         if self.world.is_main:
             path = ckpt.resume_path(self.trn_dir) if partial else ckpt.epoch_path(self.trn_dir, self.epoch)
-            ckpt.save_checkpoint(path, {**self.state(), "epoch_so_far": so_far})
-            self.recorder.checkpoint(Checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial))
+            saved = ckpt.write_checkpoint(path, {**self.state(), "epoch_so_far": so_far})
+            self.recorder.checkpoint(Checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial,
+                                                sha256=saved.sha256))
             mid = ckpt.resume_path(self.trn_dir)
             if not partial and mid.exists():
                 # superseded by this later checkpoint: the row first, so no row names a missing file
@@ -217,12 +222,13 @@ class Trainer:
                 continue
             path = ckpt.epoch_path(self.trn_dir, epoch)
             try:
-                saved = ckpt.load_checkpoint(path)
+                loaded = ckpt.read_checkpoint(path)
             except CheckpointError as e:
                 self.recorder.say(f"train: warning: epoch {epoch} has a checkpoint file but no record, and "
                                   f"the file is unusable, so validate will skip epoch {epoch}: {e}")
                 continue
-            self.recorder.checkpoint(Checkpoint(epoch=epoch, step=saved["step"], path=path, partial=False))
+            self.recorder.checkpoint(Checkpoint(epoch=epoch, step=loaded.payload["step"], path=path, partial=False,
+                                                sha256=loaded.sha256))
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> str:

@@ -22,12 +22,13 @@ import torch
 from engine.console import out
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
-from engine.process.checkpoints import load_checkpoint, save_checkpoint
+from engine.process.checkpoints import Saved, Trust, first_difference, load_checkpoint, write_checkpoint
 from engine.records import Checkpoint, ValidationResult
 from engine.requests import AverageRequest
 
 
-def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+def average_state_dicts(states: list[dict[str, torch.Tensor]],
+                        paths: list[Path] | None = None) -> dict[str, torch.Tensor]:
     """The element-wise mean of floating-point tensors; other tensors from the last state.
 
     Sums are taken in float64 so that the mean of K float32 tensors does not depend on their order.
@@ -35,15 +36,19 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]]) -> dict[str, torc
     Raises
     ------
     CheckpointError
-        The states do not hold the same tensors (another network).
+        The states do not hold the same tensors (another network): the first differing tensor
+        named, with both shapes and, given ``paths`` (the states' files), both files.
     """
     if not states:
         raise ValueError("nothing to average")
     last = states[-1]
-    for state in states[:-1]:
-        if state.keys() != last.keys() or any(state[k].shape != last[k].shape for k in last):
-            raise CheckpointError("the checkpoints to average hold different networks (their tensors "
-                                  "differ in names or shapes): average epochs of one training run")
+    names = paths or [Path(f"checkpoint {i + 1}") for i in range(len(states))]
+    for state, path in zip(states[:-1], names):
+        differs = first_difference(state, last)
+        if differs is not None:
+            key, theirs, ours = differs
+            raise CheckpointError(f"the checkpoints to average hold different networks: {key} is {theirs} in "
+                                  f"{path} and {ours} in {names[-1]}; average epochs of one training run")
     out: dict[str, torch.Tensor] = {}
     for key, value in last.items():
         if value.is_floating_point():
@@ -81,20 +86,23 @@ def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int,
     return sorted((int(r.checkpoint), r.eer) for r in ranked[:k])
 
 
-def write_average(trn: TrainingDir, name: str, epochs: list[int], how: dict[str, Any]) -> Path:
-    """Average the networks of ``epochs`` into ``weights/{name}.pt``; returns its path."""
+def write_average(trn: TrainingDir, name: str, epochs: list[int], how: dict[str, Any],
+                  trust: Trust | None = None) -> Saved:
+    """Average the networks of ``epochs`` (each checked against its row by ``trust``) into
+    ``weights/{name}.pt``; the file written and its sha256."""
     states, payload = [], {}
-    for epoch in epochs:
-        payload = load_checkpoint(trn.checkpoint(epoch))
+    paths = [trn.checkpoint(epoch) for epoch in epochs]
+    for path in paths:
+        payload = load_checkpoint(path, trust=trust)
         states.append(payload["model"])
-    model = average_state_dicts(states)
+    model = average_state_dicts(states, paths)
     # no optimizer, loss or RNG state: averaged weights are scored and applied, never resumed
     out = {"model": model, "config": payload["config"], "epoch": epochs[-1], "step": payload.get("step"),
            "averaged": {"name": name, "epochs": list(epochs), **how}}
-    return save_checkpoint(trn.checkpoint(name), out)
+    return write_checkpoint(trn.checkpoint(name), out)
 
 
-def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], path: Path) -> str:
+def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], saved: Saved) -> str:
     """The checkpoints row, on the training run of TRN_DIR; what was recorded, in words."""
     from engine.store import default_db_path, is_network_fs, open_store
 
@@ -107,8 +115,8 @@ def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], path
         runs = store.find_runs(out_dir=trn.root, kind="train")
         if not runs:
             return f"no row recorded ({db_path} has no training run of {trn.root})"
-        store.add_checkpoint(runs[0]["id"], Checkpoint(epoch=epochs[-1], step=None, path=path, partial=False,
-                                                       name=name, averaged=epochs))
+        store.add_checkpoint(runs[0]["id"], Checkpoint(epoch=epochs[-1], step=None, path=saved.path, partial=False,
+                                                       name=name, averaged=epochs, sha256=saved.sha256))
         return f"recorded on run #{runs[0]['id']}"
 
 
@@ -133,9 +141,9 @@ def cmd_average(args: AverageRequest) -> int:
     if missing:
         raise CheckpointError(f"checkpoints of epoch(s) {', '.join(map(str, missing))} are not in {trn.weights} "
                               "(deleted?): average other epochs")
-    path = write_average(trn, name, epochs, how)
+    saved = write_average(trn, name, epochs, how, Trust(args.db, accept_changed=args.trust_checkpoint))
     said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
-    out(f"{path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, path)}")
+    out(f"{saved.path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, saved)}")
     return 0
 
 

@@ -47,9 +47,8 @@ from torch.nn.utils import parametrize
 
 from engine.config import Config, config_from_dict
 from engine.data.audio import audio_info, num_samples, read_crop
-from engine.errors import CheckpointError
 from engine.model import build_model
-from engine.process.checkpoints import load_checkpoint
+from engine.process.checkpoints import Loaded, Trust, fit_state, read_checkpoint
 
 MODES = ("plain", "exact", "shared")
 
@@ -107,22 +106,38 @@ def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.
     return model
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:
-    """The network of a checkpoint, ready for extraction (see :func:`inference_model`).
+@dataclass(frozen=True)
+class Network:
+    """The network of a checkpoint ready for extraction, its resolved config, and the checkpoint read."""
 
-    Returns
-    -------
-    model, config, payload
-        The network on ``device``, the checkpoint's resolved config, and the whole checkpoint.
+    model: nn.Module
+    config: Config
+    checkpoint: Loaded
+
+
+def load_network(path: str | Path, device: torch.device | str = "cpu", *, trust: Trust | None = None) -> Network:
+    """The network of a checkpoint (checked against its row by ``trust``), ready for extraction
+    (see :func:`inference_model`).
+
+    Raises
+    ------
+    CheckpointError
+        The file cannot be used (see ``read_checkpoint``), or its tensors are not those of the
+        network its config describes (the first differing one named).
     """
-    payload = load_checkpoint(Path(path), map_location="cpu")
-    config = config_from_dict(payload["config"], source=f"{path} (config)")
+    loaded = read_checkpoint(Path(path), map_location="cpu", trust=trust)
+    config = config_from_dict(loaded.payload["config"], source=f"{path} (config)")
     model = build_model(config)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"{path} does not fit the network its config describes: {e}") from e
-    return inference_model(model, device), config, payload
+    fit_state(model, loaded.payload["model"], Path(path), "its weights and its config disagree (an edited or "
+              "damaged file): use another epoch, or train again")
+    model.load_state_dict(loaded.payload["model"])
+    return Network(inference_model(model, device), config, loaded)
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:
+    """:func:`load_network` as (model, config, the whole checkpoint)."""
+    network = load_network(path, device)
+    return network.model, network.config, network.checkpoint.payload
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> np.ndarray:

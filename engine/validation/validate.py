@@ -34,6 +34,7 @@ from engine.data.audio import check_files
 from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
+from engine.process.checkpoints import Trust
 from engine.process.distributed import pick_device
 from engine.process.recording import Recorder, open_run
 from engine.process.stopping import Interrupted, StopRequest
@@ -42,7 +43,7 @@ from engine.records import Run, ValidationResult
 from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.store.events import recorder as open_writer
-from engine.validation.embed import load_model
+from engine.validation.embed import load_network
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
 from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
                                          write_params, write_scores)
@@ -312,7 +313,8 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
                    stop: StopRequest, norm: ScoreNorm | None = None, *,
                    progress: Progress | None = None) -> ValidationResult:
     """Embed, score, write the scores file; returns the checkpoint's result."""
-    model, config, payload = load_model(checkpoint, device)
+    network = load_network(checkpoint, device, trust=Trust(args.db, accept_changed=args.trust_checkpoint))
+    model, config, payload = network.model, network.config, network.checkpoint.payload
     sample_rate = config.feature_extraction.sample_rate
     progress = progress or Progress()
     with progress.phase(f"epoch {epoch}: embedding", len(files), said=False) as phase:

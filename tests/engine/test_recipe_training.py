@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from engine.config import load_config
-from engine.process.checkpoints import load_checkpoint
+from engine.process.checkpoints import file_sha256, load_checkpoint
 from engine.store import open_store
 from engine.training.schedulers import learning_rate, margin_at
 from tests.conftest import TINY_CONFIG
@@ -112,6 +112,10 @@ def test_fork_starts_from_the_parents_weights_and_records_its_lineage(tmp_path: 
     runs = {r["name"]: r for r in store.runs(kind="train")}
     assert runs["child"]["init_from"] == str(source.resolve())
     assert (runs["child"]["init_epoch"], runs["child"]["init_run_id"]) == (1, runs["parent"]["id"])
+    # the fork's lineage holds the hash of the file it read, which is the one its row recorded
+    assert runs["child"]["init_sha256"] == file_sha256(source)
+    rows = store.checkpoints(runs["parent"]["id"])
+    assert rows and all(r["sha256"] == file_sha256(r["path"]) for r in rows)
     assert runs["parent"]["init_from"] is None and runs["child"]["status"] == "completed"
 
     # without --init-classifier a fresh classifier; the network still the parent's
