@@ -162,3 +162,60 @@ async def test_each_extraction_is_a_line_with_its_settings_and_every_der(tmp_pat
     assert "plain path, onnxruntime, step 0.5 s" in blocks[onnx][0]
     assert blocks[shared][-1].endswith("1-shared-step0.5") and blocks[onnx][-1].endswith("1-onnxruntime-step0.5")
     assert not any(line.startswith("DER") for line in blocks[onnx] + blocks[again])
+
+
+@pytest.mark.slow
+async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_and_ders(
+        tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    """The Done-when of "extractions are immutable and self-describing", through the app."""
+    from tests.engine.test_apply import run_engine
+
+    train = two_epochs(tmp_path, db_path)
+    app = make(tmp_path, db=db_path, database=demo_corpus, refresh_interval=0.5)
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.action_open_run(train)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        detail = app.screen
+        await wait_for(pilot, lambda: detail.data and detail.data.validators)
+        panel = detail.query_one("#extractions")
+
+        def ders() -> dict[int, list[str]]:
+            return {run: [line for line in lines if line.startswith("DER")]
+                    for run, lines in panel_blocks(str(panel.render())).items()}
+
+        for n, path in enumerate(("exact", "shared"), start=1):
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
+            dialog = app.screen
+            await wait_for(pilot, lambda: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
+            dialog.query_one("#step").value = "0.5"
+            dialog.query_one("#path").value = path
+            await pilot.click("#ok")
+            await wait_for(pilot, lambda: len(ders()) == n and all(ders().values()), timeout=300)
+
+        with open_store(db_path, readonly=True) as store:
+            applies = {e["mode"]: e for r in store.find_runs(kind="apply") for e in store.extractions(r["id"])}
+            checks = {mode: store.diarizations(e["out_dir"]) for mode, e in applies.items()}
+        blocks = panel_blocks(str(panel.render()))
+        for mode, folder in (("exact", "1-step0.5"), ("shared", "1-shared-step0.5")):
+            extraction, (check,) = applies[mode], checks[mode]
+            out = Path(extraction["out_dir"])
+            assert out.name == folder and (out / "metadata.yml").is_file()
+            lines = blocks[extraction["run_id"]]
+            assert f"{mode} path, torch, step 0.5 s" in lines[0]
+            assert lines[-1].endswith(f"apply/{folder}")
+            (der,) = [line for line in lines if line.startswith("DER")]
+            assert der.startswith(f"DER {100 * check['der']:.2f} %") and der.endswith("collar 0 s, overlap scored")
+            # its own files: embeddings and the diarization's RTTMs, one of each per meeting
+            assert {p.stem for p in out.glob("*.npy")} == {p.stem for p in out.glob("*.rttm")} != set()
+        assert checks["exact"][0]["der"] != checks["shared"][0]["der"]
+
+        # the exact extraction diarized again with another collar: both results kept, both shown
+        exact = applies["exact"]
+        done = run_engine("diarize", "--collar", "0.5", "--db", str(db_path), exact["out_dir"], MEETINGS,
+                          database=demo_corpus)
+        assert done.returncode == 0, done.stderr
+        await wait_for(pilot, lambda: len(ders()[exact["run_id"]]) == 2, timeout=30)
+        collars = [line.rsplit("·", 1)[1].strip() for line in ders()[exact["run_id"]]]
+        assert collars == ["collar 0.5 s, overlap scored", "collar 0 s, overlap scored"]
+        assert len(ders()[applies["shared"]["run_id"]]) == 1
