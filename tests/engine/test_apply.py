@@ -187,6 +187,7 @@ MEETINGS = "Demo.SpeakerDiarization.Meetings"
 @pytest.mark.slow
 def test_each_path_of_one_epoch_is_its_own_extraction_and_the_same_settings_replace(
         tmp_path: Path, demo_corpus: Path, db_path: Path):
+    from engine import Precomputed
     from engine.data.protocols import load_protocol
     from engine.store import open_store
 
@@ -202,10 +203,14 @@ def test_each_path_of_one_epoch_is_its_own_extraction_and_the_same_settings_repl
     uris = sorted(f"{f['uri']}.npy" for f in load_protocol(MEETINGS, demo_corpus).test())
     apply_root = val_dir / "apply"
     assert sorted(p.name for p in apply_root.iterdir() if p.is_dir()) == sorted(folders.values())
+    meeting = next(iter(load_protocol(MEETINGS, demo_corpus).test()))
     for mode, folder in folders.items():
         metadata = yaml.safe_load((apply_root / folder / "metadata.yml").read_text())
         assert metadata["mode"] == mode and metadata["step"] == 0.5 and metadata["epoch"] == 7
         assert sorted(p.name for p in (apply_root / folder).glob("*.npy")) == uris
+        # read back as pyannote features from whichever folder
+        features = Precomputed(apply_root / folder)(meeting)
+        assert features.sliding_window.step == 0.5 and features.data.shape[1] == 32
     # the shared path of this normalising network differs from the exact one: each folder kept its own
     exact, shared = (np.load(apply_root / folders[m] / uris[0]) for m in ("exact", "shared"))
     assert exact.shape == shared.shape and np.abs(exact - shared).max() > 1e-3
