@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.layout import EVENT_GLOBS
-from engine.records import (Checkpoint, DataProblem, DiarizationCheck, EpochSummary, RecordedValidation, Run,
-                            StaleExtraction, row_record)
+from engine.records import (Checkpoint, DataProblem, DiarizationCheck, EpochSummary, Extraction, RecordedValidation,
+                            Run, StaleExtraction, row_record)
 from engine.store import QueryResult, QueryStop, open_store, read_only_reason
 from engine.store.importing import import_events
 
@@ -155,8 +155,11 @@ class RunDetail:
     validators: list[Run]
     #: the apply runs of ``train`` (newest first), then those of its validate runs
     applies: list[Run]
-    #: the latest diarization check of each apply run, by its id
-    der: dict[int, DiarizationCheck]
+    #: the extraction each finished apply run recorded (its mode, step, …), by the run's id
+    extractions: dict[int, Extraction]
+    #: the diarization checks of each apply run, by its id: the latest of each setting (subset,
+    #: collar, overlap, number of speakers), newest first
+    der: dict[int, list[DiarizationCheck]]
     #: the stale extraction of each apply run whose checkpoint is no longer the one picked, by its id
     stale: dict[int, StaleExtraction]
     problems: list[DataProblem]
@@ -196,7 +199,7 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
         parent = store.run(train.init_run_id) if train.init_run_id is not None else None
         applies = [r for r in children + grandchildren if r.kind == "apply"]
         validators = [r for r in children if r.kind == "validate"]
-        der, stale = extraction_checks(store, [a.id for a in applies])
+        extractions, der, stale = extraction_checks(store, [a.id for a in applies])
         problems = store.problems(train.id) + [p for v in children for p in store.problems(v.id)]
         return RunDetail(
             run=run, train=train, init_parent=None if parent is None else Run.from_row(parent),
@@ -204,23 +207,30 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
             epochs=[EpochSummary.from_row(r) for r in store.epochs(train.id)],
             checkpoints=[Checkpoint.from_row(r) for r in store.checkpoints(train.id)],
             validations=[RecordedValidation.from_row(r) for r in store.validations(train_run_id=train.id)],
-            validators=validators, applies=applies, der=der, stale=stale,
+            validators=validators, applies=applies, extractions=extractions, der=der, stale=stale,
             problems=[DataProblem.from_row(p) for p in problems])
 
 
-def extraction_checks(store: Any, apply_ids: list[int]
-                      ) -> tuple[dict[int, DiarizationCheck], dict[int, StaleExtraction]]:
-    """For these apply runs: the latest diarization check of each, and the stale ones (with the
-    epoch params.yml points at now), by apply run id."""
+def extraction_checks(store: Any, apply_ids: list[int]) -> tuple[
+        dict[int, Extraction], dict[int, list[DiarizationCheck]], dict[int, StaleExtraction]]:
+    """For these apply runs, by apply run id: the extraction each recorded, its diarization checks
+    (the latest of each setting: another collar is another line, not a replacement), and the stale
+    ones (with the epoch params.yml points at now)."""
     wanted = set(apply_ids)
-    der = {}
+    extractions, der = {}, {}
     for run_id in apply_ids:
-        rows = store.diarizations(run_id=run_id)
+        rows = store.extractions(run_id)
         if rows:
-            der[run_id] = row_record(DiarizationCheck, rows[0])
+            extractions[run_id] = row_record(Extraction, rows[-1])
+        latest: dict[tuple, DiarizationCheck] = {}
+        for row in store.diarizations(run_id=run_id):  # newest first
+            check = row_record(DiarizationCheck, row)
+            latest.setdefault(check.setting, check)
+        if latest:
+            der[run_id] = list(latest.values())
     stale = {int(r["apply_run_id"]): row_record(StaleExtraction, r)
              for r in store.stale_extractions() if r["apply_run_id"] in wanted}
-    return der, stale
+    return extractions, der, stale
 
 
 @dataclass(frozen=True, kw_only=True)

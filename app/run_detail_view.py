@@ -11,7 +11,8 @@ from typing import Any
 
 from app.lineage import lineage_lines
 from app.reader import RunDetail
-from app.runs_view import LIVE, der_text, duration, eer_text, epoch_text, protocol_text
+from app.runs_view import (LIVE, der_text, duration, eer_text, epoch_text, extraction_settings_text,
+                           protocol_text, scoring_text)
 from app.validation_view import comparison_lines, figures
 from engine import layout
 from engine.records import Run
@@ -62,16 +63,27 @@ def picked_text(validator: Run, data: RunDetail) -> str:
 
 
 def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[str]:
-    """The extractions panel: each apply run's progress, DER check, staleness and EMB_DIR."""
+    """The extractions panel: each apply run's settings, progress, DER checks, staleness and EMB_DIR.
+
+    Each extraction is its own line, with the path, runtime and step that made it; each of its
+    diarization checks (one per collar and overlap setting) its own line below it. A run whose
+    files a later run with the same settings replaced says so.
+    """
     ext = ["[b]extractions[/b]"]
+    replaced_by = _replaced_by(data.applies)
     for a in data.applies:
         total = a.progress_total
         progress = epoch_text(a)
         epoch = f"epoch {a.target_epoch} " if a.target_epoch is not None else ""
-        ext.append(f"#{a.id} {a.status} {a.protocol}.{a.subset} {epoch}{progress}")
-        check = data.der.get(a.id)
-        if check is not None:
-            ext.append(f"  {der_text(check)}")
+        extraction = data.extractions.get(a.id)
+        settings = f"· {extraction_settings_text(extraction)} " if extraction is not None else ""
+        ext.append(f"#{a.id} {a.status} {a.protocol}.{a.subset} {epoch}{settings}{progress}".rstrip())
+        newer = replaced_by.get(a.id)
+        if newer is not None:
+            ext.append(f"  [dim]replaced by #{newer} (same settings, same folder)[/]")
+        for check in data.der.get(a.id, []):
+            subset = f"{check.subset}: " if check.subset and check.subset != a.subset else ""
+            ext.append(f"  {subset}{der_text(check)} · {scoring_text(check)}")
         stale = data.stale.get(a.id)
         if stale is not None:
             ext.append(f"  [b yellow]stale[/]: {layout.PARAMS} now points at epoch {stale.current_epoch} "
@@ -80,6 +92,21 @@ def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[
     if len(ext) == 1:
         ext.append("none yet — press e to extract embeddings")
     return ext
+
+
+def _replaced_by(applies: list[Run]) -> dict[int, int]:
+    """Apply run id -> the id of the newest later run that wrote the same subset into the same folder."""
+    newest: dict[tuple, int] = {}
+    replaced = {}
+    for a in sorted(applies, key=lambda r: r.id, reverse=True):
+        if a.status == "failed" and not a.progress:  # refused before writing a file
+            continue
+        key = (a.out_dir, a.protocol, a.subset)
+        if key in newest:
+            replaced[a.id] = newest[key]
+        else:
+            newest[key] = a.id
+    return replaced
 
 
 def problem_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from engine.records import DiarizationCheck, Run
+from engine.records import DiarizationCheck, Extraction, Run
 
 if TYPE_CHECKING:
     from app.reader import RunSummary
@@ -63,6 +63,18 @@ def der_text(check: DiarizationCheck) -> str:
     how = "oracle speakers" if check.num_speakers == "oracle" else f"threshold {check.threshold or 0:.2f}"
     return (f"DER {100 * check.der:.2f} % (missed {share(check.missed):.2f} %, false alarm "
             f"{share(check.false_alarm):.2f} %, confusion {share(check.confusion):.2f} %) {how}")
+
+
+def scoring_text(check: DiarizationCheck) -> str:
+    """``collar 0.5 s, overlap skipped``: how a diarization check was scored."""
+    return f"collar {check.collar or 0:g} s, overlap {'skipped' if check.skip_overlap else 'scored'}"
+
+
+def extraction_settings_text(extraction: Extraction) -> str:
+    """``shared path, torch, step 0.5 s``: what made an extraction (its folder's name says it too)."""
+    # onnxruntime runs every window through the whole exported network: the plain path's work
+    path, runtime = ("plain", "onnxruntime") if extraction.mode == "onnxruntime" else (extraction.mode, "torch")
+    return f"{path} path, {runtime}, step {extraction.step:g} s"
 
 
 def protocol_text(run: Run) -> str:

@@ -150,7 +150,8 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
 def _add_apply(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("apply", help="sliding-window embeddings of every file of a protocol",
                        description="Extract embeddings with the best (or a chosen) epoch into "
-                                   "VAL_DIR/apply/EPOCH/{uri}.npy.")
+                                   "VAL_DIR/apply/EPOCH/{uri}.npy; a path or step other than the "
+                                   "defaults is named in the folder (apply/EPOCH-shared-step0.5/).")
     p.add_argument("--step", type=float, default=0.1, help="window step as a fraction of its duration (default: 0.1)")
     p.add_argument("--subset", default="test", help="subset to extract (default: test)")
     p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
@@ -199,7 +200,7 @@ def _add_diarize(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--subset", default="test", help="subset to score (default: test)")
     _der_options(p)
     _db_options(p)
-    p.add_argument("extraction", metavar="EXTRACTION_DIR", help="VAL_DIR/apply/EPOCH, written by apply")
+    p.add_argument("extraction", metavar="EXTRACTION_DIR", help="VAL_DIR/apply/EPOCH (or EPOCH-shared-step0.5, ...), written by apply")
     p.add_argument("protocol", metavar="PROTOCOL", help="speaker diarization protocol with reference RTTMs")
 
 

@@ -9,7 +9,15 @@
     VAL_DIR = TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}/
               params.yml  scores/{epoch:04d}.txt  scores/{epoch:04d}.asnorm.txt  scores/method.yml
               validate.log  events.jsonl
-    VAL_DIR/apply/{epoch}/{uri}.npy  metadata.yml     (VAL_DIR/apply/: apply.log, events.jsonl)
+    VAL_DIR/apply/{epoch}[-shared|-onnxruntime][-step{step}]/{uri}.npy  metadata.yml
+              {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply/: apply.log, events.jsonl)
+
+An extraction's folder is named from what defines it: the checkpoint (``4``, ``avg-top5``), then
+what differs from the defaults, the mode (``shared``, ``onnxruntime``; exact torch is the default)
+and the step as given to ``--step`` (0.1 is the default): ``apply/4``, ``apply/4-shared``,
+``apply/4-onnxruntime-step0.5``. Each diarization setting's RTTMs go the same way: beside the
+``.npy`` for the defaults (collar 0, overlap scored, oracle number of speakers), else in
+``rttm-{settings}/`` (``rttm-collar0.5``, ``rttm-tuned-skip-overlap``).
 
 Value types that know their paths; the engine and the TUI both use them and nothing else builds
 these paths. Torch-free, and free of any I/O beyond listing a folder.
@@ -41,6 +49,13 @@ EVENTS = "events.jsonl"
 TRAIN_LOG = "train.log"
 VALIDATE_LOG = "validate.log"
 APPLY_LOG = "apply.log"
+RTTM_FOLDER = "rttm"
+
+#: the defaults an extraction folder's name leaves out (``apply --step``, the exact torch path)
+DEFAULT_STEP = 0.1
+DEFAULT_MODE = "exact"
+#: what apply's ``mode`` may be: the exact or shared torch path, or the exported network in onnxruntime
+MODES = ("exact", "shared", "onnxruntime")
 
 CheckpointName = int | str
 
@@ -228,14 +243,46 @@ class ValidationDir:
     def apply_events(self) -> Path:
         return self.apply_root / EVENTS
 
-    def extraction(self, name: CheckpointName) -> ExtractionDir:
-        # apply/{epoch} keeps the tutorial's unpadded epoch number
-        return ExtractionDir(self.apply_root / str(name))
+    def extraction(self, name: CheckpointName, *, mode: str = DEFAULT_MODE,
+                   step: float = DEFAULT_STEP) -> ExtractionDir:
+        """The folder of the extraction of checkpoint ``name`` with this mode and ``--step``."""
+        return ExtractionDir(self.apply_root / extraction_folder(name, mode=mode, step=step))
+
+
+def extraction_folder(name: CheckpointName, *, mode: str = DEFAULT_MODE, step: float = DEFAULT_STEP) -> str:
+    """``4``, ``4-shared``, ``avg-top5-onnxruntime-step0.5``: the checkpoint, then what is not a default.
+
+    Two extractions with other settings never share a folder (one would overwrite the other's
+    files); the default settings keep the tutorial's ``apply/{epoch}`` (unpadded epoch number).
+    """
+    if mode not in MODES:
+        raise ValueError(f"{mode!r} is not an extraction mode ({', '.join(MODES)})")
+    if not step > 0:
+        raise ValueError(f"step {step!r}: a fraction of the window > 0")
+    parts = [str(name) if isinstance(name, int) else checkpoint_label(name)]
+    if mode != DEFAULT_MODE:
+        parts.append(mode)
+    if float(step) != DEFAULT_STEP:
+        # repr: the shortest text that reads back as the same float (0.5, 0.25, 1e-05)
+        parts.append(f"step{float(step)!r}")
+    return "-".join(parts)
+
+
+def diarization_folder(*, collar: float = 0.0, skip_overlap: bool = False, num_speakers: str = "oracle") -> str:
+    """Where a diarization setting's RTTMs go, relative to the extraction folder: ``""`` (beside
+    the ``.npy``) for the defaults, else ``rttm-tuned-collar0.5-skip-overlap`` and the like."""
+    parts = [] if num_speakers == "oracle" else [num_speakers]
+    if float(collar) != 0.0:
+        parts.append(f"collar{float(collar)!r}")
+    if skip_overlap:
+        parts.append("skip-overlap")
+    return "-".join([RTTM_FOLDER, *parts]) if parts else ""
 
 
 @dataclass(frozen=True, order=True)
 class ExtractionDir:
-    """``VAL_DIR/apply/{epoch}``: one ``{uri}.npy`` per file (nested uris as folders) and metadata.yml."""
+    """``VAL_DIR/apply/{epoch}[-mode][-step]``: one ``{uri}.npy`` per file (nested uris as folders)
+    and metadata.yml (see :func:`extraction_folder`)."""
 
     root: Path
 
@@ -251,9 +298,11 @@ class ExtractionDir:
         """``{uri}.npy`` inside this folder; PathError for a uri that would lead outside it."""
         return self._file(uri, ".npy", source)
 
-    def rttm(self, uri: str, *, source: str = "") -> Path:
-        """``{uri}.rttm`` beside the embeddings (the diarization check); PathError for an escaping uri."""
-        return self._file(uri, ".rttm", source)
+    def rttm(self, uri: str, *, source: str = "", folder: str = "") -> Path:
+        """``{uri}.rttm`` of the diarization check: beside the embeddings, or in ``folder`` (see
+        :func:`diarization_folder`); PathError for an escaping uri."""
+        path = self._file(uri, ".rttm", source)
+        return self.root / folder / path.relative_to(self.root) if folder else path
 
     def _file(self, uri: str, suffix: str, source: str) -> Path:
         what = f"uri {uri!r}" + (f" of {source}" if source else "")

@@ -4,7 +4,11 @@ Loads the epoch ``VAL_DIR/params.yml`` points at (or ``--epoch``: a number, or a
 weights such as ``avg-top5``, written to ``apply/avg-top5/``), slides a window of the
 task's ``duration`` with a hop of ``step × duration`` over each file of ``PROTOCOL.{subset}()``
 and writes ``VAL_DIR/apply/{epoch}/{uri}.npy`` (one row per window, nested uris as folders)
-with ``metadata.yml``::
+with ``metadata.yml``. The folder is named from the settings that make the extraction
+(``engine.layout.extraction_folder``): ``apply/4`` for the exact torch path at the default
+step, ``apply/4-shared``, ``apply/4-onnxruntime-step0.5`` otherwise; the same settings again
+replace the files in place (said on stderr), and a folder whose metadata.yml says other settings
+is refused, never overwritten::
 
     start: 0.0            # first window start, seconds
     duration: 2.0         # window, seconds (exactly window samples / sample_rate)
@@ -37,7 +41,7 @@ import numpy as np
 import yaml
 
 from engine.atomic import atomic_write_text
-from engine.console import out
+from engine.console import out, say
 from engine.data.audio import check_files, num_samples
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
@@ -131,8 +135,10 @@ def cmd_apply(args: ApplyRequest) -> int:
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
     window = num_samples(extractor.duration, extractor.sample_rate)
     hop = max(1, int(round(args.step * window)))
-    extraction = val.extraction(epoch)
+    extraction = val.extraction(epoch, mode=extractor.mode, step=args.step)
     outputs = output_paths(extraction.root, files, f"protocol {args.protocol} ({args.subset})")
+    replacing = _replacing(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
+                           window / extractor.sample_rate)
 
     writer = open_writer(args.db, events_path=val.apply_events)
     parents = writer.find_runs(out_dir=val.root, kind="validate")
@@ -147,6 +153,9 @@ def cmd_apply(args: ApplyRequest) -> int:
 
         check_settings(request_from_args(args, val.root).settings, args.subset)
         require_references(files, args.protocol, args.subset)
+    if replacing and any(path.exists() for path in outputs):
+        # the same settings, files already there: replaced one by one (another subset's stay)
+        say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
     sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop)
 
     stop = StopRequest().install()
@@ -175,6 +184,36 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
                           "duration and must be > 0 (e.g. 0.1)")
     return val
+
+
+def _replacing(extraction: ExtractionDir, epoch: CheckpointName, mode: str, step: float, duration: float) -> bool:
+    """Whether ``extraction`` already holds an extraction with these settings (it is then replaced).
+
+    A metadata.yml with other settings (a folder written before folders were named from their
+    settings, or edited by hand) is refused: another extraction is never overwritten.
+    """
+    if not extraction.metadata.is_file():
+        return False
+    try:
+        found = yaml.safe_load(extraction.metadata.read_text())
+    except (OSError, yaml.YAMLError):
+        found = None
+    found = found if isinstance(found, dict) else {}
+    ours = {"epoch": epoch, "mode": mode, "step": step, "duration": duration}
+    differ = [k for k, v in ours.items() if not _same(found.get(k), v)]
+    if differ:
+        theirs = ", ".join(f"{k} {found.get(k)}" for k in differ)
+        wanted = ", ".join(f"{k} {ours[k]}" for k in differ)
+        raise SpkembError(f"{extraction.root} holds an extraction with other settings ({theirs}; this one: "
+                          f"{wanted}) and is never overwritten: move that folder aside (folders made "
+                          "before they were named from their settings hold any mode and step) and run again")
+    return True
+
+
+def _same(found: Any, wanted: Any) -> bool:
+    if isinstance(wanted, float):
+        return isinstance(found, (int, float)) and not isinstance(found, bool) and abs(found - wanted) <= 1e-9
+    return found == wanted
 
 
 def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,

@@ -2,7 +2,8 @@
 
 Reads ``VAL_DIR/apply/EPOCH`` with ``engine.Precomputed``, clusters and scores each file of
 ``PROTOCOL.{subset}()`` (``engine.extraction.diarize``), writes ``{uri}.rttm`` beside each
-``{uri}.npy``, prints per-file and total DER and records them in the runs database
+``{uri}.npy`` (default settings) or in the settings' own ``rttm-…/`` subfolder
+(``engine.layout.diarization_folder``: a check with another collar keeps the first one's), prints per-file and total DER and records them in the runs database
 (``diarizations``, ``diarization_files``). Torch-free.
 """
 
@@ -19,7 +20,7 @@ from engine.errors import ProtocolError, SpkembError
 from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, FileDer, FileInput,
                                        describe, prepare, score, tune_threshold)
 from engine.extraction.precomputed import Precomputed
-from engine.layout import ExtractionDir
+from engine.layout import ExtractionDir, diarization_folder
 from engine.requests import DiarizationOptions, DiarizeRequest
 
 
@@ -87,10 +88,12 @@ def require_references(files: list[Any], protocol: str, subset: str) -> None:
                           "protocol whose files have them (annotation: an RTTM in database.yml)")
 
 
-def _rttm_paths(extraction: ExtractionDir, files: list[Any]) -> dict[str, Path]:
+def _rttm_paths(extraction: ExtractionDir, files: list[Any], settings: DerSettings) -> dict[str, Path]:
+    folder = diarization_folder(collar=settings.collar, skip_overlap=settings.skip_overlap,
+                                num_speakers=settings.num_speakers)
     paths = {}
     for f in files:
-        path = extraction.rttm(f["uri"])
+        path = extraction.rttm(f["uri"], folder=folder)
         if path is None or " " in f["uri"]:
             raise SpkembError(f"uri {f['uri']!r} cannot name an RTTM inside {extraction.root} (it would "
                               "leave the folder, or holds a space, which RTTM lines cannot): fix the protocol's uri list")
@@ -140,7 +143,7 @@ def run_check(request: DiarizationJob) -> DiarizationReport:
     protocol = load_protocol(request.protocol, request.database)
     files = subset_files(protocol, request.subset)
     require_references(files, request.protocol, request.subset)
-    rttms = _rttm_paths(request.extraction, files)
+    rttms = _rttm_paths(request.extraction, files, request.settings)
     items = _prepare(precomputed, files, request.subset)
     threshold = tuned_on = None
     if request.settings.num_speakers == "tuned":

@@ -94,21 +94,30 @@ class DiarizationCheck:
     """A diarization check of an extraction folder (a ``diarizations`` row, read by ``row_record``).
 
     ``der`` is a fraction, its parts seconds of ``total``; ``num_speakers`` is ``oracle`` or how
-    the number was found, ``threshold`` the clustering threshold when it was not the oracle.
+    the number was found, ``threshold`` the clustering threshold when it was not the oracle;
+    ``collar`` and ``skip_overlap`` how it was scored.
     """
 
     der: float
+    id: int | None = None
     out_dir: str | None = None
     run_id: int | None = None
     epoch: int | None = None
     protocol: str | None = None
     subset: str | None = None
+    collar: float | None = None
+    skip_overlap: bool | None = None
     num_speakers: str | None = None
     threshold: float | None = None
     missed: float | None = None
     false_alarm: float | None = None
     confusion: float | None = None
     total: float | None = None
+
+    @property
+    def setting(self) -> tuple[str | None, float, bool, str | None]:
+        """What makes two checks of one extraction comparable: subset, collar, overlap, speakers."""
+        return self.subset, float(self.collar or 0.0), bool(self.skip_overlap), self.num_speakers
 
 
 @dataclass(frozen=True, kw_only=True)

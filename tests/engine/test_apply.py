@@ -124,7 +124,7 @@ def test_apply_writes_one_row_per_window_and_its_metadata(tmp_path: Path, demo_c
     assert done.returncode == 0, done.stderr
     assert "x real time (exact" in done.stderr
 
-    out = val_dir / "apply" / "7"
+    out = val_dir / "apply" / "7-step0.25"  # the step is not the default: the folder says it
     metadata = yaml.safe_load((out / "metadata.yml").read_text())
     assert metadata["duration"] == 1.0 and metadata["step"] == 0.25
     assert metadata["epoch"] == 7 and metadata["mode"] == "exact" and metadata["dimension"] == 32
@@ -160,7 +160,7 @@ def test_apply_short_files_and_shared_mode(tmp_path: Path, demo_corpus: Path, db
     done = run_engine("apply", "--shared", "--subset", "development", str(val_dir),
                       "Demo.SpeakerVerification.Voices", database=demo_corpus)
     assert done.returncode == 0, done.stderr
-    out = val_dir / "apply" / "7"
+    out = val_dir / "apply" / "7-shared"
     assert yaml.safe_load((out / "metadata.yml").read_text())["mode"] == "shared"
     window, hop = 4 * SR, int(0.1 * 4 * SR)
     short = 0
@@ -179,3 +179,73 @@ def test_apply_without_params_names_the_fix(tmp_path: Path, demo_corpus: Path, d
     done = run_engine("apply", str(val_dir), "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
     assert done.returncode == 2
     assert "params.yml does not exist: validate first" in done.stderr
+
+
+MEETINGS = "Demo.SpeakerDiarization.Meetings"
+
+
+@pytest.mark.slow
+def test_each_path_of_one_epoch_is_its_own_extraction_and_the_same_settings_replace(
+        tmp_path: Path, demo_corpus: Path, db_path: Path):
+    from engine import Precomputed
+    from engine.data.protocols import load_protocol
+    from engine.store import open_store
+
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    folders = {"exact": "7-step0.5", "shared": "7-shared-step0.5", "onnxruntime": "7-onnxruntime-step0.5"}
+    options = {"exact": [], "shared": ["--shared"], "onnxruntime": ["--runtime", "onnxruntime"]}
+    for mode in folders:
+        done = run_engine("apply", "--step", "0.5", "--batch", "16", *options[mode], str(val_dir), MEETINGS,
+                          database=demo_corpus)
+        assert done.returncode == 0, done.stderr
+        assert "replacing" not in done.stderr
+
+    uris = sorted(f"{f['uri']}.npy" for f in load_protocol(MEETINGS, demo_corpus).test())
+    apply_root = val_dir / "apply"
+    assert sorted(p.name for p in apply_root.iterdir() if p.is_dir()) == sorted(folders.values())
+    meeting = next(iter(load_protocol(MEETINGS, demo_corpus).test()))
+    for mode, folder in folders.items():
+        metadata = yaml.safe_load((apply_root / folder / "metadata.yml").read_text())
+        assert metadata["mode"] == mode and metadata["step"] == 0.5 and metadata["epoch"] == 7
+        assert sorted(p.name for p in (apply_root / folder).glob("*.npy")) == uris
+        # read back as pyannote features from whichever folder
+        features = Precomputed(apply_root / folder)(meeting)
+        assert features.sliding_window.step == 0.5 and features.data.shape[1] == 32
+    # the shared path of this normalising network differs from the exact one: each folder kept its own
+    exact, shared = (np.load(apply_root / folders[m] / uris[0]) for m in ("exact", "shared"))
+    assert exact.shape == shared.shape and np.abs(exact - shared).max() > 1e-3
+
+    with open_store(db_path, readonly=True) as store:
+        recorded = {e["mode"]: e["out_dir"] for r in store.find_runs(kind="apply") for e in store.extractions(r["id"])}
+        assert recorded == {mode: str((apply_root / folder).absolute()) for mode, folder in folders.items()}
+
+    # the same settings again: the same folder, its files replaced (new inodes), and said
+    first = apply_root / folders["exact"] / uris[0]
+    inode = first.stat().st_ino
+    again = run_engine("apply", "--step", "0.5", "--batch", "16", str(val_dir), MEETINGS, database=demo_corpus)
+    assert again.returncode == 0, again.stderr
+    assert f"apply: replacing the extraction in {apply_root / folders['exact']}" in again.stderr
+    assert first.stat().st_ino != inode and np.allclose(np.load(first), exact, atol=1e-5)
+    assert sorted(p.name for p in apply_root.iterdir() if p.is_dir()) == sorted(folders.values())
+    with open_store(db_path, readonly=True) as store:
+        runs = store.find_runs(kind="apply")
+        rows = [e for r in runs for e in store.extractions(r["id"]) if e["mode"] == "exact"]
+        assert len(runs) == 4 and len(rows) == 2 and len({e["run_id"] for e in rows}) == 2
+        assert {e["out_dir"] for e in rows} == {str((apply_root / folders["exact"]).absolute())}
+
+
+def test_apply_refuses_a_folder_that_holds_other_settings(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    """A folder made before folders were named from their settings (apply/7 holding a shared
+    extraction) is never overwritten by an extraction with other settings."""
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    old = val_dir / "apply" / "7"
+    old.mkdir(parents=True)
+    metadata = yaml.safe_dump({"start": 0.0, "duration": 1.0, "step": 0.1, "epoch": 7, "mode": "shared"})
+    (old / "metadata.yml").write_text(metadata)
+    np.save(old / "ES2004a.npy", np.ones((3, 32), np.float32))
+    done = run_engine("apply", str(val_dir), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "holds an extraction with other settings (mode shared; this one: mode exact)" in done.stderr
+    assert "move that folder aside" in done.stderr
+    assert (old / "metadata.yml").read_text() == metadata
+    assert np.array_equal(np.load(old / "ES2004a.npy"), np.ones((3, 32), np.float32))

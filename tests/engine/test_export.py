@@ -152,7 +152,7 @@ def test_apply_refuses_a_model_exported_from_another_checkpoint(tmp_path: Path, 
                       "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "was exported from" in done.stderr and "pass the --epoch it was exported from" in done.stderr
-    assert not (val_dir / "apply" / "7").exists()
+    assert not (val_dir / "apply").exists()
 
 
 @pytest.mark.slow
@@ -162,15 +162,16 @@ def test_apply_through_onnxruntime_equals_the_torch_extraction(tmp_path: Path, d
     done = run_engine("apply", "--step", "0.5", str(val_dir), "Demo.SpeakerDiarization.Meetings",
                       database=demo_corpus)
     assert done.returncode == 0, done.stderr
-    torch_rows = {p.name: np.load(p) for p in (val_dir / "apply" / "7").glob("*.npy")}
+    torch_rows = {p.name: np.load(p) for p in (val_dir / "apply" / "7-step0.5").glob("*.npy")}
     done = run_engine("apply", "--step", "0.5", "--runtime", "onnxruntime", str(val_dir),
                       "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
     assert done.returncode == 0, done.stderr
     assert "(onnxruntime, cpu (onnxruntime))" in done.stderr
-    metadata = yaml.safe_load((val_dir / "apply" / "7" / "metadata.yml").read_text())
+    # its own folder: the torch extraction beside it is kept
+    metadata = yaml.safe_load((val_dir / "apply" / "7-onnxruntime-step0.5" / "metadata.yml").read_text())
     assert metadata["mode"] == "onnxruntime" and metadata["dimension"] == 32
     # the hash the export computed is the one recorded, and it is the checkpoint's
     assert metadata["checkpoint_sha256"] == file_sha256(checkpoint_of(val_dir))
     assert torch_rows
     for name, rows in torch_rows.items():
-        assert np.abs(np.load(val_dir / "apply" / "7" / name) - rows).max() <= 1e-4
+        assert np.abs(np.load(val_dir / "apply" / "7-onnxruntime-step0.5" / name) - rows).max() <= 1e-4

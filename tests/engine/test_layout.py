@@ -7,7 +7,7 @@ import pytest
 from engine.errors import PathError
 
 from engine.layout import (ExperimentDir, TrainingDir, ValidationDir, checkpoint_label, contained,
-                           parse_checkpoint_name)
+                           diarization_folder, parse_checkpoint_name)
 
 
 def test_the_tutorial_directories(tmp_path):
@@ -22,6 +22,21 @@ def test_the_tutorial_directories(tmp_path):
     assert val.score_file(12) == val.root / "scores" / "0012.txt"
     assert val.extraction(12).root == val.root / "apply" / "12"
     assert val.extraction(12).validation == val and val.training == trn and trn.experiment == exp
+
+
+def test_an_extraction_folder_says_what_made_it(tmp_path):
+    val = ValidationDir(tmp_path)
+    names = {(4, "exact", 0.1): "4", (4, "shared", 0.1): "4-shared", (4, "onnxruntime", 0.5): "4-onnxruntime-step0.5",
+             (4, "exact", 0.25): "4-step0.25", ("avg-top5", "shared", 0.05): "avg-top5-shared-step0.05"}
+    for (name, mode, step), folder in names.items():
+        assert val.extraction(name, mode=mode, step=step).root == tmp_path / "apply" / folder
+    assert len({val.extraction(*key[:1], mode=key[1], step=key[2]) for key in names}) == len(names)
+    assert diarization_folder() == "" and val.extraction(4).rttm("a/b") == tmp_path / "apply" / "4" / "a" / "b.rttm"
+    tuned = diarization_folder(collar=0.5, skip_overlap=True, num_speakers="tuned")
+    assert tuned == "rttm-tuned-collar0.5-skip-overlap"
+    assert val.extraction(4).rttm("a/b", folder=tuned) == tmp_path / "apply" / "4" / tuned / "a" / "b.rttm"
+    with pytest.raises(ValueError):
+        val.extraction(4, mode="fast")
 
 
 def test_checkpoint_index_lists_epochs_and_named_weights(tmp_path):
