@@ -62,6 +62,14 @@ def cmd_train(args: TrainRequest) -> int:
         raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
                             "or train into another experiment directory")
     resume = resume_point(trn_dir, device) if args.resume else None
+    if resume is not None and args.to is not None:
+        # a target the run is past already would end it at once, recorded `completed`; --to the
+        # epoch it completed is accepted (a resume that only records checkpoints left without rows)
+        lowest = resume.epoch + (1 if resume.batch else 0)
+        if args.to < lowest:
+            raise TrainingError(f"--to {args.to} is below where the resumed run stands ({resume.path}: epoch "
+                                f"{resume.epoch} completed, {resume.batch} batches of the next): pass --to "
+                                f"{lowest} or more")
     # a resumed fork continues from its own checkpoints: its lineage is recorded already
     init = None if resume is not None or not args.init_from else load_init(
         args.init_from, config=config, classifier=args.init_classifier)
@@ -149,7 +157,7 @@ class Trainer:
                                          momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
                                          weight_decay=opt.weight_decay)
         self.step = 0   # optimizer steps: the schedules' clock (the batch position is self.data's)
-        self.target = args.to or DEFAULT_EPOCHS
+        self.target = args.to if args.to is not None else DEFAULT_EPOCHS
         self.stop = stop or StopRequest()
         #: why the run ended early (the run's ``reason``), None when it ran to its target
         self.reason: str | None = None
@@ -186,7 +194,7 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.data.seek(resume.position)
         self.step = resume.step
-        self.target = self.args.to or resume.target or self.target
+        self.target = next(t for t in (self.args.to, resume.target, self.target) if t is not None)
         self.carried = resume.carried
         ckpt.set_rng_state(saved["rng"])
 
