@@ -26,6 +26,7 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Checkpoint
 from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
+from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
 from engine.training.resume import ResumePoint, resume_point
 from engine.training.schedulers import learning_rate, margin_at
@@ -56,6 +57,8 @@ def cmd_train(args: TrainRequest) -> int:
     device = pick_device(args.device)
     world = init_world(device)
     device = pick_device(args.device, world)
+    # before the data is listed: a batch no memory here holds is refused in a second, not after
+    check_memory(config, device, workers=args.parallel, world=world.size)
     if args.init_classifier and not args.init_from:
         raise TrainingError("--init-classifier needs --init-from CHECKPOINT (the run whose classifier to reuse)")
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
@@ -86,6 +89,9 @@ def cmd_train(args: TrainRequest) -> int:
                                          workers=args.parallel, pin_memory=device.type == "cuda",
                                          reindex=args.reindex, progress=progress)
         recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
+        # now with the classifier's rows (one per training class) and the index
+        check_memory(config, device, workers=args.parallel, world=world.size, classes=len(data.speakers),
+                     index=data.index)
         if init is not None:
             init.check_classes(data.speakers)
         trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init, resume)
