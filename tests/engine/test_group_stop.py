@@ -25,9 +25,9 @@ def runs(db: Path, kind: str) -> list[dict]:
     return open_store(db, readonly=True).runs(kind=kind)
 
 
-def stop_group(proc: subprocess.Popen, log: Path) -> None:
-    """SIGTERM to the child's whole group; it must end by itself, with status 0 and no traceback."""
-    os.killpg(proc.pid, signal.SIGTERM)
+def stop_group(proc: subprocess.Popen, log: Path, sig: signal.Signals = signal.SIGTERM) -> None:
+    """``sig`` to the child's whole group; it must end by itself, with status 0 and no traceback."""
+    os.killpg(proc.pid, sig)
     try:
         code = proc.wait(timeout=120)
     except subprocess.TimeoutExpired:
@@ -59,8 +59,9 @@ def group_reaper() -> list[subprocess.Popen]:
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
-        tmp_path: Path, demo_corpus: Path, group_reaper: list) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])  # SIGINT: a terminal's Ctrl-C
+def test_a_stop_signal_to_the_group_of_train_with_workers_stops_and_resumes(
+        tmp_path: Path, demo_corpus: Path, group_reaper: list, sig: signal.Signals) -> None:
     exp, db = tmp_path / "exp", tmp_path / "runs.db"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG.replace("per_epoch: 0.0002", "per_epoch: 0.05"))
@@ -71,10 +72,10 @@ def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
     group_reaper.append(proc := start_engine("train", *args, db=db, database=demo_corpus, log=log))
     run = wait_for(lambda: next((r for r in runs(db, "train") if (r["step"] or 0) >= 2), None),
                    what="two training steps")
-    stop_group(proc, log)
+    stop_group(proc, log, sig)
     stopped = open_store(db, readonly=True).run(run["id"])
     assert stopped["status"] == "stopped", stopped
-    assert stopped["reason"].startswith("stopped by SIGTERM at epoch 1 step"), stopped["reason"]
+    assert stopped["reason"].startswith(f"stopped by {sig.name} at epoch 1 step"), stopped["reason"]
     assert resume_path(trn_dir).is_file()
 
     # --resume goes on from there (with workers again), and stops again the same way
@@ -82,7 +83,7 @@ def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
     group_reaper.append(proc := start_engine("train", "--resume", *args, db=db, database=demo_corpus, log=log2))
     wait_for(lambda: next((r for r in runs(db, "train") if r["status"] == "running"
                            and (r["step"] or 0) > stopped["step"]), None), what="a step after the resume")
-    stop_group(proc, log2)
+    stop_group(proc, log2, sig)
     (again,) = runs(db, "train")
     assert again["id"] == run["id"] and again["status"] == "stopped" and again["step"] > stopped["step"]
     assert resume_path(trn_dir).is_file()

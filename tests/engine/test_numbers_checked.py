@@ -86,3 +86,10 @@ def test_resume_to_an_epoch_already_passed_is_refused(tmp_path: Path, demo_corpu
     assert "--to 1 is below" in line and "epoch 2 completed" in line and "--to 2 or more" in line, line
     (run,) = open_store(db, readonly=True).runs(kind="train")
     assert run["status"] == "completed" and run["epoch"] == 2 and run["target_epoch"] == 2
+
+
+def test_an_eta_of_years_is_flagged_not_counted_in_minutes() -> None:
+    from engine.progress import _eta
+
+    assert _eta(1, 10**12, 1.0) == ", ETA 31,710 years (check the config's per_epoch)"
+    assert _eta(1, 10, 1.0) == ", ETA 0:09"
