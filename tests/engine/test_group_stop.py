@@ -59,9 +59,10 @@ def group_reaper() -> list[subprocess.Popen]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])  # SIGINT: a terminal's Ctrl-C
-def test_a_stop_signal_to_the_group_of_train_with_workers_stops_and_resumes(
-        tmp_path: Path, demo_corpus: Path, group_reaper: list, sig: signal.Signals) -> None:
+def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
+        tmp_path: Path, demo_corpus: Path, group_reaper: list) -> None:
+    # (a SIGINT to the group, a terminal's Ctrl-C, always worked: torch's workers ignore SIGINT)
+    sig = signal.SIGTERM
     exp, db = tmp_path / "exp", tmp_path / "runs.db"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG.replace("per_epoch: 0.0002", "per_epoch: 0.05"))
