@@ -93,7 +93,8 @@ def _db_options(p: argparse.ArgumentParser, database: bool = True) -> None:
 
 
 def _der_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--collar", type=number(0, 60, "seconds"), default=0.0, metavar="SECONDS",
+    # checked with the other scoring settings (engine.extraction.check), which names the fix
+    p.add_argument("--collar", type=float, default=0.0, metavar="SECONDS",
                    help="forgiveness collar, whole width around each reference boundary, as pyannote.metrics "
                         "counts it (default: 0, pyannote's full AMI practice; 0.5 = NIST md-eval's 0.25 s)")
     p.add_argument("--skip-overlap", action="store_true",
@@ -279,9 +280,9 @@ def _add_average(sub: argparse._SubParsersAction) -> None:
                                    "the K epochs of lowest validated EER of VAL_DIR, into "
                                    f"TRN_DIR/{WEIGHTS}/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--last", type=whole(1, MAX_EPOCH, "a number of epochs"), metavar="N",
-                       help="the last N epochs of TRN_DIR")
-    which.add_argument("--top", type=whole(1, MAX_EPOCH, "a number of epochs"), metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
+    # counts checked against the epochs there are (engine.validation.average)
+    which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
+    which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
     _db_options(p, database=False)
     p.add_argument("dir", metavar="DIR", help="TRN_DIR (with --last) or VAL_DIR (with --top)")
 
