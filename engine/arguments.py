@@ -29,6 +29,13 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        # Python 3.11's argparse drops a value `--` (`--to=--`) and hands the option an empty
+        # list instead of refusing it: an int option would reach the command as []
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
 
 def whole(low: int, high: int, what: str) -> Callable[[str], int]:
     """An option's type: a whole number from ``low`` to ``high``; ``what`` says what it counts."""

@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine.arguments import MAX_BATCH, MAX_EPOCH
@@ -67,6 +67,7 @@ def run_parser(argv: list[str]) -> tuple[object, int | None, str]:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(option=st.sampled_from(OPTIONS), value=VALUES, joined=st.booleans())
+@example(option=OPTIONS[0], value="--", joined=True)  # argparse 3.11 made `--to=--` an empty list
 def test_numeric_options_are_accepted_in_range_or_refused_in_one_line(option: Option, value: str,
                                                                       joined: bool) -> None:
     given_value = [f"{option.flag}={value}"] if joined else [option.flag, value]
