@@ -7,8 +7,76 @@ turns the parsed arguments into that request.
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+from typing import NoReturn
 
 from engine.layout import PARAMS, WEIGHTS
+
+#: the largest epoch number an option takes: far beyond any run, small enough for SQLite's integers
+MAX_EPOCH = 1_000_000
+#: the most windows in one embedding batch
+MAX_BATCH = 65_536
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose bad input is one stderr line, ``PROG: error: ...``, and exit 2.
+
+    argparse's own error prints the whole usage first; the engine's errors are one line
+    (the TUI and logs show the last line), and ``--help`` still shows the usage.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        # Python 3.11's argparse drops a value `--` (`--to=--`) and hands the option an empty
+        # list instead of refusing it: an int option would reach the command as []
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
+
+def whole(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An option's type: a whole number from ``low`` to ``high``; ``what`` says what it counts."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not accepted: expected {what}, "
+                                             f"a whole number from {low:,} to {high:,}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def number(low: float, high: float, what: str, *, above: bool = False) -> Callable[[str], float]:
+    """An option's type: a finite number from ``low`` (exclusive when ``above``) to ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if above else value >= low) and value <= high):
+            bound = f"above {low:g}" if above else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not accepted: expected {what}, "
+                                             f"a number {bound} to {high:g}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _shown(text: str) -> str:
+    """The value as typed, cut short if huge, on one line."""
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return repr(text) if not text.strip() or not text.isprintable() else text
+
 
 
 def checkpoint_name(text: str) -> int | str:
@@ -39,6 +107,7 @@ def _trust_option(p: argparse.ArgumentParser) -> None:
 
 
 def _der_options(p: argparse.ArgumentParser) -> None:
+    # checked with the other scoring settings (engine.extraction.check), which names the fix
     p.add_argument("--collar", type=float, default=0.0, metavar="SECONDS",
                    help="forgiveness collar, whole width around each reference boundary, as pyannote.metrics "
                         "counts it (default: 0, pyannote's full AMI practice; 0.5 = NIST md-eval's 0.25 s)")
@@ -51,18 +120,20 @@ def _der_options(p: argparse.ArgumentParser) -> None:
 
 def _train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subset", default="train", help="protocol subset to train on (default: train)")
-    p.add_argument("--to", type=int, default=None, metavar="E",
+    p.add_argument("--to", type=whole(1, MAX_EPOCH, "the epoch to train up to"), default=None, metavar="E",
                    help="train up to epoch E (default: 100, or the resumed run's target)")
-    p.add_argument("--parallel", type=int, default=2, metavar="N",
+    p.add_argument("--parallel", type=whole(0, 256, "a number of loader processes"), default=2, metavar="N",
                    help="data loading worker processes (default: 2; 0 loads in the main process)")
     p.add_argument("--device", default=None, metavar="D",
                    help="cpu, cuda or cuda:N (default: cuda if one is visible, else cpu)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0,
+                   help="random seed (default: 0)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in TRN_DIR")
     p.add_argument("--strict", action="store_true",
                    help="stop on the first unreadable file or too-short speaker instead of skipping it")
-    p.add_argument("--log-every", type=float, default=2.0, metavar="SECONDS",
+    p.add_argument("--log-every", type=number(0, 86_400, "seconds between writes"), default=2.0,
+                   metavar="SECONDS",
                    help="seconds between metric writes to the database (default: 2)")
     p.add_argument("--events", action="store_true",
                    help="write an event file in TRN_DIR instead of the database "
@@ -80,7 +151,7 @@ def _train_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="spkemb-engine",
         description="Train, validate and apply SincTDNN speaker embeddings; every run is "
                     "recorded in a SQLite database.")
@@ -118,11 +189,13 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate checkpoints of TRN_DIR by EER and minDCF on PROTOCOL's "
                                    "SUBSET trials, waiting for new ones while training runs.")
     p.add_argument("--subset", default="test", help="trial subset (default: test)")
-    p.add_argument("--from", dest="from_epoch", type=int, default=None, metavar="E",
+    p.add_argument("--from", dest="from_epoch", type=whole(0, MAX_EPOCH, "the first epoch to evaluate"),
+                   default=None, metavar="E",
                    help="first epoch to evaluate (default: the first checkpoint)")
-    p.add_argument("--to", type=int, default=None, metavar="E",
+    p.add_argument("--to", type=whole(0, MAX_EPOCH, "the last epoch to evaluate"), default=None, metavar="E",
                    help="last epoch to evaluate (default: the training run's target)")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="evaluate every N epochs (default: 1)")
+    p.add_argument("--every", type=whole(1, MAX_EPOCH, "a number of epochs"), default=1, metavar="N",
+                   help="evaluate every N epochs (default: 1)")
     p.add_argument("--chronological", action="store_true",
                    help="evaluate in epoch order (default: newest checkpoint first)")
     p.add_argument("--whole-file", action="store_true",
@@ -132,13 +205,17 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
                         "(default: reuse them when made the same way, from the same checkpoint)")
     p.add_argument("--score-norm", choices=["asnorm"], default=None,
                    help="also report figures after adaptive S-norm against the training speakers")
-    p.add_argument("--cohort-size", type=int, default=300, metavar="N",
+    p.add_argument("--cohort-size", type=whole(1, 100_000, "a number of cohort speakers"), default=300,
+                   metavar="N",
                    help="AS-norm: the N cohort speakers most similar to each side (default: 300)")
-    p.add_argument("--cohort-files", type=int, default=3, metavar="F",
+    p.add_argument("--cohort-files", type=whole(1, 1000, "a number of files per speaker"), default=3,
+                   metavar="F",
                    help="AS-norm: training files averaged per cohort speaker (default: 3)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
-    p.add_argument("--batch", type=int, default=64, metavar="B", help="windows per batch (default: 64)")
-    p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
+    p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=64, metavar="B",
+                   help="windows per batch (default: 64)")
+    p.add_argument("--poll", type=number(0, 3600, "seconds between looks", above=True), default=2.0,
+                   metavar="SECONDS",
                    help="seconds between looks for new checkpoints (default: 2)")
     _trust_option(p)
     _db_options(p)
@@ -152,7 +229,8 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
                        description="Extract embeddings with the best (or a chosen) epoch into "
                                    "VAL_DIR/apply/EPOCH/{uri}.npy; a path or step other than the "
                                    "defaults is named in the folder (apply/EPOCH-shared-step0.5/).")
-    p.add_argument("--step", type=float, default=0.1, help="window step as a fraction of its duration (default: 0.1)")
+    p.add_argument("--step", type=number(0, 100, "a fraction of the window", above=True), default=0.1,
+                   help="window step as a fraction of its duration (default: 0.1)")
     p.add_argument("--subset", default="test", help="subset to extract (default: test)")
     p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
                    help=f"epoch, or averaged weights such as avg-top5, to use (default: {PARAMS}'s)")
@@ -165,7 +243,8 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
                    help="with --runtime onnxruntime: a file from `spkemb-engine export` of the same "
                         "checkpoint (default: export it to a temporary file)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
-    p.add_argument("--batch", type=int, default=128, metavar="B", help="windows per batch (default: 128)")
+    p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=128, metavar="B",
+                   help="windows per batch (default: 128)")
     p.add_argument("--diarize", action="store_true",
                    help="then run the diarization check (as `spkemb-engine diarize`) on the extracted subset")
     _der_options(p)
@@ -222,6 +301,7 @@ def _add_average(sub: argparse._SubParsersAction) -> None:
                                    "the K epochs of lowest validated EER of VAL_DIR, into "
                                    f"TRN_DIR/{WEIGHTS}/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
     which = p.add_mutually_exclusive_group(required=True)
+    # counts checked against the epochs there are (engine.validation.average)
     which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
     which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
     _trust_option(p)
@@ -258,9 +338,9 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-data", help="synthesize a small corpus in the real datasets' layouts",
                        description="Write VoxCeleb-, MUSAN- and AMI-style synthetic data and its database.yml.")
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--speakers", type=int, default=60, metavar="N",
+    p.add_argument("--speakers", type=whole(6, 10_000, "a number of speakers"), default=60, metavar="N",
                    help="number of speakers, two thirds for training (default: 60)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0, help="random seed (default: 0)")
 
 
 
@@ -268,8 +348,8 @@ def _add_demo_workspace(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-workspace", help="prepare the demo workspace that `make demo` opens",
                        description="Corpus, CPU-sized config.yml and runs.db in DIR.")
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--speakers", type=int, default=60, metavar="N")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speakers", type=whole(6, 10_000, "a number of speakers"), default=60, metavar="N")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0)
 
 
 
@@ -295,9 +375,9 @@ def _add_sbatch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sbatch", help="write a SLURM batch script for `srun torchrun ... train`",
                        description="Write (or print) a SLURM batch script that trains under "
                                    "srun torchrun, requeued on preemption.")
-    p.add_argument("--nodes", type=int, default=1)
-    p.add_argument("--gpus-per-node", type=int, default=1)
-    p.add_argument("--cpus-per-task", type=int, default=8)
+    p.add_argument("--nodes", type=whole(1, 100_000, "a number of nodes"), default=1)
+    p.add_argument("--gpus-per-node", type=whole(1, 1024, "a number of GPUs"), default=1)
+    p.add_argument("--cpus-per-task", type=whole(1, 100_000, "a number of CPUs"), default=8)
     p.add_argument("--time", default="2-00:00:00", help="SLURM time limit (default: 2-00:00:00)")
     p.add_argument("--partition", default=None)
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the script here (default: stdout)")

@@ -17,7 +17,7 @@ from engine.arguments import build_parser
 from engine.console import say
 from engine.errors import FileAccessError, SpkembError
 
-__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "request_of"]
+__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "parse_command", "request_of"]
 
 #: command name -> "module:function" taking the command's request, returning an exit code
 HANDLERS: dict[str, str] = {
@@ -58,9 +58,24 @@ REQUESTS: dict[str, type[requests.Request]] = {
 
 
 def request_of(argv: Sequence[str]) -> requests.Request:
-    """The typed request an argument list makes (argparse exits 2 on a bad one, as ever)."""
-    args = build_parser().parse_args(argv)
-    return REQUESTS[_handler_name(args)].from_namespace(args)
+    """The typed request an argument list makes; a bad one is one stderr line and exit 2."""
+    return parse_command(argv)[1]
+
+
+def parse_command(argv: Sequence[str] | None) -> tuple[str, requests.Request]:
+    """The command's name and its typed request, as ``main`` runs them.
+
+    Bad options (a number out of range, two that contradict each other) raise ``SystemExit(2)``
+    after one line on stderr (``spkemb-engine COMMAND: error: ...``), before any work.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = _handler_name(args)
+    try:
+        return command, REQUESTS[command].from_namespace(args)
+    except SpkembError as e:
+        say(f"spkemb-engine {command}: error: {e}")
+        raise SystemExit(e.exit_code) from None
 
 
 def _handler_name(args: argparse.Namespace) -> str:
@@ -70,26 +85,25 @@ def _handler_name(args: argparse.Namespace) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = _handler_name(args)
+    command, request = parse_command(argv)
     module_name, func_name = HANDLERS[command].split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)
-        return int(handler(REQUESTS[command].from_namespace(args)) or 0)
+        return int(handler(request) or 0)
     except SpkembError as e:
-        say(f"spkemb-engine {_handler_name(args)}: error: {e}")
+        say(f"spkemb-engine {command}: error: {e}")
         return e.exit_code
     except BrokenPipeError:
         # `spkemb-engine runs | head`: the reader left; say nothing more
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        say(f"spkemb-engine {_handler_name(args)}: interrupted")
+        say(f"spkemb-engine {command}: interrupted")
         return 130
     except OSError as e:
         # the system refused a read or a write that no library code turned into a SpkembError
         error = FileAccessError.from_os_error(e)
-        say(f"spkemb-engine {_handler_name(args)}: error: {error}")
+        say(f"spkemb-engine {command}: error: {error}")
         return error.exit_code
 
 

@@ -25,6 +25,8 @@ from engine.console import progress_bar
 #: seconds between two progress lines in a log file, and between two database heartbeats
 LINE_EVERY = 10.0
 BEAT_EVERY = 2.0
+#: seconds in a year: an ETA beyond it is flagged, not counted in minutes
+YEAR = 365 * 24 * 3600
 
 #: (done, total) of the phase under way; (None, None) only says "alive"
 Beat = Callable[[int | None, int | None], None]
@@ -34,6 +36,8 @@ def _eta(done: float, total: float | None, seconds: float) -> str:
     if not total or done <= 0 or done >= total:
         return ""
     left = (total - done) * seconds / done
+    if left >= YEAR:  # a size no one meant (an epoch of per_epoch days far beyond the data): said so
+        return f", ETA {left / YEAR:,.0f} years (check the config's per_epoch)"
     return f", ETA {int(left) // 60}:{int(left) % 60:02d}"
 
 

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TypeVar
 
+from engine.errors import SpkembError
 from engine.layout import CheckpointName
 
 R = TypeVar("R", bound="Request")
@@ -93,6 +94,11 @@ class ValidateRequest(Request):
     trust_checkpoint: bool = False
     db: str | None = None
     database: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.from_epoch is not None and self.to is not None and self.from_epoch > self.to:
+            raise SpkembError(f"--from {self.from_epoch} is after --to {self.to}: no epoch to evaluate; "
+                              f"pass --from at most {self.to}")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 from engine.config.dump import dump_config
+from engine.config.footprint import gpu_visible, host_memory, refusal, training_footprint
 from engine.config.parse import load_config
+from engine.config.schema import Config
+from engine.errors import ConfigError
 from engine.requests import ConfigCheckRequest
 
 
@@ -18,5 +21,22 @@ def cmd_check(args: ConfigCheckRequest) -> int:
     path = Path(args.file)
     if path.is_dir():
         path = path / "config.yml"
-    sys.stdout.write(dump_config(load_config(path)))
+    config = load_config(path)
+    _check_memory(config, path)
+    sys.stdout.write(dump_config(config))
     return 0
+
+
+def _check_memory(config: Config, path: Path) -> None:
+    """Refuse a config whose training cannot fit in this machine's memory (engine.config.footprint).
+
+    With a GPU installed, what sits on it is left to ``train``, which can ask the GPU.
+    """
+    memory = host_memory()
+    if memory is None:
+        return
+    footprint = training_footprint(config)
+    need = footprint.batches if gpu_visible() else footprint.total
+    reason = refusal(footprint, need, memory, available=False)
+    if reason is not None:
+        raise ConfigError(reason, source=str(path))

@@ -8,10 +8,15 @@ returns the values the dataclass gets, or raises :class:`RuleBroken` naming the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 Values = dict[str, Any]
+
+#: the most batches an epoch may hold: an epoch is where training checkpoints and validation
+#: looks, and a million steps already take days on any hardware
+MAX_BATCHES_PER_EPOCH = 1_000_000
 
 
 class RuleBroken(ValueError):
@@ -62,6 +67,17 @@ def _cyclic(v: Values, written: set[str]) -> Values:
     return {**v, "learning_rate": lr, "min_lr": min_lr, "max_lr": lr}
 
 
+def _task(v: Values, written: set[str]) -> Values:
+    # the count of engine.data.batches.batches_per_epoch, which this torch-free layer cannot import
+    batches = math.ceil(v["per_epoch"] * 24 * 3600 / (v["duration"] * v["per_fold"] * v["per_label"]))
+    if batches > MAX_BATCHES_PER_EPOCH:
+        raise RuleBroken(_blame(written, "per_epoch", "duration"),
+                         f"an epoch of {v['per_epoch']:g} days in batches of {v['per_fold']} x {v['per_label']} "
+                         f"chunks of {v['duration']:g} s is {batches:,} batches, more than "
+                         f"{MAX_BATCHES_PER_EPOCH:,}: lower per_epoch (days of audio per epoch, e.g. 5)")
+    return v
+
+
 def _sgd(v: Values, written: set[str]) -> Values:
     if v["nesterov"] and v["momentum"] == 0:
         raise RuleBroken(_blame(written, "nesterov", "momentum"),
@@ -75,6 +91,9 @@ RULES: dict[str, Callable[[Values, set[str]], Values]] = {
     "ConstantScheduler": _constant,
     "CyclicScheduler": _cyclic,
     "SGD": _sgd,
+    "AdditiveAngularMarginLoss": _task,
+    "AdditiveMarginLoss": _task,
+    "Softmax": _task,
 }
 
 

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config.values import Invalid, at_least, coerce, in_range, positive
+from engine.config.values import Invalid, at_least, coerce, in_range, positive, within
 
 #: sections of the tutorial's format, in the order they are written
 SECTIONS = ("feature_extraction", "data_augmentation", "architecture", "task", "scheduler", "optimizer")
@@ -123,13 +123,19 @@ class Component:
         return ", ".join(names) or "none"
 
 
+# Upper bounds: far above any published recipe (VoxCeleb: 2-6 s chunks, 128-512 speakers of 1-2
+# chunks, 5-25 days an epoch, 512-wide layers), low enough that a typo (an extra zero or three)
+# is named here instead of dying in the memory allocator; the memory a whole config needs is
+# estimated from them by engine.config.footprint.
 _TASK_COMMON = (
-    Param("duration", "float", 2.0, "chunk duration in seconds (fixed-length training chunks)", positive),
-    Param("per_fold", "int", 32, "speakers per batch", at_least(2)),
-    Param("per_label", "int", 1, "chunks per speaker in a batch", at_least(1)),
-    Param("per_epoch", "float", 7.0, "days of audio per epoch (e.g. 0.02 = 28.8 minutes)", positive),
+    Param("duration", "float", 2.0, "chunk duration in seconds (fixed-length training chunks)",
+          within(positive, 60)),
+    Param("per_fold", "int", 32, "speakers per batch", within(at_least(2), 10_000)),
+    Param("per_label", "int", 1, "chunks per speaker in a batch", within(at_least(1), 1_000)),
+    Param("per_epoch", "float", 7.0, "days of audio per epoch (e.g. 0.02 = 28.8 minutes)",
+          within(positive, 1_000)),
     Param("label_min_duration", "float", 0.0,
-          "drop training speakers with less speech than this (seconds)", at_least(0)),
+          "drop training speakers with less speech than this (seconds)", within(at_least(0), 86_400)),
 )
 
 # Additive angular margin (ArcFace: Deng et al., CVPR 2019): cos(theta + m); a margin of
@@ -152,7 +158,8 @@ _LOSS = "pyannote.audio.embedding.approaches."
 
 COMPONENTS: tuple[Component, ...] = (
     Component("feature_extraction", "RawAudio", "pyannote.audio.features.RawAudio",
-              (Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at", positive),),
+              (Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at",
+                     within(positive, 384_000)),),
               "raw waveform, resampled and downmixed to mono"),
     Component("data_augmentation", "AddNoise", "pyannote.audio.augmentation.noise.AddNoise",
               (Param("snr_min", "float", 5.0, "lowest signal-to-noise ratio in dB"),
@@ -176,10 +183,11 @@ COMPONENTS: tuple[Component, ...] = (
               (Param("sincnet.stride", "stride", (1, 1, 1), "stride of the 3 SincNet convolutions"),
                Param("sincnet.waveform_normalize", "bool", True, "standardize each waveform"),
                Param("sincnet.instance_normalize", "bool", True, "instance-normalize SincNet layers"),
-               Param("tdnn.embedding_dim", "int", 512, "embedding dimension", at_least(1)),
+               Param("tdnn.embedding_dim", "int", 512, "embedding dimension",
+                     within(at_least(1), 8_192)),
                Param("tdnn.hidden_dim", "int", 512,
                      "width of the TDNN frame layers (spkemb extension; 512 in the x-vector)",
-                     at_least(1)),
+                     within(at_least(1), 8_192)),
                Param("embedding.batch_normalize", "bool", False, "batch-normalize embeddings"),
                Param("embedding.unit_normalize", "bool", False, "scale embeddings to unit length")),
               "SincNet front end, x-vector TDNN, statistics pooling"),
@@ -196,13 +204,15 @@ COMPONENTS: tuple[Component, ...] = (
                Param("min_lr", "float", 0.001, "lowest learning rate (default: learning_rate / 10)",
                      positive),
                Param("max_lr", "float", 0.01, "peak learning rate (same as learning_rate)", positive),
-               Param("epochs_per_cycle", "int", 10, "epochs per learning-rate cycle", at_least(1))),
+               Param("epochs_per_cycle", "int", 10, "epochs per learning-rate cycle",
+                     within(at_least(1), 1_000_000))),
               "learning rate cycling between min_lr and max_lr (Smith, WACV 2017)"),
     Component("scheduler", "ExponentialDecrease", "ExponentialDecrease",
               (Param("initial_lr", "float", 0.1, "learning rate at step 0 of the decay", positive),
                Param("final_lr", "float", 5e-5, "learning rate at the end of the last epoch (--to)",
                      positive),
-               Param("warm_up_epoch", "int", 6, "epochs of linear warm-up from 0", at_least(0))),
+               Param("warm_up_epoch", "int", 6, "epochs of linear warm-up from 0",
+                     within(at_least(0), 1_000_000))),
               "linear warm-up, then exponential decay from initial_lr to final_lr at --to (WeSpeaker)"),
     Component("optimizer", "SGD", "torch.optim.SGD",
               (Param("momentum", "float", 0.9, "SGD momentum", in_range(0.0, 1.0)),

@@ -122,6 +122,16 @@ def at_least(low: float) -> Callable[[float], str | None]:
     return lambda value: None if value >= low else f"must be at least {low}"
 
 
+def at_most(high: float) -> Callable[[float], str | None]:
+    return lambda value: None if value <= high else f"must be at most {high:,}"
+
+
+def within(low: Callable[[float], str | None], high: float) -> Callable[[float], str | None]:
+    """The check ``low`` (positive, at_least(n)), then at most ``high``: a range in two messages."""
+    top = at_most(high)
+    return lambda value: low(value) or top(value)
+
+
 def in_range(low: float, high: float, high_open: bool = True,
              high_text: str | None = None) -> Callable[[float], str | None]:
     top = high_text or str(high)

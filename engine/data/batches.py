@@ -16,6 +16,7 @@ way) and the problem travels with the batch to the main process, which warns and
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -259,9 +260,11 @@ class _Endless:
         return itertools.count(self.first)
 
 
-def _worker_init(_: int) -> None:
+def _worker_init(worker_id: int, then: Callable[[int], None] | None = None) -> None:
     # resampling is the only torch work in a worker: one thread each, the cores are the workers'
     torch.set_num_threads(1)
+    if then is not None:  # the caller's own set-up (training: leave stop signals to the main process)
+        then(worker_id)
 
 
 class BatchLoader:
@@ -274,7 +277,8 @@ class BatchLoader:
     """
 
     def __init__(self, dataset: SpeakerBatches, *, epoch: int, start_batch: int,
-                 epochs: int | None, workers: int, pin_memory: bool, prefetch: int) -> None:
+                 epochs: int | None, workers: int, pin_memory: bool, prefetch: int,
+                 worker_init: Callable[[int], None] | None = None) -> None:
         bpe = dataset.batches_per_epoch
         if not 0 <= start_batch < bpe:
             raise TrainingError(f"resume batch {start_batch} is outside epoch of {bpe} batches")
@@ -289,7 +293,8 @@ class BatchLoader:
         self.loader = DataLoader(
             dataset, batch_size=None, sampler=sampler, num_workers=workers,
             persistent_workers=workers > 0, prefetch_factor=prefetch if workers > 0 else None,
-            pin_memory=pin_memory, worker_init_fn=_worker_init if workers > 0 else None)
+            pin_memory=pin_memory,
+            worker_init_fn=functools.partial(_worker_init, then=worker_init) if workers > 0 else None)
 
     @property
     def speakers(self) -> list[str]:
@@ -346,7 +351,8 @@ class BatchLoader:
 def make_loader(files: Sequence[Any] | SpeakerIndex, cfg: Any, *, workers: int, seed: int,
                 rank: int = 0, world: int = 1, start_batch: int = 0, epoch: int = 0,
                 epochs: int | None = 1, augment: Augment | None = None, pin_memory: bool = False,
-                strict: bool = False, prefetch: int = 4) -> BatchLoader:
+                strict: bool = False, prefetch: int = 4,
+                worker_init: Callable[[int], None] | None = None) -> BatchLoader:
     """Training batches of a config's task, ready to iterate.
 
     Parameters
@@ -374,6 +380,8 @@ def make_loader(files: Sequence[Any] | SpeakerIndex, cfg: Any, *, workers: int, 
         Unreadable files and too-short speakers are fatal instead of reported.
     prefetch : int, optional
         Batches prepared ahead by each worker.
+    worker_init : callable, optional
+        Run in each worker process as it starts, with its id (after the loader's own set-up).
 
     Returns
     -------
@@ -391,4 +399,4 @@ def make_loader(files: Sequence[Any] | SpeakerIndex, cfg: Any, *, workers: int, 
                              seed=seed, rank=rank, world=world, augment=augment,
                              speeds=aug.speeds if aug is not None else ())
     return BatchLoader(dataset, epoch=epoch, start_batch=start_batch, epochs=epochs,
-                       workers=workers, pin_memory=pin_memory, prefetch=prefetch)
+                       workers=workers, pin_memory=pin_memory, prefetch=prefetch, worker_init=worker_init)

@@ -14,6 +14,22 @@ from contextlib import contextmanager
 from types import FrameType
 
 
+#: the signals that ask a run to stop (SLURM's warning, SIGUSR1, included)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+
+
+def ignore_stop_signals(_worker_id: int | None = None) -> None:
+    """In a helper process (a DataLoader worker): leave stop signals to the main process.
+
+    ``timeout``, ``kill -- -PGID``, SLURM and a terminal's Ctrl-C signal the whole process
+    group. A worker killed by them makes the main process fail ("DataLoader worker ... is killed
+    by signal") before it can checkpoint; ignoring them, the worker runs on until the main
+    process, having checkpointed and recorded the stop, shuts it down.
+    """
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
 class Interrupted(KeyboardInterrupt):
     """A requested stop (SIGTERM/SIGINT) raised where there is nothing to finish first."""
 
@@ -33,7 +49,7 @@ class StopRequest:
     def install(self) -> StopRequest:
         if self._previous:  # already installed (train installs it before indexing)
             return self
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        for sig in STOP_SIGNALS:
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -26,6 +26,7 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Checkpoint
 from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
+from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
 from engine.training.resume import ResumePoint, resume_point
 from engine.training.schedulers import learning_rate, margin_at
@@ -56,6 +57,8 @@ def cmd_train(args: TrainRequest) -> int:
     device = pick_device(args.device)
     world = init_world(device)
     device = pick_device(args.device, world)
+    # before the data is listed: a batch no memory here holds is refused in a second, not after
+    check_memory(config, device, workers=args.parallel, world=world.size)
     if args.init_classifier and not args.init_from:
         raise TrainingError("--init-classifier needs --init-from CHECKPOINT (the run whose classifier to reuse)")
     if not args.resume and ckpt.epochs_on_disk(trn_dir):
@@ -63,6 +66,14 @@ def cmd_train(args: TrainRequest) -> int:
                             "or train into another experiment directory")
     trust = ckpt.Trust(args.db, accept_changed=args.trust_checkpoint)
     resume = resume_point(trn_dir, device, trust=trust) if args.resume else None
+    if resume is not None and args.to is not None:
+        # a target the run is past already would end it at once, recorded `completed`; --to the
+        # epoch it completed is accepted (a resume that only records checkpoints left without rows)
+        lowest = resume.epoch + (1 if resume.batch else 0)
+        if args.to < lowest:
+            raise TrainingError(f"--to {args.to} is below where the resumed run stands ({resume.path}: epoch "
+                                f"{resume.epoch} completed, {resume.batch} batches of the next): pass --to "
+                                f"{lowest} or more")
     # a resumed fork continues from its own checkpoints: its lineage is recorded already
     init = None if resume is not None or not args.init_from else load_init(
         args.init_from, config=config, classifier=args.init_classifier, trust=trust)
@@ -81,6 +92,9 @@ def cmd_train(args: TrainRequest) -> int:
         if args.strict:  # files changed since the cached index saw them: recorded, then fatal
             recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
         recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
+        # now with the classifier's rows (one per training class) and the index
+        check_memory(config, device, workers=args.parallel, world=world.size, classes=len(data.speakers),
+                     index=data.index)
         if init is not None:
             init.check_classes(data.speakers)
         trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init, resume)
@@ -152,7 +166,7 @@ class Trainer:
                                          momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
                                          weight_decay=opt.weight_decay)
         self.step = 0   # optimizer steps: the schedules' clock (the batch position is self.data's)
-        self.target = args.to or DEFAULT_EPOCHS
+        self.target = args.to if args.to is not None else DEFAULT_EPOCHS
         self.stop = stop or StopRequest()
         #: why the run ended early (the run's ``reason``), None when it ran to its target
         self.reason: str | None = None
@@ -192,7 +206,7 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.data.seek(resume.position)
         self.step = resume.step
-        self.target = self.args.to or resume.target or self.target
+        self.target = next(t for t in (self.args.to, resume.target, self.target) if t is not None)
         self.carried = resume.carried
         ckpt.set_rng_state(saved["rng"])
 

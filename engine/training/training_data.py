@@ -24,6 +24,7 @@ from engine.data.speech_index import derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
 from engine.process.distributed import World
+from engine.process.stopping import ignore_stop_signals
 from engine.progress import Progress
 
 
@@ -73,7 +74,7 @@ class TrainingData:
         self._loader = make_loader(self.index, self.config, workers=self.workers, seed=self.seed,
                                    rank=self.world.rank, world=self.world.size, epoch=at.epoch,
                                    start_batch=at.batch, epochs=None, augment=self.augment,
-                                   pin_memory=self.pin_memory)
+                                   pin_memory=self.pin_memory, worker_init=ignore_stop_signals)
         self._iter = iter(self._loader)
 
     def found(self) -> list[Problem]:
