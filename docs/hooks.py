@@ -168,6 +168,9 @@ def _range(check: Any) -> str:
     bound = inspect.getclosurevars(check).nonlocals
     if name.startswith("at_least."):
         return f">= {bound['low']}"
+    if name.startswith("within."):
+        high = inspect.getclosurevars(bound["top"]).nonlocals["high"]
+        return f"{_range(bound['low'])}, <= {high:,}"
     if name.startswith("in_range."):
         return f"in [{bound['low']}, {bound['top']}{')' if bound['high_open'] else ']'}"
     return "checked"

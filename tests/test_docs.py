@@ -78,7 +78,7 @@ def test_config_reference_names_every_key() -> None:
             assert f"`{comp.section}.params.{param.name}`" in text
     # a range and a default read from the spec rows, not typed by hand
     assert "| `task.params.margin` | a number | `0.1` | in [0.0, pi/2) |" in text
-    assert "| `task.params.per_fold` | an integer | `32` | >= 2 |" in text
+    assert "| `task.params.per_fold` | an integer | `32` | >= 2, <= 10,000 |" in text
 
 
 def test_schema_reference_lists_every_table_and_column() -> None:

@@ -129,7 +129,10 @@ def at_most(high: float) -> Callable[[float], str | None]:
 def within(low: Callable[[float], str | None], high: float) -> Callable[[float], str | None]:
     """The check ``low`` (positive, at_least(n)), then at most ``high``: a range in two messages."""
     top = at_most(high)
-    return lambda value: low(value) or top(value)
+
+    def check(value: float) -> str | None:
+        return low(value) or top(value)
+    return check
 
 
 def in_range(low: float, high: float, high_open: bool = True,
