@@ -139,6 +139,8 @@ class ExportRequest(Request):
     output: str
     epoch: str | None = None
     format: str | None = None
+    #: replace an existing output file
+    force: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
