@@ -120,9 +120,14 @@ def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
             raise ProtocolError(f"database {database} has no entry under 'Databases:' in "
                                 f"{_where(paths)} — add e.g. `{database}: /path/to/{{uri}}.wav`")
         try:
-            return str(finder(file))
-        except FileNotFoundError:
-            return templates[0].format(uri=file["uri"], database=database)
+            try:
+                return str(finder(file))
+            except FileNotFoundError:
+                return templates[0].format(uri=file["uri"], database=database)
+        except (KeyError, IndexError, ValueError) as e:  # str.format of a template such as wav/{=uri}.wav
+            raise ProtocolError(f"database {database} of {_where(paths)}: a path template of {templates} is not "
+                                f"usable ({type(e).__name__}: {e}) — write e.g. `{database}: /path/to/{{uri}}.wav` "
+                                "(placeholders: {uri}, {database})") from e
 
     return audio
 
@@ -164,9 +169,43 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
     prep = {"audio": _audio_finder(registry, paths)}
     prep.update(preprocessors or {})
     try:
-        return registry.get_protocol(name, preprocessors=prep)
+        protocol = registry.get_protocol(name, preprocessors=prep)
     except Exception as e:
         raise ProtocolError(f"protocol {name} of {_where(paths)} cannot be loaded: {e}") from e
+    _check_entries(protocol, name, paths)
+    return protocol
+
+
+def _check_entries(protocol: Any, name: str, paths: list[Path]) -> None:
+    """Refuse a subset entry that is no path: pyannote.database reads them only when a subset is
+    listed, and then fails on a number or a null (``TypeError: expected str, got NoneType``)."""
+    for subset in SUBSETS:
+        for method in ("iter", "trial"):
+            # pyannote.database binds each subset's entries to its methods (functools.partial)
+            keywords = getattr(getattr(protocol, f"{subset}_{method}", None), "keywords", None) or {}
+            entries = keywords.get("entries")
+            if not isinstance(entries, dict):
+                continue
+            for key, value in entries.items():
+                # uri and trial are paths; other entries are paths or templates, or numbers
+                path = isinstance(value, str) and value != ""
+                if not (path or (key not in ("uri", "trial") and isinstance(value, (int, float)))):
+                    raise ProtocolError(f"protocol {name} of {_where(paths)}: {subset}: {key}: {value!r} is "
+                                        f"not a file path — write e.g. `{key}: lists/{subset}.{key}.txt`")
+                if path and key not in ("uri", "trial") and "{" not in value:
+                    _check_loader(name, paths, subset, key, value)
+
+
+def _check_loader(name: str, paths: list[Path], subset: str, key: str, value: str) -> None:
+    """An entry naming one file (not a ``{uri}`` template) is read by the loader of its suffix:
+    pyannote.database raises a TypeError for a suffix it has none for (an ``uri`` key misspelt)."""
+    from pyannote.database.custom import LOADERS
+
+    suffix = Path(value).suffix
+    if suffix not in LOADERS:
+        raise ProtocolError(f"protocol {name} of {_where(paths)}: {subset}: {key}: {value}: no reader for "
+                            f"{suffix or 'suffix-less'} files (it reads {', '.join(sorted(LOADERS))}) — "
+                            "check the key's name (uri, trial, annotation, annotated) and the file")
 
 
 def subset_files(protocol: Any, subset: str) -> list[Any]:

@@ -80,10 +80,12 @@ def load_trials(protocol_name: str, subset: str, database: str | None
             for key in ("file1", "file2"):
                 f = trial[key]
                 files.setdefault(f["uri"], str(f["audio"]))
-    except (NotImplementedError, AttributeError, FileNotFoundError) as e:
-        # pyannote.database says "not implemented" for a subset without a `trial:` list
-        raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({e}); "
-                            "check the `trial:` entry of database.yml") from e
+    except (NotImplementedError, AttributeError, FileNotFoundError, ValueError) as e:
+        # pyannote.database says "not implemented" for a subset without a `trial:` list; pandas,
+        # which reads the list, raises ValueErrors (ParserError, UnicodeDecodeError)
+        problem = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({problem}); "
+                            "check the `trial:` entry of database.yml and the list it names") from e
     if not trials:
         raise ProtocolError(f"protocol {protocol_name} lists no {subset} trial")
     check_both_kinds(trials, source)
