@@ -39,7 +39,7 @@ from tests.engine.test_events import write_training
 
 #: a fixed set of examples in the suite; ``SPKEMB_FUZZ_EXAMPLES=2000`` searches further, at random
 _SEARCH = int(os.environ.get("SPKEMB_FUZZ_EXAMPLES", "0"))
-FUZZ = settings(max_examples=_SEARCH or 60, deadline=None, derandomize=not _SEARCH,
+FUZZ = settings(max_examples=_SEARCH or 150, deadline=None, derandomize=not _SEARCH,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                        HealthCheck.data_too_large])
 PROTOCOL = "Demo.SpeakerVerification.Voices"
