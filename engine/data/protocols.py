@@ -169,43 +169,45 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
     prep = {"audio": _audio_finder(registry, paths)}
     prep.update(preprocessors or {})
     try:
-        protocol = registry.get_protocol(name, preprocessors=prep)
+        return registry.get_protocol(name, preprocessors=prep)
     except Exception as e:
         raise ProtocolError(f"protocol {name} of {_where(paths)} cannot be loaded: {e}") from e
-    _check_entries(protocol, name, paths)
-    return protocol
 
 
-def _check_entries(protocol: Any, name: str, paths: list[Path]) -> None:
-    """Refuse a subset entry that is no path: pyannote.database reads them only when a subset is
-    listed, and then fails on a number or a null (``TypeError: expected str, got NoneType``)."""
-    for subset in SUBSETS:
-        for method in ("iter", "trial"):
-            # pyannote.database binds each subset's entries to its methods (functools.partial)
-            keywords = getattr(getattr(protocol, f"{subset}_{method}", None), "keywords", None) or {}
-            entries = keywords.get("entries")
-            if not isinstance(entries, dict):
-                continue
-            for key, value in entries.items():
-                # uri and trial are paths; other entries are paths or templates, or numbers
-                path = isinstance(value, str) and value != ""
-                if not (path or (key not in ("uri", "trial") and isinstance(value, (int, float)))):
-                    raise ProtocolError(f"protocol {name} of {_where(paths)}: {subset}: {key}: {value!r} is "
-                                        f"not a file path — write e.g. `{key}: lists/{subset}.{key}.txt`")
-                if path and key not in ("uri", "trial") and "{" not in value:
-                    _check_loader(name, paths, subset, key, value)
+#: subset entries that name a list of uris or of trials (``uris``: pyannote.database's older spelling)
+_LIST_KEYS = ("uri", "uris", "trial")
 
 
-def _check_loader(name: str, paths: list[Path], subset: str, key: str, value: str) -> None:
-    """An entry naming one file (not a ``{uri}`` template) is read by the loader of its suffix:
-    pyannote.database raises a TypeError for a suffix it has none for (an ``uri`` key misspelt)."""
+def check_subset_entries(protocol: Any, subset: str) -> None:
+    """Refuse an entry of ``subset`` that pyannote.database would fail on with a TypeError when it
+    lists the subset: a null or a list where a path belongs, or a file of a suffix it has no reader
+    for (``uri`` misspelt). The other subsets are not read, so not checked.
+
+    Raises
+    ------
+    ProtocolError
+        Naming the database.yml, the protocol, the subset and the entry.
+    """
     from pyannote.database.custom import LOADERS
 
-    suffix = Path(value).suffix
-    if suffix not in LOADERS:
-        raise ProtocolError(f"protocol {name} of {_where(paths)}: {subset}: {key}: {value}: no reader for "
-                            f"{suffix or 'suffix-less'} files (it reads {', '.join(sorted(LOADERS))}) — "
-                            "check the key's name (uri, trial, annotation, annotated) and the file")
+    name = getattr(protocol, "name", type(protocol).__name__)
+    for method in ("iter", "trial"):
+        # pyannote.database binds the subset's entries and its database.yml to its methods (functools.partial)
+        keywords = getattr(getattr(protocol, f"{subset}_{method}", None), "keywords", None) or {}
+        entries, where = keywords.get("entries"), keywords.get("database_yml")
+        if not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            # lists are paths; other entries are paths, {uri} templates, or numbers
+            path = isinstance(value, str) and value != ""
+            if not (path or (key not in _LIST_KEYS and isinstance(value, (int, float)))):
+                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {value!r} is not a file path "
+                                    f"— write e.g. `{key}: lists/{subset}.{key}.txt`")
+            suffix = Path(value).suffix if path else ""
+            if path and key not in _LIST_KEYS and "{" not in value and suffix not in LOADERS:
+                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {value}: no reader for "
+                                    f"{suffix or 'suffix-less'} files (it reads {', '.join(sorted(LOADERS))}) — "
+                                    "check the entry's name (uri, trial, annotation, annotated) and its file")
 
 
 def subset_files(protocol: Any, subset: str) -> list[Any]:
@@ -230,6 +232,7 @@ def iter_subset(protocol: Any, subset: str) -> Iterator[Any]:
     name = getattr(protocol, "name", type(protocol).__name__)
     if subset not in SUBSETS:
         raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
+    check_subset_entries(protocol, subset)
     try:
         yield from getattr(protocol, subset)()
     except NotImplementedError as e:

@@ -31,7 +31,7 @@ import yaml
 from engine.atomic import atomic_write_text
 from engine.console import say
 from engine.data.audio import check_files
-from engine.data.protocols import load_protocol
+from engine.data.protocols import check_subset_entries, load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.process.distributed import pick_device
@@ -69,6 +69,7 @@ def load_trials(protocol_name: str, subset: str, database: str | None
         raise ProtocolError(f"protocol {protocol_name} has no {subset}_trial(): validate needs a "
                             "speaker verification protocol with trials (e.g. "
                             "VoxCeleb.SpeakerVerification.VoxCeleb1)")
+    check_subset_entries(protocol, subset)
     path = trial_file(method)
     if path is not None:
         check_trial_file(path)
