@@ -4,8 +4,9 @@ A small tmpfs cannot be mounted without root, so the disk fills up here instead:
 ``SPKEMB_FAULT_ENOSPC_AT``-th checkpoint temporary file opened for writing (``.tmp-*.pt``;
 another suffix with ``SPKEMB_FAULT_ENOSPC_SUFFIX``, e.g. ``.npy``) takes its first bytes, then
 every write to it fails with ``OSError(ENOSPC)``, as on a full disk. With
-``SPKEMB_FAULT_DB_FULL=1`` every other file stops growing at that moment too (``RLIMIT_FSIZE`` = 0), so that SQLite cannot write the runs database either; with
-``SPKEMB_FAULT_NO_WRITES=1`` that holds from the start. Only the OS calls fail; the
+``SPKEMB_FAULT_DB_FULL=1`` every other file stops growing at that moment too (``RLIMIT_FSIZE``
+= 0), so that SQLite cannot write the runs database either; with ``SPKEMB_FAULT_NO_WRITES=1``
+that holds from the start. Only the OS calls fail; the
 engine's own code runs unchanged.
 """
 
