@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.layout import ExperimentDir, TrainingDir
-from engine.records import Run
+from engine.records import Run, RunDevice
 
 #: children this TUI started; polled so that an exited child does not linger as a zombie
 #: (a zombie still has a /proc entry and would look alive to the lost-run check)
@@ -62,6 +62,40 @@ def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to:
     if resume:
         args.append("--resume")
     return engine_argv(*args, *_common(db, database), str(exp_dir), protocol)
+
+
+def recorded_option(command: list[str] | None, flag: str) -> str | None:
+    """The value of ``flag`` (``--parallel 4`` or ``--parallel=4``) in a run's recorded command line."""
+    command = command or []
+    value = None
+    for i, word in enumerate(command):
+        if word == flag and i + 1 < len(command):
+            value = command[i + 1]
+        elif word.startswith(flag + "="):
+            value = word[len(flag) + 1:]
+    return value
+
+
+def resume_argv(train: Run, *, db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+    """The command that resumes training run ``train`` as it ran: its data-loading workers
+    (``--parallel``) and, for a run under torchrun (device ``cuda:0 x4``), torchrun again with as
+    many processes, each given the device kind (``cuda``) so that each takes its local rank's GPU."""
+    recorded = RunDevice.parse(train.device) if train.device else RunDevice("")
+    parallel = recorded_option(train.command, "--parallel")
+    argv = train_argv(train.exp_dir or "", train.protocol or "", subset=train.subset or "train",
+                      to=train.target_epoch, resume=True, db=db, database=database,
+                      device=recorded.kind if recorded.processes > 1 else recorded.device or None,
+                      parallel=int(parallel) if parallel is not None and parallel.isdigit() else None)
+    if recorded.processes == 1:
+        return argv
+    # argv is [python, -m, engine, ...]: torchrun takes the module the same way
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={recorded.processes}", *argv[1:]]
+
+
+def run_device(run: Run) -> str | None:
+    """The one device a single-process command (validate, apply) beside ``run`` is given."""
+    return None if not run.device else RunDevice.parse(run.device).device
 
 
 @dataclass(frozen=True)

@@ -265,6 +265,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default=None, choices=["onnx", "torchscript"],
                    help="default: from FILE's suffix (.onnx; .pt or .ts for TorchScript)")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="file to write")
+    p.add_argument("--force", action="store_true", help="replace FILE when it exists (default: refuse)")
     _trust_option(p)
     _db_options(p, database=False)
     p.add_argument("val_dir", metavar="VAL_DIR", help=f"validation directory holding {PARAMS}")

@@ -17,7 +17,7 @@ from engine.arguments import build_parser
 from engine.console import say
 from engine.errors import FileAccessError, SpkembError
 
-__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "parse_command", "request_of"]
+__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of"]
 
 #: command name -> "module:function" taking the command's request, returning an exit code
 HANDLERS: dict[str, str] = {
@@ -84,6 +84,15 @@ def _handler_name(args: argparse.Namespace) -> str:
     return args.command
 
 
+#: what ends a line for a terminal or for ``str.splitlines``, written out as escapes instead
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a name read from a file (a key ``a\\rb``, a path) may hold line breaks."""
+    return message.translate(_LINE_BREAKS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command, request = parse_command(argv)
     module_name, func_name = HANDLERS[command].split(":")
@@ -91,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = getattr(importlib.import_module(module_name), func_name)
         return int(handler(request) or 0)
     except SpkembError as e:
-        say(f"spkemb-engine {command}: error: {e}")
+        say(f"spkemb-engine {command}: error: {one_line(str(e))}")
         return e.exit_code
     except BrokenPipeError:
         # `spkemb-engine runs | head`: the reader left; say nothing more
@@ -103,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         # the system refused a read or a write that no library code turned into a SpkembError
         error = FileAccessError.from_os_error(e)
-        say(f"spkemb-engine {command}: error: {error}")
+        say(f"spkemb-engine {command}: error: {one_line(str(error))}")
         return error.exit_code
 
 

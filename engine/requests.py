@@ -151,6 +151,8 @@ class ExportRequest(Request):
     format: str | None = None
     trust_checkpoint: bool = False
     db: str | None = None
+    #: replace an existing output file
+    force: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

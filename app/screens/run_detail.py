@@ -190,8 +190,7 @@ class RunDetailScreen(Screen):
             return
         ws = self.app.workspace
         subset = train.subset or "train"
-        argv = processes.train_argv(train.exp_dir, train.protocol, subset=subset, to=train.target_epoch,
-                                    device=train.device, resume=True, db=ws.db_path, database=ws.database_yml)
+        argv = processes.resume_argv(train, db=ws.db_path, database=ws.database_yml)
         pid = self._launch(argv, TrainingDir(Path(train.out_dir)).log, kind="train", what=f"resume of #{train.id}",
                            protocol=train.protocol, subset=subset, device=train.device)
         validators = self._validators()
@@ -229,10 +228,10 @@ class RunDetailScreen(Screen):
             self.app.error(str(e))
             return
         argv = processes.validate_argv(train.out_dir, train.protocol, subset=choice.subset, every=choice.every,
-                                       to=train.target_epoch, device=train.device, db=ws.db_path,
+                                       to=train.target_epoch, device=processes.run_device(train), db=ws.db_path,
                                        database=ws.database_yml, score_norm=choice.score_norm)
         self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train.id}",
-                     protocol=train.protocol, subset=choice.subset, device=train.device, after=after)
+                     protocol=train.protocol, subset=choice.subset, device=processes.run_device(train), after=after)
 
     def action_stop_validation(self) -> None:
         running = [v for v in self._validators() if v.status == "running"]
@@ -337,7 +336,7 @@ class RunDetailScreen(Screen):
             self.app.notify("Validate first: extraction uses the best validated epoch.", severity="warning")
             return
         train = self._train()
-        device = None if train is None else train.device
+        device = None if train is None else processes.run_device(train)
         self.app.push_screen(ExtractDialog(self.app.workspace.database_yml, device),
                              lambda choice: self._extract(val, choice))
 

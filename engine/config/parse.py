@@ -78,9 +78,9 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         if key not in SECTIONS:
             raise src.error(key, f"unknown section; accepted sections: {', '.join(SECTIONS)}")
     for key in REQUIRED_SECTIONS:
-        if key not in data:
+        if data.get(key) is None:  # `architecture:` with nothing under it is as missing
             raise ConfigError(f"missing section; add `{key}:` with its name and params ({_EXAMPLE})",
-                              source=source, key=key)
+                              source=source, key=key, line=src.line(key))
     return _config(src)
 
 

@@ -38,9 +38,10 @@ def read_yaml(text: str, name: str) -> Source:
         Invalid YAML (with its line and column), a key that is not a name, or a key
         written twice in one mapping (PyYAML would silently keep the last one).
     """
-    loader = yaml.SafeLoader(text)
     lines: dict[str, int] = {}
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # refuses a control character (NUL) at once: ReaderError
         node = loader.get_single_node()
         data = None if node is None else _walk(loader, node, "", lines, name)
     except yaml.MarkedYAMLError as e:
@@ -52,9 +53,11 @@ def read_yaml(text: str, name: str) -> Source:
         raise ConfigError(f"invalid YAML: {problem}{where}; fix the syntax there",
                           source=name, line=None if mark is None else mark.line + 1) from e
     except yaml.YAMLError as e:
-        raise ConfigError(f"invalid YAML: {e}", source=name) from e
+        # a ReaderError's second line says "in <unicode string>, position N": the first says what
+        raise ConfigError(f"invalid YAML: {(str(e).splitlines() or ['unreadable'])[0]}", source=name) from e
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return Source(data, lines, name)
 
 

@@ -120,9 +120,14 @@ def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
             raise ProtocolError(f"database {database} has no entry under 'Databases:' in "
                                 f"{_where(paths)} — add e.g. `{database}: /path/to/{{uri}}.wav`")
         try:
-            return str(finder(file))
-        except FileNotFoundError:
-            return templates[0].format(uri=file["uri"], database=database)
+            try:
+                return str(finder(file))
+            except FileNotFoundError:
+                return templates[0].format(uri=file["uri"], database=database)
+        except (KeyError, IndexError, ValueError) as e:  # str.format of a template such as wav/{=uri}.wav
+            raise ProtocolError(f"database {database} of {_where(paths)}: a path template of {templates} is not "
+                                f"usable ({type(e).__name__}: {e}) — write e.g. `{database}: /path/to/{{uri}}.wav` "
+                                "(placeholders: {uri}, {database})") from e
 
     return audio
 
@@ -169,6 +174,42 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
         raise ProtocolError(f"protocol {name} of {_where(paths)} cannot be loaded: {e}") from e
 
 
+#: subset entries that name a list of uris or of trials (``uris``: pyannote.database's older spelling)
+_LIST_KEYS = ("uri", "uris", "trial")
+
+
+def check_subset_entries(protocol: Any, subset: str) -> None:
+    """Refuse an entry of ``subset`` that pyannote.database would fail on with a TypeError when it
+    lists the subset: a null or a list where a path belongs, or a file of a suffix it has no reader
+    for (``uri`` misspelt). The other subsets are not read, so not checked.
+
+    Raises
+    ------
+    ProtocolError
+        Naming the database.yml, the protocol, the subset and the entry.
+    """
+    from pyannote.database.custom import LOADERS
+
+    name = getattr(protocol, "name", type(protocol).__name__)
+    for method in ("iter", "trial"):
+        # pyannote.database binds the subset's entries and its database.yml to its methods (functools.partial)
+        keywords = getattr(getattr(protocol, f"{subset}_{method}", None), "keywords", None) or {}
+        entries, where = keywords.get("entries"), keywords.get("database_yml")
+        if not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            # lists are paths; other entries are paths, {uri} templates, or numbers
+            path = isinstance(value, str) and value != ""
+            if not (path or (key not in _LIST_KEYS and isinstance(value, (int, float)))):
+                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {value!r} is not a file path "
+                                    f"— write e.g. `{key}: lists/{subset}.{key}.txt`")
+            suffix = Path(value).suffix if path else ""
+            if path and key not in _LIST_KEYS and "{" not in value and suffix not in LOADERS:
+                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {value}: no reader for "
+                                    f"{suffix or 'suffix-less'} files (it reads {', '.join(sorted(LOADERS))}) — "
+                                    "check the entry's name (uri, trial, annotation, annotated) and its file")
+
+
 def subset_files(protocol: Any, subset: str) -> list[Any]:
     """Every file of one subset of a protocol, as a list.
 
@@ -191,6 +232,7 @@ def iter_subset(protocol: Any, subset: str) -> Iterator[Any]:
     name = getattr(protocol, "name", type(protocol).__name__)
     if subset not in SUBSETS:
         raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
+    check_subset_entries(protocol, subset)
     try:
         yield from getattr(protocol, subset)()
     except NotImplementedError as e:

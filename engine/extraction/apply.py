@@ -29,7 +29,6 @@ block of frames) at a time, so memory does not grow with a file's length.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from engine.atomic import atomic_write_text
+from engine.atomic import atomic_write, atomic_write_text
 from engine.console import out, say
 from engine.data.audio import check_files, num_samples
 from engine.data.protocols import load_protocol, subset_files
@@ -58,11 +57,8 @@ from engine.validation.selection import chosen_checkpoint
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, path)
+    """``path`` holds all of ``array`` or is left as it was (a full disk: DiskFull, no half file)."""
+    atomic_write(path, lambda f: np.save(f, array), mode="wb")
 
 
 def output_paths(out_dir: Path, files: list, source: str) -> list[Path]:

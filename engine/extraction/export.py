@@ -178,6 +178,21 @@ def _format(fmt: str | None, output: Path) -> str:
                       f"{output.suffix or '(none)'} does not say which)")
 
 
+def _check_output(output: Path, *, force: bool) -> None:
+    """Refuse, before minutes of export, an -o that cannot be written or would replace a file unasked."""
+    parent = output.parent
+    # the nearest existing folder on the way: /etc/hostname/x.onnx names a file as its folder
+    on_disk = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if on_disk is not None and not on_disk.is_dir():
+        raise SpkembError(f"-o {output}: {on_disk} is a file, not a folder; name a file in a folder")
+    if not parent.is_dir():
+        raise SpkembError(f"-o {output}: the folder {parent} does not exist; create it first")
+    if output.is_dir():
+        raise SpkembError(f"-o {output} is a directory: name the file to write, e.g. {output / 'embedding.onnx'}")
+    if output.exists() and not force:
+        raise SpkembError(f"-o {output} already exists: pass --force to replace it, or name another file")
+
+
 def cmd_export(args: ExportRequest) -> int:
     """``spkemb-engine export VAL_DIR [--epoch E|avg-...] [--format onnx|torchscript] -o FILE``."""
     val_dir = ValidationDir(Path(args.val_dir))
@@ -186,10 +201,7 @@ def cmd_export(args: ExportRequest) -> int:
                           f"writes ({VAL_DIR_SHAPE})")
     output = Path(args.output)
     fmt = _format(args.format, output)
-    if not output.parent.is_dir():
-        raise SpkembError(f"-o {output}: the folder {output.parent} does not exist; create it first")
-    if output.is_dir():
-        raise SpkembError(f"-o {output} is a directory: name the file to write, e.g. {output / 'embedding.onnx'}")
+    _check_output(output, force=args.force)
     name = resolve_name(val_dir, args.epoch)
     checkpoint = val_dir.training.checkpoint(name)
     metadata = export_checkpoint(checkpoint, name, fmt, output,

@@ -19,7 +19,7 @@ from engine.errors import AudioError, TrainingError
 from engine.process.distributed import World
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Phase, Progress
-from engine.records import Checkpoint, EpochSummary, Extraction, Figures, ValidationResult
+from engine.records import Checkpoint, EpochSummary, Extraction, Figures, RunDevice, ValidationResult
 from engine.requests import TrainRequest
 from engine.store.events import recorder as open_writer
 from engine.store.writer import NullWriter, RunWriter
@@ -258,7 +258,7 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
     writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
     exp_dir = Path(args.exp_dir).resolve()
     log = trn_dir / "train.log"
-    fields = dict(command=list(sys.argv), device=device + (f" x{world.size}" if world.distributed else ""),
+    fields = dict(command=list(sys.argv), device=str(RunDevice(device, world.size)),
                   target_epoch=args.to)
     previous = None
     if resuming:  # an event file finds nothing: a resumed run is a new run there

@@ -10,13 +10,13 @@ that file is read and written (``engine.validation.selection``).
 """
 
 from engine.records.fields import PathText, as_args, field_names, from_args, record_class, row_record
-from engine.records.runs import DataProblem, DiarizationCheck, Extraction, Run, StaleExtraction
+from engine.records.runs import DataProblem, DiarizationCheck, Extraction, Run, RunDevice, StaleExtraction
 from engine.records.training import Checkpoint, EpochSummary
 from engine.records.validation import (ASNORM_COLUMNS, AsNormFigures, Figures, RecordedValidation,
                                        ValidationResult)
 
 __all__ = [
     "ASNORM_COLUMNS", "AsNormFigures", "Checkpoint", "DataProblem", "DiarizationCheck", "EpochSummary", "Extraction",
-    "Figures", "PathText", "RecordedValidation", "Run", "StaleExtraction", "ValidationResult", "as_args",
+    "Figures", "PathText", "RecordedValidation", "Run", "RunDevice", "StaleExtraction", "ValidationResult", "as_args",
     "field_names", "from_args", "record_class", "row_record",
 ]

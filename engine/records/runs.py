@@ -89,6 +89,36 @@ class Run:
         return row_record(cls, row)
 
 
+@dataclass(frozen=True)
+class RunDevice:
+    """A run's ``device`` column: where it computed, with how many processes.
+
+    A plain run records its device (``cpu``, ``cuda:1``); a run under torchrun records rank 0's
+    device and the number of processes, ``cuda:0 x4``. Whoever starts the run again (the TUI's
+    resume) needs both back apart: ``cuda:0 x4`` is no device that ``--device`` takes.
+    """
+
+    device: str
+    processes: int = 1
+
+    def __str__(self) -> str:
+        return self.device + (f" x{self.processes}" if self.processes > 1 else "")
+
+    @classmethod
+    def parse(cls, text: str) -> RunDevice:
+        """``cuda:0 x4`` -> (``cuda:0``, 4); ``cpu`` -> (``cpu``, 1); anything else as one device."""
+        device, _, count = text.strip().rpartition(" x")
+        if device and count.isdigit() and int(count) >= 1:
+            return cls(device.strip(), int(count))
+        return cls(text.strip())
+
+    @property
+    def kind(self) -> str:
+        """The device without its index (``cuda:0`` -> ``cuda``): what each process of a torchrun
+        world is given, so that each takes the GPU of its local rank rather than all the same one."""
+        return self.device.split(":", 1)[0]
+
+
 @dataclass(frozen=True, kw_only=True)
 class DiarizationCheck:
     """A diarization check of an extraction folder (a ``diarizations`` row, read by ``row_record``).

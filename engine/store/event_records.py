@@ -14,6 +14,7 @@ import functools
 import inspect
 import json
 import os
+import sys
 import types
 import typing
 from dataclasses import dataclass
@@ -115,6 +116,12 @@ def _type_name(hint: Any) -> str:
     return names.get(origin or hint, "a value")
 
 
+#: the integers SQLite stores
+_INT64 = (-2**63, 2**63 - 1)
+#: the largest integer a double holds (roughly)
+_MAX_FLOAT = int(sys.float_info.max)
+
+
 def _fits(value: Any, hint: Any) -> bool:
     """Whether a JSON value fits an annotation of the writers (bool is no number here)."""
     if hint is Any:
@@ -124,10 +131,11 @@ def _fits(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
         return any(_fits(value, h) for h in args)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # an integer beyond the doubles (10**400) is no number the database can hold
+        return (isinstance(value, float)
+                or (isinstance(value, int) and not isinstance(value, bool) and abs(value) <= _MAX_FLOAT))
+    if hint is int:  # SQLite's INTEGER holds 64 bits; a larger one would fail the write itself
+        return isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]
     if hint in (str, bool):
         return isinstance(value, hint)
     if origin is os.PathLike:
@@ -208,6 +216,8 @@ def parse_record(text: str, line: int) -> EventRecord:
         raise BadRecord(f"unknown op {op!r} (known: create_run, {', '.join(sorted(RUN_OPS))})")
     if record["seq"] < 1 or not record["run"]:
         raise BadRecord("seq must be 1 or more and run a non-empty id")
+    if op == "create_run" and record["seq"] != 1:
+        raise BadRecord(f"create_run with seq {record['seq']}: only a run's first record (seq 1) creates it")
     args = _upgrade(op, record["args"])
     _check_args(op, args)
     return EventRecord(line, record["run"], record["seq"], float(record["t"]), op, args)

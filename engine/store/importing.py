@@ -135,6 +135,8 @@ def import_events(path: str | os.PathLike[str], store: Store, *,
     by_run: dict[str, list[EventRecord]] = {}
     for record in records:
         by_run.setdefault(record.run, []).append(record)
+    for uid, run_records in by_run.items():
+        _refuse_repeated_seq(path, uid, run_records)
     new = touched = 0
     with store.transaction():
         for uid, run_records in by_run.items():
@@ -155,6 +157,17 @@ def import_events(path: str | os.PathLike[str], store: Store, *,
         raise StoreError(f"{bad}; the {new} new records before it are imported: fix or delete "
                          "that line and import again")
     return {"records": new, "runs": touched}
+
+
+def _refuse_repeated_seq(path: Path, uid: str, records: list[EventRecord]) -> None:
+    """A writer numbers a run's records 1, 2, 3...: one number twice is a copied or spliced line,
+    which would be replayed twice (before anything is written)."""
+    seen: dict[int, int] = {}
+    for record in records:
+        if record.seq in seen:
+            raise StoreError(f"{path}:{record.line}: seq {record.seq} of run {uid} is also on line "
+                             f"{seen[record.seq]}; the file is damaged: delete one of the two and import again")
+        seen[record.seq] = record.line
 
 
 def _event_files(paths: list[str]) -> list[Path]:

@@ -50,7 +50,10 @@ def check_trial_file(path: str | Path) -> None:
         with open(path, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
                 fields = line.split()
-                if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES):
+                # pandas reads a field that starts with a quote as quoted, up to the next quote,
+                # lines apart: the rows after it would shift
+                if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES
+                               or any(f.startswith('"') for f in fields)):
                     raise ProtocolError(f"{path}:{number}: malformed trial line {line.strip()!r}: "
                                         f"expected {TRIAL_LINE} — fix or delete that line")
     except OSError as e:

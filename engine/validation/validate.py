@@ -31,7 +31,7 @@ import yaml
 from engine.atomic import atomic_write_text
 from engine.console import say
 from engine.data.audio import check_files
-from engine.data.protocols import load_protocol
+from engine.data.protocols import check_subset_entries, load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.process.checkpoints import Trust
@@ -70,6 +70,7 @@ def load_trials(protocol_name: str, subset: str, database: str | None
         raise ProtocolError(f"protocol {protocol_name} has no {subset}_trial(): validate needs a "
                             "speaker verification protocol with trials (e.g. "
                             "VoxCeleb.SpeakerVerification.VoxCeleb1)")
+    check_subset_entries(protocol, subset)
     path = trial_file(method)
     if path is not None:
         check_trial_file(path)
@@ -81,10 +82,12 @@ def load_trials(protocol_name: str, subset: str, database: str | None
             for key in ("file1", "file2"):
                 f = trial[key]
                 files.setdefault(f["uri"], str(f["audio"]))
-    except (NotImplementedError, AttributeError, FileNotFoundError) as e:
-        # pyannote.database says "not implemented" for a subset without a `trial:` list
-        raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({e}); "
-                            "check the `trial:` entry of database.yml") from e
+    except (NotImplementedError, AttributeError, FileNotFoundError, ValueError) as e:
+        # pyannote.database says "not implemented" for a subset without a `trial:` list; pandas,
+        # which reads the list, raises ValueErrors (ParserError, UnicodeDecodeError)
+        problem = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({problem}); "
+                            "check the `trial:` entry of database.yml and the list it names") from e
     if not trials:
         raise ProtocolError(f"protocol {protocol_name} lists no {subset} trial")
     check_both_kinds(trials, source)

@@ -1,11 +1,12 @@
 """Run the real engine with an operating-system fault injected: ``python -m tests.engine.faults ARGS``.
 
 A small tmpfs cannot be mounted without root, so the disk fills up here instead: the
-``SPKEMB_FAULT_ENOSPC_AT``-th checkpoint temporary file opened for writing (``.tmp-*.pt``)
-takes its first bytes, then every write to it fails with ``OSError(ENOSPC)``, as on a full
-disk. With ``SPKEMB_FAULT_DB_FULL=1`` every other file stops growing at that moment too
-(``RLIMIT_FSIZE`` = 0), so that SQLite cannot write the runs database either; with
-``SPKEMB_FAULT_NO_WRITES=1`` that holds from the start. Only the OS calls fail; the
+``SPKEMB_FAULT_ENOSPC_AT``-th checkpoint temporary file opened for writing (``.tmp-*.pt``;
+another suffix with ``SPKEMB_FAULT_ENOSPC_SUFFIX``, e.g. ``.npy``) takes its first bytes, then
+every write to it fails with ``OSError(ENOSPC)``, as on a full disk. With
+``SPKEMB_FAULT_DB_FULL=1`` every other file stops growing at that moment too (``RLIMIT_FSIZE``
+= 0), so that SQLite cannot write the runs database either; with ``SPKEMB_FAULT_NO_WRITES=1``
+that holds from the start. Only the OS calls fail; the
 engine's own code runs unchanged.
 """
 
@@ -62,7 +63,8 @@ def _faulty_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
     global _opened
     f = _open(file, mode, *args, **kwargs)
     name = Path(os.fspath(file)).name if isinstance(file, (str, os.PathLike)) else ""
-    if "w" in mode and name.startswith(TMP_PREFIX) and name.endswith(".pt"):
+    suffix = os.environ.get("SPKEMB_FAULT_ENOSPC_SUFFIX", ".pt")
+    if "w" in mode and name.startswith(TMP_PREFIX) and name.endswith(suffix):
         _opened += 1
         if _opened == int(os.environ.get("SPKEMB_FAULT_ENOSPC_AT", "0")):
             return _FillingFile(f, room=4096)

@@ -249,3 +249,26 @@ def test_apply_refuses_a_folder_that_holds_other_settings(tmp_path: Path, demo_c
     assert "move that folder aside" in done.stderr
     assert (old / "metadata.yml").read_text() == metadata
     assert np.array_equal(np.load(old / "ES2004a.npy"), np.ones((3, 32), np.float32))
+
+
+def test_a_full_disk_during_apply_is_one_line_and_leaves_no_half_written_embeddings(
+        tmp_path: Path, demo_corpus: Path, db_path: Path):
+    from engine.store import open_store
+    from tests.engine.engine_runner import engine_env
+
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    # the second file's .npy finds the disk full after its first 4 kB (tests/engine/faults.py)
+    env = {**engine_env(db_path, demo_corpus), "SPKEMB_FAULT_ENOSPC_AT": "2", "SPKEMB_FAULT_ENOSPC_SUFFIX": ".npy"}
+    done = subprocess.run([sys.executable, "-m", "tests.engine.faults", "apply", "--step", "0.25", str(val_dir),
+                           "Demo.SpeakerDiarization.Meetings"], capture_output=True, text=True, env=env, timeout=300)
+    out = val_dir / "apply" / "7"
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (error,) = [line for line in done.stderr.splitlines() if "error" in line]
+    assert error.startswith(f"spkemb-engine apply: error: no space left on the device of {out} while writing ")
+    # the first file's embeddings are whole; the second's neither half-written nor left as a temporary
+    (written,) = sorted(out.rglob("*.npy"))
+    assert np.load(written).shape[1] == 32
+    assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
+    (run,) = open_store(db_path, readonly=True).runs(kind="apply")
+    assert run["status"] == "failed" and run["reason"].startswith("no space left")

@@ -135,3 +135,14 @@ def test_missing_or_outside_checkpoints_become_no_rows(event_file: Path, tmp_pat
     again = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
                            capture_output=True, text=True)
     assert again.returncode == 0 and again.stderr == "" and "0 new records" in again.stdout
+
+
+def test_a_copied_line_is_named_and_not_replayed_twice(event_file: Path) -> None:
+    lines = event_file.read_text().splitlines()
+    number = next(i for i, line in enumerate(lines, 1) if json.loads(line)["op"] == "add_epoch")
+    event_file.write_text("\n".join([*lines, lines[number - 1]]) + "\n")  # a line spliced in twice
+    with open_store(event_file.parent / "runs.db") as store:
+        with pytest.raises(StoreError, match=f"^{event_file}:{len(lines) + 1}: seq {number} of run .* is also "
+                                             f"on line {number}; the file is damaged"):
+            import_events(event_file, store)
+        assert store.runs() == []  # refused before anything was written

@@ -127,6 +127,30 @@ def test_export_refuses_bad_requests_with_one_line(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.bin"))
 
 
+def test_export_keeps_an_existing_file_without_force_and_names_a_file_given_as_folder(tmp_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    kept = tmp_path / "net.onnx"
+    kept.write_bytes(b"an earlier export")
+    done = run_engine("export", str(val_dir), "-o", str(kept))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [f"spkemb-engine export: error: -o {kept} already exists: pass --force "
+                                        "to replace it, or name another file"]
+    assert kept.read_bytes() == b"an earlier export"
+    done = run_engine("export", str(val_dir), "--force", "-o", str(kept))
+    assert done.returncode == 0, done.stderr
+    assert read_metadata(kept)["spkemb.epoch"] == "7"
+
+    # a file where the folder should be, directly or further up
+    a_file = tmp_path / "hostname"
+    a_file.write_text("host\n")
+    for output in (a_file / "x.onnx", a_file / "deeper" / "x.onnx"):
+        done = run_engine("export", str(val_dir), "-o", str(output))
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.splitlines() == [f"spkemb-engine export: error: -o {output}: {a_file} is a file, "
+                                            "not a folder; name a file in a folder"]
+    assert a_file.read_text() == "host\n"
+
+
 def test_onnxruntime_windows_equal_the_plain_torch_path(tmp_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)
     checkpoint = checkpoint_of(val_dir)
