@@ -58,11 +58,14 @@ class Proc:
             return "?"
         return raw.rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace") or "?"
 
-    def environ_has(self, entry: bytes) -> bool:
+    def environ_holds(self, var: str, token: str) -> bool:
+        """Whether ``token`` is one of the space-separated words of ``var`` in its environment."""
         try:
-            return entry in Path(f"/proc/{self.pid}/environ").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{self.pid}/environ").read_bytes().split(b"\0")
         except OSError:  # another user's process, or gone
             return False
+        prefix = f"{var}=".encode()
+        return any(e.startswith(prefix) and token.encode() in e[len(prefix):].split() for e in environ)
 
 
 def _read(pid: int) -> Proc | None:
@@ -100,13 +103,13 @@ def descendants(root: int, table: dict[int, Proc] | None = None) -> list[Proc]:
 
 
 def carrying(var: str, token: str, table: dict[int, Proc] | None = None) -> list[Proc]:
-    """This user's processes whose environment holds ``var=token`` (inherited by all descendants)."""
+    """This user's processes whose environment holds ``token`` in ``var`` (inherited by all descendants)."""
     table = processes() if table is None else table
-    entry, uid, me = f"{var}={token}".encode(), os.getuid(), os.getpid()
+    uid, me = os.getuid(), os.getpid()
     mine = []
     for proc in table.values():
         with contextlib.suppress(OSError):
-            if proc.pid != me and os.stat(f"/proc/{proc.pid}").st_uid == uid and proc.environ_has(entry):
+            if proc.pid != me and os.stat(f"/proc/{proc.pid}").st_uid == uid and proc.environ_holds(var, token):
                 mine.append(proc)
     return mine
 
@@ -124,7 +127,8 @@ def spawn(argv: Sequence[str], *, env: dict[str, str] | None = None, **popen: An
     """
     token = uuid.uuid4().hex
     env = dict(os.environ if env is None else env)
-    env[CHILD_VAR] = token
+    # added to the tokens of the helpers above: a child started by a child is found by both
+    env[CHILD_VAR] = f"{env.get(CHILD_VAR, '')} {token}".strip()
     proc = subprocess.Popen(list(argv), env=env, start_new_session=True, preexec_fn=_die_with_parent, **popen)
     _LIVE.append((proc, token))
     return proc
