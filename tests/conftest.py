@@ -17,8 +17,9 @@ from engine.config import template_text
 from tests import children
 
 _tests = itertools.count(1)
-#: seconds a test's leftover processes get to end by themselves before they count as leaked
-LEAK_GRACE = 3.0
+#: seconds a test's leftover processes get to end by themselves before they count as leaked: the
+#: loader workers of an engine killed at teardown notice within 5 s that their parent is gone
+LEAK_GRACE = 10.0
 
 
 @pytest.fixture(autouse=True)
