@@ -115,7 +115,10 @@ def carrying(var: str, token: str, table: dict[int, Proc] | None = None) -> list
 
 
 def _die_with_parent() -> None:
-    """In the child between fork and exec: SIGTERM when the parent dies (kept across exec)."""
+    """In the child between fork and exec: SIGTERM when the parent dies (kept across exec).
+
+    Strictly, when the thread that started it ends: the helpers are called from a test's own thread.
+    """
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
@@ -173,11 +176,9 @@ def still_alive(procs: Iterable[Proc]) -> list[Proc]:
 def kill_tree(proc: subprocess.Popen, grace: float = 5.0) -> None:
     """Stop ``proc`` and everything it started (SIGTERM, then SIGKILL after ``grace`` seconds)."""
     token = next((t for p, t in _LIVE if p is proc), None)
-    tree = _tree(proc, token) if token is not None else []
-    if tree:
+    if token is not None and (tree := _tree(proc, token)):
         kill(tree, grace)
-        # the ones started while we waited
-        kill(_tree(proc, token), 0.0)  # type: ignore[arg-type]
+        kill(_tree(proc, token), 0.0)  # the ones started while we waited
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
     _LIVE[:] = [(p, t) for p, t in _LIVE if p is not proc]
