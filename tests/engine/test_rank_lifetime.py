@@ -33,7 +33,10 @@ def _train_args(exp: Path) -> list[str]:
     return ["train", "--to", "50", "--parallel", "0", "--device", "cpu", "--log-every", "0.1", str(exp), PROTOCOL]
 
 
-def _training(db: Path) -> object:
+def _training(db: Path, proc: subprocess.Popen, log: Path) -> bool:
+    """Whether the run has done two steps; fails at once, with torchrun's output, if ``proc`` ended."""
+    if proc.poll() is not None:
+        raise AssertionError(f"ended early (rc {proc.returncode}):\n{log.read_text()[-3000:]}")
     return any((r["step"] or 0) >= 2 and r["status"] == "running" for r in train_runs(db))
 
 
@@ -52,7 +55,7 @@ def test_ranks_stop_when_their_torchrun_is_killed(tmp_path: Path, demo_corpus: P
     exp, db, log = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db", tmp_path / "torchrun.log"
     with open(log, "w") as out, children.started(torchrun_argv(2, *_train_args(exp)), stdout=out,
                                                  stderr=subprocess.STDOUT, env=engine_env(db, demo_corpus)) as proc:
-        wait_for(lambda: _training(db), timeout=240, what="the first steps")
+        wait_for(lambda: _training(db, proc, log), timeout=240, what="the first steps")
         ranks = wait_for(lambda: r if len(r := _children_of(proc.pid)) == 2 else None, timeout=30,
                          what="the two ranks")
         os.kill(proc.pid, signal.SIGKILL)
@@ -68,7 +71,7 @@ def test_killing_the_parent_of_torchrun_leaves_no_rank(tmp_path: Path, demo_corp
     exp, db, log = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db", tmp_path / "torchrun.log"
     with children.started([sys.executable, "-c", DRIVER, str(log), *_train_args(exp)], cwd=REPO,
                           env=engine_env(db, demo_corpus)) as driver:
-        wait_for(lambda: _training(db), timeout=240, what="the first steps")
+        wait_for(lambda: _training(db, driver, log), timeout=240, what="the first steps")
         (torchrun,) = wait_for(lambda: _children_of(driver.pid), timeout=30, what="torchrun")
         wait_for(lambda: len(_children_of(torchrun.pid)) == 2, timeout=30, what="the two ranks")
         tree = children.descendants(driver.pid)
