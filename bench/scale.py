@@ -190,7 +190,7 @@ def torchrun_memory(exp: Path, yml: Path, cache: Path, db: Path, steps: int) -> 
     """torchrun, 2 ranks × 2 loader workers: every process's private memory after 20 and ``steps`` steps."""
     torchrun = Path(sys.executable).with_name("torchrun")
     log = exp / "torchrun.log"
-    proc = subprocess.Popen([str(torchrun), "--nproc_per_node", "2", "--master_port", "29531", "-m", "engine",
+    proc = subprocess.Popen([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "engine",
                              "train", "--to", "100", "--parallel", "2", "--device", "cpu", "--log-every", "0",
                              str(exp), PROTOCOL], stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             env=env(cache, db, yml), cwd=ROOT)

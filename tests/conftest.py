@@ -1,16 +1,55 @@
-"""Session-wide fixtures: a tiny demo corpus registered for the whole session, a tiny config."""
+"""Session-wide fixtures: a tiny demo corpus registered for the whole session, a tiny config;
+and the guard that fails a test leaving a process behind."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.config import template_text
+from tests import children
+
+_tests = itertools.count(1)
+#: seconds a test's leftover processes get to end by themselves before they count as leaked: the
+#: loader workers of an engine killed at teardown notice within 5 s that their parent is gone
+LEAK_GRACE = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_processes() -> Iterator[None]:
+    """Fail a test that leaves a process running, after killing it.
+
+    First here, so torn down last: after the fixtures that stop what they started. The children
+    ``tests.children`` started are stopped (their whole trees) without complaint: that is how
+    a test that failed half-way cleans up. What remains counts as leaked: a descendant of pytest
+    (by parent chain: a child in a session of its own is still a child), or any process that
+    inherited this test's token in its environment (one whose parent died and that init adopted).
+    """
+    token = f"{os.getpid()}.{next(_tests)}"
+    os.environ[children.OWNER_VAR] = token
+    before = {(p.pid, p.start) for p in children.descendants(os.getpid())}
+    yield
+    children.stop_all()
+    table = children.processes()
+    left = {p.pid: p for p in children.carrying(children.OWNER_VAR, token, table)}
+    left.update((p.pid, p) for p in children.descendants(os.getpid(), table) if (p.pid, p.start) not in before)
+    leaked = [p for p in left.values() if p.alive]
+    deadline = time.monotonic() + LEAK_GRACE
+    while leaked and time.monotonic() < deadline:  # ones on their way out (signalled, not yet ended)
+        time.sleep(0.05)
+        leaked = children.still_alive(leaked)
+    if not leaked:
+        return
+    named = [f"pid {p.pid}: {p.command}" for p in leaked]
+    children.kill(leaked, grace=1.0)
+    pytest.fail("the test left processes running (now killed):\n  " + "\n  ".join(named), pytrace=False)
 
 
 def _tiny(text: str) -> str:

@@ -3,12 +3,16 @@
 Under ``torchrun`` the environment carries RANK, WORLD_SIZE and LOCAL_RANK; a plain
 ``spkemb-engine train`` is a world of one. Rank 0 alone writes checkpoints and
 database rows; every rank agrees on stopping at a step boundary, because a signal
-may reach only some of them.
+may reach only some of them. A rank stops as on SIGTERM when its torchrun agent dies: killed
+without the chance to stop its workers, the agent would otherwise leave them training on, unseen.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +57,7 @@ def init_world(device: torch.device) -> World:
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
+    _stop_with_the_agent()
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
@@ -61,6 +66,18 @@ def init_world(device: torch.device) -> World:
     control = dist.new_group(backend="gloo") if backend == "nccl" else None
     return World(rank=dist.get_rank(), size=dist.get_world_size(),
                  local_rank=int(os.environ.get("LOCAL_RANK", "0")), control=control)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_the_agent() -> None:
+    """SIGTERM, which training takes as a stop request, when torchrun's agent (our parent) dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:  # the agent died before the line above: init adopted us already
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def agree(flag: bool, world: World) -> bool:

@@ -1,4 +1,8 @@
-"""Run the real engine as a subprocess, the way the TUI and users do."""
+"""Run the real engine as a subprocess, the way the TUI and users do.
+
+Every engine process starts through ``tests.children``: in a session of its own, dying with
+its parent, and killed with all it started when its test ends (see ``tests/children.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Callable
+
+from tests import children
 
 
 def engine_env(db: Path | None = None, database: Path | None = None) -> dict[str, str]:
@@ -23,15 +29,24 @@ def engine_env(db: Path | None = None, database: Path | None = None) -> dict[str
 
 def run_engine(*args: str, db: Path | None = None, database: Path | None = None,
                timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True,
-                          env=engine_env(db, database), timeout=timeout)
+    return children.run([sys.executable, "-m", "engine", *args], env=engine_env(db, database), timeout=timeout)
 
 
 def start_engine(*args: str, db: Path | None = None, database: Path | None = None,
                  log: Path | None = None) -> subprocess.Popen:
     out = open(log, "w") if log else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "engine", *args], stdout=out, stderr=subprocess.STDOUT,
-                            env=engine_env(db, database), start_new_session=True)
+    return children.spawn([sys.executable, "-m", "engine", *args], stdout=out, stderr=subprocess.STDOUT,
+                          env=engine_env(db, database))
+
+
+def torchrun_argv(nproc: int, *args: str) -> list[str]:
+    """``torchrun … -m engine ARGS`` with ``nproc`` ranks on this machine.
+
+    ``--standalone``: torchrun's rendezvous binds a port the kernel picks free, so that two test
+    sessions (two worktrees on one machine) never meet on a fixed port and wait for each other.
+    """
+    torchrun = Path(sys.executable).with_name("torchrun")
+    return [str(torchrun), "--standalone", "--nproc_per_node", str(nproc), "-m", "engine", *args]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 120, what: str = "condition") -> object:

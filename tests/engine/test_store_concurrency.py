@@ -15,6 +15,7 @@ import pytest
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER, REMOTE_LOST_AFTER
 from engine.store.migrations import known_migrations
+from tests import children
 
 #: waits for the go file so that every process starts its work at the same moment
 WAIT_FOR_GO = """
@@ -49,8 +50,8 @@ print(len(store.runs()))
 
 def start_together(script: str, db: Path, n: int, *args: str) -> list[subprocess.CompletedProcess]:
     go = db.parent / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(db), str(go), *args],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [children.spawn([sys.executable, "-c", script, str(db), str(go), *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(n)]
     time.sleep(1.0)  # let every interpreter reach its wait loop
     go.touch()
@@ -102,8 +103,8 @@ def test_mark_lost_needs_a_dead_process_and_an_old_heartbeat(tmp_path: Path) -> 
                   "print(s.create_run(kind='train', exp_dir='e', out_dir='o', protocol='P', "
                   "subset='train', config={}, command=['c'], device='cpu'), flush=True); "
                   "time.sleep(600)")
-    child = subprocess.Popen([sys.executable, "-c", child_code, str(db)], stdout=subprocess.PIPE,
-                             text=True)
+    child = children.spawn([sys.executable, "-c", child_code, str(db)], stdout=subprocess.PIPE,
+                           text=True)
     try:
         dead_run = int(child.stdout.readline())
     finally:

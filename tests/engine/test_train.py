@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,9 @@ import torch
 
 from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
+from tests import children
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import engine_env, run_engine, start_engine, wait_for
+from tests.engine.engine_runner import engine_env, run_engine, start_engine, torchrun_argv, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -115,10 +115,8 @@ def test_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: P
 @pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path: Path, demo_corpus: Path) -> None:
     exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
-    torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "engine",
-                           "train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp), PROTOCOL],
-                          capture_output=True, text=True, env=engine_env(db, demo_corpus), timeout=300)
+    done = children.run(torchrun_argv(2, "train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp),
+                                      PROTOCOL), env=engine_env(db, demo_corpus), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == ["0000.pt", "0001.pt"]
     (run,) = train_runs(db)
@@ -142,19 +140,15 @@ def _rank_pid(torchrun_pid: int, rank: int) -> int | None:
 def test_a_signal_to_one_rank_stops_both_at_the_same_step(tmp_path: Path, demo_corpus: Path) -> None:
     """SIGTERM reaching rank 1 alone: the ranks agree, rank 0 checkpoints mid-epoch and records why."""
     exp, db = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db"
-    torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.Popen([str(torchrun), "--nproc_per_node", "2", "--master_port", "29519", "-m", "engine",
-                             "train", "--to", "3", "--parallel", "0", "--device", "cpu", "--log-every", "0.1",
-                             str(exp), PROTOCOL], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=engine_env(db, demo_corpus))
-    try:
+    argv = torchrun_argv(2, "train", "--to", "3", "--parallel", "0", "--device", "cpu", "--log-every", "0.1",
+                         str(exp), PROTOCOL)
+    with children.started(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=engine_env(db, demo_corpus)) as proc:
         wait_for(lambda: any((r["step"] or 0) >= 2 and r["status"] == "running" for r in train_runs(db)),
                  timeout=240, what="the first steps")
         worker = wait_for(lambda: _rank_pid(proc.pid, 1), timeout=30, what="rank 1's process")
         os.kill(worker, signal.SIGTERM)
         _, err = proc.communicate(timeout=240)
-    finally:
-        proc.kill()
     assert proc.returncode == 0, err[-3000:]
     (run,) = train_runs(db)
     assert run["status"] == "stopped" and "a signal on another rank" in run["reason"], run["reason"]

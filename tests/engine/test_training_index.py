@@ -30,6 +30,7 @@ from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
 from engine.progress import Progress
 from engine.store import open_store
+from tests import children
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import start_engine, wait_for
 
@@ -233,8 +234,8 @@ def test_a_second_process_waits_for_the_first_instead_of_building(scaled: Path, 
     lock = os.open(home / ".lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(lock, fcntl.LOCK_EX)
     code = BUILDER.format(protocol=PROTOCOL)
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(scaled), str(root), flag],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs = [children.spawn([sys.executable, "-c", code, str(scaled), str(root), flag],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for flag in ("1", "1", "0")]  # two builders and a rank that never builds
     waiting = [p.stderr.readline() for p in procs]
     assert all("waiting" in line for line in waiting), waiting

@@ -19,6 +19,7 @@ from engine.records import ValidationResult
 from engine.store import open_store
 from engine.validation.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
                               write_params, write_scores)
+from tests import children
 from tests.conftest import TINY_CONFIG
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -66,13 +67,13 @@ store.set_status(run, "completed")
 
 def engine(*argv: str, database: Path, **kwargs) -> subprocess.Popen:
     env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}
-    return subprocess.Popen([sys.executable, "-m", "engine", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, **kwargs)
+    return children.spawn([sys.executable, "-m", "engine", *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=env, **kwargs)
 
 
 def start_writer(trn_dir: Path, db: Path, epochs: list[int], pause: float) -> subprocess.Popen:
     code = WRITER.format(tests=str(TESTS), trn_dir=str(trn_dir), epochs=epochs, pause=pause, db=str(db))
-    writer = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    writer = children.spawn([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "ready"
     return writer
 
