@@ -14,10 +14,10 @@ from textual.command import DiscoveryHit, Hits
 from textual.screen import Screen
 from textual.system_commands import SystemCommandsProvider
 
-from app.workspace import Workspace, resolve_workspace
+from app.data.workspace import Workspace, resolve_workspace
 
 if TYPE_CHECKING:
-    from app.processes import PendingLaunch
+    from app.launching.processes import PendingLaunch
 
 #: seconds a query of the Query screen may run unless ``spkemb-tui --query-time-limit`` says otherwise
 QUERY_TIME_LIMIT_S = 5.0

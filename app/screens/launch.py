@@ -8,13 +8,22 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+)
 
-from app import processes
+from app.data.experiments import find_experiments
+from app.data.gpus import device_options
+from app.data.protocols_list import default_train, protocols
 from app.dialogs.validate import SCORE_NORMS
-from app.experiments import find_experiments
-from app.gpus import device_options
-from app.protocols_list import default_train, protocols
+from app.launching import processes
 from app.widgets.tick_box import TickBox
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir

@@ -11,12 +11,18 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from app import processes, reader
-from app.messages import DetailLoaded
-from app.reader import RunDetail, StepRow
-from app.run_detail_view import extraction_lines, log_path, problem_lines, summary_lines
-from app.runs_view import LIVE
-from app.validation_view import best_marker, figures, has_asnorm
+from app.data import reader
+from app.data.messages import DetailLoaded
+from app.data.reader import RunDetail, StepRow
+from app.launching import processes
+from app.views.run_detail_view import (
+    extraction_lines,
+    log_path,
+    problem_lines,
+    summary_lines,
+)
+from app.views.runs_view import LIVE
+from app.views.validation_view import best_marker, figures, has_asnorm
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -27,7 +33,7 @@ from engine.records import RecordedValidation, Run
 if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.dialogs.actions import ExtractChoice
     from app.dialogs.average import AverageChoice
-    from app.processes import ValidationChoice
+    from app.launching.processes import ValidationChoice
 
 
 #: training runs that `r` continues: a completed run has nothing left to train
@@ -353,7 +359,7 @@ class RunDetailScreen(Screen):
 
     def action_fork(self) -> None:
         """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""
-        from app.experiments import fork_folder
+        from app.data.experiments import fork_folder
         from app.screens.configs import ConfigsScreen
 
         train = self._train()

@@ -11,11 +11,14 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
-from app import processes, reader
-from app.experiments import find_experiments
-from app.messages import RunsLoaded
-from app.reader import RunSummary
-from app.runs_view import COLUMNS, LIVE, STATUSES, matches
+from app.data import reader
+from app.data.event_import import ingest_events
+from app.data.experiments import find_experiments
+from app.data.lost_runs import mark_lost
+from app.data.messages import RunsLoaded
+from app.data.reader import RunSummary
+from app.launching import processes
+from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.runs_table import RunsTable
 
 #: refreshes between two lost-run checks (each is a short write transaction)
@@ -99,9 +102,9 @@ class RunsScreen(Screen):
         try:
             processes.reap()
             if check_lost and self.loaded:
-                reader.ingest_events(path, find_experiments(self.app.workspace.root, path))
+                ingest_events(path, find_experiments(self.app.workspace.root, path))
             if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
-                reader.mark_lost(path)
+                mark_lost(path)
             if self._feed is None or self._feed.path != path:
                 self._feed = reader.RunsFeed(path)
             rows = self._feed.read()

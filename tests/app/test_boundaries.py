@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from app import processes
 from app.__main__ import build_parser
-from app.gpus import parse_nvidia_smi
-from app.workspace import resolve_workspace
+from app.data.gpus import parse_nvidia_smi
+from app.data.workspace import resolve_workspace
+from app.launching import processes
 
 
 def test_app_never_imports_torch() -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.app import App
 
-from app import processes
 from app.dialogs.actions import ExtractChoice, ExtractDialog
+from app.launching import processes
 from engine.cli import build_parser
 from tests.app.conftest import wait_for
 

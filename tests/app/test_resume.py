@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from app import processes
+from app.launching import processes
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import request_of
 from engine.records import Run

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from textual.widgets import Select
 
-from app import processes
 from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
 from app.dialogs.average import AverageDialog
 from app.dialogs.validate import ValidateDialog
+from app.launching import processes
 from app.screens.launch import LaunchScreen
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import build_parser

@@ -118,7 +118,7 @@ def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpu
 @pytest.mark.slow
 def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path: Path, demo_corpus: Path,
                                                                          db_path: Path) -> None:
-    from app import processes
+    from app.launching import processes
 
     database = copy_corpus(demo_corpus, tmp_path)
     wavs = sorted((database.parent / "voxceleb" / "wav").rglob("*.wav"))
