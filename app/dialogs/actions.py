@@ -14,7 +14,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from app.data.gpus import device_options
 from app.data.protocols_list import default_extract, protocols
 from app.dialogs.form_rows import DIALOG_CSS, labelled
-from app.launching.processes import DiarizationSettings
+from app.launching.commands import DiarizationSettings
 from app.widgets.tick_box import TickBox
 from engine.layout import PARAMS
 

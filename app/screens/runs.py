@@ -17,7 +17,6 @@ from app.data.experiments import find_experiments
 from app.data.lost_runs import mark_lost
 from app.data.messages import RunsLoaded
 from app.data.reader import RunSummary
-from app.launching import processes
 from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.runs_table import RunsTable
 
@@ -100,7 +99,7 @@ class RunsScreen(Screen):
             self.post_message(RunsLoaded([], missing=True))
             return
         try:
-            processes.reap()
+            self.app.launcher.reap()
             if check_lost and self.loaded:
                 ingest_events(path, find_experiments(self.app.workspace.root, path))
             if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
@@ -118,13 +117,13 @@ class RunsScreen(Screen):
         pids = {r.pid for r in rows}
         still = []
         for p in self.app.pending:
-            dropped = processes.start_deferred(p, pids)
+            dropped = self.app.launcher.start_deferred(p, pids)
             if dropped:
                 self.app.error(dropped)
                 continue
             if p.pid is not None and p.pid in pids:
                 continue
-            if p.pid is not None and processes.exited(p.pid):
+            if p.pid is not None and self.app.launcher.exited(p.pid):
                 self.app.error(f"{p.what} exited before recording its run: see {p.log}")
                 continue
             still.append(p)
@@ -214,7 +213,7 @@ class RunsScreen(Screen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                why = processes.stop(run)
+                why = self.app.launcher.stop(run)
                 if why:
                     self.app.error(f"run #{run_id} not stopped: {why}")
                 else:

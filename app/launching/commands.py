@@ -1,26 +1,17 @@
-"""Launching and stopping ``spkemb-engine`` commands as detached child processes.
+"""The ``spkemb-engine`` command lines the TUI runs, built from the engine's typed requests.
 
-Every command is an argument list run with the same interpreter (``python -m engine``), in its
-own session so that closing the TUI sends it no hang-up (docs/tui.md), with its
-output in a log file beside the run. Progress comes back through the runs database only.
+Every command is an argument list run with the same interpreter (``python -m engine``);
+``app.launching.children`` starts and stops them.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.layout import ExperimentDir, TrainingDir
 from engine.records import Run, RunDevice
-
-#: children this TUI started; polled so that an exited child does not linger as a zombie
-#: (a zombie still has a /proc entry and would look alive to the lost-run check)
-_CHILDREN: list[subprocess.Popen] = []
 
 
 def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
@@ -187,120 +178,3 @@ def average_argv(folder: str | Path, *, last: int | None = None, top: int | None
     """``spkemb-engine average --last N TRN_DIR`` or ``--top K VAL_DIR``."""
     how = ["--last", str(last)] if last is not None else ["--top", str(top)]
     return engine_argv("average", *how, *_common(db, None), str(folder))
-
-
-def launch(argv: list[str], log_path: str | Path, *, cwd: str | Path | None = None) -> int:
-    """Start ``argv`` detached, appending its output to ``log_path``; returns its pid."""
-    log_path = Path(log_path)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=cwd, start_new_session=True, close_fds=True)
-    _CHILDREN.append(proc)
-    return proc.pid
-
-
-def run_quick(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:
-    """Run a short engine command (``pick``) to completion; returns (exit code, stderr or stdout)."""
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                         stdin=subprocess.DEVNULL)
-    return out.returncode, (out.stderr.strip() or out.stdout.strip())
-
-
-#: exit codes of children that ended, by pid
-_EXITED: dict[int, int] = {}
-
-
-def reap() -> None:
-    """Collect the exit status of children that ended."""
-    for proc in list(_CHILDREN):
-        code = proc.poll()
-        if code is not None:
-            _CHILDREN.remove(proc)
-            _EXITED[proc.pid] = code
-
-
-def _start_time(pid: int) -> float | None:
-    from engine.store.liveness import process_start_time
-
-    return process_start_time(pid)
-
-
-def stop(run: Run) -> str | None:
-    """Send SIGTERM to a run's process; returns why not, or None when sent.
-
-    The run's pid start time is checked first, so a pid the system reused for another
-    program is never signalled.
-    """
-    pid = run.pid
-    if not pid:
-        return "the run has no process id recorded"
-    host = run.host
-    if host and host != socket.gethostname():
-        return f"the run is on host {host}; stop it there (kill -TERM {pid})"
-    reap()
-    started = run.pid_start
-    now_started = _start_time(int(pid))
-    if now_started is None:
-        return f"process {pid} is gone"
-    if started and abs(float(started) - now_started) > 2.0:
-        return f"process {pid} is another program now (the run's process is gone)"
-    try:
-        os.kill(int(pid), signal.SIGTERM)
-    except ProcessLookupError:
-        return f"process {pid} is gone"
-    except PermissionError:
-        return f"not allowed to signal process {pid}"
-    return None
-
-
-def exited(pid: int) -> bool:
-    """Whether a child this TUI started has ended (it is reaped as a side effect)."""
-    reap()
-    return pid in _EXITED
-
-
-@dataclass
-class PendingLaunch:
-    """A command this TUI launched whose run is not in the database yet (the runs list shows it
-    as ``starting``). Mutable: a deferred launch gets its ``pid`` when it starts."""
-
-    argv: list[str]
-    log: str
-    kind: str
-    #: what the user reads about it (``resume of #3``)
-    what: str
-    protocol: str
-    subset: str
-    device: str | None
-    started_at: float
-    #: its process; None while it waits for ``after``
-    pid: int | None = None
-    #: the process whose run must be recorded before this one starts
-    after: int | None = None
-
-
-def record_launch(app_pending: list[PendingLaunch], argv: list[str], log_path: Path, *, kind: str, what: str,
-                  protocol: str, subset: str, device: str | None, now: float,
-                  after: int | None = None) -> int | None:
-    """Launch ``argv`` and remember it until its run shows up in the database.
-
-    With ``after`` (a pid), the launch waits until that process has recorded its run: a
-    validation watcher started before its training run exists would find nothing to watch.
-    """
-    pid = None if after is not None else launch(argv, log_path)
-    app_pending.append(PendingLaunch(argv=argv, log=str(log_path), kind=kind, what=what, protocol=protocol,
-                                     subset=subset, device=device, started_at=now, pid=pid, after=after))
-    return pid
-
-
-def start_deferred(entry: PendingLaunch, recorded_pids: set[int | None]) -> str | None:
-    """Start a deferred launch once the run it waits for is recorded; returns why it was dropped."""
-    after = entry.after
-    if entry.pid is not None or after is None:
-        return None
-    if after in recorded_pids:
-        entry.pid = launch(entry.argv, entry.log)
-    elif exited(after):
-        return f"{entry.what} not started: the process it waited for ended first"
-    return None
