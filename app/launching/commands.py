@@ -6,12 +6,24 @@ Every command is an argument list run with the same interpreter (``python -m eng
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.cli import parse_command, to_argv
 from engine.layout import ExperimentDir, TrainingDir
 from engine.records import Run, RunDevice
+from engine.requests import (
+    ApplyRequest,
+    AverageRequest,
+    PickRequest,
+    Request,
+    TrainRequest,
+    ValidateRequest,
+)
 
 
 def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
@@ -24,47 +36,41 @@ def val_dir(trn: str | Path, protocol: str, subset: str) -> Path:
     return TrainingDir(Path(trn)).validation(protocol, subset).root
 
 
-def _common(db: str | Path | None, database: str | Path | None) -> list[str]:
-    args = []
-    if db:
-        args += ["--db", str(db)]
-    if database:
-        args += ["--database", str(database)]
-    return args
+def _path(value: str | Path | None) -> str | None:
+    """A request's path field: text, or None for an empty or missing one."""
+    return str(value) if value else None
 
 
 def engine_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "engine", *args]
 
 
+def request_argv(request: Request) -> list[str]:
+    """The command that runs ``request``: the engine's parser spells its options (``engine.cli.to_argv``)."""
+    return engine_argv(*to_argv(request))
+
+
 def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to: int | None = None,
                device: str | None = None, parallel: int | None = None, resume: bool = False,
                db: str | Path | None = None, database: str | Path | None = None,
                init_from: str | Path | None = None, init_classifier: bool = False) -> list[str]:
-    args = ["train", "--subset", subset]
-    if init_from is not None:  # a fork: start from another run's checkpoint
-        args += ["--init-from", str(init_from)] + (["--init-classifier"] if init_classifier else [])
-    if to is not None:
-        args += ["--to", str(to)]
-    if device:
-        args += ["--device", device]
-    if parallel is not None:
-        args += ["--parallel", str(parallel)]
-    if resume:
-        args.append("--resume")
-    return engine_argv(*args, *_common(db, database), str(exp_dir), protocol)
+    workers = {} if parallel is None else {"parallel": parallel}  # None: the engine's default
+    return request_argv(TrainRequest(
+        exp_dir=str(exp_dir), protocol=protocol, subset=subset, to=to, device=device or None, resume=resume,
+        db=_path(db), database=_path(database), init_from=None if init_from is None else str(init_from),
+        init_classifier=init_from is not None and init_classifier, **workers))
 
 
-def recorded_option(command: list[str] | None, flag: str) -> str | None:
-    """The value of ``flag`` (``--parallel 4`` or ``--parallel=4``) in a run's recorded command line."""
-    command = command or []
-    value = None
-    for i, word in enumerate(command):
-        if word == flag and i + 1 < len(command):
-            value = command[i + 1]
-        elif word.startswith(flag + "="):
-            value = word[len(flag) + 1:]
-    return value
+def recorded_request(run: Run) -> Request | None:
+    """The request of a run's recorded command line (``sys.argv``: the program, then the command), read
+    by the engine's own parser; None for one it no longer reads (its complaint is kept off the screen)."""
+    if not run.command:
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return parse_command(list(run.command)[1:])[1]
+    except SystemExit:
+        return None
 
 
 def resume_argv(train: Run, *, db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
@@ -72,11 +78,12 @@ def resume_argv(train: Run, *, db: str | Path | None = None, database: str | Pat
     (``--parallel``) and, for a run under torchrun (device ``cuda:0 x4``), torchrun again with as
     many processes, each given the device kind (``cuda``) so that each takes its local rank's GPU."""
     recorded = RunDevice.parse(train.device) if train.device else RunDevice("")
-    parallel = recorded_option(train.command, "--parallel")
+    request = recorded_request(train)
+    parallel = request.parallel if isinstance(request, TrainRequest) else None
     argv = train_argv(train.exp_dir or "", train.protocol or "", subset=train.subset or "train",
                       to=train.target_epoch, resume=True, db=db, database=database,
                       device=recorded.kind if recorded.processes > 1 else recorded.device or None,
-                      parallel=int(parallel) if parallel is not None and parallel.isdigit() else None)
+                      parallel=parallel)
     if recorded.processes == 1:
         return argv
     # argv is [python, -m, engine, ...]: torchrun takes the module the same way
@@ -101,15 +108,10 @@ def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every
                   to: int | None = None, device: str | None = None,
                   db: str | Path | None = None, database: str | Path | None = None,
                   score_norm: ScoreNorm | None = None) -> list[str]:
-    args = ["validate", "--subset", subset, "--every", str(every)]
-    if to is not None:
-        args += ["--to", str(to)]
-    if device:
-        args += ["--device", device]
-    if score_norm is not None:
-        args += ["--score-norm", "asnorm", "--cohort-size", str(score_norm.cohort_size),
-                 "--cohort-files", str(score_norm.cohort_files)]
-    return engine_argv(*args, *_common(db, database), str(trn), protocol)
+    norm = {} if score_norm is None else {"score_norm": "asnorm", "cohort_size": score_norm.cohort_size,
+                                          "cohort_files": score_norm.cohort_files}
+    return request_argv(ValidateRequest(trn_dir=str(trn), protocol=protocol, subset=subset, every=every, to=to,
+                                        device=device or None, db=_path(db), database=_path(database), **norm))
 
 
 @dataclass(frozen=True)
@@ -123,23 +125,15 @@ class ValidationChoice:
 
 def validation_settings(validator: Run | None) -> ValidationChoice:
     """The settings of a validate run's command line; the Launch screen's defaults without one."""
-    from engine.arguments import build_parser
-
-    if validator is None or not validator.command:
+    request = None if validator is None else recorded_request(validator)
+    if not isinstance(request, ValidateRequest):
         return ValidationChoice()
-    try:  # the engine's own parser reads its own command line (sys.argv: the program, then the command)
-        args = build_parser().parse_args(list(validator.command)[1:])
-    except SystemExit:  # a command line the parser no longer reads: the defaults
-        return ValidationChoice()
-    norm = ScoreNorm(args.cohort_size, args.cohort_files) if args.score_norm else None
-    return ValidationChoice(args.subset, args.every, norm)
+    norm = ScoreNorm(request.cohort_size, request.cohort_files) if request.score_norm else None
+    return ValidationChoice(request.subset, request.every, norm)
 
 
 def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path | None = None) -> list[str]:
-    args = ["pick"]
-    if epoch is not None:
-        args += ["--epoch", str(epoch)]
-    return engine_argv(*args, *_common(db, None), str(val))
+    return request_argv(PickRequest(val_dir=str(val), epoch=epoch, db=_path(db)))
 
 
 @dataclass(frozen=True)
@@ -150,10 +144,6 @@ class DiarizationSettings:
     skip_overlap: bool = False
     num_speakers: str = "oracle"
 
-    def argv(self) -> list[str]:
-        return (["--collar", str(self.collar)] + (["--skip-overlap"] if self.skip_overlap else [])
-                + ["--num-speakers", self.num_speakers])
-
 
 def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: float = 0.1,
                epoch: int | None = None, device: str | None = None, path: str = "exact",
@@ -161,20 +151,15 @@ def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: fl
                diarize: bool = False, diarization: DiarizationSettings | None = None) -> list[str]:
     """``spkemb-engine apply`` of VAL_DIR; ``path``: exact, shared (``--shared``) or onnxruntime
     (``--runtime onnxruntime``, the checkpoint exported on the fly)."""
-    args = ["apply", "--subset", subset, "--step", str(step)]
-    if epoch is not None:
-        args += ["--epoch", str(epoch)]
-    args += {"exact": [], "shared": ["--shared"], "onnxruntime": ["--runtime", "onnxruntime"]}[path]
-    if diarize:
-        args.append("--diarize")
-        args += (diarization or DiarizationSettings()).argv()
-    if device:
-        args += ["--device", device]
-    return engine_argv(*args, *_common(db, database), str(val), protocol)
+    how = {"exact": {}, "shared": {"shared": True}, "onnxruntime": {"runtime": "onnxruntime"}}[path]
+    der = dataclasses.asdict(diarization or DiarizationSettings()) if diarize else {}
+    return request_argv(ApplyRequest(val_dir=str(val), protocol=protocol, subset=subset, step=step, epoch=epoch,
+                                     device=device or None, db=_path(db), database=_path(database),
+                                     diarize=diarize, **how, **der))
 
 
 def average_argv(folder: str | Path, *, last: int | None = None, top: int | None = None,
                  db: str | Path | None = None) -> list[str]:
     """``spkemb-engine average --last N TRN_DIR`` or ``--top K VAL_DIR``."""
-    how = ["--last", str(last)] if last is not None else ["--top", str(top)]
-    return engine_argv("average", *how, *_common(db, None), str(folder))
+    how = {"last": last} if last is not None else {"top": top}
+    return request_argv(AverageRequest(dir=str(folder), db=_path(db), **how))
