@@ -5,6 +5,7 @@
 - the run-folder layout is spelled in engine/layout.py alone;
 - app/ is its packages (the layers below) and app.py, __main__.py, app.tcss;
 - app/ spells no engine option: its command lines come from the engine's requests (engine.cli.to_argv).
+- app/ keeps no state in a module (an empty list, dict or set at module level): it lives on the app.
 """
 
 from __future__ import annotations
@@ -156,3 +157,26 @@ def test_the_app_spells_no_engine_option() -> None:
              for word in _argv_words(ast.parse(path.read_text(), str(path)))
              if word.value.split("=")[0] in options]
     assert not wrong, "build these command lines from engine.requests (engine.cli.to_argv):\n" + "\n".join(wrong)
+
+
+def _empty_containers(tree: ast.Module) -> list[tuple[int, str]]:
+    """Module-level names bound to an empty list, dict or set: state filled at run time."""
+    found = []
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        empty = (isinstance(value, (ast.List, ast.Set)) and not value.elts
+                 or isinstance(value, ast.Dict) and not value.keys
+                 or isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                 and value.func.id in ("list", "dict", "set") and not value.args)
+        if empty:
+            found += [(node.lineno, ast.unparse(t)) for t in targets]
+    return found
+
+
+def test_the_app_keeps_its_state_on_the_app() -> None:
+    # the children a TUI started, the launches it waits for: each app's own (SpkembApp.launcher, .pending),
+    # never a module's, which every app of the process would share
+    wrong = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in sorted((ROOT / "app").rglob("*.py"))
+             for line, name in _empty_containers(ast.parse(path.read_text(), str(path)))]
+    assert not wrong, "keep this state on the app (or an object it owns):\n" + "\n".join(wrong)

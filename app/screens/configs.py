@@ -40,9 +40,8 @@ from engine.safe_paths import contained_path
 
 _SECTION_NAME = re.compile(r"^([a-z_]+)(\[\d+\])?\.name$")
 
-SPECS = {}
-for _spec in FIELD_SPECS:
-    SPECS.setdefault(_spec.key, _spec)
+#: the spec row of each key (the first row of a key wins)
+SPECS = {spec.key: spec for spec in reversed(FIELD_SPECS)}
 
 
 def _short(section: str, name: Any) -> str:
