@@ -4,7 +4,7 @@
 - the torch-free layers (layout, config, store, the TUI) import no torch;
 - the run-folder layout is spelled in engine/layout.py alone;
 - app/ is its packages (the layers below) and app.py, __main__.py, app.tcss;
-- app/ spells no engine option: its command lines come from the engine's requests (engine.cli.to_argv).
+- app/ spells no engine option: its command lines come from the engine's requests (engine.cli.to_argv);
 - app/ keeps no state in a module (an empty list, dict or set at module level): it lives on the app.
 """
 
