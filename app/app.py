@@ -14,10 +14,11 @@ from textual.command import DiscoveryHit, Hits
 from textual.screen import Screen
 from textual.system_commands import SystemCommandsProvider
 
-from app.workspace import Workspace, resolve_workspace
+from app.data.workspace import Workspace, resolve_workspace
+from app.launching.children import Launcher
 
 if TYPE_CHECKING:
-    from app.processes import PendingLaunch
+    from app.launching.children import PendingLaunch
 
 #: seconds a query of the Query screen may run unless ``spkemb-tui --query-time-limit`` says otherwise
 QUERY_TIME_LIMIT_S = 5.0
@@ -63,6 +64,8 @@ class SpkembApp(App[None]):
         self.query_time_limit = query_time_limit
         #: launches not yet seen in the database
         self.pending: list[PendingLaunch] = []
+        #: the children this TUI started (launched, polled, stopped through it)
+        self.launcher = Launcher()
         self.sub_title = workspace.show(workspace.db_path)
 
     @property

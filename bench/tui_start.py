@@ -117,7 +117,7 @@ def cold_start(path: Path) -> float:
 def reads(path: Path, times: int = 10) -> dict[str, float]:
     """Median seconds of reading every run (the first refresh) and of reading the changes of one
     logging interval (each later refresh), measured in the same run."""
-    from app.reader import RunsFeed, read_runs
+    from app.data.reader import RunsFeed, read_runs
 
     full, changes = [], []
     feed = RunsFeed(path)

@@ -17,7 +17,7 @@ from engine.arguments import build_parser
 from engine.console import say
 from engine.errors import FileAccessError, SpkembError
 
-__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of"]
+__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of", "to_argv"]
 
 #: command name -> "module:function" taking the command's request, returning an exit code
 HANDLERS: dict[str, str] = {
@@ -76,6 +76,45 @@ def parse_command(argv: Sequence[str] | None) -> tuple[str, requests.Request]:
     except SpkembError as e:
         say(f"spkemb-engine {command}: error: {e}")
         raise SystemExit(e.exit_code) from None
+
+
+def to_argv(request: requests.Request, command: str | None = None) -> list[str]:
+    """The command line (after the program's name) that ``parse_command`` reads back as ``request``.
+
+    Built from the parser itself, so that it cannot drift from the options: each option whose
+    value differs from the parser's default, in the parser's order, then the positionals.
+    ``command`` is needed only for a request several commands take (``DemoRequest``).
+    """
+    if command is None:
+        names = [name for name, cls in REQUESTS.items() if cls is type(request)]
+        if len(names) != 1:
+            raise ValueError(f"{type(request).__name__} is the request of {names or 'no command'}: "
+                             "name the command")
+        command = names[0]
+    words = command.split()
+    parser = build_parser()
+    for word in words:  # argparse keeps its subcommands' parsers in its private actions
+        (choices,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        parser = choices.choices[word]
+    options: list[str] = []
+    positionals: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        value = getattr(request, action.dest)
+        if not action.option_strings:
+            positionals += [str(v) for v in value] if action.nargs in ("+", "*") else [str(value)]
+        elif value != action.default:
+            flag = max(action.option_strings, key=len)
+            if isinstance(action, argparse._StoreTrueAction):
+                options.append(flag)
+            elif str(value).startswith("-"):  # a value like an option's name: joined to its flag
+                options.append(f"{flag}={value}")
+            else:
+                options += [flag, str(value)]
+    # a positional like an option's name (a folder "-x") follows "--", after which none is one
+    ends = ["--"] if any(p.startswith("-") for p in positionals) else []
+    return [*words, *options, *ends, *positionals]
 
 
 def _handler_name(args: argparse.Namespace) -> str:

@@ -2,11 +2,15 @@
 
 - a package imports only packages of a lower layer (or modules of its own package);
 - the torch-free layers (layout, config, store, the TUI) import no torch;
-- the run-folder layout is spelled in engine/layout.py alone.
+- the run-folder layout is spelled in engine/layout.py alone;
+- app/ is its packages (the layers below) and app.py, __main__.py, app.tcss;
+- app/ spells no engine option: its command lines come from the engine's requests (engine.cli.to_argv);
+- app/ keeps no state in a module (an empty list, dict or set at module level): it lives on the app.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import subprocess
 import sys
@@ -27,13 +31,18 @@ LAYERS = {
     "engine.validation": 8,
     "engine.extraction": 9,
     "engine.arguments": 10, "engine.cli": 11, "engine.__main__": 12, "engine": 12,
-    "app": 13,
+    # the TUI's rooms: what it reads and the commands it runs; text; widgets; dialogs; screens; the app
+    "app.data": 13, "app.launching": 13, "app.views": 14, "app.widgets": 15, "app.dialogs": 16,
+    "app.screens": 17, "app": 18,
 }
+#: what app/ holds at its root besides its packages: the application, its entry point, its styles
+APP_ROOT_FILES = {"__init__.py", "app.py", "__main__.py", "app.tcss"}
 TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
               "engine.requests", "engine.arguments", "engine.cli", "engine.config", "engine.store",
               "engine.validation.det",
-              "engine.validation.selection", "engine.validation.metrics", "engine.extraction.precomputed", "app")
+              "engine.validation.selection", "engine.validation.metrics", "engine.extraction.precomputed", "app",
+              "app.app", "app.launching.commands", "app.launching.children", "app.screens.run_detail")
 LAYOUT_WORDS = ("validate_equal_error_rate", "weights/", "params.yml")
 
 
@@ -99,3 +108,75 @@ def test_the_run_layout_is_spelled_in_one_module():
              for path in _modules() if path != ROOT / "engine" / "layout.py"
              for line, text in _strings(path) if any(word in text for word in LAYOUT_WORDS)]
     assert not wrong, "spell these through engine.layout:\n" + "\n".join(wrong)
+
+
+def test_app_modules_live_in_its_packages() -> None:
+    packages = {name.split(".")[1] for name in LAYERS if name.startswith("app.")}
+    loose = [p.name for p in sorted((ROOT / "app").iterdir())
+             if p.name != "__pycache__" and (p.name not in packages if p.is_dir() else p.name not in APP_ROOT_FILES)]
+    assert not loose, f"app/ {loose}: put each in its package (data, launching, views, widgets, dialogs, screens)"
+
+
+def _engine_options() -> set[str]:
+    """Every option string of ``spkemb-engine`` and of each of its commands."""
+    from engine.arguments import build_parser
+
+    found: set[str] = set()
+    parsers = [build_parser()]
+    while parsers:
+        parser = parsers.pop()
+        for action in parser._actions:  # argparse keeps its options and subcommands in its private actions
+            found.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += list(action.choices.values())
+    return found
+
+
+#: app modules that run another program, whose options may share an engine option's name
+OTHER_PROGRAMS = {"app/data/gpus.py": "nvidia-smi --format=csv"}
+
+
+def _argv_words(tree: ast.AST) -> list[ast.Constant]:
+    """The strings placed as words of a command line: items of a list or tuple, arguments of
+    ``append``/``extend``/``insert``, the text of an f-string (``f"--to={n}"``)."""
+    words = []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.JoinedStr)):
+            words += node.elts if not isinstance(node, ast.JoinedStr) else node.values
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("append", "extend", "insert")):
+            words += node.args
+    return [w for w in words if isinstance(w, ast.Constant) and isinstance(w.value, str)]
+
+
+def test_the_app_spells_no_engine_option() -> None:
+    options = _engine_options() - {"-h", "--help"}
+    wrong = [f"{path.relative_to(ROOT)}:{word.lineno}: {word.value!r}"
+             for path in sorted((ROOT / "app").rglob("*.py"))
+             if str(path.relative_to(ROOT)) not in OTHER_PROGRAMS
+             for word in _argv_words(ast.parse(path.read_text(), str(path)))
+             if word.value.split("=")[0] in options]
+    assert not wrong, "build these command lines from engine.requests (engine.cli.to_argv):\n" + "\n".join(wrong)
+
+
+def _empty_containers(tree: ast.Module) -> list[tuple[int, str]]:
+    """Module-level names bound to an empty list, dict or set: state filled at run time."""
+    found = []
+    for node in tree.body:
+        value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        empty = (isinstance(value, (ast.List, ast.Set)) and not value.elts
+                 or isinstance(value, ast.Dict) and not value.keys
+                 or isinstance(value, ast.Call) and isinstance(value.func, ast.Name)
+                 and value.func.id in ("list", "dict", "set") and not value.args)
+        if empty:
+            found += [(node.lineno, ast.unparse(t)) for t in targets]
+    return found
+
+
+def test_the_app_keeps_its_state_on_the_app() -> None:
+    # the children a TUI started, the launches it waits for: each app's own (SpkembApp.launcher, .pending),
+    # never a module's, which every app of the process would share
+    wrong = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in sorted((ROOT / "app").rglob("*.py"))
+             for line, name in _empty_containers(ast.parse(path.read_text(), str(path)))]
+    assert not wrong, "keep this state on the app (or an object it owns):\n" + "\n".join(wrong)

@@ -11,12 +11,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from app.data.gpus import device_options
+from app.data.protocols_list import default_extract, protocols
 from app.dialogs.form_rows import DIALOG_CSS, labelled
-from app.gpus import device_options
-from app.processes import DiarizationSettings
-from app.protocols_list import default_extract, protocols
+from app.launching.commands import DiarizationSettings
 from app.widgets.tick_box import TickBox
 from engine.layout import PARAMS
+
 
 def _epoch_label(epoch: int | str, eer: float | None) -> str:
     name = f"epoch {epoch}" if isinstance(epoch, int) else str(epoch)

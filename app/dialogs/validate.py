@@ -8,7 +8,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
-from app.processes import ScoreNorm, ValidationChoice
+from app.launching.commands import ScoreNorm, ValidationChoice
 
 #: the score back-ends a validation can record (docs/validation.md, "Score normalisation")
 SCORE_NORMS = [("raw cosine scores", "none"), ("raw and AS-norm scores (--score-norm asnorm)", "asnorm")]

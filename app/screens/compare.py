@@ -10,8 +10,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from app import reader
-from app.reader import RunCurves, StepRow
+from app.data import reader
+from app.data.reader import RunCurves, StepRow
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.config import config_diff
 from engine.records import Run

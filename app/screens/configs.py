@@ -15,19 +15,33 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
-from app import reader
-from app.experiments import find_experiments, flatten, from_text, next_free, to_text, unflatten
-from engine.config import FIELD_SPECS, TEMPLATES, config_from_dict, config_to_dict, dump_yaml, \
-    parse_config, template_text, validate_field
+from app.data import reader
+from app.data.experiments import (
+    find_experiments,
+    flatten,
+    from_text,
+    next_free,
+    to_text,
+    unflatten,
+)
+from engine.config import (
+    FIELD_SPECS,
+    TEMPLATES,
+    config_from_dict,
+    config_to_dict,
+    dump_yaml,
+    parse_config,
+    template_text,
+    validate_field,
+)
 from engine.config.specs import find_component
 from engine.errors import ConfigError, PathError
 from engine.safe_paths import contained_path
 
 _SECTION_NAME = re.compile(r"^([a-z_]+)(\[\d+\])?\.name$")
 
-SPECS = {}
-for _spec in FIELD_SPECS:
-    SPECS.setdefault(_spec.key, _spec)
+#: the spec row of each key (the first row of a key wins)
+SPECS = {spec.key: spec for spec in reversed(FIELD_SPECS)}
 
 
 def _short(section: str, name: Any) -> str:

@@ -8,13 +8,22 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Checkbox, Footer, Header, Input, Label, Select, Static
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Header,
+    Input,
+    Label,
+    Select,
+    Static,
+)
 
-from app import processes
+from app.data.experiments import find_experiments
+from app.data.gpus import device_options
+from app.data.protocols_list import default_train, protocols
 from app.dialogs.validate import SCORE_NORMS
-from app.experiments import find_experiments
-from app.gpus import device_options
-from app.protocols_list import default_train, protocols
+from app.launching import commands
 from app.widgets.tick_box import TickBox
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir
@@ -131,13 +140,13 @@ class LaunchScreen(Screen):
         val_subset = self.query_one("#val-subset", Input).value.strip() or "development"
         validating = self.query_one("#validate", Checkbox).value
         try:  # typed subsets become folders: none may lead outside the experiment
-            trn = processes.trn_dir(str(exp), str(protocol), subset)
-            val = processes.val_dir(trn, str(protocol), val_subset) if validating else None
+            trn = commands.trn_dir(str(exp), str(protocol), subset)
+            val = commands.val_dir(trn, str(protocol), val_subset) if validating else None
         except PathError as e:
             self.app.error(str(e))
             return None
         classifier = bool(self.init_from) and self.query_one("#init-classifier", Checkbox).value
-        train = processes.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
+        train = commands.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
                                      parallel=parallel, db=ws.db_path, database=ws.database_yml,
                                      init_from=self.init_from, init_classifier=classifier)
         if val is None:
@@ -147,8 +156,8 @@ class LaunchScreen(Screen):
             size, files = self._int("#cohort-size", "cohort speakers"), self._int("#cohort-files", "files per speaker")
             if size is None or files is None:
                 return None
-            norm = processes.ScoreNorm(size, files)
-        validate = processes.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,
+            norm = commands.ScoreNorm(size, files)
+        validate = commands.validate_argv(trn, str(protocol), subset=val_subset, every=every, to=to,
                                            device=device, db=ws.db_path, database=ws.database_yml, score_norm=norm)
         return train, validate, TrainingDir(trn).log, ValidationDir(val).log
 
@@ -165,11 +174,11 @@ class LaunchScreen(Screen):
         device = str(self.query_one("#device", Select).value)
         exp = Path(str(self.query_one("#exp", Select).value))
         try:
-            pid = processes.record_launch(self.app.pending, train, train_log, kind="train", what=exp.name,
+            pid = self.app.launcher.record_launch(self.app.pending, train, train_log, kind="train", what=exp.name,
                                     protocol=protocol, subset=self.query_one("#subset", Input).value.strip(),
                                     device=device, now=self.app.now())
             if validate is not None and val_log is not None:
-                processes.record_launch(self.app.pending, validate, val_log, kind="validate",
+                self.app.launcher.record_launch(self.app.pending, validate, val_log, kind="validate",
                                         what=f"{exp.name} validate", protocol=protocol,
                                         subset=self.query_one("#val-subset", Input).value.strip(),
                                         device=device, now=self.app.now(), after=pid)

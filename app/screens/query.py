@@ -12,8 +12,8 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static, TextArea
 
-from app import reader
-from app.messages import QueryDone
+from app.data import reader
+from app.data.messages import QueryDone
 from engine.errors import QueryStopped
 from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop
 

@@ -11,12 +11,19 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from app import processes, reader
-from app.messages import DetailLoaded
-from app.reader import RunDetail, StepRow
-from app.run_detail_view import extraction_lines, log_path, problem_lines, summary_lines
-from app.runs_view import LIVE
-from app.validation_view import best_marker, figures, has_asnorm
+from app.data import reader
+from app.data.messages import DetailLoaded
+from app.data.reader import RunDetail, StepRow
+from app.launching import commands
+from app.launching.children import run_quick
+from app.views.run_detail_view import (
+    extraction_lines,
+    log_path,
+    problem_lines,
+    summary_lines,
+)
+from app.views.runs_view import LIVE
+from app.views.validation_view import best_marker, figures, has_asnorm
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -27,7 +34,7 @@ from engine.records import RecordedValidation, Run
 if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.dialogs.actions import ExtractChoice
     from app.dialogs.average import AverageChoice
-    from app.processes import ValidationChoice
+    from app.launching.commands import ValidationChoice
 
 
 #: training runs that `r` continues: a completed run has nothing left to train
@@ -100,7 +107,7 @@ class RunDetailScreen(Screen):
         run = data.run
         # a launch waiting for this run's process (validation beside a resume) starts once it is recorded
         for entry in self.app.pending:
-            processes.start_deferred(entry, {data.train.pid})
+            self.app.launcher.start_deferred(entry, {data.train.pid})
         new = [s for s in data.steps if not self.steps or s["step"] > self.steps[-1]["step"]]
         self.steps.extend(new)
         self.data = data
@@ -149,7 +156,7 @@ class RunDetailScreen(Screen):
                 device: str | None, after: int | None = None) -> int | None:
         """Start an engine command (once process ``after`` has recorded its run, if given); its pid."""
         try:
-            pid = processes.record_launch(self.app.pending, argv, log, kind=kind, what=what, protocol=protocol,
+            pid = self.app.launcher.record_launch(self.app.pending, argv, log, kind=kind, what=what, protocol=protocol,
                                           subset=subset, device=device, now=self.app.now(), after=after)
         except OSError as e:
             self.app.blocking_error(f"Cannot start {kind}", f"{' '.join(argv)}\n\n{e}")
@@ -172,7 +179,7 @@ class RunDetailScreen(Screen):
         if run is None or run.status not in LIVE:
             self.app.notify("This run is not running.", severity="warning")
             return
-        why = processes.stop(run)
+        why = self.app.launcher.stop(run)
         if why:
             self.app.error(f"run #{run.id} not stopped: {why}")
         else:
@@ -190,7 +197,7 @@ class RunDetailScreen(Screen):
             return
         ws = self.app.workspace
         subset = train.subset or "train"
-        argv = processes.resume_argv(train, db=ws.db_path, database=ws.database_yml)
+        argv = commands.resume_argv(train, db=ws.db_path, database=ws.database_yml)
         pid = self._launch(argv, TrainingDir(Path(train.out_dir)).log, kind="train", what=f"resume of #{train.id}",
                            protocol=train.protocol, subset=subset, device=train.device)
         validators = self._validators()
@@ -212,7 +219,7 @@ class RunDetailScreen(Screen):
         if running:
             self.app.notify(f"validation run #{running[0].id} is already running.", severity="warning")
             return
-        last = processes.validation_settings(validators[0] if validators else None)
+        last = commands.validation_settings(validators[0] if validators else None)
         if after is not None:
             self._validate(train, last, after)
         else:
@@ -223,22 +230,22 @@ class RunDetailScreen(Screen):
             return
         ws = self.app.workspace
         try:
-            val = processes.val_dir(train.out_dir, train.protocol, choice.subset)
+            val = commands.val_dir(train.out_dir, train.protocol, choice.subset)
         except PathError as e:
             self.app.error(str(e))
             return
-        argv = processes.validate_argv(train.out_dir, train.protocol, subset=choice.subset, every=choice.every,
-                                       to=train.target_epoch, device=processes.run_device(train), db=ws.db_path,
+        argv = commands.validate_argv(train.out_dir, train.protocol, subset=choice.subset, every=choice.every,
+                                       to=train.target_epoch, device=commands.run_device(train), db=ws.db_path,
                                        database=ws.database_yml, score_norm=choice.score_norm)
         self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train.id}",
-                     protocol=train.protocol, subset=choice.subset, device=processes.run_device(train), after=after)
+                     protocol=train.protocol, subset=choice.subset, device=commands.run_device(train), after=after)
 
     def action_stop_validation(self) -> None:
         running = [v for v in self._validators() if v.status == "running"]
         if not running:
             self.app.notify("No validation is running for this run.", severity="warning")
         for v in running:
-            why = processes.stop(v)
+            why = self.app.launcher.stop(v)
             if why:
                 self.app.error(f"validation #{v.id} not stopped: {why}")
             else:
@@ -268,7 +275,7 @@ class RunDetailScreen(Screen):
         if epoch is False:
             return
         epoch = None if epoch is True else epoch
-        self._run_engine(processes.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path), "pick")
+        self._run_engine(commands.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path), "pick")
 
     def action_average(self) -> None:
         from app.dialogs.average import AverageDialog
@@ -285,14 +292,14 @@ class RunDetailScreen(Screen):
             return
         folder = self._val_dir() if choice.how == "top" else train.out_dir
         top, last = (choice.count, None) if choice.how == "top" else (None, choice.count)
-        self._run_engine(processes.average_argv(str(folder), top=top, last=last, db=self.app.workspace.db_path),
+        self._run_engine(commands.average_argv(str(folder), top=top, last=last, db=self.app.workspace.db_path),
                          "average")
 
     @work(thread=True, group="quick")
     def _run_engine(self, argv: list[str], what: str) -> None:
         """A short engine command (pick, average): its last line as a notification."""
         try:
-            code, out = processes.run_quick(argv)
+            code, out = run_quick(argv)
         except Exception as e:  # noqa: BLE001 - reported, never raised
             code, out = 1, str(e)
         if code == 0:
@@ -336,7 +343,7 @@ class RunDetailScreen(Screen):
             self.app.notify("Validate first: extraction uses the best validated epoch.", severity="warning")
             return
         train = self._train()
-        device = None if train is None else processes.run_device(train)
+        device = None if train is None else commands.run_device(train)
         self.app.push_screen(ExtractDialog(self.app.workspace.database_yml, device),
                              lambda choice: self._extract(val, choice))
 
@@ -344,7 +351,7 @@ class RunDetailScreen(Screen):
         if choice is None:
             return
         ws = self.app.workspace
-        argv = processes.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step,
+        argv = commands.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step,
                                     epoch=choice.epoch, device=choice.device, path=choice.path, db=ws.db_path,
                                     database=ws.database_yml, diarize=choice.diarize,
                                     diarization=choice.diarization)
@@ -353,7 +360,7 @@ class RunDetailScreen(Screen):
 
     def action_fork(self) -> None:
         """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""
-        from app.experiments import fork_folder
+        from app.data.experiments import fork_folder
         from app.screens.configs import ConfigsScreen
 
         train = self._train()

@@ -11,11 +11,13 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
-from app import processes, reader
-from app.experiments import find_experiments
-from app.messages import RunsLoaded
-from app.reader import RunSummary
-from app.runs_view import COLUMNS, LIVE, STATUSES, matches
+from app.data import reader
+from app.data.event_import import ingest_events
+from app.data.experiments import find_experiments
+from app.data.lost_runs import mark_lost
+from app.data.messages import RunsLoaded
+from app.data.reader import RunSummary
+from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.runs_table import RunsTable
 
 #: refreshes between two lost-run checks (each is a short write transaction)
@@ -97,11 +99,11 @@ class RunsScreen(Screen):
             self.post_message(RunsLoaded([], missing=True))
             return
         try:
-            processes.reap()
+            self.app.launcher.reap()
             if check_lost and self.loaded:
-                reader.ingest_events(path, find_experiments(self.app.workspace.root, path))
+                ingest_events(path, find_experiments(self.app.workspace.root, path))
             if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
-                reader.mark_lost(path)
+                mark_lost(path)
             if self._feed is None or self._feed.path != path:
                 self._feed = reader.RunsFeed(path)
             rows = self._feed.read()
@@ -115,13 +117,13 @@ class RunsScreen(Screen):
         pids = {r.pid for r in rows}
         still = []
         for p in self.app.pending:
-            dropped = processes.start_deferred(p, pids)
+            dropped = self.app.launcher.start_deferred(p, pids)
             if dropped:
                 self.app.error(dropped)
                 continue
             if p.pid is not None and p.pid in pids:
                 continue
-            if p.pid is not None and processes.exited(p.pid):
+            if p.pid is not None and self.app.launcher.exited(p.pid):
                 self.app.error(f"{p.what} exited before recording its run: see {p.log}")
                 continue
             still.append(p)
@@ -211,7 +213,7 @@ class RunsScreen(Screen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                why = processes.stop(run)
+                why = self.app.launcher.stop(run)
                 if why:
                     self.app.error(f"run #{run_id} not stopped: {why}")
                 else:

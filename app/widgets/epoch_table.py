@@ -10,7 +10,7 @@ from pathlib import Path
 
 from textual.widgets import DataTable
 
-from app.validation_view import versus_best
+from app.views.validation_view import versus_best
 from engine.records import Checkpoint, EpochSummary, ValidationResult
 
 

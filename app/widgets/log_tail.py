@@ -7,7 +7,7 @@ from pathlib import Path
 from textual import work
 from textual.widgets import Log
 
-from app.messages import LogLines
+from app.data.messages import LogLines
 
 FIRST_READ = 64 * 1024
 MAX_READ = 1024 * 1024

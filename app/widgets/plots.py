@@ -8,7 +8,7 @@ from typing import Any
 
 from textual_plotext import PlotextPlot
 
-from app.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
+from app.views.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
 from engine.records import ValidationResult
 
 COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]

@@ -7,9 +7,8 @@ import time
 from rich.text import Text
 from textual.widgets import DataTable
 
-from app.reader import RunSummary
-from app.runs_view import COLUMNS, LIVE, STATUS_STYLE, cells, sort_value
-
+from app.data.reader import RunSummary
+from app.views.runs_view import COLUMNS, LIVE, STATUS_STYLE, cells, sort_value
 
 #: rows added before the first paint (more than a tall terminal shows); the others follow a chunk per refresh
 FIRST_ROWS = 40

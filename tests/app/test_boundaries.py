@@ -1,4 +1,4 @@
-"""The TUI's boundaries: no torch, GPUs from nvidia-smi text, detached engine processes."""
+"""The TUI's boundaries: no torch, GPUs from nvidia-smi text, detached engine commands."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-from app import processes
 from app.__main__ import build_parser
-from app.gpus import parse_nvidia_smi
-from app.workspace import resolve_workspace
+from app.data.gpus import parse_nvidia_smi
+from app.data.workspace import resolve_workspace
+from app.launching import commands
+from app.launching.children import Launcher
 
 
 def test_app_never_imports_torch() -> None:
@@ -34,13 +35,14 @@ def test_nvidia_smi_lines_become_devices() -> None:
 def test_engine_command_runs_detached_with_its_log(tmp_path: Path) -> None:
     bad = tmp_path / "config.yml"
     bad.write_text("task:\n  name: NoSuchLoss\n")
-    argv = processes.engine_argv("config", "check", str(bad))
+    argv = commands.engine_argv("config", "check", str(bad))
     assert argv[:3] == [sys.executable, "-m", "engine"]
     log = tmp_path / "out" / "check.log"
-    pid = processes.launch(argv, log, cwd=Path(__file__).resolve().parents[2])
+    launcher = Launcher()
+    pid = launcher.launch(argv, log, cwd=Path(__file__).resolve().parents[2])
     assert os.getsid(pid) == pid  # its own session: closing the TUI sends it no hang-up
     deadline = time.monotonic() + 60
-    while not processes.exited(pid):
+    while not launcher.exited(pid):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert "architecture: missing section" in log.read_text()
@@ -49,19 +51,19 @@ def test_engine_command_runs_detached_with_its_log(tmp_path: Path) -> None:
 def test_command_lines_follow_the_engine_cli(tmp_path: Path) -> None:
     from engine.cli import build_parser as engine_parser
 
-    train = processes.train_argv(tmp_path, "Demo.SpeakerVerification.Voices", to=3, device="cpu",
+    train = commands.train_argv(tmp_path, "Demo.SpeakerVerification.Voices", to=3, device="cpu",
                                  parallel=0, db=tmp_path / "runs.db", database=tmp_path / "database.yml")
     args = engine_parser().parse_args(train[3:])
     assert (args.command, args.to, args.parallel, args.exp_dir) == ("train", 3, 0, str(tmp_path))
-    trn = processes.trn_dir(tmp_path, "Demo.SpeakerVerification.Voices", "train")
-    val = processes.val_dir(trn, "Demo.SpeakerVerification.Voices", "development")
-    args = engine_parser().parse_args(processes.validate_argv(trn, "Demo.SpeakerVerification.Voices",
+    trn = commands.trn_dir(tmp_path, "Demo.SpeakerVerification.Voices", "train")
+    val = commands.val_dir(trn, "Demo.SpeakerVerification.Voices", "development")
+    args = engine_parser().parse_args(commands.validate_argv(trn, "Demo.SpeakerVerification.Voices",
                                                               subset="development", every=2)[3:])
     assert (args.command, args.every, args.subset) == ("validate", 2, "development")
-    args = engine_parser().parse_args(processes.apply_argv(val, "Demo.SpeakerDiarization.Meetings",
+    args = engine_parser().parse_args(commands.apply_argv(val, "Demo.SpeakerDiarization.Meetings",
                                                            step=0.25)[3:])
     assert (args.command, args.step, args.val_dir) == ("apply", 0.25, str(val))
-    args = engine_parser().parse_args(processes.pick_argv(val, epoch=2)[3:])
+    args = engine_parser().parse_args(commands.pick_argv(val, epoch=2)[3:])
     assert (args.command, args.epoch) == ("pick", 2)
 
 

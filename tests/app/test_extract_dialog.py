@@ -6,8 +6,8 @@ from pathlib import Path
 
 from textual.app import App
 
-from app import processes
 from app.dialogs.actions import ExtractChoice, ExtractDialog
+from app.launching import commands
 from engine.cli import build_parser
 from tests.app.conftest import wait_for
 
@@ -44,11 +44,11 @@ async def test_the_extraction_path_reaches_apply(demo_corpus: Path, tmp_path: Pa
                                    path="onnxruntime", diarize=True)
 
     val = tmp_path / "val"
-    argv = processes.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step, epoch=choice.epoch,
+    argv = commands.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step, epoch=choice.epoch,
                                 device=choice.device, path=choice.path, diarize=choice.diarize)
     args = build_parser().parse_args(argv[3:])
     assert (args.runtime, args.shared, args.epoch, args.step, args.diarize) == ("onnxruntime", False, 3, 0.25, True)
-    shared = build_parser().parse_args(processes.apply_argv(val, MEETINGS, path="shared")[3:])
+    shared = build_parser().parse_args(commands.apply_argv(val, MEETINGS, path="shared")[3:])
     assert (shared.runtime, shared.shared) == ("torch", True)
-    exact = build_parser().parse_args(processes.apply_argv(val, MEETINGS)[3:])
+    exact = build_parser().parse_args(commands.apply_argv(val, MEETINGS)[3:])
     assert (exact.runtime, exact.shared) == ("torch", False)

@@ -8,7 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
-from app import processes
+from app.launching import commands
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import request_of
 from engine.records import Run
@@ -42,7 +42,7 @@ def engine_request(argv: list[str]) -> TrainRequest:
 async def test_resume_of_a_torchrun_run_starts_torchrun_again_with_its_processes_and_workers(
         workspace: Path) -> None:
     # as rank 0 of `torchrun --nproc_per_node 2 -m engine train --parallel 3 --device cpu ...` records itself
-    command = [str(Path(processes.__file__).parent.parent / "engine" / "__main__.py"), "train", "--parallel", "3",
+    command = [str(Path(commands.__file__).parents[2] / "engine" / "__main__.py"), "train", "--parallel", "3",
                "--device", "cpu", "--to", "5", str(workspace / "experiments" / "ddp"), PROTOCOL]
     add_stopped_run(workspace, "ddp", "cpu x2", command)
     app = make(workspace)
@@ -80,11 +80,11 @@ def test_resume_commands_built_from_recorded_runs(workspace: Path) -> None:
     }
     with open_store(workspace / "runs.db", readonly=True) as store:
         runs = {name: Run.from_row(store.run(i)) for name, i in ids.items()}
-    gpus = processes.resume_argv(runs["gpus"], db=workspace / "runs.db")
+    gpus = commands.resume_argv(runs["gpus"], db=workspace / "runs.db")
     assert gpus[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
     assert (engine_request(gpus).device, engine_request(gpus).parallel) == ("cuda", 6)
-    one = processes.resume_argv(runs["one"], db=workspace / "runs.db")
+    one = commands.resume_argv(runs["one"], db=workspace / "runs.db")
     assert one[:3] == [sys.executable, "-m", "engine"]
     assert (engine_request(one).device, engine_request(one).parallel, engine_request(one).resume) == ("cuda:1", 2, True)
     # validation and extraction beside a torchrun run are one process: rank 0's device
-    assert processes.run_device(runs["gpus"]) == "cuda:0"
+    assert commands.run_device(runs["gpus"]) == "cuda:0"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from textual.widgets import Select
 
-from app import processes
 from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
 from app.dialogs.average import AverageDialog
 from app.dialogs.validate import ValidateDialog
+from app.launching import commands
 from app.screens.launch import LaunchScreen
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import build_parser
@@ -48,18 +48,18 @@ async def test_v_asks_how_to_validate_prefilled_with_the_last_validation(workspa
 
 
 def test_asnorm_choice_reaches_validate(tmp_path: Path) -> None:
-    argv = processes.validate_argv(tmp_path / "trn", VOICES, subset="test", every=3,
-                                   score_norm=processes.ScoreNorm(cohort_size=50, cohort_files=2))
+    argv = commands.validate_argv(tmp_path / "trn", VOICES, subset="test", every=3,
+                                   score_norm=commands.ScoreNorm(cohort_size=50, cohort_files=2))
     args = build_parser().parse_args(argv[3:])
     assert (args.score_norm, args.cohort_size, args.cohort_files, args.every) == ("asnorm", 50, 2, 3)
-    raw = build_parser().parse_args(processes.validate_argv(tmp_path / "trn", VOICES)[3:])
+    raw = build_parser().parse_args(commands.validate_argv(tmp_path / "trn", VOICES)[3:])
     assert raw.score_norm is None
     # and read back from a recorded command line: what `v` offers next time
     from engine.records import Run
 
     recorded = Run(id=1, kind="validate", status="completed", out_dir="v", command=["engine/__main__.py", *argv[3:]])
-    assert processes.validation_settings(recorded) == processes.ValidationChoice(
-        "test", 3, processes.ScoreNorm(50, 2))
+    assert commands.validation_settings(recorded) == commands.ValidationChoice(
+        "test", 3, commands.ScoreNorm(50, 2))
 
 
 async def test_launch_offers_asnorm_validation(workspace: Path) -> None:
@@ -92,8 +92,8 @@ async def test_extract_dialog_sets_the_diarization_check(demo_corpus: Path, tmp_
         await pilot.click("#ok")
         await wait_for(pilot, lambda: app.answers)
     choice: ExtractChoice = app.answers[0]
-    assert choice.diarization == processes.DiarizationSettings(collar=0.5, skip_overlap=True, num_speakers="tuned")
-    argv = processes.apply_argv(tmp_path / "val", MEETINGS, diarize=choice.diarize, diarization=choice.diarization)
+    assert choice.diarization == commands.DiarizationSettings(collar=0.5, skip_overlap=True, num_speakers="tuned")
+    argv = commands.apply_argv(tmp_path / "val", MEETINGS, diarize=choice.diarize, diarization=choice.diarization)
     args = build_parser().parse_args(argv[3:])
     assert (args.diarize, args.collar, args.skip_overlap, args.num_speakers) == (True, 0.5, True, "tuned")
 

@@ -136,7 +136,7 @@ def test_feed_reads_changes_and_notices_deleted_runs_and_another_file(workspace:
     import shutil
     import sqlite3
 
-    from app.reader import RunsFeed, read_runs
+    from app.data.reader import RunsFeed, read_runs
     from engine.store import open_store
 
     db = workspace / "runs.db"

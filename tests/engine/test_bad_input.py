@@ -118,7 +118,8 @@ def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpu
 @pytest.mark.slow
 def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path: Path, demo_corpus: Path,
                                                                          db_path: Path) -> None:
-    from app import processes
+    from app.launching import commands
+    from app.launching.children import Launcher
 
     database = copy_corpus(demo_corpus, tmp_path)
     wavs = sorted((database.parent / "voxceleb" / "wav").rglob("*.wav"))
@@ -131,9 +132,9 @@ def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path
     exp = tiny_exp_in(tmp_path)
     trn_dir = exp / "train" / "Demo.SpeakerVerification.Voices.train"
     log = trn_dir / "train.log"
-    argv = processes.train_argv(str(exp), "Demo.SpeakerVerification.Voices", subset="train", to=1,
+    argv = commands.train_argv(str(exp), "Demo.SpeakerVerification.Voices", subset="train", to=1,
                                 device="cpu", parallel=0, db=db_path, database=database)
-    pid = processes.launch(argv, log)
+    pid = Launcher().launch(argv, log)
     assert os.waitpid(pid, 0)[1] == 0, log.read_text()
     text = log.read_text()
     warnings = [line for line in text.splitlines() if line.startswith("train: warning:")]

@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
-from engine.records import AsNormFigures, Checkpoint, EpochSummary, Extraction, ValidationResult
+from engine.records import (
+    AsNormFigures,
+    Checkpoint,
+    EpochSummary,
+    Extraction,
+    ValidationResult,
+)
 from engine.store import EXAMPLE_QUERIES, default_db_path, open_store
 from engine.store.liveness import process_start_time
 from engine.store.netfs import is_network_fs
@@ -298,7 +304,7 @@ def test_every_write_to_a_run_bumps_its_change_counter(tmp_path: Path) -> None:
 
 
 def test_default_db_path_prefers_the_workspace_runs_db(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from app.workspace import resolve_workspace
+    from app.data.workspace import resolve_workspace
 
     monkeypatch.delenv("SPKEMB_DB", raising=False)
     assert default_db_path(workspace=tmp_path) == tmp_path / "experiments" / "runs.db"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from engine.records import DiarizationCheck, Extraction, Run
 
 if TYPE_CHECKING:
-    from app.reader import RunSummary
+    from app.data.reader import RunSummary
 
 STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
 #: a process at work (``indexing``: training before its first step)

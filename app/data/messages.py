@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from app.reader import RunDetail, RunSummary
+    from app.data.reader import RunDetail, RunSummary
 
 
 @dataclass

@@ -9,11 +9,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.lineage import lineage_lines
-from app.reader import RunDetail
-from app.runs_view import (LIVE, der_text, duration, eer_text, epoch_text, extraction_settings_text,
-                           protocol_text, scoring_text)
-from app.validation_view import comparison_lines, figures
+from app.data.reader import RunDetail
+from app.views.lineage import lineage_lines
+from app.views.runs_view import (
+    LIVE,
+    der_text,
+    duration,
+    eer_text,
+    epoch_text,
+    extraction_settings_text,
+    protocol_text,
+    scoring_text,
+)
+from app.views.validation_view import comparison_lines, figures
 from engine import layout
 from engine.records import Run
 

@@ -16,14 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from engine.layout import EVENT_GLOBS
-from engine.records import (Checkpoint, DataProblem, DiarizationCheck, EpochSummary, Extraction, RecordedValidation,
-                            Run, StaleExtraction, row_record)
-from engine.store import QueryResult, QueryStop, open_store, read_only_reason
-from engine.store.importing import import_events
-
-#: where runs whose database was on a network filesystem leave their event files, under an EXP_DIR
-EVENT_FILES = EVENT_GLOBS
+from engine.records import (
+    Checkpoint,
+    DataProblem,
+    DiarizationCheck,
+    EpochSummary,
+    Extraction,
+    RecordedValidation,
+    Run,
+    StaleExtraction,
+    row_record,
+)
+from engine.store import QueryResult, QueryStop, open_store
 
 
 @contextmanager
@@ -110,25 +114,6 @@ class RunsFeed:
             self._changed = newest
             runs = [self._runs[k] for k in sorted(self._runs, reverse=True)]
         return _with_derived(runs)
-
-
-def ingest_events(path: Path, exp_dirs: list[Path]) -> int:
-    """Bring the event files of these experiments into the database (docs/database.md: runs on NFS,
-    Lustre, GPFS or BeeGFS write them instead); idempotent. Returns the records added."""
-    files = sorted({f for exp in exp_dirs for pattern in EVENT_FILES for f in Path(exp).glob(pattern)})
-    if not files or read_only_reason(path) is not None:  # a database we may only read records nothing
-        return 0
-    with store_at(path, readonly=False) as store:
-        return sum(import_events(f, store)["records"] for f in files)
-
-
-def mark_lost(path: Path) -> list[int]:
-    """Turn running runs whose process is gone into ``lost`` (a short write transaction); nothing
-    on a database this process may only read (read-only file, folder or media)."""
-    if read_only_reason(path) is not None:
-        return []
-    with store_at(path, readonly=False) as store:
-        return list(store.mark_lost())
 
 
 #: a ``train_steps`` row (step, epoch, loss, lr, margin, chunks_per_s, time): steps stay plain rows,

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from app import reader
+from app.data import reader
 from engine.records import Run
 
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")

@@ -1,0 +1,17 @@
+"""The TUI's marking of runs whose process is gone, on each refresh of the runs list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.data.reader import store_at
+from engine.store import read_only_reason
+
+
+def mark_lost(path: Path) -> list[int]:
+    """Turn running runs whose process is gone into ``lost`` (a short write transaction); nothing
+    on a database this process may only read (read-only file, folder or media)."""
+    if read_only_reason(path) is not None:
+        return []
+    with store_at(path, readonly=False) as store:
+        return list(store.mark_lost())

@@ -1,0 +1,165 @@
+"""The ``spkemb-engine`` command lines the TUI runs, built from the engine's typed requests.
+
+Every command is an argument list run with the same interpreter (``python -m engine``);
+``app.launching.children`` starts and stops them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.cli import parse_command, to_argv
+from engine.layout import ExperimentDir, TrainingDir
+from engine.records import Run, RunDevice
+from engine.requests import (
+    ApplyRequest,
+    AverageRequest,
+    PickRequest,
+    Request,
+    TrainRequest,
+    ValidateRequest,
+)
+
+
+def trn_dir(exp_dir: str | Path, protocol: str, subset: str) -> Path:
+    """TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET (docs/directories.md)."""
+    return ExperimentDir(Path(exp_dir)).training(protocol, subset).root
+
+
+def val_dir(trn: str | Path, protocol: str, subset: str) -> Path:
+    """VAL_DIR = TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET."""
+    return TrainingDir(Path(trn)).validation(protocol, subset).root
+
+
+def _path(value: str | Path | None) -> str | None:
+    """A request's path field: text, or None for an empty or missing one."""
+    return str(value) if value else None
+
+
+def engine_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "engine", *args]
+
+
+def request_argv(request: Request) -> list[str]:
+    """The command that runs ``request``: the engine's parser spells its options (``engine.cli.to_argv``)."""
+    return engine_argv(*to_argv(request))
+
+
+def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to: int | None = None,
+               device: str | None = None, parallel: int | None = None, resume: bool = False,
+               db: str | Path | None = None, database: str | Path | None = None,
+               init_from: str | Path | None = None, init_classifier: bool = False) -> list[str]:
+    workers = {} if parallel is None else {"parallel": parallel}  # None: the engine's default
+    return request_argv(TrainRequest(
+        exp_dir=str(exp_dir), protocol=protocol, subset=subset, to=to, device=device or None, resume=resume,
+        db=_path(db), database=_path(database), init_from=None if init_from is None else str(init_from),
+        init_classifier=init_from is not None and init_classifier, **workers))
+
+
+def recorded_request(run: Run) -> Request | None:
+    """The request of a run's recorded command line (``sys.argv``: the program, then the command), read
+    by the engine's own parser; None for one it no longer reads (its complaint is kept off the screen)."""
+    if not run.command:
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            return parse_command(list(run.command)[1:])[1]
+    except SystemExit:
+        return None
+
+
+def resume_argv(train: Run, *, db: str | Path | None = None, database: str | Path | None = None) -> list[str]:
+    """The command that resumes training run ``train`` as it ran: its data-loading workers
+    (``--parallel``) and, for a run under torchrun (device ``cuda:0 x4``), torchrun again with as
+    many processes, each given the device kind (``cuda``) so that each takes its local rank's GPU."""
+    recorded = RunDevice.parse(train.device) if train.device else RunDevice("")
+    request = recorded_request(train)
+    parallel = request.parallel if isinstance(request, TrainRequest) else None
+    argv = train_argv(train.exp_dir or "", train.protocol or "", subset=train.subset or "train",
+                      to=train.target_epoch, resume=True, db=db, database=database,
+                      device=recorded.kind if recorded.processes > 1 else recorded.device or None,
+                      parallel=parallel)
+    if recorded.processes == 1:
+        return argv
+    # argv is [python, -m, engine, ...]: torchrun takes the module the same way
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={recorded.processes}", *argv[1:]]
+
+
+def run_device(run: Run) -> str | None:
+    """The one device a single-process command (validate, apply) beside ``run`` is given."""
+    return None if not run.device else RunDevice.parse(run.device).device
+
+
+@dataclass(frozen=True)
+class ScoreNorm:
+    """AS-norm settings of a validation (``--score-norm asnorm --cohort-size N --cohort-files F``)."""
+
+    cohort_size: int = 300
+    cohort_files: int = 3
+
+
+def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every: int = 1,
+                  to: int | None = None, device: str | None = None,
+                  db: str | Path | None = None, database: str | Path | None = None,
+                  score_norm: ScoreNorm | None = None) -> list[str]:
+    norm = {} if score_norm is None else {"score_norm": "asnorm", "cohort_size": score_norm.cohort_size,
+                                          "cohort_files": score_norm.cohort_files}
+    return request_argv(ValidateRequest(trn_dir=str(trn), protocol=protocol, subset=subset, every=every, to=to,
+                                        device=device or None, db=_path(db), database=_path(database), **norm))
+
+
+@dataclass(frozen=True)
+class ValidationChoice:
+    """What a validation is asked for: the trial subset, how often, and AS-norm or raw scores."""
+
+    subset: str = "development"
+    every: int = 1
+    score_norm: ScoreNorm | None = None
+
+
+def validation_settings(validator: Run | None) -> ValidationChoice:
+    """The settings of a validate run's command line; the Launch screen's defaults without one."""
+    request = None if validator is None else recorded_request(validator)
+    if not isinstance(request, ValidateRequest):
+        return ValidationChoice()
+    norm = ScoreNorm(request.cohort_size, request.cohort_files) if request.score_norm else None
+    return ValidationChoice(request.subset, request.every, norm)
+
+
+def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path | None = None) -> list[str]:
+    return request_argv(PickRequest(val_dir=str(val), epoch=epoch, db=_path(db)))
+
+
+@dataclass(frozen=True)
+class DiarizationSettings:
+    """How the diarization check scores an extraction (``--collar``, ``--skip-overlap``, ``--num-speakers``)."""
+
+    collar: float = 0.0
+    skip_overlap: bool = False
+    num_speakers: str = "oracle"
+
+
+def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: float = 0.1,
+               epoch: int | None = None, device: str | None = None, path: str = "exact",
+               db: str | Path | None = None, database: str | Path | None = None,
+               diarize: bool = False, diarization: DiarizationSettings | None = None) -> list[str]:
+    """``spkemb-engine apply`` of VAL_DIR; ``path``: exact, shared (``--shared``) or onnxruntime
+    (``--runtime onnxruntime``, the checkpoint exported on the fly)."""
+    how = {"exact": {}, "shared": {"shared": True}, "onnxruntime": {"runtime": "onnxruntime"}}[path]
+    der = dataclasses.asdict(diarization or DiarizationSettings()) if diarize else {}
+    return request_argv(ApplyRequest(val_dir=str(val), protocol=protocol, subset=subset, step=step, epoch=epoch,
+                                     device=device or None, db=_path(db), database=_path(database),
+                                     diarize=diarize, **how, **der))
+
+
+def average_argv(folder: str | Path, *, last: int | None = None, top: int | None = None,
+                 db: str | Path | None = None) -> list[str]:
+    """``spkemb-engine average --last N TRN_DIR`` or ``--top K VAL_DIR``."""
+    how = {"last": last} if last is not None else {"top": top}
+    return request_argv(AverageRequest(dir=str(folder), db=_path(db), **how))
