@@ -14,7 +14,7 @@ from engine.config.check import cmd_check
 from engine.config.dump import config_diff, config_from_dict, config_to_dict, dump_config, dump_yaml
 from engine.config.form import FIELD_SPECS, FieldSpec, config_fields, validate_field
 from engine.config.parse import load_config, parse_config
-from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
+from engine.config.schema import (ArchitectureConfig, AugmentationConfig, BackboneConfig, Config, EmbeddingConfig,
                                   FeatureExtraction, MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
 
@@ -30,7 +30,7 @@ def template_text(name: str) -> str:
 
 
 __all__ = [
-    "ArchitectureConfig", "AugmentationConfig", "Config", "EmbeddingConfig", "FIELD_SPECS",
+    "ArchitectureConfig", "AugmentationConfig", "BackboneConfig", "Config", "EmbeddingConfig", "FIELD_SPECS",
     "FeatureExtraction", "FieldSpec", "MarginSchedule", "OptimizerConfig", "ReverbConfig", "SchedulerConfig",
     "SincNetConfig", "TDNNConfig", "TEMPLATES", "TaskConfig", "cmd_check", "config_diff",
     "config_fields", "config_from_dict", "config_to_dict", "dump_config", "dump_yaml", "load_config",
