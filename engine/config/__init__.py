@@ -18,7 +18,7 @@ from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Backbo
                                   FeatureExtraction, MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
 
-TEMPLATES = ("tutorial", "demo", "recipe")
+TEMPLATES = ("tutorial", "demo", "recipe", "resnet34", "ecapa_tdnn", "campplus")
 
 
 def template_text(name: str) -> str:
