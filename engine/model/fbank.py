@@ -10,7 +10,7 @@ windows, zero-pads to a power of two, takes the power spectrum and the mel energ
 ``get_mel_banks`` (20 Hz to Nyquist), floored at float32's epsilon before the log.
 
 Dither (Gaussian, in 16-bit sample units) is added in training mode only, so that extraction
-and validation are deterministic. Being part of the network, the filterbank travels into
+and validation are deterministic. It is computed in float32 even under bf16 autocast. Being part of the network, the filterbank travels into
 checkpoints' extraction and into exports; for an ONNX export :meth:`Fbank.for_export` swaps
 ``torch.fft.rfft`` (complex) for a product with the real DFT matrices.
 """
@@ -83,7 +83,13 @@ class Fbank(nn.Module):
         return 0 if samples < self.window_size else 1 + (samples - self.window_size) // self.window_shift
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        x = waveforms.float() * WAVE_SCALE
+        # in float32 even under bf16 autocast (training and extraction on CUDA): a bf16 power
+        # spectrum of 16-bit-scaled samples would keep 3 significant digits of each mel energy
+        with torch.autocast(device_type=waveforms.device.type, enabled=False):
+            return self._logmel(waveforms.float())
+
+    def _logmel(self, waveforms: torch.Tensor) -> torch.Tensor:
+        x = waveforms * WAVE_SCALE
         n = 1 + (x.shape[1] - self.window_size) // self.window_shift
         starts = torch.arange(n, device=x.device) * self.window_shift
         frames = x[:, starts[:, None] + self.offsets[None, :]]  # (batch, frame, window)

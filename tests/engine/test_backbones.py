@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torchaudio.compliance.kaldi as kaldi
 
-from engine.config import config_to_dict, dump_config, parse_config
+from engine.config import config_to_dict, dump_config, parse_config, template_text
 from engine.errors import ConfigError
 from engine.model import FbankNetwork, build_loss, build_model
 from engine.model.fbank import Fbank
@@ -115,3 +121,61 @@ def test_a_front_end_that_does_not_fit_is_one_clear_error(text: str, message: st
     with pytest.raises(ConfigError) as caught:
         parse_config(text + TASK, "c.yml")
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+#: the full-size (WeSpeaker VoxCeleb2 recipe) network of each backbone template, as model-summary counts it
+TEMPLATE_COUNTS = {"resnet34": 6_634_336, "ecapa_tdnn": 6_190_720, "campplus": 7_176_224}
+
+
+def full_size(text: str) -> str:
+    """A template with each ``key: value  # recipe: X ...`` line set to the recipe's value X."""
+    lines = []
+    for line in text.splitlines():
+        match = re.match(r"^(\s*[A-Za-z_]+:\s*)(\S+)(\s*#\s*recipe:\s*)(\S+)", line)
+        lines.append(f"{match[1]}{match[4]}" if match else line)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", list(TEMPLATE_COUNTS))
+def test_model_summary_of_each_backbone_template_at_full_size(name: str, tmp_path: Path) -> None:
+    text = template_text(name)
+    small = parse_config(text, f"{name}.yml")
+    full = parse_config(full_size(text), f"{name} at full size")
+    assert full.architecture.name == small.architecture.name and full.feature_extraction.num_mel_bins == 80
+    assert full.task.duration == 2.0 and full.task.per_fold == 256 and full.task.s == 32
+    assert count_parameters(build_model(small)) < TEMPLATE_COUNTS[name] / 3  # CPU-sized
+    (tmp_path / "config.yml").write_text(full_size(text))
+    done = subprocess.run([sys.executable, "-m", "engine", "model-summary", str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "COLUMNS": "160"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == f"parameters: {TEMPLATE_COUNTS[name]}"
+    assert any(re.search(r"features\s+│ Fbank\s+│\s+\(1, 198, 80\)", line) for line in lines)
+    assert "filterbank frames per chunk: 198 x 80 mel bins (25 ms every 10 ms)" in done.stdout
+
+
+@pytest.mark.parametrize("arch", ["{name: ECAPA_TDNN, params: {channels: 16, embed_dim: 8}}",
+                                  "{name: CAMPPlus, params: {growth_rate: 4, init_channels: 8, embed_dim: 8}}"])
+def test_onnx_export_of_a_backbone_equals_pytorch_on_several_lengths(arch: str) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from engine.extraction.export import onnx_bytes
+
+    torch.manual_seed(0)
+    model = build_model(parse_config(FBANK.replace("80", "24") + TASK + f"architecture: {arch}\n")).eval()
+    session = ort.InferenceSession(onnx_bytes(model, {"spkemb.format": "test"}), providers=["CPUExecutionProvider"])
+    for samples in (model.min_samples, 16001, 3 * 16000 + 17):
+        wave = torch.randn(2, samples) * 0.1
+        with torch.no_grad():
+            expected = model(wave).numpy()
+        got = session.run(None, {session.get_inputs()[0].name: wave.numpy()})[0]
+        assert np.abs(got - expected).max() <= 1e-4, samples
+
+
+def test_fbank_stays_float32_under_autocast() -> None:
+    waves = torch.randn(2, 8000) * 0.1
+    front = Fbank().eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features = front(waves)
+    assert features.dtype == torch.float32 and torch.equal(features, front(waves))
