@@ -136,6 +136,7 @@ def full_size(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TEMPLATE_COUNTS))
 def test_model_summary_of_each_backbone_template_at_full_size(name: str, tmp_path: Path) -> None:
     text = template_text(name)
