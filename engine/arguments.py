@@ -236,7 +236,9 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
                    help=f"epoch, or averaged weights such as avg-top5, to use (default: {PARAMS}'s)")
     p.add_argument("--shared", action="store_true",
                    help="compute frame-level layers once per file and pool each window from running "
-                        "sums (fast; approximate when the network normalises each window)")
+                        "sums (fast; approximate when the network normalises each window); SincTDNN "
+                        "only: a filterbank backbone (ResNet34, ECAPA_TDNN, CAMPPlus) normalises and pools "
+                        "each window as a whole, so it runs every window through the network")
     p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"],
                    help="torch (default), or onnxruntime running the network exported to ONNX")
     p.add_argument("--model", default=None, metavar="FILE",

@@ -55,11 +55,13 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
         ``data_augmentation`` is a list when several of SpeedPerturb, AddNoise and AddReverb are on, and is
         left out when there is no augmentation.
     """
-    out: dict[str, Any] = {"feature_extraction": _section("feature_extraction", "RawAudio", cfg.feature_extraction)}
+    out: dict[str, Any] = {"feature_extraction": _section("feature_extraction", cfg.feature_extraction.name,
+                                                                  cfg.feature_extraction)}
     items = _augmentations(cfg.augmentation) if cfg.augmentation is not None else []
     if items:
         out["data_augmentation"] = items[0] if len(items) == 1 else items
-    out["architecture"] = _section("architecture", "SincTDNN", cfg.architecture)
+    arch = cfg.architecture
+    out["architecture"] = _section("architecture", arch.name, arch if arch.name == "SincTDNN" else arch.backbone)
     # a margin loss writes margin_scheduler even when null, so that the config form offers it
     out["task"] = _section("task", cfg.task.loss, cfg.task)
     out["scheduler"] = _section("scheduler", cfg.scheduler.name, cfg.scheduler)

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.rules import RuleBroken, apply_rules
-from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
+from engine.config.schema import (ArchitectureConfig, AugmentationConfig, BackboneConfig, Config, EmbeddingConfig,
                                   FeatureExtraction, OptimizerConfig, ReverbConfig, SchedulerConfig,
                                   SincNetConfig, TaskConfig, TDNNConfig)
-from engine.config.specs import (REQUIRED_SECTIONS, SECTION_DEFAULTS, SECTIONS, Component, accepted_names,
-                                 component, find_component)
+from engine.config.specs import (FBANK_BACKBONES, REQUIRED_SECTIONS, SECTION_DEFAULTS, SECTIONS, Component,
+                                 accepted_names, component, find_component)
 from engine.config.values import Invalid, describe
 from engine.config.yamlsrc import Source, read_yaml
 from engine.errors import ConfigError
@@ -86,9 +86,11 @@ def parse_config(text: str, source: str = "<string>") -> Config:
 
 def _config(src: Source) -> Config:
     """Every section's dataclass, read in the order the sections are written."""
-    features = FeatureExtraction(**_fields(src, "feature_extraction")[1])
+    front, front_fields = _fields(src, "feature_extraction")
+    features = FeatureExtraction(name=front.name, **front_fields)
     augmentation = _augmentation(src)
     architecture = _architecture(src, features.sample_rate)
+    _check_front_end(src, features, architecture)
     loss, task = _fields(src, "task")
     scheduler, schedule = _fields(src, "scheduler")
     optimizer = OptimizerConfig(**_fields(src, "optimizer")[1])
@@ -198,8 +200,26 @@ def _augmentation(src: Source) -> AugmentationConfig | None:
     return AugmentationConfig(**fields)
 
 
+def _check_front_end(src: Source, features: FeatureExtraction, arch: ArchitectureConfig) -> None:
+    """The filterbank backbones read Fbank features, SincTDNN the raw waveform."""
+    key = "feature_extraction.name" if isinstance(src.data.get("feature_extraction"), dict) else "architecture.name"
+    if arch.name in FBANK_BACKBONES and features.name != "Fbank":
+        raise src.error(key, f"{arch.name} reads log-mel filterbanks, not the raw waveform: set feature_extraction "
+                             "to {name: Fbank, params: {num_mel_bins: 80}} (RawAudio is for SincTDNN)")
+    if arch.name == "SincTDNN" and features.name != "RawAudio":
+        raise src.error(key, f"SincTDNN reads the raw waveform, not {features.name} features: set feature_extraction "
+                             f"to {{name: RawAudio}}, or choose a filterbank architecture ({', '.join(FBANK_BACKBONES)})")
+    if arch.name in ("ResNet34", "CAMPPlus") and features.num_mel_bins < 8:
+        raise src.error("feature_extraction.params.num_mel_bins",
+                        f"{arch.name} divides the mel axis by 8: num_mel_bins must be at least 8, "
+                        f"got {features.num_mel_bins}")
+
+
 def _architecture(src: Source, sample_rate: int) -> ArchitectureConfig:
-    comp, v, _, _ = _section(src, "architecture")
+    comp, v, written, params_path = _section(src, "architecture")
+    if not comp.groups:  # a filterbank backbone: flat parameters
+        return ArchitectureConfig(name=comp.name, backbone=BackboneConfig(
+            **_by_field(src, comp, v, written, params_path)))
 
     def part(group: str) -> dict[str, Any]:
         return {p.field: v[p.name] for p in comp.params if p.group == group}

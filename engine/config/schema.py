@@ -14,7 +14,7 @@ from typing import Any
 
 from engine.config.recipe_values import MarginSchedule
 from engine.config.rules import apply_rules
-from engine.config.specs import Param, components, reference_component
+from engine.config.specs import FBANK_BACKBONES, Param, components, reference_component
 from engine.config.values import KIND_TYPES
 
 
@@ -62,7 +62,10 @@ def table_fields(section: str, *names: str, group: str | None = None) -> Callabl
 
 @table_fields("feature_extraction")
 class FeatureExtraction:
-    """``RawAudio``: the network reads the waveform itself."""
+    """``RawAudio``: the network reads the waveform itself; ``Fbank``: its first layer computes
+    log-mel filterbanks (the ``num_mel_bins`` ... ``window_type`` fields, unused with RawAudio)."""
+
+    name: str = reference_component("feature_extraction").name
 
 
 @table_fields("data_augmentation", "AddReverb")
@@ -101,13 +104,27 @@ class EmbeddingConfig:
     pass
 
 
+@table_fields("architecture", *FBANK_BACKBONES)
+class BackboneConfig:
+    """The parameters of the filterbank backbones (ResNet34, ECAPA_TDNN, CAMPPlus); a field another
+    backbone does not have keeps its default. ``embed_dim`` defaults to the first row's (ResNet34's)."""
+
+
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    """``SincTDNN``: SincNet front end, x-vector TDNN, statistics pooling, embedding."""
+    """``SincTDNN``: SincNet front end, x-vector TDNN, statistics pooling, embedding (its groups);
+    or one of the filterbank backbones (``name``), whose parameters are in ``backbone``."""
 
     sincnet: SincNetConfig = field(default_factory=SincNetConfig)
     tdnn: TDNNConfig = field(default_factory=TDNNConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    name: str = reference_component("architecture").name
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Dimension of the network's embeddings (what the classifier head takes)."""
+        return self.tdnn.embedding_dim if self.name == "SincTDNN" else self.backbone.embed_dim
 
 
 @table_fields("task")
@@ -153,6 +170,6 @@ class Config:
         return self.feature_extraction.sample_rate
 
 
-__all__ = ["ArchitectureConfig", "AugmentationConfig", "Config", "EmbeddingConfig", "FeatureExtraction",
+__all__ = ["ArchitectureConfig", "AugmentationConfig", "BackboneConfig", "Config", "EmbeddingConfig", "FeatureExtraction",
            "MarginSchedule", "OptimizerConfig", "ReverbConfig", "SchedulerConfig", "SincNetConfig",
            "TDNNConfig", "TaskConfig", "table_defaults", "table_fields"]

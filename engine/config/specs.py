@@ -23,6 +23,12 @@ leaves a parameter out means what it meant there:
   rate and back (pyannote/audio/train/schedulers.py; Smith, "Cyclical Learning Rates for
   Training Neural Networks", WACV 2017).
 
+The log-mel front end and the backbones take WeSpeaker's (wenet-e2e/wespeaker
+``wespeaker/dataset/processor.py`` ``compute_fbank``: 80 bins, 25 ms / 10 ms, dither 1.0, a
+Hamming window, the waveform scaled by 2^15; ``wespeaker/models/resnet.py``, ``ecapa_tdnn.py``,
+``campplus.py`` and ``examples/voxceleb/v2/conf/*.yaml``: ResNet34 m_channels 32, embed 256,
+TSTP; ECAPA_TDNN_GLOB_c512 embed 192, ASTP; CAMPPlus embed 512, TSTP).
+
 The modern recipe's parts (issue 13) take WeSpeaker's defaults
 (wenet-e2e/wespeaker ``examples/voxceleb/v2/conf/*.yaml``, ``wespeaker/utils/schedulers.py``):
 
@@ -39,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from engine.config.values import Invalid, at_least, coerce, in_range, positive, within
+from engine.config.values import Invalid, at_least, coerce, in_range, multiple_of, positive, within
 
 #: sections of the tutorial's format, in the order they are written
 SECTIONS = ("feature_extraction", "data_augmentation", "architecture", "task", "scheduler", "optimizer")
@@ -161,6 +167,15 @@ COMPONENTS: tuple[Component, ...] = (
               (Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at",
                      within(positive, 384_000)),),
               "raw waveform, resampled and downmixed to mono"),
+    Component("feature_extraction", "Fbank", "Fbank",
+              (Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at", positive),
+               Param("num_mel_bins", "int", 80, "mel filterbank channels (the backbone's feat_dim)", at_least(1)),
+               Param("frame_length", "float", 25.0, "analysis window in milliseconds", positive),
+               Param("frame_shift", "float", 10.0, "hop between frames in milliseconds", positive),
+               Param("dither", "float", 1.0, "Gaussian dither (in 16-bit sample units) added while training only",
+                     at_least(0)),
+               Param("window_type", "window", "hamming", "analysis window: hamming (WeSpeaker) or povey (Kaldi)")),
+              "Kaldi-compatible log-mel filterbank with per-utterance mean normalisation, computed in the network"),
     Component("data_augmentation", "AddNoise", "pyannote.audio.augmentation.noise.AddNoise",
               (Param("snr_min", "float", 5.0, "lowest signal-to-noise ratio in dB"),
                Param("snr_max", "float", 20.0, "highest signal-to-noise ratio in dB"),
@@ -191,6 +206,24 @@ COMPONENTS: tuple[Component, ...] = (
                Param("embedding.batch_normalize", "bool", False, "batch-normalize embeddings"),
                Param("embedding.unit_normalize", "bool", False, "scale embeddings to unit length")),
               "SincNet front end, x-vector TDNN, statistics pooling"),
+    Component("architecture", "ResNet34", "ResNet34",
+              (Param("m_channels", "int", 32, "channels of the first stage (x2, x4, x8 in the next ones)",
+                     at_least(1)),
+               Param("embed_dim", "int", 256, "embedding dimension", at_least(1)),
+               Param("two_emb_layer", "bool", False, "a second embedding layer after ReLU and batch norm")),
+              "WeSpeaker's ResNet34 on log-mel filterbanks, statistics pooling (TSTP); needs Fbank"),
+    Component("architecture", "ECAPA_TDNN", "ECAPA_TDNN",
+              (Param("channels", "int", 512, "channels of the SE-Res2Net blocks (512 or 1024)", multiple_of(8)),
+               Param("embed_dim", "int", 192, "embedding dimension", at_least(1)),
+               Param("global_context", "bool", True,
+                     "attentive pooling sees the utterance's mean and std (WeSpeaker's GLOB variants)")),
+              "WeSpeaker's ECAPA-TDNN on log-mel filterbanks, attentive statistics pooling (ASTP); needs Fbank"),
+    Component("architecture", "CAMPPlus", "CAMPPlus",
+              (Param("embed_dim", "int", 512, "embedding dimension", at_least(1)),
+               Param("growth_rate", "int", 32, "channels each dense layer adds", at_least(1)),
+               Param("bn_size", "int", 4, "bottleneck width of a dense layer, in growth_rate units", at_least(1)),
+               Param("init_channels", "int", 128, "channels of the first TDNN layer", at_least(2))),
+              "WeSpeaker's CAM++ on log-mel filterbanks, statistics pooling (TSTP); needs Fbank"),
     Component("task", "AdditiveAngularMarginLoss", _LOSS + "AdditiveAngularMarginLoss",
               _AAM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive angular margin loss (ArcFace)"),
     Component("task", "AdditiveMarginLoss", _LOSS + "AdditiveMarginLoss",
@@ -224,6 +257,10 @@ COMPONENTS: tuple[Component, ...] = (
 #: the name each section gets when it is left out (None: no default, or nothing)
 SECTION_DEFAULTS = {"feature_extraction": "RawAudio", "data_augmentation": None, "architecture": None,
                     "task": None, "scheduler": "ConstantScheduler", "optimizer": "SGD"}
+
+
+#: the architectures that read log-mel filterbanks (feature_extraction Fbank), not the waveform
+FBANK_BACKBONES = ("ResNet34", "ECAPA_TDNN", "CAMPPlus")
 
 
 def components(section: str) -> tuple[Component, ...]:

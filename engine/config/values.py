@@ -21,6 +21,7 @@ TYPE_WORDS = {
     "stride": "a list of 3 positive integers, e.g. [5, 1, 1]",
     "protocols": "a Collection protocol name or a list of them, e.g. [MUSAN.Collection.Music]",
     "choice": "a name",
+    "window": "hamming or povey",
     "factors": FACTORS_WORDS,
     "margin_schedule": SCHEDULE_WORDS,
 }
@@ -34,7 +35,11 @@ KIND_TYPES = {
     "protocols": "tuple[str, ...]",
     "factors": "tuple[float, ...]",
     "margin_schedule": "MarginSchedule | None",
+    "window": "str",
 }
+
+#: the analysis windows of the Fbank front end
+WINDOWS = ("hamming", "povey")
 
 
 class Invalid(ValueError):
@@ -104,6 +109,10 @@ def coerce(kind: str, value: Any) -> Any:
         return value
     if kind == "stride":
         return _stride(value)
+    if kind == "window":
+        if value not in WINDOWS:
+            raise Invalid(f"expected {TYPE_WORDS['window']}, got {describe(value)}")
+        return value
     if kind == "protocols":
         return _protocols(value)
     if kind in ("factors", "margin_schedule"):
@@ -116,6 +125,10 @@ def coerce(kind: str, value: Any) -> Any:
 
 def positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
+
+
+def multiple_of(n: int) -> Callable[[int], str | None]:
+    return lambda value: None if value > 0 and value % n == 0 else f"must be a positive multiple of {n}"
 
 
 def at_least(low: float) -> Callable[[float], str | None]:

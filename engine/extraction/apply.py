@@ -110,6 +110,9 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trus
     device = pick_device(args.device)
     network = load_network(checkpoint, device, trust=trust)
     model, config = network.model, network.config
+    if args.shared and config.architecture.name != "SincTDNN":
+        raise SpkembError(f"--shared pools frames of SincTDNN only; {config.architecture.name} normalises each window's "
+                          "filterbanks and pools it as a whole, so it cannot be shared exactly: drop --shared")
     mode = "shared" if args.shared else "exact"
     return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
                      int(model.dimension),

@@ -10,6 +10,10 @@ plain feed-forward graph, and neither changes a number:
   computed once and exported as the weight of a plain ``conv1d`` (Ravanelli & Bengio 2018 eq. 4
   depends on the two cut-offs only, which are fixed once trained).
 
+A filterbank backbone (ResNet34, ECAPA_TDNN, CAMPPlus) is exported with its Fbank front end, whose
+power spectrum is then a product with the real DFT matrices instead of ``torch.fft.rfft`` (ONNX has
+no complex tensors): the same features to float rounding (1e-3 in log-mel).
+
 The Python length check (an input shorter than ``min_samples`` gives fewer than the 2 frames
 that statistics pooling needs) cannot travel in the graph: ``min_samples`` is in the metadata,
 and :mod:`engine.extraction.onnx_runtime` tiles shorter inputs up to it, as the torch path does.
@@ -40,6 +44,7 @@ from engine.console import say
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
+from engine.model.fbank_network import FbankNetwork
 from engine.model.sincnet import SincConv1d
 from engine.process.checkpoints import Trust, file_sha256, package_version
 from engine.requests import ExportRequest
@@ -77,9 +82,14 @@ class ExportedEmbedding(nn.Module):
         return self.embedding(self.tdnn.segment6(self.tdnn.pool(frames)))  # (batch, dimension)
 
 
-def exportable(model: nn.Module) -> ExportedEmbedding:
-    """A copy of an inference model (weight norm folded) with its sinc filters fixed, in eval mode."""
+def exportable(model: nn.Module) -> nn.Module:
+    """A copy of an inference model (weight norm folded) with its sinc filters fixed, in eval mode;
+    a filterbank backbone's front end computes its spectrum with DFT matrices (ONNX has no complex
+    tensors), within 1e-3 of ``torch.fft.rfft``'s log-mel."""
     model = copy.deepcopy(model).cpu().eval()
+    if isinstance(model, FbankNetwork):
+        model.features.for_export()
+        return model
     for block in model.sincnet.blocks:
         if isinstance(block.conv, SincConv1d):
             block.conv = _FixedSinc(block.conv)

@@ -1,4 +1,5 @@
-"""The speaker embedding network (SincTDNN) and its training heads; the only readers of the config here.
+"""The speaker embedding networks (SincTDNN; ResNet34, ECAPA-TDNN and CAM++ on filterbanks) and their
+training heads; the only readers of the config here.
 
 Classes take explicit keyword arguments; :func:`build_model` and :func:`build_loss` map a
 parsed :class:`engine.config.Config` onto them.
@@ -12,20 +13,22 @@ from torch import nn
 
 from engine.errors import ConfigError
 from engine.model.embedding import SincTDNN
+from engine.model.fbank import Fbank
+from engine.model.fbank_network import FbankNetwork
 from engine.model.loss import AdditiveAngularMarginLoss, AdditiveMarginLoss, Softmax
 
 if TYPE_CHECKING:
     from engine.config import Config
 
-__all__ = ["SincTDNN", "AdditiveAngularMarginLoss", "AdditiveMarginLoss", "Softmax",
+__all__ = ["SincTDNN", "Fbank", "FbankNetwork", "AdditiveAngularMarginLoss", "AdditiveMarginLoss", "Softmax",
            "build_model", "build_loss", "LOSSES"]
 
 #: task names accepted by :func:`build_loss`
 LOSSES = ("AdditiveAngularMarginLoss", "AdditiveMarginLoss", "Softmax")
 
 
-def build_model(cfg: Config) -> SincTDNN:
-    """The SincTDNN network described by ``cfg.architecture``.
+def build_model(cfg: Config) -> SincTDNN | FbankNetwork:
+    """The network described by ``cfg.architecture`` (and ``cfg.feature_extraction`` for a backbone).
 
     Parameters
     ----------
@@ -33,16 +36,44 @@ def build_model(cfg: Config) -> SincTDNN:
 
     Returns
     -------
-    model : SincTDNN
+    model : SincTDNN or FbankNetwork
         forward: (batch, sample) float32 -> (batch, embedding_dim).
     """
     arch = cfg.architecture
+    if arch.name != "SincTDNN":
+        return _fbank_network(cfg)
     return SincTDNN(sample_rate=arch.sincnet.sample_rate, stride=tuple(arch.sincnet.stride),
                     waveform_normalize=arch.sincnet.waveform_normalize,
                     instance_normalize=arch.sincnet.instance_normalize,
                     embedding_dim=arch.tdnn.embedding_dim, hidden_dim=arch.tdnn.hidden_dim,
                     batch_normalize=arch.embedding.batch_normalize,
                     unit_normalize=arch.embedding.unit_normalize)
+
+
+def _fbank_network(cfg: Config) -> FbankNetwork:
+    fe, arch, b = cfg.feature_extraction, cfg.architecture, cfg.architecture.backbone
+    features = Fbank(sample_rate=fe.sample_rate, num_mel_bins=fe.num_mel_bins, frame_length=fe.frame_length,
+                     frame_shift=fe.frame_shift, dither=fe.dither, window_type=fe.window_type)
+    feat_dim = fe.num_mel_bins
+    backbone: nn.Module
+    if arch.name == "ResNet34":
+        from engine.model.resnet import ResNet34
+
+        backbone = ResNet34(feat_dim=feat_dim, embed_dim=b.embed_dim, m_channels=b.m_channels,
+                            two_emb_layer=b.two_emb_layer)
+    elif arch.name == "ECAPA_TDNN":
+        from engine.model.ecapa_tdnn import ECAPA_TDNN
+
+        backbone = ECAPA_TDNN(channels=b.channels, feat_dim=feat_dim, embed_dim=b.embed_dim,
+                              global_context_att=b.global_context)
+    elif arch.name == "CAMPPlus":
+        from engine.model.campplus import CAMPPlus
+
+        backbone = CAMPPlus(feat_dim=feat_dim, embed_dim=b.embed_dim, growth_rate=b.growth_rate,
+                            bn_size=b.bn_size, init_channels=b.init_channels)
+    else:
+        raise ConfigError(f"unknown architecture {arch.name!r}", key="architecture.name")
+    return FbankNetwork(arch.name, features, backbone, b.embed_dim)
 
 
 def build_loss(cfg: Config, n_classes: int) -> nn.Module:
@@ -60,7 +91,7 @@ def build_loss(cfg: Config, n_classes: int) -> nn.Module:
         forward(embeddings (batch, embedding_dim), labels (batch,) int64) -> (loss, logits).
     """
     name = cfg.task.loss.rsplit(".", 1)[-1]
-    dim = cfg.architecture.tdnn.embedding_dim
+    dim = cfg.architecture.embedding_dim
     if n_classes < 2:
         raise ConfigError(f"{name} needs at least 2 training speakers, got {n_classes}: "
                           "check the protocol's train subset (and task.label_min_duration)",

@@ -1,5 +1,7 @@
 """``spkemb-engine model-summary CONFIG``: each layer's output shape for one chunk, and parameter counts.
 
+Any architecture: SincTDNN, or a filterbank backbone whose first row is its Fbank front end.
+
 The count is the embedding network's only: the classifier head (one row of weights per
 training speaker) depends on the protocol and is thrown away after training.
 """
@@ -18,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from engine.console import out
 from engine.errors import ConfigError
 from engine.model.embedding import SincTDNN
+from engine.model.fbank_network import MIN_FRAMES, FbankNetwork
 from engine.requests import ModelSummaryRequest
 
 if TYPE_CHECKING:
@@ -40,12 +43,12 @@ def _is_layer(module: nn.Module) -> bool:
     return not children or (parametrize.is_parametrized(module) and set(children) == {"parametrizations"})
 
 
-def layer_rows(model: SincTDNN, samples: int) -> list[LayerRow]:
+def layer_rows(model: SincTDNN | FbankNetwork, samples: int) -> list[LayerRow]:
     """Run one ``samples``-long chunk through ``model`` and record every layer's output, in call order.
 
     Parameters
     ----------
-    model : SincTDNN
+    model : SincTDNN or FbankNetwork
     samples : int
         Chunk length in samples.
 
@@ -86,7 +89,7 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def forward_flops(model: SincTDNN, samples: int) -> int:
+def forward_flops(model: SincTDNN | FbankNetwork, samples: int) -> int:
     """Floating-point operations of one forward pass on one ``samples``-long chunk (torch's counter)."""
     was_training = model.training
     model.eval()
@@ -107,7 +110,7 @@ def layer_table(cfg: Config) -> list[LayerRow]:
 
 
 def _chunk_samples(cfg: Config) -> int:
-    return int(round(cfg.task.duration * cfg.architecture.sincnet.sample_rate))
+    return int(round(cfg.task.duration * cfg.sample_rate))
 
 
 def _config_path(arg: str) -> Path:
@@ -134,8 +137,8 @@ def cmd_model_summary(args: ModelSummaryRequest) -> int:
     model.check_length(samples)
     rows = layer_rows(model, samples)
 
-    rate = cfg.architecture.sincnet.sample_rate
-    table = Table(title=f"SincTDNN on one {cfg.task.duration:g} s chunk ({samples} samples at {rate} Hz)")
+    rate = cfg.sample_rate
+    table = Table(title=f"{cfg.architecture.name} on one {cfg.task.duration:g} s chunk ({samples} samples at {rate} Hz)")
     table.add_column("layer")
     table.add_column("type")
     table.add_column("output shape", justify="right")
@@ -145,9 +148,15 @@ def cmd_model_summary(args: ModelSummaryRequest) -> int:
                       f"{row.parameters:,}" if row.parameters else "")
     console = Console(width=max(Console().width, 110))
     console.print(table)
-    out(f"frames per chunk: {model.num_frames(samples)}; frame step: {model.frame_step} samples "
-        f"({1000 * model.frame_step / rate:g} ms); receptive field: {model.receptive_field} samples "
-        f"({1000 * model.receptive_field / rate:g} ms); shortest input: {model.min_samples} samples")
+    if isinstance(model, FbankNetwork):
+        fe = cfg.feature_extraction
+        out(f"filterbank frames per chunk: {model.features.num_frames(samples)} x {fe.num_mel_bins} mel bins "
+            f"({fe.frame_length:g} ms every {fe.frame_shift:g} ms); shortest input: {model.min_samples} samples "
+            f"({MIN_FRAMES[model.name]} frames)")
+    else:
+        out(f"frames per chunk: {model.num_frames(samples)}; frame step: {model.frame_step} samples "
+            f"({1000 * model.frame_step / rate:g} ms); receptive field: {model.receptive_field} samples "
+            f"({1000 * model.receptive_field / rate:g} ms); shortest input: {model.min_samples} samples")
     out(f"forward GFLOP per chunk: {forward_flops(model, samples) / 1e9:.3f}")
     out(f"parameters: {count_parameters(model)}")
     return 0

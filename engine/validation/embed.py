@@ -29,6 +29,10 @@ even shorter than the network needs).
   (5, 1, 1)), moved back at the end of the file so that every window has its full frame
   count. Exact for a network without per-window normalisation; with it, the normalisations
   see a block (``block_seconds``) instead of a window: an approximation.
+
+A filterbank backbone (:class:`engine.model.FbankNetwork`) normalises each window's
+filterbanks by their mean and pools the window as a whole: nothing is window-independent, so
+its exact path is the plain one, and it has no shared path.
 """
 
 from __future__ import annotations
@@ -266,7 +270,10 @@ def _after_first_pool(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
 
 def embed_exact(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
                 batch: int = 128) -> np.ndarray:
-    """Same embeddings as :func:`embed_plain`, sharing the first block's window-independent work."""
+    """Same embeddings as :func:`embed_plain`, sharing the first block's window-independent work
+    (SincTDNN's; a filterbank backbone has none: its exact path is the plain one)."""
+    if not hasattr(model, "sincnet"):
+        return embed_plain(model, signal, starts, window, batch=batch)
     return _by_span(model, signal, starts, window, batch,
                     lambda span, rel: _after_first_pool(model, _first_block(model, span, rel, window)))
 
@@ -285,6 +292,8 @@ def embed_shared(model: nn.Module, signal: Signal, starts: np.ndarray, window: i
     Window ``i`` pools frames ``[f_i, f_i + num_frames(window))`` with ``f_i`` from
     :func:`snap_starts`; (windows, dim) float32.
     """
+    if not hasattr(model, "frames"):
+        raise ValueError(f"the shared path pools SincTDNN's frames; {type(model).__name__} has none")
     if signal.n_samples <= window:
         return embed_short(model, signal.read(0, signal.n_samples))
     device = _device(model)

@@ -32,8 +32,10 @@ def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_ra
     """
     window = num_samples(duration, sample_rate)
     hop = max(1, num_samples(VALIDATION_STEP * duration, sample_rate))
-    block = model.sincnet.blocks[0]
-    align = block.conv.stride * block.pool.kernel_size
+    align = 1  # a filterbank backbone runs each window through the whole network: no phase to share
+    if hasattr(model, "sincnet"):
+        block = model.sincnet.blocks[0]
+        align = block.conv.stride * block.pool.kernel_size
     out: dict[str, np.ndarray] = {}
     pending: list[tuple[str, np.ndarray]] = []
 

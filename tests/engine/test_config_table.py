@@ -12,25 +12,29 @@ from typing import Any
 
 import pytest
 
-from engine.config import (FIELD_SPECS, TEMPLATES, ArchitectureConfig, AugmentationConfig, Config, FeatureExtraction,
+from engine.config import (FIELD_SPECS, TEMPLATES, ArchitectureConfig, AugmentationConfig, BackboneConfig, Config,
+                           FeatureExtraction,
                            MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig, TaskConfig,
                            config_from_dict, config_to_dict, dump_config, parse_config, template_text)
-from engine.config.specs import AS_DEFAULT, COMPONENTS, Component, Param, reference_component
+from engine.config.specs import AS_DEFAULT, COMPONENTS, FBANK_BACKBONES, Component, Param, reference_component
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {"architecture": {"name": "SincTDNN"}, "task": {"name": "AdditiveAngularMarginLoss"}}
 
 #: fields that no parameter fills: the chosen name, a nested part, a value copied from another section
 NOT_PARAMETERS = {TaskConfig: {"loss"}, SchedulerConfig: {"name"}, AugmentationConfig: {"reverb"},
-                  ArchitectureConfig: {"sincnet", "tdnn", "embedding"}}
+                  ArchitectureConfig: {"sincnet", "tdnn", "embedding", "name", "backbone"},
+                  FeatureExtraction: {"name"}}
+#: a filterbank architecture reads Fbank features, SincTDNN RawAudio: each component's partner section
+FBANK = {"feature_extraction": {"name": "Fbank"}, "architecture": {"name": "ResNet34"}}
 KIND_TYPES = {"int": int, "float": float, "bool": bool, "stride": tuple, "protocols": tuple, "factors": tuple,
-              "margin_schedule": (MarginSchedule, type(None))}
+              "margin_schedule": (MarginSchedule, type(None)), "window": str}
 
 
 def home(comp: Component, p: Param, cfg: Config) -> Any:
     """The dataclass instance of ``cfg`` that holds parameter ``p`` of component ``comp``."""
     if comp.section == "architecture":
-        return getattr(cfg.architecture, p.group)
+        return getattr(cfg.architecture, p.group) if p.group else cfg.architecture.backbone
     if comp.name == "AddReverb":
         return cfg.augmentation.reverb
     section = {"feature_extraction": "feature_extraction", "data_augmentation": "augmentation"}
@@ -43,7 +47,11 @@ def other_value(p: Param) -> tuple[Any, Any]:
         return (not p.default,) * 2
     if p.kind in ("int", "float"):
         value = p.default + 1 if p.kind == "int" else (p.default / 2 if p.default else 0.5)
+        if p.check is not None and p.check(value):  # e.g. a multiple of 8
+            value = p.default * 2
         return value, value
+    if p.kind == "window":
+        return ("povey",) * 2
     return {"stride": ([2, 1, 1], (2, 1, 1)), "protocols": (["X.Collection.Y"], ("X.Collection.Y",)),
             "factors": ([0.95, 1.05], (0.95, 1.05)),
             "margin_schedule": ({"increase_start_epoch": 5, "fix_start_epoch": 30, "increase_type": "linear"},
@@ -57,7 +65,8 @@ def config_with(comp: Component, params: dict[str, Any]) -> Config:
         (nested.setdefault(group, {}) if group else nested)[sub] = value
     if comp.name == "AddReverb":
         nested.setdefault("collection", "R.Collection.RIR")
-    return config_from_dict({**BASE, comp.section: {"name": comp.name, "params": nested}})
+    base = {**BASE, **FBANK} if comp.name == "Fbank" or comp.name in FBANK_BACKBONES else BASE
+    return config_from_dict({**base, comp.section: {"name": comp.name, "params": nested}})
 
 
 def test_every_dataclass_field_is_filled_by_the_table_and_defaults_to_its_row() -> None:
@@ -74,7 +83,8 @@ def test_every_dataclass_field_is_filled_by_the_table_and_defaults_to_its_row() 
                 assert getattr(holder, p.field) == p.default, (comp.name, p.name)
             if p.absent is not AS_DEFAULT:  # the value of an augmentation that is off
                 assert getattr(type(holder)(), p.field) == p.absent, (comp.name, p.name)
-    for cls in (FeatureExtraction, AugmentationConfig, ReverbConfig, *NOT_PARAMETERS, OptimizerConfig):
+    for cls in (FeatureExtraction, AugmentationConfig, ReverbConfig, BackboneConfig, *NOT_PARAMETERS,
+                OptimizerConfig):
         names = {f.name for f in dataclasses.fields(cls)}
         assert names == filled.get(cls, set()) | NOT_PARAMETERS.get(cls, set()), cls.__name__
     arch = ArchitectureConfig()

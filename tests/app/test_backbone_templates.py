@@ -1,0 +1,31 @@
+"""The config form offers the filterbank backbones' templates and saves them unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.screens.configs import ConfigsScreen
+from tests.app.conftest import make, wait_for
+
+
+@pytest.mark.parametrize("name,param", [("resnet34", "m_channels"), ("ecapa_tdnn", "global_context"),
+                                        ("campplus", "growth_rate")])
+async def test_config_form_loads_and_saves_a_backbone_template(workspace: Path, name: str, param: str) -> None:
+    from engine.config import load_config, parse_config, template_text
+
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        screen = app.screen
+        screen.query_one("#source").value = f"template:{name}"
+        await wait_for(pilot, lambda: f"architecture.params.{param}" in screen.keys)
+        await wait_for(pilot, lambda: screen.field("feature_extraction.name").value == "Fbank")
+        assert screen.field("feature_extraction.params.num_mel_bins").value == "80"
+        assert "architecture.params.sincnet.stride" not in screen.keys
+        await pilot.pause(0.2)
+        saved = screen.action_save()
+    assert saved == workspace / "experiments" / name
+    assert load_config(saved / "config.yml") == parse_config(template_text(name))
