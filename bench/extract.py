@@ -34,17 +34,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.data.audio import read_file  # noqa: E402
-from engine.data.protocols import load_protocol  # noqa: E402
-from engine.demo import make_demo_corpus  # noqa: E402
-from engine.extraction.export import export_checkpoint, onnx_bytes  # noqa: E402
-from engine.extraction.exported import METADATA_FORMAT  # noqa: E402
-from engine.extraction.onnx_runtime import OnnxEmbedder  # noqa: E402
-from engine.model import SincTDNN  # noqa: E402
-from engine.validation.embed import (ArraySignal, embed_exact, embed_plain, embed_shared,  # noqa: E402
-                          inference_model, load_model, window_starts)
-from engine.validation.metrics import equal_error_rate  # noqa: E402
-from engine.validation.validate import cosine_scores, load_trials  # noqa: E402
+from engine.data.audio import read_file
+from engine.data.protocols import load_protocol
+from engine.demo import make_demo_corpus
+from engine.extraction.export import export_checkpoint, onnx_bytes
+from engine.extraction.exported import METADATA_FORMAT
+from engine.extraction.onnx_runtime import OnnxEmbedder
+from engine.model import SincTDNN
+from engine.validation.embed import (
+    ArraySignal,
+    embed_exact,
+    embed_plain,
+    embed_shared,
+    inference_model,
+    load_model,
+    window_starts,
+)
+from engine.validation.metrics import equal_error_rate
+from engine.validation.validate import cosine_scores, load_trials
 
 SR = 16000
 #: WeSpeaker runtime README (runtime/onnxruntime): ResNet34, RTF per thread on CPU

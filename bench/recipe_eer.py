@@ -35,11 +35,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import write_results  # noqa: E402
+from results_io import write_results
 
-from engine.config import template_text  # noqa: E402
-from engine.layout import ExperimentDir, TrainingDir  # noqa: E402
-from engine.store import open_store  # noqa: E402
+from engine.config import template_text
+from engine.layout import ExperimentDir, TrainingDir
+from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 FIGURES = ("eer", "eer_low", "eer_high", "mindcf_01", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high",

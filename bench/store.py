@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.store import open_store  # noqa: E402
+from engine.store import open_store
 
 GOAL_ROWS_PER_S = 20_000
 RESULTS = Path(__file__).resolve().parent / "results" / "store.json"

@@ -124,7 +124,7 @@ class Progress:
         if self.live:
             self.bar.start()
         elif not self.quiet:
-            self.note(f"{name}: {'{:,.0f} '.format(total) if total is not None else ''}{unit}…")
+            self.note(f"{name}: {f'{total:,.0f} ' if total is not None else ''}{unit}…")
         return phase
 
     def close(self, phase: Phase, said: bool = True) -> None:

@@ -7,11 +7,28 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.rules import RuleBroken, apply_rules
-from engine.config.schema import (ArchitectureConfig, AugmentationConfig, Config, EmbeddingConfig,
-                                  FeatureExtraction, OptimizerConfig, ReverbConfig, SchedulerConfig,
-                                  SincNetConfig, TaskConfig, TDNNConfig)
-from engine.config.specs import (REQUIRED_SECTIONS, SECTION_DEFAULTS, SECTIONS, Component, accepted_names,
-                                 component, find_component)
+from engine.config.schema import (
+    ArchitectureConfig,
+    AugmentationConfig,
+    Config,
+    EmbeddingConfig,
+    FeatureExtraction,
+    OptimizerConfig,
+    ReverbConfig,
+    SchedulerConfig,
+    SincNetConfig,
+    TaskConfig,
+    TDNNConfig,
+)
+from engine.config.specs import (
+    REQUIRED_SECTIONS,
+    SECTION_DEFAULTS,
+    SECTIONS,
+    Component,
+    accepted_names,
+    component,
+    find_component,
+)
 from engine.config.values import Invalid, describe
 from engine.config.yamlsrc import Source, read_yaml
 from engine.errors import ConfigError

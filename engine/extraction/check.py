@@ -17,8 +17,17 @@ from engine.atomic import atomic_write_text
 from engine.console import out, say
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import ProtocolError, SpkembError
-from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, FileDer, FileInput,
-                                       describe, prepare, score, tune_threshold)
+from engine.extraction.diarize import (
+    NUM_SPEAKERS,
+    Components,
+    DerSettings,
+    FileDer,
+    FileInput,
+    describe,
+    prepare,
+    score,
+    tune_threshold,
+)
 from engine.extraction.precomputed import Precomputed
 from engine.layout import ExtractionDir, diarization_folder
 from engine.requests import DiarizationOptions, DiarizeRequest

@@ -20,8 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from engine.errors import StoreError
-from engine.store import readonly
-from engine.store import liveness
+from engine.store import liveness, readonly
 
 _JSON_COLUMNS = ("config", "command")
 

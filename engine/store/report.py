@@ -96,7 +96,6 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
 
 def _print_table(runs: list[dict[str, Any]], db: str) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     now = time.time()

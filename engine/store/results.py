@@ -16,6 +16,7 @@ from engine.errors import StoreError
 from engine.records import Extraction, ValidationResult, as_args
 from engine.store.reads import _abs
 
+
 class StoreResults:
     """Writers of validation, extraction and diarization rows (see ``Store``)."""
 

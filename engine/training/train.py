@@ -114,7 +114,7 @@ def cmd_train(args: TrainRequest) -> int:
         shutdown(world)
     try:
         recorder.finish(status, trainer.reason)
-    except Exception as e:  # noqa: BLE001 - a full disk gives a raw sqlite3 error
+    except Exception as e:
         _say_unrecorded(status, e)
         raise StoreError(f"training ended ({status}) but the runs database could not record it: {e}") from e
     return 0

@@ -45,12 +45,18 @@ from engine.store import HEARTBEAT_INTERVAL
 from engine.store.events import recorder as open_writer
 from engine.validation.embed import load_network
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
-from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
-                                         write_params, write_scores)
+from engine.validation.selection import (
+    read_params,
+    read_scores,
+    result_from_scores,
+    results_from_store,
+    scores_path,
+    write_params,
+    write_scores,
+)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.validation.watch import CheckpointWatcher, Snapshot
-
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
 STARTUP_GRACE = 60.0

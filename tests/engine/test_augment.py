@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from data_corpus import RATE, make_corpus
+
 from engine.config import AugmentationConfig, Config, ReverbConfig, TaskConfig
 from engine.data.augment import AddNoise, AddReverb, build_augmentation, collection_paths
 from engine.data.batches import build_index, make_loader

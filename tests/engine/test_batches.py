@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
+
 from engine.config import Config, TaskConfig
 from engine.data.batches import SpeakerBatches, batches_per_epoch, build_index, make_loader
 from engine.data.protocols import load_protocol, speech_regions, subset_files

@@ -12,8 +12,7 @@ from scipy.stats import norm
 
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
-from engine.validation.det import (common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms,
-                                   thinned)
+from engine.validation.det import common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms, thinned
 from engine.validation.selection import write_scores
 
 

@@ -7,8 +7,16 @@ import math
 import pytest
 import torch
 
-from engine.config import FIELD_SPECS, MarginSchedule, TaskConfig, config_diff, config_to_dict, dump_config, \
-    parse_config, validate_field
+from engine.config import (
+    FIELD_SPECS,
+    MarginSchedule,
+    TaskConfig,
+    config_diff,
+    config_to_dict,
+    dump_config,
+    parse_config,
+    validate_field,
+)
 from engine.errors import ConfigError
 from engine.model.loss import AdditiveAngularMarginLoss
 from engine.training.schedulers import learning_rate, margin_at

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
+
 from engine.config import AugmentationConfig, Config, TaskConfig, parse_config
 from engine.data.batches import SpeakerBatches, build_index, make_loader
 from engine.data.protocols import load_protocol, speech_regions, subset_files

@@ -17,8 +17,15 @@ import yaml
 from engine.layout import ValidationDir
 from engine.records import ValidationResult
 from engine.store import open_store
-from engine.validation.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
-                              write_params, write_scores)
+from engine.validation.selection import (
+    pick_best,
+    read_params,
+    read_scores,
+    results_from_scores,
+    scores_path,
+    write_params,
+    write_scores,
+)
 from tests import children
 from tests.conftest import TINY_CONFIG
 
