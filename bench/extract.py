@@ -162,7 +162,8 @@ def main() -> None:
         fn(model, ArraySignal(x[: 4 * window]), window_starts(4 * window, window, hop), window, batch=args.batch)
     wall, out = {}, {}
     for name, fn in paths.items():
-        wall[name], out[name] = timed(lambda: fn(model, signal, starts, window, batch=args.batch), args.repeat)
+        # fn=fn binds this iteration's path (timed() calls it at once; a late binding would be a trap)
+        wall[name], out[name] = timed(lambda fn=fn: fn(model, signal, starts, window, batch=args.batch), args.repeat)
         print(f"{name:>6}: {seconds / wall[name]:8.1f}x real time ({wall[name]:.2f} s for {seconds:.0f} s)",
               flush=True)
     rtf = {name: seconds / w for name, w in wall.items()}

@@ -115,7 +115,8 @@ class Bench:
         return {
             "train_seconds": round(train_s, 1), "test_validation_seconds": round(test_s, 1),
             "steps": train["step"], "n_trials": best_dev["n_trials"], "cohort_size": test_rows[0]["cohort_size"],
-            "best_epoch": {"epoch": best_dev["epoch"], "dev_eer": best_dev["eer"], **figures(epochs[best_dev["epoch"]])},
+            "best_epoch": {"epoch": best_dev["epoch"], "dev_eer": best_dev["eer"],
+                           **figures(epochs[best_dev["epoch"]])},
             "averages": {name: {"epochs": averaged[name], **figures(row)} for name, row in sorted(names.items())},
             "oracle_best_test_epoch": {"epoch": oracle["epoch"], **figures(oracle)},
             "per_epoch_test": [{"epoch": e, "dev_eer": next(r["eer"] for r in dev_rows if r["epoch"] == e

@@ -3,7 +3,8 @@
 Reads ``VAL_DIR/apply/EPOCH`` with ``engine.Precomputed``, clusters and scores each file of
 ``PROTOCOL.{subset}()`` (``engine.extraction.diarize``), writes ``{uri}.rttm`` beside each
 ``{uri}.npy`` (default settings) or in the settings' own ``rttm-…/`` subfolder
-(``engine.layout.diarization_folder``: a check with another collar keeps the first one's), prints per-file and total DER and records them in the runs database
+(``engine.layout.diarization_folder``: a check with another collar keeps the first one's), prints
+per-file and total DER and records them in the runs database
 (``diarizations``, ``diarization_files``). Torch-free.
 """
 
@@ -105,7 +106,8 @@ def _rttm_paths(extraction: ExtractionDir, files: list[Any], settings: DerSettin
         path = extraction.rttm(f["uri"], folder=folder)
         if path is None or " " in f["uri"]:
             raise SpkembError(f"uri {f['uri']!r} cannot name an RTTM inside {extraction.root} (it would "
-                              "leave the folder, or holds a space, which RTTM lines cannot): fix the protocol's uri list")
+                              "leave the folder, or holds a space, which RTTM lines cannot): "
+                              "fix the protocol's uri list")
         paths[f["uri"]] = path
     return paths
 

@@ -42,7 +42,7 @@ def dataset(index, seed: int = 0, **kwargs) -> SpeakerBatches:
 
 
 def collect(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(w.clone(), l.clone()) for w, l in loader]
+    return [(w.clone(), labels.clone()) for w, labels in loader]
 
 
 def same(a: list, b: list) -> bool:

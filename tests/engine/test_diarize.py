@@ -158,8 +158,10 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
         assert 0.0 <= diarization["der"] == pytest.approx(
             sum(r["missed"] + r["false_alarm"] + r["confusion"] for r in rows) / sum(r["total"] for r in rows))
         extraction = store.extractions(apply_run["id"])[0]
-        assert extraction["checkpoint_sha256"] == yaml.safe_load((out / "metadata.yml").read_text())["checkpoint_sha256"]
-        assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None  # an epoch is its number; names are for averages
+        metadata = yaml.safe_load((out / "metadata.yml").read_text())
+        assert extraction["checkpoint_sha256"] == metadata["checkpoint_sha256"]
+        # an epoch is its number; names are for averages
+        assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None
 
     # again, standalone, with a collar and the threshold tuned on the development meeting
     dev = run_engine("apply", "--step", "0.5", "--subset", "development", str(val_dir), MEETINGS,

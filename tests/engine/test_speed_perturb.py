@@ -77,8 +77,8 @@ def test_a_sped_up_chunk_is_the_resampled_speech_and_stays_inside_it(index, file
 def test_batches_stay_a_pure_function_of_seed_epoch_and_batch(index) -> None:
     cfg = Config(task=TaskConfig(duration=1.0, per_fold=3, per_label=2, per_epoch=0.0005),
                  augmentation=AugmentationConfig(speeds=FACTORS))
-    whole = [(w.clone(), l.clone()) for w, l in make_loader(index, cfg, workers=0, seed=5)]
-    resumed = [(w.clone(), l.clone()) for w, l in make_loader(index, cfg, workers=2, seed=5, start_batch=3)]
+    whole = [(w.clone(), labels.clone()) for w, labels in make_loader(index, cfg, workers=0, seed=5)]
+    resumed = [(w.clone(), labels.clone()) for w, labels in make_loader(index, cfg, workers=2, seed=5, start_batch=3)]
     assert len(whole) == 8 and len(resumed) == 5
     assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(whole[3:], resumed))
     # without speed perturbation the batches are exactly those of a run that never had it

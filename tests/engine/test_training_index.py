@@ -221,7 +221,8 @@ import json, sys
 from engine.data.training_index import IndexRequest, training_table
 from engine.progress import Progress
 yml, root, builder = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-table = training_table(IndexRequest("{protocol}", "train", yml, builder=builder), Progress(), __import__("pathlib").Path(root))
+request = IndexRequest("{protocol}", "train", yml, builder=builder)
+table = training_table(request, Progress(), __import__("pathlib").Path(root))
 print(json.dumps({{"files": len(table.paths), "key": table.info["key"]}}), flush=True)
 """
 
