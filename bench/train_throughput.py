@@ -60,7 +60,7 @@ def crops_per_s_per_core(index: SpeakerIndex, *, duration: float, sample_rate: i
     rows = rng.integers(len(index.seg_file), size=100_000)
     starts = index.seg_start[rows] + rng.random(len(rows)) * index.seg_span[rows]
     out = np.empty(int(round(duration * sample_rate)), dtype=np.float32)
-    for row, start in zip(rows[:200], starts[:200]):  # warm-up: open the handles
+    for row, start in zip(rows[:200], starts[:200], strict=True):  # warm-up: open the handles
         read_crop(index.paths[index.seg_file[row]], start, duration, sample_rate, out=out)
     n, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:

@@ -67,7 +67,7 @@ class AddNoise:
         self.sample_rate = sample_rate
         # length of each file in samples at the chunks' rate
         lengths = [audio_info(p).frames * sample_rate // audio_info(p).samplerate for p in self.paths]
-        self.paths = [p for p, n in zip(self.paths, lengths) if n > 0]
+        self.paths = [p for p, n in zip(self.paths, lengths, strict=True) if n > 0]
         self.lengths = np.array([n for n in lengths if n > 0], dtype=np.int64)
         if not self.paths:
             raise AudioError("every noise file is shorter than one sample — check the collection")

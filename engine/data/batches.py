@@ -177,7 +177,7 @@ class SpeakerBatches(Dataset):
                  "label": int(s), "start": float(t), "duration": ix.duration,
                  "speed": 1.0 if plan.speeds is None else self.speed.factors[int(plan.speeds[row])]}
                 for row, s, f, t in zip(range(self.share.start, self.share.stop), plan.labels[self.share],
-                                        plan.files[self.share], plan.starts[self.share])]
+                                        plan.files[self.share], plan.starts[self.share], strict=True)]
 
     def batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """This rank's share of batch ``k`` of ``epoch`` as numpy arrays."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def _audio_paths(uris: list[str], templates: list[str], database: str) -> list[s
 def _delicate(turns: dict[str, list[tuple[float, float]]], annotated: list[tuple[float, float]]) -> bool:
     """Whether pyannote.core's microsecond tolerance could matter for this file."""
     ends = sorted({x for ivs in turns.values() for iv in ivs for x in iv} | {x for iv in annotated for x in iv})
-    if any(b - a <= DELICATE for a, b in zip(ends, ends[1:])):
+    if any(b - a <= DELICATE for a, b in pairwise(ends)):
         return True
     return any(e - s <= DELICATE for ivs in turns.values() for s, e in ivs) or \
         any(e - s <= DELICATE for s, e in annotated)

@@ -231,7 +231,7 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock)."""
     rate = extractor.sample_rate
     started, audio_seconds = time.monotonic(), 0.0
-    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs)]
+    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs, strict=True)]
     total = sum(s.n_samples for _, s in signals) / rate
     with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
         for i, (path, signal) in enumerate(signals):

@@ -77,7 +77,7 @@ class StoreReads:
             try:
                 cursor = self.db.conn.execute(sql, tuple(params))
                 columns = [d[0] for d in cursor.description]
-                return [dict(zip(columns, row)) for row in cursor.fetchall()]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.DatabaseError as e:
                 raise self._error(e) from e
 
@@ -99,7 +99,7 @@ class StoreReads:
                         "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
                         "WHERE r.changed > ? ORDER BY r.id DESC", (changed,))
                     names = [d[0] for d in cursor.description]
-                    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
                     newest, count = conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
                 finally:
                     conn.execute("COMMIT")

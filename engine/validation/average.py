@@ -43,7 +43,7 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]],
         raise ValueError("nothing to average")
     last = states[-1]
     names = paths or [Path(f"checkpoint {i + 1}") for i in range(len(states))]
-    for state, path in zip(states[:-1], names):
+    for state, path in zip(states[:-1], names[:-1], strict=True):
         differs = first_difference(state, last)
         if differs is not None:
             key, theirs, ours = differs

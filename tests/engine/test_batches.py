@@ -47,7 +47,7 @@ def collect(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 def same(a: list, b: list) -> bool:
     return len(a) == len(b) and all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
-                                    for x, y in zip(a, b))
+                                    for x, y in zip(a, b, strict=True))
 
 
 def test_epoch_length_is_per_epoch_days_of_audio() -> None:
@@ -65,7 +65,7 @@ def test_a_batch_is_per_fold_speakers_times_per_label_chunks_of_speech(index, fi
         assert labels.dtype == np.int64 and len(set(labels.tolist())) == 3
         assert all(np.bincount(labels, minlength=4)[s] in (0, 2) for s in range(4))
         plan = ds.sample_plan(0, k)
-        for row, chunk, wave in zip(labels, plan, waveforms):
+        for row, chunk, wave in zip(labels, plan, waveforms, strict=True):
             assert index.speakers[row] == chunk["speaker"]
             inside = [seg for seg in regions[chunk["uri"]][chunk["speaker"]]
                       if seg.start <= chunk["start"] and chunk["start"] + 1.0 <= seg.end + 1e-9]

@@ -230,7 +230,7 @@ def test_two_collars_are_two_diarizations_with_their_own_rttms(tmp_path: Path, d
         checks = store.diarizations(run_id=apply_run["id"])
         assert [(c["collar"], c["skip_overlap"]) for c in checks] == [(0.5, 1), (0.0, 0)]  # newest first
         assert checks[0]["der"] != checks[1]["der"]
-        for check, folder in zip(checks, (second, out)):
+        for check, folder in zip(checks, (second, out), strict=True):
             files = store.diarization_files(check["id"])
             assert {Path(f["rttm_path"]).parent for f in files} == {folder.absolute()}
             for f in files:
