@@ -11,14 +11,24 @@ import dataclasses
 import json
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine.layout import EVENT_GLOBS
-from engine.records import (Checkpoint, DataProblem, DiarizationCheck, EpochSummary, Extraction, RecordedValidation,
-                            Run, StaleExtraction, row_record)
+from engine.records import (
+    Checkpoint,
+    DataProblem,
+    DiarizationCheck,
+    EpochSummary,
+    Extraction,
+    RecordedValidation,
+    Run,
+    StaleExtraction,
+    row_record,
+)
 from engine.store import QueryResult, QueryStop, open_store, read_only_reason
 from engine.store.importing import import_events
 

@@ -11,8 +11,16 @@ from typing import Any
 
 from app.lineage import lineage_lines
 from app.reader import RunDetail
-from app.runs_view import (LIVE, der_text, duration, eer_text, epoch_text, extraction_settings_text,
-                           protocol_text, scoring_text)
+from app.runs_view import (
+    LIVE,
+    der_text,
+    duration,
+    eer_text,
+    epoch_text,
+    extraction_settings_text,
+    protocol_text,
+    scoring_text,
+)
 from app.validation_view import comparison_lines, figures
 from engine import layout
 from engine.records import Run
@@ -72,7 +80,6 @@ def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[
     ext = ["[b]extractions[/b]"]
     replaced_by = _replaced_by(data.applies)
     for a in data.applies:
-        total = a.progress_total
         progress = epoch_text(a)
         epoch = f"epoch {a.target_epoch} " if a.target_epoch is not None else ""
         extraction = data.extractions.get(a.id)

@@ -18,6 +18,7 @@ from app.protocols_list import default_extract, protocols
 from app.widgets.tick_box import TickBox
 from engine.layout import PARAMS
 
+
 def _epoch_label(epoch: int | str, eer: float | None) -> str:
     name = f"epoch {epoch}" if isinstance(epoch, int) else str(epoch)
     return name if eer is None else f"{name}: EER {100 * eer:.2f} %"

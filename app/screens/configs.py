@@ -17,8 +17,16 @@ from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
 
 from app import reader
 from app.experiments import find_experiments, flatten, from_text, next_free, to_text, unflatten
-from engine.config import FIELD_SPECS, TEMPLATES, config_from_dict, config_to_dict, dump_yaml, \
-    parse_config, template_text, validate_field
+from engine.config import (
+    FIELD_SPECS,
+    TEMPLATES,
+    config_from_dict,
+    config_to_dict,
+    dump_yaml,
+    parse_config,
+    template_text,
+    validate_field,
+)
 from engine.config.specs import find_component
 from engine.errors import ConfigError, PathError
 from engine.safe_paths import contained_path

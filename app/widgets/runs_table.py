@@ -10,7 +10,6 @@ from textual.widgets import DataTable
 from app.reader import RunSummary
 from app.runs_view import COLUMNS, LIVE, STATUS_STYLE, cells, sort_value
 
-
 #: rows added before the first paint (more than a tall terminal shows); the others follow a chunk per refresh
 FIRST_ROWS = 40
 #: rows added per refresh after the first paint (each costs ~0.7 ms: the screen stays responsive)
