@@ -172,6 +172,8 @@ def _section(src: Source, section: str) -> tuple[Component, dict[str, Any], set[
     if section in src.data and src.data[section] is not None:
         return _read_section(src, section, src.data[section], section)
     name = SECTION_DEFAULTS[section]
+    if name is None:  # a section that is off when left out is never read here
+        raise KeyError(f"{section}: no default component")
     comp = component(section, name)
     return comp, {p.name: p.default for p in comp.params}, set(), f"{section}.params"
 
