@@ -17,7 +17,6 @@ from engine.config.rules import apply_rules
 from engine.config.specs import Param, components, reference_component
 from engine.config.values import KIND_TYPES
 
-
 if TYPE_CHECKING:
     class _TableMeta(type):
         def __getattr__(cls, name: str) -> Any: ...
