@@ -32,10 +32,10 @@ def _rms(x: np.ndarray) -> float:
 
 
 def _usable(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[str], list[Problem]]:
-    paths = [str(p) for p in paths]
-    problems = check_files(paths)
+    names = [str(p) for p in paths]
+    problems = check_files(names)
     bad = {p.path for p in problems}
-    good = [p for p in dict.fromkeys(paths) if p not in bad]
+    good = [p for p in dict.fromkeys(names) if p not in bad]
     if not good:
         raise AudioError(f"none of the {len(paths)} {what} file(s) can be read"
                          + (f" (first: {problems[0].problem})" if problems else "")

@@ -22,7 +22,7 @@ import os
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -141,7 +141,8 @@ def _with_pyannote(uri: str, rows: list[tuple[int, float, float, str]],
     for track, start, end, label in rows:
         annotation[Segment(start, end), track] = label
     timeline = Timeline([Segment(s, e) for s, e in annotated], uri=uri)
-    cropped = crop_annotation({"annotation": annotation, "annotated": timeline})
+    # pyannote annotates a ProtocolFile; crop_annotation reads these two keys, of any mapping
+    cropped = crop_annotation({"annotation": annotation, "annotated": timeline})  # type: ignore[arg-type]
     return speech_intervals({"annotation": cropped, "annotated": timeline})
 
 
@@ -153,7 +154,7 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     from pyannote.database.loader import load_lst
 
     e = source.entries
-    uris = load_lst(source.resolve(e.get("uri", e.get("uris"))))
+    uris = load_lst(source.resolve(cast(str, e.get("uri", e.get("uris")))))  # a str: applies() checked it
     paths = _audio_paths(uris, templates, source.database)
     if paths is None:
         return None
