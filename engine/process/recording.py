@@ -171,7 +171,9 @@ class Recorder:
 
     def best(self, result: ValidationResult, how: str) -> None:
         """The checkpoint the validation points at now (``how``: lowest-eer or manual)."""
-        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,
+        # not yet clean: averaged weights read from scores alone have no epoch, which set_best's
+        # epoch (and so the event-file schema read from it) does not allow for
+        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,  # type: ignore[arg-type]
                              checkpoint=result.checkpoint_name)
 
     def extraction(self, extraction: Extraction, device: str) -> None:
@@ -278,7 +280,7 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
             _database(writer).reopen_run(previous["id"], from_step=None, status="indexing", **fields)
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)
     lineage = init.lineage(writer) if init is not None else {}
-    status = {"status": "indexing"} if indexing else {}
+    status: dict[str, Any] = {"status": "indexing"} if indexing else {}
     run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
                                log_path=log if log.exists() else None, **fields, **lineage, **status)

@@ -234,3 +234,10 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         raise StoreError(f"cannot open the runs database {path}: {e}; if the file is not a spkemb "
                          "runs database, move it aside or pass --db with another file") from e
     return Database(conn, execute_plugins=False)
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT through ``cursor`` just made."""
+    if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT: only a misuse lands here
+        raise StoreError("no row was inserted")
+    return cursor.lastrowid

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from engine.errors import StoreError
 from engine.store import liveness, readonly
+from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
 _JSON_COLUMNS = ("config", "command")
 
@@ -196,9 +197,10 @@ class StoreReads:
         """Data problems recorded by a run."""
         return self._read("SELECT * FROM data_problems WHERE run_id = ? ORDER BY id", (run_id,))
 
-    def query(self, sql: str, params: Sequence[Any] = (), limit: int | None = readonly.DEFAULT_ROW_LIMIT, *,
-              time_limit: float | None = readonly.DEFAULT_TIME_LIMIT_S,
-              stop: readonly.QueryStop | None = None) -> readonly.QueryResult:
+    # the names imported from engine.store.readonly: in this class, ``readonly`` is the attribute
+    def query(self, sql: str, params: Sequence[Any] = (), limit: int | None = DEFAULT_ROW_LIMIT, *,
+              time_limit: float | None = DEFAULT_TIME_LIMIT_S,
+              stop: QueryStop | None = None) -> QueryResult:
         """Run one read-only SQL statement (the TUI's Query screen).
 
         It runs on a connection of its own that SQLite keeps from writing, attaching
