@@ -111,8 +111,9 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trus
     network = load_network(checkpoint, device, trust=trust)
     model, config = network.model, network.config
     mode = "shared" if args.shared else "exact"
+    # not yet clean: Network.model is an nn.Module (engine/model builds it), whose dimension is an int
     return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
-                     int(model.dimension),
+                     int(model.dimension),  # type: ignore[arg-type]
                      lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch),
                      saved_epoch=int(network.checkpoint.payload.get("epoch") or 0),
                      checkpoint_sha256=network.checkpoint.sha256)
@@ -127,7 +128,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     extractor = _extractor(args, checkpoint, epoch, trust)
     # averaged weights (avg-top5) are recorded by name, with the last epoch they average
     named = epoch if isinstance(epoch, str) else None
-    last_epoch = extractor.last_epoch(checkpoint, trust) if named else epoch
+    last_epoch = epoch if isinstance(epoch, int) else extractor.last_epoch(checkpoint, trust)
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
     window = num_samples(extractor.duration, extractor.sample_rate)
     hop = max(1, int(round(args.step * window)))

@@ -31,7 +31,7 @@ from engine.extraction.diarize import (
 )
 from engine.extraction.precomputed import Precomputed
 from engine.layout import ExtractionDir, diarization_folder
-from engine.requests import DiarizationOptions, DiarizeRequest
+from engine.requests import ApplyRequest, DiarizeRequest
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def run_check(request: DiarizationJob) -> DiarizationReport:
                              int(epoch) if isinstance(epoch, int) else None)
 
 
-def request_from_args(args: DiarizationOptions, extraction: Path) -> DiarizationJob:
+def request_from_args(args: ApplyRequest | DiarizeRequest, extraction: Path) -> DiarizationJob:
     """The check that ``diarize`` (or ``apply --diarize``) was asked for, on ``extraction``."""
     settings = DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
     return DiarizationJob(ExtractionDir(Path(extraction)), args.protocol, args.subset, settings,

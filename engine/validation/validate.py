@@ -81,7 +81,8 @@ def load_trials(protocol_name: str, subset: str, database: str | None
     if path is not None:
         check_trial_file(path)
     source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"
-    trials, files = [], {}
+    trials: list[tuple[int, str, str]] = []
+    files: dict[str, str] = {}
     try:
         for number, trial in enumerate(method(), 1):
             trials.append(check_trial(trial, number, source))
@@ -242,7 +243,7 @@ def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name
     """Score one checkpoint (or reuse its earlier figures) and record them; (result, scored)."""
     result = reused_result(val_dir, name, checkpoint, trials, recorded, norm) if reusable else None
     scored = result is None
-    if not scored:
+    if result is not None:
         how = f"scored before, in {result.scores_path}; --rescore to embed again"
     else:
         started = time.monotonic()
@@ -291,12 +292,13 @@ def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials
             pairs = [tuple(line.split()[2:4]) for line in f if line.strip()]
         if pairs != [(u1, u2) for _, u1, u2 in trials]:
             return None
-        complete = recorded is not None and recorded.complete
-        if norm is not None and (not complete or recorded.asnorm is None or recorded.asnorm.cohort_size != norm.size):
+        complete = recorded if recorded is not None and recorded.complete else None
+        if norm is not None and (complete is None or complete.asnorm is None
+                                 or complete.asnorm.cohort_size != norm.size):
             return None
-        if isinstance(epoch, str) and not complete:
+        if isinstance(epoch, str) and complete is None:
             return None
-        result = recorded if complete else result_from_scores(epoch, *read_scores(path))
+        result = complete if complete is not None else result_from_scores(epoch, *read_scores(path))
     except (OSError, ValueError, SpkembError):
         return None
     return dataclasses.replace(result, n_trials=len(pairs), scores_path=str(path))
