@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := experiments/demo
 
-.PHONY: test test-fast demo bench docs clean
+.PHONY: test test-fast lint demo bench docs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,6 +16,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff (pyproject's [tool.ruff]) on the whole tree, then mypy ([tool.mypy]; the overrides list what is not yet clean)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy engine app
 
 $(DEMO)/config.yml: $(STAMP)
 	$(VENV)/bin/spkemb-engine demo-workspace $(DEMO)

@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import write_results  # noqa: E402
+from results_io import write_results
 
-from engine.store import open_store  # noqa: E402
+from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 

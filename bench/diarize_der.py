@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import write_results  # noqa: E402
+from results_io import write_results
 
-from engine.store import open_store  # noqa: E402
+from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 MEETINGS = "Demo.SpeakerDiarization.Meetings"
@@ -35,7 +35,7 @@ MEETINGS = "Demo.SpeakerDiarization.Meetings"
 
 def engine(*args: str, cwd: Path) -> str:
     done = subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                          capture_output=True)
     if done.returncode != 0:
         raise SystemExit(f"spkemb-engine {args[0]} failed:\n{done.stderr[-2000:]}")
     return done.stdout
@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode}: untrained DER {100 * before['der']:.2f} %, trained {100 * after['der']:.2f} % "
               f"({after['der'] / before['der']:.2f} of untrained)")
     result = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "epochs": args.epochs,
-              "train_seconds": round(train_s, 1), "linkage": "ward on unit-length embeddings", "collar": 0.0, "skip_overlap": False, "results": results}
+              "train_seconds": round(train_s, 1), "linkage": "ward on unit-length embeddings", "collar": 0.0,
+              "skip_overlap": False, "results": results}
     write_results(args.out, result)
     return 0
 

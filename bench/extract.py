@@ -34,17 +34,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.data.audio import read_file  # noqa: E402
-from engine.data.protocols import load_protocol  # noqa: E402
-from engine.demo import make_demo_corpus  # noqa: E402
-from engine.extraction.export import export_checkpoint, onnx_bytes  # noqa: E402
-from engine.extraction.exported import METADATA_FORMAT  # noqa: E402
-from engine.extraction.onnx_runtime import OnnxEmbedder  # noqa: E402
-from engine.model import SincTDNN  # noqa: E402
-from engine.validation.embed import (ArraySignal, embed_exact, embed_plain, embed_shared,  # noqa: E402
-                          inference_model, load_model, window_starts)
-from engine.validation.metrics import equal_error_rate  # noqa: E402
-from engine.validation.validate import cosine_scores, load_trials  # noqa: E402
+from engine.data.audio import read_file
+from engine.data.protocols import load_protocol
+from engine.demo import make_demo_corpus
+from engine.extraction.export import export_checkpoint, onnx_bytes
+from engine.extraction.exported import METADATA_FORMAT
+from engine.extraction.onnx_runtime import OnnxEmbedder
+from engine.model import SincTDNN
+from engine.validation.embed import (
+    ArraySignal,
+    embed_exact,
+    embed_plain,
+    embed_shared,
+    inference_model,
+    load_model,
+    window_starts,
+)
+from engine.validation.metrics import equal_error_rate
+from engine.validation.validate import cosine_scores, load_trials
 
 SR = 16000
 #: WeSpeaker runtime README (runtime/onnxruntime): ResNet34, RTF per thread on CPU
@@ -155,7 +162,8 @@ def main() -> None:
         fn(model, ArraySignal(x[: 4 * window]), window_starts(4 * window, window, hop), window, batch=args.batch)
     wall, out = {}, {}
     for name, fn in paths.items():
-        wall[name], out[name] = timed(lambda: fn(model, signal, starts, window, batch=args.batch), args.repeat)
+        # fn=fn binds this iteration's path (timed() calls it at once; a late binding would be a trap)
+        wall[name], out[name] = timed(lambda fn=fn: fn(model, signal, starts, window, batch=args.batch), args.repeat)
         print(f"{name:>6}: {seconds / wall[name]:8.1f}x real time ({wall[name]:.2f} s for {seconds:.0f} s)",
               flush=True)
     rtf = {name: seconds / w for name, w in wall.items()}

@@ -35,11 +35,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import write_results  # noqa: E402
+from results_io import write_results
 
-from engine.config import template_text  # noqa: E402
-from engine.layout import ExperimentDir, TrainingDir  # noqa: E402
-from engine.store import open_store  # noqa: E402
+from engine.config import template_text
+from engine.layout import ExperimentDir, TrainingDir
+from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 FIGURES = ("eer", "eer_low", "eer_high", "mindcf_01", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high",
@@ -115,7 +115,8 @@ class Bench:
         return {
             "train_seconds": round(train_s, 1), "test_validation_seconds": round(test_s, 1),
             "steps": train["step"], "n_trials": best_dev["n_trials"], "cohort_size": test_rows[0]["cohort_size"],
-            "best_epoch": {"epoch": best_dev["epoch"], "dev_eer": best_dev["eer"], **figures(epochs[best_dev["epoch"]])},
+            "best_epoch": {"epoch": best_dev["epoch"], "dev_eer": best_dev["eer"],
+                           **figures(epochs[best_dev["epoch"]])},
             "averages": {name: {"epochs": averaged[name], **figures(row)} for name, row in sorted(names.items())},
             "oracle_best_test_epoch": {"epoch": oracle["epoch"], **figures(oracle)},
             "per_epoch_test": [{"epoch": e, "dev_eer": next(r["eer"] for r in dev_rows if r["epoch"] == e

@@ -43,10 +43,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.demo import make_demo_corpus  # noqa: E402
-from engine.demo.scaled import PROTOCOL, VOXCELEB2_FILES, make_scaled_protocol  # noqa: E402
-from engine.store import open_store  # noqa: E402
-from procmem import peak_mb, process_tree, uss_mb  # noqa: E402
+from procmem import peak_mb, process_tree, uss_mb
+
+from engine.demo import make_demo_corpus
+from engine.demo.scaled import PROTOCOL, VOXCELEB2_FILES, make_scaled_protocol
+from engine.store import open_store
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1.09M": VOXCELEB2_FILES}
 CONFIG = """\

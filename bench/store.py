@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.store import open_store  # noqa: E402
+from engine.store import open_store
 
 GOAL_ROWS_PER_S = 20_000
 RESULTS = Path(__file__).resolve().parent / "results" / "store.json"
@@ -52,7 +52,7 @@ def writer(db: str, batch: int, start: mp.Event, stop_at: mp.Value, out: mp.Queu
             step += batch
             if step % (10 * batch) == 0:
                 store.heartbeat(run_id, step=step)
-        except Exception as e:  # counted and reported: the benchmark's verdict
+        except Exception as e:  # noqa: BLE001 - counted and reported: the benchmark's verdict
             errors.append(f"{type(e).__name__}: {e}")
     store.close()
     out.put({"written": written, "errors": errors})
@@ -74,7 +74,7 @@ def reader(db: str, start: mp.Event, stop_at: mp.Value, out: mp.Queue) -> None:
                 if steps:
                     last[run_id] = steps[-1]["step"]
                 rows += len(steps)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - counted and reported, as in the writers
             errors.append(f"{type(e).__name__}: {e}")
         worst = max(worst, time.perf_counter() - t0)
         polls += 1

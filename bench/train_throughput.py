@@ -33,16 +33,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.config import (TEMPLATES, AugmentationConfig, Config, TaskConfig,  # noqa: E402
-                           parse_config, template_text)
-from engine.data.audio import read_crop  # noqa: E402
-from engine.data.augment import build_augmentation  # noqa: E402
-from engine.data.batches import SpeakerIndex, build_index, make_loader  # noqa: E402
-from engine.data.protocols import load_protocol, subset_files  # noqa: E402
-from engine.data.speech_index import derive_index  # noqa: E402
-from engine.data.training_index import IndexRequest, training_table  # noqa: E402
-from engine.demo import make_demo_corpus  # noqa: E402
-from engine.progress import Progress  # noqa: E402
+from engine.config import TEMPLATES, AugmentationConfig, Config, TaskConfig, parse_config, template_text
+from engine.data.audio import read_crop
+from engine.data.augment import build_augmentation
+from engine.data.batches import SpeakerIndex, build_index, make_loader
+from engine.data.protocols import load_protocol, subset_files
+from engine.data.speech_index import derive_index
+from engine.data.training_index import IndexRequest, training_table
+from engine.demo import make_demo_corpus
+from engine.progress import Progress
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 NOISE = ("Demo.Collection.BackgroundNoise", "Demo.Collection.Music")
@@ -61,7 +60,7 @@ def crops_per_s_per_core(index: SpeakerIndex, *, duration: float, sample_rate: i
     rows = rng.integers(len(index.seg_file), size=100_000)
     starts = index.seg_start[rows] + rng.random(len(rows)) * index.seg_span[rows]
     out = np.empty(int(round(duration * sample_rate)), dtype=np.float32)
-    for row, start in zip(rows[:200], starts[:200]):  # warm-up: open the handles
+    for row, start in zip(rows[:200], starts[:200], strict=True):  # warm-up: open the handles
         read_crop(index.paths[index.seg_file[row]], start, duration, sample_rate, out=out)
     n, began = 0, time.perf_counter()
     while time.perf_counter() - began < seconds:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.store import open_store  # noqa: E402
+from engine.store import open_store
 
 RUNS, STEPS_PER_RUN, RUNNING = 1000, 1000, 10
 STARTS = 5

@@ -277,12 +277,14 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 def _add_diarize(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("diarize", help="diarization check of an extraction: RTTMs and DER",
                        description="Cluster each file's window embeddings (oracle speech regions, "
-                                   "Ward-linkage clustering of unit-length embeddings, i.e. in cosine geometry), write {uri}.rttm beside the "
-                                   ".npy files and print the diarization error rate (pyannote.metrics).")
+                                   "Ward-linkage clustering of unit-length embeddings, i.e. in cosine geometry), "
+                                   "write {uri}.rttm beside the .npy files and print the diarization error rate "
+                                   "(pyannote.metrics).")
     p.add_argument("--subset", default="test", help="subset to score (default: test)")
     _der_options(p)
     _db_options(p)
-    p.add_argument("extraction", metavar="EXTRACTION_DIR", help="VAL_DIR/apply/EPOCH (or EPOCH-shared-step0.5, ...), written by apply")
+    p.add_argument("extraction", metavar="EXTRACTION_DIR",
+                   help="VAL_DIR/apply/EPOCH (or EPOCH-shared-step0.5, ...), written by apply")
     p.add_argument("protocol", metavar="PROTOCOL", help="speaker diarization protocol with reference RTTMs")
 
 

@@ -36,7 +36,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w") -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO], object], mode: str = "w") -> Path:
     """Replace ``path`` by what ``write(file)`` writes, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

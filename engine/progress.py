@@ -29,7 +29,7 @@ BEAT_EVERY = 2.0
 YEAR = 365 * 24 * 3600
 
 #: (done, total) of the phase under way; (None, None) only says "alive"
-Beat = Callable[[int | None, int | None], None]
+Beat = Callable[[float | None, float | None], None]
 
 
 def _eta(done: float, total: float | None, seconds: float) -> str:
@@ -53,7 +53,8 @@ class Phase:
         self.done, self.detail, self.summary = done, "", ""
         self.t0 = self._line_at = self._beat_at = time.monotonic()
         self._from = done
-        self.task = owner.bar.add_task(name, total=total, completed=done, detail="") if owner.live else None
+        # rich annotates add_task's completed as an int; its Task keeps (and update takes) a float
+        self.task = owner.bar.add_task(name, total=total, completed=done, detail="") if owner.live else None  # type: ignore[arg-type]
 
     def advance(self, n: float = 1, detail: str | None = None) -> None:
         self.done += n
@@ -124,7 +125,7 @@ class Progress:
         if self.live:
             self.bar.start()
         elif not self.quiet:
-            self.note(f"{name}: {'{:,.0f} '.format(total) if total is not None else ''}{unit}…")
+            self.note(f"{name}: {f'{total:,.0f} ' if total is not None else ''}{unit}…")
         return phase
 
     def close(self, phase: Phase, said: bool = True) -> None:

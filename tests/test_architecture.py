@@ -164,7 +164,8 @@ def _empty_containers(tree: ast.Module) -> list[tuple[int, str]]:
     found = []
     for node in tree.body:
         value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (node.targets if isinstance(node, ast.Assign)
+                   else [node.target] if isinstance(node, ast.AnnAssign) else [])
         empty = (isinstance(value, (ast.List, ast.Set)) and not value.elts
                  or isinstance(value, ast.Dict) and not value.keys
                  or isinstance(value, ast.Call) and isinstance(value.func, ast.Name)

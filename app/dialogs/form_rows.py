@@ -9,7 +9,8 @@ from textual.widgets import Label, Static
 #: the look of every small form; ``{name}`` is the dialog's class name
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
-{name} > Vertical {{ width: 90; height: auto; max-height: 100%; overflow-y: auto; border: thick $primary; background: $surface; padding: 1 2; }}
+{name} > Vertical {{ width: 90; height: auto; max-height: 100%; overflow-y: auto;
+                     border: thick $primary; background: $surface; padding: 1 2; }}
 {name} Horizontal {{ height: auto; margin-top: 1; }}
 {name} .form-row {{ margin-top: 1; }}
 {name} .form-row Label {{ width: 28; padding: 0 1 0 0; }}

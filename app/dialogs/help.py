@@ -25,7 +25,7 @@ def screen_keys(screen: Screen) -> list[KeyHelp]:
     keys (``show=False``), this list does not.
     """
     seen: dict[str, KeyHelp] = {}
-    for key, active in screen.active_bindings.items():
+    for active in screen.active_bindings.values():
         binding = active.binding
         if not binding.description or not active.enabled or binding.system:
             continue

@@ -94,8 +94,9 @@ class CompareScreen(Screen):
         self._shown = shown
         labels = [_label(r.run) for r in runs]
         self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(r.run.id, []))
-                                             for label, r in zip(labels, runs)])
-        self.query_one(EerPlot).set_series([EerSeries(label, r.validations) for label, r in zip(labels, runs)])
+                                             for label, r in zip(labels, runs, strict=True)])
+        self.query_one(EerPlot).set_series([EerSeries(label, r.validations)
+                                            for label, r in zip(labels, runs, strict=True)])
         if first:
             self._show_differences(labels, [r.config for r in runs])
 

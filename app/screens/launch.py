@@ -131,7 +131,8 @@ class LaunchScreen(Screen):
         if exp is Select.NULL or protocol is Select.NULL:
             self.app.error("Choose an experiment and a protocol first.")
             return None
-        to, parallel, every = self._int("#to", "epochs"), self._int("#parallel", "workers"), self._int("#every", "every")
+        to, parallel = self._int("#to", "epochs"), self._int("#parallel", "workers")
+        every = self._int("#every", "every")
         if to is None or parallel is None or every is None:
             return None
         ws = self.app.workspace

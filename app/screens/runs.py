@@ -161,7 +161,8 @@ class RunsScreen(Screen):
         shown = [r for r in rows if matches(r, text, status)]
         self.query_one(RunsTable).set_runs(shown, self.app.now())
         if count and rows:
-            self.query_one("#message", Static).update(runs_count(rows, shown, self.app.workspace.show(self.app.db_path)))
+            where = self.app.workspace.show(self.app.db_path)
+            self.query_one("#message", Static).update(runs_count(rows, shown, where))
 
     @on(Input.Changed, "#filter")
     @on(Select.Changed, "#status")

@@ -80,7 +80,6 @@ def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[
     ext = ["[b]extractions[/b]"]
     replaced_by = _replaced_by(data.applies)
     for a in data.applies:
-        total = a.progress_total
         progress = epoch_text(a)
         epoch = f"epoch {a.target_epoch} " if a.target_epoch is not None else ""
         extraction = data.extractions.get(a.id)

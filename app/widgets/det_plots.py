@@ -73,7 +73,7 @@ class DetPlot(_Plot):
         # 50 % as NIST's DET plots, or further for a network that does not separate the speakers yet
         high = float(probit(min(max(0.5, 2 * max(c.eer for c in curves)), 0.95), 1))
         plt.plot([low, high], [low, high], color="gray", marker="dot")
-        for i, (s, curve) in enumerate(zip(self.shown, curves)):
+        for i, (s, curve) in enumerate(zip(self.shown, curves, strict=True)):
             x, y = curve.probit_fa(), curve.probit_miss()
             keep = thinned(x, y)
             plt.plot(x[keep].tolist(), y[keep].tolist(), color=COLORS[i % len(COLORS)][0], marker="braille",

@@ -9,5 +9,5 @@ class TickBox(Checkbox):
     """Textual's checkbox draws the same ``X`` in both states and tells them apart by colour alone."""
 
     @property
-    def BUTTON_INNER(self) -> str:  # noqa: N802 - the name Textual's ToggleButton reads
+    def BUTTON_INNER(self) -> str:  # upper case: the name Textual's ToggleButton reads
         return "✓" if self.value else " "

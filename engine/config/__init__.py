@@ -14,9 +14,21 @@ from engine.config.check import cmd_check
 from engine.config.dump import config_diff, config_from_dict, config_to_dict, dump_config, dump_yaml
 from engine.config.form import FIELD_SPECS, FieldSpec, config_fields, validate_field
 from engine.config.parse import load_config, parse_config
-from engine.config.schema import (ArchitectureConfig, AugmentationConfig, BackboneConfig, Config, EmbeddingConfig,
-                                  FeatureExtraction, MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig,
-                                  SincNetConfig, TaskConfig, TDNNConfig)
+from engine.config.schema import (
+    ArchitectureConfig,
+    AugmentationConfig,
+    BackboneConfig,
+    Config,
+    EmbeddingConfig,
+    FeatureExtraction,
+    MarginSchedule,
+    OptimizerConfig,
+    ReverbConfig,
+    SchedulerConfig,
+    SincNetConfig,
+    TaskConfig,
+    TDNNConfig,
+)
 
 TEMPLATES = ("tutorial", "demo", "recipe", "resnet34", "ecapa_tdnn", "campplus")
 

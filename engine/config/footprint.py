@@ -71,7 +71,7 @@ def training_footprint(config: Config, *, classes: int = 0, index_bytes: int = 0
     # convolution's output and its ReLU
     kept, frames, params = 2 * samples, samples, 0
     channels_in = 1
-    for (channels, kernel, pool), stride in zip(SINC_LAYERS, arch.sincnet.stride):
+    for (channels, kernel, pool), stride in zip(SINC_LAYERS, arch.sincnet.stride, strict=True):
         conv = max(0, (frames - kernel) // stride + 1)
         frames = conv // pool
         kept += channels * (2 * conv + 5 * frames)

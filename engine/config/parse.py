@@ -7,11 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from engine.config.rules import RuleBroken, apply_rules
-from engine.config.schema import (ArchitectureConfig, AugmentationConfig, BackboneConfig, Config, EmbeddingConfig,
-                                  FeatureExtraction, OptimizerConfig, ReverbConfig, SchedulerConfig,
-                                  SincNetConfig, TaskConfig, TDNNConfig)
-from engine.config.specs import (FBANK_BACKBONES, REQUIRED_SECTIONS, SECTION_DEFAULTS, SECTIONS, Component,
-                                 accepted_names, component, find_component)
+from engine.config.schema import (
+    ArchitectureConfig,
+    AugmentationConfig,
+    BackboneConfig,
+    Config,
+    EmbeddingConfig,
+    FeatureExtraction,
+    OptimizerConfig,
+    ReverbConfig,
+    SchedulerConfig,
+    SincNetConfig,
+    TaskConfig,
+    TDNNConfig,
+)
+from engine.config.specs import (
+    FBANK_BACKBONES,
+    REQUIRED_SECTIONS,
+    SECTION_DEFAULTS,
+    SECTIONS,
+    Component,
+    accepted_names,
+    component,
+    find_component,
+)
 from engine.config.values import Invalid, describe
 from engine.config.yamlsrc import Source, read_yaml
 from engine.errors import ConfigError
@@ -157,6 +176,8 @@ def _section(src: Source, section: str) -> tuple[Component, dict[str, Any], set[
     if section in src.data and src.data[section] is not None:
         return _read_section(src, section, src.data[section], section)
     name = SECTION_DEFAULTS[section]
+    if name is None:  # a section that is off when left out is never read here
+        raise KeyError(f"{section}: no default component")
     comp = component(section, name)
     return comp, {p.name: p.default for p in comp.params}, set(), f"{section}.params"
 
@@ -208,7 +229,8 @@ def _check_front_end(src: Source, features: FeatureExtraction, arch: Architectur
                              "to {name: Fbank, params: {num_mel_bins: 80}} (RawAudio is for SincTDNN)")
     if arch.name == "SincTDNN" and features.name != "RawAudio":
         raise src.error(key, f"SincTDNN reads the raw waveform, not {features.name} features: set feature_extraction "
-                             f"to {{name: RawAudio}}, or choose a filterbank architecture ({', '.join(FBANK_BACKBONES)})")
+                             "to {name: RawAudio}, or choose a filterbank architecture "
+                             f"({', '.join(FBANK_BACKBONES)})")
     if arch.name in ("ResNet34", "CAMPPlus") and features.num_mel_bins < 8:
         raise src.error("feature_extraction.params.num_mel_bins",
                         f"{arch.name} divides the mel axis by 8: num_mel_bins must be at least 8, "

@@ -10,17 +10,41 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from engine.config.recipe_values import MarginSchedule
 from engine.config.rules import apply_rules
 from engine.config.specs import FBANK_BACKBONES, Param, components, reference_component
 from engine.config.values import KIND_TYPES
 
+if TYPE_CHECKING:
+    class _TableMeta(type):
+        def __getattr__(cls, name: str) -> Any: ...
+
+    class _TableFields(metaclass=_TableMeta):
+        """What a type checker knows of a :func:`table_fields` class: its fields come from the spec
+        table when the module is imported, so they are read and given as ``Any``."""
+
+        __dataclass_fields__: ClassVar[dict[str, Any]]
+
+        def __init__(self, **fields: Any) -> None: ...
+
+        def __getattr__(self, name: str) -> Any: ...
+else:
+    _TableFields = object
+
 
 def _rows(section: str, names: tuple[str, ...], group: str | None) -> list[Param]:
     return [p for c in components(section) if not names or c.name in names
             for p in c.params if p.group == group]
+
+
+def _reference_name(section: str) -> str:
+    """The name of a required section's reference component (the one a left-out section is)."""
+    ref = reference_component(section)
+    if ref is None:
+        raise KeyError(f"{section}: no reference component")
+    return ref.name
 
 
 def table_defaults(section: str, names: tuple[str, ...] = (), group: str | None = None) -> dict[str, Any]:
@@ -60,21 +84,29 @@ def table_fields(section: str, *names: str, group: str | None = None) -> Callabl
     return make
 
 
+def _default_name(section: str) -> str:
+    """The name a left-out section resolves to (every section but data_augmentation has one)."""
+    reference = reference_component(section)
+    if reference is None:
+        raise AssertionError(f"{section} has no reference component")
+    return reference.name
+
+
 @table_fields("feature_extraction")
-class FeatureExtraction:
+class FeatureExtraction(_TableFields):
     """``RawAudio``: the network reads the waveform itself; ``Fbank``: its first layer computes
     log-mel filterbanks (the ``num_mel_bins`` ... ``window_type`` fields, unused with RawAudio)."""
 
-    name: str = reference_component("feature_extraction").name
+    name: str = _default_name("feature_extraction")
 
 
 @table_fields("data_augmentation", "AddReverb")
-class ReverbConfig:
+class ReverbConfig(_TableFields):
     """``AddReverb``: convolve a chunk with a random room impulse response."""
 
 
 @table_fields("data_augmentation", "AddNoise", "SpeedPerturb")
-class AugmentationConfig:
+class AugmentationConfig(_TableFields):
     """Data augmentation; additive noise is on when ``collection`` is not empty.
 
     ``speeds`` are the ``SpeedPerturb`` factors (empty: no speed perturbation).
@@ -89,23 +121,23 @@ class AugmentationConfig:
 
 
 @table_fields("architecture", group="sincnet")
-class SincNetConfig:
+class SincNetConfig(_TableFields):
     # the feature extraction's, which the SincNet filters are designed for
     sample_rate: int = FeatureExtraction.sample_rate
 
 
 @table_fields("architecture", group="tdnn")
-class TDNNConfig:
+class TDNNConfig(_TableFields):
     pass
 
 
 @table_fields("architecture", group="embedding")
-class EmbeddingConfig:
+class EmbeddingConfig(_TableFields):
     pass
 
 
 @table_fields("architecture", *FBANK_BACKBONES)
-class BackboneConfig:
+class BackboneConfig(_TableFields):
     """The parameters of the filterbank backbones (ResNet34, ECAPA_TDNN, CAMPPlus); a field another
     backbone does not have keeps its default. ``embed_dim`` defaults to the first row's (ResNet34's)."""
 
@@ -118,7 +150,7 @@ class ArchitectureConfig:
     sincnet: SincNetConfig = field(default_factory=SincNetConfig)
     tdnn: TDNNConfig = field(default_factory=TDNNConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    name: str = reference_component("architecture").name
+    name: str = _default_name("architecture")
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
 
     @property
@@ -128,10 +160,10 @@ class ArchitectureConfig:
 
 
 @table_fields("task")
-class TaskConfig:
+class TaskConfig(_TableFields):
     """The loss and how training chunks are drawn (``per_epoch`` is in days of audio)."""
 
-    loss: str = reference_component("task").name
+    loss: str = _reference_name("task")
 
     @property
     def batch_size(self) -> int:
@@ -140,17 +172,17 @@ class TaskConfig:
 
 
 @table_fields("scheduler")
-class SchedulerConfig:
+class SchedulerConfig(_TableFields):
     """Learning rate schedule; ``min_lr``/``max_lr`` equal ``learning_rate`` when constant.
 
     ``initial_lr``, ``final_lr`` and ``warm_up_epoch`` are ``ExponentialDecrease``'s.
     """
 
-    name: str = reference_component("scheduler").name
+    name: str = _reference_name("scheduler")
 
 
 @table_fields("optimizer")
-class OptimizerConfig:
+class OptimizerConfig(_TableFields):
     """SGD settings (optional ``optimizer`` section; not part of pyannote's format)."""
 
 
@@ -170,6 +202,20 @@ class Config:
         return self.feature_extraction.sample_rate
 
 
-__all__ = ["ArchitectureConfig", "AugmentationConfig", "BackboneConfig", "Config", "EmbeddingConfig", "FeatureExtraction",
-           "MarginSchedule", "OptimizerConfig", "ReverbConfig", "SchedulerConfig", "SincNetConfig",
-           "TDNNConfig", "TaskConfig", "table_defaults", "table_fields"]
+__all__ = [
+    "ArchitectureConfig",
+    "AugmentationConfig",
+    "BackboneConfig",
+    "Config",
+    "EmbeddingConfig",
+    "FeatureExtraction",
+    "MarginSchedule",
+    "OptimizerConfig",
+    "ReverbConfig",
+    "SchedulerConfig",
+    "SincNetConfig",
+    "TDNNConfig",
+    "TaskConfig",
+    "table_defaults",
+    "table_fields",
+]

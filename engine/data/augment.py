@@ -32,10 +32,10 @@ def _rms(x: np.ndarray) -> float:
 
 
 def _usable(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[str], list[Problem]]:
-    paths = [str(p) for p in paths]
-    problems = check_files(paths)
+    names = [str(p) for p in paths]
+    problems = check_files(names)
     bad = {p.path for p in problems}
-    good = [p for p in dict.fromkeys(paths) if p not in bad]
+    good = [p for p in dict.fromkeys(names) if p not in bad]
     if not good:
         raise AudioError(f"none of the {len(paths)} {what} file(s) can be read"
                          + (f" (first: {problems[0].problem})" if problems else "")
@@ -67,7 +67,7 @@ class AddNoise:
         self.sample_rate = sample_rate
         # length of each file in samples at the chunks' rate
         lengths = [audio_info(p).frames * sample_rate // audio_info(p).samplerate for p in self.paths]
-        self.paths = [p for p, n in zip(self.paths, lengths) if n > 0]
+        self.paths = [p for p, n in zip(self.paths, lengths, strict=True) if n > 0]
         self.lengths = np.array([n for n in lengths if n > 0], dtype=np.int64)
         if not self.paths:
             raise AudioError("every noise file is shorter than one sample — check the collection")

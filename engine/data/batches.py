@@ -149,7 +149,8 @@ class SpeakerBatches(Dataset):
         ix = self.index
         g = epoch * self.batches_per_epoch + k
         labels = np.repeat(self._fold(g), self.per_label)
-        speeds, needed = None, ix.duration
+        speeds: np.ndarray | None = None
+        needed: float | np.ndarray = ix.duration
         if self.speed is not None:  # its own generator: the other draws stay those of a run without it
             speeds = self.speed.draw(np.random.default_rng([self.seed, 3, epoch, k]), len(labels))
             needed = self.speed.input_seconds(speeds, self.samples)
@@ -168,6 +169,13 @@ class SpeakerBatches(Dataset):
             labels = labels + len(ix.speakers) * speeds
         return BatchPlan(labels=labels.astype(np.int64), files=ix.seg_file[rows], starts=starts, speeds=speeds)
 
+    @property
+    def _speed(self) -> SpeedPerturb:
+        """The speed perturbation, where a chunk has a speed: speeds are drawn only when it is on."""
+        if self.speed is None:
+            raise TrainingError("a chunk has a speed but speed perturbation is off")
+        return self.speed
+
     def sample_plan(self, epoch: int, k: int) -> list[dict[str, Any]]:
         """This rank's chunks of batch ``k`` of ``epoch``: uri, path, speaker, start, duration."""
         plan = self.plan(epoch, k)
@@ -175,9 +183,9 @@ class SpeakerBatches(Dataset):
         vocabulary = self.speakers
         return [{"uri": ix.uris[f], "path": ix.paths[f], "speaker": vocabulary[int(s)],
                  "label": int(s), "start": float(t), "duration": ix.duration,
-                 "speed": 1.0 if plan.speeds is None else self.speed.factors[int(plan.speeds[row])]}
+                 "speed": 1.0 if plan.speeds is None else self._speed.factors[int(plan.speeds[row])]}
                 for row, s, f, t in zip(range(self.share.start, self.share.stop), plan.labels[self.share],
-                                        plan.files[self.share], plan.starts[self.share])]
+                                        plan.files[self.share], plan.starts[self.share], strict=True)]
 
     def batch(self, epoch: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """This rank's share of batch ``k`` of ``epoch`` as numpy arrays."""
@@ -218,7 +226,7 @@ class SpeakerBatches(Dataset):
         path, files = self.index.paths[f], self.index.files
         indexed = files[f] if files is not None else None
         if speed is not None:
-            self.speed.read(path, start, speed, out, indexed=indexed)
+            self._speed.read(path, start, speed, out, indexed=indexed)
         else:
             read_crop(path, start, self.index.duration, self.sample_rate, out=out, indexed=indexed)
 
@@ -238,7 +246,7 @@ class SpeakerBatches(Dataset):
         low = ix.cumulative[lo - 1] if lo > 0 else 0.0
         u = low + rng.random() * (ix.cumulative[hi - 1] - low)
         r = min(max(int(np.searchsorted(ix.cumulative, u, side="right")), lo), hi - 1)
-        needed = ix.duration if speed is None else float(self.speed.input_seconds(np.array([speed]), self.samples)[0])
+        needed = ix.duration if speed is None else float(self._speed.input_seconds(np.array([speed]), self.samples)[0])
         span = max(0.0, ix.seg_span[r] + ix.duration - needed)
         start = float(ix.seg_start[r] + rng.random() * span)
         return s + n * (speed or 0), int(ix.seg_file[r]), start

@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -70,7 +71,7 @@ class StringColumn:
 
     @classmethod
     def load(cls, folder: Path, name: str, mmap: bool = True) -> StringColumn:
-        mode = "r" if mmap else None
+        mode: Literal["r"] | None = "r" if mmap else None
         return cls(np.load(folder / f"{name}.data.npy", mmap_mode=mode),
                    np.load(folder / f"{name}.offsets.npy", mmap_mode=mode))
 

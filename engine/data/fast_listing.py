@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -105,7 +106,7 @@ def _audio_paths(uris: list[str], templates: list[str], database: str) -> list[s
 def _delicate(turns: dict[str, list[tuple[float, float]]], annotated: list[tuple[float, float]]) -> bool:
     """Whether pyannote.core's microsecond tolerance could matter for this file."""
     ends = sorted({x for ivs in turns.values() for iv in ivs for x in iv} | {x for iv in annotated for x in iv})
-    if any(b - a <= DELICATE for a, b in zip(ends, ends[1:])):
+    if any(b - a <= DELICATE for a, b in pairwise(ends)):
         return True
     return any(e - s <= DELICATE for ivs in turns.values() for s, e in ivs) or \
         any(e - s <= DELICATE for s, e in annotated)
@@ -140,7 +141,8 @@ def _with_pyannote(uri: str, rows: list[tuple[int, float, float, str]],
     for track, start, end, label in rows:
         annotation[Segment(start, end), track] = label
     timeline = Timeline([Segment(s, e) for s, e in annotated], uri=uri)
-    cropped = crop_annotation({"annotation": annotation, "annotated": timeline})
+    # pyannote annotates a ProtocolFile; crop_annotation reads these two keys, of any mapping
+    cropped = crop_annotation({"annotation": annotation, "annotated": timeline})  # type: ignore[arg-type]
     return speech_intervals({"annotation": cropped, "annotated": timeline})
 
 
@@ -152,7 +154,7 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     from pyannote.database.loader import load_lst
 
     e = source.entries
-    uris = load_lst(source.resolve(e.get("uri", e.get("uris"))))
+    uris = load_lst(source.resolve(cast(str, e.get("uri", e.get("uris")))))  # a str: applies() checked it
     paths = _audio_paths(uris, templates, source.database)
     if paths is None:
         return None

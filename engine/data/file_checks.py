@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +24,14 @@ from engine.errors import AudioError
 #: files per submitted chunk, and chunks in flight per thread
 CHUNK = 256
 IN_FLIGHT = 2
+
+class Paths(Protocol):
+    """What ``check_files`` reads of its paths: their number and each by position (a list, a ``StringColumn``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int, /) -> str: ...
+
 
 #: (frames, sample rate, mtime_ns, size, problem or None) of one file
 Result = tuple[int, int, int, int, str | None]
@@ -81,7 +90,7 @@ def _check_chunk(paths: list[str], earlier: Earlier | None) -> tuple[list[Result
     return results, reused
 
 
-def check_files(paths: Sequence[str], *, earlier: IndexTable | None = None,
+def check_files(paths: Paths, *, earlier: IndexTable | None = None,
                 advance: Callable[[int], None] | None = None, threads: int = CHECK_THREADS) -> Checked:
     """Check every path; reuse ``earlier``'s checks of unchanged files.
 

@@ -232,7 +232,8 @@ def write_corpus(root: Path, p: Plan, seed: int, progress: OnProgress | None = N
             _write_wav(root / "amicorpus" / uri / "audio" / f"{uri}.Mix-Headset.wav", x)
             _write_lines(root / "ami" / "rttms" / subset / f"{uri}.rttm",
                          [_rttm(uri, t.start, t.end, t.speaker) for t in turns])
-            _write_lines(root / "ami" / "uems" / subset / f"{uri}.uem", [f"{uri} 1 0.000 {n / spectral.SAMPLE_RATE:.3f}"])
+            _write_lines(root / "ami" / "uems" / subset / f"{uri}.uem",
+                         [f"{uri} 1 0.000 {n / spectral.SAMPLE_RATE:.3f}"])
             tick()
         _write_lines(root / "ami" / "lists" / f"{subset}.meetings.txt", [uri for uri, _, _ in meets])
 

@@ -72,7 +72,7 @@ def _link_all(root: Path, rows: list[tuple[str, str]], sources: list[Path],
 def _write_subset(lists: Path, name: str, rows: list[tuple[str, str]], durations: list[float]) -> None:
     with open(lists / f"{name}.lst", "w") as lst, open(lists / f"{name}.rttm", "w") as rttm, \
             open(lists / f"{name}.uem", "w") as uem:
-        for (uri, speaker), seconds in zip(rows, durations):
+        for (uri, speaker), seconds in zip(rows, durations, strict=True):
             lst.write(f"{uri}\n")
             rttm.write(f"SPEAKER {uri} 1 0.000 {seconds:.3f} <NA> <NA> {speaker} <NA> <NA>\n")
             uem.write(f"{uri} 1 0.000 {seconds:.3f}\n")

@@ -55,6 +55,11 @@ def noise(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
     return (0.5 * x / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
 
+def _hz(midi: float) -> float:
+    """The frequency of a MIDI note number (A4 = 69 = 440 Hz, twelve-tone equal temperament)."""
+    return 440.0 * 2 ** ((midi - 69) / 12)
+
+
 def _note(rng: np.random.Generator, freq: float, n: int, timbre: str) -> np.ndarray:
     t = np.arange(n) / SAMPLE_RATE
     if timbre == "piano":          # decaying harmonics
@@ -77,17 +82,16 @@ def music(rng: np.random.Generator, n: int) -> np.ndarray:
     root = 48 + int(rng.integers(0, 12))
     scale = np.array([0, 2, 4, 5, 7, 9, 11] if rng.random() < 0.5 else [0, 2, 3, 5, 7, 8, 10])
     timbre = str(rng.choice(["piano", "organ", "pluck"]))
-    hz = lambda midi: 440.0 * 2 ** ((midi - 69) / 12)  # noqa: E731
     step = 0
     for start in range(0, n, beat // 2):           # melody on eighth notes
         if rng.random() < 0.75:
             step = int(np.clip(step + rng.integers(-2, 3), -3, 10))
             midi = root + 12 + 12 * (step // 7) + scale[step % 7]
             length = min(n - start, beat * int(rng.integers(1, 3)))
-            x[start:start + length] += 0.5 * _note(rng, hz(midi), length, timbre)
+            x[start:start + length] += 0.5 * _note(rng, _hz(midi), length, timbre)
     for start in range(0, n, beat * 2):            # bass on every other beat
         length = min(n - start, beat * 2)
-        x[start:start + length] += 0.6 * _note(rng, hz(root - 12 + scale[rng.integers(0, 7)]), length, "organ")
+        x[start:start + length] += 0.6 * _note(rng, _hz(root - 12 + scale[rng.integers(0, 7)]), length, "organ")
     if rng.random() < 0.7:                         # drums: kick on beats, hi-hat on off-beats
         for start in range(0, n, beat):
             length = min(n - start, beat // 2)

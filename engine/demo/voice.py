@@ -19,9 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from engine.demo.phones import CODAS, ONSETS, PHONES, VOWELS, VOWEL_INDEX, Phone
-from engine.demo.spectral import (FREQS, HOP, LOG2F, NFFT, SAMPLE_RATE, colored_noise, istft,
-                                  resonators, stft)
+from engine.demo.phones import CODAS, ONSETS, PHONES, VOWEL_INDEX, VOWELS, Phone
+from engine.demo.spectral import FREQS, HOP, LOG2F, NFFT, SAMPLE_RATE, colored_noise, istft, resonators, stft
 
 _FRAMES_PER_S = SAMPLE_RATE / HOP
 

@@ -1,1 +1,2 @@
-"""Extraction: embeddings of whole protocols, the diarization check made from them, and the embedding network exported for other runtimes."""
+"""Extraction: embeddings of whole protocols, the diarization check made from them, and the embedding
+network exported for other runtimes."""

@@ -111,11 +111,13 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trus
     network = load_network(checkpoint, device, trust=trust)
     model, config = network.model, network.config
     if args.shared and config.architecture.name != "SincTDNN":
-        raise SpkembError(f"--shared pools frames of SincTDNN only; {config.architecture.name} normalises each window's "
+        raise SpkembError(f"--shared pools frames of SincTDNN only; {config.architecture.name} normalises each "
+                          "window's "
                           "filterbanks and pools it as a whole, so it cannot be shared exactly: drop --shared")
     mode = "shared" if args.shared else "exact"
+    # not yet clean: Network.model is an nn.Module (engine/model builds it), whose dimension is an int
     return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
-                     int(model.dimension),
+                     int(model.dimension),  # type: ignore[arg-type]
                      lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch),
                      saved_epoch=int(network.checkpoint.payload.get("epoch") or 0),
                      checkpoint_sha256=network.checkpoint.sha256)
@@ -130,7 +132,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     extractor = _extractor(args, checkpoint, epoch, trust)
     # averaged weights (avg-top5) are recorded by name, with the last epoch they average
     named = epoch if isinstance(epoch, str) else None
-    last_epoch = extractor.last_epoch(checkpoint, trust) if named else epoch
+    last_epoch = epoch if isinstance(epoch, int) else extractor.last_epoch(checkpoint, trust)
     files = subset_files(load_protocol(args.protocol, args.database), args.subset)
     window = num_samples(extractor.duration, extractor.sample_rate)
     hop = max(1, int(round(args.step * window)))
@@ -234,7 +236,7 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock)."""
     rate = extractor.sample_rate
     started, audio_seconds = time.monotonic(), 0.0
-    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs)]
+    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs, strict=True)]
     total = sum(s.n_samples for _, s in signals) / rate
     with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
         for i, (path, signal) in enumerate(signals):

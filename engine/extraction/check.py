@@ -3,7 +3,8 @@
 Reads ``VAL_DIR/apply/EPOCH`` with ``engine.Precomputed``, clusters and scores each file of
 ``PROTOCOL.{subset}()`` (``engine.extraction.diarize``), writes ``{uri}.rttm`` beside each
 ``{uri}.npy`` (default settings) or in the settings' own ``rttm-…/`` subfolder
-(``engine.layout.diarization_folder``: a check with another collar keeps the first one's), prints per-file and total DER and records them in the runs database
+(``engine.layout.diarization_folder``: a check with another collar keeps the first one's), prints
+per-file and total DER and records them in the runs database
 (``diarizations``, ``diarization_files``). Torch-free.
 """
 
@@ -17,11 +18,20 @@ from engine.atomic import atomic_write_text
 from engine.console import out, say
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import ProtocolError, SpkembError
-from engine.extraction.diarize import (NUM_SPEAKERS, Components, DerSettings, FileDer, FileInput,
-                                       describe, prepare, score, tune_threshold)
+from engine.extraction.diarize import (
+    NUM_SPEAKERS,
+    Components,
+    DerSettings,
+    FileDer,
+    FileInput,
+    describe,
+    prepare,
+    score,
+    tune_threshold,
+)
 from engine.extraction.precomputed import Precomputed
 from engine.layout import ExtractionDir, diarization_folder
-from engine.requests import DiarizationOptions, DiarizeRequest
+from engine.requests import ApplyRequest, DiarizeRequest
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,8 @@ def _rttm_paths(extraction: ExtractionDir, files: list[Any], settings: DerSettin
         path = extraction.rttm(f["uri"], folder=folder)
         if path is None or " " in f["uri"]:
             raise SpkembError(f"uri {f['uri']!r} cannot name an RTTM inside {extraction.root} (it would "
-                              "leave the folder, or holds a space, which RTTM lines cannot): fix the protocol's uri list")
+                              "leave the folder, or holds a space, which RTTM lines cannot): "
+                              "fix the protocol's uri list")
         paths[f["uri"]] = path
     return paths
 
@@ -157,7 +168,7 @@ def run_check(request: DiarizationJob) -> DiarizationReport:
                              int(epoch) if isinstance(epoch, int) else None)
 
 
-def request_from_args(args: DiarizationOptions, extraction: Path) -> DiarizationJob:
+def request_from_args(args: ApplyRequest | DiarizeRequest, extraction: Path) -> DiarizationJob:
     """The check that ``diarize`` (or ``apply --diarize``) was asked for, on ``extraction``."""
     settings = DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
     return DiarizationJob(ExtractionDir(Path(extraction)), args.protocol, args.subset, settings,

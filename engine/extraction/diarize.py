@@ -179,7 +179,7 @@ def hypothesis(item: FileInput, labels: np.ndarray) -> Annotation:
     frames = frame_labels(item, labels, item.annotated.extent().end)
     annotation = Annotation(uri=item.uri)
     change = np.flatnonzero(np.diff(frames)) + 1
-    for a, b in zip(np.concatenate([[0], change]), np.concatenate([change, [len(frames)]])):
+    for a, b in zip(np.concatenate([[0], change]), np.concatenate([change, [len(frames)]]), strict=True):
         if b > a and frames[a] >= 0:
             annotation[Segment(w.start + a * w.step, w.start + b * w.step)] = f"spk{int(frames[a]):02d}"
     return annotation.crop(item.speech, mode="intersection").support()

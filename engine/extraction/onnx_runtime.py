@@ -11,7 +11,7 @@ metadata, not from a checkpoint; this module needs no torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -48,7 +48,7 @@ class OnnxEmbedder:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        providers = ["CPUExecutionProvider"]
+        providers: list[str | tuple[str, dict[str, Any]]] = ["CPUExecutionProvider"]
         if device.startswith("cuda"):
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise SpkembError(f"--device {device}: this onnxruntime has no CUDA provider "
@@ -90,7 +90,7 @@ class OnnxEmbedder:
         return np.concatenate(out)
 
 
-def onnx_embedder(checkpoint: Path, name: str | int, model_file: Path | None, *, device: str = "cpu",
+def onnx_embedder(checkpoint: Path, name: str | int, model_file: str | Path | None, *, device: str = "cpu",
                   threads: int | None = None, trust: Trust | None = None) -> OnnxEmbedder:
     """The network of ``checkpoint`` in onnxruntime: from ``model_file`` (checked to come from that
     checkpoint), else exported to a temporary file on the fly; the checkpoint checked against its

@@ -189,7 +189,7 @@ class CAMPPlus(nn.Module):
             ("tdnn", TDNNLayer(channels, init_channels, 5, stride=2, dilation=1, padding=-1, config_str=config_str)),
         ]))
         channels = init_channels
-        for i, (num_layers, kernel_size, dilation) in enumerate(zip((12, 24, 16), (3, 3, 3), (1, 2, 2))):
+        for i, (num_layers, kernel_size, dilation) in enumerate(zip((12, 24, 16), (3, 3, 3), (1, 2, 2), strict=True)):
             self.xvector.add_module(f"block{i + 1}", CAMDenseTDNNBlock(
                 num_layers=num_layers, in_channels=channels, out_channels=growth_rate,
                 bn_channels=bn_size * growth_rate, kernel_size=kernel_size, dilation=dilation,

@@ -29,7 +29,7 @@ class Res2Conv1dReluBn(nn.Module):
         out = []
         spx = torch.split(x, self.width, 1)
         sp = spx[0]
-        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=True)):
             if i >= 1:
                 sp = sp + spx[i]
             sp = bn(F.relu(conv(sp)))  # conv -> relu -> bn

@@ -10,9 +10,10 @@ windows, zero-pads to a power of two, takes the power spectrum and the mel energ
 ``get_mel_banks`` (20 Hz to Nyquist), floored at float32's epsilon before the log.
 
 Dither (Gaussian, in 16-bit sample units) is added in training mode only, so that extraction
-and validation are deterministic. It is computed in float32 even under bf16 autocast. Being part of the network, the filterbank travels into
-checkpoints' extraction and into exports; for an ONNX export :meth:`Fbank.for_export` swaps
-``torch.fft.rfft`` (complex) for a product with the real DFT matrices.
+and validation are deterministic. It is computed in float32 even under bf16 autocast. Being part
+of the network, the filterbank travels into checkpoints' extraction and into exports; for an ONNX
+export :meth:`Fbank.for_export` swaps ``torch.fft.rfft`` (complex) for a product with the real DFT
+matrices.
 """
 
 from __future__ import annotations

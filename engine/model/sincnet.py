@@ -152,7 +152,8 @@ class SincNet(nn.Module):
         self.waveform_norm = nn.InstanceNorm1d(1, affine=True) if waveform_normalize else None
         blocks = []
         in_channels = 1
-        for i, (channels, kernel, step, pool) in enumerate(zip(out_channels, kernel_size, stride, max_pool)):
+        layers = zip(out_channels, kernel_size, stride, max_pool, strict=True)
+        for i, (channels, kernel, step, pool) in enumerate(layers):
             if i == 0:
                 conv: nn.Module = SincConv1d(out_channels=channels, kernel_size=kernel,
                                              sample_rate=sample_rate, stride=step,
@@ -172,7 +173,7 @@ class SincNet(nn.Module):
     def layer_specs(self) -> list[tuple[int, int, int]]:
         """(kernel, stride, dilation) of every windowed layer, in order, for receptive-field arithmetic."""
         specs = []
-        for kernel, step, pool in zip(self.kernel_size, self.stride, self.max_pool):
+        for kernel, step, pool in zip(self.kernel_size, self.stride, self.max_pool, strict=True):
             specs += [(kernel, step, 1), (pool, pool, 1)]
         return specs
 

@@ -138,7 +138,8 @@ def cmd_model_summary(args: ModelSummaryRequest) -> int:
     rows = layer_rows(model, samples)
 
     rate = cfg.sample_rate
-    table = Table(title=f"{cfg.architecture.name} on one {cfg.task.duration:g} s chunk ({samples} samples at {rate} Hz)")
+    title = f"{cfg.architecture.name} on one {cfg.task.duration:g} s chunk ({samples} samples at {rate} Hz)"
+    table = Table(title=title)
     table.add_column("layer")
     table.add_column("type")
     table.add_column("output shape", justify="right")

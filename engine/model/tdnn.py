@@ -80,7 +80,7 @@ class XVectorTDNN(nn.Module):
         self.pooled_dim = pooled_width(hidden_dim)
         widths = [hidden_dim] * (len(self.CONTEXTS) - 1) + [self.pooled_dim]
         layers = []
-        for (kernel, dilation), width in zip(self.CONTEXTS, widths):
+        for (kernel, dilation), width in zip(self.CONTEXTS, widths, strict=True):
             layers.append(TDNNLayer(in_channels, width, kernel_size=kernel, dilation=dilation))
             in_channels = width
         self.frame_layers = nn.Sequential(*layers)

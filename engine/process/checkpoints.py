@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import io
 import pickle
 import random
@@ -39,7 +40,8 @@ from engine.layout import CheckpointName, TrainingDir
 #: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
 #: array of a plain dtype; none of these runs other code: torch's own documented list), also under
 #: the name numpy 1 pickled it by
-_reconstruct = np._core.multiarray._reconstruct if hasattr(np, "_core") else np.core.multiarray._reconstruct
+_reconstruct = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core")
+                                       else "numpy.core.multiarray")._reconstruct
 _LEGACY_NUMPY = [_reconstruct, (_reconstruct, "numpy.core.multiarray._reconstruct"), np.ndarray, np.dtype,
                  type(np.dtype(np.uint32))]
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.config import Config, config_to_dict
 from engine.data.audio import Problem
@@ -23,6 +23,15 @@ from engine.records import Checkpoint, EpochSummary, Extraction, Figures, RunDev
 from engine.requests import TrainRequest
 from engine.store.events import recorder as open_writer
 from engine.store.writer import NullWriter, RunWriter
+
+if TYPE_CHECKING:
+    from engine.store import Store
+
+
+def _database(writer: RunWriter) -> Store:
+    """The writer of a run that reads back what it wrote: only the database does (``reads_back``),
+    and a run is reopened or its checkpoints read only after a read found it there."""
+    return cast("Store", writer)
 
 
 class Recorder:
@@ -53,7 +62,7 @@ class Recorder:
         self.progress.note(line)
 
     # -- training ----------------------------------------------------------------------
-    def _beat(self, done: int | None, total: int | None) -> None:
+    def _beat(self, done: float | None, total: float | None) -> None:
         # the run's progress columns count files while indexing; later phases leave them alone
         if self._indexing:
             self.writer.heartbeat(self.run_id, progress=done, progress_total=total)
@@ -96,7 +105,8 @@ class Recorder:
         """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch): a resumed
         run is reopened from there."""
         if self._reopen is not None:
-            self.writer.reopen_run(self.run_id, from_step=step, **{**self._reopen, "target_epoch": target_epoch})
+            _database(self.writer).reopen_run(self.run_id, from_step=step,
+                                              **{**self._reopen, "target_epoch": target_epoch})
         elif self._indexing:
             self.writer.set_status(self.run_id, "running")
         self._indexing = False
@@ -144,7 +154,7 @@ class Recorder:
         """Epochs with an end-of-epoch checkpoint row; None when the writer cannot read back."""
         if not self.writer.reads_back:
             return None
-        rows = self.writer.checkpoints(self.run_id) or []
+        rows = _database(self.writer).checkpoints(self.run_id) or []
         # averaged weights carry the last epoch they average: not that epoch's own checkpoint
         return {int(r["epoch"]) for r in rows if not r["partial"] and not r.get("name")}
 
@@ -161,7 +171,9 @@ class Recorder:
 
     def best(self, result: ValidationResult, how: str) -> None:
         """The checkpoint the validation points at now (``how``: lowest-eer or manual)."""
-        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,
+        # not yet clean: averaged weights read from scores alone have no epoch, which set_best's
+        # epoch (and so the event-file schema read from it) does not allow for
+        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,  # type: ignore[arg-type]
                              checkpoint=result.checkpoint_name)
 
     def extraction(self, extraction: Extraction, device: str) -> None:
@@ -258,17 +270,17 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
     writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
     exp_dir = Path(args.exp_dir).resolve()
     log = trn_dir / "train.log"
-    fields = dict(command=list(sys.argv), device=str(RunDevice(device, world.size)),
-                  target_epoch=args.to)
+    fields: dict[str, Any] = dict(command=list(sys.argv), device=str(RunDevice(device, world.size)),
+                                  target_epoch=args.to)
     previous = None
     if resuming:  # an event file finds nothing: a resumed run is a new run there
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
         if indexing:
-            writer.reopen_run(previous["id"], from_step=None, status="indexing", **fields)
+            _database(writer).reopen_run(previous["id"], from_step=None, status="indexing", **fields)
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)
     lineage = init.lineage(writer) if init is not None else {}
-    status = {"status": "indexing"} if indexing else {}
+    status: dict[str, Any] = {"status": "indexing"} if indexing else {}
     run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
                                log_path=log if log.exists() else None, **fields, **lineage, **status)

@@ -12,8 +12,7 @@ that file is read and written (``engine.validation.selection``).
 from engine.records.fields import PathText, as_args, field_names, from_args, record_class, row_record
 from engine.records.runs import DataProblem, DiarizationCheck, Extraction, Run, RunDevice, StaleExtraction
 from engine.records.training import Checkpoint, EpochSummary
-from engine.records.validation import (ASNORM_COLUMNS, AsNormFigures, Figures, RecordedValidation,
-                                       ValidationResult)
+from engine.records.validation import ASNORM_COLUMNS, AsNormFigures, Figures, RecordedValidation, ValidationResult
 
 __all__ = [
     "ASNORM_COLUMNS", "AsNormFigures", "Checkpoint", "DataProblem", "DiarizationCheck", "EpochSummary", "Extraction",

@@ -7,16 +7,19 @@ import functools
 import os
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 #: a path as records carry it (written as text)
 PathText = str | os.PathLike[str]
 
-R = TypeVar("R")
+R = TypeVar("R", bound="DataclassInstance")
 
 
 @functools.cache
-def field_names(cls: type) -> tuple[str, ...]:
+def field_names(cls: type[DataclassInstance]) -> tuple[str, ...]:
     """The field names of a record class (cached: rows are converted by the thousand)."""
     return tuple(f.name for f in dataclasses.fields(cls))
 
@@ -40,7 +43,7 @@ def _as_value(value: Any) -> Any:
 
 
 @functools.cache
-def _hints(cls: type) -> dict[str, Any]:
+def _hints(cls: type[DataclassInstance]) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
@@ -48,7 +51,7 @@ def from_args(cls: type[R], args: dict[str, Any]) -> R:
     """The record of class ``cls`` from the arguments ``as_args`` wrote (already checked)."""
     hints = _hints(cls)
     values = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in dataclasses.fields(cls):
         if f.name not in args:
             continue
         value, nested = args[f.name], record_class(hints[f.name])

@@ -85,7 +85,8 @@ class ValidationResult(Figures):
         """The result a ``validations`` row holds."""
         asnorm = None
         if row.get("eer_asnorm") is not None:
-            asnorm = AsNormFigures(**{field: row.get(column) for field, column in ASNORM_COLUMNS.items()})
+            figures: dict[str, Any] = {field: row.get(column) for field, column in ASNORM_COLUMNS.items()}
+            asnorm = AsNormFigures(**figures)
         return cls(epoch=int(row["epoch"]), checkpoint_name=row.get("checkpoint_name"), eer=float(row["eer"]),
                    eer_low=row.get("eer_low"), eer_high=row.get("eer_high"), mindcf_01=row.get("mindcf_01"),
                    mindcf_005=row.get("mindcf_005"), threshold=row.get("threshold"),

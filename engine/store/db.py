@@ -19,11 +19,11 @@ def _import_sqlite_utils_without_pandas() -> None:
     # pandas values in inserts, which the store never makes: hide pandas during that
     # import unless it is already loaded; it stays importable for everyone else.
     if "pandas" in sys.modules:
-        import sqlite_utils  # noqa: F401
+        import sqlite_utils
         return
     sys.modules["pandas"] = None  # type: ignore[assignment]
     try:
-        import sqlite_utils  # noqa: F401
+        import sqlite_utils  # noqa: F401 - imported for its side effect: loaded without pandas
     finally:
         if sys.modules.get("pandas", 0) is None:
             del sys.modules["pandas"]
@@ -31,10 +31,10 @@ def _import_sqlite_utils_without_pandas() -> None:
 
 _import_sqlite_utils_without_pandas()
 
-from sqlite_utils import Database  # noqa: E402
+from sqlite_utils import Database  # noqa: E402 - only after the pandas-free import above
 
-from engine.errors import StoreError  # noqa: E402
-from engine.store.netfs import is_network_fs  # noqa: E402
+from engine.errors import StoreError  # noqa: E402 - kept with the import above
+from engine.store.netfs import is_network_fs  # noqa: E402 - kept with the import above
 
 #: milliseconds a statement waits for a lock before SQLITE_BUSY reaches the caller
 BUSY_TIMEOUT_MS = 60_000
@@ -234,3 +234,10 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         raise StoreError(f"cannot open the runs database {path}: {e}; if the file is not a spkemb "
                          "runs database, move it aside or pass --db with another file") from e
     return Database(conn, execute_plugins=False)
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The id of the row an INSERT through ``cursor`` just made."""
+    if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT: only a misuse lands here
+        raise StoreError("no row was inserted")
+    return cursor.lastrowid

@@ -93,7 +93,7 @@ def _schema(op: str) -> dict[str, tuple[Any, bool]]:
 
 def store_call(op: str, args: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     """The positional records and keyword arguments of ``Store.<op>`` for checked event ``args``."""
-    args, records = dict(args), []
+    args, records = dict(args), list[Any]()
     for _, hint, _ in _params(op):
         record = record_class(hint)
         if record is not None:

@@ -10,7 +10,7 @@ or missing, is never recorded (``validate`` would load it).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,11 @@ def _replay(path: Path, run_id: int, records: list[EventRecord], store: Store,
             if args.get(key) is not None and store.run(args[key]) is None:
                 args[key] = None  # an id of another database means nothing here
         if record.op == "add_checkpoint":
-            trn_dir = trn_dir or store.run(run_id)["out_dir"]
+            if not trn_dir:
+                run = store.run(run_id)
+                if run is None:  # this import made or found it just before
+                    raise StoreError(f"run {run_id} is gone from the database while {path} was imported")
+                trn_dir = run["out_dir"]
             problem = _checkpoint_problem(args["path"], trn_dir)
             if problem is not None:  # a row would tell validate and watchers to load it
                 warn(f"{path}:{record.line}: {problem}: not recorded as a checkpoint")
@@ -170,7 +174,7 @@ def _refuse_repeated_seq(path: Path, uid: str, records: list[EventRecord]) -> No
         seen[record.seq] = record.line
 
 
-def _event_files(paths: list[str]) -> list[Path]:
+def _event_files(paths: Iterable[str]) -> list[Path]:
     files: list[Path] = []
     for name in paths:
         path = Path(name)

@@ -25,7 +25,7 @@ migrations = Migrations(MIGRATION_SET)
 @migrations()
 def m001_initial(db: Database) -> None:
     """Runs and everything a run records."""
-    db["runs"].create({
+    db.table("runs").create({
         "id": int, "name": str, "kind": str, "status": str,
         "exp_dir": str, "out_dir": str, "protocol": str, "subset": str,
         "config": str, "command": str, "parent_id": int,
@@ -34,30 +34,30 @@ def m001_initial(db: Database) -> None:
         "epoch": int, "target_epoch": int, "step": int, "progress": float, "progress_total": float,
         "best_epoch": int, "best_eer": float, "best_how": str, "reason": str, "log_path": str,
     }, pk="id", not_null={"kind", "status"}, foreign_keys=[("parent_id", "runs", "id")])
-    db["train_steps"].create({
+    db.table("train_steps").create({
         "id": int, "run_id": int, "step": int, "epoch": int, "loss": float, "lr": float,
         "chunks_per_s": float, "time": float,
     }, pk="id", not_null={"run_id", "step"}, foreign_keys=[("run_id", "runs", "id")])
-    db["train_epochs"].create({
+    db.table("train_epochs").create({
         "id": int, "run_id": int, "epoch": int, "loss": float, "lr": float,
         "chunks_per_s": float, "seconds": float, "time": float,
     }, pk="id", not_null={"run_id", "epoch"}, foreign_keys=[("run_id", "runs", "id")])
-    db["checkpoints"].create({
+    db.table("checkpoints").create({
         "id": int, "run_id": int, "epoch": int, "step": int, "path": str, "partial": int,
         "time": float,
     }, pk="id", not_null={"run_id", "path"}, foreign_keys=[("run_id", "runs", "id")])
-    db["validations"].create({
+    db.table("validations").create({
         "id": int, "run_id": int, "train_run_id": int, "epoch": int, "eer": float,
         "eer_low": float, "eer_high": float, "mindcf_01": float, "mindcf_005": float,
         "threshold": float, "n_trials": int, "scores_path": str, "time": float,
     }, pk="id", not_null={"run_id", "epoch"},
         foreign_keys=[("run_id", "runs", "id"), ("train_run_id", "runs", "id")])
-    db["extractions"].create({
+    db.table("extractions").create({
         "id": int, "run_id": int, "epoch": int, "protocol": str, "subset": str, "out_dir": str,
         "mode": str, "step": float, "duration": float, "files": int, "audio_seconds": float,
         "wall_seconds": float, "time": float,
     }, pk="id", not_null={"run_id"}, foreign_keys=[("run_id", "runs", "id")])
-    db["data_problems"].create({
+    db.table("data_problems").create({
         "id": int, "run_id": int, "path": str, "problem": str, "fatal": int, "time": float,
     }, pk="id", not_null={"run_id", "path", "problem"}, foreign_keys=[("run_id", "runs", "id")])
 
@@ -65,16 +65,16 @@ def m001_initial(db: Database) -> None:
 @migrations()
 def m002_indexes_and_event_imports(db: Database) -> None:
     """Indexes for the TUI's polling queries; bookkeeping that makes event import idempotent."""
-    db["train_steps"].create_index(["run_id", "step"])
-    db["train_epochs"].create_index(["run_id", "epoch"])
-    db["checkpoints"].create_index(["run_id", "epoch"])
-    db["validations"].create_index(["run_id", "epoch"])
-    db["validations"].create_index(["train_run_id"])
-    db["extractions"].create_index(["run_id"])
-    db["data_problems"].create_index(["run_id"])
-    db["runs"].create_index(["status"])
-    db["runs"].create_index(["out_dir"])
-    db["event_imports"].create({
+    db.table("train_steps").create_index(["run_id", "step"])
+    db.table("train_epochs").create_index(["run_id", "epoch"])
+    db.table("checkpoints").create_index(["run_id", "epoch"])
+    db.table("validations").create_index(["run_id", "epoch"])
+    db.table("validations").create_index(["train_run_id"])
+    db.table("extractions").create_index(["run_id"])
+    db.table("data_problems").create_index(["run_id"])
+    db.table("runs").create_index(["status"])
+    db.table("runs").create_index(["out_dir"])
+    db.table("event_imports").create({
         "uid": str, "run_id": int, "path": str, "seq": int, "imported_at": float,
     }, pk="uid", not_null={"run_id", "seq"}, foreign_keys=[("run_id", "runs", "id")])
 
@@ -89,9 +89,9 @@ def m003_runs_change_counter(db: Database) -> None:
     that a run changed by hand with ``sqlite3`` shows up too; ``recursive_triggers`` is off
     (SQLite's default), so the triggers' own updates do not fire them again.
     """
-    db["runs"].add_column("changed", int)
+    db.table("runs").add_column("changed", int)
     db.execute("UPDATE runs SET changed = id")
-    db["runs"].create_index(["changed"])
+    db.table("runs").create_index(["changed"])
     db.execute("CREATE TRIGGER runs_changed_on_insert AFTER INSERT ON runs BEGIN "
                "UPDATE runs SET changed = (SELECT COALESCE(MAX(changed), 0) + 1 FROM runs) "
                "WHERE id = NEW.id; END")
@@ -109,10 +109,10 @@ def m004_margin_and_lineage(db: Database) -> None:
 
     ``parent_id`` stays the validate/apply -> train link; a fork is another relation.
     """
-    db["train_steps"].add_column("margin", float)
-    db["runs"].add_column("init_from", str)
-    db["runs"].add_column("init_epoch", int)
-    db["runs"].add_column("init_run_id", int)
+    db.table("train_steps").add_column("margin", float)
+    db.table("runs").add_column("init_from", str)
+    db.table("runs").add_column("init_epoch", int)
+    db.table("runs").add_column("init_run_id", int)
 
 
 @migrations()
@@ -124,15 +124,15 @@ def m005_named_checkpoints_and_score_norm(db: Database) -> None:
     has the same name in ``checkpoint_name`` (NULL for an epoch). The ``*_asnorm`` columns hold
     the figures after adaptive S-norm with a cohort of ``cohort_size`` (NULL when not asked).
     """
-    db["checkpoints"].add_column("name", str)
-    db["checkpoints"].add_column("averaged", str)
+    db.table("checkpoints").add_column("name", str)
+    db.table("checkpoints").add_column("averaged", str)
     for column, kind in (("checkpoint_name", str), ("cohort_size", int), ("eer_asnorm", float),
                          ("eer_asnorm_low", float), ("eer_asnorm_high", float),
                          ("mindcf_01_asnorm", float), ("mindcf_005_asnorm", float),
                          ("threshold_asnorm", float)):
-        db["validations"].add_column(column, kind)
-    db["extractions"].add_column("checkpoint_name", str)
-    db["runs"].add_column("best_checkpoint", str)
+        db.table("validations").add_column(column, kind)
+    db.table("extractions").add_column("checkpoint_name", str)
+    db.table("runs").add_column("best_checkpoint", str)
 
 
 @migrations()
@@ -147,7 +147,7 @@ def m006_diarization_and_lineage(db: Database) -> None:
     longer the one that VAL_DIR's newest validate run points at (an epoch, or averaged weights
     such as ``avg-top5``: ``runs.best_checkpoint``).
     """
-    db["diarizations"].create({
+    db.table("diarizations").create({
         "id": int, "run_id": int, "extraction_id": int, "out_dir": str, "epoch": int,
         "protocol": str, "subset": str, "collar": float, "skip_overlap": int,
         "num_speakers": str, "threshold": float, "tuned_on": str, "linkage": str, "frame_rule": str,
@@ -155,18 +155,18 @@ def m006_diarization_and_lineage(db: Database) -> None:
         "total": float, "time": float,
     }, pk="id", not_null={"out_dir", "der"},
         foreign_keys=[("run_id", "runs", "id"), ("extraction_id", "extractions", "id")])
-    db["diarization_files"].create({
+    db.table("diarization_files").create({
         "id": int, "diarization_id": int, "uri": str, "der": float, "missed": float,
         "false_alarm": float, "confusion": float, "total": float, "speakers": int,
         "speakers_found": int, "rttm_path": str,
     }, pk="id", not_null={"diarization_id", "uri"},
         foreign_keys=[("diarization_id", "diarizations", "id")])
-    db["diarizations"].create_index(["out_dir"])
-    db["diarizations"].create_index(["run_id"])
-    db["diarization_files"].create_index(["diarization_id"])
+    db.table("diarizations").create_index(["out_dir"])
+    db.table("diarizations").create_index(["run_id"])
+    db.table("diarization_files").create_index(["diarization_id"])
     for column, kind in (("checkpoint", str), ("checkpoint_sha256", str),
                          ("validate_run_id", int), ("chosen_by", str)):
-        db["extractions"].add_column(column, kind)
+        db.table("extractions").add_column(column, kind)
     # the validation an extraction followed is the newest validate run of the same VAL_DIR
     # (validate and pick record params.yml's epoch there as best_epoch)
     db.execute("""CREATE VIEW stale_extractions AS
@@ -189,8 +189,8 @@ def m007_checkpoint_hashes(db: Database) -> None:
 
     Rows of earlier releases keep NULL (nothing to compare: their files are used as they are).
     """
-    db["checkpoints"].add_column("sha256", str)
-    db["runs"].add_column("init_sha256", str)
+    db.table("checkpoints").add_column("sha256", str)
+    db.table("runs").add_column("init_sha256", str)
 
 
 def known_migrations() -> list[str]:

@@ -20,8 +20,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from engine.errors import StoreError
-from engine.store import readonly
-from engine.store import liveness
+from engine.store import liveness, readonly
+from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
 _JSON_COLUMNS = ("config", "command")
 
@@ -78,7 +78,7 @@ class StoreReads:
             try:
                 cursor = self.db.conn.execute(sql, tuple(params))
                 columns = [d[0] for d in cursor.description]
-                return [dict(zip(columns, row)) for row in cursor.fetchall()]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
             except sqlite3.DatabaseError as e:
                 raise self._error(e) from e
 
@@ -100,7 +100,7 @@ class StoreReads:
                         "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
                         "WHERE r.changed > ? ORDER BY r.id DESC", (changed,))
                     names = [d[0] for d in cursor.description]
-                    rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
                     newest, count = conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
                 finally:
                     conn.execute("COMMIT")
@@ -197,9 +197,10 @@ class StoreReads:
         """Data problems recorded by a run."""
         return self._read("SELECT * FROM data_problems WHERE run_id = ? ORDER BY id", (run_id,))
 
-    def query(self, sql: str, params: Sequence[Any] = (), limit: int | None = readonly.DEFAULT_ROW_LIMIT, *,
-              time_limit: float | None = readonly.DEFAULT_TIME_LIMIT_S,
-              stop: readonly.QueryStop | None = None) -> readonly.QueryResult:
+    # the names imported from engine.store.readonly: in this class, ``readonly`` is the attribute
+    def query(self, sql: str, params: Sequence[Any] = (), limit: int | None = DEFAULT_ROW_LIMIT, *,
+              time_limit: float | None = DEFAULT_TIME_LIMIT_S,
+              stop: QueryStop | None = None) -> QueryResult:
         """Run one read-only SQL statement (the TUI's Query screen).
 
         It runs on a connection of its own that SQLite keeps from writing, attaching

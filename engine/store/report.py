@@ -81,7 +81,8 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
     # the table's edges add 2 and pad_edge=False takes 2 off: the columns sum to the width + 1
     room = terminal + 1
     reserve = min(_MIN_PROTOCOL + 3, need(_PROTOCOL))
-    columns, width = [], reserve
+    columns: list[str] = []
+    width = reserve
     for name in _COLUMNS:
         if name == _PROTOCOL:
             width = min(room, width - reserve + need(name))
@@ -96,7 +97,6 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
 
 def _print_table(runs: list[dict[str, Any]], db: str) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     now = time.time()

@@ -14,7 +14,9 @@ from typing import Any
 
 from engine.errors import StoreError
 from engine.records import Extraction, ValidationResult, as_args
+from engine.store.db import inserted_id
 from engine.store.reads import _abs
+
 
 class StoreResults:
     """Writers of validation, extraction and diarization rows (see ``Store``)."""
@@ -89,7 +91,7 @@ class StoreResults:
                 (run_id, extraction_id, _abs(out_dir), epoch, protocol, subset, collar, int(skip_overlap),
                  num_speakers, threshold, tuned_on, linkage, frame_rule, len(files), der, missed,
                  false_alarm, confusion, total, now))
-            diarization_id = int(cursor.lastrowid)
+            diarization_id = inserted_id(cursor)
             conn.executemany(
                 "INSERT INTO diarization_files (diarization_id, uri, der, missed, false_alarm, confusion, "
                 "total, speakers, speakers_found, rttm_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -29,7 +29,7 @@ from sqlite_utils import Database
 from engine.errors import StoreError
 from engine.records import Checkpoint, EpochSummary
 from engine.store import liveness
-from engine.store.db import connect, read_only_reason
+from engine.store.db import connect, inserted_id, read_only_reason
 from engine.store.migrations import migrate, pending
 from engine.store.netfs import is_network_fs
 from engine.store.reads import StoreReads, _abs
@@ -167,7 +167,7 @@ class Store(StoreReads, StoreResults):
         with self.transaction() as conn:
             cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
                                   tuple(row.values()))
-            return int(cursor.lastrowid)
+            return inserted_id(cursor)
 
     def reopen_run(self, run_id: int, *, from_step: int | None, command: list[str], device: str | None,
                    target_epoch: int | None = None, status: str = "running") -> None:

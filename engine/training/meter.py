@@ -48,7 +48,7 @@ class EpochMeter:
         wall = time.time()
         rows = [{"step": step, "epoch": epoch, "loss": loss, "lr": lr, "margin": margin,
                  "chunks_per_s": speed, "time": wall}
-                for (epoch, step, _, lr, margin), loss in zip(self._pending, losses)]
+                for (epoch, step, _, lr, margin), loss in zip(self._pending, losses, strict=True)]
         self._loss_sum += sum(losses)
         self._steps += len(rows)
         self._lr = rows[-1]["lr"]

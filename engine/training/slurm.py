@@ -35,8 +35,9 @@ def _train_arguments(args: SbatchRequest) -> list[str]:
         argv.append("--events")
     if args.trust_checkpoint:
         argv.append("--trust-checkpoint")
-    if getattr(args, "init_from", None):
-        argv += ["--init-from", str(Path(args.init_from).resolve())]
+    init_from = getattr(args, "init_from", None)
+    if init_from:
+        argv += ["--init-from", str(Path(init_from).resolve())]
         if args.init_classifier:
             argv.append("--init-classifier")
     return argv + [str(Path(args.exp_dir).resolve()), args.protocol]

@@ -1,1 +1,2 @@
-"""Validation: speaker-verification trials, their embeddings and scores, normalising the scores, and what is drawn from them (DET)."""
+"""Validation: speaker-verification trials, their embeddings and scores, normalising the scores, and what is
+drawn from them (DET)."""

@@ -43,7 +43,7 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]],
         raise ValueError("nothing to average")
     last = states[-1]
     names = paths or [Path(f"checkpoint {i + 1}") for i in range(len(states))]
-    for state, path in zip(states[:-1], names):
+    for state, path in zip(states[:-1], names[:-1], strict=True):
         differs = first_difference(state, last)
         if differs is not None:
             key, theirs, ours = differs
@@ -52,7 +52,8 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]],
     out: dict[str, torch.Tensor] = {}
     for key, value in last.items():
         if value.is_floating_point():
-            total = sum(s[key].to(torch.float64) for s in states)
+            # summed from a float64 zero (not the int 0): the same sums, and a tensor to the type checker
+            total = sum((s[key].to(torch.float64) for s in states), torch.zeros((), dtype=torch.float64))
             out[key] = (total / len(states)).to(value.dtype)
         else:
             out[key] = value.clone()
@@ -125,6 +126,8 @@ def cmd_average(args: AverageRequest) -> int:
     folder = Path(args.dir)
     if not folder.is_dir():
         raise SpkembError(f"{folder} is not a directory: pass TRN_DIR (--last) or VAL_DIR (--top)")
+    how: dict[str, Any]
+    eers: dict[int, float]
     if args.last is not None:
         trn, epochs = TrainingDir(folder), last_epochs(TrainingDir(folder), args.last)
         name, how, eers = f"avg-last{args.last}", {"how": "last"}, {}
@@ -133,6 +136,8 @@ def cmd_average(args: AverageRequest) -> int:
         if not val.is_validation_dir():
             raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
                               f"scored in {VAL_DIR_SHAPE}")
+        if args.top is None:  # the command line asks for one of the two
+            raise SpkembError("average: pass --last N (of TRN_DIR) or --top N (of VAL_DIR)")
         with _store_or_none(args.db) as store:
             trn, top = val.training, top_epochs(val, args.top, store)
         epochs, eers = [e for e, _ in top], dict(top)

@@ -69,7 +69,9 @@ def cohort_files(protocol: str, subset: str, database: str | None, *, size: int,
             chosen[speaker].append((str(f["uri"]), str(f["audio"])))
     problems = check_files(path for files in chosen.values() for _, path in files)
     bad = {p.path for p in problems}
-    speakers, files, speaker_of = [], {}, {}
+    speakers: list[str] = []
+    files: dict[str, str] = {}
+    speaker_of: dict[str, int] = {}
     for speaker in sorted(chosen):
         usable = [(uri, path) for uri, path in chosen[speaker] if path not in bad]
         if usable:

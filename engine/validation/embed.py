@@ -60,7 +60,8 @@ MODES = ("plain", "exact", "shared")
 class Signal(Protocol):
     """A waveform read by sample ranges; reads past the end give zeros."""
 
-    n_samples: int
+    @property
+    def n_samples(self) -> int: ...
 
     def read(self, start: int, n: int) -> np.ndarray: ...
 

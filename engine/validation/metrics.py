@@ -124,8 +124,8 @@ def equal_error_rate(scores, is_target) -> tuple[float, float]:
         The threshold interpolated the same way (accept when ``score >= threshold``).
     """
     thresholds, p_miss, p_fa = roc_curve(scores, is_target)
-    i, alpha, eer = _crossing(p_miss[None], p_fa[None])
-    i, alpha = int(i[0]), float(alpha[0])
+    first, weight, eer = _crossing(p_miss[None], p_fa[None])
+    i, alpha = int(first[0]), float(weight[0])
     t0 = thresholds[i - 1]
     t1 = thresholds[i] if np.isfinite(thresholds[i]) else np.nextafter(t0, np.inf)
     return float(eer[0]), float(t0 + alpha * (t1 - t0))
@@ -187,7 +187,7 @@ def bootstrap_eer_ci(scores, is_target, n: int = 1000, seed: int = 0,
     n_trials, n_groups = scores.size, starts.size
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n, 2_000_000 // max(n_trials, 1)))
-    eers = []
+    per_chunk: list[np.ndarray] = []
     for first in range(0, n, chunk):
         rows = min(chunk, n - first)
         drawn = rng.integers(0, n_trials, size=(rows, n_trials))
@@ -196,8 +196,8 @@ def bootstrap_eer_ci(scores, is_target, n: int = 1000, seed: int = 0,
         counts = np.bincount(key.ravel(), minlength=rows * 2 * n_groups).reshape(rows, n_groups, 2)
         p_miss, p_fa = _curves(counts[..., 1].astype(np.float64), counts[..., 0].astype(np.float64))
         _, _, eer = _crossing(p_miss, p_fa)
-        eers.append(eer)
-    eers = np.concatenate(eers)
+        per_chunk.append(eer)
+    eers = np.concatenate(per_chunk)
     eers = eers[np.isfinite(eers)]
     low, high = np.percentile(eers, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(low), float(high)

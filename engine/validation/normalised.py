@@ -29,7 +29,7 @@ def asnorm_result(norm: ScoreNorm, name: CheckpointName, val_dir: Path, cohort_e
     """Normalise the raw ``scores``, write ``scores/{name}.asnorm.txt``; the figures of that file."""
     normed = asnorm_scores(embeddings, speaker_means(cohort_embeddings, norm.cohort), trials, scores, norm.size)
     path = write_scores(ValidationDir(Path(val_dir)).normalised_score_file(name),
-                        ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, normed)))
+                        ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, normed, strict=True)))
     return AsNormFigures(**vars(figures_from_scores(*read_scores(path), source=path)), cohort_size=norm.size)
 
 

@@ -41,7 +41,7 @@ def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_ra
 
     def flush() -> None:
         offsets, starts, owners, pieces, at = [], [], [], [], 0
-        for i, (uri, x) in enumerate(pending):
+        for i, (_uri, x) in enumerate(pending):
             local = window_starts(len(x), window, hop)
             starts.append(at + local)
             owners.append(np.full(len(local), i))

@@ -45,12 +45,18 @@ from engine.store import HEARTBEAT_INTERVAL
 from engine.store.events import recorder as open_writer
 from engine.validation.embed import load_network
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
-from engine.validation.selection import (read_params, read_scores, result_from_scores, results_from_store, scores_path,
-                                         write_params, write_scores)
+from engine.validation.selection import (
+    read_params,
+    read_scores,
+    result_from_scores,
+    results_from_store,
+    scores_path,
+    write_params,
+    write_scores,
+)
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
 from engine.validation.watch import CheckpointWatcher, Snapshot
-
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
 STARTUP_GRACE = 60.0
@@ -75,7 +81,8 @@ def load_trials(protocol_name: str, subset: str, database: str | None
     if path is not None:
         check_trial_file(path)
     source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"
-    trials, files = [], {}
+    trials: list[tuple[int, str, str]] = []
+    files: dict[str, str] = {}
     try:
         for number, trial in enumerate(method(), 1):
             trials.append(check_trial(trial, number, source))
@@ -236,7 +243,7 @@ def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name
     """Score one checkpoint (or reuse its earlier figures) and record them; (result, scored)."""
     result = reused_result(val_dir, name, checkpoint, trials, recorded, norm) if reusable else None
     scored = result is None
-    if not scored:
+    if result is not None:
         how = f"scored before, in {result.scores_path}; --rescore to embed again"
     else:
         started = time.monotonic()
@@ -285,12 +292,13 @@ def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials
             pairs = [tuple(line.split()[2:4]) for line in f if line.strip()]
         if pairs != [(u1, u2) for _, u1, u2 in trials]:
             return None
-        complete = recorded is not None and recorded.complete
-        if norm is not None and (not complete or recorded.asnorm is None or recorded.asnorm.cohort_size != norm.size):
+        complete = recorded if recorded is not None and recorded.complete else None
+        if norm is not None and (complete is None or complete.asnorm is None
+                                 or complete.asnorm.cohort_size != norm.size):
             return None
-        if isinstance(epoch, str) and not complete:
+        if isinstance(epoch, str) and complete is None:
             return None
-        result = recorded if complete else result_from_scores(epoch, *read_scores(path))
+        result = complete if complete is not None else result_from_scores(epoch, *read_scores(path))
     except (OSError, ValueError, SpkembError):
         return None
     return dataclasses.replace(result, n_trials=len(pairs), scores_path=str(path))
@@ -330,7 +338,7 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
                                  phase=phase, stop=stop)
     scores = cosine_scores(embeddings, trials)
     path = write_scores(scores_path(val_dir, epoch),
-                        ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores)))
+                        ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores, strict=True)))
     # the figures come from the scores as written (six decimals), so that the file alone gives
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
     result = result_from_scores(epoch, *read_scores(path), source=path, last_epoch=int(payload.get("epoch") or 0))

@@ -75,10 +75,11 @@ class CheckpointWatcher:
             snapshot = Snapshot(ckpts, ended, run, "database")
         else:
             events = TrainingDir(Path(self.trn_dir)).events
-            snapshot = self._from_events(events) if events.is_file() else None
-            if snapshot is None:
+            recorded = self._from_events(events) if events.is_file() else None
+            if recorded is None:
                 settled, pending = self._settled_files()
-                snapshot = Snapshot(settled, True, None, "files", pending)
+                recorded = Snapshot(settled, True, None, "files", pending)
+            snapshot = recorded
         trn = TrainingDir(Path(self.trn_dir))
         snapshot.named = {name: trn.checkpoint(name) for name in trn.named_checkpoints()}
         return snapshot

@@ -24,10 +24,10 @@ MEETINGS = "Demo.SpeakerDiarization.Meetings"
 
 def two_epochs(root: Path, db: Path) -> int:
     """A training run with real checkpoints at epochs 1 and 2, validated (epoch 1 picked); its id."""
-    from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.config import config_to_dict, parse_config
-    from engine.model import build_model
     from engine.layout import ValidationDir
+    from engine.model import build_model
+    from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.validation.selection import write_params, write_scores
 
     exp = root / "exp"
@@ -151,14 +151,15 @@ async def test_each_extraction_is_a_line_with_its_settings_and_every_der(tmp_pat
         blocks = panel_blocks(str(panel.render()))
     assert "exact path, torch, step 0.5 s" in blocks[exact][0]
     # two collars: two results, each with how it was scored
-    assert blocks[exact][1] == "replaced by #%d (same settings, same folder)" % again
+    assert blocks[exact][1] == f"replaced by #{again} (same settings, same folder)"
     ders = [line for line in blocks[exact] if line.startswith("DER")]
     assert len(ders) == 2
     assert ders[0].startswith("DER 60.00 %") and ders[0].endswith("oracle speakers · collar 0.5 s, overlap scored")
     assert ders[1].startswith("DER 10.00 %") and ders[1].endswith("oracle speakers · collar 0 s, overlap scored")
     assert "shared path, torch, step 0.5 s" in blocks[shared][0]
     assert [line for line in blocks[shared] if line.startswith("DER")] == [
-        "DER 10.00 % (missed 1.67 %, false alarm 0.00 %, confusion 8.33 %) oracle speakers · collar 0 s, overlap scored"]
+        "DER 10.00 % (missed 1.67 %, false alarm 0.00 %, confusion 8.33 %) "
+        "oracle speakers · collar 0 s, overlap scored"]
     assert "plain path, onnxruntime, step 0.5 s" in blocks[onnx][0]
     assert blocks[shared][-1].endswith("1-shared-step0.5") and blocks[onnx][-1].endswith("1-onnxruntime-step0.5")
     assert not any(line.startswith("DER") for line in blocks[onnx] + blocks[again])
@@ -187,11 +188,11 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
             await pilot.press("e")
             await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
             dialog = app.screen
-            await wait_for(pilot, lambda: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
+            await wait_for(pilot, lambda dialog=dialog: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
             dialog.query_one("#step").value = "0.5"
             dialog.query_one("#path").value = path
             await pilot.click("#ok")
-            await wait_for(pilot, lambda: len(ders()) == n and all(ders().values()), timeout=300)
+            await wait_for(pilot, lambda n=n: len(ders()) == n and all(ders().values()), timeout=300)
 
         with open_store(db_path, readonly=True) as store:
             applies = {e["mode"]: e for r in store.find_runs(kind="apply") for e in store.extractions(r["id"])}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from app.dialogs import ErrorDialog
@@ -14,7 +12,8 @@ from tests.engine.read_only import Media, files, media  # noqa: F401 - fixture
 
 
 @pytest.mark.timeout(300)
-async def test_the_tui_reads_a_database_on_read_only_media(media: Media, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_tui_reads_a_database_on_read_only_media(
+        media: Media, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - a fixture imported above
     root = media.folder
     monkeypatch.chdir(root)
     monkeypatch.delenv("SPKEMB_DB", raising=False)

@@ -65,7 +65,7 @@ async def test_missing_database_explains_what_to_do(tmp_path: Path, monkeypatch)
         async with app.run_test(size=(140, 36)) as pilot:
             screen = app.screen
             assert isinstance(screen, RunsScreen)
-            await wait_for(pilot, lambda: screen.loaded)
+            await wait_for(pilot, lambda screen=screen: screen.loaded)
             text = str(screen.query_one("#message").render())
             assert "No runs yet" in text and "launch" in text
             # where data comes from is said only when there is no database.yml to train on

@@ -169,7 +169,9 @@ async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     smi = bin_dir / "nvidia-smi"
-    smi.write_text("#!/bin/sh\necho '0, NVIDIA H100 80GB HBM3, 81559 MiB'\necho '1, NVIDIA H100 80GB HBM3, 81559 MiB'\n")
+    smi.write_text("#!/bin/sh\n"
+                   "echo '0, NVIDIA H100 80GB HBM3, 81559 MiB'\n"
+                   "echo '1, NVIDIA H100 80GB HBM3, 81559 MiB'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     conn = sqlite3.connect(workspace / "runs.db")
@@ -204,7 +206,7 @@ async def test_config_form_refuses_a_folder_outside_the_workspace(workspace: Pat
         for typed in ("../escaped", "experiments/../../escaped", str(workspace.parent / "escaped")):
             screen.query_one("#exp-dir").value = typed
             assert screen.action_save() is None
-            await wait_for(pilot, lambda: any(repr(typed) in e for e in _errors(app)))
+            await wait_for(pilot, lambda typed=typed: any(repr(typed) in e for e in _errors(app)))
         assert not (workspace.parent / "escaped").exists()
         assert [e for e in _errors(app) if "'..'" in e and "experiments/exp1" in e]
         screen.query_one("#exp-dir").value = "./experiments//mine/"  # harmless spellings still save

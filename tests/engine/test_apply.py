@@ -15,8 +15,15 @@ import yaml
 
 from engine.model import SincTDNN
 from engine.records import ValidationResult
-from engine.validation.embed import (ArraySignal, embed_exact, embed_plain, embed_shared, inference_model,
-                          snap_starts, window_starts)
+from engine.validation.embed import (
+    ArraySignal,
+    embed_exact,
+    embed_plain,
+    embed_shared,
+    inference_model,
+    snap_starts,
+    window_starts,
+)
 from tests.conftest import TINY_CONFIG
 
 SR = 16000
@@ -91,9 +98,9 @@ def test_a_file_shorter_than_a_window_is_one_window():
 
 def write_model_dir(tmp_path: Path, duration: float) -> Path:
     """A TRN_DIR with one checkpoint and its VAL_DIR with params.yml; returns VAL_DIR."""
-    from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model
+    from engine.process.checkpoints import epoch_path, save_checkpoint
     from engine.validation.selection import write_params
 
     config = parse_config(TINY_CONFIG.replace("duration: 1.0", f"duration: {duration}"), "tiny")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from data_corpus import RAMP, RATE, ramp
+
 from engine.data.audio import audio_info, check_files, read_crop, read_file
 from engine.errors import AudioError
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from data_corpus import RATE, make_corpus
+
 from engine.config import AugmentationConfig, Config, ReverbConfig, TaskConfig
 from engine.data.augment import AddNoise, AddReverb, build_augmentation, collection_paths
 from engine.data.batches import build_index, make_loader
@@ -118,9 +118,9 @@ def test_config_augmentation_in_the_loader(corpus: Path) -> None:
     plain = [w.clone() for w, _ in make_loader(index, config, workers=0, seed=0)]
     noisy = [w.clone() for w, _ in make_loader(index, config, workers=0, seed=0, augment=chain)]
     again = [w.clone() for w, _ in make_loader(index, config, workers=2, seed=0, augment=chain)]
-    assert all(torch.equal(a, b) for a, b in zip(noisy, again))
-    for clean, mixed in zip(plain, noisy):
-        for c, m in zip(clean.numpy(), mixed.numpy()):
+    assert all(torch.equal(a, b) for a, b in zip(noisy, again, strict=True))
+    for clean, mixed in zip(plain, noisy, strict=True):
+        for c, m in zip(clean.numpy(), mixed.numpy(), strict=True):
             assert snr(c, m) == pytest.approx(5.0, abs=0.05)
     no_noise = dataclasses.replace(augmentation, collection=())
     (step,) = build_augmentation(no_noise, sample_rate=RATE, database=str(yml)).steps

@@ -28,7 +28,7 @@ def write_epochs(trn: TrainingDir, epochs: list[int], config_text: str = BN_CONF
     for epoch in epochs:
         torch.manual_seed(epoch)
         model = build_model(config)
-        for name, buffer in model.named_buffers():  # as if trained: distinct statistics
+        for buffer in model.buffers():  # as if trained: distinct statistics
             buffer.copy_(torch.rand_like(buffer.float()).to(buffer.dtype) if buffer.is_floating_point()
                          else torch.full_like(buffer, 10 * epoch))
         states[epoch] = model.state_dict()
@@ -70,7 +70,8 @@ def test_average_last_is_the_mean_of_the_checkpoints(tmp_path: Path, db_path: Pa
 
     with open_store(db_path) as store:
         rows = store.checkpoints(run_id)
-    assert [(r["name"], r["epoch"], r["averaged"], r["partial"]) for r in rows] == [("avg-last3", 4, "[2, 3, 4]", False)]
+    assert ([(r["name"], r["epoch"], r["averaged"], r["partial"]) for r in rows]
+            == [("avg-last3", 4, "[2, 3, 4]", False)])
     assert rows[0]["path"] == str(trn.checkpoint("avg-last3").resolve())
 
 

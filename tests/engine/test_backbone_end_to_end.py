@@ -77,8 +77,8 @@ def test_resnet34_trains_validates_applies_and_exports_from_its_checkpoint_alone
     # the exact path of a filterbank network is every window through it (per-window normalisation)
     model, config, _ = load_model(checkpoint)
     assert isinstance(model, FbankNetwork) and not model.training
-    from engine.data.protocols import load_protocol
     from engine.data.audio import read_file
+    from engine.data.protocols import load_protocol
 
     first = next(iter(load_protocol(MEETINGS, demo_corpus).test()))
     x = read_file(str(first["audio"]), SR)

@@ -19,7 +19,8 @@ from engine.model.fbank import Fbank
 from engine.model.summary import count_parameters
 
 TASK = "task: {name: AdditiveAngularMarginLoss}\n"
-FBANK = "feature_extraction: {name: Fbank, params: {num_mel_bins: 80, frame_length: 25, frame_shift: 10, dither: 1.0}}\n"
+FBANK = ("feature_extraction: {name: Fbank, params: {num_mel_bins: 80, frame_length: 25, frame_shift: 10, "
+         "dither: 1.0}}\n")
 
 #: WeSpeaker's own models (wespeaker/models/*.py) with these settings: each count was read off
 #: ``sum(p.numel() for p in model.parameters())`` of WeSpeaker's code, whose state_dict keys and

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
+
 from engine.config import Config, TaskConfig
 from engine.data.batches import SpeakerBatches, batches_per_epoch, build_index, make_loader
 from engine.data.protocols import load_protocol, speech_regions, subset_files
@@ -42,12 +42,12 @@ def dataset(index, seed: int = 0, **kwargs) -> SpeakerBatches:
 
 
 def collect(loader) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return [(w.clone(), l.clone()) for w, l in loader]
+    return [(w.clone(), labels.clone()) for w, labels in loader]
 
 
 def same(a: list, b: list) -> bool:
     return len(a) == len(b) and all(torch.equal(x[0], y[0]) and torch.equal(x[1], y[1])
-                                    for x, y in zip(a, b))
+                                    for x, y in zip(a, b, strict=True))
 
 
 def test_epoch_length_is_per_epoch_days_of_audio() -> None:
@@ -65,7 +65,7 @@ def test_a_batch_is_per_fold_speakers_times_per_label_chunks_of_speech(index, fi
         assert labels.dtype == np.int64 and len(set(labels.tolist())) == 3
         assert all(np.bincount(labels, minlength=4)[s] in (0, 2) for s in range(4))
         plan = ds.sample_plan(0, k)
-        for row, chunk, wave in zip(labels, plan, waveforms):
+        for row, chunk, wave in zip(labels, plan, waveforms, strict=True):
             assert index.speakers[row] == chunk["speaker"]
             inside = [seg for seg in regions[chunk["uri"]][chunk["speaker"]]
                       if seg.start <= chunk["start"] and chunk["start"] + 1.0 <= seg.end + 1e-9]

@@ -12,8 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import (FIELD_SPECS, Config, MarginSchedule, config_diff, config_from_dict, config_to_dict,
-                           dump_config, load_config, parse_config, template_text, validate_field)
+from engine.config import (
+    FIELD_SPECS,
+    Config,
+    MarginSchedule,
+    config_diff,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    load_config,
+    parse_config,
+    template_text,
+    validate_field,
+)
 from engine.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,10 +12,25 @@ from typing import Any
 
 import pytest
 
-from engine.config import (FIELD_SPECS, TEMPLATES, ArchitectureConfig, AugmentationConfig, BackboneConfig, Config,
-                           FeatureExtraction,
-                           MarginSchedule, OptimizerConfig, ReverbConfig, SchedulerConfig, TaskConfig,
-                           config_from_dict, config_to_dict, dump_config, parse_config, template_text)
+from engine.config import (
+    FIELD_SPECS,
+    TEMPLATES,
+    ArchitectureConfig,
+    AugmentationConfig,
+    BackboneConfig,
+    Config,
+    FeatureExtraction,
+    MarginSchedule,
+    OptimizerConfig,
+    ReverbConfig,
+    SchedulerConfig,
+    TaskConfig,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    parse_config,
+    template_text,
+)
 from engine.config.specs import AS_DEFAULT, COMPONENTS, FBANK_BACKBONES, Component, Param, reference_component
 
 REPO = Path(__file__).resolve().parents[2]

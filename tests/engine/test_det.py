@@ -12,8 +12,7 @@ from scipy.stats import norm
 
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
-from engine.validation.det import (common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms,
-                                   thinned)
+from engine.validation.det import common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms, thinned
 from engine.validation.selection import write_scores
 
 
@@ -28,8 +27,8 @@ def brute_force(scores: np.ndarray, is_target: np.ndarray) -> list[tuple[float, 
     """(threshold, P_miss, P_fa) by counting, trial by trial, at each distinct score and above all."""
     points = []
     for t in sorted(set(scores.tolist())) + [float("inf")]:
-        misses = sum(1 for s, y in zip(scores, is_target) if y and s < t)
-        false_alarms = sum(1 for s, y in zip(scores, is_target) if not y and s >= t)
+        misses = sum(1 for s, y in zip(scores, is_target, strict=True) if y and s < t)
+        false_alarms = sum(1 for s, y in zip(scores, is_target, strict=True) if not y and s >= t)
         points.append((t, misses / is_target.sum(), false_alarms / (~is_target).sum()))
     return points
 
@@ -39,7 +38,7 @@ def test_det_points_match_brute_force_counts(tmp_path: Path) -> None:
     val = ValidationDir(tmp_path / "val")
     val.scores.mkdir(parents=True)
     write_scores(val.score_file(3), [(int(y), float(s), f"a{i}", f"b{i}")
-                                     for i, (s, y) in enumerate(zip(scores, is_target))])
+                                     for i, (s, y) in enumerate(zip(scores, is_target, strict=True))])
     epoch = load_epoch(val, 3)
     curve = epoch.curve
     expected = brute_force(scores, is_target)

@@ -158,8 +158,10 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
         assert 0.0 <= diarization["der"] == pytest.approx(
             sum(r["missed"] + r["false_alarm"] + r["confusion"] for r in rows) / sum(r["total"] for r in rows))
         extraction = store.extractions(apply_run["id"])[0]
-        assert extraction["checkpoint_sha256"] == yaml.safe_load((out / "metadata.yml").read_text())["checkpoint_sha256"]
-        assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None  # an epoch is its number; names are for averages
+        metadata = yaml.safe_load((out / "metadata.yml").read_text())
+        assert extraction["checkpoint_sha256"] == metadata["checkpoint_sha256"]
+        # an epoch is its number; names are for averages
+        assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None
 
     # again, standalone, with a collar and the threshold tuned on the development meeting
     dev = run_engine("apply", "--step", "0.5", "--subset", "development", str(val_dir), MEETINGS,
@@ -228,7 +230,7 @@ def test_two_collars_are_two_diarizations_with_their_own_rttms(tmp_path: Path, d
         checks = store.diarizations(run_id=apply_run["id"])
         assert [(c["collar"], c["skip_overlap"]) for c in checks] == [(0.5, 1), (0.0, 0)]  # newest first
         assert checks[0]["der"] != checks[1]["der"]
-        for check, folder in zip(checks, (second, out)):
+        for check, folder in zip(checks, (second, out), strict=True):
             files = store.diarization_files(check["id"])
             assert {Path(f["rttm_path"]).parent for f in files} == {folder.absolute()}
             for f in files:

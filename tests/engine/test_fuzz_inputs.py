@@ -11,6 +11,7 @@ process, so in-process they would come and go between examples.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import itertools
@@ -21,14 +22,12 @@ import string
 import tempfile
 import traceback
 import warnings
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-import atexit
-
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -1,13 +1,18 @@
 """The run-folder layout: one module spells it, and it refuses paths that leave their folder."""
 
-from pathlib import Path
 
 import pytest
 
 from engine.errors import PathError
-
-from engine.layout import (ExperimentDir, TrainingDir, ValidationDir, checkpoint_label, contained,
-                           diarization_folder, parse_checkpoint_name)
+from engine.layout import (
+    ExperimentDir,
+    TrainingDir,
+    ValidationDir,
+    checkpoint_label,
+    contained,
+    diarization_folder,
+    parse_checkpoint_name,
+)
 
 
 def test_the_tutorial_directories(tmp_path):

@@ -11,8 +11,8 @@ from engine.validation.metrics import bootstrap_eer_ci, equal_error_rate, min_dc
 def brute_force_points(scores, is_target):
     """(P_miss, P_fa) for 'accept if score >= t' at every candidate t, by counting in Python."""
     scores = [float(s) for s in scores]
-    targets = [s for s, t in zip(scores, is_target) if t]
-    nontargets = [s for s, t in zip(scores, is_target) if not t]
+    targets = [s for s, t in zip(scores, is_target, strict=True) if t]
+    nontargets = [s for s, t in zip(scores, is_target, strict=True) if not t]
     points = []
     for thr in sorted(set(scores)) + [float("inf")]:
         miss = sum(s < thr for s in targets) / len(targets)

@@ -9,12 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_corpus import make_corpus
 from pyannote.core import Annotation, Segment, Timeline
 
-from data_corpus import make_corpus
 from engine.data.audio import check_files
-from engine.data.protocols import (database_paths, list_protocols, load_protocol, speech_intervals,
-                              speech_regions, subset_files)
+from engine.data.protocols import (
+    database_paths,
+    list_protocols,
+    load_protocol,
+    speech_intervals,
+    speech_regions,
+    subset_files,
+)
 from engine.errors import ProtocolError
 
 VOICES = "Tiny.SpeakerVerification.Voices"

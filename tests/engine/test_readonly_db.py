@@ -31,7 +31,7 @@ def _listed(done: subprocess.CompletedProcess) -> list[str]:
     return [run["name"] for run in json.loads(done.stdout)]
 
 
-def test_runs_lists_a_database_on_read_only_media_leaving_no_file(media: Media, tmp_path: Path) -> None:
+def test_runs_lists_a_database_on_read_only_media_leaving_no_file(media: Media, tmp_path: Path) -> None:  # noqa: F811 - a fixture imported above
     clean = media.folder / "clean" / "runs.db"
     _fill(clean)
     # a copy taken while a writer had it open: the last run is only in its -wal
@@ -53,7 +53,7 @@ def test_runs_lists_a_database_on_read_only_media_leaving_no_file(media: Media, 
     assert {p: files(p.parent) for p in (clean, live)} == before  # no -wal, no -shm, nothing
 
 
-def test_train_into_a_database_on_read_only_media_stops_with_one_line(media: Media, tmp_path: Path,
+def test_train_into_a_database_on_read_only_media_stops_with_one_line(media: Media, tmp_path: Path,  # noqa: F811 - a fixture imported above
                                                                        tiny_exp: Path, demo_corpus: Path) -> None:
     db = media.folder / "runs.db"
     _fill(db)
@@ -71,7 +71,7 @@ def test_train_into_a_database_on_read_only_media_stops_with_one_line(media: Med
 
 
 @pytest.mark.parametrize("read_only", ["file", "folder"])
-def test_runs_lists_a_read_only_file_or_folder_leaving_no_file(tmp_path: Path, unwritable, read_only: str) -> None:
+def test_runs_lists_a_read_only_file_or_folder_leaving_no_file(tmp_path: Path, unwritable, read_only: str) -> None:  # noqa: F811 - a fixture imported above
     db = tmp_path / "db" / "runs.db"
     _fill(db)
     unwritable(db if read_only == "file" else db.parent)  # the file: its folder stays writable
@@ -80,7 +80,7 @@ def test_runs_lists_a_read_only_file_or_folder_leaving_no_file(tmp_path: Path, u
     assert files(db.parent) == before  # no -wal, no -shm left behind
 
 
-def test_a_writer_refuses_a_read_only_file_in_one_line(tmp_path: Path, unwritable) -> None:
+def test_a_writer_refuses_a_read_only_file_in_one_line(tmp_path: Path, unwritable) -> None:  # noqa: F811 - a fixture imported above
     db = tmp_path / "db" / "runs.db"
     _fill(db)
     unwritable(db)

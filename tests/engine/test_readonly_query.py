@@ -91,7 +91,7 @@ def test_reads_still_work(live_db: Path) -> None:
             columns, _ = reader.query(sql)
             assert columns, title
         columns, rows = reader.query(EXAMPLE_QUERIES["best EER per run"])
-        assert [dict(zip(columns, r))["best_eer"] for r in rows] == [0.2]
+        assert [dict(zip(columns, r, strict=True))["best_eer"] for r in rows] == [0.2]
         counted = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3) SELECT i FROM n"
         assert reader.query(counted)[1] == [(1,), (2,), (3,)]
         assert reader.query("/* why */ SELECT kind FROM runs WHERE id = ?;", (1,))[1] == [("train",)]

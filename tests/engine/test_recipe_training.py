@@ -19,7 +19,8 @@ from tests.engine.engine_runner import run_engine, start_engine, wait_for
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 ARGS = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
 
-#: 5 batches an epoch (0.0004 day of 8 one-second chunks); the margin ramps up during epoch 2; speed perturbation before the noise
+#: 5 batches an epoch (0.0004 day of 8 one-second chunks); the margin ramps up during epoch 2;
+#: speed perturbation before the noise
 RECIPE = (TINY_CONFIG
           .replace("per_epoch: 0.0002", "per_epoch: 0.0004")
           .replace("      margin: 0.05\n", "      margin: 0.2\n      margin_scheduler: "

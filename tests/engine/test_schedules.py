@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import pytest
 import torch
 
-from engine.config import FIELD_SPECS, MarginSchedule, TaskConfig, config_diff, config_to_dict, dump_config, \
-    parse_config, validate_field
+from engine.config import (
+    FIELD_SPECS,
+    MarginSchedule,
+    TaskConfig,
+    config_diff,
+    config_to_dict,
+    dump_config,
+    parse_config,
+    validate_field,
+)
 from engine.errors import ConfigError
 from engine.model.loss import AdditiveAngularMarginLoss
 from engine.training.schedulers import learning_rate, margin_at
@@ -32,7 +41,7 @@ def test_exponential_decrease_warms_up_from_zero_then_decays_to_final_lr_at_the_
     assert lr[20] == pytest.approx(0.01)
     # the end of the last epoch reaches final_lr
     assert lr[40] == pytest.approx(0.001)
-    assert all(a > b for a, b in zip(lr[10:], lr[11:]))
+    assert all(a > b for a, b in pairwise(lr[10:]))
     # what depends on the number of epochs: the decay rate (here --to 8 halves it)
     assert learning_rate(s, 20, 10, 8) == pytest.approx(0.1 * 0.01 ** (20 / 80))
     # no warm-up: initial_lr at step 0

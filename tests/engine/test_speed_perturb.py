@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
-
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
+
 from engine.config import AugmentationConfig, Config, TaskConfig, parse_config
 from engine.data.batches import SpeakerBatches, build_index, make_loader
 from engine.data.protocols import load_protocol, speech_regions, subset_files
@@ -57,7 +56,7 @@ def test_a_sped_up_chunk_is_the_resampled_speech_and_stays_inside_it(index, file
     for k in range(ds.batches_per_epoch):
         waveforms, labels = ds.batch(0, k)
         assert waveforms.shape == (6, RATE)
-        for chunk, wave in zip(ds.sample_plan(0, k), waveforms):
+        for chunk, wave in zip(ds.sample_plan(0, k), waveforms, strict=True):
             factor = chunk["speed"]
             checked.add(factor)
             # the ramp rises by RAMP per sample: played f times faster, by f * RAMP per sample
@@ -78,10 +77,11 @@ def test_a_sped_up_chunk_is_the_resampled_speech_and_stays_inside_it(index, file
 def test_batches_stay_a_pure_function_of_seed_epoch_and_batch(index) -> None:
     cfg = Config(task=TaskConfig(duration=1.0, per_fold=3, per_label=2, per_epoch=0.0005),
                  augmentation=AugmentationConfig(speeds=FACTORS))
-    whole = [(w.clone(), l.clone()) for w, l in make_loader(index, cfg, workers=0, seed=5)]
-    resumed = [(w.clone(), l.clone()) for w, l in make_loader(index, cfg, workers=2, seed=5, start_batch=3)]
+    whole = [(w.clone(), labels.clone()) for w, labels in make_loader(index, cfg, workers=0, seed=5)]
+    resumed = [(w.clone(), labels.clone()) for w, labels in make_loader(index, cfg, workers=2, seed=5, start_batch=3)]
     assert len(whole) == 8 and len(resumed) == 5
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(whole[3:], resumed))
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+               for a, b in zip(whole[3:], resumed, strict=True))
     # without speed perturbation the batches are exactly those of a run that never had it
     plain = dataclasses.replace(cfg, augmentation=None)
     one = next(iter(make_loader(index, plain, workers=0, seed=5)))

@@ -177,7 +177,7 @@ def test_named_checkpoints_and_asnorm_figures(tmp_path: Path) -> None:
         assert (rows[1]["cohort_size"], rows[1]["eer_asnorm"], rows[1]["mindcf_01_asnorm"]) == (5, 0.05, 0.3)
         assert rows[0]["eer_asnorm"] is None
         columns, found = store.query(EXAMPLE_QUERIES["best EER per run"])
-        assert [dict(zip(columns, r))["best_eer"] for r in found] == [0.2]  # epochs only
+        assert [dict(zip(columns, r, strict=True))["best_eer"] for r in found] == [0.2]  # epochs only
         columns, found = store.query(EXAMPLE_QUERIES["averaged weights against the best epoch"])
         assert [(r[1], r[2], r[5], r[6]) for r in found] == [("avg-top2", 0.1, 3, 0.2)]
         store.set_best(val_id, epoch=3, eer=0.1, how="manual", checkpoint="avg-top2")
@@ -197,12 +197,12 @@ def test_example_queries_on_a_real_database(tmp_path: Path) -> None:
         store.set_status(other_val, "completed")
 
         columns, rows = store.query(EXAMPLE_QUERIES["best EER per run"])
-        best = [dict(zip(columns, row)) for row in rows]
+        best = [dict(zip(columns, row, strict=True)) for row in rows]
         assert [(b["validate_run"], b["best_epoch"], b["best_eer"]) for b in best] == [
             (val_id, 2, 0.1), (other_val, 5, 0.25)]
 
         columns, rows = store.query(EXAMPLE_QUERIES["runs still running"])
-        running = [dict(zip(columns, row)) for row in rows]
+        running = [dict(zip(columns, row, strict=True)) for row in rows]
         assert [r["id"] for r in running] == [train_id, val_id]
         assert all(0 <= r["heartbeat_age_s"] < 60 for r in running)
         for sql in EXAMPLE_QUERIES.values():

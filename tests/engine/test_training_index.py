@@ -193,8 +193,8 @@ def tricky_protocol(root: Path, demo_corpus: Path, seed: int = 0) -> Path:
 
 def canonical(listed: Listed) -> tuple:
     regions = [(int(f), listed.labels[s], a, b) for f, s, a, b in
-               zip(listed.reg_file, listed.reg_label, listed.reg_start.tolist(), listed.reg_end.tolist())]
-    mentions = sorted((int(f), listed.labels[s]) for f, s in zip(listed.men_file, listed.men_label))
+               zip(listed.reg_file, listed.reg_label, listed.reg_start.tolist(), listed.reg_end.tolist(), strict=True)]
+    mentions = sorted((int(f), listed.labels[s]) for f, s in zip(listed.men_file, listed.men_label, strict=True))
     return listed.uris.tolist(), listed.paths.tolist(), sorted(regions), mentions
 
 
@@ -221,7 +221,8 @@ import json, sys
 from engine.data.training_index import IndexRequest, training_table
 from engine.progress import Progress
 yml, root, builder = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
-table = training_table(IndexRequest("{protocol}", "train", yml, builder=builder), Progress(), __import__("pathlib").Path(root))
+request = IndexRequest("{protocol}", "train", yml, builder=builder)
+table = training_table(request, Progress(), __import__("pathlib").Path(root))
 print(json.dumps({{"files": len(table.paths), "key": table.info["key"]}}), flush=True)
 """
 

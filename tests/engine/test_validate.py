@@ -17,8 +17,15 @@ import yaml
 from engine.layout import ValidationDir
 from engine.records import ValidationResult
 from engine.store import open_store
-from engine.validation.selection import (pick_best, read_params, read_scores, results_from_scores, scores_path,
-                              write_params, write_scores)
+from engine.validation.selection import (
+    pick_best,
+    read_params,
+    read_scores,
+    results_from_scores,
+    scores_path,
+    write_params,
+    write_scores,
+)
 from tests import children
 from tests.conftest import TINY_CONFIG
 
@@ -244,7 +251,7 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
     for epoch, separation in ((1, 0.5), (2, 3.0), (3, 1.5)):
         scores = rng.normal(size=400) + separation * is_target
         write_scores(scores_path(val_dir, epoch),
-                     [(t, s, f"u{i}", f"v{i}") for i, (t, s) in enumerate(zip(is_target, scores))])
+                     [(t, s, f"u{i}", f"v{i}") for i, (t, s) in enumerate(zip(is_target, scores, strict=True))])
     results = results_from_scores(val_dir)
     assert [r.checkpoint for r in results] == [1, 2, 3]
     assert results[1].eer < results[2].eer < results[0].eer
