@@ -65,6 +65,10 @@ def _number(value: Any, kind: str) -> Any:
     # bool is a subclass of int in Python; in a config `true` is never a number.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise Invalid(f"expected {TYPE_WORDS[kind]}, got {describe(value)}")
+    if isinstance(value, int) and value.bit_length() > 63:
+        # beyond any size a config means, and beyond a float (or, past 4,300 digits, even its repr)
+        raise Invalid(f"expected {TYPE_WORDS[kind]} of a sensible size, got an integer of "
+                      f"{len(str(abs(value) >> (value.bit_length() - 60)))}+ digits")
     if kind == "int":
         if not isinstance(value, int):
             raise Invalid(f"expected an integer, got {value!r}")

@@ -55,6 +55,9 @@ def read_yaml(text: str, name: str) -> Source:
     except yaml.YAMLError as e:
         # a ReaderError's second line says "in <unicode string>, position N": the first says what
         raise ConfigError(f"invalid YAML: {(str(e).splitlines() or ['unreadable'])[0]}", source=name) from e
+    except ValueError as e:
+        # Python refuses to read an integer of more than 4,300 digits (int_max_str_digits)
+        raise ConfigError(f"a number too long to read ({e}); write a number of sensible size", source=name) from e
     finally:
         if loader is not None:
             loader.dispose()

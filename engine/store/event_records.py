@@ -201,6 +201,8 @@ def parse_record(text: str, line: int) -> EventRecord:
         record = json.loads(text)
     except json.JSONDecodeError:
         raise BadRecord("not JSON") from None
+    except ValueError:  # an integer of more than 4,300 digits (Python's int_max_str_digits)
+        raise BadRecord("a number too long to read") from None
     if not isinstance(record, dict):
         raise BadRecord("not a JSON object")
     if record.get("v", FORMAT_VERSION) != FORMAT_VERSION:

@@ -161,6 +161,8 @@ DEMO = template_text("demo")
 @example(text="\x00" + DEMO)
 @example(text=DEMO.replace("feature_extraction:\n", "feature_extraction:\n   \"a\\rb\": 1\n", 1))
 @example(text="feature_extraction:\narchitecture: null\ntask:\n  name: Softmax\n")  # a KeyError
+@example(text=DEMO.replace("per_epoch: ", "per_epoch: 1" + "0" * 400 + "  # ", 1))  # an OverflowError
+@example(text=DEMO.replace("per_fold: ", "per_fold: 1" + "0" * 5000 + "  # ", 1))  # int repr over 4,300 digits
 def test_config_check_of_a_mutated_config(folder: Path, text: str) -> None:
     config = folder / f"config-{next(_names)}.yml"
     config.write_text(text, encoding="utf-8")
@@ -293,6 +295,7 @@ def _edited(line: int, **fields: Any) -> str:
 @example(text=_edited(3, t=10**400))  # and a time beyond the doubles (OverflowError)
 @example(text=_edited(0, seq=len(EVENT_LINES) + 1))
 @example(text=_edited(4))  # a copied line, its seq twice: refused, no longer replayed twice
+@example(text="\n".join([*EVENT_LINES, '{"v": 1, "seq": ' + "1" * 5000 + "}"]) + "\n")  # int_max_str_digits
 def test_import_of_a_mutated_event_file(folder: Path, text: str) -> None:
     name = next(_names)
     events = folder / "events" / f"events-{name}.jsonl"
