@@ -268,7 +268,7 @@ def test_a_full_disk_during_apply_is_one_line_and_leaves_no_half_written_embeddi
     env = {**engine_env(db_path, demo_corpus), "SPKEMB_FAULT_ENOSPC_AT": "2", "SPKEMB_FAULT_ENOSPC_SUFFIX": ".npy"}
     done = subprocess.run([sys.executable, "-m", "tests.engine.faults", "apply", "--step", "0.25", str(val_dir),
                            "Demo.SpeakerDiarization.Meetings"], capture_output=True, text=True, env=env, timeout=300)
-    out = val_dir / "apply" / "7"
+    out = val_dir / "apply" / "7-step0.25"  # a step other than the default is named in the folder
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     (error,) = [line for line in done.stderr.splitlines() if "error" in line]
