@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.model.pooling import TSTP
+from engine.model.resnet import BasicBlock
 
 
 def get_nonlinear(config_str: str, channels: int) -> nn.Sequential:
@@ -127,29 +128,6 @@ class DenseLayer(nn.Module):
         return self.nonlinear(x)
 
 
-class BasicResBlock(nn.Module):
-    """A basic block whose stride is on frequency only (unlike ResNet's)."""
-
-    expansion = 1
-
-    def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, kernel_size=3, stride=(stride, 1), padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_planes != self.expansion * planes:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, self.expansion * planes, kernel_size=1, stride=(stride, 1), bias=False),
-                nn.BatchNorm2d(self.expansion * planes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
 class FCM(nn.Module):
     def __init__(self, num_blocks: tuple[int, int] = (2, 2), m_channels: int = 32, feat_dim: int = 80) -> None:
         super().__init__()
@@ -165,8 +143,8 @@ class FCM(nn.Module):
     def _make_layer(self, planes: int, num_blocks: int, stride: int) -> nn.Sequential:
         layers = []
         for s in [stride] + [1] * (num_blocks - 1):
-            layers.append(BasicResBlock(self.in_planes, planes, s))
-            self.in_planes = planes * BasicResBlock.expansion
+            layers.append(BasicBlock(self.in_planes, planes, (s, 1)))  # on frequency only
+            self.in_planes = planes * BasicBlock.expansion
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
