@@ -10,9 +10,10 @@ from app.screens.configs import ConfigsScreen
 from tests.app.conftest import make, wait_for
 
 
-@pytest.mark.parametrize("name,param", [("resnet34", "m_channels"), ("ecapa_tdnn", "global_context"),
-                                        ("campplus", "growth_rate")])
-async def test_config_form_loads_and_saves_a_backbone_template(workspace: Path, name: str, param: str) -> None:
+@pytest.mark.parametrize("name,param,mel_bins", [("resnet34", "m_channels", 80), ("ecapa_tdnn", "global_context", 80),
+                                                 ("campplus", "growth_rate", 40)])  # CAM++ CPU-sized: 40 bins
+async def test_config_form_loads_and_saves_a_backbone_template(workspace: Path, name: str, param: str,
+                                                               mel_bins: int) -> None:
     from engine.config import load_config, parse_config, template_text
 
     app = make(workspace)
@@ -23,7 +24,7 @@ async def test_config_form_loads_and_saves_a_backbone_template(workspace: Path, 
         screen.query_one("#source").value = f"template:{name}"
         await wait_for(pilot, lambda: f"architecture.params.{param}" in screen.keys)
         await wait_for(pilot, lambda: screen.field("feature_extraction.name").value == "Fbank")
-        assert screen.field("feature_extraction.params.num_mel_bins").value == "80"
+        assert screen.field("feature_extraction.params.num_mel_bins").value == str(mel_bins)
         assert "architecture.params.sincnet.stride" not in screen.keys
         await pilot.pause(0.2)
         saved = screen.action_save()
