@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from engine.layout import PARAMS, WEIGHTS
+from engine.records.labels import check_label
 
 #: the largest epoch number an option takes: far beyond any run, small enough for SQLite's integers
 MAX_EPOCH = 1_000_000
@@ -72,6 +73,16 @@ def number(low: float, high: float, what: str, *, above: bool = False) -> Callab
     return parse
 
 
+def label(what: str) -> Callable[[str], str]:
+    """A group's or a tag's word (``engine.records.labels.check_label``)."""
+    def parse(text: str) -> str:
+        try:
+            return check_label(text, what)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
 def _shown(text: str) -> str:
     """The value as typed, cut short if huge, on one line."""
     text = text if len(text) <= 40 else text[:37] + "..."
@@ -128,6 +139,11 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                    help="cpu, cuda or cuda:N (default: cuda if one is visible, else cpu)")
     p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0,
                    help="random seed (default: 0)")
+    p.add_argument("--group", default=None, type=label("group"), metavar="G",
+                   help="the group of runs compared together, e.g. one setup's seeds (see `spkemb-engine tag`)")
+    p.add_argument("--tag", action="append", default=None, type=label("tag"), metavar="T", dest="tag",
+                   help="a tag of the run (repeatable)")
+    p.add_argument("--note", default=None, metavar="TEXT", help="free text recorded with the run")
     p.add_argument("--resume", action="store_true",
                    help="continue from the newest checkpoint in TRN_DIR")
     p.add_argument("--strict", action="store_true",
@@ -165,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pick(sub)
     _add_average(sub)
     _add_runs(sub)
+    _add_tag(sub)
     _add_import(sub)
     _add_demo_data(sub)
     _add_demo_workspace(sub)
@@ -322,11 +339,29 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
                    choices=["running", "indexing", "completed", "failed", "stopped", "lost"],
                    help="only runs with this status")
     p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
+    p.add_argument("--group", default=None, type=label("group"), metavar="G", help="only runs of this group")
+    p.add_argument("--tag", default=None, type=label("tag"), metavar="T", help="only runs with this tag")
     p.add_argument("--format", default="table", choices=["table", "json", "csv"], help="output format (default: table)")
     p.add_argument("--stale", action="store_true",
                    help=f"list the stale extractions instead: made from an epoch that {PARAMS} no longer points at")
     _db_options(p, database=False)
 
+
+
+def _add_tag(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("tag", help="set a run's group, tags and note",
+                       description="Change how a run is compared: its group (a training run's validate runs "
+                                   "follow it), its tags and its note. Without options, print them.")
+    p.add_argument("--group", default=None, metavar="G",
+                   help="the run's group (an empty string takes it out of its group)")
+    p.add_argument("--add-tag", action="append", default=None, type=label("tag"), metavar="T",
+                   help="add a tag (repeatable)")
+    p.add_argument("--remove-tag", action="append", default=None, type=label("tag"), metavar="T",
+                   help="remove a tag (repeatable)")
+    p.add_argument("--note", default=None, metavar="TEXT", help="the run's note (an empty string clears it)")
+    _db_options(p, database=False)
+    p.add_argument("run_id", metavar="RUN_ID", type=whole(1, 2**63 - 1, "a run id"),
+                   help="the run's id (`spkemb-engine runs` lists them)")
 
 
 def _add_import(sub: argparse._SubParsersAction) -> None:

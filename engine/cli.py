@@ -29,6 +29,7 @@ HANDLERS: dict[str, str] = {
     "average": "engine.validation.average:cmd_average",
     "export": "engine.extraction.export:cmd_export",
     "runs": "engine.store.report:cmd_runs",
+    "tag": "engine.store.report:cmd_tag",
     "import": "engine.store.importing:cmd_import",
     "demo-data": "engine.demo:cmd_demo_data",
     "demo-workspace": "engine.demo:cmd_demo_workspace",
@@ -48,6 +49,7 @@ REQUESTS: dict[str, type[requests.Request]] = {
     "average": requests.AverageRequest,
     "export": requests.ExportRequest,
     "runs": requests.RunsRequest,
+    "tag": requests.TagRequest,
     "import": requests.ImportRequest,
     "demo-data": requests.DemoRequest,
     "demo-workspace": requests.DemoRequest,
@@ -108,6 +110,9 @@ def to_argv(request: requests.Request, command: str | None = None) -> list[str]:
             flag = max(action.option_strings, key=len)
             if isinstance(action, argparse._StoreTrueAction):
                 options.append(flag)
+            elif isinstance(action, argparse._AppendAction):  # --tag a --tag b
+                for v in value:
+                    options += [f"{flag}={v}"] if str(v).startswith("-") else [flag, str(v)]
             elif str(value).startswith("-"):  # a value like an option's name: joined to its flag
                 options.append(f"{flag}={value}")
             else:

@@ -25,8 +25,10 @@ class Request:
     @classmethod
     def from_namespace(cls: type[R], args: argparse.Namespace) -> R:
         """The request of parsed arguments; argparse's own keys (the command's name) are left out."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in vars(args).items() if k in names})
+        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        # a repeatable option (``--tag``) arrives as argparse's list: a frozen request holds a tuple
+        return cls(**{k: tuple(v) if isinstance(v, list) and fields[k].startswith("tuple") else v
+                      for k, v in vars(args).items() if k in fields})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +42,10 @@ class TrainOptions(Request):
     parallel: int = 2
     device: str | None = None
     seed: int = 0
+    #: how the run is compared (engine.records.labels): its group, tags (``--tag``, repeatable) and note
+    group: str | None = None
+    tag: tuple[str, ...] | None = None
+    note: str | None = None
     resume: bool = False
     strict: bool = False
     log_every: float = 2.0
@@ -181,8 +187,22 @@ class RunsRequest(Request):
 
     status: str | None = None
     kind: str | None = None
+    group: str | None = None
+    tag: str | None = None
     format: str = "table"
     stale: bool = False
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TagRequest(Request):
+    """``spkemb-engine tag``."""
+
+    run_id: int
+    group: str | None = None
+    add_tag: tuple[str, ...] | None = None
+    remove_tag: tuple[str, ...] | None = None
+    note: str | None = None
     db: str | None = None
 
 

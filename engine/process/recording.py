@@ -276,12 +276,17 @@ def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: 
     if resuming:  # an event file finds nothing: a resumed run is a new run there
         previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
     if previous is not None:
+        if args.group or args.tag or args.note:  # given again with --resume: they change the run's
+            _database(writer).set_labels(previous["id"], run_group=args.group, add_tags=list(args.tag or []),
+                                         note=args.note)
         if indexing:
             _database(writer).reopen_run(previous["id"], from_step=None, status="indexing", **fields)
         return Recorder(writer, previous["id"], reopen=fields, problems=problems)
     lineage = init.lineage(writer) if init is not None else {}
     status: dict[str, Any] = {"status": "indexing"} if indexing else {}
+    labels: dict[str, Any] = dict(seed=args.seed, run_group=args.group, tags=list(args.tag or []),
+                                  note=args.note)
     run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
                                subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
-                               log_path=log if log.exists() else None, **fields, **lineage, **status)
+                               log_path=log if log.exists() else None, **fields, **lineage, **status, **labels)
     return Recorder(writer, run_id, problems=problems, indexing=indexing)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.records.fields import PathText, row_record
+from engine.records.labels import decode_tags
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,10 +83,17 @@ class Run:
     init_sha256: str | None = None
     #: the database's change counter of this row (``runs.changed``), None for a run not read from it
     changed: int | None = None
+    # how it is compared (engine.records.labels): ``train --seed/--group/--tag/--note``, ``tag``
+    seed: int | None = None
+    run_group: str | None = None
+    tags: tuple[str, ...] = ()
+    note: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Run:
         """The run of a row of ``Store.runs``/``find_runs`` (other columns are left out)."""
+        if "tags" in row:  # JSON text in a summary row, a list in a decoded one
+            row = {**row, "tags": decode_tags(row["tags"])}
         return row_record(cls, row)
 
 

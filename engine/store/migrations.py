@@ -193,6 +193,22 @@ def m007_checkpoint_hashes(db: Database) -> None:
     db.table("runs").add_column("init_sha256", str)
 
 
+@migrations()
+def m008_groups_tags_notes(db: Database) -> None:
+    """``runs.seed``, ``runs.run_group``, ``runs.tags`` and ``runs.note``: how runs are compared like
+    a paper's table (the runs of one group differing only by seed, averaged).
+
+    ``tags`` is a JSON array of words (``json_each`` queries it); ``run_group`` is not named
+    ``group``, an SQL keyword. Rows of earlier releases keep NULL: no group, no tag, seed unknown.
+    """
+    runs = db.table("runs")
+    runs.add_column("seed", int)
+    runs.add_column("run_group", str)
+    runs.add_column("tags", str)
+    runs.add_column("note", str)
+    runs.create_index(["run_group"])
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

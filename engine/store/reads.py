@@ -20,6 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from engine.errors import StoreError
+from engine.records.labels import GroupSummary, decode_tags
 from engine.store import liveness, readonly
 from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
@@ -34,6 +35,8 @@ def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     for column in _JSON_COLUMNS:
         if row.get(column) is not None:
             row[column] = json.loads(row[column])
+    if "tags" in row:
+        row["tags"] = list(decode_tags(row["tags"]))
     return row
 
 
@@ -113,9 +116,21 @@ class StoreReads:
         """The runs columns a runs list reads (the schema is fixed once the store is open)."""
         return [c for c in self.db["runs"].columns_dict if c not in _JSON_COLUMNS]
 
-    def runs(self, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
-        """Runs, newest first, optionally of one status and/or kind."""
-        return self.find_runs(status=status, kind=kind)
+    def runs(self, status: str | None = None, kind: str | None = None, *, group: str | None = None,
+             tag: str | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first, optionally of one status, kind, group and/or carrying one tag."""
+        return self.find_runs(status=status, kind=kind, run_group=group, tag=tag)
+
+    def group_summary(self, group: str) -> GroupSummary:
+        """The training runs of ``group`` and the best EER of each: that of the newest validate
+        run of it that picked a checkpoint (``best_eer``), so that the seeds of one setup read as
+        mean ± std."""
+        rows = self._read(
+            "SELECT t.id, t.seed, (SELECT v.best_eer FROM runs AS v WHERE v.parent_id = t.id "
+            "AND v.kind = 'validate' AND v.best_eer IS NOT NULL ORDER BY v.id DESC LIMIT 1) AS eer "
+            "FROM runs AS t WHERE t.kind = 'train' AND t.run_group = ? ORDER BY t.id", (group,))
+        return GroupSummary(group=group, runs=len(rows), seeds=tuple(r["seed"] for r in rows),
+                            eers=tuple(float(r["eer"]) for r in rows if r["eer"] is not None))
 
     def run_summaries(self) -> list[dict[str, Any]]:
         """Every run, newest first, without its config and command (what a runs list shows)."""
@@ -128,13 +143,20 @@ class StoreReads:
 
     def find_runs(self, *, out_dir: str | os.PathLike[str] | None = None, kind: str | None = None,
                   status: str | None = None, exp_dir: str | os.PathLike[str] | None = None,
-                  protocol: str | None = None, subset: str | None = None) -> list[dict[str, Any]]:
-        """Runs matching every given field (paths compared as absolute paths), newest first."""
+                  protocol: str | None = None, subset: str | None = None, run_group: str | None = None,
+                  tag: str | None = None) -> list[dict[str, Any]]:
+        """Runs matching every given field (paths compared as absolute paths), newest first;
+        ``tag``: runs whose tags hold it."""
         where = {"out_dir": _abs(out_dir), "kind": kind, "status": status,
-                 "exp_dir": _abs(exp_dir), "protocol": protocol, "subset": subset}
+                 "exp_dir": _abs(exp_dir), "protocol": protocol, "subset": subset, "run_group": run_group}
         where = {k: v for k, v in where.items() if v is not None}
-        clause = " AND ".join(f"{k} = ?" for k in where) or "1"
-        rows = self._read(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC", tuple(where.values()))
+        tests = [f"{k} = ?" for k in where]
+        values: list[Any] = list(where.values())
+        if tag is not None:
+            tests.append("EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value = ?)")
+            values.append(tag)
+        clause = " AND ".join(tests) or "1"
+        rows = self._read(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC", tuple(values))
         return [_decode_run(r) for r in rows]
 
     def steps(self, run_id: int, since_step: int = -1) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ from typing import Any
 from engine.console import out, say
 from engine.errors import StoreError
 from engine.layout import PARAMS
-from engine.requests import RunsRequest
+from engine.records.labels import decode_tags
+from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
 from engine.store.runs import Store, open_store
 
@@ -45,12 +46,18 @@ def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
         "started": _when(run["started_at"]),
         "duration": _duration(end - (run["started_at"] or end)),
         "host:pid": f"{run['host']}:{run['pid']}", "out_dir": run["out_dir"] or "",
+        "group/tags": labels_text(run.get("run_group"), run.get("tags")),
     }
+
+
+def labels_text(group: str | None, tags: Any) -> str:
+    """``resnet34-lm #baseline #lm`` (a run's group, then its tags), as tables show them."""
+    return " ".join([*([group] if group else []), *(f"#{t}" for t in decode_tags(tags))])
 
 
 #: table columns, the first ones kept when the terminal is narrow
 _COLUMNS = ["id", "kind", "status", "epoch", "step", "best EER", "started", "protocol.subset",
-            "duration", "name", "host:pid", "out_dir"]
+            "duration", "group/tags", "name", "host:pid", "out_dir"]
 _RIGHT = {"id", "epoch", "step", "best EER", "duration"}
 _PROTOCOL = "protocol.subset"
 _MIN_PROTOCOL = 24
@@ -137,7 +144,8 @@ def _print_csv(runs: list[dict[str, Any]], columns: list[str]) -> None:
         writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in run.items()})
 
 
-def list_runs(store: Store, status: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+def list_runs(store: Store, status: str | None = None, kind: str | None = None, *, group: str | None = None,
+              tag: str | None = None) -> list[dict[str, Any]]:
     """Runs newest first, after marking the dead ones ``lost`` when the store is writable.
 
     When that write fails (the database's disk is full), the dead runs are still shown ``lost``.
@@ -149,7 +157,7 @@ def list_runs(store: Store, status: str | None = None, kind: str | None = None) 
         except StoreError as e:
             lost = {r["id"]: r for r in store.lost_runs()}
             say(f"runs: warning: cannot record that {len(lost)} run(s) are lost ({e}); shown lost here")
-    runs = store.runs(status=None if lost else status, kind=kind)
+    runs = store.runs(status=None if lost else status, kind=kind, group=group, tag=tag)
     for run in runs:
         if run["id"] in lost:
             dead = lost[run["id"]]
@@ -167,7 +175,7 @@ def cmd_runs(args: RunsRequest) -> int:
     if args.stale:
         return _print_stale(db, args.format)
     with open_store(db, readonly=read_only_reason(db) is not None) as store:
-        runs = list_runs(store, status=args.status, kind=args.kind)
+        runs = list_runs(store, status=args.status, kind=args.kind, group=args.group, tag=args.tag)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
     if args.format == "json":
         out(json.dumps(runs, indent=2))
@@ -209,4 +217,32 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
         console.print(table)
         if not rows:
             console.print(f"no stale extraction: every extraction uses the epoch its {PARAMS} points at")
+    return 0
+
+
+def cmd_tag(args: TagRequest) -> int:
+    """``spkemb-engine tag RUN_ID [--group G] [--add-tag T] [--remove-tag T] [--note TEXT]``: change
+    how a run is compared, then print its group, tags, note (and its group's mean EER)."""
+    db = default_db_path(args.db)
+    if not db.exists():
+        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    reason = read_only_reason(db)
+    changes = args.group is not None or args.add_tag or args.remove_tag or args.note is not None
+    if changes and reason is not None:
+        raise StoreError(f"runs database {db} is read-only ({reason}): tag runs where it can be written")
+    with open_store(db, readonly=not changes and reason is not None) as store:
+        if changes:
+            run = store.set_labels(args.run_id, run_group=args.group, add_tags=list(args.add_tag or []),
+                                   remove_tags=list(args.remove_tag or []), note=args.note)
+        else:
+            found = store.run(args.run_id)
+            if found is None:
+                raise StoreError(f"no run {args.run_id} in {db}: `spkemb-engine runs` lists the run ids")
+            run = found
+        summary = store.group_summary(run["run_group"]) if run["run_group"] else None
+    out(f"run {run['id']}: {labels_text(run['run_group'], run['tags']) or 'no group, no tag'}")
+    if run["note"]:
+        out(f"note: {run['note']}")
+    if summary is not None:
+        out(summary.describe())
     return 0

@@ -19,7 +19,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from sqlite_utils import Database
 
 from engine.errors import StoreError
 from engine.records import Checkpoint, EpochSummary
+from engine.records.labels import check_label, check_tags, decode_tags, encode_tags
 from engine.store import liveness
 from engine.store.db import connect, inserted_id, read_only_reason
 from engine.store.migrations import migrate, pending
@@ -135,12 +136,17 @@ class Store(StoreReads, StoreResults):
                    parent_id: int | None = None, name: str | None = None,
                    log_path: str | os.PathLike[str] | None = None, init_from: str | None = None,
                    init_epoch: int | None = None, init_run_id: int | None = None,
-                   init_sha256: str | None = None, status: str = "running",
+                   init_sha256: str | None = None, status: str = "running", seed: int | None = None,
+                   run_group: str | None = None, tags: list[str] | None = None, note: str | None = None,
                    _at: float | None = None, _origin: dict[str, Any] | None = None) -> int:
         """Record a new ``running`` (or ``indexing``) run of this process; returns its id.
 
         ``init_from``, ``init_epoch``, ``init_run_id`` and ``init_sha256`` are a forked run's lineage
         (``train --init-from``): the checkpoint, its epoch, the run that wrote it and its hash.
+
+        ``seed``, ``run_group``, ``tags`` and ``note`` say how the run is compared
+        (``engine.records.labels``); a run with a ``parent_id`` and no group of its own (a validate
+        run) takes its parent's group, so that a group lists its validations too.
 
         Host, pid, the pid's start time (``/proc``) and ``$SLURM_JOB_ID`` are taken
         from the calling process, so that ``mark_lost`` can tell when it dies.
@@ -161,10 +167,15 @@ class Store(StoreReads, StoreResults):
                "command": json.dumps([str(c) for c in command]), "parent_id": parent_id,
                "device": device, "heartbeat_at": now, "target_epoch": target_epoch,
                "log_path": _abs(log_path), "init_from": _abs(init_from), "init_epoch": init_epoch,
-               "init_run_id": init_run_id, "init_sha256": init_sha256, **origin}
+               "init_run_id": init_run_id, "init_sha256": init_sha256, "seed": seed,
+               "run_group": run_group or None, "tags": encode_tags(check_tags(tags or [])),
+               "note": note or None, **origin}
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))
         with self.transaction() as conn:
+            if row["run_group"] is None and parent_id is not None:
+                parent = conn.execute("SELECT run_group FROM runs WHERE id = ?", (parent_id,)).fetchone()
+                row["run_group"] = parent[0] if parent else None
             cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
                                   tuple(row.values()))
             return inserted_id(cursor)
@@ -192,6 +203,42 @@ class Store(StoreReads, StoreResults):
                 raise StoreError(f"no run {run_id} in {self.path}")
             if from_step is not None:
                 conn.execute("DELETE FROM train_steps WHERE run_id = ? AND step > ?", (run_id, from_step))
+
+    def set_labels(self, run_id: int, *, run_group: str | None = None, add_tags: Sequence[str] = (),
+                   remove_tags: Sequence[str] = (), note: str | None = None) -> dict[str, Any]:
+        """Change how a run is compared (``spkemb-engine tag``, the TUI's ``t``); returns its row.
+
+        ``run_group`` and ``note``: None keeps them, ``""`` clears them. Tags are added after the
+        run's own and removed wherever they are. A training run's new group is also given to the
+        validate runs of it that had its old group (they are listed under their training's group).
+
+        Raises
+        ------
+        StoreError
+            No such run, or a group or tag that is not one word.
+        """
+        try:
+            group = None if run_group is None else (check_label(run_group, "group") if run_group.strip() else "")
+            added, removed = check_tags(add_tags), check_tags(remove_tags)
+        except ValueError as e:
+            raise StoreError(str(e)) from None
+        with self.transaction() as conn:
+            found = conn.execute("SELECT run_group, tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if found is None:
+                raise StoreError(f"no run {run_id} in {self.path}: `spkemb-engine runs` lists the run ids")
+            old_group, old_tags = found
+            tags = [t for t in decode_tags(old_tags) if t not in removed]
+            tags += [t for t in added if t not in tags and t not in removed]
+            conn.execute("UPDATE runs SET tags = ? WHERE id = ?", (encode_tags(tags), run_id))
+            if note is not None:
+                conn.execute("UPDATE runs SET note = ? WHERE id = ?", (note.strip() or None, run_id))
+            if group is not None:
+                conn.execute("UPDATE runs SET run_group = ? WHERE id = ?", (group or None, run_id))
+                conn.execute("UPDATE runs SET run_group = ? WHERE parent_id = ? AND kind = 'validate' "
+                             "AND run_group IS ?", (group or None, run_id, old_group))
+        row = self.run(run_id)
+        assert row is not None
+        return row
 
     def set_status(self, run_id: int, status: str, reason: str | None = None, *,
                    _at: float | None = None) -> None:

@@ -34,7 +34,9 @@ class RunWriter(Protocol):
                    parent_id: int | None = None, name: str | None = None,
                    log_path: str | os.PathLike[str] | None = None, init_from: str | None = None,
                    init_epoch: int | None = None, init_run_id: int | None = None,
-                   init_sha256: str | None = None, status: str = "running") -> int: ...
+                   init_sha256: str | None = None, status: str = "running", seed: int | None = None,
+                   run_group: str | None = None, tags: list[str] | None = None,
+                   note: str | None = None) -> int: ...
 
     def set_status(self, run_id: int, status: str, reason: str | None = None) -> None: ...
 

@@ -14,10 +14,12 @@ from engine.cli import REQUESTS, parse_command, to_argv
 EXAMPLES: list[tuple[str, r.Request]] = [
     ("train", r.TrainRequest(
         exp_dir="-exp", protocol="Demo.SpeakerVerification.Voices", subset="development", to=7, parallel=0,
-        device="cuda:1", seed=3, resume=True, strict=True, log_every=0.25, events=True, init_from="a b/0004.pt",
+        device="cuda:1", seed=3, group="resnet34-lm", tag=("baseline", "-x"), note="a b -c", resume=True,
+        strict=True, log_every=0.25, events=True, init_from="a b/0004.pt",
         init_classifier=True, trust_checkpoint=True, db="runs.db", database="-db.yml", reindex=True)),
     ("sbatch", r.SbatchRequest(
-        exp_dir="e", protocol="P", subset="s", to=2, parallel=5, device="cuda", seed=1, resume=True, strict=True,
+        exp_dir="e", protocol="P", subset="s", to=2, parallel=5, device="cuda", seed=1, group="g", tag=("t",),
+        note="n", resume=True, strict=True,
         log_every=9.0, events=True, init_from="c.pt", init_classifier=True, trust_checkpoint=True, db="d",
         database="y", nodes=2, gpus_per_node=4, cpus_per_task=3, time="1:00:00", partition="gpu", output="-job.sh")),
     ("validate", r.ValidateRequest(
@@ -36,7 +38,8 @@ EXAMPLES: list[tuple[str, r.Request]] = [
     ("average", r.AverageRequest(dir="v", top=2)),
     ("export", r.ExportRequest(val_dir="v", output="o.onnx", epoch="avg-last2", format="onnx",
                                trust_checkpoint=True, db="d", force=True)),
-    ("runs", r.RunsRequest(status="lost", kind="apply", format="json", stale=True, db="d")),
+    ("runs", r.RunsRequest(status="lost", kind="apply", group="g", tag="t", format="json", stale=True, db="d")),
+    ("tag", r.TagRequest(run_id=3, group="", add_tag=("a", "b"), remove_tag=("c",), note="-n", db="d")),
     ("import", r.ImportRequest(paths=("a/events.jsonl", "-b"), db="d")),
     ("demo-data", r.DemoRequest(dir="d", speakers=12, seed=4)),
     ("demo-workspace", r.DemoRequest(dir="w", speakers=9, seed=2)),

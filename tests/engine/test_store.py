@@ -28,7 +28,8 @@ EXPECTED_COLUMNS = {
              "command", "parent_id", "host", "pid", "pid_start", "slurm_job_id", "device",
              "started_at", "ended_at", "heartbeat_at", "epoch", "target_epoch", "step", "progress",
              "progress_total", "best_epoch", "best_eer", "best_how", "reason", "log_path", "changed",
-             "init_from", "init_epoch", "init_run_id", "best_checkpoint", "init_sha256"],
+             "init_from", "init_epoch", "init_run_id", "best_checkpoint", "init_sha256", "seed", "run_group",
+             "tags", "note"],
     "train_steps": ["id", "run_id", "step", "epoch", "loss", "lr", "chunks_per_s", "time", "margin"],
     "train_epochs": ["id", "run_id", "epoch", "loss", "lr", "chunks_per_s", "seconds", "time"],
     "checkpoints": ["id", "run_id", "epoch", "step", "path", "partial", "time", "name", "averaged", "sha256"],
@@ -67,7 +68,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(7,)]
+        assert store.query("PRAGMA user_version")[1] == [(8,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,0 +1,184 @@
+"""Groups, seeds, tags and notes: recorded at launch, edited later, listed, and a group's seeds averaged."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from engine.cli import parse_command
+from engine.errors import StoreError
+from engine.records import Run
+from engine.store import EventWriter, import_events, open_store
+from engine.store.db import connect
+from engine.store.migrations import migrate
+from engine.store.runs import Store
+from tests.engine.engine_runner import run_engine
+from tests.engine.test_runs_cli import engine
+from tests.engine.test_train import PROTOCOL, make_exp
+
+TRAIN = dict(kind="train", exp_dir="e", protocol="P", subset="train", config={}, command=["spkemb-engine", "train"],
+             device="cpu")
+
+
+def add_seed(store: Store, group: str, seed: int, eer: float | None) -> int:
+    """A training run of ``group`` trained with ``seed``, and its validation that picked ``eer``."""
+    train = store.create_run(**TRAIN, out_dir=f"e{seed}/train/P.train", seed=seed, run_group=group)
+    if eer is not None:
+        val = store.create_run(kind="validate", exp_dir="e", out_dir=f"e{seed}/val", protocol="P", subset="test",
+                               config={}, command=["validate"], device="cpu", parent_id=train)
+        store.set_best(val, epoch=3, eer=eer + 0.01, how="lowest-eer")  # an older pick, superseded
+        val = store.create_run(kind="validate", exp_dir="e", out_dir=f"e{seed}/val", protocol="P", subset="test",
+                               config={}, command=["validate"], device="cpu", parent_id=train)
+        store.set_best(val, epoch=5, eer=eer, how="lowest-eer")
+    return train
+
+
+def test_a_database_of_the_previous_release_gains_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = connect(path)
+    assert migrate(db, path, stop_before="m008_groups_tags_notes")[-1] == "m007_checkpoint_hashes"
+    old = Store(db, path)
+    run_id = old.db.conn.execute(
+        "INSERT INTO runs (kind, status, exp_dir, out_dir, protocol, subset, config, command, device) "
+        "VALUES ('train', 'completed', 'e', 'o', 'P', 'train', '{}', '[]', 'cpu')").lastrowid
+    old.close()
+    conn = sqlite3.connect(path)
+    assert "run_group" not in [c[1] for c in conn.execute("PRAGMA table_info(runs)")]
+    conn.close()
+
+    with open_store(path) as store:
+        run = store.run(run_id)
+        assert run is not None
+        assert (run["seed"], run["run_group"], run["tags"], run["note"]) == (None, None, [], None)
+        store.set_labels(run_id, run_group="old-setup", add_tags=["legacy"], note="from the old release")
+        assert [r["id"] for r in store.runs(group="old-setup", tag="legacy")] == [run_id]
+        assert store.query("PRAGMA user_version")[1] == [(8,)]
+        _, index = store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%run_group%'")
+        assert index
+
+
+def test_labels_recorded_at_creation_in_the_database_and_through_an_event_file(tmp_path: Path) -> None:
+    labels = dict(seed=7, run_group="resnet34-lm", tags=["baseline", "lm"], note="first try, lr 0.01")
+    events = tmp_path / "events.jsonl"
+    with EventWriter(events) as writer:
+        uid = writer.create_run(**TRAIN, out_dir="e/train/P.train", **labels)
+        writer.set_status(uid, "completed")
+    with open_store(tmp_path / "runs.db") as store:
+        direct = store.create_run(**TRAIN, out_dir="x/train/P.train", **labels)
+        import_events(events, store)
+        (imported,) = [r for r in store.runs() if r["id"] != direct]
+        for run in (store.run(direct), imported):
+            assert run is not None
+            assert (run["seed"], run["run_group"], run["tags"], run["note"]) == (
+                7, "resnet34-lm", ["baseline", "lm"], "first try, lr 0.01")
+        # a validate run of a grouped training run is listed with its group
+        val = store.create_run(kind="validate", exp_dir="e", out_dir="v", protocol="P", subset="test", config={},
+                               command=["validate"], device="cpu", parent_id=direct)
+        assert store.run(val)["run_group"] == "resnet34-lm"
+        record = Run.from_row(store.run_summaries()[0])
+        assert record.tags == () and record.run_group == "resnet34-lm"
+        assert Run.from_row(store.run_summaries()[-1]).tags == ("baseline", "lm")
+
+
+def test_train_options_parse_into_the_request() -> None:
+    command, request = parse_command(["train", "--seed", "3", "--group", "resnet34-lm", "--tag", "baseline",
+                                      "--tag", "lm", "--note", "lr 0.01", "exp", PROTOCOL])
+    assert command == "train"
+    assert (request.seed, request.group, request.tag, request.note) == (3, "resnet34-lm", ("baseline", "lm"),
+                                                                       "lr 0.01")
+
+
+@pytest.mark.parametrize("args", [["--group", "two words"], ["--tag", ""], ["--tag", "a,b"]])
+def test_a_bad_group_or_tag_is_one_line(args: list[str], tmp_path: Path) -> None:
+    out = engine("train", *args, str(tmp_path), PROTOCOL)
+    assert out.returncode == 2
+    assert out.stderr.startswith("spkemb-engine train: error:") and len(out.stderr.splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+def test_runs_filters_by_group_and_tag(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        a = store.create_run(**TRAIN, out_dir="a", run_group="g1", tags=["x", "y"])
+        b = store.create_run(**TRAIN, out_dir="b", run_group="g1", tags=["y"])
+        c = store.create_run(**TRAIN, out_dir="c", run_group="g2", tags=["xx"])
+    def ids(*args: str) -> list[int]:
+        out = engine("runs", "--format", "json", "--db", str(db), *args)
+        assert out.returncode == 0, out.stderr
+        return [r["id"] for r in json.loads(out.stdout)]
+    assert ids("--group", "g1") == [b, a]
+    assert ids("--tag", "x") == [a]        # a tag matches whole, not as a part of "xx"
+    assert ids("--tag", "y", "--group", "g1") == [b, a]
+    assert ids("--group", "g2", "--tag", "y") == []
+    assert ids("--group", "nothing") == []
+    table = engine("runs", "--db", str(db))
+    assert table.returncode == 0 and "g2 #xx" in table.stdout and "group/tags" in table.stdout
+    assert c
+
+
+def test_tag_command_edits_and_prints(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        train = store.create_run(**TRAIN, out_dir="t", tags=["old"])
+        val = store.create_run(kind="validate", exp_dir="e", out_dir="v", protocol="P", subset="test", config={},
+                               command=["validate"], device="cpu", parent_id=train)
+    out = engine("tag", str(train), "--group", "resnet34-lm", "--add-tag", "baseline", "--add-tag", "lm",
+                 "--remove-tag", "old", "--note", "the reference", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    assert "resnet34-lm #baseline #lm" in out.stdout and "note: the reference" in out.stdout
+    with open_store(db, readonly=True) as store:
+        run = store.run(train)
+        assert (run["run_group"], run["tags"], run["note"]) == ("resnet34-lm", ["baseline", "lm"], "the reference")
+        assert store.run(val)["run_group"] == "resnet34-lm"   # its validation follows it
+    out = engine("tag", str(train), "--group", "", "--note", "", "--remove-tag", "lm", "--db", str(db))
+    assert out.returncode == 0, out.stderr
+    with open_store(db, readonly=True) as store:
+        run = store.run(train)
+        assert (run["run_group"], run["tags"], run["note"]) == (None, ["baseline"], None)
+    # a missing run, a bad tag: one line, exit 2, nothing changed
+    for args in (["999", "--add-tag", "x"], [str(train), "--group", "a b"]):
+        bad = engine("tag", *args, "--db", str(db))
+        assert bad.returncode == 2, bad.stdout
+        assert bad.stderr.startswith("spkemb-engine tag: error:") and len(bad.stderr.splitlines()) == 1
+    assert "no run 999" in engine("tag", "999", "--db", str(db)).stderr
+    with open_store(db, readonly=True) as store:
+        assert store.run(train)["tags"] == ["baseline"]
+
+
+def test_a_group_of_three_seeds_reads_as_mean_and_std(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        for seed, eer in ((0, 0.0200), (1, 0.0215), (2, 0.0230)):
+            add_seed(store, "resnet34-lm", seed, eer)
+        add_seed(store, "resnet34-lm", 3, None)            # still training: counted, not averaged
+        add_seed(store, "other", 0, 0.5)
+        summary = store.group_summary("resnet34-lm")
+    assert summary.runs == 4 and summary.seeds == (0, 1, 2, 3)
+    assert summary.eers == (0.0200, 0.0215, 0.0230)
+    assert summary.mean == pytest.approx(0.0215)
+    assert summary.std == pytest.approx(math.sqrt((0.0015 ** 2 * 2) / 2))
+    assert summary.describe() == "group resnet34-lm: 4 runs, EER 2.15 ± 0.15 % (3 validated)"
+
+
+def test_a_bad_label_is_refused_by_the_store(tmp_path: Path) -> None:
+    with open_store(tmp_path / "runs.db") as store:
+        run = store.create_run(**TRAIN, out_dir="o")
+        with pytest.raises(StoreError, match="one word"):
+            store.set_labels(run, add_tags=["two words"])
+        with pytest.raises(StoreError, match="no run 99"):
+            store.set_labels(99, note="x")
+
+
+@pytest.mark.slow
+def test_train_records_its_seed_group_tags_and_note(tmp_path: Path, demo_corpus: Path) -> None:
+    exp, db = make_exp(tmp_path, "exp", per_epoch=0.001), tmp_path / "runs.db"
+    done = run_engine("train", "--to", "1", "--parallel", "0", "--device", "cpu", "--seed", "5", "--group", "demo-lm",
+                      "--tag", "smoke", "--tag", "cpu", "--note", "one epoch", str(exp), PROTOCOL, db=db,
+                      database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    with open_store(db, readonly=True) as store:
+        (run,) = store.runs(kind="train", group="demo-lm", tag="smoke")
+    assert (run["seed"], run["tags"], run["note"]) == (5, ["smoke", "cpu"], "one epoch")
