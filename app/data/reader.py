@@ -28,6 +28,7 @@ from engine.records import (
     StaleExtraction,
     row_record,
 )
+from engine.records.labels import GroupSummary
 from engine.store import QueryResult, QueryStop, open_store
 
 
@@ -149,6 +150,8 @@ class RunDetail:
     #: the stale extraction of each apply run whose checkpoint is no longer the one picked, by its id
     stale: dict[int, StaleExtraction]
     problems: list[DataProblem]
+    #: the seeds of the training run's group, averaged (None: the run has no group)
+    group: GroupSummary | None = None
 
 
 def _training_run(store: Any, run: Run) -> Run:
@@ -194,7 +197,8 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
             checkpoints=[Checkpoint.from_row(r) for r in store.checkpoints(train.id)],
             validations=[RecordedValidation.from_row(r) for r in store.validations(train_run_id=train.id)],
             validators=validators, applies=applies, extractions=extractions, der=der, stale=stale,
-            problems=[DataProblem.from_row(p) for p in problems])
+            problems=[DataProblem.from_row(p) for p in problems],
+            group=store.group_summary(train.run_group) if train.run_group else None)
 
 
 def extraction_checks(store: Any, apply_ids: list[int]) -> tuple[

@@ -53,12 +53,14 @@ def request_argv(request: Request) -> list[str]:
 def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to: int | None = None,
                device: str | None = None, parallel: int | None = None, resume: bool = False,
                db: str | Path | None = None, database: str | Path | None = None,
-               init_from: str | Path | None = None, init_classifier: bool = False) -> list[str]:
+               init_from: str | Path | None = None, init_classifier: bool = False, seed: int = 0,
+               group: str | None = None, tags: tuple[str, ...] = (), note: str | None = None) -> list[str]:
     workers = {} if parallel is None else {"parallel": parallel}  # None: the engine's default
     return request_argv(TrainRequest(
         exp_dir=str(exp_dir), protocol=protocol, subset=subset, to=to, device=device or None, resume=resume,
         db=_path(db), database=_path(database), init_from=None if init_from is None else str(init_from),
-        init_classifier=init_from is not None and init_classifier, **workers))
+        init_classifier=init_from is not None and init_classifier, seed=seed, group=group or None,
+        tag=tuple(tags) or None, note=note or None, **workers))
 
 
 def recorded_request(run: Run) -> Request | None:

@@ -22,6 +22,7 @@ from textual.widgets import (
 from app.data.experiments import find_experiments
 from app.data.gpus import device_options
 from app.data.protocols_list import default_train, protocols
+from app.dialogs.labels import read_labels
 from app.dialogs.validate import SCORE_NORMS
 from app.launching import commands
 from app.widgets.tick_box import TickBox
@@ -60,6 +61,11 @@ class LaunchScreen(Screen):
             yield _row("train up to epoch (--to)", Input("10", id="to", type="integer"))
             yield _row("device", Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device"))
             yield _row("data workers (--parallel)", Input("2", id="parallel", type="integer"))
+            yield _row("random seed (--seed)", Input("0", id="seed", type="integer"))
+            yield _row("group (--group)", Input("", placeholder="e.g. resnet34-lm: runs differing by seed",
+                                                id="group"))
+            yield _row("tags (--tag, words)", Input("", placeholder="baseline lm", id="tags"))
+            yield _row("note (--note)", Input("", id="note"))
             yield _row("validate beside training", TickBox("validate", True, id="validate"))
             yield _row("validation subset", Input("development", id="val-subset"))
             yield _row("validate every N epochs", Input("1", id="every", type="integer"))
@@ -132,8 +138,13 @@ class LaunchScreen(Screen):
             self.app.error("Choose an experiment and a protocol first.")
             return None
         to, parallel = self._int("#to", "epochs"), self._int("#parallel", "workers")
-        every = self._int("#every", "every")
-        if to is None or parallel is None or every is None:
+        every, seed = self._int("#every", "every"), self._int("#seed", "seed")
+        if to is None or parallel is None or every is None or seed is None:
+            return None
+        try:
+            labels = read_labels(*(self.query_one(f"#{name}", Input).value for name in ("group", "tags", "note")))
+        except ValueError as e:
+            self.app.error(str(e))
             return None
         ws = self.app.workspace
         subset = self.query_one("#subset", Input).value.strip() or "train"
@@ -149,7 +160,8 @@ class LaunchScreen(Screen):
         classifier = bool(self.init_from) and self.query_one("#init-classifier", Checkbox).value
         train = commands.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
                                      parallel=parallel, db=ws.db_path, database=ws.database_yml,
-                                     init_from=self.init_from, init_classifier=classifier)
+                                     init_from=self.init_from, init_classifier=classifier, seed=seed,
+                                     group=labels.group, tags=labels.tags, note=labels.note)
         if val is None:
             return train, None, TrainingDir(trn).log, None
         norm = None

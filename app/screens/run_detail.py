@@ -27,13 +27,14 @@ from app.views.validation_view import best_marker, figures, has_asnorm
 from app.widgets.epoch_table import EpochTable
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
-from engine.errors import PathError
+from engine.errors import PathError, SpkembError
 from engine.layout import TrainingDir, ValidationDir
 from engine.records import RecordedValidation, Run
 
 if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.dialogs.actions import ExtractChoice
     from app.dialogs.average import AverageChoice
+    from app.dialogs.labels import LabelsChoice
     from app.launching.commands import ValidationChoice
 
 
@@ -54,6 +55,7 @@ class RunDetailScreen(Screen):
         ("n", "toggle_norm", "Raw/AS-norm"),
         ("d", "det", "DET"),
         ("a", "average", "Average epochs"),
+        ("t", "labels", "Group/tags/note"),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -294,6 +296,29 @@ class RunDetailScreen(Screen):
         top, last = (choice.count, None) if choice.how == "top" else (None, choice.count)
         self._run_engine(commands.average_argv(str(folder), top=top, last=last, db=self.app.workspace.db_path),
                          "average")
+
+    def action_labels(self) -> None:
+        from app.dialogs.labels import LabelsChoice, LabelsDialog
+
+        run = self.data.run if self.data is not None else None
+        if run is None:
+            self.app.notify("The run is not read yet.", severity="warning")
+            return
+        current = LabelsChoice(run.run_group or "", run.tags, run.note or "")
+        self.app.push_screen(LabelsDialog(run.id, current), lambda choice: self._save_labels(run.id, choice))
+
+    def _save_labels(self, run_id: int, choice: LabelsChoice | None) -> None:
+        from app.data.run_labels import save_labels
+
+        if choice is None:
+            return
+        try:
+            save_labels(self.app.db_path, run_id, group=choice.group, tags=choice.tags, note=choice.note)
+        except SpkembError as e:
+            self.app.error(f"cannot save the group, tags and note: {e}")
+            return
+        self.app.notify(f"run #{run_id}: group, tags and note saved")
+        self._load(self.run_id, -1 if not self.steps else int(self.steps[-1]["step"]))
 
     @work(thread=True, group="quick")
     def _run_engine(self, argv: list[str], what: str) -> None:

@@ -72,7 +72,7 @@ class RunsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(classes="toolbar"):
-            yield Input(placeholder="filter: words matched against name, kind, protocol, device, dir…",
+            yield Input(placeholder="filter: words matched against name, kind, protocol, group, #tag, device, dir…",
                         id="filter")
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="status", allow_blank=True)
         yield Static("", id="message", classes="hint")

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from app.data.reader import RunDetail
 from app.views.lineage import lineage_lines
 from app.views.runs_view import (
@@ -42,12 +44,27 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
         f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}",
     ]
     lines += lineage_lines(train, data.init_parent, show)
+    lines += labels_lines(run if run.tags or run.note else train, data)
     best = [v for v in data.validators if v.best_eer is not None]
     if best:
         lines.append(f"{picked_text(best[0], data)}  VAL_DIR {show(best[0].out_dir)}")
     lines += comparison_lines(figures(data.validations, asnorm))
     if run.reason:
         lines.append(f"[red]reason: {run.reason}[/red]")
+    return lines
+
+
+def labels_lines(run: Run, data: RunDetail) -> list[str]:
+    """The run's group (with its seeds' mean ± std EER), tags and note (``t`` edits them)."""
+    lines = []
+    labels = " ".join(f"#{t}" for t in run.tags)
+    if data.group is not None:
+        seed = f"  seed {data.train.seed}" if data.train.seed is not None else ""
+        lines.append(f"{escape(data.group.describe())}{seed}  {escape(labels)}".rstrip())
+    elif labels:
+        lines.append(f"tags {escape(labels)}")
+    if run.note:
+        lines.append(f"note: {escape(run.note)}")
     return lines
 
 

@@ -17,7 +17,7 @@ LIVE = ("running", "indexing")
 #: (column key, header) of the runs table
 COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("protocol", "protocol"),
            ("status", "status"), ("epoch", "epoch"), ("loss", "last loss"), ("eer", "best EER @ epoch"),
-           ("device", "device"), ("started", "started"), ("duration", "duration")]
+           ("device", "device"), ("started", "started"), ("duration", "duration"), ("labels", "group/tags")]
 
 STATUS_STYLE = {"running": "bold green", "indexing": "green", "completed": "cyan", "failed": "bold red",
                 "stopped": "yellow", "lost": "bold magenta"}
@@ -90,7 +90,12 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     return (str(run.id), run.name or "", run.kind or "", protocol_text(run),
             run.status or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
             eer_text(run), run.device or "", started(start),
-            duration(None if start is None or end is None else end - start))
+            duration(None if start is None or end is None else end - start), labels_text(run))
+
+
+def labels_text(run: Run) -> str:
+    """``resnet34-lm #baseline #lm``: a run's group, then its tags."""
+    return " ".join([*([run.run_group] if run.run_group else []), *(f"#{t}" for t in run.tags)])
 
 
 def sort_value(run: RunSummary, column: str, now: float) -> Any:
@@ -109,14 +114,17 @@ def sort_value(run: RunSummary, column: str, now: float) -> Any:
         value = start if column == "started" else (run.ended_at or now) - start
     elif column == "protocol":
         value = protocol_text(run)
+    elif column == "labels":
+        value = labels_text(run)
     else:  # a column shown as the run's field of that name (name, kind, status, device)
         value = getattr(run, column, None) or ""
     # None last, whichever the type
     return (value is None, value if value is not None else 0)
 
 
-#: the fields the filter box matches its words against
-FILTERED = ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host")
+#: the fields the filter box matches its words against (and the group and tags: ``labels_text``,
+#: so that ``#baseline`` matches the tag only)
+FILTERED = ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host", "run_group")
 
 
 def matches(run: Run, text: str, status: str | None) -> bool:
@@ -125,5 +133,5 @@ def matches(run: Run, text: str, status: str | None) -> bool:
         return False
     if not text:
         return True
-    hay = " ".join(str(getattr(run, k) or "") for k in FILTERED).lower()
+    hay = " ".join([*(str(getattr(run, k) or "") for k in FILTERED), labels_text(run)]).lower()
     return all(word in hay for word in text.lower().split())
