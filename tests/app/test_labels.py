@@ -1,0 +1,101 @@
+"""Group, tags and note in the TUI: edited with `t` in the run detail, shown and filtered in the runs
+table, the group's seeds averaged in the header, and given to train by Launch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Select, Static
+
+from app.dialogs.labels import LabelsDialog
+from app.screens.launch import LaunchScreen
+from app.screens.run_detail import RunDetailScreen
+from app.screens.runs import RunsScreen
+from app.widgets.runs_table import RunsTable
+from engine.cli import build_parser
+from engine.store import open_store
+from tests.app.conftest import make, open_run, wait_for
+
+VOICES = "Demo.SpeakerVerification.Voices"
+
+
+def summary_text(app) -> str:
+    return str(app.screen.query_one("#summary", Static).render())
+
+
+async def test_t_edits_group_tags_and_note_and_the_filter_finds_the_tag(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, LabelsDialog))
+        dialog = app.screen
+        dialog.query_one("#tags").value = "two,words ok!"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: "one word" in str(dialog.query_one("#error").render()))
+        dialog.query_one("#group").value = "resnet34-lm"
+        dialog.query_one("#tags").value = "baseline #lm"
+        dialog.query_one("#note").value = "the reference run"
+        dialog.query_one("#note").focus()
+        await pilot.press("enter")   # Enter in a field saves, as the button does
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: "note: the reference run" in summary_text(app))
+        assert "group resnet34-lm: 1 run, EER 21.00 ± 0.00 %" in summary_text(app)
+        assert "#baseline #lm" in summary_text(app)
+
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: any(str(table.get_row_at(i)[-1]) == "resnet34-lm #baseline #lm"
+                                          for i in range(table.row_count)))
+        await pilot.press("slash")
+        await pilot.press(*"#baseline")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert str(table.get_row_at(0)[1]) == "aam-m0.2"
+        app.screen.query_one("#filter").value = "resnet34-lm"   # the group: the run and its validation
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert {str(table.get_row_at(i)[1]) for i in range(2)} == {"aam-m0.2", "aam-m0.2 validate"}
+    with open_store(workspace / "runs.db", readonly=True) as store:
+        (run,) = store.runs(kind="train", tag="lm")
+        assert (run["name"], run["run_group"], run["tags"], run["note"]) == (
+            "aam-m0.2", "resnet34-lm", ["baseline", "lm"], "the reference run")
+
+
+async def test_the_header_shows_the_groups_seeds_as_mean_and_std(workspace: Path) -> None:
+    with open_store(workspace / "runs.db") as store:
+        ids = {r["name"]: r["id"] for r in store.runs(kind="train")}
+        for seed, name in enumerate(("aam-m0.2", "aam-m0.1")):
+            store.set_labels(ids[name], run_group="aam-seeds")
+            store.db.conn.execute("UPDATE runs SET seed = ? WHERE id = ?", (seed, ids[name]))
+        third = store.create_run(kind="train", exp_dir=workspace, out_dir=workspace / "t3", protocol=VOICES,
+                                 subset="train", config={}, command=["spkemb-engine", "train"], device="cpu",
+                                 name="aam-seed2", seed=2, run_group="aam-seeds")
+        val = store.create_run(kind="validate", exp_dir=workspace, out_dir=workspace / "v3", protocol=VOICES,
+                               subset="development", config={}, command=["validate"], device="cpu", parent_id=third)
+        store.set_best(val, epoch=2, eer=0.25, how="lowest-eer")   # seeds: 21, 23 and 25 %
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2", runs=7)
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        assert "group aam-seeds: 3 runs, EER 23.00 ± 2.00 %  seed 0" in summary_text(app)
+
+
+async def test_launch_passes_seed_group_tags_and_note_to_train(workspace: Path) -> None:
+    (workspace / "experiments" / "aam-m0.2").mkdir(parents=True, exist_ok=True)
+    (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")
+    app = make(workspace)
+    async with app.run_test(size=(140, 60)) as pilot:
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
+        launch.query_one("#protocol").set_options([(VOICES, VOICES)])
+        launch.query_one("#protocol").value = VOICES
+        launch.query_one("#seed").value = "4"
+        launch.query_one("#group").value = "aam-seeds"
+        launch.query_one("#tags").value = "baseline lm"
+        launch.query_one("#note").value = "seed 4 of 5"
+        train, *_ = launch.commands()
+    args = build_parser().parse_args(train[3:])
+    assert (args.seed, args.group, args.tag, args.note) == (4, "aam-seeds", ["baseline", "lm"], "seed 4 of 5")
