@@ -182,3 +182,17 @@ def test_train_records_its_seed_group_tags_and_note(tmp_path: Path, demo_corpus:
     with open_store(db, readonly=True) as store:
         (run,) = store.runs(kind="train", group="demo-lm", tag="smoke")
     assert (run["seed"], run["tags"], run["note"]) == (5, ["smoke", "cpu"], "one epoch")
+
+
+def test_the_example_query_averages_each_group(tmp_path: Path) -> None:
+    from engine.store import EXAMPLE_QUERIES
+
+    with open_store(tmp_path / "runs.db") as store:
+        for seed, eer in ((0, 0.0200), (1, 0.0215), (2, 0.0230)):
+            add_seed(store, "resnet34-lm", seed, eer)
+        add_seed(store, "resnet34-lm", 3, None)
+        add_seed(store, "other", 0, 0.05)
+        columns, rows = store.query(EXAMPLE_QUERIES["best EER of each group (its seeds)"])
+    groups = [dict(zip(columns, row, strict=True)) for row in rows]
+    assert [(g["group"], g["runs"], g["validated"], g["mean_eer_pct"], g["min_eer_pct"], g["max_eer_pct"])
+            for g in groups] == [("resnet34-lm", 4, 3, 2.15, 2.0, 2.3), ("other", 1, 1, 5.0, 5.0, 5.0)]
