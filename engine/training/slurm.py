@@ -35,6 +35,9 @@ def _train_arguments(args: SbatchRequest) -> list[str]:
         argv.append("--events")
     if args.trust_checkpoint:
         argv.append("--trust-checkpoint")
+    # how the run is compared: joined to the flag, so that a note like "-x" stays a value
+    labels = [("--group", args.group), *(("--tag", t) for t in args.tag or ()), ("--note", args.note)]
+    argv += [f"{flag}={value}" for flag, value in labels if value]
     init_from = getattr(args, "init_from", None)
     if init_from:
         argv += ["--init-from", str(Path(init_from).resolve())]

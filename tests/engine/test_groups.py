@@ -196,3 +196,13 @@ def test_the_example_query_averages_each_group(tmp_path: Path) -> None:
     groups = [dict(zip(columns, row, strict=True)) for row in rows]
     assert [(g["group"], g["runs"], g["validated"], g["mean_eer_pct"], g["min_eer_pct"], g["max_eer_pct"])
             for g in groups] == [("resnet34-lm", 4, 3, 2.15, 2.0, 2.3), ("other", 1, 1, 5.0, 5.0, 5.0)]
+
+
+def test_sbatch_passes_the_group_tags_and_note_on_to_train(tmp_path: Path) -> None:
+    from engine.training.slurm import batch_script
+
+    _, request = parse_command(["sbatch", "--group", "resnet34-lm", "--tag", "a", "--tag", "b", "--note",
+                                "-x y", str(tmp_path), PROTOCOL])
+    script = batch_script(request)
+    line = next(line for line in script.splitlines() if "--group" in line)
+    assert "--group=resnet34-lm --tag=a --tag=b '--note=-x y'" in line
