@@ -155,6 +155,10 @@ class Store(StoreReads, StoreResults):
             raise StoreError(f"unknown run kind {kind!r}: use one of {', '.join(RUN_KINDS)}")
         if status not in LIVE_STATUSES:
             raise StoreError(f"a new run is {' or '.join(LIVE_STATUSES)}, not {status!r}")
+        try:  # an event file's record is checked for types only: its words are checked here
+            group, tags = check_label(run_group, "group") if run_group else None, check_tags(tags or [])
+        except ValueError as e:
+            raise StoreError(str(e)) from None
         now = time.time() if _at is None else _at
         pid = os.getpid()
         origin = {"host": liveness.hostname(), "pid": pid,
@@ -168,7 +172,7 @@ class Store(StoreReads, StoreResults):
                "device": device, "heartbeat_at": now, "target_epoch": target_epoch,
                "log_path": _abs(log_path), "init_from": _abs(init_from), "init_epoch": init_epoch,
                "init_run_id": init_run_id, "init_sha256": init_sha256, "seed": seed,
-               "run_group": run_group or None, "tags": encode_tags(check_tags(tags or [])),
+               "run_group": group, "tags": encode_tags(tags),
                "note": note or None, **origin}
         columns = ", ".join(row)
         marks = ", ".join("?" * len(row))

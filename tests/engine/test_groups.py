@@ -170,6 +170,9 @@ def test_a_bad_label_is_refused_by_the_store(tmp_path: Path) -> None:
             store.set_labels(run, add_tags=["two words"])
         with pytest.raises(StoreError, match="no run 99"):
             store.set_labels(99, note="x")
+        with pytest.raises(StoreError, match="group 'a b'"):   # e.g. from an edited event file
+            store.create_run(**TRAIN, out_dir="p", run_group="a b")
+        assert len(store.runs()) == 1
 
 
 @pytest.mark.slow
