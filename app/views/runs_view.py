@@ -15,7 +15,7 @@ STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
 LIVE = ("running", "indexing")
 
 #: (column key, header) of the runs table
-COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("protocol", "protocol"),
+COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("network", "network"), ("protocol", "protocol"),
            ("status", "status"), ("epoch", "epoch"), ("loss", "last loss"), ("eer", "best EER @ epoch"),
            ("device", "device"), ("started", "started"), ("duration", "duration")]
 
@@ -87,7 +87,7 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     end = run.ended_at or (now if run.status in LIVE else run.heartbeat_at)
     start = run.started_at
     loss = run.last_loss
-    return (str(run.id), run.name or "", run.kind or "", protocol_text(run),
+    return (str(run.id), run.name or "", run.kind or "", run.network, protocol_text(run),
             run.status or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
             eer_text(run), run.device or "", started(start),
             duration(None if start is None or end is None else end - start))
@@ -109,14 +109,14 @@ def sort_value(run: RunSummary, column: str, now: float) -> Any:
         value = start if column == "started" else (run.ended_at or now) - start
     elif column == "protocol":
         value = protocol_text(run)
-    else:  # a column shown as the run's field of that name (name, kind, status, device)
+    else:  # a column shown as the run's field of that name (name, kind, network, status, device)
         value = getattr(run, column, None) or ""
     # None last, whichever the type
     return (value is None, value if value is not None else 0)
 
 
 #: the fields the filter box matches its words against
-FILTERED = ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host")
+FILTERED = ("id", "name", "kind", "network", "protocol", "subset", "status", "device", "exp_dir", "host")
 
 
 def matches(run: Run, text: str, status: str | None) -> bool:
