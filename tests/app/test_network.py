@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import yaml
+
 from app.data.reader import RunsFeed, read_curves, read_detail, read_runs
 from app.screens.compare import CompareScreen
 from app.screens.configs import ConfigsScreen
@@ -107,14 +109,15 @@ async def test_choosing_a_filterbank_backbone_switches_the_front_end_to_fbank(wo
         assert screen.action_save() is not None
 
 
-async def test_tui_launches_a_resnet34_run_from_the_form(tmp_path: Path, demo_corpus: Path) -> None:
+async def test_tui_launches_a_resnet34_run_from_the_form_and_compare_shows_it_beside_a_sinctdnn_run(
+        tmp_path: Path, demo_corpus: Path) -> None:
     from app.app import make_app
     from app.screens.launch import LaunchScreen
     from engine.cli import parse_command
     from engine.config import load_config
 
-    app = make_app(tmp_path, db=tmp_path / "runs.db", database=demo_corpus, now=lambda: 0.0)
-    async with app.run_test(size=(140, 40)) as pilot:
+    app = make_app(tmp_path, db=tmp_path / "runs.db", database=demo_corpus, now=lambda: NOW)
+    async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
         screen = app.screen
@@ -131,23 +134,20 @@ async def test_tui_launches_a_resnet34_run_from_the_form(tmp_path: Path, demo_co
         launch.query_one("#to").value = "1"
         launch.query_one("#device").value = "cpu"
         cmds = launch.commands()
-    assert cmds is not None
-    train, validate, _, _ = cmds
-    assert train[:3] == [sys.executable, "-m", "engine"]
-    command, request = parse_command(train[3:])
-    assert command == "train" and request.to == 1 and request.protocol == PROTOCOL
-    config = load_config(Path(request.exp_dir) / "config.yml")
-    assert (config.architecture.name, config.feature_extraction.name) == ("ResNet34", "Fbank")
-    if validate is not None:
-        assert parse_command(validate[3:])[0] == "validate"
+        assert cmds is not None
+        train, validate, _, _ = cmds
+        assert train[:3] == [sys.executable, "-m", "engine"]
+        command, request = parse_command(train[3:])
+        assert command == "train" and request.to == 1 and request.protocol == PROTOCOL
+        config = load_config(Path(request.exp_dir) / "config.yml")
+        assert (config.architecture.name, config.feature_extraction.name) == ("ResNet34", "Fbank")
+        if validate is not None:
+            assert parse_command(validate[3:])[0] == "validate"
+        await pilot.press("escape")
 
-
-async def test_compare_names_a_resnet34_run_beside_a_sinctdnn_run(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("SPKEMB_DB", raising=False)
-    _fill(tmp_path / "runs.db", tmp_path, {"resnet": RESNET, "sinc": SINC})
-    app = make(tmp_path)
-    async with app.run_test(size=(160, 40)) as pilot:
+        # the runs that launch would record (its config as saved), beside a SincTDNN run
+        saved = yaml.safe_load((exp / "config.yml").read_text(encoding="utf-8"))
+        _fill(tmp_path / "runs.db", tmp_path, {"resnet": saved, "sinc": SINC})
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: table.row_count == 4)
         shown = {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[3]) for i in range(table.row_count)}
@@ -163,4 +163,5 @@ async def test_compare_names_a_resnet34_run_beside_a_sinctdnn_run(tmp_path: Path
         diff = app.screen.query_one("#diff")
         await wait_for(pilot, lambda: diff.row_count >= 1)
         rows = [[str(c) for c in diff.get_row_at(i)] for i in range(diff.row_count)]
-        assert any(r[0] == "architecture.name" for r in rows)
+        architecture = next(r for r in rows if r[0] == "architecture.name")
+        assert set(architecture[1:]) == {"ResNet34", "pyannote.audio.models.SincTDNN"}
