@@ -15,9 +15,9 @@ STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
 LIVE = ("running", "indexing")
 
 #: (column key, header) of the runs table
-COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("network", "network"), ("protocol", "protocol"),
+COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("protocol", "protocol"),
            ("status", "status"), ("epoch", "epoch"), ("loss", "last loss"), ("eer", "best EER @ epoch"),
-           ("device", "device"), ("started", "started"), ("duration", "duration")]
+           ("network", "network"), ("device", "device"), ("started", "started"), ("duration", "duration")]
 
 STATUS_STYLE = {"running": "bold green", "indexing": "green", "completed": "cyan", "failed": "bold red",
                 "stopped": "yellow", "lost": "bold magenta"}
@@ -87,9 +87,9 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     end = run.ended_at or (now if run.status in LIVE else run.heartbeat_at)
     start = run.started_at
     loss = run.last_loss
-    return (str(run.id), run.name or "", run.kind or "", run.network, protocol_text(run),
+    return (str(run.id), run.name or "", run.kind or "", protocol_text(run),
             run.status or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
-            eer_text(run), run.device or "", started(start),
+            eer_text(run), run.network, run.device or "", started(start),
             duration(None if start is None or end is None else end - start))
 
 

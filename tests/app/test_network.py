@@ -11,6 +11,7 @@ from app.data.reader import RunsFeed, read_curves, read_detail, read_runs
 from app.screens.compare import CompareScreen
 from app.screens.configs import ConfigsScreen
 from app.views.run_detail_view import summary_lines
+from app.views.runs_view import COLUMNS
 from app.widgets.plots import EerPlot, LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.records import ValidationResult
@@ -150,7 +151,8 @@ async def test_tui_launches_a_resnet34_run_from_the_form_and_compare_shows_it_be
         _fill(tmp_path / "runs.db", tmp_path, {"resnet": saved, "sinc": SINC})
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: table.row_count == 4)
-        shown = {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[3]) for i in range(table.row_count)}
+        network = [k for k, _ in COLUMNS].index("network")
+        shown = {str(table.get_row_at(i)[1]): str(table.get_row_at(i)[network]) for i in range(table.row_count)}
         assert shown == {"resnet": "ResNet34", "sinc": "SincTDNN", "resnet validate": "ResNet34",
                          "sinc validate": "SincTDNN"}
         await compare_runs(pilot, ("resnet", "sinc"), runs=4)
