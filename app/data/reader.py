@@ -11,12 +11,13 @@ import dataclasses
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.config.specs import FBANK_BACKBONES
 from engine.records import (
     Checkpoint,
     DataProblem,
@@ -50,6 +51,38 @@ class RunSummary(Run):
 
     #: the loss of a training run's latest step (None for other kinds)
     last_loss: float | None = None
+    #: the network its config names (``network_name``): "" for a run without one
+    network: str = ""
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunSummary:
+        """The summary of a ``Store.runs_changed_since`` row (its network from two JSON fields)."""
+        run = row_record(cls, row)
+        return dataclasses.replace(run, network=network_name(row.get("architecture"), row.get("front_end")))
+
+
+def network_name(architecture: Any, front_end: Any) -> str:
+    """A short name of the network a config trains: its architecture (``SincTDNN``, ``ResNet34``),
+    with ``+Fbank``/``+RawAudio`` only where the front end is not the backbone's own ("" for no
+    architecture). Full ``pyannote.audio.models.SincTDNN`` names are shortened."""
+    if not isinstance(architecture, str) or not architecture:
+        return ""
+    name = architecture.rsplit(".", 1)[-1]
+    front = front_end.rsplit(".", 1)[-1] if isinstance(front_end, str) and front_end else "RawAudio"
+    own = "Fbank" if name in FBANK_BACKBONES else "RawAudio"
+    return name if front == own else f"{name}+{front}"
+
+
+def config_network(config: Mapping[str, Any] | None) -> str:
+    """``network_name`` of a decoded config (a run's ``config`` column)."""
+    if not isinstance(config, Mapping):
+        return ""
+
+    def name(section: str) -> Any:
+        value = config.get(section)
+        return value.get("name") if isinstance(value, Mapping) else None
+
+    return network_name(name("architecture"), name("feature_extraction"))
 
 
 def _best_by_train_run(runs: list[RunSummary]) -> dict[int, RunSummary]:
@@ -130,6 +163,8 @@ class RunDetail:
     run: Run
     #: the training run it belongs to (itself, for a training run)
     train: Run
+    #: the network ``train``'s config names (``network_name``; "" when it names none)
+    network: str
     #: the run a fork started from (``train --init-from``), when the database holds it
     init_parent: Run | None
     #: steps of ``train`` after the step asked for
@@ -191,7 +226,8 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
         extractions, der, stale = extraction_checks(store, [a.id for a in applies])
         problems = store.problems(train.id) + [p for v in children for p in store.problems(v.id)]
         return RunDetail(
-            run=run, train=train, init_parent=None if parent is None else Run.from_row(parent),
+            run=run, train=train, network=config_network(train.config or run.config),
+            init_parent=None if parent is None else Run.from_row(parent),
             steps=store.steps(train.id, since_step=since_step),
             epochs=[EpochSummary.from_row(r) for r in store.epochs(train.id)],
             checkpoints=[Checkpoint.from_row(r) for r in store.checkpoints(train.id)],
@@ -234,6 +270,8 @@ class RunCurves:
     #: the validate runs that scored ``validations`` (the run itself, for a validate run)
     validators: list[Run]
     config: dict[str, Any]
+    #: the network the config names (``network_name``; "" when it names none)
+    network: str = ""
 
 
 def _config(run: Run) -> dict[str, Any]:
@@ -267,7 +305,8 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
             rows = store.validations(train_run_id=run_id) if train else store.validations(run_id)
             out.append(RunCurves(run=run, steps=store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
                                  validations=[RecordedValidation.from_row(r) for r in rows],
-                                 validators=validators, config=_config(run)))
+                                 validators=validators, config=(config := _config(run)),
+                                 network=config_network(config)))
     return out
 
 

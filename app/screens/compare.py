@@ -14,7 +14,6 @@ from app.data import reader
 from app.data.reader import RunCurves, StepRow
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.config import config_diff
-from engine.records import Run
 
 if TYPE_CHECKING:
     from app.screens.det import DetSource
@@ -92,7 +91,7 @@ class CompareScreen(Screen):
             return
         first = self._shown is None
         self._shown = shown
-        labels = [_label(r.run) for r in runs]
+        labels = [_label(r) for r in runs]
         self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(r.run.id, []))
                                              for label, r in zip(labels, runs, strict=True)])
         self.query_one(EerPlot).set_series([EerSeries(label, r.validations)
@@ -121,8 +120,11 @@ class CompareScreen(Screen):
         self.app.push_screen(DetScreen(sources))
 
 
-def _label(run: Run) -> str:
-    return f"#{run.id} {run.name or ''}".strip()
+def _label(read: RunCurves) -> str:
+    """``#3 aam (ResNet34)``: a run's legend and column label, naming the network it trained."""
+    run = read.run
+    label = f"#{run.id} {run.name or ''}".strip()
+    return f"{label} ({read.network})" if read.network else label
 
 
 def det_source(read: RunCurves) -> DetSource | None:
@@ -132,7 +134,7 @@ def det_source(read: RunCurves) -> DetSource | None:
     validators = [v for v in read.validators if v.out_dir]
     by_id = {v.id: v for v in validators}
     picked = [v for v in validators if v.best_epoch is not None]
-    label = _label(read.run)
+    label = _label(read)
     if picked:
         best = min(picked, key=lambda v: v.best_eer if v.best_eer is not None else 1.0)
         return DetSource(f"{label} @{best.best_epoch}", best.out_dir, int(best.best_epoch))

@@ -34,7 +34,7 @@ from engine.config import (
     template_text,
     validate_field,
 )
-from engine.config.specs import find_component
+from engine.config.specs import FBANK_BACKBONES, Component, component, find_component
 from engine.errors import ConfigError, PathError
 from engine.safe_paths import contained_path
 
@@ -50,6 +50,20 @@ def _short(section: str, name: Any) -> str:
         if str(name) == choice or str(name).endswith("." + choice):
             return choice
     return str(name)
+
+
+def _defaults(comp: Component) -> dict[str, Any]:
+    """A component's parameters at their defaults, as a config's ``params`` holds them (SincTDNN's
+    ``sincnet.stride`` in a ``sincnet`` mapping)."""
+    params: dict[str, Any] = {}
+    for p in comp.params:
+        if p.default is not None or not p.required:
+            *groups, name = p.name.split(".")
+            node = params
+            for group in groups:
+                node = node.setdefault(group, {})
+            node[name] = list(p.default) if isinstance(p.default, tuple) else p.default
+    return params
 
 
 def experiment_folder(root: Path, text: str) -> Path | str:
@@ -99,6 +113,7 @@ class ConfigsScreen(Screen):
         """``fork``: (the parent's config, the experiment folder to suggest, the checkpoint to start from)."""
         super().__init__()
         self.keys: list[str] = []
+        self.names: dict[str, str] = {}
         self.gen = 0
         self.data: dict[str, Any] | None = None
         self.source_exp: Path | None = None
@@ -191,6 +206,7 @@ class ConfigsScreen(Screen):
         self.gen += 1
         self.keys = list(flat)
         rows = []
+        names: dict[str, str] = {}
         for i, (key, value) in enumerate(flat.items()):
             section = key.split(".")[0].split("[")[0]
             spec = SPECS.get(key) or SPECS.get(f"{section}.params.{key.rsplit('.', 1)[-1]}")
@@ -199,6 +215,7 @@ class ConfigsScreen(Screen):
                 short = _short(section, value)
                 options = [(c, c) for c in choices] + ([] if short in choices else [(short, short)])
                 widget = Select(options, value=short, allow_blank=False, id=self.fid(i))
+                names[key] = short
             else:
                 widget = Input(to_text(value), id=self.fid(i))
             if spec is not None:
@@ -206,6 +223,8 @@ class ConfigsScreen(Screen):
             rows.append(Vertical(Horizontal(Label(key), widget, classes="field"),
                                  Static("", id=self.eid(i), classes="field-error"), classes="field"))
         form.mount_all(rows)
+        #: each section's name as the form was built with it (a Select says Changed on mount too)
+        self.names = names
         self.call_after_refresh(self._validate)
 
     def fid(self, i: int) -> str:
@@ -249,7 +268,12 @@ class ConfigsScreen(Screen):
 
     @on(Select.Changed, "#form Select")
     def _name_changed(self, event: Select.Changed) -> None:
-        """Another name for a section: its fields become that name's parameters, at their defaults."""
+        """Another name for a section: its fields become that name's parameters, at their defaults.
+
+        Another architecture also brings its front end: a filterbank backbone switches
+        feature_extraction to Fbank (at its defaults, the sample rate kept), SincTDNN back to
+        RawAudio, so that the form never holds a pair ``config check`` refuses just by picking one.
+        """
         key = next((k for i, k in enumerate(self.keys) if self.fid(i) == event.select.id), None)
         match = _SECTION_NAME.match(key or "")
         comp = find_component(match.group(1), str(event.value)) if match else None
@@ -260,14 +284,36 @@ class ConfigsScreen(Screen):
         node = data.get(match.group(1)) if match else None
         if match and match.group(2) and isinstance(node, list):
             node = node[int(match.group(2)[1:-1])]
-        if comp is None or comp.groups or not isinstance(node, dict) or set(node.get("params") or {}) == {
-                p.name for p in comp.params}:
+        changed = False
+        if comp is not None and isinstance(node, dict) and set(
+                node.get("params") or {}) != {p.name.split(".")[0] for p in comp.params}:
+            node["params"] = _defaults(comp)
+            changed = True
+        if comp is not None and comp.section == "architecture" and self.names.get(key or "") != comp.name:
+            changed = self._front_end_for(data, comp.name) or changed
+        if key:
+            self.names[key] = str(event.value)
+        if not changed:
             self._validate()
             return
-        node["params"] = {p.name: list(p.default) if isinstance(p.default, tuple) else p.default
-                          for p in comp.params if p.default is not None or not p.required}
         # not from inside the handler of a Select the rebuild removes
         self.call_after_refresh(self._build_form, data)
+
+    def _front_end_for(self, data: dict[str, Any], architecture: str) -> bool:
+        """Set ``data``'s feature_extraction to the one ``architecture`` reads (True: it changed)."""
+        want = "Fbank" if architecture in FBANK_BACKBONES else "RawAudio" if architecture == "SincTDNN" else None
+        node = data.get("feature_extraction")
+        have = _short("feature_extraction", node.get("name")) if isinstance(node, dict) else "RawAudio"
+        if want is None or have == want:
+            return False
+        params = _defaults(component("feature_extraction", want))
+        old = node.get("params") if isinstance(node, dict) else None
+        if isinstance(old, dict) and "sample_rate" in old:
+            params["sample_rate"] = old["sample_rate"]
+        data["feature_extraction"] = {"name": want, "params": params}
+        self.app.notify(f"feature_extraction set to {want}: {architecture} reads "
+                        f"{'log-mel filterbanks' if want == 'Fbank' else 'the raw waveform'}")
+        return True
 
     def _validate(self) -> bool:
         """Check each field, then the whole config the way ``config check`` does; show the YAML."""

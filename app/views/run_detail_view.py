@@ -33,12 +33,13 @@ MAX_PROBLEMS = 20
 
 def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], float],
                   show: Callable[[Any], str] = str) -> list[str]:
-    """The header: status, protocol, epoch and duration; folders; lineage; best EER; averages; reason."""
+    """The header: status, network, protocol, epoch and duration; folders; lineage; best EER; averages; reason."""
     train = data.train
     end = run.ended_at or (now() if run.status in LIVE else None)
     lines = [
         f"[b]#{run.id} {run.name or ''}[/b]  {run.kind}  [b]{run.status}[/b]"
-        f"  {protocol_text(run)}  {progress_text(run, train)}  device {run.device or '?'}"
+        f"{f'  network {data.network}' if data.network else ''}  {protocol_text(run)}"
+        f"  {progress_text(run, train)}  device {run.device or '?'}"
         f"  pid {run.pid}@{run.host}"
         f"  {duration(None if end is None or run.started_at is None else end - run.started_at)}",
         f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}",

@@ -17,7 +17,8 @@ LIVE = ("running", "indexing")
 #: (column key, header) of the runs table
 COLUMNS = [("id", "#"), ("name", "name"), ("kind", "kind"), ("protocol", "protocol"),
            ("status", "status"), ("epoch", "epoch"), ("loss", "last loss"), ("eer", "best EER @ epoch"),
-           ("device", "device"), ("started", "started"), ("duration", "duration"), ("labels", "group/tags")]
+           ("network", "network"), ("device", "device"), ("started", "started"), ("duration", "duration"),
+           ("labels", "group/tags")]
 
 STATUS_STYLE = {"running": "bold green", "indexing": "green", "completed": "cyan", "failed": "bold red",
                 "stopped": "yellow", "lost": "bold magenta"}
@@ -89,7 +90,7 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     loss = run.last_loss
     return (str(run.id), run.name or "", run.kind or "", protocol_text(run),
             run.status or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
-            eer_text(run), run.device or "", started(start),
+            eer_text(run), run.network, run.device or "", started(start),
             duration(None if start is None or end is None else end - start), labels_text(run))
 
 
@@ -116,7 +117,7 @@ def sort_value(run: RunSummary, column: str, now: float) -> Any:
         value = protocol_text(run)
     elif column == "labels":
         value = labels_text(run)
-    else:  # a column shown as the run's field of that name (name, kind, status, device)
+    else:  # a column shown as the run's field of that name (name, kind, network, status, device)
         value = getattr(run, column, None) or ""
     # None last, whichever the type
     return (value is None, value if value is not None else 0)
@@ -124,7 +125,8 @@ def sort_value(run: RunSummary, column: str, now: float) -> Any:
 
 #: the fields the filter box matches its words against (and the group and tags: ``labels_text``,
 #: so that ``#baseline`` matches the tag only)
-FILTERED = ("id", "name", "kind", "protocol", "subset", "status", "device", "exp_dir", "host", "run_group")
+FILTERED = ("id", "name", "kind", "network", "protocol", "subset", "status", "device", "exp_dir", "host",
+            "run_group")
 
 
 def matches(run: Run, text: str, status: str | None) -> bool:

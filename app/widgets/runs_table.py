@@ -14,6 +14,8 @@ from app.views.runs_view import COLUMNS, LIVE, STATUS_STYLE, cells, sort_value
 FIRST_ROWS = 40
 #: rows added per refresh after the first paint (each costs ~0.7 ms: the screen stays responsive)
 REST_ROWS = 100
+#: the status column's index, its cell coloured by status
+STATUS = [k for k, _ in COLUMNS].index("status")
 
 
 class RunsTable(DataTable):
@@ -64,7 +66,7 @@ class RunsTable(DataTable):
 
     def _styled(self, run_id: int, row: tuple) -> list:
         out: list = list(row)
-        out[4] = Text(row[4], style=STATUS_STYLE.get(row[4], ""))
+        out[STATUS] = Text(row[STATUS], style=STATUS_STYLE.get(row[STATUS], ""))
         if run_id in self.marked:
             out[0] = Text(f"✓ {row[0]}", style="bold reverse")
         return out

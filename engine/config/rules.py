@@ -93,6 +93,7 @@ RULES: dict[str, Callable[[Values, set[str]], Values]] = {
     "SGD": _sgd,
     "AdditiveAngularMarginLoss": _task,
     "AdditiveMarginLoss": _task,
+    "SubCenterInterTopKLoss": _task,
     "Softmax": _task,
 }
 

@@ -226,6 +226,15 @@ COMPONENTS: tuple[Component, ...] = (
               "WeSpeaker's CAM++ on log-mel filterbanks, statistics pooling (TSTP); needs Fbank"),
     Component("task", "AdditiveAngularMarginLoss", _LOSS + "AdditiveAngularMarginLoss",
               _AAM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive angular margin loss (ArcFace)"),
+    Component("task", "SubCenterInterTopKLoss", "SubCenterInterTopKLoss",
+              _AAM + (Param("K", "int", 3, "centres per speaker; a chunk scores its closest (1: plain ArcFace)",
+                            within(at_least(1), 100)),
+                      Param("mp", "float", 0.06, "inter-top-k penalty in radians: cos(theta - mp) for the "
+                            "k_top closest other speakers", in_range(0.0, math.pi / 2, high_text="pi/2")),
+                      Param("k_top", "int", 5, "other speakers penalised per chunk (0: none; fewer than "
+                            "the training speakers)", within(at_least(0), 10_000)),
+                      _MARGIN_SCHEDULER) + _TASK_COMMON,
+              "sub-centre ArcFace with an inter-top-k penalty (WeSpeaker's arc_margin_intertopk_subcenter)"),
     Component("task", "AdditiveMarginLoss", _LOSS + "AdditiveMarginLoss",
               _AM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive margin softmax loss (CosFace / AM-softmax)"),
     Component("task", "Softmax", _LOSS + "Softmax", _TASK_COMMON, "plain softmax cross-entropy"),

@@ -15,16 +15,16 @@ from engine.errors import ConfigError
 from engine.model.embedding import SincTDNN
 from engine.model.fbank import Fbank
 from engine.model.fbank_network import FbankNetwork
-from engine.model.loss import AdditiveAngularMarginLoss, AdditiveMarginLoss, Softmax
+from engine.model.loss import AdditiveAngularMarginLoss, AdditiveMarginLoss, Softmax, SubCenterInterTopKLoss
 
 if TYPE_CHECKING:
     from engine.config import Config
 
 __all__ = ["SincTDNN", "Fbank", "FbankNetwork", "AdditiveAngularMarginLoss", "AdditiveMarginLoss", "Softmax",
-           "build_model", "build_loss", "LOSSES"]
+           "SubCenterInterTopKLoss", "build_model", "build_loss", "LOSSES"]
 
 #: task names accepted by :func:`build_loss`
-LOSSES = ("AdditiveAngularMarginLoss", "AdditiveMarginLoss", "Softmax")
+LOSSES = ("AdditiveAngularMarginLoss", "AdditiveMarginLoss", "SubCenterInterTopKLoss", "Softmax")
 
 
 def build_model(cfg: Config) -> SincTDNN | FbankNetwork:
@@ -98,6 +98,12 @@ def build_loss(cfg: Config, n_classes: int) -> nn.Module:
                           key="task")
     if name == "AdditiveAngularMarginLoss":
         return AdditiveAngularMarginLoss(dim, n_classes, margin=cfg.task.margin, s=cfg.task.s)
+    if name == "SubCenterInterTopKLoss":
+        if cfg.task.k_top >= n_classes:
+            raise ConfigError(f"{cfg.task.k_top} must be below the number of training "
+                              f"speakers ({n_classes}): lower k_top", key="task.params.k_top")
+        return SubCenterInterTopKLoss(dim, n_classes, margin=cfg.task.margin, s=cfg.task.s, K=cfg.task.K,
+                                      mp=cfg.task.mp, k_top=cfg.task.k_top)
     if name == "AdditiveMarginLoss":
         return AdditiveMarginLoss(dim, n_classes, margin=cfg.task.margin, s=cfg.task.s)
     if name == "Softmax":

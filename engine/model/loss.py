@@ -129,3 +129,69 @@ class Softmax(nn.Module):
         """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
         logits = self.classifier(embeddings)
         return F.cross_entropy(logits, labels), logits
+
+
+class SubCenterInterTopKLoss(AdditiveAngularMarginLoss):
+    """Sub-centre ArcFace with an inter-top-k penalty (WeSpeaker's ``arc_margin_intertopk_subcenter``).
+
+    Each speaker has ``K`` centres; a chunk's cosine to a speaker is its largest cosine to that
+    speaker's centres (Deng et al., "Sub-center ArcFace", ECCV 2020), so that noisy chunks of a
+    speaker can gather round a centre of their own. The target logit is ArcFace's
+    ``s * cos(theta_y + m)`` (as :class:`AdditiveAngularMarginLoss`); the ``k_top`` closest
+    non-target speakers get ``s * cos(theta_j - mp)``, a harder negative (Zhao et al.,
+    "Multi-query multi-head attention pooling and inter-topK penalty for speaker verification",
+    ICASSP 2022); the other speakers ``s * cos(theta_j)``. While a margin schedule ramps ``m``, the
+    penalty ramps with it (``mp * m / margin``), as WeSpeaker scales it with its margin.
+
+    Parameters
+    ----------
+    embedding_dim, n_classes : int
+    margin, s, easy_margin
+        As :class:`AdditiveAngularMarginLoss`.
+    K : int
+        Centres per speaker (1: no sub-centres).
+    mp : float
+        Inter-top-k angular penalty, in radians, at the full margin.
+    k_top : int
+        Non-target speakers penalised (0: none); fewer than ``n_classes``.
+    """
+
+    def __init__(self, embedding_dim: int, n_classes: int, *, margin: float = 0.2, s: float = 32.0,
+                 easy_margin: bool = False, K: int = 3, mp: float = 0.06, k_top: int = 5) -> None:
+        if K < 1 or not 0 <= k_top < n_classes:
+            raise ValueError(f"K >= 1 and 0 <= k_top < n_classes ({n_classes}) needed, got K={K}, k_top={k_top}")
+        self.K, self.mp, self.k_top, self.full_margin = K, mp, k_top, margin
+        super().__init__(embedding_dim, n_classes * K, margin=margin, s=s, easy_margin=easy_margin)
+        self.n_classes = n_classes
+
+    def set_margin(self, margin: float) -> None:
+        super().set_margin(margin)
+        penalty = self.mp * margin / self.full_margin if self.full_margin > 0 else 0.0
+        self.cos_mp, self.sin_mp = math.cos(penalty), math.sin(penalty)
+
+    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(batch, embedding_dim) -> (batch, n_classes): the closest centre of each speaker."""
+        every = super().cosine(embeddings)  # (batch, n_classes * K), centres of a speaker side by side
+        return every.view(every.shape[0], self.n_classes, self.K).amax(dim=2)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
+        cosine = self.cosine(embeddings)  # (batch, n_classes)
+        target = cosine.gather(1, labels.view(-1, 1)).clamp(-1 + self.eps, 1 - self.eps)  # (batch, 1)
+        sine = torch.sqrt(1.0 - target * target)
+        phi = target * self.cos_m - sine * self.sin_m  # cos(theta + m)
+        if self.easy_margin:
+            phi = torch.where(target > 0, phi, target)
+        else:
+            phi = torch.where(target > self.th, phi, target - self.mm)
+        one_hot = F.one_hot(labels, self.n_classes).to(cosine.dtype)
+        logits = cosine + one_hot * (phi - cosine.gather(1, labels.view(-1, 1)))
+        if self.k_top > 0:
+            # the k_top largest non-target cosines (the target pushed below -1 to leave it out)
+            top = torch.topk(cosine.detach() - 3 * one_hot, self.k_top, dim=1).indices
+            hard = torch.zeros_like(cosine).scatter_(1, top, 1.0)
+            clamped = cosine.clamp(-1 + self.eps, 1 - self.eps)
+            phi_mp = clamped * self.cos_mp + torch.sqrt(1.0 - clamped * clamped) * self.sin_mp  # cos(theta - mp)
+            logits = logits + hard * (phi_mp - cosine)
+        logits = self.s * logits
+        return F.cross_entropy(logits, labels), logits

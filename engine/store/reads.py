@@ -25,6 +25,11 @@ from engine.store import liveness, readonly
 from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
 _JSON_COLUMNS = ("config", "command")
+#: the network a run's config names (architecture, front end), read in SQL so that a runs list
+#: still leaves the config out; NULL for a run without one (or with a config that is not JSON)
+_NETWORK_COLUMNS = ("CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.architecture.name') "
+                    "END AS architecture, CASE WHEN json_valid(r.config) THEN "
+                    "json_extract(r.config, '$.feature_extraction.name') END AS front_end")
 
 
 def _abs(path: str | os.PathLike[str] | None) -> str | None:
@@ -89,7 +94,8 @@ class StoreReads:
         """Summaries of the runs changed after the change counter ``changed`` (0: every run).
 
         Each row is a run without its config and command, plus ``last_loss`` (the loss of a
-        training run's latest step). Returns ``(rows, newest change, number of runs)``, all
+        training run's latest step) and the ``architecture`` and ``front_end`` names its config
+        gives (None where it gives none). Returns ``(rows, newest change, number of runs)``, all
         read in one short transaction so that the three agree (one WAL snapshot).
         """
         columns = ", ".join(f"r.{c}" for c in self._summary_columns)
@@ -99,7 +105,7 @@ class StoreReads:
                 conn.execute("BEGIN")
                 try:
                     cursor = conn.execute(
-                        f"SELECT {columns}, s.loss AS last_loss FROM runs AS r "
+                        f"SELECT {columns}, s.loss AS last_loss, {_NETWORK_COLUMNS} FROM runs AS r "
                         "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
                         "WHERE r.changed > ? ORDER BY r.id DESC", (changed,))
                     names = [d[0] for d in cursor.description]

@@ -10,7 +10,7 @@ import torch
 
 from engine.config import parse_config
 from engine.errors import ConfigError
-from engine.model import AdditiveAngularMarginLoss, AdditiveMarginLoss, Softmax, build_loss
+from engine.model import AdditiveAngularMarginLoss, AdditiveMarginLoss, Softmax, SubCenterInterTopKLoss, build_loss
 from tests.conftest import TINY_CONFIG
 
 
@@ -106,11 +106,14 @@ def test_softmax_is_a_linear_classifier_without_bias() -> None:
 
 @pytest.mark.parametrize("name, kind", [("AdditiveAngularMarginLoss", AdditiveAngularMarginLoss),
                                         ("AdditiveMarginLoss", AdditiveMarginLoss),
+                                        ("SubCenterInterTopKLoss", SubCenterInterTopKLoss),
                                         ("Softmax", Softmax)])
 def test_build_loss_from_config(name: str, kind: type) -> None:
     text = TINY_CONFIG.replace("AdditiveAngularMarginLoss", name)
     if kind is Softmax:  # no margin nor scale to give
         text = text.replace("      margin: 0.05\n", "").replace("      s: 10\n", "")
+    if kind is SubCenterInterTopKLoss:  # fewer hardest speakers than the 5 there are
+        text = text.replace("      s: 10\n", "      s: 10\n      k_top: 2\n")
     cfg = parse_config(text, "tiny.yml")
     head = build_loss(cfg, 5)
     assert isinstance(head, kind)
@@ -128,3 +131,69 @@ def test_build_loss_refuses_one_speaker_and_unknown_names() -> None:
     odd = dataclasses.replace(cfg, task=dataclasses.replace(cfg.task, loss="TripletLoss"))
     with pytest.raises(ConfigError, match="AdditiveAngularMarginLoss"):
         build_loss(odd, 5)
+
+
+def _brute_intertopk(x: list[list[float]], w: list[list[float]], labels: list[int], *, n: int, K: int, m: float,
+                     s: float, mp: float, k_top: int) -> tuple[list[list[float]], float]:
+    """Sub-centre inter-top-k logits and mean loss, one scalar at a time."""
+    def unit(v: list[float]) -> list[float]:
+        norm = math.sqrt(sum(a * a for a in v))
+        return [a / norm for a in v]
+
+    all_logits, losses = [], []
+    for xi, y in zip(x, labels, strict=True):
+        u = unit(xi)
+        cos = [max(sum(a * b for a, b in zip(u, unit(w[j * K + k]), strict=True)) for k in range(K))
+               for j in range(n)]
+        hardest = sorted((j for j in range(n) if j != y), key=lambda j: -cos[j])[:k_top]
+        logits = []
+        for j in range(n):
+            c = min(max(cos[j], -1 + 1e-4), 1 - 1e-4)
+            if j == y:
+                z = math.cos(math.acos(c) + m) if c > math.cos(math.pi - m) else c - math.sin(math.pi - m) * m
+            elif j in hardest:
+                z = math.cos(math.acos(c) - mp)
+            else:
+                z = cos[j]
+            logits.append(s * z)
+        all_logits.append(logits)
+        losses.append(_cross_entropy(logits, y))
+    return all_logits, sum(losses) / len(losses)
+
+
+@pytest.mark.parametrize("K, k_top", [(3, 2), (1, 0), (2, 5)])
+def test_subcenter_intertopk_matches_a_brute_force_computation(K: int, k_top: int) -> None:
+    torch.manual_seed(0)
+    n, m, s, mp = 6, 0.2, 10.0, 0.06
+    head = SubCenterInterTopKLoss(3, n, margin=m, s=s, K=K, mp=mp, k_top=k_top)
+    assert head.weight.shape == (n * K, 3)
+    x = torch.randn(5, 3)
+    labels = [0, 3, 5, 3, 1]
+    loss, logits = head(x, torch.tensor(labels))
+    expected, expected_loss = _brute_intertopk(x.tolist(), head.weight.tolist(), labels, n=n, K=K, m=m, s=s,
+                                               mp=mp, k_top=k_top)
+    assert logits.tolist() == [pytest.approx(row, abs=1e-4) for row in expected]
+    assert loss.item() == pytest.approx(expected_loss, abs=1e-4)
+    loss.backward()
+    assert head.weight.grad is not None and torch.isfinite(head.weight.grad).all()
+
+
+def test_subcenter_intertopk_penalty_ramps_with_a_scheduled_margin() -> None:
+    torch.manual_seed(1)
+    head = SubCenterInterTopKLoss(3, 4, margin=0.2, s=5.0, K=2, mp=0.06, k_top=1)
+    head.set_margin(0.1)  # half way up a margin schedule: half the penalty
+    x, labels = torch.randn(3, 3), [1, 0, 2]
+    _, logits = head(x, torch.tensor(labels))
+    expected, _ = _brute_intertopk(x.tolist(), head.weight.tolist(), labels, n=4, K=2, m=0.1, s=5.0, mp=0.03,
+                                   k_top=1)
+    assert logits.tolist() == [pytest.approx(row, abs=1e-4) for row in expected]
+
+
+def test_build_loss_refuses_a_k_top_of_every_other_speaker() -> None:
+    text = TINY_CONFIG.replace("AdditiveAngularMarginLoss", "SubCenterInterTopKLoss").replace(
+        "      s: 10\n", "      s: 10\n      k_top: 4\n")
+    cfg = parse_config(text, "tiny.yml")
+    assert (cfg.task.K, cfg.task.mp, cfg.task.k_top) == (3, 0.06, 4)
+    with pytest.raises(ConfigError, match="k_top"):
+        build_loss(cfg, 4)
+    assert isinstance(build_loss(cfg, 5), SubCenterInterTopKLoss)
