@@ -57,7 +57,7 @@ class RunSummary(Run):
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSummary:
         """The summary of a ``Store.runs_changed_since`` row (its network from two JSON fields)."""
-        run = row_record(cls, row)
+        run = super().from_row(row)  # decodes the tags as Run does
         return dataclasses.replace(run, network=network_name(row.get("architecture"), row.get("front_end")))
 
 
