@@ -68,7 +68,7 @@ def test_resnet34_trains_validates_applies_and_exports_from_its_checkpoint_alone
 
     done = run_engine("apply", "--epoch", "1", "--step", "0.5", str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 0, done.stderr
-    out = val_dir / "apply" / "1"
+    out = val_dir / "apply" / "1-step0.5"  # a step other than the default is named in the folder
     metadata = yaml.safe_load((out / "metadata.yml").read_text())
     assert metadata["dimension"] == 16 and metadata["mode"] == "exact"
     torch_rows = {p.name: np.load(p) for p in out.glob("*.npy")}
@@ -105,5 +105,7 @@ def test_resnet34_trains_validates_applies_and_exports_from_its_checkpoint_alone
     done = run_engine("apply", "--epoch", "1", "--step", "0.5", "--runtime", "onnxruntime", "--model", str(onnx_file),
                       str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 0, done.stderr
+    onnx_out = val_dir / "apply" / "1-onnxruntime-step0.5"  # its own folder: the torch extraction stays
     for name, rows in torch_rows.items():
-        assert np.abs(np.load(out / name) - rows).max() <= 1e-4, name
+        assert np.abs(np.load(onnx_out / name) - rows).max() <= 1e-4, name
+        assert np.array_equal(np.load(out / name), rows), name
