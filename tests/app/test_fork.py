@@ -161,6 +161,15 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
         path = launch.query_one("#init-from")
         label = path.parent.query_one("Label")
         assert path.content_region.y == label.content_region.y  # the path on its label's line
+        # and it launches: the engine starts in the fork's folder, from that checkpoint (a stand-in file
+        # here, which the engine refuses in one line: what matters is that it ran with these arguments)
+        launch.query_one("#validate").value = False
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: app.pending and app.pending[0].pid is not None)
+        pid = app.pending[0].pid
+        await wait_for(pilot, lambda: app.launcher.exited(pid), timeout=120)
+    log = workspace / expected / "train" / f"{PROTOCOL}.train" / "train.log"
+    assert "spkemb-engine train: error:" in log.read_text() and "0001.pt" in log.read_text()
     assert (workspace / expected / "config.yml").is_file()
 
 
