@@ -25,7 +25,9 @@ def screen_keys(screen: Screen) -> list[KeyHelp]:
     keys (``show=False``), this list does not.
     """
     seen: dict[str, KeyHelp] = {}
-    for active in screen.active_bindings.values():
+    # the screen's own keys first, then the app's, then the focused widget's (cursor keys and the like)
+    rank = {id(screen): 0, id(screen.app): 1}
+    for active in sorted(screen.active_bindings.values(), key=lambda active: rank.get(id(active.node), 2)):
         binding = active.binding
         if not binding.description or not active.enabled or binding.system:
             continue

@@ -21,6 +21,8 @@ async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> N
         table = app.screen.query_one(DataTable)
         rows = {tuple(table.get_row_at(i)) for i in range(table.row_count)}
         assert ("n", "Configs") in rows and ("x", "Stop run") in rows and ("/", "Filter") in rows
+        order = [tuple(table.get_row_at(i)) for i in range(table.row_count)]
+        assert order.index(("n", "Configs")) < order.index(("↑", "Cursor up"))  # the screen's keys first
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         await open_run(pilot, "aam-m0.2")
