@@ -69,6 +69,12 @@ class AdditiveAngularMarginLoss(CosineClassifier):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
         cosine = self.cosine(embeddings)  # (batch, n_classes)
+        margined, _ = self.with_margin(cosine, labels)
+        logits = self.s * margined
+        return F.cross_entropy(logits, labels), logits
+
+    def with_margin(self, cosine: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cosines with each target's angle widened by the margin (unscaled), and the one-hot targets."""
         target = cosine.gather(1, labels.view(-1, 1)).clamp(-1 + self.eps, 1 - self.eps)  # (batch, 1)
         sine = torch.sqrt(1.0 - target * target)
         phi = target * self.cos_m - sine * self.sin_m  # cos(theta + m)
@@ -77,8 +83,7 @@ class AdditiveAngularMarginLoss(CosineClassifier):
         else:
             phi = torch.where(target > self.th, phi, target - self.mm)
         one_hot = F.one_hot(labels, self.n_classes).to(cosine.dtype)
-        logits = self.s * (cosine + one_hot * (phi - cosine.gather(1, labels.view(-1, 1))))
-        return F.cross_entropy(logits, labels), logits
+        return cosine + one_hot * (phi - cosine.gather(1, labels.view(-1, 1))), one_hot
 
 
 class AdditiveMarginLoss(CosineClassifier):
@@ -177,15 +182,7 @@ class SubCenterInterTopKLoss(AdditiveAngularMarginLoss):
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, embedding_dim), (batch,) int64 -> scalar loss, (batch, n_classes) logits."""
         cosine = self.cosine(embeddings)  # (batch, n_classes)
-        target = cosine.gather(1, labels.view(-1, 1)).clamp(-1 + self.eps, 1 - self.eps)  # (batch, 1)
-        sine = torch.sqrt(1.0 - target * target)
-        phi = target * self.cos_m - sine * self.sin_m  # cos(theta + m)
-        if self.easy_margin:
-            phi = torch.where(target > 0, phi, target)
-        else:
-            phi = torch.where(target > self.th, phi, target - self.mm)
-        one_hot = F.one_hot(labels, self.n_classes).to(cosine.dtype)
-        logits = cosine + one_hot * (phi - cosine.gather(1, labels.view(-1, 1)))
+        logits, one_hot = self.with_margin(cosine, labels)
         if self.k_top > 0:
             # the k_top largest non-target cosines (the target pushed below -1 to leave it out)
             top = torch.topk(cosine.detach() - 3 * one_hot, self.k_top, dim=1).indices
