@@ -3,7 +3,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO := experiments/demo
 
-.PHONY: test test-fast lint demo bench docs clean
+.PHONY: test test-fast lint demo bench docs clean gpu-rehearsal
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -11,11 +11,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
+# the suite on every core (pytest-xdist; the slow tests start first, idle workers steal queued ones),
+# with the coverage of engine/ and app/ (engine subprocesses included) and the 25 slowest tests
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist worksteal --cov --cov-report=term
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 # ruff (pyproject's [tool.ruff]) on the whole tree, then mypy ([tool.mypy]; the overrides list what is not yet clean)
 lint: $(STAMP)
@@ -38,6 +40,21 @@ bench: $(STAMP)
 	$(PY) bench/extract.py
 	$(PY) bench/tui_start.py
 	$(PY) bench/scale.py --sizes 10k,100k
+
+# The lent GPU machine rehearsed on this CPU: a fresh virtualenv (.rehearsal/, git-ignored) with CPython
+# 3.12, torch 2.11.0 and torchaudio 2.11.0 (PyPI's build, run on the CPU) and only the packages that
+# machine's python3 has, then the wheels bench/gpu_wheels.sh carries there, then bench/gpu.sh to the end
+# at its CPU sizes with that python. REHEARSAL_PYTHON names another CPython 3.12.
+REHEARSAL := .rehearsal
+REHEARSAL_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+gpu-rehearsal:
+	$(REHEARSAL_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12) and "gpu-rehearsal: $(REHEARSAL_PYTHON) is no CPython 3.12 (set REHEARSAL_PYTHON)")'
+	rm -rf $(REHEARSAL)
+	$(REHEARSAL_PYTHON) -m venv $(REHEARSAL)/venv
+	$(REHEARSAL)/venv/bin/python -m pip install --quiet torch==2.11.0 torchaudio==2.11.0 \
+		numpy pandas scipy pyyaml rich onnx onnxruntime matplotlib
+	PIP_PYTHON=$(REHEARSAL)/venv/bin/python bench/gpu_wheels.sh
+	PYTHON=$(REHEARSAL)/venv/bin/python WORK=$(CURDIR)/$(REHEARSAL)/work bench/gpu.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache site

@@ -18,6 +18,7 @@ from app.data.workspace import Workspace, resolve_workspace
 from app.launching.children import Launcher
 
 if TYPE_CHECKING:
+    from app.data.forks import ForkPlan
     from app.launching.children import PendingLaunch
 
 #: seconds a query of the Query screen may run unless ``spkemb-tui --query-time-limit`` says otherwise
@@ -31,6 +32,7 @@ APP_COMMANDS = [
     ("Launch", "start a training run (and its validation)", "go_launch"),
     ("Query", "read-only SQL over the runs database", "go_query"),
     ("Compare", "overlay the curves of the marked runs", "go_compare"),
+    ("Sweeps", "sweeps, their trials and the device queue", "go_sweeps"),
     ("Help", "the keys of this screen (?)", "help"),
 ]
 
@@ -92,10 +94,28 @@ class SpkembApp(App[None]):
 
         self.push_screen(ConfigsScreen())
 
-    def action_go_launch(self, exp_dir: str | None = None, init_from: str | None = None) -> None:
+    def action_go_launch(self, exp_dir: str | None = None, fork: ForkPlan | None = None) -> None:
         from app.screens.launch import LaunchScreen
 
-        self.push_screen(LaunchScreen(exp_dir=exp_dir, init_from=init_from))
+        self.push_screen(LaunchScreen(exp_dir=exp_dir, fork=fork))
+
+    def action_go_sweeps(self) -> None:
+        from app.screens.sweeps import SweepsScreen
+
+        self.push_screen(SweepsScreen())
+
+    def launch_sweep(self, request) -> None:
+        """Run ``spkemb-engine sweep`` (which starts the queue, detached) and show the Sweeps screen."""
+        from app.launching.commands import request_argv
+
+        log = Path(f"{self.db_path}-sweep.log")
+        try:
+            pid = self.launcher.launch(request_argv(request), log)
+        except OSError as e:
+            self.blocking_error("Cannot launch the sweep", str(e))
+            return
+        self.notify(f"sweep launched (pid {pid}); log {self.workspace.show(log)}")
+        self.action_go_sweeps()
 
     def action_go_query(self) -> None:
         from app.screens.query import QueryScreen

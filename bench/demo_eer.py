@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import write_results
 
+from engine.layout import ExperimentDir
 from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         engine("train", *common, "--to", str(args.epochs), "--parallel", str(args.parallel), ".", PROTOCOL, cwd=ws)
         train_s = time.perf_counter() - began
-        trn_dir = ws / "train" / f"{PROTOCOL}.train"
+        trn_dir = ExperimentDir(ws).training(PROTOCOL, "train").root
         engine("validate", *common, "--chronological", str(trn_dir), PROTOCOL, cwd=ws)
         store = open_store(ws / "runs.db", readonly=True)
         (run,) = store.runs(kind="validate")

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import write_results
 
+from engine.layout import ExperimentDir, TrainingDir
 from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -53,29 +54,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(args.workspace or Path(tmp) / "ws").resolve()
         common = ["--db", "runs.db", "--database", "data/database.yml"]
-        trn_dir = ws / "train" / f"{PROTOCOL}.train"
+        trn_dir = ExperimentDir(ws).training(PROTOCOL, "train").root
         if not args.reuse:
             engine("demo-workspace", str(ws), cwd=ROOT)
             engine("train", *common, "--to", str(args.epochs), "--parallel", str(args.parallel), ".", PROTOCOL,
                    cwd=ws)
             engine("validate", *common, "--chronological", "--every", str(args.epochs), "--to", str(args.epochs),
                    str(trn_dir), PROTOCOL, cwd=ws)
-        val_dir = trn_dir / "validate_equal_error_rate" / f"{PROTOCOL}.test"
+        val = TrainingDir(trn_dir).validation(PROTOCOL, "test")
+        val_dir = val.root
         rows = []
         for epoch in (0, args.epochs):
             for subset in ("development", "test") if not args.reuse else ():
                 engine("apply", *common, "--epoch", str(epoch), "--subset", subset, str(val_dir), MEETINGS, cwd=ws)
             for mode in ("oracle", "tuned"):
                 began = time.perf_counter()
-                out = engine("diarize", *common, "--num-speakers", mode, str(val_dir / "apply" / str(epoch)),
+                out = engine("diarize", *common, "--num-speakers", mode, str(val.extraction(epoch).root),
                              MEETINGS, cwd=ws)
                 seconds = time.perf_counter() - began
                 print(f"epoch {epoch:3d}  {mode:6s}  {out.strip().splitlines()[-1]}  ({seconds:.1f} s)")
                 rows.append((epoch, mode, seconds))
         with open_store(ws / "runs.db", readonly=True) as store:
-            found = {(d["epoch"], d["num_speakers"]): d for d in reversed(store.diarizations(val_dir / "apply" / "0"))}
+            found = {(d["epoch"], d["num_speakers"]): d for d in reversed(store.diarizations(val.extraction(0).root))}
             found.update({(d["epoch"], d["num_speakers"]): d
-                          for d in reversed(store.diarizations(val_dir / "apply" / str(args.epochs)))})
+                          for d in reversed(store.diarizations(val.extraction(args.epochs).root))})
             eers = {v["epoch"]: v["eer"] for v in store.validations(store.runs(kind="validate")[0]["id"])}
             per_file = {key: store.diarization_files(d["id"]) for key, d in found.items()}
             train_s = sum(e["seconds"] or 0.0 for e in store.epochs(store.runs(kind="train")[0]["id"]))

@@ -47,6 +47,7 @@ from procmem import peak_mb, process_tree, uss_mb
 
 from engine.demo import make_demo_corpus
 from engine.demo.scaled import PROTOCOL, VOXCELEB2_FILES, make_scaled_protocol
+from engine.layout import ExperimentDir
 from engine.store import open_store
 
 SIZES = {"10k": 10_000, "100k": 100_000, "1.09M": VOXCELEB2_FILES}
@@ -165,7 +166,7 @@ def child(code: str, cache: Path) -> dict[str, Any]:
 
 def to_first_step(exp: Path, yml: Path, cache: Path, db: Path) -> dict[str, Any]:
     """``spkemb-engine train`` from launch to its first recorded step; then SIGTERM."""
-    log = exp / "train.log"
+    log = exp / "to-first-step.log"
     began = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "--to", "1", "--parallel", "2", "--device",
                              "cpu", "--log-every", "0", str(exp), PROTOCOL], stdout=open(log, "w"),
@@ -202,8 +203,8 @@ def torchrun_memory(exp: Path, yml: Path, cache: Path, db: Path, steps: int) -> 
                 if proc.poll() is not None:
                     raise SystemExit(f"torchrun ended early (rc {proc.returncode}):\n{log.read_text()[-3000:]}")
                 runs = open_store(db, readonly=True).runs(kind="train") if db.exists() else []
-                if any(r["out_dir"] == str(exp / "train" / f"{PROTOCOL}.train") and (r["step"] or 0) >= target
-                       for r in runs):
+                trn_dir = str(ExperimentDir(exp).training(PROTOCOL, "train").root)
+                if any(r["out_dir"] == trn_dir and (r["step"] or 0) >= target for r in runs):
                     break
                 time.sleep(0.5)
             sizes = sorted((m for m in map(uss_mb, process_tree(proc.pid)) if m is not None), reverse=True)
@@ -249,11 +250,11 @@ def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: in
         exp = base / exp_name
         shutil.rmtree(exp, ignore_errors=True)
         exp.mkdir()
-        (exp / "config.yml").write_text(CONFIG)
+        ExperimentDir(exp).config.write_text(CONFIG)
         out[key] = to_first_step(exp, yml, cache, db)
         print(f"{name}: {key} to first step {out[key]['seconds']:.1f} s, {out[key]['peak_rss_mb']:.0f} MB",
               flush=True)
-    config = base / "exp-first" / "config.yml"
+    config = ExperimentDir(base / "exp-first").config
     points = sorted({p for p in (20, 100, 500, 2000, 5000) if p < batches} | {batches})
     out["workers"] = child(WORKERS.format(protocol=PROTOCOL, yml=str(yml), config=str(config),
                                           points=points, late=batches), cache)
@@ -262,7 +263,7 @@ def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: in
         exp = base / "exp-torchrun"
         shutil.rmtree(exp, ignore_errors=True)
         exp.mkdir()
-        (exp / "config.yml").write_text(CONFIG)
+        ExperimentDir(exp).config.write_text(CONFIG)
         out["torchrun"] = torchrun_memory(exp, yml, cache, db, rank_steps)
         print(f"{name}: torchrun, 2 ranks x 2 workers, private memory of all processes "
               + ", ".join(f"after {k} steps {v['total_uss_mb']:.0f} MB ({v['processes']} processes)"

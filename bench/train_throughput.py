@@ -41,6 +41,7 @@ from engine.data.protocols import load_protocol, subset_files
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo import make_demo_corpus
+from engine.layout import CONFIG, ExperimentDir
 from engine.progress import Progress
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -92,10 +93,10 @@ def model_chunks_per_s(config: Config, *, device: str, speakers: int, seconds: f
     import torch
 
     from engine.model import build_loss, build_model
-    from engine.training.train import EmbeddingTrainer
+    from engine.training.train import NetworkWithLoss
 
     dev = torch.device(device)
-    net = EmbeddingTrainer(build_model(config), build_loss(config, n_classes=speakers)).to(dev)
+    net = NetworkWithLoss(build_model(config), build_loss(config, n_classes=speakers)).to(dev)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
     batch = config.task.batch_size
     samples = int(round(config.task.duration * config.sample_rate))
@@ -139,7 +140,7 @@ def loop_chunks_per_s(config_text: str, database: str, *, device: str, workers: 
     text = text.replace("MUSAN.Collection.", "Demo.Collection.")  # the demo corpus has its own
     exp = work / "loop-exp"
     exp.mkdir(parents=True, exist_ok=True)
-    (exp / "config.yml").write_text(text)
+    ExperimentDir(exp).config.write_text(text)
     db = work / "loop.db"
     env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}  # one file, or several joined by ';'
     done = subprocess.run([sys.executable, "-m", "engine", "train", "--to", "1", "--parallel", str(workers),
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-fold", type=int, default=32, help="speakers per batch (default: 32)")
     parser.add_argument("--augment", action="store_true", help="also measure with AddNoise on")
     parser.add_argument("--config", default="demo",
-                        help="network of the model step and loop: demo, tutorial or a config.yml (default: demo)")
+                        help=f"network of the model step and loop: demo, tutorial or a {CONFIG} (default: demo)")
     parser.add_argument("--device", default="cpu", help="device of the model step and loop (default: cpu)")
     parser.add_argument("--loop-parallel", type=int, default=1, help="--parallel of the loop run (default: 1)")
     parser.add_argument("--loop-batches", type=int, default=12, help="batches of the loop run (default: 12)")

@@ -11,7 +11,18 @@ import math
 from collections.abc import Callable
 from typing import NoReturn
 
-from engine.layout import PARAMS, WEIGHTS
+from engine.layout import (
+    APPLY,
+    CHECKPOINT_SUFFIX,
+    CONFIG,
+    EVENTS,
+    EXTRACTION_DIR_SHAPE,
+    PARAMS,
+    SWEEP_SCRIPT,
+    TRN_DIR_SHAPE,
+    WEIGHTS,
+    checkpoint_label,
+)
 from engine.records.labels import check_label
 
 #: the largest epoch number an option takes: far beyond any run, small enough for SQLite's integers
@@ -118,7 +129,7 @@ def _trust_option(p: argparse.ArgumentParser) -> None:
 
 
 def _der_options(p: argparse.ArgumentParser) -> None:
-    # checked with the other scoring settings (engine.extraction.check), which names the fix
+    # checked with the other scoring settings (engine.extraction.diarization_check), which names the fix
     p.add_argument("--collar", type=float, default=0.0, metavar="SECONDS",
                    help="forgiveness collar, whole width around each reference boundary, as pyannote.metrics "
                         "counts it (default: 0, pyannote's full AMI practice; 0.5 = NIST md-eval's 0.25 s)")
@@ -155,13 +166,13 @@ def _train_options(p: argparse.ArgumentParser) -> None:
                    help="write an event file in TRN_DIR instead of the database "
                         "(automatic when the database is on a network filesystem)")
     p.add_argument("--init-from", metavar="CHECKPOINT", default=None,
-                   help=f"start from this checkpoint's network (e.g. TRN_DIR/{WEIGHTS}/0040.pt of another "
-                        "experiment with the same architecture): a fine-tuning fork, recorded as such")
+                   help=f"start from this checkpoint's network (e.g. TRN_DIR/{WEIGHTS}/0040{CHECKPOINT_SUFFIX} of "
+                        "another experiment with the same architecture): a fine-tuning fork, recorded as such")
     p.add_argument("--init-classifier", action="store_true",
                    help="with --init-from: also reuse its classifier (the training classes must be the same)")
     _trust_option(p)
     _db_options(p)
-    p.add_argument("exp_dir", metavar="EXP_DIR", help="experiment directory holding config.yml")
+    p.add_argument("exp_dir", metavar="EXP_DIR", help=f"experiment directory holding {CONFIG}")
     p.add_argument("protocol", metavar="PROTOCOL",
                    help="pyannote.database protocol, e.g. VoxCeleb.SpeakerVerification.VoxCeleb2")
 
@@ -182,17 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_average(sub)
     _add_runs(sub)
     _add_tag(sub)
+    _add_report(sub)
     _add_import(sub)
     _add_demo_data(sub)
     _add_demo_workspace(sub)
     _add_config(sub)
     _add_model_summary(sub)
     _add_sbatch(sub)
+    _add_sweep(sub)
+    _add_queue(sub)
     return parser
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a speaker embedding (TRN_DIR = EXP_DIR/train/PROTOCOL.SUBSET)",
+    p = sub.add_parser("train", help=f"train a speaker embedding (TRN_DIR = {TRN_DIR_SHAPE})",
                        description="Train the config's network on PROTOCOL's SUBSET files. "
                                    "Works under torchrun for DistributedDataParallel.")
     _train_options(p)
@@ -228,6 +242,10 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cohort-files", type=whole(1, 1000, "a number of files per speaker"), default=3,
                    metavar="F",
                    help="AS-norm: training files averaged per cohort speaker (default: 3)")
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="also calibrate the scores into log-likelihood ratios by logistic regression trained "
+                        "on PROTOCOL's SUBSET trials (another list than --subset, e.g. development), and "
+                        "report the actual DCF and Cllr (minCllr is always reported)")
     p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=64, metavar="B",
                    help="windows per batch (default: 64)")
@@ -236,7 +254,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
                    help="seconds between looks for new checkpoints (default: 2)")
     _trust_option(p)
     _db_options(p)
-    p.add_argument("trn_dir", metavar="TRN_DIR", help="training directory (EXP_DIR/train/PROTOCOL.SUBSET)")
+    p.add_argument("trn_dir", metavar="TRN_DIR", help=f"training directory ({TRN_DIR_SHAPE})")
     p.add_argument("protocol", metavar="PROTOCOL", help="speaker verification protocol with trials")
 
 
@@ -244,8 +262,8 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
 def _add_apply(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("apply", help="sliding-window embeddings of every file of a protocol",
                        description="Extract embeddings with the best (or a chosen) epoch into "
-                                   "VAL_DIR/apply/EPOCH/{uri}.npy; a path or step other than the "
-                                   "defaults is named in the folder (apply/EPOCH-shared-step0.5/).")
+                                   f"{EXTRACTION_DIR_SHAPE}/{{uri}}.npy; a path or step other than the "
+                                   f"defaults is named in the folder ({APPLY}/EPOCH-shared-step0.5/).")
     p.add_argument("--step", type=number(0, 100, "a fraction of the window", above=True), default=0.1,
                    help="window step as a fraction of its duration (default: 0.1)")
     p.add_argument("--subset", default="test", help="subset to extract (default: test)")
@@ -254,8 +272,9 @@ def _add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shared", action="store_true",
                    help="compute frame-level layers once per file and pool each window from running "
                         "sums (fast; approximate when the network normalises each window); SincTDNN "
-                        "only: a filterbank backbone (ResNet34, ECAPA_TDNN, CAMPPlus) normalises and pools "
-                        "each window as a whole, so it runs every window through the network")
+                        "only, refused for a filterbank backbone (ResNet34, ECAPA_TDNN, CAMPPlus), which "
+                        "normalises and pools each window as a whole: leave --shared out to run every window "
+                        "through it (the exact path)")
     p.add_argument("--runtime", default="torch", choices=["torch", "onnxruntime"],
                    help="torch (default), or onnxruntime running the network exported to ONNX")
     p.add_argument("--model", default=None, metavar="FILE",
@@ -301,7 +320,7 @@ def _add_diarize(sub: argparse._SubParsersAction) -> None:
     _der_options(p)
     _db_options(p)
     p.add_argument("extraction", metavar="EXTRACTION_DIR",
-                   help="VAL_DIR/apply/EPOCH (or EPOCH-shared-step0.5, ...), written by apply")
+                   help=f"{EXTRACTION_DIR_SHAPE} (or EPOCH-shared-step0.5, ...), written by apply")
     p.add_argument("protocol", metavar="PROTOCOL", help="speaker diarization protocol with reference RTTMs")
 
 
@@ -318,10 +337,11 @@ def _add_pick(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_average(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("average", help=f"average the weights of several epochs ({WEIGHTS}/avg-lastN.pt, avg-topK.pt)",
+    averaged = f"avg-lastN{CHECKPOINT_SUFFIX}, avg-topK{CHECKPOINT_SUFFIX}"
+    p = sub.add_parser("average", help=f"average the weights of several epochs ({WEIGHTS}/{averaged})",
                        description="Average the embedding network of the last N epochs of TRN_DIR, or of "
                                    "the K epochs of lowest validated EER of VAL_DIR, into "
-                                   f"TRN_DIR/{WEIGHTS}/avg-lastN.pt or avg-topK.pt; `validate` then scores it.")
+                                   f"TRN_DIR/{WEIGHTS}/{averaged.replace(', ', ' or ')}; `validate` then scores it.")
     which = p.add_mutually_exclusive_group(required=True)
     # counts checked against the epochs there are (engine.validation.average)
     which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
@@ -336,7 +356,7 @@ def _add_runs(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list the runs of the database",
                        description="List runs (newest first) as a table, JSON or CSV.")
     p.add_argument("--status", default=None,
-                   choices=["running", "indexing", "completed", "failed", "stopped", "lost"],
+                   choices=["queued", "running", "indexing", "completed", "failed", "stopped", "lost"],
                    help="only runs with this status")
     p.add_argument("--kind", default=None, choices=["train", "validate", "apply"], help="only runs of this kind")
     p.add_argument("--group", default=None, type=label("group"), metavar="G", help="only runs of this group")
@@ -364,12 +384,33 @@ def _add_tag(sub: argparse._SubParsersAction) -> None:
                    help="the run's id (`spkemb-engine runs` lists them)")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="write the comparison of runs and groups as tables, figures and one HTML page",
+                       description="The pivot of the runs and groups named (systems x trial lists x score "
+                                   "back-end: EER, minDCF, actual DCF, Cllr, DER) as LaTeX, CSV and Markdown; "
+                                   "loss and EER against epoch, overlaid DET curves and score histograms as "
+                                   "PNG, SVG and PDF; and report.html holding them all.")
+    p.add_argument("--group", action="append", default=None, type=label("group"), metavar="G",
+                   help="a group of runs, one system of mean ± std over its runs (repeatable)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="the folder to write into (made if missing; refused if not empty, unless --force)")
+    p.add_argument("--format", action="append", default=None, metavar="F",
+                   choices=["latex", "csv", "markdown", "png", "svg", "pdf", "html"],
+                   help="write only this format: latex, csv, markdown, png, svg, pdf or html (repeatable; "
+                        "default: all)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a folder that is not empty: replace the report's files, keep the others")
+    _db_options(p, database=False)
+    p.add_argument("run_id", metavar="RUN_ID", nargs="*", type=whole(1, 2**63 - 1, "a run id"),
+                   help="a training (or validate) run, one system each (`spkemb-engine runs` lists them)")
+
+
 def _add_import(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="ingest event files written on a network filesystem",
                        description="Bring the JSON-lines event files of runs that could not use the "
                                    "database (NFS, Lustre, GPFS, BeeGFS) into a local database.")
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="event files, or directories searched for events.jsonl")
+                   help=f"event files, or directories searched for {EVENTS}")
     _db_options(p, database=False)
 
 
@@ -386,7 +427,7 @@ def _add_demo_data(sub: argparse._SubParsersAction) -> None:
 
 def _add_demo_workspace(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-workspace", help="prepare the demo workspace that `make demo` opens",
-                       description="Corpus, CPU-sized config.yml and runs.db in DIR.")
+                       description=f"Corpus, CPU-sized {CONFIG} and runs.db in DIR.")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("--speakers", type=whole(6, 10_000, "a number of speakers"), default=60, metavar="N")
     p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0)
@@ -394,12 +435,23 @@ def _add_demo_workspace(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_config(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("config", help="config.yml tools")
+    p = sub.add_parser("config", help=f"{CONFIG} tools")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    c = config_sub.add_parser("check", help="validate a config.yml and print it resolved",
+    c = config_sub.add_parser("check", help=f"validate a {CONFIG} and print it resolved",
                               description="Print the resolved config (defaults filled in), or name "
                                           "the offending key and line and exit 2.")
     c.add_argument("file", metavar="FILE")
+    c = config_sub.add_parser(
+        "large-margin", help="the config of a large-margin fine-tuning fork (WeSpeaker's lm stage)",
+        description="Print the config of WeSpeaker's large-margin fine-tuning stage as a fork of PARENT: its "
+                    "config with the keys of engine/templates/large_margin.yml in place of its own (3 s chunks, "
+                    "margin 0.5 without warm-up, ExponentialDecrease 1e-4 -> 2.5e-5, no speed perturbation), "
+                    f"the network unchanged. Save it as NEW_EXP_DIR/{CONFIG} and train it with "
+                    "`train --init-from CHECKPOINT [--init-classifier] --to 5 NEW_EXP_DIR PROTOCOL`.")
+    c.add_argument("parent", metavar="PARENT",
+                   help=f"the checkpoint to fork (TRN_DIR/{WEIGHTS}/{checkpoint_label(40)}{CHECKPOINT_SUFFIX}, "
+                        f"avg-last10{CHECKPOINT_SUFFIX}; its own config), or a {CONFIG} or an experiment directory "
+                        "holding one")
 
 
 
@@ -407,7 +459,7 @@ def _add_model_summary(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("model-summary", help="layer table and parameter count of a config's network",
                        description="Print each layer's output shape for one `duration`-long chunk "
                                    "and its parameters, then `parameters: N`.")
-    p.add_argument("config", metavar="CONFIG", help="config.yml, or an experiment directory")
+    p.add_argument("config", metavar="CONFIG", help=f"{CONFIG}, or an experiment directory")
 
 
 
@@ -422,3 +474,75 @@ def _add_sbatch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--partition", default=None)
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the script here (default: stdout)")
     _train_options(p)
+
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="many training runs from one config: a grid, a random sample or an Optuna study",
+                       description=f"Write one experiment folder per trial (its {CONFIG}: the base config with the "
+                                   "trial's values), record the sweep and its trials as queued runs of one group, "
+                                   "and start the queue that trains them on --slots, validation beside each; "
+                                   "trials that validate worse than the others are pruned.")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=V1,V2",
+                   help="a config key and its values (repeatable: the grid is every combination), "
+                        "e.g. task.params.margin=0.1,0.2")
+    p.add_argument("--seeds", type=whole(1, 1000, "a number of seeds"), default=1, metavar="S",
+                   help="train each combination with seeds 0 .. S-1 (default: 1)")
+    p.add_argument("--random", type=whole(1, 100_000, "a number of trials"), default=None, metavar="N",
+                   help="N combinations drawn from the grid instead of all of them")
+    p.add_argument("--optuna", type=whole(1, 100_000, "a number of trials"), default=None, metavar="N",
+                   help="an Optuna study (TPE) of N trials over --space instead of a grid")
+    p.add_argument("--space", default=None, metavar="FILE",
+                   help="with --optuna: YAML, each key with {low, high[, log]} or {choices: [...]}")
+    p.add_argument("--slots", default="cpu", metavar="SLOTS",
+                   help="where trials run at once: cpu*2, cuda:0,cuda:1, cuda:0*2 (default: cpu); with --sbatch, "
+                        "their number is how many array tasks run at once")
+    p.add_argument("--epochs", type=whole(1, MAX_EPOCH, "the epoch to train up to"), default=None, metavar="E",
+                   help="train each trial up to epoch E (train --to; default: train's)")
+    p.add_argument("--name", default=None, type=label("sweep name"), metavar="NAME",
+                   help="the sweep's name and its trials' group (default: BASE-sweepN)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="the sweep's folder (default: the base experiment's sweeps/NAME)")
+    p.add_argument("--subset", default="train", help="protocol subset to train on (default: train)")
+    p.add_argument("--val-subset", default="development",
+                   help="subset validated beside each trial (default: development)")
+    p.add_argument("--every", type=whole(1, MAX_EPOCH, "a number of epochs"), default=1, metavar="N",
+                   help="validate every N epochs (default: 1)")
+    p.add_argument("--no-validate", action="store_true",
+                   help="no validation beside the trials (and so no pruning)")
+    p.add_argument("--prune", default="median", choices=["median", "halving", "none"],
+                   help="stop a trial whose validated EER is worse than the median of the others at the same "
+                        "epoch (default), Optuna's successive halving (--optuna only), or never")
+    p.add_argument("--prune-after", type=whole(0, MAX_EPOCH, "an epoch"), default=1, metavar="E",
+                   help="compare validated epochs from E on (default: 1; epoch 0, the untrained network, never)")
+    p.add_argument("--parallel", type=whole(0, 256, "a number of loader processes"), default=2, metavar="N",
+                   help="data loading worker processes of each trial (default: 2)")
+    p.add_argument("--no-queue", action="store_true",
+                   help="record the trials as queued without starting the queue process")
+    p.add_argument("--sbatch", action="store_true",
+                   help=f"write one SLURM array job (SWEEP_DIR/{SWEEP_SCRIPT}) running the trials under srun torchrun, "
+                        "and submit it when sbatch is on PATH")
+    p.add_argument("--time", default="2-00:00:00", help="with --sbatch: each task's time limit (default: 2-00:00:00)")
+    p.add_argument("--partition", default=None, help="with --sbatch: the SLURM partition")
+    _db_options(p)
+    p.add_argument("base_config", metavar="BASE_CONFIG", help=f"the base {CONFIG} (or an experiment folder)")
+    p.add_argument("protocol", metavar="PROTOCOL", help="pyannote.database protocol to train and validate on")
+
+
+def _add_queue(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("queue", help="start queued runs when a slot is free (one queue per runs database)",
+                       description="Start the database's queued runs on free slots, each with its device and "
+                                   "CUDA_VISIBLE_DEVICES set and its validation beside it; prune sweep trials; "
+                                   "adopt the runs a previous queue started. Exits when nothing is queued or "
+                                   "running for --idle-exit seconds.")
+    p.add_argument("--slots", default="cpu", metavar="SLOTS",
+                   help="cpu*2, cuda:0,cuda:1, cuda:0*2 ... (default: cpu)")
+    p.add_argument("--poll", type=number(0, 3600, "seconds between looks", above=True), default=2.0,
+                   metavar="SECONDS", help="seconds between looks at the queue (default: 2)")
+    p.add_argument("--idle-exit", type=number(0, 10**7, "seconds"), default=60.0, metavar="SECONDS",
+                   help="exit after this long with nothing queued or running (default: 60)")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background, in a session of its own (log: DB-queue.log), and return")
+    p.add_argument("--stop", action="store_true",
+                   help="stop the running queue (SIGTERM); the runs it started go on")
+    _db_options(p, database=False)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from engine import requests
 from engine.arguments import build_parser
-from engine.console import say
+from engine.console import reader_gone, say
 from engine.errors import FileAccessError, SpkembError
 
 __all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of", "to_argv"]
@@ -24,18 +24,22 @@ HANDLERS: dict[str, str] = {
     "train": "engine.training.train:cmd_train",
     "validate": "engine.validation.validate:cmd_validate",
     "apply": "engine.extraction.apply:cmd_apply",
-    "diarize": "engine.extraction.check:cmd_diarize",
+    "diarize": "engine.extraction.diarization_check:cmd_diarize",
     "pick": "engine.validation.selection:cmd_pick",
     "average": "engine.validation.average:cmd_average",
     "export": "engine.extraction.export:cmd_export",
-    "runs": "engine.store.report:cmd_runs",
-    "tag": "engine.store.report:cmd_tag",
+    "runs": "engine.store.runs_listing:cmd_runs",
+    "tag": "engine.store.runs_listing:cmd_tag",
+    "report": "engine.compare.report:cmd_report",
     "import": "engine.store.importing:cmd_import",
     "demo-data": "engine.demo:cmd_demo_data",
     "demo-workspace": "engine.demo:cmd_demo_workspace",
     "config check": "engine.config:cmd_check",
+    "config large-margin": "engine.training.init_from:cmd_large_margin",
     "model-summary": "engine.model.summary:cmd_model_summary",
     "sbatch": "engine.training.slurm:cmd_sbatch",
+    "sweep": "engine.sweeps.sweep:cmd_sweep",
+    "queue": "engine.sweeps.queue:cmd_queue",
 }
 
 
@@ -50,12 +54,16 @@ REQUESTS: dict[str, type[requests.Request]] = {
     "export": requests.ExportRequest,
     "runs": requests.RunsRequest,
     "tag": requests.TagRequest,
+    "report": requests.ReportRequest,
     "import": requests.ImportRequest,
     "demo-data": requests.DemoRequest,
     "demo-workspace": requests.DemoRequest,
     "config check": requests.ConfigCheckRequest,
+    "config large-margin": requests.ConfigLargeMarginRequest,
     "model-summary": requests.ModelSummaryRequest,
     "sbatch": requests.SbatchRequest,
+    "sweep": requests.SweepRequest,
+    "queue": requests.QueueRequest,
 }
 
 
@@ -148,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except BrokenPipeError:
         # `spkemb-engine runs | head`: the reader left; say nothing more
-        sys.stderr.close()
+        reader_gone()
         return 0
     except KeyboardInterrupt:
         say(f"spkemb-engine {command}: interrupted")

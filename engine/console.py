@@ -1,15 +1,18 @@
 """Where the engine's words go: the one place library code writes to the terminal or a log.
 
 ``say`` is a line for the person watching (stderr: the terminal, or ``train.log`` when the TUI
-launched the command); ``out`` is a command's result (stdout: a table, DER lines, a resolved
-config); ``progress_bar`` is the one builder of rich progress bars: live on a terminal, silent in
-a log file (where commands write plain progress lines through ``say`` instead).
+launched the command); ``out`` is a command's result (stdout: a table, DER lines), ``out_text`` one
+given whole (a resolved config, a batch script, CSV); ``stdout_console`` and ``stderr_console``
+are the rich consoles that tables and bars draw on; ``progress_bar`` is the one builder of rich
+progress bars: live on a terminal, silent in a log file (where commands write plain progress lines
+through ``say`` instead). ``tests/test_architecture.py`` finds no other module that writes to the
+terminal.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported when a bar is drawn: `say` and `out` stay cheap for every command
     from rich.console import Console
@@ -26,11 +29,31 @@ def out(line: str = "") -> None:
     print(line, flush=True)
 
 
-def stderr_console(**options: Any) -> Console:
-    """A rich console on stderr (what progress bars and rich tables for people draw on)."""
+def out_text(text: str) -> None:
+    """A command's result given whole (a file's text), on stdout as it is."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def reader_gone() -> None:
+    """The reader of our output left (``spkemb-engine runs | head``): close stderr, so that nothing more is said
+    (and Python's exit does not complain of the broken pipe)."""
+    sys.stderr.close()
+
+
+def stderr_console(file: IO[str] | None = None, **options: Any) -> Console:
+    """A rich console on stderr, or on ``file`` (what progress bars and rich tables for people draw on)."""
     from rich.console import Console
 
-    return Console(file=sys.stderr, **options)
+    return Console(file=file or sys.stderr, **options)
+
+
+def stdout_console(*, min_width: int = 0, **options: Any) -> Console:
+    """A rich console on stdout (a command's table as its result), at least ``min_width`` columns wide."""
+    from rich.console import Console
+
+    console = Console(**options)
+    return Console(width=min_width, **options) if console.width < min_width else console
 
 
 def progress_bar(*columns: ProgressColumn | str, console: Console | None = None, live: bool | None = None,

@@ -35,13 +35,19 @@ from pathlib import Path
 
 from engine.safe_paths import contained_path, unsafe_reason
 
+# Every string constant of this module is a name on disk: tests/test_architecture.py allows it nowhere else.
 CONFIG = "config.yml"
 TRAIN = "train"
 WEIGHTS = "weights"
 RESUME = "resume.pt"
+CHECKPOINT_SUFFIX = ".pt"
+# averaged weights: these, then the number of epochs (avg-last10, avg-top5)
+AVERAGE_LAST = "avg-last"
+AVERAGE_TOP = "avg-top"
 VALIDATE = "validate_equal_error_rate"
 PARAMS = "params.yml"
 SCORES = "scores"
+NORMALISED_SCORES_SUFFIX = ".asnorm.txt"
 METHOD = "method.yml"
 APPLY = "apply"
 METADATA = "metadata.yml"
@@ -51,20 +57,24 @@ VALIDATE_LOG = "validate.log"
 APPLY_LOG = "apply.log"
 RTTM_FOLDER = "rttm"
 
-#: the defaults an extraction folder's name leaves out (``apply --step``, the exact torch path)
-DEFAULT_STEP = 0.1
-DEFAULT_MODE = "exact"
 #: what apply's ``mode`` may be: the exact or shared torch path, or the exported network in onnxruntime
 MODES = ("exact", "shared", "onnxruntime")
+#: the defaults an extraction folder's name leaves out (``apply --step``, the exact torch path); the mode
+#: is a mode's name, not a name on disk
+DEFAULT_STEP = 0.1
+DEFAULT_MODE = MODES[0]
 
 CheckpointName = int | str
 
-_EPOCH_FILE = re.compile(r"^(\d{4,})\.pt$")
-_NAMED_FILE = re.compile(r"^(avg-(?:last|top)\d+)\.pt$")
-NAMED_CHECKPOINT = re.compile(r"^avg-(?:last|top)\d+$")
+_EPOCH_FILE = re.compile(r"^(\d{4,})" + re.escape(CHECKPOINT_SUFFIX) + "$")
+_AVERAGED = rf"(?:{re.escape(AVERAGE_LAST)}|{re.escape(AVERAGE_TOP)})\d+"
+_NAMED_FILE = re.compile(rf"^({_AVERAGED})" + re.escape(CHECKPOINT_SUFFIX) + "$")
+NAMED_CHECKPOINT = re.compile(rf"^{_AVERAGED}$")
 
-#: how messages name a VAL_DIR
+#: how messages name a TRN_DIR, a VAL_DIR, an extraction folder, a checkpoint file
+TRN_DIR_SHAPE = f"EXP_DIR/{TRAIN}/PROTOCOL.SUBSET"
 VAL_DIR_SHAPE = f"TRN_DIR/{VALIDATE}/PROTOCOL.SUBSET"
+EXTRACTION_DIR_SHAPE = f"VAL_DIR/{APPLY}/EPOCH"
 
 # the event files of a workspace experiment, relative to EXP_DIR (the TUI imports them)
 EVENT_GLOBS = (f"{TRAIN}/*/{EVENTS}", f"{TRAIN}/*/{VALIDATE}/*/{EVENTS}", f"{TRAIN}/*/{VALIDATE}/*/{APPLY}/{EVENTS}")
@@ -161,7 +171,7 @@ class TrainingDir:
 
     def checkpoint(self, name: CheckpointName) -> Path:
         """``weights/{epoch:04d}.pt`` (end of that epoch) or ``weights/{name}.pt`` (e.g. avg-top5)."""
-        return self.weights / f"{checkpoint_label(name)}.pt"
+        return self.weights / f"{checkpoint_label(name)}{CHECKPOINT_SUFFIX}"
 
     def epochs(self) -> list[int]:
         """Epochs whose end-of-epoch checkpoint file exists, in order."""
@@ -227,9 +237,18 @@ class ValidationDir:
     def score_file(self, name: CheckpointName) -> Path:
         return self.scores / f"{checkpoint_label(name)}.txt"
 
+    def score_files(self) -> list[tuple[CheckpointName, Path]]:
+        """Each checkpoint's raw score file in ``scores/`` (``0007.txt``, ``avg-top5.txt``), in no order."""
+        files = self.scores.glob("*.txt") if self.scores.is_dir() else []
+        return [(name, path) for path in files if (name := parse_checkpoint_name(path.stem)) is not None]
+
     def normalised_score_file(self, name: CheckpointName) -> Path:
         """The same trials' scores after AS-norm (``validate --score-norm asnorm``)."""
-        return self.scores / f"{checkpoint_label(name)}.asnorm.txt"
+        return self.scores / f"{checkpoint_label(name)}{NORMALISED_SCORES_SUFFIX}"
+
+    def calibration_score_file(self, name: CheckpointName) -> Path:
+        """The scores of the calibration trial list (``validate --calibration``) by the same checkpoint."""
+        return self.scores / f"{checkpoint_label(name)}.calibration.txt"
 
     @property
     def apply_root(self) -> Path:
@@ -309,3 +328,32 @@ class ExtractionDir:
         contained_path(self.root, uri, what=what, fix="fix that line of the protocol's uri list (database.yml)")
         # appended, not replaced: a uri may hold dots (ES2004a.Mix-Headset)
         return self.root / f"{uri}{suffix}"
+
+
+SWEEPS = "sweeps"
+SWEEP_SCRIPT = "sweep.sbatch"
+STUDY = "optuna.journal"
+
+
+@dataclass(frozen=True)
+class SweepDir:
+    """SWEEP_DIR = (by default) BASE_EXP_DIR/sweeps/NAME: one experiment folder per trial, the SLURM
+    array script of a ``--sbatch`` sweep, and the Optuna study's journal of an ``--optuna`` one."""
+
+    root: Path
+
+    @staticmethod
+    def beside(base_exp_dir: Path, name: str) -> SweepDir:
+        return SweepDir(base_exp_dir / SWEEPS / name)
+
+    def trial(self, number: int) -> ExperimentDir:
+        """Trial ``number``'s experiment folder (``trial-007``)."""
+        return ExperimentDir(self.root / f"trial-{number:03d}")
+
+    @property
+    def script(self) -> Path:
+        return self.root / SWEEP_SCRIPT
+
+    @property
+    def study(self) -> Path:
+        return self.root / STUDY

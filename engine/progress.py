@@ -11,16 +11,14 @@ passes its heartbeat).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn
 
-from engine.console import progress_bar
+from engine.console import progress_bar, stderr_console
 
 #: seconds between two progress lines in a log file, and between two database heartbeats
 LINE_EVERY = 10.0
@@ -108,7 +106,7 @@ class Progress:
     """Where a command's phases report; silent when ``quiet`` (ranks other than 0)."""
 
     def __init__(self, *, quiet: bool = False, beat: Beat | None = None, file: IO[str] | None = None) -> None:
-        self.console = Console(file=file or sys.stderr, highlight=False)
+        self.console = stderr_console(file, highlight=False)
         self.quiet, self.beat = quiet, beat
         self.live = not quiet and self.console.is_terminal
         self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

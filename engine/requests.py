@@ -79,6 +79,63 @@ class SbatchRequest(TrainOptions):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SweepRequest(Request):
+    """``spkemb-engine sweep``: trials of a base config, queued on slots (or a SLURM array)."""
+
+    base_config: str
+    protocol: str
+    #: ``KEY=V1,V2`` (repeatable): the grid
+    set: tuple[str, ...] | None = None
+    seeds: int = 1
+    random: int | None = None
+    optuna: int | None = None
+    space: str | None = None
+    slots: str = "cpu"
+    epochs: int | None = None
+    name: str | None = None
+    out: str | None = None
+    subset: str = "train"
+    val_subset: str = "development"
+    every: int = 1
+    no_validate: bool = False
+    prune: str = "median"
+    prune_after: int = 1
+    parallel: int = 2
+    no_queue: bool = False
+    sbatch: bool = False
+    time: str = "2-00:00:00"
+    partition: str | None = None
+    db: str | None = None
+    database: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.optuna is not None and self.space is None:
+            raise SpkembError("--optuna N needs --space FILE: the keys to search and their ranges "
+                              "(see docs/sweeps.md)")
+        if self.optuna is not None and (self.set or self.random is not None):
+            raise SpkembError("--optuna searches --space FILE: leave out --set and --random")
+        if self.optuna is None and self.space is not None:
+            raise SpkembError("--space FILE is the search space of --optuna N: add --optuna N")
+        if self.optuna is None and not self.set:
+            raise SpkembError("nothing to sweep: add --set KEY=V1,V2 (repeatable), or --optuna N --space FILE")
+        if self.prune == "halving" and self.optuna is None:
+            raise SpkembError("--prune halving is Optuna's successive halving: use it with --optuna N, "
+                              "or --prune median for a grid")
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueRequest(Request):
+    """``spkemb-engine queue``: the process that starts queued runs on free slots."""
+
+    slots: str = "cpu"
+    poll: float = 2.0
+    idle_exit: float = 60.0
+    detach: bool = False
+    stop: bool = False
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ValidateRequest(Request):
     """``spkemb-engine validate``."""
 
@@ -94,6 +151,7 @@ class ValidateRequest(Request):
     score_norm: str | None = None
     cohort_size: int = 300
     cohort_files: int = 3
+    calibration: str | None = None
     device: str | None = None
     batch: int = 64
     poll: float = 2.0
@@ -105,6 +163,9 @@ class ValidateRequest(Request):
         if self.from_epoch is not None and self.to is not None and self.from_epoch > self.to:
             raise SpkembError(f"--from {self.from_epoch} is after --to {self.to}: no epoch to evaluate; "
                               f"pass --from at most {self.to}")
+        if self.calibration is not None and self.calibration == self.subset:
+            raise SpkembError(f"--calibration {self.calibration} is the evaluated subset: a calibration trained on "
+                              "the trials it is judged on flatters it; name another subset (e.g. development)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -207,6 +268,20 @@ class TagRequest(Request):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ReportRequest(Request):
+    """``spkemb-engine report``: the comparison of runs (one system each) and groups as files."""
+
+    run_id: tuple[int, ...] = ()
+    group: tuple[str, ...] | None = None
+    out: str
+    #: what to write (latex, csv, markdown, png, svg, pdf, html; repeatable); None: all of them
+    format: tuple[str, ...] | None = None
+    #: write into a folder that is not empty (the report's files are replaced, the others kept)
+    force: bool = False
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ImportRequest(Request):
     """``spkemb-engine import``."""
 
@@ -231,6 +306,13 @@ class ConfigCheckRequest(Request):
     """``spkemb-engine config check``."""
 
     file: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConfigLargeMarginRequest(Request):
+    """``spkemb-engine config large-margin``."""
+
+    parent: str
 
 
 @dataclass(frozen=True, kw_only=True)

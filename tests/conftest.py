@@ -84,11 +84,30 @@ def index_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small synthetic corpus (12 speakers) with its database.yml; returns the database.yml path."""
+    """A small synthetic corpus (12 speakers) with its database.yml; returns the database.yml path.
+
+    Tests only read it. Under pytest-xdist the workers share one copy: the first to get the lock
+    writes it, the others wait for it and read the path it left.
+    """
+    from filelock import FileLock
+
     from engine.demo import make_demo_corpus
 
-    root = tmp_path_factory.mktemp("demo-corpus")
-    return make_demo_corpus(root, speakers=12, seed=0)
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's base is a folder of the session's
+        shared = shared.parent
+    root, built = shared / "demo-corpus", shared / "demo-corpus.yml-path"
+    with FileLock(f"{root}.lock", timeout=600):
+        if not built.exists():
+            database = make_demo_corpus(root, speakers=12, seed=0)
+            built.write_text(str(database))
+    return Path(built.read_text())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow first, the order otherwise kept: xdist's workers then end together
+    instead of one of them running a long end-to-end test alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

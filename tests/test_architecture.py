@@ -2,7 +2,9 @@
 
 - a package imports only packages of a lower layer (or modules of its own package);
 - the torch-free layers (layout, config, store, the TUI) import no torch;
-- the run-folder layout is spelled in engine/layout.py alone;
+- every file and folder name of the run folders (engine/layout.py's constants) is spelled there alone, and no
+  code climbs a run's folders by hand (``.parent.parent``);
+- engine/console.py alone writes to the terminal;
 - app/ is its packages (the layers below) and app.py, __main__.py, app.tcss;
 - app/ spells no engine option: its command lines come from the engine's requests (engine.cli.to_argv);
 - app/ keeps no state in a module (an empty list, dict or set at module level): it lives on the app.
@@ -12,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +32,15 @@ LAYERS = {
     "engine.data": 5, "engine.model": 5, "engine.demo": 5,
     "engine.process": 6,
     "engine.training": 7,
+    # the core of extraction that validate shares (a checkpoint's network, sliding windows): below validation
+    "engine.extraction.network": 7, "engine.extraction.windows": 7,
     "engine.validation": 8,
     "engine.extraction": 9,
+    # the comparison (pivot, significance, report) reads the store and the DET of validation
+    "engine.compare": 9,
     "engine.arguments": 10, "engine.cli": 11, "engine.__main__": 12, "engine": 12,
+    # sweeps and the queue build engine command lines (engine.cli.to_argv): above the CLI
+    "engine.sweeps": 12,
     # the TUI's rooms: what it reads and the commands it runs; text; widgets; dialogs; screens; the app
     "app.data": 13, "app.launching": 13, "app.views": 14, "app.widgets": 15, "app.dialogs": 16,
     "app.screens": 17, "app": 18,
@@ -40,10 +50,12 @@ APP_ROOT_FILES = {"__init__.py", "app.py", "__main__.py", "app.tcss"}
 TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "engine.errors", "engine.atomic", "engine.safe_paths", "engine.console",
               "engine.requests", "engine.arguments", "engine.cli", "engine.config", "engine.store",
-              "engine.validation.det",
-              "engine.validation.selection", "engine.validation.metrics", "engine.extraction.precomputed", "app",
-              "app.app", "app.launching.commands", "app.launching.children", "app.screens.run_detail")
-LAYOUT_WORDS = ("validate_equal_error_rate", "weights/", "params.yml")
+              "engine.validation.det", "engine.validation.calibration", "engine.compare.significance",
+              "engine.validation.selection", "engine.validation.params", "engine.validation.score_files",
+              "engine.validation.metrics", "engine.extraction.precomputed",
+              "engine.compare.pivot", "engine.compare.report", "app",
+              "app.app", "engine.sweeps.queue", "engine.sweeps.sweep",
+              "app.launching.commands", "app.launching.children", "app.screens.run_detail")
 
 
 def _modules() -> list[Path]:
@@ -94,20 +106,133 @@ def test_torch_free_layers_import_no_torch(module):
     assert done.stdout.strip() == "False", f"{module} imports torch"
 
 
-def _strings(path: Path) -> list[tuple[int, str]]:
-    tree = ast.parse(path.read_text(), str(path))
-    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
-                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
-    return [(n.lineno, n.value) for n in ast.walk(tree)
-            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
+def _docstrings(node: ast.AST) -> set[int]:
+    """The docstring of ``node`` (a module, class or function), if it has one."""
+    if not isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or not node.body:
+        return set()
+    first = node.body[0]
+    return {id(first.value)} if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) else set()
 
 
-def test_the_run_layout_is_spelled_in_one_module():
-    wrong = [f"{path.relative_to(ROOT)}:{line}: {text!r}"
-             for path in _modules() if path != ROOT / "engine" / "layout.py"
-             for line, text in _strings(path) if any(word in text for word in LAYOUT_WORDS)]
-    assert not wrong, "spell these through engine.layout:\n" + "\n".join(wrong)
+def _layout_names() -> set[str]:
+    """Every name engine/layout.py gives a file or folder of the run folders and the workspace: each of
+    its module-level string constants (the generic formats' suffixes, .txt .npy .rttm, stay inline there:
+    the corpus and the index caches name their own files with them)."""
+    tree = ast.parse((ROOT / "engine" / "layout.py").read_text())
+    return {node.value.value for node in tree.body
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)}
+
+
+#: calls whose string arguments are paths or parts of one
+PATH_CALLS = {"Path", "PurePath", "PurePosixPath", "join", "joinpath", "with_name", "glob", "rglob", "open"}
+#: attributes of a path that a string compared with them is a name of
+PATH_PARTS = {"name", "stem", "suffix", "parts"}
+
+
+def _call_name(node: ast.Call) -> str:
+    return node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+
+
+def _in_path(node: ast.Constant, parents: dict[int, ast.AST]) -> bool:
+    """Whether ``node`` is a part of a path: an operand of ``/``, an argument of a path call, or a name
+    a path's ``.name`` (``.stem``, ...) is compared with."""
+    parent = parents.get(id(node))
+    if isinstance(parent, (ast.Tuple, ast.List, ast.Set)):
+        parent = parents.get(id(parent))
+    if isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Div):
+        return True
+    if isinstance(parent, ast.Call) and node in parent.args and _call_name(parent) in PATH_CALLS:
+        return True
+    return isinstance(parent, ast.Compare) and any(
+        isinstance(side, ast.Attribute) and side.attr in PATH_PARTS for side in [parent.left, *parent.comparators])
+
+
+def _spells(name: str, node: ast.Constant, parents: dict[int, ast.AST]) -> bool:
+    """Whether the string ``node`` spells the layout's ``name``.
+
+    A plain word (``train``, ``apply``, ``scores``) is also an English word and a command's name: it
+    counts where it is a part of a path (a component of ``a/train/b``, or a path's part in code). A
+    suffix (``.pt``) counts after a file's stem (``0040.pt``, ``*.pt``; ``.pt`` alone is a format).
+    Any other name (``config.yml``, ``events.jsonl``, ``validate_equal_error_rate``) counts anywhere.
+    """
+    text = node.value
+    if name not in text:
+        return False
+    if re.fullmatch(r"[a-z]+", name):
+        return _in_path(node, parents) if text == name else "/" in text and name in text.split("/")
+    return _pattern(name).search(text) is not None
+
+
+@functools.cache
+def _pattern(name: str) -> re.Pattern[str]:
+    if name.startswith("."):
+        return re.compile(r"(?<=[\w*}])" + re.escape(name) + r"(?!\w)")
+    return re.compile(r"(?<![\w.-])" + re.escape(name) + r"(?![\w-])")
+
+
+def _walks_up(node: ast.AST) -> bool:
+    """``x.parent.parent`` or ``x.parents[1]``, but from this file (``Path(__file__)``), whose folders are the
+    repository's, not a run's."""
+    up = (isinstance(node, ast.Attribute) and node.attr == "parent" and isinstance(node.value, ast.Attribute)
+          and node.value.attr == "parent"
+          or isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr == "parents")
+    return up and "__file__" not in ast.unparse(node)
+
+
+def test_the_run_layout_is_spelled_in_one_module() -> None:
+    """Every file and folder name of the run folders and the workspace that engine/layout.py defines is
+    spelled there alone, in engine/, app/ and bench/ (docstrings aside), and no code climbs a run's folders
+    by hand (``trn_dir.parent.parent``): ``engine.layout``'s types know their parents.
+
+    engine/demo/layout.py is held to the same rule: it spells the demo corpus's own layout (datasets,
+    database.yml, subsets named ``train``), which shares no name with the run folders.
+    """
+    names = _layout_names()
+    wrong = []
+    for path in sorted(p for top in ("engine", "app", "bench") for p in (ROOT / top).rglob("*.py")):
+        if path == ROOT / "engine" / "layout.py":
+            continue
+        where = path.relative_to(ROOT)
+        docstrings: set[int] = set()
+        parents: dict[int, ast.AST] = {}
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):  # breadth first: parents come first
+            parents.update((id(child), node) for child in ast.iter_child_nodes(node))
+            docstrings |= _docstrings(node)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                wrong += [f"{where}:{node.lineno}: {name!r} in {node.value[:80]!r}" for name in sorted(names)
+                          if _spells(name, node, parents)]
+            elif _walks_up(node):
+                wrong.append(f"{where}:{node.lineno}: {ast.unparse(node)} climbs a run's folders by hand")
+    assert not wrong, "spell these through engine.layout (its constants and its types):\n" + "\n".join(wrong)
+
+
+#: the streams of the terminal
+STREAMS = {"stdout", "stderr", "__stdout__", "__stderr__"}
+
+
+def _terminal_writes(tree: ast.AST) -> list[tuple[int, str]]:
+    """``print(...)``, any use of ``sys.stdout``/``sys.stderr``, a rich ``Console(...)`` made."""
+    found = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and (_call_name(node) == "Console" or isinstance(node.func, ast.Name)
+                                            and node.func.id == "print")
+                or isinstance(node, ast.Attribute) and node.attr in STREAMS and isinstance(node.value, ast.Name)
+                and node.value.id == "sys"):
+            found.append((node.lineno, ast.unparse(node)[:80]))
+    return found
+
+
+def test_terminal_writes_go_through_the_console_module() -> None:
+    """engine/console.py alone writes to the terminal (``say``, ``out``, ``out_text``, its rich consoles):
+    every other module of engine/ and app/ goes through it. The app draws through Textual, which owns the
+    terminal while it runs (a print would tear its screen). bench/ is out of scope: each script is a program
+    whose printed lines are its report."""
+    wrong = [f"{path.relative_to(ROOT)}:{line}: {text}"
+             for path in _modules() if path != ROOT / "engine" / "console.py"
+             for line, text in _terminal_writes(ast.parse(path.read_text(), str(path)))]
+    fix = "write through engine.console (say, out, out_text, stdout_console, stderr_console)"
+    assert not wrong, fix + ":\n" + "\n".join(wrong)
 
 
 def test_app_modules_live_in_its_packages() -> None:

@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from app.data import reader
-from engine.records import Run
+from engine.layout import CONFIG, ExperimentDir
+from engine.store.typed_reads import run_of
 
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 
@@ -17,14 +18,14 @@ _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 def find_experiments(root: Path, db_path: Path) -> list[Path]:
     """Folders with a config.yml: under the workspace (two levels deep) and those runs used."""
     found: set[Path] = set()
-    for pattern in ("config.yml", "*/config.yml", "*/*/config.yml"):
+    for pattern in (CONFIG, f"*/{CONFIG}", f"*/*/{CONFIG}"):
         found.update(p.parent.resolve() for p in root.glob(pattern))
     if db_path.exists():
         try:
             with reader.store_at(db_path) as store:
-                for run in map(Run.from_row, store.run_summaries()):
+                for run in map(run_of, store.run_summaries()):
                     exp = run.exp_dir
-                    if run.kind == "train" and exp and (Path(exp) / "config.yml").is_file():
+                    if run.kind == "train" and exp and ExperimentDir(Path(exp)).config.is_file():
                         found.add(Path(exp).resolve())
         except Exception:  # noqa: BLE001 - an unreadable db is reported by the runs screen
             pass
@@ -85,19 +86,21 @@ def from_text(text: str) -> Any:
 
 def next_free(exp_dir: Path) -> Path:
     """``exp_dir`` itself when free, else ``exp_dir-2``, ``-3``…"""
-    if not (exp_dir / "config.yml").exists():
+    if not ExperimentDir(exp_dir).config.exists():
         return exp_dir
     i = 2
-    while (exp_dir.parent / f"{exp_dir.name}-{i}" / "config.yml").exists():
+    while ExperimentDir(exp_dir.parent / f"{exp_dir.name}-{i}").config.exists():
         i += 1
     return exp_dir.parent / f"{exp_dir.name}-{i}"
 
 
-def fork_folder(root: Path, parent_exp: Path, epoch: int) -> Path:
-    """Where a fork of ``parent_exp`` from ``epoch`` is suggested: beside the parent when that is
+def fork_folder(root: Path, parent_exp: Path, checkpoint: int | str, kind: str = "fork") -> Path:
+    """Where a fork of ``parent_exp`` from ``checkpoint`` (an epoch, or averaged weights by name) is
+    suggested, ``{parent}-fork-e3`` or ``{parent}-lm-avg-top5``: beside the parent when that is
     inside the workspace ``root``, else (the parent is the workspace itself, as in the demo, or
     lies outside it) under ``root/experiments``; never a folder that already holds a config."""
-    name = f"{parent_exp.name}-fork-e{epoch}"
+    label = f"e{checkpoint}" if str(checkpoint).isdigit() else str(checkpoint)
+    name = f"{parent_exp.name}-{kind}-{label}"
     beside = parent_exp.parent / name
     try:
         beside.resolve().relative_to(root.resolve())

@@ -15,3 +15,9 @@ def mark_lost(path: Path) -> list[int]:
         return []
     with store_at(path, readonly=False) as store:
         return list(store.mark_lost())
+
+
+def cancel_queued(path: Path, run_id: int) -> bool:
+    """Take a queued run off the queue before any queue starts it (recorded ``stopped``)."""
+    with store_at(path, readonly=False) as store:
+        return store.cancel_queued(run_id)

@@ -19,6 +19,8 @@ class RunsLoaded(Message):
     error: str | None = None
     missing: bool = False
     seconds: float = 0.0
+    #: only the newest runs, read first so that a large database paints at once; every run follows
+    first_page: bool = False
 
 
 @dataclass

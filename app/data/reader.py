@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config.specs import FBANK_BACKBONES
+from engine.config.networks import config_network, network_name
 from engine.records import (
     Checkpoint,
     DataProblem,
@@ -27,10 +27,11 @@ from engine.records import (
     RecordedValidation,
     Run,
     StaleExtraction,
-    row_record,
 )
-from engine.records.labels import GroupSummary
+from engine.records.fields import field_names
+from engine.records.labels import GroupEpoch, GroupSummary
 from engine.store import QueryResult, QueryStop, open_store
+from engine.store.typed_reads import run_of
 
 
 @contextmanager
@@ -56,33 +57,12 @@ class RunSummary(Run):
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunSummary:
-        """The summary of a ``Store.runs_changed_since`` row (its network from two JSON fields)."""
-        run = super().from_row(row)  # decodes the tags as Run does
-        return dataclasses.replace(run, network=network_name(row.get("architecture"), row.get("front_end")))
-
-
-def network_name(architecture: Any, front_end: Any) -> str:
-    """A short name of the network a config trains: its architecture (``SincTDNN``, ``ResNet34``),
-    with ``+Fbank``/``+RawAudio`` only where the front end is not the backbone's own ("" for no
-    architecture). Full ``pyannote.audio.models.SincTDNN`` names are shortened."""
-    if not isinstance(architecture, str) or not architecture:
-        return ""
-    name = architecture.rsplit(".", 1)[-1]
-    front = front_end.rsplit(".", 1)[-1] if isinstance(front_end, str) and front_end else "RawAudio"
-    own = "Fbank" if name in FBANK_BACKBONES else "RawAudio"
-    return name if front == own else f"{name}+{front}"
-
-
-def config_network(config: Mapping[str, Any] | None) -> str:
-    """``network_name`` of a decoded config (a run's ``config`` column)."""
-    if not isinstance(config, Mapping):
-        return ""
-
-    def name(section: str) -> Any:
-        value = config.get(section)
-        return value.get("name") if isinstance(value, Mapping) else None
-
-    return network_name(name("architecture"), name("feature_extraction"))
+        """The summary of a ``Store.runs_changed_since`` row: its run as the store reads it
+        (``run_of``), its latest loss, and its network from two JSON fields."""
+        run = run_of(row)  # once: a refresh makes thousands of these
+        fields = {name: getattr(run, name) for name in field_names(Run)}
+        return cls(**fields, last_loss=row.get("last_loss"),
+                   network=network_name(row.get("architecture"), row.get("front_end")))
 
 
 def _best_by_train_run(runs: list[RunSummary]) -> dict[int, RunSummary]:
@@ -109,10 +89,11 @@ def _with_derived(runs: list[RunSummary]) -> list[RunSummary]:
     return out
 
 
-def read_runs(path: Path) -> list[RunSummary]:
-    """Every run with its last loss and best EER (a training run takes its validation's best)."""
+def read_runs(path: Path, newest: int | None = None) -> list[RunSummary]:
+    """Every run with its last loss and best EER (a training run takes its validation's best);
+    ``newest``: only that many, the newest (a training run then takes the best of those)."""
     with store_at(path) as store:
-        rows, _, _ = store.runs_changed_since(0)
+        rows, _, _ = store.runs_changed_since(0, newest=newest)
     return _with_derived([RunSummary.from_row(r) for r in rows])
 
 
@@ -154,6 +135,9 @@ class RunsFeed:
 #: a ``train_steps`` row (step, epoch, loss, lr, margin, chunks_per_s, time): steps stay plain rows,
 #: being many (a long run has a million) and read by the plots a column at a time
 StepRow = dict[str, Any]
+#: steps a run detail reads at most at once: a longer run is read as this many evenly spaced
+#: steps (its plot draws fewer points than that; a million rows would take seconds to read)
+STEP_POINTS = 2000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,19 +171,21 @@ class RunDetail:
     problems: list[DataProblem]
     #: the seeds of the training run's group, averaged (None: the run has no group)
     group: GroupSummary | None = None
+    #: the EER of each seed of that group per epoch (its band on the EER plot)
+    group_epochs: tuple[GroupEpoch, ...] = ()
 
 
 def _training_run(store: Any, run: Run) -> Run:
     """The training run that ``run`` belongs to: itself, its parent, or its grandparent (apply)."""
     if run.kind == "train" or run.parent_id is None:
         return run
-    parent = store.run(run.parent_id)
-    if parent is not None and parent["kind"] == "train":
-        return Run.from_row(parent)
-    if parent is not None and parent["parent_id"] is not None:
-        grand = store.run(int(parent["parent_id"]))
-        if grand is not None and grand["kind"] == "train":
-            return Run.from_row(grand)
+    parent = store.run_record(run.parent_id)
+    if parent is not None and parent.kind == "train":
+        return parent
+    if parent is not None and parent.parent_id is not None:
+        grand = store.run_record(parent.parent_id)
+        if grand is not None and grand.kind == "train":
+            return grand
     return run
 
 
@@ -210,31 +196,28 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
     validations of its checkpoints and the validate/apply runs that hang off it.
     """
     with store_at(path) as store:
-        row = store.run(run_id)
-        if row is None:
+        run = store.run_record(run_id)
+        if run is None:
             return None
-        run = Run.from_row(row)
         train = _training_run(store, run)
-        all_runs = store.runs()
-        children = [Run.from_row(r) for r in all_runs if r["parent_id"] == train.id]
-        child_ids = {c.id for c in children}
-        grandchildren = [Run.from_row(r) for r in all_runs if r["parent_id"] in child_ids]
+        children = store.child_records(train.id)
+        grandchildren = sorted((r for c in children for r in store.child_records(c.id)),
+                               key=lambda r: r.id, reverse=True)
         # a fork's parent (train --init-from), for its lineage and config diff
-        parent = store.run(train.init_run_id) if train.init_run_id is not None else None
+        parent = store.run_record(train.init_run_id) if train.init_run_id is not None else None
         applies = [r for r in children + grandchildren if r.kind == "apply"]
         validators = [r for r in children if r.kind == "validate"]
         extractions, der, stale = extraction_checks(store, [a.id for a in applies])
-        problems = store.problems(train.id) + [p for v in children for p in store.problems(v.id)]
+        problems = store.problem_records(train.id) + [p for v in children for p in store.problem_records(v.id)]
         return RunDetail(
             run=run, train=train, network=config_network(train.config or run.config),
-            init_parent=None if parent is None else Run.from_row(parent),
-            steps=store.steps(train.id, since_step=since_step),
-            epochs=[EpochSummary.from_row(r) for r in store.epochs(train.id)],
-            checkpoints=[Checkpoint.from_row(r) for r in store.checkpoints(train.id)],
-            validations=[RecordedValidation.from_row(r) for r in store.validations(train_run_id=train.id)],
+            init_parent=parent, steps=store.steps(train.id, since_step=since_step, at_most=STEP_POINTS),
+            epochs=store.epoch_records(train.id), checkpoints=store.checkpoint_records(train.id),
+            validations=store.validation_records(train_run_id=train.id),
             validators=validators, applies=applies, extractions=extractions, der=der, stale=stale,
-            problems=[DataProblem.from_row(p) for p in problems],
-            group=store.group_summary(train.run_group) if train.run_group else None)
+            problems=problems,
+            group=store.group_summary(train.run_group) if train.run_group else None,
+            group_epochs=tuple(store.group_epochs(train.run_group)) if train.run_group else ())
 
 
 def extraction_checks(store: Any, apply_ids: list[int]) -> tuple[
@@ -245,17 +228,15 @@ def extraction_checks(store: Any, apply_ids: list[int]) -> tuple[
     wanted = set(apply_ids)
     extractions, der = {}, {}
     for run_id in apply_ids:
-        rows = store.extractions(run_id)
-        if rows:
-            extractions[run_id] = row_record(Extraction, rows[-1])
+        recorded = store.extraction_records(run_id)
+        if recorded:
+            extractions[run_id] = recorded[-1]
         latest: dict[tuple, DiarizationCheck] = {}
-        for row in store.diarizations(run_id=run_id):  # newest first
-            check = row_record(DiarizationCheck, row)
+        for check in store.diarization_records(run_id=run_id):  # newest first
             latest.setdefault(check.setting, check)
         if latest:
             der[run_id] = list(latest.values())
-    stale = {int(r["apply_run_id"]): row_record(StaleExtraction, r)
-             for r in store.stale_extractions() if r["apply_run_id"] in wanted}
+    stale = {s.apply_run_id: s for s in store.stale_extraction_records() if s.apply_run_id in wanted}
     return extractions, der, stale
 
 
@@ -272,6 +253,8 @@ class RunCurves:
     config: dict[str, Any]
     #: the network the config names (``network_name``; "" when it names none)
     network: str = ""
+    #: the EER of each seed of the run's group per epoch (its band), for a training run of a group
+    group_epochs: tuple[GroupEpoch, ...] = ()
 
 
 def _config(run: Run) -> dict[str, Any]:
@@ -293,20 +276,21 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
     with store_at(path) as store:
         validate_runs: list[Run] | None = None  # read once, when a training run needs its validators
         for run_id in run_ids:
-            row = store.run(run_id)
-            if row is None:
+            run = store.run_record(run_id)
+            if run is None:
                 continue
-            run = Run.from_row(row)
             train = run.kind == "train"
             if train and validate_runs is None:
-                validate_runs = [Run.from_row(r) for r in store.runs(kind="validate")]
+                validate_runs = store.run_records(kind="validate")
             validators = ([r for r in validate_runs or [] if r.parent_id == run_id] if train
                           else [run] if run.kind == "validate" else [])
-            rows = store.validations(train_run_id=run_id) if train else store.validations(run_id)
+            recorded = store.validation_records(train_run_id=run_id) if train else store.validation_records(run_id)
             out.append(RunCurves(run=run, steps=store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
-                                 validations=[RecordedValidation.from_row(r) for r in rows],
+                                 validations=recorded,
                                  validators=validators, config=(config := _config(run)),
-                                 network=config_network(config)))
+                                 network=config_network(config),
+                                 group_epochs=tuple(store.group_epochs(run.run_group))
+                                 if train and run.run_group else ()))
     return out
 
 

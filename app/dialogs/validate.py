@@ -1,4 +1,5 @@
-"""The Validate dialog: trial subset, how often, and raw or AS-norm scores (``spkemb-engine validate``)."""
+"""The Validate dialog: trial subset, how often, raw or AS-norm scores, and the calibration list
+(``spkemb-engine validate``)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
             yield labelled("AS-norm cohort speakers", Input(str(cohort.cohort_size), id="cohort-size", type="integer"))
             yield labelled("AS-norm files per speaker", Input(str(cohort.cohort_files), id="cohort-files",
                                                               type="integer"))
+            yield labelled("calibrate on subset", Input(self.last.calibration or "", id="calibration",
+                                                        placeholder="none (e.g. development)"))
             yield Static("", id="error")
             with Horizontal():
                 yield Button("Validate", variant="primary", id="ok")
@@ -53,7 +56,12 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
             return
         asnorm = self.query_one("#norm", Select).value == "asnorm"
         subset = self.query_one("#subset", Input).value.strip() or "development"
-        self.dismiss(ValidationChoice(subset, every, ScoreNorm(size, files) if asnorm else None))
+        calibration = self.query_one("#calibration", Input).value.strip() or None
+        if calibration == subset:
+            error.update(f"calibrate on another subset than {subset}: a calibration judged on the trials "
+                         "it was trained on flatters itself")
+            return
+        self.dismiss(ValidationChoice(subset, every, ScoreNorm(size, files) if asnorm else None, calibration))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

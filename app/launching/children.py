@@ -77,14 +77,16 @@ class Launcher:
         program is never signalled; children of this TUI are reaped first, so that one that
         ended is not taken for alive.
         """
-        pid = run.pid
-        if not pid:
+        if not run.pid:
             return "the run has no process id recorded"
-        host = run.host
+        return self.stop_pid(int(run.pid), run.pid_start, run.host)
+
+    def stop_pid(self, pid: int, started: float | None, host: str | None) -> str | None:
+        """SIGTERM to process ``pid`` of ``host`` started at ``started`` (a run's, the queue's); returns why
+        not, or None when sent."""
         if host and host != socket.gethostname():
             return f"the run is on host {host}; stop it there (kill -TERM {pid})"
         self.reap()
-        started = run.pid_start
         now_started = _start_time(int(pid))
         if now_started is None:
             return f"process {pid} is gone"

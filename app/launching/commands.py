@@ -109,20 +109,23 @@ class ScoreNorm:
 def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every: int = 1,
                   to: int | None = None, device: str | None = None,
                   db: str | Path | None = None, database: str | Path | None = None,
-                  score_norm: ScoreNorm | None = None) -> list[str]:
+                  score_norm: ScoreNorm | None = None, calibration: str | None = None) -> list[str]:
     norm = {} if score_norm is None else {"score_norm": "asnorm", "cohort_size": score_norm.cohort_size,
                                           "cohort_files": score_norm.cohort_files}
     return request_argv(ValidateRequest(trn_dir=str(trn), protocol=protocol, subset=subset, every=every, to=to,
-                                        device=device or None, db=_path(db), database=_path(database), **norm))
+                                        device=device or None, db=_path(db), database=_path(database),
+                                        calibration=calibration or None, **norm))
 
 
 @dataclass(frozen=True)
 class ValidationChoice:
-    """What a validation is asked for: the trial subset, how often, and AS-norm or raw scores."""
+    """What a validation is asked for: the trial subset, how often, AS-norm or raw scores, and the
+    subset whose trials calibrate the scores (None: no calibration)."""
 
     subset: str = "development"
     every: int = 1
     score_norm: ScoreNorm | None = None
+    calibration: str | None = None
 
 
 def validation_settings(validator: Run | None) -> ValidationChoice:
@@ -131,7 +134,7 @@ def validation_settings(validator: Run | None) -> ValidationChoice:
     if not isinstance(request, ValidateRequest):
         return ValidationChoice()
     norm = ScoreNorm(request.cohort_size, request.cohort_files) if request.score_norm else None
-    return ValidationChoice(request.subset, request.every, norm)
+    return ValidationChoice(request.subset, request.every, norm, request.calibration)
 
 
 def pick_argv(val: str | Path, *, epoch: int | str | None = None, db: str | Path | None = None) -> list[str]:

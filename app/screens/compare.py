@@ -1,9 +1,15 @@
-"""Compare: overlay the loss and EER curves of several runs, list their config differences."""
+"""Compare: overlay the loss and EER curves of several runs, tabulate their figures (the pivot of
+systems x trial lists x score back-end, sortable), say whether the first two systems (runs, or groups
+of seeds) differ for real (a paired bootstrap), list their config differences, write a report."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -12,8 +18,16 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from app.data import reader
 from app.data.reader import RunCurves, StepRow
+from app.launching.children import run_quick
+from app.launching.commands import request_argv
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
+from engine.compare.pivot import COLUMNS, Pivot, build_pivot, cell_text
+from engine.compare.report import HTML_FILE
+from engine.compare.significance import compare_groups
 from engine.config import config_diff
+from engine.errors import SpkembError
+from engine.layout import ValidationDir
+from engine.requests import ReportRequest
 
 if TYPE_CHECKING:
     from app.screens.det import DetSource
@@ -38,9 +52,13 @@ def config_differences(configs: list[dict]) -> list[tuple[str, list]]:
 class CompareScreen(Screen):
     DEFAULT_CSS = """
     CompareScreen #plots { height: 2fr; }
-    CompareScreen #diff { height: 1fr; border: round $primary-darken-2; }
+    CompareScreen #tables { height: 1fr; }
+    CompareScreen #pivot { width: 3fr; height: 100%; border: round $primary-darken-2; }
+    CompareScreen #diff { width: 2fr; height: 100%; border: round $primary-darken-2; }
+    CompareScreen #significance { height: auto; padding: 0 1; }
     """
-    BINDINGS = [("escape", "app.pop_screen", "Back"), ("d", "det", "DET")]
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("d", "det", "DET"), ("s", "sort", "Sort"),
+                ("g", "groups", "Groups"), ("r", "report", "Report")]
 
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()
@@ -48,8 +66,20 @@ class CompareScreen(Screen):
         #: every step read so far, by run (each refresh reads only the steps after these)
         self.steps: dict[int, list[StepRow]] = {i: [] for i in run_ids}
         self._shown: tuple | None = None
+        #: the validations the figures were last read for
+        self._validated: tuple | None = None
         #: the latest read of each run (its validations and validate runs, for the DET view)
         self.runs: list[RunCurves] = []
+        #: the figures of the compared runs (None until read), as shown: sorted on ``sort``
+        self.pivot: Pivot | None = None
+        #: the pivot's sort: a column key and whether descending (None: as read)
+        self.sort: tuple[str, bool] | None = None
+        #: the folder of the last report written from here
+        self.report_dir: Path | None = None
+        #: the figures of each compared run's group (mean ± std over its runs) instead of the run's own
+        self.by_group = False
+        #: the two systems last weighed (their labels and score files)
+        self._weighed: tuple = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,11 +87,15 @@ class CompareScreen(Screen):
         with Horizontal(id="plots"):
             yield LossPlot(id="loss")
             yield EerPlot(id="eer")
-        yield DataTable(id="diff", zebra_stripes=True)
+        yield Static("", id="significance")
+        with Horizontal(id="tables"):
+            yield DataTable(id="pivot", zebra_stripes=True, cursor_type="column")
+            yield DataTable(id="diff", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#diff").border_title = "config differences"
+        self.query_one("#pivot").border_title = self._pivot_title()
         self._poll()
         # runs still training keep growing their curves here too
         self.set_interval(self.app.refresh_interval, self._poll)
@@ -87,6 +121,12 @@ class CompareScreen(Screen):
                 steps.extend(s for s in r.steps if s["step"] > last)
         shown = tuple((len(self.steps.get(r.run.id, [])), tuple((v.epoch, v.eer) for v in r.validations))
                       for r in runs)
+        # the figures change with validations and picks (a pick alone changes no curve), not with steps
+        validated = tuple((v, tuple((p.id, p.best_epoch, p.best_checkpoint) for p in r.validators))
+                          for (_, v), r in zip(shown, runs, strict=True))
+        if validated != self._validated:
+            self._validated = validated
+            self._load_pivot(*self._systems())
         if shown == self._shown:
             return
         first = self._shown is None
@@ -94,10 +134,17 @@ class CompareScreen(Screen):
         labels = [_label(r) for r in runs]
         self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(r.run.id, []))
                                              for label, r in zip(labels, runs, strict=True)])
-        self.query_one(EerPlot).set_series([EerSeries(label, r.validations)
-                                            for label, r in zip(labels, runs, strict=True)])
+        banded: set[str] = set()   # each group's band drawn once, with its first run
+        series = []
+        for label, r in zip(labels, runs, strict=True):
+            group = r.run.run_group if r.group_epochs and r.run.run_group not in banded else None
+            banded.add(group or "")
+            series.append(EerSeries(label, r.validations, band=r.group_epochs if group else (),
+                                    band_label=group or ""))
+        self.query_one(EerPlot).set_series(series)
         if first:
             self._show_differences(labels, [r.config for r in runs])
+        self._significance(systems(runs))
 
     def _show_differences(self, labels: list[str], configs: list[dict]) -> None:
         table = self.query_one("#diff", DataTable)
@@ -109,15 +156,180 @@ class CompareScreen(Screen):
         if not rows:
             table.add_row("(same config)", *["" for _ in labels])
 
+    @work(thread=True, exclusive=True, group="compare-pivot")
+    def _load_pivot(self, run_ids: list[int], groups: list[str]) -> None:
+        try:
+            with reader.store_at(self.app.db_path) as store:
+                pivot = build_pivot(store, run_ids, groups) if run_ids or groups else Pivot((), (), {})
+        except Exception as e:  # noqa: BLE001 - reported
+            self.app.call_from_thread(self.app.error, f"cannot read the figures: {e}")
+            return
+        self.app.call_from_thread(self._show_pivot, pivot)
+
+    def _show_pivot(self, pivot: Pivot) -> None:
+        self.pivot = pivot
+        if self.sort is not None:
+            pivot = pivot.sorted_by(self.sort[0], descending=self.sort[1])
+        table = self.query_one("#pivot", DataTable)
+        column = table.cursor_column
+        table.clear(columns=True)
+        table.add_columns(*[c.title + self._arrow(c.key) for c in SHOWN_COLUMNS])
+        for cell in pivot.cells:
+            table.add_row(*[cell_text(cell, c) for c in SHOWN_COLUMNS])
+        if not pivot.cells:
+            table.add_row("(no validation yet)", *["" for _ in SHOWN_COLUMNS[1:]])
+        table.move_cursor(column=column)
+
+    def _arrow(self, key: str) -> str:
+        if self.sort is None or self.sort[0] != key:
+            return ""
+        return " ▼" if self.sort[1] else " ▲"
+
+    def action_sort(self) -> None:
+        """Sort the figures on the column under the cursor; again on the same column, the other way."""
+        self._sort_on(SHOWN_COLUMNS[self.query_one("#pivot", DataTable).cursor_column].key)
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table.id == "pivot":
+            event.data_table.move_cursor(column=event.column_index)
+            self._sort_on(SHOWN_COLUMNS[event.column_index].key)
+
+    def _sort_on(self, key: str) -> None:
+        descending = self.sort is not None and self.sort == (key, False)
+        self.sort = (key, descending)
+        if self.pivot is not None:
+            self._show_pivot(self.pivot)
+
+    def _systems(self) -> tuple[list[int], list[str]]:
+        """The runs and groups the figures compare: each training or validate run (apply runs have no
+        figures of their own), or with ``by_group`` the group of each run that has one."""
+        runs = [r.run for r in self.runs if r.run.kind in ("train", "validate")]
+        if not self.by_group:
+            return [r.id for r in runs], []
+        return [r.id for r in runs if not r.run_group], list(dict.fromkeys(r.run_group for r in runs if r.run_group))
+
+    def _pivot_title(self) -> str:
+        return f"figures{' by group' if self.by_group else ''} (s: sort on the column, g: runs/groups, r: report)"
+
+    def action_groups(self) -> None:
+        """Show each run's group as one system (mean ± std over its runs), or each run again."""
+        self.by_group = not self.by_group
+        self.query_one("#pivot").border_title = self._pivot_title()
+        self._load_pivot(*self._systems())
+
+    def action_report(self) -> None:
+        """Write ``spkemb-engine report`` of the compared runs (or groups) into WORKSPACE/reports/compare-TIME."""
+        run_ids, groups = self._systems()
+        if not run_ids and not groups:
+            self.app.notify("None of these runs has figures to report (training or validate runs).",
+                            severity="warning")
+            return
+        folder = report_folder(self.app.workspace.root, self.app.now())
+        self.app.notify(f"Writing the report into {self.app.workspace.show(folder)}…")
+        self._write_report(request_argv(ReportRequest(run_id=tuple(run_ids), group=tuple(groups) or None,
+                                                      out=str(folder), db=str(self.app.db_path))), folder)
+
+    @work(thread=True, group="compare-report")
+    def _write_report(self, argv: list[str], folder: Path) -> None:
+        try:
+            code, said = run_quick(argv, timeout=REPORT_TIMEOUT_S)
+        except Exception as e:  # noqa: BLE001 - reported, never raised
+            code, said = 1, str(e)
+        if code != 0:
+            self.app.call_from_thread(self.app.error, f"report failed: {said.splitlines()[-1] if said else code}")
+            return
+        self.app.call_from_thread(self._reported, folder)
+
+    def _reported(self, folder: Path) -> None:
+        self.report_dir = folder
+        page = self.app.workspace.show(folder / HTML_FILE)
+        self.query_one("#pivot").border_subtitle = f"report: {page}"
+        self.app.notify(f"Report written: {page} (tables, figures in PNG/SVG/PDF)", timeout=10)
+
+    def _significance(self, found: list[System]) -> None:
+        """Weigh the first two systems (again when a run picked another epoch meanwhile): at once when a
+        score file is missing, else in a worker."""
+        weighed = tuple((s.label, tuple(s.score_files)) for s in found[:2])
+        if len(found) < 2 or weighed == self._weighed:
+            return
+        self._weighed = weighed
+        a, b = found[:2]
+        head = f"A = {escape(a.label)}, B = {escape(b.label)}"
+        missing = next((p for p in a.score_files + b.score_files if not p.is_file()), None)
+        if missing is not None:
+            self._say_significance([f"{head}: no score file {escape(missing.name)} of a picked epoch to weigh them by "
+                                    "(validate again)"])
+            return
+        self._say_significance([f"{head}: bootstrapping…"])
+        self._bootstrap(a, b, head + (f"  (of {len(found)} systems, the first two)" if len(found) > 2 else ""))
+
+    @work(thread=True, exclusive=True, group="significance")
+    def _bootstrap(self, a: System, b: System, head: str) -> None:
+        """The paired bootstrap of two systems, in words (seconds for 37,720 trials on an idle machine)."""
+        try:
+            differences = compare_groups(a.score_files, b.score_files)
+        except SpkembError as e:
+            self.app.call_from_thread(self._say_significance, [f"{head}: [red]{escape(str(e))}[/]"])
+            return
+        self.app.call_from_thread(self._say_significance, [head] + [escape(d.describe()) for d in differences])
+
+    def _say_significance(self, lines: list[str]) -> None:
+        self.query_one("#significance", Static).update("\n".join(lines))
+
     def action_det(self) -> None:
-        """DET curves and score histograms of the picked epoch of the first two runs, overlaid."""
+        """DET curves and score histograms of the picked epoch of every compared run, overlaid."""
         from app.screens.det import DetScreen
 
-        sources = [source for r in self.runs if (source := det_source(r)) is not None][:2]
+        sources = [source for r in self.runs if (source := det_source(r)) is not None]
         if not sources:
             self.app.notify("None of these runs has a validated epoch yet.", severity="warning")
             return
         self.app.push_screen(DetScreen(sources))
+
+
+#: seconds a report may take (matplotlib draws every figure in three formats)
+REPORT_TIMEOUT_S = 600.0
+
+
+#: the pivot's columns as this screen shows them: the figures before the long trial list's name
+SHOWN_COLUMNS = tuple([c for c in COLUMNS if c.key not in ("runs", "trials")]
+                      + [c for c in COLUMNS if c.key in ("runs", "trials")])
+
+
+def report_folder(root: Path, now: float) -> Path:
+    """``ROOT/reports/compare-20240501-120000`` (``-2``, ``-3`` … when taken): a report's own new folder."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
+    folder = root / "reports" / f"compare-{stamp}"
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / "reports" / f"compare-{stamp}-{n}"
+    return folder
+
+@dataclass(frozen=True)
+class System:
+    """What Compare weighs against another: one run, or the runs of a group (its seeds)."""
+
+    label: str
+    #: the score file of the picked epoch of each of its runs
+    score_files: list[Path]
+
+
+def systems(runs: list[RunCurves]) -> list[System]:
+    """The compared runs as systems, in their order: the runs of one group together, each other run
+    alone; runs with no validated epoch left out."""
+    by_key: dict[str, list[tuple[RunCurves, DetSource]]] = {}
+    for r in runs:
+        source = det_source(r)
+        if source is not None:
+            by_key.setdefault(f"group {r.run.run_group}" if r.run.run_group else _label(r), []).append((r, source))
+    out = []
+    for key, members in by_key.items():
+        label = f"{key} ({len(members)} seed{'s' if len(members) != 1 else ''})" if key.startswith("group ") else key
+        if len(members) == 1 and not key.startswith("group "):
+            label = members[0][1].label
+        out.append(System(label, [ValidationDir(Path(s.val_dir)).score_file(s.name) for _, s in members]))
+    return out
 
 
 def _label(read: RunCurves) -> str:

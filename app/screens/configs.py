@@ -24,6 +24,7 @@ from app.data.experiments import (
     to_text,
     unflatten,
 )
+from app.data.forks import ForkPlan
 from engine.config import (
     FIELD_SPECS,
     TEMPLATES,
@@ -36,6 +37,7 @@ from engine.config import (
 )
 from engine.config.specs import FBANK_BACKBONES, Component, component, find_component
 from engine.errors import ConfigError, PathError
+from engine.layout import CONFIG, ExperimentDir
 from engine.safe_paths import contained_path
 
 _SECTION_NAME = re.compile(r"^([a-z_]+)(\[\d+\])?\.name$")
@@ -107,10 +109,10 @@ class ConfigsScreen(Screen):
     ConfigsScreen #exp-dir-resolved { height: auto; padding: 0 1; color: $text-muted; }
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+s", "save", "Save"),
-                ("ctrl+l", "save_launch", "Save & launch")]
+                ("ctrl+l", "save_launch", "Save & launch"), ("ctrl+r", "save_sweep", "Save & sweep")]
 
-    def __init__(self, fork: tuple[dict[str, Any], Path, str] | None = None) -> None:
-        """``fork``: (the parent's config, the experiment folder to suggest, the checkpoint to start from)."""
+    def __init__(self, fork: ForkPlan | None = None) -> None:
+        """``fork``: the config, folder and checkpoint of a fork to offer (and its launch settings)."""
         super().__init__()
         self.keys: list[str] = []
         self.names: dict[str, str] = {}
@@ -118,7 +120,6 @@ class ConfigsScreen(Screen):
         self.data: dict[str, Any] | None = None
         self.source_exp: Path | None = None
         self.fork = fork
-        self.init_from = fork[2] if fork else None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -138,11 +139,14 @@ class ConfigsScreen(Screen):
         yield Footer()
 
     def _base_options(self) -> list[tuple[str, str]]:
-        fork = [("fork: the parent run's config", "fork:")] if self.fork else []
+        fork = []
+        if self.fork is not None:
+            under = f" under the {self.fork.template} template" if self.fork.template else ""
+            fork = [(f"fork: the parent run's config{under}", "fork:")]
         return fork + [(f"template: {t}", f"template:{t}") for t in TEMPLATES]
 
     def on_mount(self) -> None:
-        self.query_one("#preview").border_title = "config.yml preview"
+        self.query_one("#preview").border_title = f"{CONFIG} preview"
         self.query_one("#exp-dir", Input).value = "experiments/exp1"
         self._find()
         self._load_source("fork:" if self.fork else "template:demo")
@@ -168,7 +172,7 @@ class ConfigsScreen(Screen):
     def _load_source(self, source: str) -> None:
         kind, _, name = source.partition(":")
         if kind == "fork" and self.fork is not None:
-            self._load_fork(*self.fork)
+            self._load_fork(self.fork)
             return
         try:
             if kind == "template":
@@ -176,7 +180,7 @@ class ConfigsScreen(Screen):
                 self.source_exp = None
                 exp = next_free(self.app.workspace.root / "experiments" / f"{name}")
             else:
-                path = Path(name) / "config.yml"
+                path = ExperimentDir(Path(name)).config
                 text, origin = path.read_text(encoding="utf-8"), str(path)
                 self.source_exp = Path(name)
                 exp = Path(name)
@@ -187,16 +191,16 @@ class ConfigsScreen(Screen):
         self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
         self._build_form(config_to_dict(cfg))
 
-    def _load_fork(self, config: dict[str, Any], exp: Path, init_from: str) -> None:
-        """The parent run's config, in a new experiment folder named after it and the epoch."""
+    def _load_fork(self, fork: ForkPlan) -> None:
+        """The fork's config, in a new experiment folder named after the parent and the checkpoint."""
         try:
-            data = config_to_dict(config_from_dict(config, source="the parent run's config"))
+            data = config_to_dict(config_from_dict(fork.config, source="the parent run's config"))
         except ConfigError as e:
             self.app.error(f"cannot load the parent run's config: {e}")
             return
         self.source_exp = None
-        self.query_one("#exp-dir", Input).value = self.app.workspace.show(next_free(exp))
-        self.sub_title = f"fork from {self.app.workspace.show(init_from)}"
+        self.query_one("#exp-dir", Input).value = self.app.workspace.show(next_free(fork.folder))
+        self.sub_title = f"{fork.what}: {self.app.workspace.show(fork.init_from)}"
         self._build_form(data)
 
     def _build_form(self, data: dict[str, Any]) -> None:
@@ -259,7 +263,7 @@ class ConfigsScreen(Screen):
         if isinstance(exp, str):
             shown.update(Text(exp, style="red"))
         else:
-            shown.update(Text(f"saves {_from_cwd(exp / 'config.yml')}  (the folder is relative to the workspace "
+            shown.update(Text(f"saves {_from_cwd(ExperimentDir(exp).config)}  (the folder is relative to the workspace "
                               f"{_from_cwd(self.app.workspace.root)})"))
 
     @on(Input.Changed, "#form Input")
@@ -335,7 +339,7 @@ class ConfigsScreen(Screen):
             ok = ok and not error
         status = self.query_one("#status", Static)
         try:
-            config_from_dict(data, source="config.yml")
+            config_from_dict(data, source=CONFIG)
         except ConfigError as e:
             ok = False
             status.update(f"[red]{e}[/red]")
@@ -364,13 +368,13 @@ class ConfigsScreen(Screen):
             return None
         text = self.query_one("#exp-dir", Input).value.strip()
         if not text:
-            self.app.error("Give the experiment folder (EXP_DIR) to save config.yml in.")
+            self.app.error(f"Give the experiment folder (EXP_DIR) to save {CONFIG} in.")
             return None
         exp = experiment_folder(self.app.workspace.root, text)
         if isinstance(exp, str):
             self.app.error(exp)
             return None
-        used = reader.used_by_runs(self.app.db_path, exp) if (exp / "config.yml").exists() else []
+        used = reader.used_by_runs(self.app.db_path, exp) if ExperimentDir(exp).config.exists() else []
         if used:
             new = next_free(exp)
             self.app.notify(f"{self.app.workspace.show(exp)} was used by run(s) "
@@ -379,16 +383,39 @@ class ConfigsScreen(Screen):
             exp = new
         try:
             exp.mkdir(parents=True, exist_ok=True)
-            (exp / "config.yml").write_text(dump_yaml(self.data), encoding="utf-8")
+            ExperimentDir(exp).config.write_text(dump_yaml(self.data), encoding="utf-8")
         except OSError as e:
-            self.app.blocking_error("Config not saved", f"cannot write {exp / 'config.yml'}: {e}")
+            self.app.blocking_error("Config not saved", f"cannot write {ExperimentDir(exp).config}: {e}")
             return None
         self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
-        self.app.notify(f"saved {self.app.workspace.show(exp / 'config.yml')}")
+        self.app.notify(f"saved {self.app.workspace.show(ExperimentDir(exp).config)}")
         return exp
 
     def action_save_launch(self) -> None:
         exp = self.action_save()
         if exp is not None:
             self.app.pop_screen()
-            self.app.action_go_launch(str(exp), init_from=self.init_from)
+            self.app.action_go_launch(str(exp), fork=self.fork)
+
+    def action_save_sweep(self) -> None:
+        """Save the config, then sweep over it (``spkemb-engine sweep``, which starts the queue)."""
+        from app.data.gpus import device_options
+        from app.data.protocols_list import default_train, protocols
+        from app.dialogs.sweep import SweepDialog
+
+        exp = self.action_save()
+        if exp is None:
+            return
+        ws = self.app.workspace
+        try:
+            protocol = default_train(protocols(ws.database_yml)) or ""
+        except Exception:  # noqa: BLE001 - the dialog asks for it
+            protocol = ""
+        gpus = [value for _, value in device_options() if value.startswith("cuda:")]
+        slots = ",".join(gpus) if gpus else "cpu"
+
+        def launch(request) -> None:
+            if request is not None:
+                self.app.launch_sweep(request)
+
+        self.app.push_screen(SweepDialog(exp, protocol, slots, ws.db_path, ws.database_yml), launch)

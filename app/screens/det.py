@@ -1,7 +1,8 @@
 """DET view: the DET curve and score histograms of one validated epoch, or two overlaid.
 
 Opened with ``d`` from the run detail (the epoch under the cursor, with the picked one) and from
-Compare (the picked epoch of the first two runs). The score files are read in a worker thread.
+Compare (the picked epoch of every compared run, overlaid). Below the plots, a table of the miss rate
+of each at 1 % and 0.1 % false alarms. The score files are read in a worker thread.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import DataTable, Footer, Header, Static
 
 from app.widgets.det_plots import COLORS, DetPlot, ScoreHistogramPlot, Shown
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
-from engine.validation.det import load_epoch
+from engine.validation.det import FA_RATES, load_epoch, miss_at_false_alarm
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class DetScreen(Screen):
     DEFAULT_CSS = """
     DetScreen #det-summary { height: auto; padding: 0 1; }
     DetScreen #det-plots { height: 1fr; }
+    DetScreen #det-table { height: auto; max-height: 10; }
     """
     BINDINGS = [("escape", "app.pop_screen", "Back")]
 
@@ -58,6 +60,7 @@ class DetScreen(Screen):
         with Horizontal(id="det-plots"):
             yield DetPlot(id="det")
             yield ScoreHistogramPlot(id="histogram")
+        yield DataTable(id="det-table", zebra_stripes=True, cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -80,3 +83,14 @@ class DetScreen(Screen):
         self.query_one("#det-summary", Static).update("\n".join(lines) or "nothing to draw")
         self.query_one(DetPlot).show(shown)
         self.query_one(ScoreHistogramPlot).show(shown)
+        self._table(shown)
+
+    def _table(self, shown: list[Shown]) -> None:
+        """EER, minDCF and the miss rate at each of ``FA_RATES``, one row per curve drawn."""
+        table = self.query_one("#det-table", DataTable)
+        table.clear(columns=True)
+        table.add_columns("system", "EER %", "minDCF(0.01)", *(f"miss % @ FA {100 * r:g} %" for r in FA_RATES))
+        for s in shown:
+            misses = miss_at_false_alarm(s.epoch.curve)
+            table.add_row(s.label, f"{100 * s.epoch.curve.eer:.2f}", f"{s.epoch.curve.min_dcf:.3f}",
+                          *("—" if m is None else f"{100 * m:.2f}" for m in misses))

@@ -20,6 +20,7 @@ from textual.widgets import (
 )
 
 from app.data.experiments import find_experiments
+from app.data.forks import ForkPlan
 from app.data.gpus import device_options
 from app.data.protocols_list import default_train, protocols
 from app.dialogs.labels import read_labels
@@ -27,7 +28,7 @@ from app.dialogs.validate import SCORE_NORMS
 from app.launching import commands
 from app.widgets.tick_box import TickBox
 from engine.errors import PathError
-from engine.layout import TrainingDir, ValidationDir
+from engine.layout import CONFIG, TrainingDir, ValidationDir
 
 
 def _row(label: str, widget) -> Horizontal:
@@ -44,21 +45,24 @@ class LaunchScreen(Screen):
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+l", "launch", "Launch")]
 
-    def __init__(self, exp_dir: str | None = None, init_from: str | None = None) -> None:
+    def __init__(self, exp_dir: str | None = None, fork: ForkPlan | None = None) -> None:
         super().__init__()
         self.exp_dir = exp_dir
-        self.init_from = init_from  # a fork: train starts from this checkpoint
+        self.fork = fork
+        self.init_from = fork.init_from if fork else None  # a fork: train starts from this checkpoint
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll():
             if self.init_from:
                 yield _row("start from (--init-from)", Static(self.app.workspace.show(self.init_from), id="init-from"))
-                yield _row("reuse its classifier", TickBox("--init-classifier", False, id="init-classifier"))
+                reuse = bool(self.fork and self.fork.init_classifier)
+                yield _row("reuse its classifier", TickBox("--init-classifier", reuse, id="init-classifier"))
             yield _row("experiment (EXP_DIR)", Select([], prompt="experiment", id="exp"))
             yield _row("protocol", Select([], prompt="protocol (loading…)", id="protocol"))
             yield _row("subset", Input("train", id="subset"))
-            yield _row("train up to epoch (--to)", Input("10", id="to", type="integer"))
+            to = self.fork.to if self.fork and self.fork.to else 10
+            yield _row("train up to epoch (--to)", Input(str(to), id="to", type="integer"))
             yield _row("device", Select([("cpu", "cpu")], value="cpu", allow_blank=False, id="device"))
             yield _row("data workers (--parallel)", Input("2", id="parallel", type="integer"))
             yield _row("random seed (--seed)", Input("0", id="seed", type="integer"))
@@ -102,7 +106,7 @@ class LaunchScreen(Screen):
         elif exps:
             select.value = str(exps[0])
         if not exps:
-            self.app.notify("No experiment folder with a config.yml yet: create one in Configs (n).",
+            self.app.notify(f"No experiment folder with a {CONFIG} yet: create one in Configs (n).",
                             severity="warning")
 
     def _label(self, exp: Path) -> str:

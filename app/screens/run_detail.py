@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from app.data import reader
@@ -16,6 +15,7 @@ from app.data.messages import DetailLoaded
 from app.data.reader import RunDetail, StepRow
 from app.launching import commands
 from app.launching.children import run_quick
+from app.screens.fork_actions import ForkActions
 from app.views.run_detail_view import (
     extraction_lines,
     log_path,
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # the dialogs are imported when opened
 RESUMABLE = ("stopped", "failed", "lost")
 
 
-class RunDetailScreen(Screen):
+class RunDetailScreen(ForkActions):
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
         ("x", "stop", "Stop"),
@@ -52,6 +52,7 @@ class RunDetailScreen(Screen):
         ("p", "pick", "Pick best"),
         ("e", "extract", "Extract"),
         ("f", "fork", "Fork from epoch"),
+        ("l", "fork_large_margin", "Large-margin fork"),
         ("n", "toggle_norm", "Raw/AS-norm"),
         ("d", "det", "DET"),
         ("a", "average", "Average epochs"),
@@ -131,7 +132,9 @@ class RunDetailScreen(Screen):
         what = " (AS-norm)" if self.asnorm else ""
         plot, table = self.query_one(EerPlot), self.query_one(EpochTable)
         plot.border_title, table.border_title = f"{EerPlot.TITLE}{what}", f"epochs{what}"
-        plot.set_series([EerSeries("EER", rows, best)])
+        # the group's band is of raw EERs: none beside AS-norm figures
+        band = () if self.asnorm else data.group_epochs
+        plot.set_series([EerSeries("EER", rows, best, band=band, band_label=data.train.run_group or "")])
         table.set_rows(data.epochs, rows, data.checkpoints, best)
 
     def action_toggle_norm(self) -> None:
@@ -238,8 +241,9 @@ class RunDetailScreen(Screen):
             return
         argv = commands.validate_argv(train.out_dir, train.protocol, subset=choice.subset, every=choice.every,
                                        to=train.target_epoch, device=commands.run_device(train), db=ws.db_path,
-                                       database=ws.database_yml, score_norm=choice.score_norm)
-        self._launch(argv, val / "validate.log", kind="validate", what=f"validation of #{train.id}",
+                                       database=ws.database_yml, score_norm=choice.score_norm,
+                                       calibration=choice.calibration)
+        self._launch(argv, ValidationDir(val).log, kind="validate", what=f"validation of #{train.id}",
                      protocol=train.protocol, subset=choice.subset, device=commands.run_device(train), after=after)
 
     def action_stop_validation(self) -> None:
@@ -382,25 +386,3 @@ class RunDetailScreen(Screen):
                                     diarization=choice.diarization)
         self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
                      protocol=choice.protocol, subset=choice.subset, device=choice.device)
-
-    def action_fork(self) -> None:
-        """Open the config form prefilled with this run's config, to train a fork from the selected epoch."""
-        from app.data.experiments import fork_folder
-        from app.screens.configs import ConfigsScreen
-
-        train = self._train()
-        table = self.query_one(EpochTable)
-        if not train or not table.row_count:
-            self.app.notify("No epoch to fork from yet.", severity="warning")
-            return
-        epoch = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        paths = [c.path for c in (self.data.checkpoints if self.data else []) if not c.partial and c.epoch == epoch]
-        if not paths or not Path(paths[-1]).is_file():
-            self.app.notify(f"Epoch {epoch} has no checkpoint file to start from.", severity="warning")
-            return
-        config = train.config
-        if not isinstance(config, dict):
-            self.app.error(f"run #{train.id} has no recorded config to start the fork from")
-            return
-        folder = fork_folder(self.app.workspace.root, Path(train.exp_dir), epoch)
-        self.app.push_screen(ConfigsScreen(fork=(config, folder, paths[-1])))

@@ -9,7 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import Footer, Header, Input, Select, Static
 
 from app.data import reader
 from app.data.event_import import ingest_events
@@ -22,6 +22,8 @@ from app.widgets.runs_table import RunsTable
 
 #: refreshes between two lost-run checks (each is a short write transaction)
 LOST_CHECK_EVERY = 5
+#: runs read before the others at start-up (more than a tall terminal shows)
+FIRST_PAGE = 100
 
 
 def empty_help(db_path: Path, database_yml: Path | None) -> str:
@@ -52,6 +54,7 @@ class RunsScreen(Screen):
         ("l", "app.go_launch", "Launch"),
         ("space", "mark", "Mark"),
         ("c", "compare", "Compare"),
+        ("w", "app.go_sweeps", "Sweeps"),
         ("s", "app.go_query", "SQL"),
         ("x", "stop", "Stop run"),
         ("o", "sort", "Sort"),
@@ -105,6 +108,9 @@ class RunsScreen(Screen):
             if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
                 mark_lost(path)
             if self._feed is None or self._feed.path != path:
+                if not self.loaded:
+                    # a screenful of the newest runs first: a lab's ten thousand take a while to read
+                    self.post_message(RunsLoaded(reader.read_runs(path, newest=FIRST_PAGE), first_page=True))
                 self._feed = reader.RunsFeed(path)
             rows = self._feed.read()
         except Exception as e:  # noqa: BLE001 - any failure to read is shown, never raised
@@ -144,6 +150,10 @@ class RunsScreen(Screen):
             return
         self._reported = None
         note.set_class(False, "error-text")
+        if message.first_page:
+            if not self.loaded:
+                self.query_one(RunsTable).set_runs(message.rows, self.app.now())
+            return
         self.runs = message.rows
         rows = message.rows + self._pending_rows(message.rows)
         self.loaded = True
@@ -173,10 +183,10 @@ class RunsScreen(Screen):
     def _filter_done(self) -> None:
         self.query_one(RunsTable).focus()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.query_one(RunsTable).sort_by(str(event.column_key.value))
+    def on_runs_table_header_selected(self, event: RunsTable.HeaderSelected) -> None:
+        self.query_one(RunsTable).sort_by(event.column)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_runs_table_row_selected(self, event: RunsTable.RowSelected) -> None:
         self.action_open()
 
     def action_open(self) -> None:
@@ -208,6 +218,9 @@ class RunsScreen(Screen):
 
         run_id = self.query_one(RunsTable).current_run_id
         run = next((r for r in self.runs if r.id == run_id), None)
+        if run is not None and run.status == "queued":
+            self._cancel(run.id)
+            return
         if run is None or run.status not in LIVE:
             self.app.notify("Only a running run can be stopped.", severity="warning")
             return
@@ -222,3 +235,18 @@ class RunsScreen(Screen):
 
         self.app.push_screen(ConfirmDialog(f"Stop run #{run_id} ({run.name or run.kind})? "
                                            "It writes a checkpoint and can be resumed."), answer)
+
+    def _cancel(self, run_id: int) -> None:
+        from app.data.lost_runs import cancel_queued
+        from app.dialogs import ConfirmDialog
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            if cancel_queued(self.app.db_path, run_id):
+                self.app.notify(f"run #{run_id} taken off the queue (recorded stopped).")
+            else:
+                self.app.error(f"run #{run_id} is no longer waiting: the queue is starting it; stop it once it runs")
+
+        self.app.push_screen(ConfirmDialog(f"Take queued run #{run_id} off the queue? It will not be started."),
+                             answer)

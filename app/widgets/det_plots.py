@@ -10,7 +10,8 @@ from textual_plotext import PlotextPlot
 from engine.validation.det import EpochScores, common_edges, probit, probit_ticks, score_histograms, thinned
 
 #: (curve, target histogram, non-target histogram) colour of the first, second... epoch shown
-COLORS = [("cyan", "green", "red"), ("orange", "blue", "magenta"), ("yellow", "white", "gray")]
+COLORS = [("cyan", "green", "red"), ("orange", "blue", "magenta"), ("yellow", "white", "gray"),
+          ("magenta", "cyan", "orange"), ("green", "yellow", "blue"), ("white", "magenta", "green")]
 EER_MARKER, DCF_MARKER = "●", "◆"
 
 

@@ -10,6 +10,7 @@ from textual_plotext import PlotextPlot
 
 from app.views.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
 from engine.records import ValidationResult
+from engine.records.labels import GroupEpoch
 
 COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]
 
@@ -26,6 +27,17 @@ class EerSeries:
     label: str
     validations: list[ValidationResult] = field(default_factory=list)
     best_epoch: int | str | None = None
+    #: the EER of each seed of the run's group per epoch: drawn as its mean ± std band
+    band: Sequence[GroupEpoch] = ()
+    #: the group the band is of (its legend)
+    band_label: str = ""
+
+
+def band_lines(band: Sequence[GroupEpoch]) -> tuple[list[int], list[float], list[float], list[float]]:
+    """Epochs, and the mean - std, mean and mean + std of the EER (%) at each: the band's three lines."""
+    xs = [b.epoch for b in band]
+    return (xs, [100.0 * (b.mean - b.std) for b in band], [100.0 * b.mean for b in band],
+            [100.0 * (b.mean + b.std) for b in band])
 
 
 class SeriesPlot(PlotextPlot):
@@ -91,7 +103,8 @@ class EerPlot(SeriesPlot):
     """EER (%) per validated epoch with its bootstrap confidence interval; the best epoch marked.
 
     Averaged weights (``avg-top5``) are points of their own at the last epoch they average,
-    named in the legend, off the per-epoch line.
+    named in the legend, off the per-epoch line. A run of a group also shows the group's mean EER
+    over its seeds per epoch, between two lines at ± one sample standard deviation (its band).
     """
 
     DEFAULT_CSS = """
@@ -108,6 +121,15 @@ class EerPlot(SeriesPlot):
         single = len(self.series) == 1
         epochs: set[int] = set()
         for i, s in enumerate(self.series):
+            if len(s.band) > 0:
+                xs, lower, mean, upper = band_lines(s.band)
+                seeds = max(len(b.eers) for b in s.band)
+                plt.plot(xs, mean, color="gray", marker="dot",
+                         label=f"{s.band_label} mean ± std ({seeds} seed{'s' if seeds != 1 else ''})")
+                for edge in (lower, upper):
+                    plt.plot(xs, edge, color="gray", marker="·")
+                epochs.update(xs)
+                drawn = True
             valid = [v for v in s.validations if v.eer is not None]
             rows = sorted((v for v in valid if not v.checkpoint_name), key=lambda v: v.epoch)
             named = sorted((v for v in valid if v.checkpoint_name), key=lambda v: v.checkpoint_name)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from engine.config.dump import dump_config
 from engine.config.footprint import gpu_visible, host_memory, refusal, training_footprint
 from engine.config.parse import load_config
 from engine.config.schema import Config
+from engine.console import out_text
 from engine.errors import ConfigError
+from engine.layout import ExperimentDir
 from engine.requests import ConfigCheckRequest
 
 
@@ -20,10 +21,10 @@ def cmd_check(args: ConfigCheckRequest) -> int:
     """
     path = Path(args.file)
     if path.is_dir():
-        path = path / "config.yml"
+        path = ExperimentDir(path).config
     config = load_config(path)
     _check_memory(config, path)
-    sys.stdout.write(dump_config(config))
+    out_text(dump_config(config))
     return 0
 
 

@@ -34,8 +34,9 @@ from engine.config.specs import (
 from engine.config.values import Invalid, describe
 from engine.config.yamlsrc import Source, read_yaml
 from engine.errors import ConfigError
+from engine.layout import CONFIG
 
-_EXAMPLE = "see experiments/tutorial/config.yml"
+_EXAMPLE = f"see experiments/tutorial/{CONFIG}"
 
 
 def load_config(path: str | os.PathLike) -> Config:
@@ -55,7 +56,7 @@ def load_config(path: str | os.PathLike) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as e:
-        raise ConfigError(f"{path}: no such file; give the path of an experiment's config.yml "
+        raise ConfigError(f"{path}: no such file; give the path of an experiment's {CONFIG} "
                           f"({_EXAMPLE})") from e
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read as UTF-8 text ({e})") from e

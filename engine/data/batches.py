@@ -338,7 +338,13 @@ class BatchLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         self._next = self.first  # every iteration starts over, as the sampler does
-        for waveforms, labels, problems in self.loader:
+        # made now, not at the first batch: making it draws the DataLoader's base seed from torch's
+        # global RNG, which a resumed run restores after ``iter`` (a network that draws while training,
+        # the filterbanks' dither, would otherwise go on one draw off the uninterrupted run)
+        return self._yield(iter(self.loader))
+
+    def _yield(self, batches: Iterator[Any]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for waveforms, labels, problems in batches:
             # counted as it leaves: batches the workers prepared ahead are not yet the run's
             self._next += 1
             self.found.extend(problems)

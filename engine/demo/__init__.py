@@ -14,6 +14,7 @@ from engine.console import say
 from engine.demo.layout import MARKER, OnProgress, plan, write_corpus
 from engine.demo.workspace import make_demo_workspace
 from engine.errors import SpkembError
+from engine.layout import ExperimentDir
 from engine.progress import Progress
 from engine.requests import DemoRequest
 
@@ -75,7 +76,7 @@ def cmd_demo_data(args: DemoRequest) -> int:
 def cmd_demo_workspace(args: DemoRequest) -> int:
     """``spkemb-engine demo-workspace DIR``: corpus, config.yml, runs.db and README.txt."""
     root = Path(args.dir).expanduser()
-    if (root / "config.yml").is_file() and (root / "data" / "database.yml").is_file():
+    if ExperimentDir(root).config.is_file() and (root / "data" / "database.yml").is_file():
         say(f"demo workspace {root} already exists: left as it is")
         return 0
     with Progress().phase("synthesizing the demo corpus") as phase:

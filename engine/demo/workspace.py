@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.demo.layout import MARKER, OnProgress, plan, write_corpus
 from engine.errors import ConfigError, SpkembError
-from engine.layout import ExperimentDir
+from engine.layout import CONFIG, ExperimentDir
 
 VOICES = "Demo.SpeakerVerification.Voices"
 
@@ -19,7 +19,7 @@ spkemb demo workspace
 =====================
 
 data/          a synthetic corpus in the VoxCeleb / MUSAN / AMI layouts (data/database.yml)
-config.yml     a CPU-sized SincTDNN + additive angular margin config (this folder is the EXP_DIR)
+{config}     a CPU-sized SincTDNN + additive angular margin config (this folder is the EXP_DIR)
 runs.db        the runs database: every run, metric and checkpoint
 
 Next
@@ -33,7 +33,7 @@ or run the engine by hand, from this folder:
     cd {dir}
     spkemb-engine train --db runs.db --database data/database.yml --to 10 . Demo.SpeakerVerification.Voices
     spkemb-engine validate --db runs.db --database data/database.yml \\
-        train/Demo.SpeakerVerification.Voices.train Demo.SpeakerVerification.Voices
+        {trn_dir} Demo.SpeakerVerification.Voices
     spkemb-engine apply --db runs.db --database data/database.yml \\
         {val_dir} \\
         Demo.SpeakerDiarization.Meetings
@@ -86,7 +86,7 @@ def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 
         When the packaged demo config (engine/templates/demo.yml) is missing.
     """
     root = Path(dir).expanduser().resolve()
-    config = root / "config.yml"
+    config = ExperimentDir(root).config
     if not config.exists() and not TEMPLATE.is_file():
         raise ConfigError(f"the demo config template {TEMPLATE} is missing — reinstall spkemb "
                           f"(`make clean && make`)")
@@ -103,8 +103,9 @@ def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 
         open_store(db).close()
     readme = root / "README.txt"
     if not readme.exists():
-        val_dir = ExperimentDir(Path(".")).training(VOICES, "train").validation(VOICES, "test").root
-        readme.write_text(README.format(dir=root, val_dir=val_dir))
+        trn_dir = ExperimentDir(Path(".")).training(VOICES, "train")
+        readme.write_text(README.format(dir=root, config=CONFIG, trn_dir=trn_dir.root,
+                                        val_dir=trn_dir.validation(VOICES, "test").root))
     if not config.exists():
         # written last: the Makefile takes config.yml as the sign of a finished workspace
         shutil.copyfile(TEMPLATE, config)

@@ -29,7 +29,6 @@ block of frames) at a time, so memory does not grow with a file's length.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,16 +43,17 @@ from engine.console import out, say
 from engine.data.audio import check_files, num_samples
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
+from engine.extraction.network import load_network
+from engine.extraction.windows import FileSignal, embed, window_starts
 from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, ValidationDir
 from engine.process.checkpoints import Trust, file_sha256
 from engine.process.distributed import pick_device
-from engine.process.recording import Recorder, open_run
+from engine.process.lifecycle import open_run
+from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction
 from engine.requests import ApplyRequest
-from engine.store import recorder as open_writer
-from engine.validation.embed import FileSignal, embed, load_network, window_starts
-from engine.validation.selection import chosen_checkpoint
+from engine.validation.params import chosen_checkpoint
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -141,16 +141,11 @@ def cmd_apply(args: ApplyRequest) -> int:
     replacing = _replacing(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
                            window / extractor.sample_rate)
 
-    writer = open_writer(args.db, events_path=val.apply_events)
-    parents = writer.find_runs(out_dir=val.root, kind="validate")
-    recorder = open_run(writer, kind="apply", exp_dir=val.training.experiment.root, out_dir=extraction.root,
-                        protocol=args.protocol, subset=args.subset, config=None,
-                        command=list(sys.argv), device=str(extractor.device), target_epoch=last_epoch,
-                        parent_id=parents[0]["id"] if parents else None,
-                        name=f"apply {args.protocol}.{args.subset}")
+    recorder = open_run("apply", extraction, args, device=str(extractor.device), target_epoch=last_epoch)
+    parent_id = recorder.parent.id if recorder.parent is not None else None
     recorder.refuse(check_files(str(f["audio"]) for f in files), f"{args.protocol} {args.subset}")
     if args.diarize:  # refused before hours of extraction, not after
-        from engine.extraction.check import check_settings, request_from_args, require_references
+        from engine.extraction.diarization_check import check_settings, request_from_args, require_references
 
         check_settings(request_from_args(args, val.root).settings, args.subset)
         require_references(files, args.protocol, args.subset)
@@ -168,7 +163,7 @@ def cmd_apply(args: ApplyRequest) -> int:
             epoch=last_epoch, checkpoint_name=named, protocol=args.protocol, subset=args.subset,
             out_dir=extraction.root, mode=extractor.mode, step=hop / rate, duration=window / rate,
             files=len(files), audio_seconds=audio_seconds, wall_seconds=wall, checkpoint=checkpoint.resolve(),
-            checkpoint_sha256=sha256, validate_run_id=parents[0]["id"] if parents else None,
+            checkpoint_sha256=sha256, validate_run_id=parent_id,
             chosen_by=PARAMS if args.epoch is None else "--epoch"), device=extractor.device)
         if args.diarize:
             _diarize(args, extraction.root, recorder)
@@ -251,7 +246,7 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
 
 def _diarize(args: ApplyRequest, out_dir: Path, recorder: Recorder) -> None:
     """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
-    from engine.extraction.check import request_from_args, run_check
+    from engine.extraction.diarization_check import request_from_args, run_check
 
     report = run_check(request_from_args(args, out_dir))
     for line in report.lines():

@@ -5,7 +5,7 @@ mode, for any input length: ``waveform`` (batch, samples) float32 at the config'
 -> ``embedding`` (batch, dimension), both axes of the input dynamic. Two changes make it a
 plain feed-forward graph, and neither changes a number:
 
-* weight normalisation (TDNN layers) is folded into the weights (:func:`engine.validation.embed.inference_model`);
+* weight normalisation (TDNN layers) is folded into the weights (:func:`engine.extraction.network.inference_model`);
 * the sinc filters, recomputed from their cut-off frequencies at every call in training, are
   computed once and exported as the weight of a plain ``conv1d`` (Ravanelli & Bengio 2018 eq. 4
   depends on the two cut-offs only, which are fixed once trained).
@@ -43,12 +43,12 @@ from engine.config import Config, dump_config
 from engine.console import say
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
+from engine.extraction.network import load_network
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.fbank_network import FbankNetwork
 from engine.model.sincnet import SincConv1d
 from engine.process.checkpoints import Trust, file_sha256, package_version
 from engine.requests import ExportRequest
-from engine.validation.embed import load_network
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -159,7 +159,7 @@ def torchscript_bytes(model: nn.Module, metadata: dict[str, str]) -> bytes:
 
 def resolve_name(val_dir: ValidationDir, text: str | None) -> CheckpointName:
     """``--epoch`` (an epoch number or avg-lastN/avg-topK), else what params.yml names."""
-    from engine.validation.selection import chosen_checkpoint
+    from engine.validation.params import chosen_checkpoint
 
     name = None if text is None else parse_checkpoint_name(text)
     if text is not None and name is None:

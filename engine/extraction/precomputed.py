@@ -23,7 +23,7 @@ import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
 from engine.errors import SpkembError, yaml_problem
-from engine.layout import ExtractionDir
+from engine.layout import EXTRACTION_DIR_SHAPE, METADATA, ExtractionDir
 
 __all__ = ["Precomputed", "read_metadata", "embedding_path"]
 
@@ -43,7 +43,7 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
         metadata = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError as e:
         raise SpkembError(f"{path} does not exist: is {root} an extraction directory written "
-                          "by `spkemb-engine apply` (VAL_DIR/apply/EPOCH)?") from e
+                          f"by `spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?") from e
     except yaml.YAMLError as e:
         raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); run `spkemb-engine apply` again") from e
     window = metadata.get("sliding_window", metadata) if isinstance(metadata, dict) else None
@@ -110,7 +110,7 @@ class Precomputed:
             raise SpkembError(f"{path} is not a numpy array file ({e}); extract it again") from e
         if data.ndim != 2 or (self.dimension is not None and data.shape[1] != self.dimension):
             raise SpkembError(f"{path} has shape {data.shape}, expected (windows, "
-                              f"{self.dimension}) as metadata.yml says; extract it again")
+                              f"{self.dimension}) as {METADATA} says; extract it again")
         return SlidingWindowFeature(data, self.sliding_window)
 
     def __repr__(self) -> str:

@@ -17,8 +17,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
-from engine.console import out
+from engine.console import out, stdout_console
 from engine.errors import ConfigError
+from engine.layout import CONFIG, ExperimentDir
 from engine.model.embedding import SincTDNN
 from engine.model.fbank_network import MIN_FRAMES, FbankNetwork
 from engine.requests import ModelSummaryRequest
@@ -116,16 +117,15 @@ def _chunk_samples(cfg: Config) -> int:
 def _config_path(arg: str) -> Path:
     path = Path(arg)
     if path.is_dir():
-        path = path / "config.yml"
+        path = ExperimentDir(path).config
     if not path.is_file():
-        raise ConfigError(f"no config file at {path}: pass a config.yml or an experiment directory "
+        raise ConfigError(f"no config file at {path}: pass a {CONFIG} or an experiment directory "
                           "holding one")
     return path
 
 
 def cmd_model_summary(args: ModelSummaryRequest) -> int:
     """Print the layer table of ``args.config``'s network, then ``parameters: N`` as the last line."""
-    from rich.console import Console
     from rich.table import Table
 
     from engine.config import load_config
@@ -147,7 +147,7 @@ def cmd_model_summary(args: ModelSummaryRequest) -> int:
     for row in rows:
         table.add_row(row.name, row.kind, "(" + ", ".join(map(str, row.shape)) + ")",
                       f"{row.parameters:,}" if row.parameters else "")
-    console = Console(width=max(Console().width, 110))
+    console = stdout_console(min_width=110)
     console.print(table)
     if isinstance(model, FbankNetwork):
         fe = cfg.feature_extraction

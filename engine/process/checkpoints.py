@@ -261,17 +261,3 @@ def epochs_on_disk(trn_dir: Path) -> list[int]:
     """Epochs whose end-of-epoch checkpoint file exists, in order."""
     return TrainingDir(Path(trn_dir)).epochs()
 
-
-def latest_checkpoint(trn_dir: Path) -> Path | None:
-    """The checkpoint to resume from: the newer of ``resume.pt`` and the last epoch's file."""
-    epochs = epochs_on_disk(trn_dir)
-    last = epoch_path(trn_dir, epochs[-1]) if epochs else None
-    mid = resume_path(trn_dir)
-    if not mid.is_file():
-        return last
-    if last is None:
-        return mid
-    # one run writes both in sequence, so the later file is the later state; comparing times
-    # spares loading two checkpoints (tens of MB each) only to read their step
-    return mid if mid.stat().st_mtime_ns > last.stat().st_mtime_ns else last
-

@@ -7,51 +7,46 @@ DistributedDataParallel run get a recorder that drops everything.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from engine.config import Config, config_to_dict
+from engine.console import say
 from engine.data.audio import Problem
-from engine.errors import AudioError, TrainingError
-from engine.process.distributed import World
+from engine.errors import AudioError, SpkembError, StoreError, TrainingError
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Phase, Progress
-from engine.records import Checkpoint, EpochSummary, Extraction, Figures, RunDevice, ValidationResult
-from engine.requests import TrainRequest
-from engine.store.events import recorder as open_writer
-from engine.store.writer import NullWriter, RunWriter
-
-if TYPE_CHECKING:
-    from engine.store import Store
-
-
-def _database(writer: RunWriter) -> Store:
-    """The writer of a run that reads back what it wrote: only the database does (``reads_back``),
-    and a run is reopened or its checkpoints read only after a read found it there."""
-    return cast("Store", writer)
+from engine.records import Checkpoint, EpochSummary, Extraction, Figures, Run, ValidationResult
+from engine.store import Store
+from engine.store.writer import RunWriter
 
 
 class Recorder:
     """The records of one run, bound to its id: each goes to the writer and, in words, to the console.
 
-    Every command (train, validate, apply) reports through one: the run's rows reach the database
-    or the event file, and the lines a user reads (stderr, the TUI's log panel) are said here,
-    from the same records.
+    Every command (train, validate, apply) reports through one (``engine.process.lifecycle.open_run``):
+    the run's rows reach the database or the event file, and the lines a user reads (stderr, the
+    TUI's log panel) are said here, from the same records.
+
+    ``store`` is the writer again where it is the database (which reads back what it wrote);
+    ``parent`` the run this one hangs off (a validate run's training run); ``target`` the epoch
+    training goes up to.
     """
 
-    def __init__(self, writer: RunWriter, run_id: int, *, reopen: dict[str, Any] | None = None,
-                 problems: Sequence[Problem] = (), indexing: bool = False, quiet: bool = False) -> None:
-        self.writer, self.run_id = writer, run_id
-        self._reopen, self._problems = reopen, list(problems)
+    def __init__(self, writer: RunWriter, run_id: int, *, kind: str, store: Store | None = None,
+                 parent: Run | None = None, target: int | None = None, indexing: bool = False,
+                 quiet: bool = False) -> None:
+        self.writer, self.run_id, self.kind = writer, run_id, kind
+        self.store, self.parent = store, parent
+        self._problems: list[Problem] = []
         self._indexing = indexing
         self._finished = False
         self.quiet = quiet
         #: where long work shows its progress (a bar on a terminal, lines in a log)
         self.progress = Progress(quiet=quiet, beat=self._beat)
-        self._target = 0
+        self._target = target or 0
         self._epoch: Phase | None = None
         #: files said unusable (at indexing, at the start, or where read: said and recorded once each)
         self._unreadable: set[str] = set()
@@ -101,19 +96,14 @@ class Recorder:
             self.problems([fatal], fatal=True)
             raise TrainingError(fatal.problem)
 
-    def started(self, *, target_epoch: int, epoch: int, step: int, batches: int, chunks: int) -> None:
-        """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch): a resumed
-        run is reopened from there."""
-        if self._reopen is not None:
-            _database(self.writer).reopen_run(self.run_id, from_step=step,
-                                              **{**self._reopen, "target_epoch": target_epoch})
-        elif self._indexing:
+    def started(self, *, epoch: int, step: int, batches: int, chunks: int) -> None:
+        """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch)."""
+        if self._indexing:
             self.writer.set_status(self.run_id, "running")
         self._indexing = False
         self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
-        self._target = target_epoch
-        self.say(f"train: up to epoch {target_epoch}, {batches} batches of {chunks} chunks per epoch")
+        self.say(f"train: up to epoch {self._target}, {batches} batches of {chunks} chunks per epoch")
 
     def start_epoch(self, epoch: int, batches: int, done: int) -> None:
         """Epoch ``epoch`` runs, from its batch ``done`` (a resumed epoch) to ``batches``."""
@@ -152,11 +142,10 @@ class Recorder:
 
     def recorded_epochs(self) -> set[int] | None:
         """Epochs with an end-of-epoch checkpoint row; None when the writer cannot read back."""
-        if not self.writer.reads_back:
+        if self.store is None:
             return None
-        rows = _database(self.writer).checkpoints(self.run_id) or []
         # averaged weights carry the last epoch they average: not that epoch's own checkpoint
-        return {int(r["epoch"]) for r in rows if not r["partial"] and not r.get("name")}
+        return {c.epoch for c in self.store.checkpoint_records(self.run_id) if not c.partial and not c.name}
 
     # -- validation and extraction -------------------------------------------------------
     def validation(self, result: ValidationResult, *, train_run_id: int | None, how: str,
@@ -168,12 +157,14 @@ class Recorder:
             of = f" of {cohort_speakers}" if cohort_speakers else ""  # reused figures: the cohort was not made
             self.say(f"epoch {result.checkpoint}: AS-norm EER {_figures(result.asnorm)}  (top "
                      f"{result.asnorm.cohort_size}{of} cohort speakers)")
+        if result.cllr is not None:
+            self.say(f"epoch {result.checkpoint}: calibrated on {result.calibration_list}: Cllr {result.cllr:.3f} "
+                     f"(minCllr {result.min_cllr:.3f})  actual DCF(0.01) {result.actual_dcf_01:.3f}  "
+                     f"actual DCF(0.05) {result.actual_dcf_005:.3f}")
 
     def best(self, result: ValidationResult, how: str) -> None:
         """The checkpoint the validation points at now (``how``: lowest-eer or manual)."""
-        # not yet clean: averaged weights read from scores alone have no epoch, which set_best's
-        # epoch (and so the event-file schema read from it) does not allow for
-        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,  # type: ignore[arg-type]
+        self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,
                              checkpoint=result.checkpoint_name)
 
     def extraction(self, extraction: Extraction, device: str) -> None:
@@ -213,29 +204,64 @@ class Recorder:
         self.writer.close()
 
     @contextmanager
-    def ended(self, stop: StopRequest) -> Iterator[None]:
+    def ended(self, stop: StopRequest) -> Iterator[Ending]:
         """Record how the block ended: completed, stopped (by a signal) or failed (with the reason).
 
         A requested stop (``Interrupted``: SIGTERM, or a first Ctrl-C, seen between two pieces of
-        work) ends the block quietly, so that the command exits 0 as ``train`` does; a second
-        Ctrl-C (a bare KeyboardInterrupt) still propagates.
+        work) ends the block quietly, so that the command exits 0; a second Ctrl-C (a bare
+        KeyboardInterrupt) still propagates. The block may end early by itself, its work kept
+        (training checkpoints at a stop seen between two steps): it says so through the yielded
+        :class:`Ending`. Where the end cannot be recorded (a full disk), the error the block
+        raised is the one that propagates.
         """
-        status, reason = "failed", None
+        ending = Ending()
         try:
-            yield
-            status = "completed"
-        except Interrupted:
-            status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
-            self.say(reason)
+            yield ending
+        except Interrupted as e:
+            ending.status, ending.reason = "stopped", f"stopped by {e.signame or 'SIGINT'}"
+            if self._indexing:  # training had not started: nothing to resume from
+                where = self.progress.where()
+                ending.reason += " before the first step" + (f" ({where})" if where else "")
+                self.say(f"stopped by {e.signame} before the first step; nothing to resume from yet")
+            else:
+                self.say(ending.reason)
         except KeyboardInterrupt:
-            status, reason = "stopped", f"stopped by {stop.name or 'SIGINT'}"
+            ending.status, ending.reason = "stopped", (
+                "stopped by a second SIGINT, mid-step: no checkpoint of that step" if self.kind == "train"
+                else f"stopped by {stop.name or 'SIGINT'}")
+            self._record_end(stop, ending, raising=True)
             raise
         except BaseException as e:
-            reason = str(e) or type(e).__name__
+            ending.status = "failed"
+            ending.reason = str(e) if isinstance(e, SpkembError) else f"{type(e).__name__}: {e}"
+            self._record_end(stop, ending, raising=True)
             raise
-        finally:
-            stop.restore()
-            self.finish(status, reason)
+        self._record_end(stop, ending, raising=False)
+
+    def _record_end(self, stop: StopRequest, ending: Ending, *, raising: bool) -> None:
+        """``finish``; an error of the database while another error propagates is said, not raised."""
+        stop.restore()
+        try:
+            self.finish(ending.status, ending.reason)
+        except Exception as e:
+            say(f"{self.kind}: could not record the run as {ending.status} ({type(e).__name__}: {e}); the "
+                "database shows it running until `spkemb-engine runs` or the TUI finds this process gone and "
+                "marks it lost")
+            if not raising:
+                raise StoreError(f"the {self.kind} run ended ({ending.status}) but the runs database could not "
+                                 f"record it: {e}") from e
+
+
+@dataclass
+class Ending:
+    """How a run's block ended (``Recorder.ended``): completed, unless it says it stopped early."""
+
+    status: str = "completed"
+    reason: str | None = None
+
+    def stopped(self, reason: str | None) -> None:
+        """The block stopped before its end, at a signal, its work kept (``reason``: where, by which)."""
+        self.status, self.reason = "stopped", reason
 
 
 def _figures(f: Figures) -> str:
@@ -247,46 +273,3 @@ def _figures(f: Figures) -> str:
         if value is not None:
             text += f"  minDCF({p_target}) {value:.3f}"
     return text
-
-
-def open_run(writer: RunWriter, **fields: Any) -> Recorder:
-    """A new run of ``writer`` (the fields of ``create_run``), recorded through the returned recorder."""
-    return Recorder(writer, writer.create_run(**fields))
-
-
-def open_recorder(args: TrainRequest, *, world: World, config: Config, trn_dir: Path, device: str,
-                  problems: Sequence[Problem] = (), kind: str = "train", init: Any = None,
-                  indexing: bool = False, resuming: bool = False) -> Recorder:
-    """Rank 0: a new run (or, ``resuming``, the run being resumed); other ranks: nothing.
-
-    ``init`` (an :class:`engine.training.init_from.InitFrom`) is the checkpoint a forked run
-    starts from; the new run records its lineage. With ``indexing`` the run is recorded
-    ``indexing`` from now until ``Recorder.started``: the data is listed and checked before the
-    first step, with the run already visible.
-    """
-    if not world.is_main:
-        return Recorder(NullWriter(), -1, quiet=True)
-    trn_dir.mkdir(parents=True, exist_ok=True)
-    writer = open_writer(args.db, events_path=trn_dir / "events.jsonl", events=args.events)
-    exp_dir = Path(args.exp_dir).resolve()
-    log = trn_dir / "train.log"
-    fields: dict[str, Any] = dict(command=list(sys.argv), device=str(RunDevice(device, world.size)),
-                                  target_epoch=args.to)
-    previous = None
-    if resuming:  # an event file finds nothing: a resumed run is a new run there
-        previous = next(iter(writer.find_runs(out_dir=trn_dir.resolve(), kind=kind)), None)
-    if previous is not None:
-        if args.group or args.tag or args.note:  # given again with --resume: they change the run's
-            _database(writer).set_labels(previous["id"], run_group=args.group, add_tags=list(args.tag or []),
-                                         note=args.note)
-        if indexing:
-            _database(writer).reopen_run(previous["id"], from_step=None, status="indexing", **fields)
-        return Recorder(writer, previous["id"], reopen=fields, problems=problems)
-    lineage = init.lineage(writer) if init is not None else {}
-    status: dict[str, Any] = {"status": "indexing"} if indexing else {}
-    labels: dict[str, Any] = dict(seed=args.seed, run_group=args.group, tags=list(args.tag or []),
-                                  note=args.note)
-    run_id = writer.create_run(kind=kind, exp_dir=exp_dir, out_dir=trn_dir.resolve(), protocol=args.protocol,
-                               subset=args.subset, config=config_to_dict(config), name=exp_dir.name,
-                               log_path=log if log.exists() else None, **fields, **lineage, **status, **labels)
-    return Recorder(writer, run_id, problems=problems, indexing=indexing)

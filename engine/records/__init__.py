@@ -2,20 +2,29 @@
 
 torch-free and free of the database: the writers (``engine.store.writer.RunWriter``: the
 SQLite store, the event file) take these records, the validation builds and compares them,
-the TUI reads them back from database rows (``from_row``). Field names are the column names
+the TUI reads them back from the database (``engine.store.typed_reads``, the one place a row
+becomes a record). Field names are the column names
 (``runs``, ``validations``, ``train_epochs``, ``checkpoints``, ...) and the keyword arguments of the event
 files' ``args`` (format 1), so that a record crosses each boundary without being renamed;
 ``params.yml``'s own keys (``equal_error_rate``, ``min_dcf_0.01``) are spelled only where
-that file is read and written (``engine.validation.selection``).
+that file is read and written (``engine.validation.params``).
 """
 
 from engine.records.fields import PathText, as_args, field_names, from_args, record_class, row_record
 from engine.records.runs import DataProblem, DiarizationCheck, Extraction, Run, RunDevice, StaleExtraction
 from engine.records.training import Checkpoint, EpochSummary
-from engine.records.validation import ASNORM_COLUMNS, AsNormFigures, Figures, RecordedValidation, ValidationResult
+from engine.records.validation import (
+    ASNORM_COLUMNS,
+    CALIBRATION_COLUMNS,
+    AsNormFigures,
+    Figures,
+    RecordedValidation,
+    ValidationResult,
+)
 
 __all__ = [
-    "ASNORM_COLUMNS", "AsNormFigures", "Checkpoint", "DataProblem", "DiarizationCheck", "EpochSummary", "Extraction",
+    "ASNORM_COLUMNS", "CALIBRATION_COLUMNS", "AsNormFigures", "Checkpoint", "DataProblem", "DiarizationCheck",
+    "EpochSummary", "Extraction",
     "Figures", "PathText", "RecordedValidation", "Run", "RunDevice", "StaleExtraction", "ValidationResult", "as_args",
     "field_names", "from_args", "record_class", "row_record",
 ]

@@ -88,3 +88,24 @@ class GroupSummary:
         if len(self.eers) != self.runs:
             text += f" ({len(self.eers)} validated)"
         return text
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroupEpoch:
+    """The EER of one epoch over the seeds of a group that validated it: what the band is drawn from."""
+
+    epoch: int
+    #: the EER of each training run of the group at this epoch (fractions), by run id order
+    eers: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.eers) / len(self.eers)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1); 0 for one run."""
+        if len(self.eers) < 2:
+            return 0.0
+        mean = self.mean
+        return math.sqrt(sum((e - mean) ** 2 for e in self.eers) / (len(self.eers) - 1))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.records.fields import PathText, row_record
-from engine.records.labels import decode_tags
+from engine.records.fields import PathText
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,13 +86,6 @@ class Run:
     run_group: str | None = None
     tags: tuple[str, ...] = ()
     note: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Run:
-        """The run of a row of ``Store.runs``/``find_runs`` (other columns are left out)."""
-        if "tags" in row:  # JSON text in a summary row, a list in a decoded one
-            row = {**row, "tags": decode_tags(row["tags"])}
-        return row_record(cls, row)
 
 
 @dataclass(frozen=True)
@@ -180,7 +171,3 @@ class DataProblem:
     path: str
     problem: str
     fatal: bool
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> DataProblem:
-        return cls(run_id=int(row["run_id"]), path=row["path"], problem=row["problem"], fatal=bool(row["fatal"]))

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from engine.records.fields import PathText, row_record
+from engine.records.fields import PathText
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,11 +16,6 @@ class EpochSummary:
     lr: float | None
     chunks_per_s: float | None
     seconds: float | None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> EpochSummary:
-        """The summary a ``train_epochs`` row holds (its ``time`` left out)."""
-        return row_record(cls, row)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,11 +34,3 @@ class Checkpoint:
     name: str | None = None
     averaged: list[int] | None = None
     sha256: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Checkpoint:
-        """The checkpoint a ``checkpoints`` row holds (``averaged`` is JSON there, ``partial`` 0 or 1)."""
-        averaged = row.get("averaged")
-        return cls(epoch=int(row["epoch"]), step=row.get("step"), path=row["path"], partial=bool(row["partial"]),
-                   name=row.get("name"), averaged=json.loads(averaged) if isinstance(averaged, str) else averaged,
-                   sha256=row.get("sha256"))

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from engine.layout import CheckpointName
-from engine.records.fields import PathText, as_args, field_names
+from engine.records.fields import PathText, as_args
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +46,10 @@ ASNORM_COLUMNS: dict[str, str] = {
     "threshold": "threshold_asnorm"}
 
 
+#: the ``validations`` columns of calibration (the fields of the same names)
+CALIBRATION_COLUMNS = ("min_cllr", "cllr", "actual_dcf_01", "actual_dcf_005", "calibration_list")
+
+
 @dataclass(frozen=True, kw_only=True)
 class ValidationResult(Figures):
     """The figures of one validated checkpoint: an epoch, or averaged weights (``avg-top5``).
@@ -60,6 +63,14 @@ class ValidationResult(Figures):
     n_trials: int | None = None
     scores_path: PathText | None = None
     asnorm: AsNormFigures | None = None
+    #: Cllr (bits) of the best monotonic mapping of the raw scores (PAV): needs no calibration list
+    min_cllr: float | None = None
+    #: after a calibration trained on ``calibration_list`` (``validate --calibration``): its Cllr
+    #: and the actual DCF of its Bayes decisions at the minDCF priors 0.01 and 0.05
+    cllr: float | None = None
+    actual_dcf_01: float | None = None
+    actual_dcf_005: float | None = None
+    calibration_list: str | None = None
 
     @property
     def checkpoint(self) -> CheckpointName:
@@ -80,25 +91,15 @@ class ValidationResult(Figures):
         row.update({column: norm.get(field) for field, column in ASNORM_COLUMNS.items()})
         return row
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> ValidationResult:
-        """The result a ``validations`` row holds."""
-        asnorm = None
-        if row.get("eer_asnorm") is not None:
-            figures: dict[str, Any] = {field: row.get(column) for field, column in ASNORM_COLUMNS.items()}
-            asnorm = AsNormFigures(**figures)
-        return cls(epoch=int(row["epoch"]), checkpoint_name=row.get("checkpoint_name"), eer=float(row["eer"]),
-                   eer_low=row.get("eer_low"), eer_high=row.get("eer_high"), mindcf_01=row.get("mindcf_01"),
-                   mindcf_005=row.get("mindcf_005"), threshold=row.get("threshold"),
-                   n_trials=row.get("n_trials"), scores_path=row.get("scores_path"), asnorm=asnorm)
-
     def normalised(self) -> ValidationResult | None:
         """This result with its AS-norm figures in place of the raw ones (None without any)."""
         if self.asnorm is None:
             return None
         n = self.asnorm
+        # the calibration figures are those of the raw scores: none for the normalised ones
         return dataclasses.replace(self, eer=n.eer, eer_low=n.eer_low, eer_high=n.eer_high, mindcf_01=n.mindcf_01,
-                                   mindcf_005=n.mindcf_005, threshold=n.threshold)
+                                   mindcf_005=n.mindcf_005, threshold=n.threshold,
+                                   **dict.fromkeys(CALIBRATION_COLUMNS))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,9 +112,3 @@ class RecordedValidation(ValidationResult):
 
     run_id: int
     train_run_id: int | None = None
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> RecordedValidation:
-        result = ValidationResult.from_row(row)
-        return cls(**{name: getattr(result, name) for name in field_names(ValidationResult)},
-                   run_id=int(row["run_id"]), train_run_id=row.get("train_run_id"))

@@ -7,7 +7,7 @@ methods and ``EXAMPLE_QUERIES`` for queries worth knowing.
 from __future__ import annotations
 
 from engine.store.db import default_db_path, read_only_reason
-from engine.store.events import EventWriter, recorder
+from engine.store.events import EventWriter, open_writer
 from engine.store.importing import import_events
 from engine.store.liveness import HEARTBEAT_INTERVAL
 from engine.store.netfs import is_network_fs
@@ -18,5 +18,5 @@ from engine.store.runs import LIVE_STATUSES, RUN_KINDS, RUN_STATUSES, Store, ope
 __all__ = [
     "DEFAULT_ROW_LIMIT", "DEFAULT_TIME_LIMIT_S", "EXAMPLE_QUERIES", "HEARTBEAT_INTERVAL", "LIVE_STATUSES",
     "RUN_KINDS", "RUN_STATUSES", "EventWriter", "QueryResult", "QueryStop", "Store", "default_db_path",
-    "import_events", "is_network_fs", "open_store", "read_only_reason", "recorder",
+    "import_events", "is_network_fs", "open_store", "open_writer", "read_only_reason",
 ]

@@ -30,7 +30,8 @@ RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_c
                      "add_validation", "set_best", "add_extraction", "add_problem", "add_diarization"})
 
 #: arguments that take one of a few words
-_CHOICES: dict[str, tuple[str, ...]] = {"kind": RUN_KINDS, "status": RUN_STATUSES}
+#: an event file's runs are written by their own process: never ``queued`` (only the database's queue is)
+_CHOICES: dict[str, tuple[str, ...]] = {"kind": RUN_KINDS, "status": tuple(s for s in RUN_STATUSES if s != "queued")}
 
 #: one row of ``add_steps`` (``Store.add_steps``): name -> (type, required)
 _STEP_ROW: dict[str, tuple[Any, bool]] = {

@@ -73,7 +73,8 @@ class EventWriter:
         self.close()
 
     def _write(self, uid: str, op: str, args: dict[str, Any]) -> None:
-        for key in _PATH_ARGS & args.keys():
+        # set_best's checkpoint is a name (avg-top5), an extraction's the file it came from
+        for key in (_PATH_ARGS - {"checkpoint"} if op == "set_best" else _PATH_ARGS) & args.keys():
             if args[key] is not None:
                 args[key] = os.path.abspath(os.fspath(args[key]))
         if op in ("add_checkpoint", "remove_checkpoint"):
@@ -162,8 +163,8 @@ class EventWriter:
         return []
 
 
-def recorder(db_path: str | os.PathLike[str] | None, *, events_path: str | os.PathLike[str],
-             events: bool = False) -> RunWriter:
+def open_writer(db_path: str | os.PathLike[str] | None, *, events_path: str | os.PathLike[str],
+                events: bool = False) -> RunWriter:
     """The writer a run should use: the database, or an event file where the database cannot work.
 
     Parameters

@@ -209,6 +209,55 @@ def m008_groups_tags_notes(db: Database) -> None:
     runs.create_index(["run_group"])
 
 
+@migrations()
+def m009_calibration(db: Database) -> None:
+    """What calibration adds to a validation: ``min_cllr`` (always computable from the scores),
+    and after ``validate --calibration SUBSET`` the Cllr and actual DCFs of the calibrated scores
+    and the trial list the calibration was trained on (``calibration_list``). Rows of earlier
+    releases, and validations without a calibration list, keep NULL.
+    """
+    for column, kind in (("min_cllr", float), ("cllr", float), ("actual_dcf_01", float),
+                         ("actual_dcf_005", float), ("calibration_list", str)):
+        db.table("validations").add_column(column, kind)
+
+
+@migrations()
+def m010_sweeps_and_queue(db: Database) -> None:
+    """Sweeps (many runs from one config) and the device queue that starts queued runs.
+
+    ``sweeps``: one row per ``spkemb-engine sweep`` (how its trials were chosen, its folder, group,
+    slots and pruning rule); ``sweep_trials``: one row per trial (its folder, the swept values, the
+    diff of its config against the base, its training run, why it was pruned). A queued run is a
+    ``runs`` row with status ``queued``; ``queue_entries`` holds how the queue starts it (the
+    validation beside it, the slot, the claim that makes a start happen once, the children's pids);
+    ``queues`` one row per queue process (host, pid + start time: visible and stoppable).
+    """
+    db.table("sweeps").create({
+        "id": int, "name": str, "method": str, "base_config": str, "sweep_dir": str, "protocol": str,
+        "subset": str, "space": str, "seeds": int, "epochs": int, "planned": int, "slots": str,
+        "prune": str, "prune_after": int, "run_group": str, "command": str, "script": str,
+        "slurm_job_id": str, "created_at": float,
+    }, pk="id", not_null={"name", "method", "sweep_dir"})
+    db.table("sweep_trials").create({
+        "id": int, "sweep_id": int, "number": int, "exp_dir": str, "out_dir": str, "params": str,
+        "seed": int, "diff": str, "run_id": int, "optuna_trial": int, "pruned_epoch": int,
+        "prune_reason": str, "created_at": float,
+    }, pk="id", not_null={"sweep_id", "number", "exp_dir"},
+        foreign_keys=[("sweep_id", "sweeps", "id"), ("run_id", "runs", "id")])
+    db.table("sweep_trials").create_index(["sweep_id", "number"], unique=True)
+    db.table("sweep_trials").create_index(["run_id"])
+    db.table("queue_entries").create({
+        "run_id": int, "validate": str, "slot": str, "claim": str, "queue_id": int, "child_pid": int,
+        "child_start": float, "validate_pid": int, "validate_start": float, "queued_at": float,
+        "started_at": float, "ended_at": float,
+    }, pk="run_id", foreign_keys=[("run_id", "runs", "id")])
+    db.table("queue_entries").create_index(["ended_at"])
+    db.table("queues").create({
+        "id": int, "host": str, "pid": int, "pid_start": float, "slots": str, "started_at": float,
+        "heartbeat_at": float, "ended_at": float, "reason": str,
+    }, pk="id", not_null={"host", "pid"})
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

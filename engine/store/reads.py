@@ -20,7 +20,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from engine.errors import StoreError
-from engine.records.labels import GroupSummary, decode_tags
+from engine.records.labels import GroupEpoch, GroupSummary, decode_tags
 from engine.store import liveness, readonly
 from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
@@ -90,8 +90,10 @@ class StoreReads:
             except sqlite3.DatabaseError as e:
                 raise self._error(e) from e
 
-    def runs_changed_since(self, changed: int = 0) -> tuple[list[dict[str, Any]], int, int]:
-        """Summaries of the runs changed after the change counter ``changed`` (0: every run).
+    def runs_changed_since(self, changed: int = 0, *, newest: int | None = None
+                           ) -> tuple[list[dict[str, Any]], int, int]:
+        """Summaries of the runs changed after the change counter ``changed`` (0: every run);
+        ``newest``: only that many, the newest.
 
         Each row is a run without its config and command, plus ``last_loss`` (the loss of a
         training run's latest step) and the ``architecture`` and ``front_end`` names its config
@@ -107,7 +109,7 @@ class StoreReads:
                     cursor = conn.execute(
                         f"SELECT {columns}, s.loss AS last_loss, {_NETWORK_COLUMNS} FROM runs AS r "
                         "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
-                        "WHERE r.changed > ? ORDER BY r.id DESC", (changed,))
+                        "WHERE r.changed > ? ORDER BY r.id DESC LIMIT ?", (changed, -1 if newest is None else newest))
                     names = [d[0] for d in cursor.description]
                     rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
                     newest, count = conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
@@ -138,6 +140,21 @@ class StoreReads:
         return GroupSummary(group=group, runs=len(rows), seeds=tuple(r["seed"] for r in rows),
                             eers=tuple(float(r["eer"]) for r in rows if r["eer"] is not None))
 
+    def group_epochs(self, group: str) -> list[GroupEpoch]:
+        """Per validated epoch, the EER of each training run of ``group`` (mean ± std: the band of the
+        EER plot). Each run's EERs come from its newest validate run that scored an epoch, as
+        ``group_summary`` reads its newest pick; averaged weights are left out."""
+        rows = self._read(
+            "SELECT v.epoch, v.eer FROM runs AS t JOIN validations AS v ON v.run_id = "
+            "(SELECT MAX(r.id) FROM runs AS r WHERE r.parent_id = t.id AND r.kind = 'validate' "
+            "AND EXISTS (SELECT 1 FROM validations AS x WHERE x.run_id = r.id AND x.checkpoint_name IS NULL)) "
+            "WHERE t.kind = 'train' AND t.run_group = ? AND v.checkpoint_name IS NULL AND v.eer IS NOT NULL "
+            "ORDER BY v.epoch, t.id", (group,))
+        by_epoch: dict[int, list[float]] = {}
+        for row in rows:
+            by_epoch.setdefault(int(row["epoch"]), []).append(float(row["eer"]))
+        return [GroupEpoch(epoch=epoch, eers=tuple(eers)) for epoch, eers in by_epoch.items()]
+
     def run_summaries(self) -> list[dict[str, Any]]:
         """Every run, newest first, without its config and command (what a runs list shows)."""
         return self._read(f"SELECT {', '.join(self._summary_columns)} FROM runs ORDER BY id DESC")
@@ -165,10 +182,34 @@ class StoreReads:
         rows = self._read(f"SELECT * FROM runs WHERE {clause} ORDER BY id DESC", tuple(values))
         return [_decode_run(r) for r in rows]
 
-    def steps(self, run_id: int, since_step: int = -1) -> list[dict[str, Any]]:
-        """Training steps of a run after ``since_step``, in step order."""
+    def steps(self, run_id: int, since_step: int = -1, *, at_most: int | None = None) -> list[dict[str, Any]]:
+        """Training steps of a run after ``since_step``, in step order.
+
+        ``at_most``: when the steps after ``since_step`` span more than that, about that many
+        evenly spaced ones are read, the last step always among them (a plot of a million steps
+        draws a few thousand points, and reading a million rows takes seconds; averaging them
+        would read every row too). Reading again after the last one misses nothing.
+        """
+        span = {"low": None} if at_most is None else self._read(
+            "SELECT MIN(step) AS low, MAX(step) AS high FROM train_steps WHERE run_id = ? AND step > ?",
+            (run_id, since_step))[0]
+        if at_most is not None and span["low"] is not None and span["high"] - span["low"] > at_most:
+            # the sampled steps come from the (run_id, step) index alone; only their rows are read
+            return self._read(
+                "WITH RECURSIVE marks(x) AS (SELECT ? UNION ALL SELECT x + ? FROM marks WHERE x + ? < ?), "
+                "picked(step) AS (SELECT (SELECT step FROM train_steps WHERE run_id = ? AND step >= marks.x "
+                "ORDER BY step LIMIT 1) FROM marks UNION SELECT ?) "
+                "SELECT step, epoch, loss, lr, margin, chunks_per_s, time FROM train_steps "
+                "WHERE run_id = ? AND step IN picked ORDER BY step, id",
+                (span["low"], (span["high"] - span["low"]) / at_most, (span["high"] - span["low"]) / at_most,
+                 span["high"], run_id, span["high"], run_id))
         return self._read("SELECT step, epoch, loss, lr, margin, chunks_per_s, time FROM train_steps "
                           "WHERE run_id = ? AND step > ? ORDER BY step, id", (run_id, since_step))
+
+    def children(self, run_id: int) -> list[dict[str, Any]]:
+        """The runs started from ``run_id`` (its validate and apply runs, its forks), newest first."""
+        rows = self._read("SELECT * FROM runs WHERE parent_id = ? ORDER BY id DESC", (run_id,))
+        return [_decode_run(r) for r in rows]
 
     def epochs(self, run_id: int) -> list[dict[str, Any]]:
         """Per-epoch training summaries of a run, in epoch order."""

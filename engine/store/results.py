@@ -42,11 +42,13 @@ class StoreResults:
             conn.execute(f"INSERT INTO validations ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
                          tuple(columns.values()))
 
-    def set_best(self, run_id: int, *, epoch: int, eer: float | None, how: str,
+    def set_best(self, run_id: int, *, epoch: int | None, eer: float | None, how: str,
                  checkpoint: str | None = None, _at: float | None = None) -> None:
         """Record the epoch a validate run points at (``how``: 'lowest-eer' or 'manual').
 
-        ``checkpoint`` names averaged weights picked by hand (``epoch``: the last one averaged).
+        ``checkpoint`` names averaged weights picked by hand; ``epoch`` is then the last epoch they
+        average, or None when that is not known (weights picked from their scores alone, whose
+        params.yml names them without it).
         """
         with self.transaction() as conn:
             conn.execute("UPDATE runs SET best_epoch = ?, best_eer = ?, best_how = ?, best_checkpoint = ? "

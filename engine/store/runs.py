@@ -33,11 +33,13 @@ from engine.store import liveness
 from engine.store.db import connect, inserted_id, read_only_reason
 from engine.store.migrations import migrate, pending
 from engine.store.netfs import is_network_fs
-from engine.store.reads import StoreReads, _abs
+from engine.store.reads import _abs
 from engine.store.results import StoreResults
+from engine.store.sweeps import StoreSweeps
+from engine.store.typed_reads import TypedReads
 
 RUN_KINDS = ("train", "validate", "apply")
-RUN_STATUSES = ("running", "indexing", "completed", "failed", "stopped", "lost")
+RUN_STATUSES = ("queued", "running", "indexing", "completed", "failed", "stopped", "lost")
 #: statuses of a run whose process is at work: ``indexing`` is training before its first step
 LIVE_STATUSES = ("running", "indexing")
 ENDED_STATUSES = ("completed", "failed", "stopped", "lost")
@@ -60,12 +62,13 @@ def _open_queue(path: Path) -> int:
         return -1  # e.g. a read-only folder: SQLite's own locking still works
 
 
-class Store(StoreReads, StoreResults):
+class Store(TypedReads, StoreResults, StoreSweeps):
     """The runs database of one process (see ``open_store``).
 
     One connection, usable from several threads (calls are serialised by a lock).
-    Reads return plain ``dict`` rows; ``run``/``runs``/``find_runs`` decode the
-    ``config`` and ``command`` JSON columns. A :class:`engine.store.writer.RunWriter`.
+    Its reads return typed records (``engine.store.typed_reads``: ``run_record``,
+    ``checkpoint_records``, ...) or plain ``dict`` rows (``run``, ``find_runs``, ...: ``config`` and
+    ``command`` decoded from JSON). A :class:`engine.store.writer.RunWriter`.
     """
 
     #: the database reads back what any process wrote (find_runs, checkpoints, validations)
@@ -246,15 +249,20 @@ class Store(StoreReads, StoreResults):
 
     def set_status(self, run_id: int, status: str, reason: str | None = None, *,
                    _at: float | None = None) -> None:
-        """Set a run's status; an ended status (completed, failed, stopped, lost) sets ``ended_at``."""
+        """Set a run's status; an ended status (completed, failed, stopped, lost) sets ``ended_at``.
+
+        A sweep trial the queue pruned (``sweep_trials.prune_reason``) is recorded ``stopped`` with that
+        reason, whoever records the stop: the SIGTERM it was stopped with is only the means.
+        """
         if status not in RUN_STATUSES:
             raise StoreError(f"unknown run status {status!r}: use one of {', '.join(RUN_STATUSES)}")
         now = time.time() if _at is None else _at
         ended = now if status in ENDED_STATUSES else None
         with self.transaction() as conn:
-            cursor = conn.execute("UPDATE runs SET status = ?, reason = ?, ended_at = ?, "
-                                  "heartbeat_at = MAX(COALESCE(heartbeat_at, 0), ?) WHERE id = ?",
-                                  (status, reason, ended, now, run_id))
+            cursor = conn.execute("UPDATE runs SET status = ?, reason = CASE ? WHEN 'stopped' THEN COALESCE("
+                                  "(SELECT prune_reason FROM sweep_trials WHERE run_id = runs.id), ?) ELSE ? END, "
+                                  "ended_at = ?, heartbeat_at = MAX(COALESCE(heartbeat_at, 0), ?) WHERE id = ?",
+                                  (status, status, reason, reason, ended, now, run_id))
             if cursor.rowcount == 0:
                 raise StoreError(f"no run {run_id} in {self.path}")
 

@@ -16,14 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from engine.config import Config, config_diff, config_to_dict
+from engine.config import Config, config_diff, config_to_dict, dump_yaml, load_config
+from engine.config.forks import LARGE_MARGIN_EPOCHS, fork_dict
+from engine.console import out_text
 from engine.errors import TrainingError
-from engine.layout import checkpoint_file
+from engine.layout import CONFIG
 from engine.model import build_model
 from engine.process import checkpoints as ckpt
-from engine.store.writer import RunWriter
+from engine.requests import ConfigLargeMarginRequest
 
-_FIX = ("fork from a checkpoint of this config's architecture (or set config.yml's architecture and "
+_FIX = (f"fork from a checkpoint of this config's architecture (or set {CONFIG}'s architecture and "
         "feature_extraction to those of the checkpoint's run)")
 
 #: sections whose difference makes a network's weights meaningless in the new run
@@ -32,7 +34,8 @@ _NETWORK_SECTIONS = ("architecture", "feature_extraction")
 
 @dataclass(frozen=True)
 class InitFrom:
-    """A checkpoint to start from, checked against the new run's config and speakers."""
+    """A checkpoint to start from, checked against the new run's config and speakers; its path,
+    epoch and sha256 are the new run's lineage (``engine.process.lifecycle``)."""
 
     path: Path
     epoch: int | None
@@ -55,11 +58,6 @@ class InitFrom:
         if self.loss is not None:
             ckpt.fit_state(loss, self.loss, self.path, "drop --init-classifier to start a new classifier")
             loss.load_state_dict(self.loss)
-
-    def lineage(self, writer: Any) -> dict[str, Any]:
-        """What the new run records of its parent: checkpoint path, epoch, sha256, and run id when known."""
-        return {"init_from": str(self.path), "init_epoch": self.epoch, "init_sha256": self.sha256,
-                "init_run_id": parent_run_id(writer, self.path)}
 
 
 def load_init(path: str | Path, *, config: Config, classifier: bool, trust: ckpt.Trust | None = None) -> InitFrom:
@@ -106,10 +104,19 @@ def load_init(path: str | Path, *, config: Config, classifier: bool, trust: ckpt
                     classes=saved.get("speakers") or [])
 
 
-def parent_run_id(writer: RunWriter, path: Path) -> int | None:
-    """The training run that wrote ``path``, when the runs database knows it (event files cannot look)."""
-    found = checkpoint_file(path)
-    if found is None:
-        return None
-    runs = writer.find_runs(out_dir=found[0].root.resolve(), kind="train")
-    return int(runs[0]["id"]) if runs else None
+def cmd_large_margin(args: ConfigLargeMarginRequest) -> int:
+    """``spkemb-engine config large-margin PARENT``: print the large-margin fork's config of a checkpoint's
+    run (its own config: a checkpoint describes itself) or of a config.yml / experiment directory.
+
+    Returns 0; a bad config raises ConfigError, an unreadable checkpoint CheckpointError (one line, exit 2).
+    """
+    path = Path(args.parent)
+    if path.suffix == ".pt" and not path.is_dir():
+        parent = ckpt.read_checkpoint(path).payload["config"]
+    else:
+        parent = config_to_dict(load_config(path / CONFIG if path.is_dir() else path))
+    out_text(f"# large-margin fine-tuning of {path} (engine/templates/large_margin.yml over its config);\n"
+                     f"# train it {LARGE_MARGIN_EPOCHS} epochs: spkemb-engine train --init-from CHECKPOINT "
+                     f"[--init-classifier] --to {LARGE_MARGIN_EPOCHS} NEW_EXP_DIR PROTOCOL\n")
+    out_text(dump_yaml(fork_dict(parent)))
+    return 0

@@ -23,13 +23,13 @@ class EpochMeter:
         self._last = time.monotonic()
         self.start_epoch(0)
 
-    def start_epoch(self, epoch: int, carried: dict | None = None) -> None:
-        """Start (or, with ``carried`` from :meth:`so_far` of a stopped run, continue) an epoch."""
+    def start_epoch(self, epoch: int, epoch_so_far: dict | None = None) -> None:
+        """Start (or, with ``epoch_so_far`` of a stopped run, continue) an epoch."""
         self.epoch, self._t0 = epoch, time.monotonic()
-        carried = carried or {}
+        so_far = epoch_so_far or {}
         # a resumed epoch's summary covers its steps before the stop too, not only those after
-        self._loss_sum, self._steps = float(carried.get("loss_sum", 0.0)), int(carried.get("steps", 0))
-        self._earlier_seconds, self._lr = float(carried.get("seconds", 0.0)), 0.0
+        self._loss_sum, self._steps = float(so_far.get("loss_sum", 0.0)), int(so_far.get("steps", 0))
+        self._earlier_seconds, self._lr = float(so_far.get("seconds", 0.0)), 0.0
         self._last = time.monotonic()
 
     def add(self, epoch: int, step: int, loss: torch.Tensor, lr: float, margin: float | None = None) -> None:
@@ -56,7 +56,7 @@ class EpochMeter:
         self._last = now
         return rows
 
-    def so_far(self) -> dict:
+    def epoch_so_far(self) -> dict:
         """The current epoch's loss sum, steps and seconds, for a mid-epoch checkpoint."""
         return {"loss_sum": self._loss_sum, "steps": self._steps,
                 "seconds": self._earlier_seconds + time.monotonic() - self._t0}

@@ -1,8 +1,11 @@
-"""``train --resume``: where the run continues, decided once before anything else runs.
+"""Where a training run starts, decided once before anything else runs: its :class:`StartPlan`.
 
-The newest complete checkpoint of TRN_DIR (``resume.pt`` of a stopped run, or the last epoch's
-file) and the position it holds: epoch, batch, step, the target and what the interrupted epoch
-had done so far. The trainer loads its states; nothing else reads ``--resume``.
+A fresh run starts at epoch 0, or from another run's network (``--init-from``, a fork). A resumed
+run (``--resume``) continues from the newest complete checkpoint of TRN_DIR (``resume.pt`` of a
+stopped run, or the last epoch's file) at the position it holds: epoch, batch, step, and what the
+interrupted epoch had done so far. Either way the plan says up to which epoch the run trains.
+Nothing else reads ``--resume``, ``--to`` or ``--init-from``: the recorder and the trainer
+take the plan.
 """
 
 from __future__ import annotations
@@ -13,60 +16,93 @@ from typing import Any
 
 import torch
 
+from engine.config import Config
 from engine.data.batches import Position
 from engine.errors import TrainingError
+from engine.layout import TrainingDir
 from engine.process import checkpoints as ckpt
+from engine.requests import TrainRequest
+from engine.training.init_from import InitFrom, load_init
+
+#: the epoch a run trains up to when neither --to nor the resumed checkpoint says
+DEFAULT_EPOCHS = 100
 
 
 @dataclass(frozen=True)
-class ResumePoint:
-    """A checkpoint to continue from and the position in the batch sequence it holds."""
+class StartPlan:
+    """Where a training run starts and how far it goes.
 
-    path: Path
-    saved: dict[str, Any]
+    ``checkpoint`` and ``saved`` are the checkpoint a resumed run continues from (None for a new
+    run); ``position`` and ``step`` where it stands in the batch sequence; ``epoch_so_far`` the loss
+    sum, steps and seconds of the interrupted epoch before that checkpoint (None at an epoch's end);
+    ``target`` the epoch trained up to; ``init`` the checkpoint a new fork starts from (its path,
+    epoch and sha256 are the run's lineage).
+    """
 
-    @property
-    def epoch(self) -> int:
-        """Completed epochs."""
-        return int(self.saved["epoch"])
-
-    @property
-    def batch(self) -> int:
-        """Batches of the next epoch already done (0 at an epoch's end)."""
-        return int(self.saved["batch"])
-
-    @property
-    def position(self) -> Position:
-        """The batch the resumed run draws first."""
-        return Position(self.epoch, self.batch)
+    target: int
+    checkpoint: Path | None = None
+    saved: dict[str, Any] | None = None
+    position: Position = Position(0, 0)
+    step: int = 0
+    epoch_so_far: dict[str, float] | None = None
+    init: InitFrom | None = None
 
     @property
-    def step(self) -> int:
-        return int(self.saved["step"])
-
-    @property
-    def target(self) -> int | None:
-        """The epoch the interrupted run was going to."""
-        return self.saved.get("target")
-
-    @property
-    def carried(self) -> dict | None:
-        """Loss sum, steps and seconds of the interrupted epoch before the checkpoint."""
-        return self.saved.get("epoch_so_far") if self.batch else None
+    def resumes(self) -> bool:
+        """Whether the run continues from a checkpoint of its own (``--resume``)."""
+        return self.checkpoint is not None
 
 
-def resume_point(trn_dir: Path, device: torch.device | str = "cpu", *,
-                 trust: ckpt.Trust | None = None) -> ResumePoint:
-    """The newest complete checkpoint of ``trn_dir``, loaded (checked against its row by ``trust``).
+def plan_start(args: TrainRequest, trn: TrainingDir, config: Config, device: torch.device | str = "cpu",
+               *, trust: ckpt.Trust | None = None) -> StartPlan:
+    """The start of the run ``args`` asks for in ``trn``, its checkpoints loaded (checked by ``trust``).
 
     Raises
     ------
     TrainingError
-        When TRN_DIR holds no checkpoint yet.
+        ``--init-classifier`` without ``--init-from``; checkpoints already there without
+        ``--resume``; ``--resume`` with none; ``--to`` below where the resumed run stands; a fork
+        whose network differs from ``config``'s.
     CheckpointError
-        When the newest one cannot be read, or changed since its row recorded it.
+        The checkpoint to continue or fork from cannot be read, or changed since its row recorded it.
     """
-    path = ckpt.latest_checkpoint(trn_dir)
+    if args.init_classifier and not args.init_from:
+        raise TrainingError("--init-classifier needs --init-from CHECKPOINT (the run whose classifier to reuse)")
+    if not args.resume:
+        if trn.epochs():
+            raise TrainingError(f"{trn.root} already holds checkpoints: add --resume to continue that run, "
+                                "or train into another experiment directory")
+        init = load_init(args.init_from, config=config, classifier=args.init_classifier,
+                         trust=trust) if args.init_from else None
+        return StartPlan(target=DEFAULT_EPOCHS if args.to is None else args.to, init=init)
+    # a resumed fork continues from its own checkpoints: its lineage is recorded already
+    path = latest_checkpoint(trn)
     if path is None:
-        raise TrainingError(f"--resume: {trn_dir} has no checkpoint yet; train without --resume")
-    return ResumePoint(path, ckpt.load_checkpoint(path, map_location=device, trust=trust))
+        raise TrainingError(f"--resume: {trn.root} has no checkpoint yet; train without --resume")
+    saved = ckpt.load_checkpoint(path, map_location=device, trust=trust)
+    position = Position(int(saved["epoch"]), int(saved["batch"]))
+    if args.to is not None:
+        # a target the run is past already would end it at once, recorded `completed`; --to the
+        # epoch it completed is accepted (a resume that only records checkpoints left without rows)
+        lowest = position.epoch + (1 if position.batch else 0)
+        if args.to < lowest:
+            raise TrainingError(f"--to {args.to} is below where the resumed run stands ({path}: epoch "
+                                f"{position.epoch} completed, {position.batch} batches of the next): pass --to "
+                                f"{lowest} or more")
+    target = next(t for t in (args.to, saved.get("target"), DEFAULT_EPOCHS) if t is not None)
+    return StartPlan(target=target, checkpoint=path, saved=saved, position=position, step=int(saved["step"]),
+                     epoch_so_far=saved.get("epoch_so_far") if position.batch else None)
+
+
+def latest_checkpoint(trn: TrainingDir) -> Path | None:
+    """The checkpoint to resume from: the newer of ``resume.pt`` and the last epoch's file."""
+    epochs = trn.epochs()
+    last = trn.checkpoint(epochs[-1]) if epochs else None
+    mid = trn.resume
+    if not mid.is_file():
+        return last
+    if last is None:
+        return mid
+    # one run writes both in sequence, so the later file is the later state; comparing times
+    # spares loading two checkpoints (tens of MB each) only to read their step
+    return mid if mid.stat().st_mtime_ns > last.stat().st_mtime_ns else last

@@ -9,12 +9,11 @@ resumes. Preemption with ``PreemptMode=REQUEUE`` sends SIGTERM the same way.
 from __future__ import annotations
 
 import shlex
-import sys
 from pathlib import Path
 
-from engine.console import say
+from engine.console import out_text, say
 from engine.errors import SpkembError
-from engine.layout import ExperimentDir
+from engine.layout import CHECKPOINT_SUFFIX, CONFIG, ExperimentDir
 from engine.requests import SbatchRequest
 
 #: seconds of warning before the time limit: saving fits well inside it
@@ -74,7 +73,7 @@ set -euo pipefail
 mkdir -p {shlex.quote(str(trn_dir))}
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 resume=()
-if compgen -G {shlex.quote(str(trn.weights))}'/*.pt' > /dev/null; then resume=(--resume); fi
+if compgen -G {shlex.quote(str(trn.weights))}'/*{CHECKPOINT_SUFFIX}' > /dev/null; then resume=(--resume); fi
 
 # Before the time limit SLURM sends USR1 to this script: pass it on as SIGTERM (the
 # engine finishes the step, checkpoints, records `stopped`), then requeue the job.
@@ -98,11 +97,11 @@ def cmd_sbatch(args: SbatchRequest) -> int:
     config = ExperimentDir(Path(args.exp_dir)).config
     if not config.is_file():
         raise SpkembError(f"{config} does not exist: create the experiment's config first "
-                          "(spkemb-tui, or copy experiments/tutorial/config.yml)")
+                          f"(spkemb-tui, or copy experiments/tutorial/{CONFIG})")
     script = batch_script(args)
     if args.output:
         Path(args.output).write_text(script)
         say(f"wrote {args.output}; submit it with: sbatch {args.output}")
     else:
-        sys.stdout.write(script)
+        out_text(script)
     return 0

@@ -8,7 +8,6 @@ never knows whether they reach SQLite or an event file.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 from pathlib import Path
 
@@ -16,26 +15,23 @@ import torch
 from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
-from engine.console import say
-from engine.errors import CheckpointError, SpkembError, StoreError, TrainingError
-from engine.layout import ExperimentDir
+from engine.errors import CheckpointError, TrainingError
+from engine.layout import CONFIG, ExperimentDir
 from engine.process import checkpoints as ckpt
 from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
-from engine.process.recording import Recorder, open_recorder
-from engine.process.stopping import Interrupted, StopRequest
-from engine.records import Checkpoint
+from engine.process.lifecycle import open_run
+from engine.process.recording import Recorder
+from engine.process.stopping import StopRequest
+from engine.records import Checkpoint, RunDevice
 from engine.requests import TrainRequest
-from engine.training.init_from import InitFrom, load_init
 from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
-from engine.training.resume import ResumePoint, resume_point
+from engine.training.resume import StartPlan, plan_start
 from engine.training.schedulers import learning_rate, margin_at
 from engine.training.training_data import TrainingData, prepare_training_data
 
-DEFAULT_EPOCHS = 100
 
-
-class EmbeddingTrainer(nn.Module):
+class NetworkWithLoss(nn.Module):
     """The embedding network and the loss's classifier, wrapped together for DDP."""
 
     def __init__(self, model: nn.Module, loss: nn.Module) -> None:
@@ -51,113 +47,61 @@ class EmbeddingTrainer(nn.Module):
 def cmd_train(args: TrainRequest) -> int:
     exp_dir = ExperimentDir(Path(args.exp_dir))
     config = load_config(exp_dir.config)
-    if args.to is None and not args.resume:
-        args = dataclasses.replace(args, to=DEFAULT_EPOCHS)
-    trn_dir = exp_dir.training(args.protocol, args.subset).root
+    trn = exp_dir.training(args.protocol, args.subset)
     device = pick_device(args.device)
     world = init_world(device)
     device = pick_device(args.device, world)
     # before the data is listed: a batch no memory here holds is refused in a second, not after
     check_memory(config, device, workers=args.parallel, world=world.size)
-    if args.init_classifier and not args.init_from:
-        raise TrainingError("--init-classifier needs --init-from CHECKPOINT (the run whose classifier to reuse)")
-    if not args.resume and ckpt.epochs_on_disk(trn_dir):
-        raise TrainingError(f"{trn_dir} already holds checkpoints: add --resume to continue that run, "
-                            "or train into another experiment directory")
-    trust = ckpt.Trust(args.db, accept_changed=args.trust_checkpoint)
-    resume = resume_point(trn_dir, device, trust=trust) if args.resume else None
-    if resume is not None and args.to is not None:
-        # a target the run is past already would end it at once, recorded `completed`; --to the
-        # epoch it completed is accepted (a resume that only records checkpoints left without rows)
-        lowest = resume.epoch + (1 if resume.batch else 0)
-        if args.to < lowest:
-            raise TrainingError(f"--to {args.to} is below where the resumed run stands ({resume.path}: epoch "
-                                f"{resume.epoch} completed, {resume.batch} batches of the next): pass --to "
-                                f"{lowest} or more")
-    # a resumed fork continues from its own checkpoints: its lineage is recorded already
-    init = None if resume is not None or not args.init_from else load_init(
-        args.init_from, config=config, classifier=args.init_classifier, trust=trust)
+    plan = plan_start(args, trn, config, device, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
     stop = StopRequest().install()
+    if world.is_main:
+        trn.root.mkdir(parents=True, exist_ok=True)
     # the run is recorded (`indexing`) before the data is listed: visible from the start
-    recorder = open_recorder(args, world=world, config=config, trn_dir=trn_dir, device=str(device),
-                             init=init, indexing=True, resuming=resume is not None)
-    progress = recorder.progress
-    trainer = None
+    recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
+                        target_epoch=plan.target, config=config_to_dict(config), status="indexing",
+                        resume_from=plan.step if plan.resumes else None, fork=plan.init, world=world)
     try:
-        with stop.immediately():
-            data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
-                                         strict=args.strict, seed=args.seed, world=world,
-                                         workers=args.parallel, pin_memory=device.type == "cuda",
-                                         reindex=args.reindex, progress=progress)
-        if args.strict:  # files changed since the cached index saw them: recorded, then fatal
-            recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
-        recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
-        # now with the classifier's rows (one per training class) and the index
-        check_memory(config, device, workers=args.parallel, world=world.size, classes=len(data.speakers),
-                     index=data.index)
-        if init is not None:
-            init.check_classes(data.speakers)
-        trainer = Trainer(args, config, data, trn_dir, device, world, recorder, stop, init, resume)
-        status = trainer.fit()
-    except Interrupted as e:
-        # stopped before the first step: nothing to checkpoint; an ordinary stop (exit 0)
-        where = progress.where()
-        recorder.finish("stopped", f"stopped by {e.signame} before the first step"
-                                   + (f" ({where})" if where else ""))
-        progress.note(f"stopped by {e.signame} before the first step; nothing to resume from yet")
-        return 0
-    except BaseException as e:
-        _record_failure(recorder, e)
-        raise
+        with recorder.ended(stop) as ending:
+            with stop.immediately():
+                data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
+                                             strict=args.strict, seed=args.seed, world=world,
+                                             workers=args.parallel, pin_memory=device.type == "cuda",
+                                             reindex=args.reindex, progress=recorder.progress)
+            if args.strict:  # files changed since the cached index saw them: recorded, then fatal
+                recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
+            recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
+            # now with the classifier's rows (one per training class) and the index
+            check_memory(config, device, workers=args.parallel, world=world.size, classes=len(data.speakers),
+                         index=data.index)
+            if plan.init is not None:
+                plan.init.check_classes(data.speakers)
+            trainer = Trainer(args, config, data, trn.root, device, world, recorder, plan, stop)
+            if trainer.fit() == "stopped":
+                ending.stopped(trainer.reason)
     finally:
-        stop.restore()
         shutdown(world)
-    try:
-        recorder.finish(status, trainer.reason)
-    except Exception as e:
-        _say_unrecorded(status, e)
-        raise StoreError(f"training ended ({status}) but the runs database could not record it: {e}") from e
     return 0
-
-
-def _record_failure(recorder: Recorder, error: BaseException) -> None:
-    """The run's end after an exception: ``failed`` with the error, or ``stopped`` by a second Ctrl-C."""
-    if isinstance(error, KeyboardInterrupt):
-        status, reason = "stopped", "stopped by a second SIGINT, mid-step: no checkpoint of that step"
-    else:
-        status, reason = "failed", str(error) if isinstance(error, SpkembError) else f"{type(error).__name__}: {error}"
-    try:
-        recorder.finish(status, reason)
-    except Exception as record_error:  # noqa: BLE001 - the first error is the one to raise
-        _say_unrecorded(status, record_error)
-
-
-def _say_unrecorded(status: str, error: BaseException) -> None:
-    """The database could not take the run's end (a full disk): the run stays `running` there
-    until a reader finds this process gone and shows it `lost` (engine.store.liveness)."""
-    say(f"train: could not record the run as {status} ({type(error).__name__}: {error}); the database "
-        "shows it running until `spkemb-engine runs` or the TUI finds this process gone and marks it lost")
 
 
 class Trainer:
     """Holds what one training process needs; :meth:`fit` is the loop."""
 
     def __init__(self, args: TrainRequest, config: Config, data: TrainingData, trn_dir: Path,
-                 device: torch.device, world: World, recorder: Recorder,
-                 stop: StopRequest | None = None, init: InitFrom | None = None,
-                 resume: ResumePoint | None = None) -> None:
+                 device: torch.device, world: World, recorder: Recorder, plan: StartPlan,
+                 stop: StopRequest | None = None) -> None:
         from engine.model import build_loss, build_model
 
         self.args, self.config, self.data, self.trn_dir = args, config, data, trn_dir
         self.device, self.world, self.recorder = device, world, recorder
-        self.resume = resume
+        self.plan = plan
         torch.manual_seed(args.seed)
         self.model = build_model(config)
         self.loss = build_loss(config, n_classes=len(data.speakers))
-        if init is not None:  # before DDP wraps them: every rank loads the same weights
-            init.apply(self.model, self.loss)
+        if plan.init is not None:  # before DDP wraps them: every rank loads the same weights
+            plan.init.apply(self.model, self.loss)
         self.model, self.loss = self.model.to(device), self.loss.to(device)
-        self.net: nn.Module = EmbeddingTrainer(self.model, self.loss)
+        self.net: nn.Module = NetworkWithLoss(self.model, self.loss)
         if world.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
@@ -166,12 +110,12 @@ class Trainer:
                                          momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
                                          weight_decay=opt.weight_decay)
         self.step = 0   # optimizer steps: the schedules' clock (the batch position is self.data's)
-        self.target = args.to if args.to is not None else DEFAULT_EPOCHS
+        self.target = plan.target
         self.stop = stop or StopRequest()
         #: why the run ended early (the run's ``reason``), None when it ran to its target
         self.reason: str | None = None
         #: loss sum, steps and seconds of the resumed epoch before the checkpoint (EpochMeter)
-        self.carried: dict | None = None
+        self.epoch_so_far: dict | None = None
 
     # -- where the run stands: the data loader counts batches, nobody else does -----------
     @property
@@ -193,27 +137,28 @@ class Trainer:
                 "seed": self.args.seed, "speakers": self.data.speakers, "rng": ckpt.rng_state(),
                 "world_size": self.world.size}
 
-    def restore(self, resume: ResumePoint) -> None:
-        saved = resume.saved
+    def restore(self, plan: StartPlan) -> None:
+        """Load the states of the checkpoint the plan resumes from, and stand where it stood."""
+        saved, path = plan.saved, plan.checkpoint
+        assert saved is not None and path is not None, "a resumed plan holds its checkpoint"
         if saved["speakers"] != self.data.speakers:
-            raise TrainingError(f"--resume: {resume.path} was trained on other speakers than {self.args.protocol} "
+            raise TrainingError(f"--resume: {path} was trained on other speakers than {self.args.protocol} "
                                 f"{self.args.subset} lists now; resume with the same protocol and files")
-        fix = "resume with the config.yml it was trained with"
-        ckpt.fit_state(self.model, saved["model"], resume.path, fix)
-        ckpt.fit_state(self.loss, saved["loss"], resume.path, fix)
+        fix = f"resume with the {CONFIG} it was trained with"
+        ckpt.fit_state(self.model, saved["model"], path, fix)
+        ckpt.fit_state(self.loss, saved["loss"], path, fix)
         self.model.load_state_dict(saved["model"])
         self.loss.load_state_dict(saved["loss"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        self.data.seek(resume.position)
-        self.step = resume.step
-        self.target = next(t for t in (self.args.to, resume.target, self.target) if t is not None)
-        self.carried = resume.carried
+        self.data.seek(plan.position)
+        self.step = plan.step
+        self.epoch_so_far = plan.epoch_so_far
         ckpt.set_rng_state(saved["rng"])
 
-    def save(self, partial: bool, so_far: dict | None = None) -> None:
+    def save(self, partial: bool, epoch_so_far: dict | None = None) -> None:
         if self.world.is_main:
             path = ckpt.resume_path(self.trn_dir) if partial else ckpt.epoch_path(self.trn_dir, self.epoch)
-            saved = ckpt.write_checkpoint(path, {**self.state(), "epoch_so_far": so_far})
+            saved = ckpt.write_checkpoint(path, {**self.state(), "epoch_so_far": epoch_so_far})
             self.recorder.checkpoint(Checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial,
                                                 sha256=saved.sha256))
             mid = ckpt.resume_path(self.trn_dir)
@@ -248,11 +193,11 @@ class Trainer:
     def fit(self) -> str:
         if self.world.is_main:
             ckpt.sweep_stale(self.trn_dir)
-        if self.resume is not None:
-            self.restore(self.resume)
-        self.recorder.started(target_epoch=self.target, epoch=self.epoch, step=self.step,
-                              batches=self.data.batches_per_epoch, chunks=self.data.batch_size * self.world.size)
-        if self.resume is not None:
+        if self.plan.resumes:
+            self.restore(self.plan)
+        self.recorder.started(epoch=self.epoch, step=self.step, batches=self.data.batches_per_epoch,
+                              chunks=self.data.batch_size * self.world.size)
+        if self.plan.resumes:
             self.reconcile()
         if self.step == 0 and not ckpt.epoch_path(self.trn_dir, 0).is_file():
             # weights/0000.pt: the untrained network, so that validation measures where training started
@@ -272,9 +217,9 @@ class Trainer:
         """One epoch from the current position; False when stopped by a signal (after checkpointing)."""
         epoch = self.epoch + 1
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else contextlib.nullcontext()
-        meter.start_epoch(epoch, self.carried)
+        meter.start_epoch(epoch, self.epoch_so_far)
         self.recorder.start_epoch(epoch, self.data.batches_per_epoch, done=self.batch)
-        self.carried = None
+        self.epoch_so_far = None
         stopping = False
         for waveforms, labels in self.data.batches():
             # files that changed since indexing, met by this batch (its chunks were drawn elsewhere)
@@ -299,7 +244,7 @@ class Trainer:
             stopping = agree(self.stop.requested, self.world)
             if stopping and self.batch:  # mid-epoch: the epoch's last batch moved the data to batch 0
                 self.flush(meter)
-                self.save(partial=True, so_far=meter.so_far())
+                self.save(partial=True, epoch_so_far=meter.epoch_so_far())
                 self.reason = self.stop_reason(f"at epoch {epoch} step {self.step}")
                 self.recorder.say(f"{self.reason}; resume with --resume")
                 return False

@@ -21,7 +21,7 @@ import torch
 
 from engine.console import out
 from engine.errors import CheckpointError, SpkembError
-from engine.layout import VAL_DIR_SHAPE, TrainingDir, ValidationDir
+from engine.layout import AVERAGE_LAST, AVERAGE_TOP, VAL_DIR_SHAPE, TrainingDir, ValidationDir
 from engine.process.checkpoints import Saved, Trust, first_difference, load_checkpoint, write_checkpoint
 from engine.records import Checkpoint, ValidationResult
 from engine.requests import AverageRequest
@@ -73,7 +73,8 @@ def last_epochs(trn: TrainingDir, n: int) -> list[int]:
 
 def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int, float]]:
     """The ``k`` validated epochs of lowest EER (the earlier on a tie), with their EER, in epoch order."""
-    from engine.validation.selection import results_from_scores, results_from_store
+    from engine.validation.score_files import results_from_scores
+    from engine.validation.selection import results_from_store
 
     if k < 1:
         raise SpkembError(f"--top {k}: average at least one epoch (e.g. --top 5)")
@@ -130,7 +131,7 @@ def cmd_average(args: AverageRequest) -> int:
     eers: dict[int, float]
     if args.last is not None:
         trn, epochs = TrainingDir(folder), last_epochs(TrainingDir(folder), args.last)
-        name, how, eers = f"avg-last{args.last}", {"how": "last"}, {}
+        name, how, eers = f"{AVERAGE_LAST}{args.last}", {"how": "last"}, {}
     else:
         val = ValidationDir(folder)
         if not val.is_validation_dir():
@@ -141,7 +142,7 @@ def cmd_average(args: AverageRequest) -> int:
         with _store_or_none(args.db) as store:
             trn, top = val.training, top_epochs(val, args.top, store)
         epochs, eers = [e for e, _ in top], dict(top)
-        name, how = f"avg-top{args.top}", {"how": "top", "validation": str(val.root.resolve()), "eer": eers}
+        name, how = f"{AVERAGE_TOP}{args.top}", {"how": "top", "validation": str(val.root.resolve()), "eer": eers}
     missing = [e for e in epochs if not trn.checkpoint(e).is_file()]
     if missing:
         raise CheckpointError(f"checkpoints of epoch(s) {', '.join(map(str, missing))} are not in {trn.weights} "

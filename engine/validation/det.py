@@ -115,6 +115,27 @@ def det_curve(scores: np.ndarray, is_target: np.ndarray, p_target: float = P_TAR
                     n_target=n_target, n_nontarget=int(np.size(is_target)) - n_target)
 
 
+#: the false-alarm rates at which the miss rate is tabled (1 %, 0.1 %)
+FA_RATES = (0.01, 0.001)
+
+
+def miss_at_false_alarm(curve: DetCurve, fa_rates: tuple[float, ...] = FA_RATES) -> tuple[float | None, ...]:
+    """The miss rate at each false-alarm rate: that of the lowest threshold whose P_fa is at most
+    the rate (an operating point the trials reach, not an interpolation). None for a rate below
+    ``1 / n_nontarget``, which these trials cannot measure."""
+    out: list[float | None] = []
+    for rate in fa_rates:
+        if rate * curve.n_nontarget < 1:
+            out.append(None)
+            continue
+        # P_fa falls along the points: the first one at or below the rate has the fewest misses
+        # (compared in counts of trials: 1 - 1980/2000 is a hair above 0.01 in floating point)
+        false_alarms = np.rint(curve.p_fa * curve.n_nontarget)
+        first = int(np.argmax(false_alarms <= rate * curve.n_nontarget + 1e-9))
+        out.append(float(curve.p_miss[first]))
+    return tuple(out)
+
+
 def thinned(x: np.ndarray, y: np.ndarray, cells: int = 400) -> np.ndarray:
     """Indices of the points of a monotone curve to draw: the first of each run of consecutive
     points that fall in the same cell of a ``cells`` x ``cells`` grid over the curve's range,
@@ -157,7 +178,7 @@ def common_edges(score_sets: list[np.ndarray], bins: int = 40) -> np.ndarray:
 
 def read_trials(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(scores, is_target) of a ``reference score uri1 uri2`` file."""
-    from engine.validation.selection import read_scores
+    from engine.validation.score_files import read_scores
 
     is_target, scores = read_scores(path)
     return scores, is_target

@@ -1,6 +1,8 @@
-"""Speaker-verification metrics: ROC, equal error rate, minDCF and a bootstrap interval of the EER.
+"""Speaker-verification metrics: ROC, equal error rate, minDCF, a bootstrap interval of the EER, and
+the EER and minDCF of weighted trials (the replicates of ``engine.compare.significance``).
 
-numpy only (the TUI and ``engine.validation.selection`` import it without torch).
+numpy (and scipy.sparse, imported by ``weighted_errors``), no torch: the TUI and
+``engine.validation.selection`` import it.
 
 Conventions
 -----------
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["roc_curve", "equal_error_rate", "min_dcf", "bootstrap_eer_ci"]
+__all__ = ["roc_curve", "equal_error_rate", "min_dcf", "bootstrap_eer_ci", "weighted_errors"]
 
 
 def _as_arrays(scores, is_target) -> tuple[np.ndarray, np.ndarray]:
@@ -201,3 +203,47 @@ def bootstrap_eer_ci(scores, is_target, n: int = 1000, seed: int = 0,
     eers = eers[np.isfinite(eers)]
     low, high = np.percentile(eers, [100 * alpha / 2, 100 * (1 - alpha / 2)])
     return float(low), float(high)
+
+
+def weighted_errors(scores, is_target, weights: np.ndarray, p_targets: tuple[float, ...] = (0.01,),
+                    clusters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """EER and minDCF of the same trials under several weightings, one row of ``weights`` each.
+
+    A bootstrap replicate is a weighting: how many times each trial was drawn (or each
+    speaker, every trial of it then weighing that much). Computed exactly as
+    :func:`equal_error_rate` and :func:`min_dcf` are (weights of 1 give their figures), on scores
+    sorted once.
+
+    Parameters
+    ----------
+    scores, is_target : array-like
+        Trial scores and target flags (n trials).
+    weights : array of shape (R, n), or (R, C) with ``clusters``
+        Non-negative weight of each trial (or of each cluster) in each of R weightings.
+    p_targets : tuple of float
+        Target priors of the minDCFs (costs 1 and 1, normalised).
+    clusters : array of int, optional
+        The cluster (0 to C - 1) of each trial, whose weight it takes.
+
+    Returns
+    -------
+    eer : array of shape (R,)
+        NaN for a weighting that leaves no target (or no non-target) trial.
+    min_dcf : array of shape (R, len(p_targets))
+    """
+    from scipy.sparse import csr_matrix
+
+    scores, is_target = _as_arrays(scores, is_target)
+    order, starts, _, group = _grouped(scores, is_target)
+    owner = (np.arange(scores.size) if clusters is None else np.asarray(clusters))[order]
+    w = np.asarray(weights, dtype=np.float64)
+    t = is_target[order]
+    shape = (starts.size, w.shape[1])
+    # (distinct scores x clusters) counts of each class: a replicate's counts at each score are one
+    # sparse product, never an (R, n) array of per-trial weights
+    counts = [csr_matrix((np.ones(int(np.count_nonzero(m))), (group[m], owner[m])), shape=shape) for m in (t, ~t)]
+    target_counts, nontarget_counts = ((c @ w.T).T for c in counts)
+    p_miss, p_fa = _curves(np.ascontiguousarray(target_counts), np.ascontiguousarray(nontarget_counts))
+    _, _, eer = _crossing(p_miss, p_fa)
+    dcfs = np.stack([(p * p_miss + (1.0 - p) * p_fa).min(axis=-1) / min(p, 1.0 - p) for p in p_targets], axis=-1)
+    return eer, dcfs

@@ -11,8 +11,8 @@ from engine.layout import CheckpointName, ValidationDir
 from engine.process.recording import Recorder
 from engine.records import AsNormFigures, Run
 from engine.validation.cohort import Cohort, speaker_means
+from engine.validation.score_files import figures_from_scores, read_scores, write_scores
 from engine.validation.score_norm import asnorm_scores
-from engine.validation.selection import figures_from_scores, read_scores, write_scores
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Trial lists checked line by line before pyannote.database reads them.
+"""Trial lists checked line by line before pyannote.database reads them, and read
+(``load_trials``: ``validate``'s trial list and its calibration list).
 
 pyannote.database reads a trial file with pandas (``read_table(sep=r"\\s+")``): a line cut
 short becomes a row of NaN, whose uri then names a phantom audio file (``…/wav/nan.wav does
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.data.protocols import check_subset_entries, load_protocol
 from engine.errors import ProtocolError
 
 #: how a trial line reads
@@ -80,3 +82,37 @@ def check_both_kinds(trials: list[tuple[int, str, str]], source: str) -> None:
     if targets in (0, len(trials)):
         raise ProtocolError(f"{source}: {targets} of the {len(trials)} trials are target trials: an EER "
                             "needs both target (1) and non-target (0) trials — fix the trial list")
+
+
+def load_trials(protocol_name: str, subset: str, database: str | None
+                ) -> tuple[list[tuple[int, str, str]], dict[str, str]]:
+    """Trials ``(reference, uri1, uri2)`` of ``{subset}_trial()`` and the audio path of each uri."""
+    protocol = load_protocol(protocol_name, database)
+    method = getattr(protocol, f"{subset}_trial", None)
+    if method is None:
+        raise ProtocolError(f"protocol {protocol_name} has no {subset}_trial(): validate needs a "
+                            "speaker verification protocol with trials (e.g. "
+                            "VoxCeleb.SpeakerVerification.VoxCeleb1)")
+    check_subset_entries(protocol, subset)
+    path = trial_file(method)
+    if path is not None:
+        check_trial_file(path)
+    source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"
+    trials: list[tuple[int, str, str]] = []
+    files: dict[str, str] = {}
+    try:
+        for number, trial in enumerate(method(), 1):
+            trials.append(check_trial(trial, number, source))
+            for key in ("file1", "file2"):
+                f = trial[key]
+                files.setdefault(f["uri"], str(f["audio"]))
+    except (NotImplementedError, AttributeError, FileNotFoundError, ValueError) as e:
+        # pyannote.database says "not implemented" for a subset without a `trial:` list; pandas,
+        # which reads the list, raises ValueErrors (ParserError, UnicodeDecodeError)
+        problem = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({problem}); "
+                            "check the `trial:` entry of database.yml and the list it names") from e
+    if not trials:
+        raise ProtocolError(f"protocol {protocol_name} lists no {subset} trial")
+    check_both_kinds(trials, source)
+    return trials, files

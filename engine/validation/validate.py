@@ -8,12 +8,17 @@ on the best epoch so far. Averaged weights (``weights/avg-top5.pt``, ``spkemb-en
 are scored the same way once the epochs in range are done (``scores/avg-top5.txt``, a row with
 ``checkpoint_name``); params.yml moves to them only by ``pick --epoch avg-top5``.
 
+``--calibration SUBSET`` also embeds the files of ``PROTOCOL.{SUBSET}_trial()``, scores that list
+(``scores/{epoch:04d}.calibration.txt``), fits a logistic-regression calibration of the scores on it
+(``engine.validation.calibration``) and records the Cllr and actual DCFs of the calibrated scores of
+the evaluated list; minCllr is recorded always.
+
 ``--score-norm asnorm`` also normalises each score by adaptive S-norm against the training
 speakers (``engine.validation``) and records both figures (``scores/{epoch:04d}.asnorm.txt``).
 
 A file's embedding is the mean of the embeddings of ``task.duration``-long windows sliding
 with a hop of ``duration / 4`` (pyannote.audio 1.x: ``step=0.25`` in
-``_validate_epoch_verification``), computed by the exact path of ``engine.validation.embed``; a file
+``_validate_epoch_verification``), computed by the exact path of ``engine.extraction.windows``; a file
 shorter than a window is one window. ``--whole-file`` embeds each file in one pass.
 """
 
@@ -21,84 +26,42 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from engine.atomic import atomic_write_text
 from engine.console import say
 from engine.data.audio import check_files
-from engine.data.protocols import check_subset_entries, load_protocol
 from engine.errors import ProtocolError, SpkembError
-from engine.layout import CheckpointName, TrainingDir, ValidationDir
+from engine.extraction.network import load_network
+from engine.layout import TRN_DIR_SHAPE, CheckpointName, TrainingDir, ValidationDir
 from engine.process.checkpoints import Trust
 from engine.process.distributed import pick_device
-from engine.process.recording import Recorder, open_run
+from engine.process.lifecycle import find_parent, open_run
+from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Progress
 from engine.records import Run, ValidationResult
 from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
-from engine.store.events import recorder as open_writer
-from engine.validation.embed import load_network
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
-from engine.validation.selection import (
-    read_params,
-    read_scores,
-    result_from_scores,
-    results_from_store,
-    scores_path,
-    write_params,
-    write_scores,
-)
+from engine.validation.params import read_params, write_params
+from engine.validation.score_files import read_scores, result_from_scores, scores_path, write_scores
+from engine.validation.selection import results_from_store
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
-from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
+from engine.validation.trials import load_trials
 from engine.validation.watch import CheckpointWatcher, Snapshot
+
+if TYPE_CHECKING:
+    from engine.validation.calibration_list import CalibrationList
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
 STARTUP_GRACE = 60.0
 
 
-def val_dir_for(trn_dir: str | Path, protocol: str, subset: str) -> Path:
-    """VAL_DIR of ``trn_dir`` for ``protocol``'s ``subset``, as in the tutorial."""
-    return TrainingDir(Path(trn_dir)).validation(protocol, subset).root
-
-
-def load_trials(protocol_name: str, subset: str, database: str | None
-                ) -> tuple[list[tuple[int, str, str]], dict[str, str]]:
-    """Trials ``(reference, uri1, uri2)`` of ``{subset}_trial()`` and the audio path of each uri."""
-    protocol = load_protocol(protocol_name, database)
-    method = getattr(protocol, f"{subset}_trial", None)
-    if method is None:
-        raise ProtocolError(f"protocol {protocol_name} has no {subset}_trial(): validate needs a "
-                            "speaker verification protocol with trials (e.g. "
-                            "VoxCeleb.SpeakerVerification.VoxCeleb1)")
-    check_subset_entries(protocol, subset)
-    path = trial_file(method)
-    if path is not None:
-        check_trial_file(path)
-    source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"
-    trials: list[tuple[int, str, str]] = []
-    files: dict[str, str] = {}
-    try:
-        for number, trial in enumerate(method(), 1):
-            trials.append(check_trial(trial, number, source))
-            for key in ("file1", "file2"):
-                f = trial[key]
-                files.setdefault(f["uri"], str(f["audio"]))
-    except (NotImplementedError, AttributeError, FileNotFoundError, ValueError) as e:
-        # pyannote.database says "not implemented" for a subset without a `trial:` list; pandas,
-        # which reads the list, raises ValueErrors (ParserError, UnicodeDecodeError)
-        problem = (str(e).splitlines() or [type(e).__name__])[0]
-        raise ProtocolError(f"protocol {protocol_name}: {subset} trials cannot be read ({problem}); "
-                            "check the `trial:` entry of database.yml and the list it names") from e
-    if not trials:
-        raise ProtocolError(f"protocol {protocol_name} lists no {subset} trial")
-    check_both_kinds(trials, source)
-    return trials, files
 
 
 def _in_range(epoch: int, args: ValidateRequest) -> bool:
@@ -112,25 +75,26 @@ def cmd_validate(args: ValidateRequest) -> int:
     trn_dir = Path(args.trn_dir)
     if not _wait_for_training_dir(trn_dir):
         raise ProtocolError(f"{trn_dir} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
-                            "writes (EXP_DIR/train/PROTOCOL.SUBSET)")
+                            f"writes ({TRN_DIR_SHAPE})")
     if args.score_norm is not None and (args.cohort_size < 1 or args.cohort_files < 1):
         raise SpkembError(f"--cohort-size {args.cohort_size} --cohort-files {args.cohort_files}: both must be "
                           "at least 1 (e.g. --cohort-size 300 --cohort-files 3)")
-    val_dir = val_dir_for(trn_dir, args.protocol, args.subset)
+    val = TrainingDir(trn_dir).validation(args.protocol, args.subset)
     trials, files = load_trials(args.protocol, args.subset, args.database)
-    device = pick_device(args.device)
+    calibration = None
+    if args.calibration is not None:
+        calibration_trials, calibration_files = load_trials(args.protocol, args.calibration, args.database)
+        from engine.validation.calibration_list import CalibrationList
 
-    writer = open_writer(args.db, events_path=val_dir / "events.jsonl")
-    watcher = CheckpointWatcher(trn_dir, writer if writer.reads_back else None)
-    train_run = watcher.train_run()
+        calibration = CalibrationList(f"{args.protocol}.{args.calibration}", calibration_trials)
+        files = {**files, **calibration_files}   # embedded once, whichever list names them
+    device = pick_device(args.device)
+    # the cohort is made before the run is recorded: one that cannot be made is refused, not failed
     cohort = None if args.score_norm is None else cohort_of(
-        trn_dir, train_run, args.database, size=args.cohort_size, per_speaker=args.cohort_files)
-    experiment = trn_dir.resolve().parent.parent
-    recorder = open_run(
-        writer, kind="validate", exp_dir=experiment, out_dir=val_dir, protocol=args.protocol,
-        subset=args.subset, config=train_run.config if train_run else None, command=list(sys.argv),
-        device=str(device), target_epoch=args.to, parent_id=train_run.id if train_run else None,
-        name=f"{experiment.name} validate")
+        trn_dir, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
+        per_speaker=args.cohort_files)
+    recorder = open_run("validate", val, args, device=str(device), target_epoch=args.to)
+    watcher = CheckpointWatcher(trn_dir, recorder.store)
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (docs/validation.md).
     recorder.refuse(check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
@@ -138,7 +102,7 @@ def cmd_validate(args: ValidateRequest) -> int:
 
     stop = StopRequest().install()
     with recorder.ended(stop):
-        _loop(args, watcher, recorder, train_run, val_dir, trials, files, device, stop, norm)
+        _loop(args, watcher, recorder, recorder.parent, val.root, trials, files, device, stop, norm, calibration)
     return 0
 
 
@@ -162,7 +126,7 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
 
 def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder, train_run: Run | None,
           val_dir: Path, trials: list, files: dict[str, str], device: Any, stop: StopRequest,
-          norm: ScoreNorm | None = None) -> None:
+          norm: ScoreNorm | None = None, calibration: CalibrationList | None = None) -> None:
     validated: set[int] = set()
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: ValidationResult | None = None
@@ -188,13 +152,13 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             name = named[0]
             named_done[name] = _mtime(snap.named[name])
             _score(args, recorder, train_id, name, snap.named[name], val_dir, trials, files, device, stop,
-                   norm, recorded.get(name), reusable)
+                   norm, recorded.get(name), reusable, calibration)
             recorder.heartbeat()
             continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
             result, scored = _score(args, recorder, train_id, epoch, snap.checkpoints[epoch], val_dir,
-                                    trials, files, device, stop, norm, recorded.get(epoch), reusable)
+                                    trials, files, device, stop, norm, recorded.get(epoch), reusable, calibration)
             validated.add(epoch)
             current = _params_or_none(val_dir) if trusted else best
             # epochs scored before are already weighed in params.yml (or picked by hand over)
@@ -239,16 +203,17 @@ def _mtime(path: Path) -> float:
 def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name: CheckpointName,
            checkpoint: Path, val_dir: Path, trials: list, files: dict[str, str], device: Any,
            stop: StopRequest, norm: ScoreNorm | None, recorded: ValidationResult | None,
-           reusable: bool) -> tuple[ValidationResult, bool]:
+           reusable: bool, calibration: CalibrationList | None = None) -> tuple[ValidationResult, bool]:
     """Score one checkpoint (or reuse its earlier figures) and record them; (result, scored)."""
-    result = reused_result(val_dir, name, checkpoint, trials, recorded, norm) if reusable else None
+    calibrated_on = None if calibration is None else calibration.name
+    result = reused_result(val_dir, name, checkpoint, trials, recorded, norm, calibrated_on) if reusable else None
     scored = result is None
     if result is not None:
         how = f"scored before, in {result.scores_path}; --rescore to embed again"
     else:
         started = time.monotonic()
         result = validate_epoch(args, checkpoint, name, val_dir, trials, files, device, stop, norm,
-                                progress=recorder.progress)
+                                progress=recorder.progress, calibration=calibration)
         how = f"{len(trials)} trials, {math.ceil(time.monotonic() - started)} s"
     recorder.validation(result, train_run_id=train_id, how=how,
                         cohort_speakers=None if norm is None else len(norm.cohort.speakers))
@@ -274,13 +239,13 @@ def write_method(val_dir: Path, method: dict[str, Any]) -> None:
 
 def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
                   recorded: ValidationResult | None = None,
-                  norm: ScoreNorm | None = None) -> ValidationResult | None:
+                  norm: ScoreNorm | None = None, calibrated_on: str | None = None) -> ValidationResult | None:
     """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
 
     Reused only when its scores file is newer than the checkpoint and scores exactly these
     trials; a validation resumed beside a resumed training run then embeds only new epochs.
     With ``norm``, and for averaged weights, only figures the database recorded complete (AS-norm
-    with the same cohort size; the last epoch averaged) are reused.
+    with the same cohort size; the last epoch averaged; a calibration on the same list) are reused.
     The figures are the ``recorded`` ones (the database's) when they are complete, else they
     are computed again from the scores file (its bootstrap takes about 2 s for 37,720 trials).
     """
@@ -297,6 +262,8 @@ def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials
                                  or complete.asnorm.cohort_size != norm.size):
             return None
         if isinstance(epoch, str) and complete is None:
+            return None
+        if calibrated_on is not None and (complete is None or complete.calibration_list != calibrated_on):
             return None
         result = complete if complete is not None else result_from_scores(epoch, *read_scores(path))
     except (OSError, ValueError, SpkembError):
@@ -322,7 +289,7 @@ def _params_or_none(val_dir: Path) -> ValidationResult | None:
 def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
                    trials: list[tuple[int, str, str]], files: dict[str, str], device: Any,
                    stop: StopRequest, norm: ScoreNorm | None = None, *,
-                   progress: Progress | None = None) -> ValidationResult:
+                   progress: Progress | None = None, calibration: CalibrationList | None = None) -> ValidationResult:
     """Embed, score, write the scores file; returns the checkpoint's result."""
     network = load_network(checkpoint, device, trust=Trust(args.db, accept_changed=args.trust_checkpoint))
     model, config, payload = network.model, network.config, network.checkpoint.payload
@@ -342,7 +309,12 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
     # the figures come from the scores as written (six decimals), so that the file alone gives
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
     result = result_from_scores(epoch, *read_scores(path), source=path, last_epoch=int(payload.get("epoch") or 0))
+    if calibration is not None:
+        from engine.validation.calibration_list import calibration_figures
+
+        result = dataclasses.replace(result, **vars(calibration_figures(val_dir, epoch, path, embeddings, calibration)))
     if norm is not None:
         result = dataclasses.replace(
             result, asnorm=asnorm_result(norm, epoch, val_dir, cohort, embeddings, trials, scores))
     return result
+

@@ -24,12 +24,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from engine.layout import TrainingDir
 from engine.records import Run
 from engine.store.importing import read_events
-from engine.store.runs import LIVE_STATUSES
+from engine.store.runs import LIVE_STATUSES, Store
 
 #: a checkpoint file must be this old (seconds) and of stable size to be trusted without a record
 SETTLE_SECONDS = 1.0
@@ -54,24 +53,21 @@ class CheckpointWatcher:
     """Look for committed end-of-epoch checkpoints of ``trn_dir`` (see module doc)."""
 
     trn_dir: Path
-    store: Any = None
+    store: Store | None = None
     _sizes: dict[int, tuple[int, float]] = field(default_factory=dict)
 
     def train_run(self) -> Run | None:
         """The newest training run recorded in the database for this TRN_DIR."""
-        if self.store is None:
-            return None
-        runs = self.store.find_runs(out_dir=self.trn_dir, kind="train")
-        return Run.from_row(runs[0]) if runs else None
+        return None if self.store is None else self.store.newest_run(out_dir=self.trn_dir, kind="train")
 
     def poll(self) -> Snapshot:
         """Look once. The status is read before the checkpoints, so that "ended" implies that
         the checkpoints returned are all the run will ever write."""
         run = self.train_run()
-        if run is not None:
+        if run is not None and self.store is not None:
             ended = run.status not in LIVE_STATUSES
-            rows = self.store.checkpoints(run.id)
-            ckpts = {int(r["epoch"]): Path(r["path"]) for r in rows if not r["partial"] and not r.get("name")}
+            ckpts = {c.epoch: Path(c.path) for c in self.store.checkpoint_records(run.id)
+                     if not c.partial and not c.name}
             snapshot = Snapshot(ckpts, ended, run, "database")
         else:
             events = TrainingDir(Path(self.trn_dir)).events

@@ -98,10 +98,21 @@ def make(root: Path, **kwargs):
     return make_app(root, now=lambda: NOW, **kwargs)
 
 
+def _holds(predicate) -> bool:
+    """``predicate()``, False while a widget it reads is not mounted yet (a rebuilt form mounts
+    its fields after the screen's state names them)."""
+    from textual.css.query import NoMatches
+
+    try:
+        return bool(predicate())
+    except NoMatches:
+        return False
+
+
 async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
     """Let the app run until ``predicate()`` is true (workers report through messages)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached within the timeout")
         await pilot.pause(0.05)

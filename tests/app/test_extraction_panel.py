@@ -28,7 +28,8 @@ def two_epochs(root: Path, db: Path) -> int:
     from engine.layout import ValidationDir
     from engine.model import build_model
     from engine.process.checkpoints import epoch_path, save_checkpoint
-    from engine.validation.selection import write_params, write_scores
+    from engine.validation.params import write_params
+    from engine.validation.score_files import write_scores
 
     exp = root / "exp"
     exp.mkdir()
@@ -58,45 +59,6 @@ def two_epochs(root: Path, db: Path) -> int:
             store.set_status(run, "completed")
     write_params(val_dir, ValidationResult(epoch=1, eer=0.2))
     return train
-
-
-@pytest.mark.slow
-async def test_extract_shows_der_then_stale_after_pick(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
-    train = two_epochs(tmp_path, db_path)
-    app = make(tmp_path, db=db_path, database=demo_corpus, refresh_interval=0.5)
-    async with app.run_test(size=(160, 48)) as pilot:
-        app.action_open_run(train)
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
-        detail = app.screen
-        await wait_for(pilot, lambda: detail.data and detail.data.validators)
-        panel = detail.query_one("#extractions")
-
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
-        dialog = app.screen
-        await wait_for(pilot, lambda: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
-        assert dialog.query_one("#diarize").value  # a diarization protocol: the check is offered, on
-        dialog.query_one("#step").value = "0.5"
-        await pilot.click("#ok")
-        await wait_for(pilot, lambda: "DER " in str(panel.render()), timeout=300)
-        text = str(panel.render())
-        assert "epoch 1" in text and "oracle speakers" in text and "stale" not in text
-
-        await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog))
-        app.screen.query_one("#epoch").value = "2"
-        await pilot.click("#ok")
-        await wait_for(pilot, lambda: "stale" in str(panel.render()), timeout=120)
-        assert "params.yml now points at epoch 2" in str(panel.render())
-        assert "press e to extract again" in str(panel.render())
-
-        epochs = detail.query_one(EpochTable)
-        row = next(i for i in range(epochs.row_count) if str(epochs.get_row_at(i)[0]).strip() == "1")
-        epochs.move_cursor(row=row)
-        await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.shown)
-        labels = [s.label for s in app.screen.query_one(DetPlot).shown]
-        assert labels[0] == "epoch 1" and "epoch 2 (picked)" in labels
 
 
 def panel_blocks(text: str) -> dict[int, list[str]]:
@@ -168,7 +130,9 @@ async def test_each_extraction_is_a_line_with_its_settings_and_every_der(tmp_pat
 @pytest.mark.slow
 async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_and_ders(
         tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
-    """The Done-when of "extractions are immutable and self-describing", through the app."""
+    """The extraction panel's one slow end-to-end test: extract with the diarization check (two paths),
+    see each DER, diarize again with another collar, pick another epoch and see them stale, then open
+    the DET view of an epoch. The Done-when of "extractions are immutable and self-describing"."""
     from tests.engine.test_apply import run_engine
 
     train = two_epochs(tmp_path, db_path)
@@ -189,10 +153,14 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
             await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
             dialog = app.screen
             await wait_for(pilot, lambda dialog=dialog: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
+            # a diarization protocol: the check is offered, on (once the dialog has handled the change)
+            await wait_for(pilot, lambda dialog=dialog: dialog.query_one("#diarize").value, timeout=30)
             dialog.query_one("#step").value = "0.5"
             dialog.query_one("#path").value = path
             await pilot.click("#ok")
             await wait_for(pilot, lambda n=n: len(ders()) == n and all(ders().values()), timeout=300)
+            text = str(panel.render())
+            assert "epoch 1" in text and "oracle speakers" in text and "stale" not in text
 
         with open_store(db_path, readonly=True) as store:
             applies = {e["mode"]: e for r in store.find_runs(kind="apply") for e in store.extractions(r["id"])}
@@ -220,3 +188,21 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
         collars = [line.rsplit("·", 1)[1].strip() for line in ders()[exact["run_id"]]]
         assert collars == ["collar 0.5 s, overlap scored", "collar 0 s, overlap scored"]
         assert len(ders()[applies["shared"]["run_id"]]) == 1
+
+        # another epoch picked: the extractions of epoch 1 are stale
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog))
+        app.screen.query_one("#epoch").value = "2"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: "stale" in str(panel.render()), timeout=120)
+        assert "params.yml now points at epoch 2" in str(panel.render())
+        assert "press e to extract again" in str(panel.render())
+
+        # the DET view of an epoch
+        epochs = detail.query_one(EpochTable)
+        row = next(i for i in range(epochs.row_count) if str(epochs.get_row_at(i)[0]).strip() == "1")
+        epochs.move_cursor(row=row)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.shown)
+        labels = [s.label for s in app.screen.query_one(DetPlot).shown]
+        assert labels[0] == "epoch 1" and "epoch 2 (picked)" in labels

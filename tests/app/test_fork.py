@@ -1,5 +1,6 @@
 """Forks in the TUI: lineage and config diff in the run detail, the margin beside the loss, and the
-epoch table's "fork from this epoch" action through the config form to the launch command."""
+epoch table's "fork from this epoch" and large-margin fork actions through the config form to the
+launch command."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from app.screens.configs import ConfigsScreen
 from app.screens.launch import LaunchScreen
+from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import LossPlot
 from engine.config import config_to_dict, parse_config, template_text
@@ -186,3 +188,91 @@ async def test_config_form_says_where_a_relative_folder_goes(workspace: Path) ->
         form.query_one("#exp-dir").value = "../elsewhere"
         await wait_for(pilot, lambda: "elsewhere" in str(resolved.render())
                        and "inside the workspace" in str(resolved.render()))
+
+
+async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_launches_it(workspace: Path) -> None:
+    """One key from the run detail: the parent's config under the large-margin template, 5 epochs, its
+    classifier kept from an epoch (averaged weights hold none), checked through the engine's parser."""
+    from engine.cli import parse_command
+    from engine.config import load_config
+    from engine.config.forks import LARGE_MARGIN_EPOCHS
+
+    parent, _, checkpoint = add_fork(workspace)
+    average = checkpoint.with_name("avg-last2.pt")
+    average.write_bytes(b"averaged weights")
+    with open_store(workspace / "runs.db") as store:
+        store.add_checkpoint(parent, Checkpoint(epoch=2, step=20, partial=False, path=average, name="avg-last2",
+                                                averaged=[1, 2]))
+    app = make(workspace)
+    async with app.run_test(size=(160, 44)) as pilot:
+        await open_run(pilot, "parent", runs=7)
+        table = app.screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        keys = [str(table.get_row_at(i)[0]) for i in range(3)]
+        table.move_cursor(row=keys.index("1"))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in form.keys)
+        await pilot.pause(0.2)
+        prefilled = {k: str(form.field(k).value) for k in (
+            "task.params.margin", "task.params.margin_scheduler", "task.params.duration", "scheduler.name",
+            "scheduler.params.initial_lr", "scheduler.params.final_lr", "architecture.name")}
+        assert prefilled == {"task.params.margin": "0.5", "task.params.margin_scheduler": "null",
+                             "task.params.duration": "3.0", "scheduler.name": "ExponentialDecrease",
+                             "scheduler.params.initial_lr": "0.0001", "scheduler.params.final_lr": "2.5e-05",
+                             "architecture.name": "SincTDNN"}  # the parent's network, unchanged
+        assert form.query_one("#exp-dir").value == "experiments/parent-lm-e1"
+        assert "large-margin fork from 1" in form.sub_title
+        await wait_for(pilot, lambda: "valid" in str(form.query_one("#status").render()))
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith("parent-lm-e1"))
+        launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
+        launch.query_one("#protocol").value = PROTOCOL
+        assert launch.query_one("#to").value == str(LARGE_MARGIN_EPOCHS) == "5"
+        assert launch.query_one("#init-classifier").value is True  # an epoch of a run without SpeedPerturb
+        train, *_ = launch.commands()
+        command, request = parse_command(train[3:])
+        assert command == "train" and request.to == 5 and request.init_classifier
+        assert request.init_from == str(checkpoint) and request.exp_dir.endswith("parent-lm-e1")
+        lm = load_config(Path(request.exp_dir) / "config.yml")
+        parent_cfg = parse_config(template_text("demo"))
+        assert (lm.task.margin, lm.task.margin_scheduler, lm.task.duration) == (0.5, None, 3.0)
+        assert (lm.scheduler.name, lm.scheduler.initial_lr, lm.scheduler.final_lr) == (
+            "ExponentialDecrease", 0.0001, 0.000025)
+        assert (lm.architecture, lm.feature_extraction, lm.optimizer) == (
+            parent_cfg.architecture, parent_cfg.feature_extraction, parent_cfg.optimizer)
+        assert lm.task.per_fold == parent_cfg.task.per_fold
+
+        # from the averaged weights: a new classifier, in a folder named after them
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        table = app.screen.query_one(EpochTable)
+        table.move_cursor(row=keys.index("avg-last2"))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in form.keys)
+        assert form.query_one("#exp-dir").value == "experiments/parent-lm-avg-last2"
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith("parent-lm-avg-last2"))
+        launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
+        launch.query_one("#protocol").value = PROTOCOL
+        assert launch.query_one("#init-classifier").value is False
+        train, *_ = launch.commands()
+        _, request = parse_command(train[3:])
+        assert request.init_from == str(average) and not request.init_classifier and request.to == 5
+
+        # and f forks averaged weights too, with the parent's config as it is
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pilot.press("f")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        form = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in form.keys)
+        assert form.query_one("#exp-dir").value == "experiments/parent-fork-avg-last2"
+        assert "fork from avg-last2" in form.sub_title

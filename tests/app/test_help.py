@@ -47,6 +47,7 @@ async def test_palette_starts_with_the_app_commands(workspace: Path) -> None:
         await pilot.press("ctrl+p")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         commands = app.screen.query_one(CommandList)
-        await wait_for(pilot, lambda: commands.option_count >= 6)
-        first = [str(commands.get_option_at_index(i).prompt).split("\n")[0] for i in range(6)]
-        assert [line.split()[0] for line in first] == ["Runs", "Configs", "Launch", "Query", "Compare", "Help"]
+        await wait_for(pilot, lambda: commands.option_count >= 7)
+        first = [str(commands.get_option_at_index(i).prompt).split("\n")[0] for i in range(7)]
+        assert [line.split()[0] for line in first] == ["Runs", "Configs", "Launch", "Query", "Compare", "Sweeps",
+                                                       "Help"]

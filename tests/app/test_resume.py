@@ -11,7 +11,6 @@ from pathlib import Path
 from app.launching import commands
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import request_of
-from engine.records import Run
 from engine.requests import TrainRequest
 from engine.store import open_store
 from tests.app.conftest import NOW, make, open_run, wait_for
@@ -79,7 +78,7 @@ def test_resume_commands_built_from_recorded_runs(workspace: Path) -> None:
         "one": add_stopped_run(workspace, "one", "cuda:1", ["engine/__main__.py", "train", "x", PROTOCOL]),
     }
     with open_store(workspace / "runs.db", readonly=True) as store:
-        runs = {name: Run.from_row(store.run(i)) for name, i in ids.items()}
+        runs = {name: store.run_record(i) for name, i in ids.items()}
     gpus = commands.resume_argv(runs["gpus"], db=workspace / "runs.db")
     assert gpus[:5] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
     assert (engine_request(gpus).device, engine_request(gpus).parallel) == ("cuda", 6)

@@ -62,6 +62,35 @@ def test_asnorm_choice_reaches_validate(tmp_path: Path) -> None:
         "test", 3, commands.ScoreNorm(50, 2))
 
 
+def test_calibration_choice_reaches_validate_and_is_offered_again(tmp_path: Path) -> None:
+    from engine.records import Run
+
+    argv = commands.validate_argv(tmp_path / "trn", VOICES, subset="test", calibration="development")
+    assert build_parser().parse_args(argv[3:]).calibration == "development"
+    assert build_parser().parse_args(commands.validate_argv(tmp_path / "trn", VOICES)[3:]).calibration is None
+    recorded = Run(id=1, kind="validate", status="completed", out_dir="v", command=["engine/__main__.py", *argv[3:]])
+    assert commands.validation_settings(recorded).calibration == "development"
+
+
+async def test_the_validate_dialog_refuses_to_calibrate_on_the_evaluated_subset(workspace: Path) -> None:
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: app.screen.data and app.screen.data.validators)
+        await pilot.press("v")
+        await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
+        dialog = app.screen
+        assert dialog.query_one("#calibration").value == ""   # the last validation calibrated on nothing
+        dialog.query_one("#subset").value = "test"
+        dialog.query_one("#calibration").value = "test"
+        await pilot.click("#ok")
+        refused = "calibrate on another subset than test"
+        await wait_for(pilot, lambda: refused in str(dialog.query_one("#error").render()))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+    assert not app.pending
+
+
 async def test_launch_offers_asnorm_validation(workspace: Path) -> None:
     (workspace / "experiments" / "aam-m0.2" / "config.yml").parent.mkdir(parents=True, exist_ok=True)
     (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")

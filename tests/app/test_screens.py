@@ -279,7 +279,7 @@ def _write_scores(val_dir: Path, epoch: int, seed: int) -> None:
     import numpy as np
 
     from engine.layout import ValidationDir
-    from engine.validation.selection import write_scores
+    from engine.validation.score_files import write_scores
 
     rng = np.random.default_rng(seed)
     val = ValidationDir(val_dir)
@@ -293,7 +293,7 @@ async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
     from app.screens.det import DetScreen
     from app.widgets.det_plots import DetPlot, ScoreHistogramPlot
     from engine.validation.metrics import equal_error_rate
-    from engine.validation.selection import read_scores
+    from engine.validation.score_files import read_scores
 
     val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
                / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")

@@ -67,6 +67,7 @@ def test_compare_screen(workspace: Path, snap_compare) -> None:
         await _runs_loaded(pilot)
         await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#diff").row_count == 1)
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#pivot").row_count == 2)
         await pilot.pause(0.3)
 
     assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=compare)

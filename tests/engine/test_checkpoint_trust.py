@@ -21,7 +21,7 @@ from engine.model import build_model
 from engine.process.checkpoints import file_sha256, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from engine.records import Checkpoint, ValidationResult
 from engine.store import EventWriter, import_events, open_store
-from engine.validation.selection import write_params
+from engine.validation.params import write_params
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine
 
@@ -222,4 +222,4 @@ def test_rows_carry_the_sha256_through_average_and_event_files(tmp_path: Path, d
         import_events(events, store)
         (run,) = store.runs()
         assert [r["sha256"] for r in store.checkpoints(run["id"])] == ["ab" * 32, None]
-        assert Checkpoint.from_row(store.checkpoints(run["id"])[0]).sha256 == "ab" * 32
+        assert store.checkpoint_records(run["id"])[0].sha256 == "ab" * 32

@@ -13,7 +13,7 @@ from scipy.stats import norm
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
 from engine.validation.det import common_edges, det_curve, load_epoch, probit, probit_ticks, score_histograms, thinned
-from engine.validation.selection import write_scores
+from engine.validation.score_files import write_scores
 
 
 def trials(seed: int = 0, n_target: int = 60, n_nontarget: int = 240) -> tuple[np.ndarray, np.ndarray]:
@@ -109,3 +109,17 @@ def test_missing_or_one_sided_score_file_names_the_fix(tmp_path: Path) -> None:
 def test_det_module_is_torch_free() -> None:
     code = "import sys, engine.validation.det; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_miss_rate_at_false_alarm_rates_against_counting():
+    from engine.validation.det import miss_at_false_alarm
+
+    scores, is_target = trials(5, n_target=300, n_nontarget=2000)
+    curve = det_curve(scores, is_target)
+    targets, nontargets = scores[is_target], scores[~is_target]
+    for rate, found in zip((0.01, 0.001), miss_at_false_alarm(curve), strict=True):
+        # the lowest threshold among the scores (and +inf) whose false alarms stay within the rate
+        threshold = min(t for t in [*sorted(set(scores.tolist())), np.inf] if np.mean(nontargets >= t) <= rate)
+        assert found == pytest.approx(np.mean(targets < threshold))
+    # 240 non-target trials cannot measure 0.1 %
+    assert miss_at_false_alarm(det_curve(*trials(0)))[1] is None

@@ -163,6 +163,26 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
         # an epoch is its number; names are for averages
         assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None
 
+    # two collars are two diarizations with their own RTTMs: the first check's are untouched, the
+    # second's are in the folder of its settings
+    first = {path: path.stat().st_ino for path in out.glob("*.rttm")}
+    assert first
+    skip = run_engine("diarize", "--collar", "0.5", "--skip-overlap", str(out), MEETINGS, database=demo_corpus)
+    assert skip.returncode == 0, skip.stderr
+    assert "(collar 0.5 s, overlap skipped" in skip.stdout
+    assert {path: path.stat().st_ino for path in out.glob("*.rttm")} == first
+    second = out / "rttm-collar0.5-skip-overlap"
+    assert sorted(p.name for p in second.glob("*.rttm")) == sorted(p.name for p in first)
+    with open_store(db_path, readonly=True) as store:
+        checks = store.diarizations(run_id=apply_run["id"])
+        assert [(c["collar"], c["skip_overlap"]) for c in checks] == [(0.5, 1), (0.0, 0)]  # newest first
+        assert checks[0]["der"] != checks[1]["der"]
+        for check, folder in zip(checks, (second, out), strict=True):
+            rttms = store.diarization_files(check["id"])
+            assert {Path(f["rttm_path"]).parent for f in rttms} == {folder.absolute()}
+            for f in rttms:
+                assert load_rttm(f["rttm_path"])[f["uri"]].labels()
+
     # again, standalone, with a collar and the threshold tuned on the development meeting
     dev = run_engine("apply", "--step", "0.5", "--subset", "development", str(val_dir), MEETINGS,
                      database=demo_corpus)
@@ -206,32 +226,5 @@ def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path,
     assert not list((val_dir / "apply").rglob("*.npy"))
 
 
-@pytest.mark.slow
-def test_two_collars_are_two_diarizations_with_their_own_rttms(tmp_path: Path, demo_corpus: Path, db_path: Path):
-    from pyannote.database.util import load_rttm
-
-    val_dir = write_model_dir(tmp_path, duration=1.0)
-    done = run_engine("apply", "--step", "0.5", "--batch", "16", "--diarize", str(val_dir), MEETINGS,
-                      database=demo_corpus)
-    assert done.returncode == 0, done.stderr
-    out = val_dir / "apply" / "7-step0.5"
-    first = {path: path.stat().st_ino for path in out.glob("*.rttm")}
-    assert first
-    again = run_engine("diarize", "--collar", "0.5", "--skip-overlap", str(out), MEETINGS, database=demo_corpus)
-    assert again.returncode == 0, again.stderr
-    assert "(collar 0.5 s, overlap skipped" in again.stdout
-    # the first check's RTTMs are untouched; the second's are in the folder of its settings
-    assert {path: path.stat().st_ino for path in out.glob("*.rttm")} == first
-    second = out / "rttm-collar0.5-skip-overlap"
-    assert sorted(p.name for p in second.glob("*.rttm")) == sorted(p.name for p in first)
-
-    with open_store(db_path, readonly=True) as store:
-        (apply_run,) = store.find_runs(kind="apply")
-        checks = store.diarizations(run_id=apply_run["id"])
-        assert [(c["collar"], c["skip_overlap"]) for c in checks] == [(0.5, 1), (0.0, 0)]  # newest first
-        assert checks[0]["der"] != checks[1]["der"]
-        for check, folder in zip(checks, (second, out), strict=True):
-            files = store.diarization_files(check["id"])
-            assert {Path(f["rttm_path"]).parent for f in files} == {folder.absolute()}
-            for f in files:
-                assert load_rttm(f["rttm_path"])[f["uri"]].labels()
+# two collars are two diarizations with their own RTTMs: in
+# test_diarize_writes_rttms_that_pyannote_reads_and_records_der

@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import StoreError
 from engine.records import AsNormFigures, Checkpoint, EpochSummary, Extraction, ValidationResult, as_args
-from engine.store import EventWriter, Store, import_events, open_store, recorder
+from engine.store import EventWriter, Store, import_events, open_store, open_writer
 
 
 def write_training(writer, trn_dir: Path, epochs: range) -> int:
@@ -94,12 +94,12 @@ def test_damaged_event_file_names_the_line(tmp_path: Path) -> None:
         (run,) = store.runs()  # the lines before the damaged one are in
         assert len(store.steps(run["id"])) == 10
 
-def test_recorder_chooses_the_writer(tmp_path: Path) -> None:
+def test_open_writer_chooses_the_writer(tmp_path: Path) -> None:
     events = tmp_path / "trn/events.jsonl"
-    rec = recorder(tmp_path / "runs.db", events_path=events)
+    rec = open_writer(tmp_path / "runs.db", events_path=events)
     assert isinstance(rec, Store)
     rec.close()
-    rec = recorder(tmp_path / "runs.db", events_path=events, events=True)
+    rec = open_writer(tmp_path / "runs.db", events_path=events, events=True)
     assert isinstance(rec, EventWriter)
     run_id = rec.create_run(kind="apply", exp_dir=None, out_dir=tmp_path, protocol="P", subset="test",
                             config=None, command=["apply"], device="cpu")
@@ -156,8 +156,7 @@ def test_typed_records_cross_an_event_file_unchanged(tmp_path: Path) -> None:
     with open_store(tmp_path / "runs.db") as store:
         assert import_events(events, store) == {"records": 4, "runs": 1}
         (run,) = store.runs()
-        named, upgraded = (ValidationResult.from_row(r) for r in sorted(store.validations(run["id"]),
-                                                                         key=lambda r: r["epoch"]))
+        named, upgraded = sorted(store.validation_results(run["id"]), key=lambda r: r.epoch or 0)
         assert named == result
         assert upgraded.asnorm == AsNormFigures(cohort_size=5, eer=0.1, mindcf_01=0.3)
         (row,) = store.extractions(run["id"])

@@ -18,12 +18,13 @@ import yaml
 from engine.config import config_from_dict, config_to_dict, parse_config
 from engine.extraction.export import export_checkpoint
 from engine.extraction.exported import read_metadata
+from engine.extraction.network import load_model
 from engine.extraction.onnx_runtime import OnnxEmbedder
+from engine.extraction.windows import ArraySignal, embed_plain, window_starts
 from engine.model import build_model
 from engine.process.checkpoints import epoch_path, file_sha256, save_checkpoint
 from engine.records import ValidationResult
-from engine.validation.embed import ArraySignal, embed_plain, load_model, window_starts
-from engine.validation.selection import write_params
+from engine.validation.params import write_params
 from tests.conftest import TINY_CONFIG
 
 SR = 16000

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.checkpoints import resume_path
+from engine.process.checkpoints import load_checkpoint, resume_path
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import start_engine, wait_for
@@ -78,6 +78,9 @@ def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
     assert stopped["status"] == "stopped", stopped
     assert stopped["reason"].startswith(f"stopped by {sig.name} at epoch 1 step"), stopped["reason"]
     assert resume_path(trn_dir).is_file()
+    (partial,) = [c for c in open_store(db, readonly=True).checkpoints(run["id"]) if c["partial"]]
+    assert load_checkpoint(Path(partial["path"]))["step"] == stopped["step"] == partial["step"] >= 2
+    assert not list((trn_dir / "weights").glob(".tmp-*"))
 
     # --resume goes on from there (with workers again), and stops again the same way
     log2 = tmp_path / "resumed.log"

@@ -7,15 +7,16 @@ import math
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.cli import parse_command
 from engine.errors import StoreError
-from engine.records import Run
 from engine.store import EventWriter, import_events, open_store
 from engine.store.db import connect
-from engine.store.migrations import migrate
+from engine.store.migrations import known_migrations, migrate
 from engine.store.runs import Store
+from engine.store.typed_reads import run_of
 from tests.engine.engine_runner import run_engine
 from tests.engine.test_runs_cli import engine
 from tests.engine.test_train import PROTOCOL, make_exp
@@ -56,7 +57,7 @@ def test_a_database_of_the_previous_release_gains_the_columns(tmp_path: Path) ->
         assert (run["seed"], run["run_group"], run["tags"], run["note"]) == (None, None, [], None)
         store.set_labels(run_id, run_group="old-setup", add_tags=["legacy"], note="from the old release")
         assert [r["id"] for r in store.runs(group="old-setup", tag="legacy")] == [run_id]
-        assert store.query("PRAGMA user_version")[1] == [(8,)]
+        assert store.query("PRAGMA user_version")[1] == [(len(known_migrations()),)]  # every later one too
         _, index = store.query("SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%run_group%'")
         assert index
 
@@ -79,9 +80,9 @@ def test_labels_recorded_at_creation_in_the_database_and_through_an_event_file(t
         val = store.create_run(kind="validate", exp_dir="e", out_dir="v", protocol="P", subset="test", config={},
                                command=["validate"], device="cpu", parent_id=direct)
         assert store.run(val)["run_group"] == "resnet34-lm"
-        record = Run.from_row(store.run_summaries()[0])
+        record = run_of(store.run_summaries()[0])
         assert record.tags == () and record.run_group == "resnet34-lm"
-        assert Run.from_row(store.run_summaries()[-1]).tags == ("baseline", "lm")
+        assert run_of(store.run_summaries()[-1]).tags == ("baseline", "lm")
 
 
 def test_train_options_parse_into_the_request() -> None:
@@ -209,3 +210,22 @@ def test_sbatch_passes_the_group_tags_and_note_on_to_train(tmp_path: Path) -> No
     script = batch_script(request)
     line = next(line for line in script.splitlines() if "--group" in line)
     assert "--group=resnet34-lm --tag=a --tag=b '--note=-x y'" in line
+
+
+def test_a_group_reads_as_mean_and_std_per_epoch(tmp_path: Path) -> None:
+    from tests.engine.seeded_groups import add_seeded_run
+
+    with open_store(tmp_path / "runs.db") as store:
+        runs = [add_seeded_run(store, tmp_path, "resnet34-lm", seed, 2.0) for seed in (0, 1, 2)]
+        add_seeded_run(store, tmp_path, "other", 0, 0.5)
+        # a newer validate run of the first seed that has scored nothing yet does not hide its figures
+        store.create_run(kind="validate", exp_dir="e", out_dir="new", protocol="P", subset="test",
+                         config=None, command=["validate"], device="cpu", parent_id=runs[0])
+        band = store.group_epochs("resnet34-lm")
+        per_run = {run: {v["epoch"]: v["eer"] for v in store.validations(train_run_id=run)} for run in runs}
+    assert [b.epoch for b in band] == [1, 2, 3]
+    for b in band:
+        eers = [per_run[run][b.epoch] for run in runs]
+        assert b.eers == tuple(eers)
+        assert b.mean == pytest.approx(sum(eers) / 3)
+        assert b.std == pytest.approx(float(np.std(eers, ddof=1)))

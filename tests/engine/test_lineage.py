@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine.records import Extraction, ValidationResult
 from engine.store import open_store
-from engine.validation.selection import write_params
+from engine.validation.params import write_params
 from tests.engine.engine_runner import run_engine
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"

@@ -73,19 +73,8 @@ def test_train_refuses_a_config_that_cannot_fit_before_recording_anything(tmp_pa
     assert not (exp / "train").exists()
 
 
-@pytest.mark.slow
-def test_resume_to_an_epoch_already_passed_is_refused(tmp_path: Path, demo_corpus: Path) -> None:
-    exp, db = tmp_path / "exp", tmp_path / "runs.db"
-    exp.mkdir()
-    (exp / "config.yml").write_text(TINY_CONFIG)
-    args = ["--parallel", "0", "--device", "cpu", "--log-every", "0", str(exp), PROTOCOL]
-    done = run_engine("train", "--to", "2", *args, db=db, database=demo_corpus)
-    assert done.returncode == 0, done.stderr
-    line = one_line_error(run_engine("train", "--resume", "--to", "1", *args, db=db, database=demo_corpus),
-                          "train")
-    assert "--to 1 is below" in line and "epoch 2 completed" in line and "--to 2 or more" in line, line
-    (run,) = open_store(db, readonly=True).runs(kind="train")
-    assert run["status"] == "completed" and run["epoch"] == 2 and run["target_epoch"] == 2
+# a resume to an epoch already passed is refused: test_train.py's
+# test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records
 
 
 def test_an_eta_of_years_is_flagged_not_counted_in_minutes() -> None:

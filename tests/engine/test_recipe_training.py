@@ -1,8 +1,9 @@
 """Real training subprocesses with the recipe's parts: margin ramp, ExponentialDecrease, SpeedPerturb,
-exact resume, and forks (--init-from)."""
+exact resume (of SincTDNN and of a ResNet34 on dithered filterbanks), and forks (--init-from)."""
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -33,6 +34,20 @@ RECIPE = (TINY_CONFIG
                    "warm_up_epoch: 1}\n"))
 
 
+def on_resnet34(text: str) -> str:
+    """``text`` with a tiny ResNet34 on 16 dithered mel bins in place of the raw waveform and SincTDNN."""
+    text = re.sub(r"feature_extraction:\n(?: {3,}.*\n)+",
+                  "feature_extraction: {name: Fbank, params: {num_mel_bins: 16, dither: 1.0}}\n", text)
+    text = re.sub(r"architecture:\n(?: {3,}.*\n)+",
+                  "architecture: {name: ResNet34, params: {m_channels: 4, embed_dim: 16}}\n", text)
+    assert "models.SincTDNN" not in text and "features.RawAudio" not in text
+    return text
+
+
+#: each network's recipe config
+NETWORKS = {"SincTDNN": RECIPE, "ResNet34": on_resnet34(RECIPE)}
+
+
 def make_exp(root: Path, name: str, text: str = RECIPE) -> Path:
     exp = root / name
     exp.mkdir(parents=True)
@@ -49,17 +64,22 @@ def train_runs(db: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: Path) -> None:
-    assert "margin_scheduler" in RECIPE and "SpeedPerturb" in RECIPE and "ExponentialDecrease" in RECIPE
-    whole, db_whole = make_exp(tmp_path, "whole"), tmp_path / "whole.db"
+@pytest.mark.parametrize("network", list(NETWORKS))
+def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: Path,
+                                                                      network: str) -> None:
+    """Bitwise: the same losses, rates, margins and weights (ResNet34: its dither and batch-norm statistics too)."""
+    text = NETWORKS[network]
+    assert "margin_scheduler" in text and "SpeedPerturb" in text and "ExponentialDecrease" in text
+    whole, db_whole = make_exp(tmp_path, "whole", text), tmp_path / "whole.db"
     done = run_engine("train", "--to", "3", *ARGS, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
     assert done.returncode == 0, done.stderr
 
-    cut, db_cut = make_exp(tmp_path, "cut"), tmp_path / "cut.db"
+    cut, db_cut = make_exp(tmp_path, "cut", text), tmp_path / "cut.db"
     proc = start_engine("train", "--to", "3", *ARGS, str(cut), PROTOCOL, db=db_cut, database=demo_corpus,
                         log=tmp_path / "cut.log")
     # stopped during epoch 2, while the margin ramps up
-    wait_for(lambda: next((r for r in train_runs(db_cut) if (r["step"] or 0) >= 7), None), what="7 steps")
+    wait_for(lambda: next((r for r in train_runs(db_cut) if (r["step"] or 0) >= 7), None), timeout=300,
+             what="7 steps")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 0, (tmp_path / "cut.log").read_text()
     assert open_store(db_cut, readonly=True).runs(kind="train")[0]["status"] == "stopped"
@@ -83,7 +103,9 @@ def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path:
     assert [s["lr"] for s in a] == pytest.approx([learning_rate(cfg.scheduler, s["step"] - 1, 5, 3) for s in a])
     one, two = load_checkpoint(weights(whole, "0003.pt")), load_checkpoint(weights(cut, "0003.pt"))
     for part in ("model", "loss"):
+        assert one[part].keys() == two[part].keys()
         assert all(torch.equal(one[part][k], two[part][k]) for k in one[part])
+    assert one["config"]["architecture"]["name"].endswith(network)
     # speed-perturbed classes: 8 demo training speakers x 3 factors, in the checkpoint's vocabulary
     speakers = one["speakers"]
     plain = [s for s in speakers if not s.startswith("sp")]

@@ -24,7 +24,8 @@ EXAMPLES: list[tuple[str, r.Request]] = [
         database="y", nodes=2, gpus_per_node=4, cpus_per_task=3, time="1:00:00", partition="gpu", output="-job.sh")),
     ("validate", r.ValidateRequest(
         trn_dir="t", protocol="P", subset="development", from_epoch=2, to=9, every=3, chronological=True,
-        whole_file=True, rescore=True, score_norm="asnorm", cohort_size=50, cohort_files=2, device="-cpu",
+        whole_file=True, rescore=True, score_norm="asnorm", cohort_size=50, cohort_files=2, calibration="train",
+        device="-cpu",
         batch=8, poll=0.5, trust_checkpoint=True, db="d", database="y")),
     ("apply", r.ApplyRequest(
         val_dir="v", protocol="P", step=0.5, subset="train", epoch="avg-top5", shared=True, runtime="onnxruntime",
@@ -40,11 +41,22 @@ EXAMPLES: list[tuple[str, r.Request]] = [
                                trust_checkpoint=True, db="d", force=True)),
     ("runs", r.RunsRequest(status="lost", kind="apply", group="g", tag="t", format="json", stale=True, db="d")),
     ("tag", r.TagRequest(run_id=3, group="", add_tag=("a", "b"), remove_tag=("c",), note="-n", db="d")),
+    ("report", r.ReportRequest(run_id=(3, 12), group=("resnet34-lm", "g"), out="-out dir", format=("csv", "html"),
+                               force=True, db="d")),
+    ("report", r.ReportRequest(group=("g",), out="o")),
     ("import", r.ImportRequest(paths=("a/events.jsonl", "-b"), db="d")),
     ("demo-data", r.DemoRequest(dir="d", speakers=12, seed=4)),
     ("demo-workspace", r.DemoRequest(dir="w", speakers=9, seed=2)),
     ("config check", r.ConfigCheckRequest(file="config.yml")),
+    ("config large-margin", r.ConfigLargeMarginRequest(parent="weights/0040.pt")),
     ("model-summary", r.ModelSummaryRequest(config="exp")),
+    ("sweep", r.SweepRequest(
+        base_config="-base", protocol="P", set=("task.params.margin=0.1,0.2", "-x=1"), seeds=3, random=2,
+        slots="cuda:0,cuda:1", epochs=5, name="s", out="o", subset="dev", val_subset="test", every=2, no_validate=True,
+        prune="none", prune_after=2, parallel=0, no_queue=True, sbatch=True, time="1:00:00", partition="gpu",
+        db="d", database="y")),
+    ("sweep", r.SweepRequest(base_config="b", protocol="P", optuna=4, space="s.yml", prune="halving")),
+    ("queue", r.QueueRequest(slots="cpu*2", poll=0.5, idle_exit=5.0, detach=True, stop=True, db="d")),
 ]
 
 

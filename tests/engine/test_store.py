@@ -36,7 +36,8 @@ EXPECTED_COLUMNS = {
     "validations": ["id", "run_id", "train_run_id", "epoch", "eer", "eer_low", "eer_high",
                     "mindcf_01", "mindcf_005", "threshold", "n_trials", "scores_path", "time",
                     "checkpoint_name", "cohort_size", "eer_asnorm", "eer_asnorm_low", "eer_asnorm_high",
-                    "mindcf_01_asnorm", "mindcf_005_asnorm", "threshold_asnorm"],
+                    "mindcf_01_asnorm", "mindcf_005_asnorm", "threshold_asnorm",
+                    "min_cllr", "cllr", "actual_dcf_01", "actual_dcf_005", "calibration_list"],
     "extractions": ["id", "run_id", "epoch", "protocol", "subset", "out_dir", "mode", "step",
                     "duration", "files", "audio_seconds", "wall_seconds", "time", "checkpoint_name",
                     "checkpoint", "checkpoint_sha256", "validate_run_id", "chosen_by"],
@@ -48,6 +49,14 @@ EXPECTED_COLUMNS = {
     "data_problems": ["id", "run_id", "path", "problem", "fatal", "time"],
     "event_imports": ["uid", "run_id", "path", "seq", "imported_at"],
     "_sqlite_migrations": ["id", "migration_set", "name", "applied_at"],
+    "sweeps": ["id", "name", "method", "base_config", "sweep_dir", "protocol", "subset", "space", "seeds", "epochs",
+               "planned", "slots", "prune", "prune_after", "run_group", "command", "script", "slurm_job_id",
+               "created_at"],
+    "sweep_trials": ["id", "sweep_id", "number", "exp_dir", "out_dir", "params", "seed", "diff", "run_id",
+                     "optuna_trial", "pruned_epoch", "prune_reason", "created_at"],
+    "queue_entries": ["run_id", "validate", "slot", "claim", "queue_id", "child_pid", "child_start", "validate_pid",
+                      "validate_start", "queued_at", "started_at", "ended_at"],
+    "queues": ["id", "host", "pid", "pid_start", "slots", "started_at", "heartbeat_at", "ended_at", "reason"],
 }
 
 
@@ -68,7 +77,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(8,)]
+        assert store.query("PRAGMA user_version")[1] == [(10,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -260,7 +269,7 @@ def test_network_filesystems_from_mounts_text(tmp_path: Path) -> None:
 
 
 def test_import_engine_store_leaves_torch_out() -> None:
-    code = ("import sys, engine.store, engine.store.report, engine.store.events; "
+    code = ("import sys, engine.store, engine.store.runs_listing, engine.store.events; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -16,6 +16,7 @@ from engine.store import open_store
 from tests import children
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import engine_env, run_engine, start_engine, torchrun_argv, wait_for
+from tests.engine.test_numbers_checked import one_line_error
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -65,47 +66,59 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_and_records_stopped(tmp_path: Path, demo_corpus: Path) -> None:
-    exp, db = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db"
-    proc = start_engine("train", "--to", "50", "--parallel", "1", "--device", "cpu", "--log-every", "0",
-                        str(exp), PROTOCOL, db=db, database=demo_corpus, log=tmp_path / "train.log")
-    run = wait_for(lambda: next((r for r in train_runs(db) if (r["step"] or 0) >= 2), None),
-                   what="two training steps")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 0, (tmp_path / "train.log").read_text()
-    store = open_store(db, readonly=True)
-    stopped = store.run(run["id"])
-    assert stopped["status"] == "stopped" and stopped["reason"].startswith("stopped by SIGTERM at epoch 1 step")
-    (partial,) = [c for c in store.checkpoints(run["id"]) if c["partial"]]
-    saved = load_checkpoint(Path(partial["path"]))
-    assert saved["step"] == stopped["step"] == partial["step"] >= 2
-    assert not list((trn_dir(exp) / "weights").glob(".tmp-*"))
-
-
-@pytest.mark.slow
-def test_resumed_run_equals_the_uninterrupted_one(tmp_path: Path, demo_corpus: Path) -> None:
+def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
+        tmp_path: Path, demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stop and resume, one test for the capability: the records of a stop (SLURM's warning, mid-epoch)
+    and of its resume, the resumed run equal to the uninterrupted one, a resume below the last
+    completed epoch refused. (A SIGTERM to the group of a run with loader workers: test_group_stop.py.)"""
     args = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
-    whole, db_whole = make_exp(tmp_path, "whole"), tmp_path / "whole.db"
+    whole, db_whole = make_exp(tmp_path, "whole", per_epoch=0.001), tmp_path / "whole.db"
     done = run_engine("train", "--to", "2", *args, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
     assert done.returncode == 0, done.stderr
+    refused = run_engine("train", "--resume", "--to", "1", *args, str(whole), PROTOCOL, db=db_whole,
+                         database=demo_corpus)
+    line = one_line_error(refused, "train")
+    assert "--to 1 is below" in line and "epoch 2 completed" in line and "--to 2 or more" in line, line
+    (run,) = open_store(db_whole, readonly=True).runs(kind="train")
+    assert run["status"] == "completed" and run["epoch"] == 2 and run["target_epoch"] == 2
 
-    cut, db_cut = make_exp(tmp_path, "cut"), tmp_path / "cut.db"
+    cut, db_cut = make_exp(tmp_path, "cut", per_epoch=0.001), tmp_path / "cut.db"
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
     proc = start_engine("train", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut, database=demo_corpus,
                         log=tmp_path / "cut.log")
-    wait_for(lambda: next((r for r in train_runs(db_cut) if (r["step"] or 0) >= 1), None), what="a step")
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=120) == 0
+    wait_for(lambda: any((r["step"] or 0) >= 2 for r in train_runs(db_cut)), what="two steps")
+    proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit
+    assert proc.wait(timeout=120) == 0, (tmp_path / "cut.log").read_text()
+    store = open_store(db_cut, readonly=True)
+    (stopped,) = store.runs(kind="train")
+    assert stopped["status"] == "stopped"
+    assert stopped["reason"] == f"stopped by SIGUSR1 at epoch 1 step {stopped['step']} (SLURM job 4242)"
+    (partial,) = [c for c in store.checkpoints(stopped["id"]) if c["partial"]]  # a mid-epoch stop
+    assert load_checkpoint(Path(partial["path"]))["step"] == stopped["step"] == partial["step"] >= 2
+    assert not list((trn_dir(cut) / "weights").glob(".tmp-*"))
+
+    monkeypatch.delenv("SLURM_JOB_ID")
     resumed = run_engine("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
                          database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
+    run = store.run(stopped["id"])
+    assert run["status"] == "completed" and run["reason"] is None and run["epoch"] == 2
+    # resume.pt is superseded by weights/0001.pt: neither its row nor its file stays
+    assert [(c["epoch"], c["partial"]) for c in store.checkpoints(run["id"])] == [
+        (0, False), (1, False), (2, False)]
+    assert not Path(partial["path"]).exists()
+    # each epoch's summary covers all its steps, before and after the stop
+    steps = store.steps(run["id"])
+    assert [s["step"] for s in steps] == list(range(1, run["step"] + 1)) and run["step"] > partial["step"]
+    for epoch in store.epochs(run["id"]):
+        losses = [s["loss"] for s in steps if s["epoch"] == epoch["epoch"]]
+        assert epoch["loss"] == pytest.approx(sum(losses) / len(losses), rel=1e-9)
 
     def losses(db: Path) -> dict[int, float]:
         store = open_store(db, readonly=True)
         return {s["step"]: s["loss"] for r in store.runs(kind="train") for s in store.steps(r["id"])}
 
     assert losses(db_cut) == pytest.approx(losses(db_whole), rel=1e-6)
-    (run,) = open_store(db_cut, readonly=True).runs(kind="train")
-    assert run["status"] == "completed" and run["epoch"] == 2
     a = load_checkpoint(trn_dir(whole) / "weights" / "0002.pt")["model"]
     b = load_checkpoint(trn_dir(cut) / "weights" / "0002.pt")["model"]
     assert a.keys() == b.keys()

@@ -58,32 +58,5 @@ def test_resume_from_step_0_keeps_the_untrained_checkpoint(tmp_path: Path, demo_
     assert sorted(c["epoch"] for c in store.checkpoints(run["id"])) == [0, 1]
 
 
-@pytest.mark.slow
-def test_stop_and_resume_leave_true_records(tmp_path: Path, demo_corpus: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    exp, db = make_exp(tmp_path, "exp", per_epoch=0.001), tmp_path / "runs.db"
-    monkeypatch.setenv("SLURM_JOB_ID", "4242")
-    proc = start_engine("train", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
-    wait_for(lambda: any((r["step"] or 0) >= 2 for r in train_runs(db)), what="two steps")
-    proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit
-    assert proc.wait(timeout=120) == 0
-    store = open_store(db, readonly=True)
-    (stopped,) = store.runs(kind="train")
-    assert stopped["status"] == "stopped"
-    assert stopped["reason"] == f"stopped by SIGUSR1 at epoch 1 step {stopped['step']} (SLURM job 4242)"
-    (partial,) = [c for c in store.checkpoints(stopped["id"]) if c["partial"]]  # a mid-epoch stop
-
-    monkeypatch.delenv("SLURM_JOB_ID")
-    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
-                         database=demo_corpus)
-    assert resumed.returncode == 0, resumed.stderr
-    run = store.run(stopped["id"])
-    assert run["status"] == "completed" and run["reason"] is None
-    # resume.pt is superseded by weights/0001.pt: neither its row nor its file stays
-    assert [(c["epoch"], c["partial"]) for c in store.checkpoints(run["id"])] == [(0, False), (1, False)]
-    assert not Path(partial["path"]).exists()
-    # the epoch's summary covers all its steps, before and after the stop
-    steps = store.steps(run["id"])
-    assert [s["step"] for s in steps] == list(range(1, run["step"] + 1)) and run["step"] > partial["step"]
-    (epoch,) = store.epochs(run["id"])
-    assert epoch["loss"] == pytest.approx(sum(s["loss"] for s in steps) / len(steps), rel=1e-9)
+# the records of a stop and of its resume: test_train.py's
+# test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records

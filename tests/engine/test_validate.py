@@ -17,15 +17,9 @@ import yaml
 from engine.layout import ValidationDir
 from engine.records import ValidationResult
 from engine.store import open_store
-from engine.validation.selection import (
-    pick_best,
-    read_params,
-    read_scores,
-    results_from_scores,
-    scores_path,
-    write_params,
-    write_scores,
-)
+from engine.validation.params import read_params, write_params
+from engine.validation.score_files import read_scores, results_from_scores, scores_path, write_scores
+from engine.validation.selection import pick_best
 from tests import children
 from tests.conftest import TINY_CONFIG
 
@@ -122,36 +116,12 @@ def test_validate_follows_checkpoints_as_they_are_committed(tmp_path: Path, demo
     assert len(scores) == 48 and is_target.any() and (~is_target).any()
     assert np.all(np.abs(scores) <= 1.0 + 1e-6)
     assert not list(val_dir.rglob(".tmp-*"))
+    second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir, demo_corpus, db_path)
 
 
-@pytest.mark.slow
-def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: Path):
-    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
-    writer = start_writer(trn_dir, db_path, [1, 2, 3, 4, 5], pause=0.0)
-    assert writer.wait(timeout=120) == 0
-    # the training run is still "running" for validate only if it says so: make it say so
-    store = open_store(db_path)
-    train = store.find_runs(kind="train")[0]
-    store.set_status(train["id"], "running")
-    validate = engine("validate", "--every", "2", "--to", "4", "--poll", "0.2", str(trn_dir), PROTOCOL,
-                      database=demo_corpus)
-    _, err = validate.communicate(timeout=300)
-    assert validate.returncode == 0, err  # stopped because epoch 4 (--to) exists, not because training ended
-    run = store.find_runs(kind="validate")[0]
-    rows = sorted(store.validations(run["id"]), key=lambda r: r["time"])
-    assert [r["epoch"] for r in rows] == [4, 2]  # newest first; 0-based multiples of --every
-
-
-@pytest.mark.slow
-def test_a_second_validation_reuses_scored_epochs_and_keeps_a_pick(tmp_path: Path, demo_corpus: Path,
-                                                                   db_path: Path):
+def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_corpus: Path, db_path: Path):
     """As after `train --resume`: epochs already scored are read back, not embedded again; only a
     new epoch with a lower EER moves params.yml off the epoch the user picked."""
-    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
-    assert start_writer(trn_dir, db_path, [1, 2, 3], pause=0.0).wait(timeout=120) == 0
-    first = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
-    _, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
     val_dir = val_dir_of(trn_dir)
     scores = {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)}
     results = {r.checkpoint: r.eer for r in results_from_scores(val_dir)}
@@ -177,6 +147,24 @@ def test_a_second_validation_reuses_scored_epochs_and_keeps_a_pick(tmp_path: Pat
     assert "scored before" not in err
     assert {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)} == scores  # same network, same scores
     assert read_params(val_dir).checkpoint == min(results, key=lambda e: (results[e], e)), err
+
+
+@pytest.mark.slow
+def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    writer = start_writer(trn_dir, db_path, [1, 2, 3, 4, 5], pause=0.0)
+    assert writer.wait(timeout=120) == 0
+    # the training run is still "running" for validate only if it says so: make it say so
+    store = open_store(db_path)
+    train = store.find_runs(kind="train")[0]
+    store.set_status(train["id"], "running")
+    validate = engine("validate", "--every", "2", "--to", "4", "--poll", "0.2", str(trn_dir), PROTOCOL,
+                      database=demo_corpus)
+    _, err = validate.communicate(timeout=300)
+    assert validate.returncode == 0, err  # stopped because epoch 4 (--to) exists, not because training ended
+    run = store.find_runs(kind="validate")[0]
+    rows = sorted(store.validations(run["id"]), key=lambda r: r["time"])
+    assert [r["epoch"] for r in rows] == [4, 2]  # newest first; 0-based multiples of --every
 
 
 def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo_corpus: Path, db_path: Path):

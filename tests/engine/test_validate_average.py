@@ -11,7 +11,8 @@ import yaml
 from engine.layout import TrainingDir
 from engine.records import Checkpoint
 from engine.store import open_store
-from engine.validation.selection import read_params, read_scores, result_from_scores
+from engine.validation.params import read_params
+from engine.validation.score_files import read_scores, result_from_scores
 from tests.engine.engine_runner import run_engine
 from tests.engine.test_average import PROTOCOL, write_epochs
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import sys
 import time
 from typing import Any
 
-from engine.console import out, say
+from engine.console import out, out_text, say, stdout_console
 from engine.errors import StoreError
 from engine.layout import PARAMS
 from engine.records.labels import decode_tags
@@ -17,7 +17,8 @@ from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
 from engine.store.runs import Store, open_store
 
-_STATUS_STYLE = {"running": "bold cyan", "indexing": "cyan", "completed": "green", "failed": "bold red",
+_STATUS_STYLE = {"queued": "dim", "running": "bold cyan",
+                 "indexing": "cyan", "completed": "green", "failed": "bold red",
                  "stopped": "yellow", "lost": "magenta"}
 
 
@@ -45,7 +46,7 @@ def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
         f"{100 * run['best_eer']:.2f}% @{run.get('best_checkpoint') or run['best_epoch']}",
         "started": _when(run["started_at"]),
         "duration": _duration(end - (run["started_at"] or end)),
-        "host:pid": f"{run['host']}:{run['pid']}", "out_dir": run["out_dir"] or "",
+        "host:pid": f"{run['host']}:{run['pid']}" if run['pid'] else "", "out_dir": run["out_dir"] or "",
         "group/tags": labels_text(run.get("run_group"), run.get("tags")),
     }
 
@@ -125,12 +126,10 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
 def _console(full_width: int) -> Any:
     """The terminal's console; into a pipe or a file (no terminal, no $COLUMNS) as wide as the whole table,
     so that nothing is dropped or folded where nobody reads at 80 columns."""
-    from rich.console import Console
-
-    console = Console()
+    console = stdout_console()
     if console.is_terminal or os.environ.get("COLUMNS"):
         return console
-    return Console(width=max(full_width, 80))
+    return stdout_console(width=max(full_width, 80))
 
 
 def _plain(markup: str) -> str:
@@ -138,10 +137,12 @@ def _plain(markup: str) -> str:
 
 
 def _print_csv(runs: list[dict[str, Any]], columns: list[str]) -> None:
-    writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for run in runs:
         writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in run.items()})
+    out_text(text.getvalue())
 
 
 def list_runs(store: Store, status: str | None = None, kind: str | None = None, *, group: str | None = None,

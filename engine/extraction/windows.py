@@ -4,6 +4,10 @@ A window is ``window`` samples starting at an integer sample offset; a file shor
 window gets a single window over the whole file (tiled up to ``model.min_samples`` when it is
 even shorter than the network needs).
 
+The core of ``apply``, which ``validate`` shares: its trial files are embedded by the exact path
+(so this module ranks below ``engine.validation``, see ``tests/test_architecture.py``); the
+network comes from :mod:`engine.extraction.network`.
+
 * **plain** -- pyannote.audio 1.x: every window through the whole network. At step 0.1
   every sample goes through the network 10 times.
 * **exact** -- the same numbers (≤ 1e-4) with what is truly window-independent computed once
@@ -37,22 +41,16 @@ its exact path is the plain one, and it has no shared path.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 
-from engine.config import Config, config_from_dict
 from engine.data.audio import audio_info, num_samples, read_crop
-from engine.model import build_model
-from engine.process.checkpoints import Loaded, Trust, fit_state, read_checkpoint
 
 MODES = ("plain", "exact", "shared")
 
@@ -93,56 +91,6 @@ class FileSignal:
 
     def read(self, start: int, n: int) -> np.ndarray:
         return read_crop(self.path, start / self.sample_rate, n / self.sample_rate, self.sample_rate)
-
-
-def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
-    """A copy of ``model`` for extraction: eval mode, on ``device``, weight norm folded in.
-
-    Weight normalisation (TDNN layers) recomputes each weight from ``g`` and ``v`` at every
-    call; folding it once gives the same weights and saves that work on every batch.
-    """
-    model = copy.deepcopy(model).to(device).eval()
-    for module in model.modules():
-        if parametrize.is_parametrized(module):
-            for name in list(module.parametrizations.keys()):
-                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-@dataclass(frozen=True)
-class Network:
-    """The network of a checkpoint ready for extraction, its resolved config, and the checkpoint read."""
-
-    model: nn.Module
-    config: Config
-    checkpoint: Loaded
-
-
-def load_network(path: str | Path, device: torch.device | str = "cpu", *, trust: Trust | None = None) -> Network:
-    """The network of a checkpoint (checked against its row by ``trust``), ready for extraction
-    (see :func:`inference_model`).
-
-    Raises
-    ------
-    CheckpointError
-        The file cannot be used (see ``read_checkpoint``), or its tensors are not those of the
-        network its config describes (the first differing one named).
-    """
-    loaded = read_checkpoint(Path(path), map_location="cpu", trust=trust)
-    config = config_from_dict(loaded.payload["config"], source=f"{path} (config)")
-    model = build_model(config)
-    fit_state(model, loaded.payload["model"], Path(path), "its weights and its config disagree (an edited or "
-              "damaged file): use another epoch, or train again")
-    model.load_state_dict(loaded.payload["model"])
-    return Network(inference_model(model, device), config, loaded)
-
-
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, Config, dict]:
-    """:func:`load_network` as (model, config, the whole checkpoint)."""
-    network = load_network(path, device)
-    return network.model, network.config, network.checkpoint.payload
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> np.ndarray:

@@ -30,7 +30,7 @@ from engine.extraction.diarize import (
     tune_threshold,
 )
 from engine.extraction.precomputed import Precomputed
-from engine.layout import ExtractionDir, diarization_folder
+from engine.layout import EXTRACTION_DIR_SHAPE, ExtractionDir, diarization_folder
 from engine.requests import ApplyRequest, DiarizeRequest
 
 
@@ -182,7 +182,7 @@ def cmd_diarize(args: DiarizeRequest) -> int:
     folder = Path(args.extraction)
     if not folder.is_dir():
         raise SpkembError(f"{folder} is not a directory: pass the folder `spkemb-engine apply` wrote "
-                          "(VAL_DIR/apply/EPOCH)")
+                          f"({EXTRACTION_DIR_SHAPE})")
     report = run_check(request_from_args(args, folder))
     for line in report.lines():
         out(line)

@@ -1,0 +1,168 @@
+"""Sweeps: every sweep, the queue process, the chosen sweep's trials and their EER against each parameter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, cast
+
+import yaml
+from textual import on, work
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from app.data.sweeps import Sweep, SweepsState, Trial, read_sweeps
+from app.data.workspace import Workspace
+from app.launching import commands
+from app.launching.children import Launcher
+from app.views.sweeps_view import SWEEP_COLUMNS, TRIAL_COLUMNS, queue_text, sweep_row, trial_row
+from app.widgets.sweep_plot import SweepPlot
+from engine.layout import ExperimentDir
+from engine.requests import QueueRequest
+
+
+class _Spkemb(Protocol):
+    """What this screen uses of the application (``app.app.SpkembApp``)."""
+
+    launcher: Launcher
+    workspace: Workspace
+    refresh_interval: float
+
+    @property
+    def db_path(self) -> Path: ...
+
+    def now(self) -> float: ...
+
+    def error(self, message: str) -> None: ...
+
+    def action_go_launch(self, exp_dir: str | None = None, init_from: str | None = None) -> None: ...
+
+
+class SweepsScreen(Screen):
+    DEFAULT_CSS = """
+    SweepsScreen #queue { height: auto; padding: 0 1; }
+    SweepsScreen #sweeps { height: auto; max-height: 10; }
+    SweepsScreen #trials { height: 1fr; min-height: 6; }
+    """
+    BINDINGS = [("escape", "app.pop_screen", "Back"), ("s", "stop_queue", "Stop queue"),
+                ("g", "start_queue", "Start queue"), ("n", "new_run", "New run of best"),
+                ("f", "fork", "Fork from best")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.state = SweepsState((), None)
+        self.chosen: int | None = None
+        #: refreshes shown so far (the tests wait on it)
+        self.shown = 0
+
+    @property
+    def spkemb(self) -> _Spkemb:
+        return cast(_Spkemb, self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("queue: …", id="queue")
+        yield DataTable(id="sweeps", cursor_type="row")
+        yield DataTable(id="trials", cursor_type="row")
+        yield SweepPlot(id="plot")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for table_id, columns in (("#sweeps", SWEEP_COLUMNS), ("#trials", TRIAL_COLUMNS)):
+            table = self.query_one(table_id, DataTable)
+            for key, header in columns:
+                table.add_column(header, key=key)
+        self.reload()
+        self.set_interval(self.spkemb.refresh_interval, self.reload)
+
+    @work(thread=True, exclusive=True, group="sweeps")
+    def reload(self) -> None:
+        state = read_sweeps(self.spkemb.db_path)
+        self.app.call_from_thread(self._show, state)
+
+    def _show(self, state: SweepsState) -> None:
+        self.state = state
+        self.query_one("#queue", Static).update(queue_text(state.queue, self.spkemb.now()))
+        table = self.query_one("#sweeps", DataTable)
+        table.clear()
+        for sweep in state.sweeps:
+            row = sweep_row(sweep)
+            table.add_row(*(row[k] for k, _ in SWEEP_COLUMNS), key=str(sweep.id))
+        if state.sweeps and self.chosen not in {s.id for s in state.sweeps}:
+            self.chosen = state.sweeps[0].id
+        if self.chosen is not None:
+            index = next((i for i, s in enumerate(state.sweeps) if s.id == self.chosen), 0)
+            table.move_cursor(row=index)
+        self._show_trials()
+        self.shown += 1
+
+    @on(DataTable.RowHighlighted, "#sweeps")
+    def _chosen(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value is not None and int(event.row_key.value) != self.chosen:
+            self.chosen = int(event.row_key.value)
+            self._show_trials()
+
+    def sweep(self) -> Sweep | None:
+        return next((s for s in self.state.sweeps if s.id == self.chosen), None)
+
+    def _show_trials(self) -> None:
+        sweep = self.sweep()
+        table = self.query_one("#trials", DataTable)
+        table.clear()
+        for trial in sweep.trials if sweep else ():
+            row = trial_row(trial)
+            table.add_row(*(row[k] for k, _ in TRIAL_COLUMNS), key=str(trial.number))
+        self.query_one(SweepPlot).set_sweep(sweep)
+
+    # -- the queue process -------------------------------------------------------------------
+    def action_stop_queue(self) -> None:
+        queue = self.state.queue
+        if queue is None:
+            self.app.notify("No queue is running.", severity="warning")
+            return
+        why = self.spkemb.launcher.stop_pid(queue.pid, queue.pid_start, queue.host)
+        if why:
+            self.spkemb.error(f"cannot stop the queue: {why}")
+        else:
+            self.app.notify(f"asked the queue (pid {queue.pid}) to stop; the runs it started go on")
+
+    def action_start_queue(self) -> None:
+        from engine.sweeps.queue import log_path
+
+        if self.state.queue is not None:
+            self.app.notify(f"The queue runs already (pid {self.state.queue.pid}).")
+            return
+        sweep = self.sweep()
+        request = QueueRequest(slots=sweep.slots if sweep else "cpu", db=str(self.spkemb.db_path))
+        pid = self.spkemb.launcher.launch(commands.request_argv(request), log_path(self.spkemb.db_path))
+        self.app.notify(f"started the queue (pid {pid}, slots {request.slots})")
+
+    # -- the best trial -----------------------------------------------------------------------
+    def _best(self) -> Trial | None:
+        sweep = self.sweep()
+        best = sweep.best() if sweep else None
+        if best is None:
+            self.app.notify("No trial of this sweep has been validated yet.", severity="warning")
+        return best
+
+    def action_new_run(self) -> None:
+        best = self._best()
+        if best is not None:
+            self.spkemb.action_go_launch(best.exp_dir)
+
+    def action_fork(self) -> None:
+        from app.data.experiments import fork_folder
+        from app.data.forks import ForkPlan
+        from app.screens.configs import ConfigsScreen
+
+        best = self._best()
+        if best is None:
+            return
+        checkpoint = best.best_checkpoint()
+        if checkpoint is None or best.best_epoch is None or not checkpoint.is_file():
+            self.app.notify(f"trial {best.number} has no checkpoint file of its best epoch.", severity="warning")
+            return
+        config = yaml.safe_load(ExperimentDir(Path(best.exp_dir)).config.read_text(encoding="utf-8"))
+        folder = fork_folder(self.spkemb.workspace.root, Path(best.exp_dir), best.best_epoch)
+        self.app.push_screen(ConfigsScreen(fork=ForkPlan(config, folder, str(checkpoint),
+                                                         f"fork of trial {best.number}, epoch {best.best_epoch}")))

@@ -1,0 +1,129 @@
+"""``spkemb-engine report``: the comparison of runs and groups as files a paper or a lab page uses.
+
+Into ``--out`` it writes the pivot (``engine.compare.pivot``) as ``pivot.tex`` (booktabs),
+``pivot.csv`` and ``pivot.md``; the figures (``engine.compare.figures``) as PNG, SVG and PDF; and
+``report.html``, one self-contained page holding the table and every figure (SVG inlined as
+``data:`` URIs: it opens anywhere, mailed or copied alone).
+
+It writes only under ``--out`` and only its own files, each atomically. A folder that exists and
+holds anything is refused unless ``--force`` (then the report's files are replaced and every other
+file is kept), so that a report is never mixed by accident into a folder of something else.
+Everything is checked (the database, the runs and groups, the folder) before the first file is
+written. matplotlib is imported here (through ``figures``), never by the TUI at start-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+from engine.atomic import atomic_write
+from engine.compare import tables
+from engine.compare.pivot import Pivot, build_pivot
+from engine.console import out
+from engine.errors import FileAccessError, StoreError
+from engine.requests import ReportRequest
+from engine.store.db import default_db_path, read_only_reason
+from engine.store.runs import open_store
+
+#: what ``--format`` may name; all of them by default
+FORMATS = ("latex", "csv", "markdown", "png", "svg", "pdf", "html")
+TABLE_FILES = {"latex": "pivot.tex", "csv": "pivot.csv", "markdown": "pivot.md"}
+HTML_FILE = "report.html"
+FIGURE_FORMATS = ("png", "svg", "pdf")
+
+
+def cmd_report(args: ReportRequest) -> int:
+    """``spkemb-engine report [RUN_ID ...] [--group G ...] --out DIR [--format F ...] [--force]``."""
+    db = default_db_path(args.db)
+    if not db.exists():
+        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    folder = Path(args.out)
+    _check_folder(folder, force=args.force)
+    formats = tuple(dict.fromkeys(args.format or FORMATS))
+    with open_store(db, readonly=read_only_reason(db) is not None) as store:
+        pivot = build_pivot(store, list(args.run_id), list(args.group or ()), curves=True)
+    written = write_report(pivot, folder, formats, source=str(db))
+    for path in written:
+        out(str(path))
+    out(f"report: {len(pivot.systems)} system(s), {len(pivot.cells)} row(s), {len(written)} file(s) in {folder}")
+    return 0
+
+
+def _check_folder(folder: Path, *, force: bool) -> None:
+    """Refuse, before any work, a folder the report cannot or should not write into."""
+    if folder.exists() and not folder.is_dir():
+        raise FileAccessError(f"--out {folder} is a file: name a folder (it is created if missing)")
+    if folder.is_dir():
+        if any(folder.iterdir()) and not force:
+            raise FileAccessError(f"--out {folder} exists and is not empty: name a new folder, or pass --force "
+                                  "to replace the report's files there (other files are kept)")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise FileAccessError(f"--out {folder} cannot be written: pick a folder you may write")
+        return
+    parent = folder.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise FileAccessError(f"--out {folder}: {parent} cannot be written, so the folder cannot be made there; "
+                              "pick a folder you may write")
+
+
+def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source: str = "") -> list[Path]:
+    """Write the formats asked for into ``folder`` (made if missing); returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [_write(folder / name, _table(pivot, fmt, source).encode())
+               for fmt, name in TABLE_FILES.items() if fmt in formats]
+    if not {"png", "svg", "pdf", "html"} & set(formats):
+        return written
+    from engine.compare.figures import draw_all
+
+    inlined = []
+    for figure in draw_all(pivot):
+        for fmt in FIGURE_FORMATS:
+            if fmt in formats or (fmt == "svg" and "html" in formats):
+                data = figure.render(fmt)
+                if fmt in formats:
+                    written.append(_write(folder / f"{figure.stem}.{fmt}", data))
+                if fmt == "svg":
+                    inlined.append((figure.stem, figure.caption, data))
+    if "html" in formats:
+        written.append(_write(folder / HTML_FILE, html_page(pivot, inlined, source).encode()))
+    return written
+
+
+def _table(pivot: Pivot, fmt: str, source: str) -> str:
+    if fmt == "latex":
+        return tables.to_latex(pivot, caption=f"spkemb-engine report of {source}")
+    return tables.to_csv(pivot) if fmt == "csv" else tables.to_markdown(pivot)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data), mode="wb")
+
+
+_STYLE = """body { font-family: system-ui, sans-serif; max-width: 60em; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ccc; }
+thead th { border-bottom: 2px solid #222; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 2em 0; } figure img { max-width: 100%; } figcaption { color: #555; }"""
+
+
+def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str) -> str:
+    """One page, self-contained: the table and each figure (SVG as a ``data:`` URI), nothing fetched."""
+    systems = "".join(f"<li>{html.escape(s.label)}{' — ' + html.escape(s.network) if s.network else ''}</li>"
+                      for s in pivot.systems)
+    shown = "".join(
+        f'<figure id="fig-{html.escape(stem)}"><img alt="{html.escape(caption)}" '
+        f'src="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>\n" for stem, caption, svg in figures)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
+            f"<title>spkemb report</title>\n<style>\n{_STYLE}\n</style></head>\n<body>\n"
+            f"<h1>spkemb report</h1>\n<p>Runs database: <code>{html.escape(source)}</code></p>\n"
+            f"<h2>Systems</h2>\n<ul>{systems}</ul>\n<h2>Results</h2>\n{tables.to_html(pivot)}"
+            "<p>EER and DER in %; a group reads mean ± sample standard deviation over its runs; "
+            "— : not recorded.</p>\n"
+            f"<h2>Figures</h2>\n{shown}</body>\n</html>\n")

@@ -1,0 +1,88 @@
+"""The comparison table as a paper or a spreadsheet takes it: LaTeX (booktabs), CSV and Markdown.
+
+CSV keeps every column and the figures as the database holds them (fractions, full precision;
+``*_std`` beside each for a group), so that a script reads the same numbers. LaTeX and Markdown
+show them as a table does (EER and DER in %, ``mean ± std``) and leave out a figure's column where
+no system has one (a database without calibration has no Cllr to show).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from engine.compare.pivot import COLUMNS, LABEL_COLUMNS, METRIC_COLUMNS, Column, Pivot, PivotCell, Stat, cell_text
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def csv_header() -> list[str]:
+    """The CSV's columns: the labels, then each figure and its standard deviation over a group."""
+    return [c.key for c in LABEL_COLUMNS] + [name for c in METRIC_COLUMNS for name in (c.key, f"{c.key}_std")]
+
+
+def to_csv(pivot: Pivot) -> str:
+    """One line per cell; a figure not recorded is an empty field."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(csv_header())
+    for cell in pivot.cells:
+        row: list[object] = [cell_text(cell, c) for c in LABEL_COLUMNS]
+        for column in METRIC_COLUMNS:
+            stat: Stat | None = getattr(cell, column.key)
+            row += ["", ""] if stat is None else [repr(stat.mean), "" if stat.std is None else repr(stat.std)]
+        writer.writerow(row)
+    return text.getvalue()
+
+
+def shown_columns(pivot: Pivot) -> list[Column]:
+    """The label columns, and each figure's column where some cell has that figure."""
+    return [c for c in COLUMNS if not c.figure or any(getattr(cell, c.key) is not None for cell in pivot.cells)]
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _latex_cell(cell: PivotCell, column: Column) -> str:
+    """A cell in LaTeX: ``mean $\\pm$ std``, an em dash (``---``) where nothing was recorded."""
+    text = cell_text(cell, column, missing="\x01", pm="\x00")
+    return latex_escape(text).replace("\x00", r" $\pm$ ").replace("\x01", "---")
+
+
+def to_latex(pivot: Pivot, caption: str = "") -> str:
+    """A booktabs ``tabular`` (``\\usepackage{booktabs}``), to ``\\input`` into a table float."""
+    columns = shown_columns(pivot)
+    spec = "".join("r" if c.figure or c.key == "runs" else "l" for c in columns)
+    lines = [f"% {latex_escape(caption)}" if caption else "% spkemb-engine report",
+             f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join(latex_escape(c.title) for c in columns) + r" \\", r"\midrule"]
+    for cell in pivot.cells:
+        lines.append(" & ".join(_latex_cell(cell, c) for c in columns) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def to_markdown(pivot: Pivot) -> str:
+    """A GitHub/MkDocs pipe table."""
+    columns = shown_columns(pivot)
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(text.replace("|", "\\|") for text in cells) + " |"
+
+    lines = [line([c.title for c in columns]),
+             "| " + " | ".join("---:" if c.figure or c.key == "runs" else "---" for c in columns) + " |"]
+    lines += [line([cell_text(cell, c) for c in columns]) for cell in pivot.cells]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(pivot: Pivot) -> str:
+    """An HTML ``<table>`` (the report page's)."""
+    from html import escape
+
+    columns = shown_columns(pivot)
+    head = "".join(f"<th>{escape(c.title)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td class=\"{'num' if c.figure else 'text'}\">{escape(cell_text(cell, c))}</td>"
+                                    for c in columns) + "</tr>\n" for cell in pivot.cells)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"

@@ -1,0 +1,177 @@
+"""The reads behind a comparison (``engine.compare.pivot``, ``spkemb-engine report``): for each compared
+run, the validation it shows on each trial list, its diarization checks and, for the report's
+figures, its loss and EER against epoch.
+
+A training run is scored on a trial list (``PROTOCOL.SUBSET``) by its validate runs of that list;
+the newest one that scored something speaks for it, at the checkpoint it picked (``params.yml``:
+``runs.best_epoch``/``best_checkpoint``), else at its lowest EER. A validate run with no training
+run in the database (a copied TRN_DIR) is compared by itself.
+
+The figures of a calibrated back-end (``cllr``, ``min_cllr``, ``actual_dcf_01``,
+``actual_dcf_005``) are read when the database has those columns: ``SELECT *`` brings whatever a
+release recorded, and a figure the file does not hold reads as None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import StoreError
+from engine.store.reads import StoreReads
+
+#: the ``validations`` columns a comparison shows (beside the epoch and the scores file)
+FIGURE_COLUMNS = ("eer", "mindcf_01", "mindcf_005", "eer_asnorm", "mindcf_01_asnorm", "mindcf_005_asnorm",
+                  "cllr", "min_cllr", "actual_dcf_01", "actual_dcf_005")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoredList:
+    """The validation of one run on one trial list that a comparison shows."""
+
+    protocol: str
+    subset: str
+    validate_run_id: int
+    epoch: int
+    #: averaged weights' name (``avg-top5``), None for an epoch
+    checkpoint_name: str | None
+    #: the validations columns of ``FIGURE_COLUMNS``, None where not recorded
+    figures: Mapping[str, float | None]
+    scores_path: str | None
+    #: (epoch, EER) of every epoch this validate run scored, for the EER plot
+    eer_by_epoch: tuple[tuple[int, float], ...] = ()
+
+    @property
+    def trials(self) -> str:
+        return f"{self.protocol}.{self.subset}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiarizedList:
+    """The diarization error rate of one run's embeddings on one protocol subset."""
+
+    protocol: str
+    subset: str
+    der: float
+    collar: float
+    skip_overlap: bool
+    num_speakers: str
+
+    @property
+    def trials(self) -> str:
+        return f"{self.protocol}.{self.subset}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ComparedRun:
+    """One run as a comparison sees it."""
+
+    id: int
+    kind: str
+    name: str | None
+    run_group: str | None
+    seed: int | None
+    #: what its config names, for ``engine.config.networks.network_name``
+    architecture: str | None
+    front_end: str | None
+    scored: tuple[ScoredList, ...]
+    diarized: tuple[DiarizedList, ...]
+    #: (epoch, mean training loss) of each epoch, for the loss plot (read with ``curves=True``)
+    loss_by_epoch: tuple[tuple[int, float], ...] = ()
+
+
+_RUN_COLUMNS = ("SELECT id, kind, name, parent_id, protocol, subset, run_group, seed, best_epoch, best_checkpoint, "
+                "CASE WHEN json_valid(config) THEN json_extract(config, '$.architecture.name') END AS architecture, "
+                "CASE WHEN json_valid(config) THEN json_extract(config, '$.feature_extraction.name') END "
+                "AS front_end FROM runs")
+
+
+def compared_runs(store: StoreReads, run_ids: Iterable[int], *, curves: bool = False) -> list[ComparedRun]:
+    """The runs ``run_ids`` (training or validate runs), in that order.
+
+    Raises
+    ------
+    StoreError
+        A run is not in the database, or is an apply run (it has no figures of its own).
+    """
+    out = []
+    for run_id in run_ids:
+        rows = store._read(f"{_RUN_COLUMNS} WHERE id = ?", (run_id,))
+        if not rows:
+            raise StoreError(f"no run {run_id} in the runs database: `spkemb-engine runs` lists the run ids")
+        run = rows[0]
+        if run["kind"] == "apply":
+            raise StoreError(f"run {run_id} is an apply run, which has no figures of its own: compare the "
+                             f"run it extracted from ({run['parent_id']}) or its training run instead")
+        out.append(_compared(store, run, curves))
+    return out
+
+
+def group_run_ids(store: StoreReads, group: str) -> list[int]:
+    """The runs of ``group`` a comparison averages: its training runs, and its validate runs that
+    have no training run (their parent's group is the group of the others)."""
+    rows = store._read("SELECT id FROM runs WHERE run_group = ? AND (kind = 'train' OR "
+                       "(kind = 'validate' AND parent_id IS NULL)) ORDER BY id", (group,))
+    return [int(r["id"]) for r in rows]
+
+
+def _compared(store: StoreReads, run: dict[str, Any], curves: bool) -> ComparedRun:
+    if run["kind"] == "train":
+        validators = store._read(f"{_RUN_COLUMNS} WHERE parent_id = ? AND kind = 'validate' ORDER BY id DESC",
+                                 (run["id"],))
+    else:
+        validators = [run]
+    scored: dict[str, ScoredList] = {}
+    for validator in validators:  # newest first: the newest validation of a list speaks for it
+        key = f"{validator['protocol']}.{validator['subset']}"
+        if key in scored:
+            continue
+        found = _scored(store, validator, curves)
+        if found is not None:
+            scored[key] = found
+    loss: tuple[tuple[int, float], ...] = ()
+    if curves and run["kind"] == "train":
+        loss = tuple((int(r["epoch"]), float(r["loss"])) for r in store._read(
+            "SELECT epoch, loss FROM train_epochs WHERE run_id = ? AND loss IS NOT NULL ORDER BY epoch",
+            (run["id"],)))
+    return ComparedRun(id=int(run["id"]), kind=run["kind"], name=run["name"], run_group=run["run_group"],
+                       seed=run["seed"], architecture=run["architecture"], front_end=run["front_end"],
+                       scored=tuple(sorted(scored.values(), key=lambda s: s.trials)),
+                       diarized=_diarized(store, [int(run["id"])] + [int(v["id"]) for v in validators]),
+                       loss_by_epoch=loss)
+
+
+def _scored(store: StoreReads, validator: dict[str, Any], curves: bool) -> ScoredList | None:
+    rows = store._read("SELECT * FROM validations WHERE run_id = ? AND eer IS NOT NULL ORDER BY epoch, id",
+                       (validator["id"],))
+    if not rows:
+        return None
+    picked = [r for r in rows if r["epoch"] == validator["best_epoch"]
+              and r.get("checkpoint_name") == validator["best_checkpoint"]]
+    row = picked[-1] if picked else min(rows, key=lambda r: (r["eer"], r["epoch"]))
+    by_epoch = tuple((int(r["epoch"]), float(r["eer"])) for r in rows if r.get("checkpoint_name") is None)
+    return ScoredList(protocol=validator["protocol"] or "", subset=validator["subset"] or "",
+                      validate_run_id=int(validator["id"]), epoch=int(row["epoch"]),
+                      checkpoint_name=row.get("checkpoint_name"),
+                      figures={c: None if row.get(c) is None else float(row[c]) for c in FIGURE_COLUMNS},
+                      scores_path=row.get("scores_path"), eer_by_epoch=by_epoch if curves else ())
+
+
+def _diarized(store: StoreReads, parents: list[int]) -> tuple[DiarizedList, ...]:
+    """The diarization checks of the apply runs under ``parents``: the newest of each protocol subset,
+    of the default setting (collar 0, overlap scored, oracle number of speakers) when there is one."""
+    marks = ", ".join("?" * len(parents))
+    rows = store._read(f"SELECT d.* FROM diarizations AS d JOIN runs AS a ON a.id = d.run_id "
+                       f"WHERE a.parent_id IN ({marks}) ORDER BY d.id DESC", tuple(parents))
+    chosen: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["protocol"] or "", row["subset"] or "")
+        default = (row["collar"] or 0) == 0 and not row["skip_overlap"] and row["num_speakers"] == "oracle"
+        held = chosen.get(key)
+        if held is None or (default and not ((held["collar"] or 0) == 0 and not held["skip_overlap"]
+                                             and held["num_speakers"] == "oracle")):
+            chosen[key] = row
+    return tuple(DiarizedList(protocol=p, subset=s, der=float(r["der"]), collar=float(r["collar"] or 0),
+                              skip_overlap=bool(r["skip_overlap"]), num_speakers=str(r["num_speakers"]))
+                 for (p, s), r in sorted(chosen.items()))

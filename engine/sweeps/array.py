@@ -1,0 +1,85 @@
+"""``sweep --sbatch``: one SLURM array job whose task i trains trial i under ``srun torchrun``.
+
+The same database rules as ``spkemb-engine sbatch``: ``--db`` and ``--database`` passed resolved (the
+engine writes an event file instead when the database is on a network filesystem; ``import`` brings
+it in). Each task validates its trial beside training, on the same node. The array's ``%K`` is the
+number of ``--slots``: how many trials run at once. Pruning needs the queue, which sees the
+validations as they come; an array's trials are not pruned.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from engine.cli import to_argv
+from engine.console import say
+from engine.errors import SpkembError
+from engine.store import Store
+from engine.sweeps.trials import SweepPlan, train_request, validate_request
+
+
+def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
+    """The text of the array job for the plan's recorded trials."""
+    trials = store.sweep_trials(plan.sweep_id)
+    if not trials:
+        raise SpkembError("the sweep has no trial to submit")
+    r = plan.request
+    directives = [f"--job-name=spkemb-{plan.name}", f"--array=0-{len(trials) - 1}%{max(1, parallel)}",
+                  "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--time={r.time}",
+                  f"--output={plan.folder.root}/slurm-%A_%a.out"]
+    if r.partition:
+        directives.append(f"--partition={r.partition}")
+    header = "\n".join(f"#SBATCH {d}" for d in directives)
+    trains, validates = [], []
+    for t in trials:
+        exp = Path(t["exp_dir"])
+        train = train_request(plan, exp, t["seed"])
+        trains.append(shlex.join(to_argv(train)[1:]))
+        validate = validate_request(plan, exp)
+        validates.append("" if validate is None else shlex.join(to_argv(validate)[1:]))
+    cases_train = "\n".join(f"    {i}) train_args=({a}) ;;" for i, a in enumerate(trains))
+    cases_validate = "\n".join(f"    {i}) validate_args=({a}) ;;" for i, a in enumerate(validates))
+    return f"""#!/bin/bash
+{header}
+# Written by `spkemb-engine sweep --sbatch` (sweep {plan.name}). Submit with: sbatch THIS_FILE
+set -euo pipefail
+task="${{SLURM_ARRAY_TASK_ID:?run me with sbatch: SLURM sets SLURM_ARRAY_TASK_ID}}"
+case "$task" in
+{cases_train}
+    *) echo "no trial $task in this sweep" >&2; exit 2 ;;
+esac
+validate_args=()
+case "$task" in
+{cases_validate}
+esac
+if (( ${{#validate_args[@]}} )); then
+    # a step of its own beside training, sharing the task's GPU
+    srun --overlap --ntasks=1 python -m engine validate --device cuda "${{validate_args[@]}}" &
+fi
+srun --kill-on-bad-exit=1 torchrun --standalone --nproc_per_node=1 -m engine train --device cuda "${{train_args[@]}}"
+wait
+"""
+
+
+def submit_array(store: Store, plan: SweepPlan, *, parallel: int) -> str | None:
+    """Write the array script into the sweep's folder and submit it with ``sbatch`` when there is one;
+    returns the job id (None when not submitted)."""
+    script = plan.folder.script
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(array_script(store, plan, parallel=parallel))
+    script.chmod(0o755)
+    job = None
+    if shutil.which("sbatch") is None:
+        say(f"wrote {script}; submit it with: sbatch {script}")
+    else:
+        done = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SpkembError(f"sbatch refused {script}: {done.stderr.strip() or done.stdout.strip()}; fix it and "
+                              f"submit it again with: sbatch {script}")
+        job = done.stdout.strip().split(";")[0] or None
+        say(f"submitted {script} as SLURM job {job}")
+    store.set_sweep_script(plan.sweep_id, script=str(script), slurm_job_id=job)
+    return job

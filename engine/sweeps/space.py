@@ -1,0 +1,85 @@
+"""What a sweep tries: the grid of ``--set KEY=V1,V2`` (times ``--seeds``), a random draw from it, or
+the ranges of an Optuna ``--space`` file."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.config.overrides import parse_value, split_values
+from engine.errors import SpkembError
+
+
+@dataclass(frozen=True)
+class Point:
+    """One trial's values: ``{dotted key: value}`` and its seed."""
+
+    params: dict[str, Any]
+    seed: int
+
+
+def parse_grid(sets: Sequence[str]) -> dict[str, list[Any]]:
+    """``["task.params.margin=0.1,0.2"]`` -> ``{"task.params.margin": [0.1, 0.2]}``, keys in order."""
+    grid: dict[str, list[Any]] = {}
+    for text in sets:
+        key, sep, values = text.partition("=")
+        key = key.strip()
+        if not sep or not key or not split_values(values):
+            raise SpkembError(f"--set {text!r}: write KEY=V1,V2 (e.g. task.params.margin=0.1,0.2)")
+        if key in grid:
+            raise SpkembError(f"--set names {key} twice: give all its values in one --set {key}=V1,V2")
+        grid[key] = [parse_value(v) for v in split_values(values)]
+    return grid
+
+
+def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = None) -> list[Point]:
+    """Every combination of the grid's values, each with seeds 0 .. seeds-1 (or ``sample`` of them,
+    drawn the same way each time)."""
+    keys = list(grid)
+    points = [Point(dict(zip(keys, values, strict=True)), seed)
+              for values in itertools.product(*(grid[k] for k in keys)) for seed in range(seeds)]
+    if sample is not None and sample < len(points):
+        chosen = sorted(random.Random(0).sample(range(len(points)), sample))
+        points = [points[i] for i in chosen]
+    return points
+
+
+@dataclass(frozen=True)
+class Range:
+    """One key of an Optuna search space: numbers from ``low`` to ``high`` (``log``: on a log scale;
+    whole numbers when both are), or one of ``choices``."""
+
+    key: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple[Any, ...] = ()
+
+
+def read_space(path: str | Path) -> list[Range]:
+    """The ``--space`` file: ``KEY: {low: A, high: B[, log: true]}`` or ``KEY: {choices: [...]}``."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise SpkembError(f"--space {path}: cannot be read as YAML ({e})") from e
+    if not isinstance(data, dict) or not data:
+        raise SpkembError(f"--space {path}: expected a mapping of config keys, e.g. "
+                          "task.params.margin: {low: 0.1, high: 0.4}")
+    ranges = []
+    for key, spec in data.items():
+        if isinstance(spec, dict) and isinstance(spec.get("choices"), list) and spec["choices"]:
+            ranges.append(Range(str(key), choices=tuple(spec["choices"])))
+            continue
+        low, high = (spec.get("low"), spec.get("high")) if isinstance(spec, dict) else (None, None)
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+        if not numbers or low >= high or (spec.get("log") and low <= 0):  # type: ignore[operator]
+            raise SpkembError(f"--space {path}: {key}: give {{low: A, high: B}} with A < B (A > 0 with log: true), "
+                              "or {choices: [V1, V2]}")
+        ranges.append(Range(str(key), low=low, high=high, log=bool(spec.get("log"))))
+    return ranges

@@ -1,0 +1,95 @@
+"""``spkemb-engine sweep``: record a sweep's trials (queued runs of one group) and start the queue,
+or write (and submit) one SLURM array job that runs them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from engine.cli import to_argv
+from engine.config import config_to_dict, load_config
+from engine.config.overrides import set_keys
+from engine.console import say
+from engine.errors import SpkembError
+from engine.layout import CONFIG, SweepDir
+from engine.requests import SweepRequest
+from engine.store import Store, default_db_path, open_store
+from engine.sweeps.slots import parse_slots
+from engine.sweeps.space import grid_points, parse_grid, read_space
+from engine.sweeps.trials import SweepPlan, add_trial
+
+
+def _base_config(text: str) -> Path:
+    path = Path(text).expanduser()
+    if path.is_dir():
+        path = path / CONFIG
+    if not path.is_file():
+        raise SpkembError(f"{path}: no such config file; give a {CONFIG} or an experiment folder holding one")
+    return path.resolve()
+
+
+def _name(request: SweepRequest, base: Path, store: Store) -> str:
+    taken = {s["name"] for s in store.sweeps()}
+    if request.name in taken:
+        raise SpkembError(f"a sweep named {request.name} exists already in {store.path}: give another --name")
+    if request.name:
+        return request.name
+    stem = base.parent.name or "sweep"
+    number = 1
+    while f"{stem}-sweep{number}" in taken or SweepDir.beside(base.parent, f"{stem}-sweep{number}").root.exists():
+        number += 1
+    return f"{stem}-sweep{number}"
+
+
+def cmd_sweep(args: SweepRequest) -> int:
+    base_path = _base_config(args.base_config)
+    base = config_to_dict(load_config(base_path))
+    slots = parse_slots(args.slots)
+    ranges = read_space(args.space) if args.space else []
+    points = [] if args.optuna is not None else grid_points(parse_grid(args.set or ()), args.seeds, args.random)
+    for point in points:  # every trial's values checked before anything is written
+        set_keys(base, point.params)
+    for r in ranges:  # each searched key with a value of its range
+        set_keys(base, {r.key: r.choices[0] if r.choices else r.low})
+    db = str(default_db_path(args.db).resolve())
+    with open_store(db) as store:
+        name = _name(args, base_path, store)
+        out = Path(args.out).expanduser().resolve() if args.out else None
+        folder = SweepDir(out) if out else SweepDir.beside(base_path.parent, name)
+        if folder.root.exists() and any(folder.root.iterdir()):
+            raise SpkembError(f"{folder.root} is not empty: give the sweep another --name or --out")
+        method = "optuna" if args.optuna is not None else "random" if args.random is not None else "grid"
+        space = {r.key: {"low": r.low, "high": r.high, "log": r.log, "choices": list(r.choices)} for r in ranges} \
+            if ranges else parse_grid(args.set or ())
+        planned = args.optuna if args.optuna is not None else len(points)
+        prune = "none" if args.no_validate else args.prune
+        sweep_id = store.create_sweep(name=name, method=method, base_config=str(base_path), sweep_dir=str(folder.root),
+                                      protocol=args.protocol, subset=args.subset, space=space, seeds=args.seeds,
+                                      epochs=args.epochs, planned=planned, slots=args.slots, prune=prune,
+                                      prune_after=args.prune_after, run_group=name,
+                                      command=to_argv(dataclasses.replace(args, name=name, db=db)))
+        plan = SweepPlan(sweep_id=sweep_id, name=name, folder=folder, base=base, request=args, db=db,
+                         queued=not args.sbatch)
+        if args.optuna is not None:
+            from engine.sweeps.study import open_study, start_trials
+
+            # the queue asks for each later trial as a slot frees up; an array job needs them all now
+            count = args.optuna if args.sbatch else min(args.optuna, len(slots))
+            start_trials(store, plan, open_study(plan), count=count, ranges=ranges)
+        else:
+            for number, point in enumerate(points):
+                add_trial(store, plan, number, point)
+        trials = len(store.sweep_trials(sweep_id))
+        say(f"sweep {name}: {planned} trial(s) ({method}) in {folder.root}, group {name}")
+        if args.sbatch:
+            from engine.sweeps.array import submit_array
+
+            submit_array(store, plan, parallel=len(slots))
+            return 0
+    if not args.no_queue:
+        from engine.sweeps.queue import ensure_queue
+
+        ensure_queue(Path(db), args.slots)
+    elif trials:
+        say(f"queued; start the queue with: spkemb-engine queue --detach --slots {args.slots} --db {db}")
+    return 0

@@ -1,0 +1,112 @@
+"""Groups of seeds, the significance of a difference and overlaid DET curves, driven with the pilot on a
+real runs database and real score files (written as validate writes them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.screens.compare import CompareScreen
+from app.widgets.plots import EerPlot
+from engine.compare.significance import compare_groups
+from engine.layout import TrainingDir, ValidationDir
+from engine.store import open_store
+from engine.validation.det import load_epoch, miss_at_false_alarm
+from tests.app.conftest import compare_runs, make, open_run, wait_for
+from tests.engine.seeded_groups import PROTOCOL, add_seeded_run
+
+#: a better setup (its targets further from its non-targets) and a worse one, three seeds each
+GROUPS = (("resnet34-lm", 1.5), ("tdnn-small", 0.8))
+
+
+def _lab(root: Path, monkeypatch: pytest.MonkeyPatch, groups=GROUPS, singles: tuple[str, ...] = ()) -> Path:
+    root.mkdir()
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("SPKEMB_DB", raising=False)
+    with open_store(root / "runs.db") as store:
+        for group, separation in groups:
+            for seed in (0, 1, 2):   # seeds that train unequally: a band of some width
+                add_seeded_run(store, root / "experiments", group, seed, separation * (1 + 0.25 * seed),
+                               per_speaker=60)
+        for k, name in enumerate(singles):
+            add_seeded_run(store, root / "experiments", None, 10 + k, 1.0 + 0.4 * k, name=name)
+    return root
+
+
+def _val_dir(root: Path, folder: str) -> ValidationDir:
+    return TrainingDir(root / "experiments" / folder / "train" / f"{PROTOCOL}.train").validation(PROTOCOL, "test")
+
+
+def _score_file(root: Path, folder: str) -> Path:
+    return _val_dir(root, folder).score_file(3)
+
+
+async def test_a_group_of_three_seeds_shows_its_mean_std_and_band(tmp_path: Path, monkeypatch) -> None:
+    root = _lab(tmp_path / "ws", monkeypatch, groups=GROUPS[:1])
+    with open_store(root / "runs.db") as store:
+        band = store.group_epochs("resnet34-lm")
+    app = make(root)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await open_run(pilot, "resnet34-lm seed 1", runs=6)
+        plot = app.screen.query_one(EerPlot)
+        await wait_for(pilot, lambda: plot.series and len(plot.series[0].band) == 3)
+        assert list(plot.series[0].band) == band and plot.series[0].band_label == "resnet34-lm"
+        await pilot.pause()
+        drawn = plot.render().plain
+        assert "resnet34-lm mean ± std (3 seeds)" in drawn
+        # the band's two edges are drawn with their own marker, on either side of the mean
+        assert drawn.count("·") >= 6
+        assert all(b.std > 0 for b in band)
+
+
+async def test_compare_of_two_groups_shows_the_bootstrap_interval_and_verdict(tmp_path: Path, monkeypatch) -> None:
+    root = _lab(tmp_path / "ws", monkeypatch)
+    names = tuple(f"{group} seed {seed}" for group, _ in GROUPS for seed in (0, 1, 2))
+    expected = compare_groups([_score_file(root, f"{GROUPS[0][0]}-{s}") for s in (0, 1, 2)],
+                              [_score_file(root, f"{GROUPS[1][0]}-{s}") for s in (0, 1, 2)])
+    app = make(root)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await compare_runs(pilot, names, runs=12)
+        panel = app.screen.query_one("#significance")
+        await wait_for(pilot, lambda: "A better" in str(panel.render()), timeout=60)
+        text = str(panel.render())
+        assert "A = group resnet34-lm (3 seeds), B = group tdnn-small (3 seeds)" in text
+        for difference in expected:
+            assert difference.describe() in text
+        eer = expected[0]
+        assert eer.verdict == "A better" and eer.unit == "speakers" and eer.seeds == (3, 3)
+        assert eer.high < 0 and "over 8 speakers" in text
+        # each group's band is drawn once, beside its three runs
+        bands = [s.band_label for s in app.screen.query_one(EerPlot).series if s.band]
+        assert bands == ["resnet34-lm", "tdnn-small"]
+
+
+async def test_the_overlaid_det_of_three_runs_with_miss_rates_at_false_alarm_rates(tmp_path: Path,
+                                                                                  monkeypatch) -> None:
+    from app.screens.det import DetScreen
+    from app.widgets.det_plots import DetPlot
+
+    singles = ("system-a", "system-b", "system-c")
+    root = _lab(tmp_path / "ws", monkeypatch, groups=(), singles=singles)
+    app = make(root)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await compare_runs(pilot, singles, runs=6)
+        assert isinstance(app.screen, CompareScreen)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 3)
+        det = app.screen
+        assert len(det.query_one(DetPlot).shown) == 3
+        await pilot.pause()
+        legend = det.query_one(DetPlot).render().plain
+        assert all(name in legend for name in singles)
+        table = det.query_one("#det-table")
+        assert table.row_count == 3
+        for k, name in enumerate(singles):
+            row = [str(c) for c in table.get_row_at(k)]
+            curve = load_epoch(_val_dir(root, f"{name}-{10 + k}"), 3).curve
+            misses = miss_at_false_alarm(curve)
+            assert None not in misses
+            assert name in row[0]
+            assert row[1] == f"{100 * curve.eer:.2f}"
+            assert row[3:] == [f"{100 * m:.2f}" for m in misses]

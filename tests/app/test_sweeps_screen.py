@@ -1,0 +1,157 @@
+"""The Sweeps screen: the sweeps, the queue process, each trial's parameters, state and best EER, the plot of
+EER against each parameter, the best trial one key from a new run or a fork; a sweep launched from the config
+form keeps going after the TUI quits."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from app.screens.launch import LaunchScreen
+from app.screens.sweeps import SweepsScreen
+from app.widgets.sweep_plot import SweepPlot
+from engine.records import ValidationResult
+from engine.store import open_store
+from engine.store.sweeps import NewTrial
+from tests import children
+from tests.app.conftest import make, wait_for
+from tests.engine.engine_runner import wait_for as wait_until
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+
+
+def _sweep_db(root: Path) -> Path:
+    """A sweep of four trials: two ended (one validated best), one pruned, one running, one queued."""
+    db = root / "runs.db"
+    store = open_store(db)
+    sweep = store.create_sweep(name="m-sweep", method="grid", base_config=str(root / "config.yml"),
+                               sweep_dir=str(root / "sweeps" / "m-sweep"), protocol=PROTOCOL, subset="train",
+                               space={"task.params.margin": [0.1, 0.2, 0.3, 0.4]}, seeds=1, epochs=3, planned=5,
+                               slots="cpu*2", prune="median", prune_after=1, run_group="m-sweep", command=[])
+    ids = []
+    for number, margin in enumerate((0.1, 0.2, 0.3, 0.4, 0.5)):
+        exp = root / "sweeps" / "m-sweep" / f"trial-{number:03d}"
+        exp.mkdir(parents=True)
+        (exp / "config.yml").write_text("task:\n  name: AdditiveAngularMarginLoss\n")
+        store.add_trial(sweep, NewTrial(number=number, exp_dir=str(exp), out_dir=str(exp / "train" / "t"),
+                                        params={"task.params.margin": margin}, seed=0, diff=[], config={},
+                                        train=["train", str(exp), PROTOCOL], validate=None, target_epoch=3),
+                        run_group="m-sweep", protocol=PROTOCOL, subset="train")
+    ids = [t["run_id"] for t in store.sweep_trials(sweep)]
+    for run_id, eer in zip(ids[:3], (0.20, 0.12, 0.35), strict=True):
+        val = store.create_run(kind="validate", exp_dir=root, out_dir=root / f"v{run_id}", protocol=PROTOCOL,
+                               subset="development", config=None, command=["validate"], device="cpu",
+                               parent_id=run_id)
+        store.add_validation(val, ValidationResult(epoch=1, eer=eer), train_run_id=run_id)
+    store.set_status(ids[0], "completed")
+    store.set_status(ids[1], "completed")
+    (third,) = [t for t in store.sweep_trials(sweep) if t["run_id"] == ids[2]]
+    store.set_pruned(third["id"], epoch=1, reason="pruned at epoch 1: EER 35.0 % > median 16.0 %")
+    store.set_status(ids[2], "stopped", "stopped by SIGTERM")
+    claim = store.claim("cpu/1", 1, run_id=ids[3])
+    assert claim is not None
+    store.adopt_queued(claim.token, command=["train"], device="cpu", target_epoch=3, config=None)
+    store.close()
+    return db
+
+
+def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    db = _sweep_db(root)
+
+    async def drive() -> None:
+        app = make(root, db=db)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            screen = app.screen
+            sweeps = screen.query_one("#sweeps", DataTable)
+            assert [str(c) for c in sweeps.get_row_at(0)][:8] == ["1", "m-sweep", "grid", "5/5", "1", "1", "1", "2"]
+            trials = screen.query_one("#trials", DataTable)
+            rows = [[str(c) for c in trials.get_row_at(i)] for i in range(trials.row_count)]
+            assert [r[2] for r in rows] == ["completed", "completed", "pruned at epoch 1: EER 35.0 % > median 16.0 %",
+                                            "indexing on cpu/1", "queued"]
+            assert rows[1][3] == "margin=0.2" and rows[1][6] == "12.00 %" and rows[4][6] == ""
+            assert "queue: not running" in str(screen.query_one("#queue", Static).render())
+            plot = screen.query_one(SweepPlot)
+            assert plot.sweep is not None and plot.sweep.best().number == 1  # type: ignore[union-attr]
+            await pilot.press("n")  # a new run of the best trial's config
+            await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+            assert app.screen.exp_dir == str(root / "sweeps" / "m-sweep" / "trial-001")
+
+    asyncio.run(drive())
+
+
+@pytest.mark.slow
+def test_a_sweep_launched_from_the_config_form_goes_on_after_the_tui_quits(tmp_path: Path,
+                                                                            demo_corpus: Path) -> None:
+    root = tmp_path / "ws"
+    root.mkdir()
+    db = root / "runs.db"
+
+    async def drive() -> None:
+        app = make(root, db=db, database=demo_corpus)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("n")  # Configs
+            await wait_for(pilot, lambda: app.screen.query("#exp-dir"))
+            app.screen.query_one("#exp-dir", Input).value = "exp"
+            await pilot.press("ctrl+r")  # save & sweep
+            await wait_for(pilot, lambda: app.screen.query("#sets"))
+            app.screen.query_one("#sets", Input).value = "task.params.margin=0.1,0.2,0.3"
+            app.screen.query_one("#slots", Input).value = "cpu*2"
+            app.screen.query_one("#epochs", Input).value = "1"
+            assert app.screen.query_one("#protocol", Input).value == PROTOCOL
+            await pilot.click("#ok")
+            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen))
+            await wait_for(pilot, lambda: app.screen.state.sweeps, timeout=120)
+        # the app has quit here
+
+    asyncio.run(drive())
+    store = open_store(db, readonly=True)
+    try:
+        started = wait_until(lambda: [r for r in store.runs(kind="train") if r["status"] != "queued"], timeout=300,
+                             what="a queued trial to start after the TUI quit")
+        assert started and store.live_queue() is not None
+        assert {r["run_group"] for r in store.runs(kind="train")} == {"exp-sweep1"}
+    finally:  # the queue and its trials run detached: this test stops them
+        queue = store.live_queue()
+        if queue is not None:
+            os.kill(queue["pid"], signal.SIGTERM)
+        mine = children.carrying(children.OWNER_VAR, os.environ[children.OWNER_VAR])
+        children.kill(mine, grace=10.0)
+
+
+def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path) -> None:
+    from app.widgets.runs_table import RunsTable
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    db = _sweep_db(root)
+
+    async def drive() -> None:
+        app = make(root, db=db)
+        async with app.run_test(size=(160, 50)) as pilot:
+            table = app.screen.query_one(RunsTable)
+            await wait_for(pilot, lambda: table.row_count == 8)
+            names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+            table.move_cursor(row=names.index("trial-004"))
+            await pilot.press("x")
+            await pilot.press("y")
+            await pilot.pause(0.2)
+            table.move_cursor(row=names.index("trial-003"))  # claimed and started: not cancelled
+            await pilot.press("x")
+            await pilot.press("escape")
+
+    asyncio.run(drive())
+    store = open_store(db, readonly=True)
+    (queued,) = [r for r in store.runs(kind="train") if r["name"] == "trial-004"]
+    assert (queued["status"], queued["reason"]) == ("stopped", "cancelled while queued")
+    assert not [e for e in store.queue_entries() if e["run_id"] == queued["id"]]  # its entry is closed
+    (started,) = [r for r in store.runs(kind="train") if r["name"] == "trial-003"]
+    assert started["status"] == "indexing"

@@ -1,0 +1,277 @@
+"""The comparison pivot and ``spkemb-engine report``: a real runs database with real score files; the
+report run as a real subprocess, and each file it writes opened and read back."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from engine.compare.pivot import build_pivot
+from engine.store import open_store
+from tests.engine.report_db import TRIALS, Compared, make_compared
+
+
+def engine(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory: pytest.TempPathFactory) -> Compared:
+    return make_compared(tmp_path_factory.mktemp("compared"))
+
+
+def _rows(db: Path, sql: str, *params: object) -> list[tuple]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def _picked(db: Path, validate_run: int) -> tuple[float, float, float]:
+    """The figures of the checkpoint a validate run picked (epoch 2 in this database)."""
+    (row,) = _rows(db, "SELECT v.eer, v.mindcf_01, v.mindcf_005 FROM validations AS v JOIN runs AS r "
+                       "ON r.id = v.run_id AND v.epoch = r.best_epoch WHERE r.id = ?", validate_run)
+    return row
+
+
+def test_the_pivot_shows_each_runs_pick_and_a_groups_mean_and_std(compared: Compared) -> None:
+    ids = compared.ids
+    with open_store(compared.db, readonly=True) as store:
+        pivot = build_pivot(store, [ids["sinc"]], ["resnet34-lm"])
+    cells = {(c.system.label, c.backend): c for c in pivot.cells}
+    assert set(cells) == {("#5 sinc", "raw"), ("#5 sinc", "as-norm"), ("resnet34-lm (2 runs)", "raw")}
+    sinc = cells["#5 sinc", "raw"]
+    assert (sinc.system.network, sinc.trials, sinc.runs) == ("SincTDNN", TRIALS, 1)
+    # the picked epoch (2), not the lowest EER (3)
+    assert (sinc.eer.mean, sinc.mindcf_01.mean, sinc.mindcf_005.mean) == _picked(compared.db, ids["sinc val"])
+    assert sinc.eer.std is None and sinc.der.mean == 0.125 and sinc.cllr is None
+    (norm,) = _rows(compared.db, "SELECT eer_asnorm FROM validations WHERE run_id = ? AND epoch = 2", ids["sinc val"])
+    assert cells["#5 sinc", "as-norm"].eer.mean == norm[0] and cells["#5 sinc", "as-norm"].der is None
+    group = cells["resnet34-lm (2 runs)", "raw"]
+    seeds = [_picked(compared.db, ids[f"resnet-s{i} val"])[0] for i in (1, 2)]
+    assert group.system.network == "ResNet34" and group.runs == 2
+    assert group.eer.mean == pytest.approx(statistics.mean(seeds), rel=1e-12)
+    assert group.eer.std == pytest.approx(statistics.stdev(seeds), rel=1e-12)
+
+
+def test_the_calibrated_back_end_appears_when_the_database_records_it(tmp_path: Path) -> None:
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    conn = sqlite3.connect(made.db)
+    conn.execute("UPDATE validations SET cllr = 0.5 + epoch, min_cllr = 0.25, actual_dcf_01 = 0.75, "
+                 "actual_dcf_005 = 0.5 WHERE run_id = ?", (made.ids["sinc val"],))
+    conn.commit()
+    conn.close()
+    with open_store(made.db, readonly=True) as store:
+        pivot = build_pivot(store, [made.ids["sinc"], made.ids["resnet-s1"]])
+    cells = {(c.system.label, c.backend): c for c in pivot.cells}
+    assert set(cells) == {("#5 sinc", "raw"), ("#5 sinc", "calibrated"), ("#1 resnet-s1", "raw")}
+    calibrated = cells["#5 sinc", "calibrated"]
+    assert (calibrated.cllr.mean, calibrated.min_cllr.mean, calibrated.actual_dcf_01.mean,
+            calibrated.actual_dcf_005.mean) == (2.5, 0.25, 0.75, 0.5)
+    assert calibrated.eer == cells["#5 sinc", "raw"].eer
+    assert cells["#1 resnet-s1", "raw"].cllr is None
+
+
+def test_the_pivot_sorts_on_any_column_with_missing_figures_last(compared: Compared) -> None:
+    with open_store(compared.db, readonly=True) as store:
+        pivot = build_pivot(store, [compared.ids["sinc"], compared.ids["resnet-s1"], compared.ids["resnet-s2"]])
+    by_eer = [c.eer.mean for c in pivot.sorted_by("eer").cells]
+    assert by_eer == sorted(by_eer)
+    assert [c.eer.mean for c in pivot.sorted_by("eer", descending=True).cells] == sorted(by_eer, reverse=True)
+    for descending in (False, True):
+        der = [c.der for c in pivot.sorted_by("der", descending=descending).cells]
+        assert der[0] is not None and all(d is None for d in der[1:])
+    assert [c.system.label for c in pivot.sorted_by("system", descending=True).cells][0] == "#5 sinc"
+
+
+@pytest.fixture(scope="module")
+def report(compared: Compared) -> Path:
+    out = compared.db.parent / "report"
+    done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--group", "resnet34-lm",
+                  "--out", str(out), cwd=compared.db.parent)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return out
+
+
+FIGURES = ("loss", "eer", f"det-{TRIALS}", f"scores-{TRIALS}")
+
+
+def test_the_report_writes_every_file(report: Path) -> None:
+    expected = {"pivot.tex", "pivot.csv", "pivot.md", "report.html"} | {f"{s}.{x}" for s in FIGURES
+                                                                       for x in ("png", "svg", "pdf")}
+    assert {p.name for p in report.iterdir()} == expected
+
+
+def _tabular_rows(tex: str) -> list[list[str]]:
+    body = tex.split("\\midrule\n", 1)[1].split("\\bottomrule", 1)[0]
+    return [[c.strip() for c in line.removesuffix("\\\\").strip().split(" & ")] for line in body.strip().splitlines()]
+
+
+def test_the_latex_table_compiles_or_parses_back(report: Path, compared: Compared, tmp_path: Path) -> None:
+    tex = (report / "pivot.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    spec = re.search(r"\\begin\{tabular\}\{([lr]+)\}", tex)
+    assert spec is not None
+    header = [c.strip() for c in tex.split("\\toprule\n", 1)[1].split("\\\\", 1)[0].split(" & ")]
+    rows = _tabular_rows(tex)
+    assert len(header) == len(spec.group(1)) and all(len(r) == len(header) for r in rows)
+    assert [r[0] for r in rows] == ["\\#5 sinc", "\\#5 sinc", "resnet34-lm (2 runs)"]
+    eer = 100 * _picked(compared.db, compared.ids["sinc val"])[0]
+    assert rows[0][header.index("EER (\\%)")] == f"{eer:.2f}"
+    assert " $\\pm$ " in rows[2][header.index("EER (\\%)")]
+    assert rows[1][header.index("DER (\\%)")] == "---" and rows[0][header.index("DER (\\%)")] == "12.50"
+    if shutil.which("pdflatex"):
+        (tmp_path / "pivot.tex").write_text(tex)
+        (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}"
+                                          "\\begin{document}\\resizebox{\\textwidth}{!}{\\input{pivot.tex}}"
+                                          "\\end{document}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:]
+        assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def test_the_csv_holds_the_databases_figures(report: Path, compared: Compared) -> None:
+    rows = list(csv.DictReader(io.StringIO((report / "pivot.csv").read_text())))
+    by = {(r["system"], r["backend"]): r for r in rows}
+    ids, db = compared.ids, compared.db
+    assert len(rows) == 3
+    sinc = by["#5 sinc", "raw"]
+    assert (float(sinc["eer"]), float(sinc["mindcf_01"]), float(sinc["mindcf_005"])) == _picked(db, ids["sinc val"])
+    assert float(sinc["der"]) == _rows(db, "SELECT der FROM diarizations")[0][0]
+    assert sinc["eer_std"] == "" and sinc["cllr"] == "" and sinc["network"] == "SincTDNN"
+    (norm,) = _rows(db, "SELECT eer_asnorm, mindcf_01_asnorm FROM validations WHERE run_id = ? AND epoch = 2",
+                    ids["sinc val"])
+    assert (float(by["#5 sinc", "as-norm"]["eer"]), float(by["#5 sinc", "as-norm"]["mindcf_01"])) == norm
+    group = by["resnet34-lm (2 runs)", "raw"]
+    for i, column in enumerate(("eer", "mindcf_01", "mindcf_005")):
+        seeds = [_picked(db, ids[f"resnet-s{n} val"])[i] for n in (1, 2)]
+        assert float(group[column]) == pytest.approx(statistics.mean(seeds), rel=1e-12)
+        assert float(group[f"{column}_std"]) == pytest.approx(statistics.stdev(seeds), rel=1e-12)
+
+
+def test_the_markdown_table_has_a_row_per_cell(report: Path) -> None:
+    lines = (report / "pivot.md").read_text().splitlines()
+    assert lines[0].startswith("| system | network | trials | back-end | runs | EER (%)")
+    assert len(lines) == 2 + 3 and all(line.count("|") == lines[0].count("|") for line in lines)
+
+
+def _pdf_pages(data: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+
+
+@pytest.mark.parametrize("stem", FIGURES)
+def test_each_figure_reads_back_in_every_format(report: Path, stem: str) -> None:
+    from matplotlib.image import imread
+
+    png = imread(report / f"{stem}.png")
+    assert png.ndim == 3 and png.shape[0] > 200 and png.shape[1] > 200
+    assert png[..., :3].std() > 0.01  # something drawn, not a blank page
+    svg = ET.parse(report / f"{stem}.svg").getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg" and len(list(svg.iter())) > 50
+    pdf = (report / f"{stem}.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and pdf.rstrip().endswith(b"%%EOF") and _pdf_pages(pdf) == 1
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, str] = {}
+        self.sources: list[str] = []
+        self.cells: list[str] = []
+        self._figure: str | None = None
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "figure":
+            self._figure = found.get("id")
+        if tag in ("img", "script", "link") and (found.get("src") or found.get("href")):
+            self.sources.append(found.get("src") or found.get("href") or "")
+        if tag == "img" and self._figure:
+            self.figures[self._figure] = found.get("src") or ""
+        self._in_cell = tag == "td"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell:
+            self.cells.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_cell = False
+
+
+def test_the_html_page_holds_every_figure_and_the_table(report: Path) -> None:
+    page = _Page()
+    page.feed((report / "report.html").read_text())
+    assert set(page.figures) == {f"fig-{s}" for s in FIGURES}
+    assert all(s.startswith("data:") for s in page.sources), "the page fetches nothing"
+    for src in page.figures.values():
+        kind, data = src.split(",", 1)
+        assert kind == "data:image/svg+xml;base64"
+        assert ET.fromstring(base64.b64decode(data)).tag == "{http://www.w3.org/2000/svg}svg"
+    assert "#5 sinc" in page.cells and "resnet34-lm (2 runs)" in page.cells and "12.50" in page.cells
+
+
+def _listing(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` and what it holds (folders by their name alone)."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"" for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["99"], "no run 99"),
+    ([], "nothing to compare"),
+    (["--group", "nobody"], "group 'nobody' has no training run"),
+    (["7"], "run 7 is an apply run"),
+    (["5", "--out-is-full"], "exists and is not empty"),
+    (["5", "--out-is-file"], "is a file"),
+    (["5", "--out-under-file"], "cannot be written"),
+    (["5", "--db-missing"], "no runs database"),
+])
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(compared: Compared, tmp_path: Path,
+                                                               args: list[str], says: str) -> None:
+    out, db = tmp_path / "out", compared.db
+    if "--out-is-full" in args:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    if "--out-is-file" in args:
+        out.write_text("a file")
+    if "--out-under-file" in args:
+        (tmp_path / "file").write_text("a file")
+        out = tmp_path / "file" / "out"
+    if "--db-missing" in args:
+        db = tmp_path / "missing.db"
+    before = _listing(tmp_path)
+    args = [a for a in args if not a.startswith("--out-") and a != "--db-missing"]
+    done = engine("report", "--db", str(db), *args, "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spkemb-engine report: error: ") and says in lines[0], lines
+    assert _listing(tmp_path) == before
+
+
+def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compared, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "pivot.csv").write_text("old")
+    done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
+                  "--format", "csv", "--format", "markdown", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "pivot.csv", "pivot.md"}
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")

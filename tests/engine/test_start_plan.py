@@ -1,0 +1,97 @@
+"""Where a training run starts: ``plan_start`` decides the checkpoint, the position and the target alone."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.config import parse_config
+from engine.data.batches import Position
+from engine.errors import CheckpointError, TrainingError
+from engine.layout import ExperimentDir, TrainingDir
+from engine.process.checkpoints import save_checkpoint
+from engine.requests import TrainRequest
+from engine.training.resume import DEFAULT_EPOCHS, StartPlan, latest_checkpoint, plan_start
+from tests.conftest import TINY_CONFIG
+
+CONFIG = parse_config(TINY_CONFIG)
+
+
+def _trn(tmp_path: Path) -> TrainingDir:
+    return ExperimentDir(tmp_path / "exp").training("Debug.SpeakerVerification.Debug", "train")
+
+
+def _request(tmp_path: Path, **options: object) -> TrainRequest:
+    return TrainRequest(exp_dir=str(tmp_path / "exp"), protocol="Debug.SpeakerVerification.Debug", **options)
+
+
+def _save(path: Path, *, epoch: int, batch: int, step: int, target: int | None = 7,
+          so_far: dict | None = None, mtime_ns: int | None = None) -> Path:
+    save_checkpoint(path, {"model": {}, "config": {}, "epoch": epoch, "batch": batch, "step": step,
+                           "target": target, "epoch_so_far": so_far})
+    if mtime_ns is not None:
+        os.utime(path, ns=(mtime_ns, mtime_ns))
+    return path
+
+
+def test_a_new_run_starts_at_the_beginning_up_to_its_target(tmp_path: Path) -> None:
+    assert plan_start(_request(tmp_path), _trn(tmp_path), CONFIG) == StartPlan(target=DEFAULT_EPOCHS)
+    plan = plan_start(_request(tmp_path, to=3), _trn(tmp_path), CONFIG)
+    assert (plan.target, plan.position, plan.step, plan.resumes, plan.init) == (3, Position(0, 0), 0, False, None)
+
+
+def test_a_new_run_is_refused_where_checkpoints_are(tmp_path: Path) -> None:
+    trn = _trn(tmp_path)
+    _save(trn.checkpoint(1), epoch=1, batch=0, step=4)
+    with pytest.raises(TrainingError, match="already holds checkpoints: add --resume"):
+        plan_start(_request(tmp_path), trn, CONFIG)
+
+
+def test_init_classifier_needs_init_from(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="--init-classifier needs --init-from"):
+        plan_start(_request(tmp_path, init_classifier=True), _trn(tmp_path), CONFIG)
+
+
+def test_resume_without_a_checkpoint_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="has no checkpoint yet; train without --resume"):
+        plan_start(_request(tmp_path, resume=True), _trn(tmp_path), CONFIG)
+
+
+def test_resume_continues_from_the_newer_of_resume_pt_and_the_last_epoch(tmp_path: Path) -> None:
+    trn = _trn(tmp_path)
+    _save(trn.checkpoint(2), epoch=2, batch=0, step=8, mtime_ns=2_000_000_000)
+    mid = _save(trn.resume, epoch=2, batch=3, step=11, so_far={"loss_sum": 1.5, "steps": 3, "seconds": 2.0},
+                mtime_ns=3_000_000_000)
+    plan = plan_start(_request(tmp_path, resume=True), trn, CONFIG)
+    assert plan.checkpoint == mid and plan.resumes
+    assert (plan.position, plan.step, plan.target) == (Position(2, 3), 11, 7)
+    assert plan.epoch_so_far == {"loss_sum": 1.5, "steps": 3, "seconds": 2.0}
+    # the epoch's file written after the stop's (the run went on without --resume's help): that one
+    last = _save(trn.checkpoint(3), epoch=3, batch=0, step=12, so_far={"loss_sum": 9.0}, mtime_ns=4_000_000_000)
+    assert latest_checkpoint(trn) == last
+    plan = plan_start(_request(tmp_path, resume=True, to=5), trn, CONFIG)
+    # at an epoch's end nothing of the next epoch is carried; --to wins over the checkpoint's target
+    assert (plan.checkpoint, plan.position, plan.epoch_so_far, plan.target) == (last, Position(3, 0), None, 5)
+
+
+def test_the_target_falls_back_to_the_default_when_the_checkpoint_names_none(tmp_path: Path) -> None:
+    trn = _trn(tmp_path)
+    _save(trn.checkpoint(1), epoch=1, batch=0, step=4, target=None)
+    assert plan_start(_request(tmp_path, resume=True), trn, CONFIG).target == DEFAULT_EPOCHS
+
+
+def test_a_target_below_where_the_run_stands_is_refused(tmp_path: Path) -> None:
+    trn = _trn(tmp_path)
+    _save(trn.resume, epoch=2, batch=3, step=11)
+    with pytest.raises(TrainingError, match="--to 2 is below where the resumed run stands.*pass --to 3 or more"):
+        plan_start(_request(tmp_path, resume=True, to=2), trn, CONFIG)
+
+
+def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
+    trn = _trn(tmp_path)
+    trn.weights.mkdir(parents=True)
+    trn.checkpoint(1).write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="0001.pt"):
+        plan_start(_request(tmp_path, resume=True), trn, CONFIG)

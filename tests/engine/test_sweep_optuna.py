@@ -1,0 +1,96 @@
+"""``sweep --optuna N --space FILE``: an Optuna study picks each trial's values, is told how each ended, and its
+median pruner stops a trial behind the others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.records import ValidationResult
+from engine.store import open_store
+from engine.sweeps.study import ask_next, open_study, optuna_prune, trial_ended, wants_trials
+from engine.sweeps.trials import plan_of
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_engine, start_engine
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+SPACE = """task.params.margin: {low: 0.1, high: 0.4}
+scheduler.params.learning_rate: {low: 0.001, high: 0.1, log: true}
+architecture.params.tdnn.hidden_dim: {choices: [32, 64]}
+"""
+
+
+def _validated(store, run_id: int, eers: dict[int, float]) -> None:
+    run = store.run(run_id)
+    val = store.create_run(kind="validate", exp_dir=run["exp_dir"], out_dir=run["out_dir"] + "/v", protocol=PROTOCOL,
+                           subset="development", config=None, command=["validate"], device="cpu", parent_id=run_id)
+    for epoch, eer in eers.items():
+        store.add_validation(val, ValidationResult(eer=eer, epoch=epoch), train_run_id=run_id)
+
+
+def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_pruner(tmp_path: Path,
+                                                                                    db_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    (tmp_path / "space.yml").write_text(SPACE)
+    done = run_engine("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--slots", "cpu*2",
+                      "--epochs", "3", "--no-queue", "--name", "opt", str(base), PROTOCOL, db=db_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    store = open_store(db_path)
+    (sweep,) = store.sweeps()
+    assert (sweep["method"], sweep["planned"]) == ("optuna", 4)
+    trials = store.sweep_trials(sweep["id"])
+    assert [t["optuna_trial"] for t in trials] == [0, 1]  # one per slot to begin with; the queue asks for more
+    for t in trials:
+        p = t["params"]
+        assert 0.1 <= p["task.params.margin"] <= 0.4 and 0.001 <= p["scheduler.params.learning_rate"] <= 0.1
+        assert p["architecture.params.tdnn.hidden_dim"] in (32, 64)
+        assert Path(t["exp_dir"], "config.yml").is_file() and t["status"] == "queued"
+    assert (base / "sweeps" / "opt" / "optuna.journal").is_file()
+
+    for t in trials:  # both ran: 10 % EER at each epoch
+        _validated(store, t["run_id"], {0: 0.5, 1: 0.1, 2: 0.1, 3: 0.1})
+        store.set_status(t["run_id"], "completed")
+        trial_ended(store, store.trial_of_run(t["run_id"]), t["run_id"])
+    study = open_study(plan_of(sweep))
+    assert [(t.state.name, t.value) for t in study.trials] == [("COMPLETE", 0.1), ("COMPLETE", 0.1)]
+
+    assert wants_trials(store) and ask_next(store)
+    third = store.sweep_trials(sweep["id"])[2]
+    assert third["optuna_trial"] == 2 and third["status"] == "queued"
+    _validated(store, third["run_id"], {0: 0.5, 1: 0.4})
+    eers = store.trial_eers(sweep["id"])
+    others = [v for k, v in eers.items() if k != third["id"]]
+    verdict = optuna_prune(sweep, store.trial_of_run(third["run_id"]), eers[third["id"]], others, set())
+    assert verdict == ("pruned at epoch 1: EER 40.0 % > median 10.0 %", 1)
+    store.set_pruned(third["id"], epoch=1, reason=verdict[0])
+    trial_ended(store, store.trial_of_run(third["run_id"]), third["run_id"])
+    assert open_study(plan_of(sweep)).trials[2].state.name == "PRUNED"
+
+    assert ask_next(store) and not wants_trials(store) and not ask_next(store)  # four made: no more
+    assert len(store.sweep_trials(sweep["id"])) == 4
+
+
+@pytest.mark.slow
+def test_the_queue_asks_the_study_for_each_trial_and_tells_it_each_end(tmp_path: Path, demo_corpus: Path,
+                                                                       db_path: Path) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    (tmp_path / "space.yml").write_text("task.params.margin: {low: 0.1, high: 0.4}\n")
+    done = run_engine("sweep", "--optuna", "3", "--space", str(tmp_path / "space.yml"), "--slots", "cpu",
+                      "--epochs", "1", "--parallel", "0", "--prune", "none", "--no-queue", "--name", "opt",
+                      "--database", str(demo_corpus), str(base), PROTOCOL, db=db_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    queue = start_engine("queue", "--poll", "0.3", "--idle-exit", "1", db=db_path, log=tmp_path / "queue.log")
+    assert queue.wait(timeout=900) == 0, (tmp_path / "queue.log").read_text()
+    store = open_store(db_path, readonly=True)
+    (sweep,) = store.sweeps()
+    trials = store.sweep_trials(sweep["id"])
+    assert [t["optuna_trial"] for t in trials] == [0, 1, 2] and {t["status"] for t in trials} == {"completed"}
+    study = open_study(plan_of(sweep))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    assert [t.value for t in study.trials] == [t["best_eer"] for t in trials]
+    assert all(1 in t.intermediate_values for t in study.trials)  # each validated epoch reported

@@ -1,0 +1,238 @@
+"""``spkemb-engine sweep`` and ``queue``: trials recorded with their diffs, run on slots with validation beside,
+never lost nor started twice when the queue is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.config import config_to_dict, parse_config
+from engine.config.overrides import set_keys
+from engine.errors import ConfigError, SpkembError, StoreError
+from engine.store import open_store
+from engine.store.sweeps import CLAIM_VAR, NewTrial
+from engine.sweeps.processes import child_env
+from engine.sweeps.slots import parse_slots
+from engine.sweeps.space import grid_points, parse_grid
+from tests import children
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_engine, start_engine, wait_for
+
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+GRID = ("--set", "task.params.margin=0.05,0.2", "--set", "scheduler.params.learning_rate=0.01,0.02")
+
+
+def _base(tmp_path: Path) -> Path:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    return base
+
+
+def _sweep(base: Path, db: Path, corpus: Path, *options: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return run_engine("sweep", *options, "--parallel", "0", "--database", str(corpus), str(base), PROTOCOL, db=db,
+                      timeout=timeout)
+
+
+def test_slots_name_each_place_and_refuse_what_is_not_one() -> None:
+    assert [(s.name, s.device, s.visible) for s in parse_slots("cpu*2")] == [("cpu/0", "cpu", ""), ("cpu/1", "cpu", "")]
+    assert [(s.name, s.visible) for s in parse_slots("cuda:0,cuda:1")] == [("cuda:0", "0"), ("cuda:1", "1")]
+    assert [s.name for s in parse_slots("cuda:3*2")] == ["cuda:3/0", "cuda:3/1"]
+    for bad in ("gpu", "cuda", "cpu*0", "cpu,cpu"):
+        with pytest.raises(SpkembError, match="slot"):
+            parse_slots(bad)
+
+
+def test_each_child_sees_its_slots_gpu_alone_and_only_training_gets_the_claim() -> None:
+    gpu, cpu = parse_slots("cuda:3,cpu")
+    base = {"CUDA_VISIBLE_DEVICES": "0,1,2,3", CLAIM_VAR: "old", "PATH": "/bin"}
+    assert child_env(gpu, "tok", base) == {"CUDA_VISIBLE_DEVICES": "3", CLAIM_VAR: "tok", "PATH": "/bin",
+                                           "PYTHONUNBUFFERED": "1"}
+    env = child_env(cpu, None, base)
+    assert env["CUDA_VISIBLE_DEVICES"] == "" and CLAIM_VAR not in env
+    assert (gpu.device, cpu.device) == ("cuda", "cpu")
+
+
+def test_the_grid_is_every_combination_times_seeds_and_keys_are_checked_by_the_table() -> None:
+    grid = parse_grid(["task.params.margin=0.1,0.2", "architecture.params.sincnet.stride=[5,1,1],[3,1,1]"])
+    assert grid == {"task.params.margin": [0.1, 0.2], "architecture.params.sincnet.stride": [[5, 1, 1], [3, 1, 1]]}
+    points = grid_points(grid, seeds=2)
+    assert len(points) == 8 and {p.seed for p in points} == {0, 1}
+    assert len(grid_points(grid, seeds=2, sample=3)) == 3
+    base = config_to_dict(parse_config(TINY_CONFIG))
+    assert set_keys(base, {"task.params.margin": 0.3}).task.margin == 0.3
+    with pytest.raises(ConfigError, match="task.params.marginn: unknown parameter"):
+        set_keys(base, {"task.params.marginn": 0.3})
+    with pytest.raises(ConfigError, match=r"task.params.margin: must be in"):
+        set_keys(base, {"task.params.margin": -1})
+
+
+def test_a_bad_key_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    base = _base(tmp_path)
+    done = _sweep(base, db_path, demo_corpus, "--set", "task.params.margn=0.1,0.2", "--no-queue")
+    assert done.returncode == 2
+    assert done.stderr.startswith("spkemb-engine sweep: error: task.params.margn: unknown parameter")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (base / "sweeps").exists() and not db_path.exists()
+    (tmp_path / "space.yml").write_text("task.params.margn: {low: 0.1, high: 0.2}\n")
+    done = _sweep(base, db_path, demo_corpus, "--optuna", "2", "--space", str(tmp_path / "space.yml"), "--no-queue")
+    assert done.returncode == 2 and "task.params.margn: unknown parameter" in done.stderr
+    assert not (base / "sweeps").exists() and not db_path.exists()
+    assert _sweep(base, db_path, demo_corpus, "--set", "task.params.margin=0.1", "--name", "s", "--no-queue",
+                  "--no-validate").returncode == 0
+    again = _sweep(base, db_path, demo_corpus, "--set", "task.params.margin=0.2", "--name", "s", "--no-queue")
+    assert again.returncode == 2 and "a sweep named s exists already" in again.stderr
+
+
+def _trial(store, sweep_id: int, number: int, tmp_path: Path) -> int:
+    exp = tmp_path / f"t{number}"
+    return store.add_trial(sweep_id, NewTrial(number=number, exp_dir=str(exp), out_dir=str(exp / "train"),
+                                              params={"k": number}, seed=0, diff=[], config={},
+                                              train=["train", str(exp), PROTOCOL], validate=None, target_epoch=1),
+                           run_group="g", protocol=PROTOCOL, subset="train")
+
+
+def test_a_claim_is_taken_once_and_a_stale_claim_cannot_be_adopted(tmp_path: Path, db_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(db_path)
+    sweep = store.create_sweep(name="g", method="grid", base_config="b", sweep_dir=str(tmp_path), protocol=PROTOCOL,
+                               subset="train", space={}, seeds=1, epochs=1, planned=1, slots="cpu", prune="none",
+                               prune_after=1, run_group="g", command=[])
+    _trial(store, sweep, 0, tmp_path)
+    first = store.claim("cpu", 1)
+    assert first is not None and store.claim("cpu/1", 1) is None  # one queued run: one claim
+    store.release(first.run_id)  # a queue that died before its child took the run
+    second = store.claim("cpu", 2)
+    assert second is not None and second.run_id == first.run_id and second.token != first.token
+    with pytest.raises(StoreError, match="not training it twice"):  # the first queue's child, late
+        store.adopt_queued(first.token, command=["x"], device="cpu", target_epoch=1, config=None)
+    assert store.adopt_queued(second.token, command=["x"], device="cpu", target_epoch=1, config=None) == first.run_id
+    assert store.run(first.run_id)["status"] == "indexing"
+    with pytest.raises(StoreError):  # adopted already: not again
+        store.adopt_queued(second.token, command=["x"], device="cpu", target_epoch=1, config=None)
+
+
+def _overlaps(runs: list[dict]) -> int:
+    """The most training runs that ran at one time."""
+    events = sorted([(r["started_at"], 1) for r in runs] + [(r["ended_at"], -1) for r in runs],
+                    key=lambda e: (e[0], e[1]))
+    most = now = 0
+    for _, delta in events:
+        now += delta
+        most = max(most, now)
+    return most
+
+
+@pytest.mark.slow
+def test_a_2x2_grid_runs_through_the_queue_two_at_a_time_with_validation(tmp_path: Path, demo_corpus: Path,
+                                                                         db_path: Path) -> None:
+    base = _base(tmp_path)
+    # pruning has its own test: here every trial runs to its end
+    done = _sweep(base, db_path, demo_corpus, *GRID, "--slots", "cpu*2", "--epochs", "1", "--name", "m",
+                  "--prune", "none", "--no-queue")
+    assert done.returncode == 0, done.stderr
+    store = open_store(db_path, readonly=True)
+    assert [r["status"] for r in store.runs(kind="train")] == ["queued"] * 4
+    queue = start_engine("queue", "--slots", "cpu*2", "--poll", "0.3", "--idle-exit", "1", db=db_path,
+                         log=tmp_path / "queue.log")
+    assert queue.wait(timeout=900) == 0, (tmp_path / "queue.log").read_text()
+
+    (sweep,) = store.sweeps()
+    assert (sweep["name"], sweep["method"], sweep["planned"], sweep["run_group"]) == ("m", "grid", 4, "m")
+    trials = store.sweep_trials(sweep["id"])
+    assert [t["params"] for t in trials] == [
+        {"task.params.margin": m, "scheduler.params.learning_rate": lr} for m in (0.05, 0.2) for lr in (0.01, 0.02)]
+    # each trial's folder holds its own config, and its diff against the base is recorded
+    assert all(parse_config(Path(t["exp_dir"], "config.yml").read_text()).task.margin == t["params"][
+        "task.params.margin"] for t in trials)
+    assert trials[3]["diff"] == [("task.params.margin", 0.05, 0.2), ("scheduler.params.learning_rate", 0.01, 0.02)]
+    assert trials[0]["diff"] == []  # the base's own values
+    trains = store.runs(kind="train")
+    assert {r["status"] for r in trains} == {"completed"} and {r["run_group"] for r in trains} == {"m"}
+    assert {r["device"] for r in trains} == {"cpu"}
+    assert _overlaps(trains) == 2  # two slots: two at a time, never more
+    assert sorted(t["slot"] for t in trials) == ["cpu/0", "cpu/0", "cpu/1", "cpu/1"]
+    validates = store.runs(kind="validate")
+    assert sorted(v["parent_id"] for v in validates) == sorted(r["id"] for r in trains)  # one beside each
+    assert all(t["best_eer"] is not None for t in trials)
+    log = (tmp_path / "queue.log").read_text()
+    assert all(log.count(f"started run {r['id']} ") == 1 for r in trains)
+    assert [row[2] for row in asyncio.run(_sweeps_screen_rows(tmp_path, db_path))] == ["completed"] * 4
+
+
+async def _sweeps_screen_rows(root: Path, db: Path) -> list[list[str]]:
+    """The trials table of the TUI's Sweeps screen on ``db``."""
+    from textual.widgets import DataTable
+
+    from app.app import make_app
+    from app.screens.sweeps import SweepsScreen
+
+    app = make_app(root, db=db)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await pilot.press("w")
+        for _ in range(200):
+            if isinstance(app.screen, SweepsScreen) and app.screen.shown:
+                break
+            await pilot.pause(0.05)
+        table = app.screen.query_one("#trials", DataTable)
+        return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+@pytest.mark.slow
+def test_a_killed_queue_loses_no_queued_run_and_starts_none_twice(tmp_path: Path, demo_corpus: Path,
+                                                                  db_path: Path) -> None:
+    base = _base(tmp_path)
+    done = _sweep(base, db_path, demo_corpus, "--set", "task.params.margin=0.1,0.2,0.3", "--slots", "cpu",
+                  "--epochs", "1", "--no-validate", "--no-queue")
+    assert done.returncode == 0, done.stderr
+    store = open_store(db_path, readonly=True)
+    # a queue that died between claiming the last trial and starting it: its claim is given back
+    last = store.runs(kind="train")[0]["id"]
+    with open_store(db_path) as writer:
+        assert writer.claim("cpu", 999, run_id=last) is not None
+    first = start_engine("queue", "--poll", "0.3", "--idle-exit", "1", db=db_path, log=tmp_path / "first.log")
+    running = wait_for(lambda: [r for r in store.runs(kind="train") if r["status"] in ("indexing", "running")],
+                       timeout=300, what="the first trial to start")
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    (started,) = running  # type: ignore[misc]
+    second = start_engine("queue", "--poll", "0.3", "--idle-exit", "1", db=db_path, log=tmp_path / "second.log")
+    assert second.wait(timeout=900) == 0, (tmp_path / "second.log").read_text()
+    trains = store.runs(kind="train")
+    assert len(trains) == 3 and {r["status"] for r in trains} == {"completed"}
+    second_log = (tmp_path / "second.log").read_text()
+    assert f"adopted run {started['id']} " in second_log and f"started run {started['id']} " not in second_log
+    for run in trains:  # each trained once: one start in its log
+        log = Path(run["out_dir"], "train.log").read_text()
+        assert log.count("train: up to epoch") == 1, log
+
+
+def test_the_queue_is_alone_on_its_database_and_stops_on_request(tmp_path: Path, db_path: Path) -> None:
+    queue = start_engine("queue", "--poll", "0.2", "--idle-exit", "600", db=db_path, log=tmp_path / "q.log")
+    store = open_store(db_path)
+    live = wait_for(store.live_queue, timeout=60, what="the queue's row")
+    assert live["pid"] == queue.pid  # type: ignore[index]
+    again = run_engine("queue", db=db_path, timeout=60)
+    assert again.returncode == 0 and "another queue runs" in again.stderr
+    stopped = run_engine("queue", "--stop", db=db_path, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert queue.wait(timeout=60) == 0
+    assert store.live_queue() is None
+    assert "stopped by SIGTERM" in (tmp_path / "q.log").read_text()
+
+
+def test_cli_refuses_contradicting_sweep_options(tmp_path: Path) -> None:
+    for options, words in ((["--optuna", "3"], "--optuna N needs --space"),
+                           (["--set", "a=1", "--space", "s.yml"], "--space FILE is the search space"),
+                           ([], "nothing to sweep"),
+                           (["--set", "a=1", "--prune", "halving"], "successive halving")):
+        done = subprocess.run([sys.executable, "-m", "engine", "sweep", *options, str(tmp_path), PROTOCOL],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and words in done.stderr, done.stderr
+    children.stop_all()

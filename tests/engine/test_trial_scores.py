@@ -1,0 +1,106 @@
+"""What validate scores, in process: trial lists read and checked line by line, file embeddings
+as the mean of their windows (files packed together into one batch), cosine scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine.data.protocols import load_protocol
+from engine.errors import ProtocolError
+from engine.model import SincTDNN
+from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
+from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
+
+SR = 16000
+PROTOCOL = "Demo.SpeakerVerification.Voices"
+
+
+def test_a_protocols_trial_list_is_found_checked_and_read(demo_corpus: Path) -> None:
+    method = load_protocol(PROTOCOL, demo_corpus).development_trial
+    path = trial_file(method)
+    assert path is not None and path.is_file()
+    check_trial_file(path)
+    trials = [check_trial(trial, number, str(path)) for number, trial in enumerate(method(), 1)]
+    assert len(trials) == len([line for line in path.read_text().splitlines() if line.strip()])
+    assert {reference for reference, _, _ in trials} == {0, 1}
+    check_both_kinds(trials, str(path))
+
+
+@pytest.mark.parametrize("line", ["1 a", "1 a b c", "2 a b", '1 "a b', "yes a b"])
+def test_a_malformed_trial_line_is_named_by_file_and_line(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "trials.txt"
+    path.write_text(f"1 a b\n\n0 a c\n{line}\n1 b c\n")
+    with pytest.raises(ProtocolError, match=f"{path}:4: malformed trial line .*fix or delete that line"):
+        check_trial_file(path)
+    path.write_text("1 a b\n\n0 a c\nTrue a d\n0.0 c d\n")  # blank lines and pandas' spellings pass
+    check_trial_file(path)
+
+
+def test_an_unreadable_trial_file_is_one_error(tmp_path: Path) -> None:
+    with pytest.raises(ProtocolError, match="cannot be read"):
+        check_trial_file(tmp_path / "missing.txt")
+
+
+def test_a_malformed_trial_and_a_list_of_one_kind_are_refused() -> None:
+    def trial(reference: object, uri1: object, uri2: object) -> dict:
+        return {"reference": reference, "file1": {"uri": uri1}, "file2": {"uri": uri2}}
+
+    assert check_trial(trial(True, "a", 7), 1, "src") == (1, "a", 7)
+    assert check_trial(trial(0.0, "a", "b"), 2, "src") == (0, "a", "b")
+    with pytest.raises(ProtocolError, match="src: trial 3 is malformed"):
+        check_trial(trial(1, "a", float("nan")), 3, "src")
+    with pytest.raises(ProtocolError, match="trial 4 is malformed"):
+        check_trial(trial(2, "a", "b"), 4, "src")
+    check_both_kinds([(1, "a", "b"), (0, "a", "c")], "src")
+    with pytest.raises(ProtocolError, match="src: 2 of the 2 trials are target trials"):
+        check_both_kinds([(1, "a", "b"), (1, "a", "c")], "src")
+    with pytest.raises(ProtocolError, match="0 of the 1 trials"):
+        check_both_kinds([(0, "a", "b")], "src")
+
+
+def network() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return SincTDNN(stride=(5, 1, 1), embedding_dim=16, hidden_dim=32).eval()
+
+
+def test_a_file_embedding_is_the_mean_of_its_windows_whatever_files_share_its_batch(tmp_path: Path) -> None:
+    model, duration = network(), 0.5
+    window, hop = int(duration * SR), int(VALIDATION_STEP * duration * SR)
+    rng = np.random.default_rng(0)
+    # lengths that are no multiple of the first block's stride, and one file shorter than a window
+    signals = {"a": rng.normal(size=int(1.3 * SR) + 7), "b": rng.normal(size=int(0.3 * SR)),
+               "c": rng.normal(size=int(2.1 * SR) + 3), "d": rng.normal(size=window)}
+    files = {}
+    for uri, x in signals.items():
+        files[uri] = str(tmp_path / f"{uri}.wav")
+        sf.write(files[uri], (0.1 * x).astype(np.float32), SR, subtype="FLOAT")
+
+    def one(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None])[0].double().numpy()
+
+    expected = {}
+    for uri, path in files.items():
+        x, _ = sf.read(path, dtype="float32")
+        starts = range(0, len(x) - window + 1, hop) if len(x) > window else [0]
+        expected[uri] = np.mean([one(x[s:s + window]) for s in starts], axis=0)
+    for batch in (3, 64):  # files split across batches, and all of them in one
+        got = embed_files(model, files, duration=duration, sample_rate=SR, batch=batch, whole_file=False)
+        assert sorted(got) == sorted(files)
+        for uri in files:
+            assert np.abs(got[uri] - expected[uri]).max() <= 1e-4, uri
+    whole = embed_files(model, files, duration=duration, sample_rate=SR, batch=8, whole_file=True)
+    x, _ = sf.read(files["c"], dtype="float32")
+    assert np.abs(whole["c"] - one(x)).max() <= 1e-4
+
+
+def test_cosine_scores_of_trials() -> None:
+    embeddings = {"a": np.array([1.0, 0.0]), "b": np.array([3.0, 3.0]), "c": np.array([-2.0, 0.0]),
+                  "z": np.zeros(2)}
+    scores = cosine_scores(embeddings, [(1, "a", "b"), (0, "a", "c"), (1, "b", "b"), (0, "a", "z")])
+    assert np.allclose(scores, [np.sqrt(0.5), -1.0, 1.0, 0.0])
