@@ -158,6 +158,9 @@ _MARGIN_SCHEDULER = Param("margin_scheduler", "margin_schedule", None,
 # s = 30 the paper's values (pyannote 1.x has no such loss to take defaults from).
 _AM = (Param("margin", "float", 0.35, "cosine margin m, cos(theta) - m", in_range(0.0, 1.0)),
        Param("s", "float", 30.0, "logit scale", positive))
+# WeSpeaker's pooling_layers by name, as its ResNet and CAM++ take them (ECAPA-TDNN keeps its ASTP)
+_POOLING = Param("pooling_func", "pooling", "TSTP", "statistics pooling: TSTP (mean and std over time), "
+                 "TAP (mean), TSDP (std) or ASTP (attentive)")
 
 _SCHED = "pyannote.audio.train.schedulers."
 _LOSS = "pyannote.audio.embedding.approaches."
@@ -210,8 +213,9 @@ COMPONENTS: tuple[Component, ...] = (
               (Param("m_channels", "int", 32, "channels of the first stage (x2, x4, x8 in the next ones)",
                      at_least(1)),
                Param("embed_dim", "int", 256, "embedding dimension", at_least(1)),
+               _POOLING,
                Param("two_emb_layer", "bool", False, "a second embedding layer after ReLU and batch norm")),
-              "WeSpeaker's ResNet34 on log-mel filterbanks, statistics pooling (TSTP); needs Fbank"),
+              "WeSpeaker's ResNet34 on log-mel filterbanks, statistics pooling (pooling_func); needs Fbank"),
     Component("architecture", "ECAPA_TDNN", "ECAPA_TDNN",
               (Param("channels", "int", 512, "channels of the SE-Res2Net blocks (512 or 1024)", multiple_of(8)),
                Param("embed_dim", "int", 192, "embedding dimension", at_least(1)),
@@ -222,8 +226,9 @@ COMPONENTS: tuple[Component, ...] = (
               (Param("embed_dim", "int", 512, "embedding dimension", at_least(1)),
                Param("growth_rate", "int", 32, "channels each dense layer adds", at_least(1)),
                Param("bn_size", "int", 4, "bottleneck width of a dense layer, in growth_rate units", at_least(1)),
-               Param("init_channels", "int", 128, "channels of the first TDNN layer", at_least(2))),
-              "WeSpeaker's CAM++ on log-mel filterbanks, statistics pooling (TSTP); needs Fbank"),
+               Param("init_channels", "int", 128, "channels of the first TDNN layer", at_least(2)),
+               _POOLING),
+              "WeSpeaker's CAM++ on log-mel filterbanks, statistics pooling (pooling_func); needs Fbank"),
     Component("task", "AdditiveAngularMarginLoss", _LOSS + "AdditiveAngularMarginLoss",
               _AAM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive angular margin loss (ArcFace)"),
     Component("task", "SubCenterInterTopKLoss", "SubCenterInterTopKLoss",

@@ -22,6 +22,7 @@ TYPE_WORDS = {
     "protocols": "a Collection protocol name or a list of them, e.g. [MUSAN.Collection.Music]",
     "choice": "a name",
     "window": "hamming or povey",
+    "pooling": "TSTP, TAP, TSDP or ASTP",
     "factors": FACTORS_WORDS,
     "margin_schedule": SCHEDULE_WORDS,
 }
@@ -36,10 +37,13 @@ KIND_TYPES = {
     "factors": "tuple[float, ...]",
     "margin_schedule": "MarginSchedule | None",
     "window": "str",
+    "pooling": "str",
 }
 
 #: the analysis windows of the Fbank front end
 WINDOWS = ("hamming", "povey")
+#: the statistics pooling layers of the ResNet and CAM++ backbones (WeSpeaker's pooling_layers names)
+POOLINGS = ("TSTP", "TAP", "TSDP", "ASTP")
 
 
 class Invalid(ValueError):
@@ -113,9 +117,9 @@ def coerce(kind: str, value: Any) -> Any:
         return value
     if kind == "stride":
         return _stride(value)
-    if kind == "window":
-        if value not in WINDOWS:
-            raise Invalid(f"expected {TYPE_WORDS['window']}, got {describe(value)}")
+    if kind in ("window", "pooling"):
+        if value not in (WINDOWS if kind == "window" else POOLINGS):
+            raise Invalid(f"expected {TYPE_WORDS[kind]}, got {describe(value)}")
         return value
     if kind == "protocols":
         return _protocols(value)

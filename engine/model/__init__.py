@@ -60,7 +60,7 @@ def _fbank_network(cfg: Config) -> FbankNetwork:
         from engine.model.resnet import ResNet34
 
         backbone = ResNet34(feat_dim=feat_dim, embed_dim=b.embed_dim, m_channels=b.m_channels,
-                            two_emb_layer=b.two_emb_layer)
+                            pooling_func=b.pooling_func, two_emb_layer=b.two_emb_layer)
     elif arch.name == "ECAPA_TDNN":
         from engine.model.ecapa_tdnn import ECAPA_TDNN
 
@@ -70,7 +70,7 @@ def _fbank_network(cfg: Config) -> FbankNetwork:
         from engine.model.campplus import CAMPPlus
 
         backbone = CAMPPlus(feat_dim=feat_dim, embed_dim=b.embed_dim, growth_rate=b.growth_rate,
-                            bn_size=b.bn_size, init_channels=b.init_channels)
+                            bn_size=b.bn_size, init_channels=b.init_channels, pooling_func=b.pooling_func)
     else:
         raise ConfigError(f"unknown architecture {arch.name!r}", key="architecture.name")
     return FbankNetwork(arch.name, features, backbone, b.embed_dim)

@@ -2,7 +2,7 @@
 
 A 2-D front (FCM: two stages of two basic blocks halving frequency, then a conv halving it again),
 a strided TDNN layer, three densely connected blocks of context-aware-masking TDNN layers
-(12, 24, 16 layers; dilation 1, 2, 2) with transition layers, TSTP and a dense layer with
+(12, 24, 16 layers; dilation 1, 2, 2) with transition layers, statistics pooling (TSTP) and a dense layer with
 affine-free batch norm. Input (batch, frame, feat_dim).
 """
 
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.model.pooling import TSTP
+from engine.model.pooling import pooling_layer
 from engine.model.resnet import BasicBlock
 
 
@@ -159,7 +159,7 @@ class CAMPPlus(nn.Module):
     """(batch, frame, feat_dim) -> (batch, embed_dim)."""
 
     def __init__(self, *, feat_dim: int = 80, embed_dim: int = 512, growth_rate: int = 32, bn_size: int = 4,
-                 init_channels: int = 128, config_str: str = "batchnorm-relu") -> None:
+                 init_channels: int = 128, pooling_func: str = "TSTP", config_str: str = "batchnorm-relu") -> None:
         super().__init__()
         self.head = FCM(num_blocks=(2, 2), feat_dim=feat_dim)
         channels = self.head.out_channels
@@ -177,7 +177,7 @@ class CAMPPlus(nn.Module):
                                     TransitLayer(channels, channels // 2, bias=False, config_str=config_str))
             channels //= 2
         self.xvector.add_module("out_nonlinear", get_nonlinear(config_str, channels))
-        self.pool = TSTP(in_dim=channels)
+        self.pool = pooling_layer(pooling_func, channels)
         self.pool_out_dim = self.pool.get_out_dim()
         self.xvector.add_module("stats", self.pool)
         self.xvector.add_module("dense", DenseLayer(self.pool_out_dim, embed_dim, config_str="batchnorm_"))

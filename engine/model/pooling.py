@@ -1,4 +1,4 @@
-"""Statistics pooling layers of WeSpeaker (``wespeaker/models/pooling_layers.py``): TSTP and ASTP.
+"""Statistics pooling layers of WeSpeaker (``wespeaker/models/pooling_layers.py``): TAP, TSDP, TSTP, ASTP.
 
 The last axis is time; a (batch, channel, freq, time) input is pooled per channel and frequency.
 """
@@ -7,6 +7,34 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+class TAP(nn.Module):
+    """Temporal average pooling: the mean over time."""
+
+    def __init__(self, in_dim: int = 0) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=-1).flatten(start_dim=1)
+
+    def get_out_dim(self) -> int:
+        return self.in_dim
+
+
+class TSDP(nn.Module):
+    """Temporal standard deviation pooling: the (unbiased) standard deviation over time."""
+
+    def __init__(self, in_dim: int = 0) -> None:
+        super().__init__()
+        self.in_dim = in_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(torch.var(x, dim=-1) + 1e-7).flatten(start_dim=1)
+
+    def get_out_dim(self) -> int:
+        return self.in_dim
 
 
 class TSTP(nn.Module):
@@ -51,3 +79,10 @@ class ASTP(nn.Module):
 
     def get_out_dim(self) -> int:
         return 2 * self.in_dim
+
+
+def pooling_layer(name: str, in_dim: int) -> TAP | TSDP | TSTP | ASTP:
+    """WeSpeaker's ``getattr(pooling_layers, pooling_func)(in_dim=in_dim)``: the config's ``pooling_func``."""
+    layers: dict[str, type[TAP] | type[TSDP] | type[TSTP] | type[ASTP]] = {
+        "TAP": TAP, "TSDP": TSDP, "TSTP": TSTP, "ASTP": ASTP}
+    return layers[name](in_dim=in_dim)

@@ -1,7 +1,7 @@
 """WeSpeaker's ResNet34 (``wespeaker/models/resnet.py``), layer for layer and with the same names.
 
 A 3x3 stem without max pooling, four stages of basic blocks ([3, 4, 6, 3]) of ``m_channels``,
-x2, x4, x8 channels, the last three halving time and frequency; TSTP over the
+x2, x4, x8 channels, the last three halving time and frequency; statistics pooling (TSTP) over the
 (channel x frequency/8) maps; one (or two) linear embedding layers. Input (batch, frame, feat_dim).
 """
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.model.pooling import TSTP
+from engine.model.pooling import pooling_layer
 
 
 class BasicBlock(nn.Module):
@@ -42,7 +42,7 @@ class ResNet(nn.Module):
     """(batch, frame, feat_dim) -> (batch, embed_dim)."""
 
     def __init__(self, num_blocks: tuple[int, ...] = (3, 4, 6, 3), *, m_channels: int = 32, feat_dim: int = 80,
-                 embed_dim: int = 256, two_emb_layer: bool = False) -> None:
+                 embed_dim: int = 256, pooling_func: str = "TSTP", two_emb_layer: bool = False) -> None:
         super().__init__()
         self.in_planes = m_channels
         self.feat_dim, self.embed_dim, self.two_emb_layer = feat_dim, embed_dim, two_emb_layer
@@ -53,7 +53,7 @@ class ResNet(nn.Module):
         self.layer2 = self._make_layer(m_channels * 2, num_blocks[1], stride=2)
         self.layer3 = self._make_layer(m_channels * 4, num_blocks[2], stride=2)
         self.layer4 = self._make_layer(m_channels * 8, num_blocks[3], stride=2)
-        self.pool = TSTP(in_dim=self.stats_dim * BasicBlock.expansion)
+        self.pool = pooling_layer(pooling_func, self.stats_dim * BasicBlock.expansion)
         self.pool_out_dim = self.pool.get_out_dim()
         self.seg_1 = nn.Linear(self.pool_out_dim, embed_dim)
         if two_emb_layer:
@@ -79,6 +79,7 @@ class ResNet(nn.Module):
         return self.seg_2(self.seg_bn_1(F.relu(embed_a)))  # WeSpeaker's embed_b, the embedding it uses
 
 
-def ResNet34(*, feat_dim: int, embed_dim: int, m_channels: int = 32, two_emb_layer: bool = False) -> ResNet:
+def ResNet34(*, feat_dim: int, embed_dim: int, m_channels: int = 32, pooling_func: str = "TSTP",
+             two_emb_layer: bool = False) -> ResNet:
     return ResNet((3, 4, 6, 3), m_channels=m_channels, feat_dim=feat_dim, embed_dim=embed_dim,
-                  two_emb_layer=two_emb_layer)
+                  pooling_func=pooling_func, two_emb_layer=two_emb_layer)

@@ -36,6 +36,13 @@ WESPEAKER_COUNTS = {
     "{name: ECAPA_TDNN, params: {channels: 512, embed_dim: 192, global_context: true}}": 6_190_720,
     # wespeaker.models.campplus.CAMPPlus(feat_dim=80, embed_dim=512, pooling_func='TSTP')
     "{name: CAMPPlus, params: {embed_dim: 512}}": 7_176_224,
+    # the other pooling layers (wespeaker.models.pooling_layers), by pooling_func
+    "{name: ResNet34, params: {pooling_func: TAP}}": 5_978_976,
+    "{name: ResNet34, params: {pooling_func: TSDP}}": 5_978_976,
+    "{name: ResNet34, params: {pooling_func: ASTP}}": 7_292_384,
+    "{name: ResNet34, params: {two_emb_layer: true}}": 6_700_128,
+    "{name: CAMPPlus, params: {pooling_func: TAP}}": 6_914_080,
+    "{name: CAMPPlus, params: {pooling_func: ASTP}}": 7_307_936,
 }
 
 

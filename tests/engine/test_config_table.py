@@ -43,7 +43,7 @@ NOT_PARAMETERS = {TaskConfig: {"loss"}, SchedulerConfig: {"name"}, AugmentationC
 #: a filterbank architecture reads Fbank features, SincTDNN RawAudio: each component's partner section
 FBANK = {"feature_extraction": {"name": "Fbank"}, "architecture": {"name": "ResNet34"}}
 KIND_TYPES = {"int": int, "float": float, "bool": bool, "stride": tuple, "protocols": tuple, "factors": tuple,
-              "margin_schedule": (MarginSchedule, type(None)), "window": str}
+              "margin_schedule": (MarginSchedule, type(None)), "window": str, "pooling": str}
 
 
 def home(comp: Component, p: Param, cfg: Config) -> Any:
@@ -67,6 +67,8 @@ def other_value(p: Param) -> tuple[Any, Any]:
         return value, value
     if p.kind == "window":
         return ("povey",) * 2
+    if p.kind == "pooling":
+        return ("ASTP",) * 2
     return {"stride": ([2, 1, 1], (2, 1, 1)), "protocols": (["X.Collection.Y"], ("X.Collection.Y",)),
             "factors": ([0.95, 1.05], (0.95, 1.05)),
             "margin_schedule": ({"increase_start_epoch": 5, "fix_start_epoch": 30, "increase_type": "linear"},
