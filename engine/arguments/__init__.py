@@ -1,0 +1,67 @@
+"""The ``spkemb-engine`` command line: one small function per command adds its options.
+
+Option names are the fields of the command's request (``engine.requests``); ``engine.cli``
+turns the parsed arguments into that request. The commands' options live beside this module,
+grouped by what the commands work on; the order here is the order of ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from engine.arguments.extraction import add_apply, add_diarize, add_export
+from engine.arguments.runs import add_import, add_report, add_runs, add_tag
+from engine.arguments.sweeps import add_queue, add_sweep
+from engine.arguments.training import add_sbatch, add_train
+from engine.arguments.validation import add_average, add_pick, add_validate
+from engine.arguments.values import MAX_BATCH, MAX_EPOCH
+from engine.arguments.workspace import add_config, add_demo_data, add_demo_workspace, add_model_summary
+
+__all__ = ["MAX_BATCH", "MAX_EPOCH", "OneLineParser", "build_parser"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose bad input is one stderr line, ``PROG: error: ...``, and exit 2.
+
+    argparse's own error prints the whole usage first; the engine's errors are one line
+    (the TUI and logs show the last line), and ``--help`` still shows the usage.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
+        # Python 3.11's argparse drops a value `--` (`--to=--`) and hands the option an empty
+        # list instead of refusing it: an int option would reach the command as []
+        if action.nargs is None and action.option_strings and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="spkemb-engine",
+        description="Train, validate and apply SincTDNN speaker embeddings; every run is "
+                    "recorded in a SQLite database.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    add_train(sub)
+    add_validate(sub)
+    add_apply(sub)
+    add_export(sub)
+    add_diarize(sub)
+    add_pick(sub)
+    add_average(sub)
+    add_runs(sub)
+    add_tag(sub)
+    add_report(sub)
+    add_import(sub)
+    add_demo_data(sub)
+    add_demo_workspace(sub)
+    add_config(sub)
+    add_model_summary(sub)
+    add_sbatch(sub)
+    add_sweep(sub)
+    add_queue(sub)
+    return parser

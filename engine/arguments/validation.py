@@ -1,0 +1,77 @@
+"""The options of the commands on validated checkpoints: ``validate``, ``pick``, ``average``."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.arguments.shared import db_options, trust_option
+from engine.arguments.values import MAX_BATCH, MAX_EPOCH, checkpoint_name, number, whole
+from engine.layout import CHECKPOINT_SUFFIX, PARAMS, TRN_DIR_SHAPE, WEIGHTS
+
+
+def add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="speaker-verification EER of each checkpoint, beside training",
+                       description="Evaluate checkpoints of TRN_DIR by EER and minDCF on PROTOCOL's "
+                                   "SUBSET trials, waiting for new ones while training runs.")
+    p.add_argument("--subset", default="test", help="trial subset (default: test)")
+    p.add_argument("--from", dest="from_epoch", type=whole(0, MAX_EPOCH, "the first epoch to evaluate"),
+                   default=None, metavar="E",
+                   help="first epoch to evaluate (default: the first checkpoint)")
+    p.add_argument("--to", type=whole(0, MAX_EPOCH, "the last epoch to evaluate"), default=None, metavar="E",
+                   help="last epoch to evaluate (default: the training run's target)")
+    p.add_argument("--every", type=whole(1, MAX_EPOCH, "a number of epochs"), default=1, metavar="N",
+                   help="evaluate every N epochs (default: 1)")
+    p.add_argument("--chronological", action="store_true",
+                   help="evaluate in epoch order (default: newest checkpoint first)")
+    p.add_argument("--whole-file", action="store_true",
+                   help="embed each trial file in one pass instead of averaging sliding windows")
+    p.add_argument("--rescore", action="store_true",
+                   help="embed every epoch again, even those VAL_DIR already holds scores for "
+                        "(default: reuse them when made the same way, from the same checkpoint)")
+    p.add_argument("--score-norm", choices=["asnorm"], default=None,
+                   help="also report figures after adaptive S-norm against the training speakers")
+    p.add_argument("--cohort-size", type=whole(1, 100_000, "a number of cohort speakers"), default=300,
+                   metavar="N",
+                   help="AS-norm: the N cohort speakers most similar to each side (default: 300)")
+    p.add_argument("--cohort-files", type=whole(1, 1000, "a number of files per speaker"), default=3,
+                   metavar="F",
+                   help="AS-norm: training files averaged per cohort speaker (default: 3)")
+    p.add_argument("--calibration", default=None, metavar="SUBSET",
+                   help="also calibrate the scores into log-likelihood ratios by logistic regression trained "
+                        "on PROTOCOL's SUBSET trials (another list than --subset, e.g. development), and "
+                        "report the actual DCF and Cllr (minCllr is always reported)")
+    p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
+    p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=64, metavar="B",
+                   help="windows per batch (default: 64)")
+    p.add_argument("--poll", type=number(0, 3600, "seconds between looks", above=True), default=2.0,
+                   metavar="SECONDS",
+                   help="seconds between looks for new checkpoints (default: 2)")
+    trust_option(p)
+    db_options(p)
+    p.add_argument("trn_dir", metavar="TRN_DIR", help=f"training directory ({TRN_DIR_SHAPE})")
+    p.add_argument("protocol", metavar="PROTOCOL", help="speaker verification protocol with trials")
+
+
+def add_pick(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pick", help=f"choose the epoch {PARAMS} points at",
+                       description=f"Point VAL_DIR/{PARAMS} at the lowest-EER epoch, or at --epoch.")
+    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
+                   help="a validated epoch, or validated averaged weights such as avg-top5 (default: the "
+                        "epoch of lowest EER)")
+    db_options(p, database=False)
+    p.add_argument("val_dir", metavar="VAL_DIR")
+
+
+def add_average(sub: argparse._SubParsersAction) -> None:
+    averaged = f"avg-lastN{CHECKPOINT_SUFFIX}, avg-topK{CHECKPOINT_SUFFIX}"
+    p = sub.add_parser("average", help=f"average the weights of several epochs ({WEIGHTS}/{averaged})",
+                       description="Average the embedding network of the last N epochs of TRN_DIR, or of "
+                                   "the K epochs of lowest validated EER of VAL_DIR, into "
+                                   f"TRN_DIR/{WEIGHTS}/{averaged.replace(', ', ' or ')}; `validate` then scores it.")
+    which = p.add_mutually_exclusive_group(required=True)
+    # counts checked against the epochs there are (engine.validation.average)
+    which.add_argument("--last", type=int, metavar="N", help="the last N epochs of TRN_DIR")
+    which.add_argument("--top", type=int, metavar="K", help="the K epochs of lowest EER validated in VAL_DIR")
+    trust_option(p)
+    db_options(p, database=False)
+    p.add_argument("dir", metavar="DIR", help="TRN_DIR (with --last) or VAL_DIR (with --top)")
