@@ -27,8 +27,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # mkdocs run from the repository root without the package installed
-    sys.path.insert(0, str(ROOT))
+
+
+def _this_checkout_first() -> None:
+    """The code beside these docs, not whichever checkout is installed: MkDocs restores sys.path once
+    it has loaded a hook file, so this runs again when the generators import."""
+    if sys.path[:1] != [str(ROOT)]:
+        sys.path.insert(0, str(ROOT))
+
+
+_this_checkout_first()
 
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 COLUMNS_FILE = Path(__file__).with_name("schema-columns.yml")
@@ -306,6 +314,7 @@ def render(markdown: str) -> str:
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """MkDocs event: fill in the generated parts of a page."""
+    _this_checkout_first()
     return render(markdown)
 
 
