@@ -113,7 +113,7 @@ print({{"files": len(table.paths), "speakers": len(index.speakers), "reader": ta
 WORKERS = """
 import os, time
 from engine.config import parse_config
-from engine.data.batches import make_loader
+from engine.data.batch_loader import make_loader
 from engine.data.speech_index import derive_index
 from engine.data.training_index import IndexRequest, training_table
 from engine.progress import Progress

@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 from engine.config import TEMPLATES, AugmentationConfig, Config, TaskConfig, parse_config, template_text
 from engine.data.audio import read_crop
 from engine.data.augment import build_augmentation
-from engine.data.batches import SpeakerIndex, build_index, make_loader
+from engine.data.batch_loader import make_loader
 from engine.data.protocols import load_protocol, subset_files
-from engine.data.speech_index import derive_index
+from engine.data.speech_index import SpeakerIndex, build_index, derive_index
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo import make_demo_corpus
 from engine.layout import CONFIG, ExperimentDir

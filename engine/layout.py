@@ -12,12 +12,9 @@
     VAL_DIR/apply/{epoch}[-shared|-onnxruntime][-step{step}]/{uri}.npy  metadata.yml
               {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply/: apply.log, events.jsonl)
 
-An extraction's folder is named from what defines it: the checkpoint (``4``, ``avg-top5``), then
-what differs from the defaults, the mode (``shared``, ``onnxruntime``; exact torch is the default)
-and the step as given to ``--step`` (0.1 is the default): ``apply/4``, ``apply/4-shared``,
-``apply/4-onnxruntime-step0.5``. Each diarization setting's RTTMs go the same way: beside the
-``.npy`` for the defaults (collar 0, overlap scored, oracle number of speakers), else in
-``rttm-{settings}/`` (``rttm-collar0.5``, ``rttm-tuned-skip-overlap``).
+An extraction's folder is named from its checkpoint, then the mode and ``--step`` where they are
+not the defaults (``apply/4``, ``apply/4-onnxruntime-step0.5``: :func:`extraction_folder`); a
+diarization setting's RTTMs go beside the ``.npy``, or in ``rttm-{settings}/`` (:func:`diarization_folder`).
 
 Value types that know their paths; the engine and the TUI both use them and nothing else builds
 these paths. Torch-free, and free of any I/O beyond listing a folder.
@@ -33,7 +30,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.safe_paths import contained_path, unsafe_reason
+from engine.safe_paths import contained_path
 
 # Every string constant of this module is a name on disk: tests/test_architecture.py allows it nowhere else.
 CONFIG = "config.yml"
@@ -59,8 +56,7 @@ RTTM_FOLDER = "rttm"
 
 #: what apply's ``mode`` may be: the exact or shared torch path, or the exported network in onnxruntime
 MODES = ("exact", "shared", "onnxruntime")
-#: the defaults an extraction folder's name leaves out (``apply --step``, the exact torch path); the mode
-#: is a mode's name, not a name on disk
+#: the defaults an extraction folder's name leaves out (``apply --step``, the exact torch path: a mode's name)
 DEFAULT_STEP = 0.1
 DEFAULT_MODE = MODES[0]
 
@@ -105,11 +101,6 @@ def checkpoint_file(path: Path) -> tuple[TrainingDir, CheckpointName] | None:
         return None
     name = m.group(1)
     return TrainingDir(path.parent.parent), int(name) if name.isdigit() else name
-
-
-def contained(root: Path, relative: str) -> Path | None:
-    """``root/relative`` when it stays inside ``root`` (see :mod:`engine.safe_paths`), else None."""
-    return None if unsafe_reason(relative) or "\\" in relative else Path(root) / relative
 
 
 def _run_folder(root: Path, protocol: str, subset: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-__all__ = ["contained_path", "unsafe_reason"]
+__all__ = ["contained", "contained_path", "unsafe_reason"]
 
 #: what a safe name is, for the messages
 SAFE = "a relative path without '..', empty parts or NUL"
@@ -62,3 +62,8 @@ def contained_path(root: str | os.PathLike[str], relative: str | os.PathLike[str
         raise PathError(f"{what} is refused: {reason}, so it could be written outside {root} "
                         f"(a name must be {SAFE})" + (f" — {fix}" if fix else ""))
     return Path(root) / text
+
+
+def contained(root: Path, relative: str) -> Path | None:
+    """``root/relative`` when it stays inside ``root`` (a safe name holding no backslash), else None."""
+    return None if unsafe_reason(relative) or "\\" in relative else Path(root) / relative

@@ -25,7 +25,7 @@ SINC_LAYERS = ((80, 251, 3), (60, 5, 3), (60, 5, 3))
 TDNN_CONTEXTS = ((5, 1), (3, 2), (3, 3), (1, 1), (1, 1))
 #: width of the x-vector's last frame layer at hidden_dim 512 (engine.model.tdnn.pooled_width)
 POOLED_WIDTH_AT_512 = 1500
-#: batches each loader worker prepares ahead (engine.data.batches.make_loader's prefetch)
+#: batches each loader worker prepares ahead (engine.data.batch_loader.make_loader's prefetch)
 PREFETCH = 4
 
 

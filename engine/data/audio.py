@@ -1,10 +1,11 @@
-"""Reading audio with soundfile: metadata once per path, random crops that read only their frames.
+"""Reading audio with soundfile: random crops that read only their frames, and whole files.
 
 Real corpora (VoxCeleb, AMI, MUSAN) are 16 kHz mono wav/flac, so the hot path is a seek and
 one ``read`` into a float32 buffer on a file handle kept open by the worker. Other rates are
 resampled (torchaudio, imported only then, so that importing this module stays torch-free),
 other channel counts are averaged to mono, and unreadable files raise ``AudioError`` naming
-the path.
+the path. What a file holds (``audio_info``) and the check of every listed file are
+``engine.data.audio_checks``'s.
 """
 
 from __future__ import annotations
@@ -12,46 +13,17 @@ from __future__ import annotations
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
 
-from engine.errors import AudioError
+from engine.data.audio_checks import audio_info, changed_error, unusable_error
 
 #: open SoundFile handles kept per process; a worker crops from a few hundred files at a time
 HANDLES_PER_PROCESS = 128
 
-#: threads checking files with soundfile.info
-CHECK_THREADS = 8
-
 _INT16_SCALE = np.float32(1.0 / 32768.0)
-
-
-@dataclass(frozen=True)
-class AudioInfo:
-    """What soundfile says about one file, read once per path and process."""
-
-    frames: int
-    samplerate: int
-    channels: int
-
-    @property
-    def duration(self) -> float:
-        """Duration in seconds."""
-        return self.frames / self.samplerate
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One unusable thing (a file, or a speaker of a file), named by path with the reason."""
-
-    path: str
-    problem: str
-    fatal: bool = False
-    kind: str = "file"  # or "speaker": a readable file, one of whose speakers is unusable
 
 
 @dataclass(frozen=True)
@@ -68,107 +40,16 @@ class Indexed:
     mtime_ns: int
 
 
-_INFO: dict[str, AudioInfo] = {}
-
-
-def _fail(path: str, what: str, error: BaseException | None = None) -> AudioError:
-    reason = f": {error}" if error is not None else ""
-    return AudioError(f"audio file {path} {what}{reason} — fix or replace the file, "
-                      f"or remove it from the protocol", path=path)
-
-
-def changed_error(path: str, what: str) -> AudioError:
-    """The error of a file whose size, mtime, length or rate is not what the training index saw."""
-    return AudioError(f"audio file {path} changed since the training index was built ({what}) — restore it, "
-                      "or run train with --reindex to check every file again", path=path)
-
-
 def _check_unchanged(path: str, indexed: Indexed) -> None:
     """The file's size and mtime are still those the index saw (one stat: cheap beside a read)."""
     try:
         st = os.stat(path)
     except OSError as e:
-        raise _fail(path, "cannot be found any more", e) from e
+        raise unusable_error(path, "cannot be found any more", e) from e
     if st.st_size != indexed.size:
         raise changed_error(path, f"{st.st_size:,} bytes, {indexed.size:,} when indexed")
     if st.st_mtime_ns != indexed.mtime_ns:
         raise changed_error(path, "modified since")
-
-
-def audio_info(path: str | os.PathLike) -> AudioInfo:
-    """Frames, sample rate and channels of an audio file (cached per path).
-
-    Parameters
-    ----------
-    path : str or PathLike
-        Audio file readable by soundfile (wav, flac, ogg, ...).
-
-    Returns
-    -------
-    AudioInfo
-
-    Raises
-    ------
-    AudioError
-        When the file is missing, unreadable or empty; the message names the path.
-    """
-    key = str(path)
-    info = _INFO.get(key)
-    if info is None:
-        info = _INFO[key] = probe(key)
-    return info
-
-
-def probe(path: str) -> AudioInfo:
-    """``audio_info`` without its cache: for checking a million files once, keeping nothing.
-
-    Raises
-    ------
-    AudioError
-        When the file is missing, unreadable or empty; the message names the path.
-    """
-    key = path
-    if not os.path.exists(key):
-        raise _fail(key, "does not exist")
-    try:
-        # what soundfile.info reads, without the log text it also asks libsndfile for (1.4x faster)
-        with sf.SoundFile(key) as raw:
-            frames, samplerate, channels = int(raw.frames), int(raw.samplerate), int(raw.channels)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise _fail(key, "cannot be read as audio", e) from e
-    if frames <= 0:
-        raise _fail(key, "holds no audio frames")
-    if samplerate <= 0 or channels <= 0:
-        raise _fail(key, f"has an unusable format ({samplerate} Hz, {channels} channels)")
-    return AudioInfo(frames=frames, samplerate=samplerate, channels=channels)
-
-
-def check_files(paths: Iterable[str | os.PathLike]) -> list[Problem]:
-    """Check every file once with soundfile.info: exists, readable, frames > 0, rate, channels.
-
-    Parameters
-    ----------
-    paths : iterable of str or PathLike
-        Audio files; duplicates are checked once, by ``CHECK_THREADS`` threads (libsndfile
-        releases the GIL, and on network filesystems the open latency dominates).
-
-    Returns
-    -------
-    list of Problem
-        One per unusable file, named by path, in the order first seen; empty when all are fine.
-    """
-    unique = list(dict.fromkeys(str(p) for p in paths))
-    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
-        found = pool.map(_problem, unique, chunksize=256)
-        return [problem for problem in found if problem is not None]
-
-
-def _problem(path: str) -> Problem | None:
-    try:
-        audio_info(path)
-    except AudioError as e:
-        return Problem(path=path, problem=str(e))
-    return None
 
 
 class _Handles:
@@ -197,8 +78,8 @@ class _Handles:
             handle = sf.SoundFile(path)
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             if not os.path.exists(path):
-                raise _fail(path, "does not exist") from e
-            raise _fail(path, "cannot be read as audio", e) from e
+                raise unusable_error(path, "does not exist") from e
+            raise unusable_error(path, "cannot be read as audio", e) from e
         self.files[path] = handle
         if len(self.files) > self.size:
             _, oldest = self.files.popitem(last=False)
@@ -254,7 +135,7 @@ def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = No
             n = len(data)
             np.mean(data, axis=1, out=out[:n])
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise _fail(path, f"could not be read at frame {start}", e) from e
+        raise unusable_error(path, f"could not be read at frame {start}", e) from e
     if n < frames:
         if indexed is not None and start + n < min(indexed.frames, start + frames):
             raise changed_error(path, f"it ends at frame {start + n:,}, {indexed.frames:,} when indexed")

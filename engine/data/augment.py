@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.audio import Problem, audio_info, check_files, read_crop, read_file
+from engine.data.audio import read_crop, read_file
+from engine.data.audio_checks import Problem, audio_info, check_files
 from engine.errors import AudioError, ConfigError, ProtocolError
 
 #: guards the RMS normalisations against silent pieces

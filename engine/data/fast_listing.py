@@ -27,7 +27,7 @@ from typing import Any, cast
 import numpy as np
 
 from engine.data.cache_key import SubsetSource, is_template
-from engine.data.protocols import _intersect, _merge, intervals_of, speech_intervals
+from engine.data.speech_regions import _intersect, _merge, intervals_of, speech_intervals
 from engine.data.table import Listed, ListedBuilder
 from engine.errors import ProtocolError
 

@@ -1,7 +1,7 @@
 """Every listed file checked once — and, when an earlier index exists, only files new or changed.
 
 A file is stat'ed; when its (path, mtime, size) is the one an earlier index of the same
-subset checked, that check is reused; otherwise ``soundfile`` opens it (``engine.data.audio.probe``).
+subset checked, that check is reused; otherwise ``soundfile`` opens it (``engine.data.audio_checks.probe``).
 Checks run in threads (libsndfile releases the GIL; on a network filesystem the latency of
 the opens dominates), submitted in bounded chunks: a stop request waits for at most the
 chunks in flight, never for a million queued checks.
@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.data.audio import CHECK_THREADS, Problem, changed_error, probe
+from engine.data.audio_checks import CHECK_THREADS, Problem, changed_error, probe
 from engine.data.table import Checked, IndexTable
 from engine.errors import AudioError
 

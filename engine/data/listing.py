@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.data.cache_key import SubsetSource
-from engine.data.protocols import iter_subset, speech_intervals
+from engine.data.protocols import iter_subset
+from engine.data.speech_regions import speech_intervals
 from engine.data.table import Listed, ListedBuilder
 
 #: set to "pyannote" to list through pyannote.database's ProtocolFiles even where the fast

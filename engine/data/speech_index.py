@@ -19,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.audio import Indexed, Problem
+from engine.data.audio import Indexed
+from engine.data.audio_checks import Problem
 from engine.data.columns import StringColumn
 from engine.data.file_checks import check_files
-from engine.data.protocols import speech_intervals
+from engine.data.speech_regions import speech_intervals
 from engine.data.table import IndexTable, ListedBuilder, assemble
 from engine.errors import AudioError, TrainingError
 

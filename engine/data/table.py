@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.audio import Problem
+from engine.data.audio_checks import Problem
 from engine.data.columns import StringColumn, StringColumnBuilder
 from engine.data.manifest import open_checked, write_manifest
 from engine.errors import CacheError

@@ -40,7 +40,8 @@ import yaml
 
 from engine.atomic import atomic_write, atomic_write_text
 from engine.console import out, say
-from engine.data.audio import check_files, num_samples
+from engine.data.audio import num_samples
+from engine.data.audio_checks import check_files
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
 from engine.extraction.network import load_network

@@ -50,7 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.data.audio import audio_info, num_samples, read_crop
+from engine.data.audio import num_samples, read_crop
+from engine.data.audio_checks import audio_info
 
 MODES = ("plain", "exact", "shared")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.console import say
-from engine.data.audio import Problem
+from engine.data.audio_checks import Problem
 from engine.errors import AudioError, SpkembError, StoreError, TrainingError
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Phase, Progress

@@ -241,3 +241,20 @@ def inserted_id(cursor: sqlite3.Cursor) -> int:
     if cursor.lastrowid is None:  # sqlite3 sets it after every INSERT: only a misuse lands here
         raise StoreError("no row was inserted")
     return cursor.lastrowid
+
+
+def open_write_queue(path: Path) -> int:
+    """The lock file on which writers of this host queue for the write lock (-1: none).
+
+    SQLite's busy handler polls: it sleeps 1, 2, 5 ... up to 100 ms between tries,
+    so with eight writers the write lock sat idle most of the time (bench/store.py:
+    eight writers together slower than one alone). Writers first queue on an
+    ``flock`` of ``runs.db-lock``, which the kernel hands to the next waiter as
+    soon as it is released; ``busy_timeout`` still covers other programs.
+    """
+    if is_network_fs(path):
+        return -1
+    try:
+        return os.open(f"{path}-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return -1  # e.g. a read-only folder: SQLite's own locking still works

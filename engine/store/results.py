@@ -1,7 +1,7 @@
 """The writers of what runs produce: validations, the chosen epoch, extractions, diarization checks.
 
 Part of :class:`engine.store.runs.Store` (a mixin over its ``transaction``); the run's own
-lifecycle (create, status, steps, epochs, checkpoints) stays in ``runs.py``.
+lifecycle (create, status) stays in ``runs.py``, its steps, epochs and checkpoints in ``progress_rows.py``.
 """
 
 from __future__ import annotations

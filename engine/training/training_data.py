@@ -16,11 +16,12 @@ from typing import Any
 import torch
 
 from engine.config import Config
-from engine.data.audio import Problem
+from engine.data.audio_checks import Problem
 from engine.data.augment import build_augmentation
-from engine.data.batches import BatchLoader, Position, SpeakerIndex, batches_per_epoch, make_loader
+from engine.data.batch_loader import BatchLoader, make_loader
+from engine.data.batches import Position, batches_per_epoch
 from engine.data.file_checks import changed_problems
-from engine.data.speech_index import derive_index
+from engine.data.speech_index import SpeakerIndex, derive_index
 from engine.data.speed import speed_vocabulary
 from engine.data.training_index import IndexRequest, training_table
 from engine.process.distributed import World

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.audio import Problem, check_files
-from engine.data.protocols import load_protocol, speech_intervals, subset_files
+from engine.data.audio_checks import Problem, check_files
+from engine.data.protocols import load_protocol, subset_files
+from engine.data.speech_regions import speech_intervals
 from engine.errors import ProtocolError
 from engine.records import Run
 

@@ -34,7 +34,7 @@ import yaml
 
 from engine.atomic import atomic_write_text
 from engine.console import say
-from engine.data.audio import check_files
+from engine.data.audio_checks import check_files
 from engine.errors import ProtocolError, SpkembError
 from engine.extraction.network import load_network
 from engine.layout import TRN_DIR_SHAPE, CheckpointName, TrainingDir, ValidationDir

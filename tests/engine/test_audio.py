@@ -10,7 +10,8 @@ import pytest
 import soundfile as sf
 from data_corpus import RAMP, RATE, ramp
 
-from engine.data.audio import audio_info, check_files, read_crop, read_file
+from engine.data.audio import read_crop, read_file
+from engine.data.audio_checks import audio_info, check_files
 from engine.errors import AudioError
 
 

@@ -13,8 +13,9 @@ from data_corpus import RATE, make_corpus
 
 from engine.config import AugmentationConfig, Config, ReverbConfig, TaskConfig
 from engine.data.augment import AddNoise, AddReverb, build_augmentation, collection_paths
-from engine.data.batches import build_index, make_loader
+from engine.data.batch_loader import make_loader
 from engine.data.protocols import load_protocol, subset_files
+from engine.data.speech_index import build_index
 from engine.errors import AudioError
 
 NOISE = "Noise.Collection.Background"

@@ -12,8 +12,11 @@ import torch
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
 
 from engine.config import Config, TaskConfig
-from engine.data.batches import SpeakerBatches, batches_per_epoch, build_index, make_loader
-from engine.data.protocols import load_protocol, speech_regions, subset_files
+from engine.data.batch_loader import make_loader
+from engine.data.batches import SpeakerBatches, batches_per_epoch
+from engine.data.protocols import load_protocol, subset_files
+from engine.data.speech_index import build_index
+from engine.data.speech_regions import speech_regions
 from engine.errors import AudioError, TrainingError
 
 VOICES = "Tiny.SpeakerVerification.Voices"

@@ -9,10 +9,10 @@ from engine.layout import (
     TrainingDir,
     ValidationDir,
     checkpoint_label,
-    contained,
     diarization_folder,
     parse_checkpoint_name,
 )
+from engine.safe_paths import contained
 
 
 def test_the_tutorial_directories(tmp_path):

@@ -1,4 +1,4 @@
-"""engine.data.protocols: database.yml resolution, protocol loading, speech regions."""
+"""engine.data.protocols and speech_regions: database.yml resolution, protocol loading, speech regions."""
 
 from __future__ import annotations
 
@@ -12,15 +12,9 @@ import pytest
 from data_corpus import make_corpus
 from pyannote.core import Annotation, Segment, Timeline
 
-from engine.data.audio import check_files
-from engine.data.protocols import (
-    database_paths,
-    list_protocols,
-    load_protocol,
-    speech_intervals,
-    speech_regions,
-    subset_files,
-)
+from engine.data.audio_checks import check_files
+from engine.data.protocols import database_paths, list_protocols, load_protocol, subset_files
+from engine.data.speech_regions import speech_intervals, speech_regions
 from engine.errors import ProtocolError
 
 VOICES = "Tiny.SpeakerVerification.Voices"
@@ -118,7 +112,8 @@ def test_speech_regions_intersect_annotated_and_drop_overlap() -> None:
 
 
 def test_protocol_and_audio_modules_do_not_import_torch() -> None:
-    code = ("import sys, engine.data.protocols, engine.data.audio\n"
+    code = ("import sys, engine.data.protocols, engine.data.speech_regions, engine.data.audio\n"
+            "import engine.data.audio_checks\n"
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
 

@@ -9,8 +9,11 @@ import pytest
 from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
 
 from engine.config import AugmentationConfig, Config, TaskConfig, parse_config
-from engine.data.batches import SpeakerBatches, build_index, make_loader
-from engine.data.protocols import load_protocol, speech_regions, subset_files
+from engine.data.batch_loader import make_loader
+from engine.data.batches import SpeakerBatches
+from engine.data.protocols import load_protocol, subset_files
+from engine.data.speech_index import build_index
+from engine.data.speech_regions import speech_regions
 from engine.errors import ConfigError
 
 VOICES = "Tiny.SpeakerVerification.Voices"
