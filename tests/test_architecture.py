@@ -7,7 +7,8 @@
 - engine/console.py alone writes to the terminal;
 - app/ is its packages (the layers below) and app.py, __main__.py, app.tcss;
 - app/ spells no engine option: its command lines come from the engine's requests (engine.cli.to_argv);
-- app/ keeps no state in a module (an empty list, dict or set at module level): it lives on the app.
+- app/ keeps no state in a module (an empty list, dict or set at module level): it lives on the app;
+- no module of engine/, app/, bench/ is over 350 lines.
 """
 
 from __future__ import annotations
@@ -306,3 +307,15 @@ def test_the_app_keeps_its_state_on_the_app() -> None:
     wrong = [f"{path.relative_to(ROOT)}:{line}: {name}" for path in sorted((ROOT / "app").rglob("*.py"))
              for line, name in _empty_containers(ast.parse(path.read_text(), str(path)))]
     assert not wrong, "keep this state on the app (or an object it owns):\n" + "\n".join(wrong)
+
+
+#: the most lines a module of the product holds: past it, a module holds more than one job
+MAX_MODULE_LINES = 350
+
+
+def test_no_module_is_over_the_line_limit() -> None:
+    sources = [*(ROOT / "engine").rglob("*.py"), *(ROOT / "app").rglob("*.py"), *(ROOT / "bench").rglob("*.py"),
+               ROOT / "docs" / "hooks.py"]
+    long = [f"{path.relative_to(ROOT)}: {n} lines" for path in sorted(sources)
+            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert not long, f"split these by what they hold (at most {MAX_MODULE_LINES} lines):\n" + "\n".join(long)
