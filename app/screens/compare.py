@@ -5,32 +5,23 @@ of seeds) differ for real (a paired bootstrap), list their config differences, w
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from app.data import reader
 from app.data.reader import RunCurves, StepRow
 from app.launching.children import run_quick
 from app.launching.commands import request_argv
+from app.screens.compare_systems import SignificancePanel, det_source, run_label, systems
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.compare.pivot import COLUMNS, Pivot, build_pivot, cell_text
 from engine.compare.report import HTML_FILE
-from engine.compare.significance import compare_groups
 from engine.config import config_diff
-from engine.errors import SpkembError
-from engine.layout import ValidationDir
 from engine.requests import ReportRequest
-
-if TYPE_CHECKING:
-    from app.screens.det import DetSource
 
 
 def config_differences(configs: list[dict]) -> list[tuple[str, list]]:
@@ -49,7 +40,7 @@ def config_differences(configs: list[dict]) -> list[tuple[str, list]]:
     return rows
 
 
-class CompareScreen(Screen):
+class CompareScreen(SignificancePanel):
     DEFAULT_CSS = """
     CompareScreen #plots { height: 2fr; }
     CompareScreen #tables { height: 1fr; }
@@ -78,8 +69,6 @@ class CompareScreen(Screen):
         self.report_dir: Path | None = None
         #: the figures of each compared run's group (mean ± std over its runs) instead of the run's own
         self.by_group = False
-        #: the two systems last weighed (their labels and score files)
-        self._weighed: tuple = ()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -131,7 +120,7 @@ class CompareScreen(Screen):
             return
         first = self._shown is None
         self._shown = shown
-        labels = [_label(r) for r in runs]
+        labels = [run_label(r) for r in runs]
         self.query_one(LossPlot).set_series([LossSeries(label, self.steps.get(r.run.id, []))
                                              for label, r in zip(labels, runs, strict=True)])
         banded: set[str] = set()   # each group's band drawn once, with its first run
@@ -246,36 +235,6 @@ class CompareScreen(Screen):
         self.query_one("#pivot").border_subtitle = f"report: {page}"
         self.app.notify(f"Report written: {page} (tables, figures in PNG/SVG/PDF)", timeout=10)
 
-    def _significance(self, found: list[System]) -> None:
-        """Weigh the first two systems (again when a run picked another epoch meanwhile): at once when a
-        score file is missing, else in a worker."""
-        weighed = tuple((s.label, tuple(s.score_files)) for s in found[:2])
-        if len(found) < 2 or weighed == self._weighed:
-            return
-        self._weighed = weighed
-        a, b = found[:2]
-        head = f"A = {escape(a.label)}, B = {escape(b.label)}"
-        missing = next((p for p in a.score_files + b.score_files if not p.is_file()), None)
-        if missing is not None:
-            self._say_significance([f"{head}: no score file {escape(missing.name)} of a picked epoch to weigh them by "
-                                    "(validate again)"])
-            return
-        self._say_significance([f"{head}: bootstrapping…"])
-        self._bootstrap(a, b, head + (f"  (of {len(found)} systems, the first two)" if len(found) > 2 else ""))
-
-    @work(thread=True, exclusive=True, group="significance")
-    def _bootstrap(self, a: System, b: System, head: str) -> None:
-        """The paired bootstrap of two systems, in words (seconds for 37,720 trials on an idle machine)."""
-        try:
-            differences = compare_groups(a.score_files, b.score_files)
-        except SpkembError as e:
-            self.app.call_from_thread(self._say_significance, [f"{head}: [red]{escape(str(e))}[/]"])
-            return
-        self.app.call_from_thread(self._say_significance, [head] + [escape(d.describe()) for d in differences])
-
-    def _say_significance(self, lines: list[str]) -> None:
-        self.query_one("#significance", Static).update("\n".join(lines))
-
     def action_det(self) -> None:
         """DET curves and score histograms of the picked epoch of every compared run, overlaid."""
         from app.screens.det import DetScreen
@@ -305,53 +264,3 @@ def report_folder(root: Path, now: float) -> Path:
         n += 1
         folder = root / "reports" / f"compare-{stamp}-{n}"
     return folder
-
-@dataclass(frozen=True)
-class System:
-    """What Compare weighs against another: one run, or the runs of a group (its seeds)."""
-
-    label: str
-    #: the score file of the picked epoch of each of its runs
-    score_files: list[Path]
-
-
-def systems(runs: list[RunCurves]) -> list[System]:
-    """The compared runs as systems, in their order: the runs of one group together, each other run
-    alone; runs with no validated epoch left out."""
-    by_key: dict[str, list[tuple[RunCurves, DetSource]]] = {}
-    for r in runs:
-        source = det_source(r)
-        if source is not None:
-            by_key.setdefault(f"group {r.run.run_group}" if r.run.run_group else _label(r), []).append((r, source))
-    out = []
-    for key, members in by_key.items():
-        label = f"{key} ({len(members)} seed{'s' if len(members) != 1 else ''})" if key.startswith("group ") else key
-        if len(members) == 1 and not key.startswith("group "):
-            label = members[0][1].label
-        out.append(System(label, [ValidationDir(Path(s.val_dir)).score_file(s.name) for _, s in members]))
-    return out
-
-
-def _label(read: RunCurves) -> str:
-    """``#3 aam (ResNet34)``: a run's legend and column label, naming the network it trained."""
-    run = read.run
-    label = f"#{run.id} {run.name or ''}".strip()
-    return f"{label} ({read.network})" if read.network else label
-
-
-def det_source(read: RunCurves) -> DetSource | None:
-    """The picked epoch of one compared run (else its lowest-EER one) and the VAL_DIR that scored it."""
-    from app.screens.det import DetSource
-
-    validators = [v for v in read.validators if v.out_dir]
-    by_id = {v.id: v for v in validators}
-    picked = [v for v in validators if v.best_epoch is not None]
-    label = _label(read)
-    if picked:
-        best = min(picked, key=lambda v: v.best_eer if v.best_eer is not None else 1.0)
-        return DetSource(f"{label} @{best.best_epoch}", best.out_dir, int(best.best_epoch))
-    scored = [v for v in read.validations if v.eer is not None and v.run_id in by_id]
-    if not scored:
-        return None
-    row = min(scored, key=lambda v: (v.eer, v.epoch))
-    return DetSource(f"{label} @{row.epoch}", by_id[row.run_id].out_dir, int(row.epoch))
