@@ -118,6 +118,15 @@ async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
         await pilot.pause(0.05)
 
 
+def columns_sized(table) -> bool:
+    """Whether a DataTable has measured every row it holds: it widens its columns when idle, after
+    the rows are in, so a picture taken between the two shows header-wide columns."""
+    from rich.cells import cell_len
+
+    return all(cell_len(str(cell)) <= column.content_width
+               for key in table.rows for column, cell in zip(table.ordered_columns, table.get_row(key), strict=False))
+
+
 async def open_run(pilot, name: str, runs: int = 5) -> None:
     """From the Runs screen, once its ``runs`` rows are shown, open the run called ``name``."""
     from app.screens.run_detail import RunDetailScreen

@@ -8,7 +8,7 @@ from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import compare_runs, make, wait_for
+from tests.app.conftest import columns_sized, compare_runs, make, wait_for
 
 SIZE = (120, 36)
 
@@ -31,6 +31,7 @@ def test_run_detail_screen(workspace: Path, snap_compare) -> None:
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen))
         await wait_for(pilot, lambda: pilot.app.screen.query_one(EpochTable).row_count == 3)
+        await wait_for(pilot, lambda: columns_sized(pilot.app.screen.query_one(EpochTable)))
         await pilot.pause(0.3)
 
     assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_detail)
@@ -43,6 +44,7 @@ def test_query_screen(workspace: Path, snap_compare) -> None:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
         pilot.app.screen.query_one("#examples").value = "best EER per run"
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#result").row_count == 2)
+        await wait_for(pilot, lambda: columns_sized(pilot.app.screen.query_one("#result")))
         pilot.app.screen.query_one("#result").focus()
         await pilot.pause(0.2)
 
@@ -68,6 +70,8 @@ def test_compare_screen(workspace: Path, snap_compare) -> None:
         await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#diff").row_count == 1)
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#pivot").row_count == 2)
+        for table in ("#diff", "#pivot"):
+            await wait_for(pilot, lambda t=table: columns_sized(pilot.app.screen.query_one(t)))
         await pilot.pause(0.3)
 
     assert snap_compare(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=compare)
