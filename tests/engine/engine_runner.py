@@ -6,10 +6,13 @@ its parent, and killed with all it started when its test ends (see ``tests/child
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -57,3 +60,41 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120, what: str = 
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def run_in_process(*args: str, db: Path | None = None, database: Path | None = None,
+                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``spkemb-engine ARGS`` through ``engine.cli.main`` in this process, as ``run_engine`` reports it.
+
+    For the tests of what a command answers to a request (a refusal, an error line, a small result):
+    a subprocess each would spend seconds importing torch. What a subprocess alone shows (signals,
+    the exit of the process, loader workers, one end-to-end per command) stays with ``run_engine``.
+    An exception escaping ``main`` is what a user would see as a traceback: it is put on stderr
+    with exit status 1, as Python does.
+    """
+    from engine.cli import main
+
+    extra = dict(env or {})
+    if db is not None:
+        extra["SPKEMB_DB"] = str(db)
+    if database is not None:
+        extra["PYANNOTE_DATABASE_CONFIG"] = str(database)
+    saved = {name: os.environ.get(name) for name in extra}
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.update(extra)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except Exception:  # noqa: BLE001 - the traceback is the answer a user would see
+                traceback.print_exc()
+                code = 1
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return subprocess.CompletedProcess(["spkemb-engine", *args], code, out.getvalue(), err.getvalue())

@@ -14,7 +14,7 @@ from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.records import ValidationResult
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_engine, run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 #: with batch norm after the embedding: running statistics and an integer num_batches_tracked
@@ -86,7 +86,7 @@ def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Pa
                                   config=None, command=["v"], device="cpu", parent_id=run_id)
         for epoch, eer in [(1, 0.3), (2, 0.1), (3, 0.4), (4, 0.2)]:
             store.add_validation(val_id, ValidationResult(epoch=epoch, eer=eer, n_trials=4), train_run_id=run_id)
-    done = run_engine("average", "--top", "2", str(val.root), db=db_path)
+    done = run_in_process("average", "--top", "2", str(val.root), db=db_path)
     assert done.returncode == 0, done.stderr
     saved = load_checkpoint(trn.checkpoint("avg-top2"))
     assert saved["averaged"]["epochs"] == [2, 4] and saved["averaged"]["how"] == "top"
@@ -103,7 +103,7 @@ def test_bad_requests_fail_in_one_line_and_write_nothing(tmp_path: Path, db_path
                                                          says: str) -> None:
     trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
     write_epochs(trn, [1, 2])
-    done = run_engine("average", *argv, str(trn.root), db=db_path)
+    done = run_in_process("average", *argv, str(trn.root), db=db_path)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr
     assert trn.named_checkpoints() == []
@@ -113,6 +113,6 @@ def test_networks_that_differ_are_not_averaged(tmp_path: Path, db_path: Path) ->
     trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
     write_epochs(trn, [1])
     write_epochs(trn, [2], TINY_CONFIG.replace("embedding_dim: 32", "embedding_dim: 16"))
-    done = run_engine("average", "--last", "2", str(trn.root), db=db_path)
+    done = run_in_process("average", "--last", "2", str(trn.root), db=db_path)
     assert done.returncode == 2 and "different networks" in done.stderr
     assert trn.named_checkpoints() == []
