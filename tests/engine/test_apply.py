@@ -18,6 +18,7 @@ from engine.extraction.windows import ArraySignal, embed_exact, embed_plain, emb
 from engine.model import SincTDNN
 from engine.records import ValidationResult
 from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_in_process
 
 SR = 16000
 
@@ -136,7 +137,7 @@ def test_apply_short_files_and_shared_mode(tmp_path: Path, demo_corpus: Path, db
 def test_apply_without_params_names_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path):
     val_dir = tmp_path / "val"
     val_dir.mkdir()
-    done = run_engine("apply", str(val_dir), "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
+    done = run_in_process("apply", str(val_dir), "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
     assert done.returncode == 2
     assert "params.yml does not exist: validate first" in done.stderr
 
@@ -228,7 +229,7 @@ def test_apply_refuses_a_folder_that_holds_other_settings(tmp_path: Path, demo_c
     metadata = yaml.safe_dump({"start": 0.0, "duration": 1.0, "step": 0.1, "epoch": 7, "mode": "shared"})
     (old / "metadata.yml").write_text(metadata)
     np.save(old / "ES2004a.npy", np.ones((3, 32), np.float32))
-    done = run_engine("apply", str(val_dir), MEETINGS, database=demo_corpus)
+    done = run_in_process("apply", str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "holds an extraction with other settings (mode shared; this one: mode exact)" in done.stderr
     assert "move that folder aside" in done.stderr

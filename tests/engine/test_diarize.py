@@ -13,6 +13,7 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from engine.extraction.clustering import build_tree
 from engine.extraction.diarize import DerSettings, prepare, score, tune_threshold
 from engine.store import open_store
+from tests.engine.engine_runner import run_in_process
 from tests.engine.test_apply import run_engine, write_model_dir
 
 MEETINGS = "Demo.SpeakerDiarization.Meetings"
@@ -200,28 +201,29 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
 def test_diarize_refuses_what_it_cannot_score(tmp_path: Path, demo_corpus: Path, db_path: Path):
     folder = tmp_path / "nothing"
     folder.mkdir()
-    done = run_engine("diarize", str(folder), MEETINGS, database=demo_corpus)
+    done = run_in_process("diarize", str(folder), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "metadata.yml does not exist" in done.stderr
     assert "Traceback" not in done.stderr
     (folder / "metadata.yml").write_text(yaml.safe_dump({"start": 0.0, "duration": 1.0, "step": 0.5}))
-    done = run_engine("diarize", str(folder), MEETINGS, database=demo_corpus)
+    done = run_in_process("diarize", str(folder), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "no embeddings for" in done.stderr and "apply" in done.stderr
     # a diarization protocol whose files have no reference turns
     (tmp_path / "uris.lst").write_text("ES2004a\n")
     (tmp_path / "database.yml").write_text(
         "Databases:\n  NoRef: /nowhere/{uri}.wav\nProtocols:\n  NoRef:\n    SpeakerDiarization:\n"
         "      Meetings:\n        test:\n          uri: uris.lst\n")
-    done = run_engine("diarize", str(folder), "NoRef.SpeakerDiarization.Meetings", database=tmp_path / "database.yml")
+    done = run_in_process("diarize", str(folder), "NoRef.SpeakerDiarization.Meetings",
+                          database=tmp_path / "database.yml")
     assert done.returncode == 2 and "speaker turns" in done.stderr, done.stderr
     assert not list(folder.rglob("*.rttm"))
 
 
 def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path, demo_corpus: Path, db_path: Path):
     val_dir = write_model_dir(tmp_path, duration=1.0)
-    done = run_engine("apply", "--diarize", "--subset", "development", "--num-speakers", "tuned", str(val_dir),
+    done = run_in_process("apply", "--diarize", "--subset", "development", "--num-speakers", "tuned", str(val_dir),
                       MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "tunes the threshold on the development subset" in done.stderr
-    done = run_engine("apply", "--diarize", "--collar", "-1", str(val_dir), MEETINGS, database=demo_corpus)
+    done = run_in_process("apply", "--diarize", "--collar", "-1", str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "--collar -1.0" in done.stderr
     assert not list((val_dir / "apply").rglob("*.npy"))
 

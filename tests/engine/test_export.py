@@ -26,6 +26,7 @@ from engine.process.checkpoints import epoch_path, file_sha256, save_checkpoint
 from engine.records import ValidationResult
 from engine.validation.params import write_params
 from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_in_process
 
 SR = 16000
 
@@ -118,12 +119,12 @@ def test_export_command_writes_the_metadata(tmp_path: Path) -> None:
 
 def test_export_refuses_bad_requests_with_one_line(tmp_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)
-    done = run_engine("export", str(val_dir), "--epoch", "avg-top5", "-o", str(tmp_path / "x.onnx"))
+    done = run_in_process("export", str(val_dir), "--epoch", "avg-top5", "-o", str(tmp_path / "x.onnx"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "avg-top5.pt does not exist" in done.stderr
-    done = run_engine("export", str(val_dir), "-o", str(tmp_path / "net.bin"))
+    done = run_in_process("export", str(val_dir), "-o", str(tmp_path / "net.bin"))
     assert done.returncode == 2 and "pass --format onnx or --format torchscript" in done.stderr
-    done = run_engine("export", str(val_dir), "--epoch", "last", "-o", str(tmp_path / "x.onnx"))
+    done = run_in_process("export", str(val_dir), "--epoch", "last", "-o", str(tmp_path / "x.onnx"))
     assert done.returncode == 2 and "expected an epoch number or a name such as avg-top5" in done.stderr
     assert not list(tmp_path.glob("*.onnx")) and not list(tmp_path.glob("*.bin"))
 
@@ -132,12 +133,12 @@ def test_export_keeps_an_existing_file_without_force_and_names_a_file_given_as_f
     val_dir = write_val_dir(tmp_path)
     kept = tmp_path / "net.onnx"
     kept.write_bytes(b"an earlier export")
-    done = run_engine("export", str(val_dir), "-o", str(kept))
+    done = run_in_process("export", str(val_dir), "-o", str(kept))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines() == [f"spkemb-engine export: error: -o {kept} already exists: pass --force "
                                         "to replace it, or name another file"]
     assert kept.read_bytes() == b"an earlier export"
-    done = run_engine("export", str(val_dir), "--force", "-o", str(kept))
+    done = run_in_process("export", str(val_dir), "--force", "-o", str(kept))
     assert done.returncode == 0, done.stderr
     assert read_metadata(kept)["spkemb.epoch"] == "7"
 
@@ -145,7 +146,7 @@ def test_export_keeps_an_existing_file_without_force_and_names_a_file_given_as_f
     a_file = tmp_path / "hostname"
     a_file.write_text("host\n")
     for output in (a_file / "x.onnx", a_file / "deeper" / "x.onnx"):
-        done = run_engine("export", str(val_dir), "-o", str(output))
+        done = run_in_process("export", str(val_dir), "-o", str(output))
         assert done.returncode == 2 and "Traceback" not in done.stderr
         assert done.stderr.splitlines() == [f"spkemb-engine export: error: -o {output}: {a_file} is a file, "
                                             "not a folder; name a file in a folder"]
@@ -173,7 +174,7 @@ def test_apply_refuses_a_model_exported_from_another_checkpoint(tmp_path: Path, 
     val_dir = write_val_dir(tmp_path)
     other = write_val_dir(tmp_path / "other", embedding_norms=True)
     export_checkpoint(checkpoint_of(other), 7, "onnx", tmp_path / "other.onnx")
-    done = run_engine("apply", "--runtime", "onnxruntime", "--model", str(tmp_path / "other.onnx"), str(val_dir),
+    done = run_in_process("apply", "--runtime", "onnxruntime", "--model", str(tmp_path / "other.onnx"), str(val_dir),
                       "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "was exported from" in done.stderr and "pass the --epoch it was exported from" in done.stderr
