@@ -14,7 +14,7 @@ import pytest
 from engine.cli import HANDLERS, REQUESTS, build_parser, request_of
 from engine.requests import TrainRequest
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_engine, run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,7 @@ def test_unknown_protocol_is_one_clear_error(tmp_path: Path, demo_corpus: Path) 
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG)
-    done = run_engine("train", "--to", "1", str(exp), "Demo.SpeakerVerification.Nope",
+    done = run_in_process("train", "--to", "1", str(exp), "Demo.SpeakerVerification.Nope",
                       db=tmp_path / "runs.db", database=demo_corpus)
     assert done.returncode == 2
     assert "Demo.SpeakerVerification.Nope" in done.stderr and "Traceback" not in done.stderr

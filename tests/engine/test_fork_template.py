@@ -10,7 +10,7 @@ import yaml
 from engine.config import config_from_dict, config_to_dict, parse_config, template_text
 from engine.config.forks import FORK_TEMPLATES, LARGE_MARGIN_EPOCHS, fork_config, fork_dict, fork_template_text
 from engine.errors import ConfigError
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_in_process
 
 
 @pytest.mark.parametrize("parent", ["recipe", "resnet34", "ecapa_tdnn", "campplus"])
@@ -62,13 +62,13 @@ def test_config_large_margin_prints_the_forks_config_or_one_error_line(tmp_path:
     exp = tmp_path / "resnet34"
     exp.mkdir()
     (exp / "config.yml").write_text(template_text("resnet34"))
-    done = run_engine("config", "large-margin", str(exp))
+    done = run_in_process("config", "large-margin", str(exp))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("# large-margin fine-tuning of ") and "--to 5 NEW_EXP_DIR" in done.stdout
     assert yaml.safe_load(done.stdout) == fork_dict(config_to_dict(parse_config(template_text("resnet34"))))
 
     missing = tmp_path / "weights" / "0040.pt"
-    done = run_engine("config", "large-margin", str(missing))
+    done = run_in_process("config", "large-margin", str(missing))
     assert done.returncode == 2 and not done.stdout, done.stdout
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("spkemb-engine config large-margin: error: ") and str(missing) in line

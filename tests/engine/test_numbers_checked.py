@@ -10,7 +10,7 @@ import pytest
 
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_engine, run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -65,8 +65,8 @@ def test_train_refuses_a_config_that_cannot_fit_before_recording_anything(tmp_pa
     exp, db = tmp_path / "exp", tmp_path / "runs.db"
     exp.mkdir()
     (exp / "config.yml").write_text(HUGE)
-    done = run_engine("train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp), PROTOCOL,
-                      db=db, database=demo_corpus, timeout=120)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp), PROTOCOL,
+                          db=db, database=demo_corpus)
     line = one_line_error(done, "train")
     assert "needs about" in line and "(MemAvailable)" in line and "lower task per_fold" in line, line
     assert not db.exists() or not open_store(db, readonly=True).runs()

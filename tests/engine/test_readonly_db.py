@@ -16,7 +16,7 @@ import pytest
 
 from engine.errors import StoreError
 from engine.store import open_store
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_engine, run_in_process
 from tests.engine.read_only import Media, files, media, unwritable  # noqa: F401 - fixtures
 from tests.engine.test_store import new_run
 
@@ -59,8 +59,8 @@ def test_train_into_a_database_on_read_only_media_stops_with_one_line(media: Med
     _fill(db)
     media.make_read_only()
     before = files(media.folder)
-    done = run_engine("train", str(tiny_exp), "Demo.SpeakerVerification.Voices", "--db", str(db), "--device", "cpu",
-                      database=demo_corpus, timeout=300)
+    done = run_in_process("train", str(tiny_exp), "Demo.SpeakerVerification.Voices", "--db", str(db), "--device",
+                          "cpu", database=demo_corpus)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if ": error: " in line]

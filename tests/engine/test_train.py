@@ -15,7 +15,7 @@ from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
 from tests import children
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import engine_env, run_engine, start_engine, torchrun_argv, wait_for
+from tests.engine.engine_runner import engine_env, run_engine, run_in_process, start_engine, torchrun_argv, wait_for
 from tests.engine.test_numbers_checked import one_line_error
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -175,7 +175,7 @@ def test_corrupt_wav_is_named(tmp_path: Path, demo_corpus: Path) -> None:
     victim = sorted((corpus / "voxceleb").rglob("*.wav"))[0]
     victim.write_bytes(b"RIFF\x00\x00garbage, not a wav file at all")
     exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
-    strict = run_engine("train", "--to", "1", "--parallel", "0", "--strict", str(exp), PROTOCOL,
+    strict = run_in_process("train", "--to", "1", "--parallel", "0", "--strict", str(exp), PROTOCOL,
                         db=db, database=corpus / "database.yml")
     assert strict.returncode == 2
     assert str(victim) in strict.stderr
@@ -186,6 +186,6 @@ def test_bad_config_is_one_clear_error(tmp_path: Path, demo_corpus: Path) -> Non
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG.replace("margin: 0.05", "margin: -1"))
-    done = run_engine("train", "--to", "1", str(exp), PROTOCOL, db=tmp_path / "runs.db", database=demo_corpus)
+    done = run_in_process("train", "--to", "1", str(exp), PROTOCOL, db=tmp_path / "runs.db", database=demo_corpus)
     assert done.returncode == 2
     assert "margin" in done.stderr and "Traceback" not in done.stderr

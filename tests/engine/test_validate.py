@@ -22,6 +22,7 @@ from engine.validation.score_files import read_scores, results_from_scores, scor
 from engine.validation.selection import pick_best
 from tests import children
 from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 TESTS = Path(__file__).parents[1]
@@ -181,9 +182,8 @@ def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo
     assert "waiting up to" in err and "epoch 1: EER" in err
 
     # a path that cannot be a TRN_DIR fails at once, naming it
-    typo = engine("validate", str(tmp_path / "nowhere"), PROTOCOL, database=demo_corpus)
-    _, err = typo.communicate(timeout=60)
-    assert typo.returncode == 2 and "nowhere is not a directory" in err
+    typo = run_in_process("validate", str(tmp_path / "nowhere"), PROTOCOL, database=demo_corpus)
+    assert typo.returncode == 2 and "nowhere is not a directory" in typo.stderr
 
 
 def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path):
@@ -200,10 +200,9 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
     write_scores(scores_path(val_dir, 1), [(1, 0.5, "a", "b"), (0, 0.1, "a", "c")])
     before = {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()}
 
-    validate = engine("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
-    _, err = validate.communicate(timeout=300)
+    validate = run_in_process("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
     assert validate.returncode == 2
-    assert str(missing) in err and "does not exist" in err
+    assert str(missing) in validate.stderr and "does not exist" in validate.stderr
     assert {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()} == before
 
     store = open_store(db_path)
@@ -324,9 +323,9 @@ def test_a_cohort_that_cannot_be_made_is_refused_before_any_run_is_recorded(tmp_
         store.create_run(kind="train", exp_dir=trn_dir.parent.parent, out_dir=trn_dir, protocol=PROTOCOL,
                          subset="train", config=None, command=["t"], device="cpu", name="demo")
     trn_dir.mkdir(parents=True)
-    validate = engine("validate", "--score-norm", "asnorm", "--cohort-size", "300", str(trn_dir), PROTOCOL,
-                      database=demo_corpus)
-    _, err = validate.communicate(timeout=120)
+    validate = run_in_process("validate", "--score-norm", "asnorm", "--cohort-size", "300", str(trn_dir), PROTOCOL,
+                              database=demo_corpus)
+    err = validate.stderr
     assert validate.returncode == 2 and len(err.strip().splitlines()) == 1, err
     assert "--cohort-size 300" in err and "training speaker" in err
     with open_store(db_path, readonly=True) as store:

@@ -13,7 +13,7 @@ from engine.records import Checkpoint
 from engine.store import open_store
 from engine.validation.calibration import calibrated_figures, min_cllr, train_calibration
 from engine.validation.score_files import read_scores, result_from_scores
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_engine, run_in_process
 from tests.engine.test_average import PROTOCOL, write_epochs
 
 
@@ -59,6 +59,7 @@ def test_every_result_from_scores_carries_its_min_cllr() -> None:
 
 
 def test_calibrating_on_the_evaluated_list_is_refused(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
-    done = run_engine("validate", "--calibration", "test", str(tmp_path), PROTOCOL, db=db_path, database=demo_corpus)
+    done = run_in_process("validate", "--calibration", "test", str(tmp_path), PROTOCOL, db=db_path,
+                          database=demo_corpus)
     assert done.returncode == 2
     assert "--calibration test is the evaluated subset" in done.stderr and "Traceback" not in done.stderr
