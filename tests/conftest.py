@@ -34,11 +34,16 @@ def _no_leaked_processes() -> Iterator[None]:
     """
     token = f"{os.getpid()}.{next(_tests)}"
     os.environ[children.OWNER_VAR] = token
-    before = {(p.pid, p.start) for p in children.descendants(os.getpid())}
+    at_start = children.processes()
+    before = {(p.pid, p.start) for p in children.descendants(os.getpid(), at_start)}
+    existing = {(p.pid, p.start) for p in at_start.values()}
     yield
     children.stop_all()
     table = children.processes()
-    left = {p.pid: p for p in children.carrying(children.OWNER_VAR, token, table)}
+    # only a process started during the test can carry its token: the environments of the others
+    # were fixed before it was set (reading every process's environment costs most of the guard)
+    new = {pid: p for pid, p in table.items() if (p.pid, p.start) not in existing}
+    left = {p.pid: p for p in children.carrying(children.OWNER_VAR, token, new)}
     left.update((p.pid, p) for p in children.descendants(os.getpid(), table) if (p.pid, p.start) not in before)
     leaked = [p for p in left.values() if p.alive]
     deadline = time.monotonic() + LEAK_GRACE
