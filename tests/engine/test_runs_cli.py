@@ -1,4 +1,5 @@
-"""`spkemb-engine runs` in a real subprocess: table, JSON, CSV, filters, lost runs, errors."""
+"""`spkemb-engine runs`: table, JSON, CSV, filters, lost runs, errors; in a real subprocess where the terminal's
+width, the working folder or a pipe matter."""
 
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ import pytest
 
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER
+from tests.engine.engine_runner import run_in_process
 
 
 def engine(*args: str, env_db: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS="200")
-    if env_db is not None:
-        env["SPKEMB_DB"] = str(env_db)
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, env=env)
+    """The command in-process (the tests below that need a process of its own start one)."""
+    return run_in_process(*args, db=env_db, env={"COLUMNS": "200"})
 
 
 @pytest.fixture
