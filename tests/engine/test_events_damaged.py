@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import pytest
 from engine.errors import StoreError
 from engine.records import Checkpoint
 from engine.store import EventWriter, import_events, open_store
+from tests.engine.engine_runner import run_in_process
 from tests.engine.test_events import write_training
 
 
@@ -97,8 +96,7 @@ def test_a_bad_origin_cannot_name_columns(event_file: Path) -> None:
 def test_import_command_exits_2_with_one_line(event_file: Path) -> None:
     number = _damage(event_file, "add_epoch", _set("seconds", "2.0"))
     db = event_file.parent / "local.db"
-    done = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
-                          capture_output=True, text=True)
+    done = run_in_process("import", str(event_file), "--db", str(db))
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert done.stderr.startswith(f"spkemb-engine import: error: {event_file}:{number}: ")
@@ -122,8 +120,7 @@ def test_missing_or_outside_checkpoints_become_no_rows(event_file: Path, tmp_pat
     numbers = [i for i, line in enumerate(event_file.read_text().splitlines(), 1)
                if json.loads(line)["op"] == "add_checkpoint"]
     db = tmp_path / "local.db"
-    done = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
-                          capture_output=True, text=True)
+    done = run_in_process("import", str(event_file), "--db", str(db))
     assert done.returncode == 0, done.stderr
     warnings = done.stderr.strip().splitlines()
     assert [w.split(": ")[1] for w in warnings] == [f"{event_file}:{n}" for n in numbers[1:]]
@@ -132,8 +129,7 @@ def test_missing_or_outside_checkpoints_become_no_rows(event_file: Path, tmp_pat
         (run,) = store.runs()
         assert [c["epoch"] for c in store.checkpoints(run["id"])] == [1]
         assert run["status"] == "completed" and len(store.steps(run["id"])) == 20
-    again = subprocess.run([sys.executable, "-m", "engine", "import", str(event_file), "--db", str(db)],
-                           capture_output=True, text=True)
+    again = run_in_process("import", str(event_file), "--db", str(db))
     assert again.returncode == 0 and again.stderr == "" and "0 new records" in again.stdout
 
 

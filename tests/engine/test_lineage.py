@@ -8,7 +8,7 @@ from pathlib import Path
 from engine.records import Extraction, ValidationResult
 from engine.store import open_store
 from engine.validation.params import write_params
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -44,7 +44,7 @@ def extracted(db: Path, val_dir: Path, val: int, epoch: int) -> int:
 
 
 def stale(db: Path) -> list[dict]:
-    done = run_engine("runs", "--stale", "--format", "json", "--db", str(db))
+    done = run_in_process("runs", "--stale", "--format", "json", "--db", str(db))
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -54,18 +54,18 @@ def test_stale_marking_flips_when_pick_moves_params(tmp_path: Path, db_path: Pat
     run = extracted(db_path, val_dir, val, epoch=2)
     assert stale(db_path) == []
 
-    done = run_engine("pick", "--epoch", "3", str(val_dir), "--db", str(db_path))
+    done = run_in_process("pick", "--epoch", "3", str(val_dir), "--db", str(db_path))
     assert done.returncode == 0, done.stderr
     (row,) = stale(db_path)
     assert (row["apply_run_id"], row["extracted_epoch"], row["current_epoch"]) == (run, 2, 3)
     assert row["validate_run_id"] == val and row["checkpoint_sha256"] == "ab" * 32
-    table = run_engine("runs", "--stale", "--db", str(db_path))
+    table = run_in_process("runs", "--stale", "--db", str(db_path))
     assert "stale extractions" in table.stdout and "M.S.P.test" in table.stdout
 
     # extracting the new epoch is not stale; picking the old one back clears the first again
     fresh = extracted(db_path, val_dir, val, epoch=3)
     assert [r["apply_run_id"] for r in stale(db_path)] == [run]
-    assert run_engine("pick", str(val_dir), "--db", str(db_path)).returncode == 0  # lowest EER: 2
+    assert run_in_process("pick", str(val_dir), "--db", str(db_path)).returncode == 0  # lowest EER: 2
     assert [r["apply_run_id"] for r in stale(db_path)] == [fresh]
 
 
@@ -115,7 +115,7 @@ def test_stale_table_keeps_each_extraction_on_one_line_at_80_columns(tmp_path: P
     deep = tmp_path / "a-rather-long-experiment-folder-name" / "and-another-level-of-folders"
     val_dir, val = validated(db_path, deep)
     extracted(db_path, val_dir, val, epoch=2)
-    assert run_engine("pick", "--epoch", "3", str(val_dir), "--db", str(db_path)).returncode == 0
+    assert run_in_process("pick", "--epoch", "3", str(val_dir), "--db", str(db_path)).returncode == 0
     env = dict(os.environ, COLUMNS="80")
     done = subprocess.run([sys.executable, "-m", "engine", "runs", "--stale", "--db", str(db_path)],
                           capture_output=True, text=True, env=env)
