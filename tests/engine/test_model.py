@@ -16,6 +16,7 @@ from engine.model import SincTDNN, build_model
 from engine.model.sincnet import SincConv1d, hz_to_mel
 from engine.model.summary import count_parameters, layer_rows
 from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -143,5 +144,5 @@ def test_model_summary_of_an_experiment_directory(tiny_exp: Path, capsys: pytest
 
 
 def test_model_summary_without_config(tmp_path: Path) -> None:
-    done = _summary(tmp_path / "nowhere")
+    done = run_in_process("model-summary", str(tmp_path / "nowhere"))
     assert done.returncode == 2 and "no config file" in done.stderr
