@@ -80,6 +80,30 @@ def start_writer(trn_dir: Path, db: Path, epochs: list[int], pause: float) -> su
     return writer
 
 
+def write_checkpoints(trn_dir: Path, db: Path, epochs: list[int]) -> None:
+    """The run and checkpoints ``start_writer`` records, written at once in this process: for the
+    tests that need them in place before validate starts, not a writer running beside it."""
+    import torch
+
+    from engine.config import config_to_dict, parse_config
+    from engine.model import build_model
+    from engine.process.checkpoints import epoch_path, save_checkpoint
+    from engine.records import Checkpoint
+
+    config = parse_config(TINY_CONFIG, "tiny")
+    with open_store(db) as store:
+        run = store.create_run(kind="train", exp_dir=trn_dir.parent.parent, out_dir=trn_dir, protocol="P.Q.R",
+                               subset="train", config=config_to_dict(config), command=["writer"], device="cpu",
+                               target_epoch=max(epochs))
+        for epoch in epochs:
+            torch.manual_seed(epoch)
+            path = save_checkpoint(epoch_path(trn_dir, epoch), {
+                "model": build_model(config).state_dict(), "config": config_to_dict(config),
+                "epoch": epoch, "step": 10 * epoch})
+            store.add_checkpoint(run, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))
+        store.set_status(run, "completed")
+
+
 def val_dir_of(trn_dir: Path, subset: str = "test") -> Path:
     return trn_dir / "validate_equal_error_rate" / f"{PROTOCOL}.{subset}"
 
@@ -194,7 +218,7 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
     missing.unlink()
 
     trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
-    start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120)
+    write_checkpoints(trn_dir, db_path, [1])
     val_dir = val_dir_of(trn_dir)
     write_params(val_dir, ValidationResult(epoch=1, eer=0.25))
     write_scores(scores_path(val_dir, 1), [(1, 0.5, "a", "b"), (0, 0.1, "a", "c")])
@@ -332,14 +356,13 @@ def test_a_cohort_that_cannot_be_made_is_refused_before_any_run_is_recorded(tmp_
         assert store.find_runs(kind="validate") == []  # refused: no failed run left behind
 
 
-def test_a_headless_validation_is_named_after_its_experiment(tmp_path: Path, demo_corpus: Path, db_path: Path):
+def test_a_headless_validation_is_named_after_its_experiment(tmp_path: Path, demo_corpus: Path, db_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch):
     trn_dir = tmp_path / "demo" / "train" / f"{PROTOCOL}.train"
-    start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120)
-    env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(demo_corpus)}
+    write_checkpoints(trn_dir, db_path, [1])
     # from inside the experiment, as the demo workspace's README shows: TRN_DIR is relative there
-    done = subprocess.run([sys.executable, "-m", "engine", "validate", "--to", "1",
-                           f"train/{PROTOCOL}.train", PROTOCOL], capture_output=True, text=True, env=env,
-                          cwd=tmp_path / "demo", timeout=300)
+    monkeypatch.chdir(tmp_path / "demo")
+    done = run_in_process("validate", "--to", "1", f"train/{PROTOCOL}.train", PROTOCOL, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     with open_store(db_path, readonly=True) as store:
         assert [r["name"] for r in store.find_runs(kind="validate")] == ["demo validate"]
