@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ast
 import functools
+import json
 import re
 import subprocess
 import sys
@@ -100,11 +101,34 @@ def test_packages_import_only_lower_layers():
     assert not wrong, "\n".join(wrong)
 
 
+#: imports each module of TORCH_FREE in turn, printing whether torch came with it; stops at the first that
+#: brought torch (the modules before it are torch-free, so each answer up to there is that module's own)
+_IMPORT_IN_TURN = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    print(json.dumps([name, 'torch' in sys.modules]), flush=True)
+    if 'torch' in sys.modules:
+        break
+"""
+
+
+@functools.cache
+def _torch_after_importing() -> dict[str, bool]:
+    """One interpreter for the whole list instead of one per module (each start costs a second)."""
+    done = subprocess.run([sys.executable, "-c", _IMPORT_IN_TURN, *TORCH_FREE], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    return dict(json.loads(line) for line in done.stdout.splitlines())
+
+
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_torch_free_layers_import_no_torch(module):
-    code = f"import sys, {module}; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert done.stdout.strip() == "False", f"{module} imports torch"
+    answers = _torch_after_importing()
+    if module not in answers:  # after a module that brought torch: asked in an interpreter of its own
+        code = f"import sys, {module}; print('torch' in sys.modules)"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        answers = {module: done.stdout.strip() == "True"}
+    assert answers[module] is False, f"{module} imports torch"
 
 
 def _docstrings(node: ast.AST) -> set[int]:
