@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("command", sorted(HANDLERS))
 def test_every_command_has_help(command: str) -> None:
-    done = run_engine(*command.split(), "--help")
+    done = run_in_process(*command.split(), "--help")
     assert done.returncode == 0, done.stderr
     assert "usage: spkemb-engine" in done.stdout
     assert len(done.stdout.splitlines()) > 3
