@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from engine.sweeps.slots import parse_slots
 from engine.sweeps.space import grid_points, parse_grid
 from tests import children
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine, start_engine, wait_for
+from tests.engine.engine_runner import run_engine, run_in_process, start_engine, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 GRID = ("--set", "task.params.margin=0.05,0.2", "--set", "scheduler.params.learning_rate=0.01,0.02")
@@ -232,7 +231,6 @@ def test_cli_refuses_contradicting_sweep_options(tmp_path: Path) -> None:
                            (["--set", "a=1", "--space", "s.yml"], "--space FILE is the search space"),
                            ([], "nothing to sweep"),
                            (["--set", "a=1", "--prune", "halving"], "successive halving")):
-        done = subprocess.run([sys.executable, "-m", "engine", "sweep", *options, str(tmp_path), PROTOCOL],
-                              capture_output=True, text=True, timeout=60)
+        done = run_in_process("sweep", *options, str(tmp_path), PROTOCOL)
         assert done.returncode == 2 and words in done.stderr, done.stderr
     children.stop_all()
