@@ -283,15 +283,13 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
     done = subprocess.run([sys.executable, "-m", "engine", "pick", str(val_dir)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert read_params(val_dir).checkpoint == 3
-    done = subprocess.run([sys.executable, "-m", "engine", "pick", "--epoch", "1", str(val_dir)],
-                          capture_output=True, text=True)
+    done = run_in_process("pick", "--epoch", "1", str(val_dir))
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load((val_dir / "params.yml").read_text()) == {
         "epoch": 1, "equal_error_rate": 0.3, "min_dcf_0.01": 0.5, "min_dcf_0.05": 0.4,
         "eer_ci_95": [pytest.approx(0.29), pytest.approx(0.31)]}
     assert store.run(run)["best_epoch"] == 1 and store.run(run)["best_how"] == "manual"
-    done = subprocess.run([sys.executable, "-m", "engine", "pick", "--epoch", "9", str(val_dir)],
-                          capture_output=True, text=True)
+    done = run_in_process("pick", "--epoch", "9", str(val_dir))
     assert done.returncode == 2 and "epoch 9 has not been validated (validated: 1, 2, 3)" in done.stderr
     assert read_params(val_dir).checkpoint == 1
 
