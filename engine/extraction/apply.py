@@ -116,9 +116,8 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trus
                           "window's "
                           "filterbanks and pools it as a whole, so it cannot be shared exactly: drop --shared")
     mode = "shared" if args.shared else "exact"
-    # not yet clean: Network.model is an nn.Module (engine/model builds it), whose dimension is an int
     return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
-                     int(model.dimension),  # type: ignore[arg-type]
+                     int(model.dimension),
                      lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch),
                      saved_epoch=int(network.checkpoint.payload.get("epoch") or 0),
                      checkpoint_sha256=network.checkpoint.sha256)

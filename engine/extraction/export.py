@@ -45,7 +45,9 @@ from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.extraction.network import load_network
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
+from engine.model.embedding import SincTDNN
 from engine.model.fbank_network import FbankNetwork
+from engine.model.interface import EmbeddingNetwork
 from engine.model.sincnet import SincConv1d
 from engine.process.checkpoints import Trust, file_sha256, package_version
 from engine.requests import ExportRequest
@@ -57,6 +59,8 @@ OPSET = 17
 
 class _FixedSinc(nn.Module):
     """A :class:`SincConv1d` whose filters were computed once: a bias-free strided conv1d."""
+
+    weight: torch.Tensor  # a buffer (register_buffer), declared for the type checker
 
     def __init__(self, sinc: SincConv1d) -> None:
         super().__init__()
@@ -72,7 +76,7 @@ class _FixedSinc(nn.Module):
 class ExportedEmbedding(nn.Module):
     """SincTDNN's forward without the Python length check: (batch, sample) -> (batch, dimension)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: SincTDNN) -> None:
         super().__init__()
         self.sincnet, self.tdnn, self.embedding = model.sincnet, model.tdnn, model.embedding
 
@@ -82,7 +86,7 @@ class ExportedEmbedding(nn.Module):
         return self.embedding(self.tdnn.segment6(self.tdnn.pool(frames)))  # (batch, dimension)
 
 
-def exportable(model: nn.Module) -> nn.Module:
+def exportable(model: SincTDNN | FbankNetwork) -> nn.Module:
     """A copy of an inference model (weight norm folded) with its sinc filters fixed, in eval mode;
     a filterbank backbone's front end computes its spectrum with DFT matrices (ONNX has no complex
     tensors), within 1e-3 of ``torch.fft.rfft``'s log-mel."""
@@ -96,7 +100,7 @@ def exportable(model: nn.Module) -> nn.Module:
     return ExportedEmbedding(model).eval()
 
 
-def export_metadata(config: Config, model: nn.Module, checkpoint: Path, name: CheckpointName,
+def export_metadata(config: Config, model: EmbeddingNetwork, checkpoint: Path, name: CheckpointName,
                     sha256: str | None = None) -> dict[str, str]:
     """The ``spkemb.*`` metadata of an exported network (see the module docstring); ``sha256`` is the
     checkpoint's when its bytes were hashed as they were read (else the file is hashed now)."""
@@ -128,18 +132,20 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _example(model: nn.Module) -> torch.Tensor:
+def _example(model: EmbeddingNetwork) -> torch.Tensor:
     # two inputs of a length no multiple of any stride: nothing about the length is baked in
     return torch.randn(2, model.min_samples + 1237)
 
 
-def onnx_bytes(model: nn.Module, metadata: dict[str, str]) -> bytes:
+def onnx_bytes(model: SincTDNN | FbankNetwork, metadata: dict[str, str]) -> bytes:
     """The network as an ONNX model (opset 17, TorchScript-based exporter) with ``metadata``."""
     import onnx
 
     buffer = io.BytesIO()
     with _quiet():
-        torch.onnx.export(exportable(model), (_example(model),), buffer, dynamo=False, opset_version=OPSET,
+        # torch types f as a path only; the TorchScript-based exporter (dynamo=False) writes to a file object too
+        torch.onnx.export(exportable(model), (_example(model),), buffer,  # type: ignore[arg-type]
+                          dynamo=False, opset_version=OPSET,
                           input_names=[INPUT], output_names=[OUTPUT],
                           dynamic_axes={INPUT: {0: "batch", 1: "samples"}, OUTPUT: {0: "batch"}})
     proto = onnx.load_from_string(buffer.getvalue())
@@ -148,7 +154,7 @@ def onnx_bytes(model: nn.Module, metadata: dict[str, str]) -> bytes:
     return proto.SerializeToString()
 
 
-def torchscript_bytes(model: nn.Module, metadata: dict[str, str]) -> bytes:
+def torchscript_bytes(model: SincTDNN | FbankNetwork, metadata: dict[str, str]) -> bytes:
     """The network traced to TorchScript, ``metadata`` as ``metadata.json`` in the archive."""
     buffer = io.BytesIO()
     with torch.no_grad(), _quiet():

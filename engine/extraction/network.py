@@ -9,18 +9,20 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
 from engine.config import Config, config_from_dict
-from engine.model import build_model
+from engine.model import FbankNetwork, SincTDNN, build_model
 from engine.process.checkpoints import Loaded, Trust, fit_state, read_checkpoint
 
+M = TypeVar("M", bound=nn.Module)
 
-def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.Module:
+
+def inference_model(model: M, device: torch.device | str = "cpu") -> M:
     """A copy of ``model`` for extraction: eval mode, on ``device``, weight norm folded in.
 
     Weight normalisation (TDNN layers) recomputes each weight from ``g`` and ``v`` at every
@@ -42,7 +44,7 @@ def inference_model(model: nn.Module, device: torch.device | str = "cpu") -> nn.
 class Network:
     """The network of a checkpoint ready for extraction, its resolved config, and the checkpoint read."""
 
-    model: nn.Module
+    model: SincTDNN | FbankNetwork
     config: Config
     checkpoint: Loaded
 

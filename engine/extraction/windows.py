@@ -43,15 +43,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from engine.data.audio import num_samples, read_crop
 from engine.data.audio_checks import audio_info
+from engine.model.embedding import SincTDNN
+from engine.model.interface import EmbeddingNetwork
+from engine.model.sincnet import SincBlock, SincConv1d
 
 MODES = ("plain", "exact", "shared")
 
@@ -110,7 +112,7 @@ def _autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
-def _device(model: nn.Module) -> torch.device:
+def _device(model: EmbeddingNetwork) -> torch.device:
     return next(model.parameters()).device
 
 
@@ -119,7 +121,7 @@ def _chunks(n: int, size: int) -> Iterator[slice]:
         yield slice(first, min(n, first + size))
 
 
-def embed_short(model: nn.Module, waveform: np.ndarray) -> np.ndarray:
+def embed_short(model: EmbeddingNetwork, waveform: np.ndarray) -> np.ndarray:
     """One embedding of a whole (short) waveform; tiled up to ``model.min_samples`` if needed."""
     if waveform.shape[0] < model.min_samples:
         waveform = np.resize(waveform, model.min_samples)  # np.resize repeats the signal
@@ -134,7 +136,7 @@ def _gather(x: torch.Tensor, rel: np.ndarray, window: int) -> torch.Tensor:
     return x[index]  # (batch, window)
 
 
-def _by_span(model: nn.Module, signal: Signal, starts: np.ndarray, window: int, batch: int,
+def _by_span(model: EmbeddingNetwork, signal: Signal, starts: np.ndarray, window: int, batch: int,
              embed_span: Callable[[torch.Tensor, np.ndarray], torch.Tensor]) -> np.ndarray:
     """Batches of ``batch`` windows; each batch reads the one span of audio its windows cover
     and ``embed_span(span, starts relative to the span)`` embeds them."""
@@ -149,25 +151,27 @@ def _by_span(model: nn.Module, signal: Signal, starts: np.ndarray, window: int, 
     return torch.cat(out).numpy()
 
 
-def embed_plain(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
+def embed_plain(model: EmbeddingNetwork, signal: Signal, starts: np.ndarray, window: int,
                 batch: int = 128) -> np.ndarray:
     """Every window through the whole network (pyannote.audio 1.x); (windows, dim) float32."""
     return _by_span(model, signal, starts, window, batch,
                     lambda span, rel: model(_gather(span, rel, window)))
 
 
-def _first_block(model: nn.Module, span: torch.Tensor, rel: np.ndarray, window: int) -> torch.Tensor:
+def _first_block(model: SincTDNN, span: torch.Tensor, rel: np.ndarray, window: int) -> torch.Tensor:
     """``maxpool(|sinc(norm(window))|)`` of every window, sharing the convolution (see module doc).
 
     Returns (windows, channels, pooled frames), equal to SincNet's first block before its
     instance norm.
     """
     sincnet = model.sincnet
-    block = sincnet.blocks[0]
-    conv = block.conv
+    # nn.ModuleList types its items as Module; SincNet's first block convolves with sinc filters
+    block = cast(SincBlock, sincnet.blocks[0])
+    conv = cast(SincConv1d, block.conv)
     filters = conv.filters()  # (channel, 1, kernel)
     k = filters.sum(dim=(1, 2))[None, :, None]  # (1, channel, 1)
-    stride, kernel, pool = conv.stride, conv.kernel_size, block.pool.kernel_size
+    # MaxPool1d types kernel_size int | tuple[int]; SincBlock builds it from an int
+    stride, kernel, pool = conv.stride, conv.kernel_size, cast(int, block.pool.kernel_size)
     n_pool = ((window - kernel) // stride + 1) // pool
 
     rel = rel.astype(np.int64)
@@ -206,9 +210,9 @@ def _first_block(model: nn.Module, span: torch.Tensor, rel: np.ndarray, window: 
     return out
 
 
-def _after_first_pool(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
+def _after_first_pool(model: SincTDNN, y: torch.Tensor) -> torch.Tensor:
     """The rest of the network from SincNet's first instance norm: (windows, dim)."""
-    block = model.sincnet.blocks[0]
+    block = cast(SincBlock, model.sincnet.blocks[0])  # nn.ModuleList types its items as Module
     if block.norm is not None:
         y = block.norm(y)
     y = block.activation(y)
@@ -218,31 +222,31 @@ def _after_first_pool(model: nn.Module, y: torch.Tensor) -> torch.Tensor:
     return model.pool_stats(mean, std)
 
 
-def embed_exact(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
+def embed_exact(model: EmbeddingNetwork, signal: Signal, starts: np.ndarray, window: int,
                 batch: int = 128) -> np.ndarray:
     """Same embeddings as :func:`embed_plain`, sharing the first block's window-independent work
     (SincTDNN's; a filterbank backbone has none: its exact path is the plain one)."""
-    if not hasattr(model, "sincnet"):
+    if not isinstance(model, SincTDNN):
         return embed_plain(model, signal, starts, window, batch=batch)
     return _by_span(model, signal, starts, window, batch,
                     lambda span, rel: _after_first_pool(model, _first_block(model, span, rel, window)))
 
 
-def snap_starts(model: nn.Module, n_samples: int, starts: np.ndarray, window: int) -> np.ndarray:
+def snap_starts(model: SincTDNN, n_samples: int, starts: np.ndarray, window: int) -> np.ndarray:
     """First frame of each window in the shared path: the nearest frame, kept inside the file."""
     n_total, n_window = model.num_frames(n_samples), model.num_frames(window)
     first = np.rint(starts / model.frame_step).astype(np.int64)
     return np.clip(first, 0, max(n_total - n_window, 0))
 
 
-def embed_shared(model: nn.Module, signal: Signal, starts: np.ndarray, window: int,
+def embed_shared(model: EmbeddingNetwork, signal: Signal, starts: np.ndarray, window: int,
                  batch: int = 128, block_seconds: float = 30.0) -> np.ndarray:
     """Frame-level layers once per file (in blocks), each window pooled from running sums.
 
     Window ``i`` pools frames ``[f_i, f_i + num_frames(window))`` with ``f_i`` from
     :func:`snap_starts`; (windows, dim) float32.
     """
-    if not hasattr(model, "frames"):
+    if not isinstance(model, SincTDNN):
         raise ValueError(f"the shared path pools SincTDNN's frames; {type(model).__name__} has none")
     if signal.n_samples <= window:
         return embed_short(model, signal.read(0, signal.n_samples))
@@ -254,15 +258,15 @@ def embed_shared(model: nn.Module, signal: Signal, starts: np.ndarray, window: i
     per_block = max(n_window, int(block_seconds * model.sample_rate / step))
     out = np.empty((len(starts), model.dimension), dtype=np.float32)
     start_sums: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    carry1 = carry2 = None
+    carry1: np.ndarray | None = None
+    carry2: np.ndarray | None = None
     lo = hi = 0  # windows [lo, hi) have their start sums; windows < lo are done
     with torch.inference_mode(), _autocast(device):
         for j0 in range(0, n_total, per_block):
             j1 = min(j0 + per_block, n_total)
             span = signal.read(j0 * step, (j1 - 1 - j0) * step + field)
-            frames = model.frames(torch.from_numpy(span).to(device)[None])[0]  # (frame, channel)
-            frames = frames.float().cpu().numpy()
-            if carry1 is None:
+            frames = model.frames(torch.from_numpy(span).to(device)[None])[0].float().cpu().numpy()  # (frame, channel)
+            if carry1 is None or carry2 is None:  # both, on the first block
                 carry1 = carry2 = np.zeros(frames.shape[1])
             # prefix sums (float64) at the block positions that some window starts or ends at:
             # prefix[q] = sum of the file's frames [0, q), for q in j0 .. j1
@@ -295,7 +299,7 @@ def embed_shared(model: nn.Module, signal: Signal, starts: np.ndarray, window: i
     return out
 
 
-def embed(model: nn.Module, signal: Signal, starts: np.ndarray, window: int, *, mode: str = "exact",
+def embed(model: EmbeddingNetwork, signal: Signal, starts: np.ndarray, window: int, *, mode: str = "exact",
           batch: int = 128) -> np.ndarray:
     """Embeddings of the windows ``starts`` (samples) of ``signal`` by ``mode`` (see module doc)."""
     paths: dict[str, Callable[..., np.ndarray]] = {

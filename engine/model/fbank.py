@@ -53,6 +53,13 @@ class Fbank(nn.Module):
         ``hamming`` (WeSpeaker) or ``povey`` (Kaldi's default).
     """
 
+    # buffers (register_buffer), declared for the type checker; dft_* exist after for_export only
+    window: torch.Tensor
+    mel_banks: torch.Tensor
+    offsets: torch.Tensor
+    dft_cos: torch.Tensor
+    dft_sin: torch.Tensor
+
     def __init__(self, *, sample_rate: int = 16000, num_mel_bins: int = 80, frame_length: float = 25.0,
                  frame_shift: float = 10.0, dither: float = 1.0, window_type: str = "hamming") -> None:
         super().__init__()

@@ -48,6 +48,10 @@ class SincConv1d(nn.Module):
         Lowest allowed cut-off and narrowest allowed band, in Hz (50 and 50 in pyannote 1.x).
     """
 
+    # buffers (register_buffer), declared for the type checker
+    window_: torch.Tensor
+    n_: torch.Tensor
+
     def __init__(self, *, out_channels: int = 80, kernel_size: int = 251, sample_rate: int = 16000,
                  stride: int = 1, min_low_hz: float = 50.0, min_band_hz: float = 50.0) -> None:
         super().__init__()
@@ -59,7 +63,7 @@ class SincConv1d(nn.Module):
         # Cut-offs equally spaced on the mel scale between 30 Hz and Nyquist minus the two
         # minima, as in the SincNet reference code: adjacent filters share their edges.
         high_hz = sample_rate / 2 - (min_low_hz + min_band_hz)
-        hz = mel_to_hz(np.linspace(hz_to_mel(30.0), hz_to_mel(high_hz), out_channels + 1))
+        hz = np.asarray(mel_to_hz(np.linspace(hz_to_mel(30.0), hz_to_mel(high_hz), out_channels + 1)))
         self.low_hz_ = nn.Parameter(torch.tensor(hz[:-1], dtype=torch.float32).view(-1, 1))
         self.band_hz_ = nn.Parameter(torch.tensor(np.diff(hz), dtype=torch.float32).view(-1, 1))
 
