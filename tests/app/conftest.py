@@ -109,8 +109,9 @@ def _holds(predicate) -> bool:
         return False
 
 
-async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
-    """Let the app run until ``predicate()`` is true (workers report through messages)."""
+async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
+    """Let the app run until ``predicate()`` is true (workers report through messages); the timeout
+    is for a 2-core machine under load, where building the config form alone has taken over 10 s."""
     deadline = time.monotonic() + timeout
     while not _holds(predicate):
         if time.monotonic() > deadline:

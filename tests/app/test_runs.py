@@ -127,7 +127,7 @@ async def test_runs_written_to_event_files_are_ingested(workspace: Path) -> None
         events.set_status(run, "completed")
     app = make(workspace, refresh_interval=0.2)
     async with app.run_test(size=(140, 36)) as pilot:
-        await wait_for(pilot, lambda: any(r.name == "from-nfs" for r in app.screen.runs), timeout=20)
+        await wait_for(pilot, lambda: any(r.name == "from-nfs" for r in app.screen.runs), timeout=60)
         (row,) = [r for r in app.screen.runs if r.name == "from-nfs"]
         assert row.status == "completed" and row.last_loss == 2.5
 

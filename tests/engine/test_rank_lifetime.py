@@ -44,6 +44,15 @@ def _children_of(pid: int) -> list[children.Proc]:
     return [p for p in children.descendants(pid) if p.ppid == pid and p.alive]
 
 
+def _first_steps(db: Path, proc: subprocess.Popen, log: Path) -> None:
+    """Until the run has done two steps: torch's import and the gloo set-up in two ranks take minutes on
+    a loaded 2-core machine; a timeout says what torchrun printed."""
+    try:
+        wait_for(lambda: _training(db, proc, log), timeout=400, what="the first steps")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; torchrun's output:\n{log.read_text()[-3000:]}") from None
+
+
 def _stopped_by_sigterm(db: Path) -> None:
     (run,) = train_runs(db)
     assert run["status"] == "stopped" and run["reason"].startswith("stopped by SIGTERM"), run
@@ -55,7 +64,7 @@ def test_ranks_stop_when_their_torchrun_is_killed(tmp_path: Path, demo_corpus: P
     exp, db, log = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db", tmp_path / "torchrun.log"
     with open(log, "w") as out, children.started(torchrun_argv(2, *_train_args(exp)), stdout=out,
                                                  stderr=subprocess.STDOUT, env=engine_env(db, demo_corpus)) as proc:
-        wait_for(lambda: _training(db, proc, log), timeout=240, what="the first steps")
+        _first_steps(db, proc, log)
         ranks = wait_for(lambda: r if len(r := _children_of(proc.pid)) == 2 else None, timeout=30,
                          what="the two ranks")
         os.kill(proc.pid, signal.SIGKILL)
@@ -71,7 +80,7 @@ def test_killing_the_parent_of_torchrun_leaves_no_rank(tmp_path: Path, demo_corp
     exp, db, log = make_exp(tmp_path, "exp", per_epoch=0.05), tmp_path / "runs.db", tmp_path / "torchrun.log"
     with children.started([sys.executable, "-c", DRIVER, str(log), *_train_args(exp)], cwd=REPO,
                           env=engine_env(db, demo_corpus)) as driver:
-        wait_for(lambda: _training(db, driver, log), timeout=240, what="the first steps")
+        _first_steps(db, driver, log)
         (torchrun,) = wait_for(lambda: _children_of(driver.pid), timeout=30, what="torchrun")
         wait_for(lambda: len(_children_of(torchrun.pid)) == 2, timeout=30, what="the two ranks")
         tree = children.descendants(driver.pid)
