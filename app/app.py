@@ -20,6 +20,8 @@ from app.launching.children import Launcher
 if TYPE_CHECKING:
     from app.data.forks import ForkPlan
     from app.launching.children import PendingLaunch
+    from app.screens.host import Spkemb
+    from engine.requests import SweepRequest
 
 #: seconds a query of the Query screen may run unless ``spkemb-tui --query-time-limit`` says otherwise
 QUERY_TIME_LIMIT_S = 5.0
@@ -104,7 +106,7 @@ class SpkembApp(App[None]):
 
         self.push_screen(SweepsScreen())
 
-    def launch_sweep(self, request) -> None:
+    def launch_sweep(self, request: SweepRequest) -> None:
         """Run ``spkemb-engine sweep`` (which starts the queue, detached) and show the Sweeps screen."""
         from app.launching.commands import request_argv
 
@@ -157,6 +159,11 @@ class SpkembApp(App[None]):
         from app.dialogs import ErrorDialog
 
         self.push_screen(ErrorDialog(title, message))
+
+
+if TYPE_CHECKING:
+    # mypy checks here that the application offers what the screens use of it
+    _HOST: type[Spkemb] = SpkembApp
 
 
 def make_app(workspace: str | Path | None = None, db: str | Path | None = None,

@@ -34,5 +34,5 @@ class ErrorDialog(ModalScreen[None]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None)
 
-    def action_dismiss(self, result: None = None) -> None:
+    async def action_dismiss(self, result: None = None) -> None:  # async, as Textual's own
         self.dismiss(None)

@@ -55,12 +55,14 @@ def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to:
                db: str | Path | None = None, database: str | Path | None = None,
                init_from: str | Path | None = None, init_classifier: bool = False, seed: int = 0,
                group: str | None = None, tags: tuple[str, ...] = (), note: str | None = None) -> list[str]:
-    workers = {} if parallel is None else {"parallel": parallel}  # None: the engine's default
-    return request_argv(TrainRequest(
+    request = TrainRequest(
         exp_dir=str(exp_dir), protocol=protocol, subset=subset, to=to, device=device or None, resume=resume,
         db=_path(db), database=_path(database), init_from=None if init_from is None else str(init_from),
         init_classifier=init_from is not None and init_classifier, seed=seed, group=group or None,
-        tag=tuple(tags) or None, note=note or None, **workers))
+        tag=tuple(tags) or None, note=note or None)
+    if parallel is not None:  # None: the engine's default
+        request = dataclasses.replace(request, parallel=parallel)
+    return request_argv(request)
 
 
 def recorded_request(run: Run) -> Request | None:
@@ -110,11 +112,13 @@ def validate_argv(trn: str | Path, protocol: str, *, subset: str = "test", every
                   to: int | None = None, device: str | None = None,
                   db: str | Path | None = None, database: str | Path | None = None,
                   score_norm: ScoreNorm | None = None, calibration: str | None = None) -> list[str]:
-    norm = {} if score_norm is None else {"score_norm": "asnorm", "cohort_size": score_norm.cohort_size,
-                                          "cohort_files": score_norm.cohort_files}
-    return request_argv(ValidateRequest(trn_dir=str(trn), protocol=protocol, subset=subset, every=every, to=to,
-                                        device=device or None, db=_path(db), database=_path(database),
-                                        calibration=calibration or None, **norm))
+    request = ValidateRequest(trn_dir=str(trn), protocol=protocol, subset=subset, every=every, to=to,
+                              device=device or None, db=_path(db), database=_path(database),
+                              calibration=calibration or None)
+    if score_norm is not None:
+        request = dataclasses.replace(request, score_norm="asnorm", cohort_size=score_norm.cohort_size,
+                                      cohort_files=score_norm.cohort_files)
+    return request_argv(request)
 
 
 @dataclass(frozen=True)
@@ -156,11 +160,13 @@ def apply_argv(val: str | Path, protocol: str, *, subset: str = "test", step: fl
                diarize: bool = False, diarization: DiarizationSettings | None = None) -> list[str]:
     """``spkemb-engine apply`` of VAL_DIR; ``path``: exact, shared (``--shared``) or onnxruntime
     (``--runtime onnxruntime``, the checkpoint exported on the fly)."""
-    how = {"exact": {}, "shared": {"shared": True}, "onnxruntime": {"runtime": "onnxruntime"}}[path]
-    der = dataclasses.asdict(diarization or DiarizationSettings()) if diarize else {}
+    runtime = {"exact": "torch", "shared": "torch", "onnxruntime": "onnxruntime"}[path]
+    der = diarization if diarize and diarization is not None else DiarizationSettings()
     return request_argv(ApplyRequest(val_dir=str(val), protocol=protocol, subset=subset, step=step, epoch=epoch,
                                      device=device or None, db=_path(db), database=_path(database),
-                                     diarize=diarize, **how, **der))
+                                     diarize=diarize, shared=path == "shared", runtime=runtime,
+                                     collar=der.collar, skip_overlap=der.skip_overlap,
+                                     num_speakers=der.num_speakers))
 
 
 def average_argv(folder: str | Path, *, last: int | None = None, top: int | None = None,

@@ -87,7 +87,7 @@ class CompareScreen(SignificancePanel):
         self.query_one("#pivot").border_title = self._pivot_title()
         self._poll()
         # runs still training keep growing their curves here too
-        self.set_interval(self.app.refresh_interval, self._poll)
+        self.set_interval(self.spkemb.refresh_interval, self._poll)
 
     def _poll(self) -> None:
         self._load({i: int(s[-1]["step"]) for i, s in self.steps.items() if s})
@@ -95,9 +95,9 @@ class CompareScreen(SignificancePanel):
     @work(thread=True, exclusive=True, group="compare")
     def _load(self, since: dict[int, int]) -> None:
         try:
-            runs = reader.read_curves(self.app.db_path, self.run_ids, since)
+            runs = reader.read_curves(self.spkemb.db_path, self.run_ids, since)
         except Exception as e:  # noqa: BLE001 - reported
-            self.app.call_from_thread(self.app.error, f"cannot read the runs: {e}")
+            self.app.call_from_thread(self.spkemb.error, f"cannot read the runs: {e}")
             return
         self.app.call_from_thread(self._show, runs, since)
 
@@ -148,10 +148,10 @@ class CompareScreen(SignificancePanel):
     @work(thread=True, exclusive=True, group="compare-pivot")
     def _load_pivot(self, run_ids: list[int], groups: list[str]) -> None:
         try:
-            with reader.store_at(self.app.db_path) as store:
+            with reader.store_at(self.spkemb.db_path) as store:
                 pivot = build_pivot(store, run_ids, groups) if run_ids or groups else Pivot((), (), {})
         except Exception as e:  # noqa: BLE001 - reported
-            self.app.call_from_thread(self.app.error, f"cannot read the figures: {e}")
+            self.app.call_from_thread(self.spkemb.error, f"cannot read the figures: {e}")
             return
         self.app.call_from_thread(self._show_pivot, pivot)
 
@@ -213,10 +213,10 @@ class CompareScreen(SignificancePanel):
             self.app.notify("None of these runs has figures to report (training or validate runs).",
                             severity="warning")
             return
-        folder = report_folder(self.app.workspace.root, self.app.now())
-        self.app.notify(f"Writing the report into {self.app.workspace.show(folder)}…")
+        folder = report_folder(self.spkemb.workspace.root, self.spkemb.now())
+        self.app.notify(f"Writing the report into {self.spkemb.workspace.show(folder)}…")
         self._write_report(request_argv(ReportRequest(run_id=tuple(run_ids), group=tuple(groups) or None,
-                                                      out=str(folder), db=str(self.app.db_path))), folder)
+                                                      out=str(folder), db=str(self.spkemb.db_path))), folder)
 
     @work(thread=True, group="compare-report")
     def _write_report(self, argv: list[str], folder: Path) -> None:
@@ -225,13 +225,13 @@ class CompareScreen(SignificancePanel):
         except Exception as e:  # noqa: BLE001 - reported, never raised
             code, said = 1, str(e)
         if code != 0:
-            self.app.call_from_thread(self.app.error, f"report failed: {said.splitlines()[-1] if said else code}")
+            self.app.call_from_thread(self.spkemb.error, f"report failed: {said.splitlines()[-1] if said else code}")
             return
         self.app.call_from_thread(self._reported, folder)
 
     def _reported(self, folder: Path) -> None:
         self.report_dir = folder
-        page = self.app.workspace.show(folder / HTML_FILE)
+        page = self.spkemb.workspace.show(folder / HTML_FILE)
         self.query_one("#pivot").border_subtitle = f"report: {page}"
         self.app.notify(f"Report written: {page} (tables, figures in PNG/SVG/PDF)", timeout=10)
 

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from textual import work
-from textual.screen import Screen
 from textual.widgets import Static
 
 from app.data.reader import RunCurves
+from app.screens.host import SpkembScreen
 from engine.compare.significance import compare_groups
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
@@ -59,21 +59,22 @@ def det_source(read: RunCurves) -> DetSource | None:
     """The picked epoch of one compared run (else its lowest-EER one) and the VAL_DIR that scored it."""
     from app.screens.det import DetSource
 
-    validators = [v for v in read.validators if v.out_dir]
-    by_id = {v.id: v for v in validators}
-    picked = [v for v in validators if v.best_epoch is not None]
+    out_dirs = {v.id: v.out_dir for v in read.validators if v.out_dir}
+    picked = [(v, v.best_epoch) for v in read.validators if v.id in out_dirs and v.best_epoch is not None]
     label = run_label(read)
     if picked:
-        best = min(picked, key=lambda v: v.best_eer if v.best_eer is not None else 1.0)
-        return DetSource(f"{label} @{best.best_epoch}", best.out_dir, int(best.best_epoch))
-    scored = [v for v in read.validations if v.eer is not None and v.run_id in by_id]
+        best, epoch = min(picked, key=lambda p: p[0].best_eer if p[0].best_eer is not None else 1.0)
+        return DetSource(f"{label} @{epoch}", out_dirs[best.id], int(epoch))
+    # the database's validations always have an epoch (NOT NULL)
+    scored = [(v, v.epoch) for v in read.validations
+              if v.eer is not None and v.epoch is not None and v.run_id in out_dirs]
     if not scored:
         return None
-    row = min(scored, key=lambda v: (v.eer, v.epoch))
-    return DetSource(f"{label} @{row.epoch}", by_id[row.run_id].out_dir, int(row.epoch))
+    row, epoch = min(scored, key=lambda p: (p[0].eer, p[1]))
+    return DetSource(f"{label} @{epoch}", out_dirs[row.run_id], int(epoch))
 
 
-class SignificancePanel(Screen):
+class SignificancePanel(SpkembScreen):
     """A screen with a ``#significance`` line that weighs the first two of its systems (Compare)."""
 
     def __init__(self) -> None:

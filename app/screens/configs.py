@@ -108,14 +108,14 @@ class ConfigsScreen(ConfigForm):
 
     @work(thread=True)
     def _find(self) -> None:
-        exps = find_experiments(self.app.workspace.root, self.app.db_path)
+        exps = find_experiments(self.spkemb.workspace.root, self.spkemb.db_path)
         self.app.call_from_thread(self._add_experiments, exps)
 
     def _add_experiments(self, exps: list[Path]) -> None:
         select = self.query_one("#source", Select)
         value = select.value
         options = self._base_options()
-        options += [(f"experiment: {self.app.workspace.show(p)}", f"exp:{p}") for p in exps]
+        options += [(f"experiment: {self.spkemb.workspace.show(p)}", f"exp:{p}") for p in exps]
         with self.prevent(Select.Changed):
             select.set_options(options)
             select.value = value
@@ -133,7 +133,7 @@ class ConfigsScreen(ConfigForm):
             if kind == "template":
                 text, origin = template_text(name), f"template {name}"
                 self.source_exp = None
-                exp = next_free(self.app.workspace.root / "experiments" / f"{name}")
+                exp = next_free(self.spkemb.workspace.root / "experiments" / f"{name}")
             else:
                 path = ExperimentDir(Path(name)).config
                 text, origin = path.read_text(encoding="utf-8"), str(path)
@@ -141,9 +141,9 @@ class ConfigsScreen(ConfigForm):
                 exp = Path(name)
             cfg = parse_config(text, origin)
         except (OSError, ConfigError) as e:
-            self.app.error(f"cannot load {source}: {e}")
+            self.spkemb.error(f"cannot load {source}: {e}")
             return
-        self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
+        self.query_one("#exp-dir", Input).value = self.spkemb.workspace.show(exp)
         self._build_form(config_to_dict(cfg))
 
     def _load_fork(self, fork: ForkPlan) -> None:
@@ -151,11 +151,11 @@ class ConfigsScreen(ConfigForm):
         try:
             data = config_to_dict(config_from_dict(fork.config, source="the parent run's config"))
         except ConfigError as e:
-            self.app.error(f"cannot load the parent run's config: {e}")
+            self.spkemb.error(f"cannot load the parent run's config: {e}")
             return
         self.source_exp = None
-        self.query_one("#exp-dir", Input).value = self.app.workspace.show(next_free(fork.folder))
-        self.sub_title = f"{fork.what}: {self.app.workspace.show(fork.init_from)}"
+        self.query_one("#exp-dir", Input).value = self.spkemb.workspace.show(next_free(fork.folder))
+        self.sub_title = f"{fork.what}: {self.spkemb.workspace.show(fork.init_from)}"
         self._build_form(data)
 
     @on(Input.Changed, "#exp-dir")
@@ -166,12 +166,12 @@ class ConfigsScreen(ConfigForm):
         if not text:
             shown.update("[red]give the experiment folder (EXP_DIR), relative to the workspace[/red]")
             return
-        exp = experiment_folder(self.app.workspace.root, text)
+        exp = experiment_folder(self.spkemb.workspace.root, text)
         if isinstance(exp, str):
             shown.update(Text(exp, style="red"))
         else:
             shown.update(Text(f"saves {_from_cwd(ExperimentDir(exp).config)}  (the folder is relative to the workspace "
-                              f"{_from_cwd(self.app.workspace.root)})"))
+                              f"{_from_cwd(self.spkemb.workspace.root)})"))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
@@ -182,38 +182,38 @@ class ConfigsScreen(ConfigForm):
     def action_save(self) -> Path | None:
         """Write EXP_DIR/config.yml; a config runs already used is never changed in place."""
         if not self._validate() or self.data is None:
-            self.app.error("The config has errors: fix the fields marked in red before saving.")
+            self.spkemb.error("The config has errors: fix the fields marked in red before saving.")
             return None
         text = self.query_one("#exp-dir", Input).value.strip()
         if not text:
-            self.app.error(f"Give the experiment folder (EXP_DIR) to save {CONFIG} in.")
+            self.spkemb.error(f"Give the experiment folder (EXP_DIR) to save {CONFIG} in.")
             return None
-        exp = experiment_folder(self.app.workspace.root, text)
+        exp = experiment_folder(self.spkemb.workspace.root, text)
         if isinstance(exp, str):
-            self.app.error(exp)
+            self.spkemb.error(exp)
             return None
-        used = reader.used_by_runs(self.app.db_path, exp) if ExperimentDir(exp).config.exists() else []
+        used = reader.used_by_runs(self.spkemb.db_path, exp) if ExperimentDir(exp).config.exists() else []
         if used:
             new = next_free(exp)
-            self.app.notify(f"{self.app.workspace.show(exp)} was used by run(s) "
+            self.app.notify(f"{self.spkemb.workspace.show(exp)} was used by run(s) "
                             f"{', '.join('#' + str(u) for u in used)}: saved as the new experiment "
-                            f"{self.app.workspace.show(new)} so history stays as it was.")
+                            f"{self.spkemb.workspace.show(new)} so history stays as it was.")
             exp = new
         try:
             exp.mkdir(parents=True, exist_ok=True)
             ExperimentDir(exp).config.write_text(dump_yaml(self.data), encoding="utf-8")
         except OSError as e:
-            self.app.blocking_error("Config not saved", f"cannot write {ExperimentDir(exp).config}: {e}")
+            self.spkemb.blocking_error("Config not saved", f"cannot write {ExperimentDir(exp).config}: {e}")
             return None
-        self.query_one("#exp-dir", Input).value = self.app.workspace.show(exp)
-        self.app.notify(f"saved {self.app.workspace.show(ExperimentDir(exp).config)}")
+        self.query_one("#exp-dir", Input).value = self.spkemb.workspace.show(exp)
+        self.app.notify(f"saved {self.spkemb.workspace.show(ExperimentDir(exp).config)}")
         return exp
 
     def action_save_launch(self) -> None:
         exp = self.action_save()
         if exp is not None:
             self.app.pop_screen()
-            self.app.action_go_launch(str(exp), fork=self.fork)
+            self.spkemb.action_go_launch(str(exp), fork=self.fork)
 
     def action_save_sweep(self) -> None:
         """Save the config, then sweep over it (``spkemb-engine sweep``, which starts the queue)."""
@@ -224,7 +224,7 @@ class ConfigsScreen(ConfigForm):
         exp = self.action_save()
         if exp is None:
             return
-        ws = self.app.workspace
+        ws = self.spkemb.workspace
         try:
             protocol = default_train(protocols(ws.database_yml)) or ""
         except Exception:  # noqa: BLE001 - the dialog asks for it
@@ -234,6 +234,6 @@ class ConfigsScreen(ConfigForm):
 
         def launch(request) -> None:
             if request is not None:
-                self.app.launch_sweep(request)
+                self.spkemb.launch_sweep(request)
 
         self.app.push_screen(SweepDialog(exp, protocol, slots, ws.db_path, ws.database_yml), launch)

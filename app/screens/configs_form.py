@@ -10,10 +10,10 @@ from rich.syntax import Syntax
 from textual import on
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
-from textual.screen import Screen
 from textual.widgets import Input, Label, Select, Static
 
 from app.data.experiments import flatten, from_text, to_text, unflatten
+from app.screens.host import SpkembScreen
 from engine.config import FIELD_SPECS, config_from_dict, dump_yaml, validate_field
 from engine.config.specs import FBANK_BACKBONES, Component, component, find_component
 from engine.errors import ConfigError
@@ -47,7 +47,7 @@ def _defaults(comp: Component) -> dict[str, Any]:
     return params
 
 
-class ConfigForm(Screen):
+class ConfigForm(SpkembScreen):
     """A screen with the form in ``#form``, its check in ``#status`` and its YAML in ``#yaml`` (Configs)."""
 
     def __init__(self) -> None:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-from textual.screen import Screen
 
 from app.data.forks import ForkPlan, checkpoint_key, large_margin_fork, plain_fork
 from app.data.reader import RunDetail
+from app.screens.host import SpkembScreen
 from app.widgets.epoch_table import EpochTable
 from engine.records import Checkpoint, Run
 
@@ -18,7 +16,7 @@ from engine.records import Checkpoint, Run
 Planner = Callable[[Path, Run, Checkpoint], ForkPlan | str]
 
 
-class ForkActions(Screen):
+class ForkActions(SpkembScreen):
     """A screen with a run's epoch table whose rows can be forked (the run detail)."""
 
     #: the latest read of the run (None until the first one arrives)
@@ -46,9 +44,8 @@ class ForkActions(Screen):
             self.app.notify(f"{'Epoch ' if key.isdigit() else ''}{key} has no checkpoint file to start from.",
                             severity="warning")
             return
-        app: Any = self.app  # the SpkembApp: its workspace and error()
-        fork = plan(app.workspace.root, train, found[-1])
+        fork = plan(self.spkemb.workspace.root, train, found[-1])
         if isinstance(fork, str):
-            app.error(fork)
+            self.spkemb.error(fork)
             return
         self.app.push_screen(ConfigsScreen(fork=fork))

@@ -7,7 +7,6 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import (
     Button,
     Checkbox,
@@ -26,6 +25,7 @@ from app.data.protocols_list import default_train, protocols
 from app.dialogs.labels import read_labels
 from app.dialogs.validate import SCORE_NORMS
 from app.launching import commands
+from app.screens.host import SpkembScreen
 from app.widgets.tick_box import TickBox
 from engine.errors import PathError
 from engine.layout import CONFIG, TrainingDir, ValidationDir
@@ -35,7 +35,7 @@ def _row(label: str, widget) -> Horizontal:
     return Horizontal(Label(label), widget, classes="launch-row")
 
 
-class LaunchScreen(Screen):
+class LaunchScreen(SpkembScreen):
     DEFAULT_CSS = """
     LaunchScreen .launch-row { height: auto; }
     LaunchScreen .launch-row Label { width: 30; padding: 1 1 0 1; }
@@ -55,7 +55,8 @@ class LaunchScreen(Screen):
         yield Header()
         with VerticalScroll():
             if self.init_from:
-                yield _row("start from (--init-from)", Static(self.app.workspace.show(self.init_from), id="init-from"))
+                shown = self.spkemb.workspace.show(self.init_from)
+                yield _row("start from (--init-from)", Static(shown, id="init-from"))
                 reuse = bool(self.fork and self.fork.init_classifier)
                 yield _row("reuse its classifier", TickBox("--init-classifier", reuse, id="init-classifier"))
             yield _row("experiment (EXP_DIR)", Select([], prompt="experiment", id="exp"))
@@ -86,7 +87,7 @@ class LaunchScreen(Screen):
 
     @work(thread=True)
     def _discover(self) -> None:
-        ws = self.app.workspace
+        ws = self.spkemb.workspace
         exps = find_experiments(ws.root, ws.db_path)
         self.app.call_from_thread(self._fill_exps, exps)
         try:
@@ -110,13 +111,13 @@ class LaunchScreen(Screen):
                             severity="warning")
 
     def _label(self, exp: Path) -> str:
-        shown = self.app.workspace.show(exp)
+        shown = self.spkemb.workspace.show(exp)
         return f"{exp.name} (the workspace folder)" if shown == "." else shown
 
     def _fill_protocols(self, names: list[str], error: str | None) -> None:
         select = self.query_one("#protocol", Select)
         if error:
-            self.app.error(f"cannot list protocols: {error}")
+            self.spkemb.error(f"cannot list protocols: {error}")
         select.set_options([(n, n) for n in names])
         default = default_train(names)
         if default:
@@ -131,7 +132,7 @@ class LaunchScreen(Screen):
         try:
             return int(text)
         except ValueError:
-            self.app.error(f"{name}: a whole number, got {text!r}")
+            self.spkemb.error(f"{name}: a whole number, got {text!r}")
             return None
 
     def commands(self) -> tuple[list[str], list[str] | None, Path, Path | None] | None:
@@ -139,7 +140,7 @@ class LaunchScreen(Screen):
         exp = self.query_one("#exp", Select).value
         protocol = self.query_one("#protocol", Select).value
         if exp is Select.NULL or protocol is Select.NULL:
-            self.app.error("Choose an experiment and a protocol first.")
+            self.spkemb.error("Choose an experiment and a protocol first.")
             return None
         to, parallel = self._int("#to", "epochs"), self._int("#parallel", "workers")
         every, seed = self._int("#every", "every"), self._int("#seed", "seed")
@@ -148,9 +149,9 @@ class LaunchScreen(Screen):
         try:
             labels = read_labels(*(self.query_one(f"#{name}", Input).value for name in ("group", "tags", "note")))
         except ValueError as e:
-            self.app.error(str(e))
+            self.spkemb.error(str(e))
             return None
-        ws = self.app.workspace
+        ws = self.spkemb.workspace
         subset = self.query_one("#subset", Input).value.strip() or "train"
         device = str(self.query_one("#device", Select).value)
         val_subset = self.query_one("#val-subset", Input).value.strip() or "development"
@@ -159,7 +160,7 @@ class LaunchScreen(Screen):
             trn = commands.trn_dir(str(exp), str(protocol), subset)
             val = commands.val_dir(trn, str(protocol), val_subset) if validating else None
         except PathError as e:
-            self.app.error(str(e))
+            self.spkemb.error(str(e))
             return None
         classifier = bool(self.init_from) and self.query_one("#init-classifier", Checkbox).value
         train = commands.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
@@ -191,16 +192,16 @@ class LaunchScreen(Screen):
         device = str(self.query_one("#device", Select).value)
         exp = Path(str(self.query_one("#exp", Select).value))
         try:
-            pid = self.app.launcher.record_launch(self.app.pending, train, train_log, kind="train", what=exp.name,
+            pid = self.spkemb.launcher.record_launch(self.spkemb.pending, train, train_log, kind="train", what=exp.name,
                                     protocol=protocol, subset=self.query_one("#subset", Input).value.strip(),
-                                    device=device, now=self.app.now())
+                                    device=device, now=self.spkemb.now())
             if validate is not None and val_log is not None:
-                self.app.launcher.record_launch(self.app.pending, validate, val_log, kind="validate",
+                self.spkemb.launcher.record_launch(self.spkemb.pending, validate, val_log, kind="validate",
                                         what=f"{exp.name} validate", protocol=protocol,
                                         subset=self.query_one("#val-subset", Input).value.strip(),
-                                        device=device, now=self.app.now(), after=pid)
+                                        device=device, now=self.spkemb.now(), after=pid)
         except OSError as e:
-            self.app.blocking_error("Cannot launch", f"{' '.join(train)}\n\n{e}")
+            self.spkemb.blocking_error("Cannot launch", f"{' '.join(train)}\n\n{e}")
             return
-        self.app.notify(f"launched: {' '.join(train[3:])}\nlog: {self.app.workspace.show(train_log)}")
+        self.app.notify(f"launched: {' '.join(train[3:])}\nlog: {self.spkemb.workspace.show(train_log)}")
         self.app.pop_screen()

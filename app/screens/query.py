@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static, TextArea
 
 from app.data import reader
 from app.data.messages import QueryDone
+from app.screens.host import SpkembScreen
 from engine.errors import QueryStopped
 from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop
 
@@ -29,7 +29,7 @@ def stopped_message(error: QueryStopped) -> str:
             "or start spkemb-tui with --query-time-limit SECONDS)")
 
 
-class QueryScreen(Screen):
+class QueryScreen(SpkembScreen):
     DEFAULT_CSS = """
     QueryScreen #sql { height: 9; }
     QueryScreen #result { height: 1fr; }
@@ -90,11 +90,11 @@ class QueryScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def _run(self, sql: str, stop: QueryStop, number: int) -> None:
-        if not self.app.db_path.exists():
-            self.post_message(QueryDone([], [], error=f"no runs database at {self.app.db_path} yet", number=number))
+        if not self.spkemb.db_path.exists():
+            self.post_message(QueryDone([], [], error=f"no runs database at {self.spkemb.db_path} yet", number=number))
             return
         try:
-            result = reader.run_query(self.app.db_path, sql, limit=MAX_ROWS, time_limit=self.app.query_time_limit,
+            result = reader.run_query(self.spkemb.db_path, sql, limit=MAX_ROWS, time_limit=self.spkemb.query_time_limit,
                                       stop=stop)
         except QueryStopped as e:
             self.post_message(QueryDone([], [], error=stopped_message(e), number=number))

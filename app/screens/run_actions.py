@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
-from textual.screen import Screen
 
 from app.data.reader import RunDetail
 from app.launching import commands
 from app.launching.children import run_quick
+from app.screens.host import SpkembScreen
 from app.views.runs_view import LIVE
 from engine.errors import PathError
 from engine.layout import TrainingDir, ValidationDir
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the dialogs are imported when opened
 RESUMABLE = ("stopped", "failed", "lost")
 
 
-class RunActions(Screen):
+class RunActions(SpkembScreen):
     """A screen showing one run (the run detail) whose actions launch the engine on it."""
 
     #: the latest read of the run (None until the first one arrives)
@@ -36,14 +36,15 @@ class RunActions(Screen):
     def _launch(self, argv: list[str], log: Path, *, kind: str, what: str, protocol: str, subset: str,
                 device: str | None, after: int | None = None) -> int | None:
         """Start an engine command (once process ``after`` has recorded its run, if given); its pid."""
+        app = self.spkemb
         try:
-            pid = self.app.launcher.record_launch(self.app.pending, argv, log, kind=kind, what=what, protocol=protocol,
-                                          subset=subset, device=device, now=self.app.now(), after=after)
+            pid = app.launcher.record_launch(app.pending, argv, log, kind=kind, what=what, protocol=protocol,
+                                             subset=subset, device=device, now=app.now(), after=after)
         except OSError as e:
-            self.app.blocking_error(f"Cannot start {kind}", f"{' '.join(argv)}\n\n{e}")
+            app.blocking_error(f"Cannot start {kind}", f"{' '.join(argv)}\n\n{e}")
             return None
         self.app.notify(f"{what} {'started' if after is None else 'starts with it'}; "
-                        f"log: {self.app.workspace.show(log)}")
+                        f"log: {app.workspace.show(log)}")
         return pid
 
     def _train(self) -> Run | None:
@@ -60,9 +61,9 @@ class RunActions(Screen):
         if run is None or run.status not in LIVE:
             self.app.notify("This run is not running.", severity="warning")
             return
-        why = self.app.launcher.stop(run)
+        why = self.spkemb.launcher.stop(run)
         if why:
-            self.app.error(f"run #{run.id} not stopped: {why}")
+            self.spkemb.error(f"run #{run.id} not stopped: {why}")
         else:
             self.app.notify(f"SIGTERM sent to run #{run.id}: it checkpoints and stops.")
 
@@ -76,7 +77,10 @@ class RunActions(Screen):
             state = "" if train is None else f" (#{train.id} is {train.status})"
             self.app.notify(f"Only a stopped, failed or lost training run can be resumed{state}.", severity="warning")
             return
-        ws = self.app.workspace
+        if train.out_dir is None or train.protocol is None:
+            self.spkemb.error(f"run #{train.id} records no folder or protocol to resume from.")
+            return
+        ws = self.spkemb.workspace
         subset = train.subset or "train"
         argv = commands.resume_argv(train, db=ws.db_path, database=ws.database_yml)
         pid = self._launch(argv, TrainingDir(Path(train.out_dir)).log, kind="train", what=f"resume of #{train.id}",
@@ -109,11 +113,14 @@ class RunActions(Screen):
     def _validate(self, train: Run, choice: ValidationChoice | None, after: int | None) -> None:
         if choice is None:
             return
-        ws = self.app.workspace
+        if train.out_dir is None or train.protocol is None:
+            self.spkemb.error(f"run #{train.id} records no folder or protocol to validate.")
+            return
+        ws = self.spkemb.workspace
         try:
             val = commands.val_dir(train.out_dir, train.protocol, choice.subset)
         except PathError as e:
-            self.app.error(str(e))
+            self.spkemb.error(str(e))
             return
         argv = commands.validate_argv(train.out_dir, train.protocol, subset=choice.subset, every=choice.every,
                                        to=train.target_epoch, device=commands.run_device(train), db=ws.db_path,
@@ -127,9 +134,9 @@ class RunActions(Screen):
         if not running:
             self.app.notify("No validation is running for this run.", severity="warning")
         for v in running:
-            why = self.app.launcher.stop(v)
+            why = self.spkemb.launcher.stop(v)
             if why:
-                self.app.error(f"validation #{v.id} not stopped: {why}")
+                self.spkemb.error(f"validation #{v.id} not stopped: {why}")
             else:
                 self.app.notify(f"SIGTERM sent to validation #{v.id}.")
 
@@ -145,8 +152,10 @@ class RunActions(Screen):
 
         val = self._val_dir()
         validations = self._validations_read()
-        eers: dict[int | str, float | None] = {v.checkpoint_name or int(v.epoch): v.eer for v in validations}
-        epochs = sorted((e, eer) for e, eer in eers.items() if isinstance(e, int))
+        # the database's validations always have an epoch (NOT NULL)
+        eers: dict[int | str, float | None] = {v.checkpoint_name or int(v.epoch): v.eer for v in validations
+                                               if v.epoch is not None}
+        epochs: list[tuple[int | str, float | None]] = sorted((e, eer) for e, eer in eers.items() if isinstance(e, int))
         epochs += sorted((e, eer) for e, eer in eers.items() if isinstance(e, str))
         if val is None or not epochs:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
@@ -157,7 +166,7 @@ class RunActions(Screen):
         if epoch is False:
             return
         epoch = None if epoch is True else epoch
-        self._run_engine(commands.pick_argv(val, epoch=epoch, db=self.app.workspace.db_path), "pick")
+        self._run_engine(commands.pick_argv(val, epoch=epoch, db=self.spkemb.workspace.db_path), "pick")
 
     def action_average(self) -> None:
         from app.dialogs.average import AverageDialog
@@ -174,7 +183,7 @@ class RunActions(Screen):
             return
         folder = self._val_dir() if choice.how == "top" else train.out_dir
         top, last = (choice.count, None) if choice.how == "top" else (None, choice.count)
-        self._run_engine(commands.average_argv(str(folder), top=top, last=last, db=self.app.workspace.db_path),
+        self._run_engine(commands.average_argv(str(folder), top=top, last=last, db=self.spkemb.workspace.db_path),
                          "average")
 
     @work(thread=True, group="quick")
@@ -187,7 +196,7 @@ class RunActions(Screen):
         if code == 0:
             self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else f"{what} done")
         else:
-            self.app.call_from_thread(self.app.error, f"{what} failed: {out}")
+            self.app.call_from_thread(self.spkemb.error, f"{what} failed: {out}")
 
     def action_extract(self) -> None:
         from app.dialogs.actions import ExtractDialog
@@ -198,13 +207,13 @@ class RunActions(Screen):
             return
         train = self._train()
         device = None if train is None else commands.run_device(train)
-        self.app.push_screen(ExtractDialog(self.app.workspace.database_yml, device),
+        self.app.push_screen(ExtractDialog(self.spkemb.workspace.database_yml, device),
                              lambda choice: self._extract(val, choice))
 
     def _extract(self, val: str, choice: ExtractChoice | None) -> None:
         if choice is None:
             return
-        ws = self.app.workspace
+        ws = self.spkemb.workspace
         argv = commands.apply_argv(val, choice.protocol, subset=choice.subset, step=choice.step,
                                     epoch=choice.epoch, device=choice.device, path=choice.path, db=ws.db_path,
                                     database=ws.database_yml, diarize=choice.diarize,

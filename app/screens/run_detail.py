@@ -67,12 +67,12 @@ class RunDetailScreen(RunActions, ForkActions):
             with Vertical(id="side"):
                 yield Static("", id="extractions")
                 yield Static("", id="problems")
-        yield LogTail(id="log", interval=self.app.refresh_interval)
+        yield LogTail(id="log", interval=self.spkemb.refresh_interval)
         yield Footer()
 
     def on_mount(self) -> None:
         self._poll()
-        self.set_interval(self.app.refresh_interval, self._poll)
+        self.set_interval(self.spkemb.refresh_interval, self._poll)
 
     def _poll(self) -> None:
         self._load(self.run_id, int(self.steps[-1]["step"]) if self.steps else -1)
@@ -80,7 +80,7 @@ class RunDetailScreen(RunActions, ForkActions):
     @work(thread=True, exclusive=True, group="detail")
     def _load(self, run_id: int, since_step: int) -> None:
         try:
-            data = reader.read_detail(self.app.db_path, run_id, since_step)
+            data = reader.read_detail(self.spkemb.db_path, run_id, since_step)
         except Exception as e:  # noqa: BLE001 - shown in the UI, never raised
             self.post_message(DetailLoaded(run_id, error=str(e)))
             return
@@ -93,12 +93,12 @@ class RunDetailScreen(RunActions, ForkActions):
             return
         data = message.data
         if data is None:
-            summary.update(f"Run #{self.run_id} is not in {self.app.db_path}.")
+            summary.update(f"Run #{self.run_id} is not in {self.spkemb.db_path}.")
             return
         run = data.run
         # a launch waiting for this run's process (validation beside a resume) starts once it is recorded
-        for entry in self.app.pending:
-            self.app.launcher.start_deferred(entry, {data.train.pid})
+        for entry in self.spkemb.pending:
+            self.spkemb.launcher.start_deferred(entry, {data.train.pid})
         new = [s for s in data.steps if not self.steps or s["step"] > self.steps[-1]["step"]]
         self.steps.extend(new)
         self.data = data
@@ -135,11 +135,11 @@ class RunDetailScreen(RunActions, ForkActions):
         self._summary(data)
 
     def _summary(self, data: RunDetail) -> None:
-        lines = summary_lines(data.run, data, asnorm=self.asnorm, now=self.app.now, show=self.app.workspace.show)
+        lines = summary_lines(data.run, data, asnorm=self.asnorm, now=self.spkemb.now, show=self.spkemb.workspace.show)
         self.query_one("#summary", Static).update("\n".join(lines))
 
     def _side(self, data: RunDetail) -> None:
-        show = self.app.workspace.show
+        show = self.spkemb.workspace.show
         self.query_one("#extractions", Static).update("\n".join(extraction_lines(data, show)))
         self.query_one("#problems", Static).update("\n".join(problem_lines(data, show)))
 
@@ -159,9 +159,9 @@ class RunDetailScreen(RunActions, ForkActions):
         if choice is None:
             return
         try:
-            save_labels(self.app.db_path, run_id, group=choice.group, tags=choice.tags, note=choice.note)
+            save_labels(self.spkemb.db_path, run_id, group=choice.group, tags=choice.tags, note=choice.note)
         except SpkembError as e:
-            self.app.error(f"cannot save the group, tags and note: {e}")
+            self.spkemb.error(f"cannot save the group, tags and note: {e}")
             return
         self.app.notify(f"run #{run_id}: group, tags and note saved")
         self._load(self.run_id, -1 if not self.steps else int(self.steps[-1]["step"]))
@@ -172,11 +172,14 @@ class RunDetailScreen(RunActions, ForkActions):
 
         val = self._val_dir()
         table = self.query_one(EpochTable)
-        validated = {int(v.epoch) for v in self._validations_read()}
+        validated = {int(v.epoch) for v in self._validations_read() if v.epoch is not None}  # NOT NULL in the database
         if val is None or not validated or not table.row_count:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
             return
-        epoch = int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        if key is None:  # every row is added with its key (EpochTable.set_rows)
+            return
+        epoch = int(key)
         if epoch not in validated:
             self.app.notify(f"Epoch {epoch} has not been validated.", severity="warning")
             return

@@ -8,7 +8,6 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Select, Static
 
 from app.data import reader
@@ -17,6 +16,7 @@ from app.data.experiments import find_experiments
 from app.data.lost_runs import mark_lost
 from app.data.messages import RunsLoaded
 from app.data.reader import RunSummary
+from app.screens.host import SpkembScreen
 from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.runs_table import RunsTable
 
@@ -47,7 +47,7 @@ def runs_count(rows: list[RunSummary], shown: list[RunSummary], where: str) -> s
     return f"{len(shown)} of {len(rows)} {plural} shown by the filter ({running} running) — {where}"
 
 
-class RunsScreen(Screen):
+class RunsScreen(SpkembScreen):
     BINDINGS = [
         ("enter", "open", "Open"),
         ("n", "app.go_configs", "Configs"),
@@ -85,7 +85,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.query_one(RunsTable).focus()
         self.refresh_runs()
-        self.set_interval(self.app.refresh_interval, self.refresh_runs)
+        self.set_interval(self.spkemb.refresh_interval, self.refresh_runs)
 
     def on_screen_resume(self) -> None:
         self.refresh_runs()
@@ -96,15 +96,15 @@ class RunsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="runs")
     def _load(self, check_lost: bool) -> None:
-        path = self.app.db_path
+        path = self.spkemb.db_path
         start = time.perf_counter()
         if not path.exists():
             self.post_message(RunsLoaded([], missing=True))
             return
         try:
-            self.app.launcher.reap()
+            self.spkemb.launcher.reap()
             if check_lost and self.loaded:
-                ingest_events(path, find_experiments(self.app.workspace.root, path))
+                ingest_events(path, find_experiments(self.spkemb.workspace.root, path))
             if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
                 mark_lost(path)
             if self._feed is None or self._feed.path != path:
@@ -122,18 +122,18 @@ class RunsScreen(Screen):
         """Launches whose process has not recorded its run yet, shown as ``starting`` (negative ids)."""
         pids = {r.pid for r in rows}
         still = []
-        for p in self.app.pending:
-            dropped = self.app.launcher.start_deferred(p, pids)
+        for p in self.spkemb.pending:
+            dropped = self.spkemb.launcher.start_deferred(p, pids)
             if dropped:
-                self.app.error(dropped)
+                self.spkemb.error(dropped)
                 continue
             if p.pid is not None and p.pid in pids:
                 continue
-            if p.pid is not None and self.app.launcher.exited(p.pid):
-                self.app.error(f"{p.what} exited before recording its run: see {p.log}")
+            if p.pid is not None and self.spkemb.launcher.exited(p.pid):
+                self.spkemb.error(f"{p.what} exited before recording its run: see {p.log}")
                 continue
             still.append(p)
-        self.app.pending = still
+        self.spkemb.pending = still
         return [RunSummary(id=-i - 1, name=p.what, kind=p.kind, protocol=p.protocol, subset=p.subset,
                            status="starting", out_dir=None, started_at=p.started_at, device=p.device)
                 for i, p in enumerate(still)]
@@ -141,24 +141,24 @@ class RunsScreen(Screen):
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         note = self.query_one("#message", Static)
         if message.error:
-            text = f"Cannot read the runs database {self.app.db_path}: {message.error}"
+            text = f"Cannot read the runs database {self.spkemb.db_path}: {message.error}"
             note.update(text)
             note.set_class(True, "error-text")
             if self._reported != message.error:
                 self._reported = message.error
-                self.app.blocking_error("Runs database unreadable", text + "\n\nNothing was changed in the file.")
+                self.spkemb.blocking_error("Runs database unreadable", text + "\n\nNothing was changed in the file.")
             return
         self._reported = None
         note.set_class(False, "error-text")
         if message.first_page:
             if not self.loaded:
-                self.query_one(RunsTable).set_runs(message.rows, self.app.now())
+                self.query_one(RunsTable).set_runs(message.rows, self.spkemb.now())
             return
         self.runs = message.rows
         rows = message.rows + self._pending_rows(message.rows)
         self.loaded = True
         if message.missing or not rows:
-            note.update(empty_help(self.app.db_path, self.app.workspace.database_yml))
+            note.update(empty_help(self.spkemb.db_path, self.spkemb.workspace.database_yml))
         self._show(rows, count=not (message.missing or not rows))
         self.shown += 1
 
@@ -169,9 +169,9 @@ class RunsScreen(Screen):
         status = self.query_one("#status", Select).value
         status = None if status is Select.NULL else str(status)
         shown = [r for r in rows if matches(r, text, status)]
-        self.query_one(RunsTable).set_runs(shown, self.app.now())
+        self.query_one(RunsTable).set_runs(shown, self.spkemb.now())
         if count and rows:
-            where = self.app.workspace.show(self.app.db_path)
+            where = self.spkemb.workspace.show(self.spkemb.db_path)
             self.query_one("#message", Static).update(runs_count(rows, shown, where))
 
     @on(Input.Changed, "#filter")
@@ -192,7 +192,7 @@ class RunsScreen(Screen):
     def action_open(self) -> None:
         run_id = self.query_one(RunsTable).current_run_id
         if run_id is not None and run_id > 0:
-            self.app.action_open_run(run_id)
+            self.spkemb.action_open_run(run_id)
 
     def action_mark(self) -> None:
         self.query_one(RunsTable).toggle_mark()
@@ -227,9 +227,9 @@ class RunsScreen(Screen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                why = self.app.launcher.stop(run)
+                why = self.spkemb.launcher.stop(run)
                 if why:
-                    self.app.error(f"run #{run_id} not stopped: {why}")
+                    self.spkemb.error(f"run #{run_id} not stopped: {why}")
                 else:
                     self.app.notify(f"SIGTERM sent to run #{run_id}: it checkpoints and stops.")
 
@@ -243,10 +243,10 @@ class RunsScreen(Screen):
         def answer(yes: bool | None) -> None:
             if not yes:
                 return
-            if cancel_queued(self.app.db_path, run_id):
+            if cancel_queued(self.spkemb.db_path, run_id):
                 self.app.notify(f"run #{run_id} taken off the queue (recorded stopped).")
             else:
-                self.app.error(f"run #{run_id} is no longer waiting: the queue is starting it; stop it once it runs")
+                self.spkemb.error(f"run #{run_id} is no longer waiting: the queue is starting it; stop it once it runs")
 
         self.app.push_screen(ConfirmDialog(f"Take queued run #{run_id} off the queue? It will not be started."),
                              answer)

@@ -3,42 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, cast
 
 import yaml
 from textual import on, work
 from textual.app import ComposeResult
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from app.data.sweeps import Sweep, SweepsState, Trial, read_sweeps
-from app.data.workspace import Workspace
 from app.launching import commands
-from app.launching.children import Launcher
+from app.screens.host import SpkembScreen
 from app.views.sweeps_view import SWEEP_COLUMNS, TRIAL_COLUMNS, queue_text, sweep_row, trial_row
 from app.widgets.sweep_plot import SweepPlot
 from engine.layout import ExperimentDir
 from engine.requests import QueueRequest
 
 
-class _Spkemb(Protocol):
-    """What this screen uses of the application (``app.app.SpkembApp``)."""
-
-    launcher: Launcher
-    workspace: Workspace
-    refresh_interval: float
-
-    @property
-    def db_path(self) -> Path: ...
-
-    def now(self) -> float: ...
-
-    def error(self, message: str) -> None: ...
-
-    def action_go_launch(self, exp_dir: str | None = None, init_from: str | None = None) -> None: ...
-
-
-class SweepsScreen(Screen):
+class SweepsScreen(SpkembScreen):
     DEFAULT_CSS = """
     SweepsScreen #queue { height: auto; padding: 0 1; }
     SweepsScreen #sweeps { height: auto; max-height: 10; }
@@ -54,10 +34,6 @@ class SweepsScreen(Screen):
         self.chosen: int | None = None
         #: refreshes shown so far (the tests wait on it)
         self.shown = 0
-
-    @property
-    def spkemb(self) -> _Spkemb:
-        return cast(_Spkemb, self.app)
 
     def compose(self) -> ComposeResult:
         yield Header()

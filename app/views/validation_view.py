@@ -6,6 +6,7 @@ Rows are the validations of the runs database (``RecordedValidation``); averaged
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from engine.records import Run, ValidationResult
@@ -29,7 +30,7 @@ def is_named(v: ValidationResult) -> bool:
     return bool(v.checkpoint_name)
 
 
-def best_epoch_row(rows: list[V]) -> V | None:
+def best_epoch_row(rows: Sequence[V]) -> V | None:
     """The epoch of lowest EER (the earlier on a tie), averages aside."""
     epochs = [v for v in rows if not is_named(v) and v.eer is not None]
     return min(epochs, key=lambda v: (v.eer, v.epoch)) if epochs else None
@@ -52,7 +53,7 @@ def verdict(average: ValidationResult, best: ValidationResult) -> str:
     return "no clear difference (intervals overlap)"
 
 
-def versus_best(rows: list[V]) -> dict[str, str]:
+def versus_best(rows: Sequence[V]) -> dict[str, str]:
     """For each averaged checkpoint: its EER minus the best epoch's and the verdict, in a few words."""
     best = best_epoch_row(rows)
     out: dict[str, str] = {}
@@ -63,7 +64,7 @@ def versus_best(rows: list[V]) -> dict[str, str]:
     return out
 
 
-def comparison_lines(rows: list[V]) -> list[str]:
+def comparison_lines(rows: Sequence[V]) -> list[str]:
     """One sentence per averaged checkpoint: its EER and interval next to the best epoch's, and the verdict."""
     best = best_epoch_row(rows)
     if best is None:

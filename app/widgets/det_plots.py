@@ -72,7 +72,7 @@ class DetPlot(_Plot):
         low = min(min(c.probit_fa().min(), c.probit_miss().min()) for c in curves)
         # the same range on both axes (equal error rates lie on the diagonal), from half a trial to
         # 50 % as NIST's DET plots, or further for a network that does not separate the speakers yet
-        high = float(probit(min(max(0.5, 2 * max(c.eer for c in curves)), 0.95), 1))
+        high = float(probit(np.asarray(min(max(0.5, 2 * max(c.eer for c in curves)), 0.95)), 1))
         plt.plot([low, high], [low, high], color="gray", marker="dot")
         for i, (s, curve) in enumerate(zip(self.shown, curves, strict=True)):
             x, y = curve.probit_fa(), curve.probit_miss()
@@ -82,9 +82,11 @@ class DetPlot(_Plot):
         for i, curve in enumerate(curves):  # drawn last, so that no curve hides them
             color = COLORS[i % len(COLORS)][0]
             dcf_miss, dcf_fa = curve.min_dcf_point
-            plt.scatter([float(probit(curve.eer, curve.n_nontarget))], [float(probit(curve.eer, curve.n_target))],
+            eer = np.asarray(curve.eer)
+            plt.scatter([float(probit(eer, curve.n_nontarget))], [float(probit(eer, curve.n_target))],
                         color=color, marker=EER_MARKER)
-            plt.scatter([float(probit(dcf_fa, curve.n_nontarget))], [float(probit(dcf_miss, curve.n_target))],
+            plt.scatter([float(probit(np.asarray(dcf_fa), curve.n_nontarget))],
+                        [float(probit(np.asarray(dcf_miss), curve.n_target))],
                         color=color, marker=DCF_MARKER)
         positions, labels = probit_ticks(low, high)
         plt.xticks(positions, labels)

@@ -5,6 +5,7 @@ Averaged weights (``avg-top5``) come first, each with its EER next to the best e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,14 +39,14 @@ class EpochTable(DataTable):
         self.zebra_stripes = True
         self.add_columns("epoch", "loss", "EER %", "95% CI", "minDCF 0.01", "file", "vs best", "pick")
 
-    def set_rows(self, epochs: list[EpochSummary], validations: list[ValidationResult],
+    def set_rows(self, epochs: list[EpochSummary], validations: Sequence[ValidationResult],
                  checkpoints: list[Checkpoint], best_epoch: int | str | None) -> None:
         """One row per epoch and per averaged checkpoint (named ones first, then epochs newest first)."""
         by_epoch: dict[int | str, _Row] = {}
         for e in epochs:
             by_epoch.setdefault(e.epoch, _Row()).loss = e.loss
-        for v in validations:
-            by_epoch.setdefault(v.checkpoint, _Row()).val = v
+        for validation in validations:
+            by_epoch.setdefault(validation.checkpoint, _Row()).val = validation
         for c in checkpoints:
             if not c.partial:
                 by_epoch.setdefault(c.name or c.epoch, _Row()).ckpt = Path(c.path).name

@@ -25,7 +25,7 @@ class LossSeries:
 @dataclass
 class EerSeries:
     label: str
-    validations: list[ValidationResult] = field(default_factory=list)
+    validations: Sequence[ValidationResult] = field(default_factory=list)
     best_epoch: int | str | None = None
     #: the EER of each seed of the run's group per epoch: drawn as its mean ± std band
     band: Sequence[GroupEpoch] = ()
@@ -169,6 +169,8 @@ class EerPlot(SeriesPlot):
             plt.title("no validated epoch yet")
         else:
             # whole epochs only, and half an epoch of margin: one epoch is not drawn on [-1, 1]
-            plt.xticks(integer_ticks(sorted(epochs)))
+            # the stub asks list[float]; the ticks stay ints, which plotext labels without ".0"
+            ticks: list[float] = [*integer_ticks(sorted(epochs))]
+            plt.xticks(ticks)
             plt.xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         self.refresh()

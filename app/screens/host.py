@@ -1,0 +1,54 @@
+"""What the screens use of the application (``app.app.SpkembApp``), typed for them.
+
+The screens sit below ``app.app`` (tests/test_architecture.py) and so cannot name ``SpkembApp``;
+Textual types ``self.app`` as ``App[Any]``. ``Spkemb`` spells the part the screens read, and
+``app.app`` has mypy check that ``SpkembApp`` offers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from app.data.forks import ForkPlan
+    from app.data.workspace import Workspace
+    from app.launching.children import Launcher, PendingLaunch
+    from engine.requests import SweepRequest
+
+
+class Spkemb(Protocol):
+    """The application's state and actions that the screens use."""
+
+    workspace: Workspace
+    #: the clock (the tests fix it)
+    now: Callable[[], float]
+    refresh_interval: float
+    query_time_limit: float | None
+    pending: list[PendingLaunch]
+    launcher: Launcher
+
+    @property
+    def db_path(self) -> Path: ...
+
+    def error(self, message: str) -> None: ...
+
+    def blocking_error(self, title: str, message: str) -> None: ...
+
+    def launch_sweep(self, request: SweepRequest) -> None: ...
+
+    def action_go_launch(self, exp_dir: str | None = None, fork: ForkPlan | None = None) -> None: ...
+
+    def action_open_run(self, run_id: int) -> None: ...
+
+
+class SpkembScreen(Screen):
+    """A screen of the application, with the application typed as ``Spkemb``."""
+
+    @property
+    def spkemb(self) -> Spkemb:
+        # Textual types .app as App[Any]; these screens only ever run in the SpkembApp
+        return cast("Spkemb", self.app)
