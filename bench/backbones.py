@@ -36,6 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine_commands import engine
 from results_io import write_results
 
 from engine.config import template_text
@@ -61,14 +62,6 @@ def machine() -> dict[str, Any]:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
-
-def engine(*args: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, text=True,
-                          capture_output=True)
-    if done.returncode != 0:
-        raise SystemExit(f"spkemb-engine {args[0]} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
 
 
 def parameters(config: Path, cwd: Path) -> int:

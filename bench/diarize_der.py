@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine_commands import engine
 from results_io import write_results
 
 from engine.layout import ExperimentDir, TrainingDir
@@ -32,14 +32,6 @@ from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 MEETINGS = "Demo.SpeakerDiarization.Meetings"
-
-
-def engine(*args: str, cwd: Path) -> str:
-    done = subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, text=True,
-                          capture_output=True)
-    if done.returncode != 0:
-        raise SystemExit(f"spkemb-engine {args[0]} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
