@@ -12,10 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from engine.config.recipe_values import MarginSchedule
 from engine.config.rules import apply_rules
 from engine.config.specs import FBANK_BACKBONES, Param, components, reference_component
-from engine.config.values import KIND_TYPES
+from engine.config.values import KIND_TYPES, MarginSchedule
 
 if TYPE_CHECKING:
     class _TableMeta(type):

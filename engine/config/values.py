@@ -1,10 +1,15 @@
-"""The kinds of value a config parameter may hold: how each is read, typed and range-checked."""
+"""The kinds of value a config parameter may hold: how each is read, typed and range-checked.
+
+The modern recipe's entries (SpeedPerturb ``factors``, a ``margin_scheduler`` ramp) are kinds too:
+:class:`MarginSchedule` is the typed value of the latter.
+"""
 
 from __future__ import annotations
 
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from typing import Any
 
 #: a pyannote.database Collection protocol, e.g. MUSAN.Collection.BackgroundNoise
@@ -48,6 +53,21 @@ POOLINGS = ("TSTP", "TAP", "TSDP", "ASTP")
 
 class Invalid(ValueError):
     """A value that breaks its parameter's rule; the message says what is expected."""
+
+
+@dataclass(frozen=True)
+class MarginSchedule:
+    """WeSpeaker's ``MarginScheduler``: margin 0 before ``increase_start_epoch``, rising to the
+    task's margin until ``fix_start_epoch`` (exponentially or linearly), then fixed (1-based epochs)."""
+
+    increase_start_epoch: int = 20
+    fix_start_epoch: int = 40
+    increase_type: str = "exp"
+
+
+#: the keys of a margin_scheduler mapping and the increase types it accepts (WeSpeaker's names)
+MARGIN_SCHEDULE_KEYS = tuple(f.name for f in fields(MarginSchedule))
+INCREASE_TYPES = ("exp", "linear")
 
 
 def describe(value: Any) -> str:
@@ -105,10 +125,49 @@ def _protocols(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+def speed_factors(value: Any) -> tuple[float, ...]:
+    """SpeedPerturb ``factors`` (the modern recipe): a non-empty list of distinct numbers in [0.5, 2]."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise Invalid(f"expected {FACTORS_WORDS}, got {describe(value)}")
+    factors = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not 0.5 <= item <= 2.0:
+            raise Invalid(f"expected {FACTORS_WORDS} (each in [0.5, 2]), got {describe(item)} among them")
+        factors.append(float(item))
+    if len(set(factors)) != len(factors):
+        raise Invalid(f"a factor appears twice in {factors}; list each once")
+    return tuple(factors)
+
+
+def margin_schedule(value: Any) -> MarginSchedule | None:
+    """``margin_scheduler``: null, or a mapping of WeSpeaker's keys (missing ones at their defaults)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise Invalid(f"expected {SCHEDULE_WORDS}, got {describe(value)}")
+    unknown = [k for k in value if k not in MARGIN_SCHEDULE_KEYS]
+    if unknown:
+        raise Invalid(f"unknown key {unknown[0]!r} of margin_scheduler; "
+                         f"accepted: {', '.join(MARGIN_SCHEDULE_KEYS)}")
+    default = MarginSchedule()
+    start = value.get("increase_start_epoch", default.increase_start_epoch)
+    fix = value.get("fix_start_epoch", default.fix_start_epoch)
+    for key, epoch in (("increase_start_epoch", start), ("fix_start_epoch", fix)):
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+            raise Invalid(f"margin_scheduler {key} must be an epoch number (1 or more), "
+                             f"got {describe(epoch)}")
+    if fix < start:
+        raise Invalid(f"margin_scheduler fix_start_epoch ({fix}) is before increase_start_epoch ({start}); "
+                         "the ramp must end after it starts")
+    kind = value.get("increase_type", default.increase_type)
+    if kind not in INCREASE_TYPES:
+        raise Invalid(f"margin_scheduler increase_type must be one of {', '.join(INCREASE_TYPES)}, "
+                         f"got {describe(kind)}")
+    return MarginSchedule(increase_start_epoch=start, fix_start_epoch=fix, increase_type=kind)
+
+
 def coerce(kind: str, value: Any) -> Any:
     """``value`` as the Python value of ``kind``, or :class:`Invalid` saying what is expected."""
-    from engine.config.recipe_values import margin_schedule, speed_factors
-
     if kind in ("int", "float"):
         return _number(value, kind)
     if kind == "bool":
@@ -123,11 +182,10 @@ def coerce(kind: str, value: Any) -> Any:
         return value
     if kind == "protocols":
         return _protocols(value)
-    if kind in ("factors", "margin_schedule"):
-        try:
-            return (speed_factors if kind == "factors" else margin_schedule)(value)
-        except ValueError as e:
-            raise Invalid(str(e)) from None
+    if kind == "factors":
+        return speed_factors(value)
+    if kind == "margin_schedule":
+        return margin_schedule(value)
     raise AssertionError(kind)
 
 
