@@ -37,8 +37,8 @@ from train_throughput import loop_chunks_per_s, model_chunks_per_s
 from engine.config import parse_config, template_text
 from engine.data.audio import read_file
 from engine.data.protocols import load_protocol
-from engine.extraction.network import inference_model
-from engine.extraction.windows import ArraySignal, embed_exact, window_starts
+from engine.inference.network import inference_model
+from engine.inference.windows import ArraySignal, embed_exact, window_starts
 from engine.layout import CONFIG
 from engine.model import build_model
 

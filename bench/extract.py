@@ -39,9 +39,9 @@ from engine.data.protocols import load_protocol
 from engine.demo import make_demo_corpus
 from engine.extraction.export import export_checkpoint, onnx_bytes
 from engine.extraction.exported import METADATA_FORMAT
-from engine.extraction.network import inference_model, load_model
 from engine.extraction.onnx_runtime import OnnxEmbedder
-from engine.extraction.windows import ArraySignal, embed_exact, embed_plain, embed_shared, window_starts
+from engine.inference.network import inference_model, load_model
+from engine.inference.windows import ArraySignal, embed_exact, embed_plain, embed_shared, window_starts
 from engine.model import SincTDNN
 from engine.validation.metrics import equal_error_rate
 from engine.validation.validate import cosine_scores, load_trials

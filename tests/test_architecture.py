@@ -34,8 +34,8 @@ LAYERS = {
     "engine.data": 5, "engine.model": 5, "engine.demo": 5,
     "engine.process": 6,
     "engine.training": 7,
-    # the core of extraction that validate shares (a checkpoint's network, sliding windows): below validation
-    "engine.extraction.network": 7, "engine.extraction.windows": 7,
+    # what validate and apply share (a checkpoint's network, sliding windows): below both
+    "engine.inference": 7,
     "engine.validation": 8,
     "engine.extraction": 9,
     # the comparison (pivot, significance, report) reads the store and the DET of validation

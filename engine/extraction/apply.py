@@ -44,8 +44,8 @@ from engine.data.audio import num_samples
 from engine.data.audio_checks import check_files
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
-from engine.extraction.network import load_network
-from engine.extraction.windows import FileSignal, embed, window_starts
+from engine.inference.network import load_network
+from engine.inference.windows import FileSignal, embed, window_starts
 from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, ValidationDir
 from engine.process.checkpoints import Trust, file_sha256
 from engine.process.distributed import pick_device

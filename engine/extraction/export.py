@@ -5,7 +5,7 @@ mode, for any input length: ``waveform`` (batch, samples) float32 at the config'
 -> ``embedding`` (batch, dimension), both axes of the input dynamic. Two changes make it a
 plain feed-forward graph, and neither changes a number:
 
-* weight normalisation (TDNN layers) is folded into the weights (:func:`engine.extraction.network.inference_model`);
+* weight normalisation (TDNN layers) is folded into the weights (:func:`engine.inference.network.inference_model`);
 * the sinc filters, recomputed from their cut-off frequencies at every call in training, are
   computed once and exported as the weight of a plain ``conv1d`` (Ravanelli & Bengio 2018 eq. 4
   depends on the two cut-offs only, which are fixed once trained).
@@ -43,7 +43,7 @@ from engine.config import Config, dump_config
 from engine.console import say
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
-from engine.extraction.network import load_network
+from engine.inference.network import load_network
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.embedding import SincTDNN
 from engine.model.fbank_network import FbankNetwork

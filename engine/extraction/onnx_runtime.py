@@ -2,7 +2,7 @@
 
 The ONNX graph is the whole network, so this is the *plain* path (every window through the
 network, pyannote.audio 1.x) run by onnxruntime instead of torch: batches of windows are
-gathered from one span of audio read per batch, as :func:`engine.extraction.windows.embed_plain` does, and
+gathered from one span of audio read per batch, as :func:`engine.inference.windows.embed_plain` does, and
 a file no longer than one window is one window (tiled up to ``min_samples`` when shorter than
 the network needs). The sample rate, window duration and the checkpoint come from the file's
 metadata, not from a checkpoint; this module needs no torch.
@@ -74,7 +74,7 @@ class OnnxEmbedder:
     def embed(self, signal, starts: np.ndarray, window: int, batch: int = 128) -> np.ndarray:
         """Embeddings of the windows ``starts`` (samples) of ``signal``: (windows, dimension) float32.
 
-        ``signal`` is an :class:`engine.extraction.windows.Signal` (``n_samples``, ``read(start, n)``).
+        ``signal`` is an :class:`engine.inference.windows.Signal` (``n_samples``, ``read(start, n)``).
         """
         if signal.n_samples <= window:
             whole = signal.read(0, signal.n_samples)

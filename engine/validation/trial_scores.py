@@ -2,7 +2,7 @@
 
 A file's embedding is the mean of the embeddings of ``task.duration``-long windows sliding
 with a hop of ``duration / 4`` (pyannote.audio 1.x: ``step=0.25`` in
-``_validate_epoch_verification``), computed by the exact path of ``engine.extraction.windows``; a file
+``_validate_epoch_verification``), computed by the exact path of ``engine.inference.windows``; a file
 shorter than a window is one window.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from engine.data.audio import num_samples, read_file
-from engine.extraction.windows import ArraySignal, embed_exact, embed_short, window_starts
+from engine.inference.windows import ArraySignal, embed_exact, embed_short, window_starts
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Phase
 
@@ -28,7 +28,7 @@ def embed_files(model: Any, files: dict[str, str], *, duration: float, sample_ra
 
     Files are packed one after the other into one signal (each starting on a multiple of the
     first convolution's stride times its pooling, so that they share its phases) until a batch
-    of windows is full, and embedded together by ``engine.extraction.windows.embed_exact``.
+    of windows is full, and embedded together by ``engine.inference.windows.embed_exact``.
     """
     window = num_samples(duration, sample_rate)
     hop = max(1, num_samples(VALIDATION_STEP * duration, sample_rate))

@@ -18,7 +18,7 @@ speakers (``engine.validation``) and records both figures (``scores/{epoch:04d}.
 
 A file's embedding is the mean of the embeddings of ``task.duration``-long windows sliding
 with a hop of ``duration / 4`` (pyannote.audio 1.x: ``step=0.25`` in
-``_validate_epoch_verification``), computed by the exact path of ``engine.extraction.windows``; a file
+``_validate_epoch_verification``), computed by the exact path of ``engine.inference.windows``; a file
 shorter than a window is one window. ``--whole-file`` embeds each file in one pass.
 """
 
@@ -36,7 +36,7 @@ from engine.atomic import atomic_write_text
 from engine.console import say
 from engine.data.audio_checks import check_files
 from engine.errors import ProtocolError, SpkembError
-from engine.extraction.network import load_network
+from engine.inference.network import load_network
 from engine.layout import TRN_DIR_SHAPE, CheckpointName, TrainingDir, ValidationDir
 from engine.process.checkpoints import Trust
 from engine.process.distributed import pick_device

@@ -13,8 +13,8 @@ import soundfile as sf
 import torch
 import yaml
 
-from engine.extraction.network import inference_model
-from engine.extraction.windows import ArraySignal, embed_exact, embed_plain, embed_shared, snap_starts, window_starts
+from engine.inference.network import inference_model
+from engine.inference.windows import ArraySignal, embed_exact, embed_plain, embed_shared, snap_starts, window_starts
 from engine.model import SincTDNN
 from engine.records import ValidationResult
 from tests.conftest import TINY_CONFIG

@@ -18,7 +18,7 @@ import yaml
 
 from engine.errors import AudioError, CheckpointError, SpkembError
 from engine.extraction.apply import cmd_apply
-from engine.extraction.network import load_network
+from engine.inference.network import load_network
 from engine.layout import ValidationDir
 from engine.process.checkpoints import file_sha256, load_checkpoint, save_checkpoint
 from engine.process.lifecycle import open_run

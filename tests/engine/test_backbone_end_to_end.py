@@ -20,8 +20,8 @@ from engine.config import load_config
 from engine.config.forks import fork_dict
 from engine.data.audio import read_file
 from engine.data.protocols import load_protocol
-from engine.extraction.network import load_model
-from engine.extraction.windows import ArraySignal, embed_plain, window_starts
+from engine.inference.network import load_model
+from engine.inference.windows import ArraySignal, embed_plain, window_starts
 from engine.layout import ExperimentDir, TrainingDir, ValidationDir
 from engine.model import FbankNetwork
 from engine.process.checkpoints import load_checkpoint

@@ -18,9 +18,9 @@ import yaml
 from engine.config import config_from_dict, config_to_dict, parse_config
 from engine.extraction.export import export_checkpoint
 from engine.extraction.exported import read_metadata
-from engine.extraction.network import load_model
 from engine.extraction.onnx_runtime import OnnxEmbedder
-from engine.extraction.windows import ArraySignal, embed_plain, window_starts
+from engine.inference.network import load_model
+from engine.inference.windows import ArraySignal, embed_plain, window_starts
 from engine.model import build_model
 from engine.process.checkpoints import epoch_path, file_sha256, save_checkpoint
 from engine.records import ValidationResult

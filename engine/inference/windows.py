@@ -4,9 +4,8 @@ A window is ``window`` samples starting at an integer sample offset; a file shor
 window gets a single window over the whole file (tiled up to ``model.min_samples`` when it is
 even shorter than the network needs).
 
-The core of ``apply``, which ``validate`` shares: its trial files are embedded by the exact path
-(so this module ranks below ``engine.validation``, see ``tests/test_architecture.py``); the
-network comes from :mod:`engine.extraction.network`.
+What ``apply`` embeds whole files with and ``validate`` embeds its trial files with (the exact
+path); the network comes from :mod:`engine.inference.network`.
 
 * **plain** -- pyannote.audio 1.x: every window through the whole network. At step 0.1
   every sample goes through the network 10 times.

@@ -1,7 +1,7 @@
 """The network of a checkpoint, ready for extraction: eval mode, on its device, weight norm folded in.
 
 What ``validate`` (trial embeddings), ``apply`` and ``export`` load a checkpoint with; the windows
-they embed are :mod:`engine.extraction.windows`'.
+they embed are :mod:`engine.inference.windows`'.
 """
 
 from __future__ import annotations
