@@ -126,7 +126,7 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trus
 def cmd_apply(args: ApplyRequest) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val = _validation_dir(args)
-    epoch = chosen_checkpoint(val.root, args.epoch)
+    epoch = chosen_checkpoint(val, args.epoch)
     checkpoint = val.training.checkpoint(epoch)
     trust = Trust(args.db, accept_changed=args.trust_checkpoint)
     extractor = _extractor(args, checkpoint, epoch, trust)
@@ -145,9 +145,9 @@ def cmd_apply(args: ApplyRequest) -> int:
     parent_id = recorder.parent.id if recorder.parent is not None else None
     recorder.refuse(check_files(str(f["audio"]) for f in files), f"{args.protocol} {args.subset}")
     if args.diarize:  # refused before hours of extraction, not after
-        from engine.extraction.diarization_check import check_settings, request_from_args, require_references
+        from engine.extraction.diarization_check import check_settings, der_settings, require_references
 
-        check_settings(request_from_args(args, val.root).settings, args.subset)
+        check_settings(der_settings(args), args.subset)
         require_references(files, args.protocol, args.subset)
     if replacing and any(path.exists() for path in outputs):
         # the same settings, files already there: replaced one by one (another subset's stay)
@@ -166,7 +166,7 @@ def cmd_apply(args: ApplyRequest) -> int:
             checkpoint_sha256=sha256, validate_run_id=parent_id,
             chosen_by=PARAMS if args.epoch is None else "--epoch"), device=extractor.device)
         if args.diarize:
-            _diarize(args, extraction.root, recorder)
+            _diarize(args, extraction, recorder)
     return 0
 
 
@@ -244,11 +244,11 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     return audio_seconds, time.monotonic() - started
 
 
-def _diarize(args: ApplyRequest, out_dir: Path, recorder: Recorder) -> None:
+def _diarize(args: ApplyRequest, extraction: ExtractionDir, recorder: Recorder) -> None:
     """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
     from engine.extraction.diarization_check import request_from_args, run_check
 
-    report = run_check(request_from_args(args, out_dir))
+    report = run_check(request_from_args(args, extraction))
     for line in report.lines():
         out(line)
     recorder.diarization(**report.record())

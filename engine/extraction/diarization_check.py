@@ -168,20 +168,23 @@ def run_check(request: DiarizationJob) -> DiarizationReport:
                              int(epoch) if isinstance(epoch, int) else None)
 
 
-def request_from_args(args: ApplyRequest | DiarizeRequest, extraction: Path) -> DiarizationJob:
+def der_settings(args: ApplyRequest | DiarizeRequest) -> DerSettings:
+    """How ``diarize`` (or ``apply --diarize``) was asked to score: collar, overlap, speaker count."""
+    return DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
+
+
+def request_from_args(args: ApplyRequest | DiarizeRequest, extraction: ExtractionDir) -> DiarizationJob:
     """The check that ``diarize`` (or ``apply --diarize``) was asked for, on ``extraction``."""
-    settings = DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
-    return DiarizationJob(ExtractionDir(Path(extraction)), args.protocol, args.subset, settings,
-                          args.database, args.db)
+    return DiarizationJob(extraction, args.protocol, args.subset, der_settings(args), args.database, args.db)
 
 
 def cmd_diarize(args: DiarizeRequest) -> int:
     """``spkemb-engine diarize VAL_DIR/apply/EPOCH PROTOCOL``: see the module docstring."""
     from engine.store import default_db_path, is_network_fs, open_store
 
-    folder = Path(args.extraction)
-    if not folder.is_dir():
-        raise SpkembError(f"{folder} is not a directory: pass the folder `spkemb-engine apply` wrote "
+    folder = ExtractionDir(Path(args.extraction))
+    if not folder.root.is_dir():
+        raise SpkembError(f"{folder.root} is not a directory: pass the folder `spkemb-engine apply` wrote "
                           f"({EXTRACTION_DIR_SHAPE})")
     report = run_check(request_from_args(args, folder))
     for line in report.lines():

@@ -170,7 +170,7 @@ def resolve_name(val_dir: ValidationDir, text: str | None) -> CheckpointName:
     name = None if text is None else parse_checkpoint_name(text)
     if text is not None and name is None:
         raise SpkembError(f"--epoch {text!r}: expected an epoch number or a name such as avg-top5")
-    return chosen_checkpoint(val_dir.root, name)
+    return chosen_checkpoint(val_dir, name)
 
 
 def export_checkpoint(checkpoint: Path, name: CheckpointName, fmt: str, output: Path, *,

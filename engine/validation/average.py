@@ -78,9 +78,9 @@ def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int,
 
     if k < 1:
         raise SpkembError(f"--top {k}: average at least one epoch (e.g. --top 5)")
-    results = results_from_store(store, val.root) if store is not None else []
+    results = results_from_store(store, val) if store is not None else []
     if not results:
-        results = results_from_scores(val.root)
+        results = results_from_scores(val)
     ranked = sorted((r for r in results if r.checkpoint_name is None), key=ValidationResult.ranked)
     if len(ranked) < k:
         raise SpkembError(f"--top {k}: {val.root} holds {len(ranked)} validated epoch(s); validate more "
@@ -130,7 +130,8 @@ def cmd_average(args: AverageRequest) -> int:
     how: dict[str, Any]
     eers: dict[int, float]
     if args.last is not None:
-        trn, epochs = TrainingDir(folder), last_epochs(TrainingDir(folder), args.last)
+        trn = TrainingDir(folder)
+        epochs = last_epochs(trn, args.last)
         name, how, eers = f"{AVERAGE_LAST}{args.last}", {"how": "last"}, {}
     else:
         val = ValidationDir(folder)

@@ -22,13 +22,13 @@ class CalibrationList:
     trials: list[tuple[int, str, str]]
 
 
-def calibration_figures(val_dir: Path, epoch: CheckpointName, scores_file: Path, embeddings: dict[str, np.ndarray],
+def calibration_figures(val: ValidationDir, epoch: CheckpointName, scores_file: Path, embeddings: dict[str, np.ndarray],
                         calibration: CalibrationList) -> CalibratedFigures:
     """The calibration figures of the scores in ``scores_file``, by a calibration trained on the
     calibration list scored with the same embeddings (written beside them as
     ``scores/{epoch:04d}.calibration.txt``, and fitted on them as read back, six decimals)."""
     trials = calibration.trials
-    written = write_scores(ValidationDir(val_dir).calibration_score_file(epoch),
+    written = write_scores(val.calibration_score_file(epoch),
                            ((ref, s, u1, u2) for (ref, u1, u2), s in
                             zip(trials, cosine_scores(embeddings, trials), strict=True)))
     training_targets, training_scores = read_scores(written)

@@ -23,12 +23,12 @@ class ScoreNorm:
     size: int
 
 
-def asnorm_result(norm: ScoreNorm, name: CheckpointName, val_dir: Path, cohort_embeddings: dict[str, np.ndarray],
+def asnorm_result(norm: ScoreNorm, name: CheckpointName, val: ValidationDir, cohort_embeddings: dict[str, np.ndarray],
                   embeddings: dict[str, np.ndarray], trials: list[tuple[int, str, str]],
                   scores: np.ndarray) -> AsNormFigures:
     """Normalise the raw ``scores``, write ``scores/{name}.asnorm.txt``; the figures of that file."""
     normed = asnorm_scores(embeddings, speaker_means(cohort_embeddings, norm.cohort), trials, scores, norm.size)
-    path = write_scores(ValidationDir(Path(val_dir)).normalised_score_file(name),
+    path = write_scores(val.normalised_score_file(name),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, normed, strict=True)))
     return AsNormFigures(**vars(figures_from_scores(*read_scores(path), source=path)), cohort_size=norm.size)
 

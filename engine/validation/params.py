@@ -30,23 +30,19 @@ from engine.records import ValidationResult
 PARAMS_KEYS = {"eer": "equal_error_rate", "mindcf_01": "min_dcf_0.01", "mindcf_005": "min_dcf_0.05"}
 
 
-def params_path(val_dir: str | Path) -> Path:
-    return ValidationDir(Path(val_dir)).params
-
-
-def read_params(val_dir: str | Path) -> ValidationResult | None:
+def read_params(val: ValidationDir) -> ValidationResult | None:
     """What ``VAL_DIR/params.yml`` names and its figures, or None when there is none yet."""
-    path = params_path(val_dir)
+    path = val.params
     try:
         params = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         return None
     except yaml.YAMLError as e:
         raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); rewrite it with "
-                          f"`spkemb-engine pick {val_dir}`") from e
+                          f"`spkemb-engine pick {val.root}`") from e
     name = parse_checkpoint_name(str(params.get("epoch", ""))) if isinstance(params, dict) else None
     if name is None:
-        raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val_dir}`")
+        raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val.root}`")
     try:
         figures: dict[str, Any] = {field: float(params[key]) for field, key in PARAMS_KEYS.items()
                                    if params.get(key) is not None}
@@ -56,22 +52,22 @@ def read_params(val_dir: str | Path) -> ValidationResult | None:
                                 eer_low=low, eer_high=high, **figures)
     except (TypeError, ValueError) as e:
         raise SpkembError(f"{path}: its figures are not numbers ({e}); rewrite it with "
-                          f"`spkemb-engine pick {val_dir}`") from e
+                          f"`spkemb-engine pick {val.root}`") from e
 
 
-def chosen_checkpoint(val_dir: str | Path, epoch: CheckpointName | None) -> CheckpointName:
+def chosen_checkpoint(val: ValidationDir, epoch: CheckpointName | None) -> CheckpointName:
     """``epoch`` when given (``--epoch``), else what ``VAL_DIR/params.yml`` names (an epoch, or
     averaged weights such as ``avg-top5``)."""
     if epoch is not None:
         return epoch
-    params = read_params(val_dir)
+    params = read_params(val)
     if params is None:
-        raise SpkembError(f"{params_path(val_dir)} does not exist: validate first "
+        raise SpkembError(f"{val.params} does not exist: validate first "
                           "(`spkemb-engine validate TRN_DIR PROTOCOL`), or pass --epoch")
     return params.checkpoint
 
 
-def write_params(val_dir: str | Path, result: ValidationResult) -> Path:
+def write_params(val: ValidationDir, result: ValidationResult) -> Path:
     """Point ``VAL_DIR/params.yml`` at one checkpoint's result, atomically."""
     params: dict[str, Any] = {"epoch": result.checkpoint}
     for field, key in PARAMS_KEYS.items():
@@ -79,4 +75,4 @@ def write_params(val_dir: str | Path, result: ValidationResult) -> Path:
             params[key] = float(getattr(result, field))
     if result.eer_ci_95 is not None:
         params["eer_ci_95"] = [float(v) for v in result.eer_ci_95]
-    return atomic_write_text(params_path(val_dir), yaml.safe_dump(params, sort_keys=False))
+    return atomic_write_text(val.params, yaml.safe_dump(params, sort_keys=False))

@@ -17,11 +17,6 @@ from engine.layout import CheckpointName, ValidationDir
 from engine.records import Figures, ValidationResult
 
 
-def scores_path(val_dir: str | Path, epoch: CheckpointName) -> Path:
-    """``VAL_DIR/scores/{epoch:04d}.txt`` (``scores/avg-top5.txt`` for averaged weights)."""
-    return ValidationDir(Path(val_dir)).score_file(epoch)
-
-
 def write_scores(path: str | Path, rows: Iterable[tuple[int, float, str, str]]) -> Path:
     """Write ``reference score uri1 uri2`` lines (reference 1 = target trial) atomically."""
     text = "".join(f"{int(ref)} {score:.6f} {uri1} {uri2}\n" for ref, score, uri1, uri2 in rows)
@@ -78,9 +73,9 @@ def result_from_scores(name: CheckpointName, is_target: np.ndarray, scores: np.n
                             scores_path=None if source is None else str(source))
 
 
-def results_from_scores(val_dir: str | Path) -> list[ValidationResult]:
+def results_from_scores(val: ValidationDir) -> list[ValidationResult]:
     """One result per score file of VAL_DIR (epochs, then averaged weights), recomputed."""
-    found = sorted(ValidationDir(Path(val_dir)).score_files(), key=lambda file: checkpoint_order(file[0]))
+    found = sorted(val.score_files(), key=lambda file: checkpoint_order(file[0]))
     return [result_from_scores(name, *read_scores(path), source=path) for name, path in found]
 
 

@@ -14,25 +14,25 @@ from typing import Any
 
 from engine.console import out
 from engine.errors import SpkembError
-from engine.layout import VAL_DIR_SHAPE, CheckpointName
+from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir
 from engine.records import ValidationResult
 from engine.requests import PickRequest
-from engine.validation.params import params_path, write_params
+from engine.validation.params import write_params
 from engine.validation.score_files import checkpoint_order, results_from_scores
 
 
-def validate_runs(store: Any, val_dir: str | Path) -> list[dict[str, Any]]:
+def validate_runs(store: Any, val: ValidationDir) -> list[dict[str, Any]]:
     """Validate runs recorded for VAL_DIR, newest first (matched on the resolved path)."""
-    wanted = {str(Path(val_dir)), str(Path(val_dir).resolve())}
+    wanted = {str(val.root), str(val.root.resolve())}
     runs = [r for r in store.runs(kind="validate") if r.get("out_dir") in wanted]
     return sorted(runs, key=lambda r: r["id"], reverse=True)
 
 
-def results_from_store(store: Any, val_dir: str | Path) -> list[ValidationResult]:
+def results_from_store(store: Any, val: ValidationDir) -> list[ValidationResult]:
     """The validations of every validate run of VAL_DIR (epochs, then averaged weights); for one
     validated twice, the latest."""
     by_name: dict[CheckpointName, ValidationResult] = {}
-    for run in reversed(validate_runs(store, val_dir)):
+    for run in reversed(validate_runs(store, val)):
         for result in store.validation_results(run["id"]):
             by_name[result.checkpoint] = result
     return [by_name[e] for e in sorted(by_name, key=checkpoint_order)]
@@ -54,12 +54,12 @@ def choose(results: list[ValidationResult], epoch: CheckpointName | None = None)
                       "pick one of those, or validate it first")
 
 
-def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: Any = None) -> ValidationResult:
+def pick_best(val: ValidationDir, epoch: CheckpointName | None = None, store: Any = None) -> ValidationResult:
     """Point ``VAL_DIR/params.yml`` at ``epoch`` (default: the lowest EER) and return its result.
 
     Parameters
     ----------
-    val_dir : str or Path
+    val : ValidationDir
         Validation directory.
     epoch : int or str, optional
         A validated epoch, or validated averaged weights (``avg-top5``), to choose by hand.
@@ -72,11 +72,11 @@ def pick_best(val_dir: str | Path, epoch: CheckpointName | None = None, store: A
     ValidationResult
         The chosen checkpoint's result.
     """
-    results = results_from_store(store, val_dir) if store is not None else []
+    results = results_from_store(store, val) if store is not None else []
     if not results:
-        results = results_from_scores(val_dir)
+        results = results_from_scores(val)
     result = choose(results, epoch)
-    write_params(val_dir, result)
+    write_params(val, result)
     return result
 
 
@@ -84,17 +84,17 @@ def cmd_pick(args: PickRequest) -> int:
     """``spkemb-engine pick [--epoch E] VAL_DIR``."""
     from engine.store import default_db_path, open_store
 
-    val_dir = Path(args.val_dir)
-    if not val_dir.is_dir():
-        raise SpkembError(f"{val_dir} is not a directory: pass the VAL_DIR that "
+    val = ValidationDir(Path(args.val_dir))
+    if not val.root.is_dir():
+        raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that "
                           f"`spkemb-engine validate` wrote ({VAL_DIR_SHAPE})")
     db = default_db_path(args.db)
     store = open_store(db) if db.exists() else None
-    result = pick_best(val_dir, args.epoch, store=store)
+    result = pick_best(val, args.epoch, store=store)
     if store is not None:
-        runs = validate_runs(store, val_dir)
+        runs = validate_runs(store, val)
         if runs:
             store.set_best(runs[0]["id"], epoch=result.epoch, eer=result.eer,
                            how="lowest-eer" if args.epoch is None else "manual", checkpoint=result.checkpoint_name)
-    out(f"{params_path(val_dir)}: epoch {result.checkpoint}, EER {100 * result.eer:.2f} %")
+    out(f"{val.params}: epoch {result.checkpoint}, EER {100 * result.eer:.2f} %")
     return 0

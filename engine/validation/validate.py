@@ -49,7 +49,7 @@ from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
 from engine.validation.params import read_params, write_params
-from engine.validation.score_files import read_scores, result_from_scores, scores_path, write_scores
+from engine.validation.score_files import read_scores, result_from_scores, write_scores
 from engine.validation.selection import results_from_store
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import load_trials
@@ -102,7 +102,7 @@ def cmd_validate(args: ValidateRequest) -> int:
 
     stop = StopRequest().install()
     with recorder.ended(stop):
-        _loop(args, watcher, recorder, recorder.parent, val.root, trials, files, device, stop, norm, calibration)
+        _loop(args, watcher, recorder, recorder.parent, val, trials, files, device, stop, norm, calibration)
     return 0
 
 
@@ -125,17 +125,17 @@ def _wait_for_training_dir(trn_dir: Path) -> bool:
 
 
 def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder, train_run: Run | None,
-          val_dir: Path, trials: list, files: dict[str, str], device: Any, stop: StopRequest,
+          val: ValidationDir, trials: list, files: dict[str, str], device: Any, stop: StopRequest,
           norm: ScoreNorm | None = None, calibration: CalibrationList | None = None) -> None:
     validated: set[int] = set()
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: ValidationResult | None = None
     beat, began = 0.0, time.monotonic()
     recorder.say(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
-        f"{args.subset} -> {val_dir}")
-    reusable = not args.rescore and same_method(val_dir, _method(args))
+        f"{args.subset} -> {val.root}")
+    reusable = not args.rescore and same_method(val, _method(args))
     # figures earlier validate runs of VAL_DIR recorded (this run is one of them, with none yet)
-    recorded = {r.checkpoint: r for r in results_from_store(watcher.store, val_dir)} \
+    recorded = {r.checkpoint: r for r in results_from_store(watcher.store, val)} \
         if reusable and watcher.store is not None else {}
     # once VAL_DIR's scores are made the way this run makes them (method.yml says so), params.yml
     # is weighed as it is on disk; before, against this run's own best
@@ -151,23 +151,23 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
         if not todo and named:
             name = named[0]
             named_done[name] = _mtime(snap.named[name])
-            _score(args, recorder, train_id, name, snap.named[name], val_dir, trials, files, device, stop,
+            _score(args, recorder, train_id, name, snap.named[name], val, trials, files, device, stop,
                    norm, recorded.get(name), reusable, calibration)
             recorder.heartbeat()
             continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
-            result, scored = _score(args, recorder, train_id, epoch, snap.checkpoints[epoch], val_dir,
+            result, scored = _score(args, recorder, train_id, epoch, snap.checkpoints[epoch], val,
                                     trials, files, device, stop, norm, recorded.get(epoch), reusable, calibration)
             validated.add(epoch)
-            current = _params_or_none(val_dir) if trusted else best
+            current = _params_or_none(val) if trusted else best
             # epochs scored before are already weighed in params.yml (or picked by hand over)
             if (scored or current is None) and _lower(result, current):
                 best = result
-                write_params(val_dir, best)
+                write_params(val, best)
                 recorder.best(result, how="lowest-eer")
             if scored and not trusted:
-                write_method(val_dir, _method(args))
+                write_method(val, _method(args))
                 trusted = True
             recorder.heartbeat(epoch=epoch, progress=len(validated))
             continue
@@ -201,18 +201,18 @@ def _mtime(path: Path) -> float:
 
 
 def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name: CheckpointName,
-           checkpoint: Path, val_dir: Path, trials: list, files: dict[str, str], device: Any,
+           checkpoint: Path, val: ValidationDir, trials: list, files: dict[str, str], device: Any,
            stop: StopRequest, norm: ScoreNorm | None, recorded: ValidationResult | None,
            reusable: bool, calibration: CalibrationList | None = None) -> tuple[ValidationResult, bool]:
     """Score one checkpoint (or reuse its earlier figures) and record them; (result, scored)."""
     calibrated_on = None if calibration is None else calibration.name
-    result = reused_result(val_dir, name, checkpoint, trials, recorded, norm, calibrated_on) if reusable else None
+    result = reused_result(val, name, checkpoint, trials, recorded, norm, calibrated_on) if reusable else None
     scored = result is None
     if result is not None:
         how = f"scored before, in {result.scores_path}; --rescore to embed again"
     else:
         started = time.monotonic()
-        result = validate_epoch(args, checkpoint, name, val_dir, trials, files, device, stop, norm,
+        result = validate_epoch(args, checkpoint, name, val, trials, files, device, stop, norm,
                                 progress=recorder.progress, calibration=calibration)
         how = f"{len(trials)} trials, {math.ceil(time.monotonic() - started)} s"
     recorder.validation(result, train_run_id=train_id, how=how,
@@ -225,19 +225,19 @@ def _method(args: ValidateRequest) -> dict[str, Any]:
     return {"embedding": "whole-file" if args.whole_file else "windows", "hop": VALIDATION_STEP}
 
 
-def same_method(val_dir: Path, method: dict[str, Any]) -> bool:
+def same_method(val: ValidationDir, method: dict[str, Any]) -> bool:
     """Whether the scores already in VAL_DIR were made the way this run makes them."""
     try:
-        return yaml.safe_load(ValidationDir(val_dir).method.read_text()) == method
+        return yaml.safe_load(val.method.read_text()) == method
     except (OSError, yaml.YAMLError):
         return False
 
 
-def write_method(val_dir: Path, method: dict[str, Any]) -> None:
-    atomic_write_text(ValidationDir(val_dir).method, yaml.safe_dump(method, sort_keys=True))
+def write_method(val: ValidationDir, method: dict[str, Any]) -> None:
+    atomic_write_text(val.method, yaml.safe_dump(method, sort_keys=True))
 
 
-def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
+def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
                   recorded: ValidationResult | None = None,
                   norm: ScoreNorm | None = None, calibrated_on: str | None = None) -> ValidationResult | None:
     """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
@@ -249,7 +249,7 @@ def reused_result(val_dir: Path, epoch: CheckpointName, checkpoint: Path, trials
     The figures are the ``recorded`` ones (the database's) when they are complete, else they
     are computed again from the scores file (its bootstrap takes about 2 s for 37,720 trials).
     """
-    path = scores_path(val_dir, epoch)
+    path = val.score_file(epoch)
     try:
         if path.stat().st_mtime < checkpoint.stat().st_mtime:
             return None
@@ -277,16 +277,16 @@ def _lower(result: ValidationResult, current: ValidationResult | None) -> bool:
     return current is None or result.ranked() < current.ranked()
 
 
-def _params_or_none(val_dir: Path) -> ValidationResult | None:
+def _params_or_none(val: ValidationDir) -> ValidationResult | None:
     """params.yml as it is now; None when absent or damaged (the validation then rewrites it)."""
     try:
-        return read_params(val_dir)
+        return read_params(val)
     except SpkembError as e:
         say(f"validate: {e}")
         return None
 
 
-def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointName, val_dir: Path,
+def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointName, val: ValidationDir,
                    trials: list[tuple[int, str, str]], files: dict[str, str], device: Any,
                    stop: StopRequest, norm: ScoreNorm | None = None, *,
                    progress: Progress | None = None, calibration: CalibrationList | None = None) -> ValidationResult:
@@ -304,7 +304,7 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
                                  sample_rate=sample_rate, batch=args.batch, whole_file=args.whole_file,
                                  phase=phase, stop=stop)
     scores = cosine_scores(embeddings, trials)
-    path = write_scores(scores_path(val_dir, epoch),
+    path = write_scores(val.score_file(epoch),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores, strict=True)))
     # the figures come from the scores as written (six decimals), so that the file alone gives
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
@@ -312,9 +312,9 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
     if calibration is not None:
         from engine.validation.calibration_list import calibration_figures
 
-        result = dataclasses.replace(result, **vars(calibration_figures(val_dir, epoch, path, embeddings, calibration)))
+        result = dataclasses.replace(result, **vars(calibration_figures(val, epoch, path, embeddings, calibration)))
     if norm is not None:
         result = dataclasses.replace(
-            result, asnorm=asnorm_result(norm, epoch, val_dir, cohort, embeddings, trials, scores))
+            result, asnorm=asnorm_result(norm, epoch, val, cohort, embeddings, trials, scores))
     return result
 

@@ -57,7 +57,7 @@ def two_epochs(root: Path, db: Path) -> int:
         store.set_best(val, epoch=1, eer=0.2, how="lowest-eer")
         for run in (train, val):
             store.set_status(run, "completed")
-    write_params(val_dir, ValidationResult(epoch=1, eer=0.2))
+    write_params(ValidationDir(val_dir), ValidationResult(epoch=1, eer=0.2))
     return train
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from engine.inference.network import inference_model
 from engine.inference.windows import ArraySignal, embed_exact, embed_plain, embed_shared, snap_starts, window_starts
+from engine.layout import ValidationDir
 from engine.model import SincTDNN
 from engine.records import ValidationResult
 from tests.conftest import TINY_CONFIG
@@ -104,7 +105,7 @@ def write_model_dir(tmp_path: Path, duration: float) -> Path:
     save_checkpoint(epoch_path(trn_dir, 7), {"model": build_model(config).state_dict(),
                                              "config": config_to_dict(config), "epoch": 7, "step": 70})
     val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
-    write_params(val_dir, ValidationResult(epoch=7, eer=0.2))
+    write_params(ValidationDir(val_dir), ValidationResult(epoch=7, eer=0.2))
     return val_dir
 
 

@@ -133,7 +133,7 @@ def test_each_backbone_trains_validates_averages_applies_diarizes_and_exports(
     if network == WITH_ASNORM:
         assert all(r["cohort_size"] == 3 and r["eer_asnorm_low"] <= r["eer_asnorm"] <= r["eer_asnorm_high"]
                    for r in rows)
-    assert read_params(on.val.root).checkpoint in (0, 1)
+    assert read_params(on.val).checkpoint in (0, 1)
 
     # the two validated epochs averaged, then extracted on the meetings and diarized
     engine_ok("average", "--top", "2", str(on.val.root), on=on)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from engine.config import config_to_dict, parse_config
-from engine.layout import ExperimentDir, TrainingDir
+from engine.layout import ExperimentDir, TrainingDir, ValidationDir
 from engine.model import build_model
 from engine.process.checkpoints import file_sha256, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from engine.records import Checkpoint, ValidationResult
@@ -63,7 +63,7 @@ def experiment(tmp_path: Path, db: Path, *, hashed: bool = True) -> ExperimentDi
             store.add_checkpoint(run, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False,
                                                  sha256=file_sha256(path) if hashed else None))
         store.set_status(run, "completed")
-    write_params(val_dir(trn), ValidationResult(epoch=2, eer=0.2))
+    write_params(ValidationDir(val_dir(trn)), ValidationResult(epoch=2, eer=0.2))
     return exp
 
 

@@ -21,6 +21,7 @@ from engine.extraction.exported import read_metadata
 from engine.extraction.onnx_runtime import OnnxEmbedder
 from engine.inference.network import load_model
 from engine.inference.windows import ArraySignal, embed_plain, window_starts
+from engine.layout import ValidationDir
 from engine.model import build_model
 from engine.process.checkpoints import epoch_path, file_sha256, save_checkpoint
 from engine.records import ValidationResult
@@ -52,7 +53,7 @@ def write_val_dir(tmp_path: Path, *, embedding_norms: bool = False) -> Path:
     save_checkpoint(epoch_path(trn_dir, 7), {"model": model.state_dict(), "config": config_to_dict(config),
                                              "epoch": 7, "step": 70})
     val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
-    write_params(val_dir, ValidationResult(epoch=7, eer=0.2))
+    write_params(ValidationDir(val_dir), ValidationResult(epoch=7, eer=0.2))
     return val_dir
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from engine.layout import ValidationDir
 from engine.records import Extraction, ValidationResult
 from engine.store import open_store
 from engine.validation.params import write_params
@@ -26,7 +27,7 @@ def validated(db: Path, root: Path) -> tuple[Path, int]:
             store.add_validation(val, ValidationResult(epoch=epoch, eer=eer, n_trials=10), train_run_id=train)
         store.set_best(val, epoch=2, eer=0.2, how="lowest-eer")
         store.set_status(val, "completed")
-    write_params(val_dir, ValidationResult(epoch=2, eer=0.2))
+    write_params(ValidationDir(val_dir), ValidationResult(epoch=2, eer=0.2))
     return val_dir, val
 
 

@@ -18,7 +18,7 @@ from engine.layout import ValidationDir
 from engine.records import ValidationResult
 from engine.store import open_store
 from engine.validation.params import read_params, write_params
-from engine.validation.score_files import read_scores, results_from_scores, scores_path, write_scores
+from engine.validation.score_files import read_scores, results_from_scores, write_scores
 from engine.validation.selection import pick_best
 from tests import children
 from tests.conftest import TINY_CONFIG
@@ -132,12 +132,12 @@ def test_validate_follows_checkpoints_as_they_are_committed(tmp_path: Path, demo
 
     val_dir = val_dir_of(trn_dir)
     best = min(rows, key=lambda r: (r["eer"], r["epoch"]))
-    params = read_params(val_dir)
+    params = read_params(ValidationDir(val_dir))
     assert params.checkpoint == best["epoch"] == run["best_epoch"]
     assert params.eer == pytest.approx(best["eer"])
     written = yaml.safe_load(ValidationDir(val_dir).params.read_text())
     assert set(written) == {"epoch", "equal_error_rate", "min_dcf_0.01", "min_dcf_0.05", "eer_ci_95"}
-    is_target, scores = read_scores(scores_path(val_dir, 2))
+    is_target, scores = read_scores(ValidationDir(val_dir).score_file(2))
     assert len(scores) == 48 and is_target.any() and (~is_target).any()
     assert np.all(np.abs(scores) <= 1.0 + 1e-6)
     assert not list(val_dir.rglob(".tmp-*"))
@@ -148,19 +148,19 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
     """As after `train --resume`: epochs already scored are read back, not embedded again; only a
     new epoch with a lower EER moves params.yml off the epoch the user picked."""
     val_dir = val_dir_of(trn_dir)
-    scores = {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)}
-    results = {r.checkpoint: r.eer for r in results_from_scores(val_dir)}
+    scores = {e: ValidationDir(val_dir).score_file(e).read_bytes() for e in (1, 2, 3)}
+    results = {r.checkpoint: r.eer for r in results_from_scores(ValidationDir(val_dir))}
     worst = max(results, key=lambda e: (results[e], e))
     pick = engine("pick", "--epoch", str(worst), str(val_dir), database=demo_corpus)
     assert pick.wait(timeout=60) == 0
-    stamps = {e: scores_path(val_dir, e).stat().st_mtime_ns for e in (1, 2, 3)}
+    stamps = {e: ValidationDir(val_dir).score_file(e).stat().st_mtime_ns for e in (1, 2, 3)}
 
     second = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
     _, err = second.communicate(timeout=300)
     assert second.returncode == 0, err
     assert err.count("scored before") == 3 and "embedding" not in err
-    assert {e: scores_path(val_dir, e).stat().st_mtime_ns for e in (1, 2, 3)} == stamps
-    assert read_params(val_dir).checkpoint == worst  # the pick stands: no new epoch was validated
+    assert {e: ValidationDir(val_dir).score_file(e).stat().st_mtime_ns for e in (1, 2, 3)} == stamps
+    assert read_params(ValidationDir(val_dir)).checkpoint == worst  # the pick stands: no new epoch was validated
     with open_store(db_path, readonly=True) as store:
         newest = store.find_runs(kind="validate")[0]
         assert sorted(r["epoch"] for r in store.validations(newest["id"])) == [1, 2, 3]
@@ -170,8 +170,9 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     assert "scored before" not in err
-    assert {e: scores_path(val_dir, e).read_bytes() for e in (1, 2, 3)} == scores  # same network, same scores
-    assert read_params(val_dir).checkpoint == min(results, key=lambda e: (results[e], e)), err
+    # the same network, the same scores
+    assert {e: ValidationDir(val_dir).score_file(e).read_bytes() for e in (1, 2, 3)} == scores
+    assert read_params(ValidationDir(val_dir)).checkpoint == min(results, key=lambda e: (results[e], e)), err
 
 
 @pytest.mark.slow
@@ -220,8 +221,8 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
     trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
     write_checkpoints(trn_dir, db_path, [1])
     val_dir = val_dir_of(trn_dir)
-    write_params(val_dir, ValidationResult(epoch=1, eer=0.25))
-    write_scores(scores_path(val_dir, 1), [(1, 0.5, "a", "b"), (0, 0.1, "a", "c")])
+    write_params(ValidationDir(val_dir), ValidationResult(epoch=1, eer=0.25))
+    write_scores(ValidationDir(val_dir).score_file(1), [(1, 0.5, "a", "b"), (0, 0.1, "a", "c")])
     before = {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()}
 
     validate = run_in_process("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
@@ -261,14 +262,14 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
     is_target = rng.random(400) < 0.5
     for epoch, separation in ((1, 0.5), (2, 3.0), (3, 1.5)):
         scores = rng.normal(size=400) + separation * is_target
-        write_scores(scores_path(val_dir, epoch),
+        write_scores(ValidationDir(val_dir).score_file(epoch),
                      [(t, s, f"u{i}", f"v{i}") for i, (t, s) in enumerate(zip(is_target, scores, strict=True))])
-    results = results_from_scores(val_dir)
+    results = results_from_scores(ValidationDir(val_dir))
     assert [r.checkpoint for r in results] == [1, 2, 3]
     assert results[1].eer < results[2].eer < results[0].eer
 
-    assert pick_best(val_dir).checkpoint == 2  # no database: from the score files
-    params = read_params(val_dir)
+    assert pick_best(ValidationDir(val_dir)).checkpoint == 2  # no database: from the score files
+    params = read_params(ValidationDir(val_dir))
     assert params.checkpoint == 2 and len(params.eer_ci_95) == 2
     assert params.eer_ci_95[0] <= params.eer <= params.eer_ci_95[1]
 
@@ -282,7 +283,7 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
                              n_trials=400, scores_path=None), train_run_id=None)
     done = subprocess.run([sys.executable, "-m", "engine", "pick", str(val_dir)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert read_params(val_dir).checkpoint == 3
+    assert read_params(ValidationDir(val_dir)).checkpoint == 3
     done = run_in_process("pick", "--epoch", "1", str(val_dir))
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load((val_dir / "params.yml").read_text()) == {
@@ -291,7 +292,7 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
     assert store.run(run)["best_epoch"] == 1 and store.run(run)["best_how"] == "manual"
     done = run_in_process("pick", "--epoch", "9", str(val_dir))
     assert done.returncode == 2 and "epoch 9 has not been validated (validated: 1, 2, 3)" in done.stderr
-    assert read_params(val_dir).checkpoint == 1
+    assert read_params(ValidationDir(val_dir)).checkpoint == 1
 
 
 @pytest.mark.slow
@@ -315,7 +316,7 @@ def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Pa
     assert sorted(r["epoch"] for r in store.validations(run["id"])) == [0, 1, 2, 3]
     rows = store.validations(run["id"])
     best = min(rows, key=lambda r: (r["eer"], r["epoch"]))
-    assert read_params(val_dir_of(trn_dir)).checkpoint == best["epoch"]
+    assert read_params(ValidationDir(val_dir_of(trn_dir))).checkpoint == best["epoch"]
 
 
 def test_sigterm_stops_validation_with_exit_0_as_train(tmp_path: Path, demo_corpus: Path, db_path: Path):

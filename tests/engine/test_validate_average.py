@@ -55,11 +55,11 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
     is_target, normed = read_scores(val.normalised_score_file("avg-top2"))
     assert len(normed) == 48 and not np.allclose(normed, read_scores(val.score_file("avg-top2"))[1])
     assert avg["eer_asnorm"] == pytest.approx(result_from_scores("avg-top2", is_target, normed).eer)
-    assert isinstance(read_params(val.root).checkpoint, int)  # the automatic choice stays on epochs
+    assert isinstance(read_params(val).checkpoint, int)  # the automatic choice stays on epochs
 
     picked = run_engine("pick", "--epoch", "avg-top2", str(val.root), db=db_path)
     assert picked.returncode == 0, picked.stderr
-    assert read_params(val.root).checkpoint == "avg-top2"
+    assert read_params(val).checkpoint == "avg-top2"
     with open_store(db_path) as store:
         assert store.find_runs(kind="validate")[0]["best_checkpoint"] == "avg-top2"
     refused = run_engine("pick", "--epoch", "avg-top9", str(val.root), db=db_path)
