@@ -19,7 +19,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
-# ruff (pyproject's [tool.ruff]) on the whole tree, then mypy ([tool.mypy]; the overrides list what is not yet clean)
+# ruff (pyproject's [tool.ruff]) on the whole tree, then mypy ([tool.mypy]) on engine/ and app/
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy engine app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_a_test_that_leaves_a_process_behind_fails_naming_it(tmp_path: Path) -> 
     (tmp_path / "test_leaky.py").write_text(LEAKY.format(child=child, orphan=orphan))
     done = children.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest",
                          "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(tmp_path)],
-                        cwd=REPO, timeout=300)
+                        cwd=REPO, timeout=300, env={**os.environ, "SPKEMB_TEST_LEAK_GRACE": "0.5"})
     out = done.stdout
     assert done.returncode == 1, out[-3000:]
     assert "3 passed, 2 errors" in out, out[-3000:]  # the leaks fail at teardown

@@ -15,7 +15,13 @@ from engine.errors import ConfigError
 from engine.model.embedding import SincTDNN
 from engine.model.fbank import Fbank
 from engine.model.fbank_network import FbankNetwork
-from engine.model.loss import AdditiveAngularMarginLoss, AdditiveMarginLoss, Softmax, SubCenterInterTopKLoss
+from engine.model.loss import (
+    AdditiveAngularMarginLoss,
+    AdditiveMarginLoss,
+    ClassifierHead,
+    Softmax,
+    SubCenterInterTopKLoss,
+)
 
 if TYPE_CHECKING:
     from engine.config import Config
@@ -76,7 +82,7 @@ def _fbank_network(cfg: Config) -> FbankNetwork:
     return FbankNetwork(arch.name, features, backbone, b.embed_dim)
 
 
-def build_loss(cfg: Config, n_classes: int) -> nn.Module:
+def build_loss(cfg: Config, n_classes: int) -> ClassifierHead:
     """The classifier head of ``cfg.task`` over ``n_classes`` training speakers.
 
     Parameters
@@ -87,7 +93,7 @@ def build_loss(cfg: Config, n_classes: int) -> nn.Module:
 
     Returns
     -------
-    head : nn.Module
+    head : ClassifierHead
         forward(embeddings (batch, embedding_dim), labels (batch,) int64) -> (loss, logits).
     """
     name = cfg.task.loss.rsplit(".", 1)[-1]

@@ -14,7 +14,16 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class CosineClassifier(nn.Module):
+class ClassifierHead(nn.Module):
+    """What every head is to the trainer: forward(embeddings, labels) -> (loss, logits), and a margin
+    that WeSpeaker's margin scheduler moves (heads with a margin override :meth:`set_margin`)."""
+
+    def set_margin(self, margin: float) -> None:
+        """The margin in force from this step on."""
+        raise NotImplementedError(f"{type(self).__name__} has no margin to schedule")
+
+
+class CosineClassifier(ClassifierHead):
     """Cosine between L2-normalised embeddings and L2-normalised class centres."""
 
     def __init__(self, embedding_dim: int, n_classes: int) -> None:
@@ -117,7 +126,7 @@ class AdditiveMarginLoss(CosineClassifier):
         return F.cross_entropy(logits, labels), logits
 
 
-class Softmax(nn.Module):
+class Softmax(ClassifierHead):
     """Plain linear classifier without bias and cross-entropy (pyannote 1.x ``Classification``).
 
     Parameters

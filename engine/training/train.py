@@ -230,8 +230,7 @@ class Trainer:
                 group["lr"] = lr
             m = margin_at(self.config.task, self.step, self.data.batches_per_epoch)
             if m is not None:
-                # not yet clean: build_loss (engine/model) returns an nn.Module; both of its heads have set_margin
-                self.loss.set_margin(m)  # type: ignore[operator]
+                self.loss.set_margin(m)
             waveforms = waveforms.to(self.device, non_blocking=True)  # (batch, sample)
             labels = labels.to(self.device, non_blocking=True)        # (batch,)
             with amp:
