@@ -62,11 +62,6 @@ def _save(path: Path, array: np.ndarray) -> None:
     atomic_write(path, lambda f: np.save(f, array), mode="wb")
 
 
-def output_paths(out_dir: Path, files: list, source: str) -> list[Path]:
-    """``out_dir/{uri}.npy`` of every file, refusing before any work a uri that would leave out_dir."""
-    return [ExtractionDir(out_dir).embeddings(str(f["uri"]), source=source) for f in files]
-
-
 @dataclass(frozen=True)
 class Extractor:
     """How apply embeds: the path (exact, shared, onnxruntime), where, and the network's figures."""
@@ -137,18 +132,19 @@ def cmd_apply(args: ApplyRequest) -> int:
     window = num_samples(extractor.duration, extractor.sample_rate)
     hop = max(1, int(round(args.step * window)))
     extraction = val.extraction(epoch, mode=extractor.mode, step=args.step)
-    outputs = output_paths(extraction.root, files, f"protocol {args.protocol} ({args.subset})")
+    # {uri}.npy of every file: a uri that would leave the folder is refused before any work
+    source = f"protocol {args.protocol} ({args.subset})"
+    outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
     replacing = _replacing(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
                            window / extractor.sample_rate)
+    if args.diarize:  # a check that cannot be made is refused before the run and its hours of extraction
+        from engine.extraction.diarization_check import require_references
+
+        require_references(files, args.protocol, args.subset)
 
     recorder = open_run("apply", extraction, args, device=str(extractor.device), target_epoch=last_epoch)
     parent_id = recorder.parent.id if recorder.parent is not None else None
     recorder.refuse(check_files(str(f["audio"]) for f in files), f"{args.protocol} {args.subset}")
-    if args.diarize:  # refused before hours of extraction, not after
-        from engine.extraction.diarization_check import check_settings, der_settings, require_references
-
-        check_settings(der_settings(args), args.subset)
-        require_references(files, args.protocol, args.subset)
     if replacing and any(path.exists() for path in outputs):
         # the same settings, files already there: replaced one by one (another subset's stay)
         say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
@@ -171,7 +167,7 @@ def cmd_apply(args: ApplyRequest) -> int:
 
 
 def _validation_dir(args: ApplyRequest) -> ValidationDir:
-    """VAL_DIR, checked, and the step, checked: before any work."""
+    """VAL_DIR, checked, and the step and the diarization settings, checked: before any work."""
     val = ValidationDir(Path(args.val_dir))
     if not val.root.is_dir():
         raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that `spkemb-engine "
@@ -179,6 +175,10 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
     if not 0.0 < args.step:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
                           "duration and must be > 0 (e.g. 0.1)")
+    if args.diarize:
+        from engine.extraction.diarization_check import check_settings, der_settings
+
+        check_settings(der_settings(args), args.subset)
     return val
 
 

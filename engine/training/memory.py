@@ -35,9 +35,9 @@ def index_bytes(index: SpeakerIndex) -> int:
 def check_memory(config: Config, device: torch.device, *, workers: int, world: int = 1, classes: int = 0,
                  index: SpeakerIndex | None = None) -> None:
     """Raise TrainingError when training ``config`` on ``device`` needs more memory than there is."""
+    host, gpu = host_memory(), device_memory(device)
     footprint = training_footprint(config, classes=classes, workers=workers, world=world,
                                    index_bytes=index_bytes(index) if index is not None else 0)
-    host, gpu = host_memory(), device_memory(device)
     # the index is already in memory when it is known: only what is still to come must fit
     checks = [(gpu, footprint.device), (host, footprint.batches)] if gpu is not None else \
              [(host, footprint.total - footprint.index)]

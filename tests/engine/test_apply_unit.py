@@ -177,6 +177,7 @@ def test_bad_requests_are_refused_in_one_line_before_anything_is_written(
         (dict(step=0.0), "--step 0.0: the window step is a fraction of the window duration and must be > 0"),
         (dict(model=str(val_dir / "net.onnx")), "--model is an exported network for --runtime onnxruntime"),
         (dict(epoch=8), "0008.pt"),
+        (dict(diarize=True, collar=-1.0), "--collar -1.0: a collar is a duration >= 0 seconds"),
     ]
     for options, words in cases:
         with pytest.raises(SpkembError) as refused:
