@@ -35,7 +35,7 @@ from torch import nn
 
 from engine.atomic import TMP_PREFIX, atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
-from engine.layout import CheckpointName, TrainingDir
+from engine.layout import TrainingDir
 
 #: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
 #: array of a plain dtype; none of these runs other code: torch's own documented list), also under
@@ -51,16 +51,6 @@ def _legacy_numpy() -> contextlib.AbstractContextManager[Any]:
     are then refused, as any other object would be)."""
     allow = getattr(torch.serialization, "safe_globals", None)
     return allow(_LEGACY_NUMPY) if allow is not None else contextlib.nullcontext()
-
-
-def epoch_path(trn_dir: Path, epoch: CheckpointName) -> Path:
-    """The checkpoint at the end of ``epoch`` (or the named one, e.g. ``avg-top5``)."""
-    return TrainingDir(Path(trn_dir)).checkpoint(epoch)
-
-
-def resume_path(trn_dir: Path) -> Path:
-    """The mid-epoch checkpoint written when a run is stopped."""
-    return TrainingDir(Path(trn_dir)).resume
 
 
 def package_version() -> str:
@@ -118,9 +108,9 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     return write_checkpoint(path, payload).path
 
 
-def sweep_stale(trn_dir: Path) -> list[Path]:
+def sweep_stale(trn: TrainingDir) -> list[Path]:
     """Remove temporary files left by a writer that was killed mid-save."""
-    folder = TrainingDir(Path(trn_dir)).weights
+    folder = trn.weights
     removed = []
     if folder.is_dir():
         for tmp in folder.glob(f"{TMP_PREFIX}*"):
@@ -256,8 +246,4 @@ def fit_state(module: nn.Module, state: Mapping[str, Any], path: Path, fix: str)
         raise CheckpointError(f"checkpoint {path} does not fit this network: {key} is {theirs} there and "
                               f"{mine} here; {fix}")
 
-
-def epochs_on_disk(trn_dir: Path) -> list[int]:
-    """Epochs whose end-of-epoch checkpoint file exists, in order."""
-    return TrainingDir(Path(trn_dir)).epochs()
 

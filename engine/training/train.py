@@ -16,7 +16,7 @@ from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
 from engine.errors import CheckpointError, TrainingError
-from engine.layout import CONFIG, ExperimentDir
+from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
 from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
 from engine.process.lifecycle import open_run
@@ -76,7 +76,7 @@ def cmd_train(args: TrainRequest) -> int:
                          index=data.index)
             if plan.init is not None:
                 plan.init.check_classes(data.speakers)
-            trainer = Trainer(args, config, data, trn.root, device, world, recorder, plan, stop)
+            trainer = Trainer(args, config, data, trn, device, world, recorder, plan, stop)
             if trainer.fit() == "stopped":
                 ending.stopped(trainer.reason)
     finally:
@@ -87,12 +87,12 @@ def cmd_train(args: TrainRequest) -> int:
 class Trainer:
     """Holds what one training process needs; :meth:`fit` is the loop."""
 
-    def __init__(self, args: TrainRequest, config: Config, data: TrainingData, trn_dir: Path,
+    def __init__(self, args: TrainRequest, config: Config, data: TrainingData, trn: TrainingDir,
                  device: torch.device, world: World, recorder: Recorder, plan: StartPlan,
                  stop: StopRequest | None = None) -> None:
         from engine.model import build_loss, build_model
 
-        self.args, self.config, self.data, self.trn_dir = args, config, data, trn_dir
+        self.args, self.config, self.data, self.trn = args, config, data, trn
         self.device, self.world, self.recorder = device, world, recorder
         self.plan = plan
         torch.manual_seed(args.seed)
@@ -157,11 +157,11 @@ class Trainer:
 
     def save(self, partial: bool, epoch_so_far: dict | None = None) -> None:
         if self.world.is_main:
-            path = ckpt.resume_path(self.trn_dir) if partial else ckpt.epoch_path(self.trn_dir, self.epoch)
+            path = self.trn.resume if partial else self.trn.checkpoint(self.epoch)
             saved = ckpt.write_checkpoint(path, {**self.state(), "epoch_so_far": epoch_so_far})
             self.recorder.checkpoint(Checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial,
                                                 sha256=saved.sha256))
-            mid = ckpt.resume_path(self.trn_dir)
+            mid = self.trn.resume
             if not partial and mid.exists():
                 # superseded by this later checkpoint: the row first, so no row names a missing file
                 self.recorder.remove_checkpoint(path=mid)
@@ -176,10 +176,10 @@ class Trainer:
         recorded = self.recorder.recorded_epochs() if self.world.is_main else None
         if recorded is None:  # another rank, or an event file that cannot look back
             return
-        for epoch in ckpt.epochs_on_disk(self.trn_dir):
+        for epoch in self.trn.epochs():
             if epoch in recorded:
                 continue
-            path = ckpt.epoch_path(self.trn_dir, epoch)
+            path = self.trn.checkpoint(epoch)
             try:
                 loaded = ckpt.read_checkpoint(path)
             except CheckpointError as e:
@@ -192,14 +192,14 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> str:
         if self.world.is_main:
-            ckpt.sweep_stale(self.trn_dir)
+            ckpt.sweep_stale(self.trn)
         if self.plan.resumes:
             self.restore(self.plan)
         self.recorder.started(epoch=self.epoch, step=self.step, batches=self.data.batches_per_epoch,
                               chunks=self.data.batch_size * self.world.size)
         if self.plan.resumes:
             self.reconcile()
-        if self.step == 0 and not ckpt.epoch_path(self.trn_dir, 0).is_file():
+        if self.step == 0 and not self.trn.checkpoint(0).is_file():
             # weights/0000.pt: the untrained network, so that validation measures where training started
             # (written once: a run resumed from it has it already, recorded by reconcile if need be)
             self.save(partial=False)

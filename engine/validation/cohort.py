@@ -10,7 +10,6 @@ and subset are those of the TRN_DIR's training run (its database row, else the f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from engine.data.audio_checks import Problem, check_files
 from engine.data.protocols import load_protocol, subset_files
 from engine.data.speech_regions import speech_intervals
 from engine.errors import ProtocolError
+from engine.layout import TrainingDir
 from engine.records import Run
 
 #: training files embedded per cohort speaker (WeSpeaker averages all; a few keep validation cheap)
@@ -37,13 +37,13 @@ class Cohort:
     problems: list[Problem] = field(default_factory=list)
 
 
-def training_protocol(trn_dir: Path, train_run: Run | None) -> tuple[str, str]:
+def training_protocol(trn: TrainingDir, train_run: Run | None) -> tuple[str, str]:
     """(protocol, subset) the network of TRN_DIR was trained on."""
     if train_run is not None and train_run.protocol and train_run.subset:
         return train_run.protocol, train_run.subset
-    protocol, _, subset = Path(trn_dir).name.rpartition(".")
+    protocol, _, subset = trn.root.name.rpartition(".")
     if protocol.count(".") != 2 or not subset:
-        raise ProtocolError(f"cannot tell the training protocol of {trn_dir} (no training run recorded, and "
+        raise ProtocolError(f"cannot tell the training protocol of {trn.root} (no training run recorded, and "
                             "the folder is not named PROTOCOL.SUBSET): AS-norm needs the training speakers")
     return protocol, subset
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from engine.layout import CheckpointName, ValidationDir
+from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.process.recording import Recorder
 from engine.records import AsNormFigures, Run
 from engine.validation.cohort import Cohort, speaker_means
@@ -33,13 +32,13 @@ def asnorm_result(norm: ScoreNorm, name: CheckpointName, val: ValidationDir, coh
     return AsNormFigures(**vars(figures_from_scores(*read_scores(path), source=path)), cohort_size=norm.size)
 
 
-def cohort_of(trn_dir: Path, train_run: Run | None, database: str | None, *, size: int,
+def cohort_of(trn: TrainingDir, train_run: Run | None, database: str | None, *, size: int,
               per_speaker: int) -> Cohort:
     """The AS-norm cohort of TRN_DIR's training speakers, made before the validate run is recorded, so that
     a cohort that cannot be made (no training protocol, fewer speakers than ``size``) is refused, not failed."""
     from engine.validation.cohort import cohort_files, training_protocol
 
-    protocol, subset = training_protocol(trn_dir, train_run)
+    protocol, subset = training_protocol(trn, train_run)
     return cohort_files(protocol, subset, database, size=size, per_speaker=per_speaker)
 
 

@@ -72,14 +72,14 @@ def _in_range(epoch: int, args: ValidateRequest) -> bool:
 
 def cmd_validate(args: ValidateRequest) -> int:
     """``spkemb-engine validate``: see the module docstring."""
-    trn_dir = Path(args.trn_dir)
-    if not _wait_for_training_dir(trn_dir):
-        raise ProtocolError(f"{trn_dir} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
+    trn = TrainingDir(Path(args.trn_dir))
+    if not _wait_for_training_dir(trn):
+        raise ProtocolError(f"{trn.root} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
                             f"writes ({TRN_DIR_SHAPE})")
     if args.score_norm is not None and (args.cohort_size < 1 or args.cohort_files < 1):
         raise SpkembError(f"--cohort-size {args.cohort_size} --cohort-files {args.cohort_files}: both must be "
                           "at least 1 (e.g. --cohort-size 300 --cohort-files 3)")
-    val = TrainingDir(trn_dir).validation(args.protocol, args.subset)
+    val = trn.validation(args.protocol, args.subset)
     trials, files = load_trials(args.protocol, args.subset, args.database)
     calibration = None
     if args.calibration is not None:
@@ -91,10 +91,10 @@ def cmd_validate(args: ValidateRequest) -> int:
     device = pick_device(args.device)
     # the cohort is made before the run is recorded: one that cannot be made is refused, not failed
     cohort = None if args.score_norm is None else cohort_of(
-        trn_dir, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
+        trn, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
         per_speaker=args.cohort_files)
     recorder = open_run("validate", val, args, device=str(device), target_epoch=args.to)
-    watcher = CheckpointWatcher(trn_dir, recorder.store)
+    watcher = CheckpointWatcher(trn, recorder.store)
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (docs/validation.md).
     recorder.refuse(check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
@@ -106,22 +106,22 @@ def cmd_validate(args: ValidateRequest) -> int:
     return 0
 
 
-def _wait_for_training_dir(trn_dir: Path) -> bool:
+def _wait_for_training_dir(trn: TrainingDir) -> bool:
     """Whether TRN_DIR exists, waiting for it while a training run of EXP_DIR may be creating it.
 
     `train` and `validate` started together (two shells, a job script) race: validate waits up
     to ``STARTUP_GRACE`` when TRN_DIR sits in an experiment (EXP_DIR/config.yml), and fails at
     once on a path that cannot be one (a typo).
     """
-    if trn_dir.is_dir():
+    if trn.root.is_dir():
         return True
-    if not TrainingDir(trn_dir).in_experiment():
+    if not trn.in_experiment():
         return False
-    say(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn_dir} (training is starting?)")
+    say(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn.root} (training is starting?)")
     deadline = time.monotonic() + STARTUP_GRACE
-    while not trn_dir.is_dir() and time.monotonic() < deadline:
+    while not trn.root.is_dir() and time.monotonic() < deadline:
         time.sleep(0.5)
-    return trn_dir.is_dir()
+    return trn.root.is_dir()
 
 
 def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder, train_run: Run | None,

@@ -50,15 +50,15 @@ class Snapshot:
 
 @dataclass
 class CheckpointWatcher:
-    """Look for committed end-of-epoch checkpoints of ``trn_dir`` (see module doc)."""
+    """Look for committed end-of-epoch checkpoints of TRN_DIR (see module doc)."""
 
-    trn_dir: Path
+    trn: TrainingDir
     store: Store | None = None
     _sizes: dict[int, tuple[int, float]] = field(default_factory=dict)
 
     def train_run(self) -> Run | None:
         """The newest training run recorded in the database for this TRN_DIR."""
-        return None if self.store is None else self.store.newest_run(out_dir=self.trn_dir, kind="train")
+        return None if self.store is None else self.store.newest_run(out_dir=self.trn.root, kind="train")
 
     def poll(self) -> Snapshot:
         """Look once. The status is read before the checkpoints, so that "ended" implies that
@@ -70,19 +70,18 @@ class CheckpointWatcher:
                      if not c.partial and not c.name}
             snapshot = Snapshot(ckpts, ended, run, "database")
         else:
-            events = TrainingDir(Path(self.trn_dir)).events
+            events = self.trn.events
             recorded = self._from_events(events) if events.is_file() else None
             if recorded is None:
                 settled, pending = self._settled_files()
                 recorded = Snapshot(settled, True, None, "files", pending)
             snapshot = recorded
-        trn = TrainingDir(Path(self.trn_dir))
-        snapshot.named = {name: trn.checkpoint(name) for name in trn.named_checkpoints()}
+        snapshot.named = {name: self.trn.checkpoint(name) for name in self.trn.named_checkpoints()}
         return snapshot
 
     def _from_events(self, path: Path) -> Snapshot | None:
         records = read_events(path)
-        target = os.path.abspath(self.trn_dir)
+        target = os.path.abspath(self.trn.root)
         uid = None
         for r in records:
             if (r["op"] == "create_run" and r["args"].get("kind") == "train"
@@ -102,8 +101,7 @@ class CheckpointWatcher:
 
     def _settled_files(self) -> tuple[dict[int, Path], bool]:
         now, settled, pending = time.time(), {}, False
-        trn = TrainingDir(Path(self.trn_dir))
-        for epoch, path in ((e, trn.checkpoint(e)) for e in trn.epochs()):
+        for epoch, path in ((e, self.trn.checkpoint(e)) for e in self.trn.epochs()):
             try:
                 stat = path.stat()
             except FileNotFoundError:

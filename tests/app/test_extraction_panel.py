@@ -13,6 +13,7 @@ from app.screens.det import DetScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.det_plots import DetPlot
 from app.widgets.epoch_table import EpochTable
+from engine.layout import TrainingDir
 from engine.records import Checkpoint, ValidationResult
 from engine.store import open_store
 from tests.app.conftest import make, wait_for
@@ -27,7 +28,7 @@ def two_epochs(root: Path, db: Path) -> int:
     from engine.config import config_to_dict, parse_config
     from engine.layout import ValidationDir
     from engine.model import build_model
-    from engine.process.checkpoints import epoch_path, save_checkpoint
+    from engine.process.checkpoints import save_checkpoint
     from engine.validation.params import write_params
     from engine.validation.score_files import write_scores
 
@@ -45,7 +46,7 @@ def two_epochs(root: Path, db: Path) -> int:
                                device="cpu", parent_id=train)
         for epoch, eer in ((1, 0.2), (2, 0.3)):
             torch.manual_seed(epoch)
-            path = epoch_path(trn, epoch)
+            path = TrainingDir(trn).checkpoint(epoch)
             save_checkpoint(path, {"model": build_model(config).state_dict(), "config": config_to_dict(config),
                                    "epoch": epoch, "step": 10 * epoch})
             store.add_checkpoint(train, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))

@@ -15,7 +15,7 @@ import yaml
 
 from engine.inference.network import inference_model
 from engine.inference.windows import ArraySignal, embed_exact, embed_plain, embed_shared, snap_starts, window_starts
-from engine.layout import ValidationDir
+from engine.layout import TrainingDir, ValidationDir
 from engine.model import SincTDNN
 from engine.records import ValidationResult
 from tests.conftest import TINY_CONFIG
@@ -96,13 +96,13 @@ def write_model_dir(tmp_path: Path, duration: float) -> Path:
     """A TRN_DIR with one checkpoint and its VAL_DIR with params.yml; returns VAL_DIR."""
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model
-    from engine.process.checkpoints import epoch_path, save_checkpoint
+    from engine.process.checkpoints import save_checkpoint
     from engine.validation.params import write_params
 
     config = parse_config(TINY_CONFIG.replace("duration: 1.0", f"duration: {duration}"), "tiny")
     trn_dir = tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train"
     torch.manual_seed(0)
-    save_checkpoint(epoch_path(trn_dir, 7), {"model": build_model(config).state_dict(),
+    save_checkpoint(TrainingDir(trn_dir).checkpoint(7), {"model": build_model(config).state_dict(),
                                              "config": config_to_dict(config), "epoch": 7, "step": 70})
     val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
     write_params(ValidationDir(val_dir), ValidationResult(epoch=7, eer=0.2))

@@ -21,9 +21,9 @@ from engine.extraction.exported import read_metadata
 from engine.extraction.onnx_runtime import OnnxEmbedder
 from engine.inference.network import load_model
 from engine.inference.windows import ArraySignal, embed_plain, window_starts
-from engine.layout import ValidationDir
+from engine.layout import TrainingDir, ValidationDir
 from engine.model import build_model
-from engine.process.checkpoints import epoch_path, file_sha256, save_checkpoint
+from engine.process.checkpoints import file_sha256, save_checkpoint
 from engine.records import ValidationResult
 from engine.validation.params import write_params
 from tests.conftest import TINY_CONFIG
@@ -50,7 +50,7 @@ def write_val_dir(tmp_path: Path, *, embedding_norms: bool = False) -> Path:
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 2.0)
     trn_dir = tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train"
-    save_checkpoint(epoch_path(trn_dir, 7), {"model": model.state_dict(), "config": config_to_dict(config),
+    save_checkpoint(TrainingDir(trn_dir).checkpoint(7), {"model": model.state_dict(), "config": config_to_dict(config),
                                              "epoch": 7, "step": 70})
     val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
     write_params(ValidationDir(val_dir), ValidationResult(epoch=7, eer=0.2))

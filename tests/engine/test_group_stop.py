@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.process.checkpoints import load_checkpoint, resume_path
+from engine.layout import TrainingDir
+from engine.process.checkpoints import load_checkpoint
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import start_engine, wait_for
@@ -77,7 +78,7 @@ def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
     stopped = open_store(db, readonly=True).run(run["id"])
     assert stopped["status"] == "stopped", stopped
     assert stopped["reason"].startswith(f"stopped by {sig.name} at epoch 1 step"), stopped["reason"]
-    assert resume_path(trn_dir).is_file()
+    assert TrainingDir(trn_dir).resume.is_file()
     (partial,) = [c for c in open_store(db, readonly=True).checkpoints(run["id"]) if c["partial"]]
     assert load_checkpoint(Path(partial["path"]))["step"] == stopped["step"] == partial["step"] >= 2
     assert not list((trn_dir / "weights").glob(".tmp-*"))
@@ -90,7 +91,7 @@ def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
     stop_group(proc, log2, sig)
     (again,) = runs(db, "train")
     assert again["id"] == run["id"] and again["status"] == "stopped" and again["step"] > stopped["step"]
-    assert resume_path(trn_dir).is_file()
+    assert TrainingDir(trn_dir).resume.is_file()
 
 
 def test_sigterm_to_the_group_of_validate_records_it_stopped(

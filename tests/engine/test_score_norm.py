@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from engine.errors import ProtocolError
+from engine.layout import TrainingDir
 from engine.records import Run
 from engine.validation.cohort import cohort_files, speaker_means, training_protocol
 from engine.validation.score_norm import asnorm_scores, top_cohort_stats
@@ -58,11 +59,11 @@ def test_top_cohort_stats_by_hand() -> None:
 
 
 def test_cohort_is_the_training_speakers_of_the_demo_corpus(demo_corpus: Path) -> None:
-    assert training_protocol(Path(f"exp/train/{PROTOCOL}.train"), None) == (PROTOCOL, "train")
+    assert training_protocol(TrainingDir(Path(f"exp/train/{PROTOCOL}.train")), None) == (PROTOCOL, "train")
     run = Run(id=1, kind="train", status="completed", out_dir="x", protocol="A.B.C", subset="development")
-    assert training_protocol(Path("x"), run) == ("A.B.C", "development")
+    assert training_protocol(TrainingDir(Path("x")), run) == ("A.B.C", "development")
     with pytest.raises(ProtocolError, match="training protocol"):
-        training_protocol(Path("exp/train/nothing"), None)
+        training_protocol(TrainingDir(Path("exp/train/nothing")), None)
 
     cohort = cohort_files(PROTOCOL, "train", str(demo_corpus), size=4, per_speaker=1)
     assert len(cohort.speakers) == 8 and len(cohort.files) == 8  # 2/3 of the 12 speakers; one file each

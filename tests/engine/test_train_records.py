@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.layout import TrainingDir
 from engine.store import open_store
 from engine.validation.watch import CheckpointWatcher
 from tests.engine.engine_runner import run_engine, start_engine, wait_for
@@ -35,7 +36,7 @@ def test_resume_records_checkpoints_whose_row_was_never_written(tmp_path: Path, 
     (run,) = store.runs(kind="train")
     rows = store.checkpoints(run["id"])
     assert sorted((c["epoch"], c["step"]) for c in rows) == [(0, 0), (2, run["step"])]
-    snapshot = CheckpointWatcher(trn_dir(exp), store).poll()   # what validate sees
+    snapshot = CheckpointWatcher(TrainingDir(trn_dir(exp)), store).poll()   # what validate sees
     assert sorted(snapshot.checkpoints) == [0, 2]
 
 

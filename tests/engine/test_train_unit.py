@@ -174,7 +174,7 @@ class Parts:
                                  resume_from=self.plan.step if self.plan.resumes else None)
 
     def trainer(self, stop: StopRequest | None = None) -> Trainer:
-        return Trainer(self.args, CONFIG, self.data, self.trn.root, torch.device("cpu"), World(), self.recorder,
+        return Trainer(self.args, CONFIG, self.data, self.trn, torch.device("cpu"), World(), self.recorder,
                        self.plan, stop)
 
 

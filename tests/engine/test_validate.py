@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from engine.layout import ValidationDir
+from engine.layout import TrainingDir, ValidationDir
 from engine.records import ValidationResult
 from engine.store import open_store
 from engine.validation.params import read_params, write_params
@@ -36,8 +36,9 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from conftest import TINY_CONFIG
 from engine.config import config_to_dict, parse_config
+from engine.layout import TrainingDir
 from engine.model import build_model
-from engine.process.checkpoints import epoch_path, save_checkpoint
+from engine.process.checkpoints import save_checkpoint
 from engine.records import Checkpoint
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
@@ -57,7 +58,7 @@ for epoch in epochs:
                "epoch": epoch, "step": 10 * epoch}}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    path = epoch_path(trn_dir, epoch)
+    path = TrainingDir(trn_dir).checkpoint(epoch)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     time.sleep(pause)
@@ -87,7 +88,7 @@ def write_checkpoints(trn_dir: Path, db: Path, epochs: list[int]) -> None:
 
     from engine.config import config_to_dict, parse_config
     from engine.model import build_model
-    from engine.process.checkpoints import epoch_path, save_checkpoint
+    from engine.process.checkpoints import save_checkpoint
     from engine.records import Checkpoint
 
     config = parse_config(TINY_CONFIG, "tiny")
@@ -97,7 +98,7 @@ def write_checkpoints(trn_dir: Path, db: Path, epochs: list[int]) -> None:
                                target_epoch=max(epochs))
         for epoch in epochs:
             torch.manual_seed(epoch)
-            path = save_checkpoint(epoch_path(trn_dir, epoch), {
+            path = save_checkpoint(TrainingDir(trn_dir).checkpoint(epoch), {
                 "model": build_model(config).state_dict(), "config": config_to_dict(config),
                 "epoch": epoch, "step": 10 * epoch})
             store.add_checkpoint(run, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))
@@ -245,7 +246,7 @@ def test_file_mode_trusts_only_settled_checkpoints(tmp_path: Path, demo_corpus: 
     weights.mkdir()
     (weights / "0001.pt").write_bytes(b"x" * 10)
     (weights / ".tmp-1-0002.pt").write_bytes(b"x" * 10)
-    watcher = CheckpointWatcher(tmp_path)
+    watcher = CheckpointWatcher(TrainingDir(tmp_path))
     first = watcher.poll()
     assert first.checkpoints == {} and first.pending and first.source == "files"
     os.utime(weights / "0001.pt", (time.time() - 5, time.time() - 5))
