@@ -10,6 +10,8 @@ TUI is started headless (Textual's ``run_test``) and timed, the median of ``--st
   each step painted (goal < 2 s from the start);
 - live refresh: after the running runs wrote a batch of steps each, as training does (< 50 ms);
 - detail: the run with 1,000,000 steps opened, its loss plot drawn (< 1 s);
+- config form: back on the runs screen, ``n`` pressed, until the new config's form is checked and
+  painted (< 1 s);
 - memory: the peak resident size of a fresh TUI process holding the whole table.
 
 Prints one line per size and writes bench/results/tui_start.json.
@@ -38,7 +40,7 @@ from engine.layout import ExperimentDir
 from engine.store import open_store
 
 STEPS_PER_RUN, RUNNING, LONG_RUN_STEPS = 1000, 10, 1_000_000
-GOALS = {"first_paint_s": 0.5, "usable_s": 2.0, "refresh_s": 0.05, "detail_s": 1.0}
+GOALS = {"first_paint_s": 0.5, "usable_s": 2.0, "refresh_s": 0.05, "detail_s": 1.0, "config_form_s": 1.0}
 
 
 def build(path: Path, runs: int) -> int:
@@ -108,6 +110,7 @@ async def measure(path: Path, runs: int, long_run: int) -> dict[str, float]:
     from textual.widgets import Input
 
     from app.app import make_app
+    from app.screens.configs import ConfigsScreen
     from app.screens.run_detail import RunDetailScreen
     from app.widgets.plots import LossPlot
     from app.widgets.runs_table import RunsTable
@@ -153,9 +156,15 @@ async def measure(path: Path, runs: int, long_run: int) -> dict[str, float]:
                     and bool(app.screen.query_one(LossPlot).series))
         detail = await painted(app) - t0
         points = len(app.screen.steps)
+        app.pop_screen()
+        await painted(app)
+        t0 = time.perf_counter()
+        app.simulate_key("n")
+        await until(lambda: isinstance(app.screen, ConfigsScreen) and app.screen.data is not None)
+        config_form = await painted(app) - t0
     return {"first_paint_s": first_paint, "all_rows_s": all_rows, "sort_s": sort_s, "filter_s": filter_s,
             "end_s": end_s, "usable_s": usable, "refresh_s": statistics.median(refreshes), "detail_s": detail,
-            "detail_points": points}
+            "detail_points": points, "config_form_s": config_form}
 
 
 async def hold_every_run(path: Path, runs: int) -> None:
@@ -193,6 +202,7 @@ def one_size(runs: int, starts: int) -> dict:
           f"sort {result['sort_s'] * 1000:.0f} ms, filter {result['filter_s'] * 1000:.0f} ms, "
           f"end {result['end_s'] * 1000:.0f} ms, usable at {result['usable_s'] * 1000:.0f} ms, "
           f"refresh {result['refresh_s'] * 1000:.1f} ms, detail of 1M steps {result['detail_s'] * 1000:.0f} ms, "
+          f"config form {result['config_form_s'] * 1000:.0f} ms, "
           f"peak RSS {memory:.0f} MiB; goals met: {', '.join(met) or 'none'}", flush=True)
     return result
 

@@ -56,6 +56,8 @@ class ConfigForm(SpkembScreen):
         self.names: dict[str, str] = {}
         self.gen = 0
         self.data: dict[str, Any] | None = None
+        #: a check is scheduled: the burst of Changed that a form posts as it mounts costs one check
+        self._check_due = False
 
     def _build_form(self, data: dict[str, Any]) -> None:
         form = self.query_one("#form", VerticalScroll)
@@ -84,7 +86,7 @@ class ConfigForm(SpkembScreen):
         form.mount_all(rows)
         #: each section's name as the form was built with it (a Select says Changed on mount too)
         self.names = names
-        self.call_after_refresh(self._validate)
+        self._validate_soon()
 
     def fid(self, i: int) -> str:
         return f"f{self.gen}-{i}"
@@ -108,6 +110,20 @@ class ConfigForm(SpkembScreen):
 
     @on(Input.Changed, "#form Input")
     def _field_changed(self) -> None:
+        self._validate_soon()
+
+    def _validate_soon(self) -> None:
+        """Check the form after the next refresh, once for every change made until then.
+
+        Each field posts Changed when it mounts: checking the whole config on each of them made
+        opening the form take seconds.
+        """
+        if not self._check_due:
+            self._check_due = True
+            self.call_after_refresh(self._scheduled_check)
+
+    def _scheduled_check(self) -> None:
+        self._check_due = False
         self._validate()
 
     @on(Select.Changed, "#form Select")
@@ -138,7 +154,7 @@ class ConfigForm(SpkembScreen):
         if key:
             self.names[key] = str(event.value)
         if not changed:
-            self._validate()
+            self._validate_soon()
             return
         # not from inside the handler of a Select the rebuild removes
         self.call_after_refresh(self._build_form, data)
