@@ -15,15 +15,16 @@ import torch
 from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
-from engine.errors import CheckpointError, TrainingError
+from engine.errors import TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
-from engine.process.distributed import World, agree, barrier, init_world, pick_device, shutdown
+from engine.process.distributed import World, agree, init_world, pick_device, shutdown
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import StopRequest
-from engine.records import Checkpoint, RunDevice
+from engine.records import RunDevice
 from engine.requests import TrainRequest
+from engine.training.checkpointing import RunCheckpoints
 from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
 from engine.training.resume import StartPlan, plan_start
@@ -94,6 +95,7 @@ class Trainer:
 
         self.args, self.config, self.data, self.trn = args, config, data, trn
         self.device, self.world, self.recorder = device, world, recorder
+        self.checkpoints = RunCheckpoints(trn, recorder, world)
         self.plan = plan
         torch.manual_seed(args.seed)
         self.model = build_model(config)
@@ -156,50 +158,19 @@ class Trainer:
         ckpt.set_rng_state(saved["rng"])
 
     def save(self, partial: bool, epoch_so_far: dict | None = None) -> None:
-        if self.world.is_main:
-            path = self.trn.resume if partial else self.trn.checkpoint(self.epoch)
-            saved = ckpt.write_checkpoint(path, {**self.state(), "epoch_so_far": epoch_so_far})
-            self.recorder.checkpoint(Checkpoint(epoch=self.epoch, step=self.step, path=path, partial=partial,
-                                                sha256=saved.sha256))
-            mid = self.trn.resume
-            if not partial and mid.exists():
-                # superseded by this later checkpoint: the row first, so no row names a missing file
-                self.recorder.remove_checkpoint(path=mid)
-                mid.unlink(missing_ok=True)
-        barrier(self.world)
-
-    def reconcile(self) -> None:
-        """Record the epoch checkpoints renamed into place by a process killed before their row.
-
-        Without a row, ``validate`` (which trusts rows) would skip the epoch for ever.
-        """
-        recorded = self.recorder.recorded_epochs() if self.world.is_main else None
-        if recorded is None:  # another rank, or an event file that cannot look back
-            return
-        for epoch in self.trn.epochs():
-            if epoch in recorded:
-                continue
-            path = self.trn.checkpoint(epoch)
-            try:
-                loaded = ckpt.read_checkpoint(path)
-            except CheckpointError as e:
-                self.recorder.say(f"train: warning: epoch {epoch} has a checkpoint file but no record, and "
-                                  f"the file is unusable, so validate will skip epoch {epoch}: {e}")
-                continue
-            self.recorder.checkpoint(Checkpoint(epoch=epoch, step=loaded.payload["step"], path=path, partial=False,
-                                                sha256=loaded.sha256))
+        self.checkpoints.save({**self.state(), "epoch_so_far": epoch_so_far}, epoch=self.epoch, step=self.step,
+                              partial=partial)
 
     # -- the loop ------------------------------------------------------------------------
     def fit(self) -> str:
-        if self.world.is_main:
-            ckpt.sweep_stale(self.trn)
+        self.checkpoints.sweep_stale()
         if self.plan.resumes:
             self.restore(self.plan)
         self.recorder.started(epoch=self.epoch, step=self.step, batches=self.data.batches_per_epoch,
                               chunks=self.data.batch_size * self.world.size)
         if self.plan.resumes:
-            self.reconcile()
-        if self.step == 0 and not self.trn.checkpoint(0).is_file():
+            self.checkpoints.reconcile()
+        if self.step == 0 and not self.checkpoints.has(0):
             # weights/0000.pt: the untrained network, so that validation measures where training started
             # (written once: a run resumed from it has it already, recorded by reconcile if need be)
             self.save(partial=False)
