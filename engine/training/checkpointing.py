@@ -21,7 +21,7 @@ from typing import Any
 from engine.errors import CheckpointError
 from engine.layout import TrainingDir
 from engine.process import checkpoints as ckpt
-from engine.process.distributed import World, barrier
+from engine.process.distributed import World, agree, barrier
 from engine.process.recording import Recorder
 from engine.records import Checkpoint
 
@@ -38,8 +38,13 @@ class RunCheckpoints:
             ckpt.sweep_stale(self.trn)
 
     def has(self, epoch: int) -> bool:
-        """Whether the end-of-epoch checkpoint of ``epoch`` is on disk."""
-        return self.trn.checkpoint(epoch).is_file()
+        """Whether the end-of-epoch checkpoint of ``epoch`` is on disk, as every rank agrees.
+
+        Each rank looking for itself, one that looked after rank 0 had written the file would skip
+        the save whose barrier rank 0 then waits in for ever; the vote is taken before any rank
+        can write it.
+        """
+        return not agree(not self.trn.checkpoint(epoch).is_file(), self.world)
 
     def save(self, state: dict[str, Any], *, epoch: int, step: int, partial: bool) -> None:
         """Commit ``state``: at the end of ``epoch``, or mid-epoch as ``resume.pt`` (``partial``)."""
