@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -55,6 +55,9 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction
 from engine.requests import ApplyRequest
 from engine.validation.params import chosen_checkpoint
+
+if TYPE_CHECKING:  # imported when --diarize asks for it (the diarization maths is not small)
+    from engine.extraction.diarization_check import PreparedCheck
 
 
 def _save(path: Path, array: np.ndarray) -> None:
@@ -137,10 +140,8 @@ def cmd_apply(args: ApplyRequest) -> int:
     outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
     replacing = _replacing(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
                            window / extractor.sample_rate)
-    if args.diarize:  # a check that cannot be made is refused before the run and its hours of extraction
-        from engine.extraction.diarization_check import require_references
-
-        require_references(files, args.protocol, args.subset)
+    # a diarization check that cannot be made is refused before the run and its hours of extraction
+    diarization = _diarization_check(args, extraction) if args.diarize else None
 
     recorder = open_run("apply", extraction, args, device=str(extractor.device), target_epoch=last_epoch)
     parent_id = recorder.parent.id if recorder.parent is not None else None
@@ -161,13 +162,13 @@ def cmd_apply(args: ApplyRequest) -> int:
             files=len(files), audio_seconds=audio_seconds, wall_seconds=wall, checkpoint=checkpoint.resolve(),
             checkpoint_sha256=sha256, validate_run_id=parent_id,
             chosen_by=PARAMS if args.epoch is None else "--epoch"), device=extractor.device)
-        if args.diarize:
-            _diarize(args, extraction, recorder)
+        if diarization is not None:
+            _diarize(diarization, recorder)
     return 0
 
 
 def _validation_dir(args: ApplyRequest) -> ValidationDir:
-    """VAL_DIR, checked, and the step and the diarization settings, checked: before any work."""
+    """VAL_DIR, checked, and the step, checked: before any work."""
     val = ValidationDir(Path(args.val_dir))
     if not val.root.is_dir():
         raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that `spkemb-engine "
@@ -175,10 +176,6 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
     if not 0.0 < args.step:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
                           "duration and must be > 0 (e.g. 0.1)")
-    if args.diarize:
-        from engine.extraction.diarization_check import check_settings, der_settings
-
-        check_settings(der_settings(args), args.subset)
     return val
 
 
@@ -244,11 +241,18 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     return audio_seconds, time.monotonic() - started
 
 
-def _diarize(args: ApplyRequest, extraction: ExtractionDir, recorder: Recorder) -> None:
-    """``apply --diarize``: the diarization check of what was just extracted, recorded on this run."""
-    from engine.extraction.diarization_check import request_from_args, run_check
+def _diarization_check(args: ApplyRequest, extraction: ExtractionDir) -> PreparedCheck:
+    """``apply --diarize``: the check of what ``extraction`` will hold, read and checked now."""
+    from engine.extraction.diarization_check import prepare_check, request_from_args
 
-    report = run_check(request_from_args(args, extraction))
+    return prepare_check(request_from_args(args, extraction))
+
+
+def _diarize(check: PreparedCheck, recorder: Recorder) -> None:
+    """The diarization check of what was just extracted, recorded on this run."""
+    from engine.extraction.diarization_check import run_check
+
+    report = run_check(check)
     for line in report.lines():
         out(line)
     recorder.diarization(**report.record())

@@ -119,14 +119,14 @@ def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[Fi
         raise SpkembError(f"{e} (the diarization check of the {subset} subset reads them)") from e
 
 
-def _tune(request: DiarizationJob, protocol: Any, precomputed: Precomputed) -> tuple[float, str]:
+def _development(request: DiarizationJob, protocol: Any) -> list[Any]:
+    """The development files the speaker-count threshold is tuned on (``--num-speakers tuned``)."""
     try:
         dev = subset_files(protocol, "development")
     except ProtocolError as e:
         raise SpkembError(f"{e}; without a development subset use --num-speakers oracle") from e
     require_references(dev, request.protocol, "development")
-    threshold, _ = tune_threshold(_prepare(precomputed, dev, "development"), request.settings)
-    return threshold, f"{request.protocol}.development"
+    return dev
 
 
 def check_settings(settings: DerSettings, subset: str) -> None:
@@ -140,42 +140,65 @@ def check_settings(settings: DerSettings, subset: str) -> None:
                           "another subset (--subset test), or use --num-speakers oracle")
 
 
-def run_check(request: DiarizationJob) -> DiarizationReport:
-    """Cluster, score and write ``{uri}.rttm`` for every file of the request's subset.
+@dataclass(frozen=True)
+class PreparedCheck:
+    """A diarization check with all but the embeddings read and checked: the files of the subset,
+    where each one's RTTM goes, and (``--num-speakers tuned``) the development files to tune on."""
+
+    request: DiarizationJob
+    files: list[Any]
+    rttms: dict[str, Path]
+    development: list[Any] | None = None
+
+
+def prepare_check(request: DiarizationJob) -> PreparedCheck:
+    """Everything the check needs but the embeddings, checked: ``apply --diarize`` calls it before
+    hours of extraction, ``diarize`` right before :func:`run_check`.
 
     Raises
     ------
     SpkembError
-        Not an extraction folder, a protocol without speaker turns, embeddings missing for a
-        file, or a uri that would leave the folder; nothing is written then.
+        Settings that cannot give a fair DER, a protocol subset without speaker turns (or, to
+        tune on, without a development subset that has them), or a uri that cannot name an RTTM
+        inside the extraction folder.
     """
     check_settings(request.settings, request.subset)
-    precomputed = Precomputed(request.extraction.root)
     protocol = load_protocol(request.protocol, request.database)
     files = subset_files(protocol, request.subset)
     require_references(files, request.protocol, request.subset)
     rttms = _rttm_paths(request.extraction, files, request.settings)
-    items = _prepare(precomputed, files, request.subset)
+    development = _development(request, protocol) if request.settings.num_speakers == "tuned" else None
+    return PreparedCheck(request, files, rttms, development)
+
+
+def run_check(check: PreparedCheck) -> DiarizationReport:
+    """Cluster, score and write ``{uri}.rttm`` for every file of the check's subset.
+
+    Raises
+    ------
+    SpkembError
+        Not an extraction folder, or embeddings missing for a file; nothing is written then.
+    """
+    request = check.request
+    precomputed = Precomputed(request.extraction.root)
+    items = _prepare(precomputed, check.files, request.subset)
     threshold = tuned_on = None
-    if request.settings.num_speakers == "tuned":
-        threshold, tuned_on = _tune(request, protocol, precomputed)
+    if check.development is not None:
+        threshold, _ = tune_threshold(_prepare(precomputed, check.development, "development"), request.settings)
+        tuned_on = f"{request.protocol}.development"
     results, total = score(items, request.settings, threshold)
     for result in results:
-        rttms[result.uri].parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(rttms[result.uri], result.hypothesis.to_rttm())
+        check.rttms[result.uri].parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(check.rttms[result.uri], result.hypothesis.to_rttm())
     epoch = precomputed.metadata.get("epoch")
-    return DiarizationReport(request, results, total, threshold, tuned_on, rttms,
+    return DiarizationReport(request, results, total, threshold, tuned_on, check.rttms,
                              int(epoch) if isinstance(epoch, int) else None)
-
-
-def der_settings(args: ApplyRequest | DiarizeRequest) -> DerSettings:
-    """How ``diarize`` (or ``apply --diarize``) was asked to score: collar, overlap, speaker count."""
-    return DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
 
 
 def request_from_args(args: ApplyRequest | DiarizeRequest, extraction: ExtractionDir) -> DiarizationJob:
     """The check that ``diarize`` (or ``apply --diarize``) was asked for, on ``extraction``."""
-    return DiarizationJob(extraction, args.protocol, args.subset, der_settings(args), args.database, args.db)
+    settings = DerSettings(collar=args.collar, skip_overlap=args.skip_overlap, num_speakers=args.num_speakers)
+    return DiarizationJob(extraction, args.protocol, args.subset, settings, args.database, args.db)
 
 
 def cmd_diarize(args: DiarizeRequest) -> int:
@@ -186,7 +209,7 @@ def cmd_diarize(args: DiarizeRequest) -> int:
     if not folder.root.is_dir():
         raise SpkembError(f"{folder.root} is not a directory: pass the folder `spkemb-engine apply` wrote "
                           f"({EXTRACTION_DIR_SHAPE})")
-    report = run_check(request_from_args(args, folder))
+    report = run_check(prepare_check(request_from_args(args, folder)))
     for line in report.lines():
         out(line)
     db = default_db_path(args.db)
