@@ -225,7 +225,21 @@ def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path,
     assert done.returncode == 2 and "tunes the threshold on the development subset" in done.stderr
     done = run_in_process("apply", "--diarize", "--collar", "-1", str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "--collar -1.0" in done.stderr
-    assert not list((val_dir / "apply").rglob("*.npy"))
+    # reference turns, but no development subset to tune the speaker count on; then a uri that an
+    # RTTM line cannot hold: both known before any audio is read
+    (tmp_path / "uris.lst").write_text("ES2004a\n")
+    (tmp_path / "ref.rttm").write_text("SPEAKER ES2004a 1 0.0 5.0 <NA> <NA> A <NA> <NA>\n")
+    protocol = ("Databases:\n  NoDev: /nowhere/{uri}.wav\nProtocols:\n  NoDev:\n    SpeakerDiarization:\n"
+                "      Meetings:\n        test:\n          uri: uris.lst\n          annotation: ref.rttm\n")
+    (tmp_path / "database.yml").write_text(protocol)
+    no_dev = "NoDev.SpeakerDiarization.Meetings"
+    done = run_in_process("apply", "--diarize", "--num-speakers", "tuned", str(val_dir), no_dev,
+                          database=tmp_path / "database.yml")
+    assert done.returncode == 2 and "use --num-speakers oracle" in done.stderr, done.stderr
+    (tmp_path / "uris.lst").write_text("ES2004a\nES 2004b\n")
+    done = run_in_process("apply", "--diarize", str(val_dir), no_dev, database=tmp_path / "database.yml")
+    assert done.returncode == 2 and "cannot name an RTTM" in done.stderr, done.stderr
+    assert not list((val_dir / "apply").rglob("*.npy")) and not db_path.exists()
 
 
 # two collars are two diarizations with their own RTTMs: in
