@@ -40,9 +40,9 @@ class RunCheckpoints:
     def has(self, epoch: int) -> bool:
         """Whether the end-of-epoch checkpoint of ``epoch`` is on disk, as every rank agrees.
 
-        Each rank looking for itself, one that looked after rank 0 had written the file would skip
-        the save whose barrier rank 0 then waits in for ever; the vote is taken before any rank
-        can write it.
+        A collective, like :meth:`save`: every rank calls it, at the same point. Each rank looking
+        for itself, one that looked after rank 0 had written the file would skip the save whose
+        barrier rank 0 then waits in for ever; the vote is taken before any rank can write it.
         """
         return not agree(not self.trn.checkpoint(epoch).is_file(), self.world)
 
