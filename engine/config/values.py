@@ -148,7 +148,7 @@ def margin_schedule(value: Any) -> MarginSchedule | None:
     unknown = [k for k in value if k not in MARGIN_SCHEDULE_KEYS]
     if unknown:
         raise Invalid(f"unknown key {unknown[0]!r} of margin_scheduler; "
-                         f"accepted: {', '.join(MARGIN_SCHEDULE_KEYS)}")
+                      f"accepted: {', '.join(MARGIN_SCHEDULE_KEYS)}")
     default = MarginSchedule()
     start = value.get("increase_start_epoch", default.increase_start_epoch)
     fix = value.get("fix_start_epoch", default.fix_start_epoch)
@@ -158,11 +158,11 @@ def margin_schedule(value: Any) -> MarginSchedule | None:
                              f"got {describe(epoch)}")
     if fix < start:
         raise Invalid(f"margin_scheduler fix_start_epoch ({fix}) is before increase_start_epoch ({start}); "
-                         "the ramp must end after it starts")
+                      "the ramp must end after it starts")
     kind = value.get("increase_type", default.increase_type)
     if kind not in INCREASE_TYPES:
         raise Invalid(f"margin_scheduler increase_type must be one of {', '.join(INCREASE_TYPES)}, "
-                         f"got {describe(kind)}")
+                      f"got {describe(kind)}")
     return MarginSchedule(increase_start_epoch=start, fix_start_epoch=fix, increase_type=kind)
 
 
