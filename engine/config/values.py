@@ -155,7 +155,7 @@ def margin_schedule(value: Any) -> MarginSchedule | None:
     for key, epoch in (("increase_start_epoch", start), ("fix_start_epoch", fix)):
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise Invalid(f"margin_scheduler {key} must be an epoch number (1 or more), "
-                             f"got {describe(epoch)}")
+                          f"got {describe(epoch)}")
     if fix < start:
         raise Invalid(f"margin_scheduler fix_start_epoch ({fix}) is before increase_start_epoch ({start}); "
                       "the ramp must end after it starts")
