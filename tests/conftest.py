@@ -16,6 +16,10 @@ import pytest
 from engine.config import template_text
 from tests import children
 
+# one thread for torch here and in every process a test starts (engines, the TUI's launches): the
+# workers of `-n auto` already keep every core busy, and two threads each only contend for them
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 _tests = itertools.count(1)
 #: seconds a test's leftover processes get to end by themselves before they count as leaked: the
 #: loader workers of an engine killed at teardown notice within 5 s that their parent is gone

@@ -53,10 +53,10 @@ async def _launch(pilot, exp: Path, to: int, validate: bool) -> None:
 
 async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus: Path, tiny_exp: Path,
                                                     db_path: Path) -> None:
-    # epochs of a few seconds, so that the stop below lands while training runs (with the tiny
-    # config's three batches, all four epochs can be over before the first EER shows)
+    # epochs of 32 batches (a few seconds), so that the stop below lands while training runs (with
+    # the tiny config's three batches, all four epochs can be over before the first EER shows)
     config = tiny_exp / "config.yml"
-    config.write_text(config.read_text().replace("per_epoch: 0.0002", "per_epoch: 0.005"))
+    config.write_text(config.read_text().replace("per_epoch: 0.0002", "per_epoch: 0.003"))
     app = _app(tmp_path, db_path, demo_corpus)
     async with app.run_test(size=(140, 44)) as pilot:
         await _launch(pilot, tiny_exp, to=4, validate=True)
