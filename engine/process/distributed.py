@@ -52,7 +52,13 @@ def pick_device(name: str | None, world: World | None = None) -> torch.device:
     return device
 
 
-def init_world(device: torch.device) -> World:
+def join_world(device: str | None) -> tuple[World, torch.device]:
+    """This process's world (one process, or the group torchrun prepared) and its device there."""
+    world = _join_group(pick_device(device))
+    return world, pick_device(device, world)
+
+
+def _join_group(device: torch.device) -> World:
     """Join the process group torchrun prepared (gloo on CPU, nccl on GPU)."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:

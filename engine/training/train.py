@@ -18,7 +18,7 @@ from engine.config import Config, config_to_dict, load_config
 from engine.errors import TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
-from engine.process.distributed import World, agree, init_world, pick_device, shutdown
+from engine.process.distributed import World, agree, join_world, shutdown
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import StopRequest
@@ -49,9 +49,7 @@ def cmd_train(args: TrainRequest) -> int:
     exp_dir = ExperimentDir(Path(args.exp_dir))
     config = load_config(exp_dir.config)
     trn = exp_dir.training(args.protocol, args.subset)
-    device = pick_device(args.device)
-    world = init_world(device)
-    device = pick_device(args.device, world)
+    world, device = join_world(args.device)
     # before the data is listed: a batch no memory here holds is refused in a second, not after
     check_memory(config, device, workers=args.parallel, world=world.size)
     plan = plan_start(args, trn, config, device, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
