@@ -179,8 +179,7 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
 @pytest.mark.slow
 def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: Path):
     trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
-    writer = start_writer(trn_dir, db_path, [1, 2, 3, 4, 5], pause=0.0)
-    assert writer.wait(timeout=120) == 0
+    write_checkpoints(trn_dir, db_path, [1, 2, 3, 4, 5])
     # the training run is still "running" for validate only if it says so: make it say so
     store = open_store(db_path)
     train = store.find_runs(kind="train")[0]
@@ -205,7 +204,7 @@ def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo
     while said[-1] and "waiting up to" not in said[-1]:  # up to the line saying it waits, or its end
         said.append(validate.stderr.readline())
     assert "waiting up to" in said[-1] and validate.poll() is None, "".join(said)
-    assert start_writer(trn_dir, db_path, [1], pause=0.0).wait(timeout=120) == 0
+    write_checkpoints(trn_dir, db_path, [1])
     _, err = validate.communicate(timeout=120)
     assert validate.returncode == 0, err
     assert "epoch 1: EER" in err
