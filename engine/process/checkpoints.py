@@ -33,9 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine.atomic import TMP_PREFIX, atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
+from engine.atomic import atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
-from engine.layout import TrainingDir
 
 #: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
 #: array of a plain dtype; none of these runs other code: torch's own documented list), also under
@@ -106,17 +105,6 @@ def write_checkpoint(path: Path, payload: dict[str, Any]) -> Saved:
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename, fsync folder)."""
     return write_checkpoint(path, payload).path
-
-
-def sweep_stale(trn: TrainingDir) -> list[Path]:
-    """Remove temporary files left by a writer that was killed mid-save."""
-    folder = trn.weights
-    removed = []
-    if folder.is_dir():
-        for tmp in folder.glob(f"{TMP_PREFIX}*"):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
 
 
 @dataclass(frozen=True)

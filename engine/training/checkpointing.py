@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.atomic import TMP_PREFIX
 from engine.errors import CheckpointError
 from engine.layout import TrainingDir
 from engine.process import checkpoints as ckpt
@@ -35,7 +36,8 @@ class RunCheckpoints:
     def sweep_stale(self) -> None:
         """Remove the temporary files a writer killed mid-save left."""
         if self.world.is_main:
-            ckpt.sweep_stale(self.trn)
+            for tmp in self.trn.weights.glob(f"{TMP_PREFIX}*"):
+                tmp.unlink(missing_ok=True)
 
     def has(self, epoch: int) -> bool:
         """Whether the end-of-epoch checkpoint of ``epoch`` is on disk, as every rank agrees.
