@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) bench/train_throughput.py
 	$(PY) bench/extract.py
 	$(PY) bench/tui_start.py
+	$(PY) bench/engine_start.py
 	$(PY) bench/scale.py --sizes 10k,100k
 
 # The lent GPU machine rehearsed on this CPU: a fresh virtualenv (.rehearsal/, git-ignored) with CPython

@@ -145,8 +145,21 @@ def one_line(message: str) -> str:
     return message.translate(_LINE_BREAKS)
 
 
+def _without_notebook_display() -> None:
+    """Spare the command pyannote.core's Jupyter display, and the 0.6 s it costs at import.
+
+    pyannote.core imports its ``notebook`` module with itself, which imports matplotlib.pyplot to
+    draw annotations in Jupyter; it skips the module when the import fails. A command never draws
+    one, so its process marks the module absent (``sys.modules[name] = None`` makes its import
+    fail) before anything imports pyannote.core. Never done where pyannote.core is already in.
+    """
+    if "pyannote.core" not in sys.modules:
+        sys.modules.setdefault("pyannote.core.notebook", None)  # type: ignore[arg-type]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command, request = parse_command(argv)
+    _without_notebook_display()
     module_name, func_name = HANDLERS[command].split(":")
     try:
         handler = getattr(importlib.import_module(module_name), func_name)

@@ -13,8 +13,9 @@ import pytest
 
 from engine.cli import HANDLERS, REQUESTS, build_parser, request_of
 from engine.requests import TrainRequest
+from tests import children
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine, run_in_process
+from tests.engine.engine_runner import engine_env, run_engine, run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,6 +72,20 @@ def test_unknown_protocol_is_one_clear_error(tmp_path: Path, demo_corpus: Path) 
                       db=tmp_path / "runs.db", database=demo_corpus)
     assert done.returncode == 2
     assert "Demo.SpeakerVerification.Nope" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_command_loads_protocols_without_pyannotes_notebook_display(tmp_path: Path, demo_corpus: Path) -> None:
+    """pyannote.core's Jupyter display would import matplotlib.pyplot into every command (0.6 s)."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    env = engine_env(tmp_path / "runs.db", demo_corpus)
+    done = children.run([sys.executable, "-X", "importtime", "-m", "engine", "train", "--to", "1", str(exp),
+                         "Demo.SpeakerVerification.Nope"], env=env, timeout=120)
+    assert done.returncode == 2 and "Demo.SpeakerVerification.Nope" in done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert {"pyannote.core", "pyannote.database"} <= imported
+    assert not {"matplotlib", "matplotlib.pyplot"} & imported
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
