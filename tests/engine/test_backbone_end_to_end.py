@@ -1,8 +1,10 @@
 """Each filterbank backbone through every command, on generated audio and a real runs database: train
 (ECAPA_TDNN under torchrun, two gloo ranks), validate (ResNet34 with AS-norm), average, apply with the
 diarization check, export to ONNX (parity) and apply that export in onnxruntime; and a large-margin
-fork of a trained epoch. Each network is trained once for the module (tiny sizes); from then on its
-checkpoints alone describe it: the experiment's config.yml is replaced by a SincTDNN one."""
+fork of a trained epoch. Each network is trained once for the module (tiny sizes), by engine processes;
+from then on its checkpoints alone describe it: the experiment's config.yml is replaced by a SincTDNN one.
+The commands after training and validation run through ``engine.cli.main`` in this process: what a
+process of each adds (its start, its exit status) is the recipe's end-to-end test's."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from engine.training.schedulers import learning_rate
 from engine.validation.params import read_params
 from tests import children
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import engine_env, run_engine, torchrun_argv
+from tests.engine.engine_runner import engine_env, run_engine, run_in_process, torchrun_argv
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 MEETINGS = "Demo.SpeakerDiarization.Meetings"
@@ -77,9 +79,15 @@ def close(got: np.ndarray, expected: np.ndarray) -> bool:
 
 
 def engine_ok(*args: str, on: Trained) -> str:
-    done = run_engine(*args, db=on.db, database=on.database, timeout=600)
+    """``spkemb-engine ARGS`` in this process; what it printed."""
+    done = run_in_process(*args, db=on.db, database=on.database)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def engine_process_ok(*args: str, on: Trained) -> None:
+    done = run_engine(*args, db=on.db, database=on.database, timeout=600)
+    assert done.returncode == 0, done.stderr
 
 
 def _train_and_validate(root: Path, network: str, database: Path) -> Trained:
@@ -93,11 +101,11 @@ def _train_and_validate(root: Path, network: str, database: Path) -> Trained:
                             env=engine_env(db, database), timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     else:
-        engine_ok("train", *TRAIN, str(exp.root), PROTOCOL, on=trained)
+        engine_process_ok("train", *TRAIN, str(exp.root), PROTOCOL, on=trained)
     # from here on, nothing but the checkpoints says what the network is
     exp.config.write_text(TINY_CONFIG)
     norm = ASNORM if network == WITH_ASNORM else []
-    engine_ok("validate", "--poll", "0.2", *norm, str(trn.root), PROTOCOL, on=trained)
+    engine_process_ok("validate", "--poll", "0.2", *norm, str(trn.root), PROTOCOL, on=trained)
     return trained
 
 
@@ -184,8 +192,8 @@ def test_resnet34_exact_path_is_every_window_through_the_network_and_shared_is_r
     plain = embed_plain(model, ArraySignal(x), window_starts(len(x), SR, SR // 2), SR)
     assert np.abs(np.load(out.root / f"{first['uri']}.npy") - plain).max() <= 1e-5
 
-    done = run_engine("apply", "--epoch", "1", "--shared", str(on.val.root), MEETINGS, db=on.db,
-                      database=on.database)
+    done = run_in_process("apply", "--epoch", "1", "--shared", str(on.val.root), MEETINGS, db=on.db,
+                          database=on.database)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert "--shared pools frames of SincTDNN only; ResNet34" in done.stderr and "Traceback" not in done.stderr
 
