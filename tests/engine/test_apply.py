@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,9 @@ from engine.inference.windows import ArraySignal, embed_exact, embed_plain, embe
 from engine.layout import TrainingDir, ValidationDir
 from engine.model import SincTDNN
 from engine.records import ValidationResult
+from tests import children
 from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_engine as engine_process
 from tests.engine.engine_runner import run_in_process
 
 SR = 16000
@@ -110,9 +111,8 @@ def write_model_dir(tmp_path: Path, duration: float) -> Path:
 
 
 def run_engine(*argv: str, database: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}
-    return subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True,
-                          env=env, timeout=300)
+    """An engine process on the test's database (``db_path`` exports it)."""
+    return engine_process(*argv, database=database)
 
 
 @pytest.mark.slow
@@ -151,7 +151,8 @@ MEETINGS = "Demo.SpeakerDiarization.Meetings"
 def test_each_path_of_one_epoch_is_its_own_extraction_and_the_same_settings_replace(
         tmp_path: Path, demo_corpus: Path, db_path: Path):
     """Apply's one slow end-to-end test: one row per window and the metadata of each path (exact,
-    shared, onnxruntime), each its own folder and extraction row; the same settings replace."""
+    shared, onnxruntime), each its own folder and extraction row; the same settings replace. The
+    exact path runs as an engine process, the others through ``engine.cli.main`` here."""
     from engine import Precomputed
     from engine.data.protocols import load_protocol
     from engine.store import open_store
@@ -162,8 +163,9 @@ def test_each_path_of_one_epoch_is_its_own_extraction_and_the_same_settings_repl
     folders = {"exact": "7-step0.25", "shared": "7-shared-step0.5", "onnxruntime": "7-onnxruntime-step0.5"}
     options = {"exact": [], "shared": ["--shared"], "onnxruntime": ["--runtime", "onnxruntime"]}
     for mode in folders:
-        done = run_engine("apply", "--step", str(steps[mode]), "--batch", "16", *options[mode], str(val_dir),
-                          MEETINGS, database=demo_corpus)
+        run = run_engine if mode == "exact" else run_in_process
+        done = run("apply", "--step", str(steps[mode]), "--batch", "16", *options[mode], str(val_dir),
+                   MEETINGS, database=demo_corpus)
         assert done.returncode == 0, done.stderr
         assert "replacing" not in done.stderr
         if mode == "exact":
@@ -209,8 +211,8 @@ def test_each_path_of_one_epoch_is_its_own_extraction_and_the_same_settings_repl
     # (new inodes), and said
     first = apply_root / folders["shared"] / uris[0]
     inode = first.stat().st_ino
-    again = run_engine("apply", "--step", "0.5", "--batch", "16", "--shared", str(val_dir), MEETINGS,
-                       database=demo_corpus)
+    again = run_in_process("apply", "--step", "0.5", "--batch", "16", "--shared", str(val_dir), MEETINGS,
+                           database=demo_corpus)
     assert again.returncode == 0, again.stderr
     assert f"apply: replacing the extraction in {apply_root / folders['shared']}" in again.stderr
     assert first.stat().st_ino != inode and np.allclose(np.load(first), shared, atol=1e-5)
@@ -247,8 +249,8 @@ def test_a_full_disk_during_apply_is_one_line_and_leaves_no_half_written_embeddi
     val_dir = write_model_dir(tmp_path, duration=1.0)
     # the second file's .npy finds the disk full after its first 4 kB (tests/engine/faults.py)
     env = {**engine_env(db_path, demo_corpus), "SPKEMB_FAULT_ENOSPC_AT": "2", "SPKEMB_FAULT_ENOSPC_SUFFIX": ".npy"}
-    done = subprocess.run([sys.executable, "-m", "tests.engine.faults", "apply", "--step", "0.25", str(val_dir),
-                           "Demo.SpeakerDiarization.Meetings"], capture_output=True, text=True, env=env, timeout=300)
+    done = children.run([sys.executable, "-m", "tests.engine.faults", "apply", "--step", "0.25", str(val_dir),
+                         "Demo.SpeakerDiarization.Meetings"], env=env, timeout=300)
     out = val_dir / "apply" / "7-step0.25"  # a step other than the default is named in the folder
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr

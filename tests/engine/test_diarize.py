@@ -164,11 +164,12 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
         # an epoch is its number; names are for averages
         assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None
 
+    # from here on through engine.cli.main in this process: the engine process above was the end-to-end run
     # two collars are two diarizations with their own RTTMs: the first check's are untouched, the
     # second's are in the folder of its settings
     first = {path: path.stat().st_ino for path in out.glob("*.rttm")}
     assert first
-    skip = run_engine("diarize", "--collar", "0.5", "--skip-overlap", str(out), MEETINGS, database=demo_corpus)
+    skip = run_in_process("diarize", "--collar", "0.5", "--skip-overlap", str(out), MEETINGS, database=demo_corpus)
     assert skip.returncode == 0, skip.stderr
     assert "(collar 0.5 s, overlap skipped" in skip.stdout
     assert {path: path.stat().st_ino for path in out.glob("*.rttm")} == first
@@ -185,11 +186,11 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
                 assert load_rttm(f["rttm_path"])[f["uri"]].labels()
 
     # again, standalone, with a collar and the threshold tuned on the development meeting
-    dev = run_engine("apply", "--step", "0.5", "--subset", "development", str(val_dir), MEETINGS,
-                     database=demo_corpus)
+    dev = run_in_process("apply", "--step", "0.5", "--subset", "development", str(val_dir), MEETINGS,
+                         database=demo_corpus)
     assert dev.returncode == 0, dev.stderr
-    again = run_engine("diarize", "--collar", "0.5", "--num-speakers", "tuned", str(out), MEETINGS,
-                       database=demo_corpus)
+    again = run_in_process("diarize", "--collar", "0.5", "--num-speakers", "tuned", str(out), MEETINGS,
+                           database=demo_corpus)
     assert again.returncode == 0, again.stderr
     assert f"tuned on {MEETINGS}.development" in again.stdout
     with open_store(db_path, readonly=True) as store:
