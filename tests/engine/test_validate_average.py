@@ -1,4 +1,6 @@
-"""Averaged weights validated beside the epochs, with AS-norm, then picked and applied by name."""
+"""Averaged weights validated beside the epochs, with AS-norm, then picked and applied by name: the
+commands in turn through ``engine.cli.main`` in this process (the recipe's end-to-end test runs
+them as processes)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from engine.records import Checkpoint
 from engine.store import open_store
 from engine.validation.params import read_params
 from engine.validation.score_files import read_scores, result_from_scores
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_in_process
 from tests.engine.test_average import PROTOCOL, write_epochs
 
 
@@ -31,14 +33,14 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
         store.set_status(train_id, "completed")
     val = trn.validation(PROTOCOL, "test")
 
-    first = run_engine("validate", "--poll", "0.2", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    first = run_in_process("validate", "--poll", "0.2", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
     assert first.returncode == 0, first.stderr
-    done = run_engine("average", "--top", "2", str(val.root), db=db_path)
+    done = run_in_process("average", "--top", "2", str(val.root), db=db_path)
     assert done.returncode == 0, done.stderr
 
     # a second validation with AS-norm: epochs scored again (no AS-norm figures yet), and the average
-    second = run_engine("validate", "--poll", "0.2", "--score-norm", "asnorm", "--cohort-size", "3",
-                        "--cohort-files", "1", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    second = run_in_process("validate", "--poll", "0.2", "--score-norm", "asnorm", "--cohort-size", "3",
+                            "--cohort-files", "1", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
     assert second.returncode == 0, second.stderr
     assert "AS-norm, top 3 of 8 training speakers" in second.stderr
     with open_store(db_path) as store:
@@ -57,15 +59,15 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
     assert avg["eer_asnorm"] == pytest.approx(result_from_scores("avg-top2", is_target, normed).eer)
     assert isinstance(read_params(val).checkpoint, int)  # the automatic choice stays on epochs
 
-    picked = run_engine("pick", "--epoch", "avg-top2", str(val.root), db=db_path)
+    picked = run_in_process("pick", "--epoch", "avg-top2", str(val.root), db=db_path)
     assert picked.returncode == 0, picked.stderr
     assert read_params(val).checkpoint == "avg-top2"
     with open_store(db_path) as store:
         assert store.find_runs(kind="validate")[0]["best_checkpoint"] == "avg-top2"
-    refused = run_engine("pick", "--epoch", "avg-top9", str(val.root), db=db_path)
+    refused = run_in_process("pick", "--epoch", "avg-top9", str(val.root), db=db_path)
     assert refused.returncode == 2 and "avg-top9 has not been validated" in refused.stderr
 
-    applied = run_engine("apply", "--subset", "test", str(val.root), PROTOCOL, db=db_path, database=demo_corpus)
+    applied = run_in_process("apply", "--subset", "test", str(val.root), PROTOCOL, db=db_path, database=demo_corpus)
     assert applied.returncode == 0, applied.stderr
     out = val.extraction("avg-top2")
     assert yaml.safe_load(out.metadata.read_text())["epoch"] == "avg-top2"
