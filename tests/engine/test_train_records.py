@@ -1,4 +1,6 @@
-"""Records that must end right after kills, stops and resumes (real subprocesses and signals)."""
+"""Records that must end right after kills, stops and resumes: a kill is a real engine process's;
+what no signal reaches (a resume, a run whose rows a test took away) runs through
+``engine.cli.main`` in this process."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pytest
 from engine.layout import TrainingDir
 from engine.store import open_store
 from engine.validation.watch import CheckpointWatcher
-from tests.engine.engine_runner import run_engine, start_engine, wait_for
+from tests.engine.engine_runner import run_in_process, start_engine, wait_for
 from tests.engine.test_train import PROTOCOL, make_exp, train_runs, trn_dir
 
 ARGS = ("--parallel", "0", "--device", "cpu", "--log-every", "0")
@@ -19,7 +21,7 @@ ARGS = ("--parallel", "0", "--device", "cpu", "--log-every", "0")
 
 def test_resume_records_checkpoints_whose_row_was_never_written(tmp_path: Path, demo_corpus: Path) -> None:
     exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
-    done = run_engine("train", "--to", "2", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    done = run_in_process("train", "--to", "2", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     weights = trn_dir(exp) / "weights"
     # killed between rename and row, twice; and one of the two files got damaged since
@@ -28,8 +30,8 @@ def test_resume_records_checkpoints_whose_row_was_never_written(tmp_path: Path, 
     conn.close()
     (weights / "0001.pt").write_bytes((weights / "0001.pt").read_bytes()[:1000])
 
-    resumed = run_engine("train", "--resume", "--to", "2", *ARGS, str(exp), PROTOCOL, db=db,
-                         database=demo_corpus)
+    resumed = run_in_process("train", "--resume", "--to", "2", *ARGS, str(exp), PROTOCOL, db=db,
+                             database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 1" in resumed.stderr and str(weights / "0001.pt") in resumed.stderr
     store = open_store(db, readonly=True)
@@ -50,8 +52,8 @@ def test_resume_from_step_0_keeps_the_untrained_checkpoint(tmp_path: Path, demo_
     untrained = trn_dir(exp) / "weights" / "0000.pt"
     before = untrained.stat().st_mtime_ns, untrained.read_bytes()
 
-    resumed = run_engine("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
-                         database=demo_corpus)
+    resumed = run_in_process("train", "--resume", "--to", "1", *ARGS, str(exp), PROTOCOL, db=db,
+                             database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
     assert (untrained.stat().st_mtime_ns, untrained.read_bytes()) == before
     store = open_store(db, readonly=True)
