@@ -27,6 +27,7 @@ from engine.process.checkpoints import load_checkpoint
 from engine.progress import Progress
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER
+from tests import children
 from tests.engine.engine_runner import engine_env, run_engine
 from tests.engine.test_bad_input import copy_corpus
 from tests.engine.test_train import PROTOCOL, make_exp, trn_dir
@@ -40,8 +41,7 @@ def run_faulty(*args: str, db: Path, database: Path | None = None,
         # either, and its error at exit would be the process's; such a process is not measured
         env.pop("COVERAGE_PROCESS_CONFIG", None)
         env.pop("COVERAGE_PROCESS_START", None)
-    return subprocess.run([sys.executable, "-m", "tests.engine.faults", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return children.run([sys.executable, "-m", "tests.engine.faults", *args], env=env, timeout=300)
 
 
 def train_until_disk_full(tmp_path: Path, demo_corpus: Path,
