@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.store import open_store
+from engine.store.liveness import LOST_AFTER, is_alive
 from tests.app.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -133,5 +135,12 @@ async def test_reopen_finds_running_run_and_sigkill_turns_lost(tmp_path: Path, d
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: table.row_count == 1 and str(table.get_row_at(0)[4]) == "running")
         os.kill(int(run["pid"]), signal.SIGKILL)
-        # lost once the heartbeat is three intervals old and the pid is gone
-        await wait_for(pilot, lambda: str(table.get_row_at(0)[4]) == "lost", timeout=120)
+        await wait_for(pilot, lambda: is_alive(run["host"], run["pid"], run["pid_start"]) is False)
+        await pilot.pause(2.0)  # four refreshes: a gone pid alone, with a fresh heartbeat, is not lost
+        assert str(table.get_row_at(0)[4]) == "running"
+        # lost once the heartbeat is three intervals old and the pid is gone: the intervals pass
+        # in the file, as a reader finds them after that long
+        with sqlite3.connect(db_path) as conn:
+            conn.execute("UPDATE runs SET heartbeat_at = heartbeat_at - ?", (LOST_AFTER + 1,))
+        conn.close()
+        await wait_for(pilot, lambda: str(table.get_row_at(0)[4]) == "lost", timeout=60)
