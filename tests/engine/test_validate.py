@@ -152,12 +152,13 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
     scores = {e: ValidationDir(val_dir).score_file(e).read_bytes() for e in (1, 2, 3)}
     results = {r.checkpoint: r.eer for r in results_from_scores(ValidationDir(val_dir))}
     worst = max(results, key=lambda e: (results[e], e))
-    pick = engine("pick", "--epoch", str(worst), str(val_dir), database=demo_corpus)
-    assert pick.wait(timeout=60) == 0
+    # through engine.cli.main in this process: the validation above was the one beside a writer
+    pick = run_in_process("pick", "--epoch", str(worst), str(val_dir), database=demo_corpus)
+    assert pick.returncode == 0, pick.stderr
     stamps = {e: ValidationDir(val_dir).score_file(e).stat().st_mtime_ns for e in (1, 2, 3)}
 
-    second = engine("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
-    _, err = second.communicate(timeout=300)
+    second = run_in_process("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    err = second.stderr
     assert second.returncode == 0, err
     assert err.count("scored before") == 3 and "embedding" not in err
     assert {e: ValidationDir(val_dir).score_file(e).stat().st_mtime_ns for e in (1, 2, 3)} == stamps
@@ -167,8 +168,8 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
         assert sorted(r["epoch"] for r in store.validations(newest["id"])) == [1, 2, 3]
         assert {r["epoch"]: r["eer"] for r in store.validations(newest["id"])} == results
 
-    again = engine("validate", "--rescore", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
-    _, err = again.communicate(timeout=300)
+    again = run_in_process("validate", "--rescore", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    err = again.stderr
     assert again.returncode == 0, err
     assert "scored before" not in err
     # the same network, the same scores
@@ -184,10 +185,10 @@ def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: P
     store = open_store(db_path)
     train = store.find_runs(kind="train")[0]
     store.set_status(train["id"], "running")
-    validate = engine("validate", "--every", "2", "--to", "4", "--poll", "0.2", str(trn_dir), PROTOCOL,
-                      database=demo_corpus)
-    _, err = validate.communicate(timeout=300)
-    assert validate.returncode == 0, err  # stopped because epoch 4 (--to) exists, not because training ended
+    validate = run_in_process("validate", "--every", "2", "--to", "4", "--poll", "0.2", str(trn_dir), PROTOCOL,
+                              database=demo_corpus)
+    # stopped because epoch 4 (--to) exists, not because training ended
+    assert validate.returncode == 0, validate.stderr
     run = store.find_runs(kind="validate")[0]
     rows = sorted(store.validations(run["id"]), key=lambda r: r["time"])
     assert [r["epoch"] for r in rows] == [4, 2]  # newest first; 0-based multiples of --every
