@@ -1,5 +1,6 @@
-"""Real training subprocesses with the recipe's parts: margin ramp, ExponentialDecrease, SpeedPerturb,
-exact resume (of SincTDNN and of a ResNet34 on dithered filterbanks), and forks (--init-from)."""
+"""Training with the recipe's parts: margin ramp, ExponentialDecrease, SpeedPerturb, exact resume after
+a real engine process's SIGTERM (of SincTDNN and of a ResNet34 on dithered filterbanks), and forks
+(--init-from) with their refusals, which run through ``engine.cli.main`` in this process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from engine.process.checkpoints import file_sha256, load_checkpoint
 from engine.store import open_store
 from engine.training.schedulers import learning_rate, margin_at
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine, start_engine, wait_for
+from tests.engine.engine_runner import run_engine, run_in_process, start_engine, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 ARGS = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
@@ -117,15 +118,16 @@ def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path:
 def test_fork_starts_from_the_parents_weights_and_records_its_lineage(tmp_path: Path, demo_corpus: Path) -> None:
     db = tmp_path / "runs.db"
     parent = make_exp(tmp_path, "parent", TINY_CONFIG)
-    done = run_engine("train", "--to", "1", *ARGS, str(parent), PROTOCOL, db=db, database=demo_corpus)
+    # through engine.cli.main in this process: the recipe's end-to-end test forks as a process
+    done = run_in_process("train", "--to", "1", *ARGS, str(parent), PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     source = weights(parent, "0001.pt")
 
     # large-margin fine-tuning: its own config (margin, chunk duration, learning rate), same network
     child = make_exp(tmp_path, "child", TINY_CONFIG.replace("margin: 0.05", "margin: 0.3")
                      .replace("duration: 1.0", "duration: 1.5").replace("learning_rate: 0.01", "learning_rate: 0.001"))
-    done = run_engine("train", "--init-from", str(source), "--init-classifier", "--to", "1", *ARGS, str(child),
-                      PROTOCOL, db=db, database=demo_corpus)
+    done = run_in_process("train", "--init-from", str(source), "--init-classifier", "--to", "1", *ARGS, str(child),
+                          PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     start, theirs = load_checkpoint(weights(child, "0000.pt")), load_checkpoint(source)
     for part in ("model", "loss"):
@@ -143,20 +145,19 @@ def test_fork_starts_from_the_parents_weights_and_records_its_lineage(tmp_path: 
 
     # without --init-classifier a fresh classifier; the network still the parent's
     fresh = make_exp(tmp_path, "fresh", TINY_CONFIG)
-    done = run_engine("train", "--init-from", str(source), "--to", "1", *ARGS, str(fresh), PROTOCOL, db=db,
-                      database=demo_corpus)
+    done = run_in_process("train", "--init-from", str(source), "--to", "1", *ARGS, str(fresh), PROTOCOL, db=db,
+                          database=demo_corpus)
     assert done.returncode == 0, done.stderr
     start = load_checkpoint(weights(fresh, "0000.pt"))
     assert all(torch.equal(start["model"][k], theirs["model"][k]) for k in theirs["model"])
     assert not torch.equal(start["loss"]["weight"], theirs["loss"]["weight"])
 
 
-@pytest.mark.slow
 def test_a_fork_that_cannot_use_the_checkpoint_is_one_clear_error(tmp_path: Path, demo_corpus: Path) -> None:
     db = tmp_path / "runs.db"
     parent = make_exp(tmp_path, "parent", TINY_CONFIG.replace("per_epoch: 0.0002", "per_epoch: 0.0001"))
-    assert run_engine("train", "--to", "1", *ARGS, str(parent), PROTOCOL, db=db,
-                      database=demo_corpus).returncode == 0
+    assert run_in_process("train", "--to", "1", *ARGS, str(parent), PROTOCOL, db=db,
+                          database=demo_corpus).returncode == 0
     source = str(weights(parent, "0001.pt"))
     cases = [  # (config, extra options, words of the message)
         (RECIPE, ["--init-classifier"], ["--init-classifier", "classes", "drop --init-classifier"]),
@@ -165,18 +166,18 @@ def test_a_fork_that_cannot_use_the_checkpoint_is_one_clear_error(tmp_path: Path
     ]
     for i, (text, extra, words) in enumerate(cases):
         exp = make_exp(tmp_path, f"bad{i}", text)
-        done = run_engine("train", "--init-from", source, *extra, "--to", "1", *ARGS, str(exp), PROTOCOL,
-                          db=db, database=demo_corpus)
+        done = run_in_process("train", "--init-from", source, *extra, "--to", "1", *ARGS, str(exp), PROTOCOL,
+                              db=db, database=demo_corpus)
         # the classes are known once the data is indexed: its progress lines come first
         errors = [line for line in done.stderr.splitlines() if "error:" in line]
         assert done.returncode == 2 and len(errors) == 1 and done.stderr.strip().endswith(errors[0]), done.stderr
         assert "Traceback" not in done.stderr and all(w in errors[0] for w in words), done.stderr
         assert not (exp / "train" / f"{PROTOCOL}.train" / "weights").exists()
-    missing = run_engine("train", "--init-from", str(tmp_path / "nope.pt"), "--to", "1", *ARGS,
-                         str(make_exp(tmp_path, "m", TINY_CONFIG)), PROTOCOL, db=db, database=demo_corpus)
+    missing = run_in_process("train", "--init-from", str(tmp_path / "nope.pt"), "--to", "1", *ARGS,
+                             str(make_exp(tmp_path, "m", TINY_CONFIG)), PROTOCOL, db=db, database=demo_corpus)
     assert missing.returncode == 2 and "nope.pt does not exist" in missing.stderr
-    alone = run_engine("train", "--init-classifier", "--to", "1", *ARGS, str(make_exp(tmp_path, "a", TINY_CONFIG)),
-                       PROTOCOL, db=db, database=demo_corpus)
+    alone = run_in_process("train", "--init-classifier", "--to", "1", *ARGS,
+                           str(make_exp(tmp_path, "a", TINY_CONFIG)), PROTOCOL, db=db, database=demo_corpus)
     assert alone.returncode == 2 and "--init-classifier needs --init-from" in alone.stderr
     # a run is recorded from its start (indexing): the one refused after indexing is `failed`, with the line
     assert sorted((r["name"], r["status"]) for r in train_runs(db)) == [("bad0", "failed"), ("parent", "completed")]
