@@ -17,7 +17,7 @@ from engine.store.db import connect
 from engine.store.migrations import known_migrations, migrate
 from engine.store.runs import Store
 from engine.store.typed_reads import run_of
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_in_process
 from tests.engine.test_runs_cli import engine
 from tests.engine.test_train import PROTOCOL, make_exp
 
@@ -176,12 +176,11 @@ def test_a_bad_label_is_refused_by_the_store(tmp_path: Path) -> None:
         assert len(store.runs()) == 1
 
 
-@pytest.mark.slow
 def test_train_records_its_seed_group_tags_and_note(tmp_path: Path, demo_corpus: Path) -> None:
-    exp, db = make_exp(tmp_path, "exp", per_epoch=0.001), tmp_path / "runs.db"
-    done = run_engine("train", "--to", "1", "--parallel", "0", "--device", "cpu", "--seed", "5", "--group", "demo-lm",
-                      "--tag", "smoke", "--tag", "cpu", "--note", "one epoch", str(exp), PROTOCOL, db=db,
-                      database=demo_corpus)
+    exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
+    done = run_in_process("train", "--to", "1", "--parallel", "0", "--device", "cpu", "--seed", "5",
+                          "--group", "demo-lm", "--tag", "smoke", "--tag", "cpu", "--note", "one epoch", str(exp),
+                          PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     with open_store(db, readonly=True) as store:
         (run,) = store.runs(kind="train", group="demo-lm", tag="smoke")
