@@ -16,7 +16,7 @@ from engine.process.checkpoints import file_sha256, load_checkpoint
 from engine.store import open_store
 from engine.training.schedulers import learning_rate, margin_at
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine, run_in_process, start_engine, wait_for
+from tests.engine.engine_runner import run_in_process, start_engine, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 ARGS = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
@@ -72,7 +72,9 @@ def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path:
     text = NETWORKS[network]
     assert "margin_scheduler" in text and "SpeedPerturb" in text and "ExponentialDecrease" in text
     whole, db_whole = make_exp(tmp_path, "whole", text), tmp_path / "whole.db"
-    done = run_engine("train", "--to", "3", *ARGS, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
+    # the uninterrupted run and the resume through engine.cli.main in this process; the stop is a real
+    # engine process's
+    done = run_in_process("train", "--to", "3", *ARGS, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
     assert done.returncode == 0, done.stderr
 
     cut, db_cut = make_exp(tmp_path, "cut", text), tmp_path / "cut.db"
@@ -84,8 +86,8 @@ def test_recipe_run_resumed_after_sigterm_equals_the_uninterrupted_one(tmp_path:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 0, (tmp_path / "cut.log").read_text()
     assert open_store(db_cut, readonly=True).runs(kind="train")[0]["status"] == "stopped"
-    resumed = run_engine("train", "--resume", "--to", "3", *ARGS, str(cut), PROTOCOL, db=db_cut,
-                         database=demo_corpus)
+    resumed = run_in_process("train", "--resume", "--to", "3", *ARGS, str(cut), PROTOCOL, db=db_cut,
+                             database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
 
     def steps(db: Path) -> list[dict]:

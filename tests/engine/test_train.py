@@ -73,10 +73,12 @@ def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
     completed epoch refused. (A SIGTERM to the group of a run with loader workers: test_group_stop.py.)"""
     args = ["--parallel", "0", "--device", "cpu", "--seed", "3", "--log-every", "0"]
     whole, db_whole = make_exp(tmp_path, "whole", per_epoch=0.001), tmp_path / "whole.db"
-    done = run_engine("train", "--to", "2", *args, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
+    # the uninterrupted run, the refusal and the resume through engine.cli.main in this process; the
+    # stop is a real engine process's
+    done = run_in_process("train", "--to", "2", *args, str(whole), PROTOCOL, db=db_whole, database=demo_corpus)
     assert done.returncode == 0, done.stderr
-    refused = run_engine("train", "--resume", "--to", "1", *args, str(whole), PROTOCOL, db=db_whole,
-                         database=demo_corpus)
+    refused = run_in_process("train", "--resume", "--to", "1", *args, str(whole), PROTOCOL, db=db_whole,
+                             database=demo_corpus)
     line = one_line_error(refused, "train")
     assert "--to 1 is below" in line and "epoch 2 completed" in line and "--to 2 or more" in line, line
     (run,) = open_store(db_whole, readonly=True).runs(kind="train")
@@ -98,8 +100,8 @@ def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
     assert not list((trn_dir(cut) / "weights").glob(".tmp-*"))
 
     monkeypatch.delenv("SLURM_JOB_ID")
-    resumed = run_engine("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
-                         database=demo_corpus)
+    resumed = run_in_process("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
+                             database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
     run = store.run(stopped["id"])
     assert run["status"] == "completed" and run["reason"] is None and run["epoch"] == 2
