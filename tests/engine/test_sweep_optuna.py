@@ -12,7 +12,7 @@ from engine.store import open_store
 from engine.sweeps.study import ask_next, open_study, optuna_prune, trial_ended, wants_trials
 from engine.sweeps.trials import plan_of
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine, start_engine
+from tests.engine.engine_runner import run_in_process, start_engine
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 SPACE = """task.params.margin: {low: 0.1, high: 0.4}
@@ -35,8 +35,8 @@ def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_prun
     base.mkdir()
     (base / "config.yml").write_text(TINY_CONFIG)
     (tmp_path / "space.yml").write_text(SPACE)
-    done = run_engine("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--slots", "cpu*2",
-                      "--epochs", "3", "--no-queue", "--name", "opt", str(base), PROTOCOL, db=db_path, timeout=120)
+    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--slots", "cpu*2",
+                          "--epochs", "3", "--no-queue", "--name", "opt", str(base), PROTOCOL, db=db_path)
     assert done.returncode == 0, done.stderr
     store = open_store(db_path)
     (sweep,) = store.sweeps()
@@ -80,9 +80,10 @@ def test_the_queue_asks_the_study_for_each_trial_and_tells_it_each_end(tmp_path:
     base.mkdir()
     (base / "config.yml").write_text(TINY_CONFIG)
     (tmp_path / "space.yml").write_text("task.params.margin: {low: 0.1, high: 0.4}\n")
-    done = run_engine("sweep", "--optuna", "3", "--space", str(tmp_path / "space.yml"), "--slots", "cpu",
-                      "--epochs", "1", "--parallel", "0", "--prune", "none", "--no-queue", "--name", "opt",
-                      "--database", str(demo_corpus), str(base), PROTOCOL, db=db_path, timeout=120)
+    # the sweep is recorded in this process (--no-queue); its trials run in the queue's engine processes
+    done = run_in_process("sweep", "--optuna", "3", "--space", str(tmp_path / "space.yml"), "--slots", "cpu",
+                          "--epochs", "1", "--parallel", "0", "--prune", "none", "--no-queue", "--name", "opt",
+                          "--database", str(demo_corpus), str(base), PROTOCOL, db=db_path)
     assert done.returncode == 0, done.stderr
     queue = start_engine("queue", "--poll", "0.3", "--idle-exit", "1", db=db_path, log=tmp_path / "queue.log")
     assert queue.wait(timeout=900) == 0, (tmp_path / "queue.log").read_text()

@@ -10,7 +10,7 @@ import pytest
 from engine.records import ValidationResult
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine, start_engine, wait_for
+from tests.engine.engine_runner import run_in_process, start_engine, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -34,9 +34,10 @@ def test_a_trial_behind_the_median_is_stopped_with_its_reason_and_its_slot_goes_
     base = tmp_path / "base"
     base.mkdir()
     (base / "config.yml").write_text(TINY_CONFIG)
-    done = run_engine("sweep", "--set", "task.params.margin=0.1,0.15,0.2,0.25", "--slots", "cpu", "--epochs", "50",
-                      "--parallel", "0", "--no-queue", "--database", str(demo_corpus), str(base), PROTOCOL,
-                      db=db_path, timeout=120)
+    # the sweep is recorded in this process (--no-queue); its trials run in the queue's engine processes
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.15,0.2,0.25", "--slots", "cpu",
+                          "--epochs", "50", "--parallel", "0", "--no-queue", "--database", str(demo_corpus),
+                          str(base), PROTOCOL, db=db_path)
     assert done.returncode == 0, done.stderr
     store = open_store(db_path)
     (sweep,) = store.sweeps()
