@@ -146,7 +146,7 @@ def one_line(message: str) -> str:
 
 
 def _without_notebook_display() -> None:
-    """Spare the command pyannote.core's Jupyter display, and the 0.6 s it costs at import.
+    """Spare the command pyannote.core's Jupyter display, and the 0.3 s it costs at import.
 
     pyannote.core imports its ``notebook`` module with itself, which imports matplotlib.pyplot to
     draw annotations in Jupyter; it skips the module when the import fails. A command never draws
