@@ -134,7 +134,7 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
     """The extraction panel's one slow end-to-end test: extract with the diarization check (two paths),
     see each DER, diarize again with another collar, pick another epoch and see them stale, then open
     the DET view of an epoch. The Done-when of "extractions are immutable and self-describing"."""
-    from tests.engine.test_apply import run_engine
+    from tests.engine.engine_runner import run_engine
 
     train = two_epochs(tmp_path, db_path)
     app = make(tmp_path, db=db_path, database=demo_corpus, refresh_interval=0.5)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,8 +18,7 @@ from engine.model import SincTDNN
 from engine.records import ValidationResult
 from tests import children
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_engine as engine_process
-from tests.engine.engine_runner import run_in_process
+from tests.engine.engine_runner import run_engine, run_in_process
 
 SR = 16000
 
@@ -108,11 +106,6 @@ def write_model_dir(tmp_path: Path, duration: float) -> Path:
     val_dir = trn_dir / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test"
     write_params(ValidationDir(val_dir), ValidationResult(epoch=7, eer=0.2))
     return val_dir
-
-
-def run_engine(*argv: str, database: Path) -> subprocess.CompletedProcess:
-    """An engine process on the test's database (``db_path`` exports it)."""
-    return engine_process(*argv, database=database)
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ from pyannote.metrics.diarization import DiarizationErrorRate
 from engine.extraction.clustering import build_tree
 from engine.extraction.diarize import DerSettings, prepare, score, tune_threshold
 from engine.store import open_store
-from tests.engine.engine_runner import run_in_process
-from tests.engine.test_apply import run_engine, write_model_dir
+from tests.engine.engine_runner import run_engine, run_in_process
+from tests.engine.test_apply import write_model_dir
 
 MEETINGS = "Demo.SpeakerDiarization.Meetings"
 WINDOW = SlidingWindow(start=0.0, duration=1.0, step=0.5)
