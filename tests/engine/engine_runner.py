@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.process.stopping import STOP_SIGNALS
 from tests import children
 
 
@@ -80,6 +82,9 @@ def run_in_process(*args: str, db: Path | None = None, database: Path | None = N
     if database is not None:
         extra["PYANNOTE_DATABASE_CONFIG"] = str(database)
     saved = {name: os.environ.get(name) for name in extra}
+    # a command that stops on a signal installs its handlers; one refused before its run ended
+    # leaves them installed, which in this process would swallow the next SIGTERM or Ctrl-C
+    handlers = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     out, err = io.StringIO(), io.StringIO()
     os.environ.update(extra)
     try:
@@ -92,6 +97,8 @@ def run_in_process(*args: str, db: Path | None = None, database: Path | None = N
                 traceback.print_exc()
                 code = 1
     finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
