@@ -34,7 +34,7 @@ PROTOCOL = "Demo.SpeakerVerification.Voices"
 #: the demo config at the size of the test suite's: a few steps, so that the start is what is timed
 TINY = {"embedding_dim: 128": "embedding_dim: 32", "hidden_dim: 256": "hidden_dim: 64",
         "per_epoch: 0.02": "per_epoch: 0.0002", "per_fold: 16": "per_fold: 4"}
-BASELINE = ("import sys, pyannote.core\nfrom engine.cli import main\nsys.exit(main(sys.argv[1:]))",)
+BASELINE = "import sys, pyannote.core\nfrom engine.cli import main\nsys.exit(main(sys.argv[1:]))"
 
 
 def tiny_config() -> str:
@@ -66,7 +66,7 @@ def main() -> None:
         ExperimentDir(exp).config.write_text(tiny_config())
         env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database), "SPKEMB_DB": str(root / "runs.db"),
                "SPKEMB_CACHE": str(root / "cache"), "OMP_NUM_THREADS": "1"}
-        commands = {"engine": [sys.executable, "-m", "engine"], "baseline": [sys.executable, "-c", *BASELINE]}
+        commands = {"engine": [sys.executable, "-m", "engine"], "baseline": [sys.executable, "-c", BASELINE]}
         timed(commands["engine"], exp, env)  # builds the training index that every timed run loads
         times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.repeat):
