@@ -15,6 +15,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -216,3 +217,9 @@ def run(argv: Sequence[str], *, timeout: float, env: dict[str, str] | None = Non
             raise AssertionError(f"timed out after {timeout} s, killed with its children: {' '.join(argv)}\n"
                                  f"{(err or '')[-3000:]}") from None
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+def dead_pid() -> int:
+    """The pid of a process that has just ended: one no process of this machine holds now."""
+    done = run([sys.executable, "-c", "import os; print(os.getpid())"], timeout=60)
+    return int(done.stdout)

@@ -18,11 +18,12 @@ import ast
 import functools
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import children
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,11 @@ TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "engine.validation.metrics", "engine.extraction.precomputed",
               "engine.compare.pivot", "engine.compare.report", "app",
               "app.app", "engine.sweeps.queue", "engine.sweeps.sweep",
-              "app.launching.commands", "app.launching.children", "app.screens.run_detail")
+              "app.launching.commands", "app.launching.children", "app.screens.run_detail",
+              "engine.store.runs_listing", "engine.store.events", "app.screens.runs", "app.screens.configs",
+              "app.screens.launch", "app.screens.compare", "app.screens.query", "app.screens.det",
+              "app.widgets.det_plots", "engine.data.protocols", "engine.data.speech_regions", "engine.data.audio",
+              "engine.data.audio_checks")
 
 
 def _modules() -> list[Path]:
@@ -116,8 +121,8 @@ for name in sys.argv[1:]:
 @functools.cache
 def _torch_after_importing() -> dict[str, bool]:
     """One interpreter for the whole list instead of one per module (each start costs a second)."""
-    done = subprocess.run([sys.executable, "-c", _IMPORT_IN_TURN, *TORCH_FREE], capture_output=True, text=True,
-                          cwd=ROOT, check=True)
+    done = children.run([sys.executable, "-c", _IMPORT_IN_TURN, *TORCH_FREE], cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
     return dict(json.loads(line) for line in done.stdout.splitlines())
 
 
@@ -126,7 +131,8 @@ def test_torch_free_layers_import_no_torch(module):
     answers = _torch_after_importing()
     if module not in answers:  # after a module that brought torch: asked in an interpreter of its own
         code = f"import sys, {module}; print('torch' in sys.modules)"
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+        done = children.run([sys.executable, "-c", code], cwd=ROOT, timeout=120)
+        assert done.returncode == 0, done.stderr
         answers = {module: done.stdout.strip() == "True"}
     assert answers[module] is False, f"{module} imports torch"
 

@@ -7,12 +7,13 @@ import argparse
 import importlib.util
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests import children
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -109,7 +110,7 @@ def test_generation_imports_no_torch() -> None:
             f"spec = importlib.util.spec_from_file_location('h', {str(ROOT / 'docs' / 'hooks.py')!r}); "
             "h = importlib.util.module_from_spec(spec); spec.loader.exec_module(h); "
             "[f() for f in h.GENERATORS.values()]; print('torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    done = children.run([sys.executable, "-c", code], timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
 
@@ -143,7 +144,7 @@ def test_every_docs_page_is_in_the_nav() -> None:
 
 
 def test_no_file_cites_a_document_outside_the_repository() -> None:
-    files = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT, timeout=60).stdout.split()
+    files = children.run(["git", "ls-files"], cwd=ROOT, timeout=60).stdout.split()
     me = Path(__file__).resolve()
     citing = []
     for name in files:
@@ -159,9 +160,8 @@ def test_no_file_cites_a_document_outside_the_repository() -> None:
 def test_site_builds_strict(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = children.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                        timeout=300, cwd=ROOT, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert done.returncode == 0, done.stderr[-4000:]
     cli = (tmp_path / "site" / "cli" / "index.html").read_text(encoding="utf-8")
     assert "--init-classifier" in cli and "generated: cli" not in cli

@@ -46,3 +46,24 @@ def test_a_test_that_leaves_a_process_behind_fails_naming_it(tmp_path: Path) -> 
     left = [p for p in children.processes().values() if p.alive and p.command in (f"sleep {child}",
                                                                                    f"sleep {orphan}")]
     assert not left
+
+
+#: the calls that start a process; in the tests, only ``tests.children`` makes them
+_STARTS = {("subprocess", name) for name in ("run", "Popen", "call", "check_call", "check_output")} | {
+    ("os", "system"), ("os", "popen"), ("asyncio", "create_subprocess_exec"), ("asyncio", "create_subprocess_shell")}
+
+
+def test_every_child_of_a_test_starts_through_tests_children() -> None:
+    """A child started by hand has no session of its own, no timeout that kills its tree, and
+    outlives a killed pytest: ``tests.children`` (run, spawn, started) gives it all three."""
+    import ast
+
+    found = []
+    for path in sorted((REPO / "tests").rglob("*.py")):
+        if path == REPO / "tests" / "children.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and (node.func.value.id, node.func.attr) in _STARTS):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}: {ast.unparse(node.func)}")
+    assert not found, "start these through tests.children (run, spawn or started):\n" + "\n".join(found)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,16 +12,7 @@ from app.data.gpus import parse_nvidia_smi
 from app.data.workspace import resolve_workspace
 from app.launching import commands
 from app.launching.children import Launcher
-
-
-def test_app_never_imports_torch() -> None:
-    code = ("import sys, app, app.app, app.screens.runs, app.screens.run_detail, app.screens.configs, "
-            "app.screens.launch, app.screens.compare, app.screens.query, app.screens.det, app.widgets.det_plots, "
-            "engine.store; "
-            "print('torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2])
-    assert out.stdout.strip() == "False"
+from tests import children
 
 
 def test_nvidia_smi_lines_become_devices() -> None:
@@ -88,8 +78,7 @@ def test_paths_that_cannot_work_are_refused_before_the_screen_is_taken(tmp_path:
              (["--db", str(tmp_path)], "is a folder"),
              (["--database", str(tmp_path / "none.yml")], "does not exist")]
     for argv, message in cases:
-        out = subprocess.run([sys.executable, "-m", "app", *argv], capture_output=True, text=True, timeout=60,
-                             cwd=Path(__file__).resolve().parents[2], stdin=subprocess.DEVNULL)
+        out = children.run([sys.executable, "-m", "app", *argv], timeout=60, cwd=Path(__file__).resolve().parents[2])
         assert out.returncode == 2, argv
         assert message in out.stderr and argv[1] in out.stderr
         assert "\x1b[" not in out.stdout  # nothing was drawn

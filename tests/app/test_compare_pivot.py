@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from textual.widgets import DataTable
 from app.screens.compare import SHOWN_COLUMNS as COLUMNS
 from engine.records import ValidationResult
 from engine.store import open_store
+from tests import children
 from tests.app.conftest import compare_runs, make, wait_for
 from tests.engine.report_db import TRIALS, make_compared
 
@@ -96,5 +96,5 @@ async def test_g_and_r_in_compare_write_the_report_of_the_compared_groups(compar
 def test_the_tui_imports_no_matplotlib() -> None:
     code = ("import sys, app.app, app.screens.compare, engine.compare.pivot, engine.compare.report; "
             "print('matplotlib' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert done.stdout.strip() == "False"
+    done = children.run([sys.executable, "-c", code], timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr

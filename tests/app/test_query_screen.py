@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from app.screens.query import QueryScreen
+from tests import children
 from tests.app.conftest import make, wait_for
 
 #: a query that never ends on its own
@@ -93,16 +92,10 @@ asyncio.run(main())
 def test_quitting_while_a_query_runs_ends_the_app(workspace: Path) -> None:
     # in a child process: an app whose exit waits for the query's thread would hang this one
     env = dict(os.environ, TZ="UTC", TEXTUAL_ANIMATIONS="none")
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(workspace)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True,
-                             cwd=Path(__file__).resolve().parents[2])
-    try:
-        out, err = child.communicate(timeout=120)  # a guard against a hang, not a measure of speed
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.communicate()
-        pytest.fail("the app did not end within 120 s of ctrl+q while a query ran")
-    assert child.returncode == 0 and out.strip() == "quit", err
+    # the timeout guards against a hang (the test then fails, the app killed); it measures no speed
+    done = children.run([sys.executable, "-c", _CHILD, str(workspace)], env=env, timeout=120,
+                        cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout.strip() == "quit", done.stderr
 
 
 def test_the_time_limit_is_an_option_of_spkemb_tui(capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
+from tests import children
 from tests.app.conftest import make, open_run, wait_for
 
 
@@ -89,18 +90,14 @@ async def test_corrupt_database_is_reported_and_left_alone(tmp_path: Path, monke
 
 
 async def test_dead_process_turns_lost(workspace: Path) -> None:
-    import subprocess
-    import sys
-
     from engine.store import open_store
 
-    proc = subprocess.Popen([sys.executable, "-c", "pass"])
-    proc.wait()
+    dead = children.dead_pid()
     with open_store(workspace / "runs.db") as store:
         run = store.create_run(kind="train", exp_dir=workspace, out_dir=workspace / "t", protocol="P",
                                subset="train", config={}, command=["x"], device="cpu", name="ghost")
     conn = __import__("sqlite3").connect(workspace / "runs.db")
-    conn.execute("UPDATE runs SET pid = ?, heartbeat_at = heartbeat_at - 600 WHERE id = ?", (proc.pid, run))
+    conn.execute("UPDATE runs SET pid = ?, heartbeat_at = heartbeat_at - 600 WHERE id = ?", (dead, run))
     conn.commit()
     conn.close()
     app = make(workspace)

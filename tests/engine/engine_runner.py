@@ -65,14 +65,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120, what: str = 
 
 
 def run_in_process(*args: str, db: Path | None = None, database: Path | None = None,
-                   env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+                   env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """``spkemb-engine ARGS`` through ``engine.cli.main`` in this process, as ``run_engine`` reports it.
 
     For the tests of what a command answers to a request (a refusal, an error line, a small result):
     a subprocess each would spend seconds importing torch. What a subprocess alone shows (signals,
     the exit of the process, loader workers, one end-to-end per command) stays with ``run_engine``.
     An exception escaping ``main`` is what a user would see as a traceback: it is put on stderr
-    with exit status 1, as Python does.
+    with exit status 1, as Python does. ``cwd``: the working folder for the call (this process's is
+    put back after it).
     """
     from engine.cli import main
 
@@ -88,7 +89,7 @@ def run_in_process(*args: str, db: Path | None = None, database: Path | None = N
     out, err = io.StringIO(), io.StringIO()
     os.environ.update(extra)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = main(list(args))
             except SystemExit as e:

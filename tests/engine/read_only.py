@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from tests import children
+
 
 def files(folder: Path) -> dict[str, int]:
     return {p.name: p.stat().st_size for p in sorted(folder.iterdir())}
 
 
 def _mount(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["mount", *args], capture_output=True, text=True, timeout=30)
+    return children.run(["mount", *args], timeout=30)
 
 
 class Media:
@@ -47,7 +49,7 @@ def media(tmp_path: Path) -> Iterator[Media]:
     try:
         yield Media(folder)
     finally:
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True, timeout=30)
+        children.run(["umount", "-l", str(folder)], timeout=30)
 
 
 @pytest.fixture
@@ -72,7 +74,7 @@ def unwritable(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
 
     yield make
     for target in reversed(mounted):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+        children.run(["umount", "-l", str(target)], timeout=30)
     for p in [tmp_path, *tmp_path.rglob("*")]:
         if p.is_dir() and not os.access(p, os.W_OK):
             p.chmod(0o755)

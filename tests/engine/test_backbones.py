@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from engine.errors import ConfigError
 from engine.model import FbankNetwork, build_loss, build_model
 from engine.model.fbank import Fbank
 from engine.model.summary import count_parameters
+from tests import children
 
 TASK = "task: {name: AdditiveAngularMarginLoss}\n"
 FBANK = ("feature_extraction: {name: Fbank, params: {num_mel_bins: 80, frame_length: 25, frame_shift: 10, "
@@ -154,8 +154,8 @@ def test_model_summary_of_each_backbone_template_at_full_size(name: str, tmp_pat
     assert full.task.duration == 2.0 and full.task.per_fold == 256 and full.task.s == 32
     assert count_parameters(build_model(small)) < TEMPLATE_COUNTS[name] / 3  # CPU-sized
     (tmp_path / "config.yml").write_text(full_size(text))
-    done = subprocess.run([sys.executable, "-m", "engine", "model-summary", str(tmp_path)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "COLUMNS": "160"})
+    done = children.run([sys.executable, "-m", "engine", "model-summary", str(tmp_path)], timeout=300,
+                        env={**os.environ, "COLUMNS": "160"})
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == f"parameters: {TEMPLATE_COUNTS[name]}"

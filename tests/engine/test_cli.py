@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def test_top_level_help_lists_every_command() -> None:
 
 def test_spkemb_engine_script_is_installed() -> None:
     script = Path(sys.executable).with_name("spkemb-engine")
-    done = subprocess.run([str(script), "--help"], capture_output=True, text=True)
+    done = children.run([str(script), "--help"], timeout=60)
     assert done.returncode == 0 and "train" in done.stdout
 
 
@@ -55,7 +54,8 @@ def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
     assert "srun --kill-on-bad-exit=1 torchrun" in script and "--nproc_per_node=4" in script
     assert "-m engine train" in script and "--to 250" in script
     assert "scontrol requeue" in script
-    assert subprocess.run(["bash", "-n", str(out)]).returncode == 0
+    checked = children.run(["bash", "-n", str(out)], timeout=60)
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_sbatch_without_config_names_the_file(tmp_path: Path) -> None:

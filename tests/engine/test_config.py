@@ -5,9 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from engine.config import (
     validate_field,
 )
 from engine.errors import ConfigError
+from tests.engine.engine_runner import run_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -283,9 +282,7 @@ def test_field_specs_cover_every_resolved_key_and_validate_like_the_parser() -> 
 
 
 def _engine(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return run_engine(*args, timeout=120)
 
 
 def test_cli_config_check_prints_resolved_config(tmp_path: Path) -> None:
@@ -312,8 +309,3 @@ def test_cli_config_check_rejects_bad_config_with_exit_2(tmp_path: Path) -> None
     assert missing.returncode == 2 and "nope.yml: no such file" in missing.stderr
 
 
-def test_config_module_does_not_import_torch() -> None:
-    code = "import sys, engine.config; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
-    assert done.stdout.strip() == "False", done.stderr

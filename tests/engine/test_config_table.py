@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from engine.config import (
     template_text,
 )
 from engine.config.specs import AS_DEFAULT, COMPONENTS, FBANK_BACKBONES, Component, Param, reference_component
+from tests import children
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = {"architecture": {"name": "SincTDNN"}, "task": {"name": "AdditiveAngularMarginLoss"}}
@@ -168,7 +168,7 @@ except ConfigError as e:
 
 
 def test_a_new_parameter_is_one_new_row() -> None:
-    done = subprocess.run([sys.executable, "-c", NEW_ROW], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    done = children.run([sys.executable, "-c", NEW_ROW], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                        timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "c.yml:3: optimizer.params.dampening: must be at least 0, got -1"

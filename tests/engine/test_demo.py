@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,8 @@ from engine.demo import PROTOCOLS, make_demo_corpus, make_demo_workspace
 from engine.demo.layout import plan
 from engine.demo.workspace import TEMPLATE
 from engine.errors import SpkembError
+from tests import children
+from tests.engine.engine_runner import run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -167,8 +168,8 @@ def test_a_hand_feature_tells_speakers_apart_but_not_perfectly(demo_corpus: Path
 
 def test_cli_writes_a_corpus_and_refuses_a_foreign_folder(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
-    done = subprocess.run([sys.executable, "-m", "engine", "demo-data", str(out), "--speakers", "12"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = children.run([sys.executable, "-m", "engine", "demo-data", str(out), "--speakers", "12"], cwd=REPO,
+                        timeout=300)
     assert done.returncode == 0, done.stderr
     assert (out / "database.yml").is_file()
     assert str(out / "database.yml") in done.stderr
@@ -177,8 +178,7 @@ def test_cli_writes_a_corpus_and_refuses_a_foreign_folder(tmp_path: Path) -> Non
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
-    refused = subprocess.run([sys.executable, "-m", "engine", "demo-data", str(foreign)],
-                             cwd=REPO, capture_output=True, text=True, timeout=60)
+    refused = run_in_process("demo-data", str(foreign))
     assert refused.returncode == 2
     assert "not empty" in refused.stderr and str(foreign) in refused.stderr
     assert (foreign / "thesis.tex").read_text() == "precious"

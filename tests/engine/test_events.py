@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,8 @@ import pytest
 from engine.errors import StoreError
 from engine.records import AsNormFigures, Checkpoint, EpochSummary, Extraction, ValidationResult, as_args
 from engine.store import EventWriter, Store, import_events, open_store, open_writer
+from tests import children
+from tests.engine.engine_runner import run_in_process
 
 
 def write_training(writer, trn_dir: Path, epochs: range) -> int:
@@ -116,15 +117,14 @@ def test_import_command(tmp_path: Path) -> None:
         write_training(writer, trn_dir, range(1, 2))
     db = tmp_path / "local/runs.db"
     cmd = [sys.executable, "-m", "engine", "import", str(tmp_path / "exp"), "--db", str(db)]
-    first = subprocess.run(cmd, capture_output=True, text=True)
+    first = children.run(cmd, timeout=120)
     assert first.returncode == 0, first.stderr
     assert "new records, 1 runs updated" in first.stdout
-    again = subprocess.run(cmd, capture_output=True, text=True)
+    again = run_in_process(*cmd[3:])
     assert again.returncode == 0 and "0 new records, 0 runs updated" in again.stdout
     with open_store(db) as store:
         assert len(store.runs()) == 1
-    missing = subprocess.run([sys.executable, "-m", "engine", "import", str(tmp_path / "nope"),
-                              "--db", str(db)], capture_output=True, text=True)
+    missing = run_in_process("import", str(tmp_path / "nope"), "--db", str(db))
     assert missing.returncode == 2 and "no such event file or folder" in missing.stderr
 
 

@@ -3,9 +3,6 @@ and drive extraction through onnxruntime."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +24,7 @@ from engine.process.checkpoints import file_sha256, save_checkpoint
 from engine.records import ValidationResult
 from engine.validation.params import write_params
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_in_process
+from tests.engine.engine_runner import run_engine, run_in_process
 
 SR = 16000
 
@@ -59,14 +56,6 @@ def write_val_dir(tmp_path: Path, *, embedding_norms: bool = False) -> Path:
 
 def checkpoint_of(val_dir: Path) -> Path:
     return val_dir.parent.parent / "weights" / "0007.pt"
-
-
-def run_engine(*argv: str, database: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    if database is not None:
-        env["PYANNOTE_DATABASE_CONFIG"] = str(database)
-    return subprocess.run([sys.executable, "-m", "engine", *argv], capture_output=True, text=True, env=env,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("embedding_norms", [False, True])
@@ -186,12 +175,13 @@ def test_apply_refuses_a_model_exported_from_another_checkpoint(tmp_path: Path, 
 def test_apply_through_onnxruntime_equals_the_torch_extraction(tmp_path: Path, demo_corpus: Path,
                                                                db_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)
-    done = run_engine("apply", "--step", "0.5", str(val_dir), "Demo.SpeakerDiarization.Meetings",
-                      database=demo_corpus)
+    # in-process: apply's end-to-end test runs it as a process
+    done = run_in_process("apply", "--step", "0.5", str(val_dir), "Demo.SpeakerDiarization.Meetings",
+                          database=demo_corpus)
     assert done.returncode == 0, done.stderr
     torch_rows = {p.name: np.load(p) for p in (val_dir / "apply" / "7-step0.5").glob("*.npy")}
-    done = run_engine("apply", "--step", "0.5", "--runtime", "onnxruntime", str(val_dir),
-                      "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
+    done = run_in_process("apply", "--step", "0.5", "--runtime", "onnxruntime", str(val_dir),
+                          "Demo.SpeakerDiarization.Meetings", database=demo_corpus)
     assert done.returncode == 0, done.stderr
     assert "(onnxruntime, cpu (onnxruntime))" in done.stderr
     # its own folder: the torch extraction beside it is kept

@@ -9,6 +9,7 @@ from engine.layout import ValidationDir
 from engine.records import Extraction, ValidationResult
 from engine.store import open_store
 from engine.validation.params import write_params
+from tests import children
 from tests.engine.engine_runner import run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -110,7 +111,6 @@ def test_event_files_carry_lineage_and_der(tmp_path: Path) -> None:
 
 def test_stale_table_keeps_each_extraction_on_one_line_at_80_columns(tmp_path: Path, db_path: Path) -> None:
     import os
-    import subprocess
     import sys
 
     deep = tmp_path / "a-rather-long-experiment-folder-name" / "and-another-level-of-folders"
@@ -118,8 +118,8 @@ def test_stale_table_keeps_each_extraction_on_one_line_at_80_columns(tmp_path: P
     extracted(db_path, val_dir, val, epoch=2)
     assert run_in_process("pick", "--epoch", "3", str(val_dir), "--db", str(db_path)).returncode == 0
     env = dict(os.environ, COLUMNS="80")
-    done = subprocess.run([sys.executable, "-m", "engine", "runs", "--stale", "--db", str(db_path)],
-                          capture_output=True, text=True, env=env)
+    done = children.run([sys.executable, "-m", "engine", "runs", "--stale", "--db", str(db_path)], env=env,
+                        timeout=120)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines), lines

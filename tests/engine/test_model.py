@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from engine.model import SincTDNN, build_model
 from engine.model.sincnet import SincConv1d, hz_to_mel
 from engine.model.summary import count_parameters, layer_rows
 from tests.conftest import TINY_CONFIG
-from tests.engine.engine_runner import run_in_process
+from tests.engine.engine_runner import run_engine, run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,8 +119,7 @@ def test_every_parameter_gets_a_gradient() -> None:
 
 
 def _summary(arg: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", "model-summary", str(arg)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return run_engine("model-summary", str(arg), timeout=120)
 
 
 def test_model_summary_command(tmp_path: Path) -> None:

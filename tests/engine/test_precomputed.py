@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import yaml
 from pyannote.core import Segment, SlidingWindowFeature
 
 from engine.errors import SpkembError
+from tests import children
 
 
 def write_extraction(root: Path, uris: dict[str, int], dim: int = 4) -> dict[str, np.ndarray]:
@@ -58,7 +58,8 @@ def test_import_stays_torch_free(tmp_path: Path):
     code = ("import sys; from engine import Precomputed; "
             f"x = Precomputed({str(tmp_path)!r})('a'); "
             "assert x.data.shape == (3, 4); assert 'torch' not in sys.modules, 'torch imported'")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    done = children.run([sys.executable, "-c", code], timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 def test_missing_file_and_metadata_are_named(tmp_path: Path):

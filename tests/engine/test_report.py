@@ -20,12 +20,14 @@ import pytest
 
 from engine.compare.pivot import build_pivot
 from engine.store import open_store
+from tests import children
+from tests.engine.engine_runner import run_in_process
 from tests.engine.report_db import TRIALS, Compared, make_compared
 
 
 def engine(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    """The command in-process, in the working folder ``cwd`` (the report's fixture runs it as a process)."""
+    return run_in_process(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")
@@ -101,8 +103,9 @@ def test_the_pivot_sorts_on_any_column_with_missing_figures_last(compared: Compa
 @pytest.fixture(scope="module")
 def report(compared: Compared) -> Path:
     out = compared.db.parent / "report"
-    done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--group", "resnet34-lm",
-                  "--out", str(out), cwd=compared.db.parent)
+    done = children.run([sys.executable, "-m", "engine", "report", "--db", str(compared.db),
+                         str(compared.ids["sinc"]), "--group", "resnet34-lm", "--out", str(out)],
+                        cwd=compared.db.parent, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     return out
@@ -140,8 +143,8 @@ def test_the_latex_table_compiles_or_parses_back(report: Path, compared: Compare
         (tmp_path / "doc.tex").write_text("\\documentclass{article}\\usepackage{booktabs}\\usepackage{graphicx}"
                                           "\\begin{document}\\resizebox{\\textwidth}{!}{\\input{pivot.tex}}"
                                           "\\end{document}\n")
-        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120)
+        done = children.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                            timeout=120)
         assert done.returncode == 0, done.stdout[-2000:]
         assert (tmp_path / "doc.pdf").read_bytes().startswith(b"%PDF-")
 

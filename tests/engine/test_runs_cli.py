@@ -16,6 +16,7 @@ import pytest
 
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER
+from tests import children
 from tests.engine.engine_runner import run_in_process
 
 
@@ -100,8 +101,7 @@ def test_runs_table_at_80_columns_elides_the_protocol_in_the_middle(tmp_path: Pa
                                device="cpu", parent_id=train)
         store.set_best(val, epoch=3, eer=0.0425, how="lowest-eer")
     env = dict(os.environ, COLUMNS="80")
-    out = subprocess.run([sys.executable, "-m", "engine", "runs", "--db", str(db)], capture_output=True,
-                         text=True, env=env)
+    out = children.run([sys.executable, "-m", "engine", "runs", "--db", str(db)], env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines)
@@ -118,16 +118,15 @@ def test_runs_table_at_80_columns_elides_the_protocol_in_the_middle(tmp_path: Pa
 
 def test_runs_inside_a_workspace_reads_its_runs_db(filled_db: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "SPKEMB_DB"}
-    out = subprocess.run([sys.executable, "-m", "engine", "runs", "--format", "json"], capture_output=True, text=True,
-                         env=env, cwd=filled_db.parent)
+    out = children.run([sys.executable, "-m", "engine", "runs", "--format", "json"], env=env, cwd=filled_db.parent,
+                       timeout=120)
     assert out.returncode == 0, out.stderr
     assert {run["name"] for run in json.loads(out.stdout)} >= {"baseline"}
 
 
 def test_runs_into_a_pipe_keeps_every_column(filled_db: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    out = subprocess.run([sys.executable, "-m", "engine", "runs", "--db", str(filled_db)], capture_output=True,
-                         text=True, env=env)
+    out = children.run([sys.executable, "-m", "engine", "runs", "--db", str(filled_db)], env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     header = next(line for line in out.stdout.splitlines() if line.lstrip().startswith("id"))
     for column in ("best EER", "protocol.subset", "host:pid", "out_dir"):

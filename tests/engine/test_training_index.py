@@ -359,9 +359,7 @@ def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_p
 def test_temporary_folders_of_dead_builders_are_swept_at_the_next_start(scaled: Path, tmp_path: Path) -> None:
     first, _ = build(scaled, tmp_path / "cache")
     home = tmp_path / "cache" / f"{PROTOCOL}.train"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True)
-    stale = home / f".tmp-{int(dead.stdout)}-{first.info['key']}"
+    stale = home / f".tmp-{children.dead_pid()}-{first.info['key']}"
     (stale / "sub").mkdir(parents=True)
     (stale / "paths.data.npy").write_bytes(b"half")
     live = home / f".tmp-{os.getpid()}-{first.info['key']}"  # a builder still at work

@@ -285,7 +285,7 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
         store.add_validation(run, ValidationResult(epoch=epoch, eer=eer, eer_low=eer - 0.01,
                              eer_high=eer + 0.01, mindcf_01=0.5, mindcf_005=0.4, threshold=0.0,
                              n_trials=400, scores_path=None), train_run_id=None)
-    done = subprocess.run([sys.executable, "-m", "engine", "pick", str(val_dir)], capture_output=True, text=True)
+    done = children.run([sys.executable, "-m", "engine", "pick", str(val_dir)], timeout=120)
     assert done.returncode == 0, done.stderr
     assert read_params(ValidationDir(val_dir)).checkpoint == 3
     done = run_in_process("pick", "--epoch", "1", str(val_dir))
