@@ -88,6 +88,40 @@ def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(
     asyncio.run(drive())
 
 
+def test_the_best_trial_forks_once_its_checkpoint_is_there_and_stop_needs_a_running_queue(tmp_path: Path) -> None:
+    from app.screens.configs import ConfigsScreen
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    db = _sweep_db(root)
+    best = root / "sweeps" / "m-sweep" / "trial-001"
+
+    def said(app: object, text: str) -> bool:
+        return any(text in str(n.message) for n in app._notifications)  # type: ignore[attr-defined]
+
+    async def drive() -> None:
+        app = make(root, db=db)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: said(app, "No queue is running."))
+            await pilot.press("f")  # the best trial (margin 0.2, epoch 1) has no checkpoint file yet
+            await wait_for(pilot, lambda: said(app, "trial 1 has no checkpoint file of its best epoch."))
+            assert isinstance(app.screen, SweepsScreen)
+            checkpoint = best / "train" / "t" / "weights" / "0001.pt"
+            checkpoint.parent.mkdir(parents=True)
+            checkpoint.write_bytes(b"weights")
+            await pilot.press("f")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+            fork = app.screen.fork
+            assert fork is not None and fork.init_from == str(checkpoint)
+            assert fork.folder == best.parent / "trial-001-fork-e1" and fork.what == "fork of trial 1, epoch 1"
+            assert fork.config == {"task": {"name": "AdditiveAngularMarginLoss"}}
+
+    asyncio.run(drive())
+
+
 @pytest.mark.slow
 def test_a_sweep_launched_from_the_config_form_goes_on_after_the_tui_quits(tmp_path: Path,
                                                                             demo_corpus: Path) -> None:
