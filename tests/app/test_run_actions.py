@@ -204,3 +204,27 @@ async def test_r_resumes_no_completed_training_and_validates_again_from_a_valida
         await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
         await pilot.press("escape")
     assert not app.pending
+
+
+async def test_each_action_that_cannot_apply_to_the_run_says_why_and_starts_nothing(workspace: Path) -> None:
+    def warned(text: str) -> bool:
+        return any(text in str(n.message) and n.severity == "warning" for n in app._notifications)
+
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "softmax")  # failed after its first epoch, never validated
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        for key, says in (("x", "This run is not running."),
+                          ("V", "No validation is running for this run."),
+                          ("p", "No validated epoch yet: start validation with v."),
+                          ("e", "Validate first: extraction uses the best validated epoch.")):
+            await pilot.press(key)
+            await wait_for(pilot, lambda says=says: warned(says))
+            assert isinstance(app.screen, RunDetailScreen), key
+        await pilot.press("escape")
+        await open_run(pilot, "aam-m0.2")  # completed: nothing to resume
+        await wait_for(pilot, lambda: app.screen.data is not None and app.screen.data.run.name == "aam-m0.2")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: warned("Only a stopped, failed or lost training run can be resumed (#1 is "
+                                             "completed)."))
+    assert not app.launcher.children and not app.launcher.exit_codes  # nothing was started
