@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import uuid
@@ -56,8 +57,6 @@ _STARTS = {("subprocess", name) for name in ("run", "Popen", "call", "check_call
 def test_every_child_of_a_test_starts_through_tests_children() -> None:
     """A child started by hand has no session of its own, no timeout that kills its tree, and
     outlives a killed pytest: ``tests.children`` (run, spawn, started) gives it all three."""
-    import ast
-
     found = []
     for path in sorted((REPO / "tests").rglob("*.py")):
         if path == REPO / "tests" / "children.py":

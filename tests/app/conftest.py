@@ -109,6 +109,11 @@ def _holds(predicate) -> bool:
         return False
 
 
+def notified(app, text: str, severity: str | None = None) -> bool:
+    """Whether the app has shown a notification holding ``text`` (of ``severity``, when given)."""
+    return any(text in str(n.message) and severity in (None, n.severity) for n in app._notifications)
+
+
 async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
     """Let the app run until ``predicate()`` is true (workers report through messages); the timeout
     is for a 2-core machine under load, where building the config form alone has taken over 10 s."""

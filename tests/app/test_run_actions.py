@@ -17,7 +17,7 @@ from app.screens.run_detail import RunDetailScreen
 from engine.cli import build_parser
 from engine.layout import TrainingDir
 from engine.store import open_store
-from tests.app.conftest import make, open_run, wait_for
+from tests.app.conftest import make, notified, open_run, wait_for
 from tests.app.test_extract_dialog import MEETINGS, Host
 
 VOICES = "Demo.SpeakerVerification.Voices"
@@ -145,8 +145,7 @@ async def test_average_from_the_run_detail_writes_and_records_the_averaged_weigh
         dialog.query_one("#how").value = "last"
         dialog.query_one("#count").value = "2"
         await pilot.click("#ok")
-        await wait_for(pilot, lambda: any("mean of epochs 2, 3" in str(n.message) for n in app._notifications),
-                       timeout=120)
+        await wait_for(pilot, lambda: notified(app, "mean of epochs 2, 3"), timeout=120)
     assert trn.checkpoint("avg-last2").is_file()
     with open_store(workspace / "runs.db", readonly=True) as store:
         assert [r["name"] for r in store.checkpoints(run["id"]) if r["name"]] == ["avg-last2"]
@@ -195,7 +194,7 @@ async def test_r_resumes_no_completed_training_and_validates_again_from_a_valida
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("r")
-        await wait_for(pilot, lambda: any("is completed" in str(n.message) for n in app._notifications))
+        await wait_for(pilot, lambda: notified(app, "is completed"))
         assert not app.pending
         await pilot.press("escape")
         await open_run(pilot, "aam-m0.2 validate")
@@ -207,9 +206,6 @@ async def test_r_resumes_no_completed_training_and_validates_again_from_a_valida
 
 
 async def test_each_action_that_cannot_apply_to_the_run_says_why_and_starts_nothing(workspace: Path) -> None:
-    def warned(text: str) -> bool:
-        return any(text in str(n.message) and n.severity == "warning" for n in app._notifications)
-
     app = make(workspace)
     async with app.run_test(size=(140, 44)) as pilot:
         await open_run(pilot, "softmax")  # failed after its first epoch, never validated
@@ -219,12 +215,12 @@ async def test_each_action_that_cannot_apply_to_the_run_says_why_and_starts_noth
                           ("p", "No validated epoch yet: start validation with v."),
                           ("e", "Validate first: extraction uses the best validated epoch.")):
             await pilot.press(key)
-            await wait_for(pilot, lambda says=says: warned(says))
+            await wait_for(pilot, lambda says=says: notified(app, says, "warning"))
             assert isinstance(app.screen, RunDetailScreen), key
         await pilot.press("escape")
         await open_run(pilot, "aam-m0.2")  # completed: nothing to resume
         await wait_for(pilot, lambda: app.screen.data is not None and app.screen.data.run.name == "aam-m0.2")
         await pilot.press("r")
-        await wait_for(pilot, lambda: warned("Only a stopped, failed or lost training run can be resumed (#1 is "
-                                             "completed)."))
+        await wait_for(pilot, lambda: notified(app, "Only a stopped, failed or lost training run can be resumed "
+                                                    "(#1 is completed).", "warning"))
     assert not app.launcher.children and not app.launcher.exit_codes  # nothing was started

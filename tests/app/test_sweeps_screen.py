@@ -19,7 +19,7 @@ from engine.records import ValidationResult
 from engine.store import open_store
 from engine.store.sweeps import NewTrial
 from tests import children
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, notified, wait_for
 from tests.engine.engine_runner import wait_for as wait_until
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -96,18 +96,15 @@ def test_the_best_trial_forks_once_its_checkpoint_is_there_and_stop_needs_a_runn
     db = _sweep_db(root)
     best = root / "sweeps" / "m-sweep" / "trial-001"
 
-    def said(app: object, text: str) -> bool:
-        return any(text in str(n.message) for n in app._notifications)  # type: ignore[attr-defined]
-
     async def drive() -> None:
         app = make(root, db=db)
         async with app.run_test(size=(160, 50)) as pilot:
             await pilot.press("w")
             await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
             await pilot.press("s")
-            await wait_for(pilot, lambda: said(app, "No queue is running."))
+            await wait_for(pilot, lambda: notified(app, "No queue is running."))
             await pilot.press("f")  # the best trial (margin 0.2, epoch 1) has no checkpoint file yet
-            await wait_for(pilot, lambda: said(app, "trial 1 has no checkpoint file of its best epoch."))
+            await wait_for(pilot, lambda: notified(app, "trial 1 has no checkpoint file of its best epoch."))
             assert isinstance(app.screen, SweepsScreen)
             checkpoint = best / "train" / "t" / "weights" / "0001.pt"
             checkpoint.parent.mkdir(parents=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,7 +76,7 @@ def test_demo_config_loads_and_is_cpu_sized() -> None:
 def test_recipe_template_is_the_tutorial_network_with_wespeakers_recipe(tmp_path: Path) -> None:
     text = template_text("recipe")
     (tmp_path / "config.yml").write_text(text)
-    done = _engine("config", "check", str(tmp_path))
+    done = run_engine("config", "check", str(tmp_path))
     assert done.returncode == 0, done.stderr
     cfg = parse_config(done.stdout)
     assert cfg == parse_config(text, "recipe.yml")
@@ -281,31 +280,27 @@ def test_field_specs_cover_every_resolved_key_and_validate_like_the_parser() -> 
     assert "unknown field" in validate_field("task.params.nope", "1")
 
 
-def _engine(*args: str) -> subprocess.CompletedProcess:
-    return run_engine(*args, timeout=120)
-
-
 def test_cli_config_check_prints_resolved_config(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yml").write_text(TUTORIAL)
-    done = _engine("config", "check", str(exp / "config.yml"))
+    done = run_engine("config", "check", str(exp / "config.yml"))
     assert done.returncode == 0, done.stderr
     assert parse_config(done.stdout) == parse_config(TUTORIAL)
     assert "pyannote.audio.embedding.approaches.AdditiveAngularMarginLoss" in done.stdout
-    assert _engine("config", "check", str(exp)).stdout == done.stdout
+    assert run_engine("config", "check", str(exp)).stdout == done.stdout
 
 
 def test_cli_config_check_rejects_bad_config_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "config.yml"
     text = _bad("margin: 0.05", "margin: 3")
     bad.write_text(text)
-    done = _engine("config", "check", str(bad))
+    done = run_engine("config", "check", str(bad))
     assert done.returncode == 2
     assert done.stdout == ""
     assert f"{bad}:{line_of(text, 'margin:')}: task.params.margin:" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    missing = _engine("config", "check", str(tmp_path / "nope.yml"))
+    missing = run_engine("config", "check", str(tmp_path / "nope.yml"))
     assert missing.returncode == 2 and "nope.yml: no such file" in missing.stderr
 
 
