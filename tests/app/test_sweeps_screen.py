@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from app.dialogs import ConfirmDialog
 from app.screens.launch import LaunchScreen
 from app.screens.sweeps import SweepsScreen
 from app.widgets.sweep_plot import SweepPlot
@@ -158,6 +159,18 @@ def test_a_sweep_launched_from_the_config_form_goes_on_after_the_tui_quits(tmp_p
         children.kill(mine, grace=10.0)
 
 
+def _run_id(db: Path, name: str) -> int:
+    (run,) = [r for r in open_store(db, readonly=True).runs(kind="train") if r["name"] == name]
+    return run["id"]
+
+
+async def _select(pilot, table, run_id: int, name: str) -> None:
+    """The cursor on run ``name``, found by its row's name and checked by its id."""
+    names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+    table.move_cursor(row=names.index(name))
+    await wait_for(pilot, lambda: table.current_run_id == run_id)
+
+
 def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path) -> None:
     from app.widgets.runs_table import RunsTable
 
@@ -170,13 +183,17 @@ def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path
         async with app.run_test(size=(160, 50)) as pilot:
             table = app.screen.query_one(RunsTable)
             await wait_for(pilot, lambda: table.row_count == 8)
-            names = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
-            table.move_cursor(row=names.index("trial-004"))
+            queued_id, started_id = (_run_id(db, name) for name in ("trial-004", "trial-003"))
+            # each key only once the cursor, then the dialog, is there: a refresh of the list between
+            # two keys must not make them land elsewhere
+            await _select(pilot, table, queued_id, "trial-004")
             await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("y")
-            await pilot.pause(0.2)
-            table.move_cursor(row=names.index("trial-003"))  # claimed and started: not cancelled
+            await wait_for(pilot, lambda: notified(app, "taken off the queue"))
+            await _select(pilot, table, started_id, "trial-003")  # claimed and started: not cancelled
             await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("escape")
 
     asyncio.run(drive())
