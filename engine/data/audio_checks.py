@@ -1,8 +1,9 @@
 """What soundfile says about audio files: their frames, rate and channels, read once, and the
 check of every listed file, each unusable one a ``Problem`` named by path.
 
-The errors of a file found unusable (``unusable_error``) or changed since the training index saw
-it (``changed_error``) are spelled here, for the checks and the reads (``engine.data.audio``) alike.
+The errors of a file found unusable (``unusable_error``; ``unreadable_error`` when soundfile cannot
+open it, naming the conversion a known container needs) or changed since the training index saw it
+(``changed_error``) are spelled here, for the checks and the reads (``engine.data.audio``) alike.
 """
 
 from __future__ import annotations
@@ -54,6 +55,33 @@ def unusable_error(path: str, what: str, error: BaseException | None = None) -> 
                       f"or remove it from the protocol", path=path)
 
 
+def unreadable_error(path: str, error: BaseException) -> AudioError:
+    """The error of a file soundfile cannot open: a container it cannot decode is named with the
+    conversion that makes it readable; anything else is a damaged or foreign file."""
+    try:
+        with open(path, "rb") as f:
+            known = _undecodable(f.read(1024))
+    except OSError:
+        known = None
+    if known is not None:
+        what, converter = known
+        return AudioError(f"audio file {path} is {what}, which soundfile cannot decode — convert the corpus to "
+                          f"wav or flac (e.g. `{converter}`) and point the audio path template in database.yml "
+                          "at the converted files", path=path)
+    return unusable_error(path, "cannot be read as audio", error)
+
+
+def _undecodable(head: bytes) -> tuple[str, str] | None:
+    """What a file is and a command converting it, from its first bytes, when it is a container
+    soundfile cannot decode: VoxCeleb2 ships as AAC in .m4a, and the LDC's .sph (SRE, Switchboard,
+    Fisher) are mostly shorten-compressed."""
+    if head[4:8] == b"ftyp":
+        return "AAC audio in an MP4 container (as VoxCeleb2's .m4a)", "ffmpeg -i IN.m4a -ac 1 -ar 16000 OUT.wav"
+    if head.startswith(b"NIST_1A") and b"shorten" in head:
+        return "shorten-compressed NIST SPHERE (the LDC's .sph)", "sph2pipe -f wav IN.sph OUT.wav"
+    return None
+
+
 def changed_error(path: str, what: str) -> AudioError:
     """The error of a file whose size, mtime, length or rate is not what the training index saw."""
     return AudioError(f"audio file {path} changed since the training index was built ({what}) — restore it, "
@@ -100,7 +128,7 @@ def probe(path: str) -> AudioInfo:
         with sf.SoundFile(key) as raw:
             frames, samplerate, channels = int(raw.frames), int(raw.samplerate), int(raw.channels)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise unusable_error(key, "cannot be read as audio", e) from e
+        raise unreadable_error(key, e) from e
     if frames <= 0:
         raise unusable_error(key, "holds no audio frames")
     if samplerate <= 0 or channels <= 0:

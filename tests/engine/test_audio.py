@@ -82,6 +82,35 @@ def test_check_files_names_every_bad_file(tmp_path: Path, ramp_wav: str) -> None
     assert all(p.path in p.problem for p in problems)
 
 
+#: the first bytes of an .m4a as VoxCeleb2 ships it (an MP4 `ftyp` box) and of a shorten-compressed .sph
+M4A_HEAD = b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom\x00\x00\x00\x00"
+SPH_HEAD = (b"NIST_1A\n   1024\nsample_count -i 16000\nsample_rate -i 8000\nchannel_count -i 1\n"
+            b"sample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n").ljust(1024, b" ")
+
+
+@pytest.mark.parametrize(("name", "head", "says"), [
+    ("00001.m4a", M4A_HEAD, ("AAC audio in an MP4 container", "`ffmpeg -i IN.m4a -ac 1 -ar 16000 OUT.wav`")),
+    ("sw02001.sph", SPH_HEAD, ("shorten-compressed NIST SPHERE", "`sph2pipe -f wav IN.sph OUT.wav`")),
+])
+def test_a_container_soundfile_cannot_decode_is_named_with_its_conversion(
+        tmp_path: Path, name: str, head: bytes, says: tuple[str, str]) -> None:
+    path = tmp_path / name
+    path.write_bytes(head + bytes(range(256)) * 40)
+    (problem,) = check_files([path])
+    with pytest.raises(AudioError) as error:
+        read_crop(path, 0.0, 0.1, RATE)
+    for text in (problem.problem, str(error.value)):
+        assert text.startswith(f"audio file {path} is {says[0]}") and says[1] in text
+        assert "convert the corpus to wav or flac" in text and "database.yml" in text
+
+
+def test_a_nist_sphere_file_soundfile_reads_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "pcm.sph"
+    sf.write(path, ramp(1.0), RATE, format="NIST", subtype="PCM_16")
+    assert not check_files([path])
+    assert read_crop(path, 0.0, 0.5, RATE).shape == (RATE // 2,)
+
+
 def test_reading_a_corrupt_file_raises_naming_it(tmp_path: Path) -> None:
     corrupt = tmp_path / "garbage.wav"
     corrupt.write_bytes(bytes(range(256)) * 8)

@@ -115,6 +115,22 @@ def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpu
     assert "no speaker has" not in error
 
 
+def test_a_corpus_of_m4a_files_is_refused_with_the_conversion(tmp_path: Path, demo_corpus: Path,
+                                                             db_path: Path) -> None:
+    """VoxCeleb2 as it is downloaded: AAC in .m4a, which soundfile cannot decode."""
+    database = copy_corpus(demo_corpus, tmp_path)
+    database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wav/{uri}.m4a"))
+    for wav in (database.parent / "voxceleb" / "wav").rglob("*.wav"):
+        wav.with_suffix(".m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + wav.read_bytes())
+    exp = tiny_exp_in(tmp_path)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert "none of the" in error and ".m4a is AAC audio in an MP4 container" in error
+    assert "`ffmpeg -i IN.m4a -ac 1 -ar 16000 OUT.wav`" in error and "database.yml" in error
+
+
 @pytest.mark.slow
 def test_skipped_training_files_are_named_in_the_terminal_and_train_log(tmp_path: Path, demo_corpus: Path,
                                                                          db_path: Path) -> None:
