@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from engine.data.audio_checks import audio_info, changed_error, unreadable_error, unusable_error
+from engine.data.audio_checks import audio_info, changed_error, missing_error, unreadable_error, unusable_error
 
 #: open SoundFile handles kept per process; a worker crops from a few hundred files at a time
 HANDLES_PER_PROCESS = 128
@@ -78,7 +78,7 @@ class _Handles:
             handle = sf.SoundFile(path)
         except (sf.LibsndfileError, RuntimeError, OSError) as e:
             if not os.path.exists(path):
-                raise unusable_error(path, "does not exist") from e
+                raise missing_error(path) from e
             raise unreadable_error(path, e) from e
         self.files[path] = handle
         if len(self.files) > self.size:

@@ -1,9 +1,10 @@
 """What soundfile says about audio files: their frames, rate and channels, read once, and the
 check of every listed file, each unusable one a ``Problem`` named by path.
 
-The errors of a file found unusable (``unusable_error``; ``unreadable_error`` when soundfile cannot
-open it, naming the conversion a known container needs) or changed since the training index saw it
-(``changed_error``) are spelled here, for the checks and the reads (``engine.data.audio``) alike.
+The errors of a file found unusable (``unusable_error``; ``missing_error`` and ``unreadable_error``
+when it is not there or soundfile cannot open it, each naming the fix of a known cause) or changed
+since the training index saw it (``changed_error``) are spelled here, for the checks and the reads
+(``engine.data.audio``) alike.
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def unusable_error(path: str, what: str, error: BaseException | None = None) -> 
     reason = f": {error}" if error is not None else ""
     return AudioError(f"audio file {path} {what}{reason} — fix or replace the file, "
                       f"or remove it from the protocol", path=path)
+
+
+def missing_error(path: str) -> AudioError:
+    """The error of a file that does not exist; a list whose uris carry the extension that the audio
+    template adds again (VoxCeleb's own trial lists name ``id10270/x6uYqmx31kE/00001.wav``) is said so."""
+    stem, suffix = os.path.splitext(path)
+    if suffix and stem.endswith(suffix) and os.path.exists(stem):
+        return AudioError(f"audio file {path} does not exist, but {stem} does: the list names its uris with "
+                          f"their {suffix} extension (as VoxCeleb's own trial lists do) and the audio path "
+                          f"template in database.yml adds {suffix} again — strip it from the list (e.g. "
+                          f"`sed -E 's/\\{suffix}( |$)/\\1/g' LIST > LIST.uris`) and point the protocol at "
+                          "that list", path=path)
+    return unusable_error(path, "does not exist")
 
 
 def unreadable_error(path: str, error: BaseException) -> AudioError:
@@ -122,7 +136,7 @@ def probe(path: str) -> AudioInfo:
     """
     key = path
     if not os.path.exists(key):
-        raise unusable_error(key, "does not exist")
+        raise missing_error(key)
     try:
         # what soundfile.info reads, without the log text it also asks libsndfile for (1.4x faster)
         with sf.SoundFile(key) as raw:

@@ -82,6 +82,16 @@ def test_check_files_names_every_bad_file(tmp_path: Path, ramp_wav: str) -> None
     assert all(p.path in p.problem for p in problems)
 
 
+def test_a_path_with_its_extension_twice_is_named_with_the_one_that_exists(tmp_path: Path, ramp_wav: str) -> None:
+    doubled, absent = f"{ramp_wav}.wav", str(tmp_path / "absent.wav.wav")
+    problems = check_files([doubled, absent])
+    assert problems[0].problem.startswith(f"audio file {doubled} does not exist, but {ramp_wav} does: ")
+    assert "adds .wav again" in problems[0].problem
+    assert problems[1].problem.startswith(f"audio file {absent} does not exist — ")  # no such file either way
+    with pytest.raises(AudioError, match="adds .wav again"):
+        read_crop(doubled, 0.0, 0.1, RATE)
+
+
 #: the first bytes of an .m4a as VoxCeleb2 ships it (an MP4 `ftyp` box) and of a shorten-compressed .sph
 M4A_HEAD = b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom\x00\x00\x00\x00"
 SPH_HEAD = (b"NIST_1A\n   1024\nsample_count -i 16000\nsample_rate -i 8000\nchannel_count -i 1\n"

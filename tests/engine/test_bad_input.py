@@ -4,6 +4,7 @@ outside the folders a command owns (issue 10)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from tests import children
 from tests.engine.engine_runner import run_engine, run_in_process
 
 SR = 16000
@@ -100,6 +102,25 @@ def test_a_trial_list_cut_mid_line_is_named_by_file_and_line(tmp_path: Path, dem
     error = done.stderr.strip().splitlines()[-1]
     assert f"{trial_file}:{len(lines)}: malformed trial line {cut!r}" in error
     assert "nan" not in error
+
+
+def test_a_trial_list_naming_uris_with_their_extension_is_named_with_the_fix(
+        tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    """VoxCeleb's own trial lists (veri_test2.txt) name `id10270/x6uYqmx31kE/00001.wav`; the template adds .wav."""
+    database = copy_corpus(demo_corpus, tmp_path)
+    trial_file = database.parent / "voxceleb" / "lists" / "test.trial.txt"
+    uris = trial_file.read_text()
+    trial_file.write_text(re.sub(r"(id\d+/\S+/\d+)", r"\1.wav", uris))
+    trn_dir = tiny_exp_in(tmp_path) / "train" / "Demo.SpeakerVerification.Voices.train"
+    trn_dir.mkdir(parents=True)
+    done = run_in_process("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert ".wav.wav does not exist, but " in error and "adds .wav again" in error
+    fix = re.search(r"`(sed -E .*) LIST > LIST.uris`", error)
+    assert fix is not None
+    fixed = children.run(["sh", "-c", f"{fix.group(1)} {trial_file}"], timeout=30)
+    assert fixed.stdout == uris  # the command it gives turns the list back into the uris
 
 
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
