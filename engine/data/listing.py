@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.data.cache_key import SubsetSource
-from engine.data.protocols import iter_subset
+from engine.data.protocols import check_subset_entries, iter_subset
 from engine.data.speech_regions import speech_intervals
 from engine.data.table import Listed, ListedBuilder
 
@@ -55,6 +55,7 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
     from engine.data import fast_listing
 
     if source is not None and os.environ.get(READER_ENV, "") != "pyannote":
+        check_subset_entries(protocol, subset)  # as iter_subset does before pyannote.database lists
         listed = fast_listing.list_fast(source, audio_templates, advance)
         if listed is not None:
             return listed, "fast"

@@ -10,6 +10,7 @@ time never leak in). Torch-free: the TUI lists protocols through this module.
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,22 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
 
 #: subset entries that name a list of uris or of trials (``uris``: pyannote.database's older spelling)
 _LIST_KEYS = ("uri", "uris", "trial")
+#: the entries pyannote.database reads line by line as text (the others through pandas, which drops a BOM)
+_URI_KEYS = ("uri", "uris")
+#: what some editors (Notepad, Excel's "UTF-8 CSV") write at the start of a UTF-8 file
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _with_bom(value: str, database_yml: str) -> Path | None:
+    """The list ``value`` (relative to ``database_yml``) when it starts with a UTF-8 byte-order mark."""
+    from pyannote.database.custom import resolve_path
+
+    try:
+        path = resolve_path(Path(value), Path(database_yml))
+        with open(path, "rb") as f:
+            return path if f.read(len(UTF8_BOM)) == UTF8_BOM else None
+    except OSError:  # FileNotFoundError included: pyannote.database says so itself, naming the path
+        return None
 
 
 def check_subset_entries(protocol: Any, subset: str) -> None:
@@ -207,6 +224,12 @@ def check_subset_entries(protocol: Any, subset: str) -> None:
                 raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {value}: no reader for "
                                     f"{suffix or 'suffix-less'} files (it reads {', '.join(sorted(LOADERS))}) — "
                                     "check the entry's name (uri, trial, annotation, annotated) and its file")
+            bom = _with_bom(value, where) if path and key in _URI_KEYS and where is not None else None
+            if bom is not None:
+                fix = rf"sed -i '1s/^\xEF\xBB\xBF//' {shlex.quote(str(bom))}"
+                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {bom} starts with a UTF-8 "
+                                    "byte-order mark, which pyannote.database reads into its first uri — save it "
+                                    f"as UTF-8 without one (e.g. `{fix}`)")
 
 
 def subset_files(protocol: Any, subset: str) -> list[Any]:

@@ -51,7 +51,8 @@ def check_trial_file(path: str | Path) -> None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
-                fields = line.split()
+                # a UTF-8 byte-order mark: pandas, which reads the list, drops it
+                fields = (line.removeprefix("\ufeff") if number == 1 else line).split()
                 # pandas reads a field that starts with a quote as quoted, up to the next quote,
                 # lines apart: the rows after it would shift
                 if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES

@@ -123,6 +123,25 @@ def test_a_trial_list_naming_uris_with_their_extension_is_named_with_the_fix(
     assert fixed.stdout == uris  # the command it gives turns the list back into the uris
 
 
+def test_a_uri_list_saved_with_a_byte_order_mark_is_refused_with_the_fix(
+        tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    """pyannote.database reads a uri list as text: a BOM would become part of its first uri."""
+    database = copy_corpus(demo_corpus, tmp_path)
+    uris = database.parent / "voxceleb" / "lists" / "train.lst"
+    plain = uris.read_bytes()
+    uris.write_bytes(b"\xef\xbb\xbf" + plain)
+    exp = tiny_exp_in(tmp_path)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"train: uri: {uris} starts with a UTF-8 byte-order mark" in error
+    fix = re.search(r"`(sed -i .*)`", error)
+    assert fix is not None
+    children.run(["sh", "-c", fix.group(1)], timeout=30)
+    assert uris.read_bytes() == plain  # the command it gives removes the mark, and only it
+
+
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
     database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))

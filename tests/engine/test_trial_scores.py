@@ -3,6 +3,7 @@ as the mean of their windows (files packed together into one batch), cosine scor
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError
 from engine.model import SincTDNN
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
-from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, trial_file
+from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, load_trials, trial_file
 
 SR = 16000
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -39,6 +40,18 @@ def test_a_malformed_trial_line_is_named_by_file_and_line(tmp_path: Path, line: 
         check_trial_file(path)
     path.write_text("1 a b\n\n0 a c\nTrue a d\n0.0 c d\n")  # blank lines and pandas' spellings pass
     check_trial_file(path)
+
+
+def test_a_trial_list_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Path, demo_corpus: Path) -> None:
+    """pandas, which pyannote.database reads trial lists with, drops a UTF-8 BOM: so does the check."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    trials = corpus / "voxceleb" / "lists" / "test.trial.txt"
+    plain = load_trials(PROTOCOL, "test", str(corpus / "database.yml"))
+    trials.write_bytes(b"\xef\xbb\xbf" + trials.read_bytes())
+    # a new database.yml: pyannote.database caches protocols per file
+    shutil.copy(corpus / "database.yml", corpus / "bom.yml")
+    assert load_trials(PROTOCOL, "test", str(corpus / "bom.yml")) == plain
 
 
 def test_an_unreadable_trial_file_is_one_error(tmp_path: Path) -> None:
