@@ -2,7 +2,7 @@
 
 pyannote.database reads a subset's RTTM into one ``Annotation`` per uri row by row
 (``pandas.iterrows``) and crops each to its UEM ``Timeline``: at VoxCeleb2's size that is
-minutes and gigabytes. For the common shape (a uri list, one RTTM and one UEM file, read
+minutes and gigabytes. For the common shape (a uri list, one RTTM and one UEM file or none, read
 by pyannote.database's own RTTM and UEM loaders) this module reads the same files with the
 same ``pandas.read_csv`` call, keeps the same rows (``SPEAKER`` lines, segments longer than
 pyannote.core's precision), and hands each file's turns to the same ``intervals_of`` that
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, cast
@@ -52,10 +53,12 @@ def applies(source: SubsetSource, templates: list[str]) -> bool:
     e = source.entries
     uri = e.get("uri", e.get("uris"))
     ann, annotated = e.get("annotation"), e.get("annotated")
-    return (isinstance(uri, str) and isinstance(ann, str) and isinstance(annotated, str)
-            and not any(is_template(v) for v in (uri, ann, annotated))
-            and Path(ann).suffix == ".rttm" and Path(annotated).suffix == ".uem"
-            and _default_loader(".rttm", "RTTMLoader") and _default_loader(".uem", "UEMLoader")
+    # no `annotated:` at all (many VoxCeleb lists): nothing is cropped, every turn counts
+    uem = annotated is None or (isinstance(annotated, str) and not is_template(annotated)
+                                and Path(annotated).suffix == ".uem" and _default_loader(".uem", "UEMLoader"))
+    return (isinstance(uri, str) and isinstance(ann, str) and uem
+            and not any(is_template(v) for v in (uri, ann))
+            and Path(ann).suffix == ".rttm" and _default_loader(".rttm", "RTTMLoader")
             and not getattr(segment, "AUTO_ROUND_TIME", False)
             and bool(templates) and not any("*" in t for t in templates))
 
@@ -146,6 +149,32 @@ def _with_pyannote(uri: str, rows: list[tuple[int, float, float, str]],
     return speech_intervals({"annotation": cropped, "annotated": timeline})
 
 
+@dataclass(frozen=True)
+class _Spans:
+    """Every file's UEM spans: ``start[lo[i]:hi[i]]`` and ``end[lo[i]:hi[i]]`` are file ``i``'s."""
+
+    start: list[float]
+    end: list[float]
+    lo: np.ndarray
+    hi: np.ndarray
+
+    def of(self, i: int) -> list[tuple[float, float]]:
+        return [(self.start[r], self.end[r]) for r in range(self.lo[i], self.hi[i])]
+
+
+def _uem_spans(source: SubsetSource, uris: list[str], precision: float) -> _Spans | None:
+    """The subset's UEM read as pyannote.database reads it, grouped by uri; None without `annotated:`."""
+    entry = source.entries.get("annotated")
+    if entry is None:
+        return None
+    uem = _read(source.resolve(entry), ["uri", "NA1", "start", "end"],
+                {"uri": str, "start": float, "end": float}, usecols=["uri", "start", "end"])
+    u_start, u_end = uem["start"].to_numpy(np.float64), uem["end"].to_numpy(np.float64)
+    u_keep = np.flatnonzero(uem["uri"].notna().to_numpy() & ((u_end - u_start) > precision))
+    u_order, u_lo, u_hi = _grouped(uem["uri"].to_numpy(object)[u_keep], uris)
+    return _Spans(u_start[u_keep][u_order].tolist(), u_end[u_keep][u_order].tolist(), u_lo, u_hi)
+
+
 def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int], None]) -> Listed | None:
     """The subset as ``listing.list_with_pyannote`` would list it, or None where this reader does not apply."""
     if not applies(source, templates):
@@ -170,23 +199,20 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     rows = np.flatnonzero(keep)
     labels = rttm["speaker"].to_numpy(object)[rows]
     r_order, r_lo, r_hi = _grouped(rttm["uri"].to_numpy(object)[rows], uris)
-    uem = _read(source.resolve(e["annotated"]), ["uri", "NA1", "start", "end"],
-                {"uri": str, "start": float, "end": float}, usecols=["uri", "start", "end"])
-    u_start, u_end = uem["start"].to_numpy(np.float64), uem["end"].to_numpy(np.float64)
-    u_keep = np.flatnonzero(uem["uri"].notna().to_numpy() & ((u_end - u_start) > SEGMENT_PRECISION))
-    u_order, u_lo, u_hi = _grouped(uem["uri"].to_numpy(object)[u_keep], uris)
+    spans = _uem_spans(source, uris, SEGMENT_PRECISION)
 
     t_rows, t_start, t_end = rows[r_order].tolist(), start[rows][r_order].tolist(), end[rows][r_order].tolist()
     t_label = [str(x) for x in labels[r_order]]
-    a_start, a_end = u_start[u_keep][u_order].tolist(), u_end[u_keep][u_order].tolist()
-    del rttm, uem
+    del rttm
     builder = ListedBuilder()
     for i, uri in enumerate(uris):
         turns: dict[str, list[tuple[float, float]]] = {}
         for r in range(r_lo[i], r_hi[i]):
             turns.setdefault(t_label[r], []).append((t_start[r], t_end[r]))
-        annotated = [(a_start[r], a_end[r]) for r in range(u_lo[i], u_hi[i])]
-        if _delicate(turns, annotated):
+        annotated = spans.of(i) if spans is not None else None
+        if annotated is None:  # no `annotated:` entry: as speech_intervals of such a file, nothing cropped
+            regions = intervals_of(turns, None)
+        elif _delicate(turns, annotated):
             track = [(t_rows[r], t_start[r], t_end[r], t_label[r]) for r in range(r_lo[i], r_hi[i])]
             regions = _with_pyannote(uri, track, annotated)
         else:

@@ -101,8 +101,9 @@ def speech_intervals(file: Any, exclusive: bool = True) -> dict[str, list[Interv
     turns: dict[str, list[Interval]] = {}
     for segment, _, label in annotation.itertracks(yield_label=True):
         turns.setdefault(str(label), []).append((segment.start, segment.end))
-    annotated = [(s.start, s.end) for s in file["annotated"]] if "annotated" in file else None
-    return intervals_of(turns, annotated, exclusive)
+    annotated = file.get("annotated")  # None where the protocol has no `annotated:` (UEM) entry
+    spans = [(s.start, s.end) for s in annotated] if annotated is not None else None
+    return intervals_of(turns, spans, exclusive)
 
 
 def intervals_of(turns: dict[str, list[Interval]], annotated: list[Interval] | None,

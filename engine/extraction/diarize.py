@@ -137,8 +137,9 @@ def prepare(file: Any, embeddings: SlidingWindowFeature) -> FileInput:
         raise SpkembError(f"file {uri} has no reference annotation: the diarization check needs a "
                           "protocol with speaker turns (an RTTM under 'annotation:' in database.yml)")
     reference: Annotation = file["annotation"]
-    annotated = file["annotated"] if "annotated" in file else Timeline([reference.get_timeline().extent()],
-                                                                       uri=uri)
+    annotated = file.get("annotated")  # None where the protocol has no `annotated:` (UEM) entry
+    if annotated is None:
+        annotated = Timeline([reference.get_timeline().extent()], uri=uri)
     speech = reference.crop(annotated).get_timeline().support()
     data, window = np.asarray(embeddings.data), embeddings.sliding_window
     fraction = speech_fraction(window, len(data), speech)

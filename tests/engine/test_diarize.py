@@ -125,6 +125,21 @@ def test_oracle_embeddings_on_a_demo_meeting(demo_corpus: Path):
     assert result.speakers_found == result.speakers == len(reference.labels())
 
 
+def test_a_meetings_protocol_without_annotated_is_scored_over_each_references_extent(demo_corpus: Path):
+    """No `annotated:` (UEM) entry: pyannote.database gives None, and the reference's extent is the UEM."""
+    from engine.data.protocols import load_protocol
+
+    no_uem = demo_corpus.with_name("meetings-without-uem.yml")
+    no_uem.write_text(demo_corpus.read_text().replace("          annotated: ami/uems/test/{uri}.uem\n", ""))
+    (meeting, *_) = list(load_protocol(MEETINGS, no_uem).test())
+    assert meeting.get("annotated") is None
+    reference = meeting["annotation"]
+    n = int((reference.get_timeline().extent().end - WINDOW.duration) // WINDOW.step) + 1
+    item = prepare(meeting, SlidingWindowFeature(np.ones((n, 3)), WINDOW))
+    assert list(item.annotated) == [reference.get_timeline().extent()]
+    assert item.speech == reference.get_timeline().support()
+
+
 @pytest.mark.slow
 def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path, demo_corpus: Path,
                                                                  db_path: Path):

@@ -109,6 +109,26 @@ def test_speech_regions_intersect_annotated_and_drop_overlap() -> None:
     assert list(shared["alice"]) == [Segment(0.5, 3.0), Segment(6.0, 8.0)]
 
 
+def test_a_protocol_without_annotated_takes_each_files_turns_whole(corpus: Path) -> None:
+    """No `annotated:` (UEM) entry, as many VoxCeleb lists have: pyannote.database gives None, and the
+    regions are the annotation's own (the UEM-less path of the pyannote listing, which a fast read skips)."""
+    no_uem = corpus.with_name("no-uem.yml")
+    no_uem.write_text(corpus.read_text().replace("          annotated: lists/train.uem\n", ""))
+    files = subset_files(load_protocol(VOICES, str(no_uem)), "train")
+    with_uem = {f["uri"]: f for f in subset_files(load_protocol(VOICES, str(corpus)), "train")}
+    assert files and all(f.get("annotated") is None for f in files)
+    for file in files:
+        turns = file["annotation"]
+        overlap = turns.get_overlap()
+        assert speech_intervals(file) == {
+            label: [(s.start, s.end) for s in turns.label_timeline(label).support().extrude(overlap)]
+            for label in turns.labels()}
+    # alice_0 speaks past its UEM's end: the UEM-less regions keep that speech
+    alice = files[0]
+    assert alice["uri"] == "alice_0"
+    assert speech_intervals(alice)["alice"][-1][1] > speech_intervals(with_uem["alice_0"])["alice"][-1][1]
+
+
 def test_plain_intervals_agree_with_pyannote_core_on_random_annotations() -> None:
     rng = np.random.default_rng(0)
     for trial in range(200):

@@ -164,8 +164,9 @@ g 1 1.000 2.000
 """
 
 
-def tricky_protocol(root: Path, demo_corpus: Path, seed: int = 0) -> Path:
-    """Lists made to trip a reader: overlaps, crops, missing rows, microsecond boundaries, NA labels."""
+def tricky_protocol(root: Path, demo_corpus: Path, seed: int = 0, annotated: bool = True) -> Path:
+    """Lists made to trip a reader: overlaps, crops, missing rows, microsecond boundaries, NA labels;
+    without ``annotated``, no `annotated:` entry at all (as many VoxCeleb lists)."""
     rng = np.random.default_rng(seed)
     uris = ["a", "b", "c", "d", "e", "f", "g", "a"]  # d: no RTTM; e: no UEM; a listed twice
     rttm, uem = [TRICKY_RTTM], [TRICKY_UEM]
@@ -185,9 +186,10 @@ def tricky_protocol(root: Path, demo_corpus: Path, seed: int = 0) -> Path:
     (root / "lists" / "train.uem").write_text("".join(uem))
     wav = sources(demo_corpus)[0]
     yml = root / "database.yml"
+    entries = "          annotation: lists/train.rttm\n"
+    entries += "          annotated: lists/train.uem\n" if annotated else ""
     yml.write_text(f"Databases:\n  T: {wav.parent}/{{uri}}.wav\nProtocols:\n  T:\n    SpeakerVerification:\n"
-                   "      P:\n        scope: global\n        train:\n          uri: lists/train.lst\n"
-                   "          annotation: lists/train.rttm\n          annotated: lists/train.uem\n")
+                   "      P:\n        scope: global\n        train:\n          uri: lists/train.lst\n" + entries)
     return yml
 
 
@@ -214,6 +216,21 @@ def test_the_fast_reader_lists_exactly_what_pyannote_database_lists(tmp_path: Pa
     # ...s5 of e (no annotated) stays, with no region; the NA speaker is "nan", as str(NaN)
     assert (4, "s5") in mentions and not [r for r in regions if r[0] == 4]
     assert (2, "nan") in mentions
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_without_annotated_the_fast_reader_lists_what_pyannote_database_lists(tmp_path: Path, demo_corpus: Path,
+                                                                              seed: int) -> None:
+    yml = tricky_protocol(tmp_path / "tricky", demo_corpus, seed, annotated=False)
+    protocol = load_protocol("T.SpeakerVerification.P", str(yml))
+    templates = [str(t) for t in get_registry(str(yml)).sources["T"]]
+    fast = list_fast(subset_source(protocol, "train"), templates, lambda n: None)
+    reference = list_with_pyannote(protocol, "train", lambda n: None)
+    assert fast is not None
+    assert canonical(fast) == canonical(reference)
+    # nothing cropped: s4 of b, outside b's UEM, keeps its region now
+    uris, _, regions, mentions = canonical(fast)
+    assert [r for r in regions if r[:2] == (1, "s4")]
 
 
 BUILDER = """
