@@ -17,6 +17,7 @@ from engine.data.cache_key import SubsetSource
 from engine.data.protocols import check_subset_entries, iter_subset
 from engine.data.speech_regions import speech_intervals
 from engine.data.table import Listed, ListedBuilder
+from engine.errors import ProtocolError
 
 #: set to "pyannote" to list through pyannote.database's ProtocolFiles even where the fast
 #: reader applies (for comparing the two)
@@ -51,9 +52,20 @@ def expected_files(source: SubsetSource | None) -> int | None:
 
 def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_templates: list[str],
                 advance: Callable[[int], None]) -> tuple[Listed, str]:
-    """The subset's files and regions, and which reader listed them (``fast`` or ``pyannote``)."""
+    """The subset's files and regions, and which reader listed them (``fast`` or ``pyannote``).
+
+    Raises
+    ------
+    ProtocolError
+        A database.yml subset without an ``annotation:`` entry: training has no speaker turns to draw from.
+    """
     from engine.data import fast_listing
 
+    if source is not None and source.entries.get("annotation") is None:
+        name = getattr(protocol, "name", type(protocol).__name__)
+        raise ProtocolError(f"{source.database_yml}: protocol {name}, {subset}: no `annotation:` entry — training "
+                            "draws each speaker's chunks from the speaker turns of an RTTM: add one (for VoxCeleb, "
+                            "a line per file: `SPEAKER {uri} 1 0.000 {duration} <NA> <NA> {speaker} <NA> <NA>`)")
     if source is not None and os.environ.get(READER_ENV, "") != "pyannote":
         check_subset_entries(protocol, subset)  # as iter_subset does before pyannote.database lists
         listed = fast_listing.list_fast(source, audio_templates, advance)

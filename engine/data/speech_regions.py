@@ -11,6 +11,8 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+from engine.errors import ProtocolError
+
 Interval = tuple[float, float]
 
 
@@ -97,7 +99,10 @@ def speech_intervals(file: Any, exclusive: bool = True) -> dict[str, list[Interv
     with warnings.catch_warnings():
         # pyannote.database crops annotation to annotated itself and warns that it did
         warnings.filterwarnings("ignore", message='Existing precomputed key "annotation"')
-        annotation = file["annotation"]
+        annotation = file.get("annotation")
+    if annotation is None:  # a protocol defined in Python may give files without speaker turns
+        raise ProtocolError(f"file {file['uri']} has no annotation (speaker turns): training draws each "
+                            "speaker's chunks from them — give the protocol's files an `annotation`")
     turns: dict[str, list[Interval]] = {}
     for segment, _, label in annotation.itertracks(yield_label=True):
         turns.setdefault(str(label), []).append((segment.start, segment.end))

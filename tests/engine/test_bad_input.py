@@ -142,6 +142,19 @@ def test_a_uri_list_saved_with_a_byte_order_mark_is_refused_with_the_fix(
     assert uris.read_bytes() == plain  # the command it gives removes the mark, and only it
 
 
+def test_a_training_subset_without_annotation_is_refused_with_the_fix(tmp_path: Path, demo_corpus: Path,
+                                                                      db_path: Path) -> None:
+    database = copy_corpus(demo_corpus, tmp_path)
+    database.write_text(database.read_text().replace("          annotation: voxceleb/lists/train.rttm\n", "", 1))
+    exp = tiny_exp_in(tmp_path)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"{database}: protocol Demo.SpeakerVerification.Voices, train: no `annotation:` entry" in error
+    assert "SPEAKER {uri} 1 0.000 {duration}" in error
+
+
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
     database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))

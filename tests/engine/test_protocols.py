@@ -129,6 +129,13 @@ def test_a_protocol_without_annotated_takes_each_files_turns_whole(corpus: Path)
     assert speech_intervals(alice)["alice"][-1][1] > speech_intervals(with_uem["alice_0"])["alice"][-1][1]
 
 
+def test_a_file_without_speaker_turns_is_named() -> None:
+    """A protocol defined in Python may yield files with no annotation: one error naming the file."""
+    for file in ({"uri": "x/1"}, {"uri": "x/1", "annotation": None}):
+        with pytest.raises(ProtocolError, match="file x/1 has no annotation"):
+            speech_intervals(file)
+
+
 def test_plain_intervals_agree_with_pyannote_core_on_random_annotations() -> None:
     rng = np.random.default_rng(0)
     for trial in range(200):
