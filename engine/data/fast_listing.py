@@ -183,7 +183,8 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     from pyannote.database.loader import load_lst
 
     e = source.entries
-    uris = load_lst(source.resolve(cast(str, e.get("uri", e.get("uris")))))  # a str: applies() checked it
+    # a str: applies() checked it; blank lines name no file (iter_subset skips them too)
+    uris = [uri for uri in load_lst(source.resolve(cast(str, e.get("uri", e.get("uris"))))) if uri]
     paths = _audio_paths(uris, templates, source.database)
     if paths is None:
         return None

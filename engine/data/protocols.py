@@ -256,7 +256,8 @@ def iter_subset(protocol: Any, subset: str) -> Iterator[Any]:
         raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
     check_subset_entries(protocol, subset)
     try:
-        yield from getattr(protocol, subset)()
+        # a blank line of the uri list (one at its end, say) names no file: pyannote.database yields it
+        yield from (file for file in getattr(protocol, subset)() if str(file["uri"]).strip())
     except NotImplementedError as e:
         raise ProtocolError(f"protocol {name} has no {subset} subset — choose another --subset") from e
     except FileNotFoundError as e:

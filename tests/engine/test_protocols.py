@@ -129,6 +129,16 @@ def test_a_protocol_without_annotated_takes_each_files_turns_whole(corpus: Path)
     assert speech_intervals(alice)["alice"][-1][1] > speech_intervals(with_uem["alice_0"])["alice"][-1][1]
 
 
+def test_blank_lines_of_a_uri_list_name_no_file(corpus: Path) -> None:
+    """A list ending with empty lines (or with one in the middle): pyannote.database yields a file of uri ''."""
+    lists = corpus.parent / "lists"
+    lines = (lists / "train.lst").read_text().splitlines()
+    (lists / "train-blank.lst").write_text("\n".join(lines[:1] + [""] + lines[1:]) + "\n\n \n")
+    blank = corpus.with_name("blank.yml")
+    blank.write_text(corpus.read_text().replace("lists/train.lst", "lists/train-blank.lst"))
+    assert [f["uri"] for f in subset_files(load_protocol(VOICES, str(blank)), "train")] == lines
+
+
 def test_a_file_without_speaker_turns_is_named() -> None:
     """A protocol defined in Python may yield files with no annotation: one error naming the file."""
     for file in ({"uri": "x/1"}, {"uri": "x/1", "annotation": None}):

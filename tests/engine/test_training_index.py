@@ -218,6 +218,23 @@ def test_the_fast_reader_lists_exactly_what_pyannote_database_lists(tmp_path: Pa
     assert (2, "nan") in mentions
 
 
+def test_blank_lines_of_a_uri_list_name_no_file_for_either_reader(tmp_path: Path, demo_corpus: Path) -> None:
+    yml = tricky_protocol(tmp_path / "tricky", demo_corpus)
+    templates = [str(t) for t in get_registry(str(yml)).sources["T"]]
+    protocol = load_protocol("T.SpeakerVerification.P", str(yml))
+    plain = canonical(list_with_pyannote(protocol, "train", lambda n: None))
+    uris = yml.parent / "lists" / "train.lst"
+    lines = uris.read_text().splitlines()
+    uris.write_text("\n".join(lines[:3] + ["", "  "] + lines[3:]) + "\n\n\n")
+    # a new database.yml: pyannote.database caches protocols per file
+    blank = yml.with_name("blank.yml")
+    blank.write_text(yml.read_text())
+    protocol = load_protocol("T.SpeakerVerification.P", str(blank))
+    fast = list_fast(subset_source(protocol, "train"), templates, lambda n: None)
+    assert fast is not None and canonical(fast) == plain
+    assert canonical(list_with_pyannote(protocol, "train", lambda n: None)) == plain
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_without_annotated_the_fast_reader_lists_what_pyannote_database_lists(tmp_path: Path, demo_corpus: Path,
                                                                               seed: int) -> None:
