@@ -136,6 +136,11 @@ def derive_index(table: IndexTable, duration: float, *, label_min_duration: floa
     kept = _kept_speakers(table, lengths, usable, duration, label_min_duration, strict, problems)
     if not len(table.paths) and problems:
         raise _nothing_readable([p for p in problems if p.kind == "file"] or problems)
+    if not len(table.labels) and len(table.paths):
+        # not one turn for any listed file: the RTTM names its files otherwise than the uri list
+        raise TrainingError(f"none of the {len(table.paths)} readable file(s) has a speaker turn in the protocol's "
+                            f"annotation — the uri field (the 2nd) of its RTTM lines must be a line of the uri "
+                            f"list, as {table.uris[0]!r} is: compare the two files")
     if not kept.any():
         raise TrainingError(f"no speaker has a speech region of at least {duration:g} s "
                             f"in {len(table.paths)} readable file(s) — check the protocol's annotation "

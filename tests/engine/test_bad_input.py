@@ -155,6 +155,20 @@ def test_a_training_subset_without_annotation_is_refused_with_the_fix(tmp_path: 
     assert "SPEAKER {uri} 1 0.000 {duration}" in error
 
 
+def test_an_rttm_naming_its_files_otherwise_than_the_uri_list_is_named(tmp_path: Path, demo_corpus: Path,
+                                                                        db_path: Path) -> None:
+    database = copy_corpus(demo_corpus, tmp_path)
+    rttm = database.parent / "voxceleb" / "lists" / "train.rttm"
+    rttm.write_text(re.sub(r"^(SPEAKER \S+)", r"\1.wav", rttm.read_text(), flags=re.MULTILINE))
+    exp = tiny_exp_in(tmp_path)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    first = (database.parent / "voxceleb" / "lists" / "train.lst").read_text().split()[0]
+    assert "has a speaker turn in the protocol's annotation" in error and f"as {first!r} is" in error
+
+
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
     database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))
