@@ -9,6 +9,7 @@ names the file and the line instead. torch-free.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,20 @@ def check_trial_file(path: str | Path) -> None:
                 if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES
                                or any(f.startswith('"') for f in fields)):
                     raise ProtocolError(f"{path}:{number}: malformed trial line {line.strip()!r}: "
-                                        f"expected {TRIAL_LINE} — fix or delete that line")
+                                        f"expected {TRIAL_LINE} — {_fix(fields, path)}")
     except OSError as e:
         raise ProtocolError(f"trial file {path} cannot be read: {e}") from e
+
+
+def _fix(fields: list[str], path: str | Path) -> str:
+    """How to mend a malformed line: Kaldi's and WeSpeaker's lists (``uri1 uri2 target``) are converted
+    whole; any other line is fixed or deleted."""
+    if len(fields) == 3 and fields[2].lower() in ("target", "nontarget"):
+        converted = f"{path}.pyannote"
+        return (f"this is Kaldi's trial format (uri1 uri2 target|nontarget): convert the list with `awk "
+                f"'{{print ($3 == \"target\"), $1, $2}}' {shlex.quote(str(path))} > {shlex.quote(converted)}` "
+                "and name that file under `trial:`")
+    return "fix or delete that line"
 
 
 def check_trial(trial: Any, number: int, source: str) -> tuple[int, str, str]:

@@ -3,6 +3,7 @@ as the mean of their windows (files packed together into one batch), cosine scor
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from engine.errors import ProtocolError
 from engine.model import SincTDNN
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, load_trials, trial_file
+from tests import children
 
 SR = 16000
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -40,6 +42,20 @@ def test_a_malformed_trial_line_is_named_by_file_and_line(tmp_path: Path, line: 
         check_trial_file(path)
     path.write_text("1 a b\n\n0 a c\nTrue a d\n0.0 c d\n")  # blank lines and pandas' spellings pass
     check_trial_file(path)
+
+
+def test_a_kaldi_trial_list_is_refused_with_the_command_that_converts_it(tmp_path: Path) -> None:
+    """Kaldi's and WeSpeaker's `uri1 uri2 target|nontarget`: the refusal's awk line makes the list pyannote's."""
+    kaldi = tmp_path / "trials"
+    kaldi.write_text("id1/a/1 id1/b/2 target\nid1/a/1 id2/c/3 nontarget\n")
+    with pytest.raises(ProtocolError, match="Kaldi's trial format") as error:
+        check_trial_file(kaldi)
+    command = re.search(r"`(awk .*)` and name that file", str(error.value))
+    assert command is not None
+    children.run(["sh", "-c", command.group(1)], timeout=30)
+    converted = tmp_path / "trials.pyannote"
+    assert converted.read_text() == "1 id1/a/1 id1/b/2\n0 id1/a/1 id2/c/3\n"
+    check_trial_file(converted)
 
 
 def test_a_trial_list_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Path, demo_corpus: Path) -> None:
