@@ -37,6 +37,9 @@ class SubsetSource:
     subset: str
     entries: dict[str, Any]
     database_yml: Path
+    #: what the protocol says its speaker labels name: ``file`` (pyannote.database's default), ``database``
+    #: or ``global``
+    scope: str | None = None
 
     def resolve(self, value: str) -> Path:
         """A path of the entries as pyannote.database resolves it (cwd, else beside database.yml)."""
@@ -57,7 +60,7 @@ def subset_source(protocol: Any, subset: str) -> SubsetSource | None:
         return None
     kw = method.keywords
     return SubsetSource(database=kw["database"], subset=subset, entries=dict(kw["entries"]),
-                        database_yml=Path(kw["database_yml"]))
+                        database_yml=Path(kw["database_yml"]), scope=kw.get("scope"))
 
 
 def is_template(value: str) -> bool:

@@ -57,12 +57,19 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
     Raises
     ------
     ProtocolError
-        A database.yml subset without an ``annotation:`` entry: training has no speaker turns to draw from.
+        A database.yml subset without an ``annotation:`` entry (training has no speaker turns to draw
+        from), or of a protocol whose labels are file-scoped.
     """
     from engine.data import fast_listing
 
+    name = getattr(protocol, "name", type(protocol).__name__)
+    if source is not None and source.scope == "file":
+        raise ProtocolError(f"{source.database_yml}: protocol {name} has `scope: file` (pyannote.database's "
+                            "default for a protocol that declares none): its speaker labels would name speakers "
+                            "within one file, but training takes each label for one speaker across all files — "
+                            "declare `scope: global` under the protocol when its labels are speaker identities "
+                            "(VoxCeleb's id10001 are)")
     if source is not None and source.entries.get("annotation") is None:
-        name = getattr(protocol, "name", type(protocol).__name__)
         raise ProtocolError(f"{source.database_yml}: protocol {name}, {subset}: no `annotation:` entry — training "
                             "draws each speaker's chunks from the speaker turns of an RTTM: add one (for VoxCeleb, "
                             "a line per file: `SPEAKER {uri} 1 0.000 {duration} <NA> <NA> {speaker} <NA> <NA>`)")

@@ -169,6 +169,23 @@ def test_an_rttm_naming_its_files_otherwise_than_the_uri_list_is_named(tmp_path:
     assert "has a speaker turn in the protocol's annotation" in error and f"as {first!r} is" in error
 
 
+@pytest.mark.parametrize("scope", ["        scope: file\n", ""])
+def test_training_on_file_scoped_labels_is_refused_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path,
+                                                                scope: str) -> None:
+    """`scope: file`, or none (pyannote.database then says it sets `file`): labels would not be identities."""
+    database = copy_corpus(demo_corpus, tmp_path)
+    text = database.read_text()
+    assert "      Voices:\n        scope: global\n" in text
+    database.write_text(text.replace("      Voices:\n        scope: global\n", "      Voices:\n" + scope, 1))
+    exp = tiny_exp_in(tmp_path)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    error = done.stderr.strip().splitlines()[-1]
+    assert f"{database}: protocol Demo.SpeakerVerification.Voices has `scope: file`" in error
+    assert "declare `scope: global`" in error
+
+
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
     database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))
