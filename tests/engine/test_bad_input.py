@@ -88,6 +88,24 @@ def tiny_exp_in(root: Path) -> Path:
     return exp
 
 
+def refused_training(tmp_path: Path, database: Path) -> str:
+    """The one line `train` of a tiny config ends with on ``database``: exit 2, no traceback."""
+    exp = tiny_exp_in(tmp_path)
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+def refused_validation(tmp_path: Path, database: Path) -> str:
+    """The one line `validate` of an empty TRN_DIR ends with on ``database``: exit 2, no traceback."""
+    trn_dir = tiny_exp_in(tmp_path) / "train" / "Demo.SpeakerVerification.Voices.train"
+    trn_dir.mkdir(parents=True)
+    done = run_in_process("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
 def test_a_trial_list_cut_mid_line_is_named_by_file_and_line(tmp_path: Path, demo_corpus: Path,
                                                              db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
@@ -95,11 +113,7 @@ def test_a_trial_list_cut_mid_line_is_named_by_file_and_line(tmp_path: Path, dem
     lines = trial_file.read_text().splitlines()
     cut = " ".join(lines[-1].split()[:2])  # `1 uri1`: the second uri lost
     trial_file.write_text("\n".join(lines[:-1] + [cut]))
-    trn_dir = tiny_exp_in(tmp_path) / "train" / "Demo.SpeakerVerification.Voices.train"
-    trn_dir.mkdir(parents=True)
-    done = run_in_process("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_validation(tmp_path, database)
     assert f"{trial_file}:{len(lines)}: malformed trial line {cut!r}" in error
     assert "nan" not in error
 
@@ -111,11 +125,7 @@ def test_a_trial_list_naming_uris_with_their_extension_is_named_with_the_fix(
     trial_file = database.parent / "voxceleb" / "lists" / "test.trial.txt"
     uris = trial_file.read_text()
     trial_file.write_text(re.sub(r"(id\d+/\S+/\d+)", r"\1.wav", uris))
-    trn_dir = tiny_exp_in(tmp_path) / "train" / "Demo.SpeakerVerification.Voices.train"
-    trn_dir.mkdir(parents=True)
-    done = run_in_process("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_validation(tmp_path, database)
     assert ".wav.wav does not exist, but " in error and "adds .wav again" in error
     fix = re.search(r"`(sed -E .*) LIST > LIST.uris`", error)
     assert fix is not None
@@ -130,11 +140,7 @@ def test_a_uri_list_saved_with_a_byte_order_mark_is_refused_with_the_fix(
     uris = database.parent / "voxceleb" / "lists" / "train.lst"
     plain = uris.read_bytes()
     uris.write_bytes(b"\xef\xbb\xbf" + plain)
-    exp = tiny_exp_in(tmp_path)
-    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
-                          database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_training(tmp_path, database)
     assert f"train: uri: {uris} starts with a UTF-8 byte-order mark" in error
     fix = re.search(r"`(sed -i .*)`", error)
     assert fix is not None
@@ -146,11 +152,7 @@ def test_a_training_subset_without_annotation_is_refused_with_the_fix(tmp_path: 
                                                                       db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
     database.write_text(database.read_text().replace("          annotation: voxceleb/lists/train.rttm\n", "", 1))
-    exp = tiny_exp_in(tmp_path)
-    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
-                          database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_training(tmp_path, database)
     assert f"{database}: protocol Demo.SpeakerVerification.Voices, train: no `annotation:` entry" in error
     assert "SPEAKER {uri} 1 0.000 {duration}" in error
 
@@ -160,11 +162,7 @@ def test_an_rttm_naming_its_files_otherwise_than_the_uri_list_is_named(tmp_path:
     database = copy_corpus(demo_corpus, tmp_path)
     rttm = database.parent / "voxceleb" / "lists" / "train.rttm"
     rttm.write_text(re.sub(r"^(SPEAKER \S+)", r"\1.wav", rttm.read_text(), flags=re.MULTILINE))
-    exp = tiny_exp_in(tmp_path)
-    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
-                          database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_training(tmp_path, database)
     first = (database.parent / "voxceleb" / "lists" / "train.lst").read_text().split()[0]
     assert "has a speaker turn in the protocol's annotation" in error and f"as {first!r} is" in error
 
@@ -177,11 +175,7 @@ def test_training_on_file_scoped_labels_is_refused_with_the_fix(tmp_path: Path, 
     text = database.read_text()
     assert "      Voices:\n        scope: global\n" in text
     database.write_text(text.replace("      Voices:\n        scope: global\n", "      Voices:\n" + scope, 1))
-    exp = tiny_exp_in(tmp_path)
-    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
-                          database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_training(tmp_path, database)
     assert f"{database}: protocol Demo.SpeakerVerification.Voices has `scope: file`" in error
     assert "declare `scope: global`" in error
 
@@ -189,11 +183,7 @@ def test_training_on_file_scoped_labels_is_refused_with_the_fix(tmp_path: Path, 
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)
     database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wave/{uri}.wav"))
-    exp = tiny_exp_in(tmp_path)
-    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
-                      database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_training(tmp_path, database)
     assert f"{database.parent / 'voxceleb' / 'wave'}/id" in error  # the path it looked for
     assert f"the folder {database.parent / 'voxceleb' / 'wave'}" in error and "Databases:" in error
     assert "no speaker has" not in error
@@ -206,11 +196,7 @@ def test_a_corpus_of_m4a_files_is_refused_with_the_conversion(tmp_path: Path, de
     database.write_text(database.read_text().replace("voxceleb/wav/{uri}.wav", "voxceleb/wav/{uri}.m4a"))
     for wav in (database.parent / "voxceleb" / "wav").rglob("*.wav"):
         wav.with_suffix(".m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A \x00\x00\x00\x00M4A mp42isom" + wav.read_bytes())
-    exp = tiny_exp_in(tmp_path)
-    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
-                          database=database)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error = refused_training(tmp_path, database)
     assert "none of the" in error and ".m4a is AAC audio in an MP4 container" in error
     assert "`ffmpeg -i IN.m4a -ac 1 -ar 16000 OUT.wav`" in error and "database.yml" in error
 
