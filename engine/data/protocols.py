@@ -43,21 +43,29 @@ def database_paths(database: str | os.PathLike | None = None) -> list[Path]:
     if database is not None:
         path = Path(database).expanduser()
         if not path.is_file():
-            raise ProtocolError(f"database file {path} does not exist — check --database")
+            raise ProtocolError(f"database file {path} {_not_a_file(path)} — check --database")
         return [path.resolve()]
     env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "").strip()
     if env:
         paths = [Path(p).expanduser() for p in env.split(";") if p.strip()]
-        missing = [str(p) for p in paths if not p.is_file()]
+        missing = [f"{p}, which {_not_a_file(p)}" for p in paths if not p.is_file()]
         if missing:
-            raise ProtocolError(f"PYANNOTE_DATABASE_CONFIG names {', '.join(missing)}, which does not "
-                                f"exist — fix the variable or pass --database FILE")
+            raise ProtocolError(f"PYANNOTE_DATABASE_CONFIG names {'; '.join(missing)} — fix the variable or "
+                                "pass --database FILE")
         return [p.resolve() for p in paths]
     for path in (Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser()):
         if path.is_file():
             return [path.resolve()]
     raise ProtocolError("no database.yml found — pass --database FILE, set PYANNOTE_DATABASE_CONFIG, "
                         "or create ./database.yml (`spkemb-engine demo-data DIR` writes one)")
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` is no database.yml: missing, or a folder (with the file inside it, when there is one)."""
+    if not path.is_dir():
+        return "does not exist"
+    inside = path / "database.yml"
+    return f"is a folder: pass {inside}" if inside.is_file() else "is a folder, not a database.yml"
 
 
 def _where(paths: list[Path]) -> str:
@@ -70,11 +78,15 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
     Cached per (path, modification time), so that an edited database.yml is read again.
     """
     paths = database_paths(database)
+    for path in paths:
+        _check_shape(path)
     try:
         # pyannote.database loads ./database.yml, ~/.pyannote/database.yml and
         # $PYANNOTE_DATABASE_CONFIG into its global registry when first imported
         from pyannote.database.registry import Registry
     except Exception as e:
+        for default in _pyannote_defaults():
+            _check_shape(default)
         raise ProtocolError(f"pyannote.database could not load a default database file "
                             f"(./database.yml, ~/.pyannote/database.yml or $PYANNOTE_DATABASE_CONFIG): "
                             f"{yaml_problem(e, with_file=True)} — fix that file") from e
@@ -91,6 +103,62 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
                                 f"(format: https://github.com/pyannote/pyannote-database)") from e
     _REGISTRIES[key] = registry
     return registry
+
+
+#: the nesting pyannote.database expects under `Protocols:`, one level each
+PROTOCOL_LEVELS = ("each database name to its tasks", "each task name to its protocols",
+                   "each protocol name to its subsets")
+
+
+def _check_shape(path: Path) -> None:
+    """Refuse a database.yml whose `Databases:` or `Protocols:` is not nested as pyannote.database reads
+    it, naming the key: pyannote.database itself fails there on a Python error of its own
+    (``pop expected at most 1 argument``). Text that is not YAML is left to its loader, which names the
+    line."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+    except yaml.YAMLError:
+        return
+    if data is None:
+        return
+    fix = "— fix the file (format: https://github.com/pyannote/pyannote-database)"
+    if not isinstance(data, dict):
+        raise ProtocolError(f"database file {path} holds {_kind(data)}, not the `Databases:` and "
+                            f"`Protocols:` sections {fix}")
+    example = "(e.g. `VoxCeleb: /data/voxceleb/{uri}.wav`)"
+    databases = data.get("Databases", {})
+    if not isinstance(databases, dict):
+        raise ProtocolError(f"database file {path}: `Databases:` must map each database to its audio path template "
+                            f"{example}, not {_kind(databases)} {fix}")
+    for name, template in databases.items():
+        if not (isinstance(template, str) or isinstance(template, list) and all(isinstance(t, str) for t in template)):
+            raise ProtocolError(f"database file {path}: `Databases.{name}:` must be an audio path template {example} "
+                                f"or a list of them, not {_kind(template)} {fix}")
+    _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
+
+
+def _pyannote_defaults() -> list[Path]:
+    """The files pyannote.database loads when first imported, whichever --database names."""
+    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "")
+    candidates = [Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser(),
+                  *(Path(p).expanduser() for p in env.split(";") if p.strip())]
+    return [p for p in candidates if p.is_file()]
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def _check_level(path: Path, node: object, where: str, level: int, fix: str) -> None:
+    if level == len(PROTOCOL_LEVELS):
+        return
+    if not isinstance(node, dict):
+        raise ProtocolError(f"database file {path}: `{where}:` must map {PROTOCOL_LEVELS[level]} (Protocols: → "
+                            f"Database: → Task: → Protocol: → train: …), not {_kind(node)} {fix}")
+    for key, child in node.items():
+        _check_level(path, child, f"{where}.{key}", level + 1, fix)
 
 
 def list_protocols(database: str | os.PathLike | None = None) -> list[str]:

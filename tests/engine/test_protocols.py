@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from engine.data.audio_checks import check_files
 from engine.data.protocols import database_paths, list_protocols, load_protocol, subset_files
 from engine.data.speech_regions import speech_intervals, speech_regions
 from engine.errors import ProtocolError
+from tests import children
 
 VOICES = "Tiny.SpeakerVerification.Voices"
 
@@ -61,6 +63,45 @@ def test_missing_explicit_and_environment_files_are_named(monkeypatch: pytest.Mo
     monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(tmp_path / "gone.yml"))
     with pytest.raises(ProtocolError, match="PYANNOTE_DATABASE_CONFIG names .*gone.yml"):
         load_protocol(VOICES)
+
+
+def test_a_folder_given_as_database_yml_is_named_with_the_file_inside(monkeypatch: pytest.MonkeyPatch,
+                                                                      corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(ProtocolError, match=f"database file {corpus.parent} is a folder: pass {corpus} — "):
+        load_protocol(VOICES, str(corpus.parent))
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", f"{tmp_path};{corpus}")
+    with pytest.raises(ProtocolError, match=f"names {tmp_path}, which is a folder, not a database.yml — "):
+        load_protocol(VOICES)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ("- a\n- b\n", "holds a list, not the `Databases:` and `Protocols:` sections"),
+    ("Databases: [a]\n", "`Databases:` must map each database to its audio path template"),
+    ("Databases:\n  Demo: {a: 1}\n", "`Databases.Demo:` must be an audio path template"),
+    ("Databases:\n  Demo: x/{uri}.wav\nProtocols: []\n", "`Protocols:` must map each database name to its tasks"),
+    ("Protocols:\n  Demo:\n", "`Protocols.Demo:` must map each task name to its protocols (Protocols: → Database:"),
+    ("Protocols:\n  Demo:\n    SpeakerVerification: [x]\n",
+     "`Protocols.Demo.SpeakerVerification:` must map each protocol name to its subsets"),
+])
+def test_a_database_yml_nested_otherwise_is_named_by_its_key(tmp_path: Path, text: str, says: str) -> None:
+    """What pyannote.database fails on with its own Python error (`'NoneType' object has no attribute 'pop'`)."""
+    database = tmp_path / "database.yml"
+    database.write_text(text)
+    with pytest.raises(ProtocolError) as error:
+        load_protocol(VOICES, str(database))
+    assert str(error.value).startswith(f"database file {database}") and says in str(error.value)
+    assert "fix the file" in str(error.value)
+
+
+def test_a_misnested_database_yml_that_pyannote_loads_at_import_is_named(corpus: Path, tmp_path: Path) -> None:
+    """pyannote.database reads ./database.yml when first imported, whichever --database is given: a fresh
+    interpreter, in a folder holding a misnested one."""
+    (tmp_path / "database.yml").write_text("Protocols:\n  Demo:\n")
+    code = ("from engine.data.protocols import get_registry\nfrom engine.errors import ProtocolError\n"
+            f"try:\n    get_registry({str(corpus)!r})\nexcept ProtocolError as e:\n    print(e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYANNOTE_DATABASE_CONFIG"}
+    done = children.run([sys.executable, "-c", code], timeout=60, env=env, cwd=tmp_path)
+    assert done.stdout.startswith(f"database file {tmp_path / 'database.yml'}: `Protocols.Demo:` must map "), done
 
 
 def test_unknown_protocol_names_itself_the_file_and_what_exists(corpus: Path) -> None:
