@@ -120,6 +120,13 @@ class IndexTable:
     problems: list[Problem] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
+    def silent_files(self) -> np.ndarray:
+        """Readable files in which no speaker has a speech region (no turn in the annotation, or none
+        inside annotated and the audio), as indices."""
+        spoken = np.zeros(len(self.paths), dtype=bool)
+        spoken[self.reg_file] = True
+        return np.flatnonzero(~spoken)
+
 
 def assemble(listed: Listed, checked: Checked) -> IndexTable:
     """Join a listing and its file checks: unreadable files out, regions clipped, labels sorted."""

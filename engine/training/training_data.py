@@ -23,6 +23,7 @@ from engine.data.batches import Position, batches_per_epoch
 from engine.data.file_checks import changed_problems
 from engine.data.speech_index import SpeakerIndex, derive_index
 from engine.data.speed import speed_vocabulary
+from engine.data.table import IndexTable
 from engine.data.training_index import IndexRequest, training_table
 from engine.process.distributed import World
 from engine.process.stopping import ignore_stop_signals
@@ -119,9 +120,19 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     speech = index.total_speech
     amount = f"{speech / 3600:,.1f} h" if speech >= 3600 else f"{speech:,.0f} s"
     progress.note(f"index: {len(index.speakers):,} speakers with {amount} of usable speech "
-                  f"in {len(index.paths):,} files")
+                  f"in {len(index.paths):,} files{_silent(table)}")
     augment = build_augmentation(config.augmentation, sample_rate=config.sample_rate, database=database)
     problems = list(index.problems) + changed + list(getattr(augment, "problems", None) or [])
     return TrainingData(config=config, index=index, augment=augment, seed=seed, world=world,
                         workers=workers, pin_memory=pin_memory, problems=problems, changed=changed)
 
+
+def _silent(table: IndexTable) -> str:
+    """The files no speaker speaks in, counted and one named: a file the annotation forgot gives no chunk
+    and no error, so that a short RTTM would go unseen."""
+    silent = table.silent_files()
+    if not len(silent):
+        return ""
+    verb = "holds" if len(silent) == 1 else "hold"
+    return (f"; {len(silent):,} of them {verb} no speech region, e.g. {table.uris[int(silent[0])]} (no turn in the "
+            "annotation, or none inside annotated)")

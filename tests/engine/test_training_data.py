@@ -84,6 +84,20 @@ def test_the_second_start_loads_the_index_and_names_the_files_changed_since(demo
     assert [p.path for p in changed] == [str(wav)] and changed[0] in prepare(database).problems
 
 
+def test_files_the_annotation_forgot_are_said_in_the_index_line(demo_corpus: Path, tmp_path: Path,
+                                                               capfd: pytest.CaptureFixture[str]) -> None:
+    """A file with no turn gives no chunk and no error: the index's line counts such files and names one."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    rttm = corpus / "voxceleb" / "lists" / "train.rttm"
+    lines = rttm.read_text().splitlines(keepends=True)
+    forgotten = lines[0].split()[1]
+    rttm.write_text("".join(line for line in lines if line.split()[1] != forgotten))
+    data = prepare(corpus / demo_corpus.name)
+    assert str(Path(forgotten)) in [str(u) for u in data.index.uris]  # listed and readable, only silent
+    assert f"1 of them holds no speech region, e.g. {forgotten} (no turn in the annotation" in capfd.readouterr().err
+
+
 def test_the_memory_check_refuses_a_config_that_cannot_fit(demo_corpus: Path) -> None:
     data = prepare(demo_corpus)
     assert index_bytes(data.index) > 0
