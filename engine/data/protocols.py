@@ -78,6 +78,10 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
     Cached per (path, modification time), so that an edited database.yml is read again.
     """
     paths = database_paths(database)
+    key = tuple((str(p), p.stat().st_mtime) for p in paths)
+    registry = _REGISTRIES.get(key)
+    if registry is not None:
+        return registry
     for path in paths:
         _check_shape(path)
     try:
@@ -90,10 +94,6 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
         raise ProtocolError(f"pyannote.database could not load a default database file "
                             f"(./database.yml, ~/.pyannote/database.yml or $PYANNOTE_DATABASE_CONFIG): "
                             f"{yaml_problem(e, with_file=True)} — fix that file") from e
-    key = tuple((str(p), p.stat().st_mtime) for p in paths)
-    registry = _REGISTRIES.get(key)
-    if registry is not None:
-        return registry
     registry = Registry()
     for path in paths:
         try:
