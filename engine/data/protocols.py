@@ -45,15 +45,14 @@ def database_paths(database: str | os.PathLike | None = None) -> list[Path]:
         if not path.is_file():
             raise ProtocolError(f"database file {path} {_not_a_file(path)} — check --database")
         return [path.resolve()]
-    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "").strip()
-    if env:
-        paths = [Path(p).expanduser() for p in env.split(";") if p.strip()]
+    paths = _environment_files()
+    if paths:
         missing = [f"{p}, which {_not_a_file(p)}" for p in paths if not p.is_file()]
         if missing:
             raise ProtocolError(f"PYANNOTE_DATABASE_CONFIG names {'; '.join(missing)} — fix the variable or "
                                 "pass --database FILE")
         return [p.resolve() for p in paths]
-    for path in (Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser()):
+    for path in _usual_files():
         if path.is_file():
             return [path.resolve()]
     raise ProtocolError("no database.yml found — pass --database FILE, set PYANNOTE_DATABASE_CONFIG, "
@@ -139,12 +138,20 @@ def _check_shape(path: Path) -> None:
     _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
 
 
+def _environment_files() -> list[Path]:
+    """The files $PYANNOTE_DATABASE_CONFIG names (several separated by ``;``)."""
+    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "")
+    return [Path(p).expanduser() for p in env.split(";") if p.strip()]
+
+
+def _usual_files() -> tuple[Path, Path]:
+    """./database.yml and ~/.pyannote/database.yml."""
+    return Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser()
+
+
 def _pyannote_defaults() -> list[Path]:
     """The files pyannote.database loads when first imported, whichever --database names."""
-    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "")
-    candidates = [Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser(),
-                  *(Path(p).expanduser() for p in env.split(";") if p.strip())]
-    return [p for p in candidates if p.is_file()]
+    return [p for p in (*_usual_files(), *_environment_files()) if p.is_file()]
 
 
 def _kind(value: object) -> str:
