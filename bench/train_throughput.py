@@ -19,12 +19,14 @@ points them at a hard-linked VoxCeleb2-shaped protocol.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +126,30 @@ def model_chunks_per_s(config: Config, *, device: str, speakers: int, seconds: f
     if dev.type == "cuda":
         torch.cuda.synchronize()
     return steps * batch / (time.perf_counter() - began)
+
+
+@contextlib.contextmanager
+def unfolded_waveform_norm() -> Iterator[None]:
+    """SincNet's forward as it was before the waveform norm's affine step was folded into the sinc
+    filters (the norm, then every block): the baseline of the fold's speed-up."""
+    import torch
+
+    from engine.model.sincnet import SincNet
+
+    def plain(self: SincNet, waveforms: torch.Tensor) -> torch.Tensor:
+        x = waveforms.unsqueeze(1)
+        if self.waveform_norm is not None:
+            x = self.waveform_norm(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    folded = SincNet.forward
+    SincNet.forward = plain  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        SincNet.forward = folded  # type: ignore[method-assign]
 
 
 def loop_chunks_per_s(config_text: str, database: str, *, device: str, workers: int,
@@ -238,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
                             "data_over_model": round(best_data / model_rate, 2)}
         print(f"model step ({args.config}, {args.device}, batch {model_config.task.batch_size} x "
               f"{model_config.task.duration:g} s): {model_rate:,.1f} chunks/s")
+        if model_config.architecture.name == "SincTDNN" and model_config.architecture.sincnet.waveform_normalize:
+            with unfolded_waveform_norm():
+                unfolded = model_chunks_per_s(model_config, device=args.device, speakers=len(index.speakers),
+                                              seconds=args.seconds)
+            results["model"]["model_chunks_per_s_unfolded_norm"] = round(unfolded, 1)
+            print(f"model step, the waveform norm not folded into the sinc filters (the baseline): "
+                  f"{unfolded:,.1f} chunks/s; folded / baseline: {model_rate / unfolded:.2f}x")
         print(f"data pipeline / model step: {best_data / model_rate:.1f}x (goal >= 3x on CPU)")
         loop_rate = loop_chunks_per_s(config_text, str(database), protocol=args.protocol,
                                       device=args.device, workers=args.loop_parallel,

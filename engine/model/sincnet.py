@@ -10,6 +10,7 @@ conv -> (|.| on the sinc block only) -> max-pool 3 -> instance norm -> leaky ReL
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -95,9 +96,21 @@ class SincConv1d(nn.Module):
         band_pass = band_pass / (2 * band[:, None])  # unit gain at the centre tap
         return band_pass.view(self.out_channels, 1, self.kernel_size)
 
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """(batch, 1, sample) -> (batch, out_channels, frame)."""
-        return F.conv1d(waveforms, self.filters(), stride=self.stride)
+    def forward(self, waveforms: torch.Tensor, scale: torch.Tensor | None = None,
+                shift: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, 1, sample) -> (batch, out_channels, frame); with ``scale`` and ``shift`` (one
+        value each), the convolution of ``scale * waveforms + shift``.
+
+        The affine step is folded into the filters: a valid convolution (no padding) gives
+        ``conv(a z + b, W) = conv(z, a W) + b sum(W)``, the same function and gradients, and then
+        ``z`` needs no gradient. That of a 251-tap convolution with respect to its input is about
+        half of a SincTDNN training step.
+        """
+        filters = self.filters()
+        if scale is None or shift is None:
+            return F.conv1d(waveforms, filters, stride=self.stride)
+        bias = shift * filters.sum(dim=(1, 2))  # (out_channels,)
+        return F.conv1d(waveforms, scale * filters, bias=bias, stride=self.stride)
 
 
 class SincBlock(nn.Module):
@@ -113,7 +126,10 @@ class SincBlock(nn.Module):
         self.activation = nn.LeakyReLU(negative_slope=0.2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)  # (batch, channel, frame)
+        return self.after_conv(self.conv(x))
+
+    def after_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """The block from its convolution's output (batch, channel, frame) on."""
         if self.rectify:
             x = torch.abs(x)
         x = self.pool(x)  # (batch, channel, frame // pool)
@@ -184,8 +200,14 @@ class SincNet(nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(batch, sample) -> (batch, channel, frame)."""
         x = waveforms.unsqueeze(1)  # (batch, 1, sample)
-        if self.waveform_norm is not None:
-            x = self.waveform_norm(x)
-        for block in self.blocks:
+        # nn.ModuleList types its items as Module: the first block is a SincBlock on sinc filters
+        first, norm = cast(SincBlock, self.blocks[0]), self.waveform_norm
+        if norm is not None and torch.is_grad_enabled() and norm.weight.requires_grad:
+            # training: the norm's affine step inside the sinc convolution (see SincConv1d.forward)
+            standardized = F.instance_norm(x, eps=norm.eps)
+            x = first.after_conv(first.conv(standardized, norm.weight, norm.bias))
+        else:  # inference: nothing to gain, and the plain composition that exports mirror
+            x = first(norm(x) if norm is not None else x)
+        for block in self.blocks[1:]:
             x = block(x)  # (batch, channel, frame)
         return x

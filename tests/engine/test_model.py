@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from engine.config import parse_config, template_text
 from engine.errors import AudioError
 from engine.model import SincTDNN, build_model
-from engine.model.sincnet import SincConv1d, hz_to_mel
+from engine.model.sincnet import SincConv1d, SincNet, hz_to_mel
 from engine.model.summary import count_parameters, layer_rows
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, run_in_process
@@ -91,6 +92,33 @@ def test_sinc_filters_start_on_the_mel_scale() -> None:
     filters = conv.filters()
     assert filters.shape == (80, 1, 251)
     assert torch.allclose(filters, filters.flip(-1))  # linear phase: symmetric taps
+
+
+def test_the_waveform_norm_folded_into_the_sinc_filters_is_the_same_function_and_gradients() -> None:
+    """SincNet convolves the standardized waveform with the affine step folded into its filters:
+    the same values and gradients as the norm (with its scale and shift) then the convolution."""
+    torch.manual_seed(0)
+    sincnet = SincNet(stride=(5, 1, 1)).double()
+    with torch.no_grad():  # a trained norm: neither the identity nor zero
+        sincnet.waveform_norm.weight.fill_(1.3)
+        sincnet.waveform_norm.bias.fill_(-0.2)
+    waveforms = 0.1 * torch.randn(3, 8000, dtype=torch.float64) + 0.05
+    def values_and_gradients(forward: Callable[[torch.Tensor], torch.Tensor]) -> list[torch.Tensor]:
+        sincnet.zero_grad()
+        out = forward(waveforms)
+        (out * torch.linspace(-1.0, 1.0, out.shape[-1], dtype=out.dtype)).sum().backward()  # no plain sum
+        return [out.detach()] + [p.grad.clone() for p in sincnet.parameters() if p.grad is not None]
+
+    def norm_then_blocks(x: torch.Tensor) -> torch.Tensor:
+        h = sincnet.waveform_norm(x.unsqueeze(1))
+        for block in sincnet.blocks:
+            h = block(h)
+        return h
+
+    folded, unfolded = values_and_gradients(sincnet), values_and_gradients(norm_then_blocks)
+    assert len(folded) == len(unfolded) == 1 + len(list(sincnet.parameters()))
+    for a, b in zip(folded, unfolded, strict=True):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
 def test_config_options_reach_the_network() -> None:
