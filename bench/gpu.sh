@@ -133,6 +133,9 @@ m = train["model"]
 print(f"training: loop {m['loop_chunks_per_s']:,.0f} chunks/s, model step alone {m['model_chunks_per_s']:,.0f} "
       f"chunks/s ({m['loop_chunks_per_s'] / m['model_chunks_per_s']:.2f} of it); loader alone "
       f"{max(train['data_chunks_per_s'].values()):,.0f} chunks/s (goal on one H200: >= 10,000 chunks/s)")
+if "model_chunks_per_s_unfolded_norm" in m:
+    print(f"model step with the waveform norm unfolded (the baseline): {m['model_chunks_per_s_unfolded_norm']:,.0f} "
+          f"chunks/s; folded / unfolded {m['model_chunks_per_s'] / m['model_chunks_per_s_unfolded_norm']:.2f}x")
 rtf = extract["real_time_factor"]
 print(f"extraction: exact {rtf['exact']:,.0f}x real time, plain {rtf['plain']:,.0f}x, shared {rtf['shared']:,.0f}x "
       f"(goal on one H200: >= 20,000x)")
