@@ -61,8 +61,8 @@ TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "app.launching.commands", "app.launching.children", "app.screens.run_detail",
               "engine.store.runs_listing", "engine.store.events", "app.screens.runs", "app.screens.configs",
               "app.screens.launch", "app.screens.compare", "app.screens.query", "app.screens.det",
-              "app.widgets.det_plots", "engine.data.protocols", "engine.data.speech_regions", "engine.data.audio",
-              "engine.data.audio_checks")
+              "app.widgets.det_plots", "engine.data.database_yml", "engine.data.protocols",
+              "engine.data.speech_regions", "engine.data.audio", "engine.data.audio_checks")
 
 
 def _modules() -> list[Path]:

@@ -1,74 +1,26 @@
-"""pyannote.database protocols, resolved from one database.yml the way the tutorial does.
+"""pyannote.database protocols, read from one database.yml the way the tutorial does.
 
-The database.yml is ``--database FILE``, else ``$PYANNOTE_DATABASE_CONFIG`` (one path, or
-several separated by ``;`` as pyannote.database accepts), else ``./database.yml``, else
-``~/.pyannote/database.yml``. The YAML is read by pyannote.database's own ``Registry`` (a
-private one per database.yml, so the process-wide registry and whatever it loaded at import
-time never leak in). Torch-free: the TUI lists protocols through this module.
+Which database.yml, and its shape, is ``engine.data.database_yml``'s. The YAML is read by
+pyannote.database's own ``Registry`` (a private one per database.yml, so the process-wide registry
+and whatever it loaded at import time never leak in). Torch-free: the TUI lists protocols through
+this module.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.data.database_yml import check_shape, database_paths, import_time_files, paths_text
 from engine.errors import ProtocolError, yaml_problem
 
 SUBSETS = ("train", "development", "test")
 
 _REGISTRIES: dict[tuple[tuple[str, float], ...], Any] = {}
-
-
-def database_paths(database: str | os.PathLike | None = None) -> list[Path]:
-    """The database.yml file(s) to use, in pyannote's order of precedence.
-
-    Parameters
-    ----------
-    database : str or PathLike, optional
-        Explicit database.yml (``--database``); it must exist.
-
-    Returns
-    -------
-    list of Path
-        One or more existing database.yml files.
-
-    Raises
-    ------
-    ProtocolError
-        When the explicit or environment file is missing, or when none is found at all.
-    """
-    if database is not None:
-        path = Path(database).expanduser()
-        if not path.is_file():
-            raise ProtocolError(f"database file {path} {_not_a_file(path)} — check --database")
-        return [path.resolve()]
-    paths = _environment_files()
-    if paths:
-        missing = [f"{p}, which {_not_a_file(p)}" for p in paths if not p.is_file()]
-        if missing:
-            raise ProtocolError(f"PYANNOTE_DATABASE_CONFIG names {'; '.join(missing)} — fix the variable or "
-                                "pass --database FILE")
-        return [p.resolve() for p in paths]
-    for path in _usual_files():
-        if path.is_file():
-            return [path.resolve()]
-    raise ProtocolError("no database.yml found — pass --database FILE, set PYANNOTE_DATABASE_CONFIG, "
-                        "or create ./database.yml (`spkemb-engine demo-data DIR` writes one)")
-
-
-def _not_a_file(path: Path) -> str:
-    """Why ``path`` is no database.yml: missing, or a folder (with the file inside it, when there is one)."""
-    if not path.is_dir():
-        return "does not exist"
-    inside = path / "database.yml"
-    return f"is a folder: pass {inside}" if inside.is_file() else "is a folder, not a database.yml"
-
-
-def _where(paths: list[Path]) -> str:
-    return ", ".join(str(p) for p in paths)
 
 
 def get_registry(database: str | os.PathLike | None = None) -> Any:
@@ -82,14 +34,12 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
     if registry is not None:
         return registry
     for path in paths:
-        _check_shape(path)
+        check_shape(path)
     try:
-        # pyannote.database loads ./database.yml, ~/.pyannote/database.yml and
-        # $PYANNOTE_DATABASE_CONFIG into its global registry when first imported
-        from pyannote.database.registry import Registry
+        Registry = _registry_class()
     except Exception as e:
-        for default in _pyannote_defaults():
-            _check_shape(default)
+        for default in import_time_files():
+            check_shape(default)
         raise ProtocolError(f"pyannote.database could not load a default database file "
                             f"(./database.yml, ~/.pyannote/database.yml or $PYANNOTE_DATABASE_CONFIG): "
                             f"{yaml_problem(e, with_file=True)} — fix that file") from e
@@ -104,68 +54,20 @@ def get_registry(database: str | os.PathLike | None = None) -> Any:
     return registry
 
 
-#: the nesting pyannote.database expects under `Protocols:`, one level each
-PROTOCOL_LEVELS = ("each database name to its tasks", "each task name to its protocols",
-                   "each protocol name to its subsets")
+def _registry_class() -> Any:
+    """pyannote.database's ``Registry``, imported without the warnings of its global registry.
 
-
-def _check_shape(path: Path) -> None:
-    """Refuse a database.yml whose `Databases:` or `Protocols:` is not nested as pyannote.database reads
-    it, naming the key: pyannote.database itself fails there on a Python error of its own
-    (``pop expected at most 1 argument``). Text that is not YAML is left to its loader, which names the
-    line."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
-    except yaml.YAMLError:
-        return
-    if data is None:
-        return
-    fix = "— fix the file (format: https://github.com/pyannote/pyannote-database)"
-    if not isinstance(data, dict):
-        raise ProtocolError(f"database file {path} holds {_kind(data)}, not the `Databases:` and "
-                            f"`Protocols:` sections {fix}")
-    example = "(e.g. `VoxCeleb: /data/voxceleb/{uri}.wav`)"
-    databases = data.get("Databases", {})
-    if not isinstance(databases, dict):
-        raise ProtocolError(f"database file {path}: `Databases:` must map each database to its audio path template "
-                            f"{example}, not {_kind(databases)} {fix}")
-    for name, template in databases.items():
-        if not (isinstance(template, str) or isinstance(template, list) and all(isinstance(t, str) for t in template)):
-            raise ProtocolError(f"database file {path}: `Databases.{name}:` must be an audio path template {example} "
-                                f"or a list of them, not {_kind(template)} {fix}")
-    _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
-
-
-def _environment_files() -> list[Path]:
-    """The files $PYANNOTE_DATABASE_CONFIG names (several separated by ``;``)."""
-    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "")
-    return [Path(p).expanduser() for p in env.split(";") if p.strip()]
-
-
-def _usual_files() -> tuple[Path, Path]:
-    """./database.yml and ~/.pyannote/database.yml."""
-    return Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser()
-
-
-def _pyannote_defaults() -> list[Path]:
-    """The files pyannote.database loads when first imported, whichever --database names."""
-    return [p for p in (*_usual_files(), *_environment_files()) if p.is_file()]
-
-
-def _kind(value: object) -> str:
-    return "nothing" if value is None else f"a {type(value).__name__}"
-
-
-def _check_level(path: Path, node: object, where: str, level: int, fix: str) -> None:
-    if level == len(PROTOCOL_LEVELS):
-        return
-    if not isinstance(node, dict):
-        raise ProtocolError(f"database file {path}: `{where}:` must map {PROTOCOL_LEVELS[level]} (Protocols: → "
-                            f"Database: → Task: → Protocol: → train: …), not {_kind(node)} {fix}")
-    for key, child in node.items():
-        _check_level(path, child, f"{where}.{key}", level + 1, fix)
+    When first imported, pyannote.database loads ./database.yml, ~/.pyannote/database.yml and
+    $PYANNOTE_DATABASE_CONFIG into a process-wide registry, and warns ("Replacing existing ...
+    protocol") for each protocol two of them define: a workspace's ./database.yml that requires
+    the file the variable names is four such warnings. The engine never reads that registry
+    (``get_registry`` builds its own), so they say nothing about what it uses; the same warning
+    from its own registry (two files of the variable defining one protocol) still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Replacing existing .* protocol by the one defined in")
+        from pyannote.database.registry import Registry
+    return Registry
 
 
 def list_protocols(database: str | os.PathLike | None = None) -> list[str]:
@@ -174,7 +76,7 @@ def list_protocols(database: str | os.PathLike | None = None) -> list[str]:
     try:
         return sorted(registry)
     except Exception as e:
-        raise ProtocolError(f"protocols of {_where(database_paths(database))} cannot be listed: {e} "
+        raise ProtocolError(f"protocols of {paths_text(database_paths(database))} cannot be listed: {e} "
                             f"— fix the database file") from e
 
 
@@ -193,14 +95,14 @@ def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
         templates = registry.sources.get(database)
         if not templates:
             raise ProtocolError(f"database {database} has no entry under 'Databases:' in "
-                                f"{_where(paths)} — add e.g. `{database}: /path/to/{{uri}}.wav`")
+                                f"{paths_text(paths)} — add e.g. `{database}: /path/to/{{uri}}.wav`")
         try:
             try:
                 return str(finder(file))
             except FileNotFoundError:
                 return templates[0].format(uri=file["uri"], database=database)
         except (KeyError, IndexError, ValueError) as e:  # str.format of a template such as wav/{=uri}.wav
-            raise ProtocolError(f"database {database} of {_where(paths)}: a path template of {templates} is not "
+            raise ProtocolError(f"database {database} of {paths_text(paths)}: a path template of {templates} is not "
                                 f"usable ({type(e).__name__}: {e}) — write e.g. `{database}: /path/to/{{uri}}.wav` "
                                 "(placeholders: {uri}, {database})") from e
 
@@ -239,14 +141,14 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
     known = list_protocols(database)
     if name not in known:
         listing = ", ".join(known) if known else "none"
-        raise ProtocolError(f"protocol {name} is not defined in {_where(paths)} (it defines: {listing}) "
+        raise ProtocolError(f"protocol {name} is not defined in {paths_text(paths)} (it defines: {listing}) "
                             f"— check the name or add it under 'Protocols:'")
     prep = {"audio": _audio_finder(registry, paths)}
     prep.update(preprocessors or {})
     try:
         return registry.get_protocol(name, preprocessors=prep)
     except Exception as e:
-        raise ProtocolError(f"protocol {name} of {_where(paths)} cannot be loaded: {e}") from e
+        raise ProtocolError(f"protocol {name} of {paths_text(paths)} cannot be loaded: {e}") from e
 
 
 #: subset entries that name a list of uris or of trials (``uris``: pyannote.database's older spelling)

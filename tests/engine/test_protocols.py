@@ -12,7 +12,8 @@ from data_corpus import make_corpus
 from pyannote.core import Annotation, Segment, Timeline
 
 from engine.data.audio_checks import check_files
-from engine.data.protocols import database_paths, list_protocols, load_protocol, subset_files
+from engine.data.database_yml import database_paths
+from engine.data.protocols import list_protocols, load_protocol, subset_files
 from engine.data.speech_regions import speech_intervals, speech_regions
 from engine.errors import ProtocolError
 from tests import children
@@ -102,6 +103,36 @@ def test_a_misnested_database_yml_that_pyannote_loads_at_import_is_named(corpus:
     env = {k: v for k, v in os.environ.items() if k != "PYANNOTE_DATABASE_CONFIG"}
     done = children.run([sys.executable, "-c", code], timeout=60, env=env, cwd=tmp_path)
     assert done.stdout.startswith(f"database file {tmp_path / 'database.yml'}: `Protocols.Demo:` must map "), done
+
+
+def _list_in_a_fresh_interpreter(folder: Path, environment: str) -> str:
+    """stderr of a fresh interpreter that lists the protocols from ``folder`` with
+    $PYANNOTE_DATABASE_CONFIG set to ``environment`` (pyannote.database is first imported there)."""
+    code = "from engine.data.protocols import list_protocols\nprint(list_protocols())\n"
+    env = dict(os.environ, PYANNOTE_DATABASE_CONFIG=environment)
+    done = children.run([sys.executable, "-c", code], timeout=60, env=env, cwd=folder)
+    assert done.returncode == 0 and VOICES in done.stdout, done
+    return done.stderr
+
+
+def test_a_workspace_database_yml_that_requires_the_variables_file_adds_no_warning(corpus: Path,
+                                                                                  tmp_path: Path) -> None:
+    """The demo workspace's shape: ./database.yml requires the file $PYANNOTE_DATABASE_CONFIG names.
+    pyannote.database's global registry loads both when imported and warned once per protocol;
+    the engine never reads that registry."""
+    (tmp_path / "database.yml").write_text(f"Requirements:\n  - {corpus}\n")
+    assert "Replacing existing" not in _list_in_a_fresh_interpreter(tmp_path, str(corpus))
+
+
+def test_two_files_of_the_variable_defining_one_protocol_still_warn(corpus: Path, tmp_path: Path) -> None:
+    """Those two files are both read by the engine: the later one's protocol wins, and pyannote says so."""
+    again = tmp_path / "again.yml"
+    text = corpus.read_text()
+    for folder in ("wav", "noise", "lists"):  # the copy's paths, relative to the original's folder
+        text = text.replace(f": {folder}/", f": {corpus.parent / folder}/")
+    again.write_text(text)
+    stderr = _list_in_a_fresh_interpreter(tmp_path, f"{corpus};{again}")
+    assert f"Replacing existing {VOICES} protocol by the one defined in '{again}'" in stderr, stderr
 
 
 def test_unknown_protocol_names_itself_the_file_and_what_exists(corpus: Path) -> None:

@@ -1,0 +1,125 @@
+"""Which database.yml the engine reads, and whether it is nested as pyannote.database reads it.
+
+``--database FILE``, else ``$PYANNOTE_DATABASE_CONFIG`` (one path, or several separated by ``;``),
+else ``./database.yml``, else ``~/.pyannote/database.yml``; and the files pyannote.database itself
+loads when first imported, whichever of them the engine uses. Torch-free, and free of
+pyannote.database: the shape check runs before pyannote.database reads a file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.errors import ProtocolError
+
+
+def database_paths(database: str | os.PathLike | None = None) -> list[Path]:
+    """The database.yml file(s) to use, in pyannote's order of precedence.
+
+    Parameters
+    ----------
+    database : str or PathLike, optional
+        Explicit database.yml (``--database``); it must exist.
+
+    Returns
+    -------
+    list of Path
+        One or more existing database.yml files.
+
+    Raises
+    ------
+    ProtocolError
+        When the explicit or environment file is missing, or when none is found at all.
+    """
+    if database is not None:
+        path = Path(database).expanduser()
+        if not path.is_file():
+            raise ProtocolError(f"database file {path} {_not_a_file(path)} — check --database")
+        return [path.resolve()]
+    paths = _environment_files()
+    if paths:
+        missing = [f"{p}, which {_not_a_file(p)}" for p in paths if not p.is_file()]
+        if missing:
+            raise ProtocolError(f"PYANNOTE_DATABASE_CONFIG names {'; '.join(missing)} — fix the variable or "
+                                "pass --database FILE")
+        return [p.resolve() for p in paths]
+    for path in _usual_files():
+        if path.is_file():
+            return [path.resolve()]
+    raise ProtocolError("no database.yml found — pass --database FILE, set PYANNOTE_DATABASE_CONFIG, "
+                        "or create ./database.yml (`spkemb-engine demo-data DIR` writes one)")
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path`` is no database.yml: missing, or a folder (with the file inside it, when there is one)."""
+    if not path.is_dir():
+        return "does not exist"
+    inside = path / "database.yml"
+    return f"is a folder: pass {inside}" if inside.is_file() else "is a folder, not a database.yml"
+
+
+def paths_text(paths: list[Path]) -> str:
+    return ", ".join(str(p) for p in paths)
+
+#: the nesting pyannote.database expects under `Protocols:`, one level each
+PROTOCOL_LEVELS = ("each database name to its tasks", "each task name to its protocols",
+                   "each protocol name to its subsets")
+
+
+def check_shape(path: Path) -> None:
+    """Refuse a database.yml whose `Databases:` or `Protocols:` is not nested as pyannote.database reads
+    it, naming the key: pyannote.database itself fails there on a Python error of its own
+    (``pop expected at most 1 argument``). Text that is not YAML is left to its loader, which names the
+    line."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8", errors="replace"))
+    except yaml.YAMLError:
+        return
+    if data is None:
+        return
+    fix = "— fix the file (format: https://github.com/pyannote/pyannote-database)"
+    if not isinstance(data, dict):
+        raise ProtocolError(f"database file {path} holds {_kind(data)}, not the `Databases:` and "
+                            f"`Protocols:` sections {fix}")
+    example = "(e.g. `VoxCeleb: /data/voxceleb/{uri}.wav`)"
+    databases = data.get("Databases", {})
+    if not isinstance(databases, dict):
+        raise ProtocolError(f"database file {path}: `Databases:` must map each database to its audio path template "
+                            f"{example}, not {_kind(databases)} {fix}")
+    for name, template in databases.items():
+        if not (isinstance(template, str) or isinstance(template, list) and all(isinstance(t, str) for t in template)):
+            raise ProtocolError(f"database file {path}: `Databases.{name}:` must be an audio path template {example} "
+                                f"or a list of them, not {_kind(template)} {fix}")
+    _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
+
+def _environment_files() -> list[Path]:
+    """The files $PYANNOTE_DATABASE_CONFIG names (several separated by ``;``)."""
+    env = os.environ.get("PYANNOTE_DATABASE_CONFIG", "")
+    return [Path(p).expanduser() for p in env.split(";") if p.strip()]
+
+
+def _usual_files() -> tuple[Path, Path]:
+    """./database.yml and ~/.pyannote/database.yml."""
+    return Path.cwd() / "database.yml", Path("~/.pyannote/database.yml").expanduser()
+
+
+def import_time_files() -> list[Path]:
+    """The files pyannote.database loads when first imported, whichever --database names."""
+    return [p for p in (*_usual_files(), *_environment_files()) if p.is_file()]
+
+
+def _kind(value: object) -> str:
+    return "nothing" if value is None else f"a {type(value).__name__}"
+
+
+def _check_level(path: Path, node: object, where: str, level: int, fix: str) -> None:
+    if level == len(PROTOCOL_LEVELS):
+        return
+    if not isinstance(node, dict):
+        raise ProtocolError(f"database file {path}: `{where}:` must map {PROTOCOL_LEVELS[level]} (Protocols: → "
+                            f"Database: → Task: → Protocol: → train: …), not {_kind(node)} {fix}")
+    for key, child in node.items():
+        _check_level(path, child, f"{where}.{key}", level + 1, fix)
