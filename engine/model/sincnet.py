@@ -200,9 +200,10 @@ class SincNet(nn.Module):
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(batch, sample) -> (batch, channel, frame)."""
         x = waveforms.unsqueeze(1)  # (batch, 1, sample)
-        # nn.ModuleList types its items as Module: the first block is a SincBlock on sinc filters
+        # nn.ModuleList types its items as Module: the first block is a SincBlock
         first, norm = cast(SincBlock, self.blocks[0]), self.waveform_norm
-        if norm is not None and torch.is_grad_enabled() and norm.weight.requires_grad:
+        if (norm is not None and isinstance(first.conv, SincConv1d)  # an export fixes the filters
+                and torch.is_grad_enabled() and norm.weight.requires_grad):
             # training: the norm's affine step inside the sinc convolution (see SincConv1d.forward)
             standardized = F.instance_norm(x, eps=norm.eps)
             x = first.after_conv(first.conv(standardized, norm.weight, norm.bias))

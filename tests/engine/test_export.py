@@ -3,6 +3,7 @@ and drive extraction through onnxruntime."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ import torch
 import yaml
 
 from engine.config import config_from_dict, config_to_dict, parse_config
-from engine.extraction.export import export_checkpoint
+from engine.extraction.export import export_checkpoint, onnx_bytes, torchscript_bytes
 from engine.extraction.exported import read_metadata
 from engine.extraction.onnx_runtime import OnnxEmbedder
 from engine.inference.network import load_model
@@ -83,6 +84,22 @@ def test_onnx_and_torchscript_equal_pytorch_on_several_lengths(tmp_path: Path, e
     # a plain graph: weight norm folded (no g/v pair), sinc filters a fixed conv weight (no cut-offs)
     names = {i.name for i in onnx.load(str(tmp_path / "net.onnx")).graph.initializer}
     assert not any("parametrizations" in n or "low_hz_" in n or "band_hz_" in n for n in names)
+
+
+def test_a_network_still_training_exports_the_same_function() -> None:
+    """Parameters that require gradients, gradients on: what a network in training gives the
+    exporters. Its forward folds the waveform norm into the sinc filters then; the export fixes
+    those filters and so takes the plain composition, equal to the network."""
+    model = build_model(parse_config(TINY_CONFIG, "tiny.yml"))
+    assert all(p.requires_grad for p in model.parameters()) and torch.is_grad_enabled()
+    session = ort.InferenceSession(onnx_bytes(model, {}), providers=["CPUExecutionProvider"])
+    scripted = torch.jit.load(io.BytesIO(torchscript_bytes(model, {})))
+    x = (np.random.default_rng(0).normal(size=(2, 12345)) * 0.2 + 0.02).astype(np.float32)
+    with torch.inference_mode():
+        reference = model.eval()(torch.from_numpy(x)).numpy()
+        from_script = scripted(torch.from_numpy(x)).numpy()
+    assert np.abs(session.run(None, {"waveform": x})[0] - reference).max() <= 1e-4
+    assert np.abs(from_script - reference).max() <= 1e-4
 
 
 def test_export_command_writes_the_metadata(tmp_path: Path) -> None:
