@@ -60,7 +60,9 @@ def _not_a_file(path: Path) -> str:
 
 
 def paths_text(paths: list[Path]) -> str:
+    """The files, as an error line names them."""
     return ", ".join(str(p) for p in paths)
+
 
 #: the nesting pyannote.database expects under `Protocols:`, one level each
 PROTOCOL_LEVELS = ("each database name to its tasks", "each task name to its protocols",
@@ -94,6 +96,7 @@ def check_shape(path: Path) -> None:
             raise ProtocolError(f"database file {path}: `Databases.{name}:` must be an audio path template {example} "
                                 f"or a list of them, not {_kind(template)} {fix}")
     _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
+
 
 def _environment_files() -> list[Path]:
     """The files $PYANNOTE_DATABASE_CONFIG names (several separated by ``;``)."""
