@@ -125,12 +125,16 @@ def test_oracle_embeddings_on_a_demo_meeting(demo_corpus: Path):
     assert result.speakers_found == result.speakers == len(reference.labels())
 
 
-def test_a_meetings_protocol_without_annotated_is_scored_over_each_references_extent(demo_corpus: Path):
+def test_a_meetings_protocol_without_annotated_is_scored_over_each_references_extent(demo_corpus: Path,
+                                                                                    tmp_path: Path):
     """No `annotated:` (UEM) entry: pyannote.database gives None, and the reference's extent is the UEM."""
     from engine.data.protocols import load_protocol
 
-    no_uem = demo_corpus.with_name("meetings-without-uem.yml")
-    no_uem.write_text(demo_corpus.read_text().replace("          annotated: ami/uems/test/{uri}.uem\n", ""))
+    # in this test's folder, not beside the session's corpus (which tests only read): its paths made whole
+    root = demo_corpus.parent
+    no_uem = tmp_path / "meetings-without-uem.yml"
+    no_uem.write_text(demo_corpus.read_text().replace("          annotated: ami/uems/test/{uri}.uem\n", "")
+                      .replace(" ami/", f" {root}/ami/").replace("- amicorpus/", f"- {root}/amicorpus/"))
     (meeting, *_) = list(load_protocol(MEETINGS, no_uem).test())
     assert meeting.get("annotated") is None
     reference = meeting["annotation"]
