@@ -51,6 +51,20 @@ def database_paths(database: str | os.PathLike | None = None) -> list[Path]:
                         "or create ./database.yml (`spkemb-engine demo-data DIR` writes one)")
 
 
+def pinned_database(database: str | os.PathLike | None = None) -> str | None:
+    """The ``--database`` to hand a command that runs later or from another folder (a queued sweep
+    trial, a SLURM job): the file resolved here, absolute, so that it reads what this folder reads.
+
+    None when ``$PYANNOTE_DATABASE_CONFIG`` names several files (the queue and SLURM jobs inherit the
+    variable) or when no database.yml is found here (the job then looks where it runs). A missing
+    explicit or environment file is refused, as :func:`database_paths` refuses it.
+    """
+    if database is None and not _environment_files() and not any(p.is_file() for p in _usual_files()):
+        return None
+    paths = database_paths(database)
+    return str(paths[0]) if len(paths) == 1 else None
+
+
 def _not_a_file(path: Path) -> str:
     """Why ``path`` is no database.yml: missing, or a folder (with the file inside it, when there is one)."""
     if not path.is_dir():

@@ -10,6 +10,7 @@ from engine.cli import to_argv
 from engine.config import config_to_dict, load_config
 from engine.config.overrides import set_keys
 from engine.console import say
+from engine.data.database_yml import pinned_database
 from engine.errors import SpkembError
 from engine.layout import CONFIG, SweepDir
 from engine.requests import SweepRequest
@@ -42,6 +43,8 @@ def _name(request: SweepRequest, base: Path, store: Store) -> str:
 
 
 def cmd_sweep(args: SweepRequest) -> int:
+    # the trials run from the queue's folder or a SLURM node: they read the database.yml found here
+    args = dataclasses.replace(args, database=pinned_database(args.database))
     base_path = _base_config(args.base_config)
     base = config_to_dict(load_config(base_path))
     slots = parse_slots(args.slots)

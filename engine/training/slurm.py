@@ -12,9 +12,11 @@ import shlex
 from pathlib import Path
 
 from engine.console import out_text, say
+from engine.data.database_yml import pinned_database
 from engine.errors import SpkembError
 from engine.layout import CHECKPOINT_SUFFIX, CONFIG, ExperimentDir
 from engine.requests import SbatchRequest
+from engine.store import default_db_path
 
 #: seconds of warning before the time limit: saving fits well inside it
 WARNING_SECONDS = 180
@@ -25,9 +27,11 @@ def _train_arguments(args: SbatchRequest) -> list[str]:
             "--log-every", str(args.log_every)]
     if args.to is not None:
         argv += ["--to", str(args.to)]
-    for flag, value in (("--db", args.db), ("--database", args.database)):
-        if value:
-            argv += [flag, str(Path(value).resolve())]
+    # the job runs on another node, maybe from another folder: the files this folder resolves to
+    argv += ["--db", str(default_db_path(args.db).resolve())]
+    database = pinned_database(args.database)
+    if database:
+        argv += ["--database", database]
     if args.strict:
         argv.append("--strict")
     if args.events:

@@ -58,6 +58,21 @@ def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
 
 
+def test_the_sbatch_job_reads_the_database_and_runs_db_of_the_folder_it_was_written_in(tmp_path: Path) -> None:
+    """The job starts on a node, maybe in another folder: the script names both files by absolute path."""
+    exp, folder = tmp_path / "exp", tmp_path / "workspace"
+    exp.mkdir()
+    folder.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    (folder / "database.yml").write_text("Protocols: {}\n")
+    done = run_in_process("sbatch", "-o", str(tmp_path / "job.sh"), str(exp), "VoxCeleb.SpeakerVerification.VoxCeleb2",
+                          env={"PYANNOTE_DATABASE_CONFIG": "", "SPKEMB_DB": ""}, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    script = (tmp_path / "job.sh").read_text()
+    assert f"--database {folder.resolve() / 'database.yml'} " in script
+    assert f"--db {folder.resolve() / 'experiments' / 'runs.db'} " in script
+
+
 def test_sbatch_without_config_names_the_file(tmp_path: Path) -> None:
     done = run_engine("sbatch", str(tmp_path / "nope"), "X.Y.Z")
     assert done.returncode == 2

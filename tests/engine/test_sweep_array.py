@@ -41,6 +41,7 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
     base = tmp_path / "base"
     base.mkdir()
     (base / "config.yml").write_text(TINY_CONFIG)
+    (tmp_path / "database.yml").write_text("Protocols: {}\n")  # found where the sweep is made
     env = {**engine_env(db_path), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RECORD": str(record)}
     done = children.run([sys.executable, "-m", "engine", "sweep", "--set", "task.params.margin=0.1,0.2",
                          "--seeds", "2", "--slots", "cuda:0,cuda:1", "--epochs", "3", "--sbatch", "--name", "arr",
@@ -63,8 +64,8 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
                                                                    "-m", "engine"]
         assert call[-2:] == [exp, PROTOCOL]
         assert (call[call.index("--seed") + 1] == "1") if task % 2 else "--seed" not in call  # 0: train's default
-        for flag, value in (("--group", "arr"), ("--to", "3"), ("--db", db),
-                            ("--device", "cuda")):
+        for flag, value in (("--group", "arr"), ("--to", "3"), ("--db", db), ("--device", "cuda"),
+                            ("--database", str((tmp_path / "database.yml").resolve()))):
             assert call[call.index(flag) + 1] == value, (flag, call)
     for task, call in enumerate(validates):
         trn = str(base.resolve() / "sweeps" / "arr" / f"trial-{task:03d}" / "train" / f"{PROTOCOL}.train")

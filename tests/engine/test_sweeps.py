@@ -89,6 +89,22 @@ def test_a_bad_key_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: P
     assert again.returncode == 2 and "a sweep named s exists already" in again.stderr
 
 
+def test_a_trial_reads_the_database_yml_found_where_the_sweep_was_made(tmp_path: Path, db_path: Path) -> None:
+    """The queue starts trials from its own folder (a SLURM array from a node's): the sweep hands each
+    the database.yml its own folder resolves to, by absolute path."""
+    base, folder = _base(tmp_path), tmp_path / "workspace"
+    folder.mkdir()
+    (folder / "database.yml").write_text("Protocols: {}\n")
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2", "--no-queue", "--no-validate",
+                          str(base), PROTOCOL, db=db_path, env={"PYANNOTE_DATABASE_CONFIG": ""}, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    queued = open_store(db_path, readonly=True).runs(kind="train")
+    assert len(queued) == 2
+    for run in queued:
+        command = run["command"]
+        assert command[command.index("--database") + 1] == str((folder / "database.yml").resolve())
+
+
 def _trial(store, sweep_id: int, number: int, tmp_path: Path) -> int:
     exp = tmp_path / f"t{number}"
     return store.add_trial(sweep_id, NewTrial(number=number, exp_dir=str(exp), out_dir=str(exp / "train"),
