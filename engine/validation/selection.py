@@ -9,10 +9,11 @@ is none (event-file mode, a copied folder), are recomputed from the score files
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
-from engine.console import out
+from engine.console import out, say
 from engine.errors import SpkembError
 from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir
 from engine.records import ValidationResult
@@ -89,8 +90,14 @@ def cmd_pick(args: PickRequest) -> int:
         raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that "
                           f"`spkemb-engine validate` wrote ({VAL_DIR_SHAPE})")
     db = default_db_path(args.db)
+    named = args.db or os.environ.get("SPKEMB_DB")
+    if named and not db.exists():  # a typo: the choice would reach params.yml and not the database
+        raise SpkembError(f"no runs database at {db}: check --db FILE or SPKEMB_DB (without either, pick "
+                          "reads VAL_DIR's score files and records the choice in params.yml only)")
     store = open_store(db) if db.exists() else None
     result = pick_best(val, args.epoch, store=store)
+    if store is None:
+        say(f"no runs database at {db}: the choice is recorded in params.yml only")
     if store is not None:
         runs = validate_runs(store, val)
         if runs:

@@ -299,6 +299,26 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
     assert read_params(ValidationDir(val_dir)).checkpoint == 1
 
 
+def test_pick_refuses_a_runs_database_that_is_not_there(tmp_path: Path, db_path: Path):
+    """A mistyped --db is one line and leaves params.yml alone; with no database named, pick says that
+    the choice stays in params.yml."""
+    val_dir = tmp_path / "val"
+    rng = np.random.default_rng(0)
+    is_target = rng.random(200) < 0.5
+    for epoch in (1, 2):
+        scores = rng.normal(size=200) + epoch * is_target
+        write_scores(ValidationDir(val_dir).score_file(epoch),
+                     [(t, s, f"u{i}", f"v{i}") for i, (t, s) in enumerate(zip(is_target, scores, strict=True))])
+    done = run_in_process("pick", "--db", str(tmp_path / "typo.db"), "--epoch", "1", str(val_dir))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"spkemb-engine pick: error: no runs database at {tmp_path / 'typo.db'}: check --db")
+    assert not (val_dir / "params.yml").exists() and not (tmp_path / "typo.db").exists()
+    done = run_in_process("pick", "--epoch", "1", str(val_dir), env={"SPKEMB_DB": ""}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "the choice is recorded in params.yml only" in done.stderr
+    assert read_params(ValidationDir(val_dir)).checkpoint == 1
+
+
 @pytest.mark.slow
 def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Path, db_path: Path):
     exp = tmp_path / "exp"
