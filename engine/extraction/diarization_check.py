@@ -126,6 +126,15 @@ def _development(request: DiarizationJob, protocol: Any) -> list[Any]:
     except ProtocolError as e:
         raise SpkembError(f"{e}; without a development subset use --num-speakers oracle") from e
     require_references(dev, request.protocol, "development")
+    # their embeddings come from an earlier apply into this folder: checked before apply's extraction
+    source = f"protocol {request.protocol} (development)"
+    missing = [str(f["uri"]) for f in dev if not request.extraction.embeddings(str(f["uri"]), source=source).is_file()]
+    if missing:
+        raise SpkembError(f"--num-speakers tuned tunes on the development subset's embeddings, and "
+                          f"{request.extraction.root} holds none for {len(missing)} of its {len(dev)} files "
+                          f"({missing[0]!r} first): extract them into this folder first (`spkemb-engine apply "
+                          "--subset development` with the same epoch, runtime and --step), or use "
+                          "--num-speakers oracle")
     return dev
 
 

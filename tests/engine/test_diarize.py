@@ -245,6 +245,10 @@ def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path,
     assert done.returncode == 2 and "tunes the threshold on the development subset" in done.stderr
     done = run_in_process("apply", "--diarize", "--collar", "-1", str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "--collar -1.0" in done.stderr
+    # tuning needs the development meetings' embeddings, which no apply has written into the folder yet
+    done = run_in_process("apply", "--diarize", "--num-speakers", "tuned", str(val_dir), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "apply --subset development" in done.stderr, done.stderr
+    assert "holds none for 1 of its 1 files ('ES2011a' first)" in done.stderr, done.stderr
     # reference turns, but no development subset to tune the speaker count on; then a uri that an
     # RTTM line cannot hold: both known before any audio is read
     (tmp_path / "uris.lst").write_text("ES2004a\n")
