@@ -47,6 +47,15 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _plain(text: str) -> str:
+    """Help text as ``--help`` prints it, safe as Markdown: outside its code spans, ``*``, ``_``, ``<``
+    and backslashes are shown as they are (``cpu*2, cuda:0*2`` is no emphasis)."""
+    parts = text.split("`")
+    for i in range(0, len(parts), 2):  # the even parts lie outside code spans
+        parts[i] = re.sub(r"([\\*_])", r"\\\1", parts[i]).replace("<", "&lt;")
+    return "`".join(parts)
+
+
 def _code(text: Any) -> str:
     return f"`{text}`" if text not in ("", None) else ""
 
@@ -107,14 +116,14 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
         help_ = _expand(action, parser.prog)
         if notes:
             help_ = (help_ + " (" if help_ else "(") + "; ".join(notes) + ")"
-        rows.append(f"| {name} | {_code(_cell(_default(action)))} | {_cell(help_)} |")
+        rows.append(f"| {name} | {_code(_cell(_default(action)))} | {_cell(_plain(help_))} |")
     return rows
 
 
 def _command_section(prog: str, parser: argparse.ArgumentParser, help_: str, level: int) -> list[str]:
     out = [f"{'#' * level} `{prog}`", ""]
     if help_:
-        out += [f"*{help_}*", ""]
+        out += [f"*{_plain(help_)}*", ""]
     usage = parser.format_usage().removeprefix("usage: ").strip()
     out += ["```", re.sub(r"\s+", " ", usage), "```", ""]
     if parser.description:

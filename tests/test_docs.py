@@ -165,4 +165,5 @@ def test_site_builds_strict(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-4000:]
     cli = (tmp_path / "site" / "cli" / "index.html").read_text(encoding="utf-8")
     assert "--init-classifier" in cli and "generated: cli" not in cli
+    assert "cpu*2, cuda:0,cuda:1, cuda:0*2" in cli  # as --help says it: no `*` read as emphasis
     assert (tmp_path / "site" / "screens" / "runs.svg").is_file()
