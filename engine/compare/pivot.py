@@ -29,7 +29,8 @@ BACKENDS = ("raw", "as-norm", "calibrated")
 
 @dataclass(frozen=True)
 class Stat:
-    """One figure of a system: the value of a run, or a group's mean ± sample std (n - 1; 0 for one)."""
+    """One figure of a system: the value of a run, or a group's mean ± sample std (n - 1; None for one
+    value, which has no spread)."""
 
     mean: float
     std: float | None = None
@@ -42,7 +43,9 @@ class Stat:
         mean = math.fsum(values) / len(values)
         if not group:
             return cls(mean)
-        var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+        if len(values) < 2:
+            return cls(mean, None, 1)
+        var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
         return cls(mean, math.sqrt(var), len(values))
 
     def text(self, scale: float = 1.0, digits: int = 2, pm: str = " ± ") -> str:

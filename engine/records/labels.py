@@ -71,20 +71,21 @@ class GroupSummary:
 
     @property
     def std(self) -> float | None:
-        """Sample standard deviation (n - 1); 0 for one run, None for none."""
+        """Sample standard deviation (n - 1); None for fewer than two EERs (no spread to speak of)."""
         mean = self.mean
-        if mean is None:
+        if mean is None or len(self.eers) < 2:
             return None
-        if len(self.eers) < 2:
-            return 0.0
         return math.sqrt(sum((e - mean) ** 2 for e in self.eers) / (len(self.eers) - 1))
 
     def describe(self) -> str:
         """``group resnet34-lm: 3 runs, EER 2.10 ± 0.15 % (3 validated)``."""
         text = f"group {self.group}: {self.runs} run{'s' if self.runs != 1 else ''}"
-        if self.mean is None or self.std is None:
+        if self.mean is None:
             return text + ", no EER yet"
-        text += f", EER {100 * self.mean:.2f} ± {100 * self.std:.2f} %"
+        if self.std is None:
+            text += f", EER {100 * self.mean:.2f} % (one EER: no spread yet)"
+        else:
+            text += f", EER {100 * self.mean:.2f} ± {100 * self.std:.2f} %"
         if len(self.eers) != self.runs:
             text += f" ({len(self.eers)} validated)"
         return text

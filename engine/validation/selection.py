@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.console import out, say
 from engine.errors import SpkembError
-from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir
+from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ValidationDir
 from engine.records import ValidationResult
 from engine.requests import PickRequest
 from engine.validation.params import write_params
@@ -93,11 +93,11 @@ def cmd_pick(args: PickRequest) -> int:
     named = args.db or os.environ.get("SPKEMB_DB")
     if named and not db.exists():  # a typo: the choice would reach params.yml and not the database
         raise SpkembError(f"no runs database at {db}: check --db FILE or SPKEMB_DB (without either, pick "
-                          "reads VAL_DIR's score files and records the choice in params.yml only)")
+                          f"reads VAL_DIR's score files and records the choice in {PARAMS} only)")
     store = open_store(db) if db.exists() else None
     result = pick_best(val, args.epoch, store=store)
     if store is None:
-        say(f"no runs database at {db}: the choice is recorded in params.yml only")
+        say(f"no runs database at {db}: the choice is recorded in {PARAMS} only")
     if store is not None:
         runs = validate_runs(store, val)
         if runs:

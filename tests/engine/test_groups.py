@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from engine.cli import parse_command
+from engine.compare.pivot import Stat
 from engine.errors import StoreError
 from engine.store import EventWriter, import_events, open_store
 from engine.store.db import connect
@@ -156,12 +157,15 @@ def test_a_group_of_three_seeds_reads_as_mean_and_std(tmp_path: Path) -> None:
             add_seed(store, "resnet34-lm", seed, eer)
         add_seed(store, "resnet34-lm", 3, None)            # still training: counted, not averaged
         add_seed(store, "other", 0, 0.5)
-        summary = store.group_summary("resnet34-lm")
+        summary, alone = store.group_summary("resnet34-lm"), store.group_summary("other")
     assert summary.runs == 4 and summary.seeds == (0, 1, 2, 3)
     assert summary.eers == (0.0200, 0.0215, 0.0230)
     assert summary.mean == pytest.approx(0.0215)
     assert summary.std == pytest.approx(math.sqrt((0.0015 ** 2 * 2) / 2))
     assert summary.describe() == "group resnet34-lm: 4 runs, EER 2.15 ± 0.15 % (3 validated)"
+    # one EER has no spread: none is shown (a sample std over one run is undefined, not 0)
+    assert alone.std is None and alone.describe() == "group other: 1 run, EER 50.00 % (one EER: no spread yet)"
+    assert Stat.of([0.5], group=True) == Stat(0.5, None, 1) and Stat.of([0.5], group=True).text(100) == "50.00"
 
 
 def test_a_bad_label_is_refused_by_the_store(tmp_path: Path) -> None:
