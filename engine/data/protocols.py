@@ -209,6 +209,21 @@ def check_subset_entries(protocol: Any, subset: str) -> None:
                                     f"as UTF-8 without one (e.g. `{fix}`)")
 
 
+def check_protocol(name: str, subset: str, database: str | os.PathLike | None = None) -> None:
+    """Refuse a protocol or subset that cannot be listed, without listing it: a command calls this
+    before it records its run or makes a folder, so that a misspelt name leaves nothing behind.
+
+    Raises
+    ------
+    ProtocolError
+        No database.yml, a protocol it does not define, a subset that is none, or an entry of the
+        subset that pyannote.database would fail on.
+    """
+    if subset not in SUBSETS:
+        raise ProtocolError(f"subset {subset!r} is not one of {', '.join(SUBSETS)}")
+    check_subset_entries(load_protocol(name, database), subset)
+
+
 def subset_files(protocol: Any, subset: str) -> list[Any]:
     """Every file of one subset of a protocol, as a list.
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
+from engine.data.protocols import check_protocol
 from engine.errors import TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
@@ -53,6 +54,8 @@ def cmd_train(args: TrainRequest) -> int:
     # before the data is listed: a batch no memory here holds is refused in a second, not after
     check_memory(config, device, workers=args.parallel, world=world.size)
     plan = plan_start(args, trn, config, device, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
+    # a misspelt protocol or subset, or no database.yml here: refused before a folder or a run is made
+    check_protocol(args.protocol, args.subset, args.database)
     stop = StopRequest().install()
     if world.is_main:
         trn.root.mkdir(parents=True, exist_ok=True)

@@ -80,13 +80,21 @@ def test_sbatch_without_config_names_the_file(tmp_path: Path) -> None:
 
 
 def test_unknown_protocol_is_one_clear_error(tmp_path: Path, demo_corpus: Path) -> None:
+    """A misspelt protocol or subset, or no database.yml where train runs: one line, and neither a
+    training folder nor a run (nor a runs database) left behind."""
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG)
-    done = run_in_process("train", "--to", "1", str(exp), "Demo.SpeakerVerification.Nope",
-                      db=tmp_path / "runs.db", database=demo_corpus)
-    assert done.returncode == 2
-    assert "Demo.SpeakerVerification.Nope" in done.stderr and "Traceback" not in done.stderr
+    for options, says in ((["Demo.SpeakerVerification.Nope"], "Demo.SpeakerVerification.Nope"),
+                          (["--subset", "tran", "Demo.SpeakerVerification.Voices"], "subset 'tran' is not one of"),
+                          (["Demo.SpeakerVerification.Voices"], "no database.yml found")):
+        database = None if says == "no database.yml found" else demo_corpus
+        env = {"PYANNOTE_DATABASE_CONFIG": "", "HOME": str(tmp_path)} if database is None else None
+        done = run_in_process("train", "--to", "1", str(exp), *options, db=tmp_path / "runs.db", database=database,
+                              env=env, cwd=tmp_path)
+        assert done.returncode == 2
+        assert says in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert not (exp / "train").exists() and not (tmp_path / "runs.db").exists()
 
 
 def test_a_command_loads_protocols_without_pyannotes_notebook_display(tmp_path: Path, demo_corpus: Path) -> None:
