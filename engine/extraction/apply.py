@@ -46,7 +46,7 @@ from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
 from engine.inference.network import load_network
 from engine.inference.windows import FileSignal, embed, window_starts
-from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ExtractionDir, ValidationDir
+from engine.layout import PARAMS, CheckpointName, ExtractionDir, ValidationDir
 from engine.process.checkpoints import Trust, file_sha256
 from engine.process.distributed import pick_device
 from engine.process.lifecycle import open_run
@@ -55,6 +55,7 @@ from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction
 from engine.requests import ApplyRequest
 from engine.validation.params import chosen_checkpoint
+from engine.validation.val_dir import given_val_dir
 
 if TYPE_CHECKING:  # imported when --diarize asks for it (the diarization maths is not small)
     from engine.extraction.diarization_check import PreparedCheck
@@ -169,10 +170,7 @@ def cmd_apply(args: ApplyRequest) -> int:
 
 def _validation_dir(args: ApplyRequest) -> ValidationDir:
     """VAL_DIR, checked, and the step, checked: before any work."""
-    val = ValidationDir(Path(args.val_dir))
-    if not val.root.is_dir():
-        raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that `spkemb-engine "
-                          f"validate` writes ({VAL_DIR_SHAPE})")
+    val = given_val_dir(args.val_dir)
     if not 0.0 < args.step:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
                           "duration and must be > 0 (e.g. 0.1)")

@@ -44,13 +44,14 @@ from engine.console import say
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.inference.network import load_network
-from engine.layout import VAL_DIR_SHAPE, CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
+from engine.layout import CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
 from engine.model.embedding import SincTDNN
 from engine.model.fbank_network import FbankNetwork
 from engine.model.interface import EmbeddingNetwork
 from engine.model.sincnet import SincConv1d
 from engine.process.checkpoints import Trust, file_sha256, package_version
 from engine.requests import ExportRequest
+from engine.validation.val_dir import given_val_dir
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".ts": "torchscript", ".torchscript": "torchscript"}
@@ -211,10 +212,7 @@ def _check_output(output: Path, *, force: bool) -> None:
 
 def cmd_export(args: ExportRequest) -> int:
     """``spkemb-engine export VAL_DIR [--epoch E|avg-...] [--format onnx|torchscript] -o FILE``."""
-    val_dir = ValidationDir(Path(args.val_dir))
-    if not val_dir.root.is_dir():
-        raise SpkembError(f"{val_dir.root} is not a directory: pass the VAL_DIR that `spkemb-engine validate` "
-                          f"writes ({VAL_DIR_SHAPE})")
+    val_dir = given_val_dir(args.val_dir)
     output = Path(args.output)
     fmt = _format(args.format, output)
     _check_output(output, force=args.force)

@@ -10,16 +10,16 @@ is none (event-file mode, a copied folder), are recomputed from the score files
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from engine.console import out, say
 from engine.errors import SpkembError
-from engine.layout import PARAMS, VAL_DIR_SHAPE, CheckpointName, ValidationDir
+from engine.layout import PARAMS, CheckpointName, ValidationDir
 from engine.records import ValidationResult
 from engine.requests import PickRequest
 from engine.validation.params import write_params
 from engine.validation.score_files import checkpoint_order, results_from_scores
+from engine.validation.val_dir import given_val_dir
 
 
 def validate_runs(store: Any, val: ValidationDir) -> list[dict[str, Any]]:
@@ -85,10 +85,7 @@ def cmd_pick(args: PickRequest) -> int:
     """``spkemb-engine pick [--epoch E] VAL_DIR``."""
     from engine.store import default_db_path, open_store
 
-    val = ValidationDir(Path(args.val_dir))
-    if not val.root.is_dir():
-        raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that "
-                          f"`spkemb-engine validate` wrote ({VAL_DIR_SHAPE})")
+    val = given_val_dir(args.val_dir)
     db = default_db_path(args.db)
     named = args.db or os.environ.get("SPKEMB_DB")
     if named and not db.exists():  # a typo: the choice would reach params.yml and not the database

@@ -319,6 +319,25 @@ def test_pick_refuses_a_runs_database_that_is_not_there(tmp_path: Path, db_path:
     assert read_params(ValidationDir(val_dir)).checkpoint == 1
 
 
+@pytest.mark.parametrize("command", ["pick", "apply", "export"])
+def test_a_training_folder_given_for_a_val_dir_is_named_with_its_validations(tmp_path: Path, command: str):
+    """TRN_DIR (or its validate_equal_error_rate folder) where VAL_DIR belongs: the line names the
+    VAL_DIRs inside, instead of advising to validate what was validated."""
+    trn = tmp_path / "exp" / "train" / "P.S.T.train"
+    vals = [trn / "validate_equal_error_rate" / f"P.S.T.{subset}" for subset in ("development", "test")]
+    for val in vals:
+        (val / "scores").mkdir(parents=True)
+    (trn / "weights").mkdir()
+    extra = {"apply": ["P.S.T"], "export": ["-o", str(tmp_path / "net.onnx")]}.get(command, [])
+    for given in (trn, trn / "validate_equal_error_rate"):
+        done = run_in_process(command, str(given), *extra, db=tmp_path / "runs.db")
+        assert done.returncode == 2
+        assert done.stderr.strip() == (f"spkemb-engine {command}: error: {given} is a training folder, not a VAL_DIR "
+                                       "(TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET): pass one of its "
+                                       f"validations: {vals[0]}, {vals[1]}")
+    assert not (tmp_path / "runs.db").exists() and not (tmp_path / "net.onnx").exists()
+
+
 @pytest.mark.slow
 def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Path, db_path: Path):
     exp = tmp_path / "exp"
