@@ -131,8 +131,12 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: ValidationResult | None = None
     beat, began = 0.0, time.monotonic()
-    recorder.say(f"validate: {len(trials)} trials over {len(files)} files of {args.protocol} "
-        f"{args.subset} -> {val.root}")
+    # `files` holds the calibration list's files too (embedded once): the trials' own are counted here
+    trial_files = len({uri for _, *pair in trials for uri in pair})
+    also = "" if calibration is None else \
+        f", calibrated on {len(calibration.trials)} trials of {calibration.name} ({len(files)} files in all)"
+    recorder.say(f"validate: {len(trials)} trials over {trial_files} files of {args.protocol} {args.subset}{also} "
+                 f"-> {val.root}")
     reusable = not args.rescore and same_method(val, _method(args))
     # figures earlier validate runs of VAL_DIR recorded (this run is one of them, with none yet)
     recorded = {r.checkpoint: r for r in results_from_store(watcher.store, val)} \

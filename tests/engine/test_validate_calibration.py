@@ -35,6 +35,9 @@ def test_validate_records_the_calibrated_figures(tmp_path: Path, demo_corpus: Pa
                       db=db_path, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     assert f"calibrated on {PROTOCOL}.development: Cllr" in done.stderr
+    # the test trials' own files, then the calibration list's (embedded with them)
+    assert (f"48 trials over 12 files of {PROTOCOL} test, calibrated on 48 trials of {PROTOCOL}.development "
+            "(24 files in all)") in done.stderr, done.stderr
     val = trn.validation(PROTOCOL, "test")
     with open_store(db_path) as store:
         (row,) = store.validations(store.find_runs(kind="validate")[0]["id"])
