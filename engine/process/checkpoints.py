@@ -190,7 +190,64 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
         raise _damaged(path, e) from e
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not a spkemb checkpoint (no model/config inside)")
+    wrong = _wrong_entry(payload)
+    if wrong is not None:
+        raise CheckpointError(f"checkpoint {path} is damaged or edited: {wrong}; delete it and resume from an "
+                              "earlier one (or train again)")
     return Loaded(path, digest, payload)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_state(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in value.items())
+
+
+def _is_optimizer(value: Any) -> bool:
+    groups = value.get("param_groups") if isinstance(value, Mapping) else None
+    return isinstance(value.get("state") if isinstance(value, Mapping) else None, Mapping) \
+        and isinstance(groups, list) and all(isinstance(g, Mapping) for g in groups)
+
+
+def _is_rng(value: Any) -> bool:
+    if not isinstance(value, Mapping):
+        return False
+    python, numpy, state = value.get("python"), value.get("numpy"), value.get("torch")
+    return isinstance(python, (list, tuple)) and len(python) == 3 and isinstance(numpy, (list, tuple)) \
+        and len(numpy) == 5 and isinstance(state, torch.Tensor) and state.dtype == torch.uint8
+
+
+#: what each entry a checkpoint may hold must be (its writers: the trainer's ``state``, ``average``),
+#: checked before any of it is used: a wrong type would fail deep inside training, or in a loader worker
+_ENTRIES: dict[str, tuple[str, Any]] = {
+    "model": ("a dict of tensors", _is_state),
+    "loss": ("a dict of tensors", _is_state),
+    "config": ("a mapping or YAML text", lambda v: isinstance(v, (Mapping, str))),
+    "optimizer": ("an optimizer state (state, param_groups)", _is_optimizer),
+    **{name: ("a whole number >= 0", _is_count) for name in ("epoch", "batch", "step", "target", "world_size")},
+    "seed": ("a whole number", _is_int),
+    "speakers": ("a list of labels", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "rng": ("the RNG states (python, numpy, torch)", _is_rng),
+    "epoch_so_far": ("a mapping", lambda v: isinstance(v, Mapping)),
+}
+
+
+def _wrong_entry(payload: dict[str, Any]) -> str | None:
+    """The first entry whose value is not of its kind (``epoch is -5, not a whole number >= 0``), or None.
+    Absent entries (and None where a checkpoint may leave one out) are the reader's to ask for."""
+    for name, (kind, ok) in _ENTRIES.items():
+        value = payload.get(name)
+        if value is not None and not ok(value):
+            shown = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
+            return f"{name} is {shown[:40]}, not {kind}"
+    return None
 
 
 def _damaged(path: Path, error: Exception) -> CheckpointError:

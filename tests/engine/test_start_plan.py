@@ -95,3 +95,24 @@ def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
     trn.checkpoint(1).write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="0001.pt"):
         plan_start(_request(tmp_path, resume=True), trn, CONFIG)
+
+
+@pytest.mark.parametrize("entry, value, says", [
+    ("epoch", -5, "epoch is -5, not a whole number >= 0"),
+    ("step", float("nan"), "step is nan, not a whole number >= 0"),
+    ("batch", True, "batch is True, not a whole number >= 0"),
+    ("rng", "x", "rng is 'x', not the RNG states"),
+    ("optimizer", [1], "optimizer is list, not an optimizer state"),
+    ("model", [1, 2], "model is list, not a dict of tensors"),
+    ("speakers", ["a", 3], "speakers is list, not a list of labels"),
+])
+def test_a_checkpoint_entry_of_the_wrong_kind_is_refused_before_it_is_used(tmp_path: Path, entry: str,
+                                                                          value: object, says: str) -> None:
+    """Edited or damaged entries would fail deep in training (a loader worker, the RNG, the optimizer):
+    the resume refuses them in one line, naming the entry."""
+    trn = _trn(tmp_path)
+    path = _save(trn.checkpoint(1), epoch=1, batch=0, step=4)
+    with pytest.raises(CheckpointError) as refused:
+        save_checkpoint(path, {"model": {}, "config": {}, "epoch": 1, "batch": 0, "step": 4, entry: value})
+        plan_start(_request(tmp_path, resume=True, to=2), trn, CONFIG)
+    assert says in str(refused.value) and str(path) in str(refused.value) and "\n" not in str(refused.value)

@@ -15,9 +15,9 @@ import torch
 
 from engine.config import config_to_dict, parse_config
 from engine.data.batches import Position
-from engine.errors import ConfigError, SpkembError, TrainingError
+from engine.errors import CheckpointError, ConfigError, SpkembError, TrainingError
 from engine.layout import ExperimentDir, TrainingDir
-from engine.process.checkpoints import load_checkpoint
+from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.process.distributed import World
 from engine.process.lifecycle import open_run
 from engine.process.stopping import StopRequest
@@ -245,3 +245,17 @@ def test_a_resume_records_an_epoch_checkpoint_that_has_a_file_but_no_row(
         assert [(c["epoch"], c["step"], c["partial"]) for c in rows] == [(0, 0, False), (1, saved["step"], False)]
         assert rows[1]["path"] == str(parts.trn.checkpoint(1))
     assert weights(exp) == ["0000.pt", "0001.pt"]
+
+
+def test_a_resume_from_an_edited_checkpoint_is_one_line_and_trains_nothing(
+        exp: Path, db_path: Path, demo_corpus: Path) -> None:
+    """A checkpoint edited by hand (here its epoch made negative, accepted with --trust-checkpoint)
+    stopped in a loader worker with a traceback, and the process hung: now one line before any step."""
+    assert cmd_train(request(exp, db_path, demo_corpus, to=1)) == 0
+    path = trn_of(exp).checkpoint(1)
+    save_checkpoint(path, {**load_checkpoint(path), "epoch": -5})
+    before = only_train_run(db_path)
+    with pytest.raises(CheckpointError) as refused:
+        cmd_train(request(exp, db_path, demo_corpus, to=2, resume=True, trust_checkpoint=True, parallel=1))
+    assert f"checkpoint {path} is damaged or edited: epoch is -5" in str(refused.value)
+    assert weights(exp) == ["0000.pt", "0001.pt"] and only_train_run(db_path)["step"] == before["step"]
