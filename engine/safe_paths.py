@@ -9,6 +9,7 @@ torch-free: the TUI uses it.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path, PurePosixPath
 
@@ -61,7 +62,23 @@ def contained_path(root: str | os.PathLike[str], relative: str | os.PathLike[str
     if reason is not None:
         raise PathError(f"{what} is refused: {reason}, so it could be written outside {root} "
                         f"(a name must be {SAFE})" + (f" — {fix}" if fix else ""))
-    return Path(root) / text
+    path = Path(root) / text
+    # a nested name passes through folders that may be symbolic links already there (a flat one is
+    # replaced by the atomic rename, never followed)
+    if "/" in text and not _below(_resolved(path.parent), _resolved(Path(root))):
+        raise PathError(f"{what} is refused: {path.parent} is a symbolic link out of {root}, so it would be "
+                        "written outside it — remove the link" + (f", or {fix}" if fix else ""))
+    return path
+
+
+def _below(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+@functools.lru_cache(maxsize=4096)
+def _resolved(folder: Path) -> Path:
+    """``folder`` with its links followed; cached: the files of a protocol share few folders."""
+    return folder.resolve()
 
 
 def contained(root: Path, relative: str) -> Path | None:

@@ -77,5 +77,19 @@ def test_run_folders_refuse_names_that_leave_the_experiment(tmp_path, protocol, 
         TrainingDir(tmp_path).validation(protocol, subset)
 
 
+def test_a_nested_uri_through_a_link_out_of_the_folder_is_refused(tmp_path):
+    """A symbolic link inside the extraction folder (made by anyone) cannot carry a uri's file out of it."""
+    extraction = ValidationDir(tmp_path / "val").extraction(1)
+    extraction.root.mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    (extraction.root / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(PathError, match="is a symbolic link out of"):
+        extraction.embeddings("link/x", source="P (test)")
+    (extraction.root / "inside").mkdir()
+    (extraction.root / "also").symlink_to(extraction.root / "inside")  # a link that stays inside is fine
+    assert extraction.embeddings("also/x", source="P (test)") == extraction.root / "also/x.npy"
+    assert extraction.embeddings("new/deeper/x", source="P (test)") == extraction.root / "new/deeper/x.npy"
+
+
 def test_contained_keeps_nested_uris(tmp_path):
     assert contained(tmp_path, "id10001/1zcIwhmdeo4/00001.npy") == tmp_path / "id10001/1zcIwhmdeo4/00001.npy"
