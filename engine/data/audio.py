@@ -24,6 +24,8 @@ from engine.data.audio_checks import audio_info, changed_error, missing_error, u
 HANDLES_PER_PROCESS = 128
 
 _INT16_SCALE = np.float32(1.0 / 32768.0)
+#: the subtypes whose samples may be NaN or infinite (integer PCM cannot)
+_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE"})
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ def _read_frames(path: str, start: int, frames: int, out: np.ndarray | None = No
             np.mean(data, axis=1, out=out[:n])
     except (sf.LibsndfileError, RuntimeError) as e:
         raise unusable_error(path, f"could not be read at frame {start}", e) from e
+    # only floating-point files can hold them; one would make every embedding of the file NaN
+    if handle.subtype in _FLOAT_SUBTYPES and not np.isfinite(out[:n]).all():
+        raise unusable_error(path, f"holds NaN or infinite samples (frames {start:,} to {start + n:,})")
     if n < frames:
         if indexed is not None and start + n < min(indexed.frames, start + frames):
             raise changed_error(path, f"it ends at frame {start + n:,}, {indexed.frames:,} when indexed")

@@ -129,6 +129,22 @@ def test_reading_a_corrupt_file_raises_naming_it(tmp_path: Path) -> None:
     assert error.value.path == str(corrupt) and str(corrupt) in str(error.value)
 
 
+@pytest.mark.parametrize("bad, subtype, channels", [(np.nan, "FLOAT", 1), (np.inf, "DOUBLE", 1), (-np.inf, "FLOAT", 2)])
+def test_a_float_file_holding_nan_or_infinite_samples_is_named(tmp_path: Path, bad: float, subtype: str,
+                                                               channels: int) -> None:
+    """Such a file would make every embedding of it NaN (apply wrote them, exit 0) or the loss NaN."""
+    samples = np.full((RATE, channels), 0.1, dtype=np.float64)
+    samples[RATE // 2] = bad
+    path = tmp_path / "bad.wav"
+    sf.write(path, samples, RATE, subtype=subtype)
+    assert np.isfinite(read_crop(path, 0.0, 0.25, RATE)).all()  # the crops before it read as they are
+    for read in (lambda: read_crop(path, 0.4, 0.25, RATE), lambda: read_file(path, RATE),
+                 lambda: read_file(path, RATE // 2)):
+        with pytest.raises(AudioError) as error:
+            read()
+        assert str(path) in str(error.value) and "NaN or infinite samples" in str(error.value)
+
+
 def _hammer(path: str, seed: int) -> int:
     """Random crops of a 30 s ramp; returns how many did not start where asked."""
     rng = np.random.default_rng(seed)
