@@ -11,6 +11,7 @@ terminal.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import IO, TYPE_CHECKING, Any
 
@@ -19,14 +20,24 @@ if TYPE_CHECKING:  # rich is imported when a bar is drawn: `say` and `out` stay 
     from rich.progress import Progress, ProgressColumn
 
 
+#: control characters but tab and newline (C0, DEL, C1): from a file or a database they could move the
+#: cursor, retitle or clear the terminal (an escape sequence in a run's name, a uri, an event file)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character but tab and newline shown as an escape (``\\x1b``)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def say(line: str) -> None:
     """One line on stderr, flushed (a log file tailed by the TUI sees it at once)."""
-    print(line, file=sys.stderr, flush=True)
+    print(printable(line), file=sys.stderr, flush=True)
 
 
 def out(line: str = "") -> None:
     """One line of a command's result on stdout."""
-    print(line, flush=True)
+    print(printable(line), flush=True)
 
 
 def out_text(text: str) -> None:

@@ -9,7 +9,7 @@ import os
 import time
 from typing import Any
 
-from engine.console import out, out_text, say, stdout_console
+from engine.console import out, out_text, printable, say, stdout_console
 from engine.errors import StoreError
 from engine.layout import PARAMS
 from engine.records.labels import decode_tags
@@ -39,7 +39,7 @@ def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
     end = run["ended_at"] if run["ended_at"] is not None else now
     return {
         "id": str(run["id"]), "kind": run["kind"],
-        "status": f"[{_STATUS_STYLE.get(run['status'], '')}]{run['status']}",
+        "status": str(run["status"]),
         "name": run["name"] or "", "protocol.subset": f"{run['protocol'] or ''}.{run['subset'] or ''}",
         "epoch": epoch, "step": "" if run["step"] is None else str(run["step"]),
         "best EER": "" if run["best_eer"] is None else
@@ -84,7 +84,7 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
     """
     def need(name: str) -> int:
         # a column takes its text, 2 of padding and 1 of rule
-        return max([len(name)] + [len(_plain(row[name])) for row in rows]) + 3
+        return max([len(name)] + [len(row[name]) for row in rows]) + 3
 
     # the table's edges add 2 and pad_edge=False takes 2 off: the columns sum to the width + 1
     room = terminal + 1
@@ -109,7 +109,7 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
 
     now = time.time()
     rows = [_cells(run, now) for run in runs]
-    console = _console(sum(max([len(name)] + [len(_plain(row[name])) for row in rows]) + 3 for name in _COLUMNS))
+    console = _console(sum(max([len(name)] + [len(row[name]) for row in rows]) + 3 for name in _COLUMNS))
     columns, protocol_width = _fit_columns(rows, console.width)
     table = Table(title=f"runs in {db}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for name in columns:
@@ -117,7 +117,7 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
                          overflow="fold", no_wrap=name == _PROTOCOL)
     for row in rows:
         row = {**row, _PROTOCOL: elide_middle(row[_PROTOCOL], protocol_width)}
-        table.add_row(*(row[name] for name in columns))
+        table.add_row(*(_cell(name, row[name]) for name in columns))
     console.print(table)
     if not runs:
         console.print("no runs yet")
@@ -132,8 +132,13 @@ def _console(full_width: int) -> Any:
     return stdout_console(width=max(full_width, 80))
 
 
-def _plain(markup: str) -> str:
-    return markup.split("]", 1)[1] if markup.startswith("[") else markup
+def _cell(column: str, text: str) -> str:
+    """A cell as rich markup: the text shown as it is (a name may hold brackets or escape sequences:
+    from an event file or another tool), the status in its colour."""
+    from rich.markup import escape
+
+    shown, style = escape(printable(text)), _STATUS_STYLE.get(text) if column == "status" else None
+    return f"[{style}]{shown}" if style else shown
 
 
 def _print_csv(runs: list[dict[str, Any]], columns: list[str]) -> None:
@@ -141,7 +146,8 @@ def _print_csv(runs: list[dict[str, Any]], columns: list[str]) -> None:
     writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for run in runs:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in run.items()})
+        writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else printable(v) if isinstance(v, str) else v
+                         for k, v in run.items()})
     out_text(text.getvalue())
 
 

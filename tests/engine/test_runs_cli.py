@@ -132,3 +132,20 @@ def test_runs_into_a_pipe_keeps_every_column(filled_db: Path) -> None:
     for column in ("best EER", "protocol.subset", "host:pid", "out_dir"):
         assert column in header
     assert "4.25% @3" in out.stdout
+
+
+def test_a_name_holding_escape_sequences_or_markup_is_shown_as_it_is(tmp_path: Path) -> None:
+    """A run's name or folder comes from an event file or another tool: printed raw, an escape sequence
+    would clear or retitle the terminal, and brackets would be read as rich markup."""
+    db = tmp_path / "runs.db"
+    name = "\x1b[2J\x1b]0;TITLE\x07[red]owned[/]"
+    with open_store(db) as store:
+        store.create_run(kind="train", exp_dir="e", out_dir="e/\x1b[31mred", protocol="P", subset="train",
+                         config={}, command=["spkemb-engine", "train"], device="cpu", name=name)
+    for fmt in ("table", "csv"):
+        done = engine("runs", "--db", str(db), "--format", fmt)
+        assert done.returncode == 0, done.stderr
+        assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+        assert "\\x1b[2J\\x1b]0;TITLE\\x07[red]owned[/]" in done.stdout and "e/\\x1b[31mred" in done.stdout
+    json_out = engine("runs", "--db", str(db), "--format", "json").stdout
+    assert "\x1b" not in json_out and json.loads(json_out)[0]["name"] == name  # JSON escapes them itself
