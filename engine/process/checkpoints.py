@@ -211,9 +211,11 @@ def _is_state(value: Any) -> bool:
 
 
 def _is_optimizer(value: Any) -> bool:
-    groups = value.get("param_groups") if isinstance(value, Mapping) else None
-    return isinstance(value.get("state") if isinstance(value, Mapping) else None, Mapping) \
-        and isinstance(groups, list) and all(isinstance(g, Mapping) for g in groups)
+    if not isinstance(value, Mapping):
+        return False
+    groups = value.get("param_groups")
+    return isinstance(value.get("state"), Mapping) and isinstance(groups, list) \
+        and all(isinstance(g, Mapping) for g in groups)
 
 
 def _is_rng(value: Any) -> bool:
