@@ -59,9 +59,12 @@ def pinned_database(database: str | os.PathLike | None = None) -> str | None:
     variable) or when no database.yml is found here (the job then looks where it runs). A missing
     explicit or environment file is refused, as :func:`database_paths` refuses it.
     """
-    if database is None and not _environment_files() and not any(p.is_file() for p in _usual_files()):
-        return None
-    paths = database_paths(database)
+    try:
+        paths = database_paths(database)
+    except ProtocolError:
+        if database is None and not _environment_files():
+            return None  # none here: the job looks where it runs
+        raise
     return str(paths[0]) if len(paths) == 1 else None
 
 

@@ -95,7 +95,7 @@ def cmd_pick(args: PickRequest) -> int:
     result = pick_best(val, args.epoch, store=store)
     if store is None:
         say(f"no runs database at {db}: the choice is recorded in {PARAMS} only")
-    if store is not None:
+    else:
         runs = validate_runs(store, val)
         if runs:
             store.set_best(runs[0]["id"], epoch=result.epoch, eer=result.eer,
