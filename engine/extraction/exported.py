@@ -32,7 +32,15 @@ def _torchscript_metadata(path: Path) -> dict[str, str]:
 def _onnx_metadata(path: Path) -> dict[str, str]:
     import onnx
 
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    model = onnx.load(str(path), load_external_data=False)
+    # an export is one self-contained file; a tensor stored elsewhere would make onnxruntime open
+    # whatever path the file names (outside its folder too)
+    external = next((t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL),
+                    None)
+    if external is not None:
+        raise SpkembError(f"{path} keeps tensor {external} in another file: spkemb exports are one "
+                          "self-contained file; export the network again with `spkemb-engine export`")
+    return {p.key: p.value for p in model.metadata_props}
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -48,6 +56,8 @@ def read_metadata(path: Path) -> dict[str, str]:
         raise SpkembError(f"{path} does not exist: write it with `spkemb-engine export VAL_DIR -o {path}`")
     try:
         metadata = _torchscript_metadata(path) if is_torchscript(path) else _onnx_metadata(path)
+    except SpkembError:
+        raise
     except Exception as e:  # onnx, zipfile and json raise unrelated types for a damaged file
         raise SpkembError(f"{path} is not a readable ONNX or TorchScript model ({e}): export it again") from e
     if not isinstance(metadata, dict) or metadata.get("spkemb.format") != METADATA_FORMAT:

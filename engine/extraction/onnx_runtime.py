@@ -45,6 +45,7 @@ class OnnxEmbedder:
             raise SpkembError(f"{self.path} is a TorchScript file: onnxruntime needs the ONNX export "
                               "(`spkemb-engine export VAL_DIR --format onnx -o FILE.onnx`)")
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # its warnings about an edited graph: the refusal below says it
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
@@ -56,20 +57,45 @@ class OnnxEmbedder:
                                   "or install onnxruntime-gpu")
             index = int(device.split(":")[1]) if ":" in device else 0
             providers = [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        self.sample_rate = int(self.metadata["spkemb.sample_rate"])
-        self.duration = float(self.metadata["spkemb.duration"])
-        self.dimension = int(self.metadata["spkemb.dimension"])
-        self.min_samples = int(self.metadata["spkemb.min_samples"])
+        self.sample_rate = int(_figure(self.path, self.metadata, "sample_rate", 1000, 384_000))
+        self.duration = _figure(self.path, self.metadata, "duration", 0.01, 3600.0, whole=False)
+        self.dimension = int(_figure(self.path, self.metadata, "dimension", 1, 65_536))
+        self.min_samples = int(_figure(self.path, self.metadata, "min_samples", 1, 10_000_000))
+        self.session = _session(self.path, options, providers)
+        self._check_signature()
 
     @property
     def config(self) -> dict:
         """The resolved config the network was trained with."""
         return yaml.safe_load(self.metadata["spkemb.config"])
 
+    def _check_signature(self) -> None:
+        """Refuse a graph whose input or output is not the one ``export`` writes (an edited file)."""
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        shape = outputs[0].shape if len(outputs) == 1 else None
+        if [i.name for i in inputs] != [INPUT] or shape is None or len(shape) != 2 \
+                or shape[1] != self.dimension:
+            found = ", ".join(f"{o.name} {o.shape}" for o in outputs)
+            raise SpkembError(f"{self.path} does not map {INPUT} to (batch, {self.dimension}) embeddings as its "
+                              f"metadata says (outputs: {found}): it was edited; export the network again")
+
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """(batch, samples) float32 -> (batch, dimension) float32."""
-        return self.session.run(None, {INPUT: np.ascontiguousarray(windows, dtype=np.float32)})[0]
+        """(batch, samples) float32 -> (batch, dimension) float32.
+
+        Raises
+        ------
+        SpkembError
+            When the network gives rows of another size, or values that are not finite: nothing of
+            such a batch may reach an embeddings file.
+        """
+        rows = self.session.run(None, {INPUT: np.ascontiguousarray(windows, dtype=np.float32)})[0]
+        if rows.shape != (len(windows), self.dimension):
+            raise SpkembError(f"{self.path} gave embeddings of shape {list(rows.shape)} for {len(windows)} "
+                              f"windows, not (windows, {self.dimension}): export the network again")
+        if not np.isfinite(rows).all():
+            raise SpkembError(f"{self.path} gave embeddings that are not finite (NaN or infinite): its weights "
+                              "are damaged; export the network again from a checkpoint that validates")
+        return rows
 
     def embed(self, signal, starts: np.ndarray, window: int, batch: int = 128) -> np.ndarray:
         """Embeddings of the windows ``starts`` (samples) of ``signal``: (windows, dimension) float32.
@@ -88,6 +114,33 @@ class OnnxEmbedder:
             span = signal.read(int(s[0]), int(s[-1] - s[0]) + window)
             out.append(self(span[(s - s[0])[:, None] + offsets]))  # (batch, window) gathered
         return np.concatenate(out)
+
+
+def _figure(path: Path, metadata: dict[str, str], name: str, low: float, high: float, *,
+            whole: bool = True) -> float:
+    """The number ``spkemb.{name}`` of an export's metadata, checked to lie in [low, high]."""
+    text = metadata.get(f"spkemb.{name}", "")
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        raise SpkembError(f"{path}: its metadata spkemb.{name} is {text[:40]!r}, not {kind} in [{low:g}, {high:g}]: "
+                          "the file was edited; export the network again")
+    return value
+
+
+def _session(path: Path, options: Any, providers: list) -> Any:
+    """onnxruntime's session of ``path``; a graph it cannot load is one line, not its traceback."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as e:  # onnxruntime raises its own unrelated types (Fail, InvalidGraph, ...)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise SpkembError(f"{path} cannot be loaded by onnxruntime ({first[:200]}): export the network "
+                          "again") from e
 
 
 def onnx_embedder(checkpoint: Path, name: str | int, model_file: str | Path | None, *, device: str = "cpu",

@@ -23,6 +23,7 @@ import io
 import pickle
 import random
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -182,7 +183,9 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     if trust is not None:
         trust.check(path, digest)
     try:
-        with _legacy_numpy():
+        with _legacy_numpy(), warnings.catch_warnings():
+            # a raw pickle makes torch warn (two lines) before it refuses it; the refusal says enough
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             payload = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         raise _refusal(path, e) or _damaged(path, e) from e
@@ -194,7 +197,23 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     if wrong is not None:
         raise CheckpointError(f"checkpoint {path} is damaged or edited: {wrong}; delete it and resume from an "
                               "earlier one (or train again)")
+    broken = _not_finite(payload)
+    if broken is not None:
+        raise CheckpointError(f"checkpoint {path} holds weights that are not finite ({broken} has NaN or "
+                              "infinite values): no embedding or training step can come from it; use an earlier "
+                              "checkpoint (or train again)")
     return Loaded(path, digest, payload)
+
+
+def _not_finite(payload: dict[str, Any]) -> str | None:
+    """The first floating-point tensor of the network or the loss holding NaN or infinity
+    (``model.tdnn.segment6.weight``), or None. Training stops on a non-finite loss before it saves,
+    so such a file was damaged or edited; read unchecked, it gave NaN embeddings with exit 0."""
+    for entry in ("model", "loss"):
+        for name, tensor in (payload.get(entry) or {}).items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f"{entry}.{name}"
+    return None
 
 
 def _is_count(value: Any) -> bool:

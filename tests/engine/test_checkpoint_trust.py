@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import re
 import shlex
@@ -113,6 +114,30 @@ def test_a_pickled_payload_is_refused_without_running(tmp_path: Path, db_path: P
     line = one_error(done)
     assert not marker.exists(), "the checkpoint's payload ran"
     assert str(hostile) in line and "posix.system" in line and "refused" in line
+
+
+def test_a_raw_pickle_is_refused_in_one_line_without_torchs_warning(tmp_path: Path, db_path: Path) -> None:
+    exp = experiment(tmp_path, db_path, hashed=False)
+    raw = exp.training(PROTOCOL, "train").checkpoint(2)
+    raw.write_bytes(pickle.dumps({"model": {}, "config": {}}, protocol=4))
+    # a process of its own: torch's warning would reach its stderr
+    done = run_engine(*command("export", exp, tmp_path), db=db_path)
+    line = one_error(done)
+    assert str(raw) in line and "refused unread" in line and "Warning" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_weights_that_are_not_finite_are_named_by_every_reader(tmp_path: Path, db_path: Path,
+                                                              demo_corpus: Path, name: str) -> None:
+    exp = experiment(tmp_path, db_path, hashed=False)
+    path = exp.training(PROTOCOL, "train").checkpoint(2)
+    state = tiny_state(2)
+    state["tdnn.segment6.weight"][3, 5] = float("nan")
+    save_checkpoint(path, {**load_checkpoint(path), "model": state})
+
+    line = one_error(run_in_process(*command(name, exp, tmp_path), db=db_path, database=demo_corpus))
+    assert f"checkpoint {path} holds weights that are not finite (model.tdnn.segment6.weight" in line, line
+    assert not (tmp_path / "net.onnx").exists()
 
 
 @pytest.mark.parametrize("name", COMMANDS)
