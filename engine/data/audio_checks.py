@@ -10,6 +10,7 @@ since the training index saw it (``changed_error``) are spelled here, for the ch
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -135,19 +136,58 @@ def probe(path: str) -> AudioInfo:
         When the file is missing, unreadable or empty; the message names the path.
     """
     key = path
-    if not os.path.exists(key):
-        raise missing_error(key)
     try:
-        # what soundfile.info reads, without the log text it also asks libsndfile for (1.4x faster)
-        with sf.SoundFile(key) as raw:
-            frames, samplerate, channels = int(raw.frames), int(raw.samplerate), int(raw.channels)
-    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        # O_NONBLOCK: a named pipe given as a file must not block the open; a regular file ignores it
+        fd = os.open(key, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise missing_error(key) from None
+    except OSError as e:
         raise unreadable_error(key, e) from e
+    try:
+        frames, samplerate, channels = _probe_open(key, fd)
+    finally:
+        os.close(fd)
     if frames <= 0:
         raise unusable_error(key, "holds no audio frames")
     if samplerate <= 0 or channels <= 0:
         raise unusable_error(key, f"has an unusable format ({samplerate} Hz, {channels} channels)")
     return AudioInfo(frames=frames, samplerate=samplerate, channels=channels)
+
+
+def _probe_open(path: str, fd: int) -> tuple[int, int, int]:
+    """(frames, rate, channels) of the open file ``fd``: a regular file, whole as its header says."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        # a device such as /dev/zero would be read without end, a folder or pipe is no recording
+        raise unusable_error(path, "is not a regular file (a device, pipe or folder)")
+    missing = wav_shortfall(os.pread(fd, 4096, 0), st.st_size)
+    if missing:
+        raise unusable_error(path, f"is cut short: its WAV header counts {missing} more bytes of audio than "
+                                   "the file holds (a copy or download that did not finish)")
+    try:
+        # what soundfile.info reads, without the log text it also asks libsndfile for (1.4x faster)
+        with sf.SoundFile(fd, closefd=False) as raw:
+            return int(raw.frames), int(raw.samplerate), int(raw.channels)
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise unreadable_error(path, e) from e
+
+
+def wav_shortfall(head: bytes, size: int) -> int:
+    """Bytes of audio a RIFF/WAVE file's ``data`` chunk counts beyond the file's ``size``; 0 when it
+    is whole, when it is no RIFF/WAVE, or when its writer left the size open (0 or 0xFFFFFFFF, as
+    streaming writers do). libsndfile reads a cut file as a shorter one, so it would be scored
+    on what is left."""
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return 0
+    offset = 12
+    while offset + 8 <= len(head):
+        name, length = head[offset:offset + 4], int.from_bytes(head[offset + 4:offset + 8], "little")
+        if name == b"data":
+            if length in (0, 0xFFFFFFFF):
+                return 0
+            return max(0, length - (size - offset - 8))
+        offset += 8 + length + (length & 1)  # chunks are padded to an even length
+    return 0
 
 
 def check_files(paths: Iterable[str | os.PathLike]) -> list[Problem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,24 @@ def test_check_files_names_every_bad_file(tmp_path: Path, ramp_wav: str) -> None
     assert "no audio frames" in problems[1].problem
     assert "does not exist" in problems[2].problem
     assert all(p.path in p.problem for p in problems)
+
+
+def test_a_file_cut_short_and_things_that_are_no_regular_file_are_named(tmp_path: Path, ramp_wav: str) -> None:
+    whole = Path(ramp_wav).read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[:len(whole) // 2])
+    streamed = tmp_path / "streamed.wav"  # a streaming writer's open size: read as it is
+    size = whole.index(b"data") + 4
+    streamed.write_bytes(whole[:size] + (0xFFFFFFFF).to_bytes(4, "little") + whole[size + 4:])
+    pipe = tmp_path / "pipe.wav"
+    os.mkfifo(pipe)  # opened without blocking, and named
+    device = tmp_path / "zero.wav"
+    device.symlink_to("/dev/zero")  # would be read without end
+    problems = check_files([ramp_wav, cut, streamed, pipe, device, tmp_path])
+    assert [p.path for p in problems] == [str(cut), str(pipe), str(device), str(tmp_path)]
+    assert f"cut short: its WAV header counts {len(whole) - len(whole) // 2} more bytes" in problems[0].problem
+    assert all("is not a regular file (a device, pipe or folder)" in p.problem for p in problems[1:])
+    assert audio_info(streamed).frames == audio_info(ramp_wav).frames
 
 
 def test_a_path_with_its_extension_twice_is_named_with_the_one_that_exists(tmp_path: Path, ramp_wav: str) -> None:
