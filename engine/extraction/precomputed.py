@@ -14,6 +14,7 @@ folders) and one ``metadata.yml`` describing the sliding window shared by every 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,35 +34,85 @@ def embedding_path(root: str | Path, uri: str) -> Path:
     return ExtractionDir(Path(root)).embeddings(uri)
 
 
+#: the longest window or hop, seconds: apply's windows last seconds; an hour is no extraction
+MAX_WINDOW = 3600.0
+#: the shortest hop, seconds: one sample at 1 MHz (apply's hop is at least one sample)
+MIN_STEP = 1e-6
+#: the first window starts at most this far from 0, seconds (apply writes 0)
+MAX_START = 86400.0
+#: the largest epoch number (``--to``'s bound)
+MAX_EPOCH = 1_000_000
+AGAIN = "run `spkemb-engine apply` again"
+
+
 def read_metadata(root: str | Path) -> dict[str, Any]:
     """The ``metadata.yml`` of an extraction directory, with ``start``, ``duration``, ``step``.
 
     Also accepts pyannote.audio 1.x's nested ``sliding_window: {start, duration, step}``.
+
+    Raises
+    ------
+    SpkembError
+        No such file; not UTF-8, not YAML or not a mapping; a number that is missing, not finite
+        or out of its bounds (named with its key): one line naming the file.
     """
     path = ExtractionDir(Path(root)).metadata
+    metadata = _load(path, root)
+    nested = isinstance(metadata.get("sliding_window"), dict)
+    window = metadata["sliding_window"] if nested else metadata
+    missing = [k for k in ("duration", "step") if k not in window]
+    if missing:
+        raise SpkembError(f"{path} lacks {', '.join(missing)} (the sliding window); {AGAIN}")
+    prefix = "sliding_window." if nested else ""
+    seconds = {key: _number(path, prefix + key, window.get(key, 0.0), low, high)
+               for key, low, high in (("start", -MAX_START, MAX_START), ("duration", MIN_STEP, MAX_WINDOW),
+                                      ("step", MIN_STEP, MAX_WINDOW))}
+    _check_whole(path, metadata)
+    return {**metadata, **seconds}
+
+
+def _load(path: Path, root: str | Path) -> dict[str, Any]:
+    """The mapping ``path`` holds."""
     try:
-        metadata = yaml.safe_load(path.read_text()) or {}
+        metadata = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         raise SpkembError(f"{path} does not exist: is {root} an extraction directory written "
                           f"by `spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?") from e
+    except UnicodeDecodeError as e:
+        raise SpkembError(f"{path} is not UTF-8 text (byte {e.start}); {AGAIN}") from None
     except yaml.YAMLError as e:
-        raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); run `spkemb-engine apply` again") from e
-    window = metadata.get("sliding_window", metadata) if isinstance(metadata, dict) else None
-    if not isinstance(window, dict):
-        raise SpkembError(f"{path} holds no sliding window (duration, step); run `spkemb-engine apply` again")
-    missing = [k for k in ("duration", "step") if k not in window]
-    if missing:
-        raise SpkembError(f"{path} lacks {', '.join(missing)}; run `spkemb-engine apply` again")
-    try:
-        sliding = {"start": float(window.get("start", 0.0)), "duration": float(window["duration"]),
-                   "step": float(window["step"])}
-    except (TypeError, ValueError):
-        raise SpkembError(f"{path}: the sliding window's start, duration and step must be numbers; "
-                          "run `spkemb-engine apply` again") from None
-    if sliding["duration"] <= 0 or sliding["step"] <= 0:
-        raise SpkembError(f"{path}: the sliding window's duration and step must be > 0; "
-                          "run `spkemb-engine apply` again")
-    return {**metadata, **sliding}
+        raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); {AGAIN}") from e
+    if not isinstance(metadata, dict):
+        raise SpkembError(f"{path} holds {'a ' + type(metadata).__name__ if metadata is not None else 'nothing'}, "
+                          f"not the mapping of the sliding window (start, duration, step); {AGAIN}")
+    return metadata
+
+
+def _number(path: Path, key: str, value: Any, low: float, high: float) -> float:
+    """``value`` as seconds, refused unless a finite number within [low, high]."""
+    # a bool is an int to Python, and `.nan`, `.inf` are floats to YAML: none is a length of time
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        number = math.nan
+    else:
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+    if not low <= number <= high:  # NaN fails every comparison
+        raise SpkembError(f"{path}: {key}: {value!r} is not a number of seconds from {low:g} to {high:g}; {AGAIN}")
+    return number
+
+
+def _check_whole(path: Path, metadata: dict[str, Any]) -> None:
+    """``dimension``, ``sample_rate`` and ``epoch``, where present: whole numbers in their bounds."""
+    bounds = {"dimension": (1, None), "sample_rate": (1, None), "epoch": (0, MAX_EPOCH)}
+    for key, (low, high) in bounds.items():
+        value = metadata.get(key)
+        if value is None or (key == "epoch" and isinstance(value, str)):  # averaged weights are named
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high and value > high):
+            within = f"from {low} to {high:,}" if high else f">= {low}"
+            raise SpkembError(f"{path}: {key}: {value!r} is not a whole number {within}; {AGAIN}")
 
 
 class Precomputed:
@@ -106,12 +157,30 @@ class Precomputed:
         except FileNotFoundError as e:
             raise SpkembError(f"no embeddings for {uri!r}: {path} does not exist; extract this "
                               "file's protocol and subset with `spkemb-engine apply`") from e
-        except ValueError as e:
+        except (ValueError, EOFError) as e:  # not .npy, pickled objects, cut short
             raise SpkembError(f"{path} is not a numpy array file ({e}); extract it again") from e
+        return SlidingWindowFeature(self._checked(path, data), self.sliding_window)
+
+    def _checked(self, path: Path, data: Any) -> np.ndarray:
+        """``data`` when it is ``(windows, dimension)`` finite real numbers, one window at least.
+
+        A NaN would stop the clustering, and a file of no window would be scored as all speech
+        missed: both are an extraction that went wrong, not a result.
+        """
+        if not isinstance(data, np.ndarray):  # an .npz archive loads as a mapping of arrays
+            raise SpkembError(f"{path} holds a {type(data).__name__}, not one numpy array; {AGAIN}")
         if data.ndim != 2 or (self.dimension is not None and data.shape[1] != self.dimension):
             raise SpkembError(f"{path} has shape {data.shape}, expected (windows, "
                               f"{self.dimension}) as {METADATA} says; extract it again")
-        return SlidingWindowFeature(data, self.sliding_window)
+        if data.dtype.kind not in "fiu":
+            raise SpkembError(f"{path} holds {data.dtype} values, not real numbers; {AGAIN}")
+        if len(data) == 0:
+            raise SpkembError(f"{path} holds no window (shape {data.shape}): {AGAIN} for this file")
+        bad = np.count_nonzero(~np.isfinite(data).all(axis=1))
+        if bad:
+            raise SpkembError(f"{path}: {bad} of its {len(data)} windows hold NaN or infinite values; "
+                              f"{AGAIN} (check the audio of this file, and the checkpoint)")
+        return data
 
     def __repr__(self) -> str:
         return f"Precomputed({str(self.root)!r})"

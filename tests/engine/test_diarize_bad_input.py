@@ -1,0 +1,117 @@
+"""`diarize` (and `apply --diarize`) on hostile files: one line naming the file (and line, key), exit 2,
+no traceback, nothing scored or recorded. Real files on disk: a two-meeting protocol of its own (RTTM,
+UEM, uri list, database.yml) and an extraction folder of embeddings that know the speaker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.engine.engine_runner import run_in_process
+
+PROTOCOL = "T.SpeakerDiarization.M"
+VOICE = {"A": [1.0, 0.0, 0.2], "B": [0.0, 1.0, 0.2]}
+ROWS = 19  # windows of 1 s every 0.5 s over 10 s
+TURNS = "SPEAKER {uri} 1 0.0 4.0 <NA> <NA> A <NA> <NA>\nSPEAKER {uri} 1 4.0 4.0 <NA> <NA> B <NA> <NA>\n" \
+        "SPEAKER {uri} 1 8.0 2.0 <NA> <NA> A <NA> <NA>\n"
+
+
+def meetings(root: Path, annotation: str = "ref.rttm") -> Path:
+    """Meetings m1 and m2 (A, B, A over 10 s) and their extraction ``root/ex``; returns database.yml."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "uris.lst").write_text("m1\nm2\n")
+    if "{uri}" in annotation:
+        for uri in ("m1", "m2"):
+            path = root / annotation.format(uri=uri)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(TURNS.format(uri=uri))
+    else:
+        (root / annotation).write_text(TURNS.format(uri="m1") + TURNS.format(uri="m2"))
+    (root / "ref.uem").write_text("m1 1 0.0 10.0\nm2 1 0.0 10.0\n")
+    database = root / "database.yml"
+    database.write_text("Databases:\n  T: /nowhere/{uri}.wav\nProtocols:\n  T:\n    SpeakerDiarization:\n"
+                        f"      M:\n        scope: file\n        test:\n          uri: uris.lst\n"
+                        f"          annotation: {annotation}\n          annotated: ref.uem\n")
+    extraction = root / "ex"
+    extraction.mkdir()
+    (extraction / "metadata.yml").write_text(yaml.safe_dump({"start": 0.0, "duration": 1.0, "step": 0.5,
+                                                             "dimension": 3, "epoch": 7}))
+    rows = np.array([VOICE["B" if 4 <= 0.5 * i + 0.5 < 8 else "A"] for i in range(ROWS)], dtype=np.float32)
+    for uri in ("m1", "m2"):
+        np.save(extraction / f"{uri}.npy", rows)
+    return database
+
+
+def diarize(database: Path) -> object:
+    return run_in_process("diarize", str(database.parent / "ex"), PROTOCOL, database=database)
+
+
+def refused(done, *said: str) -> None:
+    """Exit 2, one error line that says all of ``said``, no traceback, no RTTM written."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0] == done.stderr.strip().splitlines()[-1], done.stderr
+    for text in said:
+        assert text in errors[0], errors[0]
+
+
+def test_the_protocol_of_these_tests_is_scored(tmp_path: Path, db_path: Path):
+    done = diarize(meetings(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "over 2 files" in done.stdout and "DER 0.00 %" in done.stdout
+    assert done.stderr == ""  # pyannote.database's cropping warning is not the user's concern
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+@pytest.mark.parametrize(("old", "new", "said"), [
+    ("start: 0.0", "start: .nan", "start: nan is not a number of seconds"),
+    ("step: 0.5", "step: 1e308", "step: '1e308' is not a number of seconds from 1e-06 to 3600"),
+    ("step: 0.5", "step: 1.0e+308", "step: 1e+308 is not a number of seconds"),
+    ("duration: 1.0", "duration: -1.0", "duration: -1.0 is not a number of seconds"),
+    ("duration: 1.0", "duration: true", "duration: True is not a number"),
+    ("dimension: 3", "dimension: -3", "dimension: -3 is not a whole number >= 1"),
+    ("epoch: 7", "epoch: 100000000000000000000000", "epoch: 100000000000000000000000 is not a whole number"),
+    ("start: 0.0", "start: 0.0\n\xff: 1", "metadata.yml is not UTF-8 text"),
+    ("dimension: 3", "- 3", "metadata.yml is not valid YAML (line 2, column 1: expected <block end>"),
+])
+def test_a_damaged_metadata_yml_is_named_with_its_key(tmp_path: Path, db_path: Path, old: str, new: str,
+                                                      said: str):
+    database = meetings(tmp_path)
+    metadata = tmp_path / "ex" / "metadata.yml"
+    text = yaml.safe_dump(yaml.safe_load(metadata.read_text()), sort_keys=True)  # duration, epoch, ..., step
+    assert old in text
+    metadata.write_bytes(text.replace(old, new).encode("latin-1"))
+    refused(diarize(database), str(metadata), said, "spkemb-engine apply` again")
+    assert not db_path.exists()
+
+
+def test_a_metadata_yml_that_is_no_mapping_is_named(tmp_path: Path, db_path: Path):
+    database = meetings(tmp_path)
+    metadata = tmp_path / "ex" / "metadata.yml"
+    metadata.write_text("- 1\n")
+    refused(diarize(database), f"{metadata} holds a list, not the mapping of the sliding window")
+    metadata.write_text("")
+    refused(diarize(database), f"{metadata} holds nothing")
+
+
+@pytest.mark.parametrize(("rows", "said"), [
+    (np.full((ROWS, 3), np.nan, np.float32), f"{ROWS} of its {ROWS} windows hold NaN or infinite values"),
+    (np.where(np.arange(ROWS)[:, None] == 3, np.inf, np.ones((ROWS, 3))), f"1 of its {ROWS} windows hold NaN"),
+    (np.zeros((0, 3), np.float32), "holds no window (shape (0, 3))"),
+    (np.array([["a", "b", "c"]]), "holds <U1 values, not real numbers"),
+])
+def test_embeddings_that_are_not_finite_or_hold_no_window_are_named(tmp_path: Path, db_path: Path,
+                                                                     rows: np.ndarray, said: str):
+    database = meetings(tmp_path)
+    np.save(tmp_path / "ex" / "m2.npy", rows)
+    refused(diarize(database), str(tmp_path / "ex" / "m2.npy"), said, "apply` again")
+    assert not db_path.exists()
