@@ -254,3 +254,11 @@ def iter_subset(protocol: Any, subset: str) -> Iterator[Any]:
         raise ProtocolError(f"protocol {name} has no {subset} subset — choose another --subset") from e
     except FileNotFoundError as e:
         raise ProtocolError(f"protocol {name}, subset {subset}: {e} — fix the path in database.yml") from e
+    except (ValueError, TypeError, UnicodeDecodeError) as e:
+        # pandas failing on the subset's RTTM or UEM (a start that is no number, a byte that is not
+        # UTF-8): its line is named where it can be found
+        from engine.data.reference_lines import check_subset_files
+
+        check_subset_files(protocol, subset)
+        raise ProtocolError(f"protocol {name}, subset {subset}: its files cannot be listed "
+                            f"({type(e).__name__}: {e}) — fix the files its entries in database.yml name") from e

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.atomic import atomic_write_text
 from engine.console import out, say
-from engine.data.protocols import load_protocol, subset_files
+from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.extraction.diarize import (
     NUM_SPEAKERS,
@@ -30,6 +30,7 @@ from engine.extraction.diarize import (
     tune_threshold,
 )
 from engine.extraction.precomputed import Precomputed
+from engine.extraction.references import reference_files, reference_of, speech_seconds
 from engine.layout import EXTRACTION_DIR_SHAPE, ExtractionDir, diarization_folder
 from engine.requests import ApplyRequest, DiarizeRequest
 
@@ -86,16 +87,41 @@ def _turns(file: Any) -> int:
     return len(annotation) if annotation is not None else 0
 
 
-def require_references(files: list[Any], protocol: str, subset: str) -> None:
-    """Refuse a protocol subset without speaker turns before anything is computed.
+def require_diarization(protocol: Any, name: str) -> None:
+    """Refuse a protocol of another task before its files are read: a verification protocol's files
+    carry one speaker each (their embeddings are judged on trials), a collection's none."""
+    from pyannote.database.protocol import CollectionProtocol, SpeakerVerificationProtocol
+
+    if isinstance(protocol, (SpeakerVerificationProtocol, CollectionProtocol)):
+        task = "speaker verification" if isinstance(protocol, SpeakerVerificationProtocol) else "collection"
+        raise SpkembError(f"{name} is a {task} protocol, not a diarization protocol: its files carry no "
+                          "speaker annotation of recordings with several speakers to score a clustering against "
+                          "— give diarize (and apply --diarize) a Database.SpeakerDiarization.Protocol with an "
+                          "RTTM of speaker turns; embeddings are judged on verification trials by "
+                          "`spkemb-engine validate`")
+
+
+def require_references(files: list[Any], protocol: Any, name: str, subset: str) -> None:
+    """Refuse a protocol subset without speaker turns, or with a file without reference speech,
+    before anything is computed.
 
     pyannote.database gives a file of a diarization protocol without an RTTM an empty
-    annotation: a subset none of whose files has a turn has no reference to score against.
+    annotation: a subset none of whose files has a turn has no reference to score against, and
+    a file with no speech inside its UEM would be scored DER 0 % whatever the embeddings.
     """
     if not any(_turns(f) for f in files):
-        raise SpkembError(f"{protocol} {subset} has no reference speaker turns in any of its "
-                          f"{len(files)} files: the diarization check needs a speaker diarization "
-                          "protocol whose files have them (annotation: an RTTM in database.yml)")
+        raise SpkembError(f"{name} {subset} has no reference speaker turns in any of its "
+                          f"{len(files)} files: it has no speaker annotation (not a diarization protocol?); "
+                          "the diarization check needs a speaker diarization protocol whose files have "
+                          "them (annotation: an RTTM in database.yml)")
+    silent = [f for f in files if speech_seconds(f) <= 0]
+    if silent:
+        first = silent[0]
+        inside = " inside its UEM" if first.get("annotated") is not None else ""
+        raise SpkembError(f"{name} {subset}: {len(silent)} of its {len(files)} files have no reference speech "
+                          f"({first['uri']!r} first: no SPEAKER turn for it in {reference_of(protocol, subset, first)}"
+                          f"{inside}), and a reference without speech cannot be scored: add its turns, or take "
+                          "the file out of the subset's uri list")
 
 
 def _rttm_paths(extraction: ExtractionDir, files: list[Any], settings: DerSettings) -> dict[str, Path]:
@@ -122,10 +148,10 @@ def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[Fi
 def _development(request: DiarizationJob, protocol: Any) -> list[Any]:
     """The development files the speaker-count threshold is tuned on (``--num-speakers tuned``)."""
     try:
-        dev = subset_files(protocol, "development")
+        dev = reference_files(protocol, request.protocol, "development")
     except ProtocolError as e:
         raise SpkembError(f"{e}; without a development subset use --num-speakers oracle") from e
-    require_references(dev, request.protocol, "development")
+    require_references(dev, protocol, request.protocol, "development")
     # their embeddings come from an earlier apply into this folder: checked before apply's extraction
     source = f"protocol {request.protocol} (development)"
     missing = [str(f["uri"]) for f in dev if not request.extraction.embeddings(str(f["uri"]), source=source).is_file()]
@@ -173,9 +199,10 @@ def prepare_check(request: DiarizationJob) -> PreparedCheck:
     """
     check_settings(request.settings, request.subset)
     protocol = load_protocol(request.protocol, request.database)
-    files = subset_files(protocol, request.subset)
-    require_references(files, request.protocol, request.subset)
+    require_diarization(protocol, request.protocol)
+    files = reference_files(protocol, request.protocol, request.subset)
     rttms = _rttm_paths(request.extraction, files, request.settings)
+    require_references(files, protocol, request.protocol, request.subset)
     development = _development(request, protocol) if request.settings.num_speakers == "tuned" else None
     return PreparedCheck(request, files, rttms, development)
 

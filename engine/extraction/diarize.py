@@ -42,6 +42,8 @@ FRAME_RULE = "majority"
 #: thresholds tried when tuning: this many quantiles of the development trees' merge heights
 N_THRESHOLDS = 100
 NUM_SPEAKERS = ("oracle", "tuned")
+#: how far past the end of its audio a reference may reach, seconds (turns rounded up at the end)
+MAX_OVERHANG = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,25 @@ def speech_fraction(window: SlidingWindow, n: int, speech: Timeline) -> np.ndarr
     return covered / window.duration
 
 
+def _span(window: SlidingWindow, n: int) -> str:
+    """The seconds ``n`` windows cover; apply's last window ends less than a ``step`` before the audio does."""
+    return f"{window.start:g}–{window.start + (n - 1) * window.step + window.duration:g} s"
+
+
+def _check_reach(uri: str, annotated: Timeline, window: SlidingWindow, n: int) -> None:
+    """Refuse a UEM (or reference) reaching past the audio the ``n`` windows were cut from.
+
+    The frames are counted up to the UEM's end: one of 1e308 seconds overflows, and speech past
+    the audio would be scored as missed by embeddings that could never see it.
+    """
+    audio_end = window.start + n * window.step + window.duration  # apply: a file ends before this
+    end = annotated.extent().end
+    if end > audio_end + MAX_OVERHANG:
+        raise SpkembError(f"file {uri}: its reference (UEM, or its turns without one) reaches {end:g} s, past "
+                          f"the end of the audio its {n} embeddings were cut from ({_span(window, n)}): check "
+                          "that its UEM and RTTM are of this recording, or extract it again (`spkemb-engine apply`)")
+
+
 def prepare(file: Any, embeddings: SlidingWindowFeature) -> FileInput:
     """Reference, UEM, speech and the clustering tree of one protocol file."""
     uri = file["uri"]
@@ -142,10 +163,16 @@ def prepare(file: Any, embeddings: SlidingWindowFeature) -> FileInput:
         annotated = Timeline([reference.get_timeline().extent()], uri=uri)
     speech = reference.crop(annotated).get_timeline().support()
     data, window = np.asarray(embeddings.data), embeddings.sliding_window
+    _check_reach(uri, annotated, window, len(data))
     fraction = speech_fraction(window, len(data), speech)
     clustered = np.flatnonzero(fraction >= MIN_SPEECH)
     if clustered.size == 0:  # short turns only: every window that holds some speech
         clustered = np.flatnonzero(fraction > 0)
+    if clustered.size == 0:  # would be scored as all speech missed, whatever the embeddings
+        raise SpkembError(f"file {uri}: none of its {len(data)} windows ({_span(window, len(data))}) meets its "
+                          f"reference speech ({speech.extent().start:g}–{speech.extent().end:g} s): the "
+                          "embeddings are not of this recording, or the extraction's metadata is wrong; "
+                          "run `spkemb-engine apply` again")
     return FileInput(uri, reference, annotated, speech, window, len(data), clustered,
                      build_tree(data[clustered]))
 

@@ -1,0 +1,167 @@
+"""RTTM and UEM files read as untrusted input, line by line.
+
+pyannote.database reads them with pandas: a start that is not a number, or a byte that is not
+UTF-8, fails with a traceback that names neither file nor line, and NaN, infinite, negative or
+reversed bounds are read as they are (a UEM of NaN bounds scores DER 0 %, one of 1e308 seconds
+overflows a frame count). :func:`check_lines` names the first line pyannote.database would fail
+on or read wrongly, ``FILE:LINE``; :func:`check_subset_files` checks every file a subset's
+``annotation`` and ``annotated`` entries name.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.data.cache_key import SubsetSource, is_template, subset_source
+from engine.errors import ProtocolError
+
+#: the latest time a reference names, seconds (116 days): past it a bound is a typo, not a recording
+MAX_SECONDS = 1e7
+#: a number as pandas' C parser reads it (no ``1_0``, no ``0x10``), with NaN and infinity
+NUMBER = re.compile(r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE)
+
+
+@functools.cache
+def _missing_tokens() -> frozenset[str]:
+    """The fields pandas reads as missing (``<NA>``, ``NA``, ``nan``…): a uri or a speaker spelt so is lost."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    return frozenset(STR_NA_VALUES)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One kind of reference file: its fields, and which hold the uri, times and speaker."""
+
+    name: str  # with its article, for a message
+    fields: int  # a SPEAKER line of an RTTM, a line of a UEM
+    example: str
+    start: int = 3
+    speaker: int | None = 7  # the RTTM's speaker name
+    #: the field after the start: a duration (RTTM), or an end (UEM)
+    duration: bool = True
+
+
+RTTM = Format("an RTTM", 10, "SPEAKER uri 1 START DURATION <NA> <NA> SPEAKER <NA> <NA>")
+UEM = Format("a UEM", 4, "uri 1 START END", start=2, speaker=None, duration=False)
+FORMATS = {"annotation": RTTM, "annotated": UEM}
+
+
+def _number(token: str) -> float | None:
+    return float(token) if NUMBER.fullmatch(token) else None
+
+
+def _times(fields: list[str], kind: Format) -> str | None:
+    """What is wrong with the start and duration (or end) of a line that describes speech."""
+    first, second = (_number(t) for t in fields[kind.start:kind.start + 2])
+    names = ("start", "duration" if kind.duration else "end")
+    for name, token, value in zip(names, fields[kind.start:kind.start + 2], (first, second), strict=True):
+        if value is None:
+            return f"its {name} {token!r} is not a number"
+        if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+            return f"its {name} {token} is not a time from 0 to {MAX_SECONDS:,.0f} seconds"
+    assert first is not None and second is not None
+    if not kind.duration and second <= first:
+        return f"its end {fields[kind.start + 1]} is not after its start {fields[kind.start]}"
+    if kind.duration and first + second > MAX_SECONDS:
+        return f"it ends after {MAX_SECONDS:,.0f} seconds"
+    return None
+
+
+def line_problem(text: str, kind: Format) -> str | None:
+    """What is wrong with one line of a ``kind`` file, or None."""
+    fields = text.split()
+    if not fields:
+        return None  # pandas skips blank lines
+    if len(fields) > kind.fields:  # pandas fails on the line, or shifts every column by one on the first
+        return f"it has {len(fields)} fields where a line of {kind.name} file has {kind.fields}"
+    if kind is RTTM and fields[0] != "SPEAKER":
+        # other types (SPKR-INFO, comments) are skipped, but their times must still parse as numbers
+        odd = [t for t in fields[3:5] if _number(t) is None and t not in _missing_tokens()]
+        return f"its field {odd[0]!r} is neither a number nor <NA>" if odd else None
+    needed = kind.fields if kind is UEM else kind.fields - 2  # an RTTM's last two <NA> may be left out
+    if len(fields) < needed:
+        return f"it has {len(fields)} fields where a line of {kind.name} file has {kind.fields}"
+    names = [fields[1 if kind is RTTM else 0]] + ([fields[kind.speaker]] if kind.speaker is not None else [])
+    lost = [t for t in names if t in _missing_tokens()]
+    if lost:
+        return f"its uri or speaker {lost[0]!r} is read as missing by pyannote.database"
+    return _times(fields, kind)
+
+
+def check_lines(path: Path, kind: Format) -> None:
+    """Refuse the first line of ``path`` pyannote.database would fail on or read wrongly.
+
+    Raises
+    ------
+    ProtocolError
+        ``FILE:LINE: what is wrong — the line's format``.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return  # pyannote.database names a missing file itself
+    for number, raw in enumerate(data.splitlines(), start=1):
+        try:
+            problem = line_problem(raw.decode("utf-8"), kind)
+        except UnicodeDecodeError as e:
+            problem = f"byte {e.start + 1} of the line is not UTF-8 text"
+        if problem:
+            raise ProtocolError(f"{path}:{number}: {problem} — fix the line ({kind.name} line reads "
+                                f"`{kind.example}`, times in seconds)")
+
+
+def entry_path(source: SubsetSource, key: str, file: Mapping[str, Any] | None) -> Path | None:
+    """The file the entry ``key`` names: a whole-subset file (``file`` None), or from a template, the
+    one of the file whose keys (``uri``, ``database``, ``subset``…) are ``file``."""
+    value = source.entries.get(key)
+    if not isinstance(value, str) or is_template(value) != (file is not None):
+        return None
+    if file is not None:
+        try:  # pyannote.database fills a template with the file's own keys
+            value = value.format(**file)
+        except (KeyError, IndexError, ValueError):
+            return None  # pyannote.database names the template itself
+    return source.resolve(value)
+
+
+def _listed_uris(source: SubsetSource) -> list[str]:
+    """The uris of the subset's list, read as pyannote.database reads them (blank lines name no file)."""
+    value = source.entries.get("uri", source.entries.get("uris"))
+    try:
+        lines = source.resolve(value).read_text(encoding="utf-8").splitlines() if isinstance(value, str) else []
+    except (OSError, UnicodeDecodeError):
+        return []  # pyannote.database names the list itself
+    return [line.strip() for line in lines if line.strip()]
+
+
+def check_subset_files(protocol: Any, subset: str, *, templates: bool = True) -> None:
+    """:func:`check_lines` on every RTTM and UEM the subset's ``annotation`` and ``annotated`` entries
+    name: the files for the whole subset, and (``templates``) each uri's file of a ``{uri}`` template.
+
+    Raises
+    ------
+    ProtocolError
+        ``FILE:LINE`` of the first bad line.
+    """
+    source = subset_source(protocol, subset)
+    if source is None:  # a protocol defined in Python: no file to read
+        return
+    for key, kind in FORMATS.items():
+        path = entry_path(source, key, None)
+        if path is not None:
+            check_lines(path, kind)
+    if not templates:
+        return
+    for uri in _listed_uris(source):
+        file = {"uri": uri, "database": source.database, "subset": subset}
+        for key, kind in FORMATS.items():
+            path = entry_path(source, key, file)
+            if path is not None:
+                check_lines(path, kind)
