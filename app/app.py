@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hits
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.system_commands import SystemCommandsProvider
 
 from app.data.workspace import Workspace, resolve_workspace
 from app.launching.children import Launcher
+from app.views.plain import printable_text
 
 if TYPE_CHECKING:
     from app.data.forks import ForkPlan
@@ -149,6 +151,12 @@ class SpkembApp(App[None]):
             self.screen.dismiss(None)
             return
         self.push_screen(HelpScreen(self.screen.__class__.__name__.removesuffix("Screen"), screen_keys(self.screen)))
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """A notification whose text is shown as it is: ours hold paths, run names and engine errors,
+        never markup (``markup`` is Textual's parameter, ignored)."""
+        super().notify(printable_text(message), title=title, severity=severity, timeout=timeout, markup=False)
 
     def error(self, message: str) -> None:
         """A transient problem: a red notification."""

@@ -6,6 +6,8 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Label, Static
 
+from app.views.plain import plain
+
 #: the look of every small form; ``{name}`` is the dialog's class name
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -32,7 +34,7 @@ def whole_number(text: str, name: str, error: Static, *, least: int = 1) -> int 
     try:
         value = int(text.strip())
     except ValueError:
-        error.update(f"{name}: a whole number, got {text.strip()!r}")
+        error.update(plain(f"{name}: a whole number, got {text.strip()!r}"))
         return None
     if value < least:
         error.update(f"{name}: at least {least}, got {value}")

@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
+from app.views.plain import plain
 from engine.errors import SpkembError
 from engine.layout import CONFIG
 from engine.requests import SweepRequest
@@ -64,7 +65,7 @@ class SweepDialog(ModalScreen[SweepRequest | None]):
                                    val_subset=self.query_one("#val-subset", Input).value.strip() or "development",
                                    db=str(self.db), database=None if self.database is None else str(self.database))
         except SpkembError as e:
-            error.update(str(e))
+            error.update(plain(e))
             return
         if not request.protocol:
             error.update("give the protocol to train on")

@@ -10,6 +10,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
 from app.launching.commands import ScoreNorm, ValidationChoice
+from app.views.plain import plain
 
 #: the score back-ends a validation can record (docs/validation.md, "Score normalisation")
 SCORE_NORMS = [("raw cosine scores", "none"), ("raw and AS-norm scores (--score-norm asnorm)", "asnorm")]
@@ -58,8 +59,8 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
         subset = self.query_one("#subset", Input).value.strip() or "development"
         calibration = self.query_one("#calibration", Input).value.strip() or None
         if calibration == subset:
-            error.update(f"calibrate on another subset than {subset}: a calibration judged on the trials "
-                         "it was trained on flatters itself")
+            error.update(plain(f"calibrate on another subset than {subset}: a calibration judged on the trials "
+                               "it was trained on flatters itself"))
             return
         self.dismiss(ValidationChoice(subset, every, ScoreNorm(size, files) if asnorm else None, calibration))
 

@@ -17,6 +17,7 @@ from app.data.reader import RunCurves, StepRow
 from app.launching.children import run_quick
 from app.launching.commands import request_argv
 from app.screens.compare_systems import SignificancePanel, det_source, run_label, systems
+from app.widgets.plain_table import PlainTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.compare.pivot import COLUMNS, Pivot, build_pivot, cell_text
 from engine.compare.report import HTML_FILE
@@ -78,8 +79,8 @@ class CompareScreen(SignificancePanel):
             yield EerPlot(id="eer")
         yield Static("", id="significance")
         with Horizontal(id="tables"):
-            yield DataTable(id="pivot", zebra_stripes=True, cursor_type="column")
-            yield DataTable(id="diff", zebra_stripes=True)
+            yield PlainTable(id="pivot", zebra_stripes=True, cursor_type="column")
+            yield PlainTable(id="diff", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:

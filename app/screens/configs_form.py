@@ -14,6 +14,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from app.data.experiments import flatten, from_text, to_text, unflatten
 from app.screens.host import SpkembScreen
+from app.views.plain import plain
 from engine.config import FIELD_SPECS, config_from_dict, dump_yaml, validate_field
 from engine.config.specs import FBANK_BACKBONES, Component, component, find_component
 from engine.errors import ConfigError
@@ -191,17 +192,17 @@ class ConfigForm(SpkembScreen):
             if key in SPECS and isinstance(widget, Input):
                 name = data.get(section, {}).get("name") if isinstance(data.get(section), dict) else None
                 error = validate_field(key, widget.value, _short(section, name) if name else None) or ""
-            self.query_one(f"#{self.eid(i)}", Static).update(error)
+            self.query_one(f"#{self.eid(i)}", Static).update(plain(error))
             ok = ok and not error
         status = self.query_one("#status", Static)
         try:
             config_from_dict(data, source=CONFIG)
         except ConfigError as e:
             ok = False
-            status.update(f"[red]{e}[/red]")
+            status.update(plain(e, "red"))
             if e.key in self.keys:
                 cell = self.field_error(e.key)
-                cell.update(str(e))
+                cell.update(plain(e))
         else:
             if ok:
                 status.update("[green]valid[/green] — the same checks as `spkemb-engine config check`")

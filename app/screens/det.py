@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from app.widgets.det_plots import COLORS, DetPlot, ScoreHistogramPlot, Shown
+from app.widgets.plain_table import PlainTable
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.validation.det import FA_RATES, load_epoch, miss_at_false_alarm
@@ -60,7 +61,7 @@ class DetScreen(Screen):
         with Horizontal(id="det-plots"):
             yield DetPlot(id="det")
             yield ScoreHistogramPlot(id="histogram")
-        yield DataTable(id="det-table", zebra_stripes=True, cursor_type="row")
+        yield PlainTable(id="det-table", zebra_stripes=True, cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:

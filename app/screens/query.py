@@ -14,6 +14,8 @@ from textual.widgets import DataTable, Footer, Header, Select, Static, TextArea
 from app.data import reader
 from app.data.messages import QueryDone
 from app.screens.host import SpkembScreen
+from app.views.plain import plain
+from app.widgets.plain_table import PlainTable
 from engine.errors import QueryStopped
 from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop
 
@@ -50,7 +52,7 @@ class QueryScreen(SpkembScreen):
         yield TextArea(next(iter(EXAMPLE_QUERIES.values()), "SELECT * FROM runs"), id="sql")
         yield Static("ctrl+r runs the query (read-only: the database is never changed from here)",
                      id="query-status", classes="hint")
-        yield DataTable(id="result", zebra_stripes=True)
+        yield PlainTable(id="result", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -112,7 +114,7 @@ class QueryScreen(SpkembScreen):
         table = self.query_one("#result", DataTable)
         table.clear(columns=True)
         if message.error:
-            status.update(f"[red]{message.error}[/red]")
+            status.update(plain(message.error, "red"))
             return
         table.add_columns(*message.columns)
         table.add_rows([["" if v is None else str(v) for v in row] for row in message.rows])

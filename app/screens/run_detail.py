@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -14,6 +15,7 @@ from app.data.messages import DetailLoaded
 from app.data.reader import RunDetail, StepRow
 from app.screens.fork_actions import ForkActions
 from app.screens.run_actions import RunActions
+from app.views.plain import plain, safe
 from app.views.run_detail_view import (
     extraction_lines,
     log_path,
@@ -89,11 +91,11 @@ class RunDetailScreen(RunActions, ForkActions):
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         summary = self.query_one("#summary", Static)
         if message.error:
-            summary.update(f"Cannot read run #{self.run_id}: {message.error}")
+            summary.update(plain(f"Cannot read run #{self.run_id}: {message.error}"))
             return
         data = message.data
         if data is None:
-            summary.update(f"Run #{self.run_id} is not in {self.spkemb.db_path}.")
+            summary.update(plain(f"Run #{self.run_id} is not in {self.spkemb.db_path}."))
             return
         run = data.run
         # a launch waiting for this run's process (validation beside a resume) starts once it is recorded
@@ -135,13 +137,16 @@ class RunDetailScreen(RunActions, ForkActions):
         self._summary(data)
 
     def _summary(self, data: RunDetail) -> None:
-        lines = summary_lines(data.run, data, asnorm=self.asnorm, now=self.spkemb.now, show=self.spkemb.workspace.show)
+        lines = summary_lines(data.run, data, asnorm=self.asnorm, now=self.spkemb.now, show=self._show)
         self.query_one("#summary", Static).update("\n".join(lines))
 
+    def _show(self, path: str | Path | None) -> str:
+        """A path in the workspace's words, to put inside the panels' markup."""
+        return safe(self.spkemb.workspace.show(path))
+
     def _side(self, data: RunDetail) -> None:
-        show = self.spkemb.workspace.show
-        self.query_one("#extractions", Static).update("\n".join(extraction_lines(data, show)))
-        self.query_one("#problems", Static).update("\n".join(problem_lines(data, show)))
+        self.query_one("#extractions", Static).update("\n".join(extraction_lines(data, self._show)))
+        self.query_one("#problems", Static).update("\n".join(problem_lines(data, self._show)))
 
     def action_labels(self) -> None:
         from app.dialogs.labels import LabelsChoice, LabelsDialog

@@ -12,7 +12,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from app.data.sweeps import Sweep, SweepsState, Trial, read_sweeps
 from app.launching import commands
 from app.screens.host import SpkembScreen
+from app.views.plain import plain
 from app.views.sweeps_view import SWEEP_COLUMNS, TRIAL_COLUMNS, queue_text, sweep_row, trial_row
+from app.widgets.plain_table import PlainTable
 from app.widgets.sweep_plot import SweepPlot
 from engine.layout import ExperimentDir
 from engine.requests import QueueRequest
@@ -38,8 +40,8 @@ class SweepsScreen(SpkembScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("queue: …", id="queue")
-        yield DataTable(id="sweeps", cursor_type="row")
-        yield DataTable(id="trials", cursor_type="row")
+        yield PlainTable(id="sweeps", cursor_type="row")
+        yield PlainTable(id="trials", cursor_type="row")
         yield SweepPlot(id="plot")
         yield Footer()
 
@@ -58,7 +60,7 @@ class SweepsScreen(SpkembScreen):
 
     def _show(self, state: SweepsState) -> None:
         self.state = state
-        self.query_one("#queue", Static).update(queue_text(state.queue, self.spkemb.now()))
+        self.query_one("#queue", Static).update(plain(queue_text(state.queue, self.spkemb.now())))
         table = self.query_one("#sweeps", DataTable)
         table.clear()
         for sweep in state.sweeps:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.views.plain import safe
 from engine.config import config_diff
 from engine.records import Run
 
@@ -12,7 +13,7 @@ MAX_DIFF_LINES = 8
 
 
 def _value(value: Any) -> str:
-    return "—" if value is None else str(value)
+    return "—" if value is None else safe(value)
 
 
 def lineage_lines(train: Run, parent: Run | None, show: Any = str) -> list[str]:
@@ -35,7 +36,7 @@ def lineage_lines(train: Run, parent: Run | None, show: Any = str) -> list[str]:
     sha = f", sha256 {train.init_sha256[:12]}…" if train.init_sha256 else ""
     if parent is None:
         return [f"forked from {where} of a run this database does not hold: {show(train.init_from)}{sha}"]
-    lines = [f"forked from [b]#{parent.id} {parent.name or ''}[/b] {where} ({show(train.init_from)}{sha})"]
+    lines = [f"forked from [b]#{parent.id} {safe(parent.name)}[/b] {where} ({show(train.init_from)}{sha})"]
     mine, theirs = train.config, parent.config
     if not isinstance(mine, dict) or not isinstance(theirs, dict):
         return lines
@@ -43,7 +44,7 @@ def lineage_lines(train: Run, parent: Run | None, show: Any = str) -> list[str]:
     if not diff:
         lines.append("  same config as the parent")
     for key, a, b in diff[:MAX_DIFF_LINES]:
-        lines.append(f"  {key}: {_value(a)} → {_value(b)}")
+        lines.append(f"  {safe(key)}: {_value(a)} → {_value(b)}")
     if len(diff) > MAX_DIFF_LINES:
         lines.append(f"  … and {len(diff) - MAX_DIFF_LINES} more differences")
     return lines

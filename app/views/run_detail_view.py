@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from app.data.reader import RunDetail
 from app.views.lineage import lineage_lines
+from app.views.plain import safe
 from app.views.runs_view import (
     LIVE,
     der_text,
@@ -37,10 +36,10 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
     train = data.train
     end = run.ended_at or (now() if run.status in LIVE else None)
     lines = [
-        f"[b]#{run.id} {run.name or ''}[/b]  {run.kind}  [b]{run.status}[/b]"
-        f"{f'  network {data.network}' if data.network else ''}  {protocol_text(run)}"
-        f"  {progress_text(run, train)}  device {run.device or '?'}"
-        f"  pid {run.pid}@{run.host}"
+        f"[b]#{run.id} {safe(run.name)}[/b]  {safe(run.kind)}  [b]{safe(run.status)}[/b]"
+        f"{f'  network {safe(data.network)}' if data.network else ''}  {safe(protocol_text(run))}"
+        f"  {progress_text(run, train)}  device {safe(run.device or '?')}"
+        f"  pid {run.pid}@{safe(run.host)}"
         f"  {duration(None if end is None or run.started_at is None else end - run.started_at)}",
         f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}",
     ]
@@ -51,7 +50,7 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
         lines.append(f"{picked_text(best[0], data)}  VAL_DIR {show(best[0].out_dir)}")
     lines += comparison_lines(figures(data.validations, asnorm))
     if run.reason:
-        lines.append(f"[red]reason: {run.reason}[/red]")
+        lines.append(f"[red]reason: {safe(run.reason)}[/red]")
     return lines
 
 
@@ -61,11 +60,11 @@ def labels_lines(run: Run, data: RunDetail) -> list[str]:
     labels = " ".join(f"#{t}" for t in run.tags)
     if data.group is not None:
         seed = f"  seed {data.train.seed}" if data.train.seed is not None else ""
-        lines.append(f"{escape(data.group.describe())}{seed}  {escape(labels)}".rstrip())
+        lines.append(f"{safe(data.group.describe())}{seed}  {safe(labels)}".rstrip())
     elif labels:
-        lines.append(f"tags {escape(labels)}")
+        lines.append(f"tags {safe(labels)}")
     if run.note:
-        lines.append(f"note: {escape(run.note)}")
+        lines.append(f"note: {safe(run.note)}")
     return lines
 
 
@@ -102,12 +101,13 @@ def extraction_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[
         epoch = f"epoch {a.target_epoch} " if a.target_epoch is not None else ""
         extraction = data.extractions.get(a.id)
         settings = f"· {extraction_settings_text(extraction)} " if extraction is not None else ""
-        ext.append(f"#{a.id} {a.status} {a.protocol}.{a.subset} {epoch}{settings}{progress}".rstrip())
+        ext.append(f"#{a.id} {safe(a.status)} {safe(a.protocol)}.{safe(a.subset)} {epoch}{settings}{progress}"
+                   .rstrip())
         newer = replaced_by.get(a.id)
         if newer is not None:
             ext.append(f"  [dim]replaced by #{newer} (same settings, same folder)[/]")
         for check in data.der.get(a.id, []):
-            subset = f"{check.subset}: " if check.subset and check.subset != a.subset else ""
+            subset = f"{safe(check.subset)}: " if check.subset and check.subset != a.subset else ""
             ext.append(f"  {subset}{der_text(check)} · {scoring_text(check)}")
         stale = data.stale.get(a.id)
         if stale is not None:
@@ -138,7 +138,7 @@ def problem_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[str
     """The data problems panel: the first ``MAX_PROBLEMS`` recorded, fatal ones marked."""
     probs = ["[b]data problems[/b]"]
     for p in data.problems[:MAX_PROBLEMS]:
-        probs.append(f"{'FATAL ' if p.fatal else ''}{show(p.path)}: {p.problem}")
+        probs.append(f"{'FATAL ' if p.fatal else ''}{show(p.path)}: {safe(p.problem)}")
     if len(probs) == 1:
         probs.append("none recorded")
     return probs

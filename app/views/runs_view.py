@@ -7,6 +7,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from app.views.plain import printable_text
 from engine.records import DiarizationCheck, Extraction, Run
 
 if TYPE_CHECKING:
@@ -91,10 +92,12 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     end = run.ended_at or (now if run.status in LIVE else run.heartbeat_at)
     start = run.started_at
     loss = run.last_loss
-    return (str(run.id), run.name or "", run.kind or "", protocol_text(run),
-            run.status or "", epoch_text(run), "" if loss is None else f"{loss:.4f}",
-            eer_text(run), run.network, run.device or "", started(start),
-            duration(None if start is None or end is None else end - start), labels_text(run))
+    # the table draws its text as it is: a control character from a run's name would reach the terminal
+    return (str(run.id), printable_text(run.name or ""), printable_text(run.kind or ""),
+            printable_text(protocol_text(run)), run.status or "", epoch_text(run),
+            "" if loss is None else f"{loss:.4f}", eer_text(run), printable_text(run.network),
+            printable_text(run.device or ""), started(start),
+            duration(None if start is None or end is None else end - start), printable_text(labels_text(run)))
 
 
 def labels_text(run: Run) -> str:

@@ -1,0 +1,31 @@
+"""Text read from a database, a file or a typed query, shown as it is.
+
+Textual reads a ``str`` given to a table cell, a column label, a ``Static`` or a notification as
+markup: a run named ``[/b]`` stopped the screen that showed it (MarkupError), and one named
+``[@click=app.quit]`` would have quit the app when clicked. Such text is shown as a ``Text`` here,
+its control characters as escapes (``\\x1b``), as the engine prints them.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+from rich.text import Text
+
+from engine.console import printable
+
+
+def plain(value: object, style: str = "") -> Text:
+    """``value``'s text (None: empty), never read as markup."""
+    text = "" if value is None else str(value)
+    return Text(text if text.isprintable() else printable(text), style=style)
+
+
+def printable_text(text: str) -> str:
+    """``text`` with its control characters as escapes; free when it has none (most text)."""
+    return text if text.isprintable() else printable(text)
+
+
+def safe(value: object) -> str:
+    """``value``'s text to put inside markup (a line with ``[b]`` of our own): brackets escaped,
+    control characters as escapes."""
+    return escape(printable_text("" if value is None else str(value)))
