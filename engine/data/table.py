@@ -215,4 +215,41 @@ def load_table(folder: Path, mmap: bool = True, *, key: str | None = None) -> In
     columns: dict[str, Any] = {name: StringColumn(a[f"{name}.data.npy"], a[f"{name}.offsets.npy"])
                                for name in _STRINGS}
     columns.update({name: a[f"{name}.npy"] for name in _ARRAYS})
-    return IndexTable(**columns, problems=problems, info=info)
+    table = IndexTable(**columns, problems=problems, info=info)
+    wrong = inconsistency(table)
+    if wrong is not None:
+        raise CacheError(f"its columns do not agree ({wrong})", folder=folder)
+    return table
+
+
+def _strings_wrong(column: StringColumn) -> bool:
+    offsets = column.offsets
+    return offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(column.data) \
+        or bool(np.any(np.diff(offsets) < 0))
+
+
+def inconsistency(t: IndexTable) -> str | None:
+    """What makes ``t`` no index (a column of another length, a region of a file or speaker that is
+    not there, a bound out of its file), or None. The manifest proves a cache entry is what its
+    builder wrote; these checks keep an entry forged with a manifest of its own from failing deep in
+    a loader worker (an IndexError) or training on regions outside the audio."""
+    files, speakers, regions = len(t.paths), len(t.labels), len(t.reg_file)
+    wrong_string = next((n for n in _STRINGS if _strings_wrong(getattr(t, n))), None)
+    if wrong_string is not None:
+        return f"{wrong_string}: offsets that are not increasing from 0 to the data's end"
+    expected = {**dict.fromkeys(("uris", "duration", "frames", "sample_rate", "mtime_ns", "size"), files),
+                "label_file": speakers, **dict.fromkeys(("reg_label", "reg_start", "reg_end"), regions)}
+    off = next((n for n, rows in expected.items() if len(getattr(t, n)) != rows), None)
+    if off is not None:
+        return f"{off} has {len(getattr(t, off))} rows, not {expected[off]}"
+    checks = [
+        ("sample_rate", lambda: bool(np.all(t.sample_rate > 0))),
+        ("duration", lambda: bool(np.all(np.isfinite(t.duration) & (t.duration > 0)))),
+        ("label_file", lambda: bool(np.all((t.label_file >= 0) & (t.label_file < files)))),
+        ("reg_file", lambda: bool(np.all((t.reg_file >= 0) & (t.reg_file < files)))),
+        ("reg_label", lambda: bool(np.all((t.reg_label >= 0) & (t.reg_label < speakers)))
+         and bool(np.all(np.diff(t.reg_label) >= 0))),
+        ("reg_start", lambda: bool(np.all(np.isfinite(t.reg_start) & (t.reg_start >= 0)))),
+        ("reg_end", lambda: bool(np.all((t.reg_end > t.reg_start) & (t.reg_end <= t.duration[t.reg_file])))),
+    ]
+    return next((f"{name} out of its range" for name, ok in checks if not ok()), None)

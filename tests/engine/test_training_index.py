@@ -25,7 +25,8 @@ from engine.data.fast_listing import list_fast
 from engine.data.listing import list_with_pyannote
 from engine.data.protocols import get_registry, load_protocol, subset_files
 from engine.data.speech_index import derive_index, table_from_files
-from engine.data.table import Listed
+from engine.data.manifest import write_manifest
+from engine.data.table import FORMAT, Listed
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
 from engine.progress import Progress
@@ -357,11 +358,17 @@ def _damage(folder: Path, how: str) -> None:
     elif how == "manifest":
         manifest = folder / "manifest.json"
         manifest.write_text(manifest.read_text()[:-40])
+    elif how == "forged":  # a region of a file that is not there, under a manifest made anew
+        files = np.load(folder / "reg_file.npy", mmap_mode="r+")
+        files[0] = 1_000_000
+        files.flush()
+        del files
+        write_manifest(folder, key=folder.name, format=FORMAT)
     else:
         raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["truncate", "empty", "alter", "folder", "missing", "manifest"])
+@pytest.mark.parametrize("how", ["truncate", "empty", "alter", "folder", "missing", "manifest", "forged"])
 def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_path: Path, how: str) -> None:
     first, _ = build(scaled, tmp_path / "cache")
     folder = tmp_path / "cache" / f"{PROTOCOL}.train" / first.info["key"]
