@@ -24,20 +24,41 @@ def write_scores(path: str | Path, rows: Iterable[tuple[int, float, str, str]]) 
 
 
 def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(is_target, scores) of a scores file written by :func:`write_scores`."""
+    """(is_target, scores) of a scores file written by :func:`write_scores`.
+
+    Raises
+    ------
+    SpkembError
+        Naming ``FILE:LINE`` of the first line that is not ``0|1 finite-score uri1 uri2``, or a file
+        that is not UTF-8 text.
+    """
     refs, scores = [], []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                refs.append(int(fields[0]))
-                scores.append(float(fields[1]))
-            except (ValueError, IndexError) as e:
-                raise SpkembError(f"{path}:{n}: expected `reference score uri1 uri2`, got "
-                                  f"{line.strip()!r}; delete the file and validate again") from e
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                fields = line.split()
+                if not fields:
+                    continue
+                ref, score = _trial(fields)
+                if ref is None or score is None:
+                    raise SpkembError(f"{path}:{n}: expected `reference score uri1 uri2` (reference 0 or 1, "
+                                      f"a finite score), got {line.strip()[:80]!r}; delete the file and "
+                                      "validate again")
+                refs.append(ref)
+                scores.append(score)
+    except UnicodeDecodeError as e:
+        raise SpkembError(f"{path} is not UTF-8 text (byte {e.start}): delete the file and validate again") from e
     return np.asarray(refs, dtype=bool), np.asarray(scores, dtype=np.float64)
+
+
+def _trial(fields: list[str]) -> tuple[int | None, float | None]:
+    """(reference, score) of a line's fields; None for one that is not 0/1, or not a finite number."""
+    ref = int(fields[0]) if fields[0] in ("0", "1") else None
+    try:
+        score: float | None = float(fields[1])
+    except (ValueError, IndexError):
+        score = None
+    return ref, score if score is not None and np.isfinite(score) else None
 
 
 def figures_from_scores(is_target: np.ndarray, scores: np.ndarray, n_bootstrap: int = 1000,
