@@ -59,6 +59,9 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
     path = ExtractionDir(Path(root)).metadata
     metadata = _load(path, root)
     nested = isinstance(metadata.get("sliding_window"), dict)
+    if "sliding_window" in metadata and not nested:
+        raise SpkembError(f"{path} holds no sliding window: sliding_window: {metadata['sliding_window']!r} is "
+                          f"no mapping of start, duration and step; {AGAIN}")
     window = metadata["sliding_window"] if nested else metadata
     missing = [k for k in ("duration", "step") if k not in window]
     if missing:
@@ -83,8 +86,9 @@ def _load(path: Path, root: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); {AGAIN}") from e
     if not isinstance(metadata, dict):
-        raise SpkembError(f"{path} holds {'a ' + type(metadata).__name__ if metadata is not None else 'nothing'}, "
-                          f"not the mapping of the sliding window (start, duration, step); {AGAIN}")
+        what = f"a {type(metadata).__name__}" if metadata is not None else "nothing"
+        raise SpkembError(f"{path} holds no sliding window: {what}, not a mapping of start, duration and step; "
+                          f"{AGAIN}")
     return metadata
 
 

@@ -312,8 +312,8 @@ def test_a_damaged_params_yml_is_named_with_its_fix(tmp_path: Path, demo_corpus:
     ("- 1\n- 2\n", "holds no sliding window"),
     ("sliding_window: 2.0\n", "holds no sliding window"),
     ("duration: 2.0\n", "lacks step"),
-    ("duration: long\nstep: 0.1\n", "must be numbers"),
-    ("duration: 2.0\nstep: 0\n", "must be > 0"),
+    ("duration: long\nstep: 0.1\n", "duration: 'long' is not a number of seconds from 1e-06 to 3600"),
+    ("duration: 2.0\nstep: 0\n", "step: 0 is not a number of seconds"),
 ])
 def test_a_damaged_extraction_metadata_is_named(tmp_path: Path, text: str, says: str) -> None:
     """Precomputed (the embeddings as a pyannote feature) reads metadata.yml first: one line naming it."""

@@ -98,9 +98,9 @@ def test_a_metadata_yml_that_is_no_mapping_is_named(tmp_path: Path, db_path: Pat
     database = meetings(tmp_path)
     metadata = tmp_path / "ex" / "metadata.yml"
     metadata.write_text("- 1\n")
-    refused(diarize(database), f"{metadata} holds a list, not the mapping of the sliding window")
+    refused(diarize(database), f"{metadata} holds no sliding window: a list, not a mapping of start, duration")
     metadata.write_text("")
-    refused(diarize(database), f"{metadata} holds nothing")
+    refused(diarize(database), f"{metadata} holds no sliding window: nothing")
 
 
 @pytest.mark.parametrize(("rows", "said"), [
