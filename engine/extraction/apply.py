@@ -19,6 +19,11 @@ is refused, never overwritten::
     checkpoint_sha256: ...
     mode: exact           # or shared (--shared), onnxruntime (--runtime onnxruntime)
     sample_rate: 16000
+    protocol: ...         # the latest apply into the folder
+    subset: test
+    subsets:              # every protocol subset extracted into the folder, the latest last
+    - {protocol: ..., subset: development}
+    - {protocol: ..., subset: test}
 
 Window ``i`` covers ``[i × step, i × step + duration]``; a file of ``n`` samples has
 ``(n - window) // hop + 1`` windows (the last ``< step`` seconds start no window), and a file
@@ -185,11 +190,7 @@ def _replacing(extraction: ExtractionDir, epoch: CheckpointName, mode: str, step
     """
     if not extraction.metadata.is_file():
         return False
-    try:
-        found = yaml.safe_load(extraction.metadata.read_text())
-    except (OSError, yaml.YAMLError):
-        found = None
-    found = found if isinstance(found, dict) else {}
+    found = _found_metadata(extraction)
     ours = {"epoch": epoch, "mode": mode, "step": step, "duration": duration}
     differ = [k for k, v in ours.items() if not _same(found.get(k), v)]
     if differ:
@@ -199,6 +200,32 @@ def _replacing(extraction: ExtractionDir, epoch: CheckpointName, mode: str, step
                           f"{wanted}) and is never overwritten: move that folder aside (folders made "
                           "before they were named from their settings hold any mode and step) and run again")
     return True
+
+
+def _found_metadata(extraction: ExtractionDir) -> dict[str, Any]:
+    """The metadata.yml already in ``extraction``; {} when there is none or it is unreadable (not
+    UTF-8, not YAML, no mapping), which ``_replacing`` then refuses as other settings."""
+    try:
+        found = yaml.safe_load(extraction.metadata.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        found = None
+    return found if isinstance(found, dict) else {}
+
+
+def _subsets(found: dict[str, Any], protocol: str, subset: str) -> list[dict[str, str]]:
+    """Every protocol subset extracted into the folder, this one last: one folder holds them all (the
+    development subset ``diarize --num-speakers tuned`` tunes on, and the test subset).
+
+    ``protocol`` and ``subset`` alone name the latest; a metadata.yml written before ``subsets``
+    names its one subset with them. Entries that are not two names are dropped: the list is a record.
+    """
+    earlier = found.get("subsets")
+    if not isinstance(earlier, list):
+        earlier = [{"protocol": found.get("protocol"), "subset": found.get("subset")}]
+    pairs = [{"protocol": e["protocol"], "subset": e["subset"]} for e in earlier
+             if isinstance(e, dict) and isinstance(e.get("protocol"), str) and isinstance(e.get("subset"), str)]
+    ours = {"protocol": protocol, "subset": subset}
+    return [pair for pair in pairs if pair != ours] + [ours]
 
 
 def _same(found: Any, wanted: Any) -> bool:
@@ -215,7 +242,8 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
     metadata = {"start": 0.0, "duration": window / rate, "step": hop / rate,
                 "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
                 "checkpoint_sha256": sha256, "mode": extractor.mode, "sample_rate": rate,
-                "protocol": args.protocol, "subset": args.subset}
+                "protocol": args.protocol, "subset": args.subset,
+                "subsets": _subsets(_found_metadata(extraction), args.protocol, args.subset)}
     extraction.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
     return sha256

@@ -255,3 +255,37 @@ def test_a_full_disk_during_apply_is_one_line_and_leaves_no_half_written_embeddi
     assert not [p for p in out.rglob("*") if p.name.startswith(".tmp-")]
     (run,) = open_store(db_path, readonly=True).runs(kind="apply")
     assert run["status"] == "failed" and run["reason"].startswith("no space left")
+
+
+def test_one_folder_records_every_subset_extracted_into_it(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    """apply --subset development, then --subset test, into one folder: metadata.yml names both
+    (``subsets``), the latest in ``protocol`` and ``subset`` as before; a metadata.yml written before
+    ``subsets`` counts its one subset."""
+    from engine import Precomputed
+
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    out = val_dir / "apply" / "7-step0.5"
+    out.mkdir(parents=True)
+    (out / "metadata.yml").write_text(yaml.safe_dump({"start": 0.0, "duration": 1.0, "step": 0.5, "epoch": 7,
+                                                      "mode": "exact", "protocol": MEETINGS,
+                                                      "subset": "development"}))
+    development, test = ({"protocol": MEETINGS, "subset": s} for s in ("development", "test"))
+    for subset, recorded in (("test", [development, test]), ("development", [test, development])):
+        done = run_in_process("apply", "--step", "0.5", "--batch", "16", "--subset", subset, str(val_dir),
+                              MEETINGS, database=demo_corpus)
+        assert done.returncode == 0, done.stderr
+        metadata = yaml.safe_load((out / "metadata.yml").read_text())
+        assert metadata["subsets"] == recorded
+        assert (metadata["protocol"], metadata["subset"]) == (MEETINGS, subset)
+    assert Precomputed(out).metadata["subsets"] == [test, development]
+
+
+def test_apply_refuses_a_folder_whose_metadata_is_not_utf8(tmp_path: Path, demo_corpus: Path, db_path: Path):
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    old = val_dir / "apply" / "7"
+    old.mkdir(parents=True)
+    (old / "metadata.yml").write_bytes(b"epoch: 7\nmode: \xff\n")
+    done = run_in_process("apply", str(val_dir), MEETINGS, database=demo_corpus)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"{old} holds an extraction with other settings" in done.stderr
+    assert (old / "metadata.yml").read_bytes() == b"epoch: 7\nmode: \xff\n"
