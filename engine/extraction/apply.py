@@ -207,7 +207,7 @@ def _found_metadata(extraction: ExtractionDir) -> dict[str, Any]:
     UTF-8, not YAML, no mapping), which ``_replacing`` then refuses as other settings."""
     try:
         found = yaml.safe_load(extraction.metadata.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):  # `[[[[…` thousands deep included
         found = None
     return found if isinstance(found, dict) else {}
 

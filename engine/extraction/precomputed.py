@@ -85,6 +85,8 @@ def _load(path: Path, root: str | Path) -> dict[str, Any]:
         raise SpkembError(f"{path} is not UTF-8 text (byte {e.start}); {AGAIN}") from None
     except yaml.YAMLError as e:
         raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); {AGAIN}") from e
+    except RecursionError:  # PyYAML recurses once per level: `[[[[…` thousands deep ends its stack
+        raise SpkembError(f"{path} is nested too deeply to be an extraction's metadata; {AGAIN}") from None
     if not isinstance(metadata, dict):
         what = f"a {type(metadata).__name__}" if metadata is not None else "nothing"
         raise SpkembError(f"{path} holds no sliding window: {what}, not a mapping of start, duration and step; "

@@ -280,12 +280,15 @@ def test_one_folder_records_every_subset_extracted_into_it(tmp_path: Path, demo_
     assert Precomputed(out).metadata["subsets"] == [test, development]
 
 
-def test_apply_refuses_a_folder_whose_metadata_is_not_utf8(tmp_path: Path, demo_corpus: Path, db_path: Path):
+@pytest.mark.parametrize("text", [b"epoch: 7\nmode: \xff\n", b"[" * 100_000])
+def test_apply_refuses_a_folder_whose_metadata_cannot_be_read(tmp_path: Path, demo_corpus: Path, db_path: Path,
+                                                              text: bytes):
+    """Not UTF-8, or nested deeper than PyYAML's stack: another extraction's folder, never overwritten."""
     val_dir = write_model_dir(tmp_path, duration=1.0)
     old = val_dir / "apply" / "7"
     old.mkdir(parents=True)
-    (old / "metadata.yml").write_bytes(b"epoch: 7\nmode: \xff\n")
+    (old / "metadata.yml").write_bytes(text)
     done = run_in_process("apply", str(val_dir), MEETINGS, database=demo_corpus)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert f"{old} holds an extraction with other settings" in done.stderr
-    assert (old / "metadata.yml").read_bytes() == b"epoch: 7\nmode: \xff\n"
+    assert (old / "metadata.yml").read_bytes() == text

@@ -101,6 +101,8 @@ def test_a_metadata_yml_that_is_no_mapping_is_named(tmp_path: Path, db_path: Pat
     refused(diarize(database), f"{metadata} holds no sliding window: a list, not a mapping of start, duration")
     metadata.write_text("")
     refused(diarize(database), f"{metadata} holds no sliding window: nothing")
+    metadata.write_text("[" * 100_000)
+    refused(diarize(database), f"{metadata} is nested too deeply")
 
 
 @pytest.mark.parametrize(("rows", "said"), [
