@@ -11,7 +11,6 @@ on or read wrongly, ``FILE:LINE``; :func:`check_subset_files` checks every file 
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,20 +36,24 @@ def _missing_tokens() -> frozenset[str]:
 
 @dataclass(frozen=True)
 class Format:
-    """One kind of reference file: its fields, and which hold the uri, times and speaker."""
+    """One kind of reference file: how many fields a line has, and which hold what."""
 
     name: str  # with its article, for a message
-    fields: int  # a SPEAKER line of an RTTM, a line of a UEM
     example: str
-    start: int = 3
-    speaker: int | None = 7  # the RTTM's speaker name
-    #: the field after the start: a duration (RTTM), or an end (UEM)
-    duration: bool = True
+    fields: int  # the most a line has
+    least: int  # the fewest a line describing speech has
+    uri: int
+    start: int  # followed by the duration (RTTM) or the end (UEM)
+    speaker: int | None
+    duration: bool
 
 
-RTTM = Format("an RTTM", 10, "SPEAKER uri 1 START DURATION <NA> <NA> SPEAKER <NA> <NA>")
-UEM = Format("a UEM", 4, "uri 1 START END", start=2, speaker=None, duration=False)
+RTTM = Format("an RTTM", "SPEAKER uri 1 START DURATION <NA> <NA> SPEAKER <NA> <NA>", fields=10, least=8,
+              uri=1, start=3, speaker=7, duration=True)  # pyannote.database reads the last two as <NA> if absent
+UEM = Format("a UEM", "uri 1 START END", fields=4, least=4, uri=0, start=2, speaker=None, duration=False)
 FORMATS = {"annotation": RTTM, "annotated": UEM}
+#: what separates the fields for pandas' ``sep=r"\s+"`` (its C parser: spaces and tabs, not Unicode spaces)
+SEPARATOR = re.compile(r"[ \t]+")
 
 
 def _number(token: str) -> float | None:
@@ -59,24 +62,24 @@ def _number(token: str) -> float | None:
 
 def _times(fields: list[str], kind: Format) -> str | None:
     """What is wrong with the start and duration (or end) of a line that describes speech."""
-    first, second = (_number(t) for t in fields[kind.start:kind.start + 2])
-    names = ("start", "duration" if kind.duration else "end")
-    for name, token, value in zip(names, fields[kind.start:kind.start + 2], (first, second), strict=True):
+    tokens = fields[kind.start:kind.start + 2]
+    values = [_number(t) for t in tokens]
+    for name, token, value in zip(("start", "duration" if kind.duration else "end"), tokens, values, strict=True):
         if value is None:
             return f"its {name} {token!r} is not a number"
-        if not math.isfinite(value) or not 0 <= value <= MAX_SECONDS:
+        if not 0 <= value <= MAX_SECONDS:  # NaN fails it too
             return f"its {name} {token} is not a time from 0 to {MAX_SECONDS:,.0f} seconds"
-    assert first is not None and second is not None
-    if not kind.duration and second <= first:
-        return f"its end {fields[kind.start + 1]} is not after its start {fields[kind.start]}"
-    if kind.duration and first + second > MAX_SECONDS:
+    start, second = (v or 0.0 for v in values)
+    if kind.duration and start + second > MAX_SECONDS:
         return f"it ends after {MAX_SECONDS:,.0f} seconds"
+    if not kind.duration and second <= start:
+        return f"its end {tokens[1]} is not after its start {tokens[0]}"
     return None
 
 
 def line_problem(text: str, kind: Format) -> str | None:
     """What is wrong with one line of a ``kind`` file, or None."""
-    fields = text.split()
+    fields = [f for f in SEPARATOR.split(text.strip(" \t")) if f]
     if not fields:
         return None  # pandas skips blank lines
     if len(fields) > kind.fields:  # pandas fails on the line, or shifts every column by one on the first
@@ -85,10 +88,9 @@ def line_problem(text: str, kind: Format) -> str | None:
         # other types (SPKR-INFO, comments) are skipped, but their times must still parse as numbers
         odd = [t for t in fields[3:5] if _number(t) is None and t not in _missing_tokens()]
         return f"its field {odd[0]!r} is neither a number nor <NA>" if odd else None
-    needed = kind.fields if kind is UEM else kind.fields - 2  # an RTTM's last two <NA> may be left out
-    if len(fields) < needed:
+    if len(fields) < kind.least:
         return f"it has {len(fields)} fields where a line of {kind.name} file has {kind.fields}"
-    names = [fields[1 if kind is RTTM else 0]] + ([fields[kind.speaker]] if kind.speaker is not None else [])
+    names = [fields[kind.uri]] + ([fields[kind.speaker]] if kind.speaker is not None else [])
     lost = [t for t in names if t in _missing_tokens()]
     if lost:
         return f"its uri or speaker {lost[0]!r} is read as missing by pyannote.database"

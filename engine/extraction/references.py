@@ -37,12 +37,13 @@ def reference_files(protocol: Any, name: str, subset: str) -> list[Any]:
         cannot read otherwise (a protocol defined in Python), by uri.
     """
     # the whole-subset files first: their NaN, negative or reversed times do not stop pyannote.database
-    # (one per uri is read as each file is listed: a line pandas fails on is named by the listing)
+    # (a line of a file per uri that pandas fails on is named by the listing itself)
     check_subset_files(protocol, subset, templates=False)
     files = subset_files(protocol, subset)
     source = subset_source(protocol, subset)
     for file in files:
-        for key, kind in FORMATS.items():  # one file per uri (rttms/{uri}.rttm), read below
+        # one file per uri (rttms/{uri}.rttm): pyannote.database read it while listing, NaN and all
+        for key, kind in FORMATS.items():
             each = entry_path(source, key, abs(file)) if source is not None else None
             if each is not None:
                 check_lines(each, kind)
