@@ -23,9 +23,9 @@ from engine.data.batches import SpeakerBatches
 from engine.data.cache_key import subset_source
 from engine.data.fast_listing import list_fast
 from engine.data.listing import list_with_pyannote
+from engine.data.manifest import write_manifest
 from engine.data.protocols import get_registry, load_protocol, subset_files
 from engine.data.speech_index import derive_index, table_from_files
-from engine.data.manifest import write_manifest
 from engine.data.table import FORMAT, Listed
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
