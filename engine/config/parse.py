@@ -32,7 +32,7 @@ from engine.config.specs import (
     find_component,
 )
 from engine.config.values import Invalid, describe
-from engine.config.yamlsrc import Source, read_yaml
+from engine.config.yamlsrc import Source, read_yaml, read_yaml_file
 from engine.errors import ConfigError
 from engine.layout import CONFIG
 
@@ -54,13 +54,11 @@ def load_config(path: str | os.PathLike) -> Config:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        src = read_yaml_file(path)
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: no such file; give the path of an experiment's {CONFIG} "
                           f"({_EXAMPLE})") from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 text ({e})") from e
-    return parse_config(text, source=str(path))
+    return _parsed(src)
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
@@ -86,8 +84,12 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         With ``.key`` (dotted path, e.g. ``task.params.margin``) and ``.line`` of the problem:
         invalid YAML, unknown section, name or parameter, ill-typed or out-of-range value.
     """
-    src = read_yaml(text, source)
-    data = src.data
+    return _parsed(read_yaml(text, source))
+
+
+def _parsed(src: Source) -> Config:
+    """The config of a YAML document read by ``engine.config.yamlsrc``."""
+    source, data = src.name, src.data
     if data is None:
         raise ConfigError(f"the config is empty: it needs at least the sections "
                           f"{' and '.join(REQUIRED_SECTIONS)} ({_EXAMPLE})", source=source)

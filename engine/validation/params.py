@@ -22,7 +22,8 @@ from typing import Any
 import yaml
 
 from engine.atomic import atomic_write_text
-from engine.errors import SpkembError, yaml_problem
+from engine.config.yamlsrc import read_yaml_file
+from engine.errors import ConfigError, SpkembError
 from engine.layout import CheckpointName, ValidationDir, parse_checkpoint_name
 from engine.records import ValidationResult
 
@@ -34,12 +35,11 @@ def read_params(val: ValidationDir) -> ValidationResult | None:
     """What ``VAL_DIR/params.yml`` names and its figures, or None when there is none yet."""
     path = val.params
     try:
-        params = yaml.safe_load(path.read_text())
+        params = read_yaml_file(path).data
     except FileNotFoundError:
         return None
-    except yaml.YAMLError as e:
-        raise SpkembError(f"{path} is not valid YAML ({yaml_problem(e)}); rewrite it with "
-                          f"`spkemb-engine pick {val.root}`") from e
+    except ConfigError as e:  # names the file, the line and what is wrong there (a key written twice)
+        raise SpkembError(f"{e}; or rewrite the file with `spkemb-engine pick {val.root}`") from e
     name = parse_checkpoint_name(str(params.get("epoch", ""))) if isinstance(params, dict) else None
     if name is None:
         raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val.root}`")

@@ -1,0 +1,87 @@
+"""Hostile files read by the engine (params.yml, config.yml, event files, the runs database,
+database.yml): one line naming the file and the fix, exit 2 (or a warning and the rest shown),
+never a traceback, and nothing already written lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.layout import CONFIG, PARAMS
+from tests.engine.engine_runner import run_in_process
+
+VAL_DIR = ("exp/train/Demo.SpeakerVerification.Voices.train/validate_equal_error_rate/"
+           "Demo.SpeakerVerification.Voices.test")
+
+
+def one_error(done, command: str) -> str:
+    """The one error line of a refused command (exit 2, no traceback)."""
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"spkemb-engine {command}: error: "), line
+    return line
+
+
+# params.yml
+
+@pytest.mark.parametrize("data, says", [
+    (b"\xffepoch: 3\n", "not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"),
+    (b"epoch: 3\nequal_error_rate: 0.1\nepoch: 4\n", ":3: epoch: written twice (first on line 1); keep one"),
+    (b"epoch: &x [*x]\n", "epoch[0]: an alias (*name) inside the value its anchor (&name) names"),
+], ids=["not utf-8", "key twice", "alias in itself"])
+@pytest.mark.parametrize("command", ["apply", "export"])
+def test_a_hostile_params_yml_is_one_line_naming_it(tmp_path: Path, demo_corpus: Path, command: str,
+                                                    data: bytes, says: str) -> None:
+    val_dir = tmp_path / VAL_DIR
+    val_dir.mkdir(parents=True)
+    (val_dir / PARAMS).write_bytes(data)
+    argv = ([command, str(val_dir), "Demo.SpeakerVerification.Voices"] if command == "apply"
+            else [command, str(val_dir), "-o", str(tmp_path / "model.onnx")])
+    done = run_in_process(*argv, database=demo_corpus, db=tmp_path / "runs.db")
+    line = one_error(done, command)
+    assert f"{val_dir / PARAMS}:" in line and says in line and f"spkemb-engine pick {val_dir}" in line, line
+    assert sorted(p.name for p in val_dir.iterdir()) == [PARAMS] and not (tmp_path / "model.onnx").exists()
+    assert (val_dir / PARAMS).read_bytes() == data
+
+
+# config.yml
+
+#: ten anchors, each a list of ten aliases of the one before: 10**10 values once expanded
+BOMB_LISTS = ["&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"] + [
+    f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+ALIAS_BOMB = "".join(f"a{i}: {text}\n" for i, text in enumerate(BOMB_LISTS)) + "architecture: *a9\n"
+HOSTILE_CONFIGS = {
+    "alias in itself": ("architecture: &x [*x]\n", f"{CONFIG}:1: architecture[0]: an alias (*name) inside the value"),
+    "mapping in itself": ("task: &x\n  name: *x\n", f"{CONFIG}:2: task.name: an alias (*name) inside the value"),
+    "deeper in itself": ("task: &x {params: [1, {a: *x}]}\n", f"{CONFIG}:1: task.params[1].a: an alias (*name) inside"),
+    "billion laughs": (ALIAS_BOMB, f"{CONFIG}: its aliases (*name) repeat more than 10,000 values"),
+    "5000 levels": ("architecture: " + "[" * 5000 + "]" * 5000 + "\n", f"{CONFIG}: values nested too deeply to read"),
+    # the key's repr alone would be 10**10 words long
+    "billion laughs as a key": (f"? [{', '.join(BOMB_LISTS)}]\n: 1\n",
+                                f"{CONFIG}:1: a key that is a list is not a name"),
+}
+
+
+@pytest.mark.parametrize("text, says", HOSTILE_CONFIGS.values(), ids=HOSTILE_CONFIGS.keys())
+@pytest.mark.parametrize("command", ["config check", "model-summary"])
+def test_a_recursive_or_exploding_config_is_one_line_naming_it(tmp_path: Path, command: str, text: str,
+                                                               says: str) -> None:
+    (tmp_path / CONFIG).write_text(text)
+    done = run_in_process(*command.split(), str(tmp_path))
+    line = one_error(done, command)
+    assert says in line and str(tmp_path / CONFIG) in line, line
+
+
+def test_a_config_yml_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    (tmp_path / CONFIG).write_bytes(b"architecture:\n  name: caf\xe9\n")
+    line = one_error(run_in_process("config", "check", str(tmp_path)), "config check")
+    assert f"{tmp_path / CONFIG}:2: not UTF-8 text (byte 0xe9 at offset 25); save it as UTF-8" in line, line
+
+
+def test_aliases_that_repeat_a_little_are_read() -> None:
+    from engine.config.yamlsrc import read_yaml
+
+    src = read_yaml("base: &b {name: Adam, params: {lr: 0.01}}\noptimizer: *b\nother: *b\n", "c")
+    assert src.data["optimizer"] == src.data["other"] == {"name": "Adam", "params": {"lr": 0.01}}
+    assert src.line("optimizer.params.lr") == 1  # where it is written: the anchor's line
