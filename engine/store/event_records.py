@@ -45,6 +45,26 @@ _ORIGIN: dict[str, tuple[Any, bool]] = {
     "slurm_job_id": (str | None, False), "started_at": (float, False)}
 
 
+#: how deep a line may nest: the engine writes a few levels (a config inside a run's arguments); a
+#: line nested hundreds deep is damage that the database's JSON writer, and every reader of the
+#: run after it, would meet as a RecursionError
+MAX_DEPTH = 32
+
+
+def _deeper_than(value: Any, depth: int) -> bool:
+    """Whether JSON ``value`` nests lists and objects more than ``depth`` levels (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if level > depth:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
 class BadRecord(ValueError):
     """A line that is not a usable event record; ``str()`` says what is wrong with it."""
 
@@ -204,6 +224,10 @@ def parse_record(text: str, line: int) -> EventRecord:
         raise BadRecord("not JSON") from None
     except ValueError:  # an integer of more than 4,300 digits (Python's int_max_str_digits)
         raise BadRecord("a number too long to read") from None
+    except RecursionError:  # Python's JSON reader recurses once per level: `[[[[…` deeper than its stack
+        raise BadRecord(f"nested more than {MAX_DEPTH} levels deep") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(record, MAX_DEPTH):
+        raise BadRecord(f"nested more than {MAX_DEPTH} levels deep")
     if not isinstance(record, dict):
         raise BadRecord("not a JSON object")
     if record.get("v", FORMAT_VERSION) != FORMAT_VERSION:

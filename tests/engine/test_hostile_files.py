@@ -4,12 +4,15 @@ never a traceback, and nothing already written lost."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from engine.layout import CONFIG, PARAMS
+from engine.layout import CONFIG, EVENTS, PARAMS
+from engine.store import EventWriter, open_store
 from tests.engine.engine_runner import run_in_process
+from tests.engine.test_events import write_training
 
 VAL_DIR = ("exp/train/Demo.SpeakerVerification.Voices.train/validate_equal_error_rate/"
            "Demo.SpeakerVerification.Voices.test")
@@ -85,3 +88,42 @@ def test_aliases_that_repeat_a_little_are_read() -> None:
     src = read_yaml("base: &b {name: Adam, params: {lr: 0.01}}\noptimizer: *b\nother: *b\n", "c")
     assert src.data["optimizer"] == src.data["other"] == {"name": "Adam", "params": {"lr": 0.01}}
     assert src.line("optimizer.params.lr") == 1  # where it is written: the anchor's line
+
+
+# event files
+
+@pytest.fixture()
+def event_file(tmp_path: Path) -> Path:
+    trn_dir = tmp_path / "exp/train/P.train"
+    with EventWriter(trn_dir / EVENTS) as writer:
+        run_id = write_training(writer, trn_dir, range(1, 3))
+        writer.set_status(run_id, "completed")
+    return trn_dir / EVENTS
+
+
+@pytest.mark.parametrize("deep", ["[" * 100_000 + "]" * 100_000, '{"a":' * 100_000 + "1" + "}" * 100_000],
+                         ids=["lists", "objects"])
+def test_an_event_line_nested_too_deeply_is_a_damaged_line(event_file: Path, deep: str) -> None:
+    lines = event_file.read_text().splitlines()
+    event_file.write_text("\n".join([*lines[:-1], deep, lines[-1]]) + "\n")
+    db = event_file.parent / "local.db"
+    line = one_error(run_in_process("import", str(event_file), "--db", str(db)), "import")
+    assert f"{event_file}:{len(lines)}: not a spkemb event record (nested more than 32 levels deep)" in line
+    assert f"the {len(lines) - 1} new records before it are imported" in line
+    with open_store(db, readonly=True) as store:
+        (run,) = store.runs()
+        assert run["status"] == "running" and len(store.checkpoints(run["id"])) == 2
+
+
+def test_a_config_in_an_event_line_nested_hundreds_deep_is_refused(event_file: Path) -> None:
+    """Python's JSON reader would take it, and hand it to every later reader of the run (the
+    database's writer, `runs`, the TUI), each one nearer the end of its stack."""
+    lines = event_file.read_text().splitlines()
+    record = json.loads(lines[0])
+    record["args"]["config"]["task"] = json.loads("[" * 900 + "]" * 900)
+    event_file.write_text("\n".join([json.dumps(record), *lines[1:]]) + "\n")
+    db = event_file.parent / "local.db"
+    line = one_error(run_in_process("import", str(event_file), "--db", str(db)), "import")
+    assert f"{event_file}:1: not a spkemb event record (nested more than 32 levels deep)" in line
+    with open_store(db, readonly=True) as store:
+        assert store.runs() == []
