@@ -263,7 +263,7 @@ def _config(run: Run) -> dict[str, Any]:
     if isinstance(config, str):  # written as JSON text twice by hand: still shown
         try:
             config = json.loads(config)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep
             config = {}
     return config if isinstance(config, dict) else {}
 

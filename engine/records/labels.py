@@ -45,7 +45,7 @@ def decode_tags(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # edited by hand: `[[[[…` thousands deep ends the reader's stack
             return ()
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
 

@@ -36,10 +36,28 @@ def _abs(path: str | os.PathLike[str] | None) -> str | None:
     return None if path is None else os.path.abspath(os.fspath(path))
 
 
+#: the key of a decoded ``runs`` row whose JSON column could not be decoded: ``{column: why}``; the
+#: column reads None, the rest of the row as stored (a hand edit or a damaged file loses one run's
+#: config, not the listing); what shows runs says so (``runs_listing``), and the file is left as it is
+DAMAGED = "_damaged"
+
+
+def _json_column(text: Any) -> tuple[Any, str | None]:
+    """The value of a JSON column, or None and why it cannot be read."""
+    try:
+        return json.loads(text), None
+    except RecursionError:  # Python's JSON reader recurses once per level: `[[[[…` thousands deep
+        return None, "JSON nested too deeply to read"
+    except (ValueError, TypeError) as e:  # TypeError: a number stored in the column
+        return None, f"not JSON ({e})"
+
+
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     for column in _JSON_COLUMNS:
         if row.get(column) is not None:
-            row[column] = json.loads(row[column])
+            row[column], why = _json_column(row[column])
+            if why is not None:
+                row.setdefault(DAMAGED, {})[column] = why
     if "tags" in row:
         row["tags"] = list(decode_tags(row["tags"]))
     return row

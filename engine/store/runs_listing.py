@@ -15,6 +15,7 @@ from engine.layout import PARAMS
 from engine.records.labels import decode_tags
 from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
+from engine.store.reads import DAMAGED
 from engine.store.runs import Store, open_store
 
 _STATUS_STYLE = {"queued": "dim", "running": "bold cyan",
@@ -155,6 +156,8 @@ def list_runs(store: Store, status: str | None = None, kind: str | None = None, 
               tag: str | None = None) -> list[dict[str, Any]]:
     """Runs newest first, after marking the dead ones ``lost`` when the store is writable.
 
+    A run whose config or command is not JSON is listed without it, after one warning line naming it.
+
     When that write fails (the database's disk is full), the dead runs are still shown ``lost``.
     """
     lost: dict[int, dict[str, Any]] = {}
@@ -166,6 +169,8 @@ def list_runs(store: Store, status: str | None = None, kind: str | None = None, 
             say(f"runs: warning: cannot record that {len(lost)} run(s) are lost ({e}); shown lost here")
     runs = store.runs(status=None if lost else status, kind=kind, group=group, tag=tag)
     for run in runs:
+        for column, why in run.pop(DAMAGED, {}).items():  # its row stays listed, the file as it is
+            say(f"runs: warning: run {run['id']}: its {column} in {store.path} is {why}; shown without it")
         if run["id"] in lost:
             dead = lost[run["id"]]
             run.update(status="lost", reason=dead["reason"], ended_at=dead["heartbeat_at"])

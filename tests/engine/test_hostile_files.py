@@ -4,7 +4,10 @@ never a traceback, and nothing already written lost."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -127,3 +130,59 @@ def test_a_config_in_an_event_line_nested_hundreds_deep_is_refused(event_file: P
     assert f"{event_file}:1: not a spkemb event record (nested more than 32 levels deep)" in line
     with open_store(db, readonly=True) as store:
         assert store.runs() == []
+
+
+# the runs database
+
+@pytest.fixture()
+def damaged_db(tmp_path: Path) -> Path:
+    """Two runs; the config of the first is not JSON (edited by hand), the command of the second nests too deeply."""
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        for name in ("edited", "deep"):
+            store.create_run(kind="train", exp_dir=tmp_path, out_dir=tmp_path / name, protocol="P", subset="train",
+                             config={"a": 1}, command=["spkemb-engine", "train"], device="cpu", name=name)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET config = '{not json' WHERE id = 1")
+        conn.execute("UPDATE runs SET command = ? WHERE id = 2", ("[" * 100_000 + "]" * 100_000,))
+    conn.close()
+    return db
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_runs_lists_a_run_whose_json_column_is_damaged_with_a_warning(damaged_db: Path, fmt: str) -> None:
+    before = damaged_db.read_bytes()
+    done = run_in_process("runs", "--db", str(damaged_db), "--format", fmt, env={"COLUMNS": "200"})
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    warnings = done.stderr.strip().splitlines()
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"runs: warning: run 2: its command in {damaged_db} is JSON nested too deeply")
+    assert warnings[1].startswith(f"runs: warning: run 1: its config in {damaged_db} is not JSON (Expecting")
+    assert all(w.endswith("; shown without it") for w in warnings)
+    if fmt == "json":
+        rows = json.loads(done.stdout)
+        assert [(r["id"], r["name"], r["config"], r["command"]) for r in rows] == [
+            (2, "deep", {"a": 1}, None), (1, "edited", None, ["spkemb-engine", "train"])]
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        assert [(r["id"], r["config"], r["command"]) for r in rows] == [
+            ("2", '{"a": 1}', ""), ("1", "", '["spkemb-engine", "train"]')]
+    else:
+        assert "edited" in done.stdout and "deep" in done.stdout
+    assert damaged_db.read_bytes() == before  # read, never mended behind the user's back
+
+
+def test_the_tui_reads_a_run_whose_config_is_damaged(damaged_db: Path) -> None:
+    from app.data.reader import read_curves
+
+    edited, deep = read_curves(damaged_db, [1, 2])
+    assert edited.config == {} and edited.run.name == "edited" and edited.run.command == ["spkemb-engine", "train"]
+    assert deep.config == {"a": 1} and deep.run.command is None
+
+
+def test_tags_nested_too_deeply_read_as_none(damaged_db: Path) -> None:
+    with sqlite3.connect(damaged_db) as conn:
+        conn.execute("UPDATE runs SET tags = ? WHERE id = 1", ("[" * 100_000 + "]" * 100_000,))
+    conn.close()
+    done = run_in_process("runs", "--db", str(damaged_db))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
