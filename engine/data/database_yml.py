@@ -9,6 +9,7 @@ pyannote.database: the shape check runs before pyannote.database reads a file.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from engine.errors import ProtocolError
@@ -113,6 +114,40 @@ def check_shape(path: Path) -> None:
             raise ProtocolError(f"database file {path}: `Databases.{name}:` must be an audio path template {example} "
                                 f"or a list of them, not {_kind(template)} {fix}")
     _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
+    _check_meta_name(path, databases, data.get("Protocols"), fix)
+
+
+#: the database name pyannote.database keeps for meta-protocols, whose subsets list other protocols'
+#: subsets (``X.SpeakerDiarization.Both: train: {A.SpeakerDiarization.P: [train]}``)
+META_DATABASE = "X"
+#: the subsets of a protocol, as pyannote.database reads them
+_SUBSETS = ("files", "train", "development", "test", "train_trial", "development_trial", "test_trial")
+
+
+def _check_meta_name(path: Path, databases: dict, protocols: object, fix: str) -> None:
+    """Refuse a database named X: pyannote.database reads a protocol under `Protocols: X:` as a
+    meta-protocol, each entry of a subset as the name of another protocol, and fails on `uri:` with a
+    Python error of its own (``not enough values to unpack``). A real meta-protocol passes."""
+    reserved = f"`{META_DATABASE}` is pyannote.database's reserved name for meta-protocols"
+    if META_DATABASE in databases:
+        raise ProtocolError(f"database file {path}: `Databases.{META_DATABASE}:` — {reserved}, which combine other "
+                            f"protocols' subsets and have no audio of their own: rename that database {fix}")
+    for where, entries in _meta_subsets(protocols):
+        wrong = ([f"`{key}`" for key in entries if len(str(key).split(".")) != 3] if isinstance(entries, dict)
+                 else [_kind(entries)])
+        if wrong:
+            raise ProtocolError(f"database file {path}: `{where}:` lists {wrong[0]}, not other protocols' subsets "
+                                f"(`Database.Task.Protocol: [train]`) — {reserved}: rename that database {fix}")
+
+
+def _meta_subsets(protocols: object) -> Iterator[tuple[str, object]]:
+    """(``Protocols.X.Task.Protocol.subset``, its entries) of each subset under `Protocols: X:`."""
+    tasks = protocols.get(META_DATABASE) if isinstance(protocols, dict) else None
+    for task, named in (tasks or {}).items():  # nested as _check_level requires, down to the protocols
+        for protocol, subsets in named.items():
+            for subset, entries in subsets.items() if isinstance(subsets, dict) else ():
+                if subset in _SUBSETS:
+                    yield f"Protocols.{META_DATABASE}.{task}.{protocol}.{subset}", entries
 
 
 def _environment_files() -> list[Path]:
