@@ -19,6 +19,7 @@ from engine.config import (
     config_from_dict,
     config_to_dict,
     dump_yaml,
+    load_config,
     parse_config,
     template_text,
 )
@@ -131,15 +132,14 @@ class ConfigsScreen(ConfigForm):
             return
         try:
             if kind == "template":
-                text, origin = template_text(name), f"template {name}"
+                cfg = parse_config(template_text(name), f"template {name}")
                 self.source_exp = None
                 exp = next_free(self.spkemb.workspace.root / "experiments" / f"{name}")
             else:
-                path = ExperimentDir(Path(name)).config
-                text, origin = path.read_text(encoding="utf-8"), str(path)
+                # the engine's reader: a config that is not UTF-8, or whose aliases loop, is one line
+                cfg = load_config(ExperimentDir(Path(name)).config)
                 self.source_exp = Path(name)
                 exp = Path(name)
-            cfg = parse_config(text, origin)
         except (OSError, ConfigError) as e:
             self.spkemb.error(f"cannot load {source}: {e}")
             return

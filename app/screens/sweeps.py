@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Static
@@ -16,6 +15,8 @@ from app.views.plain import plain
 from app.views.sweeps_view import SWEEP_COLUMNS, TRIAL_COLUMNS, queue_text, sweep_row, trial_row
 from app.widgets.plain_table import PlainTable
 from app.widgets.sweep_plot import SweepPlot
+from engine.config.yamlsrc import read_yaml_file
+from engine.errors import ConfigError
 from engine.layout import ExperimentDir
 from engine.requests import QueueRequest
 
@@ -140,7 +141,11 @@ class SweepsScreen(SpkembScreen):
         if checkpoint is None or best.best_epoch is None or not checkpoint.is_file():
             self.app.notify(f"trial {best.number} has no checkpoint file of its best epoch.", severity="warning")
             return
-        config = yaml.safe_load(ExperimentDir(Path(best.exp_dir)).config.read_text(encoding="utf-8"))
+        try:
+            config = read_yaml_file(ExperimentDir(Path(best.exp_dir)).config).data
+        except (OSError, ConfigError) as e:
+            self.spkemb.error(f"cannot fork trial {best.number}: {e}")
+            return
         folder = fork_folder(self.spkemb.workspace.root, Path(best.exp_dir), best.best_epoch)
         self.app.push_screen(ConfigsScreen(fork=ForkPlan(config, folder, str(checkpoint),
                                                          f"fork of trial {best.number}, epoch {best.best_epoch}")))

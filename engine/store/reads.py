@@ -42,7 +42,7 @@ def _abs(path: str | os.PathLike[str] | None) -> str | None:
 DAMAGED = "_damaged"
 
 
-def _json_column(text: Any) -> tuple[Any, str | None]:
+def json_column(text: Any) -> tuple[Any, str | None]:
     """The value of a JSON column, or None and why it cannot be read."""
     try:
         return json.loads(text), None
@@ -55,7 +55,7 @@ def _json_column(text: Any) -> tuple[Any, str | None]:
 def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
     for column in _JSON_COLUMNS:
         if row.get(column) is not None:
-            row[column], why = _json_column(row[column])
+            row[column], why = json_column(row[column])
             if why is not None:
                 row.setdefault(DAMAGED, {})[column] = why
     if "tags" in row:

@@ -24,7 +24,7 @@ from typing import Any
 from engine.errors import StoreError
 from engine.store import liveness
 from engine.store.db import inserted_id
-from engine.store.reads import _abs
+from engine.store.reads import _abs, json_column
 
 #: the environment variable that hands a queued run's claim to the ``train`` the queue starts
 CLAIM_VAR = "SPKEMB_QUEUE_CLAIM"
@@ -122,8 +122,8 @@ class StoreSweeps:
         """Every sweep, newest first (``space`` decoded)."""
         rows = self._read("SELECT * FROM sweeps ORDER BY id DESC")
         for row in rows:
-            row["space"] = json.loads(row["space"] or "{}")
-            row["command"] = json.loads(row["command"] or "[]")
+            row["space"] = _decoded(row["space"], {})
+            row["command"] = _decoded(row["command"], [])
         return rows
 
     def sweep(self, sweep_id: int) -> dict[str, Any] | None:
@@ -143,8 +143,8 @@ class StoreSweeps:
             "WHERE kind = 'train' AND out_dir = t.out_dir)) LEFT JOIN queue_entries q ON q.run_id = r.id "
             "WHERE t.sweep_id = ? ORDER BY t.number", (sweep_id,))
         for row in rows:
-            row["params"] = json.loads(row["params"] or "{}")
-            row["diff"] = [tuple(d) for d in json.loads(row["diff"] or "[]")]
+            row["params"] = _decoded(row["params"], {})
+            row["diff"] = [tuple(d) for d in _decoded(row["diff"], []) if isinstance(d, list)]
         return rows
 
     def trial_of_run(self, run_id: int) -> dict[str, Any] | None:
@@ -184,27 +184,39 @@ class StoreSweeps:
                           f"FROM queue_entries q JOIN runs r ON r.id = q.run_id {where} "
                           "ORDER BY q.queued_at, q.run_id")
         for row in rows:
-            row["validate"] = None if row["validate"] is None else json.loads(row["validate"])
-            row["command"] = None if row["command"] is None else json.loads(row["command"])
+            row["validate"] = _decoded(row["validate"], None)
+            row["command"] = _decoded(row["command"], None)
         return rows
 
     def claim(self, slot: str, queue_id: int, *, run_id: int | None = None) -> Claim | None:
-        """Claim the oldest queued, unclaimed run (or ``run_id``) for ``slot``; None when there is none."""
+        """Claim the oldest queued, unclaimed run (or ``run_id``) for ``slot``; None when there is none.
+
+        A run whose stored command cannot be read (a hand edit, a bad disk) is recorded failed with
+        the reason and taken off the queue, and the next one is claimed: the queue goes on.
+        """
         token = uuid.uuid4().hex
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT q.run_id, r.command, q.validate FROM queue_entries q JOIN runs r ON r.id = q.run_id "
-                "WHERE q.claim IS NULL AND q.ended_at IS NULL AND r.status = 'queued' AND (? IS NULL OR q.run_id = ?) "
-                "ORDER BY q.queued_at, q.run_id LIMIT 1", (run_id, run_id)).fetchone()
-            if row is None:
-                return None
-            conn.execute("UPDATE queue_entries SET claim = ?, slot = ?, queue_id = ?, started_at = ?, "
-                         "child_pid = NULL, child_start = NULL, validate_pid = NULL, validate_start = NULL "
-                         "WHERE run_id = ?",
-                         (token, slot, queue_id, time.time(), row[0]))
-        command = json.loads(row[1])
-        return Claim(run_id=row[0], token=token, slot=slot, train=command[1:],
-                     validate=None if row[2] is None else json.loads(row[2]))
+        while True:
+            with self.transaction() as conn:
+                row = conn.execute(
+                    "SELECT q.run_id, r.command, q.validate FROM queue_entries q JOIN runs r ON r.id = q.run_id "
+                    "WHERE q.claim IS NULL AND q.ended_at IS NULL AND r.status = 'queued' "
+                    "AND (? IS NULL OR q.run_id = ?) ORDER BY q.queued_at, q.run_id LIMIT 1",
+                    (run_id, run_id)).fetchone()
+                if row is None:
+                    return None
+                command, validate = _decoded(row[1], None), _decoded(row[2], None)
+                if not _words(command) or not (validate is None or _words(validate)):
+                    now = time.time()
+                    conn.execute("UPDATE runs SET status = 'failed', ended_at = ?, reason = ? WHERE id = ?",
+                                 (now, "its queued command in the runs database is damaged (not a JSON list of "
+                                  "words): queue the run again", row[0]))
+                    conn.execute("UPDATE queue_entries SET ended_at = ? WHERE run_id = ?", (now, row[0]))
+                    continue
+                conn.execute("UPDATE queue_entries SET claim = ?, slot = ?, queue_id = ?, started_at = ?, "
+                             "child_pid = NULL, child_start = NULL, validate_pid = NULL, validate_start = NULL "
+                             "WHERE run_id = ?",
+                             (token, slot, queue_id, time.time(), row[0]))
+            return Claim(run_id=row[0], token=token, slot=slot, train=command[1:], validate=validate)
 
     def set_child(self, run_id: int, *, pid: int, validate: bool = False) -> None:
         """The pid (and its start time) of the training (or validation) child started for an entry."""
@@ -288,3 +300,16 @@ class StoreSweeps:
             if liveness.is_alive(row["host"], row["pid"], row["pid_start"]):
                 return row
         return None
+
+
+def _words(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(a, str) for a in value)
+
+
+def _decoded(text: Any, default: Any) -> Any:
+    """A JSON column of a sweep or queue row; ``default`` when empty, or damaged (a hand edit, a bad
+    disk): the sweep still shows, with what could be read."""
+    if text is None or text == "":
+        return default
+    value, why = json_column(text)
+    return default if why is not None or (default is not None and type(value) is not type(default)) else value

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from engine.config.overrides import parse_value, split_values
-from engine.errors import SpkembError
+from engine.config.yamlsrc import read_yaml_file
+from engine.errors import ConfigError, SpkembError
 
 
 @dataclass(frozen=True)
@@ -65,9 +64,11 @@ class Range:
 def read_space(path: str | Path) -> list[Range]:
     """The ``--space`` file: ``KEY: {low: A, high: B[, log: true]}`` or ``KEY: {choices: [...]}``."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise SpkembError(f"--space {path}: cannot be read as YAML ({e})") from e
+        data = read_yaml_file(path).data
+    except OSError as e:
+        raise SpkembError(f"--space {path}: cannot be read ({e.strerror or e})") from e
+    except ConfigError as e:
+        raise SpkembError(f"--space {e}") from e
     if not isinstance(data, dict) or not data:
         raise SpkembError(f"--space {path}: expected a mapping of config keys, e.g. "
                           "task.params.margin: {low: 0.1, high: 0.4}")

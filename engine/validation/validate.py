@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from engine.atomic import atomic_write_text
+from engine.config.yamlsrc import read_yaml_file
 from engine.console import say
 from engine.data.audio_checks import check_files
-from engine.errors import ProtocolError, SpkembError
+from engine.errors import ConfigError, ProtocolError, SpkembError
 from engine.inference.network import load_network
 from engine.layout import TRN_DIR_SHAPE, CheckpointName, TrainingDir, ValidationDir
 from engine.process.checkpoints import Trust
@@ -232,8 +233,8 @@ def _method(args: ValidateRequest) -> dict[str, Any]:
 def same_method(val: ValidationDir, method: dict[str, Any]) -> bool:
     """Whether the scores already in VAL_DIR were made the way this run makes them."""
     try:
-        return yaml.safe_load(val.method.read_text()) == method
-    except (OSError, yaml.YAMLError):
+        return read_yaml_file(val.method).data == method
+    except (OSError, ConfigError):  # absent, or not a method file: the scores are made again
         return False
 
 

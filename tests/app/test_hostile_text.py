@@ -70,3 +70,22 @@ async def test_a_compared_run_and_a_query_holding_markup_are_shown_as_they_are(w
         assert str(result.ordered_columns[0].label) == "[/x]"
         await pilot.pause(0.2)  # the table drawn
         assert app.is_running
+
+
+async def test_a_config_that_is_not_utf8_or_loops_is_named_by_the_config_form(workspace: Path) -> None:
+    from app.screens.configs import ConfigsScreen
+
+    for name, text in (("latin1", b"task:\n  name: caf\xe9\n"), ("loop", b"a: &x [*x]\n")):
+        (workspace / "experiments" / name).mkdir(parents=True)
+        (workspace / "experiments" / name / "config.yml").write_bytes(text)
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        source = app.screen.query_one("#source")
+        for name, says in (("latin1", "config.yml:2: not UTF-8 text"), ("loop", "config.yml:1:")):
+            value = f"exp:{(workspace / 'experiments' / name).resolve()}"
+            await wait_for(pilot, lambda v=value: any(v == option[1] for option in source._options))
+            source.value = value
+            await wait_for(pilot, lambda n=name, s=says: notified(app, f"experiments/{n}/{s}", "error"))
+        assert app.is_running

@@ -95,3 +95,21 @@ def test_the_queue_asks_the_study_for_each_trial_and_tells_it_each_end(tmp_path:
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert [t.value for t in study.trials] == [t["best_eer"] for t in trials]
     assert all(1 in t.intermediate_values for t in study.trials)  # each validated epoch reported
+
+
+@pytest.mark.parametrize(("space", "says"), [
+    (b"task.params.margin: {low: 0.1, high: \xff}\n", "space.yml:1: not UTF-8 text"),
+    (b"a: &x [*x]\n", "space.yml:1:"),
+])
+def test_a_space_file_that_is_not_utf8_or_loops_is_one_line(tmp_path: Path, db_path: Path, space: bytes,
+                                                           says: str) -> None:
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    (tmp_path / "space.yml").write_bytes(space)
+    done = run_in_process("sweep", "--optuna", "3", "--space", str(tmp_path / "space.yml"), "--no-queue",
+                          str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert f"--space {tmp_path}/{says}" in line, line
+    assert not db_path.exists() or not open_store(db_path, readonly=True).sweeps()

@@ -133,6 +133,26 @@ def test_a_claim_is_taken_once_and_a_stale_claim_cannot_be_adopted(tmp_path: Pat
         store.adopt_queued(second.token, command=["x"], device="cpu", target_epoch=1, config=None)
 
 
+def test_damaged_json_of_a_sweep_or_a_queued_run_is_read_around(tmp_path: Path, db_path: Path) -> None:
+    import sqlite3
+
+    store = open_store(db_path)
+    sweep = store.create_sweep(name="g", method="grid", base_config="b", sweep_dir=str(tmp_path), protocol=PROTOCOL,
+                               subset="train", space={"k": [1, 2]}, seeds=1, epochs=1, planned=2, slots="cpu",
+                               prune="none", prune_after=1, run_group="g", command=[])
+    damaged, good = _trial(store, sweep, 0, tmp_path), _trial(store, sweep, 1, tmp_path)
+    with sqlite3.connect(db_path) as conn:  # a hand edit, a bad disk
+        conn.execute("UPDATE sweeps SET space = '{not json' WHERE id = ?", (sweep,))
+        conn.execute("UPDATE sweep_trials SET params = '[[[', diff = '7' WHERE run_id = ?", (damaged,))
+        conn.execute("UPDATE runs SET command = '{\"x\": 1}' WHERE id = ?", (damaged,))
+    assert store.sweep(sweep)["space"] == {}
+    assert [t["params"] for t in store.sweep_trials(sweep)] == [{}, {"k": 1}]
+    claim = store.claim("cpu", 1)  # the damaged run is failed with its reason; the next one is claimed
+    assert claim is not None and claim.run_id == good
+    assert store.run(damaged)["status"] == "failed" and "queued command" in store.run(damaged)["reason"]
+    assert store.claim("cpu/1", 1) is None and [e["run_id"] for e in store.queue_entries()] == [good]
+
+
 def _overlaps(runs: list[dict]) -> int:
     """The most training runs that ran at one time."""
     events = sorted([(r["started_at"], 1) for r in runs] + [(r["ended_at"], -1) for r in runs],
