@@ -9,6 +9,8 @@ from typing import Any
 import yaml
 
 from app.data import reader
+from engine.config.yamlsrc import read_yaml
+from engine.errors import ConfigError
 from engine.layout import CONFIG, ExperimentDir
 from engine.store.typed_reads import run_of
 
@@ -79,8 +81,8 @@ def to_text(value: Any) -> str:
 def from_text(text: str) -> Any:
     """What a form field's text means, read as YAML; text that is not YAML stays text."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return read_yaml(text, "field").data  # an alias loop or bomb typed in a field stays text
+    except ConfigError:
         return text
 
 

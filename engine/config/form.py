@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
 from engine.config.specs import SECTION_DEFAULTS, SECTIONS, accepted_names, components, find_component
 from engine.config.values import Invalid, describe
+from engine.config.yamlsrc import read_yaml
+from engine.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def validate_field(key: str, text: str, name: str | None = None) -> str | None:
     if section not in SECTIONS:
         return f"unknown section {section!r}; accepted: {', '.join(SECTIONS)}"
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        return f"not a YAML value: {getattr(e, 'problem', None) or e}"
+        value = read_yaml(text, key).data
+    except ConfigError as e:
+        return f"not a YAML value: {e}"
     if rest == "name":
         if find_component(section, value) is None:
             return f"unknown name {describe(value)}; accepted: {accepted_names(section)}"

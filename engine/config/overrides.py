@@ -14,10 +14,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import yaml
-
 from engine.config.dump import config_from_dict
 from engine.config.schema import Config
+from engine.config.yamlsrc import read_yaml
 from engine.errors import ConfigError
 
 _PART = re.compile(r"^([A-Za-z_][\w]*)(?:\[(\d+)\])?$")
@@ -26,8 +25,9 @@ _PART = re.compile(r"^([A-Za-z_][\w]*)(?:\[(\d+)\])?$")
 def parse_value(text: str) -> Any:
     """A value as typed after ``=``: YAML, so that ``0.1`` is a number and ``[5, 1, 1]`` a list."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        # the checked reader: an alias loop or bomb typed on a command line stays text, refused by the checks
+        return read_yaml(text, "--set").data
+    except ConfigError:
         return text
 
 

@@ -22,6 +22,11 @@ def tiny() -> dict:
 def test_values_are_yaml_and_text_that_is_no_yaml_stays_text() -> None:
     assert parse_value("0.1") == 0.1 and parse_value("true") is True and parse_value("[5, 1, 1]") == [5, 1, 1]
     assert parse_value("a: [") == "a: ["
+    # an alias loop or bomb is not built: it stays text, which the config's checks refuse
+    assert parse_value("&x [*x]") == "&x [*x]"
+    bomb = "[" + ", ".join(["&a [1,1,1,1,1,1,1,1,1,1]"] + [f"&{c} [{', '.join([f'*{p}'] * 10)}]"
+                                                        for p, c in zip("abcdefgh", "bcdefghi", strict=True)]) + "]"
+    assert parse_value(bomb) == bomb
     assert split_values("[5,1,1],[3,1,1], 0.2,") == ["[5,1,1]", "[3,1,1]", "0.2"]
 
 
