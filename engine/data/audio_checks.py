@@ -21,6 +21,9 @@ from engine.errors import AudioError
 
 #: threads checking files with soundfile.info
 CHECK_THREADS = 8
+#: data-chunk sizes that writers to a pipe leave in a WAV header, the length unknown: none, ffmpeg's
+#: and others' 0xFFFFFFFF, and SoX's 0x7FFFF000
+OPEN_SIZES = (0, 0x7FFFF000, 0xFFFFFFFF)
 
 
 @dataclass(frozen=True)
@@ -174,16 +177,16 @@ def _probe_open(path: str, fd: int) -> tuple[int, int, int]:
 
 def wav_shortfall(head: bytes, size: int) -> int:
     """Bytes of audio a RIFF/WAVE file's ``data`` chunk counts beyond the file's ``size``; 0 when it
-    is whole, when it is no RIFF/WAVE, or when its writer left the size open (0 or 0xFFFFFFFF, as
-    streaming writers do). libsndfile reads a cut file as a shorter one, so it would be scored
-    on what is left."""
+    is whole, when it is no RIFF/WAVE, or when its writer left the size open (``OPEN_SIZES``, as
+    writers to a pipe do). libsndfile reads a cut file as a shorter one, so it would be scored on
+    what is left."""
     if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
         return 0
     offset = 12
     while offset + 8 <= len(head):
         name, length = head[offset:offset + 4], int.from_bytes(head[offset + 4:offset + 8], "little")
         if name == b"data":
-            if length in (0, 0xFFFFFFFF):
+            if length in OPEN_SIZES:
                 return 0
             return max(0, length - (size - offset - 8))
         offset += 8 + length + (length & 1)  # chunks are padded to an even length

@@ -12,7 +12,7 @@ import soundfile as sf
 from data_corpus import RAMP, RATE, ramp
 
 from engine.data.audio import read_crop, read_file
-from engine.data.audio_checks import audio_info, check_files
+from engine.data.audio_checks import OPEN_SIZES, audio_info, check_files
 from engine.errors import AudioError
 
 
@@ -87,18 +87,21 @@ def test_a_file_cut_short_and_things_that_are_no_regular_file_are_named(tmp_path
     whole = Path(ramp_wav).read_bytes()
     cut = tmp_path / "cut.wav"
     cut.write_bytes(whole[:len(whole) // 2])
-    streamed = tmp_path / "streamed.wav"  # a streaming writer's open size: read as it is
     size = whole.index(b"data") + 4
-    streamed.write_bytes(whole[:size] + (0xFFFFFFFF).to_bytes(4, "little") + whole[size + 4:])
+    # the open sizes writers to a pipe leave (0: libsndfile reads no frame, said as such)
+    opened = [open_size for open_size in OPEN_SIZES if open_size]
+    streamed = [tmp_path / f"streamed-{open_size:x}.wav" for open_size in opened]
+    for path, open_size in zip(streamed, opened, strict=True):
+        path.write_bytes(whole[:size] + open_size.to_bytes(4, "little") + whole[size + 4:])
     pipe = tmp_path / "pipe.wav"
     os.mkfifo(pipe)  # opened without blocking, and named
     device = tmp_path / "zero.wav"
     device.symlink_to("/dev/zero")  # would be read without end
-    problems = check_files([ramp_wav, cut, streamed, pipe, device, tmp_path])
+    problems = check_files([ramp_wav, cut, *streamed, pipe, device, tmp_path])
     assert [p.path for p in problems] == [str(cut), str(pipe), str(device), str(tmp_path)]
     assert f"cut short: its WAV header counts {len(whole) - len(whole) // 2} more bytes" in problems[0].problem
     assert all("is not a regular file (a device, pipe or folder)" in p.problem for p in problems[1:])
-    assert audio_info(streamed).frames == audio_info(ramp_wav).frames
+    assert {audio_info(path).frames for path in streamed} == {audio_info(ramp_wav).frames}
 
 
 def test_a_path_with_its_extension_twice_is_named_with_the_one_that_exists(tmp_path: Path, ramp_wav: str) -> None:
