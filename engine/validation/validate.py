@@ -54,6 +54,7 @@ from engine.validation.score_files import read_scores, result_from_scores, write
 from engine.validation.selection import results_from_store
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import load_trials
+from engine.validation.val_dir import given_trn_dir
 from engine.validation.watch import CheckpointWatcher, Snapshot
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def _in_range(epoch: int, args: ValidateRequest) -> bool:
 
 def cmd_validate(args: ValidateRequest) -> int:
     """``spkemb-engine validate``: see the module docstring."""
-    trn = TrainingDir(Path(args.trn_dir))
+    trn = given_trn_dir(args.trn_dir)
     if not _wait_for_training_dir(trn):
         raise ProtocolError(f"{trn.root} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
                             f"writes ({TRN_DIR_SHAPE})")

@@ -212,7 +212,29 @@ def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo
 
     # a path that cannot be a TRN_DIR fails at once, naming it
     typo = run_in_process("validate", str(tmp_path / "nowhere"), PROTOCOL, database=demo_corpus)
-    assert typo.returncode == 2 and "nowhere is not a directory" in typo.stderr
+    assert typo.returncode == 2 and "nowhere is not a TRN_DIR" in typo.stderr
+
+
+def test_an_experiment_or_a_validation_folder_given_for_trn_dir_is_refused_naming_the_one(
+        tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    said = run_in_process("validate", str(exp), PROTOCOL, database=demo_corpus).stderr
+    assert f"{exp} is an experiment folder (EXP_DIR), not a TRN_DIR" in said and f"spkemb-engine train {exp}" in said
+    trn_dir = exp / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [1])
+    val_dir = trn_dir / "validate_equal_error_rate" / f"{PROTOCOL}.test"
+    val_dir.mkdir(parents=True)
+    for given, says in ((exp, f"pass one of its training folders: {trn_dir}"),
+                        (val_dir, f"is a validation folder, not a TRN_DIR (EXP_DIR/train/PROTOCOL.SUBSET): pass its "
+                                  f"training folder {trn_dir}"),
+                        (val_dir.parent, f"pass its training folder {trn_dir}")):
+        done = run_in_process("validate", str(given), PROTOCOL, database=demo_corpus, db=db_path)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        (line,) = done.stderr.splitlines()
+        assert says in line, line
+    assert [r["kind"] for r in open_store(db_path, readonly=True).runs()] == ["train"]  # nothing recorded
 
 
 def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path):
