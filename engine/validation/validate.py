@@ -132,6 +132,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
     validated: set[int] = set()
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: ValidationResult | None = None
+    seen: list[ValidationResult] = []   # the epochs' figures, scored or read back
     beat, began = 0.0, time.monotonic()
     # `files` holds the calibration list's files too (embedded once): the trials' own are counted here
     trial_files = len({uri for _, *pair in trials for uri in pair})
@@ -166,6 +167,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             result, scored = _score(args, recorder, train_id, epoch, snap.checkpoints[epoch], val,
                                     trials, files, device, stop, norm, recorded.get(epoch), reusable, calibration)
             validated.add(epoch)
+            seen.append(result)
             current = _params_or_none(val) if trusted else best
             # epochs scored before are already weighed in params.yml (or picked by hand over)
             if (scored or current is None) and _lower(result, current):
@@ -180,6 +182,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
         if _finished(args, snap, began):
             if not validated:
                 recorder.say("validate: no checkpoint to evaluate in range")
+            _say_choice(recorder, val, seen, recorded_best=best is not None)
             return
         now = time.monotonic()
         if now - beat >= HEARTBEAT_INTERVAL:
@@ -189,6 +192,23 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
                 watcher.store.mark_lost()
             beat = now
         time.sleep(args.poll)
+
+
+def _say_choice(recorder: Recorder, val: ValidationDir, seen: list[ValidationResult], *,
+                recorded_best: bool) -> None:
+    """The last line: where params.yml points. A run that found its epochs scored before, or none
+    better than params.yml's, records that choice too: the runs table and the report read a
+    validate run's best, and would otherwise fall back to its lowest EER (averaged weights included)."""
+    current = _params_or_none(val)
+    if current is None:
+        return
+    if not recorded_best:
+        lowest = min((r for r in seen if r.checkpoint_name is None), key=ValidationResult.ranked, default=None)
+        picked = lowest is None or lowest.checkpoint != current.checkpoint
+        recorder.best(current, how="manual" if picked else "lowest-eer")
+    chosen = current.checkpoint
+    recorder.say(f"validate: {val.params} points at {f'epoch {chosen}' if isinstance(chosen, int) else chosen} "
+                 f"(EER {100 * current.eer:.2f} %)")
 
 
 def _finished(args: ValidateRequest, snap: Snapshot, began: float) -> bool:
