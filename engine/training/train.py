@@ -175,6 +175,10 @@ class Trainer:
             # weights/0000.pt: the untrained network, so that validation measures where training started
             # (written once: a run resumed from it has it already, recorded by reconcile if need be)
             self.save(partial=False)
+        if self.epoch >= self.target and not self.batch:
+            # a resume of a run that reached its target (a job requeued after it ended): exit 0, said
+            self.recorder.say(f"train: epoch {self.epoch} is this run's target and is trained already: nothing "
+                              f"to do; pass --to {self.target + 10} (or any later epoch) to train further")
         meter = EpochMeter(self.data.batch_size * self.world.size)
         self.stop.install()
         try:

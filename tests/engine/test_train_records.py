@@ -41,6 +41,11 @@ def test_resume_records_checkpoints_whose_row_was_never_written(tmp_path: Path, 
     snapshot = CheckpointWatcher(TrainingDir(trn_dir(exp)), store).poll()   # what validate sees
     assert sorted(snapshot.checkpoints) == [0, 2]
 
+    # resumed again, the target reached: nothing to train, and said so (a job requeued after its end)
+    again = run_in_process("train", "--resume", *ARGS, str(exp), PROTOCOL, db=db, database=demo_corpus)
+    assert again.returncode == 0, again.stderr
+    assert "train: epoch 2 is this run's target and is trained already: nothing to do; pass --to 12" in again.stderr
+
 
 @pytest.mark.slow
 def test_resume_from_step_0_keeps_the_untrained_checkpoint(tmp_path: Path, demo_corpus: Path) -> None:
