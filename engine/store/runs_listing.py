@@ -7,11 +7,12 @@ import io
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from engine.console import out, out_text, printable, say, stdout_console
 from engine.errors import StoreError
-from engine.layout import PARAMS
+from engine.layout import PARAMS, checkpoint_file
 from engine.records.labels import decode_tags
 from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
@@ -206,6 +207,8 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
     """``runs --stale``: the rows of the ``stale_extractions`` view."""
     with open_store(db, readonly=True) as store:
         rows = store.stale_extractions()
+        # averaged weights by name (the view's epochs are their last epoch: "2 now 2" said nothing)
+        now = {r["validate_run_id"]: (store.run(r["validate_run_id"]) or {}).get("best_checkpoint") for r in rows}
     if fmt == "json":
         out(json.dumps(rows, indent=2))
     elif fmt == "csv":
@@ -215,7 +218,8 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
         from rich.table import Table
 
         cells = [[str(r["extraction_id"]), str(r["apply_run_id"]), f"{r['protocol']}.{r['subset']}",
-                  str(r["extracted_epoch"]), str(r["current_epoch"]), r["out_dir"] or ""] for r in rows]
+                  _extracted(r), str(now[r["validate_run_id"]] or r["current_epoch"]), r["out_dir"] or ""]
+                 for r in rows]
         names = ("extraction", "apply run", "protocol.subset", "epoch", "now", "out_dir")
         widths = [max([len(name)] + [len(row[i]) for row in cells]) + 3 for i, name in enumerate(names)]
         console = _console(sum(widths))
@@ -230,6 +234,12 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
         if not rows:
             console.print(f"no stale extraction: every extraction uses the epoch its {PARAMS} points at")
     return 0
+
+
+def _extracted(row: dict[str, Any]) -> str:
+    """The checkpoint an extraction used: its epoch, or the averaged weights' name (``avg-top2``)."""
+    found = checkpoint_file(Path(row["checkpoint"])) if row.get("checkpoint") else None
+    return str(found[1]) if found is not None else str(row["extracted_epoch"])
 
 
 def cmd_tag(args: TagRequest) -> int:

@@ -125,3 +125,21 @@ def test_stale_table_keeps_each_extraction_on_one_line_at_80_columns(tmp_path: P
     assert all(len(line) <= 80 for line in lines), lines
     (row,) = [line for line in lines if "M.S.P.test" in line]
     assert "…" in row and row.rstrip().endswith("apply/2")  # the folder's middle goes, its end stays
+
+
+def test_stale_table_names_averaged_weights(tmp_path: Path, db_path: Path) -> None:
+    val_dir, val = validated(db_path, tmp_path)
+    trn = val_dir.parent.parent
+    with open_store(db_path) as store:  # averaged weights ending at epoch 2, while params.yml names epoch 2
+        run = store.create_run(kind="apply", exp_dir=None, out_dir=val_dir / "apply" / "avg-top2", protocol="M.S.P",
+                               subset="test", config=None, command=["apply"], device="cpu", parent_id=val)
+        store.add_extraction(run, Extraction(epoch=2, protocol="M.S.P", subset="test",
+                                             out_dir=val_dir / "apply" / "avg-top2", mode="exact", step=0.1,
+                                             duration=1.0, files=2, audio_seconds=60.0, wall_seconds=1.0,
+                                             checkpoint=trn / "weights" / "avg-top2.pt", checkpoint_sha256="ab" * 32,
+                                             checkpoint_name="avg-top2", validate_run_id=val, chosen_by="--epoch"))
+    (row,) = stale(db_path)
+    assert (row["extracted_epoch"], row["current_epoch"]) == (2, 2)  # the view: the last epoch averaged
+    table = run_in_process("runs", "--stale", "--db", str(db_path))
+    (line,) = [line for line in table.stdout.splitlines() if "M.S.P.test" in line]
+    assert line.split()[3:5] == ["avg-top2", "2"], line
