@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config.specs import SECTION_DEFAULTS, SECTIONS, accepted_names, components, find_component
-from engine.config.values import Invalid, describe
+from engine.config.values import Invalid, unknown_name
 from engine.config.yamlsrc import read_yaml
 from engine.errors import ConfigError
 
@@ -66,7 +66,7 @@ def validate_field(key: str, text: str, name: str | None = None) -> str | None:
         return f"not a YAML value: {e}"
     if rest == "name":
         if find_component(section, value) is None:
-            return f"unknown name {describe(value)}; accepted: {accepted_names(section)}"
+            return f"{unknown_name(value)}; accepted: {accepted_names(section)}"
         return None
     param_name = rest.removeprefix("params.")
     comps = [c for c in components(section) if name is None or find_component(section, name) is c]

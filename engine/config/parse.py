@@ -31,7 +31,7 @@ from engine.config.specs import (
     component,
     find_component,
 )
-from engine.config.values import Invalid, describe
+from engine.config.values import Invalid, describe, unknown_name
 from engine.config.yamlsrc import Source, read_yaml, read_yaml_file
 from engine.errors import ConfigError
 from engine.layout import CONFIG
@@ -133,7 +133,7 @@ def _read_section(src: Source, section: str, value: Any, path: str) -> tuple[Com
         raise src.error(path, f"has no `name`; accepted names: {accepted_names(section)}")
     comp = find_component(section, value["name"])
     if comp is None:
-        raise src.error(f"{path}.name", f"unknown name {describe(value['name'])}; accepted names: "
+        raise src.error(f"{path}.name", f"{unknown_name(value['name'])}; accepted names: "
                                         f"{accepted_names(section)}")
     params_path = f"{path}.params"
     params = value.get("params")

@@ -85,6 +85,18 @@ def describe(value: Any) -> str:
     return repr(value)
 
 
+def named(value: Any) -> str:
+    """A value given where a name goes, as an error message quotes it: ``'ArcFace'`` for a text (not
+    ``the text 'ArcFace'``: a name is text), what it is otherwise (``a list``, ``5``)."""
+    return repr(value) if isinstance(value, str) else describe(value)
+
+
+def unknown_name(value: Any) -> str:
+    """The start of the line refusing a section's ``name``: ``unknown name 'ArcFace'``, or
+    ``expected a name, got a list`` when it is no text."""
+    return f"unknown name {value!r}" if isinstance(value, str) else f"expected a name, got {describe(value)}"
+
+
 def _number(value: Any, kind: str) -> Any:
     # bool is a subclass of int in Python; in a config `true` is never a number.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -120,7 +132,7 @@ def _protocols(value: Any) -> tuple[str, ...]:
         raise Invalid(f"expected {TYPE_WORDS['protocols']}, got {describe(value)}")
     for name in names:
         if not isinstance(name, str) or not COLLECTION_PATTERN.match(name):
-            raise Invalid(f"{describe(name)} is not a Collection protocol name: write "
+            raise Invalid(f"{named(name)} is not a Collection protocol name: write "
                           "Database.Collection.Name, e.g. MUSAN.Collection.BackgroundNoise")
     return tuple(names)
 

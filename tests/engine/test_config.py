@@ -23,7 +23,7 @@ from engine.config import (
     validate_field,
 )
 from engine.errors import ConfigError
-from tests.engine.engine_runner import run_engine
+from tests.engine.engine_runner import run_engine, run_in_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -178,7 +178,7 @@ BAD = [  # (id, text, key, line needle or None, words in the message)
     ("unknown-section", _bad("scheduler:\n", "schedule:\n"), "schedule", "schedule:",
      ["unknown section", "scheduler"]),
     ("unknown-name", _bad("name: AdditiveAngularMarginLoss", "name: ArcFace"), "task.name", "ArcFace",
-     ["unknown name", "AdditiveAngularMarginLoss", "Softmax"]),
+     ["unknown name 'ArcFace';", "AdditiveAngularMarginLoss", "Softmax"]),
     ("unknown-param", _bad("      margin: 0.05", "      margins: 0.05"), "task.params.margins", "margins:",
      ["unknown parameter", "per_fold"]),
     ("unknown-arch-param", _bad("embedding_dim: 512", "embeding_dim: 512"),
@@ -275,7 +275,8 @@ def test_field_specs_cover_every_resolved_key_and_validate_like_the_parser() -> 
     assert "integer" in validate_field("task.params.per_fold", "true")
     assert validate_field("architecture.params.sincnet.stride", "[5, 1, 1]") is None
     assert "3 positive integers" in validate_field("architecture.params.sincnet.stride", "[5, 1]")
-    assert "unknown name" in validate_field("task.name", "ArcFace")
+    assert validate_field("task.name", "ArcFace").startswith("unknown name 'ArcFace'; accepted: ")
+    assert validate_field("task.name", "[ArcFace]").startswith("expected a name, got a list; accepted: ")
     assert validate_field("task.name", "pyannote.audio.embedding.approaches.Softmax") is None
     assert "unknown field" in validate_field("task.params.nope", "1")
 
@@ -304,3 +305,27 @@ def test_cli_config_check_rejects_bad_config_with_exit_2(tmp_path: Path) -> None
     assert missing.returncode == 2 and "nope.yml: no such file" in missing.stderr
 
 
+
+
+@pytest.mark.parametrize("name,words", [
+    ("ConstantSchedular", "scheduler.name: unknown name 'ConstantSchedular'; accepted names: ConstantScheduler"),
+    ("[ConstantScheduler]", "scheduler.name: expected a name, got a list; accepted names: ConstantScheduler"),
+    ("7", "scheduler.name: expected a name, got 7; accepted names: ConstantScheduler"),
+])
+def test_config_check_quotes_an_unknown_name_as_the_name(tmp_path: Path, name: str, words: str) -> None:
+    """A misspelt name reads ``unknown name 'X'`` (it read ``unknown name the text 'X'``); a name that is
+    no text says what it is."""
+    config = tmp_path / "config.yml"
+    config.write_text(TUTORIAL.replace("name: ConstantScheduler", f"name: {name}", 1))
+    done = run_in_process("config", "check", str(config))
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    line = done.stderr.strip()
+    assert len(line.splitlines()) == 1 and words in line and "the text" not in line, line
+
+
+def test_a_collection_that_is_no_protocol_name_is_quoted_as_a_name(tmp_path: Path) -> None:
+    config = tmp_path / "config.yml"
+    config.write_text(TUTORIAL.replace("- MUSAN.Collection.BackgroundNoise", "- BackgroundNoise", 1))
+    done = run_in_process("config", "check", str(config))
+    assert done.returncode == 2 and "'BackgroundNoise' is not a Collection protocol name" in done.stderr
+    assert "the text" not in done.stderr, done.stderr
