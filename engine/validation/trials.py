@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.data.protocols import check_subset_entries, load_protocol
+from engine.data.protocols import SUBSETS, check_subset_entries, load_protocol
 from engine.errors import ProtocolError
 
 #: how a trial line reads
@@ -97,15 +97,51 @@ def check_both_kinds(trials: list[tuple[int, str, str]], source: str) -> None:
                             "needs both target (1) and non-target (0) trials — fix the trial list")
 
 
-def load_trials(protocol_name: str, subset: str, database: str | None
+def trial_subsets(protocol: Any) -> list[str]:
+    """The subsets of ``protocol`` that have a trial list: a ``trial:`` entry in database.yml, or a
+    ``{subset}_trial_iter`` (or pyannote's legacy ``{trn,dev,tst}_try_iter``) of a Python protocol.
+
+    pyannote.database gives every speaker verification protocol all three ``{subset}_trial``
+    methods; those without a list fail only when read (``train_trial_iter is not implemented.``).
+    """
+    from pyannote.database.protocol.speaker_verification import (
+        LEGACY_SUBSET_MAPPING,
+        SpeakerVerificationProtocol,
+    )
+
+    found = []
+    for subset in SUBSETS:
+        method = getattr(protocol, f"{subset}_trial", None)
+        if method is None:
+            continue
+        inherited = getattr(method, "__func__", None) is getattr(SpeakerVerificationProtocol, f"{subset}_trial")
+        own_iter = (getattr(type(protocol), f"{subset}_trial_iter", None)
+                    is not getattr(SpeakerVerificationProtocol, f"{subset}_trial_iter"))
+        if not inherited or own_iter or hasattr(protocol, f"{LEGACY_SUBSET_MAPPING[subset]}_try_iter"):
+            found.append(subset)
+    return found
+
+
+def load_trials(protocol_name: str, subset: str, database: str | None, option: str = "--subset"
                 ) -> tuple[list[tuple[int, str, str]], dict[str, str]]:
-    """Trials ``(reference, uri1, uri2)`` of ``{subset}_trial()`` and the audio path of each uri."""
+    """Trials ``(reference, uri1, uri2)`` of ``{subset}_trial()`` and the audio path of each uri.
+
+    ``option``: the command-line option that named ``subset``, for the line refusing it.
+    """
+    if subset not in SUBSETS:
+        raise ProtocolError(f"{option} {subset}: {subset!r} is not a subset: use one of {', '.join(SUBSETS)}")
     protocol = load_protocol(protocol_name, database)
     method = getattr(protocol, f"{subset}_trial", None)
     if method is None:
         raise ProtocolError(f"protocol {protocol_name} has no {subset}_trial(): validate needs a "
                             "speaker verification protocol with trials (e.g. "
                             "VoxCeleb.SpeakerVerification.VoxCeleb1)")
+    with_trials = trial_subsets(protocol)
+    if subset not in with_trials:
+        fix = (f"name one that has one: {' or '.join(with_trials)} (e.g. `{option} {with_trials[-1]}`)"
+               if with_trials else "nor has any other: give a subset a `trial:` list in database.yml, or pick "
+               "a protocol that has one (validate scores trials)")
+        raise ProtocolError(f"protocol {protocol_name}: its {subset} subset has no trial list — {fix}")
     check_subset_entries(protocol, subset)
     path = trial_file(method)
     if path is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,19 @@ import torch
 
 from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError
+from engine.layout import ExperimentDir
 from engine.model import SincTDNN
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
-from engine.validation.trials import check_both_kinds, check_trial, check_trial_file, load_trials, trial_file
+from engine.validation.trials import (
+    check_both_kinds,
+    check_trial,
+    check_trial_file,
+    load_trials,
+    trial_file,
+    trial_subsets,
+)
 from tests import children
+from tests.engine.engine_runner import run_in_process
 
 SR = 16000
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -68,6 +78,56 @@ def test_a_trial_list_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Pa
     # a new database.yml: pyannote.database caches protocols per file
     shutil.copy(corpus / "database.yml", corpus / "bom.yml")
     assert load_trials(PROTOCOL, "test", str(corpus / "bom.yml")) == plain
+
+
+def _validate(tmp_path: Path, database: Path, *options: str, protocol: str = PROTOCOL) -> str:
+    """The one line ``validate OPTIONS`` of an empty TRN_DIR refuses with: exit 2, no traceback."""
+    trn = ExperimentDir(tmp_path / "exp").training(PROTOCOL, "train")
+    trn.weights.mkdir(parents=True, exist_ok=True)
+    done = run_in_process("validate", *options, str(trn.root), protocol, database=database, db=tmp_path / "runs.db")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_a_subset_without_a_trial_list_names_the_subsets_that_have_one(tmp_path: Path, demo_corpus: Path) -> None:
+    """`validate --subset train` said `train trials cannot be read (train_trial_iter is not implemented.)`."""
+    line = _validate(tmp_path, demo_corpus, "--subset", "train")
+    assert (f"protocol {PROTOCOL}: its train subset has no trial list — name one that has one: development or "
+            "test (e.g. `--subset test`)") in line, line
+    assert "not implemented" not in line
+    assert "--subset trian: 'trian' is not a subset: use one of train, development, test" in _validate(
+        tmp_path, demo_corpus, "--subset", "trian")
+
+
+def test_a_protocol_without_any_trial_list_is_refused_as_such(tmp_path: Path, demo_corpus: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    database = corpus / "database.yml"
+    text = database.read_text()
+    database.write_text(re.sub(r"\n *trial: .*", "", text))
+    assert trial_subsets(load_protocol(PROTOCOL, database)) == []
+    line = _validate(tmp_path, database)
+    assert "its test subset has no trial list — nor has any other: give a subset a `trial:` list" in line, line
+
+
+def test_the_subsets_with_trials_of_a_python_protocol() -> None:
+    """A protocol written in Python has trials where it defines ``{subset}_trial_iter`` (or pyannote's
+    legacy ``{trn,dev,tst}_try_iter``)."""
+    from pyannote.database.protocol.speaker_verification import SpeakerVerificationProtocol
+
+    class Current(SpeakerVerificationProtocol):
+        def test_trial_iter(self) -> Iterator[dict]:
+            yield from ()
+
+    class Legacy(SpeakerVerificationProtocol):
+        def dev_try_iter(self) -> Iterator[dict]:
+            yield from ()
+
+    assert trial_subsets(Current()) == ["test"]
+    assert trial_subsets(Legacy()) == ["development"]
+    assert trial_subsets(SpeakerVerificationProtocol()) == []
 
 
 def test_an_unreadable_trial_file_is_one_error(tmp_path: Path) -> None:
