@@ -160,7 +160,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     stop = StopRequest().install()
     with recorder.ended(stop):
         audio_seconds, wall = _extract(extractor, files, outputs, window, hop, recorder, stop,
-                                       f"apply epoch {epoch} ({extractor.mode})")
+                                       f"apply epoch {epoch} ({extractor.mode})", extraction.root)
         rate = extractor.sample_rate
         recorder.extraction(Extraction(
             epoch=last_epoch, checkpoint_name=named, protocol=args.protocol, subset=args.subset,
@@ -250,8 +250,9 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
 
 
 def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int, hop: int,
-             recorder: Recorder, stop: StopRequest, label: str) -> tuple[float, float]:
-    """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock)."""
+             recorder: Recorder, stop: StopRequest, label: str, folder: Path) -> tuple[float, float]:
+    """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock).
+    Stopped (SIGTERM, Ctrl-C) between two files, it says what the folder lacks and how to finish it."""
     rate = extractor.sample_rate
     started, audio_seconds = time.monotonic(), 0.0
     signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs, strict=True)]
@@ -259,6 +260,8 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
         for i, (path, signal) in enumerate(signals):
             if stop.requested:
+                recorder.say(f"apply: {folder} holds {i} of the {len(signals)} files: incomplete; run the same "
+                             "apply again to finish it (the files are written again)")
                 raise Interrupted(stop.name)
             _save(path, extractor.embed(signal, window_starts(signal.n_samples, window, hop), window))
             audio_seconds += signal.n_samples / rate

@@ -1,0 +1,32 @@
+"""A stop (Ctrl-C, SIGTERM) during ``apply`` says what the folder lacks and how to finish it: the
+extraction is recorded stopped, exit 0, the files written are kept (a real process and signal)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from engine.store import open_store
+from tests.engine.engine_runner import start_engine, wait_for
+from tests.engine.test_export import write_val_dir
+
+
+def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path, demo_corpus: Path,
+                                                                 db_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    log = tmp_path / "apply.log"
+    # the 60 files of the verification test subset, each taking a while (a small step): the stop
+    # comes between two of them, as it does between the meetings of AMI
+    proc = start_engine("apply", "--step", "0.01", "--subset", "test", "--device", "cpu", str(val_dir),
+                        "Demo.SpeakerVerification.Voices", db=db_path, database=demo_corpus, log=log)
+    folder = val_dir / "apply" / "7-step0.01"
+    wait_for(lambda: any(folder.rglob("*.npy")), what="the first file's embeddings", timeout=120)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 0, log.read_text()
+    said = log.read_text()
+    written = sorted(folder.rglob("*.npy"))
+    assert f"apply: {folder} holds {len(written)} of the " in said and "incomplete; run the same apply again" in said
+    assert said.strip().splitlines()[-1] == "stopped by SIGINT" and "Traceback" not in said
+    with open_store(db_path, readonly=True) as store:
+        (run,) = store.runs(kind="apply")
+    assert run["status"] == "stopped"
