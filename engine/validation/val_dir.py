@@ -9,6 +9,7 @@ never come, then record a completed run of nothing).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,7 +24,7 @@ def given_val_dir(path: str | Path) -> ValidationDir:
     ------
     SpkembError
         When ``path`` is no folder, or is a TRN_DIR (or its ``validate_equal_error_rate`` folder):
-        the line then names the VAL_DIRs inside it.
+        the line then names the VAL_DIRs inside it, or the ``validate`` to run when there is none.
     """
     val = ValidationDir(Path(path))
     if not val.root.is_dir():
@@ -36,6 +37,11 @@ def given_val_dir(path: str | Path) -> ValidationDir:
     if inside:
         raise SpkembError(f"{val.root} is a training folder, not a VAL_DIR ({VAL_DIR_SHAPE}): pass one of "
                           f"its validations: {_listed(v.root for v in inside)}")
+    if val.root.name == VALIDATE or training.root.parent.name == TRAIN or training.weights.is_dir():
+        trn = shlex.quote(str(training.root))
+        raise SpkembError(f"{val.root} is a training folder with no validation yet, not a VAL_DIR "
+                          f"({VAL_DIR_SHAPE}): validate it first (`spkemb-engine validate {trn} PROTOCOL`), "
+                          "then pass the VAL_DIR that writes")
     return val
 
 
