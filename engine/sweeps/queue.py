@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
+import shlex
 import signal
 import time
 from dataclasses import dataclass, field
@@ -247,10 +248,24 @@ def ensure_queue(db: Path, slots: str) -> None:
     with open_store(db) as store:
         live = store.live_queue()
     if live is not None:
-        say(f"the queue of {db} (pid {live['pid']}, slots {live['slots']}) starts the queued runs")
+        running = str(live["slots"])
+        if _same_slots(running, slots):
+            say(f"the queue of {db} (pid {live['pid']}, slots {running}) starts the queued runs")
+        else:
+            say(f"the queue of {db} (pid {live['pid']}) keeps its slots {running} (asked: {slots}) and starts the "
+                f"queued runs there; stop it with `spkemb-engine queue --stop --db {shlex.quote(str(db))}` to "
+                "change them")
         return
     pid = processes.detach(["queue", "--slots", slots, "--db", str(db)], log_path(db))
     say(f"started the queue of {db} (pid {pid}, slots {slots}); log {log_path(db)}")
+
+
+def _same_slots(running: str, asked: str) -> bool:
+    """Whether the slots a queue runs on are those asked for (``cpu`` and ``cpu*1`` are)."""
+    try:
+        return parse_slots(running) == parse_slots(asked)
+    except SpkembError:  # a row written by hand: compared as text
+        return running == asked
 
 
 def _stop(db: Path) -> int:

@@ -4,8 +4,10 @@ never lost nor started twice when the queue is killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -46,6 +48,24 @@ def test_slots_name_each_place_and_refuse_what_is_not_one() -> None:
     for bad in ("gpu", "cuda", "cpu*0", "cpu,cpu"):
         with pytest.raises(SpkembError, match="slot"):
             parse_slots(bad)
+
+
+def test_a_detached_queue_asked_for_other_slots_says_it_keeps_its_own(tmp_path: Path) -> None:
+    """``queue --detach --slots cpu*2`` beside a queue on ``cpu`` said that queue starts the runs and
+    dropped cpu*2 in silence: the line now says which slots stay, and how to change them."""
+    db = tmp_path / "my runs.db"
+    with open_store(db) as store:
+        store.start_queue("cpu")  # this process stands for the running queue
+    done = run_in_process("queue", "--detach", "--slots", "cpu*2", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (f"the queue of {db} (pid {os.getpid()}) keeps its slots cpu (asked: cpu*2) and "
+                                   f"starts the queued runs there; stop it with `spkemb-engine queue --stop --db "
+                                   f"'{db}'` to change them")
+    for same in ("cpu", "cpu*1"):
+        done = run_in_process("queue", "--detach", "--slots", same, "--db", str(db))
+        assert done.stderr.strip() == f"the queue of {db} (pid {os.getpid()}, slots cpu) starts the queued runs"
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # no second queue was started
+        assert conn.execute("SELECT COUNT(*) FROM queues").fetchone() == (1,)
 
 
 def test_each_child_sees_its_slots_gpu_alone_and_only_training_gets_the_claim() -> None:
