@@ -330,7 +330,7 @@ def test_a_damaged_extraction_metadata_is_named(tmp_path: Path, text: str, says:
 @pytest.mark.parametrize("yml, says", [
     ("Databases:\n  Demo: [unclosed\n", "database.yml, line 3, column 1: expected ',' or ']'"),
     ("Databases:\n  Demo: /nowhere/{uri}.wav\nProtocols:\n  Demo:\n    SpeakerVerification:\n      Voices:\n"
-     "        train:\n          uri: train.lst\n", "test trials cannot be read"),
+     "        train:\n          uri: train.lst\n", "its test subset has no trial list — nor has any other"),
 ])
 def test_validate_names_a_database_yml_it_cannot_use(tmp_path: Path, yml: str, says: str) -> None:
     """A database.yml that is not YAML, or a protocol without trials: one line, exit 2, no traceback."""
