@@ -20,11 +20,12 @@ from engine.records.validation import (
     Figures,
     RecordedValidation,
     ValidationResult,
+    checkpoint_title,
 )
 
 __all__ = [
     "ASNORM_COLUMNS", "CALIBRATION_COLUMNS", "AsNormFigures", "Checkpoint", "DataProblem", "DiarizationCheck",
     "EpochSummary", "Extraction",
     "Figures", "PathText", "RecordedValidation", "Run", "RunDevice", "StaleExtraction", "ValidationResult", "as_args",
-    "field_names", "from_args", "record_class", "row_record",
+    "checkpoint_title", "field_names", "from_args", "record_class", "row_record",
 ]

@@ -10,6 +10,11 @@ from engine.layout import CheckpointName
 from engine.records.fields import PathText, as_args
 
 
+def checkpoint_title(name: CheckpointName) -> str:
+    """How a line names a checkpoint: ``7`` -> ``epoch 7``, averaged weights by their name (``avg-last2``)."""
+    return f"epoch {name}" if isinstance(name, int) else name
+
+
 @dataclass(frozen=True, kw_only=True)
 class Figures:
     """Speaker-verification figures of one list of trial scores."""
@@ -79,6 +84,11 @@ class ValidationResult(Figures):
             return self.checkpoint_name
         assert self.epoch is not None, "a validation of an epoch has its epoch"
         return self.epoch
+
+    @property
+    def title(self) -> str:
+        """How a line names what was validated: ``epoch 7``, or ``avg-last2``."""
+        return checkpoint_title(self.checkpoint)
 
     def ranked(self) -> tuple[float, int]:
         """Sort key of the lowest EER, the earlier epoch on a tie (named weights first on a tie)."""

@@ -22,7 +22,8 @@ import numpy as np
 from scipy.special import ndtri
 
 from engine.errors import SpkembError
-from engine.layout import CheckpointName, ValidationDir, checkpoint_label
+from engine.layout import CheckpointName, ValidationDir
+from engine.records import checkpoint_title
 from engine.validation.metrics import equal_error_rate, roc_curve
 
 #: the prior of a target trial of the minDCF point drawn on the curve (NIST SRE 2008-2010's 0.01)
@@ -194,7 +195,7 @@ def load_epoch(val_dir: ValidationDir, name: CheckpointName, p_target: float = P
     """
     path = val_dir.score_file(name)
     if not path.is_file():
-        raise SpkembError(f"{path} does not exist: epoch {checkpoint_label(name)} has not been scored "
+        raise SpkembError(f"{path} does not exist: {checkpoint_title(name)} has not been scored "
                           "in this validation; validate it first")
     try:
         scores, is_target = read_trials(path)

@@ -14,7 +14,7 @@ import numpy as np
 from engine.atomic import atomic_write_text
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
-from engine.records import Figures, ValidationResult
+from engine.records import Figures, ValidationResult, checkpoint_title
 
 
 def write_scores(path: str | Path, rows: Iterable[tuple[int, float, str, str]]) -> Path:
@@ -86,7 +86,7 @@ def result_from_scores(name: CheckpointName, is_target: np.ndarray, scores: np.n
     """The result of the checkpoint ``name`` (an epoch, or averaged weights ending at ``last_epoch``)."""
     from engine.validation.calibration import min_cllr
 
-    figures = figures_from_scores(is_target, scores, n_bootstrap, source or f"the scores of epoch {name}")
+    figures = figures_from_scores(is_target, scores, n_bootstrap, source or f"the scores of {checkpoint_title(name)}")
     named = isinstance(name, str)
     return ValidationResult(**vars(figures), min_cllr=min_cllr(scores, is_target),
                             epoch=last_epoch if named else int(name),

@@ -15,7 +15,7 @@ from typing import Any
 from engine.console import out, say
 from engine.errors import SpkembError
 from engine.layout import PARAMS, CheckpointName, ValidationDir
-from engine.records import ValidationResult
+from engine.records import ValidationResult, checkpoint_title
 from engine.requests import PickRequest
 from engine.validation.params import write_params
 from engine.validation.score_files import checkpoint_order, results_from_scores
@@ -51,7 +51,7 @@ def choose(results: list[ValidationResult], epoch: CheckpointName | None = None)
         if result.checkpoint == epoch:
             return result
     validated = ", ".join(str(r.checkpoint) for r in results) or "none yet"
-    raise SpkembError(f"epoch {epoch} has not been validated (validated: {validated}); "
+    raise SpkembError(f"{checkpoint_title(epoch)} has not been validated (validated: {validated}); "
                       "pick one of those, or validate it first")
 
 
@@ -100,5 +100,5 @@ def cmd_pick(args: PickRequest) -> int:
         if runs:
             store.set_best(runs[0]["id"], epoch=result.epoch, eer=result.eer,
                            how="lowest-eer" if args.epoch is None else "manual", checkpoint=result.checkpoint_name)
-    out(f"{val.params}: epoch {result.checkpoint}, EER {100 * result.eer:.2f} %")
+    out(f"{val.params}: {result.title}, EER {100 * result.eer:.2f} %")
     return 0

@@ -96,7 +96,7 @@ def test_probit_ticks_are_labelled_in_percent() -> None:
 
 def test_missing_or_one_sided_score_file_names_the_fix(tmp_path: Path) -> None:
     val = ValidationDir(tmp_path / "val")
-    with pytest.raises(SpkembError, match=r"0004\.txt does not exist: epoch 0004 has not been scored"):
+    with pytest.raises(SpkembError, match=r"0004\.txt does not exist: epoch 4 has not been scored"):
         load_epoch(val, 4)
     val.scores.mkdir(parents=True)
     write_scores(val.score_file(4), [(1, 0.5, "a", "b"), (1, 0.7, "a", "c")])
