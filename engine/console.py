@@ -30,6 +30,11 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and the noun it counts: ``1 file``, ``3 files``, ``2,048 files`` (``words``: an irregular plural)."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
 def say(line: str) -> None:
     """One line on stderr, flushed (a log file tailed by the TUI sees it at once)."""
     print(printable(line), file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.console import plural
 from engine.data.cache_key import SubsetSource, is_template, subset_source
 from engine.errors import ProtocolError
 
@@ -83,13 +84,13 @@ def line_problem(text: str, kind: Format) -> str | None:
     if not fields:
         return None  # pandas skips blank lines
     if len(fields) > kind.fields:  # pandas fails on the line, or shifts every column by one on the first
-        return f"it has {len(fields)} fields where a line of {kind.name} file has {kind.fields}"
+        return f"it has {plural(len(fields), 'field')} where a line of {kind.name} file has {kind.fields}"
     if kind is RTTM and fields[0] != "SPEAKER":
         # other types (SPKR-INFO, comments) are skipped, but their times must still parse as numbers
         odd = [t for t in fields[3:5] if _number(t) is None and t not in _missing_tokens()]
         return f"its field {odd[0]!r} is neither a number nor <NA>" if odd else None
     if len(fields) < kind.least:
-        return f"it has {len(fields)} fields where a line of {kind.name} file has {kind.fields}"
+        return f"it has {plural(len(fields), 'field')} where a line of {kind.name} file has {kind.fields}"
     names = [fields[kind.uri]] + ([fields[kind.speaker]] if kind.speaker is not None else [])
     lost = [t for t in names if t in _missing_tokens()]
     if lost:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import atomic_write_text
-from engine.console import out, say
+from engine.console import out, plural, say
 from engine.data.protocols import load_protocol
 from engine.errors import ProtocolError, SpkembError
 from engine.extraction.diarize import (
@@ -77,7 +77,7 @@ class DiarizationReport:
                for f in self.files]
         how = ("oracle number of speakers" if s.num_speakers == "oracle"
                else f"threshold {self.threshold:.3f} tuned on {self.tuned_on}")
-        out.append(f"{'total':<{width}}  {self.total.text()}  over {len(self.files)} files "
+        out.append(f"{'total':<{width}}  {self.total.text()}  over {plural(len(self.files), 'file')} "
                    f"(collar {s.collar:g} s, overlap {'skipped' if s.skip_overlap else 'scored'}, {how})")
         return out
 
@@ -110,16 +110,19 @@ def require_references(files: list[Any], protocol: Any, name: str, subset: str) 
     a file with no speech inside its UEM would be scored DER 0 % whatever the embeddings.
     """
     if not any(_turns(f) for f in files):
-        raise SpkembError(f"{name} {subset} has no reference speaker turns in any of its "
-                          f"{len(files)} files: it has no speaker annotation (not a diarization protocol?); "
+        where = ("" if len(files) == 1 else "any of ") + f"its {plural(len(files), 'file')}"
+        raise SpkembError(f"{name} {subset} has no reference speaker turns in {where}: it has no speaker "
+                          "annotation (not a diarization protocol?); "
                           "the diarization check needs a speaker diarization protocol whose files have "
                           "them (annotation: an RTTM in database.yml)")
     silent = [f for f in files if speech_seconds(f) <= 0]
     if silent:
         first = silent[0]
         inside = " inside its UEM" if first.get("annotated") is not None else ""
-        raise SpkembError(f"{name} {subset}: {len(silent)} of its {len(files)} files have no reference speech "
-                          f"({first['uri']!r} first: no SPEAKER turn for it in {reference_of(protocol, subset, first)}"
+        have = "has" if len(silent) == 1 else "have"
+        reference = reference_of(protocol, subset, first)
+        raise SpkembError(f"{name} {subset}: {len(silent)} of its {plural(len(files), 'file')} {have} no reference "
+                          f"speech ({first['uri']!r} first: no SPEAKER turn for it in {reference}"
                           f"{inside}), and a reference without speech cannot be scored: add its turns, or take "
                           "the file out of the subset's uri list")
 
@@ -157,7 +160,7 @@ def _development(request: DiarizationJob, protocol: Any) -> list[Any]:
     missing = [str(f["uri"]) for f in dev if not request.extraction.embeddings(str(f["uri"]), source=source).is_file()]
     if missing:
         raise SpkembError(f"--num-speakers tuned tunes on the development subset's embeddings, and "
-                          f"{request.extraction.root} holds none for {len(missing)} of its {len(dev)} files "
+                          f"{request.extraction.root} holds none for {len(missing)} of its {plural(len(dev), 'file')} "
                           f"({missing[0]!r} first): extract them into this folder first (`spkemb-engine apply "
                           "--subset development` with the same epoch, runtime and --step), or use "
                           "--num-speakers oracle")

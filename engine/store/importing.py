@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.console import out, say
+from engine.console import out, plural, say
 from engine.errors import StoreError
 from engine.layout import EVENTS
 from engine.requests import ImportRequest
@@ -205,5 +205,5 @@ def cmd_import(args: ImportRequest) -> int:
     with open_store(db) as store:
         for path in files:
             result = import_events(path, store, warn=_warn)
-            out(f"{path}: {result['records']} new records, {result['runs']} runs updated")
+            out(f"{path}: {plural(result['records'], 'new record')}, {plural(result['runs'], 'run')} updated")
     return 0

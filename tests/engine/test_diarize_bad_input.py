@@ -66,6 +66,14 @@ def test_the_protocol_of_these_tests_is_scored(tmp_path: Path, db_path: Path):
     assert done.stderr == ""  # pyannote.database's cropping warning is not the user's concern
 
 
+def test_a_protocol_of_one_meeting_is_scored_over_1_file(tmp_path: Path, db_path: Path):
+    database = meetings(tmp_path)
+    (tmp_path / "uris.lst").write_text("m1\n")
+    done = diarize(database)
+    assert done.returncode == 0, done.stderr
+    assert "over 1 file (" in done.stdout, done.stdout
+
+
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -152,7 +160,7 @@ def test_a_file_without_reference_speech_is_named(tmp_path: Path, db_path: Path)
     database = meetings(tmp_path)
     rttm = tmp_path / "ref.rttm"
     rttm.write_text(TURNS.format(uri="m1"))  # m2 has no turn: it would score DER 0 %
-    refused(diarize(database), "1 of its 2 files have no reference speech", "'m2' first", str(rttm),
+    refused(diarize(database), "1 of its 2 files has no reference speech", "'m2' first", str(rttm),
             "cannot be scored")
     # its turns outside its UEM are no speech either
     rttm.write_text(TURNS.format(uri="m1") + "SPEAKER m2 1 12.0 1.0 <NA> <NA> A <NA> <NA>\n")
@@ -168,6 +176,7 @@ def test_a_file_without_reference_speech_is_named(tmp_path: Path, db_path: Path)
     ("m2 1 5.0 5.0", "its end 5.0 is not after its start 5.0"),
     ("m2 1 0.0 ten", "its end 'ten' is not a number"),
     ("m2 1 0.0", "it has 3 fields where a line of a UEM file has 4"),
+    ("m2", "it has 1 field where a line of a UEM file has 4"),
 ])
 def test_a_bad_uem_line_is_named_file_and_line(tmp_path: Path, db_path: Path, line: str, said: str):
     database = meetings(tmp_path)

@@ -119,7 +119,7 @@ def test_import_command(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "engine", "import", str(tmp_path / "exp"), "--db", str(db)]
     first = children.run(cmd, timeout=120)
     assert first.returncode == 0, first.stderr
-    assert "new records, 1 runs updated" in first.stdout
+    assert "new records, 1 run updated" in first.stdout
     again = run_in_process(*cmd[3:])
     assert again.returncode == 0 and "0 new records, 0 runs updated" in again.stdout
     with open_store(db) as store:
