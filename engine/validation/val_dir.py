@@ -57,7 +57,7 @@ def given_trn_dir(path: str | Path) -> TrainingDir:
     """
     root = Path(path)
     if root.name == VALIDATE or root.parent.name == VALIDATE:
-        trn = root.parent if root.name == VALIDATE else root.parent.parent
+        trn = root.parent if root.name == VALIDATE else ValidationDir(root).training.root
         raise SpkembError(f"{root} is a validation folder, not a TRN_DIR ({TRN_DIR_SHAPE}): pass its training "
                           f"folder {trn}")
     experiment = ExperimentDir(root)
