@@ -57,7 +57,7 @@ from engine.process.distributed import pick_device
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
-from engine.records import Extraction
+from engine.records import Extraction, checkpoint_title
 from engine.requests import ApplyRequest
 from engine.validation.params import chosen_checkpoint
 from engine.validation.val_dir import given_val_dir
@@ -160,7 +160,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     stop = StopRequest().install()
     with recorder.ended(stop):
         audio_seconds, wall = _extract(extractor, files, outputs, window, hop, recorder, stop,
-                                       f"apply epoch {epoch} ({extractor.mode})", extraction.root)
+                                       f"apply {checkpoint_title(epoch)} ({extractor.mode})", extraction.root)
         rate = extractor.sample_rate
         recorder.extraction(Extraction(
             epoch=last_epoch, checkpoint_name=named, protocol=args.protocol, subset=args.subset,

@@ -81,6 +81,8 @@ def open_run(kind: RunKind, folder: RunFolder, request: RunRequest, *, device: s
     if world is not None and not world.is_main:
         return Recorder(NullWriter(), -1, kind=kind, quiet=True)
     events = request.events if isinstance(request, TrainOptions) else False
+    db = default_db_path(request.db)
+    created = not db.exists()
     writer = open_writer(request.db, events_path=_events(folder), events=events)
     store = writer if isinstance(writer, Store) else None
     parent = _parent(store, kind, folder)
@@ -93,8 +95,8 @@ def open_run(kind: RunKind, folder: RunFolder, request: RunRequest, *, device: s
             store.set_labels(previous.id, run_group=request.group, add_tags=list(request.tag or []),
                              note=request.note)
         store.reopen_run(previous.id, from_step=resume_from, status=status, **fields)
-        return Recorder(writer, previous.id, kind=kind, store=store, parent=parent, target=target_epoch,
-                        indexing=status == "indexing")
+        return _said(Recorder(writer, previous.id, kind=kind, store=store, parent=parent, target=target_epoch,
+                              indexing=status == "indexing"), db, created=False)
     claim = os.environ.get(CLAIM_VAR) if kind == "train" else None
     if claim:  # started by the queue (``spkemb-engine queue``): its queued run is this one
         if store is None:
@@ -102,8 +104,8 @@ def open_run(kind: RunKind, folder: RunFolder, request: RunRequest, *, device: s
                              "network filesystem): queued runs need the database on a local disk; use sweep --sbatch")
         run_id = store.adopt_queued(claim, command=fields["command"], device=device, target_epoch=target_epoch,
                                     config=config, status=status, log_path=_log(folder))
-        return Recorder(writer, run_id, kind=kind, store=store, parent=parent, target=target_epoch,
-                        indexing=status == "indexing")
+        return _said(Recorder(writer, run_id, kind=kind, store=store, parent=parent, target=target_epoch,
+                              indexing=status == "indexing"), db, created=False)
     if kind == "validate" and parent is not None:
         config = parent.config
     experiment = _experiment(folder)
@@ -114,8 +116,21 @@ def open_run(kind: RunKind, folder: RunFolder, request: RunRequest, *, device: s
         parent_id=parent.id if parent is not None else None, name=_name(kind, experiment, request),
         log_path=_log(folder), status=status, **fields, **lineage,
         **(_labels(request) if isinstance(request, TrainOptions) else {}))
-    return Recorder(writer, run_id, kind=kind, store=store, parent=parent, target=target_epoch,
-                    indexing=status == "indexing")
+    return _said(Recorder(writer, run_id, kind=kind, store=store, parent=parent, target=target_epoch,
+                          indexing=status == "indexing"), db, created=created)
+
+
+def _said(recorder: Recorder, db: Path, *, created: bool) -> Recorder:
+    """``recorder``, once it has said where its run is recorded when that may surprise: a database
+    made now (a command run from another folder than usual), or an event file. Every run's last
+    line says where it was recorded (``Recorder.ended``)."""
+    if recorder.store is None:
+        recorder.say(f"{recorder.kind}: run recorded in the event file {recorder.recorded_in()} "
+                     "(`spkemb-engine import` brings it into a runs database)")
+    elif created:
+        recorder.say(f"{recorder.kind}: run #{recorder.run_id} recorded in {db}, a new runs database (runs "
+                     "recorded elsewhere are not in it: --db FILE or SPKEMB_DB names another)")
+    return recorder
 
 
 def find_parent(kind: RunKind, folder: RunFolder, db: str | None) -> Run | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.console import say
+from engine.console import plural, say
 from engine.data.audio_checks import Problem
 from engine.errors import AudioError, SpkembError, StoreError, TrainingError
 from engine.process.stopping import Interrupted, StopRequest
@@ -152,13 +152,13 @@ class Recorder:
                    cohort_speakers: int | None = None) -> None:
         """The figures of one checkpoint; ``how`` ends the line (trials and seconds, or where they came from)."""
         self.writer.add_validation(self.run_id, result, train_run_id=train_run_id)
-        self.say(f"epoch {result.checkpoint}: EER {_figures(result)}  ({how})")
+        self.say(f"{result.title}: EER {_figures(result)}  ({how})")
         if result.asnorm is not None:
             of = f" of {cohort_speakers}" if cohort_speakers else ""  # reused figures: the cohort was not made
-            self.say(f"epoch {result.checkpoint}: AS-norm EER {_figures(result.asnorm)}  (top "
+            self.say(f"{result.title}: AS-norm EER {_figures(result.asnorm)}  (top "
                      f"{result.asnorm.cohort_size}{of} cohort speakers)")
         if result.cllr is not None:
-            self.say(f"epoch {result.checkpoint}: calibrated on {result.calibration_list}: Cllr {result.cllr:.3f} "
+            self.say(f"{result.title}: calibrated on {result.calibration_list}: Cllr {result.cllr:.3f} "
                      f"(minCllr {result.min_cllr:.3f})  actual DCF(0.01) {result.actual_dcf_01:.3f}  "
                      f"actual DCF(0.05) {result.actual_dcf_005:.3f}")
 
@@ -171,7 +171,7 @@ class Recorder:
         """One finished extraction, and its speed."""
         self.writer.add_extraction(self.run_id, extraction)
         e = extraction
-        self.say(f"apply: {e.files} files, {e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
+        self.say(f"apply: {plural(e.files, 'file')}, {e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
             f"{e.audio_seconds / max(e.wall_seconds, 1e-9):.1f}x real time ({e.mode}, {device}) -> {e.out_dir}")
 
     def diarization(self, **fields: Any) -> None:
@@ -237,6 +237,11 @@ class Recorder:
             self._record_end(stop, ending, raising=True)
             raise
         self._record_end(stop, ending, raising=False)
+        self.say(f"{self.kind}: run #{self.run_id} {ending.status}, recorded in {self.recorded_in()}")
+
+    def recorded_in(self) -> str:
+        """The runs database, or the event file, this run is recorded in."""
+        return str(getattr(self.store or self.writer, "path", "an event file"))
 
     def _record_end(self, stop: StopRequest, ending: Ending, *, raising: bool) -> None:
         """``finish``; an error of the database while another error propagates is said, not raised."""

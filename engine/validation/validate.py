@@ -45,7 +45,7 @@ from engine.process.lifecycle import find_parent, open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Progress
-from engine.records import Run, ValidationResult
+from engine.records import Run, ValidationResult, checkpoint_title
 from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
@@ -85,7 +85,8 @@ def cmd_validate(args: ValidateRequest) -> int:
     trials, files = load_trials(args.protocol, args.subset, args.database)
     calibration = None
     if args.calibration is not None:
-        calibration_trials, calibration_files = load_trials(args.protocol, args.calibration, args.database)
+        calibration_trials, calibration_files = load_trials(args.protocol, args.calibration, args.database,
+                                                            option="--calibration")
         from engine.validation.calibration_list import CalibrationList
 
         calibration = CalibrationList(f"{args.protocol}.{args.calibration}", calibration_trials)
@@ -206,9 +207,7 @@ def _say_choice(recorder: Recorder, val: ValidationDir, seen: list[ValidationRes
         lowest = min((r for r in seen if r.checkpoint_name is None), key=ValidationResult.ranked, default=None)
         picked = lowest is None or lowest.checkpoint != current.checkpoint
         recorder.best(current, how="manual" if picked else "lowest-eer")
-    chosen = current.checkpoint
-    recorder.say(f"validate: {val.params} points at {f'epoch {chosen}' if isinstance(chosen, int) else chosen} "
-                 f"(EER {100 * current.eer:.2f} %)")
+    recorder.say(f"validate: {val.params} points at {current.title} (EER {100 * current.eer:.2f} %)")
 
 
 def _finished(args: ValidateRequest, snap: Snapshot, began: float) -> bool:
@@ -321,11 +320,11 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
     model, config, payload = network.model, network.config, network.checkpoint.payload
     sample_rate = config.feature_extraction.sample_rate
     progress = progress or Progress()
-    with progress.phase(f"epoch {epoch}: embedding", len(files), said=False) as phase:
+    with progress.phase(f"{checkpoint_title(epoch)}: embedding", len(files), said=False) as phase:
         embeddings = embed_files(model, files, duration=config.task.duration, sample_rate=sample_rate,
                                  batch=args.batch, whole_file=args.whole_file, phase=phase, stop=stop)
     if norm is not None:
-        with progress.phase(f"epoch {epoch}: cohort", len(norm.cohort.files), said=False) as phase:
+        with progress.phase(f"{checkpoint_title(epoch)}: cohort", len(norm.cohort.files), said=False) as phase:
             cohort = embed_files(model, norm.cohort.files, duration=config.task.duration,
                                  sample_rate=sample_rate, batch=args.batch, whole_file=args.whole_file,
                                  phase=phase, stop=stop)

@@ -26,7 +26,8 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
     said = log.read_text()
     written = sorted(folder.rglob("*.npy"))
     assert f"apply: {folder} holds {len(written)} of the " in said and "incomplete; run the same apply again" in said
-    assert said.strip().splitlines()[-1] == "stopped by SIGINT" and "Traceback" not in said
     with open_store(db_path, readonly=True) as store:
         (run,) = store.runs(kind="apply")
-    assert run["status"] == "stopped"
+    assert run["status"] == "stopped" and "Traceback" not in said
+    assert said.strip().splitlines()[-2:] == ["stopped by SIGINT",
+                                              f"apply: run #{run['id']} stopped, recorded in {db_path}"]

@@ -45,8 +45,13 @@ def test_train_lowers_the_loss_and_records_everything(tmp_path: Path, demo_corpu
                       str(exp), PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     # stderr is a pipe here, as it is a log file under the TUI: plain lines, no progress bar
-    # the index first (listed, or loaded from the session's cache), as lines too; then training
-    assert done.stderr.startswith(("listing Demo.SpeakerVerification.Voices train: ", "index: "))
+    # where the run is recorded (a database made now), the index (listed, or loaded from the session's
+    # cache), as lines too; then training; last, where the run was recorded
+    first, second = done.stderr.splitlines()[:2]
+    assert first == f"train: run #1 recorded in {db}, a new runs database (runs recorded elsewhere are not in " \
+                    "it: --db FILE or SPKEMB_DB names another)"
+    assert second.startswith(("listing Demo.SpeakerVerification.Voices train: ", "index: "))
+    assert done.stderr.splitlines()[-1] == f"train: run #1 completed, recorded in {db}"
     assert "\ntrain: up to epoch 4, " in done.stderr and "epoch 4/4  loss" in done.stderr
     assert sorted(p.name for p in (trn_dir(exp) / "weights").glob("*.pt")) == [
         "0000.pt", "0001.pt", "0002.pt", "0003.pt", "0004.pt"]

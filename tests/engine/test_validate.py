@@ -169,8 +169,9 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
         assert {r["epoch"]: r["eer"] for r in store.validations(newest["id"])} == results
         # the new run points where params.yml does (the report and the runs table read it), and says so
         assert (newest["best_epoch"], newest["best_eer"], newest["best_how"]) == (worst, results[worst], "manual")
-    assert err.strip().splitlines()[-1].endswith(f"params.yml points at epoch {worst} "
-                                                 f"(EER {100 * results[worst]:.2f} %)"), err
+    last = err.strip().splitlines()[-2:]  # where params.yml points, then where the run is recorded
+    assert last[0].endswith(f"params.yml points at epoch {worst} (EER {100 * results[worst]:.2f} %)"), err
+    assert last[1] == f"validate: run #{newest['id']} completed, recorded in {db_path}", err
 
     again = run_in_process("validate", "--rescore", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
     err = again.stderr
