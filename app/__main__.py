@@ -19,8 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "else WORKSPACE/experiments/runs.db; the engine's commands follow the same rule)")
     p.add_argument("--database", metavar="FILE", default=None,
                    help="pyannote database.yml (default: WORKSPACE/data/database.yml or WORKSPACE/database.yml "
-                        "if present, else $PYANNOTE_DATABASE_CONFIG, else ./database.yml, else "
-                        "~/.pyannote/database.yml); the commands it starts are given this file as --database")
+                        "if present, else the engine's: $PYANNOTE_DATABASE_CONFIG, else ./database.yml, else "
+                        "~/.pyannote/database.yml); the commands it starts are given this file as --database "
+                        "(none when the variable names several files: they read it themselves)")
     p.add_argument("--query-time-limit", metavar="SECONDS", type=_seconds, default=None,
                    help="seconds a query of the Query screen may run before it is stopped (default: 5; "
                         "0: no limit)")

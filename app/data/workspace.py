@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.data.database_yml import pinned_database
+from engine.errors import ProtocolError
 from engine.store.db import default_db_path
 
 
@@ -29,17 +30,20 @@ class Workspace:
 
 
 def _database_yml(root: Path, explicit: str | None) -> Path | None:
+    """``--database``, else the workspace's own file, else the one the engine would read here (the
+    TUI hands it to every command it starts as ``--database``, so it must be that one). None when
+    there is none, or when the engine would read several (``$PYANNOTE_DATABASE_CONFIG`` naming more
+    than one file) or refuse the variable: the commands then read it themselves and say why."""
     if explicit:
         return Path(explicit).expanduser().resolve()
-    candidates = [root / "data" / "database.yml", root / "database.yml"]
-    env = os.environ.get("PYANNOTE_DATABASE_CONFIG")
-    if env:
-        candidates.append(Path(env).expanduser())
-    candidates += [Path.cwd() / "database.yml", Path.home() / ".pyannote" / "database.yml"]
-    for candidate in candidates:
+    for candidate in (root / "data" / "database.yml", root / "database.yml"):
         if candidate.is_file():
             return candidate.resolve()
-    return None
+    try:
+        pinned = pinned_database(None)
+    except ProtocolError:
+        return None
+    return None if pinned is None else Path(pinned)
 
 
 def resolve_workspace(workspace: str | Path | None = None, db: str | None = None,

@@ -73,6 +73,26 @@ def test_workspace_defaults(tmp_path: Path, monkeypatch) -> None:
     assert (args.workspace, args.db, args.database) == ("w", "x.db", "d.yml")
 
 
+def test_outside_its_workspace_the_tui_reads_the_database_yml_the_engine_reads(tmp_path: Path, monkeypatch) -> None:
+    from engine.data.database_yml import database_paths
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "database.yml").write_text("Databases: {}\n")
+    listed = tmp_path / "listed.yml"
+    listed.write_text("Databases: {}\n")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    # one file in the variable: the engine's, not ./database.yml, which the engine would not read
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(listed))
+    assert resolve_workspace(workspace).database_yml == listed == database_paths()[0]
+    # several, or one missing: no --database from the TUI; each command reads the variable itself
+    for value in (f"{listed};{listed}", str(tmp_path / "missing.yml")):
+        monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", value)
+        assert resolve_workspace(workspace).database_yml is None
+    monkeypatch.delenv("PYANNOTE_DATABASE_CONFIG")
+    assert resolve_workspace(workspace).database_yml == tmp_path / "database.yml" == database_paths()[0]
+
+
 def test_paths_that_cannot_work_are_refused_before_the_screen_is_taken(tmp_path: Path) -> None:
     cases = [(["--workspace", str(tmp_path / "missing")], "is not a folder"),
              (["--db", str(tmp_path)], "is a folder"),
