@@ -327,24 +327,35 @@ def test_a_damaged_extraction_metadata_is_named(tmp_path: Path, text: str, says:
     assert "\n" not in message and str(tmp_path / "metadata.yml") in message and says in message
 
 
-@pytest.mark.parametrize("yml, says", [
-    ("Databases:\n  Demo: [unclosed\n", "database.yml, line 3, column 1: expected ',' or ']'"),
+#: a database named X, pyannote.database's reserved name for meta-protocols
+X_DATABASE = ("Databases:\n  X: wav/{uri}.wav\nProtocols:\n  X:\n    SpeakerVerification:\n      Voices:\n"
+              "        train:\n          uri: train.lst\n")
+
+
+@pytest.mark.parametrize("yml, protocol, says", [
+    ("Databases:\n  Demo: [unclosed\n", "Demo", ("database.yml, line 3, column 1: expected ',' or ']'",)),
     ("Databases:\n  Demo: /nowhere/{uri}.wav\nProtocols:\n  Demo:\n    SpeakerVerification:\n      Voices:\n"
-     "        train:\n          uri: train.lst\n", "its test subset has no trial list — nor has any other"),
+     "        train:\n          uri: train.lst\n", "Demo", ("its test subset has no trial list — nor has any other",)),
+    (X_DATABASE, "X", ("`Databases.X:` — `X` is pyannote.database's reserved name", "rename that database")),
+    ("Protocols:" + X_DATABASE.split("Protocols:")[1], "X",
+     ("`Protocols.X.SpeakerVerification.Voices.train:` lists `uri`, not other protocols' subsets",
+      "rename that database")),
 ])
-def test_validate_names_a_database_yml_it_cannot_use(tmp_path: Path, yml: str, says: str) -> None:
-    """A database.yml that is not YAML, or a protocol without trials: one line, exit 2, no traceback."""
+def test_validate_names_a_database_yml_it_cannot_use(tmp_path: Path, yml: str, protocol: str,
+                                                     says: tuple[str, ...]) -> None:
+    """A database.yml that is not YAML, a protocol without trials, or a database named X: one line,
+    exit 2, no traceback, nothing written."""
     database = tmp_path / "database.yml"
     database.write_text(yml)
     (tmp_path / "train.lst").write_text("a\n")
-    trn_dir = tmp_path / "exp/train/Demo.SpeakerVerification.Voices.train"
+    trn_dir = tmp_path / f"exp/train/{protocol}.SpeakerVerification.Voices.train"
     trn_dir.mkdir(parents=True)
     # pyannote.database reads $PYANNOTE_DATABASE_CONFIG when first imported, and says so in its own words:
-    # the unparsable file in a process of its own; the other in this one, where it is imported already
+    # the unparsable file in a process of its own; the others in this one, where it is imported already
     run = run_engine if "[unclosed" in yml else run_in_process
-    done = run("validate", str(trn_dir), "Demo.SpeakerVerification.Voices", database=database,
+    done = run("validate", str(trn_dir), f"{protocol}.SpeakerVerification.Voices", database=database,
                db=tmp_path / "runs.db")
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("spkemb-engine validate: error:")]
-    assert len(errors) == 1 and says in errors[0], done.stderr
+    assert len(errors) == 1 and all(part in errors[0] for part in says), done.stderr
     assert sorted(p.name for p in trn_dir.iterdir()) == []

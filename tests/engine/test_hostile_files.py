@@ -188,25 +188,7 @@ def test_tags_nested_too_deeply_read_as_none(damaged_db: Path) -> None:
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
-# database.yml
-
-@pytest.mark.parametrize("yml, says", [
-    ("Databases:\n  X: wav/{uri}.wav\nProtocols:\n  X:\n    SpeakerVerification:\n      Voices:\n"
-     "        train:\n          uri: train.lst\n", "`Databases.X:` — `X` is pyannote.database's reserved name"),
-    ("Protocols:\n  X:\n    SpeakerVerification:\n      Voices:\n        train:\n          uri: train.lst\n",
-     "`Protocols.X.SpeakerVerification.Voices.train:` lists `uri`, not other protocols' subsets"),
-])
-def test_a_database_named_x_is_refused_naming_the_reserved_name(tmp_path: Path, yml: str, says: str) -> None:
-    database = tmp_path / "database.yml"
-    database.write_text(yml)
-    (tmp_path / "train.lst").write_text("a\n")
-    trn_dir = tmp_path / "exp/train/X.SpeakerVerification.Voices.train"
-    trn_dir.mkdir(parents=True)
-    done = run_in_process("validate", str(trn_dir), "X.SpeakerVerification.Voices", database=database,
-                          db=tmp_path / "runs.db")
-    line = one_error(done, "validate")
-    assert f"database file {database}: " in line and says in line and "rename that database" in line, line
-    assert sorted(p.name for p in trn_dir.iterdir()) == []
+# database.yml (a database named X: test_bad_input.py's test_validate_names_a_database_yml_it_cannot_use)
 
 
 def test_a_real_meta_protocol_passes_the_check(tmp_path: Path) -> None:
