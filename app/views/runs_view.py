@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.views.plain import printable_text
 from engine.records import DiarizationCheck, Extraction, Run
+from engine.records.runs import progress_text
 
 if TYPE_CHECKING:
     from app.data.reader import RunSummary
@@ -44,14 +45,8 @@ def started(ts: float | None) -> str:
 
 
 def epoch_text(run: Run) -> str:
-    epoch, target = run.epoch, run.target_epoch
-    if run.kind == "apply" or run.status == "indexing":
-        # apply: files embedded; indexing: files of the phase under way (listing, checking)
-        done, total = run.progress, run.progress_total
-        return f"{int(done or 0)}/{int(total)} files" if total else ""
-    if epoch is None and target is None:
-        return ""
-    return f"{'' if epoch is None else epoch}/{'' if target is None else target}"
+    """The epoch column, as ``spkemb-engine runs`` shows it (``progress_text``)."""
+    return progress_text(run.kind, run.status, run.epoch, run.target_epoch, run.progress, run.progress_total)
 
 
 def eer_text(run: Run) -> str:

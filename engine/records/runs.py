@@ -171,3 +171,17 @@ class DataProblem:
     path: str
     problem: str
     fatal: bool
+
+
+def progress_text(kind: str | None, status: str | None, epoch: int | None, target: int | None,
+                  done: float | None, total: float | None) -> str:
+    """The ``epoch`` column: a training run's epoch of its target; the files an extraction (or an index
+    being built) has done; the checkpoints a validation has scored (its epoch is the last one scored,
+    which, newest first, reads 0 at its end)."""
+    if kind == "apply" or status == "indexing":
+        return f"{int(done or 0)}/{int(total)} files" if total else ""
+    if kind == "validate" and done:
+        return f"{int(done)} scored"
+    if epoch is None and target is None:
+        return ""
+    return f"{'' if epoch is None else epoch}/{'' if target is None else target}"

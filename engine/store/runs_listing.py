@@ -14,6 +14,7 @@ from engine.console import out, out_text, printable, say, stdout_console
 from engine.errors import StoreError
 from engine.layout import PARAMS, checkpoint_file
 from engine.records.labels import decode_tags
+from engine.records.runs import progress_text
 from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
 from engine.store.reads import DAMAGED
@@ -35,9 +36,8 @@ def _duration(seconds: float) -> str:
 
 
 def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
-    epoch = "" if run["epoch"] is None else str(run["epoch"])
-    if run["target_epoch"] is not None:
-        epoch += f"/{run['target_epoch']}"
+    epoch = progress_text(run["kind"], run["status"], run["epoch"], run["target_epoch"], run.get("progress"),
+                          run.get("progress_total"))
     end = run["ended_at"] if run["ended_at"] is not None else now
     return {
         "id": str(run["id"]), "kind": run["kind"],

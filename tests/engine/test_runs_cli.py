@@ -149,3 +149,14 @@ def test_a_name_holding_escape_sequences_or_markup_is_shown_as_it_is(tmp_path: P
         assert "\\x1b[2J\\x1b]0;TITLE\\x07[red]owned[/]" in done.stdout and "e/\\x1b[31mred" in done.stdout
     json_out = engine("runs", "--db", str(db), "--format", "json").stdout
     assert "\x1b" not in json_out and json.loads(json_out)[0]["name"] == name  # JSON escapes them itself
+
+
+def test_the_epoch_column_says_what_each_kind_has_done() -> None:
+    from engine.records.runs import progress_text
+
+    assert progress_text("train", "running", 3, 10, None, None) == "3/10"
+    assert progress_text("apply", "completed", None, 2, 12, 12) == "12/12 files"  # not "/2"
+    # scored newest first, a finished validation's epoch is 0: the count of checkpoints scored says more
+    assert progress_text("validate", "completed", 0, None, 11, None) == "11 scored"
+    assert progress_text("train", "indexing", None, 10, 1000, 1_092_009) == "1000/1092009 files"
+    assert progress_text("validate", "running", None, None, None, None) == ""
