@@ -252,18 +252,23 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
 def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int, hop: int,
              recorder: Recorder, stop: StopRequest, label: str, folder: Path) -> tuple[float, float]:
     """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock).
-    Stopped (SIGTERM, Ctrl-C) between two files, it says what the folder lacks and how to finish it."""
+    Stopped (SIGTERM, Ctrl-C), it says what the folder lacks and how to finish it."""
     rate = extractor.sample_rate
     started, audio_seconds = time.monotonic(), 0.0
     signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs, strict=True)]
     total = sum(s.n_samples for _, s in signals) / rate
     with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
         for i, (path, signal) in enumerate(signals):
-            if stop.requested:
+            try:
+                # a stop ends the file under way at once (an AMI meeting is minutes of CPU): its
+                # embeddings are dropped, never half written
+                with stop.immediately():
+                    rows = extractor.embed(signal, window_starts(signal.n_samples, window, hop), window)
+            except Interrupted:
                 recorder.say(f"apply: {folder} holds {i} of the {len(signals)} files: incomplete; run the same "
                              "apply again to finish it (the files are written again)")
-                raise Interrupted(stop.name)
-            _save(path, extractor.embed(signal, window_starts(signal.n_samples, window, hop), window))
+                raise
+            _save(path, rows)
             audio_seconds += signal.n_samples / rate
             phase.advance(signal.n_samples / rate, f"{i + 1}/{len(signals)} files")
             recorder.heartbeat(progress=i + 1, progress_total=len(signals))

@@ -31,3 +31,18 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
     assert run["status"] == "stopped" and "Traceback" not in said
     assert said.strip().splitlines()[-2:] == ["stopped by SIGINT",
                                               f"apply: run #{run['id']} stopped, recorded in {db_path}"]
+
+
+def test_a_stop_during_a_long_file_ends_it_at_once_and_writes_none_of_it(tmp_path: Path, demo_corpus: Path,
+                                                                       db_path: Path) -> None:
+    val_dir = write_val_dir(tmp_path)
+    log = tmp_path / "apply.log"
+    # two meetings, each seconds of CPU at this step: the stop comes inside the first
+    proc = start_engine("apply", "--step", "0.002", "--device", "cpu", str(val_dir),
+                        "Demo.SpeakerDiarization.Meetings", db=db_path, database=demo_corpus, log=log)
+    wait_for(lambda: log.exists() and "s of audio" in log.read_text(), what="the extraction under way", timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 0, log.read_text()
+    folder = val_dir / "apply" / "7-step0.002"
+    assert f"apply: {folder} holds 0 of the 2 files: incomplete" in log.read_text()
+    assert not list(folder.rglob("*.npy")) and not list(folder.rglob(".tmp*"))
