@@ -116,13 +116,16 @@ class Progress:
         self.activity = ""
         self._ticked = time.monotonic()
 
-    def open(self, name: str, total: float | None = None, unit: str = "files", *, done: float = 0) -> Phase:
-        """Start a phase from ``done`` (a resumed epoch's batches); :meth:`close` ends it."""
+    def open(self, name: str, total: float | None = None, unit: str = "files", *, done: float = 0,
+             opening: bool = True) -> Phase:
+        """Start a phase from ``done`` (a resumed epoch's batches); :meth:`close` ends it. Without
+        ``opening``, a log hears of it only once it has lasted ``LINE_EVERY`` (a check that is
+        usually quick, before a refusal that must be the only line)."""
         phase = Phase(self, name, total, unit, done)
         self.current = phase
         if self.live:
             self.bar.start()
-        elif not self.quiet:
+        elif not self.quiet and opening:
             self.note(f"{name}: {f'{total:,.0f} ' if total is not None else ''}{unit}…")
         return phase
 
@@ -135,9 +138,9 @@ class Progress:
 
     @contextmanager
     def phase(self, name: str, total: float | None = None, unit: str = "files", *,
-              said: bool = True) -> Iterator[Phase]:
+              said: bool = True, opening: bool = True) -> Iterator[Phase]:
         """A phase for the length of a block; a stop or an error leaves its counts in :meth:`where`."""
-        phase = self.open(name, total, unit)
+        phase = self.open(name, total, unit, opening=opening)
         try:
             yield phase
         except BaseException:

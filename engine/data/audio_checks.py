@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -193,7 +193,7 @@ def wav_shortfall(head: bytes, size: int) -> int:
     return 0
 
 
-def check_files(paths: Iterable[str | os.PathLike]) -> list[Problem]:
+def check_files(paths: Iterable[str | os.PathLike], advance: Callable[[int], None] | None = None) -> list[Problem]:
     """Check every file once with soundfile.info: exists, readable, frames > 0, rate, channels.
 
     Parameters
@@ -201,6 +201,8 @@ def check_files(paths: Iterable[str | os.PathLike]) -> list[Problem]:
     paths : iterable of str or PathLike
         Audio files; duplicates are checked once, by ``CHECK_THREADS`` threads (libsndfile
         releases the GIL, and on network filesystems the open latency dominates).
+    advance : callable, optional
+        Called with 1 as each file's check is done, in order (a progress phase's ``advance``).
 
     Returns
     -------
@@ -208,9 +210,14 @@ def check_files(paths: Iterable[str | os.PathLike]) -> list[Problem]:
         One per unusable file, named by path, in the order first seen; empty when all are fine.
     """
     unique = list(dict.fromkeys(str(p) for p in paths))
+    problems = []
     with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool:
-        found = pool.map(_problem, unique, chunksize=256)
-        return [problem for problem in found if problem is not None]
+        for problem in pool.map(_problem, unique, chunksize=256):
+            if advance is not None:
+                advance(1)
+            if problem is not None:
+                problems.append(problem)
+    return problems
 
 
 def _problem(path: str) -> Problem | None:

@@ -100,7 +100,11 @@ def cmd_validate(args: ValidateRequest) -> int:
     watcher = CheckpointWatcher(trn, recorder.store)
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (docs/validation.md).
-    recorder.refuse(check_files(files.values()), f"the trials of {args.protocol} {args.subset}")
+    # tens of thousands of files on a network filesystem take minutes: counted as they go
+    with recorder.progress.phase("validate: checking the trials' files", len(files), said=False,
+                                 opening=False) as phase:
+        problems = check_files(files.values(), advance=phase.advance)
+    recorder.refuse(problems, f"the trials of {args.protocol} {args.subset}")
     norm = None if cohort is None else prepare_score_norm(cohort, args.cohort_size, recorder)
 
     stop = StopRequest().install()

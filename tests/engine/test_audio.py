@@ -104,6 +104,12 @@ def test_a_file_cut_short_and_things_that_are_no_regular_file_are_named(tmp_path
     assert {audio_info(path).frames for path in streamed} == {audio_info(ramp_wav).frames}
 
 
+def test_check_files_counts_each_file_as_its_check_ends(tmp_path: Path, ramp_wav: str) -> None:
+    done: list[int] = []
+    problems = check_files([ramp_wav, tmp_path / "missing.wav", ramp_wav], advance=done.append)
+    assert done == [1, 1] and len(problems) == 1  # the duplicate is checked, and counted, once
+
+
 def test_a_path_with_its_extension_twice_is_named_with_the_one_that_exists(tmp_path: Path, ramp_wav: str) -> None:
     doubled, absent = f"{ramp_wav}.wav", str(tmp_path / "absent.wav.wav")
     problems = check_files([doubled, absent])
