@@ -17,7 +17,7 @@ from textual.system_commands import SystemCommandsProvider
 
 from app.data.workspace import Workspace, resolve_workspace
 from app.launching.children import Launcher
-from app.views.plain import printable_text
+from engine.console import printable
 
 if TYPE_CHECKING:
     from app.data.forks import ForkPlan
@@ -156,7 +156,7 @@ class SpkembApp(App[None]):
                timeout: float | None = None, markup: bool = True) -> None:
         """A notification whose text is shown as it is: ours hold paths, run names and engine errors,
         never markup (``markup`` is Textual's parameter, ignored)."""
-        super().notify(printable_text(message), title=title, severity=severity, timeout=timeout, markup=False)
+        super().notify(printable(message), title=title, severity=severity, timeout=timeout, markup=False)
 
     def error(self, message: str) -> None:
         """A transient problem: a red notification."""

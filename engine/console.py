@@ -26,8 +26,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def printable(text: str) -> str:
-    """``text`` with every control character but tab and newline shown as an escape (``\\x1b``)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """``text`` with every control character but tab and newline shown as an escape (``\\x1b``);
+    free for text that has none (``str.isprintable``, most text: the TUI's runs table escapes every name)."""
+    return text if text.isprintable() else _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

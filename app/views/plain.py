@@ -16,16 +16,10 @@ from engine.console import printable
 
 def plain(value: object, style: str = "") -> Text:
     """``value``'s text (None: empty), never read as markup."""
-    text = "" if value is None else str(value)
-    return Text(text if text.isprintable() else printable(text), style=style)
-
-
-def printable_text(text: str) -> str:
-    """``text`` with its control characters as escapes; free when it has none (most text)."""
-    return text if text.isprintable() else printable(text)
+    return Text(printable("" if value is None else str(value)), style=style)
 
 
 def safe(value: object) -> str:
     """``value``'s text to put inside markup (a line with ``[b]`` of our own): brackets escaped,
     control characters as escapes."""
-    return escape(printable_text("" if value is None else str(value)))
+    return escape(printable("" if value is None else str(value)))

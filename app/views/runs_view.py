@@ -7,7 +7,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from app.views.plain import printable_text
+from engine.console import printable
 from engine.records import DiarizationCheck, Extraction, Run
 from engine.records.runs import progress_text
 
@@ -88,11 +88,11 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     start = run.started_at
     loss = run.last_loss
     # the table draws its text as it is: a control character from a run's name would reach the terminal
-    return (str(run.id), printable_text(run.name or ""), printable_text(run.kind or ""),
-            printable_text(protocol_text(run)), run.status or "", epoch_text(run),
-            "" if loss is None else f"{loss:.4f}", eer_text(run), printable_text(run.network),
-            printable_text(run.device or ""), started(start),
-            duration(None if start is None or end is None else end - start), printable_text(labels_text(run)))
+    return (str(run.id), printable(run.name or ""), printable(run.kind or ""),
+            printable(protocol_text(run)), run.status or "", epoch_text(run),
+            "" if loss is None else f"{loss:.4f}", eer_text(run), printable(run.network),
+            printable(run.device or ""), started(start),
+            duration(None if start is None or end is None else end - start), printable(labels_text(run)))
 
 
 def labels_text(run: Run) -> str:
