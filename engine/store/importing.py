@@ -9,8 +9,10 @@ or missing, is never recorded (``validate`` would load it).
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable, Iterable
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,21 +29,54 @@ from engine.store.runs import Store, open_store
 _ID_ARGS = ("parent_id", "train_run_id", "init_run_id")
 
 
-def _parse_events(path: Path) -> tuple[list[EventRecord], str | None]:
-    """The records of an event file up to its first bad complete line, and what names that line.
+#: the longest line an event file holds: a record is a few kB (a run's config, a batch of step
+#: rows: at most an epoch's, about 120 bytes a step); a longer line, or a file that never ends
+#: one, is damage, and is not read into memory whole
+MAX_LINE_BYTES = 64 * 2**20
+
+
+def _complete_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
+    """(number, text) of each complete line of ``path``, one line in memory at a time; text None
+    for a line longer than ``MAX_LINE_BYTES``, the last one yielded.
 
     A torn last line (no newline yet: a writer still writing, or killed) is left out.
+
+    Raises
+    ------
+    StoreError
+        ``path`` cannot be read, or is no regular file (a pipe, which would block, or a device).
     """
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe's open must not wait for a writer
     except OSError as e:
-        raise StoreError(f"cannot read the event file {path}: {e}") from e
-    records = []
-    for number, line in enumerate(text.split("\n")[:-1], 1):
-        if not line.strip():
-            continue
+        raise StoreError(f"cannot read the event file {path}: {e.strerror or e}") from e
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"{path} is not a regular file: give the events file a run wrote")
+        for number in itertools.count(1):
+            try:
+                line = f.readline(MAX_LINE_BYTES + 1)
+            except OSError as e:
+                raise StoreError(f"cannot read the event file {path}: {e.strerror or e}") from e
+            if line.endswith(b"\n"):
+                yield number, line[:-1]
+            elif len(line) > MAX_LINE_BYTES:
+                yield number, None
+                return
+            else:
+                return
+
+
+def _parse_events(path: Path) -> tuple[list[EventRecord], str | None]:
+    """The records of an event file up to its first bad complete line, and what names that line."""
+    records: list[EventRecord] = []
+    for number, raw in _complete_lines(path):
         try:
-            records.append(parse_record(line, number))
+            if raw is None:
+                raise BadRecord(f"a line longer than {MAX_LINE_BYTES >> 20} MiB")
+            line = raw.decode("utf-8", errors="replace")
+            if line.strip():
+                records.append(parse_record(line, number))
         except BadRecord as e:
             return records, f"{path}:{number}: not a spkemb event record ({e})"
     return records, None
@@ -186,6 +221,8 @@ def _event_files(paths: Iterable[str]) -> list[Path]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():  # a pipe would block the import, a device never end
+            raise StoreError(f"{path} is not a regular file: give event files or the folders of runs that wrote them")
         else:
             raise StoreError(f"no such event file or folder: {path}")
     return files

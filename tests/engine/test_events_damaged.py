@@ -142,3 +142,34 @@ def test_a_copied_line_is_named_and_not_replayed_twice(event_file: Path) -> None
                                              f"on line {number}; the file is damaged"):
             import_events(event_file, store)
         assert store.runs() == []  # refused before anything was written
+
+
+@pytest.mark.parametrize("ending", [b"\n", b""], ids=["ended", "torn"])
+def test_a_line_too_long_is_named_without_being_read_whole(event_file: Path, ending: bytes) -> None:
+    from engine.store.importing import MAX_LINE_BYTES
+
+    lines = event_file.read_bytes().splitlines(keepends=True)
+    # a line of one more byte than any record may hold, after the first two: what came before is kept
+    event_file.write_bytes(b"".join(lines[:2]) + b"[" * (MAX_LINE_BYTES + 1) + ending + b"".join(lines[2:]))
+    with open_store(event_file.parent / "runs.db") as store:
+        with pytest.raises(StoreError) as bad:
+            import_events(event_file, store)
+        assert str(bad.value).startswith(f"{event_file}:3: not a spkemb event record (a line longer than 64 MiB)")
+        (run,) = store.runs()
+        assert run["status"] == "running"
+
+
+def test_a_pipe_or_a_device_is_no_event_file(tmp_path: Path) -> None:
+    """A pipe named events.jsonl would block the import until a writer came, a device never end."""
+    import os
+
+    folder = tmp_path / "exp/train/P.train"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "events.jsonl")
+    os.symlink("/dev/zero", tmp_path / "zero.jsonl")
+    db = tmp_path / "local.db"
+    for given in (folder / "events.jsonl", tmp_path / "exp", tmp_path / "zero.jsonl"):
+        done = run_in_process("import", str(given), "--db", str(db))
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("spkemb-engine import: error: ") and "is not a regular file" in line, line
