@@ -8,6 +8,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests import children
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,6 +32,7 @@ def test_leaks_an_orphan():
 '''
 
 
+@pytest.mark.slow
 def test_a_test_that_leaves_a_process_behind_fails_naming_it(tmp_path: Path) -> None:
     # durations no other process on the machine has: they name the leaked processes
     child, orphan = (f"60.{uuid.uuid4().int % 10**9}" for _ in range(2))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.screens.configs import ConfigsScreen
 from app.screens.launch import LaunchScreen
 from app.screens.run_detail import RunDetailScreen
@@ -66,6 +68,7 @@ async def test_run_detail_shows_the_lineage_the_config_diff_and_the_margin(works
         assert [s["margin"] for s in series.steps][:3] == [0.03, 0.06, 0.09]
 
 
+@pytest.mark.slow
 async def test_fork_from_an_epoch_opens_the_prefilled_form_then_launches_with_init_from(workspace: Path) -> None:
     parent, _, checkpoint = add_fork(workspace)
     app = make(workspace)
@@ -190,6 +193,7 @@ async def test_config_form_says_where_a_relative_folder_goes(workspace: Path) ->
                        and "inside the workspace" in str(resolved.render()))
 
 
+@pytest.mark.slow
 async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_launches_it(workspace: Path) -> None:
     """One key from the run detail: the parent's config under the large-margin template, 5 epochs, its
     classifier kept from an epoch (averaged weights hold none), checked through the engine's parser."""

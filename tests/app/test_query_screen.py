@@ -89,6 +89,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_quitting_while_a_query_runs_ends_the_app(workspace: Path) -> None:
     # in a child process: an app whose exit waits for the query's thread would hang this one
     env = dict(os.environ, TZ="UTC", TEXTUAL_ANIMATIONS="none")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from textual.widgets import Select
 
 from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
@@ -127,6 +128,7 @@ async def test_extract_dialog_sets_the_diarization_check(demo_corpus: Path, tmp_
     assert (args.diarize, args.collar, args.skip_overlap, args.num_speakers) == (True, 0.5, True, "tuned")
 
 
+@pytest.mark.slow
 async def test_average_from_the_run_detail_writes_and_records_the_averaged_weights(workspace: Path) -> None:
     from tests.engine.test_average import write_epochs
 

@@ -234,6 +234,7 @@ def test_apply_refuses_a_folder_that_holds_other_settings(tmp_path: Path, demo_c
     assert np.array_equal(np.load(old / "ES2004a.npy"), np.ones((3, 32), np.float32))
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_apply_is_one_line_and_leaves_no_half_written_embeddings(
         tmp_path: Path, demo_corpus: Path, db_path: Path):
     from engine.store import open_store

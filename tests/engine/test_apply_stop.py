@@ -6,11 +6,14 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from engine.store import open_store
 from tests.engine.engine_runner import start_engine, wait_for
 from tests.engine.test_export import write_val_dir
 
 
+@pytest.mark.slow
 def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path, demo_corpus: Path,
                                                                  db_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)
@@ -33,6 +36,7 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
                                               f"apply: run #{run['id']} stopped, recorded in {db_path}"]
 
 
+@pytest.mark.slow
 def test_a_stop_during_a_long_file_ends_it_at_once_and_writes_none_of_it(tmp_path: Path, demo_corpus: Path,
                                                                        db_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)

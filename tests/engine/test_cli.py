@@ -97,6 +97,7 @@ def test_unknown_protocol_is_one_clear_error(tmp_path: Path, demo_corpus: Path) 
         assert not (exp / "train").exists() and not (tmp_path / "runs.db").exists()
 
 
+@pytest.mark.slow
 def test_a_command_loads_protocols_without_pyannotes_notebook_display(tmp_path: Path, demo_corpus: Path) -> None:
     """pyannote.core's Jupyter display would import matplotlib.pyplot into every command (0.3 s)."""
     exp = tmp_path / "exp"

@@ -94,6 +94,7 @@ def test_sigterm_to_the_group_of_train_with_workers_stops_and_resumes(
     assert TrainingDir(trn_dir).resume.is_file()
 
 
+@pytest.mark.slow
 def test_sigterm_to_the_group_of_validate_records_it_stopped(
         tmp_path: Path, demo_corpus: Path, db_path: Path, group_reaper: list) -> None:
     # a training run still indexing (no checkpoint yet): validate waits for its checkpoints

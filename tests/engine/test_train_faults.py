@@ -32,6 +32,9 @@ from tests.engine.engine_runner import engine_env, run_engine
 from tests.engine.test_bad_input import copy_corpus
 from tests.engine.test_train import PROTOCOL, make_exp, trn_dir
 
+#: each test trains for real in an engine process, a fault injected on its way
+pytestmark = pytest.mark.slow
+
 
 def run_faulty(*args: str, db: Path, database: Path | None = None,
                **faults: str) -> subprocess.CompletedProcess:

@@ -255,6 +255,7 @@ print(json.dumps({{"files": len(table.paths), "key": table.info["key"]}}), flush
 """
 
 
+@pytest.mark.slow
 def test_a_second_process_waits_for_the_first_instead_of_building(scaled: Path, tmp_path: Path) -> None:
     root = tmp_path / "cache"
     home = root / f"{PROTOCOL}.train"
@@ -309,6 +310,7 @@ def test_train_logs_the_indexing_phases_and_a_second_experiment_loads_the_cache(
     assert [r["status"] for r in runs] == ["completed", "completed"]
 
 
+@pytest.mark.slow
 def test_sigterm_while_indexing_records_stopped_and_exits_0(scaled: Path, demo_corpus: Path, tmp_path: Path,
                                                             db_path: Path) -> None:
     # another builder holds the index's lock: train waits there, indexing, until stopped

@@ -199,6 +199,7 @@ def test_newest_first_every_and_to(tmp_path: Path, demo_corpus: Path, db_path: P
     assert [r["epoch"] for r in rows] == [4, 2]  # newest first; 0-based multiples of --every
 
 
+@pytest.mark.slow
 def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo_corpus: Path, db_path: Path):
     exp = tmp_path / "exp"
     exp.mkdir()
@@ -389,6 +390,7 @@ def test_validate_beside_a_real_training_process(tmp_path: Path, demo_corpus: Pa
     assert read_params(ValidationDir(val_dir_of(trn_dir))).checkpoint == best["epoch"]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_validation_with_exit_0_as_train(tmp_path: Path, demo_corpus: Path, db_path: Path):
     # a training run still indexing (no checkpoint yet): validation waits for it, as for a running one
     trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
