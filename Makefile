@@ -11,13 +11,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
+# Python's bytecode cache is written (__pycache__/, ignored by git) even where the environment sets
+# PYTHONDONTWRITEBYTECODE: otherwise each of the suite's engine processes compiles the modules it
+# imports again, and each worker rewrites every test module's asserts again
+TEST_ENV := PYTHONDONTWRITEBYTECODE=
+
 # the suite on every core (pytest-xdist; the slow tests start first, idle workers steal queued ones),
 # with the coverage of engine/ and app/ (engine subprocesses included) and the 25 slowest tests
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist worksteal --cov --cov-report=term
+	$(TEST_ENV) $(PY) -m pytest -q -n auto --dist worksteal --cov --cov-report=term
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
+	$(TEST_ENV) $(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
 
 # ruff (pyproject's [tool.ruff]) on the whole tree, then mypy ([tool.mypy]) on engine/ and app/
 lint: $(STAMP)

@@ -102,6 +102,7 @@ def test_a_network_still_training_exports_the_same_function() -> None:
     assert np.abs(from_script - reference).max() <= 1e-4
 
 
+@pytest.mark.slow  # the command as users start it, in a process of its own
 def test_export_command_writes_the_metadata(tmp_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)
     out = tmp_path / "exported" / "net.onnx"

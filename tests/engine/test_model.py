@@ -150,6 +150,7 @@ def _summary(arg: Path) -> subprocess.CompletedProcess:
     return run_engine("model-summary", str(arg), timeout=120)
 
 
+@pytest.mark.slow  # the command as users start it, in a process of its own
 def test_model_summary_command(tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_text(TUTORIAL_CONFIG)
