@@ -2,7 +2,8 @@
 
 The one home for reading a small YAML file the engine trusts no more than its user (config.yml,
 params.yml): safe loader, UTF-8 checked, duplicate keys, recursive aliases and alias bombs refused,
-each in one ``ConfigError`` naming the file and the line.
+each in one ``ConfigError`` naming the file and the line; a pipe never blocks the open, and no more
+than ``MAX_YAML_BYTES`` are read.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from engine.errors import ConfigError
 #: values an alias may repeat in one file, all aliases together: a config repeats a few dozen; ten
 #: aliases each repeating the one before ten times ("billion laughs") would be ten billion
 MAX_REPEATED_VALUES = 10_000
+
+#: bytes read of a YAML file at most: a config is a few kB; a device (/dev/zero) would never end
+MAX_YAML_BYTES = 16 * 2**20
 
 
 class Source:
@@ -52,7 +56,7 @@ def read_yaml_file(path: str | os.PathLike[str]) -> Source:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = _read_bounded(path)
     except FileNotFoundError:
         raise
     except OSError as e:
@@ -64,6 +68,23 @@ def read_yaml_file(path: str | os.PathLike[str]) -> Source:
         raise ConfigError(f"not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save it as UTF-8",
                           source=str(path), line=line) from None
     return read_yaml(text, str(path))
+
+
+def _read_bounded(path: Path) -> bytes:
+    """The bytes of ``path``, at most ``MAX_YAML_BYTES`` of them.
+
+    The open does not wait: a named pipe that no one writes to reads as empty instead of blocking
+    the command. Once open, reads wait again, so that a pipe with a writer (``<(…)`` in a shell) is
+    read whole.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_YAML_BYTES + 1)
+    if len(data) > MAX_YAML_BYTES:
+        raise ConfigError(f"larger than {MAX_YAML_BYTES >> 20} MiB, which no config or params.yml is (a few kB); "
+                          "give the YAML file itself", source=str(path))
+    return data
 
 
 def read_yaml(text: str, name: str) -> Source:

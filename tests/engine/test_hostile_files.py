@@ -85,6 +85,39 @@ def test_a_config_yml_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
     assert f"{tmp_path / CONFIG}:2: not UTF-8 text (byte 0xe9 at offset 25); save it as UTF-8" in line, line
 
 
+def test_a_pipe_or_a_device_for_a_config_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    """A named pipe no one writes to would block the open; /dev/zero would be read without end."""
+    import os
+
+    os.mkfifo(tmp_path / CONFIG)
+    line = one_error(run_in_process("config", "check", str(tmp_path)), "config check")
+    assert f"{tmp_path / CONFIG}: the config is empty" in line, line
+    (tmp_path / CONFIG).unlink()
+    (tmp_path / CONFIG).symlink_to("/dev/zero")
+    line = one_error(run_in_process("config", "check", str(tmp_path)), "config check")
+    assert f"{tmp_path / CONFIG}: larger than 16 MiB" in line, line
+
+
+def test_a_pipe_with_a_writer_is_read_whole(tmp_path: Path) -> None:
+    """What a shell's ``<(…)`` hands a command: a pipe whose writer is there, read to its end."""
+    import os
+    import threading
+
+    from engine.config import template_text
+
+    read_end, write_end = os.pipe()
+    text = template_text("demo").encode()
+    writer = threading.Thread(target=lambda: (os.write(write_end, text), os.close(write_end)))
+    writer.start()
+    try:
+        done = run_in_process("config", "check", f"/proc/self/fd/{read_end}")
+    finally:
+        writer.join()
+        os.close(read_end)
+    assert done.returncode == 0, done.stderr
+    assert "SincTDNN" in done.stdout
+
+
 def test_aliases_that_repeat_a_little_are_read() -> None:
     from engine.config.yamlsrc import read_yaml
 
