@@ -82,8 +82,8 @@ def _read_bounded(path: Path) -> bytes:
     with os.fdopen(fd, "rb") as f:
         data = f.read(MAX_YAML_BYTES + 1)
     if len(data) > MAX_YAML_BYTES:
-        raise ConfigError(f"larger than {MAX_YAML_BYTES >> 20} MiB, which no config or params.yml is (a few kB); "
-                          "give the YAML file itself", source=str(path))
+        raise ConfigError(f"larger than {MAX_YAML_BYTES >> 20} MiB, which no YAML file of spkemb's is (a config: a "
+                          "few kB); give the YAML file itself", source=str(path))
     return data
 
 
