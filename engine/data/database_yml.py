@@ -70,9 +70,10 @@ def pinned_database(database: str | os.PathLike | None = None) -> str | None:
 
 
 def _not_a_file(path: Path) -> str:
-    """Why ``path`` is no database.yml: missing, or a folder (with the file inside it, when there is one)."""
+    """Why ``path`` is no database.yml: missing, a pipe or a device, or a folder (with the file inside
+    it, when there is one)."""
     if not path.is_dir():
-        return "does not exist"
+        return "is not a regular file" if path.exists() else "does not exist"
     inside = path / "database.yml"
     return f"is a folder: pass {inside}" if inside.is_file() else "is a folder, not a database.yml"
 

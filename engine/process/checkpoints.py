@@ -174,6 +174,8 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a pipe would block the read, a device never end
+            raise CheckpointError(f"checkpoint {path} is not a regular file: give the .pt file a run wrote")
         raise CheckpointError(f"checkpoint {path} does not exist: train first, or pick an epoch that has one")
     try:
         data = path.read_bytes()

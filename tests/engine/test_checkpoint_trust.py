@@ -250,3 +250,15 @@ def test_rows_carry_the_sha256_through_average_and_event_files(tmp_path: Path, d
         (run,) = store.runs()
         assert [r["sha256"] for r in store.checkpoints(run["id"])] == ["ab" * 32, None]
         assert store.checkpoint_records(run["id"])[0].sha256 == "ab" * 32
+
+
+def test_a_pipe_or_a_device_for_a_checkpoint_is_named_as_such(tmp_path: Path) -> None:
+    """A pipe would block the read, /dev/zero never end: both are named, neither is read."""
+    from engine.errors import CheckpointError
+
+    os.mkfifo(tmp_path / "0001.pt")
+    for path in (tmp_path / "0001.pt", Path("/dev/zero")):
+        with pytest.raises(CheckpointError, match=f"^checkpoint {path} is not a regular file: "):
+            load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist: train first"):
+        load_checkpoint(tmp_path / "0002.pt")

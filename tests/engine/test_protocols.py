@@ -75,6 +75,14 @@ def test_a_folder_given_as_database_yml_is_named_with_the_file_inside(monkeypatc
         load_protocol(VOICES)
 
 
+def test_a_pipe_or_a_device_given_as_database_yml_is_named_as_such(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "database.yml")
+    with pytest.raises(ProtocolError, match=f"database file {tmp_path / 'database.yml'} is not a regular file — "):
+        load_protocol(VOICES, str(tmp_path / "database.yml"))
+    with pytest.raises(ProtocolError, match="database file /dev/zero is not a regular file — "):
+        load_protocol(VOICES, "/dev/zero")
+
+
 @pytest.mark.parametrize(("text", "says"), [
     ("- a\n- b\n", "holds a list, not the `Databases:` and `Protocols:` sections"),
     ("Databases: [a]\n", "`Databases:` must map each database to its audio path template"),
