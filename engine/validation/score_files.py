@@ -6,6 +6,7 @@ torch-free (the TUI draws DET curves from them). One ``reference score uri1 uri2
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -58,7 +59,7 @@ def _trial(fields: list[str]) -> tuple[int | None, float | None]:
         score: float | None = float(fields[1])
     except (ValueError, IndexError):
         score = None
-    return ref, score if score is not None and np.isfinite(score) else None
+    return ref, score if score is not None and math.isfinite(score) else None
 
 
 def figures_from_scores(is_target: np.ndarray, scores: np.ndarray, n_bootstrap: int = 1000,
