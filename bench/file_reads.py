@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from results_io import write_results
 
+from engine.layout import EVENTS
 from engine.records import EpochSummary
 from engine.store import EventWriter
 
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
                     "steps": args.steps, "trials": args.trials}
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"events": Path(tmp) / "events.jsonl", "scores": Path(tmp) / "scores.txt"}
+        files = {"events": Path(tmp) / EVENTS, "scores": Path(tmp) / "scores.txt"}
         write_event_file(files["events"], args.steps)
         write_score_file(files["scores"], args.trials)
         for kind, path in files.items():
