@@ -15,11 +15,13 @@ $(STAMP): pyproject.toml
 # PYTHONDONTWRITEBYTECODE: otherwise each of the suite's engine processes compiles the modules it
 # imports again, and each worker rewrites every test module's asserts again
 TEST_ENV := PYTHONDONTWRITEBYTECODE=
+# each process of the measured suite imports the libraries untraced (tests/coverage_site/sitecustomize.py)
+COVERAGE_ENV := PYTHONPATH="$(CURDIR)/tests/coverage_site$${PYTHONPATH:+:$$PYTHONPATH}"
 
 # the suite on every core (pytest-xdist; the slow tests start first, idle workers steal queued ones),
 # with the coverage of engine/ and app/ (engine subprocesses included) and the 25 slowest tests
 test: $(STAMP)
-	$(TEST_ENV) $(PY) -m pytest -q -n auto --dist worksteal --cov --cov-report=term
+	$(TEST_ENV) $(COVERAGE_ENV) $(PY) -m pytest -q -n auto --dist worksteal --cov --cov-report=term
 
 test-fast: $(STAMP)
 	$(TEST_ENV) $(PY) -m pytest -q -n auto --dist worksteal -m "not slow"
