@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 
@@ -220,7 +221,7 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
             if not readonly:
                 conn.execute("PRAGMA journal_mode = DELETE")
         else:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(conn)
             if mode.lower() != "wal" and not readonly:
                 raise StoreError(f"cannot switch {path} to WAL mode (got {mode!r}); "
                                  "put the runs database on a local disk (--db)")
@@ -234,6 +235,23 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         raise StoreError(f"cannot open the runs database {path}: {e}; if the file is not a spkemb "
                          "runs database, move it aside or pass --db with another file") from e
     return Database(conn, execute_plugins=False)
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """``PRAGMA journal_mode = WAL``; the journal mode it answers.
+
+    Processes that open a fresh file together (a queue's first trials, torchrun's ranks) all switch
+    it: SQLite answers SQLITE_BUSY at once to those whose wait could deadlock, without its busy
+    handler. They try again until the busy timeout, as the handler would have.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def inserted_id(cursor: sqlite3.Cursor) -> int:
