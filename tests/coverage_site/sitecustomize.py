@@ -16,9 +16,9 @@ import builtins
 import sys
 from typing import Any
 
-# top-level packages that never import our code back
-LIBRARIES = frozenset({"matplotlib", "numpy", "onnx", "onnxruntime", "optuna", "pandas", "pyannote", "rich",
-                       "scipy", "sympy", "textual", "torch", "torchaudio"})
+# our top-level packages; every other one (the standard library's, torch, numpy, pyannote, textual…)
+# is a library, which never imports ours back
+OURS = frozenset({"app", "bench", "engine", "tests"})
 
 
 def _coverage_tracer() -> Any:
@@ -36,7 +36,7 @@ def _install() -> None:
                         level: int = 0) -> Any:
         nonlocal paused
         tracer = None
-        if not (paused or level or name in sys.modules or name.partition(".")[0] not in LIBRARIES):
+        if not (paused or level or name in sys.modules or name.partition(".")[0] in OURS):
             tracer = _coverage_tracer()
         if tracer is None:
             return real_import(name, globals, locals, fromlist, level)
