@@ -35,10 +35,8 @@ def _install() -> None:
     def untraced_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (),
                         level: int = 0) -> Any:
         nonlocal paused
-        tracer = None
-        if not (paused or level or name in sys.modules or name.partition(".")[0] in OURS):
-            tracer = _coverage_tracer()
-        if tracer is None:
+        if (paused or level or name in sys.modules or name.partition(".")[0] in OURS
+                or (tracer := _coverage_tracer()) is None):
             return real_import(name, globals, locals, fromlist, level)
         paused = True
         tracer.stop()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -87,8 +89,6 @@ def test_a_config_yml_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
 
 def test_a_pipe_or_a_device_for_a_config_is_one_line_not_a_hang(tmp_path: Path) -> None:
     """A named pipe no one writes to would block the open; /dev/zero would be read without end."""
-    import os
-
     os.mkfifo(tmp_path / CONFIG)
     line = one_error(run_in_process("config", "check", str(tmp_path)), "config check")
     assert f"{tmp_path / CONFIG}: the config is empty" in line, line
@@ -100,9 +100,6 @@ def test_a_pipe_or_a_device_for_a_config_is_one_line_not_a_hang(tmp_path: Path) 
 
 def test_a_pipe_with_a_writer_is_read_whole(tmp_path: Path) -> None:
     """What a shell's ``<(…)`` hands a command: a pipe whose writer is there, read to its end."""
-    import os
-    import threading
-
     from engine.config import template_text
 
     read_end, write_end = os.pipe()
