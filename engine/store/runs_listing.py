@@ -105,7 +105,7 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
     return columns, max(_MIN_PROTOCOL, room - others - 3)
 
 
-def _print_table(runs: list[dict[str, Any]], db: str) -> None:
+def _print_table(runs: list[dict[str, Any]], db: str, empty: str = "no runs yet") -> None:
     from rich import box
     from rich.table import Table
 
@@ -122,7 +122,7 @@ def _print_table(runs: list[dict[str, Any]], db: str) -> None:
         table.add_row(*(_cell(name, row[name]) for name in columns))
     console.print(table)
     if not runs:
-        console.print("no runs yet")
+        console.print(empty)
 
 
 def _console(full_width: int) -> Any:
@@ -190,13 +190,26 @@ def cmd_runs(args: RunsRequest) -> int:
     with open_store(db, readonly=read_only_reason(db) is not None) as store:
         runs = list_runs(store, status=args.status, kind=args.kind, group=args.group, tag=args.tag)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
+        held = 0 if runs else store.query("SELECT COUNT(*) FROM runs").rows[0][0]
     if args.format == "json":
         out(json.dumps(runs, indent=2))
     elif args.format == "csv":
         _print_csv(runs, columns)
     else:
-        _print_table(runs, str(db))
+        _print_table(runs, str(db), _nothing_listed(args, held))
     return 0
+
+
+def _nothing_listed(args: RunsRequest, held: int) -> str:
+    """Why the table is empty: no run at all, or none the filters let through (a filter that matched
+    nothing read as an empty database)."""
+    given = [f"--{name} {value}" for name, value in
+             (("status", args.status), ("kind", args.kind), ("group", args.group), ("tag", args.tag))
+             if value is not None]
+    if not held or not given:
+        return "no runs yet"
+    return (f"no run matches {' '.join(given)} (the database holds {held} run{'s' if held != 1 else ''}: "
+            "`spkemb-engine runs` lists them all)")
 
 
 _STALE_COLUMNS = ["extraction_id", "apply_run_id", "protocol", "subset", "extracted_epoch", "current_epoch",

@@ -81,6 +81,19 @@ def test_runs_table(filled_db: Path) -> None:
     assert any("apply" in line and "lost" in line for line in lines)
 
 
+def test_a_filter_that_matches_nothing_says_so_not_that_the_database_is_empty(filled_db: Path,
+                                                                             tmp_path: Path) -> None:
+    out = engine("runs", "--status", "failed", "--group", "sinc", "--db", str(filled_db))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == ("no run matches --status failed --group sinc (the database holds "
+                                           "3 runs: `spkemb-engine runs` lists them all)")
+    empty = tmp_path / "empty.db"
+    open_store(empty).close()
+    for filtered in ((), ("--status", "failed")):
+        out = engine("runs", *filtered, "--db", str(empty))
+        assert out.stdout.splitlines()[-1] == "no runs yet"
+
+
 def test_runs_without_a_database(tmp_path: Path) -> None:
     out = engine("runs", "--db", str(tmp_path / "none.db"))
     assert out.returncode == 2
