@@ -8,6 +8,8 @@ grouped by what the commands work on; the order here is the order of ``--help``.
 from __future__ import annotations
 
 import argparse
+import difflib
+from collections.abc import Sequence
 from typing import NoReturn
 
 from engine.arguments.extraction import add_apply, add_diarize, add_export
@@ -31,6 +33,29 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: None = None) -> argparse.Namespace:
+        """As argparse's, but an unknown option is refused by the command it was given to, naming that
+        command's ``--help`` and its nearest option (argparse names the top-level parser)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self._command_parser(parsed)
+            known = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+            near = difflib.get_close_matches(extras[0].split("=")[0], known, n=1)
+            hint = f"; did you mean {near[0]}?" if near and extras[0].startswith("-") else ""
+            command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+    def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
+        """The parser of the (sub)command ``parsed`` went through (``config check``'s, say)."""
+        parser: argparse.ArgumentParser = self
+        while True:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            name = getattr(parsed, subs[0].dest, None) if subs else None
+            if name is None:
+                return parser
+            parser = subs[0].choices[name]
+
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> object:
         # Python 3.11's argparse drops a value `--` (`--to=--`) and hands the option an empty
         # list instead of refusing it: an int option would reach the command as []
@@ -42,7 +67,8 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="spkemb-engine",
-        description="Train, validate and apply SincTDNN speaker embeddings; every run is "
+        description="Train, validate and apply speaker-embedding networks (SincTDNN, ResNet34, "
+                    "ECAPA-TDNN, CAM++) on raw audio; every run is "
                     "recorded in a SQLite database.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -12,18 +12,21 @@ from engine.layout import CHECKPOINT_SUFFIX, CONFIG, WEIGHTS, checkpoint_label
 def add_demo_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-data", help="synthesize a small corpus in the real datasets' layouts",
                        description="Write VoxCeleb-, MUSAN- and AMI-style synthetic data and its database.yml.")
-    p.add_argument("dir", metavar="DIR")
-    p.add_argument("--speakers", type=whole(6, 10_000, "a number of speakers"), default=60, metavar="N",
-                   help="number of speakers, two thirds for training (default: 60)")
-    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0, help="random seed (default: 0)")
+    _add_corpus_options(p)
 
 
 def add_demo_workspace(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo-workspace", help="prepare the demo workspace that `make demo` opens",
                        description=f"Corpus, CPU-sized {CONFIG} and runs.db in DIR.")
+    _add_corpus_options(p)
+
+
+def _add_corpus_options(p: argparse.ArgumentParser) -> None:
+    """The synthetic corpus's folder, size and seed (``demo-data`` and ``demo-workspace``)."""
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--speakers", type=whole(6, 10_000, "a number of speakers"), default=60, metavar="N")
-    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0)
+    p.add_argument("--speakers", type=whole(6, 10_000, "a number of speakers"), default=60, metavar="N",
+                   help="number of speakers, two thirds for training (default: 60)")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0, help="random seed (default: 0)")
 
 
 def add_config(sub: argparse._SubParsersAction) -> None:

@@ -34,6 +34,18 @@ def test_top_level_help_lists_every_command() -> None:
         assert command in done.stdout
 
 
+def test_an_unknown_option_is_refused_by_its_command_with_the_nearest_option() -> None:
+    """argparse names the top-level parser for an option no command knows: the line pointed at
+    ``spkemb-engine --help``, which does not list ``tag``'s options."""
+    done = run_in_process("tag", "1", "--group", "g", "--tag", "first")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == ("spkemb-engine tag: error: unrecognized arguments: --tag first; did you mean --add-tag? "
+                           "(see spkemb-engine tag --help)\n")
+    done = run_in_process("config", "check", "config.yml", "--frobnicate")
+    assert done.stderr == ("spkemb-engine config check: error: unrecognized arguments: --frobnicate "
+                           "(see spkemb-engine config check --help)\n")
+
+
 def test_spkemb_engine_script_is_installed() -> None:
     script = Path(sys.executable).with_name("spkemb-engine")
     done = children.run([str(script), "--help"], timeout=60)
