@@ -25,6 +25,7 @@ from engine.layout import AVERAGE_LAST, AVERAGE_TOP, VAL_DIR_SHAPE, TrainingDir,
 from engine.process.checkpoints import Saved, Trust, first_difference, load_checkpoint, write_checkpoint
 from engine.records import Checkpoint, ValidationResult
 from engine.requests import AverageRequest
+from engine.validation.val_dir import given_trn_dir, given_val_dir
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]],
@@ -130,11 +131,11 @@ def cmd_average(args: AverageRequest) -> int:
     how: dict[str, Any]
     eers: dict[int, float]
     if args.last is not None:
-        trn = TrainingDir(folder)
+        trn = given_trn_dir(folder)  # a VAL_DIR or an EXP_DIR is named as one, with the TRN_DIRs that would do
         epochs = last_epochs(trn, args.last)
         name, how, eers = f"{AVERAGE_LAST}{args.last}", {"how": "last"}, {}
     else:
-        val = ValidationDir(folder)
+        val = given_val_dir(folder)
         if not val.is_validation_dir():
             raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
                               f"scored in {VAL_DIR_SHAPE}")

@@ -97,7 +97,7 @@ def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Pa
 @pytest.mark.parametrize("argv, says", [
     (["--last", "5"], "holds 2 epoch checkpoint(s)"),
     (["--last", "0"], "at least one epoch"),
-    (["--top", "2"], "is not a VAL_DIR"),
+    (["--top", "2"], "is a training folder with no validation yet, not a VAL_DIR"),
 ])
 def test_bad_requests_fail_in_one_line_and_write_nothing(tmp_path: Path, db_path: Path, argv: list[str],
                                                          says: str) -> None:
@@ -106,6 +106,20 @@ def test_bad_requests_fail_in_one_line_and_write_nothing(tmp_path: Path, db_path
     done = run_in_process("average", *argv, str(trn.root), db=db_path)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr
+    assert trn.named_checkpoints() == []
+
+
+def test_last_of_a_val_dir_or_an_exp_dir_names_the_trn_dir_to_pass(tmp_path: Path, db_path: Path) -> None:
+    """--last of a VAL_DIR said its ``weights`` folder (which no VAL_DIR has) held 0 checkpoints."""
+    trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
+    write_epochs(trn, [1, 2])
+    val = trn.validation(PROTOCOL, "test")
+    val.root.mkdir(parents=True)
+    (tmp_path / "exp" / "config.yml").write_text(TINY_CONFIG)
+    for given in (val.root, tmp_path / "exp"):
+        done = run_in_process("average", "--last", "2", str(given), db=db_path)
+        assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+        assert "not a TRN_DIR" in done.stderr and str(trn.root) in done.stderr
     assert trn.named_checkpoints() == []
 
 
