@@ -66,6 +66,26 @@ if TYPE_CHECKING:  # imported when --diarize asks for it (the diarization maths 
     from engine.extraction.diarization_check import PreparedCheck
 
 
+class ReadReach:
+    """A file's signal that says how far into the file the audio embedded so far reaches: apply's
+    progress inside a file (an AMI meeting is minutes of CPU). Every path reads its audio in order,
+    a batch of windows or a block of frames at a time, and embeds what it read before it reads on:
+    a read means the audio up to the end of the read before it is embedded."""
+
+    def __init__(self, signal: FileSignal, reached: Callable[[int], None]) -> None:
+        self.signal, self.reached = signal, reached
+        self._read_to = 0
+
+    @property
+    def n_samples(self) -> int:
+        return self.signal.n_samples
+
+    def read(self, start: int, n: int) -> np.ndarray:
+        self.reached(self._read_to)
+        self._read_to = max(self._read_to, min(start + n, self.signal.n_samples))
+        return self.signal.read(start, n)
+
+
 def _save(path: Path, array: np.ndarray) -> None:
     """``path`` holds all of ``array`` or is left as it was (a full disk: DiskFull, no half file)."""
     atomic_write(path, lambda f: np.save(f, array), mode="wb")
@@ -259,18 +279,27 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     total = sum(s.n_samples for _, s in signals) / rate
     with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
         for i, (path, signal) in enumerate(signals):
+            shown = 0  # samples of this file counted in the phase
+
+            def reached(sample: int, files: str = f"{i}/{len(signals)} files") -> None:
+                nonlocal shown
+                if sample > shown:
+                    phase.advance((sample - shown) / rate, files)
+                    shown = sample
+
             try:
                 # a stop ends the file under way at once (an AMI meeting is minutes of CPU): its
                 # embeddings are dropped, never half written
                 with stop.immediately():
-                    rows = extractor.embed(signal, window_starts(signal.n_samples, window, hop), window)
+                    rows = extractor.embed(ReadReach(signal, reached), window_starts(signal.n_samples, window, hop),
+                                           window)
             except Interrupted:
                 recorder.say(f"apply: {folder} holds {i} of the {len(signals)} files: incomplete; run the same "
                              "apply again to finish it (the files are written again)")
                 raise
             _save(path, rows)
             audio_seconds += signal.n_samples / rate
-            phase.advance(signal.n_samples / rate, f"{i + 1}/{len(signals)} files")
+            phase.advance((signal.n_samples - shown) / rate, f"{i + 1}/{len(signals)} files")
             recorder.heartbeat(progress=i + 1, progress_total=len(signals))
     return audio_seconds, time.monotonic() - started
 

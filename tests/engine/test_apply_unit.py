@@ -246,3 +246,25 @@ def test_a_checkpoint_changed_since_its_row_is_refused_unless_trusted(
     assert not (val_dir / "apply").exists() and apply_runs(db_path) == []
     assert cmd_apply(request(val_dir, db_path, corpus, trust_checkpoint=True)) == 0
     assert apply_runs(db_path)[0]["status"] == "completed"
+
+
+def test_progress_inside_a_file_follows_the_audio_embedded_and_changes_no_embedding(val_dir: Path,
+                                                                                    tmp_path: Path) -> None:
+    """A long file said nothing between its start and its end (an AMI meeting: minutes of CPU)."""
+    from engine.extraction.apply import ReadReach
+    from engine.inference.windows import FileSignal, embed, embed_shared, window_starts
+
+    wav = tmp_path / "meeting.wav"
+    sf.write(wav, np.random.default_rng(1).normal(scale=0.1, size=12 * RATE).astype(np.float32), RATE)
+    model = load_network(ValidationDir(val_dir).training.checkpoint(7), torch.device("cpu")).model
+    signal = FileSignal(str(wav), RATE)
+    starts = window_starts(signal.n_samples, WINDOW, HOP)   # 23 windows
+    runs = {"exact": lambda s: embed(model, s, starts, WINDOW, mode="exact", batch=4),
+            "shared": lambda s: embed_shared(model, s, starts, WINDOW, batch=4, block_seconds=3.0)}
+    for mode, run in runs.items():
+        reached: list[int] = []
+        rows = run(ReadReach(signal, reached.append))
+        assert np.array_equal(rows, run(signal)), mode
+        # each read says how far the audio before it reaches: in order, inside the file, several times
+        assert reached == sorted(reached) and reached[-1] < signal.n_samples, mode
+        assert len(set(reached) - {0}) >= 3, (mode, reached)
