@@ -96,13 +96,18 @@ class Recorder:
             self.problems([fatal], fatal=True)
             raise TrainingError(fatal.problem)
 
-    def started(self, *, epoch: int, step: int, batches: int, chunks: int) -> None:
-        """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch)."""
+    def started(self, *, epoch: int, step: int, batches: int, chunks: int, batch: int = 0,
+                resumed_from: Path | None = None) -> None:
+        """Training is about to run from ``step`` (``batches`` of ``chunks`` an epoch); a resumed run
+        says from which checkpoint and where in its epoch (``batch`` of epoch ``epoch + 1`` done)."""
         if self._indexing:
             self.writer.set_status(self.run_id, "running")
         self._indexing = False
         self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
+        if resumed_from is not None:
+            where = (f"epoch {epoch + 1} at batch {batch}/{batches}" if batch else f"the end of epoch {epoch}")
+            self.say(f"train: run #{self.run_id} resumed from {resumed_from}, {where} (step {step})")
         self.say(f"train: up to epoch {self._target}, {batches} batches of {chunks} chunks per epoch")
 
     def start_epoch(self, epoch: int, batches: int, done: int) -> None:

@@ -168,7 +168,8 @@ class Trainer:
         if self.plan.resumes:
             self.restore(self.plan)
         self.recorder.started(epoch=self.epoch, step=self.step, batches=self.data.batches_per_epoch,
-                              chunks=self.data.batch_size * self.world.size)
+                              chunks=self.data.batch_size * self.world.size, batch=self.batch,
+                              resumed_from=self.plan.checkpoint)
         if self.plan.resumes:
             self.checkpoints.reconcile()
         if self.step == 0 and not self.checkpoints.has(0):

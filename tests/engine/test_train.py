@@ -108,6 +108,8 @@ def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
     resumed = run_in_process("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
                              database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
+    assert (f"train: run #{stopped['id']} resumed from {Path(partial['path'])}, epoch 1 at batch "
+            f"{partial['step']}/") in resumed.stderr, resumed.stderr
     run = store.run(stopped["id"])
     assert run["status"] == "completed" and run["reason"] is None and run["epoch"] == 2
     # resume.pt is superseded by weights/0001.pt: neither its row nor its file stays

@@ -63,6 +63,7 @@ def test_resume_from_step_0_keeps_the_untrained_checkpoint(tmp_path: Path, demo_
     assert (untrained.stat().st_mtime_ns, untrained.read_bytes()) == before
     store = open_store(db, readonly=True)
     (run,) = store.runs(kind="train")
+    assert f"train: run #{run['id']} resumed from {untrained}, the end of epoch 0 (step 0)\n" in resumed.stderr
     assert sorted(c["epoch"] for c in store.checkpoints(run["id"])) == [0, 1]
 
 
