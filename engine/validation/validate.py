@@ -55,7 +55,7 @@ from engine.validation.selection import results_from_store
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
 from engine.validation.trials import load_trials
 from engine.validation.val_dir import given_trn_dir
-from engine.validation.watch import CheckpointWatcher, Snapshot
+from engine.validation.watch import CheckpointWatcher, Snapshot, modified_at
 
 if TYPE_CHECKING:
     from engine.validation.calibration_list import CalibrationList
@@ -152,6 +152,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
     # once VAL_DIR's scores are made the way this run makes them (method.yml says so), params.yml
     # is weighed as it is on disk; before, against this run's own best
     trusted = reusable
+    waiting_said = False
     while True:
         if stop.requested:
             raise Interrupted(stop.name)
@@ -159,13 +160,14 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
         train = snap.train_run or train_run
         train_id = train.id if train is not None else None
         todo = sorted(e for e in snap.checkpoints if e not in validated and _in_range(e, args))
-        named = [n for n, p in sorted(snap.named.items()) if named_done.get(n) != _mtime(p)]
+        named = [n for n, p in sorted(snap.named.items()) if named_done.get(n) != modified_at(p)]
         if not todo and named:
             name = named[0]
-            named_done[name] = _mtime(snap.named[name])
+            named_done[name] = modified_at(snap.named[name])
             _score(args, recorder, train_id, name, snap.named[name], val, trials, files, device, stop,
                    norm, recorded.get(name), reusable, calibration)
             recorder.heartbeat()
+            waiting_said = False
             continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
@@ -183,12 +185,16 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
                 write_method(val, _method(args))
                 trusted = True
             recorder.heartbeat(epoch=epoch, progress=len(validated))
+            waiting_said = False
             continue
         if _finished(args, snap, began):
             if not validated:
                 recorder.say("validate: no checkpoint to evaluate in range")
             _say_choice(recorder, val, seen, recorded_best=best is not None)
             return
+        if not waiting_said:
+            recorder.say(snap.waiting(watcher.trn))
+            waiting_said = True
         now = time.monotonic()
         if now - beat >= HEARTBEAT_INTERVAL:
             recorder.heartbeat()
@@ -220,13 +226,6 @@ def _finished(args: ValidateRequest, snap: Snapshot, began: float) -> bool:
     # started together with train, we may look before it has recorded its run: wait for it
     starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
     return (snap.ended and not snap.pending and not starting) or reached
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return -1.0
 
 
 def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name: CheckpointName,

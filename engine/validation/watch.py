@@ -47,6 +47,23 @@ class Snapshot:
     #: averaged weights by name (avg-top5 -> weights/avg-top5.pt)
     named: dict[str, Path] = field(default_factory=dict)
 
+    def waiting(self, trn: TrainingDir) -> str:
+        """The line a watcher says when it has scored everything there is and waits for more (an
+        epoch of training can be minutes of silence)."""
+        run = self.train_run
+        if run is None:
+            return f"validate: waiting for the next checkpoint in {trn.weights}"
+        return (f"validate: waiting for the next checkpoint of training run #{run.id} ({run.status}, "
+                f"epoch {run.epoch or 0} of {run.target_epoch})")
+
+
+def modified_at(path: Path) -> float:
+    """When ``path`` last changed (-1 once it is gone): averaged weights rewritten are scored again."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
 
 @dataclass
 class CheckpointWatcher:

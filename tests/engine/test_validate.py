@@ -145,6 +145,47 @@ def test_validate_follows_checkpoints_as_they_are_committed(tmp_path: Path, demo
     second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir, demo_corpus, db_path)
 
 
+@pytest.mark.slow
+def test_validate_says_it_waits_once_it_has_scored_what_there_is(tmp_path: Path, demo_corpus: Path,
+                                                                 db_path: Path) -> None:
+    """Beside training, an epoch is minutes of silence after the last score: said once, not every poll."""
+    import torch
+
+    from engine.config import config_to_dict, parse_config
+    from engine.model import build_model
+    from engine.process.checkpoints import save_checkpoint
+    from engine.records import Checkpoint
+    from tests.engine.engine_runner import start_engine, wait_for
+
+    trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
+    config = parse_config(TINY_CONFIG, "tiny")
+    store = open_store(db_path)
+    run = store.create_run(kind="train", exp_dir=trn.root.parent.parent, out_dir=trn.root, protocol=PROTOCOL,
+                           subset="train", config=config_to_dict(config), command=["t"], device="cpu",
+                           target_epoch=2)
+
+    def commit(epoch: int) -> None:
+        torch.manual_seed(epoch)
+        path = save_checkpoint(trn.checkpoint(epoch), {"model": build_model(config).state_dict(),
+                                                       "config": config_to_dict(config), "epoch": epoch})
+        store.add_checkpoint(run, Checkpoint(epoch=epoch, step=10 * epoch, path=path, partial=False))
+        store.heartbeat(run, epoch=epoch, step=10 * epoch)
+
+    commit(1)
+    log = tmp_path / "validate.log"
+    validate = start_engine("validate", "--poll", "0.1", str(trn.root), PROTOCOL, db=db_path,
+                            database=demo_corpus, log=log)
+    waiting = f"validate: waiting for the next checkpoint of training run #{run} (running, epoch 1 of 2)\n"
+    wait_for(lambda: waiting in log.read_text(), what="the waiting line", timeout=180)
+    time.sleep(1.0)  # ten polls more: still one line
+    commit(2)
+    store.set_status(run, "completed")
+    assert validate.wait(timeout=180) == 0, log.read_text()
+    text = log.read_text()
+    assert text.count(waiting) == 1, text
+    assert text.index("epoch 1: EER") < text.index(waiting) < text.index("epoch 2: EER"), text
+
+
 def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_corpus: Path, db_path: Path):
     """As after `train --resume`: epochs already scored are read back, not embedded again; only a
     new epoch with a lower EER moves params.yml off the epoch the user picked."""
