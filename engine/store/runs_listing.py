@@ -120,7 +120,7 @@ def _print_table(runs: list[dict[str, Any]], db: str, empty: str = "no runs yet"
     for row in rows:
         row = {**row, _PROTOCOL: elide_middle(row[_PROTOCOL], protocol_width)}
         table.add_row(*(_cell(name, row[name]) for name in columns))
-    console.print(table)
+    _print(console, table)
     if not runs:
         console.print(empty)
 
@@ -132,6 +132,17 @@ def _console(full_width: int) -> Any:
     if console.is_terminal or os.environ.get("COLUMNS"):
         return console
     return stdout_console(width=max(full_width, 80))
+
+
+def _print(console: Any, table: Any) -> None:
+    """``table`` on ``console``; into a pipe or a file without the blanks that pad each line to the width
+    of the widest row (a long out_dir made every line of a saved list hundreds of characters long)."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    with console.capture() as captured:
+        console.print(table)
+    out_text("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
 
 
 def _cell(column: str, text: str) -> str:
@@ -243,7 +254,7 @@ def _print_stale(db: os.PathLike[str], fmt: str) -> int:
             table.add_column(name, overflow="fold", no_wrap=name == "out_dir")
         for row in cells:
             table.add_row(*row[:-1], elide_middle(row[-1], room))
-        console.print(table)
+        _print(console, table)
         if not rows:
             console.print(f"no stale extraction: every extraction uses the epoch its {PARAMS} points at")
     return 0

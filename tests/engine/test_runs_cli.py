@@ -145,6 +145,7 @@ def test_runs_into_a_pipe_keeps_every_column(filled_db: Path) -> None:
     for column in ("best EER", "protocol.subset", "host:pid", "out_dir"):
         assert column in header
     assert "4.25% @3" in out.stdout
+    assert [line for line in out.stdout.splitlines() if line != line.rstrip()] == []  # no padding to the width
 
 
 def test_a_name_holding_escape_sequences_or_markup_is_shown_as_it_is(tmp_path: Path) -> None:
