@@ -198,6 +198,9 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
     if readonly and not path.exists():
         raise StoreError(f"no runs database at {path}: pass --db FILE or set SPKEMB_DB, or start a "
                          "run first (the first train/validate/apply run creates it)")
+    if path.exists() and not path.is_file():  # /dev/null: SQLite would make /dev/null-journal
+        raise StoreError(f"{path} is no regular file (a device, pipe or folder): pass --db with a runs "
+                         "database file")
     if not readonly:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -215,6 +218,7 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                                check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _refuse_foreign(conn, path)
         if is_network_fs(path):
             # WAL needs shared memory between processes on one host: not on NFS & co.
             # Writers use event files there (engine.store.events); this is for readers.
@@ -235,6 +239,17 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         raise StoreError(f"cannot open the runs database {path}: {e}; if the file is not a spkemb "
                          "runs database, move it aside or pass --db with another file") from e
     return Database(conn, execute_plugins=False)
+
+
+def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
+    """Leave another program's SQLite file as it is: before anything is written to it (the switch to
+    WAL, the schema), a file with tables and no ``runs`` table is refused."""
+    names = [row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite%'")]
+    if names and "runs" not in names:
+        shown = ", ".join(sorted(names)[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise StoreError(f"{path} is not a spkemb runs database: it is a SQLite database of other tables "
+                         f"({shown}), left as it is; pass --db with a runs database or a new file")
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> str:

@@ -287,6 +287,10 @@ def pending(db: Database, path: Path) -> list[str]:
     """
     applied = _applied(db)
     _check_not_newer(path, applied)
+    if not applied and db["runs"].exists():  # migrating again would fail on "table runs already exists"
+        raise StoreError(f"the runs database {path} has its runs but no record of its schema (the "
+                         f"{migrations.migrations_table} table is gone or emptied): restore the file from a "
+                         "backup, or pass --db with another file")
     return [name for name in known_migrations() if name not in applied]
 
 

@@ -91,3 +91,33 @@ def test_migrations_are_applied_once(tmp_path: Path) -> None:
     with open_store(path) as store:
         _, rows = store.query("SELECT COUNT(*) FROM _sqlite_migrations")
     assert rows == [(len(known_migrations()),)]
+
+
+def test_another_programs_sqlite_file_is_refused_and_left_byte_for_byte(tmp_path: Path) -> None:
+    """``runs --db other.db`` added 38 schema objects to another program's database and switched it to WAL."""
+    from tests.engine.engine_runner import run_in_process
+
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE foo (x)")
+        conn.execute("PRAGMA user_version = -1")
+    conn.close()
+    before = other.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(StoreError, match=r"is not a spkemb runs database: .* other tables \(foo\), left as it"):
+            open_store(other, readonly=readonly)
+    done = run_in_process("runs", "--db", str(other))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "(foo)" in done.stderr
+    assert other.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+    with pytest.raises(StoreError, match="no regular file"):
+        open_store(tmp_path)  # a folder (and /dev/null, where SQLite made /dev/null-journal)
+
+
+def test_a_runs_database_whose_migration_records_are_gone_is_named_damaged(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    open_store(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM _sqlite_migrations")
+    conn.close()
+    with pytest.raises(StoreError, match=r"has its runs but no record of its schema \(the _sqlite_migrations"):
+        open_store(db)
