@@ -218,17 +218,27 @@ def _not_finite(payload: dict[str, Any]) -> str | None:
     return None
 
 
+#: counts and seeds past SQLite's 64-bit integers (an epoch of 10**30) are no training's
+_INT_LIMIT = 2**63
+
+
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return _is_int(value) and value >= 0
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int) and not isinstance(value, bool) and -_INT_LIMIT < value < _INT_LIMIT
+
+
+def _is_weights(value: Any) -> bool:
+    """A dense tensor of real numbers in memory: a meta, sparse, quantized or complex tensor is no
+    network's weights (torch failed on them with a traceback further on)."""
+    return isinstance(value, torch.Tensor) and value.layout == torch.strided and not value.is_meta \
+        and not value.is_complex() and not value.is_quantized
 
 
 def _is_state(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                              for k, v in value.items())
+    return isinstance(value, Mapping) and all(isinstance(k, str) and _is_weights(v) for k, v in value.items())
 
 
 def _is_optimizer(value: Any) -> bool:
@@ -250,8 +260,8 @@ def _is_rng(value: Any) -> bool:
 #: what each entry a checkpoint may hold must be (its writers: the trainer's ``state``, ``average``),
 #: checked before any of it is used: a wrong type would fail deep inside training, or in a loader worker
 _ENTRIES: dict[str, tuple[str, Any]] = {
-    "model": ("a dict of tensors", _is_state),
-    "loss": ("a dict of tensors", _is_state),
+    "model": ("a dict of dense real-valued tensors", _is_state),
+    "loss": ("a dict of dense real-valued tensors", _is_state),
     "config": ("a mapping or YAML text", lambda v: isinstance(v, (Mapping, str))),
     "optimizer": ("an optimizer state (state, param_groups)", _is_optimizer),
     **{name: ("a whole number >= 0", _is_count) for name in ("epoch", "batch", "step", "target", "world_size")},

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.config import parse_config
 from engine.data.batches import Position
@@ -103,7 +104,11 @@ def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
     ("batch", True, "batch is True, not a whole number >= 0"),
     ("rng", "x", "rng is 'x', not the RNG states"),
     ("optimizer", [1], "optimizer is list, not an optimizer state"),
-    ("model", [1, 2], "model is list, not a dict of tensors"),
+    ("model", [1, 2], "model is list, not a dict of dense real-valued tensors"),
+    ("model", {"w": torch.zeros(2, device="meta")}, "model is dict, not a dict of dense real-valued tensors"),
+    ("loss", {"w": torch.eye(2).to_sparse()}, "loss is dict, not a dict of dense real-valued tensors"),
+    ("model", {"w": torch.zeros(2, dtype=torch.complex64)}, "model is dict, not a dict of dense real-valued"),
+    ("epoch", 10**30, "epoch is 1000000000000000000000000000000, not a whole number >= 0"),
     ("speakers", ["a", 3], "speakers is list, not a list of labels"),
 ])
 def test_a_checkpoint_entry_of_the_wrong_kind_is_refused_before_it_is_used(tmp_path: Path, entry: str,
