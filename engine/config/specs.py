@@ -148,7 +148,7 @@ _TASK_COMMON = (
 # pi/2 or more no longer keeps the target logit monotonic in theta over [0, pi/2].
 _AAM = (Param("margin", "float", 0.1, "angular margin m in radians, cos(theta + m)",
               in_range(0.0, math.pi / 2, high_text="pi/2")),
-        Param("s", "float", 7.0, "logit scale", positive))
+        Param("s", "float", 7.0, "logit scale", within(positive, 1_000)))
 # WeSpeaker's MarginScheduler (wespeaker/utils/schedulers.py): the margin rises from 0 to
 # `margin` between two epochs; null keeps it constant, as pyannote 1.x.
 _MARGIN_SCHEDULER = Param("margin_scheduler", "margin_schedule", None,
@@ -157,31 +157,38 @@ _MARGIN_SCHEDULER = Param("margin_scheduler", "margin_schedule", None,
 # Additive margin softmax (Wang et al., IEEE SPL 2018): cos(theta) - m, with m = 0.35 and
 # s = 30 the paper's values (pyannote 1.x has no such loss to take defaults from).
 _AM = (Param("margin", "float", 0.35, "cosine margin m, cos(theta) - m", in_range(0.0, 1.0)),
-       Param("s", "float", 30.0, "logit scale", positive))
+       Param("s", "float", 30.0, "logit scale", within(positive, 1_000)))
 # WeSpeaker's pooling_layers by name, as its ResNet and CAM++ take them (ECAPA-TDNN keeps its ASTP)
 _POOLING = Param("pooling_func", "pooling", "TSTP", "statistics pooling: TSTP (mean and std over time), "
                  "TAP (mean), TSDP (std) or ASTP (attentive)")
+
+# Far beyond any recipe, and within float32: 1e300 passed as a learning rate, and -1e6 dB as an SNR,
+# then failed training with a traceback (a float overflow); a rate of 1 Hz "read" 2 samples a chunk.
+_LR = within(positive, 1_000)
+_SNR = in_range(-100.0, 100.0, high_open=False)
+_SAMPLE_RATE = Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at",
+                     within(at_least(1_000), 384_000))
 
 _SCHED = "pyannote.audio.train.schedulers."
 _LOSS = "pyannote.audio.embedding.approaches."
 
 COMPONENTS: tuple[Component, ...] = (
     Component("feature_extraction", "RawAudio", "pyannote.audio.features.RawAudio",
-              (Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at",
-                     within(positive, 384_000)),),
+              (_SAMPLE_RATE,),
               "raw waveform, resampled and downmixed to mono"),
     Component("feature_extraction", "Fbank", "Fbank",
-              (Param("sample_rate", "int", 16000, "sample rate in Hz audio is read at", positive),
-               Param("num_mel_bins", "int", 80, "mel filterbank channels (the backbone's feat_dim)", at_least(1)),
-               Param("frame_length", "float", 25.0, "analysis window in milliseconds", positive),
-               Param("frame_shift", "float", 10.0, "hop between frames in milliseconds", positive),
+              (_SAMPLE_RATE,
+               Param("num_mel_bins", "int", 80, "mel filterbank channels (the backbone's feat_dim)",
+                     within(at_least(1), 1_024)),
+               Param("frame_length", "float", 25.0, "analysis window in milliseconds", within(positive, 1_000)),
+               Param("frame_shift", "float", 10.0, "hop between frames in milliseconds", within(positive, 1_000)),
                Param("dither", "float", 1.0, "Gaussian dither (in 16-bit sample units) added while training only",
                      at_least(0)),
                Param("window_type", "window", "hamming", "analysis window: hamming (WeSpeaker) or povey (Kaldi)")),
               "Kaldi-compatible log-mel filterbank with per-utterance mean normalisation, computed in the network"),
     Component("data_augmentation", "AddNoise", "pyannote.audio.augmentation.noise.AddNoise",
-              (Param("snr_min", "float", 5.0, "lowest signal-to-noise ratio in dB"),
-               Param("snr_max", "float", 20.0, "highest signal-to-noise ratio in dB"),
+              (Param("snr_min", "float", 5.0, "lowest signal-to-noise ratio in dB", _SNR),
+               Param("snr_max", "float", 20.0, "highest signal-to-noise ratio in dB", _SNR),
                Param("collection", "protocols", ("MUSAN.Collection.BackgroundNoise",),
                      "Collection protocols whose files are the noises", absent=())),
               "add a random noise file at a random SNR in [snr_min, snr_max]"),
@@ -244,27 +251,25 @@ COMPONENTS: tuple[Component, ...] = (
               _AM + (_MARGIN_SCHEDULER,) + _TASK_COMMON, "additive margin softmax loss (CosFace / AM-softmax)"),
     Component("task", "Softmax", _LOSS + "Softmax", _TASK_COMMON, "plain softmax cross-entropy"),
     Component("scheduler", "ConstantScheduler", _SCHED + "ConstantScheduler",
-              (Param("learning_rate", "float", 0.01, "learning rate", positive),),
+              (Param("learning_rate", "float", 0.01, "learning rate", _LR),),
               "constant learning rate"),
     Component("scheduler", "CyclicScheduler", _SCHED + "CyclicScheduler",
-              (Param("learning_rate", "float", 0.01, "peak learning rate of each cycle", positive),
-               Param("min_lr", "float", 0.001, "lowest learning rate (default: learning_rate / 10)",
-                     positive),
-               Param("max_lr", "float", 0.01, "peak learning rate (same as learning_rate)", positive),
+              (Param("learning_rate", "float", 0.01, "peak learning rate of each cycle", _LR),
+               Param("min_lr", "float", 0.001, "lowest learning rate (default: learning_rate / 10)", _LR),
+               Param("max_lr", "float", 0.01, "peak learning rate (same as learning_rate)", _LR),
                Param("epochs_per_cycle", "int", 10, "epochs per learning-rate cycle",
                      within(at_least(1), 1_000_000))),
               "learning rate cycling between min_lr and max_lr (Smith, WACV 2017)"),
     Component("scheduler", "ExponentialDecrease", "ExponentialDecrease",
-              (Param("initial_lr", "float", 0.1, "learning rate at step 0 of the decay", positive),
-               Param("final_lr", "float", 5e-5, "learning rate at the end of the last epoch (--to)",
-                     positive),
+              (Param("initial_lr", "float", 0.1, "learning rate at step 0 of the decay", _LR),
+               Param("final_lr", "float", 5e-5, "learning rate at the end of the last epoch (--to)", _LR),
                Param("warm_up_epoch", "int", 6, "epochs of linear warm-up from 0",
                      within(at_least(0), 1_000_000))),
               "linear warm-up, then exponential decay from initial_lr to final_lr at --to (WeSpeaker)"),
     Component("optimizer", "SGD", "torch.optim.SGD",
               (Param("momentum", "float", 0.9, "SGD momentum", in_range(0.0, 1.0)),
                Param("nesterov", "bool", True, "Nesterov momentum (needs momentum > 0)"),
-               Param("weight_decay", "float", 0.0, "L2 weight decay", at_least(0))),
+               Param("weight_decay", "float", 0.0, "L2 weight decay", within(at_least(0), 1_000))),
               "stochastic gradient descent"),
 )
 

@@ -210,7 +210,16 @@ BAD = [  # (id, text, key, line needle or None, words in the message)
     ("learning-rate-auto", _bad("learning_rate: 0.01", "learning_rate: auto"), "scheduler.params.learning_rate",
      "learning_rate", ["expected a number", "AutoLR"]),
     ("sample-rate-negative", _bad("sample_rate: 16000", "sample_rate: -16000"),
-     "feature_extraction.params.sample_rate", "sample_rate", ["greater than 0"]),
+     "feature_extraction.params.sample_rate", "sample_rate", ["must be at least 1000"]),
+    # each passed the check, then failed training with a traceback (a float overflow), or read 2 samples
+    ("sample-rate-1-hz", _bad("sample_rate: 16000", "sample_rate: 1"),
+     "feature_extraction.params.sample_rate", "sample_rate", ["must be at least 1000"]),
+    ("learning-rate-overflow", _bad("learning_rate: 0.01", "learning_rate: 1.0e+300"),
+     "scheduler.params.learning_rate", "learning_rate", ["must be at most 1,000"]),
+    ("snr-overflow", _bad("snr_min: 5", "snr_min: -1000000"),
+     "data_augmentation.params.snr_min", "snr_min", ["must be in [-100.0, 100.0]"]),
+    ("logit-scale-overflow", _bad("s: 10", "s: 1.0e+300"), "task.params.s", "s: 1.0e+300",
+     ["must be at most 1,000"]),
     ("collection-empty", _bad("     collection:\n       - MUSAN.Collection.BackgroundNoise\n"
                               "       - MUSAN.Collection.Music", "     collection: []"),
      "data_augmentation.params.collection", "collection:", ["Collection protocol"]),
