@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from engine.console import printable
 from engine.records import DiarizationCheck, Extraction, Run
-from engine.records.runs import progress_text
+from engine.records.runs import clock_text, progress_text
 
 if TYPE_CHECKING:
     from app.data.reader import RunSummary
@@ -41,7 +40,7 @@ def duration(seconds: float | None) -> str:
 
 
 def started(ts: float | None) -> str:
-    return "" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+    return clock_text(ts)
 
 
 def epoch_text(run: Run) -> str:

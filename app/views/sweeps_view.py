@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from app.data.sweeps import QueueProcess, Sweep, Trial
+from engine.records.runs import clock_text
 
 #: (column key, header) of the sweeps table and of the trials table
 SWEEP_COLUMNS = [("id", "#"), ("name", "sweep"), ("method", "method"), ("trials", "trials"), ("queued", "queued"),
@@ -48,5 +48,5 @@ def trial_row(trial: Trial) -> dict[str, str]:
 def queue_text(queue: QueueProcess | None, now: float) -> str:
     if queue is None:
         return "queue: not running (g starts it)"
-    since = time.strftime("%H:%M", time.localtime(queue.started_at))
+    since = clock_text(queue.started_at, "%H:%M")
     return f"queue: pid {queue.pid} on {queue.host}, slots {queue.slots}, since {since} (s stops it)"

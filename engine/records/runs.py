@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,15 +175,31 @@ class DataProblem:
     fatal: bool
 
 
+def clock_text(t: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
+    """Unix time ``t`` as local clock time (``fmt``); ``?`` for a time no clock shows (a row edited
+    to 1e300 made every runs list fail), "" for none."""
+    if t is None:
+        return ""
+    try:
+        return time.strftime(fmt, time.localtime(t))
+    except (OverflowError, OSError, ValueError):
+        return "?"
+
+
+def _whole(value: float | None) -> str:
+    """A count as a whole number; ``?`` for one no process writes (a row edited to NaN or infinity)."""
+    return str(int(value)) if value is not None and math.isfinite(value) else "?"
+
+
 def progress_text(kind: str | None, status: str | None, epoch: int | None, target: int | None,
                   done: float | None, total: float | None) -> str:
     """The ``epoch`` column: a training run's epoch of its target; the files an extraction (or an index
     being built) has done; the checkpoints a validation has scored (its epoch is the last one scored,
     which, newest first, reads 0 at its end)."""
     if kind == "apply" or status == "indexing":
-        return f"{int(done or 0)}/{int(total)} files" if total else ""
+        return f"{_whole(done or 0)}/{_whole(total)} files" if total else ""
     if kind == "validate" and done:
-        return f"{int(done)} scored"
+        return f"{_whole(done)} scored"
     if epoch is None and target is None:
         return ""
     return f"{'' if epoch is None else epoch}/{'' if target is None else target}"

@@ -45,6 +45,20 @@ _ORIGIN: dict[str, tuple[Any, bool]] = {
     "slurm_job_id": (str | None, False), "started_at": (float, False)}
 
 
+#: the fields that hold a Unix time (a record's ``t`` too): 1e300 was imported, and every `runs` after it
+#: failed to show the date ("timestamp out of range for platform time_t")
+_TIMES = frozenset({"time", "started_at", "pid_start"})
+#: the last Unix time a record may carry: the year 2286, far beyond any run, within every time_t
+MAX_TIME = 1e10
+
+
+def _time_text(value: Any) -> str | None:
+    """Why ``value`` is no Unix time (None when it is one)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= MAX_TIME:
+        return f"must be a Unix time (seconds since 1970, at most {MAX_TIME:.0e}), not {json.dumps(value)[:40]}"
+    return None
+
+
 #: how deep a line may nest: the engine writes a few levels (a config inside a run's arguments); a
 #: line nested hundreds deep is damage that the database's JSON writer, and every reader of the
 #: run after it, would meet as a RecursionError
@@ -184,6 +198,8 @@ def _check_fields(values: Any, schema: dict[str, tuple[Any, bool]], where: str) 
         hint = schema[name][0]
         if not _fits(value, hint):
             raise BadRecord(f"{where}: {name} must be {_type_name(hint)}, not {json.dumps(value)[:40]}")
+        if name in _TIMES and (why := _time_text(value)) is not None:
+            raise BadRecord(f"{where}: {name} {why}")
         if name in _CHOICES and value not in _CHOICES[name]:
             raise BadRecord(f"{where}: {name} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
         nested = record_class(hint)
@@ -238,6 +254,8 @@ def parse_record(text: str, line: int) -> EventRecord:
             raise BadRecord(f"no {key!r} field")
         if not _fits(record[key], hint):
             raise BadRecord(f"{key} must be {_type_name(hint)}, not {json.dumps(record[key])[:40]}")
+    if (why := _time_text(record["t"])) is not None:
+        raise BadRecord(f"t {why}")
     op = record["op"]
     if op not in _SCHEMAS:
         raise BadRecord(f"unknown op {op!r} (known: create_run, {', '.join(sorted(RUN_OPS))})")

@@ -21,6 +21,7 @@ from sqlite_utils import Database
 
 from engine.errors import StoreError
 from engine.records.labels import GroupEpoch, GroupSummary, decode_tags
+from engine.records.runs import clock_text
 from engine.store import liveness, readonly
 from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
@@ -93,7 +94,7 @@ class StoreReads:
             alive = liveness.is_alive(run["host"], run["pid"], run["pid_start"])
             if alive is False or (alive is None
                                   and run["heartbeat_at"] < now - liveness.REMOTE_LOST_AFTER):
-                since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run["heartbeat_at"]))
+                since = clock_text(run["heartbeat_at"], "%Y-%m-%d %H:%M:%S")
                 lost.append({"id": run["id"], "heartbeat_at": run["heartbeat_at"],
                              "reason": f"no heartbeat since {since} and process {run['pid']} "
                                        f"on {run['host']} is gone"})

@@ -14,7 +14,7 @@ from engine.console import out, out_text, printable, say, stdout_console
 from engine.errors import StoreError
 from engine.layout import PARAMS, checkpoint_file
 from engine.records.labels import decode_tags
-from engine.records.runs import progress_text
+from engine.records.runs import clock_text, progress_text
 from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
 from engine.store.reads import DAMAGED
@@ -26,7 +26,7 @@ _STATUS_STYLE = {"queued": "dim", "running": "bold cyan",
 
 
 def _when(t: float | None) -> str:
-    return "" if t is None else time.strftime("%m-%d %H:%M", time.localtime(t))
+    return clock_text(t, "%m-%d %H:%M")
 
 
 def _duration(seconds: float) -> str:

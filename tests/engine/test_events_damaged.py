@@ -37,6 +37,10 @@ DAMAGE = [
     ("set_status", lambda r: r.__setitem__("op", "drop_table"), "unknown op 'drop_table'"),
     ("set_status", lambda r: r.pop("run"), "no 'run' field"),
     ("set_status", lambda r: r.__setitem__("t", "yesterday"), "t must be a number"),
+    # imported, a time beyond any clock failed every `runs` after it ("timestamp out of range")
+    ("set_status", lambda r: r.__setitem__("t", 1e300), "t must be a Unix time (seconds since 1970"),
+    ("heartbeat", lambda r: r.__setitem__("t", -5), "t must be a Unix time"),
+    ("add_steps", lambda r: r["args"]["rows"][1].__setitem__("time", 1e300), "rows[1]: time must be a Unix time"),
 ]
 
 

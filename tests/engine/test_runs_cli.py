@@ -174,3 +174,16 @@ def test_the_epoch_column_says_what_each_kind_has_done() -> None:
     assert progress_text("validate", "completed", 0, None, 11, None) == "11 scored"
     assert progress_text("train", "indexing", None, 10, 1000, 1_092_009) == "1000/1092009 files"
     assert progress_text("validate", "running", None, None, None, None) == ""
+
+
+def test_a_row_edited_to_times_and_counts_no_process_writes_is_listed(filled_db: Path) -> None:
+    """A time past any clock failed every `runs` ("timestamp out of range for platform time_t")."""
+    import sqlite3
+
+    with sqlite3.connect(filled_db) as conn:
+        conn.execute("UPDATE runs SET started_at = 1e300, progress = 9e999, progress_total = 9e999 WHERE id = 3")
+    conn.close()
+    out = engine("runs", "--db", str(filled_db))
+    assert out.returncode == 0, out.stderr
+    (row,) = [line for line in out.stdout.splitlines() if line.lstrip().startswith("3 ")]
+    assert "?/? files" in row and " ? " in row
