@@ -17,6 +17,9 @@ from engine.layout import CheckpointName
 
 R = TypeVar("R", bound="Request")
 
+#: apply's finest window step, a fraction of the window: 1e-9 was a hop of one sample (ETA: 214 hours)
+MIN_STEP = 0.001
+
 
 @dataclass(frozen=True, kw_only=True)
 class Request:

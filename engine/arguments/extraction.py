@@ -7,6 +7,7 @@ import argparse
 from engine.arguments.shared import db_options, trust_option
 from engine.arguments.values import MAX_BATCH, checkpoint_name, number, whole
 from engine.layout import APPLY, EXTRACTION_DIR_SHAPE, PARAMS
+from engine.requests import MIN_STEP
 
 
 def _der_options(p: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_apply(sub: argparse._SubParsersAction) -> None:
                        description="Extract embeddings with the best (or a chosen) epoch into "
                                    f"{EXTRACTION_DIR_SHAPE}/{{uri}}.npy; a path or step other than the "
                                    f"defaults is named in the folder ({APPLY}/EPOCH-shared-step0.5/).")
-    p.add_argument("--step", type=number(0, 100, "a fraction of the window", above=True), default=0.1,
+    p.add_argument("--step", type=number(MIN_STEP, 100, "a fraction of the window"), default=0.1,
                    help="window step as a fraction of its duration (default: 0.1)")
     p.add_argument("--subset", default="test", help="subset to extract (default: test)")
     p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",

@@ -58,7 +58,7 @@ from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction, checkpoint_title
-from engine.requests import ApplyRequest
+from engine.requests import MIN_STEP, ApplyRequest
 from engine.validation.params import chosen_checkpoint
 from engine.validation.val_dir import given_val_dir
 
@@ -196,9 +196,9 @@ def cmd_apply(args: ApplyRequest) -> int:
 def _validation_dir(args: ApplyRequest) -> ValidationDir:
     """VAL_DIR, checked, and the step, checked: before any work."""
     val = given_val_dir(args.val_dir)
-    if not 0.0 < args.step:
+    if not MIN_STEP <= args.step:
         raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
-                          "duration and must be > 0 (e.g. 0.1)")
+                          f"duration, at least {MIN_STEP:g} (e.g. 0.1)")
     return val
 
 

@@ -34,6 +34,9 @@ from engine.extraction.references import reference_files, reference_of, speech_s
 from engine.layout import EXTRACTION_DIR_SHAPE, ExtractionDir, diarization_folder
 from engine.requests import ApplyRequest, DiarizeRequest
 
+#: the widest forgiveness collar, seconds: 40 times NIST's, well short of forgiving a whole turn
+MAX_COLLAR = 10.0
+
 
 @dataclass(frozen=True)
 class DiarizationJob:
@@ -171,8 +174,9 @@ def check_settings(settings: DerSettings, subset: str) -> None:
     """Refuse settings that cannot give a fair DER (before any extraction is paid for)."""
     if settings.num_speakers not in NUM_SPEAKERS:
         raise SpkembError(f"--num-speakers {settings.num_speakers}: use oracle or tuned")
-    if not settings.collar >= 0:
-        raise SpkembError(f"--collar {settings.collar}: a collar is a duration >= 0 seconds")
+    if not 0 <= settings.collar <= MAX_COLLAR:  # a collar of inf forgave every error: DER 0.00 %, exit 0
+        raise SpkembError(f"--collar {settings.collar}: a collar is a duration from 0 to {MAX_COLLAR:g} seconds "
+                          "(0.5 is NIST md-eval's ±0.25 s)")
     if settings.num_speakers == "tuned" and subset == "development":
         raise SpkembError("--num-speakers tuned tunes the threshold on the development subset: score "
                           "another subset (--subset test), or use --num-speakers oracle")

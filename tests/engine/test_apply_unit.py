@@ -7,6 +7,7 @@ Window and hop are whole numbers of samples, so every row's timing is known exac
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -175,10 +176,13 @@ def test_bad_requests_are_refused_in_one_line_before_anything_is_written(
     kept = tree(val_dir)
     cases: list[tuple[dict, str]] = [
         (dict(val_dir=val_dir / "nowhere"), "is not a directory: pass the VAL_DIR that `spkemb-engine validate`"),
-        (dict(step=0.0), "--step 0.0: the window step is a fraction of the window duration and must be > 0"),
+        (dict(step=0.0), "--step 0.0: the window step is a fraction of the window duration, at least 0.001"),
+        (dict(step=1e-9), "--step 1e-09: the window step is a fraction of the window duration, at least 0.001"),
         (dict(model=str(val_dir / "net.onnx")), "--model is an exported network for --runtime onnxruntime"),
         (dict(epoch=8), "0008.pt"),
-        (dict(diarize=True, collar=-1.0), "--collar -1.0: a collar is a duration >= 0 seconds"),
+        (dict(diarize=True, collar=-1.0), "--collar -1.0: a collar is a duration from 0 to 10 seconds"),
+        # a collar of inf forgave every error: DER 0.00 %, recorded, exit 0
+        (dict(diarize=True, collar=math.inf), "--collar inf: a collar is a duration from 0 to 10 seconds"),
     ]
     for options, words in cases:
         with pytest.raises(SpkembError) as refused:
