@@ -8,11 +8,13 @@ shorter than a window is one window.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from engine.data.audio import num_samples, read_file
+from engine.errors import CheckpointError
 from engine.inference.windows import ArraySignal, embed_exact, embed_short, window_starts
 from engine.process.stopping import Interrupted, StopRequest
 from engine.progress import Phase
@@ -81,3 +83,14 @@ def cosine_scores(embeddings: dict[str, np.ndarray], trials: list[tuple[int, str
     b = np.stack([embeddings[u2] for _, _, u2 in trials])
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
+
+
+def require_finite(embeddings: dict[str, np.ndarray], checkpoint: Path) -> None:
+    """Refuse the embeddings of a network that gives NaN or infinity: its scores file would hold ``nan``
+    and be blamed as the damaged file, and ``delete it and validate again`` made the same one."""
+    broken = [uri for uri, e in embeddings.items() if not np.isfinite(e).all()]
+    if broken:
+        raise CheckpointError(f"checkpoint {checkpoint} gives embeddings that are not finite ({broken[0]} and "
+                              f"{len(broken) - 1} more of {len(embeddings)} files): its weights are damaged or "
+                              "edited (a negative batch-norm variance, say); nothing was scored: validate another "
+                              "checkpoint, or train again")

@@ -52,7 +52,7 @@ from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, pr
 from engine.validation.params import read_params, write_params
 from engine.validation.score_files import read_scores, result_from_scores, write_scores
 from engine.validation.selection import results_from_store
-from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files
+from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files, require_finite
 from engine.validation.trials import load_trials
 from engine.validation.val_dir import given_trn_dir
 from engine.validation.watch import CheckpointWatcher, Snapshot, modified_at
@@ -331,6 +331,7 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
             cohort = embed_files(model, norm.cohort.files, duration=config.task.duration,
                                  sample_rate=sample_rate, batch=args.batch, whole_file=args.whole_file,
                                  phase=phase, stop=stop)
+    require_finite({**embeddings, **(cohort if norm is not None else {})}, checkpoint)
     scores = cosine_scores(embeddings, trials)
     path = write_scores(val.score_file(epoch),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores, strict=True)))

@@ -478,3 +478,26 @@ def test_a_headless_validation_is_named_after_its_experiment(tmp_path: Path, dem
     assert done.returncode == 0, done.stderr
     with open_store(db_path, readonly=True) as store:
         assert [r["name"] for r in store.find_runs(kind="validate")] == ["demo validate"]
+
+
+@pytest.mark.slow
+def test_a_checkpoint_giving_nan_embeddings_is_named_and_no_scores_file_is_written(
+        tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    """Its scores file held ``0 nan …`` lines, named as the damaged file (deleting it made the same one)."""
+    import torch
+
+    from engine.config import config_to_dict, parse_config
+    from engine.model import build_model
+    from engine.process.checkpoints import save_checkpoint
+
+    config = parse_config(TINY_CONFIG.replace("batch_normalize: False", "batch_normalize: True"), "tiny")
+    trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
+    state = build_model(config).state_dict()
+    (var,) = [k for k in state if k.endswith("running_var")]
+    state[var] = -torch.ones_like(state[var])   # finite weights, NaN embeddings
+    path = save_checkpoint(trn.checkpoint(1), {"model": state, "config": config_to_dict(config), "epoch": 1})
+    done = run_in_process("validate", "--to", "1", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert done.returncode == 2, done.stderr
+    assert f"checkpoint {path} gives embeddings that are not finite" in done.stderr
+    val = ValidationDir(val_dir_of(trn.root))
+    assert not val.score_file(1).exists() and not val.params.exists()
