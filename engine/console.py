@@ -21,14 +21,21 @@ if TYPE_CHECKING:  # rich is imported when a bar is drawn: `say` and `out` stay 
 
 
 #: control characters but tab and newline (C0, DEL, C1): from a file or a database they could move the
-#: cursor, retitle or clear the terminal (an escape sequence in a run's name, a uri, an event file)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: cursor, retitle or clear the terminal (an escape sequence in a run's name, a uri, an event file); and
+#: the invisible marks that reorder or hide text (a config key holding U+202E, the right-to-left
+#: override, printed a line that read backwards from there on)
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 def printable(text: str) -> str:
     """``text`` with every control character but tab and newline shown as an escape (``\\x1b``);
     free for text that has none (``str.isprintable``, most text: the TUI's runs table escapes every name)."""
-    return text if text.isprintable() else _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return text if text.isprintable() else _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:

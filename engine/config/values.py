@@ -79,7 +79,7 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         return f"the text {value!r}"
     if isinstance(value, list):
-        return "a list"
+        return "an empty list" if not value else "a list"   # "expected a list …, got a list" said nothing
     if isinstance(value, dict):
         return "a mapping"
     return repr(value)

@@ -43,6 +43,9 @@ def read_params(val: ValidationDir) -> ValidationResult | None:
     name = parse_checkpoint_name(str(params.get("epoch", ""))) if isinstance(params, dict) else None
     if name is None:
         raise SpkembError(f"{path} names no epoch; rewrite it with `spkemb-engine pick {val.root}`")
+    if params.get(PARAMS_KEYS["eer"]) is None:
+        raise SpkembError(f"{path} names epoch {name} but no {PARAMS_KEYS['eer']}; rewrite it with "
+                          f"`spkemb-engine pick {val.root}`")
     try:
         figures: dict[str, Any] = {field: float(params[key]) for field, key in PARAMS_KEYS.items()
                                    if params.get(key) is not None}

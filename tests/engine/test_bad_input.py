@@ -291,6 +291,7 @@ def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus:
 @pytest.mark.parametrize("text, says", [
     ("epoch: [unclosed", "invalid YAML"),
     ("equal_error_rate: 0.1\n", "names no epoch"),
+    ("epoch: 1\n", "names epoch 1 but no equal_error_rate"),   # said: ValidationResult.__init__() missing …
     ("epoch: 3\nequal_error_rate: low\n", "its figures are not numbers"),
     ("epoch: 3\nequal_error_rate: 0.1\neer_ci_95: [0.1]\n", "its figures are not numbers"),
 ])

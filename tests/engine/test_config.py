@@ -222,7 +222,7 @@ BAD = [  # (id, text, key, line needle or None, words in the message)
      ["must be at most 1,000"]),
     ("collection-empty", _bad("     collection:\n       - MUSAN.Collection.BackgroundNoise\n"
                               "       - MUSAN.Collection.Music", "     collection: []"),
-     "data_augmentation.params.collection", "collection:", ["Collection protocol"]),
+     "data_augmentation.params.collection", "collection:", ["Collection protocol", "got an empty list"]),
     ("collection-not-protocol", _bad("- MUSAN.Collection.Music", "- musan/music"),
      "data_augmentation.params.collection", "collection:", ["Database.Collection.Name"]),
     ("duplicate-key", _bad("      s: 10", "      s: 10\n      s: 20"), "task.params.s", "s: 20", ["twice"]),

@@ -165,6 +165,16 @@ def test_a_name_holding_escape_sequences_or_markup_is_shown_as_it_is(tmp_path: P
     assert "\x1b" not in json_out and json.loads(json_out)[0]["name"] == name  # JSON escapes them itself
 
 
+def test_a_mark_that_reorders_text_is_shown_as_an_escape(tmp_path: Path) -> None:
+    """A config key holding U+202E (right-to-left override) made the rest of the error line read backwards."""
+    config = tmp_path / "config.yml"
+    config.write_text("architecture:\n  name: SincTDNN\ntask:\n  name: AdditiveAngularMarginLoss\n"
+                      "  params:\n    marg\u202ein: 0.1\n", encoding="utf-8")
+    done = run_in_process("config", "check", str(config))
+    assert done.returncode == 2 and "\u202e" not in done.stderr
+    assert "task.params.marg\\u202ein: unknown parameter" in done.stderr
+
+
 def test_the_epoch_column_says_what_each_kind_has_done() -> None:
     from engine.records.runs import progress_text
 
