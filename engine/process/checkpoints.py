@@ -156,10 +156,14 @@ def _refusal(path: Path, error: pickle.UnpicklingError) -> CheckpointError | Non
     if "Weights only load failed" not in text:
         return None
     found = re.search(r"GLOBAL ([\w.]+)", text)
-    what = f"a pickled {found.group(1)}" if found else "a pickled object that is no tensor, number or text"
-    return CheckpointError(f"checkpoint {path} holds {what}, which could run code when loaded, and was refused "
-                           "unread: spkemb checkpoints hold weights only; do not use this file (delete it, or "
-                           "replace it with one spkemb wrote)")
+    if found is None:  # no class or function named: bytes the unpickler does not take (an empty zip, noise)
+        operand = re.search(r"Unsupported operand \d+", text)
+        why = operand.group() if operand else "not weights"
+        return CheckpointError(f"checkpoint {path} cannot be read as weights ({why}): it is damaged or is no "
+                               "spkemb checkpoint, and was refused unread; delete it and resume from an earlier one")
+    return CheckpointError(f"checkpoint {path} holds a pickled {found.group(1)}, which could run code when loaded, "
+                           "and was refused unread: spkemb checkpoints hold weights only; do not use this file "
+                           "(delete it, or replace it with one spkemb wrote)")
 
 
 def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,

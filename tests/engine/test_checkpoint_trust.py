@@ -126,6 +126,25 @@ def test_a_raw_pickle_is_refused_in_one_line_without_torchs_warning(tmp_path: Pa
     assert str(raw) in line and "refused unread" in line and "Warning" not in done.stderr, done.stderr
 
 
+def test_bytes_that_are_no_pickle_are_named_damaged_not_code(tmp_path: Path) -> None:
+    """An empty zip or noise was said to hold "a pickled object …, which could run code"."""
+    import zipfile
+
+    from engine.errors import CheckpointError
+    from engine.process.checkpoints import read_checkpoint
+
+    empty, noise = tmp_path / "empty.pt", tmp_path / "noise.pt"
+    with zipfile.ZipFile(empty, "w"):
+        pass
+    noise.write_bytes(bytes(range(177, 256)) * 4)
+    for path in (empty, noise):
+        with pytest.raises(CheckpointError) as refused:
+            read_checkpoint(path)
+        said = str(refused.value)
+        assert f"checkpoint {path} cannot be read as weights (Unsupported operand" in said or "is damaged" in said
+        assert "could run code" not in said
+
+
 @pytest.mark.parametrize("name", COMMANDS)
 def test_weights_that_are_not_finite_are_named_by_every_reader(tmp_path: Path, db_path: Path,
                                                               demo_corpus: Path, name: str) -> None:
