@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.arguments.shared import db_options
-from engine.arguments.values import MAX_EPOCH, label, number, whole
+from engine.arguments.values import MAX_EPOCH, number, slurm_name, slurm_time, sweep_name, whole
 from engine.layout import CONFIG, SWEEP_SCRIPT
 
 
@@ -31,7 +31,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
                         "their number is how many array tasks run at once")
     p.add_argument("--epochs", type=whole(1, MAX_EPOCH, "the epoch to train up to"), default=None, metavar="E",
                    help="train each trial up to epoch E (train --to; default: train's)")
-    p.add_argument("--name", default=None, type=label("sweep name"), metavar="NAME",
+    p.add_argument("--name", default=None, type=sweep_name, metavar="NAME",
                    help="the sweep's name and its trials' group (default: BASE-sweepN)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="the sweep's folder (default: the base experiment's sweeps/NAME)")
@@ -54,8 +54,11 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sbatch", action="store_true",
                    help=f"write one SLURM array job (SWEEP_DIR/{SWEEP_SCRIPT}) running the trials under srun torchrun, "
                         "and submit it when sbatch is on PATH")
-    p.add_argument("--time", default="2-00:00:00", help="with --sbatch: each task's time limit (default: 2-00:00:00)")
-    p.add_argument("--partition", default=None, help="with --sbatch: the SLURM partition")
+    p.add_argument("--time", type=slurm_time, default="2-00:00:00",
+                   help="with --sbatch: each task's time limit, MINUTES, HH:MM:SS, D-HH:MM:SS ... "
+                        "(default: 2-00:00:00)")
+    p.add_argument("--partition", type=slurm_name("a SLURM partition"), default=None,
+                   help="with --sbatch: the SLURM partition")
     db_options(p)
     p.add_argument("base_config", metavar="BASE_CONFIG", help=f"the base {CONFIG} (or an experiment folder)")
     p.add_argument("protocol", metavar="PROTOCOL", help="pyannote.database protocol to train and validate on")

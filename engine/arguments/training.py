@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.arguments.shared import db_options, trust_option
-from engine.arguments.values import MAX_EPOCH, label, number, whole
+from engine.arguments.values import MAX_EPOCH, label, number, slurm_name, slurm_time, whole
 from engine.layout import CHECKPOINT_SUFFIX, CONFIG, TRN_DIR_SHAPE, WEIGHTS
 
 
@@ -63,7 +63,9 @@ def add_sbatch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=whole(1, 100_000, "a number of nodes"), default=1)
     p.add_argument("--gpus-per-node", type=whole(1, 1024, "a number of GPUs"), default=1)
     p.add_argument("--cpus-per-task", type=whole(1, 100_000, "a number of CPUs"), default=8)
-    p.add_argument("--time", default="2-00:00:00", help="SLURM time limit (default: 2-00:00:00)")
-    p.add_argument("--partition", default=None)
+    p.add_argument("--time", type=slurm_time, default="2-00:00:00",
+                   help="SLURM time limit: MINUTES, HH:MM:SS, D-HH:MM:SS ... (default: 2-00:00:00)")
+    p.add_argument("--partition", type=slurm_name("a SLURM partition"), default=None,
+                   help="the SLURM partition (or partitions, joined by commas)")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the script here (default: stdout)")
     train_options(p)

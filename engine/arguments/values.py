@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from collections.abc import Callable
 
 from engine.records.labels import check_label
+from engine.safe_paths import unsafe_reason
 
 #: the largest epoch number an option takes: far beyond any run, small enough for SQLite's integers
 MAX_EPOCH = 1_000_000
@@ -57,6 +59,47 @@ def label(what: str) -> Callable[[str], str]:
         except ValueError as e:
             raise argparse.ArgumentTypeError(str(e)) from None
     return parse
+
+
+#: a SLURM partition (or list of them): what sbatch accepts and nothing bash would read in a batch script
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_\-.,:+=@]{1,256}")
+#: SLURM's time limits: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S
+_SLURM_TIME = re.compile(r"[0-9]{1,7}(:[0-9]{1,2}){0,2}|[0-9]{1,5}-[0-9]{1,2}(:[0-9]{1,2}){0,2}")
+
+
+def slurm_name(what: str) -> Callable[[str], str]:
+    """A value written into an ``#SBATCH`` line: a line break or a ``$(...)`` there is a command bash runs."""
+
+    def parse(text: str) -> str:
+        if not _SLURM_NAME.fullmatch(text):
+            raise argparse.ArgumentTypeError(f"{_shown(text)} is not accepted: expected {what}, letters, digits "
+                                             "and _ - . , : + = @ only (e.g. gpu or gpu,a100)")
+        return text
+
+    parse.__name__ = what
+    return parse
+
+
+def slurm_time(text: str) -> str:
+    """``--time``: a SLURM time limit, in one of the forms sbatch reads."""
+    if not _SLURM_TIME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not accepted: expected a SLURM time limit, MINUTES, "
+                                         "MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS (e.g. 2-00:00:00)")
+    return text
+
+
+def sweep_name(text: str) -> str:
+    """``sweep --name``: the sweep's group and the one folder its trials go in, below the base experiment."""
+    try:
+        word = check_label(text, "sweep name")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    # a group may hold '/', a folder name may not: `../x` or `/abs` would put the trials elsewhere
+    if "/" in word or unsafe_reason(word) or word.startswith(("-", ".")):
+        raise argparse.ArgumentTypeError(f"sweep name {_shown(text)} is not one folder name: use letters, digits "
+                                         "and . _ - + : @ = without '/', not starting with '.' or '-' "
+                                         "(e.g. margin-sweep)")
+    return word
 
 
 def _shown(text: str) -> str:

@@ -17,8 +17,21 @@ from pathlib import Path
 from engine.cli import to_argv
 from engine.console import say
 from engine.errors import SpkembError
+from engine.requests import SweepRequest
 from engine.store import Store
 from engine.sweeps.trials import SweepPlan, train_request, validate_request
+from engine.training.slurm import sbatch_header
+
+
+def array_header(name: str, root: Path, request: SweepRequest, *, trials: int, parallel: int) -> str:
+    """The ``#SBATCH`` lines of the array job of sweep ``name`` in folder ``root``; SpkembError for a
+    name or folder that would break out of them (the sweep checks it before recording anything)."""
+    directives = [f"--job-name=spkemb-{name}", f"--array=0-{trials - 1}%{max(1, parallel)}",
+                  "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--time={request.time}",
+                  f"--output={root}/slurm-%A_%a.out"]
+    if request.partition:
+        directives.append(f"--partition={request.partition}")
+    return sbatch_header(directives, fix="give the sweep a --name and an --out folder without one")
 
 
 def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
@@ -26,13 +39,7 @@ def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
     trials = store.sweep_trials(plan.sweep_id)
     if not trials:
         raise SpkembError("the sweep has no trial to submit")
-    r = plan.request
-    directives = [f"--job-name=spkemb-{plan.name}", f"--array=0-{len(trials) - 1}%{max(1, parallel)}",
-                  "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--time={r.time}",
-                  f"--output={plan.folder.root}/slurm-%A_%a.out"]
-    if r.partition:
-        directives.append(f"--partition={r.partition}")
-    header = "\n".join(f"#SBATCH {d}" for d in directives)
+    header = array_header(plan.name, plan.folder.root, plan.request, trials=len(trials), parallel=parallel)
     trains, validates = [], []
     for t in trials:
         exp = Path(t["exp_dir"])

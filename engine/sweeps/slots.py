@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from engine.errors import SpkembError
 
-_SPEC = re.compile(r"^(cpu|cuda:(\d+))(?:\*(\d+))?$")
+_SPEC = re.compile(r"(cpu|cuda:([0-9]+))(?:\*([0-9]+))?")
+#: the most runs one slot takes at once: each is a process with its loaders and its memory
+MAX_RUNS_PER_SLOT = 64
+#: the most slots in all: runs at once on one machine
+MAX_SLOTS = 1024
+#: the highest CUDA device index: far beyond any node, and CUDA_VISIBLE_DEVICES is read as an int
+MAX_CUDA_INDEX = 1023
 
 
 @dataclass(frozen=True)
@@ -31,16 +37,24 @@ def parse_slots(text: str) -> list[Slot]:
     Raises
     ------
     SpkembError
-        A part that is neither ``cpu`` nor ``cuda:N``, optionally followed by ``*K``.
+        A part that is neither ``cpu`` nor ``cuda:N``, optionally followed by ``*K``; a count, a device
+        index or a number of slots beyond its bound.
     """
     slots: list[Slot] = []
     for part in (p.strip() for p in text.split(",")):
-        match = _SPEC.match(part)
-        if match is None or (match.group(3) is not None and int(match.group(3)) < 1):
-            raise SpkembError(f"--slots: {part!r} is not a slot: use cpu, cuda:N, or either followed by *K "
-                              "(K runs at once there), joined by commas, e.g. cpu*2 or cuda:0,cuda:1")
-        count = int(match.group(3) or 1)
+        match = _SPEC.fullmatch(part)
+        if match is None or (match.group(3) is not None and not _at_most(match.group(3), MAX_RUNS_PER_SLOT)):
+            raise SpkembError(f"--slots: {part[:40]!r} is not a slot: use cpu, cuda:N, or either followed by *K "
+                              f"(K runs at once there, 1 to {MAX_RUNS_PER_SLOT}), joined by commas, "
+                              "e.g. cpu*2 or cuda:0,cuda:1")
         gpu = match.group(2)
+        if gpu is not None and not _at_most(gpu, MAX_CUDA_INDEX, low=0):
+            raise SpkembError(f"--slots: {part[:40]!r} names no GPU: a CUDA device index is 0 to {MAX_CUDA_INDEX} "
+                              "(nvidia-smi lists them), e.g. cuda:0")
+        count = int(match.group(3) or 1)
+        if len(slots) + count > MAX_SLOTS:
+            raise SpkembError(f"--slots names more than {MAX_SLOTS} slots: that many runs at once would not fit "
+                              "one machine; name fewer")
         for i in range(count):
             name = match.group(1) if count == 1 else f"{match.group(1)}/{i}"
             slots.append(Slot(name=name, device="cpu" if gpu is None else "cuda",
@@ -49,3 +63,8 @@ def parse_slots(text: str) -> list[Slot]:
     if len(set(names)) != len(names):
         raise SpkembError(f"--slots {text}: a slot is named twice; write cuda:0*2 for two runs on one GPU")
     return slots
+
+
+def _at_most(digits: str, high: int, low: int = 1) -> bool:
+    """Whether ``digits`` is a number from ``low`` to ``high``; thousands of digits are never turned into one."""
+    return len(digits.lstrip("0")) <= len(str(high)) and low <= int(digits) <= high

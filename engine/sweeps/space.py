@@ -4,6 +4,7 @@ the ranges of an Optuna ``--space`` file."""
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from typing import Any
 from engine.config.overrides import parse_value, split_values
 from engine.config.yamlsrc import read_yaml_file
 from engine.errors import ConfigError, SpkembError
+
+#: the most trials a whole grid makes: beyond it, --random N draws some
+MAX_GRID = 10_000
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,37 @@ def parse_grid(sets: Sequence[str]) -> dict[str, list[Any]]:
 
 def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = None) -> list[Point]:
     """Every combination of the grid's values, each with seeds 0 .. seeds-1 (or ``sample`` of them,
-    drawn the same way each time)."""
+    drawn the same way each time).
+
+    Raises
+    ------
+    SpkembError
+        More than :data:`MAX_GRID` trials and no ``sample``: counted before any is made, since three
+        keys of 1,000 values are a billion.
+    """
     keys = list(grid)
-    points = [Point(dict(zip(keys, values, strict=True)), seed)
-              for values in itertools.product(*(grid[k] for k in keys)) for seed in range(seeds)]
-    if sample is not None and sample < len(points):
-        chosen = sorted(random.Random(0).sample(range(len(points)), sample))
-        points = [points[i] for i in chosen]
-    return points
+    combinations = math.prod(len(grid[k]) for k in keys)
+    total = combinations * seeds
+    if sample is None and total > MAX_GRID:
+        raise SpkembError(f"--set makes {combinations:,} combinations x {seeds:,} seed(s) = {total:,} trials, more "
+                          f"than {MAX_GRID:,}: give fewer values, or draw some of them with --random N")
+    if sample is None or sample >= total:
+        return [Point(dict(zip(keys, values, strict=True)), seed)
+                for values in itertools.product(*(grid[k] for k in keys)) for seed in range(seeds)]
+    # the trial numbers of the whole grid (in the order above) drawn, each then decoded alone: a
+    # grid of a billion is never listed
+    chosen = sorted(random.Random(0).sample(range(total), sample))
+    return [_point(grid, keys, index, seeds) for index in chosen]
+
+
+def _point(grid: dict[str, list[Any]], keys: list[str], index: int, seeds: int) -> Point:
+    """Trial ``index`` of the grid's trials: combinations in ``itertools.product`` order, seeds within each."""
+    combination, seed = divmod(index, seeds)
+    params: dict[str, Any] = {}
+    for key in reversed(keys):  # the last key varies fastest
+        combination, at = divmod(combination, len(grid[key]))
+        params[key] = grid[key][at]
+    return Point({k: params[k] for k in keys}, seed)
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,17 @@ def cmd_sweep(args: SweepRequest) -> int:
         set_keys(base, point.params)
     for r in ranges:  # each searched key with a value of its range
         set_keys(base, {r.key: r.choices[0] if r.choices else r.low})
+    out = Path(args.out).expanduser().resolve() if args.out else None
+    if args.sbatch:
+        from engine.sweeps.array import array_header
+
+        # a line break in the folder or the name would be a command in the script: refused before
+        # anything is recorded (the name's default and the folder's are made of these two)
+        array_header(args.name or base_path.parent.name, out or base_path.parent, args, trials=1,
+                     parallel=len(slots))
     db = str(default_db_path(args.db).resolve())
     with open_store(db) as store:
         name = _name(args, base_path, store)
-        out = Path(args.out).expanduser().resolve() if args.out else None
         folder = SweepDir(out) if out else SweepDir.beside(base_path.parent, name)
         if folder.root.exists() and any(folder.root.iterdir()):
             raise SpkembError(f"{folder.root} is not empty: give the sweep another --name or --out")

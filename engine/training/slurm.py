@@ -49,6 +49,22 @@ def _train_arguments(args: SbatchRequest) -> list[str]:
     return argv + [str(Path(args.exp_dir).resolve()), args.protocol]
 
 
+def sbatch_header(directives: list[str], *, fix: str) -> str:
+    """The ``#SBATCH`` lines of ``directives``.
+
+    Raises
+    ------
+    SpkembError
+        A directive holding a line break or another control character: bash would run what follows
+        it (``--subset $'train\\nid'`` made a line ``id/slurm-%j.out``). ``fix`` says what to change.
+    """
+    for directive in directives:
+        if not directive.isprintable():
+            raise SpkembError(f"#SBATCH {directive!r} holds a line break or another control character, which "
+                              f"would run as a command in the batch script: {fix}")
+    return "\n".join(f"#SBATCH {d}" for d in directives)
+
+
 def batch_script(args: SbatchRequest) -> str:
     """The text of the batch script for the parsed ``sbatch`` arguments."""
     exp_dir = Path(args.exp_dir).resolve()
@@ -69,7 +85,7 @@ def batch_script(args: SbatchRequest) -> str:
     if args.partition:
         directives.append(f"--partition={args.partition}")
     train = shlex.join(_train_arguments(args))
-    header = "\n".join(f"#SBATCH {d}" for d in directives)
+    header = sbatch_header(directives, fix="give EXP_DIR, PROTOCOL and --subset without one")
     return f"""#!/bin/bash
 {header}
 # Written by `spkemb-engine sbatch`. Submit with: sbatch THIS_FILE
