@@ -2,7 +2,8 @@
 
 Real corpora (VoxCeleb, AMI, MUSAN) are 16 kHz mono wav/flac, so the hot path is a seek and
 one ``read`` into a float32 buffer on a file handle kept open by the worker. Other rates are
-resampled (torchaudio, imported only then, so that importing this module stays torch-free),
+resampled (``engine.data.resample``: torchaudio, imported only then, so that importing this module
+stays torch-free, or in bounded blocks where torchaudio's filters would not fit in memory),
 other channel counts are averaged to mono, and unreadable files raise ``AudioError`` naming
 the path. What a file holds (``audio_info``) and the check of every listed file are
 ``engine.data.audio_checks``'s.
@@ -19,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.data.audio_checks import audio_info, changed_error, missing_error, unreadable_error, unusable_error
+from engine.data.resample import resample
 
 #: open SoundFile handles kept per process; a worker crops from a few hundred files at a time
 HANDLES_PER_PROCESS = 128
@@ -159,7 +161,7 @@ def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample
 
     Only the frames of the crop are read (seek + read on a handle kept open by this process).
     Multi-channel files are averaged to mono; other sample rates are resampled with
-    ``torchaudio.functional.resample``. Parts of the crop past the end of the file are zeros.
+    ``engine.data.resample.resample``. Parts of the crop past the end of the file are zeros.
 
     Parameters
     ----------
@@ -202,7 +204,7 @@ def read_crop(path: str | os.PathLike, start_s: float, duration_s: float, sample
     native_start = max(0, int(math.floor(start_s * rate)))
     native_n = int(math.ceil(duration_s * rate))
     native = _read_frames(key, native_start, native_n, indexed=indexed)
-    resampled = _resample(native, rate, sample_rate)
+    resampled = resample(native, rate, sample_rate)
     if out is None:
         out = np.zeros(n, dtype=np.float32)
     m = min(n, len(resampled))
@@ -231,14 +233,5 @@ def read_file(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     native = _read_frames(key, 0, info.frames)
     if info.samplerate == sample_rate:
         return native
-    return _resample(native, info.samplerate, sample_rate)
-
-
-def _resample(waveform: np.ndarray, orig: int, new: int) -> np.ndarray:
-    # imported here: reading 16 kHz corpora (and importing this module) never pays for torch
-    import torch
-    import torchaudio.functional as AF
-
-    resampled = AF.resample(torch.from_numpy(np.ascontiguousarray(waveform)), orig, new)
-    return resampled.numpy().astype(np.float32, copy=False)
+    return resample(native, info.samplerate, sample_rate)
 

@@ -24,6 +24,10 @@ CHECK_THREADS = 8
 #: data-chunk sizes that writers to a pipe leave in a WAV header, the length unknown: none, ffmpeg's
 #: and others' 0xFFFFFFFF, and SoX's 0x7FFFF000
 OPEN_SIZES = (0, 0x7FFFF000, 0xFFFFFFFF)
+#: the sample rates a recording can have (Hz): a header outside them is damaged or forged, and
+#: resampling from it would take without bound (1 Hz to 16 kHz is 16,000 samples per frame)
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,15 @@ def probe(path: str) -> AudioInfo:
         raise unusable_error(key, "holds no audio frames")
     if samplerate <= 0 or channels <= 0:
         raise unusable_error(key, f"has an unusable format ({samplerate} Hz, {channels} channels)")
+    if not sane_rate(samplerate):
+        raise unusable_error(key, f"has a sample rate of {samplerate:,} Hz in its header, outside "
+                                  f"{MIN_SAMPLE_RATE:,} to {MAX_SAMPLE_RATE:,} Hz (a damaged header)")
     return AudioInfo(frames=frames, samplerate=samplerate, channels=channels)
+
+
+def sane_rate(samplerate: int) -> bool:
+    """Whether ``samplerate`` is one a recording can have (``MIN_SAMPLE_RATE`` to ``MAX_SAMPLE_RATE``)."""
+    return MIN_SAMPLE_RATE <= samplerate <= MAX_SAMPLE_RATE
 
 
 def _probe_open(path: str, fd: int) -> tuple[int, int, int]:

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from engine.data.audio_checks import CHECK_THREADS, Problem, changed_error, probe
+from engine.data.audio_checks import CHECK_THREADS, Problem, changed_error, probe, sane_rate
 from engine.data.table import Checked, IndexTable
 from engine.errors import AudioError
 
@@ -71,7 +71,8 @@ def check_one(path: str, earlier: Earlier | None) -> tuple[Result, bool]:
         st = None
     if st is not None and earlier is not None:
         known = earlier.lookup(path, st.st_mtime_ns, st.st_size)
-        if known is not None:
+        # an index written before rates were bounded may hold one: probed again, it is refused
+        if known is not None and sane_rate(known[1]):
             return (known[0], known[1], st.st_mtime_ns, st.st_size, None), True
     try:
         info = probe(path)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.database_yml import check_shape, database_paths, import_time_files, paths_text
+from engine.data.uri_lists import check_uri_list
 from engine.errors import ProtocolError, yaml_problem
 
 SUBSETS = ("train", "development", "test")
@@ -159,31 +160,44 @@ _URI_KEYS = ("uri", "uris")
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
-def _with_bom(value: str, database_yml: str) -> Path | None:
-    """The list ``value`` (relative to ``database_yml``) when it starts with a UTF-8 byte-order mark."""
+def _listed(value: str, database_yml: str) -> Path | None:
+    """The list ``value`` names (relative to ``database_yml``), or None when there is none."""
     from pyannote.database.custom import resolve_path
 
     try:
-        path = resolve_path(Path(value), Path(database_yml))
+        return resolve_path(Path(value), Path(database_yml))
+    except OSError:  # FileNotFoundError included: pyannote.database says so itself, naming the path
+        return None
+
+
+def _with_bom(value: str, database_yml: str) -> Path | None:
+    """The list ``value`` (relative to ``database_yml``) when it starts with a UTF-8 byte-order mark."""
+    path = _listed(value, database_yml)
+    if path is None:
+        return None
+    try:
         with open(path, "rb") as f:
             return path if f.read(len(UTF8_BOM)) == UTF8_BOM else None
-    except OSError:  # FileNotFoundError included: pyannote.database says so itself, naming the path
+    except OSError:
         return None
 
 
 def check_subset_entries(protocol: Any, subset: str) -> None:
     """Refuse an entry of ``subset`` that pyannote.database would fail on with a TypeError when it
     lists the subset: a null or a list where a path belongs, or a file of a suffix it has no reader
-    for (``uri`` misspelt). The other subsets are not read, so not checked.
+    for (``uri`` misspelt); and a uri of its uri list that would lead out of the database's folder
+    (``engine.data.uri_lists``). The other subsets are not read, so not checked.
 
     Raises
     ------
     ProtocolError
-        Naming the database.yml, the protocol, the subset and the entry.
+        Naming the database.yml, the protocol, the subset and the entry (an escaping uri: the
+        list's ``FILE:LINE`` and the uri).
     """
     from pyannote.database.custom import LOADERS
 
     name = getattr(protocol, "name", type(protocol).__name__)
+    checked: set[Path] = set()  # a subset's methods share its entries: each list is read once
     for method in ("iter", "trial"):
         # pyannote.database binds the subset's entries and its database.yml to its methods (functools.partial)
         keywords = getattr(getattr(protocol, f"{subset}_{method}", None), "keywords", None) or {}
@@ -207,6 +221,11 @@ def check_subset_entries(protocol: Any, subset: str) -> None:
                 raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {bom} starts with a UTF-8 "
                                     "byte-order mark, which pyannote.database reads into its first uri — save it "
                                     f"as UTF-8 without one (e.g. `{fix}`)")
+            if path and key in _URI_KEYS and where is not None:
+                listed = _listed(value, where)
+                if listed is not None and listed not in checked:
+                    checked.add(listed)
+                    check_uri_list(listed, f"protocol {name}, {subset}")
 
 
 def check_protocol(name: str, subset: str, database: str | os.PathLike | None = None) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.protocols import SUBSETS, check_subset_entries, load_protocol
+from engine.data.uri_lists import uri_problem, uri_refusal
 from engine.errors import ProtocolError
 
 #: how a trial line reads
@@ -47,7 +48,8 @@ def check_trial_file(path: str | Path) -> None:
     Raises
     ------
     ProtocolError
-        A non-blank line that is not three fields with a 0/1 reference.
+        A non-blank line that is not three fields with a 0/1 reference, or whose uri would lead
+        out of the database's folder (``engine.data.uri_lists``).
     """
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -60,6 +62,10 @@ def check_trial_file(path: str | Path) -> None:
                                or any(f.startswith('"') for f in fields)):
                     raise ProtocolError(f"{path}:{number}: malformed trial line {line.strip()!r}: "
                                         f"expected {TRIAL_LINE} — {_fix(fields, path)}")
+                for uri in fields[1:]:
+                    reason = uri_problem(uri)
+                    if reason is not None:
+                        raise uri_refusal(f"{path}:{number}", uri, reason)
     except OSError as e:
         raise ProtocolError(f"trial file {path} cannot be read: {e}") from e
 
@@ -86,6 +92,10 @@ def check_trial(trial: Any, number: int, source: str) -> tuple[int, str, str]:
     if reference is None or not all(u is not None and not isinstance(u, float) and str(u) for u in uris):
         raise ProtocolError(f"{source}: trial {number} is malformed (reference {trial['reference']!r}, "
                             f"uris {uris[0]!r} and {uris[1]!r}): expected {TRIAL_LINE} — fix the trial list")
+    for uri in uris:
+        reason = uri_problem(str(uri))
+        if reason is not None:
+            raise uri_refusal(f"{source}: trial {number}", str(uri), reason)
     return reference, uris[0], uris[1]
 
 
