@@ -10,7 +10,8 @@ in its own process so that peak memory is its own:
   then loaded from the cache, with the speaker index derived, wall time and peak RSS; and, in
   the later one, the cache loaded again checked against its manifest (``load_checked_s``) and
   mapped unchecked as before the manifest (``load_unchecked_s``), and the size and mtime of
-  every training file compared with the index (``change_check_s``);
+  every training file compared with the index (``change_check_s``), and the uri list's uris checked
+  (``uri_check_s``, against ``uri_list_read_s`` for reading the list);
 - ``train_first`` / ``train_later``: ``spkemb-engine train --parallel 2`` to its first
   recorded step, with an empty cache and then with another experiment on the same cache;
 - ``workers``: private memory (USS) of the 2 loader workers after a few batches and after many,
@@ -104,10 +105,19 @@ for f in sorted(folder.glob("*.npy")):  # as before the manifest: mapped, not re
 unchecked = time.perf_counter() - t
 t = time.perf_counter()
 changed = changed_since(table)
+change_check = time.perf_counter() - t
+from engine.data import uri_lists
+t = time.perf_counter()
+open({lst!r}, encoding="utf-8").read()
+list_read = time.perf_counter() - t
+uri_lists._FINE.clear()  # each command checks its lists once: as a fresh process would
+t = time.perf_counter()
+uri_lists.check_uri_list({lst!r})
 print({{"files": len(table.paths), "speakers": len(index.speakers), "reader": table.info.get("reader"),
         "seconds": seconds, "peak_rss_mb": peak, "load_checked_s": checked, "load_unchecked_s": unchecked,
         "cache_mb": sum(f.stat().st_size for f in folder.iterdir()) / 2**20,
-        "change_check_s": time.perf_counter() - t, "changed": len(changed)}})
+        "change_check_s": change_check, "changed": len(changed), "uri_list_read_s": list_read,
+        "uri_check_s": time.perf_counter() - t}})
 """
 
 WORKERS = """
@@ -233,14 +243,15 @@ def measure(name: str, n: int, root: Path, sources: list[Path], pyannote_max: in
         out["pyannote"] = child(PYANNOTE.format(protocol=PROTOCOL, yml=str(yml)), cache)
         print(f"{name}: pyannote.database listing {out['pyannote']['seconds']:.1f} s, "
               f"{out['pyannote']['peak_rss_mb']:.0f} MB", flush=True)
-    out["index_first"] = child(INDEX.format(protocol=PROTOCOL, yml=str(yml)), cache)
-    out["index_later"] = child(INDEX.format(protocol=PROTOCOL, yml=str(yml)), cache)
+    out["index_first"] = child(INDEX.format(protocol=PROTOCOL, yml=str(yml), lst=str(lst)), cache)
+    out["index_later"] = child(INDEX.format(protocol=PROTOCOL, yml=str(yml), lst=str(lst)), cache)
     for key in ("index_first", "index_later"):
         print(f"{name}: {key} {out[key]['seconds']:.1f} s, {out[key]['peak_rss_mb']:.0f} MB", flush=True)
     later = out["index_later"]
     print(f"{name}: the cache ({later['cache_mb']:.0f} MB) loaded checked against its manifest "
           f"{later['load_checked_s']:.2f} s, mapped unchecked {later['load_unchecked_s']:.2f} s; "
-          f"size + mtime of every file against the index {later['change_check_s']:.2f} s", flush=True)
+          f"size + mtime of every file against the index {later['change_check_s']:.2f} s; the uri list's uris "
+          f"checked {later['uri_check_s']:.3f} s (reading the list {later['uri_list_read_s']:.3f} s)", flush=True)
     if index_only:
         return out
     shutil.rmtree(cache)
