@@ -72,21 +72,15 @@ def test_an_index_checked_before_rates_were_bounded_does_not_keep_its_file(tmp_p
 
 def test_validate_refuses_a_trial_file_of_an_absurd_rate_before_embedding(tmp_path: Path, demo_corpus: Path,
                                                                           db_path: Path) -> None:
-    from tests.engine.test_validate import val_dir_of, write_checkpoints
+    from tests.engine.test_validate import validation_refused
 
     corpus = tmp_path / "corpus"
     shutil.copytree(demo_corpus.parent, corpus)
     uri = (corpus / "voxceleb" / "lists" / "test.trial.txt").read_text().split()[1]
     forged = wav_saying(corpus / "voxceleb" / "wav" / f"{uri}.wav", 2_147_483_647)
-    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
-    write_checkpoints(trn_dir, db_path, [1])
-
-    done = run_in_process("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error, val_dir = validation_refused(tmp_path, db_path, corpus / "database.yml")
     assert f"audio file {forged} has a sample rate of 2,147,483,647 Hz" in error
-    assert not (val_dir_of(trn_dir) / "scores").exists()
+    assert not (val_dir / "scores").exists()
 
 
 def test_apply_refuses_a_file_of_an_absurd_rate_before_extracting(tmp_path: Path, db_path: Path) -> None:

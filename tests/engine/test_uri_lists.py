@@ -13,7 +13,6 @@ import soundfile as sf
 from engine.data.uri_lists import check_uri_list
 from engine.errors import ProtocolError
 from engine.validation.trials import check_trial, check_trial_file
-from tests.engine.engine_runner import run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 #: from corpus/voxceleb/wav/, where the demo's template puts uris, to the folder beside the corpus
@@ -39,7 +38,7 @@ def replace_line(path: Path, number: int, line: str) -> None:
 @pytest.mark.parametrize("where", ["trial", "trial-absolute", "uri-list"])
 def test_validate_refuses_a_uri_leaving_the_database_folder_before_embedding(
         tmp_path: Path, demo_corpus: Path, db_path: Path, where: str) -> None:
-    from tests.engine.test_validate import val_dir_of, write_checkpoints
+    from tests.engine.test_validate import validation_refused
 
     corpus, outside = corpus_with_a_file_beside(tmp_path, demo_corpus)
     lists = corpus / "voxceleb" / "lists"
@@ -50,18 +49,12 @@ def test_validate_refuses_a_uri_leaving_the_database_folder_before_embedding(
         listed, uri = lists / "test.trial.txt", CLIMBING if where == "trial" else str(outside.with_suffix(""))
         reference, first, _ = listed.read_text().splitlines()[2].split()
         replace_line(listed, 3, f"{reference} {first} {uri}")
-    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
-    write_checkpoints(trn_dir, db_path, [1])
-
-    done = run_in_process("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
-    assert done.returncode == 2, done.stderr
-    assert "Traceback" not in done.stderr
-    error = done.stderr.strip().splitlines()[-1]
+    error, val_dir = validation_refused(tmp_path, db_path, corpus / "database.yml")
     line = 2 if where == "uri-list" else 3
     assert error.startswith(f"spkemb-engine validate: error: {listed}:{line}")
     assert f"uri {uri!r} is refused: " in error and "write the uri relative to that folder" in error
     assert ("'..'" if where != "trial-absolute" else "it is absolute") in error
-    assert not (val_dir_of(trn_dir) / "scores").exists()
+    assert not (val_dir / "scores").exists()
 
 
 def test_train_refuses_a_training_uri_leaving_the_database_folder(tmp_path: Path, demo_corpus: Path,

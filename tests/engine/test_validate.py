@@ -109,6 +109,16 @@ def val_dir_of(trn_dir: Path, subset: str = "test") -> Path:
     return trn_dir / "validate_equal_error_rate" / f"{PROTOCOL}.{subset}"
 
 
+def validation_refused(tmp_path: Path, db_path: Path, database: Path) -> tuple[str, Path]:
+    """Validate a one-checkpoint run against ``database``, expected to refuse it: (its error line, VAL_DIR)."""
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [1])
+    done = run_in_process("validate", str(trn_dir), PROTOCOL, database=database)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stderr.strip().splitlines()[-1], val_dir_of(trn_dir)
+
+
 @pytest.mark.slow
 def test_validate_follows_checkpoints_as_they_are_committed(tmp_path: Path, demo_corpus: Path, db_path: Path):
     trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
