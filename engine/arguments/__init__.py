@@ -40,9 +40,8 @@ class OneLineParser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             command = self._command_parser(parsed)
-            known = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
-            near = difflib.get_close_matches(extras[0].split("=")[0], known, n=1)
-            hint = f"; did you mean {near[0]}?" if near and extras[0].startswith("-") else ""
+            near = _nearest(extras[0], [o for a in command._actions for o in a.option_strings if o.startswith("--")])
+            hint = f"; did you mean {near}?" if near else ""
             command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
         return parsed
 
@@ -62,6 +61,19 @@ class OneLineParser(argparse.ArgumentParser):
         if action.nargs is None and action.option_strings and arg_strings == ["--"]:
             self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
         return super()._get_values(action, arg_strings)
+
+
+def _nearest(given: str, known: list[str]) -> str | None:
+    """The option ``given`` most likely meant: one holding it or held by it (``--tag``: ``--add-tag``), or
+    one a letter or two away (``--epcoh``); None rather than a guess (``--parallel`` is no ``--poll``)."""
+    if not given.startswith("--"):
+        return None
+    word = given.split("=")[0][2:]
+    holding = [o for o in known if word and (word in o[2:] or o[2:] in word)]
+    if holding:
+        return min(holding, key=lambda o: abs(len(o) - len(word) - 2))
+    close = difflib.get_close_matches(word, [o[2:] for o in known], n=1, cutoff=0.8)
+    return f"--{close[0]}" if close else None
 
 
 def build_parser() -> argparse.ArgumentParser:

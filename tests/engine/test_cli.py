@@ -41,6 +41,8 @@ def test_an_unknown_option_is_refused_by_its_command_with_the_nearest_option() -
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("spkemb-engine tag: error: unrecognized arguments: --tag first; did you mean --add-tag? "
                            "(see spkemb-engine tag --help)\n")
+    done = run_in_process("validate", "--parallel", "0", "trn", "P")   # train's option: no guess at --poll
+    assert done.stderr.startswith("spkemb-engine validate: error: unrecognized arguments: --parallel P (see ")
     done = run_in_process("config", "check", "config.yml", "--frobnicate")
     assert done.stderr == ("spkemb-engine config check: error: unrecognized arguments: --frobnicate "
                            "(see spkemb-engine config check --help)\n")
