@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
 from textual import work
 from textual.widgets import Static
 
 from app.data.reader import RunCurves
 from app.screens.host import SpkembScreen
+from app.views.plain import safe
 from engine.compare.significance import compare_groups
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
@@ -90,10 +90,10 @@ class SignificancePanel(SpkembScreen):
             return
         self._weighed = weighed
         a, b = found[:2]
-        head = f"A = {escape(a.label)}, B = {escape(b.label)}"
+        head = f"A = {safe(a.label)}, B = {safe(b.label)}"
         missing = next((p for p in a.score_files + b.score_files if not p.is_file()), None)
         if missing is not None:
-            self._say_significance([f"{head}: no score file {escape(missing.name)} of a picked epoch to weigh them by "
+            self._say_significance([f"{head}: no score file {safe(missing.name)} of a picked epoch to weigh them by "
                                     "(validate again)"])
             return
         self._say_significance([f"{head}: bootstrapping…"])
@@ -105,9 +105,9 @@ class SignificancePanel(SpkembScreen):
         try:
             differences = compare_groups(a.score_files, b.score_files)
         except SpkembError as e:
-            self.app.call_from_thread(self._say_significance, [f"{head}: [red]{escape(str(e))}[/]"])
+            self.app.call_from_thread(self._say_significance, [f"{head}: [red]{safe(str(e))}[/]"])
             return
-        self.app.call_from_thread(self._say_significance, [head] + [escape(d.describe()) for d in differences])
+        self.app.call_from_thread(self._say_significance, [head] + [safe(d.describe()) for d in differences])
 
     def _say_significance(self, lines: list[str]) -> None:
         self.query_one("#significance", Static).update("\n".join(lines))

@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from app.views.plain import safe
 from app.widgets.det_plots import COLORS, DetPlot, ScoreHistogramPlot, Shown
 from app.widgets.plain_table import PlainTable
 from engine.errors import SpkembError
@@ -36,7 +36,7 @@ class DetSource:
 def summary_line(index: int, shown: Shown) -> str:
     curve = shown.epoch.curve
     color = COLORS[index % len(COLORS)][0]
-    return (f"[{color}]■[/] {escape(shown.label)}: EER {100 * curve.eer:.2f} % at threshold {curve.eer_threshold:.3f}"
+    return (f"[{color}]■[/] {safe(shown.label)}: EER {100 * curve.eer:.2f} % at threshold {curve.eer_threshold:.3f}"
             f"  minDCF({curve.p_target:g}) {curve.min_dcf:.3f}"
             f"  {curve.n_target} target / {curve.n_nontarget} non-target trials")
 
@@ -80,7 +80,7 @@ class DetScreen(Screen):
     def _show(self, shown: list[Shown], problems: list[str]) -> None:
         self.shown, self.problems = shown, problems
         lines = [summary_line(i, s) for i, s in enumerate(shown)]
-        lines += [f"[red]{escape(p)}[/red]" for p in problems]
+        lines += [f"[red]{safe(p)}[/red]" for p in problems]
         self.query_one("#det-summary", Static).update("\n".join(lines) or "nothing to draw")
         self.query_one(DetPlot).show(shown)
         self.query_one(ScoreHistogramPlot).show(shown)

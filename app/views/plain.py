@@ -8,7 +8,6 @@ its control characters as escapes (``\\x1b``), as the engine prints them.
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.text import Text
 
 from engine.console import printable
@@ -20,6 +19,13 @@ def plain(value: object, style: str = "") -> Text:
 
 
 def safe(value: object) -> str:
-    """``value``'s text to put inside markup (a line with ``[b]`` of our own): brackets escaped,
-    control characters as escapes."""
-    return escape(printable("" if value is None else str(value)))
+    """``value``'s text to put inside markup (a line with ``[b]`` of our own): every bracket escaped,
+    control characters as escapes.
+
+    Not rich's ``escape``, which leaves a bracket that cannot start a tag (``[31m``): Textual's parser
+    reads from it to the next ``]``, so a note holding ``\\x1b[31m`` swallowed the ``[red]`` of the line
+    after it and the run's screen failed (MarkupError). A trailing backslash would escape the bracket
+    of the markup that follows: a zero-width space keeps them apart.
+    """
+    text = printable("" if value is None else str(value)).replace("[", "\\[")
+    return text + "\u200b" if text.endswith("\\") else text

@@ -17,13 +17,16 @@ from tests.app.conftest import compare_runs, make, notified, open_run, wait_for
 #: a run's name as an event file or `--name` could carry it
 HOSTILE = "[/b] [@click=app.quit]x\x1b[2J"
 SHOWN = "[/b] [@click=app.quit]x\\x1b[2J"
+NOTE = "red \x1b[31mESC [[ end\\"
 
 
 def hostile(workspace: Path) -> None:
     """The first run renamed, its reason and a data problem of its own holding markup."""
     db = workspace / "runs.db"
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE runs SET name = ?, reason = '[/red] lost [bold' WHERE name = 'aam-m0.2'", (HOSTILE,))
+        # a bracket that opens no tag (an escape sequence's `[31m`) swallowed the reason's `[red]` after it
+        conn.execute("UPDATE runs SET name = ?, reason = '[/red] lost [bold', note = ? WHERE name = 'aam-m0.2'",
+                     (HOSTILE, NOTE))
         run_id = conn.execute("SELECT id FROM runs WHERE name = ?", (HOSTILE,)).fetchone()[0]
     with open_store(db) as store:
         store.add_problem(run_id, path=workspace / "[/x].wav", problem="audio file [/x].wav is [/odd]", fatal=False)
@@ -43,6 +46,8 @@ async def test_names_reasons_and_problems_holding_markup_are_shown_as_they_are(w
         await open_run(pilot, SHOWN)
         await wait_for(pilot, lambda: SHOWN in text(app, "#summary"))
         assert "reason: [/red] lost [bold" in text(app, "#summary")
+        assert "note: red \\x1b[31mESC [[ end\\" in text(app, "#summary")
+        assert "[red]" not in text(app, "#summary")  # read as markup, not shown as its raw text
         await wait_for(pilot, lambda: "[/x].wav: audio file [/x].wav is [/odd]" in text(app, "#problems"))
         assert app.is_running
         app.notify(f"stopped {HOSTILE}")
