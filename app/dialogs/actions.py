@@ -107,7 +107,7 @@ class ExtractDialog(ModalScreen[ExtractChoice | None]):
             yield TickBox("leave overlapped speech out of the DER", False, id="skip-overlap")
             yield labelled("speakers per file", Select(NUM_SPEAKERS, value="oracle", allow_blank=False,
                                                        id="num-speakers"))
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
             with Horizontal():
                 yield Button("Extract", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")

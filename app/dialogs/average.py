@@ -37,7 +37,7 @@ class AverageDialog(ModalScreen[AverageChoice | None]):
             yield labelled("which epochs", Select(ways, value=ways[0][1], allow_blank=False, id="how"))
             yield labelled("how many", Input("5", id="count", type="integer"))
             yield Static("validate the average afterwards (v): it is scored like an epoch", id="hint")
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
             with Horizontal():
                 yield Button("Average", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")

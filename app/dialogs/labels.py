@@ -44,7 +44,7 @@ class LabelsDialog(ModalScreen[LabelsChoice | None]):
                                                  id="tags"))
             yield labelled("note", Input(self.current.note, id="note"))
             yield Static("a group compares runs that differ only by seed: mean ± std of their EER", id="hint")
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
             with Horizontal():
                 yield Button("Save", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")

@@ -36,7 +36,7 @@ class SweepDialog(ModalScreen[SweepRequest | None]):
             yield labelled("epochs (train --to)", Input("10", id="epochs", type="integer"))
             yield labelled("validation subset", Input("development", id="val-subset"))
             yield Static("each trial validates beside its training; trials behind the median are pruned", id="hint")
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
             with Horizontal():
                 yield Button("Sweep", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")

@@ -40,7 +40,7 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
                                                               type="integer"))
             yield labelled("calibrate on subset", Input(self.last.calibration or "", id="calibration",
                                                         placeholder="none (e.g. development)"))
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
             with Horizontal():
                 yield Button("Validate", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")

@@ -34,6 +34,11 @@ async def test_t_edits_group_tags_and_note_and_the_filter_finds_the_tag(workspac
         dialog.query_one("#tags").value = "two,words ok!"
         await pilot.click("#ok")
         await wait_for(pilot, lambda: "one word" in str(dialog.query_one("#error").render()))
+        dialog.query_one("#tags").value = ""
+        dialog.query_one("#group").value = "[b]grp[/b]"   # the message said 'grp', which is a fine group
+        dialog.query_one("#group").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "group '[b]grp[/b]' is not one word" in str(dialog.query_one("#error").render()))
         dialog.query_one("#group").value = "resnet34-lm"
         dialog.query_one("#tags").value = "baseline #lm"
         dialog.query_one("#note").value = "the reference run"
