@@ -56,7 +56,12 @@ def _from_cwd(path: Path) -> str:
 
 
 class ConfigsScreen(ConfigForm):
+    #: under 120 columns the preview goes and the names narrow: at 80, 42-column names left each value 4
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     DEFAULT_CSS = """
+    ConfigsScreen.-narrow #preview { display: none; }
+    ConfigsScreen.-narrow .field Label { width: 40%; }
+    ConfigsScreen.-narrow .field-error { padding-left: 0; }
     ConfigsScreen #body { height: 1fr; }
     ConfigsScreen #form { width: 3fr; }
     ConfigsScreen #preview { width: 2fr; border: round $primary-darken-2; }

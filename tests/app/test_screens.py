@@ -82,6 +82,24 @@ async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
         assert load_config(saved / "config.yml").task.margin == 0.3
 
 
+async def test_the_config_form_keeps_room_for_its_values_on_an_80_column_terminal(workspace: Path) -> None:
+    """At 80x24 the names took 42 columns beside the preview: each value had 4."""
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        await pilot.pause()
+        assert not screen.query_one("#preview").display
+        assert _field(screen, "task.params.margin").size.width >= 30
+    async with make(workspace).run_test(size=(140, 40)) as pilot:  # wide: the preview beside the form
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigsScreen))
+        await pilot.pause()
+        assert pilot.app.screen.query_one("#preview").display
+
+
 async def test_config_form_offers_the_recipe_template_beside_tutorial_and_demo(workspace: Path) -> None:
     from engine.config import load_config, parse_config, template_text
 
