@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from engine.records import Checkpoint, EpochSummary, ValidationResult
 from engine.store import open_store
+
+if TYPE_CHECKING:
+    from app.screens.configs import ConfigsScreen
 
 #: the clock of every TUI test: 2024-05-01 12:00:00 UTC
 NOW = 1714564800.0
@@ -162,3 +166,12 @@ async def compare_runs(pilot, names: tuple[str, ...], runs: int = 5) -> None:
 
 
 os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+
+
+async def open_configs(pilot) -> ConfigsScreen:
+    """The Configs screen (``n``), once its form is built."""
+    from app.screens.configs import ConfigsScreen
+
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigsScreen) and getattr(pilot.app.screen, "keys", []))
+    return pilot.app.screen

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.screens.configs import ConfigsScreen
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, open_configs, wait_for
 
 
 @pytest.mark.parametrize("name,param,mel_bins", [("resnet34", "m_channels", 80), ("ecapa_tdnn", "global_context", 80),
@@ -18,9 +17,7 @@ async def test_config_form_loads_and_saves_a_backbone_template(workspace: Path, 
 
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
+        screen = await open_configs(pilot)
         screen.query_one("#source").value = f"template:{name}"
         await wait_for(pilot, lambda: f"architecture.params.{param}" in screen.keys)
         await wait_for(pilot, lambda: screen.field("feature_extraction.name").value == "Fbank")

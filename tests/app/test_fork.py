@@ -16,7 +16,7 @@ from app.widgets.plots import LossPlot
 from engine.config import config_to_dict, parse_config, template_text
 from engine.records import Checkpoint, EpochSummary
 from engine.store import open_store
-from tests.app.conftest import NOW, make, open_run, wait_for
+from tests.app.conftest import NOW, make, open_configs, open_run, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -102,9 +102,7 @@ async def test_fork_from_an_epoch_opens_the_prefilled_form_then_launches_with_in
 async def test_config_form_offers_the_recipe_entries(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(160, 44)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        form = app.screen
+        form = await open_configs(pilot)
         await wait_for(pilot, lambda: "scheduler.name" in form.keys)
         # another scheduler name: its own parameters, at their (WeSpeaker) defaults
         form.field("scheduler.name").value = "ExponentialDecrease"
@@ -181,9 +179,7 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
 async def test_config_form_says_where_a_relative_folder_goes(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(160, 44)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        form = app.screen
+        form = await open_configs(pilot)
         resolved = form.query_one("#exp-dir-resolved")
         form.query_one("#exp-dir").value = "experiments/demo/m02"
         await wait_for(pilot, lambda: "saves experiments/demo/m02/config.yml" in str(resolved.render()))

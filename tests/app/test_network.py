@@ -20,7 +20,7 @@ from app.widgets.plots import LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.records import ValidationResult
 from engine.store import open_store
-from tests.app.conftest import NOW, compare_runs, make, wait_for
+from tests.app.conftest import NOW, compare_runs, make, open_configs, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 RESNET = {"feature_extraction": {"name": "Fbank", "params": {"num_mel_bins": 80}},
@@ -93,9 +93,7 @@ def mounted(screen: ConfigsScreen) -> bool:
 async def test_choosing_a_filterbank_backbone_switches_the_front_end_to_fbank(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
+        screen = await open_configs(pilot)
         screen.query_one("#source").value = "template:demo"
         await wait_for(pilot, lambda: "architecture.params.sincnet.stride" in screen.keys)
         await wait_for(pilot, lambda: mounted(screen))
@@ -155,9 +153,7 @@ async def test_tui_launches_a_resnet34_run_from_the_form_and_compare_shows_it_be
     pid = None
     try:
         async with app.run_test(size=(160, 40)) as pilot:
-            await pilot.press("n")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-            screen = app.screen
+            screen = await open_configs(pilot)
             screen.query_one("#source").value = "template:resnet34"
             await wait_for(pilot, lambda: "architecture.params.m_channels" in screen.keys and mounted(screen))
             for key, value in TINY_FIELDS.items():

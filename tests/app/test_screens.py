@@ -13,7 +13,7 @@ from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot
 from engine.records import AsNormFigures, Checkpoint, ValidationResult
-from tests.app.conftest import compare_runs, make, open_run, wait_for
+from tests.app.conftest import compare_runs, make, open_configs, open_run, wait_for
 
 
 async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
@@ -62,10 +62,7 @@ def _field(screen: ConfigsScreen, key: str):
 async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
-        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        screen = await open_configs(pilot)
         margin = _field(screen, "task.params.margin")
         margin.value = "abc"
         error = screen.field_error("task.params.margin")
@@ -86,18 +83,14 @@ async def test_the_config_form_keeps_room_for_its_values_on_an_80_column_termina
     """At 80x24 the names took 42 columns beside the preview: each value had 4."""
     app = make(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
-        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        screen = await open_configs(pilot)
         await pilot.pause()
         assert not screen.query_one("#preview").display
         assert _field(screen, "task.params.margin").size.width >= 30
     async with make(workspace).run_test(size=(140, 40)) as pilot:  # wide: the preview beside the form
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigsScreen))
+        wide = await open_configs(pilot)
         await pilot.pause()
-        assert pilot.app.screen.query_one("#preview").display
+        assert wide.query_one("#preview").display
 
 
 async def test_config_form_offers_the_recipe_template_beside_tutorial_and_demo(workspace: Path) -> None:
@@ -105,9 +98,7 @@ async def test_config_form_offers_the_recipe_template_beside_tutorial_and_demo(w
 
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
+        screen = await open_configs(pilot)
         sources = [str(v) for _, v in screen.query_one("#source")._options]
         assert {"template:tutorial", "template:demo", "template:recipe"} <= set(sources)
         screen.query_one("#source").value = "template:recipe"
@@ -130,9 +121,7 @@ async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> 
     (exp / "config.yml").write_text(original)
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
+        screen = await open_configs(pilot)
         await wait_for(pilot, lambda: f"exp:{exp}" in [str(v) for _, v in screen.query_one("#source")._options])
         screen.query_one("#source").value = f"exp:{exp}"
         await wait_for(pilot, lambda: screen.query_one("#exp-dir").value == "experiments/aam-m0.2")
@@ -217,10 +206,7 @@ def _errors(app) -> list[str]:
 async def test_config_form_refuses_a_folder_outside_the_workspace(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
-        screen = app.screen
-        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        screen = await open_configs(pilot)
         for typed in ("../escaped", "experiments/../../escaped", str(workspace.parent / "escaped")):
             screen.query_one("#exp-dir").value = typed
             assert screen.action_save() is None
