@@ -170,16 +170,13 @@ def _listed(value: str, database_yml: str) -> Path | None:
         return None
 
 
-def _with_bom(value: str, database_yml: str) -> Path | None:
-    """The list ``value`` (relative to ``database_yml``) when it starts with a UTF-8 byte-order mark."""
-    path = _listed(value, database_yml)
-    if path is None:
-        return None
+def _with_bom(path: Path) -> bool:
+    """Whether the list ``path`` starts with a UTF-8 byte-order mark."""
     try:
         with open(path, "rb") as f:
-            return path if f.read(len(UTF8_BOM)) == UTF8_BOM else None
+            return f.read(len(UTF8_BOM)) == UTF8_BOM
     except OSError:
-        return None
+        return False
 
 
 def check_subset_entries(protocol: Any, subset: str) -> None:
@@ -215,17 +212,16 @@ def check_subset_entries(protocol: Any, subset: str) -> None:
                 raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {value}: no reader for "
                                     f"{suffix or 'suffix-less'} files (it reads {', '.join(sorted(LOADERS))}) — "
                                     "check the entry's name (uri, trial, annotation, annotated) and its file")
-            bom = _with_bom(value, where) if path and key in _URI_KEYS and where is not None else None
-            if bom is not None:
-                fix = rf"sed -i '1s/^\xEF\xBB\xBF//' {shlex.quote(str(bom))}"
-                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {bom} starts with a UTF-8 "
+            listed = _listed(value, where) if path and key in _URI_KEYS and where is not None else None
+            if listed is None or listed in checked:
+                continue
+            checked.add(listed)
+            if _with_bom(listed):
+                fix = rf"sed -i '1s/^\xEF\xBB\xBF//' {shlex.quote(str(listed))}"
+                raise ProtocolError(f"{where}: protocol {name}, {subset}: {key}: {listed} starts with a UTF-8 "
                                     "byte-order mark, which pyannote.database reads into its first uri — save it "
                                     f"as UTF-8 without one (e.g. `{fix}`)")
-            if path and key in _URI_KEYS and where is not None:
-                listed = _listed(value, where)
-                if listed is not None and listed not in checked:
-                    checked.add(listed)
-                    check_uri_list(listed, f"protocol {name}, {subset}")
+            check_uri_list(listed, f"protocol {name}, {subset}")
 
 
 def check_protocol(name: str, subset: str, database: str | os.PathLike | None = None) -> None:
