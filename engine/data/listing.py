@@ -17,11 +17,21 @@ from engine.data.cache_key import SubsetSource
 from engine.data.protocols import check_subset_entries, iter_subset
 from engine.data.speech_regions import speech_intervals
 from engine.data.table import Listed, ListedBuilder
-from engine.errors import ProtocolError
+from engine.errors import ProtocolError, SpkembError
 
 #: set to "pyannote" to list through pyannote.database's ProtocolFiles even where the fast
-#: reader applies (for comparing the two)
+#: reader applies (for comparing the two); "fast" (or unset) is the default
 READER_ENV = "SPKEMB_INDEX_READER"
+READERS = ("fast", "pyannote")
+
+
+def chosen_reader() -> str:
+    """The reader $SPKEMB_INDEX_READER asks for; a misspelt value is refused, not silently ignored."""
+    value = os.environ.get(READER_ENV, "").strip() or "fast"
+    if value not in READERS:
+        raise SpkembError(f"{READER_ENV}={value!r} names no index reader: set it to `fast` or `pyannote`, "
+                          "or unset it")
+    return value
 
 
 def count_lines(path: os.PathLike | str) -> int | None:
@@ -73,7 +83,7 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
         raise ProtocolError(f"{source.database_yml}: protocol {name}, {subset}: no `annotation:` entry — training "
                             "draws each speaker's chunks from the speaker turns of an RTTM: add one (for VoxCeleb, "
                             "a line per file: `SPEAKER {uri} 1 0.000 {duration} <NA> <NA> {speaker} <NA> <NA>`)")
-    if source is not None and os.environ.get(READER_ENV, "") != "pyannote":
+    if source is not None and chosen_reader() == "fast":
         check_subset_entries(protocol, subset)  # as iter_subset does before pyannote.database lists
         listed = fast_listing.list_fast(source, audio_templates, advance)
         if listed is not None:

@@ -29,6 +29,7 @@ from engine.data.speech_index import derive_index, table_from_files
 from engine.data.table import FORMAT, Listed
 from engine.data.training_index import IndexRequest, training_table
 from engine.demo.scaled import PROTOCOL, make_scaled_protocol
+from engine.errors import SpkembError
 from engine.progress import Progress
 from engine.store import open_store
 from tests import children
@@ -103,8 +104,31 @@ def test_a_changed_list_rttm_or_uem_rebuilds_checking_only_new_files(scaled: Pat
         assert second.reg_end[second.reg_file == 0][0] == pytest.approx(first.reg_end[first.reg_file == 0][0] - 1)
     else:
         assert second.reg_start[second.reg_file == 0][0] == 0.5
-    # the earlier key's folder is gone: one index per subset
-    assert len([p for p in (tmp_path / "cache" / f"{PROTOCOL}.train").iterdir() if p.name != ".lock"]) == 1
+    # the earlier key is kept beside it (the list may be put back)
+    home = tmp_path / "cache" / f"{PROTOCOL}.train"
+    assert sorted(p.name for p in home.iterdir() if p.name != ".lock") == sorted([first.info["key"],
+                                                                                  second.info["key"]])
+
+
+def test_two_corpora_under_one_protocol_name_each_load_from_the_cache_and_the_least_used_goes(
+        tmp_path: Path, demo_corpus: Path) -> None:
+    """Two workspaces defining the same protocol alternate without building again; a fourth key
+    drops the key used least recently, not the one built first."""
+    ymls = [make_scaled_protocol(tmp_path / f"corpus{i}", sources(demo_corpus), 60 + 10 * i, test_files=4,
+                                 trials=8) for i in range(4)]
+    cache = tmp_path / "cache"
+    keys = [build(yml, cache)[0].info["key"] for yml in ymls[:3]]
+    for yml in [ymls[0], ymls[1], ymls[0]]:  # back and forth: loaded each time
+        _, log = build(yml, cache)
+        assert "from the cache" in log and "listing" not in log
+    fourth, log = build(ymls[3], cache)
+    assert "listing" in log
+    home = cache / f"{PROTOCOL}.train"
+    # corpus 2 was built after corpus 0 and 1 but used least recently since
+    assert sorted(p.name for p in home.iterdir() if p.name != ".lock") == sorted(
+        [keys[0], keys[1], fourth.info["key"]])
+    _, log = build(ymls[2], cache)
+    assert "listing" in log
 
 
 def test_a_changed_audio_file_is_checked_again(scaled: Path, tmp_path: Path) -> None:
@@ -247,6 +271,7 @@ def test_blank_lines_of_a_uri_list_name_no_file_for_either_reader(tmp_path: Path
 BUILDER = """
 import json, sys
 from engine.data.training_index import IndexRequest, training_table
+from engine.errors import SpkembError
 from engine.progress import Progress
 yml, root, builder = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 request = IndexRequest("{protocol}", "train", yml, builder=builder)
@@ -403,3 +428,14 @@ def test_temporary_folders_of_dead_builders_are_swept_at_the_next_start(scaled: 
     _, log = build(scaled, tmp_path / "cache")
     assert "from the cache" in log
     assert not stale.exists() and live.exists()
+
+
+def test_the_reader_variable_picks_the_reader_and_a_misspelt_one_is_refused(
+        scaled: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPKEMB_INDEX_READER", "pyannote")
+    _, log = build(scaled, tmp_path / "cache")
+    assert "read by pyannote" in log
+    monkeypatch.setenv("SPKEMB_INDEX_READER", "pyanote")  # refused even where the cache would answer
+    with pytest.raises(SpkembError, match=r"SPKEMB_INDEX_READER='pyanote' names no index reader: set it to "
+                                          r"`fast` or `pyannote`"):
+        build(scaled, tmp_path / "cache")
