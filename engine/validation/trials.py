@@ -39,6 +39,10 @@ def trial_file(method: Callable[..., Any]) -> Path | None:
     try:
         return resolve_path(Path(entries["trial"]), Path(database_yml))
     except FileNotFoundError:
+        folder = Path(database_yml).parent / entries["trial"]  # an absolute entry stays itself
+        if folder.is_dir():  # pyannote.database would say "Could not find file" of a folder that is there
+            raise ProtocolError(f"{database_yml}: `trial: {entries['trial']}` names a folder ({folder}): name the "
+                                "trial list in it (a file of `reference uri1 uri2` lines)") from None
         return None  # pyannote.database says so itself, naming the path
 
 

@@ -112,6 +112,17 @@ def test_a_protocol_without_any_trial_list_is_refused_as_such(tmp_path: Path, de
     assert "its test subset has no trial list — nor has any other: give a subset a `trial:` list" in line, line
 
 
+def test_a_trial_entry_naming_a_folder_is_said_to_be_a_folder(tmp_path: Path, demo_corpus: Path) -> None:
+    """pyannote.database said `Could not find file` of the folder, which is there."""
+    database = tmp_path / "database.yml"
+    text = demo_corpus.read_text().replace("trial: voxceleb/lists/test.trial.txt", "trial: voxceleb/lists")
+    database.write_text(re.sub(r"^( *- )(?!/)", rf"\g<1>{demo_corpus.parent}/", text, flags=re.M)
+                        .replace(": voxceleb/", f": {demo_corpus.parent}/voxceleb/"))
+    with pytest.raises(ProtocolError, match=r"`trial: .*voxceleb/lists` names a folder \(.*\): name the trial "
+                                            r"list in it"):
+        load_trials(PROTOCOL, "test", str(database))
+
+
 def test_the_subsets_with_trials_of_a_python_protocol() -> None:
     """A protocol written in Python has trials where it defines ``{subset}_trial_iter`` (or pyannote's
     legacy ``{trn,dev,tst}_try_iter``)."""
