@@ -4,6 +4,7 @@ or write (and submit) one SLURM array job that runs them."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 from engine.cli import to_argv
@@ -35,7 +36,8 @@ def _name(request: SweepRequest, base: Path, store: Store) -> str:
         raise SpkembError(f"a sweep named {request.name} exists already in {store.path}: give another --name")
     if request.name:
         return request.name
-    stem = base.parent.name or "sweep"
+    # the base folder's name made a group and one folder name (`runs --group` takes it as typed)
+    stem = re.sub(r"[^\w.+:@=-]+", "-", base.parent.name).strip("-.")[:48] or "sweep"
     number = 1
     while f"{stem}-sweep{number}" in taken or SweepDir.beside(base.parent, f"{stem}-sweep{number}").root.exists():
         number += 1

@@ -16,6 +16,7 @@ import pytest
 from engine.config import config_to_dict, parse_config
 from engine.config.overrides import set_keys
 from engine.errors import ConfigError, SpkembError, StoreError
+from engine.records.labels import check_label
 from engine.store import open_store
 from engine.store.sweeps import CLAIM_VAR, NewTrial
 from engine.sweeps.processes import child_env
@@ -107,6 +108,21 @@ def test_a_bad_key_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: P
                   "--no-validate").returncode == 0
     again = _sweep(base, db_path, demo_corpus, "--set", "task.params.margin=0.2", "--name", "s", "--no-queue")
     assert again.returncode == 2 and "a sweep named s exists already" in again.stderr
+
+
+def test_the_default_name_from_an_odd_folder_name_is_a_group_runs_can_be_asked_for(tmp_path: Path,
+                                                                                   db_path: Path) -> None:
+    """A base folder `my exp (v2)` made the group `my exp (v2)-sweep1`, which `runs --group` refuses."""
+    base = tmp_path / "my exp (v2)"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1", "--no-queue", "--no-validate",
+                          str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    (sweep,) = open_store(db_path, readonly=True).sweeps()
+    assert sweep["name"] == "my-exp-v2-sweep1" and check_label(sweep["name"], "group") == sweep["name"]
+    listed = run_in_process("runs", "--group", sweep["name"], db=db_path)
+    assert listed.returncode == 0 and "queued" in listed.stdout, listed.stderr
 
 
 def test_a_trial_reads_the_database_yml_found_where_the_sweep_was_made(tmp_path: Path, db_path: Path) -> None:
