@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from app.data.forks import ForkPlan
     from app.data.workspace import Workspace
     from app.launching.children import Launcher, PendingLaunch
+    from engine.records import Run
     from engine.requests import SweepRequest
 
 
@@ -52,3 +53,20 @@ class SpkembScreen(Screen):
     def spkemb(self) -> Spkemb:
         # Textual types .app as App[Any]; these screens only ever run in the SpkembApp
         return cast("Spkemb", self.app)
+
+    def ask_to_stop(self, run: Run) -> None:
+        """Stop ``run`` (SIGTERM: it checkpoints) once the user says yes: a key pressed by mistake on
+        the Runs screen or a run's own screen must not end days of training."""
+        from app.dialogs import ConfirmDialog
+
+        def answer(yes: bool | None) -> None:
+            if not yes:
+                return
+            why = self.spkemb.launcher.stop(run)
+            if why:
+                self.spkemb.error(f"run #{run.id} not stopped: {why}")
+            else:
+                self.app.notify(f"SIGTERM sent to run #{run.id}: it checkpoints and stops.")
+
+        self.app.push_screen(ConfirmDialog(f"Stop run #{run.id} ({run.name or run.kind})? "
+                                           "It writes a checkpoint and can be resumed."), answer)

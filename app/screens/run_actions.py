@@ -61,11 +61,7 @@ class RunActions(SpkembScreen):
         if run is None or run.status not in LIVE:
             self.app.notify("This run is not running.", severity="warning")
             return
-        why = self.spkemb.launcher.stop(run)
-        if why:
-            self.spkemb.error(f"run #{run.id} not stopped: {why}")
-        else:
-            self.app.notify(f"SIGTERM sent to run #{run.id}: it checkpoints and stops.")
+        self.ask_to_stop(run)
 
     def action_resume(self) -> None:
         run = None if self.data is None else self.data.run

@@ -214,8 +214,6 @@ class RunsScreen(SpkembScreen):
         self.app.push_screen(CompareScreen(marked))
 
     def action_stop(self) -> None:
-        from app.dialogs import ConfirmDialog
-
         run_id = self.query_one(RunsTable).current_run_id
         run = next((r for r in self.runs if r.id == run_id), None)
         if run is not None and run.status == "queued":
@@ -224,17 +222,7 @@ class RunsScreen(SpkembScreen):
         if run is None or run.status not in LIVE:
             self.app.notify("Only a running run can be stopped.", severity="warning")
             return
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                why = self.spkemb.launcher.stop(run)
-                if why:
-                    self.spkemb.error(f"run #{run_id} not stopped: {why}")
-                else:
-                    self.app.notify(f"SIGTERM sent to run #{run_id}: it checkpoints and stops.")
-
-        self.app.push_screen(ConfirmDialog(f"Stop run #{run_id} ({run.name or run.kind})? "
-                                           "It writes a checkpoint and can be resumed."), answer)
+        self.ask_to_stop(run)
 
     def _cancel(self, run_id: int) -> None:
         from app.data.lost_runs import cancel_queued

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from app.dialogs import ConfirmDialog
 from app.screens.launch import LaunchScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
@@ -78,7 +79,15 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
         await wait_for(pilot, lambda: detail.query_one(EerPlot).series
                        and detail.query_one(EerPlot).series[0].validations, timeout=300)
 
+        # x asks first (a key pressed by mistake must not end the run): no leaves it running
         await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is detail)
+        assert _runs(db_path, kind="train")[-1]["status"] == "running"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
         await wait_for(pilot, lambda: _runs(db_path, kind="train")[-1]["status"] == "stopped", timeout=120)
         await wait_for(pilot, lambda: detail.data.train.status == "stopped", timeout=30)
         # its validation ends too, once it has scored what training left
