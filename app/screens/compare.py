@@ -10,13 +10,14 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from app.data import reader
 from app.data.reader import RunCurves, StepRow
 from app.launching.children import run_quick
 from app.launching.commands import request_argv
 from app.screens.compare_systems import SignificancePanel, det_source, run_label, systems
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.compare.pivot import COLUMNS, Pivot, build_pivot, cell_text
@@ -81,7 +82,7 @@ class CompareScreen(SignificancePanel):
         with Horizontal(id="tables"):
             yield PlainTable(id="pivot", zebra_stripes=True, cursor_type="column")
             yield PlainTable(id="diff", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#diff").border_title = "config differences"

@@ -8,12 +8,13 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from app.data import reader
 from app.data.experiments import find_experiments, next_free
 from app.data.forks import ForkPlan
 from app.screens.configs_form import ConfigForm
+from app.widgets.keys_footer import KeysFooter
 from engine.config import (
     TEMPLATES,
     config_from_dict,
@@ -97,7 +98,7 @@ class ConfigsScreen(ConfigForm):
         with Horizontal(classes="toolbar"):
             yield Button("Save", variant="primary", id="save")
             yield Button("Save & launch", id="save-launch")
-        yield Footer()
+        yield KeysFooter()
 
     def _base_options(self) -> list[tuple[str, str]]:
         fork = []

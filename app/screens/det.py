@@ -14,10 +14,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from app.views.plain import safe
 from app.widgets.det_plots import COLORS, DetPlot, ScoreHistogramPlot, Shown
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
@@ -62,7 +63,7 @@ class DetScreen(Screen):
             yield DetPlot(id="det")
             yield ScoreHistogramPlot(id="histogram")
         yield PlainTable(id="det-table", zebra_stripes=True, cursor_type="row")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self._load(self.sources)

@@ -10,7 +10,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
     Button,
     Checkbox,
-    Footer,
     Header,
     Input,
     Label,
@@ -26,6 +25,7 @@ from app.dialogs.labels import read_labels
 from app.dialogs.validate import SCORE_NORMS
 from app.launching import commands
 from app.screens.host import SpkembScreen
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.tick_box import TickBox
 from engine.errors import PathError
 from engine.layout import CONFIG, TrainingDir, ValidationDir
@@ -80,7 +80,7 @@ class LaunchScreen(SpkembScreen):
             yield Static("", id="command")
             with Vertical(classes="toolbar"):
                 yield Button("Launch", variant="primary", id="launch")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self._discover()

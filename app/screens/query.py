@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Header, Select, Static, TextArea
+from textual.widgets import DataTable, Header, Select, Static, TextArea
 
 from app.data import reader
 from app.data.messages import QueryDone
 from app.screens.host import SpkembScreen
 from app.views.plain import plain
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from engine.errors import QueryStopped
 from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop
@@ -53,7 +54,7 @@ class QueryScreen(SpkembScreen):
         yield Static("ctrl+r runs the query (read-only: the database is never changed from here)",
                      id="query-status", classes="hint")
         yield PlainTable(id="result", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#sql").focus()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from app.data import reader
 from app.data.messages import DetailLoaded
@@ -24,6 +24,7 @@ from app.views.run_detail_view import (
 )
 from app.views.validation_view import best_marker, figures, has_asnorm
 from app.widgets.epoch_table import EpochTable
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.errors import SpkembError
@@ -70,7 +71,7 @@ class RunDetailScreen(RunActions, ForkActions):
                 yield Static("", id="extractions")
                 yield Static("", id="problems")
         yield LogTail(id="log", interval=self.spkemb.refresh_interval)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self._poll()

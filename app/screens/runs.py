@@ -8,7 +8,7 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.widgets import Footer, Header, Input, Select, Static
+from textual.widgets import Header, Input, Select, Static
 
 from app.data import reader
 from app.data.event_import import ingest_events
@@ -18,6 +18,7 @@ from app.data.messages import RunsLoaded
 from app.data.reader import RunSummary
 from app.screens.host import SpkembScreen
 from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.runs_table import RunsTable
 
 #: refreshes between two lost-run checks (each is a short write transaction)
@@ -80,7 +81,7 @@ class RunsScreen(SpkembScreen):
             yield Select([(s, s) for s in STATUSES], prompt="any status", id="status", allow_blank=True)
         yield Static("", id="message", classes="hint")
         yield RunsTable(id="runs")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one(RunsTable).focus()

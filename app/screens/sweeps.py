@@ -6,13 +6,14 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from app.data.sweeps import Sweep, SweepsState, Trial, read_sweeps
 from app.launching import commands
 from app.screens.host import SpkembScreen
 from app.views.plain import plain
 from app.views.sweeps_view import SWEEP_COLUMNS, TRIAL_COLUMNS, queue_text, sweep_row, trial_row
+from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from app.widgets.sweep_plot import SweepPlot
 from engine.config.yamlsrc import read_yaml_file
@@ -44,7 +45,7 @@ class SweepsScreen(SpkembScreen):
         yield PlainTable(id="sweeps", cursor_type="row")
         yield PlainTable(id="trials", cursor_type="row")
         yield SweepPlot(id="plot")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         for table_id, columns in (("#sweeps", SWEEP_COLUMNS), ("#trials", TRIAL_COLUMNS)):

@@ -51,3 +51,20 @@ async def test_palette_starts_with_the_app_commands(workspace: Path) -> None:
         first = [str(commands.get_option_at_index(i).prompt).split("\n")[0] for i in range(7)]
         assert [line.split()[0] for line in first] == ["Runs", "Configs", "Launch", "Query", "Compare", "Sweeps",
                                                        "Help"]
+
+
+async def test_at_80_columns_the_footer_keeps_help_in_sight_on_every_screen(workspace: Path) -> None:
+    """Textual's footer put the app's `? Help` last: at 80 columns it was cut off, with Sort, Filter and Quit."""
+    from textual.widgets._footer import FooterKey
+
+    def shown() -> list[str]:
+        width = app.screen.size.width
+        return [k.description for k in app.screen.query(FooterKey) if k.region.width and k.region.right <= width]
+
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: shown()[:1] == ["Help"])
+        assert {"Configs", "Launch", "Stop run", "Sort"} <= set(shown())  # compact: eight keys more fit
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: shown()[:1] == ["Help"])
