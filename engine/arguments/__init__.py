@@ -40,9 +40,15 @@ class OneLineParser(argparse.ArgumentParser):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             command = self._command_parser(parsed)
-            near = _nearest(extras[0], [o for a in command._actions for o in a.option_strings if o.startswith("--")])
+            # an unknown option's value was taken for the command's next argument (`validate --parallel 0
+            # TRN P` left `P` over): the words left over would mislead, the option alone is the mistake
+            options = [e for e in extras if e.startswith("-") and not _number(e)]
+            near = _nearest((options or extras)[0],
+                            [o for a in command._actions for o in a.option_strings if o.startswith("--")])
             hint = f"; did you mean {near}?" if near else ""
-            command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+            what = (f"unrecognized option{'s' if len(options) > 1 else ''} {' '.join(options)}" if options
+                    else f"unrecognized arguments: {' '.join(extras)}")
+            command.error(f"{what}{hint}")
         return parsed
 
     def _command_parser(self, parsed: argparse.Namespace) -> argparse.ArgumentParser:
@@ -61,6 +67,14 @@ class OneLineParser(argparse.ArgumentParser):
         if action.nargs is None and action.option_strings and arg_strings == ["--"]:
             self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
         return super()._get_values(action, arg_strings)
+
+
+def _number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def _nearest(given: str, known: list[str]) -> str | None:
