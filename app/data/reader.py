@@ -209,6 +209,7 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
         validators = [r for r in children if r.kind == "validate"]
         extractions, der, stale = extraction_checks(store, [a.id for a in applies])
         problems = store.problem_records(train.id) + [p for v in children for p in store.problem_records(v.id)]
+        group = store.group_summary(train.run_group) if train.run_group else None
         return RunDetail(
             run=run, train=train, network=config_network(train.config or run.config),
             init_parent=parent, steps=store.steps(train.id, since_step=since_step, at_most=STEP_POINTS),
@@ -216,8 +217,7 @@ def read_detail(path: Path, run_id: int, since_step: int) -> RunDetail | None:
             validations=store.validation_records(train_run_id=train.id),
             validators=validators, applies=applies, extractions=extractions, der=der, stale=stale,
             problems=problems,
-            group=store.group_summary(train.run_group) if train.run_group else None,
-            group_epochs=tuple(store.group_epochs(train.run_group)) if train.run_group else ())
+            group=group, group_epochs=tuple(store.group_epochs(group.group, group.trials)) if group else ())
 
 
 def extraction_checks(store: Any, apply_ids: list[int]) -> tuple[

@@ -64,6 +64,8 @@ class GroupSummary:
     runs: int
     eers: tuple[float, ...]
     seeds: tuple[int | None, ...] = ()
+    #: the trial list the EERs were scored on (``PROTOCOL.subset``); None before any validation
+    trials: str | None = None
 
     @property
     def mean(self) -> float | None:
@@ -78,14 +80,15 @@ class GroupSummary:
         return math.sqrt(sum((e - mean) ** 2 for e in self.eers) / (len(self.eers) - 1))
 
     def describe(self) -> str:
-        """``group resnet34-lm: 3 runs, EER 2.10 ± 0.15 % (3 validated)``."""
+        """``group resnet34-lm: 4 runs, EER 2.10 ± 0.15 % on VoxCeleb.SpeakerVerification.VoxCeleb1.test
+        (3 validated)``."""
         text = f"group {self.group}: {self.runs} run{'s' if self.runs != 1 else ''}"
         if self.mean is None:
             return text + ", no EER yet"
+        spread = "" if self.std is None else f" ± {100 * self.std:.2f}"
+        text += f", EER {100 * self.mean:.2f}{spread} %" + (f" on {self.trials}" if self.trials else "")
         if self.std is None:
-            text += f", EER {100 * self.mean:.2f} % (one EER: no spread yet)"
-        else:
-            text += f", EER {100 * self.mean:.2f} ± {100 * self.std:.2f} %"
+            text += " (one EER: no spread yet)"
         if len(self.eers) != self.runs:
             text += f" ({len(self.eers)} validated)"
         return text

@@ -43,18 +43,18 @@ SELECT d.out_dir, d.epoch, d.protocol, d.subset, d.num_speakers, d.threshold, d.
        ROUND(100 * d.missed / d.total, 2) AS missed_pct, e.checkpoint_sha256
 FROM diarizations AS d LEFT JOIN extractions AS e ON e.id = d.extraction_id
 ORDER BY d.id DESC""",
-    "best EER of each group (its seeds)": """\
-SELECT t.run_group AS "group", COUNT(*) AS runs, COUNT(b.eer) AS validated,
-       GROUP_CONCAT(t.seed) AS seeds, ROUND(100 * AVG(b.eer), 2) AS mean_eer_pct,
-       ROUND(100 * MIN(b.eer), 2) AS min_eer_pct, ROUND(100 * MAX(b.eer), 2) AS max_eer_pct
+    "best EER of each group (its seeds), per trial list": """\
+SELECT t.run_group AS "group", v.protocol || '.' || v.subset AS trials,
+       (SELECT COUNT(*) FROM runs AS g WHERE g.kind = 'train' AND g.run_group = t.run_group) AS runs,
+       COUNT(*) AS validated, GROUP_CONCAT(t.seed) AS seeds, ROUND(100 * AVG(v.best_eer), 2) AS mean_eer_pct,
+       ROUND(100 * MIN(v.best_eer), 2) AS min_eer_pct, ROUND(100 * MAX(v.best_eer), 2) AS max_eer_pct
 FROM runs AS t
-LEFT JOIN (SELECT v.parent_id AS train_id, v.best_eer AS eer FROM runs AS v
-           WHERE v.kind = 'validate' AND v.best_eer IS NOT NULL
-             AND v.id = (SELECT MAX(id) FROM runs WHERE kind = 'validate' AND parent_id = v.parent_id
-                         AND best_eer IS NOT NULL)) AS b ON b.train_id = t.id
+JOIN runs AS v ON v.parent_id = t.id AND v.kind = 'validate' AND v.best_eer IS NOT NULL
+ AND v.id = (SELECT MAX(id) FROM runs WHERE kind = 'validate' AND parent_id = t.id AND best_eer IS NOT NULL
+             AND protocol = v.protocol AND subset = v.subset)
 WHERE t.kind = 'train' AND t.run_group IS NOT NULL
-GROUP BY t.run_group
-ORDER BY mean_eer_pct""",
+GROUP BY t.run_group, v.protocol, v.subset
+ORDER BY trials, mean_eer_pct""",
     "data problems": """\
 SELECT p.run_id AS run, r.kind, p.path, p.problem, p.fatal
 FROM data_problems AS p JOIN runs AS r ON r.id = p.run_id

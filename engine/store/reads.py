@@ -149,26 +149,40 @@ class StoreReads:
         return self.find_runs(status=status, kind=kind, run_group=group, tag=tag)
 
     def group_summary(self, group: str) -> GroupSummary:
-        """The training runs of ``group`` and the best EER of each: that of the newest validate
-        run of it that picked a checkpoint (``best_eer``), so that the seeds of one setup read as
-        mean ± std."""
-        rows = self._read(
-            "SELECT t.id, t.seed, (SELECT v.best_eer FROM runs AS v WHERE v.parent_id = t.id "
-            "AND v.kind = 'validate' AND v.best_eer IS NOT NULL ORDER BY v.id DESC LIMIT 1) AS eer "
-            "FROM runs AS t WHERE t.kind = 'train' AND t.run_group = ? ORDER BY t.id", (group,))
-        return GroupSummary(group=group, runs=len(rows), seeds=tuple(r["seed"] for r in rows),
-                            eers=tuple(float(r["eer"]) for r in rows if r["eer"] is not None))
+        """The training runs of ``group`` and the best EER each picked on one trial list (``best_eer`` of
+        its newest validate run of that list), so that the seeds of one setup read as mean ± std.
 
-    def group_epochs(self, group: str) -> list[GroupEpoch]:
+        The list is the one most of the group's runs were validated on (ties: the one validated
+        last): a seed also validated on another list (test after development) is not averaged
+        with the others' figures of the first.
+        """
+        runs = self._read("SELECT id, seed FROM runs WHERE kind = 'train' AND run_group = ? ORDER BY id", (group,))
+        picked = self._read(
+            "SELECT t.id AS train_id, v.protocol, v.subset, v.best_eer AS eer, v.id FROM runs AS t "
+            "JOIN runs AS v ON v.parent_id = t.id AND v.kind = 'validate' AND v.best_eer IS NOT NULL "
+            "WHERE t.kind = 'train' AND t.run_group = ? ORDER BY v.id", (group,))
+        newest: dict[tuple[str, int], tuple[int, float]] = {}  # (list, run) -> (validate run, EER)
+        for row in picked:
+            newest[(f"{row['protocol']}.{row['subset']}", int(row["train_id"]))] = (int(row["id"]), float(row["eer"]))
+        trials = _most_validated(newest)
+        eers = tuple(newest[key][1] for r in runs if (key := (trials or "", int(r["id"]))) in newest)
+        return GroupSummary(group=group, runs=len(runs), seeds=tuple(r["seed"] for r in runs), eers=eers,
+                            trials=trials)
+
+    def group_epochs(self, group: str, trials: str | None = None) -> list[GroupEpoch]:
         """Per validated epoch, the EER of each training run of ``group`` (mean ± std: the band of the
-        EER plot). Each run's EERs come from its newest validate run that scored an epoch, as
-        ``group_summary`` reads its newest pick; averaged weights are left out."""
+        EER plot). Each run's EERs come from its newest validate run of the trial list ``trials``
+        (default: ``group_summary``'s) that scored an epoch; averaged weights are left out."""
+        trials = trials if trials is not None else self.group_summary(group).trials
+        if trials is None:
+            return []
         rows = self._read(
             "SELECT v.epoch, v.eer FROM runs AS t JOIN validations AS v ON v.run_id = "
             "(SELECT MAX(r.id) FROM runs AS r WHERE r.parent_id = t.id AND r.kind = 'validate' "
+            "AND r.protocol || '.' || r.subset = ? "
             "AND EXISTS (SELECT 1 FROM validations AS x WHERE x.run_id = r.id AND x.checkpoint_name IS NULL)) "
             "WHERE t.kind = 'train' AND t.run_group = ? AND v.checkpoint_name IS NULL AND v.eer IS NOT NULL "
-            "ORDER BY v.epoch, t.id", (group,))
+            "ORDER BY v.epoch, t.id", (trials, group))
         by_epoch: dict[int, list[float]] = {}
         for row in rows:
             by_epoch.setdefault(int(row["epoch"]), []).append(float(row["eer"]))
@@ -322,3 +336,12 @@ class StoreReads:
         """(run id, last imported seq) of the event-file run ``uid``, or None if never imported."""
         rows = self._read("SELECT run_id, seq FROM event_imports WHERE uid = ?", (uid,))
         return (rows[0]["run_id"], rows[0]["seq"]) if rows else None
+
+
+def _most_validated(newest: dict[tuple[str, int], tuple[int, float]]) -> str | None:
+    """The trial list most runs were validated on; among as many, the one validated last."""
+    score: dict[str, tuple[int, int]] = {}
+    for (trials, _), (validate_id, _) in newest.items():
+        runs, last = score.get(trials, (0, 0))
+        score[trials] = (runs + 1, max(last, validate_id))
+    return max(score, key=lambda t: score[t]) if score else None

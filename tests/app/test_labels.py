@@ -46,7 +46,8 @@ async def test_t_edits_group_tags_and_note_and_the_filter_finds_the_tag(workspac
         await pilot.press("enter")   # Enter in a field saves, as the button does
         await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         await wait_for(pilot, lambda: "note: the reference run" in summary_text(app))
-        assert "group resnet34-lm: 1 run, EER 21.00 % (one EER: no spread yet)" in summary_text(app)
+        assert ("group resnet34-lm: 1 run, EER 21.00 % on Demo.SpeakerVerification.Voices.development (one EER: "
+                "no spread yet)") in summary_text(app)
         assert "#baseline #lm" in summary_text(app)
 
         await pilot.press("escape")
@@ -83,7 +84,8 @@ async def test_the_header_shows_the_groups_seeds_as_mean_and_std(workspace: Path
     async with app.run_test(size=(160, 44)) as pilot:
         await open_run(pilot, "aam-m0.2", runs=7)
         await wait_for(pilot, lambda: app.screen.data is not None)
-        assert "group aam-seeds: 3 runs, EER 23.00 ± 2.00 %  seed 0" in summary_text(app)
+        assert ("group aam-seeds: 3 runs, EER 23.00 ± 2.00 % on Demo.SpeakerVerification.Voices.development  "
+                "seed 0") in summary_text(app)
 
 
 async def test_launch_passes_seed_group_tags_and_note_to_train(workspace: Path) -> None:

@@ -162,9 +162,11 @@ def test_a_group_of_three_seeds_reads_as_mean_and_std(tmp_path: Path) -> None:
     assert summary.eers == (0.0200, 0.0215, 0.0230)
     assert summary.mean == pytest.approx(0.0215)
     assert summary.std == pytest.approx(math.sqrt((0.0015 ** 2 * 2) / 2))
-    assert summary.describe() == "group resnet34-lm: 4 runs, EER 2.15 ± 0.15 % (3 validated)"
+    assert summary.trials == "P.test"
+    assert summary.describe() == "group resnet34-lm: 4 runs, EER 2.15 ± 0.15 % on P.test (3 validated)"
     # one EER has no spread: none is shown (a sample std over one run is undefined, not 0)
-    assert alone.std is None and alone.describe() == "group other: 1 run, EER 50.00 % (one EER: no spread yet)"
+    assert alone.std is None
+    assert alone.describe() == "group other: 1 run, EER 50.00 % on P.test (one EER: no spread yet)"
     assert Stat.of([0.5], group=True) == Stat(0.5, None, 1) and Stat.of([0.5], group=True).text(100) == "50.00"
 
 
@@ -199,10 +201,35 @@ def test_the_example_query_averages_each_group(tmp_path: Path) -> None:
             add_seed(store, "resnet34-lm", seed, eer)
         add_seed(store, "resnet34-lm", 3, None)
         add_seed(store, "other", 0, 0.05)
-        columns, rows = store.query(EXAMPLE_QUERIES["best EER of each group (its seeds)"])
+        # the first seed validated on the development list too: a list of its own, not in test's mean
+        _validate(store, store.runs(kind="train", group="resnet34-lm")[-1]["id"], "development", 0.5)
+        columns, rows = store.query(EXAMPLE_QUERIES["best EER of each group (its seeds), per trial list"])
     groups = [dict(zip(columns, row, strict=True)) for row in rows]
-    assert [(g["group"], g["runs"], g["validated"], g["mean_eer_pct"], g["min_eer_pct"], g["max_eer_pct"])
-            for g in groups] == [("resnet34-lm", 4, 3, 2.15, 2.0, 2.3), ("other", 1, 1, 5.0, 5.0, 5.0)]
+    assert [(g["group"], g["trials"], g["runs"], g["validated"], g["mean_eer_pct"], g["min_eer_pct"],
+             g["max_eer_pct"]) for g in groups] == [("resnet34-lm", "P.development", 4, 1, 50.0, 50.0, 50.0),
+                                                    ("resnet34-lm", "P.test", 4, 3, 2.15, 2.0, 2.3),
+                                                    ("other", "P.test", 1, 1, 5.0, 5.0, 5.0)]
+
+
+def _validate(store: Store, train: int, subset: str, eer: float) -> int:
+    val = store.create_run(kind="validate", exp_dir="e", out_dir=f"v{train}{subset}", protocol="P", subset=subset,
+                           config={}, command=["validate"], device="cpu", parent_id=train)
+    store.set_best(val, epoch=2, eer=eer, how="lowest-eer")
+    return val
+
+
+def test_a_group_mean_reads_one_trial_list(tmp_path: Path) -> None:
+    """A seed validated on development after test was averaged with the other seeds' test EERs."""
+    with open_store(tmp_path / "runs.db") as store:
+        runs = [add_seed(store, "g", seed, eer) for seed, eer in ((0, 0.20), (1, 0.21), (2, 0.22))]
+        _validate(store, runs[0], "development", 0.40)
+        summary = store.group_summary("g")
+        assert (summary.trials, summary.eers) == ("P.test", (0.20, 0.21, 0.22))  # most runs: test
+        for run in runs[1:]:  # as many on development now, validated last: development
+            _validate(store, run, "development", 0.41)
+        summary = store.group_summary("g")
+        assert (summary.trials, summary.eers) == ("P.development", (0.40, 0.41, 0.41))
+        assert store.group_summary("none").trials is None
 
 
 def test_sbatch_passes_the_group_tags_and_note_on_to_train(tmp_path: Path) -> None:
