@@ -9,7 +9,7 @@ it came from: the checkpoint path, its epoch and the run that wrote it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,26 @@ class InitFrom:
     loss: dict[str, Any] | None  # the classifier, only with --init-classifier
     classes: list[str]  # the training classes of the checkpoint's run
 
-    def check_classes(self, speakers: list[str]) -> None:
-        """With ``--init-classifier``, the new run must train the same classes (known once indexed)."""
-        if self.loss is not None and self.classes != speakers:
-            raise TrainingError(f"--init-classifier: {self.path} classifies {len(self.classes)} classes and this "
-                                f"run {len(speakers)} (or other ones): its classifier cannot be reused; "
-                                "drop --init-classifier to start a new classifier")
+    def for_speakers(self, speakers: list[str]) -> tuple[InitFrom, list[str]]:
+        """With ``--init-classifier``, the classifier's rows of this run's speakers, by label (known once
+        indexed), and the checkpoint's classes this run leaves out.
+
+        A large-margin fork draws longer chunks: a speaker with no region that long is left out of
+        it, and the classifier keeps the rows of the others. A speaker the checkpoint never
+        classified is refused: its row would have to start from nothing.
+        """
+        if self.loss is None or self.classes == speakers:
+            return self, []
+        row = {label: i for i, label in enumerate(self.classes)}
+        unknown = [s for s in speakers if s not in row]
+        if unknown:
+            raise TrainingError(f"--init-classifier: this run trains {len(unknown)} speaker(s) that {self.path} "
+                                f"never classified (e.g. {unknown[0]!r}; its classifier has {len(self.classes)} "
+                                "classes): it cannot be reused; drop --init-classifier to start a new classifier")
+        rows = torch.tensor([row[s] for s in speakers])
+        loss = {key: _rows(value, rows, len(self.classes)) for key, value in self.loss.items()}
+        kept = set(speakers)
+        return replace(self, loss=loss, classes=list(speakers)), [c for c in self.classes if c not in kept]
 
     def apply(self, model: nn.Module, loss: nn.Module) -> None:
         """Load the weights into the new run's network (and classifier)."""
@@ -58,6 +72,15 @@ class InitFrom:
         if self.loss is not None:
             ckpt.fit_state(loss, self.loss, self.path, "drop --init-classifier to start a new classifier")
             loss.load_state_dict(self.loss)
+
+
+def _rows(value: Any, rows: torch.Tensor, classes: int) -> Any:
+    """``value`` with only the class rows ``rows`` when its first axis holds one (or, for sub-centres,
+    K consecutive) row(s) per class; any other entry as it is."""
+    if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] % classes:
+        return value
+    per_class = value.shape[0] // classes
+    return value.reshape(classes, per_class, *value.shape[1:])[rows].reshape(-1, *value.shape[1:]).clone()
 
 
 def load_init(path: str | Path, *, config: Config, classifier: bool, trust: ckpt.Trust | None = None) -> InitFrom:

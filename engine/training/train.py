@@ -8,6 +8,7 @@ never knows whether they reach SQLite or an event file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from pathlib import Path
 
@@ -77,7 +78,12 @@ def cmd_train(args: TrainRequest) -> int:
             check_memory(config, device, workers=args.parallel, world=world.size, classes=len(data.speakers),
                          index=data.index)
             if plan.init is not None:
-                plan.init.check_classes(data.speakers)
+                init, left_out = plan.init.for_speakers(data.speakers)
+                if left_out:
+                    recorder.say(f"train: --init-classifier: the classifier keeps {len(data.speakers)} of its "
+                                 f"{len(plan.init.classes)} speakers' rows ({', '.join(left_out[:3])}"
+                                 f"{', …' if len(left_out) > 3 else ''} not trained here)")
+                plan = dataclasses.replace(plan, init=init)
             trainer = Trainer(args, config, data, trn, device, world, recorder, plan, stop)
             if trainer.fit() == "stopped":
                 ending.stopped(trainer.reason)

@@ -125,15 +125,21 @@ def test_fork_starts_from_the_parents_weights_and_records_its_lineage(tmp_path: 
     assert done.returncode == 0, done.stderr
     source = weights(parent, "0001.pt")
 
-    # large-margin fine-tuning: its own config (margin, chunk duration, learning rate), same network
+    # large-margin fine-tuning: its own config (margin, chunk duration, learning rate), same network; its
+    # 6 s chunks leave out the speakers with no region that long: the classifier keeps the others' rows
     child = make_exp(tmp_path, "child", TINY_CONFIG.replace("margin: 0.05", "margin: 0.3")
-                     .replace("duration: 1.0", "duration: 1.5").replace("learning_rate: 0.01", "learning_rate: 0.001"))
+                     .replace("duration: 1.0", "duration: 6.0").replace("learning_rate: 0.01", "learning_rate: 0.001"))
     done = run_in_process("train", "--init-from", str(source), "--init-classifier", "--to", "1", *ARGS, str(child),
                           PROTOCOL, db=db, database=demo_corpus)
     assert done.returncode == 0, done.stderr
     start, theirs = load_checkpoint(weights(child, "0000.pt")), load_checkpoint(source)
-    for part in ("model", "loss"):
-        assert all(torch.equal(start[part][k], theirs[part][k]) for k in theirs[part])
+    assert all(torch.equal(start["model"][k], theirs["model"][k]) for k in theirs["model"])
+    kept = start["speakers"]
+    assert 0 < len(kept) < len(theirs["speakers"]) and set(kept) < set(theirs["speakers"])
+    rows = [theirs["speakers"].index(s) for s in kept]
+    assert torch.equal(start["loss"]["weight"], theirs["loss"]["weight"][rows])
+    assert (f"train: --init-classifier: the classifier keeps {len(kept)} of its {len(theirs['speakers'])} "
+            "speakers' rows (") in done.stderr
     assert start["config"]["task"]["params"]["margin"] == 0.3
     store = open_store(db, readonly=True)
     runs = {r["name"]: r for r in store.runs(kind="train")}

@@ -121,3 +121,21 @@ def test_a_checkpoint_entry_of_the_wrong_kind_is_refused_before_it_is_used(tmp_p
         save_checkpoint(path, {"model": {}, "config": {}, "epoch": 1, "batch": 0, "step": 4, entry: value})
         plan_start(_request(tmp_path, resume=True, to=2), trn, CONFIG)
     assert says in str(refused.value) and str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_fork_training_fewer_speakers_keeps_their_classifier_rows_by_label() -> None:
+    """Sub-centre classifiers hold K rows a speaker, side by side: the blocks are kept whole."""
+    from engine.training.init_from import InitFrom
+
+    classes, k = ["a", "b", "c", "d"], 3
+    weight = torch.arange(len(classes) * k * 2, dtype=torch.float32).reshape(len(classes) * k, 2)
+    init = InitFrom(path=Path("p.pt"), epoch=1, sha256="", model={}, loss={"weight": weight, "s": torch.tensor(32.0)},
+                    classes=classes)
+    kept, left_out = init.for_speakers(["b", "d"])
+    assert left_out == ["a", "c"] and kept.classes == ["b", "d"]
+    assert torch.equal(kept.loss["weight"], torch.cat([weight[3:6], weight[9:12]]))
+    assert torch.equal(kept.loss["s"], torch.tensor(32.0))  # no row per class: as it was
+    assert init.for_speakers(classes) == (init, [])
+    with pytest.raises(TrainingError, match=r"this run trains 1 speaker\(s\) that p.pt never classified \(e.g. 'e'; "
+                                            r"its classifier has 4 classes\)"):
+        init.for_speakers(["b", "e"])
