@@ -312,6 +312,13 @@ class ConfigCheckRequest(Request):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConfigTemplateRequest(Request):
+    """``spkemb-engine config template``."""
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ConfigLargeMarginRequest(Request):
     """``spkemb-engine config large-margin``."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from engine.arguments.values import whole
+from engine.config.templates import TEMPLATES
 from engine.layout import CHECKPOINT_SUFFIX, CONFIG, WEIGHTS, checkpoint_label
 
 
@@ -36,6 +37,13 @@ def add_config(sub: argparse._SubParsersAction) -> None:
                               description="Print the resolved config (defaults filled in), or name "
                                           "the offending key and line and exit 2.")
     c.add_argument("file", metavar="FILE")
+    c = config_sub.add_parser("template", help="print a shipped config (the tutorial's, the demo's, a backbone's)",
+                              description=f"Print the shipped config NAME; save it as EXP_DIR/{CONFIG} "
+                                          f"(`mkdir -p EXP_DIR && spkemb-engine config template resnet34 > "
+                                          f"EXP_DIR/{CONFIG}`) and edit it. The backbones' are CPU-sized, with the "
+                                          "VoxCeleb2 recipe's values in comments.")
+    c.add_argument("name", metavar="NAME", choices=TEMPLATES,
+                   help=f"one of {', '.join(TEMPLATES)}")
     c = config_sub.add_parser(
         "large-margin", help="the config of a large-margin fine-tuning fork (WeSpeaker's lm stage)",
         description="Print the config of WeSpeaker's large-margin fine-tuning stage as a fork of PARENT: its "

@@ -338,3 +338,18 @@ def test_a_collection_that_is_no_protocol_name_is_quoted_as_a_name(tmp_path: Pat
     done = run_in_process("config", "check", str(config))
     assert done.returncode == 2 and "'BackgroundNoise' is not a Collection protocol name" in done.stderr
     assert "the text" not in done.stderr, done.stderr
+
+
+def test_config_template_prints_each_shipped_config_which_config_check_accepts(tmp_path: Path) -> None:
+    """The backbones' templates were reachable only through the TUI's Configs screen or the source tree."""
+    from engine.config import TEMPLATES
+
+    for name in TEMPLATES:
+        done = run_in_process("config", "template", name)
+        assert done.returncode == 0 and done.stdout == template_text(name), name
+        (tmp_path / f"{name}.yml").write_text(done.stdout)
+        assert run_in_process("config", "check", str(tmp_path / f"{name}.yml")).returncode == 0, name
+    bad = run_in_process("config", "template", "resnet")
+    assert bad.returncode == 2 and bad.stderr == (
+        "spkemb-engine config template: error: argument NAME: invalid choice: 'resnet' (choose from 'tutorial', "
+        "'demo', 'recipe', 'resnet34', 'ecapa_tdnn', 'campplus') (see spkemb-engine config template --help)\n")
