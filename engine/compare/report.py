@@ -22,7 +22,7 @@ from pathlib import Path
 from engine.atomic import atomic_write
 from engine.compare import tables
 from engine.compare.pivot import Pivot, build_pivot
-from engine.console import out
+from engine.console import out, say
 from engine.errors import FileAccessError, StoreError
 from engine.requests import ReportRequest
 from engine.store.db import default_db_path, read_only_reason
@@ -45,6 +45,12 @@ def cmd_report(args: ReportRequest) -> int:
     formats = tuple(dict.fromkeys(args.format or FORMATS))
     with open_store(db, readonly=read_only_reason(db) is not None) as store:
         pivot = build_pivot(store, list(args.run_id), list(args.group or ()), curves=True)
+    empty = [s.label for s in pivot.systems if not any(c.system == s for c in pivot.cells)]
+    if len(empty) == len(pivot.systems):
+        raise StoreError(f"nothing to report: {', '.join(empty)} ha{'s' if len(empty) == 1 else 've'} no validated "
+                         "figure yet — validate first (`spkemb-engine validate TRN_DIR PROTOCOL`)")
+    for label in empty:
+        say(f"report: warning: {label} has no validated figure yet: its system has no row")
     written = write_report(pivot, folder, formats, source=str(db))
     for path in written:
         out(str(path))

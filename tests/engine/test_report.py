@@ -278,3 +278,23 @@ def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compare
     assert {p.name for p in out.iterdir()} == {"notes.txt", "pivot.csv", "pivot.md"}
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")
+
+
+def test_a_run_without_a_validated_figure_is_said_and_a_report_of_none_is_refused(compared: Compared,
+                                                                                  tmp_path: Path) -> None:
+    """A report of an unvalidated run exited 0 with headers alone (`1 system(s), 0 row(s)`)."""
+    db = tmp_path / "runs.db"
+    shutil.copy(compared.db, db)
+    with open_store(db) as store:
+        fresh = store.create_run(kind="train", exp_dir=tmp_path / "fresh", out_dir=tmp_path / "fresh" / "train",
+                                 protocol="P", subset="train", config={}, command=["train"], device="cpu",
+                                 name="fresh")
+    none = engine("report", "--db", str(db), str(fresh), "--out", str(tmp_path / "none"), cwd=tmp_path)
+    assert none.returncode == 2 and not (tmp_path / "none").exists()
+    assert none.stderr == (f"spkemb-engine report: error: nothing to report: #{fresh} fresh has no validated figure "
+                           "yet — validate first (`spkemb-engine validate TRN_DIR PROTOCOL`)\n")
+    some = engine("report", "--db", str(db), str(fresh), str(compared.ids["sinc"]), "--out", str(tmp_path / "some"),
+                  cwd=tmp_path)
+    assert some.returncode == 0, some.stderr
+    assert f"report: warning: #{fresh} fresh has no validated figure yet: its system has no row" in some.stderr
+    assert "report: 2 system(s)" in some.stdout
