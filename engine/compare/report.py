@@ -1,9 +1,11 @@
 """``spkemb-engine report``: the comparison of runs and groups as files a paper or a lab page uses.
 
 Into ``--out`` it writes the pivot (``engine.compare.pivot``) as ``pivot.tex`` (booktabs),
-``pivot.csv`` and ``pivot.md``; the figures (``engine.compare.figures``) as PNG, SVG and PDF; and
-``report.html``, one self-contained page holding the table and every figure (SVG inlined as
-``data:`` URIs: it opens anywhere, mailed or copied alone).
+``pivot.csv`` and ``pivot.md``; where two systems share a trial list, the paired bootstrap of the
+first against each other one (``engine.compare.verdicts``) as ``significance.tex``, ``.csv`` and ``.md``;
+the figures (``engine.compare.figures``) as PNG, SVG and PDF; and ``report.html``, one self-contained
+page holding the tables and every figure (SVG inlined as ``data:`` URIs: it opens anywhere, mailed or
+copied alone).
 
 It writes only under ``--out`` and only its own files, each atomically. A folder that exists and
 holds anything is refused unless ``--force`` (then the report's files are replaced and every other
@@ -20,8 +22,9 @@ import os
 from pathlib import Path
 
 from engine.atomic import atomic_write
-from engine.compare import tables
+from engine.compare import tables, verdicts
 from engine.compare.pivot import Pivot, build_pivot
+from engine.compare.verdicts import Weighed, weigh
 from engine.console import out, say
 from engine.errors import FileAccessError, StoreError
 from engine.requests import ReportRequest
@@ -31,6 +34,8 @@ from engine.store.runs import open_store
 #: what ``--format`` may name; all of them by default
 FORMATS = ("latex", "csv", "markdown", "png", "svg", "pdf", "html")
 TABLE_FILES = {"latex": "pivot.tex", "csv": "pivot.csv", "markdown": "pivot.md"}
+#: the pairs of systems weighed, written where two systems share a trial list
+SIGNIFICANCE_FILES = {"latex": "significance.tex", "csv": "significance.csv", "markdown": "significance.md"}
 HTML_FILE = "report.html"
 FIGURE_FORMATS = ("png", "svg", "pdf")
 
@@ -51,7 +56,8 @@ def cmd_report(args: ReportRequest) -> int:
                          "figure yet — validate first (`spkemb-engine validate TRN_DIR PROTOCOL`)")
     for label in empty:
         say(f"report: warning: {label} has no validated figure yet: its system has no row")
-    written = write_report(pivot, folder, formats, source=str(db))
+    weighed = weigh(pivot, said=say) if {"latex", "csv", "markdown", "html"} & set(formats) else []
+    written = write_report(pivot, folder, formats, source=str(db), weighed=weighed)
     for path in written:
         out(str(path))
     out(f"report: {len(pivot.systems)} system(s), {len(pivot.cells)} row(s), {len(written)} file(s) in {folder}")
@@ -77,11 +83,16 @@ def _check_folder(folder: Path, *, force: bool) -> None:
                               "pick a folder you may write")
 
 
-def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source: str = "") -> list[Path]:
-    """Write the formats asked for into ``folder`` (made if missing); returns the files written."""
+def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source: str = "",
+                 weighed: list[Weighed] | None = None) -> list[Path]:
+    """Write the formats asked for into ``folder`` (made if missing); returns the files written.
+    ``weighed``: the pairs of systems weighed (``engine.compare.verdicts``), as tables of their own."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [_write(folder / name, _table(pivot, fmt, source).encode())
                for fmt, name in TABLE_FILES.items() if fmt in formats]
+    if weighed:
+        written += [_write(folder / name, _verdicts(weighed, fmt, source).encode())
+                    for fmt, name in SIGNIFICANCE_FILES.items() if fmt in formats]
     if not {"png", "svg", "pdf", "html"} & set(formats):
         return written
     from engine.compare.figures import draw_all
@@ -96,7 +107,7 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
                 if fmt == "svg":
                     inlined.append((figure.stem, figure.caption, data))
     if "html" in formats:
-        written.append(_write(folder / HTML_FILE, html_page(pivot, inlined, source).encode()))
+        written.append(_write(folder / HTML_FILE, html_page(pivot, inlined, source, weighed or []).encode()))
     return written
 
 
@@ -104,6 +115,12 @@ def _table(pivot: Pivot, fmt: str, source: str) -> str:
     if fmt == "latex":
         return tables.to_latex(pivot, caption=f"spkemb-engine report of {source}")
     return tables.to_csv(pivot) if fmt == "csv" else tables.to_markdown(pivot)
+
+
+def _verdicts(weighed: list[Weighed], fmt: str, source: str) -> str:
+    if fmt == "latex":
+        return verdicts.to_latex(weighed, caption=f"spkemb-engine report of {source}: paired bootstrap")
+    return verdicts.to_csv(weighed) if fmt == "csv" else verdicts.to_markdown(weighed)
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -118,8 +135,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 figure { margin: 2em 0; } figure img { max-width: 100%; } figcaption { color: #555; }"""
 
 
-def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str) -> str:
-    """One page, self-contained: the table and each figure (SVG as a ``data:`` URI), nothing fetched."""
+def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str,
+              weighed: list[Weighed] | None = None) -> str:
+    """One page, self-contained: the table, the pairs weighed and each figure (SVG as a ``data:`` URI),
+    nothing fetched."""
     systems = "".join(f"<li>{html.escape(s.label)}{' — ' + html.escape(s.network) if s.network else ''}</li>"
                       for s in pivot.systems)
     shown = "".join(
@@ -132,4 +151,14 @@ def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str) 
             f"<h2>Systems</h2>\n<ul>{systems}</ul>\n<h2>Results</h2>\n{tables.to_html(pivot)}"
             "<p>EER and DER in %; a group reads mean ± sample standard deviation over its runs; "
             "— : not recorded.</p>\n"
+            f"{_significance_section(weighed or [])}"
             f"<h2>Figures</h2>\n{shown}</body>\n</html>\n")
+
+
+def _significance_section(weighed: list[Weighed]) -> str:
+    if not weighed:
+        return ""
+    return (f"<h2>Significance</h2>\n{verdicts.to_html(weighed)}<p>On each trial list, the first system (A) "
+            f"against each other one (B): A − B of the picked epochs' figures (EER in %) and its 95 % interval over "
+            f"{verdicts.REPLICATES} paired bootstrap replicates (speakers resampled where the trials name them; "
+            "a group's seeds averaged); lower is better.</p>\n")

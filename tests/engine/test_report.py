@@ -115,8 +115,8 @@ FIGURES = ("loss", "eer", f"det-{TRIALS}", f"scores-{TRIALS}")
 
 
 def test_the_report_writes_every_file(report: Path) -> None:
-    expected = {"pivot.tex", "pivot.csv", "pivot.md", "report.html"} | {f"{s}.{x}" for s in FIGURES
-                                                                       for x in ("png", "svg", "pdf")}
+    expected = {"pivot.tex", "pivot.csv", "pivot.md", "report.html", "significance.tex", "significance.csv",
+                "significance.md"} | {f"{s}.{x}" for s in FIGURES for x in ("png", "svg", "pdf")}
     assert {p.name for p in report.iterdir()} == expected
 
 
@@ -298,3 +298,44 @@ def test_a_run_without_a_validated_figure_is_said_and_a_report_of_none_is_refuse
     assert some.returncode == 0, some.stderr
     assert f"report: warning: #{fresh} fresh has no validated figure yet: its system has no row" in some.stderr
     assert "report: 2 system(s)" in some.stdout
+
+
+def test_the_significance_files_hold_the_paired_bootstrap_of_the_first_system_against_the_others(
+        report: Path, compared: Compared) -> None:
+    """What Compare says of its first two systems, now in the report: the same bootstrap, the same figures."""
+    from engine.compare.significance import compare_groups
+
+    def score_file(run: int) -> Path:
+        (path,) = _rows(compared.db, "SELECT v.scores_path FROM validations AS v JOIN runs AS r ON r.id = v.run_id "
+                                     "AND v.epoch = r.best_epoch WHERE r.parent_id = ?", run)[0]
+        return Path(path)
+
+    expected = compare_groups([score_file(compared.ids["sinc"])],
+                              [score_file(compared.ids[n]) for n in ("resnet-s1", "resnet-s2")], n=1000, seed=0)
+    rows = list(csv.DictReader(io.StringIO((report / "significance.csv").read_text())))
+    assert [(r["trials"], r["system_a"], r["system_b"], r["metric"]) for r in rows] == [
+        (TRIALS, "#5 sinc", "resnet34-lm (2 runs)", d.metric) for d in expected]
+    for row, d in zip(rows, expected, strict=True):
+        assert (float(row["difference"]), float(row["low"]), float(row["high"])) == (d.difference, d.low, d.high)
+        assert (row["verdict"], row["seeds_a"], row["seeds_b"], row["problem"]) == (d.verdict, "1", "2", "")
+    assert expected[0].verdict == "B better"  # the ResNet seeds separate their trials further
+    markdown = (report / "significance.md").read_text().splitlines()
+    assert len(markdown) == 2 + len(expected) and "| EER (%) |" in markdown[2] and "B better" in markdown[2]
+    assert [r[-1] for r in _tabular_rows((report / "significance.tex").read_text())] == [d.verdict for d in expected]
+    page = (report / "report.html").read_text()
+    assert "<h2>Significance</h2>" in page and page.count("<td>B better</td>") >= 1
+
+
+def test_a_pair_that_cannot_be_weighed_keeps_its_row_with_the_reason(compared: Compared, tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    shutil.copy(compared.db, db)
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE validations SET scores_path = ? WHERE run_id IN (SELECT id FROM runs WHERE parent_id = ?)",
+                     (str(tmp_path / "gone.txt"), compared.ids["sinc"]))
+    conn.close()
+    done = engine("report", "--db", str(db), str(compared.ids["sinc"]), "--group", "resnet34-lm",
+                  "--format", "csv", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "out" / "significance.csv").read_text()))
+    assert row["problem"] == f"no score file {tmp_path / 'gone.txt'} (validate again)" and row["verdict"] == ""
