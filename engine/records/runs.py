@@ -198,8 +198,9 @@ def progress_text(kind: str | None, status: str | None, epoch: int | None, targe
     which, newest first, reads 0 at its end)."""
     if kind == "apply" or status == "indexing":
         return f"{_whole(done or 0)}/{_whole(total)} files" if total else ""
-    if kind == "validate" and done:
-        return f"{_whole(done)} scored"
+    if kind == "validate":  # its epoch is the last checkpoint scored, not a count: "/3" said nothing
+        return f"{_whole(done)} scored" if done else ""
     if epoch is None and target is None:
         return ""
-    return f"{'' if epoch is None else epoch}/{'' if target is None else target}"
+    # a queued run, or one that failed before its first epoch: none done yet (it read "/2")
+    return f"{0 if epoch is None else epoch}/{'' if target is None else target}"

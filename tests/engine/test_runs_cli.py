@@ -184,6 +184,8 @@ def test_the_epoch_column_says_what_each_kind_has_done() -> None:
     assert progress_text("validate", "completed", 0, None, 11, None) == "11 scored"
     assert progress_text("train", "indexing", None, 10, 1000, 1_092_009) == "1000/1092009 files"
     assert progress_text("validate", "running", None, None, None, None) == ""
+    assert progress_text("train", "queued", None, 2, None, None) == "0/2"  # not "/2"
+    assert progress_text("validate", "running", 3, 3, 0, None) == ""  # nothing scored yet: not "3/3"
 
 
 def test_a_row_edited_to_times_and_counts_no_process_writes_is_listed(filled_db: Path) -> None:
