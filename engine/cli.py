@@ -110,6 +110,7 @@ def to_argv(request: requests.Request, command: str | None = None) -> list[str]:
         parser = choices.choices[word]
     options: list[str] = []
     positionals: list[str] = []
+    greedy = False
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction):
             continue
@@ -123,12 +124,16 @@ def to_argv(request: requests.Request, command: str | None = None) -> list[str]:
             elif isinstance(action, argparse._AppendAction):  # --tag a --tag b
                 for v in value:
                     options += [f"{flag}={v}"] if str(v).startswith("-") else [flag, str(v)]
+            elif action.nargs in ("+", "*"):  # --cancel 3 4: takes every word up to the next option
+                options += [flag, *(str(v) for v in value)]
+                greedy = True
             elif str(value).startswith("-"):  # a value like an option's name: joined to its flag
                 options.append(f"{flag}={value}")
             else:
                 options += [flag, str(value)]
-    # a positional like an option's name (a folder "-x") follows "--", after which none is one
-    ends = ["--"] if any(p.startswith("-") for p in positionals) else []
+    # a positional like an option's name (a folder "-x"), or one after an option taking several
+    # words, follows "--", after which none is an option
+    ends = ["--"] if positionals and (greedy or any(p.startswith("-") for p in positionals)) else []
     return [*words, *options, *ends, *positionals]
 
 

@@ -135,6 +135,8 @@ class QueueRequest(Request):
     idle_exit: float = 60.0
     detach: bool = False
     stop: bool = False
+    #: queued runs to take off the queue
+    cancel: tuple[int, ...] = ()
     db: str | None = None
 
 

@@ -80,4 +80,6 @@ def add_queue(sub: argparse._SubParsersAction) -> None:
                    help="run in the background, in a session of its own (log: DB-queue.log), and return")
     p.add_argument("--stop", action="store_true",
                    help="stop the running queue (SIGTERM); the runs it started go on")
+    p.add_argument("--cancel", type=whole(1, 2**63 - 1, "a run id"), nargs="+", default=(), metavar="RUN_ID",
+                   help="take these queued runs off the queue (recorded stopped) and return")
     db_options(p, database=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.cli import one_line, parse_command, to_argv
 from engine.console import say
-from engine.errors import SpkembError
+from engine.errors import SpkembError, StoreError
 from engine.layout import TRAIN_LOG, TrainingDir, ValidationDir
 from engine.requests import QueueRequest, TrainRequest, ValidateRequest
 from engine.store import LIVE_STATUSES, Store, default_db_path, open_store
@@ -279,9 +279,27 @@ def _stop(db: Path) -> int:
     return 0
 
 
+def _cancel(db: Path, run_ids: tuple[int, ...]) -> int:
+    """Take queued runs off the queue (the TUI's ``x`` on a queued run); each refused one is named."""
+    if not db.exists():
+        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    with open_store(db) as store:
+        for run_id in run_ids:
+            if store.cancel_queued(run_id):
+                say(f"queue: run #{run_id} taken off the queue (recorded stopped: cancelled while queued)")
+                continue
+            run = store.run(run_id)
+            state = "is not in the runs database" if run is None else f"is {run['status']}, not waiting"
+            raise StoreError(f"--cancel {run_id}: run {run_id} {state}: only a queued run no queue has started "
+                             "can be taken off (`spkemb-engine runs --status queued` lists them)")
+    return 0
+
+
 def cmd_queue(args: QueueRequest) -> int:
     db = default_db_path(args.db).resolve()
     slots = parse_slots(args.slots)
+    if args.cancel:
+        return _cancel(db, args.cancel)
     if args.stop:
         return _stop(db)
     if args.detach:

@@ -48,6 +48,7 @@ EXAMPLES: list[tuple[str, r.Request]] = [
     ("demo-data", r.DemoRequest(dir="d", speakers=12, seed=4)),
     ("demo-workspace", r.DemoRequest(dir="w", speakers=9, seed=2)),
     ("config check", r.ConfigCheckRequest(file="config.yml")),
+    ("config template", r.ConfigTemplateRequest(name="resnet34")),
     ("config large-margin", r.ConfigLargeMarginRequest(parent="weights/0040.pt")),
     ("model-summary", r.ModelSummaryRequest(config="exp")),
     ("sweep", r.SweepRequest(
@@ -56,7 +57,7 @@ EXAMPLES: list[tuple[str, r.Request]] = [
         prune="none", prune_after=2, parallel=0, no_queue=True, sbatch=True, time="1:00:00", partition="gpu",
         db="d", database="y")),
     ("sweep", r.SweepRequest(base_config="b", protocol="P", optuna=4, space="s.yml", prune="halving")),
-    ("queue", r.QueueRequest(slots="cpu*2", poll=0.5, idle_exit=5.0, detach=True, stop=True, db="d")),
+    ("queue", r.QueueRequest(slots="cpu*2", poll=0.5, idle_exit=5.0, detach=True, stop=True, cancel=(3, 4), db="d")),
 ]
 
 

@@ -125,6 +125,27 @@ def test_the_default_name_from_an_odd_folder_name_is_a_group_runs_can_be_asked_f
     assert listed.returncode == 0 and "queued" in listed.stdout, listed.stderr
 
 
+def test_queue_cancel_takes_queued_runs_off_and_names_one_that_is_not_waiting(tmp_path: Path,
+                                                                             db_path: Path) -> None:
+    """A queued run could be taken off the queue only from the TUI."""
+    base = _base(tmp_path)
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2,0.3", "--no-queue", "--no-validate",
+                          str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    first, second, third = sorted(r["id"] for r in open_store(db_path, readonly=True).runs(kind="train"))
+    done = run_in_process("queue", "--cancel", str(first), str(second), db=db_path)
+    assert done.returncode == 0, done.stderr
+    assert f"queue: run #{second} taken off the queue (recorded stopped: cancelled while queued)" in done.stderr
+    again = run_in_process("queue", "--cancel", str(first), db=db_path)
+    assert again.returncode == 2 and again.stderr.strip().endswith(
+        f"--cancel {first}: run {first} is stopped, not waiting: only a queued run no queue has started can be "
+        "taken off (`spkemb-engine runs --status queued` lists them)")
+    store = open_store(db_path, readonly=True)
+    assert {r["id"]: (r["status"], r["reason"]) for r in store.runs(kind="train")} == {
+        first: ("stopped", "cancelled while queued"), second: ("stopped", "cancelled while queued"),
+        third: ("queued", None)}
+
+
 def test_a_trial_reads_the_database_yml_found_where_the_sweep_was_made(tmp_path: Path, db_path: Path) -> None:
     """The queue starts trials from its own folder (a SLURM array from a node's): the sweep hands each
     the database.yml its own folder resolves to, by absolute path."""
