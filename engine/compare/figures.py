@@ -184,7 +184,9 @@ def _det(pivot: Pivot, trials: str) -> ReportFigure | None:
             keep = thinned(x, y, cells=1000)
             x, y = x[keep], y[keep]
             label = f"{_legend(system)} (EER {eers.text(100.0)} %)" if n == 0 and eers is not None else None
-            ax.plot(x, y, label=label, linewidth=1.2, **style(i))
+            # a run compared alone is drawn over a group's runs: alone and in a group it is one curve twice
+            grouped = system.group is not None
+            ax.plot(x, y, label=label, linewidth=0.9 if grouped else 1.4, zorder=2 if grouped else 3, **style(i))
             low, high = min(low, float(x.min()), float(y.min())), max(high, float(x.max()), float(y.max()))
             drawn = True
     if not drawn:

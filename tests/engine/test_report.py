@@ -339,3 +339,16 @@ def test_a_pair_that_cannot_be_weighed_keeps_its_row_with_the_reason(compared: C
     assert done.returncode == 0, done.stderr
     (row,) = csv.DictReader(io.StringIO((tmp_path / "out" / "significance.csv").read_text()))
     assert row["problem"] == f"no score file {tmp_path / 'gone.txt'} (validate again)" and row["verdict"] == ""
+
+
+def test_a_run_compared_beside_its_own_group_is_drawn_over_the_groups_copy_of_its_curve(compared: Compared) -> None:
+    """The run's curve lay exactly under the group's copy of it: its legend named a line nobody could see."""
+    from engine.compare.figures import draw_all
+
+    with open_store(compared.db, readonly=True) as store:
+        pivot = build_pivot(store, [compared.ids["resnet-s1"]], ["resnet34-lm"], curves=True)
+    (det,) = [f for f in draw_all(pivot) if f.stem.startswith("det-")]
+    lines = [line for line in det.figure.axes[0].get_lines() if line.get_label() != "EER line"]
+    alone, grouped = lines[0], lines[1:]
+    assert alone.get_label().startswith("#1 resnet-s1") and len(grouped) == 2
+    assert all(alone.get_zorder() > g.get_zorder() and alone.get_linewidth() > g.get_linewidth() for g in grouped)
