@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -58,13 +59,17 @@ def atomic_write(path: str | Path, write: Callable[[IO], object], mode: str = "w
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+#: numpy's ``tofile`` (np.save of an array) on a short write: an OSError without an errno
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
 
 
 def no_space(error: BaseException) -> bool:
     """Whether ``error`` comes from a full disk or quota, however deeply wrapped.
 
     torch.save turns the OSError of a failed write into a RuntimeError ("unexpected pos"),
-    keeping the OSError only as its ``__context__``: walk the whole chain.
+    keeping the OSError only as its ``__context__``: walk the whole chain. numpy's short write
+    (``130560 requested and 17376 written``) carries no errno: a regular file's write stops short
+    only when the disk or the quota is full.
     """
     seen: set[int] = set()
     todo: list[BaseException | None] = [error]
@@ -73,7 +78,7 @@ def no_space(error: BaseException) -> bool:
         if e is None or id(e) in seen:
             continue
         seen.add(id(e))
-        if isinstance(e, OSError) and e.errno in _NO_SPACE:
+        if isinstance(e, OSError) and (e.errno in _NO_SPACE or (e.errno is None and _SHORT_WRITE.fullmatch(str(e)))):
             return True
         todo += [e.__cause__, e.__context__]
     return False

@@ -99,7 +99,7 @@ class DiskFull(SpkembError):
     def __init__(self, folder: str, *, writing: str) -> None:
         super().__init__(f"no space left on the device of {folder} while writing {writing}; the earlier "
                          "files are intact: free some space there (or move the experiment), then run the "
-                         "command again (train: add --resume)")
+                         "command again (a training run that wrote checkpoints goes on with train --resume)")
         self.folder = folder
 
 
