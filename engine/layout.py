@@ -5,7 +5,7 @@
     EXP_DIR/config.yml
     TRN_DIR = EXP_DIR/train/{PROTOCOL}.{subset}/
               weights/{epoch:04d}.pt  weights/resume.pt  weights/avg-last10.pt ...
-              train.log  events.jsonl
+              train.log  events.jsonl  .train.lock
     VAL_DIR = TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}/
               params.yml  scores/{epoch:04d}.txt  scores/{epoch:04d}.asnorm.txt  scores/method.yml
               validate.log  events.jsonl
@@ -50,9 +50,10 @@ APPLY = "apply"
 METADATA = "metadata.yml"
 EVENTS = "events.jsonl"
 TRAIN_LOG = "train.log"
-VALIDATE_LOG = "validate.log"
-APPLY_LOG = "apply.log"
+VALIDATE_LOG, APPLY_LOG = "validate.log", "apply.log"
 RTTM_FOLDER = "rttm"
+TRAIN_LOCK = ".train.lock"  # flock'd by the process training in a TRN_DIR: a second one is refused
+SWEEPS, SWEEP_SCRIPT, STUDY = "sweeps", "sweep.sbatch", "optuna.journal"
 
 #: what apply's ``mode`` may be: the exact or shared torch path, or the exported network in onnxruntime
 MODES = ("exact", "shared", "onnxruntime")
@@ -147,6 +148,10 @@ class TrainingDir:
     @property
     def log(self) -> Path:
         return self.root / TRAIN_LOG
+
+    @property
+    def lock(self) -> Path:
+        return self.root / TRAIN_LOCK
 
     @property
     def events(self) -> Path:
@@ -319,11 +324,6 @@ class ExtractionDir:
         contained_path(self.root, uri, what=what, fix="fix that line of the protocol's uri list (database.yml)")
         # appended, not replaced: a uri may hold dots (ES2004a.Mix-Headset)
         return self.root / f"{uri}{suffix}"
-
-
-SWEEPS = "sweeps"
-SWEEP_SCRIPT = "sweep.sbatch"
-STUDY = "optuna.journal"
 
 
 @dataclass(frozen=True)

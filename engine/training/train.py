@@ -26,6 +26,7 @@ from engine.process.recording import Recorder
 from engine.process.stopping import StopRequest
 from engine.records import RunDevice
 from engine.requests import TrainRequest
+from engine.training import folder_lock
 from engine.training.checkpointing import RunCheckpoints
 from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
@@ -58,38 +59,44 @@ def cmd_train(args: TrainRequest) -> int:
     # a misspelt protocol or subset, or no database.yml here: refused before a folder or a run is made
     check_protocol(args.protocol, args.subset, args.database)
     stop = StopRequest().install()
-    if world.is_main:
-        trn.root.mkdir(parents=True, exist_ok=True)
-    # the run is recorded (`indexing`) before the data is listed: visible from the start
-    recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
-                        target_epoch=plan.target, config=config_to_dict(config), status="indexing",
-                        resume_from=plan.step if plan.resumes else None, fork=plan.init, world=world)
-    try:
-        with recorder.ended(stop) as ending:
-            with stop.immediately():
-                data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
-                                             strict=args.strict, seed=args.seed, world=world,
-                                             workers=args.parallel, pin_memory=device.type == "cuda",
-                                             reindex=args.reindex, progress=recorder.progress)
-            if args.strict:  # files changed since the cached index saw them: recorded, then fatal
-                recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
-            recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
-            # now with the classifier's rows (one per training class) and the index
-            check_memory(config, device, workers=args.parallel, world=world.size, classes=len(data.speakers),
-                         index=data.index)
-            if plan.init is not None:
-                init, left_out = plan.init.for_speakers(data.speakers)
-                if left_out:
-                    recorder.say(f"train: --init-classifier: the classifier keeps {len(data.speakers)} of its "
-                                 f"{len(plan.init.classes)} speakers' rows ({', '.join(left_out[:3])}"
-                                 f"{', …' if len(left_out) > 3 else ''} not trained here)")
-                plan = dataclasses.replace(plan, init=init)
-            trainer = Trainer(args, config, data, trn, device, world, recorder, plan, stop)
-            if trainer.fit() == "stopped":
-                ending.stopped(trainer.reason)
-    finally:
-        shutdown(world)
+    # a second training of the folder is refused before it records anything
+    with folder_lock.held(trn, main=world.is_main):
+        # the run is recorded (`indexing`) before the data is listed: visible from the start
+        recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
+                            target_epoch=plan.target, config=config_to_dict(config), status="indexing",
+                            resume_from=plan.step if plan.resumes else None, fork=plan.init, world=world)
+        try:
+            with recorder.ended(stop) as ending:
+                with stop.immediately():
+                    data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
+                                                 strict=args.strict, seed=args.seed, world=world,
+                                                 workers=args.parallel, pin_memory=device.type == "cuda",
+                                                 reindex=args.reindex, progress=recorder.progress)
+                if args.strict:  # files changed since the cached index saw them: recorded, then fatal
+                    recorder.refuse(data.changed, f"{args.protocol} {args.subset}")
+                recorder.indexed(data.problems, f"{args.protocol} {args.subset}")
+                # now with the classifier's rows (one per training class) and the index
+                check_memory(config, device, workers=args.parallel, world=world.size,
+                             classes=len(data.speakers), index=data.index)
+                trainer = Trainer(args, config, data, trn, device, world, recorder,
+                                  _fork_rows(plan, data.speakers, recorder), stop)
+                if trainer.fit() == "stopped":
+                    ending.stopped(trainer.reason)
+        finally:
+            shutdown(world)
     return 0
+
+
+def _fork_rows(plan: StartPlan, speakers: list[str], recorder: Recorder) -> StartPlan:
+    """The plan with a fork's classifier cut to this run's speakers (``--init-classifier``), said when
+    some of the checkpoint's are left out."""
+    if plan.init is None:
+        return plan
+    init, left_out = plan.init.for_speakers(speakers)
+    if left_out:
+        recorder.say(f"train: --init-classifier: the classifier keeps {len(speakers)} of its {len(plan.init.classes)} "
+                     f"speakers' rows ({', '.join(left_out[:3])}{', …' if len(left_out) > 3 else ''} not trained here)")
+    return dataclasses.replace(plan, init=init)
 
 
 class Trainer:

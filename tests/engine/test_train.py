@@ -94,6 +94,13 @@ def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
     proc = start_engine("train", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut, database=demo_corpus,
                         log=tmp_path / "cut.log")
     wait_for(lambda: any((r["step"] or 0) >= 2 for r in train_runs(db_cut)), what="two steps")
+    # a second training of the folder while it trains (r twice in the TUI, a requeue beside the old job)
+    # wrote the same checkpoints and step rows twice: refused before it records anything
+    twice = run_in_process("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
+                           database=demo_corpus)
+    line = one_line_error(twice, "train")
+    assert f"is being trained by another process ({os.uname().nodename} pid {proc.pid}): two trainings" in line, line
+    assert len(train_runs(db_cut)) == 1
     proc.send_signal(signal.SIGUSR1)  # SLURM's warning before the time limit
     assert proc.wait(timeout=120) == 0, (tmp_path / "cut.log").read_text()
     store = open_store(db_cut, readonly=True)
