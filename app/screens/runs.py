@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from textual import on, work
@@ -72,6 +73,8 @@ class RunsScreen(SpkembScreen):
         self._refreshes = 0
         self._reported: str | None = None
         self._feed: reader.RunsFeed | None = None
+        #: the dead runs of a database we may only read (id -> reason), shown lost
+        self._lost: dict[int, str] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -107,13 +110,16 @@ class RunsScreen(SpkembScreen):
             if check_lost and self.loaded:
                 ingest_events(path, find_experiments(self.spkemb.workspace.root, path))
             if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
-                mark_lost(path)
+                self._lost = mark_lost(path)
             if self._feed is None or self._feed.path != path:
                 if not self.loaded:
                     # a screenful of the newest runs first: a lab's ten thousand take a while to read
                     self.post_message(RunsLoaded(reader.read_runs(path, newest=FIRST_PAGE), first_page=True))
                 self._feed = reader.RunsFeed(path)
             rows = self._feed.read()
+            if self._lost:  # a database we may only read: its dead runs shown lost, not running for ever
+                rows = [replace(r, status="lost", reason=self._lost[r.id]) if r.id in self._lost and r.status in LIVE
+                        else r for r in rows]
         except Exception as e:  # noqa: BLE001 - any failure to read is shown, never raised
             self.post_message(RunsLoaded([], error=str(e)))
             return

@@ -170,10 +170,13 @@ def list_runs(store: Store, status: str | None = None, kind: str | None = None, 
 
     A run whose config or command is not JSON is listed without it, after one warning line naming it.
 
-    When that write fails (the database's disk is full), the dead runs are still shown ``lost``.
+    A database we may only read (someone else's), or whose write fails (its disk is full), still shows
+    its dead runs ``lost``: never ``running`` for ever.
     """
     lost: dict[int, dict[str, Any]] = {}
-    if not store.readonly:
+    if store.readonly:
+        lost = {r["id"]: r for r in store.lost_runs()}
+    else:
         try:
             store.mark_lost()
         except StoreError as e:
@@ -195,7 +198,7 @@ def cmd_runs(args: RunsRequest) -> int:
     if not db.exists():
         raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB "
                          "(the first train/validate/apply run creates it)")
-    # someone else's database we may only read: list it without marking lost runs
+    # someone else's database we may only read: its dead runs shown lost, not marked
     if args.stale:
         return _print_stale(db, args.format)
     with open_store(db, readonly=read_only_reason(db) is not None) as store:

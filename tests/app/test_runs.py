@@ -8,6 +8,7 @@ from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
 from tests import children
 from tests.app.conftest import make, open_run, wait_for
+from tests.engine.read_only import unwritable  # noqa: F401 - a fixture
 
 
 async def test_runs_table_shows_every_run(workspace: Path) -> None:
@@ -106,6 +107,23 @@ async def test_dead_process_turns_lost(workspace: Path) -> None:
         await wait_for(pilot, lambda: any(str(table.get_row_at(i)[1]) == "ghost" and
                                           str(table.get_row_at(i)[4]) == "lost"
                                           for i in range(table.row_count)))
+
+
+async def test_a_dead_run_of_a_database_we_may_only_read_shows_lost(tmp_path: Path, unwritable) -> None:  # noqa: F811
+    """It showed `running` for ever, its duration growing, on someone else's database."""
+    from tests.engine.test_readonly_db import _dead_running_run
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    db = root / "shared" / "runs.db"
+    db.parent.mkdir()
+    _dead_running_run(db)
+    unwritable(db.parent)
+    app = make(root, db=db)
+    async with app.run_test(size=(140, 36)) as pilot:
+        table = app.screen.query_one(RunsTable)
+        await wait_for(pilot, lambda: [(str(table.get_row_at(i)[1]), str(table.get_row_at(i)[4]))
+                                       for i in range(table.row_count)] == [("ghost", "lost")])
 
 
 async def test_runs_written_to_event_files_are_ingested(workspace: Path) -> None:

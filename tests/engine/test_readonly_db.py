@@ -89,3 +89,32 @@ def test_a_writer_refuses_a_read_only_file_in_one_line(tmp_path: Path, unwritabl
         open_store(db)
     assert str(refused.value).startswith(f"runs database {db} is read-only (") and "\n" not in str(refused.value)
     assert files(db.parent) == before
+
+
+def _dead_running_run(path: Path) -> int:
+    """A run recorded running whose process is gone and whose heartbeat is ten minutes old."""
+    import sqlite3
+
+    from tests import children
+
+    with open_store(path) as store:
+        run = new_run(store, name="ghost")
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("UPDATE runs SET pid = ?, heartbeat_at = heartbeat_at - 600 WHERE id = ?",
+                     (children.dead_pid(), run))
+    conn.close()
+    return run
+
+
+def test_a_dead_run_of_a_database_we_may_only_read_is_listed_lost_not_running(tmp_path: Path,
+                                                                               unwritable) -> None:  # noqa: F811
+    """It stayed `running`, its duration growing, for as long as nobody could write the database."""
+    db = tmp_path / "shared" / "runs.db"
+    db.parent.mkdir()
+    _dead_running_run(db)
+    unwritable(db.parent)
+    (run,) = json.loads(run_engine("runs", "--db", str(db), "--format", "json", timeout=120).stdout)
+    assert (run["name"], run["status"]) == ("ghost", "lost") and "is gone" in run["reason"]
+    with open_store(db, readonly=True) as store:
+        assert store.runs()[0]["status"] == "running"  # shown lost, not written
