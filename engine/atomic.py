@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -18,6 +19,42 @@ from engine.errors import DiskFull
 
 #: prefix of the temporary files, so that a sweep can find those of a killed writer
 TMP_PREFIX = ".tmp-"
+
+
+#: a temporary file untouched this long whose writer is no process of this machine is a dead writer's
+#: (a writer of another machine sharing the folder keeps its file younger while it writes)
+STALE_TMP_AFTER = 60.0
+
+
+def sweep_dead_temps(folder: Path, now: float | None = None) -> list[Path]:
+    """Delete the temporary files (``.tmp-PID-NAME``) a killed writer left in ``folder``; return them."""
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(TMP_PREFIX) and e.is_file(follow_symlinks=False)]
+    except OSError:  # no folder yet, or one we cannot list: nothing of ours to sweep
+        return []
+    for entry in entries:
+        pid = entry.name[len(TMP_PREFIX):].partition("-")[0]
+        try:
+            stale = now - entry.stat(follow_symlinks=False).st_mtime > STALE_TMP_AFTER
+            if stale and not (pid.isdigit() and pid_alive(int(pid))):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a process of this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def fsync_dir(folder: Path) -> None:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.atomic import fsync_dir, no_space
+from engine.atomic import fsync_dir, no_space, pid_alive
 from engine.data.cache_key import cache_key, subset_source
 from engine.data.file_checks import check_files
 from engine.data.listing import chosen_reader, expected_files, list_subset
@@ -287,16 +287,6 @@ def _builder_pid(name: str) -> int | None:
     return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
-
-
 def sweep_stale(home: Path, now: float | None = None) -> list[Path]:
     """Delete the temporary folders (``.tmp-*``, ``.old-*``) of builders that died; return them.
 
@@ -328,7 +318,7 @@ def sweep_stale(home: Path, now: float | None = None) -> list[Path]:
                 age = now - path.lstat().st_mtime
             except OSError:
                 continue
-            if pid is None or not _alive(pid) or age > STALE_AFTER:
+            if pid is None or not pid_alive(pid) or age > STALE_AFTER:
                 _remove(path)
                 removed.append(path)
     finally:

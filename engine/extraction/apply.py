@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import yaml
 
-from engine.atomic import atomic_write, atomic_write_text
+from engine.atomic import atomic_write, atomic_write_text, sweep_dead_temps
 from engine.console import out, say
 from engine.data.audio import num_samples
 from engine.data.audio_checks import check_files
@@ -265,6 +265,7 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
                 "protocol": args.protocol, "subset": args.subset,
                 "subsets": _subsets(_found_metadata(extraction), args.protocol, args.subset)}
     extraction.root.mkdir(parents=True, exist_ok=True)
+    sweep_dead_temps(extraction.root)  # a killed apply's half-written embeddings
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
     return sha256
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from engine.atomic import atomic_write_text
+from engine.atomic import atomic_write_text, sweep_dead_temps
 from engine.config.yamlsrc import read_yaml_file
 from engine.console import say
 from engine.data.audio_checks import check_files
@@ -97,6 +97,7 @@ def cmd_validate(args: ValidateRequest) -> int:
         trn, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
         per_speaker=args.cohort_files)
     recorder = open_run("validate", val, args, device=str(device), target_epoch=args.to)
+    sweep_dead_temps(val.scores)  # a killed validate's half-written score file
     watcher = CheckpointWatcher(trn, recorder.store)
     # A trial file that cannot be read is fatal before any work: an EER over a silently
     # shrunk trial list is comparable with nothing (docs/validation.md).

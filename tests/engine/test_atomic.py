@@ -34,3 +34,23 @@ def test_a_short_write_of_numpy_is_a_full_disk_with_the_target_kept(tmp_path: Pa
                                   "the earlier files are intact"), done.stdout
     assert target.read_bytes() == b"the earlier extraction"
     assert [p.name for p in tmp_path.iterdir()] == ["ES2004a.npy"]  # no temporary file left
+
+
+def test_the_temporary_files_of_dead_writers_are_swept_and_no_others(tmp_path: Path) -> None:
+    """A killed validate or apply left `.tmp-PID-0002.txt` / `.tmp-PID-ES2004a.npy` for ever."""
+    import os
+    import time
+
+    from engine.atomic import STALE_TMP_AFTER, sweep_dead_temps
+
+    dead, alive = children.dead_pid(), os.getpid()
+    old = time.time() - STALE_TMP_AFTER - 5
+    names = {"dead": f".tmp-{dead}-0002.txt", "fresh": f".tmp-{dead}-0003.txt", "alive": f".tmp-{alive}-0004.txt",
+             "nameless": ".tmp-x-0005.txt", "kept": "0002.txt"}
+    for key, name in names.items():
+        (tmp_path / name).write_text(key)
+        if key != "fresh":
+            os.utime(tmp_path / name, (old, old))
+    assert sorted(p.name for p in sweep_dead_temps(tmp_path)) == sorted([names["dead"], names["nameless"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["fresh"], names["alive"], names["kept"]])
+    assert sweep_dead_temps(tmp_path / "missing") == []

@@ -207,8 +207,13 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
     pick = run_in_process("pick", "--epoch", str(worst), str(val_dir), database=demo_corpus)
     assert pick.returncode == 0, pick.stderr
     stamps = {e: ValidationDir(val_dir).score_file(e).stat().st_mtime_ns for e in (1, 2, 3)}
+    # a validate killed while writing a score file left its temporary file: the next one sweeps it
+    left = ValidationDir(val_dir).scores / f".tmp-{children.dead_pid()}-0004.txt"
+    left.write_text("1 0.5 a b\n")
+    os.utime(left, (time.time() - 3600, time.time() - 3600))
 
     second = run_in_process("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    assert not left.exists()
     err = second.stderr
     assert second.returncode == 0, err
     assert err.count("scored before") == 3 and "embedding" not in err
