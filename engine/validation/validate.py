@@ -189,8 +189,8 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             waiting_said = False
             continue
         if _finished(args, snap, began):
-            if not validated:
-                recorder.say("validate: no checkpoint to evaluate in range")
+            for line in snap.ending(watcher.trn, scored=bool(validated)):
+                recorder.say(line)
             _say_choice(recorder, val, seen, recorded_best=best is not None)
             return
         if not waiting_said:

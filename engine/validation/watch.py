@@ -57,6 +57,25 @@ class Snapshot:
                 f"epoch {run.epoch or 0} of {run.target_epoch})")
 
 
+    def ending(self, trn: TrainingDir, *, scored: bool) -> list[str]:
+        """The lines a watcher says as it ends: nothing scored, a training run that died, and an epoch's
+        file that has no record (training killed between the file's rename and its row: never scored,
+        as a file without a record may be half-written)."""
+        lines = [] if scored else ["validate: no checkpoint to evaluate in range"]
+        run = self.train_run
+        if run is not None and run.status == "lost":
+            lines.append(f"validate: training run #{run.id} is lost ({run.reason}): its checkpoints so far are "
+                         "validated")
+        unrecorded = [e for e in trn.epochs() if e not in self.checkpoints] if self.ended and self.source != "files" \
+            else []
+        if unrecorded:
+            lines.append(f"validate: {trn.checkpoint(unrecorded[0])}"
+                         f"{f' and {len(unrecorded) - 1} more' if len(unrecorded) > 1 else ''} not scored: no record "
+                         "of training says it is whole (training ended as it wrote it?) — `spkemb-engine train "
+                         "--resume` records it, then validate again")
+        return lines
+
+
 def modified_at(path: Path) -> float:
     """When ``path`` last changed (-1 once it is gone): averaged weights rewritten are scored again."""
     try:

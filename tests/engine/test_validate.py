@@ -516,3 +516,25 @@ def test_a_checkpoint_giving_nan_embeddings_is_named_and_no_scores_file_is_writt
     assert f"checkpoint {path} gives embeddings that are not finite" in done.stderr
     val = ValidationDir(val_dir_of(trn.root))
     assert not val.score_file(1).exists() and not val.params.exists()
+
+
+def test_an_epoch_file_without_a_record_and_a_lost_training_are_said_at_the_end(tmp_path: Path, demo_corpus: Path,
+                                                                                 db_path: Path):
+    """Training killed between a checkpoint's rename and its row: validate ended on epoch 0 without a word."""
+    import sqlite3
+
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [0, 1])
+    conn = sqlite3.connect(db_path)
+    with conn:  # the row of epoch 1 never written; the run died without recording its end
+        conn.execute("DELETE FROM checkpoints WHERE epoch = 1")
+        conn.execute("UPDATE runs SET status = 'lost', reason = 'no heartbeat since 12:00:00 and process 7 on vm "
+                     "is gone'")
+    done = run_in_process("validate", str(trn_dir), PROTOCOL, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1: EER" not in done.stderr
+    assert ("validate: training run #1 is lost (no heartbeat since 12:00:00 and process 7 on vm is gone): its "
+            "checkpoints so far are validated") in done.stderr
+    assert (f"validate: {TrainingDir(trn_dir).checkpoint(1)} not scored: no record of training says it is whole "
+            "(training ended as it wrote it?) — `spkemb-engine train --resume` records it, then validate again"
+            ) in done.stderr
