@@ -295,8 +295,8 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
                     rows = extractor.embed(ReadReach(signal, reached), window_starts(signal.n_samples, window, hop),
                                            window)
             except Interrupted:
-                recorder.say(f"apply: {folder} holds {i} of the {len(signals)} files: incomplete; run the same "
-                             "apply again to finish it (the files are written again)")
+                recorder.say(f"apply: stopped after writing {i} of the {len(signals)} files into {folder}: run "
+                             "the same apply again to finish it (the files are written again)")
                 raise
             _save(path, rows)
             audio_seconds += signal.n_samples / rate

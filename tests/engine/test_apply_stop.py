@@ -28,7 +28,7 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
     assert proc.wait(timeout=120) == 0, log.read_text()
     said = log.read_text()
     written = sorted(folder.rglob("*.npy"))
-    assert f"apply: {folder} holds {len(written)} of the " in said and "incomplete; run the same apply again" in said
+    assert f"apply: stopped after writing {len(written)} of the " in said and "run the same apply again" in said
     with open_store(db_path, readonly=True) as store:
         (run,) = store.runs(kind="apply")
     assert run["status"] == "stopped" and "Traceback" not in said
@@ -48,5 +48,5 @@ def test_a_stop_during_a_long_file_ends_it_at_once_and_writes_none_of_it(tmp_pat
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 0, log.read_text()
     folder = val_dir / "apply" / "7-step0.002"
-    assert f"apply: {folder} holds 0 of the 2 files: incomplete" in log.read_text()
+    assert f"apply: stopped after writing 0 of the 2 files into {folder}: run the same apply again" in log.read_text()
     assert not list(folder.rglob("*.npy")) and not list(folder.rglob(".tmp*"))
