@@ -105,8 +105,8 @@ def no_space(error: BaseException) -> bool:
 
     torch.save turns the OSError of a failed write into a RuntimeError ("unexpected pos"),
     keeping the OSError only as its ``__context__``: walk the whole chain. numpy's short write
-    (``130560 requested and 17376 written``) carries no errno: a regular file's write stops short
-    only when the disk or the quota is full.
+    (``130560 requested and 17376 written``) carries no errno: a write to a regular file stops short
+    when the disk or the quota is full (or at a file size limit, which this names the same way).
     """
     seen: set[int] = set()
     todo: list[BaseException | None] = [error]

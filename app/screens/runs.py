@@ -109,21 +109,27 @@ class RunsScreen(SpkembScreen):
             self.spkemb.launcher.reap()
             if check_lost and self.loaded:
                 ingest_events(path, find_experiments(self.spkemb.workspace.root, path))
-            if check_lost and (not self.loaded or any(r.status in LIVE for r in self.runs)):
+            # the runs shown lost over a database we may only read are looked at again too (one may beat again)
+            if check_lost and (not self.loaded or any(r.status in LIVE or r.id in self._lost for r in self.runs)):
                 self._lost = mark_lost(path)
             if self._feed is None or self._feed.path != path:
                 if not self.loaded:
                     # a screenful of the newest runs first: a lab's ten thousand take a while to read
-                    self.post_message(RunsLoaded(reader.read_runs(path, newest=FIRST_PAGE), first_page=True))
+                    self.post_message(RunsLoaded(self._shown_lost(reader.read_runs(path, newest=FIRST_PAGE)),
+                                                 first_page=True))
                 self._feed = reader.RunsFeed(path)
-            rows = self._feed.read()
-            if self._lost:  # a database we may only read: its dead runs shown lost, not running for ever
-                rows = [replace(r, status="lost", reason=self._lost[r.id]) if r.id in self._lost and r.status in LIVE
-                        else r for r in rows]
+            rows = self._shown_lost(self._feed.read())
         except Exception as e:  # noqa: BLE001 - any failure to read is shown, never raised
             self.post_message(RunsLoaded([], error=str(e)))
             return
         self.post_message(RunsLoaded(rows, seconds=time.perf_counter() - start))
+
+    def _shown_lost(self, rows: list[RunSummary]) -> list[RunSummary]:
+        """A database we may only read: its dead runs shown lost, not running for ever."""
+        if not self._lost:
+            return rows
+        return [replace(r, status="lost", reason=self._lost[r.id]) if r.id in self._lost and r.status in LIVE
+                else r for r in rows]
 
     def _pending_rows(self, rows: list[RunSummary]) -> list[RunSummary]:
         """Launches whose process has not recorded its run yet, shown as ``starting`` (negative ids)."""

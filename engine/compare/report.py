@@ -90,9 +90,11 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
     folder.mkdir(parents=True, exist_ok=True)
     written = [_write(folder / name, _table(pivot, fmt, source).encode())
                for fmt, name in TABLE_FILES.items() if fmt in formats]
-    if weighed:
-        written += [_write(folder / name, _verdicts(weighed, fmt, source).encode())
-                    for fmt, name in SIGNIFICANCE_FILES.items() if fmt in formats]
+    for fmt, name in SIGNIFICANCE_FILES.items():
+        if fmt in formats and weighed:
+            written.append(_write(folder / name, _verdicts(weighed, fmt, source).encode()))
+        elif fmt in formats:  # --force over an earlier report: its pairs were other systems'
+            (folder / name).unlink(missing_ok=True)
     if not {"png", "svg", "pdf", "html"} & set(formats):
         return written
     from engine.compare.figures import draw_all

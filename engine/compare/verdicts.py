@@ -122,9 +122,14 @@ def to_latex(weighed: list[Weighed], caption: str = "") -> str:
     """A booktabs ``tabular`` of the pairs (EER differences in %)."""
     lines = [f"% {latex_escape(caption)}" if caption else "% spkemb-engine report: significance",
              r"\begin{tabular}{llllrll}", r"\toprule",
-             " & ".join(latex_escape(t) for t in TITLES) + r" \\", r"\midrule"]
-    lines += [" & ".join(latex_escape(c) for c in r) + r" \\" for r in _text_rows(weighed)]
+             " & ".join(_latex(t) for t in TITLES) + r" \\", r"\midrule"]
+    lines += [" & ".join(_latex(c) for c in r) + r" \\" for r in _text_rows(weighed)]
     return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", ""])
+
+
+def _latex(text: str) -> str:
+    """``text`` for pdflatex: the minus and times signs in math mode (no textcomp needed)."""
+    return latex_escape(text).replace("−", "$-$").replace("×", r"$\times$")
 
 
 def to_html(weighed: list[Weighed]) -> str:

@@ -176,6 +176,8 @@ def cmd_apply(args: ApplyRequest) -> int:
         # the same settings, files already there: replaced one by one (another subset's stay)
         say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
     sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop)
+    for folder in dict.fromkeys([extraction.root, *(path.parent for path in outputs)]):  # nested uris: folders
+        sweep_dead_temps(folder)  # a killed apply's half-written embeddings
 
     stop = StopRequest().install()
     with recorder.ended(stop):
@@ -265,7 +267,6 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
                 "protocol": args.protocol, "subset": args.subset,
                 "subsets": _subsets(_found_metadata(extraction), args.protocol, args.subset)}
     extraction.root.mkdir(parents=True, exist_ok=True)
-    sweep_dead_temps(extraction.root)  # a killed apply's half-written embeddings
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
     return sha256
 

@@ -280,18 +280,23 @@ def _stop(db: Path) -> int:
 
 
 def _cancel(db: Path, run_ids: tuple[int, ...]) -> int:
-    """Take queued runs off the queue (the TUI's ``x`` on a queued run); each refused one is named."""
+    """Take queued runs off the queue (the TUI's ``x`` on a queued run); every id is tried, and the
+    refused ones are named together."""
     if not db.exists():
         raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    refused = []
     with open_store(db) as store:
-        for run_id in run_ids:
+        for run_id in dict.fromkeys(run_ids):
             if store.cancel_queued(run_id):
                 say(f"queue: run #{run_id} taken off the queue (recorded stopped: cancelled while queued)")
                 continue
             run = store.run(run_id)
-            state = "is not in the runs database" if run is None else f"is {run['status']}, not waiting"
-            raise StoreError(f"--cancel {run_id}: run {run_id} {state}: only a queued run no queue has started "
-                             "can be taken off (`spkemb-engine runs --status queued` lists them)")
+            refused.append(f"run {run_id} " + ("is not in the runs database" if run is None else
+                                               "is being started by a queue" if run["status"] == "queued" else
+                                               f"is {run['status']}, not waiting"))
+    if refused:
+        raise StoreError(f"--cancel: {'; '.join(refused)} — only a queued run no queue has started can be taken "
+                         "off (`spkemb-engine runs --status queued` lists them)")
     return 0
 
 

@@ -61,7 +61,8 @@ class InitFrom:
                                 f"never classified (e.g. {unknown[0]!r}; its classifier has {len(self.classes)} "
                                 "classes): it cannot be reused; drop --init-classifier to start a new classifier")
         rows = torch.tensor([row[s] for s in speakers])
-        loss = {key: _rows(value, rows, len(self.classes)) for key, value in self.loss.items()}
+        loss = {key: _rows(value, rows, len(self.classes)) if key.rpartition(".")[2] == "weight" else value
+                for key, value in self.loss.items()}
         kept = set(speakers)
         return replace(self, loss=loss, classes=list(speakers)), [c for c in self.classes if c not in kept]
 
@@ -75,8 +76,8 @@ class InitFrom:
 
 
 def _rows(value: Any, rows: torch.Tensor, classes: int) -> Any:
-    """``value`` with only the class rows ``rows`` when its first axis holds one (or, for sub-centres,
-    K consecutive) row(s) per class; any other entry as it is."""
+    """A classifier's ``weight`` with only the class rows ``rows``: its first axis holds one (or, for
+    sub-centres, K consecutive) row(s) per class."""
     if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] % classes:
         return value
     per_class = value.shape[0] // classes

@@ -59,13 +59,13 @@ def cmd_train(args: TrainRequest) -> int:
     # a misspelt protocol or subset, or no database.yml here: refused before a folder or a run is made
     check_protocol(args.protocol, args.subset, args.database)
     stop = StopRequest().install()
-    # a second training of the folder is refused before it records anything
-    with folder_lock.held(trn, main=world.is_main):
-        # the run is recorded (`indexing`) before the data is listed: visible from the start
-        recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
-                            target_epoch=plan.target, config=config_to_dict(config), status="indexing",
-                            resume_from=plan.step if plan.resumes else None, fork=plan.init, world=world)
-        try:
+    try:
+        # a second training of the folder is refused before it records anything (on every rank)
+        with folder_lock.held(trn, world):
+            # the run is recorded (`indexing`) before the data is listed: visible from the start
+            recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
+                                target_epoch=plan.target, config=config_to_dict(config), status="indexing",
+                                resume_from=plan.step if plan.resumes else None, fork=plan.init, world=world)
             with recorder.ended(stop) as ending:
                 with stop.immediately():
                     data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
@@ -82,8 +82,8 @@ def cmd_train(args: TrainRequest) -> int:
                                   _fork_rows(plan, data.speakers, recorder), stop)
                 if trainer.fit() == "stopped":
                     ending.stopped(trainer.reason)
-        finally:
-            shutdown(world)
+    finally:
+        shutdown(world)
     return 0
 
 

@@ -66,8 +66,9 @@ class Snapshot:
         if run is not None and run.status == "lost":
             lines.append(f"validate: training run #{run.id} is lost ({run.reason}): its checkpoints so far are "
                          "validated")
-        unrecorded = [e for e in trn.epochs() if e not in self.checkpoints] if self.ended and self.source != "files" \
-            else []
+        # only the database's rows are the whole run's: an event file's records end at a resume
+        unrecorded = [e for e in trn.epochs() if e not in self.checkpoints] \
+            if self.ended and self.source == "database" else []
         if unrecorded:
             lines.append(f"validate: {trn.checkpoint(unrecorded[0])}"
                          f"{f' and {len(unrecorded) - 1} more' if len(unrecorded) > 1 else ''} not scored: no record "

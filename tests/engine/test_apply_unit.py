@@ -8,7 +8,9 @@ Window and hop are whole numbers of samples, so every row's timing is known exac
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,7 @@ from engine.process.lifecycle import open_run
 from engine.records import Checkpoint
 from engine.requests import ApplyRequest, TrainRequest, ValidateRequest
 from engine.store import open_store
+from tests import children
 from tests.engine.data_corpus import RATE
 from tests.engine.test_apply import write_model_dir
 
@@ -146,8 +149,14 @@ def test_the_same_settings_replace_the_files_and_other_settings_are_refused(
     assert cmd_apply(request(val_dir, db_path, corpus)) == 0
     first = np.load(out / "alice" / "one.npy")
     inode = (out / "alice" / "one.npy").stat().st_ino
+    # a killed apply's half-written files, beside a nested uri's embeddings too: the next apply sweeps them
+    left = [out / "alice" / f".tmp-{children.dead_pid()}-one.npy", out / f".tmp-{children.dead_pid()}-x.npy"]
+    for path in left:
+        path.write_bytes(b"half")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))
     capsys.readouterr()
     assert cmd_apply(request(val_dir, db_path, corpus)) == 0
+    assert not any(path.exists() for path in left)
     assert f"apply: replacing the extraction in {out} (same checkpoint, mode and step)" in capsys.readouterr().err
     again = out / "alice" / "one.npy"
     assert again.stat().st_ino != inode and np.allclose(np.load(again), first)

@@ -272,6 +272,7 @@ def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compare
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (out / "pivot.csv").write_text("old")
+    (out / "significance.csv").write_text("an earlier report's pairs: other systems")
     done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
                   "--format", "csv", "--format", "markdown", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

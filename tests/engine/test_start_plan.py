@@ -16,6 +16,7 @@ from engine.process.checkpoints import save_checkpoint
 from engine.requests import TrainRequest
 from engine.training.resume import DEFAULT_EPOCHS, StartPlan, latest_checkpoint, plan_start
 from tests.conftest import TINY_CONFIG
+from tests.engine.read_only import unwritable  # noqa: F401 - a fixture
 
 CONFIG = parse_config(TINY_CONFIG)
 
@@ -139,3 +140,21 @@ def test_a_fork_training_fewer_speakers_keeps_their_classifier_rows_by_label() -
     with pytest.raises(TrainingError, match=r"this run trains 1 speaker\(s\) that p.pt never classified \(e.g. 'e'; "
                                             r"its classifier has 4 classes\)"):
         init.for_speakers(["b", "e"])
+
+
+def test_the_folder_lock_is_taken_through_a_file_this_process_may_only_read(tmp_path: Path, unwritable) -> None:  # noqa: F811
+    """Another user's lock file (0o644) made `train --resume` of a shared folder fail to open it."""
+    from engine.process.distributed import World
+    from engine.training import folder_lock
+
+    trn = _trn(tmp_path)
+    trn.root.mkdir(parents=True)
+    trn.lock.write_text("otherhost pid 1\n")
+    unwritable(trn.lock)
+    with folder_lock.held(trn, World()):
+        with pytest.raises(TrainingError, match=r"is being trained by another process \(otherhost pid 1\): .* if that "
+                                                r"machine is down, its lock ends with its NFS lease"):
+            with folder_lock.held(trn, World()):
+                pass
+    with folder_lock.held(trn, World()):  # released at the end of the block
+        pass

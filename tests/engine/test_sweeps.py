@@ -136,14 +136,15 @@ def test_queue_cancel_takes_queued_runs_off_and_names_one_that_is_not_waiting(tm
     done = run_in_process("queue", "--cancel", str(first), str(second), db=db_path)
     assert done.returncode == 0, done.stderr
     assert f"queue: run #{second} taken off the queue (recorded stopped: cancelled while queued)" in done.stderr
-    again = run_in_process("queue", "--cancel", str(first), db=db_path)
+    # every id is tried: the one that cannot be taken off does not keep the next one queued
+    again = run_in_process("queue", "--cancel", str(first), str(third), "99", db=db_path)
     assert again.returncode == 2 and again.stderr.strip().endswith(
-        f"--cancel {first}: run {first} is stopped, not waiting: only a queued run no queue has started can be "
-        "taken off (`spkemb-engine runs --status queued` lists them)")
+        f"--cancel: run {first} is stopped, not waiting; run 99 is not in the runs database — only a queued run no "
+        "queue has started can be taken off (`spkemb-engine runs --status queued` lists them)")
+    assert f"queue: run #{third} taken off the queue" in again.stderr
     store = open_store(db_path, readonly=True)
     assert {r["id"]: (r["status"], r["reason"]) for r in store.runs(kind="train")} == {
-        first: ("stopped", "cancelled while queued"), second: ("stopped", "cancelled while queued"),
-        third: ("queued", None)}
+        run: ("stopped", "cancelled while queued") for run in (first, second, third)}
 
 
 def test_a_trial_reads_the_database_yml_found_where_the_sweep_was_made(tmp_path: Path, db_path: Path) -> None:
