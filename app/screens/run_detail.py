@@ -28,6 +28,8 @@ from app.widgets.keys_footer import KeysFooter
 from app.widgets.log_tail import LogTail
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
 from engine.errors import SpkembError
+from engine.layout import CheckpointName
+from engine.records.validation import checkpoint_title
 
 if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.dialogs.labels import LabelsChoice
@@ -173,33 +175,36 @@ class RunDetailScreen(RunActions, ForkActions):
         self._load(self.run_id, -1 if not self.steps else int(self.steps[-1]["step"]))
 
     def action_det(self) -> None:
-        """DET curve and score histograms of the epoch under the cursor, beside the picked epoch."""
+        """DET curve and score histograms of the epoch (or averaged weights) under the cursor, beside the
+        picked epoch."""
         from app.screens.det import DetScreen, DetSource
 
         val = self._val_dir()
         table = self.query_one(EpochTable)
-        validated = {int(v.epoch) for v in self._validations_read() if v.epoch is not None}  # NOT NULL in the database
+        # an epoch by its number, averaged weights by their name (checkpoint_name); epochs are NOT NULL
+        validated: set[CheckpointName] = {v.checkpoint_name or int(v.epoch) for v in self._validations_read()
+                                          if v.epoch is not None}
         if val is None or not validated or not table.row_count:
             self.app.notify("No validated epoch yet: start validation with v.", severity="warning")
             return
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         if key is None:  # every row is added with its key (EpochTable.set_rows)
             return
-        epoch = int(key)
-        if epoch not in validated:
-            self.app.notify(f"Epoch {epoch} has not been validated.", severity="warning")
+        name: CheckpointName = int(key) if key.isdigit() else key
+        if name not in validated:
+            self.app.notify(f"{checkpoint_title(name).capitalize()} has not been validated.", severity="warning")
             return
         best = self._best_epoch()
-        sources = [DetSource(f"epoch {epoch}" + (" (picked)" if epoch == best else ""),
-                             self._scored_in(epoch) or val, epoch)]
-        if best is not None and best != epoch and best in validated:
-            sources.append(DetSource(f"epoch {best} (picked)", self._scored_in(best) or val, best))
+        sources = [DetSource(checkpoint_title(name) + (" (picked)" if name == best else ""),
+                             self._scored_in(name) or val, name)]
+        if best is not None and best != name and best in validated:
+            sources.append(DetSource(f"{checkpoint_title(best)} (picked)", self._scored_in(best) or val, best))
         self.app.push_screen(DetScreen(sources))
 
-    def _scored_in(self, epoch: int) -> str | None:
-        """VAL_DIR of the validate run that recorded ``epoch`` last (a run may be validated on two subsets)."""
+    def _scored_in(self, name: CheckpointName) -> str | None:
+        """VAL_DIR of the validate run that recorded ``name`` last (a run may be validated on two subsets)."""
         out_dirs = {v.id: v.out_dir for v in self._validators()}
-        rows = [v for v in self._validations_read() if v.epoch == epoch]
+        rows = [v for v in self._validations_read() if (v.checkpoint_name or v.epoch) == name]
         found = [out_dirs.get(v.run_id) for v in sorted(rows, key=lambda v: v.run_id)]
         return next((d for d in reversed(found) if d), None)
 

@@ -279,7 +279,7 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
         await wait_for(pilot, lambda: table.get_row_at(0)[2] == "10.00")
 
 
-def _write_scores(val_dir: Path, epoch: int, seed: int) -> None:
+def _write_scores(val_dir: Path, epoch: int | str, seed: int) -> None:
     import numpy as np
 
     from engine.layout import ValidationDir
@@ -327,6 +327,34 @@ async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.problems)
         assert "0001.txt does not exist" in app.screen.problems[0]
         assert [s.label for s in app.screen.shown] == ["epoch 2 (picked)"]
+
+
+async def test_det_view_opens_for_averaged_weights(workspace: Path) -> None:
+    """`d` on the averaged weights' row (the first after `average`) failed the app: int('avg-last2')."""
+    from app.screens.det import DetScreen
+    from app.widgets.det_plots import DetPlot
+    from engine.records import ValidationResult
+    from engine.store import open_store
+
+    val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
+               / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")
+    _write_scores(val_dir, "avg-last2", seed=4)
+    _write_scores(val_dir, 2, seed=2)
+    with open_store(workspace / "runs.db") as store:
+        (val,) = [r for r in store.runs(kind="validate") if r["name"] == "aam-m0.2 validate"]
+        store.add_validation(val["id"], ValidationResult(epoch=3, checkpoint_name="avg-last2", eer=0.2, eer_low=0.17,
+                                                         eer_high=0.23, mindcf_01=0.6, mindcf_005=0.5, threshold=0.5,
+                                                         n_trials=200), train_run_id=val["parent_id"])
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        epochs = app.screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: epochs.row_count == 4)
+        keys = [epochs.coordinate_to_cell_key((row, 0)).row_key.value for row in range(epochs.row_count)]
+        epochs.move_cursor(row=keys.index("avg-last2"))
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
+        assert [s.label for s in app.screen.query_one(DetPlot).shown] == ["avg-last2", "epoch 2 (picked)"]
 
 
 async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path) -> None:
