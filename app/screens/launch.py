@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 
-from textual import work
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import (
@@ -127,29 +130,36 @@ class LaunchScreen(SpkembScreen):
         self.query_one("#device", Select).set_options(options)
         self.query_one("#device", Select).value = options[-1][1] if len(options) > 1 else "cpu"
 
-    def _int(self, widget_id: str, name: str) -> int | None:
+    def _int(self, widget_id: str, name: str, low: int, say: Callable[[str], object]) -> int | None:
         text = self.query_one(widget_id, Input).value.strip()
         try:
-            return int(text)
+            value = int(text)
         except ValueError:
-            self.spkemb.error(f"{name}: a whole number, got {text!r}")
+            say(f"{name}: a whole number, got {text!r}")
             return None
+        if value < low:  # the engine would refuse it, after the launch
+            say(f"{name}: {low} or more, got {value}")
+            return None
+        return value
 
-    def commands(self) -> tuple[list[str], list[str] | None, Path, Path | None] | None:
-        """The train (and validate) argument lists and their log files, or None (error notified)."""
+    def commands(self, say: Callable[[str], object] | None = None
+                 ) -> tuple[list[str], list[str] | None, Path, Path | None] | None:
+        """The train (and validate) argument lists and their log files, or None (the problem told to ``say``:
+        a notification unless given)."""
+        say = say or self.spkemb.error
         exp = self.query_one("#exp", Select).value
         protocol = self.query_one("#protocol", Select).value
         if exp is Select.NULL or protocol is Select.NULL:
-            self.spkemb.error("Choose an experiment and a protocol first.")
+            say("Choose an experiment and a protocol first.")
             return None
-        to, parallel = self._int("#to", "epochs"), self._int("#parallel", "workers")
-        every, seed = self._int("#every", "every"), self._int("#seed", "seed")
+        to, parallel = self._int("#to", "epochs", 1, say), self._int("#parallel", "workers", 0, say)
+        every, seed = self._int("#every", "every", 1, say), self._int("#seed", "seed", 0, say)
         if to is None or parallel is None or every is None or seed is None:
             return None
         try:
             labels = read_labels(*(self.query_one(f"#{name}", Input).value for name in ("group", "tags", "note")))
         except ValueError as e:
-            self.spkemb.error(str(e))
+            say(str(e))
             return None
         ws = self.spkemb.workspace
         subset = self.query_one("#subset", Input).value.strip() or "train"
@@ -160,7 +170,7 @@ class LaunchScreen(SpkembScreen):
             trn = commands.trn_dir(str(exp), str(protocol), subset)
             val = commands.val_dir(trn, str(protocol), val_subset) if validating else None
         except PathError as e:
-            self.spkemb.error(str(e))
+            say(str(e))
             return None
         classifier = bool(self.init_from) and self.query_one("#init-classifier", Checkbox).value
         train = commands.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
@@ -171,7 +181,8 @@ class LaunchScreen(SpkembScreen):
             return train, None, TrainingDir(trn).log, None
         norm = None
         if self.query_one("#norm", Select).value == "asnorm":
-            size, files = self._int("#cohort-size", "cohort speakers"), self._int("#cohort-files", "files per speaker")
+            size = self._int("#cohort-size", "cohort speakers", 1, say)
+            files = self._int("#cohort-files", "files per speaker", 1, say)
             if size is None or files is None:
                 return None
             norm = commands.ScoreNorm(size, files)
@@ -182,6 +193,20 @@ class LaunchScreen(SpkembScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "launch":
             self.action_launch()
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    @on(Checkbox.Changed)
+    def _preview(self) -> None:
+        """The commands Launch would start, as a shell would read them (or what is wrong), as the form changes."""
+        problems: list[str] = []
+        cmds = self.commands(say=problems.append)
+        if cmds is None:
+            text = problems[0] if problems else ""
+        else:
+            train, validate, *_ = cmds
+            text = "\n".join("$ " + shlex.join(["spkemb-engine", *argv[3:]]) for argv in (train, validate) if argv)
+        self.query_one("#command", Static).update(Text(text))
 
     def action_launch(self) -> None:
         cmds = self.commands()

@@ -3,6 +3,7 @@ table, the group's seeds averaged in the header, and given to train by Launch.""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from textual.widgets import Select, Static
@@ -14,7 +15,7 @@ from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
 from engine.cli import build_parser
 from engine.store import open_store
-from tests.app.conftest import make, open_run, wait_for
+from tests.app.conftest import make, notified, open_run, wait_for
 
 VOICES = "Demo.SpeakerVerification.Voices"
 
@@ -106,3 +107,28 @@ async def test_launch_passes_seed_group_tags_and_note_to_train(workspace: Path) 
         train, *_ = launch.commands()
     args = build_parser().parse_args(train[3:])
     assert (args.seed, args.group, args.tag, args.note) == (4, "aam-seeds", ["baseline", "lm"], "seed 4 of 5")
+
+
+async def test_launch_shows_the_commands_it_would_start_and_refuses_a_negative_epoch(workspace: Path) -> None:
+    """The preview under the form stayed empty, and `--to -3` was launched."""
+    (workspace / "experiments" / "aam-m0.2").mkdir(parents=True, exist_ok=True)
+    (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")
+    app = make(workspace)
+    async with app.run_test(size=(140, 60)) as pilot:
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        launch = app.screen
+        preview = launch.query_one("#command")
+        await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
+        launch.query_one("#protocol").set_options([(VOICES, VOICES)])
+        launch.query_one("#protocol").value = VOICES
+        launch.query_one("#note").value = "it's [b]one[/b]"
+        await wait_for(pilot, lambda: "--note" in str(preview.render()))
+        lines = str(preview.render()).splitlines()
+        assert lines[0].startswith("$ spkemb-engine train ") and lines[1].startswith("$ spkemb-engine validate ")
+        assert shlex.split(lines[0])[2:] == launch.commands()[0][3:]  # what a shell reads: the argv itself
+        launch.query_one("#to").value = "-3"
+        await wait_for(pilot, lambda: str(preview.render()) == "epochs: 1 or more, got -3")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: notified(app, "epochs: 1 or more, got -3"))
+        assert isinstance(app.screen, LaunchScreen) and not app.pending
