@@ -1,4 +1,4 @@
-"""The footer of every screen: ``? Help`` first, and compact under 120 columns.
+"""The footer of every screen: ``? Help`` first, and compact, without the palette's hint, under 120 columns.
 
 Textual's footer shows a screen's keys before the application's and cuts off what does not fit:
 at 80 columns the Runs screen lost Sort, Filter, Quit and Help. Help comes first because it lists
@@ -23,4 +23,7 @@ class KeysFooter(Footer):
         yield from first + [w for w in widgets if w not in first]
 
     def on_resize(self, event: events.Resize) -> None:
-        self.compact = event.size.width < COMPACT_BELOW
+        narrow = event.size.width < COMPACT_BELOW
+        self.compact = narrow
+        # the palette's hint is drawn over the last keys (^p still opens it, and Help lists it)
+        self.show_command_palette = not narrow

@@ -58,8 +58,10 @@ async def test_at_80_columns_the_footer_keeps_help_in_sight_on_every_screen(work
     from textual.widgets._footer import FooterKey
 
     def shown() -> list[str]:
-        width = app.screen.size.width
-        return [k.description for k in app.screen.query(FooterKey) if k.region.width and k.region.right <= width]
+        """The keys drawn whole: inside the screen, and left of the palette's hint (drawn over the last keys)."""
+        keys = [k for k in app.screen.query(FooterKey) if k.region.width]
+        edge = min([app.screen.size.width] + [k.region.x for k in keys if k.description == "palette"])
+        return [k.description for k in keys if k.region.right <= edge]
 
     app = make(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
