@@ -8,6 +8,7 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Header, Input, Select, Static
 
@@ -61,6 +62,7 @@ class RunsScreen(SpkembScreen):
         ("x", "stop", "Stop run"),
         ("o", "sort", "Sort"),
         ("slash", "filter", "Filter"),
+        Binding("escape", "leave_filter", "Back to the runs", show=False),
         ("q", "app.quit", "Quit"),
     ]
 
@@ -216,6 +218,10 @@ class RunsScreen(SpkembScreen):
 
     def action_filter(self) -> None:
         self.query_one("#filter", Input).focus()
+
+    def action_leave_filter(self) -> None:
+        """Escape in the filter box: back to the table, the filter kept (q typed next quits, not filters)."""
+        self.query_one(RunsTable).focus()
 
     def action_compare(self) -> None:
         from app.screens.compare import CompareScreen

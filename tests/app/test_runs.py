@@ -35,6 +35,11 @@ async def test_filter_by_text_and_status(workspace: Path) -> None:
         await wait_for(pilot, lambda: table.row_count == 1)
         assert str(table.get_row_at(0)[1]) == "softmax"
         assert str(app.screen.query_one("#message").render()).startswith("1 of 5 runs shown by the filter (0 running)")
+        # escape leaves the filter box for the table, the filter kept: a key typed next is no filter text
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.has_focus)
+        await pilot.press("o")
+        assert app.screen.query_one("#filter").value == "softmax" and table.row_count == 1
         app.screen.query_one("#filter").value = ""
         app.screen.query_one("#status").value = "completed"
         await wait_for(pilot, lambda: table.row_count == 4)
