@@ -58,6 +58,8 @@ class SpkembApp(App[None]):
         # every screen's footer shows its own way out (q or escape); ctrl+q works everywhere, unshown
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", show=True),
+        # where `?` is text (the Query screen's SQL, a form's field), F1 opens Help all the same
+        Binding("f1", "help", "Help", show=False, priority=True),
     ]
 
     def __init__(self, workspace: Workspace, *, now: Callable[[], float] = time.time,

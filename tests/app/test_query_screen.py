@@ -112,3 +112,20 @@ def test_the_time_limit_is_an_option_of_spkemb_tui(capsys: pytest.CaptureFixture
         assert exited.value.code == 2
         error = capsys.readouterr().err.strip().splitlines()[-1]
         assert error.startswith("spkemb-tui: error: argument --query-time-limit: ") and "pass 0" in error
+
+
+async def test_f1_opens_help_where_question_mark_is_sql_text(workspace: Path) -> None:
+    """On the Query screen `?` is typed into the SQL (a parameter mark): Help had no key there."""
+    from app.dialogs import HelpScreen
+
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        query = app.screen
+        await pilot.press("question_mark")
+        assert query.query_one("#sql").text.startswith("?")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is query)
