@@ -121,7 +121,10 @@ class SweepsScreen(SpkembScreen):
     def _best(self) -> Trial | None:
         sweep = self.sweep()
         best = sweep.best() if sweep else None
-        if best is None:
+        if sweep is None:
+            self.app.notify("No sweep yet: make one from the Configs screen or with spkemb-engine sweep.",
+                            severity="warning")
+        elif best is None:
             self.app.notify("No trial of this sweep has been validated yet.", severity="warning")
         return best
 

@@ -89,6 +89,23 @@ def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(
     asyncio.run(drive())
 
 
+def test_n_and_f_without_any_sweep_say_there_is_none(workspace: Path) -> None:
+    """They said "No trial of this sweep has been validated yet." with no sweep in the database."""
+
+    async def drive() -> None:
+        app = make(workspace)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            for key in ("n", "f"):
+                await pilot.press(key)
+                await wait_for(pilot, lambda: notified(app, "No sweep yet: make one from the Configs screen or "
+                                                            "with spkemb-engine sweep.", "warning"))
+            assert isinstance(app.screen, SweepsScreen)
+
+    asyncio.run(drive())
+
+
 def test_the_best_trial_forks_once_its_checkpoint_is_there_and_stop_needs_a_running_queue(tmp_path: Path) -> None:
     from app.screens.configs import ConfigsScreen
 
