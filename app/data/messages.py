@@ -39,6 +39,8 @@ class LogLines(Message):
     path: str
     lines: list[str]
     error: str | None = None
+    #: the file is not there (yet)
+    missing: bool = False
 
 
 @dataclass

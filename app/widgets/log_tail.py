@@ -27,6 +27,7 @@ class LogTail(Log):
         self._offset: int | None = None
         self._partial = ""
         self._error: str | None = None
+        self._missing_said = False
 
     def on_mount(self) -> None:
         self.border_title = "log"
@@ -36,9 +37,10 @@ class LogTail(Log):
     def follow(self, path: str | Path | None) -> None:
         """Start following another file (or none)."""
         path = str(path) if path else None
-        if path == self.path and self._offset is not None:
-            return
+        if path == self.path and (self._offset is not None or self._missing_said):
+            return  # followed already (a file not there yet is looked for by the poll)
         self.path, self._offset, self._partial, self._error = path, None, "", None
+        self._missing_said = False
         self.clear()
         if path is None:
             self.write_line("(no log for this run)")
@@ -60,7 +62,7 @@ class LogTail(Log):
                 f.seek(offset)
                 data = f.read(MAX_READ)
         except FileNotFoundError:
-            self.post_message(LogLines(path, [], error=None))
+            self.post_message(LogLines(path, [], missing=True))
             return
         except OSError as e:
             self.post_message(LogLines(path, [], error=f"cannot read {path}: {e.strerror or e}"))
@@ -75,6 +77,12 @@ class LogTail(Log):
     def on_log_lines(self, message: LogLines) -> None:
         message.stop()
         if message.path != self.path:
+            return
+        if message.missing:
+            if not self._missing_said:  # once: a command just launched writes it in a moment
+                self._missing_said = True
+                self.write_line(f"(no {Path(message.path).name} yet: the TUI writes it for the commands it starts; "
+                                "a command started by hand writes to its own terminal)")
             return
         if message.error:
             if message.error != self._error:

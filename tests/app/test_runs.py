@@ -242,3 +242,26 @@ async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> N
         await wait_for(pilot, lambda: any("[log unreadable]" in line for line in tail.lines))
         assert any(str(log) in line and "Is a directory" in line for line in tail.lines)
         assert str(app.screen.query_one("#summary").render()).startswith("#5 softmax")
+
+
+async def test_a_log_not_there_is_said_once_then_followed_when_it_comes(workspace: Path) -> None:
+    """The panel stayed blank for a run started by hand (no train.log beside it)."""
+    import sqlite3
+
+    from app.widgets.log_tail import LogTail
+
+    log = workspace / "train.log"
+    conn = sqlite3.connect(workspace / "runs.db")
+    conn.execute("UPDATE runs SET log_path = ? WHERE name = 'softmax'", (str(log),))
+    conn.commit()
+    conn.close()
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await open_run(pilot, "softmax")
+        tail = app.screen.query_one(LogTail)
+        await wait_for(pilot, lambda: any("(no train.log yet: the TUI writes it for the commands it starts" in line
+                                          for line in tail.lines))
+        tail.follow(str(log))  # as each refresh of the screen does: the same file, not started again
+        log.write_text("epoch 1/3: 36 batches\n")
+        await wait_for(pilot, lambda: any("epoch 1/3: 36 batches" in line for line in tail.lines))
+        assert sum("no train.log yet" in line for line in tail.lines) == 1
