@@ -12,7 +12,7 @@ class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
     ConfirmDialog { align: center middle; }
     ConfirmDialog > Vertical {
-        width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2;
+        width: 70; max-width: 100%; height: auto; border: thick $warning; background: $surface; padding: 1 2;
     }
     ConfirmDialog Horizontal { height: auto; margin-top: 1; }
     ConfirmDialog Button { width: 1fr; margin: 0 1; }

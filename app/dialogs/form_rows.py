@@ -11,7 +11,7 @@ from app.views.plain import plain
 #: the look of every small form; ``{name}`` is the dialog's class name
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
-{name} > Vertical {{ width: 90; height: auto; max-height: 100%; overflow-y: auto;
+{name} > Vertical {{ width: 90; max-width: 100%; height: auto; max-height: 100%; overflow-y: auto;
                      border: thick $primary; background: $surface; padding: 1 2; }}
 {name} Horizontal {{ height: auto; margin-top: 1; }}
 {name} .form-row {{ margin-top: 1; }}

@@ -226,3 +226,24 @@ async def test_each_action_that_cannot_apply_to_the_run_says_why_and_starts_noth
         await wait_for(pilot, lambda: notified(app, "Only a stopped, failed or lost training run can be resumed "
                                                     "(#1 is completed).", "warning"))
     assert not app.launcher.children and not app.launcher.exit_codes  # nothing was started
+
+
+async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> None:
+    """At 80 columns the forms (90 wide) lost their right border and scrollbar past the screen's edge."""
+    from textual.containers import Vertical
+
+    from app.dialogs.labels import LabelsDialog
+
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        detail = app.screen
+        for key, dialog in (("v", ValidateDialog), ("a", AverageDialog), ("t", LabelsDialog)):
+            await pilot.press(key)
+            await wait_for(pilot, lambda dialog=dialog: isinstance(app.screen, dialog))
+            form = app.screen.query_one(Vertical)
+            await wait_for(pilot, lambda form=form: form.region.width > 0)
+            assert form.region.x >= 0 and form.region.right <= 80, (key, form.region)
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: app.screen is detail)
