@@ -175,3 +175,30 @@ async def open_configs(pilot) -> ConfigsScreen:
     await pilot.press("n")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigsScreen) and getattr(pilot.app.screen, "keys", []))
     return pilot.app.screen
+
+
+async def open_launch(pilot, workspace: Path, protocol: str = "Demo.SpeakerVerification.Voices"):
+    """The Launch screen (``l``) on the workspace's experiment ``experiments/aam-m0.2``, ``protocol`` chosen."""
+    from textual.widgets import Select
+
+    from app.screens.launch import LaunchScreen
+
+    config = workspace / "experiments" / "aam-m0.2" / "config.yml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("x: 1\n")
+    await pilot.press("l")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LaunchScreen))
+    launch = pilot.app.screen
+    await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
+    launch.query_one("#protocol").set_options([(protocol, protocol)])
+    launch.query_one("#protocol").value = protocol
+    return launch
+
+
+async def open_query(pilot):
+    """The Query screen (``s``)."""
+    from app.screens.query import QueryScreen
+
+    await pilot.press("s")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
+    return pilot.app.screen

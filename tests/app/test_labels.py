@@ -6,7 +6,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from textual.widgets import Select, Static
+from textual.widgets import Static
 
 from app.dialogs.labels import LabelsDialog
 from app.screens.launch import LaunchScreen
@@ -15,7 +15,7 @@ from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
 from engine.cli import build_parser
 from engine.store import open_store
-from tests.app.conftest import make, notified, open_run, wait_for
+from tests.app.conftest import make, notified, open_launch, open_run, wait_for
 
 VOICES = "Demo.SpeakerVerification.Voices"
 
@@ -90,16 +90,9 @@ async def test_the_header_shows_the_groups_seeds_as_mean_and_std(workspace: Path
 
 
 async def test_launch_passes_seed_group_tags_and_note_to_train(workspace: Path) -> None:
-    (workspace / "experiments" / "aam-m0.2").mkdir(parents=True, exist_ok=True)
-    (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")
     app = make(workspace)
     async with app.run_test(size=(140, 60)) as pilot:
-        await pilot.press("l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
-        launch = app.screen
-        await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
-        launch.query_one("#protocol").set_options([(VOICES, VOICES)])
-        launch.query_one("#protocol").value = VOICES
+        launch = await open_launch(pilot, workspace)
         launch.query_one("#seed").value = "4"
         launch.query_one("#group").value = "aam-seeds"
         launch.query_one("#tags").value = "baseline lm"
@@ -111,17 +104,10 @@ async def test_launch_passes_seed_group_tags_and_note_to_train(workspace: Path) 
 
 async def test_launch_shows_the_commands_it_would_start_and_refuses_a_negative_epoch(workspace: Path) -> None:
     """The preview under the form stayed empty, and `--to -3` was launched."""
-    (workspace / "experiments" / "aam-m0.2").mkdir(parents=True, exist_ok=True)
-    (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")
     app = make(workspace)
     async with app.run_test(size=(140, 60)) as pilot:
-        await pilot.press("l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
-        launch = app.screen
+        launch = await open_launch(pilot, workspace)
         preview = launch.query_one("#command")
-        await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
-        launch.query_one("#protocol").set_options([(VOICES, VOICES)])
-        launch.query_one("#protocol").value = VOICES
         launch.query_one("#note").value = "it's [b]one[/b]"
         await wait_for(pilot, lambda: "--note" in str(preview.render()))
         lines = str(preview.render()).splitlines()

@@ -10,7 +10,7 @@ import pytest
 
 from app.screens.query import QueryScreen
 from tests import children
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, open_query, wait_for
 
 #: a query that never ends on its own
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -19,9 +19,7 @@ SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x <
 
 
 async def _start(pilot, sql: str) -> QueryScreen:
-    await pilot.press("s")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
-    screen = pilot.app.screen
+    screen = await open_query(pilot)
     screen.query_one("#sql").text = sql
     await pilot.press("ctrl+r")
     return screen
@@ -70,7 +68,7 @@ async def test_the_result_says_when_rows_were_left_out(workspace: Path) -> None:
 _CHILD = f"""
 import asyncio, sys
 from pathlib import Path
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, open_query, wait_for
 from app.screens.query import QueryScreen
 
 async def main() -> None:
@@ -120,9 +118,7 @@ async def test_f1_opens_help_where_question_mark_is_sql_text(workspace: Path) ->
 
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
-        query = app.screen
+        query = await open_query(pilot)
         await pilot.press("question_mark")
         assert query.query_one("#sql").text.startswith("?")
         await pilot.press("f1")

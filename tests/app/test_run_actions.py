@@ -7,18 +7,16 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from textual.widgets import Select
 
 from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
 from app.dialogs.average import AverageDialog
 from app.dialogs.validate import ValidateDialog
 from app.launching import commands
-from app.screens.launch import LaunchScreen
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import build_parser
 from engine.layout import TrainingDir
 from engine.store import open_store
-from tests.app.conftest import make, notified, open_run, wait_for
+from tests.app.conftest import make, notified, open_launch, open_run, wait_for
 from tests.app.test_extract_dialog import MEETINGS, Host
 
 VOICES = "Demo.SpeakerVerification.Voices"
@@ -93,16 +91,10 @@ async def test_the_validate_dialog_refuses_to_calibrate_on_the_evaluated_subset(
 
 
 async def test_launch_offers_asnorm_validation(workspace: Path) -> None:
-    (workspace / "experiments" / "aam-m0.2" / "config.yml").parent.mkdir(parents=True, exist_ok=True)
-    (workspace / "experiments" / "aam-m0.2" / "config.yml").write_text("x: 1\n")
     app = make(workspace)
     async with app.run_test(size=(140, 50)) as pilot:
-        await pilot.press("l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await open_launch(pilot, workspace)
         launch = app.screen
-        await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
-        launch.query_one("#protocol").set_options([(VOICES, VOICES)])
-        launch.query_one("#protocol").value = VOICES
         launch.query_one("#norm").value = "asnorm"
         launch.query_one("#cohort-size").value = "20"
         _, validate, *_ = launch.commands()

@@ -224,17 +224,22 @@ async def test_database_of_a_newer_release_is_reported_and_left_alone(tmp_path: 
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
 
 
-async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> None:
+def _log_of_softmax(workspace: Path, log: Path) -> None:
+    """The workspace's run `softmax` records ``log`` as its log."""
     import sqlite3
 
+    conn = sqlite3.connect(workspace / "runs.db")
+    with conn:
+        conn.execute("UPDATE runs SET log_path = ? WHERE name = 'softmax'", (str(log),))
+    conn.close()
+
+
+async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> None:
     from app.widgets.log_tail import LogTail
 
     log = workspace / "a-folder-not-a-log"
     log.mkdir()
-    conn = sqlite3.connect(workspace / "runs.db")
-    conn.execute("UPDATE runs SET log_path = ? WHERE name = 'softmax'", (str(log),))
-    conn.commit()
-    conn.close()
+    _log_of_softmax(workspace, log)
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await open_run(pilot, "softmax")
@@ -246,15 +251,10 @@ async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> N
 
 async def test_a_log_not_there_is_said_once_then_followed_when_it_comes(workspace: Path) -> None:
     """The panel stayed blank for a run started by hand (no train.log beside it)."""
-    import sqlite3
-
     from app.widgets.log_tail import LogTail
 
     log = workspace / "train.log"
-    conn = sqlite3.connect(workspace / "runs.db")
-    conn.execute("UPDATE runs SET log_path = ? WHERE name = 'softmax'", (str(log),))
-    conn.commit()
-    conn.close()
+    _log_of_softmax(workspace, log)
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await open_run(pilot, "softmax")
