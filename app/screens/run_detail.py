@@ -51,6 +51,13 @@ class RunDetailScreen(RunActions, ForkActions):
         ("a", "average", "Average epochs"),
         ("t", "labels", "Group/tags/note"),
     ]
+    # under 30 rows (an 80x24 terminal) the wrapped summary and the log took the room of the epoch rows
+    # that d, f, l and p act on: the summary keeps 4 lines and the log 4
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
+    DEFAULT_CSS = """
+    RunDetailScreen.-short #summary { max-height: 4; }
+    RunDetailScreen.-short LogTail { height: 4; min-height: 4; }
+    """
 
     def __init__(self, run_id: int) -> None:
         super().__init__()

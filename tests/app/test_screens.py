@@ -413,3 +413,15 @@ async def test_compare_legend_names_the_averaged_weights(workspace: Path) -> Non
         await pilot.pause(0.5)
         text = html.unescape(app.export_screenshot()).replace("\xa0", " ")
     assert "aam-m0.2: avg-top2 10.00 %" in text
+
+
+async def test_at_80x24_a_runs_epoch_rows_are_in_sight(workspace: Path) -> None:
+    """The wrapped summary (9 lines) and the log left the epoch table its column titles alone: d, f, l and
+    p acted on a row nobody could see."""
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        epochs = app.screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: epochs.row_count == 3)
+        # its border (2 lines) and titles (1), then its three epochs
+        assert epochs.region.height >= 6 and app.screen.query_one("#summary").region.height <= 4
