@@ -86,9 +86,14 @@ class SignificancePanel(SpkembScreen):
         """Weigh the first two systems (again when a run picked another epoch meanwhile): at once when a
         score file is missing, else in a worker."""
         weighed = tuple((s.label, tuple(s.score_files)) for s in found[:2])
-        if len(found) < 2 or weighed == self._weighed:
+        if weighed == self._weighed:
             return
         self._weighed = weighed
+        if len(found) == 1:  # the marked runs are one group's seeds: nothing to weigh them against
+            self._say_significance([f"{safe(found[0].label)}: one system only — mark a run outside it (or the runs "
+                                    "of another group) to weigh two"])
+        if len(found) < 2:
+            return
         a, b = found[:2]
         head = f"A = {safe(a.label)}, B = {safe(b.label)}"
         missing = next((p for p in a.score_files + b.score_files if not p.is_file()), None)

@@ -82,6 +82,17 @@ async def test_compare_of_two_groups_shows_the_bootstrap_interval_and_verdict(tm
         assert bands == ["resnet34-lm", "tdnn-small"]
 
 
+async def test_compare_of_one_groups_seeds_says_there_is_one_system(tmp_path: Path, monkeypatch) -> None:
+    """The significance line stayed empty when every marked run was of one group."""
+    root = _lab(tmp_path / "ws", monkeypatch, groups=GROUPS[:1])
+    app = make(root)
+    async with app.run_test(size=(150, 45)) as pilot:
+        await compare_runs(pilot, tuple(f"{GROUPS[0][0]} seed {seed}" for seed in (0, 1)), runs=6)
+        panel = app.screen.query_one("#significance")
+        await wait_for(pilot, lambda: "one system only" in str(panel.render()))
+        assert str(panel.render()).startswith("group resnet34-lm (2 seeds): one system only — mark a run outside it")
+
+
 async def test_the_overlaid_det_of_three_runs_with_miss_rates_at_false_alarm_rates(tmp_path: Path,
                                                                                   monkeypatch) -> None:
     from app.screens.det import DetScreen
