@@ -50,6 +50,12 @@ def cmd_report(args: ReportRequest) -> int:
     formats = tuple(dict.fromkeys(args.format or FORMATS))
     with open_store(db, readonly=read_only_reason(db) is not None) as store:
         pivot = build_pivot(store, list(args.run_id), list(args.group or ()), curves=True)
+        # a validate run named beside its training run is the same figures twice
+        twice = [(r.id, parent) for r in pivot.runs.values() if r.kind == "validate"
+                 and (parent := (store.run(r.id) or {}).get("parent_id")) in pivot.runs]
+    for run_id, parent in twice:
+        say(f"report: warning: run #{run_id} validates run #{parent}, which is compared too: its figures are in "
+            "both systems")
     empty = [s.label for s in pivot.systems if not any(c.system == s for c in pivot.cells)]
     if len(empty) == len(pivot.systems):
         raise StoreError(f"nothing to report: {', '.join(empty)} ha{'s' if len(empty) == 1 else 've'} no validated "

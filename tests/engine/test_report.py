@@ -353,3 +353,13 @@ def test_a_run_compared_beside_its_own_group_is_drawn_over_the_groups_copy_of_it
     alone, grouped = lines[0], lines[1:]
     assert alone.get_label().startswith("#1 resnet-s1") and len(grouped) == 2
     assert all(alone.get_zorder() > g.get_zorder() and alone.get_linewidth() > g.get_linewidth() for g in grouped)
+
+
+def test_a_validate_run_named_beside_its_training_run_is_said_to_be_its_figures_twice(compared: Compared,
+                                                                                      tmp_path: Path) -> None:
+    sinc, val = compared.ids["sinc"], compared.ids["sinc val"]
+    done = engine("report", "--db", str(compared.db), str(sinc), str(val), "--format", "csv", "--out",
+                  str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (f"report: warning: run #{val} validates run #{sinc}, which is compared too: its figures are in both "
+            "systems") in done.stderr
