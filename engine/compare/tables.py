@@ -55,26 +55,33 @@ def to_latex(pivot: Pivot, caption: str = "") -> str:
     """A booktabs ``tabular`` (``\\usepackage{booktabs}``), to ``\\input`` into a table float."""
     columns = shown_columns(pivot)
     spec = "".join("r" if c.figure or c.key == "runs" else "l" for c in columns)
-    lines = [f"% {latex_escape(caption)}" if caption else "% spkemb-engine report",
-             f"\\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join(latex_escape(c.title) for c in columns) + r" \\", r"\midrule"]
-    for cell in pivot.cells:
-        lines.append(" & ".join(_latex_cell(cell, c) for c in columns) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)
+    return latex_tabular(spec, [latex_escape(c.title) for c in columns],
+                         [[_latex_cell(cell, c) for c in columns] for cell in pivot.cells],
+                         f"% {latex_escape(caption)}" if caption else "% spkemb-engine report")
+
+
+def latex_tabular(spec: str, titles: list[str], rows: list[list[str]], comment: str) -> str:
+    """A booktabs ``tabular`` of cells already written in LaTeX, after a ``%`` comment line."""
+    lines = [comment, f"\\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(titles) + r" \\", r"\midrule"]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", ""])
 
 
 def to_markdown(pivot: Pivot) -> str:
     """A GitHub/MkDocs pipe table."""
     columns = shown_columns(pivot)
+    return markdown_table([c.title for c in columns],
+                          ["---:" if c.figure or c.key == "runs" else "---" for c in columns],
+                          [[cell_text(cell, c) for c in columns] for cell in pivot.cells])
+
+
+def markdown_table(titles: list[str], aligns: list[str], rows: list[list[str]]) -> str:
+    """A pipe table: its titles, each column's alignment mark (``---``, ``---:``), its rows."""
 
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(text.replace("|", "\\|") for text in cells) + " |"
 
-    lines = [line([c.title for c in columns]),
-             "| " + " | ".join("---:" if c.figure or c.key == "runs" else "---" for c in columns) + " |"]
-    lines += [line([cell_text(cell, c) for c in columns]) for cell in pivot.cells]
-    return "\n".join(lines) + "\n"
+    return "\n".join([line(titles), "| " + " | ".join(aligns) + " |"] + [line(r) for r in rows]) + "\n"
 
 
 def to_html(pivot: Pivot) -> str:

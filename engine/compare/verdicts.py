@@ -18,7 +18,7 @@ from pathlib import Path
 
 from engine.compare.pivot import Pivot, System, scored_of
 from engine.compare.significance import Difference, compare_groups
-from engine.compare.tables import latex_escape
+from engine.compare.tables import latex_escape, latex_tabular, markdown_table
 from engine.errors import SpkembError
 
 REPLICATES = 1000
@@ -111,20 +111,13 @@ def to_csv(weighed: list[Weighed]) -> str:
 
 
 def to_markdown(weighed: list[Weighed]) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    lines = [line(TITLES), "| " + " | ".join(["---"] * 4 + ["---:", "---", "---"]) + " |"]
-    return "\n".join(lines + [line(r) for r in _text_rows(weighed)]) + "\n"
+    return markdown_table(TITLES, ["---"] * 4 + ["---:", "---", "---"], _text_rows(weighed))
 
 
 def to_latex(weighed: list[Weighed], caption: str = "") -> str:
     """A booktabs ``tabular`` of the pairs (EER differences in %)."""
-    lines = [f"% {latex_escape(caption)}" if caption else "% spkemb-engine report: significance",
-             r"\begin{tabular}{llllrll}", r"\toprule",
-             " & ".join(_latex(t) for t in TITLES) + r" \\", r"\midrule"]
-    lines += [" & ".join(_latex(c) for c in r) + r" \\" for r in _text_rows(weighed)]
-    return "\n".join(lines + [r"\bottomrule", r"\end{tabular}", ""])
+    return latex_tabular("llllrll", [_latex(t) for t in TITLES], [[_latex(c) for c in r] for r in _text_rows(weighed)],
+                         f"% {latex_escape(caption)}" if caption else "% spkemb-engine report: significance")
 
 
 def _latex(text: str) -> str:

@@ -61,8 +61,11 @@ def expected_files(source: SubsetSource | None) -> int | None:
 
 
 def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_templates: list[str],
-                advance: Callable[[int], None]) -> tuple[Listed, str]:
+                advance: Callable[[int], None], reader: str = "fast") -> tuple[Listed, str]:
     """The subset's files and regions, and which reader listed them (``fast`` or ``pyannote``).
+
+    ``reader``: the one asked for (:func:`chosen_reader`); ``fast`` falls back to pyannote.database
+    where it does not apply.
 
     Raises
     ------
@@ -83,7 +86,7 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
         raise ProtocolError(f"{source.database_yml}: protocol {name}, {subset}: no `annotation:` entry — training "
                             "draws each speaker's chunks from the speaker turns of an RTTM: add one (for VoxCeleb, "
                             "a line per file: `SPEAKER {uri} 1 0.000 {duration} <NA> <NA> {speaker} <NA> <NA>`)")
-    if source is not None and chosen_reader() == "fast":
+    if source is not None and reader == "fast":
         check_subset_entries(protocol, subset)  # as iter_subset does before pyannote.database lists
         listed = fast_listing.list_fast(source, audio_templates, advance)
         if listed is not None:

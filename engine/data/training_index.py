@@ -100,7 +100,7 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
         When the cache folder cannot be written.
     """
     t0 = time.time()
-    chosen_reader()  # a misspelt reader is said before minutes of listing, even when the cache answers
+    reader = chosen_reader()  # a misspelt reader is said before minutes of listing, even when the cache answers
     protocol = load_protocol(request.protocol, request.database)
     source = subset_source(protocol, request.subset)
     templates = [str(t) for t in get_registry(request.database).sources.get(request.protocol.split(".")[0], [])]
@@ -129,8 +129,8 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
         earlier = None if request.reindex else _newest_other(home, key)
         with progress.phase(f"listing {request.protocol} {request.subset}",
                             total=expected_files(source)) as phase:
-            listed, reader = list_subset(protocol, source, request.subset, templates, phase.advance)
-            phase.summary = f"read by {reader}"
+            listed, used = list_subset(protocol, source, request.subset, templates, phase.advance, reader)
+            phase.summary = f"read by {used}"
         with progress.phase("checking audio files", total=len(listed.paths)) as phase:
             checked = check_files(listed.paths, earlier=earlier, advance=phase.advance)
             phase.summary = (f"{checked.reused:,} unchanged since the last index, "
@@ -140,7 +140,7 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
             table = assemble(listed, checked)
             del listed, checked  # the table holds what is kept: free the rest before writing
             table.info = {"protocol": request.protocol, "subset": request.subset, "key": key,
-                          "reader": reader, "built_at": time.time(), "listed": listed_n,
+                          "reader": used, "built_at": time.time(), "listed": listed_n,
                           "checks_reused": reused,
                           "database_yml": str(source.database_yml) if source else None}
             try:

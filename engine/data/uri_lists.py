@@ -19,6 +19,8 @@ from engine.safe_paths import SAFE, unsafe_reason
 #: characters a line needs for ``unsafe_reason`` to refuse it, but for '/': a dot, a tilde, NUL, and the
 #: blanks ``strip`` takes off (a list that is not ASCII is gone through line by line)
 _SUSPECT_CHARS = ".~\x00 \t\x0b\x0c\r\x1c\x1d\x1e\x1f"
+#: (path, size, mtime) of the lists found fine by this process: a command checks its subset more than once
+_FINE: set[tuple[str, int, int]] = set()
 
 
 def _suspect(text: str) -> bool:
@@ -28,8 +30,6 @@ def _suspect(text: str) -> bool:
     if not text.isascii() or any(c in text for c in _SUSPECT_CHARS):
         return True
     return text.startswith("/") or text.endswith("/") or "//" in text or "\n/" in text or "/\n" in text
-#: (path, size, mtime) of the lists found fine by this process: a command checks its subset more than once
-_FINE: set[tuple[str, int, int]] = set()
 
 
 def uri_problem(uri: str) -> str | None:
