@@ -128,6 +128,21 @@ async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
         await pilot.pause(0.05)
 
 
+async def settled(pilot, timeout: float = 30.0) -> None:
+    """Let the app run until two pictures of its screen taken 0.3 s apart are the same: workers,
+    column widths and plots that finish late on a loaded machine are then all in the picture."""
+    deadline = time.monotonic() + timeout
+    before = pilot.app.export_screenshot()
+    while True:
+        await pilot.pause(0.3)
+        now = pilot.app.export_screenshot()
+        if now == before:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen still changes after the timeout")
+        before = now
+
+
 def columns_sized(table) -> bool:
     """Whether a DataTable has measured every row it holds: it widens its columns when idle, after
     the rows are in, so a picture taken between the two shows header-wide columns."""

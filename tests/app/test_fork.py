@@ -168,7 +168,7 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
         # here, which the engine refuses in one line: what matters is that it ran with these arguments)
         launch.query_one("#validate").value = False
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: app.pending and app.pending[0].pid is not None)
+        await wait_for(pilot, lambda: app.pending and app.pending[0].pid is not None, timeout=120)
         pid = app.pending[0].pid
         await wait_for(pilot, lambda: app.launcher.exited(pid), timeout=120)
     log = workspace / expected / "train" / f"{PROTOCOL}.train" / "train.log"
