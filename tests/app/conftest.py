@@ -118,7 +118,7 @@ def notified(app, text: str, severity: str | None = None) -> bool:
     return any(text in str(n.message) and severity in (None, n.severity) for n in app._notifications)
 
 
-async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:
+async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
     """Let the app run until ``predicate()`` is true (workers report through messages); the timeout
     is for a 2-core machine under load, where building the config form alone has taken over 10 s."""
     deadline = time.monotonic() + timeout

@@ -180,7 +180,7 @@ async def test_tui_launches_a_resnet34_run_from_the_form_and_compare_shows_it_be
             assert config.architecture.backbone.m_channels == 4
 
             await pilot.press("ctrl+l")
-            await wait_for(pilot, lambda: app.pending and app.pending[0].pid is not None)
+            await wait_for(pilot, lambda: app.pending and app.pending[0].pid is not None, timeout=120)
             pid = app.pending[0].pid
             # the engine process records the run and trains its epoch (the app only started it)
             await wait_for(pilot, lambda: _trained_epochs(db), timeout=300)
