@@ -77,6 +77,10 @@ class TrainingError(SpkembError):
     """Training cannot go on (non-finite loss, no usable speaker, ...)."""
 
 
+class FolderBusy(SpkembError):
+    """A run folder another process is working in (its lock is held): names the holder's host and pid."""
+
+
 class PathError(SpkembError):
     """A name read from a file or typed by a user that would become a path outside its folder."""
 

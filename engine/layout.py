@@ -8,7 +8,7 @@
               train.log  events.jsonl  .train.lock
     VAL_DIR = TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}/
               params.yml  scores/{epoch:04d}.txt  scores/{epoch:04d}.asnorm.txt  scores/method.yml
-              validate.log  events.jsonl
+              validate.log  events.jsonl  .validate.lock
     VAL_DIR/apply/{epoch}[-shared|-onnxruntime][-step{step}]/{uri}.npy  metadata.yml
               {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply/: apply.log, events.jsonl)
 
@@ -34,25 +34,21 @@ from engine.safe_paths import contained_path
 
 # Every string constant of this module is a name on disk: tests/test_architecture.py allows it nowhere else.
 CONFIG = "config.yml"
-TRAIN = "train"
-WEIGHTS = "weights"
-RESUME = "resume.pt"
+TRAIN, WEIGHTS, RESUME = "train", "weights", "resume.pt"
 CHECKPOINT_SUFFIX = ".pt"
 # averaged weights: these, then the number of epochs (avg-last10, avg-top5)
 AVERAGE_LAST = "avg-last"
 AVERAGE_TOP = "avg-top"
 VALIDATE = "validate_equal_error_rate"
-PARAMS = "params.yml"
-SCORES = "scores"
+PARAMS, SCORES = "params.yml", "scores"
 NORMALISED_SCORES_SUFFIX = ".asnorm.txt"
 METHOD = "method.yml"
-APPLY = "apply"
-METADATA = "metadata.yml"
+APPLY, METADATA = "apply", "metadata.yml"
 EVENTS = "events.jsonl"
-TRAIN_LOG = "train.log"
-VALIDATE_LOG, APPLY_LOG = "validate.log", "apply.log"
+TRAIN_LOG, VALIDATE_LOG, APPLY_LOG = "train.log", "validate.log", "apply.log"
 RTTM_FOLDER = "rttm"
-TRAIN_LOCK = ".train.lock"  # flock'd by the process training in a TRN_DIR: a second one is refused
+# flock'd by the process training a TRN_DIR, validating a VAL_DIR: a second one is refused
+TRAIN_LOCK, VALIDATE_LOCK = ".train.lock", ".validate.lock"
 SWEEPS, SWEEP_SCRIPT, STUDY = "sweeps", "sweep.sbatch", "optuna.journal"
 
 #: what apply's ``mode`` may be: the exact or shared torch path, or the exported network in onnxruntime
@@ -217,6 +213,10 @@ class ValidationDir:
     @property
     def log(self) -> Path:
         return self.root / VALIDATE_LOG
+
+    @property
+    def lock(self) -> Path:
+        return self.root / VALIDATE_LOCK
 
     @property
     def events(self) -> Path:

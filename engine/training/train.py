@@ -20,13 +20,13 @@ from engine.data.protocols import check_protocol
 from engine.errors import TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
+from engine.process import folder_lock
 from engine.process.distributed import World, agree, join_world, shutdown
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import StopRequest
 from engine.records import RunDevice
 from engine.requests import TrainRequest
-from engine.training import folder_lock
 from engine.training.checkpointing import RunCheckpoints
 from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
@@ -61,7 +61,7 @@ def cmd_train(args: TrainRequest) -> int:
     stop = StopRequest().install()
     try:
         # a second training of the folder is refused before it records anything (on every rank)
-        with folder_lock.held(trn, world):
+        with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, world):
             # the run is recorded (`indexing`) before the data is listed: visible from the start
             recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
                                 target_epoch=plan.target, config=config_to_dict(config), status="indexing",

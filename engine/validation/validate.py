@@ -39,6 +39,7 @@ from engine.data.audio_checks import check_files
 from engine.errors import ConfigError, ProtocolError, SpkembError
 from engine.inference.network import load_network
 from engine.layout import TRN_DIR_SHAPE, CheckpointName, TrainingDir, ValidationDir
+from engine.process import folder_lock
 from engine.process.checkpoints import Trust
 from engine.process.distributed import pick_device
 from engine.process.lifecycle import find_parent, open_run
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 #: seconds to wait for a training run that has not recorded itself (nor any checkpoint) yet
 STARTUP_GRACE = 60.0
-
-
 
 
 def _in_range(epoch: int, args: ValidateRequest) -> bool:
@@ -91,26 +90,27 @@ def cmd_validate(args: ValidateRequest) -> int:
 
         calibration = CalibrationList(f"{args.protocol}.{args.calibration}", calibration_trials)
         files = {**files, **calibration_files}   # embedded once, whichever list names them
-    device = pick_device(args.device)
-    # the cohort is made before the run is recorded: one that cannot be made is refused, not failed
-    cohort = None if args.score_norm is None else cohort_of(
-        trn, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
-        per_speaker=args.cohort_files)
-    recorder = open_run("validate", val, args, device=str(device), target_epoch=args.to)
-    sweep_dead_temps(val.scores)  # a killed validate's half-written score file
-    watcher = CheckpointWatcher(trn, recorder.store)
-    # A trial file that cannot be read is fatal before any work: an EER over a silently
-    # shrunk trial list is comparable with nothing (docs/validation.md).
-    # tens of thousands of files on a network filesystem take minutes: counted as they go
-    with recorder.progress.phase("validate: checking the trials' files", len(files), said=False,
-                                 opening=False) as phase:
-        problems = check_files(files.values(), advance=phase.advance)
-    recorder.refuse(problems, f"the trials of {args.protocol} {args.subset}")
-    norm = None if cohort is None else prepare_score_norm(cohort, args.cohort_size, recorder)
-
-    stop = StopRequest().install()
-    with recorder.ended(stop):
-        _loop(args, watcher, recorder, recorder.parent, val, trials, files, device, stop, norm, calibration)
+    # a second validation of VAL_DIR is refused before it records anything
+    with folder_lock.held(val.root, val.lock, folder_lock.VALIDATION):
+        device = pick_device(args.device)
+        # the cohort is made before the run is recorded: one that cannot be made is refused, not failed
+        cohort = None if args.score_norm is None else cohort_of(
+            trn, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
+            per_speaker=args.cohort_files)
+        recorder = open_run("validate", val, args, device=str(device), target_epoch=args.to)
+        sweep_dead_temps(val.scores)  # a killed validate's half-written score file
+        watcher = CheckpointWatcher(trn, recorder.store)
+        # A trial file that cannot be read is fatal before any work: an EER over a silently
+        # shrunk trial list is comparable with nothing (docs/validation.md).
+        # tens of thousands of files on a network filesystem take minutes: counted as they go
+        with recorder.progress.phase("validate: checking the trials' files", len(files), said=False,
+                                     opening=False) as phase:
+            problems = check_files(files.values(), advance=phase.advance)
+        recorder.refuse(problems, f"the trials of {args.protocol} {args.subset}")
+        norm = None if cohort is None else prepare_score_norm(cohort, args.cohort_size, recorder)
+        stop = StopRequest().install()
+        with recorder.ended(stop):
+            _loop(args, watcher, recorder, recorder.parent, val, trials, files, device, stop, norm, calibration)
     return 0
 
 

@@ -144,17 +144,18 @@ def test_a_fork_training_fewer_speakers_keeps_their_classifier_rows_by_label() -
 
 def test_the_folder_lock_is_taken_through_a_file_this_process_may_only_read(tmp_path: Path, unwritable) -> None:  # noqa: F811
     """Another user's lock file (0o644) made `train --resume` of a shared folder fail to open it."""
+    from engine.errors import FolderBusy
+    from engine.process import folder_lock
     from engine.process.distributed import World
-    from engine.training import folder_lock
 
     trn = _trn(tmp_path)
     trn.root.mkdir(parents=True)
     trn.lock.write_text("otherhost pid 1\n")
     unwritable(trn.lock)
-    with folder_lock.held(trn, World()):
-        with pytest.raises(TrainingError, match=r"is being trained by another process \(otherhost pid 1\): .* if that "
+    with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, World()):
+        with pytest.raises(FolderBusy, match=r"is being trained by another process \(otherhost pid 1\): .* if that "
                                                 r"machine is down, its lock ends with its NFS lease"):
-            with folder_lock.held(trn, World()):
+            with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, World()):
                 pass
-    with folder_lock.held(trn, World()):  # released at the end of the block
+    with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, World()):  # released at the end of the block
         pass

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from engine.layout import TrainingDir, ValidationDir
+from engine.process import folder_lock
 from engine.records import ValidationResult
 from engine.store import open_store
 from engine.validation.params import read_params, write_params
@@ -23,6 +24,7 @@ from engine.validation.selection import pick_best
 from tests import children
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_in_process
+from tests.engine.test_numbers_checked import one_line_error
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 TESTS = Path(__file__).parents[1]
@@ -212,6 +214,19 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
     left.write_text("1 0.5 a b\n")
     os.utime(left, (time.time() - 3600, time.time() - 3600))
 
+    # a second validation of the folder while one runs (`v` twice, AS-norm beside plain scores) wrote the
+    # same score files and each its own pick: refused before it records anything (the lock held here)
+    with open_store(db_path, readonly=True) as store:
+        recorded = len(store.find_runs(kind="validate"))
+    with folder_lock.held(val_dir, ValidationDir(val_dir).lock, folder_lock.VALIDATION):
+        twice = run_in_process("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
+    line = one_line_error(twice, "validate")
+    assert f"is being validated by another process ({os.uname().nodename} pid {os.getpid()}): two validations of one " \
+           "folder would write the same score files and params.yml" in line, line
+    with open_store(db_path, readonly=True) as store:
+        assert len(store.find_runs(kind="validate")) == recorded
+    assert left.exists()
+
     second = run_in_process("validate", "--poll", "0.2", str(trn_dir), PROTOCOL, database=demo_corpus)
     assert not left.exists()
     err = second.stderr
@@ -316,7 +331,8 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
     validate = run_in_process("validate", str(trn_dir), PROTOCOL, database=corpus / "database.yml")
     assert validate.returncode == 2
     assert str(missing) in validate.stderr and "does not exist" in validate.stderr
-    assert {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file()} == before
+    lock = ValidationDir(val_dir).lock  # the one file it adds: the lock it held
+    assert {p: p.read_bytes() for p in val_dir.rglob("*") if p.is_file() and p != lock} == before
 
     store = open_store(db_path)
     run = store.find_runs(kind="validate")[0]
