@@ -58,7 +58,8 @@ def encode_tags(tags: Sequence[str] | None) -> str | None:
 @dataclass(frozen=True, kw_only=True)
 class GroupSummary:
     """The training runs of one group and the best EER each picked (``eers``: fractions, of the
-    runs that have one): mean ± sample standard deviation over the seeds."""
+    runs that have one): mean ± sample standard deviation over the seeds. A sweep's group (``sweep``)
+    reads as its best run instead: its trials differ in their settings."""
 
     group: str
     runs: int
@@ -66,6 +67,11 @@ class GroupSummary:
     seeds: tuple[int | None, ...] = ()
     #: the trial list the EERs were scored on (``PROTOCOL.subset``); None before any validation
     trials: str | None = None
+    #: whether ``spkemb-engine sweep`` made the group, how many of its trials it pruned
+    sweep: bool = False
+    pruned: int = 0
+    #: the run with the lowest of ``eers`` (the lower id among equals)
+    best_run: int | None = None
 
     @property
     def mean(self) -> float | None:
@@ -81,13 +87,21 @@ class GroupSummary:
 
     def describe(self) -> str:
         """``group resnet34-lm: 4 runs, EER 2.10 ± 0.15 % on VoxCeleb.SpeakerVerification.VoxCeleb1.test
-        (3 validated)``."""
-        text = f"group {self.group}: {self.runs} run{'s' if self.runs != 1 else ''}"
-        if self.mean is None:
-            return text + ", no EER yet"
-        spread = "" if self.std is None else f" ± {100 * self.std:.2f}"
-        text += f", EER {100 * self.mean:.2f}{spread} %" + (f" on {self.trials}" if self.trials else "")
-        if self.std is None:
+        (3 validated)``; ``sweep lr: 8 trials (3 pruned), best EER 2.05 % (#14) on …``."""
+        if self.sweep:
+            text = f"sweep {self.group}: {self.runs} trial{'s' if self.runs != 1 else ''}"
+            text += f" ({self.pruned} pruned)" if self.pruned else ""
+            if not self.eers:
+                return text + ", no EER yet"
+            text += f", best EER {100 * min(self.eers):.2f} % (#{self.best_run})"
+        else:
+            text = f"group {self.group}: {self.runs} run{'s' if self.runs != 1 else ''}"
+            if self.mean is None:
+                return text + ", no EER yet"
+            spread = "" if self.std is None else f" ± {100 * self.std:.2f}"
+            text += f", EER {100 * self.mean:.2f}{spread} %"
+        text += f" on {self.trials}" if self.trials else ""
+        if self.std is None and not self.sweep:
             text += " (one EER: no spread yet)"
         if len(self.eers) != self.runs:
             text += f" ({len(self.eers)} validated)"

@@ -30,6 +30,7 @@ from engine.errors import StoreError
 from engine.records.labels import check_label, check_tags, decode_tags, encode_tags
 from engine.store import liveness
 from engine.store.db import connect, inserted_id, open_write_queue, read_only_reason
+from engine.store.groups import GroupReads
 from engine.store.migrations import migrate, pending
 from engine.store.progress_rows import StoreProgress
 from engine.store.reads import _abs
@@ -44,7 +45,7 @@ LIVE_STATUSES = ("running", "indexing")
 ENDED_STATUSES = ("completed", "failed", "stopped", "lost")
 
 
-class Store(TypedReads, StoreProgress, StoreResults, StoreSweeps):
+class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
     """The runs database of one process (see ``open_store``).
 
     One connection, usable from several threads (calls are serialised by a lock).

@@ -13,6 +13,7 @@ import pytest
 from engine.cli import parse_command
 from engine.compare.pivot import Stat
 from engine.errors import StoreError
+from engine.records import ValidationResult
 from engine.store import EventWriter, import_events, open_store
 from engine.store.db import connect
 from engine.store.migrations import known_migrations, migrate
@@ -230,6 +231,32 @@ def test_a_group_mean_reads_one_trial_list(tmp_path: Path) -> None:
         summary = store.group_summary("g")
         assert (summary.trials, summary.eers) == ("P.development", (0.40, 0.41, 0.41))
         assert store.group_summary("none").trials is None
+
+
+def test_a_sweeps_group_reads_as_its_best_trial_with_no_band(tmp_path: Path) -> None:
+    """The trials of a sweep differ in their settings: their mean ± std (a pruned trial's early EER
+    in it) described no system, and neither did a band drawn over them."""
+    from engine.store.sweeps import NewTrial
+
+    with open_store(tmp_path / "runs.db") as store:
+        sweep = store.create_sweep(name="lr", method="grid", base_config="c.yml", sweep_dir="s", protocol="P",
+                                   subset="train", space={}, seeds=1, epochs=2, planned=3, slots="cpu",
+                                   prune="median", prune_after=1, run_group="lr", command=[])
+        trials = [store.add_trial(sweep, NewTrial(number=n, exp_dir=f"t{n}", out_dir=f"t{n}/train/P.train",
+                                                  params={}, seed=0, diff=[], config={}, train=None, validate=None,
+                                                  target_epoch=2), run_group="lr", protocol="P", subset="train")
+                  for n in range(3)]
+        store.set_pruned(trials[2], epoch=1, reason="worse than the median")
+        runs = [add_seed(store, "lr", seed, eer) for seed, eer in ((0, 0.30), (1, 0.12), (2, 0.45))]
+        seeds = [add_seed(store, "seeds", seed, 0.2) for seed in (0, 1)]
+        for run in runs + seeds:  # an epoch each validated: what a band is drawn from
+            validate = max(r["id"] for r in store.children(run) if r["kind"] == "validate")
+            store.add_validation(validate, ValidationResult(epoch=1, eer=0.5))
+        summary = store.group_summary("lr")
+        assert (summary.sweep, summary.pruned, summary.best_run) == (True, 1, runs[1])
+        assert summary.describe() == f"sweep lr: 3 trials (1 pruned), best EER 12.00 % (#{runs[1]}) on P.test"
+        assert store.group_epochs("lr") == []
+        assert not store.group_summary("seeds").sweep and store.group_epochs("seeds")
 
 
 def test_sbatch_passes_the_group_tags_and_note_on_to_train(tmp_path: Path) -> None:
