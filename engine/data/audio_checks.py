@@ -72,7 +72,7 @@ def missing_error(path: str) -> AudioError:
         return AudioError(f"audio file {path} does not exist, but {stem} does: the list names its uris with "
                           f"their {suffix} extension (as VoxCeleb's own trial lists do) and the audio path "
                           f"template in database.yml adds {suffix} again — strip it from the list (e.g. "
-                          f"`sed -E 's/\\{suffix}( |$)/\\1/g' LIST > LIST.uris`) and point the protocol at "
+                          f"`sed -E 's/\\r$//; s/\\{suffix}( |$)/\\1/g' LIST > LIST.uris`) and point the protocol at "
                           "that list", path=path)
     return unusable_error(path, "does not exist")
 

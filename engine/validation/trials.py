@@ -46,8 +46,9 @@ def trial_file(method: Callable[..., Any]) -> Path | None:
         return None  # pyannote.database says so itself, naming the path
 
 
-def check_trial_file(path: str | Path) -> None:
-    """Refuse a trial file with a malformed line, naming ``FILE:LINE`` and the line.
+def check_trial_file(path: str | Path) -> list[tuple[int, str, str]]:
+    """``(reference, uri1, uri2)`` of each trial of a trial file, the uris as it writes them; a
+    malformed line is refused, naming ``FILE:LINE`` and the line.
 
     Raises
     ------
@@ -55,6 +56,7 @@ def check_trial_file(path: str | Path) -> None:
         A non-blank line that is not three fields with a 0/1 reference, or whose uri would lead
         out of the database's folder (``engine.data.uri_lists``).
     """
+    written = []
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
@@ -70,8 +72,11 @@ def check_trial_file(path: str | Path) -> None:
                     reason = uri_problem(uri)
                     if reason is not None:
                         raise uri_refusal(f"{path}:{number}", uri, reason)
+                if fields:
+                    written.append((_REFERENCES[fields[0].lower()], fields[1], fields[2]))
     except OSError as e:
         raise ProtocolError(f"trial file {path} cannot be read: {e}") from e
+    return written
 
 
 def _fix(fields: list[str], path: str | Path) -> str:
@@ -79,8 +84,10 @@ def _fix(fields: list[str], path: str | Path) -> str:
     whole; any other line is fixed or deleted."""
     if len(fields) == 3 and fields[2].lower() in ("target", "nontarget"):
         converted = f"{path}.pyannote"
+        # Windows line ends and the uris' .wav (which the audio template adds again) go too
         return (f"this is Kaldi's trial format (uri1 uri2 target|nontarget): convert the list with `awk "
-                f"'{{print ($3 == \"target\"), $1, $2}}' {shlex.quote(str(path))} > {shlex.quote(converted)}` "
+                f"'{{sub(/\\r$/, \"\"); sub(/\\.wav$/, \"\", $1); sub(/\\.wav$/, \"\", $2); "
+                f"print ($3 == \"target\"), $1, $2}}' {shlex.quote(str(path))} > {shlex.quote(converted)}` "
                 "and name that file under `trial:`")
     return "fix or delete that line"
 
@@ -100,7 +107,14 @@ def check_trial(trial: Any, number: int, source: str) -> tuple[int, str, str]:
         reason = uri_problem(str(uri))
         if reason is not None:
             raise uri_refusal(f"{source}: trial {number}", str(uri), reason)
-    return reference, uris[0], uris[1]
+    return reference, str(uris[0]), str(uris[1])
+
+
+def _audio(protocol: Any, file: Any, uri: str) -> str:
+    """The audio path of a trial's ``file``, found again for ``uri`` where pandas read it otherwise."""
+    if str(file["uri"]) != uri:
+        file = protocol.preprocess({"uri": uri, "database": file["database"]})
+    return str(file["audio"])
 
 
 def check_both_kinds(trials: list[tuple[int, str, str]], source: str) -> None:
@@ -158,17 +172,18 @@ def load_trials(protocol_name: str, subset: str, database: str | None, option: s
         raise ProtocolError(f"protocol {protocol_name}: its {subset} subset has no trial list — {fix}")
     check_subset_entries(protocol, subset)
     path = trial_file(method)
-    if path is not None:
-        check_trial_file(path)
+    written = check_trial_file(path) if path is not None else None
     source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"
     trials: list[tuple[int, str, str]] = []
     files: dict[str, str] = {}
     try:
         for number, trial in enumerate(method(), 1):
-            trials.append(check_trial(trial, number, source))
-            for key in ("file1", "file2"):
-                f = trial[key]
-                files.setdefault(f["uri"], str(f["audio"]))
+            # the line as written, checked above: pandas, which reads it for pyannote.database, makes
+            # `0001` the number 1 (whose audio would be 1.wav, another file) and `1e5` a float
+            checked = written[number - 1] if written and number <= len(written) else check_trial(trial, number, source)
+            trials.append(checked)
+            for key, uri in zip(("file1", "file2"), checked[1:], strict=True):
+                files.setdefault(uri, _audio(protocol, trial[key], uri))
     except (NotImplementedError, AttributeError, FileNotFoundError, ValueError) as e:
         # pyannote.database says "not implemented" for a subset without a `trial:` list; pandas,
         # which reads the list, raises ValueErrors (ParserError, UnicodeDecodeError)

@@ -57,7 +57,8 @@ def test_a_malformed_trial_line_is_named_by_file_and_line(tmp_path: Path, line: 
 def test_a_kaldi_trial_list_is_refused_with_the_command_that_converts_it(tmp_path: Path) -> None:
     """Kaldi's and WeSpeaker's `uri1 uri2 target|nontarget`: the refusal's awk line makes the list pyannote's."""
     kaldi = tmp_path / "trials"
-    kaldi.write_text("id1/a/1 id1/b/2 target\nid1/a/1 id2/c/3 nontarget\n")
+    # as WeSpeaker ships VoxCeleb1-O: the uris with their .wav, Windows line ends
+    kaldi.write_bytes(b"id1/a/1.wav id1/b/2.wav target\r\nid1/a/1.wav id2/c/3.wav nontarget\r\n")
     with pytest.raises(ProtocolError, match="Kaldi's trial format") as error:
         check_trial_file(kaldi)
     command = re.search(r"`(awk .*)` and name that file", str(error.value))
@@ -66,6 +67,21 @@ def test_a_kaldi_trial_list_is_refused_with_the_command_that_converts_it(tmp_pat
     converted = tmp_path / "trials.pyannote"
     assert converted.read_text() == "1 id1/a/1 id1/b/2\n0 id1/a/1 id2/c/3\n"
     check_trial_file(converted)
+
+
+def test_uris_of_digits_keep_their_leading_zeros(tmp_path: Path) -> None:
+    """pandas read `0001` as the number 1: the trial scored 1.wav, another speaker's file, silently."""
+    (tmp_path / "wav").mkdir()
+    for uri in ("0001", "0002", "1", "2", "1e5"):
+        sf.write(tmp_path / "wav" / f"{uri}.wav", np.zeros(SR // 10, dtype=np.float32), SR)
+    (tmp_path / "trial.txt").write_text("1 0001 0002\n0 0001 1e5\n0 1 2\n")
+    database = tmp_path / "database.yml"
+    database.write_text("Databases:\n  Num: wav/{uri}.wav\nProtocols:\n  Num:\n    SpeakerVerification:\n"
+                        "      Flat:\n        test:\n          trial: trial.txt\n")
+    trials, files = load_trials("Num.SpeakerVerification.Flat", "test", str(database))
+    assert trials == [(1, "0001", "0002"), (0, "0001", "1e5"), (0, "1", "2")]
+    assert {uri: Path(path).name for uri, path in files.items()} == {
+        "0001": "0001.wav", "0002": "0002.wav", "1e5": "1e5.wav", "1": "1.wav", "2": "2.wav"}
 
 
 def test_a_trial_list_saved_with_a_byte_order_mark_reads_as_without(tmp_path: Path, demo_corpus: Path) -> None:
@@ -150,7 +166,7 @@ def test_a_malformed_trial_and_a_list_of_one_kind_are_refused() -> None:
     def trial(reference: object, uri1: object, uri2: object) -> dict:
         return {"reference": reference, "file1": {"uri": uri1}, "file2": {"uri": uri2}}
 
-    assert check_trial(trial(True, "a", 7), 1, "src") == (1, "a", 7)
+    assert check_trial(trial(True, "a", 7), 1, "src") == (1, "a", "7")
     assert check_trial(trial(0.0, "a", "b"), 2, "src") == (0, "a", "b")
     with pytest.raises(ProtocolError, match="src: trial 3 is malformed"):
         check_trial(trial(1, "a", float("nan")), 3, "src")
