@@ -9,6 +9,7 @@ than ``MAX_YAML_BYTES`` are read.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,16 @@ class Source:
         """A ConfigError naming ``key``, its line and this source."""
         return ConfigError(message, source=self.name, key=key, line=self.line(key))
 
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as the number YAML 1.2 (and every researcher) means:
+    YAML 1.1, which PyYAML follows, wants a dot (``1.0e-3``) and reads ``1e-3`` as text."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 def read_yaml_file(path: str | os.PathLike[str]) -> Source:
     """Read the YAML file ``path`` as :func:`read_yaml` reads text.
@@ -100,7 +111,7 @@ def read_yaml(text: str, name: str) -> Source:
     """
     loader = None
     try:
-        loader = yaml.SafeLoader(text)  # refuses a control character (NUL) at once: ReaderError
+        loader = _Loader(text)  # refuses a control character (NUL) at once: ReaderError
         node = loader.get_single_node()
         walk = _Walk(loader, name)
         data = None if node is None else walk.value(node, "")
@@ -131,7 +142,7 @@ def read_yaml(text: str, name: str) -> Source:
 class _Walk:
     """One document's nodes to Python values, recording the line of each key and list item."""
 
-    def __init__(self, loader: yaml.SafeLoader, name: str) -> None:
+    def __init__(self, loader: _Loader, name: str) -> None:
         self.loader, self.name = loader, name
         self.lines: dict[str, int] = {}
         #: the nodes being walked (an alias to one of them is a structure holding itself)

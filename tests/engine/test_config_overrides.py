@@ -30,6 +30,14 @@ def test_values_are_yaml_and_text_that_is_no_yaml_stays_text() -> None:
     assert split_values("[5,1,1],[3,1,1], 0.2,") == ["[5,1,1]", "[3,1,1]", "0.2"]
 
 
+def test_a_number_in_exponent_notation_is_a_number_in_a_config_and_in_set(tiny: dict) -> None:
+    """PyYAML follows YAML 1.1, which wants a dot: `1e-3` (as learning rates are written) was text."""
+    assert [parse_value(v) for v in split_values("1e-3,5e-05,-2E+1,.5e1")] == [0.001, 5e-05, -20.0, 5.0]
+    assert parse_value("1e") == "1e" and parse_value(".e5") == ".e5"
+    config = parse_config(TINY_CONFIG.replace("learning_rate: 0.01", "learning_rate: 1e-3"))
+    assert config_to_dict(config)["scheduler"]["params"]["learning_rate"] == 0.001
+
+
 def test_a_dotted_key_sets_one_field_and_leaves_the_given_config_as_it_was(tiny: dict) -> None:
     config = set_keys(tiny, {"task.params.margin": 0.2, "architecture.params.tdnn.hidden_dim": 48})
     assert config.task.margin == 0.2 and config.architecture.tdnn.hidden_dim == 48
