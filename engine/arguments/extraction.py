@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.arguments.shared import db_options, trust_option
-from engine.arguments.values import MAX_BATCH, checkpoint_name, number, whole
+from engine.arguments.values import MAX_BATCH, checkpoint_name, device_name, number, whole
 from engine.layout import APPLY, EXTRACTION_DIR_SHAPE, PARAMS
 from engine.requests import MIN_STEP
 
@@ -43,7 +43,7 @@ def add_apply(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=None, metavar="FILE",
                    help="with --runtime onnxruntime: a file from `spkemb-engine export` of the same "
                         "checkpoint (default: export it to a temporary file)")
-    p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", type=device_name, default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=128, metavar="B",
                    help="windows per batch (default: 128)")
     p.add_argument("--diarize", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.arguments.shared import db_options, trust_option
-from engine.arguments.values import MAX_EPOCH, label, number, slurm_name, slurm_time, whole
+from engine.arguments.values import MAX_EPOCH, device_name, label, number, slurm_name, slurm_time, whole
 from engine.layout import CHECKPOINT_SUFFIX, CONFIG, TRN_DIR_SHAPE, WEIGHTS
 
 
@@ -15,7 +15,7 @@ def train_options(p: argparse.ArgumentParser) -> None:
                    help="train up to epoch E (default: 100, or the resumed run's target)")
     p.add_argument("--parallel", type=whole(0, 256, "a number of loader processes"), default=2, metavar="N",
                    help="data loading worker processes (default: 2; 0 loads in the main process)")
-    p.add_argument("--device", default=None, metavar="D",
+    p.add_argument("--device", type=device_name, default=None, metavar="D",
                    help="cpu, cuda or cuda:N (default: cuda if one is visible, else cpu)")
     p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0,
                    help="random seed (default: 0)")

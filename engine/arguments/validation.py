@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.arguments.shared import db_options, trust_option
-from engine.arguments.values import MAX_BATCH, MAX_EPOCH, checkpoint_name, number, whole
+from engine.arguments.values import MAX_BATCH, MAX_EPOCH, checkpoint_name, device_name, number, whole
 from engine.layout import CHECKPOINT_SUFFIX, PARAMS, TRN_DIR_SHAPE, WEIGHTS
 
 
@@ -40,7 +40,7 @@ def add_validate(sub: argparse._SubParsersAction) -> None:
                    help="also calibrate the scores into log-likelihood ratios by logistic regression trained "
                         "on PROTOCOL's SUBSET trials (another list than --subset, e.g. development), and "
                         "report the actual DCF and Cllr (minCllr is always reported)")
-    p.add_argument("--device", default=None, metavar="D", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", type=device_name, default=None, metavar="D", help="cpu, cuda or cuda:N")
     p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=64, metavar="B",
                    help="windows per batch (default: 64)")
     p.add_argument("--poll", type=number(0, 3600, "seconds between looks", above=True), default=2.0,

@@ -51,6 +51,22 @@ def number(low: float, high: float, what: str, *, above: bool = False) -> Callab
     return parse
 
 
+#: what ``--device`` takes: the CPU, the first (or this rank's) GPU, or GPU N
+_DEVICE = re.compile(r"^(?:cpu|cuda(?::[0-9]{1,3})?)$")
+
+
+def device_name(text: str) -> str:
+    """``--device``: ``cpu``, ``cuda`` or ``cuda:N`` (torch would name any other with a traceback, or
+    ``mps`` only once the data is listed and the run recorded)."""
+    if not _DEVICE.match(text):
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not accepted: expected cpu, cuda or cuda:N (a GPU's "
+                                         "number, e.g. cuda:0)")
+    return text
+
+
+device_name.__name__ = "device"
+
+
 def label(what: str) -> Callable[[str], str]:
     """A group's or a tag's word (``engine.records.labels.check_label``)."""
     def parse(text: str) -> str:

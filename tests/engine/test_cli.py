@@ -53,6 +53,17 @@ def test_an_unknown_option_is_refused_by_its_command_with_the_nearest_option() -
                            "(see spkemb-engine config check --help)\n")
 
 
+@pytest.mark.parametrize("command", [["train", "exp", "P"], ["validate", "trn", "P"], ["apply", "val", "P"]])
+def test_a_device_torch_cannot_use_is_one_line_before_any_work(command: list[str]) -> None:
+    """`--device gpu` was a torch traceback; `--device mps` listed the data and recorded a failed run first."""
+    for device in ("gpu", "CPU", "cuda0", "cuda:x", "mps"):
+        done = run_in_process(command[0], "--device", device, *command[1:])
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr == (f"spkemb-engine {command[0]}: error: argument --device: {device} is not accepted: "
+                               f"expected cpu, cuda or cuda:N (a GPU's number, e.g. cuda:0) "
+                               f"(see spkemb-engine {command[0]} --help)\n")
+
+
 def test_spkemb_engine_script_is_installed() -> None:
     script = Path(sys.executable).with_name("spkemb-engine")
     done = children.run([str(script), "--help"], timeout=60)

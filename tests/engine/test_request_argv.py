@@ -25,7 +25,7 @@ EXAMPLES: list[tuple[str, r.Request]] = [
     ("validate", r.ValidateRequest(
         trn_dir="t", protocol="P", subset="development", from_epoch=2, to=9, every=3, chronological=True,
         whole_file=True, rescore=True, score_norm="asnorm", cohort_size=50, cohort_files=2, calibration="train",
-        device="-cpu",
+        device="cuda:0",
         batch=8, poll=0.5, trust_checkpoint=True, db="d", database="y")),
     ("apply", r.ApplyRequest(
         val_dir="v", protocol="P", step=0.5, subset="train", epoch="avg-top5", shared=True, runtime="onnxruntime",
