@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
+from engine.data.listing import chosen_reader
 from engine.data.protocols import check_protocol
 from engine.errors import TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
@@ -58,6 +59,7 @@ def cmd_train(args: TrainRequest) -> int:
     plan = plan_start(args, trn, config, device, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
     # a misspelt protocol or subset, or no database.yml here: refused before a folder or a run is made
     check_protocol(args.protocol, args.subset, args.database)
+    chosen_reader()  # a misspelt $SPKEMB_INDEX_READER too (the listing reads it again)
     stop = StopRequest().install()
     try:
         # a second training of the folder is refused before it records anything (on every rank)

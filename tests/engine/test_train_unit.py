@@ -144,6 +144,16 @@ def test_cmd_train_of_an_unknown_protocol_is_refused_before_anything_is_written(
     assert tree(exp) == before and not db_path.exists()
 
 
+def test_cmd_train_with_a_misspelt_index_reader_is_refused_before_anything_is_written(
+        exp: Path, db_path: Path, demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was refused once the run was recorded (a failed run) and TRN_DIR made."""
+    before = tree(exp)
+    monkeypatch.setenv("SPKEMB_INDEX_READER", "fats")
+    with pytest.raises(SpkembError, match="SPKEMB_INDEX_READER='fats' names no index reader"):
+        cmd_train(request(exp, db_path, demo_corpus, to=1))
+    assert tree(exp) == before and not db_path.exists()
+
+
 def test_cmd_train_refuses_a_new_run_where_checkpoints_are_and_a_resume_below_them(
         exp: Path, db_path: Path, demo_corpus: Path) -> None:
     assert cmd_train(request(exp, db_path, demo_corpus, to=1)) == 0
