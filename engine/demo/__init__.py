@@ -50,6 +50,20 @@ def make_demo_corpus(root: str | os.PathLike, speakers: int = 60, seed: int = 0,
     SpkembError
         When ``root`` is a non-empty folder that is not a demo corpus, or ``speakers`` < 6.
     """
+    root = corpus_folder(root)
+    p = plan(speakers, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    return write_corpus(root, p, seed, progress)
+
+
+def corpus_folder(root: str | os.PathLike) -> Path:
+    """``root``, where a demo corpus may be written: a new or empty folder, or an earlier demo corpus.
+
+    Raises
+    ------
+    SpkembError
+        ``root`` is a file, or a folder holding anything else.
+    """
     root = Path(root).expanduser()
     if root.exists() and not root.is_dir():
         raise SpkembError(f"{root} is a file — give demo-data a new or empty folder")
@@ -58,13 +72,12 @@ def make_demo_corpus(root: str | os.PathLike, speakers: int = 60, seed: int = 0,
         if not (yml.is_file() and yml.read_text().startswith(MARKER)):
             raise SpkembError(f"{root} is not empty and holds no demo corpus — give demo-data "
                               f"a new or empty folder so that nothing of yours is overwritten")
-    p = plan(speakers, seed)
-    root.mkdir(parents=True, exist_ok=True)
-    return write_corpus(root, p, seed, progress)
+    return root
 
 
 def cmd_demo_data(args: DemoRequest) -> int:
     """``spkemb-engine demo-data DIR [--speakers N] [--seed S]``."""
+    corpus_folder(args.dir)  # refused in one line, before the progress line
     with Progress().phase("synthesizing audio files") as phase:
         yml = make_demo_corpus(args.dir, speakers=args.speakers, seed=args.seed, progress=phase.reach)
     say(f"demo corpus written: {yml}")
