@@ -192,3 +192,21 @@ def changed_problems(table: IndexTable) -> list[Problem]:
         what = (f"{st.st_size:,} bytes, {size:,} when indexed" if st.st_size != size else "modified since")
         problems.append(Problem(path=path, problem=str(changed_error(path, what))))
     return problems
+
+
+def mended_since(table: IndexTable) -> list[str]:
+    """The files ``table`` left out as unusable that were made, replaced or linked since it was built
+    (a missing file converted, a broken one copied again): a cached index would go on leaving them out."""
+    built = float(table.info.get("built_at", 0))
+    mended = []
+    for problem in table.problems:
+        if problem.kind != "file":
+            continue
+        try:
+            st = os.stat(problem.path)
+        except OSError:
+            continue
+        # a hard link keeps the file's old mtime: its inode's ctime says it was linked
+        if max(st.st_mtime, st.st_ctime) > built:
+            mended.append(problem.path)
+    return mended

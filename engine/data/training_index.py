@@ -25,7 +25,7 @@ from pathlib import Path
 
 from engine.atomic import fsync_dir, no_space, pid_alive
 from engine.data.cache_key import cache_key, subset_source
-from engine.data.file_checks import check_files
+from engine.data.file_checks import check_files, mended_since
 from engine.data.listing import chosen_reader, expected_files, list_subset
 from engine.data.manifest import MANIFEST
 from engine.data.protocols import get_registry, load_protocol
@@ -110,6 +110,11 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
     newer_than = t0 if request.reindex else None
     warned: list[str] = []
     table = _cached(folder, newer_than, progress, warned)
+    mended, stale = (mended_since(table) if table is not None else []), None
+    if mended:  # every rank of a node sees the same files: they all build (or wait) alike
+        progress.note(f"index: {len(mended):,} file(s) it left out as unusable changed since it was built "
+                      f"(e.g. {mended[0]}): indexing again")
+        stale, newer_than, table = table, t0, None
     if table is not None:
         if request.builder:
             _used(folder)
@@ -126,7 +131,7 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
         table = _cached(folder, newer_than, progress, warned)  # built by the process we waited for
         if table is not None:
             return table
-        earlier = None if request.reindex else _newest_other(home, key)
+        earlier = stale or (None if request.reindex else _newest_other(home, key))
         with progress.phase(f"listing {request.protocol} {request.subset}",
                             total=expected_files(source)) as phase:
             listed, used = list_subset(protocol, source, request.subset, templates, phase.advance, reader)

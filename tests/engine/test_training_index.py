@@ -139,6 +139,14 @@ def test_a_changed_audio_file_is_checked_again(scaled: Path, tmp_path: Path) -> 
     (problem,) = table.problems
     assert problem.path.endswith("id99999/newsession1/00001.wav") and "does not exist" in problem.problem
     assert table.info["checks_reused"] == FILES and "1 unusable" in log
+    # the missing file made (linked, as a conversion script may: an old mtime) is no longer left out
+    Path(problem.path).parent.mkdir(parents=True)
+    os.link(table.paths[0], problem.path)
+    mended, log = build(scaled, tmp_path / "cache")
+    assert f"index: 1 file(s) it left out as unusable changed since it was built (e.g. {problem.path})" in log
+    assert not mended.problems and len(mended.paths) == FILES + 1 and mended.info["checks_reused"] == FILES
+    _, log = build(scaled, tmp_path / "cache")
+    assert "from the cache" in log and "indexing again" not in log
 
 
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
