@@ -30,13 +30,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from engine.atomic import atomic_write_text, sweep_dead_temps
-from engine.config.yamlsrc import read_yaml_file
+from engine.atomic import sweep_dead_temps
 from engine.console import say
 from engine.data.audio_checks import check_files
-from engine.errors import ConfigError, ProtocolError, SpkembError
+from engine.errors import ProtocolError, SpkembError
 from engine.inference.network import load_network
 from engine.layout import TRN_DIR_SHAPE, CheckpointName, TrainingDir, ValidationDir
 from engine.process import folder_lock
@@ -51,6 +48,7 @@ from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
 from engine.validation.params import read_params, write_params
+from engine.validation.reuse import reused_result, same_method, scored_on, write_method
 from engine.validation.score_files import read_scores, result_from_scores, write_scores
 from engine.validation.selection import results_from_store
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files, require_finite
@@ -177,6 +175,8 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             validated.add(epoch)
             seen.append(result)
             current = _params_or_none(val) if trusted else best
+            if current is not None and current is not best and not scored_on(val, current, trials):
+                current = best  # params.yml's epoch was scored on another list behind the same name
             # epochs scored before are already weighed in params.yml (or picked by hand over)
             if (scored or current is None) and _lower(result, current):
                 best = result
@@ -252,52 +252,6 @@ def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name
 def _method(args: ValidateRequest) -> dict[str, Any]:
     """How file embeddings are made: scores made another way are not comparable."""
     return {"embedding": "whole-file" if args.whole_file else "windows", "hop": VALIDATION_STEP}
-
-
-def same_method(val: ValidationDir, method: dict[str, Any]) -> bool:
-    """Whether the scores already in VAL_DIR were made the way this run makes them."""
-    try:
-        return read_yaml_file(val.method).data == method
-    except (OSError, ConfigError):  # absent, or not a method file: the scores are made again
-        return False
-
-
-def write_method(val: ValidationDir, method: dict[str, Any]) -> None:
-    atomic_write_text(val.method, yaml.safe_dump(method, sort_keys=True))
-
-
-def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
-                  recorded: ValidationResult | None = None,
-                  norm: ScoreNorm | None = None, calibrated_on: str | None = None) -> ValidationResult | None:
-    """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
-
-    Reused only when its scores file is newer than the checkpoint and scores exactly these
-    trials; a validation resumed beside a resumed training run then embeds only new epochs.
-    With ``norm``, and for averaged weights, only figures the database recorded complete (AS-norm
-    with the same cohort size; the last epoch averaged; a calibration on the same list) are reused.
-    The figures are the ``recorded`` ones (the database's) when they are complete, else they
-    are computed again from the scores file (its bootstrap takes about 2 s for 37,720 trials).
-    """
-    path = val.score_file(epoch)
-    try:
-        if path.stat().st_mtime < checkpoint.stat().st_mtime:
-            return None
-        with open(path) as f:
-            pairs = [tuple(line.split()[2:4]) for line in f if line.strip()]
-        if pairs != [(u1, u2) for _, u1, u2 in trials]:
-            return None
-        complete = recorded if recorded is not None and recorded.complete else None
-        if norm is not None and (complete is None or complete.asnorm is None
-                                 or complete.asnorm.cohort_size != norm.size):
-            return None
-        if isinstance(epoch, str) and complete is None:
-            return None
-        if calibrated_on is not None and (complete is None or complete.calibration_list != calibrated_on):
-            return None
-        result = complete if complete is not None else result_from_scores(epoch, *read_scores(path))
-    except (OSError, ValueError, SpkembError):
-        return None
-    return dataclasses.replace(result, n_trials=len(pairs), scores_path=str(path))
 
 
 def _lower(result: ValidationResult, current: ValidationResult | None) -> bool:

@@ -314,6 +314,26 @@ def test_an_experiment_or_a_validation_folder_given_for_trn_dir_is_refused_namin
     assert [r["kind"] for r in open_store(db_path, readonly=True).runs()] == ["train"]  # nothing recorded
 
 
+def test_a_pick_scored_on_another_trial_list_behind_the_same_name_is_not_weighed(
+        tmp_path: Path, demo_corpus: Path, db_path: Path):
+    """The list behind the protocol's name changed (VoxCeleb1-O to -H, say): params.yml kept an epoch
+    whose EER was measured on the old list against the new list's figures."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    database = corpus / "database.yml"
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [1, 2])
+    done = run_in_process("validate", "--to", "1", str(trn_dir), PROTOCOL, database=database)
+    assert done.returncode == 0, done.stderr
+    val = ValidationDir(val_dir_of(trn_dir))
+    write_params(val, ValidationResult(epoch=1, eer=0.0))  # a figure no epoch beats, on the old list
+    trial_list = corpus / "voxceleb" / "lists" / "test.trial.txt"
+    trial_list.write_text("".join(trial_list.read_text().splitlines(keepends=True)[8:]))  # another list
+    done = run_in_process("validate", "--from", "2", str(trn_dir), PROTOCOL, database=database)
+    assert done.returncode == 0, done.stderr
+    assert read_params(val).checkpoint == 2, done.stderr  # the one epoch scored on this list
+
+
 def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path):
     corpus = tmp_path / "corpus"
     shutil.copytree(demo_corpus.parent, corpus)

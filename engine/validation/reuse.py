@@ -1,0 +1,78 @@
+"""What an earlier validate run of VAL_DIR scored, reused: the figures of an epoch whose score file
+is newer than its checkpoint and scores exactly this trial list, made the same way (windows or
+whole files: ``scores/method.yml``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.atomic import atomic_write_text
+from engine.config.yamlsrc import read_yaml_file
+from engine.errors import ConfigError, SpkembError
+from engine.layout import CheckpointName, ValidationDir
+from engine.records import ValidationResult
+from engine.validation.normalised import ScoreNorm
+from engine.validation.score_files import read_scores, result_from_scores
+
+
+def same_method(val: ValidationDir, method: dict[str, Any]) -> bool:
+    """Whether the scores already in VAL_DIR were made the way this run makes them."""
+    try:
+        return read_yaml_file(val.method).data == method
+    except (OSError, ConfigError):  # absent, or not a method file: the scores are made again
+        return False
+
+
+def write_method(val: ValidationDir, method: dict[str, Any]) -> None:
+    atomic_write_text(val.method, yaml.safe_dump(method, sort_keys=True))
+
+
+def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, trials: list[tuple[int, str, str]],
+                  recorded: ValidationResult | None = None,
+                  norm: ScoreNorm | None = None, calibrated_on: str | None = None) -> ValidationResult | None:
+    """The result of an epoch an earlier validate run of VAL_DIR already scored, or None.
+
+    Reused only when its scores file is newer than the checkpoint and scores exactly these
+    trials; a validation resumed beside a resumed training run then embeds only new epochs.
+    With ``norm``, and for averaged weights, only figures the database recorded complete (AS-norm
+    with the same cohort size; the last epoch averaged; a calibration on the same list) are reused.
+    The figures are the ``recorded`` ones (the database's) when they are complete, else they
+    are computed again from the scores file (its bootstrap takes about 2 s for 37,720 trials).
+    """
+    path = val.score_file(epoch)
+    try:
+        if path.stat().st_mtime < checkpoint.stat().st_mtime:
+            return None
+        pairs = scored_pairs(path)
+        if pairs != [(u1, u2) for _, u1, u2 in trials]:
+            return None
+        complete = recorded if recorded is not None and recorded.complete else None
+        if norm is not None and (complete is None or complete.asnorm is None
+                                 or complete.asnorm.cohort_size != norm.size):
+            return None
+        if isinstance(epoch, str) and complete is None:
+            return None
+        if calibrated_on is not None and (complete is None or complete.calibration_list != calibrated_on):
+            return None
+        result = complete if complete is not None else result_from_scores(epoch, *read_scores(path))
+    except (OSError, ValueError, SpkembError):
+        return None
+    return dataclasses.replace(result, n_trials=len(pairs), scores_path=str(path))
+
+
+def scored_pairs(path: Path) -> list[tuple[str, ...]]:
+    """The ``(uri1, uri2)`` of each trial a score file scores, in its order."""
+    with open(path) as f:
+        return [tuple(line.split()[2:4]) for line in f if line.strip()]
+
+
+def scored_on(val: ValidationDir, result: ValidationResult, trials: list[tuple[int, str, str]]) -> bool:
+    """Whether ``result``'s score file scores exactly ``trials`` (not another list behind the same name)."""
+    try:
+        return scored_pairs(val.score_file(result.checkpoint)) == [(u1, u2) for _, u1, u2 in trials]
+    except (OSError, ValueError):
+        return False
