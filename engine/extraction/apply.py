@@ -166,6 +166,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
     replacing = _replacing(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
                            window / extractor.sample_rate)
+    _other_audio(extraction, files, args.protocol)
     # a diarization check that cannot be made is refused before the run and its hours of extraction
     diarization = _diarization_check(args, extraction) if args.diarize else None
 
@@ -175,7 +176,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     if replacing and any(path.exists() for path in outputs):
         # the same settings, files already there: replaced one by one (another subset's stay)
         say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
-    sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop)
+    sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop, files)
     for folder in dict.fromkeys([extraction.root, *(path.parent for path in outputs)]):  # nested uris: folders
         sweep_dead_temps(folder)  # a killed apply's half-written embeddings
 
@@ -256,16 +257,38 @@ def _same(found: Any, wanted: Any) -> bool:
     return found == wanted
 
 
+def _other_audio(extraction: ExtractionDir, files: list, protocol: str) -> None:
+    """Refuse a uri whose ``.npy`` in ``extraction`` was embedded from other audio: two databases may
+    name the same meetings (AMI's headset mix and its far-field array), and one's embeddings would
+    replace the other's, which a diarization check of the first then scores as its own."""
+    earlier = _found_metadata(extraction).get("audio")
+    if not isinstance(earlier, dict):
+        return
+    for f in files:
+        uri, audio = str(f["uri"]), str(f["audio"])
+        theirs = earlier.get(uri)
+        if isinstance(theirs, str) and theirs != audio and extraction.embeddings(uri).exists():
+            raise SpkembError(f"{extraction.root} holds {uri}.npy embedded from {theirs}, and {protocol} names "
+                              f"{uri} with other audio ({audio}): its embeddings would replace those — move that "
+                              "folder aside (or extract with another --step), then run again")
+
+
 def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,
-                    checkpoint: Path, window: int, hop: int) -> str:
-    """metadata.yml of the extraction (the sliding window and where the weights came from); the sha256."""
+                    checkpoint: Path, window: int, hop: int, files: list) -> str:
+    """metadata.yml of the extraction (the sliding window, where the weights came from, the audio of each
+    uri); the sha256."""
     sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
     rate = extractor.sample_rate
+    found = _found_metadata(extraction)
+    earlier = found.get("audio")
+    audio = ({str(uri): path for uri, path in earlier.items() if isinstance(path, str)}
+             if isinstance(earlier, dict) else {})
+    audio.update({str(f["uri"]): str(f["audio"]) for f in files})
     metadata = {"start": 0.0, "duration": window / rate, "step": hop / rate,
                 "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
                 "checkpoint_sha256": sha256, "mode": extractor.mode, "sample_rate": rate,
                 "protocol": args.protocol, "subset": args.subset,
-                "subsets": _subsets(_found_metadata(extraction), args.protocol, args.subset)}
+                "subsets": _subsets(found, args.protocol, args.subset), "audio": audio}
     extraction.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
     return sha256

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -279,6 +281,35 @@ def test_one_folder_records_every_subset_extracted_into_it(tmp_path: Path, demo_
         assert metadata["subsets"] == recorded
         assert (metadata["protocol"], metadata["subset"]) == (MEETINGS, subset)
     assert Precomputed(out).metadata["subsets"] == [test, development]
+
+
+def test_a_protocol_naming_the_same_uris_with_other_audio_is_refused(tmp_path: Path, demo_corpus: Path,
+                                                                     db_path: Path):
+    """AMI's far-field array beside its headset mix: the same meeting names. The second apply into one
+    folder replaced the first's embeddings, which the first's diarization check then scored as its own."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(demo_corpus.parent, corpus)
+    for headset in corpus.glob("amicorpus/*/audio/*.Mix-Headset.wav"):
+        os.link(headset, headset.with_name(headset.name.replace("Mix-Headset", "Array1-01")))
+    database = corpus / "database.yml"
+    spec = yaml.safe_load(database.read_text())
+    spec["Databases"]["SDM"] = "amicorpus/{uri}/audio/{uri}.Array1-01.wav"
+    spec["Protocols"]["SDM"] = {"SpeakerDiarization": spec["Protocols"]["Demo"]["SpeakerDiarization"]}
+    database.write_text(yaml.safe_dump(spec))
+    val_dir = write_model_dir(tmp_path, duration=1.0)
+    done = run_in_process("apply", "--step", "0.5", str(val_dir), MEETINGS, database=database)
+    assert done.returncode == 0, done.stderr
+    out = val_dir / "apply" / "7-step0.5"
+    audio = yaml.safe_load((out / "metadata.yml").read_text())["audio"]
+    assert audio["ES2004a"] == str(corpus / "amicorpus" / "ES2004a" / "audio" / "ES2004a.Mix-Headset.wav")
+    before = {p.name: p.read_bytes() for p in out.glob("*.npy")}
+    done = run_in_process("apply", "--step", "0.5", str(val_dir), "SDM.SpeakerDiarization.Meetings",
+                          database=database)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert f"{out} holds ES2004a.npy embedded from {audio['ES2004a']}, and SDM.SpeakerDiarization.Meetings names " \
+           "ES2004a with other audio (" in line and "Array1-01.wav): its embeddings would replace those" in line, line
+    assert {p.name: p.read_bytes() for p in out.glob("*.npy")} == before
 
 
 @pytest.mark.parametrize("text", [b"epoch: 7\nmode: \xff\n", b"[" * 100_000])

@@ -111,7 +111,8 @@ def test_cmd_apply_writes_one_embedding_file_per_protocol_file_and_records_the_r
     assert metadata == {"start": 0.0, "duration": 1.0, "step": HOP / RATE, "dimension": 32, "epoch": 7,
                         "checkpoint": str(checkpoint.resolve()), "checkpoint_sha256": file_sha256(checkpoint),
                         "mode": "exact", "sample_rate": RATE, "protocol": PROTOCOL, "subset": "test",
-                        "subsets": [{"protocol": PROTOCOL, "subset": "test"}]}
+                        "subsets": [{"protocol": PROTOCOL, "subset": "test"}],
+                        "audio": {uri: str(corpus.parent / "wav" / f"{uri}.wav") for uri in URIS}}
 
     # window i covers [i hop, i hop + window]: as many as fit in the file, each the network's
     # embedding of exactly those samples; a file shorter than a window is one row, the whole file's
