@@ -7,7 +7,7 @@ and for each file they name its size and a hash of its content (whole files up t
 ``HASH_WHOLE`` bytes, else the first and last ``HASH_PART`` bytes with the mtime). A template
 naming one file per uri (``rttms/{uri}.rttm``) contributes each file's size and mtime. A
 protocol defined in Python contributes its class and package version only: ``--reindex``
-after changing its data.
+after changing its data. A meta-protocol (``X.``) contributes the same of each subset it combines.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.atomic import file_sha256
+from engine.data.meta_protocols import combined_subsets
 from engine.data.table import FORMAT
 
 HASH_WHOLE = 256 << 20
@@ -110,20 +111,26 @@ def cache_key(name: str, subset: str, protocol: Any, source: SubsetSource | None
     material: dict[str, Any] = {
         "format": FORMAT, "protocol": name, "subset": subset, "audio": audio_templates,
         "pyannote.database": _version("pyannote.database"), "pyannote.core": _version("pyannote.core")}
-    if source is None:
-        cls = type(protocol)
-        material["class"] = f"{cls.__module__}.{cls.__qualname__}"
-        material["package"] = _version(cls.__module__.split(".")[0])
-    else:
-        material["database_yml"] = str(source.database_yml.resolve())
+    material.update(_subset_material(protocol, subset, source))
+    text = json.dumps(material, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _subset_material(protocol: Any, subset: str, source: SubsetSource | None) -> dict[str, Any]:
+    """What a subset's index depends on: its entries and their files (a database.yml protocol), the
+    same of each subset a meta-protocol (``X.``) combines, or the class and package of a Python one."""
+    if source is not None:
         entries = {k: v for k, v in source.entries.items() if k != "trial"}  # trials are not trained on
-        material["entries"] = entries
         files = {}
         for key, value in sorted(entries.items()):
             if not isinstance(value, str):
                 continue
             files[key] = (_describe_template(source, value) if is_template(value)
                           else describe_file(source.resolve(value).resolve()))
-        material["files"] = files
-    text = json.dumps(material, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+        return {"database_yml": str(source.database_yml.resolve()), "entries": entries, "files": files}
+    combined = combined_subsets(protocol, subset)
+    if combined is not None:
+        return {"combines": {f"{name}.{part}": _subset_material(p, part, subset_source(p, part))
+                             for name, p, part in combined}}
+    cls = type(protocol)
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "package": _version(cls.__module__.split(".")[0])}

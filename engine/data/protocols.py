@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.database_yml import check_shape, database_paths, import_time_files, paths_text
+from engine.data.meta_protocols import resolve_meta
 from engine.data.uri_lists import check_uri_list
 from engine.errors import ProtocolError, yaml_problem
 
@@ -147,9 +148,11 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
     prep = {"audio": _audio_finder(registry, paths)}
     prep.update(preprocessors or {})
     try:
-        return registry.get_protocol(name, preprocessors=prep)
+        protocol = registry.get_protocol(name, preprocessors=prep)
     except Exception as e:
         raise ProtocolError(f"protocol {name} of {paths_text(paths)} cannot be loaded: {e}") from e
+    resolve_meta(protocol, registry, SUBSETS)  # an X. protocol's parts are found where it was
+    return protocol
 
 
 #: subset entries that name a list of uris or of trials (``uris``: pyannote.database's older spelling)

@@ -149,6 +149,25 @@ def test_a_changed_audio_file_is_checked_again(scaled: Path, tmp_path: Path) -> 
     assert "from the cache" in log and "indexing again" not in log
 
 
+def test_a_meta_protocol_of_a_database_yml_anywhere_lists_and_keys_the_protocols_it_combines(
+        scaled: Path, tmp_path: Path) -> None:
+    """pyannote.database looked the combined protocols up in its default files only (a --database
+    elsewhere: `Could not find any protocol for "Scale"`), and the index key left them out: an edited
+    list of a combined protocol loaded the old index."""
+    meta = scaled.parent / "meta.yml"
+    meta.write_text(scaled.read_text() + f"  X:\n    SpeakerVerification:\n      Both:\n        train:\n"
+                                          f"          {PROTOCOL}: [train]\n")
+    files = subset_files(load_protocol("X.SpeakerVerification.Both", str(meta)), "train")
+    assert len(files) == FILES and files[0]["audio"] == subset_files(load_protocol(PROTOCOL, str(meta)), "train")[0][
+        "audio"]
+    request = IndexRequest("X.SpeakerVerification.Both", "train", str(meta))
+    first = training_table(request, Progress(file=io.StringIO()), tmp_path / "cache")
+    lines = (lists(scaled) / "train.lst").read_text().splitlines()
+    (lists(scaled) / "train.lst").write_text("\n".join(lines[:-1]) + "\n")  # one file less
+    again = training_table(request, Progress(file=io.StringIO()), tmp_path / "cache")
+    assert again.info["key"] != first.info["key"] and len(again.paths) == FILES - 1
+
+
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
     build(scaled, tmp_path / "cache")
     cached, _ = build(scaled, tmp_path / "cache")  # memory-mapped from the cache
