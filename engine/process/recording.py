@@ -22,6 +22,10 @@ from engine.records import Checkpoint, EpochSummary, Extraction, Figures, Run, V
 from engine.store import Store
 from engine.store.writer import RunWriter
 
+#: the unusable files and speakers of the training data said one line each; the others are counted,
+#: and every one is recorded (the run's data problems)
+SAID_AT_MOST = 20
+
 
 class Recorder:
     """The records of one run, bound to its id: each goes to the writer and, in words, to the console.
@@ -67,13 +71,14 @@ class Recorder:
         each, then their count (the rows are recorded at ``started``)."""
         self._problems = list(problems)
         self._unreadable.update(p.path for p in problems if p.kind == "file")  # said once
-        for p in problems:
+        for p in problems[:SAID_AT_MOST]:  # 20,000 missing files were 20,000 lines of train.log
             where = "" if p.path in p.problem else f"{p.path}: "
             self.say(f"train: warning: {where}{p.problem}")
         if problems:
             files = sum(p.kind == "file" for p in problems)
+            above = "listed above" if len(problems) <= SAID_AT_MOST else f"the first {SAID_AT_MOST} listed above"
             self.say(f"train: warning: skipped {files} unusable file(s) and {len(problems) - files} speaker(s) "
-                     f"while preparing {what} (listed above, and in the run's data problems); --strict stops "
+                     f"while preparing {what} ({above}, all in the run's data problems); --strict stops "
                      "at the first instead")
 
     def unreadable(self, problems: Sequence[Problem], *, strict: bool) -> None:

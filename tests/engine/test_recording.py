@@ -103,3 +103,18 @@ def test_a_run_of_an_event_file_names_the_file(tmp_path: Path, capsys: pytest.Ca
         pass
     assert capsys.readouterr().err.strip().endswith(f"train: run #{run_id} completed, recorded in {events}")
     assert '"status": "completed"' in events.read_text().splitlines()[-1]
+
+
+def test_the_unusable_training_files_are_said_twenty_lines_at_most(store: Store, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """20,000 missing files (a conversion half done) were 20,000 warning lines in train.log."""
+    from engine.process.recording import SAID_AT_MOST
+
+    recorder = _recorder(store, tmp_path, kind="train")
+    recorder.indexed([Problem(path=f"/d/{i}.wav", problem=f"audio file /d/{i}.wav does not exist")
+                      for i in range(SAID_AT_MOST + 5)], "P train")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: warning:")]
+    assert len(warnings) == SAID_AT_MOST + 1 and "/d/19.wav" in warnings[-2]
+    assert warnings[-1] == (f"train: warning: skipped {SAID_AT_MOST + 5} unusable file(s) and 0 speaker(s) while "
+                            f"preparing P train (the first {SAID_AT_MOST} listed above, all in the run's data "
+                            "problems); --strict stops at the first instead")
