@@ -82,9 +82,12 @@ def unreadable_error(path: str, error: BaseException) -> AudioError:
     conversion that makes it readable; anything else is a damaged or foreign file."""
     try:
         with open(path, "rb") as f:
-            known = _undecodable(f.read(1024))
+            head = f.read(1024)
+            known = _undecodable(head)
     except OSError:
-        known = None
+        head, known = b"?", None
+    if not head:  # libsndfile names the descriptor it was given: `Error opening 9: Format not recognised`
+        return unusable_error(path, "is empty (0 bytes)")
     if known is not None:
         what, converter = known
         return AudioError(f"audio file {path} is {what}, which soundfile cannot decode — convert the corpus to "

@@ -75,11 +75,14 @@ def test_check_files_names_every_bad_file(tmp_path: Path, ramp_wav: str) -> None
     empty = tmp_path / "empty.wav"
     sf.write(empty, np.zeros(0, dtype=np.float32), RATE)
     missing = tmp_path / "missing.wav"
-    problems = check_files([ramp_wav, corrupt, empty, missing, corrupt])
-    assert [p.path for p in problems] == [str(corrupt), str(empty), str(missing)]
+    nothing = tmp_path / "nothing.wav"  # 0 bytes: libsndfile said `Error opening 9` (a descriptor's number)
+    nothing.write_bytes(b"")
+    problems = check_files([ramp_wav, corrupt, empty, missing, corrupt, nothing])
+    assert [p.path for p in problems] == [str(corrupt), str(empty), str(missing), str(nothing)]
     assert "cannot be read as audio" in problems[0].problem
     assert "no audio frames" in problems[1].problem
     assert "does not exist" in problems[2].problem
+    assert problems[3].problem.startswith(f"audio file {nothing} is empty (0 bytes) — fix or replace the file")
     assert all(p.path in p.problem for p in problems)
 
 
