@@ -114,6 +114,11 @@ def check_shape(path: Path) -> None:
         if not (isinstance(template, str) or isinstance(template, list) and all(isinstance(t, str) for t in template)):
             raise ProtocolError(f"database file {path}: `Databases.{name}:` must be an audio path template {example} "
                                 f"or a list of them, not {_kind(template)} {fix}")
+        for each in [template] if isinstance(template, str) else template:
+            if each.startswith("~"):  # pyannote.database takes it for a folder named ~ beside this file
+                raise ProtocolError(f"database file {path}: `Databases.{name}: {each}` — pyannote.database does not "
+                                    f"expand ~ in audio path templates: write the whole path "
+                                    f"({os.path.expanduser(each.split('/')[0])}/…) {fix}")
     _check_level(path, data.get("Protocols", {}), "Protocols", 0, fix)
     _check_meta_name(path, databases, data.get("Protocols"), fix)
 

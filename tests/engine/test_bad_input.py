@@ -339,6 +339,11 @@ X_DATABASE = ("Databases:\n  X: wav/{uri}.wav\nProtocols:\n  X:\n    SpeakerVeri
     ("Databases:\n  Demo: /nowhere/{uri}.wav\nProtocols:\n  Demo:\n    SpeakerVerification:\n      Voices:\n"
      "        train:\n          uri: train.lst\n", "Demo", ("its test subset has no trial list — nor has any other",)),
     (X_DATABASE, "X", ("`Databases.X:` — `X` is pyannote.database's reserved name", "rename that database")),
+    # pyannote.database took ~ for a folder named ~ beside database.yml
+    ("Databases:\n  Demo:\n    - wav/{uri}.wav\n    - ~/corpora/{uri}.wav\nProtocols:\n  Demo:\n"
+     "    SpeakerVerification:\n      Voices:\n        train:\n          uri: train.lst\n", "Demo",
+     ("`Databases.Demo: ~/corpora/{uri}.wav` — pyannote.database does not expand ~ in audio path templates: "
+      "write the whole path (/", "home/…)")),
     ("Protocols:" + X_DATABASE.split("Protocols:")[1], "X",
      ("`Protocols.X.SpeakerVerification.Voices.train:` lists `uri`, not other protocols' subsets",
       "rename that database")),
