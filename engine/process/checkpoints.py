@@ -36,6 +36,7 @@ from torch import nn
 
 from engine.atomic import atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
+from engine.layout import AVERAGE_LAST, AVERAGE_TOP, checkpoint_file
 
 #: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
 #: array of a plain dtype; none of these runs other code: torch's own documented list), also under
@@ -180,7 +181,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     if not path.is_file():
         if path.exists():  # a pipe would block the read, a device never end
             raise CheckpointError(f"checkpoint {path} is not a regular file: give the .pt file a run wrote")
-        raise CheckpointError(f"checkpoint {path} does not exist: train first, or pick an epoch that has one")
+        raise CheckpointError(f"checkpoint {path} does not exist: {_making(path)}")
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -209,6 +210,19 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
                               "infinite values): no embedding or training step can come from it; use an earlier "
                               "checkpoint (or train again)")
     return Loaded(path, digest, payload)
+
+
+def _making(path: Path) -> str:
+    """How the checkpoint ``path`` comes to exist: averaged weights are made by ``average``, an epoch's
+    by training it."""
+    found = checkpoint_file(path)
+    if found is not None and isinstance(name := found[1], str):
+        trn = found[0]
+        how, n = ("--top", name.removeprefix(AVERAGE_TOP)) if name.startswith(AVERAGE_TOP) else (
+            "--last", name.removeprefix(AVERAGE_LAST))
+        where = "VAL_DIR" if how == "--top" else str(trn.root)
+        return f"make it with `spkemb-engine average {how} {n} {where}`, or pick an epoch that has one"
+    return "train first, or pick an epoch that has one"
 
 
 def _not_finite(payload: dict[str, Any]) -> str | None:

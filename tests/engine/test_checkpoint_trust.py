@@ -281,3 +281,11 @@ def test_a_pipe_or_a_device_for_a_checkpoint_is_named_as_such(tmp_path: Path) ->
             load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not exist: train first"):
         load_checkpoint(tmp_path / "0002.pt")
+    # averaged weights are made by `average`, not by training (the line said "train first")
+    trn = tmp_path / "exp" / "train" / "P.train"
+    with pytest.raises(CheckpointError, match=rf"avg-last5\.pt does not exist: make it with `spkemb-engine average "
+                                              rf"--last 5 {trn}`"):
+        load_checkpoint(trn / "weights" / "avg-last5.pt")
+    with pytest.raises(CheckpointError, match=r"avg-top3\.pt does not exist: make it with `spkemb-engine average "
+                                              r"--top 3 VAL_DIR`"):
+        load_checkpoint(trn / "weights" / "avg-top3.pt")
