@@ -118,8 +118,16 @@ class QueryScreen(SpkembScreen):
             status.update(plain(message.error, "red"))
             return
         table.add_columns(*message.columns)
-        table.add_rows([["" if v is None else str(v) for v in row] for row in message.rows])
+        table.add_rows([[cell_text(v) for v in row] for row in message.rows])
         if message.truncated:
             status.update(f"first {len(message.rows):,} rows (the query has more: narrow it with WHERE or LIMIT)")
         else:
             status.update(f"{len(message.rows)} row{'' if len(message.rows) == 1 else 's'}")
+
+
+def cell_text(value: object) -> str:
+    """A result cell as sqlite3's shell shows it: a float to 15 significant digits (0.23, not the
+    0.22999999999999998 that a mean or a sum gives), NULL as nothing."""
+    if value is None:
+        return ""
+    return f"{value:.15g}" if isinstance(value, float) else str(value)
