@@ -190,6 +190,8 @@ def _range(check: Any) -> str:
         return f"{_range(bound['low'])}, <= {high:,}"
     if name.startswith("in_range."):
         return f"in [{bound['low']}, {bound['top']}{')' if bound['high_open'] else ']'}"
+    if name.startswith("multiple_of."):
+        return f"a positive multiple of {bound['n']}"
     return "checked"
 
 

@@ -224,7 +224,7 @@ COMPONENTS: tuple[Component, ...] = (
                Param("two_emb_layer", "bool", False, "a second embedding layer after ReLU and batch norm")),
               "WeSpeaker's ResNet34 on log-mel filterbanks, statistics pooling (pooling_func); needs Fbank"),
     Component("architecture", "ECAPA_TDNN", "ECAPA_TDNN",
-              (Param("channels", "int", 512, "channels of the SE-Res2Net blocks (512 or 1024)", multiple_of(8)),
+              (Param("channels", "int", 512, "SE-Res2Net block channels (the paper: 512 or 1024)", multiple_of(8)),
                Param("embed_dim", "int", 192, "embedding dimension", at_least(1)),
                Param("global_context", "bool", True,
                      "attentive pooling sees the utterance's mean and std (WeSpeaker's GLOB variants)")),
