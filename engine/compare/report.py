@@ -84,7 +84,10 @@ def _check_folder(folder: Path, *, force: bool) -> None:
     parent = folder.absolute().parent
     while not parent.exists():
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        raise FileAccessError(f"--out {folder}: {parent} is a file, so no folder can be made inside it; name a "
+                              "folder elsewhere (it is created if missing)")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise FileAccessError(f"--out {folder}: {parent} cannot be written, so the folder cannot be made there; "
                               "pick a folder you may write")
 

@@ -242,7 +242,7 @@ def _listing(folder: Path) -> dict[str, bytes]:
     (["7"], "run 7 is an apply run"),
     (["5", "--out-is-full"], "exists and is not empty"),
     (["5", "--out-is-file"], "is a file"),
-    (["5", "--out-under-file"], "cannot be written"),
+    (["5", "--out-under-file"], "file is a file, so no folder can be made inside it"),
     (["5", "--db-missing"], "no runs database"),
 ])
 def test_bad_input_is_one_line_and_exit_2_with_nothing_written(compared: Compared, tmp_path: Path,
