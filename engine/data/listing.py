@@ -10,7 +10,7 @@ overlapped speech), collected into flat arrays as they come (``ListedBuilder``).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from engine.data.cache_key import SubsetSource
@@ -92,3 +92,15 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
         if listed is not None:
             return listed, "fast"
     return list_with_pyannote(protocol, subset, advance), "pyannote"
+
+
+def repeated_uris(uris: Iterable[str]) -> list[str]:
+    """The uris listed more than once, in order of their first repeat: pyannote.database yields a file
+    for each line, so that a list concatenated twice (``cat a.lst a.lst``) draws its files twice as often."""
+    seen: set[str] = set()
+    repeated: dict[str, None] = {}
+    for uri in uris:
+        if uri in seen:
+            repeated[uri] = None
+        seen.add(uri)
+    return list(repeated)

@@ -168,6 +168,17 @@ def test_a_meta_protocol_of_a_database_yml_anywhere_lists_and_keys_the_protocols
     assert again.info["key"] != first.info["key"] and len(again.paths) == FILES - 1
 
 
+def test_a_uri_listed_twice_is_said_at_every_start(scaled: Path, tmp_path: Path) -> None:
+    """`cat a.lst a.lst` drew every file twice as often, silently."""
+    lines = (lists(scaled) / "train.lst").read_text().splitlines()
+    (lists(scaled) / "train.lst").write_text("\n".join(lines + lines[:3]) + "\n")
+    warning = f"index: warning: 3 uri(s) listed more than once (e.g. {lines[0]}): each line is drawn from"
+    table, log = build(scaled, tmp_path / "cache")
+    assert warning in log and len(table.uris) == FILES + 3
+    _, log = build(scaled, tmp_path / "cache")
+    assert "from the cache" in log and warning in log
+
+
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
     build(scaled, tmp_path / "cache")
     cached, _ = build(scaled, tmp_path / "cache")  # memory-mapped from the cache
