@@ -132,6 +132,10 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
         if table is not None:
             return table
         earlier = stale or (None if request.reindex else _newest_other(home, key))
+        for template in (t for t in templates if "**" in t):  # pyannote.database globs the tree once per uri
+            progress.note(f"index: warning: the audio path template {template} searches every folder its ** "
+                          "stands for, once per file: a large corpus takes hours to list — write the folders "
+                          "out instead (e.g. /data/voxceleb2/dev/wav/{uri}.wav)")
         with progress.phase(f"listing {request.protocol} {request.subset}",
                             total=expected_files(source)) as phase:
             listed, used = list_subset(protocol, source, request.subset, templates, phase.advance, reader)
