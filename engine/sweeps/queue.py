@@ -184,8 +184,9 @@ class Queue:
             self.store.release(run_id)  # it never took its run (killed while starting): started again later
         else:
             if run is not None and run["status"] in (*LIVE_STATUSES, "queued"):
-                self.store.set_status(run_id, "failed", f"train exited (code {code}) without recording its end; "
-                                                        f"see its {TRAIN_LOG}")
+                said = last_error(TrainingDir(Path(run["out_dir"])).log) if run["out_dir"] else None
+                self.store.set_status(run_id, "failed", f"train exited (code {code}) without recording its end"
+                                                        + (f": {said}" if said else f"; see its {TRAIN_LOG}"))
             trial = self.store.trial_of_run(run_id)
             reason = (held.pruned if held else None) or (trial or {}).get("prune_reason")
             if reason:
@@ -235,6 +236,21 @@ class Queue:
         if held.validate is not None:
             held.validate.stop()
         say(f"queue: run {held.run_id} {reason}")
+
+
+def last_error(log: Path) -> str | None:
+    """The error line a command ended its log with (``spkemb-engine train: error: …``, without that
+    prefix): why a trial the queue started failed before it could record it (a slot's GPU that is not
+    there, say)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            tail = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    errors = [line.split(": error: ", 1)[1] for line in tail
+              if line.startswith("spkemb-engine ") and ": error: " in line]
+    return errors[-1][:500] if errors else None
 
 
 def _train_log(request: TrainRequest) -> Path:

@@ -38,3 +38,17 @@ def test_the_claimed_run_is_found_and_not_its_worker_then_stopped_by_pid() -> No
 
 def test_a_claim_no_process_carries_finds_nothing() -> None:
     assert find_claimed(uuid.uuid4().hex) is None
+
+
+def test_the_error_a_trial_ended_its_log_with_is_its_failure(tmp_path) -> None:
+    """A trial that failed before recording its end (a slot's GPU that is not there) read `see its
+    train.log`: the line that says why is in that log's tail."""
+    from engine.sweeps.queue import last_error
+
+    log = tmp_path / "train.log"
+    assert last_error(log) is None
+    log.write_text("x" * 20000 + "\nlisting…\nspkemb-engine train: error: --device cuda:0: no CUDA GPU is visible "
+                   "here; use --device cpu\n")
+    assert last_error(log) == "--device cuda:0: no CUDA GPU is visible here; use --device cpu"
+    log.write_text("train: epoch 1/2\n")
+    assert last_error(log) is None
