@@ -200,7 +200,8 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
 
         ``run_group`` and ``note``: None keeps them, ``""`` clears them. Tags are added after the
         run's own and removed wherever they are. A training run's new group is also given to the
-        validate runs of it that had its old group (they are listed under their training's group).
+        validate runs of it, and their apply runs, that had its old group (they are listed under their
+        training's group).
 
         Raises
         ------
@@ -224,6 +225,9 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
                 conn.execute("UPDATE runs SET note = ? WHERE id = ?", (note.strip() or None, run_id))
             if group is not None:
                 conn.execute("UPDATE runs SET run_group = ? WHERE id = ?", (group or None, run_id))
+                conn.execute("UPDATE runs SET run_group = ? WHERE kind = 'apply' AND run_group IS ? AND parent_id IN "
+                             "(SELECT id FROM runs WHERE parent_id = ? AND kind = 'validate')",
+                             (group or None, old_group, run_id))
                 conn.execute("UPDATE runs SET run_group = ? WHERE parent_id = ? AND kind = 'validate' "
                              "AND run_group IS ?", (group or None, run_id, old_group))
         row = self.run(run_id)

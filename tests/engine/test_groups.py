@@ -129,6 +129,8 @@ def test_tag_command_edits_and_prints(tmp_path: Path) -> None:
         train = store.create_run(**TRAIN, out_dir="t", tags=["old"])
         val = store.create_run(kind="validate", exp_dir="e", out_dir="v", protocol="P", subset="test", config={},
                                command=["validate"], device="cpu", parent_id=train)
+        applied = store.create_run(kind="apply", exp_dir="e", out_dir="v/apply/3", protocol="P", subset="test",
+                                   config={}, command=["apply"], device="cpu", parent_id=val)
     out = engine("tag", str(train), "--group", "resnet34-lm", "--add-tag", "baseline", "--add-tag", "lm",
                  "--remove-tag", "old", "--note", "the reference", "--db", str(db))
     assert out.returncode == 0, out.stderr
@@ -137,6 +139,7 @@ def test_tag_command_edits_and_prints(tmp_path: Path) -> None:
         run = store.run(train)
         assert (run["run_group"], run["tags"], run["note"]) == ("resnet34-lm", ["baseline", "lm"], "the reference")
         assert store.run(val)["run_group"] == "resnet34-lm"   # its validation follows it
+        assert store.run(applied)["run_group"] == "resnet34-lm"   # and the extraction of that (runs --group)
     out = engine("tag", str(train), "--group", "", "--note", "", "--remove-tag", "lm", "--db", str(db))
     assert out.returncode == 0, out.stderr
     with open_store(db, readonly=True) as store:
