@@ -137,6 +137,8 @@ class QueueRequest(Request):
     stop: bool = False
     #: queued runs to take off the queue
     cancel: tuple[int, ...] = ()
+    #: a sweep to end: no more trials, its queued runs off the queue
+    cancel_sweep: str | None = None
     db: str | None = None
 
 

@@ -82,4 +82,7 @@ def add_queue(sub: argparse._SubParsersAction) -> None:
                    help="stop the running queue (SIGTERM); the runs it started go on")
     p.add_argument("--cancel", type=whole(1, 2**63 - 1, "a run id"), nargs="+", default=(), metavar="RUN_ID",
                    help="take these queued runs off the queue (recorded stopped) and return")
+    p.add_argument("--cancel-sweep", default=None, metavar="NAME",
+                   help="end sweep NAME: it makes no more trials (an Optuna sweep asks for none), and its queued "
+                        "runs are taken off the queue; its running trials go on (stop them with x in the TUI)")
     db_options(p, database=False)

@@ -243,6 +243,18 @@ class StoreSweeps:
                 conn.execute("UPDATE queue_entries SET ended_at = ? WHERE run_id = ?", (now, run_id))
             return bool(cursor.rowcount)
 
+    def end_sweep(self, sweep_id: int) -> list[int]:
+        """Make no more trials of a sweep (an Optuna sweep asks for its next ones as slots free up: it is
+        planned as far as it got) and take its queued runs no queue has claimed off the queue; returns
+        those runs' ids."""
+        with self.transaction() as conn:
+            conn.execute("UPDATE sweeps SET planned = (SELECT COUNT(*) FROM sweep_trials WHERE sweep_id = ?) "
+                         "WHERE id = ?", (sweep_id, sweep_id))
+            queued = [int(r[0]) for r in conn.execute(
+                "SELECT t.run_id FROM sweep_trials AS t JOIN runs AS r ON r.id = t.run_id WHERE t.sweep_id = ? "
+                "AND r.status = 'queued' ORDER BY t.number", (sweep_id,))]
+        return [run_id for run_id in queued if self.cancel_queued(run_id)]
+
     def end_entry(self, run_id: int) -> None:
         """The entry's children are gone: its slot is free."""
         with self.transaction() as conn:

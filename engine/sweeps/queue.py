@@ -23,13 +23,14 @@ from typing import Any
 
 from engine.cli import one_line, parse_command, to_argv
 from engine.console import say
-from engine.errors import SpkembError, StoreError
+from engine.errors import SpkembError
 from engine.layout import TRAIN_LOG, TrainingDir, ValidationDir
 from engine.requests import QueueRequest, TrainRequest, ValidateRequest
 from engine.store import LIVE_STATUSES, Store, default_db_path, open_store
 from engine.sweeps import processes
 from engine.sweeps.processes import Child
 from engine.sweeps.pruning import median_rule
+from engine.sweeps.queue_control import cancel_runs, cancel_sweep, stop_queue
 from engine.sweeps.slots import Slot, parse_slots
 
 
@@ -284,45 +285,15 @@ def _same_slots(running: str, asked: str) -> bool:
         return running == asked
 
 
-def _stop(db: Path) -> int:
-    with open_store(db) as store:
-        live = store.live_queue()
-    if live is None:
-        say(f"no queue runs for {db}")
-        return 0
-    os.kill(int(live["pid"]), signal.SIGTERM)
-    say(f"asked the queue of {db} (pid {live['pid']}) to stop; the runs it started go on")
-    return 0
-
-
-def _cancel(db: Path, run_ids: tuple[int, ...]) -> int:
-    """Take queued runs off the queue (the TUI's ``x`` on a queued run); every id is tried, and the
-    refused ones are named together."""
-    if not db.exists():
-        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
-    refused = []
-    with open_store(db) as store:
-        for run_id in dict.fromkeys(run_ids):
-            if store.cancel_queued(run_id):
-                say(f"queue: run #{run_id} taken off the queue (recorded stopped: cancelled while queued)")
-                continue
-            run = store.run(run_id)
-            refused.append(f"run {run_id} " + ("is not in the runs database" if run is None else
-                                               "is being started by a queue" if run["status"] == "queued" else
-                                               f"is {run['status']}, not waiting"))
-    if refused:
-        raise StoreError(f"--cancel: {'; '.join(refused)} — only a queued run no queue has started can be taken "
-                         "off (`spkemb-engine runs --status queued` lists them)")
-    return 0
-
-
 def cmd_queue(args: QueueRequest) -> int:
     db = default_db_path(args.db).resolve()
     slots = parse_slots(args.slots)
     if args.cancel:
-        return _cancel(db, args.cancel)
+        return cancel_runs(db, args.cancel)
+    if args.cancel_sweep is not None:
+        return cancel_sweep(db, args.cancel_sweep)
     if args.stop:
-        return _stop(db)
+        return stop_queue(db)
     if args.detach:
         ensure_queue(db, args.slots)
         return 0

@@ -57,7 +57,8 @@ EXAMPLES: list[tuple[str, r.Request]] = [
         prune="none", prune_after=2, parallel=0, no_queue=True, sbatch=True, time="1:00:00", partition="gpu",
         db="d", database="y")),
     ("sweep", r.SweepRequest(base_config="b", protocol="P", optuna=4, space="s.yml", prune="halving")),
-    ("queue", r.QueueRequest(slots="cpu*2", poll=0.5, idle_exit=5.0, detach=True, stop=True, cancel=(3, 4), db="d")),
+    ("queue", r.QueueRequest(slots="cpu*2", poll=0.5, idle_exit=5.0, detach=True, stop=True, cancel=(3, 4),
+                             cancel_sweep="-s", db="d")),
 ]
 
 

@@ -113,3 +113,27 @@ def test_a_space_file_that_is_not_utf8_or_loops_is_one_line(tmp_path: Path, db_p
     (line,) = done.stderr.splitlines()
     assert f"--space {tmp_path}/{says}" in line, line
     assert not db_path.exists() or not open_store(db_path, readonly=True).sweeps()
+
+
+def test_cancel_sweep_ends_an_optuna_sweep_that_would_ask_for_more(tmp_path: Path, db_path: Path) -> None:
+    """Cancelling a queued trial left the study asking: the queue of another sweep later made and ran its next
+    trial. `queue --cancel-sweep NAME` ends the sweep itself."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    (tmp_path / "space.yml").write_text(SPACE)
+    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--slots", "cpu",
+                          "--epochs", "1", "--no-queue", "--name", "opt", str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    with open_store(db_path, readonly=True) as store:
+        (first,) = [t["run_id"] for t in store.sweep_trials(store.sweeps()[0]["id"])]
+        assert wants_trials(store)
+    done = run_in_process("queue", "--cancel-sweep", "opt", db=db_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == f"queue: sweep opt makes no more trials (1 made); run(s) #{first} taken off the queue"
+    with open_store(db_path, readonly=True) as store:
+        assert not wants_trials(store) and store.sweeps()[0]["planned"] == 1
+        assert (store.run(first)["status"], store.run(first)["reason"]) == ("stopped", "cancelled while queued")
+    refused = run_in_process("queue", "--cancel-sweep", "nope", db=db_path)
+    assert refused.returncode == 2 and refused.stderr.strip().endswith(
+        "--cancel-sweep nope: no sweep of that name in " + str(db_path) + " (its sweeps: opt)")

@@ -1,0 +1,62 @@
+"""``queue --stop``, ``--cancel RUN_ID…`` and ``--cancel-sweep NAME``: the queue told what not to do, from
+another shell (or the TUI's ``x`` on a queued run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from engine.console import say
+from engine.errors import StoreError
+from engine.store import open_store
+
+
+def stop_queue(db: Path) -> int:
+    """Ask the database's running queue to stop (SIGTERM); the runs it started go on."""
+    with open_store(db) as store:
+        live = store.live_queue()
+    if live is None:
+        say(f"no queue runs for {db}")
+        return 0
+    os.kill(int(live["pid"]), signal.SIGTERM)
+    say(f"asked the queue of {db} (pid {live['pid']}) to stop; the runs it started go on")
+    return 0
+
+
+def cancel_runs(db: Path, run_ids: tuple[int, ...]) -> int:
+    """Take queued runs off the queue (the TUI's ``x`` on a queued run); every id is tried, and the
+    refused ones are named together."""
+    if not db.exists():
+        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    refused = []
+    with open_store(db) as store:
+        for run_id in dict.fromkeys(run_ids):
+            if store.cancel_queued(run_id):
+                say(f"queue: run #{run_id} taken off the queue (recorded stopped: cancelled while queued)")
+                continue
+            run = store.run(run_id)
+            refused.append(f"run {run_id} " + ("is not in the runs database" if run is None else
+                                               "is being started by a queue" if run["status"] == "queued" else
+                                               f"is {run['status']}, not waiting"))
+    if refused:
+        raise StoreError(f"--cancel: {'; '.join(refused)} — only a queued run no queue has started can be taken "
+                         "off (`spkemb-engine runs --status queued` lists them)")
+    return 0
+
+
+def cancel_sweep(db: Path, name: str) -> int:
+    """End the sweeps named ``name``: no more trials, their queued runs off the queue."""
+    if not db.exists():
+        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    with open_store(db) as store:
+        found = [s for s in store.sweeps() if s["name"] == name]
+        if not found:
+            known = ", ".join(dict.fromkeys(s["name"] for s in store.sweeps())) or "none"
+            raise StoreError(f"--cancel-sweep {name}: no sweep of that name in {db} (its sweeps: {known})")
+        for sweep in found:
+            cancelled = store.end_sweep(sweep["id"])
+            said = f"run(s) {', '.join(f'#{i}' for i in cancelled)} taken off the queue" if cancelled else \
+                "no queued run"
+            say(f"queue: sweep {name} makes no more trials ({len(store.sweep_trials(sweep['id']))} made); {said}")
+    return 0
