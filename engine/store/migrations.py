@@ -1,25 +1,27 @@
 """Numbered schema migrations of the runs database; never edit one, add the next.
 
 sqlite-utils' ``Migrations`` records each applied migration by name in
-``_sqlite_migrations``. ``migrate`` applies the pending ones under one write lock
-(``BEGIN IMMEDIATE``) and re-checks what is pending once it holds it, so that ten
-processes opening a fresh file together apply each migration exactly once.
-``PRAGMA user_version`` mirrors the number applied, for people using ``sqlite3``.
+``_sqlite_migrations``; ``engine.store.upgrade`` applies the pending ones.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
-
-from engine.errors import StoreError
 
 MIGRATION_SET = "spkemb"
 
 migrations = Migrations(MIGRATION_SET)
+
+
+#: which extractions the view ``stale_extractions`` lists (m006's, kept as it was by m011)
+_STALE_EXTRACTIONS = """FROM extractions AS e
+JOIN runs AS chose ON chose.id = e.validate_run_id
+JOIN runs AS cur ON cur.id = (SELECT MAX(id) FROM runs WHERE kind = 'validate'
+                              AND out_dir = chose.out_dir AND best_epoch IS NOT NULL)
+WHERE cur.best_epoch IS NOT e.epoch
+   OR COALESCE(cur.best_checkpoint, '')
+      IS NOT (CASE WHEN e.checkpoint_name LIKE 'avg-%' THEN e.checkpoint_name ELSE '' END)"""
 
 
 @migrations()
@@ -173,13 +175,7 @@ def m006_diarization_and_lineage(db: Database) -> None:
 SELECT e.id AS extraction_id, e.run_id AS apply_run_id, e.protocol, e.subset,
        e.epoch AS extracted_epoch, cur.best_epoch AS current_epoch, cur.id AS validate_run_id,
        e.checkpoint, e.checkpoint_sha256, e.out_dir, e.time
-FROM extractions AS e
-JOIN runs AS chose ON chose.id = e.validate_run_id
-JOIN runs AS cur ON cur.id = (SELECT MAX(id) FROM runs WHERE kind = 'validate'
-                              AND out_dir = chose.out_dir AND best_epoch IS NOT NULL)
-WHERE cur.best_epoch IS NOT e.epoch
-   OR COALESCE(cur.best_checkpoint, '')
-      IS NOT (CASE WHEN e.checkpoint_name LIKE 'avg-%' THEN e.checkpoint_name ELSE '' END)""")
+""" + _STALE_EXTRACTIONS)
 
 
 @migrations()
@@ -258,83 +254,20 @@ def m010_sweeps_and_queue(db: Database) -> None:
     }, pk="id", not_null={"host", "pid"})
 
 
+@migrations()
+def m011_stale_extractions_name_checkpoints(db: Database) -> None:
+    """``stale_extractions`` names the checkpoints (``7``, ``avg-top5``): its epochs alone could not say
+    why an extraction of averaged weights was stale (``extracted_epoch 2, current_epoch 2``)."""
+    db.execute("DROP VIEW IF EXISTS stale_extractions")
+    db.execute("""CREATE VIEW stale_extractions AS
+SELECT e.id AS extraction_id, e.run_id AS apply_run_id, e.protocol, e.subset,
+       e.epoch AS extracted_epoch, cur.best_epoch AS current_epoch, cur.id AS validate_run_id,
+       e.checkpoint, e.checkpoint_sha256, e.out_dir, e.time,
+       COALESCE(e.checkpoint_name, CAST(e.epoch AS TEXT)) AS extracted_checkpoint,
+       COALESCE(cur.best_checkpoint, CAST(cur.best_epoch AS TEXT)) AS current_checkpoint
+""" + _STALE_EXTRACTIONS)
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]
-
-
-def _applied(db: Database) -> list[str]:
-    return [m.name for m in migrations.applied(db)]
-
-
-def _check_not_newer(path: Path, applied: list[str]) -> None:
-    unknown = [name for name in applied if name not in known_migrations()]
-    if unknown:
-        raise StoreError(
-            f"the runs database {path} was written by a newer spkemb (schema migrations "
-            f"{', '.join(unknown)} are unknown to this release, which knows "
-            f"{len(known_migrations())}): upgrade spkemb (pip install -U spkemb), or pass "
-            "--db with another file")
-
-
-def pending(db: Database, path: Path) -> list[str]:
-    """Migrations not yet applied to ``db``; refuses a file from a newer release.
-
-    Raises
-    ------
-    StoreError
-        The file records migrations this release does not know.
-    """
-    applied = _applied(db)
-    _check_not_newer(path, applied)
-    if not applied and db["runs"].exists():  # migrating again would fail on "table runs already exists"
-        raise StoreError(f"the runs database {path} has its runs but no record of its schema (the "
-                         f"{migrations.migrations_table} table is gone or emptied): restore the file from a "
-                         "backup, or pass --db with another file")
-    return [name for name in known_migrations() if name not in applied]
-
-
-def migrate(db: Database, path: Path, *, stop_before: str | None = None) -> list[str]:
-    """Apply the pending migrations, one process at a time.
-
-    Parameters
-    ----------
-    db
-        A connection in autocommit mode (``engine.store.db.connect``).
-    path
-        The file, for error messages.
-    stop_before
-        Leave this migration and the later ones pending (for tests of old files).
-
-    Returns
-    -------
-    list[str]
-        The migrations this call applied (empty when another process did them).
-
-    Raises
-    ------
-    StoreError
-        The file is from a newer release, or a migration failed.
-    """
-    if not pending(db, path):
-        return []
-    try:
-        # the write lock first, then look again: another opener may have migrated
-        # while we waited for it.
-        db.conn.execute("BEGIN IMMEDIATE")
-        try:
-            todo = pending(db, path)
-            if stop_before in todo:
-                todo = todo[:todo.index(stop_before)]
-            if todo:
-                migrations.apply(db, stop_before=stop_before)
-                db.conn.execute(f"PRAGMA user_version = {len(_applied(db))}")
-            db.conn.execute("COMMIT")
-        except BaseException:
-            if db.conn.in_transaction:
-                db.conn.execute("ROLLBACK")
-            raise
-    except sqlite3.DatabaseError as e:
-        raise StoreError(f"cannot upgrade the schema of the runs database {path}: {e}; "
-                         "make sure no other program holds it locked, or pass --db") from e
-    return todo

@@ -34,11 +34,12 @@ WHERE r.kind = 'train'
   AND s.id = (SELECT id FROM train_steps WHERE run_id = r.id ORDER BY step DESC, id DESC LIMIT 1)
 ORDER BY r.id DESC""",
     "stale extractions": """\
-SELECT extraction_id, apply_run_id, protocol, subset, extracted_epoch, current_epoch, out_dir
+SELECT extraction_id, apply_run_id, protocol, subset, extracted_checkpoint, current_checkpoint, out_dir
 FROM stale_extractions
 ORDER BY extraction_id DESC""",
     "DER of each extraction": """\
-SELECT d.out_dir, d.epoch, d.protocol, d.subset, d.num_speakers, d.threshold, d.collar,
+SELECT d.out_dir, COALESCE(e.checkpoint_name, d.epoch) AS checkpoint, d.protocol, d.subset, d.num_speakers,
+       d.threshold, d.collar,
        d.skip_overlap, ROUND(100 * d.der, 2) AS der_pct, ROUND(100 * d.confusion / d.total, 2) AS confusion_pct,
        ROUND(100 * d.missed / d.total, 2) AS missed_pct, e.checkpoint_sha256
 FROM diarizations AS d LEFT JOIN extractions AS e ON e.id = d.extraction_id

@@ -31,12 +31,12 @@ from engine.records.labels import check_label, check_tags, decode_tags, encode_t
 from engine.store import liveness
 from engine.store.db import connect, inserted_id, open_write_queue, read_only_reason
 from engine.store.groups import GroupReads
-from engine.store.migrations import migrate, pending
 from engine.store.progress_rows import StoreProgress
 from engine.store.reads import _abs
 from engine.store.results import StoreResults
 from engine.store.sweeps import StoreSweeps
 from engine.store.typed_reads import TypedReads
+from engine.store.upgrade import migrate, pending
 
 RUN_KINDS = ("train", "validate", "apply")
 RUN_STATUSES = ("queued", "running", "indexing", "completed", "failed", "stopped", "lost")

@@ -16,9 +16,10 @@ from engine.errors import StoreError
 from engine.records import ValidationResult
 from engine.store import EventWriter, import_events, open_store
 from engine.store.db import connect
-from engine.store.migrations import known_migrations, migrate
+from engine.store.migrations import known_migrations
 from engine.store.runs import Store
 from engine.store.typed_reads import run_of
+from engine.store.upgrade import migrate
 from tests.engine.engine_runner import run_in_process
 from tests.engine.test_runs_cli import engine
 from tests.engine.test_train import PROTOCOL, make_exp

@@ -140,6 +140,8 @@ def test_stale_table_names_averaged_weights(tmp_path: Path, db_path: Path) -> No
                                              checkpoint_name="avg-top2", validate_run_id=val, chosen_by="--epoch"))
     (row,) = stale(db_path)
     assert (row["extracted_epoch"], row["current_epoch"]) == (2, 2)  # the view: the last epoch averaged
+    # which is why the view names the checkpoints too (the example query reads them)
+    assert (row["extracted_checkpoint"], row["current_checkpoint"]) == ("avg-top2", "2")
     table = run_in_process("runs", "--stale", "--db", str(db_path))
     (line,) = [line for line in table.stdout.splitlines() if "M.S.P.test" in line]
     assert line.split()[3:5] == ["avg-top2", "2"], line

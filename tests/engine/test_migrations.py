@@ -11,8 +11,9 @@ from engine.errors import StoreError
 from engine.records import EpochSummary
 from engine.store import open_store
 from engine.store.db import connect
-from engine.store.migrations import known_migrations, migrate
+from engine.store.migrations import known_migrations
 from engine.store.runs import Store
+from engine.store.upgrade import migrate
 
 
 def make_old_file(path: Path) -> int:

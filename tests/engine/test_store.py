@@ -75,7 +75,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(10,)]
+        assert store.query("PRAGMA user_version")[1] == [(11,)]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
