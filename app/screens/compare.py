@@ -138,14 +138,8 @@ class CompareScreen(SignificancePanel):
         self._significance(systems(runs))
 
     def _show_differences(self, labels: list[str], configs: list[dict]) -> None:
-        table = self.query_one("#diff", DataTable)
-        table.clear(columns=True)
-        table.add_columns("key", *labels)
-        rows = config_differences(configs)
-        for key, values in rows:
-            table.add_row(key, *["—" if v is None else str(v) for v in values])
-        if not rows:
-            table.add_row("(same config)", *["" for _ in labels])
+        rows = [[key, *["—" if v is None else str(v) for v in values]] for key, values in config_differences(configs)]
+        self.query_one("#diff", PlainTable).fill(["key", *labels], rows or [["(same config)", *["" for _ in labels]]])
 
     @work(thread=True, exclusive=True, group="compare-pivot")
     def _load_pivot(self, run_ids: list[int], groups: list[str]) -> None:
@@ -161,14 +155,11 @@ class CompareScreen(SignificancePanel):
         self.pivot = pivot
         if self.sort is not None:
             pivot = pivot.sorted_by(self.sort[0], descending=self.sort[1])
-        table = self.query_one("#pivot", DataTable)
+        table = self.query_one("#pivot", PlainTable)
         column = table.cursor_column
-        table.clear(columns=True)
-        table.add_columns(*[c.title + self._arrow(c.key) for c in SHOWN_COLUMNS])
-        for cell in pivot.cells:
-            table.add_row(*[cell_text(cell, c) for c in SHOWN_COLUMNS])
-        if not pivot.cells:
-            table.add_row("(no validation yet)", *["" for _ in SHOWN_COLUMNS[1:]])
+        rows = [[cell_text(cell, c) for c in SHOWN_COLUMNS] for cell in pivot.cells]
+        table.fill([c.title + self._arrow(c.key) for c in SHOWN_COLUMNS],
+                   rows or [["(no validation yet)", *["" for _ in SHOWN_COLUMNS[1:]]]])
         table.move_cursor(column=column)
 
     def _arrow(self, key: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.widgets import DataTable, Header, Select, Static, TextArea
+from textual.widgets import Header, Select, Static, TextArea
 
 from app.data import reader
 from app.data.messages import QueryDone
@@ -112,13 +112,12 @@ class QueryScreen(SpkembScreen):
             return  # a query replaced by a newer one
         self._stop = None
         status = self.query_one("#query-status", Static)
-        table = self.query_one("#result", DataTable)
-        table.clear(columns=True)
+        table = self.query_one("#result", PlainTable)
         if message.error:
+            table.clear(columns=True)
             status.update(plain(message.error, "red"))
             return
-        table.add_columns(*message.columns)
-        table.add_rows([[cell_text(v) for v in row] for row in message.rows])
+        table.fill(message.columns, [[cell_text(v) for v in row] for row in message.rows])
         if message.truncated:
             status.update(f"first {len(message.rows):,} rows (the query has more: narrow it with WHERE or LIMIT)")
         else:

@@ -3,8 +3,10 @@ never read as markup (see ``app.views.plain``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from rich.cells import cell_len
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -23,3 +25,14 @@ class PlainTable(DataTable):
                 label: Any = None) -> RowKey:
         return super().add_row(*(plain(c) if isinstance(c, str) else c for c in cells), height=height, key=key,
                                label=plain(label) if isinstance(label, str) else label)
+
+    def fill(self, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        """Replace the columns and rows, each column as wide as its widest text: a table measures its rows
+        when idle, and a picture (or a loaded machine) could catch the columns header-wide, a run's
+        name cut to ``#1 aam``."""
+        self.clear(columns=True)
+        for i, header in enumerate(headers):
+            width = max([cell_len(header), *(cell_len(row[i]) for row in rows if i < len(row))])
+            self.add_column(header, width=width)
+        for row in rows:
+            self.add_row(*row)
