@@ -74,7 +74,23 @@ def missing_error(path: str) -> AudioError:
                           f"template in database.yml adds {suffix} again — strip it from the list (e.g. "
                           f"`sed -E 's/\\r$//; s/\\{suffix}( |$)/\\1/g' LIST > LIST.uris`) and point the protocol at "
                           "that list", path=path)
+    sibling = next((f"{stem}{other}" for other in _OTHER_AUDIO if other != suffix and os.path.exists(f"{stem}{other}")),
+                   None)
+    if sibling is not None:  # a corpus in another format than the template names (VoxCeleb2's .m4a)
+        try:
+            with open(sibling, "rb") as f:
+                known = _undecodable(f.read(1024))
+        except OSError:
+            known = None
+        fix = (f"convert the corpus to wav (e.g. `{known[1]}`) and point the template at the converted files"
+               if known is not None else f"point the audio path template in database.yml at the {sibling[len(stem):]} "
+               "files")
+        return AudioError(f"audio file {path} does not exist, but {sibling} does — {fix}", path=path)
     return unusable_error(path, "does not exist")
+
+
+#: other extensions a corpus's audio may have, looked for beside a missing file
+_OTHER_AUDIO = (".m4a", ".flac", ".wav", ".sph", ".ogg", ".mp3", ".aac", ".opus")
 
 
 def unreadable_error(path: str, error: BaseException) -> AudioError:

@@ -101,8 +101,9 @@ def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
         try:
             try:
                 return str(finder(file))
-            except FileNotFoundError:
-                return templates[0].format(uri=file["uri"], database=database)
+            except FileNotFoundError:  # expected where a template's folder is there (VoxCeleb1 beside VoxCeleb2)
+                expected = [t.format(uri=file["uri"], database=database) for t in templates]
+                return next((p for p in expected if os.path.isdir(os.path.dirname(p))), expected[0])
         except (KeyError, IndexError, ValueError) as e:  # str.format of a template such as wav/{=uri}.wav
             raise ProtocolError(f"database {database} of {paths_text(paths)}: a path template of {templates} is not "
                                 f"usable ({type(e).__name__}: {e}) — write e.g. `{database}: /path/to/{{uri}}.wav` "

@@ -203,3 +203,15 @@ def test_a_forked_worker_does_not_share_the_parents_file_offsets(tmp_path: Path)
     assert _hammer(path, 2) == 0
     assert queue.get(timeout=60) == 0
     child.join(timeout=60)
+
+
+def test_a_missing_file_beside_the_same_audio_in_another_format_says_so(tmp_path: Path) -> None:
+    """VoxCeleb2 ships .m4a: a `{uri}.wav` template over it said only `does not exist`."""
+    (tmp_path / "a.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(100))
+    (tmp_path / "b.flac").write_bytes(b"fLaC")
+    a, b = check_files([tmp_path / "a.wav", tmp_path / "b.wav"])
+    assert a.problem == (f"audio file {tmp_path / 'a.wav'} does not exist, but {tmp_path / 'a.m4a'} does — convert "
+                         "the corpus to wav (e.g. `ffmpeg -i IN.m4a -ac 1 -ar 16000 OUT.wav`) and point the template "
+                         "at the converted files")
+    assert b.problem.endswith(f"but {tmp_path / 'b.flac'} does — point the audio path template in database.yml at "
+                              "the .flac files")

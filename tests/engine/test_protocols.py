@@ -39,6 +39,18 @@ def test_explicit_database_gives_files_with_resolved_audio(corpus: Path) -> None
     assert all(Path(f["audio"]).is_file() for f in files)
 
 
+def test_a_missing_file_is_expected_under_the_template_whose_folder_is_there(corpus: Path, tmp_path: Path) -> None:
+    """VoxCeleb1 and VoxCeleb2 under one database: a file missing from the second was said missing
+    from the first's folder (`nor does the folder …/VoxCeleb1/wav/id00012`)."""
+    other = tmp_path / "other"
+    other.mkdir()
+    yml = tmp_path / "two.yml"
+    yml.write_text(corpus.read_text().replace(": lists/", f": {corpus.parent}/lists/").replace(
+        "Tiny: wav/{uri}.wav", f"Tiny:\n    - {corpus.parent}/none/{{uri}}.wav\n    - {other}/{{uri}}.wav"))
+    files = subset_files(load_protocol(VOICES, str(yml)), "train")
+    assert files[0]["audio"] == str(other / "alice_0.wav")
+
+
 def test_environment_then_cwd_then_home(corpus: Path, monkeypatch: pytest.MonkeyPatch,
                                         tmp_path: Path) -> None:
     home = Path(os.environ["HOME"]) / ".pyannote"
