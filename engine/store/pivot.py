@@ -160,18 +160,23 @@ def _scored(store: StoreReads, validator: dict[str, Any], curves: bool) -> Score
 
 def _diarized(store: StoreReads, parents: list[int]) -> tuple[DiarizedList, ...]:
     """The diarization checks of the apply runs under ``parents``: the newest of each protocol subset,
-    of the default setting (collar 0, overlap scored, oracle number of speakers) when there is one."""
+    of the checkpoint the validate run picks now (a check of an extraction since replaced by another
+    pick would put another network's DER beside this one's EER) and of the default setting (collar 0,
+    overlap scored, oracle number of speakers), where there are such checks."""
     marks = ", ".join("?" * len(parents))
-    rows = store._read(f"SELECT d.* FROM diarizations AS d JOIN runs AS a ON a.id = d.run_id "
+    rows = store._read(f"SELECT d.*, e.epoch AS extracted_epoch, e.checkpoint_name AS extracted_name, "
+                       f"v.best_epoch, v.best_checkpoint FROM diarizations AS d JOIN runs AS a ON a.id = d.run_id "
+                       f"JOIN runs AS v ON v.id = a.parent_id LEFT JOIN extractions AS e ON e.id = d.extraction_id "
                        f"WHERE a.parent_id IN ({marks}) ORDER BY d.id DESC", tuple(parents))
-    chosen: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in rows:
+    chosen: dict[tuple[str, str], tuple[tuple[bool, bool], dict[str, Any]]] = {}
+    for row in rows:  # newest first: a row replaces a newer one only when it ranks higher
         key = (row["protocol"] or "", row["subset"] or "")
+        picked = (row["extracted_name"] == row["best_checkpoint"]
+                  and (row["extracted_name"] is not None or row["extracted_epoch"] == row["best_epoch"]))
         default = (row["collar"] or 0) == 0 and not row["skip_overlap"] and row["num_speakers"] == "oracle"
-        held = chosen.get(key)
-        if held is None or (default and not ((held["collar"] or 0) == 0 and not held["skip_overlap"]
-                                             and held["num_speakers"] == "oracle")):
-            chosen[key] = row
+        rank = (picked, default)
+        if key not in chosen or rank > chosen[key][0]:
+            chosen[key] = (rank, row)
     return tuple(DiarizedList(protocol=p, subset=s, der=float(r["der"]), collar=float(r["collar"] or 0),
                               skip_overlap=bool(r["skip_overlap"]), num_speakers=str(r["num_speakers"]))
-                 for (p, s), r in sorted(chosen.items()))
+                 for (p, s), (_, r) in sorted(chosen.items()))

@@ -363,3 +363,29 @@ def test_a_validate_run_named_beside_its_training_run_is_said_to_be_its_figures_
     assert done.returncode == 0, done.stderr
     assert (f"report: warning: run #{val} validates run #{sinc}, which is compared too: its figures are in both "
             "systems") in done.stderr
+
+
+def test_the_der_beside_a_systems_figures_is_of_the_checkpoint_it_picks(tmp_path: Path) -> None:
+    """After `pick --epoch 2`, the newest check was of an avg-top2 extraction: its DER went beside epoch 2's EER."""
+    from engine.records import Extraction
+    from tests.engine.report_db import PROTOCOL
+
+    compared = make_compared(tmp_path, diarized=False)
+    val = compared.ids["sinc val"]
+    with open_store(compared.db) as store:
+        apply_root = Path(store.run(val)["out_dir"]) / "apply"
+        for name, epoch, der in ((None, 2, 0.25), ("avg-top2", 3, 0.5)):  # the pick's first, then the newer one
+            folder = apply_root / (name or str(epoch))
+            apply = store.create_run(kind="apply", exp_dir=tmp_path, out_dir=folder, protocol=PROTOCOL,
+                                     subset="development", config=None, command=["apply"], device="cpu",
+                                     parent_id=val)
+            store.add_extraction(apply, Extraction(epoch=epoch, checkpoint_name=name, protocol=PROTOCOL,
+                                                   subset="development", out_dir=folder, mode="exact", step=0.1,
+                                                   duration=1.0, files=2, audio_seconds=60.0, wall_seconds=1.0))
+            store.add_diarization(apply, out_dir=folder, epoch=epoch, protocol=PROTOCOL, subset="development",
+                                  collar=0.0, skip_overlap=False, num_speakers="oracle", threshold=0.5, tuned_on=None,
+                                  linkage="average", frame_rule="centre", der=der, missed=1.0, false_alarm=0.5,
+                                  confusion=1.0, total=20.0, files=[])
+        pivot = build_pivot(store, [compared.ids["sinc"]])
+    (raw,) = [c for c in pivot.cells if c.backend == "raw"]
+    assert raw.der.mean == 0.25
