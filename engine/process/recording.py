@@ -247,7 +247,9 @@ class Recorder:
             self._record_end(stop, ending, raising=True)
             raise
         self._record_end(stop, ending, raising=False)
-        self.say(f"{self.kind}: run #{self.run_id} {ending.status}, recorded in {self.recorded_in()}")
+        # an event file's run number is its own: `import` gives the run the next number of a database
+        run = f"run #{self.run_id}" if self.store is not None else "run"
+        self.say(f"{self.kind}: {run} {ending.status}, recorded in {self.recorded_in()}")
 
     def recorded_in(self) -> str:
         """The runs database, or the event file, this run is recorded in."""
