@@ -29,8 +29,8 @@ class SweepsScreen(SpkembScreen):
     SweepsScreen #trials { height: 1fr; min-height: 6; }
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("s", "stop_queue", "Stop queue"),
-                ("g", "start_queue", "Start queue"), ("n", "new_run", "New run of best"),
-                ("f", "fork", "Fork from best")]
+                ("g", "start_queue", "Start queue"), ("e", "end_sweep", "End sweep"),
+                ("n", "new_run", "New run of best"), ("f", "fork", "Fork from best")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,6 +116,36 @@ class SweepsScreen(SpkembScreen):
         request = QueueRequest(slots=sweep.slots if sweep else "cpu", db=str(self.spkemb.db_path))
         pid = self.spkemb.launcher.launch(commands.request_argv(request), log_path(self.spkemb.db_path))
         self.app.notify(f"started the queue (pid {pid}, slots {request.slots})")
+
+    def action_end_sweep(self) -> None:
+        """End the chosen sweep once the user says yes: no more trials, its queued runs off the queue
+        (``queue --cancel-sweep``); its running trials go on."""
+        from app.dialogs import ConfirmDialog
+
+        sweep = self.sweep()
+        if sweep is None:
+            self.app.notify("No sweep yet.", severity="warning")
+            return
+        argv = commands.request_argv(QueueRequest(cancel_sweep=sweep.name, db=str(self.spkemb.db_path)))
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._end_sweep(argv)
+
+        self.app.push_screen(ConfirmDialog(f"End sweep {sweep.name}? It makes no more trials and its queued runs are "
+                                           "taken off the queue; its running trials go on."), answer)
+
+    @work(thread=True, group="sweeps-end")
+    def _end_sweep(self, argv: list[str]) -> None:
+        from app.launching.children import run_quick
+
+        code, said = run_quick(argv)
+        line = said.splitlines()[-1] if said else f"exit {code}"
+        if code == 0:
+            self.app.call_from_thread(self.app.notify, line.removeprefix("queue: "))
+        else:
+            self.app.call_from_thread(self.spkemb.error, line)
+        self.reload()
 
     # -- the best trial -----------------------------------------------------------------------
     def _best(self) -> Trial | None:

@@ -220,3 +220,28 @@ def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path
     assert not [e for e in store.queue_entries() if e["run_id"] == queued["id"]]  # its entry is closed
     (started,) = [r for r in store.runs(kind="train") if r["name"] == "trial-003"]
     assert started["status"] == "indexing"
+
+
+def test_e_ends_the_chosen_sweep_once_asked(tmp_path: Path) -> None:
+    """A sweep could be ended only from a shell (`queue --cancel-sweep`): its queued trial is taken off, the
+    one a queue started goes on."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    db = _sweep_db(root)
+
+    async def drive() -> None:
+        app = make(root, db=db)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await pilot.press("w")
+            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: notified(app, "sweep m-sweep makes no more trials (5 made)"), timeout=120)
+
+    asyncio.run(drive())
+    store = open_store(db, readonly=True)
+    (queued,) = [r for r in store.runs(kind="train") if r["name"] == "trial-004"]
+    assert (queued["status"], queued["reason"]) == ("stopped", "cancelled while queued")
+    (started,) = [r for r in store.runs(kind="train") if r["name"] == "trial-003"]
+    assert started["status"] == "indexing"
