@@ -64,7 +64,12 @@ def cohort_files(protocol: str, subset: str, database: str | None, *, size: int,
         Fewer usable training speakers than ``size`` (the top-N of AS-norm).
     """
     chosen: dict[str, list[tuple[str, str]]] = {}
-    for f in subset_files(load_protocol(protocol, database), subset):
+    try:
+        listed = subset_files(load_protocol(protocol, database), subset)
+    except ProtocolError as e:  # said of the training protocol, which validate was not given
+        raise ProtocolError(f"--score-norm asnorm draws its cohort from the training speakers of {protocol} "
+                            f"{subset}, which cannot be listed here: {e}") from e
+    for f in listed:
         speaker = _main_speaker(f)
         if speaker is not None and len(chosen.setdefault(speaker, [])) < per_speaker:
             chosen[speaker].append((str(f["uri"]), str(f["audio"])))

@@ -73,6 +73,11 @@ def test_cohort_is_the_training_speakers_of_the_demo_corpus(demo_corpus: Path) -
     assert more.speakers == cohort.speakers and len(more.files) > len(cohort.files)
     with pytest.raises(ProtocolError, match="--cohort-size 9: .* has 8 training speaker"):
         cohort_files(PROTOCOL, "train", str(demo_corpus), size=9)
+    # a database.yml of trials alone: the line said only that the training protocol was not defined
+    with pytest.raises(ProtocolError, match=r"^--score-norm asnorm draws its cohort from the training speakers of "
+                                            r"Demo\.SpeakerVerification\.Nobody train, which cannot be listed here: "
+                                            r"protocol Demo\.SpeakerVerification\.Nobody is not defined"):
+        cohort_files("Demo.SpeakerVerification.Nobody", "train", str(demo_corpus), size=4)
 
     embeddings = {uri: np.full(2, float(more.speaker_of[uri])) for uri in more.files}
     means = speaker_means(embeddings, more)
