@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 
 from engine.data.cache_key import SubsetSource, is_template
+from engine.data.reference_lines import RTTM, UEM, Format, check_lines
 from engine.data.speech_regions import _intersect, _merge, intervals_of, speech_intervals
 from engine.data.table import Listed, ListedBuilder
 from engine.errors import ProtocolError
@@ -63,13 +64,14 @@ def applies(source: SubsetSource, templates: list[str]) -> bool:
             and bool(templates) and not any("*" in t for t in templates))
 
 
-def _read(path: Path, names: list[str], dtype: dict[str, Any], **kw: Any) -> Any:
+def _read(path: Path, kind: Format, names: list[str], dtype: dict[str, Any], **kw: Any) -> Any:
     """pyannote.database's ``read_csv`` call, in chunks (so that a stop is not held back)."""
     import pandas as pd
 
     try:
         chunks = list(pd.read_csv(path, names=names, dtype=dtype, sep=r"\s+", chunksize=ROWS_PER_CHUNK, **kw))
-    except Exception as e:  # pandas' parser errors: the file's fault
+    except Exception as e:  # pandas' parser errors: the file's fault, named by its line where it can be
+        check_lines(path, kind)
         raise ProtocolError(f"{path} cannot be read: {e} — fix the file") from e
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=names)
 
@@ -167,7 +169,7 @@ def _uem_spans(source: SubsetSource, uris: list[str], precision: float) -> _Span
     entry = source.entries.get("annotated")
     if entry is None:
         return None
-    uem = _read(source.resolve(entry), ["uri", "NA1", "start", "end"],
+    uem = _read(source.resolve(entry), UEM, ["uri", "NA1", "start", "end"],
                 {"uri": str, "start": float, "end": float}, usecols=["uri", "start", "end"])
     u_start, u_end = uem["start"].to_numpy(np.float64), uem["end"].to_numpy(np.float64)
     u_keep = np.flatnonzero(uem["uri"].notna().to_numpy() & ((u_end - u_start) > precision))
@@ -190,7 +192,7 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
         return None
     # the columns pyannote.database uses, parsed by the same parser with the same dtypes;
     # the others (and the repeated "SPEAKER") are not kept as a million Python strings each
-    rttm = _read(source.resolve(e["annotation"]), _RTTM_NAMES,
+    rttm = _read(source.resolve(e["annotation"]), RTTM, _RTTM_NAMES,
                  {"type": "category", "uri": str, "start": float, "duration": float, "speaker": str},
                  keep_default_na=True, usecols=["type", "uri", "start", "duration", "speaker"])
     start = rttm["start"].to_numpy(np.float64)

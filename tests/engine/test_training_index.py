@@ -188,6 +188,20 @@ def test_a_template_with_a_double_star_is_said_to_be_slow(tmp_path: Path, demo_c
     assert f"index: warning: the audio path template {yml.parent}/voxceleb2/**/{{uri}}.wav searches every folder" in log
 
 
+def test_an_rttm_line_the_fast_reader_cannot_parse_is_named_by_its_line(scaled: Path, tmp_path: Path) -> None:
+    """A uri with spaces: `train.rttm cannot be read: could not convert string to float: 'x/1'`."""
+    from engine.errors import ProtocolError
+
+    rttm = lists(scaled) / "train.rttm"
+    lines = rttm.read_text().splitlines()
+    fields = lines[4].split()
+    lines[4] = " ".join(fields[:1] + ["a", "b/c", "x/1"] + fields[2:])
+    rttm.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ProtocolError, match=rf"^{re.escape(str(rttm))}:5: it has 12 fields where a line of an RTTM "
+                                            r"file has 10 — fix the line"):
+        build(scaled, tmp_path / "cache")
+
+
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
     build(scaled, tmp_path / "cache")
     cached, _ = build(scaled, tmp_path / "cache")  # memory-mapped from the cache
