@@ -61,16 +61,26 @@ def _sweep_db(root: Path) -> Path:
     return db
 
 
-def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(tmp_path: Path) -> None:
+def _workspace(tmp_path: Path) -> tuple[Path, Path]:
+    """A workspace folder and its runs database holding ``_sweep_db``'s sweep."""
     root = tmp_path / "ws"
     root.mkdir()
-    db = _sweep_db(root)
+    return root, _sweep_db(root)
+
+
+async def _open_sweeps(pilot) -> None:
+    """From the Runs screen, the Sweeps screen once it shows what it read."""
+    await pilot.press("w")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SweepsScreen) and pilot.app.screen.shown > 0)
+
+
+def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(tmp_path: Path) -> None:
+    root, db = _workspace(tmp_path)
 
     async def drive() -> None:
         app = make(root, db=db)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.press("w")
-            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            await _open_sweeps(pilot)
             screen = app.screen
             sweeps = screen.query_one("#sweeps", DataTable)
             assert [str(c) for c in sweeps.get_row_at(0)][:8] == ["1", "m-sweep", "grid", "5/5", "1", "1", "1", "2"]
@@ -95,8 +105,7 @@ def test_n_and_f_without_any_sweep_say_there_is_none(workspace: Path) -> None:
     async def drive() -> None:
         app = make(workspace)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.press("w")
-            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            await _open_sweeps(pilot)
             for key in ("n", "f"):
                 await pilot.press(key)
                 await wait_for(pilot, lambda: notified(app, "No sweep yet: make one from the Configs screen or "
@@ -109,16 +118,13 @@ def test_n_and_f_without_any_sweep_say_there_is_none(workspace: Path) -> None:
 def test_the_best_trial_forks_once_its_checkpoint_is_there_and_stop_needs_a_running_queue(tmp_path: Path) -> None:
     from app.screens.configs import ConfigsScreen
 
-    root = tmp_path / "ws"
-    root.mkdir()
-    db = _sweep_db(root)
+    root, db = _workspace(tmp_path)
     best = root / "sweeps" / "m-sweep" / "trial-001"
 
     async def drive() -> None:
         app = make(root, db=db)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.press("w")
-            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            await _open_sweeps(pilot)
             await pilot.press("s")
             await wait_for(pilot, lambda: notified(app, "No queue is running."))
             await pilot.press("f")  # the best trial (margin 0.2, epoch 1) has no checkpoint file yet
@@ -191,9 +197,7 @@ async def _select(pilot, table, run_id: int, name: str) -> None:
 def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path) -> None:
     from app.widgets.runs_table import RunsTable
 
-    root = tmp_path / "ws"
-    root.mkdir()
-    db = _sweep_db(root)
+    root, db = _workspace(tmp_path)
 
     async def drive() -> None:
         app = make(root, db=db)
@@ -225,15 +229,12 @@ def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path
 def test_e_ends_the_chosen_sweep_once_asked(tmp_path: Path) -> None:
     """A sweep could be ended only from a shell (`queue --cancel-sweep`): its queued trial is taken off, the
     one a queue started goes on."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    db = _sweep_db(root)
+    root, db = _workspace(tmp_path)
 
     async def drive() -> None:
         app = make(root, db=db)
         async with app.run_test(size=(160, 50)) as pilot:
-            await pilot.press("w")
-            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen) and app.screen.shown > 0)
+            await _open_sweeps(pilot)
             await pilot.press("e")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             await pilot.press("y")

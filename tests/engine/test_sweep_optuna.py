@@ -29,15 +29,21 @@ def _validated(store, run_id: int, eers: dict[int, float]) -> None:
         store.add_validation(val, ValidationResult(eer=eer, epoch=epoch), train_run_id=run_id)
 
 
-def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_pruner(tmp_path: Path,
-                                                                                    db_path: Path) -> None:
+def _optuna_sweep(tmp_path: Path, db_path: Path, *options: str) -> Path:
+    """Sweep ``opt`` of four Optuna trials over ``SPACE``, queued (no queue started); returns its base folder."""
     base = tmp_path / "base"
     base.mkdir()
     (base / "config.yml").write_text(TINY_CONFIG)
     (tmp_path / "space.yml").write_text(SPACE)
-    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--slots", "cpu*2",
-                          "--epochs", "3", "--no-queue", "--name", "opt", str(base), PROTOCOL, db=db_path)
+    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), *options, "--no-queue",
+                          "--name", "opt", str(base), PROTOCOL, db=db_path)
     assert done.returncode == 0, done.stderr
+    return base
+
+
+def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_pruner(tmp_path: Path,
+                                                                                    db_path: Path) -> None:
+    base = _optuna_sweep(tmp_path, db_path, "--slots", "cpu*2", "--epochs", "3")
     store = open_store(db_path)
     (sweep,) = store.sweeps()
     assert (sweep["method"], sweep["planned"]) == ("optuna", 4)
@@ -118,13 +124,7 @@ def test_a_space_file_that_is_not_utf8_or_loops_is_one_line(tmp_path: Path, db_p
 def test_cancel_sweep_ends_an_optuna_sweep_that_would_ask_for_more(tmp_path: Path, db_path: Path) -> None:
     """Cancelling a queued trial left the study asking: the queue of another sweep later made and ran its next
     trial. `queue --cancel-sweep NAME` ends the sweep itself."""
-    base = tmp_path / "base"
-    base.mkdir()
-    (base / "config.yml").write_text(TINY_CONFIG)
-    (tmp_path / "space.yml").write_text(SPACE)
-    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--slots", "cpu",
-                          "--epochs", "1", "--no-queue", "--name", "opt", str(base), PROTOCOL, db=db_path)
-    assert done.returncode == 0, done.stderr
+    _optuna_sweep(tmp_path, db_path, "--slots", "cpu", "--epochs", "1")
     with open_store(db_path, readonly=True) as store:
         (first,) = [t["run_id"] for t in store.sweep_trials(store.sweeps()[0]["id"])]
         assert wants_trials(store)
