@@ -9,6 +9,7 @@ names the file and the line instead. torch-free.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Callable
 from pathlib import Path
@@ -60,13 +61,15 @@ def check_trial_file(path: str | Path) -> list[tuple[int, str, str]]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             for number, line in enumerate(f, 1):
-                # a UTF-8 byte-order mark: pandas, which reads the list, drops it
-                fields = (line.removeprefix("\ufeff") if number == 1 else line).split()
+                # a UTF-8 byte-order mark: pandas, which reads the list, drops it; fields are what pandas'
+                # `\s+` splits on (spaces and tabs): a line of a form feed is a row to it, not a blank line
+                text = (line.removeprefix("\ufeff") if number == 1 else line).rstrip("\r\n")
+                fields = [f for f in re.split(r"[ \t]+", text) if f]
                 # pandas reads a field that starts with a quote as quoted, up to the next quote,
                 # lines apart: the rows after it would shift
                 if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES
                                or any(f.startswith('"') for f in fields)):
-                    raise ProtocolError(f"{path}:{number}: malformed trial line {line.strip()!r}: "
+                    raise ProtocolError(f"{path}:{number}: malformed trial line {text.strip(' ')!r}: "
                                         f"expected {TRIAL_LINE} — {_fix(fields, path)}")
                 for uri in fields[1:]:
                     reason = uri_problem(uri)
@@ -192,5 +195,9 @@ def load_trials(protocol_name: str, subset: str, database: str | None, option: s
                             "check the `trial:` entry of database.yml and the list it names") from e
     if not trials:
         raise ProtocolError(f"protocol {protocol_name} lists no {subset} trial")
+    if written is not None and len(written) != len(trials):  # a trial would be scored twice, or not at all
+        raise ProtocolError(f"{path}: pyannote.database reads {len(trials)} trials where the file has {len(written)} "
+                            "trial lines — a line holds characters it reads otherwise: keep each line to "
+                            f"{TRIAL_LINE}, fields apart by spaces or tabs")
     check_both_kinds(trials, source)
     return trials, files

@@ -44,7 +44,7 @@ def test_a_protocols_trial_list_is_found_checked_and_read(demo_corpus: Path) -> 
     check_both_kinds(trials, str(path))
 
 
-@pytest.mark.parametrize("line", ["1 a", "1 a b c", "2 a b", '1 "a b', "yes a b"])
+@pytest.mark.parametrize("line", ["1 a", "1 a b c", "2 a b", '1 "a b', "yes a b", "\x0c"])
 def test_a_malformed_trial_line_is_named_by_file_and_line(tmp_path: Path, line: str) -> None:
     path = tmp_path / "trials.txt"
     path.write_text(f"1 a b\n\n0 a c\n{line}\n1 b c\n")
