@@ -130,7 +130,7 @@ def _subset_material(protocol: Any, subset: str, source: SubsetSource | None) ->
         return {"database_yml": str(source.database_yml.resolve()), "entries": entries, "files": files}
     combined = combined_subsets(protocol, subset)
     if combined is not None:
-        return {"combines": {f"{name}.{part}": _subset_material(p, part, subset_source(p, part))
-                             for name, p, part in combined}}
+        return {"combines": {f"{name}.{part}": {"audio": templates, **_subset_material(p, part, subset_source(p, part))}
+                             for name, p, part, templates in combined}}
     cls = type(protocol)
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "package": _version(cls.__module__.split(".")[0])}

@@ -13,24 +13,41 @@ import inspect
 from collections.abc import Iterator
 from typing import Any
 
+from engine.errors import ProtocolError
 
-def resolve_meta(protocol: Any, registry: Any, subsets: tuple[str, ...]) -> None:
-    """Have each of ``subsets`` of ``protocol``, when it is a meta-protocol, list the protocols it
-    combines from ``registry``."""
+
+def resolve_meta(name: str, protocol: Any, registry: Any, subsets: tuple[str, ...]) -> None:
+    """Have each of ``subsets`` of ``protocol`` (called ``name``), when it is a meta-protocol, list the
+    protocols it combines from ``registry``.
+
+    Raises
+    ------
+    ProtocolError
+        A protocol it combines is not defined there (pyannote.database raised a ValueError of its own).
+    """
     for subset in subsets:
         entries = _meta_entries(protocol, subset)
-        if entries is not None:
-            setattr(protocol, f"{subset}_iter", functools.partial(_combined_files, registry, entries))
+        if entries is None:
+            continue
+        for part in entries:
+            try:
+                registry.get_protocol(part)
+            except Exception as e:  # noqa: BLE001 - pyannote.database's ValueError, said in its words
+                said = str(e).split(". ")[0]
+                raise ProtocolError(f"meta-protocol {name}: its {subset} subset combines {part}, which cannot be "
+                                    f"loaded ({said}) — define it in the same database.yml, or fix the name") from None
+        setattr(protocol, f"{subset}_iter", functools.partial(_combined_files, registry, entries))
 
 
-def combined_subsets(protocol: Any, subset: str) -> list[tuple[str, Any, str]] | None:
-    """``(name, protocol, subset)`` of each subset a meta-protocol's ``subset`` combines (as
-    ``resolve_meta`` made it find them), else None."""
+def combined_subsets(protocol: Any, subset: str) -> list[tuple[str, Any, str, list[str]]] | None:
+    """``(name, protocol, subset, audio path templates)`` of each subset a meta-protocol's ``subset``
+    combines (as ``resolve_meta`` made it find them), else None."""
     method = getattr(protocol, f"{subset}_iter", None)
     if not (isinstance(method, functools.partial) and method.func is _combined_files):
         return None
     registry, entries = method.args
-    return [(name, registry.get_protocol(name), part) for name, parts in entries.items() for part in parts]
+    return [(name, registry.get_protocol(name), part, [str(t) for t in registry.sources.get(name.split(".")[0], [])])
+            for name, parts in entries.items() for part in parts]
 
 
 def _combined_files(registry: Any, entries: dict[str, list[str]]) -> Iterator[Any]:

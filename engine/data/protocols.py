@@ -152,7 +152,7 @@ def load_protocol(name: str, database: str | os.PathLike | None = None,
         protocol = registry.get_protocol(name, preprocessors=prep)
     except Exception as e:
         raise ProtocolError(f"protocol {name} of {paths_text(paths)} cannot be loaded: {e}") from e
-    resolve_meta(protocol, registry, SUBSETS)  # an X. protocol's parts are found where it was
+    resolve_meta(name, protocol, registry, SUBSETS)  # an X. protocol's parts are found where it was
     return protocol
 
 

@@ -166,6 +166,24 @@ def test_a_meta_protocol_of_a_database_yml_anywhere_lists_and_keys_the_protocols
     (lists(scaled) / "train.lst").write_text("\n".join(lines[:-1]) + "\n")  # one file less
     again = training_table(request, Progress(file=io.StringIO()), tmp_path / "cache")
     assert again.info["key"] != first.info["key"] and len(again.paths) == FILES - 1
+    # so is a combined database's audio path template: the old index would keep the old paths
+    from engine.data.cache_key import cache_key
+
+    def key() -> str:
+        return cache_key("X.SpeakerVerification.Both", "train", load_protocol("X.SpeakerVerification.Both", str(meta)),
+                         None, [])
+
+    before = key()
+    meta.write_text(meta.read_text().replace("voxceleb2/wav/{uri}.wav", "voxceleb2/flac/{uri}.flac", 1))
+    assert key() != before
+    # a part it cannot find: one line naming the meta-protocol and the part (it was pyannote's ValueError)
+    meta.write_text(meta.read_text().replace(f"{PROTOCOL}: [train]", "Typo.SpeakerVerification.VoxCeleb2: [train]"))
+    from engine.errors import ProtocolError
+
+    with pytest.raises(ProtocolError, match=r"^meta-protocol X\.SpeakerVerification\.Both: its train subset combines "
+                                            r"Typo\.SpeakerVerification\.VoxCeleb2, which cannot be loaded \(Could "
+                                            r"not find any protocol for \"Typo\" database\) — define it"):
+        load_protocol("X.SpeakerVerification.Both", str(meta))
 
 
 def test_a_uri_listed_twice_is_said_at_every_start(scaled: Path, tmp_path: Path) -> None:
