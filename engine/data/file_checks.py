@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Protocol
@@ -194,19 +195,27 @@ def changed_problems(table: IndexTable) -> list[Problem]:
     return problems
 
 
-def mended_since(table: IndexTable) -> list[str]:
+def mended_since(table: IndexTable, *, now: float | None = None) -> list[str]:
     """The files ``table`` left out as unusable that were made, replaced or linked since it was built
-    (a missing file converted, a broken one copied again): a cached index would go on leaving them out."""
+    (a missing file converted, a broken one copied again): a cached index would go on leaving them out.
+
+    A file that was missing counts once it exists, whatever its times (a folder moved into place keeps
+    them); another counts when it, or the link to it, changed after the build, a time to come left out
+    (a file unpacked with a date in the future would otherwise make every start index again)."""
     built = float(table.info.get("built_at", 0))
+    now = time.time() if now is None else now
     mended = []
     for problem in table.problems:
         if problem.kind != "file":
             continue
         try:
-            st = os.stat(problem.path)
+            link, st = os.lstat(problem.path), os.stat(problem.path)
         except OSError:
             continue
+        if "does not exist" in problem.problem or "cannot be found" in problem.problem:
+            mended.append(problem.path)
+            continue
         # a hard link keeps the file's old mtime: its inode's ctime says it was linked
-        if max(st.st_mtime, st.st_ctime) > built:
+        if any(built < t <= now + 60 for t in (st.st_mtime, st.st_ctime, link.st_mtime, link.st_ctime)):
             mended.append(problem.path)
     return mended

@@ -94,13 +94,14 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
     return list_with_pyannote(protocol, subset, advance), "pyannote"
 
 
-def repeated_uris(uris: Iterable[str]) -> list[str]:
-    """The uris listed more than once, in order of their first repeat: pyannote.database yields a file
-    for each line, so that a list concatenated twice (``cat a.lst a.lst``) draws its files twice as often."""
+def repeated_files(paths: Iterable[str]) -> list[str]:
+    """The audio files listed more than once, in order of their first repeat: pyannote.database yields a
+    file for each line, so that a list concatenated twice (``cat a.lst a.lst``) draws its files twice as
+    often. (By path, not uri: a meta-protocol's databases may share uris for other files.)"""
     seen: set[str] = set()
     repeated: dict[str, None] = {}
-    for uri in uris:
-        if uri in seen:
-            repeated[uri] = None
-        seen.add(uri)
+    for path in paths:
+        if path in seen:
+            repeated[path] = None
+        seen.add(path)
     return list(repeated)

@@ -26,7 +26,7 @@ from pathlib import Path
 from engine.atomic import fsync_dir, no_space, pid_alive
 from engine.data.cache_key import cache_key, subset_source
 from engine.data.file_checks import check_files, mended_since
-from engine.data.listing import chosen_reader, expected_files, list_subset, repeated_uris
+from engine.data.listing import chosen_reader, expected_files, list_subset, repeated_files
 from engine.data.manifest import MANIFEST
 from engine.data.protocols import get_registry, load_protocol
 from engine.data.table import IndexTable, assemble, load_table, read_meta, save_table
@@ -140,7 +140,7 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
                             total=expected_files(source)) as phase:
             listed, used = list_subset(protocol, source, request.subset, templates, phase.advance, reader)
             phase.summary = f"read by {used}"
-        repeated = repeated_uris(listed.uris)
+        repeated = repeated_files(listed.paths)
         with progress.phase("checking audio files", total=len(listed.paths)) as phase:
             checked = check_files(listed.paths, earlier=earlier, advance=phase.advance)
             phase.summary = (f"{checked.reused:,} unchanged since the last index, "
@@ -151,7 +151,7 @@ def training_table(request: IndexRequest, progress: Progress, root: Path | None 
             del listed, checked  # the table holds what is kept: free the rest before writing
             table.info = {"protocol": request.protocol, "subset": request.subset, "key": key,
                           "reader": used, "built_at": time.time(), "listed": listed_n,
-                          "checks_reused": reused, "repeated": len(repeated), "repeated_uri": repeated[:1],
+                          "checks_reused": reused, "repeated": len(repeated), "repeated_file": repeated[:1],
                           "database_yml": str(source.database_yml) if source else None}
             try:
                 _publish(table, home, folder)
@@ -205,10 +205,10 @@ def _said_loaded(table: IndexTable, folder: Path, progress: Progress) -> None:
 
 
 def _say_repeated(table: IndexTable, progress: Progress) -> None:
-    """The uris the subset's list names more than once, said at every start (the index keeps them)."""
-    count, first = table.info.get("repeated") or 0, table.info.get("repeated_uri") or ["?"]
+    """The files the subset's list names more than once, said at every start (the index keeps them)."""
+    count, first = table.info.get("repeated") or 0, table.info.get("repeated_file") or ["?"]
     if count:
-        progress.note(f"index: warning: {count:,} uri(s) listed more than once (e.g. {first[0]}): each line is "
+        progress.note(f"index: warning: {count:,} file(s) listed more than once (e.g. {first[0]}): each line is "
                       "drawn from as a file of its own, so those files weigh more — keep one line per file")
 
 

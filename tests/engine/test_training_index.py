@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,17 @@ def test_a_changed_audio_file_is_checked_again(scaled: Path, tmp_path: Path) -> 
     assert not mended.problems and len(mended.paths) == FILES + 1 and mended.info["checks_reused"] == FILES
     _, log = build(scaled, tmp_path / "cache")
     assert "from the cache" in log and "indexing again" not in log
+    # a broken file dated in the future (unpacked from an archive) is indexed again once, not at every start
+    broken = Path(mended.paths[1])
+    broken.unlink()
+    broken.write_bytes(b"not audio")
+    table, _ = build(scaled, tmp_path / "cache", reindex=True)
+    assert [p.path for p in table.problems] == [str(broken)]
+    os.utime(broken, (time.time() + 86400 * 365, time.time() + 86400 * 365))
+    _, log = build(scaled, tmp_path / "cache")
+    assert "indexing again" in log
+    _, log = build(scaled, tmp_path / "cache")
+    assert "from the cache" in log and "indexing again" not in log
 
 
 def test_a_meta_protocol_of_a_database_yml_anywhere_lists_and_keys_the_protocols_it_combines(
@@ -190,8 +202,8 @@ def test_a_uri_listed_twice_is_said_at_every_start(scaled: Path, tmp_path: Path)
     """`cat a.lst a.lst` drew every file twice as often, silently."""
     lines = (lists(scaled) / "train.lst").read_text().splitlines()
     (lists(scaled) / "train.lst").write_text("\n".join(lines + lines[:3]) + "\n")
-    warning = f"index: warning: 3 uri(s) listed more than once (e.g. {lines[0]}): each line is drawn from"
     table, log = build(scaled, tmp_path / "cache")
+    warning = f"index: warning: 3 file(s) listed more than once (e.g. {table.paths[0]}): each line is drawn from"
     assert warning in log and len(table.uris) == FILES + 3
     _, log = build(scaled, tmp_path / "cache")
     assert "from the cache" in log and warning in log
