@@ -49,6 +49,7 @@ from engine.data.audio import num_samples
 from engine.data.audio_checks import check_files
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
+from engine.extraction.folder_checks import found_metadata, other_audio, replacing_extraction, subsets_with
 from engine.inference.network import load_network
 from engine.inference.windows import FileSignal, embed, window_starts
 from engine.layout import PARAMS, CheckpointName, ExtractionDir, ValidationDir
@@ -164,9 +165,9 @@ def cmd_apply(args: ApplyRequest) -> int:
     # {uri}.npy of every file: a uri that would leave the folder is refused before any work
     source = f"protocol {args.protocol} ({args.subset})"
     outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
-    replacing = _replacing(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
+    replacing = replacing_extraction(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
                            window / extractor.sample_rate)
-    _other_audio(extraction, files, args.protocol)
+    other_audio(extraction, files, args.protocol)
     # a diarization check that cannot be made is refused before the run and its hours of extraction
     diarization = _diarization_check(args, extraction) if args.diarize else None
 
@@ -205,81 +206,13 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
     return val
 
 
-def _replacing(extraction: ExtractionDir, epoch: CheckpointName, mode: str, step: float, duration: float) -> bool:
-    """Whether ``extraction`` already holds an extraction with these settings (it is then replaced).
-
-    A metadata.yml with other settings (a folder written before folders were named from their
-    settings, or edited by hand) is refused: another extraction is never overwritten.
-    """
-    if not extraction.metadata.is_file():
-        return False
-    found = _found_metadata(extraction)
-    ours = {"epoch": epoch, "mode": mode, "step": step, "duration": duration}
-    differ = [k for k, v in ours.items() if not _same(found.get(k), v)]
-    if differ:
-        theirs = ", ".join(f"{k} {found.get(k)}" for k in differ)
-        wanted = ", ".join(f"{k} {ours[k]}" for k in differ)
-        raise SpkembError(f"{extraction.root} holds an extraction with other settings ({theirs}; this one: "
-                          f"{wanted}) and is never overwritten: move that folder aside (folders made "
-                          "before they were named from their settings hold any mode and step) and run again")
-    return True
-
-
-def _found_metadata(extraction: ExtractionDir) -> dict[str, Any]:
-    """The metadata.yml already in ``extraction``; {} when there is none or it is unreadable (not
-    UTF-8, not YAML, no mapping), which ``_replacing`` then refuses as other settings."""
-    try:
-        found = yaml.safe_load(extraction.metadata.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError):  # `[[[[…` thousands deep included
-        found = None
-    return found if isinstance(found, dict) else {}
-
-
-def _subsets(found: dict[str, Any], protocol: str, subset: str) -> list[dict[str, str]]:
-    """Every protocol subset extracted into the folder, this one last: one folder holds them all (the
-    development subset ``diarize --num-speakers tuned`` tunes on, and the test subset).
-
-    ``protocol`` and ``subset`` alone name the latest; a metadata.yml written before ``subsets``
-    names its one subset with them. Entries that are not two names are dropped: the list is a record.
-    """
-    earlier = found.get("subsets")
-    if not isinstance(earlier, list):
-        earlier = [{"protocol": found.get("protocol"), "subset": found.get("subset")}]
-    pairs = [{"protocol": e["protocol"], "subset": e["subset"]} for e in earlier
-             if isinstance(e, dict) and isinstance(e.get("protocol"), str) and isinstance(e.get("subset"), str)]
-    ours = {"protocol": protocol, "subset": subset}
-    return [pair for pair in pairs if pair != ours] + [ours]
-
-
-def _same(found: Any, wanted: Any) -> bool:
-    if isinstance(wanted, float):
-        return isinstance(found, (int, float)) and not isinstance(found, bool) and abs(found - wanted) <= 1e-9
-    return found == wanted
-
-
-def _other_audio(extraction: ExtractionDir, files: list, protocol: str) -> None:
-    """Refuse a uri whose ``.npy`` in ``extraction`` was embedded from other audio: two databases may
-    name the same meetings (AMI's headset mix and its far-field array), and one's embeddings would
-    replace the other's, which a diarization check of the first then scores as its own."""
-    earlier = _found_metadata(extraction).get("audio")
-    if not isinstance(earlier, dict):
-        return
-    for f in files:
-        uri, audio = str(f["uri"]), str(f["audio"])
-        theirs = earlier.get(uri)
-        if isinstance(theirs, str) and theirs != audio and extraction.embeddings(uri).exists():
-            raise SpkembError(f"{extraction.root} holds {uri}.npy embedded from {theirs}, and {protocol} names "
-                              f"{uri} with other audio ({audio}): its embeddings would replace those — move that "
-                              "folder aside (or extract with another --step), then run again")
-
-
 def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,
                     checkpoint: Path, window: int, hop: int, files: list) -> str:
     """metadata.yml of the extraction (the sliding window, where the weights came from, the audio of each
     uri); the sha256."""
     sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
     rate = extractor.sample_rate
-    found = _found_metadata(extraction)
+    found = found_metadata(extraction)
     earlier = found.get("audio")
     audio = ({str(uri): path for uri, path in earlier.items() if isinstance(path, str)}
              if isinstance(earlier, dict) else {})
@@ -288,7 +221,7 @@ def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Ex
                 "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
                 "checkpoint_sha256": sha256, "mode": extractor.mode, "sample_rate": rate,
                 "protocol": args.protocol, "subset": args.subset,
-                "subsets": _subsets(found, args.protocol, args.subset), "audio": audio}
+                "subsets": subsets_with(found, args.protocol, args.subset), "audio": audio}
     extraction.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
     return sha256

@@ -282,3 +282,32 @@ def test_progress_inside_a_file_follows_the_audio_embedded_and_changes_no_embedd
         # each read says how far the audio before it reaches: in order, inside the file, several times
         assert reached == sorted(reached) and reached[-1] < signal.n_samples, mode
         assert len(set(reached) - {0}) >= 3, (mode, reached)
+
+
+def test_the_same_audio_reached_otherwise_is_no_other_audio(tmp_path: Path) -> None:
+    """The refusal of a uri embedded from other audio compared path strings: a symbolic link, `..`, or a
+    corpus moved (database.yml following it) were refused as other audio."""
+    from engine.extraction.folder_checks import other_audio
+    from engine.layout import ExtractionDir
+
+    corpus, other = tmp_path / "corpus", tmp_path / "other"
+    corpus.mkdir()
+    other.mkdir()
+    (corpus / "m.wav").write_bytes(b"a")
+    (other / "m.wav").write_bytes(b"b")
+    (tmp_path / "link").symlink_to(corpus)
+    extraction = ExtractionDir(tmp_path / "apply" / "3")
+    extraction.root.mkdir(parents=True)
+    np.save(extraction.embeddings("m"), np.zeros((1, 2), np.float32))
+    for recorded, now, refused in ((tmp_path / "link" / "m.wav", corpus / "m.wav", False),
+                                   (corpus / ".." / "corpus" / "m.wav", corpus / "m.wav", False),
+                                   (tmp_path / "moved-away" / "m.wav", corpus / "m.wav", False),
+                                   (other / "m.wav", corpus / "m.wav", True)):
+        extraction.metadata.write_text(yaml.safe_dump({"audio": {"m": str(recorded)}}))
+        files = [{"uri": "m", "audio": str(now)}]
+        if refused:
+            with pytest.raises(SpkembError, match="holds m.npy embedded from .*other/m.wav, and P names m with other "
+                                                  "audio"):
+                other_audio(extraction, files, "P")
+        else:
+            other_audio(extraction, files, "P")
