@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -289,8 +288,8 @@ def test_a_protocol_naming_the_same_uris_with_other_audio_is_refused(tmp_path: P
     folder replaced the first's embeddings, which the first's diarization check then scored as its own."""
     corpus = tmp_path / "corpus"
     shutil.copytree(demo_corpus.parent, corpus)
-    for headset in corpus.glob("amicorpus/*/audio/*.Mix-Headset.wav"):
-        os.link(headset, headset.with_name(headset.name.replace("Mix-Headset", "Array1-01")))
+    for headset in corpus.glob("amicorpus/*/audio/*.Mix-Headset.wav"):  # other files (a hard link is the same)
+        shutil.copy(headset, headset.with_name(headset.name.replace("Mix-Headset", "Array1-01")))
     database = corpus / "database.yml"
     spec = yaml.safe_load(database.read_text())
     spec["Databases"]["SDM"] = "amicorpus/{uri}/audio/{uri}.Array1-01.wav"
