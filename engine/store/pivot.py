@@ -164,9 +164,12 @@ def _diarized(store: StoreReads, parents: list[int]) -> tuple[DiarizedList, ...]
     pick would put another network's DER beside this one's EER) and of the default setting (collar 0,
     overlap scored, oracle number of speakers), where there are such checks."""
     marks = ", ".join("?" * len(parents))
+    # the pick is the newest validate run's of the VAL_DIR (as the figures and stale_extractions read it)
     rows = store._read(f"SELECT d.*, e.epoch AS extracted_epoch, e.checkpoint_name AS extracted_name, "
-                       f"v.best_epoch, v.best_checkpoint FROM diarizations AS d JOIN runs AS a ON a.id = d.run_id "
-                       f"JOIN runs AS v ON v.id = a.parent_id LEFT JOIN extractions AS e ON e.id = d.extraction_id "
+                       f"cur.best_epoch, cur.best_checkpoint FROM diarizations AS d JOIN runs AS a ON a.id = d.run_id "
+                       f"JOIN runs AS v ON v.id = a.parent_id LEFT JOIN runs AS cur ON cur.id = (SELECT MAX(id) FROM "
+                       f"runs WHERE kind = 'validate' AND out_dir = v.out_dir AND best_epoch IS NOT NULL) "
+                       f"LEFT JOIN extractions AS e ON e.id = d.extraction_id "
                        f"WHERE a.parent_id IN ({marks}) ORDER BY d.id DESC", tuple(parents))
     chosen: dict[tuple[str, str], tuple[tuple[bool, bool], dict[str, Any]]] = {}
     for row in rows:  # newest first: a row replaces a newer one only when it ranks higher
