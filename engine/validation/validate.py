@@ -88,13 +88,13 @@ def cmd_validate(args: ValidateRequest) -> int:
 
         calibration = CalibrationList(f"{args.protocol}.{args.calibration}", calibration_trials)
         files = {**files, **calibration_files}   # embedded once, whichever list names them
-    # a second validation of VAL_DIR is refused before it records anything
+    device = pick_device(args.device)
+    # the cohort is made before the run is recorded: one that cannot be made is refused, not failed
+    cohort = None if args.score_norm is None else cohort_of(
+        trn, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
+        per_speaker=args.cohort_files)
+    # a second validation of VAL_DIR is refused before it records anything (VAL_DIR made only now)
     with folder_lock.held(val.root, val.lock, folder_lock.VALIDATION):
-        device = pick_device(args.device)
-        # the cohort is made before the run is recorded: one that cannot be made is refused, not failed
-        cohort = None if args.score_norm is None else cohort_of(
-            trn, find_parent("validate", val, args.db), args.database, size=args.cohort_size,
-            per_speaker=args.cohort_files)
         recorder = open_run("validate", val, args, device=str(device), target_epoch=args.to)
         sweep_dead_temps(val.scores)  # a killed validate's half-written score file
         watcher = CheckpointWatcher(trn, recorder.store)
