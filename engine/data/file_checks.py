@@ -212,7 +212,7 @@ def mended_since(table: IndexTable, *, now: float | None = None) -> list[str]:
             link, st = os.lstat(problem.path), os.stat(problem.path)
         except OSError:
             continue
-        if "does not exist" in problem.problem or "cannot be found" in problem.problem:
+        if "does not exist" in problem.problem:  # missing_error's words, whichever fix it names
             mended.append(problem.path)
             continue
         # a hard link keeps the file's old mtime: its inode's ctime says it was linked

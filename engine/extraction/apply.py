@@ -165,9 +165,10 @@ def cmd_apply(args: ApplyRequest) -> int:
     # {uri}.npy of every file: a uri that would leave the folder is refused before any work
     source = f"protocol {args.protocol} ({args.subset})"
     outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
-    replacing = replacing_extraction(extraction, epoch, extractor.mode, hop / extractor.sample_rate,
-                           window / extractor.sample_rate)
-    other_audio(extraction, files, args.protocol)
+    found = found_metadata(extraction)  # read once: with each uri's audio it can be a large file
+    replacing = replacing_extraction(extraction, found, epoch, extractor.mode, hop / extractor.sample_rate,
+                                     window / extractor.sample_rate)
+    other_audio(extraction, files, args.protocol, found)
     # a diarization check that cannot be made is refused before the run and its hours of extraction
     diarization = _diarization_check(args, extraction) if args.diarize else None
 
@@ -177,7 +178,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     if replacing and any(path.exists() for path in outputs):
         # the same settings, files already there: replaced one by one (another subset's stay)
         say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
-    sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop, files)
+    sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop, files, found)
     for folder in dict.fromkeys([extraction.root, *(path.parent for path in outputs)]):  # nested uris: folders
         sweep_dead_temps(folder)  # a killed apply's half-written embeddings
 
@@ -207,12 +208,11 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
 
 
 def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,
-                    checkpoint: Path, window: int, hop: int, files: list) -> str:
+                    checkpoint: Path, window: int, hop: int, files: list, found: dict[str, Any]) -> str:
     """metadata.yml of the extraction (the sliding window, where the weights came from, the audio of each
-    uri); the sha256."""
+    uri, over what ``found`` held); the sha256."""
     sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
     rate = extractor.sample_rate
-    found = found_metadata(extraction)
     earlier = found.get("audio")
     audio = ({str(uri): path for uri, path in earlier.items() if isinstance(path, str)}
              if isinstance(earlier, dict) else {})

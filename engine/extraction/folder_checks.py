@@ -13,16 +13,16 @@ from engine.errors import SpkembError
 from engine.layout import CheckpointName, ExtractionDir
 
 
-def replacing_extraction(extraction: ExtractionDir, epoch: CheckpointName, mode: str, step: float,
-                         duration: float) -> bool:
-    """Whether ``extraction`` already holds an extraction with these settings (it is then replaced).
+def replacing_extraction(extraction: ExtractionDir, found: dict[str, Any], epoch: CheckpointName, mode: str,
+                         step: float, duration: float) -> bool:
+    """Whether ``extraction`` already holds an extraction with these settings (it is then replaced);
+    ``found``: its metadata.yml (``found_metadata``).
 
     A metadata.yml with other settings (a folder written before folders were named from their
     settings, or edited by hand) is refused: another extraction is never overwritten.
     """
     if not extraction.metadata.is_file():
         return False
-    found = found_metadata(extraction)
     ours = {"epoch": epoch, "mode": mode, "step": step, "duration": duration}
     differ = [k for k, v in ours.items() if not _same(found.get(k), v)]
     if differ:
@@ -66,11 +66,12 @@ def _same(found: Any, wanted: Any) -> bool:
     return found == wanted
 
 
-def other_audio(extraction: ExtractionDir, files: list, protocol: str) -> None:
+def other_audio(extraction: ExtractionDir, files: list, protocol: str, found: dict[str, Any] | None = None) -> None:
     """Refuse a uri whose ``.npy`` in ``extraction`` was embedded from other audio: two databases may
     name the same meetings (AMI's headset mix and its far-field array), and one's embeddings would
-    replace the other's, which a diarization check of the first then scores as its own."""
-    earlier = found_metadata(extraction).get("audio")
+    replace the other's, which a diarization check of the first then scores as its own. ``found``: its
+    metadata.yml, when already read."""
+    earlier = (found_metadata(extraction) if found is None else found).get("audio")
     if not isinstance(earlier, dict):
         return
     for f in files:

@@ -27,8 +27,7 @@ def stop_queue(db: Path) -> int:
 def cancel_runs(db: Path, run_ids: tuple[int, ...]) -> int:
     """Take queued runs off the queue (the TUI's ``x`` on a queued run); every id is tried, and the
     refused ones are named together."""
-    if not db.exists():
-        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    _existing(db)
     refused = []
     with open_store(db) as store:
         for run_id in dict.fromkeys(run_ids):
@@ -47,8 +46,7 @@ def cancel_runs(db: Path, run_ids: tuple[int, ...]) -> int:
 
 def cancel_sweep(db: Path, name: str) -> int:
     """End the sweeps named ``name``: no more trials, their queued runs off the queue."""
-    if not db.exists():
-        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")
+    _existing(db)
     with open_store(db) as store:
         found = [s for s in store.sweeps() if s["name"] == name]
         if not found:
@@ -60,3 +58,9 @@ def cancel_sweep(db: Path, name: str) -> int:
                 "no queued run"
             say(f"queue: sweep {name} makes no more trials ({len(store.sweep_trials(sweep['id']))} made); {said}")
     return 0
+
+
+def _existing(db: Path) -> None:
+    """Refuse a runs database that is not there (opening it would make an empty one)."""
+    if not db.exists():
+        raise StoreError(f"no runs database at {db}: pass --db FILE or set SPKEMB_DB")

@@ -48,7 +48,7 @@ def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, t
         if path.stat().st_mtime < checkpoint.stat().st_mtime:
             return None
         pairs = scored_pairs(path)
-        if pairs != [(u1, u2) for _, u1, u2 in trials]:
+        if pairs != _pairs(trials):
             return None
         complete = recorded if recorded is not None and recorded.complete else None
         if norm is not None and (complete is None or complete.asnorm is None
@@ -73,6 +73,11 @@ def scored_pairs(path: Path) -> list[tuple[str, ...]]:
 def scored_on(val: ValidationDir, result: ValidationResult, trials: list[tuple[int, str, str]]) -> bool:
     """Whether ``result``'s score file scores exactly ``trials`` (not another list behind the same name)."""
     try:
-        return scored_pairs(val.score_file(result.checkpoint)) == [(u1, u2) for _, u1, u2 in trials]
+        return scored_pairs(val.score_file(result.checkpoint)) == _pairs(trials)
     except (OSError, ValueError):
         return False
+
+
+def _pairs(trials: list[tuple[int, str, str]]) -> list[tuple[str, ...]]:
+    """The ``(uri1, uri2)`` of each trial, as ``scored_pairs`` reads them from a score file."""
+    return [(u1, u2) for _, u1, u2 in trials]
