@@ -62,7 +62,8 @@ TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "engine.store.runs_listing", "engine.store.events", "app.screens.runs", "app.screens.configs",
               "app.screens.launch", "app.screens.compare", "app.screens.query", "app.screens.det",
               "app.widgets.det_plots", "engine.data.database_yml", "engine.data.protocols",
-              "engine.data.speech_regions", "engine.data.audio", "engine.data.audio_checks")
+              "engine.data.speech_regions", "engine.data.audio", "engine.data.audio_checks",
+              "engine.process.cuda_visible", "app.data.gpus")
 
 
 def _modules() -> list[Path]:

@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import SpkembError
+from engine.process import cuda_visible
 from engine.store import liveness
 from engine.store.sweeps import CLAIM_VAR
 from engine.sweeps.slots import Slot
@@ -55,10 +57,22 @@ def child_env(slot: Slot | None, claim: str | None, base: dict[str, str] | None 
     env.pop(CLAIM_VAR, None)
     env["PYTHONUNBUFFERED"] = "1"
     if slot is not None:
-        env["CUDA_VISIBLE_DEVICES"] = slot.visible
+        env[cuda_visible.VARIABLE] = _entry(slot, env)
     if claim is not None:
         env[CLAIM_VAR] = claim
     return env
+
+
+def _entry(slot: Slot, env: dict[str, str]) -> str:
+    """What the child's ``CUDA_VISIBLE_DEVICES`` holds: the queue's own entry for the slot's GPU, so that
+    ``cuda:0`` under ``CUDA_VISIBLE_DEVICES=2,3`` is GPU 2 for the child too ("" for a CPU slot)."""
+    if not slot.visible:
+        return ""
+    entry = cuda_visible.entry_for(int(slot.visible), env)
+    if entry is None:
+        raise SpkembError(f"slot {slot.name}: this queue sees no such GPU ({cuda_visible.VARIABLE}="
+                          f"{env.get(cuda_visible.VARIABLE)!r}); stop the queue and start it with other --slots")
+    return entry
 
 
 def start(argv: list[str], log: Path, slot: Slot | None, *, claim: str | None = None) -> Child:

@@ -31,7 +31,7 @@ from engine.sweeps import processes
 from engine.sweeps.processes import Child
 from engine.sweeps.pruning import median_rule
 from engine.sweeps.queue_control import cancel_runs, cancel_sweep, stop_queue
-from engine.sweeps.slots import Slot, parse_slots
+from engine.sweeps.slots import Slot, check_gpus_here, parse_slots
 
 
 def lock_path(db: Path) -> Path:
@@ -294,6 +294,7 @@ def cmd_queue(args: QueueRequest) -> int:
         return cancel_sweep(db, args.cancel_sweep)
     if args.stop:
         return stop_queue(db)
+    check_gpus_here(slots, args.slots)
     if args.detach:
         ensure_queue(db, args.slots)
         return 0

@@ -2,15 +2,18 @@
 
 ``cpu*2`` is two CPU slots; ``cuda:0,cuda:1`` one slot per GPU; ``cuda:0*2`` two runs sharing GPU 0.
 A run on a GPU slot sees that GPU alone (``CUDA_VISIBLE_DEVICES``) and is told ``--device cuda``; a
-CPU run sees none.
+CPU run sees none. ``cuda:N`` numbers the GPUs the queue sees, as torch does: under
+``CUDA_VISIBLE_DEVICES=2,3``, ``cuda:0`` is the machine's GPU 2.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from engine.errors import SpkembError
+from engine.process import cuda_visible
 
 _SPEC = re.compile(r"(cpu|cuda:([0-9]+))(?:\*([0-9]+))?")
 #: the most runs one slot takes at once: each is a process with its loaders and its memory
@@ -68,3 +71,29 @@ def parse_slots(text: str) -> list[Slot]:
 def _at_most(digits: str, high: int, low: int = 1) -> bool:
     """Whether ``digits`` is a number from ``low`` to ``high``; thousands of digits are never turned into one."""
     return len(digits.lstrip("0")) <= len(str(high)) and low <= int(digits) <= high
+
+
+def check_gpus_here(slots: list[Slot], text: str) -> None:
+    """Refuse GPU slots this machine's CUDA does not see, before a queue here is asked to use them (each
+    trial would otherwise fail at its start).
+
+    Raises
+    ------
+    SpkembError
+        A ``cuda:N`` slot with N at or beyond the number of GPUs torch sees here.
+    """
+    wanted = sorted({int(s.visible) for s in slots if s.device == "cuda"})
+    if not wanted:
+        return
+    import torch  # only here: the CPU slots' queue and every other queue command start without it
+
+    seen = torch.cuda.device_count()
+    if wanted[-1] < seen:
+        return
+    restricted = cuda_visible.visible_entries(os.environ)
+    where = "" if restricted is None else f" ({cuda_visible.VARIABLE}={os.environ[cuda_visible.VARIABLE]!r})"
+    if seen == 0:
+        raise SpkembError(f"--slots {text}: CUDA sees no GPU here{where}: use --slots cpu, or queue the trials "
+                          "with --no-queue and start the queue on a GPU machine")
+    raise SpkembError(f"--slots {text}: CUDA sees {seen} GPU(s) here{where}, numbered cuda:0 to cuda:{seen - 1}: "
+                      f"cuda:{wanted[-1]} is not one of them")

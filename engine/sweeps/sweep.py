@@ -16,7 +16,7 @@ from engine.errors import SpkembError
 from engine.layout import CONFIG, SweepDir
 from engine.requests import SweepRequest
 from engine.store import Store, default_db_path, open_store
-from engine.sweeps.slots import parse_slots
+from engine.sweeps.slots import check_gpus_here, parse_slots
 from engine.sweeps.space import grid_points, parse_grid, read_space
 from engine.sweeps.trials import SweepPlan, add_trial
 
@@ -50,6 +50,8 @@ def cmd_sweep(args: SweepRequest) -> int:
     base_path = _base_config(args.base_config)
     base = config_to_dict(load_config(base_path))
     slots = parse_slots(args.slots)
+    if not (args.sbatch or args.no_queue):  # the queue starts here: on GPUs this machine has
+        check_gpus_here(slots, args.slots)
     ranges = read_space(args.space) if args.space else []
     points = [] if args.optuna is not None else grid_points(parse_grid(args.set or ()), args.seeds, args.random)
     for point in points:  # every trial's values checked before anything is written

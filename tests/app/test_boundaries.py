@@ -16,7 +16,8 @@ from tests import children
 
 
 def test_nvidia_smi_lines_become_devices() -> None:
-    gpus = parse_nvidia_smi("0, NVIDIA H100 80GB HBM3, 81559 MiB\n1, NVIDIA A100-SXM4-40GB, 40960 MiB\n")
+    gpus = parse_nvidia_smi("0, GPU-5e1f, NVIDIA H100 80GB HBM3, 81559 MiB\n"
+                            "1, GPU-77a0, NVIDIA A100-SXM4-40GB, 40960 MiB\n")
     assert [(g.index, g.memory_mib) for g in gpus] == [(0, 81559), (1, 40960)]
     assert gpus[0].label == "cuda:0  NVIDIA H100 80GB HBM3 (80 GiB)"
     assert parse_nvidia_smi("NVIDIA-SMI has failed because it couldn't communicate\n") == []

@@ -177,8 +177,8 @@ async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, 
     bin_dir.mkdir()
     smi = bin_dir / "nvidia-smi"
     smi.write_text("#!/bin/sh\n"
-                   "echo '0, NVIDIA H100 80GB HBM3, 81559 MiB'\n"
-                   "echo '1, NVIDIA H100 80GB HBM3, 81559 MiB'\n")
+                   "echo '0, GPU-5e1f, NVIDIA H100 80GB HBM3, 81559 MiB'\n"
+                   "echo '1, GPU-77a0, NVIDIA H100 80GB HBM3, 81559 MiB'\n")
     smi.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     conn = sqlite3.connect(workspace / "runs.db")
