@@ -1,5 +1,6 @@
 """GPUs of this machine, found with nvidia-smi so that the TUI never imports torch, numbered as the
-engine commands the TUI starts will number them (``CUDA_VISIBLE_DEVICES`` of the TUI's environment)."""
+engine commands the TUI starts will number them: in nvidia-smi's order (the TUI starts them with
+``CUDA_DEVICE_ORDER=PCI_BUS_ID``), those ``CUDA_VISIBLE_DEVICES`` of its environment lists alone."""
 
 from __future__ import annotations
 

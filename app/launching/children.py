@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.process import cuda_visible
 from engine.records import Run
 
 
@@ -52,8 +53,10 @@ class Launcher:
         log_path = Path(log_path)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
+            # its --device is one the TUI offered from nvidia-smi: numbered as nvidia-smi numbers them
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=cwd, start_new_session=True, close_fds=True)
+                                    cwd=cwd, env=cuda_visible.in_bus_order(os.environ), start_new_session=True,
+                                    close_fds=True)
         self.children.append(proc)
         return proc.pid
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 VARIABLE = "CUDA_VISIBLE_DEVICES"
+#: how CUDA orders the GPUs it numbers: by speed unless told otherwise, nvidia-smi by PCI bus
+ORDER = "CUDA_DEVICE_ORDER"
 
 
 def visible_entries(env: Mapping[str, str]) -> list[str] | None:
@@ -38,3 +40,9 @@ def entry_for(index: int, env: Mapping[str, str]) -> str | None:
     if entries is None:
         return str(index)
     return entries[index] if index < len(entries) else None
+
+
+def in_bus_order(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` for a child whose ``cuda:N`` must be nvidia-smi's GPU N (unless ``env`` orders them already):
+    on a machine of mixed GPUs CUDA's own order puts the fastest first."""
+    return {ORDER: "PCI_BUS_ID", **env}

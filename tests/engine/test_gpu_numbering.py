@@ -1,13 +1,16 @@
-"""GPU slots as the queue sees its GPUs: numbered through ``CUDA_VISIBLE_DEVICES`` as torch numbers them,
-and refused where CUDA sees no such GPU before a sweep records anything."""
+"""GPUs numbered as CUDA numbers them: a queue's slots through ``CUDA_VISIBLE_DEVICES`` (and refused where
+CUDA sees no such GPU, before a sweep records anything), the TUI's picker in nvidia-smi's order."""
 
 from __future__ import annotations
 
 import sqlite3
+import sys
+import time
 from pathlib import Path
 
 from app.data.gpus import as_seen, parse_nvidia_smi
-from engine.process.cuda_visible import entry_for, visible_entries
+from app.launching.children import Launcher
+from engine.process.cuda_visible import entry_for, in_bus_order, visible_entries
 from engine.sweeps.processes import child_env
 from engine.sweeps.slots import parse_slots
 from tests.conftest import TINY_CONFIG
@@ -76,3 +79,18 @@ def test_gpu_slots_cuda_does_not_see_here_are_refused_before_anything_is_recorde
     done = run_in_process("sweep", "--set", "task.params.margin=0.1", "--slots", "cuda:0", "--no-validate",
                           "--no-queue", str(base), PROTOCOL, db=db_path, env=NO_GPU)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_tuis_children_number_gpus_in_nvidia_smis_order(tmp_path: Path, monkeypatch) -> None:
+    """CUDA numbers the fastest GPU first unless told otherwise: on a machine of mixed GPUs the
+    picker's `cuda:1  NVIDIA A100` (nvidia-smi's order) could train on the H100."""
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    log = tmp_path / "child.log"
+    launcher = Launcher()
+    pid = launcher.launch([sys.executable, "-c", "import os; print(os.environ['CUDA_DEVICE_ORDER'])"], log)
+    deadline = time.monotonic() + 60
+    while not launcher.exited(pid):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert log.read_text().strip() == "PCI_BUS_ID"
+    assert in_bus_order({"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}) == {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
