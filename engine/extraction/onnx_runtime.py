@@ -62,6 +62,11 @@ class OnnxEmbedder:
         self.dimension = int(_figure(self.path, self.metadata, "dimension", 1, 65_536))
         self.min_samples = int(_figure(self.path, self.metadata, "min_samples", 1, 10_000_000))
         self.session = _session(self.path, options, providers)
+        if device.startswith("cuda") and self.session.get_providers()[0] != "CUDAExecutionProvider":
+            # onnxruntime falls back to the CPU in silence when its CUDA libraries do not load
+            raise SpkembError(f"--device {device}: onnxruntime could not start its CUDA provider (its CUDA or "
+                              "cuDNN libraries do not load here) and would run on the CPU; install the "
+                              "onnxruntime-gpu build for this CUDA, or use --device cpu")
         self._check_signature()
 
     @property

@@ -21,7 +21,6 @@ import hashlib
 import importlib
 import io
 import pickle
-import random
 import re
 import warnings
 from collections.abc import Mapping
@@ -61,31 +60,6 @@ def package_version() -> str:
         return "unknown"
 
 
-def rng_state() -> dict[str, Any]:
-    """Every RNG the training process draws from, as tensors and plain numbers (weights-only loadable)."""
-    version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    state: dict[str, Any] = {
-        "python": [int(version), [int(k) for k in internal], gauss],
-        "numpy": [str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached)],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore :func:`rng_state`'s states (also those of earlier releases: tuples and a numpy array)."""
-    version, internal, gauss = state["python"]
-    random.setstate((int(version), tuple(int(k) for k in internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 @dataclass(frozen=True)
 class Saved:
     """A checkpoint written: where, and the sha256 of its bytes (for its database row)."""
@@ -95,13 +69,27 @@ class Saved:
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> Saved:
-    """Write ``payload`` to ``path`` atomically; the bytes are hashed as written, not read back."""
-    payload = {**payload, "version": package_version()}
+    """Write ``payload`` to ``path`` atomically; the bytes are hashed as written, not read back. Its
+    tensors are written from the CPU: a checkpoint trained on a GPU loads on any machine."""
+    payload = {**_on_cpu(payload), "version": package_version()}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getbuffer()
     digest = hashlib.sha256(data).hexdigest()
     return Saved(atomic_write(path, lambda f: f.write(data), mode="wb"), digest)
+
+
+def _on_cpu(value: Any) -> Any:
+    """``value`` with every tensor in it on the CPU (those already there as they are)."""
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_on_cpu(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_on_cpu(item) for item in value)
+    return value
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:

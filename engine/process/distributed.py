@@ -40,33 +40,57 @@ class World:
 
 
 def pick_device(name: str | None, world: World | None = None) -> torch.device:
-    """The requested device, else the first GPU, else the CPU; under torchrun, this rank's GPU."""
+    """The requested device, else the first GPU, else the CPU; under torchrun, this rank's GPU. A GPU
+    picked becomes the process's current one, so that nothing (the loader's pinning thread, a barrier)
+    opens a context on GPU 0 beside it.
+
+    Raises
+    ------
+    SpkembError
+        A GPU that CUDA does not see here; under torchrun, a GPU named by index (each rank takes its
+        LOCAL_RANK's) or more processes a node than its GPUs.
+    """
     if name is None:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SpkembError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
-        if device.index is None:
-            device = torch.device("cuda", world.local_rank if world else 0)
+    if device.type != "cuda":
+        return device
+    if not torch.cuda.is_available():
+        raise SpkembError(f"--device {name}: no CUDA GPU is visible here; use --device cpu")
+    distributed = world is not None and world.distributed
+    if distributed and device.index is not None:
+        raise SpkembError(f"--device {name} under torchrun: every rank would train on that one GPU; pass "
+                          "--device cuda and each rank takes the GPU of its LOCAL_RANK")
+    index = world.local_rank if world is not None and distributed else device.index or 0
+    seen = torch.cuda.device_count()
+    if index >= seen and distributed:
+        raise SpkembError(f"LOCAL_RANK {index}: CUDA sees {seen} GPU(s) on this node; start at most {seen} "
+                          f"processes a node (torchrun --nproc_per_node {seen})")
+    if index >= seen:
+        raise SpkembError(f"--device {name}: CUDA sees {seen} GPU(s) here, cuda:0 to cuda:{seen - 1}")
+    device = torch.device("cuda", index)
+    torch.cuda.set_device(device)
     return device
 
 
 def join_world(device: str | None) -> tuple[World, torch.device]:
     """This process's world (one process, or the group torchrun prepared) and its device there."""
-    world = _join_group(pick_device(device))
+    world = _join_group(device)
     return world, pick_device(device, world)
 
 
-def _join_group(device: torch.device) -> World:
-    """Join the process group torchrun prepared (gloo on CPU, nccl on GPU)."""
+def _join_group(device: str | None) -> World:
+    """Join the process group torchrun prepared (gloo on CPU, nccl on GPU), each rank on its own GPU."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
     _stop_with_the_agent()
-    backend = "nccl" if device.type == "cuda" else "gloo"
+    local = World(size=size, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    picked = pick_device(device, local)
+    backend = "nccl" if picked.type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
+        # nccl binds the rank's communicators to its GPU (a barrier then never guesses device 0)
+        dist.init_process_group(backend=backend, device_id=picked if picked.type == "cuda" else None)
     # on GPUs the stop flag goes through a gloo group of its own: a one-number all-reduce on the
     # GPU would make the host wait for the step's kernels (``.item()``) at every step
     control = dist.new_group(backend="gloo") if backend == "nccl" else None

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from engine.config import Config
 from engine.data.batches import Position
 from engine.errors import TrainingError
@@ -53,8 +51,8 @@ class StartPlan:
         return self.checkpoint is not None
 
 
-def plan_start(args: TrainRequest, trn: TrainingDir, config: Config, device: torch.device | str = "cpu",
-               *, trust: ckpt.Trust | None = None) -> StartPlan:
+def plan_start(args: TrainRequest, trn: TrainingDir, config: Config, *,
+               trust: ckpt.Trust | None = None) -> StartPlan:
     """The start of the run ``args`` asks for in ``trn``, its checkpoints loaded (checked by ``trust``).
 
     Raises
@@ -79,7 +77,9 @@ def plan_start(args: TrainRequest, trn: TrainingDir, config: Config, device: tor
     path = latest_checkpoint(trn)
     if path is None:
         raise TrainingError(f"--resume: {trn.root} has no checkpoint yet; train without --resume")
-    saved = ckpt.load_checkpoint(path, map_location=device, trust=trust)
+    # read onto the CPU: its RNG states must be CPU tensors; the weights and the optimizer's state
+    # go to the training device as they are loaded into the network
+    saved = ckpt.load_checkpoint(path, map_location="cpu", trust=trust)
     position = Position(int(saved["epoch"]), int(saved["batch"]))
     if args.to is not None:
         # a target the run is past already would end it at once, recorded `completed`; --to the

@@ -21,7 +21,7 @@ from engine.data.protocols import check_protocol
 from engine.errors import TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
-from engine.process import folder_lock
+from engine.process import folder_lock, rng_states
 from engine.process.distributed import World, agree, join_world, shutdown
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
@@ -45,7 +45,10 @@ class NetworkWithLoss(nn.Module):
 
     def forward(self, waveforms: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self.model(waveforms)                       # (batch, dimension)
-        loss, _ = self.loss(embeddings.float(), labels)
+        # the margin loss in float32 even under bf16 autocast: bf16 rounds a cosine above 0.998 to 1,
+        # where the angular margin's clamp leaves the target no gradient
+        with torch.autocast(embeddings.device.type, enabled=False):
+            loss, _ = self.loss(embeddings.float(), labels)
         return loss
 
 
@@ -56,7 +59,7 @@ def cmd_train(args: TrainRequest) -> int:
     world, device = join_world(args.device)
     # before the data is listed: a batch no memory here holds is refused in a second, not after
     check_memory(config, device, workers=args.parallel, world=world.size)
-    plan = plan_start(args, trn, config, device, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
+    plan = plan_start(args, trn, config, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
     # a misspelt protocol or subset, or no database.yml here: refused before a folder or a run is made
     check_protocol(args.protocol, args.subset, args.database)
     chosen_reader()  # a misspelt $SPKEMB_INDEX_READER too (the listing reads it again)
@@ -152,7 +155,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "config": config_to_dict(self.config),
                 "epoch": epoch, "batch": batch, "step": self.step, "target": self.target,
-                "seed": self.args.seed, "speakers": self.data.speakers, "rng": ckpt.rng_state(),
+                "seed": self.args.seed, "speakers": self.data.speakers, "rng": rng_states.rng_state(),
                 "world_size": self.world.size}
 
     def restore(self, plan: StartPlan) -> None:
@@ -171,7 +174,7 @@ class Trainer:
         self.data.seek(plan.position)
         self.step = plan.step
         self.epoch_so_far = plan.epoch_so_far
-        ckpt.set_rng_state(saved["rng"])
+        rng_states.set_rng_state(saved["rng"])
 
     def save(self, partial: bool, epoch_so_far: dict | None = None) -> None:
         self.checkpoints.save({**self.state(), "epoch_so_far": epoch_so_far}, epoch=self.epoch, step=self.step,

@@ -19,7 +19,8 @@ import torch
 from engine.config import config_to_dict, parse_config
 from engine.layout import ExperimentDir, TrainingDir, ValidationDir
 from engine.model import build_model
-from engine.process.checkpoints import file_sha256, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from engine.process.checkpoints import file_sha256, load_checkpoint, save_checkpoint
+from engine.process.rng_states import rng_state, set_rng_state
 from engine.records import Checkpoint, ValidationResult
 from engine.store import EventWriter, import_events, open_store
 from engine.validation.params import write_params
