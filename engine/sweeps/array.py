@@ -12,23 +12,27 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from engine.cli import to_argv
 from engine.console import say
 from engine.errors import SpkembError
+from engine.layout import CHECKPOINT_SUFFIX, WEIGHTS, ExperimentDir
 from engine.requests import SweepRequest
 from engine.store import Store
 from engine.sweeps.trials import SweepPlan, train_request, validate_request
-from engine.training.slurm import sbatch_header
+from engine.training.slurm import WARNING_SECONDS, log_pattern, requeued_step, sbatch_header, sbatch_value
 
 
 def array_header(name: str, root: Path, request: SweepRequest, *, trials: int, parallel: int) -> str:
     """The ``#SBATCH`` lines of the array job of sweep ``name`` in folder ``root``; SpkembError for a
     name or folder that would break out of them (the sweep checks it before recording anything)."""
-    directives = [f"--job-name=spkemb-{name}", f"--array=0-{trials - 1}%{max(1, parallel)}",
-                  "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--time={request.time}",
-                  f"--output={root}/slurm-%A_%a.out"]
+    # a task's CPUs: its loader processes, the training process and its validation
+    directives = [f"--job-name={sbatch_value('spkemb-' + name)}", f"--array=0-{trials - 1}%{max(1, parallel)}",
+                  "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--cpus-per-task={request.parallel + 2}",
+                  f"--time={request.time}", f"--signal=B:USR1@{WARNING_SECONDS}", "--requeue", "--open-mode=append",
+                  f"--output={log_pattern(root, 'slurm-%A_%a.out')}"]
     if request.partition:
         directives.append(f"--partition={request.partition}")
     return sbatch_header(directives, fix="give the sweep a --name and an --out folder without one")
@@ -44,11 +48,16 @@ def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
     for t in trials:
         exp = Path(t["exp_dir"])
         train = train_request(plan, exp, t["seed"])
-        trains.append(shlex.join(to_argv(train)[1:]))
+        trn = ExperimentDir(exp).training(train.protocol, train.subset)
+        trains.append(f"train_args=({shlex.join(to_argv(train)[1:])}); trn_dir={shlex.quote(str(trn.root))}")
         validate = validate_request(plan, exp)
         validates.append("" if validate is None else shlex.join(to_argv(validate)[1:]))
-    cases_train = "\n".join(f"    {i}) train_args=({a}) ;;" for i, a in enumerate(trains))
+    cases_train = "\n".join(f"    {i}) {a} ;;" for i, a in enumerate(trains))
     cases_validate = "\n".join(f"    {i}) validate_args=({a}) ;;" for i, a in enumerate(validates))
+    python = shlex.quote(sys.executable)
+    step = requeued_step(f"""srun --kill-on-bad-exit=1 --cpus-per-task="$SLURM_CPUS_PER_TASK" {python} \\
+    -m torch.distributed.run --standalone --nproc_per_node=1 \\
+    -m engine train --device cuda "${{resume[@]}}" "${{train_args[@]}}\"""")
     return f"""#!/bin/bash
 {header}
 # Written by `spkemb-engine sweep --sbatch` (sweep {plan.name}). Submit with: sbatch THIS_FILE
@@ -62,12 +71,22 @@ validate_args=()
 case "$task" in
 {cases_validate}
 esac
+# a task requeued (node failure, preemption, the time limit's warning) resumes its trial
+mkdir -p "$trn_dir"
+resume=()
+saved=("$trn_dir"/{WEIGHTS}/*{CHECKPOINT_SUFFIX})
+if [[ -e "${{saved[0]}}" ]]; then resume=(--resume); fi
 if (( ${{#validate_args[@]}} )); then
     # a step of its own beside training, sharing the task's GPU
-    srun --overlap --ntasks=1 python -m engine validate --device cuda "${{validate_args[@]}}" &
+    srun --overlap --ntasks=1 {python} -m engine validate --device cuda "${{validate_args[@]}}" &
+    validate_pid=$!
 fi
-srun --kill-on-bad-exit=1 torchrun --standalone --nproc_per_node=1 -m engine train --device cuda "${{train_args[@]}}"
-wait
+{step}
+if (( requeued )); then exit 0; fi
+validated=0
+if [[ -n "${{validate_pid:-}}" ]]; then wait "$validate_pid" || validated=$?; fi
+if (( status == 0 )); then status=$validated; fi
+exit "$status"
 """
 
 

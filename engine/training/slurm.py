@@ -1,14 +1,16 @@
 """``spkemb-engine sbatch``: a SLURM batch script that trains under ``srun torchrun``.
 
-The script asks SLURM for a warning signal before the time limit (``--signal``),
-forwards it to the training step as SIGTERM (the engine checkpoints and records
-``stopped``), then requeues the job; a requeued job finds the checkpoints and
-resumes. Preemption with ``PreemptMode=REQUEUE`` sends SIGTERM the same way.
+The script asks SLURM for a warning signal before the time limit (``--signal``), has SLURM
+send the training step's tasks SIGTERM (the engine checkpoints and records ``stopped``;
+srun itself would answer a SIGTERM by killing them), then requeues the job; a requeued job
+finds the checkpoints and resumes. Preemption and the time limit itself reach srun too, which
+then kills its tasks: the requeued job resumes from the last checkpoint written.
 """
 
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 
 from engine.console import out_text, say
@@ -25,6 +27,11 @@ WARNING_SECONDS = 180
 def _train_arguments(args: SbatchRequest) -> list[str]:
     argv = ["--subset", args.subset, "--parallel", str(args.parallel), "--seed", str(args.seed),
             "--log-every", str(args.log_every)]
+    if args.device is not None:
+        if ":" in args.device:
+            raise SpkembError(f"--device {args.device}: under torchrun each rank trains on the GPU of its "
+                              "LOCAL_RANK; pass --device cuda (or cpu)")
+        argv += ["--device", args.device]
     if args.to is not None:
         argv += ["--to", str(args.to)]
     # the job runs on another node, maybe from another folder: the files this folder resolves to
@@ -65,13 +72,55 @@ def sbatch_header(directives: list[str], *, fix: str) -> str:
     return "\n".join(f"#SBATCH {d}" for d in directives)
 
 
+def sbatch_value(text: str) -> str:
+    """``text`` as one ``#SBATCH`` value: sbatch splits those lines at blanks and ends them at a ``#``,
+    except inside quotes (where a backslash escapes a quote)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def log_pattern(folder: Path, name: str) -> str:
+    """``--output``'s value for the log ``name`` (which may hold sbatch's ``%j``, ``%A``...) in ``folder``,
+    whose own ``%`` are kept as they are."""
+    return sbatch_value(f"{str(folder).replace('%', '%%')}/{name}")
+
+
+def resume_lines(weights: Path) -> str:
+    """Bash that sets ``resume`` to ``(--resume)`` when ``weights`` holds a checkpoint (a requeued job),
+    the folder's name taken as written (no pattern in it is expanded)."""
+    return (f"resume=()\nsaved=({shlex.quote(str(weights))}/*{CHECKPOINT_SUFFIX})\n"
+            'if [[ -e "${saved[0]}" ]]; then resume=(--resume); fi')
+
+
+def requeued_step(command: str) -> str:
+    """Bash that runs ``command`` (an srun step) in the background, and on SLURM's USR1 has the job's
+    steps stop, waits for them and requeues the job; ``status`` is then the step's exit status, and
+    ``requeued`` 1 when the job was requeued."""
+    return f"""# Before the time limit SLURM sends USR1 to this script. srun would answer a SIGTERM by
+# killing its tasks: SLURM sends SIGTERM to the steps' tasks themselves (scancel --signal reaches every
+# step of the job but this script); the engine checkpoints at a step boundary and records `stopped`;
+# then the job is requeued, and the requeued job resumes from that checkpoint.
+requeued=0
+requeue() {{
+    scancel --signal=TERM "$SLURM_JOB_ID" || true
+    wait || true
+    scontrol requeue "$SLURM_JOB_ID"
+    requeued=1
+}}
+trap requeue USR1
+
+{command} &
+step_pid=$!
+status=0
+wait "$step_pid" || status=$?"""
+
+
 def batch_script(args: SbatchRequest) -> str:
     """The text of the batch script for the parsed ``sbatch`` arguments."""
     exp_dir = Path(args.exp_dir).resolve()
     trn = ExperimentDir(exp_dir).training(args.protocol, args.subset)
     trn_dir = trn.root
     directives = [
-        f"--job-name=spkemb-{exp_dir.name}",
+        f"--job-name={sbatch_value('spkemb-' + exp_dir.name)}",
         f"--nodes={args.nodes}",
         "--ntasks-per-node=1",
         f"--gpus-per-node={args.gpus_per_node}",
@@ -80,36 +129,31 @@ def batch_script(args: SbatchRequest) -> str:
         f"--signal=B:USR1@{WARNING_SECONDS}",
         "--requeue",
         "--open-mode=append",
-        f"--output={trn_dir}/slurm-%j.out",
+        f"--output={log_pattern(trn_dir, 'slurm-%j.out')}",
     ]
     if args.partition:
         directives.append(f"--partition={args.partition}")
     train = shlex.join(_train_arguments(args))
     header = sbatch_header(directives, fix="give EXP_DIR, PROTOCOL and --subset without one")
+    # srun of Slurm 22.05 to 23.02 gives its step one CPU unless told the job's count
+    step = requeued_step(f"""srun --kill-on-bad-exit=1 --cpus-per-task="$SLURM_CPUS_PER_TASK" \\
+    {shlex.quote(sys.executable)} -m torch.distributed.run \\
+    --nnodes="$SLURM_NNODES" --nproc_per_node={args.gpus_per_node} \\
+    --rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head_node:$port" \\
+    -m engine train "${{resume[@]}}" {train}""")
     return f"""#!/bin/bash
 {header}
 # Written by `spkemb-engine sbatch`. Submit with: sbatch THIS_FILE
 set -euo pipefail
 mkdir -p {shlex.quote(str(trn_dir))}
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-resume=()
-if compgen -G {shlex.quote(str(trn.weights))}'/*{CHECKPOINT_SUFFIX}' > /dev/null; then resume=(--resume); fi
+# the rendezvous port of this job: two jobs sharing a head node do not meet on one
+port=$((20000 + SLURM_JOB_ID % 20000))
+{resume_lines(trn.weights)}
 
-# Before the time limit SLURM sends USR1 to this script: pass it on as SIGTERM (the
-# engine finishes the step, checkpoints, records `stopped`), then requeue the job.
-requeue() {{
-    kill -TERM "$step_pid" 2>/dev/null || true
-    wait "$step_pid" || true
-    scontrol requeue "$SLURM_JOB_ID"
-}}
-trap requeue USR1
-
-srun --kill-on-bad-exit=1 torchrun \\
-    --nnodes="$SLURM_NNODES" --nproc_per_node={args.gpus_per_node} \\
-    --rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head_node:29500" \\
-    -m engine train "${{resume[@]}}" {train} &
-step_pid=$!
-wait "$step_pid"
+{step}
+if (( requeued )); then exit 0; fi
+exit "$status"
 """
 
 
@@ -119,6 +163,9 @@ def cmd_sbatch(args: SbatchRequest) -> int:
         raise SpkembError(f"{config} does not exist: create the experiment's config first "
                           f"(spkemb-tui, or copy experiments/tutorial/{CONFIG})")
     script = batch_script(args)
+    # SLURM opens the job's log (TRN_DIR/slurm-JOBID.out) before the script runs
+    ExperimentDir(Path(args.exp_dir).resolve()).training(args.protocol, args.subset).root.mkdir(
+        parents=True, exist_ok=True)
     if args.output:
         Path(args.output).write_text(script)
         say(f"wrote {args.output}; submit it with: sbatch {args.output}")

@@ -81,7 +81,7 @@ def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
     script = out.read_text()
     assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script
     assert "#SBATCH --requeue" in script and "#SBATCH --signal=B:USR1@" in script
-    assert "srun --kill-on-bad-exit=1 torchrun" in script and "--nproc_per_node=4" in script
+    assert f"{sys.executable} -m torch.distributed.run" in script and "--nproc_per_node=4" in script
     assert "-m engine train" in script and "--to 250" in script
     assert "scontrol requeue" in script
     checked = children.run(["bash", "-n", str(out)], timeout=60)

@@ -21,7 +21,7 @@ echo "$*" >> "$RECORD/sbatch.args"
 script="${@: -1}"
 range=$(sed -n 's/^#SBATCH --array=\([0-9]*\)-\([0-9]*\)%.*/\1 \2/p' "$script")
 for task in $(seq $range); do
-    SLURM_JOB_ID=77 SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=$task bash "$script" || exit $?
+    SLURM_JOB_ID=77 SLURM_ARRAY_JOB_ID=77 SLURM_ARRAY_TASK_ID=$task SLURM_CPUS_PER_TASK=4 bash "$script" || exit $?
 done
 echo "77;cluster"
 """
@@ -52,16 +52,18 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
     assert (record / "sbatch.args").read_text().split() == ["--parsable", str(script)]
     text = script.read_text()
     assert "#SBATCH --array=0-3%2\n" in text  # four trials, two at a time (two slots)
+    assert "#SBATCH --cpus-per-task=4\n" in text  # two loader processes, training, validation
     calls = [shlex.split(line) for line in (record / "srun.args").read_text().splitlines()]
-    trains = [c for c in calls if "torchrun" in c]
+    trains = [c for c in calls if "torch.distributed.run" in c]
     validates = [c for c in calls if "validate" in c]
     assert len(trains) == len(validates) == 4
     db = str(db_path.resolve())
     for task, call in enumerate(trains):
         exp = str(base.resolve() / "sweeps" / "arr" / f"trial-{task:03d}")
-        assert call[:call.index("torchrun")] == ["--kill-on-bad-exit=1"]
-        assert call[call.index("torchrun"):call.index("train")] == ["torchrun", "--standalone", "--nproc_per_node=1",
-                                                                   "-m", "engine"]
+        # this interpreter, not whichever `torchrun` a node's PATH finds; the task's CPUs for the step
+        assert call[:call.index("-m")] == ["--kill-on-bad-exit=1", "--cpus-per-task=4", sys.executable]
+        assert call[call.index("-m"):call.index("train")] == ["-m", "torch.distributed.run", "--standalone",
+                                                             "--nproc_per_node=1", "-m", "engine"]
         assert call[-2:] == [exp, PROTOCOL]
         assert (call[call.index("--seed") + 1] == "1") if task % 2 else "--seed" not in call  # 0: train's default
         for flag, value in (("--group", "arr"), ("--to", "3"), ("--db", db), ("--device", "cuda"),
@@ -69,7 +71,7 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
             assert call[call.index(flag) + 1] == value, (flag, call)
     for task, call in enumerate(validates):
         trn = str(base.resolve() / "sweeps" / "arr" / f"trial-{task:03d}" / "train" / f"{PROTOCOL}.train")
-        assert call[:3] == ["--overlap", "--ntasks=1", "python"] and call[-2:] == [trn, PROTOCOL]
+        assert call[:3] == ["--overlap", "--ntasks=1", sys.executable] and call[-2:] == [trn, PROTOCOL]
         assert call[call.index("--subset") + 1] == "development" and call[call.index("--db") + 1] == db
     store = open_store(db_path, readonly=True)
     (sweep,) = store.sweeps()
