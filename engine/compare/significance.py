@@ -27,6 +27,7 @@ inputs give the same interval.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,8 +230,11 @@ def paired_bootstrap(scores_a, scores_b, is_target, clusters: np.ndarray | None 
                              alpha=alpha)[0]
 
 
-def _read(path: Path) -> dict[tuple[str, str], tuple[bool, float]]:
-    trials: dict[tuple[str, str], tuple[bool, float]] = {}
+def _read(path: Path) -> dict[tuple[str, str, int], tuple[bool, float]]:
+    """Each line's (reference, score), keyed by its two uris and how many times the pair came before: a
+    pair a trial list repeats counts each time, as in the EER validate records."""
+    trials: dict[tuple[str, str, int], tuple[bool, float]] = {}
+    seen: Counter[tuple[str, str]] = Counter()
     try:
         with open(path) as f:
             for number, line in enumerate(f, 1):
@@ -239,7 +243,9 @@ def _read(path: Path) -> dict[tuple[str, str], tuple[bool, float]]:
                     continue
                 if len(fields) < 4:
                     raise SpkembError(f"{path}:{number}: expected `reference score uri1 uri2`, got {line.strip()!r}")
-                trials[(fields[2], fields[3])] = (fields[0] == "1", float(fields[1]))
+                pair = (fields[2], fields[3])
+                trials[(*pair, seen[pair])] = (fields[0] == "1", float(fields[1]))
+                seen[pair] += 1
     except OSError as e:
         raise SpkembError(f"{path} cannot be read ({e})") from e
     except ValueError as e:

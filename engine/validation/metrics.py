@@ -245,5 +245,7 @@ def weighted_errors(scores, is_target, weights: np.ndarray, p_targets: tuple[flo
     target_counts, nontarget_counts = ((c @ w.T).T for c in counts)
     p_miss, p_fa = _curves(np.ascontiguousarray(target_counts), np.ascontiguousarray(nontarget_counts))
     _, _, eer = _crossing(p_miss, p_fa)
+    # no non-target: P_fa is 0/0 everywhere, which the crossing would still read as an EER
+    eer = np.where(np.asarray(nontarget_counts).sum(axis=-1) > 0, eer, np.nan)
     dcfs = np.stack([(p * p_miss + (1.0 - p) * p_fa).min(axis=-1) / min(p, 1.0 - p) for p in p_targets], axis=-1)
     return eer, dcfs

@@ -152,3 +152,26 @@ def test_groups_average_their_seeds_and_draw_them_too():
     (alone,) = group_bootstraps([a1], [b1], t, clusters, metrics=("eer",), n=300)
     (spread,) = group_bootstraps([a1, a1 + 0.8 * t], [b1], t, clusters, metrics=("eer",), n=300)
     assert spread.high - spread.low > alone.high - alone.low
+
+
+def test_a_replicate_without_a_non_target_has_no_eer():
+    """P_fa is 0/0 then: the crossing still read an EER off it (0.0 here), kept in the interval."""
+    eer, dcf = weighted_errors([1.0, 0.0], [True, False], [[2, 0], [0, 2], [1, 1]], (0.01,))
+    assert np.isnan(eer[0]) and np.isnan(eer[1]) and eer[2] == 0.0
+    assert np.isnan(dcf[0, 0]) and np.isnan(dcf[1, 0])
+
+
+def test_a_pair_the_trial_list_repeats_counts_each_time(tmp_path):
+    """The pairing kept one line per (uri1, uri2): with a pair listed 7 times, Compare's A was 0.35 where
+    validate had recorded 0.3077 for the same file."""
+    a, b, t, clusters = tiny(7, speakers=6)
+    uris = [(f"spk{c}/s/{i:05d}", f"spk{(c + 1) % 6}/s/{i:05d}") for i, c in enumerate(clusters)]
+    non_target = int(np.flatnonzero(~t)[0])
+    repeat = [non_target] * 6
+    rows = list(range(t.size)) + repeat
+    _write(tmp_path / "a.txt", a[rows], t[rows], [uris[i] for i in rows])
+    _write(tmp_path / "b.txt", b[rows], t[rows], [uris[i] for i in rows])
+    paired = paired_from_files(tmp_path / "a.txt", tmp_path / "b.txt")
+    assert paired.scores_a.size == len(rows)
+    assert equal_error_rate(paired.scores_a, paired.is_target)[0] == pytest.approx(
+        equal_error_rate(a[rows], t[rows])[0])

@@ -110,3 +110,13 @@ def test_the_job_script_stops_the_tasks_requeues_and_resumes(tmp_path: Path) -> 
     # a failed training is a failed job
     failed = children.run(["bash", str(job)], env=_job_env(record, TASK_EXIT="3"), timeout=60)
     assert failed.returncode == 3 and not (record / "requeue.args").read_text().count("\n") > 1
+
+
+def test_sbatch_refuses_a_gpu_index_that_every_rank_would_share(tmp_path: Path) -> None:
+    (tmp_path / "config.yml").write_text(TINY_CONFIG)
+    done = run_in_process("sbatch", "--device", "cuda:1", str(tmp_path), PROTOCOL, db=tmp_path / "runs.db")
+    assert done.returncode == 2 and done.stderr == (
+        "spkemb-engine sbatch: error: --device cuda:1: under torchrun each rank trains on the GPU of its "
+        "LOCAL_RANK; pass --device cuda (or cpu)\n")
+    assert "--device cuda " in run_in_process("sbatch", "--device", "cuda", str(tmp_path), PROTOCOL,
+                                              db=tmp_path / "runs.db").stdout
