@@ -18,7 +18,7 @@ from pathlib import Path
 from engine.cli import to_argv
 from engine.console import say
 from engine.errors import SpkembError
-from engine.layout import CHECKPOINT_SUFFIX, WEIGHTS, ExperimentDir
+from engine.layout import CHECKPOINT_SUFFIX, TRAIN_LOCK, WEIGHTS, ExperimentDir
 from engine.requests import SweepRequest
 from engine.store import Store
 from engine.sweeps.trials import SweepPlan, train_request, validate_request
@@ -55,9 +55,19 @@ def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
     cases_train = "\n".join(f"    {i}) {a} ;;" for i, a in enumerate(trains))
     cases_validate = "\n".join(f"    {i}) validate_args=({a}) ;;" for i, a in enumerate(validates))
     python = shlex.quote(sys.executable)
+    # validation starts once training holds its folder (its run recorded a moment later): started with it,
+    # validation could stop waiting while training still imports torch and checks its data
+    beside = f"""if (( ${{#validate_args[@]}} )); then
+    until [[ "$trn_dir"/{TRAIN_LOCK} -nt "$began" ]] || ! kill -0 "$step_pid" 2>/dev/null; do sleep 1; done
+    if kill -0 "$step_pid" 2>/dev/null; then
+        # a step of its own beside training, sharing the task's GPU
+        srun --overlap --ntasks=1 {python} -m engine validate --device cuda "${{validate_args[@]}}" &
+        validate_pid=$!
+    fi
+fi"""
     step = requeued_step(f"""srun --kill-on-bad-exit=1 --cpus-per-task="$SLURM_CPUS_PER_TASK" {python} \\
     -m torch.distributed.run --standalone --nproc_per_node=1 \\
-    -m engine train --device cuda "${{resume[@]}}" "${{train_args[@]}}\"""")
+    -m engine train --device cuda "${{resume[@]}}" "${{train_args[@]}}\"""", beside)
     return f"""#!/bin/bash
 {header}
 # Written by `spkemb-engine sweep --sbatch` (sweep {plan.name}). Submit with: sbatch THIS_FILE
@@ -76,12 +86,9 @@ mkdir -p "$trn_dir"
 resume=()
 saved=("$trn_dir"/{WEIGHTS}/*{CHECKPOINT_SUFFIX})
 if [[ -e "${{saved[0]}}" ]]; then resume=(--resume); fi
-if (( ${{#validate_args[@]}} )); then
-    # a step of its own beside training, sharing the task's GPU
-    srun --overlap --ntasks=1 {python} -m engine validate --device cuda "${{validate_args[@]}}" &
-    validate_pid=$!
-fi
+began=$(mktemp)
 {step}
+rm -f "$began"
 if (( requeued )); then exit 0; fi
 validated=0
 if [[ -n "${{validate_pid:-}}" ]]; then wait "$validate_pid" || validated=$?; fi

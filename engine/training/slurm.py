@@ -91,10 +91,10 @@ def resume_lines(weights: Path) -> str:
             'if [[ -e "${saved[0]}" ]]; then resume=(--resume); fi')
 
 
-def requeued_step(command: str) -> str:
-    """Bash that runs ``command`` (an srun step) in the background, and on SLURM's USR1 has the job's
-    steps stop, waits for them and requeues the job; ``status`` is then the step's exit status, and
-    ``requeued`` 1 when the job was requeued."""
+def requeued_step(command: str, beside: str = "") -> str:
+    """Bash that runs ``command`` (an srun step) in the background, then ``beside`` (which may start
+    other steps), and on SLURM's USR1 has the job's steps stop, waits for them and requeues the job;
+    ``status`` is then the step's exit status, and ``requeued`` 1 when the job was requeued."""
     return f"""# Before the time limit SLURM sends USR1 to this script. srun would answer a SIGTERM by
 # killing its tasks: SLURM sends SIGTERM to the steps' tasks themselves (scancel --signal reaches every
 # step of the job but this script); the engine checkpoints at a step boundary and records `stopped`;
@@ -110,6 +110,7 @@ trap requeue USR1
 
 {command} &
 step_pid=$!
+{beside}
 status=0
 wait "$step_pid" || status=$?"""
 

@@ -25,9 +25,14 @@ for task in $(seq $range); do
 done
 echo "77;cluster"
 """
-#: records its arguments, one line per call
+#: records its arguments, one line per call; a training takes its folder's lock, as the engine does once
+#: it has checked its data, and runs a while (its validation starts once the lock is taken)
 SRUN = """#!/bin/bash
 echo "$*" >> "$RECORD/srun.args"
+if [[ " $* " == *" train "* ]]; then
+    touch "${@: -2:1}/train/${@: -1}.train/.train.lock"
+    sleep 1.5
+fi
 """
 
 
