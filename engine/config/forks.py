@@ -46,7 +46,9 @@ def _over(parent: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 def fork_config(parent: dict[str, Any], name: str = "large_margin") -> Config:
     """``parent`` (a run's recorded config) with fork template ``name`` applied, checked like config.yml.
 
-    Speed perturbation is left out: WeSpeaker's fine-tuning stage (``do_lm``) trains without it.
+    Speed perturbation is left out: WeSpeaker's fine-tuning stage (``do_lm``) trains without it. The
+    template's learning rates are WeSpeaker's, which multiplies them by its batch / 64 (world size x
+    batch size / 64): so are they here, by the fork's chunks a batch / 64.
 
     Raises
     ------
@@ -57,6 +59,10 @@ def fork_config(parent: dict[str, Any], name: str = "large_margin") -> Config:
     overlay = yaml.safe_load(fork_template_text(name))
     base = config_to_dict(config_from_dict(parent, source="the parent run's config"))
     cfg = config_from_dict(_over(base, overlay), source=f"the parent run's config with the {name} template")
+    if "scheduler" in overlay:  # the template's rates are WeSpeaker's, for 64 chunks a batch
+        chunks = cfg.task.per_fold * cfg.task.per_label
+        cfg = replace(cfg, scheduler=replace(cfg.scheduler, initial_lr=cfg.scheduler.initial_lr * chunks / 64,
+                                             final_lr=cfg.scheduler.final_lr * chunks / 64))
     aug = cfg.augmentation
     if aug is not None and aug.speeds:
         plain = replace(aug, speeds=())

@@ -52,6 +52,8 @@ class SincConv1d(nn.Module):
     # buffers (register_buffer), declared for the type checker
     window_: torch.Tensor
     n_: torch.Tensor
+    #: frequencies in Hz: the optimizer's weight decay would pull them all towards the lowest band
+    NO_WEIGHT_DECAY = ("low_hz_", "band_hz_")
 
     def __init__(self, *, out_channels: int = 80, kernel_size: int = 251, sample_rate: int = 16000,
                  stride: int = 1, min_low_hz: float = 50.0, min_band_hz: float = 50.0) -> None:

@@ -31,6 +31,7 @@ from engine.requests import TrainRequest
 from engine.training.checkpointing import RunCheckpoints
 from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
+from engine.training.optimizer import build_optimizer, load_optimizer_state
 from engine.training.resume import StartPlan, plan_start
 from engine.training.schedulers import learning_rate, margin_at
 from engine.training.training_data import TrainingData, prepare_training_data
@@ -126,10 +127,7 @@ class Trainer:
         if world.distributed:
             self.net = nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[device.index] if device.type == "cuda" else None)
-        opt = config.optimizer
-        self.optimizer = torch.optim.SGD(self.net.parameters(), lr=learning_rate(config.scheduler, 0, 1, 1),
-                                         momentum=opt.momentum, nesterov=opt.nesterov and opt.momentum > 0,
-                                         weight_decay=opt.weight_decay)
+        self.optimizer = build_optimizer(self.net, config)
         self.step = 0   # optimizer steps: the schedules' clock (the batch position is self.data's)
         self.target = plan.target
         self.stop = stop or StopRequest()
@@ -170,7 +168,7 @@ class Trainer:
         ckpt.fit_state(self.loss, saved["loss"], path, fix)
         self.model.load_state_dict(saved["model"])
         self.loss.load_state_dict(saved["loss"])
-        self.optimizer.load_state_dict(saved["optimizer"])
+        load_optimizer_state(self.optimizer, self.net, saved["optimizer"])
         self.data.seek(plan.position)
         self.step = plan.step
         self.epoch_so_far = plan.epoch_so_far
