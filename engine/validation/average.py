@@ -62,12 +62,13 @@ def average_state_dicts(states: list[dict[str, torch.Tensor]],
 
 
 def last_epochs(trn: TrainingDir, n: int) -> list[int]:
-    """The last ``n`` epochs whose checkpoint is in ``TRN_DIR/weights``."""
-    epochs = trn.epochs()
+    """The last ``n`` trained epochs whose checkpoint is in ``TRN_DIR/weights``: epoch 0, the network
+    before training (a fork's parent), is none of them."""
+    epochs = [e for e in trn.epochs() if e > 0]
     if n < 1:
         raise SpkembError(f"--last {n}: average at least one epoch (e.g. --last 10)")
     if len(epochs) < n:
-        raise SpkembError(f"--last {n}: {trn.weights} holds {len(epochs)} epoch checkpoint(s); "
+        raise SpkembError(f"--last {n}: {trn.weights} holds {len(epochs)} trained epoch checkpoint(s); "
                           f"pass TRN_DIR of a training run with at least {n} epochs, or a smaller N")
     return epochs[-n:]
 

@@ -95,14 +95,15 @@ def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Pa
 
 
 @pytest.mark.parametrize("argv, says", [
-    (["--last", "5"], "holds 2 epoch checkpoint(s)"),
+    # the untrained network (epoch 0) is not averaged in: 3 epochs of training were averaged with it by --last 4
+    (["--last", "3"], "holds 2 trained epoch checkpoint(s)"),
     (["--last", "0"], "at least one epoch"),
     (["--top", "2"], "is a training folder with no validation yet, not a VAL_DIR"),
 ])
 def test_bad_requests_fail_in_one_line_and_write_nothing(tmp_path: Path, db_path: Path, argv: list[str],
                                                          says: str) -> None:
     trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
-    write_epochs(trn, [1, 2])
+    write_epochs(trn, [0, 1, 2])
     done = run_in_process("average", *argv, str(trn.root), db=db_path)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and says in done.stderr and "Traceback" not in done.stderr
