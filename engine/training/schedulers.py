@@ -12,9 +12,10 @@ _RAMP_FLOOR = 1e-3
 def learning_rate(scheduler: Any, step: int, batches_per_epoch: int, epochs: int = 1) -> float:
     """The learning rate of ``step`` (0-based) under the config's scheduler.
 
-    ``ConstantScheduler`` keeps ``learning_rate``. ``CyclicScheduler`` follows
-    pyannote.audio 1.x: a cosine cycle from ``min_lr`` up to ``max_lr`` and back
-    every ``epochs_per_cycle`` epochs (Smith, "Cyclical Learning Rates", 2017).
+    ``ConstantScheduler`` keeps ``learning_rate``. ``CyclicScheduler`` (pyannote.audio 1.x's
+    name and parameters): a raised-cosine cycle from ``min_lr`` up to ``max_lr`` and back
+    every ``epochs_per_cycle`` epochs (Smith, "Cyclical Learning Rates", 2017), at the
+    optimizer's momentum (pyannote's is triangular and cycles the momentum too).
     ``ExponentialDecrease`` is WeSpeaker's (``warm_from_zero``): the rate decays
     exponentially from ``initial_lr`` at step 0 to ``final_lr`` after ``epochs`` epochs
     (the run's ``--to``: the only schedule that depends on it), and is multiplied by
