@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine_commands import engine
+from engine_commands import checkout_env, engine
 from results_io import write_results
 
 from engine.config import template_text
@@ -78,8 +78,9 @@ def train_for(seconds: float, exp: Path, common: list[str], *, seed: int, parall
     argv = [sys.executable, "-m", "engine", "train", *common, "--to", "100000", "--seed", str(seed),
             "--parallel", str(parallel), "--device", device, str(exp), PROTOCOL]
     began = time.monotonic()
+    # its own process group: the loader workers too
     child = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)  # its own process group: the loader workers too
+                             start_new_session=True, env=checkout_env())
     try:
         child.wait(timeout=seconds)
     except subprocess.TimeoutExpired:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,19 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine_commands import engine
 from results_io import write_results
 
 from engine.layout import ExperimentDir
 from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
-
-
-def engine(*args: str, cwd: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "engine", *args], cwd=cwd, text=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if done.returncode != 0:
-        raise SystemExit(f"spkemb-engine {args[0]} failed:\n{done.stderr[-2000:]}")
 
 
 def main(argv: list[str] | None = None) -> int:

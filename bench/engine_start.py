@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from engine_commands import checkout_env
 from results_io import write_results
 
 from engine.config import template_text
@@ -48,8 +49,8 @@ def tiny_config() -> str:
 def timed(prefix: list[str], exp: Path, env: dict[str, str]) -> float:
     shutil.rmtree(ExperimentDir(exp).training(PROTOCOL, "train").root, ignore_errors=True)
     t = time.perf_counter()
-    subprocess.run([*prefix, "train", "--to", "1", "--parallel", "0", str(exp), PROTOCOL], env=env, check=True,
-                   capture_output=True)
+    subprocess.run([*prefix, "train", "--to", "1", "--parallel", "0", str(exp), PROTOCOL], env=checkout_env(env),
+                   check=True, capture_output=True)
     return time.perf_counter() - t
 
 

@@ -35,6 +35,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from engine_commands import checkout_env
 from results_io import write_results
 
 from engine.config import template_text
@@ -74,7 +75,7 @@ class Bench:
         if argv[0] in ("train", "validate"):
             common += ["--database", "data/database.yml"]
         done = subprocess.run([sys.executable, "-m", "engine", argv[0], *common, *argv[1:]], cwd=self.ws,
-                              text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              text=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=checkout_env())
         if done.returncode != 0:
             raise SystemExit(f"spkemb-engine {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(args.workspace or Path(tmp) / "ws").resolve()
         subprocess.run([sys.executable, "-m", "engine", "demo-workspace", str(ws)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=checkout_env())
         bench = Bench(ws, args)
         shutil.rmtree(bench.root, ignore_errors=True)
         bench.root.mkdir()

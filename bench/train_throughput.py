@@ -158,6 +158,8 @@ def loop_chunks_per_s(config_text: str, database: str, *, device: str, workers: 
     import re
     import subprocess
 
+    from engine_commands import checkout_env
+
     from engine.store import open_store
 
     cfg = parse_config(config_text, "bench")
@@ -171,7 +173,7 @@ def loop_chunks_per_s(config_text: str, database: str, *, device: str, workers: 
     env = {**os.environ, "PYANNOTE_DATABASE_CONFIG": str(database)}  # one file, or several joined by ';'
     done = subprocess.run([sys.executable, "-m", "engine", "train", "--to", "1", "--parallel", str(workers),
                            "--device", device, "--db", str(db), str(exp), protocol],
-                          capture_output=True, text=True, env=env)
+                          capture_output=True, text=True, env=checkout_env(env))
     if done.returncode != 0:
         raise SystemExit(f"the training loop failed:\n{done.stderr[-2000:]}")
     store = open_store(db, readonly=True)
