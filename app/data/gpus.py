@@ -52,7 +52,9 @@ def as_seen(gpus: list[Gpu], env: Mapping[str, str]) -> list[Gpu]:
     for position, entry in enumerate(entries):
         match = next((g for g in gpus if (str(g.index) == entry if entry.isdigit()
                                           else g.uuid and g.uuid.startswith(entry))), None)
-        if match is None:  # a MIG instance, or a GPU nvidia-smi did not list: CUDA still counts it
+        if match is None and entry.isdigit():  # no such GPU: CUDA ignores it and every entry after it
+            break
+        if match is None:  # a MIG instance, which nvidia-smi's GPU list does not name: CUDA counts it
             match = Gpu(position, f"GPU {entry}", 0)
         seen.append(replace(match, index=position))
     return seen

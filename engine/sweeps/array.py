@@ -57,17 +57,24 @@ def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
     python = shlex.quote(sys.executable)
     # validation starts once training holds its folder (its run recorded a moment later): started with it,
     # validation could stop waiting while training still imports torch and checks its data
-    beside = f"""if (( ${{#validate_args[@]}} )); then
-    until [[ "$trn_dir"/{TRAIN_LOCK} -nt "$began" ]] || ! kill -0 "$step_pid" 2>/dev/null; do sleep 1; done
-    if kill -0 "$step_pid" 2>/dev/null; then
+    beside = f"""lock="$trn_dir"/{TRAIN_LOCK}
+if (( ${{#validate_args[@]}} )); then
+    # the lock's own clock (the file server's) tells when this training took it
+    until [[ "$(stat -c %y "$lock" 2>/dev/null || echo none)" != "$before" ]] || ! kill -0 "$step_pid" 2>/dev/null; do
+        sleep 1
+    done
+    if [[ "$(stat -c %y "$lock" 2>/dev/null || echo none)" != "$before" ]]; then
         # a step of its own beside training, sharing the task's GPU
         srun --overlap --ntasks=1 {python} -m engine validate --device cuda "${{validate_args[@]}}" &
         validate_pid=$!
     fi
 fi"""
+    # the task's own id: an array's first task shares its job id with the array, which scancel and
+    # scontrol take as every task of it
     step = requeued_step(f"""srun --kill-on-bad-exit=1 --cpus-per-task="$SLURM_CPUS_PER_TASK" {python} \\
     -m torch.distributed.run --standalone --nproc_per_node=1 \\
-    -m engine train --device cuda "${{resume[@]}}" "${{train_args[@]}}\"""", beside)
+    -m engine train --device cuda ${{resume[@]+"${{resume[@]}}"}} "${{train_args[@]}}\"""", beside,
+                         job='"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"')
     return f"""#!/bin/bash
 {header}
 # Written by `spkemb-engine sweep --sbatch` (sweep {plan.name}). Submit with: sbatch THIS_FILE
@@ -86,12 +93,11 @@ mkdir -p "$trn_dir"
 resume=()
 saved=("$trn_dir"/{WEIGHTS}/*{CHECKPOINT_SUFFIX})
 if [[ -e "${{saved[0]}}" ]]; then resume=(--resume); fi
-began=$(mktemp)
+before=$(stat -c %y "$trn_dir"/{TRAIN_LOCK} 2>/dev/null || echo none)
 {step}
-rm -f "$began"
-if (( requeued )); then exit 0; fi
 validated=0
 if [[ -n "${{validate_pid:-}}" ]]; then wait "$validate_pid" || validated=$?; fi
+if (( requeued )); then exit 0; fi
 if (( status == 0 )); then status=$validated; fi
 exit "$status"
 """

@@ -91,19 +91,20 @@ def resume_lines(weights: Path) -> str:
             'if [[ -e "${saved[0]}" ]]; then resume=(--resume); fi')
 
 
-def requeued_step(command: str, beside: str = "") -> str:
+def requeued_step(command: str, beside: str = "", job: str = '"$SLURM_JOB_ID"') -> str:
     """Bash that runs ``command`` (an srun step) in the background, then ``beside`` (which may start
-    other steps), and on SLURM's USR1 has the job's steps stop, waits for them and requeues the job;
-    ``status`` is then the step's exit status, and ``requeued`` 1 when the job was requeued."""
+    other steps), and on SLURM's USR1 has the steps of ``job`` (bash for its id) stop, waits for them
+    and requeues it; ``status`` is then the step's exit status, and ``requeued`` 1 when the job was
+    requeued."""
     return f"""# Before the time limit SLURM sends USR1 to this script. srun would answer a SIGTERM by
 # killing its tasks: SLURM sends SIGTERM to the steps' tasks themselves (scancel --signal reaches every
 # step of the job but this script); the engine checkpoints at a step boundary and records `stopped`;
 # then the job is requeued, and the requeued job resumes from that checkpoint.
 requeued=0
 requeue() {{
-    scancel --signal=TERM "$SLURM_JOB_ID" || true
+    scancel --signal=TERM {job} || true
     wait || true
-    scontrol requeue "$SLURM_JOB_ID"
+    scontrol requeue {job}
     requeued=1
 }}
 trap requeue USR1
@@ -141,7 +142,7 @@ def batch_script(args: SbatchRequest) -> str:
     {shlex.quote(sys.executable)} -m torch.distributed.run \\
     --nnodes="$SLURM_NNODES" --nproc_per_node={args.gpus_per_node} \\
     --rdzv_id="$SLURM_JOB_ID" --rdzv_backend=c10d --rdzv_endpoint="$head_node:$port" \\
-    -m engine train "${{resume[@]}}" {train}""")
+    -m engine train ${{resume[@]+"${{resume[@]}}"}} {train}""")
     return f"""#!/bin/bash
 {header}
 # Written by `spkemb-engine sbatch`. Submit with: sbatch THIS_FILE

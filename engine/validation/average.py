@@ -74,7 +74,8 @@ def last_epochs(trn: TrainingDir, n: int) -> list[int]:
 
 
 def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int, float]]:
-    """The ``k`` validated epochs of lowest EER (the earlier on a tie), with their EER, in epoch order."""
+    """The ``k`` validated trained epochs of lowest EER (the earlier on a tie), with their EER, in epoch
+    order; epoch 0, the network before training (a fork's parent), is none of them."""
     from engine.validation.score_files import results_from_scores
     from engine.validation.selection import results_from_store
 
@@ -83,9 +84,10 @@ def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int,
     results = results_from_store(store, val) if store is not None else []
     if not results:
         results = results_from_scores(val)
-    ranked = sorted((r for r in results if r.checkpoint_name is None), key=ValidationResult.ranked)
+    ranked = sorted((r for r in results if r.checkpoint_name is None and int(r.checkpoint) > 0),
+                    key=ValidationResult.ranked)
     if len(ranked) < k:
-        raise SpkembError(f"--top {k}: {val.root} holds {len(ranked)} validated epoch(s); validate more "
+        raise SpkembError(f"--top {k}: {val.root} holds {len(ranked)} validated trained epoch(s); validate more "
                           "epochs first (`spkemb-engine validate TRN_DIR PROTOCOL`), or pass a smaller K")
     return sorted((int(r.checkpoint), r.eer) for r in ranked[:k])
 

@@ -77,14 +77,15 @@ def test_average_last_is_the_mean_of_the_checkpoints(tmp_path: Path, db_path: Pa
 
 def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Path) -> None:
     trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
-    states = write_epochs(trn, [1, 2, 3, 4])
+    states = write_epochs(trn, [0, 1, 2, 3, 4])
     run_id = train_run(db_path, trn)
     val = trn.validation(PROTOCOL, "test")
     val.root.mkdir(parents=True)
     with open_store(db_path) as store:
         val_id = store.create_run(kind="validate", exp_dir=None, out_dir=val.root, protocol=PROTOCOL, subset="test",
                                   config=None, command=["v"], device="cpu", parent_id=run_id)
-        for epoch, eer in [(1, 0.3), (2, 0.1), (3, 0.4), (4, 0.2)]:
+        # a fork's epoch 0 is its parent's network, which may well score best: it is not this run's training
+        for epoch, eer in [(0, 0.05), (1, 0.3), (2, 0.1), (3, 0.4), (4, 0.2)]:
             store.add_validation(val_id, ValidationResult(epoch=epoch, eer=eer, n_trials=4), train_run_id=run_id)
     done = run_in_process("average", "--top", "2", str(val.root), db=db_path)
     assert done.returncode == 0, done.stderr

@@ -143,11 +143,12 @@ def test_each_backbone_trains_validates_averages_applies_diarizes_and_exports(
                    for r in rows)
     assert read_params(on.val).checkpoint in (0, 1)
 
-    # the two validated epochs averaged, then extracted on the meetings and diarized
-    engine_ok("average", "--top", "2", str(on.val.root), on=on)
-    assert load_checkpoint(on.trn.checkpoint("avg-top2"))["averaged"]["epochs"] == [0, 1]
-    out = engine_ok("apply", "--epoch", "avg-top2", "--step", "0.5", "--diarize", str(on.val.root), MEETINGS, on=on)
-    extraction = on.val.extraction("avg-top2", step=0.5)
+    # the best trained epoch as averaged weights (epoch 0, the network before training, is never one of
+    # them), then extracted on the meetings and diarized
+    engine_ok("average", "--top", "1", str(on.val.root), on=on)
+    assert load_checkpoint(on.trn.checkpoint("avg-top1"))["averaged"]["epochs"] == [1]
+    out = engine_ok("apply", "--epoch", "avg-top1", "--step", "0.5", "--diarize", str(on.val.root), MEETINGS, on=on)
+    extraction = on.val.extraction("avg-top1", step=0.5)
     metadata = yaml.safe_load(extraction.metadata.read_text())
     assert metadata["dimension"] == 16 and metadata["mode"] == "exact"
     rows_of = {p.name: np.load(p) for p in extraction.root.glob("*.npy")}
@@ -161,8 +162,8 @@ def test_each_backbone_trains_validates_averages_applies_diarizes_and_exports(
 
     # the averaged network exported to ONNX: the same embeddings at five lengths, and through apply
     onnx_file = tmp_path / f"{network}.onnx"
-    engine_ok("export", "--epoch", "avg-top2", str(on.val.root), "-o", str(onnx_file), on=on)
-    model, _, _ = load_model(on.trn.checkpoint("avg-top2"))
+    engine_ok("export", "--epoch", "avg-top1", str(on.val.root), "-o", str(onnx_file), on=on)
+    model, _, _ = load_model(on.trn.checkpoint("avg-top1"))
     assert isinstance(model, FbankNetwork) and not model.training
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
@@ -172,9 +173,9 @@ def test_each_backbone_trains_validates_averages_applies_diarizes_and_exports(
             expected = model(torch.from_numpy(wave)).numpy()
         got = session.run(None, {session.get_inputs()[0].name: wave})[0]
         assert close(got, expected), samples
-    engine_ok("apply", "--epoch", "avg-top2", "--step", "0.5", "--runtime", "onnxruntime", "--model", str(onnx_file),
+    engine_ok("apply", "--epoch", "avg-top1", "--step", "0.5", "--runtime", "onnxruntime", "--model", str(onnx_file),
               str(on.val.root), MEETINGS, on=on)
-    onnx_out = on.val.extraction("avg-top2", mode="onnxruntime", step=0.5)
+    onnx_out = on.val.extraction("avg-top1", mode="onnxruntime", step=0.5)
     for name, rows in rows_of.items():
         assert close(np.load(onnx_out.root / name), rows), name
 

@@ -56,6 +56,8 @@ def test_the_tui_offers_gpus_by_the_numbers_its_children_see() -> None:
     (mig,) = as_seen(gpus, {"CUDA_VISIBLE_DEVICES": "MIG-1/2/3"})
     assert mig.label == "cuda:0  GPU MIG-1/2/3"
     assert as_seen(gpus, {"CUDA_VISIBLE_DEVICES": ""}) == []
+    # CUDA ignores a GPU it does not have, and every entry after it
+    assert [g.uuid for g in as_seen(gpus, {"CUDA_VISIBLE_DEVICES": "2,7,0"})] == ["GPU-cccc3333"]
 
 
 def test_gpu_slots_cuda_does_not_see_here_are_refused_before_anything_is_recorded(tmp_path: Path,

@@ -26,12 +26,12 @@ done
 echo "77;cluster"
 """
 #: records its arguments, one line per call; a training takes its folder's lock, as the engine does once
-#: it has checked its data, and runs a while (its validation starts once the lock is taken)
+#: it has checked its data, and ends at once (a trial at its target already): its validation is started
+#: all the same, once the lock is taken
 SRUN = """#!/bin/bash
 echo "$*" >> "$RECORD/srun.args"
 if [[ " $* " == *" train "* ]]; then
     touch "${@: -2:1}/train/${@: -1}.train/.train.lock"
-    sleep 1.5
 fi
 """
 
@@ -58,6 +58,8 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
     text = script.read_text()
     assert "#SBATCH --array=0-3%2\n" in text  # four trials, two at a time (two slots)
     assert "#SBATCH --cpus-per-task=4\n" in text  # two loader processes, training, validation
+    # the task's own id: the first task's job id is the array's, which scancel and scontrol take as all of it
+    assert 'scancel --signal=TERM "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in text
     calls = [shlex.split(line) for line in (record / "srun.args").read_text().splitlines()]
     trains = [c for c in calls if "torch.distributed.run" in c]
     validates = [c for c in calls if "validate" in c]
