@@ -74,19 +74,26 @@ def missing_error(path: str) -> AudioError:
                           f"template in database.yml adds {suffix} again — strip it from the list (e.g. "
                           f"`sed -E 's/\\r$//; s/\\{suffix}( |$)/\\1/g' LIST > LIST.uris`) and point the protocol at "
                           "that list", path=path)
+    # a missing folder holds no sibling either: one stat, not one for each extension (a whole corpus missing)
     sibling = next((f"{stem}{other}" for other in _OTHER_AUDIO if other != suffix and os.path.exists(f"{stem}{other}")),
-                   None)
+                   None) if os.path.isdir(os.path.dirname(path) or ".") else None
     if sibling is not None:  # a corpus in another format than the template names (VoxCeleb2's .m4a)
-        try:
-            with open(sibling, "rb") as f:
-                known = _undecodable(f.read(1024))
-        except OSError:
-            known = None
+        head = _head(sibling)
+        known = None if head is None else _undecodable(head)
         fix = (f"convert the corpus to wav (e.g. `{known[1]}`) and point the template at the converted files"
                if known is not None else f"point the audio path template in database.yml at the {sibling[len(stem):]} "
                "files")
         return AudioError(f"audio file {path} does not exist, but {sibling} does — {fix}", path=path)
     return unusable_error(path, "does not exist")
+
+
+def _head(path: str) -> bytes | None:
+    """The first KiB of ``path`` (None when it cannot be read): enough to name its container."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(1024)
+    except OSError:
+        return None
 
 
 #: other extensions a corpus's audio may have, looked for beside a missing file
@@ -96,12 +103,9 @@ _OTHER_AUDIO = (".m4a", ".flac", ".wav", ".sph", ".ogg", ".mp3", ".aac", ".opus"
 def unreadable_error(path: str, error: BaseException) -> AudioError:
     """The error of a file soundfile cannot open: a container it cannot decode is named with the
     conversion that makes it readable; anything else is a damaged or foreign file."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(1024)
-            known = _undecodable(head)
-    except OSError:
-        head, known = b"?", None
+    head = _head(path)
+    known = None if head is None else _undecodable(head)
+    head = b"?" if head is None else head
     if not head:  # libsndfile names the descriptor it was given: `Error opening 9: Format not recognised`
         return unusable_error(path, "is empty (0 bytes)")
     if known is not None:

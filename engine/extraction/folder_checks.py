@@ -77,7 +77,8 @@ def other_audio(extraction: ExtractionDir, files: list, protocol: str, found: di
     for f in files:
         uri, audio = str(f["uri"]), str(f["audio"])
         theirs = earlier.get(uri)
-        if isinstance(theirs, str) and _other_file(theirs, audio) and extraction.embeddings(uri).exists():
+        if isinstance(theirs, str) and theirs != audio and _other_file(theirs, audio) \
+                and extraction.embeddings(uri).exists():
             raise SpkembError(f"{extraction.root} holds {uri}.npy embedded from {theirs}, and {protocol} names "
                               f"{uri} with other audio ({audio}): its embeddings would replace those — move that "
                               "folder aside (or extract with another --step), then run again")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
+from numpy.lib.stride_tricks import sliding_window_view
 
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, is_torchscript, read_metadata
@@ -113,11 +114,11 @@ class OnnxEmbedder:
                 whole = np.resize(whole, self.min_samples)  # np.resize repeats the signal
             return self(whole[None])
         out = []
-        offsets = np.arange(window)
         for first in range(0, len(starts), batch):
             s = starts[first:first + batch]
             span = signal.read(int(s[0]), int(s[-1] - s[0]) + window)
-            out.append(self(span[(s - s[0])[:, None] + offsets]))  # (batch, window) gathered
+            # (batch, window): rows of the span's window view, without a (batch, window) index beside them
+            out.append(self(sliding_window_view(span, window)[s - s[0]]))
         return np.concatenate(out)
 
 

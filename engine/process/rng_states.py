@@ -30,8 +30,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((int(version), tuple(int(k) for k in internal), gauss))
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((str(name), np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), float(cached)))
-    torch.set_rng_state(state["torch"].cpu())
+    torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         # a run resumed where fewer GPUs are visible (one slot of a node it trained on whole) keeps theirs
         for index, cuda_state in enumerate(state["cuda"][:torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state.cpu(), index)
+            torch.cuda.set_rng_state(cuda_state, index)

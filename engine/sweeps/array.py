@@ -18,11 +18,11 @@ from pathlib import Path
 from engine.cli import to_argv
 from engine.console import say
 from engine.errors import SpkembError
-from engine.layout import CHECKPOINT_SUFFIX, TRAIN_LOCK, WEIGHTS, ExperimentDir
+from engine.layout import TRAIN_LOCK, WEIGHTS
 from engine.requests import SweepRequest
 from engine.store import Store
-from engine.sweeps.trials import SweepPlan, train_request, validate_request
-from engine.training.slurm import WARNING_SECONDS, log_pattern, requeued_step, sbatch_header, sbatch_value
+from engine.sweeps.trials import SweepPlan, train_request, trn_dir, validate_request
+from engine.training.slurm import WARNING_SECONDS, log_pattern, requeued_step, resume_lines, sbatch_header, sbatch_value
 
 
 def array_header(name: str, root: Path, request: SweepRequest, *, trials: int, parallel: int) -> str:
@@ -48,8 +48,7 @@ def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
     for t in trials:
         exp = Path(t["exp_dir"])
         train = train_request(plan, exp, t["seed"])
-        trn = ExperimentDir(exp).training(train.protocol, train.subset)
-        trains.append(f"train_args=({shlex.join(to_argv(train)[1:])}); trn_dir={shlex.quote(str(trn.root))}")
+        trains.append(f"train_args=({shlex.join(to_argv(train)[1:])}); trn_dir={shlex.quote(str(trn_dir(train)))}")
         validate = validate_request(plan, exp)
         validates.append("" if validate is None else shlex.join(to_argv(validate)[1:]))
     cases_train = "\n".join(f"    {i}) {a} ;;" for i, a in enumerate(trains))
@@ -57,13 +56,11 @@ def array_script(store: Store, plan: SweepPlan, *, parallel: int) -> str:
     python = shlex.quote(sys.executable)
     # validation starts once training holds its folder (its run recorded a moment later): started with it,
     # validation could stop waiting while training still imports torch and checks its data
-    beside = f"""lock="$trn_dir"/{TRAIN_LOCK}
-if (( ${{#validate_args[@]}} )); then
-    # the lock's own clock (the file server's) tells when this training took it
-    until [[ "$(stat -c %y "$lock" 2>/dev/null || echo none)" != "$before" ]] || ! kill -0 "$step_pid" 2>/dev/null; do
+    beside = f"""if (( ${{#validate_args[@]}} )); then
+    until [[ "$(lock_time)" != "$before" ]] || ! kill -0 "$step_pid" 2>/dev/null; do
         sleep 1
     done
-    if [[ "$(stat -c %y "$lock" 2>/dev/null || echo none)" != "$before" ]]; then
+    if [[ "$(lock_time)" != "$before" ]]; then
         # a step of its own beside training, sharing the task's GPU
         srun --overlap --ntasks=1 {python} -m engine validate --device cuda "${{validate_args[@]}}" &
         validate_pid=$!
@@ -90,10 +87,10 @@ case "$task" in
 esac
 # a task requeued (node failure, preemption, the time limit's warning) resumes its trial
 mkdir -p "$trn_dir"
-resume=()
-saved=("$trn_dir"/{WEIGHTS}/*{CHECKPOINT_SUFFIX})
-if [[ -e "${{saved[0]}}" ]]; then resume=(--resume); fi
-before=$(stat -c %y "$trn_dir"/{TRAIN_LOCK} 2>/dev/null || echo none)
+{resume_lines(f'"$trn_dir"/{WEIGHTS}')}
+# the lock's own clock (the file server's) tells when this task's training took it
+lock_time() {{ stat -c %y "$trn_dir"/{TRAIN_LOCK} 2>/dev/null || echo none; }}
+before=$(lock_time)
 {step}
 validated=0
 if [[ -n "${{validate_pid:-}}" ]]; then wait "$validate_pid" || validated=$?; fi

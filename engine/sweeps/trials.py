@@ -46,12 +46,13 @@ def validate_request(plan: SweepPlan, exp_dir: Path) -> ValidateRequest | None:
     if r.no_validate:
         return None
     trn = TrainRequest(exp_dir=str(exp_dir), protocol=r.protocol, subset=r.subset)
-    trn_dir = _trn_dir(trn)
-    return ValidateRequest(trn_dir=str(trn_dir), protocol=r.protocol, subset=r.val_subset, every=r.every,
+    folder = trn_dir(trn)
+    return ValidateRequest(trn_dir=str(folder), protocol=r.protocol, subset=r.val_subset, every=r.every,
                            to=r.epochs, chronological=True, db=plan.db, database=_absolute(r.database))
 
 
-def _trn_dir(request: TrainRequest) -> Path:
+def trn_dir(request: TrainRequest) -> Path:
+    """The TRN_DIR a trial's ``train`` writes."""
     return ExperimentDir(Path(request.exp_dir)).training(request.protocol, request.subset).root
 
 
@@ -76,7 +77,7 @@ def add_trial(store: Store, plan: SweepPlan, number: int, point: Point, *, optun
     resolved = config_to_dict(config)
     train = train_request(plan, exp.root, point.seed)
     validate = validate_request(plan, exp.root)
-    trial = NewTrial(number=number, exp_dir=str(exp.root), out_dir=str(_trn_dir(train)), params=point.params,
+    trial = NewTrial(number=number, exp_dir=str(exp.root), out_dir=str(trn_dir(train)), params=point.params,
                      seed=point.seed, diff=config_diff(plan.base, resolved), config=resolved,
                      train=to_argv(train) if plan.queued else None,
                      validate=None if validate is None else to_argv(validate), target_epoch=plan.request.epochs,

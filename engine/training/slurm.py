@@ -84,10 +84,10 @@ def log_pattern(folder: Path, name: str) -> str:
     return sbatch_value(f"{str(folder).replace('%', '%%')}/{name}")
 
 
-def resume_lines(weights: Path) -> str:
-    """Bash that sets ``resume`` to ``(--resume)`` when ``weights`` holds a checkpoint (a requeued job),
-    the folder's name taken as written (no pattern in it is expanded)."""
-    return (f"resume=()\nsaved=({shlex.quote(str(weights))}/*{CHECKPOINT_SUFFIX})\n"
+def resume_lines(weights: str) -> str:
+    """Bash that sets ``resume`` to ``(--resume)`` when the folder ``weights`` (a bash word: quoted, or a
+    quoted variable) holds a checkpoint (a requeued job); no pattern in its name is expanded."""
+    return (f"resume=()\nsaved=({weights}/*{CHECKPOINT_SUFFIX})\n"
             'if [[ -e "${saved[0]}" ]]; then resume=(--resume); fi')
 
 
@@ -151,7 +151,7 @@ mkdir -p {shlex.quote(str(trn_dir))}
 head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
 # the rendezvous port of this job: two jobs sharing a head node do not meet on one
 port=$((20000 + SLURM_JOB_ID % 20000))
-{resume_lines(trn.weights)}
+{resume_lines(shlex.quote(str(trn.weights)))}
 
 {step}
 if (( requeued )); then exit 0; fi

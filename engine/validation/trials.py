@@ -9,13 +9,13 @@ names the file and the line instead. torch-free.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.data.protocols import SUBSETS, check_subset_entries, load_protocol
+from engine.data.reference_lines import SEPARATOR
 from engine.data.uri_lists import uri_problem, uri_refusal
 from engine.errors import ProtocolError
 
@@ -64,7 +64,7 @@ def check_trial_file(path: str | Path) -> list[tuple[int, str, str]]:
                 # a UTF-8 byte-order mark: pandas, which reads the list, drops it; fields are what pandas'
                 # `\s+` splits on (spaces and tabs): a line of a form feed is a row to it, not a blank line
                 text = (line.removeprefix("\ufeff") if number == 1 else line).rstrip("\r\n")
-                fields = [f for f in re.split(r"[ \t]+", text) if f]
+                fields = [f for f in SEPARATOR.split(text) if f]
                 # pandas reads a field that starts with a quote as quoted, up to the next quote,
                 # lines apart: the rows after it would shift
                 if fields and (len(fields) != 3 or fields[0].lower() not in _REFERENCES
