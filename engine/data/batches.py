@@ -42,6 +42,20 @@ REDRAWS = 16
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 
+def rank_share(rank: int, world: int, batch: int) -> slice:
+    """Rank ``rank``'s rows of a batch of ``batch`` chunks split over ``world`` processes (uneven when
+    ``world`` does not divide ``batch``: 8 chunks on 3 ranks are 2, 3 and 3)."""
+    return slice(rank * batch // world, (rank + 1) * batch // world)
+
+
+def share_weight(rank: int, world: int, batch: int) -> float:
+    """What rank ``rank``'s mean loss is multiplied by before its backward pass: DDP averages the
+    ranks' gradients, which weighs every rank alike, so a rank's mean is weighed by its share of
+    the batch for the step to be the whole batch's mean loss (1.0 exactly for even shares)."""
+    share = rank_share(rank, world, batch)
+    return (share.stop - share.start) * world / batch
+
+
 @dataclass(frozen=True)
 class BatchPlan:
     """What one batch holds, before any audio is read (rows of the whole batch)."""
@@ -118,7 +132,7 @@ class SpeakerBatches(Dataset):
         self.batch_size = batch
         self.samples = num_samples(index.duration, sample_rate)
         self.batches_per_epoch = batches_per_epoch(per_epoch, index.duration, per_fold, per_label)
-        self.share = slice(rank * batch // world, (rank + 1) * batch // world)
+        self.share = rank_share(rank, world, batch)
         # batches per pass over the speaker list
         self._per_pass = int(math.ceil(n / per_fold))
 

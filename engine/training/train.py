@@ -184,7 +184,7 @@ class Trainer:
         if self.plan.resumes:
             self.restore(self.plan)
         self.recorder.started(epoch=self.epoch, step=self.step, batches=self.data.batches_per_epoch,
-                              chunks=self.data.batch_size * self.world.size, batch=self.batch,
+                              chunks=self.config.task.batch_size, batch=self.batch,
                               resumed_from=self.plan.checkpoint)
         if self.plan.resumes:
             self.checkpoints.reconcile()
@@ -196,7 +196,7 @@ class Trainer:
             # a resume of a run that reached its target (a job requeued after it ended): exit 0, said
             self.recorder.say(f"train: epoch {self.epoch} is this run's target and is trained already: nothing "
                               f"to do; pass --to {self.target + 10} (or any later epoch) to train further")
-        meter = EpochMeter(self.data.batch_size * self.world.size)
+        meter = EpochMeter(self.config.task.batch_size)
         self.stop.install()
         try:
             while self.epoch < self.target:
@@ -229,7 +229,7 @@ class Trainer:
             with amp:
                 loss = self.net(waveforms, labels)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if self.data.share_weight == 1.0 else loss * self.data.share_weight).backward()
             self.optimizer.step()
             self.step += 1
             self.record(meter, epoch, loss.detach(), lr, m)

@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.data.audio_checks import Problem
 from engine.data.augment import build_augmentation
 from engine.data.batch_loader import BatchLoader, make_loader
-from engine.data.batches import Position, batches_per_epoch
+from engine.data.batches import Position, batches_per_epoch, share_weight
 from engine.data.file_checks import changed_problems
 from engine.data.speech_index import SpeakerIndex, derive_index
 from engine.data.speed import speed_vocabulary
@@ -60,9 +60,9 @@ class TrainingData:
         return batches_per_epoch(t.per_epoch, t.duration, t.per_fold, t.per_label)
 
     @property
-    def batch_size(self) -> int:
-        """Chunks of this rank's share of a batch."""
-        return self.config.task.batch_size // self.world.size
+    def share_weight(self) -> float:
+        """The weight of this rank's mean loss under DDP (``batches.share_weight``)."""
+        return share_weight(self.world.rank, self.world.size, self.config.task.batch_size)
 
     @property
     def position(self) -> Position:

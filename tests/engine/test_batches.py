@@ -13,7 +13,7 @@ from data_corpus import RAMP, RATE, SPEAKERS, make_corpus
 
 from engine.config import Config, TaskConfig
 from engine.data.batch_loader import make_loader
-from engine.data.batches import SpeakerBatches, batches_per_epoch
+from engine.data.batches import SpeakerBatches, batches_per_epoch, share_weight
 from engine.data.protocols import load_protocol, subset_files
 from engine.data.speech_index import build_index
 from engine.data.speech_regions import speech_regions
@@ -117,6 +117,30 @@ def test_ranks_split_each_batch_with_the_same_labels(index) -> None:
         assert torch.equal(torch.cat([parts[0][k][0], parts[1][k][0]]), waveforms)
         assert torch.equal(torch.cat([parts[0][k][1], parts[1][k][1]]), labels)
 
+
+
+def test_uneven_shares_weighted_make_the_averaged_gradient_the_whole_batchs(index) -> None:
+    """6 chunks on 4 ranks are shares of 1, 2, 1 and 2: DDP's mean of the ranks' gradients is the whole
+    batch's only when each rank's mean loss is weighed by its share (before, a chunk of a small share
+    weighed twice a chunk of a large one)."""
+    world = 4
+    (waveforms, labels), = collect(make_loader(index, CONFIG, workers=0, seed=2))[:1]
+    parts = [collect(make_loader(index, CONFIG, workers=0, seed=2, rank=r, world=world))[0] for r in range(world)]
+    assert [len(y) for _, y in parts] == [1, 2, 1, 2]
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(waveforms.shape[1], int(labels.max()) + 1)
+
+    def gradient(x: torch.Tensor, y: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+        layer.zero_grad()
+        (torch.nn.functional.cross_entropy(layer(x), y) * weight).backward()
+        return layer.weight.grad.clone()
+
+    whole = gradient(waveforms, labels)
+    averaged = sum(gradient(x, y, share_weight(r, world, len(labels))) for r, (x, y) in enumerate(parts)) / world
+    unweighted = sum(gradient(x, y) for x, y in parts) / world
+    assert torch.allclose(averaged, whole, atol=1e-6)
+    assert not torch.allclose(unweighted, whole, atol=1e-3)
+    assert [share_weight(r, 2, 6) for r in range(2)] == [1.0, 1.0]
 
 def test_a_speaker_with_too_little_speech_is_reported_by_name(files, index) -> None:
     (problem,) = index.problems

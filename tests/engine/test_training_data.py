@@ -47,7 +47,7 @@ def test_an_epoch_is_its_batches_and_a_resume_point_continues_the_same_sequence(
     assert len(first) == data.batches_per_epoch >= 2
     chunk, task = int(CONFIG.task.duration * CONFIG.sample_rate), CONFIG.task
     for x, y in first:
-        assert x.shape == (data.batch_size, chunk) and y.shape == (data.batch_size,)
+        assert x.shape == (task.batch_size, chunk) and y.shape == (task.batch_size,)
         assert 0 <= int(y.min()) and int(y.max()) < len(data.speakers)
         # per_label chunks of per_fold speakers
         assert sorted(torch.bincount(y).tolist())[-task.per_fold:] == [task.per_label] * task.per_fold
