@@ -16,7 +16,7 @@ from app.data import reader
 from app.data.reader import RunCurves, StepRow
 from app.launching.children import run_quick
 from app.launching.commands import request_argv
-from app.screens.compare_systems import SignificancePanel, det_source, run_label, systems
+from app.screens.compare_systems import SignificancePanel, det_source, run_label, shared_trials, systems
 from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -232,7 +232,8 @@ class CompareScreen(SignificancePanel):
         """DET curves and score histograms of the picked epoch of every compared run, overlaid."""
         from app.screens.det import DetScreen
 
-        sources = [source for r in self.runs if (source := det_source(r)) is not None]
+        trials = shared_trials(self.runs)
+        sources = [source for r in self.runs if (source := det_source(r, trials)) is not None]
         if not sources:
             self.app.notify("None of these runs has a validated epoch yet.", severity="warning")
             return

@@ -16,7 +16,7 @@ from app.screens.host import SpkembScreen
 from app.views.plain import safe
 from engine.compare.significance import compare_groups
 from engine.errors import SpkembError
-from engine.layout import ValidationDir
+from engine.layout import CheckpointName, ValidationDir
 
 if TYPE_CHECKING:
     from app.screens.det import DetSource
@@ -33,10 +33,11 @@ class System:
 
 def systems(runs: list[RunCurves]) -> list[System]:
     """The compared runs as systems, in their order: the runs of one group together, each other run
-    alone; runs with no validated epoch left out."""
+    alone; runs with no validated epoch left out. Each is weighed on one trial list they all share."""
+    trials = shared_trials(runs)
     by_key: dict[str, list[tuple[RunCurves, DetSource]]] = {}
     for r in runs:
-        source = det_source(r)
+        source = det_source(r, trials)
         if source is not None:
             by_key.setdefault(f"group {r.run.run_group}" if r.run.run_group else run_label(r), []).append((r, source))
     out = []
@@ -48,6 +49,18 @@ def systems(runs: list[RunCurves]) -> list[System]:
     return out
 
 
+def shared_trials(runs: list[RunCurves]) -> str | None:
+    """The trial list (``PROTOCOL.SUBSET``) every compared run was validated on: the first run's newest
+    one where the others have it too, else the first by name; None where they share none."""
+    lists = [[f"{v.protocol}.{v.subset}" for v in sorted(r.validators, key=lambda v: -v.id) if v.out_dir]
+             for r in runs]
+    lists = [found for found in lists if found]
+    if not lists:
+        return None
+    common = set(lists[0]).intersection(*lists[1:])
+    return lists[0][0] if lists[0][0] in common else min(common, default=None)
+
+
 def run_label(read: RunCurves) -> str:
     """``#3 aam (ResNet34)``: a run's legend and column label, naming the network it trained."""
     run = read.run
@@ -55,23 +68,31 @@ def run_label(read: RunCurves) -> str:
     return f"{label} ({read.network})" if read.network else label
 
 
-def det_source(read: RunCurves) -> DetSource | None:
-    """The picked epoch of one compared run (else its lowest-EER one) and the VAL_DIR that scored it."""
+def det_source(read: RunCurves, trials: str | None = None) -> DetSource | None:
+    """The checkpoint one compared run shows on a trial list (default: any), as the report shows it.
+
+    The newest VAL_DIR of the list that scored something speaks for the run, at the folder's pick (the
+    newest of its validate runs that picked an epoch or averaged weights: ``params.yml``), else at the
+    lowest EER of the epochs any validate run of the folder scored (for one scored twice, the newest).
+    """
     from app.screens.det import DetSource
 
-    out_dirs = {v.id: v.out_dir for v in read.validators if v.out_dir}
-    picked = [(v, v.best_epoch) for v in read.validators if v.id in out_dirs and v.best_epoch is not None]
     label = run_label(read)
-    if picked:
-        best, epoch = min(picked, key=lambda p: p[0].best_eer if p[0].best_eer is not None else 1.0)
-        return DetSource(f"{label} @{epoch}", out_dirs[best.id], int(epoch))
-    # the database's validations always have an epoch (NOT NULL)
-    scored = [(v, v.epoch) for v in read.validations
-              if v.eer is not None and v.epoch is not None and v.run_id in out_dirs]
-    if not scored:
-        return None
-    row, epoch = min(scored, key=lambda p: (p[0].eer, p[1]))
-    return DetSource(f"{label} @{epoch}", out_dirs[row.run_id], int(epoch))
+    newest_first = sorted((v for v in read.validators if v.out_dir
+                           and (trials is None or f"{v.protocol}.{v.subset}" == trials)), key=lambda v: -v.id)
+    for out_dir in dict.fromkeys(v.out_dir for v in newest_first):
+        folder = [v for v in newest_first if v.out_dir == out_dir]
+        for v in folder:
+            if v.best_epoch is not None:
+                name: CheckpointName = v.best_checkpoint or v.best_epoch
+                return DetSource(f"{label} @{name}", str(out_dir), name)
+        ids = {v.id for v in folder}
+        latest = {v.epoch: v for v in sorted(read.validations, key=lambda v: v.run_id)
+                  if v.run_id in ids and v.eer is not None and v.epoch is not None and v.checkpoint_name is None}
+        if latest:
+            row = min(latest.values(), key=lambda v: (v.eer, v.epoch))
+            return DetSource(f"{label} @{row.checkpoint}", str(out_dir), row.checkpoint)
+    return None
 
 
 class SignificancePanel(SpkembScreen):

@@ -3,7 +3,8 @@ run, the validation it shows on each trial list, its diarization checks and, for
 figures, its loss and EER against epoch.
 
 A training run is scored on a trial list (``PROTOCOL.SUBSET``) by its validate runs of that list;
-the newest one that scored something speaks for it, at the checkpoint it picked (``params.yml``:
+the newest one that scored something speaks for it with the validations of its VAL_DIR (every validate
+run of the folder up to it), at the checkpoint the folder picked (``params.yml``:
 ``runs.best_epoch``/``best_checkpoint``), else at its lowest EER. A validate run with no training
 run in the database (a copied TRN_DIR) is compared by itself.
 
@@ -81,7 +82,8 @@ class ComparedRun:
     loss_by_epoch: tuple[tuple[int, float], ...] = ()
 
 
-_RUN_COLUMNS = ("SELECT id, kind, name, parent_id, protocol, subset, run_group, seed, best_epoch, best_checkpoint, "
+_RUN_COLUMNS = ("SELECT id, kind, name, parent_id, protocol, subset, out_dir, run_group, seed, best_epoch, "
+                "best_checkpoint, "
                 "CASE WHEN json_valid(config) THEN json_extract(config, '$.architecture.name') END AS architecture, "
                 "CASE WHEN json_valid(config) THEN json_extract(config, '$.feature_extraction.name') END "
                 "AS front_end FROM runs")
@@ -143,12 +145,18 @@ def _compared(store: StoreReads, run: dict[str, Any], curves: bool) -> ComparedR
 
 
 def _scored(store: StoreReads, validator: dict[str, Any], curves: bool) -> ScoredList | None:
-    rows = store._read("SELECT * FROM validations WHERE run_id = ? AND eer IS NOT NULL ORDER BY epoch, id",
-                       (validator["id"],))
+    """What ``validator``'s VAL_DIR shows as of that run: the validations of every validate run of the
+    folder up to it (the newest row of a checkpoint scored twice: a ``validate --from N`` scores only
+    later epochs, while the pick may be an earlier one), at the folder's pick."""
+    rows = store._read("SELECT v.* FROM validations AS v JOIN runs AS r ON r.id = v.run_id WHERE v.eer IS NOT NULL "
+                       "AND (r.id = ? OR (r.kind = 'validate' AND r.out_dir = ? AND r.id < ?)) ORDER BY r.id, v.id",
+                       (validator["id"], validator["out_dir"], validator["id"]))
     if not rows:
         return None
-    picked = [r for r in rows if r["epoch"] == validator["best_epoch"]
-              and r.get("checkpoint_name") == validator["best_checkpoint"]]
+    newest = {(r["epoch"], r.get("checkpoint_name")): r for r in rows}
+    rows = sorted(newest.values(), key=lambda r: (r["epoch"], r["id"]))
+    epoch, name = _pick(store, validator)
+    picked = [r for r in rows if r["epoch"] == epoch and r.get("checkpoint_name") == name]
     row = picked[-1] if picked else min(rows, key=lambda r: (r["eer"], r["epoch"]))
     by_epoch = tuple((int(r["epoch"]), float(r["eer"])) for r in rows if r.get("checkpoint_name") is None)
     return ScoredList(protocol=validator["protocol"] or "", subset=validator["subset"] or "",
@@ -156,6 +164,17 @@ def _scored(store: StoreReads, validator: dict[str, Any], curves: bool) -> Score
                       checkpoint_name=row.get("checkpoint_name"),
                       figures={c: None if row.get(c) is None else float(row[c]) for c in FIGURE_COLUMNS},
                       scores_path=row.get("scores_path"), eer_by_epoch=by_epoch if curves else ())
+
+
+def _pick(store: StoreReads, validator: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The checkpoint ``validator``'s VAL_DIR points at as of that run (``params.yml``): the pick of the
+    newest of the folder's validate runs up to it that picked one."""
+    if validator["best_epoch"] is not None or validator["out_dir"] is None:
+        return validator["best_epoch"], validator["best_checkpoint"]
+    rows = store._read("SELECT best_epoch, best_checkpoint FROM runs WHERE kind = 'validate' AND out_dir = ? "
+                       "AND id < ? AND best_epoch IS NOT NULL ORDER BY id DESC LIMIT 1",
+                       (validator["out_dir"], validator["id"]))
+    return (rows[0]["best_epoch"], rows[0]["best_checkpoint"]) if rows else (None, None)
 
 
 def _diarized(store: StoreReads, parents: list[int]) -> tuple[DiarizedList, ...]:

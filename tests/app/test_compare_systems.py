@@ -121,3 +121,32 @@ async def test_the_overlaid_det_of_three_runs_with_miss_rates_at_false_alarm_rat
             assert name in row[0]
             assert row[1] == f"{100 * curve.eer:.2f}"
             assert row[3:] == [f"{100 * m:.2f}" for m in misses]
+
+
+def test_compare_weighs_the_checkpoint_and_the_trial_list_the_report_shows(tmp_path: Path) -> None:
+    """The folder's pick, not the validate run of the lowest EER; averaged weights by name; one list for all."""
+    from app.data.reader import read_curves
+    from app.screens.compare_systems import det_source, shared_trials
+    from tests.engine.report_db import PROTOCOL as DEMO
+    from tests.engine.report_db import make_compared, validate_again
+
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    sinc, resnet = made.ids["sinc"], made.ids["resnet-s1"]
+    val_dir = str(TrainingDir(tmp_path / "sinc" / "train" / f"{DEMO}.train").validation(DEMO, "development").root)
+    validate_again(made, "sinc", (3,), best=None)  # newest, nothing picked yet: the folder's pick (2) stands
+    (read,) = read_curves(made.db, [sinc])
+    assert (det_source(read).name, det_source(read).val_dir) == (2, val_dir)
+    again = validate_again(made, "sinc", (3,), best=3)
+    with open_store(made.db) as store:
+        store.set_best(again, epoch=3, eer=None, how="manual", checkpoint="avg-top2")
+    (read,) = read_curves(made.db, [sinc])
+    assert det_source(read).name == "avg-top2"
+    # a list only one of the runs was validated on is not the one they are weighed on
+    with open_store(made.db) as store:
+        store.create_run(kind="validate", exp_dir=tmp_path / "sinc", out_dir=tmp_path / "sinc" / "other",
+                         protocol=DEMO, subset="test", config={}, command=["spkemb-engine", "validate"],
+                         device="cpu", target_epoch=3, parent_id=sinc)
+    runs = read_curves(made.db, [sinc, resnet])
+    assert shared_trials(runs) == f"{DEMO}.development"
+    assert det_source(runs[0], shared_trials(runs)).val_dir == val_dir
+    assert det_source(runs[0]).val_dir == val_dir  # its newest folder scored nothing: the one that did speaks

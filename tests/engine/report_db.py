@@ -89,3 +89,25 @@ def make_compared(root: Path, *, asnorm: bool = True, diarized: bool = True) -> 
                                       confusion=1.0, total=20.0, files=[])
                 store.set_status(apply, "completed")
     return Compared(db=db, ids=ids)
+
+
+def validate_again(made: Compared, name: str, epochs: tuple[int, ...], *, best: int | None) -> int:
+    """A newer validate run of run ``name``'s VAL_DIR that scored only ``epochs`` (as ``validate --from``
+    does) with the figures the first one recorded, its pick ``best`` (None: not picked yet)."""
+    with open_store(made.db) as store:
+        first = store.run(made.ids[f"{name} val"])
+        assert first is not None
+        again = store.create_run(kind="validate", exp_dir=Path(first["exp_dir"]), out_dir=Path(first["out_dir"]),
+                                 protocol=PROTOCOL, subset="development", config=SINC,
+                                 command=["spkemb-engine", "validate"], device="cpu", target_epoch=3,
+                                 parent_id=first["parent_id"], name=f"{name} val again")
+        for result in store.validation_results(first["id"]):
+            if result.epoch in epochs:
+                store.add_validation(again, ValidationResult(
+                    epoch=result.epoch, eer=result.eer, mindcf_01=result.mindcf_01, mindcf_005=result.mindcf_005,
+                    threshold=result.threshold, n_trials=result.n_trials, scores_path=result.scores_path),
+                    train_run_id=first["parent_id"])
+        if best is not None:
+            store.set_best(again, epoch=best, eer=None, how="lowest-eer")
+        store.set_status(again, "completed")
+    return again

@@ -22,7 +22,7 @@ from engine.compare.pivot import build_pivot
 from engine.store import open_store
 from tests import children
 from tests.engine.engine_runner import run_in_process
-from tests.engine.report_db import TRIALS, Compared, make_compared
+from tests.engine.report_db import TRIALS, Compared, make_compared, validate_again
 
 
 def engine(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -69,6 +69,17 @@ def test_the_pivot_shows_each_runs_pick_and_a_groups_mean_and_std(compared: Comp
     assert group.eer.mean == pytest.approx(statistics.mean(seeds), rel=1e-12)
     assert group.eer.std == pytest.approx(statistics.stdev(seeds), rel=1e-12)
 
+
+
+@pytest.mark.parametrize("best", [2, None], ids=["picks-params-yml", "not-picked-yet"])
+def test_a_newer_validate_run_that_scored_later_epochs_shows_the_folders_pick(tmp_path: Path, best) -> None:
+    """``validate --from 3`` scores epoch 3 only, while the folder's pick (params.yml) stays epoch 2,
+    scored by the first validate run: the pivot showed epoch 3's figures (the newest run's lowest EER)."""
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    validate_again(made, "sinc", (3,), best=best)
+    with open_store(made.db, readonly=True) as store:
+        (cell,) = build_pivot(store, [made.ids["sinc"]]).cells
+    assert (cell.eer.mean, cell.mindcf_01.mean, cell.mindcf_005.mean) == _picked(made.db, made.ids["sinc val"])
 
 def test_the_calibrated_back_end_appears_when_the_database_records_it(tmp_path: Path) -> None:
     made = make_compared(tmp_path, asnorm=False, diarized=False)
