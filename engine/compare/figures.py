@@ -125,12 +125,12 @@ def _eer(pivot: Pivot) -> ReportFigure | None:
     for system in pivot.systems:
         for trials in lists:
             curves = [list(s.eer_by_epoch) for _, s in scored_of(pivot, system, trials)]
-            label = _legend(system) + (f" — {trials}" if len(lists) > 1 else "")
+            label = _legend(system) + plain(f" — {trials}" if len(lists) > 1 else "")
             if _plot_system(ax, system, curves, index, label, scale=100.0):
                 drawn, index = True, index + 1
     if not drawn:
         return None
-    title = "Validation EER" + (f"\n{lists[0]}" if len(lists) == 1 else "")
+    title = "Validation EER" + plain(f"\n{lists[0]}" if len(lists) == 1 else "")
     ax.set(xlabel="epoch", ylabel="EER (%)", title=title)
     _whole_epochs(ax)
     ax.grid(alpha=0.3)
@@ -145,7 +145,13 @@ def _whole_epochs(ax: Any) -> None:
 
 
 def _legend(system: System) -> str:
-    return f"{system.label} [{system.network}]" if system.network else system.label
+    return plain(f"{system.label} [{system.network}]" if system.network else system.label)
+
+
+def plain(text: str) -> str:
+    """``text`` as matplotlib shows it as it is: two ``$`` in a run's name are mathtext otherwise (and
+    one it cannot parse fails the figure)."""
+    return text.replace("$", r"\$")
 
 
 def _scores(pivot: Pivot, system: System, trials: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -196,7 +202,7 @@ def _det(pivot: Pivot, trials: str) -> ReportFigure | None:
     ax.set_xticks(positions, labels)
     ax.set_yticks(positions, labels)
     ax.set(xlim=(low, high), ylim=(low, high), xlabel="false-alarm rate (%)", ylabel="miss rate (%)",
-           title=f"DET curves\n{trials}", aspect="equal")
+           title=plain(f"DET curves\n{trials}"), aspect="equal")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="lower left")  # under every curve: the corner no DET curve reaches
     return ReportFigure(f"det-{safe_stem(trials)}",
@@ -228,6 +234,6 @@ def _histograms(pivot: Pivot, trials: str) -> ReportFigure | None:
         ax.set_title(_legend(system), fontsize="small")
         ax.set(xlabel="cosine score", ylabel="fraction of trials")
         ax.legend(fontsize="x-small")
-    fig.suptitle(f"Score distributions\n{trials}")
+    fig.suptitle(plain(f"Score distributions\n{trials}"))
     return ReportFigure(f"scores-{safe_stem(trials)}",
                         f"Target and non-target score histograms on {trials} (a group's runs pooled).", fig)

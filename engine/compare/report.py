@@ -8,8 +8,9 @@ page holding the tables and every figure (SVG inlined as ``data:`` URIs: it open
 copied alone).
 
 It writes only under ``--out`` and only its own files, each atomically. A folder that exists and
-holds anything is refused unless ``--force`` (then the report's files are replaced and every other
-file is kept), so that a report is never mixed by accident into a folder of something else.
+holds anything is refused unless ``--force`` (then an earlier report's files are removed, the new
+ones written, and every other file is kept), so that a report is never mixed by accident into a
+folder of something else.
 Everything is checked (the database, the runs and groups, the folder) before the first file is
 written. matplotlib is imported here (through ``figures``), never by the TUI at start-up.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from pathlib import Path
 
 from engine.atomic import atomic_write
@@ -38,6 +40,8 @@ TABLE_FILES = {"latex": "pivot.tex", "csv": "pivot.csv", "markdown": "pivot.md"}
 SIGNIFICANCE_FILES = {"latex": "significance.tex", "csv": "significance.csv", "markdown": "significance.md"}
 HTML_FILE = "report.html"
 FIGURE_FORMATS = ("png", "svg", "pdf")
+#: the figures' file names (``engine.compare.figures``): what a report over an earlier one replaces
+FIGURE_FILE = re.compile(r"(loss|eer|(det|scores)-.+)\.(png|svg|pdf)")
 
 
 def cmd_report(args: ReportRequest) -> int:
@@ -95,31 +99,38 @@ def _check_folder(folder: Path, *, force: bool) -> None:
 def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source: str = "",
                  weighed: list[Weighed] | None = None) -> list[Path]:
     """Write the formats asked for into ``folder`` (made if missing); returns the files written.
-    ``weighed``: the pairs of systems weighed (``engine.compare.verdicts``), as tables of their own."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [_write(folder / name, _table(pivot, fmt, source).encode())
-               for fmt, name in TABLE_FILES.items() if fmt in formats]
-    for fmt, name in SIGNIFICANCE_FILES.items():
-        if fmt in formats and weighed:
-            written.append(_write(folder / name, _verdicts(weighed, fmt, source).encode()))
-        elif fmt in formats:  # --force over an earlier report: its pairs were other systems'
-            (folder / name).unlink(missing_ok=True)
-    if not {"png", "svg", "pdf", "html"} & set(formats):
-        return written
-    from engine.compare.figures import draw_all
+    ``weighed``: the pairs of systems weighed (``engine.compare.verdicts``), as tables of their own.
+    Every file is made in memory first: a figure that fails leaves the folder as it was."""
+    files = [(name, _table(pivot, fmt, source).encode()) for fmt, name in TABLE_FILES.items() if fmt in formats]
+    files += [(name, _verdicts(weighed, fmt, source).encode())
+              for fmt, name in SIGNIFICANCE_FILES.items() if fmt in formats and weighed]
+    if {"png", "svg", "pdf", "html"} & set(formats):
+        from engine.compare.figures import draw_all
 
-    inlined = []
-    for figure in draw_all(pivot):
-        for fmt in FIGURE_FORMATS:
-            if fmt in formats or (fmt == "svg" and "html" in formats):
-                data = figure.render(fmt)
-                if fmt in formats:
-                    written.append(_write(folder / f"{figure.stem}.{fmt}", data))
-                if fmt == "svg":
-                    inlined.append((figure.stem, figure.caption, data))
-    if "html" in formats:
-        written.append(_write(folder / HTML_FILE, html_page(pivot, inlined, source, weighed or []).encode()))
-    return written
+        inlined = []
+        for figure in draw_all(pivot):
+            for fmt in FIGURE_FORMATS:
+                if fmt in formats or (fmt == "svg" and "html" in formats):
+                    data = figure.render(fmt)
+                    if fmt in formats:
+                        files.append((f"{figure.stem}.{fmt}", data))
+                    if fmt == "svg":
+                        inlined.append((figure.stem, figure.caption, data))
+        if "html" in formats:
+            files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or []).encode()))
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_earlier_report(folder)
+    return [_write(folder / name, data) for name, data in files]
+
+
+def _remove_earlier_report(folder: Path) -> None:
+    """``--force`` over an earlier report: its files go, every other file stays. A table, page or figure
+    left from it would sit beside the new ones as if of the same systems (a DET of a trial list no
+    longer compared, a pivot.tex when only csv is asked for now)."""
+    own = {*TABLE_FILES.values(), *SIGNIFICANCE_FILES.values(), HTML_FILE}
+    for path in folder.iterdir():
+        if (path.name in own or FIGURE_FILE.fullmatch(path.name)) and path.is_file() and not path.is_symlink():
+            path.unlink()
 
 
 def _table(pivot: Pivot, fmt: str, source: str) -> str:

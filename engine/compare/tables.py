@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from engine.compare.pivot import COLUMNS, LABEL_COLUMNS, METRIC_COLUMNS, Column, Pivot, PivotCell, Stat, cell_text
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # OT1, pdflatex's default encoding, prints these three as ¡ ¿ —
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+#: what a Markdown renderer would read as markup in a cell: a table's pipe, inline HTML, emphasis, code
+_MARKDOWN_SPECIAL = re.compile(r"([\\|<>*`\[\]])")
 
 
 def csv_header() -> list[str]:
@@ -79,7 +84,7 @@ def markdown_table(titles: list[str], aligns: list[str], rows: list[list[str]]) 
     """A pipe table: its titles, each column's alignment mark (``---``, ``---:``), its rows."""
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(text.replace("|", "\\|") for text in cells) + " |"
+        return "| " + " | ".join(_MARKDOWN_SPECIAL.sub(r"\\\1", text) for text in cells) + " |"
 
     return "\n".join([line(titles), "| " + " | ".join(aligns) + " |"] + [line(r) for r in rows]) + "\n"
 

@@ -284,13 +284,36 @@ def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compare
     (out / "notes.txt").write_text("mine")
     (out / "pivot.csv").write_text("old")
     (out / "significance.csv").write_text("an earlier report's pairs: other systems")
+    # an earlier report's table and figures this one does not write: of other systems or trial lists
+    for name in ("pivot.tex", "report.html", "det-Other.List.test.pdf", "scores-Other.List.test.png", "eer.svg"):
+        (out / name).write_text("an earlier report's")
+    (out / "det-notes.md").write_text("mine too: not a figure's name")
     done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
                   "--format", "csv", "--format", "markdown", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in out.iterdir()} == {"notes.txt", "pivot.csv", "pivot.md"}
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "det-notes.md", "pivot.csv", "pivot.md"}
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")
 
+
+
+def test_names_with_markup_are_shown_as_they_are_in_every_format(compared: Compared, tmp_path: Path) -> None:
+    """Two `$` in a name were mathtext for matplotlib (one it cannot parse: a traceback after the tables
+    were written); `<`, `>` and `|` printed as ¡ ¿ — under pdflatex; `<b>` was HTML in pivot.md."""
+    db = tmp_path / "runs.db"
+    shutil.copy(compared.db, db)
+    name = r"lr$\notacommand$ <b>|*x*"
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute("UPDATE runs SET name = ? WHERE id = ?", (name, compared.ids["sinc"]))
+    conn.close()
+    out = tmp_path / "out"
+    done = engine("report", "--db", str(db), str(compared.ids["sinc"]), "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert {f"det-{TRIALS}.pdf", "report.html"} <= {p.name for p in out.iterdir()}
+    tex = (out / "pivot.tex").read_text()
+    assert r"lr\$\textbackslash{}notacommand\$ \textless{}b\textgreater{}\textbar{}*x*" in tex
+    assert r"lr$\\notacommand$ \<b\>\|\*x\*" in (out / "pivot.md").read_text()
 
 def test_a_run_without_a_validated_figure_is_said_and_a_report_of_none_is_refused(compared: Compared,
                                                                                   tmp_path: Path) -> None:
