@@ -20,7 +20,7 @@ from app.screens.compare_systems import SignificancePanel, det_source, run_label
 from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
-from engine.compare.pivot import COLUMNS, Pivot, build_pivot, cell_text
+from engine.compare.pivot import COLUMNS, Pivot, build_pivot, cell_text, sweeps_as_runs
 from engine.compare.report import HTML_FILE
 from engine.config import config_diff
 from engine.requests import ReportRequest
@@ -145,6 +145,7 @@ class CompareScreen(SignificancePanel):
     def _load_pivot(self, run_ids: list[int], groups: list[str]) -> None:
         try:
             with reader.store_at(self.spkemb.db_path) as store:
+                run_ids, groups = sweeps_as_runs(store, run_ids, groups)
                 pivot = build_pivot(store, run_ids, groups) if run_ids or groups else Pivot((), (), {})
         except Exception as e:  # noqa: BLE001 - reported
             self.app.call_from_thread(self.spkemb.error, f"cannot read the figures: {e}")
@@ -201,7 +202,8 @@ class CompareScreen(SignificancePanel):
 
     def action_report(self) -> None:
         """Write ``spkemb-engine report`` of the compared runs (or groups) into WORKSPACE/reports/compare-TIME."""
-        run_ids, groups = self._systems()
+        # the table's systems: a sweep's group is its runs there
+        run_ids, groups = self.pivot.named() if self.pivot is not None else self._systems()
         if not run_ids and not groups:
             self.app.notify("None of these runs has figures to report (training or validate runs).",
                             severity="warning")

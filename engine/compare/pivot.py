@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from engine.config.networks import network_name
 from engine.errors import StoreError
-from engine.store.pivot import ComparedRun, ScoredList, compared_runs, group_run_ids
+from engine.store.pivot import ComparedRun, ScoredList, compared_runs, group_run_ids, sweep_group
 from engine.store.reads import StoreReads
 
 BACKENDS = ("raw", "as-norm", "calibrated")
@@ -128,6 +128,11 @@ class Pivot:
     #: every run read, by id (a report draws their curves)
     runs: dict[int, ComparedRun]
 
+    def named(self) -> tuple[list[int], list[str]]:
+        """The runs and groups that make this table's systems (``build_pivot``'s arguments)."""
+        return ([s.run_ids[0] for s in self.systems if s.group is None],
+                [s.group for s in self.systems if s.group is not None])
+
     def sorted_by(self, key: str, *, descending: bool = False) -> Pivot:
         """The same table sorted on one column; a figure not recorded sorts last either way."""
         column = next((c for c in COLUMNS if c.key == key), None)
@@ -180,6 +185,10 @@ def build_pivot(store: StoreReads, run_ids: Sequence[int] = (), groups: Sequence
     members: list[tuple[str | None, list[ComparedRun]]] = [
         (None, [run]) for run in compared_runs(store, dict.fromkeys(run_ids), curves=curves)]
     for group in dict.fromkeys(groups):
+        if sweep_group(store, group):
+            raise StoreError(f"group {group!r} is a sweep's: its trials differ in their settings, so a mean ± std "
+                             "over them is no spread of one setup — name its runs instead (`spkemb-engine runs "
+                             f"--group {group}` lists them)")
         ids = group_run_ids(store, group)
         if not ids:
             raise StoreError(f"group {group!r} has no training run: `spkemb-engine runs --group {group}` "
@@ -194,6 +203,18 @@ def build_pivot(store: StoreReads, run_ids: Sequence[int] = (), groups: Sequence
         runs.update({r.id: r for r in of_system})
         cells += _cells(system, of_system, grouped=named is not None)
     return Pivot(tuple(systems), tuple(cells), runs)
+
+
+def sweeps_as_runs(store: StoreReads, run_ids: Sequence[int], groups: Sequence[str]) -> tuple[list[int], list[str]]:
+    """``run_ids`` and ``groups`` with each sweep's group replaced by its runs, each a system of its own
+    (Compare's view by group: a sweep's trials are no seeds of one setup)."""
+    runs, kept = list(run_ids), []
+    for group in groups:
+        if sweep_group(store, group):
+            runs += group_run_ids(store, group)
+        else:
+            kept.append(group)
+    return list(dict.fromkeys(runs)), kept
 
 
 def _system(group: str | None, runs: list[ComparedRun]) -> System:

@@ -118,6 +118,12 @@ def group_run_ids(store: StoreReads, group: str) -> list[int]:
     return [int(r["id"]) for r in rows]
 
 
+def sweep_group(store: StoreReads, group: str) -> bool:
+    """Whether ``group`` is a sweep's: its trials differ in their settings, so they are no seeds of one setup."""
+    (row,) = store._read("SELECT EXISTS (SELECT 1 FROM sweeps WHERE run_group = ?) AS sweep", (group,))
+    return bool(row["sweep"])
+
+
 def _compared(store: StoreReads, run: dict[str, Any], curves: bool) -> ComparedRun:
     if run["kind"] == "train":
         validators = store._read(f"{_RUN_COLUMNS} WHERE parent_id = ? AND kind = 'validate' ORDER BY id DESC",

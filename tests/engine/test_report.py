@@ -315,6 +315,26 @@ def test_names_with_markup_are_shown_as_they_are_in_every_format(compared: Compa
     assert r"lr\$\textbackslash{}notacommand\$ \textless{}b\textgreater{}\textbar{}*x*" in tex
     assert r"lr$\\notacommand$ \<b\>\|\*x\*" in (out / "pivot.md").read_text()
 
+
+def test_a_sweeps_group_is_no_seeds_of_one_setup(compared: Compared, tmp_path: Path) -> None:
+    """A sweep's trials differ in their settings: `report --group` gave them a mean ± std as seeds."""
+    from engine.compare.pivot import sweeps_as_runs
+
+    db = tmp_path / "runs.db"
+    shutil.copy(compared.db, db)
+    with open_store(db) as store:
+        store.create_sweep(name="resnet34-lm", method="grid", base_config="c.yml", sweep_dir="s", protocol=TRIALS,
+                           subset="development", space={}, seeds=1, epochs=3, planned=2, slots="cpu", prune="none",
+                           prune_after=1, run_group="resnet34-lm", command=[])
+    out = tmp_path / "out"
+    done = engine("report", "--db", str(db), "--group", "resnet34-lm", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 2 and "group 'resnet34-lm' is a sweep's" in done.stderr, done.stderr
+    assert not out.exists()
+    with open_store(db, readonly=True) as store:  # Compare's view by group: each trial a system of its own
+        run_ids, groups = sweeps_as_runs(store, [compared.ids["sinc"]], ["resnet34-lm"])
+        assert (run_ids, groups) == ([compared.ids[n] for n in ("sinc", "resnet-s1", "resnet-s2")], [])
+        assert build_pivot(store, run_ids, groups).named() == (run_ids, [])
+
 def test_a_run_without_a_validated_figure_is_said_and_a_report_of_none_is_refused(compared: Compared,
                                                                                   tmp_path: Path) -> None:
     """A report of an unvalidated run exited 0 with headers alone (`1 system(s), 0 row(s)`)."""
