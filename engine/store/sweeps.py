@@ -49,6 +49,16 @@ class NewTrial:
     optuna_trial: int | None = None
 
 
+
+#: the validations a sweep reads of a trial's training run ``{run}``: its epochs (not epoch 0, the untrained
+#: network; not averaged weights) scored in the VAL_DIR of the first validation started beside it, the
+#: sweep's own (a user's validation on another trial list or subset is not the sweep's figure)
+_SWEEP_VALIDATIONS = (
+    "FROM validations v JOIN runs vr ON vr.id = v.run_id WHERE v.train_run_id = {run} "
+    "AND v.checkpoint_name IS NULL AND v.epoch >= 1 AND vr.out_dir = (SELECT f.out_dir FROM runs f "
+    "WHERE f.parent_id = {run} AND f.kind = 'validate' ORDER BY f.id LIMIT 1)")
+
+
 @dataclass(frozen=True)
 class Claim:
     """A queued run this queue may now start (``token`` goes to the child in ``CLAIM_VAR``)."""
@@ -131,14 +141,13 @@ class StoreSweeps:
 
     def sweep_trials(self, sweep_id: int) -> list[dict[str, Any]]:
         """A sweep's trials in order, each with its training run's status, reason, device and slot, and the
-        lowest validated EER of that run (``best_eer``; NULL before any validation).
+        lowest EER the sweep's validation of that run gave (``best_eer``; NULL before any validation).
 
         A trial of a SLURM array has no queued run: its run is the newest training run of its TRN_DIR.
         """
         rows = self._read(
             "SELECT t.*, r.id AS train_run_id, r.status, r.reason, r.device, r.epoch, r.target_epoch, "
-            "q.slot, q.claim, (SELECT MIN(v.eer) FROM validations v WHERE v.train_run_id = r.id "
-            "AND v.checkpoint_name IS NULL) AS best_eer "
+            f"q.slot, q.claim, (SELECT MIN(v.eer) {_SWEEP_VALIDATIONS.format(run='r.id')}) AS best_eer "
             "FROM sweep_trials t LEFT JOIN runs r ON r.id = COALESCE(t.run_id, (SELECT MAX(id) FROM runs "
             "WHERE kind = 'train' AND out_dir = t.out_dir)) LEFT JOIN queue_entries q ON q.run_id = r.id "
             "WHERE t.sweep_id = ? ORDER BY t.number", (sweep_id,))
@@ -154,11 +163,11 @@ class StoreSweeps:
         return rows[0] if rows else None
 
     def trial_eers(self, sweep_id: int) -> dict[int, dict[int, float]]:
-        """Validated EER of each trial's training run by epoch: ``{trial id: {epoch: eer}}`` (the
-        intermediate values pruning compares)."""
+        """EER of each trial's training run by epoch, as the sweep's validation gave it: ``{trial id:
+        {epoch: eer}}`` (the intermediate values pruning compares)."""
         rows = self._read(
-            "SELECT t.id AS trial, v.epoch, MIN(v.eer) AS eer FROM sweep_trials t "
-            "JOIN validations v ON v.train_run_id = t.run_id AND v.checkpoint_name IS NULL "
+            "SELECT t.id AS trial, v.epoch, MIN(v.eer) AS eer FROM sweep_trials t JOIN validations v "
+            f"ON v.id IN (SELECT v.id {_SWEEP_VALIDATIONS.format(run='t.run_id')}) "
             "WHERE t.sweep_id = ? GROUP BY t.id, v.epoch", (sweep_id,))
         out: dict[int, dict[int, float]] = {}
         for row in rows:
@@ -166,13 +175,14 @@ class StoreSweeps:
         return out
 
     def best_epochs(self, run_ids: Sequence[int]) -> dict[int, int]:
-        """The epoch of lowest validated EER of each training run (the earlier on a tie)."""
+        """The epoch of lowest EER the sweep's validation gave each training run (the earlier on a tie)."""
         if not run_ids:
             return {}
         marks = ", ".join("?" * len(run_ids))
         best: dict[int, int] = {}
-        for row in self._read(f"SELECT train_run_id, epoch FROM validations WHERE train_run_id IN ({marks}) "
-                              "AND checkpoint_name IS NULL ORDER BY eer, epoch", list(run_ids)):
+        for row in self._read(f"SELECT v.train_run_id, v.epoch FROM validations v WHERE v.id IN (SELECT v.id "
+                              f"{_SWEEP_VALIDATIONS.format(run='v.train_run_id')}) AND v.train_run_id IN ({marks}) "
+                              "ORDER BY v.eer, v.epoch", list(run_ids)):
             best.setdefault(row["train_run_id"], row["epoch"])
         return best
 

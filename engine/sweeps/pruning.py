@@ -1,10 +1,11 @@
 """Pruning a grid's trials on validated EER: "worse than the median of the other trials at the same epoch".
 
-Each validated epoch's EER is the trial's intermediate value. A running trial is pruned at the first
-epoch from ``prune_after`` on (never epoch 0, the untrained network) where its EER is above the median
-of the other trials' EERs at that epoch, once at least ``MIN_OTHERS`` of them have one (as Optuna's
-MedianPruner after a few startup trials, here counted per epoch). ``--optuna`` sweeps ask the study's
-own pruner instead.
+Each validated epoch's EER is the trial's intermediate value. A running trial is judged at its newest
+validated epoch, from ``prune_after`` on (never epoch 0, the untrained network), and pruned where its
+EER is above the median of the other trials' EERs at that epoch, once at least ``MIN_OTHERS`` of them
+have one (as Optuna's MedianPruner, which judges a trial's latest step, after a few startup trials,
+here counted per epoch): a trial that leads now is not stopped for an early epoch that later trials
+beat. ``--optuna`` sweeps ask the study's own pruner instead.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class Pruned:
 
 
 def median_rule(own: dict[int, float], others: list[dict[int, float]], *, prune_after: int) -> Pruned | None:
-    """The first epoch (from ``prune_after`` on) at which ``own`` is worse than the others' median, if any.
+    """Whether ``own`` at its newest validated epoch (from ``prune_after`` on) is worse than the others' median.
 
     Parameters
     ----------
@@ -39,11 +40,11 @@ def median_rule(own: dict[int, float], others: list[dict[int, float]], *, prune_
     others
         The other trials' (of the same sweep, running or ended).
     """
-    for epoch in sorted(e for e in own if e >= max(prune_after, 1)):
-        values = [o[epoch] for o in others if epoch in o]
-        if len(values) < MIN_OTHERS:
-            continue
-        median = statistics.median(values)
-        if own[epoch] > median:
-            return Pruned(epoch, own[epoch], median)
-    return None
+    epoch = max(own, default=0)
+    if epoch < max(prune_after, 1):
+        return None
+    values = [o[epoch] for o in others if epoch in o]
+    if len(values) < MIN_OTHERS:
+        return None
+    median = statistics.median(values)
+    return Pruned(epoch, own[epoch], median) if own[epoch] > median else None

@@ -225,7 +225,7 @@ class Queue:
         if sweep["method"] == "optuna":
             from engine.sweeps.study import optuna_prune
 
-            return optuna_prune(sweep, held.trial, own, others, held.seen)
+            return optuna_prune(sweep, held.trial, own, held.seen)
         verdict = median_rule(own, others, prune_after=sweep["prune_after"])
         return None if verdict is None else (verdict.reason, verdict.epoch)
 

@@ -111,3 +111,15 @@ def read_space(path: str | Path) -> list[Range]:
                               "or {choices: [V1, V2]}")
         ranges.append(Range(str(key), low=low, high=high, log=bool(spec.get("log"))))
     return ranges
+
+
+def probe_values(r: Range) -> list[Any]:
+    """The values of ``r`` checked against the config before a sweep is recorded: every choice, or the
+    two bounds and a value between (the study may draw any of them)."""
+    if r.choices:
+        return list(r.choices)
+    assert r.low is not None and r.high is not None
+    if isinstance(r.low, int) and isinstance(r.high, int):
+        return [r.low, (r.low + r.high) // 2, r.high]
+    middle = (r.low * r.high) ** 0.5 if r.log else (r.low + r.high) / 2
+    return [float(r.low), middle, float(r.high)]

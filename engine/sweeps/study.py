@@ -27,11 +27,16 @@ def open_study(plan: SweepPlan) -> Any:
     plan.folder.root.mkdir(parents=True, exist_ok=True)
     storage = JournalStorage(JournalFileBackend(str(plan.folder.study)))
     after = max(plan.request.prune_after, 1)
-    pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=after - 1),
+    # the steps are epochs: the earliest a trial is pruned at is epoch `after` (`step == n_warmup_steps`)
+    pruner = {"median": lambda: optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=after),
               "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=after),
               "none": optuna.pruners.NopPruner}["none" if plan.request.no_validate else plan.request.prune]()
-    return optuna.create_study(study_name=plan.name, storage=storage, direction="minimize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=0), pruner=pruner)
+    study = optuna.create_study(study_name=plan.name, storage=storage, direction="minimize", load_if_exists=True,
+                                pruner=pruner)
+    # a study is opened anew for each trial the queue asks for: a sampler seeded alike each time drew
+    # trial 0's values again; seeded by the trials made so far, a sweep stays reproducible
+    study.sampler = optuna.samplers.TPESampler(seed=len(study.trials))
+    return study
 
 
 def _distributions(ranges: list[Range]) -> dict[str, Any]:
@@ -81,16 +86,44 @@ def wants_trials(store: Store) -> bool:
 
 
 def ask_next(store: Store) -> bool:
-    """Make the next trial of an Optuna sweep that has fewer than planned; False when none needs one."""
+    """Make the next trial of an Optuna sweep that has fewer than planned; False when none was made.
+
+    Values the config refuses (a rule between keys) fail that trial in the study, which asks again
+    at the next poll; after ``MAX_REFUSED`` such trials in a row the sweep makes no more, so that a
+    queue neither asks forever nor keeps the other sweeps waiting behind it.
+    """
     for sweep in _short(store):
         plan = plan_of(sweep)
+        study = open_study(plan)
         try:
-            start_trials(store, plan, open_study(plan), count=1)
+            start_trials(store, plan, study, count=1)
         except SpkembError as e:
-            say(f"queue: sweep {sweep['name']}: the study's next trial cannot be made ({e}); asking again later")
-            return False
+            refused = _refused_in_a_row(study)
+            if refused < MAX_REFUSED:
+                say(f"queue: sweep {sweep['name']}: a trial's values are refused ({e}); the study asks again")
+                continue
+            store.end_sweep(sweep["id"])
+            say(f"queue: sweep {sweep['name']}: {refused} trials in a row refused (the last: {e}); it makes no more "
+                f"trials ({len(store.sweep_trials(sweep['id']))} made) — narrow its --space and sweep again")
+            continue
         return True
     return False
+
+
+#: trials in a row whose values the config refuses before a sweep makes no more
+MAX_REFUSED = 10
+
+
+def _refused_in_a_row(study: Any) -> int:
+    """The study's latest trials that failed in a row (values refused before any run was made)."""
+    from optuna.trial import TrialState
+
+    count = 0
+    for trial in reversed(study.get_trials(deepcopy=False)):
+        if trial.state != TrialState.FAIL:
+            break
+        count += 1
+    return count
 
 
 def _trial_id(study: Any, number: int) -> int:
@@ -98,11 +131,12 @@ def _trial_id(study: Any, number: int) -> int:
 
 
 def optuna_prune(sweep: dict[str, Any], trial: dict[str, Any], own: dict[int, float],
-                 others: list[dict[int, float]], seen: set[int]) -> tuple[str, int] | None:
+                 seen: set[int]) -> tuple[str, int] | None:
     """Report the trial's newly validated epochs to the study; its pruner's verdict with the reason."""
     if trial.get("optuna_trial") is None:
         return None
     import optuna
+    from optuna.trial import TrialState
 
     new = sorted(e for e in own if e not in seen and e >= 1)
     if not new:
@@ -113,8 +147,11 @@ def optuna_prune(sweep: dict[str, Any], trial: dict[str, Any], own: dict[int, fl
         handle.report(own[epoch], epoch)
         seen.add(epoch)
         if handle.should_prune():
-            values = [o[epoch] for o in others if epoch in o]
-            versus = f"median {100 * statistics.median(values):.1f} %" if values else "the study's pruner"
+            # the values the pruner weighed: completed trials' at this epoch (not the running or pruned)
+            completed = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            values = [t.intermediate_values[epoch] for t in completed if epoch in t.intermediate_values]
+            versus = f"median {100 * statistics.median(values):.1f} %" \
+                if values and sweep["prune"] == "median" else "the study's pruner"
             how = "" if sweep["prune"] == "median" else " (successive halving)"
             return f"pruned at epoch {epoch}{how}: EER {100 * own[epoch]:.1f} % > {versus}", epoch
     return None

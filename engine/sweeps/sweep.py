@@ -12,12 +12,12 @@ from engine.config import config_to_dict, load_config
 from engine.config.overrides import set_keys
 from engine.console import say
 from engine.data.database_yml import pinned_database
-from engine.errors import SpkembError
+from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, SweepDir
 from engine.requests import SweepRequest
 from engine.store import Store, default_db_path, open_store
 from engine.sweeps.slots import check_gpus_here, parse_slots
-from engine.sweeps.space import grid_points, parse_grid, read_space
+from engine.sweeps.space import grid_points, parse_grid, probe_values, read_space
 from engine.sweeps.trials import SweepPlan, add_trial
 
 
@@ -56,8 +56,13 @@ def cmd_sweep(args: SweepRequest) -> int:
     points = [] if args.optuna is not None else grid_points(parse_grid(args.set or ()), args.seeds, args.random)
     for point in points:  # every trial's values checked before anything is written
         set_keys(base, point.params)
-    for r in ranges:  # each searched key with a value of its range
-        set_keys(base, {r.key: r.choices[0] if r.choices else r.low})
+    for r in ranges:  # each searched key with the values of its range the study may draw
+        for value in probe_values(r):
+            try:
+                set_keys(base, {r.key: value})
+            except ConfigError as e:
+                raise SpkembError(f"--space {args.space}: {r.key} may be drawn as {value!r}, which the config "
+                                  f"refuses ({e}); give it another range or choices") from None
     out = Path(args.out).expanduser().resolve() if args.out else None
     if args.sbatch:
         from engine.sweeps.array import array_header

@@ -9,7 +9,7 @@ import pytest
 
 from engine.records import ValidationResult
 from engine.store import open_store
-from engine.sweeps.study import ask_next, open_study, optuna_prune, trial_ended, wants_trials
+from engine.sweeps.study import MAX_REFUSED, ask_next, open_study, optuna_prune, trial_ended, wants_trials
 from engine.sweeps.trials import plan_of
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_in_process, start_engine
@@ -21,10 +21,11 @@ architecture.params.tdnn.hidden_dim: {choices: [32, 64]}
 """
 
 
-def _validated(store, run_id: int, eers: dict[int, float]) -> None:
+def _validated(store, run_id: int, eers: dict[int, float], out_dir: str = "v") -> None:
     run = store.run(run_id)
-    val = store.create_run(kind="validate", exp_dir=run["exp_dir"], out_dir=run["out_dir"] + "/v", protocol=PROTOCOL,
-                           subset="development", config=None, command=["validate"], device="cpu", parent_id=run_id)
+    val = store.create_run(kind="validate", exp_dir=run["exp_dir"], out_dir=f"{run['out_dir']}/{out_dir}",
+                           protocol=PROTOCOL, subset="development", config=None, command=["validate"], device="cpu",
+                           parent_id=run_id)
     for epoch, eer in eers.items():
         store.add_validation(val, ValidationResult(eer=eer, epoch=epoch), train_run_id=run_id)
 
@@ -66,10 +67,13 @@ def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_prun
     assert wants_trials(store) and ask_next(store)
     third = store.sweep_trials(sweep["id"])[2]
     assert third["optuna_trial"] == 2 and third["status"] == "queued"
+    # the study opened anew for it drew other values (a sampler seeded alike drew trial 0's again)
+    assert third["params"] not in [t["params"] for t in trials]
     _validated(store, third["run_id"], {0: 0.5, 1: 0.4})
+    _validated(store, third["run_id"], {1: 0.05}, out_dir="test")  # a user's validation on another list
     eers = store.trial_eers(sweep["id"])
-    others = [v for k, v in eers.items() if k != third["id"]]
-    verdict = optuna_prune(sweep, store.trial_of_run(third["run_id"]), eers[third["id"]], others, set())
+    assert eers[third["id"]] == {1: 0.4}  # the sweep's own validation, and no epoch 0
+    verdict = optuna_prune(sweep, store.trial_of_run(third["run_id"]), eers[third["id"]], set())
     assert verdict == ("pruned at epoch 1: EER 40.0 % > median 10.0 %", 1)
     store.set_pruned(third["id"], epoch=1, reason=verdict[0])
     trial_ended(store, store.trial_of_run(third["run_id"]), third["run_id"])
@@ -137,3 +141,58 @@ def test_cancel_sweep_ends_an_optuna_sweep_that_would_ask_for_more(tmp_path: Pat
     refused = run_in_process("queue", "--cancel-sweep", "nope", db=db_path)
     assert refused.returncode == 2 and refused.stderr.strip().endswith(
         "--cancel-sweep nope: no sweep of that name in " + str(db_path) + " (its sweeps: opt)")
+
+
+def test_trials_the_config_refuses_fail_in_the_study_until_the_sweep_makes_no_more(tmp_path: Path,
+                                                                                   db_path: Path) -> None:
+    """Before, each ask drew trial 0's values again, said "asking again later" at every poll, and kept the
+    sweeps behind it from being asked: a queue never went idle."""
+    _optuna_sweep(tmp_path, db_path, "--slots", "cpu", "--epochs", "2")
+    store = open_store(db_path)
+    (sweep,) = store.sweeps()
+    (first,) = store.sweep_trials(sweep["id"])
+    taken = Path(first["exp_dir"]).parent / "trial-001"
+    (taken / "config.yml").parent.mkdir()
+    (taken / "config.yml").write_text("a folder of someone else's: every next trial is refused")
+    for _ in range(MAX_REFUSED - 1):
+        assert not ask_next(store) and wants_trials(store)
+    assert not ask_next(store) and not wants_trials(store)  # ended: 1 trial made
+    assert store.sweep(sweep["id"])["planned"] == 1
+    states = [t.state.name for t in open_study(plan_of(sweep)).trials]
+    assert states == ["RUNNING"] + ["FAIL"] * MAX_REFUSED
+    drawn = [t.params["task.params.margin"] for t in open_study(plan_of(sweep)).trials]
+    assert len(set(drawn)) == len(drawn)
+
+
+@pytest.mark.parametrize("space", [b"task.params.per_fold: {low: 2, high: 3.5}\n",
+                                   b"task.params.margin: {low: 0.1, high: 5.0}\n",
+                                   b"architecture.params.tdnn.hidden_dim: {choices: [32, abc]}\n"])
+def test_a_range_the_config_refuses_anywhere_in_it_is_one_line_with_nothing_recorded(tmp_path: Path,
+                                                                                    db_path: Path,
+                                                                                    space: bytes) -> None:
+    """Only each range's low (or first choice) was checked: the sweep was recorded, then failed."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    (tmp_path / "space.yml").write_bytes(space)
+    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--no-queue", str(base),
+                          PROTOCOL, db=db_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "which the config refuses" in done.stderr
+    assert not db_path.exists() or open_store(db_path).sweeps() == []
+    assert not (base / "sweeps").exists()
+
+def test_the_optuna_pruner_judges_no_epoch_before_prune_after(tmp_path: Path, db_path: Path) -> None:
+    """MedianPruner(n_warmup_steps=E - 1) pruned at epoch E - 1."""
+    _optuna_sweep(tmp_path, db_path, "--slots", "cpu*3", "--epochs", "3", "--prune-after", "2")
+    store = open_store(db_path)
+    (sweep,) = store.sweeps()
+    first, second, third = store.sweep_trials(sweep["id"])
+    for t in (first, second):
+        _validated(store, t["run_id"], {1: 0.1, 2: 0.1, 3: 0.1})
+        store.set_status(t["run_id"], "completed")
+        trial_ended(store, store.trial_of_run(t["run_id"]), t["run_id"])
+    seen: set[int] = set()
+    trial = store.trial_of_run(third["run_id"])
+    assert optuna_prune(sweep, trial, {1: 0.5}, seen) is None
+    assert optuna_prune(sweep, trial, {1: 0.5, 2: 0.5}, seen) == ("pruned at epoch 2: EER 50.0 % > median 10.0 %", 2)

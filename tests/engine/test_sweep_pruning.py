@@ -62,3 +62,16 @@ def test_a_trial_behind_the_median_is_stopped_with_its_reason_and_its_slot_goes_
     assert entries[nxt]["started_at"] >= entries[behind]["ended_at"]
     queue.terminate()
     assert queue.wait(timeout=60) == 0
+
+
+def test_the_median_rule_judges_a_trials_newest_epoch_only() -> None:
+    """A trial leading at epoch 3 was stopped "at epoch 1" once later trials beat its first epoch."""
+    from engine.sweeps.pruning import median_rule
+
+    leader, early = {1: 0.2, 2: 0.1, 3: 0.05}, [{1: 0.3, 2: 0.2, 3: 0.15}, {1: 0.25, 2: 0.2, 3: 0.1}]
+    assert median_rule(leader, early, prune_after=1) is None
+    assert median_rule(leader, early + [{1: 0.15}, {1: 0.12}], prune_after=1) is None
+    behind = median_rule({1: 0.2, 2: 0.3}, early, prune_after=1)
+    assert behind is not None and (behind.epoch, behind.eer, behind.median) == (2, 0.3, 0.2)
+    assert median_rule({1: 0.2, 2: 0.3}, early, prune_after=3) is None  # not before --prune-after
+    assert median_rule({0: 0.9}, early, prune_after=0) is None  # never epoch 0, the untrained network
