@@ -124,9 +124,18 @@ class QueryScreen(SpkembScreen):
             status.update(f"{len(message.rows)} row{'' if len(message.rows) == 1 else 's'}")
 
 
+#: characters of a text value a cell shows (a table draws every character of its cells)
+CELL_CHARS = 200
+
+
 def cell_text(value: object) -> str:
     """A result cell as sqlite3's shell shows it: a float to 15 significant digits (0.23, not the
-    0.22999999999999998 that a mean or a sum gives), NULL as nothing."""
+    0.22999999999999998 that a mean or a sum gives), NULL as nothing; a blob as its size and a long
+    text cut (a 300 MB blob drawn as text held the screen two minutes)."""
     if value is None:
         return ""
+    if isinstance(value, bytes):
+        return f"<blob {len(value):,} bytes>"
+    if isinstance(value, str) and len(value) > CELL_CHARS:
+        return f"{value[:CELL_CHARS]}… ({len(value):,} characters)"
     return f"{value:.15g}" if isinstance(value, float) else str(value)

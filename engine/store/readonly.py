@@ -78,7 +78,8 @@ def _refusal(action: int, arg1: str | None, arg2: str | None) -> str | None:
         # first used; an UPDATE of the schema itself is still refused (mode=ro, no writable_schema)
         return None
     if action == sqlite3.SQLITE_FUNCTION:
-        return None if arg2 != "load_extension" else "load_extension()"
+        # fts3_tokenizer() hands out (and takes) a pointer into the process
+        return f"{arg2}()" if arg2 in ("load_extension", "fts3_tokenizer") else None
     if action == sqlite3.SQLITE_PRAGMA:
         name = (arg1 or "").lower()
         if (arg2 is None and name in _REPORTING_PRAGMAS) or name in _REPORTING_PRAGMAS_WITH_ARG:
@@ -102,6 +103,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 #: rows ``query`` returns at most unless told otherwise: 10 M rows took 1.95 GB
 DEFAULT_ROW_LIMIT = 10_000
+#: the longest text or blob a query may make or return (SQLite's SQLITE_LIMIT_LENGTH on its connection)
+MAX_VALUE_BYTES = 8_000_000
+#: text and blobs a result may hold in all: the rows past it are left out, as past the row limit
+MAX_RESULT_BYTES = 64_000_000
 #: seconds a query may run unless told otherwise (the TUI passes its own, shorter limit)
 DEFAULT_TIME_LIMIT_S = 30.0
 #: SQLite virtual-machine instructions between two looks at the clock and the stop flag
@@ -211,11 +216,14 @@ def query(path: Path, sql: str, params: Sequence[Any] = (), limit: int | None = 
     conn = _connect(Path(path))
     stop._attach(conn)
     try:
+        # one value is made by one instruction, which no progress handler interrupts: zeroblob(1e9)
+        # ran 22 s past a 5 s limit; a value over this size is an error at once
+        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         conn.set_authorizer(authorize)
         conn.set_progress_handler(progress, _CHECK_EVERY)
         cursor = conn.execute(sql, tuple(params))
         columns = [d[0] for d in cursor.description or ()]
-        rows = cursor.fetchall() if limit is None else cursor.fetchmany(limit + 1)
+        rows, over_budget = _fetch(cursor, limit)
         cursor.close()
     except (sqlite3.DatabaseError, sqlite3.Warning, sqlite3.ProgrammingError) as e:
         if stop.stopped:
@@ -235,5 +243,20 @@ def query(path: Path, sql: str, params: Sequence[Any] = (), limit: int | None = 
     finally:
         stop._attach(None)
         conn.close()
-    truncated = limit is not None and len(rows) > limit
-    return QueryResult(columns, rows[:limit] if truncated else rows, truncated)
+    truncated = over_budget or (limit is not None and len(rows) > limit)
+    return QueryResult(columns, rows[:limit] if limit is not None and len(rows) > limit else rows, truncated)
+
+
+def _fetch(cursor: sqlite3.Cursor, limit: int | None) -> tuple[list[tuple[Any, ...]], bool]:
+    """Up to ``limit + 1`` rows, and whether the text and blobs of ``MAX_RESULT_BYTES`` ended the fetch
+    first (10,000 rows of one 8 MB value each are 80 GB)."""
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    for row in cursor:
+        rows.append(row)
+        size += sum(len(v) for v in row if isinstance(v, (str, bytes)))
+        if size > MAX_RESULT_BYTES:
+            return rows, True
+        if limit is not None and len(rows) > limit:
+            break
+    return rows, False

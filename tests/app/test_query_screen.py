@@ -64,6 +64,16 @@ async def test_the_result_says_when_rows_were_left_out(workspace: Path) -> None:
         assert _status(screen).startswith("first 10,000 rows (")
 
 
+
+def test_a_cell_shows_a_blob_by_its_size_and_a_long_text_cut() -> None:
+    """A 300 MB blob was drawn as a 1.2 GB string: two minutes of a frozen screen."""
+    from app.screens.query import CELL_CHARS, cell_text
+
+    assert cell_text(bytes(300)) == "<blob 300 bytes>"
+    long = "x" * 10_000
+    assert cell_text(long) == "x" * CELL_CHARS + "… (10,000 characters)"
+    assert (cell_text(0.1 + 0.2), cell_text(None), cell_text("short")) == ("0.3", "", "short")
+
 #: the child: open the Query screen, start the endless query, quit with ctrl+q, print "quit"
 _CHILD = f"""
 import asyncio, sys

@@ -10,6 +10,7 @@ import pytest
 from engine.errors import QueryStopped, StoreError
 from engine.records import ValidationResult
 from engine.store import DEFAULT_ROW_LIMIT, EXAMPLE_QUERIES, QueryStop, open_store
+from engine.store.readonly import MAX_RESULT_BYTES, MAX_VALUE_BYTES
 from tests.engine.test_store import new_run
 
 #: statement -> what the refusal names
@@ -34,6 +35,7 @@ HOSTILE = {
     "ANALYZE": "ANALYZE",
     "SELECT 1; DELETE FROM runs": "one statement at a time",
     "SELECT load_extension('x')": "load_extension()",
+    "SELECT hex(fts3_tokenizer('simple'))": "fts3_tokenizer()",  # a pointer into the process
 }
 
 
@@ -143,3 +145,14 @@ def test_query_returns_the_default_row_limit_and_says_there_were_more(live_db: P
         assert len(everything.rows) == DEFAULT_ROW_LIMIT + 5 and not everything.truncated
         exact = reader.query(_counting(DEFAULT_ROW_LIMIT))
         assert len(exact.rows) == DEFAULT_ROW_LIMIT and not exact.truncated
+
+
+def test_a_huge_value_is_refused_at_once_and_huge_results_are_cut(live_db: Path) -> None:
+    """zeroblob(1e9) is one instruction no time limit stops (22 s past a 5 s limit); 10,000 rows of
+    large values filled the memory."""
+    with open_store(live_db, readonly=True) as reader:
+        with pytest.raises(StoreError, match="too big"):
+            reader.query("SELECT zeroblob(1000000000)", time_limit=5)
+        assert len(reader.query(f"SELECT zeroblob({MAX_VALUE_BYTES})").rows[0][0]) == MAX_VALUE_BYTES
+        many = reader.query(f"SELECT zeroblob({MAX_VALUE_BYTES}) FROM ({_counting(100)})")
+        assert many.truncated and len(many.rows) == MAX_RESULT_BYTES // MAX_VALUE_BYTES + 1
