@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,8 @@ def parse_grid(sets: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = None) -> list[Point]:
-    """Every combination of the grid's values, each with seeds 0 .. seeds-1 (or ``sample`` of them,
-    drawn the same way each time).
+    """Every combination of the grid's values (or ``sample`` of them, drawn the same way each time),
+    each with seeds 0 .. seeds-1.
 
     Raises
     ------
@@ -57,13 +58,25 @@ def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = Non
     if sample is None and total > MAX_GRID:
         raise SpkembError(f"--set makes {combinations:,} combinations x {seeds:,} seed(s) = {total:,} trials, more "
                           f"than {MAX_GRID:,}: give fewer values, or draw some of them with --random N")
-    if sample is None or sample >= total:
+    if sample is None or sample >= combinations:
         return [Point(dict(zip(keys, values, strict=True)), seed)
                 for values in itertools.product(*(grid[k] for k in keys)) for seed in range(seeds)]
-    # the trial numbers of the whole grid (in the order above) drawn, each then decoded alone: a
-    # grid of a billion is never listed
-    chosen = sorted(random.Random(0).sample(range(total), sample))
-    return [_point(grid, keys, index, seeds) for index in chosen]
+    # the combinations' numbers (in the order above) drawn, each then decoded alone: a grid of a
+    # billion is never listed
+    return [_point(grid, keys, index * seeds + seed, seeds) for index in _drawn(combinations, sample)
+            for seed in range(seeds)]
+
+
+def _drawn(total: int, count: int) -> list[int]:
+    """``count`` distinct numbers below ``total``, in order, the same each time (``random.sample`` of a
+    range, which takes no range longer than sys.maxsize: twenty keys of ten values are 1e20)."""
+    rng = random.Random(0)
+    if total <= sys.maxsize:
+        return sorted(rng.sample(range(total), count))
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        chosen.add(rng.randrange(total))
+    return sorted(chosen)
 
 
 def _point(grid: dict[str, list[Any]], keys: list[str], index: int, seeds: int) -> Point:
