@@ -166,8 +166,9 @@ def cmd_apply(args: ApplyRequest) -> int:
     source = f"protocol {args.protocol} ({args.subset})"
     outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
     found = found_metadata(extraction)  # read once: with each uri's audio it can be a large file
+    sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
     replacing = replacing_extraction(extraction, found, epoch, extractor.mode, hop / extractor.sample_rate,
-                                     window / extractor.sample_rate)
+                                     window / extractor.sample_rate, sha256)
     other_audio(extraction, files, args.protocol, found)
     # a diarization check that cannot be made is refused before the run and its hours of extraction
     diarization = _diarization_check(args, extraction) if args.diarize else None
@@ -178,7 +179,9 @@ def cmd_apply(args: ApplyRequest) -> int:
     if replacing and any(path.exists() for path in outputs):
         # the same settings, files already there: replaced one by one (another subset's stay)
         say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
-    sha256 = _write_metadata(args, extraction, extractor, epoch, checkpoint, window, hop, files, found)
+    metadata = _metadata(args, extractor, epoch, checkpoint, sha256, window, hop, files, found)
+    # the subset is listed once its files are written: a failed or stopped apply did not extract it
+    _write_metadata(extraction, {**metadata, "subsets": metadata["subsets"][:-1]})
     for folder in dict.fromkeys([extraction.root, *(path.parent for path in outputs)]):  # nested uris: folders
         sweep_dead_temps(folder)  # a killed apply's half-written embeddings
 
@@ -186,6 +189,7 @@ def cmd_apply(args: ApplyRequest) -> int:
     with recorder.ended(stop):
         audio_seconds, wall = _extract(extractor, files, outputs, window, hop, recorder, stop,
                                        f"apply {checkpoint_title(epoch)} ({extractor.mode})", extraction.root)
+        _write_metadata(extraction, metadata)
         rate = extractor.sample_rate
         recorder.extraction(Extraction(
             epoch=last_epoch, checkpoint_name=named, protocol=args.protocol, subset=args.subset,
@@ -207,24 +211,25 @@ def _validation_dir(args: ApplyRequest) -> ValidationDir:
     return val
 
 
-def _write_metadata(args: ApplyRequest, extraction: ExtractionDir, extractor: Extractor, epoch: CheckpointName,
-                    checkpoint: Path, window: int, hop: int, files: list, found: dict[str, Any]) -> str:
-    """metadata.yml of the extraction (the sliding window, where the weights came from, the audio of each
-    uri, over what ``found`` held); the sha256."""
-    sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
+def _metadata(args: ApplyRequest, extractor: Extractor, epoch: CheckpointName, checkpoint: Path, sha256: str,
+              window: int, hop: int, files: list, found: dict[str, Any]) -> dict[str, Any]:
+    """metadata.yml of the extraction once done: the sliding window, where the weights came from, the audio
+    of each uri and the protocol subsets extracted (this one last), over what ``found`` held."""
     rate = extractor.sample_rate
     earlier = found.get("audio")
     audio = ({str(uri): path for uri, path in earlier.items() if isinstance(path, str)}
              if isinstance(earlier, dict) else {})
     audio.update({str(f["uri"]): str(f["audio"]) for f in files})
-    metadata = {"start": 0.0, "duration": window / rate, "step": hop / rate,
-                "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
-                "checkpoint_sha256": sha256, "mode": extractor.mode, "sample_rate": rate,
-                "protocol": args.protocol, "subset": args.subset,
-                "subsets": subsets_with(found, args.protocol, args.subset), "audio": audio}
+    return {"start": 0.0, "duration": window / rate, "step": hop / rate,
+            "dimension": extractor.dimension, "epoch": epoch, "checkpoint": str(checkpoint.resolve()),
+            "checkpoint_sha256": sha256, "mode": extractor.mode, "sample_rate": rate,
+            "protocol": args.protocol, "subset": args.subset,
+            "subsets": subsets_with(found, args.protocol, args.subset), "audio": audio}
+
+
+def _write_metadata(extraction: ExtractionDir, metadata: dict[str, Any]) -> None:
     extraction.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
-    return sha256
 
 
 def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int, hop: int,

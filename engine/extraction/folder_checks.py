@@ -14,17 +14,25 @@ from engine.layout import CheckpointName, ExtractionDir
 
 
 def replacing_extraction(extraction: ExtractionDir, found: dict[str, Any], epoch: CheckpointName, mode: str,
-                         step: float, duration: float) -> bool:
+                         step: float, duration: float, checkpoint_sha256: str) -> bool:
     """Whether ``extraction`` already holds an extraction with these settings (it is then replaced);
     ``found``: its metadata.yml (``found_metadata``).
 
     A metadata.yml with other settings (a folder written before folders were named from their
-    settings, or edited by hand) is refused: another extraction is never overwritten.
+    settings, or edited by hand) is refused: another extraction is never overwritten. So are other
+    weights under the same name (``average`` run again replaces ``avg-last2.pt``): one folder's
+    embeddings would be of two networks, its diarization check tuned on one and scored on the other.
     """
     if not extraction.metadata.is_file():
         return False
     ours = {"epoch": epoch, "mode": mode, "step": step, "duration": duration}
+    if "checkpoint_sha256" in found:
+        ours["checkpoint_sha256"] = checkpoint_sha256
     differ = [k for k, v in ours.items() if not _same(found.get(k), v)]
+    if differ == ["checkpoint_sha256"]:
+        raise SpkembError(f"{extraction.root} holds the embeddings of other weights named {epoch} (checkpoint "
+                          f"sha256 {str(found['checkpoint_sha256'])[:12]}…, now {checkpoint_sha256[:12]}…: the file "
+                          "was made again since) and is never overwritten: move that folder aside and run again")
     if differ:
         theirs = ", ".join(f"{k} {found.get(k)}" for k in differ)
         wanted = ", ".join(f"{k} {ours[k]}" for k in differ)

@@ -225,6 +225,37 @@ def test_averaged_weights_chosen_by_epoch_are_named_by_their_name_on_the_shared_
     assert run["target_epoch"] == 7 and run["parent_id"] is None
 
 
+
+def test_averaged_weights_made_again_are_other_weights_for_the_folder(
+        val_dir: Path, db_path: Path, corpus: Path) -> None:
+    """`average` run again replaces avg-top5.pt: its folder's embeddings were of two networks, and its
+    metadata.yml named the new weights' sha256 for all of them."""
+    training = ValidationDir(val_dir).training
+    ValidationDir(val_dir).params.unlink()
+    shutil.copy(training.checkpoint(7), training.checkpoint("avg-top5"))
+    assert cmd_apply(request(val_dir, db_path, corpus, epoch="avg-top5")) == 0
+    payload = load_checkpoint(training.checkpoint("avg-top5"))
+    weights = {k: v + 0.01 if v.is_floating_point() else v for k, v in payload["model"].items()}
+    save_checkpoint(training.checkpoint("avg-top5"), {**payload, "model": weights})
+    kept = tree(val_dir / "apply")
+    with pytest.raises(SpkembError) as refused:
+        cmd_apply(request(val_dir, db_path, corpus, epoch="avg-top5"))
+    assert "holds the embeddings of other weights named avg-top5" in str(refused.value)
+    assert "\n" not in str(refused.value) and tree(val_dir / "apply") == kept
+
+
+def test_a_subset_is_listed_in_the_metadata_once_its_files_are_written(
+        val_dir: Path, db_path: Path, tmp_path: Path) -> None:
+    database = make_small_corpus(tmp_path / "corpus")
+    wav = tmp_path / "corpus" / "wav" / "carol" / "three.wav"
+    samples, rate = sf.read(wav, dtype="float32")
+    samples[100] = np.nan
+    sf.write(wav, samples, rate, subtype="FLOAT")
+    with pytest.raises(SpkembError):
+        cmd_apply(request(val_dir, db_path, database))
+    metadata = yaml.safe_load((val_dir / "apply" / "7-step0.5" / "metadata.yml").read_text())
+    assert metadata["subsets"] == [] and metadata["epoch"] == 7
+
 def test_an_unreadable_audio_file_fails_the_run_before_any_embedding(
         val_dir: Path, db_path: Path, tmp_path: Path) -> None:
     database = make_small_corpus(tmp_path / "corpus")
