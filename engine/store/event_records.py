@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.records import ASNORM_COLUMNS, from_args, record_class
+from engine.records.labels import check_label, check_tags
 from engine.store.runs import RUN_KINDS, RUN_STATUSES, Store
 
 FORMAT_VERSION = 1
@@ -32,6 +33,15 @@ RUN_OPS = frozenset({"set_status", "heartbeat", "add_steps", "add_epoch", "add_c
 #: arguments that take one of a few words
 #: an event file's runs are written by their own process: never ``queued`` (only the database's queue is)
 _CHOICES: dict[str, tuple[str, ...]] = {"kind": RUN_KINDS, "status": tuple(s for s in RUN_STATUSES if s != "queued")}
+
+#: the statuses a run is created with (it ends through ``set_status``)
+_STARTING = ("running", "indexing")
+
+#: one file of ``add_diarization`` (``Store.add_diarization``): name -> (type, required)
+_DIARIZED_FILE: dict[str, tuple[Any, bool]] = {
+    "uri": (str, True), "der": (float, True), "missed": (float, True), "false_alarm": (float, True),
+    "confusion": (float, True), "total": (float, True), "speakers": (int | None, False),
+    "speakers_found": (int | None, False), "rttm_path": (str | None, False)}
 
 #: one row of ``add_steps`` (``Store.add_steps``): name -> (type, required)
 _STEP_ROW: dict[str, tuple[Any, bool]] = {
@@ -222,8 +232,26 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
     if op == "add_steps":
         for i, row in enumerate(args["rows"]):
             _check_fields(row, _STEP_ROW, f"{where}: rows[{i}]")
+    if op == "add_diarization":
+        for i, row in enumerate(args["files"]):
+            _check_fields(row, _DIARIZED_FILE, f"{where}: files[{i}]")
+    if op == "create_run":
+        _check_run_labels(args, where)
     if op == "create_run" and args.get("_origin") is not None:
         _check_fields(args["_origin"], _ORIGIN, f"{where}: _origin")
+
+
+def _check_run_labels(args: dict[str, Any], where: str) -> None:
+    """A new run's status, group and tags as ``create_run`` takes them."""
+    if args.get("status", "running") not in _STARTING:
+        raise BadRecord(f"{where}: status of a new run must be one of {', '.join(_STARTING)}, "
+                        f"not {args['status']!r}")
+    try:
+        if args.get("run_group") is not None:
+            check_label(args["run_group"], "group")
+        check_tags(args.get("tags") or ())
+    except ValueError as e:
+        raise BadRecord(f"{where}: {e}") from None
 
 
 def parse_record(text: str, line: int) -> EventRecord:

@@ -36,6 +36,27 @@ _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint
 _PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path", "checkpoint"})
 
 
+
+def _cut_torn_line(path: Path, fd: int) -> None:
+    """Cut the file back to its last complete line: a writer killed mid-line left a record that never
+    was, and a resumed run's records appended to it would be glued to it (not JSON: no import)."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return
+    with open(path, "rb") as f:
+        end = size
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            block = f.read(end - start)
+            if (at := block.rfind(b"\n")) >= 0:
+                end = start + at + 1
+                break
+            end = start
+    if end < size:
+        os.ftruncate(fd, end)
+
+
 class EventWriter:
     """Writes a run's records to a JSON-lines file, with the writer methods of ``Store``.
 
@@ -53,6 +74,7 @@ class EventWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            _cut_torn_line(self.path, self._fd)
         except OSError as e:
             raise StoreError(f"cannot write the event file {self.path}: {e}; "
                              "check the folder's permissions and free space") from e

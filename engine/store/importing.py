@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import stat
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +119,8 @@ def _start_run(path: Path, uid: str, first: EventRecord, store: Store) -> int:
     for key in _ID_ARGS:
         if args.get(key) is not None and store.run(args[key]) is None:
             args[key] = None  # an id of another database means nothing here
-    return store.create_run(**args, _at=first.t)
+    with _refused_as(path, first):
+        return store.create_run(**args, _at=first.t)
 
 
 def _replay(path: Path, run_id: int, records: list[EventRecord], store: Store,
@@ -140,7 +143,19 @@ def _replay(path: Path, run_id: int, records: list[EventRecord], store: Store,
                 warn(f"{path}:{record.line}: {problem}: not recorded as a checkpoint")
                 continue
         records, kwargs = store_call(record.op, args)
-        getattr(store, record.op)(run_id, *records, **kwargs, _at=record.t)
+        with _refused_as(path, record):
+            getattr(store, record.op)(run_id, *records, **kwargs, _at=record.t)
+
+
+@contextmanager
+def _refused_as(path: Path, record: EventRecord) -> Iterator[None]:
+    """A line the writer refuses although it passed the line checks, named ``FILE:LINE`` in one line
+    (the file's transaction is then rolled back: nothing of it is imported)."""
+    try:
+        yield
+    except (StoreError, ValueError, TypeError, KeyError, sqlite3.Error) as e:
+        raise StoreError(f"{path}:{record.line}: {record.op} cannot be recorded ({e}); the file is damaged and "
+                         "nothing of it is imported: fix or delete that line and import again") from None
 
 
 def import_events(path: str | os.PathLike[str], store: Store, *,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StoreError
-from engine.records import Checkpoint
+from engine.records import Checkpoint, ValidationResult
 from engine.store import EventWriter, import_events, open_store
 from tests.engine.engine_runner import run_in_process
 from tests.engine.test_events import write_training
@@ -87,6 +87,66 @@ def test_a_bad_record_is_named_and_what_came_before_is_imported(event_file: Path
         assert import_events(event_file, store)["records"] == 0
         assert len(store.runs()) == 1 and len(store.steps(run["id"])) == steps_after
 
+
+
+@pytest.mark.parametrize("how, named", [
+    (_set("status", "completed"), "status of a new run must be one of running, indexing, not 'completed'"),
+    (_set("tags", ["bad tag!"]), "tag 'bad tag!' is not one word"),
+    (_set("run_group", "two words"), "group 'two words' is not one word")])
+def test_a_new_runs_status_and_labels_are_checked_line_by_line(event_file: Path, how, named) -> None:
+    """The writer refused them after the line checks: a message without FILE:LINE."""
+    number = _damage(event_file, "create_run", how)
+    with open_store(event_file.parent / "runs.db") as store:
+        with pytest.raises(StoreError) as bad:
+            import_events(event_file, store)
+        assert str(bad.value).startswith(f"{event_file}:{number}: ") and named in str(bad.value)
+        assert store.runs() == []
+
+
+def _apply_events(path: Path, files: list, result: ValidationResult | None = None) -> None:
+    """An apply run's event file with one diarization check (and a validate run's validation)."""
+    with EventWriter(path) as writer:
+        run_id = writer.create_run(kind="apply", exp_dir=path.parent, out_dir=path.parent, protocol="P",
+                                   subset="test", config=None, command=["apply"], device="cpu")
+        writer.add_diarization(run_id, out_dir=path.parent, epoch=1, protocol="P", subset="test", collar=0.0,
+                               skip_overlap=False, num_speakers="oracle", threshold=0.5, tuned_on=None,
+                               linkage="average", frame_rule="centre", der=0.1, missed=1.0, false_alarm=0.0,
+                               confusion=0.0, total=10.0, files=files)
+        if result is not None:
+            writer.add_validation(run_id, result)
+
+
+def test_a_diarizations_files_are_checked_and_a_line_the_writer_refuses_is_named(tmp_path: Path) -> None:
+    """`files: [{"der": 1}]` was a KeyError's traceback; a line the writer refused rolled back the whole
+    file with a message naming no line."""
+    events = tmp_path / "events.jsonl"
+    _apply_events(events, [{"der": 1}])
+    with open_store(tmp_path / "runs.db") as store:
+        with pytest.raises(StoreError, match=rf"^{events}:2: .*files\[0\]: missing argument 'uri'"):
+            import_events(events, store)
+    events.unlink()
+    row = {"uri": "a", "der": 0.1, "missed": 1.0, "false_alarm": 0.0, "confusion": 0.0, "total": 10.0}
+    _apply_events(events, [row], ValidationResult(epoch=None, checkpoint_name="avg-top2", eer=0.1))  # no epoch
+    done = run_in_process("import", str(events), "--db", str(tmp_path / "cli.db"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert f"{events}:3: add_validation cannot be recorded (the validation of avg-top2 names no epoch" \
+        in done.stderr and "nothing of it is imported" in done.stderr
+    with open_store(tmp_path / "cli.db", readonly=True) as store:
+        assert store.runs() == []
+
+
+def test_a_resumed_writer_cuts_the_line_a_killed_one_tore(event_file: Path) -> None:
+    """A resumed run's records were glued to the torn line: `not JSON`, and no import ever after."""
+    whole = event_file.read_bytes()
+    with open(event_file, "ab") as f:
+        f.write(b'{"v": 1, "run": "abc", "seq": 3, "t": 17')
+    with EventWriter(event_file) as writer:
+        writer.set_status(writer.create_run(kind="validate", exp_dir=event_file.parent, out_dir=event_file.parent,
+                                            protocol="P", subset="dev", config=None, command=["validate"],
+                                            device="cpu"), "completed")
+    assert event_file.read_bytes().startswith(whole + b'{"v": 1, "run": "')
+    with open_store(event_file.parent / "runs.db") as store:
+        assert import_events(event_file, store)["runs"] == 2
 
 def test_a_bad_origin_cannot_name_columns(event_file: Path) -> None:
     number = _damage(event_file, "create_run", lambda r: r["args"]["_origin"].__setitem__(
