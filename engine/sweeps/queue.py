@@ -16,6 +16,7 @@ import os
 import shlex
 import signal
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -54,6 +55,11 @@ class Running:
     trial: dict[str, Any] | None = None
     pruned: str | None = None
     seen: set[int] = field(default_factory=set)
+
+
+def _device_of(slot: str) -> str:
+    """The device part of a slot's name: ``cuda:0`` of ``cuda:0/1``, ``cpu`` of ``cpu/0``."""
+    return slot.partition("/")[0]
 
 
 def _with_device(argv: list[str], device: str) -> list[str]:
@@ -114,7 +120,10 @@ class Queue:
             train = Child(entry["child_pid"], entry["child_start"]) if entry["child_pid"] else None
             if train is None or not train.alive():
                 train = processes.find_claimed(entry["claim"]) if entry["status"] == "queued" else train
-            if train is None or not train.alive():
+            validate = Child(entry["validate_pid"], entry["validate_start"]) if entry["validate_pid"] else None
+            if validate is not None and not validate.alive():
+                validate = None  # killed beside a live training: started again (it reuses the epochs it scored)
+            if train is None or (not train.alive() and validate is None):
                 if entry["status"] == "queued":
                     self.store.release(entry["run_id"])  # never started (or died before taking it): later, once
                 else:
@@ -122,22 +131,39 @@ class Queue:
                 continue
             if entry["child_pid"] != train.pid:
                 self.store.set_child(entry["run_id"], pid=train.pid)
-            validate = Child(entry["validate_pid"], entry["validate_start"]) if entry["validate_pid"] else None
-            if validate is not None and not validate.alive():
-                validate = None  # killed beside a live training: started again (it reuses the epochs it scored)
+            # the validation of an ended training is followed too: the slot is free when both have ended
             trial = self.store.trial_of_run(entry["run_id"])
-            held = Running(entry["run_id"], entry["slot"], train, self._validate_argv(entry["validate"], entry["slot"]),
+            slot = self._seat(entry["slot"])
+            held = Running(entry["run_id"], slot, train, self._validate_argv(entry["validate"], slot),
                            validate, trial, pruned=(trial or {}).get("prune_reason"))
             self.running[held.run_id] = held
-            say(f"queue: adopted run {held.run_id} on {held.slot} (pid {train.pid})")
+            child = f"pid {train.pid}" if train.alive() else f"its validation, pid {validate.pid}" if validate else ""
+            say(f"queue: adopted run {held.run_id} on {held.slot} ({child})")
+
+    def _seat(self, name: str) -> str:
+        """The slot an adopted run holds: its own, or, started by a queue of other ``--slots``, a free one
+        of this queue on the same device (else its own name: the device is then one run over, and no
+        run starts there until one ends)."""
+        if name in self.slots:
+            return name
+        held = {h.slot for h in self.running.values()}
+        return next((s for s in self.slots if s not in held and _device_of(s) == _device_of(name)), name)
+
+    def _slot(self, name: str) -> Slot:
+        """Slot ``name`` of this queue, or its device's for a run a queue of other ``--slots`` started."""
+        return self.slots.get(name) or parse_slots(_device_of(name))[0]
 
     def _validate_argv(self, argv: list[str] | None, slot: str) -> list[str] | None:
-        device = self.slots[slot].device if slot in self.slots else "cpu"
-        return None if argv is None else _with_device(argv, device)
+        return None if argv is None else _with_device(argv, self._slot(slot).device)
 
     def _start_free(self) -> None:
         busy = {held.slot for held in self.running.values()}
+        # runs adopted on a device beyond this queue's slots of it take a free slot of that device each
+        over = Counter(_device_of(name) for name in busy if name not in self.slots)
         for slot in (s for name, s in self.slots.items() if name not in busy):
+            if over[_device_of(slot.name)] > 0:
+                over[_device_of(slot.name)] -= 1
+                continue
             if self.stop_signal is not None:
                 return
             claim = self.store.claim(slot.name, self.queue_id)
@@ -171,7 +197,7 @@ class Queue:
             assert isinstance(request, ValidateRequest)
             val = TrainingDir(Path(request.trn_dir)).validation(request.protocol, request.subset)
             log = ValidationDir(val.root).log
-            held.validate = processes.start(held.validate_argv, log, self.slots.get(held.slot))
+            held.validate = processes.start(held.validate_argv, log, self._slot(held.slot))
             self.store.set_child(held.run_id, pid=held.validate.pid, validate=True)
         if train_alive or (held.validate is not None and held.validate.alive()):
             return

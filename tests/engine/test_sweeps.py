@@ -328,3 +328,36 @@ def test_cli_refuses_contradicting_sweep_options(tmp_path: Path) -> None:
         done = run_in_process("sweep", *options, str(tmp_path), PROTOCOL)
         assert done.returncode == 2 and words in done.stderr, done.stderr
     children.stop_all()
+
+
+def test_a_new_queue_follows_a_live_validation_and_counts_runs_of_other_slots(tmp_path: Path,
+                                                                               db_path: Path) -> None:
+    """A queue that died while a trial's validation still ran: the next one freed the slot at once and
+    started the next trial beside it. Runs started on `cpu*2` held no slot of a queue on `cpu`: three
+    ran at once on its one slot."""
+    from engine.sweeps.queue import Queue
+
+    base = _base(tmp_path)
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2,0.3", "--slots", "cpu*2", "--no-queue",
+                          str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    validating, training = children.spawn(["sleep", "300"]), children.spawn(["sleep", "300"])
+    with open_store(db_path) as store:
+        first, second, third = sorted(r["id"] for r in store.runs(kind="train"))
+        for run_id, slot in ((first, "cpu/0"), (second, "cpu/1")):  # as a dead queue on cpu*2 left them
+            assert store.claim(slot, 999, run_id=run_id) is not None
+        store.set_child(first, pid=children.dead_pid())  # its training ended, its validation goes on
+        store.set_child(first, pid=validating.pid, validate=True)
+        store.set_status(first, "completed")
+        store.set_child(second, pid=training.pid)
+        store.set_status(second, "running")
+        queue = Queue(store, parse_slots("cpu"), "cpu")
+        queue.adopt()
+        assert sorted(queue.running) == [first, second] and queue.running[first].slot == "cpu"
+        queue.step()
+        assert store.run(third)["status"] == "queued" and sorted(queue.running) == [first, second]
+        validating.kill()
+        validating.wait()
+        queue.step()  # the slot is free again, but the run of cpu/1 is still on this cpu
+        assert sorted(queue.running) == [second] and store.run(third)["status"] == "queued"
+        assert [e["run_id"] for e in store.queue_entries() if e["claim"] is None] == [third]
