@@ -227,7 +227,8 @@ def run_check(check: PreparedCheck) -> DiarizationReport:
     items = _prepare(precomputed, check.files, request.subset)
     threshold = tuned_on = None
     if check.development is not None:
-        threshold, _ = tune_threshold(_prepare(precomputed, check.development, "development"), request.settings)
+        threshold, _ = tune_threshold(_prepare(precomputed, check.development, "development"), request.settings,
+                                      said=say)
         tuned_on = f"{request.protocol}.development"
     results, total = score(items, request.settings, threshold)
     for result in results:

@@ -25,7 +25,7 @@ forgiveness collar (``collar=0``), overlapped speech scored (``skip_overlap=Fals
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,10 @@ MIN_SPEECH = 0.5
 FRAME_RULE = "majority"
 #: thresholds tried when tuning: this many quantiles of the development trees' merge heights
 N_THRESHOLDS = 100
+#: ... but none that cuts a development file into more clusters than this many times its speakers (or
+#: than MIN_CLUSTER_CAP): their DER is confusion, and scoring thousands of clusters took minutes a file
+CLUSTERS_PER_SPEAKER = 4
+MIN_CLUSTER_CAP = 10
 NUM_SPEAKERS = ("oracle", "tuned")
 #: how far past the end of its audio a reference may reach, seconds (turns rounded up at the end)
 MAX_OVERHANG = 1.0
@@ -237,17 +241,24 @@ def score(items: Sequence[FileInput], settings: DerSettings,
     return results, total
 
 
-def tune_threshold(items: Sequence[FileInput], settings: DerSettings) -> tuple[float, Components]:
+def tune_threshold(items: Sequence[FileInput], settings: DerSettings,
+                   said: Callable[[str], None] | None = None) -> tuple[float, Components]:
     """The merge-height threshold with the lowest total DER on ``items`` (the development files).
 
     Tried: :data:`N_THRESHOLDS` quantiles of the merge heights of every development tree, and
-    one above the highest (a single cluster per file).
+    one above the highest (a single cluster per file), but none that gives a file more clusters
+    than :data:`CLUSTERS_PER_SPEAKER` times its speakers (or :data:`MIN_CLUSTER_CAP`). ``said`` is
+    told how many files and thresholds before the first is scored.
     """
     if not items:
         raise SpkembError("no development file to tune the clustering threshold on")
     heights = np.concatenate([item.tree.heights() for item in items] + [np.zeros(1)])
     candidates = np.unique(np.round(np.quantile(heights, np.linspace(0, 1, N_THRESHOLDS)), 6))
     candidates = np.append(candidates, heights.max() + 1e-6)
+    candidates = candidates[_plausible(items, candidates)]
+    if said is not None:
+        said(f"diarize: tuning the clustering threshold on {len(items)} development file(s): "
+             f"{len(candidates)} thresholds to score")
     tuned = DerSettings(settings.collar, settings.skip_overlap, "tuned")
     best: tuple[float, Components] | None = None
     for threshold in candidates:
@@ -256,6 +267,17 @@ def tune_threshold(items: Sequence[FileInput], settings: DerSettings) -> tuple[f
             best = (float(threshold), total)
     assert best is not None
     return best
+
+
+def _plausible(items: Sequence[FileInput], thresholds: np.ndarray) -> np.ndarray:
+    """Which ``thresholds`` cut no file into more clusters than its cap (a Ward tree's merge heights
+    only grow: a cut at t leaves one cluster more than the merges above t)."""
+    keep = np.ones(len(thresholds), dtype=bool)
+    for item in items:
+        merges = np.sort(item.tree.heights())
+        clusters = 1 + len(merges) - np.searchsorted(merges, thresholds, side="right")
+        keep &= clusters <= max(CLUSTERS_PER_SPEAKER * item.speakers, MIN_CLUSTER_CAP)
+    return keep
 
 
 def describe() -> dict[str, str]:

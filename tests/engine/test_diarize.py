@@ -90,6 +90,22 @@ def test_threshold_tuning_finds_the_number_of_speakers():
     assert result.speakers_found == 3
 
 
+def test_tuning_scores_no_threshold_that_splits_a_file_far_past_its_speakers():
+    """Every window its own voice: the lowest thresholds cut 60 clusters of one speaker, whose DER took
+    minutes a file to score on AMI-long meetings (and is all confusion)."""
+    reference = turns((0, 30.5, "A"))
+    rng = np.random.default_rng(0)
+    item = prepare(file_of(reference, 30.5), SlidingWindowFeature(rng.normal(size=(60, 8)), WINDOW))
+    said: list[str] = []
+    threshold, _ = tune_threshold([item], DerSettings(), said=said.append)
+    (line,) = said
+    assert line.startswith("diarize: tuning the clustering threshold on 1 development file(s): ")
+    scored = int(line.rsplit(": ", 1)[1].split()[0])
+    assert 1 <= scored < 101
+    (result,), _ = score([item], DerSettings(num_speakers="tuned"), threshold)
+    assert result.speakers_found <= 10  # max(4 x 1 speaker, 10)
+
+
 def test_clustering_cuts_by_count_and_by_distance():
     x = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9], [0, 0]], dtype=float)
     tree = build_tree(x)

@@ -84,7 +84,7 @@ def test_the_grid_is_every_combination_times_seeds_and_keys_are_checked_by_the_t
     assert grid == {"task.params.margin": [0.1, 0.2], "architecture.params.sincnet.stride": [[5, 1, 1], [3, 1, 1]]}
     points = grid_points(grid, seeds=2)
     assert len(points) == 8 and {p.seed for p in points} == {0, 1}
-    assert len(grid_points(grid, seeds=2, sample=3)) == 3
+    assert len(grid_points(grid, seeds=2, sample=3)) == 6  # three combinations, each with both seeds
     base = config_to_dict(parse_config(TINY_CONFIG))
     assert set_keys(base, {"task.params.margin": 0.3}).task.margin == 0.3
     with pytest.raises(ConfigError, match="task.params.marginn: unknown parameter"):
