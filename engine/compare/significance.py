@@ -296,11 +296,12 @@ def compare_files(path_a: str | Path, path_b: str | Path, *, n: int = 1000, seed
 
 
 def compare_groups(files_a: list[Path], files_b: list[Path], *, n: int = 1000,
-                   seed: int = 0) -> tuple[Difference, ...]:
-    """EER and minDCF differences of two systems, each the score files of one run or of a group's runs."""
+                   seed: int = 0, alpha: float = 0.05) -> tuple[Difference, ...]:
+    """EER and minDCF differences of two systems, each the score files of one run or of a group's runs
+    (``alpha``: 1 - the confidence level of the intervals)."""
     both = read_systems(files_a, files_b)
     try:
         return group_bootstraps(list(both.groups[0]), list(both.groups[1]), both.is_target, both.clusters,
-                                n=n, seed=seed)
+                                n=n, seed=seed, alpha=alpha)
     except ValueError as e:
         raise SpkembError(f"{files_a[0]} and {files_b[0]}: {e}") from e

@@ -335,6 +335,7 @@ def test_a_sweeps_group_is_no_seeds_of_one_setup(compared: Compared, tmp_path: P
         assert (run_ids, groups) == ([compared.ids[n] for n in ("sinc", "resnet-s1", "resnet-s2")], [])
         assert build_pivot(store, run_ids, groups).named() == (run_ids, [])
 
+
 def test_a_run_without_a_validated_figure_is_said_and_a_report_of_none_is_refused(compared: Compared,
                                                                                   tmp_path: Path) -> None:
     """A report of an unvalidated run exited 0 with headers alone (`1 system(s), 0 row(s)`)."""
@@ -380,6 +381,23 @@ def test_the_significance_files_hold_the_paired_bootstrap_of_the_first_system_ag
     page = (report / "report.html").read_text()
     assert "<h2>Significance</h2>" in page and page.count("<td>B better</td>") >= 1
 
+
+
+def test_several_pairs_on_a_list_get_intervals_that_hold_together(compared: Compared, tmp_path: Path) -> None:
+    """Each pair was judged at 95 %: eight equal systems gave a false "better" in 6 of 10 reports."""
+    from engine.compare.significance import compare_groups
+
+    ids = [compared.ids[n] for n in ("sinc", "resnet-s1", "resnet-s2")]
+    done = engine("report", "--db", str(compared.db), *map(str, ids), "--format", "csv", "--format", "markdown",
+                  "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "significance.csv").read_text())))
+    assert {(r["pairs"], r["level"]) for r in rows} == {("2", "0.975")}
+    files = [Path(_rows(compared.db, "SELECT v.scores_path FROM validations AS v JOIN runs AS r ON r.id = v.run_id "
+                                     "AND v.epoch = r.best_epoch WHERE r.parent_id = ?", run)[0][0]) for run in ids]
+    expected = compare_groups(files[:1], files[1:2], n=1000, seed=0, alpha=0.025)
+    assert [(float(r["low"]), float(r["high"])) for r in rows[:len(expected)]] == [(d.low, d.high) for d in expected]
+    assert "(each at 97.5 %: 2 pairs)" in (tmp_path / "out" / "significance.md").read_text()
 
 def test_a_pair_that_cannot_be_weighed_keeps_its_row_with_the_reason(compared: Compared, tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
