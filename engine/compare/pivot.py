@@ -194,6 +194,7 @@ def build_pivot(store: StoreReads, run_ids: Sequence[int] = (), groups: Sequence
             raise StoreError(f"group {group!r} has no training run: `spkemb-engine runs --group {group}` "
                              "lists its runs; `spkemb-engine tag RUN_ID --group G` puts a run in one")
         members.append((group, compared_runs(store, ids, curves=curves)))
+    members = _lists_apart(members)
     systems: list[System] = []
     cells: list[PivotCell] = []
     runs: dict[int, ComparedRun] = {}
@@ -203,6 +204,27 @@ def build_pivot(store: StoreReads, run_ids: Sequence[int] = (), groups: Sequence
         runs.update({r.id: r for r in of_system})
         cells += _cells(system, of_system, grouped=named is not None)
     return Pivot(tuple(systems), tuple(cells), runs)
+
+
+def _lists_apart(members: list[tuple[str | None, list[ComparedRun]]]) -> list[tuple[str | None, list[ComparedRun]]]:
+    """Runs that scored lists of other sizes under one name (a list edited between validations) have
+    each list's size said after its name: they are other trials, never one row, curve or mean."""
+    sizes: dict[str, set[int]] = {}
+    for _, runs in members:
+        for scored in (s for r in runs for s in r.scored):
+            if scored.n_trials is not None:
+                sizes.setdefault(scored.trials, set()).add(scored.n_trials)
+    split = {name for name, found in sizes.items() if len(found) > 1}
+    if not split:
+        return members
+
+    def apart(s: ScoredList) -> ScoredList:
+        if s.trials not in split or s.n_trials is None:
+            return s
+        return dataclasses.replace(s, variant=f" ({s.n_trials:,} trials)")
+
+    return [(group, [dataclasses.replace(r, scored=tuple(apart(s) for s in r.scored)) for r in runs])
+            for group, runs in members]
 
 
 def sweeps_as_runs(store: StoreReads, run_ids: Sequence[int], groups: Sequence[str]) -> tuple[list[int], list[str]]:

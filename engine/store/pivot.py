@@ -42,10 +42,14 @@ class ScoredList:
     scores_path: str | None
     #: (epoch, EER) of every epoch this validate run scored, for the EER plot
     eer_by_epoch: tuple[tuple[int, float], ...] = ()
+    #: trials scored (None: not recorded)
+    n_trials: int | None = None
+    #: said after the list's name where runs scored lists of other sizes under it (`` (400 trials)``)
+    variant: str = ""
 
     @property
     def trials(self) -> str:
-        return f"{self.protocol}.{self.subset}"
+        return f"{self.protocol}.{self.subset}{self.variant}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,7 +173,8 @@ def _scored(store: StoreReads, validator: dict[str, Any], curves: bool) -> Score
                       validate_run_id=int(validator["id"]), epoch=int(row["epoch"]),
                       checkpoint_name=row.get("checkpoint_name"),
                       figures={c: None if row.get(c) is None else float(row[c]) for c in FIGURE_COLUMNS},
-                      scores_path=row.get("scores_path"), eer_by_epoch=by_epoch if curves else ())
+                      scores_path=row.get("scores_path"), eer_by_epoch=by_epoch if curves else (),
+                      n_trials=row.get("n_trials"))
 
 
 def _pick(store: StoreReads, validator: dict[str, Any]) -> tuple[int | None, str | None]:

@@ -81,6 +81,21 @@ def test_a_newer_validate_run_that_scored_later_epochs_shows_the_folders_pick(tm
         (cell,) = build_pivot(store, [made.ids["sinc"]]).cells
     assert (cell.eer.mean, cell.mindcf_01.mean, cell.mindcf_005.mean) == _picked(made.db, made.ids["sinc val"])
 
+
+def test_lists_of_other_sizes_under_one_name_are_never_one_row(tmp_path: Path) -> None:
+    """A seed validated on a list edited since (300 trials, not 200) was averaged with the other seed
+    into one mean ± std, and drawn in one DET, as if the same trials."""
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    conn = sqlite3.connect(made.db)
+    with conn:
+        conn.execute("UPDATE validations SET n_trials = 300 WHERE run_id = ?", (made.ids["resnet-s2 val"],))
+    conn.close()
+    with open_store(made.db, readonly=True) as store:
+        pivot = build_pivot(store, [made.ids["sinc"]], ["resnet34-lm"])
+    cells = {(c.system.label, c.trials): c.runs for c in pivot.cells}
+    assert cells == {("#5 sinc", f"{TRIALS} (200 trials)"): 1, ("resnet34-lm (2 runs)", f"{TRIALS} (200 trials)"): 1,
+                     ("resnet34-lm (2 runs)", f"{TRIALS} (300 trials)"): 1}
+
 def test_the_calibrated_back_end_appears_when_the_database_records_it(tmp_path: Path) -> None:
     made = make_compared(tmp_path, asnorm=False, diarized=False)
     conn = sqlite3.connect(made.db)
