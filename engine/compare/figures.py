@@ -76,12 +76,13 @@ def _new(width: float = SIZE[0], height: float = SIZE[1]) -> Any:
 
 
 def _mean_band(curves: list[list[tuple[int, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Epochs every curve has, the mean over curves and the sample std (0 for one curve)."""
+    """Epochs every curve has, the mean over curves and the sample std (0 for one curve): where one seed
+    trained longer, its epochs alone were a "mean" with a band of no width."""
     by_epoch: dict[int, list[float]] = {}
     for curve in curves:
         for epoch, value in curve:
             by_epoch.setdefault(epoch, []).append(value)
-    epochs = sorted(by_epoch)
+    epochs = sorted(e for e, found in by_epoch.items() if len(found) == len(curves))
     values = [by_epoch[e] for e in epochs]
     mean = np.array([np.mean(v) for v in values])
     std = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values])

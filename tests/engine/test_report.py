@@ -476,3 +476,12 @@ def test_the_der_beside_a_systems_figures_is_of_the_checkpoint_it_picks(tmp_path
         pivot = build_pivot(store, [compared.ids["sinc"]])
     (raw,) = [c for c in pivot.cells if c.backend == "raw"]
     assert raw.der.mean == 0.25
+
+
+def test_a_groups_curve_is_drawn_where_every_seed_has_the_epoch() -> None:
+    """A seed that trained one epoch longer was the group's "mean" there alone, with a band of no width."""
+    from engine.compare.figures import _mean_band
+
+    epochs, mean, std = _mean_band([[(1, 0.3), (2, 0.2), (3, 0.1)], [(1, 0.4), (2, 0.3)]])
+    assert epochs.tolist() == [1, 2] and mean.tolist() == pytest.approx([0.35, 0.25])
+    assert std.tolist() == pytest.approx([statistics.stdev([0.3, 0.4])] * 2)
