@@ -236,9 +236,18 @@ def connect(path: Path, *, readonly: bool = False) -> Database:
         if readonly:
             conn.execute("PRAGMA query_only = ON")
     except sqlite3.DatabaseError as e:
-        raise StoreError(f"cannot open the runs database {path}: {e}; if the file is not a spkemb "
-                         "runs database, move it aside or pass --db with another file") from e
+        raise StoreError(f"cannot open the runs database {path}: {e}; {_open_advice(e, path)}") from e
     return Database(conn, execute_plugins=False)
+
+
+def _open_advice(error: sqlite3.DatabaseError, path: Path) -> str:
+    """What to do when SQLite cannot open ``path``: a write beside it that failed (a full disk: reading a
+    WAL database makes its ``-shm``) is no foreign file to move aside."""
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_IOERR") or name in ("SQLITE_FULL", "SQLITE_CANTOPEN"):
+        return (f"SQLite could not write beside it ({path.name}-shm, {path.name}-wal), as on a full disk: free "
+                "some space in its folder, or copy the database to another disk and pass --db")
+    return "if the file is not a spkemb runs database, move it aside or pass --db with another file"
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:

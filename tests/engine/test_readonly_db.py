@@ -118,3 +118,21 @@ def test_a_dead_run_of_a_database_we_may_only_read_is_listed_lost_not_running(tm
     assert (run["name"], run["status"]) == ("ghost", "lost") and "is gone" in run["reason"]
     with open_store(db, readonly=True) as store:
         assert store.runs()[0]["status"] == "running"  # shown lost, not written
+
+
+def test_a_database_that_cannot_get_its_shared_memory_file_names_the_full_disk(tmp_path: Path) -> None:
+    """A closed WAL database on a disk that filled up since: reading it makes runs.db-shm, which failed,
+    and the line told to move a healthy database aside as if it were another program's file."""
+    import sys
+
+    from tests import children
+
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        new_run(store)
+    assert not db.with_name("runs.db-shm").exists()
+    done = children.run([sys.executable, "-m", "tests.engine.faults", "runs", "--db", str(db)],
+                        env={"SPKEMB_FAULT_NO_WRITES": "1"}, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot open the runs database {db}: disk I/O error; SQLite could not write beside it" in done.stderr
+    assert "as on a full disk: free some space" in done.stderr and "move it aside" not in done.stderr
