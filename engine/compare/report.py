@@ -60,6 +60,10 @@ def cmd_report(args: ReportRequest) -> int:
     for run_id, parent in twice:
         say(f"report: warning: run #{run_id} validates run #{parent}, which is compared too: its figures are in "
             "both systems")
+    for system in (s for s in pivot.systems if s.group is not None):
+        for run_id in sorted(set(system.run_ids) & set(args.run_id)):
+            say(f"report: warning: run #{run_id} is compared alone and in group {system.group}, which holds it: "
+                "a difference between the two is partly of the run with itself")
     empty = [s.label for s in pivot.systems if not any(c.system == s for c in pivot.cells)]
     if len(empty) == len(pivot.systems):
         raise StoreError(f"nothing to report: {', '.join(empty)} ha{'s' if len(empty) == 1 else 've'} no validated "

@@ -450,6 +450,11 @@ def test_a_validate_run_named_beside_its_training_run_is_said_to_be_its_figures_
     assert done.returncode == 0, done.stderr
     assert (f"report: warning: run #{val} validates run #{sinc}, which is compared too: its figures are in both "
             "systems") in done.stderr
+    seed = compared.ids["resnet-s1"]
+    done = engine("report", "--db", str(compared.db), str(seed), "--group", "resnet34-lm", "--format", "csv", "--out",
+                  str(tmp_path / "out2"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"report: warning: run #{seed} is compared alone and in group resnet34-lm, which holds it" in done.stderr
 
 
 def test_the_der_beside_a_systems_figures_is_of_the_checkpoint_it_picks(tmp_path: Path) -> None:
