@@ -39,10 +39,10 @@ from engine.extraction.clustering import LINKAGE, METRIC, Tree, build_tree
 #: a window is clustered when this fraction of it is reference speech
 MIN_SPEECH = 0.5
 FRAME_RULE = "majority"
-#: thresholds tried when tuning: this many quantiles of the development trees' merge heights
+#: thresholds tried when tuning at most (spread evenly over the candidates when there are more)
 N_THRESHOLDS = 100
-#: ... but none that cuts a development file into more clusters than this many times its speakers (or
-#: than MIN_CLUSTER_CAP): their DER is confusion, and scoring thousands of clusters took minutes a file
+#: the cuts tried give a development file 1 to this many times its speakers clusters (at least
+#: MIN_CLUSTER_CAP): more are confusion, and scoring thousands of clusters took minutes a file
 CLUSTERS_PER_SPEAKER = 4
 MIN_CLUSTER_CAP = 10
 NUM_SPEAKERS = ("oracle", "tuned")
@@ -245,17 +245,19 @@ def tune_threshold(items: Sequence[FileInput], settings: DerSettings,
                    said: Callable[[str], None] | None = None) -> tuple[float, Components]:
     """The merge-height threshold with the lowest total DER on ``items`` (the development files).
 
-    Tried: :data:`N_THRESHOLDS` quantiles of the merge heights of every development tree, and
-    one above the highest (a single cluster per file), but none that gives a file more clusters
-    than :data:`CLUSTERS_PER_SPEAKER` times its speakers (or :data:`MIN_CLUSTER_CAP`). ``said`` is
-    told how many files and thresholds before the first is scored.
+    Tried: the cuts between each development tree's highest merges, which give its file 1, 2, ...
+    up to :data:`CLUSTERS_PER_SPEAKER` times its speakers clusters (at least :data:`MIN_CLUSTER_CAP`),
+    at most :data:`N_THRESHOLDS` of them, and none that cuts another file past its own cap. Quantiles
+    of all the merge heights, tried before, are dense where a long file's tree splits it into hundreds
+    of clusters and stepped from about 20 clusters to one at its top: its four-speaker cut was never
+    tried. ``said`` is told how many files and thresholds before the first is scored.
     """
     if not items:
         raise SpkembError("no development file to tune the clustering threshold on")
-    heights = np.concatenate([item.tree.heights() for item in items] + [np.zeros(1)])
-    candidates = np.unique(np.round(np.quantile(heights, np.linspace(0, 1, N_THRESHOLDS)), 6))
-    candidates = np.append(candidates, heights.max() + 1e-6)
+    candidates = np.unique(np.round(np.concatenate([_cuts(item) for item in items]), 9))
     candidates = candidates[_plausible(items, candidates)]
+    if len(candidates) > N_THRESHOLDS:
+        candidates = candidates[np.unique(np.linspace(0, len(candidates) - 1, N_THRESHOLDS).round().astype(int))]
     if said is not None:
         said(f"diarize: tuning the clustering threshold on {len(items)} development file(s): "
              f"{len(candidates)} thresholds to score")
@@ -269,6 +271,20 @@ def tune_threshold(items: Sequence[FileInput], settings: DerSettings,
     return best
 
 
+def _cuts(item: FileInput) -> np.ndarray:
+    """Thresholds that cut ``item``'s tree into 1, 2, ... up to its cap of clusters: one above its highest
+    merge, then halfway between each of its highest merges and the next."""
+    merges = np.sort(item.tree.heights())
+    if len(merges) == 0:
+        return np.zeros(1)
+    top = merges[::-1][:_cap(item)]
+    return np.concatenate([[top[0] + 1e-6], (top[:-1] + top[1:]) / 2])
+
+
+def _cap(item: FileInput) -> int:
+    return max(CLUSTERS_PER_SPEAKER * item.speakers, MIN_CLUSTER_CAP)
+
+
 def _plausible(items: Sequence[FileInput], thresholds: np.ndarray) -> np.ndarray:
     """Which ``thresholds`` cut no file into more clusters than its cap (a Ward tree's merge heights
     only grow: a cut at t leaves one cluster more than the merges above t)."""
@@ -276,7 +292,7 @@ def _plausible(items: Sequence[FileInput], thresholds: np.ndarray) -> np.ndarray
     for item in items:
         merges = np.sort(item.tree.heights())
         clusters = 1 + len(merges) - np.searchsorted(merges, thresholds, side="right")
-        keep &= clusters <= max(CLUSTERS_PER_SPEAKER * item.speakers, MIN_CLUSTER_CAP)
+        keep &= clusters <= _cap(item)
     return keep
 
 
