@@ -137,7 +137,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
     named_done: dict[str, float] = {}   # averaged weights scored, with the mtime of the file scored
     best: ValidationResult | None = None
     seen: list[ValidationResult] = []   # the epochs' figures, scored or read back
-    beat, began = 0.0, time.monotonic()
+    beat, began, began_at = 0.0, time.monotonic(), time.time()
     # `files` holds the calibration list's files too (embedded once): the trials' own are counted here
     trial_files = len({uri for _, *pair in trials for uri in pair})
     also = "" if calibration is None else \
@@ -149,8 +149,9 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
     recorded = {r.checkpoint: r for r in results_from_store(watcher.store, val)} \
         if reusable and watcher.store is not None else {}
     # once VAL_DIR's scores are made the way this run makes them (method.yml says so), params.yml
-    # is weighed as it is on disk; before, against this run's own best
-    trusted = reusable
+    # is weighed as it is on disk; before, against this run's own best. --rescore scores again but
+    # leaves a pick alone: params.yml moves only for a lower EER
+    trusted = same_method(val, _method(args))
     waiting_said = False
     while True:
         if stop.requested:
@@ -188,9 +189,12 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             recorder.heartbeat(epoch=epoch, progress=len(validated))
             waiting_said = False
             continue
-        if _finished(args, snap, began):
+        if _finished(args, snap, began, began_at):
             for line in snap.ending(watcher.trn, scored=bool(validated)):
                 recorder.say(line)
+            if args.to is not None and not any(e >= args.to for e in snap.checkpoints) and train is not None:
+                recorder.say(f"validate: training run #{train.id} is {train.status} at epoch {train.epoch or 0}: "
+                             f"--to {args.to} is not reached")
             _say_choice(recorder, val, seen, recorded_best=best is not None)
             return
         if not waiting_said:
@@ -221,12 +225,17 @@ def _say_choice(recorder: Recorder, val: ValidationDir, seen: list[ValidationRes
     recorder.say(f"validate: {val.params} points at {current.title} (EER {100 * current.eer:.2f} %)")
 
 
-def _finished(args: ValidateRequest, snap: Snapshot, began: float) -> bool:
+def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: float) -> bool:
     """Whether nothing more will come: training has ended (or reached ``--to``)."""
     reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
+    in_grace = time.monotonic() - began < STARTUP_GRACE
     # started together with train, we may look before it has recorded its run: wait for it
-    starting = snap.source == "files" and not snap.checkpoints and time.monotonic() - began < STARTUP_GRACE
-    return (snap.ended and not snap.pending and not starting) or reached
+    starting = snap.source == "files" and not snap.checkpoints and in_grace
+    # ... or before a `train --resume` started with us has reopened a run that ended short of --to
+    run = snap.train_run
+    resuming = (args.to is not None and run is not None and in_grace and run.ended_at is not None
+                and run.ended_at < began_at)
+    return (snap.ended and not snap.pending and not starting and not resuming) or reached
 
 
 def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name: CheckpointName,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -250,7 +251,15 @@ def second_validation_reuses_scored_epochs_and_keeps_a_pick(trn_dir: Path, demo_
     assert "scored before" not in err
     # the same network, the same scores
     assert {e: ValidationDir(val_dir).score_file(e).read_bytes() for e in (1, 2, 3)} == scores
-    assert read_params(ValidationDir(val_dir)).checkpoint == min(results, key=lambda e: (results[e], e)), err
+    lowest = min(results, key=lambda e: (results[e], e))
+    assert read_params(ValidationDir(val_dir)).checkpoint == lowest, err
+    # a rescore of one worse epoch leaves params.yml where it points (it moved to that epoch, as if
+    # nothing had been picked before)
+    assert worst != lowest
+    only = run_in_process("validate", "--rescore", "--from", str(worst), "--to", str(worst), "--poll", "0.2",
+                          str(trn_dir), PROTOCOL, database=demo_corpus)
+    assert only.returncode == 0, only.stderr
+    assert read_params(ValidationDir(val_dir)).checkpoint == lowest, only.stderr
 
 
 @pytest.mark.slow
@@ -574,3 +583,23 @@ def test_an_epoch_file_without_a_record_and_a_lost_training_are_said_at_the_end(
     assert (f"validate: {TrainingDir(trn_dir).checkpoint(1)} not scored: no record of training says it is whole "
             "(training ended as it wrote it?) — `spkemb-engine train --resume` records it, then validate again"
             ) in done.stderr
+
+
+def test_a_validation_started_beside_train_resume_waits_for_the_run_to_reopen(tmp_path: Path) -> None:
+    """A training run that ended before this validate began, short of --to: a `train --resume` started
+    with it reopens it in seconds. validate ended at once, its later epochs never scored."""
+    from engine.records import Run
+    from engine.requests import ValidateRequest
+    from engine.validation.validate import STARTUP_GRACE, _finished
+    from engine.validation.watch import Snapshot
+
+    now_wall, now = time.time(), time.monotonic()
+    ended = Run(id=1, kind="train", status="completed", exp_dir=str(tmp_path), out_dir=str(tmp_path),
+                epoch=2, target_epoch=2, ended_at=now_wall - 5)
+    snap = Snapshot({1: tmp_path / "0001.pt", 2: tmp_path / "0002.pt"}, ended=True, train_run=ended,
+                    source="database")
+    request = ValidateRequest(trn_dir=str(tmp_path), protocol=PROTOCOL, to=6)
+    assert not _finished(request, snap, now, now_wall)  # within the grace: the resume may come
+    assert _finished(request, snap, now - STARTUP_GRACE - 1, now_wall)  # it did not
+    assert _finished(ValidateRequest(trn_dir=str(tmp_path), protocol=PROTOCOL), snap, now, now_wall)  # no --to
+    assert _finished(dataclasses.replace(request, to=2), snap, now, now_wall)  # --to reached
