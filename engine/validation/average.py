@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from engine.console import out
+from engine.console import out, say
 from engine.errors import CheckpointError, SpkembError
 from engine.layout import AVERAGE_LAST, AVERAGE_TOP, VAL_DIR_SHAPE, TrainingDir, ValidationDir
 from engine.process.checkpoints import Saved, Trust, first_difference, load_checkpoint, write_checkpoint
@@ -152,10 +152,29 @@ def cmd_average(args: AverageRequest) -> int:
     if missing:
         raise CheckpointError(f"checkpoints of epoch(s) {', '.join(map(str, missing))} are not in {trn.weights} "
                               "(deleted?): average other epochs")
+    replaced = trn.checkpoint(name).is_file()
     saved = write_average(trn, name, epochs, how, Trust(args.db, accept_changed=args.trust_checkpoint))
     said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
     out(f"{saved.path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, saved)}")
+    for val in _pointing_at(trn, name) if replaced else []:
+        say(f"average: {val.params} points at {name}, whose weights are replaced now: its figures there are the "
+            f"earlier weights' until `spkemb-engine validate {trn.root} ...` scores these (params.yml follows)")
     return 0
+
+
+def _pointing_at(trn: TrainingDir, name: str) -> list[ValidationDir]:
+    """The VAL_DIRs of ``trn`` whose params.yml names ``name``."""
+    from engine.validation.params import read_params
+
+    found = []
+    for val in trn.validation_dirs():
+        try:
+            params = read_params(val)
+        except SpkembError:
+            continue
+        if params is not None and params.checkpoint == name:
+            found.append(val)
+    return found
 
 
 def _store_or_none(db: str | None) -> AbstractContextManager[Any]:

@@ -164,8 +164,15 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
         if not todo and named:
             name = named[0]
             named_done[name] = modified_at(snap.named[name])
-            _score(args, recorder, train_id, name, snap.named[name], val, trials, files, device, stop,
-                   norm, recorded.get(name), reusable, calibration)
+            result, scored = _score(args, recorder, train_id, name, snap.named[name], val, trials, files, device,
+                                    stop, norm, recorded.get(name), reusable, calibration)
+            current = _params_or_none(val)
+            if scored and current is not None and current.checkpoint == name:
+                # the averaged weights params.yml points at were made again (`average` run again): its
+                # figures follow the weights `apply` now loads
+                best = result
+                write_params(val, result)
+                recorder.best(result, how="manual")
             recorder.heartbeat()
             waiting_said = False
             continue

@@ -603,3 +603,29 @@ def test_a_validation_started_beside_train_resume_waits_for_the_run_to_reopen(tm
     assert _finished(request, snap, now - STARTUP_GRACE - 1, now_wall)  # it did not
     assert _finished(ValidateRequest(trn_dir=str(tmp_path), protocol=PROTOCOL), snap, now, now_wall)  # no --to
     assert _finished(dataclasses.replace(request, to=2), snap, now, now_wall)  # --to reached
+
+
+def test_averaged_weights_made_again_are_scored_and_params_yml_follows_them(
+        tmp_path: Path, demo_corpus: Path, db_path: Path):
+    """`average` run again replaced avg-last2.pt, picked by hand: params.yml kept the earlier weights'
+    EER, and `apply` loaded weights of another one."""
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [1, 2, 3])
+    assert run_in_process("average", "--last", "2", str(trn_dir), db=db_path).returncode == 0
+    done = run_in_process("validate", str(trn_dir), PROTOCOL, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    val = ValidationDir(val_dir_of(trn_dir))
+    assert run_in_process("pick", "--epoch", "avg-last2", str(val.root), db=db_path).returncode == 0
+    first = read_params(val)
+    write_checkpoints(trn_dir, db_path, [4])
+    again = run_in_process("average", "--last", "2", str(trn_dir), db=db_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{val.params} points at avg-last2, whose weights are replaced now" in again.stderr
+    done = run_in_process("validate", "--from", "5", str(trn_dir), PROTOCOL, database=demo_corpus)  # no epoch
+    assert done.returncode == 0, done.stderr
+    rescored = {r.checkpoint: r for r in results_from_scores(val)}["avg-last2"]
+    params = read_params(val)
+    assert params.checkpoint == "avg-last2" and params.eer == rescored.eer != first.eer
+    with open_store(db_path, readonly=True) as store:
+        newest = store.find_runs(kind="validate")[0]
+    assert (newest["best_checkpoint"], newest["best_eer"]) == ("avg-last2", rescored.eer)
