@@ -66,12 +66,13 @@ class RunSummary(Run):
 
 
 def _best_by_train_run(runs: list[RunSummary]) -> dict[int, RunSummary]:
-    """The validate run with the best EER for each training run it validates."""
+    """For each training run, its newest validate run that points at an epoch (``params.yml``), as its
+    run detail shows it: the lowest EER of all its validate runs was an older pick, or another list's."""
     best: dict[int, RunSummary] = {}
     for r in runs:
         parent = r.parent_id
         if r.kind == "validate" and parent is not None and r.best_eer is not None:
-            if parent not in best or r.best_eer < best[parent].best_eer:  # type: ignore[operator]
+            if parent not in best or r.id > best[parent].id:
                 best[parent] = r
     return best
 

@@ -265,3 +265,21 @@ async def test_a_log_not_there_is_said_once_then_followed_when_it_comes(workspac
         log.write_text("epoch 1/3: 36 batches\n")
         await wait_for(pilot, lambda: any("epoch 1/3: 36 batches" in line for line in tail.lines))
         assert sum("no train.log yet" in line for line in tail.lines) == 1
+
+
+def test_a_training_runs_best_is_its_newest_validations_pick(tmp_path: Path) -> None:
+    """The runs list showed the lowest EER of all a run's validate runs: an older pick (or another list's)
+    while params.yml, the run detail and the report named another."""
+    from app.data.reader import read_runs
+    from engine.store import open_store
+    from tests.engine.report_db import make_compared, validate_again
+
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    validate_again(made, "sinc", (3,), best=3)  # newer; epoch 3 scores lower than the first run's pick (2)
+    with open_store(made.db) as store:
+        picked = store.validation_results(made.ids["sinc val"])
+        again = store.find_runs(kind="validate")[0]
+        store.set_best(again["id"], epoch=2, eer=next(r.eer for r in picked if r.epoch == 2), how="manual")
+        store.set_best(made.ids["sinc val"], epoch=3, eer=next(r.eer for r in picked if r.epoch == 3), how="manual")
+    (sinc,) = [r for r in read_runs(made.db) if r.id == made.ids["sinc"]]
+    assert (sinc.best_epoch, sinc.best_eer) == (2, next(r.eer for r in picked if r.epoch == 2))
