@@ -175,6 +175,20 @@ class RunDetail:
     #: the EER of each seed of that group per epoch (its band on the EER plot)
     group_epochs: tuple[GroupEpoch, ...] = ()
 
+    @property
+    def shown_validations(self) -> list[RecordedValidation]:
+        """What the epoch table, the EER plot and the summary show: the validations of one VAL_DIR, the
+        one its header names (the newest validate run that points at an epoch, else the newest), the
+        newest of a checkpoint scored twice. All of them mixed epochs of two trial lists, and gave an
+        averaged checkpoint one line per validate run that scored it."""
+        shown = next((v for v in self.validators if v.best_eer is not None), None) or \
+            next(iter(self.validators), None)
+        if shown is None or shown.out_dir is None:
+            return self.validations
+        ids = {v.id for v in self.validators if v.out_dir == shown.out_dir}
+        newest = {v.checkpoint: v for v in sorted(self.validations, key=lambda v: v.run_id) if v.run_id in ids}
+        return [v for v in self.validations if newest.get(v.checkpoint) is v]
+
 
 def _training_run(store: Any, run: Run) -> Run:
     """The training run that ``run`` belongs to: itself, its parent, or its grandparent (apply)."""

@@ -127,7 +127,7 @@ class RunDetailScreen(RunActions, ForkActions):
 
     def _validations(self, data: RunDetail) -> None:
         """EER plot and epoch table, with raw or AS-norm figures (``n`` toggles)."""
-        rows = figures(data.validations, self.asnorm)
+        rows = figures(data.shown_validations, self.asnorm)
         best = self._best_epoch()
         what = " (AS-norm)" if self.asnorm else ""
         plot, table = self.query_one(EerPlot), self.query_one(EpochTable)

@@ -48,7 +48,7 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
     best = [v for v in data.validators if v.best_eer is not None]
     if best:
         lines.append(f"{picked_text(best[0], data)}  VAL_DIR {show(best[0].out_dir)}")
-    lines += comparison_lines(figures(data.validations, asnorm))
+    lines += comparison_lines(figures(data.shown_validations, asnorm))
     if run.reason:
         lines.append(f"[red]reason: {safe(run.reason)}[/red]")
     return lines

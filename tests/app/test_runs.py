@@ -283,3 +283,25 @@ def test_a_training_runs_best_is_its_newest_validations_pick(tmp_path: Path) -> 
         store.set_best(made.ids["sinc val"], epoch=3, eer=next(r.eer for r in picked if r.epoch == 3), how="manual")
     (sinc,) = [r for r in read_runs(made.db) if r.id == made.ids["sinc"]]
     assert (sinc.best_epoch, sinc.best_eer) == (2, next(r.eer for r in picked if r.epoch == 2))
+
+
+def test_the_run_detail_shows_one_val_dir_and_one_row_per_checkpoint(tmp_path: Path) -> None:
+    """Every validation of every validate run: epochs of two trial lists mixed, a checkpoint twice."""
+    from app.data.reader import read_detail
+    from engine.records import ValidationResult
+    from engine.store import open_store
+    from tests.engine.report_db import PROTOCOL as DEMO
+    from tests.engine.report_db import make_compared, validate_again
+
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    sinc = made.ids["sinc"]
+    with open_store(made.db) as store:  # another list of the run, scored once
+        other = store.create_run(kind="validate", exp_dir=tmp_path / "sinc", out_dir=tmp_path / "sinc" / "other",
+                                 protocol=DEMO, subset="test", config={}, command=["validate"], device="cpu",
+                                 parent_id=sinc)
+        store.add_validation(other, ValidationResult(epoch=1, eer=0.9), train_run_id=sinc)
+    again = validate_again(made, "sinc", (3,), best=2)
+    detail = read_detail(made.db, sinc, -1)
+    assert detail is not None and len(detail.validations) == 3 + 1 + 1
+    shown = detail.shown_validations
+    assert [(v.epoch, v.run_id) for v in shown] == [(1, made.ids["sinc val"]), (2, made.ids["sinc val"]), (3, again)]
