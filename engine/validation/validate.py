@@ -178,6 +178,10 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             continue
         if todo:
             epoch = todo[0] if args.chronological else todo[-1]
+            if not snap.checkpoints[epoch].is_file():  # deleted since it was recorded (disk space, say)
+                recorder.say(f"validate: {snap.checkpoints[epoch]} is gone (deleted?): epoch {epoch} not scored")
+                validated.add(epoch)
+                continue
             result, scored = _score(args, recorder, train_id, epoch, snap.checkpoints[epoch], val,
                                     trials, files, device, stop, norm, recorded.get(epoch), reusable, calibration)
             validated.add(epoch)

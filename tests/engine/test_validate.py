@@ -629,3 +629,15 @@ def test_averaged_weights_made_again_are_scored_and_params_yml_follows_them(
     with open_store(db_path, readonly=True) as store:
         newest = store.find_runs(kind="validate")[0]
     assert (newest["best_checkpoint"], newest["best_eer"]) == ("avg-last2", rescored.eer)
+
+
+def test_a_checkpoint_deleted_since_its_record_is_skipped_and_said(tmp_path: Path, demo_corpus: Path,
+                                                                   db_path: Path):
+    """One deleted epoch (disk space) failed the whole validation, the epochs after it never scored."""
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [1, 2, 3])
+    TrainingDir(trn_dir).checkpoint(2).unlink()
+    done = run_in_process("validate", str(trn_dir), PROTOCOL, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    assert f"validate: {TrainingDir(trn_dir).checkpoint(2)} is gone (deleted?): epoch 2 not scored" in done.stderr
+    assert sorted(r.checkpoint for r in results_from_scores(ValidationDir(val_dir_of(trn_dir)))) == [1, 3]
