@@ -268,6 +268,13 @@ SELECT e.id AS extraction_id, e.run_id AS apply_run_id, e.protocol, e.subset,
 """ + _STALE_EXTRACTIONS)
 
 
+@migrations()
+def m012_runs_by_parent(db: Database) -> None:
+    """An index of ``runs`` by parent and kind: a run's validate and apply runs, and the first
+    validation of a sweep trial's run (read for each of its validations), were a scan of every run."""
+    db.table("runs").create_index(["parent_id", "kind"])
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

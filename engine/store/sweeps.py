@@ -180,9 +180,8 @@ class StoreSweeps:
             return {}
         marks = ", ".join("?" * len(run_ids))
         best: dict[int, int] = {}
-        for row in self._read(f"SELECT v.train_run_id, v.epoch FROM validations v WHERE v.id IN (SELECT v.id "
-                              f"{_SWEEP_VALIDATIONS.format(run='v.train_run_id')}) AND v.train_run_id IN ({marks}) "
-                              "ORDER BY v.eer, v.epoch", list(run_ids)):
+        for row in self._read(f"SELECT v.train_run_id, v.epoch {_SWEEP_VALIDATIONS.format(run='v.train_run_id')} "
+                              f"AND v.train_run_id IN ({marks}) ORDER BY v.eer, v.epoch", list(run_ids)):
             best.setdefault(row["train_run_id"], row["epoch"])
         return best
 

@@ -141,12 +141,12 @@ class Queue:
             say(f"queue: adopted run {held.run_id} on {held.slot} ({child})")
 
     def _seat(self, name: str) -> str:
-        """The slot an adopted run holds: its own, or, started by a queue of other ``--slots``, a free one
-        of this queue on the same device (else its own name: the device is then one run over, and no
-        run starts there until one ends)."""
-        if name in self.slots:
-            return name
+        """The slot an adopted run holds: its own, or, started by a queue of other ``--slots`` (or its own
+        taken by such a run), a free one of this queue on the same device (else its own name: the device
+        is then over its slots, and no run starts there until enough have ended)."""
         held = {h.slot for h in self.running.values()}
+        if name in self.slots and name not in held:
+            return name
         return next((s for s in self.slots if s not in held and _device_of(s) == _device_of(name)), name)
 
     def _slot(self, name: str) -> Slot:
@@ -158,11 +158,12 @@ class Queue:
 
     def _start_free(self) -> None:
         busy = {held.slot for held in self.running.values()}
-        # runs adopted on a device beyond this queue's slots of it take a free slot of that device each
-        over = Counter(_device_of(name) for name in busy if name not in self.slots)
+        # no more runs on a device than this queue has slots there: runs adopted from a queue of other
+        # --slots may fill it past the slots they were seated on
+        on_device = Counter(_device_of(held.slot) for held in self.running.values())
+        capacity = Counter(_device_of(name) for name in self.slots)
         for slot in (s for name, s in self.slots.items() if name not in busy):
-            if over[_device_of(slot.name)] > 0:
-                over[_device_of(slot.name)] -= 1
+            if on_device[_device_of(slot.name)] >= capacity[_device_of(slot.name)]:
                 continue
             if self.stop_signal is not None:
                 return
@@ -184,6 +185,7 @@ class Queue:
             self.running[claim.run_id] = Running(claim.run_id, slot.name, child,
                                                  self._validate_argv(claim.validate, slot.name),
                                                  trial=self.store.trial_of_run(claim.run_id))
+            on_device[_device_of(slot.name)] += 1
             say(f"queue: started run {claim.run_id} on {slot.name} (pid {child.pid}), log {log}")
 
     def _follow(self, held: Running) -> None:

@@ -58,6 +58,10 @@ def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = Non
     if sample is None and total > MAX_GRID:
         raise SpkembError(f"--set makes {combinations:,} combinations x {seeds:,} seed(s) = {total:,} trials, more "
                           f"than {MAX_GRID:,}: give fewer values, or draw some of them with --random N")
+    if sample is not None and min(sample, combinations) * seeds > MAX_GRID:
+        drawn = min(sample, combinations)
+        raise SpkembError(f"--random {sample} x {seeds:,} seed(s) = {drawn * seeds:,} trials, more than {MAX_GRID:,}: "
+                          "draw fewer combinations or give fewer seeds")
     if sample is None or sample >= combinations:
         return [Point(dict(zip(keys, values, strict=True)), seed)
                 for values in itertools.product(*(grid[k] for k in keys)) for seed in range(seeds)]

@@ -128,6 +128,8 @@ def test_a_grid_is_counted_before_it_is_made_and_a_random_draw_never_lists_it() 
     drawn = grid_points(huge, seeds=7, sample=5)  # five combinations, each with every seed
     assert drawn == grid_points(huge, seeds=7, sample=5) and len({str(p.params) for p in drawn}) == 5
     assert [p.seed for p in drawn] == list(range(7)) * 5 and all(set(p.params) == {"a", "b", "c"} for p in drawn)
+    with pytest.raises(SpkembError, match=r"--random 1000 x 1,000 seed\(s\) = 1,000,000 trials, more than 10,000"):
+        grid_points(huge, seeds=1000, sample=1000)  # the cap holds for a draw too
     # 1e20 combinations: more than a range random.sample takes (an OverflowError's traceback before)
     wide = grid_points({f"k{i}": list(range(10)) for i in range(20)}, seeds=1, sample=3)
     assert len({str(p.params) for p in wide}) == 3

@@ -361,3 +361,26 @@ def test_a_new_queue_follows_a_live_validation_and_counts_runs_of_other_slots(tm
         queue.step()  # the slot is free again, but the run of cpu/1 is still on this cpu
         assert sorted(queue.running) == [second] and store.run(third)["status"] == "queued"
         assert [e["run_id"] for e in store.queue_entries() if e["claim"] is None] == [third]
+
+
+def test_an_adopted_runs_own_slot_taken_by_a_run_of_other_slots_is_seated_elsewhere(tmp_path: Path,
+                                                                                     db_path: Path) -> None:
+    """A run of a `cpu` queue took cpu/0 of a `cpu*2` queue, then the run recorded on cpu/0 kept it too:
+    cpu/1 looked free and a third run started on the two slots."""
+    from engine.sweeps.queue import Queue
+
+    base = _base(tmp_path)
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2,0.3", "--slots", "cpu*2", "--no-queue",
+                          "--no-validate", str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    with open_store(db_path) as store:
+        first, second, third = sorted(r["id"] for r in store.runs(kind="train"))
+        for run_id, slot in ((first, "cpu"), (second, "cpu/0")):
+            assert store.claim(slot, 999, run_id=run_id) is not None
+            store.set_child(run_id, pid=children.spawn(["sleep", "300"]).pid)
+            store.set_status(run_id, "running")
+        queue = Queue(store, parse_slots("cpu*2"), "cpu*2")
+        queue.adopt()
+        assert {run_id: held.slot for run_id, held in queue.running.items()} == {first: "cpu/0", second: "cpu/1"}
+        queue.step()
+        assert store.run(third)["status"] == "queued" and sorted(queue.running) == [first, second]
