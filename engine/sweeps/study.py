@@ -11,7 +11,7 @@ import statistics
 from typing import Any
 
 from engine.console import say
-from engine.errors import SpkembError
+from engine.errors import ConfigError, SpkembError
 from engine.store import Store
 from engine.sweeps.space import Point, Range
 from engine.sweeps.trials import SweepPlan, add_trial, plan_of
@@ -70,9 +70,34 @@ def start_trials(store: Store, plan: SweepPlan, study: Any, *, count: int, range
         number = len(store.sweep_trials(plan.sweep_id))
         try:
             add_trial(store, plan, number, Point(dict(trial.params), seed=0), optuna_trial=trial.number)
-        except SpkembError:  # values the config refuses (a rule between keys): the study learns it
+        except ConfigError:  # values the config refuses (a rule between keys): the study learns it
+            trial.set_user_attr(REFUSED, True)
             study.tell(trial, state=TrialState.FAIL)
             raise
+        except BaseException:  # the trial could not be made (the database, the disk): no values to blame
+            study.tell(trial, state=TrialState.FAIL)
+            raise
+
+
+def first_trials(store: Store, plan: SweepPlan, study: Any, *, count: int, ranges: list[Range]) -> None:
+    """A new sweep's first ``count`` trials, asked again past values the config refuses together.
+
+    Raises
+    ------
+    SpkembError
+        ``MAX_REFUSED`` trials in a row refused: the sweep is recorded ended, with the trials made.
+    """
+    made = 0
+    while made < count:
+        try:
+            start_trials(store, plan, study, count=1, ranges=ranges)
+        except ConfigError as e:
+            if _refused_in_a_row(study) < MAX_REFUSED:
+                continue
+            store.end_sweep(plan.sweep_id)
+            raise SpkembError(f"--space: {MAX_REFUSED} trials in a row the config refuses (the last: {e}); sweep "
+                              f"{plan.name} is recorded ended with {made} trial(s): narrow --space") from None
+        made += 1
 
 
 def _short(store: Store) -> list[dict[str, Any]]:
@@ -97,7 +122,7 @@ def ask_next(store: Store) -> bool:
         study = open_study(plan)
         try:
             start_trials(store, plan, study, count=1)
-        except SpkembError as e:
+        except ConfigError as e:
             refused = _refused_in_a_row(study)
             if refused < MAX_REFUSED:
                 say(f"queue: sweep {sweep['name']}: a trial's values are refused ({e}); the study asks again")
@@ -106,21 +131,27 @@ def ask_next(store: Store) -> bool:
             say(f"queue: sweep {sweep['name']}: {refused} trials in a row refused (the last: {e}); it makes no more "
                 f"trials ({len(store.sweep_trials(sweep['id']))} made) — narrow its --space and sweep again")
             continue
+        except SpkembError as e:
+            say(f"queue: sweep {sweep['name']}: the study's next trial cannot be made ({e}); asking again later")
+            continue
         return True
     return False
 
 
 #: trials in a row whose values the config refuses before a sweep makes no more
 MAX_REFUSED = 10
+#: the user attribute of a study's trial whose values the config refused
+REFUSED = "spkemb_refused"
 
 
 def _refused_in_a_row(study: Any) -> int:
-    """The study's latest trials that failed in a row (values refused before any run was made)."""
+    """The study's latest trials whose values the config refused, in a row (a trial that failed in
+    training breaks the row: it is no sign of a space the config cannot take)."""
     from optuna.trial import TrialState
 
     count = 0
     for trial in reversed(study.get_trials(deepcopy=False)):
-        if trial.state != TrialState.FAIL:
+        if trial.state != TrialState.FAIL or not trial.user_attrs.get(REFUSED):
             break
         count += 1
     return count

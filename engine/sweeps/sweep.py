@@ -90,11 +90,11 @@ def cmd_sweep(args: SweepRequest) -> int:
         plan = SweepPlan(sweep_id=sweep_id, name=name, folder=folder, base=base, request=args, db=db,
                          queued=not args.sbatch)
         if args.optuna is not None:
-            from engine.sweeps.study import open_study, start_trials
+            from engine.sweeps.study import first_trials, open_study
 
             # the queue asks for each later trial as a slot frees up; an array job needs them all now
             count = args.optuna if args.sbatch else min(args.optuna, len(slots))
-            start_trials(store, plan, open_study(plan), count=count, ranges=ranges)
+            first_trials(store, plan, open_study(plan), count=count, ranges=ranges)
         else:
             for number, point in enumerate(points):
                 add_trial(store, plan, number, point)

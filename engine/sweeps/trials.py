@@ -3,6 +3,7 @@ against the base) as a sweep trial and, unless a SLURM array runs it, as a queue
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,15 @@ def add_trial(store: Store, plan: SweepPlan, number: int, point: Point, *, optun
                      train=to_argv(train) if plan.queued else None,
                      validate=None if validate is None else to_argv(validate), target_epoch=plan.request.epochs,
                      optuna_trial=optuna_trial)
-    return store.add_trial(plan.sweep_id, trial, run_group=plan.name, protocol=plan.request.protocol,
-                           subset=plan.request.subset)
+    try:
+        return store.add_trial(plan.sweep_id, trial, run_group=plan.name, protocol=plan.request.protocol,
+                               subset=plan.request.subset)
+    except BaseException:
+        # a trial not recorded leaves no folder: the next one of that number would find it in its way
+        exp.config.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            exp.root.rmdir()
+        raise
 
 
 def plan_of(sweep: dict[str, Any]) -> SweepPlan:

@@ -3,6 +3,7 @@ median pruner stops a trial behind the others."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -145,23 +146,38 @@ def test_cancel_sweep_ends_an_optuna_sweep_that_would_ask_for_more(tmp_path: Pat
 
 def test_trials_the_config_refuses_fail_in_the_study_until_the_sweep_makes_no_more(tmp_path: Path,
                                                                                    db_path: Path) -> None:
-    """Before, each ask drew trial 0's values again, said "asking again later" at every poll, and kept the
-    sweeps behind it from being asked: a queue never went idle."""
-    _optuna_sweep(tmp_path, db_path, "--slots", "cpu", "--epochs", "2")
+    """Each value alone fits the config, the two together do not (Nesterov without momentum). Before,
+    each ask drew trial 0's values again, said "asking again later" at every poll, and kept the sweeps
+    behind it from being asked: a queue never went idle."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG + "optimizer:\n   name: torch.optim.SGD\n   params:\n"
+                                                   "      nesterov: false\n")
+    refused = "optimizer.params.nesterov: {choices: [true]}\noptimizer.params.momentum: {choices: [0.0]}\n"
+    (tmp_path / "refused.yml").write_text(refused)
+    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "refused.yml"), "--no-queue",
+                          "--name", "never", str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"--space: {MAX_REFUSED} trials in a row the config refuses" in done.stderr
+    assert "sweep never is recorded ended with 0 trial(s): narrow --space" in done.stderr
     store = open_store(db_path)
-    (sweep,) = store.sweeps()
-    (first,) = store.sweep_trials(sweep["id"])
-    taken = Path(first["exp_dir"]).parent / "trial-001"
-    (taken / "config.yml").parent.mkdir()
-    (taken / "config.yml").write_text("a folder of someone else's: every next trial is refused")
+    assert not wants_trials(store) and not (base / "sweeps" / "never" / "trial-000").exists()
+
+    # a space whose values the config takes at first, then refuses (as a rule between keys would)
+    (tmp_path / "space.yml").write_text(SPACE)
+    done = run_in_process("sweep", "--optuna", "4", "--space", str(tmp_path / "space.yml"), "--no-queue",
+                          "--slots", "cpu", "--name", "opt", str(base), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    sweep = next(s for s in store.sweeps() if s["name"] == "opt")
+    with store.transaction() as conn:
+        conn.execute("UPDATE sweeps SET space = ? WHERE id = ?", (json.dumps(
+            {"optimizer.params.nesterov": {"choices": [True]}, "optimizer.params.momentum": {"choices": [0.0]}}),
+            sweep["id"]))
     for _ in range(MAX_REFUSED - 1):
         assert not ask_next(store) and wants_trials(store)
-    assert not ask_next(store) and not wants_trials(store)  # ended: 1 trial made
+    assert not ask_next(store) and not wants_trials(store)  # ended: the one trial made at first
     assert store.sweep(sweep["id"])["planned"] == 1
-    states = [t.state.name for t in open_study(plan_of(sweep)).trials]
-    assert states == ["RUNNING"] + ["FAIL"] * MAX_REFUSED
-    drawn = [t.params["task.params.margin"] for t in open_study(plan_of(sweep)).trials]
-    assert len(set(drawn)) == len(drawn)
+    assert [t.state.name for t in open_study(plan_of(sweep)).trials] == ["RUNNING"] + ["FAIL"] * MAX_REFUSED
 
 
 @pytest.mark.parametrize("space", [b"task.params.per_fold: {low: 2, high: 3.5}\n",
