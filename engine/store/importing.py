@@ -153,7 +153,11 @@ def _refused_as(path: Path, record: EventRecord) -> Iterator[None]:
     (the file's transaction is then rolled back: nothing of it is imported)."""
     try:
         yield
+    except sqlite3.OperationalError:  # the database or its disk (full, locked), not the line: said as such
+        raise
     except (StoreError, ValueError, TypeError, KeyError, sqlite3.Error) as e:
+        if isinstance(e.__cause__, sqlite3.OperationalError):  # the store's own words for the same
+            raise
         raise StoreError(f"{path}:{record.line}: {record.op} cannot be recorded ({e}); the file is damaged and "
                          "nothing of it is imported: fix or delete that line and import again") from None
 

@@ -97,10 +97,12 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
                 try:
                     yield conn
                 except sqlite3.DatabaseError as e:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # SQLite has rolled back already after some errors (a full disk)
+                        conn.execute("ROLLBACK")
                     raise self._error(e) from e
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
                 else:
                     try:

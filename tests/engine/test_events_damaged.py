@@ -237,3 +237,23 @@ def test_a_pipe_or_a_device_is_no_event_file(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stderr
         (line,) = done.stderr.strip().splitlines()
         assert line.startswith("spkemb-engine import: error: ") and "is not a regular file" in line, line
+
+
+def test_a_full_database_during_an_import_is_said_as_such(tmp_path: Path) -> None:
+    """The disk filling up (SQLite's page limit, here) was "the file is damaged" naming a line, or a raw
+    `cannot rollback - no transaction is active`."""
+    from engine.records import EpochSummary
+
+    events = tmp_path / "trn" / "events.jsonl"
+    with EventWriter(events) as writer:
+        run_id = writer.create_run(kind="train", exp_dir=tmp_path, out_dir=tmp_path / "trn", protocol="P",
+                                   subset="train", config={"x": "y" * 100}, command=["train"], device="cpu")
+        for epoch in range(1, 3000):
+            writer.add_epoch(run_id, EpochSummary(epoch=epoch, loss=1.0, lr=0.01, chunks_per_s=1.0, seconds=1.0))
+    with open_store(tmp_path / "runs.db") as store:
+        pages = store.db.conn.execute("PRAGMA page_count").fetchone()[0]
+        store.db.conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        with pytest.raises(StoreError) as full:
+            import_events(events, store)
+        assert "no space left on its device" in str(full.value) and "damaged" not in str(full.value)
+        assert store.runs() == []

@@ -75,7 +75,9 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(11,)]
+        assert store.query("PRAGMA user_version")[1] == [(12,)]
+        # a run's children are found by index (a sweep reads them for each validation of its trials)
+        assert ("idx_runs_parent_id_kind",) in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")[1]
 
 
 def test_default_db_path_order(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
