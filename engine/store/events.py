@@ -37,9 +37,15 @@ _PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path", "checkp
 
 
 
+#: the longest line an event file holds: a record is a few kB (a run's config, a batch of step
+#: rows: at most an epoch's, about 120 bytes a step); a longer line, or a file that never ends
+#: one, is damage, and is not read into memory whole
+MAX_LINE_BYTES = 64 * 2**20
+
 def _cut_torn_line(path: Path, fd: int) -> None:
-    """Cut the file back to its last complete line: a writer killed mid-line left a record that never
-    was, and a resumed run's records appended to it would be glued to it (not JSON: no import)."""
+    """End the file's last line before anything is appended: a writer killed mid-line left a record
+    that never was (cut off), and a resumed run's records would be glued to it (not JSON: no import);
+    a whole record that only lacks its newline (a file saved by an editor) gets it."""
     size = os.fstat(fd).st_size
     if size == 0:
         return
@@ -53,8 +59,16 @@ def _cut_torn_line(path: Path, fd: int) -> None:
                 end = start + at + 1
                 break
             end = start
-    if end < size:
+        f.seek(end)
+        tail = f.read(min(size - end, MAX_LINE_BYTES + 1))
+    if end == size:
+        return
+    try:
+        json.loads(tail)
+    except ValueError:  # a tail longer than any line an import reads is no record either
         os.ftruncate(fd, end)
+    else:
+        os.write(fd, b"\n")
 
 
 class EventWriter:

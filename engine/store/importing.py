@@ -24,6 +24,7 @@ from engine.layout import EVENTS
 from engine.requests import ImportRequest
 from engine.store.db import default_db_path
 from engine.store.event_records import BadRecord, EventRecord, parse_record, store_call
+from engine.store.events import MAX_LINE_BYTES
 from engine.store.netfs import is_network_fs
 from engine.store.runs import Store, open_store
 
@@ -31,10 +32,6 @@ from engine.store.runs import Store, open_store
 _ID_ARGS = ("parent_id", "train_run_id", "init_run_id")
 
 
-#: the longest line an event file holds: a record is a few kB (a run's config, a batch of step
-#: rows: at most an epoch's, about 120 bytes a step); a longer line, or a file that never ends
-#: one, is damage, and is not read into memory whole
-MAX_LINE_BYTES = 64 * 2**20
 
 
 def _complete_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:

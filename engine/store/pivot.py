@@ -163,6 +163,9 @@ def _scored(store: StoreReads, validator: dict[str, Any], curves: bool) -> Score
                        (validator["id"], validator["out_dir"], validator["id"]))
     if not rows:
         return None
+    # one list: rows of another size (a list edited between two validations of the folder) are left out
+    size = rows[-1].get("n_trials")
+    rows = [r for r in rows if size is None or r.get("n_trials") in (size, None)]
     newest = {(r["epoch"], r.get("checkpoint_name")): r for r in rows}
     rows = sorted(newest.values(), key=lambda r: (r["epoch"], r["id"]))
     epoch, name = _pick(store, validator)

@@ -147,6 +147,13 @@ def test_a_resumed_writer_cuts_the_line_a_killed_one_tore(event_file: Path) -> N
     assert event_file.read_bytes().startswith(whole + b'{"v": 1, "run": "')
     with open_store(event_file.parent / "runs.db") as store:
         assert import_events(event_file, store)["runs"] == 2
+    # a whole record that lost only its newline (a file saved by an editor) is kept, and ended
+    kept = event_file.read_bytes().rstrip(b"\n")
+    event_file.write_bytes(kept)
+    with EventWriter(event_file) as writer:
+        writer.create_run(kind="validate", exp_dir=event_file.parent, out_dir=event_file.parent, protocol="P",
+                          subset="test", config=None, command=["validate"], device="cpu")
+    assert event_file.read_bytes().startswith(kept + b"\n")
 
 def test_a_bad_origin_cannot_name_columns(event_file: Path) -> None:
     number = _damage(event_file, "create_run", lambda r: r["args"]["_origin"].__setitem__(

@@ -20,6 +20,7 @@ import pytest
 
 from engine.compare.pivot import build_pivot
 from engine.store import open_store
+from engine.store.pivot import compared_runs
 from tests import children
 from tests.engine.engine_runner import run_in_process
 from tests.engine.report_db import TRIALS, Compared, make_compared, validate_again
@@ -95,6 +96,21 @@ def test_lists_of_other_sizes_under_one_name_are_never_one_row(tmp_path: Path) -
     cells = {(c.system.label, c.trials): c.runs for c in pivot.cells}
     assert cells == {("#5 sinc", f"{TRIALS} (200 trials)"): 1, ("resnet34-lm (2 runs)", f"{TRIALS} (200 trials)"): 1,
                      ("resnet34-lm (2 runs)", f"{TRIALS} (300 trials)"): 1}
+
+
+def test_a_folders_validations_of_another_list_size_are_not_merged(tmp_path: Path) -> None:
+    """The list edited between two validations of one VAL_DIR: the curve mixed both lists' epochs, and
+    the earlier list's pick was shown beside the new list's figures."""
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    again = validate_again(made, "sinc", (3,), best=None)
+    conn = sqlite3.connect(made.db)
+    with conn:
+        conn.execute("UPDATE validations SET n_trials = 150 WHERE run_id = ?", (again,))
+    conn.close()
+    with open_store(made.db, readonly=True) as store:
+        (run,) = compared_runs(store, [made.ids["sinc"]], curves=True)
+    (scored,) = run.scored
+    assert (scored.epoch, scored.n_trials, scored.eer_by_epoch[0][0], len(scored.eer_by_epoch)) == (3, 150, 3, 1)
 
 def test_the_calibrated_back_end_appears_when_the_database_records_it(tmp_path: Path) -> None:
     made = make_compared(tmp_path, asnorm=False, diarized=False)
