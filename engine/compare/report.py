@@ -188,4 +188,5 @@ def _significance_section(weighed: list[Weighed]) -> str:
             f"against each other one (B): A − B of the picked epochs' figures (EER in %) and its 95 % interval over "
             f"{verdicts.REPLICATES} paired bootstrap replicates (speakers resampled where the trials name them; "
             "a group's seeds averaged); lower is better. Where a list has several pairs, each interval is at "
-            "1 − 0.05 / pairs (Bonferroni), so that the 95 % holds for all of its verdicts together.</p>\n")
+            "1 − 0.05 / pairs (Bonferroni, over as many more replicates, up to ten times), so that the 95 % holds "
+            "for all of the list's verdicts on one figure together.</p>\n")

@@ -25,8 +25,10 @@ from engine.compare.tables import latex_escape, latex_tabular, markdown_table
 from engine.errors import SpkembError
 
 REPLICATES = 1000
-#: 1 - the confidence level that holds for all the pairs of one trial list together
+#: 1 - the confidence level that holds for all the pairs of one trial list together (per figure)
 ALPHA = 0.05
+#: a list's pairs multiply the replicates of each up to this many times REPLICATES
+MAX_REPLICATES_FACTOR = 10
 _NAMES = {"eer": "EER (%)", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}
 
 
@@ -61,10 +63,12 @@ def weigh(pivot: Pivot, *, replicates: int = REPLICATES, seed: int = 0,
             if missing is not None:
                 out.append(Weighed(trials, a, b, problem=f"no score file {missing} (validate again)", pairs=pairs))
                 continue
+            # as many replicates in each tail of a Bonferroni interval as in a 95 % one's (up to 10 pairs)
+            n = min(replicates * pairs, MAX_REPLICATES_FACTOR * replicates)
             if said is not None:
-                said(f"report: weighing {a.label} against {b.label} on {trials} ({replicates} replicates)")
+                said(f"report: weighing {a.label} against {b.label} on {trials} ({n} replicates)")
             try:
-                differences = compare_groups(files_a, files_b, n=replicates, seed=seed, alpha=ALPHA / pairs)
+                differences = compare_groups(files_a, files_b, n=n, seed=seed, alpha=ALPHA / pairs)
                 out.append(Weighed(trials, a, b, differences, pairs=pairs))
             except SpkembError as e:
                 out.append(Weighed(trials, a, b, problem=str(e), pairs=pairs))

@@ -423,10 +423,10 @@ def test_several_pairs_on_a_list_get_intervals_that_hold_together(compared: Comp
                   "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "significance.csv").read_text())))
-    assert {(r["pairs"], r["level"]) for r in rows} == {("2", "0.975")}
+    assert {(r["pairs"], r["level"], r["replicates"]) for r in rows} == {("2", "0.975", "2000")}
     files = [Path(_rows(compared.db, "SELECT v.scores_path FROM validations AS v JOIN runs AS r ON r.id = v.run_id "
                                      "AND v.epoch = r.best_epoch WHERE r.parent_id = ?", run)[0][0]) for run in ids]
-    expected = compare_groups(files[:1], files[1:2], n=1000, seed=0, alpha=0.025)
+    expected = compare_groups(files[:1], files[1:2], n=2000, seed=0, alpha=0.025)  # replicates x pairs
     assert [(float(r["low"]), float(r["high"])) for r in rows[:len(expected)]] == [(d.low, d.high) for d in expected]
     assert "(each at 97.5 %: 2 pairs)" in (tmp_path / "out" / "significance.md").read_text()
 
