@@ -236,6 +236,10 @@ class CompareScreen(SignificancePanel):
 
         trials = shared_trials(self.runs)
         sources = [source for r in self.runs if (source := det_source(r, trials)) is not None]
+        if trials is None and len(sources) > 1:
+            self.app.notify("These runs share no trial list: validate them on one to overlay their DET curves.",
+                            severity="warning")
+            return
         if not sources:
             self.app.notify("None of these runs has a validated epoch yet.", severity="warning")
             return

@@ -73,7 +73,7 @@ def det_source(read: RunCurves, trials: str | None = None) -> DetSource | None:
 
     The newest VAL_DIR of the list that scored something speaks for the run, at the folder's pick (the
     newest of its validate runs that picked an epoch or averaged weights: ``params.yml``), else at the
-    lowest EER of the epochs any validate run of the folder scored (for one scored twice, the newest).
+    lowest EER any validate run of the folder scored (for a checkpoint scored twice, the newest).
     """
     from app.screens.det import DetSource
 
@@ -87,8 +87,9 @@ def det_source(read: RunCurves, trials: str | None = None) -> DetSource | None:
                 name: CheckpointName = v.best_checkpoint or v.best_epoch
                 return DetSource(f"{label} @{name}", str(out_dir), name)
         ids = {v.id for v in folder}
-        latest = {v.epoch: v for v in sorted(read.validations, key=lambda v: v.run_id)
-                  if v.run_id in ids and v.eer is not None and v.epoch is not None and v.checkpoint_name is None}
+        # as the report falls back: the lowest EER of the folder's checkpoints, averaged weights included
+        latest = {v.checkpoint: v for v in sorted(read.validations, key=lambda v: v.run_id)
+                  if v.run_id in ids and v.eer is not None and v.epoch is not None}
         if latest:
             row = min(latest.values(), key=lambda v: (v.eer, v.epoch))
             return DetSource(f"{label} @{row.checkpoint}", str(out_dir), row.checkpoint)

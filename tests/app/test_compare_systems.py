@@ -150,3 +150,21 @@ def test_compare_weighs_the_checkpoint_and_the_trial_list_the_report_shows(tmp_p
     assert shared_trials(runs) == f"{DEMO}.development"
     assert det_source(runs[0], shared_trials(runs)).val_dir == val_dir
     assert det_source(runs[0]).val_dir == val_dir  # its newest folder scored nothing: the one that did speaks
+
+
+def test_with_no_pick_compare_falls_back_as_the_report_does(tmp_path: Path) -> None:
+    """The lowest EER of the folder's checkpoints, averaged weights included (Compare left them out)."""
+    from app.data.reader import read_curves
+    from app.screens.compare_systems import det_source
+    from engine.records import ValidationResult
+    from engine.store.pivot import compared_runs
+    from tests.engine.report_db import make_compared
+
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    sinc, val = made.ids["sinc"], made.ids["sinc val"]
+    with open_store(made.db) as store:
+        store.set_best(val, epoch=None, eer=None, how="lowest-eer")
+        store.add_validation(val, ValidationResult(epoch=3, checkpoint_name="avg-top2", eer=0.0), train_run_id=sinc)
+        (run,) = compared_runs(store, [sinc])
+    (read,) = read_curves(made.db, [sinc])
+    assert det_source(read).name == "avg-top2" == run.scored[0].checkpoint_name
