@@ -8,9 +8,9 @@ page holding the tables and every figure (SVG inlined as ``data:`` URIs: it open
 copied alone).
 
 It writes only under ``--out`` and only its own files, each atomically. A folder that exists and
-holds anything is refused unless ``--force`` (then an earlier report's files are removed, the new
-ones written, and every other file is kept), so that a report is never mixed by accident into a
-folder of something else.
+holds anything is refused unless ``--force`` (then the files an earlier report wrote, as its
+``.report-files`` lists them, are removed, the new ones written, and every other file is kept), so
+that a report is never mixed by accident into a folder of something else.
 Everything is checked (the database, the runs and groups, the folder) before the first file is
 written. matplotlib is imported here (through ``figures``), never by the TUI at start-up.
 """
@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import html
 import os
-import re
 from pathlib import Path
 
 from engine.atomic import atomic_write
@@ -40,8 +39,8 @@ TABLE_FILES = {"latex": "pivot.tex", "csv": "pivot.csv", "markdown": "pivot.md"}
 SIGNIFICANCE_FILES = {"latex": "significance.tex", "csv": "significance.csv", "markdown": "significance.md"}
 HTML_FILE = "report.html"
 FIGURE_FORMATS = ("png", "svg", "pdf")
-#: the figures' file names (``engine.compare.figures``): what a report over an earlier one replaces
-FIGURE_FILE = re.compile(r"(loss|eer|(det|scores)-.+)\.(png|svg|pdf)")
+#: the names of the files a report wrote, one a line: what ``--force`` removes before the next one
+MANIFEST = ".report-files"
 
 
 def cmd_report(args: ReportRequest) -> int:
@@ -124,16 +123,22 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
             files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or []).encode()))
     folder.mkdir(parents=True, exist_ok=True)
     _remove_earlier_report(folder)
-    return [_write(folder / name, data) for name, data in files]
+    written = [_write(folder / name, data) for name, data in files]
+    _write(folder / MANIFEST, "".join(f"{name}\n" for name, _ in files).encode())
+    return written
 
 
 def _remove_earlier_report(folder: Path) -> None:
-    """``--force`` over an earlier report: its files go, every other file stays. A table, page or figure
-    left from it would sit beside the new ones as if of the same systems (a DET of a trial list no
-    longer compared, a pivot.tex when only csv is asked for now)."""
-    own = {*TABLE_FILES.values(), *SIGNIFICANCE_FILES.values(), HTML_FILE}
-    for path in folder.iterdir():
-        if (path.name in own or FIGURE_FILE.fullmatch(path.name)) and path.is_file() and not path.is_symlink():
+    """``--force`` over an earlier report: the files its manifest names go, every other file stays. A
+    table, page or figure left from it would sit beside the new ones as if of the same systems (a DET
+    of a trial list no longer compared, a pivot.tex when only csv is asked for now)."""
+    try:
+        names = (folder / MANIFEST).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    for name in names:
+        path = folder / name
+        if name and "/" not in name and name not in (".", "..") and path.is_file() and not path.is_symlink():
             path.unlink()
 
 

@@ -159,7 +159,8 @@ FIGURES = ("loss", "eer", f"det-{TRIALS}", f"scores-{TRIALS}")
 def test_the_report_writes_every_file(report: Path) -> None:
     expected = {"pivot.tex", "pivot.csv", "pivot.md", "report.html", "significance.tex", "significance.csv",
                 "significance.md"} | {f"{s}.{x}" for s in FIGURES for x in ("png", "svg", "pdf")}
-    assert {p.name for p in report.iterdir()} == expected
+    assert {p.name for p in report.iterdir()} == expected | {".report-files"}
+    assert set((report / ".report-files").read_text().splitlines()) == expected
 
 
 def _tabular_rows(tex: str) -> list[list[str]]:
@@ -311,21 +312,19 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(compared: Compare
 
 def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compared, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    out.mkdir()
+    first = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--group", "resnet34-lm", "--out",
+                   str(out), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    # files of the user's, one named as a report's figure could be (all such names were removed)
     (out / "notes.txt").write_text("mine")
-    (out / "pivot.csv").write_text("old")
-    (out / "significance.csv").write_text("an earlier report's pairs: other systems")
-    # an earlier report's table and figures this one does not write: of other systems or trial lists
-    for name in ("pivot.tex", "report.html", "det-Other.List.test.pdf", "scores-Other.List.test.png", "eer.svg"):
-        (out / name).write_text("an earlier report's")
-    (out / "det-notes.md").write_text("mine too: not a figure's name")
+    (out / "det-notes.png").write_text("mine too")
     done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
                   "--format", "csv", "--format", "markdown", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in out.iterdir()} == {"notes.txt", "det-notes.md", "pivot.csv", "pivot.md"}
+    # the earlier report's tables, page, figures and pairs went; this one's and the user's are there
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "det-notes.png", "pivot.csv", "pivot.md", ".report-files"}
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")
-
 
 
 def test_names_with_markup_are_shown_as_they_are_in_every_format(compared: Compared, tmp_path: Path) -> None:
