@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -49,6 +50,16 @@ class NewTrial:
     optuna_trial: int | None = None
 
 
+
+
+def _as_the_queue_sees_it(device: str | None, slot: str | None) -> str | None:
+    """The device a queued run records: its slot's GPU as the queue numbers it (``cuda:1``), not the
+    ``cuda:0`` the run sees alone under ``CUDA_VISIBLE_DEVICES`` (resume, validate and apply of it from
+    the TUI or a shell, numbered as the queue's, go to that GPU then)."""
+    gpu = (slot or "").partition("/")[0]
+    if device is None or not gpu.startswith("cuda:"):
+        return device
+    return re.sub(r"^cuda(:\d+)?", gpu, device)
 
 #: the validations a sweep reads of a trial's training run ``{run}``: its epochs (not epoch 0, the untrained
 #: network; not averaged weights) scored in the VAL_DIR of the first validation started beside it, the
@@ -282,11 +293,12 @@ class StoreSweeps:
         """
         pid, now = os.getpid(), time.time()
         with self.transaction() as conn:
-            row = conn.execute("SELECT q.run_id FROM queue_entries q JOIN runs r ON r.id = q.run_id "
+            row = conn.execute("SELECT q.run_id, q.slot FROM queue_entries q JOIN runs r ON r.id = q.run_id "
                                "WHERE q.claim = ? AND r.status = 'queued'", (token,)).fetchone()
             if row is None:
                 raise StoreError("the queued run this process was started for is no longer claimed by it (the "
                                  "queue gave it back, or another process took it): not training it twice")
+            device = _as_the_queue_sees_it(device, row[1])
             conn.execute(
                 "UPDATE runs SET status = ?, host = ?, pid = ?, pid_start = ?, slurm_job_id = ?, command = ?, "
                 "device = ?, started_at = ?, heartbeat_at = ?, target_epoch = COALESCE(?, target_epoch), "

@@ -191,6 +191,22 @@ def test_a_claim_is_taken_once_and_a_stale_claim_cannot_be_adopted(tmp_path: Pat
         store.adopt_queued(second.token, command=["x"], device="cpu", target_epoch=1, config=None)
 
 
+
+def test_a_run_on_a_gpu_slot_records_the_gpu_as_the_queue_numbers_it(tmp_path: Path, db_path: Path) -> None:
+    """The child sees its slot's GPU alone, as cuda:0, and recorded that: resume, validate and apply of it
+    from the TUI then went to GPU 0, the queue's other slot."""
+    store = open_store(db_path)
+    sweep = store.create_sweep(name="g", method="grid", base_config="b", sweep_dir=str(tmp_path), protocol=PROTOCOL,
+                               subset="train", space={}, seeds=1, epochs=1, planned=2, slots="cuda:0,cuda:1*2",
+                               prune="none", prune_after=1, run_group="g", command=[])
+    for number in (0, 1):
+        _trial(store, sweep, number, tmp_path)
+    on_gpu, on_cpu = store.claim("cuda:1/1", 1), store.claim("cpu", 1)
+    assert on_gpu is not None and on_cpu is not None
+    store.adopt_queued(on_gpu.token, command=["x"], device="cuda:0", target_epoch=1, config=None)
+    store.adopt_queued(on_cpu.token, command=["x"], device="cpu", target_epoch=1, config=None)
+    assert (store.run(on_gpu.run_id)["device"], store.run(on_cpu.run_id)["device"]) == ("cuda:1", "cpu")
+
 def test_damaged_json_of_a_sweep_or_a_queued_run_is_read_around(tmp_path: Path, db_path: Path) -> None:
     import sqlite3
 
