@@ -61,13 +61,13 @@ def _as_the_queue_sees_it(device: str | None, slot: str | None) -> str | None:
         return device
     return re.sub(r"^cuda(:\d+)?", gpu, device)
 
-#: the validations a sweep reads of a trial's training run ``{run}``: its epochs (not epoch 0, the untrained
-#: network; not averaged weights) scored in the VAL_DIR of the first validation started beside it, the
-#: sweep's own (a user's validation on another trial list or subset is not the sweep's figure)
+#: the validations ``v`` (of validate runs ``vr``, ``_SWEEP_JOIN``) a sweep reads of a trial's run ``{run}``:
+#: its epochs from 1 (not averaged weights) scored in the VAL_DIR of the first validation started beside
+#: it, the sweep's own (a user's validation on another trial list is not the sweep's figure)
+_SWEEP_JOIN = "validations v JOIN runs vr ON vr.id = v.run_id"
 _SWEEP_VALIDATIONS = (
-    "FROM validations v JOIN runs vr ON vr.id = v.run_id WHERE v.train_run_id = {run} "
-    "AND v.checkpoint_name IS NULL AND v.epoch >= 1 AND vr.out_dir = (SELECT f.out_dir FROM runs f "
-    "WHERE f.parent_id = {run} AND f.kind = 'validate' ORDER BY f.id LIMIT 1)")
+    "v.train_run_id = {run} AND v.checkpoint_name IS NULL AND v.epoch >= 1 AND vr.out_dir = (SELECT f.out_dir "
+    "FROM runs f WHERE f.parent_id = {run} AND f.kind = 'validate' ORDER BY f.id LIMIT 1)")
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,8 @@ class StoreSweeps:
         """
         rows = self._read(
             "SELECT t.*, r.id AS train_run_id, r.status, r.reason, r.device, r.epoch, r.target_epoch, "
-            f"q.slot, q.claim, (SELECT MIN(v.eer) {_SWEEP_VALIDATIONS.format(run='r.id')}) AS best_eer "
+            f"q.slot, q.claim, (SELECT MIN(v.eer) FROM {_SWEEP_JOIN} WHERE {_SWEEP_VALIDATIONS.format(run='r.id')}) "
+            "AS best_eer "
             "FROM sweep_trials t LEFT JOIN runs r ON r.id = COALESCE(t.run_id, (SELECT MAX(id) FROM runs "
             "WHERE kind = 'train' AND out_dir = t.out_dir)) LEFT JOIN queue_entries q ON q.run_id = r.id "
             "WHERE t.sweep_id = ? ORDER BY t.number", (sweep_id,))
@@ -177,9 +178,9 @@ class StoreSweeps:
         """EER of each trial's training run by epoch, as the sweep's validation gave it: ``{trial id:
         {epoch: eer}}`` (the intermediate values pruning compares)."""
         rows = self._read(
-            "SELECT t.id AS trial, v.epoch, MIN(v.eer) AS eer FROM sweep_trials t JOIN validations v "
-            f"ON v.id IN (SELECT v.id {_SWEEP_VALIDATIONS.format(run='t.run_id')}) "
-            "WHERE t.sweep_id = ? GROUP BY t.id, v.epoch", (sweep_id,))
+            f"SELECT t.id AS trial, v.epoch, MIN(v.eer) AS eer FROM sweep_trials t, {_SWEEP_JOIN} "
+            f"WHERE t.sweep_id = ? AND {_SWEEP_VALIDATIONS.format(run='t.run_id')} GROUP BY t.id, v.epoch",
+            (sweep_id,))
         out: dict[int, dict[int, float]] = {}
         for row in rows:
             out.setdefault(row["trial"], {})[row["epoch"]] = row["eer"]
@@ -191,8 +192,9 @@ class StoreSweeps:
             return {}
         marks = ", ".join("?" * len(run_ids))
         best: dict[int, int] = {}
-        for row in self._read(f"SELECT v.train_run_id, v.epoch {_SWEEP_VALIDATIONS.format(run='v.train_run_id')} "
-                              f"AND v.train_run_id IN ({marks}) ORDER BY v.eer, v.epoch", list(run_ids)):
+        for row in self._read(f"SELECT v.train_run_id, v.epoch FROM {_SWEEP_JOIN} WHERE v.train_run_id IN "
+                              f"({marks}) AND {_SWEEP_VALIDATIONS.format(run='v.train_run_id')} "
+                              "ORDER BY v.eer, v.epoch", list(run_ids)):
             best.setdefault(row["train_run_id"], row["epoch"])
         return best
 

@@ -203,7 +203,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
         if _finished(args, snap, began, began_at):
             for line in snap.ending(watcher.trn, scored=bool(validated)):
                 recorder.say(line)
-            if args.to is not None and not any(e >= args.to for e in snap.checkpoints) and train is not None:
+            if args.to is not None and not _reached(args, snap) and train is not None:
                 recorder.say(f"validate: training run #{train.id} is {train.status} at epoch {train.epoch or 0}: "
                              f"--to {args.to} is not reached")
             _say_choice(recorder, val, seen, recorded_best=best is not None)
@@ -238,7 +238,6 @@ def _say_choice(recorder: Recorder, val: ValidationDir, seen: list[ValidationRes
 
 def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: float) -> bool:
     """Whether nothing more will come: training has ended (or reached ``--to``)."""
-    reached = args.to is not None and any(e >= args.to for e in snap.checkpoints)
     in_grace = time.monotonic() - began < STARTUP_GRACE
     # started together with train, we may look before it has recorded its run: wait for it
     starting = snap.source == "files" and not snap.checkpoints and in_grace
@@ -246,7 +245,12 @@ def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: flo
     run = snap.train_run
     resuming = (args.to is not None and run is not None and in_grace and run.ended_at is not None
                 and run.ended_at < began_at)
-    return (snap.ended and not snap.pending and not starting and not resuming) or reached
+    return (snap.ended and not snap.pending and not starting and not resuming) or _reached(args, snap)
+
+
+def _reached(args: ValidateRequest, snap: Snapshot) -> bool:
+    """Whether the epoch ``--to`` names (or a later one) has a checkpoint."""
+    return args.to is not None and any(e >= args.to for e in snap.checkpoints)
 
 
 def _score(args: ValidateRequest, recorder: Recorder, train_id: int | None, name: CheckpointName,
