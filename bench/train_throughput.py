@@ -95,11 +95,12 @@ def model_chunks_per_s(config: Config, *, device: str, speakers: int, seconds: f
     import torch
 
     from engine.model import build_loss, build_model
+    from engine.training.optimizer import build_optimizer
     from engine.training.train import NetworkWithLoss
 
     dev = torch.device(device)
     net = NetworkWithLoss(build_model(config), build_loss(config, n_classes=speakers)).to(dev)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    optimizer = build_optimizer(net, config)
     batch = config.task.batch_size
     samples = int(round(config.task.duration * config.sample_rate))
     waveforms = torch.randn(batch, samples, device=dev)
@@ -110,7 +111,7 @@ def model_chunks_per_s(config: Config, *, device: str, speakers: int, seconds: f
     def step() -> torch.Tensor:
         with amp:
             loss = net(waveforms, labels)
-        optimizer.zero_grad(set_to_none=True)
+        optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         return loss

@@ -18,7 +18,7 @@ from torch import nn
 from engine.config import Config, config_to_dict, load_config
 from engine.data.listing import chosen_reader
 from engine.data.protocols import check_protocol
-from engine.errors import TrainingError
+from engine.errors import CheckpointError, TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
 from engine.process import folder_lock, rng_states
@@ -168,7 +168,10 @@ class Trainer:
         ckpt.fit_state(self.loss, saved["loss"], path, fix)
         self.model.load_state_dict(saved["model"])
         self.loss.load_state_dict(saved["loss"])
-        load_optimizer_state(self.optimizer, self.net, saved["optimizer"])
+        try:
+            load_optimizer_state(self.optimizer, self.net, saved["optimizer"])
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {path} does not fit this network: {e}; {fix}") from None
         self.data.seek(plan.position)
         self.step = plan.step
         self.epoch_so_far = plan.epoch_so_far
@@ -228,7 +231,7 @@ class Trainer:
             labels = labels.to(self.device, non_blocking=True)        # (batch,)
             with amp:
                 loss = self.net(waveforms, labels)
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad()
             (loss if self.data.share_weight == 1.0 else loss * self.data.share_weight).backward()
             self.optimizer.step()
             self.step += 1

@@ -269,3 +269,20 @@ def test_a_resume_from_an_edited_checkpoint_is_one_line_and_trains_nothing(
         cmd_train(request(exp, db_path, demo_corpus, to=2, resume=True, trust_checkpoint=True, parallel=1))
     assert f"checkpoint {path} is damaged or edited: epoch is -5" in str(refused.value)
     assert weights(exp) == ["0000.pt", "0001.pt"] and only_train_run(db_path)["step"] == before["step"]
+
+
+def test_a_resume_whose_optimizer_state_is_another_networks_is_one_line_and_trains_nothing(
+        exp: Path, db_path: Path, demo_corpus: Path) -> None:
+    """The momentum of another network (a shape that differs) failed at the first step, with a traceback."""
+    assert cmd_train(request(exp, db_path, demo_corpus, to=1)) == 0
+    path = trn_of(exp).checkpoint(1)
+    saved = load_checkpoint(path)
+    saved["optimizer"]["state"][0]["momentum_buffer"] = torch.zeros(2, 2)
+    save_checkpoint(path, saved)
+    before = only_train_run(db_path)
+    with pytest.raises(CheckpointError) as refused:
+        cmd_train(request(exp, db_path, demo_corpus, to=2, resume=True, trust_checkpoint=True))
+    assert str(refused.value) == (f"checkpoint {path} does not fit this network: its optimizer state 0 is no "
+                                  f"momentum of a parameter of this network; resume with the config.yml it was "
+                                  f"trained with")
+    assert weights(exp) == ["0000.pt", "0001.pt"] and only_train_run(db_path)["step"] == before["step"]
