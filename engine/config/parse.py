@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+from engine.config.frames import MIN_FRAMES, fewest_samples
 from engine.config.rules import RuleBroken, apply_rules
 from engine.config.schema import (
     ArchitectureConfig,
@@ -114,6 +116,7 @@ def _config(src: Source) -> Config:
     architecture = _architecture(src, features.sample_rate)
     _check_front_end(src, features, architecture)
     loss, task = _fields(src, "task")
+    _check_chunks(src, features, architecture, task["duration"])
     scheduler, schedule = _fields(src, "scheduler")
     optimizer = OptimizerConfig(**_fields(src, "optimizer")[1])
     return Config(feature_extraction=features, augmentation=augmentation, architecture=architecture,
@@ -234,10 +237,25 @@ def _check_front_end(src: Source, features: FeatureExtraction, arch: Architectur
         raise src.error(key, f"SincTDNN reads the raw waveform, not {features.name} features: set feature_extraction "
                              "to {name: RawAudio}, or choose a filterbank architecture "
                              f"({', '.join(FBANK_BACKBONES)})")
-    if arch.name in ("ResNet34", "CAMPPlus") and features.num_mel_bins < 8:
+    if arch.name in ("ResNet34", "CAMPPlus") and (features.num_mel_bins < 8 or features.num_mel_bins % 8):
         raise src.error("feature_extraction.params.num_mel_bins",
-                        f"{arch.name} divides the mel axis by 8: num_mel_bins must be at least 8, "
-                        f"got {features.num_mel_bins}")
+                        f"{arch.name} divides the mel axis by 8: num_mel_bins must be a multiple of 8 "
+                        f"(40, 64, 80), got {features.num_mel_bins}")
+
+
+def _check_chunks(src: Source, features: FeatureExtraction, arch: ArchitectureConfig, duration: float) -> None:
+    """A filterbank backbone's training chunks give it the frames it pools (SincTDNN's reach is the
+    network's own arithmetic: the trainer checks it once the network is built)."""
+    if arch.name not in FBANK_BACKBONES:
+        return
+    rate = features.sample_rate
+    fewest = fewest_samples(arch.name, rate, features.frame_length, features.frame_shift)
+    if round(duration * rate) < fewest:
+        raise src.error("task.params.duration",
+                        f"chunks of {duration:g} s are too short for {arch.name}: it pools at least "
+                        f"{MIN_FRAMES[arch.name]} frames of {features.frame_length:g} ms every "
+                        f"{features.frame_shift:g} ms, {fewest} samples at {rate} Hz; set duration to "
+                        f"{math.ceil(fewest / rate * 1000) / 1000:g} s or more (2 s in WeSpeaker)")
 
 
 def _architecture(src: Source, sample_rate: int) -> ArchitectureConfig:

@@ -12,6 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from engine.config.frames import frame_samples
+
 Values = dict[str, Any]
 
 #: the most batches an epoch may hold: an epoch is where training checkpoints and validation
@@ -78,6 +80,25 @@ def _task(v: Values, written: set[str]) -> Values:
     return v
 
 
+def _fbank(v: Values, written: set[str]) -> Values:
+    rate = v["sample_rate"]
+    for key, fewest, what, usual in (("frame_length", 2, "a window", 25), ("frame_shift", 1, "a hop", 10)):
+        if frame_samples(rate, v[key]) < fewest:
+            enough = math.ceil(fewest * 1e6 / rate + 1e-6) / 1000  # ms, rounded up past the truncation
+            raise RuleBroken(key, f"{v[key]:g} ms is {frame_samples(rate, v[key])} samples at {rate} Hz: {what} "
+                                  f"needs at least {fewest}; set {key} to {enough:g} ms or more ({usual} in Kaldi "
+                                  "and WeSpeaker)")
+    return v
+
+
+def _campplus(v: Values, written: set[str]) -> Values:
+    if v["growth_rate"] * v["bn_size"] < 2:
+        raise RuleBroken(_blame(written, "bn_size", "growth_rate"),
+                         f"a CAM layer halves its growth_rate x bn_size bottleneck channels, here "
+                         f"{v['growth_rate']} x {v['bn_size']}: make their product at least 2 (32 x 4 in CAM++)")
+    return v
+
+
 def _sgd(v: Values, written: set[str]) -> Values:
     if v["nesterov"] and v["momentum"] == 0:
         raise RuleBroken(_blame(written, "nesterov", "momentum"),
@@ -91,6 +112,8 @@ RULES: dict[str, Callable[[Values, set[str]], Values]] = {
     "ConstantScheduler": _constant,
     "CyclicScheduler": _cyclic,
     "SGD": _sgd,
+    "Fbank": _fbank,
+    "CAMPPlus": _campplus,
     "AdditiveAngularMarginLoss": _task,
     "AdditiveMarginLoss": _task,
     "SubCenterInterTopKLoss": _task,

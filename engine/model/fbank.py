@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torchaudio.compliance.kaldi import get_mel_banks
 
+from engine.config.frames import frame_samples
+
 #: WeSpeaker scales the [-1, 1] waveform to 16-bit sample units before kaldi.fbank
 WAVE_SCALE = float(1 << 15)
 PREEMPHASIS = 0.97
@@ -65,8 +67,8 @@ class Fbank(nn.Module):
         super().__init__()
         self.sample_rate, self.num_mel_bins, self.dither = sample_rate, num_mel_bins, dither
         # kaldi._get_waveform_and_window_properties
-        self.window_size = int(sample_rate * frame_length * 0.001)
-        self.window_shift = int(sample_rate * frame_shift * 0.001)
+        self.window_size = frame_samples(sample_rate, frame_length)
+        self.window_shift = frame_samples(sample_rate, frame_shift)
         self.padded = 1 << (self.window_size - 1).bit_length()
         banks, _ = get_mel_banks(num_mel_bins, self.padded, float(sample_rate), 20.0, 0.0, 100.0, -500.0, 1.0)
         banks = nn.functional.pad(banks, (0, 1))  # (bins, padded // 2 + 1)

@@ -9,12 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from engine.config.frames import MIN_FRAMES
 from engine.errors import AudioError
 from engine.model.fbank import Fbank
-
-#: fewest frames each backbone needs for the 2 frames its (unbiased) standard deviation pools:
-#: ResNet34 halves time three times (9 -> 5 -> 3 -> 2), CAM++ once (3 -> 2), ECAPA-TDNN never
-MIN_FRAMES = {"ResNet34": 9, "ECAPA_TDNN": 2, "CAMPPlus": 3}
 
 
 class FbankNetwork(nn.Module):
@@ -54,4 +51,5 @@ class FbankNetwork(nn.Module):
 
     def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
         """(batch, sample) -> (batch, embedding_dim)."""
+        self.check_length(waveforms.shape[1])  # fewer frames than it pools: NaN, or torch's FFT error
         return self.backbone(self.features(waveforms))

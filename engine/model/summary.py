@@ -17,11 +17,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine.config.frames import MIN_FRAMES
 from engine.console import out, stdout_console
 from engine.errors import ConfigError
 from engine.layout import CONFIG, ExperimentDir
 from engine.model.embedding import SincTDNN
-from engine.model.fbank_network import MIN_FRAMES, FbankNetwork
+from engine.model.fbank_network import FbankNetwork
 from engine.requests import ModelSummaryRequest
 
 if TYPE_CHECKING:

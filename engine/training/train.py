@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
+from engine.data.audio import num_samples
 from engine.data.listing import chosen_reader
 from engine.data.protocols import check_protocol
 from engine.errors import CheckpointError, TrainingError
@@ -119,6 +120,8 @@ class Trainer:
         self.plan = plan
         torch.manual_seed(args.seed)
         self.model = build_model(config)
+        # chunks the network cannot pool (SincTDNN's reach is its own arithmetic): before any checkpoint
+        self.model.check_length(num_samples(config.task.duration, config.sample_rate))
         self.loss = build_loss(config, n_classes=len(data.speakers))
         if plan.init is not None:  # before DDP wraps them: every rank loads the same weights
             plan.init.apply(self.model, self.loss)

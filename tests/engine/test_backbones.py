@@ -12,7 +12,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 
 from engine.config import config_to_dict, dump_config, parse_config, template_text
-from engine.errors import ConfigError
+from engine.errors import AudioError, ConfigError
 from engine.model import FbankNetwork, build_loss, build_model
 from engine.model.fbank import Fbank
 from engine.model.summary import count_parameters
@@ -119,7 +119,19 @@ def test_backbone_configs_round_trip(arch: str) -> None:
     ("feature_extraction: {name: Fbank}\narchitecture: {name: SincTDNN}\n",
      "c.yml:1: feature_extraction.name: SincTDNN reads the raw waveform, not Fbank features"),
     ("feature_extraction: {name: Fbank, params: {num_mel_bins: 4}}\narchitecture: {name: ResNet34}\n",
-     "num_mel_bins: ResNet34 divides the mel axis by 8: num_mel_bins must be at least 8, got 4"),
+     "num_mel_bins: ResNet34 divides the mel axis by 8: num_mel_bins must be a multiple of 8 (40, 64, 80), got 4"),
+    # three halvings give ceil(30 / 8) = 4 bins where the pooling expects 3: a traceback at the first step
+    ("feature_extraction: {name: Fbank, params: {num_mel_bins: 30}}\narchitecture: {name: ResNet34}\n",
+     "num_mel_bins: ResNet34 divides the mel axis by 8: num_mel_bins must be a multiple of 8 (40, 64, 80), got 30"),
+    ("feature_extraction: {name: Fbank, params: {num_mel_bins: 60}}\narchitecture: {name: CAMPPlus}\n",
+     "num_mel_bins: CAMPPlus divides the mel axis by 8: num_mel_bins must be a multiple of 8 (40, 64, 80), got 60"),
+    # a window of 0 samples: every feature the same, the network trained on nothing
+    ("feature_extraction: {name: Fbank, params: {frame_length: 0.05}}\narchitecture: {name: ECAPA_TDNN}\n",
+     "frame_length: 0.05 ms is 0 samples at 16000 Hz: a window needs at least 2; set frame_length to 0.126 ms"),
+    ("feature_extraction: {name: Fbank, params: {frame_shift: 0.05}}\narchitecture: {name: ECAPA_TDNN}\n",
+     "frame_shift: 0.05 ms is 0 samples at 16000 Hz: a hop needs at least 1; set frame_shift to 0.063 ms"),
+    (FBANK + "architecture: {name: CAMPPlus, params: {growth_rate: 1, bn_size: 1}}\n",
+     "architecture.params.bn_size: a CAM layer halves its growth_rate x bn_size bottleneck channels, here 1 x 1"),
     (FBANK + "architecture: {name: ECAPA_TDNN, params: {channels: 100}}\n",
      "architecture.params.channels: must be a positive multiple of 8, got 100"),
     (FBANK.replace("dither: 1.0", "window_type: hann") + "architecture: {name: ResNet34}\n",
@@ -129,6 +141,35 @@ def test_a_front_end_that_does_not_fit_is_one_clear_error(text: str, message: st
     with pytest.raises(ConfigError) as caught:
         parse_config(text + TASK, "c.yml")
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("arch, too_short, enough", [("ResNet34", 0.1, 0.105), ("CAMPPlus", 0.04, 0.045),
+                                                      ("ECAPA_TDNN", 0.03, 0.035)])
+def test_chunks_shorter_than_the_backbone_pools_are_refused_with_the_shortest(arch: str, too_short: float,
+                                                                             enough: float) -> None:
+    """0.1 s ResNet34 chunks trained to NaN at the first step, said as a learning rate too high."""
+    def text(duration: float) -> str:
+        return (FBANK + f"architecture: {{name: {arch}}}\n"
+                + f"task: {{name: AdditiveAngularMarginLoss, params: {{duration: {duration}}}}}\n")
+
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text(too_short), "c.yml")
+    assert f"task.params.duration: chunks of {too_short:g} s are too short for {arch}" in str(caught.value)
+    assert f"set duration to {enough:g} s or more" in str(caught.value)
+    assert parse_config(text(enough)).task.duration == enough
+
+
+@pytest.mark.parametrize("arch", ["{name: ResNet34, params: {m_channels: 4, embed_dim: 8}}",
+                                  "{name: ECAPA_TDNN, params: {channels: 16, embed_dim: 8}}",
+                                  "{name: CAMPPlus, params: {growth_rate: 4, init_channels: 8, embed_dim: 8}}"])
+def test_a_waveform_too_short_for_the_backbone_is_one_error_not_nan(arch: str) -> None:
+    """Under 400 samples torch's FFT failed with a traceback; under the fewest frames, NaN embeddings."""
+    model = build_model(parse_config(FBANK + TASK + f"architecture: {arch}\n"))
+    model.eval()
+    for samples in (model.min_samples - 1, 300):
+        with pytest.raises(AudioError, match=f"audio of {samples} samples .* is too short for"):
+            model(torch.randn(1, samples))
+    assert torch.isfinite(model(torch.randn(1, model.min_samples))).all()
 
 
 #: the full-size (WeSpeaker VoxCeleb2 recipe) network of each backbone template, as model-summary counts it

@@ -62,7 +62,8 @@ def other_value(p: Param) -> tuple[Any, Any]:
         return (not p.default,) * 2
     if p.kind in ("int", "float"):
         value = p.default + 1 if p.kind == "int" else (p.default / 2 if p.default else 0.5)
-        if p.check is not None and p.check(value):  # e.g. a multiple of 8
+        # e.g. a multiple of 8; the mel bins of the ResNet34 the Fbank rows are read with too
+        if (p.check is not None and p.check(value)) or p.name == "num_mel_bins":
             value = p.default * 2
         return value, value
     if p.kind == "window":

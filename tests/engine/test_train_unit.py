@@ -15,7 +15,7 @@ import torch
 
 from engine.config import config_to_dict, parse_config
 from engine.data.batches import Position
-from engine.errors import CheckpointError, ConfigError, SpkembError, TrainingError
+from engine.errors import AudioError, CheckpointError, ConfigError, SpkembError, TrainingError
 from engine.layout import ExperimentDir, TrainingDir
 from engine.process.checkpoints import load_checkpoint, save_checkpoint
 from engine.process.distributed import World
@@ -286,3 +286,17 @@ def test_a_resume_whose_optimizer_state_is_another_networks_is_one_line_and_trai
                                   f"momentum of a parameter of this network; resume with the config.yml it was "
                                   f"trained with")
     assert weights(exp) == ["0000.pt", "0001.pt"] and only_train_run(db_path)["step"] == before["step"]
+
+
+def test_chunks_too_short_for_sinctdnn_are_one_line_before_any_checkpoint(
+        exp: Path, db_path: Path, demo_corpus: Path) -> None:
+    """The first step said it, after the untrained checkpoint had been written."""
+    config = exp / "config.yml"
+    assert "duration: 0.5" in config.read_text()
+    config.write_text(config.read_text().replace("duration: 0.5", "duration: 0.02"))
+    with pytest.raises(AudioError, match=r"audio of 320 samples \(0.020 s\) is too short for SincTDNN: .* "
+                                         r"use longer chunks \(task.duration\)"):
+        cmd_train(request(exp, db_path, demo_corpus, to=1))
+    assert weights(exp) == []
+    run = only_train_run(db_path)
+    assert run["status"] == "failed" and "too short for SincTDNN" in run["reason"]
