@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
+import stat
 from pathlib import Path
 
 from engine.atomic import atomic_write
@@ -131,15 +133,32 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
 def _remove_earlier_report(folder: Path) -> None:
     """``--force`` over an earlier report: the files its manifest names go, every other file stays. A
     table, page or figure left from it would sit beside the new ones as if of the same systems (a DET
-    of a trial list no longer compared, a pivot.tex when only csv is asked for now)."""
+    of a trial list no longer compared, a pivot.tex when only csv is asked for now). The manifest is
+    a file in the user's folder like any other: only names a report writes are taken from it (a
+    ``config.yml`` listed there stays), and it is read only if it is a small regular file."""
+    manifest = folder / MANIFEST
     try:
-        names = (folder / MANIFEST).read_text(encoding="utf-8", errors="replace").splitlines()
+        info = manifest.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MANIFEST_BYTES:
+            return
+        names = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return
     for name in names:
         path = folder / name
-        if name and "/" not in name and name not in (".", "..") and path.is_file() and not path.is_symlink():
+        if _written_by_a_report(name) and path.is_file() and not path.is_symlink():
             path.unlink()
+
+
+#: more than any report's list of files (two tables, a page and three formats of four figures per trial list)
+MAX_MANIFEST_BYTES = 1 << 20
+#: a figure's file: ``loss``, ``eer``, ``det-LIST`` or ``scores-LIST`` (``figures.safe_stem``), in a figure format
+_FIGURE_NAME = re.compile(r"(loss|eer|(det|scores)-[A-Za-z0-9._-]+)\.(" + "|".join(FIGURE_FORMATS) + ")")
+
+
+def _written_by_a_report(name: str) -> bool:
+    return (name in {*TABLE_FILES.values(), *SIGNIFICANCE_FILES.values(), HTML_FILE}
+            or (_FIGURE_NAME.fullmatch(name) is not None and not name.startswith(".")))
 
 
 def _table(pivot: Pivot, fmt: str, source: str) -> str:

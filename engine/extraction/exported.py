@@ -16,6 +16,13 @@ INPUT, OUTPUT = "waveform", "embedding"
 #: the name of the metadata file inside a TorchScript archive
 TORCHSCRIPT_METADATA = "metadata.json"
 METADATA_FORMAT = "1"
+#: what ``export_metadata`` writes, each a text; readers index them all
+METADATA_KEYS = ("spkemb.format", "spkemb.config", "spkemb.sample_rate", "spkemb.duration", "spkemb.dimension",
+                 "spkemb.min_samples", "spkemb.checkpoint", "spkemb.checkpoint_sha256", "spkemb.epoch",
+                 "spkemb.version")
+#: far more than the metadata export writes (the config is the largest part): a zip's member is
+#: refused past it before it is inflated
+MAX_METADATA_BYTES = 1 << 20
 
 
 def is_torchscript(path: Path) -> bool:
@@ -26,7 +33,13 @@ def is_torchscript(path: Path) -> bool:
 def _torchscript_metadata(path: Path) -> dict[str, str]:
     with zipfile.ZipFile(path) as archive:
         names = [n for n in archive.namelist() if n.endswith(f"/extra/{TORCHSCRIPT_METADATA}")]
-        return json.loads(archive.read(names[0])) if names else {}
+        if not names:
+            return {}
+        size = archive.getinfo(names[0]).file_size
+        if size > MAX_METADATA_BYTES:
+            raise SpkembError(f"{path}: its {names[0]} inflates to {size:,} bytes, more than spkemb-engine export "
+                              "writes: this is no exported network; export it again")
+        return json.loads(archive.read(names[0]))
 
 
 def _onnx_metadata(path: Path) -> dict[str, str]:
@@ -62,5 +75,9 @@ def read_metadata(path: Path) -> dict[str, str]:
         raise SpkembError(f"{path} is not a readable ONNX or TorchScript model ({e}): export it again") from e
     if not isinstance(metadata, dict) or metadata.get("spkemb.format") != METADATA_FORMAT:
         raise SpkembError(f"{path} was not written by `spkemb-engine export` (no spkemb metadata): "
+                          "export the network again with it")
+    lacking = next((key for key in METADATA_KEYS if not isinstance(metadata.get(key), str)), None)
+    if lacking is not None:
+        raise SpkembError(f"{path} has no {lacking} text in its metadata, which `spkemb-engine export` writes: "
                           "export the network again with it")
     return metadata

@@ -4,6 +4,7 @@ size or values that are not finite (real exports edited with onnx, the real CLI)
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 
 from engine.errors import SpkembError
 from engine.extraction.export import export_checkpoint
+from engine.extraction.exported import METADATA_KEYS, read_metadata
 from engine.extraction.onnx_runtime import OnnxEmbedder
 from engine.inference.windows import ArraySignal
 from tests.engine.engine_runner import run_in_process
@@ -80,6 +82,36 @@ def test_numbers_of_the_metadata_are_checked(tmp_path: Path, demo_corpus: Path, 
     onnx.save(model, str(path))
     line = refused(val_dir, path, demo_corpus)
     assert f"its metadata {key} is {value!r}" in line
+
+
+@pytest.mark.parametrize("key", METADATA_KEYS[1:])
+def test_metadata_lacking_a_key_export_writes_is_refused(tmp_path: Path, demo_corpus: Path, key: str) -> None:
+    """Without spkemb.checkpoint_sha256 apply ended in a KeyError traceback."""
+    val_dir, path = exported(tmp_path)
+    model = onnx.load(str(path))
+    kept = [p for p in model.metadata_props if p.key != key]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    onnx.save(model, str(path))
+    line = refused(val_dir, path, demo_corpus)
+    assert f"{path} has no {key} text in its metadata" in line
+
+
+def test_the_metadata_keys_are_what_export_writes(tmp_path: Path) -> None:
+    _, path = exported(tmp_path)
+    assert {p.key for p in onnx.load(str(path)).metadata_props} == set(METADATA_KEYS)
+
+
+def test_a_zip_whose_metadata_inflates_past_any_export_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """2 MB on disk, 2 GiB inflated: reading it took 4.8 GB of memory before the refusal."""
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("net/extra/metadata.json", "w", force_zip64=True) as member:
+            block = b" " * (1 << 20)
+            for _ in range(64):  # 64 MiB: past the bound, cheap to write
+                member.write(block)
+    with pytest.raises(SpkembError, match=r"its net/extra/metadata.json inflates to 67,108,864 bytes"):
+        read_metadata(bomb)
 
 
 def test_a_network_giving_values_that_are_not_finite_writes_nothing(tmp_path: Path) -> None:

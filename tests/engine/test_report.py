@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import os
 import re
 import shutil
 import sqlite3
@@ -325,6 +326,34 @@ def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compare
     assert {p.name for p in out.iterdir()} == {"notes.txt", "det-notes.png", "pivot.csv", "pivot.md", ".report-files"}
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")
+
+
+def test_force_takes_from_a_listed_manifest_only_what_a_report_writes(compared: Compared, tmp_path: Path) -> None:
+    """The manifest is a file of the folder like any other: a config.yml listed in it was deleted."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.yml").write_text("mine")
+    (out / "runs.db").write_text("mine too")
+    (out / "pivot.tex").write_text("an earlier report's")
+    (out / ".report-files").write_text("config.yml\nruns.db\npivot.tex\n../out/config.yml\n")
+    done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
+                  "--format", "csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert {p.name for p in out.iterdir()} == {"config.yml", "runs.db", "pivot.csv", ".report-files"}
+    assert (out / "config.yml").read_text() == "mine"
+
+
+def test_a_manifest_that_is_no_regular_file_is_not_read(compared: Compared, tmp_path: Path) -> None:
+    """A FIFO named .report-files: --force waited on it for ever."""
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / ".report-files")
+    (out / "pivot.md").write_text("kept: no manifest read names it")
+    done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
+                  "--format", "csv", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (out / "pivot.md").read_text() == "kept: no manifest read names it"
+    assert (out / ".report-files").read_text() == "pivot.csv\n"  # the FIFO replaced by this report's list
 
 
 def test_names_with_markup_are_shown_as_they_are_in_every_format(compared: Compared, tmp_path: Path) -> None:
