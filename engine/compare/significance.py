@@ -27,6 +27,7 @@ inputs give the same interval.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -241,10 +242,13 @@ def _read(path: Path) -> dict[tuple[str, str, int], tuple[bool, float]]:
                 fields = line.split()
                 if not fields:
                     continue
-                if len(fields) < 4:
-                    raise SpkembError(f"{path}:{number}: expected `reference score uri1 uri2`, got {line.strip()!r}")
+                score = float(fields[1]) if len(fields) >= 4 else math.nan
+                if fields[0] not in ("0", "1") or not math.isfinite(score):
+                    # another reference (a 7) was a non-target, said as a trial list that changed
+                    raise SpkembError(f"{path}:{number}: expected `reference score uri1 uri2` (reference 0 or 1, "
+                                      f"a finite score), got {line.strip()[:80]!r}; validate that epoch again")
                 pair = (fields[2], fields[3])
-                trials[(*pair, seen[pair])] = (fields[0] == "1", float(fields[1]))
+                trials[(*pair, seen[pair])] = (fields[0] == "1", score)
                 seen[pair] += 1
     except OSError as e:
         raise SpkembError(f"{path} cannot be read ({e})") from e

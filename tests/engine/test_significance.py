@@ -4,6 +4,7 @@ one copy per draw, and the interval against the exact bootstrap distribution enu
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,21 @@ def test_score_files_are_paired_by_their_uris(tmp_path):
     _write(tmp_path / "c.txt", b[:-1], t[:-1], uris[:-1])
     with pytest.raises(SpkembError, match="do not score the same trials"):
         paired_from_files(tmp_path / "a.txt", tmp_path / "c.txt")
+
+
+@pytest.mark.parametrize("line", ["7 0.5 spk0/s/00000 spk1/s/00000", "1 nan spk0/s/00000 spk1/s/00000",
+                                  "1 0.5 spk0/s/00000"])
+def test_a_score_line_that_is_no_trial_is_named_by_file_and_line(tmp_path, line: str):
+    """A reference of 7 was read as a non-target: 'one trial list changed' blamed the other file."""
+    a, b, t, clusters = tiny(5, speakers=6)
+    uris = [(f"spk{c}/s/{i:05d}", f"spk{(c + 1) % 6}/s/{i:05d}") for i, c in enumerate(clusters)]
+    _write(tmp_path / "a.txt", a, t, uris)
+    _write(tmp_path / "b.txt", b, t, uris)
+    lines = (tmp_path / "b.txt").read_text().splitlines()
+    (tmp_path / "b.txt").write_text("\n".join([*lines[:2], line, *lines[3:]]) + "\n")
+    with pytest.raises(SpkembError, match=re.escape(f"b.txt:3: expected `reference score uri1 uri2` (reference 0 or "
+                                                    f"1, a finite score), got {line!r}")):
+        paired_from_files(tmp_path / "a.txt", tmp_path / "b.txt")
 
 
 def test_groups_average_their_seeds_and_draw_them_too():
