@@ -224,12 +224,15 @@ def _not_finite(payload: dict[str, Any]) -> str | None:
     return None
 
 
-#: counts and seeds past SQLite's 64-bit integers (an epoch of 10**30) are no training's
+#: seeds past SQLite's 64-bit integers (a seed of 10**30) are no training's
 _INT_LIMIT = 2**63
+#: counts a run goes on counting from (steps, epochs): one just below 2**63 overflowed SQLite at the
+#: next step, and past 2**53 a float (a schedule's clock) no longer tells one step from the next
+COUNT_LIMIT = 2**53
 
 
 def _is_count(value: Any) -> bool:
-    return _is_int(value) and value >= 0
+    return _is_int(value) and 0 <= value < COUNT_LIMIT
 
 
 def _is_int(value: Any) -> bool:

@@ -23,6 +23,7 @@ from engine.errors import TrainingError
 from engine.layout import CONFIG
 from engine.model import build_model
 from engine.process import checkpoints as ckpt
+from engine.process.checkpoint_entries import checkpoint_config
 from engine.requests import ConfigLargeMarginRequest
 
 _FIX = (f"fork from a checkpoint of this config's architecture (or set {CONFIG}'s architecture and "
@@ -100,18 +101,18 @@ def load_init(path: str | Path, *, config: Config, classifier: bool, trust: ckpt
     path = Path(path).resolve()
     loaded = ckpt.read_checkpoint(path, trust=trust)
     saved = loaded.payload
-    ours = config_to_dict(config)
+    ours, theirs = config_to_dict(config), config_to_dict(checkpoint_config(path, saved["config"]))
     for section in _NETWORK_SECTIONS:
-        diff = config_diff({section: saved["config"].get(section)}, {section: ours[section]})
+        diff = config_diff({section: theirs[section]}, {section: ours[section]})
         if diff:
-            key, theirs, mine = diff[0]
+            key, there, mine = diff[0]
             raise TrainingError(f"--init-from {path}: its network differs from this experiment's config "
-                                f"({key}: {theirs!r} there, {mine!r} here); fork with the same "
+                                f"({key}: {there!r} there, {mine!r} here); fork with the same "
                                 f"{section} section")
     loss = None
     if classifier:
-        if saved["config"]["task"]["name"] != ours["task"]["name"]:
-            raise TrainingError(f"--init-classifier: {path} was trained with {saved['config']['task']['name']} "
+        if theirs["task"]["name"] != ours["task"]["name"]:
+            raise TrainingError(f"--init-classifier: {path} was trained with {theirs['task']['name']} "
                                 f"and this run uses {ours['task']['name']}; drop --init-classifier")
         loss = saved.get("loss")
         if loss is None:

@@ -115,7 +115,10 @@ def group_sizes(groups: list[Any]) -> list[int] | None:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
+    # an int too large for a float (10**400) is no setting: math.isfinite raised OverflowError on it
+    if isinstance(value, int):
+        return abs(value) < 2**53
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _per_tensor(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor | None],

@@ -19,6 +19,7 @@ from engine.data.batches import Position
 from engine.errors import TrainingError
 from engine.layout import TrainingDir
 from engine.process import checkpoints as ckpt
+from engine.process.checkpoint_entries import check_resumable
 from engine.requests import TrainRequest
 from engine.training.init_from import InitFrom, load_init
 
@@ -80,6 +81,7 @@ def plan_start(args: TrainRequest, trn: TrainingDir, config: Config, *,
     # read onto the CPU: its RNG states must be CPU tensors; the weights and the optimizer's state
     # go to the training device as they are loaded into the network
     saved = ckpt.load_checkpoint(path, map_location="cpu", trust=trust)
+    check_resumable(path, saved)
     position = Position(int(saved["epoch"]), int(saved["batch"]))
     if args.to is not None:
         # a target the run is past already would end it at once, recorded `completed`; --to the

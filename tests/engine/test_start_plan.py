@@ -13,6 +13,7 @@ from engine.data.batches import Position
 from engine.errors import CheckpointError, TrainingError
 from engine.layout import ExperimentDir, TrainingDir
 from engine.process.checkpoints import save_checkpoint
+from engine.process.rng_states import rng_state
 from engine.requests import TrainRequest
 from engine.training.resume import DEFAULT_EPOCHS, StartPlan, latest_checkpoint, plan_start
 from tests.conftest import TINY_CONFIG
@@ -31,8 +32,10 @@ def _request(tmp_path: Path, **options: object) -> TrainRequest:
 
 def _save(path: Path, *, epoch: int, batch: int, step: int, target: int | None = 7,
           so_far: dict | None = None, mtime_ns: int | None = None) -> Path:
-    save_checkpoint(path, {"model": {}, "config": {}, "epoch": epoch, "batch": batch, "step": step,
-                           "target": target, "epoch_so_far": so_far})
+    # every entry a resume restores is there (empty where plan_start does not look inside)
+    save_checkpoint(path, {"model": {}, "loss": {}, "optimizer": {"state": {}, "param_groups": []},
+                           "speakers": [], "rng": rng_state(), "config": {}, "epoch": epoch, "batch": batch,
+                           "step": step, "target": target, "epoch_so_far": so_far})
     if mtime_ns is not None:
         os.utime(path, ns=(mtime_ns, mtime_ns))
     return path

@@ -8,6 +8,7 @@ real checkpoint files and the real SQLite rows.
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from engine.process.lifecycle import open_run
 from engine.process.stopping import StopRequest
 from engine.requests import TrainRequest
 from engine.store import open_store
+from engine.training.init_from import load_init
 from engine.training.resume import plan_start
 from engine.training.train import Trainer, cmd_train
 from engine.training.training_data import prepare_training_data
@@ -300,3 +302,89 @@ def test_chunks_too_short_for_sinctdnn_are_one_line_before_any_checkpoint(
     assert weights(exp) == []
     run = only_train_run(db_path)
     assert run["status"] == "failed" and "too short for SincTDNN" in run["reason"]
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory: pytest.TempPathFactory, demo_corpus: Path) -> tuple[Path, Path, dict]:
+    """One real epoch (experiment, runs database, its last checkpoint as written), shared by the edits
+    below: each puts the file back, and a refused resume changes nothing else."""
+    exp, db = make_exp(tmp_path_factory.mktemp("once")), tmp_path_factory.mktemp("db") / "runs.db"
+    assert cmd_train(request(exp, db, demo_corpus, to=1)) == 0
+    return exp, db, load_checkpoint(trn_of(exp).checkpoint(1))
+
+
+def _momentum(value: object) -> Callable[[dict], None]:
+    def edit(saved: dict) -> None:
+        buf = saved["optimizer"]["state"][0]["momentum_buffer"]
+        saved["optimizer"]["state"][0]["momentum_buffer"] = value(buf) if callable(value) else value
+    return edit
+
+
+@pytest.mark.parametrize(("edit", "said"), [
+    (lambda s: s["optimizer"]["param_groups"][0].update(lr=10**400), "its optimizer's lr is 1000"),
+    (lambda s: s["optimizer"]["param_groups"][0].update(momentum=-10**400), "its optimizer's momentum is -1000"),
+    (_momentum(lambda b: torch.empty(b.shape, device="meta")), "momentum 0 is a torch.float32"),
+    (_momentum(lambda b: b.to_sparse()), "momentum 0 is a torch.float32 torch.sparse_coo tensor"),
+    (_momentum(lambda b: b.to(torch.complex64)), "momentum 0 is a torch.complex64 torch.strided tensor"),
+    (_momentum(lambda b: b.to(torch.int64)), "momentum 0 is a torch.int64 torch.strided tensor"),
+    *[(_momentum(lambda b, v=v: torch.full_like(b, v)), "momentum 0 holds NaN, infinite or overflowing")
+      for v in (float("nan"), float("inf"), -float("inf"), 3e38)],
+    *[(lambda s, name=name: s.pop(name), f"it has no {name} entry, which --resume needs")
+      for name in ("epoch", "batch", "step", "optimizer", "loss", "rng", "speakers")],
+    (lambda s: s.update(epoch_so_far={"loss_sum": "abc", "steps": 1, "seconds": 1.0}),
+     "epoch_so_far.loss_sum is 'abc', not a finite number"),
+    (lambda s: s.update(epoch_so_far={"steps": [1]}), "epoch_so_far.steps is list, not a whole number >= 0"),
+    (lambda s: s.update(epoch_so_far={"seconds": 10**400}), "epoch_so_far.seconds is 1000"),
+    (lambda s: s["rng"].update(python=[3, [1, 2], None]), "rng.python is no state of this interpreter's"),
+    (lambda s: s["rng"].update(numpy=["MT19937", [1, 2], 0, 0, 0.0]), "rng.numpy is no state of this"),
+    (lambda s: s["rng"].update(torch=torch.zeros(5, dtype=torch.uint8)), "rng.torch is no state of this"),
+    (lambda s: s.update(step=2**63 - 1), "step is 9223372036854775807, not a whole number >= 0"),
+])
+def test_a_resume_from_a_checkpoint_edited_past_its_entry_check_is_one_line_and_trains_nothing(
+        trained_once: tuple[Path, Path, dict], demo_corpus: Path, edit: Callable[[dict], None], said: str) -> None:
+    """Each of these failed with a traceback (OverflowError, KeyError, IndexError, …) or trained on (a complex
+    momentum), or blamed the learning rate (a NaN momentum); now one line before any step."""
+    exp, db, original = trained_once
+    path = trn_of(exp).checkpoint(1)
+    saved = load_checkpoint(path)
+    edit(saved)
+    try:
+        save_checkpoint(path, saved)
+    except NotImplementedError:  # a meta tensor has no data to move to the CPU: written as torch writes it
+        torch.save(saved, path)
+    before = only_train_run(db)
+    try:
+        with pytest.raises(CheckpointError) as refused:
+            cmd_train(request(exp, db, demo_corpus, to=2, resume=True, trust_checkpoint=True))
+    finally:
+        save_checkpoint(path, original)
+    assert str(refused.value).startswith(f"checkpoint {path} ") and "\n" not in str(refused.value)
+    assert said in str(refused.value)
+    assert weights(exp) == ["0000.pt", "0001.pt"] and only_train_run(db)["step"] == before["step"]
+
+
+@pytest.mark.parametrize(("config", "classifier", "said"), [
+    ("task: x\n", False, "its config is not one this release reads"),
+    (lambda c: {**c, "task": 5}, True, "its config is not one this release reads"),
+])
+def test_a_fork_from_a_checkpoint_whose_config_is_edited_is_one_line(
+        trained_once: tuple[Path, Path, dict], tmp_path: Path, demo_corpus: Path, config: object,
+        classifier: bool, said: str) -> None:
+    """YAML text (which the entry check allows) failed with AttributeError, a task of 5 with TypeError."""
+    exp, db, original = trained_once
+    parent = tmp_path / "parent.pt"
+    save_checkpoint(parent, {**original, "config": config(original["config"]) if callable(config) else config})
+    fork = make_exp(tmp_path, "fork")
+    with pytest.raises(CheckpointError) as refused:
+        cmd_train(request(fork, db, demo_corpus, to=1, init_from=str(parent), init_classifier=classifier))
+    assert str(refused.value).startswith(f"checkpoint {parent.resolve()} is damaged or edited: {said}")
+    assert "\n" not in str(refused.value) and not trn_of(fork).root.exists()
+
+
+def test_a_fork_reads_a_checkpoints_config_written_as_yaml_text(
+        trained_once: tuple[Path, Path, dict], tmp_path: Path) -> None:
+    """The entry check allows YAML text; the fork reads it as config.yml would be read."""
+    parent = tmp_path / "parent.pt"
+    save_checkpoint(parent, {**trained_once[2], "config": UNIT_CONFIG})
+    init = load_init(parent, config=CONFIG, classifier=True)
+    assert init.loss is not None and init.classes == trained_once[2]["speakers"]
