@@ -17,7 +17,7 @@ import torch
 
 from engine.config import Config, config_from_dict, parse_config
 from engine.errors import CheckpointError, ConfigError
-from engine.process.checkpoints import COUNT_LIMIT, _is_weights
+from engine.process.checkpoints import COUNT_LIMIT, is_weights
 from engine.process.rng_states import rng_problem
 
 #: what a resume restores: a checkpoint without one of them is no checkpoint ``train`` wrote
@@ -60,7 +60,7 @@ def _momentum_problem(optimizer: Mapping[str, Any]) -> str | None:
         buf = entry.get("momentum_buffer") if isinstance(entry, Mapping) else None
         if buf is None:  # the optimizer's own load refuses a state without one as another network's
             continue
-        if not (_is_weights(buf) and buf.is_floating_point()):
+        if not (is_weights(buf) and buf.is_floating_point()):
             kind = f"a {buf.dtype} {buf.layout} tensor" if isinstance(buf, torch.Tensor) else type(buf).__name__
             return f"its optimizer's momentum {number!r} is {kind}, not a dense real-valued tensor"
         if buf.numel() and not (bool(torch.isfinite(buf).all()) and float(buf.abs().max()) <= MOMENTUM_LIMIT):

@@ -239,7 +239,7 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and -_INT_LIMIT < value < _INT_LIMIT
 
 
-def _is_weights(value: Any) -> bool:
+def is_weights(value: Any) -> bool:
     """A dense tensor of real numbers in memory: a meta, sparse, quantized or complex tensor is no
     network's weights (torch failed on them with a traceback further on)."""
     return isinstance(value, torch.Tensor) and value.layout == torch.strided and not value.is_meta \
@@ -247,7 +247,7 @@ def _is_weights(value: Any) -> bool:
 
 
 def _is_state(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(isinstance(k, str) and _is_weights(v) for k, v in value.items())
+    return isinstance(value, Mapping) and all(isinstance(k, str) and is_weights(v) for k, v in value.items())
 
 
 def _is_optimizer(value: Any) -> bool:

@@ -137,11 +137,12 @@ def cmd_large_margin(args: ConfigLargeMarginRequest) -> int:
     """
     path = Path(args.parent)
     if path.suffix == ".pt" and not path.is_dir():
-        parent = ckpt.read_checkpoint(path).payload["config"]
+        parent = config_to_dict(checkpoint_config(path, ckpt.read_checkpoint(path).payload["config"]))
     else:
         parent = config_to_dict(load_config(path / CONFIG if path.is_dir() else path))
+    # made whole before the first line is printed: `> fork.yml` keeps no header of a refused fork
+    fork = dump_yaml(fork_dict(parent))
     out_text(f"# large-margin fine-tuning of {path} (engine/templates/large_margin.yml over its config);\n"
-                     f"# train it {LARGE_MARGIN_EPOCHS} epochs: spkemb-engine train --init-from CHECKPOINT "
-                     f"[--init-classifier] --to {LARGE_MARGIN_EPOCHS} NEW_EXP_DIR PROTOCOL\n")
-    out_text(dump_yaml(fork_dict(parent)))
+             f"# train it {LARGE_MARGIN_EPOCHS} epochs: spkemb-engine train --init-from CHECKPOINT "
+             f"[--init-classifier] --to {LARGE_MARGIN_EPOCHS} NEW_EXP_DIR PROTOCOL\n" + fork)
     return 0

@@ -78,3 +78,16 @@ def test_config_large_margin_prints_the_forks_config_or_one_error_line(tmp_path:
     assert done.returncode == 2 and not done.stdout, done.stdout
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("spkemb-engine config large-margin: error: ") and str(missing) in line
+
+
+def test_config_large_margin_of_a_config_it_refuses_prints_nothing_on_stdout(tmp_path: Path) -> None:
+    """`config large-margin X > fork.yml` left the two header lines in fork.yml when the fork was refused."""
+    exp = tmp_path / "softmax"
+    exp.mkdir()
+    cfg = config_to_dict(parse_config(template_text("resnet34")))
+    cfg["task"] = {"name": "Softmax", "params": {"duration": 1.5, "per_fold": 16, "per_label": 2, "per_epoch": 0.02}}
+    (exp / "config.yml").write_text(yaml.safe_dump(cfg))
+    done = run_in_process("config", "large-margin", str(exp))
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    (line,) = done.stderr.strip().splitlines()
+    assert "large_margin template" in line
