@@ -14,7 +14,6 @@ state is ``torch.optim.SGD``'s too, so a checkpoint written by either loads in t
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Any
 
@@ -27,8 +26,6 @@ from engine.training.schedulers import learning_rate
 #: a group's settings beside its parameters, as torch.optim.SGD writes them in its state
 _SETTINGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize", "foreach", "differentiable",
              "fused")
-#: the settings a checkpoint's groups give back to the update (torch.optim.SGD takes them all back)
-_NUMBERS, _FLAGS = ("lr", "momentum", "dampening", "weight_decay"), ("nesterov",)
 
 
 class SGD:
@@ -75,7 +72,9 @@ class SGD:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        """Take the groups' settings and the momentum of ``saved`` (a state of this optimizer's shape).
+        """Take the momentum of ``saved`` (a state of this optimizer's shape); the settings stay this
+        optimizer's, the config's. torch.optim takes the checkpoint's back too: a momentum edited in
+        config.yml before a resume was silently the old one, while the run recorded the new.
 
         Raises
         ------
@@ -86,11 +85,6 @@ class SGD:
         sizes, theirs = [len(g["params"]) for g in self.param_groups], group_sizes(groups)
         if theirs != sizes:
             raise ValueError(f"its optimizer has groups of {theirs} parameters, this network's {sizes}")
-        for given in groups:
-            for key in (k for k in _NUMBERS + _FLAGS if k in given):
-                value, number = given[key], key in _NUMBERS
-                if isinstance(value, bool) == number or (number and not _finite(value)):
-                    raise ValueError(f"its optimizer's {key} is {value!r}, not a {'number' if number else 'flag'}")
         # the numbers the saved groups list, in turn, are this optimizer's parameters in turn
         listed = [n for g in groups for n in g["params"]]
         if not all(isinstance(n, int) for n in listed):
@@ -103,8 +97,6 @@ class SGD:
             if p is None or not isinstance(buf, torch.Tensor) or buf.shape != p.shape:
                 raise ValueError(f"its optimizer state {number!r} is no momentum of a parameter of this network")
             state[p]["momentum_buffer"] = buf.to(dtype=p.dtype, device=p.device)
-        for group, given in zip(self.param_groups, groups, strict=True):
-            group.update({k: given[k] for k in _NUMBERS + _FLAGS if k in given})
         self.state = state
 
 
@@ -112,13 +104,6 @@ def group_sizes(groups: list[Any]) -> list[int] | None:
     """How many parameters each of a saved state's groups lists; None when they are no lists."""
     lists = [g.get("params") for g in groups]
     return [len(x) for x in lists] if all(isinstance(x, list) for x in lists) else None
-
-
-def _finite(value: Any) -> bool:
-    # an int too large for a float (10**400) is no setting: math.isfinite raised OverflowError on it
-    if isinstance(value, int):
-        return abs(value) < 2**53
-    return isinstance(value, float) and math.isfinite(value)
 
 
 def _per_tensor(params: list[torch.Tensor], grads: list[torch.Tensor], bufs: list[torch.Tensor | None],
@@ -204,7 +189,6 @@ def load_optimizer_state(optimizer: SGD, net: nn.Module, state: dict[str, Any]) 
             raise ValueError(f"its optimizer has groups of {group_sizes([saved])} parameters, this network "
                              f"{len(position)}")
         state = {**state, "param_groups": [
-            {**saved, **({"weight_decay": 0.0} if n else {}),
-             "params": [saved["params"][position[id(p)]] for p in group["params"]]}
-            for n, group in enumerate(optimizer.param_groups)]}
+            {**saved, "params": [saved["params"][position[id(p)]] for p in group["params"]]}
+            for group in optimizer.param_groups]}
     optimizer.load_state_dict(state)

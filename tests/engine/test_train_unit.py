@@ -321,8 +321,6 @@ def _momentum(value: object) -> Callable[[dict], None]:
 
 
 @pytest.mark.parametrize(("edit", "said"), [
-    (lambda s: s["optimizer"]["param_groups"][0].update(lr=10**400), "its optimizer's lr is 1000"),
-    (lambda s: s["optimizer"]["param_groups"][0].update(momentum=-10**400), "its optimizer's momentum is -1000"),
     (_momentum(lambda b: torch.empty(b.shape, device="meta")), "momentum 0 is a torch.float32"),
     (_momentum(lambda b: b.to_sparse()), "momentum 0 is a torch.float32 torch.sparse_coo tensor"),
     (_momentum(lambda b: b.to(torch.complex64)), "momentum 0 is a torch.complex64 torch.strided tensor"),
