@@ -26,6 +26,8 @@ import numpy as np
 from engine.errors import CacheError
 
 MANIFEST = "manifest.json"
+#: a manifest describes ~26 files in a few kB: anything far larger is not one
+MAX_MANIFEST_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,39 @@ def _npy_header(f: io.BufferedReader) -> tuple[np.dtype, tuple[int, ...], bool, 
     else:
         raise ValueError(f"npy version {version}")
     return np.dtype(dtype), tuple(shape), bool(fortran), f.tell()
+
+
+def read_plain(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, refused when larger than ``limit``.
+
+    The open does not wait (a named pipe with no writer would block it forever) and nothing but a
+    regular file is read (a pipe blocks, a device such as ``/dev/zero`` never ends).
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    CacheError
+        When it is not a regular file, or larger than ``limit`` (the reason, without the folder).
+    OSError
+        When it cannot be opened or read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CacheError(f"{path.name} is not a plain file (a pipe, device or folder)")
+        data = f.read(limit + 1)  # not st_size: a file that grows meanwhile is still bounded
+    if len(data) > limit:
+        raise CacheError(f"{path.name} is larger than {limit:,} bytes")
+    return data
+
+
+def parse_json(data: bytes) -> Any:
+    """``data`` as JSON; nesting too deep for the parser is a ``ValueError`` like any other bad JSON."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def write_manifest(folder: Path, *, key: str, format: int) -> None:
@@ -75,13 +110,16 @@ def read_manifest(folder: Path, *, key: str, format: int) -> dict[str, Any]:
     Raises
     ------
     CacheError
-        When it is missing, unreadable, altered, of another format or of another key.
+        When it is missing, no regular file, too large, unreadable, altered, of another format or
+        of another key.
     """
     path = folder / MANIFEST
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest = parse_json(read_plain(path, MAX_MANIFEST_BYTES))
     except FileNotFoundError:
         raise CacheError(f"{MANIFEST} is missing", folder=folder) from None
+    except CacheError as e:
+        raise CacheError(e.reason, folder=folder) from None
     except (OSError, ValueError) as e:
         raise CacheError(f"{MANIFEST} cannot be read ({type(e).__name__}: {e})", folder=folder) from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):

@@ -11,6 +11,8 @@ that every process of a run shares the same pages and none trains on a damaged c
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +22,14 @@ import numpy as np
 
 from engine.data.audio_checks import Problem
 from engine.data.columns import StringColumn, StringColumnBuilder
-from engine.data.manifest import open_checked, write_manifest
+from engine.data.manifest import open_checked, parse_json, read_plain, write_manifest
 from engine.errors import CacheError
 
 #: bump when the meaning of a column changes: caches of another format are rebuilt
 #: (2: a manifest checked on load)
 FORMAT = 2
+#: meta.json lists every unusable file (~250 bytes each): a million of them is ~0.25 GB
+MAX_META_BYTES = 1 << 30
 
 _ARRAYS = ("duration", "frames", "sample_rate", "mtime_ns", "size", "label_file",
            "reg_label", "reg_file", "reg_start", "reg_end")
@@ -184,13 +188,41 @@ def save_table(table: IndexTable, folder: Path) -> None:
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:
-    """The cache folder's meta.json, unchecked (``load_table`` checks it), or None when absent,
-    unreadable or of another format: enough to tell whether an entry is recent."""
+    """The cache folder's meta.json, its ``info`` checked (``load_table`` checks the rest), or None
+    when absent, unreadable, of another format or with an unusable ``info``: enough to tell whether
+    an entry is recent."""
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = parse_json(read_plain(folder / "meta.json", MAX_META_BYTES))
+    except (OSError, ValueError, CacheError):
         return None
-    return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or info_wrong(meta.get("info")) is not None:
+        return None
+    return meta
+
+
+def _real(value: Any) -> bool:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float: float() of it fails where the time is used
+        return False
+
+
+def info_wrong(info: Any) -> str | None:
+    """What makes ``info`` unusable (a field the index's users read, of another type), or None: a
+    forged meta.json under a manifest of its own would otherwise fail where the field is used."""
+    if not isinstance(info, dict):
+        return f"info is {type(info).__name__}, not an object"
+    if "built_at" in info and not _real(info["built_at"]):
+        return f"info.built_at is {reprlib.repr(info['built_at'])}, not a time"
+    repeated = info.get("repeated")
+    if repeated is not None and not (isinstance(repeated, int) and not isinstance(repeated, bool) and repeated >= 0):
+        return f"info.repeated is {reprlib.repr(repeated)}, not a count"
+    first = info.get("repeated_file")
+    if first is not None and not (isinstance(first, list) and all(isinstance(p, str) for p in first)):
+        return f"info.repeated_file is {reprlib.repr(first)}, not a list of paths"
+    return None
 
 
 def load_table(folder: Path, mmap: bool = True, *, key: str | None = None) -> IndexTable:
@@ -206,16 +238,20 @@ def load_table(folder: Path, mmap: bool = True, *, key: str | None = None) -> In
     opened = open_checked(folder, _column_files() + ["meta.json"], key=key or folder.name, format=FORMAT,
                           mmap=mmap)
     try:
-        meta = json.loads(opened.texts["meta.json"])
+        meta = parse_json(opened.texts["meta.json"])
         problems = [Problem(path=p["path"], problem=p["problem"]) for p in meta.get("problems", [])]
-        info = dict(meta.get("info", {}))
+        info = meta.get("info", {})
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise CacheError(f"meta.json is not an index's ({type(e).__name__}: {e})", folder=folder) from e
+    wrong = info_wrong(info) or next(("a problem whose path or reason is not text" for p in problems
+                                      if not (isinstance(p.path, str) and isinstance(p.problem, str))), None)
+    if wrong is not None:
+        raise CacheError(f"meta.json is not an index's ({wrong})", folder=folder)
     a = opened.arrays
     columns: dict[str, Any] = {name: StringColumn(a[f"{name}.data.npy"], a[f"{name}.offsets.npy"])
                                for name in _STRINGS}
     columns.update({name: a[f"{name}.npy"] for name in _ARRAYS})
-    table = IndexTable(**columns, problems=problems, info=info)
+    table = IndexTable(**columns, problems=problems, info=dict(info))
     wrong = inconsistency(table)
     if wrong is not None:
         raise CacheError(f"its columns do not agree ({wrong})", folder=folder)

@@ -242,9 +242,10 @@ def _newest_other(home: Path, key: str) -> IndexTable | None:
     for folder in home.iterdir():
         if folder.name == key or folder.name.startswith("."):
             continue
-        meta = read_meta(folder)
-        if meta is not None and meta["info"].get("built_at", 0) > best_at:
-            best, best_at = folder, meta["info"]["built_at"]
+        meta = read_meta(folder)  # None, or its info checked: built_at a time when there
+        at = -1.0 if meta is None else meta["info"].get("built_at", 0)
+        if at > best_at:
+            best, best_at = folder, at
     try:
         return load_table(best) if best is not None else None
     except CacheError:  # damaged: its checks are not reused (the folder goes with the next publish)

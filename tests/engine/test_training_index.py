@@ -482,11 +482,31 @@ def _damage(folder: Path, how: str) -> None:
         files.flush()
         del files
         write_manifest(folder, key=folder.name, format=FORMAT)
+    elif how == "manifest-fifo":  # a read of it waited forever for a writer
+        (folder / "manifest.json").unlink()
+        os.mkfifo(folder / "manifest.json")
+    elif how == "manifest-device":  # read until MemoryError
+        (folder / "manifest.json").unlink()
+        (folder / "manifest.json").symlink_to("/dev/zero")
+    elif how == "manifest-deep":  # json's RecursionError
+        (folder / "manifest.json").write_text("[" * 200_000)
+    elif how == "meta-deep":
+        (folder / "meta.json").write_text("[" * 100_000)
+        write_manifest(folder, key=folder.name, format=FORMAT)
+    elif how.startswith("info-"):  # a field of info the loader uses, of another type, under a manifest made anew
+        changes = {"info-repeated": {"repeated": "x"}, "info-repeated-file": {"repeated": 1, "repeated_file": 5},
+                   "info-built-at": {"built_at": "x"}, "info-list": {"info": []}}[how]
+        meta = json.loads((folder / "meta.json").read_text())
+        meta = {**meta, **changes} if "info" in changes else {**meta, "info": {**meta["info"], **changes}}
+        (folder / "meta.json").write_text(json.dumps(meta))
+        write_manifest(folder, key=folder.name, format=FORMAT)
     else:
         raise AssertionError(how)
 
 
-@pytest.mark.parametrize("how", ["truncate", "empty", "alter", "folder", "missing", "manifest", "forged"])
+@pytest.mark.parametrize("how", ["truncate", "empty", "alter", "folder", "missing", "manifest", "forged",
+                                 "manifest-fifo", "manifest-device", "manifest-deep", "meta-deep", "info-repeated",
+                                 "info-repeated-file", "info-built-at", "info-list"])
 def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_path: Path, how: str) -> None:
     first, _ = build(scaled, tmp_path / "cache")
     folder = tmp_path / "cache" / f"{PROTOCOL}.train" / first.info["key"]
@@ -506,6 +526,22 @@ def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_p
     third, log = build(scaled, tmp_path / "cache")
     assert "warning" not in log and "from the cache" in log
     assert sorted(p.name for p in folder.parent.iterdir()) == [".lock", key]
+
+
+@pytest.mark.parametrize("meta", ['{"format": 2, "info": []}', '{"format": 2, "info": {"built_at": "x"}}',
+                                  '{"format": 2, "info": {}}', pytest.param("[" * 100_000, id="deep"), "fifo"])
+def test_an_unusable_meta_of_another_key_is_passed_over(scaled: Path, tmp_path: Path, meta: str) -> None:
+    """Building a key reads the other keys' meta.json to reuse the newest one's checks: a bad one raised
+    (AttributeError, TypeError, KeyError, RecursionError) or, a named pipe, waited forever."""
+    other = tmp_path / "cache" / f"{PROTOCOL}.train" / "zzz"
+    other.mkdir(parents=True)
+    if meta == "fifo":
+        os.mkfifo(other / "meta.json")
+    else:
+        (other / "meta.json").write_text(meta)
+    table, log = build(scaled, tmp_path / "cache")
+    assert len(table.paths) == FILES and table.info["checks_reused"] == 0
+    assert "Traceback" not in log and "listing" in log
 
 
 def test_temporary_folders_of_dead_builders_are_swept_at_the_next_start(scaled: Path, tmp_path: Path) -> None:
