@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 from textual import work
@@ -11,6 +14,30 @@ from app.data.messages import LogLines
 
 FIRST_READ = 64 * 1024
 MAX_READ = 1024 * 1024
+
+
+def _tail(path: str, offset: int | None) -> tuple[bytes, int]:
+    """(bytes of ``path`` from ``offset``, at most ``MAX_READ`` of them; that offset), or the last
+    ``FIRST_READ`` bytes when ``offset`` is None or past the end (a file written anew).
+
+    Raises
+    ------
+    OSError
+        When ``path`` cannot be opened, or is not a regular file.
+    """
+    # O_NONBLOCK: a named pipe with no writer would block the open, and this worker thread for good
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if not stat.S_ISREG(st.st_mode):  # a pipe blocks its reads, a device such as /dev/zero never ends
+            raise OSError(errno.EINVAL, "not a regular file (a pipe or a device): a run's log is a file")
+        if offset is None or offset > st.st_size:
+            offset = max(0, st.st_size - FIRST_READ)
+        return os.pread(fd, MAX_READ, offset), offset
+    finally:
+        os.close(fd)
 
 
 class LogTail(Log):
@@ -55,12 +82,7 @@ class LogTail(Log):
     @work(thread=True, exclusive=True, group="log-tail")
     def _read(self, path: str, offset: int | None) -> None:
         try:
-            with open(path, "rb") as f:
-                size = f.seek(0, 2)
-                if offset is None or offset > size:
-                    offset = max(0, size - FIRST_READ)
-                f.seek(offset)
-                data = f.read(MAX_READ)
+            data, offset = _tail(path, offset)
         except FileNotFoundError:
             self.post_message(LogLines(path, [], missing=True))
             return

@@ -249,6 +249,29 @@ async def test_unreadable_log_is_reported_in_the_log_panel(workspace: Path) -> N
         assert str(app.screen.query_one("#summary").render()).startswith("#5 softmax")
 
 
+async def test_a_log_that_is_a_named_pipe_is_said_unreadable_without_blocking(workspace: Path) -> None:
+    """open() of a FIFO with no writer blocked the log tail's worker thread for good."""
+    import os
+
+    from app.widgets.log_tail import LogTail
+
+    log = workspace / "train.log"
+    os.mkfifo(log)
+    _log_of_softmax(workspace, log)
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        try:
+            await open_run(pilot, "softmax")
+            tail = app.screen.query_one(LogTail)
+            await wait_for(pilot, lambda: any("[log unreadable]" in line for line in tail.lines), timeout=20)
+            assert any(str(log) in line and "not a regular file" in line for line in tail.lines)
+        finally:  # a reader blocked in open() is let go, so that a regression fails instead of hanging
+            try:
+                os.close(os.open(log, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass  # no reader waits: nothing to let go
+
+
 async def test_a_log_not_there_is_said_once_then_followed_when_it_comes(workspace: Path) -> None:
     """The panel stayed blank for a run started by hand (no train.log beside it)."""
     from app.widgets.log_tail import LogTail
