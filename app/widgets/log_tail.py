@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from pathlib import Path
 
 from textual import work
 from textual.widgets import Log
 
 from app.data.messages import LogLines
+from engine.regular_files import open_regular
 
 FIRST_READ = 64 * 1024
 MAX_READ = 1024 * 1024
@@ -23,18 +22,13 @@ def _tail(path: str, offset: int | None) -> tuple[bytes, int]:
     Raises
     ------
     OSError
-        When ``path`` cannot be opened, or is not a regular file.
+        When ``path`` cannot be opened, or is not a regular file (a pipe would block this worker).
     """
-    # O_NONBLOCK: a named pipe with no writer would block the open, and this worker thread for good
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = open_regular(path)
     try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-        if not stat.S_ISREG(st.st_mode):  # a pipe blocks its reads, a device such as /dev/zero never ends
-            raise OSError(errno.EINVAL, "not a regular file (a pipe or a device): a run's log is a file")
-        if offset is None or offset > st.st_size:
-            offset = max(0, st.st_size - FIRST_READ)
+        size = os.fstat(fd).st_size
+        if offset is None or offset > size:
+            offset = max(0, size - FIRST_READ)
         return os.pread(fd, MAX_READ, offset), offset
     finally:
         os.close(fd)

@@ -21,7 +21,6 @@ import base64
 import html
 import os
 import re
-import stat
 from pathlib import Path
 
 from engine.atomic import atomic_write
@@ -30,6 +29,7 @@ from engine.compare.pivot import Pivot, build_pivot
 from engine.compare.verdicts import Weighed, weigh
 from engine.console import out, say
 from engine.errors import FileAccessError, StoreError
+from engine.regular_files import read_regular
 from engine.requests import ReportRequest
 from engine.store.db import default_db_path, read_only_reason
 from engine.store.runs import open_store
@@ -136,12 +136,8 @@ def _remove_earlier_report(folder: Path) -> None:
     of a trial list no longer compared, a pivot.tex when only csv is asked for now). The manifest is
     a file in the user's folder like any other: only names a report writes are taken from it (a
     ``config.yml`` listed there stays), and it is read only if it is a small regular file."""
-    manifest = folder / MANIFEST
     try:
-        info = manifest.lstat()
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_MANIFEST_BYTES:
-            return
-        names = manifest.read_text(encoding="utf-8", errors="replace").splitlines()
+        names = read_regular(folder / MANIFEST, MAX_MANIFEST_BYTES).decode("utf-8", errors="replace").splitlines()
     except OSError:
         return
     for name in names:

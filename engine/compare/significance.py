@@ -27,7 +27,6 @@ inputs give the same interval.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ import numpy as np
 
 from engine.errors import SpkembError
 from engine.validation.metrics import equal_error_rate, min_dcf, weighted_errors
+from engine.validation.score_files import trial_fields
 
 #: fewer enrolment speakers than this make too few clusters for a percentile interval: trials then
 MIN_SPEAKERS = 5
@@ -242,13 +242,13 @@ def _read(path: Path) -> dict[tuple[str, str, int], tuple[bool, float]]:
                 fields = line.split()
                 if not fields:
                     continue
-                score = float(fields[1]) if len(fields) >= 4 else math.nan
-                if fields[0] not in ("0", "1") or not math.isfinite(score):
+                ref, score = trial_fields(fields)
+                if ref is None or score is None or len(fields) < 4:
                     # another reference (a 7) was a non-target, said as a trial list that changed
                     raise SpkembError(f"{path}:{number}: expected `reference score uri1 uri2` (reference 0 or 1, "
                                       f"a finite score), got {line.strip()[:80]!r}; validate that epoch again")
                 pair = (fields[2], fields[3])
-                trials[(*pair, seen[pair])] = (fields[0] == "1", score)
+                trials[(*pair, seen[pair])] = (ref == 1, score)
                 seen[pair] += 1
     except OSError as e:
         raise SpkembError(f"{path} cannot be read ({e})") from e

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import CacheError
+from engine.regular_files import FileTooLarge, NotRegularFile, open_regular, read_regular
 
 MANIFEST = "manifest.json"
 #: a manifest describes ~26 files in a few kB: anything far larger is not one
@@ -51,31 +51,6 @@ def _npy_header(f: io.BufferedReader) -> tuple[np.dtype, tuple[int, ...], bool, 
     else:
         raise ValueError(f"npy version {version}")
     return np.dtype(dtype), tuple(shape), bool(fortran), f.tell()
-
-
-def read_plain(path: Path, limit: int) -> bytes:
-    """The bytes of the regular file ``path``, refused when larger than ``limit``.
-
-    The open does not wait (a named pipe with no writer would block it forever) and nothing but a
-    regular file is read (a pipe blocks, a device such as ``/dev/zero`` never ends).
-
-    Raises
-    ------
-    FileNotFoundError
-        When there is no such file.
-    CacheError
-        When it is not a regular file, or larger than ``limit`` (the reason, without the folder).
-    OSError
-        When it cannot be opened or read.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise CacheError(f"{path.name} is not a plain file (a pipe, device or folder)")
-        data = f.read(limit + 1)  # not st_size: a file that grows meanwhile is still bounded
-    if len(data) > limit:
-        raise CacheError(f"{path.name} is larger than {limit:,} bytes")
-    return data
 
 
 def parse_json(data: bytes) -> Any:
@@ -115,11 +90,12 @@ def read_manifest(folder: Path, *, key: str, format: int) -> dict[str, Any]:
     """
     path = folder / MANIFEST
     try:
-        manifest = parse_json(read_plain(path, MAX_MANIFEST_BYTES))
+        manifest = parse_json(read_regular(path, MAX_MANIFEST_BYTES))
     except FileNotFoundError:
         raise CacheError(f"{MANIFEST} is missing", folder=folder) from None
-    except CacheError as e:
-        raise CacheError(e.reason, folder=folder) from None
+    except (NotRegularFile, IsADirectoryError, FileTooLarge) as e:
+        what = "a folder" if isinstance(e, IsADirectoryError) else e.strerror
+        raise CacheError(f"{MANIFEST} is {what}", folder=folder) from None
     except (OSError, ValueError) as e:
         raise CacheError(f"{MANIFEST} cannot be read ({type(e).__name__}: {e})", folder=folder) from e
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
@@ -169,13 +145,13 @@ def open_checked(folder: Path, names: list[str], *, key: str, format: int, mmap:
 def _open_one(path: Path, entry: dict[str, Any], mmap: bool) -> np.ndarray | bytes:
     name = path.name
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular(path)  # a column replaced by a pipe waited for a writer in its open
     except FileNotFoundError:
         raise CacheError(f"{name} is missing") from None
+    except (NotRegularFile, IsADirectoryError):
+        raise CacheError(f"{name} is not a plain file") from None
     with open(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise CacheError(f"{name} is not a plain file")
         if st.st_size != entry.get("bytes"):
             raise CacheError(f"{name} holds {st.st_size:,} bytes, the manifest says {entry.get('bytes')}")
         if not name.endswith(".npy"):

@@ -22,8 +22,9 @@ import numpy as np
 
 from engine.data.audio_checks import Problem
 from engine.data.columns import StringColumn, StringColumnBuilder
-from engine.data.manifest import open_checked, parse_json, read_plain, write_manifest
+from engine.data.manifest import open_checked, parse_json, write_manifest
 from engine.errors import CacheError
+from engine.regular_files import read_regular
 
 #: bump when the meaning of a column changes: caches of another format are rebuilt
 #: (2: a manifest checked on load)
@@ -192,8 +193,8 @@ def read_meta(folder: Path) -> dict[str, Any] | None:
     when absent, unreadable, of another format or with an unusable ``info``: enough to tell whether
     an entry is recent."""
     try:
-        meta = parse_json(read_plain(folder / "meta.json", MAX_META_BYTES))
-    except (OSError, ValueError, CacheError):
+        meta = parse_json(read_regular(folder / "meta.json", MAX_META_BYTES))
+    except (OSError, ValueError):
         return None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or info_wrong(meta.get("info")) is not None:
         return None

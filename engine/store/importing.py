@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import os
 import sqlite3
-import stat
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from engine.console import out, plural, say
 from engine.errors import StoreError
 from engine.layout import EVENTS
+from engine.regular_files import NotRegularFile, open_regular
 from engine.requests import ImportRequest
 from engine.store.db import default_db_path
 from engine.store.event_records import BadRecord, EventRecord, parse_record, store_call
@@ -46,12 +46,12 @@ def _complete_lines(path: Path) -> Iterator[tuple[int, bytes | None]]:
         ``path`` cannot be read, or is no regular file (a pipe, which would block, or a device).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a pipe's open must not wait for a writer
+        fd = open_regular(path)
+    except (NotRegularFile, IsADirectoryError):
+        raise StoreError(f"{path} is not a regular file: give the events file a run wrote") from None
     except OSError as e:
         raise StoreError(f"cannot read the event file {path}: {e.strerror or e}") from e
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StoreError(f"{path} is not a regular file: give the events file a run wrote")
         for number in itertools.count(1):
             try:
                 line = f.readline(MAX_LINE_BYTES + 1)

@@ -40,7 +40,7 @@ def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                 fields = line.split()
                 if not fields:
                     continue
-                ref, score = _trial(fields)
+                ref, score = trial_fields(fields)
                 if ref is None or score is None:
                     raise SpkembError(f"{path}:{n}: expected `reference score uri1 uri2` (reference 0 or 1, "
                                       f"a finite score), got {line.strip()[:80]!r}; delete the file and "
@@ -52,8 +52,8 @@ def read_scores(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(refs, dtype=bool), np.asarray(scores, dtype=np.float64)
 
 
-def _trial(fields: list[str]) -> tuple[int | None, float | None]:
-    """(reference, score) of a line's fields; None for one that is not 0/1, or not a finite number."""
+def trial_fields(fields: list[str]) -> tuple[int | None, float | None]:
+    """(reference, score) of a score line's fields; None for one that is not 0/1, or not a finite number."""
     ref = int(fields[0]) if fields[0] in ("0", "1") else None
     try:
         score: float | None = float(fields[1])
