@@ -117,30 +117,37 @@ class Extractor:
         return int(load_checkpoint(checkpoint, trust=trust).get("epoch") or 0)
 
 
-def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trust: Trust) -> Extractor:
-    """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime
-    (the checkpoint checked against its row by ``trust``)."""
+def _mode(args: ApplyRequest) -> str:
+    """The path apply embeds on (exact, shared, onnxruntime), from options that go together: said
+    before anything is read."""
     if args.runtime == "onnxruntime":
-        from engine.extraction.onnx_runtime import onnx_embedder
-
         if args.shared:
             raise SpkembError("--shared is a path of the torch runtime; onnxruntime runs every window "
                               "through the exported network (drop --shared, or use --runtime torch)")
-        ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu", trust=trust)
-        return Extractor("onnxruntime", f"{args.device or 'cpu'} (onnxruntime)", ort.sample_rate, ort.duration,
-                         ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch),
-                         checkpoint_sha256=ort.metadata["spkemb.checkpoint_sha256"])
+        return "onnxruntime"
     if args.model is not None:
         raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
                           "or drop --model to use the checkpoint")
+    return "shared" if args.shared else "exact"
+
+
+def _extractor(args: ApplyRequest, mode: str, checkpoint: Path, epoch: CheckpointName, trust: Trust) -> Extractor:
+    """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime
+    (the checkpoint checked against its row by ``trust``)."""
+    if mode == "onnxruntime":
+        from engine.extraction.onnx_runtime import onnx_embedder
+
+        ort = onnx_embedder(checkpoint, epoch, args.model, device=args.device or "cpu", trust=trust)
+        return Extractor(mode, f"{args.device or 'cpu'} (onnxruntime)", ort.sample_rate, ort.duration,
+                         ort.dimension, lambda signal, starts, window: ort.embed(signal, starts, window, args.batch),
+                         checkpoint_sha256=ort.metadata["spkemb.checkpoint_sha256"])
     device = pick_device(args.device)
     network = load_network(checkpoint, device, trust=trust)
     model, config = network.model, network.config
-    if args.shared and config.architecture.name != "SincTDNN":
+    if mode == "shared" and config.architecture.name != "SincTDNN":
         raise SpkembError(f"--shared pools frames of SincTDNN only; {config.architecture.name} normalises each "
                           "window's "
                           "filterbanks and pools it as a whole, so it cannot be shared exactly: drop --shared")
-    mode = "shared" if args.shared else "exact"
     return Extractor(mode, str(device), config.feature_extraction.sample_rate, config.task.duration,
                      int(model.dimension),
                      lambda signal, starts, window: embed(model, signal, starts, window, mode=mode, batch=args.batch),
@@ -151,27 +158,29 @@ def _extractor(args: ApplyRequest, checkpoint: Path, epoch: CheckpointName, trus
 def cmd_apply(args: ApplyRequest) -> int:
     """``spkemb-engine apply``: see the module docstring."""
     val = _validation_dir(args)
+    mode = _mode(args)
     epoch = chosen_checkpoint(val, args.epoch)
     checkpoint = val.training.checkpoint(epoch)
-    trust = Trust(args.db, accept_changed=args.trust_checkpoint)
-    extractor = _extractor(args, checkpoint, epoch, trust)
-    # averaged weights (avg-top5) are recorded by name, with the last epoch they average
-    named = epoch if isinstance(epoch, str) else None
-    last_epoch = epoch if isinstance(epoch, int) else extractor.last_epoch(checkpoint, trust)
-    files = subset_files(load_protocol(args.protocol, args.database), args.subset)
-    window = num_samples(extractor.duration, extractor.sample_rate)
-    hop = max(1, int(round(args.step * window)))
-    extraction = val.extraction(epoch, mode=extractor.mode, step=args.step)
+    protocol = load_protocol(args.protocol, args.database)
+    files = subset_files(protocol, args.subset)
+    extraction = val.extraction(epoch, mode=mode, step=args.step)
     # {uri}.npy of every file: a uri that would leave the folder is refused before any work
     source = f"protocol {args.protocol} ({args.subset})"
     outputs = [extraction.embeddings(str(f["uri"]), source=source) for f in files]
+    # a diarization check that cannot be made is refused before the network is read and hours of extraction
+    diarization = _diarization_check(args, extraction, protocol) if args.diarize else None
+    trust = Trust(args.db, accept_changed=args.trust_checkpoint)
+    extractor = _extractor(args, mode, checkpoint, epoch, trust)
+    # averaged weights (avg-top5) are recorded by name, with the last epoch they average
+    named = epoch if isinstance(epoch, str) else None
+    last_epoch = epoch if isinstance(epoch, int) else extractor.last_epoch(checkpoint, trust)
+    window = num_samples(extractor.duration, extractor.sample_rate)
+    hop = max(1, int(round(args.step * window)))
     found = found_metadata(extraction)  # read once: with each uri's audio it can be a large file
     sha256 = extractor.checkpoint_sha256 or file_sha256(checkpoint)
     replacing = replacing_extraction(extraction, found, epoch, extractor.mode, hop / extractor.sample_rate,
                                      window / extractor.sample_rate, sha256)
     other_audio(extraction, files, args.protocol, found)
-    # a diarization check that cannot be made is refused before the run and its hours of extraction
-    diarization = _diarization_check(args, extraction) if args.diarize else None
 
     recorder = open_run("apply", extraction, args, device=str(extractor.device), target_epoch=last_epoch)
     parent_id = recorder.parent.id if recorder.parent is not None else None
@@ -267,11 +276,12 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
     return audio_seconds, time.monotonic() - started
 
 
-def _diarization_check(args: ApplyRequest, extraction: ExtractionDir) -> PreparedCheck:
-    """``apply --diarize``: the check of what ``extraction`` will hold, read and checked now."""
+def _diarization_check(args: ApplyRequest, extraction: ExtractionDir, protocol: Any) -> PreparedCheck:
+    """``apply --diarize``: the check of what ``extraction`` will hold, read and checked now (on the
+    protocol apply loaded)."""
     from engine.extraction.diarization_check import prepare_check, request_from_args
 
-    return prepare_check(request_from_args(args, extraction))
+    return prepare_check(request_from_args(args, extraction), protocol)
 
 
 def _diarize(check: PreparedCheck, recorder: Recorder) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from engine.atomic import atomic_write_text
 from engine.console import out, plural, say
 from engine.data.protocols import load_protocol
+from engine.data.references import diarization_references
 from engine.errors import ProtocolError, SpkembError
 from engine.extraction.diarize import (
     NUM_SPEAKERS,
@@ -30,7 +31,6 @@ from engine.extraction.diarize import (
     tune_threshold,
 )
 from engine.extraction.precomputed import Precomputed
-from engine.extraction.references import reference_files, reference_of, speech_seconds
 from engine.layout import EXTRACTION_DIR_SHAPE, ExtractionDir, diarization_folder
 from engine.requests import ApplyRequest, DiarizeRequest
 
@@ -85,61 +85,15 @@ class DiarizationReport:
         return out
 
 
-def _turns(file: Any) -> int:
-    annotation = file["annotation"] if "annotation" in file else None
-    return len(annotation) if annotation is not None else 0
-
-
-def require_diarization(protocol: Any, name: str) -> None:
-    """Refuse a protocol of another task before its files are read: a verification protocol's files
-    carry one speaker each (their embeddings are judged on trials), a collection's none."""
-    from pyannote.database.protocol import CollectionProtocol, SpeakerVerificationProtocol
-
-    if isinstance(protocol, (SpeakerVerificationProtocol, CollectionProtocol)):
-        task = "speaker verification" if isinstance(protocol, SpeakerVerificationProtocol) else "collection"
-        raise SpkembError(f"{name} is a {task} protocol, not a diarization protocol: its files carry no "
-                          "speaker annotation of recordings with several speakers to score a clustering against "
-                          "— give diarize (and apply --diarize) a Database.SpeakerDiarization.Protocol with an "
-                          "RTTM of speaker turns; embeddings are judged on verification trials by "
-                          "`spkemb-engine validate`")
-
-
-def require_references(files: list[Any], protocol: Any, name: str, subset: str) -> None:
-    """Refuse a protocol subset without speaker turns, or with a file without reference speech,
-    before anything is computed.
-
-    pyannote.database gives a file of a diarization protocol without an RTTM an empty
-    annotation: a subset none of whose files has a turn has no reference to score against, and
-    a file with no speech inside its UEM would be scored DER 0 % whatever the embeddings.
-    """
-    if not any(_turns(f) for f in files):
-        where = ("" if len(files) == 1 else "any of ") + f"its {plural(len(files), 'file')}"
-        raise SpkembError(f"{name} {subset} has no reference speaker turns in {where}: it has no speaker "
-                          "annotation (not a diarization protocol?); "
-                          "the diarization check needs a speaker diarization protocol whose files have "
-                          "them (annotation: an RTTM in database.yml)")
-    silent = [f for f in files if speech_seconds(f) <= 0]
-    if silent:
-        first = silent[0]
-        inside = " inside its UEM" if first.get("annotated") is not None else ""
-        have = "has" if len(silent) == 1 else "have"
-        reference = reference_of(protocol, subset, first)
-        raise SpkembError(f"{name} {subset}: {len(silent)} of its {plural(len(files), 'file')} {have} no reference "
-                          f"speech ({first['uri']!r} first: no SPEAKER turn for it in {reference}"
-                          f"{inside}), and a reference without speech cannot be scored: add its turns, or take "
-                          "the file out of the subset's uri list")
-
-
 def _rttm_paths(extraction: ExtractionDir, files: list[Any], settings: DerSettings) -> dict[str, Path]:
     folder = diarization_folder(collar=settings.collar, skip_overlap=settings.skip_overlap,
                                 num_speakers=settings.num_speakers)
     paths = {}
     for f in files:
         path = extraction.rttm(f["uri"], folder=folder)
-        if path is None or " " in f["uri"]:
+        if path is None:
             raise SpkembError(f"uri {f['uri']!r} cannot name an RTTM inside {extraction.root} (it would "
-                              "leave the folder, or holds a space, which RTTM lines cannot): "
-                              "fix the protocol's uri list")
+                              "leave the folder): fix the protocol's uri list")
         paths[f["uri"]] = path
     return paths
 
@@ -154,10 +108,9 @@ def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[Fi
 def _development(request: DiarizationJob, protocol: Any) -> list[Any]:
     """The development files the speaker-count threshold is tuned on (``--num-speakers tuned``)."""
     try:
-        dev = reference_files(protocol, request.protocol, "development")
+        dev = diarization_references(protocol, request.protocol, "development")
     except ProtocolError as e:
         raise SpkembError(f"{e}; without a development subset use --num-speakers oracle") from e
-    require_references(dev, protocol, request.protocol, "development")
     # their embeddings come from an earlier apply into this folder: checked before apply's extraction
     source = f"protocol {request.protocol} (development)"
     missing = [str(f["uri"]) for f in dev if not request.extraction.embeddings(str(f["uri"]), source=source).is_file()]
@@ -193,9 +146,9 @@ class PreparedCheck:
     development: list[Any] | None = None
 
 
-def prepare_check(request: DiarizationJob) -> PreparedCheck:
+def prepare_check(request: DiarizationJob, protocol: Any = None) -> PreparedCheck:
     """Everything the check needs but the embeddings, checked: ``apply --diarize`` calls it before
-    hours of extraction, ``diarize`` right before :func:`run_check`.
+    hours of extraction (with the protocol it loaded), ``diarize`` right before :func:`run_check`.
 
     Raises
     ------
@@ -205,11 +158,10 @@ def prepare_check(request: DiarizationJob) -> PreparedCheck:
         inside the extraction folder.
     """
     check_settings(request.settings, request.subset)
-    protocol = load_protocol(request.protocol, request.database)
-    require_diarization(protocol, request.protocol)
-    files = reference_files(protocol, request.protocol, request.subset)
+    if protocol is None:
+        protocol = load_protocol(request.protocol, request.database)
+    files = diarization_references(protocol, request.protocol, request.subset)
     rttms = _rttm_paths(request.extraction, files, request.settings)
-    require_references(files, protocol, request.protocol, request.subset)
     development = _development(request, protocol) if request.settings.num_speakers == "tuned" else None
     return PreparedCheck(request, files, rttms, development)
 

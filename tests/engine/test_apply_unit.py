@@ -206,6 +206,20 @@ def test_bad_requests_are_refused_in_one_line_before_anything_is_written(
     assert not (val_dir / "apply").exists() and not db_path.exists()
 
 
+def test_a_diarization_check_that_cannot_be_made_is_refused_before_the_network_is_read(
+        val_dir: Path, db_path: Path, corpus: Path) -> None:
+    # a damaged checkpoint would be the first thing said if the network were read before the check
+    ValidationDir(val_dir).training.checkpoint(7).write_bytes(b"not a checkpoint")
+    with pytest.raises(SpkembError) as refused:
+        cmd_apply(request(val_dir, db_path, corpus, diarize=True, collar=20.0))
+    assert "--collar 20.0: a collar is a duration from 0 to 10 seconds" in str(refused.value)
+    with pytest.raises(SpkembError) as refused:  # the small corpus's protocol has no speaker turns to score
+        cmd_apply(request(val_dir, db_path, corpus, diarize=True))
+    assert "is a speaker verification protocol, not a diarization protocol" in str(refused.value)
+    with pytest.raises(CheckpointError):  # the same request without the check reaches the checkpoint
+        cmd_apply(request(val_dir, db_path, corpus))
+
+
 def test_averaged_weights_chosen_by_epoch_are_named_by_their_name_on_the_shared_path(
         val_dir: Path, db_path: Path, corpus: Path) -> None:
     """``--epoch avg-top5`` without params.yml: recorded by name, with the last epoch it averages."""
