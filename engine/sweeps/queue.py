@@ -288,8 +288,9 @@ def _train_log(request: TrainRequest) -> Path:
     return ExperimentDir(Path(request.exp_dir)).training(request.protocol, request.subset).log
 
 
-def ensure_queue(db: Path, slots: str) -> None:
-    """Start the database's queue, detached, unless one runs already."""
+def ensure_queue(db: Path, request: QueueRequest) -> None:
+    """Start the database's queue as ``request`` says (slots, poll, idle exit), detached, unless one runs already."""
+    slots = request.slots
     with open_store(db) as store:
         live = store.live_queue()
     if live is not None:
@@ -301,7 +302,7 @@ def ensure_queue(db: Path, slots: str) -> None:
                 f"queued runs there; stop it with `spkemb-engine queue --stop --db {shlex.quote(str(db))}` to "
                 "change them")
         return
-    pid = processes.detach(["queue", "--slots", slots, "--db", str(db)], log_path(db))
+    pid = processes.detach(to_argv(dataclasses.replace(request, detach=False, db=str(db))), log_path(db))
     say(f"started the queue of {db} (pid {pid}, slots {slots}); log {log_path(db)}")
 
 
@@ -324,7 +325,7 @@ def cmd_queue(args: QueueRequest) -> int:
         return stop_queue(db)
     check_gpus_here(slots, args.slots)
     if args.detach:
-        ensure_queue(db, args.slots)
+        ensure_queue(db, args)
         return 0
     db.parent.mkdir(parents=True, exist_ok=True)
     lock = os.open(lock_path(db), os.O_RDWR | os.O_CREAT, 0o644)

@@ -14,7 +14,7 @@ from engine.console import say
 from engine.data.database_yml import pinned_database
 from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, SweepDir
-from engine.requests import SweepRequest
+from engine.requests import QueueRequest, SweepRequest
 from engine.store import Store, default_db_path, open_store
 from engine.sweeps.slots import check_gpus_here, parse_slots
 from engine.sweeps.space import grid_points, parse_grid, probe_values, read_space
@@ -108,7 +108,7 @@ def cmd_sweep(args: SweepRequest) -> int:
     if not args.no_queue:
         from engine.sweeps.queue import ensure_queue
 
-        ensure_queue(Path(db), args.slots)
+        ensure_queue(Path(db), QueueRequest(slots=args.slots))
     elif trials:
         say(f"queued; start the queue with: spkemb-engine queue --detach --slots {args.slots} --db {db}")
     return 0

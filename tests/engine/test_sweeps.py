@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -67,6 +68,28 @@ def test_a_detached_queue_asked_for_other_slots_says_it_keeps_its_own(tmp_path: 
         assert done.stderr.strip() == f"the queue of {db} (pid {os.getpid()}, slots cpu) starts the queued runs"
     with contextlib.closing(sqlite3.connect(db)) as conn:  # no second queue was started
         assert conn.execute("SELECT COUNT(*) FROM queues").fetchone() == (1,)
+
+
+def test_a_detached_queue_keeps_the_poll_and_idle_exit_it_was_given(tmp_path: Path) -> None:
+    """``queue --detach --idle-exit 3`` started a queue with neither option: it idled 60 s."""
+    db = tmp_path / "runs.db"
+    done = run_in_process("queue", "--detach", "--idle-exit", "0.5", "--poll", "0.1", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    pid = int(re.search(r"\(pid (\d+), slots cpu\)", done.stderr).group(1))
+    try:
+        wait_for(lambda: _ended(pid), timeout=30, what="the detached queue's idle exit")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    assert "idle: nothing queued or running" in Path(f"{db}-queue.log").read_text()
+
+
+def _ended(pid: int) -> bool:
+    """Whether this process's child ``pid`` has exited (reaped here, or already by subprocess)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
 
 
 def test_each_child_sees_its_slots_gpu_alone_and_only_training_gets_the_claim() -> None:
