@@ -61,7 +61,18 @@ def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, t
         result = complete if complete is not None else result_from_scores(epoch, *read_scores(path))
     except (OSError, ValueError, SpkembError):
         return None
-    return dataclasses.replace(result, n_trials=len(pairs), scores_path=str(path))
+    return dataclasses.replace(_asked(result, norm, calibrated_on), n_trials=len(pairs), scores_path=str(path))
+
+
+def _asked(result: ValidationResult, norm: ScoreNorm | None, calibrated_on: str | None) -> ValidationResult:
+    """``result`` with only the figures this run asks for: an earlier run's AS-norm or calibration
+    is that run's, not a figure of a validation that asked for neither."""
+    if norm is None:
+        result = dataclasses.replace(result, asnorm=None)
+    if calibrated_on is None:
+        result = dataclasses.replace(result, cllr=None, actual_dcf_01=None, actual_dcf_005=None,
+                                     calibration_list=None)
+    return result
 
 
 def scored_pairs(path: Path) -> list[tuple[str, ...]]:

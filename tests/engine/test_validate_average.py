@@ -76,3 +76,10 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
         apply_run = store.find_runs(kind="apply")[0]
         extraction = store.extractions(apply_run["id"])[0]
     assert (extraction["checkpoint_name"], extraction["epoch"]) == ("avg-top2", max(top2))
+
+    # a plain validation reuses every checkpoint's figures, but not the AS-norm ones it did not ask for
+    plain = run_in_process("validate", "--poll", "0.2", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert plain.returncode == 0 and "scored before" in plain.stderr and "AS-norm" not in plain.stderr, plain.stderr
+    with open_store(db_path) as store:
+        rows = store.validations(store.find_runs(kind="validate")[0]["id"])
+    assert len(rows) == 4 and all(r["eer_asnorm"] is None and r["cohort_size"] is None for r in rows)

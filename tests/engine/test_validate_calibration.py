@@ -51,6 +51,14 @@ def test_validate_records_the_calibrated_figures(tmp_path: Path, demo_corpus: Pa
     for column in ("min_cllr", "cllr", "actual_dcf_01", "actual_dcf_005"):
         assert row[column] == pytest.approx(getattr(expected, column)), column
     assert row["min_cllr"] <= row["cllr"]
+    # a validation without --calibration reuses the epoch's figures, not the calibration it did not ask for
+    plain = run_in_process("validate", "--poll", "0.2", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert plain.returncode == 0 and "scored before" in plain.stderr and "calibrated" not in plain.stderr
+    with open_store(db_path) as store:
+        (again,) = store.validations(store.find_runs(kind="validate")[0]["id"])
+    assert again["min_cllr"] == row["min_cllr"] and again["eer"] == row["eer"]
+    assert (again["cllr"], again["actual_dcf_01"], again["actual_dcf_005"], again["calibration_list"]) == (
+        None, None, None, None)
 
 
 def test_every_result_from_scores_carries_its_min_cllr() -> None:
