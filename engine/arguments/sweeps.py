@@ -28,7 +28,7 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="with --optuna: YAML, each key with {low, high[, log]} or {choices: [...]}")
     p.add_argument("--slots", default="cpu", metavar="SLOTS",
                    help="where trials run at once: cpu*2, cuda:0,cuda:1, cuda:0*2 (default: cpu); with --sbatch, "
-                        "their number is how many array tasks run at once")
+                        "their number is how many array tasks run at once (each task trains on one GPU of its node)")
     p.add_argument("--epochs", type=whole(1, MAX_EPOCH, "the epoch to train up to"), default=None, metavar="E",
                    help="train each trial up to epoch E (train --to; default: train's)")
     p.add_argument("--name", default=None, type=sweep_name, metavar="NAME",

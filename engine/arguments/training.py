@@ -38,7 +38,8 @@ def train_options(p: argparse.ArgumentParser) -> None:
                    help=f"start from this checkpoint's network (e.g. TRN_DIR/{WEIGHTS}/0040{CHECKPOINT_SUFFIX} of "
                         "another experiment with the same architecture): a fine-tuning fork, recorded as such")
     p.add_argument("--init-classifier", action="store_true",
-                   help="with --init-from: also reuse its classifier (the training classes must be the same)")
+                   help="with --init-from: also reuse its classifier's rows (every class trained here must be one "
+                        "it classified; it may have classified more)")
     trust_option(p)
     db_options(p)
     p.add_argument("exp_dir", metavar="EXP_DIR", help=f"experiment directory holding {CONFIG}")
