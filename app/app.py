@@ -59,7 +59,7 @@ class SpkembApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("question_mark", "help", "Help", show=True),
         # where `?` is text (the Query screen's SQL, a form's field), F1 opens Help all the same
-        Binding("f1", "help", "Help", show=False, priority=True),
+        Binding("f1", "help", "Help", show=False),
     ]
 
     def __init__(self, workspace: Workspace, *, now: Callable[[], float] = time.time,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Header, Select, Static, TextArea
 
 from app.data import reader
@@ -38,7 +39,8 @@ class QueryScreen(SpkembScreen):
     QueryScreen #result { height: 1fr; }
     QueryScreen #query-status { height: auto; padding: 0 1; }
     """
-    BINDINGS = [("escape", "stop_or_back", "Back"), ("ctrl+r", "run", "Run query")]
+    # `?` is SQL text here (the app's `?` is not in the footer): F1 is shown instead
+    BINDINGS = [Binding("f1", "app.help", "Help"), ("escape", "stop_or_back", "Back"), ("ctrl+r", "run", "Run query")]
 
     def __init__(self) -> None:
         super().__init__()

@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from textual.widgets._footer import FooterKey
 
 from app.screens.query import QueryScreen
+from app.widgets.plain_table import FILL_CHUNK, PlainTable
 from tests import children
-from tests.app.conftest import make, open_query, wait_for
+from tests.app.conftest import make, open_launch, open_query, wait_for
 
 #: a query that never ends on its own
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -60,9 +62,26 @@ async def test_the_result_says_when_rows_were_left_out(workspace: Path) -> None:
         screen = await _start(pilot, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
                                      "WHERE x < 10001) SELECT x FROM c")
         await wait_for(pilot, lambda: screen.query_one("#result").row_count > 0, timeout=30)
-        assert screen.query_one("#result").row_count == 10_000
         assert _status(screen).startswith("first 10,000 rows (")
+        await wait_for(pilot, lambda: screen.query_one("#result").row_count == 10_000, timeout=60)
 
+
+async def test_rows_come_a_chunk_per_refresh_and_a_new_fill_drops_the_rest(workspace: Path) -> None:
+    """10,000 rows added at once froze the screen about 7 s on a 10,000-run database."""
+    app = make(workspace)
+    async with app.run_test(size=(140, 36)) as pilot:
+        screen = await open_query(pilot)
+        table = screen.query_one("#result", PlainTable)
+        rows = [[str(i)] for i in range(3 * FILL_CHUNK + 7)]
+        table.fill(["x"], rows)
+        assert table.row_count == FILL_CHUNK  # the rest after the next refreshes: keys are answered meanwhile
+        await wait_for(pilot, lambda: table.row_count == len(rows), timeout=30)
+        assert [table.get_row_at(i)[0].plain for i in (0, len(rows) - 1)] == ["0", str(len(rows) - 1)]
+        table.fill(["x"], rows)
+        table.fill(["one"], [["only"]])  # a newer result: the first one's remaining chunks are dropped
+        for _ in range(10):
+            await pilot.pause()
+        assert table.row_count == 1
 
 
 def test_a_cell_shows_a_blob_by_its_size_and_a_long_text_cut() -> None:
@@ -78,8 +97,9 @@ def test_a_cell_shows_a_blob_by_its_size_and_a_long_text_cut() -> None:
 _CHILD = f"""
 import asyncio, sys
 from pathlib import Path
-from tests.app.conftest import make, open_query, wait_for
+from tests.app.conftest import make, open_launch, open_query, wait_for
 from app.screens.query import QueryScreen
+from app.widgets.plain_table import FILL_CHUNK, PlainTable
 
 async def main() -> None:
     app = make(Path(sys.argv[1]))
@@ -129,9 +149,20 @@ async def test_f1_opens_help_where_question_mark_is_sql_text(workspace: Path) ->
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         query = await open_query(pilot)
+        await pilot.pause()
+        # the footer says so, first (it showed only "esc Back ^r Run query")
+        keys = [(k.key, k.description) for k in query.query(FooterKey)]
+        assert keys[0] == ("f1", "Help") and ("question_mark", "Help") not in keys, keys
         await pilot.press("question_mark")
         assert query.query_one("#sql").text.startswith("?")
         await pilot.press("f1")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is query)
+        await pilot.press("escape")
+        # in a form's field too
+        launch = await open_launch(pilot, workspace)
+        launch.query_one("#val-subset").focus()
+        await pilot.press("question_mark", "f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert launch.query_one("#val-subset").value.endswith("?")
