@@ -141,6 +141,7 @@ StepRow = dict[str, Any]
 STEP_POINTS = 2000
 
 
+
 @dataclass(frozen=True, kw_only=True)
 class RunDetail:
     """One run and everything recorded about it, as the run detail screen shows it."""
@@ -284,8 +285,8 @@ def _config(run: Run) -> dict[str, Any]:
 
 
 def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = None) -> list[RunCurves]:
-    """Steps (after ``since[run_id]``, default all), validations and config of several runs, for
-    the compare screen."""
+    """Steps (after ``since[run_id]``, default all; ``STEP_POINTS`` evenly spaced ones of more), validations
+    and config of several runs, for the compare screen."""
     since = since or {}
     out = []
     with store_at(path) as store:
@@ -300,7 +301,8 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
             validators = ([r for r in validate_runs or [] if r.parent_id == run_id] if train
                           else [run] if run.kind == "validate" else [])
             recorded = store.validation_records(train_run_id=run_id) if train else store.validation_records(run_id)
-            out.append(RunCurves(run=run, steps=store.steps(run_id, since_step=since.get(run_id, -1)) if train else [],
+            steps = store.steps(run_id, since_step=since.get(run_id, -1), at_most=STEP_POINTS) if train else []
+            out.append(RunCurves(run=run, steps=steps,
                                  validations=recorded,
                                  validators=validators, config=(config := _config(run)),
                                  network=config_network(config),

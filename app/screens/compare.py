@@ -11,12 +11,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Header, Static
+from textual.worker import Worker
 
 from app.data import reader
 from app.data.reader import RunCurves, StepRow
 from app.launching.children import run_quick
 from app.launching.commands import request_argv
 from app.screens.compare_systems import SignificancePanel, det_source, run_label, shared_trials, systems
+from app.screens.host import reading
 from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -56,7 +58,8 @@ class CompareScreen(SignificancePanel):
     def __init__(self, run_ids: list[int]) -> None:
         super().__init__()
         self.run_ids = run_ids
-        #: every step read so far, by run (each refresh reads only the steps after these)
+        #: the steps read so far, by run (each refresh reads only the steps after these), ``STEP_POINTS``
+        #: evenly spaced ones of a long run
         self.steps: dict[int, list[StepRow]] = {i: [] for i in run_ids}
         self._shown: tuple | None = None
         #: the validations the figures were last read for
@@ -71,6 +74,8 @@ class CompareScreen(SignificancePanel):
         self.report_dir: Path | None = None
         #: the figures of each compared run's group (mean ± std over its runs) instead of the run's own
         self.by_group = False
+        #: the curves' read in flight, if any (polls wait for it: ``reading``)
+        self._reading: Worker | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -92,7 +97,9 @@ class CompareScreen(SignificancePanel):
         self.set_interval(self.spkemb.refresh_interval, self._poll)
 
     def _poll(self) -> None:
-        self._load({i: int(s[-1]["step"]) for i, s in self.steps.items() if s})
+        if reading(self._reading):
+            return
+        self._reading = self._load({i: int(s[-1]["step"]) for i, s in self.steps.items() if s})
 
     @work(thread=True, exclusive=True, group="compare")
     def _load(self, since: dict[int, int]) -> None:

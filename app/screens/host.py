@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
 from textual.screen import Screen
+from textual.worker import Worker
 
 if TYPE_CHECKING:
     from app.data.forks import ForkPlan
@@ -44,6 +45,16 @@ class Spkemb(Protocol):
     def action_go_launch(self, exp_dir: str | None = None, fork: ForkPlan | None = None) -> None: ...
 
     def action_open_run(self, run_id: int) -> None: ...
+
+
+def reading(worker: Worker | None) -> bool:
+    """Whether the read started by ``worker`` is still running (not yet done, failed or cancelled).
+
+    A screen's timer skips its read while the one before runs: a thread cannot be cancelled, so a read
+    slower than the interval (a million steps, a lab's runs) was started again every tick, each new one
+    reading what the last had not delivered yet, their threads and rows piling up.
+    """
+    return worker is not None and not worker.is_finished
 
 
 class SpkembScreen(Screen):

@@ -9,11 +9,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Static
+from textual.worker import Worker
 
 from app.data import reader
 from app.data.messages import DetailLoaded
 from app.data.reader import RunDetail, StepRow
 from app.screens.fork_actions import ForkActions
+from app.screens.host import reading
 from app.screens.run_actions import RunActions
 from app.views.plain import plain, safe
 from app.views.run_detail_view import (
@@ -67,6 +69,8 @@ class RunDetailScreen(RunActions, ForkActions):
         self.data: RunDetail | None = None
         #: the EER plot and epoch table show AS-norm figures instead of raw ones
         self.asnorm = False
+        #: the read in flight, if any (polls wait for it: ``reading``)
+        self._reading: Worker | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -87,7 +91,9 @@ class RunDetailScreen(RunActions, ForkActions):
         self.set_interval(self.spkemb.refresh_interval, self._poll)
 
     def _poll(self) -> None:
-        self._load(self.run_id, int(self.steps[-1]["step"]) if self.steps else -1)
+        if reading(self._reading):
+            return
+        self._reading = self._load(self.run_id, int(self.steps[-1]["step"]) if self.steps else -1)
 
     @work(thread=True, exclusive=True, group="detail")
     def _load(self, run_id: int, since_step: int) -> None:
@@ -179,7 +185,7 @@ class RunDetailScreen(RunActions, ForkActions):
             self.spkemb.error(f"cannot save the group, tags and note: {e}")
             return
         self.app.notify(f"run #{run_id}: group, tags and note saved")
-        self._load(self.run_id, -1 if not self.steps else int(self.steps[-1]["step"]))
+        self._reading = self._load(self.run_id, -1 if not self.steps else int(self.steps[-1]["step"]))
 
     def action_det(self) -> None:
         """DET curve and score histograms of the epoch (or averaged weights) under the cursor, beside the

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Header, Input, Select, Static
+from textual.worker import Worker
 
 from app.data import reader
 from app.data.event_import import ingest_events
@@ -18,7 +19,7 @@ from app.data.experiments import find_experiments
 from app.data.lost_runs import mark_lost
 from app.data.messages import RunsLoaded
 from app.data.reader import RunSummary
-from app.screens.host import SpkembScreen
+from app.screens.host import SpkembScreen, reading
 from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.keys_footer import KeysFooter
 from app.widgets.runs_table import RunsTable
@@ -77,6 +78,8 @@ class RunsScreen(SpkembScreen):
         self._feed: reader.RunsFeed | None = None
         #: the dead runs of a database we may only read (id -> reason), shown lost
         self._lost: dict[int, str] = {}
+        #: the read in flight, if any (refreshes wait for it: ``reading``)
+        self._reading: Worker | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -97,8 +100,11 @@ class RunsScreen(SpkembScreen):
         self.refresh_runs()
 
     def refresh_runs(self) -> None:
+        """Read the runs again, unless the read before is still running (it shows them soon)."""
+        if reading(self._reading):
+            return
         self._refreshes += 1
-        self._load(self._refreshes % LOST_CHECK_EVERY == 1)
+        self._reading = self._load(self._refreshes % LOST_CHECK_EVERY == 1)
 
     @work(thread=True, exclusive=True, group="runs")
     def _load(self, check_lost: bool) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 from textual import on, work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Header, Static
+from textual.worker import Worker
 
 from app.data.sweeps import Sweep, SweepsState, Trial, read_sweeps
 from app.launching import commands
-from app.screens.host import SpkembScreen
+from app.screens.host import SpkembScreen, reading
 from app.views.plain import plain
 from app.views.sweeps_view import SWEEP_COLUMNS, TRIAL_COLUMNS, queue_text, sweep_row, trial_row
 from app.widgets.keys_footer import KeysFooter
@@ -38,6 +39,8 @@ class SweepsScreen(SpkembScreen):
         self.chosen: int | None = None
         #: refreshes shown so far (the tests wait on it)
         self.shown = 0
+        #: the read in flight, if any (polls wait for it: ``reading``)
+        self._reading: Worker | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -52,8 +55,12 @@ class SweepsScreen(SpkembScreen):
             table = self.query_one(table_id, DataTable)
             for key, header in columns:
                 table.add_column(header, key=key)
-        self.reload()
-        self.set_interval(self.spkemb.refresh_interval, self.reload)
+        self._poll()
+        self.set_interval(self.spkemb.refresh_interval, self._poll)
+
+    def _poll(self) -> None:
+        if not reading(self._reading):
+            self._reading = self.reload()
 
     @work(thread=True, exclusive=True, group="sweeps")
     def reload(self) -> None:

@@ -1,0 +1,89 @@
+"""The screens' refreshes: a read still running is not started again, a long run is read as a bounded
+number of steps."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.data.reader import STEP_POINTS
+from app.screens.compare import CompareScreen
+from app.screens.run_detail import RunDetailScreen
+from app.screens.runs import RunsScreen
+from app.screens.sweeps import SweepsScreen
+from engine.store import open_store
+from tests.app.conftest import make, wait_for
+
+#: the workspace fixture's runs (tests/app/conftest.py, fill_db)
+AAM_02, AAM_01 = 1, 3
+
+
+class Held:
+    """A screen whose reads of ``group`` are counted and held until ``gate`` is set: a read slower
+    than the refresh interval, for as long as the test wants. It wraps Textual's ``run_worker``; the
+    screen's own read runs unchanged once let go."""
+
+    group = ""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.started = 0
+
+    def run_worker(self, work, *args, **kwargs):
+        if kwargs.get("group") != self.group:
+            return super().run_worker(work, *args, **kwargs)
+        self.started += 1
+        gate = self.gate
+
+        def held():
+            gate.wait(60)
+            return work()
+
+        return super().run_worker(held, *args, **kwargs)
+
+
+SCREENS = {
+    "compare": lambda cls: cls([AAM_02, AAM_01]),
+    "detail": lambda cls: cls(AAM_02),
+    "runs": lambda cls: cls(),
+    "sweeps": lambda cls: cls(),
+}
+CLASSES = {"compare": CompareScreen, "detail": RunDetailScreen, "runs": RunsScreen, "sweeps": SweepsScreen}
+
+
+@pytest.mark.parametrize("group", list(SCREENS))
+async def test_a_read_still_running_is_not_started_again_by_the_next_refresh(workspace: Path, group: str) -> None:
+    app = make(workspace, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = SCREENS[group](type(f"Held{group}", (Held, CLASSES[group]), {"group": group}))
+        try:
+            await app.push_screen(screen)
+            await pilot.pause(0.6)  # a dozen refresh intervals, the first read held all along
+            assert screen.started == 1
+        finally:
+            screen.gate.set()
+        # once it is done, the refreshes read again
+        await wait_for(pilot, lambda: screen.started >= 3)
+
+
+def _add_steps(path: Path, run_id: int, steps: range) -> None:
+    with open_store(path) as store:
+        store.add_steps(run_id, [{"step": s, "epoch": 4, "loss": 1.0 / (1 + s)} for s in steps])
+
+
+async def test_compare_reads_a_long_run_as_evenly_spaced_steps(workspace: Path) -> None:
+    _add_steps(workspace / "runs.db", AAM_02, range(60, 5 * STEP_POINTS))
+    app = make(workspace, refresh_interval=3600)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = CompareScreen([AAM_02, AAM_01])
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: len(screen.runs) == 2)
+        held = [s["step"] for s in screen.steps[AAM_02]]
+        assert len(held) <= STEP_POINTS + 1 and held[0] == 0 and held[-1] == 5 * STEP_POINTS - 1
+        assert len(screen.steps[AAM_01]) == 60  # a short run: every step
+
