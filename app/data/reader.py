@@ -141,6 +141,20 @@ StepRow = dict[str, Any]
 STEP_POINTS = 2000
 
 
+def thin_steps(steps: list[StepRow]) -> list[StepRow]:
+    """The steps a screen holds of a live run: once they pass twice ``STEP_POINTS`` (each refresh adds
+    the new ones), about ``STEP_POINTS`` evenly spaced ones again, as the first read takes them, the
+    first and last kept. Thinned at twice, not at once, so the points drawn do not move every refresh."""
+    if len(steps) <= 2 * STEP_POINTS:
+        return steps
+    low, high = steps[0]["step"], steps[-1]["step"]
+    gap, mark, kept = (high - low) / STEP_POINTS, low, []
+    for row in steps:
+        if row["step"] >= mark:  # the first step at or after each of the evenly spaced marks
+            kept.append(row)
+            mark = low + gap * ((row["step"] - low) // gap + 1)
+    return kept if kept[-1] is steps[-1] else [*kept, steps[-1]]
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunDetail:

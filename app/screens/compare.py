@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker
 
 from app.data import reader
-from app.data.reader import RunCurves, StepRow
+from app.data.reader import RunCurves, StepRow, thin_steps
 from app.launching.children import run_quick
 from app.launching.commands import request_argv
 from app.screens.compare_systems import SignificancePanel, det_source, run_label, shared_trials, systems
@@ -59,7 +59,7 @@ class CompareScreen(SignificancePanel):
         super().__init__()
         self.run_ids = run_ids
         #: the steps read so far, by run (each refresh reads only the steps after these), ``STEP_POINTS``
-        #: evenly spaced ones of a long run
+        #: evenly spaced ones of a long run (``thin_steps``)
         self.steps: dict[int, list[StepRow]] = {i: [] for i in run_ids}
         self._shown: tuple | None = None
         #: the validations the figures were last read for
@@ -117,11 +117,13 @@ class CompareScreen(SignificancePanel):
             last = int(steps[-1]["step"]) if steps else -1
             if last == since.get(r.run.id, -1):  # not a stale read
                 steps.extend(s for s in r.steps if s["step"] > last)
-        shown = tuple((len(self.steps.get(r.run.id, [])), tuple((v.epoch, v.eer) for v in r.validations))
-                      for r in runs)
+                self.steps[r.run.id] = thin_steps(steps)
+        # the last step too: thinning may leave as many steps as before, later ones
+        shown = tuple((len(held := self.steps.get(r.run.id, [])), held[-1]["step"] if held else None,
+                       tuple((v.epoch, v.eer) for v in r.validations)) for r in runs)
         # the figures change with validations and picks (a pick alone changes no curve), not with steps
         validated = tuple((v, tuple((p.id, p.best_epoch, p.best_checkpoint) for p in r.validators))
-                          for (_, v), r in zip(shown, runs, strict=True))
+                          for (_, _, v), r in zip(shown, runs, strict=True))
         if validated != self._validated:
             self._validated = validated
             self._load_pivot(*self._systems())

@@ -13,7 +13,7 @@ from textual.worker import Worker
 
 from app.data import reader
 from app.data.messages import DetailLoaded
-from app.data.reader import RunDetail, StepRow
+from app.data.reader import RunDetail, StepRow, thin_steps
 from app.screens.fork_actions import ForkActions
 from app.screens.host import reading
 from app.screens.run_actions import RunActions
@@ -119,6 +119,7 @@ class RunDetailScreen(RunActions, ForkActions):
             self.spkemb.launcher.start_deferred(entry, {data.train.pid})
         new = [s for s in data.steps if not self.steps or s["step"] > self.steps[-1]["step"]]
         self.steps.extend(new)
+        self.steps = thin_steps(self.steps)  # a live run's steps held as its first read took them
         self.data = data
         self._summary(data)
         if new or not self.query_one(LossPlot).series:

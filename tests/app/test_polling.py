@@ -1,5 +1,5 @@
-"""The screens' refreshes: a read still running is not started again, a long run is read as a bounded
-number of steps."""
+"""The screens' refreshes: a read still running is not started again, a long or live run is held as a
+bounded number of steps."""
 
 from __future__ import annotations
 
@@ -86,4 +86,28 @@ async def test_compare_reads_a_long_run_as_evenly_spaced_steps(workspace: Path) 
         held = [s["step"] for s in screen.steps[AAM_02]]
         assert len(held) <= STEP_POINTS + 1 and held[0] == 0 and held[-1] == 5 * STEP_POINTS - 1
         assert len(screen.steps[AAM_01]) == 60  # a short run: every step
+
+
+def _held(screen) -> list[dict]:
+    return screen.steps[AAM_02] if isinstance(screen, CompareScreen) else screen.steps
+
+
+@pytest.mark.parametrize("group", ["compare", "detail"])
+async def test_the_steps_held_of_a_live_run_stay_bounded(workspace: Path, group: str) -> None:
+    app = make(workspace, refresh_interval=0.1)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = SCREENS[group](CLASSES[group])
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: len(_held(screen)) == 60)
+        last = 59
+        for _ in range(3):  # the run trains on: each refresh reads its new steps
+            _add_steps(workspace / "runs.db", AAM_02, range(last + 1, last + 1 + STEP_POINTS))
+            last += STEP_POINTS
+            await wait_for(pilot, lambda last=last: _held(screen)[-1]["step"] == last)
+            assert len(_held(screen)) <= 2 * STEP_POINTS
+        steps = [s["step"] for s in _held(screen)]
+        assert steps[0] == 0 and steps == sorted(set(steps))
+        gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
+        assert max(gaps) <= 2 * min(gaps) + 2  # evenly spaced again, the old steps and the new
 
