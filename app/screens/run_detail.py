@@ -19,6 +19,7 @@ from app.screens.host import reading
 from app.screens.run_actions import RunActions
 from app.views.plain import plain, safe
 from app.views.run_detail_view import (
+    drawn_from,
     extraction_lines,
     log_path,
     problem_lines,
@@ -71,6 +72,10 @@ class RunDetailScreen(RunActions, ForkActions):
         self.asnorm = False
         #: the read in flight, if any (polls wait for it: ``reading``)
         self._reading: Worker | None = None
+        #: what the EER plot and epoch table were last drawn from (``drawn_from``)
+        self._drawn: tuple | None = None
+        #: reads shown so far (the tests wait on it)
+        self.reads = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -105,6 +110,7 @@ class RunDetailScreen(RunActions, ForkActions):
         self.post_message(DetailLoaded(run_id, data))
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
+        self.reads += 1
         summary = self.query_one("#summary", Static)
         if message.error:
             summary.update(plain(f"Cannot read run #{self.run_id}: {message.error}"))
@@ -136,6 +142,10 @@ class RunDetailScreen(RunActions, ForkActions):
         """EER plot and epoch table, with raw or AS-norm figures (``n`` toggles)."""
         rows = figures(data.shown_validations, self.asnorm)
         best = self._best_epoch()
+        drawn = drawn_from(data, rows, best, self.asnorm)
+        if drawn == self._drawn:
+            return
+        self._drawn = drawn
         what = " (AS-norm)" if self.asnorm else ""
         plot, table = self.query_one(EerPlot), self.query_one(EpochTable)
         plot.border_title, table.border_title = f"{EerPlot.TITLE}{what}", f"epochs{what}"

@@ -152,3 +152,17 @@ def log_path(run: Run) -> str | None:
         name = {"train": layout.TRAIN_LOG, "validate": layout.VALIDATE_LOG}.get(run.kind, layout.APPLY_LOG)
         return str(Path(run.out_dir) / name)
     return None
+
+
+def drawn_from(data: RunDetail, rows: list, best: int | str | None, asnorm: bool) -> tuple:
+    """What the EER plot and the epoch table are drawn from, in a few values: two reads that give the
+    same need no redraw (a run of ten thousand epochs took seconds to refill its table, every refresh).
+
+    The counts and the last of each list, not every row: rows are added at the end (epochs in order), and
+    a checkpoint scored again is scored by another validate run, whose id and pick are in here.
+    """
+    def ends(items: list | tuple) -> tuple:
+        return len(items), items[-1] if items else None
+
+    return (asnorm, best, ends(rows), ends(data.epochs), ends(data.checkpoints), ends(data.group_epochs),
+            tuple((v.id, v.status, v.best_epoch, v.best_checkpoint, v.best_eer) for v in data.validators))

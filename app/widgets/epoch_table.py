@@ -33,6 +33,9 @@ class EpochTable(DataTable):
     EpochTable { height: 1fr; min-height: 5; border: round $primary-darken-2; }
     """
 
+    #: times ``set_rows`` filled the table (the tests read it)
+    fills = 0
+
     def on_mount(self) -> None:
         self.border_title = "epochs"
         self.cursor_type = "row"
@@ -52,6 +55,7 @@ class EpochTable(DataTable):
                 by_epoch.setdefault(c.name or c.epoch, _Row()).ckpt = Path(c.path).name
         versus = versus_best(validations)
         cursor = self.cursor_row
+        self.fills += 1
         self.clear()
         names = sorted(k for k in by_epoch if isinstance(k, str))
         for epoch in names + sorted((k for k in by_epoch if isinstance(k, int)), reverse=True):

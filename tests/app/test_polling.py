@@ -1,5 +1,5 @@
 """The screens' refreshes: a read still running is not started again, a long or live run is held as a
-bounded number of steps."""
+bounded number of steps, and a refresh that reads nothing new leaves the epoch table as it is."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ from app.screens.compare import CompareScreen
 from app.screens.run_detail import RunDetailScreen
 from app.screens.runs import RunsScreen
 from app.screens.sweeps import SweepsScreen
+from app.widgets.epoch_table import EpochTable
+from app.widgets.plots import EerPlot
+from engine.records import ValidationResult
 from engine.store import open_store
 from tests.app.conftest import make, wait_for
 
 #: the workspace fixture's runs (tests/app/conftest.py, fill_db)
-AAM_02, AAM_01 = 1, 3
+AAM_02, AAM_02_VALIDATE, AAM_01 = 1, 2, 3
 
 
 class Held:
@@ -111,3 +114,24 @@ async def test_the_steps_held_of_a_live_run_stay_bounded(workspace: Path, group:
         gaps = [b - a for a, b in zip(steps, steps[1:], strict=False)]
         assert max(gaps) <= 2 * min(gaps) + 2  # evenly spaced again, the old steps and the new
 
+
+async def test_a_refresh_that_reads_nothing_new_leaves_the_epoch_table_and_eer_plot(workspace: Path) -> None:
+    app = make(workspace, refresh_interval=0.05)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        screen = RunDetailScreen(AAM_02)
+        await app.push_screen(screen)
+        table, plot = screen.query_one(EpochTable), screen.query_one(EerPlot)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        fills, series, reads = table.fills, plot.series, screen.reads
+        await wait_for(pilot, lambda: screen.reads >= reads + 5)
+        assert table.fills == fills and plot.series is series
+        # a new validation: the table and the plot show it
+        with open_store(workspace / "runs.db") as store:
+            store.add_validation(AAM_02_VALIDATE, ValidationResult(
+                epoch=4, eer=0.15, eer_low=0.1, eer_high=0.2, mindcf_01=0.5, mindcf_005=0.4, threshold=0.5,
+                n_trials=400), train_run_id=AAM_02)
+        await wait_for(pilot, lambda: table.row_count == 4)
+        assert table.fills == fills + 1 and len(plot.series[0].validations) == 4
+        await pilot.press("n")  # no AS-norm figures: nothing redrawn, a warning
+        assert table.fills == fills + 1
