@@ -55,9 +55,11 @@ class RunDetailScreen(RunActions, ForkActions):
         ("t", "labels", "Group/tags/note"),
     ]
     # under 30 rows (an 80x24 terminal) the wrapped summary and the log took the room of the epoch rows
-    # that d, f, l and p act on: the summary keeps 4 lines and the log 4
+    # that d, f, l and p act on: the summary keeps 4 lines and the log 4; taller, a long name, many tags
+    # or a long note still pushed the plots and the epoch table off the screen: 8 lines
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     DEFAULT_CSS = """
+    RunDetailScreen #summary { max-height: 8; }
     RunDetailScreen.-short #summary { max-height: 4; }
     RunDetailScreen.-short LogTail { height: 4; min-height: 4; }
     """

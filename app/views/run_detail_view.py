@@ -64,8 +64,20 @@ def labels_lines(run: Run, data: RunDetail) -> list[str]:
     elif labels:
         lines.append(f"tags {safe(labels)}")
     if run.note:
-        lines.append(f"note: {safe(run.note)}")
+        lines.append(f"note: {safe(one_line(run.note))}")
     return lines
+
+
+#: characters of a note the summary shows (``t`` shows it whole)
+NOTE_CHARS = 160
+
+
+def one_line(note: str) -> str:
+    """A note's first line, cut to ``NOTE_CHARS``: the summary holds a few lines above the plots."""
+    first, *more = note.strip().splitlines() or [""]
+    if len(first) > NOTE_CHARS or more:
+        return f"{first[:NOTE_CHARS].rstrip()}… (t: the whole note)"
+    return first
 
 
 def progress_text(run: Run, train: Run) -> str:

@@ -118,3 +118,21 @@ async def test_launch_shows_the_commands_it_would_start_and_refuses_a_negative_e
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: notified(app, "epochs: 1 or more, got -3"))
         assert isinstance(app.screen, LaunchScreen) and not app.pending
+
+
+async def test_a_long_note_and_many_tags_leave_the_plots_and_epochs_on_the_screen(workspace: Path) -> None:
+    """At 120x36 a long note or many tags filled the whole screen: the plots and the epoch table the keys
+    act on were below it, the keyboard's focus on a table no one could see."""
+    with open_store(workspace / "runs.db") as store:
+        run_id = next(r["id"] for r in store.runs() if r["name"] == "aam-m0.2")
+        store.set_labels(run_id, add_tags=[f"tag{i}" for i in range(300)],
+                         note="first line " + "x" * 5000 + "\nsecond line")
+    app = make(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await wait_for(pilot, lambda: "note: first line" in summary_text(app))
+        assert "second line" not in summary_text(app) and "… (t: the whole note)" in summary_text(app)
+        await pilot.pause()
+        summary = app.screen.query_one("#summary", Static)
+        assert summary.outer_size.height <= 8
+        assert app.screen.query_one("#epochs").region.bottom <= 36
