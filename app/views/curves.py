@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 MAX_POINTS = 1000
@@ -33,8 +34,12 @@ def downsample(xs: Sequence[float], ys: Sequence[float],
 
 def loss_curve(steps: Sequence[dict], max_points: int = MAX_POINTS,
                weight: float = 0.9) -> tuple[list[float], list[float]]:
-    """Smoothed, downsampled (step, loss) of a run's step rows."""
-    rows = [r for r in steps if r.get("loss") is not None]
+    """Smoothed, downsampled (step, loss) of a run's step rows; a non-finite loss is left out.
+
+    An imported event file or a hand edit can hold an inf or NaN loss: smoothed, one such step
+    would make every later point inf or NaN, and plotext cannot label an axis that reaches them.
+    """
+    rows = [r for r in steps if r.get("loss") is not None and math.isfinite(float(r["loss"]))]
     xs = [float(r["step"]) for r in rows]
     ys = smooth([float(r["loss"]) for r in rows], weight)
     return downsample(xs, ys, max_points)
@@ -54,7 +59,7 @@ def epoch_marks(steps: Sequence[dict]) -> list[tuple[float, int]]:
 
 def margin_curve(steps: Sequence[dict], max_points: int = MAX_POINTS) -> tuple[list[float], list[float]]:
     """Downsampled (step, margin in force) of a run's step rows; empty when none is recorded."""
-    rows = [r for r in steps if r.get("margin") is not None]
+    rows = [r for r in steps if r.get("margin") is not None and math.isfinite(float(r["margin"]))]
     return downsample([float(r["step"]) for r in rows], [float(r["margin"]) for r in rows], max_points)
 
 

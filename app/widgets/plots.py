@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.text import Text
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from app.views.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
@@ -13,6 +16,9 @@ from engine.records import ValidationResult
 from engine.records.labels import GroupEpoch
 
 COLORS = ["cyan", "orange", "green", "magenta", "blue", "red", "yellow", "white"]
+#: above this many epochs the EER's interval is drawn as two lines, not one bar per epoch
+#: (plotext draws each bar as a line of its own: ten thousand of them took seconds a paint)
+MAX_ERROR_BARS = 100
 
 
 @dataclass
@@ -34,10 +40,17 @@ class EerSeries:
 
 
 def band_lines(band: Sequence[GroupEpoch]) -> tuple[list[int], list[float], list[float], list[float]]:
-    """Epochs, and the mean - std, mean and mean + std of the EER (%) at each: the band's three lines."""
+    """Epochs, and the mean - std, mean and mean + std of the EER (%) at each: the band's three lines
+    (an epoch whose mean or std is not finite is left out)."""
+    band = [b for b in band if math.isfinite(b.mean) and math.isfinite(b.std)]
     xs = [b.epoch for b in band]
     return (xs, [100.0 * (b.mean - b.std) for b in band], [100.0 * b.mean for b in band],
             [100.0 * (b.mean + b.std) for b in band])
+
+
+def finite(value: float | None) -> bool:
+    """Whether ``value`` is a number a plot can draw (not None, inf or NaN)."""
+    return value is not None and math.isfinite(value)
 
 
 class SeriesPlot(PlotextPlot):
@@ -60,6 +73,13 @@ class SeriesPlot(PlotextPlot):
 
     def draw(self) -> None:
         raise NotImplementedError
+
+    def render(self) -> RenderResult:
+        """The plot, or one line saying why plotext could not draw it."""
+        try:
+            return super().render()
+        except Exception as e:  # noqa: BLE001 - plotext's faults on odd data must not end the app
+            return Text(f"cannot draw this plot: {type(e).__name__}: {e}", no_wrap=True, overflow="ellipsis")
 
 
 class LossPlot(SeriesPlot):
@@ -121,8 +141,8 @@ class EerPlot(SeriesPlot):
         single = len(self.series) == 1
         epochs: set[int] = set()
         for i, s in enumerate(self.series):
-            if len(s.band) > 0:
-                xs, lower, mean, upper = band_lines(s.band)
+            xs, lower, mean, upper = band_lines(s.band)
+            if xs:
                 seeds = max(len(b.eers) for b in s.band)
                 plt.plot(xs, mean, color="gray", marker="dot",
                          label=f"{s.band_label} mean ± std ({seeds} seed{'s' if seeds != 1 else ''})")
@@ -130,7 +150,8 @@ class EerPlot(SeriesPlot):
                     plt.plot(xs, edge, color="gray", marker="·")
                 epochs.update(xs)
                 drawn = True
-            valid = [v for v in s.validations if v.eer is not None]
+            # an imported event file can hold an inf EER, and a NaN one is read back as None
+            valid = [v for v in s.validations if finite(v.eer)]
             rows = sorted((v for v in valid if not v.checkpoint_name), key=lambda v: v.epoch)
             named = sorted((v for v in valid if v.checkpoint_name), key=lambda v: v.checkpoint_name)
             if not rows and not named:
@@ -141,12 +162,8 @@ class EerPlot(SeriesPlot):
             epochs.update(xs)
             color = COLORS[i % len(COLORS)]
             if single:
-                # the 95 % interval as an error bar on each epoch (bands drawn between one or two
-                # epochs spread across the whole width and read as lines)
-                for v in rows:
-                    if v.eer_low is not None and v.eer_high is not None:
-                        plt.plot([int(v.epoch)] * 2, [100.0 * float(v.eer_low), 100.0 * float(v.eer_high)],
-                                 color="gray", marker="│")
+                self._interval([(int(v.epoch), 100.0 * float(v.eer_low), 100.0 * float(v.eer_high))
+                                for v in rows if finite(v.eer_low) and finite(v.eer_high)])
             if rows:
                 plt.plot(xs, ys, label=s.label if not single else None, color=color, marker="dot")
             for k, v in enumerate(named):
@@ -165,7 +182,7 @@ class EerPlot(SeriesPlot):
                     if single:
                         what = best if isinstance(best, str) else f"epoch {best}"
                         plt.title(f"best {what}: EER {100.0 * float(v.eer):.2f} %")
-        if not drawn:
+        if not drawn or not epochs:
             plt.title("no validated epoch yet")
         else:
             # whole epochs only, and half an epoch of margin: one epoch is not drawn on [-1, 1]
@@ -174,3 +191,16 @@ class EerPlot(SeriesPlot):
             plt.xticks(ticks)
             plt.xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         self.refresh()
+
+    def _interval(self, bounds: Sequence[tuple[int, float, float]]) -> None:
+        """The 95 % interval (epoch, low %, high %) of each epoch."""
+        plt = self.plt
+        if len(bounds) > MAX_ERROR_BARS:
+            xs = [epoch for epoch, _, _ in bounds]
+            for k in (1, 2):
+                plt.plot(xs, [b[k] for b in bounds], color="gray", marker="·")
+            return
+        # an error bar on each epoch (bands drawn between one or two epochs spread across the
+        # whole width and read as lines)
+        for epoch, low, high in bounds:
+            plt.plot([epoch] * 2, [low, high], color="gray", marker="│")
