@@ -48,11 +48,22 @@ def epoch_text(run: Run) -> str:
     return progress_text(run.kind, run.status, run.epoch, run.target_epoch, run.progress, run.progress_total)
 
 
+#: the longest a figure is printed with its fixed decimals (``12345.6789``)
+FIXED_WIDTH = 10
+
+
+def short_number(value: float, decimals: int) -> str:
+    """``value`` with ``decimals`` fixed decimals, or in 4 significant digits where that would be
+    longer than ``FIXED_WIDTH`` (an imported 1e300 loss printed as a 300-digit number)."""
+    text = f"{value:.{decimals}f}"
+    return text if len(text) <= FIXED_WIDTH else f"{value:.4g}"
+
+
 def eer_text(run: Run) -> str:
     eer, epoch = run.best_eer, run.best_checkpoint or run.best_epoch
     if eer is None:
         return ""
-    return f"{100 * eer:.2f} % @ {epoch}"
+    return f"{short_number(100 * eer, 2)} % @ {epoch}"
 
 
 def der_text(check: DiarizationCheck) -> str:
@@ -89,7 +100,7 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     # the table draws its text as it is: a control character from a run's name would reach the terminal
     return (str(run.id), printable(run.name or ""), printable(run.kind or ""),
             printable(protocol_text(run)), run.status or "", epoch_text(run),
-            "" if loss is None else f"{loss:.4f}", eer_text(run), printable(run.network),
+            "" if loss is None else short_number(loss, 4), eer_text(run), printable(run.network),
             printable(run.device or ""), started(start),
             duration(None if start is None or end is None else end - start), printable(labels_text(run)))
 

@@ -37,6 +37,10 @@ def fit(text: str, width: int) -> str:
     size = cell_len(text)
     if size <= width:
         return text + " " * (width - size)
+    # no character is narrower than a cell that is drawn: what is kept lies in the first ``width``
+    # characters, and trimming those one at a time re-measures at most ``width`` short strings
+    # (trimming the whole text re-measured 100,000 characters as often, for each row on each repaint)
+    text = text[:width]
     while cell_len(text) > width - 1:
         text = text[:-1]
     return text + "…" + " " * (width - 1 - cell_len(text))
@@ -175,8 +179,10 @@ class RunsTable(ScrollView, can_focus=True):
         widths = [cell_len(label) + (2 if key == self.sort_column else 0) for key, label in COLUMNS]
         for row in rows:
             for i, text in enumerate(row):
-                if len(text) > widths[i]:
-                    widths[i] = len(text)
+                # cells, not characters: a CJK character takes two
+                size = cell_len(text)
+                if size > widths[i]:
+                    widths[i] = size
         self._content = widths
         return [min(w + (2 if i == 0 and self.marked else 0), MAX_WIDTH) for i, w in enumerate(widths)]
 
