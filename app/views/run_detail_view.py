@@ -93,8 +93,9 @@ def picked_text(validator: Run, data: RunDetail) -> str:
     how = "lowest EER" if validator.best_how == "lowest-eer" else "picked by hand"
     text = f"picked EER {eer_text(validator)} ({how})"
     scored = [v for v in data.validations if v.run_id == validator.id] or data.validations
-    lowest = min(scored, key=lambda v: (v.eer, v.epoch), default=None)
-    if lowest is not None and lowest.eer < (validator.best_eer or 0.0):
+    # a row without an EER (a NaN stored as NULL) is no candidate for the lowest
+    lowest = min((v for v in scored if v.eer is not None), key=lambda v: (v.eer, v.epoch), default=None)
+    if lowest is not None and lowest.eer is not None and lowest.eer < (validator.best_eer or 0.0):
         text += f"; lowest EER {100 * lowest.eer:.2f} % @ {lowest.checkpoint_name or lowest.epoch}"
     return text
 

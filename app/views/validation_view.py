@@ -58,7 +58,7 @@ def versus_best(rows: Sequence[V]) -> dict[str, str]:
     best = best_epoch_row(rows)
     out: dict[str, str] = {}
     for v in rows:
-        if v.checkpoint_name and best is not None and v.eer is not None:
+        if v.checkpoint_name and best is not None and best.eer is not None and v.eer is not None:
             delta = 100 * (v.eer - best.eer)
             out[v.checkpoint_name] = f"{delta:+.2f} vs {best.epoch}: {verdict(v, best).split(' (')[0]}"
     return out
@@ -67,10 +67,10 @@ def versus_best(rows: Sequence[V]) -> dict[str, str]:
 def comparison_lines(rows: Sequence[V]) -> list[str]:
     """One sentence per averaged checkpoint: its EER and interval next to the best epoch's, and the verdict."""
     best = best_epoch_row(rows)
-    if best is None:
+    if best is None or best.eer is None:
         return []
-    return [f"{v.checkpoint_name}: EER {100 * v.eer:.2f} %{_interval(v)} vs best epoch {best.epoch}: "
-            f"{100 * best.eer:.2f} %{_interval(best)} — {verdict(v, best)}"
+    return [f"{v.checkpoint_name}: EER {v.eer_text}{_interval(v)} vs best epoch {best.epoch}: "
+            f"{best.eer_text}{_interval(best)} — {verdict(v, best)}"
             for v in rows if is_named(v) and v.eer is not None]
 
 

@@ -283,7 +283,7 @@ class Ending:
 
 def _figures(f: Figures) -> str:
     """``4.36 % [95 % CI 4.10, 4.62]  minDCF(0.01) 0.410  minDCF(0.05) 0.270`` (what is known of it)."""
-    text = f"{100 * f.eer:.2f} %"
+    text = f.eer_text
     if f.eer_ci_95 is not None:
         text += f" [95 % CI {100 * f.eer_ci_95[0]:.2f}, {100 * f.eer_ci_95[1]:.2f}]"
     for p_target, value in (("0.01", f.mindcf_01), ("0.05", f.mindcf_005)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,13 @@ def checkpoint_title(name: CheckpointName) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Figures:
-    """Speaker-verification figures of one list of trial scores."""
+    """Speaker-verification figures of one list of trial scores.
 
-    eer: float
+    ``eer`` is None only as read back from the runs database, which stores a NaN EER (a weighting
+    with no non-target trial) as NULL; what a validation computes always has one.
+    """
+
+    eer: float | None
     eer_low: float | None = None
     eer_high: float | None = None
     mindcf_01: float | None = None
@@ -30,6 +35,11 @@ class Figures:
     def eer_ci_95(self) -> tuple[float, float] | None:
         """The 95 % bootstrap interval of the EER, when it was computed."""
         return None if self.eer_low is None or self.eer_high is None else (self.eer_low, self.eer_high)
+
+    @property
+    def eer_text(self) -> str:
+        """``4.36 %``, or ``—`` without an EER."""
+        return "—" if self.eer is None else f"{100 * self.eer:.2f} %"
 
     @property
     def complete(self) -> bool:
@@ -91,8 +101,10 @@ class ValidationResult(Figures):
         return checkpoint_title(self.checkpoint)
 
     def ranked(self) -> tuple[float, int]:
-        """Sort key of the lowest EER, the earlier epoch on a tie (named weights first on a tie)."""
-        return self.eer, self.epoch if self.checkpoint_name is None and self.epoch is not None else -1
+        """Sort key of the lowest EER, the earlier epoch on a tie (named weights first on a tie); a
+        result without an EER after every other."""
+        return (math.inf if self.eer is None else self.eer,
+                self.epoch if self.checkpoint_name is None and self.epoch is not None else -1)
 
     def columns(self) -> dict[str, Any]:
         """The ``validations`` columns of this result (AS-norm figures in their own columns)."""

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import math
 import os
 import sys
 import types
@@ -67,6 +68,12 @@ def _time_text(value: Any) -> str | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value <= MAX_TIME:
         return f"must be a Unix time (seconds since 1970, at most {MAX_TIME:.0e}), not {json.dumps(value)[:40]}"
     return None
+
+
+#: the figures that must be finite (a step's or an epoch's loss, an EER, raw or after AS-norm, and the
+#: best one): JSON's ``Infinity``, ``NaN`` or ``1e999`` were imported, and one inf loss drawn in the
+#: TUI's plots ended it; training refuses such losses, so only damage or a hand edit writes them
+_FINITE = frozenset({"loss", "eer"})
 
 
 #: how deep a line may nest: the engine writes a few levels (a config inside a run's arguments); a
@@ -210,6 +217,8 @@ def _check_fields(values: Any, schema: dict[str, tuple[Any, bool]], where: str) 
             raise BadRecord(f"{where}: {name} must be {_type_name(hint)}, not {json.dumps(value)[:40]}")
         if name in _TIMES and (why := _time_text(value)) is not None:
             raise BadRecord(f"{where}: {name} {why}")
+        if name in _FINITE and isinstance(value, float) and not math.isfinite(value):
+            raise BadRecord(f"{where}: {name} must be a finite number, not {json.dumps(value)}")
         if name in _CHOICES and value not in _CHOICES[name]:
             raise BadRecord(f"{where}: {name} must be one of {', '.join(_CHOICES[name])}, not {value!r}")
         nested = record_class(hint)

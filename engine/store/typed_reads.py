@@ -61,7 +61,7 @@ def validation_of(row: Mapping[str, Any]) -> ValidationResult:
         figures: dict[str, Any] = {field: row.get(column) for field, column in ASNORM_COLUMNS.items()}
         asnorm = AsNormFigures(**figures)
     return ValidationResult(
-        epoch=int(row["epoch"]), checkpoint_name=row.get("checkpoint_name"), eer=float(row["eer"]),
+        epoch=int(row["epoch"]), checkpoint_name=row.get("checkpoint_name"), eer=row.get("eer"),
         eer_low=row.get("eer_low"), eer_high=row.get("eer_high"), mindcf_01=row.get("mindcf_01"),
         mindcf_005=row.get("mindcf_005"), threshold=row.get("threshold"), n_trials=row.get("n_trials"),
         scores_path=row.get("scores_path"), asnorm=asnorm,

@@ -84,12 +84,12 @@ def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int,
     results = results_from_store(store, val) if store is not None else []
     if not results:
         results = results_from_scores(val)
-    ranked = sorted((r for r in results if r.checkpoint_name is None and int(r.checkpoint) > 0),
+    ranked = sorted((r for r in results if r.checkpoint_name is None and int(r.checkpoint) > 0 and r.eer is not None),
                     key=ValidationResult.ranked)
     if len(ranked) < k:
         raise SpkembError(f"--top {k}: {val.root} holds {len(ranked)} validated trained epoch(s); validate more "
                           "epochs first (`spkemb-engine validate TRN_DIR PROTOCOL`), or pass a smaller K")
-    return sorted((int(r.checkpoint), r.eer) for r in ranked[:k])
+    return sorted((int(r.checkpoint), r.eer) for r in ranked[:k] if r.eer is not None)
 
 
 def write_average(trn: TrainingDir, name: str, epochs: list[int], how: dict[str, Any],

@@ -100,5 +100,5 @@ def cmd_pick(args: PickRequest) -> int:
         if runs:
             store.set_best(runs[0]["id"], epoch=result.epoch, eer=result.eer,
                            how="lowest-eer" if args.epoch is None else "manual", checkpoint=result.checkpoint_name)
-    out(f"{val.params}: {result.title}, EER {100 * result.eer:.2f} %")
+    out(f"{val.params}: {result.title}, EER {result.eer_text}")
     return 0

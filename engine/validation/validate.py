@@ -233,7 +233,7 @@ def _say_choice(recorder: Recorder, val: ValidationDir, seen: list[ValidationRes
         lowest = min((r for r in seen if r.checkpoint_name is None), key=ValidationResult.ranked, default=None)
         picked = lowest is None or lowest.checkpoint != current.checkpoint
         recorder.best(current, how="manual" if picked else "lowest-eer")
-    recorder.say(f"validate: {val.params} points at {current.title} (EER {100 * current.eer:.2f} %)")
+    recorder.say(f"validate: {val.params} points at {current.title} (EER {current.eer_text})")
 
 
 def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: float) -> bool:

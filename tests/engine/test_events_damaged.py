@@ -41,6 +41,18 @@ DAMAGE = [
     ("set_status", lambda r: r.__setitem__("t", 1e300), "t must be a Unix time (seconds since 1970"),
     ("heartbeat", lambda r: r.__setitem__("t", -5), "t must be a Unix time"),
     ("add_steps", lambda r: r["args"]["rows"][1].__setitem__("time", 1e300), "rows[1]: time must be a Unix time"),
+    # imported, one inf loss ended the TUI when its plot labelled its axis
+    ("add_steps", lambda r: r["args"]["rows"][2].__setitem__("loss", float("inf")),
+     "rows[2]: loss must be a finite number, not Infinity"),
+    ("add_steps", lambda r: r["args"]["rows"][0].__setitem__("loss", float("nan")), "rows[0]: loss must be a finite"),
+    ("add_epoch", _set("loss", float("-inf")), "loss must be a finite number, not -Infinity"),
+    ("add_epoch", lambda r: r.update(op="add_validation", args={"epoch": 2, "eer": float("inf")}),
+     "add_validation args: eer must be a finite number, not Infinity"),
+    ("add_epoch", lambda r: r.update(op="add_validation", args={"epoch": 2, "eer": 0.1, "asnorm": {
+        "eer": float("nan"), "cohort_size": 10}}), "asnorm: eer must be a finite number, not NaN"),
+    ("add_epoch", lambda r: r.update(op="set_best", args={"epoch": 2, "eer": float("inf"),
+                                                                   "how": "lowest-eer"}),
+     "set_best args: eer must be a finite number"),
 ]
 
 
