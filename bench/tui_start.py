@@ -10,6 +10,9 @@ TUI is started headless (Textual's ``run_test``) and timed, the median of ``--st
   each step painted (goal < 2 s from the start);
 - live refresh: after the running runs wrote a batch of steps each, as training does (< 50 ms);
 - detail: the run with 1,000,000 steps opened, its loss plot drawn (< 1 s);
+- compare: that run and two others compared, their loss curves drawn (< 1 s); beside it, the
+  compare read (``reader.read_curves``, 2,000 evenly spaced steps a run) against the read of every
+  step that Compare made before (``Store.steps`` whole), time and Python memory (tracemalloc);
 - config form: back on the runs screen, ``n`` pressed, until the new config's form is checked and
   painted (< 1 s);
 - memory: the peak resident size of a fresh TUI process holding the whole table.
@@ -40,7 +43,8 @@ from engine.layout import ExperimentDir
 from engine.store import open_store
 
 STEPS_PER_RUN, RUNNING, LONG_RUN_STEPS = 1000, 10, 1_000_000
-GOALS = {"first_paint_s": 0.5, "usable_s": 2.0, "refresh_s": 0.05, "detail_s": 1.0, "config_form_s": 1.0}
+GOALS = {"first_paint_s": 0.5, "usable_s": 2.0, "refresh_s": 0.05, "detail_s": 1.0, "compare_s": 1.0,
+         "config_form_s": 1.0}
 
 
 def build(path: Path, runs: int) -> int:
@@ -110,7 +114,9 @@ async def measure(path: Path, runs: int, long_run: int) -> dict[str, float]:
     from textual.widgets import Input
 
     from app.app import make_app
+    from app.screens.compare import CompareScreen
     from app.screens.configs import ConfigsScreen
+    from app.screens.host import reading
     from app.screens.run_detail import RunDetailScreen
     from app.widgets.plots import LossPlot
     from app.widgets.runs_table import RunsTable
@@ -146,6 +152,8 @@ async def measure(path: Path, runs: int, long_run: int) -> dict[str, float]:
         for _ in range(5):
             train(path)  # what the live runs wrote since the last refresh: not timed
             shown = screen.shown
+            # the last read's thread ends a moment after it delivered: a refresh skips while it runs
+            await until(lambda: not reading(screen._reading))
             t0 = time.perf_counter()
             screen.refresh_runs()
             await until(lambda shown=shown: screen.shown != shown)
@@ -159,12 +167,19 @@ async def measure(path: Path, runs: int, long_run: int) -> dict[str, float]:
         app.pop_screen()
         await painted(app)
         t0 = time.perf_counter()
+        app.push_screen(CompareScreen([long_run, 1, 2]))
+        await until(lambda: isinstance(app.screen, CompareScreen) and bool(app.screen.query(LossPlot))
+                    and len(app.screen.query_one(LossPlot).series) == 3)
+        compare = await painted(app) - t0
+        app.pop_screen()
+        await painted(app)
+        t0 = time.perf_counter()
         app.simulate_key("n")
         await until(lambda: isinstance(app.screen, ConfigsScreen) and app.screen.data is not None)
         config_form = await painted(app) - t0
     return {"first_paint_s": first_paint, "all_rows_s": all_rows, "sort_s": sort_s, "filter_s": filter_s,
             "end_s": end_s, "usable_s": usable, "refresh_s": statistics.median(refreshes), "detail_s": detail,
-            "detail_points": points, "config_form_s": config_form}
+            "detail_points": points, "compare_s": compare, "config_form_s": config_form}
 
 
 async def hold_every_run(path: Path, runs: int) -> None:
@@ -185,6 +200,33 @@ def peak_memory_mb(path: Path, runs: int) -> float:
     return float(out.split()[-1])
 
 
+def compare_reads(path: Path, long_run: int) -> dict[str, float]:
+    """Compare's read of three runs (one of a million steps) against the read of every step it made
+    before: seconds and peak Python memory of each, one after the other in this process."""
+    import tracemalloc
+
+    from app.data import reader
+
+    def timed(read) -> tuple[float, float]:
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        read()
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        return seconds, peak
+
+    def every_step() -> None:
+        with open_store(path, readonly=True) as store:
+            for run_id in (long_run, 1, 2):
+                store.steps(run_id)
+
+    before_s, before_mib = timed(every_step)
+    now_s, now_mib = timed(lambda: reader.read_curves(path, [long_run, 1, 2]))
+    return {"compare_read_s": now_s, "compare_read_mib": now_mib, "every_step_read_s": before_s,
+            "every_step_read_mib": before_mib}
+
+
 def one_size(runs: int, starts: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.db"
@@ -193,7 +235,9 @@ def one_size(runs: int, starts: int) -> dict:
         build_s = time.perf_counter() - t
         trials = [asyncio.run(measure(path, runs, long_run)) for _ in range(starts)]
         memory = peak_memory_mb(path, runs)
+        reads = compare_reads(path, long_run)
     result: dict = {key: statistics.median(t[key] for t in trials) for key in trials[0]}
+    result.update(reads)
     result.update({"runs": runs + 1, "step_rows": runs * STEPS_PER_RUN + LONG_RUN_STEPS, "build_s": build_s,
                    "peak_rss_mib": memory, "trials": trials})
     met = [k for k, goal in GOALS.items() if result[k] < goal]
@@ -202,7 +246,9 @@ def one_size(runs: int, starts: int) -> dict:
           f"sort {result['sort_s'] * 1000:.0f} ms, filter {result['filter_s'] * 1000:.0f} ms, "
           f"end {result['end_s'] * 1000:.0f} ms, usable at {result['usable_s'] * 1000:.0f} ms, "
           f"refresh {result['refresh_s'] * 1000:.1f} ms, detail of 1M steps {result['detail_s'] * 1000:.0f} ms, "
-          f"config form {result['config_form_s'] * 1000:.0f} ms, "
+          f"compare with it {result['compare_s'] * 1000:.0f} ms (its read {reads['compare_read_s']:.2f} s, "
+          f"{reads['compare_read_mib']:.0f} MiB, against every step {reads['every_step_read_s']:.2f} s, "
+          f"{reads['every_step_read_mib']:.0f} MiB), config form {result['config_form_s'] * 1000:.0f} ms, "
           f"peak RSS {memory:.0f} MiB; goals met: {', '.join(met) or 'none'}", flush=True)
     return result
 
