@@ -88,6 +88,8 @@ class Sweep:
 class SweepsState:
     sweeps: tuple[Sweep, ...]
     queue: QueueProcess | None
+    #: why the database could not be read (the screen says so rather than "no sweep")
+    error: str | None = None
 
 
 def _trial(row: dict[str, Any], best_epochs: dict[int, int]) -> Trial:
@@ -99,7 +101,8 @@ def _trial(row: dict[str, Any], best_epochs: dict[int, int]) -> Trial:
 
 
 def read_sweeps(db_path: Path) -> SweepsState:
-    """Every sweep with its trials, and the live queue; empty when the database is missing or older."""
+    """Every sweep with its trials, and the live queue; empty when the database is missing, with the
+    reason when it cannot be read."""
     if not Path(db_path).exists():
         return SweepsState((), None)
     try:
@@ -112,8 +115,8 @@ def read_sweeps(db_path: Path) -> SweepsState:
                 sweeps.append(Sweep(id=s["id"], name=s["name"], method=s["method"], planned=s["planned"],
                                     slots=s["slots"], prune=s["prune"], keys=tuple(s["space"]),
                                     trials=tuple(_trial(r, best_epochs) for r in rows)))
-    except StoreError:
-        return SweepsState((), None)
+    except StoreError as e:
+        return SweepsState((), None, error=str(e))
     process = None if queue is None else QueueProcess(queue["id"], queue["pid"], queue["pid_start"], queue["host"],
                                                       queue["slots"], queue["started_at"])
     return SweepsState(tuple(sweeps), process)

@@ -69,7 +69,9 @@ class SweepsScreen(SpkembScreen):
 
     def _show(self, state: SweepsState) -> None:
         self.state = state
-        self.query_one("#queue", Static).update(plain(queue_text(state.queue, self.spkemb.now())))
+        self.query_one("#queue", Static).update(
+            plain(f"cannot read the sweeps: {state.error}", "red") if state.error is not None
+            else plain(queue_text(state.queue, self.spkemb.now())))
         table = self.query_one("#sweeps", DataTable)
         table.clear()
         for sweep in state.sweeps:

@@ -115,6 +115,21 @@ def test_n_and_f_without_any_sweep_say_there_is_none(workspace: Path) -> None:
     asyncio.run(drive())
 
 
+def test_a_database_it_cannot_read_is_said_not_shown_as_no_sweep(workspace: Path) -> None:
+    """A runs.db replaced by another file read as "queue: not running" and no sweep."""
+
+    async def drive() -> None:
+        app = make(workspace, refresh_interval=0.2)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await _open_sweeps(pilot)
+            (workspace / "runs.db").write_bytes(b"not a database " * 100)
+            queue = app.screen.query_one("#queue", Static)
+            await wait_for(pilot, lambda: "cannot read the sweeps: " in str(queue.render()))
+            assert "file is not a database" in str(queue.render()) and app.is_running
+
+    asyncio.run(drive())
+
+
 def test_the_best_trial_forks_once_its_checkpoint_is_there_and_stop_needs_a_running_queue(tmp_path: Path) -> None:
     from app.screens.configs import ConfigsScreen
 
