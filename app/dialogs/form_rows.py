@@ -15,7 +15,7 @@ DIALOG_CSS = """
                      border: thick $primary; background: $surface; padding: 1 2; }}
 {name} Horizontal {{ height: auto; margin-top: 1; }}
 {name} .form-row {{ margin-top: 1; }}
-{name} .form-row Label {{ width: 28; padding: 0 1 0 0; }}
+{name} .form-row > Label {{ width: 28; padding: 0 1 0 0; }}
 {name} .form-row Input, {name} .form-row Select {{ width: 1fr; }}
 {name} Button {{ width: 1fr; margin: 0 1; }}
 {name} #error {{ color: $error; }}

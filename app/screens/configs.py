@@ -61,13 +61,13 @@ class ConfigsScreen(ConfigForm):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     DEFAULT_CSS = """
     ConfigsScreen.-narrow #preview { display: none; }
-    ConfigsScreen.-narrow .field Label { width: 40%; }
+    ConfigsScreen.-narrow .field > Label { width: 40%; }
     ConfigsScreen.-narrow .field-error { padding-left: 0; }
     ConfigsScreen #body { height: 1fr; }
     ConfigsScreen #form { width: 3fr; }
     ConfigsScreen #preview { width: 2fr; border: round $primary-darken-2; }
     ConfigsScreen .field { height: auto; }
-    ConfigsScreen .field Label { width: 42; padding: 1 1 0 0; }
+    ConfigsScreen .field > Label { width: 42; padding: 1 1 0 0; }
     ConfigsScreen .field Input, ConfigsScreen .field Select { width: 1fr; }
     ConfigsScreen .field-error { color: $error; padding-left: 42; height: auto; }
     ConfigsScreen #status { height: auto; padding: 0 1; }

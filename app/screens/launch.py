@@ -41,9 +41,9 @@ def _row(label: str, widget) -> Horizontal:
 class LaunchScreen(SpkembScreen):
     DEFAULT_CSS = """
     LaunchScreen .launch-row { height: auto; }
-    LaunchScreen .launch-row Label { width: 30; padding: 1 1 0 1; }
+    LaunchScreen .launch-row > Label { width: 30; padding: 1 1 0 1; }
     LaunchScreen .launch-row Input, LaunchScreen .launch-row Select { width: 1fr; }
-    LaunchScreen .launch-row Static { width: 1fr; padding: 1 1 0 1; }
+    LaunchScreen .launch-row > Static { width: 1fr; padding: 1 1 0 1; }
     LaunchScreen #command { height: auto; padding: 1; color: $text-muted; }
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("ctrl+l", "launch", "Launch")]

@@ -425,3 +425,19 @@ async def test_at_80x24_a_runs_epoch_rows_are_in_sight(workspace: Path) -> None:
         await wait_for(pilot, lambda: epochs.row_count == 3)
         # its border (2 lines) and titles (1), then its three epochs
         assert epochs.region.height >= 6 and app.screen.query_one("#summary").region.height <= 4
+
+
+async def test_the_launch_forms_drop_downs_show_their_value_on_one_line(workspace: Path) -> None:
+    """The form's rule for its labels' Statics reached inside each Select: its value wrapped onto two
+    padded lines beside an arrow as wide as the value ("ws (the workspace" / "folder)")."""
+    from textual.widgets import Select
+
+    from tests.app.conftest import open_launch
+
+    app = make(workspace)
+    async with app.run_test(size=(120, 36)) as pilot:
+        launch = await open_launch(pilot, workspace)
+        await pilot.pause()
+        for select in launch.query(Select):
+            label = select.query_one("#label")
+            assert label.size.height == 1 and label.size.width > 30, (select.id, label.size)
