@@ -64,10 +64,15 @@ class SweepsScreen(SpkembScreen):
 
     @work(thread=True, exclusive=True, group="sweeps")
     def reload(self) -> None:
-        state = read_sweeps(self.spkemb.db_path)
+        try:
+            state = read_sweeps(self.spkemb.db_path)
+        except Exception as e:  # noqa: BLE001 - a read that fails is said on the screen, never raised
+            state = SweepsState((), None, error=str(e))
         self.app.call_from_thread(self._show, state)
 
     def _show(self, state: SweepsState) -> None:
+        if not self.is_attached:  # the screen was left (or the app quit) while the read ran
+            return
         self.state = state
         self.query_one("#queue", Static).update(
             plain(f"cannot read the sweeps: {state.error}", "red") if state.error is not None
