@@ -120,6 +120,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+#: a test not marked slow that runs this long is named at the end of the run: ``make test-fast``
+#: leaves out the slow ones and is meant to take about a minute and a half on two cores
+UNMARKED_SLOW_S = 2.0
+_unmarked: list[tuple[float, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" and report.duration >= UNMARKED_SLOW_S and "slow" not in report.keywords:
+        _unmarked.append((report.duration, report.nodeid))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _unmarked:
+        return
+    terminalreporter.write_sep("-", f"{len(_unmarked)} tests not marked slow ran {UNMARKED_SLOW_S:g} s or more "
+                                    "(mark them @pytest.mark.slow: make test-fast leaves those out)")
+    for duration, nodeid in sorted(_unmarked, reverse=True):
+        terminalreporter.write_line(f"{duration:6.2f}s {nodeid}")
+
+
 @pytest.fixture
 def tiny_exp(tmp_path: Path) -> Path:
     """An experiment directory holding the tiny config."""

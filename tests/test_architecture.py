@@ -128,6 +128,7 @@ def _torch_after_importing() -> dict[str, bool]:
     return dict(json.loads(line) for line in done.stdout.splitlines())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", TORCH_FREE)
 def test_torch_free_layers_import_no_torch(module):
     answers = _torch_after_importing()
@@ -213,6 +214,7 @@ def _walks_up(node: ast.AST) -> bool:
     return up and "__file__" not in ast.unparse(node)
 
 
+@pytest.mark.slow
 def test_the_run_layout_is_spelled_in_one_module() -> None:
     """Every file and folder name of the run folders and the workspace that engine/layout.py defines is
     spelled there alone, in engine/, app/ and bench/ (docstrings aside), and no code climbs a run's folders

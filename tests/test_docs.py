@@ -157,6 +157,7 @@ def test_no_file_cites_a_document_outside_the_repository() -> None:
     assert citing == []
 
 
+@pytest.mark.slow
 def test_site_builds_strict(tmp_path: Path) -> None:
     pytest.importorskip("mkdocs")
     pytest.importorskip("material")

@@ -9,6 +9,7 @@ import pytest
 from tests.app.conftest import make, open_configs, wait_for
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,param,mel_bins", [("resnet34", "m_channels", 80), ("ecapa_tdnn", "global_context", 80),
                                                  ("campplus", "growth_rate", 40)])  # CAM++ CPU-sized: 40 bins
 async def test_config_form_loads_and_saves_a_backbone_template(workspace: Path, name: str, param: str,

@@ -25,6 +25,7 @@ def _rows(table: DataTable) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
+@pytest.mark.slow
 async def test_compare_tabulates_each_runs_figures_and_sorts_them_by_key(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(180, 50)) as pilot:

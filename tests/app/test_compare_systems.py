@@ -60,6 +60,7 @@ async def test_a_group_of_three_seeds_shows_its_mean_std_and_band(tmp_path: Path
         assert all(b.std > 0 for b in band)
 
 
+@pytest.mark.slow
 async def test_compare_of_two_groups_shows_the_bootstrap_interval_and_verdict(tmp_path: Path, monkeypatch) -> None:
     root = _lab(tmp_path / "ws", monkeypatch)
     names = tuple(f"{group} seed {seed}" for group, _ in GROUPS for seed in (0, 1, 2))
@@ -82,6 +83,7 @@ async def test_compare_of_two_groups_shows_the_bootstrap_interval_and_verdict(tm
         assert bands == ["resnet34-lm", "tdnn-small"]
 
 
+@pytest.mark.slow
 async def test_compare_of_one_groups_seeds_says_there_is_one_system(tmp_path: Path, monkeypatch) -> None:
     """The significance line stayed empty when every marked run was of one group."""
     root = _lab(tmp_path / "ws", monkeypatch, groups=GROUPS[:1])
@@ -93,6 +95,7 @@ async def test_compare_of_one_groups_seeds_says_there_is_one_system(tmp_path: Pa
         assert str(panel.render()).startswith("group resnet34-lm (2 seeds): one system only — mark a run outside it")
 
 
+@pytest.mark.slow
 async def test_the_overlaid_det_of_three_runs_with_miss_rates_at_false_alarm_rates(tmp_path: Path,
                                                                                   monkeypatch) -> None:
     from app.screens.det import DetScreen

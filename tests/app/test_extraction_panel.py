@@ -96,6 +96,7 @@ def record_apply(db: Path, val_dir: Path, folder: str, mode: str, collars: tuple
     return run
 
 
+@pytest.mark.slow
 async def test_each_extraction_is_a_line_with_its_settings_and_every_der(tmp_path: Path, db_path: Path) -> None:
     train = two_epochs(tmp_path, db_path)
     val_dir = Path(open_store(db_path, readonly=True).find_runs(kind="validate")[0]["out_dir"])

@@ -99,6 +99,7 @@ async def test_fork_from_an_epoch_opens_the_prefilled_form_then_launches_with_in
     assert saved.task.margin == 0.4
 
 
+@pytest.mark.slow
 async def test_config_form_offers_the_recipe_entries(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(160, 44)) as pilot:
@@ -126,6 +127,7 @@ async def test_config_form_offers_the_recipe_entries(workspace: Path) -> None:
     assert cfg.task.margin_scheduler.fix_start_epoch == 4
 
 
+@pytest.mark.slow
 async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_inside_it(workspace: Path) -> None:
     """The demo workspace is the parent's EXP_DIR: a fork beside it would be outside the workspace."""
     config = config_to_dict(parse_config(template_text("demo")))
@@ -176,6 +178,7 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
     assert (workspace / expected / "config.yml").is_file()
 
 
+@pytest.mark.slow
 async def test_config_form_says_where_a_relative_folder_goes(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(160, 44)) as pilot:

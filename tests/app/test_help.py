@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.command import CommandList, CommandPalette
 from textual.widgets import DataTable
 
@@ -53,6 +54,7 @@ async def test_palette_starts_with_the_app_commands(workspace: Path) -> None:
                                                        "Help"]
 
 
+@pytest.mark.slow
 async def test_at_80_columns_the_footer_keeps_help_in_sight_on_every_screen(workspace: Path) -> None:
     """Textual's footer put the app's `? Help` last: at 80 columns it was cut off, with Sort, Filter and Quit."""
     from textual.widgets._footer import FooterKey

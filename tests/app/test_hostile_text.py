@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Static
 
 from app.screens.query import QueryScreen
@@ -55,6 +56,7 @@ async def test_names_reasons_and_problems_holding_markup_are_shown_as_they_are(w
         assert notified(app, f"stopped {SHOWN}") and app.is_running
 
 
+@pytest.mark.slow
 async def test_a_compared_run_and_a_query_holding_markup_are_shown_as_they_are(workspace: Path) -> None:
     hostile(workspace)
     app = make(workspace)
@@ -77,6 +79,7 @@ async def test_a_compared_run_and_a_query_holding_markup_are_shown_as_they_are(w
         assert app.is_running
 
 
+@pytest.mark.slow
 async def test_a_config_that_is_not_utf8_or_loops_is_named_by_the_config_form(workspace: Path) -> None:
     from app.screens.configs import ConfigsScreen
 

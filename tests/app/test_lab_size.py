@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.plots import LossPlot
 from app.widgets.runs_table import RunsTable
@@ -33,6 +35,7 @@ def fill(path: Path, runs: int, long_steps: int = 0) -> None:
         conn.execute("COMMIT")
 
 
+@pytest.mark.slow
 async def test_ten_thousand_runs_sort_filter_and_scroll_to_the_last(tmp_path: Path) -> None:
     fill(tmp_path / "runs.db", RUNS)
     app = make(tmp_path, refresh_interval=3600)
@@ -55,6 +58,7 @@ async def test_ten_thousand_runs_sort_filter_and_scroll_to_the_last(tmp_path: Pa
         assert table.get_row_at(0)[1] == "run-9999"
 
 
+@pytest.mark.slow
 async def test_a_click_on_a_header_sorts_and_enter_opens_the_run(tmp_path: Path) -> None:
     fill(tmp_path / "runs.db", 30)
     app = make(tmp_path, refresh_interval=3600)
@@ -71,6 +75,7 @@ async def test_a_click_on_a_header_sorts_and_enter_opens_the_run(tmp_path: Path)
         assert app.screen.run_id == 2
 
 
+@pytest.mark.slow
 async def test_a_run_of_a_million_steps_is_read_as_evenly_spaced_steps(tmp_path: Path) -> None:
     fill(tmp_path / "runs.db", 1, long_steps=1_000_000)
     with open_store(tmp_path / "runs.db") as store:

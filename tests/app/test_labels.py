@@ -6,6 +6,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+import pytest
 from textual.widgets import Static
 
 from app.dialogs.labels import LabelsDialog
@@ -24,6 +25,7 @@ def summary_text(app) -> str:
     return str(app.screen.query_one("#summary", Static).render())
 
 
+@pytest.mark.slow
 async def test_t_edits_group_tags_and_note_and_the_filter_finds_the_tag(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(160, 44)) as pilot:
@@ -102,6 +104,7 @@ async def test_launch_passes_seed_group_tags_and_note_to_train(workspace: Path) 
     assert (args.seed, args.group, args.tag, args.note) == (4, "aam-seeds", ["baseline", "lm"], "seed 4 of 5")
 
 
+@pytest.mark.slow
 async def test_launch_shows_the_commands_it_would_start_and_refuses_a_negative_epoch(workspace: Path) -> None:
     """The preview under the form stayed empty, and `--to -3` was launched."""
     app = make(workspace)

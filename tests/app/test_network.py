@@ -90,6 +90,7 @@ def mounted(screen: ConfigsScreen) -> bool:
     return bool(screen.keys)
 
 
+@pytest.mark.slow
 async def test_choosing_a_filterbank_backbone_switches_the_front_end_to_fbank(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:

@@ -81,6 +81,7 @@ def app_running(pilot) -> bool:
     return pilot.app.is_running and pilot.app._exit_renderables == []
 
 
+@pytest.mark.slow
 async def test_run_detail_of_a_run_with_an_inf_loss_and_eer_stays_up(workspace: Path) -> None:
     # as `spkemb-engine import` of an event file or a hand edit leaves them
     conn = sqlite3.connect(workspace / "runs.db")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import pytest
+
 from app.screens.compare import CompareScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
@@ -37,6 +39,7 @@ def test_a_null_eer_is_read_as_none(workspace: Path) -> None:
         assert min(store.validation_results(val), key=ValidationResult.ranked).epoch == 2
 
 
+@pytest.mark.slow
 async def test_compare_of_a_run_with_a_null_eer_draws_its_other_epochs(workspace: Path) -> None:
     add_nan_epoch(workspace)
     app = make(workspace)

@@ -57,6 +57,7 @@ SCREENS = {
 CLASSES = {"compare": CompareScreen, "detail": RunDetailScreen, "runs": RunsScreen, "sweeps": SweepsScreen}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", list(SCREENS))
 async def test_a_read_still_running_is_not_started_again_by_the_next_refresh(workspace: Path, group: str) -> None:
     app = make(workspace, refresh_interval=0.05)
@@ -95,6 +96,7 @@ def _held(screen) -> list[dict]:
     return screen.steps[AAM_02] if isinstance(screen, CompareScreen) else screen.steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", ["compare", "detail"])
 async def test_the_steps_held_of_a_live_run_stay_bounded(workspace: Path, group: str) -> None:
     app = make(workspace, refresh_interval=0.1)
@@ -115,6 +117,7 @@ async def test_the_steps_held_of_a_live_run_stay_bounded(workspace: Path, group:
         assert max(gaps) <= 2 * min(gaps) + 2  # evenly spaced again, the old steps and the new
 
 
+@pytest.mark.slow
 async def test_a_refresh_that_reads_nothing_new_leaves_the_epoch_table_and_eer_plot(workspace: Path) -> None:
     app = make(workspace, refresh_interval=0.05)
     async with app.run_test(size=(140, 40)) as pilot:

@@ -31,6 +31,7 @@ def _status(screen: QueryScreen) -> str:
     return str(screen.query_one("#query-status").render())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_long_query_stops_at_the_time_limit(workspace: Path) -> None:
     app = make(workspace, query_time_limit=0.5)
@@ -43,6 +44,7 @@ async def test_a_long_query_stops_at_the_time_limit(workspace: Path) -> None:
         await wait_for(pilot, lambda: screen.query_one("#result").row_count == 2)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_escape_stops_a_running_query_and_stays(workspace: Path) -> None:
     app = make(workspace)
@@ -56,6 +58,7 @@ async def test_escape_stops_a_running_query_and_stays(workspace: Path) -> None:
         await wait_for(pilot, lambda: not isinstance(app.screen, QueryScreen))
 
 
+@pytest.mark.slow
 async def test_the_result_says_when_rows_were_left_out(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 36)) as pilot:
@@ -142,6 +145,7 @@ def test_the_time_limit_is_an_option_of_spkemb_tui(capsys: pytest.CaptureFixture
         assert error.startswith("spkemb-tui: error: argument --query-time-limit: ") and "pass 0" in error
 
 
+@pytest.mark.slow
 async def test_f1_opens_help_where_question_mark_is_sql_text(workspace: Path) -> None:
     """On the Query screen `?` is typed into the SQL (a parameter mark): Help had no key there."""
     from app.dialogs import HelpScreen

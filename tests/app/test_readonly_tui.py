@@ -11,6 +11,7 @@ from tests.app.conftest import fill_db, make, wait_for
 from tests.engine.read_only import Media, files, media  # noqa: F401 - fixture
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_the_tui_reads_a_database_on_read_only_media(
         media: Media, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - a fixture imported above

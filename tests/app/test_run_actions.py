@@ -22,6 +22,7 @@ from tests.app.test_extract_dialog import MEETINGS, Host
 VOICES = "Demo.SpeakerVerification.Voices"
 
 
+@pytest.mark.slow
 async def test_v_asks_how_to_validate_prefilled_with_the_last_validation(workspace: Path) -> None:
     conn = sqlite3.connect(workspace / "runs.db")
     conn.execute("UPDATE runs SET command = ? WHERE name = 'aam-m0.2 validate'",
@@ -71,6 +72,7 @@ def test_calibration_choice_reaches_validate_and_is_offered_again(tmp_path: Path
     assert commands.validation_settings(recorded).calibration == "development"
 
 
+@pytest.mark.slow
 async def test_the_validate_dialog_refuses_to_calibrate_on_the_evaluated_subset(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -90,6 +92,7 @@ async def test_the_validate_dialog_refuses_to_calibrate_on_the_evaluated_subset(
     assert not app.pending
 
 
+@pytest.mark.slow
 async def test_launch_offers_asnorm_validation(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 50)) as pilot:
@@ -145,6 +148,7 @@ async def test_average_from_the_run_detail_writes_and_records_the_averaged_weigh
         assert [r["name"] for r in store.checkpoints(run["id"]) if r["name"]] == ["avg-last2"]
 
 
+@pytest.mark.slow
 async def test_pick_lists_each_epoch_with_its_eer(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -157,6 +161,7 @@ async def test_pick_lists_each_epoch_with_its_eer(workspace: Path) -> None:
         await pilot.press("escape")
 
 
+@pytest.mark.slow
 async def test_header_says_picked_and_the_lowest_eer_and_an_extraction_its_own_epoch(workspace: Path) -> None:
     with open_store(workspace / "runs.db") as store:
         train = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.2")
@@ -182,6 +187,7 @@ async def test_header_says_picked_and_the_lowest_eer_and_an_extraction_its_own_e
         assert "epoch 1  2/2 files" in str(summary.render()) and "3/3" not in str(summary.render())
 
 
+@pytest.mark.slow
 async def test_r_resumes_no_completed_training_and_validates_again_from_a_validate_run(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -199,6 +205,7 @@ async def test_r_resumes_no_completed_training_and_validates_again_from_a_valida
     assert not app.pending
 
 
+@pytest.mark.slow
 async def test_each_action_that_cannot_apply_to_the_run_says_why_and_starts_nothing(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 44)) as pilot:
@@ -220,6 +227,7 @@ async def test_each_action_that_cannot_apply_to_the_run_says_why_and_starts_noth
     assert not app.launcher.children and not app.launcher.exit_codes  # nothing was started
 
 
+@pytest.mark.slow
 async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> None:
     """At 80 columns the forms (90 wide) lost their right border and scrollbar past the screen's edge."""
     from textual.containers import Vertical

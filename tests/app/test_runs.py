@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
 from tests import children
@@ -25,6 +27,7 @@ async def test_runs_table_shows_every_run(workspace: Path) -> None:
         assert str(train[5]) == "3/3"
 
 
+@pytest.mark.slow
 async def test_filter_by_text_and_status(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 36)) as pilot:
@@ -131,6 +134,7 @@ async def test_a_dead_run_of_a_database_we_may_only_read_shows_lost(tmp_path: Pa
                                        for i in range(table.row_count)] == [("ghost", "lost")])
 
 
+@pytest.mark.slow
 async def test_runs_written_to_event_files_are_ingested(workspace: Path) -> None:
     """A run whose database sat on a network filesystem wrote events.jsonl: the TUI imports it."""
     from engine.store.events import EventWriter
@@ -272,6 +276,7 @@ async def test_a_log_that_is_a_named_pipe_is_said_unreadable_without_blocking(wo
                 pass  # no reader waits: nothing to let go
 
 
+@pytest.mark.slow
 async def test_a_log_not_there_is_said_once_then_followed_when_it_comes(workspace: Path) -> None:
     """The panel stayed blank for a run started by hand (no train.log beside it)."""
     from app.widgets.log_tail import LogTail

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import yaml
 
 from app.screens.configs import ConfigsScreen
@@ -59,6 +60,7 @@ def _field(screen: ConfigsScreen, key: str):
     return screen.field(key)
 
 
+@pytest.mark.slow
 async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -79,6 +81,7 @@ async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
         assert load_config(saved / "config.yml").task.margin == 0.3
 
 
+@pytest.mark.slow
 async def test_the_config_form_keeps_room_for_its_values_on_an_80_column_terminal(workspace: Path) -> None:
     """At 80x24 the names took 42 columns beside the preview: each value had 4."""
     app = make(workspace)
@@ -93,6 +96,7 @@ async def test_the_config_form_keeps_room_for_its_values_on_an_80_column_termina
         assert wide.query_one("#preview").display
 
 
+@pytest.mark.slow
 async def test_config_form_offers_the_recipe_template_beside_tutorial_and_demo(workspace: Path) -> None:
     from engine.config import load_config, parse_config, template_text
 
@@ -112,6 +116,7 @@ async def test_config_form_offers_the_recipe_template_beside_tutorial_and_demo(w
     assert load_config(saved / "config.yml") == parse_config(template_text("recipe"))
 
 
+@pytest.mark.slow
 async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> None:
     from engine.config import template_text
 
@@ -135,6 +140,7 @@ async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> 
     assert yaml.safe_load((saved / "config.yml").read_text())["task"]["params"]["margin"] == 0.25
 
 
+@pytest.mark.slow
 async def test_compare_overlays_runs_and_lists_config_differences(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -166,6 +172,7 @@ async def test_compare_overlays_runs_and_lists_config_differences(workspace: Pat
         assert len(loss.series[1 - grown].steps) == 60
 
 
+@pytest.mark.slow
 async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, tmp_path: Path,
                                                               monkeypatch) -> None:
     import sqlite3
@@ -203,6 +210,7 @@ def _errors(app) -> list[str]:
     return [str(n.message) for n in app._notifications if n.severity == "error"]
 
 
+@pytest.mark.slow
 async def test_config_form_refuses_a_folder_outside_the_workspace(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -293,6 +301,7 @@ def _write_scores(val_dir: Path, epoch: int | str, seed: int) -> None:
     write_scores(val.score_file(epoch), rows)
 
 
+@pytest.mark.slow
 async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
     from app.screens.det import DetScreen
     from app.widgets.det_plots import DetPlot, ScoreHistogramPlot
@@ -357,6 +366,7 @@ async def test_det_view_opens_for_averaged_weights(workspace: Path) -> None:
         assert [s.label for s in app.screen.query_one(DetPlot).shown] == ["avg-last2", "epoch 2 (picked)"]
 
 
+@pytest.mark.slow
 async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path) -> None:
     from app.screens.det import DetScreen
     from app.widgets.det_plots import DetPlot
@@ -397,6 +407,7 @@ async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -
         assert len(columns) == 1
 
 
+@pytest.mark.slow
 async def test_compare_legend_names_the_averaged_weights(workspace: Path) -> None:
     import html
 
@@ -427,6 +438,7 @@ async def test_at_80x24_a_runs_epoch_rows_are_in_sight(workspace: Path) -> None:
         assert epochs.region.height >= 6 and app.screen.query_one("#summary").region.height <= 4
 
 
+@pytest.mark.slow
 async def test_the_launch_forms_drop_downs_show_their_value_on_one_line(workspace: Path) -> None:
     """The form's rule for its labels' Statics reached inside each Select: its value wrapped onto two
     padded lines beside an arrow as wide as the value ("ws (the workspace" / "folder)")."""

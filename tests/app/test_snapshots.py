@@ -53,6 +53,7 @@ def test_runs_screen(workspace: Path, snap) -> None:
     assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=_runs_loaded)
 
 
+@pytest.mark.slow
 def test_run_detail_screen(workspace: Path, snap) -> None:
     async def open_detail(pilot) -> None:
         await _runs_loaded(pilot)
@@ -67,6 +68,7 @@ def test_run_detail_screen(workspace: Path, snap) -> None:
     assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_detail)
 
 
+@pytest.mark.slow
 def test_query_screen(workspace: Path, snap) -> None:
     async def run_query(pilot) -> None:
         await _runs_loaded(pilot)
@@ -81,6 +83,7 @@ def test_query_screen(workspace: Path, snap) -> None:
     assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=run_query)
 
 
+@pytest.mark.slow
 def test_configs_screen(workspace: Path, snap) -> None:
     async def open_configs(pilot) -> None:
         await _runs_loaded(pilot)
@@ -94,6 +97,7 @@ def test_configs_screen(workspace: Path, snap) -> None:
     assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_configs)
 
 
+@pytest.mark.slow
 def test_compare_screen(workspace: Path, snap) -> None:
     async def compare(pilot) -> None:
         await _runs_loaded(pilot)

@@ -74,6 +74,7 @@ async def _open_sweeps(pilot) -> None:
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, SweepsScreen) and pilot.app.screen.shown > 0)
 
 
+@pytest.mark.slow
 def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(tmp_path: Path) -> None:
     root, db = _workspace(tmp_path)
 
@@ -115,6 +116,7 @@ def test_n_and_f_without_any_sweep_say_there_is_none(workspace: Path) -> None:
     asyncio.run(drive())
 
 
+@pytest.mark.slow
 def test_a_database_it_cannot_read_is_said_not_shown_as_no_sweep(workspace: Path) -> None:
     """A runs.db replaced by another file read as "queue: not running" and no sweep."""
 
@@ -241,6 +243,7 @@ def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path
     assert started["status"] == "indexing"
 
 
+@pytest.mark.slow
 def test_e_ends_the_chosen_sweep_once_asked(tmp_path: Path) -> None:
     """A sweep could be ended only from a shell (`queue --cancel-sweep`): its queued trial is taken off, the
     one a queue started goes on."""

@@ -43,6 +43,7 @@ def train_run(db: Path, trn: TrainingDir) -> int:
                                 subset="train", config=None, command=["t"], device="cpu")
 
 
+@pytest.mark.slow
 def test_average_last_is_the_mean_of_the_checkpoints(tmp_path: Path, db_path: Path) -> None:
     trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
     states = write_epochs(trn, [1, 2, 3, 4])

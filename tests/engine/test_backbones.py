@@ -204,6 +204,7 @@ def test_model_summary_of_each_backbone_template_at_full_size(name: str, tmp_pat
     assert "filterbank frames per chunk: 198 x 80 mel bins (25 ms every 10 ms)" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["{name: ECAPA_TDNN, params: {channels: 16, embed_dim: 8}}",
                                   "{name: CAMPPlus, params: {growth_rate: 4, init_channels: 8, embed_dim: 8}}"])
 def test_onnx_export_of_a_backbone_equals_pytorch_on_several_lengths(arch: str) -> None:

@@ -334,6 +334,7 @@ X_DATABASE = ("Databases:\n  X: wav/{uri}.wav\nProtocols:\n  X:\n    SpeakerVeri
               "        train:\n          uri: train.lst\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("yml, protocol, says", [
     ("Databases:\n  Demo: [unclosed\n", "Demo", ("database.yml, line 3, column 1: expected ',' or ']'",)),
     ("Databases:\n  Demo: /nowhere/{uri}.wav\nProtocols:\n  Demo:\n    SpeakerVerification:\n      Voices:\n"

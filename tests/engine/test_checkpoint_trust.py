@@ -101,6 +101,7 @@ def one_error(done) -> str:
 COMMANDS = ["validate", "apply", "export", "average", "train --init-from", "train --resume"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", COMMANDS)
 def test_a_pickled_payload_is_refused_without_running(tmp_path: Path, db_path: Path, demo_corpus: Path,
                                                       name: str) -> None:
@@ -117,6 +118,7 @@ def test_a_pickled_payload_is_refused_without_running(tmp_path: Path, db_path: P
     assert str(hostile) in line and "posix.system" in line and "refused" in line
 
 
+@pytest.mark.slow
 def test_a_raw_pickle_is_refused_in_one_line_without_torchs_warning(tmp_path: Path, db_path: Path) -> None:
     exp = experiment(tmp_path, db_path, hashed=False)
     raw = exp.training(PROTOCOL, "train").checkpoint(2)

@@ -127,6 +127,7 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
     a = _files(make_demo_corpus(tmp_path / "a", speakers=6, seed=3).parent)
     b = _files(make_demo_corpus(tmp_path / "b", speakers=6, seed=3).parent)
@@ -166,6 +167,7 @@ def test_a_hand_feature_tells_speakers_apart_but_not_perfectly(demo_corpus: Path
     assert 0.02 < eer < 0.45
 
 
+@pytest.mark.slow
 def test_cli_writes_a_corpus_and_refuses_a_foreign_folder(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
     done = children.run([sys.executable, "-m", "engine", "demo-data", str(out), "--speakers", "12"], cwd=REPO,
@@ -190,6 +192,7 @@ def test_too_few_speakers_is_a_clear_error(tmp_path: Path) -> None:
         make_demo_corpus(tmp_path / "x", speakers=5)
 
 
+@pytest.mark.slow
 def test_workspace_has_everything_and_is_left_alone_when_it_exists(tmp_path: Path) -> None:
     from engine.store import open_store
 

@@ -178,6 +178,7 @@ def test_onnxruntime_windows_equal_the_plain_torch_path(tmp_path: Path) -> None:
     assert np.abs(one - embed_plain(model, short, np.zeros(1, np.int64), SR)).max() <= 1e-4
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_model_exported_from_another_checkpoint(tmp_path: Path, demo_corpus: Path) -> None:
     val_dir = write_val_dir(tmp_path)
     other = write_val_dir(tmp_path / "other", embedding_norms=True)

@@ -161,6 +161,7 @@ DEMO = template_text("demo")
 @FUZZ
 @given(text=CONFIGS)
 # found: a NUL escaped the YAML reader as a traceback; a key holding a carriage return split the error line
+@pytest.mark.slow
 @example(text="\x00" + DEMO)
 @example(text=DEMO.replace("feature_extraction:\n", "feature_extraction:\n   \"a\\rb\": 1\n", 1))
 @example(text="feature_extraction:\narchitecture: null\ntask:\n  name: Softmax\n")  # a KeyError
@@ -213,6 +214,7 @@ def validate(corpus: Path, database: Path) -> tuple[int, list[str]]:
 @given(text=mutated_yaml(DATABASE_YML))
 # found: an entry that is no path (a null), or one with no reader (`uri` misspelt), reached
 # pyannote.database as a TypeError; a path template that str.format refuses, as a KeyError
+@pytest.mark.slow
 @example(text=DATABASE_YML.replace("          trial: lists/test.trial.txt\n",
                                    "          trial: lists/test.trial.txt\n          '0': null\n"))
 @example(text=DATABASE_YML.replace("          uri: lists/test.lst", "          :uri: lists/test.lst"))
@@ -235,6 +237,7 @@ TRIAL_LINES = st.lists(st.one_of(st.sampled_from(TRIALS.splitlines()),
 @FUZZ
 @given(lines=TRIAL_LINES, end=st.sampled_from(["\n", "\r\n", ""]))
 # found: pandas reads a field that starts with a quote as quoted, and raised ParserError
+@pytest.mark.slow
 @example(lines=['1 "a b', "0 a c"], end="\n")
 def test_validate_with_random_trial_lines(corpus: Path, lines: list[str], end: str) -> None:
     database = corpus / "database.yml"
@@ -294,6 +297,7 @@ def _edited(line: int, **fields: Any) -> str:
 @FUZZ
 @given(text=mutated_events())
 # found: a seq beyond SQLite's 64-bit integers (OverflowError); a copied create_run renumbered (TypeError)
+@pytest.mark.slow
 @example(text=_edited(3, seq=2**63))
 @example(text=_edited(3, t=10**400))  # and a time beyond the doubles (OverflowError)
 @example(text=_edited(0, seq=len(EVENT_LINES) + 1))

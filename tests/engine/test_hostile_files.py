@@ -71,6 +71,7 @@ HOSTILE_CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text, says", HOSTILE_CONFIGS.values(), ids=HOSTILE_CONFIGS.keys())
 @pytest.mark.parametrize("command", ["config check", "model-summary"])
 def test_a_recursive_or_exploding_config_is_one_line_naming_it(tmp_path: Path, command: str, text: str,

@@ -162,6 +162,7 @@ def test_model_summary_command(tmp_path: Path) -> None:
     assert any(line.startswith("forward GFLOP per chunk: ") for line in lines)
 
 
+@pytest.mark.slow
 def test_model_summary_of_an_experiment_directory(tiny_exp: Path, capsys: pytest.CaptureFixture) -> None:
     from engine.cli import main
 

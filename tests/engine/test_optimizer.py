@@ -148,6 +148,7 @@ def test_a_resumed_optimizer_keeps_the_configs_settings_and_takes_the_momentum()
         assert torch.equal(optimizer.state[p]["momentum_buffer"], state["state"][number]["momentum_buffer"])
 
 
+@pytest.mark.slow
 def test_training_never_imports_torch_compile() -> None:
     """torch.optim's optimizers import torch._dynamo when first used: seconds of every training's start."""
     code = ("import sys, torch; from tests.engine.test_optimizer import _config, _trained_state; "

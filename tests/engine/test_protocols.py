@@ -135,6 +135,7 @@ def _list_in_a_fresh_interpreter(folder: Path, environment: str) -> str:
     return done.stderr
 
 
+@pytest.mark.slow
 def test_a_workspace_database_yml_that_requires_the_variables_file_adds_no_warning(corpus: Path,
                                                                                   tmp_path: Path) -> None:
     """The demo workspace's shape: ./database.yml requires the file $PYANNOTE_DATABASE_CONFIG names.

@@ -157,6 +157,7 @@ def report(compared: Compared) -> Path:
 FIGURES = ("loss", "eer", f"det-{TRIALS}", f"scores-{TRIALS}")
 
 
+@pytest.mark.slow
 def test_the_report_writes_every_file(report: Path) -> None:
     expected = {"pivot.tex", "pivot.csv", "pivot.md", "report.html", "significance.tex", "significance.csv",
                 "significance.md"} | {f"{s}.{x}" for s in FIGURES for x in ("png", "svg", "pdf")}
@@ -311,6 +312,7 @@ def test_bad_input_is_one_line_and_exit_2_with_nothing_written(compared: Compare
     assert _listing(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compared, tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--group", "resnet34-lm", "--out",
@@ -356,6 +358,7 @@ def test_a_manifest_that_is_no_regular_file_is_not_read(compared: Compared, tmp_
     assert (out / ".report-files").read_text() == "pivot.csv\n"  # the FIFO replaced by this report's list
 
 
+@pytest.mark.slow
 def test_names_with_markup_are_shown_as_they_are_in_every_format(compared: Compared, tmp_path: Path) -> None:
     """Two `$` in a name were mathtext for matplotlib (one it cannot parse: a traceback after the tables
     were written); `<`, `>` and `|` printed as ¡ ¿ — under pdflatex; `<b>` was HTML in pivot.md."""
@@ -395,6 +398,7 @@ def test_a_sweeps_group_is_no_seeds_of_one_setup(compared: Compared, tmp_path: P
         assert build_pivot(store, run_ids, groups).named() == (run_ids, [])
 
 
+@pytest.mark.slow
 def test_a_run_without_a_validated_figure_is_said_and_a_report_of_none_is_refused(compared: Compared,
                                                                                   tmp_path: Path) -> None:
     """A report of an unvalidated run exited 0 with headers alone (`1 system(s), 0 row(s)`)."""

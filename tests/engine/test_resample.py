@@ -60,6 +60,7 @@ def test_a_rate_of_no_common_divisor_is_resampled_as_a_tone(tmp_path: Path, rate
     np.testing.assert_allclose(crop[200:-200], at[200:-200], atol=2e-3)
 
 
+@pytest.mark.slow
 def test_resampling_from_16001_hz_takes_no_gigabytes(tmp_path: Path) -> None:
     # torchaudio's filters from 16001 to 16000 Hz are 16000 x 16013 numbers: 5 GB at their peak
     path = tmp_path / "odd.wav"

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
+
 from engine.store import open_store
 from tests import children
 from tests.conftest import TINY_CONFIG
@@ -36,6 +38,7 @@ fi
 """
 
 
+@pytest.mark.slow
 def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_path: Path, db_path: Path) -> None:
     bin_dir, record = tmp_path / "bin", tmp_path / "record"
     bin_dir.mkdir()

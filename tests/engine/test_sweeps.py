@@ -116,6 +116,7 @@ def test_the_grid_is_every_combination_times_seeds_and_keys_are_checked_by_the_t
         set_keys(base, {"task.params.margin": -1})
 
 
+@pytest.mark.slow
 def test_a_bad_key_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     base = _base(tmp_path)
     done = _sweep(base, db_path, demo_corpus, "--set", "task.params.margn=0.1,0.2", "--no-queue")
@@ -369,6 +370,7 @@ def test_cli_refuses_contradicting_sweep_options(tmp_path: Path) -> None:
     children.stop_all()
 
 
+@pytest.mark.slow
 def test_a_new_queue_follows_a_live_validation_and_counts_runs_of_other_slots(tmp_path: Path,
                                                                                db_path: Path) -> None:
     """A queue that died while a trial's validation still ran: the next one freed the slot at once and

@@ -239,6 +239,7 @@ def test_an_rttm_line_the_fast_reader_cannot_parse_is_named_by_its_line(scaled: 
         build(scaled, tmp_path / "cache")
 
 
+@pytest.mark.slow
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
     build(scaled, tmp_path / "cache")
     cached, _ = build(scaled, tmp_path / "cache")  # memory-mapped from the cache
@@ -332,6 +333,7 @@ def both_readers(yml: Path) -> tuple[tuple, tuple]:
     return canonical(fast), canonical(list_with_pyannote(protocol, "train", lambda n: None))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_fast_reader_lists_exactly_what_pyannote_database_lists(tmp_path: Path, demo_corpus: Path,
                                                                     seed: int) -> None:
@@ -354,6 +356,7 @@ def test_without_annotated_the_fast_reader_lists_what_pyannote_database_lists(tm
     assert [r for r in fast[2] if r[:2] == (1, "s4")]
 
 
+@pytest.mark.slow
 def test_blank_lines_of_a_uri_list_name_no_file_for_either_reader(tmp_path: Path, demo_corpus: Path) -> None:
     yml = tricky_protocol(tmp_path / "tricky", demo_corpus)
     plain, _ = both_readers(yml)

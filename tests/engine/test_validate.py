@@ -323,6 +323,7 @@ def test_an_experiment_or_a_validation_folder_given_for_trn_dir_is_refused_namin
     assert [r["kind"] for r in open_store(db_path, readonly=True).runs()] == ["train"]  # nothing recorded
 
 
+@pytest.mark.slow
 def test_a_pick_scored_on_another_trial_list_behind_the_same_name_is_not_weighed(
         tmp_path: Path, demo_corpus: Path, db_path: Path):
     """The list behind the protocol's name changed (VoxCeleb1-O to -H, say): params.yml kept an epoch
@@ -370,6 +371,7 @@ def test_a_missing_trial_file_is_fatal_and_touches_nothing(tmp_path: Path, demo_
     assert store.validations(run["id"]) == []
 
 
+@pytest.mark.slow
 def test_file_mode_trusts_only_settled_checkpoints(tmp_path: Path, demo_corpus: Path):
     """Without a database row (event files elsewhere, a copied folder), files whose size settled."""
     from engine.validation.watch import CheckpointWatcher
@@ -605,6 +607,7 @@ def test_a_validation_started_beside_train_resume_waits_for_the_run_to_reopen(tm
     assert _finished(dataclasses.replace(request, to=2), snap, now, now_wall)  # --to reached
 
 
+@pytest.mark.slow
 def test_averaged_weights_made_again_are_scored_and_params_yml_follows_them(
         tmp_path: Path, demo_corpus: Path, db_path: Path):
     """`average` run again replaced avg-last2.pt, picked by hand: params.yml kept the earlier weights'
@@ -631,6 +634,7 @@ def test_averaged_weights_made_again_are_scored_and_params_yml_follows_them(
     assert (newest["best_checkpoint"], newest["best_eer"]) == ("avg-last2", rescored.eer)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_deleted_since_its_record_is_skipped_and_said(tmp_path: Path, demo_corpus: Path,
                                                                    db_path: Path):
     """One deleted epoch (disk space) failed the whole validation, the epochs after it never scored."""
