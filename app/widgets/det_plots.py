@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from textual_plotext import PlotextPlot
 
+from app.widgets.drawn_plot import DrawnPlot
 from engine.validation.det import EpochScores, common_edges, probit, probit_ticks, score_histograms, thinned
 
 #: (curve, target histogram, non-target histogram) colour of the first, second... epoch shown
@@ -23,24 +23,14 @@ class Shown:
     epoch: EpochScores
 
 
-class _Plot(PlotextPlot):
-    TITLE = ""
-
+class _Plot(DrawnPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.shown: list[Shown] = []
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.border_title = self.TITLE
-        self.draw()
-
     def show(self, shown: list[Shown]) -> None:
         self.shown = list(shown)
         self.draw()
-
-    def draw(self) -> None:
-        raise NotImplementedError
 
     def _start(self, xlabel: str, ylabel: str) -> bool:
         """A blank figure with its axis labels; False (and a note) when there is nothing to draw."""

@@ -64,7 +64,9 @@ class EpochTable(DataTable):
             eer = None if v is None else v.eer
             ci = (f"{100 * v.eer_low:.2f}–{100 * v.eer_high:.2f}"
                   if v is not None and v.eer_low is not None and v.eer_high is not None else "")
-            self.add_row(str(epoch), _f(row.loss, ".4f"), _f(None if eer is None else 100 * eer, ".2f"),
+            # a validated epoch without an EER (a NULL in the database) shows a dash, an unvalidated one nothing
+            eer_cell = "—" if v is not None and eer is None else _f(None if eer is None else 100 * eer, ".2f")
+            self.add_row(str(epoch), _f(row.loss, ".4f"), eer_cell,
                          ci, _f(None if v is None else v.mindcf_01, ".4f"), row.ckpt,
                          versus.get(epoch, "") if isinstance(epoch, str) else "",
                          "★" if best_epoch is not None and epoch == best_epoch else "", key=str(epoch))

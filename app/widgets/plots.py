@@ -7,11 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.text import Text
-from textual.app import RenderResult
-from textual_plotext import PlotextPlot
-
 from app.views.curves import epoch_marks, integer_ticks, loss_curve, margin_curve
+from app.widgets.drawn_plot import DrawnPlot, finite
 from engine.records import ValidationResult
 from engine.records.labels import GroupEpoch
 
@@ -48,38 +45,16 @@ def band_lines(band: Sequence[GroupEpoch]) -> tuple[list[int], list[float], list
             [100.0 * (b.mean + b.std) for b in band])
 
 
-def finite(value: float | None) -> bool:
-    """Whether ``value`` is a number a plot can draw (not None, inf or NaN)."""
-    return value is not None and math.isfinite(value)
-
-
-class SeriesPlot(PlotextPlot):
+class SeriesPlot(DrawnPlot):
     """A plotext plot of one or more series, redrawn whenever they are replaced."""
-
-    TITLE = ""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.series: list = []
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.border_title = self.TITLE
-        self.draw()
-
     def set_series(self, series: Sequence) -> None:
         self.series = list(series)
         self.draw()
-
-    def draw(self) -> None:
-        raise NotImplementedError
-
-    def render(self) -> RenderResult:
-        """The plot, or one line saying why plotext could not draw it."""
-        try:
-            return super().render()
-        except Exception as e:  # noqa: BLE001 - plotext's faults on odd data must not end the app
-            return Text(f"cannot draw this plot: {type(e).__name__}: {e}", no_wrap=True, overflow="ellipsis")
 
 
 class LossPlot(SeriesPlot):

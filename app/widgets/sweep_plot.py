@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from textual_plotext import PlotextPlot
-
 from app.data.sweeps import Sweep
 from app.views.sweeps_view import value_text
+from app.widgets.drawn_plot import DrawnPlot, finite
 
 
-class SweepPlot(PlotextPlot):
+class SweepPlot(DrawnPlot):
     DEFAULT_CSS = """
     SweepPlot { height: 1fr; min-height: 10; border: round $primary-darken-2; }
     """
+    TITLE = "best EER % against each swept parameter"
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.sweep: Sweep | None = None
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.border_title = "best EER % against each swept parameter"
-        self.draw()
 
     def set_sweep(self, sweep: Sweep | None) -> None:
         self.sweep = sweep
@@ -31,7 +26,7 @@ class SweepPlot(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         sweep = self.sweep
-        scored = [] if sweep is None else [t for t in sweep.trials if t.best_eer is not None]
+        scored = [] if sweep is None else [t for t in sweep.trials if finite(t.best_eer)]
         if sweep is None or not scored or not sweep.keys:
             plt.title("no validated trial yet")
             self.refresh()

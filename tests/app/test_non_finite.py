@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from textual.app import App
 
+from app.data.sweeps import Sweep, Trial
 from app.screens.run_detail import RunDetailScreen
+from app.widgets.det_plots import DetPlot, ScoreHistogramPlot
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
+from app.widgets.sweep_plot import SweepPlot
 from engine.records import ValidationResult
 from tests.app.conftest import make, open_run, settled, wait_for
 
@@ -65,8 +68,9 @@ async def test_an_inf_eer_is_left_out_of_the_eer_plot() -> None:
     assert "no validated epoch yet" in only_inf
 
 
-async def test_a_plot_plotext_cannot_draw_says_so_in_one_line() -> None:
-    plot = LossPlot()
+@pytest.mark.parametrize("kind", [LossPlot, EerPlot, DetPlot, ScoreHistogramPlot, SweepPlot])
+async def test_a_plot_plotext_cannot_draw_says_so_in_one_line(kind) -> None:
+    plot = kind()
     async with Host(plot).run_test(size=(80, 20)) as pilot:
         await pilot.pause()
         # what the loss plot drew before it left non-finite values out: plotext fails labelling it
@@ -115,3 +119,28 @@ async def test_the_interval_of_a_long_run_is_two_lines_not_a_bar_per_epoch() -> 
     few = EerPlot()
     await drawn(few, [EerSeries("EER", rows[:20])])
     assert few.plt.monitor.signals >= 20  # a short run keeps a bar on each epoch
+
+
+def trial(number: int, margin: float, best_eer: float | None) -> Trial:
+    return Trial(number=number, exp_dir=f"trial-{number}", params={"task.params.margin": margin}, seed=0,
+                 run_id=number, status="done", slot="cpu", claimed=True, epoch=2, target_epoch=2,
+                 best_eer=best_eer, prune_reason=None, out_dir=None)
+
+
+async def test_the_sweep_plot_leaves_a_trial_of_inf_eer_out() -> None:
+    sweep = Sweep(id=1, name="m", method="grid", planned=3, slots="cpu", prune="none", keys=("task.params.margin",),
+                  trials=(trial(0, 0.1, 0.30), trial(1, 0.2, INF), trial(2, 0.3, 0.20)))
+    plot = SweepPlot()
+    async with Host(plot).run_test(size=(80, 20)) as pilot:
+        plot.set_sweep(sweep)
+        await pilot.pause()
+        text = plot.render().plain
+    assert "cannot draw" not in text and "no validated trial yet" not in text
+    assert "margin" in text
+    only_inf = Sweep(id=1, name="m", method="grid", planned=1, slots="cpu", prune="none",
+                     keys=("task.params.margin",), trials=(trial(1, 0.2, INF),))
+    plot = SweepPlot()
+    async with Host(plot).run_test(size=(80, 20)) as pilot:
+        plot.set_sweep(only_inf)
+        await pilot.pause()
+        assert "no validated trial yet" in plot.render().plain
