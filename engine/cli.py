@@ -2,7 +2,8 @@
 
 The options live in ``engine.arguments``; each command's work lives in the module that owns
 it and is imported only when that command runs, so that ``runs`` or ``config check`` never pay
-for importing torch. This is the one place where an error becomes a message and an exit status.
+for importing torch; ``train``, ``validate`` and ``apply`` first refuse what they can without it
+(``engine.early_checks``). This is the one place where an error becomes a message and an exit status.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from engine import requests
 from engine.arguments import build_parser
 from engine.console import reader_gone, say
 from engine.errors import FileAccessError, SpkembError
 
-__all__ = ["HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of", "to_argv"]
+__all__ = ["EARLY_CHECKS", "HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of",
+           "to_argv"]
 
 #: command name -> "module:function" taking the command's request, returning an exit code
 HANDLERS: dict[str, str] = {
@@ -41,6 +44,15 @@ HANDLERS: dict[str, str] = {
     "sbatch": "engine.training.slurm:cmd_sbatch",
     "sweep": "engine.sweeps.sweep:cmd_sweep",
     "queue": "engine.sweeps.queue:cmd_queue",
+}
+
+
+#: command name -> "module:function" that refuses what it can before the handler's module (and torch)
+#: is imported: given the request, it returns nothing or raises SpkembError
+EARLY_CHECKS: dict[str, str] = {
+    "train": "engine.early_checks:check_train",
+    "validate": "engine.early_checks:check_validate",
+    "apply": "engine.early_checks:check_apply",
 }
 
 
@@ -164,13 +176,19 @@ def _without_notebook_display() -> None:
         sys.modules.setdefault("pyannote.core.notebook", None)  # type: ignore[arg-type]
 
 
+def _function(where: str) -> Any:
+    """The function that ``"module:function"`` names, its module imported now."""
+    module_name, func_name = where.split(":")
+    return getattr(importlib.import_module(module_name), func_name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     command, request = parse_command(argv)
     _without_notebook_display()
-    module_name, func_name = HANDLERS[command].split(":")
     try:
-        handler = getattr(importlib.import_module(module_name), func_name)
-        return int(handler(request) or 0)
+        if command in EARLY_CHECKS:
+            _function(EARLY_CHECKS[command])(request)
+        return int(_function(HANDLERS[command])(request) or 0)
     except SpkembError as e:
         say(f"spkemb-engine {command}: error: {one_line(str(e))}")
         return e.exit_code

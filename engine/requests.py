@@ -23,7 +23,7 @@ MIN_STEP = 0.001
 
 @dataclass(frozen=True, kw_only=True)
 class Request:
-    """Options every command that records a run shares."""
+    """The base of every request: made from the parsed command line (each command's fields are its own)."""
 
     @classmethod
     def from_namespace(cls: type[R], args: argparse.Namespace) -> R:
@@ -203,6 +203,22 @@ class ApplyRequest(DiarizationOptions):
     db: str | None = None
     database: str | None = None
 
+    def __post_init__(self) -> None:
+        if not MIN_STEP <= self.step:
+            raise SpkembError(f"--step {self.step}: the window step is a fraction of the window "
+                              f"duration, at least {MIN_STEP:g} (e.g. 0.1)")
+        if self.runtime == "onnxruntime" and self.shared:
+            raise SpkembError("--shared is a path of the torch runtime; onnxruntime runs every window "
+                              "through the exported network (drop --shared, or use --runtime torch)")
+        if self.runtime != "onnxruntime" and self.model is not None:
+            raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
+                              "or drop --model to use the checkpoint")
+
+    @property
+    def mode(self) -> str:
+        """The path apply embeds on: exact, shared (``--shared``) or onnxruntime."""
+        return "onnxruntime" if self.runtime == "onnxruntime" else "shared" if self.shared else "exact"
+
 
 @dataclass(frozen=True, kw_only=True)
 class DiarizeRequest(DiarizationOptions):
@@ -294,9 +310,6 @@ class ImportRequest(Request):
 
     paths: tuple[str, ...]
     db: str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "paths", tuple(self.paths))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,6 +42,8 @@ LAYERS = {
     "engine.extraction": 9,
     # the comparison (pivot, significance, report) reads the store and the DET of validation
     "engine.compare": 9,
+    # what train, validate and apply refuse before torch is imported: read by the CLI alone
+    "engine.early_checks": 10,
     "engine.arguments": 10, "engine.cli": 11, "engine.__main__": 12, "engine": 12,
     # sweeps and the queue build engine command lines (engine.cli.to_argv): above the CLI
     "engine.sweeps": 12,
@@ -53,7 +55,8 @@ LAYERS = {
 APP_ROOT_FILES = {"__init__.py", "app.py", "__main__.py", "app.tcss"}
 TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "engine.errors", "engine.atomic", "engine.safe_paths", "engine.regular_files", "engine.console",
-              "engine.requests", "engine.arguments", "engine.cli", "engine.config", "engine.store",
+              "engine.requests", "engine.arguments", "engine.cli", "engine.early_checks", "engine.config",
+              "engine.store",
               "engine.validation.det", "engine.validation.calibration", "engine.compare.significance",
               "engine.validation.selection", "engine.validation.params", "engine.validation.score_files",
               "engine.validation.metrics", "engine.extraction.precomputed",

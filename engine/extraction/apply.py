@@ -52,14 +52,14 @@ from engine.errors import SpkembError
 from engine.extraction.folder_checks import found_metadata, other_audio, replacing_extraction, subsets_with
 from engine.inference.network import load_network
 from engine.inference.windows import FileSignal, embed, window_starts
-from engine.layout import PARAMS, CheckpointName, ExtractionDir, ValidationDir
+from engine.layout import PARAMS, CheckpointName, ExtractionDir
 from engine.process.checkpoints import Trust, file_sha256
 from engine.process.distributed import pick_device
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
 from engine.records import Extraction, checkpoint_title
-from engine.requests import MIN_STEP, ApplyRequest
+from engine.requests import ApplyRequest
 from engine.validation.params import chosen_checkpoint
 from engine.validation.val_dir import given_val_dir
 
@@ -117,20 +117,6 @@ class Extractor:
         return int(load_checkpoint(checkpoint, trust=trust).get("epoch") or 0)
 
 
-def _mode(args: ApplyRequest) -> str:
-    """The path apply embeds on (exact, shared, onnxruntime), from options that go together: said
-    before anything is read."""
-    if args.runtime == "onnxruntime":
-        if args.shared:
-            raise SpkembError("--shared is a path of the torch runtime; onnxruntime runs every window "
-                              "through the exported network (drop --shared, or use --runtime torch)")
-        return "onnxruntime"
-    if args.model is not None:
-        raise SpkembError("--model is an exported network for --runtime onnxruntime; add that option, "
-                          "or drop --model to use the checkpoint")
-    return "shared" if args.shared else "exact"
-
-
 def _extractor(args: ApplyRequest, mode: str, checkpoint: Path, epoch: CheckpointName, trust: Trust) -> Extractor:
     """The torch network of ``checkpoint`` on the exact or shared path, or its ONNX export in onnxruntime
     (the checkpoint checked against its row by ``trust``)."""
@@ -157,8 +143,8 @@ def _extractor(args: ApplyRequest, mode: str, checkpoint: Path, epoch: Checkpoin
 
 def cmd_apply(args: ApplyRequest) -> int:
     """``spkemb-engine apply``: see the module docstring."""
-    val = _validation_dir(args)
-    mode = _mode(args)
+    val = given_val_dir(args.val_dir)
+    mode = args.mode
     epoch = chosen_checkpoint(val, args.epoch)
     checkpoint = val.training.checkpoint(epoch)
     protocol = load_protocol(args.protocol, args.database)
@@ -209,15 +195,6 @@ def cmd_apply(args: ApplyRequest) -> int:
         if diarization is not None:
             _diarize(diarization, recorder)
     return 0
-
-
-def _validation_dir(args: ApplyRequest) -> ValidationDir:
-    """VAL_DIR, checked, and the step, checked: before any work."""
-    val = given_val_dir(args.val_dir)
-    if not MIN_STEP <= args.step:
-        raise SpkembError(f"--step {args.step}: the window step is a fraction of the window "
-                          f"duration, at least {MIN_STEP:g} (e.g. 0.1)")
-    return val
 
 
 def _metadata(args: ApplyRequest, extractor: Extractor, epoch: CheckpointName, checkpoint: Path, sha256: str,

@@ -17,8 +17,6 @@ from torch import nn
 
 from engine.config import Config, config_to_dict, load_config
 from engine.data.audio import num_samples
-from engine.data.listing import chosen_reader
-from engine.data.protocols import check_protocol
 from engine.errors import CheckpointError, TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
@@ -55,6 +53,8 @@ class NetworkWithLoss(nn.Module):
 
 
 def cmd_train(args: TrainRequest) -> int:
+    """``spkemb-engine train``, once ``engine.early_checks.check_train`` has refused a config that does
+    not load, a protocol or subset that cannot be listed, and a misspelt index reader."""
     exp_dir = ExperimentDir(Path(args.exp_dir))
     config = load_config(exp_dir.config)
     trn = exp_dir.training(args.protocol, args.subset)
@@ -62,9 +62,6 @@ def cmd_train(args: TrainRequest) -> int:
     # before the data is listed: a batch no memory here holds is refused in a second, not after
     check_memory(config, device, workers=args.parallel, world=world.size)
     plan = plan_start(args, trn, config, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
-    # a misspelt protocol or subset, or no database.yml here: refused before a folder or a run is made
-    check_protocol(args.protocol, args.subset, args.database)
-    chosen_reader()  # a misspelt $SPKEMB_INDEX_READER too (the listing reads it again)
     stop = StopRequest().install()
     try:
         # a second training of the folder is refused before it records anything (on every rank)

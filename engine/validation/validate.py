@@ -75,9 +75,6 @@ def cmd_validate(args: ValidateRequest) -> int:
     if not _wait_for_training_dir(trn):
         raise ProtocolError(f"{trn.root} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
                             f"writes ({TRN_DIR_SHAPE})")
-    if args.score_norm is not None and (args.cohort_size < 1 or args.cohort_files < 1):
-        raise SpkembError(f"--cohort-size {args.cohort_size} --cohort-files {args.cohort_files}: both must be "
-                          "at least 1 (e.g. --cohort-size 300 --cohort-files 3)")
     val = trn.validation(args.protocol, args.subset)
     trials, files = load_trials(args.protocol, args.subset, args.database)
     calibration = None

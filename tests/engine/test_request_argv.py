@@ -28,10 +28,10 @@ EXAMPLES: list[tuple[str, r.Request]] = [
         device="cuda:0",
         batch=8, poll=0.5, trust_checkpoint=True, db="d", database="y")),
     ("apply", r.ApplyRequest(
-        val_dir="v", protocol="P", step=0.5, subset="train", epoch="avg-top5", shared=True, runtime="onnxruntime",
+        val_dir="v", protocol="P", step=0.5, subset="train", epoch="avg-top5", runtime="onnxruntime",
         model="m.onnx", device="cpu", batch=4, diarize=True, trust_checkpoint=True, db="d", database="y",
         collar=0.5, skip_overlap=True, num_speakers="tuned")),
-    ("apply", r.ApplyRequest(val_dir="v", protocol="P", epoch=12)),
+    ("apply", r.ApplyRequest(val_dir="v", protocol="P", epoch=12, shared=True)),
     ("diarize", r.DiarizeRequest(extraction="x", protocol="P", subset="dev", db="d", database="y", collar=0.25,
                                  skip_overlap=True, num_speakers="tuned")),
     ("pick", r.PickRequest(val_dir="v", epoch=3, db="d")),

@@ -16,6 +16,7 @@ import torch
 
 from engine.config import config_to_dict, parse_config
 from engine.data.batches import Position
+from engine.early_checks import check_train
 from engine.errors import AudioError, CheckpointError, ConfigError, SpkembError, TrainingError
 from engine.layout import ExperimentDir, TrainingDir
 from engine.process.checkpoints import load_checkpoint, save_checkpoint
@@ -135,24 +136,23 @@ def test_cmd_train_refuses_bad_requests_in_one_line_and_writes_nothing(
     assert tree(exp) == before and not db_path.exists()
 
 
-def test_cmd_train_of_an_unknown_protocol_is_refused_before_anything_is_written(
+def test_an_unknown_protocol_is_refused_before_anything_is_written(
         exp: Path, db_path: Path, demo_corpus: Path) -> None:
     before = tree(exp)
-    protocol = "Demo.SpeakerVerification.Nobody"
     with pytest.raises(SpkembError) as refused:
-        cmd_train(request(exp, db_path, demo_corpus, to=1, protocol=protocol))
+        check_train(request(exp, db_path, demo_corpus, to=1, protocol="Demo.SpeakerVerification.Nobody"))
     assert "Nobody" in str(refused.value) and "\n" not in str(refused.value)
     # a misspelt name leaves no empty run folder and no failed run behind
     assert tree(exp) == before and not db_path.exists()
 
 
-def test_cmd_train_with_a_misspelt_index_reader_is_refused_before_anything_is_written(
+def test_a_misspelt_index_reader_is_refused_before_anything_is_written(
         exp: Path, db_path: Path, demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """It was refused once the run was recorded (a failed run) and TRN_DIR made."""
     before = tree(exp)
     monkeypatch.setenv("SPKEMB_INDEX_READER", "fats")
     with pytest.raises(SpkembError, match="SPKEMB_INDEX_READER='fats' names no index reader"):
-        cmd_train(request(exp, db_path, demo_corpus, to=1))
+        check_train(request(exp, db_path, demo_corpus, to=1))
     assert tree(exp) == before and not db_path.exists()
 
 

@@ -1,0 +1,39 @@
+"""What ``train``, ``validate`` and ``apply`` refuse before the engine imports torch.
+
+Importing torch takes about 2 s on a workstation and tens of seconds from a cluster's network file
+system, before a command's first line of work. What a command can refuse without it (a misspelt
+protocol or subset, no database.yml, a config that does not load, a folder of the wrong kind) is
+refused here, by ``engine.cli.main``, before it imports the command's module: the same line, in a
+fraction of a second. Torch-free. The command does not check these again; where it needs the value
+(the config, VAL_DIR) it reads it again, which costs milliseconds (pyannote.database keeps its
+registry for the process).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import load_config
+from engine.data.listing import chosen_reader
+from engine.data.protocols import check_protocol
+from engine.layout import ExperimentDir
+from engine.requests import ApplyRequest, TrainRequest, ValidateRequest
+from engine.validation.val_dir import given_trn_dir, given_val_dir
+
+
+def check_train(args: TrainRequest) -> None:
+    load_config(ExperimentDir(Path(args.exp_dir)).config)
+    check_protocol(args.protocol, args.subset, args.database)
+    chosen_reader()  # a misspelt $SPKEMB_INDEX_READER too (the listing reads it again)
+
+
+def check_validate(args: ValidateRequest) -> None:
+    given_trn_dir(args.trn_dir)  # its shape only: validate waits for a TRN_DIR that training is making
+    check_protocol(args.protocol, args.subset, args.database)
+    if args.calibration is not None:
+        check_protocol(args.protocol, args.calibration, args.database)
+
+
+def check_apply(args: ApplyRequest) -> None:
+    given_val_dir(args.val_dir)
+    check_protocol(args.protocol, args.subset, args.database)
