@@ -4,9 +4,8 @@ Importing torch takes about 2 s on a workstation and tens of seconds from a clus
 system, before a command's first line of work. What a command can refuse without it (a misspelt
 protocol or subset, no database.yml, a config that does not load, a folder of the wrong kind) is
 refused here, by ``engine.cli.main``, before it imports the command's module: the same line, in a
-fraction of a second. Torch-free. The command does not check these again; where it needs the value
-(the config, VAL_DIR) it reads it again, which costs milliseconds (pyannote.database keeps its
-registry for the process).
+fraction of a second. Torch-free. The command reads again what it needs of these (the config,
+VAL_DIR, the protocol): milliseconds, pyannote.database keeping its registry for the process.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from engine.data.listing import chosen_reader
 from engine.data.protocols import check_protocol
 from engine.layout import ExperimentDir
 from engine.requests import ApplyRequest, TrainRequest, ValidateRequest
+from engine.validation.trials import check_trial_subset
 from engine.validation.val_dir import given_trn_dir, given_val_dir
 
 
@@ -29,9 +29,9 @@ def check_train(args: TrainRequest) -> None:
 
 def check_validate(args: ValidateRequest) -> None:
     given_trn_dir(args.trn_dir)  # its shape only: validate waits for a TRN_DIR that training is making
-    check_protocol(args.protocol, args.subset, args.database)
+    check_trial_subset(args.protocol, args.subset, args.database)
     if args.calibration is not None:
-        check_protocol(args.protocol, args.calibration, args.database)
+        check_trial_subset(args.protocol, args.calibration, args.database, option="--calibration")
 
 
 def check_apply(args: ApplyRequest) -> None:

@@ -153,11 +153,16 @@ def trial_subsets(protocol: Any) -> list[str]:
     return found
 
 
-def load_trials(protocol_name: str, subset: str, database: str | None, option: str = "--subset"
-                ) -> tuple[list[tuple[int, str, str]], dict[str, str]]:
-    """Trials ``(reference, uri1, uri2)`` of ``{subset}_trial()`` and the audio path of each uri.
+def check_trial_subset(protocol_name: str, subset: str, database: str | None,
+                       option: str = "--subset") -> tuple[Any, Any]:
+    """The protocol and its ``{subset}_trial`` method, once the subset is known to have a trial list and
+    its entries to be readable (``option`` names the subset in the line refusing it).
 
-    ``option``: the command-line option that named ``subset``, for the line refusing it.
+    Raises
+    ------
+    ProtocolError
+        A subset that is none, a protocol without trials, a subset without a trial list (naming the
+        subsets that have one), or an entry pyannote.database would fail on.
     """
     if subset not in SUBSETS:
         raise ProtocolError(f"{option} {subset}: {subset!r} is not a subset: use one of {', '.join(SUBSETS)}")
@@ -174,6 +179,16 @@ def load_trials(protocol_name: str, subset: str, database: str | None, option: s
                "a protocol that has one (validate scores trials)")
         raise ProtocolError(f"protocol {protocol_name}: its {subset} subset has no trial list — {fix}")
     check_subset_entries(protocol, subset)
+    return protocol, method
+
+
+def load_trials(protocol_name: str, subset: str, database: str | None, option: str = "--subset"
+                ) -> tuple[list[tuple[int, str, str]], dict[str, str]]:
+    """Trials ``(reference, uri1, uri2)`` of ``{subset}_trial()`` and the audio path of each uri.
+
+    ``option``: the command-line option that named ``subset``, for the line refusing it.
+    """
+    protocol, method = check_trial_subset(protocol_name, subset, database, option)
     path = trial_file(method)
     written = check_trial_file(path) if path is not None else None
     source = str(path) if path is not None else f"the {subset} trials of {protocol_name}"

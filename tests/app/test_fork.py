@@ -128,8 +128,10 @@ async def test_config_form_offers_the_recipe_entries(workspace: Path) -> None:
 
 
 @pytest.mark.slow
-async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_inside_it(workspace: Path) -> None:
+async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_inside_it(
+        workspace: Path, demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo workspace is the parent's EXP_DIR: a fork beside it would be outside the workspace."""
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))  # the engine it launches lists the protocol
     config = config_to_dict(parse_config(template_text("demo")))
     (workspace / "config.yml").write_text(template_text("demo"))
     trn = workspace / "train" / f"{PROTOCOL}.train"
