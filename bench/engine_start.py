@@ -8,6 +8,10 @@ imported first, as the command imported them before: pyannote.core's ``notebook`
 matplotlib.pyplot, torch.optim's first use ``torch._dynamo``. The two alternate, ``--repeat`` times
 each, after one untimed run that builds the demo's training index. Prints the medians and their
 ratio; writes bench/results/engine_start.json.
+
+Then a refusal: ``train`` of a misspelt protocol, which the engine now answers before it imports
+torch (``engine/early_checks.py``), against the same command with the train module (and so torch)
+imported first, as it was refused before.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ PROTOCOL = "Demo.SpeakerVerification.Voices"
 TINY = {"embedding_dim: 128": "embedding_dim: 32", "hidden_dim: 256": "hidden_dim: 64",
         "per_epoch: 0.02": "per_epoch: 0.0002", "per_fold: 16": "per_fold: 4"}
 BASELINE = "import sys, pyannote.core, torch._dynamo\nfrom engine.cli import main\nsys.exit(main(sys.argv[1:]))"
+REFUSED_LATE = "import sys, engine.training.train\nfrom engine.cli import main\nsys.exit(main(sys.argv[1:]))"
 
 
 def tiny_config() -> str:
@@ -53,6 +58,14 @@ def timed(prefix: list[str], exp: Path, env: dict[str, str]) -> float:
     t = time.perf_counter()
     subprocess.run([*prefix, "train", "--to", "1", "--parallel", "0", str(exp), PROTOCOL], env=checkout_env(env),
                    check=True, capture_output=True)
+    return time.perf_counter() - t
+
+
+def refused(prefix: list[str], exp: Path, env: dict[str, str]) -> float:
+    t = time.perf_counter()
+    done = subprocess.run([*prefix, "train", str(exp), "Demo.SpeakerVerification.Nobody"], env=checkout_env(env),
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Nobody is not defined" in done.stderr, done.stderr
     return time.perf_counter() - t
 
 
@@ -75,14 +88,25 @@ def main() -> None:
         for _ in range(args.repeat):
             for name, prefix in commands.items():
                 times[name].append(timed(prefix, exp, env))
+        late = [sys.executable, "-c", REFUSED_LATE]
+        refusals: dict[str, list[float]] = {"engine": [], "baseline": []}
+        for _ in range(args.repeat):
+            refusals["engine"].append(refused(commands["engine"], exp, env))
+            refusals["baseline"].append(refused(late, exp, env))
     median = {name: statistics.median(values) for name, values in times.items()}
+    refusal = {name: statistics.median(values) for name, values in refusals.items()}
     result = {"command": f"spkemb-engine train --to 1 (tiny network, {PROTOCOL}, index cached)",
               "engine_s": median["engine"], "baseline_s": median["baseline"],
               "ratio": median["engine"] / median["baseline"], "repeat": args.repeat, "runs": times,
+              "refusal": {"command": "spkemb-engine train EXP Demo.SpeakerVerification.Nobody",
+                          "engine_s": refusal["engine"], "baseline_s": refusal["baseline"],
+                          "ratio": refusal["engine"] / refusal["baseline"], "runs": refusals},
               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"}
     print(f"engine_start: train --to 1 of a tiny network in {median['engine']:.2f} s, "
           f"{median['baseline']:.2f} s with pyannote.core's notebook display and torch._dynamo: "
           f"ratio {result['ratio']:.2f}")
+    print(f"engine_start: a misspelt protocol refused in {refusal['engine']:.2f} s, {refusal['baseline']:.2f} s "
+          f"with torch imported first: ratio {refusal['engine'] / refusal['baseline']:.2f}")
     write_results(args.out, result)
 
 

@@ -137,7 +137,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_sep("-", f"{len(_unmarked)} tests not marked slow ran {UNMARKED_SLOW_S:g} s or more "
                                     "(mark them @pytest.mark.slow: make test-fast leaves those out)")
     for duration, nodeid in sorted(_unmarked, reverse=True):
-        terminalreporter.write_line(f"{duration:6.2f}s {nodeid}")
+        terminalreporter.write_line(f"{duration:6.2f}s {nodeid[:200]}")  # a generated parameter can be long
 
 
 @pytest.fixture

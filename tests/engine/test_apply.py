@@ -311,7 +311,8 @@ def test_a_protocol_naming_the_same_uris_with_other_audio_is_refused(tmp_path: P
     assert {p.name: p.read_bytes() for p in out.glob("*.npy")} == before
 
 
-@pytest.mark.parametrize("text", [b"epoch: 7\nmode: \xff\n", b"[" * 100_000])
+@pytest.mark.parametrize("text", [b"epoch: 7\nmode: \xff\n", pytest.param(b"[" * 100_000, id="nested-100000",
+                                                                           marks=pytest.mark.slow)])
 def test_apply_refuses_a_folder_whose_metadata_cannot_be_read(tmp_path: Path, demo_corpus: Path, db_path: Path,
                                                               text: bytes):
     """Not UTF-8, or nested deeper than PyYAML's stack: another extraction's folder, never overwritten."""

@@ -102,6 +102,7 @@ def test_a_damaged_metadata_yml_is_named_with_its_key(tmp_path: Path, db_path: P
     assert not db_path.exists()
 
 
+@pytest.mark.slow
 def test_a_metadata_yml_that_is_no_mapping_is_named(tmp_path: Path, db_path: Path):
     database = meetings(tmp_path)
     metadata = tmp_path / "ex" / "metadata.yml"

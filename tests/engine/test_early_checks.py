@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests import children
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -79,6 +81,7 @@ def test_a_misspelt_name_or_folder_is_refused_before_torch_is_imported(
     assert tree(tmp_path) == before and not db.exists()
 
 
+@pytest.mark.slow
 def test_a_request_that_passes_the_early_checks_goes_on_to_the_command(tiny_exp: Path, demo_corpus: Path,
                                                                       tmp_path: Path) -> None:
     """The early checks refuse only what is wrong: a right request reaches the command, which imports
