@@ -16,6 +16,7 @@ from pathlib import Path
 
 from engine.process import cuda_visible
 from engine.records import Run
+from engine.regular_files import open_regular
 
 
 @dataclass
@@ -126,6 +127,27 @@ class Launcher:
         elif self.exited(after):
             return f"{entry.what} not started: the process it waited for ended first"
         return None
+
+
+#: how much of a child's log is read for its last line: an engine's refusal is one line
+LAST_LINE_READ = 4096
+
+
+def last_log_line(path: str | Path) -> str | None:
+    """The last line of a child's log (an engine command's refusal, when it exited before recording its
+    run), cut to 300 characters; None when the log is empty, unreadable or no regular file."""
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return None
+    try:
+        tail = os.pread(fd, LAST_LINE_READ, max(0, os.fstat(fd).st_size - LAST_LINE_READ))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    lines = [line.strip() for line in tail.decode("utf-8", errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else None
 
 
 def run_quick(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from app.data.experiments import find_experiments
 from app.data.lost_runs import mark_lost
 from app.data.messages import RunsLoaded
 from app.data.reader import RunSummary
+from app.launching.children import last_log_line
 from app.screens.host import SpkembScreen, reading
 from app.views.runs_view import COLUMNS, LIVE, STATUSES, matches
 from app.widgets.keys_footer import KeysFooter
@@ -151,7 +152,8 @@ class RunsScreen(SpkembScreen):
             if p.pid is not None and p.pid in pids:
                 continue
             if p.pid is not None and self.spkemb.launcher.exited(p.pid):
-                self.spkemb.error(f"{p.what} exited before recording its run: see {p.log}")
+                said = last_log_line(p.log)  # an engine's refusal is its last line
+                self.spkemb.error(f"{p.what} exited before recording its run: {said or 'no output'} (log: {p.log})")
                 continue
             still.append(p)
         self.spkemb.pending = still

@@ -139,3 +139,18 @@ async def test_a_long_note_and_many_tags_leave_the_plots_and_epochs_on_the_scree
         summary = app.screen.query_one("#summary", Static)
         assert summary.outer_size.height <= 8
         assert app.screen.query_one("#epochs").region.bottom <= 36
+
+
+@pytest.mark.slow
+async def test_a_launch_the_engine_refuses_is_said_with_the_engines_line(workspace: Path) -> None:
+    """The runs screen said only `… exited before recording its run: see LOG`: the reason was in the log."""
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        launch = await open_launch(pilot, workspace)  # its experiment's config.yml is `x: 1`
+        launch.query_one("#validate").value = False
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: notified(app, "exited before recording its run", "error"), timeout=120)
+        (said,) = [str(n.message) for n in app._notifications if "exited before recording its run" in str(n.message)]
+        assert "spkemb-engine train: error: " in said and "config.yml" in said, said
+        log = workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train" / "train.log"
+        assert said.endswith(f"(log: {log})"), said
