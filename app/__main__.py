@@ -7,10 +7,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.version import VERSION
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spkemb-tui",
                                 description="Configure, launch, watch and compare speaker-embedding runs.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {VERSION}", help="print the version and exit")
     p.add_argument("--workspace", metavar="DIR", default=None,
                    help="workspace folder (default: the current folder); its runs.db and "
                         "data/database.yml are used when present")

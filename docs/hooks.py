@@ -155,7 +155,7 @@ def cli_reference() -> str:
            "| command | what |", "| --- | --- |"]
     for name, _, help_ in _subcommands(engine):
         out.append(f"| [`{name}`](#spkemb-engine-{name}) | {_cell(help_)} |")
-    out.append("")
+    out += ["", "| option | default | what |", "| --- | --- | --- |", *_argument_rows(engine), ""]
     for name, sub, help_ in _subcommands(engine):
         out += _command_section(f"spkemb-engine {name}", sub, help_, 3)
     tui = tui_parser()

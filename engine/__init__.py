@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Precomputed"]
+from engine.version import VERSION as __version__
+
+__all__ = ["Precomputed", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

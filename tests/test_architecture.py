@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: lowest first; a package may import from any package of a lower rank
 LAYERS = {
-    "engine.errors": 0, "engine.safe_paths": 1, "engine.regular_files": 1, "engine.console": 1, "engine.atomic": 1,
+    "engine.errors": 0, "engine.version": 0,
+    "engine.safe_paths": 1, "engine.regular_files": 1, "engine.console": 1, "engine.atomic": 1,
     "engine.progress": 2,
     "engine.layout": 2, "engine.requests": 3, "engine.records": 3,
     "engine.config": 4, "engine.store": 4,
@@ -54,7 +55,8 @@ LAYERS = {
 #: what app/ holds at its root besides its packages: the application, its entry point, its styles
 APP_ROOT_FILES = {"__init__.py", "app.py", "__main__.py", "app.tcss"}
 TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
-              "engine.errors", "engine.atomic", "engine.safe_paths", "engine.regular_files", "engine.console",
+              "engine.errors", "engine.version", "engine.atomic", "engine.safe_paths", "engine.regular_files",
+              "engine.console",
               "engine.requests", "engine.arguments", "engine.cli", "engine.early_checks", "engine.config",
               "engine.store",
               "engine.validation.det", "engine.validation.calibration", "engine.compare.significance",

@@ -19,6 +19,7 @@ from engine.arguments.training import add_sbatch, add_train
 from engine.arguments.validation import add_average, add_pick, add_validate
 from engine.arguments.values import MAX_BATCH, MAX_EPOCH
 from engine.arguments.workspace import add_config, add_demo_data, add_demo_workspace, add_model_summary
+from engine.version import VERSION
 
 __all__ = ["MAX_BATCH", "MAX_EPOCH", "OneLineParser", "build_parser"]
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, validate and apply speaker-embedding networks (SincTDNN, ResNet34, "
                     "ECAPA-TDNN, CAM++) on raw audio; every run is "
                     "recorded in a SQLite database.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {VERSION}", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     add_train(sub)

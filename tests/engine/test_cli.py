@@ -70,6 +70,14 @@ def test_spkemb_engine_script_is_installed() -> None:
     assert done.returncode == 0 and "train" in done.stdout
 
 
+@pytest.mark.parametrize("script", ["spkemb-engine", "spkemb-tui"])
+def test_version_is_the_installed_package_s(script: str) -> None:
+    from importlib.metadata import version
+
+    done = children.run([str(Path(sys.executable).with_name(script)), "--version"], timeout=60)
+    assert done.returncode == 0 and done.stdout == f"{script} {version('spkemb')}\n", done
+
+
 def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
     exp = tmp_path / "exp"
     exp.mkdir()
