@@ -1,10 +1,74 @@
-"""The version of spkemb, as the installed package says it (``--version``)."""
+"""The version of spkemb (``--version``), and the software a run ran with (recorded on each run).
+
+Torch-free: the versions are read from the installed packages' metadata and the commit from the
+checkout's ``.git`` files, without importing torch or running git.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
+import platform
+import re
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from engine.regular_files import open_regular
 
 try:
     VERSION = version("spkemb")
 except PackageNotFoundError:  # a checkout on sys.path that pip never installed
     VERSION = "unknown (not installed)"
+
+#: what ``.git``'s small files may hold before they are read as no commit
+_MAX_GIT_FILE = 64 * 1024
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+@functools.cache
+def software() -> dict[str, str]:
+    """spkemb's version, the commit of its source when it runs from a git checkout (an editable
+    install of a clone: which code made a run), and Python's, torch's and torchaudio's versions."""
+    found = {"spkemb": VERSION}
+    commit = source_commit(Path(__file__).resolve().parents[1])
+    if commit is not None:
+        found["git"] = commit
+    found["python"] = platform.python_version()
+    for package in ("torch", "torchaudio"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def source_commit(root: Path) -> str | None:
+    """The commit checked out in ``root`` (a clone, or a worktree of one), read from its ``.git``;
+    None where there is none or it cannot be read."""
+    try:
+        git = root / ".git"
+        if git.is_file():  # a worktree: "gitdir: PATH"
+            git = (root / _read(git).removeprefix("gitdir:").strip()).resolve()
+        head = _read(git / "HEAD")
+        if not head.startswith("ref:"):
+            return head if _SHA.fullmatch(head) else None  # a detached HEAD
+        ref = head.removeprefix("ref:").strip()
+        common = (git / _read(git / "commondir")).resolve() if (git / "commondir").is_file() else git
+        if (common / ref).is_file():
+            sha = _read(common / ref)
+            return sha if _SHA.fullmatch(sha) else None
+        for line in _read(common / "packed-refs").splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _SHA.fullmatch(sha):
+                return sha
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    return None
+
+
+def _read(path: Path) -> str:
+    fd = open_regular(path)  # a pipe put there would block the command that records its run
+    try:
+        return os.read(fd, _MAX_GIT_FILE).decode("utf-8").strip()
+    finally:
+        os.close(fd)

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: lowest first; a package may import from any package of a lower rank
 LAYERS = {
-    "engine.errors": 0, "engine.version": 0,
+    "engine.errors": 0,
     "engine.safe_paths": 1, "engine.regular_files": 1, "engine.console": 1, "engine.atomic": 1,
-    "engine.progress": 2,
+    "engine.progress": 2, "engine.version": 2,
     "engine.layout": 2, "engine.requests": 3, "engine.records": 3,
     "engine.config": 4, "engine.store": 4,
     "engine.data": 5, "engine.model": 5, "engine.demo": 5,

@@ -53,7 +53,8 @@ _STEP_ROW: dict[str, tuple[Any, bool]] = {
 #: ``create_run``'s ``_origin``: where the run really ran (it becomes columns of ``runs``)
 _ORIGIN: dict[str, tuple[Any, bool]] = {
     "host": (str | None, False), "pid": (int | None, False), "pid_start": (float | None, False),
-    "slurm_job_id": (str | None, False), "started_at": (float, False)}
+    "slurm_job_id": (str | None, False), "started_at": (float, False),
+    "software": (dict[str, str] | None, False)}
 
 
 #: the fields that hold a Unix time (a record's ``t`` too): 1e300 was imported, and every `runs` after it

@@ -31,6 +31,7 @@ from engine.store.event_records import FORMAT_VERSION
 from engine.store.netfs import is_network_fs
 from engine.store.runs import open_store
 from engine.store.writer import RunWriter
+from engine.version import software
 
 _FSYNC_OPS = frozenset({"create_run", "set_status", "add_epoch", "add_checkpoint"})
 _PATH_ARGS = frozenset({"exp_dir", "out_dir", "log_path", "scores_path", "checkpoint"})
@@ -139,7 +140,7 @@ class EventWriter:
         fields["command"] = [str(c) for c in fields.get("command", [])]
         fields["_origin"] = {"host": liveness.hostname(), "pid": pid,
                              "pid_start": liveness.process_start_time(pid),
-                             "slurm_job_id": os.environ.get("SLURM_JOB_ID")}
+                             "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "software": software()}
         run_id = len(self._uids) + 1
         self._uids[run_id] = uid
         self._write(uid, "create_run", fields)

@@ -275,6 +275,14 @@ def m012_runs_by_parent(db: Database) -> None:
     db.table("runs").create_index(["parent_id", "kind"])
 
 
+@migrations()
+def m013_runs_software(db: Database) -> None:
+    """``runs.software``: what the run ran with, a JSON object (spkemb's version, the git commit of its
+    source when it ran from a checkout, Python's, torch's and torchaudio's versions); NULL for the
+    runs recorded before, and for imported runs whose event file does not say."""
+    db.table("runs").add_column("software", str)
+
+
 def known_migrations() -> list[str]:
     """Names of the migrations this release knows, in order."""
     return [m.name for m in migrations._migrations]

@@ -56,6 +56,13 @@ JOIN runs AS v ON v.parent_id = t.id AND v.kind = 'validate' AND v.best_eer IS N
 WHERE t.kind = 'train' AND t.run_group IS NOT NULL
 GROUP BY t.run_group, v.protocol, v.subset
 ORDER BY trials, mean_eer_pct""",
+    "software of each run": """\
+SELECT id, kind, name, status, json_extract(software, '$.spkemb') AS spkemb,
+       json_extract(software, '$.git') AS git_commit, json_extract(software, '$.torch') AS torch,
+       json_extract(software, '$.python') AS python
+FROM runs
+WHERE json_valid(software)
+ORDER BY id DESC""",
     "data problems": """\
 SELECT p.run_id AS run, r.kind, p.path, p.problem, p.fatal
 FROM data_problems AS p JOIN runs AS r ON r.id = p.run_id

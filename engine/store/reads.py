@@ -25,7 +25,7 @@ from engine.records.runs import clock_text
 from engine.store import liveness, readonly
 from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
-_JSON_COLUMNS = ("config", "command")
+_JSON_COLUMNS = ("config", "command", "software")
 #: the network a run's config names (architecture, front end), read in SQL so that a runs list
 #: still leaves the config out; NULL for a run without one (or with a config that is not JSON)
 _NETWORK_COLUMNS = ("CASE WHEN json_valid(r.config) THEN json_extract(r.config, '$.architecture.name') "

@@ -37,6 +37,7 @@ from engine.store.results import StoreResults
 from engine.store.sweeps import StoreSweeps
 from engine.store.typed_reads import TypedReads
 from engine.store.upgrade import migrate, pending
+from engine.version import software
 
 RUN_KINDS = ("train", "validate", "apply")
 RUN_STATUSES = ("queued", "running", "indexing", "completed", "failed", "stopped", "lost")
@@ -151,8 +152,10 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
         pid = os.getpid()
         origin = {"host": liveness.hostname(), "pid": pid,
                   "pid_start": liveness.process_start_time(pid),
-                  "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "started_at": now}
-        origin.update(_origin or {})
+                  "slurm_job_id": os.environ.get("SLURM_JOB_ID"), "started_at": now, "software": software()}
+        if _origin is not None:  # an imported run: what ran it is what its event file says, not this process
+            origin = {**origin, "software": None, **_origin}
+        origin["software"] = json.dumps(origin["software"]) if origin["software"] is not None else None
         row = {"name": name, "kind": kind, "status": status, "exp_dir": _abs(exp_dir),
                "out_dir": _abs(out_dir), "protocol": protocol, "subset": subset,
                "config": json.dumps(config, default=str),

@@ -27,7 +27,7 @@ EXPECTED_COLUMNS = {
              "started_at", "ended_at", "heartbeat_at", "epoch", "target_epoch", "step", "progress",
              "progress_total", "best_epoch", "best_eer", "best_how", "reason", "log_path", "changed",
              "init_from", "init_epoch", "init_run_id", "best_checkpoint", "init_sha256", "seed", "run_group",
-             "tags", "note"],
+             "tags", "note", "software"],
     "train_steps": ["id", "run_id", "step", "epoch", "loss", "lr", "chunks_per_s", "time", "margin"],
     "train_epochs": ["id", "run_id", "epoch", "loss", "lr", "chunks_per_s", "seconds", "time"],
     "checkpoints": ["id", "run_id", "epoch", "step", "path", "partial", "time", "name", "averaged", "sha256"],
@@ -75,7 +75,7 @@ def test_blank_file_has_the_exact_schema(tmp_path: Path) -> None:
             assert [row[1] for row in info] == expected, table
         assert store.query("PRAGMA journal_mode")[1] == [("wal",)]
         assert store.query("PRAGMA busy_timeout")[1][0][0] >= 30_000
-        assert store.query("PRAGMA user_version")[1] == [(12,)]
+        assert store.query("PRAGMA user_version")[1] == [(13,)]
         # a run's children are found by index (a sweep reads them for each validation of its trials)
         assert ("idx_runs_parent_id_kind",) in store.query("SELECT name FROM sqlite_master WHERE type = 'index'")[1]
 
