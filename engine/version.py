@@ -72,3 +72,16 @@ def _read(path: Path) -> str:
         return os.read(fd, _MAX_GIT_FILE).decode("utf-8").strip()
     finally:
         os.close(fd)
+
+
+def software_text(found: object) -> str:
+    """A run's recorded software on one line (``spkemb 0.1.0 (git c458d46), Python 3.11.7, torch 2.14.1``);
+    ``not recorded`` for a run recorded before the column, or a value of another shape."""
+    if not isinstance(found, dict) or not found:
+        return "not recorded"
+    named = {str(k): str(v) for k, v in found.items()}
+    spkemb = named.pop("spkemb", "?")
+    commit = named.pop("git", None)
+    names = {"python": "Python"}
+    return ", ".join([f"spkemb {spkemb}" + (f" (git {commit[:12]})" if commit else ""),
+                      *(f"{names.get(k, k)} {v}" for k, v in named.items())])

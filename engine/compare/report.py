@@ -32,7 +32,8 @@ from engine.errors import FileAccessError, StoreError
 from engine.regular_files import read_regular
 from engine.requests import ReportRequest
 from engine.store.db import default_db_path, read_only_reason
-from engine.store.runs import open_store
+from engine.store.runs import Store, open_store
+from engine.version import software_text
 
 #: what ``--format`` may name; all of them by default
 FORMATS = ("latex", "csv", "markdown", "png", "svg", "pdf", "html")
@@ -58,6 +59,7 @@ def cmd_report(args: ReportRequest) -> int:
         # a validate run named beside its training run is the same figures twice
         twice = [(r.id, parent) for r in pivot.runs.values() if r.kind == "validate"
                  and (parent := (store.run(r.id) or {}).get("parent_id")) in pivot.runs]
+        software = runs_software(store, list(pivot.runs))
     for run_id, parent in twice:
         say(f"report: warning: run #{run_id} validates run #{parent}, which is compared too: its figures are in "
             "both systems")
@@ -72,7 +74,7 @@ def cmd_report(args: ReportRequest) -> int:
     for label in empty:
         say(f"report: warning: {label} has no validated figure yet: its system has no row")
     weighed = weigh(pivot, said=say) if {"latex", "csv", "markdown", "html"} & set(formats) else []
-    written = write_report(pivot, folder, formats, source=str(db), weighed=weighed)
+    written = write_report(pivot, folder, formats, source=str(db), weighed=weighed, software=software)
     for path in written:
         out(str(path))
     out(f"report: {len(pivot.systems)} system(s), {len(pivot.cells)} row(s), {len(written)} file(s) in {folder}")
@@ -101,10 +103,24 @@ def _check_folder(folder: Path, *, force: bool) -> None:
                               "pick a folder you may write")
 
 
+def runs_software(store: Store, run_ids: list[int]) -> list[tuple[str, list[int]]]:
+    """Each software the compared runs and the training runs they validate ran with (``runs.software``,
+    on one line), with the runs that ran with it: what a paper's methods section says."""
+    rows = {run_id: store.run(run_id) or {} for run_id in run_ids}
+    parents = {p for row in rows.values() if isinstance(p := row.get("parent_id"), int) and p not in rows}
+    rows.update({run_id: store.run(run_id) or {} for run_id in parents})
+    found: dict[str, list[int]] = {}
+    for run_id in sorted(rows):
+        found.setdefault(software_text(rows[run_id].get("software")), []).append(run_id)
+    return list(found.items())
+
+
 def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source: str = "",
-                 weighed: list[Weighed] | None = None) -> list[Path]:
+                 weighed: list[Weighed] | None = None,
+                 software: list[tuple[str, list[int]]] | None = None) -> list[Path]:
     """Write the formats asked for into ``folder`` (made if missing); returns the files written.
-    ``weighed``: the pairs of systems weighed (``engine.compare.verdicts``), as tables of their own.
+    ``weighed``: the pairs of systems weighed (``engine.compare.verdicts``), as tables of their own;
+    ``software``: what the runs ran with (``runs_software``), on the HTML page.
     Every file is made in memory first: a figure that fails leaves the folder as it was."""
     files = [(name, _table(pivot, fmt, source).encode()) for fmt, name in TABLE_FILES.items() if fmt in formats]
     files += [(name, _verdicts(weighed, fmt, source).encode())
@@ -122,7 +138,7 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
                     if fmt == "svg":
                         inlined.append((figure.stem, figure.caption, data))
         if "html" in formats:
-            files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or []).encode()))
+            files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or [], software or []).encode()))
     folder.mkdir(parents=True, exist_ok=True)
     _remove_earlier_report(folder)
     written = [_write(folder / name, data) for name, data in files]
@@ -182,9 +198,12 @@ figure { margin: 2em 0; } figure img { max-width: 100%; } figcaption { color: #5
 
 
 def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str,
-              weighed: list[Weighed] | None = None) -> str:
-    """One page, self-contained: the table, the pairs weighed and each figure (SVG as a ``data:`` URI),
-    nothing fetched."""
+              weighed: list[Weighed] | None = None, software: list[tuple[str, list[int]]] | None = None) -> str:
+    """One page, self-contained: the table, the pairs weighed, each figure (SVG as a ``data:`` URI) and
+    the software the runs ran with, nothing fetched."""
+    ran_with = "".join(f"<li>{html.escape(line)} — run{'s' if len(ids) > 1 else ''} "
+                       f"{', '.join(f'#{i}' for i in ids)}</li>" for line, ids in software or [])
+    software_section = f"<h2>Software</h2>\n<ul>{ran_with}</ul>\n" if ran_with else ""
     systems = "".join(f"<li>{html.escape(s.label)}{' — ' + html.escape(s.network) if s.network else ''}</li>"
                       for s in pivot.systems)
     shown = "".join(
@@ -198,7 +217,7 @@ def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str,
             "<p>EER and DER in %; a group reads mean ± sample standard deviation over its runs; "
             "— : not recorded.</p>\n"
             f"{_significance_section(weighed or [])}"
-            f"<h2>Figures</h2>\n{shown}</body>\n</html>\n")
+            f"<h2>Figures</h2>\n{shown}{software_section}</body>\n</html>\n")
 
 
 def _significance_section(weighed: list[Weighed]) -> str:

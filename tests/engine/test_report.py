@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import io
 import os
 import re
@@ -22,6 +23,7 @@ import pytest
 from engine.compare.pivot import build_pivot
 from engine.store import open_store
 from engine.store.pivot import compared_runs
+from engine.version import software, software_text
 from tests import children
 from tests.engine.engine_runner import run_in_process
 from tests.engine.report_db import TRIALS, Compared, make_compared, validate_again
@@ -273,6 +275,10 @@ def test_the_html_page_holds_every_figure_and_the_table(report: Path) -> None:
         assert kind == "data:image/svg+xml;base64"
         assert ET.fromstring(base64.b64decode(data)).tag == "{http://www.w3.org/2000/svg}svg"
     assert "#5 sinc" in page.cells and "resnet34-lm (2 runs)" in page.cells and "12.50" in page.cells
+    # what the runs ran with (the fixture's runs were recorded by this process), for a methods section
+    text = (report / "report.html").read_text()
+    software_section = text.split("<h2>Software</h2>", 1)[1]
+    assert f"<li>{html.escape(software_text(software()))} — runs #" in software_section
 
 
 def _listing(folder: Path) -> dict[str, bytes]:
