@@ -53,6 +53,7 @@ class RunDetailScreen(RunActions, ForkActions):
         ("d", "det", "DET"),
         ("a", "average", "Average epochs"),
         ("t", "labels", "Group/tags/note"),
+        ("i", "info", "Run info"),
     ]
     # under 30 rows (an 80x24 terminal) the wrapped summary and the log took the room of the epoch rows
     # that d, f, l and p act on: the summary keeps 4 lines and the log 4; taller, a long name, many tags
@@ -176,6 +177,16 @@ class RunDetailScreen(RunActions, ForkActions):
     def _side(self, data: RunDetail) -> None:
         self.query_one("#extractions", Static).update("\n".join(extraction_lines(data, self._show)))
         self.query_one("#problems", Static).update("\n".join(problem_lines(data, self._show)))
+
+    def action_info(self) -> None:
+        from app.dialogs.run_info import RunInfoDialog
+        from app.views.run_info_view import info_lines
+
+        run = self.data.run if self.data is not None else None
+        if run is None:
+            self.app.notify("The run is not read yet.", severity="warning")
+            return
+        self.app.push_screen(RunInfoDialog(f"#{run.id} {run.name or ''}", info_lines(run)))
 
     def action_labels(self) -> None:
         from app.dialogs.labels import LabelsChoice, LabelsDialog

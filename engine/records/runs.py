@@ -88,6 +88,8 @@ class Run:
     run_group: str | None = None
     tags: tuple[str, ...] = ()
     note: str | None = None
+    #: what it ran with (``engine.version.software``): spkemb's version and git commit, Python, torch
+    software: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
