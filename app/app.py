@@ -161,8 +161,8 @@ class SpkembApp(App[None]):
         super().notify(printable(message), title=title, severity=severity, timeout=timeout, markup=False)
 
     def error(self, message: str) -> None:
-        """A transient problem: a red notification (text, not markup: it holds paths and engine output)."""
-        self.notify(message, severity="error", timeout=8, markup=False)
+        """A transient problem: a red notification."""
+        self.notify(message, severity="error", timeout=8)
 
     def blocking_error(self, title: str, message: str) -> None:
         """A problem the user must read before going on."""
