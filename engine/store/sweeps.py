@@ -26,6 +26,7 @@ from engine.errors import StoreError
 from engine.store import liveness
 from engine.store.db import inserted_id
 from engine.store.reads import _abs, json_column
+from engine.version import software
 
 #: the environment variable that hands a queued run's claim to the ``train`` the queue starts
 CLAIM_VAR = "SPKEMB_QUEUE_CLAIM"
@@ -285,14 +286,9 @@ class StoreSweeps:
     def adopt_queued(self, token: str, *, command: list[str], device: str | None, target_epoch: int | None,
                      config: dict[str, Any] | None, status: str = "indexing",
                      log_path: str | os.PathLike[str] | None = None) -> int:
-        """In the ``train`` the queue started: take over the queued run claimed with ``token``.
-
-        Raises
-        ------
-        StoreError
-            The claim is no longer the run's (the queue gave it back after losing track of this
-            process): this process must not train it.
-        """
+        """In the ``train`` the queue started: take over the queued run claimed with ``token`` (recording
+        this process and its software); StoreError when the claim is no longer the run's (the queue gave
+        it back after losing track of this process): this process must not train it."""
         pid, now = os.getpid(), time.time()
         with self.transaction() as conn:
             row = conn.execute("SELECT q.run_id, q.slot FROM queue_entries q JOIN runs r ON r.id = q.run_id "
@@ -304,10 +300,11 @@ class StoreSweeps:
             conn.execute(
                 "UPDATE runs SET status = ?, host = ?, pid = ?, pid_start = ?, slurm_job_id = ?, command = ?, "
                 "device = ?, started_at = ?, heartbeat_at = ?, target_epoch = COALESCE(?, target_epoch), "
-                "config = COALESCE(?, config), log_path = COALESCE(?, log_path) WHERE id = ?",
+                "config = COALESCE(?, config), log_path = COALESCE(?, log_path), software = ? WHERE id = ?",
                 (status, liveness.hostname(), pid, liveness.process_start_time(pid), os.environ.get("SLURM_JOB_ID"),
                  json.dumps([str(c) for c in command]), device, now, now, target_epoch,
-                 None if config is None else json.dumps(config, default=str), _abs(log_path), row[0]))
+                 None if config is None else json.dumps(config, default=str), _abs(log_path),
+                 json.dumps(software()), row[0]))
             conn.execute("UPDATE queue_entries SET child_pid = ?, child_start = ? WHERE run_id = ?",
                          (pid, liveness.process_start_time(pid), row[0]))
             return int(row[0])

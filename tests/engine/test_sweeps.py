@@ -23,6 +23,7 @@ from engine.store.sweeps import CLAIM_VAR, NewTrial
 from engine.sweeps.processes import child_env
 from engine.sweeps.slots import parse_slots
 from engine.sweeps.space import grid_points, parse_grid
+from engine.version import software
 from tests import children
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, run_in_process, start_engine, wait_for
@@ -209,8 +210,10 @@ def test_a_claim_is_taken_once_and_a_stale_claim_cannot_be_adopted(tmp_path: Pat
     assert second is not None and second.run_id == first.run_id and second.token != first.token
     with pytest.raises(StoreError, match="not training it twice"):  # the first queue's child, late
         store.adopt_queued(first.token, command=["x"], device="cpu", target_epoch=1, config=None)
+    assert store.run(first.run_id)["software"] is None  # queued: nothing ran it yet
     assert store.adopt_queued(second.token, command=["x"], device="cpu", target_epoch=1, config=None) == first.run_id
     assert store.run(first.run_id)["status"] == "indexing"
+    assert store.run(first.run_id)["software"] == software()  # what the process that took it runs
     with pytest.raises(StoreError):  # adopted already: not again
         store.adopt_queued(second.token, command=["x"], device="cpu", target_epoch=1, config=None)
 
