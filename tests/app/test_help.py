@@ -13,6 +13,7 @@ from app.screens.runs import RunsScreen
 from tests.app.conftest import make, open_run, wait_for
 
 
+@pytest.mark.slow
 async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:

@@ -211,6 +211,7 @@ async def _select(pilot, table, run_id: int, name: str) -> None:
     await wait_for(pilot, lambda: table.current_run_id == run_id)
 
 
+@pytest.mark.slow
 def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path) -> None:
     from app.widgets.runs_table import RunsTable
 

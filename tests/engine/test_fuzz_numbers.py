@@ -65,6 +65,7 @@ def run_parser(argv: list[str]) -> tuple[object, int | None, str]:
     return request, code, err.getvalue()
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(option=st.sampled_from(OPTIONS), value=VALUES, joined=st.booleans())
 @example(option=OPTIONS[0], value="--", joined=True)  # argparse 3.11 made `--to=--` an empty list

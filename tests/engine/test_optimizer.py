@@ -43,6 +43,7 @@ def test_weight_decay_leaves_the_sinc_frequencies_alone() -> None:
     assert len(build_optimizer(model, _config(0.0)).param_groups) == 1  # nothing to keep apart
 
 
+@pytest.mark.slow
 def test_a_single_group_state_resumes_into_the_two_groups() -> None:
     torch.manual_seed(0)
     model = build_model(_config(1e-4))
