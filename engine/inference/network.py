@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from engine.config import Config, config_from_dict
+from engine.config import Config
 from engine.model import FbankNetwork, SincTDNN, build_model
+from engine.process.checkpoint_entries import checkpoint_config
 from engine.process.checkpoints import Loaded, Trust, fit_state, read_checkpoint
 
 M = TypeVar("M", bound=nn.Module)
@@ -60,7 +61,7 @@ def load_network(path: str | Path, device: torch.device | str = "cpu", *, trust:
         network its config describes (the first differing one named).
     """
     loaded = read_checkpoint(Path(path), map_location="cpu", trust=trust)
-    config = config_from_dict(loaded.payload["config"], source=f"{path} (config)")
+    config = checkpoint_config(Path(path), loaded.payload["config"])
     model = build_model(config)
     fit_state(model, loaded.payload["model"], Path(path), "its weights and its config disagree (an edited or "
               "damaged file): use another epoch, or train again")

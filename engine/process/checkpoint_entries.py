@@ -109,4 +109,4 @@ def checkpoint_config(path: Path, value: Any) -> Config:
         return parse_config(value, source) if isinstance(value, str) else config_from_dict(dict(value), source)
     except ConfigError as e:
         raise _damaged(path, f"its config is not one this release reads ({e})",
-                       "fork from another checkpoint (or train the parent again)") from None
+                       "use another checkpoint (or train it again)") from None

@@ -292,3 +292,25 @@ def test_a_pipe_or_a_device_for_a_checkpoint_is_named_as_such(tmp_path: Path) ->
     with pytest.raises(CheckpointError, match=r"avg-top3\.pt does not exist: make it with `spkemb-engine average "
                                               r"--top 3 VAL_DIR`"):
         load_checkpoint(trn / "weights" / "avg-top3.pt")
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ([1, 2], "config is list, not a mapping or YAML text"),
+    (3, "config is 3, not a mapping or YAML text"),
+    ("x: [", "its config is not one this release reads"),
+    ({"nope": {}}, "its config is not one this release reads"),
+])
+def test_a_checkpoint_whose_config_does_not_load_is_named_as_the_checkpoint(tmp_path: Path, value, says) -> None:
+    """validate, apply and export read the network through load_network: its config was refused as a
+    config error of `PATH (config)`, with no fix; it is the checkpoint that is damaged."""
+    from engine.errors import CheckpointError
+    from engine.inference.network import load_network
+
+    path = tmp_path / "0001.pt"
+    config = parse_config(TINY_CONFIG, "tiny")
+    save_checkpoint(path, {"model": build_model(config).state_dict(), "config": value, "epoch": 1, "step": 1})
+    with pytest.raises(CheckpointError) as refused:
+        load_network(path)
+    message = str(refused.value)
+    assert message.startswith(f"checkpoint {path} is damaged or edited: ") and says in message, message
+    assert "\n" not in message and "train" in message.rsplit("; ", 1)[1], message  # the fix, after the cause
