@@ -55,3 +55,18 @@ def read_regular(path: str | Path, limit: int) -> bytes:
     if len(data) > limit:
         raise FileTooLarge(errno.EFBIG, f"larger than {limit:,} bytes", str(path))
     return data
+
+
+def read_tail(path: str | Path, limit: int) -> bytes:
+    """The last ``limit`` bytes (or fewer) of the regular file ``path``.
+
+    Raises
+    ------
+    OSError
+        As :func:`open_regular`, or when it cannot be read.
+    """
+    fd = open_regular(path)
+    try:
+        return os.pread(fd, limit, max(0, os.fstat(fd).st_size - limit))
+    finally:
+        os.close(fd)

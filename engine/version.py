@@ -7,21 +7,21 @@ checkout's ``.git`` files, without importing torch or running git.
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import re
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from engine.regular_files import open_regular
+from engine.regular_files import read_regular
 
 try:
     VERSION = version("spkemb")
 except PackageNotFoundError:  # a checkout on sys.path that pip never installed
     VERSION = "unknown (not installed)"
 
-#: what ``.git``'s small files may hold before they are read as no commit
+#: what ``.git``'s small files (HEAD, a ref) and its packed refs (every branch and tag) may hold
 _MAX_GIT_FILE = 64 * 1024
+_MAX_PACKED_REFS = 64 * 1024 * 1024
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 
@@ -57,7 +57,7 @@ def source_commit(root: Path) -> str | None:
         if (common / ref).is_file():
             sha = _read(common / ref)
             return sha if _SHA.fullmatch(sha) else None
-        for line in _read(common / "packed-refs").splitlines():
+        for line in _read(common / "packed-refs", _MAX_PACKED_REFS).splitlines():
             sha, _, name = line.partition(" ")
             if name == ref and _SHA.fullmatch(sha):
                 return sha
@@ -66,12 +66,9 @@ def source_commit(root: Path) -> str | None:
     return None
 
 
-def _read(path: Path) -> str:
-    fd = open_regular(path)  # a pipe put there would block the command that records its run
-    try:
-        return os.read(fd, _MAX_GIT_FILE).decode("utf-8").strip()
-    finally:
-        os.close(fd)
+def _read(path: Path, limit: int = _MAX_GIT_FILE) -> str:
+    # a regular file only: a pipe put there would block the command that records its run
+    return read_regular(path, limit).decode("utf-8").strip()
 
 
 def software_text(found: object) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from engine.process import cuda_visible
 from engine.records import Run
-from engine.regular_files import open_regular
+from engine.regular_files import read_tail
 
 
 @dataclass
@@ -137,15 +137,9 @@ def last_log_line(path: str | Path) -> str | None:
     """The last line of a child's log (an engine command's refusal, when it exited before recording its
     run), cut to 300 characters; None when the log is empty, unreadable or no regular file."""
     try:
-        fd = open_regular(path)
+        tail = read_tail(path, LAST_LINE_READ)
     except OSError:
         return None
-    try:
-        tail = os.pread(fd, LAST_LINE_READ, max(0, os.fstat(fd).st_size - LAST_LINE_READ))
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     lines = [line.strip() for line in tail.decode("utf-8", errors="replace").splitlines() if line.strip()]
     return lines[-1][:300] if lines else None
 
