@@ -102,8 +102,9 @@ class DiskFull(SpkembError):
 
     def __init__(self, folder: str, *, writing: str) -> None:
         super().__init__(f"no space left on the device of {folder} while writing {writing}; the earlier "
-                         "files are intact: free some space there (or move the experiment), then run the "
-                         "command again (a training run that wrote checkpoints goes on with train --resume)")
+                         "files are intact: free some space there (`spkemb-engine clean EXP_DIR` lists the epoch "
+                         "checkpoints no result needs; or move the experiment), then run the command again (a "
+                         "training run that wrote checkpoints goes on with train --resume)")
         self.folder = folder
 
 

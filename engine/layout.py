@@ -12,15 +12,11 @@
     VAL_DIR/apply/{epoch}[-shared|-onnxruntime][-step{step}]/{uri}.npy  metadata.yml
               {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply/: apply.log, events.jsonl)
 
-An extraction's folder is named from its checkpoint, then the mode and ``--step`` where they are
-not the defaults (``apply/4``, ``apply/4-onnxruntime-step0.5``: :func:`extraction_folder`); a
-diarization setting's RTTMs go beside the ``.npy``, or in ``rttm-{settings}/`` (:func:`diarization_folder`).
-
+An extraction's folder: :func:`extraction_folder`; a diarization setting's RTTMs: :func:`diarization_folder`.
 Value types that know their paths; the engine and the TUI both use them and nothing else builds
-these paths. Torch-free, and free of any I/O beyond listing a folder.
-
-A checkpoint is named by an epoch number (``7`` -> ``0007.pt``) or, for weights made from several
-epochs, by a name (``avg-top5`` -> ``avg-top5.pt``); :data:`CheckpointName` is either.
+these paths. Torch-free, and free of any I/O beyond listing a folder. A checkpoint is named by an
+epoch number (``7`` -> ``0007.pt``) or, for weights made from several epochs, by a name
+(``avg-top5`` -> ``avg-top5.pt``); :data:`CheckpointName` is either.
 """
 
 from __future__ import annotations
@@ -37,12 +33,10 @@ CONFIG = "config.yml"
 TRAIN, WEIGHTS, RESUME = "train", "weights", "resume.pt"
 CHECKPOINT_SUFFIX = ".pt"
 # averaged weights: these, then the number of epochs (avg-last10, avg-top5)
-AVERAGE_LAST = "avg-last"
-AVERAGE_TOP = "avg-top"
+AVERAGE_LAST, AVERAGE_TOP = "avg-last", "avg-top"
 VALIDATE = "validate_equal_error_rate"
 PARAMS, SCORES = "params.yml", "scores"
-NORMALISED_SCORES_SUFFIX = ".asnorm.txt"
-METHOD = "method.yml"
+NORMALISED_SCORES_SUFFIX, METHOD = ".asnorm.txt", "method.yml"
 APPLY, METADATA = "apply", "metadata.yml"
 EVENTS = "events.jsonl"
 TRAIN_LOG, VALIDATE_LOG, APPLY_LOG = "train.log", "validate.log", "apply.log"
@@ -54,8 +48,7 @@ SWEEPS, SWEEP_SCRIPT, STUDY = "sweeps", "sweep.sbatch", "optuna.journal"
 #: what apply's ``mode`` may be: the exact or shared torch path, or the exported network in onnxruntime
 MODES = ("exact", "shared", "onnxruntime")
 #: the defaults an extraction folder's name leaves out (``apply --step``, the exact torch path: a mode's name)
-DEFAULT_STEP = 0.1
-DEFAULT_MODE = MODES[0]
+DEFAULT_STEP, DEFAULT_MODE = 0.1, MODES[0]
 
 CheckpointName = int | str
 
@@ -63,6 +56,7 @@ _EPOCH_FILE = re.compile(r"^(\d{4,})" + re.escape(CHECKPOINT_SUFFIX) + "$")
 _AVERAGED = rf"(?:{re.escape(AVERAGE_LAST)}|{re.escape(AVERAGE_TOP)})\d+"
 _NAMED_FILE = re.compile(rf"^({_AVERAGED})" + re.escape(CHECKPOINT_SUFFIX) + "$")
 NAMED_CHECKPOINT = re.compile(rf"^{_AVERAGED}$")
+_EXTRACTION_FOLDER = re.compile(rf"^(\d+|{_AVERAGED})(?:-(?:{'|'.join(MODES[1:])}))?(?:-step[^/]+)?$")
 
 #: how messages name a TRN_DIR, a VAL_DIR, an extraction folder, a checkpoint file
 TRN_DIR_SHAPE = f"EXP_DIR/{TRAIN}/PROTOCOL.SUBSET"
@@ -263,12 +257,18 @@ class ValidationDir:
         """The folder of the extraction of checkpoint ``name`` with this mode and ``--step``."""
         return ExtractionDir(self.apply_root / extraction_folder(name, mode=mode, step=step))
 
+    def extracted(self) -> set[CheckpointName]:
+        """The checkpoints that a folder of ``apply/`` holds an extraction of (any mode and step)."""
+        names = os.listdir(self.apply_root) if self.apply_root.is_dir() else []
+        found = (_EXTRACTION_FOLDER.match(n) for n in names if (self.apply_root / n).is_dir())
+        return {int(m.group(1)) if m.group(1).isdigit() else m.group(1) for m in found if m}
+
 
 def extraction_folder(name: CheckpointName, *, mode: str = DEFAULT_MODE, step: float = DEFAULT_STEP) -> str:
     """``4``, ``4-shared``, ``avg-top5-onnxruntime-step0.5``: the checkpoint, then what is not a default.
 
-    Two extractions with other settings never share a folder (one would overwrite the other's
-    files); the default settings keep the tutorial's ``apply/{epoch}`` (unpadded epoch number).
+    Two extractions with other settings never share a folder (one would overwrite the other's files);
+    the default settings keep the tutorial's ``apply/{epoch}`` (unpadded epoch number).
     """
     if mode not in MODES:
         raise ValueError(f"{mode!r} is not an extraction mode ({', '.join(MODES)})")

@@ -69,7 +69,8 @@ TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "app.screens.launch", "app.screens.compare", "app.screens.query", "app.screens.det",
               "app.widgets.det_plots", "engine.data.database_yml", "engine.data.protocols",
               "engine.data.speech_regions", "engine.data.audio", "engine.data.audio_checks",
-              "engine.process.cuda_visible", "app.data.gpus")
+              "engine.process.cuda_visible", "app.data.gpus", "engine.validation.clean",
+              "engine.process.folder_lock")
 
 
 def _modules() -> list[Path]:

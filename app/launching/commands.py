@@ -19,6 +19,7 @@ from engine.records import Run, RunDevice
 from engine.requests import (
     ApplyRequest,
     AverageRequest,
+    CleanRequest,
     PickRequest,
     Request,
     TrainRequest,
@@ -174,3 +175,8 @@ def average_argv(folder: str | Path, *, last: int | None = None, top: int | None
     """``spkemb-engine average --last N TRN_DIR`` or ``--top K VAL_DIR``."""
     how = {"last": last} if last is not None else {"top": top}
     return request_argv(AverageRequest(dir=str(folder), db=_path(db), **how))
+
+
+def clean_argv(trn_dir: str | Path, *, yes: bool = False, db: str | Path | None = None) -> list[str]:
+    """``spkemb-engine clean [--yes] TRN_DIR``: list (or delete) the run's epoch checkpoints no result needs."""
+    return request_argv(CleanRequest(dirs=(str(trn_dir),), yes=yes, db=_path(db)))

@@ -52,6 +52,7 @@ class RunDetailScreen(RunActions, ForkActions):
         ("n", "toggle_norm", "Raw/AS-norm"),
         ("d", "det", "DET"),
         ("a", "average", "Average epochs"),
+        ("C", "clean", "Clean checkpoints"),
         ("t", "labels", "Group/tags/note"),
         ("i", "info", "Run info"),
     ]

@@ -1,4 +1,4 @@
-"""The options of the commands on validated checkpoints: ``validate``, ``pick``, ``average``."""
+"""The options of the commands on validated checkpoints: ``validate``, ``pick``, ``average``, ``clean``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 from engine.arguments.shared import db_options, trust_option
 from engine.arguments.values import MAX_BATCH, MAX_EPOCH, checkpoint_name, device_name, number, whole
-from engine.layout import CHECKPOINT_SUFFIX, PARAMS, TRN_DIR_SHAPE, WEIGHTS
+from engine.layout import CHECKPOINT_SUFFIX, PARAMS, RESUME, TRN_DIR_SHAPE, WEIGHTS
 
 
 def add_validate(sub: argparse._SubParsersAction) -> None:
@@ -75,3 +75,22 @@ def add_average(sub: argparse._SubParsersAction) -> None:
     trust_option(p)
     db_options(p, database=False)
     p.add_argument("dir", metavar="DIR", help="TRN_DIR (with --last) or VAL_DIR (with --top)")
+
+
+def add_clean(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("clean", help="delete the epoch checkpoints no result needs (lists them without --yes)",
+                       description="List, then with --yes delete, the epoch checkpoints of each TRN_DIR that no "
+                                   "result needs. Kept: the newest epochs, each VAL_DIR's best-validated epochs, "
+                                   f"the epoch its {PARAMS} points at and every extracted one, each epoch a VAL_DIR "
+                                   f"has not validated yet (all of them where none has), {RESUME} and averaged "
+                                   "weights. Scores, validations and extractions stay. Refused while the run "
+                                   "trains or is validated.")
+    p.add_argument("--keep-last", type=whole(1, MAX_EPOCH, "a number of epochs"), default=10, metavar="N",
+                   help="keep the newest N epochs (default: 10; train --resume continues from the newest)")
+    p.add_argument("--keep-best", type=whole(1, MAX_EPOCH, "a number of epochs"), default=10, metavar="K",
+                   help="keep the K epochs of lowest EER in each VAL_DIR (default: 10)")
+    p.add_argument("--yes", action="store_true", help="delete them (default: list them and the space they hold)")
+    db_options(p, database=False)
+    p.add_argument("dirs", nargs="+", metavar="DIR",
+                   help=f"a TRN_DIR ({TRN_DIR_SHAPE}), or an EXP_DIR for each of its training runs (a sweep's "
+                        "trials: SWEEP_DIR/trial-*)")

@@ -210,6 +210,9 @@ def _making(path: Path) -> str:
             "--last", name.removeprefix(AVERAGE_LAST))
         where = "VAL_DIR" if how == "--top" else str(trn.root)
         return f"make it with `spkemb-engine average {how} {n} {where}`, or pick an epoch that has one"
+    if found is not None and isinstance(epoch := found[1], int) and any(e > epoch for e in found[0].epochs()):
+        return ("its run trained past it and the file was deleted since (`spkemb-engine clean` deletes the epochs no "
+                "result needs): pick an epoch that has one")
     return "train first, or pick an epoch that has one"
 
 

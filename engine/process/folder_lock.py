@@ -21,10 +21,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.console import say
 from engine.errors import FolderBusy
-from engine.process.distributed import World, agree
+
+if TYPE_CHECKING:  # torch's: a process of one rank (clean, pick) locks without importing it
+    from engine.process.distributed import World
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,19 @@ class Job:
 
     command: str        # train
     doing: str          # trained
-    several: str        # trainings
-    writes: str         # the same checkpoints
+    several: str        # two trainings
+    writes: str         # write the same checkpoints
+    #: how the lock file names its holder beside its host and pid (train and validate: by their pid alone)
+    holder: str = ""
 
 
-TRAINING = Job("train", "trained", "trainings", "the same checkpoints")
-VALIDATION = Job("validate", "validated", "validations", "the same score files and params.yml")
+TRAINING = Job("train", "trained", "two trainings", "write the same checkpoints")
+VALIDATION = Job("validate", "validated", "two validations", "write the same score files and params.yml")
+#: ``clean`` deletes checkpoints: it holds a TRN_DIR's lock, and each of its VAL_DIRs'
+CLEANING_TRAINING = Job("clean", "trained", "a training and a clean", "write and delete the same checkpoints",
+                        holder="spkemb-engine clean")
+CLEANING_VALIDATION = Job("clean", "validated", "a validation and a clean", "read and delete the same checkpoints",
+                          holder="spkemb-engine clean")
 
 
 @contextmanager
@@ -50,16 +60,20 @@ def held(folder: Path, lock: Path, job: Job, world: World | None = None) -> Iter
     FolderBusy
         Another process holds it (named by the host and pid it wrote there), on every rank.
     """
-    world = world or World()
     fd, refusal = None, None
-    if world.is_main:
+    if world is None or world.is_main:
         folder.mkdir(parents=True, exist_ok=True)
         try:
             fd = _hold(folder, lock, job)
         except FolderBusy as e:
             refusal = e
     try:
-        if agree(refusal is not None, world):
+        refused = refusal is not None
+        if world is not None and world.distributed:
+            from engine.process.distributed import agree
+
+            refused = agree(refused, world)
+        if refused:
             raise refusal or FolderBusy(f"{folder} is being {job.doing} by another process (see rank 0's line)")
         yield
     finally:
@@ -89,14 +103,15 @@ def _hold(folder: Path, lock: Path, job: Job) -> int | None:
             return None
         elsewhere = holder and holder.split()[0] != socket.gethostname()
         raise FolderBusy(
-            f"{folder} is being {job.doing} by another process ({holder or 'pid unknown'}): two {job.several} "
-            f"of one folder would write {job.writes} — wait for it to end, or stop it (`spkemb-engine runs` lists "
+            f"{folder} is being {job.doing} by another process ({holder or 'pid unknown'}): {job.several} "
+            f"of one folder would {job.writes} — wait for it to end, or stop it (`spkemb-engine runs` lists "
             f"it), then {job.command} here"
             + ("; if that machine is down, its lock ends with its NFS lease (a minute or two)" if elsewhere else "")
         ) from None
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode(), 0)
+        named = f"{socket.gethostname()} pid {os.getpid()}" + (f", {job.holder}" if job.holder else "")
+        os.pwrite(fd, f"{named}\n".encode(), 0)
     except OSError:  # a read-only descriptor: the lock holds, the file does not name us
         pass
     return fd
@@ -104,4 +119,4 @@ def _hold(folder: Path, lock: Path, job: Job) -> int | None:
 
 def _unlocked(lock: Path, job: Job, error: OSError) -> None:
     say(f"{job.command}: warning: {lock} cannot be locked ({error.strerror}): nothing keeps "
-        f"two {job.several} of this folder apart")
+        f"{job.several} of this folder apart")

@@ -70,20 +70,24 @@ def last_epochs(trn: TrainingDir, n: int) -> list[int]:
     if len(epochs) < n:
         raise SpkembError(f"--last {n}: {trn.weights} holds {len(epochs)} trained epoch checkpoint(s); "
                           f"pass TRN_DIR of a training run with at least {n} epochs, or a smaller N")
-    return epochs[-n:]
+    wanted = list(range(epochs[-1] - n + 1, epochs[-1] + 1))
+    gone = sorted(set(wanted) - set(epochs))
+    if gone:  # the last N on disk would not be the last N trained: a mean over other epochs than asked
+        there = epochs[-1] - gone[-1]
+        raise SpkembError(f"--last {n}: epoch(s) {', '.join(map(str, gone))} of the last {n} are not in {trn.weights} "
+                          f"(deleted by `spkemb-engine clean`?): pass --last {there} or less, or average --top K "
+                          "of a VAL_DIR")
+    return wanted
 
 
 def top_epochs(val: ValidationDir, k: int, store: Any = None) -> list[tuple[int, float]]:
     """The ``k`` validated trained epochs of lowest EER (the earlier on a tie), with their EER, in epoch
     order; epoch 0, the network before training (a fork's parent), is none of them."""
-    from engine.validation.score_files import results_from_scores
-    from engine.validation.selection import results_from_store
+    from engine.validation.selection import recorded_results
 
     if k < 1:
         raise SpkembError(f"--top {k}: average at least one epoch (e.g. --top 5)")
-    results = results_from_store(store, val) if store is not None else []
-    if not results:
-        results = results_from_scores(val)
+    results = recorded_results(val, store)
     ranked = sorted((r for r in results if r.checkpoint_name is None and int(r.checkpoint) > 0 and r.eer is not None),
                     key=ValidationResult.ranked)
     if len(ranked) < k:

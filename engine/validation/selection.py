@@ -39,6 +39,13 @@ def results_from_store(store: Any, val: ValidationDir) -> list[ValidationResult]
     return [by_name[e] for e in sorted(by_name, key=checkpoint_order)]
 
 
+def recorded_results(val: ValidationDir, store: Any = None) -> list[ValidationResult]:
+    """VAL_DIR's results: the runs database's when it holds any (``store``), else recomputed from the
+    score files."""
+    results = results_from_store(store, val) if store is not None else []
+    return results or results_from_scores(val)
+
+
 def choose(results: list[ValidationResult], epoch: CheckpointName | None = None) -> ValidationResult:
     """The result of ``epoch`` (a number or a name such as ``avg-top5``), or the lowest-EER epoch
     (the earlier on a tie; averaged weights are chosen by name only)."""
@@ -73,10 +80,13 @@ def pick_best(val: ValidationDir, epoch: CheckpointName | None = None, store: An
     ValidationResult
         The chosen checkpoint's result.
     """
-    results = results_from_store(store, val) if store is not None else []
-    if not results:
-        results = results_from_scores(val)
-    result = choose(results, epoch)
+    result = choose(recorded_results(val, store), epoch)
+    weights = val.training.weights  # a VAL_DIR copied without its training run: its choice is still made
+    if epoch is not None and result.checkpoint_name is None and weights.is_dir() and \
+            not val.training.checkpoint(epoch).is_file():
+        raise SpkembError(f"{checkpoint_title(epoch)} was validated, but its checkpoint is gone from "
+                          f"{val.training.weights} (deleted by `spkemb-engine clean`?): apply could not use it; "
+                          "pick an epoch whose checkpoint is there")
     write_params(val, result)
     return result
 

@@ -10,11 +10,13 @@ import pytest
 
 from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
 from app.dialogs.average import AverageDialog
+from app.dialogs.confirm import ConfirmDialog
 from app.dialogs.validate import ValidateDialog
 from app.launching import commands
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import build_parser
 from engine.layout import TrainingDir
+from engine.records import ValidationResult
 from engine.store import open_store
 from tests.app.conftest import make, notified, open_launch, open_run, wait_for
 from tests.app.test_extract_dialog import MEETINGS, Host
@@ -146,6 +148,36 @@ async def test_average_from_the_run_detail_writes_and_records_the_averaged_weigh
     assert trn.checkpoint("avg-last2").is_file()
     with open_store(workspace / "runs.db", readonly=True) as store:
         assert [r["name"] for r in store.checkpoints(run["id"]) if r["name"]] == ["avg-last2"]
+
+
+@pytest.mark.slow
+async def test_clean_from_the_run_detail_lists_then_deletes_after_a_yes(workspace: Path) -> None:
+    with open_store(workspace / "runs.db", readonly=True) as store:
+        run = next(r for r in store.runs(kind="train") if r["name"] == "aam-m0.1")
+    trn = TrainingDir(Path(run["out_dir"]))
+    trn.weights.mkdir(parents=True, exist_ok=True)
+    for epoch in range(14):
+        trn.checkpoint(epoch).write_bytes(b"x" * 100)
+    trn.validation("Demo.SpeakerVerification.Voices", "development").root.mkdir(parents=True)
+    with open_store(workspace / "runs.db") as store:
+        val = next(r for r in store.runs(kind="validate") if r["name"] == "aam-m0.1 validate")
+        for epoch in range(14):  # the later, the better: the 10 best are the 10 newest
+            store.add_validation(val["id"], ValidationResult(epoch=epoch, eer=0.5 - 0.01 * epoch, n_trials=4),
+                                 train_run_id=run["id"])
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "aam-m0.1")
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        await pilot.press("C")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), timeout=60)
+        question = app.screen.question
+        assert question.splitlines()[:2] == [
+            f"{trn.root}: delete 4 epoch checkpoint(s): 0-3 (400 bytes)",
+            "  keep 4-13: newest; best in Demo.SpeakerVerification.Voices.development"], question
+        assert trn.epochs() == list(range(14))  # asked, not yet done
+        await pilot.press("y")
+        await wait_for(pilot, lambda: notified(app, "freed 400 bytes"), timeout=60)
+    assert trn.epochs() == list(range(4, 14))
 
 
 @pytest.mark.slow

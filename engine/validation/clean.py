@@ -1,0 +1,224 @@
+"""``spkemb-engine clean``: delete the epoch checkpoints that no result needs.
+
+A training run writes a checkpoint at the end of every epoch (network, classifier and optimizer
+state: tens to hundreds of MB at VoxCeleb's sizes), and a sweep of a hundred trials of a
+hundred epochs fills a disk. ``clean`` keeps, in each TRN_DIR:
+
+- the newest ``--keep-last N`` epochs (``train --resume`` continues from the newest; ``average --last``);
+- in each of its VAL_DIRs, the ``--keep-best K`` epochs of lowest validated EER (``average --top``),
+  the checkpoint its params.yml points at, and every checkpoint an extraction was made from;
+- every epoch that one of its VAL_DIRs has not validated yet: a folder without a validation loses nothing;
+- ``resume.pt`` and averaged weights (``avg-last10.pt``), which are no epoch's.
+
+Without ``--yes`` it lists what it would delete and the space that frees; with it, it deletes those
+files while it holds TRN_DIR's training lock (refused while the run trains) and forgets their rows in
+the runs database. Scores, params.yml, extractions and every row of results stay: the table of
+epochs keeps each epoch's loss and EER. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.console import out, say
+from engine.errors import SpkembError
+from engine.layout import TRN_DIR_SHAPE, ExperimentDir, TrainingDir, ValidationDir
+from engine.process import folder_lock
+from engine.requests import CleanRequest
+from engine.validation.params import read_params
+from engine.validation.selection import recorded_results
+from engine.validation.val_dir import given_trn_dir
+
+#: why an epoch stays: what (``newest``, ``best in``...) and, for what a VAL_DIR needs, its folder's name
+Reason = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class CleanPlan:
+    """What ``clean`` keeps of one TRN_DIR's epoch checkpoints, and why, and what it deletes."""
+
+    trn: TrainingDir
+    #: epoch -> why it stays: ``newest``, or a VAL_DIR's name with ``best in``, ``picked in``, ``extracted in``,
+    #: ``not validated in``, in the order found
+    kept: dict[int, list[Reason]] = field(default_factory=dict)
+    #: epoch -> the size of its file, in bytes
+    deleted: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def freed(self) -> int:
+        return sum(self.deleted.values())
+
+
+def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, store: Any = None) -> CleanPlan:
+    """The plan for ``trn``: nothing is deleted where no VAL_DIR has validated it (``store``: the runs
+    database to read validations from; the score files otherwise)."""
+    epochs = trn.epochs()
+    plan = CleanPlan(trn)
+    vals = trn.validation_dirs()
+    reasons: dict[int, list[Reason]] = {e: [] for e in epochs}
+    for e in epochs[-keep_last:]:
+        reasons[e].append(("newest", ""))
+    if not vals:
+        for e in epochs:
+            reasons[e].append(("not validated", ""))
+    for val in vals:
+        for e, why in _needed_by(val, epochs, keep_best, store):
+            reasons[e].append(why)
+    for e in epochs:
+        if reasons[e]:
+            plan.kept[e] = reasons[e]
+        elif (size := _file_size(trn.checkpoint(e))) is not None:
+            plan.deleted[e] = size
+    return plan
+
+
+def _needed_by(val: ValidationDir, epochs: list[int], keep_best: int, store: Any) -> Iterator[tuple[int, Reason]]:
+    """The epochs of ``epochs`` that ``val`` needs, each with why."""
+    name = val.root.name
+    results = [r for r in recorded_results(val, store) if r.checkpoint_name is None]
+    validated = {int(r.checkpoint) for r in results}
+    for e in epochs:
+        if e not in validated:
+            yield e, ("not validated in", name)
+    ranked = sorted((r for r in results if r.eer is not None), key=lambda r: r.ranked())
+    for r in ranked[:keep_best]:
+        yield int(r.checkpoint), ("best in", name)
+    params = read_params(val)
+    if params is not None and isinstance(params.checkpoint, int):
+        yield params.checkpoint, ("picked in", name)
+    for checkpoint in val.extracted():
+        if isinstance(checkpoint, int):
+            yield checkpoint, ("extracted in", name)
+
+
+def _file_size(path: Path) -> int | None:
+    """The size of a checkpoint that ``clean`` may delete: a file or a symbolic link (the link alone
+    goes), not a folder or anything else that stands there."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_size if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode) else None
+
+
+def training_dirs(path: str) -> list[TrainingDir]:
+    """The TRN_DIRs ``path`` names: itself, or each of an experiment folder's."""
+    root = Path(path)
+    if not root.is_dir():
+        raise SpkembError(f"{root} is not a directory: pass a TRN_DIR ({TRN_DIR_SHAPE}) or an EXP_DIR")
+    experiment = ExperimentDir(root)
+    if experiment.config.is_file():
+        return experiment.training_dirs()
+    return [given_trn_dir(root)]
+
+
+def delete(plan: CleanPlan, store: Any) -> int:
+    """Delete the plan's files and forget their rows (the caller holds the folder's locks); the bytes
+    freed."""
+    trn, freed = plan.trn, 0
+    runs = store.find_runs(out_dir=trn.root, kind="train") if store is not None and not store.readonly else []
+    for epoch in sorted(plan.deleted):
+        path = trn.checkpoint(epoch)
+        for run in runs:  # the row first: a row is never left naming a file that is gone
+            store.remove_checkpoint(run["id"], path=path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise SpkembError(f"{path} cannot be deleted ({e.strerror}): check the folder's permissions, then clean "
+                              "again (the checkpoints deleted before it are gone)") from None
+        freed += plan.deleted[epoch]
+    return freed
+
+
+def cmd_clean(args: CleanRequest) -> int:
+    """``spkemb-engine clean [--keep-last N] [--keep-best K] [--yes] DIR...``: see the module docstring."""
+    trns = [trn for path in args.dirs for trn in training_dirs(path)]
+    total = 0
+    with _store(args.db, write=args.yes) as store:
+        for trn in trns:
+            with _locked(trn) if args.yes else nullcontext():
+                plan = plan_clean(trn, keep_last=args.keep_last, keep_best=args.keep_best, store=store)
+                out(_summary(plan))
+                total += delete(plan, store) if args.yes else plan.freed
+    if not args.yes:
+        out(f"nothing deleted: add --yes to delete them and free {_size(total)}" if total else "nothing to delete")
+    else:
+        out(f"freed {_size(total)}")
+    return 0
+
+
+@contextmanager
+def _locked(trn: TrainingDir) -> Iterator[None]:
+    """TRN_DIR's training lock and each of its VAL_DIRs' validation locks, held: refused while any runs."""
+    with ExitStack() as stack:
+        stack.enter_context(folder_lock.held(trn.root, trn.lock, folder_lock.CLEANING_TRAINING))
+        for val in trn.validation_dirs():
+            stack.enter_context(folder_lock.held(val.root, val.lock, folder_lock.CLEANING_VALIDATION))
+        yield
+
+
+def _summary(plan: CleanPlan) -> str:
+    """A TRN_DIR's lines: what goes, and what stays and why (epochs kept for the same reasons together)."""
+    head = f"{plan.trn.root}: "
+    if not plan.kept and not plan.deleted:
+        return head + "no epoch checkpoint"
+    lines = [head + (f"delete {len(plan.deleted)} epoch checkpoint(s): {_ranges(sorted(plan.deleted))} "
+                     f"({_size(plan.freed)})" if plan.deleted else "nothing to delete")]
+    by_reason: dict[str, list[int]] = {}
+    for epoch, why in sorted(plan.kept.items()):
+        by_reason.setdefault(_reasons(why), []).append(epoch)
+    lines += [f"  keep {_ranges(epochs)}: {why}" for why, epochs in by_reason.items()]
+    return "\n".join(lines)
+
+
+def _reasons(why: list[Reason]) -> str:
+    """``newest; best in A, B; not validated in B``: each kind once, with the VAL_DIRs it holds for."""
+    where: dict[str, list[str]] = {}
+    for kind, name in why:
+        where.setdefault(kind, []).extend([name] if name else [])
+    return "; ".join(f"{kind} {', '.join(names)}" if names else kind for kind, names in where.items())
+
+
+def _ranges(epochs: list[int]) -> str:
+    """``1-4, 6, 9-12``."""
+    runs: list[list[int]] = []
+    for e in epochs:
+        if runs and e == runs[-1][-1] + 1:
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
+
+
+def _size(n: int) -> str:
+    """``512 bytes``, ``3.4 MiB``, ``1.2 GiB``."""
+    if n < 1024:
+        return f"{n} bytes"
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB", "TiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.1f} {unit}"
+
+
+def _store(db: str | None, *, write: bool) -> AbstractContextManager[Any]:
+    """The runs database (read-only for a listing), None where there is none; on a network filesystem
+    read-only, and the deleted checkpoints' rows stay there."""
+    from engine.store import default_db_path, is_network_fs, open_store
+
+    path = default_db_path(db)
+    if not path.exists():
+        return nullcontext()
+    if write and is_network_fs(path):
+        say(f"clean: {path} is on a network filesystem: the deleted checkpoints' rows stay there")
+        write = False
+    return open_store(path, readonly=not write)
