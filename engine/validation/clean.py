@@ -140,7 +140,8 @@ def delete(plan: CleanPlan, store: Any) -> int:
 
 def cmd_clean(args: CleanRequest) -> int:
     """``spkemb-engine clean [--keep-last N] [--keep-best K] [--yes] DIR...``: see the module docstring."""
-    trns = [trn for path in args.dirs for trn in training_dirs(path)]
+    # an EXP_DIR and one of its TRN_DIRs named together: each run once
+    trns = list(dict.fromkeys(TrainingDir(trn.root.resolve()) for path in args.dirs for trn in training_dirs(path)))
     total = 0
     with _store(args.db, write=args.yes) as store:
         for trn in trns:

@@ -121,7 +121,8 @@ def test_a_run_without_a_validation_keeps_every_epoch(tmp_path: Path, db_path: P
     trn = ExperimentDir(tmp_path / "exp").training(PROTOCOL, "train")
     checkpoint_files(trn, range(5), db_path)
     (tmp_path / "exp" / "config.yml").write_text("{}\n")
-    done = run_in_process("clean", "--keep-last", "1", "--yes", str(tmp_path / "exp"), db=db_path)
+    # the experiment and its run named together: the run once
+    done = run_in_process("clean", "--keep-last", "1", "--yes", str(tmp_path / "exp"), str(trn.root), db=db_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"{trn.root}: nothing to delete", "  keep 0-3: not validated",
                                         "  keep 4: newest; not validated", "freed 0 bytes"]
