@@ -92,5 +92,5 @@ def add_clean(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--yes", action="store_true", help="delete them (default: list them and the space they hold)")
     db_options(p, database=False)
     p.add_argument("dirs", nargs="+", metavar="DIR",
-                   help=f"a TRN_DIR ({TRN_DIR_SHAPE}), or an EXP_DIR for each of its training runs (a sweep's "
-                        "trials: SWEEP_DIR/trial-*)")
+                   help=f"a TRN_DIR ({TRN_DIR_SHAPE}); an EXP_DIR: each of its training runs; a folder of "
+                        "EXP_DIRs (a sweep's SWEEP_DIR, a workspace's experiments/): each of theirs")

@@ -108,13 +108,18 @@ def _file_size(path: Path) -> int | None:
 
 
 def training_dirs(path: str) -> list[TrainingDir]:
-    """The TRN_DIRs ``path`` names: itself, or each of an experiment folder's."""
+    """The TRN_DIRs ``path`` names: itself, each of an experiment folder's, or each of the experiment
+    folders a folder holds (a sweep's trials, a workspace's ``experiments/``)."""
     root = Path(path)
     if not root.is_dir():
-        raise SpkembError(f"{root} is not a directory: pass a TRN_DIR ({TRN_DIR_SHAPE}) or an EXP_DIR")
+        raise SpkembError(f"{root} is not a directory: pass a TRN_DIR ({TRN_DIR_SHAPE}), an EXP_DIR or a folder "
+                          "of EXP_DIRs")
     experiment = ExperimentDir(root)
     if experiment.config.is_file():
         return experiment.training_dirs()
+    inside = [ExperimentDir(p) for p in sorted(root.iterdir()) if p.is_dir() and ExperimentDir(p).config.is_file()]
+    if inside:
+        return [trn for e in inside for trn in e.training_dirs()]
     return [given_trn_dir(root)]
 
 

@@ -129,6 +129,19 @@ def test_a_run_without_a_validation_keeps_every_epoch(tmp_path: Path, db_path: P
     assert trn.epochs() == list(range(5))
 
 
+def test_a_folder_of_experiments_cleans_each_of_their_runs(tmp_path: Path, db_path: Path) -> None:
+    """A sweep's folder (its trials) or a workspace's experiments/: each run of each experiment."""
+    trns = [ExperimentDir(tmp_path / "sweep" / f"trial-{n:03d}").training(PROTOCOL, "train") for n in range(2)]
+    for trn in trns:
+        checkpoint_files(trn, range(3), db_path)
+        (trn.root.parent.parent / "config.yml").write_text("{}\n")
+    (tmp_path / "sweep" / "notes").mkdir()  # no experiment: passed over
+    done = run_in_process("clean", "--keep-last", "1", str(tmp_path / "sweep"), db=db_path)
+    assert done.returncode == 0, done.stderr
+    assert [line for line in done.stdout.splitlines() if not line.startswith(" ")] == [
+        f"{trns[0].root}: nothing to delete", f"{trns[1].root}: nothing to delete", "nothing to delete"]
+
+
 @pytest.mark.parametrize("busy", ["train", "validate"])
 def test_clean_is_refused_while_the_run_trains_or_is_validated(trained: tuple[TrainingDir, int], db_path: Path,
                                                                busy: str) -> None:
@@ -155,7 +168,7 @@ def test_a_folder_that_is_no_run_is_refused_in_one_line(trained: tuple[TrainingD
                                                         tmp_path: Path, what: str, says: str) -> None:
     trn, _ = trained
     folder = {"missing": tmp_path / "nope", "val_dir": trn.validation(PROTOCOL, "test").root,
-              "elsewhere": tmp_path}[what]
+              "elsewhere": trn.root.parent}[what]
     done = run_in_process("clean", "--yes", "--keep-last", "1", str(folder), db=db_path)
     assert done.returncode == 2 and says in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
     assert trn.epochs() == list(range(21))
