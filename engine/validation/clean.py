@@ -12,8 +12,8 @@ hundred epochs fills a disk. ``clean`` keeps, in each TRN_DIR:
 
 Without ``--yes`` it lists what it would delete and the space that frees; with it, it deletes those
 files while it holds TRN_DIR's training lock and each VAL_DIR's validation lock (refused while the run
-trains or is validated) and forgets their rows in the runs database. Scores, params.yml, extractions and every row of results stay: the table of
-epochs keeps each epoch's loss and EER. Torch-free.
+trains or is validated) and forgets their rows in the runs database. Scores, params.yml, extractions
+and every row of results stay: the table of epochs keeps each epoch's loss and EER. Torch-free.
 """
 
 from __future__ import annotations
