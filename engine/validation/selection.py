@@ -23,10 +23,11 @@ from engine.validation.val_dir import given_val_dir
 
 
 def validate_runs(store: Any, val: ValidationDir) -> list[dict[str, Any]]:
-    """Validate runs recorded for VAL_DIR, newest first (matched on the resolved path)."""
-    wanted = {str(val.root), str(val.root.resolve())}
-    runs = [r for r in store.runs(kind="validate") if r.get("out_dir") in wanted]
-    return sorted(runs, key=lambda r: r["id"], reverse=True)
+    """Validate runs recorded for VAL_DIR, newest first (matched on its path and its resolved path,
+    through the index of ``runs.out_dir``: ``clean`` of a lab's workspace asks once per VAL_DIR)."""
+    found = {r["id"]: r for path in {val.root, val.root.resolve()}
+             for r in store.find_runs(out_dir=path, kind="validate")}
+    return sorted(found.values(), key=lambda r: r["id"], reverse=True)
 
 
 def results_from_store(store: Any, val: ValidationDir) -> list[ValidationResult]:
