@@ -304,15 +304,13 @@ def read_curves(path: Path, run_ids: list[int], since: dict[int, int] | None = N
     since = since or {}
     out = []
     with store_at(path) as store:
-        validate_runs: list[Run] | None = None  # read once, when a training run needs its validators
         for run_id in run_ids:
             run = store.run_record(run_id)
             if run is None:
                 continue
             train = run.kind == "train"
-            if train and validate_runs is None:
-                validate_runs = store.run_records(kind="validate")
-            validators = ([r for r in validate_runs or [] if r.parent_id == run_id] if train
+            # a training run's own children: a lab's database holds thousands of validate runs
+            validators = ([r for r in store.child_records(run_id) if r.kind == "validate"] if train
                           else [run] if run.kind == "validate" else [])
             recorded = store.validation_records(train_run_id=run_id) if train else store.validation_records(run_id)
             steps = store.steps(run_id, since_step=since.get(run_id, -1), at_most=STEP_POINTS) if train else []

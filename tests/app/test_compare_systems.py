@@ -171,3 +171,15 @@ def test_with_no_pick_compare_falls_back_as_the_report_does(tmp_path: Path) -> N
         (run,) = compared_runs(store, [sinc])
     (read,) = read_curves(made.db, [sinc])
     assert det_source(read).name == "avg-top2" == run.scored[0].checkpoint_name
+
+
+def test_compare_reads_each_training_runs_own_validators(workspace: Path) -> None:
+    """A training run's validate runs are its children, not the validate runs of the whole database."""
+    from app.data.reader import read_curves
+
+    with open_store(workspace / "runs.db", readonly=True) as store:
+        ids = {r["name"]: r["id"] for r in store.runs()}
+    curves = read_curves(workspace / "runs.db", [ids["aam-m0.2"], ids["aam-m0.1"], ids["softmax"],
+                                                 ids["aam-m0.1 validate"]])
+    assert [[v.name for v in c.validators] for c in curves] == [
+        ["aam-m0.2 validate"], ["aam-m0.1 validate"], [], ["aam-m0.1 validate"]]
