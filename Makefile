@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) bench/scale.py --sizes 10k,100k
 	$(PY) bench/file_reads.py
 	$(PY) bench/clean.py
+	$(PY) bench/lab_lookups.py
 
 # The lent GPU machine rehearsed on this CPU: a fresh virtualenv (.rehearsal/, git-ignored) with CPython
 # 3.12, torch 2.11.0 and torchaudio 2.11.0 (PyPI's build, run on the CPU) and only the packages that

@@ -2,14 +2,11 @@
 training run of ``--epochs`` epoch checkpoints (hard links of a small file) and one validation of
 every epoch, recorded in one runs database (2 runs a trial, a validation row an epoch).
 
-Times, each in a process of its own, the best of three: the listing of the whole folder
-(``spkemb-engine clean SWEEP_DIR``, which deletes nothing), and the lookup of every VAL_DIR's validate
-runs (``engine.validation.selection.validate_runs``, what ``pick``, ``average --top`` and validate's reuse
-also ask) with this checkout and, with ``--baseline DIR`` (another checkout, e.g. ``git worktree add
-/tmp/base REV``), that checkout's on the same database in the same run. Prints one line each and
-writes bench/results/clean.json.
+Times the listing of the whole folder (``spkemb-engine clean SWEEP_DIR``, which deletes nothing), the
+best of three in a process of its own; ``bench/lab_lookups.py`` times the database lookups it makes
+against a baseline checkout. Prints one line and writes bench/results/clean.json.
 
-    .venv/bin/python bench/clean.py [--trials 1000] [--epochs 50] [--baseline DIR]
+    .venv/bin/python bench/clean.py [--trials 1000] [--epochs 50]
 """
 
 from __future__ import annotations
@@ -34,24 +31,6 @@ from engine.store import open_store
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
-_LOOKUP = """
-import sys, time
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from engine.layout import ValidationDir
-from engine.store import open_store
-from engine.validation.selection import validate_runs
-vals = [ValidationDir(Path(line)) for line in Path(sys.argv[3]).read_text().splitlines()]
-times = []
-with open_store(sys.argv[2], readonly=True) as store:
-    for _ in range(3):
-        began = time.perf_counter()
-        for val in vals:
-            validate_runs(store, val)
-        times.append(time.perf_counter() - began)
-print(min(times))
-"""
-
 _LISTING = """
 import contextlib, io, sys, time
 sys.path.insert(0, sys.argv[1])
@@ -66,8 +45,8 @@ print(min(times))
 """
 
 
-def make_sweep(root: Path, db: Path, trials: int, epochs: int) -> list[Path]:
-    """The sweep's folder and database; the VAL_DIRs."""
+def make_sweep(root: Path, db: Path, trials: int, epochs: int) -> list[tuple[Path, int]]:
+    """The sweep's folder (``root/sweep``) and database; each VAL_DIR with its training run's id."""
     vals = []
     with open_store(db) as store:
         for n in range(trials):
@@ -89,7 +68,7 @@ def make_sweep(root: Path, db: Path, trials: int, epochs: int) -> list[Path]:
             for e in range(epochs):
                 store.add_validation(validate, ValidationResult(epoch=e, eer=0.3 - 0.001 * ((e * 7 + n) % 50),
                                                                 n_trials=100), train_run_id=train)
-            vals.append(val.root)
+            vals.append((val.root, train))
     return vals
 
 
@@ -103,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--epochs", type=int, default=50)
-    parser.add_argument("--baseline", default=None, help="another checkout whose VAL_DIR lookup to time")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "clean.json"))
     args = parser.parse_args(argv)
     result: dict = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
@@ -111,18 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root, db = Path(tmp), Path(tmp) / "runs.db"
         began = time.perf_counter()
-        vals = make_sweep(root, db, args.trials, args.epochs)
+        make_sweep(root, db, args.trials, args.epochs)
         print(f"made {args.trials} trials x {args.epochs} epochs in {time.perf_counter() - began:.0f} s")
-        listed = root / "vals.txt"
-        listed.write_text("".join(f"{v}\n" for v in vals))
-        lookup = best_seconds(_LOOKUP, ROOT, str(db), str(listed))
-        result["lookup"] = {"seconds": round(lookup, 4), "per_val_dir_ms": round(1000 * lookup / len(vals), 3)}
-        line = f"lookup of {len(vals)} VAL_DIRs' validate runs: {lookup:.3f} s"
-        if args.baseline:
-            theirs = best_seconds(_LOOKUP, Path(args.baseline).resolve(), str(db), str(listed))
-            result["lookup"].update(baseline_seconds=round(theirs, 4), ratio=round(lookup / theirs, 4))
-            line += f", baseline {theirs:.3f} s (ratio {lookup / theirs:.4f})"
-        print(line)
         listing = best_seconds(_LISTING, ROOT, str(db), str(root / "sweep"))
         result["listing_seconds"] = round(listing, 3)
         print(f"clean's listing of the {args.trials} trials ({args.trials * args.epochs} checkpoints): {listing:.2f} s")
