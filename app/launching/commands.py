@@ -177,6 +177,7 @@ def average_argv(folder: str | Path, *, last: int | None = None, top: int | None
     return request_argv(AverageRequest(dir=str(folder), db=_path(db), **how))
 
 
-def clean_argv(trn_dir: str | Path, *, yes: bool = False, db: str | Path | None = None) -> list[str]:
-    """``spkemb-engine clean [--yes] TRN_DIR``: list (or delete) the run's epoch checkpoints no result needs."""
-    return request_argv(CleanRequest(dirs=(str(trn_dir),), yes=yes, db=_path(db)))
+def clean_argv(dirs: list[str], *, yes: bool = False, db: str | Path | None = None) -> list[str]:
+    """``spkemb-engine clean [--yes] DIR...``: list (or delete) the epoch checkpoints no result needs of
+    TRN_DIRs and EXP_DIRs."""
+    return request_argv(CleanRequest(dirs=tuple(dirs), yes=yes, db=_path(db)))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
 
+from textual import work
 from textual.screen import Screen
 from textual.worker import Worker
 
@@ -81,3 +82,45 @@ class SpkembScreen(Screen):
 
         self.app.push_screen(ConfirmDialog(f"Stop run #{run.id} ({run.name or run.kind})? "
                                            "It writes a checkpoint and can be resumed."), answer)
+
+    @work(thread=True, group="clean")
+    def ask_clean(self, dirs: list[str], what: str) -> None:
+        """List what ``spkemb-engine clean`` would delete of ``dirs`` (TRN_DIRs, EXP_DIRs), then delete it
+        once the user says yes; ``what`` names them in the messages (``run #12``, ``sweep lr``)."""
+        from app.dialogs import ConfirmDialog
+        from app.launching import commands
+        from app.launching.children import run_quick
+
+        db = self.spkemb.db_path
+        code, listing = _quick(run_quick, commands.clean_argv(dirs, db=db))
+        if code != 0:
+            self.app.call_from_thread(self.spkemb.error, f"clean of {what} failed: {listing}")
+            return
+        if listing.splitlines()[-1] == "nothing to delete":
+            self.app.call_from_thread(self.app.notify, f"Nothing to clean in {what}: every epoch checkpoint is needed.")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._clean(commands.clean_argv(dirs, yes=True, db=db), what)
+
+        question = listing.rsplit("\n", 1)[0] + "\n\nDelete these checkpoints? (their scores and EERs stay)"
+        self.app.call_from_thread(self.app.push_screen, ConfirmDialog(question), answer)
+
+    @work(thread=True, group="clean")
+    def _clean(self, argv: list[str], what: str) -> None:
+        from app.launching.children import run_quick
+
+        code, said = _quick(run_quick, argv)
+        if code == 0:
+            self.app.call_from_thread(self.app.notify, f"{what}: {said.splitlines()[-1]}")
+        else:
+            self.app.call_from_thread(self.spkemb.error, f"clean of {what} failed: {said}")
+
+
+def _quick(run: Callable[[list[str]], tuple[int, str]], argv: list[str]) -> tuple[int, str]:
+    """``run(argv)``, an exception that escapes it as a failure with its text."""
+    try:
+        return run(argv)
+    except Exception as e:  # noqa: BLE001 - reported, never raised
+        return 1, str(e)

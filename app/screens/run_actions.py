@@ -188,27 +188,7 @@ class RunActions(SpkembScreen):
         if train is None or not train.out_dir:
             self.app.notify("No training run to clean.", severity="warning")
             return
-        self._ask_clean(train.out_dir)
-
-    @work(thread=True, group="quick")
-    def _ask_clean(self, trn: str) -> None:
-        """What ``clean`` would delete, then a confirmation before ``clean --yes`` deletes it."""
-        from app.dialogs.confirm import ConfirmDialog
-
-        db = self.spkemb.workspace.db_path
-        try:
-            code, listing = run_quick(commands.clean_argv(trn, db=db))
-        except Exception as e:  # noqa: BLE001 - reported, never raised
-            code, listing = 1, str(e)
-        if code != 0:
-            self.app.call_from_thread(self.spkemb.error, f"clean failed: {listing}")
-        elif listing.splitlines()[-1] == "nothing to delete":
-            self.app.call_from_thread(self.app.notify, "Nothing to clean: every epoch checkpoint is needed.")
-        else:
-            question = listing.rsplit("\n", 1)[0] + "\n\nDelete these checkpoints? (their scores and EERs stay)"
-            self.app.call_from_thread(
-                self.app.push_screen, ConfirmDialog(question),
-                lambda yes: yes and self._run_engine(commands.clean_argv(trn, yes=True, db=db), "clean"))
+        self.ask_clean([train.out_dir], f"run #{train.id}")
 
     @work(thread=True, group="quick")
     def _run_engine(self, argv: list[str], what: str) -> None:

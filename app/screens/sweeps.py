@@ -31,7 +31,8 @@ class SweepsScreen(SpkembScreen):
     """
     BINDINGS = [("escape", "app.pop_screen", "Back"), ("s", "stop_queue", "Stop queue"),
                 ("g", "start_queue", "Start queue"), ("e", "end_sweep", "End sweep"),
-                ("n", "new_run", "New run of best"), ("f", "fork", "Fork from best")]
+                ("n", "new_run", "New run of best"), ("f", "fork", "Fork from best"),
+                ("C", "clean", "Clean checkpoints")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -160,6 +161,15 @@ class SweepsScreen(SpkembScreen):
         else:
             self.app.call_from_thread(self.spkemb.error, line)
         self.reload()
+
+    def action_clean(self) -> None:
+        """The epoch checkpoints no result needs of the chosen sweep's trials: listed, deleted once confirmed."""
+        sweep = self.sweep()
+        folders = [t.exp_dir for t in sweep.trials if t.exp_dir and Path(t.exp_dir).is_dir()] if sweep else []
+        if sweep is None or not folders:
+            self.app.notify("No trial folder to clean yet.", severity="warning")
+            return
+        self.ask_clean(folders, f"sweep {sweep.name}")
 
     # -- the best trial -----------------------------------------------------------------------
     def _best(self) -> Trial | None:

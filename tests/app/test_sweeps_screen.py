@@ -265,3 +265,32 @@ def test_e_ends_the_chosen_sweep_once_asked(tmp_path: Path) -> None:
     assert (queued["status"], queued["reason"]) == ("stopped", "cancelled while queued")
     (started,) = [r for r in store.runs(kind="train") if r["name"] == "trial-003"]
     assert started["status"] == "indexing"
+
+
+@pytest.mark.slow
+def test_c_cleans_the_sweeps_trials_once_the_listing_is_confirmed(tmp_path: Path) -> None:
+    from engine.layout import TrainingDir
+
+    root, db = _workspace(tmp_path)
+    trn = TrainingDir(root / "sweeps" / "m-sweep" / "trial-001" / "train" / "t")
+    val = trn.validation(PROTOCOL, "development")
+    val.score_file(0).parent.mkdir(parents=True)
+    trn.weights.mkdir(parents=True)
+    for epoch in range(12):
+        trn.checkpoint(epoch).write_bytes(b"w" * 10)
+        # epochs 0 and 1 score every trial the wrong way round: the ten best are the ten newest
+        val.score_file(epoch).write_text("1 0.1 a b\n0 0.9 c d\n" if epoch < 2 else "1 0.9 a b\n0 0.1 c d\n")
+
+    async def drive() -> None:
+        app = make(root, db=db)
+        async with app.run_test(size=(160, 50)) as pilot:
+            await _open_sweeps(pilot)
+            await pilot.press("C")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            assert f"{trn.root.resolve()}: delete 2 epoch checkpoint(s): 0-1 (20 bytes)" in app.screen.question
+            assert trn.epochs() == list(range(12))
+            await pilot.press("y")
+            await wait_for(pilot, lambda: notified(app, "sweep m-sweep: freed 20 bytes"))
+
+    asyncio.run(drive())
+    assert trn.epochs() == list(range(2, 12))
