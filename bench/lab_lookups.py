@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clean import make_sweep
+from clean import best_seconds, make_sweep
 from results_io import write_results
 
 _VAL_DIRS = """
@@ -63,12 +62,6 @@ for _ in range(3):
 assert [len(c.validators) for c in curves] == [1] * len(ids)
 print(min(times))
 """
-
-
-def best_seconds(script: str, checkout: Path, *args: str) -> float:
-    done = subprocess.run([sys.executable, "-c", script, str(checkout), *args], capture_output=True, text=True,
-                          check=True, env={**os.environ, "PYTHONPATH": str(checkout)})
-    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
