@@ -104,8 +104,7 @@ class SpkembScreen(Screen):
             if yes:
                 self._clean(commands.clean_argv(dirs, yes=True, db=db), what)
 
-        question = listing.rsplit("\n", 1)[0] + "\n\nDelete these checkpoints? (their scores and EERs stay)"
-        self.app.call_from_thread(self.app.push_screen, ConfirmDialog(question), answer)
+        self.app.call_from_thread(self.app.push_screen, ConfirmDialog(clean_question(listing)), answer)
 
     @work(thread=True, group="clean")
     def _clean(self, argv: list[str], what: str) -> None:
@@ -116,6 +115,20 @@ class SpkembScreen(Screen):
             self.app.call_from_thread(self.app.notify, f"{what}: {said.splitlines()[-1]}")
         else:
             self.app.call_from_thread(self.spkemb.error, f"clean of {what} failed: {said}")
+
+
+#: lines of ``clean``'s listing that the confirmation shows (a sweep's lists a few lines per trial)
+CLEAN_LINES = 16
+
+
+def clean_question(listing: str) -> str:
+    """``clean``'s listing (cut to CLEAN_LINES lines), then the question with the space it frees."""
+    *lines, total = listing.splitlines()
+    if len(lines) > CLEAN_LINES:
+        lines = lines[:CLEAN_LINES - 1] + [f"… and {len(lines) - CLEAN_LINES + 1} more lines "
+                                            "(`spkemb-engine clean` lists them all)"]
+    freed = total.rpartition(" free ")[2]
+    return "\n".join(lines) + f"\n\nDelete these checkpoints and free {freed}? (their scores and EERs stay)"
 
 
 def _quick(run: Callable[[list[str]], tuple[int, str]], argv: list[str]) -> tuple[int, str]:

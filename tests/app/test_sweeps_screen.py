@@ -287,10 +287,24 @@ def test_c_cleans_the_sweeps_trials_once_the_listing_is_confirmed(tmp_path: Path
             await _open_sweeps(pilot)
             await pilot.press("C")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
-            assert f"{trn.root.resolve()}: delete 2 epoch checkpoint(s): 0-1 (20 bytes)" in app.screen.question
+            question = app.screen.question
+            assert f"{trn.root.resolve()}: delete 2 epoch checkpoint(s): 0-1 (20 bytes)" in question
+            assert question.endswith("Delete these checkpoints and free 20 bytes? (their scores and EERs stay)")
             assert trn.epochs() == list(range(12))
             await pilot.press("y")
             await wait_for(pilot, lambda: notified(app, "sweep m-sweep: freed 20 bytes"))
 
     asyncio.run(drive())
     assert trn.epochs() == list(range(2, 12))
+
+
+def test_the_confirmation_of_a_long_listing_keeps_its_first_lines_and_says_how_many_more() -> None:
+    from app.screens.host import CLEAN_LINES, clean_question
+
+    listing = "\n".join([f"trial {n}: delete 3 epoch checkpoint(s): 0-2 (3.0 MiB)" for n in range(40)]
+                        + ["nothing deleted: add --yes to delete them and free 120.0 MiB"])
+    lines = clean_question(listing).splitlines()
+    assert lines[:CLEAN_LINES - 1] == [f"trial {n}: delete 3 epoch checkpoint(s): 0-2 (3.0 MiB)"
+                                       for n in range(CLEAN_LINES - 1)]
+    assert lines[CLEAN_LINES - 1] == f"… and {40 - CLEAN_LINES + 1} more lines (`spkemb-engine clean` lists them all)"
+    assert lines[-1] == "Delete these checkpoints and free 120.0 MiB? (their scores and EERs stay)"
