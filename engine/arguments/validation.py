@@ -89,6 +89,9 @@ def add_clean(sub: argparse._SubParsersAction) -> None:
                    help="keep the newest N epochs (default: 10; train --resume continues from the newest)")
     p.add_argument("--keep-best", type=whole(1, MAX_EPOCH, "a number of epochs"), default=10, metavar="K",
                    help="keep the K epochs of lowest EER in each VAL_DIR (default: 10)")
+    p.add_argument("--skipped", action="store_true",
+                   help="also delete the epochs a VAL_DIR passed over: never validated, older than its newest "
+                        "validated epoch (validate --every N skips them; default: kept)")
     p.add_argument("--yes", action="store_true", help="delete them (default: list them and the space they hold)")
     db_options(p, database=False)
     p.add_argument("dirs", nargs="+", metavar="DIR",

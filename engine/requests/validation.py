@@ -70,5 +70,7 @@ class CleanRequest(Request):
     dirs: tuple[str, ...]
     keep_last: int = 10
     keep_best: int = 10
+    #: also delete the epochs every VAL_DIR passed over (older than its newest validated one)
+    skipped: bool = False
     yes: bool = False
     db: str | None = None

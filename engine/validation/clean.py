@@ -7,7 +7,9 @@ hundred epochs fills a disk. ``clean`` keeps, in each TRN_DIR:
 - the newest ``--keep-last N`` epochs (``train --resume`` continues from the newest; ``average --last``);
 - in each of its VAL_DIRs, the ``--keep-best K`` epochs of lowest validated EER (``average --top``),
   the checkpoint its params.yml points at, and every checkpoint an extraction was made from;
-- every epoch that one of its VAL_DIRs has not validated yet: a folder without a validation loses nothing;
+- every epoch that one of its VAL_DIRs has not validated yet: a folder without a validation loses nothing.
+  Those older than the VAL_DIR's newest validated epoch were passed over (``validate --every 5``, a
+  validation stopped half-way): ``--skipped`` lets them go;
 - ``resume.pt`` and averaged weights (``avg-last10.pt``), which are no epoch's.
 
 Without ``--yes`` it lists what it would delete and the space that frees; with it, it deletes those
@@ -37,6 +39,8 @@ from engine.validation.val_dir import given_trn_dir
 
 #: why an epoch stays: what (``newest``, ``best in``...) and, for what a VAL_DIR needs, its folder's name
 Reason = tuple[str, str]
+#: an epoch a VAL_DIR has not validated and will not reach: older than its newest validated one
+SKIPPED = "passed over in"
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,19 @@ class CleanPlan:
     kept: dict[int, list[Reason]] = field(default_factory=dict)
     #: epoch -> the size of its file, in bytes
     deleted: dict[int, int] = field(default_factory=dict)
+    #: the kept epochs that ``--skipped`` would delete (every VAL_DIR that keeps them passed them over)
+    skippable: list[int] = field(default_factory=list)
 
     @property
     def freed(self) -> int:
         return sum(self.deleted.values())
 
 
-def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, store: Any = None) -> CleanPlan:
-    """The plan for ``trn``: nothing is deleted where no VAL_DIR has validated it (``store``: the runs
-    database to read validations from; the score files otherwise)."""
+def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, skipped: bool = False,
+               store: Any = None) -> CleanPlan:
+    """The plan for ``trn``: nothing is deleted where no VAL_DIR has validated it; with ``skipped``,
+    the epochs that VAL_DIRs passed over are (``store``: the runs database to read validations from; the
+    score files otherwise)."""
     epochs = trn.epochs()
     plan = CleanPlan(trn)
     vals = trn.validation_dirs()
@@ -71,8 +79,11 @@ def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, store: Any =
         for e, why in _needed_by(val, epochs, keep_best, store):
             reasons[e].append(why)
     for e in epochs:
-        if reasons[e]:
-            plan.kept[e] = reasons[e]
+        staying = [r for r in reasons[e] if not (skipped and r[0] == SKIPPED)]
+        if staying:
+            plan.kept[e] = staying
+            if all(kind == SKIPPED for kind, _ in staying):
+                plan.skippable.append(e)
         elif (size := _file_size(trn.checkpoint(e))) is not None:
             plan.deleted[e] = size
     return plan
@@ -83,9 +94,10 @@ def _needed_by(val: ValidationDir, epochs: list[int], keep_best: int, store: Any
     name = val.root.name
     results = [r for r in recorded_results(val, store) if r.checkpoint_name is None]
     validated = {int(r.checkpoint) for r in results}
+    newest = max(validated, default=None)
     for e in epochs:
         if e not in validated:
-            yield e, ("not validated in", name)
+            yield e, (SKIPPED if newest is not None and e < newest else "not validated in", name)
     ranked = sorted((r for r in results if r.eer is not None), key=lambda r: r.ranked())
     for r in ranked[:keep_best]:
         yield int(r.checkpoint), ("best in", name)
@@ -151,7 +163,8 @@ def cmd_clean(args: CleanRequest) -> int:
     with _store(args.db, write=args.yes) as store:
         for trn in trns:
             with _locked(trn) if args.yes else nullcontext():
-                plan = plan_clean(trn, keep_last=args.keep_last, keep_best=args.keep_best, store=store)
+                plan = plan_clean(trn, keep_last=args.keep_last, keep_best=args.keep_best, skipped=args.skipped,
+                                  store=store)
                 out(_summary(plan))
                 total += delete(plan, store) if args.yes else plan.freed
     if not args.yes:
@@ -182,6 +195,9 @@ def _summary(plan: CleanPlan) -> str:
     for epoch, why in sorted(plan.kept.items()):
         by_reason.setdefault(_reasons(why), []).append(epoch)
     lines += [f"  keep {_ranges(epochs)}: {why}" for why, epochs in by_reason.items()]
+    if plan.skippable:
+        lines.append(f"  ({len(plan.skippable)} kept only as passed over, e.g. by `validate --every N`: "
+                     "--skipped deletes them too)")
     return "\n".join(lines)
 
 

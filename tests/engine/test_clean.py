@@ -117,6 +117,27 @@ def test_what_was_cleaned_is_refused_by_name_where_a_command_would_use_it(traine
     assert "epoch(s) 15 of the last 6 are not in" in averaged.stderr and "pass --last 5 or less" in averaged.stderr
 
 
+def test_epochs_a_validation_passed_over_stay_unless_skipped_is_given(tmp_path: Path, db_path: Path) -> None:
+    """``validate --every 5`` scores 0, 5, 10: the epochs between were passed over and will not be scored,
+    unlike those after the newest validated one, which a later validation may still reach."""
+    trn = ExperimentDir(tmp_path / "exp").training(PROTOCOL, "train")
+    run_id = checkpoint_files(trn, range(13), db_path)
+    validated(trn.validation(PROTOCOL, "test"), {0: 0.4, 5: 0.3, 10: 0.2}, db_path, run_id)
+    name = f"{PROTOCOL}.test"
+    argv = ["clean", "--keep-last", "2", "--keep-best", "1", str(trn.root)]
+    listed = run_in_process(*argv, db=db_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[:-1] == [
+        f"{trn.root}: delete 2 epoch checkpoint(s): 0, 5 ({(2000 + 5) / 1024:.1f} KiB)",
+        f"  keep 1-4, 6-9: passed over in {name}",
+        f"  keep 10: best in {name}",
+        f"  keep 11-12: newest; not validated in {name}",
+        "  (8 kept only as passed over, e.g. by `validate --every N`: --skipped deletes them too)"]
+    done = run_in_process(*argv[:-1], "--skipped", "--yes", str(trn.root), db=db_path)
+    assert done.returncode == 0, done.stderr
+    assert trn.epochs() == [10, 11, 12]
+
+
 def test_a_run_without_a_validation_keeps_every_epoch(tmp_path: Path, db_path: Path) -> None:
     trn = ExperimentDir(tmp_path / "exp").training(PROTOCOL, "train")
     checkpoint_files(trn, range(5), db_path)

@@ -37,7 +37,7 @@ EXAMPLES: list[tuple[str, r.Request]] = [
     ("pick", r.PickRequest(val_dir="v", epoch=3, db="d")),
     ("average", r.AverageRequest(dir="t", last=3, trust_checkpoint=True, db="d")),
     ("average", r.AverageRequest(dir="v", top=2)),
-    ("clean", r.CleanRequest(dirs=("t", "-e x"), keep_last=2, keep_best=3, yes=True, db="d")),
+    ("clean", r.CleanRequest(dirs=("t", "-e x"), keep_last=2, keep_best=3, skipped=True, yes=True, db="d")),
     ("export", r.ExportRequest(val_dir="v", output="o.onnx", epoch="avg-last2", format="onnx",
                                trust_checkpoint=True, db="d", force=True)),
     ("runs", r.RunsRequest(status="lost", kind="apply", group="g", tag="t", format="json", stale=True, db="d")),
