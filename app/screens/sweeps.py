@@ -6,6 +6,7 @@ from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker
 
@@ -74,8 +75,12 @@ class SweepsScreen(SpkembScreen):
     def _show(self, state: SweepsState) -> None:
         if not self.is_attached:  # the screen was left (or the app quit) while the read ran
             return
+        try:
+            queue = self.query_one("#queue", Static)
+        except NoMatches:  # attached still, its widgets already taken down as the app quits
+            return
         self.state = state
-        self.query_one("#queue", Static).update(
+        queue.update(
             plain(f"cannot read the sweeps: {state.error}", "red") if state.error is not None
             else plain(queue_text(state.queue, self.spkemb.now())))
         table = self.query_one("#sweeps", DataTable)
