@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import write_results
+from results_io import against, write_results
 
 from engine.layout import EVENTS
 from engine.records import EpochSummary
@@ -83,15 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         write_event_file(files["events"], args.steps)
         write_score_file(files["scores"], args.trials)
         for kind, path in files.items():
-            ours = best_seconds(ROOT, kind, path)
-            row = {"bytes": path.stat().st_size, "seconds": round(ours, 4)}
-            line = f"{kind}: {path.stat().st_size / 2**20:.1f} MiB in {ours:.3f} s"
-            if args.baseline:
-                theirs = best_seconds(Path(args.baseline).resolve(), kind, path)
-                row.update(baseline_seconds=round(theirs, 4), ratio=round(ours / theirs, 2))
-                line += f", baseline {theirs:.3f} s (ratio {ours / theirs:.2f})"
-            result[kind] = row
-            print(line)
+            baseline = Path(args.baseline).resolve() if args.baseline else None
+            row, said = against(best_seconds(ROOT, kind, path),
+                                (lambda b=baseline, k=kind, p=path: best_seconds(b, k, p)) if baseline else None)
+            result[kind] = {"bytes": path.stat().st_size, **row}
+            print(f"{kind}: {path.stat().st_size / 2**20:.1f} MiB in {said}")
     write_results(args.out, result)
     return 0
 

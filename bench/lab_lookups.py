@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from clean import best_seconds, make_sweep
-from results_io import write_results
+from results_io import against, write_results
 
 _VAL_DIRS = """
 import sys, time
@@ -80,15 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         listed.write_text("".join(f"{val}\n" for val, _ in made))
         three = ",".join(str(train) for _, train in made[:3])
         for name, script, what in (("val_dirs", _VAL_DIRS, str(listed)), ("compare", _COMPARE, three)):
-            ours = best_seconds(script, ROOT, str(db), what)
-            row = {"seconds": round(ours, 5)}
-            line = f"{name}: {ours:.4f} s"
-            if args.baseline:
-                theirs = best_seconds(script, Path(args.baseline).resolve(), str(db), what)
-                row.update(baseline_seconds=round(theirs, 5), ratio=round(ours / theirs, 4))
-                line += f", baseline {theirs:.4f} s (ratio {ours / theirs:.4f})"
-            result[name] = row
-            print(line)
+            baseline = Path(args.baseline).resolve() if args.baseline else None
+            result[name], said = against(best_seconds(script, ROOT, str(db), what),
+                                         (lambda s=script, w=what, b=baseline: best_seconds(s, b, str(db), w))
+                                         if baseline else None)
+            print(f"{name}: {said}")
     write_results(args.out, result)
     return 0
 
