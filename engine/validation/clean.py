@@ -77,7 +77,8 @@ def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, skipped: boo
             reasons[e].append(("not validated", ""))
     for val in vals:
         for e, why in _needed_by(val, epochs, keep_best, store):
-            reasons[e].append(why)
+            if e in reasons:  # a best, picked or extracted epoch whose file is gone already: nothing to keep
+                reasons[e].append(why)
     for e in epochs:
         staying = [r for r in reasons[e] if not (skipped and r[0] == SKIPPED)]
         if staying:

@@ -94,6 +94,10 @@ def test_clean_lists_then_deletes_only_what_no_result_needs(trained: tuple[Train
 
     again = run_in_process("clean", "--keep-last", "3", "--keep-best", "2", "--yes", str(trn.root), db=db_path)
     assert again.returncode == 0 and again.stdout.splitlines()[0] == f"{trn.root}: nothing to delete"
+    # asked to keep more than is left: the best ten of test include epochs deleted already
+    wider = run_in_process("clean", str(trn.root), db=db_path)
+    assert wider.returncode == 0, wider.stderr
+    assert wider.stdout.splitlines()[0] == f"{trn.root}: nothing to delete"
 
 
 def test_what_was_cleaned_is_refused_by_name_where_a_command_would_use_it(trained: tuple[TrainingDir, int],
