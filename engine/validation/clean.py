@@ -66,7 +66,10 @@ def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, skipped: boo
     """The plan for ``trn``: nothing is deleted where no VAL_DIR has validated it; with ``skipped``,
     the epochs that VAL_DIRs passed over are (``store``: the runs database to read validations from; the
     score files otherwise)."""
-    epochs = trn.epochs()
+    # a folder that stands where a checkpoint would (weights/0021.pt/) is none: it neither goes nor counts
+    # among the newest, where it would let the newest real checkpoint go
+    sizes = {e: size for e in trn.epochs() if (size := _file_size(trn.checkpoint(e))) is not None}
+    epochs = sorted(sizes)
     plan = CleanPlan(trn)
     vals = trn.validation_dirs()
     reasons: dict[int, list[Reason]] = {e: [] for e in epochs}
@@ -85,8 +88,8 @@ def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, skipped: boo
             plan.kept[e] = staying
             if all(kind == SKIPPED for kind, _ in staying):
                 plan.skippable.append(e)
-        elif (size := _file_size(trn.checkpoint(e))) is not None:
-            plan.deleted[e] = size
+        else:
+            plan.deleted[e] = sizes[e]
     return plan
 
 

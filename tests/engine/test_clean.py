@@ -61,6 +61,7 @@ def trained(tmp_path: Path, db_path: Path) -> tuple[TrainingDir, int]:
 
 def test_clean_lists_then_deletes_only_what_no_result_needs(trained: tuple[TrainingDir, int], db_path: Path) -> None:
     trn, run_id = trained
+    trn.checkpoint(21).mkdir()  # a folder where a checkpoint would be: no epoch, and not the newest
     listed = run_in_process("clean", "--keep-last", "3", "--keep-best", "2", str(trn.root), db=db_path)
     assert listed.returncode == 0, listed.stderr
     kept = [5, 7, 9, 12, 16, 17, 18, 19, 20]
@@ -78,12 +79,12 @@ def test_clean_lists_then_deletes_only_what_no_result_needs(trained: tuple[Train
         f"  keep 19-20: newest; not validated in {PROTOCOL}.development, {PROTOCOL}.test",
         f"nothing deleted: add --yes to delete them and free {size / 1024:.1f} KiB",
     ]
-    assert trn.epochs() == list(range(21))  # a listing deletes nothing
+    assert trn.epochs() == list(range(22))  # a listing deletes nothing
 
     done = run_in_process("clean", "--keep-last", "3", "--keep-best", "2", "--yes", str(trn.root), db=db_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == f"freed {size / 1024:.1f} KiB"
-    assert trn.epochs() == kept
+    assert trn.epochs() == [*kept, 21] and trn.checkpoint(21).is_dir()
     assert trn.resume.is_file() and trn.named_checkpoints() == ["avg-top5"]
     with open_store(db_path, readonly=True) as store:
         assert [c.epoch for c in store.checkpoint_records(run_id)] == kept
