@@ -146,16 +146,16 @@ def delete(plan: CleanPlan, store: Any) -> int:
     runs = store.find_runs(out_dir=trn.root, kind="train") if store is not None and not store.readonly else []
     for epoch in sorted(plan.deleted):
         path = trn.checkpoint(epoch)
-        for run in runs:  # the row first: a row is never left naming a file that is gone
-            store.remove_checkpoint(run["id"], path=path)
-        try:
+        try:  # the file first: one that cannot be deleted keeps its row
             os.unlink(path)
+            freed += plan.deleted[epoch]
         except FileNotFoundError:
-            continue
+            pass
         except OSError as e:
             raise SpkembError(f"{path} cannot be deleted ({e.strerror}): check the folder's permissions, then clean "
                               "again (the checkpoints deleted before it are gone)") from None
-        freed += plan.deleted[epoch]
+        for run in runs:
+            store.remove_checkpoint(run["id"], path=path)
     return freed
 
 
