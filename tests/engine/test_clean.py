@@ -14,6 +14,7 @@ from engine.records import Checkpoint, ValidationResult
 from engine.store import open_store
 from engine.validation.params import write_params
 from tests.engine.engine_runner import run_in_process
+from tests.engine.read_only import unwritable  # noqa: F401 - a fixture
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -120,6 +121,19 @@ def test_what_was_cleaned_is_refused_by_name_where_a_command_would_use_it(traine
     averaged = run_in_process("average", "--last", "6", str(trn.root), db=db_path)
     assert averaged.returncode == 2
     assert "epoch(s) 15 of the last 6 are not in" in averaged.stderr and "pass --last 5 or less" in averaged.stderr
+
+
+def test_a_checkpoint_that_cannot_be_deleted_is_said_and_keeps_its_row(trained: tuple[TrainingDir, int],
+                                                                        db_path: Path, unwritable) -> None:  # noqa: F811
+    trn, run_id = trained
+    unwritable(trn.weights)  # a read-only mount of the folder (chmod for a user)
+    done = run_in_process("clean", "--keep-last", "3", "--keep-best", "2", "--yes", str(trn.root), db=db_path)
+    assert done.returncode == 2
+    (line,) = done.stderr.splitlines()
+    assert f"{trn.checkpoint(0)} cannot be deleted (" in line and "check the folder's permissions" in line, line
+    assert trn.epochs() == list(range(21))
+    with open_store(db_path, readonly=True) as store:
+        assert [c.epoch for c in store.checkpoint_records(run_id)] == list(range(21))
 
 
 def test_epochs_a_validation_passed_over_stay_unless_skipped_is_given(tmp_path: Path, db_path: Path) -> None:
