@@ -250,6 +250,11 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
     val = tmp / "val"
     (val / "scores").mkdir(parents=True)
     (val / "scores" / "0001.txt").write_text("1 0.9 a b\n1 0.8 a c\n")  # no non-target trial
+    trn = tmp / "exp" / "train" / "Demo.SpeakerVerification.Voices.train"
+    (trn / "weights").mkdir(parents=True)
+    (trn / "weights" / "0001.pt").write_bytes(b"checkpoint")
+    (trn / "validate_equal_error_rate").mkdir()
+    (trn / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.test").symlink_to(val)
     (tmp / "events.jsonl").write_text('{"hello": 1}\n')
     (tmp / "unknown.yml").write_text(TINY_CONFIG + "colour: blue\n")
     protocol = "Demo.SpeakerVerification.Voices"
@@ -258,6 +263,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "validate": ["validate", str(file), protocol],
         "apply": ["apply", str(broken), protocol],
         "pick": ["pick", str(val)],
+        "clean": ["clean", str(trn)],   # its validation's score file has no non-target trial
         "runs": ["runs", "--db", str(file)],
         "import": ["import", str(tmp / "events.jsonl")],
         "config check": ["config", "check", str(tmp / "unknown.yml")],
@@ -269,10 +275,10 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
 
 
 #: commands whose process starts without torch: run as subprocesses, for the exit status of a real process
-TORCH_FREE = {"runs", "config check"}
+TORCH_FREE = {"runs", "config check", "clean"}
 
 
-@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "runs", "import", "config check",
+@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "clean", "runs", "import", "config check",
                                      "model-summary", "demo-data", "demo-workspace", "sbatch"])
 def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus: Path, command: str) -> None:
     argv = _bad_inputs(tmp_path)[command]
