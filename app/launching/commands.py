@@ -177,7 +177,9 @@ def average_argv(folder: str | Path, *, last: int | None = None, top: int | None
     return request_argv(AverageRequest(dir=str(folder), db=_path(db), **how))
 
 
-def clean_argv(dirs: list[str], *, yes: bool = False, db: str | Path | None = None) -> list[str]:
-    """``spkemb-engine clean [--yes] DIR...``: list (or delete) the epoch checkpoints no result needs of
-    TRN_DIRs and EXP_DIRs."""
-    return request_argv(CleanRequest(dirs=tuple(dirs), yes=yes, db=_path(db)))
+def clean_argv(dirs: list[str], *, keep_last: int = 10, keep_best: int = 10, skipped: bool = False,
+               yes: bool = False, db: str | Path | None = None) -> list[str]:
+    """``spkemb-engine clean [--keep-last N] [--keep-best K] [--skipped] [--yes] DIR...``: list (or delete)
+    the epoch checkpoints no result needs of TRN_DIRs and EXP_DIRs."""
+    return request_argv(CleanRequest(dirs=tuple(dirs), keep_last=keep_last, keep_best=keep_best, skipped=skipped,
+                                     yes=yes, db=_path(db)))

@@ -18,6 +18,7 @@ from textual.worker import Worker
 if TYPE_CHECKING:
     from app.data.forks import ForkPlan
     from app.data.workspace import Workspace
+    from app.dialogs.clean import CleanChoice
     from app.launching.children import Launcher, PendingLaunch
     from engine.records import Run
     from engine.requests import SweepRequest
@@ -83,16 +84,30 @@ class SpkembScreen(Screen):
         self.app.push_screen(ConfirmDialog(f"Stop run #{run.id} ({run.name or run.kind})? "
                                            "It writes a checkpoint and can be resumed."), answer)
 
-    @work(thread=True, group="clean")
     def ask_clean(self, dirs: list[str], what: str) -> None:
-        """List what ``spkemb-engine clean`` would delete of ``dirs`` (TRN_DIRs, EXP_DIRs), then delete it
-        once the user says yes; ``what`` names them in the messages (``run #12``, ``sweep lr``)."""
+        """Ask what ``spkemb-engine clean`` keeps of ``dirs`` (TRN_DIRs, EXP_DIRs), list what it would delete,
+        then delete it once the user says yes; ``what`` names them in the messages (``run #12``, ``sweep lr``)."""
+        from app.dialogs.clean import CleanDialog
+
+        def chosen(choice: CleanChoice | None) -> None:
+            if choice is not None:
+                self._clean_listing(dirs, what, choice)
+
+        self.app.push_screen(CleanDialog(what), chosen)
+
+    @work(thread=True, group="clean")
+    def _clean_listing(self, dirs: list[str], what: str, choice: CleanChoice) -> None:
         from app.dialogs import ConfirmDialog
         from app.launching import commands
         from app.launching.children import run_quick
 
         db = self.spkemb.db_path
-        code, listing = _quick(run_quick, commands.clean_argv(dirs, db=db))
+
+        def argv(yes: bool) -> list[str]:
+            return commands.clean_argv(dirs, keep_last=choice.keep_last, keep_best=choice.keep_best,
+                                       skipped=choice.skipped, yes=yes, db=db)
+
+        code, listing = _quick(run_quick, argv(False))
         if code != 0:
             self.app.call_from_thread(self.spkemb.error, f"clean of {what} failed: {listing}")
             return
@@ -102,7 +117,7 @@ class SpkembScreen(Screen):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._clean(commands.clean_argv(dirs, yes=True, db=db), what)
+                self._clean(argv(True), what)
 
         self.app.call_from_thread(self.app.push_screen, ConfirmDialog(clean_question(listing)), answer)
 

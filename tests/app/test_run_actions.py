@@ -7,9 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from textual.widgets import Button, Input
 
 from app.dialogs.actions import ExtractChoice, ExtractDialog, PickDialog
 from app.dialogs.average import AverageDialog
+from app.dialogs.clean import CleanDialog
 from app.dialogs.confirm import ConfirmDialog
 from app.dialogs.validate import ValidateDialog
 from app.launching import commands
@@ -169,6 +171,14 @@ async def test_clean_from_the_run_detail_lists_then_deletes_after_a_yes(workspac
         await open_run(pilot, "aam-m0.1")
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("C")
+        await wait_for(pilot, lambda: isinstance(app.screen, CleanDialog))
+        app.screen.query_one("#keep-best", Input).value = "0"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: "best K: at least 1, got 0" in str(app.screen.query_one("#error").render()))
+        app.screen.query_one("#keep-best", Input).value = "10"
+        # the defaults, the newest 10 and the best 10 of each validation (pressed: a button ignores a click
+        # while it still shows the press before)
+        app.screen.query_one("#ok", Button).press()
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), timeout=60)
         question = app.screen.question
         assert question.splitlines()[:2] == [
@@ -271,7 +281,7 @@ async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> Non
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data is not None)
         detail = app.screen
-        for key, dialog in (("v", ValidateDialog), ("a", AverageDialog), ("t", LabelsDialog)):
+        for key, dialog in (("v", ValidateDialog), ("a", AverageDialog), ("t", LabelsDialog), ("C", CleanDialog)):
             await pilot.press(key)
             await wait_for(pilot, lambda dialog=dialog: isinstance(app.screen, dialog))
             form = app.screen.query_one(Vertical)

@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from app.dialogs import ConfirmDialog
+from app.dialogs.clean import CleanDialog
 from app.screens.launch import LaunchScreen
 from app.screens.sweeps import SweepsScreen
 from app.widgets.sweep_plot import SweepPlot
@@ -286,16 +287,21 @@ def test_c_cleans_the_sweeps_trials_once_the_listing_is_confirmed(tmp_path: Path
         async with app.run_test(size=(160, 50)) as pilot:
             await _open_sweeps(pilot)
             await pilot.press("C")
+            await wait_for(pilot, lambda: isinstance(app.screen, CleanDialog))
+            app.screen.query_one("#keep-last", Input).value = "2"
+            app.screen.query_one("#keep-best", Input).value = "1"
+            await pilot.click("#ok")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
             question = app.screen.question
-            assert f"{trn.root.resolve()}: delete 2 epoch checkpoint(s): 0-1 (20 bytes)" in question
-            assert question.endswith("Delete these checkpoints and free 20 bytes? (their scores and EERs stay)")
+            # kept: 10-11 the newest, 2 the best (the earliest of the ten that score every trial right)
+            assert f"{trn.root.resolve()}: delete 9 epoch checkpoint(s): 0-1, 3-9 (90 bytes)" in question
+            assert question.endswith("Delete these checkpoints and free 90 bytes? (their scores and EERs stay)")
             assert trn.epochs() == list(range(12))
             await pilot.press("y")
-            await wait_for(pilot, lambda: notified(app, "sweep m-sweep: freed 20 bytes"))
+            await wait_for(pilot, lambda: notified(app, "sweep m-sweep: freed 90 bytes"))
 
     asyncio.run(drive())
-    assert trn.epochs() == list(range(2, 12))
+    assert trn.epochs() == [2, 10, 11]
 
 
 def test_the_confirmation_of_a_long_listing_keeps_its_first_lines_and_says_how_many_more() -> None:
