@@ -13,7 +13,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from app.data.gpus import device_options
 from app.data.protocols_list import default_extract, protocols
-from app.dialogs.form_rows import DIALOG_CSS, labelled
+from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled
 from app.launching.commands import DiarizationSettings
 from app.widgets.tick_box import TickBox
 from engine.layout import PARAMS
@@ -107,10 +107,7 @@ class ExtractDialog(ModalScreen[ExtractChoice | None]):
             yield TickBox("leave overlapped speech out of the DER", False, id="skip-overlap")
             yield labelled("speakers per file", Select(NUM_SPEAKERS, value="oracle", allow_blank=False,
                                                        id="num-speakers"))
-            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
-            with Horizontal():
-                yield Button("Extract", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            yield from form_end("Extract")
 
     def on_mount(self) -> None:
         self._load()

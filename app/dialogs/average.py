@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
+from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,7 @@ class AverageDialog(ModalScreen[AverageChoice | None]):
             yield labelled("which epochs", Select(ways, value=ways[0][1], allow_blank=False, id="how"))
             yield labelled("how many", Input("5", id="count", type="integer"))
             yield Static("validate the average afterwards (v): it is scored like an epoch", id="hint")
-            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
-            with Horizontal():
-                yield Button("Average", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            yield from form_end("Average")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "ok":

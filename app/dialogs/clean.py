@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
+from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
 from app.widgets.tick_box import TickBox
 
 
@@ -42,10 +42,7 @@ class CleanDialog(ModalScreen[CleanChoice | None]):
                           id="skipped")
             yield Static("the epochs picked, extracted or not validated yet stay; nothing goes before you "
                          "confirm the list", id="hint")
-            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
-            with Horizontal():
-                yield Button("List", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            yield from form_end("List")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "ok":

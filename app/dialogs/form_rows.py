@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.containers import Horizontal
 from textual.widget import Widget
-from textual.widgets import Label, Static
+from textual.widgets import Button, Label, Static
 
 from app.views.plain import plain
 
@@ -27,6 +27,13 @@ def labelled(label: str, widget: Widget) -> Horizontal:
     if hasattr(widget, "compact"):
         widget.compact = True
     return Horizontal(Label(label), widget, classes="form-row")
+
+
+def form_end(ok: str) -> list[Widget]:
+    """The end of every small form: the line that says why a value is refused, then ``ok`` and Cancel."""
+    # messages hold what was typed: text, not markup
+    return [Static("", id="error", markup=False),
+            Horizontal(Button(ok, variant="primary", id="ok"), Button("Cancel", id="cancel"))]
 
 
 def whole_number(text: str, name: str, error: Static, *, least: int = 1) -> int | None:

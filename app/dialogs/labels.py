@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, labelled
+from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled
 from engine.records.labels import check_label, check_tags
 
 
@@ -44,10 +44,7 @@ class LabelsDialog(ModalScreen[LabelsChoice | None]):
                                                  id="tags"))
             yield labelled("note", Input(self.current.note, id="note"))
             yield Static("a group compares runs that differ only by seed: mean ± std of their EER", id="hint")
-            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
-            with Horizontal():
-                yield Button("Save", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            yield from form_end("Save")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "ok":

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
+from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
 from app.views.plain import plain
 from engine.errors import SpkembError
 from engine.layout import CONFIG
@@ -36,10 +36,7 @@ class SweepDialog(ModalScreen[SweepRequest | None]):
             yield labelled("epochs (train --to)", Input("10", id="epochs", type="integer"))
             yield labelled("validation subset", Input("development", id="val-subset"))
             yield Static("each trial validates beside its training; trials behind the median are pruned", id="hint")
-            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
-            with Horizontal():
-                yield Button("Sweep", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            yield from form_end("Sweep")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "ok":

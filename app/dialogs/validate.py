@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, labelled, whole_number
+from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
 from app.launching.commands import ScoreNorm, ValidationChoice
 from app.views.plain import plain
 
@@ -40,10 +40,7 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
                                                               type="integer"))
             yield labelled("calibrate on subset", Input(self.last.calibration or "", id="calibration",
                                                         placeholder="none (e.g. development)"))
-            yield Static("", id="error", markup=False)  # messages hold what was typed: text, not markup
-            with Horizontal():
-                yield Button("Validate", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+            yield from form_end("Validate")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id != "ok":
