@@ -145,9 +145,13 @@ def last_log_line(path: str | Path) -> str | None:
 
 
 def run_quick(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:
-    """Run a short engine command (``pick``) to completion; returns (exit code, stderr or stdout)."""
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
-                         stdin=subprocess.DEVNULL)
+    """Run a short engine command (``pick``) to completion; returns (exit code, stderr or stdout). One that
+    cannot start or outlives ``timeout`` is exit 1 with why: the screens say it, never raise it."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
+                             stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return 1, str(e)
     return out.returncode, (out.stderr.strip() or out.stdout.strip())
 
 

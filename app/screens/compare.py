@@ -224,10 +224,7 @@ class CompareScreen(SignificancePanel):
 
     @work(thread=True, group="compare-report")
     def _write_report(self, argv: list[str], folder: Path) -> None:
-        try:
-            code, said = run_quick(argv, timeout=REPORT_TIMEOUT_S)
-        except Exception as e:  # noqa: BLE001 - reported, never raised
-            code, said = 1, str(e)
+        code, said = run_quick(argv, timeout=REPORT_TIMEOUT_S)
         if code != 0:
             self.app.call_from_thread(self.spkemb.error, f"report failed: {said.splitlines()[-1] if said else code}")
             return

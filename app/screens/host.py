@@ -107,7 +107,7 @@ class SpkembScreen(Screen):
             return commands.clean_argv(dirs, keep_last=choice.keep_last, keep_best=choice.keep_best,
                                        skipped=choice.skipped, yes=yes, db=db)
 
-        code, listing = _quick(run_quick, argv(False))
+        code, listing = run_quick(argv(False))
         if code != 0:
             self.app.call_from_thread(self.spkemb.error, f"clean of {what} failed: {listing}")
             return
@@ -125,7 +125,7 @@ class SpkembScreen(Screen):
     def _clean(self, argv: list[str], what: str) -> None:
         from app.launching.children import run_quick
 
-        code, said = _quick(run_quick, argv)
+        code, said = run_quick(argv)
         if code == 0:
             self.app.call_from_thread(self.app.notify, f"{what}: {said.splitlines()[-1]}")
         else:
@@ -144,11 +144,3 @@ def clean_question(listing: str) -> str:
                                             "(`spkemb-engine clean` lists them all)"]
     freed = total.rpartition(" free ")[2]
     return "\n".join(lines) + f"\n\nDelete these checkpoints and free {freed}? (their scores and EERs stay)"
-
-
-def _quick(run: Callable[[list[str]], tuple[int, str]], argv: list[str]) -> tuple[int, str]:
-    """``run(argv)``, an exception that escapes it as a failure with its text."""
-    try:
-        return run(argv)
-    except Exception as e:  # noqa: BLE001 - reported, never raised
-        return 1, str(e)

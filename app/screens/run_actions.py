@@ -193,10 +193,7 @@ class RunActions(SpkembScreen):
     @work(thread=True, group="quick")
     def _run_engine(self, argv: list[str], what: str) -> None:
         """A short engine command (pick, average): its last line as a notification."""
-        try:
-            code, out = run_quick(argv)
-        except Exception as e:  # noqa: BLE001 - reported, never raised
-            code, out = 1, str(e)
+        code, out = run_quick(argv)
         if code == 0:
             self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else f"{what} done")
         else:
