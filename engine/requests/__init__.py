@@ -9,7 +9,7 @@ like the command line that made it. Torch-free. One module per family of command
 from engine.requests.base import R, Request
 from engine.requests.extraction import MIN_STEP, ApplyRequest, DiarizationOptions, DiarizeRequest, ExportRequest
 from engine.requests.training import QueueRequest, SbatchRequest, SweepRequest, TrainOptions, TrainRequest
-from engine.requests.validation import AverageRequest, CleanRequest, PickRequest, ValidateRequest
+from engine.requests.validation import AverageRequest, CleanRequest, PickRequest, ValidateRequest, VerifyRequest
 from engine.requests.workspace import (
     ConfigCheckRequest,
     ConfigLargeMarginRequest,
@@ -26,4 +26,4 @@ __all__ = ["MIN_STEP", "R", "ApplyRequest", "AverageRequest", "CleanRequest", "C
            "ConfigLargeMarginRequest", "ConfigTemplateRequest", "DemoRequest", "DiarizationOptions", "DiarizeRequest",
            "ExportRequest", "ImportRequest", "ModelSummaryRequest", "PickRequest", "QueueRequest", "ReportRequest",
            "Request", "RunsRequest", "SbatchRequest", "SweepRequest", "TagRequest", "TrainOptions", "TrainRequest",
-           "ValidateRequest"]
+           "ValidateRequest", "VerifyRequest"]

@@ -1,4 +1,5 @@
-"""The requests of the commands on validated checkpoints: ``validate``, ``pick``, ``average``, ``clean``."""
+"""The requests of the commands on validated checkpoints: ``validate``, ``pick``, ``average``, ``clean``,
+``verify``."""
 
 from __future__ import annotations
 
@@ -73,4 +74,19 @@ class CleanRequest(Request):
     #: also delete the epochs every VAL_DIR passed over (older than its newest validated one)
     skipped: bool = False
     yes: bool = False
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyRequest(Request):
+    """``spkemb-engine verify``: the score of an enrolment recording against each test recording, with
+    VAL_DIR's checkpoint and the decision at its validated EER threshold."""
+
+    val_dir: str
+    enrolment: str
+    tests: tuple[str, ...]
+    epoch: CheckpointName | None = None
+    device: str | None = None
+    batch: int = 64
+    trust_checkpoint: bool = False
     db: str | None = None

@@ -264,6 +264,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "apply": ["apply", str(broken), protocol],
         "pick": ["pick", str(val)],
         "clean": ["clean", str(trn)],   # its validation's score file has no non-target trial
+        "verify": ["verify", str(val), str(file), str(file)],   # no params.yml names a checkpoint
         "runs": ["runs", "--db", str(file)],
         "import": ["import", str(tmp / "events.jsonl")],
         "config check": ["config", "check", str(tmp / "unknown.yml")],
@@ -275,10 +276,11 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
 
 
 #: commands whose process starts without torch: run as subprocesses, for the exit status of a real process
-TORCH_FREE = {"runs", "config check", "clean"}
+TORCH_FREE = {"runs", "config check", "clean", "verify"}
 
 
-@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "clean", "runs", "import", "config check",
+@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "clean", "verify", "runs", "import",
+                                     "config check",
                                      "model-summary", "demo-data", "demo-workspace", "sbatch"])
 def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus: Path, command: str) -> None:
     argv = _bad_inputs(tmp_path)[command]

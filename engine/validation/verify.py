@@ -1,0 +1,122 @@
+"""``spkemb-engine verify VAL_DIR ENROLMENT TEST...``: the same speaker or not, on recordings of one's own.
+
+The checkpoint VAL_DIR points at (or ``--epoch``) embeds the enrolment recording and each test
+recording as ``validate`` embeds a trial's files (the mean of ``task.duration`` windows sliding by
+a quarter of it, or one pass where VAL_DIR's scores were made with ``--whole-file``), so that the
+cosine score of each pair can be held against the threshold at which that checkpoint's validation
+found its equal error rate. One line per test recording on standard output (enrolment, test,
+score, decision: tab-separated), what the threshold is and where it came from on standard error.
+Nothing is written and no run is recorded.
+
+Torch is imported once the folder, the recordings and the threshold have been checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config.yamlsrc import read_yaml_file
+from engine.console import out, say
+from engine.data.audio_checks import audio_info
+from engine.errors import ConfigError, SpkembError
+from engine.layout import CheckpointName, ValidationDir
+from engine.records import ValidationResult, checkpoint_title
+from engine.requests import VerifyRequest
+from engine.validation.params import chosen_checkpoint
+from engine.validation.selection import recorded_results
+from engine.validation.val_dir import given_val_dir
+
+#: the decision's words, as the line prints them
+SAME, DIFFERENT, UNDECIDED = "same", "different", "-"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The cosine score above which two recordings are said to be of one speaker, and its source."""
+
+    value: float
+    result: ValidationResult
+    trials: str
+
+    def describe(self) -> str:
+        return (f"threshold {self.value:.6f}: where {checkpoint_title(self.result.checkpoint)} reached its "
+                f"EER of {self.result.eer_text} on {self.trials}")
+
+    def decide(self, score: float) -> str:
+        return SAME if score >= self.value else DIFFERENT
+
+
+def decision_threshold(val: ValidationDir, name: CheckpointName, store: Any = None) -> Threshold | None:
+    """The raw-score EER threshold recorded for checkpoint ``name`` in VAL_DIR, None when it was not
+    validated there (or its record holds no threshold: a params.yml alone)."""
+    for result in recorded_results(val, store):
+        if result.checkpoint == name and result.threshold is not None:
+            return Threshold(result.threshold, result, val.root.name)
+    return None
+
+
+def embeds_whole_files(val: ValidationDir) -> bool:
+    """Whether VAL_DIR's scores embed each file in one pass (``validate --whole-file``)."""
+    try:
+        method = read_yaml_file(val.method).data
+    except (OSError, ConfigError):  # no scores yet, or no method file: validate's default, windows
+        return False
+    return isinstance(method, dict) and method.get("embedding") == "whole-file"
+
+
+def check_recordings(paths: list[str]) -> None:
+    """Refuse a recording that is missing or no audio, naming it, before the network is read."""
+    for path in paths:
+        audio_info(path)  # raises AudioError (one line naming the file)
+
+
+def cmd_verify(args: VerifyRequest) -> int:
+    """``spkemb-engine verify [--epoch E] VAL_DIR ENROLMENT TEST...``: see the module docstring."""
+    val = given_val_dir(args.val_dir)
+    name = chosen_checkpoint(val, args.epoch)
+    checkpoint = val.training.checkpoint(name)
+    if not checkpoint.is_file():
+        raise SpkembError(f"{checkpoint_title(name)} has no checkpoint at {checkpoint} (deleted by `spkemb-engine "
+                          "clean`, or never written): pass --epoch with one that is there")
+    recordings = [args.enrolment, *args.tests]
+    check_recordings(recordings)
+    with _results_store(args.db) as store:
+        threshold = decision_threshold(val, name, store)
+    whole = embeds_whole_files(val)
+    scores = _scores(args, checkpoint, recordings, whole)
+    say(f"verify: {checkpoint_title(name)} of {val.root}; cosine of "
+        f"{'whole-file' if whole else 'window-mean'} embeddings, as validate scored it; " +
+        (threshold.describe() if threshold is not None else
+         f"no decision: {checkpoint_title(name)} has no EER threshold recorded for this VAL_DIR (validate it)"))
+    for test, score in zip(args.tests, scores, strict=True):
+        decision = threshold.decide(score) if threshold is not None else UNDECIDED
+        out(f"{args.enrolment}\t{test}\t{score:.6f}\t{decision}")  # as a score file writes it
+    return 0
+
+
+def _scores(args: VerifyRequest, checkpoint: Path, recordings: list[str], whole: bool) -> list[float]:
+    """The cosine score of the enrolment recording (the first) against each of the others, as
+    validate scores a trial."""
+    from engine.inference.network import load_network
+    from engine.process.checkpoints import Trust
+    from engine.process.distributed import pick_device
+    from engine.validation.trial_scores import cosine_scores, embed_files, require_finite
+
+    trust = Trust(args.db, accept_changed=args.trust_checkpoint)
+    network = load_network(checkpoint, pick_device(args.device), trust=trust)
+    files = {str(i): path for i, path in enumerate(recordings)}  # one recording may be given twice
+    embeddings = embed_files(network.model, files, duration=network.config.task.duration,
+                             sample_rate=network.config.sample_rate, batch=args.batch, whole_file=whole)
+    require_finite(embeddings, checkpoint)
+    return [float(s) for s in cosine_scores(embeddings, [(0, "0", str(i)) for i in range(1, len(recordings))])]
+
+
+def _results_store(db: str | None) -> Any:
+    """The runs database read-only where there is one (validation results), else nothing: the score files."""
+    from engine.store import default_db_path, open_store
+
+    path = default_db_path(db)
+    return open_store(path, readonly=True) if path.exists() else contextlib.nullcontext()

@@ -1,0 +1,148 @@
+"""``spkemb-engine verify``: recordings of one's own scored as validate scores a trial, and decided at
+the threshold of the checkpoint's validated EER."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine.config import config_to_dict, parse_config
+from engine.layout import TrainingDir, ValidationDir
+from engine.model import build_model
+from engine.process.checkpoints import save_checkpoint
+from engine.records import ValidationResult
+from engine.validation.params import write_params
+from engine.validation.score_files import read_scores, result_from_scores
+from tests.conftest import TINY_CONFIG
+from tests.engine.engine_runner import run_engine, run_in_process
+
+SR = 16000
+# targets 0.9 0.8 0.7 0.3, non-targets 0.5 0.2 0.1 0.4: the EER (25 %) is reached between 0.4 and 0.5
+SCORES = "1 0.9 a b\n1 0.8 a c\n1 0.7 d e\n1 0.3 d f\n0 0.5 a d\n0 0.2 b e\n0 0.1 c f\n0 0.4 a f\n"
+
+
+def validated(tmp_path: Path, epoch: int = 7) -> ValidationDir:
+    """A TRN_DIR holding the tiny network as checkpoint ``epoch``, its VAL_DIR pointing at it with a
+    score file of that epoch (the threshold of its EER is recomputed from it).
+
+    The layers' biases are zeroed: an untrained network's biases give every recording nearly one
+    embedding (cosines within 1e-5 of 1); without them, recordings score 1e-3 apart."""
+    config = parse_config(TINY_CONFIG, "tiny")
+    torch.manual_seed(0)
+    model = build_model(config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") and "norm" not in name:
+                parameter.zero_()
+    trn = TrainingDir(tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train")
+    save_checkpoint(trn.checkpoint(epoch), {"model": model.state_dict(),
+                                            "config": config_to_dict(config), "epoch": epoch, "step": 70})
+    val = trn.validation("Demo.SpeakerVerification.Voices", "test")
+    val.score_file(epoch).parent.mkdir(parents=True)
+    val.score_file(epoch).write_text(SCORES)
+    write_params(val, ValidationResult(epoch=epoch, eer=0.25))
+    return val
+
+
+def recording(path: Path, seed: int, seconds: float = 3.0, rate: int = SR, channels: int = 1) -> str:
+    """Noise bursts of a loudness of their own: recordings that the untrained network tells apart."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * rate)
+    envelope = np.repeat(rng.uniform(0.01, 0.5, size=n // 800 + 1), 800)[:n]
+    wave = (rng.normal(size=(n, channels)) * envelope[:, None]).astype(np.float32)
+    sf.write(path, wave, rate)
+    return str(path)
+
+
+def lines(stdout: str) -> list[list[str]]:
+    return [line.split("\t") for line in stdout.strip().splitlines()]
+
+
+@pytest.mark.slow
+def test_each_test_recording_gets_validate_s_score_and_the_decision_at_the_eer_threshold(tmp_path: Path) -> None:
+    from engine.inference.network import load_network
+    from engine.validation.trial_scores import cosine_scores, embed_files
+
+    val = validated(tmp_path)
+    enrolment = recording(tmp_path / "enrol.wav", seed=1)
+    # another rate and two channels (resampled, averaged), and a recording shorter than a window
+    tests = [enrolment, recording(tmp_path / "other.flac", seed=2, rate=44100, channels=2),
+             recording(tmp_path / "short.wav", seed=3, seconds=0.6)]
+    network = load_network(val.training.checkpoint(7))
+    files = {"0": enrolment, **{str(i): t for i, t in enumerate(tests, 1)}}
+    embeddings = embed_files(network.model, files, duration=network.config.task.duration,
+                             sample_rate=SR, batch=64, whole_file=False)
+    expected = cosine_scores(embeddings, [(0, "0", str(i)) for i in range(1, 4)])
+    # a validation whose EER threshold falls between the lowest score and the others (an untrained
+    # network's scores all lie near 1): both decisions are taken
+    low, high = (float(s) for s in sorted(expected)[:2])
+    step = (high - low) / 8
+    val.score_file(7).write_text("".join(f"1 {low + 5 * step!r} a b{i}\n0 {low + 3 * step!r} c d{i}\n"
+                                         for i in range(4)))
+    threshold = result_from_scores(7, *read_scores(val.score_file(7))).threshold
+    assert threshold is not None and low < threshold < high
+
+    done = run_in_process("verify", str(val.root), enrolment, *tests, db=tmp_path / "runs.db")
+    assert done.returncode == 0, done.stderr
+    rows = lines(done.stdout)
+    assert [r[:2] for r in rows] == [[enrolment, t] for t in tests]
+    assert [float(r[2]) for r in rows] == pytest.approx(expected, abs=2e-6)
+    assert [r[3] for r in rows] == ["same" if s >= threshold else "different" for s in expected]
+    assert rows[0][3] == "same" and "different" in {r[3] for r in rows}
+    (said,) = done.stderr.strip().splitlines()
+    assert f"threshold {threshold:.6f}" in said and "epoch 7" in said and "EER of 0.00 %" in said
+
+
+@pytest.mark.slow
+def test_a_validation_of_whole_files_is_followed_and_an_unvalidated_epoch_is_scored_without_a_decision(
+        tmp_path: Path) -> None:
+    from engine.inference.network import load_network
+    from engine.validation.trial_scores import cosine_scores, embed_files
+
+    val = validated(tmp_path)
+    long = [recording(tmp_path / f"{i}.wav", seed=i, seconds=4.0) for i in range(2)]
+    network = load_network(val.training.checkpoint(7))
+    expected = {whole: float(cosine_scores(embed_files(network.model, dict(enumerate(long)), duration=1.0,
+                                                       sample_rate=SR, batch=64, whole_file=whole),
+                                           [(0, 0, 1)])[0]) for whole in (False, True)}
+    assert abs(expected[True] - expected[False]) > 1e-4   # the two ways give scores the lines tell apart
+
+    windows = run_in_process("verify", str(val.root), *long, db=tmp_path / "runs.db")
+    val.method.write_text("embedding: whole-file\nhop: 0.25\n")
+    whole = run_in_process("verify", str(val.root), *long, db=tmp_path / "runs.db")
+    assert windows.returncode == whole.returncode == 0, windows.stderr + whole.stderr
+    assert float(lines(windows.stdout)[0][2]) == pytest.approx(expected[False], abs=2e-6)
+    assert float(lines(whole.stdout)[0][2]) == pytest.approx(expected[True], abs=2e-6)
+    assert "whole-file embeddings" in whole.stderr and "window-mean embeddings" in windows.stderr
+
+    save_checkpoint(val.training.checkpoint(8), torch.load(val.training.checkpoint(7), weights_only=True))
+    unscored = run_in_process("verify", "--epoch", "8", str(val.root), *long, db=tmp_path / "runs.db")
+    assert unscored.returncode == 0, unscored.stderr
+    assert lines(unscored.stdout)[0][3] == "-"
+    assert "no decision: epoch 8 has no EER threshold recorded" in unscored.stderr
+
+
+@pytest.mark.parametrize("case", ["missing recording", "not audio", "no params", "cleaned epoch", "training folder"])
+def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path: Path, case: str) -> None:
+    val = validated(tmp_path)
+    good = recording(tmp_path / "good.wav", seed=1)
+    argv, says = {
+        "missing recording": ([str(val.root), good, str(tmp_path / "nowhere.wav")], "nowhere.wav"),
+        "not audio": ([str(val.root), good, str(tmp_path / "notes.txt")], "notes.txt"),
+        "no params": ([str(val.root), good, good], "validate first"),
+        "cleaned epoch": (["--epoch", "3", str(val.root), good, good], "has no checkpoint"),
+        "training folder": ([str(val.training.root), good, good], "is a training folder"),
+    }[case]
+    (tmp_path / "notes.txt").write_text("not a recording\n")
+    if case == "no params":
+        val.params.unlink()
+    # a process of its own: these are refused before torch is imported
+    done = run_engine("verify", *argv, db=tmp_path / "runs.db", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("spkemb-engine verify: error: ") and says in line
+    assert done.stdout == ""
