@@ -26,7 +26,8 @@ from engine.layout import CheckpointName, ValidationDir
 from engine.records import ValidationResult, checkpoint_title
 from engine.requests import VerifyRequest
 from engine.validation.params import chosen_checkpoint
-from engine.validation.selection import recorded_results
+from engine.validation.score_files import read_scores, result_from_scores
+from engine.validation.selection import results_from_store
 from engine.validation.val_dir import given_val_dir
 
 #: the decision's words, as the line prints them
@@ -50,12 +51,17 @@ class Threshold:
 
 
 def decision_threshold(val: ValidationDir, name: CheckpointName, store: Any = None) -> Threshold | None:
-    """The raw-score EER threshold recorded for checkpoint ``name`` in VAL_DIR, None when it was not
-    validated there (or its record holds no threshold: a params.yml alone)."""
-    for result in recorded_results(val, store):
-        if result.checkpoint == name and result.threshold is not None:
-            return Threshold(result.threshold, result, val.root.name)
-    return None
+    """The raw-score EER threshold recorded for checkpoint ``name`` in VAL_DIR (the runs database's
+    validation, else its score file, alone: a VAL_DIR of 250 epochs is not recomputed for one), None
+    when it was not validated there or its record holds no threshold."""
+    recorded = results_from_store(store, val) if store is not None else []
+    result = next((r for r in recorded if r.checkpoint == name), None)
+    scores = val.score_file(name)
+    if result is None and scores.is_file():
+        result = result_from_scores(name, *read_scores(scores), source=scores)
+    if result is None or result.threshold is None:
+        return None
+    return Threshold(result.threshold, result, val.root.name)
 
 
 def embeds_whole_files(val: ValidationDir) -> bool:

@@ -126,6 +126,31 @@ def test_a_validation_of_whole_files_is_followed_and_an_unvalidated_epoch_is_sco
     assert "no decision: epoch 8 has no EER threshold recorded" in unscored.stderr
 
 
+@pytest.mark.slow
+def test_the_threshold_comes_from_the_runs_database_else_from_the_epoch_s_score_file_alone(tmp_path: Path) -> None:
+    from engine.store import open_store
+
+    val = validated(tmp_path)
+    val.score_file(7).unlink()
+    val.score_file(3).write_text("damaged\n")   # another epoch's: read, it would be refused
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        run = store.create_run(kind="validate", exp_dir=None, out_dir=val.root, protocol="Demo.SpeakerVerification.Voices",
+                               subset="test", config=None, command=["spkemb-engine", "validate"], device="cpu")
+        store.add_validation(run, ValidationResult(epoch=7, eer=0.1, threshold=2.0))   # above any cosine
+    pair = [recording(tmp_path / f"{i}.wav", seed=i) for i in range(2)]
+    done = run_in_process("verify", str(val.root), pair[0], *pair, db=db)
+    assert done.returncode == 0, done.stderr
+    assert [r[3] for r in lines(done.stdout)] == ["different", "different"]
+    assert "threshold 2.000000" in done.stderr and "EER of 10.00 %" in done.stderr
+
+    # without a database, epoch 7's score file alone is read (epoch 3's damaged one is not)
+    val.score_file(7).write_text(SCORES)
+    alone = run_in_process("verify", str(val.root), pair[0], *pair, db=tmp_path / "none.db")
+    assert alone.returncode == 0, alone.stderr
+    assert [r[3] for r in lines(alone.stdout)] == ["same", "same"] and "EER of 25.00 %" in alone.stderr
+
+
 @pytest.mark.parametrize("case", ["missing recording", "not audio", "no params", "cleaned epoch", "training folder"])
 def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path: Path, case: str) -> None:
     val = validated(tmp_path)
