@@ -21,6 +21,7 @@ from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, run_in_process
 
 SR = 16000
+PROTOCOL = "Demo.SpeakerVerification.Voices"
 # targets 0.9 0.8 0.7 0.3, non-targets 0.5 0.2 0.1 0.4: the EER (25 %) is reached between 0.4 and 0.5
 SCORES = "1 0.9 a b\n1 0.8 a c\n1 0.7 d e\n1 0.3 d f\n0 0.5 a d\n0 0.2 b e\n0 0.1 c f\n0 0.4 a f\n"
 
@@ -38,10 +39,10 @@ def validated(tmp_path: Path, epoch: int = 7) -> ValidationDir:
         for name, parameter in model.named_parameters():
             if name.endswith("bias") and "norm" not in name:
                 parameter.zero_()
-    trn = TrainingDir(tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train")
+    trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
     save_checkpoint(trn.checkpoint(epoch), {"model": model.state_dict(),
                                             "config": config_to_dict(config), "epoch": epoch, "step": 70})
-    val = trn.validation("Demo.SpeakerVerification.Voices", "test")
+    val = trn.validation(PROTOCOL, "test")
     val.score_file(epoch).parent.mkdir(parents=True)
     val.score_file(epoch).write_text(SCORES)
     write_params(val, ValidationResult(epoch=epoch, eer=0.25))
@@ -135,8 +136,8 @@ def test_the_threshold_comes_from_the_runs_database_else_from_the_epoch_s_score_
     val.score_file(3).write_text("damaged\n")   # another epoch's: read, it would be refused
     db = tmp_path / "runs.db"
     with open_store(db) as store:
-        run = store.create_run(kind="validate", exp_dir=None, out_dir=val.root, protocol="Demo.SpeakerVerification.Voices",
-                               subset="test", config=None, command=["spkemb-engine", "validate"], device="cpu")
+        run = store.create_run(kind="validate", exp_dir=None, out_dir=val.root, protocol=PROTOCOL, subset="test",
+                               config=None, command=["spkemb-engine", "validate"], device="cpu")
         store.add_validation(run, ValidationResult(epoch=7, eer=0.1, threshold=2.0))   # above any cosine
     pair = [recording(tmp_path / f"{i}.wav", seed=i) for i in range(2)]
     done = run_in_process("verify", str(val.root), pair[0], *pair, db=db)
