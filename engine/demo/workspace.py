@@ -38,11 +38,24 @@ or run the engine by hand, from this folder:
         {val_dir} \\
         Demo.SpeakerDiarization.Meetings
     spkemb-engine runs --db runs.db
-
+{verify}
 Protocols: Demo.SpeakerVerification.Voices (train / development / test, with trials),
 Demo.Collection.BackgroundNoise, Demo.Collection.Music, Demo.SpeakerDiarization.Meetings.
 The audio is synthetic (a source-filter voice model), so EERs here say nothing about real speech.
 """
+
+
+def _verify_example(data: Path, val_dir: Path) -> str:
+    """README's `verify` of three test recordings: two of one speaker, one of another (from the test
+    trials); empty when the list has no such pair."""
+    trials = [line.split() for line in (data / "voxceleb" / "lists" / "test.trial.txt").read_text().splitlines()]
+    same = next((t[1:] for t in trials if len(t) == 3 and t[0] == "1"), None)
+    other = next((t[2] for t in trials if same is not None and len(t) == 3 and t[0] == "0" and t[1] == same[0]), None)
+    if same is None or other is None:
+        return ""
+    wav = " \\\n        ".join(f"data/voxceleb/wav/{uri}.wav" for uri in (*same, other))
+    return ("\nOnce validated, the same speaker or not, for any recordings (here the first two are one speaker, "
+            f"the\nthird another):\n\n    spkemb-engine verify --db runs.db \\\n        {val_dir} \\\n        {wav}\n")
 
 
 def _corpus(data: Path, speakers: int, seed: int, progress: OnProgress | None) -> None:
@@ -104,8 +117,9 @@ def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 
     readme = root / "README.txt"
     if not readme.exists():
         trn_dir = ExperimentDir(Path(".")).training(VOICES, "train")
-        readme.write_text(README.format(dir=root, config=CONFIG, trn_dir=trn_dir.root,
-                                        val_dir=trn_dir.validation(VOICES, "test").root))
+        val_dir = trn_dir.validation(VOICES, "test").root
+        readme.write_text(README.format(dir=root, config=CONFIG, trn_dir=trn_dir.root, val_dir=val_dir,
+                                        verify=_verify_example(root / "data", val_dir)))
     if not config.exists():
         # written last: the Makefile takes config.yml as the sign of a finished workspace
         shutil.copyfile(TEMPLATE, config)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from engine.demo import make_demo_workspace
 from engine.store import open_store
-from tests.engine.engine_runner import run_engine
+from tests import children
+from tests.engine.engine_runner import engine_env, run_engine
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -31,3 +33,11 @@ def test_three_demo_epochs_separate_test_speakers_far_better_than_none(tmp_path:
     assert untrained["eer"] > 0.35                       # an untrained network is far from separating them
     assert trained3["eer"] < untrained["eer"] - 0.1      # three epochs of training: much better,
     assert trained3["eer_high"] < untrained["eer_low"]   # and not by the luck of the trials
+
+    # the workspace README's verify, pasted as a newcomer would, in the workspace: a decision per recording
+    readme = (ws / "README.txt").read_text()
+    pasted = readme[readme.index("spkemb-engine verify"):].split("\n\n")[0].replace("\\\n", " ").split()
+    verified = children.run([sys.executable, "-m", "engine", *pasted[1:]], cwd=ws, env=engine_env(), timeout=300)
+    assert verified.returncode == 0, verified.stderr
+    rows = [line.split("\t") for line in verified.stdout.splitlines()]
+    assert len(rows) == 2 and all(r[3] in ("same", "different") for r in rows), verified.stdout
