@@ -73,10 +73,10 @@ def embeds_whole_files(val: ValidationDir) -> bool:
     return isinstance(method, dict) and method.get("embedding") == "whole-file"
 
 
-def check_recordings(paths: list[str]) -> None:
-    """Refuse a recording that is missing or no audio, naming it, before the network is read."""
-    for path in paths:
-        audio_info(path)  # raises AudioError (one line naming the file)
+def check_recordings(paths: list[str]) -> dict[str, float]:
+    """The duration of each recording, in seconds; one that is missing or no audio is refused (an
+    AudioError naming it) before the network is read."""
+    return {path: audio_info(path).duration for path in paths}
 
 
 def cmd_verify(args: VerifyRequest) -> int:
@@ -88,24 +88,28 @@ def cmd_verify(args: VerifyRequest) -> int:
         raise SpkembError(f"{checkpoint_title(name)} has no checkpoint at {checkpoint} (deleted by `spkemb-engine "
                           "clean`, or never written): pass --epoch with one that is there")
     recordings = [args.enrolment, *args.tests]
-    check_recordings(recordings)
+    seconds = check_recordings(recordings)
     with _results_store(args.db) as store:
         threshold = decision_threshold(val, name, store)
     whole = embeds_whole_files(val)
-    scores = _scores(args, checkpoint, recordings, whole)
+    scores, window = _scores(args, checkpoint, recordings, whole)
     say(f"verify: {checkpoint_title(name)} of {val.root}; cosine of "
         f"{'whole-file' if whole else 'window-mean'} embeddings, as validate scored it; " +
         (threshold.describe() if threshold is not None else
          f"no decision: {checkpoint_title(name)} has no EER threshold recorded for this VAL_DIR (validate it)"))
+    for path in (p for p in seconds if seconds[p] < window / 2):  # zero-padded to a window: little to go on
+        say(f"verify: {path} lasts {seconds[path]:.2f} s, under half of the network's {window:g} s window: "
+            "its scores say little")
     for test, score in zip(args.tests, scores, strict=True):
         decision = threshold.decide(score) if threshold is not None else UNDECIDED
         out(f"{args.enrolment}\t{test}\t{score:.6f}\t{decision}")  # as a score file writes it
     return 0
 
 
-def _scores(args: VerifyRequest, checkpoint: Path, recordings: list[str], whole: bool) -> list[float]:
+def _scores(args: VerifyRequest, checkpoint: Path, recordings: list[str],
+            whole: bool) -> tuple[list[float], float]:
     """The cosine score of the enrolment recording (the first) against each of the others, as
-    validate scores a trial."""
+    validate scores a trial; and the network's window, in seconds."""
     from engine.inference.network import load_network
     from engine.process.checkpoints import Trust
     from engine.process.distributed import pick_device
@@ -117,7 +121,8 @@ def _scores(args: VerifyRequest, checkpoint: Path, recordings: list[str], whole:
     embeddings = embed_files(network.model, files, duration=network.config.task.duration,
                              sample_rate=network.config.sample_rate, batch=args.batch, whole_file=whole)
     require_finite(embeddings, checkpoint)
-    return [float(s) for s in cosine_scores(embeddings, [(0, "0", str(i)) for i in range(1, len(recordings))])]
+    trials = [(0, "0", str(i)) for i in range(1, len(recordings))]
+    return [float(s) for s in cosine_scores(embeddings, trials)], network.config.task.duration
 
 
 def _results_store(db: str | None) -> Any:

@@ -126,6 +126,12 @@ def test_a_validation_of_whole_files_is_followed_and_an_unvalidated_epoch_is_sco
     assert lines(unscored.stdout)[0][3] == "-"
     assert "no decision: epoch 8 has no EER threshold recorded" in unscored.stderr
 
+    brief = recording(tmp_path / "brief.wav", seed=5, seconds=0.3)   # zero-padded to a window: said
+    padded = run_in_process("verify", str(val.root), long[0], brief, db=tmp_path / "runs.db")
+    assert padded.returncode == 0 and len(lines(padded.stdout)) == 1, padded.stderr
+    assert f"{brief} lasts 0.30 s, under half of the network's 1 s window" in padded.stderr
+    assert "lasts" not in windows.stderr
+
 
 @pytest.mark.slow
 def test_the_threshold_comes_from_the_runs_database_else_from_the_epoch_s_score_file_alone(tmp_path: Path) -> None:
