@@ -19,12 +19,17 @@ from engine.validation.normalised import ScoreNorm
 from engine.validation.score_files import read_scores, result_from_scores
 
 
-def same_method(val: ValidationDir, method: dict[str, Any]) -> bool:
-    """Whether the scores already in VAL_DIR were made the way this run makes them."""
+def recorded_method(val: ValidationDir) -> Any:
+    """How the scores already in VAL_DIR were made (``scores/method.yml``), None where it cannot be read."""
     try:
-        return read_yaml_file(val.method).data == method
-    except (OSError, ConfigError):  # absent, or not a method file: the scores are made again
-        return False
+        return read_yaml_file(val.method).data
+    except (OSError, ConfigError):  # absent, or not a method file
+        return None
+
+
+def same_method(val: ValidationDir, method: dict[str, Any]) -> bool:
+    """Whether the scores already in VAL_DIR were made the way this run makes them (else they are made again)."""
+    return recorded_method(val) == method
 
 
 def write_method(val: ValidationDir, method: dict[str, Any]) -> None:

@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config.yamlsrc import read_yaml_file
 from engine.console import out, say
 from engine.data.audio_checks import audio_info
-from engine.errors import ConfigError, SpkembError
+from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.records import ValidationResult, checkpoint_title
 from engine.requests import VerifyRequest
 from engine.validation.params import chosen_checkpoint
+from engine.validation.reuse import recorded_method
 from engine.validation.score_files import read_scores, result_from_scores
 from engine.validation.selection import results_from_store
 from engine.validation.val_dir import given_val_dir
@@ -65,11 +65,9 @@ def decision_threshold(val: ValidationDir, name: CheckpointName, store: Any = No
 
 
 def embeds_whole_files(val: ValidationDir) -> bool:
-    """Whether VAL_DIR's scores embed each file in one pass (``validate --whole-file``)."""
-    try:
-        method = read_yaml_file(val.method).data
-    except (OSError, ConfigError):  # no scores yet, or no method file: validate's default, windows
-        return False
+    """Whether VAL_DIR's scores embed each file in one pass (``validate --whole-file``); without a record
+    of how they were made, validate's default: windows."""
+    method = recorded_method(val)
     return isinstance(method, dict) and method.get("embedding") == "whole-file"
 
 
