@@ -57,11 +57,14 @@ class Problem:
 _INFO: dict[str, AudioInfo] = {}
 
 
+#: the end of an unusable file's line where a protocol lists the file (``verify``'s recordings are listed by none)
+FROM_THE_PROTOCOL = ", or remove it from the protocol"
+
+
 def unusable_error(path: str, what: str, error: BaseException | None = None) -> AudioError:
     """The error of a file that is missing, unreadable or empty, naming its path and what to do."""
     reason = f": {error}" if error is not None else ""
-    return AudioError(f"audio file {path} {what}{reason} — fix or replace the file, "
-                      f"or remove it from the protocol", path=path)
+    return AudioError(f"audio file {path} {what}{reason} — fix or replace the file{FROM_THE_PROTOCOL}", path=path)
 
 
 def missing_error(path: str) -> AudioError:

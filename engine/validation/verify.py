@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.console import out, say
-from engine.data.audio_checks import audio_info
-from engine.errors import SpkembError
+from engine.data.audio_checks import FROM_THE_PROTOCOL, audio_info
+from engine.errors import AudioError, SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.records import ValidationResult, checkpoint_title
 from engine.requests import VerifyRequest
@@ -74,7 +74,10 @@ def embeds_whole_files(val: ValidationDir) -> bool:
 def check_recordings(paths: list[str]) -> dict[str, float]:
     """The duration of each recording, in seconds; one that is missing or no audio is refused (an
     AudioError naming it) before the network is read."""
-    return {path: audio_info(path).duration for path in paths}
+    try:
+        return {path: audio_info(path).duration for path in paths}
+    except AudioError as e:  # said of a protocol's file: these are the user's own
+        raise AudioError(str(e).removesuffix(FROM_THE_PROTOCOL), path=e.path) from e
 
 
 def cmd_verify(args: VerifyRequest) -> int:

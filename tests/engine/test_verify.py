@@ -176,5 +176,5 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
     done = run_engine("verify", *argv, db=tmp_path / "runs.db", timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     (line,) = done.stderr.strip().splitlines()
-    assert line.startswith("spkemb-engine verify: error: ") and says in line
+    assert line.startswith("spkemb-engine verify: error: ") and says in line and "protocol" not in line
     assert done.stdout == ""
