@@ -144,15 +144,21 @@ def last_log_line(path: str | Path) -> str | None:
     return lines[-1][:300] if lines else None
 
 
-def run_quick(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:
-    """Run a short engine command (``pick``) to completion; returns (exit code, stderr or stdout). One that
-    cannot start or outlives ``timeout`` is exit 1 with why: the screens say it, never raise it."""
+def run_captured(argv: list[str], timeout: float = 120.0) -> tuple[int, str, str]:
+    """Run a short engine command to completion; returns (exit code, stdout, stderr), stripped. One that
+    cannot start or outlives ``timeout`` is exit 1 with why on stderr: the screens say it, never raise it."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False,
                              stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError) as e:
-        return 1, str(e)
-    return out.returncode, (out.stderr.strip() or out.stdout.strip())
+        return 1, "", str(e)
+    return out.returncode, out.stdout.strip(), out.stderr.strip()
+
+
+def run_quick(argv: list[str], timeout: float = 120.0) -> tuple[int, str]:
+    """:func:`run_captured` of a command that says one thing (``pick``): (exit code, stderr or stdout)."""
+    code, stdout, stderr = run_captured(argv, timeout)
+    return code, stderr or stdout
 
 
 def _start_time(pid: int) -> float | None:

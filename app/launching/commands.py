@@ -24,6 +24,7 @@ from engine.requests import (
     Request,
     TrainRequest,
     ValidateRequest,
+    VerifyRequest,
 )
 
 
@@ -183,3 +184,8 @@ def clean_argv(dirs: list[str], *, keep_last: int = 10, keep_best: int = 10, ski
     the epoch checkpoints no result needs of TRN_DIRs and EXP_DIRs."""
     return request_argv(CleanRequest(dirs=tuple(dirs), keep_last=keep_last, keep_best=keep_best, skipped=skipped,
                                      yes=yes, db=_path(db)))
+
+
+def verify_argv(val_dir: str | Path, enrolment: str, tests: list[str], *, db: str | Path | None = None) -> list[str]:
+    """``spkemb-engine verify VAL_DIR ENROLMENT TEST...``: the picked checkpoint's scores of recordings."""
+    return request_argv(VerifyRequest(val_dir=str(val_dir), enrolment=enrolment, tests=tuple(tests), db=_path(db)))

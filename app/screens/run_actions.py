@@ -1,6 +1,6 @@
 """The run detail's actions that start engine commands: stop and resume the run, validate it (or stop its
 validation), pick the best epoch, average epochs' weights, delete the epoch checkpoints no result needs,
-extract embeddings with the picked one."""
+extract embeddings with the picked one, score recordings of one's own with it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from textual import work
 
 from app.data.reader import RunDetail
 from app.launching import commands
-from app.launching.children import run_quick
+from app.launching.children import run_captured, run_quick
 from app.screens.host import SpkembScreen
 from app.views.runs_view import LIVE
 from engine.errors import PathError
@@ -21,11 +21,14 @@ from engine.records import RecordedValidation, Run
 if TYPE_CHECKING:  # the dialogs are imported when opened
     from app.dialogs.actions import ExtractChoice
     from app.dialogs.average import AverageChoice
+    from app.dialogs.verify import VerifyChoice
     from app.launching.commands import ValidationChoice
 
 
 #: training runs that `r` continues: a completed run has nothing left to train
 RESUMABLE = ("stopped", "failed", "lost")
+#: seconds a verify may take (it imports torch, reads the network and embeds whole recordings)
+VERIFY_TIMEOUT_S = 600.0
 
 
 class RunActions(SpkembScreen):
@@ -221,3 +224,32 @@ class RunActions(SpkembScreen):
                                     diarization=choice.diarization)
         self._launch(argv, ValidationDir(Path(val)).apply_log, kind="apply", what="extraction",
                      protocol=choice.protocol, subset=choice.subset, device=choice.device)
+
+    def action_verify(self) -> None:
+        from app.dialogs.verify import VerifyDialog
+
+        val = self._val_dir()
+        if val is None:
+            self.app.notify("Validate first: verify decides at the picked epoch's EER threshold.", severity="warning")
+            return
+        self.app.push_screen(VerifyDialog(f"the picked epoch of {Path(val).name}"),
+                             lambda choice: self._verify(val, choice))
+
+    def _verify(self, val: str, choice: VerifyChoice | None) -> None:
+        if choice is not None:
+            self._run_verify(val, choice)
+
+    @work(thread=True, group="quick")
+    def _run_verify(self, val: str, choice: VerifyChoice) -> None:
+        """``verify`` of the chosen recordings; its lines in a dialog (or why it failed)."""
+        from app.dialogs.run_info import RunInfoDialog
+        from app.views.verdicts import verdict_lines
+
+        argv = commands.verify_argv(val, choice.enrolment, list(choice.tests), db=self.spkemb.workspace.db_path)
+        self.app.call_from_thread(self.app.notify, f"verify: scoring {len(choice.tests)} recording(s)…")
+        code, stdout, stderr = run_captured(argv, timeout=VERIFY_TIMEOUT_S)
+        if code != 0:
+            self.app.call_from_thread(self.spkemb.error, f"verify failed: {stderr or stdout}")
+            return
+        title = f"verify {choice.enrolment}"
+        self.app.call_from_thread(self.app.push_screen, RunInfoDialog(title, verdict_lines(stdout, stderr)))

@@ -55,6 +55,7 @@ class RunDetailScreen(RunActions, ForkActions):
         ("C", "clean", "Clean checkpoints"),
         ("t", "labels", "Group/tags/note"),
         ("i", "info", "Run info"),
+        ("s", "verify", "Verify recordings"),
     ]
     # under 30 rows (an 80x24 terminal) the wrapped summary and the log took the room of the epoch rows
     # that d, f, l and p act on: the summary keeps 4 lines and the log 4; taller, a long name, many tags

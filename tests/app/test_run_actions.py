@@ -14,6 +14,7 @@ from app.dialogs.average import AverageDialog
 from app.dialogs.clean import CleanDialog
 from app.dialogs.confirm import ConfirmDialog
 from app.dialogs.validate import ValidateDialog
+from app.dialogs.verify import VerifyDialog
 from app.launching import commands
 from app.screens.run_detail import RunDetailScreen
 from engine.cli import build_parser
@@ -281,7 +282,8 @@ async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> Non
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data is not None)
         detail = app.screen
-        for key, dialog in (("v", ValidateDialog), ("a", AverageDialog), ("t", LabelsDialog), ("C", CleanDialog)):
+        for key, dialog in (("v", ValidateDialog), ("a", AverageDialog), ("t", LabelsDialog), ("C", CleanDialog),
+                            ("s", VerifyDialog)):
             await pilot.press(key)
             await wait_for(pilot, lambda dialog=dialog: isinstance(app.screen, dialog))
             form = app.screen.query_one(Vertical)
@@ -289,3 +291,41 @@ async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> Non
             assert form.region.x >= 0 and form.region.right <= 80, (key, form.region)
             await pilot.press("escape")
             await wait_for(pilot, lambda: app.screen is detail)
+
+
+@pytest.mark.slow
+async def test_s_scores_recordings_with_the_picked_epoch_at_its_validated_threshold(workspace: Path) -> None:
+    from app.dialogs.run_info import RunInfoDialog
+    from engine.layout import ValidationDir
+    from engine.validation.params import write_params
+    from tests.engine.test_verify import recording, tiny_checkpoint
+
+    trn = TrainingDir(workspace / "experiments" / "aam-m0.1" / "train" / f"{VOICES}.train")
+    tiny_checkpoint(trn.checkpoint(2), 2)
+    write_params(ValidationDir(trn.validation(VOICES, "development").root), ValidationResult(epoch=2, eer=0.23))
+    for seed, name in enumerate(("alice.wav", "bob 2.wav", "carol.flac")):
+        recording(workspace / name, seed=seed)
+    app = make(workspace)
+    async with app.run_test(size=(140, 44)) as pilot:
+        await open_run(pilot, "softmax")   # failed before any validation
+        await wait_for(pilot, lambda: app.screen.data is not None)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: notified(app, "Validate first", "warning"))
+        await pilot.press("escape")
+        await open_run(pilot, "aam-m0.1")
+        await wait_for(pilot, lambda: app.screen.data is not None and app.screen.data.validators)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, VerifyDialog))
+        app.screen.query_one("#enrolment", Input).value = "alice.wav"     # relative: the TUI's folder
+        app.screen.query_one("#tests", Input).value = "'bob 2.wav"
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: "cannot read the paths" in str(app.screen.query_one("#error").render()))
+        app.screen.query_one("#tests", Input).value = "'bob 2.wav' carol.flac"
+        app.screen.query_one("#ok", Button).press()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunInfoDialog), timeout=120)
+        shown = str(app.screen.query_one("#info").render())
+    lines = shown.splitlines()
+    # where the threshold comes from (the database's validation of epoch 2), then a line per recording
+    assert "epoch 2 of" in lines[0] and "threshold 0.500000" in lines[0] and "EER of 23.00 %" in lines[0], shown
+    assert [line.split()[-1] for line in lines[2:]] == ["same", "same"], shown   # untrained: cosines near 1
+    assert lines[2].startswith("bob 2.wav ") and lines[3].startswith("carol.flac ")

@@ -26,9 +26,8 @@ PROTOCOL = "Demo.SpeakerVerification.Voices"
 SCORES = "1 0.9 a b\n1 0.8 a c\n1 0.7 d e\n1 0.3 d f\n0 0.5 a d\n0 0.2 b e\n0 0.1 c f\n0 0.4 a f\n"
 
 
-def validated(tmp_path: Path, epoch: int = 7) -> ValidationDir:
-    """A TRN_DIR holding the tiny network as checkpoint ``epoch``, its VAL_DIR pointing at it with a
-    score file of that epoch (the threshold of its EER is recomputed from it).
+def tiny_checkpoint(path: Path, epoch: int) -> None:
+    """The tiny network as a checkpoint of ``epoch`` at ``path``.
 
     The layers' biases are zeroed: an untrained network's biases give every recording nearly one
     embedding (cosines within 1e-5 of 1); without them, recordings score 1e-3 apart."""
@@ -39,9 +38,14 @@ def validated(tmp_path: Path, epoch: int = 7) -> ValidationDir:
         for name, parameter in model.named_parameters():
             if name.endswith("bias") and "norm" not in name:
                 parameter.zero_()
+    save_checkpoint(path, {"model": model.state_dict(), "config": config_to_dict(config), "epoch": epoch, "step": 70})
+
+
+def validated(tmp_path: Path, epoch: int = 7) -> ValidationDir:
+    """A TRN_DIR holding the tiny network as checkpoint ``epoch``, its VAL_DIR pointing at it with a
+    score file of that epoch (the threshold of its EER is recomputed from it)."""
     trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
-    save_checkpoint(trn.checkpoint(epoch), {"model": model.state_dict(),
-                                            "config": config_to_dict(config), "epoch": epoch, "step": 70})
+    tiny_checkpoint(trn.checkpoint(epoch), epoch)
     val = trn.validation(PROTOCOL, "test")
     val.score_file(epoch).parent.mkdir(parents=True)
     val.score_file(epoch).write_text(SCORES)
