@@ -94,10 +94,10 @@ def cmd_verify(args: VerifyRequest) -> int:
         threshold = decision_threshold(val, name, store)
     whole = embeds_whole_files(val)
     scores, window = _scores(args, checkpoint, recordings, whole)
-    say(f"verify: {checkpoint_title(name)} of {val.root}; cosine of "
-        f"{'whole-file' if whole else 'window-mean'} embeddings, as validate scored it; " +
-        (threshold.describe() if threshold is not None else
-         f"no decision: {checkpoint_title(name)} has no EER threshold recorded for this VAL_DIR (validate it)"))
+    say(f"verify: {checkpoint_title(name)} of {val.root}: cosine of {'whole-file' if whole else 'window-mean'} "
+        "embeddings, as validate scores a trial")
+    say(f"verify: {threshold.describe()}" if threshold is not None else
+        f"verify: no decision: {checkpoint_title(name)} has no EER threshold recorded in this VAL_DIR (validate it)")
     for path in (p for p in seconds if seconds[p] < window / 2):  # zero-padded to a window: little to go on
         say(f"verify: {path} lasts {seconds[path]:.2f} s, under half of the network's {window:g} s window: "
             "its scores say little")

@@ -98,8 +98,9 @@ def test_each_test_recording_gets_validate_s_score_and_the_decision_at_the_eer_t
     assert [float(r[2]) for r in rows] == pytest.approx(expected, abs=2e-6)
     assert [r[3] for r in rows] == ["same" if s >= threshold else "different" for s in expected]
     assert rows[0][3] == "same" and "different" in {r[3] for r in rows}
-    (said,) = done.stderr.strip().splitlines()
-    assert f"threshold {threshold:.6f}" in said and "epoch 7" in said and "EER of 0.00 %" in said
+    checkpoint, decided = done.stderr.strip().splitlines()
+    assert checkpoint == f"verify: epoch 7 of {val.root}: cosine of window-mean embeddings, as validate scores a trial"
+    assert decided == f"verify: threshold {threshold:.6f}: where epoch 7 reached its EER of 0.00 % on {PROTOCOL}.test"
 
 
 @pytest.mark.slow
@@ -128,7 +129,7 @@ def test_a_validation_of_whole_files_is_followed_and_an_unvalidated_epoch_is_sco
     unscored = run_in_process("verify", "--epoch", "8", str(val.root), *long, db=tmp_path / "runs.db")
     assert unscored.returncode == 0, unscored.stderr
     assert lines(unscored.stdout)[0][3] == "-"
-    assert "no decision: epoch 8 has no EER threshold recorded" in unscored.stderr
+    assert "no decision: epoch 8 has no EER threshold recorded in this VAL_DIR" in unscored.stderr
 
     brief = recording(tmp_path / "brief.wav", seed=5, seconds=0.3)   # zero-padded to a window: said
     padded = run_in_process("verify", str(val.root), long[0], brief, db=tmp_path / "runs.db")
