@@ -2,13 +2,17 @@
 
 ``migrate`` applies the pending ones under one write lock (``BEGIN IMMEDIATE``) and re-checks what
 is pending once it holds it, so that ten processes opening a fresh file together apply each
-migration exactly once. ``PRAGMA user_version`` mirrors the number applied, for people using
+migration exactly once. What is pending is read in one snapshot of the file: read in two, another
+opener's migrations could land between "none applied" and "the runs table exists", and a fresh file
+be refused as damaged. ``PRAGMA user_version`` mirrors the number applied, for people using
 ``sqlite3``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -31,6 +35,19 @@ def _check_not_newer(path: Path, applied: list[str]) -> None:
             "--db with another file")
 
 
+@contextlib.contextmanager
+def _one_snapshot(db: Database) -> Iterator[None]:
+    """The reads inside see one state of the file (a read transaction), unless one is open already."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.conn.execute("COMMIT")  # it only read: nothing to keep or undo
+
+
 def pending(db: Database, path: Path) -> list[str]:
     """Migrations not yet applied to ``db``; refuses a file from a newer release.
 
@@ -39,9 +56,11 @@ def pending(db: Database, path: Path) -> list[str]:
     StoreError
         The file records migrations this release does not know.
     """
-    applied = _applied(db)
+    with _one_snapshot(db):
+        applied = _applied(db)
+        has_runs = db["runs"].exists()
     _check_not_newer(path, applied)
-    if not applied and db["runs"].exists():  # migrating again would fail on "table runs already exists"
+    if not applied and has_runs:  # migrating again would fail on "table runs already exists"
         raise StoreError(f"the runs database {path} has its runs but no record of its schema (the "
                          f"{migrations.migrations_table} table is gone or emptied): restore the file from a "
                          "backup, or pass --db with another file")

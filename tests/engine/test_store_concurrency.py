@@ -155,3 +155,32 @@ def test_a_reused_pid_does_not_keep_a_run_alive(tmp_path: Path) -> None:
         assert store.mark_lost() == [run_id]
         store.heartbeat(remote, _at=time.time() - REMOTE_LOST_AFTER - 1)
         assert store.mark_lost() == [remote]
+
+
+def test_a_migration_committed_between_two_reads_of_the_schema_is_not_taken_for_a_damaged_file(
+        tmp_path: Path) -> None:
+    """The race eight processes met at times: an opener read "no migration applied", another committed its
+    migrations, and the first then read "runs exists" and refused the file as damaged. Here the other
+    opener's migration is made to land right there (between the two reads, on a real file)."""
+    from engine.store.db import connect
+    from engine.store.upgrade import migrate
+
+    path = tmp_path / "fresh.db"
+    first, other = connect(path), connect(path)
+    looks: list[str] = []
+    applied_by_other: list[list[str]] = []
+
+    def between(statement: str) -> None:
+        looks.append(statement)
+        tables_read = [s for s in looks if "sqlite_master" in s and "'table'" in s]
+        if len(tables_read) == 2 and not applied_by_other:  # its second look at the tables is about to run
+            applied_by_other.append(migrate(other, path))
+
+    first.conn.set_trace_callback(between)
+    try:
+        assert migrate(first, path) == []   # the other opener did it: nothing left, nothing refused
+    finally:
+        first.conn.set_trace_callback(None)
+        first.close()
+        other.close()
+    assert applied_by_other == [known_migrations()]
