@@ -32,6 +32,8 @@ from engine.validation.val_dir import given_val_dir
 
 #: the decision's words, as the line prints them
 SAME, DIFFERENT, UNDECIDED = "same", "different", "-"
+#: what a path's name may hold that would split its line or field
+_ESCAPED = {ord("\t"): "\\t", ord("\n"): "\\n", ord("\r"): "\\r"}
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,17 @@ def cmd_verify(args: VerifyRequest) -> int:
     say(f"verify: {threshold.describe()}" if threshold is not None else
         f"verify: no decision: {checkpoint_title(name)} has no EER threshold recorded in this VAL_DIR (validate it)")
     for path in (p for p in seconds if seconds[p] < window / 2):  # zero-padded to a window: little to go on
-        say(f"verify: {path} lasts {seconds[path]:.2f} s, under half of the network's {window:g} s window: "
+        say(f"verify: {_field(path)} lasts {seconds[path]:.2f} s, under half of the network's {window:g} s window: "
             "its scores say little")
     for test, score in zip(args.tests, scores, strict=True):
         decision = threshold.decide(score) if threshold is not None else UNDECIDED
-        out(f"{args.enrolment}\t{test}\t{score:.6f}\t{decision}")  # as a score file writes it
+        out(f"{_field(args.enrolment)}\t{_field(test)}\t{score:.6f}\t{decision}")  # the score as a score file has it
     return 0
+
+
+def _field(path: str) -> str:
+    """A path as one field of a tab-separated line: a tab or a line break in its name shown escaped."""
+    return path.translate(_ESCAPED)
 
 
 def _scores(args: VerifyRequest, checkpoint: Path, recordings: list[str],

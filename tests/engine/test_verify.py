@@ -131,6 +131,11 @@ def test_a_validation_of_whole_files_is_followed_and_an_unvalidated_epoch_is_sco
     assert lines(unscored.stdout)[0][3] == "-"
     assert "no decision: epoch 8 has no EER threshold recorded in this VAL_DIR" in unscored.stderr
 
+    oddly = recording(tmp_path / "tab\there\nand a line.wav", seed=4)   # still four fields on one line
+    named = run_in_process("verify", str(val.root), long[0], oddly, db=tmp_path / "runs.db")
+    assert named.returncode == 0, named.stderr
+    assert lines(named.stdout)[0][:2] == [long[0], str(tmp_path / "tab\\there\\nand a line.wav")]
+
     brief = recording(tmp_path / "brief.wav", seed=5, seconds=0.3)   # zero-padded to a window: said
     padded = run_in_process("verify", str(val.root), long[0], brief, db=tmp_path / "runs.db")
     assert padded.returncode == 0 and len(lines(padded.stdout)) == 1, padded.stderr
