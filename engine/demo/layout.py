@@ -182,6 +182,16 @@ def database_yml() -> str:
             + ami["development"] + ami["test"])
 
 
+def voice_file(root: Path, uri: str) -> Path:
+    """Utterance ``uri`` of the corpus at ``root`` (database.yml's template ``voxceleb/wav/{uri}.wav``)."""
+    return root / "voxceleb" / "wav" / f"{uri}.wav"
+
+
+def trial_list(root: Path, subset: str) -> Path:
+    """The ``reference uri1 uri2`` trials of a subset (development, test) of the corpus at ``root``."""
+    return root / "voxceleb" / "lists" / f"{subset}.trial.txt"
+
+
 def write_corpus(root: Path, p: Plan, seed: int, progress: OnProgress | None = None) -> Path:
     """Synthesize and write every file of plan ``p`` under ``root``; return the database.yml path."""
     voices = {spk: voice.random_voice(_rng(seed, 2, int(spk[2:])))
@@ -202,7 +212,7 @@ def write_corpus(root: Path, p: Plan, seed: int, progress: OnProgress | None = N
             channel = voice.random_channel(_rng(seed, 3, int(u.speaker[2:]), u.session_index))
             rng = _rng(seed, 4, int(u.speaker[2:]), u.number)
             x, _ = voice.synthesize(rng, voices[u.speaker], channel, u.samples)
-            _write_wav(vox / "wav" / f"{u.uri}.wav", x)
+            _write_wav(voice_file(root, u.uri), x)
             tick()
         _write_lines(vox / "lists" / f"{subset}.lst", [u.uri for u in utts])
         _write_lines(vox / "lists" / f"{subset}.rttm",
@@ -211,7 +221,7 @@ def write_corpus(root: Path, p: Plan, seed: int, progress: OnProgress | None = N
                      [f"{u.uri} 1 0.000 {u.samples / spectral.SAMPLE_RATE:.3f}" for u in utts])
         if subset != "train":
             tr = trials(utts, _rng(seed, 5, 0 if subset == "development" else 1))
-            _write_lines(vox / "lists" / f"{subset}.trial.txt", [f"{r} {a.uri} {b.uri}" for r, a, b in tr])
+            _write_lines(trial_list(root, subset), [f"{r} {a.uri} {b.uri}" for r, a, b in tr])
             _write_lines(vox / f"veri_{'dev' if subset == 'development' else 'test'}.txt",
                          [f"{r} {a.uri}.wav {b.uri}.wav" for r, a, b in tr])
 

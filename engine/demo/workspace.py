@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from engine.demo.layout import MARKER, OnProgress, plan, write_corpus
+from engine.demo.layout import MARKER, OnProgress, plan, trial_list, voice_file, write_corpus
 from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, ExperimentDir
 
@@ -48,12 +48,12 @@ The audio is synthetic (a source-filter voice model), so EERs here say nothing a
 def _verify_example(data: Path, val_dir: Path) -> str:
     """README's `verify` of three test recordings: two of one speaker, one of another (from the test
     trials); empty when the list has no such pair."""
-    trials = [line.split() for line in (data / "voxceleb" / "lists" / "test.trial.txt").read_text().splitlines()]
+    trials = [line.split() for line in trial_list(data, "test").read_text().splitlines()]
     same = next((t[1:] for t in trials if len(t) == 3 and t[0] == "1"), None)
     other = next((t[2] for t in trials if same is not None and len(t) == 3 and t[0] == "0" and t[1] == same[0]), None)
     if same is None or other is None:
         return ""
-    wav = " \\\n        ".join(f"data/voxceleb/wav/{uri}.wav" for uri in (*same, other))
+    wav = " \\\n        ".join(str(voice_file(Path(data.name), uri)) for uri in (*same, other))
     return ("\nOnce validated, the same speaker or not, for any recordings (here the first two are one speaker, "
             f"the\nthird another):\n\n    spkemb-engine verify --db runs.db \\\n        {val_dir} \\\n        {wav}\n")
 
