@@ -8,12 +8,11 @@ from pathlib import Path
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from app.data.gpus import device_options
 from app.data.protocols_list import default_extract, protocols
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled
+from app.dialogs.form_rows import FormDialog, form_end, labelled
 from app.launching.commands import DiarizationSettings
 from app.widgets.tick_box import TickBox
 from engine.layout import PARAMS
@@ -24,12 +23,11 @@ def _epoch_label(epoch: int | str, eer: float | None) -> str:
     return name if eer is None else f"{name}: EER {100 * eer:.2f} %"
 
 
-class PickDialog(ModalScreen[int | str | bool]):
+class PickDialog(FormDialog[int | str | bool]):
     """Which epoch params.yml should point at: the lowest EER (the default), a chosen epoch or
     validated averaged weights (``avg-top5``)."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="PickDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
+    cancelled = False
 
     def __init__(self, epochs: list[tuple[int | str, float | None]]) -> None:
         """``epochs``: each validated epoch (or averaged weights) with its EER."""
@@ -45,16 +43,10 @@ class PickDialog(ModalScreen[int | str | bool]):
                 yield Button("Pick", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(False)
-            return
+    def submit(self) -> None:
         value = self.query_one("#epoch", Select).value
         value = str(value)
         self.dismiss(True if value == "best" else int(value) if value.isdigit() else value)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
 
 
 #: the ways ``apply`` can compute the windows' embeddings (docs/extraction.md, "Three extraction paths")
@@ -80,11 +72,9 @@ class ExtractChoice:
     diarization: DiarizationSettings = DiarizationSettings()
 
 
-class ExtractDialog(ModalScreen[ExtractChoice | None]):
+class ExtractDialog(FormDialog[ExtractChoice | None]):
     """Protocol, subset, step, epoch, device and path of an extraction (``spkemb-engine apply``)."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="ExtractDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
 
     def __init__(self, database_yml: Path | None, device: str | None = None) -> None:
         super().__init__()
@@ -141,10 +131,7 @@ class ExtractDialog(ModalScreen[ExtractChoice | None]):
         if event.select.id == "protocol" and event.value is not Select.NULL:
             self.query_one("#diarize", Checkbox).value = ".SpeakerDiarization." in str(event.value)
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
+    def submit(self) -> None:
         protocol = self.query_one("#protocol", Select).value
         error = self.query_one("#error", Static)
         if protocol is Select.NULL:
@@ -173,6 +160,3 @@ class ExtractDialog(ModalScreen[ExtractChoice | None]):
                                    path=str(self.query_one("#path", Select).value),
                                    diarize=self.query_one("#diarize", Checkbox).value,
                                    diarization=diarization))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
+from app.dialogs.form_rows import FormDialog, form_end, labelled, whole_number
 
 
 @dataclass(frozen=True)
@@ -20,9 +19,7 @@ class AverageChoice:
     count: int
 
 
-class AverageDialog(ModalScreen[AverageChoice | None]):
-    DEFAULT_CSS = DIALOG_CSS.format(name="AverageDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
+class AverageDialog(FormDialog[AverageChoice | None]):
 
     def __init__(self, validated: bool) -> None:
         super().__init__()
@@ -39,14 +36,8 @@ class AverageDialog(ModalScreen[AverageChoice | None]):
             yield Static("validate the average afterwards (v): it is scored like an epoch", id="hint")
             yield from form_end("Average")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
+    def submit(self) -> None:
         count = whole_number(self.query_one("#count", Input).value, "how many", self.query_one("#error", Static),
                              least=2)
         if count is not None:
             self.dismiss(AverageChoice(str(self.query_one("#how", Select).value), count))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
+from app.dialogs.form_rows import FormDialog, form_end, labelled, whole_number
 from app.widgets.tick_box import TickBox
 
 
@@ -22,9 +21,7 @@ class CleanChoice:
     skipped: bool = False
 
 
-class CleanDialog(ModalScreen[CleanChoice | None]):
-    DEFAULT_CSS = DIALOG_CSS.format(name="CleanDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
+class CleanDialog(FormDialog[CleanChoice | None]):
 
     def __init__(self, what: str) -> None:
         super().__init__()
@@ -44,15 +41,9 @@ class CleanDialog(ModalScreen[CleanChoice | None]):
                          "confirm the list", id="hint")
             yield from form_end("List")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
+    def submit(self) -> None:
         error = self.query_one("#error", Static)
         keep_last = whole_number(self.query_one("#keep-last", Input).value, "newest N", error)
         keep_best = whole_number(self.query_one("#keep-best", Input).value, "best K", error)
         if keep_last is not None and keep_best is not None:
             self.dismiss(CleanChoice(keep_last, keep_best, self.query_one("#skipped", Checkbox).value))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

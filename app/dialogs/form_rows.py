@@ -1,12 +1,19 @@
-"""What the small forms share: their look, a labelled field, a whole number read from a field."""
+"""What the small forms share: their look and their ending (``FormDialog``), a labelled field, a whole
+number read from a field."""
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 from textual.containers import Horizontal
+from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Label, Static
 
 from app.views.plain import plain
+
+#: what a form gives back
+R = TypeVar("R")
 
 #: the look of every small form; ``{name}`` is the dialog's class name
 DIALOG_CSS = """
@@ -20,6 +27,29 @@ DIALOG_CSS = """
 {name} Button {{ width: 1fr; margin: 0 1; }}
 {name} #error {{ color: $error; }}
 """
+
+
+class FormDialog(ModalScreen[R]):
+    """A small form: its OK button submits it (:meth:`submit`); Cancel, or escape, dismisses it with
+    :attr:`cancelled`. Its look is ``DIALOG_CSS``, which a type selector gives every subclass."""
+
+    DEFAULT_CSS = DIALOG_CSS.format(name="FormDialog")
+    BINDINGS = [("escape", "cancel", "Cancel")]
+    #: what the form gives back when cancelled
+    cancelled: Any = None
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self.submit()
+        else:
+            self.dismiss(self.cancelled)
+
+    def submit(self) -> None:
+        """Read the fields: dismiss with what they say, or say in ``#error`` why they cannot be used."""
+        raise NotImplementedError
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.cancelled)
 
 
 def labelled(label: str, widget: Widget) -> Horizontal:

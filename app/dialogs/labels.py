@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled
+from app.dialogs.form_rows import FormDialog, form_end, labelled
 from engine.records.labels import check_label, check_tags
 
 
@@ -28,9 +27,7 @@ def read_labels(group: str, tags: str, note: str) -> LabelsChoice:
                         tuple(check_tags(t.lstrip("#") for t in tags.replace(",", " ").split())), note.strip())
 
 
-class LabelsDialog(ModalScreen[LabelsChoice | None]):
-    DEFAULT_CSS = DIALOG_CSS.format(name="LabelsDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
+class LabelsDialog(FormDialog[LabelsChoice | None]):
 
     def __init__(self, run_id: int, current: LabelsChoice) -> None:
         super().__init__()
@@ -46,23 +43,14 @@ class LabelsDialog(ModalScreen[LabelsChoice | None]):
             yield Static("a group compares runs that differ only by seed: mean ± std of their EER", id="hint")
             yield from form_end("Save")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
-        self._save()
-
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self._save()
+        self.submit()
 
-    def _save(self) -> None:
+    def submit(self) -> None:
         try:
             choice = read_labels(*(self.query_one(f"#{name}", Input).value for name in ("group", "tags", "note")))
         except ValueError as e:
             self.query_one("#error", Static).update(str(e))
             return
         self.dismiss(choice)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

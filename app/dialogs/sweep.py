@@ -7,19 +7,16 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
+from app.dialogs.form_rows import FormDialog, form_end, labelled, whole_number
 from app.views.plain import plain
 from engine.errors import SpkembError
 from engine.layout import CONFIG
 from engine.requests import SweepRequest
 
 
-class SweepDialog(ModalScreen[SweepRequest | None]):
-    DEFAULT_CSS = DIALOG_CSS.format(name="SweepDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
+class SweepDialog(FormDialog[SweepRequest | None]):
 
     def __init__(self, exp_dir: Path, protocol: str, slots: str, db: Path, database: Path | None) -> None:
         super().__init__()
@@ -38,16 +35,7 @@ class SweepDialog(ModalScreen[SweepRequest | None]):
             yield Static("each trial validates beside its training; trials behind the median are pruned", id="hint")
             yield from form_end("Sweep")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "ok":
-            self._submit()
-        else:
-            self.dismiss(None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def _submit(self) -> None:
+    def submit(self) -> None:
         error = self.query_one("#error", Static)
         seeds = whole_number(self.query_one("#seeds", Input).value, "seeds", error)
         epochs = whole_number(self.query_one("#epochs", Input).value, "epochs", error)

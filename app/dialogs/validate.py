@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Input, Label, Select, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled, whole_number
+from app.dialogs.form_rows import FormDialog, form_end, labelled, whole_number
 from app.launching.commands import ScoreNorm, ValidationChoice
 from app.views.plain import plain
 
@@ -16,11 +15,9 @@ from app.views.plain import plain
 SCORE_NORMS = [("raw cosine scores", "none"), ("raw and AS-norm scores (--score-norm asnorm)", "asnorm")]
 
 
-class ValidateDialog(ModalScreen[ValidationChoice | None]):
+class ValidateDialog(FormDialog[ValidationChoice | None]):
     """Prefilled with the run's last validation, so that `v` then Enter validates as before."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="ValidateDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
 
     def __init__(self, last: ValidationChoice) -> None:
         super().__init__()
@@ -42,10 +39,7 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
                                                         placeholder="none (e.g. development)"))
             yield from form_end("Validate")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
+    def submit(self) -> None:
         error = self.query_one("#error", Static)
         every = whole_number(self.query_one("#every", Input).value, "every N epochs", error)
         size = whole_number(self.query_one("#cohort-size", Input).value, "cohort speakers", error)
@@ -60,6 +54,3 @@ class ValidateDialog(ModalScreen[ValidationChoice | None]):
                                "it was trained on flatters itself"))
             return
         self.dismiss(ValidationChoice(subset, every, ScoreNorm(size, files) if asnorm else None, calibration))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

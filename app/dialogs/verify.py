@@ -8,10 +8,9 @@ from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Input, Label, Static
 
-from app.dialogs.form_rows import DIALOG_CSS, form_end, labelled
+from app.dialogs.form_rows import FormDialog, form_end, labelled
 from app.views.plain import plain
 
 
@@ -28,9 +27,7 @@ def recordings(text: str) -> list[str]:
     return [os.path.expanduser(path) for path in shlex.split(text)]
 
 
-class VerifyDialog(ModalScreen[VerifyChoice | None]):
-    DEFAULT_CSS = DIALOG_CSS.format(name="VerifyDialog")
-    BINDINGS = [("escape", "cancel", "Cancel")]
+class VerifyDialog(FormDialog[VerifyChoice | None]):
 
     def __init__(self, what: str) -> None:
         super().__init__()
@@ -46,10 +43,7 @@ class VerifyDialog(ModalScreen[VerifyChoice | None]):
                          "threshold of the epoch's validated EER", id="hint")
             yield from form_end("Verify")
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id != "ok":
-            self.dismiss(None)
-            return
+    def submit(self) -> None:
         error = self.query_one("#error", Static)
         try:
             enrolment = recordings(self.query_one("#enrolment", Input).value)
@@ -63,6 +57,3 @@ class VerifyDialog(ModalScreen[VerifyChoice | None]):
             error.update("test recordings: at least one path")
         else:
             self.dismiss(VerifyChoice(enrolment[0], tuple(tests)))
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
