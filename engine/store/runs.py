@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +329,10 @@ def open_store(path: str | os.PathLike[str], *, readonly: bool = False) -> Store
         db.close()
         raise
     return Store(db, path)
+
+
+def existing_store(path: str | os.PathLike[str], *, readonly: bool = True) -> AbstractContextManager[Store | None]:
+    """The runs database at ``path`` where there is one (closed after the ``with``), else None: for the
+    commands that read what was recorded and otherwise go by the files (``average --top``, ``clean``,
+    ``verify``)."""
+    return open_store(path, readonly=readonly) if Path(path).exists() else nullcontext()

@@ -13,7 +13,6 @@ its ``checkpoints`` row (``name``, ``averaged``) is inserted only once it is in 
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +131,8 @@ def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], save
 
 def cmd_average(args: AverageRequest) -> int:
     """``spkemb-engine average (--last N TRN_DIR | --top K VAL_DIR)``: see the module docstring."""
+    from engine.store import default_db_path, existing_store
+
     folder = Path(args.dir)
     if not folder.is_dir():
         raise SpkembError(f"{folder} is not a directory: pass TRN_DIR (--last) or VAL_DIR (--top)")
@@ -148,7 +149,7 @@ def cmd_average(args: AverageRequest) -> int:
                               f"scored in {VAL_DIR_SHAPE}")
         if args.top is None:  # the command line asks for one of the two
             raise SpkembError("average: pass --last N (of TRN_DIR) or --top N (of VAL_DIR)")
-        with _store_or_none(args.db) as store:
+        with existing_store(default_db_path(args.db)) as store:
             trn, top = val.training, top_epochs(val, args.top, store)
         epochs, eers = [e for e, _ in top], dict(top)
         name, how = f"{AVERAGE_TOP}{args.top}", {"how": "top", "validation": str(val.root.resolve()), "eer": eers}
@@ -179,11 +180,3 @@ def _pointing_at(trn: TrainingDir, name: str) -> list[ValidationDir]:
         if params is not None and params.checkpoint == name:
             found.append(val)
     return found
-
-
-def _store_or_none(db: str | None) -> AbstractContextManager[Any]:
-    """The runs database read-only, closed after use; None (in a ``with``) when there is none."""
-    from engine.store import default_db_path, open_store
-
-    path = default_db_path(db)
-    return open_store(path, readonly=True) if path.exists() else nullcontext()

@@ -239,12 +239,10 @@ def _size(n: int) -> str:
 def _store(db: str | None, *, write: bool) -> AbstractContextManager[Any]:
     """The runs database (read-only for a listing), None where there is none; on a network filesystem
     read-only, and the deleted checkpoints' rows stay there."""
-    from engine.store import default_db_path, is_network_fs, open_store
+    from engine.store import default_db_path, existing_store, is_network_fs
 
     path = default_db_path(db)
-    if not path.exists():
-        return nullcontext()
-    if write and is_network_fs(path):
+    if write and path.exists() and is_network_fs(path):
         say(f"clean: {path} is on a network filesystem: the deleted checkpoints' rows stay there")
         write = False
-    return open_store(path, readonly=not write)
+    return existing_store(path, readonly=not write)

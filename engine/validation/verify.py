@@ -13,7 +13,6 @@ Torch is imported once the folder, the recordings and the threshold have been ch
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +83,8 @@ def check_recordings(paths: list[str]) -> dict[str, float]:
 
 def cmd_verify(args: VerifyRequest) -> int:
     """``spkemb-engine verify [--epoch E] VAL_DIR ENROLMENT TEST...``: see the module docstring."""
+    from engine.store import default_db_path, existing_store
+
     val = given_val_dir(args.val_dir)
     name = chosen_checkpoint(val, args.epoch)
     checkpoint = val.training.checkpoint(name)
@@ -92,7 +93,7 @@ def cmd_verify(args: VerifyRequest) -> int:
                           "clean`, or never written): pass --epoch with one that is there")
     recordings = [args.enrolment, *args.tests]
     seconds = check_recordings(recordings)
-    with _results_store(args.db) as store:
+    with existing_store(default_db_path(args.db)) as store:
         threshold = decision_threshold(val, name, store)
     whole = embeds_whole_files(val)
     scores, window = _scores(args, checkpoint, recordings, whole)
@@ -131,11 +132,3 @@ def _scores(args: VerifyRequest, checkpoint: Path, recordings: list[str],
     require_finite(embeddings, checkpoint)
     trials = [(0, "0", str(i)) for i in range(1, len(recordings))]
     return [float(s) for s in cosine_scores(embeddings, trials)], network.config.task.duration
-
-
-def _results_store(db: str | None) -> Any:
-    """The runs database read-only where there is one (validation results), else nothing: the score files."""
-    from engine.store import default_db_path, open_store
-
-    path = default_db_path(db)
-    return open_store(path, readonly=True) if path.exists() else contextlib.nullcontext()
