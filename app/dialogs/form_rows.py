@@ -15,25 +15,22 @@ from app.views.plain import plain
 #: what a form gives back
 R = TypeVar("R")
 
-#: the look of every small form; ``{name}`` is the dialog's class name
-DIALOG_CSS = """
-{name} {{ align: center middle; }}
-{name} > Vertical {{ width: 90; max-width: 100%; height: auto; max-height: 100%; overflow-y: auto;
-                     border: thick $primary; background: $surface; padding: 1 2; }}
-{name} Horizontal {{ height: auto; margin-top: 1; }}
-{name} .form-row {{ margin-top: 1; }}
-{name} .form-row > Label {{ width: 28; padding: 0 1 0 0; }}
-{name} .form-row Input, {name} .form-row Select {{ width: 1fr; }}
-{name} Button {{ width: 1fr; margin: 0 1; }}
-{name} #error {{ color: $error; }}
-"""
-
 
 class FormDialog(ModalScreen[R]):
     """A small form: its OK button submits it (:meth:`submit`); Cancel, or escape, dismisses it with
-    :attr:`cancelled`. Its look is ``DIALOG_CSS``, which a type selector gives every subclass."""
+    :attr:`cancelled`. Its look reaches every subclass (a type selector matches them too)."""
 
-    DEFAULT_CSS = DIALOG_CSS.format(name="FormDialog")
+    DEFAULT_CSS = """
+    FormDialog { align: center middle; }
+    FormDialog > Vertical { width: 90; max-width: 100%; height: auto; max-height: 100%; overflow-y: auto;
+                            border: thick $primary; background: $surface; padding: 1 2; }
+    FormDialog Horizontal { height: auto; margin-top: 1; }
+    FormDialog .form-row { margin-top: 1; }
+    FormDialog .form-row > Label { width: 28; padding: 0 1 0 0; }
+    FormDialog .form-row Input, FormDialog .form-row Select { width: 1fr; }
+    FormDialog Button { width: 1fr; margin: 0 1; }
+    FormDialog #error { color: $error; }
+    """
     BINDINGS = [("escape", "cancel", "Cancel")]
     #: what the form gives back when cancelled
     cancelled: Any = None
