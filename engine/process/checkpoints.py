@@ -36,6 +36,7 @@ from torch import nn
 from engine.atomic import atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
 from engine.layout import AVERAGE_LAST, AVERAGE_TOP, checkpoint_file
+from engine.records import checkpoint_list
 
 #: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
 #: array of a plain dtype; none of these runs other code: torch's own documented list), also under
@@ -204,16 +205,21 @@ def _making(path: Path) -> str:
     """How the checkpoint ``path`` comes to exist: averaged weights are made by ``average``, an epoch's
     by training it."""
     found = checkpoint_file(path)
-    if found is not None and isinstance(name := found[1], str):
-        trn = found[0]
+    if found is None:
+        return "train first, or pick an epoch that has one"
+    trn, name = found
+    if isinstance(name, str):
         how, n = ("--top", name.removeprefix(AVERAGE_TOP)) if name.startswith(AVERAGE_TOP) else (
             "--last", name.removeprefix(AVERAGE_LAST))
         where = "VAL_DIR" if how == "--top" else str(trn.root)
         return f"make it with `spkemb-engine average {how} {n} {where}`, or pick an epoch that has one"
-    if found is not None and isinstance(epoch := found[1], int) and any(e > epoch for e in found[0].epochs()):
+    epochs = trn.epochs()
+    if not epochs:
+        return "train first"
+    if name < epochs[-1]:
         return ("its run trained past it and the file was deleted since (`spkemb-engine clean` deletes the epochs no "
-                "result needs): pick an epoch that has one")
-    return "train first, or pick an epoch that has one"
+                f"result needs): pick an epoch that has one ({checkpoint_list(epochs)})")
+    return f"train further, or pick an epoch that has one ({checkpoint_list(epochs)})"
 
 
 def _not_finite(payload: dict[str, Any]) -> str | None:

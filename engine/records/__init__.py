@@ -20,6 +20,7 @@ from engine.records.validation import (
     Figures,
     RecordedValidation,
     ValidationResult,
+    checkpoint_list,
     checkpoint_title,
 )
 
@@ -27,5 +28,5 @@ __all__ = [
     "ASNORM_COLUMNS", "CALIBRATION_COLUMNS", "AsNormFigures", "Checkpoint", "DataProblem", "DiarizationCheck",
     "EpochSummary", "Extraction",
     "Figures", "PathText", "RecordedValidation", "Run", "RunDevice", "StaleExtraction", "ValidationResult", "as_args",
-    "checkpoint_title", "field_names", "from_args", "record_class", "row_record",
+    "checkpoint_list", "checkpoint_title", "field_names", "from_args", "record_class", "row_record",
 ]

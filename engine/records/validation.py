@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,22 @@ from engine.records.fields import PathText, as_args
 def checkpoint_title(name: CheckpointName) -> str:
     """How a line names a checkpoint: ``7`` -> ``epoch 7``, averaged weights by their name (``avg-last2``)."""
     return f"epoch {name}" if isinstance(name, int) else name
+
+
+def checkpoint_list(names: Iterable[CheckpointName]) -> str:
+    """How a line lists checkpoints: epochs as runs of consecutive numbers, then averaged weights by
+    name (``0-4, 6, 9-12, avg-top5``); ``none`` for none. A run of 250 epochs is one ``0-250``."""
+    names = list(names)
+    epochs = sorted({n for n in names if isinstance(n, int)})
+    runs: list[list[int]] = []
+    for e in epochs:
+        if runs and e == runs[-1][-1] + 1:
+            runs[-1].append(e)
+        else:
+            runs.append([e])
+    parts = [f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs]
+    parts += sorted({n for n in names if isinstance(n, str)})
+    return ", ".join(parts) or "none"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,6 +32,7 @@ from engine.console import out, say
 from engine.errors import SpkembError
 from engine.layout import TRN_DIR_SHAPE, ExperimentDir, TrainingDir, ValidationDir
 from engine.process import folder_lock
+from engine.records import checkpoint_list
 from engine.requests import CleanRequest
 from engine.validation.params import read_params
 from engine.validation.selection import recorded_results
@@ -193,12 +194,12 @@ def _summary(plan: CleanPlan) -> str:
     head = f"{plan.trn.root}: "
     if not plan.kept and not plan.deleted:
         return head + "no epoch checkpoint"
-    lines = [head + (f"delete {len(plan.deleted)} epoch checkpoint(s): {_ranges(sorted(plan.deleted))} "
+    lines = [head + (f"delete {len(plan.deleted)} epoch checkpoint(s): {checkpoint_list(sorted(plan.deleted))} "
                      f"({_size(plan.freed)})" if plan.deleted else "nothing to delete")]
     by_reason: dict[str, list[int]] = {}
     for epoch, why in sorted(plan.kept.items()):
         by_reason.setdefault(_reasons(why), []).append(epoch)
-    lines += [f"  keep {_ranges(epochs)}: {why}" for why, epochs in by_reason.items()]
+    lines += [f"  keep {checkpoint_list(epochs)}: {why}" for why, epochs in by_reason.items()]
     if plan.skippable:
         lines.append(f"  ({len(plan.skippable)} kept only as passed over, e.g. by `validate --every N`: "
                      "--skipped deletes them too)")
@@ -211,17 +212,6 @@ def _reasons(why: list[Reason]) -> str:
     for kind, name in why:
         where.setdefault(kind, []).extend([name] if name else [])
     return "; ".join(f"{kind} {', '.join(names)}" if names else kind for kind, names in where.items())
-
-
-def _ranges(epochs: list[int]) -> str:
-    """``1-4, 6, 9-12``."""
-    runs: list[list[int]] = []
-    for e in epochs:
-        if runs and e == runs[-1][-1] + 1:
-            runs[-1].append(e)
-        else:
-            runs.append([e])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in runs)
 
 
 def _size(n: int) -> str:

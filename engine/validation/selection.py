@@ -15,7 +15,7 @@ from typing import Any
 from engine.console import out, say
 from engine.errors import SpkembError
 from engine.layout import PARAMS, CheckpointName, ValidationDir
-from engine.records import ValidationResult, checkpoint_title
+from engine.records import ValidationResult, checkpoint_list, checkpoint_title
 from engine.requests import PickRequest
 from engine.validation.params import write_params
 from engine.validation.score_files import checkpoint_order, results_from_scores
@@ -58,7 +58,7 @@ def choose(results: list[ValidationResult], epoch: CheckpointName | None = None)
     for result in results:
         if result.checkpoint == epoch:
             return result
-    validated = ", ".join(str(r.checkpoint) for r in results) or "none yet"
+    validated = checkpoint_list(r.checkpoint for r in results) if results else "none yet"
     raise SpkembError(f"{checkpoint_title(epoch)} has not been validated (validated: {validated}); "
                       "pick one of those, or validate it first")
 

@@ -21,7 +21,7 @@ from engine.console import out, say
 from engine.data.audio_checks import FROM_THE_PROTOCOL, audio_info
 from engine.errors import AudioError, SpkembError
 from engine.layout import CheckpointName, ValidationDir
-from engine.records import ValidationResult, checkpoint_title
+from engine.records import ValidationResult, checkpoint_list, checkpoint_title
 from engine.requests import VerifyRequest
 from engine.validation.params import chosen_checkpoint
 from engine.validation.reuse import recorded_method
@@ -89,8 +89,9 @@ def cmd_verify(args: VerifyRequest) -> int:
     name = chosen_checkpoint(val, args.epoch)
     checkpoint = val.training.checkpoint(name)
     if not checkpoint.is_file():
+        there = checkpoint_list([*val.training.epochs(), *val.training.named_checkpoints()])
         raise SpkembError(f"{checkpoint_title(name)} has no checkpoint at {checkpoint} (deleted by `spkemb-engine "
-                          "clean`, or never written): pass --epoch with one that is there")
+                          f"clean`, or never written): pass --epoch with one that is there ({there})")
     recordings = [args.enrolment, *args.tests]
     seconds = check_recordings(recordings)
     with existing_store(default_db_path(args.db)) as store:

@@ -11,7 +11,7 @@ import pytest
 
 from engine.errors import SpkembError
 from engine.layout import ValidationDir
-from engine.records import ValidationResult, checkpoint_title
+from engine.records import ValidationResult, checkpoint_list, checkpoint_title
 from engine.validation.det import load_epoch
 from engine.validation.score_files import result_from_scores, write_scores
 from tests.engine.engine_runner import run_in_process
@@ -21,6 +21,12 @@ def test_an_epoch_is_titled_by_its_number_and_averaged_weights_by_their_name() -
     assert [checkpoint_title(name) for name in (3, "avg-last2", "avg-top5")] == ["epoch 3", "avg-last2", "avg-top5"]
     assert ValidationResult(eer=0.1, epoch=4, checkpoint_name="avg-last2").title == "avg-last2"
     assert ValidationResult(eer=0.1, epoch=4).title == "epoch 4"
+
+
+def test_a_list_of_checkpoints_names_runs_of_epochs_then_averaged_weights() -> None:
+    assert checkpoint_list([9, 0, 1, 2, 3, 5, 10, "avg-top5", 2, "avg-last2"]) == "0-3, 5, 9-10, avg-last2, avg-top5"
+    assert checkpoint_list(e for e in range(251)) == "0-250"  # a generator, read once
+    assert checkpoint_list([4]) == "4" and checkpoint_list([]) == "none"
 
 
 def _val_dir(root: Path) -> ValidationDir:

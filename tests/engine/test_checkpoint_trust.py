@@ -292,6 +292,16 @@ def test_a_pipe_or_a_device_for_a_checkpoint_is_named_as_such(tmp_path: Path) ->
     with pytest.raises(CheckpointError, match=r"avg-top3\.pt does not exist: make it with `spkemb-engine average "
                                               r"--top 3 VAL_DIR`"):
         load_checkpoint(trn / "weights" / "avg-top3.pt")
+    # an epoch past those trained names the ones there are, as runs of consecutive epochs
+    (trn / "weights").mkdir(parents=True)
+    for epoch in (0, 1, 2, 3, 7):
+        (trn / "weights" / f"{epoch:04d}.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"0009\.pt does not exist: train further, or pick an epoch that has one "
+                                              r"\(0-3, 7\)$"):
+        load_checkpoint(trn / "weights" / "0009.pt")
+    with pytest.raises(CheckpointError, match=r"0005\.pt does not exist: its run trained past it .* pick an epoch that "
+                                              r"has one \(0-3, 7\)$"):
+        load_checkpoint(trn / "weights" / "0005.pt")
 
 
 @pytest.mark.parametrize(("value", "says"), [

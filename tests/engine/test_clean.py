@@ -10,7 +10,7 @@ import pytest
 
 from engine.layout import ExperimentDir, TrainingDir, ValidationDir
 from engine.process import folder_lock
-from engine.records import Checkpoint, ValidationResult
+from engine.records import Checkpoint, ValidationResult, checkpoint_list
 from engine.store import open_store
 from engine.validation.params import write_params
 from tests.engine.engine_runner import run_in_process
@@ -115,8 +115,10 @@ def test_what_was_cleaned_is_refused_by_name_where_a_command_would_use_it(traine
     from engine.process.checkpoints import load_checkpoint
 
     with pytest.raises(CheckpointError, match=r"0004.pt does not exist: its run trained past it and the file was "
-                                              r"deleted since \(`spkemb-engine clean`"):
+                                              r"deleted since \(`spkemb-engine clean`") as refused:
         load_checkpoint(trn.checkpoint(4))  # what apply, export and --init-from read
+    assert str(refused.value).endswith(f"pick an epoch that has one ({checkpoint_list(trn.epochs())})")
+    assert "16-20" in str(refused.value)  # the last epochs kept, as one run
     # epochs 16-20 are on disk: the last 6 would need 15, which is gone
     averaged = run_in_process("average", "--last", "6", str(trn.root), db=db_path)
     assert averaged.returncode == 2

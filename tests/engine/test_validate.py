@@ -426,7 +426,7 @@ def test_pick_best_and_pick_command(tmp_path: Path, db_path: Path):
         "eer_ci_95": [pytest.approx(0.29), pytest.approx(0.31)]}
     assert store.run(run)["best_epoch"] == 1 and store.run(run)["best_how"] == "manual"
     done = run_in_process("pick", "--epoch", "9", str(val_dir))
-    assert done.returncode == 2 and "epoch 9 has not been validated (validated: 1, 2, 3)" in done.stderr
+    assert done.returncode == 2 and "epoch 9 has not been validated (validated: 1-3)" in done.stderr
     assert read_params(ValidationDir(val_dir)).checkpoint == 1
 
 

@@ -176,7 +176,7 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
         "missing recording": ([str(val.root), good, str(tmp_path / "nowhere.wav")], "nowhere.wav"),
         "not audio": ([str(val.root), good, str(tmp_path / "notes.txt")], "notes.txt"),
         "no params": ([str(val.root), good, good], "validate first"),
-        "cleaned epoch": (["--epoch", "3", str(val.root), good, good], "has no checkpoint"),
+        "cleaned epoch": (["--epoch", "3", str(val.root), good, good], "pass --epoch with one that is there (7)"),
         "training folder": ([str(val.training.root), good, good], "is a training folder"),
     }[case]
     (tmp_path / "notes.txt").write_text("not a recording\n")
