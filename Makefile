@@ -5,11 +5,16 @@ DEMO := experiments/demo
 
 .PHONY: test test-fast lint demo bench docs clean gpu-rehearsal
 
+# pip's own lines are the progress of the first install (torch alone is hundreds of MB to fetch);
+# once the stamp is newer than pyproject.toml, nothing runs
 $(STAMP): pyproject.toml
+	@echo "make: installing spkemb, its libraries (torch among them) and its test tools into $(VENV)/:" \
+	      "minutes the first time, once"
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,docs]'
+	$(PY) -m pip install --progress-bar on -e '.[test,docs]'
 	touch $(STAMP)
+	@echo "make: $(VENV)/ is ready"
 
 # Python's bytecode cache is written (__pycache__/, ignored by git) even where the environment sets
 # PYTHONDONTWRITEBYTECODE: otherwise each of the suite's engine processes compiles the modules it
