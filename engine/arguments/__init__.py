@@ -16,7 +16,7 @@ from engine.arguments.extraction import add_apply, add_diarize, add_export
 from engine.arguments.runs import add_import, add_report, add_runs, add_tag
 from engine.arguments.sweeps import add_queue, add_sweep
 from engine.arguments.training import add_sbatch, add_train
-from engine.arguments.validation import add_average, add_clean, add_pick, add_validate, add_verify
+from engine.arguments.validation import add_average, add_clean, add_embed, add_pick, add_validate, add_verify
 from engine.arguments.values import MAX_BATCH, MAX_EPOCH
 from engine.arguments.workspace import add_config, add_demo_data, add_demo_workspace, add_model_summary
 from engine.version import VERSION
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diarize(sub)
     add_pick(sub)
     add_verify(sub)
+    add_embed(sub)
     add_average(sub)
     add_clean(sub)
     add_runs(sub)

@@ -1,5 +1,5 @@
 """The options of the commands on validated checkpoints: ``validate``, ``pick``, ``average``, ``clean``,
-``verify``."""
+``verify``, ``embed``."""
 
 from __future__ import annotations
 
@@ -80,6 +80,29 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     p.add_argument("val_dir", metavar="VAL_DIR")
     p.add_argument("enrolment", metavar="ENROLMENT", help="a recording of the claimed speaker")
     p.add_argument("tests", nargs="+", metavar="TEST", help="recordings to hold against it")
+
+
+def add_embed(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("embed", help="embeddings of recordings of your own, into one .npz file",
+                       description="Embed each RECORDING (and each of --list's) with the checkpoint VAL_DIR points "
+                                   "at, as validate embeds a trial's files, and write them to OUTPUT, a NumPy .npz "
+                                   "file: 'embeddings' (one float32 row per recording, in order), 'paths' (the "
+                                   "recordings as given) and 'metadata' (JSON: the checkpoint, its sha256, how the "
+                                   "embeddings were made). np.load reads it without pickle. Records no run.")
+    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
+                   help="the .npz file to write (replaced if it exists; its folder must exist)")
+    p.add_argument("--list", dest="list_file", default=None, metavar="FILE",
+                   help="a file of recordings, one path a line (blank lines and lines starting with # "
+                        "skipped; relative paths from the current folder)")
+    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
+                   help=f"an epoch, or averaged weights such as avg-top5 (default: the one {PARAMS} names)")
+    p.add_argument("--device", type=device_name, default=None, metavar="D", help="cpu, cuda or cuda:N")
+    p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=64, metavar="B",
+                   help="windows per batch (default: 64)")
+    trust_option(p)
+    db_options(p, database=False)
+    p.add_argument("val_dir", metavar="VAL_DIR")
+    p.add_argument("recordings", nargs="*", metavar="RECORDING", help="audio files (any that soundfile reads)")
 
 
 def add_average(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,14 @@ like the command line that made it. Torch-free. One module per family of command
 from engine.requests.base import R, Request
 from engine.requests.extraction import MIN_STEP, ApplyRequest, DiarizationOptions, DiarizeRequest, ExportRequest
 from engine.requests.training import QueueRequest, SbatchRequest, SweepRequest, TrainOptions, TrainRequest
-from engine.requests.validation import AverageRequest, CleanRequest, PickRequest, ValidateRequest, VerifyRequest
+from engine.requests.validation import (
+    AverageRequest,
+    CleanRequest,
+    EmbedRequest,
+    PickRequest,
+    ValidateRequest,
+    VerifyRequest,
+)
 from engine.requests.workspace import (
     ConfigCheckRequest,
     ConfigLargeMarginRequest,
@@ -24,6 +31,6 @@ from engine.requests.workspace import (
 
 __all__ = ["MIN_STEP", "R", "ApplyRequest", "AverageRequest", "CleanRequest", "ConfigCheckRequest",
            "ConfigLargeMarginRequest", "ConfigTemplateRequest", "DemoRequest", "DiarizationOptions", "DiarizeRequest",
-           "ExportRequest", "ImportRequest", "ModelSummaryRequest", "PickRequest", "QueueRequest", "ReportRequest",
-           "Request", "RunsRequest", "SbatchRequest", "SweepRequest", "TagRequest", "TrainOptions", "TrainRequest",
-           "ValidateRequest", "VerifyRequest"]
+           "EmbedRequest", "ExportRequest", "ImportRequest", "ModelSummaryRequest", "PickRequest", "QueueRequest",
+           "ReportRequest", "Request", "RunsRequest", "SbatchRequest", "SweepRequest", "TagRequest", "TrainOptions",
+           "TrainRequest", "ValidateRequest", "VerifyRequest"]

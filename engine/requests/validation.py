@@ -1,5 +1,5 @@
 """The requests of the commands on validated checkpoints: ``validate``, ``pick``, ``average``, ``clean``,
-``verify``."""
+``verify``, ``embed``."""
 
 from __future__ import annotations
 
@@ -85,6 +85,22 @@ class VerifyRequest(Request):
     val_dir: str
     enrolment: str
     tests: tuple[str, ...]
+    epoch: CheckpointName | None = None
+    device: str | None = None
+    batch: int = 64
+    trust_checkpoint: bool = False
+    db: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedRequest(Request):
+    """``spkemb-engine embed``: one embedding per recording, with VAL_DIR's checkpoint, into one file."""
+
+    val_dir: str
+    recordings: tuple[str, ...] = ()
+    #: ``--list``: a file of recordings, one a line
+    list_file: str | None = None
+    output: str
     epoch: CheckpointName | None = None
     device: str | None = None
     batch: int = 64

@@ -265,6 +265,7 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
         "pick": ["pick", str(val)],
         "clean": ["clean", str(trn)],   # its validation's score file has no non-target trial
         "verify": ["verify", str(val), str(file), str(file)],   # no params.yml names a checkpoint
+        "embed": ["embed", "-o", str(tmp / "emb.npz"), str(val), str(file)],   # the same
         "runs": ["runs", "--db", str(file)],
         "import": ["import", str(tmp / "events.jsonl")],
         "config check": ["config", "check", str(tmp / "unknown.yml")],
@@ -276,10 +277,11 @@ def _bad_inputs(tmp: Path) -> dict[str, list[str]]:
 
 
 #: commands whose process starts without torch: run as subprocesses, for the exit status of a real process
-TORCH_FREE = {"runs", "config check", "clean", "verify"}
+TORCH_FREE = {"runs", "config check", "clean", "verify", "embed"}
 
 
-@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "clean", "verify", "runs", "import",
+@pytest.mark.parametrize("command", ["train", "validate", "apply", "pick", "clean", "verify", "embed", "runs",
+                                     "import",
                                      "config check",
                                      "model-summary", "demo-data", "demo-workspace", "sbatch"])
 def test_every_command_ends_bad_input_with_one_line(tmp_path: Path, demo_corpus: Path, command: str) -> None:

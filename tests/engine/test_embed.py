@@ -1,0 +1,109 @@
+"""``spkemb-engine embed``: recordings of one's own embedded as validate embeds a trial's files, into
+one .npz that numpy reads without pickle; what it cannot use is one line before torch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.engine.engine_runner import run_engine, run_in_process
+from tests.engine.test_verify import SR, lines, recording, validated
+
+
+def load(path: Path) -> tuple[np.ndarray, list[str], dict]:
+    with np.load(path, allow_pickle=False) as z:  # data, never code
+        return z["embeddings"], [str(p) for p in z["paths"]], json.loads(str(z["metadata"]))
+
+
+@pytest.mark.slow
+def test_each_recording_is_a_row_whose_cosines_are_verify_s_scores(tmp_path: Path) -> None:
+    from engine.inference.network import load_network
+    from engine.validation.trial_scores import embed_files
+
+    val = validated(tmp_path)
+    # another rate and two channels (resampled, averaged), a recording shorter than a window, one
+    # given twice, and a path with a space
+    given = [recording(tmp_path / "a.wav", seed=1), recording(tmp_path / "other rate.flac", seed=2, rate=44100,
+                                                                 channels=2)]
+    listed = [recording(tmp_path / "short.wav", seed=3, seconds=0.3), given[0]]
+    (tmp_path / "list.txt").write_text(f"# mine\n\n  {listed[0]}  \n{listed[1]}\r\n")
+    out = tmp_path / "out" / "emb.npz"
+    out.parent.mkdir()
+    done = run_in_process("embed", "-o", str(out), "--list", str(tmp_path / "list.txt"), str(val.root), *given,
+                          db=tmp_path / "runs.db")
+    assert done.returncode == 0, done.stderr
+    rows, paths, metadata = load(out)
+    assert paths == [*given, *listed] and rows.shape == (4, 32) and rows.dtype == np.float32
+
+    network = load_network(val.training.checkpoint(7))
+    expected = embed_files(network.model, dict(enumerate(paths)), duration=1.0, sample_rate=SR, batch=64,
+                           whole_file=False)
+    np.testing.assert_allclose(rows, np.stack([expected[i] for i in range(4)]), rtol=1e-5, atol=1e-6)
+    assert np.array_equal(rows[0], rows[3])  # the same recording twice: the same row
+    verified = run_in_process("verify", str(val.root), *paths[:3], db=tmp_path / "runs.db")
+    cosine = [float(r[2]) for r in lines(verified.stdout)]
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    assert (unit[0] @ unit[1:3].T).tolist() == pytest.approx(cosine, abs=2e-6)
+
+    assert metadata == {"format": "spkemb-embeddings/1", "val_dir": str(val.root.resolve()),
+                        "checkpoint": str(val.training.checkpoint(7).resolve()),
+                        "checkpoint_sha256": metadata["checkpoint_sha256"], "epoch": 7, "embedding": "window-mean",
+                        "window": 1.0, "step": 0.25, "sample_rate": SR, "dimension": 32, "architecture": "SincTDNN",
+                        "spkemb": metadata["spkemb"]}
+    assert len(metadata["checkpoint_sha256"]) == 64
+    said = done.stderr.strip().splitlines()
+    assert said[0] == (f"embed: 4 recording(s) with epoch 7 of {val.root} (window-mean embeddings, as validate "
+                       "embeds a trial's files)")
+    assert f"embed: 1 recording(s) last under half of the network's 1 s window (the first: {listed[0]}, 0.30 s)" \
+        in said[1]
+    assert said[-1] == f"embed: 4 x 32 embeddings written to {out}"
+
+
+@pytest.mark.slow
+def test_a_validation_of_whole_files_is_followed_and_an_output_is_replaced_whole(tmp_path: Path) -> None:
+    val = validated(tmp_path)
+    long = [recording(tmp_path / f"{i}.wav", seed=i, seconds=4.0) for i in range(2)]
+    out = tmp_path / "emb.npz"
+    assert run_in_process("embed", "-o", str(out), str(val.root), *long).returncode == 0
+    windows, _, first = load(out)
+    val.method.write_text("embedding: whole-file\nhop: 0.25\n")
+    assert run_in_process("embed", "-o", str(out), str(val.root), *long).returncode == 0
+    whole, _, second = load(out)
+    assert (first["embedding"], first["step"], second["embedding"], second["step"]) == (
+        "window-mean", 0.25, "whole-file", None)
+    assert np.abs(whole - windows).max() > 1e-4
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+@pytest.mark.parametrize("case", ["no recording", "missing list", "list is a folder", "list not utf-8",
+                                  "missing recording", "output folder missing", "output is a folder",
+                                  "output is a recording", "cleaned epoch"])
+def test_what_embed_cannot_use_is_one_line_before_any_network_is_read(tmp_path: Path, case: str) -> None:
+    val = validated(tmp_path)
+    good = recording(tmp_path / "good.wav", seed=1)
+    out = tmp_path / "emb.npz"
+    out.write_bytes(b"an earlier file")  # never touched by a refusal
+    (tmp_path / "latin1.txt").write_bytes(f"{good}\ncaf\xe9.wav\n".encode("latin-1"))
+    argv, says = {
+        "no recording": ([str(val.root)], "no recording to embed"),
+        "missing list": (["--list", str(tmp_path / "nowhere.txt"), str(val.root)], "nowhere.txt: no such file"),
+        "list is a folder": (["--list", str(tmp_path), str(val.root)], "is not a regular file"),
+        "list not utf-8": (["--list", str(tmp_path / "latin1.txt"), str(val.root)], "line 2 is not UTF-8 text"),
+        "missing recording": ([str(val.root), good, str(tmp_path / "nowhere.wav")], "nowhere.wav"),
+        "output folder missing": (["-o", str(tmp_path / "no" / "emb.npz"), str(val.root), good],
+                                  f"folder {tmp_path / 'no'} does not exist"),
+        "output is a folder": (["-o", str(tmp_path), str(val.root), good], "is a folder: name a file in it"),
+        "output is a recording": (["-o", good, str(val.root), good], "is one of the files embed reads"),
+        "cleaned epoch": (["--epoch", "3", str(val.root), good], "pass --epoch with one that is there (7)"),
+    }[case]
+    if argv[0] != "-o":
+        argv = ["-o", str(out), *argv]
+    # a process of its own: these are refused before torch is imported
+    done = run_engine("embed", *argv, db=tmp_path / "runs.db", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("spkemb-engine embed: error: ") and says in line, line
+    assert out.read_bytes() == b"an earlier file" and Path(good).stat().st_size > 1000
