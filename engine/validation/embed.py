@@ -16,6 +16,7 @@ checked.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +101,16 @@ def output_path(given: str, inputs: list[str]) -> Path:
         raise SpkembError(f"-o {given} is a folder: name a file in it (such as {output / 'embeddings.npz'})")
     if not output.parent.is_dir():
         raise SpkembError(f"-o {given}: folder {output.parent} does not exist: create it first, or fix the path")
-    written = output.resolve()
-    if any(Path(path).resolve() == written for path in inputs):
+    if output.exists() and any(_same_file(output, path) for path in inputs):  # else no input is it
         raise SpkembError(f"-o {given} is one of the files embed reads: name another file for the embeddings")
     return output
+
+
+def _same_file(a: Path, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # a recording that is not there: said by its own check
+        return False
 
 
 def _metadata(val: ValidationDir, name: CheckpointName, embedded: Embedded, whole: bool) -> dict[str, object]:

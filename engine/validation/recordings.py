@@ -49,13 +49,19 @@ def present_checkpoint(val: ValidationDir, epoch: CheckpointName | None) -> tupl
     return name, path
 
 
-def check_recordings(paths: list[str]) -> dict[str, float]:
+def check_recordings(paths: list[str], progress: Progress | None = None) -> dict[str, float]:
     """The duration of each recording, in seconds; one that is missing or no audio is refused (an
     AudioError naming it) before the network is read."""
-    try:
-        return {path: audio_info(path).duration for path in paths}
-    except AudioError as e:  # said of a protocol's file: these are the user's own
-        raise AudioError(str(e).removesuffix(FROM_THE_PROTOCOL), path=e.path) from e
+    seconds: dict[str, float] = {}
+    # a list of VoxCeleb's size takes minutes to check: shown once it lasts, the few of verify in silence
+    with (progress or Progress()).phase("checking recordings", len(paths), said=False, opening=False) as phase:
+        for path in paths:
+            try:
+                seconds[path] = audio_info(path).duration
+            except AudioError as e:  # said of a protocol's file: these are the user's own
+                raise AudioError(str(e).removesuffix(FROM_THE_PROTOCOL), path=e.path) from e
+            phase.advance()
+    return seconds
 
 
 def embeds_whole_files(val: ValidationDir) -> bool:
