@@ -118,6 +118,12 @@ def notified(app, text: str, severity: str | None = None) -> bool:
     return any(text in str(n.message) and severity in (None, n.severity) for n in app._notifications)
 
 
+def showing(app, screen_type: type) -> bool:
+    """Whether the app shows a ``screen_type`` whose children are mounted: a screen is on top as soon as
+    it is pushed, before it is composed, and a loaded machine has shown the one without the other."""
+    return isinstance(app.screen, screen_type) and app.screen.is_mounted
+
+
 async def wait_for(pilot, predicate, timeout: float = 60.0) -> None:
     """Let the app run until ``predicate()`` is true (workers report through messages); the timeout
     is for a 2-core machine under load, where building the config form alone has taken over 10 s."""
@@ -161,7 +167,7 @@ async def open_run(pilot, name: str, runs: int = 5) -> None:
     await wait_for(pilot, lambda: table.row_count == runs)
     table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
     await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen))
+    await wait_for(pilot, lambda: showing(pilot.app, RunDetailScreen))
 
 
 async def compare_runs(pilot, names: tuple[str, ...], runs: int = 5) -> None:
@@ -176,7 +182,7 @@ async def compare_runs(pilot, names: tuple[str, ...], runs: int = 5) -> None:
         table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
         await pilot.press("space")
     await pilot.press("c")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CompareScreen)
+    await wait_for(pilot, lambda: showing(pilot.app, CompareScreen)
                    and len(pilot.app.screen.runs) == len(names))
 
 
@@ -188,7 +194,7 @@ async def open_configs(pilot) -> ConfigsScreen:
     from app.screens.configs import ConfigsScreen
 
     await pilot.press("n")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfigsScreen) and getattr(pilot.app.screen, "keys", []))
+    await wait_for(pilot, lambda: showing(pilot.app, ConfigsScreen) and getattr(pilot.app.screen, "keys", []))
     return pilot.app.screen
 
 
@@ -202,7 +208,7 @@ async def open_launch(pilot, workspace: Path, protocol: str = "Demo.SpeakerVerif
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text("x: 1\n")
     await pilot.press("l")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LaunchScreen))
+    await wait_for(pilot, lambda: showing(pilot.app, LaunchScreen))
     launch = pilot.app.screen
     await wait_for(pilot, lambda: launch.query_one("#exp").value is not Select.BLANK)
     launch.query_one("#protocol").set_options([(protocol, protocol)])
@@ -215,5 +221,5 @@ async def open_query(pilot):
     from app.screens.query import QueryScreen
 
     await pilot.press("s")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
+    await wait_for(pilot, lambda: showing(pilot.app, QueryScreen))
     return pilot.app.screen

@@ -13,7 +13,7 @@ from engine.compare.significance import compare_groups
 from engine.layout import TrainingDir, ValidationDir
 from engine.store import open_store
 from engine.validation.det import load_epoch, miss_at_false_alarm
-from tests.app.conftest import compare_runs, make, open_run, wait_for
+from tests.app.conftest import compare_runs, make, open_run, showing, wait_for
 from tests.engine.seeded_groups import PROTOCOL, add_seeded_run
 
 #: a better setup (its targets further from its non-targets) and a worse one, three seeds each
@@ -108,7 +108,7 @@ async def test_the_overlaid_det_of_three_runs_with_miss_rates_at_false_alarm_rat
         await compare_runs(pilot, singles, runs=6)
         assert isinstance(app.screen, CompareScreen)
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 3)
+        await wait_for(pilot, lambda: showing(app, DetScreen) and len(app.screen.shown) == 3)
         det = app.screen
         assert len(det.query_one(DetPlot).shown) == 3
         await pilot.pause()

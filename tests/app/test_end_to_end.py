@@ -18,7 +18,7 @@ from app.widgets.plots import EerPlot, LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER, is_alive
-from tests.app.conftest import wait_for
+from tests.app.conftest import showing, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def _runs(db: Path, **where) -> list[dict]:
 
 async def _launch(pilot, exp: Path, to: int, validate: bool) -> None:
     await pilot.press("l")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, LaunchScreen))
+    await wait_for(pilot, lambda: showing(pilot.app, LaunchScreen))
     screen = pilot.app.screen
     await wait_for(pilot, lambda: screen.query_one("#protocol").value == PROTOCOL, timeout=60)
     await wait_for(pilot, lambda: str(exp.resolve()) in [v for _, v in screen.query_one("#exp")._options])
@@ -69,7 +69,7 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
         await wait_for(pilot, lambda: _runs(db_path, kind="train"), timeout=120)
         train = _runs(db_path, kind="train")[0]
         app.action_open_run(int(train["id"]))
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         detail = app.screen
         await wait_for(pilot, lambda: detail.is_mounted and detail.query(LossPlot))
         loss = detail.query_one(LossPlot)
@@ -81,12 +81,12 @@ async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus
 
         # x asks first (a key pressed by mistake must not end the run): no leaves it running
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_for(pilot, lambda: showing(app, ConfirmDialog))
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is detail)
         assert _runs(db_path, kind="train")[-1]["status"] == "running"
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await wait_for(pilot, lambda: showing(app, ConfirmDialog))
         await pilot.press("y")
         await wait_for(pilot, lambda: _runs(db_path, kind="train")[-1]["status"] == "stopped", timeout=120)
         await wait_for(pilot, lambda: detail.data.train.status == "stopped", timeout=30)

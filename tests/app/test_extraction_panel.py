@@ -16,7 +16,7 @@ from app.widgets.epoch_table import EpochTable
 from engine.layout import TrainingDir
 from engine.records import Checkpoint, ValidationResult
 from engine.store import open_store
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, showing, wait_for
 from tests.conftest import TINY_CONFIG
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -107,7 +107,7 @@ async def test_each_extraction_is_a_line_with_its_settings_and_every_der(tmp_pat
     app = make(tmp_path, db=db_path)
     async with app.run_test(size=(160, 48)) as pilot:
         app.action_open_run(train)
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         detail = app.screen
         await wait_for(pilot, lambda: detail.data and detail.data.applies)
         panel = detail.query_one("#extractions")
@@ -141,7 +141,7 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
     app = make(tmp_path, db=db_path, database=demo_corpus, refresh_interval=0.5)
     async with app.run_test(size=(160, 48)) as pilot:
         app.action_open_run(train)
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         detail = app.screen
         await wait_for(pilot, lambda: detail.data and detail.data.validators)
         panel = detail.query_one("#extractions")
@@ -152,7 +152,7 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
 
         for n, path in enumerate(("exact", "shared"), start=1):
             await pilot.press("e")
-            await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
+            await wait_for(pilot, lambda: showing(app, ExtractDialog))
             dialog = app.screen
             await wait_for(pilot, lambda dialog=dialog: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
             # a diarization protocol: the check is offered, on (once the dialog has handled the change)
@@ -193,7 +193,7 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
 
         # another epoch picked: the extractions of epoch 1 are stale
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog))
+        await wait_for(pilot, lambda: showing(app, PickDialog))
         app.screen.query_one("#epoch").value = "2"
         await pilot.click("#ok")
         await wait_for(pilot, lambda: "stale" in str(panel.render()), timeout=120)
@@ -205,6 +205,6 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
         row = next(i for i in range(epochs.row_count) if str(epochs.get_row_at(i)[0]).strip() == "1")
         epochs.move_cursor(row=row)
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.shown)
+        await wait_for(pilot, lambda: showing(app, DetScreen) and app.screen.shown)
         labels = [s.label for s in app.screen.query_one(DetPlot).shown]
         assert labels[0] == "epoch 1" and "epoch 2 (picked)" in labels

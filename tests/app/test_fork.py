@@ -16,7 +16,7 @@ from app.widgets.plots import LossPlot
 from engine.config import config_to_dict, parse_config, template_text
 from engine.records import Checkpoint, EpochSummary
 from engine.store import open_store
-from tests.app.conftest import NOW, make, open_configs, open_run, wait_for
+from tests.app.conftest import NOW, make, open_configs, open_run, showing, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -78,7 +78,7 @@ async def test_fork_from_an_epoch_opens_the_prefilled_form_then_launches_with_in
         await wait_for(pilot, lambda: table.row_count == 2)
         table.move_cursor(row=[table.get_row_at(i)[0] for i in range(2)].index("1"))
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        await wait_for(pilot, lambda: showing(app, ConfigsScreen))
         form = app.screen
         await wait_for(pilot, lambda: "task.params.margin" in form.keys)
         assert form.field("task.params.margin").value == "0.05"  # the parent's config
@@ -86,7 +86,7 @@ async def test_fork_from_an_epoch_opens_the_prefilled_form_then_launches_with_in
         form.field("task.params.margin").value = "0.4"
         await pilot.pause(0.1)
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await wait_for(pilot, lambda: showing(app, LaunchScreen))
         launch = app.screen
         await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith("parent-fork-e1"))
         launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
@@ -150,7 +150,7 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
         table = app.screen.query_one(EpochTable)
         await wait_for(pilot, lambda: table.row_count == 1)
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        await wait_for(pilot, lambda: showing(app, ConfigsScreen))
         form = app.screen
         await wait_for(pilot, lambda: "task.params.margin" in form.keys)
         expected = f"experiments/{workspace.name}-fork-e1"
@@ -158,7 +158,7 @@ async def test_fork_in_a_workspace_that_is_its_own_experiment_suggests_a_folder_
         resolved = form.query_one("#exp-dir-resolved")
         await wait_for(pilot, lambda: f"saves {expected}/config.yml" in str(resolved.render()))
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await wait_for(pilot, lambda: showing(app, LaunchScreen))
         launch = app.screen
         await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith(f"{workspace.name}-fork-e1"))
         launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
@@ -216,7 +216,7 @@ async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_laun
         keys = [str(table.get_row_at(i)[0]) for i in range(3)]
         table.move_cursor(row=keys.index("1"))
         await pilot.press("l")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        await wait_for(pilot, lambda: showing(app, ConfigsScreen))
         form = app.screen
         await wait_for(pilot, lambda: "task.params.margin" in form.keys)
         await pilot.pause(0.2)
@@ -231,7 +231,7 @@ async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_laun
         assert "large-margin fork from 1" in form.sub_title
         await wait_for(pilot, lambda: "valid" in str(form.query_one("#status").render()))
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await wait_for(pilot, lambda: showing(app, LaunchScreen))
         launch = app.screen
         await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith("parent-lm-e1"))
         launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
@@ -254,16 +254,16 @@ async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_laun
 
         # from the averaged weights: a new classifier, in a folder named after them
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         table = app.screen.query_one(EpochTable)
         table.move_cursor(row=keys.index("avg-last2"))
         await pilot.press("l")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        await wait_for(pilot, lambda: showing(app, ConfigsScreen))
         form = app.screen
         await wait_for(pilot, lambda: "task.params.margin" in form.keys)
         assert form.query_one("#exp-dir").value == "experiments/parent-lm-avg-last2"
         await pilot.press("ctrl+l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await wait_for(pilot, lambda: showing(app, LaunchScreen))
         launch = app.screen
         await wait_for(pilot, lambda: str(launch.query_one("#exp").value).endswith("parent-lm-avg-last2"))
         launch.query_one("#protocol").set_options([(PROTOCOL, PROTOCOL)])
@@ -275,9 +275,9 @@ async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_laun
 
         # and f forks averaged weights too, with the parent's config as it is
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         await pilot.press("f")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        await wait_for(pilot, lambda: showing(app, ConfigsScreen))
         form = app.screen
         await wait_for(pilot, lambda: "task.params.margin" in form.keys)
         assert form.query_one("#exp-dir").value == "experiments/parent-fork-avg-last2"

@@ -10,26 +10,26 @@ from textual.widgets import DataTable
 
 from app.dialogs import HelpScreen
 from app.screens.runs import RunsScreen
-from tests.app.conftest import make, open_run, wait_for
+from tests.app.conftest import make, open_run, showing, wait_for
 
 
 @pytest.mark.slow
 async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: showing(app, RunsScreen))
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_for(pilot, lambda: showing(app, HelpScreen))
         table = app.screen.query_one(DataTable)
         rows = {tuple(table.get_row_at(i)) for i in range(table.row_count)}
         assert ("n", "Configs") in rows and ("x", "Stop run") in rows and ("/", "Filter") in rows
         order = [tuple(table.get_row_at(i)) for i in range(table.row_count)]
         assert order.index(("n", "Configs")) < order.index(("↑", "Cursor up"))  # the screen's keys first
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: showing(app, RunsScreen))
         await open_run(pilot, "aam-m0.2")
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_for(pilot, lambda: showing(app, HelpScreen))
         assert "RunDetail" in str(app.screen.query_one("#title").render())
         await pilot.press("escape")
 
@@ -37,7 +37,7 @@ async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> N
 async def test_footer_shows_quit_once(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(200, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: showing(app, RunsScreen))
         shown = [b.binding.description for b in app.screen.active_bindings.values() if b.binding.show]
         assert shown.count("Quit") == 1
 
@@ -45,9 +45,9 @@ async def test_footer_shows_quit_once(workspace: Path) -> None:
 async def test_palette_starts_with_the_app_commands(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: showing(app, RunsScreen))
         await pilot.press("ctrl+p")
-        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await wait_for(pilot, lambda: showing(app, CommandPalette))
         commands = app.screen.query_one(CommandList)
         await wait_for(pilot, lambda: commands.option_count >= 7)
         first = [str(commands.get_option_at_index(i).prompt).split("\n")[0] for i in range(7)]
@@ -68,7 +68,7 @@ async def test_at_80_columns_the_footer_keeps_help_in_sight_on_every_screen(work
 
     app = make(workspace)
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: showing(app, RunsScreen))
         await wait_for(pilot, lambda: shown()[:1] == ["Help"])
         assert {"Configs", "Launch", "Stop run", "Sort"} <= set(shown())  # compact: eight keys more fit
         await open_run(pilot, "aam-m0.2")

@@ -13,7 +13,7 @@ from textual.widgets import DataTable, Static
 from app.screens.query import QueryScreen
 from app.widgets.runs_table import RunsTable
 from engine.store import open_store
-from tests.app.conftest import compare_runs, make, notified, open_run, wait_for
+from tests.app.conftest import compare_runs, make, notified, open_run, showing, wait_for
 
 #: a run's name as an event file or `--name` could carry it
 HOSTILE = "[/b] [@click=app.quit]x\x1b[2J"
@@ -68,7 +68,7 @@ async def test_a_compared_run_and_a_query_holding_markup_are_shown_as_they_are(w
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen.query(RunsTable))
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        await wait_for(pilot, lambda: showing(app, QueryScreen))
         app.screen.query_one("#sql").text = "SELECT '[/bold]' AS \"[/x]\", name FROM runs WHERE name LIKE '[/b]%'"
         await pilot.press("ctrl+r")
         result = app.screen.query_one("#result", DataTable)
@@ -89,7 +89,7 @@ async def test_a_config_that_is_not_utf8_or_loops_is_named_by_the_config_form(wo
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+        await wait_for(pilot, lambda: showing(app, ConfigsScreen))
         source = app.screen.query_one("#source")
         for name, says in (("latin1", "config.yml:2: not UTF-8 text"), ("loop", "config.yml:1:")):
             value = f"exp:{(workspace / 'experiments' / name).resolve()}"

@@ -11,7 +11,7 @@ from app.screens.run_detail import RunDetailScreen
 from app.widgets.plots import LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.store import open_store
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, showing, wait_for
 
 RUNS = 10_000
 
@@ -71,7 +71,7 @@ async def test_a_click_on_a_header_sorts_and_enter_opens_the_run(tmp_path: Path)
         await pilot.press("home", "down", "space")
         assert table.marked == {2} and table.get_row_at(1)[0] == "✓ 2"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         assert app.screen.run_id == 2
 
 
@@ -89,7 +89,7 @@ async def test_a_run_of_a_million_steps_is_read_as_evenly_spaced_steps(tmp_path:
     app = make(tmp_path, refresh_interval=3600)
     async with app.run_test(size=(120, 40)) as pilot:
         app.action_open_run(1)
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and bool(app.screen.steps), timeout=30)
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen) and bool(app.screen.steps), timeout=30)
         assert len(app.screen.steps) == len(picked) and app.screen.query_one(LossPlot).series
 
 

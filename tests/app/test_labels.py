@@ -16,7 +16,7 @@ from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
 from engine.cli import build_parser
 from engine.store import open_store
-from tests.app.conftest import make, notified, open_launch, open_run, wait_for
+from tests.app.conftest import make, notified, open_launch, open_run, showing, wait_for
 
 VOICES = "Demo.SpeakerVerification.Voices"
 
@@ -32,7 +32,7 @@ async def test_t_edits_group_tags_and_note_and_the_filter_finds_the_tag(workspac
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(app.screen, LabelsDialog))
+        await wait_for(pilot, lambda: showing(app, LabelsDialog))
         dialog = app.screen
         dialog.query_one("#tags").value = "two,words ok!"
         await pilot.click("#ok")
@@ -47,14 +47,14 @@ async def test_t_edits_group_tags_and_note_and_the_filter_finds_the_tag(workspac
         dialog.query_one("#note").value = "the reference run"
         dialog.query_one("#note").focus()
         await pilot.press("enter")   # Enter in a field saves, as the button does
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
         await wait_for(pilot, lambda: "note: the reference run" in summary_text(app))
         assert ("group resnet34-lm: 1 run, EER 21.00 % on Demo.SpeakerVerification.Voices.development (one EER: "
                 "no spread yet)") in summary_text(app)
         assert "#baseline #lm" in summary_text(app)
 
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await wait_for(pilot, lambda: showing(app, RunsScreen))
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: any(str(table.get_row_at(i)[-1]) == "resnet34-lm #baseline #lm"
                                           for i in range(table.row_count)))

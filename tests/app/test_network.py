@@ -20,7 +20,7 @@ from app.widgets.plots import LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.records import ValidationResult
 from engine.store import open_store
-from tests.app.conftest import NOW, compare_runs, make, open_configs, wait_for
+from tests.app.conftest import NOW, compare_runs, make, open_configs, showing, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 RESNET = {"feature_extraction": {"name": "Fbank", "params": {"num_mel_bins": 80}},
@@ -161,7 +161,7 @@ async def test_tui_launches_a_resnet34_run_from_the_form_and_compare_shows_it_be
                 screen.field(key).value = value
             await wait_for(pilot, lambda: "valid" in str(screen.query_one("#status").render()))
             screen.action_save_launch()
-            await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+            await wait_for(pilot, lambda: showing(app, LaunchScreen))
             launch = app.screen
             exp = tmp_path / "experiments" / "resnet34"
             await wait_for(pilot, lambda: bool(launch.query("#protocol"))

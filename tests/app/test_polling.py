@@ -17,7 +17,7 @@ from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot
 from engine.records import ValidationResult
 from engine.store import open_store
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, showing, wait_for
 
 #: the workspace fixture's runs (tests/app/conftest.py, fill_db)
 AAM_02, AAM_02_VALIDATE, AAM_01 = 1, 2, 3
@@ -62,7 +62,7 @@ CLASSES = {"compare": CompareScreen, "detail": RunDetailScreen, "runs": RunsScre
 async def test_a_read_still_running_is_not_started_again_by_the_next_refresh(workspace: Path, group: str) -> None:
     app = make(workspace, refresh_interval=0.05)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        await wait_for(pilot, lambda: showing(app, RunsScreen) and app.screen.loaded)
         screen = SCREENS[group](type(f"Held{group}", (Held, CLASSES[group]), {"group": group}))
         try:
             await app.push_screen(screen)
@@ -83,7 +83,7 @@ async def test_compare_reads_a_long_run_as_evenly_spaced_steps(workspace: Path) 
     _add_steps(workspace / "runs.db", AAM_02, range(60, 5 * STEP_POINTS))
     app = make(workspace, refresh_interval=3600)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        await wait_for(pilot, lambda: showing(app, RunsScreen) and app.screen.loaded)
         screen = CompareScreen([AAM_02, AAM_01])
         await app.push_screen(screen)
         await wait_for(pilot, lambda: len(screen.runs) == 2)
@@ -101,7 +101,7 @@ def _held(screen) -> list[dict]:
 async def test_the_steps_held_of_a_live_run_stay_bounded(workspace: Path, group: str) -> None:
     app = make(workspace, refresh_interval=0.1)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        await wait_for(pilot, lambda: showing(app, RunsScreen) and app.screen.loaded)
         screen = SCREENS[group](CLASSES[group])
         await app.push_screen(screen)
         await wait_for(pilot, lambda: len(_held(screen)) == 60)
@@ -121,7 +121,7 @@ async def test_the_steps_held_of_a_live_run_stay_bounded(workspace: Path, group:
 async def test_a_refresh_that_reads_nothing_new_leaves_the_epoch_table_and_eer_plot(workspace: Path) -> None:
     app = make(workspace, refresh_interval=0.05)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded)
+        await wait_for(pilot, lambda: showing(app, RunsScreen) and app.screen.loaded)
         screen = RunDetailScreen(AAM_02)
         await app.push_screen(screen)
         table, plot = screen.query_one(EpochTable), screen.query_one(EerPlot)

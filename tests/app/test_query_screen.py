@@ -12,7 +12,7 @@ from textual.widgets._footer import FooterKey
 from app.screens.query import QueryScreen
 from app.widgets.plain_table import FILL_CHUNK, PlainTable
 from tests import children
-from tests.app.conftest import make, open_launch, open_query, wait_for
+from tests.app.conftest import make, open_launch, open_query, showing, wait_for
 
 #: a query that never ends on its own
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -100,7 +100,7 @@ def test_a_cell_shows_a_blob_by_its_size_and_a_long_text_cut() -> None:
 _CHILD = f"""
 import asyncio, sys
 from pathlib import Path
-from tests.app.conftest import make, open_launch, open_query, wait_for
+from tests.app.conftest import make, open_launch, open_query, showing, wait_for
 from app.screens.query import QueryScreen
 from app.widgets.plain_table import FILL_CHUNK, PlainTable
 
@@ -108,7 +108,7 @@ async def main() -> None:
     app = make(Path(sys.argv[1]))
     async with app.run_test(size=(140, 36)) as pilot:
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        await wait_for(pilot, lambda: showing(app, QueryScreen))
         app.screen.query_one("#sql").text = {ENDLESS!r}
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "running" in str(app.screen.query_one("#query-status").render()))
@@ -160,7 +160,7 @@ async def test_f1_opens_help_where_question_mark_is_sql_text(workspace: Path) ->
         await pilot.press("question_mark")
         assert query.query_one("#sql").text.startswith("?")
         await pilot.press("f1")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_for(pilot, lambda: showing(app, HelpScreen))
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is query)
         await pilot.press("escape")
@@ -168,5 +168,5 @@ async def test_f1_opens_help_where_question_mark_is_sql_text(workspace: Path) ->
         launch = await open_launch(pilot, workspace)
         launch.query_one("#val-subset").focus()
         await pilot.press("question_mark", "f1")
-        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await wait_for(pilot, lambda: showing(app, HelpScreen))
         assert launch.query_one("#val-subset").value.endswith("?")

@@ -7,7 +7,7 @@ import pytest
 from app.dialogs import ErrorDialog
 from app.screens.query import QueryScreen
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import fill_db, make, wait_for
+from tests.app.conftest import fill_db, make, showing, wait_for
 from tests.engine.read_only import Media, files, media  # noqa: F401 - fixture
 
 
@@ -28,7 +28,7 @@ async def test_the_tui_reads_a_database_on_read_only_media(
         await pilot.pause(0.5)
         assert not isinstance(app.screen, ErrorDialog)  # no "Runs database unreadable"
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        await wait_for(pilot, lambda: showing(app, QueryScreen))
         app.screen.query_one("#examples").value = "best EER per run"
         await wait_for(pilot, lambda: app.screen.query_one("#result").row_count == 2, timeout=30)
     assert files(root) == before  # no -wal, no -shm

@@ -21,7 +21,7 @@ from engine.cli import build_parser
 from engine.layout import TrainingDir
 from engine.records import ValidationResult
 from engine.store import open_store
-from tests.app.conftest import make, notified, open_launch, open_run, wait_for
+from tests.app.conftest import make, notified, open_launch, open_run, showing, wait_for
 from tests.app.test_extract_dialog import MEETINGS, Host
 
 VOICES = "Demo.SpeakerVerification.Voices"
@@ -40,7 +40,7 @@ async def test_v_asks_how_to_validate_prefilled_with_the_last_validation(workspa
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data and app.screen.data.validators)
         await pilot.press("v")
-        await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
+        await wait_for(pilot, lambda: showing(app, ValidateDialog))
         dialog = app.screen
         assert dialog.query_one("#every").value == "2" and dialog.query_one("#norm").value == "asnorm"
         assert dialog.query_one("#cohort-size").value == "40" and dialog.query_one("#cohort-files").value == "3"
@@ -48,7 +48,7 @@ async def test_v_asks_how_to_validate_prefilled_with_the_last_validation(workspa
         await pilot.click("#ok")
         await wait_for(pilot, lambda: "at least 1" in str(dialog.query_one("#error").render()))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
     assert not app.pending  # cancelled: nothing launched
 
 
@@ -84,7 +84,7 @@ async def test_the_validate_dialog_refuses_to_calibrate_on_the_evaluated_subset(
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data and app.screen.data.validators)
         await pilot.press("v")
-        await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
+        await wait_for(pilot, lambda: showing(app, ValidateDialog))
         dialog = app.screen
         assert dialog.query_one("#calibration").value == ""   # the last validation calibrated on nothing
         dialog.query_one("#subset").value = "test"
@@ -93,7 +93,7 @@ async def test_the_validate_dialog_refuses_to_calibrate_on_the_evaluated_subset(
         refused = "calibrate on another subset than test"
         await wait_for(pilot, lambda: refused in str(dialog.query_one("#error").render()))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
     assert not app.pending
 
 
@@ -141,7 +141,7 @@ async def test_average_from_the_run_detail_writes_and_records_the_averaged_weigh
         await open_run(pilot, "aam-m0.1")
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, AverageDialog))
+        await wait_for(pilot, lambda: showing(app, AverageDialog))
         dialog = app.screen
         assert dialog.query_one("#how").value == "top"  # validated: the lowest EERs first
         dialog.query_one("#how").value = "last"
@@ -172,7 +172,7 @@ async def test_clean_from_the_run_detail_lists_then_deletes_after_a_yes(workspac
         await open_run(pilot, "aam-m0.1")
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("C")
-        await wait_for(pilot, lambda: isinstance(app.screen, CleanDialog))
+        await wait_for(pilot, lambda: showing(app, CleanDialog))
         app.screen.query_one("#keep-best", Input).value = "0"
         await pilot.click("#ok")
         await wait_for(pilot, lambda: "best K: at least 1, got 0" in str(app.screen.query_one("#error").render()))
@@ -180,7 +180,7 @@ async def test_clean_from_the_run_detail_lists_then_deletes_after_a_yes(workspac
         # the defaults, the newest 10 and the best 10 of each validation (pressed: a button ignores a click
         # while it still shows the press before)
         app.screen.query_one("#ok", Button).press()
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), timeout=60)
+        await wait_for(pilot, lambda: showing(app, ConfirmDialog), timeout=60)
         question = app.screen.question
         assert question.splitlines()[:2] == [
             f"{trn.root}: delete 4 epoch checkpoint(s): 0-3 (400 bytes)",
@@ -198,7 +198,7 @@ async def test_pick_lists_each_epoch_with_its_eer(workspace: Path) -> None:
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data and app.screen.data.validations)
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickDialog))
+        await wait_for(pilot, lambda: showing(app, PickDialog))
         labels = [str(label) for label, _ in app.screen.query_one("#epoch")._options]
         assert labels[1:] == ["epoch 1: EER 30.00 %", "epoch 2: EER 21.00 %", "epoch 3: EER 24.00 %"]
         await pilot.press("escape")
@@ -243,7 +243,7 @@ async def test_r_resumes_no_completed_training_and_validates_again_from_a_valida
         await open_run(pilot, "aam-m0.2 validate")
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("r")
-        await wait_for(pilot, lambda: isinstance(app.screen, ValidateDialog))
+        await wait_for(pilot, lambda: showing(app, ValidateDialog))
         await pilot.press("escape")
     assert not app.pending
 
@@ -285,7 +285,7 @@ async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> Non
         for key, dialog in (("v", ValidateDialog), ("a", AverageDialog), ("t", LabelsDialog), ("C", CleanDialog),
                             ("s", VerifyDialog)):
             await pilot.press(key)
-            await wait_for(pilot, lambda dialog=dialog: isinstance(app.screen, dialog))
+            await wait_for(pilot, lambda dialog=dialog: showing(app, dialog))
             form = app.screen.query_one(Vertical)
             await wait_for(pilot, lambda form=form: form.region.width > 0)
             assert form.region.x >= 0 and form.region.right <= 80, (key, form.region)
@@ -315,14 +315,14 @@ async def test_s_scores_recordings_with_the_picked_epoch_at_its_validated_thresh
         await open_run(pilot, "aam-m0.1")
         await wait_for(pilot, lambda: app.screen.data is not None and app.screen.data.validators)
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, VerifyDialog))
+        await wait_for(pilot, lambda: showing(app, VerifyDialog))
         app.screen.query_one("#enrolment", Input).value = "alice.wav"     # relative: the TUI's folder
         app.screen.query_one("#tests", Input).value = "'bob 2.wav"
         await pilot.click("#ok")
         await wait_for(pilot, lambda: "cannot read the paths" in str(app.screen.query_one("#error").render()))
         app.screen.query_one("#tests", Input).value = "'bob 2.wav' carol.flac"
         app.screen.query_one("#ok", Button).press()
-        await wait_for(pilot, lambda: isinstance(app.screen, RunInfoDialog), timeout=120)
+        await wait_for(pilot, lambda: showing(app, RunInfoDialog), timeout=120)
         shown = str(app.screen.query_one("#info").render())
     lines = shown.splitlines()
     # where the threshold comes from (the database's validation of epoch 2), then a line per recording

@@ -14,7 +14,7 @@ from app.dialogs.run_info import RunInfoDialog
 from app.screens.run_detail import RunDetailScreen
 from engine.store import open_store
 from engine.version import software, software_text
-from tests.app.conftest import make, open_run, wait_for
+from tests.app.conftest import make, open_run, showing, wait_for
 
 
 async def test_i_shows_the_runs_command_process_and_software(workspace: Path) -> None:
@@ -32,11 +32,11 @@ async def test_i_shows_the_runs_command_process_and_software(workspace: Path) ->
         assert isinstance(app.screen, RunDetailScreen)
         await wait_for(pilot, lambda: app.screen.data is not None)
         await pilot.press("i")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunInfoDialog))
+        await wait_for(pilot, lambda: showing(app, RunInfoDialog))
         text = str(app.screen.query_one("#info", Static).render())
         assert f"command   {shlex.join(command)}" in text
         assert shlex.split(text.split("command   ", 1)[1].splitlines()[0]) == command  # pasted, it runs that
         assert f"software  {software_text(software())}" in text  # fill_db's runs were recorded here
         assert f"folder    {run['out_dir']}" in text
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))

@@ -14,7 +14,7 @@ from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot
 from engine.records import AsNormFigures, Checkpoint, ValidationResult
-from tests.app.conftest import compare_runs, make, open_configs, open_run, wait_for
+from tests.app.conftest import compare_runs, make, open_configs, open_run, showing, wait_for
 
 
 async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
@@ -37,7 +37,7 @@ async def test_query_returns_rows_and_refuses_writes(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 36)) as pilot:
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueryScreen))
+        await wait_for(pilot, lambda: showing(app, QueryScreen))
         screen = app.screen
         screen.query_one("#examples").value = "best EER per run"
         result = screen.query_one("#result")
@@ -198,12 +198,12 @@ async def test_extract_offers_the_gpus_and_the_training_device(workspace: Path, 
         await open_run(pilot, "aam-m0.2")
         await wait_for(pilot, lambda: app.screen.data and app.screen.data.validators)
         await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, ExtractDialog))
+        await wait_for(pilot, lambda: showing(app, ExtractDialog))
         device = app.screen.query_one("#device")
         await wait_for(pilot, lambda: device.value == "cuda:1")
         assert [value for _, value in device._options] == ["cpu", "cuda:0", "cuda:1"]
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
 
 
 def _errors(app) -> list[str]:
@@ -233,7 +233,7 @@ async def test_launch_refuses_a_subset_that_leaves_the_experiment(tmp_path: Path
     app = make_app(tmp_path, db=tmp_path / "runs.db", database=demo_corpus, now=lambda: 0.0)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("l")
-        await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await wait_for(pilot, lambda: showing(app, LaunchScreen))
         screen = app.screen
         await wait_for(pilot, lambda: screen.query_one("#protocol").value == "Demo.SpeakerVerification.Voices",
                        timeout=60)
@@ -320,7 +320,7 @@ async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
         await wait_for(pilot, lambda: epochs.row_count == 3)
         epochs.move_cursor(row=0)  # epoch 3 (newest first); epoch 2 is the picked one
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
+        await wait_for(pilot, lambda: showing(app, DetScreen) and len(app.screen.shown) == 2)
         det = app.screen
         assert [s.label for s in det.query_one(DetPlot).shown] == ["epoch 3", "epoch 2 (picked)"]
         assert len(det.query_one(ScoreHistogramPlot).shown) == 2
@@ -333,7 +333,7 @@ async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
 
         epochs.move_cursor(row=2)  # epoch 1: validated, but its score file is gone
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and app.screen.problems)
+        await wait_for(pilot, lambda: showing(app, DetScreen) and app.screen.problems)
         assert "0001.txt does not exist" in app.screen.problems[0]
         assert [s.label for s in app.screen.shown] == ["epoch 2 (picked)"]
 
@@ -362,7 +362,7 @@ async def test_det_view_opens_for_averaged_weights(workspace: Path) -> None:
         keys = [epochs.coordinate_to_cell_key((row, 0)).row_key.value for row in range(epochs.row_count)]
         epochs.move_cursor(row=keys.index("avg-last2"))
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
+        await wait_for(pilot, lambda: showing(app, DetScreen) and len(app.screen.shown) == 2)
         assert [s.label for s in app.screen.query_one(DetPlot).shown] == ["avg-last2", "epoch 2 (picked)"]
 
 
@@ -378,7 +378,7 @@ async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path)
     async with app.run_test(size=(140, 40)) as pilot:
         await compare_runs(pilot, ("aam-m0.2", "aam-m0.1"))
         await pilot.press("d")
-        await wait_for(pilot, lambda: isinstance(app.screen, DetScreen) and len(app.screen.shown) == 2)
+        await wait_for(pilot, lambda: showing(app, DetScreen) and len(app.screen.shown) == 2)
         labels = sorted(s.label for s in app.screen.query_one(DetPlot).shown)
         assert labels == ["#1 aam-m0.2 @2", "#3 aam-m0.1 @2"]
         assert not app.screen.problems

@@ -15,7 +15,7 @@ from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import columns_sized, compare_runs, make, settled, wait_for
+from tests.app.conftest import columns_sized, compare_runs, make, settled, showing, wait_for
 
 SIZE = (120, 36)
 
@@ -60,7 +60,7 @@ def test_run_detail_screen(workspace: Path, snap) -> None:
         table = pilot.app.screen.query_one(RunsTable)
         table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == "aam-m0.1"))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, RunDetailScreen))
+        await wait_for(pilot, lambda: showing(pilot.app, RunDetailScreen))
         await wait_for(pilot, lambda: pilot.app.screen.query_one(EpochTable).row_count == 3)
         await wait_for(pilot, lambda: columns_sized(pilot.app.screen.query_one(EpochTable)))
         await settled(pilot)
@@ -73,7 +73,7 @@ def test_query_screen(workspace: Path, snap) -> None:
     async def run_query(pilot) -> None:
         await _runs_loaded(pilot)
         await pilot.press("s")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueryScreen))
+        await wait_for(pilot, lambda: showing(pilot.app, QueryScreen))
         pilot.app.screen.query_one("#examples").value = "best EER per run"
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#result").row_count == 2)
         await wait_for(pilot, lambda: columns_sized(pilot.app.screen.query_one("#result")))

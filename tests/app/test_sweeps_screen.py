@@ -21,7 +21,7 @@ from engine.records import ValidationResult
 from engine.store import open_store
 from engine.store.sweeps import NewTrial
 from tests import children
-from tests.app.conftest import make, notified, wait_for
+from tests.app.conftest import make, notified, showing, wait_for
 from tests.engine.engine_runner import wait_for as wait_until
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
@@ -72,7 +72,7 @@ def _workspace(tmp_path: Path) -> tuple[Path, Path]:
 async def _open_sweeps(pilot) -> None:
     """From the Runs screen, the Sweeps screen once it shows what it read."""
     await pilot.press("w")
-    await wait_for(pilot, lambda: isinstance(pilot.app.screen, SweepsScreen) and pilot.app.screen.shown > 0)
+    await wait_for(pilot, lambda: showing(pilot.app, SweepsScreen) and pilot.app.screen.shown > 0)
 
 
 @pytest.mark.slow
@@ -95,7 +95,7 @@ def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(
             plot = screen.query_one(SweepPlot)
             assert plot.sweep is not None and plot.sweep.best().number == 1  # type: ignore[union-attr]
             await pilot.press("n")  # a new run of the best trial's config
-            await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen))
+            await wait_for(pilot, lambda: showing(app, LaunchScreen))
             assert app.screen.exp_dir == str(root / "sweeps" / "m-sweep" / "trial-001")
 
     asyncio.run(drive())
@@ -152,7 +152,7 @@ def test_the_best_trial_forks_once_its_checkpoint_is_there_and_stop_needs_a_runn
             checkpoint.parent.mkdir(parents=True)
             checkpoint.write_bytes(b"weights")
             await pilot.press("f")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfigsScreen))
+            await wait_for(pilot, lambda: showing(app, ConfigsScreen))
             fork = app.screen.fork
             assert fork is not None and fork.init_from == str(checkpoint)
             assert fork.folder == best.parent / "trial-001-fork-e1" and fork.what == "fork of trial 1, epoch 1"
@@ -181,7 +181,7 @@ def test_a_sweep_launched_from_the_config_form_goes_on_after_the_tui_quits(tmp_p
             app.screen.query_one("#epochs", Input).value = "1"
             assert app.screen.query_one("#protocol", Input).value == PROTOCOL
             await pilot.click("#ok")
-            await wait_for(pilot, lambda: isinstance(app.screen, SweepsScreen))
+            await wait_for(pilot, lambda: showing(app, SweepsScreen))
             await wait_for(pilot, lambda: app.screen.state.sweeps, timeout=120)
         # the app has quit here
 
@@ -228,12 +228,12 @@ def test_a_queued_run_is_taken_off_the_queue_from_the_runs_screen(tmp_path: Path
             # two keys must not make them land elsewhere
             await _select(pilot, table, queued_id, "trial-004")
             await pilot.press("x")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await wait_for(pilot, lambda: showing(app, ConfirmDialog))
             await pilot.press("y")
             await wait_for(pilot, lambda: notified(app, "taken off the queue"))
             await _select(pilot, table, started_id, "trial-003")  # claimed and started: not cancelled
             await pilot.press("x")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await wait_for(pilot, lambda: showing(app, ConfirmDialog))
             await pilot.press("escape")
 
     asyncio.run(drive())
@@ -256,7 +256,7 @@ def test_e_ends_the_chosen_sweep_once_asked(tmp_path: Path) -> None:
         async with app.run_test(size=(160, 50)) as pilot:
             await _open_sweeps(pilot)
             await pilot.press("e")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await wait_for(pilot, lambda: showing(app, ConfirmDialog))
             await pilot.press("y")
             await wait_for(pilot, lambda: notified(app, "sweep m-sweep makes no more trials (5 made)"), timeout=120)
 
@@ -287,11 +287,11 @@ def test_c_cleans_the_sweeps_trials_once_the_listing_is_confirmed(tmp_path: Path
         async with app.run_test(size=(160, 50)) as pilot:
             await _open_sweeps(pilot)
             await pilot.press("C")
-            await wait_for(pilot, lambda: isinstance(app.screen, CleanDialog))
+            await wait_for(pilot, lambda: showing(app, CleanDialog))
             app.screen.query_one("#keep-last", Input).value = "2"
             app.screen.query_one("#keep-best", Input).value = "1"
             await pilot.click("#ok")
-            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+            await wait_for(pilot, lambda: showing(app, ConfirmDialog))
             question = app.screen.question
             # kept: 10-11 the newest, 2 the best (the earliest of the ten that score every trial right)
             assert f"{trn.root.resolve()}: delete 9 epoch checkpoint(s): 0-1, 3-9 (90 bytes)" in question
