@@ -38,16 +38,16 @@ or run the engine by hand, from this folder:
         {val_dir} \\
         Demo.SpeakerDiarization.Meetings
     spkemb-engine runs --db runs.db
-{verify}
+{own_recordings}
 Protocols: Demo.SpeakerVerification.Voices (train / development / test, with trials),
 Demo.Collection.BackgroundNoise, Demo.Collection.Music, Demo.SpeakerDiarization.Meetings.
 The audio is synthetic (a source-filter voice model), so EERs here say nothing about real speech.
 """
 
 
-def _verify_example(data: Path, val_dir: Path) -> str:
-    """README's `verify` of three test recordings: two of one speaker, one of another (from the test
-    trials); empty when the list has no such pair."""
+def _own_recordings_example(data: Path, val_dir: Path) -> str:
+    """README's `verify` of three test recordings, two of one speaker and one of another (from the test
+    trials), then their `embed`; empty when the list has no such pair."""
     trials = [line.split() for line in trial_list(data, "test").read_text().splitlines()]
     same = next((t[1:] for t in trials if len(t) == 3 and t[0] == "1"), None)
     other = next((t[2] for t in trials if same is not None and len(t) == 3 and t[0] == "0" and t[1] == same[0]), None)
@@ -55,7 +55,9 @@ def _verify_example(data: Path, val_dir: Path) -> str:
         return ""
     wav = " \\\n        ".join(str(voice_file(Path(data.name), uri)) for uri in (*same, other))
     return ("\nOnce validated, the same speaker or not, for any recordings (here the first two are one speaker, "
-            f"the\nthird another):\n\n    spkemb-engine verify --db runs.db \\\n        {val_dir} \\\n        {wav}\n")
+            f"the\nthird another):\n\n    spkemb-engine verify --db runs.db \\\n        {val_dir} \\\n        {wav}\n"
+            "\nand their embeddings, one row each, for a back-end of your own (numpy.load reads the file):\n\n"
+            f"    spkemb-engine embed --db runs.db -o voices.npz \\\n        {val_dir} \\\n        {wav}\n")
 
 
 def _corpus(data: Path, speakers: int, seed: int, progress: OnProgress | None) -> None:
@@ -119,7 +121,7 @@ def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 
         trn_dir = ExperimentDir(Path(".")).training(VOICES, "train")
         val_dir = trn_dir.validation(VOICES, "test").root
         readme.write_text(README.format(dir=root, config=CONFIG, trn_dir=trn_dir.root, val_dir=val_dir,
-                                        verify=_verify_example(root / "data", val_dir)))
+                                        own_recordings=_own_recordings_example(root / "data", val_dir)))
     if not config.exists():
         # written last: the Makefile takes config.yml as the sign of a finished workspace
         shutil.copyfile(TEMPLATE, config)

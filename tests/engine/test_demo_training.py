@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.demo import make_demo_workspace
@@ -41,3 +42,11 @@ def test_three_demo_epochs_separate_test_speakers_far_better_than_none(tmp_path:
     assert verified.returncode == 0, verified.stderr
     rows = [line.split("\t") for line in verified.stdout.splitlines()]
     assert len(rows) == 2 and all(r[3] in ("same", "different") for r in rows), verified.stdout
+
+    # and its embed of the same recordings: rows whose cosines are verify's scores
+    pasted = readme[readme.index("spkemb-engine embed"):].split("\n\n")[0].replace("\\\n", " ").split()
+    embedded = children.run([sys.executable, "-m", "engine", *pasted[1:]], cwd=ws, env=engine_env(), timeout=300)
+    assert embedded.returncode == 0, embedded.stderr
+    with np.load(ws / "voices.npz", allow_pickle=False) as z:
+        unit = z["embeddings"] / np.linalg.norm(z["embeddings"], axis=1, keepdims=True)
+    assert (unit[0] @ unit[1:].T).tolist() == pytest.approx([float(r[2]) for r in rows], abs=2e-6)
