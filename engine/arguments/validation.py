@@ -63,13 +63,8 @@ def add_pick(sub: argparse._SubParsersAction) -> None:
     p.add_argument("val_dir", metavar="VAL_DIR")
 
 
-def add_verify(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="score recordings of your own: the same speaker or not",
-                       description="Embed ENROLMENT and each TEST recording (any audio soundfile reads, at any "
-                                   "rate, channels averaged) with the checkpoint VAL_DIR points at, as validate "
-                                   "embeds a trial's files, and print one line per TEST: enrolment, test, cosine "
-                                   "score, and 'same' or 'different' at the score where that checkpoint's "
-                                   "validation reached its EER ('-' where it has none). Writes nothing.")
+def _recordings_options(p: argparse.ArgumentParser) -> None:
+    """What verify and embed share: the checkpoint of VAL_DIR that embeds the recordings, and how."""
     p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
                    help=f"an epoch, or averaged weights such as avg-top5 (default: the one {PARAMS} names)")
     p.add_argument("--device", type=device_name, default=None, metavar="D", help="cpu, cuda or cuda:N")
@@ -78,6 +73,16 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
     trust_option(p)
     db_options(p, database=False)
     p.add_argument("val_dir", metavar="VAL_DIR")
+
+
+def add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="score recordings of your own: the same speaker or not",
+                       description="Embed ENROLMENT and each TEST recording (any audio soundfile reads, at any "
+                                   "rate, channels averaged) with the checkpoint VAL_DIR points at, as validate "
+                                   "embeds a trial's files, and print one line per TEST: enrolment, test, cosine "
+                                   "score, and 'same' or 'different' at the score where that checkpoint's "
+                                   "validation reached its EER ('-' where it has none). Writes nothing.")
+    _recordings_options(p)
     p.add_argument("enrolment", metavar="ENROLMENT", help="a recording of the claimed speaker")
     p.add_argument("tests", nargs="+", metavar="TEST", help="recordings to hold against it")
 
@@ -94,14 +99,7 @@ def add_embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", dest="list_file", default=None, metavar="FILE",
                    help="a file of recordings, one path a line (blank lines and lines starting with # "
                         "skipped; relative paths from the current folder)")
-    p.add_argument("--epoch", type=checkpoint_name, default=None, metavar="E",
-                   help=f"an epoch, or averaged weights such as avg-top5 (default: the one {PARAMS} names)")
-    p.add_argument("--device", type=device_name, default=None, metavar="D", help="cpu, cuda or cuda:N")
-    p.add_argument("--batch", type=whole(1, MAX_BATCH, "a number of windows"), default=64, metavar="B",
-                   help="windows per batch (default: 64)")
-    trust_option(p)
-    db_options(p, database=False)
-    p.add_argument("val_dir", metavar="VAL_DIR")
+    _recordings_options(p)
     p.add_argument("recordings", nargs="*", metavar="RECORDING", help="audio files (any that soundfile reads)")
 
 

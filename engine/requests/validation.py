@@ -78,13 +78,11 @@ class CleanRequest(Request):
 
 
 @dataclass(frozen=True, kw_only=True)
-class VerifyRequest(Request):
-    """``spkemb-engine verify``: the score of an enrolment recording against each test recording, with
-    VAL_DIR's checkpoint and the decision at its validated EER threshold."""
+class RecordingsOptions(Request):
+    """What ``verify`` and ``embed`` share: the checkpoint of VAL_DIR that embeds recordings of one's
+    own (the one its params.yml names, or ``epoch``), and how."""
 
     val_dir: str
-    enrolment: str
-    tests: tuple[str, ...]
     epoch: CheckpointName | None = None
     device: str | None = None
     batch: int = 64
@@ -93,16 +91,19 @@ class VerifyRequest(Request):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EmbedRequest(Request):
+class VerifyRequest(RecordingsOptions):
+    """``spkemb-engine verify``: the score of an enrolment recording against each test recording, with
+    VAL_DIR's checkpoint and the decision at its validated EER threshold."""
+
+    enrolment: str
+    tests: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedRequest(RecordingsOptions):
     """``spkemb-engine embed``: one embedding per recording, with VAL_DIR's checkpoint, into one file."""
 
-    val_dir: str
     recordings: tuple[str, ...] = ()
     #: ``--list``: a file of recordings, one a line
     list_file: str | None = None
     output: str
-    epoch: CheckpointName | None = None
-    device: str | None = None
-    batch: int = 64
-    trust_checkpoint: bool = False
-    db: str | None = None
