@@ -75,7 +75,6 @@ class ExtractChoice:
 class ExtractDialog(FormDialog[ExtractChoice | None]):
     """Protocol, subset, step, epoch, device and path of an extraction (``spkemb-engine apply``)."""
 
-
     def __init__(self, database_yml: Path | None, device: str | None = None) -> None:
         super().__init__()
         self.database_yml = database_yml

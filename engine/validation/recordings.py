@@ -49,12 +49,12 @@ def present_checkpoint(val: ValidationDir, epoch: CheckpointName | None) -> tupl
     return name, path
 
 
-def check_recordings(paths: list[str], progress: Progress | None = None) -> dict[str, float]:
+def check_recordings(paths: list[str]) -> dict[str, float]:
     """The duration of each recording, in seconds; one that is missing or no audio is refused (an
     AudioError naming it) before the network is read."""
     seconds: dict[str, float] = {}
     # a list of VoxCeleb's size takes minutes to check: shown once it lasts, the few of verify in silence
-    with (progress or Progress()).phase("checking recordings", len(paths), said=False, opening=False) as phase:
+    with Progress().phase("checking recordings", len(paths), said=False, opening=False) as phase:
         for path in paths:
             try:
                 seconds[path] = audio_info(path).duration
@@ -77,8 +77,7 @@ def shorter_than_half_a_window(seconds: dict[str, float], window: float) -> list
 
 
 def embed_recordings(recordings: list[str], checkpoint: Path, *, whole_file: bool, device: str | None,
-                     batch: int, db: str | None, trust_checkpoint: bool,
-                     progress: Progress | None = None) -> Embedded:
+                     batch: int, db: str | None, trust_checkpoint: bool) -> Embedded:
     """Each recording's embedding with ``checkpoint``'s network (a recording given twice, twice)."""
     from engine.inference.network import load_network
     from engine.process.checkpoints import Trust
@@ -89,7 +88,7 @@ def embed_recordings(recordings: list[str], checkpoint: Path, *, whole_file: boo
     config = network.config
     files = {str(i): path for i, path in enumerate(recordings)}
     # heard of on a terminal at once, in a log once it lasts: a few recordings are embedded in silence
-    with (progress or Progress()).phase("embedding", len(files), said=False, opening=False) as phase:
+    with Progress().phase("embedding", len(files), said=False, opening=False) as phase:
         embeddings = embed_files(network.model, files, duration=config.task.duration,
                                  sample_rate=config.sample_rate, batch=batch, whole_file=whole_file, phase=phase)
     require_finite(embeddings, checkpoint)
