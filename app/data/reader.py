@@ -36,9 +36,15 @@ from engine.store.typed_reads import run_of
 
 @contextmanager
 def store_at(path: Path, readonly: bool = True) -> Iterator[Any]:
+    """The store at ``path``; read-only, its reads see one state of the file (a refresh reads a run,
+    then its children and their extractions: a pick committed between them would make them disagree)."""
     store = open_store(path, readonly=readonly)
     try:
-        yield store
+        if readonly:
+            with store.snapshot():
+                yield store
+        else:
+            yield store
     finally:
         store.close()
 

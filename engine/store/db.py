@@ -8,10 +8,12 @@ block writers (training, validation). See https://www.sqlite.org/wal.html.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -276,6 +278,23 @@ def _switch_to_wal(conn: sqlite3.Connection) -> str:
             if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """The reads inside see one state of the file (a read transaction), unless one is open already.
+
+    Without it each statement sees the file as it is then, and a writer committing between two
+    reads makes them disagree (a run's pick read before it, its stale extractions after it).
+    """
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")  # it only read: nothing to keep or undo
 
 
 def inserted_id(cursor: sqlite3.Cursor) -> int:

@@ -7,13 +7,14 @@ without bound (https://www.sqlite.org/wal.html#avoiding_excessively_large_wal_fi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from engine.errors import StoreError
 from engine.records.labels import decode_tags
 from engine.records.runs import clock_text
 from engine.store import liveness, readonly
+from engine.store.db import one_snapshot
 from engine.store.readonly import DEFAULT_ROW_LIMIT, DEFAULT_TIME_LIMIT_S, QueryResult, QueryStop
 
 _JSON_COLUMNS = ("config", "command", "software")
@@ -109,6 +111,17 @@ class StoreReads:
             except sqlite3.DatabaseError as e:
                 raise self._error(e) from e
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """The reads inside see one state of the file: a short read transaction, joined by reads
+        already inside one. Hold it for a few reads that must agree, never across a wait."""
+        with self._lock:
+            try:
+                with one_snapshot(self.db.conn):
+                    yield
+            except sqlite3.DatabaseError as e:
+                raise self._error(e) from e
+
     def runs_changed_since(self, changed: int = 0, *, newest: int | None = None
                            ) -> tuple[list[dict[str, Any]], int, int]:
         """Summaries of the runs changed after the change counter ``changed`` (0: every run);
@@ -120,22 +133,13 @@ class StoreReads:
         read in one short transaction so that the three agree (one WAL snapshot).
         """
         columns = ", ".join(f"r.{c}" for c in self._summary_columns)
-        with self._lock:
-            conn = self.db.conn
-            try:
-                conn.execute("BEGIN")
-                try:
-                    cursor = conn.execute(
-                        f"SELECT {columns}, s.loss AS last_loss, {_NETWORK_COLUMNS} FROM runs AS r "
-                        "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
-                        "WHERE r.changed > ? ORDER BY r.id DESC LIMIT ?", (changed, -1 if newest is None else newest))
-                    names = [d[0] for d in cursor.description]
-                    rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-                    newest, count = conn.execute("SELECT COALESCE(MAX(changed), 0), COUNT(*) FROM runs").fetchone()
-                finally:
-                    conn.execute("COMMIT")
-            except sqlite3.DatabaseError as e:
-                raise self._error(e) from e
+        with self.snapshot():
+            rows = self._read(
+                f"SELECT {columns}, s.loss AS last_loss, {_NETWORK_COLUMNS} FROM runs AS r "
+                "LEFT JOIN train_steps AS s ON r.kind = 'train' AND s.run_id = r.id AND s.step = r.step "
+                "WHERE r.changed > ? ORDER BY r.id DESC LIMIT ?", (changed, -1 if newest is None else newest))
+            (total,) = self._read("SELECT COALESCE(MAX(changed), 0) AS newest, COUNT(*) AS count FROM runs")
+        newest, count = total["newest"], total["count"]
         return rows, int(newest), int(count)
 
     @functools.cached_property

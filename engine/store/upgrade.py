@@ -10,14 +10,13 @@ be refused as damaged. ``PRAGMA user_version`` mirrors the number applied, for p
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from engine.errors import StoreError
+from engine.store.db import one_snapshot
 from engine.store.migrations import known_migrations, migrations
 
 
@@ -35,19 +34,6 @@ def _check_not_newer(path: Path, applied: list[str]) -> None:
             "--db with another file")
 
 
-@contextlib.contextmanager
-def _one_snapshot(db: Database) -> Iterator[None]:
-    """The reads inside see one state of the file (a read transaction), unless one is open already."""
-    if db.conn.in_transaction:
-        yield
-        return
-    db.conn.execute("BEGIN")
-    try:
-        yield
-    finally:
-        db.conn.execute("COMMIT")  # it only read: nothing to keep or undo
-
-
 def pending(db: Database, path: Path) -> list[str]:
     """Migrations not yet applied to ``db``; refuses a file from a newer release.
 
@@ -56,7 +42,7 @@ def pending(db: Database, path: Path) -> list[str]:
     StoreError
         The file records migrations this release does not know.
     """
-    with _one_snapshot(db):
+    with one_snapshot(db.conn):
         applied = _applied(db)
         has_runs = db["runs"].exists()
     _check_not_newer(path, applied)

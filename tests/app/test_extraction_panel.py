@@ -76,8 +76,8 @@ def panel_blocks(text: str) -> dict[int, list[str]]:
 
 
 def record_apply(db: Path, val_dir: Path, folder: str, mode: str, collars: tuple[float, ...]) -> int:
-    """An apply run of epoch 1 into ``VAL_DIR/apply/{folder}`` with its extraction and one
-    diarization check per collar (its DER: 0.1 + collar); its id."""
+    """An apply run of epoch 1 into ``VAL_DIR/apply/{folder}`` with its extraction (following the validate
+    run's pick) and one diarization check per collar (its DER: 0.1 + collar); its id."""
     from engine.records import Extraction
 
     out = val_dir / "apply" / folder
@@ -86,7 +86,8 @@ def record_apply(db: Path, val_dir: Path, folder: str, mode: str, collars: tuple
         run = store.create_run(kind="apply", exp_dir=None, out_dir=out, protocol=MEETINGS, subset="test",
                                config=None, command=["apply"], device="cpu", target_epoch=1, parent_id=val["id"])
         store.add_extraction(run, Extraction(epoch=1, protocol=MEETINGS, subset="test", out_dir=out, mode=mode,
-                                             step=0.5, duration=1.0, files=2, audio_seconds=60.0, wall_seconds=3.0))
+                                             step=0.5, duration=1.0, files=2, audio_seconds=60.0, wall_seconds=3.0,
+                                             validate_run_id=val["id"]))
         for collar in collars:
             store.add_diarization(run, out_dir=out, epoch=1, protocol=MEETINGS, subset="test", collar=collar,
                                   skip_overlap=False, num_speakers="oracle", threshold=None, tuned_on=None,
@@ -208,3 +209,25 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
         await wait_for(pilot, lambda: showing(app, DetScreen) and app.screen.shown)
         labels = [s.label for s in app.screen.query_one(DetPlot).shown]
         assert labels[0] == "epoch 1" and "epoch 2 (picked)" in labels
+
+
+def test_a_refresh_reads_one_state_of_the_database_while_a_pick_commits(tmp_path: Path, db_path: Path) -> None:
+    """The run detail reads the validate runs, then the extractions' staleness: a pick committed
+    between the two reads is in neither (the race that showed "stale" beside the old pick), and in
+    both at the next refresh."""
+    from app.data.reader import extraction_checks, read_detail, store_at
+    from app.views.validation_view import best_marker
+
+    train = two_epochs(tmp_path, db_path)
+    val_dir = Path(open_store(db_path, readonly=True).find_runs(kind="validate")[0]["out_dir"])
+    apply = record_apply(db_path, val_dir, "1-step0.5", "exact", ())
+    with store_at(db_path) as store:
+        (validator,) = [r for r in store.child_records(train) if r.kind == "validate"]
+        with open_store(db_path) as writer:
+            writer.set_best(validator.id, epoch=2, eer=0.3, how="manual")
+        _, _, stale = extraction_checks(store, [apply])
+        assert best_marker(validator) == 1 and stale == {}
+    detail = read_detail(db_path, train, -1)
+    assert detail is not None
+    assert [best_marker(v) for v in detail.validators] == [2]
+    assert detail.stale[apply].current_epoch == 2

@@ -318,3 +318,25 @@ def test_default_db_path_prefers_the_workspace_runs_db(monkeypatch: pytest.Monke
     monkeypatch.setenv("SPKEMB_DB", str(tmp_path / "env.db"))
     assert default_db_path(workspace=tmp_path) == tmp_path / "env.db"
     assert resolve_workspace(tmp_path).db_path == tmp_path / "env.db"
+
+
+def test_reads_in_one_snapshot_agree_while_another_connection_commits(tmp_path: Path) -> None:
+    db = tmp_path / "runs.db"
+    writer = open_store(db)
+    run = writer.create_run(kind="validate", exp_dir="e", out_dir="v", protocol="P", subset="development",
+                            config={}, command=["validate"], device="cpu")
+    reader = open_store(db, readonly=True)
+    with reader.snapshot():
+        assert reader.run_record(run).best_epoch is None
+        writer.set_best(run, epoch=2, eer=0.1, how="manual")
+        writer.create_run(kind="train", exp_dir="e", out_dir="t", protocol="P", subset="train", config={},
+                          command=["train"], device="cpu")
+        with reader.snapshot():  # joins the one open
+            assert reader.run_record(run).best_epoch is None
+        assert len(reader.runs()) == 1
+    assert reader.run_record(run).best_epoch == 2 and len(reader.runs()) == 2
+    # without one, each read sees the file as it is then
+    writer.set_best(run, epoch=3, eer=0.1, how="manual")
+    assert reader.run_record(run).best_epoch == 3
+    reader.close()
+    writer.close()
