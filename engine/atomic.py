@@ -121,6 +121,32 @@ def no_space(error: BaseException) -> bool:
     return False
 
 
+def atomic_write_together(writes: list[tuple[Path, Callable[[IO], object], str]]) -> None:
+    """Replace several files (``(path, write, mode)`` each, in one folder or several) at once:
+    every one is written and synced before the first is renamed, so that a failed write (a full
+    disk) leaves all of them as they were. Only a crash between the renames, back to back, could
+    leave some replaced and others not."""
+    temps: list[Path] = []
+    try:
+        for path, write, mode in writes:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temps.append(tmp := path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}"))
+            with open(tmp, mode) as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException as e:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+        if no_space(e):
+            raise DiskFull(str(writes[len(temps) - 1][0].parent), writing=writes[len(temps) - 1][0].name) from e
+        raise
+    for tmp, (path, _, _) in zip(temps, writes, strict=True):
+        os.replace(tmp, path)
+    for folder in {path.parent for path, _, _ in writes}:
+        fsync_dir(folder)
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Replace ``path`` by ``text`` atomically."""
     return atomic_write(path, lambda f: f.write(text))

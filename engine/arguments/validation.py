@@ -88,14 +88,16 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
 
 
 def add_embed(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("embed", help="embeddings of recordings of your own, into one .npz file",
+    p = sub.add_parser("embed", help="embeddings of recordings of your own, into one .npz file or a Kaldi archive",
                        description="Embed each RECORDING (and each of --list's) with the checkpoint VAL_DIR points "
                                    "at, as validate embeds a trial's files, and write them to OUTPUT, a NumPy .npz "
                                    "file: 'embeddings' (one float32 row per recording, in order), 'paths' (the "
                                    "recordings as given) and 'metadata' (JSON: the checkpoint, its sha256, how the "
-                                   "embeddings were made). np.load reads it without pickle. Records no run.")
+                                   "embeddings were made). np.load reads it without pickle. An OUTPUT ending in .ark "
+                                   "is a Kaldi archive of float vectors keyed by the recordings as given, with its "
+                                   ".scp index and the metadata (.json) beside it. Records no run.")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="the .npz file to write (replaced if it exists; its folder must exist)")
+                   help="the .npz file, or the .ark archive, to write (replaced if it exists; its folder must exist)")
     p.add_argument("--list", dest="list_file", default=None, metavar="FILE",
                    help="a file of recordings, one path a line (blank lines and lines starting with # "
                         "skipped; relative paths from the current folder)")

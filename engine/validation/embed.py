@@ -5,8 +5,10 @@ made by the checkpoint VAL_DIR points at (or ``--epoch``) as ``validate`` embeds
 that the cosine of two rows is the score ``verify`` gives the pair. The recordings are the
 arguments, then those of ``--list`` (one path a line). OUTPUT is a NumPy ``.npz`` holding
 ``embeddings`` (float32, one row per recording, in order), ``paths`` (the recordings as given) and
-``metadata`` (a JSON string); ``np.load`` reads it with ``allow_pickle=False``. It is written
-atomically: an OUTPUT that was there stays whole until the new one replaces it. No run is
+``metadata`` (a JSON string); ``np.load`` reads it with ``allow_pickle=False``. An OUTPUT ending in
+``.ark`` is a Kaldi archive instead, keyed by the recordings as given, with its ``.scp`` index and
+the metadata in ``.json`` beside it (``engine.validation.kaldi_archive``). What is written is
+written atomically: an OUTPUT that was there stays whole until the new one replaces it. No run is
 recorded.
 
 Torch is imported once the folder, the output's place, the list and every recording have been
@@ -18,16 +20,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
-from engine.atomic import atomic_write
+from engine.atomic import atomic_write_together
 from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.records import checkpoint_title
 from engine.regular_files import FileTooLarge, NotRegularFile, read_regular
 from engine.requests import EmbedRequest
+from engine.validation.kaldi_archive import check_keys, index_text, write_archive
 from engine.validation.recordings import (
     Embedded,
     check_recordings,
@@ -52,7 +56,9 @@ def cmd_embed(args: EmbedRequest) -> int:
     recordings = [*args.recordings, *(listed_recordings(args.list_file) if args.list_file else [])]
     if not recordings:
         raise SpkembError("no recording to embed: name audio files after VAL_DIR, or pass --list FILE")
-    output = output_path(args.output, [*recordings, *([args.list_file] if args.list_file else [])])
+    outputs = output_files(args.output, [*recordings, *([args.list_file] if args.list_file else [])])
+    if len(outputs) > 1:
+        check_keys(recordings)
     seconds = check_recordings(recordings)
     whole = embeds_whole_files(val)
     say(f"embed: {len(recordings):,} recording(s) with {checkpoint_title(name)} of {val.root} "
@@ -64,10 +70,18 @@ def cmd_embed(args: EmbedRequest) -> int:
         say(f"embed: {len(short):,} recording(s) last under half of the network's {embedded.window:g} s window "
             f"(the first: {short[0]}, {seconds[short[0]]:.2f} s): their embeddings say little")
     metadata = json.dumps(_metadata(val, name, embedded, whole))
-    atomic_write(output, lambda f: np.savez(f, embeddings=embedded.rows.astype(np.float32),
-                                            paths=np.array(recordings, dtype=str), metadata=np.array(metadata)),
-                 mode="wb")
-    say(f"embed: {embedded.rows.shape[0]:,} x {embedded.rows.shape[1]} embeddings written to {output}")
+    rows = embedded.rows.astype(np.float32)
+    if len(outputs) == 1:
+        def write_npz(f: IO) -> None:
+            np.savez(f, embeddings=rows, paths=np.array(recordings, dtype=str), metadata=np.array(metadata))
+        atomic_write_together([(outputs[0], write_npz, "wb")])
+    else:
+        archive, index, about = outputs
+        atomic_write_together([(archive, lambda f: write_archive(f, recordings, rows), "wb"),
+                               (index, lambda f: f.write(index_text(recordings, rows.shape[1], archive)), "w"),
+                               (about, lambda f: f.write(metadata + "\n"), "w")])
+    written = " and ".join(str(o) for o in outputs[:2]) if len(outputs) > 1 else str(outputs[0])
+    say(f"embed: {rows.shape[0]:,} x {rows.shape[1]} embeddings written to {written}")
     return 0
 
 
@@ -94,16 +108,24 @@ def listed_recordings(path: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
-def output_path(given: str, inputs: list[str]) -> Path:
-    """OUTPUT, checked before any work: a file in a folder that exists, and none of the inputs."""
+def output_files(given: str, inputs: list[str]) -> list[Path]:
+    """The files OUTPUT names, checked before any work: OUTPUT, and for a Kaldi archive (``.ark``)
+    its ``.scp`` and ``.json`` beside it; each a file in a folder that exists, and none of the inputs."""
     output = Path(given)
-    if output.is_dir():
-        raise SpkembError(f"-o {given} is a folder: name a file in it (such as {output / 'embeddings.npz'})")
+    outputs = [output]
+    if output.suffix == ".ark":
+        outputs += [output.with_suffix(".scp"), output.with_suffix(".json")]
     if not output.parent.is_dir():
         raise SpkembError(f"-o {given}: folder {output.parent} does not exist: create it first, or fix the path")
-    if output.exists() and any(_same_file(output, path) for path in inputs):  # else no input is it
-        raise SpkembError(f"-o {given} is one of the files embed reads: name another file for the embeddings")
-    return output
+    for path in outputs:
+        what = f"-o {given}" if path == output else f"-o {given}: {path}, written beside it,"
+        if path.is_dir():
+            fix = f"name a file in it (such as {output / 'embeddings.npz'})" if path == output else \
+                "move it away, or name another OUTPUT"
+            raise SpkembError(f"{what} is a folder: {fix}")
+        if path.exists() and any(_same_file(path, read) for read in inputs):  # else no input is it
+            raise SpkembError(f"{what} is one of the files embed reads: name another OUTPUT")
+    return outputs
 
 
 def _same_file(a: Path, b: str) -> bool:

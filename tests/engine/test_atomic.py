@@ -36,6 +36,39 @@ def test_a_short_write_of_numpy_is_a_full_disk_with_the_target_kept(tmp_path: Pa
     assert [p.name for p in tmp_path.iterdir()] == ["ES2004a.npy"]  # no temporary file left
 
 
+_FILL_TOGETHER = """
+import resource, signal, sys
+from pathlib import Path
+import numpy as np
+from engine.atomic import atomic_write_together
+from engine.errors import DiskFull
+folder = Path(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+small = lambda f: f.write("a new index\\n")
+try:
+    atomic_write_together([(folder / "xvector.scp", small, "w"),
+                           (folder / "xvector.ark", lambda f: np.save(f, np.ones((100, 512), np.float32)), "wb"),
+                           (folder / "xvector.json", small, "w")])
+except DiskFull as e:
+    print("DiskFull:", e)
+"""
+
+
+def test_files_written_together_are_all_kept_when_the_disk_fills_during_one(tmp_path: Path) -> None:
+    """embed's Kaldi archive, its index and its metadata: the index written whole before the
+    archive failed is not put in place of the earlier one."""
+    for name in ("xvector.scp", "xvector.ark", "xvector.json"):
+        (tmp_path / name).write_text(f"the earlier {name}")
+    done = children.run([sys.executable, "-c", _FILL_TOGETHER, str(tmp_path)], timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"DiskFull: no space left on the device of {tmp_path} while writing xvector.ark; "
+                                  "the earlier files are intact"), done.stdout
+    for name in ("xvector.scp", "xvector.ark", "xvector.json"):
+        assert (tmp_path / name).read_text() == f"the earlier {name}"
+    assert len(list(tmp_path.iterdir())) == 3  # no temporary file left
+
+
 def test_the_temporary_files_of_dead_writers_are_swept_and_no_others(tmp_path: Path) -> None:
     """A killed validate or apply left `.tmp-PID-0002.txt` / `.tmp-PID-ES2004a.npy` for ever."""
     import os

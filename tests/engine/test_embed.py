@@ -1,5 +1,6 @@
 """``spkemb-engine embed``: recordings of one's own embedded as validate embeds a trial's files, into
-one .npz that numpy reads without pickle; what it cannot use is one line before torch."""
+one .npz that numpy reads without pickle or a Kaldi archive that kaldiio reads; what it cannot use is
+one line before torch."""
 
 from __future__ import annotations
 
@@ -78,14 +79,47 @@ def test_a_validation_of_whole_files_is_followed_and_an_output_is_replaced_whole
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
+@pytest.mark.slow
+def test_a_kaldi_archive_holds_the_rows_of_the_npz_keyed_by_the_recordings_as_given(tmp_path: Path) -> None:
+    import kaldiio
+
+    val = validated(tmp_path)
+    keys = [recording(tmp_path / "a.wav", seed=1), recording(tmp_path / "é-b.flac", seed=2, rate=44100),
+            recording(tmp_path / "c.wav", seed=3)]
+    assert run_in_process("embed", "-o", str(tmp_path / "emb.npz"), str(val.root), *keys).returncode == 0
+    rows, _, metadata = load(tmp_path / "emb.npz")
+    out = tmp_path / "kaldi" / "xvector.ark"
+    out.parent.mkdir()
+    (out.parent / "xvector.scp").write_text("an earlier index\n")
+    done = run_in_process("embed", "-o", str(out), str(val.root), *keys)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == \
+        f"embed: 3 x 32 embeddings written to {out} and {out.with_suffix('.scp')}"
+    # read by another library, through the index and straight from the archive
+    indexed = kaldiio.load_scp(str(out.with_suffix(".scp")))
+    assert list(indexed) == keys
+    for key, row in zip(keys, rows, strict=True):
+        assert indexed[key].dtype == np.float32 and np.array_equal(indexed[key], row)
+    assert [k for k, _ in kaldiio.load_ark(str(out))] == keys
+    assert json.loads(out.with_suffix(".json").read_text()) == metadata
+    assert out.with_suffix(".scp").read_text().splitlines()[0].startswith(f"{keys[0]} {out.resolve()}:")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["xvector.ark", "xvector.json", "xvector.scp"]
+
+
 @pytest.mark.parametrize("case", ["no recording", "missing list", "list is a folder", "list not utf-8",
                                   "missing recording", "output folder missing", "output is a folder",
-                                  "output is a recording", "cleaned epoch"])
+                                  "output is a recording", "cleaned epoch", "kaldi key with a space",
+                                  "kaldi index is a folder", "kaldi metadata is the list"])
 def test_what_embed_cannot_use_is_one_line_before_any_network_is_read(tmp_path: Path, case: str) -> None:
     val = validated(tmp_path)
     good = recording(tmp_path / "good.wav", seed=1)
-    out = tmp_path / "emb.npz"
+    out, ark = tmp_path / "emb.npz", tmp_path / "emb.ark"
     out.write_bytes(b"an earlier file")  # never touched by a refusal
+    ark.write_bytes(b"an earlier archive")
+    if case == "kaldi index is a folder":
+        (tmp_path / "good.scp").mkdir()
+    listed = tmp_path / "good.json"
+    listed.write_text(f"{good}\n")
     (tmp_path / "latin1.txt").write_bytes(f"{good}\ncaf\xe9.wav\n".encode("latin-1"))
     argv, says = {
         "no recording": ([str(val.root)], "no recording to embed"),
@@ -98,6 +132,12 @@ def test_what_embed_cannot_use_is_one_line_before_any_network_is_read(tmp_path: 
         "output is a folder": (["-o", str(tmp_path), str(val.root), good], "is a folder: name a file in it"),
         "output is a recording": (["-o", good, str(val.root), good], "is one of the files embed reads"),
         "cleaned epoch": (["--epoch", "3", str(val.root), good], "pass --epoch with one that is there (7)"),
+        "kaldi key with a space": (["-o", str(ark), str(val.root), good, recording(tmp_path / "a b.wav", seed=2)],
+                                   "cannot be a Kaldi key (it is empty or holds a space or a control character)"),
+        "kaldi index is a folder": (["-o", str(tmp_path / "good.ark"), str(val.root), good],
+                                    f"{tmp_path / 'good.scp'}, written beside it, is a folder"),
+        "kaldi metadata is the list": (["-o", str(tmp_path / "good.ark"), "--list", str(listed), str(val.root)],
+                                       f"{listed}, written beside it, is one of the files embed reads"),
     }[case]
     if argv[0] != "-o":
         argv = ["-o", str(out), *argv]
@@ -106,4 +146,5 @@ def test_what_embed_cannot_use_is_one_line_before_any_network_is_read(tmp_path: 
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("spkemb-engine embed: error: ") and says in line, line
-    assert out.read_bytes() == b"an earlier file" and Path(good).stat().st_size > 1000
+    assert out.read_bytes() == b"an earlier file" and ark.read_bytes() == b"an earlier archive"
+    assert Path(good).stat().st_size > 1000 and not (tmp_path / "emb.scp").exists()
