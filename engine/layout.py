@@ -8,15 +8,14 @@
               train.log  events.jsonl  .train.lock
     VAL_DIR = TRN_DIR/validate_equal_error_rate/{PROTOCOL}.{subset}/
               params.yml  scores/{epoch:04d}.txt  scores/{epoch:04d}.asnorm.txt  scores/method.yml
-              validate.log  events.jsonl  .validate.lock
+              validate.log  events.jsonl  .validate.lock  scores/{epoch:04d}.cohort.npz
     VAL_DIR/apply/{epoch}[-shared|-onnxruntime][-step{step}]/{uri}.npy  metadata.yml
               {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply/: apply.log, events.jsonl)
 
 An extraction's folder: :func:`extraction_folder`; a diarization setting's RTTMs: :func:`diarization_folder`.
-Value types that know their paths; the engine and the TUI both use them and nothing else builds
-these paths. Torch-free, and free of any I/O beyond listing a folder. A checkpoint is named by an
-epoch number (``7`` -> ``0007.pt``) or, for weights made from several epochs, by a name
-(``avg-top5`` -> ``avg-top5.pt``); :data:`CheckpointName` is either.
+Value types that know their paths; the engine and the TUI both use them and nothing else builds these paths.
+Torch-free, no I/O beyond listing a folder. A checkpoint is named by an epoch number (``7`` -> ``0007.pt``)
+or, for weights made from several epochs, by a name (``avg-top5`` -> ``avg-top5.pt``): :data:`CheckpointName`.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ CHECKPOINT_SUFFIX = ".pt"
 AVERAGE_LAST, AVERAGE_TOP = "avg-last", "avg-top"
 VALIDATE = "validate_equal_error_rate"
 PARAMS, SCORES = "params.yml", "scores"
-NORMALISED_SCORES_SUFFIX, METHOD = ".asnorm.txt", "method.yml"
+NORMALISED_SCORES_SUFFIX, METHOD, COHORT_SUFFIX = ".asnorm.txt", "method.yml", ".cohort.npz"
 APPLY, METADATA = "apply", "metadata.yml"
 EVENTS = "events.jsonl"
 TRAIN_LOG, VALIDATE_LOG, APPLY_LOG = "train.log", "validate.log", "apply.log"
@@ -236,6 +235,9 @@ class ValidationDir:
         """The same trials' scores after AS-norm (``validate --score-norm asnorm``)."""
         return self.scores / f"{checkpoint_label(name)}{NORMALISED_SCORES_SUFFIX}"
 
+    def cohort_file(self, name: CheckpointName) -> Path:  # the AS-norm cohort that normalised those scores
+        return self.scores / f"{checkpoint_label(name)}{COHORT_SUFFIX}"
+
     def calibration_score_file(self, name: CheckpointName) -> Path:
         """The scores of the calibration trial list (``validate --calibration``) by the same checkpoint."""
         return self.scores / f"{checkpoint_label(name)}.calibration.txt"
@@ -265,11 +267,9 @@ class ValidationDir:
 
 
 def extraction_folder(name: CheckpointName, *, mode: str = DEFAULT_MODE, step: float = DEFAULT_STEP) -> str:
-    """``4``, ``4-shared``, ``avg-top5-onnxruntime-step0.5``: the checkpoint, then what is not a default.
-
-    Two extractions with other settings never share a folder (one would overwrite the other's files);
-    the default settings keep the tutorial's ``apply/{epoch}`` (unpadded epoch number).
-    """
+    """``4``, ``4-shared``, ``avg-top5-onnxruntime-step0.5``: the checkpoint, then what is not a default; so two
+    extractions with other settings never share a folder (one would overwrite the other's files), and the
+    default settings keep the tutorial's ``apply/{epoch}`` (unpadded epoch number)."""
     if mode not in MODES:
         raise ValueError(f"{mode!r} is not an extraction mode ({', '.join(MODES)})")
     if not step > 0:

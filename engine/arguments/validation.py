@@ -83,6 +83,9 @@ def add_verify(sub: argparse._SubParsersAction) -> None:
                                    "score, and 'same' or 'different' at the score where that checkpoint's "
                                    "validation reached its EER ('-' where it has none). Writes nothing.")
     _recordings_options(p)
+    p.add_argument("--score-norm", choices=["asnorm"], default=None,
+                   help="AS-norm scores, with the cohort and threshold of VAL_DIR's validate --score-norm asnorm "
+                        "(default: cosine scores at the raw EER threshold)")
     p.add_argument("enrolment", metavar="ENROLMENT", help="a recording of the claimed speaker")
     p.add_argument("tests", nargs="+", metavar="TEST", help="recordings to hold against it")
 

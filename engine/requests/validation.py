@@ -97,6 +97,8 @@ class VerifyRequest(RecordingsOptions):
 
     enrolment: str
     tests: tuple[str, ...]
+    #: ``--score-norm asnorm``: scores normalised with the cohort VAL_DIR's AS-norm validation kept
+    score_norm: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.process.recording import Recorder
 from engine.records import AsNormFigures, Run
 from engine.validation.cohort import Cohort, speaker_means
+from engine.validation.cohort_means import CohortMeans, write_cohort_means
 from engine.validation.score_files import figures_from_scores, read_scores, write_scores
 from engine.validation.score_norm import asnorm_scores
 
@@ -25,8 +26,11 @@ class ScoreNorm:
 def asnorm_result(norm: ScoreNorm, name: CheckpointName, val: ValidationDir, cohort_embeddings: dict[str, np.ndarray],
                   embeddings: dict[str, np.ndarray], trials: list[tuple[int, str, str]],
                   scores: np.ndarray) -> AsNormFigures:
-    """Normalise the raw ``scores``, write ``scores/{name}.asnorm.txt``; the figures of that file."""
-    normed = asnorm_scores(embeddings, speaker_means(cohort_embeddings, norm.cohort), trials, scores, norm.size)
+    """Normalise the raw ``scores``, write ``scores/{name}.asnorm.txt`` and the cohort that normalised them
+    (``scores/{name}.cohort.npz``, for ``verify``); the figures of the scores."""
+    means = speaker_means(cohort_embeddings, norm.cohort)
+    write_cohort_means(val.cohort_file(name), CohortMeans(means, norm.size))
+    normed = asnorm_scores(embeddings, means, trials, scores, norm.size)
     path = write_scores(val.normalised_score_file(name),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, normed, strict=True)))
     return AsNormFigures(**vars(figures_from_scores(*read_scores(path), source=path)), cohort_size=norm.size)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
+from engine.data.protocols import load_protocol, subset_files
 from engine.layout import TrainingDir
 from engine.records import Checkpoint
 from engine.store import open_store
@@ -62,6 +63,21 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
     picked = run_in_process("pick", "--epoch", "avg-top2", str(val.root), db=db_path)
     assert picked.returncode == 0, picked.stderr
     assert read_params(val).checkpoint == "avg-top2"
+
+    # verify --score-norm asnorm: a trial's two files get its AS-norm score, with the cohort the
+    # validation kept, decided at the AS-norm EER threshold
+    assert all(val.cohort_file(c).is_file() for c in (1, 2, 3, "avg-top2"))
+    reference, score, uri1, uri2 = val.normalised_score_file("avg-top2").read_text().split("\n")[0].split()
+    audio = {str(f["uri"]): str(f["audio"]) for f in subset_files(load_protocol(PROTOCOL, str(demo_corpus)), "test")}
+    verified = run_in_process("verify", "--score-norm", "asnorm", str(val.root), audio[uri1], audio[uri2], db=db_path)
+    assert verified.returncode == 0, verified.stderr
+    (line,) = verified.stdout.strip().splitlines()
+    # the embeddings agree to ~1e-6 (other batches); AS-norm divides by the spread of the cohort scores
+    assert float(line.split("\t")[2]) == pytest.approx(float(score), abs=1e-3)
+    assert f"reached its AS-norm EER of {100 * avg['eer_asnorm']:.2f} %" in verified.stderr
+    assert "(top 3 of 8 cohort speakers)" in verified.stderr
+    threshold = float(verified.stderr.split("threshold ")[1].split(":")[0])
+    assert line.split("\t")[3] == ("same" if float(line.split("\t")[2]) >= threshold else "different")
     with open_store(db_path) as store:
         assert store.find_runs(kind="validate")[0]["best_checkpoint"] == "avg-top2"
     refused = run_in_process("pick", "--epoch", "avg-top9", str(val.root), db=db_path)

@@ -23,6 +23,7 @@ from tests.engine.engine_runner import run_engine, run_in_process
 SR = 16000
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 # targets 0.9 0.8 0.7 0.3, non-targets 0.5 0.2 0.1 0.4: the EER (25 %) is reached between 0.4 and 0.5
+NORM = ["--score-norm", "asnorm"]
 SCORES = "1 0.9 a b\n1 0.8 a c\n1 0.7 d e\n1 0.3 d f\n0 0.5 a d\n0 0.2 b e\n0 0.1 c f\n0 0.4 a f\n"
 
 
@@ -168,7 +169,9 @@ def test_the_threshold_comes_from_the_runs_database_else_from_the_epoch_s_score_
     assert [r[3] for r in lines(alone.stdout)] == ["same", "same"] and "EER of 25.00 %" in alone.stderr
 
 
-@pytest.mark.parametrize("case", ["missing recording", "not audio", "no params", "cleaned epoch", "training folder"])
+@pytest.mark.parametrize("case", ["missing recording", "not audio", "no params", "cleaned epoch", "training folder",
+                                  "no cohort", "damaged cohort", "pickled cohort", "cohort of NaN",
+                                  "cohort top_n too large"])
 def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path: Path, case: str) -> None:
     val = validated(tmp_path)
     good = recording(tmp_path / "good.wav", seed=1)
@@ -178,8 +181,22 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
         "no params": ([str(val.root), good, good], "validate first"),
         "cleaned epoch": (["--epoch", "3", str(val.root), good, good], "pass --epoch with one that is there (7)"),
         "training folder": ([str(val.training.root), good, good], "is a training folder"),
+        "no cohort": (NORM + [str(val.root), good, good], "its validation kept no AS-norm cohort; validate the "
+                      "checkpoint again with --score-norm asnorm --rescore"),
+        "damaged cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (BadZipFile)"),
+        "pickled cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (ValueError)"),
+        "cohort of NaN": (NORM + [str(val.root), good, good], "holds no cohort of embeddings (float32 rows, finite)"),
+        "cohort top_n too large": (NORM + [str(val.root), good, good], "its top_n is no count of 1 to 2 cohort"),
     }[case]
     (tmp_path / "notes.txt").write_text("not a recording\n")
+    cohort = val.cohort_file(7)
+    if case == "damaged cohort":
+        cohort.write_bytes(b"PK\x03\x04 not a zip")
+    elif case == "pickled cohort":  # an object array: np.load refuses it without pickle
+        np.savez(open(cohort, "wb"), means=np.array([{"a": 1}], dtype=object), top_n=np.int64(1))
+    elif case in ("cohort of NaN", "cohort top_n too large"):
+        means = np.full((2, 32), np.nan if case == "cohort of NaN" else 0.5, np.float32)
+        np.savez(open(cohort, "wb"), means=means, top_n=np.int64(3))
     if case == "no params":
         val.params.unlink()
     # a process of its own: these are refused before torch is imported

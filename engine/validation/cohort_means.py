@@ -1,0 +1,72 @@
+"""The AS-norm cohort a validation normalised a checkpoint's scores with, kept for ``verify``.
+
+``validate --score-norm asnorm`` writes ``scores/{epoch:04d}.cohort.npz`` beside the normalised
+scores: ``means`` (float32, the mean embedding of each training speaker of the cohort) and ``top_n`` (the
+``--cohort-size``). ``verify --score-norm asnorm`` reads it back as data (no pickle; shape, type,
+size and finiteness checked) and normalises its scores as that validation did. torch-free.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.lib.npyio import NpzFile
+
+from engine.atomic import atomic_write
+from engine.errors import SpkembError
+from engine.regular_files import FileTooLarge, NotRegularFile, read_regular
+
+#: 100,000 speakers of 512 floats is 200 MB: no cohort of a real corpus is larger
+SIZE_LIMIT = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class CohortMeans:
+    """Each cohort speaker's mean embedding, and how many of the highest scores against them count."""
+
+    means: np.ndarray
+    top_n: int
+
+    def check_dimension(self, dimension: int, path: Path) -> None:
+        """Refuse a cohort (read from ``path``) of embeddings of another size than the network's."""
+        if self.means.shape[1] != dimension:
+            raise SpkembError(f"{path} holds a cohort of {self.means.shape[1]}-dimensional embeddings, and the "
+                              f"checkpoint makes {dimension}-dimensional ones; {_FIX}")
+
+
+def write_cohort_means(path: Path, cohort: CohortMeans) -> None:
+    atomic_write(path, lambda f: np.savez(f, means=cohort.means.astype(np.float32), top_n=np.int64(cohort.top_n)),
+                 mode="wb")
+
+
+#: what a refusal of a cohort file asks for
+_FIX = "validate the checkpoint again with --score-norm asnorm --rescore"
+
+
+def read_cohort_means(path: Path) -> CohortMeans:
+    """The cohort of ``path``; SpkembError, in one line, for anything else."""
+    fix = _FIX
+    try:
+        data = read_regular(path, SIZE_LIMIT)
+    except FileNotFoundError:
+        raise SpkembError(f"{path} is not there: its validation kept no AS-norm cohort; {fix}") from None
+    except (IsADirectoryError, NotRegularFile, FileTooLarge) as e:
+        raise SpkembError(f"{path} is no AS-norm cohort file ({e.strerror}); {fix}") from None
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)  # data, never code
+        if not isinstance(loaded, NpzFile):  # a bare array, or a pickle it did not load
+            raise ValueError("not an .npz archive")
+        with loaded:
+            means, top_n = np.asarray(loaded["means"]), np.asarray(loaded["top_n"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise SpkembError(f"{path} is damaged ({type(e).__name__}); {fix}") from None
+    if means.dtype != np.float32 or means.ndim != 2 or not means.size or not np.isfinite(means).all():
+        raise SpkembError(f"{path} holds no cohort of embeddings (float32 rows, finite): {means.dtype} "
+                          f"{means.shape}; {fix}")
+    if top_n.shape != () or top_n.dtype.kind not in "iu" or not 1 <= int(top_n) <= len(means):
+        raise SpkembError(f"{path}: its top_n is no count of 1 to {len(means)} cohort speakers; {fix}")
+    return CohortMeans(means, int(top_n))
