@@ -186,6 +186,9 @@ def clean_argv(dirs: list[str], *, keep_last: int = 10, keep_best: int = 10, ski
                                      yes=yes, db=_path(db)))
 
 
-def verify_argv(val_dir: str | Path, enrolment: str, tests: list[str], *, db: str | Path | None = None) -> list[str]:
-    """``spkemb-engine verify VAL_DIR ENROLMENT TEST...``: the picked checkpoint's scores of recordings."""
-    return request_argv(VerifyRequest(val_dir=str(val_dir), enrolment=enrolment, tests=tuple(tests), db=_path(db)))
+def verify_argv(val_dir: str | Path, enrolment: str, tests: list[str], *, db: str | Path | None = None,
+                score_norm: str | None = None) -> list[str]:
+    """``spkemb-engine verify [--score-norm asnorm] VAL_DIR ENROLMENT TEST...``: the picked checkpoint's
+    scores of recordings."""
+    return request_argv(VerifyRequest(val_dir=str(val_dir), enrolment=enrolment, tests=tuple(tests), db=_path(db),
+                                      score_norm=score_norm))

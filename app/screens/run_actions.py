@@ -36,6 +36,8 @@ class RunActions(SpkembScreen):
 
     #: the latest read of the run (None until the first one arrives)
     data: RunDetail | None
+    #: whether the figures shown are AS-norm ones (``n``): ``s`` then verifies with AS-norm too
+    asnorm: bool
 
     def _launch(self, argv: list[str], log: Path, *, kind: str, what: str, protocol: str, subset: str,
                 device: str | None, after: int | None = None) -> int | None:
@@ -232,20 +234,23 @@ class RunActions(SpkembScreen):
         if val is None:
             self.app.notify("Validate first: verify decides at the picked epoch's EER threshold.", severity="warning")
             return
-        self.app.push_screen(VerifyDialog(f"the picked epoch of {Path(val).name}"),
-                             lambda choice: self._verify(val, choice))
+        norm = "asnorm" if self.asnorm else None
+        self.app.push_screen(VerifyDialog(f"the picked epoch of {Path(val).name}" + (" (AS-norm)" if norm else "")),
+                             lambda choice: self._verify(val, choice, norm))
 
-    def _verify(self, val: str, choice: VerifyChoice | None) -> None:
+    def _verify(self, val: str, choice: VerifyChoice | None, norm: str | None) -> None:
         if choice is not None:
-            self._run_verify(val, choice)
+            self._run_verify(val, choice, norm)
 
     @work(thread=True, group="quick")
-    def _run_verify(self, val: str, choice: VerifyChoice) -> None:
-        """``verify`` of the chosen recordings; its lines in a dialog (or why it failed)."""
+    def _run_verify(self, val: str, choice: VerifyChoice, norm: str | None) -> None:
+        """``verify`` of the chosen recordings (AS-norm ones where the screen shows AS-norm figures); its
+        lines in a dialog (or why it failed)."""
         from app.dialogs.run_info import RunInfoDialog
         from app.views.verdicts import verdict_lines
 
-        argv = commands.verify_argv(val, choice.enrolment, list(choice.tests), db=self.spkemb.workspace.db_path)
+        argv = commands.verify_argv(val, choice.enrolment, list(choice.tests), db=self.spkemb.workspace.db_path,
+                                    score_norm=norm)
         self.app.call_from_thread(self.app.notify, f"verify: scoring {len(choice.tests)} recording(s)…")
         code, stdout, stderr = run_captured(argv, timeout=VERIFY_TIMEOUT_S)
         if code != 0:

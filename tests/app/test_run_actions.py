@@ -295,16 +295,27 @@ async def test_the_run_dialogs_fit_an_80_column_terminal(workspace: Path) -> Non
 
 @pytest.mark.slow
 async def test_s_scores_recordings_with_the_picked_epoch_at_its_validated_threshold(workspace: Path) -> None:
+    import numpy as np
+
     from app.dialogs.run_info import RunInfoDialog
     from engine.layout import ValidationDir
+    from engine.validation.cohort_means import CohortMeans, write_cohort_means
     from engine.validation.params import write_params
     from tests.engine.test_verify import recording, tiny_checkpoint
 
     trn = TrainingDir(workspace / "experiments" / "aam-m0.1" / "train" / f"{VOICES}.train")
     tiny_checkpoint(trn.checkpoint(2), 2)
-    write_params(ValidationDir(trn.validation(VOICES, "development").root), ValidationResult(epoch=2, eer=0.23))
+    val = ValidationDir(trn.validation(VOICES, "development").root)
+    write_params(val, ValidationResult(epoch=2, eer=0.23))
     for seed, name in enumerate(("alice.wav", "bob 2.wav", "carol.flac")):
         recording(workspace / name, seed=seed)
+    # epoch 2 validated with AS-norm too: its figures, and the cohort the validation kept
+    with sqlite3.connect(workspace / "runs.db") as db:
+        assert db.execute("UPDATE validations SET eer_asnorm = 0.2, eer_asnorm_low = 0.1, eer_asnorm_high = 0.3, "
+                          "threshold_asnorm = 0.0, cohort_size = 2 WHERE epoch = 2 AND run_id IN "
+                          "(SELECT id FROM runs WHERE kind = 'validate' AND out_dir = ?)", (str(val.root),)).rowcount
+    means = np.random.default_rng(0).normal(size=(3, 32)).astype(np.float32)
+    write_cohort_means(val.cohort_file(2), CohortMeans(means, 2))
     app = make(workspace)
     async with app.run_test(size=(140, 44)) as pilot:
         await open_run(pilot, "softmax")   # failed before any validation
@@ -324,6 +335,22 @@ async def test_s_scores_recordings_with_the_picked_epoch_at_its_validated_thresh
         app.screen.query_one("#ok", Button).press()
         await wait_for(pilot, lambda: showing(app, RunInfoDialog), timeout=120)
         shown = str(app.screen.query_one("#info").render())
+
+        # the AS-norm figures shown (n): s verifies with AS-norm
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: showing(app, RunDetailScreen))
+        await pilot.press("n")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: showing(app, VerifyDialog))
+        assert "(AS-norm)" in str(app.screen.query_one("Label").render())
+        app.screen.query_one("#enrolment", Input).value = "alice.wav"
+        app.screen.query_one("#tests", Input).value = "carol.flac"
+        app.screen.query_one("#ok", Button).press()
+        await wait_for(pilot, lambda: showing(app, RunInfoDialog), timeout=120)
+        normalised = str(app.screen.query_one("#info").render()).splitlines()
+    assert "AS-norm of the cosine" in normalised[0] and "(top 2 of 3 cohort speakers)" in normalised[0], normalised
+    assert "threshold 0.000000" in normalised[1] and "AS-norm EER of 20.00 %" in normalised[1], normalised
+    assert normalised[3].startswith("carol.flac ")
     lines = shown.splitlines()
     # where the threshold comes from (the database's validation of epoch 2), then a line per recording
     assert "epoch 2 of" in lines[0] and "threshold 0.500000" in lines[1] and "EER of 23.00 %" in lines[1], shown
