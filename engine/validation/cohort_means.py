@@ -44,7 +44,7 @@ def write_cohort_means(path: Path, cohort: CohortMeans) -> None:
 
 
 #: what a refusal of a cohort file asks for
-_FIX = "validate the checkpoint again with --score-norm asnorm --rescore"
+_FIX = "validate VAL_DIR again with --score-norm asnorm (it scores that checkpoint again and keeps one)"
 
 
 def read_cohort_means(path: Path) -> CohortMeans:

@@ -44,7 +44,8 @@ def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, t
     Reused only when its scores file is newer than the checkpoint and scores exactly these
     trials; a validation resumed beside a resumed training run then embeds only new epochs.
     With ``norm``, and for averaged weights, only figures the database recorded complete (AS-norm
-    with the same cohort size; the last epoch averaged; a calibration on the same list) are reused.
+    with the same cohort size, its cohort kept; the last epoch averaged; a calibration on the same
+    list) are reused.
     The figures are the ``recorded`` ones (the database's) when they are complete, else they
     are computed again from the scores file (its bootstrap takes about 2 s for 37,720 trials).
     """
@@ -56,8 +57,9 @@ def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, t
         if pairs != _pairs(trials):
             return None
         complete = recorded if recorded is not None and recorded.complete else None
+        # the cohort file too: verify --score-norm asnorm reads it (none before it was kept)
         if norm is not None and (complete is None or complete.asnorm is None
-                                 or complete.asnorm.cohort_size != norm.size):
+                                 or complete.asnorm.cohort_size != norm.size or not val.cohort_file(epoch).is_file()):
             return None
         if isinstance(epoch, str) and complete is None:
             return None

@@ -78,6 +78,14 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
     assert "(top 3 of 8 cohort speakers)" in verified.stderr
     threshold = float(verified.stderr.split("threshold ")[1].split(":")[0])
     assert line.split("\t")[3] == ("same" if float(line.split("\t")[2]) >= threshold else "different")
+
+    # AS-norm again: the checkpoints whose cohort was kept are reused; one without it (as an earlier
+    # release left them) is scored again, and keeps it
+    val.cohort_file(1).unlink()
+    again = run_in_process("validate", "--poll", "0.2", "--score-norm", "asnorm", "--cohort-size", "3",
+                           "--cohort-files", "1", str(trn.root), PROTOCOL, db=db_path, database=demo_corpus)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("scored before") == 3 and val.cohort_file(1).is_file(), again.stderr
     with open_store(db_path) as store:
         assert store.find_runs(kind="validate")[0]["best_checkpoint"] == "avg-top2"
     refused = run_in_process("pick", "--epoch", "avg-top9", str(val.root), db=db_path)

@@ -181,8 +181,8 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
         "no params": ([str(val.root), good, good], "validate first"),
         "cleaned epoch": (["--epoch", "3", str(val.root), good, good], "pass --epoch with one that is there (7)"),
         "training folder": ([str(val.training.root), good, good], "is a training folder"),
-        "no cohort": (NORM + [str(val.root), good, good], "its validation kept no AS-norm cohort; validate the "
-                      "checkpoint again with --score-norm asnorm --rescore"),
+        "no cohort": (NORM + [str(val.root), good, good], "its validation kept no AS-norm cohort; validate VAL_DIR "
+                      "again with --score-norm asnorm (it scores that checkpoint again and keeps one)"),
         "damaged cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (BadZipFile)"),
         "pickled cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (ValueError)"),
         "cohort of NaN": (NORM + [str(val.root), good, good], "holds no cohort of embeddings (float32 rows, finite)"),
