@@ -25,10 +25,12 @@ def find_experiments(root: Path, db_path: Path) -> list[Path]:
     if db_path.exists():
         try:
             with reader.store_at(db_path) as store:
-                for run in map(run_of, store.run_summaries()):
-                    exp = run.exp_dir
-                    if run.kind == "train" and exp and ExperimentDir(Path(exp)).config.is_file():
-                        found.add(Path(exp).resolve())
+                runs = [run_of(row) for row in store.run_summaries()]
+            # the files looked at once the read is over: thousands of stats on a network filesystem
+            for run in runs:
+                exp = run.exp_dir
+                if run.kind == "train" and exp and ExperimentDir(Path(exp)).config.is_file():
+                    found.add(Path(exp).resolve())
         except Exception:  # noqa: BLE001 - an unreadable db is reported by the runs screen
             pass
     return sorted(found)
