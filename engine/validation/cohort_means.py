@@ -22,6 +22,8 @@ from engine.regular_files import FileTooLarge, NotRegularFile, read_regular
 
 #: 100,000 speakers of 512 floats is 200 MB: no cohort of a real corpus is larger
 SIZE_LIMIT = 256 * 2**20
+#: what a refusal of a cohort file asks for
+_FIX = "validate VAL_DIR again with --score-norm asnorm (it scores that checkpoint again and keeps one)"
 
 
 @dataclass(frozen=True)
@@ -43,19 +45,14 @@ def write_cohort_means(path: Path, cohort: CohortMeans) -> None:
                  mode="wb")
 
 
-#: what a refusal of a cohort file asks for
-_FIX = "validate VAL_DIR again with --score-norm asnorm (it scores that checkpoint again and keeps one)"
-
-
 def read_cohort_means(path: Path) -> CohortMeans:
     """The cohort of ``path``; SpkembError, in one line, for anything else."""
-    fix = _FIX
     try:
         data = read_regular(path, SIZE_LIMIT)
     except FileNotFoundError:
-        raise SpkembError(f"{path} is not there: its validation kept no AS-norm cohort; {fix}") from None
+        raise SpkembError(f"{path} is not there: its validation kept no AS-norm cohort; {_FIX}") from None
     except (IsADirectoryError, NotRegularFile, FileTooLarge) as e:
-        raise SpkembError(f"{path} is no AS-norm cohort file ({e.strerror}); {fix}") from None
+        raise SpkembError(f"{path} is no AS-norm cohort file ({e.strerror}); {_FIX}") from None
     try:
         loaded = np.load(io.BytesIO(data), allow_pickle=False)  # data, never code
         if not isinstance(loaded, NpzFile):  # a bare array, or a pickle it did not load
@@ -63,10 +60,10 @@ def read_cohort_means(path: Path) -> CohortMeans:
         with loaded:
             means, top_n = np.asarray(loaded["means"]), np.asarray(loaded["top_n"])
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        raise SpkembError(f"{path} is damaged ({type(e).__name__}); {fix}") from None
+        raise SpkembError(f"{path} is damaged ({type(e).__name__}); {_FIX}") from None
     if means.dtype != np.float32 or means.ndim != 2 or not means.size or not np.isfinite(means).all():
         raise SpkembError(f"{path} holds no cohort of embeddings (float32 rows, finite): {means.dtype} "
-                          f"{means.shape}; {fix}")
+                          f"{means.shape}; {_FIX}")
     if top_n.shape != () or top_n.dtype.kind not in "iu" or not 1 <= int(top_n) <= len(means):
-        raise SpkembError(f"{path}: its top_n is no count of 1 to {len(means)} cohort speakers; {fix}")
+        raise SpkembError(f"{path}: its top_n is no count of 1 to {len(means)} cohort speakers; {_FIX}")
     return CohortMeans(means, int(top_n))

@@ -171,7 +171,7 @@ def test_the_threshold_comes_from_the_runs_database_else_from_the_epoch_s_score_
 
 @pytest.mark.parametrize("case", ["missing recording", "not audio", "no params", "cleaned epoch", "training folder",
                                   "no cohort", "damaged cohort", "pickled cohort", "cohort of NaN",
-                                  "cohort top_n too large"])
+                                  "cohort top_n too large", "cohort of another dimension"])
 def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path: Path, case: str) -> None:
     val = validated(tmp_path)
     good = recording(tmp_path / "good.wav", seed=1)
@@ -187,6 +187,9 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
         "pickled cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (ValueError)"),
         "cohort of NaN": (NORM + [str(val.root), good, good], "holds no cohort of embeddings (float32 rows, finite)"),
         "cohort top_n too large": (NORM + [str(val.root), good, good], "its top_n is no count of 1 to 2 cohort"),
+        # the one checked once the network is read: the checkpoint's dimension
+        "cohort of another dimension": (NORM + [str(val.root), good, good], "holds a cohort of 16-dimensional "
+                                        "embeddings, and the checkpoint makes 32-dimensional ones"),
     }[case]
     (tmp_path / "notes.txt").write_text("not a recording\n")
     cohort = val.cohort_file(7)
@@ -197,9 +200,11 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
     elif case in ("cohort of NaN", "cohort top_n too large"):
         means = np.full((2, 32), np.nan if case == "cohort of NaN" else 0.5, np.float32)
         np.savez(open(cohort, "wb"), means=means, top_n=np.int64(3))
+    elif case == "cohort of another dimension":
+        np.savez(open(cohort, "wb"), means=np.full((2, 16), 0.5, np.float32), top_n=np.int64(1))
     if case == "no params":
         val.params.unlink()
-    # a process of its own: these are refused before torch is imported
+    # a process of its own: these are refused before torch is imported (all but the cohort's dimension)
     done = run_engine("verify", *argv, db=tmp_path / "runs.db", timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     (line,) = done.stderr.strip().splitlines()
