@@ -77,21 +77,7 @@ def file_sha256(path: str | Path) -> str:
 def atomic_write(path: str | Path, write: Callable[[IO], object], mode: str = "w") -> Path:
     """Replace ``path`` by what ``write(file)`` writes, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        # the half-written file must not stay on a disk that may be full; `path` is untouched
-        tmp.unlink(missing_ok=True)
-        if no_space(e):
-            raise DiskFull(str(path.parent), writing=path.name) from e
-        raise
-    fsync_dir(path.parent)
+    atomic_write_together([(path, write, mode)])
     return path
 
 
@@ -135,14 +121,14 @@ def atomic_write_together(writes: list[tuple[Path, Callable[[IO], object], str]]
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
+        for tmp, (path, _, _) in zip(temps, writes, strict=True):
+            os.replace(tmp, path)
     except BaseException as e:
-        for tmp in temps:
+        for tmp in temps:  # those not renamed yet
             tmp.unlink(missing_ok=True)
         if no_space(e):
             raise DiskFull(str(writes[len(temps) - 1][0].parent), writing=writes[len(temps) - 1][0].name) from e
         raise
-    for tmp, (path, _, _) in zip(temps, writes, strict=True):
-        os.replace(tmp, path)
     for folder in {path.parent for path, _, _ in writes}:
         fsync_dir(folder)
 

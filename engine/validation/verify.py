@@ -92,10 +92,9 @@ def cmd_verify(args: VerifyRequest) -> int:
     whole = embeds_whole_files(val)
     embedded = embed_recordings(recordings, checkpoint, whole_file=whole, device=args.device, batch=args.batch,
                                 db=args.db, trust_checkpoint=args.trust_checkpoint)
-    scores = _cosines(embedded.rows)
     if cohort is not None:
         cohort.check_dimension(embedded.rows.shape[1], val.cohort_file(name))
-        scores = _normalised(embedded.rows, scores, cohort)
+    scores = _scores(embedded.rows, cohort)
     say(f"verify: {checkpoint_title(name)} of {val.root}: {'AS-norm of the ' if cohort else ''}cosine of "
         f"{'whole-file' if whole else 'window-mean'} embeddings, as validate scores a trial"
         + (f" (top {cohort.top_n} of {len(cohort.means)} cohort speakers)" if cohort else ""))
@@ -116,18 +115,14 @@ def _field(path: str) -> str:
     return path.translate(_ESCAPED)
 
 
-def _cosines(rows: np.ndarray) -> list[float]:
+def _scores(rows: np.ndarray, cohort: CohortMeans | None) -> list[float]:
     """The cosine score of the first row (the enrolment) against each of the others, as validate scores
-    a trial."""
+    a trial, and with ``cohort`` its AS-norm, as validate normalises one."""
     from engine.validation.trial_scores import cosine_scores
 
     trials = [(0, "0", str(i)) for i in range(1, len(rows))]
-    return [float(score) for score in cosine_scores({str(i): row for i, row in enumerate(rows)}, trials)]
-
-
-def _normalised(rows: np.ndarray, scores: list[float], cohort: CohortMeans) -> list[float]:
-    """The AS-norm of the cosine ``scores`` of the first row against each other, as validate normalises
-    a trial's score."""
-    trials = [(0, "0", str(i)) for i in range(1, len(rows))]
     embeddings = {str(i): row for i, row in enumerate(rows)}
-    return [float(s) for s in asnorm_scores(embeddings, cohort.means, trials, np.array(scores), cohort.top_n)]
+    scores = cosine_scores(embeddings, trials)
+    if cohort is not None:
+        scores = asnorm_scores(embeddings, cohort.means, trials, np.asarray(scores), cohort.top_n)
+    return [float(score) for score in scores]
