@@ -53,7 +53,8 @@ def scaled(tmp_path: Path, demo_corpus: Path) -> Path:
 
 @pytest.fixture
 def few(tmp_path: Path, demo_corpus: Path) -> Path:
-    """The same protocol with FEW files: for what pyannote.database lists itself (about 50 files a second)."""
+    """The same protocol with FEW files: for what pyannote.database lists itself (about 50 files a second),
+    and for what a cache's number of files does not change (a damaged entry, an edited list)."""
     return make_scaled_protocol(tmp_path / "vox2", sources(demo_corpus), FEW, test_files=20, trials=40)
 
 
@@ -86,10 +87,9 @@ def test_built_once_then_loaded_from_the_cache(scaled: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("edit", ["list", "rttm", "uem"])
-def test_a_changed_list_rttm_or_uem_rebuilds_checking_only_new_files(scaled: Path, tmp_path: Path,
-                                                                     edit: str) -> None:
-    first, _ = build(scaled, tmp_path / "cache")
-    folder = lists(scaled)
+def test_a_changed_list_rttm_or_uem_rebuilds_checking_only_new_files(few: Path, tmp_path: Path, edit: str) -> None:
+    first, _ = build(few, tmp_path / "cache")
+    folder = lists(few)
     if edit == "list":  # one file less
         lines = (folder / "train.lst").read_text().splitlines()
         (folder / "train.lst").write_text("\n".join(lines[:-1]) + "\n")
@@ -103,11 +103,11 @@ def test_a_changed_list_rttm_or_uem_rebuilds_checking_only_new_files(scaled: Pat
         text = (folder / "train.uem").read_text()
         line = text.splitlines()[0]
         (folder / "train.uem").write_text(text.replace(line, line.replace(" 1 0.000 ", " 1 0.500 "), 1))
-    second, log = build(scaled, tmp_path / "cache")
+    second, log = build(few, tmp_path / "cache")
     assert "listing" in log and second.info["key"] != first.info["key"]
     assert second.info["checks_reused"] == len(second.paths)  # no audio file changed
     if edit == "list":
-        assert len(second.paths) == FILES - 1
+        assert len(second.paths) == FEW - 1
     elif edit == "rttm":
         assert second.reg_end[second.reg_file == 0][0] == pytest.approx(first.reg_end[first.reg_file == 0][0] - 1)
     else:
@@ -139,32 +139,32 @@ def test_two_corpora_under_one_protocol_name_each_load_from_the_cache_and_the_le
     assert "listing" in log
 
 
-def test_a_changed_audio_file_is_checked_again(scaled: Path, tmp_path: Path) -> None:
-    build(scaled, tmp_path / "cache")
-    with open(lists(scaled) / "train.lst", "a") as f:
+def test_a_changed_audio_file_is_checked_again(few: Path, tmp_path: Path) -> None:
+    build(few, tmp_path / "cache")
+    with open(lists(few) / "train.lst", "a") as f:
         f.write("id99999/newsession1/00001\n")  # a listed file that does not exist
-    table, log = build(scaled, tmp_path / "cache")
+    table, log = build(few, tmp_path / "cache")
     (problem,) = table.problems
     assert problem.path.endswith("id99999/newsession1/00001.wav") and "does not exist" in problem.problem
-    assert table.info["checks_reused"] == FILES and "1 unusable" in log
+    assert table.info["checks_reused"] == FEW and "1 unusable" in log
     # the missing file made (linked, as a conversion script may: an old mtime) is no longer left out
     Path(problem.path).parent.mkdir(parents=True)
     os.link(table.paths[0], problem.path)
-    mended, log = build(scaled, tmp_path / "cache")
+    mended, log = build(few, tmp_path / "cache")
     assert f"index: 1 file(s) it left out as unusable changed since it was built (e.g. {problem.path})" in log
-    assert not mended.problems and len(mended.paths) == FILES + 1 and mended.info["checks_reused"] == FILES
-    _, log = build(scaled, tmp_path / "cache")
+    assert not mended.problems and len(mended.paths) == FEW + 1 and mended.info["checks_reused"] == FEW
+    _, log = build(few, tmp_path / "cache")
     assert "from the cache" in log and "indexing again" not in log
     # a broken file dated in the future (unpacked from an archive) is indexed again once, not at every start
     broken = Path(mended.paths[1])
     broken.unlink()
     broken.write_bytes(b"not audio")
-    table, _ = build(scaled, tmp_path / "cache", reindex=True)
+    table, _ = build(few, tmp_path / "cache", reindex=True)
     assert [p.path for p in table.problems] == [str(broken)]
     os.utime(broken, (time.time() + 86400 * 365, time.time() + 86400 * 365))
-    _, log = build(scaled, tmp_path / "cache")
+    _, log = build(few, tmp_path / "cache")
     assert "indexing again" in log
-    _, log = build(scaled, tmp_path / "cache")
+    _, log = build(few, tmp_path / "cache")
     assert "from the cache" in log and "indexing again" not in log
 
 
@@ -205,14 +205,14 @@ def test_a_meta_protocol_of_a_database_yml_anywhere_lists_and_keys_the_protocols
         load_protocol("X.SpeakerVerification.Both", str(meta))
 
 
-def test_a_uri_listed_twice_is_said_at_every_start(scaled: Path, tmp_path: Path) -> None:
+def test_a_uri_listed_twice_is_said_at_every_start(few: Path, tmp_path: Path) -> None:
     """`cat a.lst a.lst` drew every file twice as often, silently."""
-    lines = (lists(scaled) / "train.lst").read_text().splitlines()
-    (lists(scaled) / "train.lst").write_text("\n".join(lines + lines[:3]) + "\n")
-    table, log = build(scaled, tmp_path / "cache")
+    lines = (lists(few) / "train.lst").read_text().splitlines()
+    (lists(few) / "train.lst").write_text("\n".join(lines + lines[:3]) + "\n")
+    table, log = build(few, tmp_path / "cache")
     warning = f"index: warning: 3 file(s) listed more than once (e.g. {table.paths[0]}): each line is drawn from"
-    assert warning in log and len(table.uris) == FILES + 3
-    _, log = build(scaled, tmp_path / "cache")
+    assert warning in log and len(table.uris) == FEW + 3
+    _, log = build(few, tmp_path / "cache")
     assert "from the cache" in log and warning in log
 
 
@@ -225,18 +225,18 @@ def test_a_template_with_a_double_star_is_said_to_be_slow(tmp_path: Path, demo_c
     assert f"index: warning: the audio path template {yml.parent}/voxceleb2/**/{{uri}}.wav searches every folder" in log
 
 
-def test_an_rttm_line_the_fast_reader_cannot_parse_is_named_by_its_line(scaled: Path, tmp_path: Path) -> None:
+def test_an_rttm_line_the_fast_reader_cannot_parse_is_named_by_its_line(few: Path, tmp_path: Path) -> None:
     """A uri with spaces: `train.rttm cannot be read: could not convert string to float: 'x/1'`."""
     from engine.errors import ProtocolError
 
-    rttm = lists(scaled) / "train.rttm"
+    rttm = lists(few) / "train.rttm"
     lines = rttm.read_text().splitlines()
     fields = lines[4].split()
     lines[4] = " ".join(fields[:1] + ["a", "b/c", "x/1"] + fields[2:])
     rttm.write_text("\n".join(lines) + "\n")
     with pytest.raises(ProtocolError, match=rf"^{re.escape(str(rttm))}:5: it has 12 fields where a line of an RTTM "
                                             r"file has 10 — fix the line"):
-        build(scaled, tmp_path / "cache")
+        build(few, tmp_path / "cache")
 
 
 @pytest.mark.slow
@@ -517,15 +517,15 @@ def _damage(folder: Path, how: str) -> None:
 @pytest.mark.parametrize("how", ["truncate", "empty", "alter", "folder", "missing", "manifest", "forged",
                                  "manifest-fifo", "manifest-device", "manifest-deep", "meta-deep", "info-repeated",
                                  "info-repeated-file", "info-built-at", "info-list"])
-def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_path: Path, how: str) -> None:
-    first, _ = build(scaled, tmp_path / "cache")
+def test_a_damaged_cache_is_said_in_one_line_and_built_again(few: Path, tmp_path: Path, how: str) -> None:
+    first, _ = build(few, tmp_path / "cache")
     folder = tmp_path / "cache" / f"{PROTOCOL}.train" / first.info["key"]
     speakers = len(derive_index(first, 2.0).speakers)
-    assert speakers == 16
+    assert speakers >= 2
     key, labels, paths = first.info["key"], np.array(first.reg_label), first.paths.tolist()
     del first  # memory-mapped: a truncated column must not be read through it (SIGBUS)
     _damage(folder, how)
-    again, log = build(scaled, tmp_path / "cache")
+    again, log = build(few, tmp_path / "cache")
     warnings = [line for line in log.splitlines() if "warning" in line]
     assert len(warnings) == 1, log
     assert warnings[0].startswith(f"train: warning: the cached index {folder} is damaged ")
@@ -533,14 +533,14 @@ def test_a_damaged_cache_is_said_in_one_line_and_built_again(scaled: Path, tmp_p
     assert len(derive_index(again, 2.0).speakers) == speakers
     assert np.array_equal(again.reg_label, labels) and again.paths.tolist() == paths
     # the rebuilt entry is whole: the next start loads it without a word
-    third, log = build(scaled, tmp_path / "cache")
+    third, log = build(few, tmp_path / "cache")
     assert "warning" not in log and "from the cache" in log
     assert sorted(p.name for p in folder.parent.iterdir()) == [".lock", key]
 
 
 @pytest.mark.parametrize("meta", ['{"format": 2, "info": []}', '{"format": 2, "info": {"built_at": "x"}}',
                                   '{"format": 2, "info": {}}', pytest.param("[" * 100_000, id="deep"), "fifo"])
-def test_an_unusable_meta_of_another_key_is_passed_over(scaled: Path, tmp_path: Path, meta: str) -> None:
+def test_an_unusable_meta_of_another_key_is_passed_over(few: Path, tmp_path: Path, meta: str) -> None:
     """Building a key reads the other keys' meta.json to reuse the newest one's checks: a bad one raised
     (AttributeError, TypeError, KeyError, RecursionError) or, a named pipe, waited forever."""
     other = tmp_path / "cache" / f"{PROTOCOL}.train" / "zzz"
@@ -549,20 +549,20 @@ def test_an_unusable_meta_of_another_key_is_passed_over(scaled: Path, tmp_path: 
         os.mkfifo(other / "meta.json")
     else:
         (other / "meta.json").write_text(meta)
-    table, log = build(scaled, tmp_path / "cache")
-    assert len(table.paths) == FILES and table.info["checks_reused"] == 0
+    table, log = build(few, tmp_path / "cache")
+    assert len(table.paths) == FEW and table.info["checks_reused"] == 0
     assert "Traceback" not in log and "listing" in log
 
 
-def test_temporary_folders_of_dead_builders_are_swept_at_the_next_start(scaled: Path, tmp_path: Path) -> None:
-    first, _ = build(scaled, tmp_path / "cache")
+def test_temporary_folders_of_dead_builders_are_swept_at_the_next_start(few: Path, tmp_path: Path) -> None:
+    first, _ = build(few, tmp_path / "cache")
     home = tmp_path / "cache" / f"{PROTOCOL}.train"
     stale = home / f".tmp-{children.dead_pid()}-{first.info['key']}"
     (stale / "sub").mkdir(parents=True)
     (stale / "paths.data.npy").write_bytes(b"half")
     live = home / f".tmp-{os.getpid()}-{first.info['key']}"  # a builder still at work
     live.mkdir()
-    _, log = build(scaled, tmp_path / "cache")
+    _, log = build(few, tmp_path / "cache")
     assert "from the cache" in log
     assert not stale.exists() and live.exists()
 
