@@ -10,7 +10,8 @@ A page asks for a generated part with a marker on a line of its own, e.g.
 - ``schema``: every table, column, index and view of the runs database, built by running the
   migrations (``engine.store.migrations``) on an in-memory database; column descriptions come
   from ``docs/schema-columns.yml`` (a column without one is still listed, with its type);
-- ``queries``: ``engine.store.EXAMPLE_QUERIES``, as the TUI's Query screen offers them.
+- ``queries``: ``engine.store.EXAMPLE_QUERIES``, as the TUI's Query screen offers them;
+- ``screen-NAME``: the text of ``docs/screens/NAME.svg``, the snapshot test of a TUI screen.
 
 Nothing here imports torch (the modules read are the torch-free ones), and the functions need no
 MkDocs: ``tests/test_docs.py`` calls them directly.
@@ -19,6 +20,8 @@ MkDocs: ``tests/test_docs.py`` calls them directly.
 from __future__ import annotations
 
 import argparse
+import functools
+import html
 import inspect
 import json
 import re
@@ -40,6 +43,7 @@ _this_checkout_first()
 
 MARKER = re.compile(r"^<!-- generated: ([a-z-]+) -->$", re.MULTILINE)
 COLUMNS_FILE = Path(__file__).with_name("schema-columns.yml")
+SCREENS = Path(__file__).with_name("screens")
 
 
 def _cell(text: Any) -> str:
@@ -136,20 +140,11 @@ def _command_section(prog: str, parser: argparse.ArgumentParser, help_: str, lev
     return out
 
 
-def engine_parser() -> argparse.ArgumentParser:
-    from engine.arguments import build_parser
-
-    return build_parser()
-
-
-def tui_parser() -> argparse.ArgumentParser:
-    from app.__main__ import build_parser
-
-    return build_parser()
-
-
 def cli_reference() -> str:
     """Markdown of every command of ``spkemb-engine`` and of ``spkemb-tui``."""
+    from app.__main__ import build_parser as tui_parser
+    from engine.arguments import build_parser as engine_parser
+
     engine = engine_parser()
     out = ["## `spkemb-engine`", "", engine.description or "", "",
            "| command | what |", "| --- | --- |"]
@@ -309,8 +304,22 @@ def queries_reference() -> str:
     return "\n".join(out)
 
 
+def screen_text(name: str) -> str:
+    """The screenshot ``screens/NAME.svg`` as a text block, each text at its column of its row."""
+    svg = (SCREENS / f"{name}.svg").read_text(encoding="utf-8")
+    texts = [(int(row), float(x), float(width), html.unescape(text).replace("\xa0", " ")) for x, width, row, text in
+             re.findall(r'<text[^>]*?x="([\d.]+)"[^>]*?textLength="([\d.]+)"[^>]*?clip-path="url\(#[\w-]*?line-(\d+)\)"'
+                        r'[^>]*>([^<]*)</text>', svg)]
+    cell = min(width / len(text) for _, _, width, text in texts if text)  # a column's width in the picture
+    rows = [""] * (max(row for row, *_ in texts) + 1)
+    for row, x, _, text in sorted(texts):
+        rows[row] = rows[row].ljust(round(x / cell))[:round(x / cell)] + text
+    return "```\n" + "\n".join(row.rstrip() for row in rows) + "\n```"
+
+
 GENERATORS = {"cli": cli_reference, "config": config_reference, "schema": schema_reference,
-              "queries": queries_reference}
+              "queries": queries_reference,
+              **{f"screen-{svg.stem}": functools.partial(screen_text, svg.stem) for svg in SCREENS.glob("*.svg")}}
 
 
 def render(markdown: str) -> str:

@@ -10,7 +10,7 @@
               params.yml  scores/{epoch:04d}.txt  scores/{epoch:04d}.asnorm.txt  scores/method.yml
               validate.log  events.jsonl  .validate.lock  scores/{epoch:04d}.cohort.npz
     VAL_DIR/apply/{epoch}[-shared|-onnxruntime][-step{step}]/{uri}.npy  metadata.yml
-              {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply/: apply.log, events.jsonl)
+              {uri}.rttm  rttm-{settings}/{uri}.rttm     (VAL_DIR/apply.log, VAL_DIR/apply/events.jsonl)
 
 An extraction's folder: :func:`extraction_folder`; a diarization setting's RTTMs: :func:`diarization_folder`.
 Value types that know their paths; the engine and the TUI both use them and nothing else builds these paths.

@@ -105,6 +105,24 @@ def test_queries_reference_holds_every_example_query() -> None:
         assert sql.strip() in text
 
 
+def test_each_screenshot_is_its_snapshot_test_and_its_text_is_generated_from_it() -> None:
+    """The TUI page's pictures are the snapshot tests' (which pin them to the code), and each
+    "same screen as text" is read from its picture: neither can drift from the app."""
+    snapshots = ROOT / "tests" / "app" / "__snapshots__" / "test_snapshots"
+    pictures = sorted((ROOT / "docs" / "screens").glob("*.svg"))
+    assert len(pictures) == 7
+    page = (ROOT / "docs" / "tui.md").read_text()
+    hooks = _hooks()
+    for picture in pictures:
+        snapshot = snapshots / f"test_{picture.stem.replace('-', '_')}_screen.svg"
+        mend = f"cp {snapshot.relative_to(ROOT)} {picture.relative_to(ROOT)}"
+        assert picture.read_bytes() == snapshot.read_bytes(), mend
+        marker = f"<!-- generated: screen-{picture.stem} -->"
+        assert 0 <= page.find(f"(screens/{picture.name})") < page.find(f"The same screen as text:\n\n{marker}")
+        rows = hooks.screen_text(picture.stem).splitlines()
+        assert rows[0] == rows[-1] == "```" and rows[-2].startswith((" ? Help  ", " f1 Help  ")), rows[-2]
+
+
 def test_generation_imports_no_torch() -> None:
     code = ("import importlib.util, sys; "
             f"spec = importlib.util.spec_from_file_location('h', {str(ROOT / 'docs' / 'hooks.py')!r}); "

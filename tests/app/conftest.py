@@ -223,3 +223,18 @@ async def open_query(pilot):
     await pilot.press("s")
     await wait_for(pilot, lambda: showing(pilot.app, QueryScreen))
     return pilot.app.screen
+
+
+def write_random_scores(val_dir: Path, epoch: int | str, seed: int) -> None:
+    """A score file of 50 target and 150 non-target trials, drawn from ``seed``, for ``epoch``."""
+    import numpy as np
+
+    from engine.layout import ValidationDir
+    from engine.validation.score_files import write_scores
+
+    rng = np.random.default_rng(seed)
+    val = ValidationDir(val_dir)
+    val.scores.mkdir(parents=True, exist_ok=True)
+    rows = [(1, float(s), f"t{i}", f"u{i}") for i, s in enumerate(rng.normal(0.6, 0.2, 50))]
+    rows += [(0, float(s), f"n{i}", f"m{i}") for i, s in enumerate(rng.normal(0.1, 0.2, 150))]
+    write_scores(val.score_file(epoch), rows)

@@ -14,7 +14,7 @@ from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot
 from engine.records import AsNormFigures, Checkpoint, ValidationResult
-from tests.app.conftest import compare_runs, make, open_configs, open_run, showing, wait_for
+from tests.app.conftest import compare_runs, make, open_configs, open_run, showing, wait_for, write_random_scores
 
 
 async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
@@ -287,20 +287,6 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
         await wait_for(pilot, lambda: table.get_row_at(0)[2] == "10.00")
 
 
-def _write_scores(val_dir: Path, epoch: int | str, seed: int) -> None:
-    import numpy as np
-
-    from engine.layout import ValidationDir
-    from engine.validation.score_files import write_scores
-
-    rng = np.random.default_rng(seed)
-    val = ValidationDir(val_dir)
-    val.scores.mkdir(parents=True, exist_ok=True)
-    rows = [(1, float(s), f"t{i}", f"u{i}") for i, s in enumerate(rng.normal(0.6, 0.2, 50))]
-    rows += [(0, float(s), f"n{i}", f"m{i}") for i, s in enumerate(rng.normal(0.1, 0.2, 150))]
-    write_scores(val.score_file(epoch), rows)
-
-
 @pytest.mark.slow
 async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
     from app.screens.det import DetScreen
@@ -310,8 +296,8 @@ async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
 
     val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
                / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")
-    _write_scores(val_dir, 3, seed=3)
-    _write_scores(val_dir, 2, seed=2)
+    write_random_scores(val_dir, 3, seed=3)
+    write_random_scores(val_dir, 2, seed=2)
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await open_run(pilot, "aam-m0.2")
@@ -347,8 +333,8 @@ async def test_det_view_opens_for_averaged_weights(workspace: Path) -> None:
 
     val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
                / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")
-    _write_scores(val_dir, "avg-last2", seed=4)
-    _write_scores(val_dir, 2, seed=2)
+    write_random_scores(val_dir, "avg-last2", seed=4)
+    write_random_scores(val_dir, 2, seed=2)
     with open_store(workspace / "runs.db") as store:
         (val,) = [r for r in store.runs(kind="validate") if r["name"] == "aam-m0.2 validate"]
         store.add_validation(val["id"], ValidationResult(epoch=3, checkpoint_name="avg-last2", eer=0.2, eer_low=0.17,
@@ -372,7 +358,7 @@ async def test_det_view_from_compare_overlays_the_picked_epochs(workspace: Path)
     from app.widgets.det_plots import DetPlot
 
     for name, seed in (("aam-m0.2", 5), ("aam-m0.1", 6)):
-        _write_scores(workspace / "experiments" / name / "train" / "Demo.SpeakerVerification.Voices.train"
+        write_random_scores(workspace / "experiments" / name / "train" / "Demo.SpeakerVerification.Voices.train"
                       / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development", 2, seed)
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:

@@ -10,12 +10,24 @@ from pathlib import Path
 
 import pytest
 from pytest_textual_snapshot import node_to_report_path
+from textual.widgets import Select
 
+from app.screens.det import DetScreen
+from app.screens.launch import LaunchScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
 from app.widgets.runs_table import RunsTable
-from tests.app.conftest import columns_sized, compare_runs, make, settled, showing, wait_for
+from tests.app.conftest import (
+    columns_sized,
+    compare_runs,
+    make,
+    open_run,
+    settled,
+    showing,
+    wait_for,
+    write_random_scores,
+)
 
 SIZE = (120, 36)
 
@@ -109,3 +121,40 @@ def test_compare_screen(workspace: Path, snap) -> None:
         await settled(pilot)
 
     assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=compare)
+
+
+@pytest.mark.slow
+def test_launch_screen(workspace: Path, demo_corpus: Path, snap) -> None:
+    experiment = workspace / "experiments" / "aam-m0.2"
+    experiment.mkdir(parents=True, exist_ok=True)
+    (experiment / "config.yml").write_text("x: 1\n")  # an experiment to launch
+
+    async def launch(pilot) -> None:
+        await _runs_loaded(pilot)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: showing(pilot.app, LaunchScreen))
+        for choice in ("#exp", "#protocol"):
+            await wait_for(pilot, lambda c=choice: pilot.app.screen.query_one(c).value is not Select.BLANK)
+        await settled(pilot)
+
+    app = make(workspace, refresh_interval=3600, database=str(demo_corpus))
+    assert snap(app, terminal_size=(SIZE[0], 50), run_before=launch)
+
+
+@pytest.mark.slow
+def test_det_screen(workspace: Path, snap) -> None:
+    val_dir = (workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train"
+               / "validate_equal_error_rate" / "Demo.SpeakerVerification.Voices.development")
+    write_random_scores(val_dir, 3, seed=3)
+    write_random_scores(val_dir, 2, seed=2)
+
+    async def open_det(pilot) -> None:
+        await open_run(pilot, "aam-m0.2")
+        epochs = pilot.app.screen.query_one(EpochTable)
+        await wait_for(pilot, lambda: epochs.row_count == 3)
+        epochs.move_cursor(row=0)  # epoch 3, beside the picked epoch 2
+        await pilot.press("d")
+        await wait_for(pilot, lambda: showing(pilot.app, DetScreen) and len(pilot.app.screen.shown) == 2)
+        await settled(pilot)
+
+    assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=open_det)
