@@ -10,19 +10,16 @@ VAL_DIR, the protocol): milliseconds, pyannote.database keeping its registry for
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.config import load_config
 from engine.data.listing import chosen_reader
 from engine.data.protocols import check_protocol
-from engine.layout import ExperimentDir
 from engine.requests import ApplyRequest, TrainRequest, ValidateRequest
 from engine.validation.trials import check_trial_subset
-from engine.validation.val_dir import given_trn_dir, given_val_dir
+from engine.validation.val_dir import given_exp_dir, given_trn_dir, given_val_dir
 
 
 def check_train(args: TrainRequest) -> None:
-    load_config(ExperimentDir(Path(args.exp_dir)).config)
+    load_config(given_exp_dir(args.exp_dir).config)
     check_protocol(args.protocol, args.subset, args.database)
     chosen_reader()  # a misspelt $SPKEMB_INDEX_READER too (the listing reads it again)
 

@@ -49,8 +49,11 @@ class Phase:
     def __init__(self, owner: Progress, name: str, total: float | None, unit: str, done: float = 0) -> None:
         self.owner, self.name, self.total, self.unit = owner, name, total, unit
         self.done, self.detail, self.summary = done, "", ""
-        self.t0 = self._line_at = self._beat_at = time.monotonic()
+        self.t0 = self._line_at = self._beat_at = owner.clock()
         self._from = done
+        #: (time, done) of the last line: rates and ETAs are those since it, not since the start, whose
+        #: first steps (workers starting, a cache warming) would hold them down for the whole phase
+        self._mark = (self.t0, done)
         # rich annotates add_task's completed as an int; its Task keeps (and update takes) a float
         self.task = owner.bar.add_task(name, total=total, completed=done, detail="") if owner.live else None  # type: ignore[arg-type]
 
@@ -58,12 +61,13 @@ class Phase:
         self.done += n
         if detail is not None:
             self.detail = detail
-        now = time.monotonic()
+        now = self.owner.clock()
         if self.task is not None:
             self.owner.bar.update(self.task, completed=self.done, detail=self.detail)
         elif now - self._line_at >= LINE_EVERY:
             self._line_at = now
             self.owner.note(self.status(now))
+            self._mark = (now, self.done)
         if self.owner.beat is not None and now - self._beat_at >= BEAT_EVERY:
             self._beat_at = now
             self.owner.beat(self.done, self.total)
@@ -77,16 +81,19 @@ class Phase:
         self.advance(done - self.done)
 
     def status(self, now: float | None = None) -> str:
-        seconds = (now or time.monotonic()) - self.t0
-        rate = (self.done - self._from) / seconds if seconds > 0 else 0.0
+        now = now or self.owner.clock()
+        # a window of a tenth of a line's interval at least (a second): not a rate of two steps
+        since, before = self._mark if now - self._mark[0] >= LINE_EVERY / 10 else (self.t0, self._from)
+        seconds = now - since
+        rate = (self.done - before) / seconds if seconds > 0 else 0.0
         of = f"/{self.total:,.0f}" if self.total is not None else ""
-        eta = _eta(self.done - self._from, None if self.total is None else self.total - self._from, seconds)
+        eta = _eta(self.done - before, None if self.total is None else self.total - before, seconds)
         detail = f"  {self.detail}" if self.detail else ""
         return f"{self.name}: {self.done:,.0f}{of} {self.unit} ({per_second(rate)} {self.unit}/s{eta}){detail}"
 
     def finish(self, said: bool = True) -> None:
         """The phase is over: its bar goes, and (``said``) a line says what it did."""
-        seconds = time.monotonic() - self.t0
+        seconds = self.owner.clock() - self.t0
         if self.task is not None:
             self.owner.bar.remove_task(self.task)
         if not said:
@@ -105,16 +112,17 @@ def per_second(rate: float) -> str:
 class Progress:
     """Where a command's phases report; silent when ``quiet`` (ranks other than 0)."""
 
-    def __init__(self, *, quiet: bool = False, beat: Beat | None = None, file: IO[str] | None = None) -> None:
+    def __init__(self, *, quiet: bool = False, beat: Beat | None = None, file: IO[str] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.console = stderr_console(file, highlight=False)
-        self.quiet, self.beat = quiet, beat
+        self.quiet, self.beat, self.clock = quiet, beat, clock
         self.live = not quiet and self.console.is_terminal
         self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TaskProgressColumn(), TextColumn("{task.fields[detail]}"),
                                 console=self.console, live=self.live)
         self.current: Phase | None = None
         self.activity = ""
-        self._ticked = time.monotonic()
+        self._ticked = clock()
 
     def open(self, name: str, total: float | None = None, unit: str = "files", *, done: float = 0,
              opening: bool = True) -> Phase:
@@ -151,7 +159,7 @@ class Progress:
 
     def tick(self) -> None:
         """Say the process is alive while it waits (for another builder): a heartbeat when due."""
-        now = time.monotonic()
+        now = self.clock()
         if self.beat is not None and now - self._ticked >= BEAT_EVERY:
             self._ticked = now
             self.beat(None, None)

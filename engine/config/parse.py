@@ -38,7 +38,8 @@ from engine.config.yamlsrc import Source, read_yaml, read_yaml_file
 from engine.errors import ConfigError
 from engine.layout import CONFIG
 
-_EXAMPLE = f"see experiments/tutorial/{CONFIG}"
+# the shipped templates come with every install (a checkout's experiments/ does not)
+_EXAMPLE = "`spkemb-engine config template tutorial` prints a whole one"
 
 
 def load_config(path: str | os.PathLike) -> Config:

@@ -14,6 +14,7 @@ folders) and one ``metadata.yml`` describing the sliding window shared by every 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
 from engine.errors import SpkembError, yaml_problem
-from engine.layout import EXTRACTION_DIR_SHAPE, METADATA, ExtractionDir
+from engine.layout import APPLY, EXTRACTION_DIR_SHAPE, METADATA, ExtractionDir
 
 __all__ = ["Precomputed", "read_metadata", "embedding_path"]
 
@@ -74,13 +75,28 @@ def read_metadata(root: str | Path) -> dict[str, Any]:
     return {**metadata, **seconds}
 
 
+def _extractions_in(folder: Path) -> list[Path]:
+    """The extraction directories in ``folder`` or in its ``apply`` folder (a VAL_DIR given for one),
+    among their first thousand entries: a big folder given by mistake is not read whole for a hint."""
+    found = []
+    for parent in (folder / APPLY, folder):
+        try:
+            found += sorted(p for p in itertools.islice(parent.iterdir(), 1000) if (p / METADATA).is_file())
+        except OSError:  # no such folder, or not one to read
+            continue
+    return found
+
+
 def _load(path: Path, root: str | Path) -> dict[str, Any]:
     """The mapping ``path`` holds."""
     try:
         metadata = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
-        raise SpkembError(f"{path} does not exist: is {root} an extraction directory written "
-                          f"by `spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?") from e
+        inside = _extractions_in(Path(root))
+        fix = (f"pass one of the extractions in it: {', '.join(map(str, inside[:3]))}"
+               f"{f' and {len(inside) - 3} more' if len(inside) > 3 else ''}" if inside else
+               f"is {root} an extraction directory written by `spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?")
+        raise SpkembError(f"{path} does not exist: {fix}") from e
     except UnicodeDecodeError as e:
         raise SpkembError(f"{path} is not UTF-8 text (byte {e.start}); {AGAIN}") from None
     except yaml.YAMLError as e:

@@ -80,7 +80,7 @@ def cmd_embed(args: EmbedRequest) -> int:
         atomic_write_together([(archive, lambda f: write_archive(f, recordings, rows), "wb"),
                                (index, lambda f: f.write(index_text(recordings, rows.shape[1], archive)), "w"),
                                (about, lambda f: f.write(metadata + "\n"), "w")])
-    written = " and ".join(str(o) for o in outputs[:2]) if len(outputs) > 1 else str(outputs[0])
+    written = outputs[0] if len(outputs) == 1 else f"{outputs[0]}, {outputs[1]} and {outputs[2]} (their metadata)"
     say(f"embed: {rows.shape[0]:,} x {rows.shape[1]} embeddings written to {written}")
     return 0
 

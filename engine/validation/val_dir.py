@@ -1,7 +1,7 @@
-"""The folders named on the command line: a VAL_DIR (``pick``, ``apply``, ``export``) and a TRN_DIR
-(``validate``), each checked before any work.
+"""The folders named on the command line: a VAL_DIR (``pick``, ``apply``, ``export``, ``verify``,
+``embed``), a TRN_DIR (``validate``) and an EXP_DIR (``train``), each checked before any work.
 
-Torch-free. One given for the other is the usual slip, and so is the experiment folder given for
+Torch-free. One given for another is the usual slip, and so is the experiment folder given for
 its training folder: each is refused with the folders that would do, rather than read as an empty
 one (a VAL_DIR's advice "validate first" would be wrong; validate would wait for checkpoints that
 never come, then record a completed run of nothing).
@@ -14,7 +14,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from engine.errors import SpkembError
-from engine.layout import TRAIN, TRN_DIR_SHAPE, VAL_DIR_SHAPE, VALIDATE, ExperimentDir, TrainingDir, ValidationDir
+from engine.layout import (
+    CONFIG,
+    TRAIN,
+    TRN_DIR_SHAPE,
+    VAL_DIR_SHAPE,
+    VALIDATE,
+    ExperimentDir,
+    TrainingDir,
+    ValidationDir,
+)
 
 
 def given_val_dir(path: str | Path) -> ValidationDir:
@@ -23,8 +32,9 @@ def given_val_dir(path: str | Path) -> ValidationDir:
     Raises
     ------
     SpkembError
-        When ``path`` is no folder, or is a TRN_DIR (or its ``validate_equal_error_rate`` folder):
-        the line then names the VAL_DIRs inside it, or the ``validate`` to run when there is none.
+        When ``path`` is no folder, or is a TRN_DIR (or its ``validate_equal_error_rate`` folder) or
+        an experiment folder: the line then names the VAL_DIRs inside it, or the command to run
+        when there is none.
     """
     val = ValidationDir(Path(path))
     if not val.root.is_dir():
@@ -32,6 +42,9 @@ def given_val_dir(path: str | Path) -> ValidationDir:
                           f"writes ({VAL_DIR_SHAPE})")
     if val.is_validation_dir():
         return val
+    if ExperimentDir(val.root).config.is_file():
+        raise SpkembError(f"{val.root} is an experiment folder (EXP_DIR), not a VAL_DIR ({VAL_DIR_SHAPE}): "
+                          f"{_validations_of(ExperimentDir(val.root))}")
     training = TrainingDir(val.root.parent if val.root.name == VALIDATE else val.root)
     inside = training.validation_dirs()
     if inside:
@@ -70,6 +83,40 @@ def given_trn_dir(path: str | Path) -> TrainingDir:
         raise SpkembError(f"{root} is not a TRN_DIR: `spkemb-engine train` writes them as {TRN_DIR_SHAPE}; pass "
                           "one of those")
     return TrainingDir(root)
+
+
+def given_exp_dir(path: str | Path) -> ExperimentDir:
+    """The EXP_DIR at ``path`` (the caller reads its config.yml, and says so when there is none).
+
+    Raises
+    ------
+    SpkembError
+        When ``path`` holds no config.yml and is a folder of an experiment's (its ``train`` folder, a
+        TRN_DIR, a VAL_DIR or the folder between): the line names that experiment folder.
+    """
+    root = Path(path)
+    if ExperimentDir(root).config.is_file():
+        return ExperimentDir(root)
+    for folder in (root, *root.parents)[:4]:  # up to EXP_DIR/train/PROTOCOL.SUBSET/validate_equal_error_rate
+        experiment = ExperimentDir(folder.parent)
+        if folder.name == TRAIN and experiment.config.is_file():
+            raise SpkembError(f"{root} is a folder of the experiment {experiment.root}, not an experiment folder "
+                              f"(EXP_DIR, which holds {CONFIG}): pass {shlex.quote(str(experiment.root))} (with "
+                              "--resume to go on with its training)")
+    return ExperimentDir(root)
+
+
+def _validations_of(experiment: ExperimentDir) -> str:
+    """What to pass instead of an experiment folder where a VAL_DIR is wanted, or what to run first."""
+    trainings = experiment.training_dirs()
+    validations = [v.root for t in trainings for v in t.validation_dirs()]
+    if validations:
+        return f"pass one of its validations: {_listed(validations)}"
+    if trainings:
+        return (f"validate one of its training folders first (`spkemb-engine validate "
+                f"{shlex.quote(str(trainings[0].root))} PROTOCOL`), then pass the VAL_DIR that writes")
+    return (f"train it (`spkemb-engine train {shlex.quote(str(experiment.root))} PROTOCOL`) and validate its "
+            "training folder first, then pass the VAL_DIR that writes")
 
 
 def _listed(paths: Iterable[Path]) -> str:

@@ -93,8 +93,9 @@ def test_a_kaldi_archive_holds_the_rows_of_the_npz_keyed_by_the_recordings_as_gi
     (out.parent / "xvector.scp").write_text("an earlier index\n")
     done = run_in_process("embed", "-o", str(out), str(val.root), *keys)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.strip().splitlines()[-1] == \
-        f"embed: 3 x 32 embeddings written to {out} and {out.with_suffix('.scp')}"
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"embed: 3 x 32 embeddings written to {out}, {out.with_suffix('.scp')} and {out.with_suffix('.json')} "
+        "(their metadata)")
     # read by another library, through the index and straight from the archive
     indexed = kaldiio.load_scp(str(out.with_suffix(".scp")))
     assert list(indexed) == keys

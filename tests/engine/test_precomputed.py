@@ -62,6 +62,25 @@ def test_import_stays_torch_free(tmp_path: Path):
     assert done.returncode == 0, done.stderr
 
 
+def test_a_val_dir_given_for_an_extraction_names_the_extractions_in_it(tmp_path: Path) -> None:
+    """`diarize VAL_DIR …` asked whether VAL_DIR was an extraction directory, without naming apply/2 inside it."""
+    from engine import Precomputed
+
+    val_dir = tmp_path / "val"
+    for name in ("2", "3-shared"):
+        write_extraction(val_dir / "apply" / name, {"a": 3})
+    (val_dir / "apply" / "half").mkdir()  # no metadata.yml: not an extraction
+    for given in (val_dir, val_dir / "apply"):
+        with pytest.raises(SpkembError) as refused:
+            Precomputed(given)
+        assert str(refused.value) == (f"{given}/metadata.yml does not exist: pass one of the extractions in it: "
+                                      f"{val_dir}/apply/2, {val_dir}/apply/3-shared")
+    with pytest.raises(SpkembError) as refused:
+        Precomputed(tmp_path)
+    assert str(refused.value) == (f"{tmp_path}/metadata.yml does not exist: is {tmp_path} an extraction directory "
+                                  "written by `spkemb-engine apply` (VAL_DIR/apply/EPOCH)?")
+
+
 def test_missing_file_and_metadata_are_named(tmp_path: Path):
     from engine import Precomputed
 

@@ -1,5 +1,6 @@
-"""The VAL_DIR named on the command line (``pick``, ``apply``, ``export``): a training folder that was
-never validated is named as such, with the ``validate`` to run (it read as a VAL_DIR without params.yml)."""
+"""The folders named on the command line: a training folder that was never validated, or an experiment
+folder, where a VAL_DIR belongs (``pick``, ``apply``, ``export``, ``embed``, ``verify``), and a folder of an
+experiment's where its EXP_DIR belongs (``train``), each named as such with what would do."""
 
 from __future__ import annotations
 
@@ -41,3 +42,63 @@ def test_a_validation_folder_outside_a_training_folder_still_reads_as_a_val_dir(
     (tmp_path / "val").mkdir()
     done = run_in_process("pick", str(tmp_path / "val"), db=tmp_path / "runs.db")
     assert "training folder" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("command", ["apply", "embed", "verify", "pick", "export"])
+def test_an_experiment_folder_given_for_a_val_dir_is_named_with_what_would_do(tmp_path: Path, command: str) -> None:
+    """EXP_DIR where VAL_DIR belongs: `apply` said params.yml did not exist (with --epoch 2: that
+    weights/0002.pt did not, "train first", though training had written it under train/)."""
+    experiment = ExperimentDir(tmp_path / "exp")
+    experiment.root.mkdir()
+    experiment.config.write_text("x: 1\n")
+    wav = tmp_path / "a.wav"
+    extra = {"apply": ["--epoch", "2", "Demo.SpeakerDiarization.Meetings"], "embed": [str(wav)],
+             "export": ["-o", str(tmp_path / "net.onnx")], "verify": [str(wav), str(wav)]}.get(command, [])
+    head = "-o", str(tmp_path / "out.npz")
+    argv = [command, *head, str(experiment.root), *extra] if command == "embed" else [command, str(experiment.root),
+                                                                                       *extra]
+
+    def refusal() -> str:
+        done = run_in_process(*argv, db=tmp_path / "runs.db")
+        assert done.returncode == 2 and done.stdout == ""
+        prefix = (f"spkemb-engine {command}: error: {experiment.root} is an experiment folder (EXP_DIR), not a VAL_DIR "
+                  "(TRN_DIR/validate_equal_error_rate/PROTOCOL.SUBSET): ")
+        assert done.stderr.startswith(prefix), done.stderr
+        return done.stderr.strip()[len(prefix):]
+
+    assert refusal() == (f"train it (`spkemb-engine train {experiment.root} PROTOCOL`) and validate its training "
+                         "folder first, then pass the VAL_DIR that writes")
+    trn = experiment.training(PROTOCOL, "train")
+    trn.weights.mkdir(parents=True)
+    assert refusal() == (f"validate one of its training folders first (`spkemb-engine validate {trn.root} "
+                         "PROTOCOL`), then pass the VAL_DIR that writes")
+    for subset in ("development", "test"):
+        trn.validation(PROTOCOL, subset).root.mkdir(parents=True)
+    assert refusal() == (f"pass one of its validations: {trn.validation(PROTOCOL, 'development').root}, "
+                         f"{trn.validation(PROTOCOL, 'test').root}")
+    assert not (tmp_path / "runs.db").exists() and not any(tmp_path.glob("out.*"))
+    assert not (tmp_path / "net.onnx").exists()
+
+
+def test_a_folder_of_an_experiment_given_to_train_names_the_experiment(tmp_path: Path) -> None:
+    """TRN_DIR where EXP_DIR belongs: `train` said `TRN_DIR/config.yml: no such file`."""
+    experiment = ExperimentDir(tmp_path / "my exp")
+    trn = experiment.training(PROTOCOL, "train")
+    val = trn.validation(PROTOCOL, "test")
+    val.root.mkdir(parents=True)
+    experiment.config.write_text("x: 1\n")
+    for given in (experiment.root / "train", trn.root, val.root.parent, val.root):
+        done = run_in_process("train", "--to", "1", str(given), PROTOCOL, db=tmp_path / "runs.db")
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.strip() == (
+            f"spkemb-engine train: error: {given} is a folder of the experiment {experiment.root}, not an experiment "
+            f"folder (EXP_DIR, which holds config.yml): pass '{experiment.root}' (with --resume to go on with its "
+            "training)")
+    # a new experiment kept inside a validation's folder is not taken for a folder of the one above
+    inner = val.root / "sub"
+    inner.mkdir()
+    done = run_in_process("train", "--to", "1", str(inner), PROTOCOL, db=tmp_path / "runs.db")
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"spkemb-engine train: error: {inner}/config.yml: no such file; give the path of an experiment's config.yml "
+        "(`spkemb-engine config template tutorial` prints a whole one)")
+    assert not (tmp_path / "runs.db").exists()
