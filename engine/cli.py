@@ -9,14 +9,16 @@ for importing torch; ``train``, ``validate`` and ``apply`` first refuse what the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from engine import requests
 from engine.arguments import build_parser
-from engine.console import reader_gone, say
+from engine.console import reader_gone, say, while_loading
 from engine.errors import FileAccessError, SpkembError
 
 __all__ = ["EARLY_CHECKS", "HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of",
@@ -194,7 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if command in EARLY_CHECKS:
             _function(EARLY_CHECKS[command])(request)
-        return int(_function(HANDLERS[command])(request) or 0)
+        # torch's import: seconds, or a minute; torchrun's other ranks share rank 0's terminal
+        loading = f"spkemb-engine {command}: loading its libraries…"
+        with while_loading(loading) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():
+            handler = _function(HANDLERS[command])
+        return int(handler(request) or 0)
     except SpkembError as e:
         say(f"spkemb-engine {command}: error: {one_line(str(e))}")
         return e.exit_code

@@ -5,14 +5,16 @@ launched the command); ``out`` is a command's result (stdout: a table, DER lines
 given whole (a resolved config, a batch script, CSV); ``stdout_console`` and ``stderr_console``
 are the rich consoles that tables and bars draw on; ``progress_bar`` is the one builder of rich
 progress bars: live on a terminal, silent in a log file (where commands write plain progress lines
-through ``say`` instead). ``tests/test_architecture.py`` finds no other module that writes to the
-terminal.
+through ``say`` instead); ``while_loading`` is the spinner of a command's first seconds.
+``tests/test_architecture.py`` finds no other module that writes to the terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
+from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich is imported when a bar is drawn: `say` and `out` stay cheap for every command
@@ -70,6 +72,12 @@ def stderr_console(file: IO[str] | None = None, **options: Any) -> Console:
     from rich.console import Console
 
     return Console(file=file or sys.stderr, **options)
+
+
+def while_loading(text: str) -> AbstractContextManager[object]:
+    """A spinner saying ``text`` on stderr while it is a terminal, erased after (a log hears nothing):
+    what a person waits for before the first line (torch's import: a minute on some network file systems)."""
+    return stderr_console().status(text) if sys.stderr.isatty() else contextlib.nullcontext()
 
 
 def stdout_console(*, min_width: int = 0, **options: Any) -> Console:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import dataclasses
 import sys
 from pathlib import Path
@@ -186,3 +187,36 @@ def test_requests_are_frozen_and_parsed_once() -> None:
     assert isinstance(request, TrainRequest) and request.to == 3 and request.log_every == 5.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.to = 4  # type: ignore[misc]
+
+
+def test_a_terminal_sees_what_a_command_loads_before_its_first_line_and_a_log_does_not(tmp_path: Path) -> None:
+    """`train` was silent for its first seconds (torch's import: a minute on some network file systems)."""
+    import os
+    import pty
+    import subprocess
+    import threading
+
+    (tmp_path / "config.yml").write_text(TINY_CONFIG)
+    argv = [sys.executable, "-m", "engine", "model-summary", str(tmp_path)]
+    terminal, slave = pty.openpty()
+    drawn = bytearray()
+
+    def drain() -> None:  # a terminal is read while it is drawn on: a full one would block the spinner
+        with contextlib.suppress(OSError):  # EIO: the last writer closed it
+            while chunk := os.read(terminal, 4096):
+                drawn.extend(chunk)
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    with children.started(argv, env=engine_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=slave) as proc:
+        os.close(slave)
+        result = proc.stdout.read().decode()
+        assert proc.wait(timeout=300) == 0
+    reader.join(timeout=60)
+    os.close(terminal)
+    assert "parameters: " in result
+    assert "spkemb-engine model-summary: loading its libraries…" in drawn.decode(errors="replace")
+    assert drawn.endswith(b"\x1b[2K")  # erased once loaded: nothing of it stays on the screen
+    logged = run_engine("model-summary", str(tmp_path))
+    assert logged.returncode == 0 and "loading" not in logged.stderr and logged.stdout == result
