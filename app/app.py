@@ -147,12 +147,12 @@ class SpkembApp(App[None]):
         yield from super().get_system_commands(screen)
 
     def action_help(self) -> None:
-        from app.dialogs import HelpScreen, screen_keys
+        from app.dialogs import HelpScreen, screen_keys, screen_name
 
         if isinstance(self.screen, HelpScreen):
             self.screen.dismiss(None)
             return
-        self.push_screen(HelpScreen(self.screen.__class__.__name__.removesuffix("Screen"), screen_keys(self.screen)))
+        self.push_screen(HelpScreen(screen_name(self.screen), screen_keys(self.screen)))
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = True) -> None:

@@ -2,6 +2,6 @@
 
 from app.dialogs.confirm import ConfirmDialog
 from app.dialogs.error import ErrorDialog
-from app.dialogs.help import HelpScreen, KeyHelp, screen_keys
+from app.dialogs.help import HelpScreen, KeyHelp, screen_keys, screen_name
 
-__all__ = ["ConfirmDialog", "ErrorDialog", "HelpScreen", "KeyHelp", "screen_keys"]
+__all__ = ["ConfirmDialog", "ErrorDialog", "HelpScreen", "KeyHelp", "screen_keys", "screen_name"]

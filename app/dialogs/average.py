@@ -21,20 +21,27 @@ class AverageChoice:
 
 class AverageDialog(FormDialog[AverageChoice | None]):
 
-    def __init__(self, validated: bool) -> None:
+    def __init__(self, validated: int, trained: int) -> None:
         super().__init__()
-        #: --top ranks validated epochs: offered first when there are some
-        self.validated = validated
+        #: --top ranks validated trained epochs: offered first when there are two to average
+        self.validated, self.trained = validated, trained
+
+    def default_count(self, how: str) -> int:
+        """5, or as many epochs as there are to average (5 of 2 validated ones failed in the engine)."""
+        return max(2, min(5, self.validated if how == "top" else self.trained))
 
     def compose(self) -> ComposeResult:
-        ways = [("the K validated epochs of lowest EER (--top)", "top")] if self.validated else []
+        ways = [("the K validated epochs of lowest EER (--top)", "top")] if self.validated >= 2 else []
         ways.append(("the last N epochs (--last)", "last"))
         with Vertical():
             yield Label("Average the weights of several epochs (spkemb-engine average)")
             yield labelled("which epochs", Select(ways, value=ways[0][1], allow_blank=False, id="how"))
-            yield labelled("how many", Input("5", id="count", type="integer"))
+            yield labelled("how many", Input(str(self.default_count(ways[0][1])), id="count", type="integer"))
             yield Static("validate the average afterwards (v): it is scored like an epoch", id="hint")
             yield from form_end("Average")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.query_one("#count", Input).value = str(self.default_count(str(event.value)))
 
     def submit(self) -> None:
         count = whole_number(self.query_one("#count", Input).value, "how many", self.query_one("#error", Static),

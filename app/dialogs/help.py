@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
@@ -16,6 +18,12 @@ class KeyHelp:
 
     key: str
     description: str
+
+
+def screen_name(screen: Screen) -> str:
+    """``Run detail`` for ``RunDetailScreen``: what the help's title calls a screen."""
+    words = re.findall(r"[A-Z][a-z]*", type(screen).__name__.removesuffix("Screen")) or [type(screen).__name__]
+    return " ".join([words[0], *(w.lower() for w in words[1:])])
 
 
 def screen_keys(screen: Screen) -> list[KeyHelp]:
@@ -44,7 +52,7 @@ class HelpScreen(ModalScreen[None]):
         background: $surface; padding: 1 2;
     }
     HelpScreen #title { text-style: bold; margin-bottom: 1; }
-    HelpScreen DataTable { height: auto; max-height: 30; }
+    HelpScreen DataTable { height: auto; }
     HelpScreen #hint { color: $text-muted; margin-top: 1; }
     """
     BINDINGS = [("escape", "close", "Close"), ("question_mark", "close", "Close"), ("q", "close", "Close")]
@@ -53,6 +61,9 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.title_text = title
         self.keys = keys
+
+    #: rows of the box that are not the table: its border and padding, the title, the hint and their margins
+    CHROME = 8
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -63,6 +74,17 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row(key.key, key.description)
             yield table
             yield Label("ctrl+p: every command · escape or ?: close", id="hint")
+
+    def on_mount(self) -> None:
+        self._fit(self.app.size.height)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit(event.size.height)
+
+    def _fit(self, height: int) -> None:
+        """The table as tall as the box leaves it (90 % of the screen), scrolling within: taller, the box
+        cut its last keys off with no way to scroll to them (14 of 30 showed at 80x24)."""
+        self.query_one(DataTable).styles.max_height = max(3, height * 9 // 10 - self.CHROME)
 
     def action_close(self) -> None:
         self.dismiss(None)

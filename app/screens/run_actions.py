@@ -177,7 +177,9 @@ class RunActions(SpkembScreen):
         if train is None or not train.out_dir:
             self.app.notify("No training run to average.", severity="warning")
             return
-        self.app.push_screen(AverageDialog(validated=self._val_dir() is not None and bool(self._validations_read())),
+        validated = {v.epoch for v in self._validations_read() if v.checkpoint_name is None and (v.epoch or 0) > 0
+                     and v.eer is not None} if self._val_dir() is not None else set()
+        self.app.push_screen(AverageDialog(validated=len(validated), trained=train.epoch or 0),
                              lambda choice: self._average(train, choice))
 
     def _average(self, train: Run, choice: AverageChoice | None) -> None:

@@ -98,7 +98,8 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     start = run.started_at
     loss = run.last_loss
     # the table draws its text as it is: a control character from a run's name would reach the terminal
-    return (str(run.id), printable(run.name or ""), printable(run.kind or ""),
+    # a launch not recorded yet has a negative id of the TUI's own: its number is not known yet
+    return (str(run.id) if run.id > 0 else "…", printable(run.name or ""), printable(run.kind or ""),
             printable(protocol_text(run)), run.status or "", epoch_text(run),
             "" if loss is None else short_number(loss, 4), eer_text(run), printable(run.network),
             printable(run.device or ""), started(start),

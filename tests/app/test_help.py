@@ -30,8 +30,29 @@ async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> N
         await open_run(pilot, "aam-m0.2")
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: showing(app, HelpScreen))
-        assert "RunDetail" in str(app.screen.query_one("#title").render())
+        assert str(app.screen.query_one("#title").render()) == "Keys of Run detail"
         await pilot.press("escape")
+
+
+@pytest.mark.slow
+async def test_at_80x24_every_key_of_the_help_can_be_scrolled_to(workspace: Path) -> None:
+    """The key table was cut by its box: 14 of the Runs screen's 30 keys showed, and ↓ moved the
+    cursor out of sight without scrolling (the run detail's `d`, `a`, `C`, `s` were nowhere)."""
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: showing(app, HelpScreen))
+        table = app.screen.query_one(DataTable)
+        box = app.screen.query_one("Vertical")
+        await wait_for(pilot, lambda: table.row_count > table.size.height > 3)  # more keys than rows: it scrolls
+        assert table.region.bottom <= box.region.bottom and str(app.screen.query_one("#hint").render()).startswith(
+            "ctrl+p: every command")
+        for _ in range(table.row_count):
+            await pilot.press("down")
+        await wait_for(pilot, lambda: table.cursor_row == table.row_count - 1 and table.scroll_y == table.max_scroll_y
+                       > 0)
+        assert app.screen.query_one("#hint").region.bottom <= box.region.bottom  # the hint below it, in sight
 
 
 async def test_footer_shows_quit_once(workspace: Path) -> None:

@@ -144,7 +144,11 @@ async def test_average_from_the_run_detail_writes_and_records_the_averaged_weigh
         await wait_for(pilot, lambda: showing(app, AverageDialog))
         dialog = app.screen
         assert dialog.query_one("#how").value == "top"  # validated: the lowest EERs first
+        # as many as there are: 5 of its 3 validated epochs failed in the engine
+        assert dialog.query_one("#count").value == "3"
         dialog.query_one("#how").value = "last"
+        await pilot.pause()  # the choice's message handled: its default count in
+        assert dialog.query_one("#count").value == "3"  # its 3 epochs trained
         dialog.query_one("#count").value = "2"
         await pilot.click("#ok")
         await wait_for(pilot, lambda: notified(app, "mean of epochs 2, 3"), timeout=120)
@@ -356,3 +360,10 @@ async def test_s_scores_recordings_with_the_picked_epoch_at_its_validated_thresh
     assert "epoch 2 of" in lines[0] and "threshold 0.500000" in lines[1] and "EER of 23.00 %" in lines[1], shown
     assert [line.split()[-1] for line in lines[3:]] == ["same", "same"], shown   # untrained: cosines near 1
     assert lines[3].startswith("bob 2.wav ") and lines[4].startswith("carol.flac ")
+
+
+def test_the_average_dialog_counts_what_there_is_to_average() -> None:
+    """It offered 5 whatever the run held: `--top 5` of 2 validated epochs failed in the engine."""
+    assert [AverageDialog(validated=2, trained=2).default_count(how) for how in ("top", "last")] == [2, 2]
+    assert [AverageDialog(validated=9, trained=250).default_count(how) for how in ("top", "last")] == [5, 5]
+    assert AverageDialog(validated=0, trained=1).default_count("last") == 2  # the engine's own least

@@ -67,3 +67,15 @@ async def test_a_cjk_name_gets_its_cells_and_a_huge_loss_prints_short(workspace:
         assert row[6] == "1e+300"
         other = table.get_row_at(next(i for i in range(5) if table.get_row_at(i)[1] == name))
         assert other[6] == f"{float(other[6]):.4f}"  # an ordinary loss keeps its four decimals
+
+
+def test_a_launch_not_recorded_yet_has_no_number_in_the_table() -> None:
+    """The TUI's own negative ids of launches still starting read as runs `-1`, `-2`."""
+    from app.data.reader import RunSummary
+    from app.views.runs_view import cells
+
+    starting = RunSummary(id=-1, name="resume of #3", kind="train", protocol="P", subset="train", status="starting",
+                          out_dir=None, started_at=0.0)
+    recorded = RunSummary(id=3, name="tiny", kind="train", protocol="P", subset="train", status="running",
+                          out_dir=None, started_at=0.0)
+    assert [cells(starting, 1.0)[:2], cells(recorded, 1.0)[:2]] == [("…", "resume of #3"), ("3", "tiny")]
