@@ -110,7 +110,7 @@ def test_each_screenshot_is_its_snapshot_test_and_its_text_is_generated_from_it(
     "same screen as text" is read from its picture: neither can drift from the app."""
     snapshots = ROOT / "tests" / "app" / "__snapshots__" / "test_snapshots"
     pictures = sorted((ROOT / "docs" / "screens").glob("*.svg"))
-    assert len(pictures) == 7
+    assert len(pictures) == 6
     page = (ROOT / "docs" / "tui.md").read_text()
     hooks = _hooks()
     for picture in pictures:

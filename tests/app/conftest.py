@@ -238,3 +238,10 @@ def write_random_scores(val_dir: Path, epoch: int | str, seed: int) -> None:
     rows = [(1, float(s), f"t{i}", f"u{i}") for i, s in enumerate(rng.normal(0.6, 0.2, 50))]
     rows += [(0, float(s), f"n{i}", f"m{i}") for i, s in enumerate(rng.normal(0.1, 0.2, 150))]
     write_scores(val.score_file(epoch), rows)
+
+
+def runs_cell(table, row: int, column: str) -> str:
+    """The text of a run's cell in the runs table, by the column's key (``status``, ``loss``)."""
+    from app.views.runs_view import COLUMNS
+
+    return str(table.get_row_at(row)[[key for key, _ in COLUMNS].index(column)])

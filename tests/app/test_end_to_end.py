@@ -18,7 +18,7 @@ from app.widgets.plots import EerPlot, LossPlot
 from app.widgets.runs_table import RunsTable
 from engine.store import open_store
 from engine.store.liveness import LOST_AFTER, is_alive
-from tests.app.conftest import showing, wait_for
+from tests.app.conftest import runs_cell, showing, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -142,14 +142,14 @@ async def test_reopen_finds_running_run_and_sigkill_turns_lost(tmp_path: Path, d
     app = _app(tmp_path, db_path, demo_corpus)
     async with app.run_test(size=(140, 44)) as pilot:
         table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: table.row_count == 1 and str(table.get_row_at(0)[4]) == "running")
+        await wait_for(pilot, lambda: table.row_count == 1 and runs_cell(table, 0, "status") == "running")
         os.kill(int(run["pid"]), signal.SIGKILL)
         await wait_for(pilot, lambda: is_alive(run["host"], run["pid"], run["pid_start"]) is False)
         await pilot.pause(2.0)  # four refreshes: a gone pid alone, with a fresh heartbeat, is not lost
-        assert str(table.get_row_at(0)[4]) == "running"
+        assert runs_cell(table, 0, "status") == "running"
         # lost once the heartbeat is three intervals old and the pid is gone: the intervals pass
         # in the file, as a reader finds them after that long
         with sqlite3.connect(db_path) as conn:
             conn.execute("UPDATE runs SET heartbeat_at = heartbeat_at - ?", (LOST_AFTER + 1,))
         conn.close()
-        await wait_for(pilot, lambda: str(table.get_row_at(0)[4]) == "lost", timeout=60)
+        await wait_for(pilot, lambda: runs_cell(table, 0, "status") == "lost", timeout=60)

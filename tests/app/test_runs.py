@@ -9,7 +9,7 @@ import pytest
 from app.screens.runs import RunsScreen
 from app.widgets.runs_table import RunsTable
 from tests import children
-from tests.app.conftest import make, open_run, wait_for
+from tests.app.conftest import make, open_run, runs_cell, wait_for
 from tests.engine.read_only import unwritable  # noqa: F401 - a fixture
 
 
@@ -21,10 +21,9 @@ async def test_runs_table_shows_every_run(workspace: Path) -> None:
         cells = [table.get_row_at(i) for i in range(table.row_count)]
         names = {str(c[1]) for c in cells}
         assert {"aam-m0.2", "aam-m0.1", "softmax", "aam-m0.2 validate"} <= names
-        train = next(c for c in cells if str(c[1]) == "aam-m0.2")
-        assert str(train[4]) == "completed"
-        assert str(train[7]) == "21.00 % @ 2"
-        assert str(train[5]) == "3/3"
+        train = cells.index(next(c for c in cells if str(c[1]) == "aam-m0.2"))
+        assert [runs_cell(table, train, key) for key in ("status", "eer", "epoch")] == ["completed", "21.00 % @ 2",
+                                                                                        "3/3"]
 
 
 @pytest.mark.slow
@@ -46,7 +45,7 @@ async def test_filter_by_text_and_status(workspace: Path) -> None:
         app.screen.query_one("#filter").value = ""
         app.screen.query_one("#status").value = "completed"
         await wait_for(pilot, lambda: table.row_count == 4)
-        assert all(str(table.get_row_at(i)[4]) == "completed" for i in range(4))
+        assert all(runs_cell(table, i, "status") == "completed" for i in range(4))
 
 
 async def test_sort_by_loss_column(workspace: Path) -> None:
@@ -55,11 +54,11 @@ async def test_sort_by_loss_column(workspace: Path) -> None:
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: table.row_count == 5)
         table.sort_by("loss")
-        losses = [str(table.get_row_at(i)[6]) for i in range(table.row_count)]
+        losses = [runs_cell(table, i, "loss") for i in range(table.row_count)]
         numbers = [float(x) for x in losses if x]
         assert numbers == sorted(numbers) and len(numbers) == 3
         table.sort_by("loss")
-        again = [float(str(table.get_row_at(i)[6])) for i in range(table.row_count) if str(table.get_row_at(i)[6])]
+        again = [float(runs_cell(table, i, "loss")) for i in range(table.row_count) if runs_cell(table, i, "loss")]
         assert again == sorted(numbers, reverse=True)
 
 
@@ -113,7 +112,7 @@ async def test_dead_process_turns_lost(workspace: Path) -> None:
     async with app.run_test(size=(140, 36)) as pilot:
         table = app.screen.query_one(RunsTable)
         await wait_for(pilot, lambda: any(str(table.get_row_at(i)[1]) == "ghost" and
-                                          str(table.get_row_at(i)[4]) == "lost"
+                                          runs_cell(table, i, "status") == "lost"
                                           for i in range(table.row_count)))
 
 
@@ -130,7 +129,7 @@ async def test_a_dead_run_of_a_database_we_may_only_read_shows_lost(tmp_path: Pa
     app = make(root, db=db)
     async with app.run_test(size=(140, 36)) as pilot:
         table = app.screen.query_one(RunsTable)
-        await wait_for(pilot, lambda: [(str(table.get_row_at(i)[1]), str(table.get_row_at(i)[4]))
+        await wait_for(pilot, lambda: [(str(table.get_row_at(i)[1]), runs_cell(table, i, "status"))
                                        for i in range(table.row_count)] == [("ghost", "lost")])
 
 

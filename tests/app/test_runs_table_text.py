@@ -12,7 +12,7 @@ from rich.cells import cell_len
 
 import app.widgets.runs_table as runs_table
 from app.widgets.runs_table import fit
-from tests.app.conftest import make, wait_for
+from tests.app.conftest import make, runs_cell, wait_for
 
 CJK = "训练运行说话人嵌入"  # 9 characters, 18 cells
 
@@ -63,10 +63,9 @@ async def test_a_cjk_name_gets_its_cells_and_a_huge_loss_prints_short(workspace:
         table = app.screen.query_one(runs_table.RunsTable)
         await wait_for(pilot, lambda: table.row_count == 5)
         assert f" {name} " in shown_row(table, name)
-        row = table.get_row_at(next(i for i in range(5) if table.get_row_at(i)[1] == "r1"))
-        assert row[6] == "1e+300"
-        other = table.get_row_at(next(i for i in range(5) if table.get_row_at(i)[1] == name))
-        assert other[6] == f"{float(other[6]):.4f}"  # an ordinary loss keeps its four decimals
+        assert runs_cell(table, next(i for i in range(5) if table.get_row_at(i)[1] == "r1"), "loss") == "1e+300"
+        other = runs_cell(table, next(i for i in range(5) if table.get_row_at(i)[1] == name), "loss")
+        assert other == f"{float(other):.4f}"  # an ordinary loss keeps its four decimals
 
 
 def test_a_launch_not_recorded_yet_has_no_number_in_the_table() -> None:

@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 from pytest_textual_snapshot import node_to_report_path
-from textual.widgets import Select
 
 from app.screens.det import DetScreen
-from app.screens.launch import LaunchScreen
 from app.screens.query import QueryScreen
 from app.screens.run_detail import RunDetailScreen
 from app.widgets.epoch_table import EpochTable
@@ -121,24 +119,6 @@ def test_compare_screen(workspace: Path, snap) -> None:
         await settled(pilot)
 
     assert snap(make(workspace, refresh_interval=3600), terminal_size=SIZE, run_before=compare)
-
-
-@pytest.mark.slow
-def test_launch_screen(workspace: Path, demo_corpus: Path, snap) -> None:
-    experiment = workspace / "experiments" / "aam-m0.2"
-    experiment.mkdir(parents=True, exist_ok=True)
-    (experiment / "config.yml").write_text("x: 1\n")  # an experiment to launch
-
-    async def launch(pilot) -> None:
-        await _runs_loaded(pilot)
-        await pilot.press("l")
-        await wait_for(pilot, lambda: showing(pilot.app, LaunchScreen))
-        for choice in ("#exp", "#protocol"):
-            await wait_for(pilot, lambda c=choice: pilot.app.screen.query_one(c).value is not Select.BLANK)
-        await settled(pilot)
-
-    app = make(workspace, refresh_interval=3600, database=str(demo_corpus))
-    assert snap(app, terminal_size=(SIZE[0], 50), run_before=launch)
 
 
 @pytest.mark.slow
