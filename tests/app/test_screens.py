@@ -27,8 +27,8 @@ async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
         assert len(screen.query_one(LossPlot).series[0].steps) == 60
         assert screen.query_one(EerPlot).series[0].best_epoch == 2
         epochs = screen.query_one(EpochTable)
-        best = [epochs.get_row_at(i) for i in range(3) if epochs.get_row_at(i)[-1] == "★"]
-        assert best and best[0][0] == "2" and best[0][2] == "21.00"
+        best = [epochs.get_row_at(i) for i in range(3) if epochs.get_row_at(i)[1] == "★"]
+        assert best and best[0][0] == "2" and best[0][3] == "21.00"
         summary = str(screen.query_one("#summary").render())
         assert "experiments/aam-m0.2" in summary and "completed" in summary
 
@@ -270,21 +270,21 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
         table = screen.query_one(EpochTable)
         await wait_for(pilot, lambda: table.row_count == 4)
         first = table.get_row_at(0)
-        assert first[0] == "avg-top2" and first[2] == "10.00" and first[5] == "avg-top2.pt"
-        assert first[6] == "-11.00 vs 2: better"   # 7–13 % lies below the best epoch's 18–24 %
+        assert first[0] == "avg-top2" and first[3] == "10.00" and first[6] == "avg-top2.pt"
+        assert first[7] == "-11.00 vs 2: better"   # 7–13 % lies below the best epoch's 18–24 %
         summary = str(screen.query_one("#summary").render())
         assert "avg-top2: EER 10.00 % [7.00, 13.00] vs best epoch 2: 21.00 % [18.00, 24.00] — better" in summary
         plot = screen.query_one(EerPlot)
         assert [v.checkpoint_name for v in plot.series[0].validations].count("avg-top2") == 1
 
         await pilot.press("n")
-        await wait_for(pilot, lambda: table.get_row_at(0)[2] == "12.00")
+        await wait_for(pilot, lambda: table.get_row_at(0)[3] == "12.00")
         assert table.border_title == "epochs (AS-norm)" and "AS-norm" in plot.border_title
-        assert table.get_row_at(1)[2] == "19.00" and table.get_row_at(0)[6] == "-7.00 vs 3: no clear difference"
+        assert table.get_row_at(1)[3] == "19.00" and table.get_row_at(0)[7] == "-7.00 vs 3: no clear difference"
         summary = str(screen.query_one("#summary").render())
         assert "vs best epoch 3: 19.00 % [9.00, 29.00] — no clear difference (intervals overlap)" in summary
         await pilot.press("n")
-        await wait_for(pilot, lambda: table.get_row_at(0)[2] == "10.00")
+        await wait_for(pilot, lambda: table.get_row_at(0)[3] == "10.00")
 
 
 @pytest.mark.slow
