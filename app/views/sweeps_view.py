@@ -11,8 +11,10 @@ from engine.records.runs import clock_text
 SWEEP_COLUMNS = [("id", "#"), ("name", "sweep"), ("method", "method"), ("trials", "trials"), ("queued", "queued"),
                  ("running", "running"), ("pruned", "pruned"), ("done", "done"), ("best", "best EER"),
                  ("slots", "slots")]
-TRIAL_COLUMNS = [("number", "trial"), ("run", "run"), ("state", "status"), ("params", "parameters"),
-                 ("seed", "seed"), ("epoch", "epoch"), ("eer", "best EER")]
+#: a trial's figures before its status, which a pruning makes 46 characters long (at 80 columns the
+#: best EER was out of sight behind it)
+TRIAL_COLUMNS = [("number", "trial"), ("run", "run"), ("epoch", "epoch"), ("eer", "best EER"), ("state", "status"),
+                 ("params", "parameters"), ("seed", "seed")]
 
 
 def value_text(value: Any) -> str:

@@ -16,6 +16,7 @@ from app.dialogs import ConfirmDialog
 from app.dialogs.clean import CleanDialog
 from app.screens.launch import LaunchScreen
 from app.screens.sweeps import SweepsScreen
+from app.views.sweeps_view import TRIAL_COLUMNS
 from app.widgets.sweep_plot import SweepPlot
 from engine.records import ValidationResult
 from engine.store import open_store
@@ -88,9 +89,13 @@ def test_the_sweeps_screen_shows_trials_their_state_and_best_and_opens_the_best(
             assert [str(c) for c in sweeps.get_row_at(0)][:8] == ["1", "m-sweep", "grid", "5/5", "1", "1", "1", "2"]
             trials = screen.query_one("#trials", DataTable)
             rows = [[str(c) for c in trials.get_row_at(i)] for i in range(trials.row_count)]
-            assert [r[2] for r in rows] == ["completed", "completed", "pruned at epoch 1: EER 35.0 % > median 16.0 %",
-                                            "indexing on cpu/1", "queued"]
-            assert rows[1][3] == "margin=0.2" and rows[1][6] == "12.00 %" and rows[4][6] == ""
+            column = {key: i for i, (key, _) in enumerate(TRIAL_COLUMNS)}
+            assert [r[column["state"]] for r in rows] == ["completed", "completed",
+                                                          "pruned at epoch 1: EER 35.0 % > median 16.0 %",
+                                                          "indexing on cpu/1", "queued"]
+            assert rows[1][column["params"]] == "margin=0.2"
+            assert rows[1][column["eer"]] == "12.00 %" and rows[4][column["eer"]] == ""
+            assert column["eer"] < column["state"]  # in sight at 80 columns, before a pruned trial's long status
             assert "queue: not running" in str(screen.query_one("#queue", Static).render())
             plot = screen.query_one(SweepPlot)
             assert plot.sweep is not None and plot.sweep.best().number == 1  # type: ignore[union-attr]
