@@ -299,7 +299,10 @@ def test_a_2x2_grid_runs_through_the_queue_two_at_a_time_with_validation(tmp_pat
     assert all(t["best_eer"] is not None for t in trials)
     log = (tmp_path / "queue.log").read_text()
     assert all(log.count(f"started run {r['id']} ") == 1 for r in trains)
-    assert [row[2] for row in asyncio.run(_sweeps_screen_rows(tmp_path, db_path))] == ["completed"] * 4
+    from app.views.sweeps_view import TRIAL_COLUMNS
+
+    status = [key for key, _ in TRIAL_COLUMNS].index("state")
+    assert [row[status] for row in asyncio.run(_sweeps_screen_rows(tmp_path, db_path))] == ["completed"] * 4
 
 
 async def _sweeps_screen_rows(root: Path, db: Path) -> list[list[str]]:
