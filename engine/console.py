@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import IO, TYPE_CHECKING, Any
 
@@ -43,6 +44,13 @@ def _escape(match: re.Match[str]) -> str:
 def plural(n: int, word: str, words: str | None = None) -> str:
     """``n`` and the noun it counts: ``1 file``, ``3 files``, ``2,048 files`` (``words``: an irregular plural)."""
     return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
+def listed(items: Iterable[object], shown: int = 3) -> str:
+    """The first ``shown`` items, comma-separated, and how many more: ``a, b, c and 4 more``."""
+    names = [str(item) for item in items]
+    rest = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {rest} more" if rest > 0 else "")
 
 
 def say(line: str) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
+from engine.console import listed
 from engine.errors import SpkembError, yaml_problem
 from engine.layout import APPLY, EXTRACTION_DIR_SHAPE, METADATA, ExtractionDir
 
@@ -93,8 +94,7 @@ def _load(path: Path, root: str | Path) -> dict[str, Any]:
         metadata = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         inside = _extractions_in(Path(root))
-        fix = (f"pass one of the extractions in it: {', '.join(map(str, inside[:3]))}"
-               f"{f' and {len(inside) - 3} more' if len(inside) > 3 else ''}" if inside else
+        fix = (f"pass one of the extractions in it: {listed(inside)}" if inside else
                f"is {root} an extraction directory written by `spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?")
         raise SpkembError(f"{path} does not exist: {fix}") from e
     except UnicodeDecodeError as e:

@@ -36,6 +36,7 @@ _import_sqlite_utils_without_pandas()
 
 from sqlite_utils import Database  # noqa: E402 - only after the pandas-free import above
 
+from engine.console import listed  # noqa: E402 - kept with the import above
 from engine.errors import StoreError  # noqa: E402 - kept with the import above
 from engine.store.netfs import is_network_fs  # noqa: E402 - kept with the import above
 
@@ -258,9 +259,9 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
     names = [row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite%'")]
     if names and "runs" not in names:
-        shown = ", ".join(sorted(names)[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise StoreError(f"{path} is not a spkemb runs database: it is a SQLite database of other tables "
-                         f"({shown}), left as it is; pass --db with a runs database or a new file")
+                         f"({listed(sorted(names), shown=5)}), left as it is; pass --db with a runs database or a new "
+                         "file")
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> str:

@@ -10,9 +10,9 @@ never come, then record a completed run of nothing).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
 from pathlib import Path
 
+from engine.console import listed
 from engine.errors import SpkembError
 from engine.layout import (
     CONFIG,
@@ -49,7 +49,7 @@ def given_val_dir(path: str | Path) -> ValidationDir:
     inside = training.validation_dirs()
     if inside:
         raise SpkembError(f"{val.root} is a training folder, not a VAL_DIR ({VAL_DIR_SHAPE}): pass one of "
-                          f"its validations: {_listed(v.root for v in inside)}")
+                          f"its validations: {listed(v.root for v in inside)}")
     if val.root.name == VALIDATE or training.root.parent.name == TRAIN or training.weights.is_dir():
         trn = shlex.quote(str(training.root))
         raise SpkembError(f"{val.root} is a training folder with no validation yet, not a VAL_DIR "
@@ -76,7 +76,7 @@ def given_trn_dir(path: str | Path) -> TrainingDir:
     experiment = ExperimentDir(root)
     if experiment.config.is_file():
         inside = experiment.training_dirs()
-        fix = (f"pass one of its training folders: {_listed(t.root for t in inside)}" if inside else
+        fix = (f"pass one of its training folders: {listed(t.root for t in inside)}" if inside else
                f"train it first (`spkemb-engine train {root} PROTOCOL`)")
         raise SpkembError(f"{root} is an experiment folder (EXP_DIR), not a TRN_DIR ({TRN_DIR_SHAPE}): {fix}")
     if root.parent.name != TRAIN:
@@ -111,15 +111,9 @@ def _validations_of(experiment: ExperimentDir) -> str:
     trainings = experiment.training_dirs()
     validations = [v.root for t in trainings for v in t.validation_dirs()]
     if validations:
-        return f"pass one of its validations: {_listed(validations)}"
+        return f"pass one of its validations: {listed(validations)}"
     if trainings:
         return (f"validate one of its training folders first (`spkemb-engine validate "
                 f"{shlex.quote(str(trainings[0].root))} PROTOCOL`), then pass the VAL_DIR that writes")
     return (f"train it (`spkemb-engine train {shlex.quote(str(experiment.root))} PROTOCOL`) and validate its "
             "training folder first, then pass the VAL_DIR that writes")
-
-
-def _listed(paths: Iterable[Path]) -> str:
-    """Up to three paths, and how many more."""
-    names = [str(p) for p in paths]
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.console import listed
 from engine.layout import TrainingDir
 from engine.records import Run
 from engine.store.importing import read_events
@@ -70,8 +71,7 @@ class Snapshot:
         unrecorded = [e for e in trn.epochs() if e not in self.checkpoints] \
             if self.ended and self.source == "database" else []
         if unrecorded:
-            lines.append(f"validate: {trn.checkpoint(unrecorded[0])}"
-                         f"{f' and {len(unrecorded) - 1} more' if len(unrecorded) > 1 else ''} not scored: no record "
+            lines.append(f"validate: {listed(map(trn.checkpoint, unrecorded), shown=1)} not scored: no record "
                          "of training says it is whole (training ended as it wrote it?) — `spkemb-engine train "
                          "--resume` records it, then validate again")
         return lines

@@ -81,6 +81,17 @@ def test_a_val_dir_given_for_an_extraction_names_the_extractions_in_it(tmp_path:
                                   "written by `spkemb-engine apply` (VAL_DIR/apply/EPOCH)?")
 
 
+def test_a_folder_of_many_extractions_names_three_and_counts_the_rest(tmp_path: Path) -> None:
+    from engine import Precomputed
+
+    for epoch in range(1, 6):
+        write_extraction(tmp_path / "apply" / str(epoch), {"a": 3})
+    with pytest.raises(SpkembError) as refused:
+        Precomputed(tmp_path)
+    assert str(refused.value).endswith(f"pass one of the extractions in it: {tmp_path}/apply/1, {tmp_path}/apply/2, "
+                                       f"{tmp_path}/apply/3 and 2 more")
+
+
 def test_missing_file_and_metadata_are_named(tmp_path: Path):
     from engine import Precomputed
 
