@@ -59,12 +59,17 @@ class RunDetailScreen(RunActions, ForkActions):
     ]
     # under 30 rows (an 80x24 terminal) the wrapped summary and the log took the room of the epoch rows
     # that d, f, l and p act on: the summary keeps 4 lines and the log 4; taller, a long name, many tags
-    # or a long note still pushed the plots and the epoch table off the screen: 8 lines
+    # or a long note still pushed the plots and the epoch table off the screen: 8 lines. Short, the
+    # plots go without their bottom border (and its caption, the best epoch's EER) for a third epoch row
     VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
     DEFAULT_CSS = """
     RunDetailScreen #summary { max-height: 8; }
+    RunDetailScreen #plots { height: 1fr; min-height: 8; }
+    RunDetailScreen #lower { height: 1fr; min-height: 7; }
     RunDetailScreen.-short #summary { max-height: 4; }
     RunDetailScreen.-short LogTail { height: 4; min-height: 4; }
+    RunDetailScreen.-short #plots { min-height: 7; }
+    RunDetailScreen.-short LossPlot, RunDetailScreen.-short EerPlot { min-height: 7; border-bottom: none; }
     """
 
     def __init__(self, run_id: int) -> None:

@@ -13,6 +13,10 @@ from engine.validation.det import EpochScores, common_edges, probit, probit_tick
 COLORS = [("cyan", "green", "red"), ("orange", "blue", "magenta"), ("yellow", "white", "gray"),
           ("magenta", "cyan", "orange"), ("green", "yellow", "blue"), ("white", "magenta", "green")]
 EER_MARKER, DCF_MARKER = "●", "◆"
+#: below this many rows the legends are left out: plotext draws them over the plot's top left, where
+#: a DET curve starts (the screen's lines above name each curve by its colour, and the histogram's
+#: border its colours)
+LEGEND_ROWS = 16
 
 
 @dataclass
@@ -27,16 +31,28 @@ class _Plot(DrawnPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.shown: list[Shown] = []
+        self._drawn_legends = False
 
     def show(self, shown: list[Shown]) -> None:
         self.shown = list(shown)
         self.draw()
+
+    @property
+    def legends(self) -> bool:
+        """Whether the plot is tall enough for plotext's legends."""
+        return self.size.height >= LEGEND_ROWS
+
+    def on_resize(self) -> None:
+        if self.legends != self._drawn_legends:
+            self.draw()
 
     def _start(self, xlabel: str, ylabel: str) -> bool:
         """A blank figure with its axis labels; False (and a note) when there is nothing to draw."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
+        self._drawn_legends = self.legends
+        self.border_subtitle = ""
         if not self.shown:
             plt.title("no scores to draw")
             self.refresh()
@@ -68,7 +84,7 @@ class DetPlot(_Plot):
             x, y = curve.probit_fa(), curve.probit_miss()
             keep = thinned(x, y)
             plt.plot(x[keep].tolist(), y[keep].tolist(), color=COLORS[i % len(COLORS)][0], marker="braille",
-                     label=s.label if len(self.shown) > 1 else None)
+                     label=s.label if len(self.shown) > 1 and self.legends else None)
         for i, curve in enumerate(curves):  # drawn last, so that no curve hides them
             color = COLORS[i % len(COLORS)][0]
             dcf_miss, dcf_fa = curve.min_dcf_point
@@ -107,8 +123,12 @@ class ScoreHistogramPlot(_Plot):
             prefix = f"{s.label} " if len(self.shown) > 1 else ""
             centres = h.centres.tolist()
             plt.plot(centres, (100 * h.target).tolist(), color=target_color, marker="braille",
-                     label=f"{prefix}target")
+                     label=f"{prefix}target" if self.legends else None)
             plt.plot(centres, (100 * h.nontarget).tolist(), color=nontarget_color, marker="braille",
-                     label=f"{prefix}non-target")
+                     label=f"{prefix}non-target" if self.legends else None)
             plt.vline(s.epoch.curve.eer_threshold, COLORS[i % len(COLORS)][0])
+        if not self.legends:  # the colours, an epoch's square after another's as the lines above list them
+            colors = [COLORS[i % len(COLORS)] for i in range(len(self.shown))]
+            self.border_subtitle = (f"{''.join(f'[{t}]■[/]' for _, t, _ in colors)} target  "
+                                    f"{''.join(f'[{n}]■[/]' for _, _, n in colors)} non-target")
         self.refresh()

@@ -67,13 +67,13 @@ class LossPlot(SeriesPlot):
     DEFAULT_CSS = """
     LossPlot { height: 1fr; min-height: 8; border: round $primary-darken-2; }
     """
-    TITLE = "loss"
+    TITLE = "loss per step"
 
     def draw(self) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.xlabel("step")
+        self.border_subtitle = ""
         drawn = False
         for i, s in enumerate(self.series):
             xs, ys = loss_curve(s.steps)
@@ -88,9 +88,9 @@ class LossPlot(SeriesPlot):
                 mx, my = margin_curve(s.steps)
                 if my and min(my) != max(my):
                     plt.plot(mx, my, label="margin (right axis)", color="yellow", marker="dot", yside="right")
-                    plt.title("loss, and the margin in force (right)")
+                    self.border_subtitle = "and the margin in force (right)"
         if not drawn:
-            plt.title("no training steps recorded yet")
+            self.border_subtitle = "no training steps recorded yet"
         self.refresh()
 
 
@@ -111,7 +111,7 @@ class EerPlot(SeriesPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.xlabel("epoch")
+        self.border_subtitle = ""
         drawn = False
         single = len(self.series) == 1
         epochs: set[int] = set()
@@ -156,9 +156,9 @@ class EerPlot(SeriesPlot):
                     plt.scatter([int(v.epoch)], [100.0 * float(v.eer)], color="red", marker="X")
                     if single:
                         what = best if isinstance(best, str) else f"epoch {best}"
-                        plt.title(f"best {what}: EER {100.0 * float(v.eer):.2f} %")
+                        self.border_subtitle = f"best {what}: EER {100.0 * float(v.eer):.2f} %"
         if not drawn or not epochs:
-            plt.title("no validated epoch yet")
+            self.border_subtitle = "no validated epoch yet"
         else:
             # whole epochs only, and half an epoch of margin: one epoch is not drawn on [-1, 1]
             # the stub asks list[float]; the ticks stay ints, which plotext labels without ".0"

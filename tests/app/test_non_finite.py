@@ -37,11 +37,11 @@ def steps(losses: list[float]) -> list[dict]:
 
 
 async def drawn(plot, series) -> str:
-    """The text of ``plot`` once it has drawn ``series``."""
+    """The text of ``plot`` once it has drawn ``series``, and its border's caption on a line below."""
     async with Host(plot).run_test(size=(80, 20)) as pilot:
         plot.set_series(series)
         await pilot.pause()
-        return plot.render().plain
+        return f"{plot.render().plain}\n{plot.border_subtitle}"
 
 
 @pytest.mark.parametrize("losses", [[2.0, 1.5, INF, 1.0, 0.9], [2.0, INF, -INF, 1.0],
@@ -49,7 +49,8 @@ async def drawn(plot, series) -> str:
 async def test_a_loss_curve_with_a_non_finite_step_draws_its_finite_steps(losses: list[float]) -> None:
     text = await drawn(LossPlot(), [LossSeries("run", steps(losses))])
     assert "cannot draw" not in text
-    assert "step" in text and "no training steps" not in text
+    assert any("\u2800" < c <= "\u28ff" for c in text), text  # the curve, in braille dots
+    assert "no training steps" not in text
 
 
 async def test_a_loss_curve_of_only_inf_steps_draws_as_empty() -> None:
@@ -104,7 +105,7 @@ async def test_run_detail_of_a_run_with_an_inf_loss_and_eer_stays_up(workspace: 
         assert math.isinf(screen.query_one(LossPlot).series[0].steps[5]["loss"])
         loss, eer = screen.query_one(LossPlot).render().plain, screen.query_one(EerPlot).render().plain
         assert "cannot draw" not in loss + eer
-        assert "best epoch 2: EER 21.00 %" in eer
+        assert screen.query_one(EerPlot).border_subtitle == "best epoch 2: EER 21.00 %"
 
 
 async def test_the_interval_of_a_long_run_is_two_lines_not_a_bar_per_epoch() -> None:

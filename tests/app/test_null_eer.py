@@ -66,4 +66,4 @@ async def test_run_detail_of_a_run_with_a_null_eer_shows_its_epochs(workspace: P
         epochs = screen.query_one(EpochTable)
         (fourth,) = [epochs.get_row_at(i) for i in range(4) if epochs.get_row_at(i)[0] == "4"]
         assert str(fourth[3]) == "—"  # validated, with no EER to show
-        assert "best epoch 2: EER 21.00 %" in screen.query_one(EerPlot).render().plain
+        assert screen.query_one(EerPlot).border_subtitle == "best epoch 2: EER 21.00 %"

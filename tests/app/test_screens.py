@@ -314,6 +314,21 @@ async def test_det_view_opens_for_the_selected_epoch(workspace: Path) -> None:
         eer = equal_error_rate(scores, is_target)[0]
         summary = str(det.query_one("#det-summary").render())
         assert f"epoch 3: EER {100 * eer:.2f} %" in summary and "50 target / 150 non-target" in summary
+        det_plot, histogram = det.query_one(DetPlot), det.query_one(ScoreHistogramPlot)
+        await pilot.pause()
+        assert "epoch 2 (picked)" in det_plot.render().plain and "non-target" in histogram.render().plain
+        # at 80x24 plotext's legends lay over the curves' start: the lines above and the border name them
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: not histogram.legends and "non-target" in str(histogram.border_subtitle))
+        await pilot.pause()
+        assert "epoch" not in det_plot.render().plain and "target" not in histogram.render().plain
+        # a square in each epoch's colour (green, then blue: targets; red, then magenta: non-targets)
+        assert str(histogram.border_subtitle) == ("[green]■[blue][/green]■[/blue] target  "
+                                                  "[red]■[magenta][/red]■[/magenta] non-target")
+        await pilot.resize_terminal(140, 40)
+        await wait_for(pilot, lambda: histogram.legends and not histogram.border_subtitle)
+        await pilot.pause()
+        assert "epoch 2 (picked)" in det_plot.render().plain
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is detail)
 
@@ -383,12 +398,11 @@ async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -
         plot.set_series([EerSeries("EER", [ValidationResult(epoch=4, eer=0.20, eer_low=0.15, eer_high=0.25)], 4)])
         await pilot.pause()
         lines = plot.render().plain.splitlines()
-        ticks = lines[-2].split()  # the x axis labels, above "epoch"
+        ticks = lines[-1].split()  # the x axis labels (the border says "per epoch")
         assert ticks == ["4"], lines
-        assert lines[-1].strip() == "epoch"
         # the interval is one vertical bar through the point, not dotted bands across the width
         bar = [line for line in lines if "│" in line[5:-1]]
-        assert len(bar) >= 5 and "•" not in "".join(lines[1:-3])
+        assert len(bar) >= 5 and "•" not in "".join(lines[1:-2])
         columns = {line.index("│", 5) for line in bar}
         assert len(columns) == 1
 
@@ -422,6 +436,13 @@ async def test_at_80x24_a_runs_epoch_rows_are_in_sight(workspace: Path) -> None:
         await wait_for(pilot, lambda: epochs.row_count == 3)
         # its border (2 lines) and titles (1), then its three epochs
         assert epochs.region.height >= 6 and app.screen.query_one("#summary").region.height <= 4
+        # and plots with rows to draw on: the EER plot's title and axis label had left its points one
+        for plot in (app.screen.query_one(LossPlot), app.screen.query_one(EerPlot)):
+            await wait_for(pilot, lambda plot=plot: plot.series)
+            lines = plot.render().plain.splitlines()
+            frame = [i for i, line in enumerate(lines) if line.lstrip(" .0123456789").startswith(("┌", "└"))]
+            assert len(frame) == 2 and frame[1] - frame[0] - 1 >= 3, lines
+            assert plot.region.bottom <= epochs.region.y  # whole, above the table
 
 
 @pytest.mark.slow
