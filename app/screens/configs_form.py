@@ -10,11 +10,12 @@ from rich.syntax import Syntax
 from textual import on
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.css.query import NoMatches
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Input, Select, Static
 
 from app.data.experiments import flatten, from_text, to_text, unflatten
 from app.screens.host import SpkembScreen
 from app.views.plain import plain
+from app.widgets.key_label import KeyLabel
 from engine.config import FIELD_SPECS, config_from_dict, dump_yaml, validate_field
 from engine.config.specs import FBANK_BACKBONES, Component, component, find_component
 from engine.errors import ConfigError
@@ -82,7 +83,7 @@ class ConfigForm(SpkembScreen):
                 widget = Input(to_text(value), id=self.fid(i))
             if spec is not None:
                 widget.tooltip = spec.help
-            rows.append(Vertical(Horizontal(Label(key), widget, classes="field"),
+            rows.append(Vertical(Horizontal(KeyLabel(key), widget, classes="field"),
                                  Static("", id=self.eid(i), classes="field-error"), classes="field"))
         form.mount_all(rows)
         #: each section's name as the form was built with it (a Select says Changed on mount too)

@@ -90,6 +90,11 @@ async def test_the_config_form_keeps_room_for_its_values_on_an_80_column_termina
         await pilot.pause()
         assert not screen.query_one("#preview").display
         assert _field(screen, "task.params.margin").size.width >= 30
+        # a long key wraps after a dot, not inside a name ("…params.samp" / "le_rate")
+        from app.widgets.key_label import KeyLabel
+
+        (label,) = [k for k in screen.query(KeyLabel) if k.key == "feature_extraction.params.sample_rate"]
+        assert label.render().splitlines() == ["feature_extraction.params.", "sample_rate"]
     async with make(workspace).run_test(size=(140, 40)) as pilot:  # wide: the preview beside the form
         wide = await open_configs(pilot)
         await pilot.pause()
