@@ -34,7 +34,8 @@ def add_config(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("config", help=f"{CONFIG} tools")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     c = config_sub.add_parser("check", help=f"validate a {CONFIG} and print it resolved",
-                              description="Print the resolved config (defaults filled in), or name "
+                              description="Print the resolved config (defaults filled in), then, as YAML "
+                                          "comments, each value the file leaves to its default; or name "
                                           "the offending key and line and exit 2.")
     c.add_argument("file", metavar="FILE")
     c = config_sub.add_parser("template", help="print a shipped config (the tutorial's, the demo's, a backbone's)",

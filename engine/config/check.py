@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.config.dump import dump_config
+from engine.config.defaults import defaults_comment, unwritten
+from engine.config.dump import config_to_dict, dump_config
 from engine.config.footprint import gpu_visible, host_memory, refusal, training_footprint
 from engine.config.parse import load_config
 from engine.config.schema import Config
+from engine.config.yamlsrc import read_yaml_file
 from engine.console import out_text
 from engine.errors import ConfigError
 from engine.layout import ExperimentDir
@@ -15,7 +17,8 @@ from engine.requests import ConfigCheckRequest
 
 
 def cmd_check(args: ConfigCheckRequest) -> int:
-    """Print ``args.file`` (a config.yml, or an experiment directory holding one) resolved.
+    """Print ``args.file`` (a config.yml, or an experiment directory holding one) resolved, then, as
+    YAML comments, each value the file leaves to its default.
 
     Returns 0; a bad config raises ConfigError, which the CLI prints and exits 2 with.
     """
@@ -24,7 +27,8 @@ def cmd_check(args: ConfigCheckRequest) -> int:
         path = ExperimentDir(path).config
     config = load_config(path)
     _check_memory(config, path)
-    out_text(dump_config(config))
+    resolved = dump_config(config)
+    out_text(resolved + defaults_comment(path.name, unwritten(read_yaml_file(path), config_to_dict(config))))
     return 0
 
 

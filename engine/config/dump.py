@@ -117,6 +117,14 @@ def _flatten(data: Any, prefix: str, out: dict[str, Any]) -> None:
         out[prefix] = data
 
 
+def flattened(data: dict[str, Any]) -> dict[str, Any]:
+    """A config in :func:`config_to_dict`'s layout as ``{dotted key: value}``, its keys as
+    :func:`config_diff` names them (a list of numbers or names is one value)."""
+    flat: dict[str, Any] = {}
+    _flatten(data, "", flat)
+    return flat
+
+
 def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, Any]]:
     """Differences between two configs in :func:`config_to_dict`'s layout.
 
@@ -126,10 +134,7 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[str, Any, An
         Dotted keys (``task.params.margin``, ``data_augmentation[1].params.probability``),
         in a's order then b's; a key missing on one side has None there.
     """
-    flat_a: dict[str, Any] = {}
-    flat_b: dict[str, Any] = {}
-    _flatten(a, "", flat_a)
-    _flatten(b, "", flat_b)
+    flat_a, flat_b = flattened(a), flattened(b)
     keys = list(dict.fromkeys([*flat_a, *flat_b]))
     # a key written as null on one side and left out on the other (a config of an older
     # release, without margin_scheduler) means the same thing: no difference

@@ -302,6 +302,45 @@ def test_cli_config_check_prints_resolved_config(tmp_path: Path) -> None:
     assert run_engine("config", "check", str(exp)).stdout == done.stdout
 
 
+def test_config_check_lists_under_the_config_each_value_the_file_leaves_to_its_default(tmp_path: Path) -> None:
+    """A key missing from config.yml took its default without a word (the tutorial's leaves out the
+    TDNN's hidden size and the whole optimizer)."""
+    config = tmp_path / "config.yml"
+    config.write_text(TUTORIAL)
+    done = run_in_process("config", "check", str(config))
+    assert done.returncode == 0, done.stderr
+    assert parse_config(done.stdout) == parse_config(TUTORIAL)
+    listed = done.stdout[done.stdout.index("# not in config.yml, so at their defaults:\n"):].splitlines()[1:]
+    assert listed == ["#   architecture.params.tdnn.hidden_dim: 512",
+                      "#   task.params.margin_scheduler: null",
+                      "#   task.params.label_min_duration: 0.0",
+                      "#   optimizer.name: torch.optim.SGD",
+                      "#   optimizer.params.momentum: 0.9",
+                      "#   optimizer.params.nesterov: true",
+                      "#   optimizer.params.weight_decay: 0.0"]
+    # what it prints writes every value: checked again, it lists none
+    config.write_text(done.stdout)
+    again = run_in_process("config", "check", str(config))
+    assert again.returncode == 0 and "# not in" not in again.stdout
+    assert parse_config(again.stdout) == parse_config(TUTORIAL)
+
+
+def test_augmentations_given_in_another_order_are_matched_by_name(tmp_path: Path) -> None:
+    """The resolved config lists speed perturbation before noise whatever the file's order: a key is
+    named at its place there."""
+    noise = TUTORIAL[TUTORIAL.index("data_augmentation:"):TUTORIAL.index("\n\n", TUTORIAL.index("data_augmentation:"))]
+    items = ("data_augmentation:\n"
+             "  - name: AddNoise\n    params:\n      snr_min: 5\n      snr_max: 15\n"
+             "      collection: [MUSAN.Collection.BackgroundNoise]\n"
+             "  - name: SpeedPerturb\n")
+    config = tmp_path / "config.yml"
+    config.write_text(TUTORIAL.replace(noise, items, 1))
+    done = run_in_process("config", "check", str(config))
+    assert done.returncode == 0, done.stderr
+    listed = [line for line in done.stdout.splitlines() if line.startswith("#   data_augmentation")]
+    assert listed == ["#   data_augmentation[0].params.factors: [0.9, 1.0, 1.1]"]
+
+
 def test_cli_config_check_rejects_bad_config_with_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "config.yml"
     text = _bad("margin: 0.05", "margin: 3")
