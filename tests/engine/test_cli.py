@@ -189,6 +189,7 @@ def test_requests_are_frozen_and_parsed_once() -> None:
         request.to = 4  # type: ignore[misc]
 
 
+@pytest.mark.slow  # two engine processes, each importing torch
 def test_a_terminal_sees_what_a_command_loads_before_its_first_line_and_a_log_does_not(tmp_path: Path) -> None:
     """`train` was silent for its first seconds (torch's import: a minute on some network file systems)."""
     import os
