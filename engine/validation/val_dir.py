@@ -9,6 +9,7 @@ never come, then record a completed run of nothing).
 
 from __future__ import annotations
 
+import difflib
 import shlex
 from pathlib import Path
 
@@ -83,6 +84,14 @@ def given_trn_dir(path: str | Path) -> TrainingDir:
         raise SpkembError(f"{root} is not a TRN_DIR: `spkemb-engine train` writes them as {TRN_DIR_SHAPE}; pass "
                           "one of those")
     return TrainingDir(root)
+
+
+def near_trn_dir(trn: TrainingDir) -> str:
+    """``; did you mean EXP_DIR/train/X?`` for a TRN_DIR not there whose experiment has one of a
+    name so close that a typo is likely (``…Voices.trian`` for ``…Voices.train``), else nothing."""
+    names = [t.root.name for t in trn.experiment.training_dirs()]
+    near = difflib.get_close_matches(trn.root.name, names, n=1, cutoff=0.8)
+    return f"; did you mean {trn.root.parent / near[0]}?" if near else ""
 
 
 def given_exp_dir(path: str | Path) -> ExperimentDir:

@@ -53,7 +53,7 @@ from engine.validation.score_files import read_scores, result_from_scores, write
 from engine.validation.selection import results_from_store
 from engine.validation.trial_scores import VALIDATION_STEP, cosine_scores, embed_files, require_finite
 from engine.validation.trials import load_trials
-from engine.validation.val_dir import given_trn_dir
+from engine.validation.val_dir import given_trn_dir, near_trn_dir
 from engine.validation.watch import CheckpointWatcher, Snapshot, modified_at
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def cmd_validate(args: ValidateRequest) -> int:
     trn = given_trn_dir(args.trn_dir)
     if not _wait_for_training_dir(trn):
         raise ProtocolError(f"{trn.root} is not a directory: pass the TRN_DIR that `spkemb-engine train` "
-                            f"writes ({TRN_DIR_SHAPE})")
+                            f"writes ({TRN_DIR_SHAPE}){near_trn_dir(trn) if trn.in_experiment() else ''}")
     val = trn.validation(args.protocol, args.subset)
     trials, files = load_trials(args.protocol, args.subset, args.database)
     calibration = None
@@ -120,7 +120,8 @@ def _wait_for_training_dir(trn: TrainingDir) -> bool:
         return True
     if not trn.in_experiment():
         return False
-    say(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn.root} (training is starting?)")
+    say(f"validate: waiting up to {STARTUP_GRACE:.0f} s for {trn.root} (training is starting?"
+        f"{near_trn_dir(trn)})")
     deadline = time.monotonic() + STARTUP_GRACE
     while not trn.root.is_dir() and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -300,6 +300,19 @@ def test_validate_started_before_training_waits_for_trn_dir(tmp_path: Path, demo
     typo = run_in_process("validate", str(tmp_path / "nowhere"), PROTOCOL, database=demo_corpus)
     assert typo.returncode == 2 and "nowhere is not a TRN_DIR" in typo.stderr
 
+    # a typo of one beside it: waited for (a training may be starting it), naming the one it is close to
+    misspelt = engine("validate", str(trn_dir.with_name(f"{PROTOCOL}.trian")), PROTOCOL, database=demo_corpus)
+    assert misspelt.stderr is not None
+    line = misspelt.stderr.readline()
+    while line and "waiting up to" not in line:
+        line = misspelt.stderr.readline()
+    misspelt.kill()
+    misspelt.communicate(timeout=60)
+    assert f"(training is starting?; did you mean {trn_dir}?)" in line, line
+    from engine.validation.val_dir import near_trn_dir  # which the refusal after the wait ends with too
+
+    assert near_trn_dir(TrainingDir(trn_dir.with_name("Other.Protocol.train"))) == ""
+
 
 def test_an_experiment_or_a_validation_folder_given_for_trn_dir_is_refused_naming_the_one(
         tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
