@@ -199,6 +199,8 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             waiting_said = False
             continue
         if _finished(args, snap, began, began_at):
+            if not validated and not named_done and snap.checkpoints:
+                raise SpkembError(_out_of_range(args, snap, watcher.trn))
             for line in snap.ending(watcher.trn, scored=bool(validated)):
                 recorder.say(line)
             if args.to is not None and not _reached(args, snap) and train is not None:
@@ -244,6 +246,18 @@ def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: flo
     resuming = (args.to is not None and run is not None and in_grace and run.ended_at is not None
                 and run.ended_at < began_at)
     return (snap.ended and not snap.pending and not starting and not resuming) or _reached(args, snap)
+
+
+def _out_of_range(args: ValidateRequest, snap: Snapshot, trn: TrainingDir) -> str:
+    """Why a validation of a training that has ended scores nothing: no epoch of it in the range asked
+    (``--from`` past its last epoch, say). Refused as ``--from 3 --to 2`` is: a run recorded as
+    completed with nothing scored read as a validation."""
+    epochs, run = sorted(snap.checkpoints), snap.train_run
+    whose = f"training run #{run.id} ({run.status})" if run is not None else str(trn.weights)
+    asked = " ".join([f"--from {args.from_epoch or 0}", *([f"--to {args.to}"] if args.to is not None else []),
+                      *([f"--every {args.every}"] if args.every > 1 else [])])
+    return (f"nothing to score: {whose} has epochs {epochs[0]}–{epochs[-1]}, none of them in {asked}; pass a "
+            "range that holds one, or train further first (`spkemb-engine train --resume --to N`)")
 
 
 def _reached(args: ValidateRequest, snap: Snapshot) -> bool:

@@ -658,3 +658,19 @@ def test_a_checkpoint_deleted_since_its_record_is_skipped_and_said(tmp_path: Pat
     assert done.returncode == 0, done.stderr
     assert f"validate: {TrainingDir(trn_dir).checkpoint(2)} is gone (deleted?): epoch 2 not scored" in done.stderr
     assert sorted(r.checkpoint for r in results_from_scores(ValidationDir(val_dir_of(trn_dir)))) == [1, 3]
+
+
+def test_a_range_past_an_ended_trainings_last_epoch_is_refused_not_recorded_as_a_validation(
+        tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    """`validate --from 3` of a run trained to epoch 2 said "no checkpoint to evaluate", exited 0 and
+    recorded a completed validation holding the folder's pick: `runs` listed it as one."""
+    trn_dir = tmp_path / "exp" / "train" / f"{PROTOCOL}.train"
+    write_checkpoints(trn_dir, db_path, [1, 2])
+    done = run_in_process("validate", "--from", "3", str(trn_dir), PROTOCOL, database=demo_corpus)
+    assert done.returncode == 2 and done.stderr.count(": error: ") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert ("nothing to score: training run #1 (completed) has epochs 1–2, none of them in --from 3; pass a "
+            "range that holds one") in done.stderr
+    with open_store(db_path, readonly=True) as store:
+        (run,) = store.find_runs(kind="validate")
+    assert run["status"] == "failed" and run["best_eer"] is None and "nothing to score" in run["reason"]
+    assert not (val_dir_of(trn_dir) / "params.yml").exists()
