@@ -219,10 +219,12 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
         except ValueError as e:
             raise StoreError(str(e)) from None
         with self.transaction() as conn:
-            found = conn.execute("SELECT run_group, tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+            found = conn.execute("SELECT run_group, tags, kind FROM runs WHERE id = ?", (run_id,)).fetchone()
             if found is None:
                 raise StoreError(f"no run {run_id} in {self.path}: `spkemb-engine runs` lists the run ids")
-            old_group, old_tags = found
+            old_group, old_tags, kind = found
+            if group is not None and (group or None) != old_group and kind != "train":
+                raise StoreError(self._group_follows(conn, run_id, kind, group))
             tags = [t for t in decode_tags(old_tags) if t not in removed]
             tags += [t for t in added if t not in tags and t not in removed]
             conn.execute("UPDATE runs SET tags = ? WHERE id = ?", (encode_tags(tags), run_id))
@@ -238,6 +240,15 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
         row = self.run(run_id)
         assert row is not None
         return row
+
+    @staticmethod
+    def _group_follows(conn: sqlite3.Connection, run_id: int, kind: str, group: str) -> str:
+        """Why a validate or apply run takes no group of its own: it is listed under its training run's."""
+        train_id = conn.execute("SELECT COALESCE(v.parent_id, r.parent_id) FROM runs r LEFT JOIN runs v ON "
+                                "v.id = r.parent_id AND v.kind = 'validate' WHERE r.id = ?", (run_id,)).fetchone()[0]
+        fix = (f"give it to training run {train_id} (`spkemb-engine tag {train_id} --group {group or chr(39) * 2}`)"
+               if train_id is not None else "a group is a training run's")
+        return f"run {run_id} is a {kind} run: its group is its training run's, which it follows; {fix}"
 
     def set_status(self, run_id: int, status: str, reason: str | None = None, *,
                    _at: float | None = None) -> None:

@@ -155,6 +155,20 @@ def test_tag_command_edits_and_prints(tmp_path: Path) -> None:
     with open_store(db, readonly=True) as store:
         assert store.run(train)["tags"] == ["baseline"]
 
+    # a validation or an extraction follows its training's group: one of its own was listed by `runs
+    # --group` but left out of the group's figures, and `report --group` said the group had no training run
+    for run in (val, applied):
+        bad = run_in_process("tag", str(run), "--group", "other", "--db", str(db))
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        kind = "validate" if run == val else "apply"
+        assert (f"run {run} is a {kind} run: its group is its training run's, which it follows; give it to "
+                f"training run {train} (`spkemb-engine tag {train} --group other`)") in bad.stderr
+        # its tags and note are its own, and its group unchanged is no change
+        assert run_in_process("tag", str(run), "--group", "", "--add-tag", "mine", "--db", str(db)).returncode == 0
+    with open_store(db, readonly=True) as store:
+        assert [store.run(r)["run_group"] for r in (train, val, applied)] == [None, None, None]
+        assert store.run(applied)["tags"] == ["mine"]
+
 
 def test_a_group_of_three_seeds_reads_as_mean_and_std(tmp_path: Path) -> None:
     with open_store(tmp_path / "runs.db") as store:
