@@ -38,7 +38,8 @@ from engine.validation.params import read_params
 from engine.validation.selection import recorded_results
 from engine.validation.val_dir import given_trn_dir
 
-#: why an epoch stays: what (``newest``, ``best in``...) and, for what a VAL_DIR needs, its folder's name
+#: why an epoch stays: what (``among the newest 10``, ``among the 10 best in``...) and, for what a VAL_DIR
+#: needs, its folder's name
 Reason = tuple[str, str]
 #: an epoch a VAL_DIR has not validated and will not reach: older than its newest validated one
 SKIPPED = "passed over in"
@@ -49,8 +50,8 @@ class CleanPlan:
     """What ``clean`` keeps of one TRN_DIR's epoch checkpoints, and why, and what it deletes."""
 
     trn: TrainingDir
-    #: epoch -> why it stays: ``newest``, or a VAL_DIR's name with ``best in``, ``picked in``, ``extracted in``,
-    #: ``not validated in``, in the order found
+    #: epoch -> why it stays: ``among the newest N``, or a VAL_DIR's name with ``among the K best in``,
+    #: ``picked in``, ``extracted in``, ``not validated in``, in the order found
     kept: dict[int, list[Reason]] = field(default_factory=dict)
     #: epoch -> the size of its file, in bytes
     deleted: dict[int, int] = field(default_factory=dict)
@@ -75,7 +76,7 @@ def plan_clean(trn: TrainingDir, *, keep_last: int, keep_best: int, skipped: boo
     vals = trn.validation_dirs()
     reasons: dict[int, list[Reason]] = {e: [] for e in epochs}
     for e in epochs[-keep_last:]:
-        reasons[e].append(("newest", ""))
+        reasons[e].append((f"among the newest {keep_last}", ""))
     if not vals:
         for e in epochs:
             reasons[e].append(("not validated", ""))
@@ -105,7 +106,7 @@ def _needed_by(val: ValidationDir, epochs: list[int], keep_best: int, store: Any
             yield e, (SKIPPED if newest is not None and e < newest else "not validated in", name)
     ranked = sorted((r for r in results if r.eer is not None), key=lambda r: r.ranked())
     for r in ranked[:keep_best]:
-        yield int(r.checkpoint), ("best in", name)
+        yield int(r.checkpoint), (f"among the {keep_best} best in", name)
     params = read_params(val)
     if params is not None and isinstance(params.checkpoint, int):
         yield params.checkpoint, ("picked in", name)
@@ -207,7 +208,8 @@ def _summary(plan: CleanPlan) -> str:
 
 
 def _reasons(why: list[Reason]) -> str:
-    """``newest; best in A, B; not validated in B``: each kind once, with the VAL_DIRs it holds for."""
+    """``among the newest 10; among the 10 best in A, B; not validated in B``: each kind once, with the
+    VAL_DIRs it holds for (an epoch kept as "newest" among ten may be the oldest of them)."""
     where: dict[str, list[str]] = {}
     for kind, name in why:
         where.setdefault(kind, []).extend([name] if name else [])

@@ -188,7 +188,8 @@ async def test_clean_from_the_run_detail_lists_then_deletes_after_a_yes(workspac
         question = app.screen.question
         assert question.splitlines()[:2] == [
             f"{trn.root}: delete 4 epoch checkpoint(s): 0-3 (400 bytes)",
-            "  keep 4-13: newest; best in Demo.SpeakerVerification.Voices.development"], question
+            "  keep 4-13: among the newest 10; among the 10 best in "
+            "Demo.SpeakerVerification.Voices.development"], question
         assert trn.epochs() == list(range(14))  # asked, not yet done
         await pilot.press("y")
         await wait_for(pilot, lambda: notified(app, "freed 400 bytes"), timeout=60)

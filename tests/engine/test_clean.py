@@ -72,12 +72,12 @@ def test_clean_lists_then_deletes_only_what_no_result_needs(trained: tuple[Train
         f"{trn.root}: delete 12 epoch checkpoint(s): 0-4, 6, 8, 10-11, 13-15 ({size / 1024:.1f} KiB)",
         f"  keep 5: picked in {PROTOCOL}.test",
         f"  keep 7: extracted in {PROTOCOL}.test",
-        f"  keep 9: best in {PROTOCOL}.test",
-        f"  keep 12: best in {PROTOCOL}.development, {PROTOCOL}.test",
-        f"  keep 16: best in {PROTOCOL}.development",
+        f"  keep 9: among the 2 best in {PROTOCOL}.test",
+        f"  keep 12: among the 2 best in {PROTOCOL}.development, {PROTOCOL}.test",
+        f"  keep 16: among the 2 best in {PROTOCOL}.development",
         f"  keep 17: not validated in {PROTOCOL}.development",
-        f"  keep 18: newest; not validated in {PROTOCOL}.development",
-        f"  keep 19-20: newest; not validated in {PROTOCOL}.development, {PROTOCOL}.test",
+        f"  keep 18: among the newest 3; not validated in {PROTOCOL}.development",
+        f"  keep 19-20: among the newest 3; not validated in {PROTOCOL}.development, {PROTOCOL}.test",
         f"nothing deleted: add --yes to delete them and free {size / 1024:.1f} KiB",
     ]
     assert trn.epochs() == list(range(22))  # a listing deletes nothing
@@ -151,8 +151,8 @@ def test_epochs_a_validation_passed_over_stay_unless_skipped_is_given(tmp_path: 
     assert listed.stdout.splitlines()[:-1] == [
         f"{trn.root}: delete 2 epoch checkpoint(s): 0, 5 ({(2000 + 5) / 1024:.1f} KiB)",
         f"  keep 1-4, 6-9: passed over in {name}",
-        f"  keep 10: best in {name}",
-        f"  keep 11-12: newest; not validated in {name}",
+        f"  keep 10: among the 1 best in {name}",
+        f"  keep 11-12: among the newest 2; not validated in {name}",
         "  (8 kept only as passed over, e.g. by `validate --every N`: --skipped deletes them too)"]
     done = run_in_process(*argv[:-1], "--skipped", "--yes", str(trn.root), db=db_path)
     assert done.returncode == 0, done.stderr
@@ -167,7 +167,7 @@ def test_a_run_without_a_validation_keeps_every_epoch(tmp_path: Path, db_path: P
     done = run_in_process("clean", "--keep-last", "1", "--yes", str(tmp_path / "exp"), str(trn.root), db=db_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [f"{trn.root}: nothing to delete", "  keep 0-3: not validated",
-                                        "  keep 4: newest; not validated", "freed 0 bytes"]
+                                        "  keep 4: among the newest 1; not validated", "freed 0 bytes"]
     assert trn.epochs() == list(range(5))
 
 
