@@ -38,6 +38,9 @@ or run the engine by hand, from this folder:
         {val_dir} \\
         Demo.SpeakerDiarization.Meetings
     spkemb-engine runs --db runs.db
+    spkemb-engine report --db runs.db 1 --out report    # run 1's tables and figures, for a paper
+
+(`report` takes several runs, and `--group G` for the seeds of one config: systems side by side.)
 {own_recordings}
 Protocols: Demo.SpeakerVerification.Voices (train / development / test, with trials),
 Demo.Collection.BackgroundNoise, Demo.Collection.Music, Demo.SpeakerDiarization.Meetings.

@@ -50,3 +50,9 @@ def test_three_demo_epochs_separate_test_speakers_far_better_than_none(tmp_path:
     with np.load(ws / "voices.npz", allow_pickle=False) as z:
         unit = z["embeddings"] / np.linalg.norm(z["embeddings"], axis=1, keepdims=True)
     assert (unit[0] @ unit[1:].T).tolist() == pytest.approx([float(r[2]) for r in rows], abs=2e-6)
+
+    # and its report, as the README gives it (run 1: the training above)
+    line = readme[readme.index("spkemb-engine report"):].split("\n")[0].split("#")[0].split()
+    reported = children.run([sys.executable, "-m", "engine", *line[1:]], cwd=ws, env=engine_env(), timeout=300)
+    assert reported.returncode == 0, reported.stderr
+    assert (ws / "report" / "report.html").is_file()
