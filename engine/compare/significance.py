@@ -65,11 +65,13 @@ class Difference:
     seeds: tuple[int, int] = (1, 1)
 
     def describe(self, percent: bool = True) -> str:
-        """``EER A - B = -0.42 [-0.71, -0.12] % (1000 replicates over 40 speakers): A better``."""
+        """``EER A - B = -0.42 [-0.71, -0.12] % (1000 replicates over 40 speakers): A better``; over the
+        seeds too where a side is a group (``over 40 speakers and seeds (1 and 3)``)."""
         k, unit = (100.0, " %") if percent and self.metric == "eer" else (1.0, "")
+        seeds = f" and seeds ({self.seeds[0]} and {self.seeds[1]})" if max(self.seeds) > 1 else ""
         name = {"eer": "EER", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}.get(self.metric, self.metric)
         return (f"{name} A − B = {k * self.difference:+.3g} [{k * self.low:+.3g}, {k * self.high:+.3g}]{unit} "
-                f"({self.replicates} replicates over {self.units} {self.unit}): {self.verdict}")
+                f"({self.replicates} replicates over {self.units} {self.unit}{seeds}): {self.verdict}")
 
 
 @dataclass(frozen=True)

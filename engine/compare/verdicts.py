@@ -101,8 +101,15 @@ def _text_rows(weighed: list[Weighed]) -> list[list[str]]:
         else:
             level = "" if w.pairs == 1 else f" (each at {100 * (1 - ALPHA / w.pairs):.4g} %: {w.pairs} pairs)"
             rows.append([w.trials, w.a.label, w.b.label, _NAMES.get(d.metric, d.metric), _interval(d) + level,
-                         f"{d.replicates} × {d.units} {d.unit}", d.verdict])
+                         _resampled(d), d.verdict])
     return rows
+
+
+def _resampled(d: Difference) -> str:
+    """``1000 × 40 speakers``, and the seeds a group's side draws in each replicate too (``and seeds (1
+    and 3)``): the interval holds the spread between seeds."""
+    seeds = f" and seeds ({d.seeds[0]} and {d.seeds[1]})" if max(d.seeds) > 1 else ""
+    return f"{d.replicates} × {d.units} {d.unit}{seeds}"
 
 
 TITLES = ["trials", "A", "B", "figure", "A − B [95 % CI]", "resampled", "verdict"]

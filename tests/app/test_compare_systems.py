@@ -77,7 +77,7 @@ async def test_compare_of_two_groups_shows_the_bootstrap_interval_and_verdict(tm
             assert difference.describe() in text
         eer = expected[0]
         assert eer.verdict == "A better" and eer.unit == "speakers" and eer.seeds == (3, 3)
-        assert eer.high < 0 and "over 8 speakers" in text
+        assert eer.high < 0 and "over 8 speakers and seeds (3 and 3))" in text  # the seeds drawn too
         # each group's band is drawn once, beside its three runs
         bands = [s.band_label for s in app.screen.query_one(EerPlot).series if s.band]
         assert bands == ["resnet34-lm", "tdnn-small"]
