@@ -165,6 +165,9 @@ def cell_value(cell: PivotCell, key: str) -> str | int:
 
 def cell_text(cell: PivotCell, column: Column, *, missing: str = "—", pm: str = " ± ") -> str:
     """A cell as tables show it: a figure in the column's unit, "—" where none was recorded."""
+    if column.key == "runs" and cell.system.group is not None and cell.runs < len(cell.system.run_ids):
+        # a back-end some seeds lack (AS-norm scored on one): its mean is over fewer runs than the row above
+        return f"{cell.runs} of {len(cell.system.run_ids)}"
     if not column.figure:
         return str(cell_value(cell, column.key))
     stat: Stat | None = getattr(cell, column.key)

@@ -12,7 +12,17 @@ import csv
 import io
 import re
 
-from engine.compare.pivot import COLUMNS, LABEL_COLUMNS, METRIC_COLUMNS, Column, Pivot, PivotCell, Stat, cell_text
+from engine.compare.pivot import (
+    COLUMNS,
+    LABEL_COLUMNS,
+    METRIC_COLUMNS,
+    Column,
+    Pivot,
+    PivotCell,
+    Stat,
+    cell_text,
+    cell_value,
+)
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -33,7 +43,7 @@ def to_csv(pivot: Pivot) -> str:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(csv_header())
     for cell in pivot.cells:
-        row: list[object] = [cell_text(cell, c) for c in LABEL_COLUMNS]
+        row: list[object] = [cell_value(cell, c.key) for c in LABEL_COLUMNS]
         for column in METRIC_COLUMNS:
             stat: Stat | None = getattr(cell, column.key)
             row += ["", ""] if stat is None else [repr(stat.mean), "" if stat.std is None else repr(stat.std)]

@@ -115,6 +115,25 @@ def test_a_folders_validations_of_another_list_size_are_not_merged(tmp_path: Pat
     (scored,) = run.scored
     assert (scored.epoch, scored.n_trials, scored.eer_by_epoch[0][0], len(scored.eer_by_epoch)) == (3, 150, 3, 1)
 
+def test_a_back_end_only_some_seeds_have_says_how_many_of_the_groups_runs_it_is_over(tmp_path: Path) -> None:
+    """AS-norm scored on one seed of two: its row read "resnet34-lm (2 runs) | as-norm | 1 | 30.00" under
+    the raw mean of both, and a table read as if AS-norm had been measured on the group."""
+    from engine.compare.pivot import COLUMNS, cell_text
+    from engine.compare.tables import to_csv
+
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    conn = sqlite3.connect(made.db)
+    with conn:
+        conn.execute("UPDATE validations SET eer_asnorm = eer / 2 WHERE run_id = ?", (made.ids["resnet-s1 val"],))
+    conn.close()
+    with open_store(made.db, readonly=True) as store:
+        pivot = build_pivot(store, groups=["resnet34-lm"])
+    runs = next(c for c in COLUMNS if c.key == "runs")
+    assert [(c.backend, cell_text(c, runs)) for c in pivot.cells] == [("raw", "2"), ("as-norm", "1 of 2")]
+    rows = list(csv.DictReader(io.StringIO(to_csv(pivot))))
+    assert [r["runs"] for r in rows] == ["2", "1"]  # a number in the CSV
+
+
 def test_the_calibrated_back_end_appears_when_the_database_records_it(tmp_path: Path) -> None:
     made = make_compared(tmp_path, asnorm=False, diarized=False)
     conn = sqlite3.connect(made.db)
