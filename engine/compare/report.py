@@ -3,9 +3,10 @@
 Into ``--out`` it writes the pivot (``engine.compare.pivot``) as ``pivot.tex`` (booktabs),
 ``pivot.csv`` and ``pivot.md``; where two systems share a trial list, the paired bootstrap of the
 first against each other one (``engine.compare.verdicts``) as ``significance.tex``, ``.csv`` and ``.md``;
-the figures (``engine.compare.figures``) as PNG, SVG and PDF; and ``report.html``, one self-contained
-page holding the tables and every figure (SVG inlined as ``data:`` URIs: it opens anywhere, mailed or
-copied alone).
+each system's runs, seeds and checkpoints as ``systems.csv`` (``engine.compare.systems``); the
+figures (``engine.compare.figures``) as PNG, SVG and PDF; and ``report.html``, one self-contained page
+holding the systems (with the config keys that differ between them), the tables and every figure (SVG
+inlined as ``data:`` URIs: it opens anywhere, mailed or copied alone).
 
 It writes only under ``--out`` and only its own files, each atomically. A folder that exists and
 holds anything is refused unless ``--force`` (then the files an earlier report wrote, as its
@@ -21,11 +22,14 @@ import base64
 import html
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from engine.atomic import atomic_write
 from engine.compare import tables, verdicts
 from engine.compare.pivot import Pivot, build_pivot
+from engine.compare.systems import system_runs, systems_csv, systems_html
 from engine.compare.verdicts import Weighed, weigh
 from engine.console import out, say
 from engine.errors import FileAccessError, StoreError
@@ -41,6 +45,8 @@ TABLE_FILES = {"latex": "pivot.tex", "csv": "pivot.csv", "markdown": "pivot.md"}
 #: the pairs of systems weighed, written where two systems share a trial list
 SIGNIFICANCE_FILES = {"latex": "significance.tex", "csv": "significance.csv", "markdown": "significance.md"}
 HTML_FILE = "report.html"
+#: each system's runs, seeds and the checkpoint of each trial list's figures
+SYSTEMS_FILE = "systems.csv"
 FIGURE_FORMATS = ("png", "svg", "pdf")
 #: the names of the files a report wrote, one a line: what ``--force`` removes before the next one
 MANIFEST = ".report-files"
@@ -60,6 +66,7 @@ def cmd_report(args: ReportRequest) -> int:
         twice = [(r.id, parent) for r in pivot.runs.values() if r.kind == "validate"
                  and (parent := (store.run(r.id) or {}).get("parent_id")) in pivot.runs]
         software = runs_software(store, list(pivot.runs))
+        configs = {run_id: (store.run(run_id) or {}).get("config") for run_id in pivot.runs}
     for run_id, parent in twice:
         say(f"report: warning: run #{run_id} validates run #{parent}, which is compared too: its figures are in "
             "both systems")
@@ -74,7 +81,8 @@ def cmd_report(args: ReportRequest) -> int:
     for label in empty:
         say(f"report: warning: {label} has no validated figure yet: its system has no row")
     weighed = weigh(pivot, said=say) if {"latex", "csv", "markdown", "html"} & set(formats) else []
-    written = write_report(pivot, folder, formats, source=str(db), weighed=weighed, software=software)
+    written = write_report(pivot, folder, formats, source=str(db), weighed=weighed, software=software,
+                           configs=configs)
     for path in written:
         out(str(path))
     out(f"report: {len(pivot.systems)} system(s), {len(pivot.cells)} row(s), {len(written)} file(s) in {folder}")
@@ -116,15 +124,18 @@ def runs_software(store: Store, run_ids: list[int]) -> list[tuple[str, list[int]
 
 
 def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source: str = "",
-                 weighed: list[Weighed] | None = None,
-                 software: list[tuple[str, list[int]]] | None = None) -> list[Path]:
+                 weighed: list[Weighed] | None = None, software: list[tuple[str, list[int]]] | None = None,
+                 configs: Mapping[int, Any] | None = None) -> list[Path]:
     """Write the formats asked for into ``folder`` (made if missing); returns the files written.
     ``weighed``: the pairs of systems weighed (``engine.compare.verdicts``), as tables of their own;
-    ``software``: what the runs ran with (``runs_software``), on the HTML page.
+    ``software``: what the runs ran with (``runs_software``), on the HTML page; ``configs``: each run's
+    resolved config, whose differences the page shows.
     Every file is made in memory first: a figure that fails leaves the folder as it was."""
     files = [(name, _table(pivot, fmt, source).encode()) for fmt, name in TABLE_FILES.items() if fmt in formats]
     files += [(name, _verdicts(weighed, fmt, source).encode())
               for fmt, name in SIGNIFICANCE_FILES.items() if fmt in formats and weighed]
+    if "csv" in formats:
+        files.append((SYSTEMS_FILE, systems_csv(system_runs(pivot)).encode()))
     if {"png", "svg", "pdf", "html"} & set(formats):
         from engine.compare.figures import draw_all
 
@@ -138,7 +149,8 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
                     if fmt == "svg":
                         inlined.append((figure.stem, figure.caption, data))
         if "html" in formats:
-            files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or [], software or []).encode()))
+            files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or [], software or [],
+                                               configs).encode()))
     folder.mkdir(parents=True, exist_ok=True)
     _remove_earlier_report(folder)
     written = [_write(folder / name, data) for name, data in files]
@@ -198,14 +210,15 @@ figure { margin: 2em 0; } figure img { max-width: 100%; } figcaption { color: #5
 
 
 def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str,
-              weighed: list[Weighed] | None = None, software: list[tuple[str, list[int]]] | None = None) -> str:
-    """One page, self-contained: the table, the pairs weighed, each figure (SVG as a ``data:`` URI) and
-    the software the runs ran with, nothing fetched."""
+              weighed: list[Weighed] | None = None, software: list[tuple[str, list[int]]] | None = None,
+              configs: Mapping[int, Any] | None = None) -> str:
+    """One page, self-contained: the systems (their runs, seeds, checkpoints and config differences,
+    ``configs``: each run's resolved config), the table, the pairs weighed, each figure (SVG as a
+    ``data:`` URI) and the software the runs ran with, nothing fetched."""
     ran_with = "".join(f"<li>{html.escape(line)} — run{'s' if len(ids) > 1 else ''} "
                        f"{', '.join(f'#{i}' for i in ids)}</li>" for line, ids in software or [])
     software_section = f"<h2>Software</h2>\n<ul>{ran_with}</ul>\n" if ran_with else ""
-    systems = "".join(f"<li>{html.escape(s.label)}{' — ' + html.escape(s.network) if s.network else ''}</li>"
-                      for s in pivot.systems)
+    systems = systems_html(pivot, configs or {})
     shown = "".join(
         f'<figure id="fig-{html.escape(stem)}"><img alt="{html.escape(caption)}" '
         f'src="data:image/svg+xml;base64,{base64.b64encode(svg).decode()}">'
@@ -213,7 +226,7 @@ def html_page(pivot: Pivot, figures: list[tuple[str, str, bytes]], source: str,
     return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\">"
             f"<title>spkemb report</title>\n<style>\n{_STYLE}\n</style></head>\n<body>\n"
             f"<h1>spkemb report</h1>\n<p>Runs database: <code>{html.escape(source)}</code></p>\n"
-            f"<h2>Systems</h2>\n<ul>{systems}</ul>\n<h2>Results</h2>\n{tables.to_html(pivot)}"
+            f"<h2>Systems</h2>\n{systems}<h2>Results</h2>\n{tables.to_html(pivot)}"
             "<p>EER and DER in %; a group reads mean ± sample standard deviation over its runs; "
             "— : not recorded.</p>\n"
             f"{_significance_section(weighed or [])}"
@@ -226,6 +239,7 @@ def _significance_section(weighed: list[Weighed]) -> str:
     return (f"<h2>Significance</h2>\n{verdicts.to_html(weighed)}<p>On each trial list, the first system (A) "
             f"against each other one (B): A − B of the picked epochs' figures (EER in %) and its 95 % interval over "
             f"{verdicts.REPLICATES} paired bootstrap replicates (speakers resampled where the trials name them; "
-            "a group's seeds averaged); lower is better. Where a list has several pairs, each interval is at "
-            "1 − 0.05 / pairs (Bonferroni, over as many more replicates, up to ten times), so that the 95 % holds "
-            "for all of the list's verdicts on one figure together.</p>\n")
+            "a group's figure the mean over its seeds, which each replicate draws too); lower is better. Where a "
+            "list has several pairs, each interval is at 1 − 0.05 / pairs (Bonferroni, over as many more "
+            "replicates, up to ten times), so that the 95 % holds for all of the list's verdicts on one figure "
+            "together.</p>\n")

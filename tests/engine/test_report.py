@@ -181,7 +181,7 @@ FIGURES = ("loss", "eer", f"det-{TRIALS}", f"scores-{TRIALS}")
 @pytest.mark.slow
 def test_the_report_writes_every_file(report: Path) -> None:
     expected = {"pivot.tex", "pivot.csv", "pivot.md", "report.html", "significance.tex", "significance.csv",
-                "significance.md"} | {f"{s}.{x}" for s in FIGURES for x in ("png", "svg", "pdf")}
+                "significance.md", "systems.csv"} | {f"{s}.{x}" for s in FIGURES for x in ("png", "svg", "pdf")}
     assert {p.name for p in report.iterdir()} == expected | {".report-files"}
     assert set((report / ".report-files").read_text().splitlines()) == expected
 
@@ -300,6 +300,24 @@ def test_the_html_page_holds_every_figure_and_the_table(report: Path) -> None:
     assert f"<li>{html.escape(software_text(software()))} — runs #" in software_section
 
 
+def test_the_report_says_each_systems_runs_seeds_checkpoints_and_how_their_configs_differ(
+        report: Path, compared: Compared) -> None:
+    """No file said which runs a group held, which epoch each figure was of, or what differed between
+    the systems (a margin, a network): a table nobody could trace back."""
+    ids = compared.ids
+    rows = list(csv.DictReader(io.StringIO((report / "systems.csv").read_text())))
+    assert [(r["system"], r["run_id"], r["seed"], r["trials"], r["checkpoint"]) for r in rows] == [
+        ("#5 sinc", str(ids["sinc"]), "0", TRIALS, "2"),
+        ("resnet34-lm (2 runs)", str(ids["resnet-s1"]), "1", TRIALS, "2"),
+        ("resnet34-lm (2 runs)", str(ids["resnet-s2"]), "2", TRIALS, "2")]
+    page = (report / "report.html").read_text()
+    systems = page.split("<h2>Systems</h2>", 1)[1].split("<h2>Results</h2>", 1)[0]
+    assert f"<li>#{ids['resnet-s2']} (seed 2) — {TRIALS}: epoch 2</li>" in systems
+    assert ("<tr><td><code>architecture.name</code></td><td>SincTDNN</td><td>ResNet34</td></tr>"
+            in systems), systems
+    assert "<td><code>feature_extraction.name</code></td><td>—</td><td>Fbank</td>" in systems
+
+
 def _listing(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` and what it holds (folders by their name alone)."""
     return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"" for p in folder.rglob("*")}
@@ -350,7 +368,8 @@ def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compare
                   "--format", "csv", "--format", "markdown", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # the earlier report's tables, page, figures and pairs went; this one's and the user's are there
-    assert {p.name for p in out.iterdir()} == {"notes.txt", "det-notes.png", "pivot.csv", "pivot.md", ".report-files"}
+    assert {p.name for p in out.iterdir()} == {"notes.txt", "det-notes.png", "pivot.csv", "pivot.md", "systems.csv",
+                                                ".report-files"}
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")
 
@@ -366,7 +385,7 @@ def test_force_takes_from_a_listed_manifest_only_what_a_report_writes(compared: 
     done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--out", str(out), "--force",
                   "--format", "csv", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert {p.name for p in out.iterdir()} == {"config.yml", "runs.db", "pivot.csv", ".report-files"}
+    assert {p.name for p in out.iterdir()} == {"config.yml", "runs.db", "pivot.csv", "systems.csv", ".report-files"}
     assert (out / "config.yml").read_text() == "mine"
 
 
@@ -380,7 +399,7 @@ def test_a_manifest_that_is_no_regular_file_is_not_read(compared: Compared, tmp_
                   "--format", "csv", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (out / "pivot.md").read_text() == "kept: no manifest read names it"
-    assert (out / ".report-files").read_text() == "pivot.csv\n"  # the FIFO replaced by this report's list
+    assert (out / ".report-files").read_text() == "pivot.csv\nsystems.csv\n"  # the FIFO replaced by this report's list
 
 
 @pytest.mark.slow
