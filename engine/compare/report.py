@@ -80,6 +80,7 @@ def cmd_report(args: ReportRequest) -> int:
                          "figure yet — validate first (`spkemb-engine validate TRN_DIR PROTOCOL`)")
     for label in empty:
         say(f"report: warning: {label} has no validated figure yet: its system has no row")
+    _warn_lists_apart(pivot)
     weighed = weigh(pivot, said=say) if {"latex", "csv", "markdown", "html"} & set(formats) else []
     written = write_report(pivot, folder, formats, source=str(db), weighed=weighed, software=software,
                            configs=configs)
@@ -87,6 +88,18 @@ def cmd_report(args: ReportRequest) -> int:
         out(str(path))
     out(f"report: {len(pivot.systems)} system(s), {len(pivot.cells)} row(s), {len(written)} file(s) in {folder}")
     return 0
+
+
+def _warn_lists_apart(pivot: Pivot) -> None:
+    """Say when no trial list is every system's (a sweep validates on development, `validate` on test by
+    default): the systems on other lists are weighed against none of the others."""
+    lists = {s.label: sorted({c.trials for c in pivot.cells if c.system == s and c.eer is not None})
+             for s in pivot.systems}
+    lists = {label: names for label, names in lists.items() if names}
+    if len(lists) > 1 and not set.intersection(*(set(names) for names in lists.values())):
+        each = "; ".join(f"{label}: {', '.join(names)}" for label, names in lists.items())
+        say(f"report: warning: no trial list is every system's ({each}): systems on different lists are not "
+            "weighed against each other — validate them on one (`validate --subset`)")
 
 
 def _check_folder(folder: Path, *, force: bool) -> None:

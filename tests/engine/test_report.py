@@ -26,7 +26,7 @@ from engine.store.pivot import compared_runs
 from engine.version import software, software_text
 from tests import children
 from tests.engine.engine_runner import run_in_process
-from tests.engine.report_db import TRIALS, Compared, make_compared, validate_again
+from tests.engine.report_db import PROTOCOL, TRIALS, Compared, make_compared, validate_again
 
 
 def engine(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -132,6 +132,24 @@ def test_a_back_end_only_some_seeds_have_says_how_many_of_the_groups_runs_it_is_
     assert [(c.backend, cell_text(c, runs)) for c in pivot.cells] == [("raw", "2"), ("as-norm", "1 of 2")]
     rows = list(csv.DictReader(io.StringIO(to_csv(pivot))))
     assert [r["runs"] for r in rows] == ["2", "1"]  # a number in the CSV
+
+
+def test_systems_on_no_common_trial_list_are_said_to_be_weighed_against_none(tmp_path: Path) -> None:
+    """A sweep's trials (validated on development) beside a group validated on test: no significance row
+    and curves of two lists on one axis, without a word."""
+    made = make_compared(tmp_path, asnorm=False, diarized=False)
+    conn = sqlite3.connect(made.db)
+    with conn:
+        conn.execute("UPDATE runs SET subset = 'test' WHERE id = ?", (made.ids["sinc val"],))
+    conn.close()
+    done = engine("report", "--db", str(made.db), str(made.ids["sinc"]), "--group", "resnet34-lm",
+                  "--format", "csv", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (f"report: warning: no trial list is every system's (#5 sinc: {PROTOCOL}.test; resnet34-lm (2 runs): "
+            f"{TRIALS}): systems on different lists are not weighed against each other") in done.stderr
+    same = engine("report", "--db", str(made.db), str(made.ids["resnet-s1"]), str(made.ids["resnet-s2"]),
+                  "--format", "csv", "--out", str(tmp_path / "same"), cwd=tmp_path)
+    assert same.returncode == 0 and "no trial list" not in same.stderr
 
 
 def test_the_calibrated_back_end_appears_when_the_database_records_it(tmp_path: Path) -> None:
