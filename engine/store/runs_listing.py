@@ -35,10 +35,12 @@ def _duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def _cells(run: dict[str, Any], now: float) -> dict[str, str]:
+def _cells(run: dict[str, Any], now: float, picks: dict[int, dict[str, Any]]) -> dict[str, str]:
     epoch = progress_text(run["kind"], run["status"], run["epoch"], run["target_epoch"], run.get("progress"),
                           run.get("progress_total"))
     end = run["ended_at"] if run["ended_at"] is not None else now
+    if run["kind"] == "train" and run["id"] in picks:  # as the TUI's list: its newest validation's pick
+        run = {**run, **picks[run["id"]]}
     return {
         "id": str(run["id"]), "kind": run["kind"],
         "status": str(run["status"]),
@@ -105,12 +107,22 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
     return columns, max(_MIN_PROTOCOL, room - others - 3)
 
 
-def _print_table(runs: list[dict[str, Any]], db: str, empty: str = "no runs yet") -> None:
+def newest_picks(store: Store) -> dict[int, dict[str, Any]]:
+    """For each training run, the pick (best EER, epoch, checkpoint) of its newest validate run that
+    points at one: what its row shows, as the TUI's runs list and run detail do."""
+    rows = store.query("SELECT parent_id, best_eer, best_epoch, best_checkpoint FROM runs WHERE kind = 'validate' "
+                       "AND parent_id IS NOT NULL AND best_eer IS NOT NULL ORDER BY id").rows
+    return {parent: {"best_eer": eer, "best_epoch": epoch, "best_checkpoint": checkpoint}
+            for parent, eer, epoch, checkpoint in rows}
+
+
+def _print_table(runs: list[dict[str, Any]], db: str, empty: str = "no runs yet",
+                 picks: dict[int, dict[str, Any]] | None = None) -> None:
     from rich import box
     from rich.table import Table
 
     now = time.time()
-    rows = [_cells(run, now) for run in runs]
+    rows = [_cells(run, now, picks or {}) for run in runs]
     console = _console(sum(max([len(name)] + [len(row[name]) for row in rows]) + 3 for name in _COLUMNS))
     columns, protocol_width = _fit_columns(rows, console.width)
     table = Table(title=f"runs in {db}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -205,12 +217,13 @@ def cmd_runs(args: RunsRequest) -> int:
         runs = list_runs(store, status=args.status, kind=args.kind, group=args.group, tag=args.tag)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
         held = 0 if runs else store.query("SELECT COUNT(*) FROM runs").rows[0][0]
+        picks = newest_picks(store) if args.format not in ("json", "csv") else {}
     if args.format == "json":
         out(json.dumps(runs, indent=2))
     elif args.format == "csv":
         _print_csv(runs, columns)
     else:
-        _print_table(runs, str(db), _nothing_listed(args, held))
+        _print_table(runs, str(db), _nothing_listed(args, held), picks)
     return 0
 
 

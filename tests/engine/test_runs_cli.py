@@ -76,9 +76,12 @@ def test_runs_table(filled_db: Path) -> None:
     out = engine("runs", "--db", str(filled_db))
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert any("baseline" in line and "running" in line and "3/10" in line for line in lines)
+    # a training run shows its newest validation's pick, as the TUI's list does (its row was blank)
+    assert any("baseline" in line and "running" in line and "3/10" in line and "4.25% @3" in line for line in lines)
     assert any("validate" in line and "4.25% @3" in line for line in lines)
     assert any("apply" in line and "lost" in line for line in lines)
+    alone = engine("runs", "--kind", "train", "--db", str(filled_db)).stdout  # its validation not listed
+    assert any("baseline" in line and "4.25% @3" in line for line in alone.splitlines()), alone
 
 
 def test_a_filter_that_matches_nothing_says_so_not_that_the_database_is_empty(filled_db: Path,
