@@ -58,6 +58,8 @@ EARLY_CHECKS: dict[str, str] = {
     "train": "engine.early_checks:check_train",
     "validate": "engine.early_checks:check_validate",
     "apply": "engine.early_checks:check_apply",
+    "average": "engine.early_checks:check_average",
+    "export": "engine.early_checks:check_export",
 }
 
 

@@ -1,4 +1,4 @@
-"""What ``train``, ``validate`` and ``apply`` refuse before the engine imports torch.
+"""What ``train``, ``validate``, ``apply``, ``average`` and ``export`` refuse before the engine imports torch.
 
 Importing torch takes about 2 s on a workstation and tens of seconds from a cluster's network file
 system, before a command's first line of work. What a command can refuse without it (a misspelt
@@ -13,9 +13,10 @@ from __future__ import annotations
 from engine.config import load_config
 from engine.data.listing import chosen_reader
 from engine.data.protocols import check_protocol
-from engine.requests import ApplyRequest, TrainRequest, ValidateRequest
+from engine.requests import ApplyRequest, AverageRequest, ExportRequest, TrainRequest, ValidateRequest
+from engine.validation.params import resolve_name
 from engine.validation.trials import check_trial_subset
-from engine.validation.val_dir import given_exp_dir, given_trn_dir, given_val_dir
+from engine.validation.val_dir import given_average_dir, given_exp_dir, given_trn_dir, given_val_dir
 
 
 def check_train(args: TrainRequest) -> None:
@@ -34,3 +35,11 @@ def check_validate(args: ValidateRequest) -> None:
 def check_apply(args: ApplyRequest) -> None:
     given_val_dir(args.val_dir)
     check_protocol(args.protocol, args.subset, args.database)
+
+
+def check_average(args: AverageRequest) -> None:
+    given_average_dir(args.dir, last=args.last is not None)
+
+
+def check_export(args: ExportRequest) -> None:
+    resolve_name(given_val_dir(args.val_dir), args.epoch)  # a VAL_DIR not picked yet, a misspelt --epoch

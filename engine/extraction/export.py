@@ -44,13 +44,14 @@ from engine.console import say
 from engine.errors import SpkembError
 from engine.extraction.exported import INPUT, METADATA_FORMAT, OUTPUT, TORCHSCRIPT_METADATA
 from engine.inference.network import load_network
-from engine.layout import CheckpointName, ValidationDir, checkpoint_label, parse_checkpoint_name
+from engine.layout import CheckpointName, checkpoint_label
 from engine.model.embedding import SincTDNN
 from engine.model.fbank_network import FbankNetwork
 from engine.model.interface import EmbeddingNetwork
 from engine.model.sincnet import SincConv1d
 from engine.process.checkpoints import Trust, file_sha256, package_version
 from engine.requests import ExportRequest
+from engine.validation.params import resolve_name
 from engine.validation.val_dir import given_val_dir
 
 FORMATS = ("onnx", "torchscript")
@@ -162,16 +163,6 @@ def torchscript_bytes(model: SincTDNN | FbankNetwork, metadata: dict[str, str]) 
         traced = torch.jit.trace(exportable(model), (_example(model),), check_trace=False)
         torch.jit.save(traced, buffer, _extra_files={TORCHSCRIPT_METADATA: json.dumps(metadata, indent=1)})
     return buffer.getvalue()
-
-
-def resolve_name(val_dir: ValidationDir, text: str | None) -> CheckpointName:
-    """``--epoch`` (an epoch number or avg-lastN/avg-topK), else what params.yml names."""
-    from engine.validation.params import chosen_checkpoint
-
-    name = None if text is None else parse_checkpoint_name(text)
-    if text is not None and name is None:
-        raise SpkembError(f"--epoch {text!r}: expected an epoch number or a name such as avg-top5")
-    return chosen_checkpoint(val_dir, name)
 
 
 def export_checkpoint(checkpoint: Path, name: CheckpointName, fmt: str, output: Path, *,

@@ -20,11 +20,11 @@ import torch
 
 from engine.console import out, say
 from engine.errors import CheckpointError, SpkembError
-from engine.layout import AVERAGE_LAST, AVERAGE_TOP, VAL_DIR_SHAPE, TrainingDir, ValidationDir
+from engine.layout import AVERAGE_LAST, AVERAGE_TOP, TrainingDir, ValidationDir
 from engine.process.checkpoints import Saved, Trust, first_difference, load_checkpoint, write_checkpoint
 from engine.records import Checkpoint, ValidationResult
 from engine.requests import AverageRequest
-from engine.validation.val_dir import given_trn_dir, given_val_dir
+from engine.validation.val_dir import given_average_dir
 
 
 def average_state_dicts(states: list[dict[str, torch.Tensor]],
@@ -133,20 +133,15 @@ def cmd_average(args: AverageRequest) -> int:
     """``spkemb-engine average (--last N TRN_DIR | --top K VAL_DIR)``: see the module docstring."""
     from engine.store import default_db_path, existing_store
 
-    folder = Path(args.dir)
-    if not folder.is_dir():
-        raise SpkembError(f"{folder} is not a directory: pass TRN_DIR (--last) or VAL_DIR (--top)")
+    folder = given_average_dir(args.dir, last=args.last is not None)
     how: dict[str, Any]
     eers: dict[int, float]
-    if args.last is not None:
-        trn = given_trn_dir(folder)  # a VAL_DIR or an EXP_DIR is named as one, with the TRN_DIRs that would do
-        epochs = last_epochs(trn, args.last)
+    if isinstance(folder, TrainingDir):
+        trn = folder
+        epochs = last_epochs(trn, args.last or 0)
         name, how, eers = f"{AVERAGE_LAST}{args.last}", {"how": "last"}, {}
     else:
-        val = given_val_dir(folder)
-        if not val.is_validation_dir():
-            raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
-                              f"scored in {VAL_DIR_SHAPE}")
+        val = folder
         if args.top is None:  # the command line asks for one of the two
             raise SpkembError("average: pass --last N (of TRN_DIR) or --top N (of VAL_DIR)")
         with existing_store(default_db_path(args.db)) as store:

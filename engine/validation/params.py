@@ -70,6 +70,14 @@ def chosen_checkpoint(val: ValidationDir, epoch: CheckpointName | None) -> Check
     return params.checkpoint
 
 
+def resolve_name(val: ValidationDir, text: str | None) -> CheckpointName:
+    """``--epoch`` as typed (an epoch number or avg-lastN/avg-topK), else what params.yml names."""
+    name = None if text is None else parse_checkpoint_name(text)
+    if text is not None and name is None:
+        raise SpkembError(f"--epoch {text!r}: expected an epoch number or a name such as avg-top5")
+    return chosen_checkpoint(val, name)
+
+
 def write_params(val: ValidationDir, result: ValidationResult) -> Path:
     """Point ``VAL_DIR/params.yml`` at one checkpoint's result, atomically."""
     params: dict[str, Any] = {"epoch": result.checkpoint}

@@ -86,6 +86,21 @@ def given_trn_dir(path: str | Path) -> TrainingDir:
     return TrainingDir(root)
 
 
+def given_average_dir(path: str | Path, *, last: bool) -> TrainingDir | ValidationDir:
+    """The TRN_DIR whose last epochs ``average --last`` averages, or the VAL_DIR whose best ones
+    ``--top`` ranks: a folder of another kind is named as such (see the two above)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SpkembError(f"{folder} is not a directory: pass TRN_DIR (--last) or VAL_DIR (--top)")
+    if last:
+        return given_trn_dir(folder)  # a VAL_DIR or an EXP_DIR is named as one, with the TRN_DIRs that would do
+    val = given_val_dir(folder)
+    if not val.is_validation_dir():
+        raise SpkembError(f"{folder} is not a VAL_DIR: --top ranks the epochs that `spkemb-engine validate` "
+                          f"scored in {VAL_DIR_SHAPE}")
+    return val
+
+
 def near_trn_dir(trn: TrainingDir) -> str:
     """``; did you mean EXP_DIR/train/X?`` for a TRN_DIR not there whose experiment has one of a
     name so close that a typo is likely (``…Voices.trian`` for ``…Voices.train``), else nothing."""

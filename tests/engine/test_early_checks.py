@@ -1,4 +1,4 @@
-"""What train, validate and apply refuse before torch is imported: the same one line, exit 2, and
+"""What train, validate, apply, average and export refuse before torch is imported: the same one line, exit 2, and
 nothing written, in a process that never imports torch (a real interpreter, so that nothing this
 test process already imported hides an import)."""
 
@@ -70,6 +70,14 @@ def test_a_misspelt_name_or_folder_is_refused_before_torch_is_imported(
         "apply --shared --runtime onnxruntime": (
             ["apply", *common, "--shared", "--runtime", "onnxruntime", str(val), PROTOCOL],
             "--shared is a path of the torch runtime"),
+        "average of no folder": (["average", "--db", str(db), "--top", "2", str(tmp_path / "nowhere")],
+                                 "is not a directory: pass TRN_DIR (--last) or VAL_DIR (--top)"),
+        "average --last of an experiment folder": (["average", "--db", str(db), "--last", "2", str(tiny_exp)],
+                                                   "is an experiment folder (EXP_DIR), not a TRN_DIR"),
+        "export of a VAL_DIR with no pick": (["export", "--db", str(db), "-o", str(tmp_path / "x.onnx"), str(val)],
+                                             "params.yml does not exist: validate first"),
+        "export --epoch misspelt": (["export", "--db", str(db), "--epoch", "avg-tpo2", "-o",
+                                     str(tmp_path / "x.onnx"), str(val)], "--epoch 'avg-tpo2': expected"),
     }
     answers = refusals([argv for argv, _ in cases.values()], cwd=tmp_path)
     for (name, (argv, words)), (status, err, torch_imported) in zip(cases.items(), answers, strict=True):
