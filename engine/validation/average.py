@@ -13,6 +13,7 @@ its ``checkpoints`` row (``name``, ``averaged``) is inserted only once it is in 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +157,16 @@ def cmd_average(args: AverageRequest) -> int:
     saved = write_average(trn, name, epochs, how, Trust(args.db, accept_changed=args.trust_checkpoint))
     said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
     out(f"{saved.path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, saved)}")
-    for val in _pointing_at(trn, name) if replaced else []:
+    pointing = _pointing_at(trn, name) if replaced else []
+    for val in pointing:
         say(f"average: {val.params} points at {name}, whose weights are replaced now: its figures there are the "
             f"earlier weights' until `spkemb-engine validate {trn.root} ...` scores these (params.yml follows)")
+    if not pointing:  # `pick --epoch avg-top5` refuses weights no validation has scored yet
+        protocol, _, subset = folder.root.name.rpartition(".") if isinstance(folder, ValidationDir) else ("", "", "")
+        lists = (f"--subset {subset} {shlex.quote(str(trn.root))} {protocol}" if protocol and subset
+                 else f"{shlex.quote(str(trn.root))} PROTOCOL")
+        say(f"average: next, `spkemb-engine validate {lists}` scores {name} (whatever its --from), then "
+            f"`spkemb-engine pick --epoch {name} VAL_DIR` picks it if you want it")
     return 0
 
 

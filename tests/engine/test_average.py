@@ -90,6 +90,9 @@ def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Pa
             store.add_validation(val_id, ValidationResult(epoch=epoch, eer=eer, n_trials=4), train_run_id=run_id)
     done = run_in_process("average", "--top", "2", str(val.root), db=db_path)
     assert done.returncode == 0, done.stderr
+    # what to run next: `pick --epoch avg-top2` refuses weights no validation has scored
+    assert (f"average: next, `spkemb-engine validate --subset test {trn.root} {PROTOCOL}` scores avg-top2 "
+            "(whatever its --from), then `spkemb-engine pick --epoch avg-top2 VAL_DIR`") in done.stderr
     saved = load_checkpoint(trn.checkpoint("avg-top2"))
     assert saved["averaged"]["epochs"] == [2, 4] and saved["averaged"]["how"] == "top"
     key = "tdnn.segment6.weight"
