@@ -11,7 +11,7 @@ from textual import work
 
 from app.data.reader import RunDetail
 from app.launching import commands
-from app.launching.children import run_captured, run_quick
+from app.launching.children import run_captured
 from app.screens.host import SpkembScreen
 from app.views.runs_view import LIVE
 from engine.errors import PathError
@@ -199,12 +199,15 @@ class RunActions(SpkembScreen):
 
     @work(thread=True, group="quick")
     def _run_engine(self, argv: list[str], what: str) -> None:
-        """A short engine command (pick, average): its last line as a notification."""
-        code, out = run_quick(argv)
+        """A short engine command (pick, average): its result (stdout's last line) as a notification, and
+        what it said beside it (a warning, the command to run next) as another."""
+        code, out, said = run_captured(argv)
         if code == 0:
             self.app.call_from_thread(self.app.notify, out.splitlines()[-1] if out else f"{what} done")
+            if said:
+                self.app.call_from_thread(self.app.notify, said)
         else:
-            self.app.call_from_thread(self.spkemb.error, f"{what} failed: {out}")
+            self.app.call_from_thread(self.spkemb.error, f"{what} failed: {said or out}")
 
     def action_extract(self) -> None:
         from app.dialogs.actions import ExtractDialog

@@ -152,6 +152,8 @@ async def test_average_from_the_run_detail_writes_and_records_the_averaged_weigh
         dialog.query_one("#count").value = "2"
         await pilot.click("#ok")
         await wait_for(pilot, lambda: notified(app, "mean of epochs 2, 3"), timeout=120)
+        # and, beside the result, what to run next (the result was lost when a command also said something)
+        await wait_for(pilot, lambda: notified(app, "average: next, `spkemb-engine validate"))
     assert trn.checkpoint("avg-last2").is_file()
     with open_store(workspace / "runs.db", readonly=True) as store:
         assert [r["name"] for r in store.checkpoints(run["id"]) if r["name"]] == ["avg-last2"]
