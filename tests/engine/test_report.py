@@ -47,6 +47,14 @@ def _rows(db: Path, sql: str, *params: object) -> list[tuple]:
         conn.close()
 
 
+def _edit(db: Path, sql: str, *params: object) -> None:
+    """One statement on the database, committed: a row as another release or a hand edit left it."""
+    conn = sqlite3.connect(db)
+    with conn:
+        conn.execute(sql, params)
+    conn.close()
+
+
 def _picked(db: Path, validate_run: int) -> tuple[float, float, float]:
     """The figures of the checkpoint a validate run picked (epoch 2 in this database)."""
     (row,) = _rows(db, "SELECT v.eer, v.mindcf_01, v.mindcf_005 FROM validations AS v JOIN runs AS r "
@@ -90,10 +98,7 @@ def test_lists_of_other_sizes_under_one_name_are_never_one_row(tmp_path: Path) -
     """A seed validated on a list edited since (300 trials, not 200) was averaged with the other seed
     into one mean ± std, and drawn in one DET, as if the same trials."""
     made = make_compared(tmp_path, asnorm=False, diarized=False)
-    conn = sqlite3.connect(made.db)
-    with conn:
-        conn.execute("UPDATE validations SET n_trials = 300 WHERE run_id = ?", (made.ids["resnet-s2 val"],))
-    conn.close()
+    _edit(made.db, "UPDATE validations SET n_trials = 300 WHERE run_id = ?", made.ids["resnet-s2 val"])
     with open_store(made.db, readonly=True) as store:
         pivot = build_pivot(store, [made.ids["sinc"]], ["resnet34-lm"])
     cells = {(c.system.label, c.trials): c.runs for c in pivot.cells}
@@ -106,14 +111,12 @@ def test_a_folders_validations_of_another_list_size_are_not_merged(tmp_path: Pat
     the earlier list's pick was shown beside the new list's figures."""
     made = make_compared(tmp_path, asnorm=False, diarized=False)
     again = validate_again(made, "sinc", (3,), best=None)
-    conn = sqlite3.connect(made.db)
-    with conn:
-        conn.execute("UPDATE validations SET n_trials = 150 WHERE run_id = ?", (again,))
-    conn.close()
+    _edit(made.db, "UPDATE validations SET n_trials = 150 WHERE run_id = ?", again)
     with open_store(made.db, readonly=True) as store:
         (run,) = compared_runs(store, [made.ids["sinc"]], curves=True)
     (scored,) = run.scored
     assert (scored.epoch, scored.n_trials, scored.eer_by_epoch[0][0], len(scored.eer_by_epoch)) == (3, 150, 3, 1)
+
 
 def test_a_back_end_only_some_seeds_have_says_how_many_of_the_groups_runs_it_is_over(tmp_path: Path) -> None:
     """AS-norm scored on one seed of two: its row read "resnet34-lm (2 runs) | as-norm | 1 | 30.00" under
@@ -122,10 +125,7 @@ def test_a_back_end_only_some_seeds_have_says_how_many_of_the_groups_runs_it_is_
     from engine.compare.tables import to_csv
 
     made = make_compared(tmp_path, asnorm=False, diarized=False)
-    conn = sqlite3.connect(made.db)
-    with conn:
-        conn.execute("UPDATE validations SET eer_asnorm = eer / 2 WHERE run_id = ?", (made.ids["resnet-s1 val"],))
-    conn.close()
+    _edit(made.db, "UPDATE validations SET eer_asnorm = eer / 2 WHERE run_id = ?", made.ids["resnet-s1 val"])
     with open_store(made.db, readonly=True) as store:
         pivot = build_pivot(store, groups=["resnet34-lm"])
     runs = next(c for c in COLUMNS if c.key == "runs")
@@ -138,10 +138,7 @@ def test_systems_on_no_common_trial_list_are_said_to_be_weighed_against_none(tmp
     """A sweep's trials (validated on development) beside a group validated on test: no significance row
     and curves of two lists on one axis, without a word."""
     made = make_compared(tmp_path, asnorm=False, diarized=False)
-    conn = sqlite3.connect(made.db)
-    with conn:
-        conn.execute("UPDATE runs SET subset = 'test' WHERE id = ?", (made.ids["sinc val"],))
-    conn.close()
+    _edit(made.db, "UPDATE runs SET subset = 'test' WHERE id = ?", made.ids["sinc val"])
     done = engine("report", "--db", str(made.db), str(made.ids["sinc"]), "--group", "resnet34-lm",
                   "--format", "csv", "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
