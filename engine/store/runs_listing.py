@@ -52,6 +52,7 @@ def _cells(run: dict[str, Any], now: float, picks: dict[int, dict[str, Any]]) ->
         "duration": _duration(end - (run["started_at"] or end)),
         "host:pid": f"{run['host']}:{run['pid']}" if run['pid'] else "", "out_dir": run["out_dir"] or "",
         "group/tags": labels_text(run.get("run_group"), run.get("tags")),
+        "seed": "" if run.get("seed") is None else str(run["seed"]),
     }
 
 
@@ -62,8 +63,8 @@ def labels_text(group: str | None, tags: Any) -> str:
 
 #: table columns, the first ones kept when the terminal is narrow
 _COLUMNS = ["id", "kind", "status", "epoch", "step", "best EER", "started", "protocol.subset",
-            "duration", "group/tags", "name", "host:pid", "out_dir"]
-_RIGHT = {"id", "epoch", "step", "best EER", "duration"}
+            "duration", "group/tags", "seed", "name", "host:pid", "out_dir"]
+_RIGHT = {"id", "epoch", "step", "best EER", "duration", "seed"}
 _PROTOCOL = "protocol.subset"
 _MIN_PROTOCOL = 24
 

@@ -107,8 +107,8 @@ def test_a_bad_group_or_tag_is_one_line(args: list[str], tmp_path: Path) -> None
 def test_runs_filters_by_group_and_tag(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     with open_store(db) as store:
-        a = store.create_run(**TRAIN, out_dir="a", run_group="g1", tags=["x", "y"])
-        b = store.create_run(**TRAIN, out_dir="b", run_group="g1", tags=["y"])
+        a = store.create_run(**TRAIN, out_dir="a", run_group="g1", tags=["x", "y"], seed=7)
+        b = store.create_run(**TRAIN, out_dir="b", run_group="g1", tags=["y"], seed=8)
         c = store.create_run(**TRAIN, out_dir="c", run_group="g2", tags=["xx"])
     def ids(*args: str) -> list[int]:
         out = engine("runs", "--format", "json", "--db", str(db), *args)
@@ -121,6 +121,10 @@ def test_runs_filters_by_group_and_tag(tmp_path: Path) -> None:
     assert ids("--group", "nothing") == []
     table = engine("runs", "--db", str(db))
     assert table.returncode == 0 and "g2 #xx" in table.stdout and "group/tags" in table.stdout
+    # each seed of a group beside it: what tells its runs apart
+    header, *rows = [line.split() for line in table.stdout.splitlines() if line.strip()][1:]
+    by_id = {int(r[0]): r for r in rows if r[0].isdigit()}
+    assert "seed" in header and "7" in by_id[a] and "8" in by_id[b] and "7" not in by_id[b]
     assert c
 
 
