@@ -30,6 +30,7 @@ from engine.records import (
 )
 from engine.records.fields import field_names
 from engine.records.labels import GroupEpoch, GroupSummary
+from engine.records.runs import newest_picks
 from engine.store import QueryResult, QueryStop, open_store
 from engine.store.typed_reads import run_of
 
@@ -71,21 +72,9 @@ class RunSummary(Run):
                    network=network_name(row.get("architecture"), row.get("front_end")))
 
 
-def _best_by_train_run(runs: list[RunSummary]) -> dict[int, RunSummary]:
-    """For each training run, its newest validate run that points at an epoch (``params.yml``), as its
-    run detail shows it: the lowest EER of all its validate runs was an older pick, or another list's."""
-    best: dict[int, RunSummary] = {}
-    for r in runs:
-        parent = r.parent_id
-        if r.kind == "validate" and parent is not None and r.best_eer is not None:
-            if parent not in best or r.id > best[parent].id:
-                best[parent] = r
-    return best
-
-
 def _with_derived(runs: list[RunSummary]) -> list[RunSummary]:
     """The rows a runs list shows: a training run takes its validation's best EER and epoch."""
-    best = _best_by_train_run(runs)
+    best = newest_picks(runs)
     out = []
     for run in runs:
         val = best.get(run.id) if run.kind == "train" else None

@@ -62,11 +62,12 @@ def cmd_report(args: ReportRequest) -> int:
     formats = tuple(dict.fromkeys(args.format or FORMATS))
     with open_store(db, readonly=read_only_reason(db) is not None) as store:
         pivot = build_pivot(store, list(args.run_id), list(args.group or ()), curves=True)
+        rows = {run_id: store.run(run_id) or {} for run_id in pivot.runs}
         # a validate run named beside its training run is the same figures twice
         twice = [(r.id, parent) for r in pivot.runs.values() if r.kind == "validate"
-                 and (parent := (store.run(r.id) or {}).get("parent_id")) in pivot.runs]
-        software = runs_software(store, list(pivot.runs))
-        configs = {run_id: (store.run(run_id) or {}).get("config") for run_id in pivot.runs}
+                 and (parent := rows[r.id].get("parent_id")) in pivot.runs]
+        software = runs_software(store, rows)
+    configs = {run_id: row.get("config") for run_id, row in rows.items()}
     for run_id, parent in twice:
         say(f"report: warning: run #{run_id} validates run #{parent}, which is compared too: its figures are in "
             "both systems")
@@ -124,10 +125,10 @@ def _check_folder(folder: Path, *, force: bool) -> None:
                               "pick a folder you may write")
 
 
-def runs_software(store: Store, run_ids: list[int]) -> list[tuple[str, list[int]]]:
-    """Each software the compared runs and the training runs they validate ran with (``runs.software``,
-    on one line), with the runs that ran with it: what a paper's methods section says."""
-    rows = {run_id: store.run(run_id) or {} for run_id in run_ids}
+def runs_software(store: Store, compared: Mapping[int, Mapping[str, Any]]) -> list[tuple[str, list[int]]]:
+    """Each software the compared runs (their rows by id) and the training runs they validate ran with
+    (``runs.software``, on one line), with the runs that ran with it: what a paper's methods section says."""
+    rows = dict(compared)
     parents = {p for row in rows.values() if isinstance(p := row.get("parent_id"), int) and p not in rows}
     rows.update({run_id: store.run(run_id) or {} for run_id in parents})
     found: dict[str, list[int]] = {}

@@ -7,9 +7,8 @@ from pathlib import Path
 from engine.config.defaults import defaults_comment, unwritten
 from engine.config.dump import config_to_dict, dump_config
 from engine.config.footprint import gpu_visible, host_memory, refusal, training_footprint
-from engine.config.parse import load_config
+from engine.config.parse import config_of, read_config_file
 from engine.config.schema import Config
-from engine.config.yamlsrc import read_yaml_file
 from engine.console import out_text
 from engine.errors import ConfigError
 from engine.layout import ExperimentDir
@@ -25,10 +24,10 @@ def cmd_check(args: ConfigCheckRequest) -> int:
     path = Path(args.file)
     if path.is_dir():
         path = ExperimentDir(path).config
-    config = load_config(path)
+    src = read_config_file(path)  # read once: the config and the keys it writes are of the same text
+    config = config_of(src)
     _check_memory(config, path)
-    resolved = dump_config(config)
-    out_text(resolved + defaults_comment(path.name, unwritten(read_yaml_file(path), config_to_dict(config))))
+    out_text(dump_config(config) + defaults_comment(path.name, unwritten(src, config_to_dict(config))))
     return 0
 
 

@@ -55,13 +55,24 @@ def load_config(path: str | os.PathLike) -> Config:
     ConfigError
         The file cannot be read, or its content is not a valid config (see :func:`parse_config`).
     """
+    return config_of(read_config_file(path))
+
+
+def read_config_file(path: str | os.PathLike) -> Source:
+    """The YAML document of a config.yml, not checked yet (:func:`config_of` checks it): what ``config
+    check`` also reads the keys the file writes from.
+
+    Raises
+    ------
+    ConfigError
+        The file cannot be read, or is not YAML that the safe loader accepts.
+    """
     path = Path(path)
     try:
-        src = read_yaml_file(path)
+        return read_yaml_file(path)
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: no such file; give the path of an experiment's {CONFIG} "
                           f"({_EXAMPLE})") from e
-    return _parsed(src)
 
 
 def parse_config(text: str, source: str = "<string>") -> Config:
@@ -87,11 +98,11 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         With ``.key`` (dotted path, e.g. ``task.params.margin``) and ``.line`` of the problem:
         invalid YAML, unknown section, name or parameter, ill-typed or out-of-range value.
     """
-    return _parsed(read_yaml(text, source))
+    return config_of(read_yaml(text, source))
 
 
-def _parsed(src: Source) -> Config:
-    """The config of a YAML document read by ``engine.config.yamlsrc``."""
+def config_of(src: Source) -> Config:
+    """The checked config of a YAML document read by ``engine.config.yamlsrc``."""
     source, data = src.name, src.data
     if data is None:
         raise ConfigError(f"the config is empty: it needs at least the sections "

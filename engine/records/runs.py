@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from engine.records.fields import PathText
 
@@ -175,6 +176,22 @@ class DataProblem:
     path: str
     problem: str
     fatal: bool
+
+
+R = TypeVar("R", bound=Run)
+
+
+def newest_picks(runs: Iterable[R]) -> dict[int, R]:
+    """For each training run (by id), its newest validate run that points at an epoch (``params.yml``):
+    whose pick a runs list shows on the training run's line, as its run detail shows it. The lowest EER
+    of all its validate runs was an older pick, or another list's."""
+    picks: dict[int, R] = {}
+    for run in runs:
+        parent = run.parent_id
+        if run.kind == "validate" and parent is not None and run.best_eer is not None:
+            if parent not in picks or run.id > picks[parent].id:
+                picks[parent] = run
+    return picks
 
 
 def clock_text(t: float | None, fmt: str = "%Y-%m-%d %H:%M") -> str:

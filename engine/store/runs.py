@@ -246,7 +246,8 @@ class Store(TypedReads, GroupReads, StoreProgress, StoreResults, StoreSweeps):
         """Why a validate or apply run takes no group of its own: it is listed under its training run's."""
         train_id = conn.execute("SELECT COALESCE(v.parent_id, r.parent_id) FROM runs r LEFT JOIN runs v ON "
                                 "v.id = r.parent_id AND v.kind = 'validate' WHERE r.id = ?", (run_id,)).fetchone()[0]
-        fix = (f"give it to training run {train_id} (`spkemb-engine tag {train_id} --group {group or chr(39) * 2}`)"
+        named = group or "''"  # clearing a group is `--group ''`
+        fix = (f"give it to training run {train_id} (`spkemb-engine tag {train_id} --group {named}`)"
                if train_id is not None else "a group is a training run's")
         return f"run {run_id} is a {kind} run: its group is its training run's, which it follows; {fix}"
 

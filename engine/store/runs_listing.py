@@ -14,11 +14,12 @@ from engine.console import out, out_text, printable, say, stdout_console
 from engine.errors import StoreError
 from engine.layout import PARAMS, checkpoint_file
 from engine.records.labels import decode_tags
-from engine.records.runs import clock_text, progress_text
+from engine.records.runs import clock_text, newest_picks, progress_text
 from engine.requests import RunsRequest, TagRequest
 from engine.store.db import default_db_path, read_only_reason
 from engine.store.reads import DAMAGED
 from engine.store.runs import Store, open_store
+from engine.store.typed_reads import run_of
 
 _STATUS_STYLE = {"queued": "dim", "running": "bold cyan",
                  "indexing": "cyan", "completed": "green", "failed": "bold red",
@@ -108,13 +109,11 @@ def _fit_columns(rows: list[dict[str, str]], terminal: int) -> tuple[list[str], 
     return columns, max(_MIN_PROTOCOL, room - others - 3)
 
 
-def newest_picks(store: Store) -> dict[int, dict[str, Any]]:
-    """For each training run, the pick (best EER, epoch, checkpoint) of its newest validate run that
-    points at one: what its row shows, as the TUI's runs list and run detail do."""
-    rows = store.query("SELECT parent_id, best_eer, best_epoch, best_checkpoint FROM runs WHERE kind = 'validate' "
-                       "AND parent_id IS NOT NULL AND best_eer IS NOT NULL ORDER BY id").rows
-    return {parent: {"best_eer": eer, "best_epoch": epoch, "best_checkpoint": checkpoint}
-            for parent, eer, epoch, checkpoint in rows}
+def _picks(store: Store) -> dict[int, dict[str, Any]]:
+    """The pick each training run's line shows (``newest_picks``), as the columns of its row."""
+    validations = (run_of(row) for row in store.run_summaries() if row["kind"] == "validate")
+    return {train: {"best_eer": v.best_eer, "best_epoch": v.best_epoch, "best_checkpoint": v.best_checkpoint}
+            for train, v in newest_picks(validations).items()}
 
 
 def _print_table(runs: list[dict[str, Any]], db: str, empty: str = "no runs yet",
@@ -218,7 +217,7 @@ def cmd_runs(args: RunsRequest) -> int:
         runs = list_runs(store, status=args.status, kind=args.kind, group=args.group, tag=args.tag)
         columns, _ = store.query("SELECT * FROM runs LIMIT 0")
         held = 0 if runs else store.query("SELECT COUNT(*) FROM runs").rows[0][0]
-        picks = newest_picks(store) if args.format not in ("json", "csv") else {}
+        picks = _picks(store) if args.format not in ("json", "csv") else {}
     if args.format == "json":
         out(json.dumps(runs, indent=2))
     elif args.format == "csv":
