@@ -71,7 +71,8 @@ TORCH_FREE = ("engine", "engine.layout", "engine.records", "engine.progress",
               "app.screens.launch", "app.screens.compare", "app.screens.query", "app.screens.det",
               "app.widgets.det_plots", "engine.data.database_yml", "engine.data.protocols",
               "engine.data.speech_regions", "engine.data.audio", "engine.data.audio_checks",
-              "engine.process.cuda_visible", "app.data.gpus", "engine.validation.clean",
+              "engine.process.cuda_visible", "app.data.gpus", "engine.process.gpus", "engine.sweeps.slots",
+              "engine.validation.clean",
               "engine.process.folder_lock")
 
 
@@ -300,10 +301,6 @@ def _engine_options() -> set[str]:
     return found
 
 
-#: app modules that run another program, whose options may share an engine option's name
-OTHER_PROGRAMS = {"app/data/gpus.py": "nvidia-smi --format=csv"}
-
-
 def _argv_words(tree: ast.AST) -> list[ast.Constant]:
     """The strings placed as words of a command line: items of a list or tuple, arguments of
     ``append``/``extend``/``insert``, the text of an f-string (``f"--to={n}"``)."""
@@ -321,7 +318,6 @@ def test_the_app_spells_no_engine_option() -> None:
     options = _engine_options() - {"-h", "--help"}
     wrong = [f"{path.relative_to(ROOT)}:{word.lineno}: {word.value!r}"
              for path in sorted((ROOT / "app").rglob("*.py"))
-             if str(path.relative_to(ROOT)) not in OTHER_PROGRAMS
              for word in _argv_words(ast.parse(path.read_text(), str(path)))
              if word.value.split("=")[0] in options]
     assert not wrong, "build these command lines from engine.requests (engine.cli.to_argv):\n" + "\n".join(wrong)

@@ -223,9 +223,9 @@ class ConfigsScreen(ConfigForm):
 
     def action_save_sweep(self) -> None:
         """Save the config, then sweep over it (``spkemb-engine sweep``, which starts the queue)."""
-        from app.data.gpus import device_options
         from app.data.protocols_list import default_train, protocols
         from app.dialogs.sweep import SweepDialog
+        from engine.sweeps.slots import default_slots
 
         exp = self.action_save()
         if exp is None:
@@ -235,8 +235,7 @@ class ConfigsScreen(ConfigForm):
             protocol = default_train(protocols(ws.database_yml)) or ""
         except Exception:  # noqa: BLE001 - the dialog asks for it
             protocol = ""
-        gpus = [value for _, value in device_options() if value.startswith("cuda:")]
-        slots = ",".join(gpus) if gpus else "cpu"
+        slots = default_slots()
 
         def launch(request) -> None:
             if request is not None:

@@ -128,12 +128,13 @@ class SweepsScreen(SpkembScreen):
 
     def action_start_queue(self) -> None:
         from engine.sweeps.queue import log_path
+        from engine.sweeps.slots import default_slots
 
         if self.state.queue is not None:
             self.app.notify(f"The queue runs already (pid {self.state.queue.pid}).")
             return
         sweep = self.sweep()
-        request = QueueRequest(slots=sweep.slots if sweep else "cpu", db=str(self.spkemb.db_path))
+        request = QueueRequest(slots=sweep.slots if sweep else default_slots(), db=str(self.spkemb.db_path))
         pid = self.spkemb.launcher.launch(commands.request_argv(request), log_path(self.spkemb.db_path))
         self.app.notify(f"started the queue (pid {pid}, slots {request.slots})")
 

@@ -26,8 +26,9 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
                    help="an Optuna study (TPE) of N trials over --space instead of a grid")
     p.add_argument("--space", default=None, metavar="FILE",
                    help="with --optuna: YAML, each key with {low, high[, log]} or {choices: [...]}")
-    p.add_argument("--slots", default="cpu", metavar="SLOTS",
-                   help="where trials run at once: cpu*2, cuda:0,cuda:1, cuda:0*2 (default: cpu); with --sbatch, "
+    p.add_argument("--slots", default=None, metavar="SLOTS",
+                   help="where trials run at once: cpu*2, cuda:0,cuda:1, cuda:0*2 (default: every GPU nvidia-smi "
+                        "lists here, else cpu); with --sbatch, "
                         "their number is how many array tasks run at once (each task trains on one GPU of its node)")
     p.add_argument("--epochs", type=whole(1, MAX_EPOCH, "the epoch to train up to"), default=None, metavar="E",
                    help="train each trial up to epoch E (train --to; default: train's)")
@@ -70,8 +71,8 @@ def add_queue(sub: argparse._SubParsersAction) -> None:
                                    "CUDA_VISIBLE_DEVICES set and its validation beside it; prune sweep trials; "
                                    "adopt the runs a previous queue started. Exits when nothing is queued or "
                                    "running for --idle-exit seconds.")
-    p.add_argument("--slots", default="cpu", metavar="SLOTS",
-                   help="cpu*2, cuda:0,cuda:1, cuda:0*2 ... (default: cpu)")
+    p.add_argument("--slots", default=None, metavar="SLOTS",
+                   help="cpu*2, cuda:0,cuda:1, cuda:0*2 ... (default: every GPU nvidia-smi lists here, else cpu)")
     p.add_argument("--poll", type=number(0, 3600, "seconds between looks", above=True), default=2.0,
                    metavar="SECONDS", help="seconds between looks at the queue (default: 2)")
     p.add_argument("--idle-exit", type=number(0, 10**7, "seconds"), default=60.0, metavar="SECONDS",

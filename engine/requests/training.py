@@ -67,7 +67,8 @@ class SweepRequest(Request):
     random: int | None = None
     optuna: int | None = None
     space: str | None = None
-    slots: str = "cpu"
+    #: None: one slot per GPU nvidia-smi lists here, else cpu
+    slots: str | None = None
     epochs: int | None = None
     name: str | None = None
     out: str | None = None
@@ -104,7 +105,8 @@ class SweepRequest(Request):
 class QueueRequest(Request):
     """``spkemb-engine queue``: the process that starts queued runs on free slots."""
 
-    slots: str = "cpu"
+    #: None: one slot per GPU nvidia-smi lists here, else cpu
+    slots: str | None = None
     poll: float = 2.0
     idle_exit: float = 60.0
     detach: bool = False

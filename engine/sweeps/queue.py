@@ -32,7 +32,7 @@ from engine.sweeps import processes
 from engine.sweeps.processes import Child
 from engine.sweeps.pruning import median_rule
 from engine.sweeps.queue_control import cancel_runs, cancel_sweep, stop_queue
-from engine.sweeps.slots import Slot, check_gpus_here, parse_slots
+from engine.sweeps.slots import Slot, check_gpus_here, default_slots, parse_slots, same_slots, why_default
 
 
 def lock_path(db: Path) -> Path:
@@ -290,40 +290,38 @@ def _train_log(request: TrainRequest) -> Path:
 
 def ensure_queue(db: Path, request: QueueRequest) -> None:
     """Start the database's queue as ``request`` says (slots, poll, idle exit), detached, unless one runs already."""
-    slots = request.slots
+    slots = request.slots or default_slots()
     with open_store(db) as store:
         live = store.live_queue()
     if live is not None:
         running = str(live["slots"])
-        if _same_slots(running, slots):
+        if same_slots(running, slots):
             say(f"the queue of {db} (pid {live['pid']}, slots {running}) starts the queued runs")
         else:
             say(f"the queue of {db} (pid {live['pid']}) keeps its slots {running} (asked: {slots}) and starts the "
                 f"queued runs there; stop it with `spkemb-engine queue --stop --db {shlex.quote(str(db))}` to "
                 "change them")
         return
-    pid = processes.detach(to_argv(dataclasses.replace(request, detach=False, db=str(db))), log_path(db))
+    pid = processes.detach(to_argv(dataclasses.replace(request, slots=slots, detach=False, db=str(db))), log_path(db))
     say(f"started the queue of {db} (pid {pid}, slots {slots}); log {log_path(db)}")
-
-
-def _same_slots(running: str, asked: str) -> bool:
-    """Whether the slots a queue runs on are those asked for (``cpu`` and ``cpu*1`` are)."""
-    try:
-        return parse_slots(running) == parse_slots(asked)
-    except SpkembError:  # a row written by hand: compared as text
-        return running == asked
 
 
 def cmd_queue(args: QueueRequest) -> int:
     db = default_db_path(args.db).resolve()
-    slots = parse_slots(args.slots)
+    if args.slots is not None:  # a misspelt --slots is refused whatever else the queue is asked
+        parse_slots(args.slots)
     if args.cancel:
         return cancel_runs(db, args.cancel)
     if args.cancel_sweep is not None:
         return cancel_sweep(db, args.cancel_sweep)
     if args.stop:
         return stop_queue(db)
-    check_gpus_here(slots, args.slots)
+    slots_text = args.slots or default_slots()
+    slots = parse_slots(slots_text)
+    check_gpus_here(slots, slots_text)
+    if args.slots is None:
+        say(why_default(slots_text))
+    args = dataclasses.replace(args, slots=slots_text)
     if args.detach:
         ensure_queue(db, args)
         return 0
@@ -336,7 +334,7 @@ def cmd_queue(args: QueueRequest) -> int:
         os.close(lock)
         return 0
     with open_store(db) as store:
-        queue = Queue(store, slots, args.slots)
+        queue = Queue(store, slots, slots_text)
         say(f"queue: pid {os.getpid()} on {db}, slots {', '.join(queue.slots)}")
         reason = "failed"
         try:

@@ -1,6 +1,7 @@
 """``--slots``: where queued runs may run at once, one run per slot.
 
 ``cpu*2`` is two CPU slots; ``cuda:0,cuda:1`` one slot per GPU; ``cuda:0*2`` two runs sharing GPU 0.
+Left out, it is one slot per GPU nvidia-smi lists here, or ``cpu`` where it lists none.
 A run on a GPU slot sees that GPU alone (``CUDA_VISIBLE_DEVICES``) and is told ``--device cuda``; a
 CPU run sees none. ``cuda:N`` numbers the GPUs the queue sees, as torch does: under
 ``CUDA_VISIBLE_DEVICES=2,3``, ``cuda:0`` is the machine's GPU 2.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from engine.errors import SpkembError
 from engine.process import cuda_visible
+from engine.process.gpus import list_gpus
 
 _SPEC = re.compile(r"(cpu|cuda:([0-9]+))(?:\*([0-9]+))?")
 #: the most runs one slot takes at once: each is a process with its loaders and its memory
@@ -32,6 +34,21 @@ class Slot:
     name: str
     device: str
     visible: str
+
+
+def default_slots() -> str:
+    """``--slots`` left out: one slot per GPU of this machine that nvidia-smi lists (those
+    ``CUDA_VISIBLE_DEVICES`` leaves visible), else ``cpu``."""
+    gpus = list_gpus()
+    return ",".join(f"cuda:{g.index}" for g in gpus) if gpus else "cpu"
+
+
+def why_default(slots: str) -> str:
+    """The line said when ``--slots`` was left out: no command line shows the slots it took."""
+    if slots == "cpu":
+        return ("--slots cpu: nvidia-smi lists no GPU here, so runs train on the CPU one at a time "
+                "(--slots cpu*2 runs two; --slots cuda:0,cuda:1 names GPUs)")
+    return f"--slots {slots}: every GPU nvidia-smi lists here, one run each (--slots chooses others)"
 
 
 def parse_slots(text: str) -> list[Slot]:
@@ -66,6 +83,14 @@ def parse_slots(text: str) -> list[Slot]:
     if len(set(names)) != len(names):
         raise SpkembError(f"--slots {text}: a slot is named twice; write cuda:0*2 for two runs on one GPU")
     return slots
+
+
+def same_slots(running: str, asked: str) -> bool:
+    """Whether the slots a queue runs on are those asked for (``cpu`` and ``cpu*1`` are)."""
+    try:
+        return parse_slots(running) == parse_slots(asked)
+    except SpkembError:  # a row written by hand: compared as text
+        return running == asked
 
 
 def _at_most(digits: str, high: int, low: int = 1) -> bool:

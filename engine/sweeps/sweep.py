@@ -16,7 +16,7 @@ from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, SweepDir
 from engine.requests import QueueRequest, SweepRequest
 from engine.store import Store, default_db_path, open_store
-from engine.sweeps.slots import check_gpus_here, parse_slots
+from engine.sweeps.slots import check_gpus_here, default_slots, parse_slots, why_default
 from engine.sweeps.space import grid_points, parse_grid, probe_values, read_space
 from engine.sweeps.trials import SweepPlan, add_trial
 
@@ -49,9 +49,8 @@ def cmd_sweep(args: SweepRequest) -> int:
     args = dataclasses.replace(args, database=pinned_database(args.database))
     base_path = _base_config(args.base_config)
     base = config_to_dict(load_config(base_path))
-    slots = parse_slots(args.slots)
-    if not (args.sbatch or args.no_queue):  # the queue starts here: on GPUs this machine has
-        check_gpus_here(slots, args.slots)
+    if args.slots is not None:  # a misspelt --slots is refused before the grid is read
+        parse_slots(args.slots)
     ranges = read_space(args.space) if args.space else []
     points = [] if args.optuna is not None else grid_points(parse_grid(args.set or ()), args.seeds, args.random)
     for point in points:  # every trial's values checked before anything is written
@@ -63,6 +62,10 @@ def cmd_sweep(args: SweepRequest) -> int:
             except ConfigError as e:
                 raise SpkembError(f"--space {args.space}: {r.key} may be drawn as {value!r}, which the config "
                                   f"refuses ({e}); give it another range or choices") from None
+    slots_text = args.slots or default_slots()
+    slots = parse_slots(slots_text)
+    if not (args.sbatch or args.no_queue):  # the queue starts here: on GPUs this machine has
+        check_gpus_here(slots, slots_text)
     out = Path(args.out).expanduser().resolve() if args.out else None
     if args.sbatch:
         from engine.sweeps.array import array_header
@@ -84,7 +87,7 @@ def cmd_sweep(args: SweepRequest) -> int:
         prune = "none" if args.no_validate else args.prune
         sweep_id = store.create_sweep(name=name, method=method, base_config=str(base_path), sweep_dir=str(folder.root),
                                       protocol=args.protocol, subset=args.subset, space=space, seeds=args.seeds,
-                                      epochs=args.epochs, planned=planned, slots=args.slots, prune=prune,
+                                      epochs=args.epochs, planned=planned, slots=slots_text, prune=prune,
                                       prune_after=args.prune_after, run_group=name,
                                       command=to_argv(dataclasses.replace(args, name=name, db=db)))
         plan = SweepPlan(sweep_id=sweep_id, name=name, folder=folder, base=base, request=args, db=db,
@@ -100,6 +103,8 @@ def cmd_sweep(args: SweepRequest) -> int:
                 add_trial(store, plan, number, point)
         trials = len(store.sweep_trials(sweep_id))
         say(f"sweep {name}: {planned} trial(s) ({method}) in {folder.root}, group {name}")
+        if args.slots is None:
+            say(why_default(slots_text))
         if args.sbatch:
             from engine.sweeps.array import submit_array
 
@@ -108,7 +113,7 @@ def cmd_sweep(args: SweepRequest) -> int:
     if not args.no_queue:
         from engine.sweeps.queue import ensure_queue
 
-        ensure_queue(Path(db), QueueRequest(slots=args.slots))
+        ensure_queue(Path(db), QueueRequest(slots=slots_text))
     elif trials:
-        say(f"queued; start the queue with: spkemb-engine queue --detach --slots {args.slots} --db {db}")
+        say(f"queued; start the queue with: spkemb-engine queue --detach --slots {slots_text} --db {db}")
     return 0

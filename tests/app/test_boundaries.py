@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 from app.__main__ import build_parser
-from app.data.gpus import parse_nvidia_smi
 from app.data.workspace import resolve_workspace
 from app.launching import commands
 from app.launching.children import Launcher
+from engine.process.gpus import parse_nvidia_smi
 from tests import children
 
 

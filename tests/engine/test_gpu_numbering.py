@@ -3,14 +3,15 @@ CUDA sees no such GPU, before a sweep records anything), the TUI's picker in nvi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
-from app.data.gpus import as_seen, parse_nvidia_smi
 from app.launching.children import Launcher
 from engine.process.cuda_visible import entry_for, in_bus_order, visible_entries
+from engine.process.gpus import as_seen, parse_nvidia_smi
 from engine.sweeps.processes import child_env
 from engine.sweeps.slots import parse_slots
 from tests.conftest import TINY_CONFIG
@@ -96,3 +97,44 @@ def test_the_tuis_children_number_gpus_in_nvidia_smis_order(tmp_path: Path, monk
         time.sleep(0.05)
     assert log.read_text().strip() == "PCI_BUS_ID"
     assert in_bus_order({"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}) == {"CUDA_DEVICE_ORDER": "FASTEST_FIRST"}
+
+
+def _nvidia_smi_on_path(tmp_path: Path, lines: str) -> str:
+    """A PATH whose nvidia-smi prints ``lines``, as the real one prints the GPUs it is asked for."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/bin/sh\ncat <<'END'\n" + lines + "END\n")
+    smi.chmod(0o755)
+    return f"{bin_dir}:{os.environ['PATH']}"
+
+
+def test_slots_left_out_are_every_gpu_nvidia_smi_lists_here(tmp_path: Path, db_path: Path) -> None:
+    """`sweep` without --slots trained every trial on the CPU, one at a time, on a node of four GPUs."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.yml").write_text(TINY_CONFIG)
+    path = _nvidia_smi_on_path(tmp_path, SMI)
+    sweep = ("sweep", "--set", "task.params.margin=0.1", "--no-validate", "--no-queue")
+    done = run_in_process(*sweep, "--name", "four", str(base), PROTOCOL, db=db_path,
+                          env={"PATH": path, "CUDA_VISIBLE_DEVICES": "0,1,2,3"})
+    assert done.returncode == 0, done.stderr
+    assert ("--slots cuda:0,cuda:1,cuda:2,cuda:3: every GPU nvidia-smi lists here, one run each "
+            "(--slots chooses others)") in done.stderr
+    assert "spkemb-engine queue --detach --slots cuda:0,cuda:1,cuda:2,cuda:3 " in done.stderr
+    # a SLURM allocation or a shared machine's CUDA_VISIBLE_DEVICES: those GPUs alone, numbered as CUDA does
+    done = run_in_process(*sweep, "--name", "two", str(base), PROTOCOL, db=db_path,
+                          env={"PATH": path, "CUDA_VISIBLE_DEVICES": "3,GPU-bbbb"})
+    assert done.returncode == 0, done.stderr
+    done = run_in_process(*sweep, "--name", "none", str(base), PROTOCOL, db=db_path,
+                          env={"PATH": str(tmp_path / "bin"), "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr
+    assert ("--slots cpu: nvidia-smi lists no GPU here, so runs train on the CPU one at a time "
+            "(--slots cpu*2 runs two; --slots cuda:0,cuda:1 names GPUs)") in done.stderr
+    with sqlite3.connect(db_path) as conn:
+        recorded = dict(conn.execute("SELECT name, slots FROM sweeps").fetchall())
+    assert recorded == {"four": "cuda:0,cuda:1,cuda:2,cuda:3", "two": "cuda:0,cuda:1", "none": "cpu"}
+    # given, it is taken as it is, and nvidia-smi is not asked
+    done = run_in_process(*sweep, "--name", "given", "--slots", "cpu*2", str(base), PROTOCOL, db=db_path,
+                          env={"PATH": path})
+    assert done.returncode == 0 and "nvidia-smi" not in done.stderr, done.stderr
