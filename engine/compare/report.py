@@ -82,6 +82,7 @@ def cmd_report(args: ReportRequest) -> int:
     for label in empty:
         say(f"report: warning: {label} has no validated figure yet: its system has no row")
     _warn_lists_apart(pivot)
+    _warn_other_extractions(pivot)
     weighed = weigh(pivot, said=say) if {"latex", "csv", "markdown", "html"} & set(formats) else []
     written = write_report(pivot, folder, formats, source=str(db), weighed=weighed, software=software,
                            configs=configs)
@@ -101,6 +102,17 @@ def _warn_lists_apart(pivot: Pivot) -> None:
         each = "; ".join(f"{label}: {', '.join(names)}" for label, names in lists.items())
         say(f"report: warning: no trial list is every system's ({each}): systems on different lists are not "
             "weighed against each other — validate them on one (`validate --subset`)")
+
+
+def _warn_other_extractions(pivot: Pivot) -> None:
+    """Say each DER that is not of apply's default extraction and check (the run has none of those): a
+    coarser step or another collar is another figure, beside the others' in one column."""
+    for run_id, run in pivot.runs.items():
+        for d in run.diarized:
+            if not d.default:
+                say(f"report: warning: the DER of run #{run_id} on {d.trials} is of {d.extraction or 'an extraction'}"
+                    ", not of apply's defaults (exact path, --step 0.1; collar 0, overlap scored, oracle speakers), "
+                    "which it has no check of: systems.csv names each DER's extraction")
 
 
 def _check_folder(folder: Path, *, force: bool) -> None:

@@ -28,10 +28,14 @@ class SystemRun:
     trials: str
     #: ``2`` (an epoch) or ``avg-top5`` (averaged weights)
     checkpoint: str
+    #: a DER's extraction and check, under the VAL_DIR (``apply/2``, ``apply/2-step0.5/rttm-collar0.5``);
+    #: "" for a trial list's figures
+    extraction: str = ""
 
 
 def system_runs(pivot: Pivot) -> list[SystemRun]:
-    """Each system's runs and, per trial list they scored, the checkpoint picked there, in table order."""
+    """Each system's runs and, per trial list they scored, the checkpoint picked there (per diarization
+    protocol, the extraction its DER is of), in table order."""
     rows = []
     for system in pivot.systems:
         for run_id in system.run_ids:
@@ -39,6 +43,8 @@ def system_runs(pivot: Pivot) -> list[SystemRun]:
             for scored in run.scored:
                 rows.append(SystemRun(system.label, run_id, run.seed, scored.trials,
                                       scored.checkpoint_name or str(scored.epoch)))
+            rows += [SystemRun(system.label, run_id, run.seed, d.trials, d.checkpoint, d.extraction)
+                     for d in run.diarized]
     return rows
 
 
@@ -57,8 +63,9 @@ def _text(value: Any) -> str:
 def systems_csv(rows: list[SystemRun]) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["system", "run_id", "seed", "trials", "checkpoint"])
-    writer.writerows([r.system, r.run_id, "" if r.seed is None else r.seed, r.trials, r.checkpoint] for r in rows)
+    writer.writerow(["system", "run_id", "seed", "trials", "checkpoint", "extraction"])
+    writer.writerows([r.system, r.run_id, "" if r.seed is None else r.seed, r.trials, r.checkpoint, r.extraction]
+                     for r in rows)
     return text.getvalue()
 
 
@@ -71,8 +78,8 @@ def systems_html(pivot: Pivot, configs: Mapping[int, Any]) -> str:
         runs = []
         for run_id in system.run_ids:
             seed = pivot.runs[run_id].seed
-            picked = "; ".join(f"{r.trials}: {_checkpoint(r.checkpoint)}" for r in rows
-                               if r.run_id == run_id and r.system == system.label)
+            picked = "; ".join(f"{r.trials}: {f'DER of {r.extraction}' if r.extraction else _checkpoint(r.checkpoint)}"
+                               for r in rows if r.run_id == run_id and r.system == system.label)
             runs.append(f"#{run_id}{'' if seed is None else f' (seed {seed})'}{f' — {picked}' if picked else ''}")
         network = f" — {system.network}" if system.network else ""
         items.append(f"<li>{html.escape(system.label + network)}<ul>"

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from engine.errors import StoreError
+from engine.layout import APPLY, diarization_folder, parse_checkpoint_name
 from engine.store.reads import StoreReads
 
 #: the ``validations`` columns a comparison shows (beside the epoch and the scores file)
@@ -62,6 +64,13 @@ class DiarizedList:
     collar: float
     skip_overlap: bool
     num_speakers: str
+    #: the extracted checkpoint: ``2`` (an epoch) or ``avg-top5``
+    checkpoint: str = ""
+    #: where the embeddings and RTTMs are, under the VAL_DIR: ``apply/2``, ``apply/2-step0.5/rttm-collar0.5``
+    extraction: str = ""
+    #: of the extraction ``apply`` writes by default (the exact path, ``--step 0.1``), and the check's default
+    #: setting (collar 0, overlap scored, oracle number of speakers)
+    default: bool = True
 
     @property
     def trials(self) -> str:
@@ -194,8 +203,9 @@ def _pick(store: StoreReads, validator: dict[str, Any]) -> tuple[int | None, str
 def _diarized(store: StoreReads, parents: list[int]) -> tuple[DiarizedList, ...]:
     """The diarization checks of the apply runs under ``parents``: the newest of each protocol subset,
     of the checkpoint the validate run picks now (a check of an extraction since replaced by another
-    pick would put another network's DER beside this one's EER) and of the default setting (collar 0,
-    overlap scored, oracle number of speakers), where there are such checks."""
+    pick would put another network's DER beside this one's EER), of the extraction ``apply`` writes by
+    default (exact path, ``--step 0.1``: a coarser step's DER is another figure) and of the default
+    setting (collar 0, overlap scored, oracle number of speakers), where there are such checks."""
     marks = ", ".join("?" * len(parents))
     # the pick is the newest validate run's of the VAL_DIR (as the figures and stale_extractions read it)
     rows = store._read(f"SELECT d.*, e.epoch AS extracted_epoch, e.checkpoint_name AS extracted_name, "
@@ -204,15 +214,41 @@ def _diarized(store: StoreReads, parents: list[int]) -> tuple[DiarizedList, ...]
                        f"runs WHERE kind = 'validate' AND out_dir = v.out_dir AND best_epoch IS NOT NULL) "
                        f"LEFT JOIN extractions AS e ON e.id = d.extraction_id "
                        f"WHERE a.parent_id IN ({marks}) ORDER BY d.id DESC", tuple(parents))
-    chosen: dict[tuple[str, str], tuple[tuple[bool, bool], dict[str, Any]]] = {}
+    chosen: dict[tuple[str, str], tuple[tuple[bool, bool, bool], dict[str, Any]]] = {}
     for row in rows:  # newest first: a row replaces a newer one only when it ranks higher
         key = (row["protocol"] or "", row["subset"] or "")
         picked = (row["extracted_name"] == row["best_checkpoint"]
                   and (row["extracted_name"] is not None or row["extracted_epoch"] == row["best_epoch"]))
-        default = (row["collar"] or 0) == 0 and not row["skip_overlap"] and row["num_speakers"] == "oracle"
-        rank = (picked, default)
+        rank = (picked, _default_extraction(row), _default_setting(row))
         if key not in chosen or rank > chosen[key][0]:
             chosen[key] = (rank, row)
     return tuple(DiarizedList(protocol=p, subset=s, der=float(r["der"]), collar=float(r["collar"] or 0),
-                              skip_overlap=bool(r["skip_overlap"]), num_speakers=str(r["num_speakers"]))
-                 for (p, s), (_, r) in sorted(chosen.items()))
+                              skip_overlap=bool(r["skip_overlap"]), num_speakers=str(r["num_speakers"]),
+                              checkpoint=_checkpoint(r),
+                              extraction=_extraction_path(r), default=all(rank[1:]))
+                 for (p, s), (rank, r) in sorted(chosen.items()))
+
+
+def _checkpoint(row: Mapping[str, Any]) -> str:
+    """``2`` or ``avg-top5``: the extraction's checkpoint, else the epoch the check recorded."""
+    for key in ("extracted_name", "extracted_epoch", "epoch"):
+        if row[key] is not None:
+            return str(row[key])
+    return ""
+
+
+def _default_extraction(row: Mapping[str, Any]) -> bool:
+    """Whether a check's extraction is in the folder ``apply`` gives its checkpoint by default, named by the
+    checkpoint alone (``apply/2``, not ``apply/2-step0.5``)."""
+    return parse_checkpoint_name(PurePath(row["out_dir"] or "").name) is not None
+
+
+def _default_setting(row: Mapping[str, Any]) -> bool:
+    return (row["collar"] or 0) == 0 and not row["skip_overlap"] and row["num_speakers"] == "oracle"
+
+
+def _extraction_path(row: Mapping[str, Any]) -> str:
+    """``apply/2-step0.5``, then the setting's RTTM folder where it is not the default one."""
+    setting = diarization_folder(collar=float(row["collar"] or 0), skip_overlap=bool(row["skip_overlap"]),
+                                 num_speakers=str(row["num_speakers"]))
+    return str(PurePath(APPLY, PurePath(row["out_dir"] or "").name, setting))

@@ -321,10 +321,11 @@ def test_the_report_says_each_systems_runs_seeds_checkpoints_and_how_their_confi
     the systems (a margin, a network): a table nobody could trace back."""
     ids = compared.ids
     rows = list(csv.DictReader(io.StringIO((report / "systems.csv").read_text())))
-    assert [(r["system"], r["run_id"], r["seed"], r["trials"], r["checkpoint"]) for r in rows] == [
-        ("#5 sinc", str(ids["sinc"]), "0", TRIALS, "2"),
-        ("resnet34-lm (2 runs)", str(ids["resnet-s1"]), "1", TRIALS, "2"),
-        ("resnet34-lm (2 runs)", str(ids["resnet-s2"]), "2", TRIALS, "2")]
+    assert [(r["system"], r["run_id"], r["seed"], r["trials"], r["checkpoint"], r["extraction"]) for r in rows] == [
+        ("#5 sinc", str(ids["sinc"]), "0", TRIALS, "2", ""),
+        ("#5 sinc", str(ids["sinc"]), "0", TRIALS, "2", "apply/2"),  # its DER's check
+        ("resnet34-lm (2 runs)", str(ids["resnet-s1"]), "1", TRIALS, "2", ""),
+        ("resnet34-lm (2 runs)", str(ids["resnet-s2"]), "2", TRIALS, "2", "")]
     page = (report / "report.html").read_text()
     systems = page.split("<h2>Systems</h2>", 1)[1].split("<h2>Results</h2>", 1)[0]
     assert f"<li>#{ids['resnet-s2']} (seed 2) — {TRIALS}: epoch 2</li>" in systems
@@ -567,28 +568,63 @@ def test_a_validate_run_named_beside_its_training_run_is_said_to_be_its_figures_
 
 def test_the_der_beside_a_systems_figures_is_of_the_checkpoint_it_picks(tmp_path: Path) -> None:
     """After `pick --epoch 2`, the newest check was of an avg-top2 extraction: its DER went beside epoch 2's EER."""
-    from engine.records import Extraction
-    from tests.engine.report_db import PROTOCOL
 
     compared = make_compared(tmp_path, diarized=False)
-    val = compared.ids["sinc val"]
     with open_store(compared.db) as store:
-        apply_root = Path(store.run(val)["out_dir"]) / "apply"
-        for name, epoch, der in ((None, 2, 0.25), ("avg-top2", 3, 0.5)):  # the pick's first, then the newer one
-            folder = apply_root / (name or str(epoch))
-            apply = store.create_run(kind="apply", exp_dir=tmp_path, out_dir=folder, protocol=PROTOCOL,
-                                     subset="development", config=None, command=["apply"], device="cpu",
-                                     parent_id=val)
-            store.add_extraction(apply, Extraction(epoch=epoch, checkpoint_name=name, protocol=PROTOCOL,
-                                                   subset="development", out_dir=folder, mode="exact", step=0.1,
-                                                   duration=1.0, files=2, audio_seconds=60.0, wall_seconds=1.0))
-            store.add_diarization(apply, out_dir=folder, epoch=epoch, protocol=PROTOCOL, subset="development",
-                                  collar=0.0, skip_overlap=False, num_speakers="oracle", threshold=0.5, tuned_on=None,
-                                  linkage="average", frame_rule="centre", der=der, missed=1.0, false_alarm=0.5,
-                                  confusion=1.0, total=20.0, files=[])
+        _diarized(store, compared.ids["sinc val"], "2", epoch=2, der=0.25)  # the pick's first, then the newer one
+        _diarized(store, compared.ids["sinc val"], "avg-top2", epoch=3, name="avg-top2", der=0.5)
         pivot = build_pivot(store, [compared.ids["sinc"]])
     (raw,) = [c for c in pivot.cells if c.backend == "raw"]
     assert raw.der.mean == 0.25
+
+
+def _diarized(store, val: int, folder_name: str, *, epoch: int, der: float, name: str | None = None,
+              mode: str = "exact", step: float = 0.1, collar: float = 0.0) -> None:
+    """An apply run under validate run ``val`` of checkpoint ``name`` (None: ``epoch``), its extraction in
+    ``apply/FOLDER_NAME`` and the diarization check of it."""
+    from engine.records import Extraction
+
+    folder = Path(store.run(val)["out_dir"]) / "apply" / folder_name
+    apply = store.create_run(kind="apply", exp_dir=folder, out_dir=folder, protocol=PROTOCOL, subset="development",
+                             config=None, command=["apply"], device="cpu", parent_id=val)
+    store.add_extraction(apply, Extraction(epoch=epoch, checkpoint_name=name, protocol=PROTOCOL, subset="development",
+                                           out_dir=folder, mode=mode, step=step, duration=1.0, files=2,
+                                           audio_seconds=60.0, wall_seconds=1.0))
+    store.add_diarization(apply, out_dir=folder, epoch=epoch, protocol=PROTOCOL, subset="development",
+                          collar=collar, skip_overlap=False, num_speakers="oracle", threshold=0.5, tuned_on=None,
+                          linkage="average", frame_rule="centre", der=der, missed=1.0, false_alarm=0.5,
+                          confusion=1.0, total=20.0, files=[])
+
+
+def test_the_der_is_of_the_default_extraction_and_the_report_names_any_other(tmp_path: Path) -> None:
+    """A newer check of a step-0.5 extraction replaced the step-0.1 one in the DER column, unsaid: a paper
+    table compared DERs of different extractions."""
+    compared = make_compared(tmp_path, diarized=False)
+    sinc = compared.ids["sinc"]
+    with open_store(compared.db) as store:
+        _diarized(store, compared.ids["sinc val"], "2", epoch=2, der=0.25)
+        _diarized(store, compared.ids["sinc val"], "2-step0.5", epoch=2, step=0.5, der=0.5)
+        _diarized(store, compared.ids["sinc val"], "2-onnxruntime", epoch=2, mode="onnxruntime", der=0.375)
+    done = engine("report", "--db", str(compared.db), str(sinc), "--format", "csv", "--out", str(tmp_path / "a"),
+                  cwd=tmp_path)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    systems = list(csv.DictReader((tmp_path / "a" / "systems.csv").open()))
+    assert [(r["trials"], r["checkpoint"], r["extraction"]) for r in systems if r["extraction"]] == [
+        (f"{PROTOCOL}.development", "2", "apply/2")]
+    assert [r["der"] for r in csv.DictReader((tmp_path / "a" / "pivot.csv").open()) if r["der"]] == ["0.25"]
+
+    # only other extractions and settings: the DER is the newest of those, and said
+    other = make_compared(tmp_path / "other", diarized=False)
+    with open_store(other.db) as store:
+        _diarized(store, other.ids["sinc val"], "2-step0.5", epoch=2, step=0.5, der=0.5)
+        _diarized(store, other.ids["sinc val"], "2-step0.5", epoch=2, step=0.5, collar=0.25, der=0.375)
+    done = engine("report", "--db", str(other.db), str(other.ids["sinc"]), "--format", "csv", "--out",
+                  str(tmp_path / "b"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == (
+        f"report: warning: the DER of run #{other.ids['sinc']} on {PROTOCOL}.development is of apply/2-step0.5, "
+        "not of apply's defaults (exact path, --step 0.1; collar 0, overlap scored, oracle speakers), which it has "
+        "no check of: systems.csv names each DER's extraction")
 
 
 def test_a_groups_curve_is_drawn_where_every_seed_has_the_epoch() -> None:
