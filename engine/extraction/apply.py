@@ -7,7 +7,8 @@ and writes ``VAL_DIR/apply/{epoch}/{uri}.npy`` (one row per window, nested uris 
 with ``metadata.yml``. The folder is named from the settings that make the extraction
 (``engine.layout.extraction_folder``): ``apply/4`` for the exact torch path at the default
 step, ``apply/4-shared``, ``apply/4-onnxruntime-step0.5`` otherwise; the same settings again
-replace the files in place (said on stderr), and a folder whose metadata.yml says other settings
+replace the files in place (said on stderr), or, where a stopped apply left the subset unfinished,
+keep the files it wrote and write the others; a folder whose metadata.yml says other settings
 is refused, never overwritten::
 
     start: 0.0            # first window start, seconds
@@ -49,7 +50,13 @@ from engine.data.audio import num_samples
 from engine.data.audio_checks import check_files
 from engine.data.protocols import load_protocol, subset_files
 from engine.errors import SpkembError
-from engine.extraction.folder_checks import found_metadata, other_audio, replacing_extraction, subsets_with
+from engine.extraction.folder_checks import (
+    extracted_whole,
+    found_metadata,
+    other_audio,
+    replacing_extraction,
+    subsets_with,
+)
 from engine.inference.network import load_network
 from engine.inference.windows import FileSignal, embed, window_starts
 from engine.layout import PARAMS, CheckpointName, ExtractionDir
@@ -171,7 +178,13 @@ def cmd_apply(args: ApplyRequest) -> int:
     recorder = open_run("apply", extraction, args, device=str(extractor.device), target_epoch=last_epoch)
     parent_id = recorder.parent.id if recorder.parent is not None else None
     recorder.refuse(check_files(str(f["audio"]) for f in files), f"{args.protocol} {args.subset}")
-    if replacing and any(path.exists() for path in outputs):
+    # a stopped apply of the same weights and settings is finished: what it wrote is kept
+    kept = {p for p in outputs if p.exists()} \
+        if replacing and not extracted_whole(found, args.protocol, args.subset) else set()
+    if kept:
+        say(f"apply: finishing the stopped extraction in {extraction.root} (same checkpoint, mode and step): "
+            f"{len(kept)} of the {len(outputs)} files are there, {len(outputs) - len(kept)} to write")
+    elif replacing and any(path.exists() for path in outputs):
         # the same settings, files already there: replaced one by one (another subset's stay)
         say(f"apply: replacing the extraction in {extraction.root} (same checkpoint, mode and step)")
     metadata = _metadata(args, extractor, epoch, checkpoint, sha256, window, hop, files, found)
@@ -182,7 +195,8 @@ def cmd_apply(args: ApplyRequest) -> int:
 
     stop = StopRequest().install()
     with recorder.ended(stop):
-        audio_seconds, wall = _extract(extractor, files, outputs, window, hop, recorder, stop,
+        todo = [(f, path) for f, path in zip(files, outputs, strict=True) if path not in kept]
+        audio_seconds, wall = _extract(extractor, todo, len(kept), window, hop, recorder, stop,
                                        f"apply {checkpoint_title(epoch)} ({extractor.mode})", extraction.root)
         _write_metadata(extraction, metadata)
         rate = extractor.sample_rate
@@ -218,19 +232,21 @@ def _write_metadata(extraction: ExtractionDir, metadata: dict[str, Any]) -> None
     atomic_write_text(extraction.metadata, yaml.safe_dump(metadata, sort_keys=False))
 
 
-def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int, hop: int,
+def _extract(extractor: Extractor, todo: list[tuple[Any, Path]], kept: int, window: int, hop: int,
              recorder: Recorder, stop: StopRequest, label: str, folder: Path) -> tuple[float, float]:
-    """Embed every file's windows into its ``.npy``; (seconds of audio, seconds of wall clock).
-    Stopped (SIGTERM, Ctrl-C), it says what the folder lacks and how to finish it."""
+    """Embed the windows of each file of ``todo`` into its ``.npy`` (``kept`` files of the subset are there
+    already); (seconds of audio, seconds of wall clock). Stopped (SIGTERM, Ctrl-C), it says what the
+    folder lacks and how to finish it."""
     rate = extractor.sample_rate
     started, audio_seconds = time.monotonic(), 0.0
-    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in zip(files, outputs, strict=True)]
-    total = sum(s.n_samples for _, s in signals) / rate
+    signals = [(path, FileSignal(str(f["audio"]), rate)) for f, path in todo]
+    total, count = sum(s.n_samples for _, s in signals) / rate, kept + len(signals)
+    recorder.heartbeat(progress=kept, progress_total=count)
     with recorder.progress.phase(label, total, "s of audio", said=False) as phase:
-        for i, (path, signal) in enumerate(signals):
+        for i, (path, signal) in enumerate(signals, start=kept):
             shown = 0  # samples of this file counted in the phase
 
-            def reached(sample: int, files: str = f"{i}/{len(signals)} files") -> None:
+            def reached(sample: int, files: str = f"{i}/{count} files") -> None:
                 nonlocal shown
                 if sample > shown:
                     phase.advance((sample - shown) / rate, files)
@@ -243,13 +259,13 @@ def _extract(extractor: Extractor, files: list, outputs: list[Path], window: int
                     rows = extractor.embed(ReadReach(signal, reached), window_starts(signal.n_samples, window, hop),
                                            window)
             except Interrupted:
-                recorder.say(f"apply: stopped after writing {i} of the {len(signals)} files into {folder}: run "
-                             "the same apply again to finish it (the files are written again)")
+                recorder.say(f"apply: stopped after writing {i} of the {count} files into {folder}: run "
+                             "the same apply again to finish it (the files written are kept)")
                 raise
             _save(path, rows)
             audio_seconds += signal.n_samples / rate
-            phase.advance((signal.n_samples - shown) / rate, f"{i + 1}/{len(signals)} files")
-            recorder.heartbeat(progress=i + 1, progress_total=len(signals))
+            phase.advance((signal.n_samples - shown) / rate, f"{i + 1}/{count} files")
+            recorder.heartbeat(progress=i + 1, progress_total=count)
     return audio_seconds, time.monotonic() - started
 
 

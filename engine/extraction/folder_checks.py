@@ -59,13 +59,22 @@ def subsets_with(found: dict[str, Any], protocol: str, subset: str) -> list[dict
     ``protocol`` and ``subset`` alone name the latest; a metadata.yml written before ``subsets``
     names its one subset with them. Entries that are not two names are dropped: the list is a record.
     """
+    ours = {"protocol": protocol, "subset": subset}
+    return [pair for pair in _listed(found) if pair != ours] + [ours]
+
+
+def extracted_whole(found: dict[str, Any], protocol: str, subset: str) -> bool:
+    """Whether metadata.yml lists ``protocol``'s ``subset`` as extracted: an apply lists it once its
+    last file is written, so a stopped one's folder does not."""
+    return {"protocol": protocol, "subset": subset} in _listed(found)
+
+
+def _listed(found: dict[str, Any]) -> list[dict[str, str]]:
     earlier = found.get("subsets")
     if not isinstance(earlier, list):
         earlier = [{"protocol": found.get("protocol"), "subset": found.get("subset")}]
-    pairs = [{"protocol": e["protocol"], "subset": e["subset"]} for e in earlier
-             if isinstance(e, dict) and isinstance(e.get("protocol"), str) and isinstance(e.get("subset"), str)]
-    ours = {"protocol": protocol, "subset": subset}
-    return [pair for pair in pairs if pair != ours] + [ours]
+    return [{"protocol": e["protocol"], "subset": e["subset"]} for e in earlier
+            if isinstance(e, dict) and isinstance(e.get("protocol"), str) and isinstance(e.get("subset"), str)]
 
 
 def _same(found: Any, wanted: Any) -> bool:

@@ -1,5 +1,6 @@
 """A stop (Ctrl-C, SIGTERM) during ``apply`` says what the folder lacks and how to finish it: the
-extraction is recorded stopped, exit 0, the files written are kept (a real process and signal)."""
+extraction is recorded stopped, exit 0, the files written are kept (a real process and signal), and the
+same apply again writes the others alone."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import signal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from engine.store import open_store
-from tests.engine.engine_runner import start_engine, wait_for
+from tests.engine.engine_runner import run_in_process, start_engine, wait_for
 from tests.engine.test_export import write_val_dir
 
 
@@ -18,7 +20,7 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
                                                                  db_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)
     log = tmp_path / "apply.log"
-    # the 60 files of the verification test subset, each taking a while (a small step): the stop
+    # the files of the verification test subset, each taking a while (a small step): the stop
     # comes between two of them, as it does between the meetings of AMI
     proc = start_engine("apply", "--step", "0.01", "--subset", "test", "--device", "cpu", str(val_dir),
                         "Demo.SpeakerVerification.Voices", db=db_path, database=demo_corpus, log=log)
@@ -34,6 +36,23 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
     assert run["status"] == "stopped" and "Traceback" not in said
     assert said.strip().splitlines()[-2:] == ["stopped by SIGINT",
                                               f"apply: run #{run['id']} stopped, recorded in {db_path}"]
+    total = int(said.split(f"apply: stopped after writing {len(written)} of the ", 1)[1].split()[0])
+    assert (run["progress"], run["progress_total"]) == (len(written), total) and total > len(written)
+
+    # the same apply again finishes it: the files written are kept (an AMI extraction is hours), the others written
+    before = {p: p.stat().st_ino for p in written}
+    done = run_in_process("apply", "--step", "0.01", "--subset", "test", "--device", "cpu", str(val_dir),
+                          "Demo.SpeakerVerification.Voices", db=db_path, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    assert (f"apply: finishing the stopped extraction in {folder} (same checkpoint, mode and step): {len(written)} of "
+            f"the {total} files are there, {total - len(written)} to write") in done.stderr
+    assert {p: p.stat().st_ino for p in written} == before and len(list(folder.rglob("*.npy"))) == total
+    assert yaml.safe_load((folder / "metadata.yml").read_text())["subsets"] == [
+        {"protocol": "Demo.SpeakerVerification.Voices", "subset": "test"}]
+    # whole, it is replaced when asked again
+    done = run_in_process("apply", "--step", "0.01", "--subset", "test", "--device", "cpu", str(val_dir),
+                          "Demo.SpeakerVerification.Voices", db=db_path, database=demo_corpus)
+    assert done.returncode == 0 and "apply: replacing the extraction in" in done.stderr, done.stderr
 
 
 @pytest.mark.slow
