@@ -105,6 +105,14 @@ def _describe_template(source: SubsetSource, template: str) -> dict[str, Any]:
     return {"template": template, "files": digest.hexdigest()}
 
 
+def _real_path(path: Path) -> Path:
+    """``path`` with its links followed; as it is where they loop (the readers then name the file)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a loop, later ones OSError
+        return path
+
+
 def cache_key(name: str, subset: str, protocol: Any, source: SubsetSource | None,
               audio_templates: list[str]) -> str:
     """The digest naming the cached index of ``name``'s ``subset`` as its files are now."""
@@ -126,7 +134,7 @@ def _subset_material(protocol: Any, subset: str, source: SubsetSource | None) ->
             if not isinstance(value, str):
                 continue
             files[key] = (_describe_template(source, value) if is_template(value)
-                          else describe_file(source.resolve(value).resolve()))
+                          else describe_file(_real_path(source.resolve(value))))
         return {"database_yml": str(source.database_yml.resolve()), "entries": entries, "files": files}
     combined = combined_subsets(protocol, subset)
     if combined is not None:

@@ -17,7 +17,7 @@ import torch
 
 from engine.config import Config, config_from_dict, parse_config
 from engine.errors import CheckpointError, ConfigError
-from engine.process.checkpoints import COUNT_LIMIT, is_weights
+from engine.process.checkpoint_payload import COUNT_LIMIT, is_weights
 from engine.process.rng_states import rng_problem
 
 #: what a resume restores: a checkpoint without one of them is no checkpoint ``train`` wrote

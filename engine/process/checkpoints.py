@@ -36,7 +36,12 @@ from torch import nn
 from engine.atomic import atomic_write, file_sha256  # noqa: F401 - file_sha256 re-exported
 from engine.errors import CheckpointError
 from engine.layout import AVERAGE_LAST, AVERAGE_TOP, checkpoint_file
+from engine.process.checkpoint_payload import not_finite, wrong_entry
 from engine.records import checkpoint_list
+
+#: the largest file read as a checkpoint: the networks here with their optimizer states and a margin head of
+#: 100,000 speakers are well under 1 GiB; a larger file is read into memory for nothing, or not at all
+MAX_CHECKPOINT_BYTES = 8 * 2**30
 
 #: what an array of numpy's RNG state in a checkpoint of an earlier release needs to be rebuilt (an
 #: array of a plain dtype; none of these runs other code: torch's own documented list), also under
@@ -172,9 +177,17 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
             raise CheckpointError(f"checkpoint {path} is not a regular file: give the .pt file a run wrote")
         raise CheckpointError(f"checkpoint {path} does not exist: {_making(path)}")
     try:
+        size = path.stat().st_size
+        if size > MAX_CHECKPOINT_BYTES:
+            raise CheckpointError(f"checkpoint {path} is {size / 2**30:.1f} GiB, more than any checkpoint of a run "
+                                  f"holds ({MAX_CHECKPOINT_BYTES // 2**30} GiB at most): not a checkpoint; give the "
+                                  ".pt file a run wrote")
         data = path.read_bytes()
     except OSError as e:
         raise CheckpointError(f"checkpoint {path} cannot be read ({e.strerror or e}): check its permissions") from e
+    except MemoryError:
+        raise CheckpointError(f"checkpoint {path} ({size / 2**30:.1f} GiB) does not fit in this machine's free "
+                              "memory: free some, or read it on a larger machine") from None
     digest = hashlib.sha256(data).hexdigest()
     if trust is not None:
         trust.check(path, digest)
@@ -189,11 +202,11 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
         raise _damaged(path, e) from e
     if not isinstance(payload, dict) or "model" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not a spkemb checkpoint (no model/config inside)")
-    wrong = _wrong_entry(payload)
+    wrong = wrong_entry(payload)
     if wrong is not None:
         raise CheckpointError(f"checkpoint {path} is damaged or edited: {wrong}; delete it and resume from an "
                               "earlier one (or train again)")
-    broken = _not_finite(payload)
+    broken = not_finite(payload)
     if broken is not None:
         raise CheckpointError(f"checkpoint {path} holds weights that are not finite ({broken} has NaN or "
                               "infinite values): no embedding or training step can come from it; use an earlier "
@@ -222,87 +235,9 @@ def _making(path: Path) -> str:
     return f"train further, or pick an epoch that has one ({checkpoint_list(epochs)})"
 
 
-def _not_finite(payload: dict[str, Any]) -> str | None:
-    """The first floating-point tensor of the network or the loss holding NaN or infinity
-    (``model.tdnn.segment6.weight``), or None. Training stops on a non-finite loss before it saves,
-    so such a file was damaged or edited; read unchecked, it gave NaN embeddings with exit 0."""
-    for entry in ("model", "loss"):
-        for name, tensor in (payload.get(entry) or {}).items():
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-                return f"{entry}.{name}"
-    return None
-
-
-#: seeds past SQLite's 64-bit integers (a seed of 10**30) are no training's
-_INT_LIMIT = 2**63
-#: counts a run goes on counting from (steps, epochs): one just below 2**63 overflowed SQLite at the
-#: next step, and past 2**53 a float (a schedule's clock) no longer tells one step from the next
-COUNT_LIMIT = 2**53
-
-
-def _is_count(value: Any) -> bool:
-    return _is_int(value) and 0 <= value < COUNT_LIMIT
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and -_INT_LIMIT < value < _INT_LIMIT
-
-
-def is_weights(value: Any) -> bool:
-    """A dense tensor of real numbers in memory: a meta, sparse, quantized or complex tensor is no
-    network's weights (torch failed on them with a traceback further on)."""
-    return isinstance(value, torch.Tensor) and value.layout == torch.strided and not value.is_meta \
-        and not value.is_complex() and not value.is_quantized
-
-
-def _is_state(value: Any) -> bool:
-    return isinstance(value, Mapping) and all(isinstance(k, str) and is_weights(v) for k, v in value.items())
-
-
-def _is_optimizer(value: Any) -> bool:
-    if not isinstance(value, Mapping):
-        return False
-    groups = value.get("param_groups")
-    return isinstance(value.get("state"), Mapping) and isinstance(groups, list) \
-        and all(isinstance(g, Mapping) for g in groups)
-
-
-def _is_rng(value: Any) -> bool:
-    if not isinstance(value, Mapping):
-        return False
-    python, numpy, state = value.get("python"), value.get("numpy"), value.get("torch")
-    return isinstance(python, (list, tuple)) and len(python) == 3 and isinstance(numpy, (list, tuple)) \
-        and len(numpy) == 5 and isinstance(state, torch.Tensor) and state.dtype == torch.uint8
-
-
-#: what each entry a checkpoint may hold must be (its writers: the trainer's ``state``, ``average``),
-#: checked before any of it is used: a wrong type would fail deep inside training, or in a loader worker
-_ENTRIES: dict[str, tuple[str, Any]] = {
-    "model": ("a dict of dense real-valued tensors", _is_state),
-    "loss": ("a dict of dense real-valued tensors", _is_state),
-    "config": ("a mapping or YAML text", lambda v: isinstance(v, (Mapping, str))),
-    "optimizer": ("an optimizer state (state, param_groups)", _is_optimizer),
-    **{name: ("a whole number >= 0", _is_count) for name in ("epoch", "batch", "step", "target", "world_size")},
-    "seed": ("a whole number", _is_int),
-    "speakers": ("a list of labels", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
-    "rng": ("the RNG states (python, numpy, torch)", _is_rng),
-    "epoch_so_far": ("a mapping", lambda v: isinstance(v, Mapping)),
-}
-
-
-def _wrong_entry(payload: dict[str, Any]) -> str | None:
-    """The first entry whose value is not of its kind (``epoch is -5, not a whole number >= 0``), or None.
-    Absent entries (and None where a checkpoint may leave one out) are the reader's to ask for."""
-    for name, (kind, ok) in _ENTRIES.items():
-        value = payload.get(name)
-        if value is not None and not ok(value):
-            shown = repr(value) if isinstance(value, (int, float, str)) else type(value).__name__
-            return f"{name} is {shown[:40]}, not {kind}"
-    return None
-
-
 def _damaged(path: Path, error: Exception) -> CheckpointError:
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    # its first sentence: torch's zip reader goes on for lines about its own internals
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0][:160]
     return CheckpointError(f"checkpoint {path} cannot be read ({first}): it is damaged; "
                            "delete it and resume from an earlier one")
 

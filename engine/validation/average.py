@@ -14,6 +14,8 @@ its ``checkpoints`` row (``name``, ``averaged``) is inserted only once it is in 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -112,22 +114,32 @@ def write_average(trn: TrainingDir, name: str, epochs: list[int], how: dict[str,
     return write_checkpoint(trn.checkpoint(name), out)
 
 
-def _record(db: str | None, trn: TrainingDir, name: str, epochs: list[int], saved: Saved) -> str:
-    """The checkpoints row, on the training run of TRN_DIR; what was recorded, in words."""
+@contextmanager
+def _recording(db: str | None, trn: TrainingDir) -> Iterator[Callable[[str, list[int], Saved], str]]:
+    """The checkpoints row's place, on the training run of TRN_DIR, opened before the weights are written
+    (a read-only database is refused with nothing written); yields what records them and says what it did."""
     from engine.store import default_db_path, is_network_fs, open_store
 
     db_path = default_db_path(db)
     if not db_path.exists():
-        return f"no row recorded (no runs database at {db_path}: pass the training run's --db)"
+        yield lambda *_: f"no row recorded (no runs database at {db_path}: pass the training run's --db)"
+        return
     if is_network_fs(db_path):
-        return f"no row recorded ({db_path} is on a network filesystem: record on a local disk)"
+        yield lambda *_: f"no row recorded ({db_path} is on a network filesystem: record on a local disk)"
+        return
     with open_store(db_path) as store:
         runs = store.find_runs(out_dir=trn.root, kind="train")
         if not runs:
-            return f"no row recorded ({db_path} has no training run of {trn.root})"
-        store.add_checkpoint(runs[0]["id"], Checkpoint(epoch=epochs[-1], step=None, path=saved.path, partial=False,
-                                                       name=name, averaged=epochs, sha256=saved.sha256))
-        return f"recorded on run #{runs[0]['id']}"
+            yield lambda *_: f"no row recorded ({db_path} has no training run of {trn.root})"
+            return
+
+        def record(name: str, epochs: list[int], saved: Saved) -> str:
+            store.add_checkpoint(runs[0]["id"], Checkpoint(epoch=epochs[-1], step=None, path=saved.path,
+                                                           partial=False, name=name, averaged=epochs,
+                                                           sha256=saved.sha256))
+            return f"recorded on run #{runs[0]['id']}"
+
+        yield record
 
 
 def cmd_average(args: AverageRequest) -> int:
@@ -154,17 +166,19 @@ def cmd_average(args: AverageRequest) -> int:
         raise CheckpointError(f"checkpoints of epoch(s) {', '.join(map(str, missing))} are not in {trn.weights} "
                               "(deleted?): average other epochs")
     replaced = trn.checkpoint(name).is_file()
-    saved = write_average(trn, name, epochs, how, Trust(args.db, accept_changed=args.trust_checkpoint))
-    said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
-    out(f"{saved.path}: mean of epochs {said}; {_record(args.db, trn, name, epochs, saved)}")
+    with _recording(args.db, trn) as record:
+        saved = write_average(trn, name, epochs, how, Trust(args.db, accept_changed=args.trust_checkpoint))
+        said = ", ".join(f"{e}" + (f" ({100 * eers[e]:.2f} %)" if e in eers else "") for e in epochs)
+        out(f"{saved.path}: mean of epochs {said}; {record(name, epochs, saved)}")
     pointing = _pointing_at(trn, name) if replaced else []
     for val in pointing:
         say(f"average: {val.params} points at {name}, whose weights are replaced now: its figures there are the "
             f"earlier weights' until `spkemb-engine validate {trn.root} ...` scores these (params.yml follows)")
     if not pointing:  # `pick --epoch avg-top5` refuses weights no validation has scored yet
         protocol, _, subset = folder.root.name.rpartition(".") if isinstance(folder, ValidationDir) else ("", "", "")
-        lists = (f"--subset {subset} {shlex.quote(str(trn.root))} {protocol}" if protocol and subset
-                 else f"{shlex.quote(str(trn.root))} PROTOCOL")
+        db = "" if args.db is None else f"--db {shlex.quote(args.db)} "  # the database the run is recorded in
+        lists = db + (f"--subset {subset} {shlex.quote(str(trn.root))} {protocol}" if protocol and subset
+                      else f"{shlex.quote(str(trn.root))} PROTOCOL")
         say(f"average: next, `spkemb-engine validate {lists}` scores {name} (whatever its --from), then "
             f"`spkemb-engine pick --epoch {name} VAL_DIR` picks it if you want it")
     return 0

@@ -15,6 +15,7 @@ from engine.records import ValidationResult
 from engine.store import open_store
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, run_in_process
+from tests.engine.read_only import unwritable  # noqa: F401 - a fixture
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 #: with batch norm after the embedding: running statistics and an integer num_batches_tracked
@@ -93,6 +94,9 @@ def test_average_top_takes_the_lowest_validated_eers(tmp_path: Path, db_path: Pa
     # what to run next: `pick --epoch avg-top2` refuses weights no validation has scored
     assert (f"average: next, `spkemb-engine validate --subset test {trn.root} {PROTOCOL}` scores avg-top2 "
             "(whatever its --from), then `spkemb-engine pick --epoch avg-top2 VAL_DIR`") in done.stderr
+    # a --db given is given to the command it names (pasted, it recorded into ./runs.db, or found none)
+    done = run_in_process("average", "--db", str(db_path), "--top", "2", str(val.root))
+    assert f"average: next, `spkemb-engine validate --db {db_path} --subset test {trn.root} " in done.stderr
     saved = load_checkpoint(trn.checkpoint("avg-top2"))
     assert saved["averaged"]["epochs"] == [2, 4] and saved["averaged"]["how"] == "top"
     key = "tdnn.segment6.weight"
@@ -136,3 +140,17 @@ def test_networks_that_differ_are_not_averaged(tmp_path: Path, db_path: Path) ->
     done = run_in_process("average", "--last", "2", str(trn.root), db=db_path)
     assert done.returncode == 2 and "different networks" in done.stderr
     assert trn.named_checkpoints() == []
+
+
+def test_a_database_that_cannot_take_the_row_is_refused_before_the_weights_are_written(
+        tmp_path: Path, unwritable) -> None:  # noqa: F811 - a fixture imported above
+    """average wrote weights/avg-last2.pt, then refused the read-only database: a file with no row and no
+    recorded sha256, which every later reader takes unchecked."""
+    db = tmp_path / "db" / "runs.db"
+    trn = TrainingDir(tmp_path / "exp" / "train" / f"{PROTOCOL}.train")
+    write_epochs(trn, [1, 2])
+    train_run(db, trn)
+    unwritable(db)
+    done = run_in_process("average", "--last", "2", str(trn.root), db=db)
+    assert done.returncode == 2 and f"runs database {db} is read-only (" in done.stderr, done.stderr
+    assert not trn.checkpoint("avg-last2").exists()

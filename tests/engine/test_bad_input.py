@@ -149,6 +149,19 @@ def test_a_uri_list_saved_with_a_byte_order_mark_is_refused_with_the_fix(
     assert uris.read_bytes() == plain  # the command it gives removes the mark, and only it
 
 
+@pytest.mark.parametrize("entry", ["train.lst", "train.rttm"])
+def test_a_protocol_file_that_is_a_symbolic_link_loop_is_one_line(tmp_path: Path, demo_corpus: Path,
+                                                                  db_path: Path, entry: str) -> None:
+    """Resolving a uri list (or RTTM) that links to itself raised RuntimeError: a traceback, exit 1."""
+    database = copy_corpus(demo_corpus, tmp_path)
+    lists = database.parent / "voxceleb" / "lists"
+    (lists / entry).unlink()
+    (lists / entry).symlink_to(lists / f"loop-{entry}")
+    (lists / f"loop-{entry}").symlink_to(lists / entry)
+    error = refused_training(tmp_path, database)
+    assert str(lists / entry) in error and "symbolic link" in error, error
+
+
 def test_a_training_subset_without_annotation_is_refused_with_the_fix(tmp_path: Path, demo_corpus: Path,
                                                                       db_path: Path) -> None:
     database = copy_corpus(demo_corpus, tmp_path)

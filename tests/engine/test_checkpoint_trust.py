@@ -146,6 +146,16 @@ def test_bytes_that_are_no_pickle_are_named_damaged_not_code(tmp_path: Path) -> 
         said = str(refused.value)
         assert f"checkpoint {path} cannot be read as weights (Unsupported operand" in said or "is damaged" in said
         assert "could run code" not in said
+    # cut mid-file, as a full disk or a copy cut short leaves it: torch's first sentence alone
+    good = tmp_path / "good.pt"
+    torch.save({"model": {}, "config": {}}, good)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:200])
+    with pytest.raises(CheckpointError) as refused:
+        read_checkpoint(cut)
+    said = str(refused.value)
+    assert said.startswith(f"checkpoint {cut} cannot be read (") and said.endswith(
+        "): it is damaged; delete it and resume from an earlier one") and "miniz" not in said, said
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -272,6 +282,20 @@ def test_rows_carry_the_sha256_through_average_and_event_files(tmp_path: Path, d
         (run,) = store.runs()
         assert [r["sha256"] for r in store.checkpoints(run["id"])] == ["ab" * 32, None]
         assert store.checkpoint_records(run["id"])[0].sha256 == "ab" * 32
+
+
+def test_a_checkpoint_larger_than_any_run_writes_is_named_unread(tmp_path: Path) -> None:
+    """A 40 GiB file (sparse: no disk) was read whole: MemoryError, a traceback."""
+    from engine.errors import CheckpointError
+    from engine.process.checkpoints import MAX_CHECKPOINT_BYTES
+
+    path = tmp_path / "0002.pt"
+    with path.open("wb") as f:
+        f.truncate(40 * 2**30)
+    assert path.stat().st_size > MAX_CHECKPOINT_BYTES
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {path} is 40\.0 GiB, more than any checkpoint of a run "
+                                              r"holds \(8 GiB at most\): not a checkpoint"):
+        load_checkpoint(path)
 
 
 def test_a_pipe_or_a_device_for_a_checkpoint_is_named_as_such(tmp_path: Path) -> None:
