@@ -94,9 +94,11 @@ def _load(path: Path, root: str | Path) -> dict[str, Any]:
         metadata = yaml.safe_load(path.read_bytes().decode("utf-8"))
     except FileNotFoundError as e:
         inside = _extractions_in(Path(root))
-        fix = (f"pass one of the extractions in it: {listed(inside)}" if inside else
-               f"is {root} an extraction directory written by `spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?")
-        raise SpkembError(f"{path} does not exist: {fix}") from e
+        if inside:  # a VAL_DIR, or its apply/ folder
+            raise SpkembError(f"{root} is no extraction ({path.name} is not in it): pass one of the extractions "
+                              f"in it: {listed(inside)}") from e
+        raise SpkembError(f"{path} does not exist: is {root} an extraction directory written by "
+                          f"`spkemb-engine apply` ({EXTRACTION_DIR_SHAPE})?") from e
     except UnicodeDecodeError as e:
         raise SpkembError(f"{path} is not UTF-8 text (byte {e.start}); {AGAIN}") from None
     except yaml.YAMLError as e:

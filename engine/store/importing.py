@@ -73,7 +73,10 @@ def _parse_events(path: Path) -> tuple[list[EventRecord], str | None]:
         try:
             if raw is None:
                 raise BadRecord(f"a line longer than {MAX_LINE_BYTES >> 20} MiB")
-            line = raw.decode("utf-8", errors="replace")
+            try:  # the writer writes UTF-8: other bytes are damage, never a name to keep as "�"
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise BadRecord(f"not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
             if line.strip():
                 records.append(parse_record(line, number))
         except BadRecord as e:

@@ -101,6 +101,22 @@ def test_a_bad_record_is_named_and_what_came_before_is_imported(event_file: Path
 
 
 
+def test_bytes_that_are_not_utf8_are_named_not_imported_as_replacement_characters(event_file: Path) -> None:
+    """A run's name with a byte of another encoding was imported as "ex\ufffd\ufffdp", silently."""
+    lines = event_file.read_bytes().split(b"\n")
+    number = len(lines) - 1  # the last record: the run's end
+    lines[number - 1] = lines[number - 1].replace(b'"completed"', b'"compl\xe9ted"')
+    event_file.write_bytes(b"\n".join(lines))
+    with open_store(event_file.parent / "runs.db") as store:
+        with pytest.raises(StoreError) as bad:
+            import_events(event_file, store)
+        offset = lines[number - 1].index(b"\xe9")
+        assert str(bad.value).startswith(f"{event_file}:{number}: not a spkemb event record (not UTF-8 text "
+                                         f"(byte 0xe9 at offset {offset}))"), bad.value
+        (run,) = store.runs()
+        assert run["status"] == "running"  # what came before the line is imported
+
+
 @pytest.mark.parametrize("how, named", [
     (_set("status", "completed"), "status of a new run must be one of running, indexing, not 'completed'"),
     (_set("tags", ["bad tag!"]), "tag 'bad tag!' is not one word"),

@@ -73,8 +73,8 @@ def test_a_val_dir_given_for_an_extraction_names_the_extractions_in_it(tmp_path:
     for given in (val_dir, val_dir / "apply"):
         with pytest.raises(SpkembError) as refused:
             Precomputed(given)
-        assert str(refused.value) == (f"{given}/metadata.yml does not exist: pass one of the extractions in it: "
-                                      f"{val_dir}/apply/2, {val_dir}/apply/3-shared")
+        assert str(refused.value) == (f"{given} is no extraction (metadata.yml is not in it): pass one of the "
+                                      f"extractions in it: {val_dir}/apply/2, {val_dir}/apply/3-shared")
     with pytest.raises(SpkembError) as refused:
         Precomputed(tmp_path)
     assert str(refused.value) == (f"{tmp_path}/metadata.yml does not exist: is {tmp_path} an extraction directory "
