@@ -175,6 +175,9 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     if not path.is_file():
         if path.exists():  # a pipe would block the read, a device never end
             raise CheckpointError(f"checkpoint {path} is not a regular file: give the .pt file a run wrote")
+        if path.is_symlink():
+            raise CheckpointError(f"checkpoint {path} is a symbolic link to no file (it loops, or its target is "
+                                  "gone): link it to the .pt file a run wrote, or delete it")
         raise CheckpointError(f"checkpoint {path} does not exist: {_making(path)}")
     try:
         size = path.stat().st_size

@@ -306,6 +306,12 @@ def test_a_pipe_or_a_device_for_a_checkpoint_is_named_as_such(tmp_path: Path) ->
     for path in (tmp_path / "0001.pt", Path("/dev/zero")):
         with pytest.raises(CheckpointError, match=f"^checkpoint {path} is not a regular file: "):
             load_checkpoint(path)
+    # a link that loops was said not to exist, beside a list of epochs that named it
+    (tmp_path / "0003.pt").symlink_to(tmp_path / "loop.pt")
+    (tmp_path / "loop.pt").symlink_to(tmp_path / "0003.pt")
+    with pytest.raises(CheckpointError, match=f"^checkpoint {tmp_path / '0003.pt'} is a symbolic link to no file "
+                                              r"\(it loops, or its target is gone\)"):
+        load_checkpoint(tmp_path / "0003.pt")
     with pytest.raises(CheckpointError, match="does not exist: train first"):
         load_checkpoint(tmp_path / "0002.pt")
     # averaged weights are made by `average`, not by training (the line said "train first")
