@@ -62,7 +62,8 @@ def cmd_sweep(args: SweepRequest) -> int:
             except ConfigError as e:
                 raise SpkembError(f"--space {args.space}: {r.key} may be drawn as {value!r}, which the config "
                                   f"refuses ({e}); give it another range or choices") from None
-    slots_text = args.slots or default_slots()
+    # an array's tasks each take a GPU of their node: this machine's GPUs say nothing of how many at once
+    slots_text = args.slots or ("cpu" if args.sbatch else default_slots())
     slots = parse_slots(slots_text)
     if not (args.sbatch or args.no_queue):  # the queue starts here: on GPUs this machine has
         check_gpus_here(slots, slots_text)
@@ -103,7 +104,7 @@ def cmd_sweep(args: SweepRequest) -> int:
                 add_trial(store, plan, number, point)
         trials = len(store.sweep_trials(sweep_id))
         say(f"sweep {name}: {planned} trial(s) ({method}) in {folder.root}, group {name}")
-        if args.slots is None:
+        if args.slots is None and not args.sbatch:
             say(why_default(slots_text))
         if args.sbatch:
             from engine.sweeps.array import submit_array

@@ -134,6 +134,12 @@ def test_slots_left_out_are_every_gpu_nvidia_smi_lists_here(tmp_path: Path, db_p
     with sqlite3.connect(db_path) as conn:
         recorded = dict(conn.execute("SELECT name, slots FROM sweeps").fetchall())
     assert recorded == {"four": "cuda:0,cuda:1,cuda:2,cuda:3", "two": "cuda:0,cuda:1", "none": "cpu"}
+    # an array job's tasks each take a GPU of their node: this machine's four say nothing of how many at once
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2", "--no-validate", "--sbatch", "--name",
+                          "array", str(base), PROTOCOL, db=db_path,
+                          env={"PATH": path, "CUDA_VISIBLE_DEVICES": "0,1,2,3"})
+    assert done.returncode == 0 and "--slots" not in done.stderr, done.stderr
+    assert "#SBATCH --array=0-1%1\n" in (base / "sweeps" / "array" / "sweep.sbatch").read_text()
     # given, it is taken as it is, and nvidia-smi is not asked
     done = run_in_process(*sweep, "--name", "given", "--slots", "cpu*2", str(base), PROTOCOL, db=db_path,
                           env={"PATH": path})
