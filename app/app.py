@@ -80,6 +80,12 @@ class SpkembApp(App[None]):
     def db_path(self) -> Path:
         return self.workspace.db_path
 
+    async def action_quit(self) -> None:
+        """Quit; the runs go on, and a validation launched beside a training that has not recorded its
+        run yet is started first (it was started once the run showed up, which no TUI would see now)."""
+        self.launcher.start_waiting(self.pending)
+        await super().action_quit()
+
     def on_mount(self) -> None:
         from app.screens.runs import RunsScreen
 

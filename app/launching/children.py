@@ -129,6 +129,14 @@ class Launcher:
         return None
 
 
+    def start_waiting(self, pending: list[PendingLaunch]) -> None:
+        """Start now the deferred launches whose process still runs (the TUI quits): nothing would start
+        them once it is gone, and a validation waits for its training's folder by itself."""
+        for entry in pending:
+            if entry.pid is None and entry.after is not None and not self.exited(entry.after):
+                entry.pid = self.launch(entry.argv, entry.log)
+
+
 #: how much of a child's log is read for its last line: an engine's refusal is one line
 LAST_LINE_READ = 4096
 
