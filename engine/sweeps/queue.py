@@ -227,7 +227,10 @@ class Queue:
                 trial_ended(self.store, trial, run_id)
         self.running.pop(run_id, None)
         if held is not None:
-            say(f"queue: run {run_id} ended on {held.slot}")
+            ended = self.store.run(run_id) or {}  # a failed trial is said as such, with why (the log's reader)
+            how = "ended" if ended.get("status") in (None, "completed") else f"{ended['status']}"
+            say(f"queue: run {run_id} {how} on {held.slot}" + (f": {ended['reason']}" if how != "ended" and
+                                                                 ended.get("reason") else ""))
 
     def _prune(self) -> None:
         by_sweep: dict[int, list[Running]] = {}

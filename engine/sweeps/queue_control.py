@@ -14,6 +14,7 @@ from engine.store import open_store
 
 def stop_queue(db: Path) -> int:
     """Ask the database's running queue to stop (SIGTERM); the runs it started go on."""
+    _existing(db)  # a misspelt --db names no queue: it is not made into an empty database
     with open_store(db) as store:
         live = store.live_queue()
     if live is None:

@@ -12,6 +12,7 @@ from engine.config import config_to_dict, load_config
 from engine.config.overrides import set_keys
 from engine.console import say
 from engine.data.database_yml import pinned_database
+from engine.data.protocols import check_protocol
 from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, SweepDir
 from engine.requests import QueueRequest, SweepRequest
@@ -19,6 +20,7 @@ from engine.store import Store, default_db_path, open_store
 from engine.sweeps.slots import check_gpus_here, default_slots, parse_slots, why_default
 from engine.sweeps.space import grid_points, parse_grid, probe_values, read_space
 from engine.sweeps.trials import SweepPlan, add_trial
+from engine.validation.trials import check_trial_subset
 
 
 def _base_config(text: str) -> Path:
@@ -49,6 +51,10 @@ def cmd_sweep(args: SweepRequest) -> int:
     args = dataclasses.replace(args, database=pinned_database(args.database))
     base_path = _base_config(args.base_config)
     base = config_to_dict(load_config(base_path))
+    # every trial would fail at its start on a misspelt protocol or subset, one after another
+    check_protocol(args.protocol, args.subset, args.database)
+    if not args.no_validate:
+        check_trial_subset(args.protocol, args.val_subset, args.database, option="--val-subset")
     if args.slots is not None:  # a misspelt --slots is refused before the grid is read
         parse_slots(args.slots)
     ranges = read_space(args.space) if args.space else []

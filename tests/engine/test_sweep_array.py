@@ -37,9 +37,16 @@ if [[ " $* " == *" train "* ]]; then
 fi
 """
 
+@pytest.fixture(autouse=True)
+def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
+
+
 
 @pytest.mark.slow
-def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_path: Path, db_path: Path) -> None:
+def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_path: Path, db_path: Path,
+                                                                        demo_corpus: Path) -> None:
     bin_dir, record = tmp_path / "bin", tmp_path / "record"
     bin_dir.mkdir()
     record.mkdir()
@@ -49,7 +56,7 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
     base = tmp_path / "base"
     base.mkdir()
     (base / "config.yml").write_text(TINY_CONFIG)
-    (tmp_path / "database.yml").write_text("Protocols: {}\n")  # found where the sweep is made
+    (tmp_path / "database.yml").write_text(f"Requirements:\n- {demo_corpus}\n")  # found where the sweep is made
     env = {**engine_env(db_path), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "RECORD": str(record)}
     done = children.run([sys.executable, "-m", "engine", "sweep", "--set", "task.params.margin=0.1,0.2",
                          "--seeds", "2", "--slots", "cuda:0,cuda:1", "--epochs", "3", "--sbatch", "--name", "arr",

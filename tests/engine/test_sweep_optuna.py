@@ -21,6 +21,12 @@ scheduler.params.learning_rate: {low: 0.001, high: 0.1, log: true}
 architecture.params.tdnn.hidden_dim: {choices: [32, 64]}
 """
 
+@pytest.fixture(autouse=True)
+def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
+
+
 
 def _validated(store, run_id: int, eers: dict[int, float], out_dir: str = "v") -> None:
     run = store.run(run_id)

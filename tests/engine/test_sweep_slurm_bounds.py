@@ -17,6 +17,12 @@ from tests.engine.engine_runner import run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
+@pytest.fixture(autouse=True)
+def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
+
+
 
 def _exp(tmp_path: Path) -> Path:
     exp = tmp_path / "exp"

@@ -31,6 +31,12 @@ from tests.engine.engine_runner import run_engine, run_in_process, start_engine,
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 GRID = ("--set", "task.params.margin=0.05,0.2", "--set", "scheduler.params.learning_rate=0.01,0.02")
 
+@pytest.fixture(autouse=True)
+def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
+
+
 
 def _base(tmp_path: Path) -> Path:
     base = tmp_path / "base"
@@ -118,6 +124,46 @@ def test_the_grid_is_every_combination_times_seeds_and_keys_are_checked_by_the_t
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("args", "named"), [
+    (("--protocol-is", "Demo.SpeakerVerification.Voicse"), "protocol Demo.SpeakerVerification.Voicse is not defined"),
+    (("--subset", "trian"), "subset 'trian' is not one of"),
+    (("--val-subset", "developement"), "--val-subset"),
+])
+def test_a_misspelt_protocol_or_subset_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: Path,
+                                                                     db_path: Path, args, named: str) -> None:
+    """Each trial of the sweep was queued, then failed at its start, one after another."""
+    base = _base(tmp_path)
+    protocol = args[1] if args[0] == "--protocol-is" else PROTOCOL
+    options = () if args[0] == "--protocol-is" else args
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2", "--no-queue", *options, str(base),
+                          protocol, db=db_path, database=demo_corpus)
+    assert done.returncode == 2 and named in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (base / "sweeps").exists() and not db_path.exists()
+
+
+def test_the_queue_says_a_trial_that_failed_and_why(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
+    """Its log read `queue: run 5 ended on cpu` of a trial that failed at its start."""
+    base = _base(tmp_path)
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1", "--no-queue", "--no-validate", "--slots", "cpu",
+                          "--name", "gone", str(base), PROTOCOL, db=db_path, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    (base / "sweeps" / "gone" / "trial-000" / "config.yml").unlink()  # its train refuses to start
+    done = run_engine("queue", "--slots", "cpu", "--poll", "0.2", "--idle-exit", "1", db=db_path, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (run,) = open_store(db_path, readonly=True).runs(kind="train")
+    assert run["status"] == "failed"
+    assert f"queue: run {run['id']} failed on cpu: {run['reason']}" in done.stderr, done.stderr
+
+
+def test_queue_stop_cancel_and_cancel_sweep_of_a_missing_database_make_none(tmp_path: Path) -> None:
+    """`queue --stop --db none.db` said no queue ran for it, and left none.db (and its lock) behind."""
+    missing = tmp_path / "none.db"
+    for args in (("--stop",), ("--cancel", "1"), ("--cancel-sweep", "s")):
+        done = run_in_process("queue", *args, "--db", str(missing))
+        assert done.returncode == 2 and f"no runs database at {missing}" in done.stderr, done.stderr
+        assert list(tmp_path.iterdir()) == []
+
+
 def test_a_bad_key_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     base = _base(tmp_path)
     done = _sweep(base, db_path, demo_corpus, "--set", "task.params.margn=0.1,0.2", "--no-queue")
@@ -172,12 +218,13 @@ def test_queue_cancel_takes_queued_runs_off_and_names_one_that_is_not_waiting(tm
         run: ("stopped", "cancelled while queued") for run in (first, second, third)}
 
 
-def test_a_trial_reads_the_database_yml_found_where_the_sweep_was_made(tmp_path: Path, db_path: Path) -> None:
+def test_a_trial_reads_the_database_yml_found_where_the_sweep_was_made(tmp_path: Path, db_path: Path,
+                                                                        demo_corpus: Path) -> None:
     """The queue starts trials from its own folder (a SLURM array from a node's): the sweep hands each
     the database.yml its own folder resolves to, by absolute path."""
     base, folder = _base(tmp_path), tmp_path / "workspace"
     folder.mkdir()
-    (folder / "database.yml").write_text("Protocols: {}\n")
+    (folder / "database.yml").write_text(f"Requirements:\n- {demo_corpus}\n")  # the demo corpus's protocols
     done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2", "--no-queue", "--no-validate",
                           str(base), PROTOCOL, db=db_path, env={"PYANNOTE_DATABASE_CONFIG": ""}, cwd=folder)
     assert done.returncode == 0, done.stderr
@@ -408,6 +455,10 @@ def test_a_new_queue_follows_a_live_validation_and_counts_runs_of_other_slots(tm
         queue.step()  # the slot is free again, but the run of cpu/1 is still on this cpu
         assert sorted(queue.running) == [second] and store.run(third)["status"] == "queued"
         assert [e["run_id"] for e in store.queue_entries() if e["claim"] is None] == [third]
+        beside = queue.running[second].validate  # the validation it started beside the adopted training
+        if beside is not None and beside.proc is not None:
+            beside.proc.kill()
+            beside.proc.wait()
 
 
 def test_an_adopted_runs_own_slot_taken_by_a_run_of_other_slots_is_seated_elsewhere(tmp_path: Path,
