@@ -7,6 +7,7 @@ next trials as slots free up) and a later one share it. Optuna is imported only 
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from typing import Any
 
@@ -34,8 +35,10 @@ def open_study(plan: SweepPlan) -> Any:
     study = optuna.create_study(study_name=plan.name, storage=storage, direction="minimize", load_if_exists=True,
                                 pruner=pruner)
     # a study is opened anew for each trial the queue asks for: a sampler seeded alike each time drew
-    # trial 0's values again; seeded by the trials made so far, a sweep stays reproducible
-    study.sampler = optuna.samplers.TPESampler(seed=len(study.trials))
+    # trial 0's values again; seeded by the sweep and the trials made so far, a sweep stays reproducible.
+    # Hashed: numpy's generators seeded 0 and 3 start alike (0.549, 0.551), and trial 3 redid trial 0
+    key = hashlib.sha256(f"{plan.name}/{len(study.trials)}".encode()).digest()
+    study.sampler = optuna.samplers.TPESampler(seed=int.from_bytes(key[:4], "big"))
     return study
 
 

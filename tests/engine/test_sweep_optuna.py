@@ -49,6 +49,18 @@ def _optuna_sweep(tmp_path: Path, db_path: Path, *options: str) -> Path:
     return base
 
 
+def test_the_fourth_trial_a_queue_asks_for_is_not_the_first_again(tmp_path: Path, db_path: Path) -> None:
+    """Seeded 0, 1, 2, 3 …, the samplers opened for each trial drew trial 3's values next to trial 0's
+    (margin 0.2421 against 0.2428): one trial in five was spent again."""
+    _optuna_sweep(tmp_path, db_path, "--slots", "cpu")
+    store = open_store(db_path)
+    while ask_next(store):
+        pass
+    (sweep,) = store.sweeps()
+    margins = [t["params"]["task.params.margin"] for t in store.sweep_trials(sweep["id"])]
+    assert len(margins) == 4 and abs(margins[3] - margins[0]) > 0.003  # a hundredth of the range
+
+
 def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_pruner(tmp_path: Path,
                                                                                     db_path: Path) -> None:
     base = _optuna_sweep(tmp_path, db_path, "--slots", "cpu*2", "--epochs", "3")
