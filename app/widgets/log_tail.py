@@ -49,6 +49,16 @@ class LogTail(Log):
         self._partial = ""
         self._error: str | None = None
         self._missing_said = False
+        #: the view is at the end: a resize keeps it there (Log follows only a view at the end)
+        self._following = True
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._following = new_value >= self.max_scroll_y
+
+    def on_resize(self) -> None:
+        if self._following:  # a shorter panel leaves the view above the end, where no new line moves it
+            self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
 
     def on_mount(self) -> None:
         self.border_title = "log"

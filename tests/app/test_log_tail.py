@@ -54,3 +54,23 @@ async def test_a_line_wider_than_the_panel_does_not_stop_the_following(tmp_path:
         await wait_for(pilot, lambda: log.line_count == 14)
         await pilot.pause()
         assert log.scroll_offset.y == 0
+
+
+async def test_the_following_holds_through_a_resize_to_a_shorter_panel(tmp_path: Path) -> None:
+    """At the end of a 40-row panel, a resize to 24 rows left the view 10 lines above the end; the
+    lines written next did not scroll it (only a view at the end follows): the panel showed the run's
+    progress of minutes before, not its end."""
+    path = tmp_path / "train.log"
+    append(path, *(f"line {i}" for i in range(60)))
+    app = Host(path)
+    async with app.run_test(size=(80, 40)) as pilot:
+        log = app.query_one(LogTail)
+        await wait_for(pilot, lambda: log.line_count == 60)
+        await pilot.pause()
+        assert last_shown(log) == 59
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        append(path, "train: run #4 completed")
+        await wait_for(pilot, lambda: log.line_count == 61)
+        await pilot.pause()
+        assert last_shown(log) == 60, (log.scroll_offset, log.max_scroll_y)
