@@ -99,10 +99,20 @@ def cells(run: RunSummary, now: float) -> tuple[str, ...]:
     loss = run.last_loss
     # the table draws its text as it is: a control character from a run's name would reach the terminal;
     # a launch not recorded yet has a negative id of the TUI's own: its number is not known yet
-    return (str(run.id) if run.id > 0 else "…", printable(run.name or ""), run.status or "", epoch_text(run),
+    return (str(run.id) if run.id > 0 else "…", name_cell(run.name), run.status or "", epoch_text(run),
             "" if loss is None else short_number(loss, 4), eer_text(run), printable(run.kind or ""),
             printable(protocol_text(run)), printable(run.network), printable(run.device or ""), started(start),
             duration(None if start is None or end is None else end - start), printable(labels_text(run)))
+
+
+#: the widest a name is shown in the table (the run's detail shows it whole): an apply run's
+#: ``apply Demo.SpeakerDiarization.Meetings.test`` pushed the status, loss and best EER past 80 columns
+NAME_WIDTH = 20
+
+
+def name_cell(name: str | None) -> str:
+    text = printable(name or "")
+    return text if len(text) <= NAME_WIDTH else text[:NAME_WIDTH - 1] + "…"
 
 
 def labels_text(run: Run) -> str:

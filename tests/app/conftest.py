@@ -161,11 +161,12 @@ def columns_sized(table) -> bool:
 async def open_run(pilot, name: str, runs: int = 5) -> None:
     """From the Runs screen, once its ``runs`` rows are shown, open the run called ``name``."""
     from app.screens.run_detail import RunDetailScreen
+    from app.views.runs_view import name_cell
     from app.widgets.runs_table import RunsTable
 
     table = pilot.app.screen.query_one(RunsTable)
     await wait_for(pilot, lambda: table.row_count == runs)
-    table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+    table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name_cell(name)))
     await pilot.press("enter")
     await wait_for(pilot, lambda: showing(pilot.app, RunDetailScreen))
 
@@ -174,12 +175,13 @@ async def compare_runs(pilot, names: tuple[str, ...], runs: int = 5) -> None:
     """From the Runs screen, once its ``runs`` rows are shown, mark the runs called ``names`` and
     open the Compare screen on them."""
     from app.screens.compare import CompareScreen
+    from app.views.runs_view import name_cell
     from app.widgets.runs_table import RunsTable
 
     table = pilot.app.screen.query_one(RunsTable)
     await wait_for(pilot, lambda: table.row_count == runs)
     for name in names:
-        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name))
+        table.move_cursor(row=next(i for i in range(table.row_count) if str(table.get_row_at(i)[1]) == name_cell(name)))
         await pilot.press("space")
     await pilot.press("c")
     await wait_for(pilot, lambda: showing(pilot.app, CompareScreen)

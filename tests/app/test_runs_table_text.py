@@ -78,3 +78,13 @@ def test_a_launch_not_recorded_yet_has_no_number_in_the_table() -> None:
     recorded = RunSummary(id=3, name="tiny", kind="train", protocol="P", subset="train", status="running",
                           out_dir=None, started_at=0.0)
     assert [cells(starting, 1.0)[:2], cells(recorded, 1.0)[:2]] == [("…", "resume of #3"), ("3", "tiny")]
+
+
+def test_a_long_name_is_cut_so_that_80_columns_show_the_figures() -> None:
+    """An apply run's name (``apply Demo.SpeakerDiarization.Meetings.test``) widened the name column to 43
+    characters: at 80 columns the table showed no best EER for any run."""
+    from app.views.runs_view import NAME_WIDTH, name_cell
+
+    assert name_cell("apply Demo.SpeakerDiarization.Meetings.test") == "apply Demo.SpeakerD…"
+    assert len(name_cell("x" * 500)) == NAME_WIDTH and name_cell("aam-m0.2") == "aam-m0.2"
+    assert name_cell(None) == "" and name_cell("a\x1b[2J" * 9).startswith("a\\x1b[2J")
