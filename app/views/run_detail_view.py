@@ -32,7 +32,8 @@ MAX_PROBLEMS = 20
 
 def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], float],
                   show: Callable[[Any], str] = str) -> list[str]:
-    """The header: status, network, protocol, epoch and duration; folders; lineage; best EER; averages; reason."""
+    """The header: status, network, protocol, epoch and duration; the reason it ended so; folders; lineage;
+    best EER; averages."""
     train = data.train
     end = run.ended_at or (now() if run.status in LIVE else None)
     lines = [
@@ -41,16 +42,16 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
         f"  {progress_text(run, train)}  device {safe(run.device or '?')}"
         f"  pid {run.pid}@{safe(run.host)}"
         f"  {duration(None if end is None or run.started_at is None else end - run.started_at)}",
-        f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}",
     ]
+    if run.reason:  # second: the header is cut to four lines at 80x24, and a failure's fix is in its reason
+        lines.append(f"[red]reason: {safe(run.reason)}[/red]")
+    lines.append(f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}")
     lines += lineage_lines(train, data.init_parent, show)
     lines += labels_lines(run if run.tags or run.note else train, data)
     best = [v for v in data.validators if v.best_eer is not None]
     if best:
         lines.append(f"{picked_text(best[0], data)}  VAL_DIR {show(best[0].out_dir)}")
     lines += comparison_lines(figures(data.shown_validations, asnorm))
-    if run.reason:
-        lines.append(f"[red]reason: {safe(run.reason)}[/red]")
     return lines
 
 

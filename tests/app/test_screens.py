@@ -465,3 +465,21 @@ async def test_the_launch_forms_drop_downs_show_their_value_on_one_line(workspac
         for select in launch.query(Select):
             label = select.query_one("#label")
             assert label.size.height == 1 and label.size.width > 30, (select.id, label.size)
+
+
+async def test_a_failed_runs_reason_is_in_sight_at_80x24(workspace: Path) -> None:
+    """The reason came last in the header, which is cut to four lines at 80x24: a failed run said
+    `failed` and hid the line that says why and what to do."""
+    import sqlite3
+
+    from textual.widgets import Static
+
+    with sqlite3.connect(workspace / "runs.db") as conn:
+        conn.execute("UPDATE runs SET status = 'failed', reason = 'task per_fold=16 asks for more distinct "
+                     "speakers — lower task per_fold to at most 10' WHERE name = 'aam-m0.2'")
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_run(pilot, "aam-m0.2")
+        summary = app.screen.query_one("#summary", Static)
+        await wait_for(pilot, lambda: "reason:" in str(summary.render()))
+        assert "reason: task per_fold=16" in str(summary.render()).splitlines()[1]
