@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.console import say
 from engine.errors import StoreError
-from engine.store import open_store
+from engine.store import Store, open_store
 
 
 def stop_queue(db: Path) -> int:
@@ -31,6 +31,7 @@ def cancel_runs(db: Path, run_ids: tuple[int, ...]) -> int:
     _existing(db)
     refused = []
     with open_store(db) as store:
+        _give_back_dead_claims(store)
         for run_id in dict.fromkeys(run_ids):
             if store.cancel_queued(run_id):
                 say(f"queue: run #{run_id} taken off the queue (recorded stopped: cancelled while queued)")
@@ -53,12 +54,24 @@ def cancel_sweep(db: Path, name: str) -> int:
         if not found:
             known = ", ".join(dict.fromkeys(s["name"] for s in store.sweeps())) or "none"
             raise StoreError(f"--cancel-sweep {name}: no sweep of that name in {db} (its sweeps: {known})")
+        _give_back_dead_claims(store)
         for sweep in found:
             cancelled = store.end_sweep(sweep["id"])
             said = f"run(s) {', '.join(f'#{i}' for i in cancelled)} taken off the queue" if cancelled else \
                 "no queued run"
             say(f"queue: sweep {name} makes no more trials ({len(store.sweep_trials(sweep['id']))} made); {said}")
     return 0
+
+
+def _give_back_dead_claims(store: Store) -> None:
+    """With no queue alive, give back the claims a dead one took before starting their run (a SIGKILL
+    between the two): nothing but the next queue would start those runs, and they could not be taken
+    off the queue. A run whose child was started stays claimed: the next queue adopts it."""
+    if store.live_queue() is not None:
+        return
+    for entry in store.queue_entries():
+        if entry["claim"] is not None and entry["child_pid"] is None and entry["status"] == "queued":
+            store.release(entry["run_id"])
 
 
 def _existing(db: Path) -> None:

@@ -164,6 +164,26 @@ def test_queue_stop_cancel_and_cancel_sweep_of_a_missing_database_make_none(tmp_
         assert list(tmp_path.iterdir()) == []
 
 
+def test_a_claim_a_killed_queue_left_does_not_keep_a_run_from_being_cancelled(tmp_path: Path, demo_corpus: Path,
+                                                                               db_path: Path) -> None:
+    """A queue SIGKILLed between claiming a run and starting it: `--cancel` said a queue was starting it,
+    `--cancel-sweep` found no queued run, and the next queue started the run of the ended sweep."""
+    base = _base(tmp_path)
+    done = run_in_process("sweep", "--set", "task.params.margin=0.1,0.2", "--no-queue", "--no-validate",
+                          "--name", "ended", str(base), PROTOCOL, db=db_path, database=demo_corpus)
+    assert done.returncode == 0, done.stderr
+    with open_store(db_path) as store:
+        first, second = sorted(r["id"] for r in store.runs(kind="train"))
+        for run_id in (first, second):  # claimed by a queue that is gone (no queue row is alive)
+            assert store.claim("cpu", 999, run_id=run_id) is not None
+    done = run_in_process("queue", "--cancel", str(first), db=db_path)
+    assert done.returncode == 0 and f"queue: run #{first} taken off the queue" in done.stderr, done.stderr
+    done = run_in_process("queue", "--cancel-sweep", "ended", db=db_path)
+    assert done.returncode == 0 and f"run(s) #{second} taken off the queue" in done.stderr, done.stderr
+    statuses = {r["id"]: (r["status"], r["reason"]) for r in open_store(db_path, readonly=True).runs(kind="train")}
+    assert statuses == {first: ("stopped", "cancelled while queued"), second: ("stopped", "cancelled while queued")}
+
+
 def test_a_bad_key_is_one_line_and_writes_nothing(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     base = _base(tmp_path)
     done = _sweep(base, db_path, demo_corpus, "--set", "task.params.margn=0.1,0.2", "--no-queue")
