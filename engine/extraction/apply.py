@@ -179,8 +179,8 @@ def cmd_apply(args: ApplyRequest) -> int:
     parent_id = recorder.parent.id if recorder.parent is not None else None
     recorder.refuse(check_files(str(f["audio"]) for f in files), f"{args.protocol} {args.subset}")
     # a stopped apply of the same weights and settings is finished: what it wrote is kept
-    kept = {p for p in outputs if p.exists()} \
-        if replacing and not extracted_whole(found, args.protocol, args.subset) else set()
+    unfinished = replacing and not extracted_whole(found, args.protocol, args.subset)
+    kept = {p for p in outputs if p.exists()} if unfinished else set()
     if kept:
         say(f"apply: finishing the stopped extraction in {extraction.root} (same checkpoint, mode and step): "
             f"{len(kept)} of the {len(outputs)} files are there, {len(outputs) - len(kept)} to write")
