@@ -201,6 +201,8 @@ def test_a_sweep_launched_from_the_config_form_goes_on_after_the_tui_quits(tmp_p
         queue = store.live_queue()
         if queue is not None:
             os.kill(queue["pid"], signal.SIGTERM)
+            # gone before its children are listed: a queue still looking could start a validation after the list
+            wait_until(lambda: store.live_queue() is None, timeout=60, what="the queue to end on SIGTERM")
         mine = children.carrying(children.OWNER_VAR, os.environ[children.OWNER_VAR])
         children.kill(mine, grace=10.0)
 
