@@ -141,6 +141,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(f"{duration:6.2f}s {nodeid[:200]}")  # a generated parameter can be long
 
 
+
+@pytest.fixture()
+def demo_database_env(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PYANNOTE_DATABASE_CONFIG names the demo corpus's database.yml, for commands that find it there."""
+    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
+
 @pytest.fixture
 def tiny_exp(tmp_path: Path) -> Path:
     """An experiment directory holding the tiny config."""

@@ -55,8 +55,9 @@ def cmd_sweep(args: SweepRequest) -> int:
     check_protocol(args.protocol, args.subset, args.database)
     if not args.no_validate:
         check_trial_subset(args.protocol, args.val_subset, args.database, option="--val-subset")
-    if args.slots is not None:  # a misspelt --slots is refused before the grid is read
-        parse_slots(args.slots)
+    # an array's tasks each take a GPU of their node: this machine's GPUs say nothing of how many at once
+    slots_text = args.slots or ("cpu" if args.sbatch else default_slots())
+    slots = parse_slots(slots_text)  # a misspelt --slots is refused before the grid is read
     ranges = read_space(args.space) if args.space else []
     points = [] if args.optuna is not None else grid_points(parse_grid(args.set or ()), args.seeds, args.random)
     for point in points:  # every trial's values checked before anything is written
@@ -68,9 +69,6 @@ def cmd_sweep(args: SweepRequest) -> int:
             except ConfigError as e:
                 raise SpkembError(f"--space {args.space}: {r.key} may be drawn as {value!r}, which the config "
                                   f"refuses ({e}); give it another range or choices") from None
-    # an array's tasks each take a GPU of their node: this machine's GPUs say nothing of how many at once
-    slots_text = args.slots or ("cpu" if args.sbatch else default_slots())
-    slots = parse_slots(slots_text)
     if not (args.sbatch or args.no_queue):  # the queue starts here: on GPUs this machine has
         check_gpus_here(slots, slots_text)
     out = Path(args.out).expanduser().resolve() if args.out else None

@@ -23,12 +23,8 @@ PROTOCOL = "Demo.SpeakerVerification.Voices"
 NO_GPU = {"CUDA_VISIBLE_DEVICES": ""}
 SMI = ("0, GPU-aaaa1111, NVIDIA H100 80GB HBM3, 81559 MiB\n1, GPU-bbbb2222, NVIDIA H100 80GB HBM3, 81559 MiB\n"
        "2, GPU-cccc3333, NVIDIA A100-SXM4-40GB, 40960 MiB\n3, GPU-dddd4444, NVIDIA A100-SXM4-40GB, 40960 MiB\n")
-
-@pytest.fixture(autouse=True)
-def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
-    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
-
+# a sweep checks its protocol and subsets before it records anything
+pytestmark = pytest.mark.usefixtures("demo_database_env")
 
 
 def test_cuda_visible_devices_is_read_as_cuda_reads_it() -> None:

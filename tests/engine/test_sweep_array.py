@@ -36,12 +36,8 @@ if [[ " $* " == *" train "* ]]; then
     touch "${@: -2:1}/train/${@: -1}.train/.train.lock"
 fi
 """
-
-@pytest.fixture(autouse=True)
-def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
-    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
-
+# a sweep checks its protocol and subsets before it records anything
+pytestmark = pytest.mark.usefixtures("demo_database_env")
 
 
 @pytest.mark.slow

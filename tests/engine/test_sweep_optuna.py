@@ -20,12 +20,8 @@ SPACE = """task.params.margin: {low: 0.1, high: 0.4}
 scheduler.params.learning_rate: {low: 0.001, high: 0.1, log: true}
 architecture.params.tdnn.hidden_dim: {choices: [32, 64]}
 """
-
-@pytest.fixture(autouse=True)
-def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
-    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
-
+# a sweep checks its protocol and subsets before it records anything
+pytestmark = pytest.mark.usefixtures("demo_database_env")
 
 
 def _validated(store, run_id: int, eers: dict[int, float], out_dir: str = "v") -> None:

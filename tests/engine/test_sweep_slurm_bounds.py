@@ -16,12 +16,8 @@ from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_in_process
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
-
-@pytest.fixture(autouse=True)
-def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
-    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
-
+# a sweep checks its protocol and subsets before it records anything
+pytestmark = pytest.mark.usefixtures("demo_database_env")
 
 
 def _exp(tmp_path: Path) -> Path:

@@ -30,12 +30,8 @@ from tests.engine.engine_runner import run_engine, run_in_process, start_engine,
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 GRID = ("--set", "task.params.margin=0.05,0.2", "--set", "scheduler.params.learning_rate=0.01,0.02")
-
-@pytest.fixture(autouse=True)
-def _demo_database(demo_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A sweep checks its protocol and subsets before it records anything: the demo corpus's database.yml."""
-    monkeypatch.setenv("PYANNOTE_DATABASE_CONFIG", str(demo_corpus))
-
+# a sweep checks its protocol and subsets before it records anything
+pytestmark = pytest.mark.usefixtures("demo_database_env")
 
 
 def _base(tmp_path: Path) -> Path:
