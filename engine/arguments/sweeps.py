@@ -7,6 +7,7 @@ import argparse
 from engine.arguments.shared import db_options
 from engine.arguments.values import MAX_EPOCH, number, slurm_name, slurm_time, sweep_name, whole
 from engine.layout import CONFIG, SWEEP_SCRIPT
+from engine.requests.training import SLURM_TIME
 
 
 def add_sweep(sub: argparse._SubParsersAction) -> None:
@@ -55,9 +56,9 @@ def add_sweep(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sbatch", action="store_true",
                    help=f"write one SLURM array job (SWEEP_DIR/{SWEEP_SCRIPT}) running the trials under srun torchrun, "
                         "and submit it when sbatch is on PATH")
-    p.add_argument("--time", type=slurm_time, default="2-00:00:00",
+    p.add_argument("--time", type=slurm_time, default=None,
                    help="with --sbatch: each task's time limit, MINUTES, HH:MM:SS, D-HH:MM:SS ... "
-                        "(default: 2-00:00:00)")
+                        f"(default: {SLURM_TIME})")
     p.add_argument("--partition", type=slurm_name("a SLURM partition"), default=None,
                    help="with --sbatch: the SLURM partition")
     db_options(p)

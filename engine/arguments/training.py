@@ -7,6 +7,7 @@ import argparse
 from engine.arguments.shared import db_options, trust_option
 from engine.arguments.values import MAX_EPOCH, device_name, label, number, slurm_name, slurm_time, whole
 from engine.layout import CHECKPOINT_SUFFIX, CONFIG, TRN_DIR_SHAPE, WEIGHTS
+from engine.requests.training import SLURM_TIME
 
 
 def train_options(p: argparse.ArgumentParser) -> None:
@@ -64,8 +65,8 @@ def add_sbatch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=whole(1, 100_000, "a number of nodes"), default=1)
     p.add_argument("--gpus-per-node", type=whole(1, 1024, "a number of GPUs"), default=1)
     p.add_argument("--cpus-per-task", type=whole(1, 100_000, "a number of CPUs"), default=8)
-    p.add_argument("--time", type=slurm_time, default="2-00:00:00",
-                   help="SLURM time limit: MINUTES, HH:MM:SS, D-HH:MM:SS ... (default: 2-00:00:00)")
+    p.add_argument("--time", type=slurm_time, default=SLURM_TIME,
+                   help=f"SLURM time limit: MINUTES, HH:MM:SS, D-HH:MM:SS ... (default: {SLURM_TIME})")
     p.add_argument("--partition", type=slurm_name("a SLURM partition"), default=None,
                    help="the SLURM partition (or partitions, joined by commas)")
     p.add_argument("--output", "-o", default=None, metavar="FILE", help="write the script here (default: stdout)")

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from engine.errors import SpkembError
 from engine.requests.base import Request
 
+#: a SLURM job's time limit (``sbatch``, a sweep's array) when ``--time`` is left out
+SLURM_TIME = "2-00:00:00"
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainOptions(Request):
@@ -50,7 +53,7 @@ class SbatchRequest(TrainOptions):
     nodes: int = 1
     gpus_per_node: int = 1
     cpus_per_task: int = 8
-    time: str = "2-00:00:00"
+    time: str = SLURM_TIME
     partition: str | None = None
     output: str | None = None
 
@@ -81,12 +84,16 @@ class SweepRequest(Request):
     parallel: int = 2
     no_queue: bool = False
     sbatch: bool = False
-    time: str = "2-00:00:00"
+    #: None: :data:`SLURM_TIME`
+    time: str | None = None
     partition: str | None = None
     db: str | None = None
     database: str | None = None
 
     def __post_init__(self) -> None:
+        for flag, value in (("--time", self.time), ("--partition", self.partition)):
+            if value is not None and not self.sbatch:  # the queue has no time limit nor partition
+                raise SpkembError(f"{flag} is a setting of the SLURM array job: add --sbatch, or leave {flag} out")
         if self.optuna is not None and self.space is None:
             raise SpkembError("--optuna N needs --space FILE: the keys to search and their ranges "
                               "(see docs/sweeps.md)")

@@ -20,6 +20,7 @@ from engine.console import say
 from engine.errors import SpkembError
 from engine.layout import TRAIN_LOCK, WEIGHTS
 from engine.requests import SweepRequest
+from engine.requests.training import SLURM_TIME
 from engine.store import Store
 from engine.sweeps.trials import SweepPlan, train_request, trn_dir, validate_request
 from engine.training.slurm import WARNING_SECONDS, log_pattern, requeued_step, resume_lines, sbatch_header, sbatch_value
@@ -31,7 +32,8 @@ def array_header(name: str, root: Path, request: SweepRequest, *, trials: int, p
     # a task's CPUs: its loader processes, the training process and its validation
     directives = [f"--job-name={sbatch_value('spkemb-' + name)}", f"--array=0-{trials - 1}%{max(1, parallel)}",
                   "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--cpus-per-task={request.parallel + 2}",
-                  f"--time={request.time}", f"--signal=B:USR1@{WARNING_SECONDS}", "--requeue", "--open-mode=append",
+                  f"--time={request.time or SLURM_TIME}", f"--signal=B:USR1@{WARNING_SECONDS}", "--requeue",
+                  "--open-mode=append",
                   f"--output={log_pattern(root, 'slurm-%A_%a.out')}"]
     if request.partition:
         directives.append(f"--partition={request.partition}")

@@ -34,6 +34,7 @@ def cancel_runs(db: Path, run_ids: tuple[int, ...]) -> int:
         _give_back_dead_claims(store)
         for run_id in dict.fromkeys(run_ids):
             if store.cancel_queued(run_id):
+                _tell_studies(store, [run_id])
                 say(f"queue: run #{run_id} taken off the queue (recorded stopped: cancelled while queued)")
                 continue
             run = store.run(run_id)
@@ -57,6 +58,7 @@ def cancel_sweep(db: Path, name: str) -> int:
         _give_back_dead_claims(store)
         for sweep in found:
             cancelled = store.end_sweep(sweep["id"])
+            _tell_studies(store, cancelled)
             said = f"run(s) {', '.join(f'#{i}' for i in cancelled)} taken off the queue" if cancelled else \
                 "no queued run"
             say(f"queue: sweep {name} makes no more trials ({len(store.sweep_trials(sweep['id']))} made); {said}")
@@ -72,6 +74,17 @@ def _give_back_dead_claims(store: Store) -> None:
     for entry in store.queue_entries():
         if entry["claim"] is not None and entry["child_pid"] is None and entry["status"] == "queued":
             store.release(entry["run_id"])
+
+
+def _tell_studies(store: Store, run_ids: list[int]) -> None:
+    """Tell an Optuna trial's study that it ended, failed, when its run is taken off the queue: the
+    study held it running for good otherwise (a trial under way, to the sampler and to a reader)."""
+    for run_id in run_ids:
+        trial = store.trial_of_run(run_id)
+        if trial is not None and trial.get("optuna_trial") is not None:
+            from engine.sweeps.study import trial_ended
+
+            trial_ended(store, trial, run_id)
 
 
 def _existing(db: Path) -> None:

@@ -42,6 +42,11 @@ def parse_grid(sets: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
+def grid_size(grid: dict[str, list[Any]]) -> int:
+    """How many combinations the grid's values make."""
+    return math.prod(len(values) for values in grid.values())
+
+
 def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = None) -> list[Point]:
     """Every combination of the grid's values (or ``sample`` of them, drawn the same way each time),
     each with seeds 0 .. seeds-1.
@@ -53,7 +58,7 @@ def grid_points(grid: dict[str, list[Any]], seeds: int, sample: int | None = Non
         keys of 1,000 values are a billion.
     """
     keys = list(grid)
-    combinations = math.prod(len(grid[k]) for k in keys)
+    combinations = grid_size(grid)
     total = combinations * seeds
     if sample is None and total > MAX_GRID:
         raise SpkembError(f"--set makes {combinations:,} combinations x {seeds:,} seed(s) = {total:,} trials, more "

@@ -18,7 +18,7 @@ from engine.layout import CONFIG, SweepDir
 from engine.requests import QueueRequest, SweepRequest
 from engine.store import Store, default_db_path, open_store
 from engine.sweeps.slots import check_gpus_here, default_slots, parse_slots, why_default
-from engine.sweeps.space import grid_points, parse_grid, probe_values, read_space
+from engine.sweeps.space import grid_points, grid_size, parse_grid, probe_values, read_space
 from engine.sweeps.trials import SweepPlan, add_trial
 from engine.validation.trials import check_trial_subset
 
@@ -59,7 +59,8 @@ def cmd_sweep(args: SweepRequest) -> int:
     slots_text = args.slots or ("cpu" if args.sbatch else default_slots())
     slots = parse_slots(slots_text)  # a misspelt --slots is refused before the grid is read
     ranges = read_space(args.space) if args.space else []
-    points = [] if args.optuna is not None else grid_points(parse_grid(args.set or ()), args.seeds, args.random)
+    grid = parse_grid(args.set or ())
+    points = [] if args.optuna is not None else grid_points(grid, args.seeds, args.random)
     for point in points:  # every trial's values checked before anything is written
         set_keys(base, point.params)
     for r in ranges:  # each searched key with the values of its range the study may draw
@@ -87,7 +88,7 @@ def cmd_sweep(args: SweepRequest) -> int:
             raise SpkembError(f"{folder.root} is not empty: give the sweep another --name or --out")
         method = "optuna" if args.optuna is not None else "random" if args.random is not None else "grid"
         space = {r.key: {"low": r.low, "high": r.high, "log": r.log, "choices": list(r.choices)} for r in ranges} \
-            if ranges else parse_grid(args.set or ())
+            if ranges else grid
         planned = args.optuna if args.optuna is not None else len(points)
         prune = "none" if args.no_validate else args.prune
         sweep_id = store.create_sweep(name=name, method=method, base_config=str(base_path), sweep_dir=str(folder.root),
@@ -108,6 +109,8 @@ def cmd_sweep(args: SweepRequest) -> int:
                 add_trial(store, plan, number, point)
         trials = len(store.sweep_trials(sweep_id))
         say(f"sweep {name}: {planned} trial(s) ({method}) in {folder.root}, group {name}")
+        if args.random is not None and args.random >= grid_size(grid):
+            say(f"--random {args.random} draws from a grid of {grid_size(grid)} combination(s): all of them run")
         if args.slots is None and not args.sbatch:
             say(why_default(slots_text))
         if args.sbatch:

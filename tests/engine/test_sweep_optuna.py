@@ -153,9 +153,22 @@ def test_cancel_sweep_ends_an_optuna_sweep_that_would_ask_for_more(tmp_path: Pat
     with open_store(db_path, readonly=True) as store:
         assert not wants_trials(store) and store.sweeps()[0]["planned"] == 1
         assert (store.run(first)["status"], store.run(first)["reason"]) == ("stopped", "cancelled while queued")
+        assert [t.state.name for t in open_study(plan_of(store.sweeps()[0])).trials] == ["FAIL"]
     refused = run_in_process("queue", "--cancel-sweep", "nope", db=db_path)
     assert refused.returncode == 2 and refused.stderr.strip().endswith(
         "--cancel-sweep nope: no sweep of that name in " + str(db_path) + " (its sweeps: opt)")
+
+
+def test_a_trial_taken_off_the_queue_ends_failed_in_the_study(tmp_path: Path, db_path: Path) -> None:
+    """`queue --cancel` of a queued Optuna trial left it RUNNING in the study's journal for good."""
+    _optuna_sweep(tmp_path, db_path, "--slots", "cpu*2", "--epochs", "1")
+    with open_store(db_path, readonly=True) as store:
+        first, second = (t["run_id"] for t in store.sweep_trials(store.sweeps()[0]["id"]))
+    done = run_in_process("queue", "--cancel", str(first), db=db_path)
+    assert done.returncode == 0, done.stderr
+    with open_store(db_path, readonly=True) as store:
+        assert [t.state.name for t in open_study(plan_of(store.sweeps()[0])).trials] == ["FAIL", "RUNNING"]
+        assert store.run(second)["status"] == "queued"
 
 
 def test_trials_the_config_refuses_fail_in_the_study_until_the_sweep_makes_no_more(tmp_path: Path,

@@ -157,3 +157,17 @@ def test_sweep_refuses_a_huge_grid_in_one_line_and_draws_from_it_with_random(tmp
     assert time.monotonic() - started < 60
     trials = sorted(p.name for p in (exp / "sweeps" / "drawn").iterdir())
     assert trials == ["trial-000", "trial-001"]
+
+
+def test_a_random_draw_as_large_as_the_grid_says_it_runs_the_whole_grid(tmp_path: Path, db_path: Path) -> None:
+    """`--random 20` of a grid of six ran the six without a word: the flag had no effect."""
+    exp = _exp(tmp_path)
+    done = run_in_process("sweep", "--no-queue", "--no-validate", "--random", "20", "--name", "all",
+                          "--set", "task.params.margin=0.1,0.2,0.3", "--set", "task.params.s=10,30",
+                          str(exp), PROTOCOL, db=db_path)
+    assert done.returncode == 0, done.stderr
+    assert "--random 20 draws from a grid of 6 combination(s): all of them run" in done.stderr
+    assert len(list((exp / "sweeps" / "all").glob("trial-*"))) == 6
+    drawn = run_in_process("sweep", "--no-queue", "--no-validate", "--random", "2", "--name", "two",
+                           "--set", "task.params.margin=0.1,0.2,0.3", str(exp), PROTOCOL, db=db_path)
+    assert drawn.returncode == 0 and "all of them run" not in drawn.stderr, drawn.stderr

@@ -433,7 +433,9 @@ def test_cli_refuses_contradicting_sweep_options(tmp_path: Path) -> None:
     for options, words in ((["--optuna", "3"], "--optuna N needs --space"),
                            (["--set", "a=1", "--space", "s.yml"], "--space FILE is the search space"),
                            ([], "nothing to sweep"),
-                           (["--set", "a=1", "--prune", "halving"], "successive halving")):
+                           (["--set", "a=1", "--prune", "halving"], "successive halving"),
+                           (["--set", "a=1", "--time", "4:00:00"], "--time is a setting of the SLURM array job"),
+                           (["--set", "a=1", "--partition", "gpu"], "--partition is a setting of the SLURM")):
         done = run_in_process("sweep", *options, str(tmp_path), PROTOCOL)
         assert done.returncode == 2 and words in done.stderr, done.stderr
     children.stop_all()
