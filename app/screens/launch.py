@@ -172,6 +172,10 @@ class LaunchScreen(SpkembScreen):
         except PathError as e:
             say(str(e))
             return None
+        if held := TrainingDir(trn).epochs():  # train would refuse it, with fixes for a shell (--resume)
+            say(f"{ws.show(trn)} holds epochs {held[0]}..{held[-1]} already: open its run in Runs to resume it (r) "
+                "or fork it (f), or launch another experiment (Configs: n makes one)")
+            return None
         classifier = bool(self.init_from) and self.query_one("#init-classifier", Checkbox).value
         train = commands.train_argv(str(exp), str(protocol), subset=subset, to=to, device=device,
                                      parallel=parallel, db=ws.db_path, database=ws.database_yml,

@@ -251,6 +251,39 @@ async def test_launch_refuses_a_subset_that_leaves_the_experiment(tmp_path: Path
     assert not list(tmp_path.rglob("train.log")) and not (tmp_path.parent / "escaped").exists()
 
 
+async def test_launch_refuses_an_experiment_already_trained_on_that_protocol_with_the_tuis_fixes(
+        tmp_path: Path, demo_corpus: Path, tiny_exp: Path) -> None:
+    """A second Launch with the form's defaults started a training that failed at once, its reason naming
+    `--resume`, a flag no TUI user types."""
+    from app.launching.commands import trn_dir
+    from app.screens.launch import LaunchScreen
+    from engine.layout import TrainingDir
+
+    protocol = "Demo.SpeakerVerification.Voices"
+    trained = TrainingDir(trn_dir(tiny_exp, protocol, "train"))
+    trained.weights.mkdir(parents=True)
+    for epoch in (0, 1, 2):
+        trained.checkpoint(epoch).write_bytes(b"")
+    app = make(tmp_path, db=tmp_path / "runs.db", database=demo_corpus)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("l")
+        await wait_for(pilot, lambda: showing(app, LaunchScreen))
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.query_one("#protocol").value == protocol, timeout=60)
+        await wait_for(pilot, lambda: str(tiny_exp.resolve()) in [v for _, v in screen.query_one("#exp")._options])
+        screen.query_one("#exp").value = str(tiny_exp.resolve())
+        await pilot.pause()
+        said = "holds epochs 0..2 already: open its run in Runs to resume it (r) or fork it (f)"
+        assert said in str(screen.query_one("#command").render())
+        screen.action_launch()
+        await wait_for(pilot, lambda: any(said in e for e in _errors(app)))
+        assert isinstance(app.screen, LaunchScreen) and not app.pending
+        screen.query_one("#subset").value = "development"  # another subset is another training folder
+        await pilot.pause()
+        assert "$ spkemb-engine train" in str(screen.query_one("#command").render())
+    assert not list(tmp_path.rglob("train.log"))
+
+
 async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnorm(workspace: Path) -> None:
     """An avg-top2 validated with AS-norm: its row comes first with the comparison; `n` swaps the figures."""
     from engine.store import open_store
