@@ -30,7 +30,16 @@ class FormDialog(ModalScreen[R]):
     FormDialog .form-row Input, FormDialog .form-row Select { width: 1fr; }
     FormDialog Button { width: 1fr; margin: 0 1; }
     FormDialog #error { color: $error; }
+    FormDialog.-short > Vertical { padding: 0 2; }
+    FormDialog.-short .form-row { margin-top: 0; }
+    FormDialog.-short Checkbox { border: none !important; padding: 0; height: 1; }
+    FormDialog.-short Checkbox:focus > .toggle--label { color: $block-cursor-foreground;
+                                                         background: $block-cursor-background; }
+    FormDialog.-short Button { border: none !important; height: 1; min-width: 0; }
     """
+    #: under 36 rows a form goes without its rows' gaps and its boxes' borders: at 80x24 the
+    #: extraction form's buttons were below the fold
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [("escape", "cancel", "Cancel")]
     #: what the form gives back when cancelled
     cancelled: Any = None

@@ -52,3 +52,25 @@ async def test_the_extraction_path_reaches_apply(demo_corpus: Path, tmp_path: Pa
     assert (shared.runtime, shared.shared) == ("torch", True)
     exact = build_parser().parse_args(commands.apply_argv(val, MEETINGS)[3:])
     assert (exact.runtime, exact.shared) == ("torch", False)
+
+
+async def test_at_80x24_the_extract_dialogs_buttons_are_in_sight_and_answer(demo_corpus: Path) -> None:
+    """The dialog needed 35 rows: at 80x24 Extract and Cancel were below the fold, reached only by
+    scrolling a form that does not look scrollable. Under 36 rows its rows go without gaps and borders."""
+    app = Host(demo_corpus)
+    async with app.run_test(size=(80, 24)) as pilot:
+        dialog = app.screen
+        await wait_for(pilot, lambda: dialog.query_one("#protocol").value == MEETINGS, timeout=60)
+        await pilot.pause()
+        for button in ("#ok", "#cancel"):
+            assert dialog.query_one(button).region.bottom <= 24, dialog.query_one(button).region
+        dialog.query_one("#diarize").focus()  # a focused box keeps its one line
+        await pilot.pause()
+        assert dialog.query_one("#diarize").region.height == 1
+        await pilot.click("#ok")
+        await wait_for(pilot, lambda: app.answers)
+    assert app.answers[0] is not None and app.answers[0].protocol == MEETINGS
+    roomy = Host(demo_corpus)
+    async with roomy.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: roomy.screen.query_one("#protocol").value == MEETINGS, timeout=60)
+        assert roomy.screen.query_one("#diarize").region.height == 3  # a tall terminal keeps the roomy form
