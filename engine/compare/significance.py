@@ -16,8 +16,16 @@ convention, and the demo corpus's). When a uri has no ``/`` or the list has fewe
 result says so (``unit``).
 
 A system may be a **group** of runs that differ only by seed: its figure is then the mean over its
-seeds, and each replicate also draws the seeds of each group with replacement, so that the
-interval holds the spread between seeds as well as that between speakers.
+seeds, and the interval holds the spread between seeds as well as that between speakers. The
+replicates draw speakers alone (each side the mean of all its runs under the draw); the seeds'
+part is Welch's: each group's sample variance of its runs' figures over its number of runs, a
+single run taking the variance of the group it is weighed against, the quantile Student's t on
+the Welch-Satterthwaite degrees of freedom. Each half of the percentile interval is widened so,
+in quadrature (``D - low`` becomes ``sqrt((t/z)^2 (D - low)^2 + t^2 S)``, S the seeds' part):
+with two seeds a side t has about 2 degrees of freedom (4.3 against 1.96). Drawing the seeds
+with replacement instead, as the replicates once did, said "better" of two identical setups in
+one comparison in five with two seeds a side (the variance of k draws of k seeds is (k-1)/k of
+theirs, and two seeds make three distinct draws).
 
 The 95 % interval is the percentile interval of the replicates' differences; the verdict is
 "A better" when it lies below 0 (a lower EER or cost), "B better" above 0, "no clear difference"
@@ -63,12 +71,15 @@ class Difference:
     verdict: str
     #: the runs (seeds) averaged on each side: (1, 1) for two runs
     seeds: tuple[int, int] = (1, 1)
+    #: the degrees of freedom of the seeds' part (Welch-Satterthwaite), None where there is none
+    #: (one run a side, or seeds that all scored alike)
+    df: float | None = None
 
     def describe(self, percent: bool = True) -> str:
         """``EER A - B = -0.42 [-0.71, -0.12] % (1000 replicates over 40 speakers): A better``; over the
         seeds too where a side is a group (``over 40 speakers and seeds (1 and 3)``)."""
         k, unit = (100.0, " %") if percent and self.metric == "eer" else (1.0, "")
-        seeds = f" and seeds ({self.seeds[0]} and {self.seeds[1]})" if max(self.seeds) > 1 else ""
+        seeds = seeds_said(self)
         name = {"eer": "EER", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}.get(self.metric, self.metric)
         return (f"{name} A − B = {k * self.difference:+.3g} [{k * self.low:+.3g}, {k * self.high:+.3g}]{unit} "
                 f"({self.replicates} replicates over {self.units} {self.unit}{seeds}): {self.verdict}")
@@ -94,6 +105,14 @@ class ScoredSystems:
     is_target: np.ndarray
     clusters: np.ndarray | None
     unit: str
+
+
+def seeds_said(d: Difference) -> str:
+    """`` and seeds (2 and 3, t on 2.4 df)`` where a side is a group, else nothing."""
+    if max(d.seeds) == 1:
+        return ""
+    df = "" if d.df is None else f", t on {d.df:.2g} df"
+    return f" and seeds ({d.seeds[0]} and {d.seeds[1]}{df})"
 
 
 def verdict(low: float, high: float) -> str:
@@ -198,17 +217,12 @@ def group_bootstraps(group_a: list, group_b: list, is_target, clusters: np.ndarr
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}: choose among {list(METRICS)}")
     priors = tuple(p for p in METRICS.values() if p is not None)
-    # seeds are drawn from a stream of their own: two single runs get the speaker draws they would alone
-    seed_rng = np.random.default_rng([seed, 1])
     diffs: list[np.ndarray] = []
     owner = np.arange(t.size) if clusters is None else np.asarray(clusters)
     for counts in draw_counts(clusters, t.size, n, seed):
-        means = []
-        for side in sides:
-            # (replicates, runs, figures): the EER and minDCFs of each run under each draw
-            figures = np.stack([np.column_stack(weighted_errors(s, t, counts, priors, owner)) for s in side], axis=1)
-            drawn = seed_rng.integers(0, len(side), size=(counts.shape[0], len(side)))
-            means.append(np.take_along_axis(figures, drawn[:, :, None], axis=1).mean(axis=1))
+        # each side's mean over its runs of (replicates, figures): the EER and minDCFs under each draw
+        means = [np.mean([np.column_stack(weighted_errors(s, t, counts, priors, owner)) for s in side], axis=0)
+                 for side in sides]
         diffs.append(means[0] - means[1])
     every = np.concatenate(diffs)
     columns = {"eer": 0, "mindcf_01": 1, "mindcf_005": 2}
@@ -219,11 +233,43 @@ def group_bootstraps(group_a: list, group_b: list, is_target, clusters: np.ndarr
         column = every[:, columns[metric]]
         column = column[np.isfinite(column)]   # a replicate with no target (or non-target) trial
         low, high = (float(v) for v in np.percentile(column, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
-        fa, fb = (float(np.mean([_figure(s, t, metric) for s in side])) for side in sides)
+        runs = [[_figure(s, t, metric) for s in side] for side in sides]
+        fa, fb = (float(np.mean(r)) for r in runs)
+        low, high, df = _with_seeds(fa - fb, low, high, runs, alpha)
         out.append(Difference(metric=metric, a=fa, b=fb, difference=fa - fb, low=low, high=high, unit=unit,
                               units=units, replicates=int(column.size), verdict=verdict(low, high),
-                              seeds=(len(sides[0]), len(sides[1]))))
+                              seeds=(len(sides[0]), len(sides[1])), df=df))
     return tuple(out)
+
+
+def _with_seeds(difference: float, low: float, high: float, runs: list[list[float]],
+                alpha: float) -> tuple[float, float, float | None]:
+    """The speakers' percentile interval ``[low, high]`` of ``difference`` widened by the spread
+    between the seeds of each side (Welch; see the module docstring), and its degrees of freedom."""
+    from scipy import stats
+
+    sizes = [len(r) for r in runs]
+    if max(sizes) == 1:
+        return low, high, None
+    variances = [float(np.var(r, ddof=1)) if len(r) > 1 else None for r in runs]
+    # (a variance's share of the difference's, its degrees of freedom): a single run is one draw of
+    # its seeds too, whose variance only the other side's runs tell
+    terms = []
+    if None in variances:
+        k, variance = max(sizes), next(v for v in variances if v is not None)
+        terms.append((variance * (1 + 1 / k), k - 1))
+    else:
+        terms += [(v / k, k - 1) for v, k in zip(variances, sizes, strict=True) if v is not None]
+    seeds = sum(share for share, _ in terms)
+    if not np.isfinite(seeds) or seeds == 0:  # seeds that all scored alike
+        return low, high, None
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    speakers = ((high - low) / (2 * z)) ** 2
+    df = (speakers + seeds) ** 2 / sum(share**2 / df for share, df in terms)
+    q = float(stats.t.ppf(1 - alpha / 2, df))
+    below, above = max(difference - low, 0.0), max(high - difference, 0.0)
+    return (difference - float(np.sqrt((q / z * below) ** 2 + q**2 * seeds)),
+            difference + float(np.sqrt((q / z * above) ** 2 + q**2 * seeds)), df)
 
 
 def paired_bootstrap(scores_a, scores_b, is_target, clusters: np.ndarray | None = None, *, metric: str = "eer",

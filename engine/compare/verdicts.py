@@ -20,7 +20,7 @@ from html import escape
 from pathlib import Path
 
 from engine.compare.pivot import Pivot, System, scored_of
-from engine.compare.significance import Difference, compare_groups
+from engine.compare.significance import Difference, compare_groups, seeds_said
 from engine.compare.tables import latex_escape, latex_tabular, markdown_table
 from engine.errors import SpkembError
 
@@ -106,10 +106,9 @@ def _text_rows(weighed: list[Weighed]) -> list[list[str]]:
 
 
 def _resampled(d: Difference) -> str:
-    """``1000 × 40 speakers``, and the seeds a group's side draws in each replicate too (``and seeds (1
-    and 3)``): the interval holds the spread between seeds."""
-    seeds = f" and seeds ({d.seeds[0]} and {d.seeds[1]})" if max(d.seeds) > 1 else ""
-    return f"{d.replicates} × {d.units} {d.unit}{seeds}"
+    """``1000 × 40 speakers``, and the seeds of a group's side (``and seeds (1 and 3, t on 2 df)``): the
+    interval holds the spread between seeds."""
+    return f"{d.replicates} × {d.units} {d.unit}{seeds_said(d)}"
 
 
 TITLES = ["trials", "A", "B", "figure", "A − B [95 % CI]", "resampled", "verdict"]
@@ -120,15 +119,15 @@ def to_csv(weighed: list[Weighed]) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["trials", "system_a", "system_b", "metric", "a", "b", "difference", "low", "high", "unit",
-                     "units", "replicates", "seeds_a", "seeds_b", "verdict", "problem", "pairs", "level"])
+                     "units", "replicates", "seeds_a", "seeds_b", "verdict", "problem", "pairs", "level", "seeds_df"])
     for w, d in _rows(weighed):
         level = repr(1 - ALPHA / w.pairs)
         if d is None:
-            writer.writerow([w.trials, w.a.label, w.b.label] + [""] * 12 + [w.problem or "", w.pairs, level])
+            writer.writerow([w.trials, w.a.label, w.b.label] + [""] * 12 + [w.problem or "", w.pairs, level, ""])
         else:
             writer.writerow([w.trials, w.a.label, w.b.label, d.metric, repr(d.a), repr(d.b), repr(d.difference),
                              repr(d.low), repr(d.high), d.unit, d.units, d.replicates, d.seeds[0], d.seeds[1],
-                             d.verdict, "", w.pairs, level])
+                             d.verdict, "", w.pairs, level, "" if d.df is None else repr(d.df)])
     return text.getvalue()
 
 

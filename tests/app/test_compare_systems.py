@@ -27,7 +27,7 @@ def _lab(root: Path, monkeypatch: pytest.MonkeyPatch, groups=GROUPS, singles: tu
     with open_store(root / "runs.db") as store:
         for group, separation in groups:
             for seed in (0, 1, 2):   # seeds that train unequally: a band of some width
-                add_seeded_run(store, root / "experiments", group, seed, separation * (1 + 0.25 * seed),
+                add_seeded_run(store, root / "experiments", group, seed, separation * (1 + 0.1 * seed),
                                per_speaker=60)
         for k, name in enumerate(singles):
             add_seeded_run(store, root / "experiments", None, 10 + k, 1.0 + 0.4 * k, name=name)
@@ -77,7 +77,9 @@ async def test_compare_of_two_groups_shows_the_bootstrap_interval_and_verdict(tm
             assert difference.describe() in text
         eer = expected[0]
         assert eer.verdict == "A better" and eer.unit == "speakers" and eer.seeds == (3, 3)
-        assert eer.high < 0 and "over 8 speakers and seeds (3 and 3))" in text  # the seeds drawn too
+        # the spread between seeds widens the interval: Student's t on Welch's degrees of freedom
+        assert eer.high < 0 and eer.df is not None
+        assert f"over 8 speakers and seeds (3 and 3, t on {eer.df:.2g} df))" in text
         # each group's band is drawn once, beside its three runs
         bands = [s.band_label for s in app.screen.query_one(EerPlot).series if s.band]
         assert bands == ["resnet34-lm", "tdnn-small"]

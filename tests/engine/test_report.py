@@ -500,7 +500,10 @@ def test_the_significance_files_hold_the_paired_bootstrap_of_the_first_system_ag
     assert expected[0].verdict == "B better"  # the ResNet seeds separate their trials further
     markdown = (report / "significance.md").read_text().splitlines()
     assert len(markdown) == 2 + len(expected) and "| EER (%) |" in markdown[2] and "B better" in markdown[2]
-    assert f"| 1000 × {expected[0].units} {expected[0].unit} and seeds (1 and 2) |" in markdown[2]  # drawn too
+    # a single run against two seeds: the seeds' part is the group's variance, for both sides (1 df)
+    assert f"| 1000 × {expected[0].units} {expected[0].unit} and seeds (1 and 2, t on {expected[0].df:.2g} df) |" \
+        in markdown[2]
+    assert [float(r["seeds_df"]) for r in rows] == [d.df for d in expected]
     assert [r[-1] for r in _tabular_rows((report / "significance.tex").read_text())] == [d.verdict for d in expected]
     page = (report / "report.html").read_text()
     assert "<h2>Significance</h2>" in page and page.count("<td>B better</td>") >= 1
