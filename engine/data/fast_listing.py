@@ -170,7 +170,7 @@ def _uem_spans(source: SubsetSource, uris: list[str], precision: float) -> _Span
     if entry is None:
         return None
     uem = _read(source.resolve(entry), UEM, ["uri", "NA1", "start", "end"],
-                {"uri": str, "start": float, "end": float}, usecols=["uri", "start", "end"])
+                {"uri": str, "NA1": "category", "start": float, "end": float})
     u_start, u_end = uem["start"].to_numpy(np.float64), uem["end"].to_numpy(np.float64)
     u_keep = np.flatnonzero(uem["uri"].notna().to_numpy() & ((u_end - u_start) > precision))
     u_order, u_lo, u_hi = _grouped(uem["uri"].to_numpy(object)[u_keep], uris)
@@ -190,11 +190,13 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     paths = _audio_paths(uris, templates, source.database)
     if paths is None:
         return None
-    # the columns pyannote.database uses, parsed by the same parser with the same dtypes;
-    # the others (and the repeated "SPEAKER") are not kept as a million Python strings each
+    # the columns pyannote.database uses, parsed by the same parser with the same dtypes; the others
+    # (and the repeated "SPEAKER") as categories, not a million Python strings each. Every column is
+    # read: with `usecols`, pandas cut a line of too many fields (`John Smith` as the speaker) unsaid
     rttm = _read(source.resolve(e["annotation"]), RTTM, _RTTM_NAMES,
-                 {"type": "category", "uri": str, "start": float, "duration": float, "speaker": str},
-                 keep_default_na=True, usecols=["type", "uri", "start", "duration", "speaker"])
+                 {"type": "category", "uri": str, "start": float, "duration": float, "speaker": str,
+                  **{name: "category" for name in _RTTM_NAMES if name.startswith("NA")}},
+                 keep_default_na=True)
     start = rttm["start"].to_numpy(np.float64)
     end = start + rttm["duration"].to_numpy(np.float64)
     # the rows an Annotation keeps: SPEAKER lines, non-empty segments (Segment.__bool__)

@@ -239,6 +239,22 @@ def test_an_rttm_line_the_fast_reader_cannot_parse_is_named_by_its_line(few: Pat
         build(few, tmp_path / "cache")
 
 
+def test_a_speaker_name_with_a_space_is_refused_by_its_line_not_cut(few: Path, tmp_path: Path) -> None:
+    """`<NA> <NA> John Smith <NA> <NA>`: 11 fields whose numbers parse. The fast reader kept `John` (its
+    parser dropped the extra field unsaid when told the columns to keep): John Smith and John Doe
+    trained as one speaker. pyannote.database refuses the line; so does the fast reader now."""
+    from engine.errors import ProtocolError
+
+    rttm = lists(few) / "train.rttm"
+    lines = rttm.read_text().splitlines()
+    fields = lines[1].split()
+    lines[1] = " ".join([*fields[:7], "John", "Smith", *fields[8:]])
+    rttm.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ProtocolError, match=rf"^{re.escape(str(rttm))}:2: it has 11 fields where a line of an RTTM "
+                                            r"file has 10 — fix the line"):
+        build(few, tmp_path / "cache")
+
+
 @pytest.mark.slow
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
     build(scaled, tmp_path / "cache")
