@@ -83,6 +83,8 @@ def cmd_report(args: ReportRequest) -> int:
         say(f"report: warning: {label} has no validated figure yet: its system has no row")
     _warn_lists_apart(pivot)
     _warn_other_extractions(pivot)
+    _warn_unfinished(pivot)
+    _warn_repeated_seeds(pivot)
     weighed = weigh(pivot, said=say) if {"latex", "csv", "markdown", "html"} & set(formats) else []
     written = write_report(pivot, folder, formats, source=str(db), weighed=weighed, software=software,
                            configs=configs)
@@ -113,6 +115,31 @@ def _warn_other_extractions(pivot: Pivot) -> None:
                 say(f"report: warning: the DER of run #{run_id} on {d.trials} is of {d.extraction or 'an extraction'}"
                     ", not of apply's defaults (exact path, --step 0.1; collar 0, overlap scored, oracle speakers), "
                     "which it has no check of: systems.csv names each DER's extraction")
+
+
+def _warn_unfinished(pivot: Pivot) -> None:
+    """Say each compared run whose figures are not its whole training's: still training or validating,
+    stopped, failed or lost (a group's mean mixed a seed's last epoch with another's first, unsaid)."""
+    for run_id, run in pivot.runs.items():
+        if run.status != "completed":
+            say(f"report: warning: run #{run_id} is {run.status}: its figures are of the epochs validated so far "
+                "(systems.csv's status column says each run's)")
+        elif run.validating:
+            say(f"report: warning: run #{run_id} is still being validated: its figures may change")
+
+
+def _warn_repeated_seeds(pivot: Pivot) -> None:
+    """Say a group whose runs share a seed: `train` takes seed 0 when none is given, and two such runs
+    made a ± of 0.00 that read as a spread between seeds."""
+    for system in (s for s in pivot.systems if s.group is not None):
+        seeds: dict[int | None, list[int]] = {}
+        for run_id in system.run_ids:
+            seeds.setdefault(pivot.runs[run_id].seed, []).append(run_id)
+        for seed, runs in seeds.items():
+            if seed is not None and len(runs) > 1:
+                ids = ", ".join(f"#{i}" for i in runs)
+                say(f"report: warning: group {system.group} holds runs {ids} of one seed ({seed}): its ± is no "
+                    "spread between seeds — train its runs with `--seed N` each")
 
 
 def _check_folder(folder: Path, *, force: bool) -> None:

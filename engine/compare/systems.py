@@ -31,6 +31,9 @@ class SystemRun:
     #: a DER's extraction and check, under the VAL_DIR (``apply/2``, ``apply/2-step0.5/rttm-collar0.5``);
     #: "" for a trial list's figures
     extraction: str = ""
+    #: the run's status (``completed``; ``running``, ``stopped``, ``failed``…: figures of the epochs
+    #: validated so far), ``+validating`` while a validation of it still scores
+    status: str = "completed"
 
 
 def system_runs(pivot: Pivot) -> list[SystemRun]:
@@ -40,10 +43,11 @@ def system_runs(pivot: Pivot) -> list[SystemRun]:
     for system in pivot.systems:
         for run_id in system.run_ids:
             run = pivot.runs[run_id]
+            status = run.status + ("+validating" if run.validating else "")
             for scored in run.scored:
                 rows.append(SystemRun(system.label, run_id, run.seed, scored.trials,
-                                      scored.checkpoint_name or str(scored.epoch)))
-            rows += [SystemRun(system.label, run_id, run.seed, d.trials, d.checkpoint, d.extraction)
+                                      scored.checkpoint_name or str(scored.epoch), status=status))
+            rows += [SystemRun(system.label, run_id, run.seed, d.trials, d.checkpoint, d.extraction, status)
                      for d in run.diarized]
     return rows
 
@@ -63,9 +67,9 @@ def _text(value: Any) -> str:
 def systems_csv(rows: list[SystemRun]) -> str:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["system", "run_id", "seed", "trials", "checkpoint", "extraction"])
-    writer.writerows([r.system, r.run_id, "" if r.seed is None else r.seed, r.trials, r.checkpoint, r.extraction]
-                     for r in rows)
+    writer.writerow(["system", "run_id", "seed", "trials", "checkpoint", "extraction", "status"])
+    writer.writerows([r.system, r.run_id, "" if r.seed is None else r.seed, r.trials, r.checkpoint, r.extraction,
+                      r.status] for r in rows)
     return text.getvalue()
 
 

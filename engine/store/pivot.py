@@ -23,6 +23,7 @@ from typing import Any
 from engine.errors import StoreError
 from engine.layout import APPLY, diarization_folder, parse_checkpoint_name
 from engine.store.reads import StoreReads
+from engine.store.runs import LIVE_STATUSES
 
 #: the ``validations`` columns a comparison shows (beside the epoch and the scores file)
 FIGURE_COLUMNS = ("eer", "mindcf_01", "mindcf_005", "eer_asnorm", "mindcf_01_asnorm", "mindcf_005_asnorm",
@@ -86,6 +87,10 @@ class ComparedRun:
     name: str | None
     run_group: str | None
     seed: int | None
+    #: ``completed``, or what keeps its figures from being its whole training's (``running``, ``failed``…)
+    status: str
+    #: a validate run of its own still scoring (its figures may change)
+    validating: bool
     #: what its config names, for ``engine.config.networks.network_name``
     architecture: str | None
     front_end: str | None
@@ -95,7 +100,7 @@ class ComparedRun:
     loss_by_epoch: tuple[tuple[int, float], ...] = ()
 
 
-_RUN_COLUMNS = ("SELECT id, kind, name, parent_id, protocol, subset, out_dir, run_group, seed, best_epoch, "
+_RUN_COLUMNS = ("SELECT id, kind, name, status, parent_id, protocol, subset, out_dir, run_group, seed, best_epoch, "
                 "best_checkpoint, "
                 "CASE WHEN json_valid(config) THEN json_extract(config, '$.architecture.name') END AS architecture, "
                 "CASE WHEN json_valid(config) THEN json_extract(config, '$.feature_extraction.name') END "
@@ -157,7 +162,9 @@ def _compared(store: StoreReads, run: dict[str, Any], curves: bool) -> ComparedR
             "SELECT epoch, loss FROM train_epochs WHERE run_id = ? AND loss IS NOT NULL ORDER BY epoch",
             (run["id"],)))
     return ComparedRun(id=int(run["id"]), kind=run["kind"], name=run["name"], run_group=run["run_group"],
-                       seed=run["seed"], architecture=run["architecture"], front_end=run["front_end"],
+                       seed=run["seed"], status=run["status"],
+                       validating=any(v["status"] in LIVE_STATUSES for v in validators if v["id"] != run["id"]),
+                       architecture=run["architecture"], front_end=run["front_end"],
                        scored=tuple(sorted(scored.values(), key=lambda s: s.trials)),
                        diarized=_diarized(store, [int(run["id"])] + [int(v["id"]) for v in validators]),
                        loss_by_epoch=loss)

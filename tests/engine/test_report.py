@@ -637,3 +637,32 @@ def test_a_groups_curve_is_drawn_where_every_seed_has_the_epoch() -> None:
     epochs, mean, std = _mean_band([[(1, 0.3), (2, 0.2), (3, 0.1)], [(1, 0.4), (2, 0.3)]])
     assert epochs.tolist() == [1, 2] and mean.tolist() == pytest.approx([0.35, 0.25])
     assert std.tolist() == pytest.approx([statistics.stdev([0.3, 0.4])] * 2)
+
+
+def test_the_report_says_runs_not_yet_done_and_a_group_of_one_seed(tmp_path: Path) -> None:
+    """A group's mean mixed a seed's last epoch with a seed still training, and two runs trained
+    with the default seed showed a ± of 0.00 as a spread between seeds: both unsaid."""
+    import sqlite3
+
+    from tests.engine.seeded_groups import add_seeded_run
+
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        same = [add_seeded_run(store, tmp_path / "exp", "lm", 0, separation, name=f"lm-{k}")
+                for k, separation in enumerate((1.5, 1.6))]
+        training = add_seeded_run(store, tmp_path / "exp", "lm", 1, 1.2, name="lm-2")
+        validating = add_seeded_run(store, tmp_path / "exp", None, 5, 1.0, name="solo")
+        (validator,) = [r["id"] for r in store.children(validating)]
+    with sqlite3.connect(db) as conn:  # as a live training and a live validation leave their rows
+        conn.execute("UPDATE runs SET status = 'running' WHERE id IN (?, ?)", (training, validator))
+    done = run_in_process("report", "--db", str(db), "--group", "lm", str(validating), "--out",
+                          str(tmp_path / "out"), "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    assert (f"report: warning: run #{training} is running: its figures are of the epochs validated so far "
+            "(systems.csv's status column says each run's)") in done.stderr
+    assert f"report: warning: run #{validating} is still being validated: its figures may change" in done.stderr
+    assert (f"report: warning: group lm holds runs #{same[0]}, #{same[1]} of one seed (0): its ± is no spread "
+            "between seeds — train its runs with `--seed N` each") in done.stderr
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "systems.csv").read_text())))
+    assert {int(r["run_id"]): r["status"] for r in rows} == {
+        same[0]: "completed", same[1]: "completed", training: "running", validating: "completed+validating"}
