@@ -16,16 +16,12 @@ convention, and the demo corpus's). When a uri has no ``/`` or the list has fewe
 result says so (``unit``).
 
 A system may be a **group** of runs that differ only by seed: its figure is then the mean over its
-seeds, and the interval holds the spread between seeds as well as that between speakers. The
-replicates draw speakers alone (each side the mean of all its runs under the draw); the seeds'
-part is Welch's: each group's sample variance of its runs' figures over its number of runs, a
-single run taking the variance of the group it is weighed against, the quantile Student's t on
-the Welch-Satterthwaite degrees of freedom. Each half of the percentile interval is widened so,
-in quadrature (``D - low`` becomes ``sqrt((t/z)^2 (D - low)^2 + t^2 S)``, S the seeds' part):
-with two seeds a side t has about 2 degrees of freedom (4.3 against 1.96). Drawing the seeds
-with replacement instead, as the replicates once did, said "better" of two identical setups in
-one comparison in five with two seeds a side (the variance of k draws of k seeds is (k-1)/k of
-theirs, and two seeds make three distinct draws).
+seeds, and the interval holds the spread between seeds too: the replicates draw speakers, and each
+half of their interval is widened in quadrature by Welch's part S for the seeds (each group's
+variance of its runs' figures over its runs; a single run takes its rival group's), Student's t on
+the Welch-Satterthwaite df: ``D - low`` becomes ``sqrt((t/z)^2 (D - low)^2 + t^2 S)``. Drawing the
+seeds with replacement instead called one of two identical setups better in one comparison in five
+with two seeds a side (k draws of k seeds hold (k-1)/k of their variance).
 
 The 95 % interval is the percentile interval of the replicates' differences; the verdict is
 "A better" when it lies below 0 (a lower EER or cost), "B better" above 0, "no clear difference"
@@ -244,32 +240,27 @@ def group_bootstraps(group_a: list, group_b: list, is_target, clusters: np.ndarr
 
 def _with_seeds(difference: float, low: float, high: float, runs: list[list[float]],
                 alpha: float) -> tuple[float, float, float | None]:
-    """The speakers' percentile interval ``[low, high]`` of ``difference`` widened by the spread
-    between the seeds of each side (Welch; see the module docstring), and its degrees of freedom."""
+    """``[low, high]`` widened by the spread between each side's seeds (see the module docstring), and its df."""
     from scipy import stats
 
     sizes = [len(r) for r in runs]
     if max(sizes) == 1:
         return low, high, None
-    variances = [float(np.var(r, ddof=1)) if len(r) > 1 else None for r in runs]
-    # (a variance's share of the difference's, its degrees of freedom): a single run is one draw of
-    # its seeds too, whose variance only the other side's runs tell
-    terms = []
-    if None in variances:
-        k, variance = max(sizes), next(v for v in variances if v is not None)
-        terms.append((variance * (1 + 1 / k), k - 1))
+    # (a variance's share of the difference's, its df): a single run is one draw of its seeds too,
+    # whose variance only the other side's runs tell
+    if min(sizes) == 1:
+        k = max(sizes)
+        terms = [(float(np.var(runs[sizes.index(k)], ddof=1)) * (1 + 1 / k), k - 1)]
     else:
-        terms += [(v / k, k - 1) for v, k in zip(variances, sizes, strict=True) if v is not None]
+        terms = [(float(np.var(r, ddof=1)) / len(r), len(r) - 1) for r in runs]
     seeds = sum(share for share, _ in terms)
     if not np.isfinite(seeds) or seeds == 0:  # seeds that all scored alike
         return low, high, None
     z = float(stats.norm.ppf(1 - alpha / 2))
-    speakers = ((high - low) / (2 * z)) ** 2
-    df = (speakers + seeds) ** 2 / sum(share**2 / df for share, df in terms)
+    df = (((high - low) / (2 * z)) ** 2 + seeds) ** 2 / sum(share**2 / df for share, df in terms)
     q = float(stats.t.ppf(1 - alpha / 2, df))
-    below, above = max(difference - low, 0.0), max(high - difference, 0.0)
-    return (difference - float(np.sqrt((q / z * below) ** 2 + q**2 * seeds)),
-            difference + float(np.sqrt((q / z * above) ** 2 + q**2 * seeds)), df)
+    half = [float(np.sqrt((q / z * max(h, 0.0)) ** 2 + q**2 * seeds)) for h in (difference - low, high - difference)]
+    return difference - half[0], difference + half[1], df
 
 
 def paired_bootstrap(scores_a, scores_b, is_target, clusters: np.ndarray | None = None, *, metric: str = "eer",

@@ -33,8 +33,9 @@ import numpy as np
 from pyannote.core import Annotation, Segment, SlidingWindow, SlidingWindowFeature, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
+from engine.config.footprint import host_memory
 from engine.errors import SpkembError
-from engine.extraction.clustering import LINKAGE, METRIC, Tree, build_tree
+from engine.extraction.clustering import LINKAGE, METRIC, Tree, build_tree, check_clustering_memory
 
 #: a window is clustered when this fraction of it is reference speech
 MIN_SPEECH = 0.5
@@ -177,8 +178,9 @@ def prepare(file: Any, embeddings: SlidingWindowFeature) -> FileInput:
                           f"reference speech ({speech.extent().start:g}–{speech.extent().end:g} s): the "
                           "embeddings are not of this recording, or the extraction's metadata is wrong; "
                           "run `spkemb-engine apply` again")
+    check_clustering_memory(uri, clustered.size, host_memory())
     return FileInput(uri, reference, annotated, speech, window, len(data), clustered,
-                     build_tree(data[clustered]))
+                     build_tree(data[clustered], uri))
 
 
 def frame_labels(item: FileInput, labels: np.ndarray, end: float) -> np.ndarray:

@@ -288,3 +288,23 @@ def test_apply_diarize_refuses_unfair_settings_before_extracting(tmp_path: Path,
 
 # two collars are two diarizations with their own RTTMs: in
 # test_diarize_writes_rttms_that_pyannote_reads_and_records_der
+
+
+def test_a_file_whose_clustering_would_not_fit_in_memory_is_refused_in_one_line():
+    """An hour of meeting took 5 GB in Ward's linkage, and a smaller machine ended in scipy's
+    MemoryError traceback (or the kernel's kill, unsaid): the need is counted before, from the windows."""
+    from engine.config.footprint import Memory
+    from engine.errors import SpkembError
+    from engine.extraction.clustering import check_clustering_memory, clustering_bytes
+
+    gib = 2**30
+    assert clustering_bytes(9_000) == 16 * 9_000**2  # 1.2 GiB: half an hour at a 0.2 s hop
+    memory = Memory(available=1 * gib, total=2 * gib)
+    check_clustering_memory("ES2002a", 8_000, memory)  # 0.95 GiB fits
+    check_clustering_memory("ES2002a", 90_000, None)  # not Linux: nothing known, nothing refused
+    with pytest.raises(SpkembError) as refused:
+        check_clustering_memory("ES2002a", 9_000, memory)
+    assert str(refused.value) == (
+        "file ES2002a: clustering its 9,000 windows needs about 1.2 GiB at once (it grows with their square), more "
+        "than the 1.0 GiB of memory available here (MemAvailable): diarize it where more memory is free, or extract "
+        "it with a larger step (`apply --step 0.2` makes half the windows of 0.1, a quarter of the memory)")
