@@ -28,8 +28,9 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   # OT1, pdflatex's default encoding, prints these three as ¡ ¿ —
                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
-#: what a Markdown renderer would read as markup in a cell: a table's pipe, inline HTML, emphasis, code
-_MARKDOWN_SPECIAL = re.compile(r"([\\|<>*`\[\]])")
+#: what a Markdown renderer would read as markup in a cell: a table's pipe, inline HTML and entities,
+#: emphasis (`*` and `_`), code, links, GitHub's strikethrough (`~`) and maths (`$`)
+_MARKDOWN_SPECIAL = re.compile(r"([\\|<>*_~$&`\[\]])")
 
 
 def csv_header() -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
@@ -111,7 +112,8 @@ def _resampled(d: Difference) -> str:
     return f"{d.replicates} × {d.units} {d.unit}{seeds_said(d)}"
 
 
-TITLES = ["trials", "A", "B", "figure", "A − B [95 % CI]", "resampled", "verdict"]
+INTERVAL = "A − B [95 % CI]"
+TITLES = ["trials", "A", "B", "figure", INTERVAL, "resampled", "verdict"]
 
 
 def to_csv(weighed: list[Weighed]) -> str:
@@ -137,7 +139,10 @@ def to_markdown(weighed: list[Weighed]) -> str:
 
 def to_latex(weighed: list[Weighed], caption: str = "") -> str:
     """A booktabs ``tabular`` of the pairs (EER differences in %)."""
-    return latex_tabular("llllrll", [_latex(t) for t in TITLES], [[_latex(c) for c in r] for r in _text_rows(weighed)],
+    # the interval's negative numbers with a minus sign, not a hyphen (names keep theirs)
+    rows = [[_latex(re.sub(r"(?<![\w.])-(?=\d)", "−", c) if i == TITLES.index(INTERVAL) else c)
+             for i, c in enumerate(r)] for r in _text_rows(weighed)]
+    return latex_tabular("llllrll", [_latex(t) for t in TITLES], rows,
                          f"% {latex_escape(caption)}" if caption else "% spkemb-engine report: significance")
 
 

@@ -435,7 +435,7 @@ def test_names_with_markup_are_shown_as_they_are_in_every_format(compared: Compa
     assert {f"det-{TRIALS}.pdf", "report.html"} <= {p.name for p in out.iterdir()}
     tex = (out / "pivot.tex").read_text()
     assert r"lr\$\textbackslash{}notacommand\$ \textless{}b\textgreater{}\textbar{}*x*" in tex
-    assert r"lr$\\notacommand$ \<b\>\|\*x\*" in (out / "pivot.md").read_text()
+    assert r"lr\$\\notacommand\$ \<b\>\|\*x\*" in (out / "pivot.md").read_text()
 
 
 def test_a_sweeps_group_is_no_seeds_of_one_setup(compared: Compared, tmp_path: Path) -> None:
@@ -666,3 +666,31 @@ def test_the_report_says_runs_not_yet_done_and_a_group_of_one_seed(tmp_path: Pat
     rows = list(csv.DictReader(io.StringIO((tmp_path / "out" / "systems.csv").read_text())))
     assert {int(r["run_id"]): r["status"] for r in rows} == {
         same[0]: "completed", same[1]: "completed", training: "running", validating: "completed+validating"}
+
+
+def test_markdown_cells_keep_their_names_as_typed_under_a_renderer() -> None:
+    """`_lm_0.2+m=a@b_` rendered as an italic `lm_0.2+m=a@b`, `~x~` struck through: group and run names
+    may hold any of these."""
+    from markdown_it import MarkdownIt
+
+    from engine.compare.tables import markdown_table
+
+    names = ["_lm_0.2+m=a@b_", "~x~ and $y$", "a & b | **c**", "`d` <e> [f](g)"]
+    text = markdown_table(["system"], ["---"], [[n] for n in names])
+    page = MarkdownIt("commonmark").enable(["table", "strikethrough"]).render(text)
+    cells = re.findall(r"<td>(.*?)</td>", page)
+    assert cells == [html.escape(n, quote=False) for n in names], page
+
+
+def test_the_latex_significance_table_prints_negative_numbers_with_a_minus_sign() -> None:
+    """`0.066 [-0.089, 0.265]` in text mode printed hyphens, beside the title's `$-$`; a name's hyphen stays."""
+    from engine.compare.pivot import System
+    from engine.compare.significance import Difference
+    from engine.compare.verdicts import Weighed, to_latex
+
+    d = Difference(metric="mindcf_01", a=0.5, b=0.434, difference=0.066, low=-0.089, high=0.265, unit="speakers",
+                   units=40, replicates=1000, verdict="no clear difference")
+    systems = [System(label=label, network="ResNet34", run_ids=(k,)) for k, label in enumerate(("#1 a-b", "#2 c"))]
+    tex = to_latex([Weighed(trials="Vox.test", a=systems[0], b=systems[1], differences=(d,))])
+    row = next(line for line in tex.splitlines() if "Vox.test" in line)
+    assert "0.066 [$-$0.089, 0.265]" in row and "#1 a-b" in row.replace(r"\#", "#"), row
