@@ -204,6 +204,10 @@ def write_report(pivot: Pivot, folder: Path, formats: tuple[str, ...], *, source
         if "html" in formats:
             files.append((HTML_FILE, html_page(pivot, inlined, source, weighed or [], software or [],
                                                configs).encode()))
+    for name, _ in [*files, (MANIFEST, b"")]:  # checked before the first file is written, not at the third
+        if (path := folder / name).is_dir() and not path.is_symlink():  # a file of another kind is replaced
+            raise FileAccessError(f"--out {folder}: {path} is a folder where the report writes a file: move it "
+                                  "away, or name another --out")
     folder.mkdir(parents=True, exist_ok=True)
     _remove_earlier_report(folder)
     written = [_write(folder / name, data) for name, data in files]

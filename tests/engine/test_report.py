@@ -390,6 +390,19 @@ def test_force_replaces_the_reports_files_and_keeps_the_others(compared: Compare
     assert (out / "pivot.csv").read_text().startswith("system,network,trials,backend,runs,eer,")
 
 
+def test_a_folder_where_the_report_writes_a_file_is_refused_before_any_file_is_written(compared: Compared,
+                                                                                        tmp_path: Path) -> None:
+    """`systems.csv` a folder: pivot.csv and significance.csv were written, then the error, and no manifest."""
+    out = tmp_path / "out"
+    (out / "systems.csv").mkdir(parents=True)
+    done = engine("report", "--db", str(compared.db), str(compared.ids["sinc"]), "--group", "resnet34-lm", "--out",
+                  str(out), "--force", "--format", "csv", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().endswith(f"--out {out}: {out}/systems.csv is a folder where the report writes a "
+                                        "file: move it away, or name another --out")
+    assert [p.name for p in out.iterdir()] == ["systems.csv"]
+
+
 def test_force_takes_from_a_listed_manifest_only_what_a_report_writes(compared: Compared, tmp_path: Path) -> None:
     """The manifest is a file of the folder like any other: a config.yml listed in it was deleted."""
     out = tmp_path / "out"
