@@ -32,6 +32,7 @@ from engine.extraction.diarize import (
 )
 from engine.extraction.precomputed import Precomputed
 from engine.layout import EXTRACTION_DIR_SHAPE, ExtractionDir, diarization_folder
+from engine.progress import Progress
 from engine.requests import ApplyRequest, DiarizeRequest
 
 #: the widest forgiveness collar, seconds: 40 times NIST's, well short of forgiving a whole turn
@@ -98,11 +99,18 @@ def _rttm_paths(extraction: ExtractionDir, files: list[Any], settings: DerSettin
     return paths
 
 
-def _prepare(precomputed: Precomputed, files: list[Any], subset: str) -> list[FileInput]:
+def _prepare(precomputed: Precomputed, files: list[Any], subset: str, progress: Progress) -> list[FileInput]:
+    """Each file's reference and clustering tree, with progress: a meeting's clustering takes a minute
+    or more (an AMI test subset, many), which passed without a word."""
+    items = []
     try:
-        return [prepare(f, precomputed(f)) for f in files]
+        with progress.phase(f"clustering the {subset} subset", len(files), said=False, opening=False) as phase:
+            for f in files:
+                items.append(prepare(f, precomputed(f)))
+                phase.advance(1, detail=str(f["uri"]))
     except SpkembError as e:
         raise SpkembError(f"{e} (the diarization check of the {subset} subset reads them)") from e
+    return items
 
 
 def _development(request: DiarizationJob, protocol: Any) -> list[Any]:
@@ -166,8 +174,9 @@ def prepare_check(request: DiarizationJob, protocol: Any = None) -> PreparedChec
     return PreparedCheck(request, files, rttms, development)
 
 
-def run_check(check: PreparedCheck) -> DiarizationReport:
-    """Cluster, score and write ``{uri}.rttm`` for every file of the check's subset.
+def run_check(check: PreparedCheck, progress: Progress | None = None) -> DiarizationReport:
+    """Cluster, score and write ``{uri}.rttm`` for every file of the check's subset (``progress``: where
+    the clustering's counts go, the terminal's when left out).
 
     Raises
     ------
@@ -176,11 +185,12 @@ def run_check(check: PreparedCheck) -> DiarizationReport:
     """
     request = check.request
     precomputed = Precomputed(request.extraction.root)
-    items = _prepare(precomputed, check.files, request.subset)
+    progress = progress or Progress()
+    items = _prepare(precomputed, check.files, request.subset, progress)
     threshold = tuned_on = None
     if check.development is not None:
-        threshold, _ = tune_threshold(_prepare(precomputed, check.development, "development"), request.settings,
-                                      said=say)
+        threshold, _ = tune_threshold(_prepare(precomputed, check.development, "development", progress),
+                                      request.settings, said=say)
         tuned_on = f"{request.protocol}.development"
     results, total = score(items, request.settings, threshold)
     for result in results:

@@ -203,6 +203,22 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
         # an epoch is its number; names are for averages
         assert extraction["chosen_by"] == "params.yml" and extraction["checkpoint_name"] is None
 
+    # a meeting's clustering takes minutes on AMI: its counts are said as it goes (here a clock of 11 s a look)
+    import io
+    import itertools
+
+    from engine.extraction.diarization_check import prepare_check, request_from_args, run_check
+    from engine.layout import ExtractionDir
+    from engine.progress import Progress
+    from engine.requests import DiarizeRequest
+
+    log, ticks = io.StringIO(), itertools.count(0, 11)
+    request = DiarizeRequest(extraction=str(out), protocol=MEETINGS, database=str(demo_corpus), db=str(db_path))
+    check = prepare_check(request_from_args(request, ExtractionDir(out)))
+    run_check(check, Progress(file=log, clock=lambda: next(ticks)))
+    said = log.getvalue().splitlines()
+    assert said[0].startswith(f"clustering the test subset: 1/{len(files)} files") and files[0]["uri"] in said[0], said
+
     # from here on through engine.cli.main in this process: the engine process above was the end-to-end run
     # two collars are two diarizations with their own RTTMs: the first check's are untouched, the
     # second's are in the folder of its settings
