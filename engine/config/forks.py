@@ -46,7 +46,8 @@ def _over(parent: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 def fork_config(parent: dict[str, Any], name: str = "large_margin") -> Config:
     """``parent`` (a run's recorded config) with fork template ``name`` applied, checked like config.yml.
 
-    Speed perturbation is left out: WeSpeaker's fine-tuning stage (``do_lm``) trains without it. The
+    Speed perturbation is left out: WeSpeaker's fine-tuning stage (``do_lm``) trains without it, and
+    without the inter-top-k penalty of a sub-centre loss (``mp`` and ``k_top`` 0, as ``do_lm`` sets them). The
     template's learning rates are WeSpeaker's, which multiplies them by its batch / 64 (world size x
     batch size / 64): so are they here, by the fork's chunks a batch / 64.
 
@@ -63,6 +64,8 @@ def fork_config(parent: dict[str, Any], name: str = "large_margin") -> Config:
         chunks = cfg.task.per_fold * cfg.task.per_label
         cfg = replace(cfg, scheduler=replace(cfg.scheduler, initial_lr=cfg.scheduler.initial_lr * chunks / 64,
                                              final_lr=cfg.scheduler.final_lr * chunks / 64))
+    if name == "large_margin" and cfg.task.loss == "SubCenterInterTopKLoss":
+        cfg = replace(cfg, task=replace(cfg.task, mp=0.0, k_top=0))
     aug = cfg.augmentation
     if aug is not None and aug.speeds:
         plain = replace(aug, speeds=())

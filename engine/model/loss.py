@@ -145,6 +145,10 @@ class Softmax(ClassifierHead):
         return F.cross_entropy(logits, labels), logits
 
 
+#: the margin at which the inter-top-k penalty is ``mp`` (WeSpeaker's ``mp * margin / 0.2``)
+PENALTY_MARGIN = 0.2
+
+
 class SubCenterInterTopKLoss(AdditiveAngularMarginLoss):
     """Sub-centre ArcFace with an inter-top-k penalty (WeSpeaker's ``arc_margin_intertopk_subcenter``).
 
@@ -154,8 +158,9 @@ class SubCenterInterTopKLoss(AdditiveAngularMarginLoss):
     ``s * cos(theta_y + m)`` (as :class:`AdditiveAngularMarginLoss`); the ``k_top`` closest
     non-target speakers get ``s * cos(theta_j - mp)``, a harder negative (Zhao et al.,
     "Multi-query multi-head attention pooling and inter-topK penalty for speaker verification",
-    ICASSP 2022); the other speakers ``s * cos(theta_j)``. While a margin schedule ramps ``m``, the
-    penalty ramps with it (``mp * m / margin``), as WeSpeaker scales it with its margin.
+    ICASSP 2022); the other speakers ``s * cos(theta_j)``. The penalty follows the margin as
+    WeSpeaker's does: ``mp * m / 0.2`` (0.2 its recipes' margin, whatever the full margin; none
+    below a margin of 0.001), so that ``mp`` means what it means in a WeSpeaker config.
 
     Parameters
     ----------
@@ -174,13 +179,13 @@ class SubCenterInterTopKLoss(AdditiveAngularMarginLoss):
                  easy_margin: bool = False, K: int = 3, mp: float = 0.06, k_top: int = 5) -> None:
         if K < 1 or not 0 <= k_top < n_classes:
             raise ValueError(f"K >= 1 and 0 <= k_top < n_classes ({n_classes}) needed, got K={K}, k_top={k_top}")
-        self.K, self.mp, self.k_top, self.full_margin = K, mp, k_top, margin
+        self.K, self.mp, self.k_top = K, mp, k_top
         super().__init__(embedding_dim, n_classes * K, margin=margin, s=s, easy_margin=easy_margin)
         self.n_classes = n_classes
 
     def set_margin(self, margin: float) -> None:
         super().set_margin(margin)
-        penalty = self.mp * margin / self.full_margin if self.full_margin > 0 else 0.0
+        penalty = self.mp * margin / PENALTY_MARGIN if margin > 0.001 else 0.0
         self.cos_mp, self.sin_mp = math.cos(penalty), math.sin(penalty)
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,17 @@ def test_large_margin_fork_changes_the_stage_keys_and_keeps_the_parents_network(
     assert before.augmentation is not None and cfg.augmentation.collection == before.augmentation.collection
 
 
+def test_a_sub_centre_parent_forks_without_its_inter_top_k_penalty() -> None:
+    """WeSpeaker's large-margin stage (`do_lm`) sets `mp` and `k_top` to 0; the fork kept 0.06 over 5."""
+    parent = config_to_dict(parse_config(template_text("resnet34")))
+    parent["task"]["name"] = "SubCenterInterTopKLoss"
+    parent["task"]["params"].update({"K": 3, "mp": 0.06, "k_top": 5})
+    assert config_from_dict(parent).task.mp == 0.06
+    cfg = fork_config(parent)
+    assert (cfg.task.loss, cfg.task.K, cfg.task.mp, cfg.task.k_top, cfg.task.margin) == (
+        "SubCenterInterTopKLoss", 3, 0.0, 0, 0.5)
+
+
 def test_a_parent_trained_only_with_speed_perturbation_forks_without_augmentation() -> None:
     parent = config_to_dict(parse_config(template_text("demo")))
     parent["data_augmentation"] = {"name": "SpeedPerturb", "params": {"factors": [0.9, 1.0, 1.1]}}

@@ -189,6 +189,23 @@ def test_subcenter_intertopk_penalty_ramps_with_a_scheduled_margin() -> None:
     assert logits.tolist() == [pytest.approx(row, abs=1e-4) for row in expected]
 
 
+def test_subcenter_intertopk_penalty_is_wespeakers_at_a_margin_other_than_0_2() -> None:
+    """`mp * m / full margin` kept 0.06 at a full margin of 0.5, where WeSpeaker (`mp * m / 0.2`) has
+    0.15: an `mp` copied from a WeSpeaker config meant another penalty here."""
+    torch.manual_seed(2)
+    head = SubCenterInterTopKLoss(3, 4, margin=0.5, s=5.0, K=2, mp=0.06, k_top=1)
+    x, labels = torch.randn(3, 3), [1, 0, 2]
+    _, logits = head(x, torch.tensor(labels))
+    expected, _ = _brute_intertopk(x.tolist(), head.weight.tolist(), labels, n=4, K=2, m=0.5, s=5.0, mp=0.15,
+                                   k_top=1)
+    assert logits.tolist() == [pytest.approx(row, abs=1e-4) for row in expected]
+    head.set_margin(0.0)  # the start of a warm-up: no penalty either
+    _, logits = head(x, torch.tensor(labels))
+    expected, _ = _brute_intertopk(x.tolist(), head.weight.tolist(), labels, n=4, K=2, m=0.0, s=5.0, mp=0.0,
+                                   k_top=1)
+    assert logits.tolist() == [pytest.approx(row, abs=1e-4) for row in expected]
+
+
 def test_build_loss_refuses_a_k_top_of_every_other_speaker() -> None:
     text = TINY_CONFIG.replace("AdditiveAngularMarginLoss", "SubCenterInterTopKLoss").replace(
         "      s: 10\n", "      s: 10\n      k_top: 4\n")
