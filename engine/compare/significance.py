@@ -177,8 +177,8 @@ def paired_bootstraps(scores_a, scores_b, is_target, clusters: np.ndarray | None
         The two systems' scores of the same trials, in the same order.
     is_target : array-like of bool
         True for target trials.
-    clusters : array of int, optional
-        The unit (speaker) of each trial, numbered from 0; None: trials are resampled one by one.
+    clusters : array-like, optional
+        The unit (speaker) of each trial: any labels (``id10270``, 0…); None: trials are drawn one by one.
     n, seed, alpha
         Replicates, seed of their draws, and 1 - the confidence level.
     """
@@ -190,25 +190,23 @@ def group_bootstraps(group_a: list, group_b: list, is_target, clusters: np.ndarr
                      metrics: tuple[str, ...] = tuple(METRICS), n: int = 1000, seed: int = 0,
                      alpha: float = 0.05) -> tuple[Difference, ...]:
     """As :func:`paired_bootstraps`, for two groups of runs (seeds) scored on the same trials: each
-    side's figure is the mean over its seeds, and each replicate draws the seeds too.
+    side's figure is the mean over its seeds, whose spread widens the interval (module docstring).
 
     Parameters
     ----------
     group_a, group_b : lists of array-like of float
         The scores of each run of each group, every one of the same trials in the same order.
-    is_target : array-like of bool
-        True for target trials.
-    clusters : array of int, optional
-        The unit (speaker) of each trial, numbered from 0; None: trials are resampled one by one.
-    n, seed, alpha
-        Replicates, seed of their draws, and 1 - the confidence level.
+    is_target, clusters, n, seed, alpha
+        As :func:`paired_bootstraps`.
     """
     t = np.asarray(is_target, dtype=bool).ravel()
     sides = [[np.asarray(s, dtype=np.float64).ravel() for s in group] for group in (group_a, group_b)]
     if not sides[0] or not sides[1]:
         raise ValueError("each side needs the scores of at least one run")
-    if any(s.shape != t.shape for side in sides for s in side):
-        raise ValueError(f"scores of another number of trials than the {t.size} target flags: score the same trials")
+    if any(s.shape != t.shape for side in sides for s in side) or (clusters is not None and len(clusters) != t.size):
+        raise ValueError(f"scores or clusters of another number of trials than the {t.size} target flags")
+    # labels (speaker names) as the units' numbers from 0, which the draws count
+    clusters = None if clusters is None else np.unique(np.asarray(clusters), return_inverse=True)[1].ravel()
     unknown = [m for m in metrics if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}: choose among {list(METRICS)}")

@@ -182,5 +182,8 @@ def _check_level(path: Path, node: object, where: str, level: int, fix: str) -> 
     if not isinstance(node, dict):
         raise ProtocolError(f"database file {path}: `{where}:` must map {PROTOCOL_LEVELS[level]} (Protocols: → "
                             f"Database: → Task: → Protocol: → train: …), not {_kind(node)} {fix}")
+    if not node and level > 0:  # pyannote.database: "This database does not implement any protocol."
+        raise ProtocolError(f"database file {path}: `{where}:` must map {PROTOCOL_LEVELS[level]} (Protocols: → "
+                            f"Database: → Task: → Protocol: → train: …), not an empty mapping {fix}")
     for key, child in node.items():
         _check_level(path, child, f"{where}.{key}", level + 1, fix)

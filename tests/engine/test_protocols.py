@@ -103,6 +103,12 @@ def test_a_pipe_or_a_device_given_as_database_yml_is_named_as_such(tmp_path: Pat
     ("Protocols:\n  Demo:\n", "`Protocols.Demo:` must map each task name to its protocols (Protocols: → Database:"),
     ("Protocols:\n  Demo:\n    SpeakerVerification: [x]\n",
      "`Protocols.Demo.SpeakerVerification:` must map each protocol name to its subsets"),
+    # pyannote.database's own words: "This database does not implement any protocol."
+    ("Protocols:\n  Demo: {}\n", "`Protocols.Demo:` must map each task name to its protocols (Protocols: → "
+     "Database: → Task: → Protocol: → train: …), not an empty mapping"),
+    ("Protocols:\n  Demo:\n    SpeakerVerification: {}\n",
+     "`Protocols.Demo.SpeakerVerification:` must map each protocol name to its subsets (Protocols: → "
+     "Database: → Task: → Protocol: → train: …), not an empty mapping"),
 ])
 def test_a_database_yml_nested_otherwise_is_named_by_its_key(tmp_path: Path, text: str, says: str) -> None:
     """What pyannote.database fails on with its own Python error (`'NoneType' object has no attribute 'pop'`)."""

@@ -211,3 +211,13 @@ def test_two_seeds_a_side_of_one_setup_are_rarely_called_different():
               for i in range(60)]
     assert sum(d.verdict != "no clear difference" for d in called) <= 4
     assert all(d.df is not None and 1 <= d.df for d in called)
+
+
+def test_speaker_names_as_clusters_draw_as_their_numbers_do():
+    """The docs' `paired_bootstrap(scores_a, scores_b, is_target, clusters)` with speaker ids as text:
+    numpy's `ufunc 'maximum' did not contain a loop` traceback."""
+    a, b, t, clusters = tiny(3, speakers=6, per_speaker=20, shift=0.6)
+    names = np.array([f"id1{c:04d}" for c in clusters])
+    assert paired_bootstraps(a, b, t, names, n=200) == paired_bootstraps(a, b, t, clusters, n=200)
+    with pytest.raises(ValueError, match="scores or clusters of another number of trials"):
+        paired_bootstraps(a, b, t, names[:-1], n=10)
