@@ -328,6 +328,16 @@ def _overlaps(runs: list[dict]) -> int:
     return most
 
 
+def _most_at_once(log: str) -> int:
+    """The most runs the queue's log says it had started and not yet seen end."""
+    most = now = 0
+    ended = re.compile(r"queue: run \d+ (ended|failed|stopped|lost) ")
+    for line in log.splitlines():
+        now += line.startswith("queue: started run ") - bool(ended.match(line))
+        most = max(most, now)
+    return most
+
+
 @pytest.mark.slow
 def test_a_2x2_grid_runs_through_the_queue_two_at_a_time_with_validation(tmp_path: Path, demo_corpus: Path,
                                                                          db_path: Path) -> None:
@@ -355,12 +365,15 @@ def test_a_2x2_grid_runs_through_the_queue_two_at_a_time_with_validation(tmp_pat
     trains = store.runs(kind="train")
     assert {r["status"] for r in trains} == {"completed"} and {r["run_group"] for r in trains} == {"m"}
     assert {r["device"] for r in trains} == {"cpu"}
-    assert _overlaps(trains) == 2  # two slots: two at a time, never more
+    # never more than the two slots; two at a time as the queue started them (the runs' own recorded
+    # times overlap less on a loaded machine: one tiny training can end before the other records its start)
+    assert _overlaps(trains) <= 2
+    log = (tmp_path / "queue.log").read_text()
+    assert _most_at_once(log) == 2, log
     assert sorted(t["slot"] for t in trials) == ["cpu/0", "cpu/0", "cpu/1", "cpu/1"]
     validates = store.runs(kind="validate")
     assert sorted(v["parent_id"] for v in validates) == sorted(r["id"] for r in trains)  # one beside each
     assert all(t["best_eer"] is not None for t in trials)
-    log = (tmp_path / "queue.log").read_text()
     assert all(log.count(f"started run {r['id']} ") == 1 for r in trains)
     from app.views.sweeps_view import TRIAL_COLUMNS
 
