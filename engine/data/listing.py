@@ -60,6 +60,30 @@ def expected_files(source: SubsetSource | None) -> int | None:
     return count_lines(source.resolve(uri)) if isinstance(uri, str) else None
 
 
+def check_trainable(protocol: Any, source: SubsetSource | None, subset: str) -> None:
+    """Refuse a database.yml subset training cannot draw speakers from (``train`` checks it before it
+    records its run, and the listing again).
+
+    Raises
+    ------
+    ProtocolError
+        Its labels are file-scoped, or it has no ``annotation:`` entry.
+    """
+    if source is None:
+        return
+    name = getattr(protocol, "name", type(protocol).__name__)
+    if source.scope == "file":
+        raise ProtocolError(f"{source.database_yml}: protocol {name} has `scope: file` (pyannote.database's "
+                            "default for a protocol that declares none): its speaker labels would name speakers "
+                            "within one file, but training takes each label for one speaker across all files — "
+                            "declare `scope: global` under the protocol when its labels are speaker identities "
+                            "(VoxCeleb's id10001 are)")
+    if source.entries.get("annotation") is None:
+        raise ProtocolError(f"{source.database_yml}: protocol {name}, {subset}: no `annotation:` entry — training "
+                            "draws each speaker's chunks from the speaker turns of an RTTM: add one (for VoxCeleb, "
+                            "a line per file: `SPEAKER {uri} 1 0.000 {duration} <NA> <NA> {speaker} <NA> <NA>`)")
+
+
 def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_templates: list[str],
                 advance: Callable[[int], None], reader: str = "fast") -> tuple[Listed, str]:
     """The subset's files and regions, and which reader listed them (``fast`` or ``pyannote``).
@@ -75,17 +99,7 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
     """
     from engine.data import fast_listing
 
-    name = getattr(protocol, "name", type(protocol).__name__)
-    if source is not None and source.scope == "file":
-        raise ProtocolError(f"{source.database_yml}: protocol {name} has `scope: file` (pyannote.database's "
-                            "default for a protocol that declares none): its speaker labels would name speakers "
-                            "within one file, but training takes each label for one speaker across all files — "
-                            "declare `scope: global` under the protocol when its labels are speaker identities "
-                            "(VoxCeleb's id10001 are)")
-    if source is not None and source.entries.get("annotation") is None:
-        raise ProtocolError(f"{source.database_yml}: protocol {name}, {subset}: no `annotation:` entry — training "
-                            "draws each speaker's chunks from the speaker turns of an RTTM: add one (for VoxCeleb, "
-                            "a line per file: `SPEAKER {uri} 1 0.000 {duration} <NA> <NA> {speaker} <NA> <NA>`)")
+    check_trainable(protocol, source, subset)
     if source is not None and reader == "fast":
         check_subset_entries(protocol, subset)  # as iter_subset does before pyannote.database lists
         listed = fast_listing.list_fast(source, audio_templates, advance)

@@ -169,6 +169,7 @@ def test_a_training_subset_without_annotation_is_refused_with_the_fix(tmp_path: 
     error = refused_training(tmp_path, database)
     assert f"{database}: protocol Demo.SpeakerVerification.Voices, train: no `annotation:` entry" in error
     assert "SPEAKER {uri} 1 0.000 {duration}" in error
+    assert not db_path.exists()  # refused before the run is recorded
 
 
 def test_an_rttm_naming_its_files_otherwise_than_the_uri_list_is_named(tmp_path: Path, demo_corpus: Path,
@@ -192,6 +193,8 @@ def test_training_on_file_scoped_labels_is_refused_with_the_fix(tmp_path: Path, 
     error = refused_training(tmp_path, database)
     assert f"{database}: protocol Demo.SpeakerVerification.Voices has `scope: file`" in error
     assert "declare `scope: global`" in error
+    # refused before the run is recorded: no database made, no failed row, no training folder or lock
+    assert not db_path.exists() and not [p for p in tmp_path.rglob("*") if p.name == "train" and p.is_dir()]
 
 
 def test_a_missing_audio_folder_is_named_with_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
