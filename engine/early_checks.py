@@ -11,9 +11,8 @@ VAL_DIR, the protocol): milliseconds, pyannote.database keeping its registry for
 from __future__ import annotations
 
 from engine.config import load_config
-from engine.data.cache_key import subset_source
-from engine.data.listing import check_trainable, chosen_reader
-from engine.data.protocols import check_protocol, load_protocol
+from engine.data.listing import check_training_subset, chosen_reader
+from engine.data.protocols import check_protocol
 from engine.requests import ApplyRequest, AverageRequest, ExportRequest, TrainRequest, ValidateRequest
 from engine.validation.params import resolve_name
 from engine.validation.trials import check_trial_subset
@@ -22,11 +21,9 @@ from engine.validation.val_dir import given_average_dir, given_exp_dir, given_tr
 
 def check_train(args: TrainRequest) -> None:
     load_config(given_exp_dir(args.exp_dir).config)
-    check_protocol(args.protocol, args.subset, args.database)
-    # labels of one file each, or no speaker turns: refused before the run is recorded (a failed row,
-    # a new database and the folder's lock were left behind)
-    protocol = load_protocol(args.protocol, args.database)
-    check_trainable(protocol, subset_source(protocol, args.subset), args.subset)
+    # labels of one file each, or no speaker turns too: refused before the run is recorded (a failed
+    # row, a new database and the folder's lock were left behind)
+    check_training_subset(args.protocol, args.subset, args.database)
     chosen_reader()  # a misspelt $SPKEMB_INDEX_READER too (the listing reads it again)
 
 

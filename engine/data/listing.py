@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from engine.data.cache_key import SubsetSource
-from engine.data.protocols import check_subset_entries, iter_subset
+from engine.data.cache_key import SubsetSource, subset_source
+from engine.data.protocols import check_protocol, check_subset_entries, iter_subset, load_protocol
 from engine.data.speech_regions import speech_intervals
 from engine.data.table import Listed, ListedBuilder
 from engine.errors import ProtocolError, SpkembError
@@ -58,6 +58,14 @@ def expected_files(source: SubsetSource | None) -> int | None:
         return None
     uri = source.entries.get("uri", source.entries.get("uris"))
     return count_lines(source.resolve(uri)) if isinstance(uri, str) else None
+
+
+def check_training_subset(name: str, subset: str, database: str | os.PathLike[str] | None) -> None:
+    """What ``train`` and ``sweep`` refuse of PROTOCOL and ``--subset`` before they record anything:
+    :func:`engine.data.protocols.check_protocol`, then :func:`check_trainable`."""
+    check_protocol(name, subset, database)
+    protocol = load_protocol(name, database)
+    check_trainable(protocol, subset_source(protocol, subset), subset)
 
 
 def check_trainable(protocol: Any, source: SubsetSource | None, subset: str) -> None:

@@ -12,7 +12,7 @@ from engine.config import config_to_dict, load_config
 from engine.config.overrides import set_keys
 from engine.console import say
 from engine.data.database_yml import pinned_database
-from engine.data.protocols import check_protocol
+from engine.data.listing import check_training_subset
 from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, SweepDir
 from engine.requests import QueueRequest, SweepRequest
@@ -52,7 +52,7 @@ def cmd_sweep(args: SweepRequest) -> int:
     base_path = _base_config(args.base_config)
     base = config_to_dict(load_config(base_path))
     # every trial would fail at its start on a misspelt protocol or subset, one after another
-    check_protocol(args.protocol, args.subset, args.database)
+    check_training_subset(args.protocol, args.subset, args.database)
     if not args.no_validate:
         check_trial_subset(args.protocol, args.val_subset, args.database, option="--val-subset")
     # an array's tasks each take a GPU of their node: this machine's GPUs say nothing of how many at once
