@@ -109,8 +109,8 @@ def cmd_sweep(args: SweepRequest) -> int:
                 add_trial(store, plan, number, point)
         trials = len(store.sweep_trials(sweep_id))
         say(f"sweep {name}: {planned} trial(s) ({method}) in {folder.root}, group {name}")
-        if args.random is not None and args.random >= grid_size(grid):
-            say(f"--random {args.random} draws from a grid of {grid_size(grid)} combination(s): all of them run")
+        if args.random is not None and args.random >= (size := grid_size(grid)):
+            say(f"--random {args.random} draws from a grid of {size} combination(s): all of them run")
         if args.slots is None and not args.sbatch:
             say(why_default(slots_text))
         if args.sbatch:
