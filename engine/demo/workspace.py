@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
+from engine.atomic import atomic_write_text
 from engine.demo.layout import MARKER, OnProgress, plan, trial_list, voice_file, write_corpus
 from engine.errors import ConfigError, SpkembError
 from engine.layout import CONFIG, ExperimentDir
@@ -127,5 +129,16 @@ def make_demo_workspace(dir: str | os.PathLike, speakers: int = 60, seed: int = 
                                         own_recordings=_own_recordings_example(root / "data", val_dir)))
     if not config.exists():
         # written last: the Makefile takes config.yml as the sign of a finished workspace
-        shutil.copyfile(TEMPLATE, config)
+        atomic_write_text(config, demo_config(len(plan(speakers, seed).groups["train"])))
     return root
+
+
+def demo_config(training_speakers: int) -> str:
+    """The packaged demo config, its speakers per batch (``per_fold``) lowered to the corpus's
+    ``training_speakers`` where they are fewer: a small corpus (``--speakers 12``: 8 training
+    speakers) otherwise trains into a refusal once its index is built."""
+    text = TEMPLATE.read_text()
+    per_fold = re.search(r"^(\s*per_fold:\s*)(\d+)", text, flags=re.MULTILINE)
+    if per_fold is None or int(per_fold.group(2)) <= training_speakers:
+        return text
+    return f"{text[:per_fold.start(2)]}{training_speakers}{text[per_fold.end(2):]}"

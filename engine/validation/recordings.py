@@ -72,7 +72,8 @@ def embeds_whole_files(val: ValidationDir) -> bool:
 
 
 def shorter_than_half_a_window(seconds: dict[str, float], window: float) -> list[str]:
-    """The recordings zero-padded to more than twice their length: their embeddings say little."""
+    """The recordings under half of the network's window: embedded whole from so little audio, their
+    embeddings say little."""
     return [path for path, duration in seconds.items() if duration < window / 2]
 
 

@@ -101,7 +101,7 @@ def cmd_verify(args: VerifyRequest) -> int:
     say(f"verify: {threshold.describe()}" if threshold is not None else
         f"verify: no decision: {checkpoint_title(name)} has no {'AS-norm ' if cohort else ''}EER threshold recorded "
         "in this VAL_DIR (validate it)")
-    for path in shorter_than_half_a_window(seconds, embedded.window):  # zero-padded to a window: little to go on
+    for path in shorter_than_half_a_window(seconds, embedded.window):  # embedded whole from little audio
         say(f"verify: {_field(path)} lasts {seconds[path]:.2f} s, under half of the network's "
             f"{embedded.window:g} s window: its scores say little")
     for test, score in zip(args.tests, scores, strict=True):

@@ -12,9 +12,10 @@ from pyannote.core import Segment
 from pyannote.database import FileFinder
 from pyannote.database.registry import Registry
 
+from engine.config import load_config
 from engine.demo import PROTOCOLS, make_demo_corpus, make_demo_workspace
 from engine.demo.layout import plan
-from engine.demo.workspace import TEMPLATE
+from engine.demo.workspace import TEMPLATE, demo_config
 from engine.errors import SpkembError
 from tests import children
 from tests.engine.engine_runner import run_in_process
@@ -192,13 +193,24 @@ def test_too_few_speakers_is_a_clear_error(tmp_path: Path) -> None:
         make_demo_corpus(tmp_path / "x", speakers=5)
 
 
+def test_the_demo_config_asks_no_more_speakers_per_batch_than_the_corpus_trains_on() -> None:
+    """`demo-workspace --speakers 12` wrote per_fold 16 for its 8 training speakers: `train` as its
+    README.txt says failed once the index was built."""
+    assert demo_config(40) == TEMPLATE.read_text()  # the default 60 speakers: the template as it is
+    small = demo_config(8)
+    assert small == TEMPLATE.read_text().replace("per_fold: 16 ", "per_fold: 8 ")
+    assert "# number of speakers per batch" in small
+
+
 @pytest.mark.slow
 def test_workspace_has_everything_and_is_left_alone_when_it_exists(tmp_path: Path) -> None:
     from engine.store import open_store
 
     ws = tmp_path / "demo"
     assert make_demo_workspace(ws, speakers=6, seed=0) == ws.resolve()
-    assert (ws / "config.yml").read_text() == TEMPLATE.read_text()
+    # 6 speakers leave 2 to train on: a batch of the template's 16 speakers could not be drawn
+    assert (ws / "config.yml").read_text() == TEMPLATE.read_text().replace("per_fold: 16 ", "per_fold: 2 ")
+    assert load_config(ws / "config.yml").task.per_fold == 2
     assert (ws / "data" / "database.yml").is_file() and not (ws / "data.partial").exists()
     assert "spkemb-tui --workspace" in (ws / "README.txt").read_text()
     with open_store(ws / "runs.db", readonly=True) as store:
