@@ -168,6 +168,11 @@ def bootstrap_eer_ci(scores, is_target, n: int = 1000, seed: int = 0,
     operations per chunk of replicates. Replicates that drew no target (or no non-target)
     trial have no EER and are left out.
 
+    Where every target trial scores above every non-target one, every replicate's EER is 0 too,
+    and the percentile interval would be [0, 0] whatever the number of trials. The upper end is
+    then Clopper and Pearson's exact bound for no error among the smaller class's trials,
+    ``1 - (alpha/2) ** (1/m)`` (24 of each: 0.142).
+
     Parameters
     ----------
     scores, is_target : array-like
@@ -202,6 +207,8 @@ def bootstrap_eer_ci(scores, is_target, n: int = 1000, seed: int = 0,
     eers = np.concatenate(per_chunk)
     eers = eers[np.isfinite(eers)]
     low, high = np.percentile(eers, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    if scores[is_target].min() > scores[~is_target].max():  # no error to resample
+        high = 1.0 - (alpha / 2) ** (1.0 / min(int(is_target.sum()), int((~is_target).sum())))
     return float(low), float(high)
 
 

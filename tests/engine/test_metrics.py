@@ -135,3 +135,17 @@ def test_bootstrap_interval_narrows_with_more_trials():
 def test_one_class_only_is_an_error():
     with pytest.raises(ValueError, match="both target and non-target"):
         equal_error_rate([0.1, 0.2], [1, 1])
+
+
+def test_trials_separated_without_an_error_have_an_interval_wider_than_zero():
+    """An EER of 0 on 24 + 24 trials was reported `[95 % CI 0.00, 0.00]`: every replicate of trials
+    that no threshold misorders is itself error-free. The upper end is the exact binomial bound."""
+    is_target = np.r_[np.ones(24, bool), np.zeros(30, bool)]
+    scores = np.where(is_target, 1.0, -1.0) + np.linspace(0, 0.5, is_target.size)
+    assert equal_error_rate(scores, is_target)[0] == 0.0
+    low, high = bootstrap_eer_ci(scores, is_target, n=200)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 24))  # 0.142: of the 24 targets
+    # one misordered trial: the bootstrap's own interval, unchanged
+    scores[0] = -2.0
+    low, high = bootstrap_eer_ci(scores, is_target, n=200)
+    assert low == 0.0 and high > 0.0 and high != pytest.approx(1 - 0.025 ** (1 / 24))
