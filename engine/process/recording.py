@@ -52,6 +52,8 @@ class Recorder:
         self.progress = Progress(quiet=quiet, beat=self._beat)
         self._target = target or 0
         self._epoch: Phase | None = None
+        #: epochs trained to their end (a training run's, once started): what its row says once it ends
+        self._trained: int | None = None
         #: files said unusable (at indexing, at the start, or where read: said and recorded once each)
         self._unreadable: set[str] = set()
         self._read_unusable, self._read_said = 0, 0  # found where read, and how many of them were counted
@@ -108,6 +110,7 @@ class Recorder:
         if self._indexing:
             self.writer.set_status(self.run_id, "running")
         self._indexing = False
+        self._trained = epoch
         self.problems(self._problems)
         self.writer.heartbeat(self.run_id, epoch=epoch, step=step)
         if resumed_from is not None:
@@ -129,6 +132,7 @@ class Recorder:
     def epoch(self, summary: EpochSummary) -> None:
         """The end of an epoch: its row, and its line."""
         self.writer.add_epoch(self.run_id, summary)
+        self._trained = summary.epoch
         self._end_epoch()
         self.say(f"epoch {summary.epoch}/{self._target}  loss {summary.loss:.4f}  lr {summary.lr:.4g}  "
                  f"{summary.chunks_per_s:.0f} chunks/s  {summary.seconds:.1f} s")
@@ -210,6 +214,9 @@ class Recorder:
         if self._finished:
             return
         self._finished = True
+        if self._trained is not None and status != "completed":
+            # a running run's epoch is the one being trained: stopped mid-epoch 2 of 2, it read `2/2`
+            self.writer.heartbeat(self.run_id, epoch=self._trained)
         self.writer.set_status(self.run_id, status, reason)
         self.writer.close()
 

@@ -11,6 +11,7 @@ from engine.data.audio_checks import Problem
 from engine.errors import AudioError, TrainingError
 from engine.process.recording import Recorder
 from engine.process.stopping import Interrupted, StopRequest
+from engine.records.runs import progress_text
 from engine.store import EventWriter, open_store
 from engine.store.runs import Store
 
@@ -119,3 +120,16 @@ def test_the_unusable_training_files_are_said_twenty_lines_at_most(store: Store,
     assert warnings[-1] == (f"train: warning: skipped {SAID_AT_MOST + 5} unusable file(s) and 0 speaker(s) while "
                             f"preparing P train (the first {SAID_AT_MOST} listed above, all in the run's data "
                             "problems); --strict stops at the first instead")
+
+
+def test_a_training_stopped_mid_epoch_reads_the_epochs_it_trained_to_their_end(store: Store, tmp_path: Path) -> None:
+    """Stopped at step 74 of 144, in epoch 2 of 2, `runs` read `stopped 2/2 74`: a run that looked done."""
+    recorder = _recorder(store, tmp_path, kind="train", target=2, indexing=True)
+    with recorder.ended(StopRequest()) as ending:
+        recorder.started(epoch=1, step=72, batches=72, chunks=4)
+        recorder.heartbeat(epoch=2, step=74)  # as the loop has it: the epoch being trained
+        assert _read(tmp_path).run(recorder.run_id)["epoch"] == 2
+        ending.stopped("stopped by SIGTERM at epoch 2 step 74")
+    run = _read(tmp_path).run(recorder.run_id)
+    assert (run["status"], run["epoch"], run["step"]) == ("stopped", 1, 74)
+    assert progress_text(run["kind"], run["status"], run["epoch"], 2, None, None) == "1/2"  # `runs`' epoch column
