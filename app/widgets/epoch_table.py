@@ -40,8 +40,9 @@ class EpochTable(DataTable):
         self.border_title = "epochs"
         self.cursor_type = "row"
         self.zebra_stripes = True
-        # the pick beside its epoch: last, an 80-column terminal never showed it
-        self.add_columns("epoch", "pick", "loss", "EER %", "95% CI", "minDCF 0.01", "file", "vs best")
+        # the pick (★) in its epoch's cell: in a column of its own, last, an 80-column terminal never showed
+        # it; second, the interval after it was cut (`4.00–22` of 4.00–22.73 in the 40 columns it has there)
+        self.add_columns("epoch", "loss", "EER %", "95% CI", "minDCF 0.01", "file", "vs best")
 
     def set_rows(self, epochs: list[EpochSummary], validations: Sequence[ValidationResult],
                  checkpoints: list[Checkpoint], best_epoch: int | str | None) -> None:
@@ -67,8 +68,9 @@ class EpochTable(DataTable):
                   if v is not None and v.eer_low is not None and v.eer_high is not None else "")
             # a validated epoch without an EER (a NULL in the database) shows a dash, an unvalidated one nothing
             eer_cell = "—" if v is not None and eer is None else _f(None if eer is None else 100 * eer, ".2f")
-            self.add_row(str(epoch), "★" if best_epoch is not None and epoch == best_epoch else "",
-                         _f(row.loss, ".4f"), eer_cell, ci, _f(None if v is None else v.mindcf_01, ".4f"), row.ckpt,
+            picked = best_epoch is not None and epoch == best_epoch
+            self.add_row(f"{epoch} ★" if picked else str(epoch), _f(row.loss, ".4f"), eer_cell, ci,
+                         _f(None if v is None else v.mindcf_01, ".4f"), row.ckpt,
                          versus.get(epoch, "") if isinstance(epoch, str) else "", key=str(epoch))
         if self.row_count:
             self.move_cursor(row=min(cursor, self.row_count - 1))

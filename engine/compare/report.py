@@ -294,9 +294,11 @@ def _significance_section(weighed: list[Weighed]) -> str:
     if not weighed:
         return ""
     return (f"<h2>Significance</h2>\n{verdicts.to_html(weighed)}<p>On each trial list, the first system (A) "
-            f"against each other one (B): A − B of the picked epochs' figures (EER in %) and its 95 % interval over "
-            f"{verdicts.REPLICATES} paired bootstrap replicates (speakers resampled where the trials name them; "
-            "a group's figure the mean over its seeds, which each replicate draws too); lower is better. Where a "
+            "against each other one (B): A − B of the picked epochs' figures (EERs in %, their difference in "
+            f"percentage points, pp) and its 95 % interval over {verdicts.REPLICATES} paired bootstrap replicates "
+            "(speakers resampled where the trials name them; a group's figure the mean over its seeds, the "
+            "interval widened by the spread between its seeds, Student's t on Welch's degrees of freedom); lower "
+            "is better. Where a "
             "list has several pairs, each interval is at 1 − 0.05 / pairs (Bonferroni, over as many more "
             "replicates, up to ten times), so that the 95 % holds for all of the list's verdicts on one figure "
             "together.</p>\n")

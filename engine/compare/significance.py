@@ -72,12 +72,14 @@ class Difference:
     df: float | None = None
 
     def describe(self, percent: bool = True) -> str:
-        """``EER A - B = -0.42 [-0.71, -0.12] % (1000 replicates over 40 speakers): A better``; over the
-        seeds too where a side is a group (``over 40 speakers and seeds (1 and 3)``)."""
-        k, unit = (100.0, " %") if percent and self.metric == "eer" else (1.0, "")
+        """``EER A - B = -0.42 [-0.71, -0.12] pp (1000 replicates over 40 speakers): A better``, in the
+        report's digits (a difference of EERs in % is in percentage points, pp); over the seeds too where
+        a side is a group (``over 40 speakers and seeds (1 and 3)``)."""
+        k, unit, digits = (100.0, " pp", 2) if percent and self.metric == "eer" else (1.0, "", 3)
         seeds = seeds_said(self)
         name = {"eer": "EER", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}.get(self.metric, self.metric)
-        return (f"{name} A − B = {k * self.difference:+.3g} [{k * self.low:+.3g}, {k * self.high:+.3g}]{unit} "
+        low, difference, high = (f"{k * v:+.{digits}f}" for v in (self.low, self.difference, self.high))
+        return (f"{name} A − B = {difference} [{low}, {high}]{unit} "
                 f"({self.replicates} replicates over {self.units} {self.unit}{seeds}): {self.verdict}")
 
 

@@ -30,7 +30,7 @@ REPLICATES = 1000
 ALPHA = 0.05
 #: a list's pairs multiply the replicates of each up to this many times REPLICATES
 MAX_REPLICATES_FACTOR = 10
-_NAMES = {"eer": "EER (%)", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}
+_NAMES = {"eer": "EER (pp)", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}
 
 
 @dataclass(frozen=True)

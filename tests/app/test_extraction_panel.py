@@ -203,7 +203,7 @@ async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_a
 
         # the DET view of an epoch
         epochs = detail.query_one(EpochTable)
-        row = next(i for i in range(epochs.row_count) if str(epochs.get_row_at(i)[0]).strip() == "1")
+        row = next(i for i in range(epochs.row_count) if str(epochs.get_row_at(i)[0]).split()[0] == "1")
         epochs.move_cursor(row=row)
         await pilot.press("d")
         await wait_for(pilot, lambda: showing(app, DetScreen) and app.screen.shown)

@@ -27,8 +27,8 @@ async def test_run_detail_shows_curves_and_epochs(workspace: Path) -> None:
         assert len(screen.query_one(LossPlot).series[0].steps) == 60
         assert screen.query_one(EerPlot).series[0].best_epoch == 2
         epochs = screen.query_one(EpochTable)
-        best = [epochs.get_row_at(i) for i in range(3) if epochs.get_row_at(i)[1] == "★"]
-        assert best and best[0][0] == "2" and best[0][3] == "21.00"
+        best = [epochs.get_row_at(i) for i in range(3) if epochs.get_row_at(i)[0].endswith(" ★")]
+        assert len(best) == 1 and best[0][0] == "2 ★" and best[0][2] == "21.00"
         summary = str(screen.query_one("#summary").render())
         assert "experiments/aam-m0.2" in summary and "completed" in summary
 
@@ -308,21 +308,21 @@ async def test_run_detail_shows_averages_beside_the_best_epoch_and_toggles_asnor
         table = screen.query_one(EpochTable)
         await wait_for(pilot, lambda: table.row_count == 4)
         first = table.get_row_at(0)
-        assert first[0] == "avg-top2" and first[3] == "10.00" and first[6] == "avg-top2.pt"
-        assert first[7] == "-11.00 vs 2: better"   # 7–13 % lies below the best epoch's 18–24 %
+        assert first[0] == "avg-top2" and first[2] == "10.00" and first[5] == "avg-top2.pt"
+        assert first[6] == "-11.00 vs 2: better"   # 7–13 % lies below the best epoch's 18–24 %
         summary = str(screen.query_one("#summary").render())
         assert "avg-top2: EER 10.00 % [7.00, 13.00] vs best epoch 2: 21.00 % [18.00, 24.00] — better" in summary
         plot = screen.query_one(EerPlot)
         assert [v.checkpoint_name for v in plot.series[0].validations].count("avg-top2") == 1
 
         await pilot.press("n")
-        await wait_for(pilot, lambda: table.get_row_at(0)[3] == "12.00")
+        await wait_for(pilot, lambda: table.get_row_at(0)[2] == "12.00")
         assert table.border_title == "epochs (AS-norm)" and "AS-norm" in plot.border_title
-        assert table.get_row_at(1)[3] == "19.00" and table.get_row_at(0)[7] == "-7.00 vs 3: no clear difference"
+        assert table.get_row_at(1)[2] == "19.00" and table.get_row_at(0)[6] == "-7.00 vs 3: no clear difference"
         summary = str(screen.query_one("#summary").render())
         assert "vs best epoch 3: 19.00 % [9.00, 29.00] — no clear difference (intervals overlap)" in summary
         await pilot.press("n")
-        await wait_for(pilot, lambda: table.get_row_at(0)[3] == "10.00")
+        await wait_for(pilot, lambda: table.get_row_at(0)[2] == "10.00")
 
 
 @pytest.mark.slow
@@ -474,6 +474,11 @@ async def test_at_80x24_a_runs_epoch_rows_are_in_sight(workspace: Path) -> None:
         await wait_for(pilot, lambda: epochs.row_count == 3)
         # its border (2 lines) and titles (1), then its three epochs
         assert epochs.region.height >= 6 and app.screen.query_one("#summary").region.height <= 4
+        # the picked epoch, its EER and whole interval in sight (`21.00–27.00` was cut to `21.00–27`), with
+        # room for the scroll bar of a run of many epochs
+        columns = list(epochs.columns.values())
+        assert [c.label.plain for c in columns[:4]] == ["epoch", "loss", "EER %", "95% CI"]
+        assert sum(c.get_render_width(epochs) for c in columns[:4]) <= epochs.region.width - 2 - 2
         # and plots with rows to draw on: the EER plot's title and axis label had left its points one
         for plot in (app.screen.query_one(LossPlot), app.screen.query_one(EerPlot)):
             await wait_for(pilot, lambda plot=plot: plot.series)

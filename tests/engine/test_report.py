@@ -512,7 +512,7 @@ def test_the_significance_files_hold_the_paired_bootstrap_of_the_first_system_ag
         assert (row["verdict"], row["seeds_a"], row["seeds_b"], row["problem"]) == (d.verdict, "1", "2", "")
     assert expected[0].verdict == "B better"  # the ResNet seeds separate their trials further
     markdown = (report / "significance.md").read_text().splitlines()
-    assert len(markdown) == 2 + len(expected) and "| EER (%) |" in markdown[2] and "B better" in markdown[2]
+    assert len(markdown) == 2 + len(expected) and "| EER (pp) |" in markdown[2] and "B better" in markdown[2]
     # a single run against two seeds: the seeds' part is the group's variance, for both sides (1 df)
     assert f"| 1000 × {expected[0].units} {expected[0].unit} and seeds (1 and 2, t on {expected[0].df:.2g} df) |" \
         in markdown[2]
