@@ -12,7 +12,6 @@ from app.data import reader
 from engine.config.yamlsrc import read_yaml
 from engine.errors import ConfigError
 from engine.layout import CONFIG, ExperimentDir
-from engine.store.typed_reads import run_of
 
 _INDEX = re.compile(r"^(.*)\[(\d+)\]$")
 
@@ -25,12 +24,9 @@ def find_experiments(root: Path, db_path: Path) -> list[Path]:
     if db_path.exists():
         try:
             with reader.store_at(db_path) as store:
-                runs = [run_of(row) for row in store.run_summaries()]
-            # the files looked at once the read is over: thousands of stats on a network filesystem
-            for run in runs:
-                exp = run.exp_dir
-                if run.kind == "train" and exp and ExperimentDir(Path(exp)).config.is_file():
-                    found.add(Path(exp).resolve())
+                folders = store.experiment_folders("train")
+            # the files looked at once the read is over, once a folder: stats on a network filesystem
+            found.update(Path(exp).resolve() for exp in folders if ExperimentDir(Path(exp)).config.is_file())
         except Exception:  # noqa: BLE001 - an unreadable db is reported by the runs screen
             pass
     return sorted(found)

@@ -332,5 +332,6 @@ def used_by_runs(path: Path, exp_dir: Path) -> list[int]:
         return []
     target = exp_dir.resolve()
     with store_at(path) as store:
-        return [int(r["id"]) for r in store.runs()
-                if r["exp_dir"] and Path(r["exp_dir"]).resolve() == target]
+        folders = store.experiment_folders()
+    return sorted((run_id for exp, ids in folders.items() if Path(exp).resolve() == target for run_id in ids),
+                  reverse=True)

@@ -82,6 +82,9 @@ class ConfigsScreen(ConfigForm):
         super().__init__()
         self.source_exp: Path | None = None
         self.fork = fork
+        #: the source the form was built from: the Select's first Changed (its value set in compose)
+        #: built the same form a second time, 0.4 s of the screen's opening
+        self._loaded: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -129,10 +132,12 @@ class ConfigsScreen(ConfigForm):
 
     @on(Select.Changed, "#source")
     def _source_changed(self, event: Select.Changed) -> None:
-        self._load_source(str(event.value))
+        if str(event.value) != self._loaded:
+            self._load_source(str(event.value))
 
     def _load_source(self, source: str) -> None:
         kind, _, name = source.partition(":")
+        self._loaded = source
         if kind == "fork" and self.fork is not None:
             self._load_fork(self.fork)
             return

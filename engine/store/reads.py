@@ -161,6 +161,16 @@ class StoreReads:
         rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
         return _decode_run(rows[0]) if rows else None
 
+    def experiment_folders(self, kind: str | None = None) -> dict[str, list[int]]:
+        """Each EXP_DIR the runs (of ``kind``) were recorded with, and their ids, newest first: the
+        folders of a lab's 10,000 runs are a few hundred, each looked at once."""
+        clause, values = ("kind = ?", (kind,)) if kind is not None else ("1", ())
+        folders: dict[str, list[int]] = {}
+        for row in self._read(f"SELECT id, exp_dir FROM runs WHERE exp_dir IS NOT NULL AND {clause} "
+                              "ORDER BY id DESC", values):
+            folders.setdefault(row["exp_dir"], []).append(int(row["id"]))
+        return folders
+
     def find_runs(self, *, out_dir: str | os.PathLike[str] | None = None, kind: str | None = None,
                   status: str | None = None, exp_dir: str | os.PathLike[str] | None = None,
                   protocol: str | None = None, subset: str | None = None, run_group: str | None = None,
