@@ -42,7 +42,9 @@ def _self_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def _npy_header(f: io.BufferedReader) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+def npy_header(f: io.BufferedReader) -> tuple[np.dtype, tuple[int, ...], bool, int]:
+    """The dtype, shape, Fortran order and data offset a ``.npy`` file's header says (``ValueError``:
+    no such header), read without reading the data."""
     version = np.lib.format.read_magic(f)
     if version == (1, 0):
         shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
@@ -72,7 +74,7 @@ def write_manifest(folder: Path, *, key: str, format: int) -> None:
                                      "sha256": hashlib.file_digest(f, "sha256").hexdigest()}
             if path.suffix == ".npy":
                 f.seek(0)
-                dtype, shape, _, _ = _npy_header(f)
+                dtype, shape, _, _ = npy_header(f)
                 entry.update(dtype=dtype.str, shape=list(shape))
         files[path.name] = entry
     body = {"format": format, "key": key, "files": files}
@@ -162,7 +164,7 @@ def _open_one(path: Path, entry: dict[str, Any], mmap: bool) -> np.ndarray | byt
         if hashlib.file_digest(f, "sha256").hexdigest() != entry.get("sha256"):
             raise CacheError(f"{name} was altered (its sha256 differs from the manifest's)")
         f.seek(0)
-        dtype, shape, fortran, offset = _npy_header(f)
+        dtype, shape, fortran, offset = npy_header(f)
         if dtype.str != entry.get("dtype") or list(shape) != entry.get("shape") or fortran:
             raise CacheError(f"{name} is {dtype.str} {list(shape)}, the manifest says "
                              f"{entry.get('dtype')} {entry.get('shape')}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,10 @@ import yaml
 from pyannote.core import SlidingWindow, SlidingWindowFeature
 
 from engine.console import listed
+from engine.data.manifest import npy_header
 from engine.errors import SpkembError, yaml_problem
 from engine.layout import APPLY, EXTRACTION_DIR_SHAPE, METADATA, ExtractionDir
+from engine.regular_files import NotRegularFile, open_regular
 
 __all__ = ["Precomputed", "read_metadata", "embedding_path"]
 
@@ -177,10 +180,12 @@ class Precomputed:
         uri = file if isinstance(file, str) else file["uri"]
         path = embedding_path(self.root, uri)
         try:
-            data = np.load(path)
+            data = _load_array(path)
         except FileNotFoundError as e:
             raise SpkembError(f"no embeddings for {uri!r}: {path} does not exist; extract this "
                               "file's protocol and subset with `spkemb-engine apply`") from e
+        except NotRegularFile as e:  # a pipe would block the read, a device never end
+            raise SpkembError(f"{path} is not a regular file (a pipe or a device): {AGAIN}") from e
         except (ValueError, EOFError) as e:  # not .npy, pickled objects, cut short
             raise SpkembError(f"{path} is not a numpy array file ({e}); extract it again") from e
         return SlidingWindowFeature(self._checked(path, data), self.sliding_window)
@@ -208,3 +213,18 @@ class Precomputed:
 
     def __repr__(self) -> str:
         return f"Precomputed({str(self.root)!r})"
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """The array of the ``.npy`` file ``path``, its header held against the file's size before any
+    of it is read: a 4 KB file whose header said (10^12, 128) asked numpy for 466 TiB (a traceback)."""
+    with open(open_regular(path), "rb") as f:
+        dtype, shape, _, offset = npy_header(f)
+        if dtype.hasobject:
+            raise ValueError("it holds pickled objects")
+        size = os.fstat(f.fileno()).st_size
+        if offset + math.prod(shape) * dtype.itemsize != size:
+            raise ValueError(f"its header says {shape} of {dtype}, which its {size:,} bytes do not hold: "
+                             "cut short, or not written by apply")
+        f.seek(0)
+        return np.load(f)

@@ -113,3 +113,30 @@ def test_reads_pyannote_nested_metadata(tmp_path: Path):
     np.save(tmp_path / "x.npy", np.zeros((4, 2)))
     sw = Precomputed(tmp_path)("x").sliding_window
     assert (sw.start, sw.duration, sw.step) == (0.5, 3.0, 0.75)
+
+
+def test_a_forged_header_a_pipe_and_a_cut_file_are_one_line_each(tmp_path: Path) -> None:
+    """A 4 KB file whose header said (10^12, 128) made numpy allocate 466 TiB (a MemoryError's
+    traceback); a named pipe in its place blocked `diarize` for ever."""
+    import os
+
+    from engine import Precomputed
+
+    write_extraction(tmp_path, {"a": 3})
+    forged = tmp_path / "forged.npy"
+    with open(forged, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (10**12, 4)})
+        f.write(b"\0" * 4096)
+    with pytest.raises(SpkembError, match=r"forged.npy is not a numpy array file \(its header says \(10+, 4\)"):
+        Precomputed(tmp_path)("forged")
+    np.save(tmp_path / "cut.npy", np.zeros((30, 4), np.float32))
+    os.truncate(tmp_path / "cut.npy", os.path.getsize(tmp_path / "cut.npy") - 4)
+    with pytest.raises(SpkembError, match="cut short, or not written by apply"):
+        Precomputed(tmp_path)("cut")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(SpkembError, match="holds pickled objects"):
+        Precomputed(tmp_path)("objects")
+    os.mkfifo(tmp_path / "pipe.npy")
+    with pytest.raises(SpkembError, match="pipe.npy is not a regular file"):
+        Precomputed(tmp_path)("pipe")  # without O_NONBLOCK this open waits for a writer: the test hangs
+    assert Precomputed(tmp_path)("a").data.shape == (3, 4)
