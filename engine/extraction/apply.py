@@ -49,7 +49,7 @@ from engine.console import out, say
 from engine.data.audio import num_samples
 from engine.data.audio_checks import check_files
 from engine.data.protocols import load_protocol, subset_files
-from engine.errors import SpkembError
+from engine.errors import CheckpointError, SpkembError
 from engine.extraction.folder_checks import (
     extracted_whole,
     found_metadata,
@@ -262,11 +262,23 @@ def _extract(extractor: Extractor, todo: list[tuple[Any, Path]], kept: int, wind
                 recorder.say(f"apply: stopped after writing {i} of the {count} files into {folder}: run "
                              "the same apply again to finish it (the files written are kept)")
                 raise
+            _require_finite(rows, path, i, folder)
             _save(path, rows)
             audio_seconds += signal.n_samples / rate
             phase.advance((signal.n_samples - shown) / rate, f"{i + 1}/{count} files")
             recorder.heartbeat(progress=i + 1, progress_total=count)
     return audio_seconds, time.monotonic() - started
+
+
+def _require_finite(rows: np.ndarray, path: Path, written: int, folder: Path) -> None:
+    """Refuse embeddings that are not finite before they reach a file: a checkpoint whose weights give
+    NaN (a negative batch-norm variance, say) wrote NaN into every file, and apply said completed."""
+    bad = int(np.count_nonzero(~np.isfinite(rows).all(axis=1)))
+    if bad:
+        raise CheckpointError(f"{bad} of the {len(rows)} windows of {path.name} embed to values that are not "
+                              f"finite (NaN or infinite), which no file may hold: the checkpoint's weights are "
+                              f"damaged or edited, or the audio is; nothing of this file was written ({written} "
+                              f"files before it are kept in {folder}): validate the checkpoint, or train again")
 
 
 def _diarization_check(args: ApplyRequest, extraction: ExtractionDir, protocol: Any) -> PreparedCheck:

@@ -257,12 +257,17 @@ def _shape(value: Any) -> str:
 
 
 def first_difference(theirs: Mapping[str, Any], ours: Mapping[str, Any]) -> tuple[str, str, str] | None:
-    """The first tensor two state dicts do not share with the same shape: (name, its shape in
-    ``theirs``, in ``ours``), shapes as ``[512, 60]`` or ``absent``; None when they agree."""
+    """The first tensor two state dicts do not share with the same shape and kind of number: (name, its
+    shape in ``theirs``, in ``ours``), shapes as ``[512, 60]`` or ``absent``, with their dtypes where one
+    holds whole numbers and the other not (weights cast to int32 load as truncated floats, silently);
+    None when they agree."""
     for key in [*ours, *(k for k in theirs if k not in ours)]:
         a, b = theirs.get(key), ours.get(key)
         if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape):
             return key, _shape(a), _shape(b)
+        if a.is_floating_point() != b.is_floating_point():
+            return key, f"{str(a.dtype).removeprefix('torch.')} {_shape(a)}", \
+                f"{str(b.dtype).removeprefix('torch.')} {_shape(b)}"
     return None
 
 

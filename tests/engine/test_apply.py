@@ -17,6 +17,7 @@ from engine.inference.windows import ArraySignal, embed_exact, embed_plain, embe
 from engine.layout import TrainingDir, ValidationDir
 from engine.model import SincTDNN
 from engine.records import ValidationResult
+from engine.store import open_store
 from tests import children
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_engine, run_in_process
@@ -128,6 +129,34 @@ def test_apply_short_files_and_shared_mode(tmp_path: Path, demo_corpus: Path, db
         assert rows.shape == (expected, 32), f["uri"]
         short += frames <= window
     assert short > 0
+
+
+@pytest.mark.slow
+def test_a_checkpoint_giving_nan_embeddings_writes_no_file_and_fails(tmp_path: Path, demo_corpus: Path,
+                                                                    db_path: Path) -> None:
+    """Finite weights that embed to NaN (a negative batch-norm variance) filled every .npy with NaN, and
+    apply said `completed`; validate, verify and embed refuse the same checkpoint."""
+    from engine.config import config_to_dict, parse_config
+    from engine.model import build_model
+    from engine.process.checkpoints import save_checkpoint
+    from engine.validation.params import write_params
+
+    config = parse_config(TINY_CONFIG.replace("batch_normalize: False", "batch_normalize: True"), "tiny")
+    trn = TrainingDir(tmp_path / "exp" / "train" / "Demo.SpeakerVerification.Voices.train")
+    state = build_model(config).state_dict()
+    (var,) = [k for k in state if k.endswith("running_var")]
+    state[var] = -torch.ones_like(state[var])
+    save_checkpoint(trn.checkpoint(1), {"model": state, "config": config_to_dict(config), "epoch": 1})
+    val = trn.validation("Demo.SpeakerVerification.Voices", "test")
+    write_params(val, ValidationResult(epoch=1, eer=0.2))
+    done = run_in_process("apply", str(val.root), MEETINGS, db=db_path, database=demo_corpus)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "embed to values that are not finite (NaN or infinite), which no file may hold" in done.stderr
+    assert "nothing of this file was written (0 files before it are kept" in done.stderr
+    assert not list((val.root / "apply").rglob("*.npy"))
+    with open_store(db_path, readonly=True) as store:
+        (run,) = store.find_runs(kind="apply")
+    assert run["status"] == "failed" and "not finite" in run["reason"]
 
 
 def test_apply_without_params_names_the_fix(tmp_path: Path, demo_corpus: Path, db_path: Path):

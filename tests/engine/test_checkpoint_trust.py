@@ -354,3 +354,21 @@ def test_a_checkpoint_whose_config_does_not_load_is_named_as_the_checkpoint(tmp_
     message = str(refused.value)
     assert message.startswith(f"checkpoint {path} is damaged or edited: ") and says in message, message
     assert "\n" not in message and "train" in message.rsplit("; ", 1)[1], message  # the fix, after the cause
+
+
+def test_weights_cast_to_whole_numbers_do_not_fit_the_network(tmp_path: Path) -> None:
+    """A checkpoint whose weights were cast to int32 loaded as truncated floats: export wrote it, and a
+    fork blamed the learning rate for the NaN loss that followed."""
+    from engine.errors import CheckpointError
+    from engine.process.checkpoints import fit_state
+
+    model = build_model(parse_config(TINY_CONFIG, "tiny"))
+    state = model.state_dict()
+    fit_state(model, state, tmp_path / "0001.pt", "train again")  # its own weights fit
+    cast = {key: value.to(torch.int32) if value.is_floating_point() else value for key, value in state.items()}
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    shape = list(state[key].shape)
+    with pytest.raises(CheckpointError) as refused:
+        fit_state(model, cast, tmp_path / "0001.pt", "train again")
+    assert str(refused.value) == (f"checkpoint {tmp_path / '0001.pt'} does not fit this network: {key} is int32 "
+                                  f"{shape} there and float32 {shape} here; train again")
