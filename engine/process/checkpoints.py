@@ -23,6 +23,7 @@ import io
 import pickle
 import re
 import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -194,6 +195,7 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
     digest = hashlib.sha256(data).hexdigest()
     if trust is not None:
         trust.check(path, digest)
+    _check_unpacked_size(path, data)
     try:
         with _legacy_numpy(), warnings.catch_warnings():
             # a raw pickle makes torch warn (two lines) before it refuses it; the refusal says enough
@@ -215,6 +217,24 @@ def read_checkpoint(path: Path, map_location: str | torch.device = "cpu", *,
                               "infinite values): no embedding or training step can come from it; use an earlier "
                               "checkpoint (or train again)")
     return Loaded(path, digest, payload)
+
+
+def _check_unpacked_size(path: Path, data: bytes) -> None:
+    """Refuse a zip whose entries would unpack past :data:`MAX_CHECKPOINT_BYTES`, or are compressed at
+    all (``torch.save`` stores them as they are): torch inflates deflated entries, so that an 8.8 MB
+    file of zeros asked for 1 GiB, and one of 100 MB would ask for 100 GiB, unread by the size check."""
+    if not data.startswith(b"PK\x03\x04"):
+        return  # no zip: the unpickler reads the bytes there are
+    try:
+        entries = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError):
+        return  # torch.load names the damage
+    compressed = next((e.filename for e in entries if e.compress_type != zipfile.ZIP_STORED), None)
+    unpacked = sum(e.file_size for e in entries)
+    if compressed is not None or unpacked > MAX_CHECKPOINT_BYTES:
+        why = f"its entry {compressed} is compressed" if compressed else f"it unpacks to {unpacked / 2**30:.1f} GiB"
+        raise CheckpointError(f"checkpoint {path} was not written by torch.save ({why}) and was refused unread: "
+                              "give the .pt file a run wrote")
 
 
 def _making(path: Path) -> str:

@@ -372,3 +372,26 @@ def test_weights_cast_to_whole_numbers_do_not_fit_the_network(tmp_path: Path) ->
         fit_state(model, cast, tmp_path / "0001.pt", "train again")
     assert str(refused.value) == (f"checkpoint {tmp_path / '0001.pt'} does not fit this network: {key} is int32 "
                                   f"{shape} there and float32 {shape} here; train again")
+
+
+def test_a_checkpoint_rezipped_with_compression_is_refused_unread(tmp_path: Path) -> None:
+    """torch inflates deflated entries: an 8.8 MB file holding a 1 GiB tensor of zeros passed the size
+    check and took 1.7 GB of memory (at 1000:1, 100 MB of file would ask for 100 GiB)."""
+    import zipfile
+
+    from engine.errors import CheckpointError
+
+    config = parse_config(TINY_CONFIG, "tiny")
+    path = save_checkpoint(tmp_path / "0001.pt", {"model": build_model(config).state_dict(),
+                                                  "config": config_to_dict(config), "epoch": 1})
+    with zipfile.ZipFile(path) as stored:
+        assert {e.compress_type for e in stored.infolist()} == {zipfile.ZIP_STORED}  # as torch.save writes
+        entries = [(e, stored.read(e)) for e in stored.infolist()]
+    assert load_checkpoint(path)["epoch"] == 1
+    squeezed = tmp_path / "squeezed.pt"
+    with zipfile.ZipFile(squeezed, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for entry, data in entries:
+            out.writestr(entry.filename, data)
+    with pytest.raises(CheckpointError, match=r"squeezed.pt was not written by torch.save \(its entry .+ is "
+                                              r"compressed\) and was refused unread"):
+        load_checkpoint(squeezed)
