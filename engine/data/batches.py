@@ -82,6 +82,13 @@ def batches_per_epoch(per_epoch: float, duration: float, per_fold: int, per_labe
     return max(1, int(math.ceil(per_epoch * SECONDS_PER_DAY / (duration * per_fold * per_label))))
 
 
+def check_per_fold(per_fold: int, speakers: int) -> None:
+    """Refuse batches of more distinct speakers than ``speakers`` can give."""
+    if per_fold > speakers:
+        raise TrainingError(f"task per_fold={per_fold} asks for more distinct speakers per batch "
+                            f"than the {speakers} usable ones — lower task per_fold to at most {speakers}")
+
+
 class SpeakerBatches(Dataset):
     """Map-style dataset: item ``g`` is the global batch ``g = epoch * batches_per_epoch + k``.
 
@@ -115,9 +122,7 @@ class SpeakerBatches(Dataset):
                  sample_rate: int, seed: int, rank: int = 0, world: int = 1,
                  augment: Augment | None = None, speeds: Sequence[float] = ()) -> None:
         n = len(index.speakers)
-        if per_fold > n:
-            raise TrainingError(f"task per_fold={per_fold} asks for more distinct speakers per batch "
-                                f"than the {n} usable ones — lower task per_fold to at most {n}")
+        check_per_fold(per_fold, n)
         if per_fold < 1 or per_label < 1:
             raise TrainingError("task per_fold and per_label must be at least 1")
         batch = per_fold * per_label

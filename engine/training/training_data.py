@@ -19,7 +19,7 @@ from engine.config import Config
 from engine.data.audio_checks import Problem
 from engine.data.augment import build_augmentation
 from engine.data.batch_loader import BatchLoader, make_loader
-from engine.data.batches import Position, batches_per_epoch, share_weight
+from engine.data.batches import Position, batches_per_epoch, check_per_fold, share_weight
 from engine.data.file_checks import changed_problems
 from engine.data.speech_index import SpeakerIndex, derive_index
 from engine.data.speed import speed_vocabulary
@@ -112,6 +112,9 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
     table = training_table(request, progress)
     index = derive_index(table, config.task.duration, label_min_duration=config.task.label_min_duration,
                          strict=strict)
+    # before the untrained network's checkpoint is written: a rerun once per_fold is lowered would
+    # otherwise be refused as a folder that holds checkpoints (--resume)
+    check_per_fold(config.task.per_fold, len(index.speakers))
     # a cached index is trusted for what it says of the files only while they stay as it saw them:
     # one stat each (vectorised against its columns) names those that changed since
     # (an index built just now stat'ed every file moments ago: nothing to look at again)

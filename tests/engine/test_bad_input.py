@@ -393,3 +393,17 @@ def test_validate_names_a_database_yml_it_cannot_use(tmp_path: Path, yml: str, p
     errors = [line for line in done.stderr.splitlines() if line.startswith("spkemb-engine validate: error:")]
     assert len(errors) == 1 and all(part in errors[0] for part in says), done.stderr
     assert sorted(p.name for p in trn_dir.iterdir()) == []
+
+
+def test_more_speakers_a_batch_than_train_is_refused_before_any_checkpoint(tmp_path: Path, demo_corpus: Path,
+                                                                          db_path: Path) -> None:
+    """The refusal came at the first batch, after the untrained network's weights/0000.pt: the same train
+    once per_fold was lowered was then refused as a folder holding checkpoints (`add --resume`)."""
+    exp = tiny_exp_in(tmp_path)
+    config = (exp / "config.yml").read_text()
+    (exp / "config.yml").write_text(config.replace("per_fold: 4", "per_fold: 400"))
+    done = run_in_process("train", "--to", "1", "--parallel", "0", str(exp), "Demo.SpeakerVerification.Voices",
+                          db=db_path, database=demo_corpus)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "task per_fold=400 asks for more distinct speakers per batch than the" in done.stderr
+    assert not list(exp.rglob("*.pt"))
