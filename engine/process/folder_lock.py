@@ -51,6 +51,21 @@ CLEANING_VALIDATION = Job("clean", "validated", "a validation and a clean", "rea
                           holder="spkemb-engine clean")
 
 
+def is_held(lock: Path) -> bool:
+    """Whether a live process holds the lock file ``lock`` (a training of its folder under way, say)."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # never locked here, or unreadable: nobody known to hold it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as e:
+        return e.errno in (errno.EWOULDBLOCK, errno.EAGAIN)
+    finally:
+        os.close(fd)  # and with it the shared lock just taken
+    return False
+
+
 @contextmanager
 def held(folder: Path, lock: Path, job: Job, world: World | None = None) -> Iterator[None]:
     """``folder`` made and ``lock`` (a file in it) locked by the main rank for the block.

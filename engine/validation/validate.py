@@ -198,7 +198,7 @@ def _loop(args: ValidateRequest, watcher: CheckpointWatcher, recorder: Recorder,
             recorder.heartbeat(epoch=epoch, progress=len(validated))
             waiting_said = False
             continue
-        if _finished(args, snap, began, began_at):
+        if _finished(args, snap, began, began_at, watcher.trn):
             if not validated and not named_done and snap.checkpoints:
                 raise SpkembError(_out_of_range(args, snap, watcher.trn))
             for line in snap.ending(watcher.trn, scored=bool(validated)):
@@ -236,15 +236,17 @@ def _say_choice(recorder: Recorder, val: ValidationDir, seen: list[ValidationRes
     recorder.say(f"validate: {val.params} points at {current.title} (EER {current.eer_text})")
 
 
-def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: float) -> bool:
+def _finished(args: ValidateRequest, snap: Snapshot, began: float, began_at: float, trn: TrainingDir) -> bool:
     """Whether nothing more will come: training has ended (or reached ``--to``)."""
     in_grace = time.monotonic() - began < STARTUP_GRACE
     # started together with train, we may look before it has recorded its run: wait for it
     starting = snap.source == "files" and not snap.checkpoints and in_grace
-    # ... or before a `train --resume` started with us has reopened a run that ended short of --to
+    # ... or before a `train --resume` started with us has reopened a run that ended short of --to, or
+    # that a training process holding the folder is about to reopen (a completed run resumed `--to`
+    # further: we ended at once, its new epochs never scored)
     run = snap.train_run
-    resuming = (args.to is not None and run is not None and in_grace and run.ended_at is not None
-                and run.ended_at < began_at)
+    resuming = (run is not None and in_grace and run.ended_at is not None and run.ended_at < began_at
+                and (args.to is not None or folder_lock.is_held(trn.lock)))
     return (snap.ended and not snap.pending and not starting and not resuming) or _reached(args, snap)
 
 

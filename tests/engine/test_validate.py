@@ -603,6 +603,7 @@ def test_an_epoch_file_without_a_record_and_a_lost_training_are_said_at_the_end(
 def test_a_validation_started_beside_train_resume_waits_for_the_run_to_reopen(tmp_path: Path) -> None:
     """A training run that ended before this validate began, short of --to: a `train --resume` started
     with it reopens it in seconds. validate ended at once, its later epochs never scored."""
+    from engine.process import folder_lock
     from engine.records import Run
     from engine.requests import ValidateRequest
     from engine.validation.validate import STARTUP_GRACE, _finished
@@ -614,10 +615,19 @@ def test_a_validation_started_beside_train_resume_waits_for_the_run_to_reopen(tm
     snap = Snapshot({1: tmp_path / "0001.pt", 2: tmp_path / "0002.pt"}, ended=True, train_run=ended,
                     source="database")
     request = ValidateRequest(trn_dir=str(tmp_path), protocol=PROTOCOL, to=6)
-    assert not _finished(request, snap, now, now_wall)  # within the grace: the resume may come
-    assert _finished(request, snap, now - STARTUP_GRACE - 1, now_wall)  # it did not
-    assert _finished(ValidateRequest(trn_dir=str(tmp_path), protocol=PROTOCOL), snap, now, now_wall)  # no --to
-    assert _finished(dataclasses.replace(request, to=2), snap, now, now_wall)  # --to reached
+    trn = TrainingDir(tmp_path)
+    assert not _finished(request, snap, now, now_wall, trn)  # within the grace: the resume may come
+    assert _finished(request, snap, now - STARTUP_GRACE - 1, now_wall, trn)  # it did not
+    unbounded = ValidateRequest(trn_dir=str(tmp_path), protocol=PROTOCOL)
+    assert _finished(unbounded, snap, now, now_wall, trn)  # no --to, and no training holds the folder
+    assert _finished(dataclasses.replace(request, to=2), snap, now, now_wall, trn)  # --to reached
+    # a completed run resumed `--to` further: its process holds the folder before it reopens the run
+    with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING):
+        assert folder_lock.is_held(trn.lock)
+        assert not _finished(unbounded, snap, now, now_wall, trn)
+        assert _finished(unbounded, snap, now - STARTUP_GRACE - 1, now_wall, trn)
+    assert not folder_lock.is_held(trn.lock)
+    assert _finished(unbounded, snap, now, now_wall, trn)
 
 
 @pytest.mark.slow
