@@ -205,7 +205,7 @@ def cmd_apply(args: ApplyRequest) -> int:
             out_dir=extraction.root, mode=extractor.mode, step=hop / rate, duration=window / rate,
             files=len(files), audio_seconds=audio_seconds, wall_seconds=wall, checkpoint=checkpoint.resolve(),
             checkpoint_sha256=sha256, validate_run_id=parent_id,
-            chosen_by=PARAMS if args.epoch is None else "--epoch"), device=extractor.device)
+            chosen_by=PARAMS if args.epoch is None else "--epoch"), device=extractor.device, kept=len(kept))
         if diarization is not None:
             _diarize(diarization, recorder)
     return 0

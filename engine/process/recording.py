@@ -181,12 +181,16 @@ class Recorder:
         self.writer.set_best(self.run_id, epoch=result.epoch, eer=result.eer, how=how,
                              checkpoint=result.checkpoint_name)
 
-    def extraction(self, extraction: Extraction, device: str) -> None:
-        """One finished extraction, and its speed."""
+    def extraction(self, extraction: Extraction, device: str, kept: int = 0) -> None:
+        """One finished extraction, and its speed (over the files this run wrote: ``kept`` of them were
+        written by the stopped apply it finished)."""
         self.writer.add_extraction(self.run_id, extraction)
         e = extraction
-        self.say(f"apply: {plural(e.files, 'file')}, {e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
-            f"{e.audio_seconds / max(e.wall_seconds, 1e-9):.1f}x real time ({e.mode}, {device}) -> {e.out_dir}")
+        speed = (f"{e.audio_seconds:.1f} s of audio in {e.wall_seconds:.1f} s: "
+                 f"{e.audio_seconds / max(e.wall_seconds, 1e-9):.1f}x real time ({e.mode}, {device})")
+        if kept:
+            speed = f"{kept} kept from the stopped apply, {e.files - kept} written now: {speed}"
+        self.say(f"apply: {plural(e.files, 'file')}, {speed} -> {e.out_dir}")
 
     def diarization(self, **fields: Any) -> None:
         self.writer.add_diarization(self.run_id, **fields)

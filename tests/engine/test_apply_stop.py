@@ -47,6 +47,9 @@ def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path,
     assert (f"apply: finishing the stopped extraction in {folder} (same checkpoint, mode and step): {len(written)} of "
             f"the {total} files are there, {total - len(written)} to write") in done.stderr
     assert {p: p.stat().st_ino for p in written} == before and len(list(folder.rglob("*.npy"))) == total
+    # its speed is of the files it wrote, and says so (it read as the whole folder's audio)
+    assert (f"apply: {total} files, {len(written)} kept from the stopped apply, {total - len(written)} written now: "
+            in done.stderr), done.stderr
     assert yaml.safe_load((folder / "metadata.yml").read_text())["subsets"] == [
         {"protocol": "Demo.SpeakerVerification.Voices", "subset": "test"}]
     # whole, it is replaced when asked again
