@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.atomic import atomic_write_text
+from engine.atomic import atomic_write_text, sweep_dead_temps
 from engine.console import out, plural, say
 from engine.data.protocols import load_protocol
 from engine.data.references import diarization_references
@@ -193,6 +193,8 @@ def run_check(check: PreparedCheck, progress: Progress | None = None) -> Diariza
                                       request.settings, said=say)
         tuned_on = f"{request.protocol}.development"
     results, total = score(items, request.settings, threshold)
+    for folder in dict.fromkeys(path.parent for path in check.rttms.values()):
+        sweep_dead_temps(folder)  # the half-written RTTMs of a diarize killed as it wrote them
     for result in results:
         check.rttms[result.uri].parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(check.rttms[result.uri], result.hypothesis.to_rttm())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -215,7 +217,13 @@ def test_diarize_writes_rttms_that_pyannote_reads_and_records_der(tmp_path: Path
     log, ticks = io.StringIO(), itertools.count(0, 11)
     request = DiarizeRequest(extraction=str(out), protocol=MEETINGS, database=str(demo_corpus), db=str(db_path))
     check = prepare_check(request_from_args(request, ExtractionDir(out)))
+    # the half-written RTTM of a diarize killed as it wrote it (its process gone, minutes ago): swept
+    # by the next, where only the next apply into the folder did
+    dead = out / f".tmp-{2**22 + 7}-{files[0]['uri']}.rttm"
+    dead.write_text("SPEAKER half")
+    os.utime(dead, (time.time() - 600,) * 2)
     run_check(check, Progress(file=log, clock=lambda: next(ticks)))
+    assert not dead.exists()
     said = log.getvalue().splitlines()
     assert said[0].startswith(f"clustering the test subset: 1/{len(files)} files") and files[0]["uri"] in said[0], said
 
