@@ -76,6 +76,14 @@ def _read(path: Path, kind: Format, names: list[str], dtype: dict[str, Any], **k
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame(columns=names)
 
 
+def _check_times(path: Path, kind: Format, times: np.ndarray) -> None:
+    """Refuse by ``FILE:LINE`` a file whose speech lines hold a time that is not finite: pandas reads
+    ``nan`` as a number, and such a turn left training unsaid. (A negative duration is an empty turn,
+    which pyannote.database drops too: the listing keeps to what it lists.)"""
+    if not np.isfinite(times).all():
+        check_lines(path, kind)
+
+
 def _grouped(uris: Any, keys: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row order grouping equal uris (stable), and each key's [lo, hi) slice of it (empty if absent)."""
     import pandas as pd
@@ -169,9 +177,11 @@ def _uem_spans(source: SubsetSource, uris: list[str], precision: float) -> _Span
     entry = source.entries.get("annotated")
     if entry is None:
         return None
-    uem = _read(source.resolve(entry), UEM, ["uri", "NA1", "start", "end"],
+    path = source.resolve(entry)
+    uem = _read(path, UEM, ["uri", "NA1", "start", "end"],
                 {"uri": str, "NA1": "category", "start": float, "end": float})
     u_start, u_end = uem["start"].to_numpy(np.float64), uem["end"].to_numpy(np.float64)
+    _check_times(path, UEM, np.column_stack([u_start, u_end]))
     u_keep = np.flatnonzero(uem["uri"].notna().to_numpy() & ((u_end - u_start) > precision))
     u_order, u_lo, u_hi = _grouped(uem["uri"].to_numpy(object)[u_keep], uris)
     return _Spans(u_start[u_keep][u_order].tolist(), u_end[u_keep][u_order].tolist(), u_lo, u_hi)
@@ -193,12 +203,15 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     # the columns pyannote.database uses, parsed by the same parser with the same dtypes; the others
     # (and the repeated "SPEAKER") as categories, not a million Python strings each. Every column is
     # read: with `usecols`, pandas cut a line of too many fields (`John Smith` as the speaker) unsaid
-    rttm = _read(source.resolve(e["annotation"]), RTTM, _RTTM_NAMES,
+    rttm_path = source.resolve(e["annotation"])
+    rttm = _read(rttm_path, RTTM, _RTTM_NAMES,
                  {"type": "category", "uri": str, "start": float, "duration": float, "speaker": str,
                   **{name: "category" for name in _RTTM_NAMES if name.startswith("NA")}},
                  keep_default_na=True)
     start = rttm["start"].to_numpy(np.float64)
     end = start + rttm["duration"].to_numpy(np.float64)
+    speech = (rttm["type"] == "SPEAKER").to_numpy()  # other lines (SPKR-INFO) may leave their times <NA>
+    _check_times(rttm_path, RTTM, np.column_stack([start, end - start])[speech])
     # the rows an Annotation keeps: SPEAKER lines, non-empty segments (Segment.__bool__)
     keep = ((rttm["type"] == "SPEAKER") & rttm["uri"].notna()).to_numpy() & ((end - start) > SEGMENT_PRECISION)
     rows = np.flatnonzero(keep)

@@ -255,6 +255,24 @@ def test_a_speaker_name_with_a_space_is_refused_by_its_line_not_cut(few: Path, t
         build(few, tmp_path / "cache")
 
 
+@pytest.mark.parametrize(("kind", "field", "value"), [("rttm", 3, "nan"), ("rttm", 4, "inf"), ("uem", 3, "nan")])
+def test_a_time_that_is_not_finite_is_refused_by_its_line(few: Path, tmp_path: Path, kind: str, field: int,
+                                                          value: str) -> None:
+    """`SPEAKER uri 1 nan 2.0 …` parses (pandas reads nan as a number): the turn left training, said only as
+    a file with no speech region."""
+    from engine.errors import ProtocolError
+
+    path = lists(few) / f"train.{kind}"
+    lines = path.read_text().splitlines()
+    fields = lines[2].split()
+    fields[field] = value
+    lines[2] = " ".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ProtocolError, match=rf"^{re.escape(str(path))}:3: its (start|duration|end) {value} is not a "
+                                            r"(time from 0 to|number)"):
+        build(few, tmp_path / "cache")
+
+
 @pytest.mark.slow
 def test_batches_from_the_cache_equal_a_fresh_index(scaled: Path, tmp_path: Path) -> None:
     build(scaled, tmp_path / "cache")
