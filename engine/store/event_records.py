@@ -247,8 +247,22 @@ def _check_args(op: str, args: dict[str, Any]) -> None:
             _check_fields(row, _DIARIZED_FILE, f"{where}: files[{i}]")
     if op == "create_run":
         _check_run_labels(args, where)
+        _check_run_paths(args, where)
     if op == "create_run" and args.get("_origin") is not None:
         _check_fields(args["_origin"], _ORIGIN, f"{where}: _origin")
+
+
+def _check_run_paths(args: dict[str, Any], where: str) -> None:
+    """A new run's folders as the engine writes them: absolute, without ``..`` (``../../../etc`` was
+    imported as /etc, which the TUI's actions would then read), and its log inside its folder."""
+    for key in ("exp_dir", "out_dir", "log_path"):
+        value = args.get(key)
+        if isinstance(value, str) and (not os.path.isabs(value) or os.path.normpath(value) != value):
+            raise BadRecord(f"{where}: {key} {value!r} is not an absolute path without `..` (the engine writes "
+                            "each folder so)")
+    log, folder = args.get("log_path"), args.get("out_dir")
+    if isinstance(log, str) and isinstance(folder, str) and os.path.commonpath([log, folder]) != folder:
+        raise BadRecord(f"{where}: log_path {log!r} is outside the run's folder {folder!r}")
 
 
 def _check_run_labels(args: dict[str, Any], where: str) -> None:

@@ -120,7 +120,11 @@ def test_bytes_that_are_not_utf8_are_named_not_imported_as_replacement_character
 @pytest.mark.parametrize("how, named", [
     (_set("status", "completed"), "status of a new run must be one of running, indexing, not 'completed'"),
     (_set("tags", ["bad tag!"]), "tag 'bad tag!' is not one word"),
-    (_set("run_group", "two words"), "group 'two words' is not one word")])
+    (_set("run_group", "two words"), "group 'two words' is not one word"),
+    # imported as /etc: the TUI's actions on the run would then read and write there
+    (_set("out_dir", "../../../etc"), "out_dir '../../../etc' is not an absolute path without `..`"),
+    (_set("exp_dir", "/data/exp/../../etc"), "exp_dir '/data/exp/../../etc' is not an absolute path"),
+    (_set("log_path", "/etc/shadow"), "log_path '/etc/shadow' is outside the run's folder")])
 def test_a_new_runs_status_and_labels_are_checked_line_by_line(event_file: Path, how, named) -> None:
     """The writer refused them after the line checks: a message without FILE:LINE."""
     number = _damage(event_file, "create_run", how)
