@@ -90,7 +90,13 @@ def cmd_demo_workspace(args: DemoRequest) -> int:
     """``spkemb-engine demo-workspace DIR``: corpus, config.yml, runs.db and README.txt."""
     root = Path(args.dir).expanduser()
     if ExperimentDir(root).config.is_file() and (root / "data" / "database.yml").is_file():
-        say(f"demo workspace {root} already exists: left as it is")
+        # parts deleted since (a runs.db removed to start afresh) are made again, in a moment: the corpus is there
+        missing = [name for name in ("runs.db", "database.yml", "README.txt") if not (root / name).exists()]
+        if missing:
+            make_demo_workspace(args.dir, speakers=args.speakers, seed=args.seed)
+            say(f"demo workspace {root}: {', '.join(missing)} made again, the rest left as it is")
+        else:
+            say(f"demo workspace {root} already exists: left as it is")
         return 0
     with Progress().phase("synthesizing the demo corpus") as phase:
         made = make_demo_workspace(args.dir, speakers=args.speakers, seed=args.seed, progress=phase.reach)

@@ -225,3 +225,11 @@ def test_workspace_has_everything_and_is_left_alone_when_it_exists(tmp_path: Pat
     make_demo_workspace(ws, speakers=6, seed=1)
     assert (ws / "config.yml").read_text() == "# edited by the user\n"
     assert _files(ws / "data") == before
+
+    # a runs.db deleted to start afresh is made again by the command (it said "left as it is", and did)
+    (ws / "runs.db").unlink()
+    done = run_in_process("demo-workspace", str(ws), "--speakers", "6")
+    assert done.returncode == 0 and f"demo workspace {ws}: runs.db made again" in done.stderr, done.stderr
+    assert (ws / "runs.db").is_file() and (ws / "config.yml").read_text() == "# edited by the user\n"
+    again = run_in_process("demo-workspace", str(ws), "--speakers", "6")
+    assert again.returncode == 0 and "already exists: left as it is" in again.stderr
