@@ -65,6 +65,9 @@ async def test_config_form_validates_inline_and_saves(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = await open_configs(pilot)
+        # built once as it opens (the source Select's first Changed built it a second time: 0.4 s)
+        await pilot.pause()
+        assert screen.gen == 1
         margin = _field(screen, "task.params.margin")
         margin.value = "abc"
         error = screen.field_error("task.params.margin")
