@@ -248,6 +248,9 @@ class Trainer:
         self.flush(meter)  # the data stands at (epoch, 0) now: where this epoch's checkpoint resumes
         self.recorder.epoch(meter.end_epoch())
         self.save(partial=False)
+        # a signal that came while the epoch's checkpoint was written: it is the resume point, and the
+        # next epoch's first step was taken before the stop was seen
+        stopping = stopping or agree(self.stop.requested, self.world)
         if stopping:
             self.reason = self.stop_reason(f"at the end of epoch {epoch}")
             self.recorder.say(f"{self.reason}; resume with --resume")

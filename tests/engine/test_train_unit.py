@@ -171,7 +171,7 @@ class Parts:
     """What a Trainer is built from, as cmd_train builds it, in one experiment folder."""
 
     def __init__(self, exp: Path, db: Path, database: Path, **options: object) -> None:
-        self.args = request(exp, db, database, to=1, **options)
+        self.args = request(exp, db, database, **{"to": 1, **options})
         self.trn = trn_of(exp)
         self.plan = plan_start(self.args, self.trn, CONFIG)
         self.data = prepare_training_data(CONFIG, PROTOCOL, "train", database=str(database), strict=False,
@@ -233,6 +233,27 @@ def test_a_trainer_stopped_by_a_signal_mid_epoch_resumes_into_the_uninterrupted_
     assert epoch["loss"] == pytest.approx(sum(step_losses(db)) / len(step_losses(db)), rel=1e-9)
     ours, theirs = (load_checkpoint(trn_of(e).checkpoint(1))["model"] for e in (cut, whole))
     assert all(torch.allclose(ours[k], theirs[k], atol=1e-6) for k in theirs)
+
+
+def test_a_stop_while_an_epochs_checkpoint_is_written_ends_there(tmp_path: Path, demo_corpus: Path) -> None:
+    """SIGTERM as weights/0001.pt was written: the next epoch's first step was taken before the stop was
+    seen (stopped `at epoch 2 step 10`, a resume.pt one step past the epoch's checkpoint)."""
+    exp = make_exp(tmp_path, "x")
+    parts = Parts(exp, tmp_path / "x.db", demo_corpus, to=2)
+    trainer = parts.trainer(StopRequest().install())
+    written = trainer.save
+
+    def save(partial: bool, epoch_so_far: dict | None = None) -> None:
+        written(partial, epoch_so_far)
+        if not partial and trainer.epoch == 1:
+            signal.raise_signal(signal.SIGUSR1)  # as the file is renamed into place
+
+    trainer.save = save  # type: ignore[method-assign]
+    assert trainer.fit() == "stopped"
+    assert trainer.reason == "stopped by SIGUSR1 at the end of epoch 1"
+    assert (trainer.epoch, trainer.batch, trainer.step) == (1, 0, trainer.data.batches_per_epoch)
+    parts.recorder.finish("stopped", trainer.reason)
+    assert weights(exp) == ["0000.pt", "0001.pt"]
 
 
 def test_a_resume_records_an_epoch_checkpoint_that_has_a_file_but_no_row(
