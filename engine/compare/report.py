@@ -35,7 +35,7 @@ from engine.console import out, say
 from engine.errors import FileAccessError, StoreError
 from engine.regular_files import read_regular
 from engine.requests import ReportRequest
-from engine.store.db import default_db_path, read_only_reason
+from engine.store.db import default_db_path
 from engine.store.runs import Store, open_store
 from engine.version import software_text
 
@@ -60,7 +60,8 @@ def cmd_report(args: ReportRequest) -> int:
     folder = Path(args.out)
     _check_folder(folder, force=args.force)
     formats = tuple(dict.fromkeys(args.format or FORMATS))
-    with open_store(db, readonly=read_only_reason(db) is not None) as store:
+    # read only: a report writes no row (a writer's runs.db-lock was left beside a copied database)
+    with open_store(db, readonly=True) as store:
         pivot = build_pivot(store, list(args.run_id), list(args.group or ()), curves=True)
         rows = {run_id: store.run(run_id) or {} for run_id in pivot.runs}
         # a validate run named beside its training run is the same figures twice

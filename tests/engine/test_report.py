@@ -707,3 +707,15 @@ def test_the_latex_significance_table_prints_negative_numbers_with_a_minus_sign(
     tex = to_latex([Weighed(trials="Vox.test", a=systems[0], b=systems[1], differences=(d,))])
     row = next(line for line in tex.splitlines() if "Vox.test" in line)
     assert "0.066 [$-$0.089, 0.265]" in row and "#1 a-b" in row.replace(r"\#", "#"), row
+
+
+def test_a_report_of_a_copied_database_leaves_nothing_beside_it(compared: Compared, tmp_path: Path) -> None:
+    """It opened the database as a writer: a zero-byte runs.db-lock was left beside a copy mailed to a
+    co-author (a report writes no row)."""
+    copy = tmp_path / "copy" / "runs.db"
+    copy.parent.mkdir()
+    shutil.copyfile(compared.db, copy)
+    done = engine("report", "--db", str(copy), str(compared.ids["sinc"]), "--format", "csv", "--out",
+                  str(tmp_path / "out"), cwd=compared.db.parent)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["runs.db"]
