@@ -120,6 +120,17 @@ def agree(flag: bool, world: World) -> bool:
     return bool(t.item() > 0)
 
 
+def batch_mean(loss: torch.Tensor, weight: float, world: World) -> torch.Tensor:
+    """The whole batch's mean loss from this rank's mean over its share (``weight``: the share's
+    ``share_weight``, which sums to ``world.size`` over the ranks): what a single process would
+    record. A one-number all-reduce on the device, in step with every rank (no host sync)."""
+    if not world.distributed:
+        return loss
+    total = loss * (weight / world.size)
+    dist.all_reduce(total)
+    return total
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

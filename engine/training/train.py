@@ -21,7 +21,7 @@ from engine.errors import CheckpointError, TrainingError
 from engine.layout import CONFIG, ExperimentDir, TrainingDir
 from engine.process import checkpoints as ckpt
 from engine.process import folder_lock, rng_states
-from engine.process.distributed import World, agree, join_world, shutdown
+from engine.process.distributed import World, agree, batch_mean, join_world, shutdown
 from engine.process.lifecycle import open_run
 from engine.process.recording import Recorder
 from engine.process.stopping import StopRequest
@@ -235,7 +235,8 @@ class Trainer:
             (loss if self.data.share_weight == 1.0 else loss * self.data.share_weight).backward()
             self.optimizer.step()
             self.step += 1
-            self.record(meter, epoch, loss.detach(), lr, m)
+            # each rank's loss is the mean of its share: the step's is the whole batch's, as one process has it
+            self.record(meter, epoch, batch_mean(loss.detach(), self.data.share_weight, self.world), lr, m)
             stopping = agree(self.stop.requested, self.world)
             if stopping and self.batch:  # mid-epoch: the epoch's last batch moved the data to batch 0
                 self.flush(meter)

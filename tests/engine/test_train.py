@@ -151,6 +151,16 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, demo_corpus: Path) -> Non
     (run,) = train_runs(db)
     assert run["status"] == "completed"
     assert load_checkpoint(trn_dir(exp) / "weights" / "0001.pt")["world_size"] == 2
+    # each step's loss is the whole batch's, as one process records it: rank 0's half of the batch was
+    # recorded (3.570 for one process, 4.112 on two ranks, 4.130 on three at the first step)
+    alone, db_alone = make_exp(tmp_path, "alone"), tmp_path / "alone.db"
+    done = run_engine("train", "--to", "1", "--parallel", "0", "--device", "cpu", str(alone), PROTOCOL,
+                      db=db_alone, database=demo_corpus)
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open_store(db, readonly=True) as two, open_store(db_alone, readonly=True) as one:
+        (run_alone,) = one.runs(kind="train")
+        steps = [[s["loss"] for s in store.steps(r["id"])] for store, r in ((two, run), (one, run_alone))]
+    assert len(steps[0]) == len(steps[1]) > 0 and steps[0] == pytest.approx(steps[1], rel=1e-4)
 
 
 def _rank_pid(torchrun_pid: int, rank: int) -> int | None:
