@@ -96,6 +96,13 @@ def plan_start(args: TrainRequest, trn: TrainingDir, config: Config, *,
                      epoch_so_far=saved.get("epoch_so_far") if position.batch else None)
 
 
+def checkpoints_state(trn: TrainingDir) -> tuple[tuple[int, ...], str | None, int | None]:
+    """What a start plan is chosen from: the epochs' checkpoints, and the newest one with its time."""
+    latest = latest_checkpoint(trn)
+    return tuple(trn.epochs()), None if latest is None else latest.name, \
+        None if latest is None else latest.stat().st_mtime_ns
+
+
 def latest_checkpoint(trn: TrainingDir) -> Path | None:
     """The checkpoint to resume from: the newer of ``resume.pt`` and the last epoch's file."""
     epochs = trn.epochs()

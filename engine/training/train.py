@@ -31,7 +31,7 @@ from engine.training.checkpointing import RunCheckpoints
 from engine.training.memory import check_memory
 from engine.training.meter import EpochMeter
 from engine.training.optimizer import build_optimizer, load_optimizer_state
-from engine.training.resume import StartPlan, plan_start
+from engine.training.resume import StartPlan, checkpoints_state, plan_start
 from engine.training.schedulers import learning_rate, margin_at
 from engine.training.training_data import TrainingData, prepare_training_data
 
@@ -61,11 +61,14 @@ def cmd_train(args: TrainRequest) -> int:
     world, device = join_world(args.device)
     # before the data is listed: a batch no memory here holds is refused in a second, not after
     check_memory(config, device, workers=args.parallel, world=world.size)
-    plan = plan_start(args, trn, config, trust=ckpt.Trust(args.db, accept_changed=args.trust_checkpoint))
+    trust = ckpt.Trust(args.db, accept_changed=args.trust_checkpoint)
+    seen, plan = checkpoints_state(trn), plan_start(args, trn, config, trust=trust)
     stop = StopRequest().install()
     try:
         # a second training of the folder is refused before it records anything (on every rank)
         with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, world):
+            if checkpoints_state(trn) != seen:  # the training that held the folder ended as we planned:
+                plan = plan_start(args, trn, config, trust=trust)  # its last epoch is not trained again
             # the run is recorded (`indexing`) before the data is listed: visible from the start
             recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
                                 target_epoch=plan.target, config=config_to_dict(config), status="indexing",

@@ -15,7 +15,7 @@ from engine.layout import ExperimentDir, TrainingDir
 from engine.process.checkpoints import save_checkpoint
 from engine.process.rng_states import rng_state
 from engine.requests import TrainRequest
-from engine.training.resume import DEFAULT_EPOCHS, StartPlan, latest_checkpoint, plan_start
+from engine.training.resume import DEFAULT_EPOCHS, StartPlan, checkpoints_state, latest_checkpoint, plan_start
 from tests.conftest import TINY_CONFIG
 from tests.engine.read_only import unwritable  # noqa: F401 - a fixture
 
@@ -163,3 +163,18 @@ def test_the_folder_lock_is_taken_through_a_file_this_process_may_only_read(tmp_
                 pass
     with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, World()):  # released at the end of the block
         pass
+
+
+def test_the_checkpoints_state_changes_with_each_checkpoint_a_training_writes(tmp_path: Path) -> None:
+    """What cmd_train plans from, read again once it holds the folder: a training that ended between the
+    two (its last epoch written) made the resume's plan stale, and that epoch was trained again."""
+    trn = _trn(tmp_path)
+    assert checkpoints_state(trn) == ((), None, None)  # no folder yet
+    _save(trn.checkpoint(1), epoch=1, batch=0, step=4, mtime_ns=2_000_000_000)
+    first = checkpoints_state(trn)
+    assert first == ((1,), "0001.pt", 2_000_000_000) and checkpoints_state(trn) == first
+    _save(trn.resume, epoch=1, batch=2, step=6, mtime_ns=3_000_000_000)
+    mid = checkpoints_state(trn)
+    assert mid == ((1,), trn.resume.name, 3_000_000_000)
+    _save(trn.checkpoint(2), epoch=2, batch=0, step=8, mtime_ns=4_000_000_000)
+    assert checkpoints_state(trn) == ((1, 2), "0002.pt", 4_000_000_000)
