@@ -52,10 +52,11 @@ The audio is synthetic (a source-filter voice model), so EERs here say nothing a
 
 def _own_recordings_example(data: Path, val_dir: Path) -> str:
     """README's `verify` of three test recordings, two of one speaker and one of another (from the test
-    trials), then their `embed`; empty when the list has no such pair."""
+    trials: a target pair, and a file of another speaker), then their `embed`; empty when there is none."""
     trials = [line.split() for line in trial_list(data, "test").read_text().splitlines()]
     same = next((t[1:] for t in trials if len(t) == 3 and t[0] == "1"), None)
-    other = next((t[2] for t in trials if same is not None and len(t) == 3 and t[0] == "0" and t[1] == same[0]), None)
+    speaker = None if same is None else same[0].split("/")[0]  # the uris are speaker/video/utterance
+    other = next((uri for t in trials if len(t) == 3 for uri in t[1:] if uri.split("/")[0] != speaker), None)
     if same is None or other is None:
         return ""
     wav = " \\\n        ".join(str(voice_file(Path(data.name), uri)) for uri in (*same, other))

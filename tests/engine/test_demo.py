@@ -213,6 +213,9 @@ def test_workspace_has_everything_and_is_left_alone_when_it_exists(tmp_path: Pat
     assert load_config(ws / "config.yml").task.per_fold == 2
     assert (ws / "data" / "database.yml").is_file() and not (ws / "data.partial").exists()
     assert "spkemb-tui --workspace" in (ws / "README.txt").read_text()
+    # a target pair and a file of another speaker of the test trials (the docs say README.txt holds it):
+    # only a non-target trial of the pair's first file was taken, which a corpus of 24 speakers lacked
+    assert "spkemb-engine verify --db runs.db" in (ws / "README.txt").read_text()
     with open_store(ws / "runs.db", readonly=True) as store:
         assert store.runs() == []
     # the workspace-level database.yml points at the corpus
