@@ -10,6 +10,7 @@ since the training index saw it (``changed_error``) are spelled here, for the ch
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -116,7 +117,10 @@ def unreadable_error(path: str, error: BaseException) -> AudioError:
         return AudioError(f"audio file {path} is {what}, which soundfile cannot decode — convert the corpus to "
                           f"wav or flac (e.g. `{converter}`) and point the audio path template in database.yml "
                           "at the converted files", path=path)
-    return unusable_error(path, "cannot be read as audio", error)
+    # libsndfile names the descriptor it was given (`Error opening 3: Format not recognised`): the path
+    # is in the line already, and `3` read as part of the file's name
+    reason = re.sub(r"^Error opening \d+: ", "", str(error))
+    return unusable_error(path, "cannot be read as audio", RuntimeError(reason))
 
 
 def _undecodable(head: bytes) -> tuple[str, str] | None:

@@ -80,6 +80,7 @@ def test_check_files_names_every_bad_file(tmp_path: Path, ramp_wav: str) -> None
     problems = check_files([ramp_wav, corrupt, empty, missing, corrupt, nothing])
     assert [p.path for p in problems] == [str(corrupt), str(empty), str(missing), str(nothing)]
     assert "cannot be read as audio" in problems[0].problem
+    assert problems[0].problem.startswith(f"audio file {corrupt} cannot be read as audio: Format not recognised")
     assert "no audio frames" in problems[1].problem
     assert "does not exist" in problems[2].problem
     assert problems[3].problem.startswith(f"audio file {nothing} is empty (0 bytes) — fix or replace the file")
