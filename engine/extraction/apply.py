@@ -95,7 +95,9 @@ class ReadReach:
 
 
 def _save(path: Path, array: np.ndarray) -> None:
-    """``path`` holds all of ``array`` or is left as it was (a full disk: DiskFull, no half file)."""
+    """``path`` holds all of ``array`` or is left as it was (a full disk: DiskFull, no half file; values
+    that are not finite: refused, see :func:`_require_finite`)."""
+    _require_finite(array, path)
     atomic_write(path, lambda f: np.save(f, array), mode="wb")
 
 
@@ -262,7 +264,6 @@ def _extract(extractor: Extractor, todo: list[tuple[Any, Path]], kept: int, wind
                 recorder.say(f"apply: stopped after writing {i} of the {count} files into {folder}: run "
                              "the same apply again to finish it (the files written are kept)")
                 raise
-            _require_finite(rows, path, i, folder)
             _save(path, rows)
             audio_seconds += signal.n_samples / rate
             phase.advance((signal.n_samples - shown) / rate, f"{i + 1}/{count} files")
@@ -270,15 +271,15 @@ def _extract(extractor: Extractor, todo: list[tuple[Any, Path]], kept: int, wind
     return audio_seconds, time.monotonic() - started
 
 
-def _require_finite(rows: np.ndarray, path: Path, written: int, folder: Path) -> None:
+def _require_finite(rows: np.ndarray, path: Path) -> None:
     """Refuse embeddings that are not finite before they reach a file: a checkpoint whose weights give
     NaN (a negative batch-norm variance, say) wrote NaN into every file, and apply said completed."""
     bad = int(np.count_nonzero(~np.isfinite(rows).all(axis=1)))
     if bad:
-        raise CheckpointError(f"{bad} of the {len(rows)} windows of {path.name} embed to values that are not "
-                              f"finite (NaN or infinite), which no file may hold: the checkpoint's weights are "
-                              f"damaged or edited, or the audio is; nothing of this file was written ({written} "
-                              f"files before it are kept in {folder}): validate the checkpoint, or train again")
+        raise CheckpointError(f"{bad} of the {len(rows)} windows of {path} embed to values that are not finite "
+                              "(NaN or infinite), which no file may hold: the checkpoint's weights are damaged or "
+                              "edited, or the audio is; nothing of this file was written (the files before it are "
+                              "kept): validate the checkpoint, or train again")
 
 
 def _diarization_check(args: ApplyRequest, extraction: ExtractionDir, protocol: Any) -> PreparedCheck:

@@ -152,7 +152,7 @@ def test_a_checkpoint_giving_nan_embeddings_writes_no_file_and_fails(tmp_path: P
     done = run_in_process("apply", str(val.root), MEETINGS, db=db_path, database=demo_corpus)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "embed to values that are not finite (NaN or infinite), which no file may hold" in done.stderr
-    assert "nothing of this file was written (0 files before it are kept" in done.stderr
+    assert "nothing of this file was written (the files before it are kept)" in done.stderr
     assert not list((val.root / "apply").rglob("*.npy"))
     with open_store(db_path, readonly=True) as store:
         (run,) = store.find_runs(kind="apply")
