@@ -197,7 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _without_notebook_display()
     try:
         if command in EARLY_CHECKS:
-            _function(EARLY_CHECKS[command])(request)
+            try:
+                _function(EARLY_CHECKS[command])(request)
+            except SpkembError as e:
+                if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks refuse the same input:
+                    return e.exit_code                # rank 0 says it, once
+                raise
         # torch's import: seconds, or a minute; torchrun's other ranks share rank 0's terminal
         loading = f"spkemb-engine {command}: loading its libraries…"
         with while_loading(loading) if os.environ.get("RANK", "0") == "0" else contextlib.nullcontext():

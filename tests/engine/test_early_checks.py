@@ -100,3 +100,13 @@ def test_a_request_that_passes_the_early_checks_goes_on_to_the_command(tiny_exp:
         cwd=tmp_path)
     assert status != 0 and "has no checkpoint yet; train without --resume" in err, err
     assert torch_imported
+
+
+def test_under_torchrun_a_refusal_is_said_by_rank_0_alone(tiny_exp: Path, demo_corpus: Path, tmp_path: Path) -> None:
+    """A misspelt protocol under `torchrun --nproc_per_node 2`: the same line twice, one a rank."""
+    from tests.engine.engine_runner import run_in_process
+
+    argv = ("train", "--db", str(tmp_path / "runs.db"), "--database", str(demo_corpus), str(tiny_exp), PROTOCOL + "z")
+    said = [run_in_process(*argv, env={"RANK": rank}) for rank in ("0", "1")]
+    assert [done.returncode for done in said] == [2, 2]
+    assert "error:" in said[0].stderr and said[1].stderr == ""
