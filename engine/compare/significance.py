@@ -2,31 +2,28 @@
 
 torch-free (numpy and scipy): the TUI's Compare and ``spkemb-engine report`` import it.
 
-Two systems (runs, epochs, back-ends) scored on one trial list make *paired* measurements: the
-same trials, hard or easy for both. The difference ``A - B`` of a figure is resampled with the
-pairing kept (Bisani & Ney 2004, "Bootstrap estimates for confidence intervals in ASR
-performance evaluation"): each replicate draws the same units for both systems.
+Two systems (runs, epochs, back-ends) scored on one trial list make *paired* measurements: the same trials, hard or
+easy for both. The difference ``A - B`` of a figure is resampled with the pairing kept (Bisani & Ney 2004, "Bootstrap
+estimates for confidence intervals in ASR performance evaluation"): each replicate draws the same units for both
+systems.
 
-The units are **speakers** when the trial list names them: the trials of a speaker are not
-independent (one bad recording spoils all of them), so they are drawn together, as clusters
-(Poh & Bengio's speaker-level bootstrap). A trial belongs to the speaker of its enrolment file
-(``uri1``), the first part of its uri (``id10270/x6uYqmx31kE/00001``: ``id10270``, VoxCeleb's
-convention, and the demo corpus's). When a uri has no ``/`` or the list has fewer than
-:data:`MIN_SPEAKERS` enrolment speakers, the **trials** are drawn one by one instead, and the
-result says so (``unit``).
+The units are **speakers** when the trial list names them: the trials of a speaker are not independent (one bad
+recording spoils all of them), so they are drawn together, as clusters (Poh & Bengio's speaker-level bootstrap). A
+trial belongs to the speaker of its enrolment file (``uri1``), the first part of its uri
+(``id10270/x6uYqmx31kE/00001``: ``id10270``, VoxCeleb's convention, and the demo corpus's). When a uri has no ``/``
+or the list has fewer than :data:`MIN_SPEAKERS` enrolment speakers, the **trials** are drawn one by one instead, and
+the result says so (``unit``).
 
-A system may be a **group** of runs that differ only by seed: its figure is then the mean over its
-seeds, and the interval holds the spread between seeds too: the replicates draw speakers, and each
-half of their interval is widened in quadrature by Welch's part S for the seeds (each group's
-variance of its runs' figures over its runs; a single run takes its rival group's), Student's t on
-the Welch-Satterthwaite df: ``D - low`` becomes ``sqrt((t/z)^2 (D - low)^2 + t^2 S)``. Drawing the
-seeds with replacement instead called one of two identical setups better in one comparison in five
-with two seeds a side (k draws of k seeds hold (k-1)/k of their variance).
+A system may be a **group** of runs that differ only by seed: its figure is then the mean over its seeds, and the
+interval holds the spread between seeds too: the replicates draw speakers, and each half of their interval is widened
+in quadrature by Welch's part S for the seeds (each group's variance of its runs' figures over its runs; a single run
+takes its rival group's), Student's t on the Welch-Satterthwaite df: ``D - low`` becomes ``sqrt((t/z)^2 (D - low)^2 +
+t^2 S)``. Drawing the seeds with replacement instead called one of two identical setups better in one comparison in
+five with two seeds a side (k draws of k seeds hold (k-1)/k of their variance).
 
-The 95 % interval is the percentile interval of the replicates' differences; the verdict is
-"A better" when it lies below 0 (a lower EER or cost), "B better" above 0, "no clear difference"
-when it holds 0 — the words of the averaged-weights verdict of the run detail. Seeded: the same
-inputs give the same interval.
+The 95 % interval is the percentile interval of the replicates' differences; the verdict is "A better" when it lies
+below 0 (a lower EER or cost), "B better" above 0, "no clear difference" when it holds 0 — the words of the
+averaged-weights verdict of the run detail. Seeded: the same inputs give the same interval.
 """
 
 from __future__ import annotations
@@ -71,16 +68,19 @@ class Difference:
     #: (one run a side, or seeds that all scored alike)
     df: float | None = None
 
-    def describe(self, percent: bool = True) -> str:
+    def describe(self) -> str:
         """``EER A - B = -0.42 [-0.71, -0.12] pp (1000 replicates over 40 speakers): A better``, in the
         report's digits (a difference of EERs in % is in percentage points, pp); over the seeds too where
         a side is a group (``over 40 speakers and seeds (1 and 3)``)."""
-        k, unit, digits = (100.0, " pp", 2) if percent and self.metric == "eer" else (1.0, "", 3)
-        seeds = seeds_said(self)
         name = {"eer": "EER", "mindcf_01": "minDCF(0.01)", "mindcf_005": "minDCF(0.05)"}.get(self.metric, self.metric)
-        low, difference, high = (f"{k * v:+.{digits}f}" for v in (self.low, self.difference, self.high))
-        return (f"{name} A − B = {difference} [{low}, {high}]{unit} "
-                f"({self.replicates} replicates over {self.units} {self.unit}{seeds}): {self.verdict}")
+        low, difference, high = (figure_text(v, self.metric, "+") for v in (self.low, self.difference, self.high))
+        return (f"{name} A − B = {difference} [{low}, {high}]{' pp' if self.metric == 'eer' else ''} "
+                f"({self.replicates} replicates over {self.units} {self.unit}{seeds_said(self)}): {self.verdict}")
+
+
+def figure_text(value: float, metric: str, sign: str = "") -> str:
+    """A figure (or a difference) as the report and the TUI show it: EER in %, 2 decimals; DCF 3 (``sign``: "+")."""
+    return f"{100 * value:{sign}.2f}" if metric == "eer" else f"{value:{sign}.3f}"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from html import escape
 from pathlib import Path
 
 from engine.compare.pivot import Pivot, System, scored_of
-from engine.compare.significance import Difference, compare_groups, seeds_said
+from engine.compare.significance import Difference, compare_groups, figure_text, seeds_said
 from engine.compare.tables import latex_escape, latex_tabular, markdown_table
 from engine.errors import SpkembError
 
@@ -85,12 +85,8 @@ def _rows(weighed: list[Weighed]) -> list[tuple[Weighed, Difference | None]]:
     return [(w, d) for w in weighed for d in (w.differences or (None,))]
 
 
-def _shown(value: float, metric: str) -> str:
-    return f"{100 * value:.2f}" if metric == "eer" else f"{value:.3f}"
-
-
 def _interval(d: Difference) -> str:
-    return f"{_shown(d.difference, d.metric)} [{_shown(d.low, d.metric)}, {_shown(d.high, d.metric)}]"
+    return f"{figure_text(d.difference, d.metric)} [{figure_text(d.low, d.metric)}, {figure_text(d.high, d.metric)}]"
 
 
 def _text_rows(weighed: list[Weighed]) -> list[list[str]]:
