@@ -213,7 +213,7 @@ def list_fast(source: SubsetSource, templates: list[str], advance: Callable[[int
     speech = (rttm["type"] == "SPEAKER").to_numpy()  # other lines (SPKR-INFO) may leave their times <NA>
     _check_times(rttm_path, RTTM, np.column_stack([start, end - start])[speech])
     # the rows an Annotation keeps: SPEAKER lines, non-empty segments (Segment.__bool__)
-    keep = ((rttm["type"] == "SPEAKER") & rttm["uri"].notna()).to_numpy() & ((end - start) > SEGMENT_PRECISION)
+    keep = speech & rttm["uri"].notna().to_numpy() & ((end - start) > SEGMENT_PRECISION)
     rows = np.flatnonzero(keep)
     labels = rttm["speaker"].to_numpy(object)[rows]
     r_order, r_lo, r_hi = _grouped(rttm["uri"].to_numpy(object)[rows], uris)
