@@ -10,6 +10,7 @@ from textual.widgets import Input, Label, Select, Static
 from app.dialogs.form_rows import FormDialog, form_end, labelled, whole_number
 from app.launching.commands import ScoreNorm, ValidationChoice
 from app.views.plain import plain
+from engine.requests.validation import MIN_COHORT_SIZE
 
 #: the score back-ends a validation can record (docs/validation.md, "Score normalisation")
 SCORE_NORMS = [("raw cosine scores", "none"), ("raw and AS-norm scores (--score-norm asnorm)", "asnorm")]
@@ -42,7 +43,8 @@ class ValidateDialog(FormDialog[ValidationChoice | None]):
     def submit(self) -> None:
         error = self.query_one("#error", Static)
         every = whole_number(self.query_one("#every", Input).value, "every N epochs", error)
-        size = whole_number(self.query_one("#cohort-size", Input).value, "cohort speakers", error)
+        size = whole_number(self.query_one("#cohort-size", Input).value, "cohort speakers", error,
+                            least=MIN_COHORT_SIZE)
         files = whole_number(self.query_one("#cohort-files", Input).value, "files per speaker", error)
         if every is None or size is None or files is None:
             return

@@ -32,6 +32,7 @@ from app.widgets.keys_footer import KeysFooter
 from app.widgets.tick_box import TickBox
 from engine.errors import PathError
 from engine.layout import CONFIG, TrainingDir, ValidationDir
+from engine.requests.validation import MIN_COHORT_SIZE
 
 
 def _row(label: str, widget) -> Horizontal:
@@ -185,7 +186,7 @@ class LaunchScreen(SpkembScreen):
             return train, None, TrainingDir(trn).log, None
         norm = None
         if self.query_one("#norm", Select).value == "asnorm":
-            size = self._int("#cohort-size", "cohort speakers", 1, say)
+            size = self._int("#cohort-size", "cohort speakers", MIN_COHORT_SIZE, say)
             files = self._int("#cohort-files", "files per speaker", 1, say)
             if size is None or files is None:
                 return None

@@ -8,6 +8,7 @@ import argparse
 from engine.arguments.shared import db_options, trust_option
 from engine.arguments.values import MAX_BATCH, MAX_EPOCH, checkpoint_name, device_name, number, whole
 from engine.layout import CHECKPOINT_SUFFIX, PARAMS, RESUME, TRN_DIR_SHAPE, WEIGHTS
+from engine.requests.validation import MIN_COHORT_SIZE
 
 
 def add_validate(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +32,7 @@ def add_validate(sub: argparse._SubParsersAction) -> None:
                         "(default: reuse them when made the same way, from the same checkpoint)")
     p.add_argument("--score-norm", choices=["asnorm"], default=None,
                    help="also report figures after adaptive S-norm against the training speakers")
-    p.add_argument("--cohort-size", type=whole(1, 100_000, "a number of cohort speakers"), default=300,
+    p.add_argument("--cohort-size", type=whole(MIN_COHORT_SIZE, 100_000, "a number of cohort speakers"), default=300,
                    metavar="N",
                    help="AS-norm: the N cohort speakers most similar to each side (default: 300)")
     p.add_argument("--cohort-files", type=whole(1, 1000, "a number of files per speaker"), default=3,

@@ -309,7 +309,7 @@ def read_systems(*systems: list[Path]) -> ScoredSystems:
     if not paths:
         raise SpkembError("no score file to compare: validate the runs first")
     read = [_read(p) for p in paths]
-    first, keys = paths[0], list(read[0])
+    first, keys = paths[0], sorted(read[0])  # not the first file's line order: a bootstrap draws by position
     for path, trials in zip(paths[1:], read[1:], strict=True):
         if trials.keys() != read[0].keys():
             only = next(iter((trials.keys() - read[0].keys()) or (read[0].keys() - trials.keys())))

@@ -11,7 +11,7 @@ What is judged is the embedding, nothing else (Bredin 2017, "TristouNet"; the tu
   development subset;
 - frames are ``step`` long (the extraction's hop); a frame takes the label most of the clustered
   windows that contain it carry (majority), a tie going to the window whose centre is nearest
-  the frame's; a speech frame inside no clustered window takes the nearest window's label;
+  the frame's (the earlier of two as near); a speech frame inside no clustered window takes the nearest window's label;
 - the hypothesis is the frames cropped to the reference speech, one speaker at a time: false
   alarm is zero by construction, missed speech is the overlapped speech a single label cannot
   cover, confusion is what the embedding got wrong.
@@ -196,9 +196,14 @@ def frame_labels(item: FileInput, labels: np.ndarray, end: float) -> np.ndarray:
     k = np.arange(n_frames)
     hi, lo = np.clip(k + 1, 0, item.n_windows), np.clip(k - per + 1, 0, item.n_windows)
     counts = cumulative[hi] - cumulative[lo]
-    # ties (and frames with no vote) go to the clustered window whose centre is nearest
-    centres = w.start + w.step * item.clustered + w.duration / 2
-    frame_centres = w.start + w.step * (k + 0.5)
+    # ties (and frames with no vote) go to the clustered window whose centre is nearest, the earlier
+    # of two as near; measured in steps, where a whole number of steps a window stays whole, so that
+    # two centres as near are not told apart by the rounding of seconds
+    per_window = w.duration / w.step
+    if abs(per_window - round(per_window)) < 1e-9:
+        per_window = round(per_window)
+    centres = item.clustered + per_window / 2
+    frame_centres = k + 0.5
     right = np.clip(np.searchsorted(centres, frame_centres), 1, len(centres) - 1) if len(centres) > 1 else \
         np.zeros(n_frames, dtype=np.int64)
     left = np.maximum(right - 1, 0)

@@ -9,6 +9,10 @@ from engine.errors import SpkembError
 from engine.layout import CheckpointName
 from engine.requests.base import Request
 
+#: AS-norm's fewest cohort speakers: the spread of a single cohort score is 0, and dividing by it
+#: would make every normalised score (and the threshold written with them) meaningless
+MIN_COHORT_SIZE = 2
+
 
 @dataclass(frozen=True, kw_only=True)
 class ValidateRequest(Request):

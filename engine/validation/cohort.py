@@ -20,6 +20,7 @@ from engine.data.speech_regions import speech_intervals
 from engine.errors import ProtocolError
 from engine.layout import TrainingDir
 from engine.records import Run
+from engine.requests.validation import MIN_COHORT_SIZE
 
 #: training files embedded per cohort speaker (WeSpeaker averages all; a few keep validation cheap)
 COHORT_FILES = 3
@@ -85,8 +86,10 @@ def cohort_files(protocol: str, subset: str, database: str | None, *, size: int,
                 files[uri], speaker_of[uri] = path, len(speakers)
             speakers.append(speaker)
     if len(speakers) < size:
+        fix = (f"pass --cohort-size {len(speakers)} or less" if len(speakers) >= MIN_COHORT_SIZE else
+               f"AS-norm needs {MIN_COHORT_SIZE}: validate without --score-norm")
         raise ProtocolError(f"--cohort-size {size}: {protocol} {subset} has {len(speakers)} training speaker(s) "
-                            f"with a readable file; pass --cohort-size {max(1, len(speakers))} or less")
+                            f"with a readable file; {fix}")
     return Cohort(protocol, subset, speakers, files, speaker_of, problems)
 
 

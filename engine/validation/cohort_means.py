@@ -19,6 +19,7 @@ from numpy.lib.npyio import NpzFile
 from engine.atomic import atomic_write
 from engine.errors import SpkembError
 from engine.regular_files import FileTooLarge, NotRegularFile, read_regular
+from engine.requests.validation import MIN_COHORT_SIZE
 
 #: 100,000 speakers of 512 floats is 200 MB: no cohort of a real corpus is larger
 SIZE_LIMIT = 256 * 2**20
@@ -64,6 +65,7 @@ def read_cohort_means(path: Path) -> CohortMeans:
     if means.dtype != np.float32 or means.ndim != 2 or not means.size or not np.isfinite(means).all():
         raise SpkembError(f"{path} holds no cohort of embeddings (float32 rows, finite): {means.dtype} "
                           f"{means.shape}; {_FIX}")
-    if top_n.shape != () or top_n.dtype.kind not in "iu" or not 1 <= int(top_n) <= len(means):
-        raise SpkembError(f"{path}: its top_n is no count of 1 to {len(means)} cohort speakers; {_FIX}")
+    if top_n.shape != () or top_n.dtype.kind not in "iu" or not MIN_COHORT_SIZE <= int(top_n) <= len(means):
+        raise SpkembError(f"{path}: its top_n is no count of {MIN_COHORT_SIZE} to {len(means)} cohort speakers; "
+                          f"{_FIX}")
     return CohortMeans(means, int(top_n))

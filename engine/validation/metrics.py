@@ -44,8 +44,13 @@ def _as_arrays(scores, is_target) -> tuple[np.ndarray, np.ndarray]:
 
 def _grouped(scores: np.ndarray, is_target: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sort once and group equal scores: (order, group start indices, distinct scores, group id)."""
-    order = np.argsort(scores, kind="stable")
+    """Sort once and group equal scores: (order, group start indices, distinct scores, group id).
+
+    Equal scores are ordered by class, non-targets first, rather than by where their lines stand:
+    the bootstrap draws positions in this order, so the same trials listed in another order get
+    the same interval.
+    """
+    order = np.lexsort((is_target, scores))
     sorted_scores = scores[order]
     starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
     group = np.cumsum(np.r_[False, sorted_scores[1:] != sorted_scores[:-1]])
@@ -203,7 +208,9 @@ def bootstrap_eer_ci(scores, is_target, n: int = 1000, seed: int = 0,
         counts = np.bincount(key.ravel(), minlength=rows * 2 * n_groups).reshape(rows, n_groups, 2)
         p_miss, p_fa = _curves(counts[..., 1].astype(np.float64), counts[..., 0].astype(np.float64))
         _, _, eer = _crossing(p_miss, p_fa)
-        per_chunk.append(eer)
+        # a replicate of one class: a rate is 0/0, which the crossing would still read as an EER
+        one_class = (counts[..., 0].sum(axis=-1) == 0) | (counts[..., 1].sum(axis=-1) == 0)
+        per_chunk.append(np.where(one_class, np.nan, eer))
     eers = np.concatenate(per_chunk)
     eers = eers[np.isfinite(eers)]
     low, high = np.percentile(eers, [100 * alpha / 2, 100 * (1 - alpha / 2)])

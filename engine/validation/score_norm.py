@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.requests.validation import MIN_COHORT_SIZE
+
 
 def _unit(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
@@ -35,8 +37,8 @@ def top_cohort_stats(embeddings: np.ndarray, cohort: np.ndarray, top_n: int) -> 
     -------
     mean, std : (n,) arrays
     """
-    if not 1 <= top_n <= len(cohort):
-        raise ValueError(f"top_n must be in [1, {len(cohort)}], got {top_n}")
+    if not MIN_COHORT_SIZE <= top_n <= len(cohort):
+        raise ValueError(f"top_n must be in [{MIN_COHORT_SIZE}, {len(cohort)}], got {top_n}")
     scores = _unit(embeddings) @ _unit(cohort).T                      # (n, m)
     # the top_n largest of each row, in no particular order: mean and std do not care
     top = np.partition(scores, len(cohort) - top_n, axis=1)[:, len(cohort) - top_n:]

@@ -332,3 +332,18 @@ def test_a_file_whose_clustering_would_not_fit_in_memory_is_refused_in_one_line(
         "file ES2002a: clustering its 9,000 windows needs about 1.2 GiB at once (it grows with their square), more "
         "than the 1.0 GiB of memory available here (MemAvailable): diarize it where more memory is free, or extract "
         "it with a larger step (`apply --step 0.2` makes half the windows of 0.1, a quarter of the memory)")
+
+
+@pytest.mark.parametrize("start", [0.0, 0.37])
+def test_a_tied_frame_goes_to_the_earlier_of_the_two_nearest_windows(start: float):
+    """apply's default windows (2 s every 0.2 s) put each frame's centre halfway between two window
+    centres: the tie went left or right by the rounding of seconds (109 left, 118 right, 168 equal)."""
+    from engine.extraction.diarize import FileInput, frame_labels
+
+    window, n = SlidingWindow(start=start, duration=2.0, step=0.2), 400
+    labels = np.arange(n) % 2  # every frame inside 10 windows holds 5 votes of each
+    item = FileInput("m1", Annotation(uri="m1"), Timeline(uri="m1"), Timeline(uri="m1"), window, n,
+                     np.arange(n), None)  # type: ignore[arg-type]  # no tree: frames need none
+    frames = frame_labels(item, labels, start + 0.2 * n)
+    k = np.arange(9, n)  # the frames inside 10 windows: the nearest centres are those of k - 5 and k - 4
+    assert frames[k].tolist() == labels[k - 5].tolist()

@@ -39,7 +39,7 @@ OPTIONS = (
     Option(("validate",), "--from", "from_epoch", 0, MAX_EPOCH, VALIDATE),
     Option(("validate",), "--batch", "batch", 1, MAX_BATCH, VALIDATE),
     Option(("apply",), "--batch", "batch", 1, MAX_BATCH, ("val", "Demo.SpeakerDiarization.Meetings")),
-    Option(("validate",), "--cohort-size", "cohort_size", 1, 100_000, VALIDATE),
+    Option(("validate",), "--cohort-size", "cohort_size", 2, 100_000, VALIDATE),  # AS-norm needs 2
 )
 
 #: what a person or a script might type: numbers of every kind, and anything else

@@ -108,8 +108,8 @@ def test_bootstrap_equals_a_loop_over_resampled_trials():
     scores = np.round(rng.normal(size=200) + 1.5 * is_target, 2)
     low, high = bootstrap_eer_ci(scores, is_target, n=200, seed=11)
 
-    # the same draws, one replicate at a time through equal_error_rate
-    order = np.argsort(scores, kind="stable")
+    # the same draws, one replicate at a time through equal_error_rate (equal scores: non-targets first)
+    order = np.lexsort((is_target, scores))
     s, t = scores[order], is_target[order]
     draws = np.random.default_rng(11).integers(0, 200, size=(200, 200))
     eers = [equal_error_rate(s[d], t[d])[0] for d in draws]
@@ -118,6 +118,30 @@ def test_bootstrap_equals_a_loop_over_resampled_trials():
     eer, _ = equal_error_rate(scores, is_target)
     assert low < eer < high
     assert bootstrap_eer_ci(scores, is_target, n=200, seed=11) == (low, high)
+
+
+def test_a_replicate_of_one_class_has_no_eer():
+    """40 targets and 2 non-targets: about 1 replicate in 9 draws no non-target, whose rate is 0/0;
+    it was read as an EER and pulled the interval down ([0, 7.69] % against [0, 7.88] %)."""
+    rng = np.random.default_rng(4)
+    is_target = np.r_[np.ones(40, bool), np.zeros(2, bool)]
+    scores = np.round(rng.normal(size=42) + 1.0 * is_target, 2)
+    order = np.lexsort((is_target, scores))
+    s, t = scores[order], is_target[order]
+    draws = np.random.default_rng(0).integers(0, 42, size=(1000, 42))
+    both = [d for d in draws if t[d].any() and not t[d].all()]
+    assert 50 < 1000 - len(both) < 200
+    expected = np.percentile([equal_error_rate(s[d], t[d])[0] for d in both], [2.5, 97.5])
+    assert bootstrap_eer_ci(scores, is_target, n=1000, seed=0) == pytest.approx(tuple(expected))
+
+
+def test_the_interval_does_not_depend_on_the_order_of_the_lines():
+    rng = np.random.default_rng(6)
+    is_target = rng.random(300) < 0.3
+    scores = np.round(rng.normal(size=300) + 1.0 * is_target, 1)  # many ties across the classes
+    shuffled = rng.permutation(300)
+    assert bootstrap_eer_ci(scores[shuffled], is_target[shuffled], n=300) == bootstrap_eer_ci(scores, is_target,
+                                                                                              n=300)
 
 
 def test_bootstrap_interval_narrows_with_more_trials():

@@ -56,6 +56,8 @@ def test_top_cohort_stats_by_hand() -> None:
     assert mean[0] == pytest.approx(0.8) and std[0] == pytest.approx(0.2)
     with pytest.raises(ValueError):
         top_cohort_stats(np.ones((1, 2)), np.ones((3, 2)), 4)
+    with pytest.raises(ValueError):  # one score has no spread: every normalised score would be ~1e11
+        top_cohort_stats(np.ones((1, 2)), np.ones((3, 2)), 1)
 
 
 def test_cohort_is_the_training_speakers_of_the_demo_corpus(demo_corpus: Path) -> None:

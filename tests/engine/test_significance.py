@@ -124,12 +124,28 @@ def test_score_files_are_paired_by_their_uris(tmp_path):
     order = np.random.default_rng(0).permutation(t.size)   # B lists the same trials in another order
     _write(tmp_path / "b.txt", b[order], t[order], [uris[i] for i in order])
     paired = paired_from_files(tmp_path / "a.txt", tmp_path / "b.txt")
-    assert paired.unit == "speakers" and np.allclose(paired.scores_b, b, atol=1e-6)
-    assert compare_files(tmp_path / "a.txt", tmp_path / "b.txt", n=100) == paired_bootstraps(
-        paired.scores_a, paired.scores_b, t, paired.clusters, n=100)
+    by_uris = sorted(range(t.size), key=lambda i: uris[i])  # paired in the uris' order, not a file's
+    assert paired.unit == "speakers" and np.allclose(paired.scores_b, b[by_uris], atol=1e-6)
+    assert paired.is_target.tolist() == t[by_uris].tolist()
+    differences = compare_files(tmp_path / "a.txt", tmp_path / "b.txt", n=100)
+    assert differences == paired_bootstraps(paired.scores_a, paired.scores_b, paired.is_target, paired.clusters,
+                                            n=100)
     _write(tmp_path / "c.txt", b[:-1], t[:-1], uris[:-1])
     with pytest.raises(SpkembError, match="do not score the same trials"):
         paired_from_files(tmp_path / "a.txt", tmp_path / "c.txt")
+
+
+def test_the_intervals_do_not_depend_on_the_order_of_a_files_lines(tmp_path):
+    # uris that name no speaker: trials are drawn one by one, by their place in the pairing
+    a, b, t, _ = tiny(7, speakers=6)
+    uris = [(f"a{i}", f"b{i}") for i in range(t.size)]
+    _write(tmp_path / "a.txt", a, t, uris)
+    _write(tmp_path / "b.txt", b, t, uris)
+    order = np.random.default_rng(1).permutation(t.size)
+    _write(tmp_path / "a2.txt", a[order], t[order], [uris[i] for i in order])
+    assert paired_from_files(tmp_path / "a.txt", tmp_path / "b.txt").unit == "trials"
+    assert compare_files(tmp_path / "a2.txt", tmp_path / "b.txt", n=200) == compare_files(
+        tmp_path / "a.txt", tmp_path / "b.txt", n=200)
 
 
 @pytest.mark.parametrize("line", ["7 0.5 spk0/s/00000 spk1/s/00000", "1 nan spk0/s/00000 spk1/s/00000",
