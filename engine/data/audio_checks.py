@@ -78,8 +78,10 @@ def missing_error(path: str) -> AudioError:
                           f"template in database.yml adds {suffix} again — strip it from the list (e.g. "
                           f"`sed -E 's/\\r$//; s/\\{suffix}( |$)/\\1/g' LIST > LIST.uris`) and point the protocol at "
                           "that list", path=path)
-    # a missing folder holds no sibling either: one stat, not one for each extension (a whole corpus missing)
-    sibling = next((f"{stem}{other}" for other in _OTHER_AUDIO if other != suffix and os.path.exists(f"{stem}{other}")),
+    # a missing folder holds no sibling either: one stat, not one for each extension (a whole corpus missing);
+    # the template's own extension in the other case too (`.flac` for files named `.FLAC`)
+    others = [*_OTHER_AUDIO, *dict.fromkeys((suffix.lower(), suffix.upper()))]
+    sibling = next((f"{stem}{other}" for other in others if other != suffix and os.path.exists(f"{stem}{other}")),
                    None) if os.path.isdir(os.path.dirname(path) or ".") else None
     if sibling is not None:  # a corpus in another format than the template names (VoxCeleb2's .m4a)
         head = _head(sibling)

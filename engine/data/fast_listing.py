@@ -28,6 +28,7 @@ from typing import Any, cast
 import numpy as np
 
 from engine.data.cache_key import SubsetSource, is_template
+from engine.data.protocols import expected_audio
 from engine.data.reference_lines import RTTM, UEM, Format, check_lines
 from engine.data.speech_regions import _intersect, _merge, intervals_of, speech_intervals
 from engine.data.table import Listed, ListedBuilder
@@ -112,7 +113,7 @@ def _audio_paths(uris: list[str], templates: list[str], database: str) -> list[s
         found = [p for p in candidates if os.path.isfile(p)]
         if len(found) > 1:
             return None  # FileFinder refuses it: let pyannote.database say so
-        paths.append(str(Path(found[0])) if found else candidates[0])
+        paths.append(str(Path(found[0])) if found else expected_audio(candidates))
     return paths
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.data.cache_key import SubsetSource, subset_source
 from engine.data.protocols import check_protocol, check_subset_entries, iter_subset, load_protocol
+from engine.data.reference_lines import check_subset_files
 from engine.data.speech_regions import speech_intervals
 from engine.data.table import Listed, ListedBuilder
 from engine.errors import ProtocolError, SpkembError
@@ -108,6 +109,8 @@ def list_subset(protocol: Any, source: SubsetSource | None, subset: str, audio_t
     from engine.data import fast_listing
 
     check_trainable(protocol, source, subset)
+    # both readers read a first line of one field too many as a header would be: columns shifted, no error
+    check_subset_files(protocol, subset, templates=False, first_only=True)
     if source is not None and reader == "fast":
         check_subset_entries(protocol, subset)  # as iter_subset does before pyannote.database lists
         listed = fast_listing.list_fast(source, audio_templates, advance)

@@ -82,6 +82,13 @@ def list_protocols(database: str | os.PathLike | None = None) -> list[str]:
                             f"— fix the database file") from e
 
 
+def expected_audio(candidates: list[str]) -> str:
+    """Where a file that none of its database's templates finds is expected: under the first template
+    whose folder holds the file's folder (VoxCeleb2's beside VoxCeleb1's), so that it is named there,
+    with what lies beside it (an ``.m4a`` to convert), and a cached index watches that path."""
+    return next((p for p in candidates if os.path.isdir(os.path.dirname(p))), candidates[0])
+
+
 def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
     """Preprocessor giving file['audio'] as a path string.
 
@@ -101,9 +108,8 @@ def _audio_finder(registry: Any, paths: list[Path]) -> Callable[[Any], str]:
         try:
             try:
                 return str(finder(file))
-            except FileNotFoundError:  # expected where a template's folder is there (VoxCeleb1 beside VoxCeleb2)
-                expected = [t.format(uri=file["uri"], database=database) for t in templates]
-                return next((p for p in expected if os.path.isdir(os.path.dirname(p))), expected[0])
+            except FileNotFoundError:
+                return expected_audio([t.format(uri=file["uri"], database=database) for t in templates])
         except (KeyError, IndexError, ValueError) as e:  # str.format of a template such as wav/{=uri}.wav
             raise ProtocolError(f"database {database} of {paths_text(paths)}: a path template of {templates} is not "
                                 f"usable ({type(e).__name__}: {e}) — write e.g. `{database}: /path/to/{{uri}}.wav` "

@@ -98,8 +98,10 @@ def line_problem(text: str, kind: Format) -> str | None:
     return _times(fields, kind)
 
 
-def check_lines(path: Path, kind: Format) -> None:
-    """Refuse the first line of ``path`` pyannote.database would fail on or read wrongly.
+def check_lines(path: Path, kind: Format, *, first_only: bool = False) -> None:
+    """Refuse the first line of ``path`` pyannote.database would fail on or read wrongly (``first_only``:
+    look at its first line only, which pandas reads as a header would be: a field too many there makes
+    the first column the index and shifts every other one, with no error).
 
     Raises
     ------
@@ -118,6 +120,8 @@ def check_lines(path: Path, kind: Format) -> None:
         if problem:
             raise ProtocolError(f"{path}:{number}: {problem} — fix the line ({kind.name} line reads "
                                 f"`{kind.example}`, times in seconds)")
+        if first_only and raw.strip():
+            return
 
 
 def entry_path(source: SubsetSource, key: str, file: Mapping[str, Any] | None) -> Path | None:
@@ -144,9 +148,10 @@ def _listed_uris(source: SubsetSource) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-def check_subset_files(protocol: Any, subset: str, *, templates: bool = True) -> None:
+def check_subset_files(protocol: Any, subset: str, *, templates: bool = True, first_only: bool = False) -> None:
     """:func:`check_lines` on every RTTM and UEM the subset's ``annotation`` and ``annotated`` entries
-    name: the files for the whole subset, and (``templates``) each uri's file of a ``{uri}`` template.
+    name: the files for the whole subset, and (``templates``) each uri's file of a ``{uri}`` template;
+    ``first_only``: the first line of each.
 
     Raises
     ------
@@ -159,7 +164,7 @@ def check_subset_files(protocol: Any, subset: str, *, templates: bool = True) ->
     for key, kind in FORMATS.items():
         path = entry_path(source, key, None)
         if path is not None:
-            check_lines(path, kind)
+            check_lines(path, kind, first_only=first_only)
     if not templates:
         return
     for uri in _listed_uris(source):
@@ -167,4 +172,4 @@ def check_subset_files(protocol: Any, subset: str, *, templates: bool = True) ->
         for key, kind in FORMATS.items():
             path = entry_path(source, key, file)
             if path is not None:
-                check_lines(path, kind)
+                check_lines(path, kind, first_only=first_only)

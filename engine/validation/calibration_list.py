@@ -26,7 +26,7 @@ def calibration_figures(val: ValidationDir, epoch: CheckpointName, scores_file: 
                         calibration: CalibrationList) -> CalibratedFigures:
     """The calibration figures of the scores in ``scores_file``, by a calibration trained on the
     calibration list scored with the same embeddings (written beside them as
-    ``scores/{epoch:04d}.calibration.txt``, and fitted on them as read back, six decimals)."""
+    ``scores/{epoch:04d}.calibration.txt``, and fitted on them as read back, eight decimals)."""
     trials = calibration.trials
     written = write_scores(val.calibration_score_file(epoch),
                            ((ref, s, u1, u2) for (ref, u1, u2), s in

@@ -47,7 +47,7 @@ def given_val_dir(path: str | Path) -> ValidationDir:
         raise SpkembError(f"{val.root} is an experiment folder (EXP_DIR), not a VAL_DIR ({VAL_DIR_SHAPE}): "
                           f"{_validations_of(ExperimentDir(val.root))}")
     training = TrainingDir(val.root.parent if val.root.name == VALIDATE else val.root)
-    inside = training.validation_dirs()
+    inside = _scored(training)
     if inside:
         raise SpkembError(f"{val.root} is a training folder, not a VAL_DIR ({VAL_DIR_SHAPE}): pass one of "
                           f"its validations: {listed(v.root for v in inside)}")
@@ -130,10 +130,16 @@ def given_exp_dir(path: str | Path) -> ExperimentDir:
     return ExperimentDir(root)
 
 
+def _scored(training: TrainingDir) -> list[ValidationDir]:
+    """The VAL_DIRs of ``training`` that hold a scored epoch (a refused validate leaves its folder with
+    nothing but its lock: no command could use it)."""
+    return [v for v in training.validation_dirs() if v.params.is_file() or v.score_files()]
+
+
 def _validations_of(experiment: ExperimentDir) -> str:
     """What to pass instead of an experiment folder where a VAL_DIR is wanted, or what to run first."""
     trainings = experiment.training_dirs()
-    validations = [v.root for t in trainings for v in t.validation_dirs()]
+    validations = [v.root for t in trainings for v in _scored(t)]
     if validations:
         return f"pass one of its validations: {listed(validations)}"
     if trainings:

@@ -328,7 +328,7 @@ def validate_epoch(args: ValidateRequest, checkpoint: Path, epoch: CheckpointNam
     scores = cosine_scores(embeddings, trials)
     path = write_scores(val.score_file(epoch),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, scores, strict=True)))
-    # the figures come from the scores as written (six decimals), so that the file alone gives
+    # the figures come from the scores as written (eight decimals), so that the file alone gives
     # them back: `pick`, a later validation reusing this epoch, anyone with the file
     result = result_from_scores(epoch, *read_scores(path), source=path, last_epoch=int(payload.get("epoch") or 0))
     if calibration is not None:

@@ -32,7 +32,7 @@ from engine.validation.recordings import (
     present_checkpoint,
     shorter_than_half_a_window,
 )
-from engine.validation.score_files import read_scores, result_from_scores
+from engine.validation.score_files import read_scores, result_from_scores, score_text
 from engine.validation.score_norm import asnorm_scores
 from engine.validation.selection import results_from_store
 from engine.validation.val_dir import given_val_dir
@@ -54,7 +54,7 @@ class Threshold:
 
     def describe(self) -> str:
         what = "AS-norm EER" if self.normalised else "EER"
-        return (f"threshold {self.value:.6f}: where {checkpoint_title(self.result.checkpoint)} reached its "
+        return (f"threshold {score_text(self.value)}: where {checkpoint_title(self.result.checkpoint)} reached its "
                 f"{what} of {self.result.eer_text} on {self.trials}")
 
     def decide(self, score: float) -> str:
@@ -106,7 +106,7 @@ def cmd_verify(args: VerifyRequest) -> int:
             f"{embedded.window:g} s window: its scores say little")
     for test, score in zip(args.tests, scores, strict=True):
         decision = threshold.decide(score) if threshold is not None else UNDECIDED
-        out(f"{_field(args.enrolment)}\t{_field(test)}\t{score:.6f}\t{decision}")  # the score as a score file has it
+        out(f"{_field(args.enrolment)}\t{_field(test)}\t{score_text(score)}\t{decision}")
     return 0
 
 

@@ -216,3 +216,8 @@ def test_a_missing_file_beside_the_same_audio_in_another_format_says_so(tmp_path
                          "at the converted files")
     assert b.problem.endswith(f"but {tmp_path / 'b.flac'} does — point the audio path template in database.yml at "
                               "the .flac files")
+    # the template's own extension in the other case: `{uri}.flac` over files named `.FLAC`
+    (tmp_path / "c.FLAC").write_bytes(b"fLaC")
+    (c,) = check_files([tmp_path / "c.flac"])
+    assert c.problem.endswith(f"but {tmp_path / 'c.FLAC'} does — point the audio path template in database.yml at "
+                              "the .FLAC files")

@@ -239,19 +239,25 @@ def test_an_rttm_line_the_fast_reader_cannot_parse_is_named_by_its_line(few: Pat
         build(few, tmp_path / "cache")
 
 
-def test_a_speaker_name_with_a_space_is_refused_by_its_line_not_cut(few: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("reader", ["fast", "pyannote"])
+@pytest.mark.parametrize("line", [1, 0])
+def test_a_speaker_name_with_a_space_is_refused_by_its_line_not_cut(few: Path, tmp_path: Path, line: int, reader: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """`<NA> <NA> John Smith <NA> <NA>`: 11 fields whose numbers parse. The fast reader kept `John` (its
     parser dropped the extra field unsaid when told the columns to keep): John Smith and John Doe
-    trained as one speaker. pyannote.database refuses the line; so does the fast reader now."""
+    trained as one speaker. pyannote.database refuses the line; so does the fast reader now. On the
+    first line, pandas took the extra field for a header's index column: every column shifted, a
+    traceback from the fast reader and "no file has a speaker turn" from pyannote.database's."""
     from engine.errors import ProtocolError
 
+    monkeypatch.setenv("SPKEMB_INDEX_READER", reader)
     rttm = lists(few) / "train.rttm"
     lines = rttm.read_text().splitlines()
-    fields = lines[1].split()
-    lines[1] = " ".join([*fields[:7], "John", "Smith", *fields[8:]])
+    fields = lines[line].split()
+    lines[line] = " ".join([*fields[:7], "John", "Smith", *fields[8:]])
     rttm.write_text("\n".join(lines) + "\n")
-    with pytest.raises(ProtocolError, match=rf"^{re.escape(str(rttm))}:2: it has 11 fields where a line of an RTTM "
-                                            r"file has 10 — fix the line"):
+    with pytest.raises(ProtocolError, match=rf"^{re.escape(str(rttm))}:{line + 1}: it has 11 fields where a line of an "
+                                            r"RTTM file has 10 — fix the line"):
         build(few, tmp_path / "cache")
 
 
@@ -388,6 +394,26 @@ def test_without_annotated_the_fast_reader_lists_what_pyannote_database_lists(tm
     assert fast == reference
     # nothing cropped: s4 of b, outside b's UEM, keeps its region now
     assert [r for r in fast[2] if r[:2] == (1, "s4")]
+
+
+def test_a_file_no_template_finds_is_expected_under_the_template_whose_folder_holds_its_folder(tmp_path: Path) -> None:
+    """VoxCeleb1 and VoxCeleb2 under one database, VoxCeleb2 still in .m4a: the fast reader expected its files
+    under the first template (VoxCeleb1's), named them there with a fix for the template, and its cache
+    watched those paths, so that converting the corpus was never seen (pyannote.database's listing: VoxCeleb2's)."""
+    (tmp_path / "v1" / "wav" / "id10001").mkdir(parents=True)
+    (tmp_path / "v2" / "aac" / "id00012" / "yt").mkdir(parents=True)
+    (tmp_path / "v2" / "aac" / "id00012" / "yt" / "00001.m4a").write_bytes(b"")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "train.lst").write_text("id00012/yt/00001\n")
+    rttm = "SPEAKER id00012/yt/00001 1 0.000 3.000 <NA> <NA> id00012 <NA> <NA>\n"
+    (tmp_path / "lists" / "train.rttm").write_text(rttm)
+    yml = tmp_path / "database.yml"
+    yml.write_text(f"Databases:\n  T:\n    - {tmp_path}/v1/wav/{{uri}}.wav\n"
+                   f"    - {tmp_path}/v2/aac/{{uri}}.wav\n"
+                   "Protocols:\n  T:\n    SpeakerVerification:\n      P:\n        scope: global\n        train:\n"
+                   "          uri: lists/train.lst\n          annotation: lists/train.rttm\n")
+    fast, reference = both_readers(yml)
+    assert fast[1] == reference[1] == [f"{tmp_path}/v2/aac/id00012/yt/00001.wav"]
 
 
 @pytest.mark.slow

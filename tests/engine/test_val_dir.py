@@ -72,8 +72,13 @@ def test_an_experiment_folder_given_for_a_val_dir_is_named_with_what_would_do(tm
     trn.weights.mkdir(parents=True)
     assert refusal() == (f"validate one of its training folders first (`spkemb-engine validate {trn.root} "
                          "PROTOCOL`), then pass the VAL_DIR that writes")
+    for subset in ("development", "test"):  # what a validate refused for a missing trial file leaves
+        val = trn.validation(PROTOCOL, subset)
+        val.root.mkdir(parents=True)
+        val.lock.touch()
+    assert refusal().startswith("validate one of its training folders first")
     for subset in ("development", "test"):
-        trn.validation(PROTOCOL, subset).root.mkdir(parents=True)
+        trn.validation(PROTOCOL, subset).params.write_text("epoch: 1\n")
     assert refusal() == (f"pass one of its validations: {trn.validation(PROTOCOL, 'development').root}, "
                          f"{trn.validation(PROTOCOL, 'test').root}")
     assert not (tmp_path / "runs.db").exists() and not any(tmp_path.glob("out.*"))

@@ -471,6 +471,7 @@ def test_a_training_folder_given_for_a_val_dir_is_named_with_its_validations(tmp
     vals = [trn / "validate_equal_error_rate" / f"P.S.T.{subset}" for subset in ("development", "test")]
     for val in vals:
         (val / "scores").mkdir(parents=True)
+        (val / "scores" / "0001.txt").write_text("1 0.5 a b\n")
     (trn / "weights").mkdir()
     extra = {"apply": ["P.S.T"], "export": ["-o", str(tmp_path / "net.onnx")]}.get(command, [])
     for given in (trn, trn / "validate_equal_error_rate"):

@@ -101,7 +101,7 @@ def test_each_test_recording_gets_validate_s_score_and_the_decision_at_the_eer_t
     assert rows[0][3] == "same" and "different" in {r[3] for r in rows}
     checkpoint, decided = done.stderr.strip().splitlines()
     assert checkpoint == f"verify: epoch 7 of {val.root}: cosine of window-mean embeddings, as validate scores a trial"
-    assert decided == f"verify: threshold {threshold:.6f}: where epoch 7 reached its EER of 0.00 % on {PROTOCOL}.test"
+    assert decided == f"verify: threshold {threshold:.8f}: where epoch 7 reached its EER of 0.00 % on {PROTOCOL}.test"
 
 
 @pytest.mark.slow
@@ -186,7 +186,7 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
         "damaged cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (BadZipFile)"),
         "pickled cohort": (NORM + [str(val.root), good, good], "0007.cohort.npz is damaged (ValueError)"),
         "cohort of NaN": (NORM + [str(val.root), good, good], "holds no cohort of embeddings (float32 rows, finite)"),
-        "cohort top_n too large": (NORM + [str(val.root), good, good], "its top_n is no count of 1 to 2 cohort"),
+        "cohort top_n too large": (NORM + [str(val.root), good, good], "its top_n is no count of 2 to 2 cohort"),
         # the one checked once the network is read: the checkpoint's dimension
         "cohort of another dimension": (NORM + [str(val.root), good, good], "holds a cohort of 16-dimensional "
                                         "embeddings, and the checkpoint makes 32-dimensional ones"),
@@ -201,7 +201,7 @@ def test_what_verify_cannot_use_is_one_line_before_any_network_is_read(tmp_path:
         means = np.full((2, 32), np.nan if case == "cohort of NaN" else 0.5, np.float32)
         np.savez(open(cohort, "wb"), means=means, top_n=np.int64(3))
     elif case == "cohort of another dimension":
-        np.savez(open(cohort, "wb"), means=np.full((2, 16), 0.5, np.float32), top_n=np.int64(1))
+        np.savez(open(cohort, "wb"), means=np.full((2, 16), 0.5, np.float32), top_n=np.int64(2))
     if case == "no params":
         val.params.unlink()
     # a process of its own: these are refused before torch is imported (all but the cohort's dimension)
