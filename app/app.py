@@ -82,8 +82,14 @@ class SpkembApp(App[None]):
 
     async def action_quit(self) -> None:
         """Quit; the runs go on, and a validation launched beside a training that has not recorded its
-        run yet is started first (it was started once the run showed up, which no TUI would see now)."""
+        run yet is started first (it was started once the run showed up, which no TUI would see now).
+        A query still running is stopped first: the exit waits for its thread, up to its time limit."""
+        from app.screens.query import QueryScreen
+
         self.launcher.start_waiting(self.pending)
+        for screen in self.screen_stack:
+            if isinstance(screen, QueryScreen):
+                screen.stop_query()
         await super().action_quit()
 
     def on_mount(self) -> None:

@@ -94,16 +94,21 @@ def next_free(exp_dir: Path) -> Path:
     return exp_dir.parent / f"{exp_dir.name}-{i}"
 
 
+def free_inside(root: Path, folder: Path) -> Path:
+    """``folder``, or the next free name beside it (:func:`next_free`), when that lies inside the
+    workspace ``root``; else (beside the workspace itself, as the demo's experiment is, or outside
+    it) the same name under ``root/experiments``."""
+    free = next_free(folder)
+    try:
+        free.resolve().relative_to(root.resolve())
+    except ValueError:
+        return next_free(root / "experiments" / folder.name)
+    return free
+
+
 def fork_folder(root: Path, parent_exp: Path, checkpoint: int | str, kind: str = "fork") -> Path:
     """Where a fork of ``parent_exp`` from ``checkpoint`` (an epoch, or averaged weights by name) is
-    suggested, ``{parent}-fork-e3`` or ``{parent}-lm-avg-top5``: beside the parent when that is
-    inside the workspace ``root``, else (the parent is the workspace itself, as in the demo, or
-    lies outside it) under ``root/experiments``; never a folder that already holds a config."""
+    suggested, ``{parent}-fork-e3`` or ``{parent}-lm-avg-top5``: beside the parent, inside the
+    workspace ``root`` (:func:`free_inside`); never a folder that already holds a config."""
     label = f"e{checkpoint}" if str(checkpoint).isdigit() else str(checkpoint)
-    name = f"{parent_exp.name}-{kind}-{label}"
-    beside = parent_exp.parent / name
-    try:
-        beside.resolve().relative_to(root.resolve())
-    except ValueError:
-        beside = root / "experiments" / name
-    return next_free(beside)
+    return free_inside(root, parent_exp.parent / f"{parent_exp.name}-{kind}-{label}")

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Label, Static
+from textual.widgets import Button, Input, Label, Static
 
 from app.views.plain import plain
 
@@ -49,6 +49,11 @@ class FormDialog(ModalScreen[R]):
             self.submit()
         else:
             self.dismiss(self.cancelled)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """Enter in a field submits the form, as its OK button does."""
+        event.stop()
+        self.submit()
 
     def submit(self) -> None:
         """Read the fields: dismiss with what they say, or say in ``#error`` why they cannot be used."""

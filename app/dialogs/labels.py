@@ -43,10 +43,6 @@ class LabelsDialog(FormDialog[LabelsChoice | None]):
             yield Static("a group compares runs that differ only by seed: mean ± std of their EER", id="hint")
             yield from form_end("Save")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.submit()
-
     def submit(self) -> None:
         try:
             choice = read_labels(*(self.query_one(f"#{name}", Input).value for name in ("group", "tags", "note")))

@@ -19,6 +19,7 @@ from app.launching.children import run_quick
 from app.launching.commands import request_argv
 from app.screens.compare_systems import SignificancePanel, det_source, run_label, shared_trials, systems
 from app.screens.host import reading
+from app.views.validation_view import picked
 from app.widgets.keys_footer import KeysFooter
 from app.widgets.plain_table import PlainTable
 from app.widgets.plots import EerPlot, EerSeries, LossPlot, LossSeries
@@ -139,8 +140,9 @@ class CompareScreen(SignificancePanel):
         for label, r in zip(labels, runs, strict=True):
             group = r.run.run_group if r.group_epochs and r.run.run_group not in banded else None
             banded.add(group or "")
-            series.append(EerSeries(label, r.validations, band=r.group_epochs if group else (),
-                                    band_label=group or ""))
+            best, by_hand = picked(r.validators)  # marked where the run detail marks it: its pick
+            series.append(EerSeries(label, r.validations, best, band=r.group_epochs if group else (),
+                                    band_label=group or "", picked=by_hand))
         self.query_one(EerPlot).set_series(series)
         if first:
             self._show_differences(labels, [r.config for r in runs])

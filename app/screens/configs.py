@@ -11,7 +11,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from app.data import reader
-from app.data.experiments import find_experiments, next_free
+from app.data.experiments import find_experiments, free_inside, next_free
 from app.data.forks import ForkPlan
 from app.screens.configs_form import ConfigForm
 from app.widgets.keys_footer import KeysFooter
@@ -205,7 +205,7 @@ class ConfigsScreen(ConfigForm):
             return None
         used = reader.used_by_runs(self.spkemb.db_path, exp) if ExperimentDir(exp).config.exists() else []
         if used:
-            new = next_free(exp)
+            new = free_inside(self.spkemb.workspace.root, exp)
             self.app.notify(f"{self.spkemb.workspace.show(exp)} was used by run(s) "
                             f"{', '.join('#' + str(u) for u in used)}: saved as the new experiment "
                             f"{self.spkemb.workspace.show(new)} so history stays as it was.")

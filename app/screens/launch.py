@@ -233,5 +233,5 @@ class LaunchScreen(SpkembScreen):
         except OSError as e:
             self.spkemb.blocking_error("Cannot launch", f"{' '.join(train)}\n\n{e}")
             return
-        self.app.notify(f"launched: {' '.join(train[3:])}\nlog: {self.spkemb.workspace.show(train_log)}")
+        self.app.notify(f"launched: {shlex.join(train[3:])}\nlog: {self.spkemb.workspace.show(train_log)}")
         self.app.pop_screen()

@@ -62,14 +62,14 @@ class QueryScreen(SpkembScreen):
         self.query_one("#sql").focus()
 
     def on_unmount(self) -> None:
-        self._stop_query()
+        self.stop_query()
 
     @property
     def running(self) -> bool:
         """A query of this screen is running."""
         return self._stop is not None
 
-    def _stop_query(self) -> None:
+    def stop_query(self) -> None:
         if self._stop is not None:
             self._stop.stop()
 
@@ -80,7 +80,7 @@ class QueryScreen(SpkembScreen):
             self.action_run()
 
     def action_run(self) -> None:
-        self._stop_query()  # its thread would run on after a new query replaced it
+        self.stop_query()  # its thread would run on after a new query replaced it
         self._number += 1
         self._stop = QueryStop()
         self.query_one("#query-status", Static).update("running… (escape stops it)")
@@ -89,7 +89,7 @@ class QueryScreen(SpkembScreen):
     def action_stop_or_back(self) -> None:
         """Escape: stop the running query, or go back when none runs."""
         if self.running:
-            self._stop_query()
+            self.stop_query()
         else:
             self.app.pop_screen()
 

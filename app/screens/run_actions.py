@@ -82,10 +82,15 @@ class RunActions(SpkembScreen):
         if train.out_dir is None or train.protocol is None:
             self.spkemb.error(f"run #{train.id} records no folder or protocol to resume from.")
             return
+        what = f"resume of #{train.id}"
+        if any(p.what == what for p in self.spkemb.pending):
+            # a second `r` before the first resume records its run: the engine would refuse it, in the run's log
+            self.app.notify(f"The {what} is starting already.", severity="warning")
+            return
         ws = self.spkemb.workspace
         subset = train.subset or "train"
         argv = commands.resume_argv(train, db=ws.db_path, database=ws.database_yml)
-        pid = self._launch(argv, TrainingDir(Path(train.out_dir)).log, kind="train", what=f"resume of #{train.id}",
+        pid = self._launch(argv, TrainingDir(Path(train.out_dir)).log, kind="train", what=what,
                            protocol=train.protocol, subset=subset, device=train.device)
         validators = self._validators()
         if pid is not None and validators and not any(v.status == "running" for v in validators):

@@ -25,7 +25,7 @@ from app.views.run_detail_view import (
     problem_lines,
     summary_lines,
 )
-from app.views.validation_view import best_marker, figures, has_asnorm
+from app.views.validation_view import figures, has_asnorm, picked
 from app.widgets.epoch_table import EpochTable
 from app.widgets.keys_footer import KeysFooter
 from app.widgets.log_tail import LogTail
@@ -145,8 +145,7 @@ class RunDetailScreen(RunActions, ForkActions):
         self.query_one(LogTail).follow(log_path(run))
 
     def _best_epoch(self) -> int | str | None:
-        chosen = [best_marker(v) for v in self.data.validators] if self.data else []
-        return next((c for c in chosen if c is not None), None)
+        return picked(self.data.validators)[0] if self.data else None
 
     def _validations(self, data: RunDetail) -> None:
         """EER plot and epoch table, with raw or AS-norm figures (``n`` toggles)."""
@@ -161,7 +160,8 @@ class RunDetailScreen(RunActions, ForkActions):
         plot.border_title, table.border_title = f"{EerPlot.TITLE}{what}", f"epochs{what}"
         # the group's band is of raw EERs: none beside AS-norm figures
         band = () if self.asnorm else data.group_epochs
-        plot.set_series([EerSeries("EER", rows, best, band=band, band_label=data.train.run_group or "")])
+        plot.set_series([EerSeries("EER", rows, best, band=band, band_label=data.train.run_group or "",
+                                   picked=picked(data.validators)[1])])
         table.set_rows(data.epochs, rows, data.checkpoints, best)
 
     def action_toggle_norm(self) -> None:

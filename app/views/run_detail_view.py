@@ -159,13 +159,16 @@ def problem_lines(data: RunDetail, show: Callable[[Any], str] = str) -> list[str
 
 
 def log_path(run: Run) -> str | None:
-    """The log the tail follows: the run's own, else its kind's log in its output folder."""
+    """The log the tail follows: the run's own, else its kind's log in its output folder (an
+    extraction's: in the VAL_DIR above it, where the TUI writes ``apply.log``)."""
     if run.log_path:
         return run.log_path
-    if run.out_dir:
-        name = {"train": layout.TRAIN_LOG, "validate": layout.VALIDATE_LOG}.get(run.kind, layout.APPLY_LOG)
-        return str(Path(run.out_dir) / name)
-    return None
+    if not run.out_dir:
+        return None
+    if run.kind == "apply":
+        return str(layout.ExtractionDir(Path(run.out_dir)).validation.apply_log)
+    name = {"train": layout.TRAIN_LOG, "validate": layout.VALIDATE_LOG}.get(run.kind, layout.APPLY_LOG)
+    return str(Path(run.out_dir) / name)
 
 
 def drawn_from(data: RunDetail, rows: list, best: int | str | None, asnorm: bool) -> tuple:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import time
 
+from app.views.run_detail_view import log_path
 from engine.records import Run
 from engine.version import software_text
 
@@ -26,6 +27,6 @@ def info_lines(run: Run) -> list[str]:
         f"process   {where}, device {run.device or '?'}",
         f"started   {_when(run.started_at)}   ended {_when(run.ended_at)}",
         f"folder    {run.out_dir or '—'}",
-        f"log       {run.log_path or '—'}",
+        f"log       {log_path(run) or '—'}",
         f"software  {software_text(run.software)}",
     ]

@@ -79,3 +79,10 @@ def best_marker(run: Run) -> int | str | None:
     if run.best_checkpoint:
         return str(run.best_checkpoint)
     return None if run.best_epoch is None else int(run.best_epoch)
+
+
+def picked(validators: list[Run]) -> tuple[int | str | None, bool]:
+    """What the first of a training's validate runs that points at a checkpoint points at, and whether
+    it was picked by hand (not the lowest EER); (None, False) when none does."""
+    chosen = next((v for v in validators if best_marker(v) is not None), None)
+    return (None, False) if chosen is None else (best_marker(chosen), chosen.best_how != "lowest-eer")

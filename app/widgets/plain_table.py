@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.cells import cell_len
+from textual.binding import Binding
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -17,12 +18,26 @@ FILL_CHUNK = 500
 
 
 class PlainTable(DataTable):
-    """``DataTable`` whose ``str`` labels and cells are plain text; other renderables pass as they are."""
+    """``DataTable`` whose ``str`` labels and cells are plain text; other renderables pass as they are.
+
+    ``home`` and ``end`` go to the first and last row, as in the Runs table (DataTable's own go to the
+    first and last column, which the arrows reach); a table whose cursor is a column keeps them for columns.
+    """
+
+    BINDINGS = [Binding("home", "ends(0)", "First row", show=False), Binding("end", "ends(1)", "Last row", show=False)]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         #: fills started: rows still being added belong to the latest one only
         self._fills = 0
+
+    def action_ends(self, last: int) -> None:
+        if self.cursor_type == "column":
+            self.action_scroll_end() if last else self.action_scroll_home()
+        elif last:
+            self.action_scroll_bottom()
+        else:
+            self.action_scroll_top()
 
     def add_column(self, label: Any, *, width: int | None = None, key: str | None = None,
                    default: Any = None) -> ColumnKey:

@@ -34,6 +34,8 @@ class EerSeries:
     band: Sequence[GroupEpoch] = ()
     #: the group the band is of (its legend)
     band_label: str = ""
+    #: ``best_epoch`` was picked by hand (not the lowest EER): the caption says so
+    picked: bool = False
 
 
 def band_lines(band: Sequence[GroupEpoch]) -> tuple[list[int], list[float], list[float], list[float]]:
@@ -156,7 +158,8 @@ class EerPlot(SeriesPlot):
                     plt.scatter([int(v.epoch)], [100.0 * float(v.eer)], color="red", marker="X")
                     if single:
                         what = best if isinstance(best, str) else f"epoch {best}"
-                        self.border_subtitle = f"best {what}: EER {100.0 * float(v.eer):.2f} %"
+                        how = "picked" if s.picked else "best"
+                        self.border_subtitle = f"{how} {what}: EER {100.0 * float(v.eer):.2f} %"
         if not drawn or not epochs:
             self.border_subtitle = "no validated epoch yet"
         else:

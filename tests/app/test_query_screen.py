@@ -87,6 +87,20 @@ async def test_rows_come_a_chunk_per_refresh_and_a_new_fill_drops_the_rest(works
         assert table.row_count == 1
 
 
+async def test_home_and_end_go_to_the_first_and_last_row_as_in_the_runs_table(workspace: Path) -> None:
+    """In a result, `end` went to the last column and left the cursor on row 1 (ctrl+end alone went down)."""
+    app = make(workspace)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_query(pilot)
+        table = screen.query_one("#result", PlainTable)
+        table.fill(["x", "y", "z"], [[str(i), "a" * 30, "b" * 30] for i in range(40)])
+        table.focus()
+        await pilot.press("end")
+        assert (table.cursor_row, table.cursor_column) == (39, 0)
+        await pilot.press("right", "home")
+        assert (table.cursor_row, table.cursor_column) == (0, 1)
+
+
 def test_a_cell_shows_a_blob_by_its_size_and_a_long_text_cut() -> None:
     """A 300 MB blob was drawn as a 1.2 GB string: two minutes of a frozen screen."""
     from app.screens.query import CELL_CHARS, cell_text
@@ -105,7 +119,7 @@ from app.screens.query import QueryScreen
 from app.widgets.plain_table import FILL_CHUNK, PlainTable
 
 async def main() -> None:
-    app = make(Path(sys.argv[1]))
+    app = make(Path(sys.argv[1]), query_time_limit=None)  # a query that never ends but for the quit
     async with app.run_test(size=(140, 36)) as pilot:
         await pilot.press("s")
         await wait_for(pilot, lambda: showing(app, QueryScreen))

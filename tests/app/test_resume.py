@@ -13,7 +13,7 @@ from app.screens.run_detail import RunDetailScreen
 from engine.cli import request_of
 from engine.requests import TrainRequest
 from engine.store import open_store
-from tests.app.conftest import NOW, make, open_run, wait_for
+from tests.app.conftest import NOW, make, notified, open_run, wait_for
 
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
@@ -57,6 +57,11 @@ async def test_resume_of_a_torchrun_run_starts_torchrun_again_with_its_processes
             (launched,) = [p for p in app.pending if p.kind == "train"]
             pid = launched.pid
             argv = launched.argv
+            # `r` again before the resumed process records its run: it started a second one, which the engine
+            # refused into the run's own log while the TUI said the resume had failed
+            await pilot.press("r")
+            assert notified(app, "The resume of #", severity="warning")
+            assert [p.pid for p in app.pending if p.kind == "train"] == [pid]
     finally:
         if pid is not None:  # the launch is real; its own session holds torchrun and its workers
             try:

@@ -46,7 +46,12 @@ async def test_v_asks_how_to_validate_prefilled_with_the_last_validation(workspa
         assert dialog.query_one("#cohort-size").value == "40" and dialog.query_one("#cohort-files").value == "3"
         dialog.query_one("#cohort-size").value = "0"
         await pilot.click("#ok")
-        await wait_for(pilot, lambda: "at least 1" in str(dialog.query_one("#error").render()))
+        await wait_for(pilot, lambda: "at least 2" in str(dialog.query_one("#error").render()))
+        # Enter in a field submits the form as OK does (it did nothing but in the labels dialog)
+        dialog.query_one("#error").update("")
+        dialog.query_one("#cohort-size").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: "at least 2" in str(dialog.query_one("#error").render()))
         await pilot.press("escape")
         await wait_for(pilot, lambda: showing(app, RunDetailScreen))
     assert not app.pending  # cancelled: nothing launched

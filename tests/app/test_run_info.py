@@ -40,3 +40,20 @@ async def test_i_shows_the_runs_command_process_and_software(workspace: Path) ->
         assert f"folder    {run['out_dir']}" in text
         await pilot.press("escape")
         await wait_for(pilot, lambda: showing(app, RunDetailScreen))
+
+
+def test_an_extractions_log_is_the_apply_log_of_its_val_dir(tmp_path: Path) -> None:
+    """The TUI writes an extraction's output to VAL_DIR/apply.log; its detail looked in VAL_DIR/apply/3/ and
+    said there was no log yet (and `i` showed none), so a failed extraction's log could not be found."""
+    from app.views.run_detail_view import log_path
+    from app.views.run_info_view import info_lines
+    from engine.layout import ValidationDir
+    from engine.records import Run
+
+    val = ValidationDir(tmp_path / "exp" / "train" / "P.train" / "validate_equal_error_rate" / "P.test")
+    run = Run(id=4, kind="apply", status="failed", out_dir=str(val.apply_root / "3"))
+    assert log_path(run) == str(val.apply_log)
+    assert f"log       {val.apply_log}" in info_lines(run)
+    # a run that recorded its own log keeps it
+    assert log_path(Run(id=5, kind="apply", status="failed", out_dir=str(val.apply_root / "3"),
+                        log_path=str(tmp_path / "mine.log"))) == str(tmp_path / "mine.log")

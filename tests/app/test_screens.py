@@ -149,6 +149,31 @@ async def test_editing_a_used_config_makes_a_new_experiment(workspace: Path) -> 
 
 
 @pytest.mark.slow
+async def test_editing_the_workspaces_own_used_config_makes_a_new_experiment_inside_it(workspace: Path) -> None:
+    """The demo's experiment is the workspace itself (EXP_DIR `.`): a used config edited there was saved as
+    the workspace's sibling `ws-2`, outside the workspace, which the form then refused."""
+    from engine.config import template_text
+    from engine.store import open_store
+
+    (workspace / "config.yml").write_text(template_text("demo"))
+    with open_store(workspace / "runs.db") as store:
+        store.create_run(kind="train", exp_dir=workspace, out_dir=workspace / "train" / "P.train", protocol="P",
+                         subset="train", config={}, command=["spkemb-engine", "train"], device="cpu", name="demo")
+    app = make(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = await open_configs(pilot)
+        await wait_for(pilot, lambda: f"exp:{workspace}" in [str(v) for _, v in screen.query_one("#source")._options])
+        screen.query_one("#source").value = f"exp:{workspace}"
+        await wait_for(pilot, lambda: "task.params.margin" in screen.keys)
+        await pilot.pause(0.2)
+        _field(screen, "task.params.margin").value = "0.25"
+        await pilot.pause(0.1)
+        saved = screen.action_save()
+    assert saved == workspace / "experiments" / workspace.name
+    assert not (workspace.parent / f"{workspace.name}-2").exists()
+
+
+@pytest.mark.slow
 async def test_compare_overlays_runs_and_lists_config_differences(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -446,6 +471,35 @@ async def test_eer_plot_of_one_epoch_draws_an_error_bar_on_whole_epoch_ticks() -
         assert len(bar) >= 5 and "•" not in "".join(lines[1:-2])
         columns = {line.index("│", 5) for line in bar}
         assert len(columns) == 1
+
+
+async def test_a_hand_picked_epoch_is_marked_and_captioned_as_picked_in_compare_as_in_the_detail() -> None:
+    """Compare marked each run's lowest-EER epoch (its X at 3) while its significance line used the
+    epoch picked by hand (1); the detail's caption called that pick "best"."""
+    from textual.app import App
+
+    from app.views.validation_view import picked
+    from engine.records import Run
+
+    by_hand = Run(id=2, kind="validate", status="completed", out_dir="v", best_epoch=1, best_how="manual")
+    lowest = Run(id=3, kind="validate", status="completed", out_dir="v", best_epoch=3, best_how="lowest-eer")
+    assert picked([by_hand]) == (1, True) and picked([lowest]) == (3, False) and picked([]) == (None, False)
+
+    class Host(App):
+        def compose(self):
+            yield EerPlot()
+
+    rows = [ValidationResult(epoch=e, eer=eer, eer_low=eer - 0.05, eer_high=eer + 0.05)
+            for e, eer in ((1, 0.36), (2, 0.25), (3, 0.19))]
+    async with Host().run_test(size=(100, 24)) as pilot:
+        plot = pilot.app.query_one(EerPlot)
+        plot.set_series([EerSeries("EER", rows, 1, picked=True)])
+        await pilot.pause()
+        assert str(plot.border_subtitle) == "picked epoch 1: EER 36.00 %"
+        best, by_hand = picked([lowest])
+        plot.set_series([EerSeries("EER", rows, best, picked=by_hand)])
+        await pilot.pause()
+        assert str(plot.border_subtitle) == "best epoch 3: EER 19.00 %"
 
 
 @pytest.mark.slow
