@@ -45,12 +45,13 @@ def summary_lines(run: Run, data: RunDetail, *, asnorm: bool, now: Callable[[], 
     ]
     if run.reason:  # second: the header is cut to four lines at 80x24, and a failure's fix is in its reason
         lines.append(f"[red]reason: {safe(run.reason)}[/red]")
-    lines.append(f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}")
-    lines += lineage_lines(train, data.init_parent, show)
-    lines += labels_lines(run if run.tags or run.note else train, data)
+    # then the pick, before the folders: at 80x24 it was below the cut, and `p` had no word of what it picked
     best = [v for v in data.validators if v.best_eer is not None]
     if best:
         lines.append(f"{picked_text(best[0], data)}  VAL_DIR {show(best[0].out_dir)}")
+    lines.append(f"experiment {show(train.exp_dir)}   TRN_DIR {show(train.out_dir)}")
+    lines += lineage_lines(train, data.init_parent, show)
+    lines += labels_lines(run if run.tags or run.note else train, data)
     lines += comparison_lines(figures(data.shown_validations, asnorm))
     return lines
 
