@@ -82,11 +82,13 @@ def batches_per_epoch(per_epoch: float, duration: float, per_fold: int, per_labe
     return max(1, int(math.ceil(per_epoch * SECONDS_PER_DAY / (duration * per_fold * per_label))))
 
 
-def check_per_fold(per_fold: int, speakers: int) -> None:
-    """Refuse batches of more distinct speakers than ``speakers`` can give."""
+def check_per_fold(per_fold: int, speakers: int, skipped: Sequence[str] = ()) -> None:
+    """Refuse batches of more distinct speakers than ``speakers`` can give (``skipped``: why each speaker
+    left out was, said with the refusal: the warnings naming them come after it)."""
     if per_fold > speakers:
+        why = f" ({len(skipped)} left out, e.g. {skipped[0]})" if skipped else ""
         raise TrainingError(f"task per_fold={per_fold} asks for more distinct speakers per batch "
-                            f"than the {speakers} usable ones — lower task per_fold to at most {speakers}")
+                            f"than the {speakers} usable ones{why} — lower task per_fold to at most {speakers}")
 
 
 class SpeakerBatches(Dataset):

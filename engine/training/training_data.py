@@ -114,7 +114,8 @@ def prepare_training_data(config: Config, protocol: str, subset: str, *, databas
                          strict=strict)
     # before the untrained network's checkpoint is written: a rerun once per_fold is lowered would
     # otherwise be refused as a folder that holds checkpoints (--resume)
-    check_per_fold(config.task.per_fold, len(index.speakers))
+    check_per_fold(config.task.per_fold, len(index.speakers),
+                   [p.problem for p in index.problems if p.kind == "speaker"])
     # a cached index is trusted for what it says of the files only while they stay as it saw them:
     # one stat each (vectorised against its columns) names those that changed since
     # (an index built just now stat'ed every file moments ago: nothing to look at again)

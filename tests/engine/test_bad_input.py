@@ -407,3 +407,16 @@ def test_more_speakers_a_batch_than_train_is_refused_before_any_checkpoint(tmp_p
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert "task per_fold=400 asks for more distinct speakers per batch than the" in done.stderr
     assert not list(exp.rglob("*.pt"))
+
+
+def test_a_per_fold_refusal_says_why_speakers_were_left_out() -> None:
+    """`per_fold=6 … than the 5 usable ones` came before the warning that names the speaker left out:
+    the line did not say which one, nor why."""
+    from engine.data.batches import check_per_fold
+    from engine.errors import TrainingError
+
+    why = "speaker 'id10003' has no speech region of at least 2 s (longest 0.30 s, 0.30 s in all): skipped"
+    with pytest.raises(TrainingError, match=r"than the 5 usable ones \(1 left out, e\.g\. speaker 'id10003' has no "
+                                            r"speech region .*: skipped\) — lower task per_fold to at most 5$"):
+        check_per_fold(6, 5, [why])
+    check_per_fold(5, 5, [why])  # enough speakers: nothing to say
