@@ -10,6 +10,7 @@ never come, then record a completed run of nothing).
 from __future__ import annotations
 
 import difflib
+import os
 import shlex
 from pathlib import Path
 
@@ -27,6 +28,14 @@ from engine.layout import (
 )
 
 
+def _whole(path: str | Path) -> Path:
+    """``path`` with the folders above it named: a folder is told apart by its parents' names, which
+    ``.`` or a bare name from the folder above does not have (``verify .`` inside a VAL_DIR said its
+    checkpoint had been deleted)."""
+    given = Path(path)
+    return given if given.is_absolute() else Path(os.path.abspath(given))
+
+
 def given_val_dir(path: str | Path) -> ValidationDir:
     """The VAL_DIR at ``path``.
 
@@ -37,7 +46,7 @@ def given_val_dir(path: str | Path) -> ValidationDir:
         an experiment folder: the line then names the VAL_DIRs inside it, or the command to run
         when there is none.
     """
-    val = ValidationDir(Path(path))
+    val = ValidationDir(_whole(path))
     if not val.root.is_dir():
         raise SpkembError(f"{val.root} is not a directory: pass the VAL_DIR that `spkemb-engine validate` "
                           f"writes ({VAL_DIR_SHAPE})")
@@ -69,7 +78,7 @@ def given_trn_dir(path: str | Path) -> TrainingDir:
         experiment folder (naming its TRN_DIRs, or the ``train`` to run), or any other folder
         that does not sit where ``train`` writes a TRN_DIR.
     """
-    root = Path(path)
+    root = _whole(path)
     if root.name == VALIDATE or root.parent.name == VALIDATE:
         trn = root.parent if root.name == VALIDATE else ValidationDir(root).training.root
         raise SpkembError(f"{root} is a validation folder, not a TRN_DIR ({TRN_DIR_SHAPE}): pass its training "

@@ -107,3 +107,20 @@ def test_a_folder_of_an_experiment_given_to_train_names_the_experiment(tmp_path:
         f"spkemb-engine train: error: {inner}/config.yml: no such file; give the path of an experiment's config.yml "
         "(`spkemb-engine config template tutorial` prints a whole one)")
     assert not (tmp_path / "runs.db").exists()
+
+
+def test_a_folder_given_as_dot_or_by_its_bare_name_is_the_same_folder(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`verify .` inside a VAL_DIR (or its bare name from the folder above) was read as no VAL_DIR: it said
+    epoch 1's checkpoint had been deleted by `clean`; `clean .` in a TRN_DIR said `. is not a TRN_DIR`."""
+    from engine.validation.val_dir import given_trn_dir, given_val_dir
+
+    trn = ExperimentDir(tmp_path / "exp").training(PROTOCOL, "train")
+    val = trn.validation(PROTOCOL, "test")
+    val.root.mkdir(parents=True)
+    monkeypatch.chdir(val.root)
+    assert given_val_dir(".") == val
+    monkeypatch.chdir(val.root.parent)
+    assert given_val_dir(val.root.name) == val
+    monkeypatch.chdir(trn.root)
+    assert given_trn_dir(".") == trn
