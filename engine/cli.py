@@ -56,6 +56,7 @@ HANDLERS: dict[str, str] = {
 #: is imported: given the request, it returns nothing or raises SpkembError
 EARLY_CHECKS: dict[str, str] = {
     "train": "engine.early_checks:check_train",
+    "sbatch": "engine.early_checks:check_train",
     "validate": "engine.early_checks:check_validate",
     "apply": "engine.early_checks:check_apply",
     "average": "engine.early_checks:check_average",

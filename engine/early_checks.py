@@ -13,13 +13,15 @@ from __future__ import annotations
 from engine.config import load_config
 from engine.data.listing import check_training_subset, chosen_reader
 from engine.data.protocols import check_protocol
-from engine.requests import ApplyRequest, AverageRequest, ExportRequest, TrainRequest, ValidateRequest
+from engine.requests import ApplyRequest, AverageRequest, ExportRequest, TrainOptions, ValidateRequest
 from engine.validation.params import resolve_name
 from engine.validation.trials import check_trial_subset
 from engine.validation.val_dir import given_average_dir, given_exp_dir, given_trn_dir, given_val_dir
 
 
-def check_train(args: TrainRequest) -> None:
+def check_train(args: TrainOptions) -> None:
+    """``train``, and ``sbatch``'s script of it: a misspelt protocol or subset written into a job script
+    showed only once the job left the queue, and left the folder made for its log behind."""
     load_config(given_exp_dir(args.exp_dir).config)
     # labels of one file each, or no speaker turns too: refused before the run is recorded (a failed
     # row, a new database and the folder's lock were left behind)

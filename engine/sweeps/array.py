@@ -23,12 +23,21 @@ from engine.requests import SweepRequest
 from engine.requests.training import SLURM_TIME
 from engine.store import Store
 from engine.sweeps.trials import SweepPlan, train_request, trn_dir, validate_request
-from engine.training.slurm import WARNING_SECONDS, log_pattern, requeued_step, resume_lines, sbatch_header, sbatch_value
+from engine.training.slurm import (
+    WARNING_SECONDS,
+    check_time_limit,
+    log_pattern,
+    requeued_step,
+    resume_lines,
+    sbatch_header,
+    sbatch_value,
+)
 
 
 def array_header(name: str, root: Path, request: SweepRequest, *, trials: int, parallel: int) -> str:
     """The ``#SBATCH`` lines of the array job of sweep ``name`` in folder ``root``; SpkembError for a
     name or folder that would break out of them (the sweep checks it before recording anything)."""
+    check_time_limit(request.time or SLURM_TIME)
     # a task's CPUs: its loader processes, the training process and its validation
     directives = [f"--job-name={sbatch_value('spkemb-' + name)}", f"--array=0-{trials - 1}%{max(1, parallel)}",
                   "--nodes=1", "--ntasks-per-node=1", "--gpus-per-node=1", f"--cpus-per-task={request.parallel + 2}",

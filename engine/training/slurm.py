@@ -22,6 +22,26 @@ from engine.store import default_db_path
 
 #: seconds of warning before the time limit: saving fits well inside it
 WARNING_SECONDS = 180
+#: the shortest ``--time`` a job is given: the warning, and minutes for start-up and steps before it
+MIN_TIME_SECONDS = 10 * 60
+
+
+def check_time_limit(limit: str) -> None:
+    """Refuse a ``--time`` (one of the forms sbatch reads) that the warning would take whole: each
+    start would be told to stop before its first step, checkpoint nothing and requeue, for ever."""
+    days, _, rest = limit.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:  # D-HH, D-HH:MM, D-HH:MM:SS
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+        total = ((int(days) * 24 + hours) * 60 + minutes) * 60 + seconds
+    elif len(parts) == 3:  # HH:MM:SS
+        total = (parts[0] * 60 + parts[1]) * 60 + parts[2]
+    else:  # MINUTES, MINUTES:SECONDS
+        total = parts[0] * 60 + (parts[1] if len(parts) == 2 else 0)
+    if 0 < total < MIN_TIME_SECONDS:  # 0: no limit
+        raise SpkembError(f"--time {limit}: the job is warned {WARNING_SECONDS} s before its time limit to "
+                          "checkpoint and requeue, which leaves it no time to train; give it at least "
+                          f"{MIN_TIME_SECONDS // 60} minutes (--time {MIN_TIME_SECONDS // 60})")
 
 
 def _train_arguments(args: SbatchRequest) -> list[str]:
@@ -118,6 +138,7 @@ wait "$step_pid" || status=$?"""
 
 def batch_script(args: SbatchRequest) -> str:
     """The text of the batch script for the parsed ``sbatch`` arguments."""
+    check_time_limit(args.time)
     exp_dir = Path(args.exp_dir).resolve()
     trn = ExperimentDir(exp_dir).training(args.protocol, args.subset)
     trn_dir = trn.root

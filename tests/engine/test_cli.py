@@ -79,13 +79,13 @@ def test_version_is_the_installed_package_s(script: str) -> None:
     assert done.returncode == 0 and done.stdout == f"{script} {version('spkemb')}\n", done
 
 
-def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
+def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path, demo_corpus: Path) -> None:
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG)
     out = tmp_path / "train.sbatch"
     done = run_engine("sbatch", "--nodes", "2", "--gpus-per-node", "4", "--to", "250", "-o", str(out),
-                      str(exp), "VoxCeleb.SpeakerVerification.VoxCeleb2")
+                      str(exp), "Demo.SpeakerVerification.Voices", database=demo_corpus)
     assert done.returncode == 0, done.stderr
     script = out.read_text()
     assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script
@@ -97,19 +97,33 @@ def test_sbatch_script_runs_srun_torchrun_and_requeues(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stderr
 
 
-def test_the_sbatch_job_reads_the_database_and_runs_db_of_the_folder_it_was_written_in(tmp_path: Path) -> None:
+def test_the_sbatch_job_reads_the_database_and_runs_db_of_the_folder_it_was_written_in(tmp_path: Path,
+                                                                                      demo_corpus: Path) -> None:
     """The job starts on a node, maybe in another folder: the script names both files by absolute path."""
-    exp, folder = tmp_path / "exp", tmp_path / "workspace"
+    exp, folder = tmp_path / "exp", demo_corpus.parent  # the folder of a database.yml (only read)
     exp.mkdir()
-    folder.mkdir()
     (exp / "config.yml").write_text(TINY_CONFIG)
-    (folder / "database.yml").write_text("Protocols: {}\n")
-    done = run_in_process("sbatch", "-o", str(tmp_path / "job.sh"), str(exp), "VoxCeleb.SpeakerVerification.VoxCeleb2",
+    done = run_in_process("sbatch", "-o", str(tmp_path / "job.sh"), str(exp), "Demo.SpeakerVerification.Voices",
                           env={"PYANNOTE_DATABASE_CONFIG": "", "SPKEMB_DB": ""}, cwd=folder)
     assert done.returncode == 0, done.stderr
     script = (tmp_path / "job.sh").read_text()
     assert f"--database {folder.resolve() / 'database.yml'} " in script
     assert f"--db {folder.resolve() / 'experiments' / 'runs.db'} " in script
+
+
+def test_sbatch_refuses_a_misspelt_protocol_or_subset_and_makes_no_folder(tmp_path: Path,
+                                                                           demo_corpus: Path) -> None:
+    """The script was written (exit 0) and the folder for its log made: the typo showed once the job had
+    waited in the GPU queue and started."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "config.yml").write_text(TINY_CONFIG)
+    for protocol, subset in (("Demo.SpeakerVerification.Voicez", "train"),
+                             ("Demo.SpeakerVerification.Voices", "trian")):
+        done = run_in_process("sbatch", "--subset", subset, "-o", str(tmp_path / "job.sh"), str(exp), protocol,
+                              db=tmp_path / "runs.db", database=demo_corpus)
+        assert done.returncode == 2 and done.stderr.startswith("spkemb-engine sbatch: error: "), done.stderr
+    assert not (exp / "train").exists() and not (tmp_path / "job.sh").exists()
 
 
 def test_sbatch_without_config_names_the_file(tmp_path: Path) -> None:

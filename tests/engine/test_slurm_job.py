@@ -16,7 +16,7 @@ from tests import children
 from tests.conftest import TINY_CONFIG
 from tests.engine.engine_runner import run_in_process
 
-PROTOCOL = "VoxCeleb.SpeakerVerification.VoxCeleb2"
+PROTOCOL = "Demo.SpeakerVerification.Voices"
 
 #: srun: records its arguments and runs the step's one task; a SIGTERM to srun itself is what SLURM's
 #: srun answers by killing its tasks (SIGKILL), recorded as such
@@ -68,7 +68,7 @@ def _wait_for(path: Path) -> None:
         time.sleep(0.05)
 
 
-def test_the_job_script_stops_the_tasks_requeues_and_resumes(tmp_path: Path) -> None:
+def test_the_job_script_stops_the_tasks_requeues_and_resumes(tmp_path: Path, demo_corpus: Path) -> None:
     """The warning's trap sent SIGTERM to srun, which kills its tasks: no checkpoint, no `stopped`,
     each requeue back to the last epoch's checkpoint; the folder of the log did not exist when SLURM
     opened it; a space or a `#` in a folder name broke the #SBATCH lines."""
@@ -77,7 +77,7 @@ def test_the_job_script_stops_the_tasks_requeues_and_resumes(tmp_path: Path) -> 
     (exp / "config.yml").write_text(TINY_CONFIG)
     job = tmp_path / "job.sh"
     done = run_in_process("sbatch", "--cpus-per-task", "6", "-o", str(job), str(exp), PROTOCOL,
-                          db=tmp_path / "runs.db")
+                          db=tmp_path / "runs.db", database=demo_corpus)
     assert done.returncode == 0, done.stderr
     trn_dir = exp / "train" / f"{PROTOCOL}.train"
     assert trn_dir.is_dir()  # where SLURM writes slurm-JOBID.out, before the script runs
@@ -112,11 +112,12 @@ def test_the_job_script_stops_the_tasks_requeues_and_resumes(tmp_path: Path) -> 
     assert failed.returncode == 3 and not (record / "requeue.args").read_text().count("\n") > 1
 
 
-def test_sbatch_refuses_a_gpu_index_that_every_rank_would_share(tmp_path: Path) -> None:
+def test_sbatch_refuses_a_gpu_index_that_every_rank_would_share(tmp_path: Path, demo_corpus: Path) -> None:
     (tmp_path / "config.yml").write_text(TINY_CONFIG)
-    done = run_in_process("sbatch", "--device", "cuda:1", str(tmp_path), PROTOCOL, db=tmp_path / "runs.db")
+    done = run_in_process("sbatch", "--device", "cuda:1", str(tmp_path), PROTOCOL, db=tmp_path / "runs.db",
+                          database=demo_corpus)
     assert done.returncode == 2 and done.stderr == (
         "spkemb-engine sbatch: error: --device cuda:1: under torchrun each rank trains on the GPU of its "
         "LOCAL_RANK; pass --device cuda (or cpu)\n")
     assert "--device cuda " in run_in_process("sbatch", "--device", "cuda", str(tmp_path), PROTOCOL,
-                                              db=tmp_path / "runs.db").stdout
+                                              db=tmp_path / "runs.db", database=demo_corpus).stdout

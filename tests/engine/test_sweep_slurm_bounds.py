@@ -47,11 +47,14 @@ def test_an_sbatch_value_that_would_end_its_line_is_refused_and_no_script_writte
                           (["--time", "1:00\nid"], "argument --time: '1:00\\nid'"),
                           (["--time", "abc"], "D-HH:MM:SS"),
                           (["--time", "1:00:00:00"], "argument --time"),
-                          (["--subset", "train\nid"], "line break")):
+                          # the 180 s warning before the limit would stop and requeue each start before a step
+                          (["--time", "3"], "--time 3: the job is warned 180 s before its time limit"),
+                          (["--time", "0:09:59"], "give it at least 10 minutes"),
+                          (["--subset", "train\nid"], "subset 'train\\nid' is not one of")):
         done = run_in_process("sbatch", *options, "-o", str(script), str(exp), PROTOCOL)
         _refused(done, says)
         assert not script.exists()
-    for limit in ("30", "30:00", "1:00:00", "2-0", "2-00:30", "2-00:00:00"):
+    for limit in ("30", "30:00", "1:00:00", "2-0", "2-00:30", "2-00:00:00", "10", "0"):
         done = run_in_process("sbatch", "--time", limit, "--partition", "gpu,a100", "-o", str(script), str(exp),
                               PROTOCOL)
         assert done.returncode == 0, done.stderr
@@ -63,6 +66,7 @@ def test_a_sweep_array_refuses_a_directive_that_would_end_its_line(tmp_path: Pat
     exp = _exp(tmp_path)
     for options, says in ((["--partition", "a\nb"], "argument --partition: 'a\\nb'"),
                           (["--time", "abc"], "argument --time: abc"),
+                          (["--time", "5"], "--time 5: the job is warned 180 s before its time limit"),
                           (["--out", str(tmp_path / "o\nid")], "line break")):
         done = run_in_process("sweep", "--sbatch", "--no-queue", "--set", "task.params.margin=0.1", *options,
                               str(exp), PROTOCOL, db=db_path)
