@@ -103,9 +103,10 @@ mkdir -p "$trn_dir"
 lock_time() {{ stat -c %y "$trn_dir"/{TRAIN_LOCK} 2>/dev/null || echo none; }}
 before=$(lock_time)
 {step}
+# requeued: the trap's wait has collected the validation too (a second wait is bash's error in the log)
+if (( requeued )); then exit 0; fi
 validated=0
 if [[ -n "${{validate_pid:-}}" ]]; then wait "$validate_pid" || validated=$?; fi
-if (( requeued )); then exit 0; fi
 if (( status == 0 )); then status=$validated; fi
 exit "$status"
 """
