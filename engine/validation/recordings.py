@@ -8,14 +8,17 @@ quarter of it, or in one pass where VAL_DIR's scores were made with ``validate -
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from engine.config import load_config
+from engine.console import say
 from engine.data.audio_checks import FROM_THE_PROTOCOL, audio_info
 from engine.errors import AudioError, SpkembError
-from engine.layout import CheckpointName, ValidationDir
+from engine.layout import CheckpointName, TrainingDir, ValidationDir
 from engine.progress import Progress
 from engine.records import checkpoint_list, checkpoint_title
 from engine.validation.params import chosen_checkpoint
@@ -75,6 +78,21 @@ def shorter_than_half_a_window(seconds: dict[str, float], window: float) -> list
     """The recordings under half of the network's window: embedded whole from so little audio, their
     embeddings say little."""
     return [path for path, duration in seconds.items() if duration < window / 2]
+
+
+def warn_short_trial_files(paths: Iterable[str], trn: TrainingDir) -> None:
+    """Say how many of a trial list's files last under half of the network's window (its experiment's
+    ``task.duration``), as ``verify`` and ``embed`` say it of theirs; their durations were read when the
+    files were checked."""
+    try:
+        window = load_config(trn.experiment.config).task.duration
+    except SpkembError:  # no readable config beside TRN_DIR: the checkpoints' own say the window later
+        return
+    seconds = {path: audio_info(path).duration for path in paths}
+    short = shorter_than_half_a_window(seconds, window)
+    if short:
+        say(f"validate: {len(short):,} trial file(s) last under half of the network's {window:g} s window "
+            f"(the first: {short[0]}, {seconds[short[0]]:.2f} s): their scores say little")
 
 
 def embed_recordings(recordings: list[str], checkpoint: Path, *, whole_file: bool, device: str | None,

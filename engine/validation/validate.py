@@ -48,6 +48,7 @@ from engine.requests import ValidateRequest
 from engine.store import HEARTBEAT_INTERVAL
 from engine.validation.normalised import ScoreNorm, asnorm_result, cohort_of, prepare_score_norm
 from engine.validation.params import read_params, write_params
+from engine.validation.recordings import warn_short_trial_files
 from engine.validation.reuse import reused_result, same_method, scored_on, write_method
 from engine.validation.score_files import read_scores, result_from_scores, write_scores
 from engine.validation.selection import results_from_store
@@ -102,6 +103,7 @@ def cmd_validate(args: ValidateRequest) -> int:
                                      opening=False) as phase:
             problems = check_files(files.values(), advance=phase.advance)
         recorder.refuse(problems, f"the trials of {args.protocol} {args.subset}")
+        warn_short_trial_files(files.values(), trn)
         norm = None if cohort is None else prepare_score_norm(cohort, args.cohort_size, recorder)
         stop = StopRequest().install()
         with recorder.ended(stop):

@@ -149,3 +149,27 @@ def test_what_embed_cannot_use_is_one_line_before_any_network_is_read(tmp_path: 
     assert line.startswith("spkemb-engine embed: error: ") and says in line, line
     assert out.read_bytes() == b"an earlier file" and ark.read_bytes() == b"an earlier archive"
     assert Path(good).stat().st_size > 1000 and not (tmp_path / "emb.scp").exists()
+
+
+def test_validate_says_which_trial_files_last_under_half_a_window(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """verify and embed said so of their recordings; validate was silent of a 0.3 s trial file."""
+    import soundfile as sf
+
+    from engine.data.audio_checks import check_files
+    from engine.layout import ExperimentDir
+    from engine.validation.recordings import warn_short_trial_files
+    from tests.conftest import TINY_CONFIG
+
+    experiment = ExperimentDir(tmp_path / "exp")
+    experiment.root.mkdir()
+    experiment.config.write_text(TINY_CONFIG)  # a 1 s window
+    paths = [str(tmp_path / f"{seconds}.wav") for seconds in (0.3, 0.6, 3.0)]
+    for path, seconds in zip(paths, (0.3, 0.6, 3.0), strict=True):
+        sf.write(path, np.zeros(int(seconds * 16000), np.float32), 16000)
+    assert not check_files(paths)
+    warn_short_trial_files(paths, experiment.training("P", "train"))
+    assert capsys.readouterr().err == (f"validate: 1 trial file(s) last under half of the network's 1 s window (the "
+                                       f"first: {paths[0]}, 0.30 s): their scores say little\n")
+    warn_short_trial_files(paths, ExperimentDir(tmp_path / "none").training("P", "train"))  # no config: no word
+    assert capsys.readouterr().err == ""
