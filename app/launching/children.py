@@ -8,6 +8,7 @@ The table of children is the app's state (``SpkembApp.launcher``), not this modu
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from engine.process import cuda_visible
 from engine.records import Run
-from engine.regular_files import read_tail
+from engine.regular_files import open_regular
 
 
 @dataclass
@@ -37,6 +38,8 @@ class PendingLaunch:
     pid: int | None = None
     #: the process whose run must be recorded before this one starts
     after: int | None = None
+    #: the log's size when it was launched: what it wrote comes after
+    log_from: int = 0
 
 
 @dataclass
@@ -112,9 +115,11 @@ class Launcher:
         With ``after`` (a pid), the launch waits until that process has recorded its run: a
         validation watcher started before its training run exists would find nothing to watch.
         """
+        size = log_size(log_path)
         pid = None if after is not None else self.launch(argv, log_path)
         pending.append(PendingLaunch(argv=argv, log=str(log_path), kind=kind, what=what, protocol=protocol,
-                                     subset=subset, device=device, started_at=now, pid=pid, after=after))
+                                     subset=subset, device=device, started_at=now, pid=pid, after=after,
+                                     log_from=size))
         return pid
 
     def start_deferred(self, entry: PendingLaunch, recorded_pids: set[int | None]) -> str | None:
@@ -123,6 +128,7 @@ class Launcher:
         if entry.pid is not None or after is None:
             return None
         if after in recorded_pids:
+            entry.log_from = log_size(entry.log)
             entry.pid = self.launch(entry.argv, entry.log)
         elif self.exited(after):
             return f"{entry.what} not started: the process it waited for ended first"
@@ -141,15 +147,37 @@ class Launcher:
 LAST_LINE_READ = 4096
 
 
-def last_log_line(path: str | Path) -> str | None:
-    """The last line of a child's log (an engine command's refusal, when it exited before recording its
-    run), cut to 300 characters; None when the log is empty, unreadable or no regular file."""
+#: an engine command's refusal: ``spkemb-engine train: error: …``
+_ENGINE_ERROR = re.compile(r"spkemb-engine [a-z-]+: error: ")
+
+
+def log_size(path: str | Path) -> int:
+    """How long a log is now (0 when it is not there yet): where a child launched now starts writing."""
     try:
-        tail = read_tail(path, LAST_LINE_READ)
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def last_log_line(path: str | Path, since: int = 0) -> str | None:
+    """Why a child ended, from its log (an engine command's refusal, when it exited before recording its
+    run): the last engine error line written after byte ``since`` (the log's size at its launch), else the
+    last line; cut to 300 characters; None when nothing was written, or the log is unreadable or no
+    regular file. Another process may write the same log: a resume refused while another resume of that
+    run trains wrote its refusal amid the training's lines, and the last of those was shown as why."""
+    try:
+        fd = open_regular(path)
+        try:
+            size = os.fstat(fd).st_size
+            start = max(since, size - LAST_LINE_READ)
+            tail = os.pread(fd, max(0, size - start), start)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     lines = [line.strip() for line in tail.decode("utf-8", errors="replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else None
+    errors = [line for line in lines if _ENGINE_ERROR.match(line)]
+    return (errors or lines)[-1][:300] if lines else None
 
 
 def run_captured(argv: list[str], timeout: float = 120.0) -> tuple[int, str, str]:

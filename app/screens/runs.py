@@ -152,7 +152,7 @@ class RunsScreen(SpkembScreen):
             if p.pid is not None and p.pid in pids:
                 continue
             if p.pid is not None and self.spkemb.launcher.exited(p.pid):
-                said = last_log_line(p.log)  # an engine's refusal is its last line
+                said = last_log_line(p.log, p.log_from)  # an engine's refusal, or the last line
                 self.spkemb.error(f"{p.what} exited before recording its run: {said or 'no output'} (log: {p.log})")
                 continue
             still.append(p)

@@ -154,3 +154,25 @@ async def test_a_launch_the_engine_refuses_is_said_with_the_engines_line(workspa
         assert "spkemb-engine train: error: " in said and "config.yml" in said, said
         log = workspace / "experiments" / "aam-m0.2" / "train" / "Demo.SpeakerVerification.Voices.train" / "train.log"
         assert said.endswith(f"(log: {log})"), said
+
+
+def test_why_a_child_ended_is_its_own_error_line_in_a_log_another_process_writes(tmp_path: Path) -> None:
+    """A resume refused while another resume of the run trained (two TUIs, or `r` twice) wrote its refusal
+    amid the training's lines: the TUI said the last of those, a progress line, was why it had failed."""
+    from app.launching.children import last_log_line, log_size
+
+    log = tmp_path / "train.log"
+    assert log_size(log) == 0 and last_log_line(log) is None
+    log.write_text("spkemb-engine train: error: an older refusal, before this launch\nepoch 1/2  loss 5.1\n")
+    since = log_size(log)
+    with log.open("a") as f:  # the launched process and the training it lost to, each writing the log
+        f.write("spkemb-engine train: loading its libraries…\n")
+        f.write("spkemb-engine train: error: exp is being trained by another process (pid 42)\n")
+        f.write("epoch 1/2: 36 batches…\n")
+    assert last_log_line(log, since) == "spkemb-engine train: error: exp is being trained by another process (pid 42)"
+    # no error line since the launch: its last line (a traceback's, say), not the older refusal
+    since = log_size(log)
+    with log.open("a") as f:
+        f.write("Traceback (most recent call last):\nMemoryError\n")
+    assert last_log_line(log, since) == "MemoryError"
+    assert last_log_line(log, log_size(log)) is None  # nothing written since
