@@ -57,8 +57,8 @@ def read_regular(path: str | Path, limit: int) -> bytes:
     return data
 
 
-def read_tail(path: str | Path, limit: int) -> bytes:
-    """The last ``limit`` bytes (or fewer) of the regular file ``path``.
+def read_tail(path: str | Path, limit: int, since: int = 0) -> bytes:
+    """The last ``limit`` bytes (or fewer) of the regular file ``path``, none before byte ``since``.
 
     Raises
     ------
@@ -67,6 +67,8 @@ def read_tail(path: str | Path, limit: int) -> bytes:
     """
     fd = open_regular(path)
     try:
-        return os.pread(fd, limit, max(0, os.fstat(fd).st_size - limit))
+        size = os.fstat(fd).st_size
+        start = max(0, since, size - limit)
+        return os.pread(fd, max(0, size - start), start)
     finally:
         os.close(fd)

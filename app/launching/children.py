@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.process import cuda_visible
 from engine.records import Run
-from engine.regular_files import open_regular
+from engine.regular_files import read_tail
 
 
 @dataclass
@@ -166,13 +166,7 @@ def last_log_line(path: str | Path, since: int = 0) -> str | None:
     regular file. Another process may write the same log: a resume refused while another resume of that
     run trains wrote its refusal amid the training's lines, and the last of those was shown as why."""
     try:
-        fd = open_regular(path)
-        try:
-            size = os.fstat(fd).st_size
-            start = max(since, size - LAST_LINE_READ)
-            tail = os.pread(fd, max(0, size - start), start)
-        finally:
-            os.close(fd)
+        tail = read_tail(path, LAST_LINE_READ, since)
     except OSError:
         return None
     lines = [line.strip() for line in tail.decode("utf-8", errors="replace").splitlines() if line.strip()]
