@@ -114,10 +114,24 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(built.read_text())
 
 
+#: the seconds a test marked ``slow`` without ``seconds=`` is expected to take
+SLOW_S = 5.0
+
+
+def expected_seconds(item: pytest.Item) -> float:
+    """How long a test takes, as its ``slow`` mark says (``@pytest.mark.slow(seconds=180)``), else 0."""
+    slow = item.get_closest_marker("slow")
+    return 0.0 if slow is None else float(slow.kwargs.get("seconds", SLOW_S))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests marked slow first, the order otherwise kept: xdist's workers then end together
-    instead of one of them running a long end-to-end test alone at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The tests marked slow first, the longest of them first, the order otherwise kept.
+
+    xdist's work stealing hands each worker a contiguous share of this order and lets an idle
+    worker steal from the end of another's: the minutes-long tests start at once instead of
+    ending the run alone on one core while the others are idle.
+    """
+    items.sort(key=lambda item: -expected_seconds(item))
 
 
 #: a test not marked slow that runs this long is named at the end of the run: ``make test-fast``

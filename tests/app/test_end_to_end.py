@@ -54,6 +54,7 @@ async def _launch(pilot, exp: Path, to: int, validate: bool) -> None:
     await wait_for(pilot, lambda: not isinstance(pilot.app.screen, LaunchScreen))
 
 
+@pytest.mark.slow(seconds=55)
 async def test_launch_watch_stop_resume_pick_extract(tmp_path: Path, demo_corpus: Path, tiny_exp: Path,
                                                     db_path: Path) -> None:
     # epochs of 32 batches (a few seconds), so that the stop below lands while training runs (with

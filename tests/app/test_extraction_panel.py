@@ -130,7 +130,7 @@ async def test_each_extraction_is_a_line_with_its_settings_and_every_der(tmp_pat
     assert not any(line.startswith("DER") for line in blocks[onnx] + blocks[again])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 async def test_two_paths_of_one_epoch_are_two_extractions_with_their_own_files_and_ders(
         tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     """The extraction panel's one slow end-to-end test: extract with the diarization check (two paths),

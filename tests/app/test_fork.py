@@ -194,7 +194,7 @@ async def test_config_form_says_where_a_relative_folder_goes(workspace: Path) ->
                        and "inside the workspace" in str(resolved.render()))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 async def test_l_on_an_epoch_or_an_average_prefills_a_large_margin_fork_and_launches_it(workspace: Path) -> None:
     """One key from the run detail: the parent's config under the large-margin template, 5 epochs, its
     classifier kept from an epoch (averaged weights hold none), checked through the engine's parser."""

@@ -90,7 +90,7 @@ def mounted(screen: ConfigsScreen) -> bool:
     return bool(screen.keys)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 async def test_choosing_a_filterbank_backbone_switches_the_front_end_to_fbank(workspace: Path) -> None:
     app = make(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
@@ -139,7 +139,7 @@ def _trained_epochs(db: Path) -> list[dict]:
         return [r for r in store.runs(kind="train") if store.epochs(r["id"])]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 async def test_tui_launches_a_resnet34_run_from_the_form_and_compare_shows_it_beside_a_sinctdnn_run(
         tmp_path: Path, demo_corpus: Path) -> None:
     """For real: the form's ResNet34 config launched, its engine process trains an epoch into the runs

@@ -15,7 +15,7 @@ from tests.engine.engine_runner import run_in_process, start_engine, wait_for
 from tests.engine.test_export import write_val_dir
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=30)
 def test_a_stopped_apply_names_its_incomplete_folder_and_the_fix(tmp_path: Path, demo_corpus: Path,
                                                                  db_path: Path) -> None:
     val_dir = write_val_dir(tmp_path)

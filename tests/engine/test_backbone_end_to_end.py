@@ -133,7 +133,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, demo_corpus: Path) -> Call
     return get
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 @pytest.mark.parametrize("network", list(TINY))
 def test_each_backbone_trains_validates_averages_applies_diarizes_and_exports(
         trained: Callable[[str], Trained], network: str, tmp_path: Path) -> None:

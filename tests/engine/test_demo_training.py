@@ -16,7 +16,7 @@ from tests.engine.engine_runner import engine_env, run_engine
 PROTOCOL = "Demo.SpeakerVerification.Voices"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=180)
 def test_three_demo_epochs_separate_test_speakers_far_better_than_none(tmp_path: Path) -> None:
     ws = make_demo_workspace(tmp_path / "ws")
     db, database = ws / "runs.db", ws / "data" / "database.yml"

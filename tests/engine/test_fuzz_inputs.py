@@ -297,7 +297,7 @@ def _edited(line: int, **fields: Any) -> str:
 @FUZZ
 @given(text=mutated_events())
 # found: a seq beyond SQLite's 64-bit integers (OverflowError); a copied create_run renumbered (TypeError)
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 @example(text=_edited(3, seq=2**63))
 @example(text=_edited(3, t=10**400))  # and a time beyond the doubles (OverflowError)
 @example(text=_edited(0, seq=len(EVENT_LINES) + 1))

@@ -54,7 +54,7 @@ def experiment(root: Path, name: str, text: str) -> ExperimentDir:
     return exp
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=50)
 def test_recipe_trains_validates_averages_forks_and_extracts(tmp_path: Path, demo_corpus: Path,
                                                              db_path: Path) -> None:
     assert RECIPE.count("SpeedPerturb") == LARGE_MARGIN.count("margin_scheduler: null") == 1

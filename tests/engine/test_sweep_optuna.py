@@ -98,7 +98,7 @@ def test_an_optuna_sweep_asks_the_study_tells_it_and_prunes_with_its_median_prun
     assert len(store.sweep_trials(sweep["id"])) == 4
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 def test_the_queue_asks_the_study_for_each_trial_and_tells_it_each_end(tmp_path: Path, demo_corpus: Path,
                                                                        db_path: Path) -> None:
     base = tmp_path / "base"

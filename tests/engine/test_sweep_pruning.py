@@ -28,7 +28,7 @@ def _finished_elsewhere(store, run_id: int, eer: float, epochs: int) -> None:
     store.end_entry(run_id)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_a_trial_behind_the_median_is_stopped_with_its_reason_and_its_slot_goes_on(
         tmp_path: Path, demo_corpus: Path, db_path: Path) -> None:
     base = tmp_path / "base"

@@ -338,7 +338,7 @@ def _most_at_once(log: str) -> int:
     return most
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=35)
 def test_a_2x2_grid_runs_through_the_queue_two_at_a_time_with_validation(tmp_path: Path, demo_corpus: Path,
                                                                          db_path: Path) -> None:
     base = _base(tmp_path)
@@ -399,7 +399,7 @@ async def _sweeps_screen_rows(root: Path, db: Path) -> list[list[str]]:
         return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_a_killed_queue_loses_no_queued_run_and_starts_none_twice(tmp_path: Path, demo_corpus: Path,
                                                                   db_path: Path) -> None:
     base = _base(tmp_path)

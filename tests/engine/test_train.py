@@ -141,7 +141,7 @@ def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=20)
 def test_torchrun_two_processes_on_cpu(tmp_path: Path, demo_corpus: Path) -> None:
     exp, db = make_exp(tmp_path, "exp"), tmp_path / "runs.db"
     done = children.run(torchrun_argv(2, "train", "--to", "1", "--parallel", "0", "--device", "cpu", str(exp),
