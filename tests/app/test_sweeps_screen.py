@@ -130,7 +130,12 @@ def test_a_database_it_cannot_read_is_said_not_shown_as_no_sweep(workspace: Path
         app = make(workspace, refresh_interval=0.2)
         async with app.run_test(size=(160, 50)) as pilot:
             await _open_sweeps(pilot)
-            (workspace / "runs.db").write_bytes(b"not a database " * 100)
+            # replaced, not written over: a runs.db-wal left beside it would still hold the pages SQLite reads
+            other = workspace / "other.db"
+            other.write_bytes(b"not a database " * 100)
+            for leftover in ("runs.db-wal", "runs.db-shm"):
+                (workspace / leftover).unlink(missing_ok=True)
+            other.replace(workspace / "runs.db")
             queue = app.screen.query_one("#queue", Static)
             await wait_for(pilot, lambda: "cannot read the sweeps: " in str(queue.render()))
             # SQLite's words depend on where its read met the new bytes: either is a database it cannot read
