@@ -106,9 +106,9 @@ class ScoredSystems:
 
 
 def seeds_said(d: Difference) -> str:
-    """`` and seeds (2 and 3, t on 2.4 df)`` where a side is a group, else nothing."""
+    """`` and seeds (2 and 3, t on 2.4 df)`` where a side is a group, else that no seed's luck is weighed."""
     if max(d.seeds) == 1:
-        return ""
+        return ", one run a side: seeds not weighed"
     df = "" if d.df is None else f", t on {d.df:.2g} df"
     return f" and seeds ({d.seeds[0]} and {d.seeds[1]}{df})"
 

@@ -229,6 +229,26 @@ def test_two_seeds_a_side_of_one_setup_are_rarely_called_different():
     assert all(d.df is not None and 1 <= d.df for d in called)
 
 
+def test_one_run_a_side_says_its_interval_holds_no_seeds_spread():
+    """The trials' luck alone: one seed a side of one setup is called different far more often than one
+    comparison in twenty (the line that says "A better" then says why to read it with care)."""
+    from engine.compare.significance import group_bootstraps
+
+    speakers, per_speaker = 30, 40
+    clusters = np.repeat(np.arange(speakers), per_speaker)
+    t = np.arange(clusters.size) % 5 == 0
+    rng = np.random.default_rng(123)
+
+    def run() -> np.ndarray:  # a seed: its own separation, its own errors
+        return np.where(t, 2 + rng.normal(0, 0.25), 0.0) + rng.normal(0, 1, t.size)
+
+    called = [group_bootstraps([run()], [run()], t, clusters, metrics=("eer",), n=200, seed=i)[0] for i in range(40)]
+    assert sum(d.verdict != NO_DIFFERENCE for d in called) >= 8
+    assert all(d.describe().endswith(f"speakers, one run a side: seeds not weighed): {d.verdict}") for d in called)
+    (grouped,) = group_bootstraps([run(), run()], [run()], t, clusters, metrics=("eer",), n=200)
+    assert "seeds (2 and 1, t on" in grouped.describe() and "one run a side" not in grouped.describe()
+
+
 def test_speaker_names_as_clusters_draw_as_their_numbers_do():
     """The docs' `paired_bootstrap(scores_a, scores_b, is_target, clusters)` with speaker ids as text:
     numpy's `ufunc 'maximum' did not contain a loop` traceback."""
