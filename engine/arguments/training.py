@@ -18,8 +18,8 @@ def train_options(p: argparse.ArgumentParser) -> None:
                    help="data loading worker processes (default: 2; 0 loads in the main process)")
     p.add_argument("--device", type=device_name, default=None, metavar="D",
                    help="cpu, cuda or cuda:N (default: cuda if one is visible, else cpu)")
-    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=0,
-                   help="random seed (default: 0)")
+    p.add_argument("--seed", type=whole(0, 2**32 - 1, "a random seed"), default=None,
+                   help="random seed (default: 0; a resumed run goes on with its own)")
     p.add_argument("--group", default=None, type=label("group"), metavar="G",
                    help="the group of runs compared together, e.g. one setup's seeds (see `spkemb-engine tag`)")
     p.add_argument("--tag", action="append", default=None, type=label("tag"), metavar="T", dest="tag",

@@ -22,8 +22,9 @@ def not_finite(payload: dict[str, Any]) -> str | None:
     return None
 
 
-#: seeds past SQLite's 64-bit integers (a seed of 10**30) are no training's
-_INT_LIMIT = 2**63
+#: the seeds ``train --seed`` takes: a resumed run goes on with its checkpoint's, which numpy's
+#: generators refuse below 0 (and SQLite's integers past 2**63)
+SEED_LIMIT = 2**32
 #: counts a run goes on counting from (steps, epochs): one just below 2**63 overflowed SQLite at the
 #: next step, and past 2**53 a float (a schedule's clock) no longer tells one step from the next
 COUNT_LIMIT = 2**53
@@ -34,7 +35,11 @@ def _is_count(value: Any) -> bool:
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and -_INT_LIMIT < value < _INT_LIMIT
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_seed(value: Any) -> bool:
+    return _is_int(value) and 0 <= value < SEED_LIMIT
 
 
 def is_weights(value: Any) -> bool:
@@ -72,7 +77,7 @@ _ENTRIES: dict[str, tuple[str, Any]] = {
     "config": ("a mapping or YAML text", lambda v: isinstance(v, (Mapping, str))),
     "optimizer": ("an optimizer state (state, param_groups)", _is_optimizer),
     **{name: ("a whole number >= 0", _is_count) for name in ("epoch", "batch", "step", "target", "world_size")},
-    "seed": ("a whole number", _is_int),
+    "seed": (f"a whole number from 0 to {SEED_LIMIT - 1}", _is_seed),
     "speakers": ("a list of labels", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
     "rng": ("the RNG states (python, numpy, torch)", _is_rng),
     "epoch_so_far": ("a mapping", lambda v: isinstance(v, Mapping)),

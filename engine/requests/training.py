@@ -21,7 +21,8 @@ class TrainOptions(Request):
     to: int | None = None
     parallel: int = 2
     device: str | None = None
-    seed: int = 0
+    #: None: 0 for a new run; a resumed run goes on with the seed its checkpoint holds
+    seed: int | None = None
     #: how the run is compared (engine.records.labels): its group, tags (``--tag``, repeatable) and note
     group: str | None = None
     tag: tuple[str, ...] | None = None

@@ -45,8 +45,9 @@ def check_time_limit(limit: str) -> None:
 
 
 def _train_arguments(args: SbatchRequest) -> list[str]:
-    argv = ["--subset", args.subset, "--parallel", str(args.parallel), "--seed", str(args.seed),
-            "--log-every", str(args.log_every)]
+    argv = ["--subset", args.subset, "--parallel", str(args.parallel), "--log-every", str(args.log_every)]
+    if args.seed is not None:  # a requeued job resumes with the run's own seed either way
+        argv += ["--seed", str(args.seed)]
     if args.device is not None:
         if ":" in args.device:
             raise SpkembError(f"--device {args.device}: under torchrun each rank trains on the GPU of its "

@@ -69,14 +69,16 @@ def cmd_train(args: TrainRequest) -> int:
         with folder_lock.held(trn.root, trn.lock, folder_lock.TRAINING, world):
             if checkpoints_state(trn) != seen:  # the training that held the folder ended as we planned:
                 plan = plan_start(args, trn, config, trust=trust)  # its last epoch is not trained again
-            # the run is recorded (`indexing`) before the data is listed: visible from the start
-            recorder = open_run("train", trn, args, device=str(RunDevice(str(device), world.size)),
+            # the run is recorded (`indexing`) before the data is listed: visible from the start; with the
+            # seed it trains with (a resumed run's own, 0 where none was given)
+            planned = dataclasses.replace(args, seed=plan.seed)
+            recorder = open_run("train", trn, planned, device=str(RunDevice(str(device), world.size)),
                                 target_epoch=plan.target, config=config_to_dict(config), status="indexing",
                                 resume_from=plan.step if plan.resumes else None, fork=plan.init, world=world)
             with recorder.ended(stop) as ending:
                 with stop.immediately():
                     data = prepare_training_data(config, args.protocol, args.subset, database=args.database,
-                                                 strict=args.strict, seed=args.seed, world=world,
+                                                 strict=args.strict, seed=plan.seed, world=world,
                                                  workers=args.parallel, pin_memory=device.type == "cuda",
                                                  reindex=args.reindex, progress=recorder.progress)
                 if args.strict:  # files changed since the cached index saw them: recorded, then fatal
@@ -118,7 +120,7 @@ class Trainer:
         self.device, self.world, self.recorder = device, world, recorder
         self.checkpoints = RunCheckpoints(trn, recorder, world)
         self.plan = plan
-        torch.manual_seed(args.seed)
+        torch.manual_seed(plan.seed)
         self.model = build_model(config)
         # chunks the network cannot pool (SincTDNN's reach is its own arithmetic): before any checkpoint
         self.model.check_length(num_samples(config.task.duration, config.sample_rate))
@@ -156,7 +158,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "loss": self.loss.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "config": config_to_dict(self.config),
                 "epoch": epoch, "batch": batch, "step": self.step, "target": self.target,
-                "seed": self.args.seed, "speakers": self.data.speakers, "rng": rng_states.rng_state(),
+                "seed": self.plan.seed, "speakers": self.data.speakers, "rng": rng_states.rng_state(),
                 "world_size": self.world.size}
 
     def restore(self, plan: StartPlan) -> None:

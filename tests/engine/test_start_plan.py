@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.config import parse_config
+from engine.config import config_to_dict, parse_config
 from engine.data.batches import Position
 from engine.errors import CheckpointError, TrainingError
 from engine.layout import ExperimentDir, TrainingDir
@@ -31,11 +31,13 @@ def _request(tmp_path: Path, **options: object) -> TrainRequest:
 
 
 def _save(path: Path, *, epoch: int, batch: int, step: int, target: int | None = 7,
-          so_far: dict | None = None, mtime_ns: int | None = None) -> Path:
+          so_far: dict | None = None, mtime_ns: int | None = None, seed: object = 0,
+          config: dict | None = None) -> Path:
     # every entry a resume restores is there (empty where plan_start does not look inside)
     save_checkpoint(path, {"model": {}, "loss": {}, "optimizer": {"state": {}, "param_groups": []},
-                           "speakers": [], "rng": rng_state(), "config": {}, "epoch": epoch, "batch": batch,
-                           "step": step, "target": target, "epoch_so_far": so_far})
+                           "speakers": [], "rng": rng_state(), "config": config or config_to_dict(CONFIG),
+                           "epoch": epoch, "batch": batch, "step": step, "target": target,
+                           "epoch_so_far": so_far, "seed": seed})
     if mtime_ns is not None:
         os.utime(path, ns=(mtime_ns, mtime_ns))
     return path
@@ -114,6 +116,8 @@ def test_a_damaged_checkpoint_is_named(tmp_path: Path) -> None:
     ("model", {"w": torch.zeros(2, dtype=torch.complex64)}, "model is dict, not a dict of dense real-valued"),
     ("epoch", 10**30, "epoch is 1000000000000000000000000000000, not a whole number >= 0"),
     ("speakers", ["a", 3], "speakers is list, not a list of labels"),
+    ("seed", -1, "seed is -1, not a whole number from 0 to 4294967295"),
+    ("seed", "5", "seed is '5', not a whole number from 0 to 4294967295"),
 ])
 def test_a_checkpoint_entry_of_the_wrong_kind_is_refused_before_it_is_used(tmp_path: Path, entry: str,
                                                                           value: object, says: str) -> None:
@@ -126,6 +130,36 @@ def test_a_checkpoint_entry_of_the_wrong_kind_is_refused_before_it_is_used(tmp_p
     with pytest.raises(CheckpointError) as refused:
         plan_start(_request(tmp_path, resume=True, to=2), trn, CONFIG)
     assert says in str(refused.value) and str(path) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_resumed_run_goes_on_with_its_own_seed(tmp_path: Path) -> None:
+    """Without --seed a resume drew seed 0's batches for a run trained with another (its next checkpoint then
+    recorded 0): not the run it continued, and nothing said so."""
+    trn = _trn(tmp_path)
+    _save(trn.checkpoint(1), epoch=1, batch=0, step=4, seed=5)
+    assert plan_start(_request(tmp_path, resume=True), trn, CONFIG).seed == 5
+    assert plan_start(_request(tmp_path, resume=True, seed=5), trn, CONFIG).seed == 5
+    with pytest.raises(TrainingError, match=r"--seed 3: .*0001.pt was trained with seed 5, and a resumed run goes on "
+                                            r"with its own; leave out --seed \(or train a new run with --seed 3\)"):
+        plan_start(_request(tmp_path, resume=True, seed=3), trn, CONFIG)
+    # a new run: the seed asked for, 0 without one
+    assert plan_start(_request(tmp_path / "new", seed=3), _trn(tmp_path / "new"), CONFIG).seed == 3
+    assert plan_start(_request(tmp_path / "new"), _trn(tmp_path / "new"), CONFIG).seed == 0
+
+
+def test_a_config_edited_since_the_checkpoint_is_refused_on_resume(tmp_path: Path) -> None:
+    """An edited learning rate or margin went into the resumed epochs silently, while the run's record
+    and its checkpoints' configs kept the old ones."""
+    trn = _trn(tmp_path)
+    path = _save(trn.checkpoint(1), epoch=1, batch=0, step=4)
+    edited = parse_config(TINY_CONFIG.replace("margin: 0.05", "margin: 0.3"))
+    assert config_to_dict(edited) != config_to_dict(CONFIG)
+    with pytest.raises(TrainingError) as refused:
+        plan_start(_request(tmp_path, resume=True), trn, edited)
+    said = str(refused.value)
+    assert said.startswith(f"--resume: config.yml changed since {path} was written (task.params.margin: 0.05 there, "
+                           "0.3 in config.yml); put it back") and f"train --init-from {path}" in said
+    assert plan_start(_request(tmp_path, resume=True), trn, CONFIG).resumes  # the same config: resumed
 
 
 def test_a_fork_training_fewer_speakers_keeps_their_classifier_rows_by_label() -> None:

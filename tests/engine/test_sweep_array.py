@@ -78,7 +78,7 @@ def test_the_array_job_runs_each_trial_under_srun_torchrun_with_validation(tmp_p
         assert call[call.index("-m"):call.index("train")] == ["-m", "torch.distributed.run", "--standalone",
                                                              "--nproc_per_node=1", "-m", "engine"]
         assert call[-2:] == [exp, PROTOCOL]
-        assert (call[call.index("--seed") + 1] == "1") if task % 2 else "--seed" not in call  # 0: train's default
+        assert call[call.index("--seed") + 1] == str(task % 2)  # each trial's own, 0 too
         for flag, value in (("--group", "arr"), ("--to", "3"), ("--db", db), ("--device", "cuda"),
                             ("--database", str((tmp_path / "database.yml").resolve()))):
             assert call[call.index(flag) + 1] == value, (flag, call)

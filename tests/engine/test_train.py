@@ -112,7 +112,9 @@ def test_a_stopped_run_resumes_into_the_uninterrupted_one_with_true_records(
     assert not list((trn_dir(cut) / "weights").glob(".tmp-*"))
 
     monkeypatch.delenv("SLURM_JOB_ID")
-    resumed = run_in_process("train", "--resume", "--to", "2", *args, str(cut), PROTOCOL, db=db_cut,
+    # without --seed, as the TUI's `r` resumes: the run goes on with its own (seed 0's batches before)
+    unseeded = ["--parallel", "0", "--device", "cpu", "--log-every", "0"]
+    resumed = run_in_process("train", "--resume", "--to", "2", *unseeded, str(cut), PROTOCOL, db=db_cut,
                              database=demo_corpus)
     assert resumed.returncode == 0, resumed.stderr
     assert (f"train: run #{stopped['id']} resumed from {Path(partial['path'])}, epoch 1 at batch "
