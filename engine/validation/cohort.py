@@ -9,6 +9,7 @@ and subset are those of the TRN_DIR's training run (its database row, else the f
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,13 @@ class Cohort:
     files: dict[str, str]           # uri -> audio path
     speaker_of: dict[str, int]      # uri -> index into speakers
     problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """A digest of the files and the speaker each stands for: scores normalised by another cohort
+        (``--cohort-files``, or the training list changed) are not those this cohort would give."""
+        lines = "".join(f"{uri}\t{self.speakers[i]}\n" for uri, i in sorted(self.speaker_of.items()))
+        return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def training_protocol(trn: TrainingDir, train_run: Run | None) -> tuple[str, str]:

@@ -1,9 +1,11 @@
 """The AS-norm cohort a validation normalised a checkpoint's scores with, kept for ``verify``.
 
 ``validate --score-norm asnorm`` writes ``scores/{epoch:04d}.cohort.npz`` beside the normalised
-scores: ``means`` (float32, the mean embedding of each training speaker of the cohort) and ``top_n`` (the
-``--cohort-size``). ``verify --score-norm asnorm`` reads it back as data (no pickle; shape, type,
-size and finiteness checked) and normalises its scores as that validation did. torch-free.
+scores: ``means`` (float32, the mean embedding of each training speaker of the cohort), ``top_n`` (the
+``--cohort-size``) and ``cohort`` (a digest of the files and speakers the means are of: a later
+validation reuses the scores only with the same cohort). ``verify --score-norm asnorm`` reads it back
+as data (no pickle; shape, type, size and finiteness checked) and normalises its scores as that
+validation did. torch-free.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class CohortMeans:
 
     means: np.ndarray
     top_n: int
+    #: what the cohort is made of (``Cohort.key``); None in a file written before it was kept
+    key: str | None = None
 
     def check_dimension(self, dimension: int, path: Path) -> None:
         """Refuse a cohort (read from ``path``) of embeddings of another size than the network's."""
@@ -42,8 +46,11 @@ class CohortMeans:
 
 
 def write_cohort_means(path: Path, cohort: CohortMeans) -> None:
-    atomic_write(path, lambda f: np.savez(f, means=cohort.means.astype(np.float32), top_n=np.int64(cohort.top_n)),
-                 mode="wb")
+    arrays: dict[str, np.ndarray] = {"means": cohort.means.astype(np.float32), "top_n": np.asarray(cohort.top_n,
+                                                                                                 np.int64)}
+    if cohort.key is not None:
+        arrays["cohort"] = np.asarray(cohort.key)
+    atomic_write(path, lambda f: np.savez(f, **arrays), mode="wb")  # type: ignore[arg-type]  # numpy stubs: allow_pickle
 
 
 def read_cohort_means(path: Path) -> CohortMeans:
@@ -60,6 +67,7 @@ def read_cohort_means(path: Path) -> CohortMeans:
             raise ValueError("not an .npz archive")
         with loaded:
             means, top_n = np.asarray(loaded["means"]), np.asarray(loaded["top_n"])
+            key = np.asarray(loaded["cohort"]) if "cohort" in loaded.files else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise SpkembError(f"{path} is damaged ({type(e).__name__}); {_FIX}") from None
     if means.dtype != np.float32 or means.ndim != 2 or not means.size or not np.isfinite(means).all():
@@ -68,4 +76,6 @@ def read_cohort_means(path: Path) -> CohortMeans:
     if top_n.shape != () or top_n.dtype.kind not in "iu" or not MIN_COHORT_SIZE <= int(top_n) <= len(means):
         raise SpkembError(f"{path}: its top_n is no count of {MIN_COHORT_SIZE} to {len(means)} cohort speakers; "
                           f"{_FIX}")
-    return CohortMeans(means, int(top_n))
+    if key is not None and (key.shape != () or key.dtype.kind != "U" or len(str(key)) > 64):
+        raise SpkembError(f"{path}: its cohort is no digest of a cohort's files; {_FIX}")
+    return CohortMeans(means, int(top_n), None if key is None else str(key))

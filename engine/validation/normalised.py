@@ -29,7 +29,7 @@ def asnorm_result(norm: ScoreNorm, name: CheckpointName, val: ValidationDir, coh
     """Normalise the raw ``scores``, write ``scores/{name}.asnorm.txt`` and the cohort that normalised them
     (``scores/{name}.cohort.npz``, for ``verify``); the figures of the scores."""
     means = speaker_means(cohort_embeddings, norm.cohort)
-    write_cohort_means(val.cohort_file(name), CohortMeans(means, norm.size))
+    write_cohort_means(val.cohort_file(name), CohortMeans(means, norm.size, norm.cohort.key))
     normed = asnorm_scores(embeddings, means, trials, scores, norm.size)
     path = write_scores(val.normalised_score_file(name),
                         ((ref, s, u1, u2) for (ref, u1, u2), s in zip(trials, normed, strict=True)))

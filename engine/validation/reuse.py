@@ -15,6 +15,7 @@ from engine.config.yamlsrc import read_yaml_file
 from engine.errors import ConfigError, SpkembError
 from engine.layout import CheckpointName, ValidationDir
 from engine.records import ValidationResult
+from engine.validation.cohort_means import read_cohort_means
 from engine.validation.normalised import ScoreNorm
 from engine.validation.score_files import read_scores, result_from_scores
 
@@ -57,9 +58,10 @@ def reused_result(val: ValidationDir, epoch: CheckpointName, checkpoint: Path, t
         if pairs != _pairs(trials):
             return None
         complete = recorded if recorded is not None and recorded.complete else None
-        # the cohort file too: verify --score-norm asnorm reads it (none before it was kept)
+        # the same cohort (the files averaged, --cohort-files), kept: verify --score-norm asnorm reads it
         if norm is not None and (complete is None or complete.asnorm is None
-                                 or complete.asnorm.cohort_size != norm.size or not val.cohort_file(epoch).is_file()):
+                                 or complete.asnorm.cohort_size != norm.size
+                                 or read_cohort_means(val.cohort_file(epoch)).key != norm.cohort.key):
             return None
         if isinstance(epoch, str) and complete is None:
             return None

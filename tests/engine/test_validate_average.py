@@ -14,6 +14,7 @@ from engine.data.protocols import load_protocol, subset_files
 from engine.layout import TrainingDir
 from engine.records import Checkpoint
 from engine.store import open_store
+from engine.validation.cohort_means import read_cohort_means
 from engine.validation.params import read_params
 from engine.validation.score_files import read_scores, result_from_scores
 from tests.engine.engine_runner import run_in_process
@@ -107,3 +108,13 @@ def test_average_validated_with_asnorm_then_picked_and_applied(tmp_path: Path, d
     with open_store(db_path) as store:
         rows = store.validations(store.find_runs(kind="validate")[0]["id"])
     assert len(rows) == 4 and all(r["eer_asnorm"] is None and r["cohort_size"] is None for r in rows)
+
+    # another cohort (two files a speaker, not one): its AS-norm scores are made again, not taken
+    # from the files the one-file cohort normalised (validate reused them, and recorded their EER)
+    asnorm = ["--poll", "0.2", "--score-norm", "asnorm", "--cohort-size", "3", str(trn.root), PROTOCOL]
+    same = run_in_process("validate", "--cohort-files", "1", *asnorm, db=db_path, database=demo_corpus)
+    assert same.returncode == 0, same.stderr  # (scored again: the plain validation recorded no AS-norm)
+    kept = read_cohort_means(val.cohort_file(2)).key
+    other = run_in_process("validate", "--cohort-files", "2", *asnorm, db=db_path, database=demo_corpus)
+    assert other.returncode == 0 and "scored before" not in other.stderr, other.stderr
+    assert kept is not None and read_cohort_means(val.cohort_file(2)).key not in (None, kept)
