@@ -1,5 +1,7 @@
-"""SIGTERM, SIGINT and SIGUSR1 (SLURM's warning before the time limit) ask training to stop at
-the next step boundary, never mid-step.
+"""SIGTERM, SIGINT, SIGUSR1 (SLURM's warning before the time limit) and SIGHUP (the terminal that
+started the command closed: an SSH session dropped) ask training to stop at the next step
+boundary, never mid-step. A SIGHUP that ``nohup`` ignores stays ignored: the run outlives its
+terminal, as asked.
 
 Before the first step (listing, checking and indexing the data) there is no step boundary
 to wait for: inside ``immediately()`` a signal raises ``Interrupted`` at once, so that a
@@ -13,8 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-#: the signals that ask a run to stop (SLURM's warning, SIGUSR1, included)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+#: the signals that ask a run to stop (SLURM's warning, SIGUSR1, and a terminal's hangup included)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 
 
 def ignore_stop_signals(_worker_id: int | None = None) -> None:
@@ -49,6 +51,8 @@ class StopRequest:
         if self._previous:  # already installed (train installs it before indexing)
             return self
         for sig in STOP_SIGNALS:
+            if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # nohup's: the run goes on when its terminal closes
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -75,3 +75,24 @@ def test_a_loader_worker_ignores_the_stop_signals_of_its_group() -> None:
     finally:
         for sig, handler in before.items():
             signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def test_a_hangup_stops_the_run_unless_nohup_ignores_it() -> None:
+    """An SSH session that dropped sent SIGHUP: the run died at once (exit 129), its epoch lost and its
+    row running until the liveness check called it lost. Under nohup it is ignored, and stays so."""
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        request = StopRequest().install()
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert request.requested and request.name == "SIGHUP"
+        request.restore()
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as nohup starts it
+        request = StopRequest().install()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGHUP)  # ignored: this process goes on, no stop asked
+        assert not request.requested
+        request.restore()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, before)  # type: ignore[arg-type]
