@@ -12,6 +12,8 @@ through ``say`` instead); ``while_loading`` is the spinner of a command's first 
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -54,8 +56,23 @@ def listed(items: Iterable[object], shown: int = 3) -> str:
 
 
 def say(line: str) -> None:
-    """One line on stderr, flushed (a log file tailed by the TUI sees it at once)."""
-    print(printable(line), file=sys.stderr, flush=True)
+    """One line on stderr, flushed (a log file tailed by the TUI sees it at once); nothing once its
+    reader has left (:func:`stderr_gone`)."""
+    try:
+        print(printable(line), file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        stderr_gone()
+
+
+def stderr_gone() -> None:
+    """The reader of stderr left (``train … 2>&1 | tee log``, whose tee ended with its SSH session): what
+    is said from now on goes nowhere, and the work goes on (a training was recorded failed, ``SystemExit:
+    1``, at its next line). Its records are in the database; the TUI and ``runs`` show them."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stderr.fileno())
+    finally:
+        os.close(devnull)
 
 
 def out(line: str = "") -> None:
@@ -76,16 +93,41 @@ def reader_gone() -> None:
 
 
 def stderr_console(file: IO[str] | None = None, **options: Any) -> Console:
-    """A rich console on stderr, or on ``file`` (what progress bars and rich tables for people draw on)."""
+    """A rich console on stderr, or on ``file`` (what progress bars and rich tables for people draw on),
+    silent once stderr's reader has left: the work goes on (rich's own console exits, status 1)."""
+    return _console_class()(file=file or sys.stderr, **options)
+
+
+@functools.cache
+def _console_class() -> type[Console]:
     from rich.console import Console
 
-    return Console(file=file or sys.stderr, **options)
+    class ReaderMayLeave(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            if self.file is sys.stderr:
+                stderr_gone()
+
+    return ReaderMayLeave
+
+
+def draws(console: Console) -> bool:
+    """Whether ``console`` is a terminal that draws bars and spinners: a dumb one (``TERM=dumb``: an Emacs
+    shell, an SSH session that passed no TERM) draws nothing, and is given plain lines as a log is."""
+    return console.is_terminal and not console.is_dumb_terminal
 
 
 def while_loading(text: str) -> AbstractContextManager[object]:
-    """A spinner saying ``text`` on stderr while it is a terminal, erased after (a log hears nothing):
-    what a person waits for before the first line (torch's import: a minute on some network file systems)."""
-    return stderr_console().status(text) if sys.stderr.isatty() else contextlib.nullcontext()
+    """A spinner saying ``text`` on stderr while it is a terminal, erased after (a log hears nothing; a dumb
+    terminal the line): what a person waits for before the first line (torch's import: a minute on some
+    network file systems)."""
+    if not sys.stderr.isatty():
+        return contextlib.nullcontext()
+    console = stderr_console()
+    if draws(console):
+        return console.status(text)
+    say(text)
+    return contextlib.nullcontext()
 
 
 def stdout_console(*, min_width: int = 0, **options: Any) -> Console:
@@ -100,11 +142,11 @@ def progress_bar(*columns: ProgressColumn | str, console: Console | None = None,
                  transient: bool = True) -> Progress:
     """A rich progress bar on stderr: ``columns`` between the description and bar, and the ETA.
 
-    Drawn only when ``live`` (default: stderr is a terminal); in a log file it stays silent.
+    Drawn only when ``live`` (default: stderr is a terminal that draws); in a log file it stays silent.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     console = console or stderr_console()
-    live = console.is_terminal if live is None else live
+    live = draws(console) if live is None else live
     return Progress(*(columns or (TextColumn("{task.description}"), BarColumn())), TimeRemainingColumn(),
                     console=console, transient=transient, disable=not live)

@@ -18,7 +18,7 @@ from typing import IO
 
 from rich.progress import BarColumn, MofNCompleteColumn, TaskProgressColumn, TextColumn
 
-from engine.console import progress_bar, stderr_console
+from engine.console import draws, progress_bar, stderr_console
 
 #: seconds between two progress lines in a log file, and between two database heartbeats
 LINE_EVERY = 10.0
@@ -116,7 +116,7 @@ class Progress:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.console = stderr_console(file, highlight=False)
         self.quiet, self.beat, self.clock = quiet, beat, clock
-        self.live = not quiet and self.console.is_terminal
+        self.live = not quiet and draws(self.console)
         self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TaskProgressColumn(), TextColumn("{task.fields[detail]}"),
                                 console=self.console, live=self.live)
