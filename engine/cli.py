@@ -18,7 +18,7 @@ from typing import Any
 
 from engine import requests
 from engine.arguments import build_parser
-from engine.console import reader_gone, say, while_loading
+from engine.console import reader_gone, say, stdout_usable, while_loading
 from engine.errors import FileAccessError, SpkembError
 
 __all__ = ["EARLY_CHECKS", "HANDLERS", "REQUESTS", "build_parser", "main", "one_line", "parse_command", "request_of",
@@ -194,6 +194,10 @@ def _function(where: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if not stdout_usable():
+        say("spkemb-engine: error: standard output is closed (>&-): give it a file, or /dev/null to drop "
+            "a command's result")
+        return 2
     command, request = parse_command(argv)
     _without_notebook_display()
     try:

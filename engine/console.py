@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import re
 import sys
@@ -73,6 +74,17 @@ def stderr_gone() -> None:
         os.dup2(devnull, sys.stderr.fileno())
     finally:
         os.close(devnull)
+
+
+def stdout_usable() -> bool:
+    """Make stdout fit for a command's result: characters its encoding lacks (a run named with "—"
+    on a Latin-1 locale) written as escapes, where they stopped ``runs`` with a UnicodeEncodeError.
+    False when there is none (``>&-``): a result has nowhere to go."""
+    if sys.stdout is None:
+        return False
+    if isinstance(sys.stdout, io.TextIOWrapper) and sys.stdout.errors == "strict":
+        sys.stdout.reconfigure(errors="backslashreplace")
+    return True
 
 
 def out(line: str = "") -> None:

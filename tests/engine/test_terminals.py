@@ -1,6 +1,6 @@
 """The terminals and pipes a command's words go to over SSH: a dumb terminal gets plain lines (it
-draws no bar), and a training whose stderr reader leaves (``2>&1 | tee log``, the tee ended with its
-session) goes on to its end, recorded."""
+draws no bar), a training whose stderr reader leaves (``2>&1 | tee log``, the tee ended with its
+session) goes on to its end, recorded, and a result reaches a stdout of any encoding."""
 
 from __future__ import annotations
 
@@ -68,3 +68,19 @@ def test_a_training_goes_on_when_the_reader_of_its_stderr_leaves(tmp_path: Path,
     assert proc.wait(timeout=300) == 0, first
     (run,) = open_store(db_path, readonly=True).runs(kind="train")
     assert (run["status"], run["epoch"], run["reason"]) == ("completed", 2, None)
+
+
+def test_a_result_is_written_whatever_stdout_can_encode_and_a_closed_one_is_said(tmp_path: Path) -> None:
+    """On a Latin-1 locale a run named with "—" stopped `runs` with a UnicodeEncodeError traceback; with
+    stdout closed (``>&-``) it ended in an AttributeError traceback."""
+    db = tmp_path / "runs.db"
+    with open_store(db) as store:
+        store.create_run(kind="train", exp_dir=tmp_path, out_dir=tmp_path / "t", protocol="P.S.T", subset="train",
+                         config=None, command=["c"], device="cpu", name="margin — 0.2")
+    argv = [sys.executable, "-m", "engine", "runs", "--format", "csv", "--db", str(db)]
+    latin = children.run(argv, env={**engine_env(), "PYTHONIOENCODING": "latin-1"}, timeout=120)
+    assert latin.returncode == 0 and "margin \\u2014 0.2" in latin.stdout, latin.stderr
+    closed = children.run(["sh", "-c", 'exec "$@" >&-', "sh", *argv], env=engine_env(), timeout=120)
+    assert closed.returncode == 2 and closed.stderr == (
+        "spkemb-engine: error: standard output is closed (>&-): give it a file, or /dev/null to drop a command's "
+        "result\n")
