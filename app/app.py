@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -95,7 +98,19 @@ class SpkembApp(App[None]):
     def on_mount(self) -> None:
         from app.screens.runs import RunsScreen
 
+        if signal.getsignal(signal.SIGHUP) != signal.SIG_IGN:  # nohup's stays ignored
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._hung_up)
         self.push_screen(RunsScreen())
+
+    def on_unmount(self) -> None:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+
+    def _hung_up(self) -> None:
+        """The terminal closed (an SSH session dropped): what waited on a training is started, as quitting
+        starts it (a validation launched beside it was lost), and the TUI ends as a hangup ends it."""
+        self.launcher.start_waiting(self.pending)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGHUP)
 
     def _runs_screen(self):
         from app.screens.runs import RunsScreen
