@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from engine.config.dump import config_from_dict
+from engine.config.rules import CYCLIC_MIN_DIVISOR
 from engine.config.schema import Config
 from engine.config.yamlsrc import read_yaml
 from engine.errors import ConfigError
@@ -72,6 +73,31 @@ def _container(data: dict[str, Any], key: str) -> tuple[Any, str | int]:
     raise ConfigError("empty key", key=key)
 
 
+#: keys a rule derives from another where the config leaves them out, and how: ``config_to_dict`` writes
+#: them out, so a base's CyclicScheduler held max_lr and min_lr of its learning rate, and a trial setting
+#: that rate alone was refused (max_lr differs) or cycled from the base's min_lr
+_FOLLOWERS: dict[str, dict[str, Callable[[float], float]]] = {
+    "scheduler.params.learning_rate": {"scheduler.params.max_lr": lambda lr: lr,
+                                       "scheduler.params.min_lr": lambda lr: lr / CYCLIC_MIN_DIVISOR},
+}
+
+
+def _unfollow(data: dict[str, Any], key: str, values: Mapping[str, Any]) -> None:
+    """Before ``key`` is set: leave out the keys derived from it that hold what its old value gives (and
+    that are not set themselves), so that they follow the new value as they followed the old."""
+    for follower, derive in _FOLLOWERS.get(key, {}).items():
+        if follower in values:
+            continue
+        try:
+            holder, last = _container(data, key)
+            old = holder[last]
+            held, name = _container(data, follower)
+        except (ConfigError, KeyError, IndexError, TypeError):
+            continue
+        if isinstance(held, dict) and name in held and isinstance(old, (int, float)) and held[name] == derive(old):
+            del held[name]
+
+
 def _known(data: dict[str, Any]) -> str:
     return "keys look like " + ", ".join(f"{s}.params.NAME" for s in list(data)[:3]) + " (see config check)"
 
@@ -86,6 +112,7 @@ def set_keys(data: Mapping[str, Any], values: Mapping[str, Any]) -> Config:
     """
     changed = copy.deepcopy(dict(data))
     for key, value in values.items():
+        _unfollow(changed, key, values)
         holder, last = _container(changed, key)
         holder[last] = value
     try:

@@ -55,6 +55,10 @@ def _constant(v: Values, written: set[str]) -> Values:
     return {**v, "min_lr": v["learning_rate"], "max_lr": v["learning_rate"]}
 
 
+#: CyclicScheduler's lowest rate is its peak divided by this, where min_lr is not written
+CYCLIC_MIN_DIVISOR = 10
+
+
 def _cyclic(v: Values, written: set[str]) -> Values:
     lr = v["learning_rate"]
     if "max_lr" in written:
@@ -63,7 +67,7 @@ def _cyclic(v: Values, written: set[str]) -> Values:
                                        "the same thing for CyclicScheduler; keep one of them")
         lr = v["max_lr"]
     # pyannote.audio 1.x cycles from 0.1 x the base rate up to it (train/schedulers.py).
-    min_lr = v["min_lr"] if "min_lr" in written else lr / 10
+    min_lr = v["min_lr"] if "min_lr" in written else lr / CYCLIC_MIN_DIVISOR
     if min_lr > lr:
         raise RuleBroken("min_lr", f"min_lr ({min_lr:g}) is above the peak learning rate ({lr:g}); lower it")
     return {**v, "learning_rate": lr, "min_lr": min_lr, "max_lr": lr}

@@ -75,3 +75,24 @@ def test_a_value_the_spec_table_refuses_is_one_line_without_the_dumps_line_numbe
     with pytest.raises(ConfigError) as refused:
         set_keys(tiny, {"task.params.per_fold": 0})
     assert "task.params.per_fold" in str(refused.value) and "--set:" not in str(refused.value)
+
+
+def test_a_cyclic_schedules_bounds_follow_its_learning_rate_unless_they_were_chosen(tiny: dict) -> None:
+    """The resolved base holds max_lr and min_lr, derived from its rate: a trial setting the rate alone
+    was refused (max_lr 0.1 differs), or with max_lr set too cycled from the base's min_lr (0.01 → 0.5)."""
+    tiny["scheduler"] = {"name": "CyclicScheduler", "params": {"learning_rate": 0.1}}
+    base = config_to_dict(set_keys(tiny, {}))
+    assert base["scheduler"]["params"] == {"learning_rate": 0.1, "min_lr": 0.01, "max_lr": 0.1,
+                                           "epochs_per_cycle": 10}
+
+    def bounds(values: dict, data: dict = base) -> tuple[float, float, float]:
+        p = config_to_dict(set_keys(data, values))["scheduler"]["params"]
+        return p["learning_rate"], p["min_lr"], p["max_lr"]
+
+    assert bounds({"scheduler.params.learning_rate": 0.5}) == (0.5, 0.05, 0.5)
+    assert bounds({"scheduler.params.learning_rate": 0.5, "scheduler.params.max_lr": 0.5}) == (0.5, 0.05, 0.5)
+    assert bounds({"scheduler.params.learning_rate": 0.005}) == (0.005, 0.0005, 0.005)  # below the base's min_lr
+    chosen = config_to_dict(set_keys(tiny, {"scheduler.params.min_lr": 0.02}))  # written by hand: kept
+    assert bounds({"scheduler.params.learning_rate": 0.5}, chosen) == (0.5, 0.02, 0.5)
+    with pytest.raises(ConfigError, match="max_lr"):  # both set, and unequal: still the rule's refusal
+        set_keys(base, {"scheduler.params.learning_rate": 0.5, "scheduler.params.max_lr": 0.4})
