@@ -30,7 +30,8 @@ def screen_keys(screen: Screen) -> list[KeyHelp]:
     """Every key that does something on ``screen`` now: its own, its focused widget's, the app's.
 
     Keys without a description (Textual's internal ones) are left out; the footer hides some
-    keys (``show=False``), this list does not.
+    keys (``show=False``), this list does not, and says a key in full (its tooltip) where the footer
+    has a word for it.
     """
     seen: dict[str, KeyHelp] = {}
     # the screen's own keys first, then the app's, then the focused widget's (cursor keys and the like)
@@ -40,7 +41,7 @@ def screen_keys(screen: Screen) -> list[KeyHelp]:
         if not binding.description or not active.enabled or binding.system:
             continue
         shown = screen.app.get_key_display(binding)
-        seen.setdefault(shown, KeyHelp(shown, binding.description))
+        seen.setdefault(shown, KeyHelp(shown, binding.tooltip or binding.description))  # the footer's word in full
     return list(seen.values())
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Static
 from textual.worker import Worker
@@ -39,23 +40,25 @@ if TYPE_CHECKING:  # the dialogs are imported when opened
 
 
 class RunDetailScreen(RunActions, ForkActions):
+    # sixteen keys: the footer says each in a word (at 200 columns the long names still lost t, i and s),
+    # Help in full (the tooltip)
     BINDINGS = [
         ("escape", "app.pop_screen", "Back"),
         ("x", "stop", "Stop"),
         ("r", "resume", "Resume"),
         ("v", "validate", "Validate"),
-        ("V", "stop_validation", "Stop validation"),
-        ("p", "pick", "Pick best"),
+        Binding("V", "stop_validation", "Stop val.", tooltip="Stop validation"),
+        Binding("p", "pick", "Pick", tooltip="Pick best epoch"),
         ("e", "extract", "Extract"),
-        ("f", "fork", "Fork from epoch"),
-        ("l", "fork_large_margin", "Large-margin fork"),
+        Binding("f", "fork", "Fork", tooltip="Fork from epoch"),
+        Binding("l", "fork_large_margin", "LM fork", tooltip="Large-margin fork"),
         ("n", "toggle_norm", "Raw/AS-norm"),
         ("d", "det", "DET"),
-        ("a", "average", "Average epochs"),
-        ("C", "clean", "Clean checkpoints"),
-        ("t", "labels", "Group/tags/note"),
-        ("i", "info", "Run info"),
-        ("s", "verify", "Verify recordings"),
+        Binding("a", "average", "Average", tooltip="Average epochs"),
+        Binding("C", "clean", "Clean", tooltip="Clean checkpoints"),
+        Binding("t", "labels", "Labels", tooltip="Group/tags/note"),
+        Binding("i", "info", "Info", tooltip="Run info"),
+        Binding("s", "verify", "Verify", tooltip="Verify recordings"),
     ]
     # under 30 rows (an 80x24 terminal) the wrapped summary and the log took the room of the epoch rows
     # that d, f, l and p act on: the summary keeps 4 lines and the log 4; taller, a long name, many tags

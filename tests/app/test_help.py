@@ -31,7 +31,14 @@ async def test_question_mark_lists_every_key_of_the_screen(workspace: Path) -> N
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: showing(app, HelpScreen))
         assert str(app.screen.query_one("#title").render()) == "Keys of Run detail"
+        # the footer's word for a key (Verify), said in full (so that at 80 columns more keys show)
+        table = app.screen.query_one(DataTable)
+        rows = {tuple(table.get_row_at(i)) for i in range(table.row_count)}
+        assert ("s", "Verify recordings") in rows and ("C", "Clean checkpoints") in rows
         await pilot.press("escape")
+        await wait_for(pilot, lambda: not showing(app, HelpScreen))
+        footer = {key.description for key in app.screen.query("FooterKey")}
+        assert {"Verify", "Clean"} <= footer and "Verify recordings" not in footer
 
 
 @pytest.mark.slow
