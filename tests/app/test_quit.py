@@ -54,6 +54,7 @@ from tests.app.conftest import fill_db, make
 
 workspace, started = Path(sys.argv[1]), sys.argv[2]
 fill_db(workspace / "runs.db", workspace)
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as a terminal's session has it (a suite under nohup ignores it)
 
 async def main():
     app = make(workspace)

@@ -13,9 +13,16 @@ import pytest
 from engine.process.stopping import STOP_SIGNALS, Interrupted, StopRequest, ignore_stop_signals
 
 
+def _as_on_a_terminal() -> None:
+    """SIGHUP as a terminal's session has it: a suite run under nohup (a CI's detached job) ignores it,
+    and an ignored hangup stays ignored (the test of that is below)."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 @pytest.fixture
 def stop() -> Iterator[StopRequest]:
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    _as_on_a_terminal()
     request = StopRequest().install()
     yield request
     request.restore()
@@ -53,6 +60,8 @@ def test_a_second_ctrl_c_means_now(stop: StopRequest) -> None:
 
 
 def test_install_twice_then_restore_gives_the_earlier_handlers_back() -> None:
+    hangup = signal.getsignal(signal.SIGHUP)
+    _as_on_a_terminal()
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     request = StopRequest().install()
     try:
@@ -63,6 +72,7 @@ def test_install_twice_then_restore_gives_the_earlier_handlers_back() -> None:
     finally:
         request.restore()
     assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
+    signal.signal(signal.SIGHUP, hangup)  # type: ignore[arg-type]
 
 
 def test_a_loader_worker_ignores_the_stop_signals_of_its_group() -> None:
@@ -82,7 +92,7 @@ def test_a_hangup_stops_the_run_unless_nohup_ignores_it() -> None:
     row running until the liveness check called it lost. Under nohup it is ignored, and stays so."""
     before = signal.getsignal(signal.SIGHUP)
     try:
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        _as_on_a_terminal()
         request = StopRequest().install()
         os.kill(os.getpid(), signal.SIGHUP)
         assert request.requested and request.name == "SIGHUP"
