@@ -19,6 +19,14 @@ from tests.app.conftest import make
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _wait_started(marker: Path) -> None:
+    """Until the waiting validation (a child writing ``marker``) has started."""
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the waiting validation was never started"
+        time.sleep(0.05)
+
+
 async def test_quitting_starts_the_validation_waiting_for_its_training(workspace: Path, tmp_path: Path) -> None:
     started = tmp_path / "validate-started"
     app = make(workspace)
@@ -34,10 +42,7 @@ async def test_quitting_starts_the_validation_waiting_for_its_training(workspace
             await pilot.pause(0.3)
             assert not started.exists() and app.pending[0].pid is None  # it waits for the training's run
             await pilot.press("q")
-        deadline = time.monotonic() + 30
-        while not started.exists():
-            assert time.monotonic() < deadline, "the waiting validation was never started"
-            time.sleep(0.05)
+        _wait_started(started)
     finally:
         if training is not None:  # its own session
             try:
@@ -85,10 +90,7 @@ def test_a_hangup_starts_the_validation_waiting_for_its_training(tmp_path: Path)
     training = int(out.split()[0]) if out.strip() else None
     try:
         assert hung.returncode == -signal.SIGHUP, err[-2000:]
-        deadline = time.monotonic() + 30
-        while not started.exists():
-            assert time.monotonic() < deadline, "the waiting validation was never started"
-            time.sleep(0.05)
+        _wait_started(started)
     finally:
         if training is not None:  # its own session
             with contextlib.suppress(ProcessLookupError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -209,20 +210,27 @@ def test_a_pair_the_trial_list_repeats_counts_each_time(tmp_path):
         equal_error_rate(a[rows], t[rows])[0])
 
 
+def _one_setup() -> tuple[np.ndarray, np.ndarray, Callable[[], np.ndarray]]:
+    """Trials of 30 speakers (a fifth of them targets), and a training of one setup: each call a seed, with
+    its own separation and its own errors."""
+    speakers, per_speaker = 30, 40
+    clusters = np.repeat(np.arange(speakers), per_speaker)
+    t = np.arange(clusters.size) % 5 == 0
+    rng = np.random.default_rng(123)
+
+    def run() -> np.ndarray:
+        return np.where(t, 2 + rng.normal(0, 0.25), 0.0) + rng.normal(0, 1, t.size)
+
+    return t, clusters, run
+
+
 def test_two_seeds_a_side_of_one_setup_are_rarely_called_different():
     """Identical setups whose seeds train unequally: drawing two seeds with replacement as the
     replicates did called one side better in about one comparison in five (the interval held half
     the spread between seeds). With Welch's part for the seeds it is one in twenty, at most."""
     from engine.compare.significance import group_bootstraps
 
-    speakers, per_speaker = 30, 40
-    clusters = np.repeat(np.arange(speakers), per_speaker)
-    t = np.arange(clusters.size) % 5 == 0
-    rng = np.random.default_rng(123)
-
-    def run() -> np.ndarray:  # a seed: its own separation, its own errors
-        return np.where(t, 2 + rng.normal(0, 0.25), 0.0) + rng.normal(0, 1, t.size)
-
+    t, clusters, run = _one_setup()
     called = [group_bootstraps([run(), run()], [run(), run()], t, clusters, metrics=("eer",), n=200, seed=i)[0]
               for i in range(60)]
     assert sum(d.verdict != "no clear difference" for d in called) <= 4
@@ -234,14 +242,7 @@ def test_one_run_a_side_says_its_interval_holds_no_seeds_spread():
     comparison in twenty (the line that says "A better" then says why to read it with care)."""
     from engine.compare.significance import group_bootstraps
 
-    speakers, per_speaker = 30, 40
-    clusters = np.repeat(np.arange(speakers), per_speaker)
-    t = np.arange(clusters.size) % 5 == 0
-    rng = np.random.default_rng(123)
-
-    def run() -> np.ndarray:  # a seed: its own separation, its own errors
-        return np.where(t, 2 + rng.normal(0, 0.25), 0.0) + rng.normal(0, 1, t.size)
-
+    t, clusters, run = _one_setup()
     called = [group_bootstraps([run()], [run()], t, clusters, metrics=("eer",), n=200, seed=i)[0] for i in range(40)]
     assert sum(d.verdict != NO_DIFFERENCE for d in called) >= 8
     assert all(d.describe().endswith(f"speakers, one run a side: seeds not weighed): {d.verdict}") for d in called)
