@@ -108,9 +108,11 @@ class SpkembApp(App[None]):
     def _hung_up(self) -> None:
         """The terminal closed (an SSH session dropped): what waited on a training is started, as quitting
         starts it (a validation launched beside it was lost), and the TUI ends as a hangup ends it."""
-        self.launcher.start_waiting(self.pending)
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGHUP)
+        try:
+            self.launcher.start_waiting(self.pending)
+        finally:  # a launch that failed leaves no TUI running on a terminal that is gone
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGHUP)
 
     def _runs_screen(self):
         from app.screens.runs import RunsScreen

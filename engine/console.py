@@ -12,6 +12,7 @@ through ``say`` instead); ``while_loading`` is the spinner of a command's first 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import os
@@ -61,7 +62,9 @@ def say(line: str) -> None:
     reader has left (:func:`stderr_gone`)."""
     try:
         print(printable(line), file=sys.stderr, flush=True)
-    except BrokenPipeError:
+    except OSError as e:  # EPIPE: a pipe's reader left; EIO: the terminal hung up
+        if e.errno not in (errno.EPIPE, errno.EIO):
+            raise
         stderr_gone()
 
 
@@ -74,6 +77,11 @@ def stderr_gone() -> None:
         os.dup2(devnull, sys.stderr.fileno())
     finally:
         os.close(devnull)
+
+
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal now (one that hung up no longer tells: ask before)."""
+    return sys.stderr is not None and sys.stderr.isatty()
 
 
 def stdout_usable() -> bool:

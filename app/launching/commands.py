@@ -55,7 +55,7 @@ def request_argv(request: Request) -> list[str]:
 def train_argv(exp_dir: str | Path, protocol: str, *, subset: str = "train", to: int | None = None,
                device: str | None = None, parallel: int | None = None, resume: bool = False,
                db: str | Path | None = None, database: str | Path | None = None,
-               init_from: str | Path | None = None, init_classifier: bool = False, seed: int = 0,
+               init_from: str | Path | None = None, init_classifier: bool = False, seed: int | None = None,
                group: str | None = None, tags: tuple[str, ...] = (), note: str | None = None) -> list[str]:
     request = TrainRequest(
         exp_dir=str(exp_dir), protocol=protocol, subset=subset, to=to, device=device or None, resume=resume,

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from engine.console import stderr_gone, stderr_is_terminal
+
 #: the signals that ask a run to stop (SLURM's warning, SIGUSR1, and a terminal's hangup included)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 
@@ -46,10 +48,13 @@ class StopRequest:
         self.signal: int | None = None
         self._previous: dict[int, object] = {}
         self._raise = False
+        #: whether stderr was a terminal when installed (a hung-up one can no longer tell)
+        self._terminal = False
 
     def install(self) -> StopRequest:
         if self._previous:  # already installed (train installs it before indexing)
             return self
+        self._terminal = stderr_is_terminal()
         for sig in STOP_SIGNALS:
             if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
                 continue  # nohup's: the run goes on when its terminal closes
@@ -76,6 +81,8 @@ class StopRequest:
         if self.signal is not None and signum == signal.SIGINT:
             # a second Ctrl-C means "now": give the default behaviour back
             raise KeyboardInterrupt
+        if signum == signal.SIGHUP and self._terminal:
+            stderr_gone()  # its terminal hung up: writing there fails (EIO), and the stop must be recorded
         self.signal = signum
         if self._raise:
             self._raise = False

@@ -90,5 +90,7 @@ def test_resume_commands_built_from_recorded_runs(workspace: Path) -> None:
     one = commands.resume_argv(runs["one"], db=workspace / "runs.db")
     assert one[:3] == [sys.executable, "-m", "engine"]
     assert (engine_request(one).device, engine_request(one).parallel, engine_request(one).resume) == ("cuda:1", 2, True)
+    # no seed: the resumed run goes on with its checkpoint's (--seed 0 was refused for a run of seed 5)
+    assert "--seed" not in one and engine_request(one).seed is None
     # validation and extraction beside a torchrun run are one process: rank 0's device
     assert commands.run_device(runs["gpus"]) == "cuda:0"
