@@ -141,7 +141,7 @@ def while_loading(text: str) -> AbstractContextManager[object]:
     """A spinner saying ``text`` on stderr while it is a terminal, erased after (a log hears nothing; a dumb
     terminal the line): what a person waits for before the first line (torch's import: a minute on some
     network file systems)."""
-    if not sys.stderr.isatty():
+    if not stderr_is_terminal():
         return contextlib.nullcontext()
     console = stderr_console()
     if draws(console):

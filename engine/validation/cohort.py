@@ -9,6 +9,7 @@ and subset are those of the TRN_DIR's training run (its database row, else the f
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,7 +39,7 @@ class Cohort:
     speaker_of: dict[str, int]      # uri -> index into speakers
     problems: list[Problem] = field(default_factory=list)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """A digest of the files and the speaker each stands for: scores normalised by another cohort
         (``--cohort-files``, or the training list changed) are not those this cohort would give."""
